@@ -1,0 +1,3 @@
+"""One-stop dispute mediation center service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,57 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mediation import __version__
+from mediation.bodies.router import router as bodies_router
+from mediation.core.clock import Clock
+from mediation.core.db import Database
+from mediation.core.errors import install_handlers
+from mediation.core.http import HttpConventionsMiddleware
+from mediation.core.settings import Settings, get_settings
+from mediation.disputes.router import router as disputes_router
+from mediation.ops.router import router as ops_router
+
+DESCRIPTION = """
+矛盾纠纷多元化解「一站式」调处中心服务: registers disputes at one window, routes them to the right
+mediation body, follows them against legal deadlines, and hands them on to courts and arbitration.
+
+Conventions: errors are RFC 9457 problem details (`application/problem+json`) with a stable `type`;
+changes to a case need `If-Match` with its current `ETag`; creating POSTs and actions honour
+`Idempotency-Key`; `Accept-Language: en` switches messages to English (default Chinese).
+"""
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await db.dispose()
+
+    app = FastAPI(
+        title="Mediation center API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.clock = clock or Clock(settings.timezone)
+    install_handlers(app)
+    app.add_middleware(
+        HttpConventionsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        default_language=settings.default_language,
+    )
+    app.include_router(disputes_router)
+    app.include_router(bodies_router)
+    app.include_router(ops_router)
+    return app

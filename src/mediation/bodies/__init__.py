@@ -1,0 +1,1 @@
+"""Mediation bodies, courts and arbitration commissions."""

@@ -1,0 +1,75 @@
+"""The `mediation` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from mediation.core.settings import get_settings
+
+
+def _openapi(output: Path) -> None:
+    from mediation.app import create_app
+
+    document = create_app().openapi()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mediation", description="One-stop dispute mediation center service"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    commands.add_parser("migrate", help="bring the database schema up to date")
+    seed = commands.add_parser(
+        "seed-demo", help="load demo data (skipped when the database already has cases)"
+    )
+    seed.add_argument("--force", action="store_true", help="add demo data even if cases exist")
+    openapi = commands.add_parser("openapi", help="write the OpenAPI contract")
+    openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
+    commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    settings = get_settings()
+
+    if args.command == "serve":
+        import uvicorn
+
+        uvicorn.run(
+            "mediation.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=True,
+        )
+    elif args.command == "migrate":
+        from mediation.migrate import upgrade
+
+        upgrade(settings.database_url)
+    elif args.command == "seed-demo":
+        from mediation.demo import seed_demo
+
+        print(asyncio.run(seed_demo(settings, force=args.force)))
+    elif args.command == "openapi":
+        _openapi(args.output)
+    elif args.command == "lifecycle":
+        from mediation.disputes.lifecycle import mermaid
+
+        sys.stdout.write(mermaid())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Database engines, the declarative base and the unit of work.
+
+One place commits: `UnitOfWorkRoute` opens a session for each request, the endpoint and the
+services only add and flush, and the route commits once before the response leaves (or rolls back
+on any error). Services never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from mediation.core.settings import Settings
+
+# Stable constraint names, so SQLite batch migrations and PostgreSQL agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite stores naive text otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Database:
+    """The engines and session factories of one app instance.
+
+    On SQLite, writers start with BEGIN IMMEDIATE: they take the write lock up front and wait for it
+    (busy_timeout) instead of failing later with "database is locked" when a read lock cannot be
+    upgraded. Readers use a plain deferred transaction and, in WAL mode, never block.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = self._sqlite_engine(settings, immediate=False)
+            self.write_engine = self._sqlite_engine(settings, immediate=True)
+        else:
+            self.engine = create_async_engine(
+                self.url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+                pool_timeout=settings.db_pool_timeout_seconds,
+                pool_pre_ping=True,
+            )
+            self.write_engine = self.engine
+        self.reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
+
+    def _sqlite_engine(self, settings: Settings, *, immediate: bool) -> AsyncEngine:
+        engine = create_async_engine(
+            self.url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
+        busy = settings.sqlite_busy_timeout_ms
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, decide when transactions begin.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def session_of(request: Request) -> AsyncSession:
+    """The request's session, opened by `UnitOfWorkRoute`."""
+    session: AsyncSession = request.state.session
+    return session
+
+
+class UnitOfWorkRoute(APIRoute):
+    """Opens one session per request and commits it once, before the response is sent."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def unit_of_work(request: Request) -> Response:
+            db: Database = request.app.state.db
+            factory = db.reader if request.method in READ_METHODS else db.writer
+            async with factory() as session:
+                request.state.session = session
+                try:
+                    response = await handler(request)
+                except BaseException:
+                    await session.rollback()
+                    raise
+                if response.status_code < 400:
+                    await session.commit()
+                else:
+                    await session.rollback()
+                return response
+
+        return unit_of_work

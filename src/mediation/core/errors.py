@@ -1,0 +1,333 @@
+"""Typed errors, each mapped to one HTTP status and one RFC 9457 problem `type`.
+
+The `type` values are stable relative URIs (`/problems/<slug>`); the app serves a short page for
+each, so they dereference on any deployment while comparing equal everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mediation.core.i18n import Text, current_language
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+
+class ProblemError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[Text] = Text("服务内部错误", "Internal server error")
+
+    def __init__(
+        self,
+        detail: Text | str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+        super().__init__(str(detail) if detail else self.title.en)
+
+    @classmethod
+    def type_uri(cls) -> str:
+        return PROBLEM_BASE + cls.slug
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        language = current_language()
+        body: dict[str, Any] = {
+            "type": self.type_uri(),
+            "title": self.title.get(language),
+            "status": self.status,
+        }
+        if self.detail is not None:
+            body["detail"] = self.detail.get(language) if isinstance(self.detail, Text) else self.detail
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+class NotFound(ProblemError):
+    status = 404
+    slug = "not-found"
+    title = Text("资源不存在", "Resource not found")
+
+
+class Forbidden(ProblemError):
+    status = 403
+    slug = "forbidden"
+    title = Text("无权执行该操作", "Not allowed for this role")
+
+
+class InvalidTransition(ProblemError):
+    status = 409
+    slug = "invalid-transition"
+    title = Text("当前状态下不能执行该操作", "Action not allowed in the current state")
+
+
+class GuardFailed(ProblemError):
+    status = 422
+    slug = "guard-failed"
+    title = Text("不满足执行该操作的条件", "Conditions for this action are not met")
+
+
+class StaleVersion(ProblemError):
+    status = 412
+    slug = "stale-version"
+    title = Text("案件已被他人修改, 请刷新后重试", "The case has changed; reload and retry")
+
+
+class PreconditionRequired(ProblemError):
+    status = 428
+    slug = "precondition-required"
+    title = Text("缺少 If-Match 请求头", "If-Match header required")
+
+
+class ValidationFailed(ProblemError):
+    status = 422
+    slug = "validation-error"
+    title = Text("请求内容有误", "The request is not valid")
+
+
+class DuplicateExternalReference(ProblemError):
+    status = 409
+    slug = "duplicate-external-reference"
+    title = Text("该来源平台的工单已登记", "This platform's reference is already registered")
+
+
+class IdempotencyKeyMismatch(ProblemError):
+    status = 422
+    slug = "idempotency-key-mismatch"
+    title = Text("幂等键已用于另一个请求", "Idempotency-Key was used for a different request")
+
+
+class IdempotencyInProgress(ProblemError):
+    status = 409
+    slug = "idempotency-in-progress"
+    title = Text("相同幂等键的请求正在处理", "A request with this Idempotency-Key is in progress")
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    slug = "payload-too-large"
+    title = Text("请求体过大", "Request body too large")
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = Text("不支持的请求格式", "Unsupported media type")
+
+
+class MethodNotAllowed(ProblemError):
+    status = 405
+    slug = "method-not-allowed"
+    title = Text("不支持该请求方法", "Method not allowed")
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    slug = "service-unavailable"
+    title = Text("服务暂时不可用, 请稍后重试", "Service temporarily unavailable; retry shortly")
+
+
+class InternalError(ProblemError):
+    pass
+
+
+ALL_PROBLEMS: tuple[type[ProblemError], ...] = (
+    NotFound,
+    Forbidden,
+    InvalidTransition,
+    GuardFailed,
+    StaleVersion,
+    PreconditionRequired,
+    ValidationFailed,
+    DuplicateExternalReference,
+    IdempotencyKeyMismatch,
+    IdempotencyInProgress,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    InternalError,
+)
+
+
+# ---- the contract: problem schemas and per-endpoint `responses=` -----------------------------
+
+
+class Reason(BaseModel):
+    """One reason a guard refused an action, with the rule it encodes."""
+
+    code: str = Field(examples=["agreement_unsigned"])
+    message: str
+    article: str | None = Field(default=None, description="The legal source of the rule, if any.")
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["parties[0].id_number"])
+    location: str = Field(examples=["body"])
+    code: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["/problems/guard-failed"])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    reasons: list[Reason] | None = Field(default=None, description="Guard failures, for guard-failed.")
+    errors: list[FieldError] | None = Field(default=None, description="Field errors, for validation-error.")
+
+
+def problem_responses(*problems: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for an endpoint: every listed problem, plus those any endpoint can answer."""
+    by_status: dict[int, list[type[ProblemError]]] = {}
+    for p in (*problems, ValidationFailed, PayloadTooLarge, ServiceUnavailable, InternalError):
+        if p not in by_status.setdefault(p.status, []):
+            by_status[p.status].append(p)
+    return {
+        status: {
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            "description": " / ".join(f"{p.slug}: {p.title.en}" for p in items),
+        }
+        for status, items in sorted(by_status.items())
+    }
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+_PYDANTIC_ZH: dict[str, str] = {
+    "missing": "必填项",
+    "extra_forbidden": "不允许的字段 (客户端不能写入该字段)",
+    "string_too_short": "内容过短",
+    "string_too_long": "内容过长",
+    "string_pattern_mismatch": "格式不正确",
+    "string_type": "应为文本",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "decimal_parsing": "应为数字",
+    "decimal_type": "应为数字",
+    "greater_than": "数值过小",
+    "greater_than_equal": "数值过小",
+    "less_than": "数值过大",
+    "less_than_equal": "数值过大",
+    "literal_error": "取值不在允许范围内",
+    "enum": "取值不在允许范围内",
+    "json_invalid": "JSON 格式错误",
+    "uuid_parsing": "应为 UUID",
+    "date_from_datetime_parsing": "日期格式不正确",
+    "date_parsing": "日期格式不正确",
+    "datetime_parsing": "时间格式不正确",
+    "datetime_from_date_parsing": "时间格式不正确",
+    "too_short": "条目过少",
+    "too_long": "条目过多",
+    "model_attributes_type": "应为 JSON 对象",
+    "dict_type": "应为 JSON 对象",
+    "list_type": "应为列表",
+    "bool_parsing": "应为布尔值",
+}
+
+
+def _field_path(loc: Sequence[str | int]) -> tuple[str, str]:
+    location = str(loc[0]) if loc else "body"
+    path = ""
+    for part in loc[1:]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return location, path or location
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    language = current_language()
+    out = []
+    for err in errors:
+        location, path = _field_path(tuple(err.get("loc", ())))
+        code = str(err.get("type", "invalid"))
+        ctx = err.get("ctx") or {}
+        message = str(err.get("msg", ""))
+        if code == "value_error" and "error" in ctx:
+            # Our own validators raise ValueError(Text): keep the requested language.
+            raw = ctx["error"]
+            message = raw.args[0].get(language) if raw.args and isinstance(raw.args[0], Text) else str(raw)
+            code = getattr(raw, "code", "invalid_value")
+        elif language == "zh" and code in _PYDANTIC_ZH:
+            message = _PYDANTIC_ZH[code]
+        out.append({"field": path, "location": location, "code": code, "message": message})
+    return out
+
+
+def problem_response(exc: ProblemError, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    headers = {"Content-Language": current_language(), **exc.headers}
+    return JSONResponse(
+        exc.body(instance), status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def is_connection_problem(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, OperationalError):
+        return True  # SQLite "database is locked", server gone, ...
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def install_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(exc, request)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = field_errors(exc.errors())
+        names = ", ".join(e["field"] for e in errors[:5])
+        detail = Text(f"以下字段有误: {names}", f"Invalid fields: {names}")
+        return problem_response(ValidationFailed(detail, errors=errors), request)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        mapped: ProblemError
+        if exc.status_code == 404:
+            mapped = NotFound(Text("没有这个地址", "No such path"))
+        elif exc.status_code == 405:
+            mapped = MethodNotAllowed(headers=exc.headers)
+        elif exc.status_code == 413:
+            mapped = PayloadTooLarge()
+        else:
+            mapped = ProblemError(str(exc.detail))
+            mapped.status = exc.status_code  # type: ignore[misc]
+        return problem_response(mapped, request)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_connection_problem(exc):
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return problem_response(ServiceUnavailable(headers={"Retry-After": "1"}), request)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(InternalError(), request)
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

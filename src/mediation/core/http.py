@@ -1,0 +1,115 @@
+"""HTTP conventions shared by every endpoint: ETags, cursors, body limits, language, request ids."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mediation.core.errors import PreconditionRequired, StaleVersion, ValidationFailed
+from mediation.core.i18n import Text, negotiate, set_language
+
+
+def etag_for(version: int) -> str:
+    return f'"{version}"'
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    """Optimistic concurrency (RFC 9110 §13.1.1, strong comparison): the client must name the version it saw."""
+    if if_match is None or not if_match.strip():
+        raise PreconditionRequired(
+            Text("修改案件须携带 If-Match: 当前 ETag", "Send If-Match with the case's current ETag"),
+            current_etag=etag_for(version),
+        )
+    tags = [t.strip() for t in if_match.split(",")]
+    if "*" in tags:
+        raise PreconditionRequired(
+            Text("If-Match 须为具体的 ETag, 不能为 *", "If-Match must name a specific ETag, not *"),
+            current_etag=etag_for(version),
+        )
+    if etag_for(version) not in tags:  # weak tags (W/"...") never match under strong comparison
+        raise StaleVersion(
+            Text("您看到的版本已过期, 当前版本为 {v}", "Your version is out of date; current is {v}").format(
+                v=etag_for(version)
+            ),
+            current_etag=etag_for(version),
+        )
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    raw = json.dumps(values, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(value, dict):
+            raise ValueError
+        return value
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            Text("分页游标无效", "Invalid pagination cursor"),
+            errors=[{"field": "cursor", "location": "query", "code": "invalid_cursor", "message": "invalid"}],
+        ) from exc
+
+
+class HttpConventionsMiddleware:
+    """Pure ASGI: request language, request id, and the request body ceiling (413 before reading it)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, default_language: str = "zh") -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.default_language = default_language
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        set_language(negotiate(headers.get("accept-language"), self.default_language))
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        limit = self.max_body_bytes
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._too_large(scope, receive, send_with_id)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(status_code=413)
+            return message
+
+        await self.app(scope, limited_receive, send_with_id)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from mediation.core.errors import PayloadTooLarge, problem_response
+
+        response = problem_response(
+            PayloadTooLarge(
+                Text("请求体超过 {n} 字节上限", "Request body exceeds {n} bytes").format(
+                    n=self.max_body_bytes
+                )
+            )
+        )
+        await response(scope, receive, send)

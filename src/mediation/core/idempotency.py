@@ -1,0 +1,190 @@
+"""Idempotency-Key (IETF httpapi-idempotency-key-header draft).
+
+A key is claimed in its own short transaction, so a concurrent duplicate sees it at once (409).
+The response is stored in the request's own transaction, so "done" and "recorded as done" commit
+together. A request that fails releases its key: nothing was changed, so a retry may run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import String, Text, UniqueConstraint, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mediation.core.db import Base, Database, new_id, session_of
+from mediation.core.errors import IdempotencyInProgress, IdempotencyKeyMismatch, ValidationFailed
+from mediation.core.i18n import Text as I18nText
+from mediation.core.principal import Principal
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(160))
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_progress | completed
+    response_status: Mapped[int | None]
+    response_headers: Mapped[dict[str, Any] | None]
+    response_body: Mapped[str | None] = mapped_column(Text)
+    locked_until: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+
+
+@dataclass(slots=True)
+class Claim:
+    record_id: uuid.UUID
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """Same method, path and JSON content (whatever its whitespace or key order) -> same fingerprint."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        canonical = body.decode("utf-8", "replace")
+    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+
+
+def _validate_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            I18nText(
+                "Idempotency-Key 须为 1-255 个可打印字符",
+                "Idempotency-Key must be 1-255 printable characters",
+            ),
+            errors=[
+                {"field": "Idempotency-Key", "location": "header", "code": "invalid", "message": "invalid"}
+            ],
+        )
+
+
+async def _claim(
+    db: Database, principal: Principal, key: str, fp: str, now: datetime, ttl: timedelta, lock: timedelta
+) -> Claim | IdempotencyRecord:
+    for _ in range(3):
+        async with db.writer() as session, session.begin():
+            existing = await session.scalar(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.scope == principal.scope, IdempotencyRecord.key == key
+                )
+            )
+            if existing is None:
+                record = IdempotencyRecord(
+                    scope=principal.scope,
+                    key=key,
+                    fingerprint=fp,
+                    state="in_progress",
+                    locked_until=now + lock,
+                    expires_at=now + ttl,
+                    created_at=now,
+                )
+                session.add(record)
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    await session.rollback()
+                    continue  # someone claimed it at the same moment: look again
+                return Claim(record.id)
+            if existing.expires_at <= now:
+                await session.delete(existing)
+                continue
+            if existing.fingerprint != fp:
+                raise IdempotencyKeyMismatch(
+                    I18nText(
+                        "该幂等键已用于内容不同的请求", "This key was used with a different request body"
+                    )
+                )
+            if existing.state == "completed":
+                return existing
+            if existing.locked_until > now:
+                raise IdempotencyInProgress(headers={"Retry-After": "1"})
+            # The first attempt died without releasing its key: take it over.
+            taken = await session.execute(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.id == existing.id, IdempotencyRecord.locked_until <= now)
+                .values(locked_until=now + lock)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]
+                return Claim(existing.id)
+            raise IdempotencyInProgress(headers={"Retry-After": "1"})
+    raise IdempotencyInProgress(headers={"Retry-After": "1"})
+
+
+async def _release(db: Database, claim: Claim) -> None:
+    async with db.writer() as session, session.begin():
+        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id))
+
+
+def _replay(record: IdempotencyRecord) -> Response:
+    headers = dict(record.response_headers or {})
+    headers["Idempotent-Replayed"] = "true"
+    return Response(
+        content=record.response_body or "",
+        status_code=record.response_status or 200,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+REPLAYED_HEADERS = ("location", "etag", "content-language")
+
+
+async def run_idempotent(
+    request: Request,
+    principal: Principal,
+    key: str | None,
+    work: Callable[[], Awaitable[JSONResponse]],
+) -> Response:
+    """Run `work` at most once per (caller, key); replay its stored response afterwards."""
+    if key is None:
+        return await work()
+    _validate_key(key)
+    db: Database = request.app.state.db
+    settings = request.app.state.settings
+    now: datetime = request.app.state.clock.now()
+    fp = fingerprint(request.method, request.url.path, await request.body())
+    outcome = await _claim(
+        db,
+        principal,
+        key,
+        fp,
+        now,
+        timedelta(hours=settings.idempotency_ttl_hours),
+        timedelta(seconds=settings.idempotency_lock_seconds),
+    )
+    if isinstance(outcome, IdempotencyRecord):
+        return _replay(outcome)
+    session = session_of(request)
+    try:
+        response = await work()
+    except BaseException:
+        # Give up this request's transaction first: on SQLite it holds the write lock.
+        await session.rollback()
+        await _release(db, outcome)
+        raise
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == outcome.record_id)
+        .values(
+            state="completed",
+            response_status=response.status_code,
+            response_headers={k: v for k, v in response.headers.items() if k.lower() in REPLAYED_HEADERS},
+            response_body=bytes(response.body).decode(),
+        )
+    )
+    return response

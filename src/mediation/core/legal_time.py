@@ -1,0 +1,48 @@
+"""Counting legal periods the way Chinese procedure law counts them.
+
+民事诉讼法 Art. 85: a period counted in days starts on the day after the triggering day, and when
+its last day is a statutory rest day (法定休假日, which in practice includes weekends), it ends on the
+first working day after it. Working days follow the State Council's holiday schedule, make-up
+working days (调休) included, as published in `chinese-calendar`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import chinese_calendar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodEnd:
+    last_day: date
+    extended: bool  # the nominal last day was a rest day
+    calendar_known: bool  # False: the holiday schedule for that year is not yet published
+
+
+def is_working_day(day: date) -> tuple[bool, bool]:
+    """(is it a working day, is the official schedule known for that year)."""
+    try:
+        return bool(chinese_calendar.is_workday(day)), True
+    except NotImplementedError:
+        # The State Council publishes each year's schedule in the preceding autumn; until the
+        # library carries it, weekends are the only rest days we can know of.
+        return day.weekday() < 5, False
+
+
+def period_end(start: date, days: int) -> PeriodEnd:
+    nominal = start + timedelta(days=days)
+    day, known = nominal, True
+    while True:
+        working, day_known = is_working_day(day)
+        known = known and day_known
+        if working:
+            break
+        day += timedelta(days=1)
+    if not known:
+        log.warning("holiday schedule unknown around %s; counted weekends only", nominal.isoformat())
+    return PeriodEnd(last_day=day, extended=day != nominal, calendar_known=known)

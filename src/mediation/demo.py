@@ -1,0 +1,309 @@
+"""Demo data for a county center: bodies of every kind and tier, and cases in every state.
+
+Cases are driven through the real service layer, so their timelines and events are what the
+service itself would have written. Party names are the customary placeholders (张三, 李四 ...).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from stdnum.cn import ric
+
+from mediation.bodies.models import Body, BodyKind
+from mediation.core.clock import FrozenClock
+from mediation.core.db import Database
+from mediation.core.http import etag_for
+from mediation.core.principal import Principal, Role
+from mediation.core.settings import Settings
+from mediation.disputes.lifecycle import Action, Status
+from mediation.disputes.models import Dispute
+from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
+from mediation.disputes.service import DisputeService
+
+COUNTY = "330681"
+BODIES: list[tuple[str, BodyKind, str, str]] = [
+    ("枫桥镇枫源村人民调解委员会", BodyKind.people_mediation_committee, "village", "330681105201"),
+    ("枫桥镇新枫村人民调解委员会", BodyKind.people_mediation_committee, "village", "330681105202"),
+    ("店口镇湄池村人民调解委员会", BodyKind.people_mediation_committee, "village", "330681106203"),
+    ("枫桥镇人民调解委员会", BodyKind.people_mediation_committee, "town", "330681105000"),
+    ("店口镇人民调解委员会", BodyKind.people_mediation_committee, "town", "330681106000"),
+    ("暨阳街道人民调解委员会", BodyKind.people_mediation_committee, "town", "330681001000"),
+    ("市人民调解委员会", BodyKind.people_mediation_committee, "county", "330681000000"),
+    ("市劳动争议人民调解委员会", BodyKind.industry_mediation, "county", "330681000000"),
+    ("市医疗纠纷人民调解委员会", BodyKind.industry_mediation, "county", "330681000000"),
+    ("市婚姻家庭纠纷调解委员会", BodyKind.industry_mediation, "county", "330681000000"),
+    ("市物业纠纷人民调解委员会", BodyKind.industry_mediation, "county", "330681000000"),
+    ("市道路交通事故纠纷调解委员会", BodyKind.industry_mediation, "county", "330681000000"),
+    ("市消费者权益保护委员会调解室", BodyKind.administrative_mediation, "county", "330681000000"),
+    ("市律师调解工作室", BodyKind.lawyer_mediation, "county", "330681000000"),
+    ("市人民法院特邀调解工作室", BodyKind.court_invited_mediation, "county", "330681000000"),
+    ("诸暨市人民法院", BodyKind.court, "county", "330681000000"),
+    ("枫桥人民法庭", BodyKind.court, "town", "330681105000"),
+    ("诸暨市劳动人事争议仲裁委员会", BodyKind.labour_arbitration_commission, "county", "330681000000"),
+    ("绍兴仲裁委员会", BodyKind.commercial_arbitration_commission, "city", "330600000000"),
+    ("诸暨市农村土地承包仲裁委员会", BodyKind.rural_land_arbitration_commission, "county", "330681000000"),
+]
+
+PEOPLE = ["张三", "李四", "王五", "赵六", "钱七", "孙八", "周九", "吴十"]
+ORGANISATIONS = [
+    "某建筑劳务有限公司",
+    "某物业服务有限公司",
+    "某房地产开发有限公司",
+    "某医院",
+    "某汽车运输有限公司",
+]
+
+CASES: list[tuple[str, str, str, int, str]] = [
+    # category, description, target state, people involved, severity
+    ("neighbour", "相邻双方因院墙滴水及通行问题发生争执, 申请调解。", "registered", 2, "ordinary"),
+    ("debt", "借款人到期未归还借款三万元, 出借人申请调解。", "registered", 2, "ordinary"),
+    ("consumer", "购买的电动车电池一个月内多次故障, 商家拒绝退换。", "declined", 1, "ordinary"),
+    ("housing_homestead", "兄弟二人对宅基地分界线有争议。", "accepted", 2, "ordinary"),
+    ("property_management", "业主以漏水未修为由拒交物业费, 物业公司申请调解。", "accepted", 1, "ordinary"),
+    ("traffic_accident", "两车刮擦事故, 双方对维修费用分担有争议。", "assigned", 2, "ordinary"),
+    ("labour", "十二名工人被拖欠三个月工资, 要求用工单位支付。", "assigned", 12, "major"),
+    ("neighbour", "楼上装修噪音影响休息, 双方多次争吵。", "mediating", 2, "ordinary"),
+    ("marriage_family", "子女对赡养老人费用分担有分歧。", "mediating", 3, "ordinary"),
+    ("medical", "患者家属认为手术后并发症系医疗过错, 要求赔偿。", "mediating", 1, "major"),
+    ("contract", "装修合同工期延误, 业主要求减少价款。", "agreement_signed", 1, "ordinary"),
+    ("debt", "货款八万元未结清, 双方同意分期支付。", "agreement_signed", 1, "ordinary"),
+    ("damages", "饲养的狗咬伤路人, 就医疗费赔偿达成一致。", "performed", 1, "ordinary"),
+    ("contract", "房屋租赁合同提前解除, 押金返还有争议。", "confirmation_pending", 1, "ordinary"),
+    ("traffic_accident", "电动车与行人相撞, 就赔偿金额达成协议并申请司法确认。", "confirmed", 1, "ordinary"),
+    ("debt", "合伙经营散伙后的债务分担协议被法院驳回确认申请。", "confirmation_rejected", 2, "ordinary"),
+    ("business_operation", "合作社与农户就收购价格发生争议, 调解未成。", "mediation_failed", 6, "ordinary"),
+    ("neighbour", "邻里因树木遮挡采光发生纠纷, 申请人撤回申请。", "withdrawn", 2, "ordinary"),
+    (
+        "labour",
+        "员工被解除劳动合同后要求经济补偿, 调解未果导入劳动仲裁。",
+        "referred_arbitration",
+        1,
+        "ordinary",
+    ),
+    ("contract", "买卖合同质量纠纷调解不成, 导入诉讼。", "referred_litigation", 1, "ordinary"),
+    ("property_management", "小区停车位收费纠纷, 协议已履行并结案。", "closed", 30, "major"),
+    ("damages", "高空坠物致车辆受损, 赔偿已履行并回访归档。", "archived", 1, "ordinary"),
+    ("land_forest", "两村民对承包山林边界有争议。", "accepted", 2, "ordinary"),
+    ("environment", "养殖场异味影响周边居民生活。", "registered", 25, "major"),
+    ("expropriation_demolition", "拆迁补偿面积认定有分歧。", "assigned", 3, "serious"),
+    ("other", "村集体收益分配有异议。", "registered", 40, "major"),
+    ("labour", "建筑工地农民工工资拖欠, 协议分两期支付。", "agreement_signed", 15, "major"),
+    ("medical", "牙科种植牙脱落, 患者要求退费赔偿。", "closed", 1, "ordinary"),
+    ("consumer", "预付卡健身房关门, 会员要求退款。", "mediating", 8, "ordinary"),
+    ("marriage_family", "离婚后子女探望安排发生争执。", "agreement_signed", 2, "ordinary"),
+    ("debt", "民间借贷利息约定不明, 调解不成导入诉讼。", "referred_litigation", 2, "ordinary"),
+    ("neighbour", "共用楼道堆放杂物引发冲突。", "closed", 2, "ordinary"),
+    ("traffic_accident", "摩托车与货车碰撞, 就误工费达成协议。", "performed", 1, "ordinary"),
+    ("housing_homestead", "翻建房屋影响邻居通风采光。", "mediation_failed", 2, "ordinary"),
+]
+
+# The path of actions that brings a new case to each state.
+PATHS: dict[str, list[str]] = {
+    "registered": [],
+    "declined": ["decline"],
+    "accepted": ["accept"],
+    "assigned": ["accept", "assign"],
+    "mediating": ["accept", "assign", "sign_for"],
+    "agreement_signed": ["accept", "assign", "sign_for", "agree"],
+    "performed": ["accept", "assign", "sign_for", "agree", "record_performance"],
+    "confirmation_pending": ["accept", "assign", "sign_for", "agree", "request_confirmation"],
+    "confirmed": ["accept", "assign", "sign_for", "agree", "request_confirmation", "confirm"],
+    "confirmation_rejected": ["accept", "assign", "sign_for", "agree", "request_confirmation", "reject"],
+    "mediation_failed": ["accept", "assign", "sign_for", "fail"],
+    "withdrawn": ["accept", "withdraw"],
+    "referred_arbitration": ["accept", "assign", "sign_for", "fail", "refer_arbitration"],
+    "referred_litigation": ["accept", "assign", "sign_for", "fail", "refer_litigation"],
+    "closed": ["accept", "assign", "sign_for", "agree", "record_performance", "close"],
+    "archived": ["accept", "assign", "sign_for", "agree", "record_performance", "close", "archive"],
+}
+
+ROLE_FOR = {
+    "decline": Role.clerk,
+    "accept": Role.clerk,
+    "assign": Role.clerk,
+    "sign_for": Role.body_mediator,
+    "agree": Role.body_mediator,
+    "fail": Role.body_mediator,
+    "record_performance": Role.body_mediator,
+    "request_confirmation": Role.body_mediator,
+    "confirm": Role.court,
+    "reject": Role.court,
+    "withdraw": Role.clerk,
+    "refer_arbitration": Role.body_admin,
+    "refer_litigation": Role.body_admin,
+    "close": Role.clerk,
+    "archive": Role.clerk,
+}
+
+MEDIATION_BODY_FOR = {
+    "labour": "市劳动争议人民调解委员会",
+    "medical": "市医疗纠纷人民调解委员会",
+    "marriage_family": "市婚姻家庭纠纷调解委员会",
+    "property_management": "市物业纠纷人民调解委员会",
+    "traffic_accident": "市道路交通事故纠纷调解委员会",
+    "consumer": "市消费者权益保护委员会调解室",
+    "expropriation_demolition": "市人民调解委员会",
+}
+
+
+def resident_id(rng: random.Random, region: str = COUNTY) -> str:
+    # 330681 (诸暨市) exists since 1989; stdnum checks the code was in use in the birth year.
+    born = date(1990, 1, 1) + timedelta(days=rng.randrange(0, 365 * 15))
+    first17 = f"{region}{born:%Y%m%d}{rng.randrange(0, 1000):03d}"
+    return first17 + ric.calc_check_digit(first17 + "0")  # it expects a placeholder check digit
+
+
+def _party(rng: random.Random, role: str, name: str, organisation: bool = False) -> dict[str, Any]:
+    if organisation:
+        return {"role": role, "kind": "organisation", "name": name}
+    return {
+        "role": role,
+        "kind": "person",
+        "name": name,
+        "id_type": "resident_id",
+        "id_number": resident_id(rng),
+        "phone": f"13{rng.randrange(0, 10)}{rng.randrange(0, 10**8):08d}",
+        "address": "浙江省诸暨市枫桥镇",
+    }
+
+
+def _payload(action: str, dispute: Dispute, bodies: dict[str, Body], today: date) -> dict[str, Any]:
+    party_ids = [str(p.id) for p in dispute.parties]
+    court = bodies["诸暨市人民法院"]
+    payloads: dict[str, Callable[[], dict[str, Any]]] = {
+        "decline": lambda: {
+            "reason": "属于消费者权益投诉, 应向市场监管部门投诉",
+            "advice": "other_department",
+        },
+        "accept": lambda: {},
+        "assign": lambda: {
+            "body_id": str(bodies[MEDIATION_BODY_FOR.get(dispute.category, "枫桥镇人民调解委员会")].id)
+        },
+        "sign_for": lambda: {"mediator_name": "调解员甲"},
+        "agree": lambda: {
+            "agreement": {
+                "facts": dispute.description,
+                "terms": [
+                    "被申请人于协议生效后十五日内一次性支付申请人赔偿款。",
+                    "双方就本纠纷再无其他争议。",
+                ],
+                "performance": "银行转账至申请人账户, 于十五日内履行完毕。",
+                "effective_on": today.isoformat(),
+                "signed_by": party_ids,
+                "mediator_signed": True,
+                "body_sealed": True,
+            }
+        },
+        "fail": lambda: {"reason_code": "positions_too_far_apart", "note": "双方对金额分歧较大"},
+        "record_performance": lambda: {"performed_on": today.isoformat()},
+        "request_confirmation": lambda: {
+            "court_id": str(court.id),
+            "basis": "body_location",
+            "applicant_party_ids": party_ids,
+        },
+        "confirm": lambda: {
+            "court_case_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号",
+            "ruling_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号",
+            "ruled_on": today.isoformat(),
+        },
+        "reject": lambda: {
+            "court_case_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号",
+            "ground": "unclear_content",
+            "ruling_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号之一",
+            "ruled_on": today.isoformat(),
+        },
+        "withdraw": lambda: {"reason": "申请人表示双方已自行和解"},
+        "refer_arbitration": lambda: {"commission_id": str(bodies["诸暨市劳动人事争议仲裁委员会"].id)},
+        "refer_litigation": lambda: {"court_id": str(court.id), "claims": "请求判令被申请人支付欠款及利息。"},
+        "close": lambda: {"note": "协议履行完毕"},
+        "archive": lambda: {
+            "follow_up": {
+                "contact_method": "phone",
+                "satisfaction": 5,
+                "agreement_performed": True,
+                "notes": "当事人表示满意",
+            }
+        },
+    }
+    return payloads[action]()
+
+
+async def seed_demo(settings: Settings, *, force: bool = False) -> str:
+    db = Database(settings)
+    try:
+        async with db.writer() as session:
+            existing = await session.scalar(select(func.count()).select_from(Dispute))
+            if existing and not force:
+                return f"demo data skipped: the database already holds {existing} cases"
+        rng = random.Random(20261122)
+        now = datetime.now(UTC)
+        async with db.writer() as session, session.begin():
+            bodies = {}
+            for name, kind, tier, region in BODIES:
+                body = await session.scalar(select(Body).where(Body.name == name))
+                if body is None:
+                    body = Body(
+                        id=uuid.uuid4(), name=name, kind=kind, tier=tier, region_code=region, created_at=now
+                    )
+                    session.add(body)
+                bodies[name] = body
+        count = 0
+        for i, (category, description, target, people, severity) in enumerate(CASES):
+            # Spread intake over the last weeks; every step happens the same day, so legal windows hold.
+            clock = FrozenClock(
+                now - timedelta(days=len(CASES) - i, hours=rng.randrange(0, 8)), settings.timezone
+            )
+            async with db.writer() as session, session.begin():
+                service = DisputeService(session, clock, settings)
+                respondent_org = category in (
+                    "labour",
+                    "property_management",
+                    "medical",
+                    "expropriation_demolition",
+                )
+                parties = [_party(rng, "applicant", PEOPLE[i % 8])]
+                parties.append(
+                    _party(rng, "respondent", ORGANISATIONS[i % len(ORGANISATIONS)], organisation=True)
+                    if respondent_org
+                    else _party(rng, "respondent", PEOPLE[(i + 3) % 8])
+                )
+                data = DisputeCreate.model_validate(
+                    {
+                        "category": category,
+                        "description": description,
+                        "channel": ["window", "hotline", "grid", "online", "petition", "window"][i % 6],
+                        "external_reference": f"12345-2026-{i:05d}" if i % 6 == 1 else None,
+                        "region_code": ["330681105201", "330681105202", "330681106203", "330681001000"][
+                            i % 4
+                        ],
+                        "amount_in_dispute": str(rng.randrange(1, 200) * 500)
+                        if category != "neighbour"
+                        else None,
+                        "people_involved": people,
+                        "severity": severity,
+                        "parties": parties,
+                    }
+                )
+                dispute, _code = await service.register(data, Principal(Role.clerk, "demo-clerk"))
+                for action in PATHS[target]:
+                    payload = ACTION_PAYLOADS[action].model_validate(
+                        _payload(action, dispute, bodies, clock.today())
+                    )
+                    dispute = await service.apply(
+                        dispute.id,
+                        Action(action),
+                        payload,
+                        Principal(ROLE_FOR[action], f"demo-{ROLE_FOR[action]}"),
+                        etag_for(dispute.version),
+                    )
+                assert dispute.status == Status(target), (dispute.case_number, dispute.status, target)
+                count += 1
+        return f"demo data loaded: {len(BODIES)} bodies, {count} cases"
+    finally:
+        await db.dispose()

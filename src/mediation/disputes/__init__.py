@@ -1,0 +1,1 @@
+"""Disputes: intake, the lifecycle, the timeline."""

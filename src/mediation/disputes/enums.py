@@ -1,0 +1,190 @@
+"""Code lists of the dispute domain (domain.md §2, §5). Values are stable API identifiers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Category(StrEnum):
+    marriage_family = "marriage_family"  # 婚姻家庭
+    neighbour = "neighbour"  # 邻里
+    housing_homestead = "housing_homestead"  # 房屋宅基地
+    contract = "contract"  # 合同
+    business_operation = "business_operation"  # 生产经营
+    damages = "damages"  # 损害赔偿
+    land_forest = "land_forest"  # 山林土地
+    expropriation_demolition = "expropriation_demolition"  # 征地拆迁
+    environment = "environment"  # 环境污染
+    labour = "labour"  # 劳动争议
+    consumer = "consumer"  # 消费
+    medical = "medical"  # 医疗
+    traffic_accident = "traffic_accident"  # 道路交通事故
+    property_management = "property_management"  # 物业
+    debt = "debt"  # 债务
+    other = "other"  # 其他
+
+
+CATEGORY_LABELS = {
+    Category.marriage_family: "婚姻家庭",
+    Category.neighbour: "邻里",
+    Category.housing_homestead: "房屋宅基地",
+    Category.contract: "合同",
+    Category.business_operation: "生产经营",
+    Category.damages: "损害赔偿",
+    Category.land_forest: "山林土地",
+    Category.expropriation_demolition: "征地拆迁",
+    Category.environment: "环境污染",
+    Category.labour: "劳动争议",
+    Category.consumer: "消费",
+    Category.medical: "医疗",
+    Category.traffic_accident: "道路交通事故",
+    Category.property_management: "物业",
+    Category.debt: "债务",
+    Category.other: "其他",
+}
+
+
+class SubjectMatter(StrEnum):
+    """What the dispute is about, where the law treats it specially (仲裁法 Art. 3; 民诉法解释 Art. 355)."""
+
+    marriage = "marriage"  # 婚姻
+    adoption = "adoption"  # 收养
+    guardianship = "guardianship"  # 监护
+    support = "support"  # 扶养/抚养/赡养
+    inheritance = "inheritance"  # 继承
+    administrative = "administrative"  # 行政争议
+    personal_status = "personal_status"  # 婚姻、亲子、收养等身份关系的确认
+    property_ownership = "property_ownership"  # 物权确权
+    ip_ownership = "ip_ownership"  # 知识产权确权
+    special_procedure = "special_procedure"  # 特别程序、公示催告、破产程序
+    outside_court_scope = "outside_court_scope"  # 不属于人民法院受理范围
+
+
+class Channel(StrEnum):
+    window = "window"  # 窗口
+    online = "online"  # 网上
+    grid = "grid"  # 网格员上报
+    hotline = "hotline"  # 12345 热线
+    petition = "petition"  # 信访转办
+    court_delegated = "court_delegated"  # 法院委派
+    police = "police"  # 公安移交
+
+
+class Severity(StrEnum):
+    ordinary = "ordinary"  # 一般
+    major = "major"  # 较大
+    serious = "serious"  # 重大
+
+
+class Tier(StrEnum):
+    village = "village"  # 村/社区
+    town = "town"  # 乡镇/街道
+    county = "county"  # 县/区
+    city = "city"  # 市
+
+    def next(self) -> Tier | None:
+        order = list(Tier)
+        i = order.index(self)
+        return order[i + 1] if i + 1 < len(order) else None
+
+
+class PartyRole(StrEnum):
+    applicant = "applicant"  # 申请人
+    respondent = "respondent"  # 被申请人
+    third_party = "third_party"  # 第三人
+    agent = "agent"  # 代理人
+
+
+class PartyKind(StrEnum):
+    person = "person"
+    organisation = "organisation"
+
+
+class IdType(StrEnum):
+    resident_id = "resident_id"  # 居民身份证
+    uscc = "uscc"  # 统一社会信用代码
+    passport = "passport"
+    hk_macao_permit = "hk_macao_permit"  # 港澳居民来往内地通行证
+    taiwan_permit = "taiwan_permit"  # 台湾居民来往大陆通行证
+    foreign_permanent_residence = "foreign_permanent_residence"  # 外国人永久居留身份证
+    other = "other"
+
+
+class Consent(StrEnum):
+    unknown = "unknown"
+    given = "given"
+    refused = "refused"
+
+
+class TerminationReason(StrEnum):
+    """Why mediation ended without agreement (特邀调解规定 Art. 26; 人民调解法 Art. 26)."""
+
+    party_refused = "party_refused"  # 当事人撤回或拒绝调解/要求终止
+    positions_too_far_apart = "positions_too_far_apart"  # 分歧较大难以达成协议
+    deadline_passed = "deadline_passed"  # 期限届满未达成协议且未延期
+    party_unreachable = "party_unreachable"  # 当事人无法联系
+    party_refused_to_sign = "party_refused_to_sign"  # 当事人拒绝签署协议
+    other = "other"
+
+
+class DeclineAdvice(StrEnum):
+    """Where a matter that cannot be mediated here should go instead."""
+
+    court = "court"
+    police = "police"
+    administrative_review = "administrative_review"
+    arbitration = "arbitration"
+    petition = "petition"
+    other_department = "other_department"
+
+
+class RejectionGround(StrEnum):
+    """Grounds for dismissing a confirmation application (民诉法解释 Art. 358)."""
+
+    violates_mandatory_law = "violates_mandatory_law"  # 违反法律强制性规定
+    harms_public_or_others = "harms_public_or_others"  # 损害国家利益、社会公共利益、他人合法权益
+    against_public_order = "against_public_order"  # 违背公序良俗
+    not_voluntary = "not_voluntary"  # 违反自愿原则
+    unclear_content = "unclear_content"  # 内容不明确
+    other = "other"  # 其他不能进行司法确认的情形
+
+
+class NotAcceptedReason(StrEnum):
+    """Why a court did not accept a confirmation application (民诉法解释 Art. 355, 357)."""
+
+    outside_court_scope = "outside_court_scope"
+    not_competent_court = "not_competent_court"
+    personal_status = "personal_status"
+    special_procedure = "special_procedure"
+    ownership_confirmation = "ownership_confirmation"
+    materials_missing = "materials_missing"
+    other = "other"
+
+
+class ReferralOutcome(StrEnum):
+    award = "award"  # 仲裁裁决
+    judgment = "judgment"  # 判决
+    settlement = "settlement"  # 调解/和解
+    withdrawal = "withdrawal"  # 撤回
+    dismissed = "dismissed"  # 驳回/不予受理
+
+
+class AgreementForm(StrEnum):
+    written = "written"  # 书面协议 (人民调解法 Art. 29)
+    oral = "oral"  # 口头协议 (Art. 30)
+
+
+class ConfirmationCourtBasis(StrEnum):
+    """Which court is competent (民诉法 Art. 205)."""
+
+    inviting_court = "inviting_court"
+    party_domicile = "party_domicile"
+    subject_matter_location = "subject_matter_location"
+    body_location = "body_location"
+
+
+class ContactMethod(StrEnum):
+    phone = "phone"
+    visit = "visit"
+    online = "online"
+    sms = "sms"

@@ -1,0 +1,86 @@
+"""Checks for identity numbers, phone numbers and region codes, with bilingual messages."""
+
+from __future__ import annotations
+
+import re
+
+from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError as StdnumError
+
+from mediation.core.i18n import Text
+from mediation.disputes.enums import IdType
+
+
+class DomainValueError(ValueError):
+    """A ValueError whose message is a Text and whose `code` is a stable identifier."""
+
+    def __init__(self, code: str, message: Text) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
+_REGION = re.compile(r"^\d{6}(\d{6})?$")
+# GB/T 2260 province-level codes (first two digits).
+_PROVINCES = frozenset(
+    ["11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71", "81", "82"]
+)
+
+
+def normalise_id_number(id_type: IdType | None, value: str) -> str:
+    compact = re.sub(r"[\s-]", "", value).upper()
+    if id_type == IdType.resident_id:
+        try:
+            return str(ric.validate(compact))
+        except StdnumError as exc:
+            raise DomainValueError(
+                "invalid_id_number",
+                Text(
+                    "居民身份证号码无效 (位数、出生日期或校验位不正确)",
+                    "Invalid resident ID number (length, birth date or check digit)",
+                ),
+            ) from exc
+    if id_type == IdType.uscc:
+        try:
+            return str(uscc.validate(compact))
+        except StdnumError as exc:
+            raise DomainValueError(
+                "invalid_id_number", Text("统一社会信用代码无效", "Invalid unified social credit code")
+            ) from exc
+    if not re.fullmatch(r"[0-9A-Z()（）]{5,30}", compact):
+        raise DomainValueError("invalid_id_number", Text("证件号码格式不正确", "Invalid document number"))
+    return compact
+
+
+def normalise_phone(value: str) -> str:
+    compact = re.sub(r"[\s()（）]", "", value)
+    if compact.startswith("+86"):
+        compact = compact[3:]
+    if _MOBILE.match(compact) or _LANDLINE.match(compact):
+        return compact
+    raise DomainValueError(
+        "invalid_phone", Text("电话号码格式不正确 (手机 11 位或带区号的固定电话)", "Invalid phone number")
+    )
+
+
+def normalise_region_code(value: str) -> str:
+    """GB/T 2260 six-digit codes, or the 12-digit statistical codes; stored as 12 digits."""
+    if not _REGION.match(value) or value[:2] not in _PROVINCES:
+        raise DomainValueError(
+            "invalid_region_code",
+            Text(
+                "行政区划代码须为 6 位或 12 位数字 (GB/T 2260)",
+                "Region code must be 6 or 12 digits (GB/T 2260)",
+            ),
+        )
+    return value.ljust(12, "0")
+
+
+def region_prefix(code: str) -> str:
+    """The prefix every code inside a region starts with: 330600 -> 3306, 330681105000 -> 330681105."""
+    full = normalise_region_code(code)
+    for cut in (2, 4, 6, 9):
+        if full[cut:] == "0" * (12 - cut):
+            return full[:cut]
+    return full

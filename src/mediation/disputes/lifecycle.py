@@ -1,0 +1,891 @@
+"""The dispute lifecycle (domain.md §3): one transition table, pure guards, a `transitions` machine.
+
+The table is data: for every action, the states it leaves from, the state it reaches, who may
+trigger it and the guards it must pass. Guards are plain functions over already-loaded data (no
+I/O, no side effects) that return the reasons they refuse, each citing its rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from transitions import Machine, MachineError
+
+from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind
+from mediation.core.errors import GuardFailed, InvalidTransition
+from mediation.core.i18n import Text
+from mediation.core.legal_time import period_end
+from mediation.core.principal import Principal, Role
+from mediation.disputes.enums import AgreementForm, Category, Consent, SubjectMatter, Tier
+from mediation.disputes.models import Dispute
+
+
+class Status(StrEnum):
+    registered = "registered"
+    declined = "declined"
+    accepted = "accepted"
+    assigned = "assigned"
+    mediating = "mediating"
+    agreement_signed = "agreement_signed"
+    performed = "performed"
+    confirmation_pending = "confirmation_pending"
+    confirmed = "confirmed"
+    confirmation_rejected = "confirmation_rejected"
+    mediation_failed = "mediation_failed"
+    withdrawn = "withdrawn"
+    referred_arbitration = "referred_arbitration"
+    referred_litigation = "referred_litigation"
+    closed = "closed"
+    archived = "archived"
+
+
+STATUS_LABELS: Mapping[Status, Text] = {
+    Status.registered: Text("已登记", "Registered"),
+    Status.declined: Text("不予受理", "Declined"),
+    Status.accepted: Text("已受理(待分流)", "Accepted, awaiting triage"),
+    Status.assigned: Text("已指派(待签收)", "Assigned, awaiting sign-for"),
+    Status.mediating: Text("调解中", "Mediating"),
+    Status.agreement_signed: Text("达成协议", "Agreement signed"),
+    Status.performed: Text("已履行", "Performed"),
+    Status.confirmation_pending: Text("司法确认中", "Judicial confirmation pending"),
+    Status.confirmed: Text("已确认有效", "Confirmed by the court"),
+    Status.confirmation_rejected: Text("确认被驳回", "Confirmation rejected"),
+    Status.mediation_failed: Text("调解不成", "Mediation failed"),
+    Status.withdrawn: Text("已撤回", "Withdrawn"),
+    Status.referred_arbitration: Text("已导入仲裁", "Referred to arbitration"),
+    Status.referred_litigation: Text("已导入诉讼", "Referred to litigation"),
+    Status.closed: Text("已结案", "Closed"),
+    Status.archived: Text("已归档", "Archived"),
+}
+
+TERMINAL = frozenset({Status.declined, Status.archived})
+
+
+class Action(StrEnum):
+    accept = "accept"
+    decline = "decline"
+    assign = "assign"
+    sign_for = "sign_for"
+    return_ = "return"
+    transfer = "transfer"
+    escalate = "escalate"
+    withdraw = "withdraw"
+    agree = "agree"
+    fail = "fail"
+    request_confirmation = "request_confirmation"
+    record_performance = "record_performance"
+    confirm = "confirm"
+    reject = "reject"
+    not_accept = "not_accept"
+    remediate = "remediate"
+    refer_arbitration = "refer_arbitration"
+    refer_litigation = "refer_litigation"
+    record_outcome = "record_outcome"
+    close = "close"
+    archive = "archive"
+
+
+# ---- guards -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str
+    message: Text
+    article: str | None = None
+
+    def as_dict(self, language: str | None = None) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message.get(language), "article": self.article}
+
+
+@dataclass(slots=True)
+class GuardContext:
+    """Everything a guard may look at, loaded before the guards run."""
+
+    dispute: Dispute
+    payload: Any
+    principal: Principal
+    today: date
+    confirmation_window_days: int = 30
+    labour_mediation_days: int = 15
+    target: Body | None = None  # the body/court/commission the action names, if any
+
+
+GuardCheck = Callable[[GuardContext], list[Refusal]]
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    name: str
+    description: Text
+    article: str | None
+    check: GuardCheck
+    needs_payload: bool = True
+
+
+def _parties_refusing(ctx: GuardContext) -> list[Refusal]:
+    refusing = [p.name for p in ctx.dispute.parties if p.consent == Consent.refused]
+    if not refusing:
+        return []
+    return [
+        Refusal(
+            "party_refused_mediation",
+            Text("当事人明确拒绝调解, 不得继续调解: {n}", "A party clearly refuses mediation: {n}").format(
+                n="、".join(refusing)
+            ),
+            "人民调解法 第十七条",
+        )
+    ]
+
+
+def _court_delegated_consent(ctx: GuardContext) -> list[Refusal]:
+    if ctx.dispute.channel != "court_delegated":
+        return []
+    missing = [
+        p.name
+        for p in ctx.dispute.parties
+        if p.role in ("applicant", "respondent") and p.consent != Consent.given
+    ]
+    if not missing:
+        return []
+    return [
+        Refusal(
+            "consent_missing",
+            Text(
+                "法院委派的诉前调解须经当事人同意, 尚未同意: {n}",
+                "Court-delegated mediation needs consent from: {n}",
+            ).format(n="、".join(missing)),
+            "特邀调解规定 第十一条",
+        )
+    ]
+
+
+def _target_is(kinds: frozenset[BodyKind], what: Text) -> GuardCheck:
+    def check(ctx: GuardContext) -> list[Refusal]:
+        target = ctx.target
+        if target is None:
+            return [
+                Refusal(
+                    "target_not_found", Text(f"指定的{what.zh}不存在", f"The named {what.en} does not exist")
+                )
+            ]
+        if target.kind not in kinds:
+            return [
+                Refusal(
+                    "target_wrong_kind",
+                    Text(f"「{target.name}」不是{what.zh}", f"{target.name} is not a {what.en}"),
+                )
+            ]
+        if not target.active:
+            return [
+                Refusal(
+                    "target_inactive", Text(f"「{target.name}」已暂停工作", f"{target.name} is suspended")
+                )
+            ]
+        return []
+
+    return check
+
+
+def _agreement_signed_by_all(ctx: GuardContext) -> list[Refusal]:
+    agreement = ctx.payload.agreement
+    reasons: list[Refusal] = []
+    if agreement.form == AgreementForm.oral:
+        # 人民调解法 Art. 30: an oral agreement takes effect when reached; the mediator records it.
+        if not agreement.mediator_signed:
+            reasons.append(
+                Refusal(
+                    "oral_agreement_unrecorded",
+                    Text("口头协议须由调解员记录并签名", "The mediator must record an oral agreement"),
+                    "人民调解法 第三十条",
+                )
+            )
+        return reasons
+    if agreement.effective_on > ctx.today or agreement.effective_on < ctx.dispute.applied_on:
+        reasons.append(
+            Refusal(
+                "effective_date_implausible",
+                Text(
+                    "协议生效日期不能晚于今天或早于申请日",
+                    "The effective date cannot be in the future or before the application",
+                ),
+            )
+        )
+    party_ids = {p.id for p in ctx.dispute.parties if p.role != "agent"}
+    signed = set(agreement.signed_by)
+    unknown = signed - {p.id for p in ctx.dispute.parties}
+    if unknown:
+        reasons.append(
+            Refusal(
+                "unknown_signatory", Text("签名人不是本案当事人", "A signatory is not a party to this case")
+            )
+        )
+    missing = [p.name for p in ctx.dispute.parties if p.id in party_ids - signed]
+    if missing:
+        reasons.append(
+            Refusal(
+                "agreement_unsigned",
+                Text(
+                    "协议尚未经全部当事人签名、盖章或按指印: {n}", "Not yet signed by every party: {n}"
+                ).format(n="、".join(missing)),
+                "人民调解法 第二十九条",
+            )
+        )
+    if not agreement.mediator_signed:
+        reasons.append(
+            Refusal(
+                "mediator_unsigned",
+                Text("调解员尚未签名", "The mediator has not signed"),
+                "人民调解法 第二十九条",
+            )
+        )
+    if not agreement.body_sealed:
+        reasons.append(
+            Refusal(
+                "seal_missing",
+                Text("尚未加盖调解组织印章", "The mediation body's seal is missing"),
+                "人民调解法 第二十九条",
+            )
+        )
+    return reasons
+
+
+def _no_refusal_at_agreement(ctx: GuardContext) -> list[Refusal]:
+    return _parties_refusing(ctx)
+
+
+def _joint_application(ctx: GuardContext) -> list[Refusal]:
+    applying = set(ctx.payload.applicant_party_ids)
+    required = [p for p in ctx.dispute.parties if p.role in ("applicant", "respondent")]
+    missing = [p.name for p in required if p.id not in applying]
+    if not missing:
+        return []
+    return [
+        Refusal(
+            "not_joint_application",
+            Text(
+                "司法确认须由双方当事人共同申请, 未申请: {n}", "Both sides must apply jointly; missing: {n}"
+            ).format(n="、".join(missing)),
+            "民事诉讼法 第二百零五条",
+        )
+    ]
+
+
+def confirmation_deadline(ctx: GuardContext) -> date | None:
+    effective = ctx.dispute.agreement_effective_on
+    if effective is None:
+        return None
+    return period_end(effective, ctx.confirmation_window_days).last_day
+
+
+def _within_confirmation_window(ctx: GuardContext) -> list[Refusal]:
+    deadline = confirmation_deadline(ctx)
+    if deadline is None or ctx.today <= deadline:
+        return []
+    return [
+        Refusal(
+            "confirmation_window_closed",
+            Text(
+                "须自调解协议生效之日起三十日内申请司法确认, 期限已于 {d} 届满",
+                "Confirmation must be applied for within 30 days of the agreement taking effect; the period ended on {d}",
+            ).format(d=deadline.isoformat()),
+            "民事诉讼法 第二百零五条; 人民调解法 第三十三条",
+        )
+    ]
+
+
+NON_CONFIRMABLE = {
+    SubjectMatter.personal_status: Text(
+        "婚姻、亲子、收养等身份关系", "personal status (marriage, parentage, adoption)"
+    ),
+    SubjectMatter.property_ownership: Text("物权确权", "ownership of property"),
+    SubjectMatter.ip_ownership: Text("知识产权确权", "ownership of intellectual property"),
+    SubjectMatter.special_procedure: Text(
+        "适用特别程序、公示催告程序或破产程序的事项",
+        "matters under special, public-notice or bankruptcy procedure",
+    ),
+    SubjectMatter.outside_court_scope: Text(
+        "不属于人民法院受理范围的事项", "matters outside the courts' scope"
+    ),
+}
+
+
+def _confirmable_matter(ctx: GuardContext) -> list[Refusal]:
+    return [
+        Refusal(
+            "not_confirmable",
+            Text(
+                f"涉及{NON_CONFIRMABLE[SubjectMatter(m)].zh}, 不能申请司法确认",
+                f"Not confirmable: {NON_CONFIRMABLE[SubjectMatter(m)].en}",
+            ),
+            "民诉法解释 第三百五十五条",
+        )
+        for m in ctx.dispute.subject_matters
+        if m in NON_CONFIRMABLE
+    ]
+
+
+NON_ARBITRABLE = {
+    SubjectMatter.marriage: Text("婚姻", "marriage"),
+    SubjectMatter.adoption: Text("收养", "adoption"),
+    SubjectMatter.guardianship: Text("监护", "guardianship"),
+    SubjectMatter.support: Text("扶养", "support"),
+    SubjectMatter.inheritance: Text("继承", "inheritance"),
+    SubjectMatter.administrative: Text("行政争议", "administrative disputes"),
+}
+
+
+def _arbitrable_matter(ctx: GuardContext) -> list[Refusal]:
+    reasons: list[Refusal] = []
+    if ctx.dispute.category == Category.marriage_family:
+        reasons.append(
+            Refusal(
+                "not_arbitrable",
+                Text("婚姻家庭纠纷不能仲裁", "Marriage and family disputes cannot be arbitrated"),
+                "仲裁法 第三条",
+            )
+        )
+    reasons += [
+        Refusal(
+            "not_arbitrable",
+            Text(
+                f"{NON_ARBITRABLE[SubjectMatter(m)].zh}纠纷不能仲裁",
+                f"{NON_ARBITRABLE[SubjectMatter(m)].en} disputes cannot be arbitrated",
+            ),
+            "仲裁法 第三条",
+        )
+        for m in ctx.dispute.subject_matters
+        if m in NON_ARBITRABLE
+    ]
+    return reasons
+
+
+def _commission_fits(ctx: GuardContext) -> list[Refusal]:
+    target, category = ctx.target, ctx.dispute.category
+    if target is None:
+        return []
+    if target.kind == BodyKind.labour_arbitration_commission and category != Category.labour:
+        return [
+            Refusal(
+                "wrong_commission",
+                Text(
+                    "劳动人事争议仲裁委员会只受理劳动争议",
+                    "A labour arbitration commission hears labour disputes only",
+                ),
+                "劳动争议调解仲裁法 第二条",
+            )
+        ]
+    if target.kind == BodyKind.rural_land_arbitration_commission and category != Category.land_forest:
+        return [
+            Refusal(
+                "wrong_commission",
+                Text(
+                    "农村土地承包仲裁委员会只受理土地承包经营纠纷",
+                    "A rural land commission hears land-contract disputes only",
+                ),
+                "农村土地承包经营纠纷调解仲裁法 第二条",
+            )
+        ]
+    if target.kind == BodyKind.commercial_arbitration_commission:
+        if category == Category.labour:
+            return [
+                Refusal(
+                    "wrong_commission",
+                    Text(
+                        "劳动争议由劳动人事争议仲裁委员会仲裁",
+                        "Labour disputes go to a labour arbitration commission",
+                    ),
+                    "仲裁法 第七十七条",
+                )
+            ]
+        if not ctx.payload.arbitration_agreement:
+            return [
+                Refusal(
+                    "no_arbitration_agreement",
+                    Text(
+                        "商事仲裁须有书面仲裁协议",
+                        "Commercial arbitration needs a written arbitration agreement",
+                    ),
+                    "仲裁法 第四条、第十六条",
+                )
+            ]
+    return []
+
+
+def _labour_window_passed(ctx: GuardContext) -> list[Refusal]:
+    """While mediating, only a labour dispute may leave for arbitration, once 15 days passed without agreement."""
+    if ctx.dispute.status != Status.mediating:
+        return []
+    if ctx.dispute.category != Category.labour:
+        return [
+            Refusal(
+                "mediation_ongoing", Text("调解进行中, 须先终止调解", "Mediation is ongoing; end it first")
+            )
+        ]
+    started = ctx.dispute.mediation_started_on or ctx.dispute.applied_on
+    days = (ctx.today - started).days
+    if days >= ctx.labour_mediation_days:
+        return []
+    return [
+        Refusal(
+            "labour_window_open",
+            Text(
+                "劳动争议调解组织收到申请之日起十五日内未达成协议的, 方可申请仲裁 (已过 {d} 日)",
+                "Labour arbitration is open once 15 days pass without agreement ({d} days so far)",
+            ).format(d=days),
+            "劳动争议调解仲裁法 第十四条",
+        )
+    ]
+
+
+def _has_next_tier(ctx: GuardContext) -> list[Refusal]:
+    if Tier(ctx.dispute.tier).next() is not None:
+        return []
+    return [Refusal("top_tier", Text("已在最高层级, 无法上移", "Already at the highest tier"))]
+
+
+def _agreement_exists(ctx: GuardContext) -> list[Refusal]:
+    if ctx.dispute.agreement is not None:
+        return []
+    return [Refusal("no_agreement", Text("尚无调解协议", "There is no agreement"))]
+
+
+G_CONSENT = Guard(
+    "no_party_refuses",
+    Text("没有当事人明确拒绝调解", "No party clearly refuses mediation"),
+    "人民调解法 第十七条",
+    _parties_refusing,
+    needs_payload=False,
+)
+G_COURT_CONSENT = Guard(
+    "court_delegated_consent",
+    Text("法院委派调解须经当事人同意", "Court-delegated mediation has the parties' consent"),
+    "特邀调解规定 第十一条",
+    _court_delegated_consent,
+    needs_payload=False,
+)
+G_BODY = Guard(
+    "target_is_mediation_body",
+    Text("指派对象是在岗的调解组织", "The target is an active mediation body"),
+    None,
+    _target_is(MEDIATING_KINDS, Text("调解组织", "mediation body")),
+)
+G_COURT = Guard(
+    "target_is_court",
+    Text("对象是人民法院", "The target is a court"),
+    None,
+    _target_is(frozenset({BodyKind.court}), Text("人民法院", "court")),
+)
+G_COMMISSION = Guard(
+    "target_is_commission",
+    Text("对象是仲裁委员会", "The target is an arbitration commission"),
+    None,
+    _target_is(ARBITRATION_KINDS, Text("仲裁委员会", "arbitration commission")),
+)
+G_SIGNED = Guard(
+    "agreement_signed_by_all",
+    Text(
+        "协议经全部当事人、调解员签名并加盖调解组织印章",
+        "Agreement signed by every party and the mediator, and sealed",
+    ),
+    "人民调解法 第二十九条、第三十条",
+    _agreement_signed_by_all,
+)
+G_JOINT = Guard(
+    "joint_application",
+    Text("双方当事人共同申请", "Both sides apply jointly"),
+    "民事诉讼法 第二百零五条",
+    _joint_application,
+)
+G_WINDOW = Guard(
+    "within_confirmation_window",
+    Text("自协议生效之日起三十日内", "Within 30 days of the agreement taking effect"),
+    "民事诉讼法 第二百零五条",
+    _within_confirmation_window,
+    needs_payload=False,
+)
+G_CONFIRMABLE = Guard(
+    "confirmable_matter",
+    Text("属于可以司法确认的事项", "The matter can be judicially confirmed"),
+    "民诉法解释 第三百五十五条",
+    _confirmable_matter,
+    needs_payload=False,
+)
+G_ARBITRABLE = Guard(
+    "arbitrable_matter",
+    Text("属于可以仲裁的事项", "The matter can be arbitrated"),
+    "仲裁法 第三条",
+    _arbitrable_matter,
+    needs_payload=False,
+)
+G_COMMISSION_FITS = Guard(
+    "commission_fits",
+    Text(
+        "仲裁委员会与纠纷类型相符; 商事仲裁有仲裁协议",
+        "The commission fits the dispute; commercial arbitration has an agreement",
+    ),
+    "仲裁法 第四条、第十六条、第七十七条",
+    _commission_fits,
+)
+G_LABOUR_WINDOW = Guard(
+    "labour_window_passed",
+    Text("劳动争议调解满十五日未达成协议", "Labour mediation ran 15 days without agreement"),
+    "劳动争议调解仲裁法 第十四条",
+    _labour_window_passed,
+    needs_payload=False,
+)
+G_NEXT_TIER = Guard(
+    "has_next_tier", Text("存在更高层级", "There is a higher tier"), None, _has_next_tier, needs_payload=False
+)
+G_AGREEMENT = Guard(
+    "agreement_exists",
+    Text("已有调解协议", "An agreement exists"),
+    "人民调解法 第三十一条",
+    _agreement_exists,
+    needs_payload=False,
+)
+
+
+# ---- the table ----------------------------------------------------------------------------------
+
+CENTER = frozenset({Role.clerk, Role.supervisor})
+BODY = frozenset({Role.body_mediator, Role.body_admin})
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    action: Action
+    sources: tuple[Status, ...]
+    target: Status
+    roles: frozenset[Role]
+    label: Text
+    event: str  # CloudEvents type suffix, past tense
+    guards: tuple[Guard, ...] = ()
+    notes: Text | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+S = Status
+A = Action
+
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition(A.accept, (S.registered,), S.accepted, CENTER, Text("受理", "Accept"), "accepted"),
+    Transition(
+        A.decline,
+        (S.registered,),
+        S.declined,
+        CENTER,
+        Text("不予受理", "Decline"),
+        "declined",
+        notes=Text("须告知当事人可通过的其他途径", "The party is told which channel to use instead"),
+    ),
+    Transition(A.assign, (S.accepted,), S.assigned, CENTER, Text("指派", "Assign"), "assigned", (G_BODY,)),
+    Transition(
+        A.sign_for,
+        (S.assigned,),
+        S.mediating,
+        BODY,
+        Text("签收", "Sign for"),
+        "signed_for",
+        (G_CONSENT, G_COURT_CONSENT),
+    ),
+    Transition(A.return_, (S.assigned,), S.accepted, BODY, Text("退回", "Return"), "returned"),
+    Transition(
+        A.transfer, (S.mediating,), S.accepted, BODY | CENTER, Text("转办", "Transfer"), "transferred"
+    ),
+    Transition(
+        A.escalate,
+        (S.mediating,),
+        S.accepted,
+        frozenset({Role.body_admin, Role.supervisor}),
+        Text("上移层级", "Escalate"),
+        "escalated",
+        (G_NEXT_TIER,),
+    ),
+    Transition(
+        A.withdraw,
+        (S.registered, S.accepted, S.assigned, S.mediating),
+        S.withdrawn,
+        CENTER | BODY,
+        Text("撤回", "Withdraw"),
+        "withdrawn",
+        notes=Text(
+            "当事人可随时要求终止调解", "Any party may end mediation at any time (人民调解法 Art. 23)"
+        ),
+    ),
+    Transition(
+        A.agree,
+        (S.mediating,),
+        S.agreement_signed,
+        BODY,
+        Text("达成协议", "Record agreement"),
+        "agreement_signed",
+        (G_CONSENT, G_SIGNED),
+    ),
+    Transition(
+        A.fail,
+        (S.mediating,),
+        S.mediation_failed,
+        BODY,
+        Text("调解终止(未达成协议)", "End without agreement"),
+        "mediation_failed",
+        notes=Text(
+            "告知当事人可依法申请仲裁、行政处理或提起诉讼",
+            "Parties are told they may go to arbitration, an administrative body or court (人民调解法 Art. 26)",
+        ),
+    ),
+    Transition(
+        A.request_confirmation,
+        (S.agreement_signed,),
+        S.confirmation_pending,
+        BODY | CENTER,
+        Text("申请司法确认", "Apply for judicial confirmation"),
+        "confirmation_requested",
+        (G_AGREEMENT, G_JOINT, G_WINDOW, G_CONFIRMABLE, G_COURT),
+    ),
+    Transition(
+        A.record_performance,
+        (S.agreement_signed,),
+        S.performed,
+        BODY,
+        Text("登记履行完毕", "Record performance"),
+        "performed",
+        (G_AGREEMENT,),
+    ),
+    Transition(
+        A.confirm,
+        (S.confirmation_pending,),
+        S.confirmed,
+        frozenset({Role.court}),
+        Text("裁定协议有效", "Confirm"),
+        "confirmed",
+    ),
+    Transition(
+        A.reject,
+        (S.confirmation_pending,),
+        S.confirmation_rejected,
+        frozenset({Role.court}),
+        Text("裁定驳回申请", "Reject"),
+        "confirmation_rejected",
+    ),
+    Transition(
+        A.not_accept,
+        (S.confirmation_pending,),
+        S.confirmation_rejected,
+        frozenset({Role.court}),
+        Text("不予受理确认申请", "Not accept"),
+        "confirmation_not_accepted",
+    ),
+    Transition(
+        A.remediate,
+        (S.confirmation_rejected,),
+        S.mediating,
+        BODY | CENTER,
+        Text("重新调解", "Re-mediate"),
+        "remediation_started",
+        (G_CONSENT,),
+        notes=Text(
+            "驳回后当事人可通过调解变更原协议或达成新协议",
+            "After rejection the parties may re-mediate (民诉法 Art. 206)",
+        ),
+    ),
+    Transition(
+        A.refer_arbitration,
+        (S.mediation_failed, S.mediating),
+        S.referred_arbitration,
+        BODY | CENTER,
+        Text("导入仲裁", "Refer to arbitration"),
+        "referred_arbitration",
+        (G_LABOUR_WINDOW, G_COMMISSION, G_ARBITRABLE, G_COMMISSION_FITS),
+    ),
+    Transition(
+        A.refer_litigation,
+        (S.mediation_failed, S.agreement_signed, S.confirmation_rejected),
+        S.referred_litigation,
+        BODY | CENTER,
+        Text("导入诉讼", "Refer to litigation"),
+        "referred_litigation",
+        (G_COURT,),
+        notes=Text(
+            "调解不成、协议未履行或确认被驳回时, 当事人可以起诉",
+            "After failure, non-performance or rejection the parties may sue",
+        ),
+    ),
+    Transition(
+        A.record_outcome,
+        (S.referred_arbitration,),
+        S.closed,
+        frozenset({Role.arbitration}),
+        Text("登记仲裁结果", "Record arbitration outcome"),
+        "referral_concluded",
+    ),
+    Transition(
+        A.record_outcome,
+        (S.referred_litigation,),
+        S.closed,
+        frozenset({Role.court}),
+        Text("登记诉讼结果", "Record litigation outcome"),
+        "referral_concluded",
+    ),
+    Transition(
+        A.close,
+        (S.performed, S.confirmed, S.mediation_failed, S.withdrawn),
+        S.closed,
+        CENTER | BODY | {Role.system},
+        Text("结案", "Close"),
+        "closed",
+    ),
+    Transition(
+        A.archive,
+        (S.closed,),
+        S.archived,
+        CENTER | {Role.body_admin},
+        Text("回访并归档", "Follow up and archive"),
+        "archived",
+        notes=Text(
+            "归档前须完成回访, 或记录无法回访的原因",
+            "A follow-up visit, or why none was possible, is recorded first (人民调解法 Art. 27)",
+        ),
+    ),
+)
+
+
+def transitions_from(status: str) -> list[Transition]:
+    return [t for t in TRANSITIONS if status in t.sources]
+
+
+def find_transition(status: str, action: Action) -> Transition | None:
+    for t in TRANSITIONS:
+        if t.action == action and status in t.sources:
+            return t
+    return None
+
+
+def evaluate(transition: Transition, ctx: GuardContext, *, with_payload: bool = True) -> list[Refusal]:
+    reasons: list[Refusal] = []
+    for guard in transition.guards:
+        if guard.needs_payload and not with_payload:
+            continue
+        reasons += guard.check(ctx)
+    return reasons
+
+
+# ---- the machine --------------------------------------------------------------------------------
+
+
+class _CaseSubject:
+    """What the machine drives: a light wrapper whose `status` is the ORM row's column."""
+
+    def __init__(self, dispute: Dispute) -> None:
+        self._dispute = dispute
+        self.refusals: list[Refusal] = []
+
+    @property
+    def status(self) -> str:
+        return self._dispute.status
+
+    @status.setter
+    def status(self, value: Any) -> None:
+        self._dispute.status = str(value.value if isinstance(value, StrEnum) else value)
+
+
+def _machine_transitions() -> list[dict[str, Any]]:
+    specs = []
+    for t in TRANSITIONS:
+        specs.append(
+            {
+                "trigger": t.action.value,
+                "source": [s.value for s in t.sources],
+                "dest": t.target.value,
+                "conditions": [_GuardsPass(t)],
+            }
+        )
+    return specs
+
+
+class _GuardsPass:
+    def __init__(self, transition: Transition) -> None:
+        self.transition = transition
+
+    def __call__(self, event: Any) -> bool:
+        ctx: GuardContext = event.kwargs["ctx"]
+        subject: _CaseSubject = event.model
+        subject.refusals = evaluate(self.transition, ctx)
+        return not subject.refusals
+
+
+_MACHINE_SPEC = _machine_transitions()
+_STATES = [s.value for s in Status]
+
+
+def fire(dispute: Dispute, transition: Transition, ctx: GuardContext) -> None:
+    """Run one transition through the state machine; raise typed errors when it cannot happen."""
+    subject = _CaseSubject(dispute)
+    machine = Machine(
+        model=subject,
+        states=_STATES,
+        transitions=_MACHINE_SPEC,
+        initial=dispute.status,
+        auto_transitions=False,
+        send_event=True,
+        model_attribute="status",
+    )
+    try:
+        moved = machine.events[transition.action.value].trigger(subject, ctx=ctx)
+    except MachineError as exc:
+        raise InvalidTransition(str(exc)) from exc
+    if not moved:
+        raise GuardFailed(_summary(subject.refusals), reasons=[r.as_dict() for r in subject.refusals])
+
+
+def _summary(refusals: list[Refusal]) -> Text:
+    return Text("; ".join(r.message.zh for r in refusals), "; ".join(r.message.en for r in refusals))
+
+
+# ---- the machine as data, for other systems and for the docs ------------------------------------
+
+
+def describe(language: str | None = None) -> dict[str, Any]:
+    return {
+        "states": [
+            {
+                "name": s.value,
+                "label": STATUS_LABELS[s].zh,
+                "label_en": STATUS_LABELS[s].en,
+                "terminal": s in TERMINAL,
+            }
+            for s in Status
+        ],
+        "initial": Status.registered.value,
+        "transitions": [
+            {
+                "action": t.action.value,
+                "from": [s.value for s in t.sources],
+                "to": t.target.value,
+                "label": t.label.zh,
+                "label_en": t.label.en,
+                "roles": sorted(r.value for r in t.roles),
+                "event_type": "cn.mediation.dispute." + t.event,
+                "guards": [
+                    {"name": g.name, "description": g.description.get(language), "article": g.article}
+                    for g in t.guards
+                ],
+                "notes": t.notes.get(language) if t.notes else None,
+            }
+            for t in TRANSITIONS
+        ],
+    }
+
+
+def mermaid() -> str:
+    lines = ["stateDiagram-v2", f"    [*] --> {Status.registered.value}"]
+    for t in TRANSITIONS:
+        for s in t.sources:
+            lines.append(f"    {s.value} --> {t.target.value}: {t.action.value}")
+    lines.append(f"    {Status.archived.value} --> [*]")
+    lines.append(f"    {Status.declined.value} --> [*]")
+    return "\n".join(lines) + "\n"

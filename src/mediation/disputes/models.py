@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mediation.core.db import Base, JSONType, new_id
+
+
+class Dispute(Base):
+    __tablename__ = "disputes"
+    __table_args__ = (
+        # A platform's retried push (same work-order number on the same channel) never makes a second case.
+        UniqueConstraint("channel", "external_reference"),
+        Index("ix_disputes_created_at_id", "created_at", "id"),
+        Index("ix_disputes_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_number: Mapped[str] = mapped_column(String(32), unique=True)
+    query_code_hash: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(40), index=True)
+    subject_matters: Mapped[list[str]] = mapped_column(JSONType)
+    description: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(20), index=True)
+    external_reference: Mapped[str | None] = mapped_column(String(64))
+    region_code: Mapped[str] = mapped_column(String(12), index=True)
+    address: Mapped[str | None] = mapped_column(String(200))
+    amount_in_dispute: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    people_involved: Mapped[int]
+    severity: Mapped[str] = mapped_column(String(10))
+    is_group: Mapped[bool]
+    is_risk: Mapped[bool]
+    tier: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(24))
+    version: Mapped[int] = mapped_column(nullable=False)
+    body_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
+    handoff_target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
+    mediator_name: Mapped[str | None] = mapped_column(String(100))
+    # 民法典 Art. 195: applying for people's mediation interrupts the limitation period.
+    applied_on: Mapped[date]
+    mediation_started_on: Mapped[date | None]
+    agreement: Mapped[dict[str, Any] | None]
+    agreement_effective_on: Mapped[date | None]
+    handoff: Mapped[dict[str, Any] | None]
+    outcome: Mapped[dict[str, Any] | None]
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+    parties: Mapped[list[Party]] = relationship(
+        back_populates="dispute", lazy="raise", order_by="Party.position", cascade="all, delete-orphan"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Party(Base):
+    __tablename__ = "parties"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    position: Mapped[int]
+    role: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(100))
+    id_type: Mapped[str | None] = mapped_column(String(40))
+    id_number: Mapped[str | None] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(200))
+    consent: Mapped[str] = mapped_column(String(10))
+
+    dispute: Mapped[Dispute] = relationship(back_populates="parties", lazy="raise")
+
+
+class TimelineEntry(Base):
+    """Append-only (database triggers refuse UPDATE and DELETE). `seq` equals the case version it produced."""
+
+    __tablename__ = "timeline_entries"
+    __table_args__ = (UniqueConstraint("dispute_id", "seq"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"))
+    seq: Mapped[int]
+    action: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+
+
+class CaseNumberCounter(Base):
+    """Per region and year: case numbers are dense and human-readable (一案一码)."""
+
+    __tablename__ = "case_number_counters"
+
+    region: Mapped[str] = mapped_column(String(6), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True)
+    last_value: Mapped[int]

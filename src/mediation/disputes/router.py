@@ -1,0 +1,362 @@
+"""HTTP API for disputes under /v1."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mediation.core.db import UnitOfWorkRoute, session_of
+from mediation.core.errors import (
+    DuplicateExternalReference,
+    Forbidden,
+    GuardFailed,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
+    InvalidTransition,
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+    problem_responses,
+)
+from mediation.core.http import etag_for
+from mediation.core.i18n import Text
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Principal, current_principal
+from mediation.disputes import lifecycle
+from mediation.disputes.enums import Category, Channel
+from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
+from mediation.disputes.models import Dispute
+from mediation.disputes.schemas import (
+    ACTION_PAYLOADS,
+    ConsentIn,
+    DisputeCreate,
+    DisputeCreated,
+    DisputeOut,
+    DisputePage,
+    PartyOut,
+    StatusLookupIn,
+    StatusLookupOut,
+    TimelineEntryOut,
+    WriteModel,
+)
+from mediation.disputes.service import DisputeService, ListFilters
+
+MAX_PAGE_SIZE = 100
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute)
+
+IfMatch = Annotated[
+    str | None, Header(description="The case's current ETag (required; 428 without it, 412 when stale).")
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=255, description="Retry safety: a repeated key replays the first response."),
+]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def service(request: Request) -> DisputeService:
+    return DisputeService(session_of(request), request.app.state.clock, request.app.state.settings)
+
+
+Service = Annotated[DisputeService, Depends(service)]
+
+_DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("status_label", "parties")]
+
+
+def present(dispute: Dispute) -> DisputeOut:
+    values: dict[str, Any] = {name: getattr(dispute, name) for name in _DISPUTE_FIELDS}
+    values["status_label"] = STATUS_LABELS[Status(dispute.status)].get()
+    values["parties"] = [PartyOut.model_validate(p) for p in dispute.parties]
+    return DisputeOut.model_validate(values)
+
+
+def dispute_response(model: BaseModel, version: int, status_code: int = 200, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        jsonable_encoder(model), status_code=status_code, headers={"ETag": etag_for(version), **headers}
+    )
+
+
+# ---- intake and reads ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/disputes",
+    status_code=201,
+    response_model=DisputeCreated,
+    summary="登记纠纷 Register a dispute (intake)",
+    responses=problem_responses(DuplicateExternalReference, IdempotencyKeyMismatch, IdempotencyInProgress),
+    tags=["disputes"],
+)
+async def register_dispute(
+    request: Request,
+    data: DisputeCreate,
+    principal: CurrentPrincipal,
+    svc: Service,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute, query_code = await svc.register(data, principal)
+        body = DisputeCreated(**present(dispute).model_dump(), query_code=query_code)
+        return dispute_response(body, dispute.version, 201, Location=f"/v1/disputes/{dispute.id}")
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/disputes",
+    response_model=DisputePage,
+    summary="案件列表 List disputes",
+    responses=problem_responses(),
+    tags=["disputes"],
+)
+async def list_disputes(
+    svc: Service,
+    status: Annotated[list[Status] | None, Query(description="One or more states.")] = None,
+    category: Category | None = None,
+    body_id: uuid.UUID | None = None,
+    region: Annotated[
+        str | None, Query(pattern=r"^\d{6}(\d{6})?$", description="Region and everything inside it.")
+    ] = None,
+    channel: Channel | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="Text in description, case number or party names."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> DisputePage:
+    filters = ListFilters(
+        status=[s.value for s in status] if status else None,
+        category=category,
+        body_id=body_id,
+        region=region,
+        channel=channel,
+        created_from=created_from,
+        created_to=created_to,
+        text=q,
+    )
+    rows, next_cursor = await svc.list(filters, limit, cursor)
+    return DisputePage(items=[present(d) for d in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/disputes/{dispute_id}",
+    response_model=DisputeOut,
+    summary="案件详情 Get one dispute",
+    responses=problem_responses(NotFound),
+    tags=["disputes"],
+)
+async def get_dispute(dispute_id: uuid.UUID, svc: Service) -> Response:
+    dispute = await svc.get(dispute_id)
+    return dispute_response(present(dispute), dispute.version)
+
+
+@router.get(
+    "/disputes/{dispute_id}/timeline",
+    response_model=list[TimelineEntryOut],
+    summary="案件时间线 Timeline",
+    responses=problem_responses(NotFound),
+    tags=["disputes"],
+)
+async def get_timeline(dispute_id: uuid.UUID, svc: Service) -> list[TimelineEntryOut]:
+    return [TimelineEntryOut.model_validate(e) for e in await svc.timeline(dispute_id)]
+
+
+class AvailableAction(BaseModel):
+    action: str
+    label: str
+    to: str
+    roles: list[str]
+    allowed_for_caller: bool = Field(
+        description="The caller's role may trigger it and no guard blocks it now."
+    )
+    blocked_by: list[dict[str, Any]] = Field(description="Guards that already refuse, whatever the payload.")
+    requires: list[dict[str, Any]]
+    href: str
+
+
+@router.get(
+    "/disputes/{dispute_id}/actions",
+    response_model=list[AvailableAction],
+    summary="当前可执行的操作 Actions available now",
+    responses=problem_responses(NotFound),
+    tags=["lifecycle"],
+)
+async def list_actions(dispute_id: uuid.UUID, principal: CurrentPrincipal, svc: Service) -> Response:
+    dispute = await svc.get(dispute_id)
+    actions = [AvailableAction(**a) for a in svc.available_actions(dispute, principal)]
+    return JSONResponse(jsonable_encoder(actions), headers={"ETag": etag_for(dispute.version)})
+
+
+@router.post(
+    "/disputes/{dispute_id}/parties/{party_id}/consent",
+    response_model=DisputeOut,
+    summary="记录当事人是否同意调解 Record a party's consent or refusal",
+    description="人民调解法 Art. 17: mediation does not proceed when a party clearly refuses.",
+    responses=problem_responses(NotFound, InvalidTransition, Forbidden, StaleVersion, PreconditionRequired),
+    tags=["disputes"],
+)
+async def record_consent(
+    dispute_id: uuid.UUID,
+    party_id: uuid.UUID,
+    data: ConsentIn,
+    principal: CurrentPrincipal,
+    svc: Service,
+    if_match: IfMatch = None,
+) -> Response:
+    dispute = await svc.record_consent(dispute_id, party_id, data, principal, if_match)
+    return dispute_response(present(dispute), dispute.version)
+
+
+@router.post(
+    "/status-lookup",
+    response_model=StatusLookupOut,
+    summary="当事人查询案件进度 Party status lookup",
+    description="Case number and the query code from the intake receipt. Answers no personal data.",
+    responses=problem_responses(NotFound),
+    tags=["public"],
+)
+async def status_lookup(data: StatusLookupIn, svc: Service) -> StatusLookupOut:
+    dispute = await svc.lookup_status(data.case_number, data.query_code)
+    status = Status(dispute.status)
+    return StatusLookupOut(
+        case_number=dispute.case_number,
+        status=status.value,
+        status_label=STATUS_LABELS[status].get(),
+        next_step=NEXT_STEP[status].get(),
+        updated_at=dispute.updated_at,
+    )
+
+
+NEXT_STEP: dict[Status, Text] = {
+    Status.registered: Text("中心正在审查是否受理", "The center is deciding whether to accept"),
+    Status.declined: Text("不予受理, 请按告知的途径办理", "Declined; use the channel you were told of"),
+    Status.accepted: Text("中心正在选择调解组织", "The center is choosing a mediation body"),
+    Status.assigned: Text("等待调解组织签收", "Waiting for the mediation body to sign for it"),
+    Status.mediating: Text("调解组织将联系您安排调解", "The mediation body will contact you"),
+    Status.agreement_signed: Text(
+        "协议已生效, 可在三十日内共同申请司法确认",
+        "Agreement in force; you may jointly apply for confirmation within 30 days",
+    ),
+    Status.performed: Text("协议已履行, 等待结案", "Agreement performed; closing soon"),
+    Status.confirmation_pending: Text("等待法院审查", "The court is reviewing the application"),
+    Status.confirmed: Text("法院已裁定协议有效, 可申请强制执行", "Confirmed by the court; enforceable"),
+    Status.confirmation_rejected: Text("可重新调解或向法院起诉", "You may re-mediate or go to court"),
+    Status.mediation_failed: Text(
+        "可申请仲裁、行政处理或向法院起诉", "You may go to arbitration, an administrative body or court"
+    ),
+    Status.withdrawn: Text("申请已撤回", "The application was withdrawn"),
+    Status.referred_arbitration: Text("已移送仲裁委员会", "Sent to the arbitration commission"),
+    Status.referred_litigation: Text("已移送人民法院", "Sent to the court"),
+    Status.closed: Text("已结案, 可能有回访", "Closed; you may get a follow-up call"),
+    Status.archived: Text("已归档", "Archived"),
+}
+
+
+# ---- lifecycle actions: one route per action, each with its own payload schema -------------------
+
+
+def _describe_action(action: Action) -> str:
+    lines = []
+    for t in lifecycle.TRANSITIONS:
+        if t.action != action:
+            continue
+        lines.append(
+            f"**{t.label.zh} / {t.label.en}**: {', '.join(s.value for s in t.sources)} → {t.target.value}. "
+            f"Roles: {', '.join(sorted(r.value for r in t.roles))}."
+        )
+        lines += [f"- {g.description.zh} ({g.article or 'center rule'})" for g in t.guards]
+        if t.notes:
+            lines.append(f"- {t.notes.zh}")
+    return "\n".join(lines)
+
+
+def _action_endpoint(action: Action, schema: type[WriteModel]) -> Any:
+    optional = all(not f.is_required() for f in schema.model_fields.values())
+
+    if optional:
+
+        async def endpoint(
+            request: Request,
+            dispute_id: uuid.UUID,
+            principal: CurrentPrincipal,
+            svc: Service,
+            payload: Annotated[schema | None, Body()] = None,  # type: ignore[valid-type]
+            if_match: IfMatch = None,
+            idempotency_key: IdempotencyKey = None,
+        ) -> Response:
+            return await _run_action(
+                request, svc, dispute_id, action, payload or schema(), principal, if_match, idempotency_key
+            )
+
+    else:
+
+        async def endpoint(  # type: ignore[misc]
+            request: Request,
+            dispute_id: uuid.UUID,
+            principal: CurrentPrincipal,
+            svc: Service,
+            payload: Annotated[schema, Body()],  # type: ignore[valid-type]
+            if_match: IfMatch = None,
+            idempotency_key: IdempotencyKey = None,
+        ) -> Response:
+            return await _run_action(
+                request, svc, dispute_id, action, payload, principal, if_match, idempotency_key
+            )
+
+    endpoint.__name__ = f"dispute_action_{action.value}"
+    return endpoint
+
+
+async def _run_action(
+    request: Request,
+    svc: DisputeService,
+    dispute_id: uuid.UUID,
+    action: Action,
+    payload: BaseModel,
+    principal: Principal,
+    if_match: str | None,
+    idempotency_key: str | None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute = await svc.apply(dispute_id, action, payload, principal, if_match)
+        return dispute_response(present(dispute), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+for _action in Action:
+    _schema = ACTION_PAYLOADS[_action.value]
+    _label = next(t.label for t in lifecycle.TRANSITIONS if t.action == _action)
+    router.add_api_route(
+        f"/disputes/{{dispute_id}}/actions/{_action.value}",
+        _action_endpoint(_action, _schema),
+        methods=["POST"],
+        response_model=DisputeOut,
+        summary=f"{_label.zh} {_label.en}",
+        description=_describe_action(_action),
+        operation_id=f"dispute_action_{_action.value}",
+        responses=problem_responses(
+            NotFound,
+            InvalidTransition,
+            GuardFailed,
+            Forbidden,
+            StaleVersion,
+            PreconditionRequired,
+            IdempotencyKeyMismatch,
+            IdempotencyInProgress,
+        ),
+        tags=["lifecycle"],
+    )
+
+
+@router.get("/lifecycle", summary="生命周期状态机 The lifecycle as data", tags=["lifecycle"])
+async def get_lifecycle() -> dict[str, Any]:
+    return {**lifecycle.describe(), "mermaid": lifecycle.mermaid()}

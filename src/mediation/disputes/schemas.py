@@ -1,0 +1,409 @@
+"""Request and response shapes. Write schemas forbid unknown fields, so a client can never bind
+`status`, `version`, `tier` or any other internal field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from mediation.core.i18n import Text
+from mediation.disputes.enums import (
+    AgreementForm,
+    Category,
+    Channel,
+    ConfirmationCourtBasis,
+    Consent,
+    ContactMethod,
+    DeclineAdvice,
+    IdType,
+    NotAcceptedReason,
+    PartyKind,
+    PartyRole,
+    ReferralOutcome,
+    RejectionGround,
+    Severity,
+    SubjectMatter,
+    TerminationReason,
+)
+from mediation.disputes.identity import (
+    DomainValueError,
+    normalise_id_number,
+    normalise_phone,
+    normalise_region_code,
+)
+
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Why; shown on the timeline.")]
+Note = Annotated[str | None, Field(default=None, max_length=2000)]
+RegionCode = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{6}(\d{6})?$",
+        examples=["330681", "330681105000"],
+        description="GB/T 2260 code, 6 or 12 digits.",
+    ),
+    AfterValidator(normalise_region_code),
+]
+
+
+class WriteModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# ---- intake -------------------------------------------------------------------------------------
+
+
+class PartyIn(WriteModel):
+    role: PartyRole
+    kind: PartyKind = PartyKind.person
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    id_type: IdType | None = None
+    id_number: Annotated[str | None, Field(max_length=40)] = None
+    phone: Annotated[str | None, Field(max_length=20)] = None
+    address: Annotated[str | None, Field(max_length=200)] = None
+
+    @field_validator("id_number")
+    @classmethod
+    def _check_id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value:
+            return None
+        id_type = info.data.get("id_type")
+        if id_type is None:
+            raise DomainValueError(
+                "id_type_missing", Text("填写证件号码时须注明证件类型", "Give id_type with id_number")
+            )
+        return normalise_id_number(id_type, value)
+
+    @field_validator("phone")
+    @classmethod
+    def _check_phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value else None
+
+    @model_validator(mode="after")
+    def _organisation_code(self) -> Self:
+        if self.kind == PartyKind.organisation and self.id_type not in (None, IdType.uscc, IdType.other):
+            raise DomainValueError(
+                "invalid_id_type",
+                Text("单位当事人的证件应为统一社会信用代码", "An organisation is identified by its USCC"),
+            )
+        return self
+
+
+class DisputeCreate(WriteModel):
+    category: Category
+    subject_matters: Annotated[list[SubjectMatter], Field(max_length=11)] = []
+    description: Annotated[str, Field(min_length=5, max_length=5000)]
+    channel: Channel = Channel.window
+    external_reference: Annotated[
+        str | None,
+        Field(
+            max_length=64,
+            pattern=r"^[\w\-./:#]+$",
+            description="The sending platform's id, e.g. a 12345 work-order number; unique per channel.",
+        ),
+    ] = None
+    region_code: RegionCode
+    address: Annotated[str | None, Field(max_length=200)] = None
+    amount_in_dispute: Annotated[
+        Decimal | None, Field(ge=0, le=Decimal("99999999999999.99"), decimal_places=2)
+    ] = None
+    people_involved: Annotated[int, Field(ge=1, le=100_000)] = 1
+    severity: Severity = Severity.ordinary
+    is_risk: bool = Field(
+        default=False, description="涉稳/危险: danger of violence or a public-security matter."
+    )
+    parties: Annotated[list[PartyIn], Field(min_length=2, max_length=200)]
+
+    @model_validator(mode="after")
+    def _both_sides(self) -> Self:
+        roles = {p.role for p in self.parties}
+        if PartyRole.applicant not in roles or PartyRole.respondent not in roles:
+            raise DomainValueError(
+                "parties_incomplete",
+                Text("至少须有一名申请人和一名被申请人", "At least one applicant and one respondent"),
+            )
+        return self
+
+
+class PartyOut(BaseModel):
+    id: uuid.UUID
+    role: PartyRole
+    kind: PartyKind
+    name: str
+    id_type: IdType | None
+    id_number: str | None
+    phone: str | None
+    address: str | None
+    consent: Consent
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DisputeOut(BaseModel):
+    id: uuid.UUID
+    case_number: str = Field(examples=["330681-2026-000042"])
+    status: str
+    status_label: str
+    category: Category
+    subject_matters: list[SubjectMatter]
+    description: str
+    channel: Channel
+    external_reference: str | None
+    region_code: str
+    address: str | None
+    amount_in_dispute: Decimal | None
+    people_involved: int
+    severity: Severity
+    is_group: bool
+    is_risk: bool
+    tier: str
+    version: int
+    body_id: uuid.UUID | None
+    handoff_target_id: uuid.UUID | None
+    mediator_name: str | None
+    applied_on: date
+    mediation_started_on: date | None
+    agreement: dict[str, Any] | None
+    agreement_effective_on: date | None
+    handoff: dict[str, Any] | None
+    outcome: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    parties: list[PartyOut]
+
+
+class DisputeCreated(DisputeOut):
+    query_code: str = Field(
+        description="For the party's status lookup; shown once, printed on the intake receipt."
+    )
+
+
+class DisputePage(BaseModel):
+    items: list[DisputeOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class TimelineEntryOut(BaseModel):
+    seq: int
+    action: str
+    from_status: str | None
+    to_status: str | None
+    actor_role: str
+    actor_id: str
+    reason: str | None
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ConsentIn(WriteModel):
+    decision: Consent
+    note: Note = None
+
+    @field_validator("decision")
+    @classmethod
+    def _decided(cls, value: Consent) -> Consent:
+        if value == Consent.unknown:
+            raise DomainValueError("consent_undecided", Text("须为同意或拒绝", "Must be given or refused"))
+        return value
+
+
+class StatusLookupIn(WriteModel):
+    case_number: Annotated[str, Field(min_length=1, max_length=32)]
+    query_code: Annotated[str, Field(min_length=4, max_length=16)]
+
+
+class StatusLookupOut(BaseModel):
+    case_number: str
+    status: str
+    status_label: str
+    next_step: str
+    updated_at: datetime
+
+
+# ---- action payloads: one per action, so the contract documents each --------------------------
+
+
+class AcceptPayload(WriteModel):
+    note: Note = None
+
+
+class DeclinePayload(WriteModel):
+    reason: Reason
+    advice: DeclineAdvice = Field(description="Where the party should go instead.")
+
+
+class AssignPayload(WriteModel):
+    body_id: uuid.UUID
+    note: Note = None
+
+
+class SignForPayload(WriteModel):
+    mediator_name: Annotated[str, Field(min_length=1, max_length=100)]
+    note: Note = None
+
+
+class ReturnPayload(WriteModel):
+    reason: Reason
+
+
+class TransferPayload(WriteModel):
+    reason: Reason
+
+
+class EscalatePayload(WriteModel):
+    reason: Reason
+
+
+class WithdrawPayload(WriteModel):
+    reason: Reason
+    party_id: uuid.UUID | None = Field(default=None, description="The party who withdrew, if one did.")
+
+
+class AgreementIn(WriteModel):
+    form: AgreementForm = AgreementForm.written
+    facts: Annotated[str, Field(min_length=1, max_length=5000, description="主要事实、争议事项及各方责任")]
+    terms: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(min_length=1, max_length=100)
+    ]
+    performance: Annotated[str, Field(min_length=1, max_length=2000, description="履行方式、地点、期限")]
+    effective_on: date = Field(description="The day the agreement took effect (last signature or seal).")
+    signed_by: Annotated[list[uuid.UUID], Field(max_length=200)] = []
+    mediator_signed: bool = False
+    body_sealed: bool = False
+
+
+class AgreePayload(WriteModel):
+    agreement: AgreementIn
+
+
+class FailPayload(WriteModel):
+    reason_code: TerminationReason
+    note: Note = None
+
+
+class RequestConfirmationPayload(WriteModel):
+    court_id: uuid.UUID
+    basis: ConfirmationCourtBasis
+    applicant_party_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=200)]
+    note: Note = None
+
+
+class RecordPerformancePayload(WriteModel):
+    performed_on: date
+    note: Note = None
+
+
+class ConfirmPayload(WriteModel):
+    court_case_number: ShortText
+    ruling_number: ShortText
+    ruled_on: date
+
+
+class RejectPayload(WriteModel):
+    court_case_number: ShortText
+    ground: RejectionGround
+    ruling_number: ShortText
+    ruled_on: date
+    note: Note = None
+
+
+class NotAcceptPayload(WriteModel):
+    reason_code: NotAcceptedReason
+    note: Note = None
+
+
+class RemediatePayload(WriteModel):
+    reason: Reason
+
+
+class ReferArbitrationPayload(WriteModel):
+    commission_id: uuid.UUID
+    arbitration_agreement: Annotated[
+        str | None,
+        Field(
+            max_length=500, description="The written arbitration agreement (clause or document reference)."
+        ),
+    ] = None
+    note: Note = None
+
+
+class ReferLitigationPayload(WriteModel):
+    court_id: uuid.UUID
+    claims: Annotated[str, Field(min_length=1, max_length=5000, description="诉讼请求")]
+    note: Note = None
+
+
+class RecordOutcomePayload(WriteModel):
+    outcome: ReferralOutcome
+    reference_number: ShortText
+    decided_on: date
+    note: Note = None
+
+
+class ClosePayload(WriteModel):
+    note: Note = None
+
+
+class FollowUpIn(WriteModel):
+    contact_method: ContactMethod
+    satisfaction: Annotated[int, Field(ge=1, le=5)]
+    agreement_performed: bool | None = None
+    notes: Note = None
+
+
+class ArchivePayload(WriteModel):
+    follow_up: FollowUpIn | None = None
+    visit_impossible_reason: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+
+    @model_validator(mode="after")
+    def _visit_or_reason(self) -> Self:
+        # 人民调解法 Art. 27 / center practice: close the loop with a follow-up visit before archiving.
+        if (self.follow_up is None) == (self.visit_impossible_reason is None):
+            raise DomainValueError(
+                "follow_up_required",
+                Text(
+                    "归档须记录回访结果, 或说明无法回访的原因 (二者选一)",
+                    "Give either a follow-up result or why no visit was possible",
+                ),
+            )
+        return self
+
+
+ACTION_PAYLOADS: dict[str, type[WriteModel]] = {
+    "accept": AcceptPayload,
+    "decline": DeclinePayload,
+    "assign": AssignPayload,
+    "sign_for": SignForPayload,
+    "return": ReturnPayload,
+    "transfer": TransferPayload,
+    "escalate": EscalatePayload,
+    "withdraw": WithdrawPayload,
+    "agree": AgreePayload,
+    "fail": FailPayload,
+    "request_confirmation": RequestConfirmationPayload,
+    "record_performance": RecordPerformancePayload,
+    "confirm": ConfirmPayload,
+    "reject": RejectPayload,
+    "not_accept": NotAcceptPayload,
+    "remediate": RemediatePayload,
+    "refer_arbitration": ReferArbitrationPayload,
+    "refer_litigation": ReferLitigationPayload,
+    "record_outcome": RecordOutcomePayload,
+    "close": ClosePayload,
+    "archive": ArchivePayload,
+}

@@ -1,0 +1,1 @@
+"""Lifecycle events, written to an outbox in the same transaction as the change."""
