@@ -57,7 +57,9 @@ class Dispute(Base):
         back_populates="dispute", lazy="raise", order_by="Party.position", cascade="all, delete-orphan"
     )
 
-    __mapper_args__ = {"version_id_col": version}
+    # The service bumps the version on every change, even one that touches only child rows; the
+    # UPDATE still carries `WHERE version = <old>`, so a concurrent writer fails instead of overwriting.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class Party(Base):

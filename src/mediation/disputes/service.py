@@ -109,6 +109,7 @@ class DisputeService:
             is_risk=data.is_risk,
             tier=TIER_FOR_SEVERITY[data.severity],
             status=Status.registered,
+            version=1,
             applied_on=today,
             created_by=principal.id,
             created_at=now,
@@ -294,7 +295,8 @@ class DisputeService:
         now = self.clock.now()
         self._apply_effects(dispute, transition, payload, ctx, now)
         dispute.updated_at = now
-        seq = dispute.version + 1
+        dispute.version += 1
+        seq = dispute.version
         data = payload.model_dump(mode="json")
         self._append_timeline(
             dispute, action.value, from_status, dispute.status, principal, _reason_of(data), data, now, seq
@@ -424,7 +426,8 @@ class DisputeService:
         party.consent = data.decision
         now = self.clock.now()
         dispute.updated_at = now
-        seq = dispute.version + 1
+        dispute.version += 1
+        seq = dispute.version
         payload = {"party_id": str(party_id), "decision": data.decision.value}
         self._append_timeline(
             dispute, "record_consent", dispute.status, dispute.status, principal, data.note, payload, now, seq

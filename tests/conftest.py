@@ -1,0 +1,136 @@
+"""Every test runs against SQLite and PostgreSQL, each with a schema built by the Alembic migrations.
+
+Isolation: SQLite gets a fresh copy of the migrated database file per test; PostgreSQL truncates
+every table before each test (tests commit for real, since concurrency is part of what they check).
+With CI=true an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+
+from mediation.app import create_app
+from mediation.core.clock import FrozenClock
+from mediation.core.db import Base
+from mediation.core.settings import Settings
+from mediation.migrate import upgrade
+from tests.support import Api
+
+PG_ADMIN_DSN = os.environ.get("MEDIATION_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Monday 1 June 2026, 10:00 in Beijing: a plain working day, inside the years the holiday table knows.
+DEFAULT_NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+
+
+def _pg_reachable() -> str | None:
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    problem = _pg_reachable()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI and unreachable at {PG_ADMIN_DSN}: {problem}", pytrace=False)
+        pytest.skip(f"PostgreSQL unreachable ({problem}); set CI=true to make this an error")
+    name = f"mediation_test_{os.getpid()}"
+
+    async def recreate() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    asyncio.run(recreate())
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_database() -> Iterator[None]:
+    yield
+    name = f"mediation_test_{os.getpid()}"
+
+    async def drop() -> None:
+        try:
+            conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        except Exception:
+            return
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        if request.node.get_closest_marker("postgres_only"):
+            pytest.skip("PostgreSQL-only test")
+        path = tmp_path / "test.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(DEFAULT_NOW)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[object]:
+    application = create_app(settings, clock)
+    db = application.state.db
+    if not db.is_sqlite:
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def api(client: httpx.AsyncClient, app: object) -> Api:
+    helper = Api(client, app)
+    await helper.create_bodies()
+    return helper

@@ -1,0 +1,205 @@
+"""A small client for the tests: intake, actions with If-Match, driving a case to any state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from stdnum.cn import ric
+
+from mediation.bodies.models import Body
+from mediation.disputes.models import TimelineEntry
+from mediation.events.models import OutboxEvent
+
+# How a new case reaches each state.
+PATHS: dict[str, list[str]] = {
+    "registered": [],
+    "declined": ["decline"],
+    "accepted": ["accept"],
+    "assigned": ["accept", "assign"],
+    "mediating": ["accept", "assign", "sign_for"],
+    "agreement_signed": ["accept", "assign", "sign_for", "agree"],
+    "performed": ["accept", "assign", "sign_for", "agree", "record_performance"],
+    "confirmation_pending": ["accept", "assign", "sign_for", "agree", "request_confirmation"],
+    "confirmed": ["accept", "assign", "sign_for", "agree", "request_confirmation", "confirm"],
+    "confirmation_rejected": ["accept", "assign", "sign_for", "agree", "request_confirmation", "reject"],
+    "mediation_failed": ["accept", "assign", "sign_for", "fail"],
+    "withdrawn": ["accept", "assign", "sign_for", "withdraw"],
+    "referred_arbitration": ["accept", "assign", "sign_for", "fail", "refer_arbitration"],
+    "referred_litigation": ["accept", "assign", "sign_for", "fail", "refer_litigation"],
+    "closed": ["accept", "assign", "sign_for", "agree", "record_performance", "close"],
+    "archived": ["accept", "assign", "sign_for", "agree", "record_performance", "close", "archive"],
+}
+
+# A role that may take each action (the first one the table names is as good as any).
+ROLE = {
+    "accept": "clerk", "decline": "clerk", "assign": "clerk", "sign_for": "body_mediator", "return": "body_mediator",
+    "transfer": "body_admin", "escalate": "supervisor", "withdraw": "clerk", "agree": "body_mediator",
+    "fail": "body_mediator", "request_confirmation": "body_mediator", "record_performance": "body_mediator",
+    "confirm": "court", "reject": "court", "not_accept": "court", "remediate": "body_mediator",
+    "refer_arbitration": "body_admin", "refer_litigation": "body_admin", "record_outcome": "court",
+    "close": "clerk", "archive": "clerk",
+}
+
+
+def resident_id(serial: int, born: date = date(1990, 5, 17), region: str = "330681") -> str:
+    first17 = f"{region}{born:%Y%m%d}{serial % 1000:03d}"
+    return first17 + ric.calc_check_digit(first17 + "0")
+
+
+def person(role: str, name: str, serial: int = 1) -> dict[str, Any]:
+    return {
+        "role": role,
+        "kind": "person",
+        "name": name,
+        "id_type": "resident_id",
+        "id_number": resident_id(serial),
+        "phone": f"1380000{serial:04d}",
+        "address": "浙江省诸暨市枫桥镇",
+    }
+
+
+def intake_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "category": "neighbour",
+        "description": "相邻双方因院墙滴水发生争执, 申请调解。",
+        "channel": "window",
+        "region_code": "330681105201",
+        "amount_in_dispute": "1200.00",
+        "people_involved": 2,
+        "parties": [person("applicant", "张三", 1), person("respondent", "李四", 2)],
+    }
+    body.update(overrides)
+    return body
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+        self.client = client
+        self.app = app
+        self.bodies: dict[str, uuid.UUID] = {}
+
+    @property
+    def today(self) -> date:
+        return self.app.state.clock.today()
+
+    async def create_bodies(self) -> None:
+        specs = {
+            "village": ("枫源村人民调解委员会", "people_mediation_committee", "village", "330681105201", True),
+            "town": ("枫桥镇人民调解委员会", "people_mediation_committee", "town", "330681105000", True),
+            "labour_mediation": ("市劳动争议人民调解委员会", "industry_mediation", "county", "330681000000", True),
+            "suspended": ("暂停工作的调解委员会", "people_mediation_committee", "town", "330681105000", False),
+            "court": ("诸暨市人民法院", "court", "county", "330681000000", True),
+            "other_court": ("上虞区人民法院", "court", "county", "330604000000", True),
+            "labour_commission": ("劳动人事争议仲裁委员会", "labour_arbitration_commission", "county", "330681000000", True),
+            "commercial_commission": ("绍兴仲裁委员会", "commercial_arbitration_commission", "city", "330600000000", True),
+        }
+        async with self.app.state.db.writer() as session, session.begin():
+            for key, (name, kind, tier, region, active) in specs.items():
+                body = Body(
+                    id=uuid.uuid4(), name=name, kind=kind, tier=tier, region_code=region, active=active,
+                    created_at=datetime.now(UTC),
+                )
+                session.add(body)
+                self.bodies[key] = body.id
+
+    def headers(self, role: str = "clerk", **extra: str) -> dict[str, str]:
+        return {"X-Actor-Role": role, "X-Actor-Id": f"test-{role}", **extra}
+
+    async def intake(self, **overrides: Any) -> dict[str, Any]:
+        response = await self.client.post("/v1/disputes", json=intake_body(**overrides), headers=self.headers())
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def get(self, dispute: dict[str, Any]) -> dict[str, Any]:
+        response = await self.client.get(f"/v1/disputes/{dispute['id']}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def payload(self, action: str, dispute: dict[str, Any]) -> dict[str, Any] | None:
+        party_ids = [p["id"] for p in dispute["parties"]]
+        today = self.today.isoformat()
+        payloads: dict[str, dict[str, Any] | None] = {
+            "accept": None,
+            "decline": {"reason": "属于治安案件, 应由公安机关处理", "advice": "police"},
+            "assign": {"body_id": str(self.bodies["village"])},
+            "sign_for": {"mediator_name": "调解员甲"},
+            "return": {"reason": "不属于本委员会管辖"},
+            "transfer": {"reason": "需由专业调解组织调解"},
+            "escalate": {"reason": "案情复杂, 报请上级调解"},
+            "withdraw": {"reason": "申请人撤回申请"},
+            "agree": {
+                "agreement": {
+                    "facts": "双方因院墙滴水发生争执, 被申请人负主要责任。",
+                    "terms": ["被申请人于十五日内修缮屋檐并赔偿一千二百元。"],
+                    "performance": "现金当面支付, 于十五日内履行完毕。",
+                    "effective_on": today,
+                    "signed_by": party_ids,
+                    "mediator_signed": True,
+                    "body_sealed": True,
+                }
+            },
+            "fail": {"reason_code": "positions_too_far_apart"},
+            "request_confirmation": {
+                "court_id": str(self.bodies["court"]), "basis": "body_location", "applicant_party_ids": party_ids,
+            },
+            "record_performance": {"performed_on": today},
+            "confirm": {"court_case_number": "(2026)浙0681民特1号", "ruling_number": "(2026)浙0681民特1号", "ruled_on": today},
+            "reject": {
+                "court_case_number": "(2026)浙0681民特2号", "ground": "unclear_content",
+                "ruling_number": "(2026)浙0681民特2号", "ruled_on": today,
+            },
+            "not_accept": {"reason_code": "materials_missing"},
+            "remediate": {"reason": "当事人同意重新调解"},
+            "refer_arbitration": {"commission_id": str(self.bodies["commercial_commission"]), "arbitration_agreement": "合同第十二条仲裁条款"},
+            "refer_litigation": {"court_id": str(self.bodies["court"]), "claims": "请求判令被申请人赔偿损失。"},
+            "record_outcome": {"outcome": "judgment", "reference_number": "(2026)浙0681民初9号", "decided_on": today},
+            "close": None,
+            "archive": {"follow_up": {"contact_method": "phone", "satisfaction": 5, "agreement_performed": True}},
+        }
+        return payloads[action]
+
+    async def act(
+        self,
+        dispute: dict[str, Any],
+        action: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        role: str | None = None,
+        use_default: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        body = payload if payload is not None or not use_default else self.payload(action, dispute)
+        return await self.client.post(
+            f"/v1/disputes/{dispute['id']}/actions/{action}",
+            json=body,
+            headers=self.headers(role or ROLE[action], **{"If-Match": f'"{dispute["version"]}"', **(headers or {})}),
+        )
+
+    async def step(self, dispute: dict[str, Any], action: str, payload: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+        response = await self.act(dispute, action, payload, **kw)
+        assert response.status_code == 200, f"{action}: {response.text}"
+        return response.json()
+
+    async def drive(self, state: str, **intake_overrides: Any) -> dict[str, Any]:
+        dispute = await self.intake(**intake_overrides)
+        for action in PATHS[state]:
+            dispute = await self.step(dispute, action)
+        assert dispute["status"] == state
+        return dispute
+
+    async def timeline(self, dispute: dict[str, Any]) -> list[dict[str, Any]]:
+        response = await self.client.get(f"/v1/disputes/{dispute['id']}/timeline")
+        assert response.status_code == 200
+        return response.json()
+
+    async def outbox_count(self, dispute_id: str) -> int:
+        async with self.app.state.db.reader() as session:
+            return int(await session.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.dispute_id == uuid.UUID(dispute_id))) or 0)
+
+    async def timeline_count(self, dispute_id: str) -> int:
+        async with self.app.state.db.reader() as session:
+            return int(await session.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.dispute_id == uuid.UUID(dispute_id))) or 0)

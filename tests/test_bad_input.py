@@ -1,0 +1,156 @@
+"""Bad input gets a clear problem+json answer and never changes the database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from mediation.disputes.models import Dispute, Party, TimelineEntry
+from mediation.events.models import OutboxEvent
+from tests.support import intake_body, person
+
+
+async def _row_counts(api) -> tuple[int, ...]:
+    async with api.app.state.db.reader() as session:
+        return tuple(
+            [int(await session.scalar(select(func.count()).select_from(m)) or 0) for m in (Dispute, Party, TimelineEntry, OutboxEvent)]
+        )
+
+
+def _problem(response, status: int, type_: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["type"] == type_ and body["status"] == status and body["title"]
+    return body
+
+
+@pytest.mark.parametrize("field", ["status", "version", "tier", "body_id", "created_at", "is_group", "case_number"])
+async def test_intake_refuses_internal_fields(api, field):
+    before = await _row_counts(api)
+    response = await api.client.post("/v1/disputes", json=intake_body(**{field: "mediating"}), headers=api.headers())
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert problem["errors"][0]["field"] == field
+    assert problem["errors"][0]["code"] == "extra_forbidden"
+    assert await _row_counts(api) == before
+
+
+async def test_action_payload_refuses_status(api):
+    dispute = await api.drive("mediating")
+    payload = {"reason_code": "other", "status": "closed"}
+    problem = _problem(await api.act(dispute, "fail", payload), 422, "/problems/validation-error")
+    assert problem["errors"][0]["field"] == "status"
+    assert (await api.get(dispute))["status"] == "mediating"
+
+
+async def test_malformed_id_number_names_the_field(api):
+    before = await _row_counts(api)
+    bad = person("respondent", "李四", 2)
+    bad["id_number"] = bad["id_number"][:-1] + ("0" if bad["id_number"][-1] != "0" else "1")  # wrong check digit
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(parties=[person("applicant", "张三", 1), bad]), headers=api.headers()
+    )
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert problem["errors"][0]["field"] == "parties[1].id_number"
+    assert problem["errors"][0]["code"] == "invalid_id_number"
+    assert "身份证" in problem["errors"][0]["message"]
+    assert await _row_counts(api) == before
+
+
+async def test_errors_answer_in_english_when_asked(api):
+    bad = person("applicant", "张三", 1)
+    bad["phone"] = "12345"
+    response = await api.client.post(
+        "/v1/disputes",
+        json=intake_body(parties=[bad, person("respondent", "李四", 2)]),
+        headers={**api.headers(), "Accept-Language": "en-US,en;q=0.9"},
+    )
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert problem["title"] == "The request is not valid"
+    assert problem["errors"][0] == {
+        "field": "parties[0].phone", "location": "body", "code": "invalid_phone", "message": "Invalid phone number",
+    }
+    assert response.headers["content-language"] == "en"
+
+
+async def test_oversized_body_is_refused_with_413(api):
+    before = await _row_counts(api)
+    huge = intake_body(description="纠" * 600_000)
+    response = await api.client.post("/v1/disputes", json=huge, headers=api.headers())
+    _problem(response, 413, "/problems/payload-too-large")
+    assert await _row_counts(api) == before
+
+
+async def test_oversized_chunked_body_is_refused_with_413(api):
+    async def chunks():
+        yield b'{"category": "neighbour", "description": "'
+        for _ in range(300):
+            yield b"x" * 4096
+        yield b'"}'
+
+    response = await api.client.post(
+        "/v1/disputes", content=chunks(), headers={**api.headers(), "Content-Type": "application/json"}
+    )
+    _problem(response, 413, "/problems/payload-too-large")
+
+
+async def test_page_size_over_the_maximum_is_refused(api):
+    problem = _problem(await api.client.get("/v1/disputes", params={"limit": 101}), 422, "/problems/validation-error")
+    assert problem["errors"][0]["field"] == "limit"
+
+
+async def test_garbage_cursor_is_refused(api):
+    problem = _problem(await api.client.get("/v1/disputes", params={"cursor": "not-a-cursor"}), 422, "/problems/validation-error")
+    assert problem["errors"][0]["field"] == "cursor"
+
+
+async def test_malformed_json_is_refused(api):
+    response = await api.client.post(
+        "/v1/disputes", content=b'{"category": ', headers={**api.headers(), "Content-Type": "application/json"}
+    )
+    _problem(response, 422, "/problems/validation-error")
+
+
+async def test_action_without_if_match_is_428_and_stale_is_412(api):
+    dispute = await api.intake()
+    response = await api.client.post(f"/v1/disputes/{dispute['id']}/actions/accept", headers=api.headers())
+    assert _problem(response, 428, "/problems/precondition-required")["current_etag"] == '"1"'
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/actions/accept", headers=api.headers(**{"If-Match": "*"})
+    )
+    _problem(response, 428, "/problems/precondition-required")
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/actions/accept", headers=api.headers(**{"If-Match": '"7"'})
+    )
+    _problem(response, 412, "/problems/stale-version")
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/actions/accept", headers=api.headers(**{"If-Match": 'W/"1"'})
+    )
+    _problem(response, 412, "/problems/stale-version")
+    assert (await api.get(dispute))["version"] == 1
+
+
+async def test_unknown_case_unknown_path_and_wrong_method(api):
+    _problem(await api.client.get("/v1/disputes/6f1e0c4e-0000-4000-8000-000000000000"), 404, "/problems/not-found")
+    _problem(await api.client.get("/v1/nothing-here"), 404, "/problems/not-found")
+    _problem(await api.client.delete("/v1/disputes"), 405, "/problems/method-not-allowed")
+    _problem(await api.client.get("/v1/disputes/not-a-uuid"), 422, "/problems/validation-error")
+
+
+async def test_unknown_role_is_refused(api):
+    response = await api.client.post("/v1/disputes", json=intake_body(), headers={"X-Actor-Role": "root"})
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert problem["errors"][0]["field"] == "X-Actor-Role"
+
+
+async def test_intake_needs_both_sides(api):
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(parties=[person("applicant", "张三", 1), person("third_party", "王五", 3)]),
+        headers=api.headers(),
+    )
+    assert _problem(response, 422, "/problems/validation-error")["errors"][0]["code"] == "parties_incomplete"
+
+
+async def test_region_code_must_be_a_real_province(api):
+    response = await api.client.post("/v1/disputes", json=intake_body(region_code="990000"), headers=api.headers())
+    assert _problem(response, 422, "/problems/validation-error")["errors"][0]["field"] == "region_code"

@@ -1,0 +1,184 @@
+"""The legal rules the lifecycle encodes, one test per rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from mediation.core.legal_time import period_end
+
+
+def _reasons(response):
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "/problems/guard-failed"
+    return {r["code"]: r for r in problem["reasons"]}
+
+
+async def test_agreement_not_signed_by_everyone_is_refused_with_reasons(api):
+    dispute = await api.drive("mediating")
+    payload = api.payload("agree", dispute)
+    payload["agreement"]["signed_by"] = [dispute["parties"][0]["id"]]
+    payload["agreement"]["body_sealed"] = False
+    reasons = _reasons(await api.act(dispute, "agree", payload))
+    assert "李四" in reasons["agreement_unsigned"]["message"]
+    assert reasons["agreement_unsigned"]["article"] == "人民调解法 第二十九条"
+    assert "seal_missing" in reasons
+    assert (await api.get(dispute))["status"] == "mediating"
+    assert await api.timeline_count(dispute["id"]) == 4
+
+
+async def test_oral_agreement_needs_the_mediators_record(api):
+    dispute = await api.drive("mediating")
+    payload = api.payload("agree", dispute)
+    payload["agreement"].update(form="oral", signed_by=[], mediator_signed=False, body_sealed=False)
+    assert "oral_agreement_unrecorded" in _reasons(await api.act(dispute, "agree", payload))
+    payload["agreement"]["mediator_signed"] = True
+    assert (await api.step(dispute, "agree", payload))["status"] == "agreement_signed"
+
+
+async def _agreement_effective_on(api, clock, effective: date):
+    clock.at = datetime(effective.year, effective.month, effective.day, 2, tzinfo=UTC)
+    return await api.drive("agreement_signed")
+
+
+async def test_confirmation_applied_on_day_30_is_accepted(api, clock):
+    # Agreement effective Mon 2 March 2026; day 30 is Wed 1 April, a working day.
+    dispute = await _agreement_effective_on(api, clock, date(2026, 3, 2))
+    clock.at += timedelta(days=30)
+    assert (await api.step(dispute, "request_confirmation"))["handoff"]["window_ended_on"] == "2026-04-01"
+
+
+async def test_confirmation_refused_on_day_31(api, clock):
+    dispute = await _agreement_effective_on(api, clock, date(2026, 3, 2))
+    clock.at += timedelta(days=31)
+    reasons = _reasons(await api.act(dispute, "request_confirmation"))
+    assert "2026-04-01" in reasons["confirmation_window_closed"]["message"]
+    assert "民事诉讼法 第二百零五条" in reasons["confirmation_window_closed"]["article"]
+    assert (await api.get(dispute))["status"] == "agreement_signed"
+
+
+async def test_confirmation_window_ending_in_a_holiday_runs_to_the_next_working_day(api, clock):
+    # Effective 1 September 2026: day 30 is 1 October (National Day, holiday 1-7 October). 民诉法
+    # Art. 85 carries the period to the first working day after the holiday: Thursday 8 October.
+    dispute = await _agreement_effective_on(api, clock, date(2026, 9, 1))
+    clock.at = datetime(2026, 10, 9, 2, tzinfo=UTC)
+    assert "2026-10-08" in _reasons(await api.act(dispute, "request_confirmation"))["confirmation_window_closed"]["message"]
+    clock.at = datetime(2026, 10, 8, 2, tzinfo=UTC)
+    assert (await api.step(dispute, "request_confirmation"))["handoff"]["window_ended_on"] == "2026-10-08"
+
+
+async def test_confirmation_needs_both_sides(api):
+    dispute = await api.drive("agreement_signed")
+    payload = api.payload("request_confirmation", dispute)
+    payload["applicant_party_ids"] = [dispute["parties"][0]["id"]]
+    reasons = _reasons(await api.act(dispute, "request_confirmation", payload))
+    assert "李四" in reasons["not_joint_application"]["message"]
+
+
+async def test_confirmation_refused_for_personal_status(api):
+    dispute = await api.drive("agreement_signed", category="marriage_family", subject_matters=["personal_status"])
+    reasons = _reasons(await api.act(dispute, "request_confirmation"))
+    assert reasons["not_confirmable"]["article"] == "民诉法解释 第三百五十五条"
+
+
+async def test_confirmation_must_go_to_a_court(api):
+    dispute = await api.drive("agreement_signed")
+    payload = api.payload("request_confirmation", dispute)
+    payload["court_id"] = str(api.bodies["labour_commission"])
+    assert "target_wrong_kind" in _reasons(await api.act(dispute, "request_confirmation", payload))
+
+
+async def test_arbitration_refused_for_marriage_and_family(api):
+    dispute = await api.drive("mediation_failed", category="marriage_family")
+    reasons = _reasons(await api.act(dispute, "refer_arbitration"))
+    assert reasons["not_arbitrable"]["article"] == "仲裁法 第三条"
+
+
+async def test_arbitration_refused_for_inheritance(api):
+    dispute = await api.drive("mediation_failed", category="other", subject_matters=["inheritance"])
+    reasons = _reasons(await api.act(dispute, "refer_arbitration"))
+    assert "继承" in reasons["not_arbitrable"]["message"]
+    assert (await api.get(dispute))["status"] == "mediation_failed"
+
+
+async def test_commercial_arbitration_needs_an_arbitration_agreement(api):
+    dispute = await api.drive("mediation_failed", category="contract")
+    payload = {"commission_id": str(api.bodies["commercial_commission"])}
+    reasons = _reasons(await api.act(dispute, "refer_arbitration", payload))
+    assert "仲裁法 第四条" in reasons["no_arbitration_agreement"]["article"]
+
+
+async def test_labour_dispute_goes_to_labour_commission(api):
+    dispute = await api.drive("mediation_failed", category="labour")
+    assert "wrong_commission" in _reasons(await api.act(dispute, "refer_arbitration"))
+    moved = await api.step(dispute, "refer_arbitration", {"commission_id": str(api.bodies["labour_commission"])})
+    assert moved["status"] == "referred_arbitration"
+
+
+async def test_labour_arbitration_possible_after_15_days_without_agreement(api, clock):
+    dispute = await api.drive("mediating", category="labour")
+    payload = {"commission_id": str(api.bodies["labour_commission"])}
+    clock.at += timedelta(days=14)
+    assert "labour_window_open" in _reasons(await api.act(dispute, "refer_arbitration", payload))
+    clock.at += timedelta(days=1)
+    assert (await api.step(dispute, "refer_arbitration", payload))["status"] == "referred_arbitration"
+
+
+async def _record_consent(api, dispute, party, decision):
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/parties/{party['id']}/consent",
+        json={"decision": decision},
+        headers=api.headers("clerk", **{"If-Match": f'"{dispute["version"]}"'}),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_partys_refusal_stops_mediation(api):
+    dispute = await api.drive("mediating")
+    dispute = await _record_consent(api, dispute, dispute["parties"][1], "refused")
+    reasons = _reasons(await api.act(dispute, "agree"))
+    assert reasons["party_refused_mediation"]["article"] == "人民调解法 第十七条"
+    # What remains is to end mediation, with the refusal as the reason.
+    ended = await api.step(dispute, "fail", {"reason_code": "party_refused"})
+    assert ended["status"] == "mediation_failed"
+    assert (await api.timeline(ended))[-2]["action"] == "record_consent"
+
+
+async def test_court_delegated_mediation_needs_consent_of_both_sides(api):
+    dispute = await api.drive("assigned", channel="court_delegated")
+    assert "consent_missing" in _reasons(await api.act(dispute, "sign_for"))
+    for party in dispute["parties"]:
+        dispute = await _record_consent(api, dispute, party, "given")
+    assert (await api.step(dispute, "sign_for"))["status"] == "mediating"
+
+
+async def test_assignment_to_a_suspended_body_is_refused(api):
+    dispute = await api.drive("accepted")
+    response = await api.act(dispute, "assign", {"body_id": str(api.bodies["suspended"])})
+    assert "target_inactive" in _reasons(response)
+    response = await api.act(dispute, "assign", {"body_id": str(api.bodies["court"])})
+    assert "target_wrong_kind" in _reasons(response)
+
+
+async def test_escalation_stops_at_the_top_tier(api):
+    dispute = await api.drive("mediating", severity="serious")  # starts at county
+    dispute = await api.step(dispute, "escalate")
+    assert dispute["tier"] == "city"
+    dispute = await api.step(dispute, "assign")
+    dispute = await api.step(dispute, "sign_for")
+    assert "top_tier" in _reasons(await api.act(dispute, "escalate"))
+
+
+def test_period_end_counts_from_the_next_day_and_skips_rest_days():
+    assert period_end(date(2026, 3, 2), 30).last_day == date(2026, 4, 1)
+    ends = period_end(date(2026, 9, 1), 30)  # 1 Oct: National Day holiday, 1-7 October
+    assert (ends.last_day, ends.extended, ends.calendar_known) == (date(2026, 10, 8), True, True)
+    # Saturday 14 Feb 2026 is a make-up working day (调休): a period ending then is not extended.
+    assert period_end(date(2026, 1, 15), 30).last_day == date(2026, 2, 14)
+
+
+def test_period_end_beyond_the_published_holiday_schedule_counts_weekends_only():
+    ends = period_end(date(2026, 12, 4), 30)  # 3 Jan 2027 is a Sunday; 2027 is not yet published
+    assert ends.last_day == date(2027, 1, 4)
+    assert ends.calendar_known is False

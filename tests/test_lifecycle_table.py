@@ -1,0 +1,97 @@
+"""Every (state, action) pair: allowed ones reach the table's target, all others answer 409 and change nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from mediation.disputes.lifecycle import Action, Status, find_transition
+
+# Pairs whose guards need a particular case to pass: how to set that case up.
+SPECIAL = {
+    # 劳动争议调解仲裁法 Art. 14: a labour case may leave mediation for arbitration after 15 days.
+    (Status.mediating, Action.refer_arbitration): "labour_after_15_days",
+}
+
+
+async def _fresh_case(api, state: Status, special: str | None) -> tuple[dict, dict | None]:
+    if special == "labour_after_15_days":
+        dispute = await api.drive(state.value, category="labour")
+        api.app.state.clock.at += timedelta(days=15)
+        return dispute, {"commission_id": str(api.bodies["labour_commission"])}
+    return await api.drive(state.value), None
+
+
+@pytest.mark.parametrize("state", list(Status), ids=lambda s: s.value)
+async def test_every_action_from_state(api, state: Status):
+    for action in Action:
+        transition = find_transition(state.value, action)
+        if transition is None:
+            continue
+        dispute, payload = await _fresh_case(api, state, SPECIAL.get((state, action)))
+        role = sorted(r.value for r in transition.roles)[0]
+        response = await api.act(dispute, action.value, payload, role=role)
+        assert response.status_code == 200, f"{state.value} --{action.value}--> {response.text}"
+        moved = response.json()
+        assert moved["status"] == transition.target.value
+        assert moved["version"] == dispute["version"] + 1
+        timeline = await api.timeline(dispute)
+        assert timeline[-1]["action"] == action.value
+        assert (timeline[-1]["from_status"], timeline[-1]["to_status"]) == (state.value, transition.target.value)
+
+    # Everything the table does not allow from this state is refused and leaves no trace.
+    dispute = await api.drive(state.value)
+    before_timeline = await api.timeline_count(dispute["id"])
+    before_events = await api.outbox_count(dispute["id"])
+    for action in Action:
+        if find_transition(state.value, action) is not None:
+            continue
+        response = await api.act(dispute, action.value, role="supervisor")
+        assert response.status_code == 409, f"{state.value} --{action.value}--> {response.status_code} {response.text}"
+        problem = response.json()
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert problem["type"] == "/problems/invalid-transition"
+        assert problem["status_now"] == state.value
+    after = await api.get(dispute)
+    assert after["version"] == dispute["version"]
+    assert after["status"] == state.value
+    assert await api.timeline_count(dispute["id"]) == before_timeline
+    assert await api.outbox_count(dispute["id"]) == before_events
+
+
+async def test_wrong_role_is_forbidden_and_changes_nothing(api):
+    dispute = await api.drive("assigned")
+    response = await api.act(dispute, "sign_for", role="clerk")
+    assert response.status_code == 403
+    assert response.json()["type"] == "/problems/forbidden"
+    assert "body_mediator" in response.json()["allowed_roles"]
+    assert (await api.get(dispute))["version"] == dispute["version"]
+
+
+async def test_lifecycle_endpoint_describes_every_state_and_transition(client):
+    response = await client.get("/v1/lifecycle")
+    assert response.status_code == 200
+    described = response.json()
+    assert {s["name"] for s in described["states"]} == {s.value for s in Status}
+    labels = {s["name"]: s["label"] for s in described["states"]}
+    assert labels["confirmation_pending"] == "司法确认中"
+    pairs = {(src, t["action"], t["to"]) for t in described["transitions"] for src in t["from"]}
+    assert ("registered", "accept", "accepted") in pairs
+    assert ("mediation_failed", "refer_arbitration", "referred_arbitration") in pairs
+    confirm = next(t for t in described["transitions"] if t["action"] == "request_confirmation")
+    assert any("第二百零五条" in (g["article"] or "") for g in confirm["guards"])
+    assert described["mermaid"].startswith("stateDiagram-v2")
+
+
+async def test_available_actions_reflect_state_role_and_guards(api):
+    dispute = await api.drive("mediating")
+    response = await api.client.get(f"/v1/disputes/{dispute['id']}/actions", headers=api.headers("body_mediator"))
+    assert response.status_code == 200
+    actions = {a["action"]: a for a in response.json()}
+    assert set(actions) == {"transfer", "escalate", "withdraw", "agree", "fail", "refer_arbitration"}
+    assert actions["agree"]["allowed_for_caller"] is True
+    assert actions["escalate"]["allowed_for_caller"] is False  # body_mediator may not escalate
+    # A neighbour dispute still in mediation cannot leave for arbitration: the guard says why.
+    assert actions["refer_arbitration"]["blocked_by"][0]["code"] == "mediation_ongoing"
+    assert response.headers["etag"] == f'"{dispute["version"]}"'

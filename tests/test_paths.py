@@ -1,0 +1,107 @@
+"""A full path through the API for each way a case can end."""
+
+from __future__ import annotations
+
+
+async def _walk(api, dispute, *actions):
+    for action in actions:
+        dispute = await api.step(dispute, action)
+    return dispute
+
+
+async def _timeline_actions(api, dispute):
+    return [e["action"] for e in await api.timeline(dispute)]
+
+
+async def test_ends_performed_then_closed_and_archived(api):
+    dispute = await api.intake()
+    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "agree", "record_performance", "close", "archive")
+    assert dispute["status"] == "archived"
+    assert dispute["closed_at"] is not None
+    assert dispute["outcome"]["follow_up"]["follow_up"]["satisfaction"] == 5
+    assert await _timeline_actions(api, dispute) == [
+        "register", "accept", "assign", "sign_for", "agree", "record_performance", "close", "archive",
+    ]
+    assert [e["seq"] for e in await api.timeline(dispute)] == list(range(1, 9))
+    assert await api.outbox_count(dispute["id"]) == 8
+
+
+async def test_ends_confirmed_by_court(api):
+    dispute = await api.intake()
+    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "confirm", "close")
+    assert dispute["status"] == "closed"
+    decision = dispute["handoff"]["court_decision"]
+    assert decision["decision"] == "confirm"
+    # 民诉法 Art. 250: two years to apply for enforcement from the ruling.
+    assert decision["enforcement_deadline"] == "2028-06-01"
+    assert dispute["handoff_target_id"] == str(api.bodies["court"])
+
+
+async def test_confirmation_rejected_then_remediated_and_confirmed(api):
+    dispute = await api.intake()
+    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "reject")
+    assert dispute["status"] == "confirmation_rejected"
+    dispute = await api.step(dispute, "remediate")
+    assert dispute["status"] == "mediating"
+    assert dispute["agreement"] is None
+    dispute = await _walk(api, dispute, "agree", "request_confirmation", "confirm")
+    assert dispute["status"] == "confirmed"
+    actions = await _timeline_actions(api, dispute)
+    assert actions.count("agree") == 2 and actions.count("request_confirmation") == 2
+
+
+async def test_failed_then_referred_to_arbitration(api):
+    dispute = await api.intake(category="contract")
+    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "fail", "refer_arbitration")
+    assert dispute["status"] == "referred_arbitration"
+    assert dispute["handoff"]["kind"] == "arbitration"
+    outcome = {"outcome": "award", "reference_number": "绍仲裁字(2026)第8号", "decided_on": "2026-06-01"}
+    dispute = await api.step(dispute, "record_outcome", outcome, role="arbitration")
+    assert dispute["status"] == "closed"
+
+
+async def test_failed_then_referred_to_litigation(api):
+    dispute = await api.intake()
+    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "fail", "refer_litigation", "record_outcome")
+    assert dispute["status"] == "closed"
+    assert dispute["handoff"]["claims"]
+    assert dispute["outcome"]["record_outcome"]["outcome"] == "judgment"
+
+
+async def test_withdrawn_then_closed(api):
+    dispute = await api.intake()
+    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "withdraw", "close")
+    assert dispute["status"] == "closed"
+    assert dispute["outcome"]["withdraw"]["reason"] == "申请人撤回申请"
+
+
+async def test_declined_with_advice(api):
+    dispute = await api.intake()
+    dispute = await api.step(dispute, "decline")
+    assert dispute["status"] == "declined"
+    assert dispute["outcome"]["decline"]["advice"] == "police"
+    assert dispute["closed_at"] is not None
+    # Declined is final: nothing more can happen.
+    response = await api.act(dispute, "accept")
+    assert response.status_code == 409
+
+
+async def test_closed_then_archived_requires_follow_up(api):
+    dispute = await api.drive("closed")
+    response = await api.act(dispute, "archive", {})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "follow_up_required"
+    dispute = await api.step(dispute, "archive", {"visit_impossible_reason": "当事人电话停机, 三次上门未遇"})
+    assert dispute["status"] == "archived"
+
+
+async def test_return_then_reassign_and_escalate(api):
+    dispute = await api.drive("assigned")
+    dispute = await api.step(dispute, "return")
+    assert dispute["status"] == "accepted" and dispute["body_id"] is None
+    dispute = await _walk(api, dispute, "assign", "sign_for")
+    assert dispute["tier"] == "village"
+    dispute = await api.step(dispute, "escalate")
+    assert (dispute["status"], dispute["tier"]) == ("accepted", "town")
+    history = [(e["action"], e["from_status"], e["to_status"]) for e in await api.timeline(dispute)]
+    assert ("return", "assigned", "accepted") in history and ("escalate", "mediating", "accepted") in history
