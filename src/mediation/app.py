@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from mediation import __version__
 from mediation.bodies.router import router as bodies_router
 from mediation.core.clock import Clock
 from mediation.core.db import Database
-from mediation.core.errors import install_handlers
+from mediation.core.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from mediation.core.http import HttpConventionsMiddleware
 from mediation.core.settings import Settings, get_settings
 from mediation.disputes.router import router as disputes_router
@@ -54,4 +57,21 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(disputes_router)
     app.include_router(bodies_router)
     app.include_router(ops_router)
+    app.openapi = lambda: _contract(app)  # type: ignore[method-assign]
     return app
+
+
+def _contract(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with every error response declared as problem+json only."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if status[0] in "45" and PROBLEM_MEDIA_TYPE in content:
+                        content.pop("application/json", None)
+        app.openapi_schema = document
+    return app.openapi_schema

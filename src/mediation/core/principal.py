@@ -48,12 +48,12 @@ SYSTEM = Principal(role=Role.system, id="system")
 
 async def current_principal(
     x_actor_role: Annotated[
-        str | None, Header(description="Caller's role (pre-authentication mode).")
+        str | None, Header(alias="X-Actor-Role", description="Caller's role (pre-authentication mode).")
     ] = None,
     x_actor_id: Annotated[
-        str | None, Header(max_length=100, description="Caller's user or client id.")
+        str | None, Header(alias="X-Actor-Id", max_length=100, description="Caller's user or client id.")
     ] = None,
-    x_actor_org: Annotated[uuid.UUID | None, Header(description="Caller's organisation id.")] = None,
+    x_actor_org: Annotated[uuid.UUID | None, Header(alias="X-Actor-Org", description="Caller's organisation id.")] = None,
 ) -> Principal:
     role_name = x_actor_role or Role.clerk.value
     try:

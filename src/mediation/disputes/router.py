@@ -50,11 +50,16 @@ MAX_PAGE_SIZE = 100
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute)
 
 IfMatch = Annotated[
-    str | None, Header(description="The case's current ETag (required; 428 without it, 412 when stale).")
+    str | None,
+    Header(alias="If-Match", description="The case's current ETag (required; 428 without it, 412 when stale)."),
 ]
 IdempotencyKey = Annotated[
     str | None,
-    Header(max_length=255, description="Retry safety: a repeated key replays the first response."),
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Retry safety: a repeated key replays the first response; another body with it is 422.",
+    ),
 ]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 

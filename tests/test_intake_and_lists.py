@@ -1,0 +1,140 @@
+"""Intake, the case number and query code, lists with filters and cursors, the party's lookup."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.support import intake_body, person
+
+
+async def test_intake_answers_201_with_location_etag_case_number_and_query_code(api):
+    response = await api.client.post("/v1/disputes", json=intake_body(), headers=api.headers())
+    assert response.status_code == 201
+    body = response.json()
+    assert response.headers["location"] == f"/v1/disputes/{body['id']}"
+    assert response.headers["etag"] == '"1"'
+    assert body["case_number"] == "330681-2026-000001"
+    assert body["status_label"] == "已登记"
+    assert body["region_code"] == "330681105201"
+    assert body["applied_on"] == "2026-06-01"  # 民法典 Art. 195: the application date is kept
+    assert body["parties"][0]["consent"] == "unknown"
+    # The query code is shown once and never again.
+    assert "query_code" not in (await api.get(body))
+
+
+async def test_group_flag_follows_the_labour_threshold(api):
+    labour = await api.intake(category="labour", people_involved=10)
+    assert labour["is_group"] is True  # 劳动争议调解仲裁法 Art. 7: ten or more workers
+    small = await api.intake(category="labour", people_involved=9)
+    assert small["is_group"] is False
+
+
+async def test_tier_follows_severity(api):
+    assert (await api.intake(severity="ordinary"))["tier"] == "village"
+    assert (await api.intake(severity="major"))["tier"] == "town"
+    assert (await api.intake(severity="serious"))["tier"] == "county"
+
+
+async def test_id_number_is_normalised(api):
+    p = person("applicant", "张三", 1)
+    p["id_number"] = p["id_number"][:6] + " " + p["id_number"][6:]
+    created = await api.intake(parties=[p, person("respondent", "李四", 2)])
+    assert created["parties"][0]["id_number"] == person("applicant", "张三", 1)["id_number"]
+
+
+async def test_platform_retry_with_the_same_work_order_never_makes_a_second_case(api):
+    first = await api.intake(channel="hotline", external_reference="12345-20260601-0042")
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(channel="hotline", external_reference="12345-20260601-0042"), headers=api.headers()
+    )
+    assert response.status_code == 409
+    problem = response.json()
+    assert problem["type"] == "/problems/duplicate-external-reference"
+    assert problem["case_number"] == first["case_number"]
+    assert response.headers["location"] == f"/v1/disputes/{first['id']}"
+    # The same number from another channel is another platform's number.
+    assert (await api.intake(channel="grid", external_reference="12345-20260601-0042"))["id"] != first["id"]
+
+
+async def test_list_filters(api):
+    a = await api.intake(category="labour", channel="hotline", region_code="330681105201")
+    b = await api.intake(category="debt", channel="window", region_code="330604001000", description="借款三万元到期未还的纠纷")
+    c = await api.drive("assigned", category="debt")
+
+    async def ids(**params):
+        response = await api.client.get("/v1/disputes", params=params)
+        assert response.status_code == 200, response.text
+        return {d["id"] for d in response.json()["items"]}
+
+    assert await ids(category="labour") == {a["id"]}
+    assert await ids(channel="hotline") == {a["id"]}
+    assert await ids(region="330681") == {a["id"], c["id"]}
+    assert await ids(region="330600") == {a["id"], b["id"], c["id"]}
+    assert await ids(region="330604") == {b["id"]}
+    assert await ids(status="assigned") == {c["id"]}
+    assert await ids(status=["assigned", "registered"]) == {a["id"], b["id"], c["id"]}
+    assert await ids(body_id=str(api.bodies["village"])) == {c["id"]}
+    assert await ids(q="借款三万") == {b["id"]}
+    assert await ids(q="张三") == {a["id"], b["id"], c["id"]}
+    assert await ids(q="100%") == set()
+
+
+async def test_list_created_range(api, clock):
+    early = await api.intake()
+    clock.at += timedelta(days=2)
+    late = await api.intake()
+    since = (clock.at - timedelta(days=1)).isoformat()
+    response = await api.client.get("/v1/disputes", params={"created_from": since})
+    assert [d["id"] for d in response.json()["items"]] == [late["id"]]
+    response = await api.client.get("/v1/disputes", params={"created_to": since})
+    assert [d["id"] for d in response.json()["items"]] == [early["id"]]
+
+
+async def test_cursor_pagination_visits_every_case_once_newest_first(api, clock):
+    created = []
+    for i in range(7):
+        clock.at += timedelta(minutes=1 if i != 3 else 0)  # two cases share a timestamp
+        created.append((await api.intake())["id"])
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = (await api.client.get("/v1/disputes", params=params)).json()
+        seen += [d["id"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 7 and set(seen) == set(created)
+    assert seen[0] == created[-1]
+
+
+async def test_party_status_lookup_shows_status_and_no_personal_data(api):
+    created = await api.intake()
+    response = await api.client.post(
+        "/v1/status-lookup", json={"case_number": created["case_number"], "query_code": created["query_code"].lower()}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "registered" and body["status_label"] == "已登记" and body["next_step"]
+    text = response.text
+    for party in created["parties"]:
+        assert party["name"] not in text and party["id_number"] not in text and party["phone"] not in text
+
+
+async def test_party_status_lookup_with_a_wrong_code_is_404(api):
+    created = await api.intake()
+    response = await api.client.post("/v1/status-lookup", json={"case_number": created["case_number"], "query_code": "WRONGCOD"})
+    assert response.status_code == 404
+    response = await api.client.post("/v1/status-lookup", json={"case_number": "330681-2026-999999", "query_code": "WRONGCOD"})
+    assert response.status_code == 404
+
+
+async def test_health_and_readiness(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_bodies_are_listed_by_kind_and_region(api):
+    response = await api.client.get("/v1/bodies", params={"kind": "court", "region": "330681"})
+    assert [b["name"] for b in response.json()] == ["诸暨市人民法院"]
+    body = await api.client.get(f"/v1/bodies/{api.bodies['village']}")
+    assert body.json()["tier"] == "village"
