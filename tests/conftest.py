@@ -56,7 +56,9 @@ def postgres_url() -> str:
     problem = _pg_reachable()
     if problem:
         if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI and unreachable at {PG_ADMIN_DSN}: {problem}", pytrace=False)
+            pytest.fail(
+                f"PostgreSQL is required in CI and unreachable at {PG_ADMIN_DSN}: {problem}", pytrace=False
+            )
         pytest.skip(f"PostgreSQL unreachable ({problem}); set CI=true to make this an error")
     name = f"mediation_test_{os.getpid()}"
 

@@ -36,12 +36,27 @@ PATHS: dict[str, list[str]] = {
 
 # A role that may take each action (the first one the table names is as good as any).
 ROLE = {
-    "accept": "clerk", "decline": "clerk", "assign": "clerk", "sign_for": "body_mediator", "return": "body_mediator",
-    "transfer": "body_admin", "escalate": "supervisor", "withdraw": "clerk", "agree": "body_mediator",
-    "fail": "body_mediator", "request_confirmation": "body_mediator", "record_performance": "body_mediator",
-    "confirm": "court", "reject": "court", "not_accept": "court", "remediate": "body_mediator",
-    "refer_arbitration": "body_admin", "refer_litigation": "body_admin", "record_outcome": "court",
-    "close": "clerk", "archive": "clerk",
+    "accept": "clerk",
+    "decline": "clerk",
+    "assign": "clerk",
+    "sign_for": "body_mediator",
+    "return": "body_mediator",
+    "transfer": "body_admin",
+    "escalate": "supervisor",
+    "withdraw": "clerk",
+    "agree": "body_mediator",
+    "fail": "body_mediator",
+    "request_confirmation": "body_mediator",
+    "record_performance": "body_mediator",
+    "confirm": "court",
+    "reject": "court",
+    "not_accept": "court",
+    "remediate": "body_mediator",
+    "refer_arbitration": "body_admin",
+    "refer_litigation": "body_admin",
+    "record_outcome": "court",
+    "close": "clerk",
+    "archive": "clerk",
 }
 
 
@@ -88,19 +103,54 @@ class Api:
 
     async def create_bodies(self) -> None:
         specs = {
-            "village": ("枫源村人民调解委员会", "people_mediation_committee", "village", "330681105201", True),
+            "village": (
+                "枫源村人民调解委员会",
+                "people_mediation_committee",
+                "village",
+                "330681105201",
+                True,
+            ),
             "town": ("枫桥镇人民调解委员会", "people_mediation_committee", "town", "330681105000", True),
-            "labour_mediation": ("市劳动争议人民调解委员会", "industry_mediation", "county", "330681000000", True),
-            "suspended": ("暂停工作的调解委员会", "people_mediation_committee", "town", "330681105000", False),
+            "labour_mediation": (
+                "市劳动争议人民调解委员会",
+                "industry_mediation",
+                "county",
+                "330681000000",
+                True,
+            ),
+            "suspended": (
+                "暂停工作的调解委员会",
+                "people_mediation_committee",
+                "town",
+                "330681105000",
+                False,
+            ),
             "court": ("诸暨市人民法院", "court", "county", "330681000000", True),
             "other_court": ("上虞区人民法院", "court", "county", "330604000000", True),
-            "labour_commission": ("劳动人事争议仲裁委员会", "labour_arbitration_commission", "county", "330681000000", True),
-            "commercial_commission": ("绍兴仲裁委员会", "commercial_arbitration_commission", "city", "330600000000", True),
+            "labour_commission": (
+                "劳动人事争议仲裁委员会",
+                "labour_arbitration_commission",
+                "county",
+                "330681000000",
+                True,
+            ),
+            "commercial_commission": (
+                "绍兴仲裁委员会",
+                "commercial_arbitration_commission",
+                "city",
+                "330600000000",
+                True,
+            ),
         }
         async with self.app.state.db.writer() as session, session.begin():
             for key, (name, kind, tier, region, active) in specs.items():
                 body = Body(
-                    id=uuid.uuid4(), name=name, kind=kind, tier=tier, region_code=region, active=active,
+                    id=uuid.uuid4(),
+                    name=name,
+                    kind=kind,
+                    tier=tier,
+                    region_code=region,
+                    active=active,
                     created_at=datetime.now(UTC),
                 )
                 session.add(body)
@@ -110,7 +160,9 @@ class Api:
         return {"X-Actor-Role": role, "X-Actor-Id": f"test-{role}", **extra}
 
     async def intake(self, **overrides: Any) -> dict[str, Any]:
-        response = await self.client.post("/v1/disputes", json=intake_body(**overrides), headers=self.headers())
+        response = await self.client.post(
+            "/v1/disputes", json=intake_body(**overrides), headers=self.headers()
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -144,21 +196,41 @@ class Api:
             },
             "fail": {"reason_code": "positions_too_far_apart"},
             "request_confirmation": {
-                "court_id": str(self.bodies["court"]), "basis": "body_location", "applicant_party_ids": party_ids,
+                "court_id": str(self.bodies["court"]),
+                "basis": "body_location",
+                "applicant_party_ids": party_ids,
             },
             "record_performance": {"performed_on": today},
-            "confirm": {"court_case_number": "(2026)浙0681民特1号", "ruling_number": "(2026)浙0681民特1号", "ruled_on": today},
+            "confirm": {
+                "court_case_number": "(2026)浙0681民特1号",
+                "ruling_number": "(2026)浙0681民特1号",
+                "ruled_on": today,
+            },
             "reject": {
-                "court_case_number": "(2026)浙0681民特2号", "ground": "unclear_content",
-                "ruling_number": "(2026)浙0681民特2号", "ruled_on": today,
+                "court_case_number": "(2026)浙0681民特2号",
+                "ground": "unclear_content",
+                "ruling_number": "(2026)浙0681民特2号",
+                "ruled_on": today,
             },
             "not_accept": {"reason_code": "materials_missing"},
             "remediate": {"reason": "当事人同意重新调解"},
-            "refer_arbitration": {"commission_id": str(self.bodies["commercial_commission"]), "arbitration_agreement": "合同第十二条仲裁条款"},
-            "refer_litigation": {"court_id": str(self.bodies["court"]), "claims": "请求判令被申请人赔偿损失。"},
-            "record_outcome": {"outcome": "judgment", "reference_number": "(2026)浙0681民初9号", "decided_on": today},
+            "refer_arbitration": {
+                "commission_id": str(self.bodies["commercial_commission"]),
+                "arbitration_agreement": "合同第十二条仲裁条款",
+            },
+            "refer_litigation": {
+                "court_id": str(self.bodies["court"]),
+                "claims": "请求判令被申请人赔偿损失。",
+            },
+            "record_outcome": {
+                "outcome": "judgment",
+                "reference_number": "(2026)浙0681民初9号",
+                "decided_on": today,
+            },
             "close": None,
-            "archive": {"follow_up": {"contact_method": "phone", "satisfaction": 5, "agreement_performed": True}},
+            "archive": {
+                "follow_up": {"contact_method": "phone", "satisfaction": 5, "agreement_performed": True}
+            },
         }
         return payloads[action]
 
@@ -176,10 +248,14 @@ class Api:
         return await self.client.post(
             f"/v1/disputes/{dispute['id']}/actions/{action}",
             json=body,
-            headers=self.headers(role or ROLE[action], **{"If-Match": f'"{dispute["version"]}"', **(headers or {})}),
+            headers=self.headers(
+                role or ROLE[action], **{"If-Match": f'"{dispute["version"]}"', **(headers or {})}
+            ),
         )
 
-    async def step(self, dispute: dict[str, Any], action: str, payload: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    async def step(
+        self, dispute: dict[str, Any], action: str, payload: dict[str, Any] | None = None, **kw: Any
+    ) -> dict[str, Any]:
         response = await self.act(dispute, action, payload, **kw)
         assert response.status_code == 200, f"{action}: {response.text}"
         return response.json()
@@ -198,8 +274,22 @@ class Api:
 
     async def outbox_count(self, dispute_id: str) -> int:
         async with self.app.state.db.reader() as session:
-            return int(await session.scalar(select(func.count()).select_from(OutboxEvent).where(OutboxEvent.dispute_id == uuid.UUID(dispute_id))) or 0)
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxEvent)
+                    .where(OutboxEvent.dispute_id == uuid.UUID(dispute_id))
+                )
+                or 0
+            )
 
     async def timeline_count(self, dispute_id: str) -> int:
         async with self.app.state.db.reader() as session:
-            return int(await session.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.dispute_id == uuid.UUID(dispute_id))) or 0)
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(TimelineEntry)
+                    .where(TimelineEntry.dispute_id == uuid.UUID(dispute_id))
+                )
+                or 0
+            )

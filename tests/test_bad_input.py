@@ -13,7 +13,10 @@ from tests.support import intake_body, person
 async def _row_counts(api) -> tuple[int, ...]:
     async with api.app.state.db.reader() as session:
         return tuple(
-            [int(await session.scalar(select(func.count()).select_from(m)) or 0) for m in (Dispute, Party, TimelineEntry, OutboxEvent)]
+            [
+                int(await session.scalar(select(func.count()).select_from(m)) or 0)
+                for m in (Dispute, Party, TimelineEntry, OutboxEvent)
+            ]
         )
 
 
@@ -25,10 +28,14 @@ def _problem(response, status: int, type_: str) -> dict:
     return body
 
 
-@pytest.mark.parametrize("field", ["status", "version", "tier", "body_id", "created_at", "is_group", "case_number"])
+@pytest.mark.parametrize(
+    "field", ["status", "version", "tier", "body_id", "created_at", "is_group", "case_number"]
+)
 async def test_intake_refuses_internal_fields(api, field):
     before = await _row_counts(api)
-    response = await api.client.post("/v1/disputes", json=intake_body(**{field: "mediating"}), headers=api.headers())
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(**{field: "mediating"}), headers=api.headers()
+    )
     problem = _problem(response, 422, "/problems/validation-error")
     assert problem["errors"][0]["field"] == field
     assert problem["errors"][0]["code"] == "extra_forbidden"
@@ -46,7 +53,9 @@ async def test_action_payload_refuses_status(api):
 async def test_malformed_id_number_names_the_field(api):
     before = await _row_counts(api)
     bad = person("respondent", "李四", 2)
-    bad["id_number"] = bad["id_number"][:-1] + ("0" if bad["id_number"][-1] != "0" else "1")  # wrong check digit
+    bad["id_number"] = bad["id_number"][:-1] + (
+        "0" if bad["id_number"][-1] != "0" else "1"
+    )  # wrong check digit
     response = await api.client.post(
         "/v1/disputes", json=intake_body(parties=[person("applicant", "张三", 1), bad]), headers=api.headers()
     )
@@ -68,7 +77,10 @@ async def test_errors_answer_in_english_when_asked(api):
     problem = _problem(response, 422, "/problems/validation-error")
     assert problem["title"] == "The request is not valid"
     assert problem["errors"][0] == {
-        "field": "parties[0].phone", "location": "body", "code": "invalid_phone", "message": "Invalid phone number",
+        "field": "parties[0].phone",
+        "location": "body",
+        "code": "invalid_phone",
+        "message": "Invalid phone number",
     }
     assert response.headers["content-language"] == "en"
 
@@ -95,18 +107,26 @@ async def test_oversized_chunked_body_is_refused_with_413(api):
 
 
 async def test_page_size_over_the_maximum_is_refused(api):
-    problem = _problem(await api.client.get("/v1/disputes", params={"limit": 101}), 422, "/problems/validation-error")
+    problem = _problem(
+        await api.client.get("/v1/disputes", params={"limit": 101}), 422, "/problems/validation-error"
+    )
     assert problem["errors"][0]["field"] == "limit"
 
 
 async def test_garbage_cursor_is_refused(api):
-    problem = _problem(await api.client.get("/v1/disputes", params={"cursor": "not-a-cursor"}), 422, "/problems/validation-error")
+    problem = _problem(
+        await api.client.get("/v1/disputes", params={"cursor": "not-a-cursor"}),
+        422,
+        "/problems/validation-error",
+    )
     assert problem["errors"][0]["field"] == "cursor"
 
 
 async def test_malformed_json_is_refused(api):
     response = await api.client.post(
-        "/v1/disputes", content=b'{"category": ', headers={**api.headers(), "Content-Type": "application/json"}
+        "/v1/disputes",
+        content=b'{"category": ',
+        headers={**api.headers(), "Content-Type": "application/json"},
     )
     _problem(response, 422, "/problems/validation-error")
 
@@ -131,7 +151,9 @@ async def test_action_without_if_match_is_428_and_stale_is_412(api):
 
 
 async def test_unknown_case_unknown_path_and_wrong_method(api):
-    _problem(await api.client.get("/v1/disputes/6f1e0c4e-0000-4000-8000-000000000000"), 404, "/problems/not-found")
+    _problem(
+        await api.client.get("/v1/disputes/6f1e0c4e-0000-4000-8000-000000000000"), 404, "/problems/not-found"
+    )
     _problem(await api.client.get("/v1/nothing-here"), 404, "/problems/not-found")
     _problem(await api.client.delete("/v1/disputes"), 405, "/problems/method-not-allowed")
     _problem(await api.client.get("/v1/disputes/not-a-uuid"), 422, "/problems/validation-error")
@@ -145,12 +167,15 @@ async def test_unknown_role_is_refused(api):
 
 async def test_intake_needs_both_sides(api):
     response = await api.client.post(
-        "/v1/disputes", json=intake_body(parties=[person("applicant", "张三", 1), person("third_party", "王五", 3)]),
+        "/v1/disputes",
+        json=intake_body(parties=[person("applicant", "张三", 1), person("third_party", "王五", 3)]),
         headers=api.headers(),
     )
     assert _problem(response, 422, "/problems/validation-error")["errors"][0]["code"] == "parties_incomplete"
 
 
 async def test_region_code_must_be_a_real_province(api):
-    response = await api.client.post("/v1/disputes", json=intake_body(region_code="990000"), headers=api.headers())
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(region_code="990000"), headers=api.headers()
+    )
     assert _problem(response, 422, "/problems/validation-error")["errors"][0]["field"] == "region_code"

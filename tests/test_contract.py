@@ -13,7 +13,9 @@ CONTRACT = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
 
 def _generated() -> dict:
-    return create_app(Settings(database_url="sqlite+aiosqlite:///never-opened.db")).openapi()  # engines are lazy
+    return create_app(
+        Settings(database_url="sqlite+aiosqlite:///never-opened.db")
+    ).openapi()  # engines are lazy
 
 
 def test_committed_contract_matches_the_code():
@@ -51,10 +53,29 @@ def test_every_action_has_its_own_route_and_payload_schema():
 
 
 async def test_every_error_the_app_answers_is_problem_json(client):
-    for method, path in [("GET", "/v1/disputes/x"), ("GET", "/nope"), ("PUT", "/v1/disputes"), ("GET", "/v1/disputes?limit=0")]:
+    for method, path in [
+        ("GET", "/v1/disputes/x"),
+        ("GET", "/nope"),
+        ("PUT", "/v1/disputes"),
+        ("GET", "/v1/disputes?limit=0"),
+    ]:
         response = await client.request(method, path)
         assert response.status_code >= 400
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"].startswith("/problems/")
         problem_page = await client.get(response.json()["type"])
         assert problem_page.status_code == 200
+
+
+def test_docs_show_the_lifecycle_the_code_runs():
+    from mediation.disputes.lifecycle import describe, mermaid
+
+    root = Path(__file__).resolve().parents[1]
+    diagram = mermaid()
+    for doc in ("README.md", "docs/lifecycle.md"):
+        text = (root / doc).read_text(encoding="utf-8")
+        assert diagram in text, f"{doc}: lifecycle diagram is stale (paste `mediation lifecycle`)"
+    table = (root / "docs/lifecycle.md").read_text(encoding="utf-8")
+    for transition in describe()["transitions"]:
+        for guard in transition["guards"]:
+            assert f"`{guard['name']}` ({guard['article'] or 'center rule'})" in table, guard["name"]

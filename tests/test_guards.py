@@ -62,7 +62,10 @@ async def test_confirmation_window_ending_in_a_holiday_runs_to_the_next_working_
     # Art. 85 carries the period to the first working day after the holiday: Thursday 8 October.
     dispute = await _agreement_effective_on(api, clock, date(2026, 9, 1))
     clock.at = datetime(2026, 10, 9, 2, tzinfo=UTC)
-    assert "2026-10-08" in _reasons(await api.act(dispute, "request_confirmation"))["confirmation_window_closed"]["message"]
+    assert (
+        "2026-10-08"
+        in _reasons(await api.act(dispute, "request_confirmation"))["confirmation_window_closed"]["message"]
+    )
     clock.at = datetime(2026, 10, 8, 2, tzinfo=UTC)
     assert (await api.step(dispute, "request_confirmation"))["handoff"]["window_ended_on"] == "2026-10-08"
 
@@ -76,7 +79,9 @@ async def test_confirmation_needs_both_sides(api):
 
 
 async def test_confirmation_refused_for_personal_status(api):
-    dispute = await api.drive("agreement_signed", category="marriage_family", subject_matters=["personal_status"])
+    dispute = await api.drive(
+        "agreement_signed", category="marriage_family", subject_matters=["personal_status"]
+    )
     reasons = _reasons(await api.act(dispute, "request_confirmation"))
     assert reasons["not_confirmable"]["article"] == "民诉法解释 第三百五十五条"
 
@@ -111,7 +116,9 @@ async def test_commercial_arbitration_needs_an_arbitration_agreement(api):
 async def test_labour_dispute_goes_to_labour_commission(api):
     dispute = await api.drive("mediation_failed", category="labour")
     assert "wrong_commission" in _reasons(await api.act(dispute, "refer_arbitration"))
-    moved = await api.step(dispute, "refer_arbitration", {"commission_id": str(api.bodies["labour_commission"])})
+    moved = await api.step(
+        dispute, "refer_arbitration", {"commission_id": str(api.bodies["labour_commission"])}
+    )
     assert moved["status"] == "referred_arbitration"
 
 

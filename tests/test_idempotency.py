@@ -24,14 +24,20 @@ async def test_intake_retried_with_the_same_key_makes_one_case(api):
 async def test_same_key_with_a_different_body_is_refused(api):
     headers = api.headers(**{"Idempotency-Key": "k-1"})
     assert (await api.client.post("/v1/disputes", json=intake_body(), headers=headers)).status_code == 201
-    response = await api.client.post("/v1/disputes", json=intake_body(description="完全不同的纠纷内容描述"), headers=headers)
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(description="完全不同的纠纷内容描述"), headers=headers
+    )
     assert response.status_code == 422
     assert response.json()["type"] == "/problems/idempotency-key-mismatch"
 
 
 async def test_keys_belong_to_their_caller(api):
-    first = await api.client.post("/v1/disputes", json=intake_body(), headers={"X-Actor-Id": "clerk-a", "Idempotency-Key": "same"})
-    second = await api.client.post("/v1/disputes", json=intake_body(), headers={"X-Actor-Id": "clerk-b", "Idempotency-Key": "same"})
+    first = await api.client.post(
+        "/v1/disputes", json=intake_body(), headers={"X-Actor-Id": "clerk-a", "Idempotency-Key": "same"}
+    )
+    second = await api.client.post(
+        "/v1/disputes", json=intake_body(), headers={"X-Actor-Id": "clerk-b", "Idempotency-Key": "same"}
+    )
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] != second.json()["id"]
 
@@ -59,7 +65,9 @@ async def test_a_refused_request_releases_its_key(api):
 
 async def test_concurrent_duplicates_make_one_case(api):
     headers = api.headers(**{"Idempotency-Key": "burst"})
-    responses = await asyncio.gather(*(api.client.post("/v1/disputes", json=intake_body(), headers=headers) for _ in range(10)))
+    responses = await asyncio.gather(
+        *(api.client.post("/v1/disputes", json=intake_body(), headers=headers) for _ in range(10))
+    )
     codes = [r.status_code for r in responses]
     assert set(codes) <= {201, 409}, codes
     assert 201 in codes

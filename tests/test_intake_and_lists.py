@@ -45,7 +45,9 @@ async def test_id_number_is_normalised(api):
 async def test_platform_retry_with_the_same_work_order_never_makes_a_second_case(api):
     first = await api.intake(channel="hotline", external_reference="12345-20260601-0042")
     response = await api.client.post(
-        "/v1/disputes", json=intake_body(channel="hotline", external_reference="12345-20260601-0042"), headers=api.headers()
+        "/v1/disputes",
+        json=intake_body(channel="hotline", external_reference="12345-20260601-0042"),
+        headers=api.headers(),
     )
     assert response.status_code == 409
     problem = response.json()
@@ -58,7 +60,9 @@ async def test_platform_retry_with_the_same_work_order_never_makes_a_second_case
 
 async def test_list_filters(api):
     a = await api.intake(category="labour", channel="hotline", region_code="330681105201")
-    b = await api.intake(category="debt", channel="window", region_code="330604001000", description="借款三万元到期未还的纠纷")
+    b = await api.intake(
+        category="debt", channel="window", region_code="330604001000", description="借款三万元到期未还的纠纷"
+    )
     c = await api.drive("assigned", category="debt")
 
     async def ids(**params):
@@ -110,7 +114,8 @@ async def test_cursor_pagination_visits_every_case_once_newest_first(api, clock)
 async def test_party_status_lookup_shows_status_and_no_personal_data(api):
     created = await api.intake()
     response = await api.client.post(
-        "/v1/status-lookup", json={"case_number": created["case_number"], "query_code": created["query_code"].lower()}
+        "/v1/status-lookup",
+        json={"case_number": created["case_number"], "query_code": created["query_code"].lower()},
     )
     assert response.status_code == 200
     body = response.json()
@@ -122,9 +127,13 @@ async def test_party_status_lookup_shows_status_and_no_personal_data(api):
 
 async def test_party_status_lookup_with_a_wrong_code_is_404(api):
     created = await api.intake()
-    response = await api.client.post("/v1/status-lookup", json={"case_number": created["case_number"], "query_code": "WRONGCOD"})
+    response = await api.client.post(
+        "/v1/status-lookup", json={"case_number": created["case_number"], "query_code": "WRONGCOD"}
+    )
     assert response.status_code == 404
-    response = await api.client.post("/v1/status-lookup", json={"case_number": "330681-2026-999999", "query_code": "WRONGCOD"})
+    response = await api.client.post(
+        "/v1/status-lookup", json={"case_number": "330681-2026-999999", "query_code": "WRONGCOD"}
+    )
     assert response.status_code == 404
 
 

@@ -38,7 +38,10 @@ async def test_every_action_from_state(api, state: Status):
         assert moved["version"] == dispute["version"] + 1
         timeline = await api.timeline(dispute)
         assert timeline[-1]["action"] == action.value
-        assert (timeline[-1]["from_status"], timeline[-1]["to_status"]) == (state.value, transition.target.value)
+        assert (timeline[-1]["from_status"], timeline[-1]["to_status"]) == (
+            state.value,
+            transition.target.value,
+        )
 
     # Everything the table does not allow from this state is refused and leaves no trace.
     dispute = await api.drive(state.value)
@@ -48,7 +51,9 @@ async def test_every_action_from_state(api, state: Status):
         if find_transition(state.value, action) is not None:
             continue
         response = await api.act(dispute, action.value, role="supervisor")
-        assert response.status_code == 409, f"{state.value} --{action.value}--> {response.status_code} {response.text}"
+        assert response.status_code == 409, (
+            f"{state.value} --{action.value}--> {response.status_code} {response.text}"
+        )
         problem = response.json()
         assert response.headers["content-type"].startswith("application/problem+json")
         assert problem["type"] == "/problems/invalid-transition"
@@ -86,7 +91,9 @@ async def test_lifecycle_endpoint_describes_every_state_and_transition(client):
 
 async def test_available_actions_reflect_state_role_and_guards(api):
     dispute = await api.drive("mediating")
-    response = await api.client.get(f"/v1/disputes/{dispute['id']}/actions", headers=api.headers("body_mediator"))
+    response = await api.client.get(
+        f"/v1/disputes/{dispute['id']}/actions", headers=api.headers("body_mediator")
+    )
     assert response.status_code == 200
     actions = {a["action"]: a for a in response.json()}
     assert set(actions) == {"transfer", "escalate", "withdraw", "agree", "fail", "refer_arbitration"}

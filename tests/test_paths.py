@@ -15,12 +15,21 @@ async def _timeline_actions(api, dispute):
 
 async def test_ends_performed_then_closed_and_archived(api):
     dispute = await api.intake()
-    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "agree", "record_performance", "close", "archive")
+    dispute = await _walk(
+        api, dispute, "accept", "assign", "sign_for", "agree", "record_performance", "close", "archive"
+    )
     assert dispute["status"] == "archived"
     assert dispute["closed_at"] is not None
     assert dispute["outcome"]["follow_up"]["follow_up"]["satisfaction"] == 5
     assert await _timeline_actions(api, dispute) == [
-        "register", "accept", "assign", "sign_for", "agree", "record_performance", "close", "archive",
+        "register",
+        "accept",
+        "assign",
+        "sign_for",
+        "agree",
+        "record_performance",
+        "close",
+        "archive",
     ]
     assert [e["seq"] for e in await api.timeline(dispute)] == list(range(1, 9))
     assert await api.outbox_count(dispute["id"]) == 8
@@ -28,7 +37,9 @@ async def test_ends_performed_then_closed_and_archived(api):
 
 async def test_ends_confirmed_by_court(api):
     dispute = await api.intake()
-    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "confirm", "close")
+    dispute = await _walk(
+        api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "confirm", "close"
+    )
     assert dispute["status"] == "closed"
     decision = dispute["handoff"]["court_decision"]
     assert decision["decision"] == "confirm"
@@ -39,7 +50,9 @@ async def test_ends_confirmed_by_court(api):
 
 async def test_confirmation_rejected_then_remediated_and_confirmed(api):
     dispute = await api.intake()
-    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "reject")
+    dispute = await _walk(
+        api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "reject"
+    )
     assert dispute["status"] == "confirmation_rejected"
     dispute = await api.step(dispute, "remediate")
     assert dispute["status"] == "mediating"
@@ -62,7 +75,9 @@ async def test_failed_then_referred_to_arbitration(api):
 
 async def test_failed_then_referred_to_litigation(api):
     dispute = await api.intake()
-    dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "fail", "refer_litigation", "record_outcome")
+    dispute = await _walk(
+        api, dispute, "accept", "assign", "sign_for", "fail", "refer_litigation", "record_outcome"
+    )
     assert dispute["status"] == "closed"
     assert dispute["handoff"]["claims"]
     assert dispute["outcome"]["record_outcome"]["outcome"] == "judgment"

@@ -8,7 +8,7 @@ on any error). Services never commit.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -139,7 +139,7 @@ def session_of(request: Request) -> AsyncSession:
 class UnitOfWorkRoute(APIRoute):
     """Opens one session per request and commits it once, before the response is sent."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def unit_of_work(request: Request) -> Response:

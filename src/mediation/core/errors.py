@@ -36,8 +36,10 @@ class ProblemError(Exception):
         detail: Text | str | None = None,
         *,
         headers: Mapping[str, str] | None = None,
+        http_status: int | None = None,
         **extensions: Any,
     ) -> None:
+        self.http_status = http_status or type(self).status
         self.detail = detail
         self.headers = dict(headers or {})
         self.extensions = extensions
@@ -52,7 +54,7 @@ class ProblemError(Exception):
         body: dict[str, Any] = {
             "type": self.type_uri(),
             "title": self.title.get(language),
-            "status": self.status,
+            "status": self.http_status,
         }
         if self.detail is not None:
             body["detail"] = self.detail.get(language) if isinstance(self.detail, Text) else self.detail
@@ -204,7 +206,14 @@ class Problem(BaseModel):
 def problem_responses(*problems: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
     """`responses=` for an endpoint: every listed problem, plus those any endpoint can answer."""
     by_status: dict[int, list[type[ProblemError]]] = {}
-    for p in (*problems, ValidationFailed, PayloadTooLarge, ServiceUnavailable, InternalError):
+    everything: tuple[type[ProblemError], ...] = (
+        *problems,
+        ValidationFailed,
+        PayloadTooLarge,
+        ServiceUnavailable,
+        InternalError,
+    )
+    for p in everything:
         if p not in by_status.setdefault(p.status, []):
             by_status[p.status].append(p)
     return {
@@ -282,7 +291,7 @@ def problem_response(exc: ProblemError, request: Request | None = None) -> JSONR
     instance = request.url.path if request is not None else None
     headers = {"Content-Language": current_language(), **exc.headers}
     return JSONResponse(
-        exc.body(instance), status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        exc.body(instance), status_code=exc.http_status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )
 
 
@@ -316,8 +325,7 @@ def install_handlers(app: FastAPI) -> None:
         elif exc.status_code == 413:
             mapped = PayloadTooLarge()
         else:
-            mapped = ProblemError(str(exc.detail))
-            mapped.status = exc.status_code  # type: ignore[misc]
+            mapped = ProblemError(str(exc.detail), http_status=exc.status_code)
         return problem_response(mapped, request)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

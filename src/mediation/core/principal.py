@@ -53,7 +53,9 @@ async def current_principal(
     x_actor_id: Annotated[
         str | None, Header(alias="X-Actor-Id", max_length=100, description="Caller's user or client id.")
     ] = None,
-    x_actor_org: Annotated[uuid.UUID | None, Header(alias="X-Actor-Org", description="Caller's organisation id.")] = None,
+    x_actor_org: Annotated[
+        uuid.UUID | None, Header(alias="X-Actor-Org", description="Caller's organisation id.")
+    ] = None,
 ) -> Principal:
     role_name = x_actor_role or Role.clerk.value
     try:

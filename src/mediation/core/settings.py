@@ -22,8 +22,6 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 30_000
 
     max_body_bytes: int = 1_048_576
-    max_page_size: int = 100
-    default_page_size: int = 20
 
     idempotency_ttl_hours: int = 24
     idempotency_lock_seconds: int = 60

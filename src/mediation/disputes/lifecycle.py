@@ -290,9 +290,9 @@ def _within_confirmation_window(ctx: GuardContext) -> list[Refusal]:
         Refusal(
             "confirmation_window_closed",
             Text(
-                "须自调解协议生效之日起三十日内申请司法确认, 期限已于 {d} 届满",
-                "Confirmation must be applied for within 30 days of the agreement taking effect; the period ended on {d}",
-            ).format(d=deadline.isoformat()),
+                "须自调解协议生效之日起 {n} 日内申请司法确认, 期限已于 {d} 届满",
+                "Confirmation must be applied for within {n} days of the agreement taking effect; the period ended on {d}",
+            ).format(n=ctx.confirmation_window_days, d=deadline.isoformat()),
             "民事诉讼法 第二百零五条; 人民调解法 第三十三条",
         )
     ]
@@ -426,6 +426,7 @@ def _labour_window_passed(ctx: GuardContext) -> list[Refusal]:
                 "mediation_ongoing", Text("调解进行中, 须先终止调解", "Mediation is ongoing; end it first")
             )
         ]
+    # Art. 14 counts from the day the mediation body received the application: its sign-for.
     started = ctx.dispute.mediation_started_on or ctx.dispute.applied_on
     days = (ctx.today - started).days
     if days >= ctx.labour_mediation_days:
@@ -503,8 +504,11 @@ G_JOINT = Guard(
 )
 G_WINDOW = Guard(
     "within_confirmation_window",
-    Text("自协议生效之日起三十日内", "Within 30 days of the agreement taking effect"),
-    "民事诉讼法 第二百零五条",
+    Text(
+        "在协议生效后的法定期间内申请 (默认三十日)",
+        "Within the period after the agreement takes effect (30 days by default)",
+    ),
+    "民事诉讼法 第二百零五条、第八十五条; 人民调解法 第三十三条",
     _within_confirmation_window,
     needs_payload=False,
 )
@@ -528,7 +532,7 @@ G_COMMISSION_FITS = Guard(
         "仲裁委员会与纠纷类型相符; 商事仲裁有仲裁协议",
         "The commission fits the dispute; commercial arbitration has an agreement",
     ),
-    "仲裁法 第四条、第十六条、第七十七条",
+    "仲裁法 第四条、第十六条、第七十七条; 劳动争议调解仲裁法 第二条; 农村土地承包经营纠纷调解仲裁法 第二条",
     _commission_fits,
 )
 G_LABOUR_WINDOW = Guard(

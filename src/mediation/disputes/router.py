@@ -51,7 +51,9 @@ router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute)
 
 IfMatch = Annotated[
     str | None,
-    Header(alias="If-Match", description="The case's current ETag (required; 428 without it, 412 when stale)."),
+    Header(
+        alias="If-Match", description="The case's current ETag (required; 428 without it, 412 when stale)."
+    ),
 ]
 IdempotencyKey = Annotated[
     str | None,
@@ -147,7 +149,7 @@ async def list_disputes(
         created_to=created_to,
         text=q,
     )
-    rows, next_cursor = await svc.list(filters, limit, cursor)
+    rows, next_cursor = await svc.search(filters, limit, cursor)
     return DisputePage(items=[present(d) for d in rows], next_cursor=next_cursor)
 
 
@@ -339,7 +341,8 @@ async def _run_action(
 
 for _action in Action:
     _schema = ACTION_PAYLOADS[_action.value]
-    _label = next(t.label for t in lifecycle.TRANSITIONS if t.action == _action)
+    _labels = list(dict.fromkeys(t.label for t in lifecycle.TRANSITIONS if t.action == _action))
+    _label = Text(" / ".join(label.zh for label in _labels), " / ".join(label.en for label in _labels))
     router.add_api_route(
         f"/disputes/{{dispute_id}}/actions/{_action.value}",
         _action_endpoint(_action, _schema),

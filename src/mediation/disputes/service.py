@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -157,7 +157,7 @@ class DisputeService:
             )
 
     async def _next_case_number(self, region6: str, year: int) -> str:
-        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         stmt = (
             insert(CaseNumberCounter)
             .values(region=region6, year=year, last_value=1)
@@ -180,10 +180,10 @@ class DisputeService:
             raise NotFound(Text("案件不存在", "No such case"))
         return dispute
 
-    async def list(
+    async def search(
         self, filters: ListFilters, limit: int, cursor: str | None
     ) -> tuple[list[Dispute], str | None]:
-        stmt: Select[tuple[Dispute]] = select(Dispute).options(selectinload(Dispute.parties))
+        stmt = select(Dispute).options(selectinload(Dispute.parties))
         if filters.status:
             stmt = stmt.where(Dispute.status.in_(filters.status))
         if filters.category:
