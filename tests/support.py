@@ -272,24 +272,13 @@ class Api:
         assert response.status_code == 200
         return response.json()
 
-    async def outbox_count(self, dispute_id: str) -> int:
+    async def _count(self, model: Any, dispute_id: str) -> int:
         async with self.app.state.db.reader() as session:
-            return int(
-                await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxEvent)
-                    .where(OutboxEvent.dispute_id == uuid.UUID(dispute_id))
-                )
-                or 0
-            )
+            query = select(func.count()).select_from(model).where(model.dispute_id == uuid.UUID(dispute_id))
+            return int(await session.scalar(query) or 0)
+
+    async def outbox_count(self, dispute_id: str) -> int:
+        return await self._count(OutboxEvent, dispute_id)
 
     async def timeline_count(self, dispute_id: str) -> int:
-        async with self.app.state.db.reader() as session:
-            return int(
-                await session.scalar(
-                    select(func.count())
-                    .select_from(TimelineEntry)
-                    .where(TimelineEntry.dispute_id == uuid.UUID(dispute_id))
-                )
-                or 0
-            )
+        return await self._count(TimelineEntry, dispute_id)
