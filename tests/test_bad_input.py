@@ -179,3 +179,49 @@ async def test_region_code_must_be_a_real_province(api):
         "/v1/disputes", json=intake_body(region_code="990000"), headers=api.headers()
     )
     assert _problem(response, 422, "/problems/validation-error")["errors"][0]["field"] == "region_code"
+
+
+async def test_consent_endpoint_refuses_bad_requests_and_changes_nothing(api):
+    dispute = await api.drive("mediating")
+    party = dispute["parties"][0]
+    url = f"/v1/disputes/{dispute['id']}/parties/{party['id']}/consent"
+    fresh = api.headers(**{"If-Match": f'"{dispute["version"]}"'})
+    _problem(
+        await api.client.post(url, json={"decision": "refused"}, headers=api.headers()),
+        428,
+        "/problems/precondition-required",
+    )
+    stale = api.headers(**{"If-Match": '"1"'})
+    _problem(
+        await api.client.post(url, json={"decision": "refused"}, headers=stale),
+        412,
+        "/problems/stale-version",
+    )
+    _problem(
+        await api.client.post(url, json={"decision": "unknown"}, headers=fresh),
+        422,
+        "/problems/validation-error",
+    )
+    _problem(
+        await api.client.post(url, json={"decision": "given", "status": "x"}, headers=fresh),
+        422,
+        "/problems/validation-error",
+    )
+    other = f"/v1/disputes/{dispute['id']}/parties/6f1e0c4e-0000-4000-8000-000000000000/consent"
+    _problem(
+        await api.client.post(other, json={"decision": "given"}, headers=fresh), 404, "/problems/not-found"
+    )
+    court = api.headers("court", **{"If-Match": f'"{dispute["version"]}"'})
+    _problem(
+        await api.client.post(url, json={"decision": "given"}, headers=court), 403, "/problems/forbidden"
+    )
+    after = await api.get(dispute)
+    assert after["version"] == dispute["version"] and after["parties"][0]["consent"] == "unknown"
+    closed = await api.drive("closed")
+    url = f"/v1/disputes/{closed['id']}/parties/{closed['parties'][0]['id']}/consent"
+    headers = api.headers(**{"If-Match": f'"{closed["version"]}"'})
+    _problem(
+        await api.client.post(url, json={"decision": "refused"}, headers=headers),
+        409,
+        "/problems/invalid-transition",
+    )
