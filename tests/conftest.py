@@ -22,6 +22,7 @@ from sqlalchemy import text
 from mediation.app import create_app
 from mediation.core.clock import FrozenClock
 from mediation.core.db import Base
+from mediation.core.pii import generate_key
 from mediation.core.settings import Settings
 from mediation.migrate import upgrade
 from tests.support import Api
@@ -107,9 +108,23 @@ def clock() -> FrozenClock:
     return FrozenClock(DEFAULT_NOW)
 
 
+TEST_SECRETS = {
+    "jwt_secret": generate_key(),
+    "pii_encryption_keys": f"t1:{generate_key()}",
+    "pii_index_key": generate_key(),
+}
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+    # Cheap Argon2 parameters: the tests exercise the scheme, not its cost.
+    return Settings(
+        database_url=database_url,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+        **TEST_SECRETS,
+    )
 
 
 @pytest.fixture
@@ -135,4 +150,7 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
 async def api(client: httpx.AsyncClient, app: object) -> Api:
     helper = Api(client, app)
     await helper.create_bodies()
+    await helper.create_principals()
+    # Requests that name no credentials go as the window clerk.
+    client.headers.update(helper.auth("clerk"))
     return helper

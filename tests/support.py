@@ -11,8 +11,27 @@ from sqlalchemy import func, select
 from stdnum.cn import ric
 
 from mediation.bodies.models import Body
+from mediation.core.principal import Role
 from mediation.disputes.models import TimelineEntry
 from mediation.events.models import OutboxEvent
+from mediation.identity.credentials import new_api_key
+from mediation.identity.models import ApiKey, User
+
+# Staff sign in (JWT); bodies, courts and commissions call with API keys.
+STAFF_HOME = {"clerk": "center", "supervisor": "center", "admin": None, "auditor": None}
+STAFF_ELSEWHERE = [("clerk", "other_center"), ("supervisor", "other_center")]
+MACHINE_HOMES = {
+    "body_mediator": ("village", "town", "labour_mediation", "suspended", "other_village"),
+    "body_admin": ("village", "town", "labour_mediation", "suspended", "other_village"),
+    "court": ("court", "other_court"),
+    "arbitration": ("labour_commission", "commercial_commission"),
+}
+DEFAULT_HOME = {
+    "body_mediator": "village",
+    "body_admin": "village",
+    "court": "court",
+    "arbitration": "commercial_commission",
+}
 
 # How a new case reaches each state.
 PATHS: dict[str, list[str]] = {
@@ -96,6 +115,9 @@ class Api:
         self.client = client
         self.app = app
         self.bodies: dict[str, uuid.UUID] = {}
+        self.keys: dict[tuple[str, uuid.UUID], str] = {}
+        self.tokens: dict[tuple[str, uuid.UUID | None], str] = {}
+        self.users: dict[tuple[str, uuid.UUID | None], uuid.UUID] = {}
 
     @property
     def today(self) -> date:
@@ -103,6 +125,15 @@ class Api:
 
     async def create_bodies(self) -> None:
         specs = {
+            "center": ("诸暨市矛盾纠纷调处化解中心", "mediation_center", "county", "330681000000", True),
+            "other_center": ("上虞区矛盾纠纷调处化解中心", "mediation_center", "county", "330604000000", True),
+            "other_village": (
+                "上虞区某村人民调解委员会",
+                "people_mediation_committee",
+                "village",
+                "330604100201",
+                True,
+            ),
             "village": (
                 "枫源村人民调解委员会",
                 "people_mediation_committee",
@@ -156,18 +187,86 @@ class Api:
                 session.add(body)
                 self.bodies[key] = body.id
 
-    def headers(self, role: str = "clerk", **extra: str) -> dict[str, str]:
-        return {"X-Actor-Role": role, "X-Actor-Id": f"test-{role}", **extra}
+    async def create_principals(self) -> None:
+        """One signed-in user per staff role, one API key per machine role and organisation."""
+        identity = self.app.state.identity
+        password_hash = identity.passwords.hash("correct horse battery staple")
+        now = datetime.now(UTC)
+        async with self.app.state.db.writer() as session, session.begin():
+            for role, home in [*STAFF_HOME.items(), *STAFF_ELSEWHERE]:
+                org_id = self.bodies[home] if home else None
+                user = User(
+                    id=uuid.uuid4(),
+                    username=f"test-{role}-{home or 'none'}",
+                    display_name=f"测试{role}",
+                    role=role,
+                    organisation_id=org_id,
+                    password_hash=password_hash,
+                    active=True,
+                    created_at=now,
+                    password_changed_at=now,
+                )
+                session.add(user)
+                self.users[(role, org_id)] = user.id
+                self.tokens[(role, org_id)] = identity.tokens.issue(user.id, role, org_id).token
+            for role, homes in MACHINE_HOMES.items():
+                for home in homes:
+                    issued = new_api_key()
+                    session.add(
+                        ApiKey(
+                            id=uuid.uuid4(),
+                            name=f"test {role} {home}",
+                            prefix=issued.prefix,
+                            secret_hash=issued.secret_hash,
+                            role=role,
+                            organisation_id=self.bodies[home],
+                            created_by="test",
+                            created_at=now,
+                        )
+                    )
+                    self.keys[(role, self.bodies[home])] = issued.secret
 
-    async def intake(self, **overrides: Any) -> dict[str, Any]:
+    def auth(self, role: str = "clerk", org: str | uuid.UUID | None = None) -> dict[str, str]:
+        """Credentials for `role`; machine roles belong to `org` (a body key or id), else a default."""
+        if org is None:
+            org = STAFF_HOME[role] if role in STAFF_HOME else DEFAULT_HOME[role]
+        org_id = self.bodies[org] if isinstance(org, str) else org
+        if role in STAFF_HOME:
+            return {"Authorization": f"Bearer {self.tokens[(role, org_id)]}"}
+        return {"X-API-Key": self.keys[(role, org_id)]}
+
+    def role_for(self, roles: Any, dispute: dict[str, Any]) -> str:
+        """Of the roles a transition allows, one whose organisation can see the case now."""
+        names = sorted(str(getattr(r, "value", r)) for r in roles)
+        if dispute.get("handoff_target_id"):
+            preferred = ["court", "arbitration", "body_admin", "body_mediator", "clerk", "supervisor"]
+        elif dispute.get("body_id"):
+            preferred = ["body_mediator", "body_admin", "clerk", "supervisor"]
+        else:
+            preferred = ["clerk", "supervisor"]
+        return next((r for r in preferred if r in names), names[0])
+
+    def headers(self, role: str = "clerk", org: str | uuid.UUID | None = None, **extra: str) -> dict[str, str]:
+        return {**self.auth(role, org), **extra}
+
+    def acting(self, role: str, dispute: dict[str, Any]) -> dict[str, str]:
+        """Credentials of the organisation that holds the case in `role`'s part of the process."""
+        org: Any = None
+        if role in ("body_mediator", "body_admin") and dispute.get("body_id"):
+            org = uuid.UUID(str(dispute["body_id"]))
+        elif role in ("court", "arbitration") and dispute.get("handoff_target_id"):
+            org = uuid.UUID(str(dispute["handoff_target_id"]))
+        return self.auth(role, org)
+
+    async def intake(self, as_: str = "center", **overrides: Any) -> dict[str, Any]:
         response = await self.client.post(
-            "/v1/disputes", json=intake_body(**overrides), headers=self.headers()
+            "/v1/disputes", json=intake_body(**overrides), headers=self.headers("clerk", as_)
         )
         assert response.status_code == 201, response.text
         return response.json()
 
     async def get(self, dispute: dict[str, Any]) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/disputes/{dispute['id']}")
+        response = await self.client.get(f"/v1/disputes/{dispute['id']}", headers=self.auth())
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -248,9 +347,11 @@ class Api:
         return await self.client.post(
             f"/v1/disputes/{dispute['id']}/actions/{action}",
             json=body,
-            headers=self.headers(
-                role or ROLE[action], **{"If-Match": f'"{dispute["version"]}"', **(headers or {})}
-            ),
+            headers={
+                **self.acting(role or ROLE[action], dispute),
+                "If-Match": f'"{dispute["version"]}"',
+                **(headers or {}),
+            },
         )
 
     async def step(
@@ -268,7 +369,7 @@ class Api:
         return dispute
 
     async def timeline(self, dispute: dict[str, Any]) -> list[dict[str, Any]]:
-        response = await self.client.get(f"/v1/disputes/{dispute['id']}/timeline")
+        response = await self.client.get(f"/v1/disputes/{dispute['id']}/timeline", headers=self.auth())
         assert response.status_code == 200
         return response.json()
 

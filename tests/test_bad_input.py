@@ -159,10 +159,14 @@ async def test_unknown_case_unknown_path_and_wrong_method(api):
     _problem(await api.client.get("/v1/disputes/not-a-uuid"), 422, "/problems/validation-error")
 
 
-async def test_unknown_role_is_refused(api):
-    response = await api.client.post("/v1/disputes", json=intake_body(), headers={"X-Actor-Role": "root"})
-    problem = _problem(response, 422, "/problems/validation-error")
-    assert problem["errors"][0]["field"] == "X-Actor-Role"
+async def test_a_declared_role_grants_nothing(api):
+    # Roles come from credentials only; a header claiming one is ignored.
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(), headers={"X-Actor-Role": "clerk", "Authorization": ""}
+    )
+    problem = _problem(response, 401, "/problems/unauthenticated")
+    assert "Bearer" in response.headers["WWW-Authenticate"]
+    assert problem["status"] == 401
 
 
 async def test_intake_needs_both_sides(api):
@@ -211,9 +215,14 @@ async def test_consent_endpoint_refuses_bad_requests_and_changes_nothing(api):
     _problem(
         await api.client.post(other, json={"decision": "given"}, headers=fresh), 404, "/problems/not-found"
     )
+    # A court sees only cases handed to it: this one does not exist for it.
     court = api.headers("court", **{"If-Match": f'"{dispute["version"]}"'})
     _problem(
-        await api.client.post(url, json={"decision": "given"}, headers=court), 403, "/problems/forbidden"
+        await api.client.post(url, json={"decision": "given"}, headers=court), 404, "/problems/not-found"
+    )
+    auditor = api.headers("auditor", **{"If-Match": f'"{dispute["version"]}"'})
+    _problem(
+        await api.client.post(url, json={"decision": "given"}, headers=auditor), 403, "/problems/forbidden"
     )
     after = await api.get(dispute)
     assert after["version"] == dispute["version"] and after["parties"][0]["consent"] == "unknown"

@@ -33,10 +33,10 @@ async def test_same_key_with_a_different_body_is_refused(api):
 
 async def test_keys_belong_to_their_caller(api):
     first = await api.client.post(
-        "/v1/disputes", json=intake_body(), headers={"X-Actor-Id": "clerk-a", "Idempotency-Key": "same"}
+        "/v1/disputes", json=intake_body(), headers=api.headers("clerk", **{"Idempotency-Key": "same"})
     )
     second = await api.client.post(
-        "/v1/disputes", json=intake_body(), headers={"X-Actor-Id": "clerk-b", "Idempotency-Key": "same"}
+        "/v1/disputes", json=intake_body(), headers=api.headers("supervisor", **{"Idempotency-Key": "same"})
     )
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] != second.json()["id"]

@@ -61,25 +61,32 @@ async def test_platform_retry_with_the_same_work_order_never_makes_a_second_case
 async def test_list_filters(api):
     a = await api.intake(category="labour", channel="hotline", region_code="330681105201")
     b = await api.intake(
-        category="debt", channel="window", region_code="330604001000", description="借款三万元到期未还的纠纷"
+        "other_center",
+        category="debt",
+        channel="window",
+        region_code="330604001000",
+        description="借款三万元到期未还的纠纷",
     )
     c = await api.drive("assigned", category="debt")
 
-    async def ids(**params):
-        response = await api.client.get("/v1/disputes", params=params)
+    async def ids(center: str = "center", **params):
+        response = await api.client.get("/v1/disputes", params=params, headers=api.auth("clerk", center))
         assert response.status_code == 200, response.text
         return {d["id"] for d in response.json()["items"]}
 
     assert await ids(category="labour") == {a["id"]}
     assert await ids(channel="hotline") == {a["id"]}
     assert await ids(region="330681") == {a["id"], c["id"]}
-    assert await ids(region="330600") == {a["id"], b["id"], c["id"]}
-    assert await ids(region="330604") == {b["id"]}
+    # A wider filter never reaches past the caller's own region.
+    assert await ids(region="330600") == {a["id"], c["id"]}
+    assert await ids(region="330604") == set()
+    assert await ids("other_center", region="330600") == {b["id"]}
     assert await ids(status="assigned") == {c["id"]}
-    assert await ids(status=["assigned", "registered"]) == {a["id"], b["id"], c["id"]}
+    assert await ids(status=["assigned", "registered"]) == {a["id"], c["id"]}
     assert await ids(body_id=str(api.bodies["village"])) == {c["id"]}
-    assert await ids(q="借款三万") == {b["id"]}
-    assert await ids(q="张三") == {a["id"], b["id"], c["id"]}
+    assert await ids("other_center", q="借款三万") == {b["id"]}
+    assert await ids(q="借款三万") == set()
+    assert await ids(q="张三") == {a["id"], c["id"]}
     assert await ids(q="100%") == set()
 
 

@@ -10,13 +10,19 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mediation import __version__
+from mediation.audit.recorder import ChainedRequestAuditor
+from mediation.audit.router import router as audit_router
 from mediation.bodies.router import router as bodies_router
 from mediation.core.clock import Clock
 from mediation.core.db import Database
 from mediation.core.errors import PROBLEM_MEDIA_TYPE, install_handlers
-from mediation.core.http import HttpConventionsMiddleware
+from mediation.core.http import HttpConventionsMiddleware, TimeoutMiddleware
+from mediation.core.logging import install_pii_redaction
+from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings, get_settings
 from mediation.disputes.router import router as disputes_router
+from mediation.identity.auth import Identity
+from mediation.identity.router import router as identity_router
 from mediation.ops.router import router as ops_router
 
 DESCRIPTION = """
@@ -26,11 +32,17 @@ mediation body, follows them against legal deadlines, and hands them on to court
 Conventions: errors are RFC 9457 problem details (`application/problem+json`) with a stable `type`;
 changes to a case need `If-Match` with its current `ETag`; creating POSTs and actions honour
 `Idempotency-Key`; `Accept-Language: en` switches messages to English (default Chinese).
+
+Authentication: staff sign in at `POST /v1/auth/token` and send `Authorization: Bearer <token>`;
+mediation bodies, courts and arbitration commissions send their API key in `X-API-Key`. Each
+caller sees only its own cases: a center its region, a body the cases assigned to it, a court or
+commission the cases handed to it. ID and phone numbers are masked for roles without `pii:read`.
 """
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
+    install_pii_redaction()
     db = Database(settings)
 
     @asynccontextmanager
@@ -47,14 +59,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.settings = settings
     app.state.db = db
     app.state.clock = clock or Clock(settings.timezone)
+    app.state.identity = Identity.build(settings, resolve_secrets(settings))
+    app.state.request_auditor = ChainedRequestAuditor()
     install_handlers(app)
+    app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(
         HttpConventionsMiddleware,
         max_body_bytes=settings.max_body_bytes,
         default_language=settings.default_language,
     )
+    app.include_router(identity_router)
     app.include_router(disputes_router)
     app.include_router(bodies_router)
+    app.include_router(audit_router)
     app.include_router(ops_router)
     app.openapi = lambda: _contract(app)  # type: ignore[method-assign]
     return app

@@ -9,7 +9,10 @@ import logging
 import sys
 from pathlib import Path
 
+from mediation.audit import cli as audit_cli
+from mediation.core.logging import install_pii_redaction
 from mediation.core.settings import get_settings
+from mediation.identity import cli as identity_cli
 
 
 def _openapi(output: Path) -> None:
@@ -38,9 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
     commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
+    identity_cli.add_parsers(commands)
+    audit_cli.add_parsers(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    install_pii_redaction()
     settings = get_settings()
 
     if args.command == "serve":
@@ -59,15 +65,20 @@ def main(argv: list[str] | None = None) -> int:
 
         upgrade(settings.database_url)
     elif args.command == "seed-demo":
-        from mediation.demo import seed_demo
+        from mediation.demo import seed_accounts, seed_demo
 
         print(asyncio.run(seed_demo(settings, force=args.force)))
+        print(asyncio.run(seed_accounts(settings)))
     elif args.command == "openapi":
         _openapi(args.output)
     elif args.command == "lifecycle":
         from mediation.disputes.lifecycle import mermaid
 
         sys.stdout.write(mermaid())
+    elif args.command in ("users", "keys"):
+        return asyncio.run(identity_cli.run(settings, args))
+    elif args.command == "audit":
+        return asyncio.run(audit_cli.run(settings, args))
     return 0
 
 

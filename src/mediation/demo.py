@@ -19,15 +19,22 @@ from mediation.bodies.models import Body, BodyKind
 from mediation.core.clock import FrozenClock
 from mediation.core.db import Database
 from mediation.core.http import etag_for
+from mediation.core.pii import PiiCipher
 from mediation.core.principal import Principal, Role
+from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
 from mediation.disputes.service import DisputeService
+from mediation.identity.credentials import Passwords, key_prefix
+from mediation.identity.models import ApiKey, User
+from mediation.identity.service import IdentityService
 
 COUNTY = "330681"
+CENTER = "诸暨市矛盾纠纷调处化解中心"
 BODIES: list[tuple[str, BodyKind, str, str]] = [
+    (CENTER, BodyKind.mediation_center, "county", "330681000000"),
     ("枫桥镇枫源村人民调解委员会", BodyKind.people_mediation_committee, "village", "330681105201"),
     ("枫桥镇新枫村人民调解委员会", BodyKind.people_mediation_committee, "village", "330681105202"),
     ("店口镇湄池村人民调解委员会", BodyKind.people_mediation_committee, "village", "330681106203"),
@@ -242,6 +249,8 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
             if existing and not force:
                 return f"demo data skipped: the database already holds {existing} cases"
         rng = random.Random(20261122)
+        secrets = resolve_secrets(settings)
+        cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
         now = datetime.now(UTC)
         async with db.writer() as session, session.begin():
             bodies = {}
@@ -260,7 +269,7 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                 now - timedelta(days=len(CASES) - i, hours=rng.randrange(0, 8)), settings.timezone
             )
             async with db.writer() as session, session.begin():
-                service = DisputeService(session, clock, settings)
+                service = DisputeService(session, clock, settings, cipher)
                 respondent_org = category in (
                     "labour",
                     "property_management",
@@ -290,7 +299,8 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                         "parties": parties,
                     }
                 )
-                dispute, _code = await service.register(data, Principal(Role.clerk, "demo-clerk"))
+                clerk = Principal(Role.clerk, "demo-clerk", bodies[CENTER].id, region=COUNTY)
+                dispute, _code = await service.register(data, clerk)
                 for action in PATHS[target]:
                     payload = ACTION_PAYLOADS[action].model_validate(
                         _payload(action, dispute, bodies, clock.today())
@@ -299,7 +309,7 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                         dispute.id,
                         Action(action),
                         payload,
-                        Principal(ROLE_FOR[action], f"demo-{ROLE_FOR[action]}"),
+                        _actor(action, dispute, clerk),
                         etag_for(dispute.version),
                     )
                 assert dispute.status == Status(target), (dispute.case_number, dispute.status, target)
@@ -307,3 +317,64 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
         return f"demo data loaded: {len(BODIES)} bodies, {count} cases"
     finally:
         await db.dispose()
+
+
+def _actor(action: str, dispute: Dispute, clerk: Principal) -> Principal:
+    """The principal who takes `action` in the demo: someone whose scope includes the case."""
+    role = ROLE_FOR[action]
+    if role == Role.clerk:
+        return clerk
+    organisation = dispute.handoff_target_id if role in (Role.court, Role.arbitration) else dispute.body_id
+    return Principal(role, f"demo-{role.value}", organisation)
+
+
+# One account or key per role, printed by `make run` so a newcomer can try each. Demo only: these
+# secrets are public, so a center must never load demo data into a production database.
+DEMO_BODY = "枫桥镇枫源村人民调解委员会"
+DEMO_USERS: list[tuple[str, str, Role, str | None]] = [
+    ("clerk", "窗口受理员(演示)", Role.clerk, CENTER),
+    ("supervisor", "督办员(演示)", Role.supervisor, CENTER),
+    ("mediator", "调解员(演示)", Role.body_mediator, DEMO_BODY),
+    ("body-admin", "调委会管理员(演示)", Role.body_admin, DEMO_BODY),
+    ("admin", "系统管理员(演示)", Role.admin, None),
+    ("auditor", "审计员(演示)", Role.auditor, None),
+]
+DEMO_KEYS: list[tuple[str, Role, str]] = [
+    ("mk_demo0001_court-demo-key-not-for-production-use-000001", Role.court, "诸暨市人民法院"),
+    (
+        "mk_demo0002_arbitration-demo-key-not-for-production-0002",
+        Role.arbitration,
+        "诸暨市劳动人事争议仲裁委员会",
+    ),
+    ("mk_demo0003_mediation-body-demo-key-not-for-production-3", Role.body_mediator, DEMO_BODY),
+]
+
+
+def demo_password(username: str) -> str:
+    return f"{username}-demo-2026"
+
+
+async def seed_accounts(settings: Settings) -> str:
+    """Create the demo accounts and keys if missing; describe how to use them."""
+    db = Database(settings)
+    passwords = Passwords(settings)
+    lines = ["", "Demo sign-in (POST /v1/auth/token; demo data only, never in production):"]
+    try:
+        async with db.writer() as session, session.begin():
+            svc = IdentityService(session, passwords)
+            by_name = {b.name: b for b in (await session.scalars(select(Body))).all()}
+            for username, display, role, organisation in DEMO_USERS:
+                if await session.scalar(select(User).where(User.username == username)) is None:
+                    org_id = by_name[organisation].id if organisation else None
+                    await svc.create_user(
+                        username, display, role, org_id, demo_password(username), settings.min_password_length
+                    )
+                lines.append(f"  {role.value:<14} user {username:<11} password {demo_password(username)}")
+            lines.append("Demo API keys (header X-API-Key):")
+            for secret, role, organisation in DEMO_KEYS:
+                if await session.scalar(select(ApiKey).where(ApiKey.prefix == key_prefix(secret))) is None:
+                    await svc.create_key(by_name[organisation].id, role, "demo", "demo", secret=secret)
+                lines.append(f"  {role.value:<14} {organisation}: {secret}")
+    finally:
+        await db.dispose()
+    return "\n".join(lines)

@@ -1,11 +1,16 @@
 """Every mapped table, imported in one place for Alembic and the tests."""
 
+from mediation.audit.models import AuditChainHead, AuditRecord
 from mediation.bodies.models import Body
 from mediation.core.idempotency import IdempotencyRecord
 from mediation.disputes.models import CaseNumberCounter, Dispute, Party, TimelineEntry
 from mediation.events.models import OutboxEvent
+from mediation.identity.models import ApiKey, User
 
 __all__ = [
+    "ApiKey",
+    "AuditChainHead",
+    "AuditRecord",
     "Body",
     "CaseNumberCounter",
     "Dispute",
@@ -13,4 +18,5 @@ __all__ = [
     "OutboxEvent",
     "Party",
     "TimelineEntry",
+    "User",
 ]

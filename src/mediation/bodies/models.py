@@ -11,6 +11,7 @@ from mediation.core.db import Base, new_id
 
 
 class BodyKind(StrEnum):
+    mediation_center = "mediation_center"  # 矛盾纠纷调处中心: the window; its staff see its region
     people_mediation_committee = "people_mediation_committee"  # 人民调解委员会
     industry_mediation = "industry_mediation"  # 行业性专业性调解组织
     administrative_mediation = "administrative_mediation"  # 行政调解

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
@@ -13,8 +13,13 @@ from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import NotFound, problem_responses
 from mediation.core.i18n import Text
 from mediation.disputes.identity import region_prefix
+from mediation.identity.auth import authenticate
 
-router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["bodies"])
+# The directory of bodies, courts and commissions is reference data every signed-in caller needs
+# (to pick an assignee or a court); it holds no case and no personal data.
+router = APIRouter(
+    prefix="/v1", route_class=UnitOfWorkRoute, tags=["bodies"], dependencies=[Depends(authenticate)]
+)
 
 
 class BodyOut(BaseModel):

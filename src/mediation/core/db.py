@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from mediation.core.errors import ProblemError
 from mediation.core.settings import Settings
 
 # Stable constraint names, so SQLite batch migrations and PostgreSQL agree.
@@ -90,6 +92,10 @@ class Database:
                 max_overflow=settings.db_max_overflow,
                 pool_timeout=settings.db_pool_timeout_seconds,
                 pool_pre_ping=True,
+                # A runaway query is cancelled by the server rather than holding locks for ever.
+                connect_args={
+                    "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}
+                },
             )
             self.write_engine = self.engine
         self.reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
@@ -130,6 +136,19 @@ class Database:
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+class RequestAuditor(Protocol):
+    """What the unit of work tells the audit trail (kept on `app.state.request_auditor`)."""
+
+    async def succeeded(self, request: Request, session: AsyncSession, response: Response) -> None:
+        """A change is about to commit: audit it in the same transaction."""
+
+    async def failed(self, request: Request, status: int) -> None:
+        """The request was refused or failed and its transaction rolled back."""
+
+    async def read(self, request: Request, response: Response) -> None:
+        """A read is about to answer (audits disclosure of personal data)."""
+
+
 def session_of(request: Request) -> AsyncSession:
     """The request's session, opened by `UnitOfWorkRoute`."""
     session: AsyncSession = request.state.session
@@ -137,25 +156,52 @@ def session_of(request: Request) -> AsyncSession:
 
 
 class UnitOfWorkRoute(APIRoute):
-    """Opens one session per request and commits it once, before the response is sent."""
+    """Opens one session per request and commits it once, before the response is sent.
+
+    A change commits together with its audit record or not at all; a refused or failed change is
+    rolled back and then audited in a transaction of its own.
+    """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def unit_of_work(request: Request) -> Response:
             db: Database = request.app.state.db
-            factory = db.reader if request.method in READ_METHODS else db.writer
+            auditor: RequestAuditor | None = getattr(request.app.state, "request_auditor", None)
+            reading = request.method in READ_METHODS
+            factory = db.reader if reading else db.writer
             async with factory() as session:
                 request.state.session = session
                 try:
                     response = await handler(request)
+                except ProblemError as exc:
+                    await session.rollback()
+                    if auditor:
+                        await auditor.failed(request, exc.http_status)
+                    raise
+                except RequestValidationError:
+                    await session.rollback()
+                    if auditor:
+                        await auditor.failed(request, 422)
+                    raise
+                except Exception:
+                    await session.rollback()
+                    if auditor:
+                        await auditor.failed(request, 500)
+                    raise
                 except BaseException:
                     await session.rollback()
                     raise
-                if response.status_code < 400:
-                    await session.commit()
-                else:
+                if response.status_code >= 400:
                     await session.rollback()
+                    if auditor:
+                        await auditor.failed(request, response.status_code)
+                    return response
+                if not reading and auditor:
+                    await auditor.succeeded(request, session, response)
+                await session.commit()
+                if reading and auditor:
+                    await auditor.read(request, response)
                 return response
 
         return unit_of_work

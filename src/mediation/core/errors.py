@@ -152,6 +152,43 @@ class InternalError(ProblemError):
     pass
 
 
+class Unauthenticated(ProblemError):
+    status = 401
+    slug = "unauthenticated"
+    title = Text("未登录或凭证无效", "Missing or invalid credentials")
+
+    def __init__(self, detail: Text | str | None = None, **kwargs: Any) -> None:
+        # RFC 9110 §11.6.1: a 401 names the schemes the caller can use.
+        headers = {"WWW-Authenticate": 'Bearer realm="mediation", ApiKey header="X-API-Key"'}
+        super().__init__(detail, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
+
+
+class Conflict(ProblemError):
+    status = 409
+    slug = "conflict"
+    title = Text("与现有数据冲突", "Conflicts with existing data")
+
+
+class TooManyRequests(ProblemError):
+    status = 429
+    slug = "rate-limited"
+    title = Text("请求过于频繁, 请稍后再试", "Too many requests; slow down")
+
+
+class RequestTimeout(ProblemError):
+    status = 503
+    slug = "request-timeout"
+    title = Text("请求处理超时, 请稍后重试", "The request took too long; retry shortly")
+
+
+class DataIntegrityError(ProblemError):
+    """Stored data failed an integrity check (e.g. an encrypted value moved to another row)."""
+
+    status = 500
+    slug = "data-integrity"
+    title = Text("数据完整性校验失败", "Stored data failed an integrity check")
+
+
 ALL_PROBLEMS: tuple[type[ProblemError], ...] = (
     NotFound,
     Forbidden,
@@ -168,6 +205,11 @@ ALL_PROBLEMS: tuple[type[ProblemError], ...] = (
     MethodNotAllowed,
     ServiceUnavailable,
     InternalError,
+    Unauthenticated,
+    Conflict,
+    TooManyRequests,
+    RequestTimeout,
+    DataIntegrityError,
 )
 
 
@@ -209,6 +251,7 @@ def problem_responses(*problems: type[ProblemError]) -> dict[int | str, dict[str
     everything: tuple[type[ProblemError], ...] = (
         *problems,
         ValidationFailed,
+        TooManyRequests,
         PayloadTooLarge,
         ServiceUnavailable,
         InternalError,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -14,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediation.core.errors import PreconditionRequired, StaleVersion, ValidationFailed
 from mediation.core.i18n import Text, negotiate, set_language
+
+log = logging.getLogger(__name__)
 
 
 def etag_for(version: int) -> str:
@@ -113,3 +117,41 @@ class HttpConventionsMiddleware:
             )
         )
         await response(scope, receive, send)
+
+
+class TimeoutMiddleware:
+    """Pure ASGI: a request that runs longer than `seconds` is cancelled (rolling back its
+    transaction) and answered 503 with Retry-After, instead of holding a worker and its locks."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds):
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            log.warning("request timed out after %.1f s: %s %s", self.seconds, scope["method"], scope["path"])
+            if started:
+                return  # the status line is out; the client sees a truncated response
+            from mediation.core.errors import RequestTimeout, problem_response
+
+            response = problem_response(
+                RequestTimeout(
+                    Text("请求处理超过 {s} 秒", "The request took longer than {s} s").format(s=self.seconds),
+                    headers={"Retry-After": "1"},
+                )
+            )
+            await response(scope, receive, send)

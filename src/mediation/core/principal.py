@@ -1,9 +1,10 @@
-"""Who is calling.
+"""Who is calling, and what each role may do.
 
-Until staff sign-in and API keys land, callers declare themselves with `X-Actor-Role` and
-`X-Actor-Id` headers (default: an unnamed window clerk). The role is checked against the lifecycle
-table and recorded on the timeline; it is a declaration, not authentication, so this mode is for
-trusted networks only.
+Roles come from domain.md §2: window clerks and supervisors belong to a center and see its region;
+mediators and body administrators belong to one mediation body; courts and arbitration
+commissions are machine clients scoped to themselves; admins manage accounts; auditors read the
+audit trail. Permissions are fixed per role (least privilege, 个人信息保护法 Art. 51): the ones that
+show personal data unmasked are given only to roles that must contact or identify the parties.
 """
 
 from __future__ import annotations
@@ -11,12 +12,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
-
-from fastapi import Header
-
-from mediation.core.errors import ValidationFailed
-from mediation.core.i18n import Text
 
 
 class Role(StrEnum):
@@ -29,6 +24,41 @@ class Role(StrEnum):
     admin = "admin"
     auditor = "auditor"
     system = "system"
+    party = "party"  # anonymous status lookup with case number and query code
+
+
+class Permission(StrEnum):
+    cases_read = "cases:read"
+    cases_write = "cases:write"
+    pii_read = "pii:read"  # see ID and phone numbers unmasked; every such read is audited
+    supervise = "supervise"
+    users_manage = "users:manage"
+    keys_manage = "keys:manage"  # any organisation's API keys
+    keys_manage_own = "keys:manage_own"  # the caller's own organisation's keys
+    audit_read = "audit:read"
+
+
+P = Permission
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.clerk: frozenset({P.cases_read, P.cases_write, P.pii_read}),
+    Role.supervisor: frozenset({P.cases_read, P.cases_write, P.supervise}),
+    Role.body_mediator: frozenset({P.cases_read, P.cases_write, P.pii_read}),
+    Role.body_admin: frozenset({P.cases_read, P.cases_write, P.pii_read, P.keys_manage_own}),
+    Role.court: frozenset({P.cases_read, P.cases_write, P.pii_read}),
+    Role.arbitration: frozenset({P.cases_read, P.cases_write, P.pii_read}),
+    Role.admin: frozenset({P.users_manage, P.keys_manage}),
+    Role.auditor: frozenset({P.audit_read}),
+    Role.system: frozenset(Permission),
+    Role.party: frozenset(),
+}
+
+# Who belongs to which kind of organisation (checked when accounts and keys are created).
+STAFF_ROLES = frozenset(
+    {Role.clerk, Role.supervisor, Role.body_mediator, Role.body_admin, Role.admin, Role.auditor}
+)
+MACHINE_ROLES = frozenset({Role.body_mediator, Role.body_admin, Role.court, Role.arbitration})
+CENTER_ROLES = frozenset({Role.clerk, Role.supervisor})
+BODY_ROLES = frozenset({Role.body_mediator, Role.body_admin})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,33 +66,22 @@ class Principal:
     role: Role
     id: str
     organisation_id: uuid.UUID | None = None
+    # The region prefix a center's staff see (region_prefix of the center's code), else None.
+    region: str | None = None
+    kind: str = "user"  # user | api_key | anonymous | system
+    name: str | None = None
 
     @property
     def scope(self) -> str:
-        """The namespace for idempotency keys: one caller's keys never collide with another's."""
-        return f"{self.role}:{self.id}"
+        """The namespace for idempotency keys and rate limits: one caller's never collide with another's."""
+        return f"{self.kind}:{self.id}"
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return ROLE_PERMISSIONS[self.role]
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
 
 
-SYSTEM = Principal(role=Role.system, id="system")
-
-
-async def current_principal(
-    x_actor_role: Annotated[
-        str | None, Header(alias="X-Actor-Role", description="Caller's role (pre-authentication mode).")
-    ] = None,
-    x_actor_id: Annotated[
-        str | None, Header(alias="X-Actor-Id", max_length=100, description="Caller's user or client id.")
-    ] = None,
-    x_actor_org: Annotated[
-        uuid.UUID | None, Header(alias="X-Actor-Org", description="Caller's organisation id.")
-    ] = None,
-) -> Principal:
-    role_name = x_actor_role or Role.clerk.value
-    try:
-        role = Role(role_name)
-    except ValueError as exc:
-        raise ValidationFailed(
-            Text("未知角色: {r}", "Unknown role: {r}").format(r=role_name),
-            errors=[{"field": "X-Actor-Role", "location": "header", "code": "enum", "message": role_name}],
-        ) from exc
-    return Principal(role=role, id=x_actor_id or f"anonymous-{role.value}", organisation_id=x_actor_org)
+SYSTEM = Principal(role=Role.system, id="system", kind="system")

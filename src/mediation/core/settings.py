@@ -30,6 +30,39 @@ class Settings(BaseSettings):
     confirmation_window_days: int = 30  # 民诉法 Art. 205; 人民调解法 Art. 33
     labour_mediation_days: int = 15  # 劳动争议调解仲裁法 Art. 14
 
+    # ---- identity and access
+    # Secrets come from the environment in production. When one is missing, a development secrets
+    # file is created next to the database (mode 0600) so a fresh checkout runs with nothing set.
+    secrets_file: Path = Field(default_factory=lambda: Path.cwd() / "mediation.secrets.json")
+    jwt_secret: str | None = Field(default=None, description="HMAC key for staff access tokens.")
+    jwt_issuer: str = "mediation"
+    jwt_audience: str = "mediation-api"
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
+    # RFC 9106 §4 second recommended option (t=3, 64 MiB, p=4); hashes made with other parameters
+    # are upgraded at the next successful sign-in.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65_536
+    argon2_parallelism: int = 4
+    min_password_length: int = 12
+
+    # ---- personal data (个人信息保护法 Art. 51: encryption and de-identification)
+    pii_encryption_keys: str | None = Field(
+        default=None, description='AES-256 keys "id:base64url,...", the first one encrypts.'
+    )
+    pii_index_key: str | None = Field(default=None, description="HMAC key of the party lookup index.")
+
+    # ---- audit (网络安全法 Art. 21: at least six months; 个人信息保护法 Art. 55-56 records: 3 years)
+    audit_retention_days: int = Field(default=3 * 365, ge=180)
+
+    # ---- limits
+    rate_limit_per_minute: int = Field(default=600, ge=1, description="Per signed-in principal.")
+    anonymous_rate_limit_per_minute: int = Field(
+        default=20, ge=1, description="Per client address, for sign-in and the party status lookup."
+    )
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
     timezone: str = "Asia/Shanghai"
     default_language: str = "zh"
 

@@ -72,8 +72,15 @@ class Party(Base):
     kind: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(100))
     id_type: Mapped[str | None] = mapped_column(String(40))
-    id_number: Mapped[str | None] = mapped_column(String(40))
-    phone: Mapped[str | None] = mapped_column(String(20))
+    # Personal data (民法典 Art. 1034; 个人信息保护法 Art. 51): AES-GCM ciphertext bound to this row
+    # and column, a masked copy for roles without pii:read, and a keyed hash to find the same
+    # person across cases without decrypting.
+    id_number_enc: Mapped[str | None] = mapped_column(String(200))
+    id_number_masked: Mapped[str | None] = mapped_column(String(40))
+    id_number_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_enc: Mapped[str | None] = mapped_column(String(200))
+    phone_masked: Mapped[str | None] = mapped_column(String(20))
+    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     address: Mapped[str | None] = mapped_column(String(200))
     consent: Mapped[str] = mapped_column(String(10))
 

@@ -25,11 +25,10 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
-from mediation.core.principal import Principal, current_principal
+from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
-from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
     ConsentIn,
@@ -37,13 +36,15 @@ from mediation.disputes.schemas import (
     DisputeCreated,
     DisputeOut,
     DisputePage,
-    PartyOut,
+    PartySearchIn,
     StatusLookupIn,
     StatusLookupOut,
     TimelineEntryOut,
     WriteModel,
 )
 from mediation.disputes.service import DisputeService, ListFilters
+from mediation.disputes.views import Viewer
+from mediation.identity.auth import authenticate, client_address, identity_of, permission, require
 
 MAX_PAGE_SIZE = 100
 
@@ -63,23 +64,28 @@ IdempotencyKey = Annotated[
         description="Retry safety: a repeated key replays the first response; another body with it is 422.",
     ),
 ]
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+Writer = Annotated[Principal, permission(Permission.cases_write)]
 
 
 def service(request: Request) -> DisputeService:
-    return DisputeService(session_of(request), request.app.state.clock, request.app.state.settings)
+    return DisputeService(
+        session_of(request),
+        request.app.state.clock,
+        request.app.state.settings,
+        identity_of(request).cipher,
+    )
+
+
+def viewer(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Viewer:
+    """How this caller sees cases; unmasked reads are listed on the request for the audit trail."""
+    view = Viewer(principal, identity_of(request).cipher)
+    request.state.pii_reads = view.pii_reads
+    return view
 
 
 Service = Annotated[DisputeService, Depends(service)]
-
-_DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("status_label", "parties")]
-
-
-def present(dispute: Dispute) -> DisputeOut:
-    values: dict[str, Any] = {name: getattr(dispute, name) for name in _DISPUTE_FIELDS}
-    values["status_label"] = STATUS_LABELS[Status(dispute.status)].get()
-    values["parties"] = [PartyOut.model_validate(p) for p in dispute.parties]
-    return DisputeOut.model_validate(values)
+View = Annotated[Viewer, Depends(viewer)]
 
 
 def dispute_response(model: BaseModel, version: int, status_code: int = 200, **headers: str) -> JSONResponse:
@@ -102,13 +108,17 @@ def dispute_response(model: BaseModel, version: int, status_code: int = 200, **h
 async def register_dispute(
     request: Request,
     data: DisputeCreate,
-    principal: CurrentPrincipal,
+    principal: Writer,
+    view: View,
     svc: Service,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    if principal.role not in lifecycle.CENTER:
+        raise Forbidden(Text("只有中心窗口可以登记纠纷", "Only the center registers disputes"))
+
     async def work() -> JSONResponse:
         dispute, query_code = await svc.register(data, principal)
-        body = DisputeCreated(**present(dispute).model_dump(), query_code=query_code)
+        body = DisputeCreated(**view.dispute(dispute).model_dump(), query_code=query_code)
         return dispute_response(body, dispute.version, 201, Location=f"/v1/disputes/{dispute.id}")
 
     return await run_idempotent(request, principal, idempotency_key, work)
@@ -122,6 +132,8 @@ async def register_dispute(
     tags=["disputes"],
 )
 async def list_disputes(
+    principal: Reader,
+    view: View,
     svc: Service,
     status: Annotated[list[Status] | None, Query(description="One or more states.")] = None,
     category: Category | None = None,
@@ -149,8 +161,56 @@ async def list_disputes(
         created_to=created_to,
         text=q,
     )
-    rows, next_cursor = await svc.search(filters, limit, cursor)
-    return DisputePage(items=[present(d) for d in rows], next_cursor=next_cursor)
+    rows, next_cursor = await svc.search(filters, principal, limit, cursor)
+    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/disputes/search-by-party",
+    response_model=DisputePage,
+    summary="按当事人证件或电话查找案件 Find cases by a party's ID or phone number",
+    description=(
+        "Matches the keyed hash index, never the stored ciphertext; the number travels in the body, "
+        "not the URL, so it stays out of access logs. Needs pii:read; every search is audited."
+    ),
+    responses=problem_responses(Forbidden),
+    tags=["disputes"],
+)
+async def search_by_party(
+    data: PartySearchIn,
+    principal: Annotated[Principal, permission(Permission.pii_read)],
+    view: View,
+    svc: Service,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> DisputePage:
+    require(principal, Permission.cases_read)
+    kind, value = ("id_number", data.id_number) if data.id_number else ("phone", data.phone)
+    assert value is not None  # the schema requires one of them
+    filters = ListFilters(party_index=svc.party_index(kind, value))
+    rows, next_cursor = await svc.search(filters, principal, limit, cursor)
+    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/disputes/{dispute_id}/related",
+    response_model=DisputePage,
+    summary="同一当事人的其他案件 Other cases of the same parties",
+    description="Cases the caller can see where a party has the same ID or phone number (repeat disputes).",
+    responses=problem_responses(NotFound),
+    tags=["disputes"],
+)
+async def related_disputes(
+    dispute_id: uuid.UUID,
+    principal: Reader,
+    view: View,
+    svc: Service,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> DisputePage:
+    await svc.get(dispute_id, principal)
+    rows, next_cursor = await svc.search(ListFilters(related_to=dispute_id), principal, limit, cursor)
+    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -160,9 +220,9 @@ async def list_disputes(
     responses=problem_responses(NotFound),
     tags=["disputes"],
 )
-async def get_dispute(dispute_id: uuid.UUID, svc: Service) -> Response:
-    dispute = await svc.get(dispute_id)
-    return dispute_response(present(dispute), dispute.version)
+async def get_dispute(dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service) -> Response:
+    dispute = await svc.get(dispute_id, principal)
+    return dispute_response(view.dispute(dispute), dispute.version)
 
 
 @router.get(
@@ -172,8 +232,10 @@ async def get_dispute(dispute_id: uuid.UUID, svc: Service) -> Response:
     responses=problem_responses(NotFound),
     tags=["disputes"],
 )
-async def get_timeline(dispute_id: uuid.UUID, svc: Service) -> list[TimelineEntryOut]:
-    return [TimelineEntryOut.model_validate(e) for e in await svc.timeline(dispute_id)]
+async def get_timeline(
+    dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service
+) -> list[TimelineEntryOut]:
+    return [view.timeline_entry(e) for e in await svc.timeline(dispute_id, principal)]
 
 
 class AvailableAction(BaseModel):
@@ -196,8 +258,8 @@ class AvailableAction(BaseModel):
     responses=problem_responses(NotFound),
     tags=["lifecycle"],
 )
-async def list_actions(dispute_id: uuid.UUID, principal: CurrentPrincipal, svc: Service) -> Response:
-    dispute = await svc.get(dispute_id)
+async def list_actions(dispute_id: uuid.UUID, principal: Reader, svc: Service) -> Response:
+    dispute = await svc.get(dispute_id, principal)
     actions = [AvailableAction(**a) for a in svc.available_actions(dispute, principal)]
     return JSONResponse(jsonable_encoder(actions), headers={"ETag": etag_for(dispute.version)})
 
@@ -214,12 +276,13 @@ async def record_consent(
     dispute_id: uuid.UUID,
     party_id: uuid.UUID,
     data: ConsentIn,
-    principal: CurrentPrincipal,
+    principal: Writer,
+    view: View,
     svc: Service,
     if_match: IfMatch = None,
 ) -> Response:
     dispute = await svc.record_consent(dispute_id, party_id, data, principal, if_match)
-    return dispute_response(present(dispute), dispute.version)
+    return dispute_response(view.dispute(dispute), dispute.version)
 
 
 @router.post(
@@ -230,8 +293,12 @@ async def record_consent(
     responses=problem_responses(NotFound),
     tags=["public"],
 )
-async def status_lookup(data: StatusLookupIn, svc: Service) -> StatusLookupOut:
+async def status_lookup(request: Request, data: StatusLookupIn, svc: Service) -> StatusLookupOut:
+    # Anonymous: the limit per address keeps query codes from being guessed.
+    identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
+    request.state.audit_details = {"case_number": data.case_number}
     dispute = await svc.lookup_status(data.case_number, data.query_code)
+    request.state.audit_object = ("dispute", dispute.id)
     status = Status(dispute.status)
     return StatusLookupOut(
         case_number=dispute.case_number,
@@ -293,14 +360,23 @@ def _action_endpoint(action: Action, schema: type[WriteModel]) -> Any:
         async def endpoint(
             request: Request,
             dispute_id: uuid.UUID,
-            principal: CurrentPrincipal,
+            principal: Writer,
+            view: View,
             svc: Service,
             payload: Annotated[schema | None, Body()] = None,  # type: ignore[valid-type]
             if_match: IfMatch = None,
             idempotency_key: IdempotencyKey = None,
         ) -> Response:
             return await _run_action(
-                request, svc, dispute_id, action, payload or schema(), principal, if_match, idempotency_key
+                request,
+                svc,
+                view,
+                dispute_id,
+                action,
+                payload or schema(),
+                principal,
+                if_match,
+                idempotency_key,
             )
 
     else:
@@ -308,14 +384,15 @@ def _action_endpoint(action: Action, schema: type[WriteModel]) -> Any:
         async def endpoint(  # type: ignore[misc]
             request: Request,
             dispute_id: uuid.UUID,
-            principal: CurrentPrincipal,
+            principal: Writer,
+            view: View,
             svc: Service,
             payload: Annotated[schema, Body()],  # type: ignore[valid-type]
             if_match: IfMatch = None,
             idempotency_key: IdempotencyKey = None,
         ) -> Response:
             return await _run_action(
-                request, svc, dispute_id, action, payload, principal, if_match, idempotency_key
+                request, svc, view, dispute_id, action, payload, principal, if_match, idempotency_key
             )
 
     endpoint.__name__ = f"dispute_action_{action.value}"
@@ -325,6 +402,7 @@ def _action_endpoint(action: Action, schema: type[WriteModel]) -> Any:
 async def _run_action(
     request: Request,
     svc: DisputeService,
+    view: Viewer,
     dispute_id: uuid.UUID,
     action: Action,
     payload: BaseModel,
@@ -334,7 +412,7 @@ async def _run_action(
 ) -> Response:
     async def work() -> JSONResponse:
         dispute = await svc.apply(dispute_id, action, payload, principal, if_match)
-        return dispute_response(present(dispute), dispute.version)
+        return dispute_response(view.dispute(dispute), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 

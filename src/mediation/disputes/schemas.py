@@ -101,6 +101,32 @@ class PartyIn(WriteModel):
         return self
 
 
+class PartySearchIn(WriteModel):
+    """Exactly one of the two numbers, validated like at intake."""
+
+    id_type: IdType = IdType.resident_id
+    id_number: Annotated[str | None, Field(max_length=40)] = None
+    phone: Annotated[str | None, Field(max_length=20)] = None
+
+    @field_validator("id_number")
+    @classmethod
+    def _check_id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return normalise_id_number(info.data.get("id_type", IdType.resident_id), value) if value else None
+
+    @field_validator("phone")
+    @classmethod
+    def _check_phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value else None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.id_number is None) == (self.phone is None):
+            raise DomainValueError(
+                "one_number", Text("请只填写证件号码或电话号码之一", "Give either id_number or phone")
+            )
+        return self
+
+
 class DisputeCreate(WriteModel):
     category: Category
     subject_matters: Annotated[list[SubjectMatter], Field(max_length=11)] = []
@@ -143,12 +169,11 @@ class PartyOut(BaseModel):
     kind: PartyKind
     name: str
     id_type: IdType | None
-    id_number: str | None
-    phone: str | None
+    id_number: str | None = Field(description="Masked (110***********1234) unless the caller holds pii:read.")
+    phone: str | None = Field(description="Masked (138****0000) unless the caller holds pii:read.")
     address: str | None
     consent: Consent
-
-    model_config = ConfigDict(from_attributes=True)
+    masked: bool = Field(description="Whether id_number and phone are masked for this caller.")
 
 
 class DisputeOut(BaseModel):

@@ -11,12 +11,12 @@ from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from mediation.bodies.models import Body
@@ -27,9 +27,11 @@ from mediation.core.errors import (
     InvalidTransition,
     NotFound,
     StaleVersion,
+    ValidationFailed,
 )
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
+from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import Principal
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
@@ -37,7 +39,8 @@ from mediation.disputes.enums import Category, Consent, Severity, Tier
 from mediation.disputes.identity import region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
 from mediation.disputes.models import CaseNumberCounter, Dispute, Party, TimelineEntry
-from mediation.disputes.schemas import ConsentIn, DisputeCreate
+from mediation.disputes.schemas import ConsentIn, DisputeCreate, PartyIn
+from mediation.disputes.scope import visible_to
 from mediation.events.service import record_dispute_event
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
@@ -74,17 +77,30 @@ class ListFilters:
     created_from: datetime | None = None
     created_to: datetime | None = None
     text: str | None = None
+    # ("id_number" | "phone", keyed hash): cases with a party holding that number
+    party_index: tuple[str, str] | None = None
+    # cases sharing a party (same ID or phone number) with this case
+    related_to: uuid.UUID | None = None
 
 
 class DisputeService:
-    def __init__(self, session: AsyncSession, clock: Clock, settings: Settings) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock, settings: Settings, cipher: PiiCipher) -> None:
         self.session = session
         self.clock = clock
         self.settings = settings
+        self.cipher = cipher
 
     # ---- intake ---------------------------------------------------------------------------------
 
     async def register(self, data: DisputeCreate, principal: Principal) -> tuple[Dispute, str]:
+        if principal.region is not None and not data.region_code.startswith(principal.region):
+            message = Text("案发地不在本中心辖区内", "The place is outside your center's region")
+            raise ValidationFailed(
+                message,
+                errors=[
+                    {"field": "region_code", "location": "body", "code": "outside_region", "message": message.get()}
+                ],
+            )
         if data.external_reference is not None:
             await self._refuse_duplicate_reference(data.channel, data.external_reference)
         now = self.clock.now()
@@ -115,9 +131,7 @@ class DisputeService:
             created_at=now,
             updated_at=now,
         )
-        dispute.parties = [
-            Party(position=i, consent=Consent.unknown, **p.model_dump()) for i, p in enumerate(data.parties)
-        ]
+        dispute.parties = [self._new_party(i, p) for i, p in enumerate(data.parties)]
         self.session.add(dispute)
         try:
             await self.session.flush()
@@ -141,6 +155,26 @@ class DisputeService:
             now,
         )
         return dispute, query_code
+
+    def _new_party(self, position: int, data: PartyIn) -> Party:
+        party = Party(
+            id=uuid.uuid4(),
+            position=position,
+            consent=Consent.unknown,
+            **data.model_dump(exclude={"id_number", "phone"}),
+        )
+        row_id = str(party.id)
+        if data.id_number:
+            party.id_number_enc = self.cipher.encrypt(
+                data.id_number, table="parties", column="id_number", row_id=row_id
+            )
+            party.id_number_masked = mask_id_number(data.id_number)
+            party.id_number_index = self.cipher.index(data.id_number, kind="id_number")
+        if data.phone:
+            party.phone_enc = self.cipher.encrypt(data.phone, table="parties", column="phone", row_id=row_id)
+            party.phone_masked = mask_phone(data.phone)
+            party.phone_index = self.cipher.index(data.phone, kind="phone")
+        return party
 
     async def _refuse_duplicate_reference(self, channel: str, reference: str) -> None:
         existing = await self.session.scalar(
@@ -171,8 +205,14 @@ class DisputeService:
 
     # ---- reads ----------------------------------------------------------------------------------
 
-    async def get(self, dispute_id: uuid.UUID, *, for_update: bool = False) -> Dispute:
-        stmt = select(Dispute).where(Dispute.id == dispute_id).options(selectinload(Dispute.parties))
+    async def get(self, dispute_id: uuid.UUID, principal: Principal, *, for_update: bool = False) -> Dispute:
+        """The case, if the caller may see it. A case outside the caller's scope answers exactly like
+        a case that does not exist, so its existence does not leak."""
+        stmt = (
+            select(Dispute)
+            .where(Dispute.id == dispute_id, visible_to(principal))
+            .options(selectinload(Dispute.parties))
+        )
         if for_update:
             stmt = stmt.with_for_update(of=Dispute)
         dispute = await self.session.scalar(stmt)
@@ -181,9 +221,9 @@ class DisputeService:
         return dispute
 
     async def search(
-        self, filters: ListFilters, limit: int, cursor: str | None
+        self, filters: ListFilters, principal: Principal, limit: int, cursor: str | None
     ) -> tuple[list[Dispute], str | None]:
-        stmt = select(Dispute).options(selectinload(Dispute.parties))
+        stmt = select(Dispute).where(visible_to(principal)).options(selectinload(Dispute.parties))
         if filters.status:
             stmt = stmt.where(Dispute.status.in_(filters.status))
         if filters.category:
@@ -194,6 +234,12 @@ class DisputeService:
             stmt = stmt.where(Dispute.channel == filters.channel)
         if filters.region:
             stmt = stmt.where(Dispute.region_code.startswith(region_prefix(filters.region)))
+        if filters.party_index:
+            kind, digest = filters.party_index
+            column = Party.id_number_index if kind == "id_number" else Party.phone_index
+            stmt = stmt.where(exists().where(Party.dispute_id == Dispute.id, column == digest))
+        if filters.related_to:
+            stmt = stmt.where(Dispute.id != filters.related_to, _shares_party_with(filters.related_to))
         if filters.created_from:
             stmt = stmt.where(Dispute.created_at >= filters.created_from)
         if filters.created_to:
@@ -229,8 +275,11 @@ class DisputeService:
             next_cursor = encode_cursor({"t": last.created_at.isoformat(), "i": str(last.id)})
         return rows, next_cursor
 
-    async def timeline(self, dispute_id: uuid.UUID) -> list[TimelineEntry]:
-        await self.get(dispute_id)
+    def party_index(self, kind: str, value: str) -> tuple[str, str]:
+        return kind, self.cipher.index(value, kind=kind)
+
+    async def timeline(self, dispute_id: uuid.UUID, principal: Principal) -> list[TimelineEntry]:
+        await self.get(dispute_id, principal)
         rows = await self.session.scalars(
             select(TimelineEntry).where(TimelineEntry.dispute_id == dispute_id).order_by(TimelineEntry.seq)
         )
@@ -267,7 +316,7 @@ class DisputeService:
         principal: Principal,
         if_match: str | None,
     ) -> Dispute:
-        dispute = await self.get(dispute_id, for_update=True)
+        dispute = await self.get(dispute_id, principal, for_update=True)
         check_if_match(if_match, dispute.version)
         transition = lifecycle.find_transition(dispute.status, action)
         if transition is None:
@@ -404,7 +453,7 @@ class DisputeService:
         principal: Principal,
         if_match: str | None,
     ) -> Dispute:
-        dispute = await self.get(dispute_id, for_update=True)
+        dispute = await self.get(dispute_id, principal, for_update=True)
         check_if_match(if_match, dispute.version)
         if principal.role not in (lifecycle.CENTER | lifecycle.BODY):
             raise Forbidden(Text("该角色不能记录当事人意愿", "This role may not record consent"))
@@ -495,6 +544,17 @@ class DisputeService:
             raise StaleVersion(
                 Text("案件已被他人修改, 请刷新后重试", "The case changed meanwhile; reload and retry")
             ) from exc
+
+
+def _shares_party_with(dispute_id: uuid.UUID) -> ColumnElement[bool]:
+    """Some party of the case has the same ID number or phone number as a party of `dispute_id`."""
+    theirs = aliased(Party)
+    mine = aliased(Party)
+    same_person = or_(
+        and_(theirs.id_number_index.is_not(None), theirs.id_number_index == mine.id_number_index),
+        and_(theirs.phone_index.is_not(None), theirs.phone_index == mine.phone_index),
+    )
+    return exists().where(theirs.dispute_id == Dispute.id, mine.dispute_id == dispute_id, same_person)
 
 
 def _reason_of(data: dict[str, Any]) -> str | None:

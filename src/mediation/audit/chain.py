@@ -1,0 +1,245 @@
+"""Appending to, verifying and pruning the hash-chained audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import rfc8785
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord
+from mediation.core.principal import Principal
+
+HEAD_ID = 1
+# The legal minimum no purge may cut into (网络安全法 Art. 21); the database triggers enforce it too.
+MINIMUM_RETENTION_DAYS = 180
+PURGE_ACTION = "audit.purge"
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    action: str
+    outcome: str  # success | denied | rejected | error
+    actor_kind: str
+    actor_role: str
+    actor_id: str
+    organisation_id: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    status_code: int | None = None
+    request_id: str | None = None
+    client_address: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def by(cls, principal: Principal, action: str, outcome: str = "success", **kw: Any) -> AuditEntry:
+        return cls(
+            action=action,
+            outcome=outcome,
+            actor_kind=principal.kind,
+            actor_role=principal.role.value,
+            actor_id=principal.id,
+            organisation_id=str(principal.organisation_id) if principal.organisation_id else None,
+            **kw,
+        )
+
+
+def _timestamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_fields(record: AuditRecord) -> dict[str, Any]:
+    """Everything the hash covers: every column except the hash itself."""
+    return {
+        "seq": record.seq,
+        "occurred_at": _timestamp(record.occurred_at),
+        "actor_kind": record.actor_kind,
+        "actor_role": record.actor_role,
+        "actor_id": record.actor_id,
+        "organisation_id": record.organisation_id,
+        "action": record.action,
+        "object_type": record.object_type,
+        "object_id": record.object_id,
+        "outcome": record.outcome,
+        "status_code": record.status_code,
+        "request_id": record.request_id,
+        "client_address": record.client_address,
+        "details": record.details,
+        "prev_hash": record.prev_hash,
+    }
+
+
+def record_hash(record: AuditRecord) -> str:
+    return hashlib.sha256(rfc8785.dumps(canonical_fields(record))).hexdigest()
+
+
+async def _lock_head(session: AsyncSession) -> AuditChainHead:
+    stmt = select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
+    head = await session.scalar(stmt)
+    if head is None:
+        # Only an emptied table gets here (the migration creates the row); create it race-free.
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(AuditChainHead)
+            .values(id=HEAD_ID, seq=0, hash=GENESIS_HASH)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        head = (await session.scalars(stmt.execution_options(populate_existing=True))).one()
+    return head
+
+
+async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datetime) -> list[AuditRecord]:
+    """Chain `entries` after the current head, in the caller's transaction.
+
+    Call it last in a transaction: the head row stays locked until commit, and taking it after the
+    case rows keeps one lock order for every writer (no deadlocks).
+    """
+    if not entries:
+        return []
+    head = await _lock_head(session)
+    records = []
+    seq, prev = head.seq, head.hash
+    for entry in entries:
+        seq += 1
+        record = AuditRecord(
+            seq=seq,
+            occurred_at=at,
+            actor_kind=entry.actor_kind,
+            actor_role=entry.actor_role,
+            actor_id=entry.actor_id[:120],
+            organisation_id=entry.organisation_id,
+            action=entry.action[:80],
+            object_type=entry.object_type,
+            object_id=entry.object_id,
+            outcome=entry.outcome,
+            status_code=entry.status_code,
+            request_id=(entry.request_id or "")[:128] or None,
+            client_address=entry.client_address,
+            details=entry.details,
+            prev_hash=prev,
+        )
+        record.hash = record_hash(record)
+        prev = record.hash
+        records.append(record)
+        session.add(record)
+    head.seq, head.hash = seq, prev
+    await session.flush()
+    return records
+
+
+@dataclass(slots=True)
+class Verification:
+    ok: bool
+    checked: int
+    first_seq: int | None
+    last_seq: int | None
+    broken_seq: int | None = None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "broken_seq": self.broken_seq,
+            "problem": self.problem,
+        }
+
+
+async def verify(session: AsyncSession, batch_size: int = 1000) -> Verification:
+    """Walk the chain in order and report the first record that does not fit.
+
+    - a record whose content no longer matches its hash: edited (or swapped with another row);
+    - a record whose `prev_hash` is not the previous record's hash, or a gap in `seq`: a record
+      was deleted or moved;
+    - a head that is ahead of the last record: records were cut off the end.
+    A chain pruned by retention starts after the last purge, which recorded where it cut.
+    """
+    anchor_seq, anchor_hash = await _purge_anchor(session)
+    expected_seq, expected_prev = anchor_seq + 1, anchor_hash
+    checked, first, last = 0, None, None
+    after = anchor_seq
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditRecord).where(AuditRecord.seq > after).order_by(AuditRecord.seq).limit(batch_size)
+            )
+        ).all()
+        if not rows:
+            break
+        for record in rows:
+            first = record.seq if first is None else first
+            if record.seq != expected_seq:
+                return Verification(
+                    False, checked, first, last, expected_seq, f"record {expected_seq} is missing"
+                )
+            if record.prev_hash != expected_prev:
+                return Verification(
+                    False, checked, first, last, record.seq, "link to the previous record is broken"
+                )
+            if record_hash(record) != record.hash:
+                return Verification(
+                    False, checked, first, last, record.seq, "content does not match its hash"
+                )
+            checked += 1
+            last = record.seq
+            expected_seq, expected_prev = record.seq + 1, record.hash
+        after = rows[-1].seq
+        session.expunge_all()
+    head = await session.get(AuditChainHead, HEAD_ID)
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    if head_seq != expected_seq - 1 or head_hash != expected_prev:
+        return Verification(
+            False, checked, first, last, expected_seq, f"records after {expected_seq - 1} are missing"
+        )
+    return Verification(True, checked, first, last)
+
+
+async def _purge_anchor(session: AsyncSession) -> tuple[int, str]:
+    """Where the remaining chain starts: after the last purge's cut, or at the genesis."""
+    first_seq = await session.scalar(select(func.min(AuditRecord.seq)))
+    if first_seq is None or first_seq == 1:
+        return 0, GENESIS_HASH
+    purge = await session.scalar(
+        select(AuditRecord)
+        .where(AuditRecord.action == PURGE_ACTION)
+        .order_by(AuditRecord.seq.desc())
+        .limit(1)
+    )
+    if purge is None:
+        return 0, GENESIS_HASH  # nothing was ever purged: the missing start is reported
+    return int(purge.details["through_seq"]), str(purge.details["through_hash"])
+
+
+async def purge(session: AsyncSession, principal: Principal, retention_days: int, now: datetime) -> int:
+    """Delete records older than the retention period, recording the cut as a new audit record."""
+    days = max(retention_days, MINIMUM_RETENTION_DAYS)
+    cutoff = now - timedelta(days=days)
+    last_old = await session.scalar(
+        select(AuditRecord).where(AuditRecord.occurred_at < cutoff).order_by(AuditRecord.seq.desc()).limit(1)
+    )
+    if last_old is None:
+        return 0
+    through_seq, through_hash = last_old.seq, last_old.hash
+    # The cut is recorded before deleting: the purge record itself is chained after the head.
+    await append(
+        session,
+        [
+            AuditEntry.by(
+                principal,
+                PURGE_ACTION,
+                details={"through_seq": through_seq, "through_hash": through_hash, "retention_days": days},
+            )
+        ],
+        now,
+    )
+    result = await session.execute(delete(AuditRecord).where(AuditRecord.seq <= through_seq))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

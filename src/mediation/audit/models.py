@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mediation.core.db import Base
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditRecord(Base):
+    """One audited event. Append-only (database triggers refuse UPDATE, and DELETE of anything
+    younger than the legal minimum) and hash-chained: `hash` covers the record's canonical JSON
+    (RFC 8785) including `prev_hash`, so editing, removing or reordering rows breaks the chain.
+
+    Holds no personal data: who (role, id, organisation), what (action, object), when (UTC), from
+    where (client address, request id) and the outcome (等保 level 3 audit content).
+    """
+
+    __tablename__ = "audit_records"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[str] = mapped_column(String(120))
+    organisation_id: Mapped[str | None] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(80))
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None]
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditChainHead(Base):
+    """The chain's last link. Appenders lock this single row, so records get contiguous numbers
+    and exactly one successor each (no forks), and truncating the tail is detectable."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))

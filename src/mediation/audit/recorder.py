@@ -1,0 +1,132 @@
+"""Audit records for requests: every change (and every refused attempt at one), every refused
+read, every sign-in, and every read that disclosed personal data unmasked (个人信息保护法 Art. 55).
+
+Endpoints describe what they did through `request.state`:
+- `principal`: set by authentication (or by sign-in once the password checked out);
+- `audit_object`: `(type, id)` when the path does not already name it;
+- `audit_details`: extra facts (never personal data);
+- `pii_reads`: ids of the cases whose personal data the response shows unmasked.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.audit.chain import AuditEntry, append
+from mediation.core.db import Database, utcnow
+from mediation.core.principal import Principal, Role
+
+log = logging.getLogger(__name__)
+
+# Path parameters that name the object a request acts on, and the object type they name.
+OBJECT_PARAMS = (
+    ("party_id", "party"),
+    ("dispute_id", "dispute"),
+    ("key_id", "api_key"),
+    ("user_id", "user"),
+    ("body_id", "body"),
+)
+LOCATION_TYPES = {"disputes": "dispute", "api-keys": "api_key", "users": "user"}
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "success"
+    if status in (401, 403, 404):
+        return "denied"
+    if status >= 500:
+        return "error"
+    return "rejected"
+
+
+def _action(request: Request) -> str:
+    route = request.scope.get("route")
+    name = getattr(route, "name", None)
+    return str(name) if name else f"{request.method} {request.url.path}"
+
+
+def _object(request: Request, response: Response | None) -> tuple[str | None, str | None]:
+    given = getattr(request.state, "audit_object", None)
+    if given:
+        return given[0], str(given[1])
+    for param, kind in OBJECT_PARAMS:
+        value = request.path_params.get(param)
+        if value is not None and kind != "party":
+            return kind, str(value)
+    if response is not None and (location := response.headers.get("location")):
+        parts = location.strip("/").split("/")
+        if len(parts) >= 3 and parts[1] in LOCATION_TYPES:
+            return LOCATION_TYPES[parts[1]], parts[2]
+    return None, None
+
+
+def _principal(request: Request) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
+    address = request.client.host if request.client else "unknown"
+    return Principal(role=Role.party, id=f"anonymous@{address}", kind="anonymous")
+
+
+def _entry(request: Request, status: int, response: Response | None, action: str | None = None) -> AuditEntry:
+    object_type, object_id = _object(request, response)
+    details: dict[str, Any] = dict(getattr(request.state, "audit_details", None) or {})
+    details.setdefault("method", request.method)
+    details.setdefault("path", request.url.path)
+    return AuditEntry.by(
+        _principal(request),
+        action or _action(request),
+        _outcome(status),
+        object_type=object_type,
+        object_id=object_id,
+        status_code=status,
+        request_id=getattr(request.state, "request_id", None) or request.headers.get("x-request-id"),
+        client_address=request.client.host if request.client else None,
+        details=details,
+    )
+
+
+class ChainedRequestAuditor:
+    async def succeeded(self, request: Request, session: AsyncSession, response: Response) -> None:
+        entries = [_entry(request, response.status_code, response)]
+        entries += self._pii_entries(request, response)
+        await append(session, entries, utcnow())
+
+    async def failed(self, request: Request, status: int) -> None:
+        # A refused read is worth a record (someone probing); a missing one is not (typos, links).
+        if request.method in ("GET", "HEAD", "OPTIONS") and status not in (401, 403):
+            return
+        db: Database = request.app.state.db
+        try:
+            async with db.writer() as session, session.begin():
+                await append(session, [_entry(request, status, None)], utcnow())
+        except Exception:
+            # The refusal stands either way; the failure to record it must be visible to operators.
+            log.exception("could not record a refused request in the audit trail")
+
+    async def read(self, request: Request, response: Response) -> None:
+        entries = self._pii_entries(request, response)
+        if not entries:
+            return
+        # Raising here turns the response into a 503: personal data is not shown unaudited.
+        db: Database = request.app.state.db
+        async with db.writer() as session, session.begin():
+            await append(session, entries, utcnow())
+
+    def _pii_entries(self, request: Request, response: Response) -> list[AuditEntry]:
+        reads: list[str] = getattr(request.state, "pii_reads", None) or []
+        if not reads:
+            return []
+        entry = _entry(request, response.status_code, response, action="pii.read")
+        entry.object_type = "dispute"
+        entry.object_id = reads[0] if len(reads) == 1 else None
+        entry.details = {
+            "via": _action(request),
+            "disputes": sorted(set(reads)),
+            "fields": ["id_number", "phone"],
+        }
+        return [entry]

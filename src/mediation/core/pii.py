@@ -1,0 +1,257 @@
+"""Personal data protection primitives: field encryption, a blind lookup index, masking, redaction.
+
+个人信息保护法 Art. 51 asks a personal information handler to take "encryption, de-identification
+and other security measures"; identity card numbers are sensitive personal information (Art. 28),
+and 民法典 Art. 1034 protects them together with phone numbers. So:
+
+- identity numbers and phone numbers are stored encrypted (AES-256-GCM), each ciphertext bound to
+  the row and column it belongs to, so a ciphertext copied or swapped elsewhere does not decrypt;
+- lookups go through a keyed HMAC index, which matches equal values without storing the value and
+  cannot be brute-forced over the small space of phone numbers without the key;
+- anything shown or logged is masked, and free text (notes, log lines) is redacted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import unicodedata
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES = 32  # AES-256
+NONCE_BYTES = 12  # 96 bits, the size GCM is specified for (NIST SP 800-38D §5.2.1.1)
+TAG_BYTES = 16
+
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class PiiIntegrityError(Exception):
+    """A ciphertext did not decrypt: wrong or unknown key, tampered, or moved to another row/column.
+
+    The message never contains the token or the value, so it is safe to log.
+    """
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    """Strict base64url: only the URL-safe alphabet, padding optional, raises ValueError otherwise."""
+    text = text.strip().rstrip("=")
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:
+        raise ValueError("not base64url") from exc
+
+
+def generate_key() -> str:
+    """A fresh random 32-byte key, base64url without padding (for `MEDIATION_PII_*` settings)."""
+    return _b64encode(os.urandom(KEY_BYTES))
+
+
+class PiiCipher:
+    """Encrypts personal data fields and computes their lookup index.
+
+    Several encryption keys may be configured so keys can be rotated: every key decrypts, the
+    active one encrypts, and the key id travels in the token. The index key cannot rotate this
+    way (equal values must keep equal indexes); changing it means recomputing every index.
+    """
+
+    def __init__(self, keys: dict[str, bytes], active_key_id: str, index_key: bytes) -> None:
+        if not keys:
+            raise ValueError("at least one PII encryption key is required")
+        for key_id, key in keys.items():
+            if not _KEY_ID.fullmatch(key_id):
+                # Not echoed: a misplaced key would otherwise end up in the error (and the logs).
+                raise ValueError("PII key ids must be 1-32 characters of A-Z, a-z, 0-9, _ or -")
+            if len(key) != KEY_BYTES:
+                raise ValueError(
+                    f"PII encryption key {key_id!r} must be {KEY_BYTES} bytes (AES-256), got {len(key)}"
+                )
+        if active_key_id not in keys:
+            raise ValueError(f"active PII key id {active_key_id!r} is not among the configured keys")
+        if len(index_key) != KEY_BYTES:
+            raise ValueError(f"PII index key must be {KEY_BYTES} bytes, got {len(index_key)}")
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._active_key_id = active_key_id
+        self._index_key = index_key
+
+    @property
+    def active_key_id(self) -> str:
+        return self._active_key_id
+
+    @classmethod
+    def from_secrets(cls, encryption_keys: str, index_key: str) -> PiiCipher:
+        """Build from settings: `encryption_keys` is "k2:BASE64URL,k1:BASE64URL", the first one active."""
+        keys: dict[str, bytes] = {}
+        for position, entry in enumerate(encryption_keys.split(","), start=1):
+            key_id, sep, encoded = entry.strip().partition(":")
+            key_id = key_id.strip()
+            if not sep or not _KEY_ID.fullmatch(key_id):
+                # Never echo the entry: it may be key material.
+                raise ValueError(
+                    f'PII encryption key #{position} must look like "id:base64url", '
+                    "the id being 1-32 characters of A-Z, a-z, 0-9, _ or -"
+                )
+            if key_id in keys:
+                raise ValueError(f"PII encryption key id {key_id!r} appears twice")
+            try:
+                key = _b64decode(encoded)
+            except ValueError:
+                raise ValueError(f"PII encryption key {key_id!r} is not valid base64url") from None
+            if len(key) != KEY_BYTES:
+                raise ValueError(
+                    f"PII encryption key {key_id!r} must decode to {KEY_BYTES} bytes (AES-256), got {len(key)}"
+                )
+            keys[key_id] = key
+        try:
+            index = _b64decode(index_key)
+        except ValueError:
+            raise ValueError("PII index key is not valid base64url") from None
+        if len(index) != KEY_BYTES:
+            raise ValueError(f"PII index key must decode to {KEY_BYTES} bytes, got {len(index)}")
+        return cls(keys, next(iter(keys)), index)
+
+    @staticmethod
+    def _associated_data(table: str, column: str, row_id: str) -> bytes:
+        # ":" inside table or column would make two different places share associated data.
+        if not table or not column or ":" in table or ":" in column:
+            raise ValueError("table and column must be non-empty and contain no ':'")
+        return f"{table}:{column}:{row_id}".encode()
+
+    def encrypt(self, value: str, *, table: str, column: str, row_id: str) -> str:
+        """`key_id.base64url(nonce + ciphertext + tag)`, bound to (table, column, row_id)."""
+        aad = self._associated_data(table, column, row_id)
+        nonce = os.urandom(NONCE_BYTES)  # random nonces: ~2^32 encryptions per key stay safe
+        sealed = self._ciphers[self._active_key_id].encrypt(nonce, value.encode("utf-8"), aad)
+        return f"{self._active_key_id}.{_b64encode(nonce + sealed)}"
+
+    def decrypt(self, token: str, *, table: str, column: str, row_id: str) -> str:
+        aad = self._associated_data(table, column, row_id)
+        key_id, sep, body = token.partition(".")
+        cipher = self._ciphers.get(key_id)
+        if not sep:
+            raise PiiIntegrityError("malformed PII token")
+        if cipher is None:
+            # Not named: if plaintext was stored by mistake, the "key id" would be the value itself.
+            raise PiiIntegrityError("unknown PII key id (retired too early, or not a PII token)")
+        try:
+            raw = _b64decode(body)
+        except ValueError:
+            raise PiiIntegrityError("malformed PII token") from None
+        # Non-canonical base64 (spare bits set) would let two tokens carry the same ciphertext.
+        if len(raw) < NONCE_BYTES + TAG_BYTES or _b64encode(raw) != body:
+            raise PiiIntegrityError("malformed PII token")
+        try:
+            plain = cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+            return plain.decode("utf-8")
+        except (InvalidTag, UnicodeDecodeError):
+            # `from None`: the traceback must not chain the library's exception either.
+            raise PiiIntegrityError(
+                f"PII value in {table}.{column} failed authentication "
+                "(wrong key, tampered, or belongs to another row or column)"
+            ) from None
+
+    def index(self, value: str, *, kind: str) -> str:
+        """Keyed blind index: HMAC-SHA256(index_key, kind NUL normalised value), hex.
+
+        Normalisation (NFKC, strip, upper-case) makes `33068119900517001x`, the full-width digits a
+        Chinese input method may produce, and stray spaces all match the canonical form. `kind`
+        separates domains, so an ID number and a phone with the same digits never collide.
+        """
+        if not kind or "\x00" in kind:
+            raise ValueError("index kind must be non-empty and contain no NUL")
+        normalised = unicodedata.normalize("NFKC", value).strip().upper()
+        message = kind.encode("utf-8") + b"\x00" + normalised.encode("utf-8")
+        return hmac.new(self._index_key, message, hashlib.sha256).hexdigest()
+
+
+# ---- masking (de-identification for display, 个人信息保护法 Art. 51 and Art. 73(3))
+
+
+def _mask(value: str, head: int, tail: int) -> str:
+    if len(value) < 8:  # too short for the kept parts not to give most of it away
+        return "*" * len(value)
+    return value[:head] + "*" * (len(value) - head - tail) + value[-tail:]
+
+
+def mask_id_number(value: str) -> str:
+    """`110105199001011234` -> `110***********1234`: region prefix and last four, as banks print them."""
+    return _mask(value, 3, 4)
+
+
+def mask_phone(value: str) -> str:
+    """`13800001234` -> `138****1234`."""
+    return _mask(value, 3, 4)
+
+
+# ---- redaction of free text
+#
+# Boundaries are "not a letter or digit" on both sides (and not a decimal point followed/preceded by
+# a digit), so identifiers that merely contain a long digit run - hex UUID groups, amounts like
+# 13800001234.50 - are left alone, while numbers written next to Chinese text (电话13800001234) are
+# caught. An 18-digit run is masked even when its check digit is wrong: a mistyped ID number is
+# still personal data.
+_BEFORE = r"(?<![0-9A-Za-z])(?<![0-9][.])"
+_AFTER = r"(?![0-9A-Za-z])(?![.][0-9])"
+_PII = re.compile(
+    _BEFORE
+    + r"(?:"
+    + r"(?P<id18>[0-9]{17}[0-9Xx])"  # GB 11643-1999 citizen identity number
+    + r"|(?P<id15>[0-9]{15})"  # first-generation (pre-1999) identity card number
+    + r"|(?P<cc>\+?86[ -]?)?(?P<phone>1[3-9][0-9](?P<sep>[ -]?)[0-9]{4}(?P=sep)[0-9]{4})"  # mobile
+    + r")"
+    + _AFTER,
+    re.ASCII,
+)
+# Chinese input methods produce full-width digits (１３８…); matching runs on a copy where they are
+# ASCII. The mapping is one character to one, so match positions hold in the original text.
+_HALF_WIDTH = str.maketrans(
+    {0xFF10 + i: str(i) for i in range(10)} | {ord("＋"): "+", ord("Ｘ"): "X", ord("ｘ"): "x", 0x3000: " "}
+)
+
+
+def _replacement(match: re.Match[str]) -> str:
+    if match["phone"] is not None:
+        return (match["cc"] or "") + mask_phone(re.sub(r"[ -]", "", match["phone"]))
+    return mask_id_number(match[0])
+
+
+def redact_text(text: str) -> str:
+    """Mask every identity number and mobile number found in `text`; the rest is left as is."""
+    parts: list[str] = []
+    end = 0
+    for match in _PII.finditer(text.translate(_HALF_WIDTH)):
+        parts += (text[end : match.start()], _replacement(match))
+        end = match.end()
+    if not parts:
+        return text
+    parts.append(text[end:])
+    return "".join(parts)
+
+
+def redact_value(value: Any) -> Any:
+    """`redact_text` applied to every string in nested dicts, lists and tuples (new containers).
+
+    Dict keys are kept: they are field names, not data.
+    """
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(redact_value(item) for item in value)
+    return value

@@ -1,0 +1,89 @@
+"""How a case looks to one caller: personal data unmasked only for roles holding `pii:read`
+(each such disclosure noted for the audit trail), masked and de-identified for everyone else."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from mediation.core.errors import DataIntegrityError
+from mediation.core.i18n import Text
+from mediation.core.pii import PiiCipher, PiiIntegrityError, redact_text, redact_value
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.lifecycle import STATUS_LABELS, Status
+from mediation.disputes.models import Dispute, Party, TimelineEntry
+from mediation.disputes.schemas import DisputeOut, PartyOut, TimelineEntryOut
+
+log = logging.getLogger(__name__)
+
+PARTY_TABLE = "parties"
+# Free-text and structured columns that may quote a number typed by a clerk or a mediator.
+_FREE_TEXT = ("description", "address", "mediator_name")
+_STRUCTURED = ("agreement", "handoff", "outcome")
+_DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("status_label", "parties")]
+
+
+@dataclass(slots=True)
+class Viewer:
+    principal: Principal
+    cipher: PiiCipher
+    pii_reads: list[str] = field(default_factory=list)
+
+    @property
+    def unmasked(self) -> bool:
+        return self.principal.can(Permission.pii_read)
+
+    def _decrypt(self, party: Party, column: str) -> str | None:
+        token = getattr(party, f"{column}_enc")
+        if token is None:
+            return None
+        try:
+            return self.cipher.decrypt(token, table=PARTY_TABLE, column=column, row_id=str(party.id))
+        except PiiIntegrityError as exc:
+            log.error("encrypted %s of party %s failed its integrity check", column, party.id)
+            raise DataIntegrityError(
+                Text("当事人数据完整性校验失败, 已记录", "A party's stored data failed its integrity check")
+            ) from exc
+
+    def party(self, party: Party) -> PartyOut:
+        if self.unmasked:
+            id_number, phone = self._decrypt(party, "id_number"), self._decrypt(party, "phone")
+        else:
+            id_number, phone = party.id_number_masked, party.phone_masked
+        return PartyOut(
+            id=party.id,
+            role=party.role,
+            kind=party.kind,
+            name=party.name,
+            id_type=party.id_type,
+            id_number=id_number,
+            phone=phone,
+            address=party.address if self.unmasked else _redact(party.address),
+            consent=party.consent,
+            masked=not self.unmasked,
+        )
+
+    def dispute(self, dispute: Dispute) -> DisputeOut:
+        values: dict[str, Any] = {name: getattr(dispute, name) for name in _DISPUTE_FIELDS}
+        values["status_label"] = STATUS_LABELS[Status(dispute.status)].get()
+        values["parties"] = [self.party(p) for p in dispute.parties]
+        if self.unmasked:
+            if any(p.id_number_enc or p.phone_enc for p in dispute.parties):
+                self.pii_reads.append(str(dispute.id))
+        else:
+            for name in _FREE_TEXT:
+                values[name] = _redact(values.get(name))
+            for name in _STRUCTURED:
+                values[name] = redact_value(values.get(name))
+        return DisputeOut.model_validate(values)
+
+    def timeline_entry(self, entry: TimelineEntry) -> TimelineEntryOut:
+        out = TimelineEntryOut.model_validate(entry)
+        if self.unmasked:
+            return out
+        return out.model_copy(update={"reason": _redact(out.reason), "payload": redact_value(out.payload)})
+
+
+def _redact(value: str | None) -> str | None:
+    return redact_text(value) if value else value

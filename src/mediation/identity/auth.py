@@ -1,0 +1,171 @@
+"""Authenticating each request: a staff access token (`Authorization: Bearer <jwt>`) or a machine
+client's API key (`X-API-Key: mk_...`, also accepted as a bearer token).
+
+Every request re-reads the account or key, so a deactivated user or a revoked key stops working at
+once rather than when its token expires.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.bodies.models import Body
+from mediation.core.db import Database, utcnow
+from mediation.core.errors import Forbidden, Unauthenticated
+from mediation.core.i18n import Text
+from mediation.core.pii import PiiCipher
+from mediation.core.principal import CENTER_ROLES, Permission, Principal, Role
+from mediation.core.ratelimit import RateLimiter
+from mediation.core.secrets import Secrets
+from mediation.core.settings import Settings
+from mediation.disputes.identity import region_prefix
+from mediation.identity.credentials import (
+    API_KEY_PREFIX,
+    InvalidToken,
+    Passwords,
+    Tokens,
+    hash_api_key,
+    key_prefix,
+)
+from mediation.identity.models import ApiKey, User
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="staffToken",
+    description="Staff access token from `POST /v1/auth/token` (JWT, HS256, 15 minutes by default).",
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description="A machine client's key (`mk_...`), scoped to one organisation.",
+)
+
+
+@dataclass(slots=True)
+class Identity:
+    """Per-app credential services, kept on `app.state.identity`."""
+
+    passwords: Passwords
+    tokens: Tokens
+    cipher: PiiCipher
+    limiter: RateLimiter
+    anonymous_limiter: RateLimiter
+
+    @classmethod
+    def build(cls, settings: Settings, secrets: Secrets) -> Identity:
+        return cls(
+            passwords=Passwords(settings),
+            tokens=Tokens(settings, secrets.jwt_secret),
+            cipher=PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key),
+            limiter=RateLimiter(settings.rate_limit_per_minute),
+            anonymous_limiter=RateLimiter(settings.anonymous_rate_limit_per_minute),
+        )
+
+
+def identity_of(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def authenticate(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    api_key: Annotated[str | None, Security(api_key_scheme)],
+) -> Principal:
+    identity = identity_of(request)
+    if not api_key and not bearer:
+        raise Unauthenticated(Text("需要登录或 API 密钥", "Sign in or send an API key"))
+    # A short read of its own: the request's session may be a writer, and on SQLite taking the
+    # write lock for a credential lookup would serialise every request behind it.
+    db: Database = request.app.state.db
+    async with db.reader() as session:
+        if api_key:
+            principal = await principal_for_key(session, api_key)
+        elif bearer and bearer.credentials.startswith(API_KEY_PREFIX):
+            principal = await principal_for_key(session, bearer.credentials)
+        else:
+            assert bearer is not None
+            principal = await principal_for_token(session, identity.tokens, bearer.credentials)
+    request.state.principal = principal
+    identity.limiter.check(principal.scope)
+    return principal
+
+
+async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str) -> Principal:
+    try:
+        claims = tokens.verify(token)
+        user_id = uuid.UUID(str(claims["sub"]))
+    except (InvalidToken, ValueError) as exc:
+        raise Unauthenticated(Text("登录凭证无效或已过期", "Invalid or expired access token")) from exc
+    user = await session.get(User, user_id)
+    if user is None or not user.active:
+        raise Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
+    organisation = await session.get(Body, user.organisation_id) if user.organisation_id else None
+    return make_principal(Role(user.role), str(user.id), organisation, kind="user", name=user.display_name)
+
+
+async def principal_for_key(session: AsyncSession, secret: str) -> Principal:
+    refused = Unauthenticated(Text("API 密钥无效或已吊销", "Invalid or revoked API key"))
+    prefix = key_prefix(secret)
+    if prefix is None:
+        raise refused
+    key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None or not hmac.compare_digest(key.secret_hash, hash_api_key(secret)):
+        raise refused
+    now = utcnow()
+    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
+        raise refused
+    organisation = await session.get(Body, key.organisation_id)
+    if organisation is None or not organisation.active:
+        raise refused
+    return make_principal(Role(key.role), str(key.id), organisation, kind="api_key", name=key.name)
+
+
+def make_principal(
+    role: Role, principal_id: str, organisation: Body | None, *, kind: str, name: str | None
+) -> Principal:
+    region = None
+    if organisation is not None and role in CENTER_ROLES:
+        region = region_prefix(organisation.region_code)
+    return Principal(
+        role=role,
+        id=principal_id,
+        organisation_id=organisation.id if organisation else None,
+        region=region,
+        kind=kind,
+        name=name,
+    )
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    if not principal.can(permission):
+        raise Forbidden(
+            Text("当前角色没有「{p}」权限", "Your role lacks the {p} permission").format(p=permission.value),
+            required_permission=permission.value,
+        )
+
+
+def permission(needed: Permission) -> object:
+    """A dependency: the authenticated principal, refused with 403 unless it holds `needed`."""
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        require(principal, needed)
+        return principal
+
+    return Depends(dependency)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]

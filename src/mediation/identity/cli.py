@@ -1,0 +1,148 @@
+"""`mediation users ...` and `mediation keys ...`: account and key administration from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+
+from mediation.audit.chain import AuditEntry, append
+from mediation.core.db import Database, utcnow
+from mediation.core.errors import ProblemError
+from mediation.core.principal import Principal, Role
+from mediation.core.settings import Settings
+from mediation.identity.credentials import Passwords
+from mediation.identity.models import ApiKey
+from mediation.identity.service import IdentityService
+
+OPERATOR = Principal(Role.system, f"cli:{getpass.getuser()}", kind="system")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    users = commands.add_parser("users", help="staff accounts").add_subparsers(dest="action", required=True)
+    create = users.add_parser("create", help="create a staff account")
+    create.add_argument("--username", required=True)
+    create.add_argument("--name", required=True, help="display name")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--organisation", type=uuid.UUID, help="center or body id")
+    create.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the password from this environment variable (default: prompt, or generate one)",
+    )
+    users.add_parser("list", help="list accounts")
+    deactivate = users.add_parser("deactivate", help="disable an account at once")
+    deactivate.add_argument("user_id", type=uuid.UUID)
+
+    keys = commands.add_parser("keys", help="machine clients' API keys").add_subparsers(
+        dest="action", required=True
+    )
+    kcreate = keys.add_parser("create", help="create a key (shown once)")
+    kcreate.add_argument("--organisation", type=uuid.UUID, required=True)
+    kcreate.add_argument(
+        "--role", required=True, choices=["body_mediator", "body_admin", "court", "arbitration"]
+    )
+    kcreate.add_argument("--name", required=True)
+    kcreate.add_argument("--expires", type=datetime.fromisoformat, help="ISO time with offset")
+    klist = keys.add_parser("list", help="list keys (prefixes only)")
+    klist.add_argument("--organisation", type=uuid.UUID)
+    revoke = keys.add_parser("revoke", help="revoke a key by id or prefix")
+    revoke.add_argument("key")
+    rotate = keys.add_parser("rotate", help="issue a successor; the old key works until revoked")
+    rotate.add_argument("key")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    db = Database(settings)
+    try:
+        async with db.writer() as session, session.begin():
+            svc = IdentityService(session, Passwords(settings) if args.command == "users" else None)
+            try:
+                code, audit = await _dispatch(svc, settings, args)
+            except ProblemError as exc:
+                print(f"error: {exc.body().get('detail') or exc.body()['title']}", file=sys.stderr)
+                return 2
+            if audit is not None:
+                await append(session, [audit], utcnow())
+            return code
+    finally:
+        await db.dispose()
+
+
+async def _find_key(svc: IdentityService, ref: str) -> ApiKey | None:
+    try:
+        return await svc.session.get(ApiKey, uuid.UUID(ref))
+    except ValueError:
+        return await svc.session.scalar(select(ApiKey).where(ApiKey.prefix == ref))
+
+
+async def _dispatch(
+    svc: IdentityService, settings: Settings, args: argparse.Namespace
+) -> tuple[int, AuditEntry | None]:
+    if args.command == "users" and args.action == "create":
+        generated = False
+        if args.password_env:
+            password = os.environ.get(args.password_env, "")
+        elif sys.stdin.isatty():
+            password = getpass.getpass("password: ")
+        else:
+            password, generated = secrets.token_urlsafe(15), True
+        user = await svc.create_user(
+            args.username,
+            args.name,
+            Role(args.role),
+            args.organisation,
+            password,
+            settings.min_password_length,
+        )
+        print(f"created user {user.username} ({user.role}) id {user.id}")
+        if generated:
+            print(f"generated password (shown once): {password}")
+        return 0, AuditEntry.by(OPERATOR, "users.create", object_type="user", object_id=str(user.id))
+    if args.command == "users" and args.action == "list":
+        for u in await svc.users():
+            state = "active" if u.active else "disabled"
+            print(f"{u.id}  {u.username:<20} {u.role:<14} {state:<8} org={u.organisation_id or '-'}")
+        return 0, None
+    if args.command == "users" and args.action == "deactivate":
+        user = await svc.set_active(args.user_id, False)
+        print(f"deactivated {user.username}")
+        return 0, AuditEntry.by(OPERATOR, "users.deactivate", object_type="user", object_id=str(user.id))
+    if args.command == "keys" and args.action == "create":
+        created = await svc.create_key(
+            args.organisation, Role(args.role), args.name, OPERATOR.id, args.expires
+        )
+        print(f"created key {created.key.prefix} id {created.key.id}")
+        print(f"secret (shown once, store it now): {created.secret}")
+        return 0, AuditEntry.by(OPERATOR, "keys.create", object_type="api_key", object_id=str(created.key.id))
+    if args.command == "keys" and args.action == "list":
+        for k in await svc.keys(OPERATOR, args.organisation):
+            state = "revoked" if k.revoked_at else "active"
+            print(f"{k.id}  {k.prefix}  {k.role:<14} {state:<8} org={k.organisation_id} name={k.name}")
+        return 0, None
+    key = await _find_key(svc, args.key)
+    if key is None:
+        print("error: no such key", file=sys.stderr)
+        return 2, None
+    if args.action == "revoke":
+        await svc.revoke(key)
+        print(f"revoked {key.prefix}")
+        return 0, AuditEntry.by(OPERATOR, "keys.revoke", object_type="api_key", object_id=str(key.id))
+    created = await svc.rotate(key, OPERATOR.id)
+    print(
+        f"created successor {created.key.prefix} id {created.key.id}; {key.prefix} stays valid until revoked"
+    )
+    print(f"secret (shown once, store it now): {created.secret}")
+    return 0, AuditEntry.by(
+        OPERATOR,
+        "keys.rotate",
+        object_type="api_key",
+        object_id=str(created.key.id),
+        details={"replaces": str(key.id)},
+    )

@@ -1,0 +1,125 @@
+"""Passwords (Argon2id), access tokens (JWT) and API keys.
+
+Token times use the wall clock, not the app's legal-time clock: expiry is a security property of
+the token, while the app clock decides legal deadlines and may be frozen in tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from mediation.core.settings import Settings
+
+ALGORITHM = "HS256"  # the only algorithm accepted; "none" and key-confusion tricks are refused
+API_KEY_PREFIX = "mk_"
+
+
+class Passwords:
+    def __init__(self, settings: Settings) -> None:
+        self.hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            type=Type.ID,
+        )
+        # A fixed hash to verify against when the user does not exist, so a wrong username costs
+        # as much time as a wrong password (no account enumeration by timing).
+        self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self.hasher.hash(password)
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        try:
+            return self.hasher.verify(stored or self._dummy, password) and stored is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def needs_rehash(self, stored: str) -> bool:
+        return self.hasher.check_needs_rehash(stored)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+    jti: str
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class Tokens:
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self.secret = secret
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self.lifetime = settings.access_token_minutes * 60
+        self.leeway = settings.jwt_leeway_seconds
+
+    def issue(self, user_id: uuid.UUID, role: str, organisation_id: uuid.UUID | None) -> IssuedToken:
+        now = int(time.time())
+        jti = uuid.uuid4().hex
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.lifetime,
+            "jti": jti,
+            "role": role,
+        }
+        if organisation_id is not None:
+            claims["org"] = str(organisation_id)
+        return IssuedToken(jwt.encode(claims, self.secret, algorithm=ALGORITHM), self.lifetime, jti)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(type(exc).__name__) from exc
+        return claims
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    secret: str  # shown once
+    prefix: str
+    secret_hash: str
+
+
+def new_api_key(secret: str | None = None) -> NewApiKey:
+    """`mk_<8 visible chars>_<43 secret chars>`: 256 random bits, so a plain SHA-256 is a safe hash."""
+    if secret is None:
+        secret = f"{API_KEY_PREFIX}{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
+    return NewApiKey(secret=secret, prefix=key_prefix(secret) or "", secret_hash=hash_api_key(secret))
+
+
+def key_prefix(secret: str) -> str | None:
+    parts = secret.split("_")
+    if len(parts) < 3 or not secret.startswith(API_KEY_PREFIX) or len(parts[1]) != 8:
+        return None
+    return f"{API_KEY_PREFIX}{parts[1]}"
+
+
+def hash_api_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
