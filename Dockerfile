@@ -39,6 +39,10 @@ USER mediation
 # the container. For a persistent SQLite file mount a volume on /app/data (owned by `mediation`)
 # and set MEDIATION_DATABASE_URL=sqlite+aiosqlite:////app/data/mediation.db; in production use
 # PostgreSQL (MEDIATION_DATABASE_URL=postgresql+asyncpg://...).
+# Secrets: set MEDIATION_JWT_SECRET, MEDIATION_PII_ENCRYPTION_KEYS and MEDIATION_PII_INDEX_KEY
+# (e.g. from a secret store). Without them the service generates development secrets into
+# MEDIATION_SECRETS_FILE, which must then live on the same volume as the data it protects.
+ENV MEDIATION_SECRETS_FILE=/app/data/mediation.secrets.json
 
 EXPOSE 8000
 

@@ -8,7 +8,9 @@ With CI=true an unreachable PostgreSQL fails the run instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -31,6 +33,46 @@ PG_ADMIN_DSN = os.environ.get("MEDIATION_TEST_PG_DSN", "postgresql://postgres@12
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Monday 1 June 2026, 10:00 in Beijing: a plain working day, inside the years the holiday table knows.
 DEFAULT_NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+
+
+# No personal data in logs (个人信息保护法 Art. 51): every log record the whole suite produces,
+# at INFO and above, is scanned; one ID or mobile number fails the run at the end.
+PII_IN_LOGS = (re.compile(r"\d{17}[\dXx]"), re.compile(r"1[3-9]\d{9}"))
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+class _PiiLogScan(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.records = 0
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records += 1
+        text = self.format(record)
+        # A UUID's last group can be twelve decimal digits; it is not a phone number.
+        bare = UUID_TEXT.sub("<uuid>", text)
+        if any(p.search(bare) for p in PII_IN_LOGS):
+            self.found.append(text[:300])
+
+
+PII_LOG_SCAN = _PiiLogScan()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger()
+    root.addHandler(PII_LOG_SCAN)
+    root.setLevel(logging.INFO)
+    for noisy in ("sqlalchemy", "asyncio", "aiosqlite", "httpx", "httpcore", "transitions"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if PII_LOG_SCAN.found:
+        print(f"\npersonal data found in {len(PII_LOG_SCAN.found)} log records, e.g.:")
+        for line in PII_LOG_SCAN.found[:5]:
+            print("  ", line)
+        session.exitstatus = 1
 
 
 def _pg_reachable() -> str | None:

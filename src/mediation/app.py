@@ -15,7 +15,7 @@ from mediation.audit.router import router as audit_router
 from mediation.bodies.router import router as bodies_router
 from mediation.core.clock import Clock
 from mediation.core.db import Database
-from mediation.core.errors import PROBLEM_MEDIA_TYPE, install_handlers
+from mediation.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, Unauthenticated, install_handlers
 from mediation.core.http import HttpConventionsMiddleware, TimeoutMiddleware
 from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import resolve_secrets
@@ -85,6 +85,22 @@ def _contract(app: FastAPI) -> dict[str, Any]:
         )
         for operations in document["paths"].values():
             for operation in operations.values():
+                if operation.get("security"):
+                    # Every authenticated operation can answer 401, and 403 to a role without the
+                    # permission it needs; declare them once, here.
+                    for problem in (Unauthenticated, Forbidden):
+                        operation["responses"].setdefault(
+                            str(problem.status),
+                            {
+                                "description": f"{problem.slug}: {problem.title.en}",
+                                "content": {
+                                    PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                                },
+                            },
+                        )
+                    operation["responses"] = dict(
+                        sorted(operation["responses"].items(), key=lambda item: str(item[0]))
+                    )
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status[0] in "45" and PROBLEM_MEDIA_TYPE in content:

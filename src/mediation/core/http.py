@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ from mediation.core.errors import PreconditionRequired, StaleVersion, Validation
 from mediation.core.i18n import Text, negotiate, set_language
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("mediation.access")
 
 
 def etag_for(version: int) -> str:
@@ -83,9 +85,23 @@ class HttpConventionsMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         limit = self.max_body_bytes
 
+        started = time.perf_counter()
+
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                # The access log: the query string can hold search text, so the log's redaction
+                # (mediation.core.logging) masks any ID or phone number in it.
+                query = scope.get("query_string", b"").decode("latin-1")
+                access_log.info(
+                    "%s %s%s %s %.1fms id=%s",
+                    scope["method"],
+                    scope["path"],
+                    f"?{query}" if query else "",
+                    message["status"],
+                    (time.perf_counter() - started) * 1000,
+                    request_id,
+                )
             await send(message)
 
         length = headers.get("content-length")

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mediation.core.db import Base, Database, new_id, session_of
 from mediation.core.errors import IdempotencyInProgress, IdempotencyKeyMismatch, ValidationFailed
 from mediation.core.i18n import Text as I18nText
+from mediation.core.pii import PiiCipher
 from mediation.core.principal import Principal
 
 MAX_KEY_LENGTH = 255
@@ -130,11 +131,23 @@ async def _release(db: Database, claim: Claim) -> None:
         await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id))
 
 
-def _replay(record: IdempotencyRecord) -> Response:
+def _cipher(request: Request) -> PiiCipher:
+    cipher: PiiCipher = request.app.state.identity.cipher
+    return cipher
+
+
+# A stored response can quote parties' ID and phone numbers, so it is kept encrypted like them.
+_AAD = {"table": "idempotency_records", "column": "response_body"}
+
+
+def _replay(request: Request, record: IdempotencyRecord) -> Response:
     headers = dict(record.response_headers or {})
     headers["Idempotent-Replayed"] = "true"
+    body = ""
+    if record.response_body:
+        body = _cipher(request).decrypt(record.response_body, row_id=str(record.id), **_AAD)
     return Response(
-        content=record.response_body or "",
+        content=body,
         status_code=record.response_status or 200,
         headers=headers,
         media_type="application/json",
@@ -168,7 +181,7 @@ async def run_idempotent(
         timedelta(seconds=settings.idempotency_lock_seconds),
     )
     if isinstance(outcome, IdempotencyRecord):
-        return _replay(outcome)
+        return _replay(request, outcome)
     session = session_of(request)
     try:
         response = await work()
@@ -184,7 +197,9 @@ async def run_idempotent(
             state="completed",
             response_status=response.status_code,
             response_headers={k: v for k, v in response.headers.items() if k.lower() in REPLAYED_HEADERS},
-            response_body=bytes(response.body).decode(),
+            response_body=_cipher(request).encrypt(
+                bytes(response.body).decode(), row_id=str(outcome.record_id), **_AAD
+            ),
         )
     )
     return response

@@ -1,0 +1,198 @@
+"""Every endpoint x every role, aimed at another organisation's and another region's objects.
+
+"Theirs" is a case of the 上虞 center (region 330604), assigned to a 上虞 village committee and
+sent to the 上虞 court, plus that committee's API key and that center's clerk account. Each of our
+principals (诸暨 center staff, our village committee, our court, a commission, admin, auditor, and
+nobody at all) calls every operation of the contract with those objects. The call must be refused,
+or answer without a single byte of their data; and nothing of theirs may change.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from mediation.disputes.models import Dispute
+from mediation.identity.models import ApiKey
+from tests.support import intake_body, person
+
+THEIR_NAMES = ("欧阳娜娜", "司马青衫")
+THEIR_TEXT = "上虞某小区业主与物业因停车位收费发生纠纷"
+
+# Operations any signed-in (or anonymous) caller may use: reference data and one's own identity.
+PUBLIC = {
+    ("get", "/v1/bodies"),
+    ("get", "/v1/bodies/{body_id}"),
+    ("get", "/v1/lifecycle"),
+    ("get", "/v1/me"),
+    ("post", "/v1/auth/token"),
+}
+# Roles whose job is global: admins manage every organisation's accounts and keys, auditors read
+# the whole trail. For them these operations may succeed; for everyone else they are refused.
+GLOBAL = {
+    "admin": re.compile(r"^/v1/(users|api-keys)"),
+    "auditor": re.compile(r"^/v1/audit-records"),
+}
+ROLES = ["clerk", "supervisor", "body_mediator", "body_admin", "court", "arbitration", "admin", "auditor", None]
+DENIED = {401, 403, 404}
+
+
+async def _theirs(api: Any) -> dict[str, Any]:
+    parties = [
+        {**person("applicant", THEIR_NAMES[0], 71), "address": "绍兴市上虞区"},
+        {**person("respondent", THEIR_NAMES[1], 72), "address": "绍兴市上虞区"},
+    ]
+    dispute = await api.intake(
+        "other_center", region_code="330604001000", description=THEIR_TEXT, parties=parties
+    )
+    other_clerk = api.headers("clerk", "other_center")
+    dispute = await api.step(dispute, "accept", headers=other_clerk)
+    dispute = await api.step(
+        dispute, "assign", {"body_id": str(api.bodies["other_village"])}, headers=other_clerk
+    )
+    for action in ("sign_for", "agree"):
+        dispute = await api.step(dispute, action)
+    payload = api.payload("request_confirmation", dispute)
+    payload["court_id"] = str(api.bodies["other_court"])
+    dispute = await api.step(dispute, "request_confirmation", payload)
+    assert dispute["status"] == "confirmation_pending"
+    return dispute
+
+
+def _operations(api: Any) -> list[tuple[str, str]]:
+    paths = api.app.openapi()["paths"]
+    return sorted(
+        (method, path)
+        for path, ops in paths.items()
+        if path.startswith("/v1/")
+        for method in ops
+        if (method, path) not in PUBLIC
+    )
+
+
+def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[str, str]) -> Any:
+    if method != "post":
+        return None
+    if path == "/v1/disputes":
+        return intake_body(region_code="330604001000", description=THEIR_TEXT)
+    if path == "/v1/disputes/search-by-party":
+        return {"id_number": person("applicant", THEIR_NAMES[0], 71)["id_number"]}
+    if path.endswith("/consent"):
+        return {"decision": "given"}
+    if "/actions/" in path:
+        return api.payload(path.rsplit("/", 1)[1], theirs)
+    if path == "/v1/status-lookup":
+        return {"case_number": theirs["case_number"], "query_code": "WRONG234"}
+    if path == "/v1/users":
+        return {
+            "username": f"intruder-{uuid.uuid4().hex[:6]}",
+            "display_name": "x",
+            "role": "clerk",
+            "organisation_id": ids["their_center"],
+            "password": "a long enough password",
+        }
+    if path == "/v1/api-keys":
+        return {"organisation_id": ids["their_body"], "role": "body_mediator", "name": "intruder"}
+    if path.endswith(("/revoke", "/rotate", "/deactivate")):
+        return None
+    raise AssertionError(f"no request body known for {method.upper()} {path}: add one to this test")
+
+
+def _leaks(text: str, secrets: list[str]) -> list[str]:
+    return [s for s in secrets if s and s in text]
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r or "anonymous")
+async def test_no_role_reaches_another_organisations_data(api, role: str | None):
+    theirs = await _theirs(api)
+    async with api.app.state.db.reader() as session:
+        their_key = await session.scalar(
+            select(ApiKey).where(ApiKey.organisation_id == api.bodies["other_village"]).limit(1)
+        )
+    ids = {
+        "dispute_id": theirs["id"],
+        "party_id": theirs["parties"][0]["id"],
+        "key_id": str(their_key.id),
+        "user_id": str(api.users[("clerk", api.bodies["other_center"])]),
+        "body_id": str(api.bodies["other_village"]),
+        "their_center": str(api.bodies["other_center"]),
+        "their_body": str(api.bodies["other_village"]),
+    }
+    secrets = [theirs["id"], theirs["case_number"], THEIR_TEXT, *THEIR_NAMES, their_key.prefix]
+    headers: dict[str, str] = {"Authorization": ""} if role is None else dict(api.auth(role))
+    headers["If-Match"] = f'"{theirs["version"]}"'
+    operations = _operations(api)
+    assert len(operations) >= 30, "the contract lost its operations?"
+
+    checked = 0
+    for method, template in operations:
+        path = template
+        for name, value in ids.items():
+            path = path.replace("{" + name + "}", value)
+        assert "{" not in path, f"unknown path parameter in {template}"
+        body = _body(api, method, template, theirs, ids)
+        response = await api.client.request(method.upper(), path, json=body, headers=headers)
+        where = f"{role or 'anonymous'}: {method.upper()} {template} -> {response.status_code}"
+        global_role = role in GLOBAL and GLOBAL[role].match(template)
+        if global_role:
+            assert response.status_code < 500, where
+            checked += 1
+            continue
+        if response.status_code in DENIED or (template == "/v1/disputes" and response.status_code == 422):
+            assert response.headers["content-type"].startswith("application/problem+json"), where
+        else:
+            # Allowed only where it is a list or search of one's own: nothing of theirs in it.
+            assert method == "get" or template == "/v1/disputes/search-by-party", where
+            assert response.status_code == 200, where
+        # The problem's `instance` echoes the caller's own URL; anything else of theirs is a leak.
+        text = response.text.replace(path, "")
+        assert not _leaks(text, secrets), f"{where} leaked {_leaks(text, secrets)}"
+        checked += 1
+    assert checked == len(operations)
+
+    # Nothing of theirs changed: the case (and so its timeline, which moves with its version), their key.
+    async with api.app.state.db.reader() as session:
+        case = await session.get(Dispute, uuid.UUID(theirs["id"]))
+        assert case is not None
+        assert (case.version, case.status) == (theirs["version"], "confirmation_pending")
+        key = await session.get(ApiKey, their_key.id)
+        successor = await session.scalar(select(ApiKey).where(ApiKey.replaces_id == their_key.id))
+    if role != "admin":  # the admin manages every organisation's keys by design
+        assert key is not None and key.revoked_at is None
+        assert successor is None
+
+
+async def test_lists_show_each_organisation_only_its_own(api):
+    ours = await api.drive("confirmation_pending")
+    theirs = await _theirs(api)
+
+    async def listed(headers: dict[str, str]) -> set[str]:
+        response = await api.client.get("/v1/disputes", headers=headers)
+        assert response.status_code == 200, response.text
+        return {d["id"] for d in response.json()["items"]}
+
+    assert await listed(api.auth("clerk")) == {ours["id"]}
+    assert await listed(api.auth("supervisor")) == {ours["id"]}
+    assert await listed(api.auth("body_mediator", "village")) == {ours["id"]}
+    assert await listed(api.auth("court", "court")) == {ours["id"]}
+    assert await listed(api.auth("clerk", "other_center")) == {theirs["id"]}
+    assert await listed(api.auth("body_admin", "other_village")) == {theirs["id"]}
+    assert await listed(api.auth("court", "other_court")) == {theirs["id"]}
+    assert await listed(api.auth("body_mediator", "town")) == set()
+    assert await listed(api.auth("arbitration", "commercial_commission")) == set()
+    for role in ("admin", "auditor"):
+        response = await api.client.get("/v1/disputes", headers=api.auth(role))
+        assert response.status_code == 403
+
+
+async def test_a_body_loses_sight_of_a_case_it_returned(api):
+    dispute = await api.drive("assigned")
+    body = api.auth("body_mediator", "village")
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=body)).status_code == 200
+    returned = await api.step(dispute, "return")
+    assert returned["body_id"] is None
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=body)).status_code == 404
