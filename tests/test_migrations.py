@@ -64,3 +64,65 @@ async def test_timeline_is_append_only_in_the_database(api):
                 await session.execute(text(statement))
             await session.rollback()
     assert [e["action"] for e in await api.timeline(dispute)] == ["register"]
+
+
+def test_numbers_registered_before_encryption_are_encrypted_by_the_migration(empty_database, monkeypatch):
+    from mediation.core.pii import PiiCipher
+    from mediation.core.settings import get_settings
+    from tests.conftest import TEST_SECRETS
+
+    for name, value in TEST_SECRETS.items():
+        monkeypatch.setenv(f"MEDIATION_{name.upper()}", value)
+    get_settings.cache_clear()
+    upgrade(empty_database, "0001")
+    dispute_id, party_id = "5b0c9a8e-1f0e-4d7c-9a51-000000000001", "5b0c9a8e-1f0e-4d7c-9a51-000000000002"
+    uuid_literal = (lambda u: u.replace("-", "")) if empty_database.startswith("sqlite") else (lambda u: u)
+
+    async def seed_and_read() -> list[tuple]:
+        engine = create_async_engine(empty_database)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters,"
+                    " description, channel, region_code, people_involved, severity, is_group, is_risk,"
+                    " tier, status, version, applied_on, created_by, created_at, updated_at)"
+                    " VALUES (:id, '330681-2026-000001', 'x', 'neighbour', '[]', '旧数据', 'window',"
+                    " '330681105201', 2, 'ordinary', false, false, 'village', 'registered', 1,"
+                    " '2026-06-01', 'clerk', '2026-06-01 02:00:00', '2026-06-01 02:00:00')"
+                ),
+                {"id": uuid_literal(dispute_id)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_number,"
+                    " phone, consent) VALUES (:id, :d, 0, 'applicant', 'person', '张三', 'resident_id',"
+                    " '330681199005170016', '13800000001', 'unknown')"
+                ),
+                {"id": uuid_literal(party_id), "d": uuid_literal(dispute_id)},
+            )
+        await engine.dispose()
+        upgrade_in_thread = asyncio.to_thread(upgrade, empty_database)
+        await upgrade_in_thread
+        engine = create_async_engine(empty_database)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT * FROM parties"))).mappings().all()
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("parties")}
+            )
+        await engine.dispose()
+        assert "id_number" not in columns and "phone" not in columns
+        return [dict(r) for r in rows]
+
+    try:
+        rows = asyncio.run(seed_and_read())
+    finally:
+        get_settings.cache_clear()
+    (row,) = rows
+    assert "330681199005170016" not in str(row) and "13800000001" not in str(row)
+    assert row["id_number_masked"] == "330***********0016" and row["phone_masked"] == "138****0001"
+    cipher = PiiCipher.from_secrets(TEST_SECRETS["pii_encryption_keys"], TEST_SECRETS["pii_index_key"])
+    assert cipher.decrypt(row["id_number_enc"], table="parties", column="id_number", row_id=party_id) == (
+        "330681199005170016"
+    )
+    assert cipher.decrypt(row["phone_enc"], table="parties", column="phone", row_id=party_id) == "13800000001"
+    assert row["phone_index"] == cipher.index("13800000001", kind="phone")

@@ -98,7 +98,12 @@ class DisputeService:
             raise ValidationFailed(
                 message,
                 errors=[
-                    {"field": "region_code", "location": "body", "code": "outside_region", "message": message.get()}
+                    {
+                        "field": "region_code",
+                        "location": "body",
+                        "code": "outside_region",
+                        "message": message.get(),
+                    }
                 ],
             )
         if data.external_reference is not None:
