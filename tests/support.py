@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from stdnum.cn import ric
 
 from mediation.bodies.models import Body
-from mediation.core.principal import Role
 from mediation.disputes.models import TimelineEntry
 from mediation.events.models import OutboxEvent
 from mediation.identity.credentials import new_api_key
@@ -126,7 +125,13 @@ class Api:
     async def create_bodies(self) -> None:
         specs = {
             "center": ("诸暨市矛盾纠纷调处化解中心", "mediation_center", "county", "330681000000", True),
-            "other_center": ("上虞区矛盾纠纷调处化解中心", "mediation_center", "county", "330604000000", True),
+            "other_center": (
+                "上虞区矛盾纠纷调处化解中心",
+                "mediation_center",
+                "county",
+                "330604000000",
+                True,
+            ),
             "other_village": (
                 "上虞区某村人民调解委员会",
                 "people_mediation_committee",
@@ -246,7 +251,9 @@ class Api:
             preferred = ["clerk", "supervisor"]
         return next((r for r in preferred if r in names), names[0])
 
-    def headers(self, role: str = "clerk", org: str | uuid.UUID | None = None, **extra: str) -> dict[str, str]:
+    def headers(
+        self, role: str = "clerk", org: str | uuid.UUID | None = None, **extra: str
+    ) -> dict[str, str]:
         return {**self.auth(role, org), **extra}
 
     def acting(self, role: str, dispute: dict[str, Any]) -> dict[str, str]:

@@ -37,7 +37,17 @@ GLOBAL = {
     "admin": re.compile(r"^/v1/(users|api-keys)"),
     "auditor": re.compile(r"^/v1/audit-records"),
 }
-ROLES = ["clerk", "supervisor", "body_mediator", "body_admin", "court", "arbitration", "admin", "auditor", None]
+ROLES = [
+    "clerk",
+    "supervisor",
+    "body_mediator",
+    "body_admin",
+    "court",
+    "arbitration",
+    "admin",
+    "auditor",
+    None,
+]
 DENIED = {401, 403, 404}
 
 

@@ -72,7 +72,9 @@ BAD_TOKENS = {
     "wrong_signature": lambda api: _token(api, _key="another-secret-another-secret-32b"),
     "wrong_audience": lambda api: _token(api, aud="somebody-else"),
     "wrong_issuer": lambda api: _token(api, iss="https://evil.example"),
-    "expired": lambda api: _token(api, iat=int(time.time()) - 3600, nbf=int(time.time()) - 3600, exp=int(time.time()) - 1800),
+    "expired": lambda api: _token(
+        api, iat=int(time.time()) - 3600, nbf=int(time.time()) - 3600, exp=int(time.time()) - 1800
+    ),
     "not_yet_valid": lambda api: _token(api, nbf=int(time.time()) + 3600, exp=int(time.time()) + 7200),
     "missing_expiry": lambda api: _token(api, exp=None),
     "disallowed_algorithm": _forged_alg,
@@ -110,7 +112,9 @@ async def test_sign_in_issues_a_working_token_and_refuses_wrong_passwords(api):
     assert ok.status_code == 200, ok.text
     body = ok.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 15 * 60
-    assert (await _me(api, body["access_token"])).json()["id"] == str(api.users[("clerk", api.bodies["center"])])
+    assert (await _me(api, body["access_token"])).json()["id"] == str(
+        api.users[("clerk", api.bodies["center"])]
+    )
 
     wrong = await api.client.post("/v1/auth/token", json={"username": username, "password": "wrong password"})
     unknown = await api.client.post("/v1/auth/token", json={"username": "nobody", "password": PASSWORD})
@@ -145,7 +149,9 @@ async def test_password_hashes_are_upgraded_when_parameters_change(api):
     assert upgraded != old
     assert upgraded.startswith("$argon2id$") and "m=1024,t=1,p=1" in upgraded
     # ...and the new hash still verifies.
-    again = await api.client.post("/v1/auth/token", json={"username": "test-supervisor-center", "password": PASSWORD})
+    again = await api.client.post(
+        "/v1/auth/token", json={"username": "test-supervisor-center", "password": PASSWORD}
+    )
     assert again.status_code == 200
 
 
@@ -214,13 +220,17 @@ async def test_revoked_key_answers_401(api):
     assert response.status_code == 401 and response.json()["type"] == "/problems/unauthenticated"
     # A tampered key (right prefix, wrong secret) is refused too.
     tampered = created["secret"][:-4] + "AAAA"
-    assert (await api.client.get("/v1/me", headers={"X-API-Key": tampered, "Authorization": ""})).status_code == 401
+    assert (
+        await api.client.get("/v1/me", headers={"X-API-Key": tampered, "Authorization": ""})
+    ).status_code == 401
 
 
 async def test_rotation_keeps_both_keys_valid_until_the_old_one_is_revoked(api):
     # A body's own administrator rotates its key, without the center's help.
     old = (await _create_key(api, api.auth("body_admin", "village"))).json()
-    rotated = await api.client.post(f"/v1/api-keys/{old['id']}/rotate", headers=api.auth("body_admin", "village"))
+    rotated = await api.client.post(
+        f"/v1/api-keys/{old['id']}/rotate", headers=api.auth("body_admin", "village")
+    )
     assert rotated.status_code == 201, rotated.text
     new = rotated.json()
     assert new["replaces_id"] == old["id"] and new["secret"] != old["secret"]
@@ -228,8 +238,12 @@ async def test_rotation_keeps_both_keys_valid_until_the_old_one_is_revoked(api):
         response = await api.client.get("/v1/me", headers={"X-API-Key": secret, "Authorization": ""})
         assert response.status_code == 200, "both keys work during rotation"
     await api.client.post(f"/v1/api-keys/{old['id']}/revoke", headers=api.auth("body_admin", "village"))
-    assert (await api.client.get("/v1/me", headers={"X-API-Key": old["secret"], "Authorization": ""})).status_code == 401
-    assert (await api.client.get("/v1/me", headers={"X-API-Key": new["secret"], "Authorization": ""})).status_code == 200
+    assert (
+        await api.client.get("/v1/me", headers={"X-API-Key": old["secret"], "Authorization": ""})
+    ).status_code == 401
+    assert (
+        await api.client.get("/v1/me", headers={"X-API-Key": new["secret"], "Authorization": ""})
+    ).status_code == 200
 
 
 async def test_a_body_admin_manages_only_its_own_keys(api):

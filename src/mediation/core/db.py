@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.routing import APIRoute
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -183,6 +184,11 @@ class UnitOfWorkRoute(APIRoute):
                     await session.rollback()
                     if auditor:
                         await auditor.failed(request, 422)
+                    raise
+                except StarletteHTTPException as exc:  # e.g. 413 raised while reading the body
+                    await session.rollback()
+                    if auditor:
+                        await auditor.failed(request, exc.status_code)
                     raise
                 except Exception:
                     await session.rollback()
