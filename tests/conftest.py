@@ -165,6 +165,8 @@ def settings(database_url: str) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         argon2_parallelism=1,
+        # The relay runs where a test starts it, so tests see deliveries exactly when they expect.
+        relay_in_app=False,
         **TEST_SECRETS,
     )
 

@@ -7,20 +7,35 @@ from pathlib import Path
 
 from mediation.app import create_app
 from mediation.core.settings import Settings
-from mediation.disputes.lifecycle import Action
+from mediation.disputes.lifecycle import TRANSITIONS, Action
+from mediation.events.catalogue import document as events_document
+from tests.conftest import TEST_SECRETS
 
 CONTRACT = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 
 
+EVENTS = CONTRACT.with_name("events.json")
+
+
 def _generated() -> dict:
-    return create_app(
-        Settings(database_url="sqlite+aiosqlite:///never-opened.db")
-    ).openapi()  # engines are lazy
+    settings = Settings(
+        database_url="sqlite+aiosqlite:///never-opened.db", relay_in_app=False, **TEST_SECRETS
+    )
+    return create_app(settings).openapi()  # engines are lazy
 
 
 def test_committed_contract_matches_the_code():
     committed = json.loads(CONTRACT.read_text(encoding="utf-8"))
     assert committed == _generated(), "openapi/openapi.json is stale: run `make openapi` and commit it"
+
+
+def test_committed_event_catalogue_matches_the_code():
+    committed = json.loads(EVENTS.read_text(encoding="utf-8"))
+    assert committed == events_document(), "openapi/events.json is stale: run `make openapi` and commit it"
+    types = {e["type"] for e in committed["events"]}
+    # Every lifecycle transition's event is in the catalogue.
+    assert {f"cn.mediation.dispute.{t.event}" for t in TRANSITIONS} <= types
+    assert {"cn.mediation.dispute.registered", "cn.mediation.dispute.consent_recorded"} <= types
 
 
 def test_contract_is_openapi_3_1_with_versioned_paths():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,6 +22,8 @@ from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings, get_settings
 from mediation.disputes.router import router as disputes_router
+from mediation.events.relay import Relay
+from mediation.events.router import router as events_router
 from mediation.identity.auth import Identity
 from mediation.identity.router import router as identity_router
 from mediation.ops.router import router as ops_router
@@ -46,9 +49,21 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     db = Database(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await db.dispose()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if settings.relay_in_app:
+            relay = Relay(db, settings, app.state.identity.cipher)
+            task = asyncio.create_task(relay.run(stop), name="event-relay")
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                # Graceful: the relay finishes its cycle (or is cancelled) and hands back its claims.
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(task, timeout=settings.webhook_timeout_seconds + 5)
+            await db.dispose()
 
     app = FastAPI(
         title="Mediation center API",
@@ -71,6 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(identity_router)
     app.include_router(disputes_router)
     app.include_router(bodies_router)
+    app.include_router(events_router)
     app.include_router(audit_router)
     app.include_router(ops_router)
     app.openapi = lambda: _contract(app)  # type: ignore[method-assign]

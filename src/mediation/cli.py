@@ -17,11 +17,15 @@ from mediation.identity import cli as identity_cli
 
 def _openapi(output: Path) -> None:
     from mediation.app import create_app
+    from mediation.events.catalogue import document as events_document
 
-    document = create_app().openapi()
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {output}")
+    for path, document in (
+        (output, create_app().openapi()),
+        (output.with_name("events.json"), events_document()),
+    ):
+        path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
     commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
+    commands.add_parser("relay", help="run the event relay (sequencing and webhook delivery) until stopped")
     identity_cli.add_parsers(commands)
     audit_cli.add_parsers(commands)
     args = parser.parse_args(argv)
@@ -75,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         from mediation.disputes.lifecycle import mermaid
 
         sys.stdout.write(mermaid())
+    elif args.command == "relay":
+        from mediation.events.relay import run_standalone
+
+        asyncio.run(run_standalone(settings))
     elif args.command in ("users", "keys"):
         return asyncio.run(identity_cli.run(settings, args))
     elif args.command == "audit":

@@ -4,7 +4,7 @@ from mediation.audit.models import AuditChainHead, AuditRecord
 from mediation.bodies.models import Body
 from mediation.core.idempotency import IdempotencyRecord
 from mediation.disputes.models import CaseNumberCounter, Dispute, Party, TimelineEntry
-from mediation.events.models import OutboxEvent
+from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.identity.models import ApiKey, User
 
 __all__ = [
@@ -19,4 +19,7 @@ __all__ = [
     "Party",
     "TimelineEntry",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

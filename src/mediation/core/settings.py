@@ -63,6 +63,24 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
 
+    # ---- events and webhooks
+    relay_in_app: bool = Field(default=True, description="Run the event relay inside the API process.")
+    relay_poll_seconds: float = Field(default=1.0, gt=0)
+    relay_batch_size: int = Field(default=50, ge=1, le=1000)
+    relay_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed delivery's lease.")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Standard Webhooks' example schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h,
+    # 10 h, 10 h; each wait gets +-20 % jitter so endpoints that fail together don't retry together.
+    webhook_retry_schedule_seconds: list[float] = [5, 300, 1800, 7200, 18000, 36000, 36000]
+    webhook_secret_overlap_hours: float = Field(default=24, ge=0)
+    webhook_allow_private_targets: bool = Field(
+        default=False, description="Allow loopback, private and link-local webhook URLs (testing only)."
+    )
+    # Test-only fault injection for the relay's crash-safety tests: "after_claim" or "after_send"
+    # makes the relay process kill itself (SIGKILL) at that point.
+    relay_fault: str | None = None
+    feed_max_wait_seconds: float = Field(default=30.0, ge=0)
+
     timezone: str = "Asia/Shanghai"
     default_language: str = "zh"
 

@@ -25,3 +25,17 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
     if role in (Role.court, Role.arbitration) and organisation is not None:
         return Dispute.handoff_target_id == organisation
     return false()
+
+
+def sees(principal: Principal, dispute: Dispute) -> bool:
+    """The same rule as `visible_to`, for a case already loaded (event fan-out)."""
+    role, organisation = principal.role, principal.organisation_id
+    if role == Role.system:
+        return True
+    if role in CENTER_ROLES and principal.region:
+        return dispute.region_code.startswith(principal.region)
+    if role in BODY_ROLES and organisation is not None:
+        return dispute.body_id == organisation
+    if role in (Role.court, Role.arbitration) and organisation is not None:
+        return dispute.handoff_target_id == organisation
+    return False

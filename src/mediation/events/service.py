@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,3 +25,21 @@ def record_dispute_event(
     )
     session.add(event)
     return event
+
+
+def cloudevent(event: OutboxEvent) -> dict[str, Any]:
+    """The structured-mode CloudEvents 1.0 JSON of an outbox row."""
+    body: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": str(event.id),
+        "source": event.source,
+        "type": event.type,
+        "subject": event.subject,
+        "time": event.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": event.data,
+    }
+    if event.position is not None:
+        # CloudEvents "sequence" extension: a string that orders events from one source.
+        body["sequence"] = str(event.position)
+    return body

@@ -1,0 +1,337 @@
+"""The event feed, the event catalogue and webhook subscriptions under /v1."""
+
+import asyncio
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from sqlalchemy import select
+
+from mediation.core.db import Database, UnitOfWorkRoute, session_of, utcnow
+from mediation.core.errors import Conflict, NotFound, ValidationFailed, problem_responses
+from mediation.core.http import decode_cursor, encode_cursor
+from mediation.core.i18n import Text
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.models import Dispute
+from mediation.disputes.scope import visible_to
+from mediation.events.catalogue import catalogue, event_types
+from mediation.events.models import OutboxEvent
+from mediation.events.sequencer import sequence_pending
+from mediation.events.service import cloudevent
+from mediation.events.webhooks import WebhookService
+from mediation.identity.auth import identity_of, permission
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["events"])
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+MAX_FEED_PAGE = 500
+
+
+class CloudEvent(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    specversion: str = "1.0"
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: str
+    datacontenttype: str = "application/json"
+    sequence: str = Field(description="Feed position; increases in commit order.")
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    items: list[CloudEvent]
+    next_cursor: str = Field(
+        description="Pass as `after` for the next page; unchanged when nothing new came."
+    )
+
+
+def _after(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    position = decode_cursor(cursor).get("p")
+    if not isinstance(position, int) or position < 0:
+        decode_cursor("!")  # raises the validation problem
+        raise AssertionError("unreachable")
+    return position
+
+
+async def _read(
+    db: Database, principal: Principal, after: int, types: list[str] | None, limit: int
+) -> list[OutboxEvent]:
+    stmt = (
+        select(OutboxEvent)
+        .join(Dispute, Dispute.id == OutboxEvent.dispute_id)
+        .where(OutboxEvent.position > after, visible_to(principal))
+        .order_by(OutboxEvent.position)
+        .limit(limit)
+    )
+    if types:
+        stmt = stmt.where(OutboxEvent.type.in_(types))
+    async with db.reader() as session:
+        return list((await session.scalars(stmt)).all())
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    summary="事件订阅拉取 Event feed",
+    description=(
+        "The lifecycle events the caller may see, in commit order. Page with `after` = the previous "
+        "`next_cursor`; the cursor never skips an event, even one whose transaction committed late. "
+        "With `wait` (seconds), an empty page waits up to that long for new events (long poll)."
+    ),
+    responses=problem_responses(),
+)
+async def event_feed(
+    request: Request,
+    principal: Reader,
+    after: Annotated[str | None, Query(max_length=200, description="Cursor from the previous page.")] = None,
+    types: Annotated[list[str] | None, Query(description="Only these event types (repeatable).")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_FEED_PAGE)] = 100,
+    wait: Annotated[float, Query(ge=0, le=60, description="Long-poll seconds.")] = 0,
+) -> EventPage:
+    known = set(event_types())
+    unknown = sorted(set(types or []) - known)
+    if unknown:
+        message = Text("未知事件类型: {t}", "Unknown event types: {t}").format(t=", ".join(unknown))
+        raise ValidationFailed(
+            message,
+            errors=[{"field": "types", "location": "query", "code": "enum", "message": message.get()}],
+        )
+    position = _after(after)
+    db: Database = request.app.state.db
+    deadline = time.monotonic() + min(wait, request.app.state.settings.feed_max_wait_seconds)
+    while True:
+        await sequence_pending(db, utcnow())
+        rows = await _read(db, principal, position, types, limit)
+        if rows or time.monotonic() >= deadline or await request.is_disconnected():
+            break
+        await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+    last = rows[-1].position if rows else position
+    return EventPage(
+        items=[CloudEvent(**cloudevent(e)) for e in rows],
+        next_cursor=encode_cursor({"p": last}),
+    )
+
+
+@router.get(
+    "/events/catalogue",
+    summary="事件目录 Event catalogue",
+    description="Every event type with its payload fields (also committed as openapi/events.json).",
+    responses=problem_responses(),
+)
+async def event_catalogue() -> list[dict[str, Any]]:
+    return catalogue()
+
+
+# ---- webhook subscriptions ------------------------------------------------------------------------
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: HttpUrl
+    event_types: Annotated[list[str], Field(max_length=100, description="Empty: every type.")] = []
+    description: Annotated[str | None, Field(max_length=200)] = None
+
+    @field_validator("event_types")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(event_types()))
+        if unknown:
+            raise ValueError(f"unknown event types: {', '.join(unknown)}")
+        return value
+
+
+class SubscriptionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    organisation_id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str | None
+    active: bool
+    disabled_reason: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="whsec_ signing secret. Shown only in this response.")
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    event_id: uuid.UUID
+    status: str = Field(description="pending | delivered | dead | cancelled")
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    relay_id: str
+    started_at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+
+def _service(request: Request) -> WebhookService:
+    return WebhookService(
+        session_of(request),
+        identity_of(request).cipher,
+        request.app.state.settings.webhook_allow_private_targets,
+    )
+
+
+def _needs_organisation(principal: Principal) -> None:
+    if principal.organisation_id is None:
+        raise Conflict(Text("只有机构可以订阅事件", "Only an organisation can subscribe to events"))
+
+
+@router.post(
+    "/webhooks",
+    status_code=201,
+    response_model=SubscriptionCreated,
+    summary="创建事件推送订阅 Subscribe a webhook",
+    description=(
+        "Deliveries are signed per the Standard Webhooks spec with the returned whsec_ secret. URLs "
+        "resolving to loopback, private or link-local addresses are refused."
+    ),
+    responses=problem_responses(Conflict),
+)
+async def create_subscription(
+    request: Request, data: SubscriptionIn, principal: Reader
+) -> SubscriptionCreated:
+    _needs_organisation(principal)
+    sub, secret = await _service(request).create(principal, str(data.url), data.event_types, data.description)
+    request.state.audit_object = ("webhook_subscription", sub.id)
+    return SubscriptionCreated(**SubscriptionOut.model_validate(sub).model_dump(), secret=secret)
+
+
+@router.get(
+    "/webhooks",
+    response_model=list[SubscriptionOut],
+    summary="事件推送订阅 Webhook subscriptions",
+    responses=problem_responses(),
+)
+async def list_subscriptions(request: Request, principal: Reader) -> list[SubscriptionOut]:
+    return [SubscriptionOut.model_validate(s) for s in await _service(request).subscriptions(principal)]
+
+
+@router.get(
+    "/webhooks/{subscription_id}",
+    response_model=SubscriptionOut,
+    summary="Webhook subscription",
+    responses=problem_responses(NotFound),
+)
+async def get_subscription(
+    request: Request, subscription_id: uuid.UUID, principal: Reader
+) -> SubscriptionOut:
+    return SubscriptionOut.model_validate(await _service(request).get(subscription_id, principal))
+
+
+@router.post(
+    "/webhooks/{subscription_id}/rotate-secret",
+    response_model=SubscriptionCreated,
+    summary="轮换签名密钥 Rotate the signing secret",
+    description="Deliveries carry signatures with both secrets until the old one expires.",
+    responses=problem_responses(NotFound),
+)
+async def rotate_subscription_secret(
+    request: Request, subscription_id: uuid.UUID, principal: Reader
+) -> SubscriptionCreated:
+    svc = _service(request)
+    sub = await svc.get(subscription_id, principal)
+    overlap = timedelta(hours=request.app.state.settings.webhook_secret_overlap_hours)
+    secret = await svc.rotate_secret(sub, overlap)
+    return SubscriptionCreated(**SubscriptionOut.model_validate(sub).model_dump(), secret=secret)
+
+
+@router.post(
+    "/webhooks/{subscription_id}/disable",
+    response_model=SubscriptionOut,
+    summary="停用订阅 Disable",
+    responses=problem_responses(NotFound),
+)
+async def disable_subscription(
+    request: Request, subscription_id: uuid.UUID, principal: Reader
+) -> SubscriptionOut:
+    svc = _service(request)
+    sub = await svc.set_active(await svc.get(subscription_id, principal), False, "disabled by its owner")
+    return SubscriptionOut.model_validate(sub)
+
+
+@router.post(
+    "/webhooks/{subscription_id}/enable",
+    response_model=SubscriptionOut,
+    summary="启用订阅 Enable",
+    description="Re-enables a subscription (for instance after its endpoint answered 410).",
+    responses=problem_responses(NotFound),
+)
+async def enable_subscription(
+    request: Request, subscription_id: uuid.UUID, principal: Reader
+) -> SubscriptionOut:
+    svc = _service(request)
+    sub = await svc.set_active(await svc.get(subscription_id, principal), True, None)
+    return SubscriptionOut.model_validate(sub)
+
+
+@router.get(
+    "/webhooks/{subscription_id}/deliveries",
+    response_model=list[DeliveryOut],
+    summary="投递记录 Deliveries (dead letters with status=dead)",
+    responses=problem_responses(NotFound),
+)
+async def list_deliveries(
+    request: Request,
+    subscription_id: uuid.UUID,
+    principal: Reader,
+    status: Annotated[str | None, Query(pattern="^(pending|delivered|dead|cancelled)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DeliveryOut]:
+    svc = _service(request)
+    sub = await svc.get(subscription_id, principal)
+    return [DeliveryOut.model_validate(d) for d in await svc.deliveries(sub, status, limit)]
+
+
+@router.get(
+    "/webhook-deliveries/{delivery_id}/attempts",
+    response_model=list[AttemptOut],
+    summary="投递尝试 Delivery attempts (status and latency)",
+    responses=problem_responses(NotFound),
+)
+async def list_attempts(request: Request, delivery_id: uuid.UUID, principal: Reader) -> list[AttemptOut]:
+    svc = _service(request)
+    return [
+        AttemptOut.model_validate(a) for a in await svc.attempts(await svc.delivery(delivery_id, principal))
+    ]
+
+
+@router.post(
+    "/webhook-deliveries/{delivery_id}/redeliver",
+    response_model=DeliveryOut,
+    summary="手动重发 Redeliver a dead delivery",
+    responses=problem_responses(NotFound, Conflict),
+)
+async def redeliver(request: Request, delivery_id: uuid.UUID, principal: Reader) -> DeliveryOut:
+    svc = _service(request)
+    delivery = await svc.redeliver(await svc.delivery(delivery_id, principal))
+    return DeliveryOut.model_validate(delivery)
