@@ -167,6 +167,8 @@ def settings(database_url: str) -> Settings:
         argon2_parallelism=1,
         # The relay runs where a test starts it, so tests see deliveries exactly when they expect.
         relay_in_app=False,
+        # Test receivers listen on 127.0.0.1; the refusal of private targets has its own test.
+        webhook_allow_private_targets=True,
         **TEST_SECRETS,
     )
 

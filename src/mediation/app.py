@@ -15,7 +15,7 @@ from mediation.audit.recorder import ChainedRequestAuditor
 from mediation.audit.router import router as audit_router
 from mediation.bodies.router import router as bodies_router
 from mediation.core.clock import Clock
-from mediation.core.db import Database
+from mediation.core.db import Database, utcnow
 from mediation.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, Unauthenticated, install_handlers
 from mediation.core.http import HttpConventionsMiddleware, TimeoutMiddleware
 from mediation.core.logging import install_pii_redaction
@@ -24,6 +24,7 @@ from mediation.core.settings import Settings, get_settings
 from mediation.disputes.router import router as disputes_router
 from mediation.events.relay import Relay
 from mediation.events.router import router as events_router
+from mediation.events.sequencer import number_before_commit
 from mediation.identity.auth import Identity
 from mediation.identity.router import router as identity_router
 from mediation.ops.router import router as ops_router
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.clock = clock or Clock(settings.timezone)
     app.state.identity = Identity.build(settings, resolve_secrets(settings))
     app.state.request_auditor = ChainedRequestAuditor()
+    # Last before every commit: number the request's events under the journal lock (commit order).
+    app.state.before_commit = [lambda session: number_before_commit(session, utcnow())]
     install_handlers(app)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(

@@ -160,19 +160,25 @@ async def verify(session: AsyncSession, batch_size: int = 1000) -> Verification:
     - a record whose content no longer matches its hash: edited (or swapped with another row);
     - a record whose `prev_hash` is not the previous record's hash, or a gap in `seq`: a record
       was deleted or moved;
-    - a head that is ahead of the last record: records were cut off the end.
+    - a head that is ahead of the last record: records were cut off the end;
+    - records beyond a head that never reached them: the head was wound back.
     A chain pruned by retention starts after the last purge, which recorded where it cut.
+
+    The head is read first and the walk ends there: records appended while it runs are left for
+    the next run. (Reading the head last, on PostgreSQL, where each statement of a read-committed
+    transaction sees the latest commits, took any record committed in between for a cut-off tail.)
     """
-    anchor_seq, anchor_hash = await _purge_anchor(session)
+    head = await _head(session)
+    end_seq, end_hash = head if head else (0, GENESIS_HASH)
+    anchor_seq, anchor_hash = await _purge_anchor(session, end_seq if head else None)
     expected_seq, expected_prev = anchor_seq + 1, anchor_hash
     checked, first, last = 0, None, None
     after = anchor_seq
     while True:
-        rows = (
-            await session.scalars(
-                select(AuditRecord).where(AuditRecord.seq > after).order_by(AuditRecord.seq).limit(batch_size)
-            )
-        ).all()
+        stmt = select(AuditRecord).where(AuditRecord.seq > after)
+        if head:
+            stmt = stmt.where(AuditRecord.seq <= end_seq)
+        rows = (await session.scalars(stmt.order_by(AuditRecord.seq).limit(batch_size))).all()
         if not rows:
             break
         for record in rows:
@@ -194,26 +200,44 @@ async def verify(session: AsyncSession, batch_size: int = 1000) -> Verification:
             expected_seq, expected_prev = record.seq + 1, record.hash
         after = rows[-1].seq
         session.expunge_all()
-    head = await session.get(AuditChainHead, HEAD_ID)
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-    if head_seq != expected_seq - 1 or head_hash != expected_prev:
+    if end_seq != expected_seq - 1 or end_hash != expected_prev:
         return Verification(
             False, checked, first, last, expected_seq, f"records after {expected_seq - 1} are missing"
         )
+    # Records past the head read at the start are fine if they were appended since (the head
+    # moves with every append, in the same transaction); past the head as it is now, they are not.
+    beyond = await session.scalar(select(func.max(AuditRecord.seq)).where(AuditRecord.seq > end_seq))
+    if beyond is not None:
+        now_head = await _head(session)
+        if now_head is None or now_head[0] < beyond:
+            return Verification(
+                False, checked, first, last, end_seq + 1, f"records after {end_seq} are beyond the chain head"
+            )
     return Verification(True, checked, first, last)
 
 
-async def _purge_anchor(session: AsyncSession) -> tuple[int, str]:
-    """Where the remaining chain starts: after the last purge's cut, or at the genesis."""
+async def _head(session: AsyncSession) -> tuple[int, str] | None:
+    """The head as committed now (columns, not the entity: no stale copy from the identity map)."""
+    row = (
+        await session.execute(
+            select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == HEAD_ID)
+        )
+    ).first()
+    return (int(row.seq), str(row.hash)) if row else None
+
+
+async def _purge_anchor(session: AsyncSession, through: int | None = None) -> tuple[int, str]:
+    """Where the remaining chain starts: after the last purge's cut, or at the genesis.
+
+    `through`: the last record the walk will look at; a purge recorded after it is not yet seen.
+    """
     first_seq = await session.scalar(select(func.min(AuditRecord.seq)))
     if first_seq is None or first_seq == 1:
         return 0, GENESIS_HASH
-    purge = await session.scalar(
-        select(AuditRecord)
-        .where(AuditRecord.action == PURGE_ACTION)
-        .order_by(AuditRecord.seq.desc())
-        .limit(1)
-    )
+    stmt = select(AuditRecord).where(AuditRecord.action == PURGE_ACTION)
+    if through is not None:
+        stmt = stmt.where(AuditRecord.seq <= through)
+    purge = await session.scalar(stmt.order_by(AuditRecord.seq.desc()).limit(1))
     if purge is None:
         return 0, GENESIS_HASH  # nothing was ever purged: the missing start is reported
     return int(purge.details["through_seq"]), str(purge.details["through_hash"])
@@ -243,3 +267,7 @@ async def purge(session: AsyncSession, principal: Principal, retention_days: int
     )
     result = await session.execute(delete(AuditRecord).where(AuditRecord.seq <= through_seq))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# The journal head: whoever holds it is the only one handing out audit numbers and event positions.
+lock_head = _lock_head

@@ -205,6 +205,8 @@ class UnitOfWorkRoute(APIRoute):
                     return response
                 if not reading and auditor:
                     await auditor.succeeded(request, session, response)
+                for hook in getattr(request.app.state, "before_commit", ()):
+                    await hook(session)
                 await session.commit()
                 if reading and auditor:
                     await auditor.read(request, response)

@@ -1,8 +1,11 @@
-"""Numbering committed events in commit order, and fanning them out to webhook subscriptions.
+"""Numbering events in commit order, and fanning them out to webhook subscriptions.
 
-Events get their `position` here, after their transaction committed, one sequencer at a time
-(a PostgreSQL advisory lock; SQLite has one writer anyway). An event that commits late is simply
-numbered late, so a feed reader paging by position can never step over it.
+Positions are handed out under one lock, the journal head (the audit chain's head row), which
+every writing request already holds from its audit append until its commit. A request numbers its
+own events right before committing, so positions become visible in exactly the order they were
+given: a reader paging by position never steps over an event that commits later. Events written
+outside a request (demo data, maintenance commands) are numbered after their commit by the
+relay's sequencer, under the same lock.
 """
 
 from __future__ import annotations
@@ -10,26 +13,34 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation.audit.chain import lock_head as lock_journal
 from mediation.bodies.models import Body
 from mediation.core.db import Database
 from mediation.core.principal import Principal, Role
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import sees
 from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscription
+from mediation.events.service import PENDING_KEY
 from mediation.identity.auth import make_principal
 
-# An arbitrary constant naming the sequencer's advisory lock.
-SEQUENCER_LOCK_KEY = 0x6D6564_0001
+
+async def number_before_commit(session: AsyncSession, now: datetime) -> int:
+    """Number this transaction's own events; call last, just before commit."""
+    events = session.info.pop(PENDING_KEY, [])
+    if not events:
+        return 0
+    await lock_journal(session)
+    await _number(session, events, now)
+    return len(events)
 
 
 async def sequence(session: AsyncSession, now: datetime, batch_size: int = 500) -> int:
-    """Number up to `batch_size` committed, unnumbered events; returns how many. In the caller's
-    (writer) transaction; the caller commits."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEQUENCER_LOCK_KEY})
+    """Number up to `batch_size` committed events that were written outside a request; returns
+    how many. In the caller's (writer) transaction; the caller commits."""
+    await lock_journal(session)
     events = list(
         (
             await session.scalars(
@@ -42,6 +53,11 @@ async def sequence(session: AsyncSession, now: datetime, batch_size: int = 500) 
     )
     if not events:
         return 0
+    await _number(session, events, now)
+    return len(events)
+
+
+async def _number(session: AsyncSession, events: list[OutboxEvent], now: datetime) -> None:
     last = int(await session.scalar(select(func.coalesce(func.max(OutboxEvent.position), 0))) or 0)
     subscribers = await _subscribers(session)
     disputes = await _disputes(session, {e.dispute_id for e in events if e.dispute_id})
@@ -67,7 +83,6 @@ async def sequence(session: AsyncSession, now: datetime, batch_size: int = 500) 
                 )
             )
     await session.flush()
-    return len(events)
 
 
 async def _subscribers(session: AsyncSession) -> list[tuple[WebhookSubscription, Principal]]:

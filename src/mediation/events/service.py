@@ -10,6 +10,7 @@ from mediation.events.models import OutboxEvent
 
 SOURCE = "/mediation/disputes"
 TYPE_PREFIX = "cn.mediation.dispute."
+PENDING_KEY = "mediation.outbox"  # session.info: this transaction's events, in order
 
 
 def record_dispute_event(
@@ -24,6 +25,8 @@ def record_dispute_event(
         created_at=at,
     )
     session.add(event)
+    # Numbered in commit order just before the transaction commits (events.sequencer).
+    session.info.setdefault(PENDING_KEY, []).append(event)
     return event
 
 

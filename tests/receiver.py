@@ -1,0 +1,102 @@
+"""A webhook receiver on 127.0.0.1 for the tests: a real HTTP server that checks every delivery
+with the Standard Webhooks reference library, as a court's or a body's system would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+@dataclass
+class Delivery:
+    webhook_id: str
+    headers: dict[str, str]
+    body: bytes
+    verified: bool
+    answered: int
+
+    @property
+    def event(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+@dataclass
+class Receiver:
+    """Answers each delivery with the next status of `script` (then `default`), after verifying it.
+
+    A delivery that fails verification is answered 400, as a careful receiver would.
+    """
+
+    secrets: list[str] = field(default_factory=list)
+    script: list[int] = field(default_factory=list)
+    default: int = 200
+    answer: Callable[[Delivery], int] | None = None
+    deliveries: list[Delivery] = field(default_factory=list)
+    url: str = ""
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def verify(self, body: bytes, headers: dict[str, str]) -> bool:
+        for secret in self.secrets:
+            try:
+                Webhook(secret).verify(body, headers)
+                return True
+            except WebhookVerificationError:
+                continue
+        return False
+
+    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        verified = self.verify(body, headers)
+        if not verified:
+            status = 400
+        elif self.script:
+            status = self.script.pop(0)
+        else:
+            status = self.default
+        delivery = Delivery(headers.get("webhook-id", ""), headers, body, verified, status)
+        if verified and self.answer is not None:
+            status = delivery.answered = self.answer(delivery)
+        self.deliveries.append(delivery)
+        await Response(status_code=status)(scope, receive, send)
+
+    async def start(self) -> str:
+        config = uvicorn.Config(
+            self._app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", interface="asgi3"
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/hooks"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+    def ok(self) -> list[Delivery]:
+        """Deliveries that verified and were answered 2xx."""
+        return [d for d in self.deliveries if d.verified and 200 <= d.answered < 300]
+
+    async def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"receiver: condition not met in {timeout}s ({len(self.deliveries)} deliveries)")
+            await asyncio.sleep(0.05)
