@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from mediation.core.db import utcnow
 from mediation.disputes.models import Dispute
+from mediation.events.models import WebhookDelivery, WebhookSubscription
+from mediation.events.sequencer import sequence_pending
 from mediation.identity.models import ApiKey
 from tests.support import intake_body, person
 
@@ -30,7 +33,10 @@ PUBLIC = {
     ("get", "/v1/lifecycle"),
     ("get", "/v1/me"),
     ("post", "/v1/auth/token"),
+    ("get", "/v1/events/catalogue"),
 }
+# Operations that create something of the caller's own (never of theirs): allowed with 201.
+OWN_CREATIONS = {("post", "/v1/webhooks")}
 # Roles whose job is global: admins manage every organisation's accounts and keys, auditors read
 # the whole trail. For them these operations may succeed; for everyone else they are refused.
 GLOBAL = {
@@ -49,6 +55,16 @@ ROLES = [
     None,
 ]
 DENIED = {401, 403, 404}
+
+
+async def _their_subscription(api: Any) -> str:
+    response = await api.client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/their-hooks", "description": "上虞调委会对接"},
+        headers=api.auth("body_admin", "other_village"),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
 
 
 async def _theirs(api: Any) -> dict[str, Any]:
@@ -107,7 +123,11 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         }
     if path == "/v1/api-keys":
         return {"organisation_id": ids["their_body"], "role": "body_mediator", "name": "intruder"}
-    if path.endswith(("/revoke", "/rotate", "/deactivate")):
+    if path == "/v1/webhooks":
+        return {"url": "http://127.0.0.1:9/our-hooks"}
+    if path.endswith(
+        ("/revoke", "/rotate", "/deactivate", "/rotate-secret", "/disable", "/enable", "/redeliver")
+    ):
         return None
     raise AssertionError(f"no request body known for {method.upper()} {path}: add one to this test")
 
@@ -118,11 +138,19 @@ def _leaks(text: str, secrets: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda r: r or "anonymous")
 async def test_no_role_reaches_another_organisations_data(api, role: str | None):
+    their_subscription = await _their_subscription(api)
     theirs = await _theirs(api)
+    await sequence_pending(api.app.state.db, utcnow())
     async with api.app.state.db.reader() as session:
         their_key = await session.scalar(
             select(ApiKey).where(ApiKey.organisation_id == api.bodies["other_village"]).limit(1)
         )
+        their_delivery = await session.scalar(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.subscription_id == uuid.UUID(their_subscription))
+            .limit(1)
+        )
+    assert their_delivery is not None, "their subscription should have deliveries to probe"
     ids = {
         "dispute_id": theirs["id"],
         "party_id": theirs["parties"][0]["id"],
@@ -131,8 +159,18 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         "body_id": str(api.bodies["other_village"]),
         "their_center": str(api.bodies["other_center"]),
         "their_body": str(api.bodies["other_village"]),
+        "subscription_id": their_subscription,
+        "delivery_id": str(their_delivery),
     }
-    secrets = [theirs["id"], theirs["case_number"], THEIR_TEXT, *THEIR_NAMES, their_key.prefix]
+    secrets = [
+        theirs["id"],
+        theirs["case_number"],
+        THEIR_TEXT,
+        *THEIR_NAMES,
+        their_key.prefix,
+        "their-hooks",
+        str(their_delivery),
+    ]
     headers: dict[str, str] = {"Authorization": ""} if role is None else dict(api.auth(role))
     headers["If-Match"] = f'"{theirs["version"]}"'
     operations = _operations(api)
@@ -154,6 +192,9 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
             continue
         if response.status_code in DENIED or (template == "/v1/disputes" and response.status_code == 422):
             assert response.headers["content-type"].startswith("application/problem+json"), where
+        elif (method, template) in OWN_CREATIONS:
+            assert response.status_code == 201, where
+            assert response.json()["organisation_id"] != ids["their_body"], where
         else:
             # Allowed only where it is a list or search of one's own: nothing of theirs in it.
             assert method == "get" or template == "/v1/disputes/search-by-party", where
@@ -171,9 +212,11 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         assert (case.version, case.status) == (theirs["version"], "confirmation_pending")
         key = await session.get(ApiKey, their_key.id)
         successor = await session.scalar(select(ApiKey).where(ApiKey.replaces_id == their_key.id))
+        subscription = await session.get(WebhookSubscription, uuid.UUID(their_subscription))
     if role != "admin":  # the admin manages every organisation's keys by design
         assert key is not None and key.revoked_at is None
         assert successor is None
+    assert subscription is not None and subscription.active
 
 
 async def test_lists_show_each_organisation_only_its_own(api):
