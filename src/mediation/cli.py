@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             workers=args.workers,
             proxy_headers=True,
+            # The service writes its own access log (mediation.access), with personal data masked;
+            # uvicorn's formatter needs the raw arguments that redaction removes.
+            access_log=False,
         )
     elif args.command == "migrate":
         from mediation.migrate import upgrade
