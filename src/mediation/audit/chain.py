@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord
+from mediation.core.db import Database
 from mediation.core.principal import Principal
 
 HEAD_ID = 1
@@ -271,3 +272,14 @@ async def purge(session: AsyncSession, principal: Principal, retention_days: int
 
 # The journal head: whoever holds it is the only one handing out audit numbers and event positions.
 lock_head = _lock_head
+
+
+async def verify_snapshot(db: Database) -> Verification:
+    """`verify` over one consistent snapshot: on PostgreSQL a REPEATABLE READ transaction, so a
+    purge or an append committing meanwhile cannot look like tampering. (SQLite readers already
+    see one snapshot per transaction.)"""
+    async with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = await connection.execution_options(isolation_level="REPEATABLE READ")
+        async with AsyncSession(bind=connection, expire_on_commit=False) as session:
+            return await verify(session)

@@ -6,7 +6,7 @@ import argparse
 import getpass
 import json
 
-from mediation.audit.chain import purge, verify
+from mediation.audit.chain import purge, verify_snapshot
 from mediation.core.db import Database, utcnow
 from mediation.core.principal import Principal, Role
 from mediation.core.settings import Settings
@@ -22,8 +22,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings)
     try:
         if args.action == "verify":
-            async with db.reader() as session:
-                result = await verify(session)
+            result = await verify_snapshot(db)
             print(json.dumps(result.as_dict(), ensure_ascii=False))
             if not result.ok:
                 print(f"audit chain broken at record {result.broken_seq}: {result.problem}")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from mediation.audit.chain import verify
+from mediation.audit.chain import verify_snapshot
 from mediation.audit.models import AuditRecord
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import Forbidden, problem_responses
@@ -101,5 +101,5 @@ async def list_audit_records(
     responses=problem_responses(Forbidden),
 )
 async def verify_audit_chain(request: Request, principal: Auditor) -> VerificationOut:
-    result = await verify(session_of(request))
+    result = await verify_snapshot(request.app.state.db)
     return VerificationOut(**result.as_dict())
