@@ -3,7 +3,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -83,6 +83,14 @@ class Settings(BaseSettings):
 
     timezone: str = "Asia/Shanghai"
     default_language: str = "zh"
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        # A claim must outlive the longest send, or a second relay could send the same delivery
+        # while the first is still waiting for the receiver.
+        if self.relay_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("relay_lease_seconds must be longer than webhook_timeout_seconds")
+        return self
 
 
 @lru_cache
