@@ -156,6 +156,17 @@ def session_of(request: Request) -> AsyncSession:
     return session
 
 
+def _status_of(exc: Exception) -> int:
+    """The status a failed request will answer with, for its audit record."""
+    if isinstance(exc, ProblemError):
+        return exc.http_status
+    if isinstance(exc, RequestValidationError):
+        return 422
+    if isinstance(exc, StarletteHTTPException):  # e.g. 413 raised while reading the body
+        return exc.status_code
+    return 500
+
+
 class UnitOfWorkRoute(APIRoute):
     """Opens one session per request and commits it once, before the response is sent.
 
@@ -175,39 +186,22 @@ class UnitOfWorkRoute(APIRoute):
                 request.state.session = session
                 try:
                     response = await handler(request)
-                except ProblemError as exc:
+                    if response.status_code < 400:
+                        if not reading and auditor:
+                            await auditor.succeeded(request, session, response)
+                        for hook in getattr(request.app.state, "before_commit", ()):
+                            await hook(session)
+                        await session.commit()
+                except BaseException as exc:
                     await session.rollback()
-                    if auditor:
-                        await auditor.failed(request, exc.http_status)
-                    raise
-                except RequestValidationError:
-                    await session.rollback()
-                    if auditor:
-                        await auditor.failed(request, 422)
-                    raise
-                except StarletteHTTPException as exc:  # e.g. 413 raised while reading the body
-                    await session.rollback()
-                    if auditor:
-                        await auditor.failed(request, exc.status_code)
-                    raise
-                except Exception:
-                    await session.rollback()
-                    if auditor:
-                        await auditor.failed(request, 500)
-                    raise
-                except BaseException:
-                    await session.rollback()
+                    if auditor and isinstance(exc, Exception):
+                        await auditor.failed(request, _status_of(exc))
                     raise
                 if response.status_code >= 400:
                     await session.rollback()
                     if auditor:
                         await auditor.failed(request, response.status_code)
                     return response
-                if not reading and auditor:
-                    await auditor.succeeded(request, session, response)
-                for hook in getattr(request.app.state, "before_commit", ()):
-                    await hook(session)
-                await session.commit()
                 if reading and auditor:
                     await auditor.read(request, response)
                 return response

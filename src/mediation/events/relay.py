@@ -203,7 +203,9 @@ class Relay:
         now = utcnow()
         schedule = self.settings.webhook_retry_schedule_seconds
         async with self.db.writer() as session, session.begin():
-            for o in outcomes:
+            # 410s last: the batch's other outcomes for that subscription are recorded first, then
+            # whatever is still pending for it is cancelled.
+            for o in sorted(outcomes, key=lambda o: o.status_code == 410):
                 session.add(
                     WebhookAttempt(
                         id=uuid.uuid4(),
@@ -226,14 +228,7 @@ class Relay:
                 if o.status_code is not None and 200 <= o.status_code < 300:
                     values.update(status="delivered", delivered_at=now)
                 elif o.status_code == 410:
-                    # The receiver says the endpoint is gone for good: stop sending it anything.
                     values.update(status="cancelled")
-                    await session.execute(
-                        update(WebhookSubscription)
-                        .where(WebhookSubscription.id == o.job.subscription_id)
-                        .values(active=False, disabled_reason="endpoint answered 410 Gone", updated_at=now)
-                    )
-                    await cancel_pending(session, o.job.subscription_id)
                 elif o.job.attempt > len(schedule):
                     values.update(status="dead")
                 else:
@@ -248,6 +243,15 @@ class Relay:
                     )
                     .values(**values)
                 )
+                if o.status_code == 410:
+                    # The receiver says the endpoint is gone for good: stop sending it anything. After
+                    # the update above, which needs this relay's claim that cancel_pending clears.
+                    await session.execute(
+                        update(WebhookSubscription)
+                        .where(WebhookSubscription.id == o.job.subscription_id)
+                        .values(active=False, disabled_reason="endpoint answered 410 Gone", updated_at=now)
+                    )
+                    await cancel_pending(session, o.job.subscription_id)
                 if o.status_code is None or not 200 <= o.status_code < 300:
                     log.info(
                         "webhook delivery %s attempt %d failed: %s",

@@ -175,7 +175,8 @@ class WebhookService:
         rows = await self.session.scalars(
             select(WebhookAttempt)
             .where(WebhookAttempt.delivery_id == delivery.id)
-            .order_by(WebhookAttempt.attempt)
+            # In the order they happened: a redelivery numbers its attempts from 1 again.
+            .order_by(WebhookAttempt.started_at, WebhookAttempt.attempt)
         )
         return list(rows.all())
 

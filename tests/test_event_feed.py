@@ -1,0 +1,402 @@
+"""The pull feed GET /v1/events: CloudEvents in commit order, cursor paging that never repeats or
+skips, type filters, visibility, long poll; events written outside a request; the catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from mediation.core.clock import FrozenClock
+from mediation.core.db import utcnow
+from mediation.core.http import encode_cursor
+from mediation.core.principal import Principal, Role
+from mediation.disputes.lifecycle import Action
+from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
+from mediation.disputes.service import DisputeService
+from mediation.events.models import OutboxEvent
+from mediation.events.sequencer import sequence_pending
+from mediation.events.service import SOURCE, TYPE_PREFIX
+from tests.support import intake_body
+
+EVENTS_JSON = Path(__file__).resolve().parents[1] / "openapi" / "events.json"
+
+
+async def feed(api: Any, headers: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
+    response = await api.client.get("/v1/events", params=params, headers=headers or api.auth("clerk"))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def read_all(api: Any, headers: dict[str, str] | None = None, **params: Any) -> list[dict[str, Any]]:
+    """Every page from the start, following next_cursor until an empty page."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await feed(api, headers, **({"after": cursor} if cursor else {}), **params)
+        if not page["items"]:
+            assert cursor is None or page["next_cursor"] == cursor
+            return items
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+
+
+def kinds(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["subject"], e["type"].removeprefix(TYPE_PREFIX)) for e in items]
+
+
+def positions(items: list[dict[str, Any]]) -> list[int]:
+    return [int(e["sequence"]) for e in items]
+
+
+async def test_feed_is_in_commit_order_and_pages_without_repeats_or_gaps(api):
+    expected: list[tuple[str, str]] = []
+    a = await api.intake()
+    expected.append((a["case_number"], "registered"))
+    b = await api.intake()
+    expected.append((b["case_number"], "registered"))
+    a = await api.step(a, "accept")
+    expected.append((a["case_number"], "accepted"))
+    b = await api.step(b, "decline")
+    expected.append((b["case_number"], "declined"))
+    a = await api.step(a, "assign")
+    expected.append((a["case_number"], "assigned"))
+    a = await api.step(a, "sign_for")
+    expected.append((a["case_number"], "signed_for"))
+    c = await api.intake()
+    expected.append((c["case_number"], "registered"))
+    a = await api.step(a, "agree")
+    expected.append((a["case_number"], "agreement_signed"))
+
+    whole = await feed(api, limit=500)
+    items = whole["items"]
+    assert kinds(items) == expected
+    seqs = positions(items)
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert len({e["id"] for e in items}) == len(items)
+    for e in items:
+        assert e["specversion"] == "1.0" and e["source"] == SOURCE
+        assert e["datacontenttype"] == "application/json"
+        assert e["data"]["case_number"] == e["subject"]
+        uuid.UUID(e["id"])
+    assert items[-1]["data"] == {
+        "dispute_id": a["id"],
+        "case_number": a["case_number"],
+        "action": "agree",
+        "from": "mediating",
+        "to": "agreement_signed",
+        "version": a["version"],
+        "body_id": str(api.bodies["village"]),
+    }
+
+    # Small pages, followed by their cursors, give exactly the same events: none twice, none lost.
+    for size in (1, 3, 5):
+        paged = await read_all(api, limit=size)
+        assert [e["id"] for e in paged] == [e["id"] for e in items], size
+
+    # At the end, an empty page keeps the cursor where it was; a new event comes next.
+    end = whole["next_cursor"]
+    assert await feed(api, after=end) == {"items": [], "next_cursor": end}
+    c = await api.step(c, "accept")
+    page = await feed(api, after=end)
+    assert kinds(page["items"]) == [(c["case_number"], "accepted")]
+    assert int(page["items"][0]["sequence"]) > seqs[-1]
+
+    # Filter by type (repeatable): the same order, only those types.
+    registered = await feed(api, types=[TYPE_PREFIX + "registered", TYPE_PREFIX + "declined"])
+    assert kinds(registered["items"]) == [k for k in expected if k[1] in ("registered", "declined")]
+    paged = await read_all(api, types=TYPE_PREFIX + "registered", limit=1)
+    assert kinds(paged) == [k for k in expected if k[1] == "registered"]
+
+
+async def test_feed_refuses_unknown_types_and_bad_cursors(api):
+    await api.intake()
+    response = await api.client.get("/v1/events", params={"types": TYPE_PREFIX + "teleported"})
+    assert response.status_code == 422, response.text
+    assert "teleported" in response.text
+    mixed = await api.client.get("/v1/events", params={"types": [TYPE_PREFIX + "registered", "nope"]})
+    assert mixed.status_code == 422
+    for cursor in (
+        "!!!",
+        "bm90IGpzb24",  # base64, not JSON
+        encode_cursor({"p": "7"}),
+        encode_cursor({"p": -1}),
+        encode_cursor({"p": 1.5}),
+        encode_cursor({}),
+    ):
+        response = await api.client.get("/v1/events", params={"after": cursor})
+        assert response.status_code == 422, (cursor, response.text)
+        assert [e["code"] for e in response.json()["errors"]] == ["invalid_cursor"]
+        assert response.headers["content-type"].startswith("application/problem+json")
+    for params in ({"limit": 0}, {"limit": 501}, {"wait": -1}, {"wait": 61}):
+        assert (await api.client.get("/v1/events", params=params)).status_code == 422, params
+    # A cursor from the future is not an error: nothing is there yet.
+    far = encode_cursor({"p": 10_000})
+    assert await feed(api, after=far) == {"items": [], "next_cursor": far}
+
+
+async def test_feed_shows_each_caller_only_its_own_cases(api):
+    mine = await api.drive("assigned")  # assigned to the village committee
+    town = await api.drive("accepted")
+    town = await api.step(town, "assign", {"body_id": str(api.bodies["town"])})
+    unassigned = await api.intake()
+
+    everything = await read_all(api)
+    assert {e["subject"] for e in everything} == {
+        mine["case_number"],
+        town["case_number"],
+        unassigned["case_number"],
+    }
+
+    village = await read_all(api, api.auth("body_mediator", "village"))
+    assert village and {e["subject"] for e in village} == {mine["case_number"]}
+    assert [e["type"].removeprefix(TYPE_PREFIX) for e in village] == ["registered", "accepted", "assigned"]
+    town_feed = await read_all(api, api.auth("body_admin", "town"))
+    assert {e["subject"] for e in town_feed} == {town["case_number"]}
+    # Another region's center, a court the case was never handed to, another region's body: nothing.
+    for headers in (
+        api.auth("clerk", "other_center"),
+        api.auth("supervisor", "other_center"),
+        api.auth("court", "court"),
+        api.auth("body_mediator", "other_village"),
+    ):
+        assert await feed(api, headers) == {"items": [], "next_cursor": encode_cursor({"p": 0})}
+
+    # Handed to the court: now the court reads that case, and only that one.
+    signed = await api.step(mine, "sign_for")
+    signed = await api.step(signed, "agree")
+    await api.step(signed, "request_confirmation")
+    court = await read_all(api, api.auth("court", "court"))
+    assert {e["subject"] for e in court} == {mine["case_number"]}
+    assert court[-1]["type"] == TYPE_PREFIX + "confirmation_requested"
+    assert await read_all(api, api.auth("court", "other_court")) == []
+    # Without credentials there is no feed at all.
+    response = await api.client.get("/v1/events", headers={"Authorization": ""})
+    assert response.status_code == 401
+
+
+async def test_long_poll_returns_as_soon_as_an_event_commits(api):
+    await api.intake()
+    cursor = (await feed(api))["next_cursor"]
+
+    # Idle: waits about as long as asked, then answers an empty page with the same cursor.
+    started = time.monotonic()
+    idle = await feed(api, after=cursor, wait=0.3)
+    elapsed = time.monotonic() - started
+    assert idle == {"items": [], "next_cursor": cursor}
+    assert 0.25 <= elapsed < 1.5, elapsed
+
+    waiting = asyncio.create_task(feed(api, after=cursor, wait=2))
+    await asyncio.sleep(0.4)
+    assert not waiting.done(), "the long poll answered before anything happened"
+    committed = time.monotonic()
+    dispute = await api.intake()
+    page = await asyncio.wait_for(waiting, 3)
+    latency = time.monotonic() - committed
+    assert kinds(page["items"]) == [(dispute["case_number"], "registered")]
+    assert latency < 1.0, latency
+    assert page["next_cursor"] != cursor
+    # Picking up from there, nothing is repeated.
+    cursor = page["next_cursor"]
+    assert await feed(api, after=cursor) == {"items": [], "next_cursor": cursor}
+
+    # A body polling for its cases is not woken by a case it cannot see.
+    body = api.auth("body_mediator", "village")
+    body_cursor = (await feed(api, body))["next_cursor"]
+    polling = asyncio.create_task(feed(api, body, after=body_cursor, wait=0.6))
+    await asyncio.sleep(0.1)
+    await api.intake()
+    assert await asyncio.wait_for(polling, 3) == {"items": [], "next_cursor": body_cursor}
+    assert len((await feed(api, after=cursor))["items"]) == 1  # the clerk sees that case
+
+
+async def test_paging_while_many_writers_commit_never_skips(api):
+    """A reader follows the feed while twelve clients register and act at once; whatever order
+    their transactions commit in, the reader sees every event exactly once, in position order."""
+    seen: list[dict[str, Any]] = []
+    writers_done = asyncio.Event()
+
+    async def reader() -> None:
+        cursor = None
+        while True:
+            finished = writers_done.is_set()
+            page = await feed(api, **({"after": cursor} if cursor else {}), limit=4)
+            seen.extend(page["items"])
+            cursor = page["next_cursor"]
+            if finished and not page["items"]:
+                return
+            await asyncio.sleep(0)
+
+    async def writer(i: int) -> None:
+        dispute = await api.intake()
+        dispute = await api.step(dispute, "accept")
+        if i % 2:
+            await api.step(dispute, "assign")
+
+    task = asyncio.create_task(reader())
+    await asyncio.gather(*(writer(i) for i in range(12)))
+    writers_done.set()
+    await asyncio.wait_for(task, 30)
+
+    everything = (await feed(api, limit=500))["items"]
+    assert len(everything) == 12 * 2 + 6
+    ids = [e["id"] for e in seen]
+    assert len(ids) == len(set(ids)), "an event was read twice"
+    assert ids == [e["id"] for e in everything], "an event was skipped or read out of order"
+    seqs = positions(seen)
+    assert seqs == sorted(seqs)
+    # Within a case, the feed's order is the case's own order.
+    by_case: dict[str, list[int]] = {}
+    for e in seen:
+        by_case.setdefault(e["subject"], []).append(e["data"]["version"])
+    assert all(v == sorted(v) and v[0] == 1 for v in by_case.values())
+
+
+async def test_events_written_outside_a_request_are_numbered_later_and_not_skipped(api):
+    app = api.app
+    first = await api.intake()
+    page = await feed(api)
+    assert kinds(page["items"]) == [(first["case_number"], "registered")]
+    cursor_after_first = page["next_cursor"]
+    first_position = int(page["items"][0]["sequence"])
+
+    # Written the way `mediation demo` does: through the service, in a writer session of its own,
+    # where no request numbers the events before commit.
+    clock = FrozenClock(app.state.clock.now())
+    clerk = Principal(Role.clerk, "maintenance", api.bodies["center"], region="330681")
+    async with app.state.db.writer() as session, session.begin():
+        service = DisputeService(session, clock, app.state.settings, app.state.identity.cipher)
+        outside, _code = await service.register(DisputeCreate.model_validate(intake_body()), clerk)
+        outside = await service.apply(
+            outside.id, Action.accept, ACTION_PAYLOADS["accept"].model_validate({}), clerk, '"1"'
+        )
+    # And one event added by hand to the first case.
+    raw_id = uuid.uuid4()
+    async with app.state.db.writer() as session, session.begin():
+        session.add(
+            OutboxEvent(
+                id=raw_id,
+                type=TYPE_PREFIX + "escalated",
+                source=SOURCE,
+                subject=first["case_number"],
+                dispute_id=uuid.UUID(first["id"]),
+                data={"dispute_id": first["id"], "case_number": first["case_number"], "action": "escalate"},
+                created_at=utcnow(),
+            )
+        )
+    async with app.state.db.reader() as session:
+        waiting = (await session.scalars(select(OutboxEvent).where(OutboxEvent.position.is_(None)))).all()
+    assert len(waiting) == 3, "committed, but not numbered yet"
+
+    # Meanwhile a request commits: it numbers its own event at once, ahead of those still waiting.
+    later = await api.intake()
+    async with app.state.db.reader() as session:
+        numbered = await session.scalar(
+            select(OutboxEvent.position).where(OutboxEvent.dispute_id == uuid.UUID(later["id"]))
+        )
+    assert numbered == first_position + 1
+
+    # The feed sequences what waits before it reads: a reader one page at a time, already past the
+    # first positions, gets the request's event and then the three late ones, none skipped.
+    pages: list[dict[str, Any]] = []
+    cursor = cursor_after_first
+    while True:
+        page = await feed(api, after=cursor, limit=1)
+        if not page["items"]:
+            break
+        pages.extend(page["items"])
+        cursor = page["next_cursor"]
+    assert kinds(pages) == [
+        (later["case_number"], "registered"),
+        (outside.case_number, "registered"),
+        (outside.case_number, "accepted"),
+        (first["case_number"], "escalated"),
+    ]
+    assert positions(pages) == list(range(first_position + 1, first_position + 5))
+    assert pages[-1]["id"] == str(raw_id)
+    assert await sequence_pending(app.state.db, utcnow()) == 0  # nothing waits any more
+
+    # Written outside a request after the reader's cursor: numbered after everything so far.
+    async with app.state.db.writer() as session, session.begin():
+        service = DisputeService(session, clock, app.state.settings, app.state.identity.cipher)
+        await service.apply(
+            outside.id,
+            Action.assign,
+            ACTION_PAYLOADS["assign"].model_validate({"body_id": str(api.bodies["village"])}),
+            clerk,
+            '"2"',
+        )
+    assert await sequence_pending(app.state.db, utcnow()) == 1
+    page = await feed(api, after=cursor)
+    assert kinds(page["items"]) == [(outside.case_number, "assigned")]
+    assert positions(page["items"]) == [first_position + 5]
+
+
+async def test_catalogue_lists_every_type_the_feed_produces(api):
+    # Cases through every transition of the lifecycle, and a consent.
+    long = await api.intake()
+    party = long["parties"][0]["id"]
+    response = await api.client.post(
+        f"/v1/disputes/{long['id']}/parties/{party}/consent",
+        json={"decision": "given"},
+        headers={"If-Match": f'"{long["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    long = response.json()
+    for action, payload, role in [
+        ("accept", None, None),
+        ("assign", None, None),
+        ("return", None, None),
+        ("assign", None, None),
+        ("sign_for", None, None),
+        ("transfer", None, None),
+        ("assign", None, None),
+        ("sign_for", None, None),
+        ("escalate", None, "supervisor"),
+        ("assign", {"body_id": str(api.bodies["town"])}, None),
+        ("sign_for", None, None),
+        ("agree", None, None),
+        ("request_confirmation", None, None),
+        ("not_accept", None, None),
+        ("remediate", None, None),
+        ("agree", None, None),
+        ("request_confirmation", None, None),
+        ("reject", None, None),
+        ("refer_litigation", None, None),
+        ("record_outcome", None, None),
+        ("archive", None, None),
+    ]:
+        long = await api.step(long, action, payload, **({"role": role} if role else {}))
+    assert long["status"] == "archived"
+    await api.drive("archived")  # performed, closed
+    await api.drive("confirmed")
+    await api.drive("declined")
+    await api.drive("withdrawn")
+    arbitration = await api.drive("mediation_failed")
+    arbitration = await api.step(arbitration, "refer_arbitration")
+    await api.step(
+        arbitration,
+        "record_outcome",
+        {"outcome": "award", "reference_number": "绍仲裁字(2026)第1号", "decided_on": api.today.isoformat()},
+        role="arbitration",
+    )
+
+    produced = {e["type"] for e in await read_all(api, limit=500)}
+    response = await api.client.get("/v1/events/catalogue")
+    assert response.status_code == 200
+    catalogue = response.json()
+    listed = [e["type"] for e in catalogue]
+    assert len(listed) == len(set(listed))
+    assert produced <= set(listed), produced - set(listed)
+    assert produced == set(listed), f"never produced: {set(listed) - produced}"
+    for entry in catalogue:
+        assert entry["source"] == SOURCE
+        assert set(entry["data"]["required"]) == {"dispute_id", "case_number", "action", "version"}
+    # The catalogue the service answers is the one committed with the code.
+    committed = json.loads(EVENTS_JSON.read_text())
+    assert committed["events"] == catalogue

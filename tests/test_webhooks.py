@@ -1,0 +1,635 @@
+"""Webhooks: Standard Webhooks signatures over CloudEvents, retries, 410, dead letters and
+redelivery, secret rotation, visibility, SSRF refusal, atomicity with the change, graceful shutdown.
+
+The relay is driven by hand (`run_once`, `claim`, `release`) so each test sees deliveries exactly
+when it expects; the receiver is a real HTTP server verifying with the reference library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from mediation.events.models import OutboxEvent, WebhookDelivery
+from mediation.events.relay import Relay
+from tests.receiver import Receiver
+from tests.support import person, resident_id
+
+PREFIX = "cn.mediation.dispute."
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def relay(app: Any) -> AsyncIterator[Relay]:
+    r = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-test")
+    yield r
+    await r.client.aclose()
+
+
+async def subscribe(
+    api: Any,
+    url: str,
+    *,
+    role: str = "clerk",
+    org: str | None = None,
+    event_types: list[str] | None = None,
+    receiver: Receiver | None = None,
+) -> dict[str, Any]:
+    headers = api.auth(role, org)
+    response = await api.client.post(
+        "/v1/webhooks", json={"url": url, "event_types": event_types or []}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    sub = response.json()
+    assert sub["secret"].startswith("whsec_")
+    assert sub["active"] is True
+    sub["_headers"] = headers
+    if receiver is not None:
+        receiver.secrets = [sub["secret"]]
+    return sub
+
+
+async def deliveries_of(api: Any, sub: dict[str, Any], status: str | None = None) -> list[dict[str, Any]]:
+    params = {"status": status} if status else {}
+    response = await api.client.get(
+        f"/v1/webhooks/{sub['id']}/deliveries", params=params, headers=sub["_headers"]
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def attempts_of(api: Any, sub: dict[str, Any], delivery_id: str) -> list[dict[str, Any]]:
+    response = await api.client.get(f"/v1/webhook-deliveries/{delivery_id}/attempts", headers=sub["_headers"])
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def pump(relay: Relay, until: Callable[[], Any], seconds: float = 15.0) -> None:
+    """Run relay cycles until `until()` holds (it may be async)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        await relay.run_once()
+        done = until()
+        if inspect.isawaitable(done):
+            done = await done
+        if done:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"relay: condition not met in {seconds}s")
+        await asyncio.sleep(0.02)
+
+
+async def delivery_count(app: Any, subscription_id: str) -> int:
+    async with app.state.db.reader() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(WebhookDelivery)
+                .where(WebhookDelivery.subscription_id == uuid.UUID(subscription_id))
+            )
+            or 0
+        )
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# ---- 1. format and signatures -------------------------------------------------------------------
+
+
+async def test_deliveries_are_signed_cloudevents_without_personal_data(api, relay, receiver):
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    dispute = await api.intake()
+    dispute = await api.step(dispute, "accept")
+    dispute = await api.step(dispute, "assign")
+
+    await pump(relay, lambda: len(receiver.deliveries) >= 3)
+    assert len(receiver.deliveries) == 3
+    assert all(d.verified for d in receiver.deliveries), "every delivery verifies with the reference library"
+    assert [d.answered for d in receiver.deliveries] == [200, 200, 200]
+
+    events = sorted((d.event for d in receiver.deliveries), key=lambda e: int(e["sequence"]))
+    assert [e["type"] for e in events] == [PREFIX + "registered", PREFIX + "accepted", PREFIX + "assigned"]
+    assert len({e["id"] for e in events}) == 3
+    for d in receiver.deliveries:
+        event = d.event
+        assert d.headers["webhook-id"] == event["id"]
+        assert abs(int(d.headers["webhook-timestamp"]) - datetime.now(UTC).timestamp()) < 60
+        signatures = d.headers["webhook-signature"].split(" ")
+        assert len(signatures) == 1 and signatures[0].startswith("v1,")
+        assert d.headers["content-type"].startswith("application/cloudevents+json")
+        assert event["specversion"] == "1.0"
+        assert event["source"] == "/mediation/disputes"
+        assert event["subject"] == dispute["case_number"]
+        assert event["data"]["case_number"] == dispute["case_number"]
+        assert event["data"]["dispute_id"] == dispute["id"]
+        assert parse_time(event["time"]) == api.app.state.clock.now()  # when the change happened
+        assert event["datacontenttype"] == "application/json"
+        uuid.UUID(event["id"])
+    assigned = events[-1]["data"]
+    assert assigned["from"] == "accepted" and assigned["to"] == "assigned"
+    assert assigned["body_id"] == str(api.bodies["village"]) and assigned["version"] == 3
+
+    # Thin payloads: nothing of the parties leaves the center.
+    for d in receiver.deliveries:
+        text = d.body.decode()
+        for secret_fact in (
+            "张三",
+            "李四",
+            resident_id(1),
+            resident_id(2),
+            person("applicant", "张三", 1)["phone"],
+            person("respondent", "李四", 2)["phone"],
+            "枫桥镇",
+            "院墙滴水",
+        ):
+            assert secret_fact not in text, secret_fact
+
+    # The same bytes with one character changed, or re-signed for ten minutes ago, are refused.
+    secret = sub["secret"]
+    good = receiver.deliveries[0]
+    Webhook(secret).verify(good.body, good.headers)  # the original still verifies
+    tampered = good.body.replace(dispute["case_number"].encode(), b"330681-2026-999999", 1)
+    assert tampered != good.body
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secret).verify(tampered, good.headers)
+    for when, verifies in ((datetime.now(UTC) - timedelta(minutes=10), False), (datetime.now(UTC), True)):
+        headers = {
+            "webhook-id": good.headers["webhook-id"],
+            "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": Webhook(secret).sign(good.headers["webhook-id"], when, good.body.decode()),
+        }
+        if verifies:
+            Webhook(secret).verify(good.body, headers)  # only the timestamp differs between the two
+        else:
+            with pytest.raises(WebhookVerificationError):
+                Webhook(secret).verify(good.body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo3ODkwMTI=").verify(good.body, good.headers)
+
+    # The API agrees: three deliveries, each delivered at the first attempt.
+    listed = await deliveries_of(api, sub)
+    assert sorted(d["event_id"] for d in listed) == sorted(e["id"] for e in events)
+    assert {(d["status"], d["attempts"], d["last_status_code"]) for d in listed} == {("delivered", 1, 200)}
+
+
+# ---- 2. retries, 410, dead letters --------------------------------------------------------------
+
+
+async def test_retries_follow_the_schedule_until_delivered(api, app, relay, receiver):
+    schedule = [1.0, 0.3, 0.2]
+    app.state.settings.webhook_retry_schedule_seconds = schedule
+    receiver.script = [500, 500, 500]
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+
+    assert await relay.run_once() == 1
+    assert [d.answered for d in receiver.deliveries] == [500]
+    # Not due yet: a cycle right away sends nothing.
+    assert await relay.run_once() == 0
+    assert len(receiver.deliveries) == 1
+    (pending,) = await deliveries_of(api, sub)
+    assert pending["status"] == "pending" and pending["attempts"] == 1 and pending["last_status_code"] == 500
+    wait = (parse_time(pending["next_attempt_at"]) - datetime.now(UTC)).total_seconds()
+    assert 0 < wait <= schedule[0] * 1.2 + 0.05, wait
+
+    await pump(relay, lambda: len(receiver.ok()) == 1)
+    assert [d.answered for d in receiver.deliveries] == [500, 500, 500, 200]
+    assert all(d.verified for d in receiver.deliveries)
+    # The same webhook-id on every retry, so the receiver can drop duplicates.
+    assert len({d.webhook_id for d in receiver.deliveries}) == 1
+
+    (delivered,) = await deliveries_of(api, sub)
+    assert delivered["status"] == "delivered"
+    assert delivered["attempts"] == 4
+    assert delivered["last_status_code"] == 200 and delivered["delivered_at"] is not None
+    assert delivered["event_id"] == receiver.deliveries[0].webhook_id
+    attempts = await attempts_of(api, sub, delivered["id"])
+    assert [a["attempt"] for a in attempts] == [1, 2, 3, 4]
+    assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
+    assert all(isinstance(a["latency_ms"], int) and a["latency_ms"] >= 0 for a in attempts)
+    assert {a["relay_id"] for a in attempts} == {"relay-test"}
+    # Each wait is the schedule's, give or take the 20 % jitter.
+    started = [parse_time(a["started_at"]) for a in attempts]
+    for i, expected in enumerate(schedule):
+        gap = (started[i + 1] - started[i]).total_seconds()
+        assert gap >= expected * 0.8 - 0.01, (i, gap)
+        assert gap < expected * 1.2 + 1.0, (i, gap)
+
+
+async def test_410_disables_the_subscription_and_cancels_what_is_pending(api, app, relay, receiver):
+    app.state.settings.relay_batch_size = 1  # one delivery per cycle: the second is still pending
+    receiver.script = [410]
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    dispute = await api.intake()
+    dispute = await api.step(dispute, "accept")
+
+    assert await relay.run_once() == 1
+    assert [d.answered for d in receiver.deliveries] == [410]
+    assert await relay.run_once() == 0
+
+    got = (await api.client.get(f"/v1/webhooks/{sub['id']}", headers=sub["_headers"])).json()
+    assert got["active"] is False
+    assert "410" in got["disabled_reason"]
+    deliveries = await deliveries_of(api, sub)
+    assert len(deliveries) == 2
+    assert {d["status"] for d in deliveries} == {"cancelled"}
+    assert await deliveries_of(api, sub, "pending") == []
+    answered = [d for d in deliveries if d["last_status_code"] == 410]
+    assert len(answered) == 1 and answered[0]["attempts"] == 1
+    attempts = await attempts_of(api, sub, answered[0]["id"])
+    assert [a["status_code"] for a in attempts] == [410]
+
+    # New events reach nobody: no delivery is even created for a disabled subscription.
+    receiver.script = []
+    dispute = await api.step(dispute, "assign")
+    assert await relay.run_once() == 0
+    assert len(receiver.deliveries) == 1
+    assert len(await deliveries_of(api, sub)) == 2
+    # A cancelled delivery cannot be redelivered while the subscription stays disabled.
+    response = await api.client.post(
+        f"/v1/webhook-deliveries/{answered[0]['id']}/redeliver", headers=sub["_headers"]
+    )
+    assert response.status_code == 409, response.text
+
+
+async def test_always_failing_endpoint_goes_dead_and_can_be_redelivered(api, app, receiver):
+    schedule = [0.05, 0.05, 0.05]
+    app.state.settings.webhook_retry_schedule_seconds = schedule
+    app.state.settings.relay_poll_seconds = 0.02
+    receiver.default = 500
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+
+    # The relay's own loop, as in production, until the delivery is dead.
+    stop = asyncio.Event()
+    looping = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-loop")
+    task = asyncio.create_task(looping.run(stop))
+    try:
+
+        async def dead() -> bool:
+            return bool(await deliveries_of(api, sub, "dead"))
+
+        deadline = asyncio.get_running_loop().time() + 15
+        while not await dead():
+            assert asyncio.get_running_loop().time() < deadline, "never went dead"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # a few more idle cycles: a dead delivery is not retried
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    assert [d.answered for d in receiver.deliveries] == [500] * (len(schedule) + 1)
+    (dead_one,) = await deliveries_of(api, sub, "dead")
+    assert dead_one["attempts"] == len(schedule) + 1 and dead_one["last_status_code"] == 500
+    assert await deliveries_of(api, sub, "pending") == []
+    attempts = await attempts_of(api, sub, dead_one["id"])
+    assert [a["status_code"] for a in attempts] == [500] * 4
+
+    # The receiver is fixed; redeliver the dead letter by hand.
+    receiver.default = 200
+    response = await api.client.post(
+        f"/v1/webhook-deliveries/{dead_one['id']}/redeliver", headers=sub["_headers"]
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "pending" and response.json()["attempts"] == 0
+    relay = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-redeliver")
+    try:
+        await pump(relay, lambda: len(receiver.ok()) == 1)
+    finally:
+        await relay.client.aclose()
+    assert receiver.ok()[0].webhook_id == dead_one["event_id"]
+    (delivered,) = await deliveries_of(api, sub)
+    assert delivered["status"] == "delivered" and delivered["attempts"] == 1
+    assert await deliveries_of(api, sub, "dead") == []
+    # The attempt log keeps the whole history, in the order it happened.
+    attempts = await attempts_of(api, sub, dead_one["id"])
+    assert [a["status_code"] for a in attempts] == [500, 500, 500, 500, 200]
+    # Nothing left to redeliver.
+    again = await api.client.post(
+        f"/v1/webhook-deliveries/{dead_one['id']}/redeliver", headers=sub["_headers"]
+    )
+    assert again.status_code == 409
+
+
+# ---- 3. secret rotation -------------------------------------------------------------------------
+
+
+async def test_rotated_secret_signs_alongside_the_old_one(api, app, relay, receiver):
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    old = sub["secret"]
+    dispute = await api.intake()
+    await pump(relay, lambda: len(receiver.ok()) == 1)
+    assert len(receiver.deliveries[0].headers["webhook-signature"].split(" ")) == 1
+
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/rotate-secret", headers=sub["_headers"])
+    assert response.status_code == 200, response.text
+    new = response.json()["secret"]
+    assert new.startswith("whsec_") and new != old
+    assert response.json()["previous_secret_expires_at"] is not None
+
+    receiver.secrets = [new]  # a receiver that already switched to the new secret
+    dispute = await api.step(dispute, "accept")
+    await pump(relay, lambda: len(receiver.ok()) == 2)
+    delivery = receiver.deliveries[-1]
+    signatures = delivery.headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+    # One receiver knowing only the old secret and one knowing only the new both accept it.
+    assert Receiver(secrets=[old]).verify(delivery.body, delivery.headers)
+    assert Receiver(secrets=[new]).verify(delivery.body, delivery.headers)
+    assert delivery.event["type"] == PREFIX + "accepted"
+
+    # With no overlap, the previous secret stops signing at once.
+    app.state.settings.webhook_secret_overlap_hours = 0
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/rotate-secret", headers=sub["_headers"])
+    newest = response.json()["secret"]
+    receiver.secrets = [newest]
+    await api.step(dispute, "assign")
+    await pump(relay, lambda: len(receiver.ok()) == 3)
+    delivery = receiver.deliveries[-1]
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 1
+    assert Receiver(secrets=[newest]).verify(delivery.body, delivery.headers)
+    assert not Receiver(secrets=[new]).verify(delivery.body, delivery.headers)
+    assert not Receiver(secrets=[old]).verify(delivery.body, delivery.headers)
+
+
+# ---- 4. visibility and filters ------------------------------------------------------------------
+
+
+async def test_subscriptions_see_only_what_their_organisation_may_see(api, relay):
+    court, other_court, typed = Receiver(), Receiver(), Receiver()
+    for r in (court, other_court, typed):
+        await r.start()
+    try:
+        court_sub = await subscribe(api, court.url, role="court", org="court", receiver=court)
+        other_sub = await subscribe(
+            api, other_court.url, role="court", org="other_court", receiver=other_court
+        )
+        typed_sub = await subscribe(api, typed.url, event_types=[PREFIX + "assigned"], receiver=typed)
+        assert typed_sub["event_types"] == [PREFIX + "assigned"]
+
+        dispute = await api.drive("agreement_signed")
+        while await relay.run_once():
+            pass
+        assert court.deliveries == [] and other_court.deliveries == []
+        assert [d.event["type"] for d in typed.deliveries] == [PREFIX + "assigned"]
+
+        # Handed to the court: from now on the court hears about the case, the other court never.
+        dispute = await api.step(dispute, "request_confirmation")
+        dispute = await api.step(dispute, "confirm")
+        await pump(relay, lambda: len(court.ok()) == 2)
+        while await relay.run_once():
+            pass
+        assert sorted(d.event["type"] for d in court.deliveries) == [
+            PREFIX + "confirmation_requested",
+            PREFIX + "confirmed",
+        ]
+        assert all(d.event["subject"] == dispute["case_number"] for d in court.deliveries)
+        assert other_court.deliveries == []
+        assert [d.event["type"] for d in typed.deliveries] == [PREFIX + "assigned"]
+        assert len(await deliveries_of(api, court_sub)) == 2
+        assert await deliveries_of(api, other_sub) == []
+        assert await delivery_count(api.app, other_sub["id"]) == 0
+
+        # A subscription is its organisation's alone.
+        response = await api.client.get(
+            f"/v1/webhooks/{court_sub['id']}", headers=api.auth("court", "other_court")
+        )
+        assert response.status_code == 404
+        listed = (await api.client.get("/v1/webhooks", headers=api.auth("court", "other_court"))).json()
+        assert [s["id"] for s in listed] == [other_sub["id"]]
+        assert "secret" not in listed[0]
+    finally:
+        for r in (court, other_court, typed):
+            await r.stop()
+
+
+async def test_unknown_event_type_is_refused(api, receiver):
+    response = await api.client.post(
+        "/v1/webhooks", json={"url": receiver.url, "event_types": [PREFIX + "teleported"]}
+    )
+    assert response.status_code == 422, response.text
+    assert "teleported" in response.text
+    assert (await api.client.get("/v1/webhooks")).json() == []
+
+
+# ---- 5. SSRF ------------------------------------------------------------------------------------
+
+
+async def test_private_and_non_http_targets_are_refused(api, app, relay, receiver):
+    # Made while private targets were allowed (as in these tests); refused once they are not.
+    early = await subscribe(api, receiver.url, receiver=receiver)
+    app.state.settings.webhook_allow_private_targets = False
+    for url in (
+        receiver.url,
+        "http://127.0.0.1:8080/hooks",
+        "http://10.0.0.1/hooks",
+        "http://192.168.1.10/hooks",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hooks",
+        "http://localhost:8080/hooks",
+        "https://0.0.0.0/hooks",
+    ):
+        response = await api.client.post("/v1/webhooks", json={"url": url})
+        assert response.status_code == 422, (url, response.text)
+        assert [e["code"] for e in response.json()["errors"]] == ["target_refused"], (url, response.text)
+    for url in (
+        "ftp://example.com/hooks",
+        "file:///etc/passwd",
+        "gopher://example.com/",
+        "example.com/hooks",
+    ):
+        response = await api.client.post("/v1/webhooks", json={"url": url})
+        assert response.status_code == 422, (url, response.text)
+    listed = (await api.client.get("/v1/webhooks")).json()
+    assert [s["id"] for s in listed] == [early["id"]]
+
+    # The relay checks again when it sends: nothing reaches the private address.
+    await api.intake()
+    assert await relay.run_once() == 1
+    assert receiver.deliveries == []
+    (delivery,) = await deliveries_of(api, early)
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1
+    assert delivery["last_status_code"] is None and "refused" in delivery["last_error"]
+
+
+# ---- 6. atomicity -------------------------------------------------------------------------------
+
+
+async def test_failed_transition_leaves_no_event_timeline_or_delivery(api, app, relay, receiver):
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    dispute = await api.intake()
+    dispute = await api.step(dispute, "accept")
+    before = {
+        "outbox": await api.outbox_count(dispute["id"]),
+        "timeline": await api.timeline_count(dispute["id"]),
+        "deliveries": await delivery_count(app, sub["id"]),
+    }
+    assert before == {"outbox": 2, "timeline": 2, "deliveries": 2}
+
+    seen: dict[str, Any] = {}
+
+    async def fail_once(session: Any) -> None:
+        if seen:
+            return
+        # Runs after the sequencer: the event is written, numbered and fanned out in this transaction.
+        seen["outbox"] = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.dispute_id == uuid.UUID(dispute["id"]))
+        )
+        seen["numbered"] = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.dispute_id == uuid.UUID(dispute["id"]), OutboxEvent.position.is_not(None))
+        )
+        seen["deliveries"] = await session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.subscription_id == uuid.UUID(sub["id"]))
+        )
+        raise RuntimeError("injected failure just before commit")
+
+    app.state.before_commit.append(fail_once)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as raw:
+        response = await raw.post(
+            f"/v1/disputes/{dispute['id']}/actions/assign",
+            json=api.payload("assign", dispute),
+            headers={**api.auth("clerk"), "If-Match": f'"{dispute["version"]}"'},
+        )
+    assert response.status_code == 500, response.text
+    assert seen == {"outbox": 3, "numbered": 3, "deliveries": 3}, "the change was written before it failed"
+
+    after = {
+        "outbox": await api.outbox_count(dispute["id"]),
+        "timeline": await api.timeline_count(dispute["id"]),
+        "deliveries": await delivery_count(app, sub["id"]),
+    }
+    assert after == before
+    current = await api.get(dispute)
+    assert current["version"] == dispute["version"] and current["status"] == "accepted"
+    feed = (await api.client.get("/v1/events", params={"limit": 500})).json()["items"]
+    assert [e["type"] for e in feed] == [PREFIX + "registered", PREFIX + "accepted"]
+    await pump(relay, lambda: len(receiver.ok()) == 2)
+    assert await relay.run_once() == 0
+    assert sorted(d.event["type"] for d in receiver.deliveries) == [
+        PREFIX + "accepted",
+        PREFIX + "registered",
+    ]
+
+    # The same action succeeds now, once, and takes the position the failed one never kept.
+    dispute = await api.step(dispute, "assign")
+    feed = (await api.client.get("/v1/events", params={"limit": 500})).json()["items"]
+    assert [e["type"] for e in feed] == [PREFIX + "registered", PREFIX + "accepted", PREFIX + "assigned"]
+    assert [int(e["sequence"]) for e in feed] == [1, 2, 3]
+    await pump(relay, lambda: len(receiver.ok()) == 3)
+    assert receiver.deliveries[-1].event["type"] == PREFIX + "assigned"
+
+
+# ---- 7. graceful shutdown -----------------------------------------------------------------------
+
+
+async def test_release_hands_claimed_deliveries_back_at_once(api, app, receiver):
+    await subscribe(api, receiver.url, receiver=receiver)
+    dispute = await api.intake()
+    await api.step(dispute, "accept")
+    app.state.settings.relay_lease_seconds = 60  # no claim lapses by itself during the test
+    cipher, settings, db = app.state.identity.cipher, app.state.settings, app.state.db
+    first = Relay(db, settings, cipher, relay_id="relay-first")
+    second = Relay(db, settings, cipher, relay_id="relay-second")
+    try:
+        jobs = await first.claim()
+        assert len(jobs) == 2
+        assert first.in_flight == {j.delivery_id for j in jobs}
+        # Leased: another relay cannot take them while the first one holds them.
+        assert await second.claim() == []
+
+        await first.release()  # shutting down before it sent anything
+        assert first.in_flight == set()
+        taken = await second.claim()  # immediately, without waiting for the lease to lapse
+        assert sorted(j.delivery_id for j in taken) == sorted(j.delivery_id for j in jobs)
+        assert sorted(j.webhook_id for j in taken) == sorted(j.webhook_id for j in jobs)
+        assert all(j.attempt == 1 for j in taken)
+        await first.release()  # nothing of its own left; the second relay's claims stay
+        assert await first.claim() == []
+
+        await second.record(list(await asyncio.gather(*(second.send(j) for j in taken))))
+        assert len(receiver.ok()) == 2
+        assert second.in_flight == set()
+        assert await first.run_once() == 0 and await second.run_once() == 0
+        assert len(receiver.deliveries) == 2
+    finally:
+        await first.client.aclose()
+        await second.client.aclose()
+
+    async with db.reader() as session:
+        rows = (await session.scalars(select(WebhookDelivery))).all()
+    assert {(r.status, r.attempts, r.claimed_by) for r in rows} == {("delivered", 1, None)}
+
+
+async def test_stopping_the_loop_mid_send_releases_its_claims(api, app):
+    """The relay is stopped (cancelled, as the app's shutdown does after its grace period) while
+    its requests hang: its claims go back at once instead of waiting out the lease."""
+    hanging: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hanging.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sub = await subscribe(api, f"http://127.0.0.1:{port}/hooks")
+    await api.intake()
+    cipher, settings, db = app.state.identity.cipher, app.state.settings, app.state.db
+    stopping = Relay(db, settings, cipher, relay_id="relay-stopping")
+    task = asyncio.create_task(stopping.run(asyncio.Event()))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (stopping.in_flight and hanging):
+            assert asyncio.get_running_loop().time() < deadline, "the relay never sent"
+            await asyncio.sleep(0.02)
+        async with db.reader() as session:
+            (row,) = (await session.scalars(select(WebhookDelivery))).all()
+        assert row.claimed_by == "relay-stopping" and row.claimed_until is not None
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        server.close()
+        for writer in hanging:
+            writer.close()
+    assert stopping.in_flight == set()
+    async with db.reader() as session:
+        (row,) = (await session.scalars(select(WebhookDelivery))).all()
+    assert row.claimed_by is None and row.claimed_until is None
+    assert row.status == "pending" and row.attempts == 0
+
+    # Another relay takes it over at once, without waiting for the lease to lapse.
+    successor = Relay(db, settings, cipher, relay_id="relay-successor")
+    try:
+        taken = await successor.claim()
+        assert [j.delivery_id for j in taken] == [row.id]
+        assert taken[0].url == sub["url"] and taken[0].attempt == 1
+    finally:
+        await successor.client.aclose()
