@@ -79,7 +79,7 @@ class Receiver:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
             await asyncio.sleep(0.01)
         port = self._server.servers[0].sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}/hooks"
@@ -94,9 +94,11 @@ class Receiver:
         """Deliveries that verified and were answered 2xx."""
         return [d for d in self.deliveries if d.verified and 200 <= d.answered < 300]
 
-    async def wait_for(self, predicate: Callable[[Receiver], bool], timeout: float = 20.0) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def wait_for(self, predicate: Callable[[Receiver], bool], seconds: float = 20.0) -> None:
+        deadline = asyncio.get_running_loop().time() + seconds
         while not predicate(self):
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"receiver: condition not met in {timeout}s ({len(self.deliveries)} deliveries)")
+                raise AssertionError(
+                    f"receiver: condition not met in {seconds}s ({len(self.deliveries)} deliveries)"
+                )
             await asyncio.sleep(0.05)

@@ -310,7 +310,7 @@ async def test_two_relays_deliver_each_of_a_thousand_events_exactly_once(api, tm
             await one.started()
             await two.started()
             await insert_events(api, dispute, 1000)
-            await receiver.wait_for(lambda r: len(r.ok()) >= 1000, timeout=60)
+            await receiver.wait_for(lambda r: len(r.ok()) >= 1000, seconds=60)
             await eventually(lambda: all_delivered(api, sub_id, 1000), 30, "all delivered", one)
             await asyncio.sleep(0.5)  # room for a stray second send to show up
             assert one.returncode is None and two.returncode is None, one.output() + two.output()
@@ -437,7 +437,7 @@ async def test_sigterm_stops_the_relay_cleanly_and_leaves_nothing_claimed(api, t
         async with relays(api, tmp_path) as start:
             # A long lease: a claim left behind would hold its delivery for the rest of the test.
             relay = await start("graceful", relay_batch_size="10", relay_lease_seconds="600")
-            await receiver.wait_for(lambda r: len(r.ok()) >= 10 and r.holding > 0, timeout=30)
+            await receiver.wait_for(lambda r: len(r.ok()) >= 10 and r.holding > 0, seconds=30)
             assert relay.returncode is None, relay.output()
             assert await relay.terminate() == 0, relay.output()
 
