@@ -22,6 +22,7 @@ from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings, get_settings
 from mediation.disputes.router import router as disputes_router
+from mediation.documents.router import router as documents_router
 from mediation.events.relay import Relay
 from mediation.events.router import router as events_router
 from mediation.events.sequencer import number_before_commit
@@ -85,10 +86,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         HttpConventionsMiddleware,
         max_body_bytes=settings.max_body_bytes,
         default_language=settings.default_language,
+        upload_max_bytes=settings.document_max_bytes + 64 * 1024,
     )
     app.include_router(identity_router)
     app.include_router(disputes_router)
     app.include_router(bodies_router)
+    app.include_router(documents_router)
     app.include_router(events_router)
     app.include_router(audit_router)
     app.include_router(ops_router)

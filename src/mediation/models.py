@@ -4,6 +4,7 @@ from mediation.audit.models import AuditChainHead, AuditRecord
 from mediation.bodies.models import Body
 from mediation.core.idempotency import IdempotencyRecord
 from mediation.disputes.models import CaseNumberCounter, Dispute, Party, TimelineEntry
+from mediation.documents.models import Blob, Document, Dossier
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.identity.models import ApiKey, User
 
@@ -11,9 +12,12 @@ __all__ = [
     "ApiKey",
     "AuditChainHead",
     "AuditRecord",
+    "Blob",
     "Body",
     "CaseNumberCounter",
     "Dispute",
+    "Document",
+    "Dossier",
     "IdempotencyRecord",
     "OutboxEvent",
     "Party",

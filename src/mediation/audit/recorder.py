@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 # Path parameters that name the object a request acts on, and the object type they name.
 OBJECT_PARAMS = (
+    ("document_id", "document"),
     ("party_id", "party"),
     ("dispute_id", "dispute"),
     ("key_id", "api_key"),
@@ -97,8 +98,10 @@ class ChainedRequestAuditor:
         await append(session, entries, utcnow())
 
     async def failed(self, request: Request, status: int) -> None:
-        # A refused read is worth a record (someone probing); a missing one is not (typos, links).
-        if request.method in ("GET", "HEAD", "OPTIONS") and status not in (401, 403):
+        # A refused read is worth a record (someone probing); a missing one is not (typos, links),
+        # unless the endpoint asks for it (downloads of documents, which answer 404 when refused).
+        refusal = status in (401, 403) or getattr(request.state, "audit_refusals", False)
+        if request.method in ("GET", "HEAD", "OPTIONS") and not refusal:
             return
         db: Database = request.app.state.db
         try:
@@ -118,9 +121,14 @@ class ChainedRequestAuditor:
             await append(session, entries, utcnow())
 
     def _pii_entries(self, request: Request, response: Response) -> list[AuditEntry]:
+        entries = []
+        for action, object_type, object_id in getattr(request.state, "audit_reads", None) or []:
+            entry = _entry(request, response.status_code, response, action=action)
+            entry.object_type, entry.object_id = object_type, object_id
+            entries.append(entry)
         reads: list[str] = getattr(request.state, "pii_reads", None) or []
         if not reads:
-            return []
+            return entries
         entry = _entry(request, response.status_code, response, action="pii.read")
         entry.object_type = "dispute"
         entry.object_id = reads[0] if len(reads) == 1 else None
@@ -129,4 +137,4 @@ class ChainedRequestAuditor:
             "disputes": sorted(set(reads)),
             "fields": ["id_number", "phone"],
         }
-        return [entry]
+        return [*entries, entry]

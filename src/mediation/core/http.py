@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from mediation.core.i18n import Text, negotiate, set_language
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("mediation.access")
+UPLOAD_PATH = re.compile(r"^/v1/disputes/[^/]+/documents$")
 
 
 def etag_for(version: int) -> str:
@@ -76,10 +78,18 @@ def new_request_id() -> str:
 class HttpConventionsMiddleware:
     """Pure ASGI: request language, request id, and the request body ceiling (413 before reading it)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, default_language: str = "zh") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        default_language: str = "zh",
+        upload_max_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.default_language = default_language
+        # Document uploads carry files: their ceiling is the file limit plus multipart framing.
+        self.upload_max_bytes = upload_max_bytes or max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,6 +100,8 @@ class HttpConventionsMiddleware:
         request_id = headers.get("x-request-id") or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         limit = self.max_body_bytes
+        if scope["method"] == "POST" and UPLOAD_PATH.match(scope["path"]):
+            limit = self.upload_max_bytes
 
         started = time.perf_counter()
 
@@ -112,7 +124,7 @@ class HttpConventionsMiddleware:
 
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await self._too_large(scope, receive, send_with_id)
+            await self._too_large(scope, receive, send_with_id, limit)
             return
 
         received = 0
@@ -128,15 +140,11 @@ class HttpConventionsMiddleware:
 
         await self.app(scope, limited_receive, send_with_id)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         from mediation.core.errors import PayloadTooLarge, problem_response
 
         response = problem_response(
-            PayloadTooLarge(
-                Text("请求体超过 {n} 字节上限", "Request body exceeds {n} bytes").format(
-                    n=self.max_body_bytes
-                )
-            )
+            PayloadTooLarge(Text("请求体超过 {n} 字节上限", "Request body exceeds {n} bytes").format(n=limit))
         )
         await response(scope, receive, send)
 

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     relay_fault: str | None = None
     feed_max_wait_seconds: float = Field(default=30.0, ge=0)
 
+    # ---- documents
+    documents_dir: Path = Field(
+        default_factory=lambda: Path.cwd() / "mediation-documents",
+        description="Content-addressed document store on the local filesystem.",
+    )
+    document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    case_document_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+
     timezone: str = "Asia/Shanghai"
     default_language: str = "zh"
 

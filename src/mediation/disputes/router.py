@@ -44,6 +44,8 @@ from mediation.disputes.schemas import (
 )
 from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
+from mediation.documents.service import DocumentService
+from mediation.documents.storage import LocalBlobStore
 from mediation.identity.auth import authenticate, client_address, identity_of, permission, require
 
 MAX_PAGE_SIZE = 100
@@ -69,12 +71,10 @@ Writer = Annotated[Principal, permission(Permission.cases_write)]
 
 
 def service(request: Request) -> DisputeService:
-    return DisputeService(
-        session_of(request),
-        request.app.state.clock,
-        request.app.state.settings,
-        identity_of(request).cipher,
-    )
+    settings = request.app.state.settings
+    session = session_of(request)
+    documents = DocumentService(session, LocalBlobStore(settings.documents_dir), settings)
+    return DisputeService(session, request.app.state.clock, settings, identity_of(request).cipher, documents)
 
 
 def viewer(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Viewer:

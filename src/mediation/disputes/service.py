@@ -39,8 +39,10 @@ from mediation.disputes.enums import Category, Consent, Severity, Tier
 from mediation.disputes.identity import region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
 from mediation.disputes.models import CaseNumberCounter, Dispute, Party, TimelineEntry
+from mediation.disputes.paperwork import agreement_lines, handoff_lines, receipt_lines
 from mediation.disputes.schemas import ConsentIn, DisputeCreate, PartyIn
 from mediation.disputes.scope import visible_to
+from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService
 from mediation.events.service import record_dispute_event
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
@@ -84,11 +86,20 @@ class ListFilters:
 
 
 class DisputeService:
-    def __init__(self, session: AsyncSession, clock: Clock, settings: Settings, cipher: PiiCipher) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        clock: Clock,
+        settings: Settings,
+        cipher: PiiCipher,
+        documents: DocumentService | None = None,
+    ) -> None:
         self.session = session
         self.clock = clock
         self.settings = settings
         self.cipher = cipher
+        # Generates receipts, agreements and handoff papers, and freezes the dossier at handoff.
+        self.documents = documents
 
     # ---- intake ---------------------------------------------------------------------------------
 
@@ -159,6 +170,10 @@ class DisputeService:
             },
             now,
         )
+        if self.documents is not None:
+            await self.documents.generate(
+                dispute, principal, DocumentKind.receipt, "受理回执", receipt_lines(dispute), now
+            )
         return dispute, query_code
 
     def _new_party(self, position: int, data: PartyIn) -> Party:
@@ -367,7 +382,29 @@ class DisputeService:
             event["handoff_target_id"] = str(dispute.handoff_target_id)
         record_dispute_event(self.session, dispute, transition.event, event, now)
         await self._flush_versioned()
+        if self.documents is not None:
+            await self._paperwork(dispute, action, principal, now)
         return dispute
+
+    async def _paperwork(self, dispute: Dispute, action: Action, principal: Principal, now: datetime) -> None:
+        """The documents an action produces, stored with their hash; a handoff freezes its dossier."""
+        assert self.documents is not None
+        if action == Action.agree:
+            await self.documents.generate(
+                dispute, principal, DocumentKind.agreement, "人民调解协议书", agreement_lines(dispute), now
+            )
+        elif action in (Action.request_confirmation, Action.refer_arbitration, Action.refer_litigation):
+            assert dispute.handoff is not None and dispute.handoff_target_id is not None
+            kind = str(dispute.handoff["kind"])
+            title = {
+                "judicial_confirmation": "司法确认申请书",
+                "arbitration": "移送仲裁函",
+                "litigation": "移送诉讼函",
+            }[kind]
+            await self.documents.generate(
+                dispute, principal, HANDOFF_KINDS[kind], title, handoff_lines(dispute), now
+            )
+            await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now)
 
     async def _target(self, action: Action, payload: BaseModel) -> Body | None:
         name = TARGET_FIELD.get(action)

@@ -49,6 +49,20 @@ def catalogue() -> list[dict[str, Any]]:
                 "decision": {"type": "string"},
             },
         },
+        "document_added": {
+            "summary": "A document was added to the case (uploaded or generated)",
+            "fields": {
+                **COMMON_FIELDS,
+                "document_id": {"type": "string", "format": "uuid"},
+                "kind": {"type": "string"},
+            },
+            "actions": ["add_document"],
+        },
+        "document_withdrawn": {
+            "summary": "A document was withdrawn (kept, with its reason)",
+            "fields": {**COMMON_FIELDS, "document_id": {"type": "string", "format": "uuid"}},
+            "actions": ["withdraw_document"],
+        },
     }
     for t in TRANSITIONS:
         entry = entries.setdefault(

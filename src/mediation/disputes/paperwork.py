@@ -1,0 +1,55 @@
+"""The text of the papers the center prints: intake receipt, agreement, handoff letters.
+
+Party names appear (these are the documents parties sign and courts file); ID and phone numbers
+do not: those stay encrypted in the case record. The query code is never printed into a stored
+document; the window hands it over separately.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mediation.disputes.models import Dispute
+
+
+def _parties(dispute: Dispute) -> list[str]:
+    return [f"{'申请人' if p.role == 'applicant' else '被申请人'}: {p.name}" for p in dispute.parties]
+
+
+def receipt_lines(dispute: Dispute) -> list[str]:
+    return [
+        f"案件编号: {dispute.case_number}",
+        f"登记日期: {dispute.applied_on.isoformat()}",
+        f"纠纷类别: {dispute.category}",
+        *_parties(dispute),
+        "查询码已另行告知申请人, 凭案件编号和查询码可查询办理进度。",
+        "申请人民调解即中断诉讼时效 (民法典第一百九十五条)。",
+    ]
+
+
+def agreement_lines(dispute: Dispute) -> list[str]:
+    agreement: dict[str, Any] = dispute.agreement or {}
+    return [
+        f"案件编号: {dispute.case_number}",
+        *_parties(dispute),
+        f"纠纷事实: {agreement.get('facts', '')}",
+        *[f"协议条款: {term}" for term in agreement.get("terms", [])],
+        f"履行方式与期限: {agreement.get('performance', '')}",
+        f"生效日期: {agreement.get('effective_on', '')}",
+        f"调解员: {dispute.mediator_name or ''}",
+        "本协议经双方当事人签名或盖章、调解员签名并加盖调解委员会印章后生效 (人民调解法第二十九条)。",
+    ]
+
+
+def handoff_lines(dispute: Dispute) -> list[str]:
+    handoff: dict[str, Any] = dispute.handoff or {}
+    lines = [f"案件编号: {dispute.case_number}", *_parties(dispute), f"移交类型: {handoff.get('kind', '')}"]
+    if handoff.get("kind") == "judicial_confirmation":
+        lines.append(f"调解协议生效日期: {dispute.agreement_effective_on}")
+        lines.append("双方当事人共同申请司法确认 (民事诉讼法第二百零五条)。")
+    if handoff.get("claims"):
+        lines.append(f"诉讼请求: {handoff['claims']}")
+    if handoff.get("arbitration_agreement"):
+        lines.append(f"仲裁协议: {handoff['arbitration_agreement']}")
+    lines.append("随附材料见材料清单 (以哈希值为准)。")
+    return lines

@@ -1,0 +1,232 @@
+"""Documents of a case and the dossier of its handoff, under /v1/disputes/{id}."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from mediation.core.db import UnitOfWorkRoute, session_of
+from mediation.core.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem_responses,
+)
+from mediation.core.i18n import Text
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.service import DisputeService
+from mediation.documents.service import DocumentKind, DocumentService
+from mediation.documents.storage import LocalBlobStore
+from mediation.identity.auth import identity_of, permission
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["documents"])
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+Writer = Annotated[Principal, permission(Permission.cases_write)]
+
+
+class DocumentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    dispute_id: uuid.UUID
+    kind: DocumentKind
+    original_name: str
+    size: int
+    media_type: str = Field(description="Detected from the content, not the client's claim.")
+    sha256: str
+    submitted_by_kind: str = Field(description="party | center | body | court | system")
+    submitted_by_party_id: uuid.UUID | None
+    submitted_role: str
+    stage: str = Field(description="The case's state when the document was added.")
+    generated: bool
+    late: bool = Field(description="Added after the case was handed off: not in the frozen dossier.")
+    status: str = Field(description="active | withdrawn")
+    withdrawn_reason: str | None
+    withdrawn_at: datetime | None
+    created_at: datetime
+    href: str
+
+
+class DossierOut(BaseModel):
+    id: uuid.UUID
+    dispute_id: uuid.UUID
+    kind: str
+    target_id: uuid.UUID
+    case_version: int
+    frozen_at: datetime
+    manifest: list[dict[str, Any]] = Field(description="document_id, sha256, kind, size, media_type, name")
+    late_documents: list[uuid.UUID] = Field(description="Added after the freeze; not part of this dossier.")
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: Annotated[str, Field(min_length=2, max_length=500)]
+
+
+def store(request: Request) -> LocalBlobStore:
+    return LocalBlobStore(request.app.state.settings.documents_dir)
+
+
+def _services(request: Request) -> tuple[DisputeService, DocumentService]:
+    session = session_of(request)
+    settings = request.app.state.settings
+    documents = DocumentService(session, store(request), settings)
+    disputes = DisputeService(session, request.app.state.clock, settings, identity_of(request).cipher)
+    return disputes, documents
+
+
+def _out(document: Any) -> DocumentOut:
+    values = {name: getattr(document, name) for name in DocumentOut.model_fields if name != "href"}
+    values["href"] = f"/v1/disputes/{document.dispute_id}/documents/{document.id}/content"
+    return DocumentOut.model_validate(values)
+
+
+@router.post(
+    "/disputes/{dispute_id}/documents",
+    status_code=201,
+    response_model=DocumentOut,
+    summary="上传材料 Upload a document",
+    description=(
+        "multipart/form-data with `file`, `kind`, and optionally `party_id` (the party who handed it "
+        "in) and `note`. The media type is detected from the content; PDF, images, office documents "
+        "and plain text are accepted. Identical content is stored once."
+    ),
+    responses=problem_responses(NotFound, PayloadTooLarge, UnsupportedMediaType),
+)
+async def upload_document(
+    request: Request,
+    dispute_id: uuid.UUID,
+    principal: Writer,
+    file: Annotated[UploadFile, File(description="The file.")],
+    kind: Annotated[DocumentKind, Form()] = DocumentKind.evidence,
+    party_id: Annotated[uuid.UUID | None, Form()] = None,
+    note: Annotated[str | None, Form(max_length=500)] = None,
+) -> Response:
+    disputes, documents = _services(request)
+    dispute = await disputes.get(dispute_id, principal)
+    document = await documents.upload(
+        dispute,
+        principal,
+        file.file,
+        file.filename or "unnamed",
+        kind,
+        party_id,
+        note,
+        request.app.state.clock.now(),
+    )
+    location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
+    request.state.audit_object = ("document", document.id)
+    body = _out(document).model_dump_json()
+    return Response(body, status_code=201, media_type="application/json", headers={"Location": location})
+
+
+@router.get(
+    "/disputes/{dispute_id}/documents",
+    response_model=list[DocumentOut],
+    summary="案件材料 Documents of a case",
+    description="A court or commission sees the documents of its dossier, and later ones marked late.",
+    responses=problem_responses(NotFound),
+)
+async def list_documents(request: Request, dispute_id: uuid.UUID, principal: Reader) -> list[DocumentOut]:
+    disputes, documents = _services(request)
+    dispute = await disputes.get(dispute_id, principal)
+    return [_out(d) for d in await documents.of_case(dispute, principal)]
+
+
+@router.get(
+    "/disputes/{dispute_id}/documents/{document_id}",
+    response_model=DocumentOut,
+    summary="材料信息 Document metadata",
+    responses=problem_responses(NotFound),
+)
+async def get_document(
+    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader
+) -> DocumentOut:
+    disputes, documents = _services(request)
+    dispute = await disputes.get(dispute_id, principal)
+    return _out(await documents.get(dispute, document_id, principal))
+
+
+@router.get(
+    "/disputes/{dispute_id}/documents/{document_id}/content",
+    summary="下载材料 Download a document",
+    description=(
+        "Streams the file with its original name (RFC 6266 / RFC 5987 `filename*`), its SHA-256 as "
+        "the ETag, and `Range` support. Every download of a document holding personal data, and "
+        "every refused attempt, is audited."
+    ),
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+        206: {"description": "Partial content (Range)."},
+        **problem_responses(NotFound),
+    },
+)
+async def download_document(
+    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader
+) -> FileResponse:
+    request.state.audit_refusals = True
+    disputes, documents = _services(request)
+    dispute = await disputes.get(dispute_id, principal)
+    document = await documents.get(dispute, document_id, principal)
+    path = store(request).path_of(document.sha256)
+    if not path.is_file():
+        raise NotFound(Text("文件内容缺失", "The document's content is missing"))
+    if document.contains_personal_data:
+        request.state.audit_reads = [("document.download", "document", str(document.id))]
+    return FileResponse(
+        path,
+        media_type=document.media_type,
+        filename=document.original_name,
+        headers={"ETag": f'"{document.sha256}"', "X-Content-Type-Options": "nosniff"},
+        content_disposition_type="attachment",
+    )
+
+
+@router.post(
+    "/disputes/{dispute_id}/documents/{document_id}/withdraw",
+    response_model=DocumentOut,
+    summary="撤回材料 Withdraw a document",
+    description="Documents are never deleted while the case is kept; a withdrawal keeps the file and the reason.",
+    responses=problem_responses(NotFound, Conflict),
+)
+async def withdraw_document(
+    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, data: WithdrawIn, principal: Writer
+) -> DocumentOut:
+    disputes, documents = _services(request)
+    dispute = await disputes.get(dispute_id, principal)
+    document = await documents.get(dispute, document_id, principal)
+    now = request.app.state.clock.now()
+    return _out(await documents.withdraw(dispute, document, principal, data.reason, now))
+
+
+@router.get(
+    "/disputes/{dispute_id}/dossier",
+    response_model=DossierOut,
+    summary="移交材料清单 The dossier frozen at handoff",
+    description="The manifest (ids, hashes, kinds) frozen when the case was handed to the court or commission.",
+    responses=problem_responses(NotFound),
+)
+async def get_dossier(request: Request, dispute_id: uuid.UUID, principal: Reader) -> DossierOut:
+    disputes, documents = _services(request)
+    dispute = await disputes.get(dispute_id, principal)
+    dossier = await documents.latest_dossier(dispute.id)
+    if dossier is None:
+        raise NotFound(Text("案件尚未移交, 没有材料清单", "The case has not been handed off; no dossier"))
+    listed = {item["document_id"] for item in dossier.manifest}
+    late = [d.id for d in await documents.of_case(dispute, principal) if d.late and str(d.id) not in listed]
+    return DossierOut(
+        id=dossier.id,
+        dispute_id=dossier.dispute_id,
+        kind=dossier.kind,
+        target_id=dossier.target_id,
+        case_version=dossier.case_version,
+        frozen_at=dossier.frozen_at,
+        manifest=dossier.manifest,
+        late_documents=late,
+    )

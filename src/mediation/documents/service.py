@@ -1,0 +1,310 @@
+"""Documents of a case: upload, list, read, withdraw, generate, and the dossier frozen at handoff."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.core.db import ordered_id
+from mediation.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from mediation.core.i18n import Text
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
+from mediation.core.settings import Settings
+from mediation.disputes.models import Dispute
+from mediation.documents.media import ALLOWED, detect
+from mediation.documents.models import Blob, Document, Dossier
+from mediation.documents.storage import BlobStore, Staged, TooLarge
+from mediation.events.service import record_dispute_event
+
+
+class DocumentKind(StrEnum):
+    evidence = "evidence"  # 证据
+    identity_document = "identity_document"  # 身份证明
+    power_of_attorney = "power_of_attorney"  # 授权委托书
+    minutes = "minutes"  # 调解笔录
+    agreement = "agreement"  # 调解协议书
+    receipt = "receipt"  # 受理回执
+    application = "application"  # 司法确认申请书
+    filing_pack = "filing_pack"  # 移送材料
+    court_ruling = "court_ruling"  # 法院裁定书
+    other = "other"
+
+
+# Kinds that by their nature name or identify people; evidence usually does too.
+PERSONAL = frozenset(
+    {
+        DocumentKind.evidence,
+        DocumentKind.identity_document,
+        DocumentKind.power_of_attorney,
+        DocumentKind.minutes,
+        DocumentKind.agreement,
+        DocumentKind.receipt,
+        DocumentKind.application,
+        DocumentKind.filing_pack,
+        DocumentKind.court_ruling,
+    }
+)
+HANDOFF_KINDS = {
+    "judicial_confirmation": DocumentKind.application,
+    "arbitration": DocumentKind.filing_pack,
+    "litigation": DocumentKind.filing_pack,
+}
+
+
+def _submitter_kind(principal: Principal) -> str:
+    if principal.role in CENTER_ROLES:
+        return "center"
+    if principal.role in BODY_ROLES:
+        return "body"
+    if principal.role in (Role.court, Role.arbitration):
+        return "court"
+    return "system"
+
+
+class DocumentService:
+    def __init__(self, session: AsyncSession, store: BlobStore, settings: Settings) -> None:
+        self.session = session
+        self.store = store
+        self.settings = settings
+
+    # ---- upload ---------------------------------------------------------------------------------
+
+    async def upload(
+        self,
+        dispute: Dispute,
+        principal: Principal,
+        source: BinaryIO,
+        filename: str,
+        kind: DocumentKind,
+        party_id: uuid.UUID | None,
+        note: str | None,
+        now: datetime,
+    ) -> Document:
+        if party_id is not None and party_id not in {p.id for p in dispute.parties}:
+            message = Text("该案没有这个当事人", "No such party in this case")
+            raise ValidationFailed(
+                message,
+                errors=[
+                    {"field": "party_id", "location": "body", "code": "unknown", "message": message.get()}
+                ],
+            )
+        used = await self._case_bytes(dispute.id)
+        room = self.settings.case_document_max_bytes - used
+        limit = min(self.settings.document_max_bytes, room)
+        try:
+            staged = await asyncio.to_thread(self.store.stage, source, limit)
+        except TooLarge as exc:
+            which = "单个文件" if limit == self.settings.document_max_bytes else "本案材料总量"
+            raise PayloadTooLarge(
+                Text("{w}超过上限 {n} 字节", "{w} exceeds {n} bytes").format(
+                    w=which,
+                    n=limit
+                    if limit == self.settings.document_max_bytes
+                    else self.settings.case_document_max_bytes,
+                )
+            ) from exc
+        media_type = detect(staged.head, filename)
+        if media_type not in ALLOWED:
+            self.store.discard(staged)
+            raise UnsupportedMediaType(
+                Text("不接受该类型的文件 ({t})", "Files of this type are not accepted ({t})").format(
+                    t=media_type
+                ),
+                detected_media_type=media_type,
+                allowed_media_types=sorted(ALLOWED),
+            )
+        return await self._attach(
+            dispute, principal, staged, media_type, filename, kind, party_id, note, now, generated=False
+        )
+
+    async def _attach(
+        self,
+        dispute: Dispute,
+        principal: Principal,
+        staged: Staged,
+        media_type: str,
+        filename: str,
+        kind: DocumentKind,
+        party_id: uuid.UUID | None,
+        note: str | None,
+        now: datetime,
+        *,
+        generated: bool,
+    ) -> Document:
+        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await self.session.execute(
+            insert(Blob)
+            .values(sha256=staged.sha256, size=staged.size, media_type=media_type, created_at=now)
+            .on_conflict_do_nothing(index_elements=["sha256"])
+        )
+        # The file goes into place before the row commits: a row never points at missing content
+        # (a failed commit leaves, at worst, content nobody references).
+        await asyncio.to_thread(self.store.commit, staged)
+        late = await self.session.scalar(
+            select(func.count()).select_from(Dossier).where(Dossier.dispute_id == dispute.id)
+        )
+        document = Document(
+            id=ordered_id(),
+            dispute_id=dispute.id,
+            kind=kind.value,
+            original_name=filename[:255] or "unnamed",
+            sha256=staged.sha256,
+            size=staged.size,
+            media_type=media_type,
+            submitted_by_kind="party" if party_id else _submitter_kind(principal),
+            submitted_by_party_id=party_id,
+            submitted_by=principal.id,
+            submitted_role=principal.role.value,
+            stage=dispute.status,
+            generated=generated,
+            contains_personal_data=kind in PERSONAL,
+            late=bool(late),
+            note=note,
+            status="active",
+            created_at=now,
+        )
+        self.session.add(document)
+        await self.session.flush()
+        record_dispute_event(
+            self.session,
+            dispute,
+            "document_added",
+            {
+                "action": "add_document",
+                "document_id": str(document.id),
+                "kind": kind.value,
+                "version": dispute.version,
+            },
+            now,
+        )
+        return document
+
+    async def _case_bytes(self, dispute_id: uuid.UUID) -> int:
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(Document.size), 0)).where(
+                Document.dispute_id == dispute_id, Document.generated.is_(False)
+            )
+        )
+        return int(total or 0)
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    async def of_case(self, dispute: Dispute, principal: Principal) -> list[Document]:
+        rows = list(
+            (
+                await self.session.scalars(
+                    select(Document)
+                    .where(Document.dispute_id == dispute.id)
+                    .order_by(Document.created_at, Document.id)
+                )
+            ).all()
+        )
+        if principal.role in (Role.court, Role.arbitration):
+            # A court or commission gets what was handed to it, plus later additions marked late.
+            manifest = await self.manifest_ids(dispute.id)
+            rows = [d for d in rows if d.id in manifest or d.late]
+        return rows
+
+    async def get(self, dispute: Dispute, document_id: uuid.UUID, principal: Principal) -> Document:
+        for document in await self.of_case(dispute, principal):
+            if document.id == document_id:
+                return document
+        raise NotFound(Text("文件不存在", "No such document"))
+
+    async def latest_dossier(self, dispute_id: uuid.UUID) -> Dossier | None:
+        return await self.session.scalar(
+            select(Dossier)
+            .where(Dossier.dispute_id == dispute_id)
+            .order_by(Dossier.frozen_at.desc())
+            .limit(1)
+        )
+
+    async def manifest_ids(self, dispute_id: uuid.UUID) -> set[uuid.UUID]:
+        dossier = await self.latest_dossier(dispute_id)
+        return {uuid.UUID(item["document_id"]) for item in dossier.manifest} if dossier else set()
+
+    # ---- withdrawal -----------------------------------------------------------------------------
+
+    async def withdraw(
+        self, dispute: Dispute, document: Document, principal: Principal, reason: str, now: datetime
+    ) -> Document:
+        if document.status == "withdrawn":
+            raise Conflict(Text("文件已撤回", "The document is already withdrawn"))
+        document.status = "withdrawn"
+        document.withdrawn_reason = reason
+        document.withdrawn_at = now
+        record_dispute_event(
+            self.session,
+            dispute,
+            "document_withdrawn",
+            {"action": "withdraw_document", "document_id": str(document.id), "version": dispute.version},
+            now,
+        )
+        await self.session.flush()
+        return document
+
+    # ---- generated documents and dossiers ---------------------------------------------------------
+
+    async def generate(
+        self,
+        dispute: Dispute,
+        principal: Principal,
+        kind: DocumentKind,
+        title: str,
+        lines: list[str],
+        now: datetime,
+    ) -> Document:
+        """Store a document the service produced (receipt, agreement, application, filing pack), so
+        what was printed can be proven later by its hash."""
+        body = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        content = (
+            '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{body}</html>\n"
+        ).encode()
+        import io
+
+        staged = await asyncio.to_thread(self.store.stage, io.BytesIO(content), len(content))
+        name = f"{title}-{dispute.case_number}.html"
+        return await self._attach(
+            dispute, principal, staged, "text/html", name, kind, None, None, now, generated=True
+        )
+
+    async def freeze(self, dispute: Dispute, kind: str, target_id: uuid.UUID, now: datetime) -> Dossier:
+        documents = (
+            await self.session.scalars(
+                select(Document)
+                .where(Document.dispute_id == dispute.id, Document.status == "active")
+                .order_by(Document.created_at, Document.id)
+            )
+        ).all()
+        dossier = Dossier(
+            id=uuid.uuid4(),
+            dispute_id=dispute.id,
+            kind=kind,
+            target_id=target_id,
+            case_version=dispute.version,
+            manifest=[
+                {
+                    "document_id": str(d.id),
+                    "sha256": d.sha256,
+                    "kind": d.kind,
+                    "size": d.size,
+                    "media_type": d.media_type,
+                    "name": d.original_name,
+                }
+                for d in documents
+            ],
+            frozen_at=now,
+        )
+        self.session.add(dossier)
+        await self.session.flush()
+        return dossier

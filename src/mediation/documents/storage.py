@@ -1,0 +1,95 @@
+"""Where document content lives. The interface is small so a deployment can put it elsewhere
+(object storage); the default is a content-addressed directory on the local filesystem."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+CHUNK = 1024 * 1024
+
+
+class TooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """Content written to a temporary place, hashed, not yet committed to the store."""
+
+    path: Path
+    sha256: str
+    size: int
+    head: bytes  # the first bytes, for media-type detection
+
+
+class BlobStore(Protocol):
+    def stage(self, source: BinaryIO, max_bytes: int) -> Staged: ...
+    def commit(self, staged: Staged) -> bool: ...
+    def discard(self, staged: Staged) -> None: ...
+    def path_of(self, sha256: str) -> Path: ...
+    def exists(self, sha256: str) -> bool: ...
+
+
+class LocalBlobStore:
+    """`<root>/ab/cd/<sha256>`; writes go to `<root>/tmp` first and are renamed into place, so a
+    reader never sees half a file and a failed upload leaves nothing behind."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+
+    def _ensure(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_of(sha256).is_file()
+
+    def stage(self, source: BinaryIO, max_bytes: int) -> Staged:
+        self._ensure()
+        path = self.tmp / f"{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        try:
+            with path.open("wb") as out:
+                for chunk in _chunks(source):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLarge(size)
+                    if len(head) < 8192:
+                        head += chunk[: 8192 - len(head)]
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return Staged(path, digest.hexdigest(), size, head)
+
+    def commit(self, staged: Staged) -> bool:
+        """Move staged content into place; False when the same content was already stored."""
+        target = self.path_of(staged.sha256)
+        if target.is_file():
+            staged.path.unlink(missing_ok=True)
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged.path, target)
+        return True
+
+    def discard(self, staged: Staged) -> None:
+        staged.path.unlink(missing_ok=True)
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    while chunk := source.read(CHUNK):
+        yield chunk
