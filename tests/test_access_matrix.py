@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from mediation.core.db import utcnow
 from mediation.disputes.models import Dispute
+from mediation.documents.models import Document
 from mediation.events.models import WebhookDelivery, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
 from mediation.identity.models import ApiKey
@@ -125,6 +126,10 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"organisation_id": ids["their_body"], "role": "body_mediator", "name": "intruder"}
     if path == "/v1/webhooks":
         return {"url": "http://127.0.0.1:9/our-hooks"}
+    if path.endswith("/documents"):
+        return None  # sent as multipart by the caller
+    if path.endswith("/documents/{document_id}/withdraw"):
+        return {"reason": "intruder withdrawal"}
     if path.endswith(
         ("/revoke", "/rotate", "/deactivate", "/rotate-secret", "/disable", "/enable", "/redeliver")
     ):
@@ -140,6 +145,13 @@ def _leaks(text: str, secrets: list[str]) -> list[str]:
 async def test_no_role_reaches_another_organisations_data(api, role: str | None):
     their_subscription = await _their_subscription(api)
     theirs = await _theirs(api)
+    upload = await api.client.post(
+        f"/v1/disputes/{theirs['id']}/documents",
+        files={"file": ("上虞借条.pdf", b"%PDF-1.4 their evidence", "application/pdf")},
+        headers=api.auth("clerk", "other_center"),
+    )
+    assert upload.status_code == 201, upload.text
+    their_document = upload.json()
     await sequence_pending(api.app.state.db, utcnow())
     async with api.app.state.db.reader() as session:
         their_key = await session.scalar(
@@ -161,6 +173,7 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         "their_body": str(api.bodies["other_village"]),
         "subscription_id": their_subscription,
         "delivery_id": str(their_delivery),
+        "document_id": their_document["id"],
     }
     secrets = [
         theirs["id"],
@@ -170,6 +183,9 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         their_key.prefix,
         "their-hooks",
         str(their_delivery),
+        their_document["id"],
+        their_document["sha256"],
+        "their evidence",
     ]
     headers: dict[str, str] = {"Authorization": ""} if role is None else dict(api.auth(role))
     headers["If-Match"] = f'"{theirs["version"]}"'
@@ -183,7 +199,11 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
             path = path.replace("{" + name + "}", value)
         assert "{" not in path, f"unknown path parameter in {template}"
         body = _body(api, method, template, theirs, ids)
-        response = await api.client.request(method.upper(), path, json=body, headers=headers)
+        if template == "/v1/disputes/{dispute_id}/documents" and method == "post":
+            files = {"file": ("intruder.pdf", b"%PDF-1.4 intruder", "application/pdf")}
+            response = await api.client.post(path, files=files, headers=headers)
+        else:
+            response = await api.client.request(method.upper(), path, json=body, headers=headers)
         where = f"{role or 'anonymous'}: {method.upper()} {template} -> {response.status_code}"
         global_role = role in GLOBAL and GLOBAL[role].match(template)
         if global_role:
@@ -213,10 +233,12 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         key = await session.get(ApiKey, their_key.id)
         successor = await session.scalar(select(ApiKey).where(ApiKey.replaces_id == their_key.id))
         subscription = await session.get(WebhookSubscription, uuid.UUID(their_subscription))
+        document = await session.get(Document, uuid.UUID(their_document["id"]))
     if role != "admin":  # the admin manages every organisation's keys by design
         assert key is not None and key.revoked_at is None
         assert successor is None
     assert subscription is not None and subscription.active
+    assert document is not None and document.status == "active"
 
 
 async def test_lists_show_each_organisation_only_its_own(api):
