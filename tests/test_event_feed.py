@@ -386,6 +386,19 @@ async def test_catalogue_lists_every_type_the_feed_produces(api):
         role="arbitration",
     )
 
+    # A document added and withdrawn.
+    upload = await api.client.post(
+        f"/v1/disputes/{arbitration['id']}/documents",
+        files={"file": ("note.txt", "调解笔录".encode(), "text/plain")},
+        data={"kind": "minutes"},
+    )
+    assert upload.status_code == 201, upload.text
+    withdrawn = await api.client.post(
+        f"/v1/disputes/{arbitration['id']}/documents/{upload.json()['id']}/withdraw",
+        json={"reason": "上传错误"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+
     produced = {e["type"] for e in await read_all(api, limit=500)}
     response = await api.client.get("/v1/events/catalogue")
     assert response.status_code == 200

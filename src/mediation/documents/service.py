@@ -174,6 +174,10 @@ class DocumentService:
         )
         self.session.add(document)
         await self.session.flush()
+        if generated:
+            # Papers the service prints are part of the action that printed them, which has its own
+            # event; only documents handed in are news to other systems.
+            return document
         record_dispute_event(
             self.session,
             dispute,
