@@ -27,6 +27,8 @@ from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
 from mediation.disputes.service import DisputeService
+from mediation.documents.service import DocumentService
+from mediation.documents.storage import LocalBlobStore
 from mediation.identity.credentials import Passwords, key_prefix
 from mediation.identity.models import ApiKey, User
 from mediation.identity.service import IdentityService
@@ -269,7 +271,8 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                 now - timedelta(days=len(CASES) - i, hours=rng.randrange(0, 8)), settings.timezone
             )
             async with db.writer() as session, session.begin():
-                service = DisputeService(session, clock, settings, cipher)
+                documents = DocumentService(session, LocalBlobStore(settings.documents_dir), settings)
+                service = DisputeService(session, clock, settings, cipher, documents)
                 respondent_org = category in (
                     "labour",
                     "property_management",
