@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse
@@ -182,10 +183,20 @@ async def download_document(
     return FileResponse(
         path,
         media_type=document.media_type,
-        filename=document.original_name,
-        headers={"ETag": f'"{document.sha256}"', "X-Content-Type-Options": "nosniff"},
-        content_disposition_type="attachment",
+        headers={
+            "ETag": f'"{document.sha256}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": content_disposition(document.original_name),
+        },
     )
+
+
+def content_disposition(name: str) -> str:
+    """RFC 6266 with an RFC 8187 (5987) `filename*` for the real name and an ASCII `filename` for
+    old clients: `attachment; filename="_.pdf"; filename*=UTF-8''%E6%AC%A0%E6%9D%A1.pdf`."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    encoded = quote(name, safe="!#$&+-.^_`|~")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 @router.post(

@@ -60,6 +60,16 @@ HANDOFF_KINDS = {
 }
 
 
+FILE_TOO_LARGE = Text("单个文件超过上限 {n} 字节", "The file exceeds {n} bytes")
+CASE_TOO_LARGE = Text("本案材料总量超过上限 {n} 字节", "The case's documents would exceed {n} bytes")
+
+
+def _base_name(filename: str) -> str:
+    """The name without any folder a browser or client sent along (C:\\扫描件\\欠条.pdf -> 欠条.pdf)."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:255] or "unnamed"
+
+
 def _submitter_kind(principal: Principal) -> str:
     if principal.role in CENTER_ROLES:
         return "center"
@@ -103,15 +113,16 @@ class DocumentService:
         try:
             staged = await asyncio.to_thread(self.store.stage, source, limit)
         except TooLarge as exc:
-            which = "单个文件" if limit == self.settings.document_max_bytes else "本案材料总量"
-            raise PayloadTooLarge(
-                Text("{w}超过上限 {n} 字节", "{w} exceeds {n} bytes").format(
-                    w=which,
-                    n=limit
-                    if limit == self.settings.document_max_bytes
-                    else self.settings.case_document_max_bytes,
-                )
-            ) from exc
+            if limit == self.settings.document_max_bytes:
+                raise PayloadTooLarge(FILE_TOO_LARGE.format(n=limit)) from exc
+            raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes)) from exc
+        if staged.size == 0:
+            self.store.discard(staged)
+            message = Text("文件为空", "The file is empty")
+            raise ValidationFailed(
+                message,
+                errors=[{"field": "file", "location": "body", "code": "empty", "message": message.get()}],
+            )
         media_type = detect(staged.head, filename)
         if media_type not in ALLOWED:
             self.store.discard(staged)
@@ -122,6 +133,12 @@ class DocumentService:
                 detected_media_type=media_type,
                 allowed_media_types=sorted(ALLOWED),
             )
+        # Concurrent uploads to the case (and a handoff freezing its dossier) wait here, so the
+        # case's total and the late flag are judged against what they committed.
+        await self.session.execute(select(Dispute.id).where(Dispute.id == dispute.id).with_for_update())
+        if await self._case_bytes(dispute.id) + staged.size > self.settings.case_document_max_bytes:
+            self.store.discard(staged)
+            raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes))
         return await self._attach(
             dispute, principal, staged, media_type, filename, kind, party_id, note, now, generated=False
         )
@@ -156,7 +173,7 @@ class DocumentService:
             id=ordered_id(),
             dispute_id=dispute.id,
             kind=kind.value,
-            original_name=filename[:255] or "unnamed",
+            original_name=_base_name(filename),
             sha256=staged.sha256,
             size=staged.size,
             media_type=media_type,
