@@ -8,34 +8,59 @@ include a case outside it and reading one answers 404 exactly as for a case that
 
 from __future__ import annotations
 
+import uuid
+from typing import Literal
+
 from sqlalchemy import ColumnElement, false, true
 
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
 from mediation.disputes.models import Dispute
 
+Rule = (
+    tuple[Literal["all"], None]
+    | tuple[Literal["region"], str]
+    | tuple[Literal["body", "handoff"], uuid.UUID]
+    | tuple[Literal["none"], None]
+)
 
-def visible_to(principal: Principal) -> ColumnElement[bool]:
+
+def rule_for(principal: Principal) -> Rule:
+    """The one place that decides what a role sees; `visible_to` and `sees` apply it."""
     role, organisation = principal.role, principal.organisation_id
     if role == Role.system:
-        return true()
+        return ("all", None)
     if role in CENTER_ROLES and principal.region:
-        return Dispute.region_code.startswith(principal.region)
+        return ("region", principal.region)
     if role in BODY_ROLES and organisation is not None:
-        return Dispute.body_id == organisation
+        return ("body", organisation)
     if role in (Role.court, Role.arbitration) and organisation is not None:
-        return Dispute.handoff_target_id == organisation
+        return ("handoff", organisation)
+    return ("none", None)
+
+
+def visible_to(principal: Principal) -> ColumnElement[bool]:
+    """As a query clause."""
+    match rule_for(principal):
+        case ("all", _):
+            return true()
+        case ("region", str(prefix)):
+            return Dispute.region_code.startswith(prefix)
+        case ("body", uuid.UUID() as body):
+            return Dispute.body_id == body
+        case ("handoff", uuid.UUID() as target):
+            return Dispute.handoff_target_id == target
     return false()
 
 
 def sees(principal: Principal, dispute: Dispute) -> bool:
-    """The same rule as `visible_to`, for a case already loaded (event fan-out)."""
-    role, organisation = principal.role, principal.organisation_id
-    if role == Role.system:
-        return True
-    if role in CENTER_ROLES and principal.region:
-        return dispute.region_code.startswith(principal.region)
-    if role in BODY_ROLES and organisation is not None:
-        return dispute.body_id == organisation
-    if role in (Role.court, Role.arbitration) and organisation is not None:
-        return dispute.handoff_target_id == organisation
+    """For a case already loaded (event fan-out)."""
+    match rule_for(principal):
+        case ("all", _):
+            return True
+        case ("region", str(prefix)):
+            return dispute.region_code.startswith(prefix)
+        case ("body", uuid.UUID() as body):
+            return dispute.body_id == body
+        case ("handoff", uuid.UUID() as target):
+            return dispute.handoff_target_id == target
     return False
