@@ -105,6 +105,13 @@ class ValidationFailed(ProblemError):
     slug = "validation-error"
     title = Text("请求内容有误", "The request is not valid")
 
+    @classmethod
+    def of_field(cls, field: str, code: str, message: Text, location: str = "body") -> ValidationFailed:
+        """One field's error, shaped like the framework's own validation errors."""
+        return cls(
+            message, errors=[{"field": field, "location": location, "code": code, "message": message.get()}]
+        )
+
 
 class DuplicateExternalReference(ProblemError):
     status = 409

@@ -106,17 +106,7 @@ class DisputeService:
     async def register(self, data: DisputeCreate, principal: Principal) -> tuple[Dispute, str]:
         if principal.region is not None and not data.region_code.startswith(principal.region):
             message = Text("案发地不在本中心辖区内", "The place is outside your center's region")
-            raise ValidationFailed(
-                message,
-                errors=[
-                    {
-                        "field": "region_code",
-                        "location": "body",
-                        "code": "outside_region",
-                        "message": message.get(),
-                    }
-                ],
-            )
+            raise ValidationFailed.of_field("region_code", "outside_region", message)
         if data.external_reference is not None:
             await self._refuse_duplicate_reference(data.channel, data.external_reference)
         now = self.clock.now()

@@ -101,12 +101,7 @@ class DocumentService:
     ) -> Document:
         if party_id is not None and party_id not in {p.id for p in dispute.parties}:
             message = Text("该案没有这个当事人", "No such party in this case")
-            raise ValidationFailed(
-                message,
-                errors=[
-                    {"field": "party_id", "location": "body", "code": "unknown", "message": message.get()}
-                ],
-            )
+            raise ValidationFailed.of_field("party_id", "unknown", message)
         used = await self._case_bytes(dispute.id)
         room = self.settings.case_document_max_bytes - used
         limit = min(self.settings.document_max_bytes, room)
@@ -119,10 +114,7 @@ class DocumentService:
         if staged.size == 0:
             self.store.discard(staged)
             message = Text("文件为空", "The file is empty")
-            raise ValidationFailed(
-                message,
-                errors=[{"field": "file", "location": "body", "code": "empty", "message": message.get()}],
-            )
+            raise ValidationFailed.of_field("file", "empty", message)
         media_type = detect(staged.head, filename)
         if media_type not in ALLOWED:
             self.store.discard(staged)

@@ -99,10 +99,7 @@ async def event_feed(
     unknown = sorted(set(types or []) - known)
     if unknown:
         message = Text("未知事件类型: {t}", "Unknown event types: {t}").format(t=", ".join(unknown))
-        raise ValidationFailed(
-            message,
-            errors=[{"field": "types", "location": "query", "code": "enum", "message": message.get()}],
-        )
+        raise ValidationFailed.of_field("types", "enum", message, location="query")
     position = _after(after)
     db: Database = request.app.state.db
     deadline = time.monotonic() + min(wait, request.app.state.settings.feed_max_wait_seconds)

@@ -61,9 +61,7 @@ async def check_target(url: str, allow_private: bool) -> None:
 
 
 def _invalid(field: str, code: str, message: Text) -> ValidationFailed:
-    return ValidationFailed(
-        message, errors=[{"field": field, "location": "body", "code": code, "message": message.get()}]
-    )
+    return ValidationFailed.of_field(field, code, message)
 
 
 class WebhookService:

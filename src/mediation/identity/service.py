@@ -44,9 +44,7 @@ def organisation_fits(role: Role, organisation: Body | None) -> bool:
 
 
 def _invalid(field: str, code: str, text: Text) -> ValidationFailed:
-    return ValidationFailed(
-        text, errors=[{"field": field, "location": "body", "code": code, "message": text.get()}]
-    )
+    return ValidationFailed.of_field(field, code, text)
 
 
 @dataclass(frozen=True, slots=True)
