@@ -709,3 +709,32 @@ async def test_names_lose_client_folders_and_empty_files_are_refused(api):
     )
     assert english.status_code == 413
     assert english.json()["detail"] == "The file exceeds 1024 bytes"
+
+
+async def test_a_caller_without_rights_is_refused_before_the_body_is_read(api):
+    dispute = await api.intake()
+    received = 0
+
+    async def body():
+        nonlocal received
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.pdf"\r\n\r\n%PDF-1.4 '
+        for _ in range(64):
+            received += 1
+            yield b"0" * 65536
+        yield b"\r\n--b--\r\n"
+
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/documents",
+        content=body(),
+        headers={**api.auth("court", "other_court"), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code == 404
+    assert received < 64, "the 4 MiB body should not have been read for a refused caller"
+    missing = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/documents", data={"kind": "evidence"}, files={"other": ("a.txt", b"x")}
+    )
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "file"
+    bad_kind = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/documents", data={"kind": "nonsense"}, files={"file": ("a.txt", b"x")}
+    )
+    assert bad_kind.status_code == 422 and bad_kind.json()["errors"][0]["field"] == "kind"

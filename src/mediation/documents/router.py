@@ -5,9 +5,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
@@ -15,6 +16,8 @@ from mediation.core.errors import (
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
+    ValidationFailed,
+    field_errors,
     problem_responses,
 )
 from mediation.core.i18n import Text
@@ -87,6 +90,41 @@ def _out(document: Any) -> DocumentOut:
     return DocumentOut.model_validate(values)
 
 
+class UploadFields(BaseModel):
+    """The form fields beside `file`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: DocumentKind = DocumentKind.evidence
+    party_id: uuid.UUID | None = Field(default=None, description="The party who handed it in.")
+    note: Annotated[str | None, Field(max_length=500)] = None
+
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "kind": {
+                            "type": "string",
+                            "enum": [k.value for k in DocumentKind],
+                            "default": "evidence",
+                        },
+                        "party_id": {"type": "string", "format": "uuid"},
+                        "note": {"type": "string", "maxLength": 500},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 @router.post(
     "/disputes/{dispute_id}/documents",
     status_code=201,
@@ -98,28 +136,39 @@ def _out(document: Any) -> DocumentOut:
         "and plain text are accepted. Identical content is stored once."
     ),
     responses=problem_responses(NotFound, PayloadTooLarge, UnsupportedMediaType),
+    openapi_extra=UPLOAD_BODY,
 )
-async def upload_document(
-    request: Request,
-    dispute_id: uuid.UUID,
-    principal: Writer,
-    file: Annotated[UploadFile, File(description="The file.")],
-    kind: Annotated[DocumentKind, Form()] = DocumentKind.evidence,
-    party_id: Annotated[uuid.UUID | None, Form()] = None,
-    note: Annotated[str | None, Form(max_length=500)] = None,
-) -> Response:
+async def upload_document(request: Request, dispute_id: uuid.UUID, principal: Writer) -> Response:
     disputes, documents = _services(request)
-    dispute = await disputes.get(dispute_id, principal)
-    document = await documents.upload(
-        dispute,
-        principal,
-        file.file,
-        file.filename or "unnamed",
-        kind,
-        party_id,
-        note,
-        request.app.state.clock.now(),
-    )
+    # Who may add to which case is settled before the body is read, so a caller without rights
+    # never gets to push a file into the spool; in a short read of its own, so no write lock is
+    # held while a slow client uploads.
+    async with request.app.state.db.reader() as probe:
+        await DisputeService(probe, disputes.clock, disputes.settings, disputes.cipher).get(
+            dispute_id, principal
+        )
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        if not isinstance(upload, StarletteUploadFile):
+            raise ValidationFailed.of_field(
+                "file", "missing", Text("请选择要上传的文件", "Attach the file as `file`")
+            )
+        try:
+            fields = UploadFields.model_validate({k: v for k, v in form.items() if k != "file"})
+        except ValidationError as exc:
+            errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+            raise ValidationFailed(Text("表单字段有误", "Invalid form fields"), errors=errors) from exc
+        dispute = await disputes.get(dispute_id, principal)
+        document = await documents.upload(
+            dispute,
+            principal,
+            upload.file,
+            upload.filename or "unnamed",
+            fields.kind,
+            fields.party_id,
+            fields.note,
+            request.app.state.clock.now(),
+        )
     location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
     request.state.audit_object = ("document", document.id)
     body = _out(document).model_dump_json()
