@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from standardwebhooks.webhooks import Webhook
 
 from mediation.core.db import Database, utcnow
@@ -124,14 +124,19 @@ class Relay:
     async def claim(self) -> list[Job]:
         now = utcnow()
         lease = now + timedelta(seconds=self.settings.relay_lease_seconds)
+        due = (
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
+        )
+        # A plain read first: an idle relay must not take SQLite's write lock every poll.
+        async with self.db.reader() as probe:
+            if not await probe.scalar(select(exists().where(*due))):
+                return []
         async with self.db.writer() as session, session.begin():
             stmt = (
                 select(WebhookDelivery)
-                .where(
-                    WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
-                )
+                .where(*due)
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(self.settings.relay_batch_size)
             )
