@@ -271,3 +271,25 @@ async def test_a_body_loses_sight_of_a_case_it_returned(api):
     returned = await api.step(dispute, "return")
     assert returned["body_id"] is None
     assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=body)).status_code == 404
+
+
+async def test_a_body_inbox_holds_its_own_cases_only(api):
+    assigned = await api.drive("assigned")
+    mediating = await api.drive("mediating")
+    await api.drive("accepted")
+    village = api.bodies["village"]
+    own = await api.client.get(f"/v1/bodies/{village}/cases", headers=api.auth("body_mediator", "village"))
+    assert own.status_code == 200
+    assert {d["id"] for d in own.json()["items"]} == {assigned["id"], mediating["id"]}
+    waiting = await api.client.get(
+        f"/v1/bodies/{village}/cases",
+        params={"status": "assigned"},
+        headers=api.auth("body_admin", "village"),
+    )
+    assert [d["id"] for d in waiting.json()["items"]] == [assigned["id"]]
+    other = await api.client.get(f"/v1/bodies/{village}/cases", headers=api.auth("body_mediator", "town"))
+    assert other.status_code == 404
+    center = await api.client.get(f"/v1/bodies/{village}/cases", headers=api.auth("clerk"))
+    assert {d["id"] for d in center.json()["items"]} == {assigned["id"], mediating["id"]}
+    elsewhere = await api.client.get(f"/v1/bodies/{village}/cases", headers=api.auth("clerk", "other_center"))
+    assert elsewhere.json()["items"] == []

@@ -193,6 +193,34 @@ async def search_by_party(
 
 
 @router.get(
+    "/bodies/{body_id}/cases",
+    response_model=DisputePage,
+    summary="调解组织收件箱 A body's cases",
+    description=(
+        "The cases assigned to a body, newest first, with status filters: the inbox a body's own "
+        "system polls. A body sees only its own inbox (another body's answers 404); a center's "
+        "staff see the cases of their region assigned to it."
+    ),
+    responses=problem_responses(NotFound),
+    tags=["bodies"],
+)
+async def body_inbox(
+    body_id: uuid.UUID,
+    principal: Reader,
+    view: View,
+    svc: Service,
+    status: Annotated[list[Status] | None, Query(description="One or more states.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> DisputePage:
+    if principal.role in lifecycle.BODY and principal.organisation_id != body_id:
+        raise NotFound(Text("调解组织不存在", "No such body"))
+    filters = ListFilters(body_id=body_id, status=[s.value for s in status] if status else None)
+    rows, next_cursor = await svc.search(filters, principal, limit, cursor)
+    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+
+
+@router.get(
     "/disputes/{dispute_id}/related",
     response_model=DisputePage,
     summary="同一当事人的其他案件 Other cases of the same parties",
