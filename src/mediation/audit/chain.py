@@ -81,7 +81,9 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(rfc8785.dumps(canonical_fields(record))).hexdigest()
 
 
-async def _lock_head(session: AsyncSession) -> AuditChainHead:
+async def lock_head(session: AsyncSession) -> AuditChainHead:
+    """Take the journal head: whoever holds it is the only one handing out audit numbers and
+    event positions, until its transaction ends."""
     stmt = select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
     head = await session.scalar(stmt)
     if head is None:
@@ -104,7 +106,7 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datet
     """
     if not entries:
         return []
-    head = await _lock_head(session)
+    head = await lock_head(session)
     records = []
     seq, prev = head.seq, head.hash
     for entry in entries:
@@ -268,10 +270,6 @@ async def purge(session: AsyncSession, principal: Principal, retention_days: int
     )
     result = await session.execute(delete(AuditRecord).where(AuditRecord.seq <= through_seq))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-# The journal head: whoever holds it is the only one handing out audit numbers and event positions.
-lock_head = _lock_head
 
 
 async def verify_snapshot(db: Database) -> Verification:

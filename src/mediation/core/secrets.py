@@ -8,21 +8,16 @@ encrypted yesterday still decrypts today.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediation.core.pii import generate_key
 from mediation.core.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def generate_key() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,19 @@ Service = Annotated[DisputeService, Depends(service)]
 View = Annotated[Viewer, Depends(viewer)]
 
 
+async def _page(
+    svc: DisputeService,
+    view: Viewer,
+    filters: ListFilters,
+    principal: Principal,
+    limit: int,
+    cursor: str | None,
+) -> DisputePage:
+    """One page of the cases the caller can see, as this caller sees them."""
+    rows, next_cursor = await svc.search(filters, principal, limit, cursor)
+    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+
+
 def dispute_response(model: BaseModel, version: int, status_code: int = 200, **headers: str) -> JSONResponse:
     return JSONResponse(
         jsonable_encoder(model), status_code=status_code, headers={"ETag": etag_for(version), **headers}
@@ -161,8 +174,7 @@ async def list_disputes(
         created_to=created_to,
         text=q,
     )
-    rows, next_cursor = await svc.search(filters, principal, limit, cursor)
-    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+    return await _page(svc, view, filters, principal, limit, cursor)
 
 
 @router.post(
@@ -188,8 +200,7 @@ async def search_by_party(
     kind, value = ("id_number", data.id_number) if data.id_number else ("phone", data.phone)
     assert value is not None  # the schema requires one of them
     filters = ListFilters(party_index=svc.party_index(kind, value))
-    rows, next_cursor = await svc.search(filters, principal, limit, cursor)
-    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+    return await _page(svc, view, filters, principal, limit, cursor)
 
 
 @router.get(
@@ -216,8 +227,7 @@ async def body_inbox(
     if principal.role in lifecycle.BODY and principal.organisation_id != body_id:
         raise NotFound(Text("调解组织不存在", "No such body"))
     filters = ListFilters(body_id=body_id, status=[s.value for s in status] if status else None)
-    rows, next_cursor = await svc.search(filters, principal, limit, cursor)
-    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+    return await _page(svc, view, filters, principal, limit, cursor)
 
 
 @router.get(
@@ -237,8 +247,7 @@ async def related_disputes(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> DisputePage:
     await svc.get(dispute_id, principal)
-    rows, next_cursor = await svc.search(ListFilters(related_to=dispute_id), principal, limit, cursor)
-    return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
+    return await _page(svc, view, ListFilters(related_to=dispute_id), principal, limit, cursor)
 
 
 @router.get(

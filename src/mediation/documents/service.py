@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -283,8 +284,6 @@ class DocumentService:
             '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{body}</html>\n"
         ).encode()
-        import io
-
         staged = await asyncio.to_thread(self.store.stage, io.BytesIO(content), len(content))
         name = f"{title}-{dispute.case_number}.html"
         return await self._attach(
