@@ -267,3 +267,23 @@ async def test_a_body_admin_manages_only_its_own_keys(api):
 async def test_keys_of_a_suspended_body_stop_working(api):
     suspended = api.auth("body_mediator", "suspended")
     assert (await api.client.get("/v1/me", headers={**suspended, "Authorization": ""})).status_code == 401
+
+
+async def test_a_sign_in_is_audited_with_the_account_and_its_organisation(api):
+    from mediation.audit.models import AuditRecord
+
+    ok = await api.client.post("/v1/auth/token", json={"username": "test-clerk-center", "password": PASSWORD})
+    assert ok.status_code == 200
+    bad = await api.client.post("/v1/auth/token", json={"username": "test-clerk-center", "password": "nope"})
+    assert bad.status_code == 401
+    async with api.app.state.db.reader() as session:
+        rows = (
+            await session.scalars(
+                select(AuditRecord).where(AuditRecord.action == "sign_in").order_by(AuditRecord.seq)
+            )
+        ).all()
+    assert [r.outcome for r in rows] == ["success", "denied"]
+    assert rows[0].actor_id == str(api.users[("clerk", api.bodies["center"])])
+    assert rows[0].organisation_id == str(api.bodies["center"])
+    assert rows[1].actor_kind == "anonymous" and rows[1].details["username"] == "test-clerk-center"
+    assert "nope" not in str(rows[1].details)

@@ -234,3 +234,54 @@ async def test_consent_endpoint_refuses_bad_requests_and_changes_nothing(api):
         409,
         "/problems/invalid-transition",
     )
+
+
+async def test_new_endpoints_answer_bad_requests_with_problems_and_change_nothing(api):
+    dispute = await api.drive("assigned")
+    missing = "6f1e0c4e-0000-4000-8000-000000000000"
+    cases = [
+        ("get", "/v1/audit-records?after=-1", api.auth("auditor"), None, 422),
+        ("get", "/v1/audit-records?limit=100000", api.auth("auditor"), None, 422),
+        ("get", f"/v1/bodies/{api.bodies['village']}/cases?status=nonsense", api.auth("clerk"), None, 422),
+        ("get", "/v1/events?after=not-a-cursor", api.auth("clerk"), None, 422),
+        ("get", "/v1/events?wait=3600", api.auth("clerk"), None, 422),
+        ("post", f"/v1/users/{missing}/deactivate", api.auth("admin"), None, 404),
+        ("post", f"/v1/api-keys/{missing}/revoke", api.auth("admin"), None, 404),
+        (
+            "post",
+            "/v1/api-keys",
+            api.auth("admin"),
+            {"organisation_id": missing, "role": "court", "name": "x"},
+            422,
+        ),
+        ("post", f"/v1/webhook-deliveries/{missing}/redeliver", api.auth("clerk"), None, 404),
+        ("post", "/v1/webhooks", api.auth("clerk"), {"url": "ftp://example.com/x"}, 422),
+        (
+            "post",
+            "/v1/webhooks",
+            api.auth("clerk"),
+            {"url": "http://127.0.0.1:9/x", "event_types": ["x"]},
+            422,
+        ),
+        (
+            "post",
+            f"/v1/disputes/{dispute['id']}/documents/{missing}/withdraw",
+            api.auth("clerk"),
+            {"reason": "上传错误"},
+            404,
+        ),
+        (
+            "post",
+            "/v1/disputes/search-by-party",
+            api.auth("clerk"),
+            {"id_number": "123", "phone": "13800000001"},
+            422,
+        ),
+        ("post", "/v1/auth/token", {}, {"username": "", "password": ""}, 422),
+    ]
+    for method, url, headers, body, status in cases:
+        response = await api.client.request(method.upper(), url, json=body, headers=headers)
+        assert response.status_code == status, (url, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json"), url
+    after = await api.get(dispute)
+    assert after["version"] == dispute["version"]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediation.bodies.models import Body
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, problem_responses
 from mediation.core.principal import Permission, Principal, Role
@@ -106,7 +107,11 @@ async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
     request.state.audit_details = {"username": data.username}
     svc = IdentityService(session_of(request), identity.passwords)
     user, token = await svc.sign_in(data.username, data.password, identity.tokens)
-    request.state.principal = make_principal(Role(user.role), str(user.id), None, kind="user", name=None)
+    # The sign-in's audit record names the account and its organisation, like any later request.
+    organisation = await session_of(request).get(Body, user.organisation_id) if user.organisation_id else None
+    request.state.principal = make_principal(
+        Role(user.role), str(user.id), organisation, kind="user", name=user.display_name
+    )
     request.state.audit_object = ("user", user.id)
     return TokenResponse(
         access_token=token.token,
