@@ -10,7 +10,8 @@ import httpx
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
-from mediation.bodies.models import Body
+from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction, Mediator
+from mediation.disputes.identity import region_prefix
 from mediation.disputes.models import TimelineEntry
 from mediation.events.models import OutboxEvent
 from mediation.identity.credentials import new_api_key
@@ -117,6 +118,7 @@ class Api:
         self.keys: dict[tuple[str, uuid.UUID], str] = {}
         self.tokens: dict[tuple[str, uuid.UUID | None], str] = {}
         self.users: dict[tuple[str, uuid.UUID | None], uuid.UUID] = {}
+        self.mediators: dict[uuid.UUID, uuid.UUID] = {}  # body id -> its first mediator
 
     @property
     def today(self) -> date:
@@ -178,6 +180,7 @@ class Api:
                 True,
             ),
         }
+        categories = {"labour_mediation": ["labour"]}
         async with self.app.state.db.writer() as session, session.begin():
             for key, (name, kind, tier, region, active) in specs.items():
                 body = Body(
@@ -187,9 +190,21 @@ class Api:
                     tier=tier,
                     region_code=region,
                     active=active,
+                    categories=categories.get(key, []),
                     created_at=datetime.now(UTC),
                 )
                 session.add(body)
+                await session.flush()
+                session.add(BodyJurisdiction(body_id=body.id, region_prefix=region_prefix(region)))
+                if kind in MEDIATING_KINDS:
+                    mediator = Mediator(
+                        id=uuid.uuid4(),
+                        body_id=body.id,
+                        name=f"{name[:4]}调解员",
+                        created_at=datetime.now(UTC),
+                    )
+                    session.add(mediator)
+                    self.mediators[body.id] = mediator.id
                 self.bodies[key] = body.id
 
     async def create_principals(self) -> None:
@@ -283,8 +298,14 @@ class Api:
         payloads: dict[str, dict[str, Any] | None] = {
             "accept": None,
             "decline": {"reason": "属于治安案件, 应由公安机关处理", "advice": "police"},
-            "assign": {"body_id": str(self.bodies["village"])},
-            "sign_for": {"mediator_name": "调解员甲"},
+            # The village committee, whatever triage recommends: a reason keeps the helper usable
+            # for every category and region (tests of triage itself pass their own payloads).
+            "assign": {"body_id": str(self.bodies["village"]), "override_reason": "测试: 指派村调委会"},
+            "sign_for": (
+                {"mediator_id": str(self.mediators[uuid.UUID(str(dispute["body_id"]))])}
+                if dispute.get("body_id")
+                else {}
+            ),
             "return": {"reason": "不属于本委员会管辖"},
             "transfer": {"reason": "需由专业调解组织调解"},
             "escalate": {"reason": "案情复杂, 报请上级调解"},

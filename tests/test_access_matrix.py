@@ -14,7 +14,9 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+
+from mediation.bodies.models import Body, Mediator, MediatorConflict
 
 from mediation.core.db import utcnow
 from mediation.disputes.models import Dispute
@@ -22,6 +24,7 @@ from mediation.documents.models import Document
 from mediation.events.models import WebhookDelivery, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
 from mediation.identity.models import ApiKey
+from mediation.triage.rules import default_rules
 from tests.support import intake_body, person
 
 THEIR_NAMES = ("欧阳娜娜", "司马青衫")
@@ -41,7 +44,7 @@ OWN_CREATIONS = {("post", "/v1/webhooks")}
 # Roles whose job is global: admins manage every organisation's accounts and keys, auditors read
 # the whole trail. For them these operations may succeed; for everyone else they are refused.
 GLOBAL = {
-    "admin": re.compile(r"^/v1/(users|api-keys)"),
+    "admin": re.compile(r"^/v1/(users|api-keys|bodies|triage/rules)"),
     "auditor": re.compile(r"^/v1/audit-records"),
 }
 ROLES = [
@@ -79,7 +82,10 @@ async def _theirs(api: Any) -> dict[str, Any]:
     other_clerk = api.headers("clerk", "other_center")
     dispute = await api.step(dispute, "accept", headers=other_clerk)
     dispute = await api.step(
-        dispute, "assign", {"body_id": str(api.bodies["other_village"])}, headers=other_clerk
+        dispute,
+        "assign",
+        {"body_id": str(api.bodies["other_village"]), "override_reason": "村调委会熟悉双方情况"},
+        headers=other_clerk,
     )
     for action in ("sign_for", "agree"):
         dispute = await api.step(dispute, action)
@@ -102,8 +108,29 @@ def _operations(api: Any) -> list[tuple[str, str]]:
 
 
 def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[str, str]) -> Any:
+    if method == "patch" and path == "/v1/bodies/{body_id}":
+        return {"description": "intruder profile", "capacity": 1}
+    if method == "patch" and path.endswith("/mediators/{mediator_id}"):
+        return {"title": "intruder", "active": False}
+    if method == "put" and path == "/v1/triage/rules":
+        return {"rules": default_rules().model_dump(mode="json"), "note": "intruder"}
+    if method == "put" and path.endswith("/mediator"):
+        return {"mediator_id": ids["mediator_id"]}
     if method != "post":
         return None
+    if path == "/v1/bodies":
+        return {
+            "name": "冒名调解委员会",
+            "kind": "people_mediation_committee",
+            "tier": "village",
+            "region_code": "330604100202",
+        }
+    if path.endswith("/mediators"):
+        return {"name": "冒名调解员"}
+    if path.endswith("/conflicts"):
+        return {"relation": "intruder", "dispute_id": theirs["id"]}
+    if path.endswith("/links"):
+        return {"dispute_id": theirs["id"]}
     if path == "/v1/disputes":
         return intake_body(region_code="330604001000", description=THEIR_TEXT)
     if path == "/v1/disputes/search-by-party":
@@ -174,6 +201,7 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         "subscription_id": their_subscription,
         "delivery_id": str(their_delivery),
         "document_id": their_document["id"],
+        "mediator_id": str(api.mediators[api.bodies["other_village"]]),
     }
     secrets = [
         theirs["id"],
@@ -186,6 +214,7 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         their_document["id"],
         their_document["sha256"],
         "their evidence",
+        "上虞区某调解员",  # their mediator's name
     ]
     headers: dict[str, str] = {"Authorization": ""} if role is None else dict(api.auth(role))
     headers["If-Match"] = f'"{theirs["version"]}"'
@@ -234,9 +263,15 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         successor = await session.scalar(select(ApiKey).where(ApiKey.replaces_id == their_key.id))
         subscription = await session.get(WebhookSubscription, uuid.UUID(their_subscription))
         document = await session.get(Document, uuid.UUID(their_document["id"]))
-    if role != "admin":  # the admin manages every organisation's keys by design
+        their_body = await session.get(Body, api.bodies["other_village"])
+        their_mediator = await session.get(Mediator, uuid.UUID(ids["mediator_id"]))
+        conflicts = await session.scalar(select(func.count()).select_from(MediatorConflict))
+    assert conflicts == 0
+    if role != "admin":  # the admin manages every organisation's keys and the registry by design
         assert key is not None and key.revoked_at is None
         assert successor is None
+        assert their_body is not None and their_body.version == 1
+        assert their_mediator is not None and their_mediator.version == 1
     assert subscription is not None and subscription.active
     assert document is not None and document.status == "active"
 

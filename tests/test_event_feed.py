@@ -92,6 +92,7 @@ async def test_feed_is_in_commit_order_and_pages_without_repeats_or_gaps(api):
         "to": "agreement_signed",
         "version": a["version"],
         "body_id": str(api.bodies["village"]),
+        "mediator_id": str(api.mediators[api.bodies["village"]]),
     }
 
     # Small pages, followed by their cursors, give exactly the same events: none twice, none lost.
@@ -398,6 +399,23 @@ async def test_catalogue_lists_every_type_the_feed_produces(api):
         json={"reason": "上传错误"},
     )
     assert withdrawn.status_code == 200, withdrawn.text
+
+    # Every candidate returns a labour case: triage is exhausted and a supervisor is flagged.
+    labour = await api.step(await api.intake(category="labour"), "accept")
+    for body in ("labour_mediation", "town"):
+        labour = await api.step(labour, "assign", {"body_id": str(api.bodies[body])})
+        labour = await api.step(labour, "return")
+    assert labour["attention"] == "triage_exhausted"
+    # A mediator named after sign-for, and two cases linked.
+    mediating = await api.drive("mediating")
+    named = await api.client.put(
+        f"/v1/disputes/{mediating['id']}/mediator",
+        json={"mediator_id": str(api.mediators[api.bodies["village"]])},
+        headers={**api.auth("body_admin", "village"), "If-Match": f'"{mediating["version"]}"'},
+    )
+    assert named.status_code == 200, named.text
+    linked = await api.client.post(f"/v1/disputes/{labour['id']}/links", json={"dispute_id": mediating["id"]})
+    assert linked.status_code == 201, linked.text
 
     produced = {e["type"] for e in await read_all(api, limit=500)}
     response = await api.client.get("/v1/events/catalogue")

@@ -29,6 +29,7 @@ from mediation.events.sequencer import number_before_commit
 from mediation.identity.auth import Identity
 from mediation.identity.router import router as identity_router
 from mediation.ops.router import router as ops_router
+from mediation.triage.router import router as triage_router
 
 DESCRIPTION = """
 矛盾纠纷多元化解「一站式」调处中心服务: registers disputes at one window, routes them to the right
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(identity_router)
     app.include_router(disputes_router)
     app.include_router(bodies_router)
+    app.include_router(triage_router)
     app.include_router(documents_router)
     app.include_router(events_router)
     app.include_router(audit_router)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
-from mediation.bodies.models import Body, BodyKind
+from mediation.bodies.models import Body, BodyJurisdiction, BodyKind, Mediator
 from mediation.core.clock import FrozenClock
 from mediation.core.db import Database
 from mediation.core.http import etag_for
@@ -23,6 +23,7 @@ from mediation.core.pii import PiiCipher
 from mediation.core.principal import Principal, Role
 from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings
+from mediation.disputes.identity import region_prefix
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
@@ -150,14 +151,35 @@ ROLE_FOR = {
     "archive": Role.clerk,
 }
 
-MEDIATION_BODY_FOR = {
-    "labour": "市劳动争议人民调解委员会",
-    "medical": "市医疗纠纷人民调解委员会",
-    "marriage_family": "市婚姻家庭纠纷调解委员会",
-    "property_management": "市物业纠纷人民调解委员会",
-    "traffic_accident": "市道路交通事故纠纷调解委员会",
-    "consumer": "市消费者权益保护委员会调解室",
-    "expropriation_demolition": "市人民调解委员会",
+# What the specialised bodies take (the others take every category).
+BODY_CATEGORIES = {
+    "市劳动争议人民调解委员会": ["labour"],
+    "市医疗纠纷人民调解委员会": ["medical"],
+    "市婚姻家庭纠纷调解委员会": ["marriage_family"],
+    "市物业纠纷人民调解委员会": ["property_management"],
+    "市道路交通事故纠纷调解委员会": ["traffic_accident"],
+    "市消费者权益保护委员会调解室": ["consumer"],
+}
+# Each mediation body's roster: (name, title, specialties).
+MEDIATORS = {
+    "枫桥镇枫源村人民调解委员会": [("陈调解", "调委会主任", ["neighbour", "housing_homestead"])],
+    "枫桥镇新枫村人民调解委员会": [("林调解", "调委会主任", ["neighbour"])],
+    "店口镇湄池村人民调解委员会": [("黄调解", "调委会主任", ["neighbour", "debt"])],
+    "枫桥镇人民调解委员会": [
+        ("郑调解", "专职调解员", ["contract", "debt"]),
+        ("冯调解", "专职调解员", ["land_forest", "environment"]),
+    ],
+    "店口镇人民调解委员会": [("何调解", "专职调解员", ["business_operation"])],
+    "暨阳街道人民调解委员会": [("吕调解", "专职调解员", ["property_management", "neighbour"])],
+    "市人民调解委员会": [("施调解", "首席调解员", ["expropriation_demolition", "other"])],
+    "市劳动争议人民调解委员会": [("张律师", "专职调解员", ["labour"])],
+    "市医疗纠纷人民调解委员会": [("孔医生", "专职调解员", ["medical"])],
+    "市婚姻家庭纠纷调解委员会": [("曹调解", "专职调解员", ["marriage_family"])],
+    "市物业纠纷人民调解委员会": [("严调解", "专职调解员", ["property_management"])],
+    "市道路交通事故纠纷调解委员会": [("华调解", "专职调解员", ["traffic_accident"])],
+    "市消费者权益保护委员会调解室": [("金调解", "调解员", ["consumer"])],
+    "市律师调解工作室": [("魏律师", "律师调解员", ["contract", "debt", "damages"])],
+    "市人民法院特邀调解工作室": [("陶调解", "特邀调解员", ["contract", "debt"])],
 }
 
 
@@ -182,7 +204,14 @@ def _party(rng: random.Random, role: str, name: str, organisation: bool = False)
     }
 
 
-def _payload(action: str, dispute: Dispute, bodies: dict[str, Body], today: date) -> dict[str, Any]:
+def _payload(
+    action: str,
+    dispute: Dispute,
+    bodies: dict[str, Body],
+    today: date,
+    recommended: uuid.UUID | None,
+    roster: dict[uuid.UUID, uuid.UUID],
+) -> dict[str, Any]:
     party_ids = [str(p.id) for p in dispute.parties]
     court = bodies["诸暨市人民法院"]
     payloads: dict[str, Callable[[], dict[str, Any]]] = {
@@ -191,10 +220,10 @@ def _payload(action: str, dispute: Dispute, bodies: dict[str, Body], today: date
             "advice": "other_department",
         },
         "accept": lambda: {},
-        "assign": lambda: {
-            "body_id": str(bodies[MEDIATION_BODY_FOR.get(dispute.category, "枫桥镇人民调解委员会")].id)
-        },
-        "sign_for": lambda: {"mediator_name": "调解员甲"},
+        "assign": lambda: {"body_id": str(recommended)},
+        "sign_for": lambda: (
+            {"mediator_id": str(roster[dispute.body_id])} if dispute.body_id in roster else {}
+        ),
         "agree": lambda: {
             "agreement": {
                 "facts": dispute.description,
@@ -260,10 +289,32 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                 body = await session.scalar(select(Body).where(Body.name == name))
                 if body is None:
                     body = Body(
-                        id=uuid.uuid4(), name=name, kind=kind, tier=tier, region_code=region, created_at=now
+                        id=uuid.uuid4(),
+                        name=name,
+                        kind=kind,
+                        tier=tier,
+                        region_code=region,
+                        categories=BODY_CATEGORIES.get(name, []),
+                        created_at=now,
                     )
                     session.add(body)
+                    session.add(BodyJurisdiction(body_id=body.id, region_prefix=region_prefix(region)))
+                    for mediator_name, title, specialties in MEDIATORS.get(name, []):
+                        session.add(
+                            Mediator(
+                                body_id=body.id,
+                                name=mediator_name,
+                                title=title,
+                                specialties=specialties,
+                                created_at=now,
+                            )
+                        )
                 bodies[name] = body
+            await session.flush()
+            roster = {
+                m.body_id: m.id
+                for m in (await session.scalars(select(Mediator).order_by(Mediator.created_at))).all()
+            }
         count = 0
         for i, (category, description, target, people, severity) in enumerate(CASES):
             # Spread intake over the last weeks; every step happens the same day, so legal windows hold.
@@ -305,8 +356,13 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                 clerk = Principal(Role.clerk, "demo-clerk", bodies[CENTER].id, region=COUNTY)
                 dispute, _code = await service.register(data, clerk)
                 for action in PATHS[target]:
+                    recommended = None
+                    if action == "assign":
+                        # The demo clerk takes the first recommendation, as a clerk usually would.
+                        outcome = await service.triage.evaluate(dispute)
+                        recommended = outcome.candidates[0].body.id
                     payload = ACTION_PAYLOADS[action].model_validate(
-                        _payload(action, dispute, bodies, clock.today())
+                        _payload(action, dispute, bodies, clock.today(), recommended, roster)
                     )
                     dispute = await service.apply(
                         dispute.id,

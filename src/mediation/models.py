@@ -1,27 +1,41 @@
 """Every mapped table, imported in one place for Alembic and the tests."""
 
 from mediation.audit.models import AuditChainHead, AuditRecord
-from mediation.bodies.models import Body
+from mediation.bodies.models import Body, BodyJurisdiction, Mediator, MediatorConflict
 from mediation.core.idempotency import IdempotencyRecord
-from mediation.disputes.models import CaseNumberCounter, Dispute, Party, TimelineEntry
+from mediation.disputes.models import (
+    Assignment,
+    CaseLink,
+    CaseNumberCounter,
+    Dispute,
+    Party,
+    TimelineEntry,
+)
 from mediation.documents.models import Blob, Document, Dossier
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.identity.models import ApiKey, User
+from mediation.triage.models import TriageRuleSet
 
 __all__ = [
     "ApiKey",
+    "Assignment",
     "AuditChainHead",
     "AuditRecord",
     "Blob",
     "Body",
+    "BodyJurisdiction",
+    "CaseLink",
     "CaseNumberCounter",
     "Dispute",
     "Document",
     "Dossier",
     "IdempotencyRecord",
+    "Mediator",
+    "MediatorConflict",
     "OutboxEvent",
     "Party",
     "TimelineEntry",
+    "TriageRuleSet",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

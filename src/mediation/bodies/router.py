@@ -1,19 +1,40 @@
+"""HTTP API of the body registry: bodies, courts and commissions, their mediators and conflicts."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from mediation.bodies.models import Body, BodyKind
+from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
+from mediation.bodies.schemas import (
+    BodyCreate,
+    BodyOut,
+    BodyPatch,
+    ConflictIn,
+    ConflictOut,
+    MediatorIn,
+    MediatorOut,
+    MediatorPatch,
+)
+from mediation.bodies.service import BodyService
 from mediation.core.db import UnitOfWorkRoute, session_of
-from mediation.core.errors import NotFound, problem_responses
-from mediation.core.i18n import Text
+from mediation.core.errors import (
+    Forbidden,
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+    problem_responses,
+)
+from mediation.core.http import etag_for
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.enums import Tier
 from mediation.disputes.identity import region_prefix
-from mediation.identity.auth import authenticate
+from mediation.identity.auth import authenticate, identity_of, permission
 
 # The directory of bodies, courts and commissions is reference data every signed-in caller needs
 # (to pick an assignee or a court); it holds no case and no personal data.
@@ -21,17 +42,23 @@ router = APIRouter(
     prefix="/v1", route_class=UnitOfWorkRoute, tags=["bodies"], dependencies=[Depends(authenticate)]
 )
 
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description="The object's current ETag (required; 428 without it)."),
+]
+Caller = Annotated[Principal, Depends(authenticate)]
+Registrar = Annotated[Principal, permission(Permission.registry_manage)]
 
-class BodyOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
-    name: str
-    kind: BodyKind
-    tier: str
-    region_code: str
-    active: bool
-    created_at: datetime
+def registry(request: Request) -> BodyService:
+    return BodyService(session_of(request))
+
+
+Registry = Annotated[BodyService, Depends(registry)]
+
+
+def _with_etag(model: BodyOut | MediatorOut, version: int, status: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(model), status_code=status, headers={"ETag": etag_for(version)})
 
 
 @router.get(
@@ -42,23 +69,165 @@ class BodyOut(BaseModel):
 )
 async def list_bodies(
     request: Request,
+    svc: Registry,
     kind: BodyKind | None = None,
-    region: Annotated[str | None, Query(pattern=r"^\d{6}(\d{6})?$")] = None,
+    tier: Tier | None = None,
+    region: Annotated[
+        str | None,
+        Query(pattern=r"^\d{6}(\d{6})?$", description="Bodies located in this region or inside it."),
+    ] = None,
+    covers: Annotated[
+        str | None,
+        Query(pattern=r"^\d{6}(\d{6})?$", description="Bodies whose jurisdiction covers this region code."),
+    ] = None,
+    active: bool | None = None,
 ) -> list[BodyOut]:
     stmt = select(Body).order_by(Body.region_code, Body.name)
     if kind:
         stmt = stmt.where(Body.kind == kind)
+    if tier:
+        stmt = stmt.where(Body.tier == tier)
     if region:
         stmt = stmt.where(Body.region_code.startswith(region_prefix(region)))
+    if covers:
+        full = covers.ljust(12, "0")
+        prefixes = [full[:cut] for cut in (2, 4, 6, 9, 12)]
+        stmt = stmt.where(
+            Body.id.in_(select(BodyJurisdiction.body_id).where(BodyJurisdiction.region_prefix.in_(prefixes)))
+        )
+    if active is not None:
+        stmt = stmt.where(Body.active.is_(active))
     rows = await session_of(request).scalars(stmt)
-    return [BodyOut.model_validate(b) for b in rows]
+    return await svc.out(list(rows.all()))
+
+
+@router.post(
+    "/bodies",
+    status_code=201,
+    response_model=BodyOut,
+    summary="登记调解组织 Register a body",
+    responses=problem_responses(Forbidden),
+)
+async def create_body(request: Request, data: BodyCreate, principal: Registrar, svc: Registry) -> Response:
+    body = await svc.create(data, request.app.state.clock.now())
+    (out,) = await svc.out([body])
+    response = _with_etag(out, body.version, 201)
+    response.headers["Location"] = f"/v1/bodies/{body.id}"
+    return response
 
 
 @router.get(
     "/bodies/{body_id}", response_model=BodyOut, summary="Body", responses=problem_responses(NotFound)
 )
-async def get_body(request: Request, body_id: uuid.UUID) -> BodyOut:
-    body = await session_of(request).get(Body, body_id)
-    if body is None:
-        raise NotFound(Text("调解组织不存在", "No such body"))
-    return BodyOut.model_validate(body)
+async def get_body(body_id: uuid.UUID, svc: Registry) -> Response:
+    body = await svc.get(body_id)
+    (out,) = await svc.out([body])
+    return _with_etag(out, body.version)
+
+
+@router.patch(
+    "/bodies/{body_id}",
+    response_model=BodyOut,
+    summary="修改调解组织 Update a body",
+    description=(
+        "The registry administrator changes anything, including working status (active: false "
+        "suspends the body, with a reason) and jurisdiction. A body's own administrator changes its "
+        "profile only: categories, capacity, address, contact_phone, description."
+    ),
+    responses=problem_responses(NotFound, Forbidden, StaleVersion, PreconditionRequired),
+)
+async def update_body(
+    request: Request,
+    body_id: uuid.UUID,
+    data: BodyPatch,
+    principal: Caller,
+    svc: Registry,
+    if_match: IfMatch = None,
+) -> Response:
+    body = await svc.update(body_id, data, principal, if_match, request.app.state.clock.now())
+    (out,) = await svc.out([body])
+    return _with_etag(out, body.version)
+
+
+@router.get(
+    "/bodies/{body_id}/mediators",
+    response_model=list[MediatorOut],
+    summary="调解员名册 The body's mediators",
+    description="For the center, the registry administrator and the body itself.",
+    responses=problem_responses(NotFound),
+)
+async def list_mediators(body_id: uuid.UUID, principal: Caller, svc: Registry) -> list[MediatorOut]:
+    return [MediatorOut.model_validate(m) for m in await svc.mediators(body_id, principal)]
+
+
+@router.post(
+    "/bodies/{body_id}/mediators",
+    status_code=201,
+    response_model=MediatorOut,
+    summary="登记调解员 Add a mediator",
+    responses=problem_responses(NotFound, Forbidden),
+)
+async def add_mediator(
+    request: Request, body_id: uuid.UUID, data: MediatorIn, principal: Caller, svc: Registry
+) -> Response:
+    mediator = await svc.add_mediator(body_id, data, principal, request.app.state.clock.now())
+    return _with_etag(MediatorOut.model_validate(mediator), mediator.version, 201)
+
+
+@router.patch(
+    "/bodies/{body_id}/mediators/{mediator_id}",
+    response_model=MediatorOut,
+    summary="修改调解员 Update a mediator",
+    responses=problem_responses(NotFound, StaleVersion, PreconditionRequired),
+)
+async def update_mediator(
+    request: Request,
+    body_id: uuid.UUID,
+    mediator_id: uuid.UUID,
+    data: MediatorPatch,
+    principal: Caller,
+    svc: Registry,
+    if_match: IfMatch = None,
+) -> Response:
+    mediator = await svc.update_mediator(
+        body_id, mediator_id, data, principal, if_match, request.app.state.clock.now()
+    )
+    return _with_etag(MediatorOut.model_validate(mediator), mediator.version)
+
+
+@router.get(
+    "/bodies/{body_id}/mediators/{mediator_id}/conflicts",
+    response_model=list[ConflictOut],
+    summary="调解员申报的利害关系 A mediator's declared conflicts",
+    responses=problem_responses(NotFound),
+)
+async def list_conflicts(
+    body_id: uuid.UUID, mediator_id: uuid.UUID, principal: Caller, svc: Registry
+) -> list[ConflictOut]:
+    return [ConflictOut.model_validate(c) for c in await svc.conflicts(body_id, mediator_id, principal)]
+
+
+@router.post(
+    "/bodies/{body_id}/mediators/{mediator_id}/conflicts",
+    status_code=201,
+    response_model=ConflictOut,
+    summary="申报利害关系 Declare a conflict of interest",
+    description=(
+        "The body records that its mediator is related to a person (by ID number; stored only as "
+        "a keyed hash and a masked copy) or has an interest in one case. From then on the mediator "
+        "cannot be named for a case with that person as a party (特邀调解规定 Art. 16)."
+    ),
+    responses=problem_responses(NotFound),
+)
+async def declare_conflict(
+    request: Request,
+    body_id: uuid.UUID,
+    mediator_id: uuid.UUID,
+    data: ConflictIn,
+    principal: Caller,
+    svc: Registry,
+) -> ConflictOut:
+    conflict = await svc.declare_conflict(
+        body_id, mediator_id, data, principal, identity_of(request).cipher, request.app.state.clock.now()
+    )
+    return ConflictOut.model_validate(conflict)

@@ -46,3 +46,13 @@ def period_end(start: date, days: int) -> PeriodEnd:
     if not known:
         log.warning("holiday schedule unknown around %s; counted weekends only", nominal.isoformat())
     return PeriodEnd(last_day=day, extended=day != nominal, calendar_known=known)
+
+
+def add_working_days(start: date, days: int) -> date:
+    """The day `days` working days after `start` (start itself not counted), 调休 included."""
+    day, left = start, days
+    while left > 0:
+        day += timedelta(days=1)
+        if is_working_day(day)[0]:
+            left -= 1
+    return day

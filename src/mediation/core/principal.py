@@ -36,6 +36,7 @@ class Permission(StrEnum):
     keys_manage = "keys:manage"  # any organisation's API keys
     keys_manage_own = "keys:manage_own"  # the caller's own organisation's keys
     audit_read = "audit:read"
+    registry_manage = "registry:manage"  # the body registry and the triage rules
 
 
 P = Permission
@@ -46,7 +47,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.body_admin: frozenset({P.cases_read, P.cases_write, P.pii_read, P.keys_manage_own}),
     Role.court: frozenset({P.cases_read, P.cases_write, P.pii_read}),
     Role.arbitration: frozenset({P.cases_read, P.cases_write, P.pii_read}),
-    Role.admin: frozenset({P.users_manage, P.keys_manage}),
+    Role.admin: frozenset({P.users_manage, P.keys_manage, P.registry_manage}),
     Role.auditor: frozenset({P.audit_read}),
     Role.system: frozenset(Permission),
     Role.party: frozenset(),

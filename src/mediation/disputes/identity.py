@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
@@ -119,3 +120,14 @@ def region_prefix(code: str) -> str:
         if full[cut:] == "0" * (12 - cut):
             return full[:cut]
     return full
+
+
+_NOT_NAME = re.compile(r"[\s\u3000·•.,，。()（）\[\]【】《》<>\"'“”‘’-]+")
+
+
+def organisation_key(name: str) -> str:
+    """An organisation's name reduced to what identifies it: full-width forms folded (NFKC),
+    spaces, brackets and punctuation dropped. "某建筑劳务有限公司" and "某建筑劳务 有限公司（）" match;
+    a different name never does."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return _NOT_NAME.sub("", folded)[:200]

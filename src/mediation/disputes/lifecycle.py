@@ -15,13 +15,14 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
-from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind
+from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.core.errors import GuardFailed, InvalidTransition
 from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
 from mediation.core.principal import Principal, Role
 from mediation.disputes.enums import AgreementForm, Category, Consent, SubjectMatter, Tier
 from mediation.disputes.models import Dispute
+from mediation.triage.engine import Outcome
 
 
 class Status(StrEnum):
@@ -113,6 +114,9 @@ class GuardContext:
     confirmation_window_days: int = 30
     labour_mediation_days: int = 15
     target: Body | None = None  # the body/court/commission the action names, if any
+    triage: Outcome | None = None  # the recommendation, for assign
+    mediator: Mediator | None = None  # the mediator the action names, if any
+    conflicts: list[str] = field(default_factory=list)  # that mediator's declared conflicts here
 
 
 GuardCheck = Callable[[GuardContext], list[Refusal]]
@@ -443,8 +447,74 @@ def _labour_window_passed(ctx: GuardContext) -> list[Refusal]:
     ]
 
 
+def _recommended_or_reasoned(ctx: GuardContext) -> list[Refusal]:
+    """An assignment follows the triage recommendation, or the clerk says why it does not."""
+    outcome, target = ctx.triage, ctx.target
+    if outcome is None or target is None or getattr(ctx.payload, "override_reason", None):
+        return []
+    if outcome.decision == "decline":
+        return [
+            Refusal(
+                "override_reason_required",
+                Text(
+                    "分流规则建议不予受理并引导至其他途径; 如仍要指派, 须填写理由 (override_reason)",
+                    "Triage advises declining this matter; assigning it anyway needs an override_reason",
+                ),
+            )
+        ]
+    if outcome.rank_of(target.id) is None:
+        return [
+            Refusal(
+                "override_reason_required",
+                Text(
+                    "「{n}」不在分流推荐之列; 改派须填写理由 (override_reason)",
+                    "{n} is not among the recommendations; overriding them needs an override_reason",
+                ).format(n=target.name),
+            )
+        ]
+    return []
+
+
+def _mediator_fits(ctx: GuardContext) -> list[Refusal]:
+    mediator = ctx.mediator
+    if mediator is None:
+        if getattr(ctx.payload, "mediator_id", None):
+            return [Refusal("mediator_not_found", Text("调解员不存在", "No such mediator"))]
+        return []
+    reasons: list[Refusal] = []
+    if mediator.body_id != ctx.dispute.body_id or not mediator.active:
+        reasons.append(
+            Refusal(
+                "mediator_not_in_body",
+                Text("「{n}」不是承办组织在岗的调解员", "{n} is not an active mediator of the body").format(
+                    n=mediator.name
+                ),
+            )
+        )
+    if ctx.conflicts:
+        reasons.append(
+            Refusal(
+                "mediator_conflict",
+                Text(
+                    "调解员「{n}」已申报与本案当事人存在利害关系 ({r}), 应当回避",
+                    "Mediator {n} declared a conflict with a party of this case ({r}) and must step aside",
+                ).format(n=mediator.name, r="、".join(ctx.conflicts)),
+                "特邀调解规定 第十六条; 人民调解法 第二十三条",
+            )
+        )
+    return reasons
+
+
+def escalation_tier(ctx: GuardContext) -> Tier | None:
+    """One tier above the case's tier or the tier of the body handling it, whichever is higher."""
+    tier = Tier(ctx.dispute.tier)
+    if ctx.target is not None and list(Tier).index(Tier(ctx.target.tier)) > list(Tier).index(tier):
+        tier = Tier(ctx.target.tier)
+    return tier.next()
+
+
 def _has_next_tier(ctx: GuardContext) -> list[Refusal]:
-    if Tier(ctx.dispute.tier).next() is not None:
+    if escalation_tier(ctx) is not None:
         return []
     return [Refusal("top_tier", Text("已在最高层级, 无法上移", "Already at the highest tier"))]
 
@@ -542,6 +612,23 @@ G_LABOUR_WINDOW = Guard(
     _labour_window_passed,
     needs_payload=False,
 )
+G_RECOMMENDED = Guard(
+    "recommended_or_reasoned",
+    Text(
+        "指派分流推荐的组织, 或写明改派理由", "Assign a recommended body, or give the reason for overriding"
+    ),
+    None,
+    _recommended_or_reasoned,
+)
+G_MEDIATOR = Guard(
+    "mediator_without_conflict",
+    Text(
+        "调解员属于承办组织且未申报与当事人的利害关系",
+        "The mediator belongs to the body and declared no conflict with a party",
+    ),
+    "特邀调解规定 第十六条",
+    _mediator_fits,
+)
 G_NEXT_TIER = Guard(
     "has_next_tier", Text("存在更高层级", "There is a higher tier"), None, _has_next_tier, needs_payload=False
 )
@@ -587,7 +674,19 @@ TRANSITIONS: tuple[Transition, ...] = (
         "declined",
         notes=Text("须告知当事人可通过的其他途径", "The party is told which channel to use instead"),
     ),
-    Transition(A.assign, (S.accepted,), S.assigned, CENTER, Text("指派", "Assign"), "assigned", (G_BODY,)),
+    Transition(
+        A.assign,
+        (S.accepted,),
+        S.assigned,
+        CENTER,
+        Text("指派", "Assign"),
+        "assigned",
+        (G_BODY, G_RECOMMENDED),
+        notes=Text(
+            "受指派的组织须在规定的工作日内签收或退回 (默认三个工作日)",
+            "The body signs for the case or returns it within the set working days (3 by default)",
+        ),
+    ),
     Transition(
         A.sign_for,
         (S.assigned,),
@@ -595,9 +694,20 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY,
         Text("签收", "Sign for"),
         "signed_for",
-        (G_CONSENT, G_COURT_CONSENT),
+        (G_CONSENT, G_COURT_CONSENT, G_MEDIATOR),
     ),
-    Transition(A.return_, (S.assigned,), S.accepted, BODY, Text("退回", "Return"), "returned"),
+    Transition(
+        A.return_,
+        (S.assigned,),
+        S.accepted,
+        BODY | {Role.system},
+        Text("退回", "Return"),
+        "returned",
+        notes=Text(
+            "退回后重新分流, 不再推荐退回的组织; 逾期未签收的由系统退回",
+            "Re-triage never offers the returning body again; the system returns a case not signed for in time",
+        ),
+    ),
     Transition(
         A.transfer, (S.mediating,), S.accepted, BODY | CENTER, Text("转办", "Transfer"), "transferred"
     ),
@@ -843,10 +953,10 @@ def fire(dispute: Dispute, transition: Transition, ctx: GuardContext) -> None:
     except MachineError as exc:
         raise InvalidTransition(str(exc)) from exc
     if not moved:
-        raise GuardFailed(_summary(subject.refusals), reasons=[r.as_dict() for r in subject.refusals])
+        raise GuardFailed(summary(subject.refusals), reasons=[r.as_dict() for r in subject.refusals])
 
 
-def _summary(refusals: list[Refusal]) -> Text:
+def summary(refusals: list[Refusal]) -> Text:
     return Text("; ".join(r.message.zh for r in refusals), "; ".join(r.message.en for r in refusals))
 
 

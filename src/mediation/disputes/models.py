@@ -40,7 +40,12 @@ class Dispute(Base):
     version: Mapped[int] = mapped_column(nullable=False)
     body_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
     handoff_target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
+    mediator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mediators.id"))
     mediator_name: Mapped[str | None] = mapped_column(String(100))
+    # The assigned body must sign for the case by this day (working days; see triage).
+    sign_for_due_on: Mapped[date | None]
+    # Why a supervisor must look at the case now (e.g. every candidate body returned it).
+    attention: Mapped[str | None] = mapped_column(String(40), index=True)
     # 民法典 Art. 195: applying for people's mediation interrupts the limitation period.
     applied_on: Mapped[date]
     mediation_started_on: Mapped[date | None]
@@ -83,6 +88,10 @@ class Party(Base):
     phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     address: Mapped[str | None] = mapped_column(String(200))
     consent: Mapped[str] = mapped_column(String(10))
+    # Organisations only: the name normalised (width, spaces, brackets), to find other cases
+    # against the same company when it has no credit code on file. Never set for persons: a
+    # person's name alone is not an identity.
+    name_key: Mapped[str | None] = mapped_column(String(200), index=True)
 
     dispute: Mapped[Dispute] = relationship(back_populates="parties", lazy="raise")
 
@@ -114,3 +123,42 @@ class CaseNumberCounter(Base):
     region: Mapped[str] = mapped_column(String(6), primary_key=True)
     year: Mapped[int] = mapped_column(primary_key=True)
     last_value: Mapped[int]
+
+
+class Assignment(Base):
+    """One sending of a case to a body (指派), from assignment until it ends: signed for, returned,
+    lapsed (not signed for in time), transferred, escalated or withdrawn. Re-triage never offers a
+    body again that returned the case, let it lapse or transferred it away."""
+
+    __tablename__ = "assignments"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    body_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
+    assigned_at: Mapped[datetime]
+    assigned_by: Mapped[str] = mapped_column(String(120))
+    sign_by: Mapped[date]
+    signed_for_at: Mapped[datetime | None]
+    # The recommendation taken (its rank in the triage answer), or the clerk's reason for overriding it.
+    rank: Mapped[int | None]
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    recommendation: Mapped[dict[str, Any]]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CaseLink(Base):
+    """Two cases a clerk linked: the same dispute arriving by window, hotline and grid report, or
+    disputes that belong together. Stored once per pair, the lower id first."""
+
+    __tablename__ = "case_links"
+    __table_args__ = (UniqueConstraint("first_id", "second_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    first_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    second_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
+    Conflict,
     DuplicateExternalReference,
     Forbidden,
     GuardFailed,
@@ -29,20 +30,26 @@ from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
+from mediation.disputes.models import CaseLink, Dispute
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
+    CaseLinkIn,
+    CaseLinkOut,
     ConsentIn,
     DisputeCreate,
     DisputeCreated,
     DisputeOut,
     DisputePage,
+    LinkKind,
+    MediatorChoiceIn,
     PartySearchIn,
+    RelatedCaseOut,
     StatusLookupIn,
     StatusLookupOut,
     TimelineEntryOut,
     WriteModel,
 )
-from mediation.disputes.service import DisputeService, ListFilters
+from mediation.disputes.service import Attention, DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
 from mediation.documents.service import DocumentService
 from mediation.documents.storage import LocalBlobStore
@@ -101,6 +108,21 @@ async def _page(
     return DisputePage(items=[view.dispute(d) for d in rows], next_cursor=next_cursor)
 
 
+def related_out(related: RelatedCase) -> RelatedCaseOut:
+    other = related.dispute
+    return RelatedCaseOut(
+        id=other.id,
+        case_number=other.case_number,
+        status=other.status,
+        status_label=STATUS_LABELS[Status(other.status)].get(),
+        category=Category(other.category),
+        channel=Channel(other.channel),
+        created_at=other.created_at,
+        matched_on=related.matched_on,
+        linked=related.linked,
+    )
+
+
 def dispute_response(model: BaseModel, version: int, status_code: int = 200, **headers: str) -> JSONResponse:
     return JSONResponse(
         jsonable_encoder(model), status_code=status_code, headers={"ETag": etag_for(version), **headers}
@@ -131,7 +153,10 @@ async def register_dispute(
 
     async def work() -> JSONResponse:
         dispute, query_code = await svc.register(data, principal)
-        body = DisputeCreated(**view.dispute(dispute).model_dump(), query_code=query_code)
+        related = [related_out(r) for r in await svc.related(dispute, principal)]
+        body = DisputeCreated(
+            **view.dispute(dispute).model_dump(), query_code=query_code, related_cases=related
+        )
         return dispute_response(body, dispute.version, 201, Location=f"/v1/disputes/{dispute.id}")
 
     return await run_idempotent(request, principal, idempotency_key, work)
@@ -155,6 +180,10 @@ async def list_disputes(
         str | None, Query(pattern=r"^\d{6}(\d{6})?$", description="Region and everything inside it.")
     ] = None,
     channel: Channel | None = None,
+    attention: Annotated[
+        Attention | None,
+        Query(description="Cases flagged for a supervisor, e.g. triage_exhausted."),
+    ] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     q: Annotated[
@@ -170,6 +199,7 @@ async def list_disputes(
         body_id=body_id,
         region=region,
         channel=channel,
+        attention=attention,
         created_from=created_from,
         created_to=created_to,
         text=q,
@@ -248,6 +278,83 @@ async def related_disputes(
 ) -> DisputePage:
     await svc.get(dispute_id, principal)
     return await _page(svc, view, ListFilters(related_to=dispute_id), principal, limit, cursor)
+
+
+@router.put(
+    "/disputes/{dispute_id}/mediator",
+    response_model=DisputeOut,
+    summary="指定调解员 Name the case's mediator",
+    description=(
+        "The body handling the case names or changes its mediator. A mediator who declared a "
+        "conflict with a party of the case (or with the case itself) is refused "
+        "(特邀调解规定 Art. 16)."
+    ),
+    responses=problem_responses(NotFound, InvalidTransition, GuardFailed, StaleVersion, PreconditionRequired),
+    tags=["disputes"],
+)
+async def choose_mediator(
+    dispute_id: uuid.UUID,
+    data: MediatorChoiceIn,
+    principal: Writer,
+    view: View,
+    svc: Service,
+    if_match: IfMatch = None,
+) -> Response:
+    dispute = await svc.choose_mediator(dispute_id, data, principal, if_match)
+    return dispute_response(view.dispute(dispute), dispute.version)
+
+
+def _link_out(link: CaseLink, other: Dispute) -> CaseLinkOut:
+    return CaseLinkOut(
+        id=link.id,
+        dispute_id=other.id,
+        case_number=other.case_number,
+        status=other.status,
+        channel=Channel(other.channel),
+        kind=LinkKind(link.kind),
+        note=link.note,
+        created_by=link.created_by,
+        created_at=link.created_at,
+    )
+
+
+@router.post(
+    "/disputes/{dispute_id}/links",
+    status_code=201,
+    response_model=CaseLinkOut,
+    summary="关联案件 Link two cases",
+    description=(
+        "Links the case to another the caller can see: the same dispute arriving by window, hotline "
+        "and grid report (same_dispute), or disputes that belong together (related). Both timelines "
+        "record it. Linking an already linked pair is 409."
+    ),
+    responses=problem_responses(NotFound, Conflict, Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
+    tags=["disputes"],
+)
+async def link_disputes(
+    request: Request,
+    dispute_id: uuid.UUID,
+    data: CaseLinkIn,
+    principal: Writer,
+    svc: Service,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        link, other = await svc.link(dispute_id, data, principal)
+        return JSONResponse(jsonable_encoder(_link_out(link, other)), status_code=201)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/disputes/{dispute_id}/links",
+    response_model=list[CaseLinkOut],
+    summary="已关联的案件 Linked cases",
+    responses=problem_responses(NotFound),
+    tags=["disputes"],
+)
+async def list_links(dispute_id: uuid.UUID, principal: Reader, svc: Service) -> list[CaseLinkOut]:
+    return [_link_out(link, other) for link, other in await svc.links(dispute_id, principal)]
 
 
 @router.get(

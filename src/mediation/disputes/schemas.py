@@ -6,7 +6,8 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Self
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -197,7 +198,15 @@ class DisputeOut(BaseModel):
     version: int
     body_id: uuid.UUID | None
     handoff_target_id: uuid.UUID | None
+    mediator_id: uuid.UUID | None
     mediator_name: str | None
+    sign_for_due_on: date | None = Field(
+        description="While assigned: the last day for the body to sign for the case or return it."
+    )
+    attention: str | None = Field(
+        description="Why a supervisor must look at the case now, e.g. triage_exhausted "
+        "(every candidate body returned it)."
+    )
     applied_on: date
     mediation_started_on: date | None
     agreement: dict[str, Any] | None
@@ -210,10 +219,53 @@ class DisputeOut(BaseModel):
     parties: list[PartyOut]
 
 
+class RelatedCaseOut(BaseModel):
+    id: uuid.UUID
+    case_number: str
+    status: str
+    status_label: str
+    category: Category
+    channel: Channel
+    created_at: datetime
+    matched_on: list[Literal["id_number", "phone", "respondent_organisation"]] = Field(
+        description="What the cases share: a party's ID number or phone number (by the keyed index), "
+        "or the respondent organisation (credit code, or its exact normalised name). "
+        "A person's name alone never matches."
+    )
+    linked: bool = Field(description="Whether a clerk already linked the two cases.")
+
+
 class DisputeCreated(DisputeOut):
     query_code: str = Field(
         description="For the party's status lookup; shown once, printed on the intake receipt."
     )
+    related_cases: list[RelatedCaseOut] = Field(
+        description="Earlier cases of the same applicant or against the same respondent organisation, "
+        "newest first (at most 20), so the clerk can link a repeat of the same dispute."
+    )
+
+
+class LinkKind(StrEnum):
+    same_dispute = "same_dispute"  # 同一纠纷经不同渠道重复反映
+    related = "related"  # 关联纠纷
+
+
+class CaseLinkIn(WriteModel):
+    dispute_id: uuid.UUID = Field(description="The other case.")
+    kind: LinkKind = LinkKind.same_dispute
+    note: Note = None
+
+
+class CaseLinkOut(BaseModel):
+    id: uuid.UUID
+    dispute_id: uuid.UUID = Field(description="The other case.")
+    case_number: str
+    status: str
+    channel: Channel
+    kind: LinkKind
+    note: str | None
+    created_by: str
+    created_at: datetime
 
 
 class DisputePage(BaseModel):
@@ -274,11 +326,29 @@ class DeclinePayload(WriteModel):
 
 class AssignPayload(WriteModel):
     body_id: uuid.UUID
+    override_reason: Annotated[
+        str | None,
+        Field(
+            min_length=2,
+            max_length=2000,
+            description="Required when the body is not among the triage recommendations "
+            "(GET /v1/disputes/{id}/triage) or triage advises declining.",
+        ),
+    ] = None
     note: Note = None
 
 
 class SignForPayload(WriteModel):
-    mediator_name: Annotated[str, Field(min_length=1, max_length=100)]
+    mediator_id: uuid.UUID | None = Field(
+        default=None,
+        description="The body's mediator who takes the case (checked for declared conflicts); "
+        "may also be set later with PUT /v1/disputes/{id}/mediator.",
+    )
+    note: Note = None
+
+
+class MediatorChoiceIn(WriteModel):
+    mediator_id: uuid.UUID
     note: Note = None
 
 

@@ -8,10 +8,11 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, false, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -19,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from mediation.bodies.models import Body
+from mediation.bodies.models import Body, Mediator, MediatorConflict
 from mediation.core.clock import Clock
 from mediation.core.errors import (
+    Conflict,
     DuplicateExternalReference,
     Forbidden,
+    GuardFailed,
     InvalidTransition,
     NotFound,
     StaleVersion,
@@ -31,30 +34,31 @@ from mediation.core.errors import (
 )
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
+from mediation.core.legal_time import add_working_days
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
-from mediation.core.principal import Principal
+from mediation.core.principal import Principal, Role
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
-from mediation.disputes.enums import Category, Consent, Severity, Tier
-from mediation.disputes.identity import region_prefix
+from mediation.disputes.enums import Consent, PartyKind, Tier
+from mediation.disputes.identity import organisation_key, region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
-from mediation.disputes.models import CaseNumberCounter, Dispute, Party, TimelineEntry
+from mediation.disputes.models import (
+    Assignment,
+    CaseLink,
+    CaseNumberCounter,
+    Dispute,
+    Party,
+    TimelineEntry,
+)
 from mediation.disputes.paperwork import agreement_lines, handoff_lines, receipt_lines
-from mediation.disputes.schemas import ConsentIn, DisputeCreate, PartyIn
+from mediation.disputes.schemas import CaseLinkIn, ConsentIn, DisputeCreate, MediatorChoiceIn, PartyIn
 from mediation.disputes.scope import visible_to
 from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService
 from mediation.events.service import record_dispute_event
+from mediation.triage.engine import Facts, required_tier
+from mediation.triage.service import TriageService, snapshot
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
-
-# Center practice (domain.md §4.4): small matters stay in the village, big ones go up.
-TIER_FOR_SEVERITY = {
-    Severity.ordinary: Tier.village,
-    Severity.major: Tier.town,
-    Severity.serious: Tier.county,
-}
-GROUP_THRESHOLD = {Category.labour: 10}  # 劳动争议调解仲裁法 Art. 7: ten or more workers
-DEFAULT_GROUP_THRESHOLD = 5
 
 # The body/court/commission an action names, by payload field.
 TARGET_FIELD = {
@@ -62,6 +66,24 @@ TARGET_FIELD = {
     Action.request_confirmation: "court_id",
     Action.refer_arbitration: "commission_id",
     Action.refer_litigation: "court_id",
+}
+
+
+class Attention(StrEnum):
+    """Why a case waits for a supervisor."""
+
+    triage_exhausted = "triage_exhausted"  # every candidate body returned it, or none covers it
+
+
+# While a body holds the case it may name or change its mediator.
+MEDIATOR_STATES = frozenset({Status.mediating, Status.agreement_signed, Status.confirmation_rejected})
+
+# How an action ends the case's open assignment.
+ASSIGNMENT_ENDINGS = {
+    Action.return_: "returned",
+    Action.transfer: "transferred",
+    Action.escalate: "escalated",
+    Action.withdraw: "withdrawn",
 }
 
 
@@ -76,6 +98,7 @@ class ListFilters:
     body_id: uuid.UUID | None = None
     region: str | None = None
     channel: str | None = None
+    attention: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     text: str | None = None
@@ -100,6 +123,7 @@ class DisputeService:
         self.cipher = cipher
         # Generates receipts, agreements and handoff papers, and freezes the dossier at handoff.
         self.documents = documents
+        self.triage = TriageService(session)
 
     # ---- intake ---------------------------------------------------------------------------------
 
@@ -113,7 +137,21 @@ class DisputeService:
         today = self.clock.today()
         case_number = await self._next_case_number(data.region_code[:6], today.year)
         query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
-        threshold = GROUP_THRESHOLD.get(data.category, DEFAULT_GROUP_THRESHOLD)
+        # The tier comes from the triage rules (domain.md §4.4: small matters stay in the village,
+        # big ones go up); group disputes count from the rules' threshold (劳动争议调解仲裁法 Art. 7:
+        # ten or more workers for labour).
+        rules = (await self.triage.rules()).rules
+        is_group = data.people_involved >= rules.group_threshold_for(data.category)
+        facts = Facts(
+            category=data.category,
+            severity=data.severity,
+            is_group=is_group,
+            is_risk=data.is_risk,
+            subject_matters=tuple(m.value for m in data.subject_matters),
+            region_code=data.region_code,
+            tier=Tier.village,
+        )
+        tier, _ = required_tier(facts, rules)
         dispute = Dispute(
             case_number=case_number,
             query_code_hash=hash_query_code(case_number, query_code),
@@ -127,9 +165,9 @@ class DisputeService:
             amount_in_dispute=data.amount_in_dispute,
             people_involved=data.people_involved,
             severity=data.severity,
-            is_group=data.people_involved >= threshold,
+            is_group=is_group,
             is_risk=data.is_risk,
-            tier=TIER_FOR_SEVERITY[data.severity],
+            tier=tier,
             status=Status.registered,
             version=1,
             applied_on=today,
@@ -173,6 +211,8 @@ class DisputeService:
             consent=Consent.unknown,
             **data.model_dump(exclude={"id_number", "phone"}),
         )
+        if data.kind == PartyKind.organisation:
+            party.name_key = organisation_key(data.name)
         row_id = str(party.id)
         if data.id_number:
             party.id_number_enc = self.cipher.encrypt(
@@ -242,6 +282,8 @@ class DisputeService:
             stmt = stmt.where(Dispute.body_id == filters.body_id)
         if filters.channel:
             stmt = stmt.where(Dispute.channel == filters.channel)
+        if filters.attention:
+            stmt = stmt.where(Dispute.attention == filters.attention)
         if filters.region:
             stmt = stmt.where(Dispute.region_code.startswith(region_prefix(filters.region)))
         if filters.party_index:
@@ -348,7 +390,14 @@ class DisputeService:
                 allowed_roles=sorted(r.value for r in transition.roles),
             )
         target = await self._target(action, payload)
+        if action == Action.escalate and dispute.body_id is not None:
+            target = await self.session.get(Body, dispute.body_id)  # the tier to go above
         ctx = self._context(dispute, principal, payload, target)
+        if action == Action.assign:
+            ctx.triage = await self.triage.evaluate(dispute)
+        mediator_id = getattr(payload, "mediator_id", None)
+        if mediator_id is not None:
+            ctx.mediator, ctx.conflicts = await self._mediator(dispute, mediator_id)
         from_status = dispute.status
         lifecycle.fire(dispute, transition, ctx)
         now = self.clock.now()
@@ -368,13 +417,76 @@ class DisputeService:
         }
         if dispute.body_id:
             event["body_id"] = str(dispute.body_id)
+        if dispute.mediator_id:
+            event["mediator_id"] = str(dispute.mediator_id)
         if dispute.handoff_target_id:
             event["handoff_target_id"] = str(dispute.handoff_target_id)
         record_dispute_event(self.session, dispute, transition.event, event, now)
         await self._flush_versioned()
+        await self._route(dispute, action, payload, principal, ctx, now)
         if self.documents is not None:
             await self._paperwork(dispute, action, principal, now)
         return dispute
+
+    async def _route(
+        self,
+        dispute: Dispute,
+        action: Action,
+        payload: Any,
+        principal: Principal,
+        ctx: GuardContext,
+        now: datetime,
+    ) -> None:
+        """The assignment loop: record each sending to a body and how it ended; when a case comes
+        back and no candidate is left, flag it to a supervisor instead of sending it round again."""
+        if action == Action.assign:
+            assert ctx.triage is not None and ctx.target is not None
+            taken = ctx.triage.rank_of(ctx.target.id)
+            rules = await self.triage.rules()
+            self.session.add(
+                Assignment(
+                    dispute_id=dispute.id,
+                    body_id=ctx.target.id,
+                    assigned_at=now,
+                    assigned_by=principal.id,
+                    sign_by=dispute.sign_for_due_on or ctx.today,
+                    rank=taken.rank if taken and ctx.triage.decision != "decline" else None,
+                    override_reason=payload.override_reason,
+                    recommendation=snapshot(ctx.triage, rules, ctx.target.id),
+                )
+            )
+            return
+        ending = ASSIGNMENT_ENDINGS.get(action)
+        if action == Action.sign_for:
+            open_ = await self.triage.open_assignment(dispute.id)
+            if open_ is not None:
+                open_.signed_for_at = now
+        if ending is None:
+            return
+        open_ = await self.triage.open_assignment(dispute.id)
+        if open_ is not None:
+            lapsed = action == Action.return_ and principal.role == Role.system
+            open_.outcome = "lapsed" if lapsed else ending
+            open_.ended_at = now
+            open_.outcome_reason = getattr(payload, "reason", None)
+            await self.session.flush()
+        if action in (Action.return_, Action.transfer):
+            outcome = await self.triage.evaluate(dispute)
+            if outcome.decision in ("exhausted", "no_candidate"):
+                dispute.attention = Attention.triage_exhausted
+                record_dispute_event(
+                    self.session,
+                    dispute,
+                    "triage_exhausted",
+                    {
+                        "action": action.value,
+                        "version": dispute.version,
+                        "decision": outcome.decision,
+                        "excluded_body_ids": [str(b.id) for b, _ in outcome.excluded],
+                    },
+                    now,
+                )
+                await self._flush_versioned()
 
     async def _paperwork(self, dispute: Dispute, action: Action, principal: Principal, now: datetime) -> None:
         """The documents an action produces, stored with their hash; a handoff freezes its dossier."""
@@ -396,6 +508,21 @@ class DisputeService:
             )
             await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now)
 
+    async def _mediator(self, dispute: Dispute, mediator_id: uuid.UUID) -> tuple[Mediator | None, list[str]]:
+        """The mediator, and the relations it declared with this case or with one of its parties."""
+        mediator = await self.session.get(Mediator, mediator_id)
+        if mediator is None:
+            return None, []
+        indexes = [p.id_number_index for p in dispute.parties if p.id_number_index]
+        person = MediatorConflict.id_number_index.in_(indexes) if indexes else false()
+        rows = await self.session.scalars(
+            select(MediatorConflict.relation).where(
+                MediatorConflict.mediator_id == mediator_id,
+                or_(MediatorConflict.dispute_id == dispute.id, person),
+            )
+        )
+        return mediator, list(rows.all())
+
     async def _target(self, action: Action, payload: BaseModel) -> Body | None:
         name = TARGET_FIELD.get(action)
         if name is None:
@@ -409,18 +536,27 @@ class DisputeService:
         action, today = transition.action, ctx.today
         if action == Action.assign:
             dispute.body_id = payload.body_id
+            dispute.mediator_id = None
             dispute.mediator_name = None
+            dispute.attention = None
+            dispute.sign_for_due_on = add_working_days(today, self.settings.sign_for_working_days)
         elif action == Action.sign_for:
-            dispute.mediator_name = payload.mediator_name
+            if ctx.mediator is not None:
+                dispute.mediator_id = ctx.mediator.id
+                dispute.mediator_name = ctx.mediator.name
+            dispute.sign_for_due_on = None
             dispute.mediation_started_on = today
         elif action in (Action.return_, Action.transfer):
             dispute.body_id = None
+            dispute.mediator_id = None
             dispute.mediator_name = None
+            dispute.sign_for_due_on = None
         elif action == Action.escalate:
-            next_tier = Tier(dispute.tier).next()
+            next_tier = lifecycle.escalation_tier(ctx)
             assert next_tier is not None  # guarded by has_next_tier
             dispute.tier = next_tier
             dispute.body_id = None
+            dispute.mediator_id = None
             dispute.mediator_name = None
         elif action == Action.agree:
             dispute.agreement = payload.agreement.model_dump(mode="json")
@@ -517,6 +653,159 @@ class DisputeService:
         await self._flush_versioned()
         return dispute
 
+    async def choose_mediator(
+        self, dispute_id: uuid.UUID, data: MediatorChoiceIn, principal: Principal, if_match: str | None
+    ) -> Dispute:
+        """The body names (or changes) the mediator who handles the case, after the conflict check."""
+        dispute = await self.get(dispute_id, principal, for_update=True)
+        check_if_match(if_match, dispute.version)
+        if principal.role not in lifecycle.BODY:
+            raise Forbidden(
+                Text("只有承办组织可以指定调解员", "Only the body handling the case names its mediator")
+            )
+        if dispute.status not in MEDIATOR_STATES:
+            raise InvalidTransition(
+                Text(
+                    "案件处于「{s}」, 不能指定调解员", "The case is {se}; no mediator can be named now"
+                ).format(s=lifecycle.STATUS_LABELS[Status(dispute.status)].zh, se=dispute.status),
+                status_now=dispute.status,
+            )
+        ctx = self._context(dispute, principal, data, None)
+        ctx.mediator, ctx.conflicts = await self._mediator(dispute, data.mediator_id)
+        refusals = lifecycle.G_MEDIATOR.check(ctx)
+        if refusals:
+            raise GuardFailed(lifecycle.summary(refusals), reasons=[r.as_dict() for r in refusals])
+        assert ctx.mediator is not None
+        dispute.mediator_id = ctx.mediator.id
+        dispute.mediator_name = ctx.mediator.name
+        now = self.clock.now()
+        dispute.updated_at = now
+        dispute.version += 1
+        payload = {"mediator_id": str(ctx.mediator.id), "mediator_name": ctx.mediator.name}
+        self._append_timeline(
+            dispute,
+            "assign_mediator",
+            dispute.status,
+            dispute.status,
+            principal,
+            data.note,
+            payload,
+            now,
+            dispute.version,
+        )
+        record_dispute_event(
+            self.session,
+            dispute,
+            "mediator_assigned",
+            {"action": "assign_mediator", "version": dispute.version, "mediator_id": str(ctx.mediator.id)},
+            now,
+        )
+        await self._flush_versioned()
+        return dispute
+
+    # ---- related and linked cases ---------------------------------------------------------------
+
+    async def related(self, dispute: Dispute, principal: Principal, limit: int = 20) -> list[RelatedCase]:
+        """Other cases the caller can see that share a party with this one: the same ID or phone
+        number (by the keyed index), or the same respondent organisation. Names alone never match."""
+        stmt = (
+            select(Dispute)
+            .where(visible_to(principal), Dispute.id != dispute.id, _shares_party_with(dispute.id))
+            .options(selectinload(Dispute.parties))
+            .order_by(Dispute.created_at.desc(), Dispute.id.desc())
+            .limit(limit)
+        )
+        rows = list((await self.session.scalars(stmt)).all())
+        linked = await self._linked_ids(dispute.id)
+        return [
+            RelatedCase(other, _matched_on(dispute.parties, other.parties), other.id in linked)
+            for other in rows
+        ]
+
+    async def _linked_ids(self, dispute_id: uuid.UUID) -> set[uuid.UUID]:
+        rows = await self.session.execute(
+            select(CaseLink.first_id, CaseLink.second_id).where(
+                or_(CaseLink.first_id == dispute_id, CaseLink.second_id == dispute_id)
+            )
+        )
+        return {a if b == dispute_id else b for a, b in rows.all()}
+
+    async def link(
+        self, dispute_id: uuid.UUID, data: CaseLinkIn, principal: Principal
+    ) -> tuple[CaseLink, Dispute]:
+        if principal.role not in lifecycle.CENTER:
+            raise Forbidden(Text("只有中心可以关联案件", "Only the center links cases"))
+        await self.get(dispute_id, principal)
+        if data.dispute_id == dispute_id:
+            raise ValidationFailed.of_field(
+                "dispute_id", "self_link", Text("不能关联案件自身", "A case cannot be linked to itself")
+            )
+        first, second = sorted([dispute_id, data.dispute_id])
+        # Both cases locked in id order, so two clerks linking the same pair cannot deadlock.
+        cases = {d: await self.get(d, principal, for_update=True) for d in (first, second)}
+        if data.dispute_id in await self._linked_ids(dispute_id):
+            raise Conflict(Text("两案已关联", "The cases are already linked"), code="already_linked")
+        now = self.clock.now()
+        link = CaseLink(
+            first_id=first,
+            second_id=second,
+            kind=data.kind,
+            note=data.note,
+            created_by=principal.id,
+            created_at=now,
+        )
+        self.session.add(link)
+        for this, other in ((first, second), (second, first)):
+            case = cases[this]
+            case.updated_at = now
+            case.version += 1
+            payload = {
+                "linked_dispute_id": str(other),
+                "case_number": cases[other].case_number,
+                "kind": data.kind,
+            }
+            self._append_timeline(
+                case, "link", case.status, case.status, principal, data.note, payload, now, case.version
+            )
+            record_dispute_event(
+                self.session,
+                case,
+                "case_linked",
+                {
+                    "action": "link",
+                    "version": case.version,
+                    "linked_dispute_id": str(other),
+                    "kind": data.kind,
+                },
+                now,
+            )
+        await self._flush_versioned()
+        return link, cases[data.dispute_id]
+
+    async def links(self, dispute_id: uuid.UUID, principal: Principal) -> list[tuple[CaseLink, Dispute]]:
+        await self.get(dispute_id, principal)
+        other_id = case((CaseLink.first_id == dispute_id, CaseLink.second_id), else_=CaseLink.first_id)
+        rows = await self.session.execute(
+            select(CaseLink, Dispute)
+            .join(Dispute, Dispute.id == other_id)
+            .where(
+                or_(CaseLink.first_id == dispute_id, CaseLink.second_id == dispute_id), visible_to(principal)
+            )
+            .order_by(CaseLink.created_at)
+        )
+        return [(link, other) for link, other in rows.all()]
+
+    # ---- clocks ---------------------------------------------------------------------------------
+
+    async def overdue_assignments(self) -> list[tuple[uuid.UUID, int]]:
+        """Cases still waiting for the body's sign-for after its last day."""
+        rows = await self.session.execute(
+            select(Dispute.id, Dispute.version).where(
+                Dispute.status == Status.assigned, Dispute.sign_for_due_on < self.clock.today()
+            )
+        )
+        return [(i, v) for i, v in rows.all()]
+
     def available_actions(self, dispute: Dispute, principal: Principal) -> list[dict[str, Any]]:
         out = []
         for t in lifecycle.transitions_from(dispute.status):
@@ -585,8 +874,36 @@ def _shares_party_with(dispute_id: uuid.UUID) -> ColumnElement[bool]:
     same_person = or_(
         and_(theirs.id_number_index.is_not(None), theirs.id_number_index == mine.id_number_index),
         and_(theirs.phone_index.is_not(None), theirs.phone_index == mine.phone_index),
+        # The same respondent company, when it has no credit code on file: its normalised name.
+        and_(
+            theirs.name_key.is_not(None),
+            theirs.name_key == mine.name_key,
+            theirs.role == "respondent",
+            mine.role == "respondent",
+        ),
     )
     return exists().where(theirs.dispute_id == Dispute.id, mine.dispute_id == dispute_id, same_person)
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedCase:
+    dispute: Dispute
+    matched_on: list[str]
+    linked: bool
+
+
+def _matched_on(mine: list[Party], theirs: list[Party]) -> list[str]:
+    found: set[str] = set()
+    for a in mine:
+        for b in theirs:
+            same_org = a.kind == b.kind == PartyKind.organisation and a.role == b.role == "respondent"
+            if a.id_number_index and a.id_number_index == b.id_number_index:
+                found.add("respondent_organisation" if same_org else "id_number")
+            if a.phone_index and a.phone_index == b.phone_index:
+                found.add("phone")
+            if same_org and a.name_key and a.name_key == b.name_key:
+                found.add("respondent_organisation")
+    return sorted(found)
 
 
 def _reason_of(data: dict[str, Any]) -> str | None:

@@ -27,6 +27,7 @@ TRANSITION_FIELDS: dict[str, dict[str, Any]] = {
         "format": "uuid",
         "description": "the court or commission the case is handed to, if any",
     },
+    "mediator_id": {"type": "string", "format": "uuid", "description": "the mediator, once named"},
 }
 
 
@@ -57,6 +58,29 @@ def catalogue() -> list[dict[str, Any]]:
                 "kind": {"type": "string"},
             },
             "actions": ["add_document"],
+        },
+        "triage_exhausted": {
+            "summary": "分流无果 Every candidate body returned the case (or none covers it): a supervisor must decide",
+            "fields": {
+                **COMMON_FIELDS,
+                "excluded_body_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                "decision": {"type": "string", "description": "exhausted | no_candidate"},
+            },
+            "actions": ["return", "transfer"],
+        },
+        "mediator_assigned": {
+            "summary": "指定调解员 The body named (or changed) the mediator of the case",
+            "fields": {**COMMON_FIELDS, "mediator_id": {"type": "string", "format": "uuid"}},
+            "actions": ["assign_mediator"],
+        },
+        "case_linked": {
+            "summary": "关联案件 A clerk linked the case to another (the same dispute by another channel)",
+            "fields": {
+                **COMMON_FIELDS,
+                "linked_dispute_id": {"type": "string", "format": "uuid"},
+                "kind": {"type": "string", "description": "same_dispute | related"},
+            },
+            "actions": ["link"],
         },
         "document_withdrawn": {
             "summary": "A document was withdrawn (kept, with its reason)",

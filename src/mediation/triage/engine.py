@@ -1,0 +1,343 @@
+"""The triage engine (分流): from a dispute's facts and the body registry to ranked recommendations.
+
+Pure and synchronous: the service loads the facts, the candidate bodies with their load and the
+exclusions; this module decides. Every number that moves a body up or down comes with a reason a
+clerk can read aloud and a code another system can act on.
+
+Order of the ranking (domain.md §4.4, "小事不出村、大事不出镇、矛盾不上交"):
+1. The tier: the highest of what the severity, the category and the flags (group, risk) require,
+   and of the tier the case has already reached by escalation. Bodies below it never appear;
+   bodies above it do, with fewer points, so a case is not stuck when the tier has no body.
+2. Among the bodies covering the dispute's region and taking its category: a body at capacity
+   never comes before one that is not; then by points (body type as the rules order them,
+   specialty of the body and its mediators, tier fit, spare capacity); ties go to the less loaded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from mediation.bodies.models import BodyKind
+from mediation.core.i18n import Text
+from mediation.disputes.enums import CATEGORY_LABELS, Category, Severity, Tier
+from mediation.triage.rules import TriageRules
+
+TIER_ORDER = list(Tier)
+TIER_LABELS = {Tier.village: "村(社区)", Tier.town: "乡镇(街道)", Tier.county: "县(区)", Tier.city: "市"}
+SEVERITY_LABELS = {Severity.ordinary: "一般", Severity.major: "较大", Severity.serious: "重大"}
+KIND_LABELS = {
+    BodyKind.people_mediation_committee: "人民调解委员会",
+    BodyKind.industry_mediation: "行业性专业性调解组织",
+    BodyKind.administrative_mediation: "行政调解组织",
+    BodyKind.lawyer_mediation: "律师调解组织",
+    BodyKind.court_invited_mediation: "法院特邀调解组织",
+    BodyKind.court: "人民法院",
+    BodyKind.labour_arbitration_commission: "劳动人事争议仲裁委员会",
+    BodyKind.commercial_arbitration_commission: "仲裁委员会",
+    BodyKind.rural_land_arbitration_commission: "农村土地承包仲裁委员会",
+    BodyKind.mediation_center: "矛盾纠纷调处中心",
+}
+
+
+def tier_index(tier: str) -> int:
+    return TIER_ORDER.index(Tier(tier))
+
+
+def higher_tier(a: Tier, b: Tier) -> Tier:
+    return a if tier_index(a) >= tier_index(b) else b
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    category: str
+    severity: str
+    is_group: bool
+    is_risk: bool
+    subject_matters: tuple[str, ...]
+    region_code: str
+    tier: str  # the tier the case is at now (raised by escalation)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyStats:
+    id: uuid.UUID
+    name: str
+    kind: str
+    tier: str
+    region_code: str
+    categories: tuple[str, ...]
+    capacity: int
+    active_cases: int
+    specialist_mediators: int  # active mediators with the dispute's category as a specialty
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    text: Text
+    points: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self, language: str | None) -> dict[str, Any]:
+        return {"code": self.code, "text": self.text.get(language), "points": self.points, "data": self.data}
+
+
+@dataclass(slots=True)
+class Candidate:
+    body: BodyStats
+    score: int
+    at_capacity: bool
+    reasons: list[Reason]
+    rank: int = 0
+
+    @property
+    def load_ratio(self) -> float:
+        return self.body.active_cases / self.body.capacity if self.body.capacity else 1.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    decision: str  # route | decline | exhausted | no_candidate
+    tier: Tier
+    tier_reasons: list[Reason]
+    candidates: list[Candidate]
+    excluded: list[tuple[BodyStats, Reason]]
+    advice: list[dict[str, Any]]  # decline rules that matched
+    advisories: list[dict[str, Any]]
+    alternative_kinds: list[str]
+    alternatives: list[BodyStats]  # courts or commissions open besides mediation
+
+    def rank_of(self, body_id: uuid.UUID) -> Candidate | None:
+        return next((c for c in self.candidates if c.body.id == body_id), None)
+
+
+def required_tier(facts: Facts, rules: TriageRules) -> tuple[Tier, list[Reason]]:
+    """The lowest tier that may handle the dispute, with why."""
+    rule = rules.category(facts.category)
+    label = CATEGORY_LABELS.get(Category(facts.category), facts.category)
+    steps: list[tuple[Tier, Reason]] = []
+    by_severity = rules.tiers.severity[Severity(facts.severity)]
+    steps.append(
+        (
+            by_severity,
+            Reason(
+                "tier_by_severity",
+                Text(
+                    f"{SEVERITY_LABELS[Severity(facts.severity)]}纠纷至少由{TIER_LABELS[by_severity]}一级调处",
+                    f"A {facts.severity} dispute is handled at {by_severity.value} level or above",
+                ),
+                data={"severity": facts.severity, "tier": by_severity.value},
+            ),
+        )
+    )
+    steps.append(
+        (
+            rule.min_tier,
+            Reason(
+                "tier_by_category",
+                Text(
+                    f"「{label}」纠纷至少由{TIER_LABELS[rule.min_tier]}一级调处",
+                    f"{facts.category} disputes are handled at {rule.min_tier.value} level or above",
+                ),
+                data={"category": facts.category, "tier": rule.min_tier.value},
+            ),
+        )
+    )
+    if facts.is_group:
+        group_tier = rule.group_min_tier or rules.tiers.group
+        steps.append(
+            (
+                group_tier,
+                Reason(
+                    "tier_by_group",
+                    Text(
+                        f"群体性纠纷至少由{TIER_LABELS[group_tier]}一级调处",
+                        f"Group disputes are handled at {group_tier.value} level or above",
+                    ),
+                    data={"flag": "group", "tier": group_tier.value},
+                ),
+            )
+        )
+    if facts.is_risk:
+        steps.append(
+            (
+                rules.tiers.risk,
+                Reason(
+                    "tier_by_risk",
+                    Text(
+                        f"有激化风险的纠纷至少由{TIER_LABELS[rules.tiers.risk]}一级调处",
+                        f"Disputes at risk of escalating are handled at {rules.tiers.risk.value} level or above",
+                    ),
+                    data={"flag": "risk", "tier": rules.tiers.risk.value},
+                ),
+            )
+        )
+    current = Tier(facts.tier)
+    steps.append(
+        (
+            current,
+            Reason(
+                "tier_of_case",
+                Text(
+                    f"案件当前层级为{TIER_LABELS[current]}",
+                    f"The case is at {current.value} level now",
+                ),
+                data={"tier": current.value},
+            ),
+        )
+    )
+    tier = Tier.village
+    for step, _ in steps:
+        tier = higher_tier(tier, step)
+    # Only the steps that set the tier explain it.
+    return tier, [reason for step, reason in steps if step == tier]
+
+
+def region_prefixes(region_code: str) -> list[str]:
+    """Every prefix of a 12-digit code a jurisdiction can be written as: province, city, county,
+    town, village (GB/T 2260 and the statistical extension)."""
+    code = region_code.ljust(12, "0")
+    return [code[:cut] for cut in (2, 4, 6, 9, 12)]
+
+
+def rank(
+    facts: Facts,
+    rules: TriageRules,
+    bodies: list[BodyStats],
+    excluded: dict[uuid.UUID, Reason],
+    alternatives: list[BodyStats] | None = None,
+) -> Outcome:
+    """`bodies` are the active bodies covering the region (any type); the rules pick among them."""
+    tier, tier_reasons = required_tier(facts, rules)
+    rule = rules.category(facts.category)
+    weights = rules.weights
+    advice = [
+        {
+            "code": d.code,
+            "advice": d.advice.value,
+            "text": Text(d.message, d.message_en),
+            "article": d.article,
+        }
+        for d in rules.decline
+        if set(d.subject_matters) & set(facts.subject_matters) or facts.category in d.categories
+    ]
+    flags = {name for name, on in (("group", facts.is_group), ("risk", facts.is_risk)) if on}
+    advisories = [
+        {"code": a.code, "text": Text(a.message, a.message_en), "article": a.article}
+        for a in rules.advisories
+        if set(a.flags) & flags or facts.category in a.categories
+    ]
+    kinds = [k.value for k in rule.body_kinds]
+    label = CATEGORY_LABELS.get(Category(facts.category), facts.category)
+    floor = tier_index(tier)
+
+    candidates: list[Candidate] = []
+    shut_out: list[tuple[BodyStats, Reason]] = []
+    for body in bodies:
+        if body.kind not in kinds:
+            continue
+        if body.categories and facts.category not in body.categories:
+            continue
+        steps_up = tier_index(body.tier) - floor
+        if steps_up < 0:
+            continue
+        if body.id in excluded:
+            shut_out.append((body, excluded[body.id]))
+            continue
+        reasons: list[Reason] = []
+        position = kinds.index(body.kind)
+        kind_points = weights.for_kind(position)
+        reasons.append(
+            Reason(
+                "body_type",
+                Text(
+                    f"「{label}」纠纷归口{KIND_LABELS[BodyKind(body.kind)]} (规则第 {position + 1} 选择)",
+                    f"{facts.category} disputes go to a {body.kind} (choice {position + 1} of the rules)",
+                ),
+                kind_points,
+                {"kind": body.kind, "choice": position + 1},
+            )
+        )
+        if facts.category in body.categories:
+            reasons.append(
+                Reason(
+                    "body_specialty",
+                    Text(f"专门调处「{label}」纠纷", f"Specialises in {facts.category} disputes"),
+                    weights.body_specialty,
+                    {"category": facts.category},
+                )
+            )
+        if body.specialist_mediators:
+            reasons.append(
+                Reason(
+                    "mediator_specialty",
+                    Text(
+                        f"有 {body.specialist_mediators} 名擅长「{label}」纠纷的调解员",
+                        f"{body.specialist_mediators} mediator(s) experienced in {facts.category} disputes",
+                    ),
+                    weights.mediator_specialty,
+                    {"mediators": body.specialist_mediators},
+                )
+            )
+        tier_points = max(weights.tier_exact - steps_up * weights.tier_step_penalty, 0)
+        if steps_up == 0:
+            tier_text = Text(f"层级相符: {TIER_LABELS[Tier(body.tier)]}一级", f"Tier fits: {body.tier} level")
+        else:
+            tier_text = Text(
+                f"层级高于所需 {steps_up} 级 ({TIER_LABELS[Tier(body.tier)]}), 本级无合适组织时可由其调处",
+                f"{steps_up} tier(s) above what is needed ({body.tier})",
+            )
+        reasons.append(
+            Reason("tier_fit", tier_text, tier_points, {"tier": body.tier, "steps_above": steps_up})
+        )
+        spare = max(body.capacity - body.active_cases, 0)
+        load_points = round(weights.load * spare / body.capacity) if body.capacity else 0
+        at_capacity = body.active_cases >= body.capacity
+        if at_capacity:
+            load_text = Text(
+                f"已满负荷 (在办 {body.active_cases}/{body.capacity}), 排在未满负荷的组织之后",
+                f"At capacity ({body.active_cases}/{body.capacity}); ranked after bodies with room",
+            )
+        else:
+            load_text = Text(
+                f"在办 {body.active_cases} 件, 容量 {body.capacity} 件",
+                f"{body.active_cases} active case(s) of a capacity of {body.capacity}",
+            )
+        reasons.append(
+            Reason(
+                "load",
+                load_text,
+                load_points,
+                {"active_cases": body.active_cases, "capacity": body.capacity, "at_capacity": at_capacity},
+            )
+        )
+        score = sum(r.points for r in reasons)
+        candidates.append(Candidate(body=body, score=score, at_capacity=at_capacity, reasons=reasons))
+
+    candidates.sort(
+        key=lambda c: (c.at_capacity, -c.score, c.load_ratio, c.body.active_cases, c.body.name, c.body.id)
+    )
+    for i, c in enumerate(candidates, start=1):
+        c.rank = i
+
+    if advice:
+        decision = "decline"
+    elif candidates:
+        decision = "route"
+    elif shut_out:
+        decision = "exhausted"
+    else:
+        decision = "no_candidate"
+    return Outcome(
+        decision=decision,
+        tier=tier,
+        tier_reasons=tier_reasons,
+        candidates=candidates,
+        excluded=shut_out,
+        advice=advice,
+        advisories=advisories,
+        alternative_kinds=[k.value for k in rule.alternatives],
+        alternatives=alternatives or [],
+    )
