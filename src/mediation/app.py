@@ -21,6 +21,7 @@ from mediation.core.http import HttpConventionsMiddleware, TimeoutMiddleware
 from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings, get_settings
+from mediation.disputes import clocks
 from mediation.disputes.router import router as disputes_router
 from mediation.documents.router import router as documents_router
 from mediation.events.relay import Relay
@@ -54,14 +55,21 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        task = None
+        task = clock_task = None
         if settings.relay_in_app:
             relay = Relay(db, settings, app.state.identity.cipher)
             task = asyncio.create_task(relay.run(stop), name="event-relay")
+        if settings.clock_in_app:
+            clock_task = asyncio.create_task(
+                clocks.run(db, app.state.clock, settings, app.state.identity.cipher, stop), name="clocks"
+            )
         try:
             yield
         finally:
             stop.set()
+            if clock_task is not None:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(clock_task, timeout=10)
             if task is not None:
                 # Graceful: the relay finishes its cycle (or is cancelled) and hands back its claims.
                 with suppress(TimeoutError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mediation.audit import cli as audit_cli
 from mediation.core.logging import install_pii_redaction
-from mediation.core.settings import get_settings
+from mediation.core.settings import Settings, get_settings
 from mediation.identity import cli as identity_cli
 
 
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
     commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
     commands.add_parser("relay", help="run the event relay (sequencing and webhook delivery) until stopped")
+    commands.add_parser(
+        "clocks", help="run the case clocks once (return cases not signed for in time) and exit"
+    )
     identity_cli.add_parsers(commands)
     audit_cli.add_parsers(commands)
     args = parser.parse_args(argv)
@@ -87,10 +90,31 @@ def main(argv: list[str] | None = None) -> int:
         from mediation.events.relay import run_standalone
 
         asyncio.run(run_standalone(settings))
+    elif args.command == "clocks":
+        return asyncio.run(_clocks_once(settings))
     elif args.command in ("users", "keys"):
         return asyncio.run(identity_cli.run(settings, args))
     elif args.command == "audit":
         return asyncio.run(audit_cli.run(settings, args))
+    return 0
+
+
+async def _clocks_once(settings: Settings) -> int:
+    """For a scheduler (cron, systemd timer) when the clocks do not run inside the API process."""
+    from mediation.core.clock import Clock
+    from mediation.core.db import Database
+    from mediation.core.pii import PiiCipher
+    from mediation.core.secrets import resolve_secrets
+    from mediation.disputes.clocks import tick
+
+    db = Database(settings)
+    secrets = resolve_secrets(settings)
+    cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
+    try:
+        report = await tick(db, Clock(settings.timezone), settings, cipher)
+    finally:
+        await db.dispose()
+    print(f"returned {report.lapsed} case(s) not signed for in time; {report.failed} changed meanwhile")
     return 0
 
 
