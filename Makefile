@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run serve test migrate seed openapi lint clean
+.PHONY: install run serve test bench migrate seed openapi lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required: run make PYTHON=python3.12 (or another 3.11+)")'
@@ -31,12 +31,19 @@ run: seed
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Speed targets live here, not in the tests: each script prints its figures and fails when one
+# misses its target. SQLite first, then PostgreSQL when it is reachable.
+PG_ADMIN_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
+bench: install
+	$(BIN)/python benchmarks/bench_triage.py
+	$(BIN)/python benchmarks/bench_triage.py --postgres $(PG_ADMIN_DSN)
+
 openapi: install
 	$(BIN)/mediation openapi --output openapi/openapi.json
 
 lint: install
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations benchmarks
+	$(BIN)/ruff format --check src tests migrations benchmarks
 	$(BIN)/mypy src
 
 clean:

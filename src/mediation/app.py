@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -63,6 +64,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             clock_task = asyncio.create_task(
                 clocks.run(db, app.state.clock, settings, app.state.identity.cipher, stop), name="clocks"
             )
+        # Everything built at startup (modules, the app, its routes and schemas) lives as long as the
+        # process: moved out of the collector's sight, a full collection no longer walks it, which
+        # takes tens of milliseconds off the slowest requests.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -86,15 +86,100 @@ class Reason:
 
 @dataclass(slots=True)
 class Candidate:
+    """A body that may take the case, with the points of its score. The reasons are written out
+    only for the candidates someone reads (the first page, the one assigned): a county registry
+    can put a thousand bodies in the running."""
+
     body: BodyStats
-    score: int
-    at_capacity: bool
-    reasons: list[Reason]
+    label: str  # the category's Chinese name
+    category: str
+    kind_position: int
+    kind_points: int
+    body_specialty_points: int
+    mediator_specialty_points: int
+    steps_up: int
+    tier_points: int
+    load_points: int
+    score: int = 0
     rank: int = 0
+
+    @property
+    def at_capacity(self) -> bool:
+        return self.body.active_cases >= self.body.capacity
 
     @property
     def load_ratio(self) -> float:
         return self.body.active_cases / self.body.capacity if self.body.capacity else 1.0
+
+    @property
+    def reasons(self) -> list[Reason]:
+        body, label, category = self.body, self.label, self.category
+        reasons = [
+            Reason(
+                "body_type",
+                Text(
+                    f"「{label}」纠纷归口{KIND_LABELS[BodyKind(body.kind)]} (规则第 {self.kind_position + 1} 选择)",
+                    f"{category} disputes go to a {body.kind} (choice {self.kind_position + 1} of the rules)",
+                ),
+                self.kind_points,
+                {"kind": body.kind, "choice": self.kind_position + 1},
+            )
+        ]
+        if category in body.categories:
+            reasons.append(
+                Reason(
+                    "body_specialty",
+                    Text(f"专门调处「{label}」纠纷", f"Specialises in {category} disputes"),
+                    self.body_specialty_points,
+                    {"category": category},
+                )
+            )
+        if body.specialist_mediators:
+            reasons.append(
+                Reason(
+                    "mediator_specialty",
+                    Text(
+                        f"有 {body.specialist_mediators} 名擅长「{label}」纠纷的调解员",
+                        f"{body.specialist_mediators} mediator(s) experienced in {category} disputes",
+                    ),
+                    self.mediator_specialty_points,
+                    {"mediators": body.specialist_mediators},
+                )
+            )
+        tier_label = TIER_LABELS[Tier(body.tier)]
+        if self.steps_up == 0:
+            tier_text = Text(f"层级相符: {tier_label}一级", f"Tier fits: {body.tier} level")
+        else:
+            tier_text = Text(
+                f"层级高于所需 {self.steps_up} 级 ({tier_label}), 本级无合适组织时可由其调处",
+                f"{self.steps_up} tier(s) above what is needed ({body.tier})",
+            )
+        reasons.append(
+            Reason("tier_fit", tier_text, self.tier_points, {"tier": body.tier, "steps_above": self.steps_up})
+        )
+        if self.at_capacity:
+            load_text = Text(
+                f"已满负荷 (在办 {body.active_cases}/{body.capacity}), 排在未满负荷的组织之后",
+                f"At capacity ({body.active_cases}/{body.capacity}); ranked after bodies with room",
+            )
+        else:
+            load_text = Text(
+                f"在办 {body.active_cases} 件, 容量 {body.capacity} 件",
+                f"{body.active_cases} active case(s) of a capacity of {body.capacity}",
+            )
+        reasons.append(
+            Reason(
+                "load",
+                load_text,
+                self.load_points,
+                {
+                    "active_cases": body.active_cases,
+                    "capacity": body.capacity,
+                    "at_capacity": self.at_capacity,
+                },
+            )
+        )
+        return reasons
 
 
 @dataclass(slots=True)
@@ -246,75 +331,28 @@ def rank(
         if body.id in excluded:
             shut_out.append((body, excluded[body.id]))
             continue
-        reasons: list[Reason] = []
         position = kinds.index(body.kind)
-        kind_points = weights.for_kind(position)
-        reasons.append(
-            Reason(
-                "body_type",
-                Text(
-                    f"「{label}」纠纷归口{KIND_LABELS[BodyKind(body.kind)]} (规则第 {position + 1} 选择)",
-                    f"{facts.category} disputes go to a {body.kind} (choice {position + 1} of the rules)",
-                ),
-                kind_points,
-                {"kind": body.kind, "choice": position + 1},
-            )
-        )
-        if facts.category in body.categories:
-            reasons.append(
-                Reason(
-                    "body_specialty",
-                    Text(f"专门调处「{label}」纠纷", f"Specialises in {facts.category} disputes"),
-                    weights.body_specialty,
-                    {"category": facts.category},
-                )
-            )
-        if body.specialist_mediators:
-            reasons.append(
-                Reason(
-                    "mediator_specialty",
-                    Text(
-                        f"有 {body.specialist_mediators} 名擅长「{label}」纠纷的调解员",
-                        f"{body.specialist_mediators} mediator(s) experienced in {facts.category} disputes",
-                    ),
-                    weights.mediator_specialty,
-                    {"mediators": body.specialist_mediators},
-                )
-            )
-        tier_points = max(weights.tier_exact - steps_up * weights.tier_step_penalty, 0)
-        if steps_up == 0:
-            tier_text = Text(f"层级相符: {TIER_LABELS[Tier(body.tier)]}一级", f"Tier fits: {body.tier} level")
-        else:
-            tier_text = Text(
-                f"层级高于所需 {steps_up} 级 ({TIER_LABELS[Tier(body.tier)]}), 本级无合适组织时可由其调处",
-                f"{steps_up} tier(s) above what is needed ({body.tier})",
-            )
-        reasons.append(
-            Reason("tier_fit", tier_text, tier_points, {"tier": body.tier, "steps_above": steps_up})
-        )
         spare = max(body.capacity - body.active_cases, 0)
-        load_points = round(weights.load * spare / body.capacity) if body.capacity else 0
-        at_capacity = body.active_cases >= body.capacity
-        if at_capacity:
-            load_text = Text(
-                f"已满负荷 (在办 {body.active_cases}/{body.capacity}), 排在未满负荷的组织之后",
-                f"At capacity ({body.active_cases}/{body.capacity}); ranked after bodies with room",
-            )
-        else:
-            load_text = Text(
-                f"在办 {body.active_cases} 件, 容量 {body.capacity} 件",
-                f"{body.active_cases} active case(s) of a capacity of {body.capacity}",
-            )
-        reasons.append(
-            Reason(
-                "load",
-                load_text,
-                load_points,
-                {"active_cases": body.active_cases, "capacity": body.capacity, "at_capacity": at_capacity},
-            )
+        candidate = Candidate(
+            body=body,
+            label=label,
+            category=facts.category,
+            kind_position=position,
+            kind_points=weights.for_kind(position),
+            body_specialty_points=weights.body_specialty if facts.category in body.categories else 0,
+            mediator_specialty_points=weights.mediator_specialty if body.specialist_mediators else 0,
+            steps_up=steps_up,
+            tier_points=max(weights.tier_exact - steps_up * weights.tier_step_penalty, 0),
+            load_points=round(weights.load * spare / body.capacity) if body.capacity else 0,
         )
-        score = sum(r.points for r in reasons)
-        candidates.append(Candidate(body=body, score=score, at_capacity=at_capacity, reasons=reasons))
+        candidate.score = (
+            candidate.kind_points
+            + candidate.body_specialty_points
+            + candidate.mediator_specialty_points
+            + candidate.tier_points
+            + candidate.load_points
+        )
+        candidates.append(candidate)
 
     candidates.sort(
         key=lambda c: (c.at_capacity, -c.score, c.load_ratio, c.body.active_cases, c.body.name, c.body.id)
