@@ -106,6 +106,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("mediator_id", sa.Uuid(), nullable=True))
         batch.add_column(sa.Column("sign_for_due_on", sa.Date(), nullable=True))
         batch.add_column(sa.Column("attention", sa.String(length=40), nullable=True))
+        batch.add_column(sa.Column("escalated_tier", sa.String(length=10), nullable=True))
         batch.create_foreign_key(
             op.f("fk_disputes_mediator_id_mediators"), "mediators", ["mediator_id"], ["id"]
         )
@@ -188,6 +189,7 @@ def downgrade() -> None:
     with op.batch_alter_table("disputes") as batch:
         batch.drop_index("ix_disputes_attention")
         batch.drop_constraint(op.f("fk_disputes_mediator_id_mediators"), type_="foreignkey")
+        batch.drop_column("escalated_tier")
         batch.drop_column("attention")
         batch.drop_column("sign_for_due_on")
         batch.drop_column("mediator_id")

@@ -36,6 +36,9 @@ class Dispute(Base):
     is_group: Mapped[bool]
     is_risk: Mapped[bool]
     tier: Mapped[str] = mapped_column(String(10))
+    # Set by escalation only: the lowest tier triage may offer from then on. The intake tier is
+    # not a floor, so a change of the rules applies to cases not yet escalated.
+    escalated_tier: Mapped[str | None] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(24))
     version: Mapped[int] = mapped_column(nullable=False)
     body_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)

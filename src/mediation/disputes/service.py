@@ -472,7 +472,9 @@ class DisputeService:
             await self.session.flush()
         if action in (Action.return_, Action.transfer):
             outcome = await self.triage.evaluate(dispute)
-            if outcome.decision in ("exhausted", "no_candidate"):
+            if not outcome.candidates:
+                # Whatever triage advises (even declining), a case no body is left to take must
+                # reach a supervisor rather than wait unseen.
                 dispute.attention = Attention.triage_exhausted
                 record_dispute_event(
                     self.session,
@@ -481,7 +483,7 @@ class DisputeService:
                     {
                         "action": action.value,
                         "version": dispute.version,
-                        "decision": outcome.decision,
+                        "decision": "exhausted" if outcome.excluded else "no_candidate",
                         "excluded_body_ids": [str(b.id) for b, _ in outcome.excluded],
                     },
                     now,
@@ -555,6 +557,7 @@ class DisputeService:
             next_tier = lifecycle.escalation_tier(ctx)
             assert next_tier is not None  # guarded by has_next_tier
             dispute.tier = next_tier
+            dispute.escalated_tier = next_tier
             dispute.body_id = None
             dispute.mediator_id = None
             dispute.mediator_name = None
@@ -874,12 +877,14 @@ def _shares_party_with(dispute_id: uuid.UUID) -> ColumnElement[bool]:
     same_person = or_(
         and_(theirs.id_number_index.is_not(None), theirs.id_number_index == mine.id_number_index),
         and_(theirs.phone_index.is_not(None), theirs.phone_index == mine.phone_index),
-        # The same respondent company, when it has no credit code on file: its normalised name.
+        # The same respondent company, when one side has no credit code on file: its normalised
+        # name. Two different credit codes are two companies, whatever their names.
         and_(
             theirs.name_key.is_not(None),
             theirs.name_key == mine.name_key,
             theirs.role == "respondent",
             mine.role == "respondent",
+            or_(theirs.id_number_index.is_(None), mine.id_number_index.is_(None)),
         ),
     )
     return exists().where(theirs.dispute_id == Dispute.id, mine.dispute_id == dispute_id, same_person)
@@ -901,7 +906,8 @@ def _matched_on(mine: list[Party], theirs: list[Party]) -> list[str]:
                 found.add("respondent_organisation" if same_org else "id_number")
             if a.phone_index and a.phone_index == b.phone_index:
                 found.add("phone")
-            if same_org and a.name_key and a.name_key == b.name_key:
+            one_uncoded = not (a.id_number_index and b.id_number_index)
+            if same_org and one_uncoded and a.name_key and a.name_key == b.name_key:
                 found.add("respondent_organisation")
     return sorted(found)
 

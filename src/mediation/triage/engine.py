@@ -57,7 +57,7 @@ class Facts:
     is_risk: bool
     subject_matters: tuple[str, ...]
     region_code: str
-    tier: str  # the tier the case is at now (raised by escalation)
+    tier: str  # the tier escalation raised the case to (village when never escalated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,20 +259,21 @@ def required_tier(facts: Facts, rules: TriageRules) -> tuple[Tier, list[Reason]]
                 ),
             )
         )
-    current = Tier(facts.tier)
-    steps.append(
-        (
-            current,
-            Reason(
-                "tier_of_case",
-                Text(
-                    f"案件当前层级为{TIER_LABELS[current]}",
-                    f"The case is at {current.value} level now",
+    escalated = Tier(facts.tier)
+    if escalated != Tier.village:
+        steps.append(
+            (
+                escalated,
+                Reason(
+                    "tier_by_escalation",
+                    Text(
+                        f"案件已上移至{TIER_LABELS[escalated]}一级调处",
+                        f"The case was escalated to {escalated.value} level",
+                    ),
+                    data={"tier": escalated.value},
                 ),
-                data={"tier": current.value},
-            ),
+            )
         )
-    )
     tier = Tier.village
     for step, _ in steps:
         tier = higher_tier(tier, step)

@@ -14,6 +14,7 @@ from mediation.bodies.models import Body, BodyJurisdiction, Mediator
 from mediation.core.http import check_if_match
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal
+from mediation.disputes.enums import Tier
 from mediation.disputes.models import Assignment, Dispute
 from mediation.triage.engine import BodyStats, Facts, Outcome, Reason, rank, region_prefixes
 from mediation.triage.models import TriageRuleSet
@@ -46,7 +47,7 @@ def facts_of(dispute: Dispute) -> Facts:
         is_risk=dispute.is_risk,
         subject_matters=tuple(dispute.subject_matters),
         region_code=dispute.region_code,
-        tier=dispute.tier,
+        tier=dispute.escalated_tier or Tier.village,
     )
 
 
