@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import func, select
 
 from mediation.bodies.models import Body, Mediator, MediatorConflict
-
 from mediation.core.db import utcnow
 from mediation.disputes.models import Dispute
 from mediation.documents.models import Document

@@ -32,9 +32,7 @@ async def test_sign_for_due_counts_working_days_around_a_holiday(api):
         params={"status": "assigned"},
         headers=api.auth("body_mediator", "village"),
     )
-    assert [(d["id"], d["sign_for_due_on"]) for d in inbox.json()["items"]] == [
-        (dispute["id"], "2026-06-23")
-    ]
+    assert [(d["id"], d["sign_for_due_on"]) for d in inbox.json()["items"]] == [(dispute["id"], "2026-06-23")]
 
 
 async def test_a_case_not_signed_for_in_time_goes_back_to_triage_without_that_body(api):
