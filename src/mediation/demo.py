@@ -318,9 +318,12 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
         count = 0
         for i, (category, description, target, people, severity) in enumerate(CASES):
             # Spread intake over the last weeks; every step happens the same day, so legal windows hold.
-            clock = FrozenClock(
-                now - timedelta(days=len(CASES) - i, hours=rng.randrange(0, 8)), settings.timezone
-            )
+            at = now - timedelta(days=len(CASES) - i, hours=rng.randrange(0, 8))
+            if target == "assigned":
+                # Assigned today, so the bodies are still within their working days to sign for it
+                # (older ones would be returned by the sign-for clock as soon as the server starts).
+                at = now - timedelta(minutes=30 + i)
+            clock = FrozenClock(at, settings.timezone)
             async with db.writer() as session, session.begin():
                 documents = DocumentService(session, LocalBlobStore(settings.documents_dir), settings)
                 service = DisputeService(session, clock, settings, cipher, documents)
