@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mediation.disputes.models import Dispute, Party, TimelineEntry
+from mediation.bodies.models import Body, Mediator, MediatorConflict
+from mediation.disputes.models import Assignment, CaseLink, Dispute, Party, TimelineEntry
 from mediation.events.models import OutboxEvent
+from mediation.triage.models import TriageRuleSet
+from mediation.triage.rules import default_rules
 from tests.support import intake_body, person
 
 
@@ -285,3 +288,119 @@ async def test_new_endpoints_answer_bad_requests_with_problems_and_change_nothin
         assert response.headers["content-type"].startswith("application/problem+json"), url
     after = await api.get(dispute)
     assert after["version"] == dispute["version"]
+
+
+async def _registry_counts(api) -> tuple[int, ...]:
+    async with api.app.state.db.reader() as session:
+        return tuple(
+            [
+                int(await session.scalar(select(func.count()).select_from(m)) or 0)
+                for m in (Body, Mediator, MediatorConflict, TriageRuleSet, CaseLink, Assignment)
+            ]
+        )
+
+
+async def test_registry_and_triage_endpoints_refuse_bad_requests_and_change_nothing(api):
+    dispute = await api.drive("mediating")
+    other = await api.intake()
+    village = api.bodies["village"]
+    mediator = api.mediators[village]
+    missing = "6f1e0c4e-0000-4000-8000-000000000000"
+    admin, body_admin = api.auth("admin"), api.auth("body_admin", "village")
+    rules = default_rules().model_dump(mode="json")
+    version = {"If-Match": '"1"'}
+    cases = [
+        # malformed or out of range
+        ("post", "/v1/bodies", admin, {"name": "x", "kind": "people_mediation_committee"}, 422),
+        (
+            "post",
+            "/v1/bodies",
+            admin,
+            {"name": "某调委会", "kind": "spaceship", "tier": "village", "region_code": "330681105201"},
+            422,
+        ),
+        (
+            "post",
+            "/v1/bodies",
+            admin,
+            {
+                "name": "某调委会",
+                "kind": "people_mediation_committee",
+                "tier": "village",
+                "region_code": "990681105201",
+                "capacity": 0,
+            },
+            422,
+        ),
+        ("patch", f"/v1/bodies/{village}", {**admin, **version}, {"version": 7}, 422),
+        ("patch", f"/v1/bodies/{village}", {**admin, **version}, {"active": False}, 422),
+        ("patch", f"/v1/bodies/{village}", {**admin, **version}, {"categories": ["labour", "labour"]}, 422),
+        ("post", f"/v1/bodies/{village}/mediators", body_admin, {"name": "", "specialties": ["x"]}, 422),
+        (
+            "post",
+            f"/v1/bodies/{village}/mediators/{mediator}/conflicts",
+            body_admin,
+            {"relation": "表兄"},
+            422,
+        ),
+        (
+            "post",
+            f"/v1/bodies/{village}/mediators/{mediator}/conflicts",
+            body_admin,
+            {"relation": "表兄", "id_number": "110101199003070000"},
+            422,
+        ),
+        (
+            "put",
+            "/v1/triage/rules",
+            {**admin, "If-Match": '"0"'},
+            {"rules": {**rules, "categories": {}}},
+            422,
+        ),
+        ("put", "/v1/triage/rules", {**admin, "If-Match": '"0"'}, {"rules": {**rules, "extra": 1}}, 422),
+        ("put", f"/v1/disputes/{dispute['id']}/mediator", body_admin, {"mediator_id": "not-a-uuid"}, 422),
+        (
+            "post",
+            f"/v1/disputes/{dispute['id']}/links",
+            api.auth("clerk"),
+            {"dispute_id": dispute["id"]},
+            422,
+        ),
+        ("post", f"/v1/disputes/{dispute['id']}/links", api.auth("clerk"), {"dispute_id": missing}, 404),
+        ("get", f"/v1/disputes/{other['id']}/triage?limit=0", api.auth("clerk"), None, 422),
+        # missing or stale preconditions
+        ("patch", f"/v1/bodies/{village}", admin, {"capacity": 5}, 428),
+        ("patch", f"/v1/bodies/{village}", {**admin, "If-Match": '"9"'}, {"capacity": 5}, 412),
+        ("put", "/v1/triage/rules", admin, {"rules": rules}, 428),
+        ("delete", "/v1/triage/rules", {**admin, "If-Match": '"3"'}, None, 412),
+        ("put", f"/v1/disputes/{dispute['id']}/mediator", body_admin, {"mediator_id": str(mediator)}, 428),
+        # out of order: no mediator can be named before the body signs for the case
+        (
+            "put",
+            f"/v1/disputes/{other['id']}/mediator",
+            {**api.auth("body_admin", "village"), "If-Match": f'"{other["version"]}"'},
+            {"mediator_id": str(mediator)},
+            404,
+        ),
+        # unauthorised
+        ("post", "/v1/bodies", api.auth("clerk"), {"name": "某调委会"}, 403),
+        ("put", "/v1/triage/rules", {**api.auth("supervisor"), "If-Match": '"0"'}, {"rules": rules}, 403),
+        ("patch", f"/v1/bodies/{village}", {**body_admin, **version}, {"tier": "county"}, 403),
+        ("get", "/v1/triage/rules", {"Authorization": ""}, None, 401),
+        ("get", f"/v1/disputes/{other['id']}/triage", api.auth("body_mediator", "village"), None, 403),
+    ]
+    before = await _registry_counts(api)
+    for method, url, headers, body, status in cases:
+        response = await api.client.request(method.upper(), url, json=body, headers=headers)
+        assert response.status_code == status, (method, url, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json"), url
+    assert await _registry_counts(api) == before
+    assert (await api.get(dispute))["version"] == dispute["version"]
+    assert (await api.get(other))["version"] == other["version"]
+    async with api.app.state.db.reader() as session:
+        body = await session.get(Body, village)
+    assert body is not None and (body.version, body.capacity, body.tier) == (1, 30, "village")
+    malformed = await api.client.post(
+        "/v1/bodies", content=b'{"name": ', headers={**admin, "Content-Type": "application/json"}
+    )
+    _problem(malformed, 422, "/problems/validation-error")
