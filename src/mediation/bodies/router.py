@@ -35,6 +35,7 @@ from mediation.core.principal import Permission, Principal
 from mediation.disputes.enums import Tier
 from mediation.disputes.identity import region_prefix
 from mediation.identity.auth import authenticate, identity_of, permission
+from mediation.triage.engine import region_prefixes
 
 # The directory of bodies, courts and commissions is reference data every signed-in caller needs
 # (to pick an assignee or a court); it holds no case and no personal data.
@@ -90,11 +91,8 @@ async def list_bodies(
     if region:
         stmt = stmt.where(Body.region_code.startswith(region_prefix(region)))
     if covers:
-        full = covers.ljust(12, "0")
-        prefixes = [full[:cut] for cut in (2, 4, 6, 9, 12)]
-        stmt = stmt.where(
-            Body.id.in_(select(BodyJurisdiction.body_id).where(BodyJurisdiction.region_prefix.in_(prefixes)))
-        )
+        covering = BodyJurisdiction.region_prefix.in_(region_prefixes(covers))
+        stmt = stmt.where(Body.id.in_(select(BodyJurisdiction.body_id).where(covering)))
     if active is not None:
         stmt = stmt.where(Body.active.is_(active))
     rows = await session_of(request).scalars(stmt)

@@ -32,8 +32,8 @@ from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Permission, Principal, Role
 from mediation.disputes.models import Dispute
+from mediation.triage.service import ACTIVE_STATUSES
 
-ACTIVE_STATUSES = ("assigned", "mediating")
 NO_BODY = Text("调解组织不存在", "No such body")
 
 
