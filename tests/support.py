@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -43,8 +43,16 @@ PATHS: dict[str, list[str]] = {
     "agreement_signed": ["accept", "assign", "sign_for", "agree"],
     "performed": ["accept", "assign", "sign_for", "agree", "record_performance"],
     "confirmation_pending": ["accept", "assign", "sign_for", "agree", "request_confirmation"],
-    "confirmed": ["accept", "assign", "sign_for", "agree", "request_confirmation", "confirm"],
-    "confirmation_rejected": ["accept", "assign", "sign_for", "agree", "request_confirmation", "reject"],
+    "confirmed": ["accept", "assign", "sign_for", "agree", "request_confirmation", "court_accept", "confirm"],
+    "confirmation_rejected": [
+        "accept",
+        "assign",
+        "sign_for",
+        "agree",
+        "request_confirmation",
+        "court_accept",
+        "reject",
+    ],
     "mediation_failed": ["accept", "assign", "sign_for", "fail"],
     "withdrawn": ["accept", "assign", "sign_for", "withdraw"],
     "referred_arbitration": ["accept", "assign", "sign_for", "fail", "refer_arbitration"],
@@ -66,6 +74,7 @@ ROLE = {
     "agree": "body_mediator",
     "fail": "body_mediator",
     "request_confirmation": "body_mediator",
+    "withdraw_confirmation": "body_mediator",
     "record_performance": "body_mediator",
     "confirm": "court",
     "reject": "court",
@@ -119,6 +128,7 @@ class Api:
         self.tokens: dict[tuple[str, uuid.UUID | None], str] = {}
         self.users: dict[tuple[str, uuid.UUID | None], uuid.UUID] = {}
         self.mediators: dict[uuid.UUID, uuid.UUID] = {}  # body id -> its first mediator
+        self.agreements: dict[str, str] = {}  # case id -> the signed agreement `agree` records
 
     @property
     def today(self) -> date:
@@ -310,31 +320,18 @@ class Api:
             "transfer": {"reason": "需由专业调解组织调解"},
             "escalate": {"reason": "案情复杂, 报请上级调解"},
             "withdraw": {"reason": "申请人撤回申请"},
-            "agree": {
-                "agreement": {
-                    "facts": "双方因院墙滴水发生争执, 被申请人负主要责任。",
-                    "terms": ["被申请人于十五日内修缮屋檐并赔偿一千二百元。"],
-                    "performance": "现金当面支付, 于十五日内履行完毕。",
-                    "effective_on": today,
-                    "signed_by": party_ids,
-                    "mediator_signed": True,
-                    "body_sealed": True,
-                }
-            },
+            # The signed agreement prepared for this case (see `act`), else one that does not exist.
+            "agree": {"agreement_id": self.agreements.get(dispute["id"], str(uuid.uuid4()))},
             "fail": {"reason_code": "positions_too_far_apart"},
             "request_confirmation": {
                 "court_id": str(self.bodies["court"]),
                 "basis": "body_location",
                 "applicant_party_ids": party_ids,
             },
+            "withdraw_confirmation": {"reason": "双方当事人撤回司法确认申请"},
             "record_performance": {"performed_on": today},
-            "confirm": {
-                "court_case_number": "(2026)浙0681民特1号",
-                "ruling_number": "(2026)浙0681民特1号",
-                "ruled_on": today,
-            },
+            "confirm": {"ruling_number": "(2026)浙0681民特1号", "ruled_on": today},
             "reject": {
-                "court_case_number": "(2026)浙0681民特2号",
                 "ground": "unclear_content",
                 "ruling_number": "(2026)浙0681民特2号",
                 "ruled_on": today,
@@ -371,6 +368,14 @@ class Api:
         use_default: bool = True,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
+        if (
+            action == "agree"
+            and payload is None
+            and use_default
+            and dispute["status"] == "mediating"
+            and dispute["id"] not in self.agreements
+        ):
+            await self.signed_agreement(dispute)
         body = payload if payload is not None or not use_default else self.payload(action, dispute)
         return await self.client.post(
             f"/v1/disputes/{dispute['id']}/actions/{action}",
@@ -392,9 +397,110 @@ class Api:
     async def drive(self, state: str, **intake_overrides: Any) -> dict[str, Any]:
         dispute = await self.intake(**intake_overrides)
         for action in PATHS[state]:
+            if action == "court_accept":
+                dispute = await self.target_accepts(dispute)
+                continue
             dispute = await self.step(dispute, action)
         assert dispute["status"] == state
         return dispute
+
+    # ---- agreements and handoffs -----------------------------------------------------------------
+
+    def agreement_content(self, dispute: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        applicant = next(p["id"] for p in dispute["parties"] if p["role"] == "applicant")
+        respondent = next(p["id"] for p in dispute["parties"] if p["role"] == "respondent")
+        content: dict[str, Any] = {
+            "facts": "双方因院墙滴水发生争执。",
+            "disputed_matters": "屋檐滴水造成的损失及修缮责任。",
+            "responsibility": "被申请人负主要责任。",
+            "terms": ["双方今后互相谅解, 不再就此事发生争执。"],
+            "obligations": [
+                {
+                    "obligor_party_id": respondent,
+                    "obligee_party_id": applicant,
+                    "kind": "payment",
+                    "amount": "1200.00",
+                    "description": "赔偿损失",
+                    "place": "枫源村调委会",
+                    "manner": "现金当面支付",
+                    "due_on": (self.today + timedelta(days=15)).isoformat(),
+                }
+            ],
+        }
+        content.update(overrides)
+        return content
+
+    async def draft_agreement(self, dispute: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        response = await self.client.post(
+            f"/v1/disputes/{dispute['id']}/agreements",
+            json=self.agreement_content(dispute, **overrides),
+            headers=self.acting("body_mediator", dispute),
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def sign(
+        self, dispute: dict[str, Any], agreement: dict[str, Any], **signature: Any
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/v1/disputes/{dispute['id']}/agreements/{agreement['id']}/signatures",
+            json=signature,
+            headers=self.acting("body_mediator", dispute),
+        )
+
+    async def sign_all(self, dispute: dict[str, Any], agreement: dict[str, Any]) -> dict[str, Any]:
+        for waiting in agreement["awaiting_signatures"]:
+            if waiting["signer"] == "party":
+                signature = {"signer": "party", "party_id": waiting["party_id"], "method": "in_person"}
+            elif waiting["signer"] == "mediator":
+                method = "recorded" if agreement["form"] == "oral" else "in_person"
+                signature = {"signer": "mediator", "method": method}
+            else:
+                signature = {"signer": "body_seal", "method": "seal"}
+            response = await self.sign(dispute, agreement, **signature)
+            assert response.status_code == 200, response.text
+            agreement = response.json()
+        assert agreement["status"] == "effective", agreement
+        return agreement
+
+    async def signed_agreement(self, dispute: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+        """Draft the agreement and have everyone sign it; `agree` then records it on the case."""
+        agreement = await self.sign_all(dispute, await self.draft_agreement(dispute, **overrides))
+        self.agreements[dispute["id"]] = agreement["id"]
+        return agreement
+
+    async def handoff(self, dispute: dict[str, Any], role: str | None = None) -> dict[str, Any]:
+        handoff_id = dispute["handoff"]["id"]
+        target = uuid.UUID(str(dispute["handoff_target_id"]))
+        who = role or (
+            "court"
+            if dispute["handoff"]["kind"] in ("judicial_confirmation", "litigation")
+            else "arbitration"
+        )
+        response = await self.client.get(f"/v1/handoffs/{handoff_id}", headers=self.auth(who, target))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def target_accepts(
+        self, dispute: dict[str, Any], case_number: str = "(2026)浙0681民特1号"
+    ) -> dict[str, Any]:
+        """The court or commission acknowledges acceptance with its own case number."""
+        dossier = await self.handoff(dispute)
+        who = (
+            "court"
+            if dossier["handoff"]["kind"] in ("judicial_confirmation", "litigation")
+            else "arbitration"
+        )
+        response = await self.client.post(
+            f"/v1/handoffs/{dossier['handoff']['id']}/acceptance",
+            json={"decision": "accepted", "case_number": case_number},
+            headers={
+                **self.auth(who, uuid.UUID(dossier["handoff"]["target_id"])),
+                "If-Match": f'"{dossier["handoff"]["version"]}"',
+            },
+        )
+        assert response.status_code == 200, response.text
+        return await self.get(dispute)
 
     async def timeline(self, dispute: dict[str, Any]) -> list[dict[str, Any]]:
         response = await self.client.get(f"/v1/disputes/{dispute['id']}/timeline", headers=self.auth())

@@ -12,6 +12,11 @@ from mediation.disputes.lifecycle import Action, Status, find_transition
 SPECIAL = {
     # 劳动争议调解仲裁法 Art. 14: a labour case may leave mediation for arbitration after 15 days.
     (Status.mediating, Action.refer_arbitration): "labour_after_15_days",
+    # 法释〔2011〕5号 Art. 4: the court rules only on a request it accepted with its case number.
+    (Status.confirmation_pending, Action.confirm): "target_accepted",
+    (Status.confirmation_pending, Action.reject): "target_accepted",
+    (Status.referred_arbitration, Action.record_outcome): "target_accepted",
+    (Status.referred_litigation, Action.record_outcome): "target_accepted",
 }
 
 
@@ -20,6 +25,8 @@ async def _fresh_case(api, state: Status, special: str | None) -> tuple[dict, di
         dispute = await api.drive(state.value, category="labour")
         api.app.state.clock.at += timedelta(days=15)
         return dispute, {"commission_id": str(api.bodies["labour_commission"])}
+    if special == "target_accepted":
+        return await api.target_accepts(await api.drive(state.value)), None
     return await api.drive(state.value), None
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from mediation import __version__
+from mediation.agreements.router import router as agreements_router
 from mediation.audit.recorder import ChainedRequestAuditor
 from mediation.audit.router import router as audit_router
 from mediation.bodies.router import router as bodies_router
@@ -28,6 +29,7 @@ from mediation.documents.router import router as documents_router
 from mediation.events.relay import Relay
 from mediation.events.router import router as events_router
 from mediation.events.sequencer import number_before_commit
+from mediation.handoffs.router import router as handoffs_router
 from mediation.identity.auth import Identity
 from mediation.identity.router import router as identity_router
 from mediation.ops.router import router as ops_router
@@ -108,6 +110,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(bodies_router)
     app.include_router(triage_router)
     app.include_router(documents_router)
+    app.include_router(agreements_router)
+    app.include_router(handoffs_router)
     app.include_router(events_router)
     app.include_router(audit_router)
     app.include_router(ops_router)

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
     commands.add_parser("relay", help="run the event relay (sequencing and webhook delivery) until stopped")
     commands.add_parser(
-        "clocks", help="run the case clocks once (return cases not signed for in time) and exit"
+        "clocks", help="run the case clocks once (lapsed sign-for, overdue obligations, late courts) and exit"
     )
     identity_cli.add_parsers(commands)
     audit_cli.add_parsers(commands)
@@ -114,7 +114,11 @@ async def _clocks_once(settings: Settings) -> int:
         report = await tick(db, Clock(settings.timezone), settings, cipher)
     finally:
         await db.dispose()
-    print(f"returned {report.lapsed} case(s) not signed for in time; {report.failed} changed meanwhile")
+    print(
+        f"returned {report.lapsed} case(s) not signed for in time; "
+        f"{report.obligations_overdue} obligation(s) overdue sent to follow-up; "
+        f"{report.handoffs_overdue} late court/commission step(s) flagged; {report.failed} changed meanwhile"
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
 """Every mapped table, imported in one place for Alembic and the tests."""
 
+from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation, Signature
 from mediation.audit.models import AuditChainHead, AuditRecord
 from mediation.bodies.models import Body, BodyJurisdiction, Mediator, MediatorConflict
 from mediation.core.idempotency import IdempotencyRecord
@@ -13,10 +14,12 @@ from mediation.disputes.models import (
 )
 from mediation.documents.models import Blob, Document, Dossier
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from mediation.handoffs.models import Handoff
 from mediation.identity.models import ApiKey, User
 from mediation.triage.models import TriageRuleSet
 
 __all__ = [
+    "Agreement",
     "ApiKey",
     "Assignment",
     "AuditChainHead",
@@ -29,11 +32,16 @@ __all__ = [
     "Dispute",
     "Document",
     "Dossier",
+    "FollowUp",
+    "Handoff",
     "IdempotencyRecord",
+    "MediationSession",
     "Mediator",
     "MediatorConflict",
+    "Obligation",
     "OutboxEvent",
     "Party",
+    "Signature",
     "TimelineEntry",
     "TriageRuleSet",
     "User",

@@ -1,4 +1,6 @@
-"""Clocks that act on cases by themselves: a case not signed for in time goes back to triage.
+"""Clocks that act on cases by themselves: a case not signed for in time goes back to triage; an
+obligation past its due date raises a follow-up for the body (人民调解法 Art. 31); a court or
+commission late with acceptance or decision is flagged on the case, once per step.
 
 The body that was assigned a case signs for it or returns it within the set working days (center
 practice after 在线调解规则 Art. 12). When the last day has passed, the system returns the case
@@ -14,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from mediation.agreements.service import AgreementService
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import ProblemError
@@ -27,6 +32,8 @@ from mediation.disputes.lifecycle import Action
 from mediation.disputes.schemas import ReturnPayload
 from mediation.disputes.service import DisputeService
 from mediation.events.sequencer import number_before_commit
+from mediation.handoffs.ledger import Ledger
+from mediation.handoffs.service import HandoffService
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,8 @@ LAPSE_REASON = "逾期未签收: 受指派组织未在 {n} 个工作日内签收
 class TickReport:
     lapsed: int
     failed: int
+    obligations_overdue: int = 0
+    handoffs_overdue: int = 0
 
 
 async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
@@ -57,7 +66,63 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
             failed += 1
     if lapsed:
         log.info("clock returned %d case(s) not signed for in time", lapsed)
-    return TickReport(lapsed=lapsed, failed=failed)
+    overdue_obligations, failed_obligations = await _each(
+        db,
+        clock,
+        settings,
+        cipher,
+        "obligations",
+        lambda s: AgreementService(s).overdue_obligations(),
+        lambda s, i: AgreementService(s).raise_overdue(i, SYSTEM),
+    )
+    async with db.reader() as session:
+        late = [h.id for h in await Ledger(session).overdue(clock.today())]
+    overdue_handoffs, failed_handoffs = await _each(
+        db,
+        clock,
+        settings,
+        cipher,
+        "handoffs",
+        None,
+        lambda s, i: HandoffService(s).flag_overdue(i, SYSTEM),
+        late,
+    )
+    return TickReport(
+        lapsed=lapsed,
+        failed=failed + failed_obligations + failed_handoffs,
+        obligations_overdue=overdue_obligations,
+        handoffs_overdue=overdue_handoffs,
+    )
+
+
+async def _each(
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    cipher: PiiCipher,
+    what: str,
+    find: Callable[[DisputeService], Awaitable[list[uuid.UUID]]] | None,
+    step: Callable[[DisputeService, uuid.UUID], Awaitable[bool]],
+    ids: list[uuid.UUID] | None = None,
+) -> tuple[int, int]:
+    """Run `step` on each id in its own transaction; a conflict with a user skips that one."""
+    if ids is None:
+        assert find is not None
+        async with db.reader() as session:
+            ids = await find(DisputeService(session, clock, settings, cipher))
+    done = failed = 0
+    for item in ids:
+        try:
+            async with db.writer() as session, session.begin():
+                if await step(DisputeService(session, clock, settings, cipher), item):
+                    await number_before_commit(session, utcnow())
+                    done += 1
+        except ProblemError as exc:
+            log.info("clock skipped %s %s: %s", what, item, exc.slug)
+            failed += 1
+    if done:
+        log.info("clock handled %d overdue %s", done, what)
+    return done, failed
 
 
 async def run(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher, stop: asyncio.Event) -> None:

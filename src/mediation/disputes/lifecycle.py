@@ -15,13 +15,17 @@ from typing import Any
 
 from transitions import Machine, MachineError
 
+from mediation.agreements import rules as agreement_rules
+from mediation.agreements.models import Agreement
 from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.core.errors import GuardFailed, InvalidTransition
 from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
 from mediation.core.principal import Principal, Role
+from mediation.core.refusal import Refusal, summary
 from mediation.disputes.enums import AgreementForm, Category, Consent, SubjectMatter, Tier
 from mediation.disputes.models import Dispute
+from mediation.handoffs.models import Handoff
 from mediation.triage.engine import Outcome
 
 
@@ -78,6 +82,7 @@ class Action(StrEnum):
     agree = "agree"
     fail = "fail"
     request_confirmation = "request_confirmation"
+    withdraw_confirmation = "withdraw_confirmation"
     record_performance = "record_performance"
     confirm = "confirm"
     reject = "reject"
@@ -91,16 +96,6 @@ class Action(StrEnum):
 
 
 # ---- guards -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    code: str
-    message: Text
-    article: str | None = None
-
-    def as_dict(self, language: str | None = None) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message.get(language), "article": self.article}
 
 
 @dataclass(slots=True)
@@ -117,6 +112,10 @@ class GuardContext:
     triage: Outcome | None = None  # the recommendation, for assign
     mediator: Mediator | None = None  # the mediator the action names, if any
     conflicts: list[str] = field(default_factory=list)  # that mediator's declared conflicts here
+    agreement: Agreement | None = None  # the agreement the action concerns (agree, confirmation)
+    handoff: Handoff | None = None  # the open confirmation request or referral
+    competent_courts: dict[str, list[Body]] = field(default_factory=dict)  # by basis
+    document_kinds: set[str] = field(default_factory=set)  # kinds of active documents on file
 
 
 GuardCheck = Callable[[GuardContext], list[Refusal]]
@@ -196,20 +195,35 @@ def _target_is(kinds: frozenset[BodyKind], what: Text) -> GuardCheck:
 
 
 def _agreement_signed_by_all(ctx: GuardContext) -> list[Refusal]:
-    agreement = ctx.payload.agreement
-    reasons: list[Refusal] = []
-    if agreement.form == AgreementForm.oral:
-        # 人民调解法 Art. 30: an oral agreement takes effect when reached; the mediator records it.
-        if not agreement.mediator_signed:
-            reasons.append(
-                Refusal(
-                    "oral_agreement_unrecorded",
-                    Text("口头协议须由调解员记录并签名", "The mediator must record an oral agreement"),
-                    "人民调解法 第三十条",
-                )
+    """The agreement named is this case's latest version, complete, and signed by everyone."""
+    agreement = ctx.agreement
+    if agreement is None or agreement.dispute_id != ctx.dispute.id:
+        return [Refusal("agreement_not_found", Text("本案没有这份协议", "No such agreement in this case"))]
+    if agreement.status == "superseded":
+        return [
+            Refusal(
+                "agreement_superseded",
+                Text("这份协议已被新版本取代", "This agreement was superseded by a newer version"),
             )
-        return reasons
-    if agreement.effective_on > ctx.today or agreement.effective_on < ctx.dispute.applied_on:
+        ]
+    reasons = agreement_rules.missing_elements(agreement, ctx.dispute)
+    waiting = agreement_rules.awaiting(agreement, ctx.dispute)
+    if waiting:
+        oral = agreement.form == AgreementForm.oral
+        reasons.append(
+            Refusal(
+                "oral_agreement_unrecorded" if oral else "agreement_unsigned",
+                Text("口头协议须由调解员记录并签名", "The mediator must record an oral agreement")
+                if oral
+                else Text(
+                    "协议尚未经全部当事人签名、盖章或按指印, 调解员签名并加盖调解组织印章: {n}",
+                    "Not yet signed by every party and the mediator, and sealed: {n}",
+                ).format(n="、".join(s.name for s in waiting)),
+                agreement_rules.ART_30 if oral else agreement_rules.ART_29,
+            )
+        )
+    effective = agreement.effective_on
+    if effective is not None and (effective > ctx.today or effective < ctx.dispute.applied_on):
         reasons.append(
             Refusal(
                 "effective_date_implausible",
@@ -217,42 +231,6 @@ def _agreement_signed_by_all(ctx: GuardContext) -> list[Refusal]:
                     "协议生效日期不能晚于今天或早于申请日",
                     "The effective date cannot be in the future or before the application",
                 ),
-            )
-        )
-    party_ids = {p.id for p in ctx.dispute.parties if p.role != "agent"}
-    signed = set(agreement.signed_by)
-    unknown = signed - {p.id for p in ctx.dispute.parties}
-    if unknown:
-        reasons.append(
-            Refusal(
-                "unknown_signatory", Text("签名人不是本案当事人", "A signatory is not a party to this case")
-            )
-        )
-    missing = [p.name for p in ctx.dispute.parties if p.id in party_ids - signed]
-    if missing:
-        reasons.append(
-            Refusal(
-                "agreement_unsigned",
-                Text(
-                    "协议尚未经全部当事人签名、盖章或按指印: {n}", "Not yet signed by every party: {n}"
-                ).format(n="、".join(missing)),
-                "人民调解法 第二十九条",
-            )
-        )
-    if not agreement.mediator_signed:
-        reasons.append(
-            Refusal(
-                "mediator_unsigned",
-                Text("调解员尚未签名", "The mediator has not signed"),
-                "人民调解法 第二十九条",
-            )
-        )
-    if not agreement.body_sealed:
-        reasons.append(
-            Refusal(
-                "seal_missing",
-                Text("尚未加盖调解组织印章", "The mediation body's seal is missing"),
-                "人民调解法 第二十九条",
             )
         )
     return reasons
@@ -641,6 +619,182 @@ G_AGREEMENT = Guard(
 )
 
 
+def _competent_court(ctx: GuardContext) -> list[Refusal]:
+    """民事诉讼法 Art. 205: the inviting court for court-invited mediation; otherwise the basic
+    court where a party lives, where the subject matter is, or where the mediation body is."""
+    target, basis = ctx.target, getattr(ctx.payload, "basis", None)
+    if target is None or basis is None:
+        return []
+    courts = ctx.competent_courts.get(str(basis), [])
+    if any(c.id == target.id for c in courts):
+        return []
+    return [
+        Refusal(
+            "court_not_competent",
+            Text(
+                "「{n}」不是依所选依据 ({b}) 有管辖权的法院; 可选: {c}",
+                "{n} is not competent on the basis given ({b}); competent: {c}",
+            ).format(n=target.name, b=str(basis), c="、".join(c.name for c in courts) or "无"),
+            "民事诉讼法 第二百零五条",
+        )
+    ]
+
+
+def _confirmation_materials(ctx: GuardContext) -> list[Refusal]:
+    """民诉法解释 Art. 353-354: the court needs each party's identity, address and contact, and a
+    power of attorney for any agent."""
+    reasons: list[Refusal] = []
+    for party in ctx.dispute.parties:
+        if party.role == "agent":
+            continue
+        if not party.id_number_enc:
+            reasons.append(
+                Refusal(
+                    "party_identity_missing",
+                    Text("当事人「{n}」缺少身份证明", "Party {n} has no identity document on file").format(
+                        n=party.name
+                    ),
+                    "民诉法解释 第三百五十四条",
+                )
+            )
+        if not party.address or not party.phone_enc:
+            reasons.append(
+                Refusal(
+                    "party_service_address_missing",
+                    Text(
+                        "当事人「{n}」缺少住所、联系方式或送达地址",
+                        "Party {n} lacks an address or contact for service",
+                    ).format(n=party.name),
+                    "民诉法解释 第三百五十四条",
+                )
+            )
+    if any(p.role == "agent" for p in ctx.dispute.parties) and "power_of_attorney" not in ctx.document_kinds:
+        reasons.append(
+            Refusal(
+                "power_of_attorney_missing",
+                Text("有委托代理人的, 须提交授权委托书", "An agent needs a power of attorney on file"),
+                "民诉法解释 第三百五十四条",
+            )
+        )
+    return reasons
+
+
+def _accepted_by_target(ctx: GuardContext) -> list[Refusal]:
+    handoff = ctx.handoff
+    outcome = getattr(ctx.payload, "outcome", None)
+    if handoff is not None and handoff.status == "accepted":
+        return []
+    if handoff is not None and handoff.status == "pending" and str(outcome) == "dismissed":
+        return []  # a commission or court may refuse to take the case at all (不予受理)
+    return [
+        Refusal(
+            "not_yet_accepted",
+            Text(
+                "须先确认受理并登记本院(委)案号, 才能作出决定",
+                "Acknowledge acceptance with your own case number before deciding",
+            ),
+            "法释〔2011〕5号 第四条",
+        )
+    ]
+
+
+def _not_yet_accepted(ctx: GuardContext) -> list[Refusal]:
+    if ctx.handoff is None or ctx.handoff.status == "pending":
+        return []
+    return [
+        Refusal(
+            "already_accepted",
+            Text(
+                "申请已受理, 应裁定确认或驳回, 不能再不予受理",
+                "The application was accepted; confirm or reject it instead",
+            ),
+            "民诉法解释 第三百五十七条、第三百五十八条",
+        )
+    ]
+
+
+def _ruling_date_plausible(ctx: GuardContext) -> list[Refusal]:
+    ruled_on = getattr(ctx.payload, "ruled_on", None) or getattr(ctx.payload, "decided_on", None)
+    accepted = ctx.handoff.accepted_on if ctx.handoff is not None else None
+    if ruled_on is None:
+        return []
+    if ruled_on > ctx.today or (accepted is not None and ruled_on < accepted):
+        return [
+            Refusal(
+                "decision_date_implausible",
+                Text(
+                    "裁决日期不能晚于今天或早于受理日",
+                    "The decision date cannot be in the future or before acceptance",
+                ),
+            )
+        ]
+    return []
+
+
+def _performance_date_plausible(ctx: GuardContext) -> list[Refusal]:
+    performed = getattr(ctx.payload, "performed_on", None)
+    effective = ctx.dispute.agreement_effective_on
+    if performed is None:
+        return []
+    if performed > ctx.today or (effective is not None and performed < effective):
+        return [
+            Refusal(
+                "performance_date_implausible",
+                Text(
+                    "履行日期不能晚于今天或早于协议生效日",
+                    "The performance date cannot be in the future or before the agreement took effect",
+                ),
+            )
+        ]
+    return []
+
+
+G_COMPETENT_COURT = Guard(
+    "competent_court",
+    Text(
+        "受理法院依所选依据有管辖权 (邀请法院, 或当事人住所地、标的物所在地、调解组织所在地基层法院)",
+        "The court is competent on the basis given (inviting court; or where a party lives, the subject matter is, or the body is)",
+    ),
+    "民事诉讼法 第二百零五条",
+    _competent_court,
+)
+G_MATERIALS = Guard(
+    "confirmation_materials",
+    Text(
+        "申请材料齐全: 当事人身份、住所、联系方式, 代理人的授权委托书",
+        "Materials complete: each party's identity, address and contact; an agent's power of attorney",
+    ),
+    "民诉法解释 第三百五十三条、第三百五十四条",
+    _confirmation_materials,
+    needs_payload=False,
+)
+G_ACCEPTED = Guard(
+    "accepted_by_target",
+    Text("已确认受理并登记案号", "Acceptance acknowledged with the target's case number"),
+    "法释〔2011〕5号 第四条",
+    _accepted_by_target,
+)
+G_NOT_ACCEPTED_YET = Guard(
+    "not_yet_accepted",
+    Text("尚未受理", "Not yet accepted"),
+    "民诉法解释 第三百五十七条",
+    _not_yet_accepted,
+    needs_payload=False,
+)
+G_RULING_DATE = Guard(
+    "decision_date_plausible",
+    Text("裁决日期不早于受理日且不晚于今天", "The decision date lies between acceptance and today"),
+    None,
+    _ruling_date_plausible,
+)
+G_PERFORMANCE_DATE = Guard(
+    "performance_date_plausible",
+    Text("履行日期不早于协议生效日且不晚于今天", "The performance date lies between the agreement and today"),
+    "人民调解法 第三十一条",
+    _performance_date_plausible,
+)
+
+
 # ---- the table ----------------------------------------------------------------------------------
 
 CENTER = frozenset({Role.clerk, Role.supervisor})
@@ -759,7 +913,23 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY | CENTER,
         Text("申请司法确认", "Apply for judicial confirmation"),
         "confirmation_requested",
-        (G_AGREEMENT, G_JOINT, G_WINDOW, G_CONFIRMABLE, G_COURT),
+        (G_AGREEMENT, G_JOINT, G_WINDOW, G_CONFIRMABLE, G_COURT, G_COMPETENT_COURT, G_MATERIALS),
+        notes=Text(
+            "法院应在三日内决定是否受理, 受理后十五日内作出决定 (可延长十日)",
+            "The court decides on acceptance within 3 days and on the merits within 15 (+10) days",
+        ),
+    ),
+    Transition(
+        A.withdraw_confirmation,
+        (S.confirmation_pending,),
+        S.agreement_signed,
+        BODY | CENTER | {Role.court},
+        Text("撤回司法确认申请", "Withdraw the confirmation application"),
+        "confirmation_withdrawn",
+        notes=Text(
+            "裁定作出前当事人可撤回申请; 无正当理由未补交材料的, 法院按撤回处理",
+            "The parties may withdraw before the ruling; missing materials count as withdrawal (民诉法解释 Art. 357)",
+        ),
     ),
     Transition(
         A.record_performance,
@@ -768,7 +938,11 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY,
         Text("登记履行完毕", "Record performance"),
         "performed",
-        (G_AGREEMENT,),
+        (G_AGREEMENT, G_PERFORMANCE_DATE),
+        notes=Text(
+            "登记全部义务已履行; 逐项登记最后一项义务履行时自动进入已履行",
+            "Records every obligation as performed; recording the last one moves the case here by itself",
+        ),
     ),
     Transition(
         A.confirm,
@@ -777,6 +951,11 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("裁定协议有效", "Confirm"),
         "confirmed",
+        (G_ACCEPTED, G_RULING_DATE),
+        notes=Text(
+            "裁定有效的协议可申请强制执行, 期间二年 (民事诉讼法 第二百五十条)",
+            "A confirmed agreement is enforceable; enforcement is applied for within 2 years (民事诉讼法 Art. 250)",
+        ),
     ),
     Transition(
         A.reject,
@@ -785,6 +964,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("裁定驳回申请", "Reject"),
         "confirmation_rejected",
+        (G_ACCEPTED, G_RULING_DATE),
     ),
     Transition(
         A.not_accept,
@@ -793,6 +973,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("不予受理确认申请", "Not accept"),
         "confirmation_not_accepted",
+        (G_NOT_ACCEPTED_YET,),
     ),
     Transition(
         A.remediate,
@@ -836,6 +1017,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.arbitration}),
         Text("登记仲裁结果", "Record arbitration outcome"),
         "referral_concluded",
+        (G_ACCEPTED, G_RULING_DATE),
     ),
     Transition(
         A.record_outcome,
@@ -844,6 +1026,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("登记诉讼结果", "Record litigation outcome"),
         "referral_concluded",
+        (G_ACCEPTED, G_RULING_DATE),
     ),
     Transition(
         A.close,
@@ -954,10 +1137,6 @@ def fire(dispute: Dispute, transition: Transition, ctx: GuardContext) -> None:
         raise InvalidTransition(str(exc)) from exc
     if not moved:
         raise GuardFailed(summary(subject.refusals), reasons=[r.as_dict() for r in subject.refusals])
-
-
-def summary(refusals: list[Refusal]) -> Text:
-    return Text("; ".join(r.message.zh for r in refusals), "; ".join(r.message.en for r in refusals))
 
 
 # ---- the machine as data, for other systems and for the docs ------------------------------------

@@ -43,6 +43,9 @@ class Dispute(Base):
     version: Mapped[int] = mapped_column(nullable=False)
     body_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
     handoff_target_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
+    # For court-delegated mediation (特邀调解): the inviting court, competent to confirm the
+    # agreement (民事诉讼法 Art. 205).
+    inviting_court_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"))
     mediator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mediators.id"))
     mediator_name: Mapped[str | None] = mapped_column(String(100))
     # The assigned body must sign for the case by this day (working days; see triage).
@@ -90,6 +93,8 @@ class Party(Base):
     phone_masked: Mapped[str | None] = mapped_column(String(20))
     phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     address: Mapped[str | None] = mapped_column(String(200))
+    # Where the party lives (GB/T 2260), for the court of the party's domicile (民事诉讼法 Art. 205).
+    region_code: Mapped[str | None] = mapped_column(String(12))
     consent: Mapped[str] = mapped_column(String(10))
     # Organisations only: the name normalised (width, spaces, brackets), to find other cases
     # against the same company when it has no credit code on file. Never set for persons: a

@@ -27,18 +27,13 @@ def receipt_lines(dispute: Dispute) -> list[str]:
     ]
 
 
-def agreement_lines(dispute: Dispute) -> list[str]:
-    agreement: dict[str, Any] = dispute.agreement or {}
-    return [
-        f"案件编号: {dispute.case_number}",
-        *_parties(dispute),
-        f"纠纷事实: {agreement.get('facts', '')}",
-        *[f"协议条款: {term}" for term in agreement.get("terms", [])],
-        f"履行方式与期限: {agreement.get('performance', '')}",
-        f"生效日期: {agreement.get('effective_on', '')}",
-        f"调解员: {dispute.mediator_name or ''}",
-        "本协议经双方当事人签名或盖章、调解员签名并加盖调解委员会印章后生效 (人民调解法第二十九条)。",
-    ]
+PAPER_TITLES = {
+    "judicial_confirmation": "司法确认申请书",
+    "labour_arbitration": "移送劳动人事争议仲裁函",
+    "commercial_arbitration": "移送仲裁函",
+    "rural_land_arbitration": "移送农村土地承包仲裁函",
+    "litigation": "移送诉讼函",
+}
 
 
 def handoff_lines(dispute: Dispute) -> list[str]:

@@ -21,7 +21,6 @@ from pydantic import (
 
 from mediation.core.i18n import Text
 from mediation.disputes.enums import (
-    AgreementForm,
     Category,
     Channel,
     ConfirmationCourtBasis,
@@ -74,6 +73,9 @@ class PartyIn(WriteModel):
     id_number: Annotated[str | None, Field(max_length=40)] = None
     phone: Annotated[str | None, Field(max_length=20)] = None
     address: Annotated[str | None, Field(max_length=200)] = None
+    region_code: RegionCode | None = Field(
+        default=None, description="Where the party lives (GB/T 2260); names the court of its domicile."
+    )
 
     @field_validator("id_number")
     @classmethod
@@ -152,6 +154,10 @@ class DisputeCreate(WriteModel):
         default=False, description="涉稳/危险: danger of violence or a public-security matter."
     )
     parties: Annotated[list[PartyIn], Field(min_length=2, max_length=200)]
+    inviting_court_id: uuid.UUID | None = Field(
+        default=None,
+        description="Court-delegated mediation (特邀调解): the court that invited it; it is competent to confirm the agreement.",
+    )
 
     @model_validator(mode="after")
     def _both_sides(self) -> Self:
@@ -173,6 +179,7 @@ class PartyOut(BaseModel):
     id_number: str | None = Field(description="Masked (110***********1234) unless the caller holds pii:read.")
     phone: str | None = Field(description="Masked (138****0000) unless the caller holds pii:read.")
     address: str | None
+    region_code: str | None
     consent: Consent
     masked: bool = Field(description="Whether id_number and phone are masked for this caller.")
 
@@ -198,6 +205,7 @@ class DisputeOut(BaseModel):
     version: int
     body_id: uuid.UUID | None
     handoff_target_id: uuid.UUID | None
+    inviting_court_id: uuid.UUID | None
     mediator_id: uuid.UUID | None
     mediator_name: str | None
     sign_for_due_on: date | None = Field(
@@ -369,21 +377,12 @@ class WithdrawPayload(WriteModel):
     party_id: uuid.UUID | None = Field(default=None, description="The party who withdrew, if one did.")
 
 
-class AgreementIn(WriteModel):
-    form: AgreementForm = AgreementForm.written
-    facts: Annotated[str, Field(min_length=1, max_length=5000, description="主要事实、争议事项及各方责任")]
-    terms: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(min_length=1, max_length=100)
-    ]
-    performance: Annotated[str, Field(min_length=1, max_length=2000, description="履行方式、地点、期限")]
-    effective_on: date = Field(description="The day the agreement took effect (last signature or seal).")
-    signed_by: Annotated[list[uuid.UUID], Field(max_length=200)] = []
-    mediator_signed: bool = False
-    body_sealed: bool = False
-
-
 class AgreePayload(WriteModel):
-    agreement: AgreementIn
+    agreement_id: uuid.UUID = Field(
+        description="The agreement version, complete and signed by every party and the mediator and sealed "
+        "(or, for an oral agreement, recorded by the mediator): see /v1/disputes/{id}/agreements."
+    )
+    note: Note = None
 
 
 class FailPayload(WriteModel):
@@ -398,19 +397,28 @@ class RequestConfirmationPayload(WriteModel):
     note: Note = None
 
 
+class WithdrawConfirmationPayload(WriteModel):
+    reason: Reason
+    party_id: uuid.UUID | None = Field(default=None, description="The party who withdrew, if one did.")
+    materials_missing: bool = Field(
+        default=False,
+        description="The court treats the application as withdrawn because materials were not supplied "
+        "(民诉法解释 Art. 357).",
+    )
+
+
 class RecordPerformancePayload(WriteModel):
-    performed_on: date
+    performed_on: date = Field(description="The day the last obligation was performed.")
     note: Note = None
 
 
 class ConfirmPayload(WriteModel):
-    court_case_number: ShortText
-    ruling_number: ShortText
+    ruling_number: ShortText = Field(description="The ruling (民事裁定书) number.")
     ruled_on: date
+    note: Note = None
 
 
 class RejectPayload(WriteModel):
-    court_case_number: ShortText
     ground: RejectionGround
     ruling_number: ShortText
     ruled_on: date
@@ -434,6 +442,11 @@ class ReferArbitrationPayload(WriteModel):
             max_length=500, description="The written arbitration agreement (clause or document reference)."
         ),
     ] = None
+    rights_known_on: date | None = Field(
+        default=None,
+        description="Labour: the day the worker knew or should have known of the infringement; the "
+        "1-year arbitration limitation runs from it (劳动争议调解仲裁法 Art. 27).",
+    )
     note: Note = None
 
 
@@ -491,6 +504,7 @@ ACTION_PAYLOADS: dict[str, type[WriteModel]] = {
     "agree": AgreePayload,
     "fail": FailPayload,
     "request_confirmation": RequestConfirmationPayload,
+    "withdraw_confirmation": WithdrawConfirmationPayload,
     "record_performance": RecordPerformancePayload,
     "confirm": ConfirmPayload,
     "reject": RejectPayload,

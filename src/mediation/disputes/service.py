@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from mediation.bodies.models import Body, Mediator, MediatorConflict
+from mediation.agreements.models import Agreement, Obligation
+from mediation.agreements.render import agreement_html
+from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.core.clock import Clock
 from mediation.core.errors import (
     Conflict,
@@ -50,15 +52,24 @@ from mediation.disputes.models import (
     Party,
     TimelineEntry,
 )
-from mediation.disputes.paperwork import agreement_lines, handoff_lines, receipt_lines
+from mediation.disputes.paperwork import PAPER_TITLES, handoff_lines, receipt_lines
 from mediation.disputes.schemas import CaseLinkIn, ConsentIn, DisputeCreate, MediatorChoiceIn, PartyIn
 from mediation.disputes.scope import visible_to
+from mediation.documents.models import Document
 from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService
 from mediation.events.service import record_dispute_event
+from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger, agreement_summary
+from mediation.handoffs.ledger import summary as handoff_summary
 from mediation.triage.engine import Facts, required_tier
 from mediation.triage.service import TriageService, snapshot
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
+
+# Actions that hand the case on, and the target's decisions that settle the handoff.
+HANDOFF_OPENINGS = frozenset({Action.request_confirmation, Action.refer_arbitration, Action.refer_litigation})
+HANDOFF_DECISIONS = frozenset(
+    {Action.confirm, Action.reject, Action.not_accept, Action.withdraw_confirmation, Action.record_outcome}
+)
 
 # The body/court/commission an action names, by payload field.
 TARGET_FIELD = {
@@ -124,6 +135,7 @@ class DisputeService:
         # Generates receipts, agreements and handoff papers, and freezes the dossier at handoff.
         self.documents = documents
         self.triage = TriageService(session)
+        self.ledger = Ledger(session)
 
     # ---- intake ---------------------------------------------------------------------------------
 
@@ -133,6 +145,11 @@ class DisputeService:
             raise ValidationFailed.of_field("region_code", "outside_region", message)
         if data.external_reference is not None:
             await self._refuse_duplicate_reference(data.channel, data.external_reference)
+        if data.inviting_court_id is not None:
+            court = await self.session.get(Body, data.inviting_court_id)
+            if court is None or court.kind != BodyKind.court:
+                message = Text("邀请调解的法院不存在", "The inviting court does not exist")
+                raise ValidationFailed.of_field("inviting_court_id", "not_a_court", message)
         now = self.clock.now()
         today = self.clock.today()
         case_number = await self._next_case_number(data.region_code[:6], today.year)
@@ -162,6 +179,7 @@ class DisputeService:
             external_reference=data.external_reference,
             region_code=data.region_code,
             address=data.address,
+            inviting_court_id=data.inviting_court_id,
             amount_in_dispute=data.amount_in_dispute,
             people_involved=data.people_involved,
             severity=data.severity,
@@ -395,6 +413,13 @@ class DisputeService:
         ctx = self._context(dispute, principal, payload, target)
         if action == Action.assign:
             ctx.triage = await self.triage.evaluate(dispute)
+        elif action == Action.agree:
+            ctx.agreement = await self._agreement(payload.agreement_id)
+        elif action == Action.request_confirmation:
+            ctx.competent_courts = await self.ledger.competent_courts(dispute)
+            ctx.document_kinds = await self._document_kinds(dispute.id)
+        elif action in HANDOFF_DECISIONS:
+            ctx.handoff = await self.ledger.current(dispute.id)
         mediator_id = getattr(payload, "mediator_id", None)
         if mediator_id is not None:
             ctx.mediator, ctx.conflicts = await self._mediator(dispute, mediator_id)
@@ -424,8 +449,9 @@ class DisputeService:
         record_dispute_event(self.session, dispute, transition.event, event, now)
         await self._flush_versioned()
         await self._route(dispute, action, payload, principal, ctx, now)
+        await self._handoffs(dispute, action, payload, principal, ctx, now)
         if self.documents is not None:
-            await self._paperwork(dispute, action, principal, now)
+            await self._paperwork(dispute, action, principal, ctx, now)
         return dispute
 
     async def _route(
@@ -490,23 +516,99 @@ class DisputeService:
                 )
                 await self._flush_versioned()
 
-    async def _paperwork(self, dispute: Dispute, action: Action, principal: Principal, now: datetime) -> None:
+    async def _handoffs(
+        self,
+        dispute: Dispute,
+        action: Action,
+        payload: Any,
+        principal: Principal,
+        ctx: GuardContext,
+        now: datetime,
+    ) -> None:
+        """Open the handoff record when the case is handed on, and settle it with the target's
+        decision, so the court- and commission-facing API and the case always agree."""
+        today = ctx.today
+        handoff = None
+        if action in HANDOFF_OPENINGS:
+            assert ctx.target is not None
+            kind = (
+                "judicial_confirmation"
+                if action == Action.request_confirmation
+                else "litigation"
+                if action == Action.refer_litigation
+                else ARBITRATION_KIND[BodyKind(ctx.target.kind)]
+            )
+            handoff = await self.ledger.open(dispute, kind, ctx.target.id, payload, principal.id, today, now)
+        elif action in HANDOFF_DECISIONS and ctx.handoff is not None:
+            handoff = ctx.handoff
+            data = payload.model_dump(mode="json")
+            if action == Action.confirm:
+                await self.ledger.settle(handoff, "confirmed", data, payload.ruled_on, now)
+            elif action == Action.reject:
+                await self.ledger.settle(handoff, "rejected", data, payload.ruled_on, now)
+            elif action == Action.not_accept:
+                await self.ledger.settle(handoff, "not_accepted", data, today, now)
+            elif action == Action.withdraw_confirmation:
+                await self.ledger.settle(handoff, "withdrawn", data, today, now)
+            elif action == Action.record_outcome:
+                refused = handoff.status == "pending"
+                status = "not_accepted" if refused else "concluded"
+                await self.ledger.settle(handoff, status, data, payload.decided_on, now)
+        elif action == Action.record_performance and dispute.agreement:
+            await self._perform_all(uuid.UUID(str(dispute.agreement["id"])), payload, principal)
+        if handoff is not None:
+            await self.session.flush()
+            dispute.handoff = handoff_summary(handoff, today)
+            await self._flush_versioned()
+
+    async def _perform_all(self, agreement_id: uuid.UUID, payload: Any, principal: Principal) -> None:
+        """登记履行完毕: every obligation still open is recorded as performed on that day."""
+        rows = await self.session.scalars(
+            select(Obligation).where(
+                Obligation.agreement_id == agreement_id, Obligation.status != "performed"
+            )
+        )
+        for obligation in rows.all():
+            obligation.status = "performed"
+            obligation.performed_on = payload.performed_on
+            obligation.performance_note = payload.note
+            obligation.performance_recorded_by = principal.id
+
+    async def _agreement(self, agreement_id: uuid.UUID) -> Agreement | None:
+        return await self.session.scalar(
+            select(Agreement)
+            .where(Agreement.id == agreement_id)
+            .options(selectinload(Agreement.obligations), selectinload(Agreement.signatures))
+        )
+
+    async def _document_kinds(self, dispute_id: uuid.UUID) -> set[str]:
+        rows = await self.session.scalars(
+            select(Document.kind)
+            .where(Document.dispute_id == dispute_id, Document.status == "active")
+            .distinct()
+        )
+        return set(rows.all())
+
+    async def _paperwork(
+        self, dispute: Dispute, action: Action, principal: Principal, ctx: GuardContext, now: datetime
+    ) -> None:
         """The documents an action produces, stored with their hash; a handoff freezes its dossier."""
         assert self.documents is not None
         if action == Action.agree:
-            await self.documents.generate(
-                dispute, principal, DocumentKind.agreement, "人民调解协议书", agreement_lines(dispute), now
+            assert ctx.agreement is not None
+            await self.documents.generate_html(
+                dispute,
+                principal,
+                DocumentKind.agreement,
+                f"人民调解协议书-第{ctx.agreement.number}版",
+                agreement_html(ctx.agreement, dispute),
+                now,
             )
-        elif action in (Action.request_confirmation, Action.refer_arbitration, Action.refer_litigation):
+        elif action in HANDOFF_OPENINGS:
             assert dispute.handoff is not None and dispute.handoff_target_id is not None
             kind = str(dispute.handoff["kind"])
-            title = {
-                "judicial_confirmation": "司法确认申请书",
-                "arbitration": "移送仲裁函",
-                "litigation": "移送诉讼函",
-            }[kind]
             await self.documents.generate(
-                dispute, principal, HANDOFF_KINDS[kind], title, handoff_lines(dispute), now
+                dispute, principal, HANDOFF_KINDS[kind], PAPER_TITLES[kind], handoff_lines(dispute), now
             )
             await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now)
 
@@ -562,53 +664,29 @@ class DisputeService:
             dispute.mediator_id = None
             dispute.mediator_name = None
         elif action == Action.agree:
-            dispute.agreement = payload.agreement.model_dump(mode="json")
-            dispute.agreement_effective_on = payload.agreement.effective_on
+            assert ctx.agreement is not None
+            dispute.agreement = agreement_summary(ctx.agreement)
+            dispute.agreement_effective_on = ctx.agreement.effective_on
         elif action == Action.request_confirmation:
-            deadline = lifecycle.confirmation_deadline(ctx)
             dispute.handoff_target_id = payload.court_id
-            dispute.handoff = {
-                "kind": "judicial_confirmation",
-                "target_id": str(payload.court_id),
-                "basis": payload.basis.value,
-                "applicant_party_ids": [str(i) for i in payload.applicant_party_ids],
-                "requested_on": today.isoformat(),
-                "window_ended_on": deadline.isoformat() if deadline else None,
-            }
-        elif action in (Action.confirm, Action.reject, Action.not_accept):
-            decision = {"decision": action.value, **payload.model_dump(mode="json")}
-            if action == Action.confirm:
-                # 民诉法 Art. 250: enforcement must be applied for within two years.
-                decision["enforcement_deadline"] = _add_years(payload.ruled_on, 2).isoformat()
-            dispute.handoff = {**(dispute.handoff or {}), "court_decision": decision}
+        elif action == Action.refer_arbitration:
+            dispute.handoff_target_id = payload.commission_id
+        elif action == Action.refer_litigation:
+            dispute.handoff_target_id = payload.court_id
         elif action == Action.remediate:
+            # The rejected agreement stays on record; the next one is drafted as a new version.
             dispute.agreement = None
             dispute.agreement_effective_on = None
             dispute.handoff_target_id = None
             dispute.handoff = None
             dispute.mediation_started_on = today
-        elif action == Action.refer_arbitration:
-            dispute.handoff_target_id = payload.commission_id
-            dispute.handoff = {
-                "kind": "arbitration",
-                "target_id": str(payload.commission_id),
-                "arbitration_agreement": payload.arbitration_agreement,
-                "referred_on": today.isoformat(),
-            }
-        elif action == Action.refer_litigation:
-            dispute.handoff_target_id = payload.court_id
-            dispute.handoff = {
-                "kind": "litigation",
-                "target_id": str(payload.court_id),
-                "claims": payload.claims,
-                "referred_on": today.isoformat(),
-            }
         elif action in (
             Action.decline,
             Action.withdraw,
             Action.fail,
             Action.record_performance,
             Action.record_outcome,
+            Action.withdraw_confirmation,
         ):
             dispute.outcome = {**(dispute.outcome or {}), action.value: payload.model_dump(mode="json")}
         elif action == Action.archive:
@@ -830,6 +908,28 @@ class DisputeService:
                 }
             )
         return out
+
+    async def record_work(
+        self,
+        dispute: Dispute,
+        action: str,
+        principal: Principal,
+        reason: str | None,
+        payload: dict[str, Any],
+        event_type: str,
+    ) -> None:
+        """Work on the case that does not move its state (a session held, a court's acceptance, an
+        obligation overdue): one timeline entry and one event, under the case's version check."""
+        now = self.clock.now()
+        dispute.updated_at = now
+        dispute.version += 1
+        self._append_timeline(
+            dispute, action, dispute.status, dispute.status, principal, reason, payload, now, dispute.version
+        )
+        record_dispute_event(
+            self.session, dispute, event_type, {"action": action, "version": dispute.version, **payload}, now
+        )
+        await self._flush_versioned()
 
     # ---- shared ---------------------------------------------------------------------------------
 

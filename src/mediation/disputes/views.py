@@ -60,6 +60,7 @@ class Viewer:
             id_number=id_number,
             phone=phone,
             address=party.address if self.unmasked else _redact(party.address),
+            region_code=party.region_code,
             consent=party.consent,
             masked=not self.unmasked,
         )

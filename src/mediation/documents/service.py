@@ -56,7 +56,9 @@ PERSONAL = frozenset(
 )
 HANDOFF_KINDS = {
     "judicial_confirmation": DocumentKind.application,
-    "arbitration": DocumentKind.filing_pack,
+    "labour_arbitration": DocumentKind.filing_pack,
+    "commercial_arbitration": DocumentKind.filing_pack,
+    "rural_land_arbitration": DocumentKind.filing_pack,
     "litigation": DocumentKind.filing_pack,
 }
 
@@ -277,13 +279,26 @@ class DocumentService:
         lines: list[str],
         now: datetime,
     ) -> Document:
-        """Store a document the service produced (receipt, agreement, application, filing pack), so
-        what was printed can be proven later by its hash."""
+        """Store a document the service produced (receipt, application, filing pack), so what was
+        printed can be proven later by its hash."""
         body = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines)
-        content = (
+        page = (
             '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{body}</html>\n"
-        ).encode()
+        )
+        return await self.generate_html(dispute, principal, kind, title, page, now)
+
+    async def generate_html(
+        self,
+        dispute: Dispute,
+        principal: Principal,
+        kind: DocumentKind,
+        title: str,
+        page: str,
+        now: datetime,
+    ) -> Document:
+        """Store a complete HTML page the service rendered (the agreement), with its hash."""
+        content = page.encode()
         staged = await asyncio.to_thread(self.store.stage, io.BytesIO(content), len(content))
         name = f"{title}-{dispute.case_number}.html"
         return await self._attach(

@@ -1,0 +1,1 @@
+"""Mediation sessions, the structured agreement with its signatures, obligations and follow-ups."""

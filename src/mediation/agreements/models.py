@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mediation.core.db import Base, JSONType, new_id
+
+
+class MediationSession(Base):
+    """One sitting of the mediation (调解会): when and where, who came, the minutes (调解笔录) and
+    how it ended. Lands on the case's timeline when scheduled and when recorded."""
+
+    __tablename__ = "mediation_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    body_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"))
+    scheduled_at: Mapped[datetime]
+    place: Mapped[str | None] = mapped_column(String(200))
+    online: Mapped[bool]
+    status: Mapped[str] = mapped_column(String(12))  # scheduled | held | cancelled
+    held_at: Mapped[datetime | None]
+    attendees: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    minutes: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    # The party who refused mediation or demanded its end, when that is the outcome.
+    party_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("parties.id"))
+    mediator_name: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column()
+
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class Agreement(Base):
+    """The mediation agreement (调解协议书) as data, one row per version. A version is a draft until
+    every party, the mediator and the body's seal are on it; then it is effective and never
+    changes again. A change after the first signature is a new version with its own signatures."""
+
+    __tablename__ = "agreements"
+    __table_args__ = (UniqueConstraint("dispute_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    number: Mapped[int]  # 1, 2, ... per case
+    form: Mapped[str] = mapped_column(String(10))  # written | oral
+    status: Mapped[str] = mapped_column(String(12))  # draft | effective | superseded
+    facts: Mapped[str] = mapped_column(Text)  # 主要事实
+    disputed_matters: Mapped[str] = mapped_column(Text)  # 争议事项
+    responsibility: Mapped[str] = mapped_column(Text)  # 各方责任
+    terms: Mapped[list[str]] = mapped_column(JSONType)  # agreed terms other than the obligations
+    body_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"))
+    body_name: Mapped[str] = mapped_column(String(200))
+    mediator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mediators.id"))
+    mediator_name: Mapped[str | None] = mapped_column(String(100))
+    # SHA-256 of the canonical content: what an electronic signature must have signed.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    effective_on: Mapped[date | None]
+    effective_at: Mapped[datetime | None]
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agreements.id"))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column()
+
+    obligations: Mapped[list[Obligation]] = relationship(
+        lazy="raise", order_by="Obligation.position", cascade="all, delete-orphan"
+    )
+    signatures: Mapped[list[Signature]] = relationship(
+        lazy="raise", order_by="Signature.recorded_at", cascade="all, delete-orphan"
+    )
+
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+class Obligation(Base):
+    """Who owes what to whom, how, where and by when; followed up by the body (人民调解法 Art. 31)."""
+
+    __tablename__ = "obligations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agreements.id"), index=True)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    position: Mapped[int]
+    obligor_party_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("parties.id"))
+    obligee_party_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("parties.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # payment | act
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    description: Mapped[str] = mapped_column(Text)
+    place: Mapped[str | None] = mapped_column(String(200))
+    manner: Mapped[str] = mapped_column(String(200))
+    due_on: Mapped[date] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(10), index=True)  # pending | performed | overdue
+    overdue_since: Mapped[date | None]
+    performed_on: Mapped[date | None]
+    performance_note: Mapped[str | None] = mapped_column(Text)
+    performance_recorded_by: Mapped[str | None] = mapped_column(String(120))
+
+
+class Signature(Base):
+    """One signature, fingerprint or seal on one agreement version: who, when, how."""
+
+    __tablename__ = "agreement_signatures"
+    __table_args__ = (UniqueConstraint("agreement_id", "signer_key"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    agreement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agreements.id"), index=True)
+    signer: Mapped[str] = mapped_column(String(10))  # party | mediator | body_seal
+    # The party's id, or "mediator" / "body_seal": one signature per signer and version.
+    signer_key: Mapped[str] = mapped_column(String(40))
+    party_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("parties.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(12))  # in_person | fingerprint | electronic | seal | recorded
+    signed_at: Mapped[datetime]
+    # For electronic signatures: the hash of what was signed, equal to the version's content_hash.
+    document_hash: Mapped[str | None] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(120))
+    recorded_at: Mapped[datetime]
+
+
+class FollowUp(Base):
+    """A task in a body's inbox: an obligation past its due date to follow up (人民调解法 Art. 31)."""
+
+    __tablename__ = "follow_ups"
+    __table_args__ = (UniqueConstraint("kind", "obligation_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    body_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # performance
+    obligation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("obligations.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    due_on: Mapped[date]
+    status: Mapped[str] = mapped_column(String(10), index=True)  # open | done
+    raised_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(120))
+    result: Mapped[dict[str, Any] | None]

@@ -1,0 +1,112 @@
+"""The printable agreement (人民调解协议书), rendered from the stored data alone.
+
+The page carries every party, every obligation and every signature; ID numbers appear masked
+(the full number stays encrypted in the case record), and a print stylesheet lays it out on A4.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from zoneinfo import ZoneInfo
+
+from mediation.agreements.models import Agreement
+from mediation.agreements.rules import awaiting, principals
+from mediation.disputes.enums import AgreementForm
+from mediation.disputes.models import Dispute
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+ROLE_LABELS = {"applicant": "申请人", "respondent": "被申请人", "third_party": "第三人", "agent": "代理人"}
+METHOD_LABELS = {
+    "in_person": "本人签名",
+    "fingerprint": "按指印",
+    "electronic": "电子签名",
+    "seal": "盖章",
+    "recorded": "调解员记录",
+}
+STATUS_LABELS = {"draft": "草稿 (未生效)", "effective": "已生效", "superseded": "已被新版本取代"}
+
+STYLE = """
+body { font-family: "Noto Serif CJK SC", "Songti SC", SimSun, serif; max-width: 46em; margin: 2em auto;
+       line-height: 1.7; color: #111; }
+h1 { text-align: center; letter-spacing: .3em; }
+.meta { text-align: right; }
+table { border-collapse: collapse; width: 100%; margin: .5em 0 1em; }
+th, td { border: 1px solid #444; padding: .25em .5em; text-align: left; vertical-align: top; }
+.hash { font-family: monospace; font-size: .8em; word-break: break-all; }
+.draft { color: #a00; font-weight: bold; }
+@media print { body { margin: 0; max-width: none; } @page { size: A4; margin: 2cm; } .noprint { display: none; } }
+"""
+
+
+def _party_name(dispute: Dispute, party_id: object) -> str:
+    for p in dispute.parties:
+        if p.id == party_id:
+            return p.name
+    return "—"
+
+
+def agreement_html(agreement: Agreement, dispute: Dispute) -> str:
+    e = escape
+    rows = []
+    for p in principals(dispute):
+        rows.append(
+            f"<tr><td>{e(ROLE_LABELS.get(p.role, p.role))}</td><td>{e(p.name)}</td>"
+            f"<td>{e(p.id_number_masked or '')}</td><td>{e(p.address or '')}</td></tr>"
+        )
+    agents = [p for p in dispute.parties if p.role == "agent"]
+    for p in agents:
+        rows.append(
+            f"<tr><td>代理人</td><td>{e(p.name)}</td><td>{e(p.id_number_masked or '')}</td><td></td></tr>"
+        )
+    obligations = []
+    for o in agreement.obligations:
+        what = f"支付人民币 {o.amount:.2f} 元" if o.kind == "payment" and o.amount is not None else ""
+        obligee = f"向{e(_party_name(dispute, o.obligee_party_id))}" if o.obligee_party_id else ""
+        place = f", 履行地点: {e(o.place)}" if o.place else ""
+        obligations.append(
+            f"<li data-obligation='{o.id}'>{e(_party_name(dispute, o.obligor_party_id))}于 "
+            f"{o.due_on.isoformat()} 前{obligee}{e(what)} {e(o.description)}"
+            f" (履行方式: {e(o.manner)}{place})</li>"
+        )
+    terms = "".join(f"<li>{e(t)}</li>" for t in agreement.terms if t.strip())
+    signatures = []
+    for s in agreement.signatures:
+        who = {"party": "当事人", "mediator": "调解员", "body_seal": "调解组织印章"}.get(s.signer, s.signer)
+        signed = s.signed_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+        digest = f"<span class='hash'>{e(s.document_hash)}</span>" if s.document_hash else ""
+        signatures.append(
+            f"<tr><td>{who}</td><td>{e(s.name)}</td><td>{METHOD_LABELS.get(s.method, s.method)}</td>"
+            f"<td>{signed}</td><td>{digest}</td></tr>"
+        )
+    for w in awaiting(agreement, dispute):
+        signatures.append(f"<tr><td colspan='5' class='draft'>待签署: {e(w.name)}</td></tr>")
+    oral = agreement.form == AgreementForm.oral
+    title = "口头调解协议记录" if oral else "人民调解协议书"
+    effective = (
+        f"本协议于 {agreement.effective_on.isoformat()} 生效。"
+        if agreement.effective_on
+        else "本协议尚未生效。"
+    )
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{title} {e(dispute.case_number)}</title>
+<style>{STYLE}</style></head>
+<body>
+<h1>{title}</h1>
+<p class="meta">编号: {e(dispute.case_number)}-{agreement.number} · {STATUS_LABELS.get(agreement.status, agreement.status)}</p>
+<p>调解组织: {e(agreement.body_name)} · 调解员: {e(agreement.mediator_name or "")}</p>
+<h2>当事人</h2>
+<table><tr><th>身份</th><th>姓名/名称</th><th>证件号码</th><th>住所</th></tr>{"".join(rows)}</table>
+<h2>纠纷主要事实</h2><p>{e(agreement.facts)}</p>
+<h2>争议事项</h2><p>{e(agreement.disputed_matters)}</p>
+<h2>各方责任</h2><p>{e(agreement.responsibility)}</p>
+<h2>协议内容</h2>
+<ol class="obligations">{"".join(obligations)}</ol>
+{f'<ol class="terms">{terms}</ol>' if terms else ""}
+<p>{effective}本协议经各方当事人签名、盖章或者按指印, 调解员签名并加盖调解组织印章后生效, 具有法律约束力,
+当事人应当按照约定履行 (人民调解法第二十九条、第三十一条)。双方当事人可以自协议生效之日起三十日内共同向
+人民法院申请司法确认 (人民调解法第三十三条)。</p>
+<h2>签署</h2>
+<table><tr><th>签署人</th><th>姓名/名称</th><th>方式</th><th>时间</th><th>电子签名所签内容哈希</th></tr>{"".join(signatures)}</table>
+<p class="hash">内容哈希 (SHA-256): {agreement.content_hash}</p>
+</body></html>
+"""

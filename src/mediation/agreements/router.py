@@ -1,0 +1,375 @@
+"""HTTP API for sessions, agreements, signatures, performance and follow-ups under /v1."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from mediation.agreements import rules
+from mediation.agreements.models import Agreement, MediationSession, Obligation
+from mediation.agreements.render import agreement_html
+from mediation.agreements.schemas import (
+    AgreementIn,
+    AgreementOut,
+    AwaitingOut,
+    FollowUpOut,
+    FollowUpPage,
+    FollowUpResultIn,
+    MissingOut,
+    ObligationOut,
+    PerformanceIn,
+    SessionIn,
+    SessionOut,
+    SessionRecordIn,
+    SignatureIn,
+    SignatureOut,
+)
+from mediation.agreements.service import AgreementService
+from mediation.core.db import UnitOfWorkRoute
+from mediation.core.errors import (
+    Conflict,
+    Forbidden,
+    GuardFailed,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
+    InvalidTransition,
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+    ValidationFailed,
+    problem_responses,
+)
+from mediation.core.http import etag_for
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.models import Dispute
+from mediation.disputes.router import IdempotencyKey, service
+from mediation.disputes.service import DisputeService
+from mediation.identity.auth import permission
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["agreements"])
+
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+Writer = Annotated[Principal, permission(Permission.cases_write)]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="The resource's current ETag (428 without, 412 stale).")
+]
+WRITES = problem_responses(
+    NotFound,
+    Forbidden,
+    Conflict,
+    InvalidTransition,
+    GuardFailed,
+    ValidationFailed,
+    IdempotencyKeyMismatch,
+    IdempotencyInProgress,
+)
+
+
+def agreements(svc: Annotated[DisputeService, Depends(service)]) -> AgreementService:
+    return AgreementService(svc)
+
+
+Agreements = Annotated[AgreementService, Depends(agreements)]
+
+
+def session_out(row: MediationSession) -> SessionOut:
+    return SessionOut.model_validate(row, from_attributes=True)
+
+
+def obligation_out(row: Obligation) -> ObligationOut:
+    return ObligationOut.model_validate(row, from_attributes=True)
+
+
+def agreement_out(agreement: Agreement, dispute: Dispute) -> AgreementOut:
+    return AgreementOut(
+        id=agreement.id,
+        dispute_id=agreement.dispute_id,
+        number=agreement.number,
+        form=agreement.form,  # type: ignore[arg-type]
+        status=agreement.status,  # type: ignore[arg-type]
+        facts=agreement.facts,
+        disputed_matters=agreement.disputed_matters,
+        responsibility=agreement.responsibility,
+        terms=agreement.terms,
+        obligations=[obligation_out(o) for o in agreement.obligations],
+        body_id=agreement.body_id,
+        body_name=agreement.body_name,
+        mediator_id=agreement.mediator_id,
+        mediator_name=agreement.mediator_name,
+        content_hash=agreement.content_hash,
+        effective_on=agreement.effective_on,
+        effective_at=agreement.effective_at,
+        supersedes_id=agreement.supersedes_id,
+        signatures=[SignatureOut.model_validate(s, from_attributes=True) for s in agreement.signatures],
+        missing=[MissingOut(**r.as_dict()) for r in rules.missing_elements(agreement, dispute)]
+        if agreement.status == "draft"
+        else [],
+        awaiting_signatures=[
+            AwaitingOut(signer=s.kind, party_id=uuid.UUID(s.key) if s.kind == "party" else None, name=s.name)
+            for s in rules.awaiting(agreement, dispute)
+        ]
+        if agreement.status == "draft"
+        else [],
+        created_at=agreement.created_at,
+        updated_at=agreement.updated_at,
+        version=agreement.version,
+    )
+
+
+def _json(model: object, version: int, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(model), status_code=status_code, headers={"ETag": etag_for(version)})
+
+
+# ---- sessions ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/disputes/{dispute_id}/sessions",
+    response_model=list[SessionOut],
+    summary="调解记录 The case's mediation sessions",
+    responses=problem_responses(NotFound),
+)
+async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreements) -> list[SessionOut]:
+    return [session_out(s) for s in await svc.sessions(dispute_id, principal)]
+
+
+@router.post(
+    "/disputes/{dispute_id}/sessions",
+    status_code=201,
+    response_model=SessionOut,
+    summary="安排调解 Schedule a session",
+    description="Time, and a place or online. Lands on the case's timeline.",
+    responses=WRITES,
+)
+async def schedule_session(
+    request: Request,
+    dispute_id: uuid.UUID,
+    data: SessionIn,
+    principal: Writer,
+    svc: Agreements,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        row = await svc.schedule(dispute_id, data, principal)
+        return _json(session_out(row), row.version, 201)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/disputes/{dispute_id}/sessions/{session_id}/record",
+    response_model=SessionOut,
+    summary="记录调解 Record a session's minutes and outcome",
+    description=(
+        "Attendees, minutes (调解笔录) and outcome. `party_refused` (人民调解法 Art. 17), "
+        "`termination_demanded` (Art. 23) and `no_agreement` end mediation (the case moves to "
+        "`mediation_failed` with that reason). Needs the session's ETag."
+    ),
+    responses={**WRITES, **problem_responses(StaleVersion, PreconditionRequired)},
+)
+async def record_session(
+    request: Request,
+    dispute_id: uuid.UUID,
+    session_id: uuid.UUID,
+    data: SessionRecordIn,
+    principal: Writer,
+    svc: Agreements,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        row, _ = await svc.record(dispute_id, session_id, data, principal, if_match)
+        return _json(session_out(row), row.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+# ---- agreements ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/disputes/{dispute_id}/agreements",
+    response_model=list[AgreementOut],
+    summary="调解协议 The case's agreement versions",
+    responses=problem_responses(NotFound),
+)
+async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreements) -> list[AgreementOut]:
+    dispute, rows = await svc.list(dispute_id, principal)
+    return [agreement_out(a, dispute) for a in rows]
+
+
+@router.post(
+    "/disputes/{dispute_id}/agreements",
+    status_code=201,
+    response_model=AgreementOut,
+    summary="起草调解协议 Draft an agreement (a new version)",
+    description=(
+        "Parties come from the case. A draft may be incomplete: `missing` lists what 人民调解法 Art. 29 "
+        "still requires. A new version supersedes the previous one, which keeps its signatures."
+    ),
+    responses=WRITES,
+)
+async def draft_agreement(
+    request: Request,
+    dispute_id: uuid.UUID,
+    data: AgreementIn,
+    principal: Writer,
+    svc: Agreements,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute, agreement = await svc.draft(dispute_id, data, principal)
+        return _json(agreement_out(agreement, dispute), agreement.version, 201)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/disputes/{dispute_id}/agreements/{agreement_id}",
+    response_model=AgreementOut,
+    summary="一份协议 One agreement version",
+    responses=problem_responses(NotFound),
+)
+async def get_agreement(
+    dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements
+) -> Response:
+    dispute, agreement = await svc.get(dispute_id, agreement_id, principal)
+    return _json(agreement_out(agreement, dispute), agreement.version)
+
+
+@router.put(
+    "/disputes/{dispute_id}/agreements/{agreement_id}",
+    response_model=AgreementOut,
+    summary="修改协议草稿 Edit a draft (before any signature)",
+    description="Refused (409) once anyone has signed: a change is a new version with its own signatures.",
+    responses={**WRITES, **problem_responses(StaleVersion, PreconditionRequired)},
+)
+async def replace_agreement(
+    dispute_id: uuid.UUID,
+    agreement_id: uuid.UUID,
+    data: AgreementIn,
+    principal: Writer,
+    svc: Agreements,
+    if_match: IfMatch = None,
+) -> Response:
+    dispute, agreement = await svc.replace(dispute_id, agreement_id, data, principal, if_match)
+    return _json(agreement_out(agreement, dispute), agreement.version)
+
+
+@router.post(
+    "/disputes/{dispute_id}/agreements/{agreement_id}/signatures",
+    response_model=AgreementOut,
+    summary="签署 Record a signature, fingerprint or seal",
+    description=(
+        "Refused while Art. 29's contents are incomplete. Who, when, how (in person, fingerprint, "
+        "electronic with the hash of what was signed, seal). The last one makes the version effective; "
+        "then `agree` records the agreement on the case."
+    ),
+    responses=WRITES,
+)
+async def sign_agreement(
+    request: Request,
+    dispute_id: uuid.UUID,
+    agreement_id: uuid.UUID,
+    data: SignatureIn,
+    principal: Writer,
+    svc: Agreements,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute, agreement = await svc.sign(dispute_id, agreement_id, data, principal)
+        return _json(agreement_out(agreement, dispute), agreement.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/disputes/{dispute_id}/agreements/{agreement_id}/document",
+    response_class=HTMLResponse,
+    summary="打印协议书 The printable agreement (HTML, print stylesheet)",
+    responses={200: {"content": {"text/html": {}}}, **problem_responses(NotFound)},
+)
+async def agreement_document(
+    dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements
+) -> HTMLResponse:
+    dispute, agreement = await svc.get(dispute_id, agreement_id, principal)
+    return HTMLResponse(
+        agreement_html(agreement, dispute),
+        headers={"ETag": etag_for(agreement.version), "X-Content-Type-Options": "nosniff"},
+    )
+
+
+# ---- performance and follow-ups ------------------------------------------------------------------
+
+
+@router.post(
+    "/disputes/{dispute_id}/obligations/{obligation_id}/performance",
+    response_model=ObligationOut,
+    summary="登记义务履行 Record an obligation as performed",
+    description="When the last obligation is performed, the case moves to `performed` (人民调解法 Art. 31).",
+    responses=WRITES,
+)
+async def perform_obligation(
+    request: Request,
+    dispute_id: uuid.UUID,
+    obligation_id: uuid.UUID,
+    data: PerformanceIn,
+    principal: Writer,
+    svc: Agreements,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        obligation, dispute = await svc.perform(dispute_id, obligation_id, data, principal)
+        return _json(obligation_out(obligation), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/bodies/{body_id}/follow-ups",
+    response_model=FollowUpPage,
+    summary="回访督促任务 The body's follow-up inbox",
+    description="Obligations past their due date, raised by the clock for the body to follow up (Art. 31).",
+    responses=problem_responses(NotFound),
+)
+async def list_follow_ups(
+    body_id: uuid.UUID,
+    principal: Reader,
+    svc: Agreements,
+    status: Annotated[str | None, Query(pattern="^(open|done)$")] = "open",
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> FollowUpPage:
+    rows, next_cursor = await svc.follow_ups(body_id, principal, status, cursor, limit)
+    return FollowUpPage(
+        items=[FollowUpOut(case_number=n, **_task(f)) for f, n in rows], next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/follow-ups/{follow_up_id}/result",
+    response_model=FollowUpOut,
+    summary="记录回访结果 Record a follow-up's result",
+    responses=WRITES,
+)
+async def complete_follow_up(
+    request: Request,
+    follow_up_id: uuid.UUID,
+    data: FollowUpResultIn,
+    principal: Writer,
+    svc: Agreements,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        task, case_number = await svc.complete(follow_up_id, data, principal)
+        return JSONResponse(jsonable_encoder(FollowUpOut(case_number=case_number, **_task(task))))
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+def _task(task: object) -> dict[str, object]:
+    fields = FollowUpOut.model_fields.keys() - {"case_number"}
+    return {name: getattr(task, name) for name in fields}

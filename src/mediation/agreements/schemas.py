@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from mediation.core.i18n import Text
+from mediation.disputes.enums import AgreementForm, ContactMethod
+from mediation.disputes.identity import DomainValueError
+from mediation.disputes.schemas import Note, WriteModel
+
+LongText = Annotated[str, Field(max_length=5000)]
+
+
+class SessionOutcome(StrEnum):
+    continued = "continued"  # 继续调解
+    adjourned = "adjourned"  # 改期
+    agreement_reached = "agreement_reached"  # 达成协议 (then draft and sign the agreement)
+    party_absent = "party_absent"  # 当事人未到场
+    party_refused = "party_refused"  # 当事人拒绝调解 (人民调解法 Art. 17): mediation ends
+    termination_demanded = "termination_demanded"  # 当事人要求终止调解 (Art. 23): mediation ends
+    no_agreement = "no_agreement"  # 分歧较大, 未能达成协议: mediation ends
+
+
+# Session outcomes that end mediation, and the termination reason recorded (特邀调解规定 Art. 26).
+ENDING_OUTCOMES = {
+    SessionOutcome.party_refused: "party_refused",
+    SessionOutcome.termination_demanded: "party_refused",
+    SessionOutcome.no_agreement: "positions_too_far_apart",
+}
+
+
+class Attendee(WriteModel):
+    party_id: uuid.UUID | None = Field(default=None, description="A party of the case, or null for others.")
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    capacity: Annotated[
+        str, Field(min_length=1, max_length=50, description="当事人/代理人/调解员/见证人 ...")
+    ]
+
+
+class SessionIn(WriteModel):
+    scheduled_at: datetime
+    place: Annotated[str | None, Field(max_length=200)] = None
+    online: bool = False
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        if not self.online and not self.place:
+            raise DomainValueError(
+                "place_missing", Text("线下调解须写明地点", "An in-person session needs a place")
+            )
+        if self.scheduled_at.tzinfo is None:
+            raise DomainValueError(
+                "timezone_missing", Text("时间须带时区", "scheduled_at needs a time zone offset")
+            )
+        return self
+
+
+class SessionRecordIn(WriteModel):
+    held_at: datetime
+    attendees: Annotated[list[Attendee], Field(min_length=1, max_length=100)]
+    minutes: Annotated[str, Field(min_length=1, max_length=20000, description="调解笔录")]
+    outcome: SessionOutcome
+    party_id: uuid.UUID | None = Field(
+        default=None,
+        description="The party who refused or demanded termination (required for those outcomes).",
+    )
+
+    @model_validator(mode="after")
+    def _who(self) -> Self:
+        if self.held_at.tzinfo is None:
+            raise DomainValueError(
+                "timezone_missing", Text("时间须带时区", "held_at needs a time zone offset")
+            )
+        if (
+            self.outcome in (SessionOutcome.party_refused, SessionOutcome.termination_demanded)
+            and not self.party_id
+        ):
+            raise DomainValueError(
+                "party_missing",
+                Text("须写明拒绝调解或要求终止的当事人", "Name the party who refused or asked to stop"),
+            )
+        return self
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    dispute_id: uuid.UUID
+    scheduled_at: datetime
+    place: str | None
+    online: bool
+    status: Literal["scheduled", "held", "cancelled"]
+    held_at: datetime | None
+    attendees: list[dict[str, Any]]
+    minutes: str | None
+    outcome: SessionOutcome | None
+    party_id: uuid.UUID | None
+    mediator_name: str | None
+    created_at: datetime
+    version: int
+
+
+class ObligationIn(WriteModel):
+    obligor_party_id: uuid.UUID = Field(description="Who owes it.")
+    obligee_party_id: uuid.UUID | None = Field(default=None, description="To whom.")
+    kind: Literal["payment", "act"]
+    amount: Annotated[Decimal | None, Field(gt=0, le=Decimal("99999999999999.99"), decimal_places=2)] = None
+    description: Annotated[str, Field(min_length=1, max_length=1000, description="What is paid or done.")]
+    place: Annotated[str | None, Field(max_length=200)] = None
+    manner: Annotated[str, Field(max_length=200, description="履行方式, e.g. 银行转账, 现金当面支付")] = ""
+    due_on: date = Field(description="履行期限: by this day.")
+
+
+class AgreementIn(WriteModel):
+    """A draft may be saved incomplete; `missing` in the answer lists what Art. 29 still needs."""
+
+    form: AgreementForm = AgreementForm.written
+    facts: LongText = ""
+    disputed_matters: LongText = ""
+    responsibility: LongText = ""
+    terms: Annotated[list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(max_length=50)] = []
+    obligations: Annotated[list[ObligationIn], Field(max_length=100)] = []
+
+
+class SignatureIn(WriteModel):
+    signer: Literal["party", "mediator", "body_seal"]
+    party_id: uuid.UUID | None = Field(default=None, description="For a party's signature.")
+    method: Literal["in_person", "fingerprint", "electronic", "seal", "recorded"]
+    signed_at: datetime | None = Field(default=None, description="When it was signed; now if omitted.")
+    document_hash: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[0-9a-f]{64}$",
+            description="Electronic signatures: the SHA-256 of what was signed; must equal content_hash.",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        allowed = {
+            "party": {"in_person", "fingerprint", "electronic", "seal"},
+            "mediator": {"in_person", "electronic", "recorded"},
+            "body_seal": {"seal", "electronic"},
+        }[self.signer]
+        if self.method not in allowed:
+            raise DomainValueError(
+                "method_not_allowed",
+                Text("该签署人不能以此方式签署", "This signer cannot sign that way"),
+            )
+        if (self.signer == "party") != (self.party_id is not None):
+            raise DomainValueError(
+                "party_id",
+                Text("当事人签名须且仅须写明 party_id", "party_id goes with a party's signature only"),
+            )
+        if (self.method == "electronic") != (self.document_hash is not None):
+            raise DomainValueError(
+                "document_hash",
+                Text(
+                    "电子签名须且仅须附所签文本的哈希", "document_hash goes with electronic signatures only"
+                ),
+            )
+        if self.signed_at is not None and self.signed_at.tzinfo is None:
+            raise DomainValueError(
+                "timezone_missing", Text("时间须带时区", "signed_at needs a time zone offset")
+            )
+        return self
+
+
+class ObligationOut(BaseModel):
+    id: uuid.UUID
+    position: int
+    obligor_party_id: uuid.UUID
+    obligee_party_id: uuid.UUID | None
+    kind: str
+    amount: Decimal | None
+    description: str
+    place: str | None
+    manner: str
+    due_on: date
+    status: Literal["pending", "performed", "overdue"]
+    overdue_since: date | None
+    performed_on: date | None
+    performance_note: str | None
+
+
+class SignatureOut(BaseModel):
+    signer: str
+    party_id: uuid.UUID | None
+    name: str
+    method: str
+    signed_at: datetime
+    document_hash: str | None
+    recorded_by: str
+    recorded_at: datetime
+
+
+class MissingOut(BaseModel):
+    code: str
+    message: str
+    article: str | None
+
+
+class AwaitingOut(BaseModel):
+    signer: str
+    party_id: uuid.UUID | None
+    name: str
+
+
+class AgreementOut(BaseModel):
+    id: uuid.UUID
+    dispute_id: uuid.UUID
+    number: int
+    form: AgreementForm
+    status: Literal["draft", "effective", "superseded"]
+    facts: str
+    disputed_matters: str
+    responsibility: str
+    terms: list[str]
+    obligations: list[ObligationOut]
+    body_id: uuid.UUID
+    body_name: str
+    mediator_id: uuid.UUID | None
+    mediator_name: str | None
+    content_hash: str = Field(description="SHA-256 of the content; what an electronic signature signs.")
+    effective_on: date | None
+    effective_at: datetime | None
+    supersedes_id: uuid.UUID | None
+    signatures: list[SignatureOut]
+    missing: list[MissingOut] = Field(
+        description="Contents 人民调解法 Art. 29 still requires before signing."
+    )
+    awaiting_signatures: list[AwaitingOut]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class PerformanceIn(WriteModel):
+    performed_on: date
+    note: Note = None
+
+
+class FollowUpResultIn(WriteModel):
+    contacted_on: date
+    method: ContactMethod
+    outcome: Literal["performing", "performed", "refuses", "unreachable"]
+    note: Note = None
+
+
+class FollowUpOut(BaseModel):
+    id: uuid.UUID
+    dispute_id: uuid.UUID
+    case_number: str
+    body_id: uuid.UUID
+    kind: str
+    obligation_id: uuid.UUID | None
+    reason: str
+    due_on: date
+    status: Literal["open", "done"]
+    raised_at: datetime
+    done_at: datetime | None
+    result: dict[str, Any] | None
+
+
+class FollowUpPage(BaseModel):
+    items: list[FollowUpOut]
+    next_cursor: str | None

@@ -1,0 +1,637 @@
+"""Sessions, agreements, signatures, performance and follow-ups. Services add and flush; the
+request's unit of work commits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from mediation.agreements import rules
+from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation, Signature
+from mediation.agreements.schemas import (
+    ENDING_OUTCOMES,
+    AgreementIn,
+    FollowUpResultIn,
+    PerformanceIn,
+    SessionIn,
+    SessionOutcome,
+    SessionRecordIn,
+    SignatureIn,
+)
+from mediation.bodies.models import Body
+from mediation.core.errors import (
+    Conflict,
+    Forbidden,
+    GuardFailed,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
+from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
+from mediation.core.i18n import Text
+from mediation.core.legal_time import add_working_days
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
+from mediation.core.refusal import summary
+from mediation.disputes.enums import Consent
+from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
+from mediation.disputes.models import Dispute
+from mediation.disputes.schemas import FailPayload, RecordPerformancePayload
+from mediation.disputes.service import DisputeService
+
+# Sessions are held and agreements drafted and signed while the case is being mediated.
+WORKING_STATES = frozenset({Status.mediating})
+# Performance is followed up while the agreement binds the parties (人民调解法 Art. 31).
+PERFORMANCE_STATES = frozenset(
+    {
+        Status.agreement_signed,
+        Status.confirmation_pending,
+        Status.confirmed,
+        Status.performed,
+        Status.referred_litigation,
+    }
+)
+FOLLOW_UP_WORKING_DAYS = 3
+OVERDUE_REASON = "第{i}项义务 ({what}) 应于 {due} 前履行, 已逾期未履行: 请回访督促履行 (人民调解法第三十一条)"
+
+
+def _not_now(dispute: Dispute, what: Text) -> InvalidTransition:
+    return InvalidTransition(
+        Text("案件处于「{s}」, 不能{w}", "The case is {se}; cannot {we} now").format(
+            s=STATUS_LABELS[Status(dispute.status)].zh, se=dispute.status, w=what.zh, we=what.en
+        ),
+        status_now=dispute.status,
+    )
+
+
+class AgreementService:
+    def __init__(self, disputes: DisputeService) -> None:
+        self.disputes = disputes
+        self.session = disputes.session
+        self.clock = disputes.clock
+
+    async def _case(self, dispute_id: uuid.UUID, principal: Principal, *, write: bool) -> Dispute:
+        dispute = await self.disputes.get(dispute_id, principal, for_update=write)
+        if write and principal.role not in BODY_ROLES:
+            raise Forbidden(
+                Text(
+                    "只有承办案件的调解组织可以办理", "Only the mediation body handling the case may do this"
+                ),
+                allowed_roles=sorted(r.value for r in BODY_ROLES),
+            )
+        return dispute
+
+    # ---- sessions --------------------------------------------------------------------------------
+
+    async def sessions(self, dispute_id: uuid.UUID, principal: Principal) -> list[MediationSession]:
+        await self._case(dispute_id, principal, write=False)
+        rows = await self.session.scalars(
+            select(MediationSession)
+            .where(MediationSession.dispute_id == dispute_id)
+            .order_by(MediationSession.scheduled_at, MediationSession.id)
+        )
+        return list(rows.all())
+
+    async def schedule(
+        self, dispute_id: uuid.UUID, data: SessionIn, principal: Principal
+    ) -> MediationSession:
+        dispute = await self._case(dispute_id, principal, write=True)
+        if dispute.status not in WORKING_STATES:
+            raise _not_now(dispute, Text("安排调解", "schedule a session"))
+        assert dispute.body_id is not None
+        now = self.clock.now()
+        row = MediationSession(
+            id=uuid.uuid4(),
+            dispute_id=dispute.id,
+            body_id=dispute.body_id,
+            scheduled_at=data.scheduled_at,
+            place=data.place,
+            online=data.online,
+            status="scheduled",
+            attendees=[],
+            mediator_name=dispute.mediator_name,
+            created_by=principal.id,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        self.session.add(row)
+        await self.disputes.record_work(
+            dispute,
+            "schedule_session",
+            principal,
+            None,
+            {"session_id": str(row.id), "scheduled_at": data.scheduled_at.isoformat(), "online": data.online},
+            "session_scheduled",
+        )
+        return row
+
+    async def record(
+        self,
+        dispute_id: uuid.UUID,
+        session_id: uuid.UUID,
+        data: SessionRecordIn,
+        principal: Principal,
+        if_match: str | None,
+    ) -> tuple[MediationSession, Dispute]:
+        """The minutes (调解笔录) and outcome of a session. A party's refusal (人民调解法 Art. 17), a
+        demand to stop (Art. 23) or positions too far apart end mediation with that reason."""
+        dispute = await self._case(dispute_id, principal, write=True)
+        row = await self.session.get(MediationSession, session_id)
+        if row is None or row.dispute_id != dispute.id:
+            raise NotFound(Text("本案没有这次调解", "No such session in this case"))
+        check_if_match(if_match, row.version)
+        if row.status != "scheduled":
+            raise Conflict(
+                Text("这次调解已经记录过", "This session is already recorded"), code="session_recorded"
+            )
+        if dispute.status not in WORKING_STATES:
+            raise _not_now(dispute, Text("记录调解", "record a session"))
+        party_ids = {p.id for p in dispute.parties}
+        strangers = [a for a in data.attendees if a.party_id is not None and a.party_id not in party_ids]
+        if strangers or (data.party_id is not None and data.party_id not in party_ids):
+            raise ValidationFailed.of_field(
+                "party_id", "unknown_party", Text("该案没有这个当事人", "No such party in this case")
+            )
+        if data.held_at > self.clock.now() + timedelta(minutes=5):
+            raise ValidationFailed.of_field(
+                "held_at", "in_future", Text("调解时间不能晚于现在", "held_at cannot be in the future")
+            )
+        row.status = "held"
+        row.held_at = data.held_at
+        row.attendees = [a.model_dump(mode="json") for a in data.attendees]
+        row.minutes = data.minutes
+        row.outcome = data.outcome
+        row.party_id = data.party_id
+        row.updated_at = self.clock.now()
+        row.version += 1
+        if data.outcome == SessionOutcome.party_refused:
+            party = next(p for p in dispute.parties if p.id == data.party_id)
+            party.consent = Consent.refused
+        await self.disputes.record_work(
+            dispute,
+            "record_session",
+            principal,
+            None,
+            {
+                "session_id": str(row.id),
+                "outcome": data.outcome.value,
+                "party_id": str(data.party_id) if data.party_id else None,
+            },
+            "session_recorded",
+        )
+        reason = ENDING_OUTCOMES.get(data.outcome)
+        if reason is not None:
+            note = {
+                SessionOutcome.party_refused: "当事人明确拒绝调解 (人民调解法第十七条)",
+                SessionOutcome.termination_demanded: "当事人要求终止调解 (人民调解法第二十三条)",
+                SessionOutcome.no_agreement: "分歧较大, 未能达成协议",
+            }[data.outcome]
+            payload = FailPayload.model_validate({"reason_code": reason, "note": note})
+            dispute = await self.disputes.apply(
+                dispute.id, Action.fail, payload, principal, etag_for(dispute.version)
+            )
+        return row, dispute
+
+    # ---- agreements ------------------------------------------------------------------------------
+
+    def _query(self) -> Any:
+        return select(Agreement).options(
+            selectinload(Agreement.obligations), selectinload(Agreement.signatures)
+        )
+
+    async def list(self, dispute_id: uuid.UUID, principal: Principal) -> tuple[Dispute, list[Agreement]]:
+        dispute = await self._case(dispute_id, principal, write=False)
+        rows = await self.session.scalars(
+            self._query().where(Agreement.dispute_id == dispute_id).order_by(Agreement.number)
+        )
+        return dispute, list(rows.all())
+
+    async def get(
+        self, dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Principal, *, write: bool = False
+    ) -> tuple[Dispute, Agreement]:
+        dispute = await self._case(dispute_id, principal, write=write)
+        query = self._query().where(Agreement.id == agreement_id, Agreement.dispute_id == dispute_id)
+        agreement = await self.session.scalar(query.with_for_update() if write else query)
+        if agreement is None:
+            raise NotFound(Text("本案没有这份协议", "No such agreement in this case"))
+        return dispute, agreement
+
+    async def draft(
+        self, dispute_id: uuid.UUID, data: AgreementIn, principal: Principal
+    ) -> tuple[Dispute, Agreement]:
+        """A new version. The one before it (a draft, or the agreement a court refused to confirm)
+        is superseded and keeps its signatures on record."""
+        dispute = await self._case(dispute_id, principal, write=True)
+        if dispute.status not in WORKING_STATES:
+            raise _not_now(dispute, Text("起草调解协议", "draft an agreement"))
+        self._check_obligations(dispute, data)
+        previous = await self.session.scalar(
+            select(Agreement)
+            .where(Agreement.dispute_id == dispute.id)
+            .order_by(Agreement.number.desc())
+            .limit(1)
+            .with_for_update()
+        )
+        now = self.clock.now()
+        body = await self.session.get(Body, dispute.body_id)
+        assert body is not None
+        agreement = Agreement(
+            id=uuid.uuid4(),
+            dispute_id=dispute.id,
+            number=(previous.number + 1) if previous else 1,
+            status="draft",
+            body_id=body.id,
+            body_name=body.name,
+            mediator_id=dispute.mediator_id,
+            mediator_name=dispute.mediator_name,
+            supersedes_id=previous.id if previous and previous.status != "superseded" else None,
+            created_by=principal.id,
+            created_at=now,
+            updated_at=now,
+            version=1,
+            content_hash="",
+            **self._content(data),
+        )
+        agreement.obligations = self._obligations(dispute, agreement, data)
+        agreement.signatures = []
+        agreement.content_hash = rules.content_hash(agreement, dispute)
+        if previous is not None and previous.status != "superseded":
+            previous.status = "superseded"
+            previous.updated_at = now
+            previous.version += 1
+        self.session.add(agreement)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:  # two drafts raced for the same number
+            raise Conflict(
+                Text("另一份协议刚刚起草, 请刷新", "Another version was just drafted; reload")
+            ) from exc
+        return dispute, agreement
+
+    async def replace(
+        self,
+        dispute_id: uuid.UUID,
+        agreement_id: uuid.UUID,
+        data: AgreementIn,
+        principal: Principal,
+        if_match: str | None,
+    ) -> tuple[Dispute, Agreement]:
+        dispute, agreement = await self.get(dispute_id, agreement_id, principal, write=True)
+        if principal.role not in BODY_ROLES:
+            raise Forbidden(
+                Text("只有承办案件的调解组织可以修改协议", "Only the body handling the case edits it")
+            )
+        check_if_match(if_match, agreement.version)
+        if agreement.status != "draft" or agreement.signatures:
+            raise Conflict(
+                Text(
+                    "协议已有签名, 不能再修改; 如需变更, 请起草新版本并重新签署",
+                    "The agreement has signatures and cannot change; draft a new version and sign it again",
+                ),
+                code="agreement_signed",
+                article=rules.ART_29,
+            )
+        if dispute.status not in WORKING_STATES:
+            raise _not_now(dispute, Text("修改调解协议", "edit the agreement"))
+        self._check_obligations(dispute, data)
+        for field, value in self._content(data).items():
+            setattr(agreement, field, value)
+        agreement.obligations = self._obligations(dispute, agreement, data)
+        agreement.mediator_id = dispute.mediator_id
+        agreement.mediator_name = dispute.mediator_name
+        agreement.content_hash = rules.content_hash(agreement, dispute)
+        agreement.updated_at = self.clock.now()
+        agreement.version += 1
+        await self.session.flush()
+        return dispute, agreement
+
+    @staticmethod
+    def _content(data: AgreementIn) -> dict[str, Any]:
+        return {
+            "form": data.form.value,
+            "facts": data.facts,
+            "disputed_matters": data.disputed_matters,
+            "responsibility": data.responsibility,
+            "terms": list(data.terms),
+        }
+
+    @staticmethod
+    def _obligations(dispute: Dispute, agreement: Agreement, data: AgreementIn) -> list[Obligation]:
+        return [
+            Obligation(
+                id=uuid.uuid4(),
+                dispute_id=dispute.id,
+                agreement_id=agreement.id,
+                position=i,
+                status="pending",
+                **o.model_dump(),
+            )
+            for i, o in enumerate(data.obligations)
+        ]
+
+    @staticmethod
+    def _check_obligations(dispute: Dispute, data: AgreementIn) -> None:
+        bound = {p.id for p in rules.principals(dispute)}
+        everyone = {p.id for p in dispute.parties}
+        for i, o in enumerate(data.obligations):
+            if o.obligor_party_id not in bound or (
+                o.obligee_party_id is not None and o.obligee_party_id not in everyone
+            ):
+                raise ValidationFailed.of_field(
+                    f"obligations.{i}",
+                    "unknown_party",
+                    Text(
+                        "义务人或权利人不是本案当事人", "The obligor or obligee is not a party to this case"
+                    ),
+                )
+            if o.due_on < dispute.applied_on:
+                raise ValidationFailed.of_field(
+                    f"obligations.{i}.due_on",
+                    "before_application",
+                    Text("履行期限不能早于申请日", "The due date cannot be before the application"),
+                )
+
+    async def sign(
+        self, dispute_id: uuid.UUID, agreement_id: uuid.UUID, data: SignatureIn, principal: Principal
+    ) -> tuple[Dispute, Agreement]:
+        """One signature, fingerprint or seal. Refused while Art. 29's contents are incomplete; the
+        last one makes the version effective (Art. 29), or for an oral agreement the mediator's record (Art. 30)."""
+        dispute, agreement = await self.get(dispute_id, agreement_id, principal, write=True)
+        if principal.role not in BODY_ROLES:
+            raise Forbidden(
+                Text(
+                    "只有承办案件的调解组织可以记录签署", "Only the body handling the case records signatures"
+                )
+            )
+        if agreement.status != "draft":
+            raise Conflict(
+                Text(
+                    "这一版本已生效或已被取代, 不能再签署", "This version is already effective or superseded"
+                ),
+                code=f"agreement_{agreement.status}",
+            )
+        if dispute.status not in WORKING_STATES:
+            raise _not_now(dispute, Text("签署调解协议", "sign the agreement"))
+        missing = rules.missing_elements(agreement, dispute)
+        if missing:
+            raise GuardFailed(summary(missing), reasons=[r.as_dict() for r in missing])
+        required = {s.key: s for s in rules.required_signers(agreement, dispute)}
+        key = str(data.party_id) if data.signer == "party" else data.signer
+        if key not in required:
+            raise ValidationFailed.of_field(
+                "party_id" if data.signer == "party" else "signer",
+                "not_a_signatory",
+                Text("该签署人不是这份协议的签署人", "Not a signatory of this agreement"),
+            )
+        if any(s.signer_key == key for s in agreement.signatures):
+            raise Conflict(Text("该签署人已签署", "This signatory has already signed"), code="already_signed")
+        if data.document_hash is not None and data.document_hash != agreement.content_hash:
+            raise ValidationFailed.of_field(
+                "document_hash",
+                "document_hash_mismatch",
+                Text(
+                    "电子签名所签文本与协议当前内容不一致",
+                    "The electronically signed text differs from the agreement",
+                ),
+            )
+        now = self.clock.now()
+        signed_at = data.signed_at or now
+        started = dispute.mediation_started_on or dispute.applied_on
+        if signed_at > now + timedelta(minutes=5) or signed_at.astimezone(self.clock.zone).date() < started:
+            raise ValidationFailed.of_field(
+                "signed_at",
+                "implausible",
+                Text(
+                    "签署时间不能晚于现在或早于调解开始",
+                    "signed_at cannot be in the future or before mediation began",
+                ),
+            )
+        agreement.signatures.append(
+            Signature(
+                id=uuid.uuid4(),
+                agreement_id=agreement.id,
+                signer=data.signer,
+                signer_key=key,
+                party_id=data.party_id,
+                name=required[key].name,
+                method=data.method,
+                signed_at=signed_at,
+                document_hash=data.document_hash,
+                recorded_by=principal.id,
+                recorded_at=now,
+            )
+        )
+        if not rules.awaiting(agreement, dispute):
+            last = max(s.signed_at for s in agreement.signatures)
+            agreement.status = "effective"
+            agreement.effective_at = last
+            agreement.effective_on = last.astimezone(self.clock.zone).date()
+        agreement.updated_at = now
+        agreement.version += 1
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                Text("该签署人已签署", "This signatory has already signed"), code="already_signed"
+            ) from exc
+        return dispute, agreement
+
+    # ---- performance and follow-ups ---------------------------------------------------------------
+
+    async def perform(
+        self, dispute_id: uuid.UUID, obligation_id: uuid.UUID, data: PerformanceIn, principal: Principal
+    ) -> tuple[Obligation, Dispute]:
+        dispute = await self._case(dispute_id, principal, write=True)
+        obligation = await self.session.get(Obligation, obligation_id, with_for_update=True)
+        current = (dispute.agreement or {}).get("id")
+        if obligation is None or obligation.dispute_id != dispute.id:
+            raise NotFound(Text("本案没有这项义务", "No such obligation in this case"))
+        if str(obligation.agreement_id) != current or dispute.status not in PERFORMANCE_STATES:
+            raise _not_now(dispute, Text("登记这项义务的履行", "record performance of this obligation"))
+        if obligation.status == "performed":
+            raise Conflict(Text("这项义务已登记履行", "This obligation is already recorded as performed"))
+        today = self.clock.today()
+        effective = dispute.agreement_effective_on
+        if data.performed_on > today or (effective is not None and data.performed_on < effective):
+            raise ValidationFailed.of_field(
+                "performed_on",
+                "implausible",
+                Text(
+                    "履行日期不能晚于今天或早于协议生效日",
+                    "performed_on must lie between the agreement and today",
+                ),
+            )
+        obligation.status = "performed"
+        obligation.performed_on = data.performed_on
+        obligation.performance_note = data.note
+        obligation.performance_recorded_by = principal.id
+        now = self.clock.now()
+        open_tasks = await self.session.scalars(
+            select(FollowUp).where(FollowUp.obligation_id == obligation.id, FollowUp.status == "open")
+        )
+        for task in open_tasks.all():
+            task.status = "done"
+            task.done_at = now
+            task.done_by = principal.id
+            task.result = {"outcome": "performed", "performed_on": data.performed_on.isoformat()}
+        await self.disputes.record_work(
+            dispute,
+            "record_obligation_performance",
+            principal,
+            data.note,
+            {"obligation_id": str(obligation.id), "performed_on": data.performed_on.isoformat()},
+            "obligation_performed",
+        )
+        left = await self.session.scalar(
+            select(func.count())
+            .select_from(Obligation)
+            .where(Obligation.agreement_id == obligation.agreement_id, Obligation.status != "performed")
+        )
+        if not left and dispute.status == Status.agreement_signed:
+            last = await self.session.scalar(
+                select(func.max(Obligation.performed_on)).where(
+                    Obligation.agreement_id == obligation.agreement_id
+                )
+            )
+            payload = RecordPerformancePayload(performed_on=last or data.performed_on, note="全部义务已履行")
+            dispute = await self.disputes.apply(
+                dispute.id, Action.record_performance, payload, principal, etag_for(dispute.version)
+            )
+        return obligation, dispute
+
+    async def follow_ups(
+        self,
+        body_id: uuid.UUID,
+        principal: Principal,
+        status: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[tuple[FollowUp, str]], str | None]:
+        own_body = principal.role in BODY_ROLES and principal.organisation_id == body_id
+        if not own_body and principal.role not in CENTER_ROLES | {Role.system}:
+            raise NotFound(Text("调解组织不存在", "No such body"))
+        query = (
+            select(FollowUp, Dispute.case_number)
+            .join(Dispute, Dispute.id == FollowUp.dispute_id)
+            .where(FollowUp.body_id == body_id)
+        )
+        if principal.role in CENTER_ROLES and principal.region:
+            query = query.where(Dispute.region_code.startswith(principal.region))
+        if status is not None:
+            query = query.where(FollowUp.status == status)
+        if cursor is not None:
+            raised, last_id = _position(decode_cursor(cursor))
+            query = query.where(
+                (FollowUp.raised_at > raised)
+                | ((FollowUp.raised_at == raised) & (FollowUp.id > uuid.UUID(last_id)))
+            )
+        rows = (
+            await self.session.execute(query.order_by(FollowUp.raised_at, FollowUp.id).limit(limit + 1))
+        ).all()
+        items = [(f, n) for f, n in rows[:limit]]
+        last = items[-1][0] if items else None
+        next_cursor = (
+            encode_cursor({"t": last.raised_at.isoformat(), "id": str(last.id)})
+            if last is not None and len(rows) > limit
+            else None
+        )
+        return items, next_cursor
+
+    async def complete(
+        self, follow_up_id: uuid.UUID, data: FollowUpResultIn, principal: Principal
+    ) -> tuple[FollowUp, str]:
+        task = await self.session.get(FollowUp, follow_up_id, with_for_update=True)
+        if task is None or principal.role not in BODY_ROLES or principal.organisation_id != task.body_id:
+            raise NotFound(Text("没有这项回访任务", "No such follow-up task"))
+        if task.status == "done":
+            raise Conflict(Text("这项回访已完成", "This follow-up is already done"))
+        dispute = await self.disputes.get(task.dispute_id, principal, for_update=True)
+        if data.contacted_on > self.clock.today():
+            raise ValidationFailed.of_field(
+                "contacted_on",
+                "in_future",
+                Text("回访日期不能晚于今天", "contacted_on cannot be in the future"),
+            )
+        task.status = "done"
+        task.done_at = self.clock.now()
+        task.done_by = principal.id
+        task.result = data.model_dump(mode="json")
+        await self.disputes.record_work(
+            dispute,
+            "complete_follow_up",
+            principal,
+            data.note,
+            {"follow_up_id": str(task.id), "outcome": data.outcome},
+            "follow_up_completed",
+        )
+        return task, dispute.case_number
+
+    async def raise_overdue(self, obligation_id: uuid.UUID, principal: Principal) -> bool:
+        """The clock's step for one obligation past its due date: mark it overdue and put a
+        follow-up in the body's inbox (人民调解法 Art. 31). False when nothing was left to do."""
+        obligation = await self.session.get(Obligation, obligation_id, with_for_update=True)
+        if obligation is None or obligation.status != "pending":
+            return False
+        today = self.clock.today()
+        if obligation.due_on >= today:
+            return False
+        agreement = await self.session.get(Agreement, obligation.agreement_id)
+        assert agreement is not None
+        dispute = await self.disputes.get(obligation.dispute_id, principal, for_update=True)
+        obligation.status = "overdue"
+        obligation.overdue_since = today
+        what = f"{obligation.amount:.2f} 元" if obligation.amount is not None else obligation.description[:40]
+        task = FollowUp(
+            id=uuid.uuid4(),
+            dispute_id=dispute.id,
+            body_id=agreement.body_id,
+            kind="performance",
+            obligation_id=obligation.id,
+            reason=OVERDUE_REASON.format(
+                i=obligation.position + 1, what=what, due=obligation.due_on.isoformat()
+            ),
+            due_on=add_working_days(today, FOLLOW_UP_WORKING_DAYS),
+            status="open",
+            raised_at=self.clock.now(),
+        )
+        self.session.add(task)
+        await self.disputes.record_work(
+            dispute,
+            "obligation_overdue",
+            principal,
+            task.reason,
+            {
+                "obligation_id": str(obligation.id),
+                "follow_up_id": str(task.id),
+                "body_id": str(agreement.body_id),
+                "due_on": obligation.due_on.isoformat(),
+            },
+            "obligation_overdue",
+        )
+        return True
+
+    async def overdue_obligations(self) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(Obligation.id)
+            .join(Agreement, Agreement.id == Obligation.agreement_id)
+            .where(
+                Obligation.status == "pending",
+                Obligation.due_on < self.clock.today(),
+                Agreement.status == "effective",
+            )
+        )
+        return list(rows.all())
+
+
+def _position(cursor: dict[str, Any]) -> tuple[datetime, str]:
+    try:
+        return datetime.fromisoformat(str(cursor["t"])), str(uuid.UUID(str(cursor["id"])))
+    except (KeyError, ValueError) as exc:
+        raise ValidationFailed.of_field(
+            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor"), location="query"
+        ) from exc

@@ -1,0 +1,1 @@
+"""Judicial confirmation requests and referrals: the court- and commission-facing pull API."""

@@ -1,0 +1,302 @@
+"""The handoff record and its legal clocks, kept in step with the case's lifecycle.
+
+Each kind of handoff has the target's deadline to decide on acceptance and, for some, to decide
+the matter, with at most one extension. Periods count by 民事诉讼法 Art. 85 (`period_end`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.agreements.models import Agreement, Obligation
+from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
+from mediation.core.i18n import Text
+from mediation.core.legal_time import period_end
+from mediation.disputes.enums import Category, ConfirmationCourtBasis
+from mediation.disputes.models import Dispute
+from mediation.handoffs.models import Handoff
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    accept_days: int
+    accept_article: str
+    decide_days: int | None = None
+    extension_days: int | None = None
+    decide_article: str | None = None
+
+
+CLOCKS: dict[str, Clock] = {
+    # 法释〔2011〕5号 Art. 4-5: accept within 3 days; decide within 15 days of acceptance, extendable by 10.
+    "judicial_confirmation": Clock(3, "法释〔2011〕5号 第四条", 15, 10, "法释〔2011〕5号 第五条"),
+    # 劳动争议调解仲裁法 Art. 29 (5 days to accept) and Art. 43 (award in 45 days, at most 15 more).
+    "labour_arbitration": Clock(5, "劳动争议调解仲裁法 第二十九条", 45, 15, "劳动争议调解仲裁法 第四十三条"),
+    # 农村土地承包经营纠纷调解仲裁法 Art. 24 and 48: 5 working days to accept; award in 60 (+30) days.
+    "rural_land_arbitration": Clock(
+        5, "农村土地承包经营纠纷调解仲裁法 第二十四条", 60, 30, "农村土地承包经营纠纷调解仲裁法 第四十八条"
+    ),
+    # 仲裁法 Art. 24: 5 days to accept; the award's time is the commission's rules, not the law.
+    "commercial_arbitration": Clock(5, "仲裁法 第二十四条"),
+    # 民事诉讼法 Art. 126: a qualifying suit is registered within 7 days.
+    "litigation": Clock(7, "民事诉讼法 第一百二十六条"),
+}
+
+ARBITRATION_KIND = {
+    BodyKind.labour_arbitration_commission: "labour_arbitration",
+    BodyKind.commercial_arbitration_commission: "commercial_arbitration",
+    BodyKind.rural_land_arbitration_commission: "rural_land_arbitration",
+}
+
+OPEN = ("pending", "accepted")
+KIND_LABELS = {
+    "judicial_confirmation": Text("司法确认申请", "Judicial confirmation request"),
+    "labour_arbitration": Text("移送劳动人事争议仲裁", "Referral to labour arbitration"),
+    "commercial_arbitration": Text("移送商事仲裁", "Referral to commercial arbitration"),
+    "rural_land_arbitration": Text("移送农村土地承包仲裁", "Referral to rural land arbitration"),
+    "litigation": Text("移送诉讼", "Referral to litigation"),
+}
+LABOUR_LIMITATION_WARNING_DAYS = 30
+
+
+def due(start: date, days: int) -> date:
+    return period_end(start, days).last_day
+
+
+def add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def overdue_step(handoff: Handoff, today: date) -> str | None:
+    if handoff.status == "pending" and today > handoff.accept_due_on:
+        return "accept"
+    if handoff.status == "accepted" and handoff.decide_due_on is not None and today > handoff.decide_due_on:
+        return "decide"
+    return None
+
+
+def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> list[dict[str, Any]]:
+    """劳动争议调解仲裁法 Art. 27: one year from when the worker knew of the infringement,
+    interrupted by a request for relief (the application for mediation) and counted afresh from
+    that interruption. Warn when little of it is left or when it had run out before the application."""
+    article = "劳动争议调解仲裁法 第二十七条"
+    if known_on is not None and add_years(known_on, 1) < dispute.applied_on:
+        return [
+            {
+                "code": "labour_limitation_expired",
+                "message": "申请调解时一年仲裁时效已届满, 仲裁委员会可能不予支持",
+                "article": article,
+                "runs_until": add_years(known_on, 1).isoformat(),
+            }
+        ]
+    runs_until = add_years(dispute.applied_on, 1)
+    left = (runs_until - today).days
+    if left <= LABOUR_LIMITATION_WARNING_DAYS:
+        return [
+            {
+                "code": "labour_limitation_near" if left >= 0 else "labour_limitation_expired",
+                "message": f"一年仲裁时效将于 {runs_until.isoformat()} 届满 (剩余 {max(left, 0)} 日), 请尽快申请仲裁",
+                "article": article,
+                "runs_until": runs_until.isoformat(),
+            }
+        ]
+    return []
+
+
+class Ledger:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def current(self, dispute_id: uuid.UUID) -> Handoff | None:
+        """The case's open handoff (at most one at a time)."""
+        return await self.session.scalar(
+            select(Handoff)
+            .where(Handoff.dispute_id == dispute_id, Handoff.status.in_(OPEN))
+            .order_by(Handoff.created_at.desc())
+            .limit(1)
+        )
+
+    async def competent_courts(self, dispute: Dispute) -> dict[str, list[Body]]:
+        """民事诉讼法 Art. 205, by basis: the inviting court; or the basic court covering where a
+        party lives, where the subject matter is, or where the mediation body is."""
+        regions: dict[str, list[str]] = {
+            ConfirmationCourtBasis.party_domicile: [p.region_code for p in dispute.parties if p.region_code],
+            ConfirmationCourtBasis.subject_matter_location: [dispute.region_code],
+        }
+        if dispute.body_id is not None:
+            body = await self.session.get(Body, dispute.body_id)
+            regions[ConfirmationCourtBasis.body_location] = [body.region_code] if body else []
+        out: dict[str, list[Body]] = {}
+        for basis, codes in regions.items():
+            out[basis] = await self._courts_covering(codes)
+        inviting = (
+            await self.session.get(Body, dispute.inviting_court_id) if dispute.inviting_court_id else None
+        )
+        out[ConfirmationCourtBasis.inviting_court] = [inviting] if inviting and inviting.active else []
+        return out
+
+    async def _courts_covering(self, codes: list[str]) -> list[Body]:
+        if not codes:
+            return []
+        prefixes = {code[:n] for code in codes for n in (2, 4, 6, 9, 12)}
+        rows = await self.session.scalars(
+            select(Body)
+            .join(BodyJurisdiction, BodyJurisdiction.body_id == Body.id)
+            .where(
+                Body.kind == BodyKind.court,
+                Body.active.is_(True),
+                # A basic court (县/区 tier) covering the place (民事诉讼法 Art. 205: 基层人民法院).
+                Body.tier == "county",
+                BodyJurisdiction.region_prefix.in_(prefixes),
+            )
+            .distinct()
+            .order_by(Body.name)
+        )
+        return list(rows.all())
+
+    async def open(
+        self,
+        dispute: Dispute,
+        kind: str,
+        target_id: uuid.UUID,
+        payload: Any,
+        principal_id: str,
+        today: date,
+        now: datetime,
+    ) -> Handoff:
+        clock = CLOCKS[kind]
+        warnings: list[dict[str, Any]] = []
+        if kind == "labour_arbitration" or (kind == "litigation" and dispute.category == Category.labour):
+            warnings = labour_limitation(dispute, getattr(payload, "rights_known_on", None), today)
+        agreement_id = None
+        if kind == "judicial_confirmation" and dispute.agreement:
+            agreement_id = uuid.UUID(str(dispute.agreement["id"]))
+        handoff = Handoff(
+            id=uuid.uuid4(),
+            dispute_id=dispute.id,
+            kind=kind,
+            target_id=target_id,
+            status="pending",
+            agreement_id=agreement_id,
+            basis=str(getattr(payload, "basis", None) or "") or None,
+            applicant_party_ids=[str(i) for i in getattr(payload, "applicant_party_ids", [])],
+            claims=getattr(payload, "claims", None),
+            arbitration_agreement=getattr(payload, "arbitration_agreement", None),
+            warnings=warnings,
+            requested_on=today,
+            accept_due_on=due(today, clock.accept_days),
+            extended_days=0,
+            created_by=principal_id,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        self.session.add(handoff)
+        return handoff
+
+    def accept(self, handoff: Handoff, case_number: str, accepted_on: date, now: datetime) -> None:
+        clock = CLOCKS[handoff.kind]
+        handoff.status = "accepted"
+        handoff.accepted_on = accepted_on
+        handoff.target_case_number = case_number
+        if clock.decide_days is not None:
+            handoff.decide_due_on = due(accepted_on, clock.decide_days)
+        handoff.overdue_flagged = None
+        self.touch(handoff, now)
+
+    def extend(self, handoff: Handoff, days: int, reason: str, now: datetime) -> None:
+        clock = CLOCKS[handoff.kind]
+        assert handoff.accepted_on is not None and clock.decide_days is not None
+        handoff.extended_days = days
+        handoff.extension_reason = reason
+        handoff.decide_due_on = due(handoff.accepted_on, clock.decide_days + days)
+        handoff.overdue_flagged = None
+        self.touch(handoff, now)
+
+    async def settle(
+        self, handoff: Handoff, status: str, decision: dict[str, Any], decided_on: date, now: datetime
+    ) -> None:
+        handoff.status = status
+        handoff.decision = decision
+        handoff.decided_on = decided_on
+        if status == "confirmed":
+            handoff.enforcement_deadline = await self._enforcement_deadline(handoff, decided_on)
+        self.touch(handoff, now)
+
+    async def _enforcement_deadline(self, handoff: Handoff, ruled_on: date) -> date:
+        """民事诉讼法 Art. 250: two years, from the last day of the performance period the document
+        sets (the last instalment's), or from the day it took effect when it sets none."""
+        last_due = None
+        if handoff.agreement_id is not None:
+            last_due = await self.session.scalar(
+                select(Obligation.due_on)
+                .where(Obligation.agreement_id == handoff.agreement_id)
+                .order_by(Obligation.due_on.desc())
+                .limit(1)
+            )
+        start = max(last_due, ruled_on) if last_due else ruled_on
+        return add_years(start, 2)
+
+    def touch(self, handoff: Handoff, now: datetime) -> None:
+        handoff.updated_at = now
+        handoff.version += 1
+
+    async def overdue(self, today: date) -> list[Handoff]:
+        """Open handoffs whose current step's deadline passed and that the clock has not flagged yet."""
+        rows = await self.session.scalars(
+            select(Handoff).where(
+                or_(
+                    (Handoff.status == "pending")
+                    & (Handoff.accept_due_on < today)
+                    & Handoff.overdue_flagged.is_(None),
+                    (Handoff.status == "accepted")
+                    & (Handoff.decide_due_on < today)
+                    & or_(Handoff.overdue_flagged.is_(None), Handoff.overdue_flagged == "accept"),
+                )
+            )
+        )
+        return list(rows.all())
+
+
+def summary(handoff: Handoff, today: date) -> dict[str, Any]:
+    """What the case record shows of its handoff (`DisputeOut.handoff`)."""
+    return {
+        "id": str(handoff.id),
+        "kind": handoff.kind,
+        "target_id": str(handoff.target_id),
+        "status": handoff.status,
+        "basis": handoff.basis,
+        "claims": handoff.claims,
+        "arbitration_agreement": handoff.arbitration_agreement,
+        "requested_on": handoff.requested_on.isoformat(),
+        "accept_due_on": handoff.accept_due_on.isoformat(),
+        "target_case_number": handoff.target_case_number,
+        "accepted_on": handoff.accepted_on.isoformat() if handoff.accepted_on else None,
+        "decide_due_on": handoff.decide_due_on.isoformat() if handoff.decide_due_on else None,
+        "extended_days": handoff.extended_days,
+        "decision": handoff.decision,
+        "decided_on": handoff.decided_on.isoformat() if handoff.decided_on else None,
+        "enforcement_deadline": (
+            handoff.enforcement_deadline.isoformat() if handoff.enforcement_deadline else None
+        ),
+        "warnings": handoff.warnings,
+    }
+
+
+def agreement_summary(agreement: Agreement) -> dict[str, Any]:
+    return {
+        "id": str(agreement.id),
+        "number": agreement.number,
+        "form": agreement.form,
+        "content_hash": agreement.content_hash,
+        "effective_on": agreement.effective_on.isoformat() if agreement.effective_on else None,
+        "obligations": len(agreement.obligations),
+    }

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mediation.core.db import Base, JSONType, new_id
+
+
+class Handoff(Base):
+    """A case handed to a court or commission: a judicial confirmation request (司法确认申请) or a
+    referral to arbitration or litigation. The target pulls it, acknowledges receipt with its own
+    case number, and posts the decision; each step has its legal deadline."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
+    # judicial_confirmation | labour_arbitration | commercial_arbitration | rural_land_arbitration | litigation
+    kind: Mapped[str] = mapped_column(String(30))
+    target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
+    # pending | accepted | not_accepted | confirmed | rejected | withdrawn | concluded
+    status: Mapped[str] = mapped_column(String(14), index=True)
+    agreement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agreements.id"))
+    basis: Mapped[str | None] = mapped_column(String(30))  # which rule makes the court competent
+    applicant_party_ids: Mapped[list[str]] = mapped_column(JSONType)
+    claims: Mapped[str | None] = mapped_column(Text)
+    arbitration_agreement: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    requested_on: Mapped[date]
+    accept_due_on: Mapped[date]
+    accepted_on: Mapped[date | None]
+    target_case_number: Mapped[str | None] = mapped_column(String(100))
+    decide_due_on: Mapped[date | None]
+    extended_days: Mapped[int]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    decided_on: Mapped[date | None]
+    decision: Mapped[dict[str, Any] | None]
+    enforcement_deadline: Mapped[date | None]
+    # The step whose deadline passed, once the clock flagged it (accept | decide): flagged once.
+    overdue_flagged: Mapped[str | None] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column()
+
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}

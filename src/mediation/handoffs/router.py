@@ -1,0 +1,301 @@
+"""HTTP API for handoffs under /v1: what courts and arbitration commissions pull and answer.
+
+A court's system lists the confirmation requests addressed to it, reads one request's dossier,
+acknowledges acceptance with its own case number (or not), extends once, and posts the ruling.
+Commissions and courts receiving referrals do the same and post the outcome. Every change needs
+the handoff's ETag in If-Match and may carry an Idempotency-Key, so a retried request is safe.
+"""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from mediation.agreements.router import agreement_out, session_out
+from mediation.core.db import UnitOfWorkRoute
+from mediation.core.errors import (
+    Conflict,
+    Forbidden,
+    GuardFailed,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
+    InvalidTransition,
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+    problem_responses,
+)
+from mediation.core.http import etag_for
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.router import IdempotencyKey, View, service
+from mediation.disputes.service import DisputeService
+from mediation.handoffs.ledger import KIND_LABELS, overdue_step
+from mediation.handoffs.models import Handoff
+from mediation.handoffs.schemas import (
+    AcceptanceIn,
+    DecisionIn,
+    DossierOut,
+    ExtensionIn,
+    HandoffKind,
+    HandoffOut,
+    HandoffPage,
+    HandoffStatus,
+    MaterialCheck,
+    OutcomeIn,
+    WithdrawalIn,
+)
+from mediation.handoffs.service import HandoffService
+from mediation.identity.auth import permission
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["handoffs"])
+
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+Writer = Annotated[Principal, permission(Permission.cases_write)]
+HandoffIfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description="The handoff's current ETag (428 without it, 412 when stale)."),
+]
+CHANGES = problem_responses(
+    NotFound,
+    Forbidden,
+    Conflict,
+    InvalidTransition,
+    GuardFailed,
+    StaleVersion,
+    PreconditionRequired,
+    IdempotencyKeyMismatch,
+    IdempotencyInProgress,
+)
+
+
+def handoffs(svc: Annotated[DisputeService, Depends(service)]) -> HandoffService:
+    return HandoffService(svc)
+
+
+Handoffs = Annotated[HandoffService, Depends(handoffs)]
+
+
+def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: HandoffService) -> HandoffOut:
+    return HandoffOut(
+        id=handoff.id,
+        dispute_id=handoff.dispute_id,
+        case_number=case_number,
+        kind=handoff.kind,  # type: ignore[arg-type]
+        kind_label=KIND_LABELS[handoff.kind].get(),
+        target_id=handoff.target_id,
+        target_name=target_name,
+        status=handoff.status,  # type: ignore[arg-type]
+        basis=handoff.basis,
+        applicant_party_ids=[uuid.UUID(i) for i in handoff.applicant_party_ids],
+        claims=handoff.claims,
+        arbitration_agreement=handoff.arbitration_agreement,
+        warnings=handoff.warnings,
+        requested_on=handoff.requested_on,
+        accept_due_on=handoff.accept_due_on,
+        accepted_on=handoff.accepted_on,
+        target_case_number=handoff.target_case_number,
+        decide_due_on=handoff.decide_due_on,
+        extended_days=handoff.extended_days,
+        extension_reason=handoff.extension_reason,
+        decided_on=handoff.decided_on,
+        decision=handoff.decision,
+        enforcement_deadline=handoff.enforcement_deadline,
+        overdue=overdue_step(handoff, svc.clock.today()),  # type: ignore[arg-type]
+        version=handoff.version,
+        created_at=handoff.created_at,
+        updated_at=handoff.updated_at,
+    )
+
+
+async def _answer(svc: HandoffService, handoff: Handoff) -> JSONResponse:
+    await svc.session.flush()
+    await svc.session.refresh(handoff)
+    case_number, target_name = await svc.names(handoff)
+    out = handoff_out(handoff, case_number, target_name, svc)
+    return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
+
+
+@router.get(
+    "/handoffs",
+    response_model=HandoffPage,
+    summary="移交列表 Handoffs addressed to the caller (courts, commissions) or from its cases",
+    description=(
+        "Courts and commissions see exactly what is addressed to them; bodies what came from their cases; "
+        "center staff their region's. Ordered by request date; `overdue=true` lists those whose current "
+        "step is late."
+    ),
+    responses=problem_responses(),
+)
+async def list_handoffs(
+    principal: Reader,
+    svc: Handoffs,
+    status: Annotated[list[HandoffStatus] | None, Query()] = None,
+    kind: HandoffKind | None = None,
+    overdue: bool | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> HandoffPage:
+    rows, next_cursor = await svc.list(
+        principal,
+        status=list(status) if status else None,
+        kind=kind,
+        overdue=overdue,
+        cursor=cursor,
+        limit=limit,
+    )
+    return HandoffPage(items=[handoff_out(h, n, t, svc) for h, n, t in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/handoffs/{handoff_id}",
+    response_model=DossierOut,
+    summary="移交卷宗 One handoff with its full dossier",
+    description=(
+        "The request, the case with the parties' full identity (audited), the agreement, the mediation "
+        "record (sessions, minutes, timeline), the frozen document manifest and the checklist of the "
+        "materials of 民诉法解释 Art. 353-354."
+    ),
+    responses=problem_responses(NotFound),
+)
+async def get_handoff(
+    request: Request, handoff_id: uuid.UUID, principal: Reader, view: View, svc: Handoffs
+) -> Response:
+    handoff = await svc.get(handoff_id, principal)
+    parts = await svc.dossier_parts(handoff)
+    dispute = parts["dispute"]
+    request.state.audit_object = ("dispute", dispute.id)
+    case_number, target_name = await svc.names(handoff)
+    out = DossierOut(
+        handoff=handoff_out(handoff, case_number, target_name, svc),
+        case=view.dispute(dispute),
+        agreement=agreement_out(parts["agreement"], dispute) if parts["agreement"] else None,
+        sessions=[session_out(s) for s in parts["sessions"]],
+        timeline=[view.timeline_entry(e) for e in parts["timeline"]],
+        manifest=parts["manifest"],
+        late_documents=parts["late_documents"],
+        materials=[MaterialCheck(**m) for m in parts["materials"]],
+        filing_pack=parts["filing_pack"],
+    )
+    return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
+
+
+@router.post(
+    "/handoffs/{handoff_id}/acceptance",
+    response_model=HandoffOut,
+    summary="答复是否受理 Acknowledge acceptance (with your case number) or not",
+    description=(
+        "Due within 3 days for a confirmation request (法释〔2011〕5号 Art. 4), 5 for arbitration, 7 for a "
+        "suit. `not_accepted` ends the request (confirmation: the case may re-mediate or sue)."
+    ),
+    responses=CHANGES,
+)
+async def acknowledge(
+    request: Request,
+    handoff_id: uuid.UUID,
+    data: AcceptanceIn,
+    principal: Writer,
+    svc: Handoffs,
+    if_match: HandoffIfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        return await _answer(svc, await svc.acknowledge(handoff_id, data, principal, if_match))
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/handoffs/{handoff_id}/extension",
+    response_model=HandoffOut,
+    summary="延长审查期限 Extend the decision period (once)",
+    description="Confirmation: by at most 10 days (法释〔2011〕5号 Art. 5); labour arbitration 15; rural land 30.",
+    responses=CHANGES,
+)
+async def extend(
+    request: Request,
+    handoff_id: uuid.UUID,
+    data: ExtensionIn,
+    principal: Writer,
+    svc: Handoffs,
+    if_match: HandoffIfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        return await _answer(svc, await svc.extend(handoff_id, data, principal, if_match))
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/handoffs/{handoff_id}/decision",
+    response_model=HandoffOut,
+    summary="作出司法确认裁定 Post the confirmation ruling",
+    description=(
+        "`confirmed` (裁定调解协议有效: enforceable, enforcement within 2 years) or `rejected` with the "
+        "ground of 民诉法解释 Art. 358. Only after acceptance."
+    ),
+    responses=CHANGES,
+)
+async def decide(
+    request: Request,
+    handoff_id: uuid.UUID,
+    data: DecisionIn,
+    principal: Writer,
+    svc: Handoffs,
+    if_match: HandoffIfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        return await _answer(svc, await svc.decide(handoff_id, data, principal, if_match))
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/handoffs/{handoff_id}/outcome",
+    response_model=HandoffOut,
+    summary="登记仲裁或诉讼结果 Post a referral's outcome",
+    description="Award, judgment, settlement, withdrawal or dismissal; closes the case.",
+    responses=CHANGES,
+)
+async def conclude(
+    request: Request,
+    handoff_id: uuid.UUID,
+    data: OutcomeIn,
+    principal: Writer,
+    svc: Handoffs,
+    if_match: HandoffIfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        return await _answer(svc, await svc.conclude(handoff_id, data, principal, if_match))
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/handoffs/{handoff_id}/withdrawal",
+    response_model=HandoffOut,
+    summary="撤回司法确认申请 Withdraw a confirmation request",
+    description=(
+        "By the parties (recorded by the body or the center) before the ruling, or by the court when "
+        "materials were not supplied (民诉法解释 Art. 357). The case returns to `agreement_signed`."
+    ),
+    responses=CHANGES,
+)
+async def withdraw(
+    request: Request,
+    handoff_id: uuid.UUID,
+    data: WithdrawalIn,
+    principal: Writer,
+    svc: Handoffs,
+    if_match: HandoffIfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        return await _answer(svc, await svc.withdraw(handoff_id, data, principal, if_match))
+
+    return await run_idempotent(request, principal, idempotency_key, work)

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from mediation.agreements.schemas import AgreementOut, SessionOut
+from mediation.core.i18n import Text
+from mediation.disputes.enums import NotAcceptedReason, ReferralOutcome, RejectionGround
+from mediation.disputes.identity import DomainValueError
+from mediation.disputes.schemas import DisputeOut, Note, Reason, ShortText, TimelineEntryOut, WriteModel
+
+HandoffKind = Literal[
+    "judicial_confirmation",
+    "labour_arbitration",
+    "commercial_arbitration",
+    "rural_land_arbitration",
+    "litigation",
+]
+HandoffStatus = Literal[
+    "pending", "accepted", "not_accepted", "confirmed", "rejected", "withdrawn", "concluded"
+]
+
+
+class HandoffOut(BaseModel):
+    id: uuid.UUID
+    dispute_id: uuid.UUID
+    case_number: str
+    kind: HandoffKind
+    kind_label: str
+    target_id: uuid.UUID
+    target_name: str
+    status: HandoffStatus
+    basis: str | None = Field(
+        description="Judicial confirmation: why this court is competent (民事诉讼法 Art. 205)."
+    )
+    applicant_party_ids: list[uuid.UUID]
+    claims: str | None
+    arbitration_agreement: str | None
+    warnings: list[dict[str, Any]] = Field(description="E.g. the labour arbitration limitation running out.")
+    requested_on: date
+    accept_due_on: date = Field(description="The target decides on acceptance by this day.")
+    accepted_on: date | None
+    target_case_number: str | None = Field(description="The court's or commission's own case number.")
+    decide_due_on: date | None = Field(description="The decision is due by this day (after any extension).")
+    extended_days: int
+    extension_reason: str | None
+    decided_on: date | None
+    decision: dict[str, Any] | None
+    enforcement_deadline: date | None = Field(
+        description="Confirmed: last day to apply for enforcement (民事诉讼法 Art. 250, two years)."
+    )
+    overdue: Literal["accept", "decide"] | None = Field(
+        description="The step whose deadline has passed, if any."
+    )
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class HandoffPage(BaseModel):
+    items: list[HandoffOut]
+    next_cursor: str | None
+
+
+class MaterialCheck(BaseModel):
+    item: str
+    article: str
+    present: bool
+
+
+class DossierOut(BaseModel):
+    """What the court or commission receives (民诉法解释 Art. 353-354; 法释〔2011〕5号 Art. 3)."""
+
+    handoff: HandoffOut
+    case: DisputeOut = Field(description="The case with its parties' full identity and contacts.")
+    agreement: AgreementOut | None
+    sessions: list[SessionOut] = Field(description="The mediation record: sessions and their minutes.")
+    timeline: list[TimelineEntryOut]
+    manifest: list[dict[str, Any]] = Field(
+        description="The documents frozen at handoff (ids, hashes, kinds)."
+    )
+    late_documents: list[uuid.UUID] = Field(description="Added after the handoff; not part of the dossier.")
+    materials: list[MaterialCheck]
+    filing_pack: dict[str, Any] | None = Field(
+        description="Referrals: the filing pack pre-filled from intake."
+    )
+
+
+class AcceptanceIn(WriteModel):
+    decision: Literal["accepted", "not_accepted"]
+    case_number: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
+        default=None, description="Your own case number (required when accepted)."
+    )
+    accepted_on: date | None = Field(default=None, description="Today if omitted.")
+    reason_code: NotAcceptedReason | None = Field(default=None, description="Required when not accepted.")
+    note: Note = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if self.decision == "accepted" and not self.case_number:
+            raise DomainValueError(
+                "case_number_missing", Text("受理须登记本院(委)案号", "Acceptance needs your case number")
+            )
+        if self.decision == "not_accepted" and self.reason_code is None:
+            raise DomainValueError(
+                "reason_code_missing", Text("不予受理须写明理由代码", "Not accepting needs a reason_code")
+            )
+        return self
+
+
+class ExtensionIn(WriteModel):
+    days: Annotated[int, Field(ge=1, le=30)] = Field(description="At most what the law allows for this kind.")
+    reason: Reason
+
+
+class DecisionIn(WriteModel):
+    decision: Literal["confirmed", "rejected"]
+    ruling_number: ShortText
+    ruled_on: date
+    ground: RejectionGround | None = Field(
+        default=None, description="Rejected: the ground (民诉法解释 Art. 358)."
+    )
+    note: Note = None
+
+    @model_validator(mode="after")
+    def _ground(self) -> Self:
+        if (self.decision == "rejected") != (self.ground is not None):
+            raise DomainValueError(
+                "ground", Text("驳回须且仅须写明驳回理由 (ground)", "A ground goes with a rejection only")
+            )
+        return self
+
+
+class OutcomeIn(WriteModel):
+    outcome: ReferralOutcome
+    reference_number: ShortText = Field(description="The award, judgment or settlement number.")
+    decided_on: date
+    note: Note = None
+
+
+class WithdrawalIn(WriteModel):
+    reason: Reason
+    party_id: uuid.UUID | None = None
+    materials_missing: bool = False

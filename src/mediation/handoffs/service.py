@@ -1,0 +1,438 @@
+"""The court- and commission-facing side: list, read the dossier, accept, extend, decide.
+
+Every decision that moves the case goes through `DisputeService.apply`, the same lifecycle the
+action endpoints use; this service adds the target's own view (only what is addressed to it) and
+the handoff's version for If-Match.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import selectinload
+
+from mediation.agreements.models import Agreement, MediationSession
+from mediation.bodies.models import Body
+from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
+from mediation.core.i18n import Text
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
+from mediation.disputes.lifecycle import Action
+from mediation.disputes.models import Dispute, TimelineEntry
+from mediation.disputes.schemas import (
+    ConfirmPayload,
+    NotAcceptPayload,
+    RecordOutcomePayload,
+    RejectPayload,
+    WithdrawConfirmationPayload,
+)
+from mediation.disputes.service import DisputeService
+from mediation.documents.models import Document, Dossier
+from mediation.handoffs.ledger import CLOCKS, Ledger, overdue_step, summary
+from mediation.handoffs.models import Handoff
+from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, ExtensionIn, OutcomeIn, WithdrawalIn
+
+TARGET_ROLES = frozenset({Role.court, Role.arbitration})
+NOT_FOUND = Text("没有这件移交", "No such handoff")
+
+
+def visible_handoffs(principal: Principal) -> ColumnElement[bool]:
+    """A court or commission sees what is addressed to it, for good; a body what came from its
+    cases; a center's staff their region's."""
+    org = principal.organisation_id
+    if principal.role == Role.system:
+        return true()
+    if principal.role in TARGET_ROLES and org is not None:
+        return Handoff.target_id == org
+    if principal.role in BODY_ROLES and org is not None:
+        return Dispute.body_id == org
+    if principal.role in CENTER_ROLES and principal.region:
+        return Dispute.region_code.startswith(principal.region)
+    return false()
+
+
+class HandoffService:
+    def __init__(self, disputes: DisputeService) -> None:
+        self.disputes = disputes
+        self.session = disputes.session
+        self.clock = disputes.clock
+        self.ledger = Ledger(self.session)
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        status: list[str] | None,
+        kind: str | None,
+        overdue: bool | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[tuple[Handoff, str, str]], str | None]:
+        today = self.clock.today()
+        query = (
+            select(Handoff, Dispute.case_number, Body.name)
+            .join(Dispute, Dispute.id == Handoff.dispute_id)
+            .join(Body, Body.id == Handoff.target_id)
+            .where(visible_handoffs(principal))
+        )
+        if status:
+            query = query.where(Handoff.status.in_(status))
+        if kind:
+            query = query.where(Handoff.kind == kind)
+        if overdue is not None:
+            late = or_(
+                and_(Handoff.status == "pending", Handoff.accept_due_on < today),
+                and_(Handoff.status == "accepted", Handoff.decide_due_on < today),
+            )
+            query = query.where(late if overdue else ~late)
+        if cursor is not None:
+            position = decode_cursor(cursor)
+            try:
+                last_on, last_id = date.fromisoformat(str(position["d"])), uuid.UUID(str(position["id"]))
+            except (KeyError, ValueError) as exc:
+                raise ValidationFailed.of_field(
+                    "cursor",
+                    "invalid_cursor",
+                    Text("分页游标无效", "Invalid pagination cursor"),
+                    location="query",
+                ) from exc
+            query = query.where(
+                or_(
+                    Handoff.requested_on > last_on,
+                    and_(Handoff.requested_on == last_on, Handoff.id > last_id),
+                )
+            )
+        rows = (
+            await self.session.execute(query.order_by(Handoff.requested_on, Handoff.id).limit(limit + 1))
+        ).all()
+        items = [(h, n, t) for h, n, t in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last = items[-1][0]
+            next_cursor = encode_cursor({"d": last.requested_on.isoformat(), "id": str(last.id)})
+        return items, next_cursor
+
+    async def get(self, handoff_id: uuid.UUID, principal: Principal, *, for_update: bool = False) -> Handoff:
+        query = (
+            select(Handoff)
+            .join(Dispute, Dispute.id == Handoff.dispute_id)
+            .where(Handoff.id == handoff_id, visible_handoffs(principal))
+        )
+        handoff = await self.session.scalar(query.with_for_update(of=Handoff) if for_update else query)
+        if handoff is None:
+            raise NotFound(NOT_FOUND)
+        return handoff
+
+    async def names(self, handoff: Handoff) -> tuple[str, str]:
+        dispute = await self.session.get(Dispute, handoff.dispute_id)
+        target = await self.session.get(Body, handoff.target_id)
+        assert dispute is not None and target is not None
+        return dispute.case_number, target.name
+
+    async def dossier_parts(self, handoff: Handoff) -> dict[str, Any]:
+        dispute = await self.session.scalar(
+            select(Dispute).where(Dispute.id == handoff.dispute_id).options(selectinload(Dispute.parties))
+        )
+        assert dispute is not None
+        agreement = None
+        if handoff.agreement_id is not None:
+            agreement = await self.session.scalar(
+                select(Agreement)
+                .where(Agreement.id == handoff.agreement_id)
+                .options(selectinload(Agreement.obligations), selectinload(Agreement.signatures))
+            )
+        sessions = (
+            await self.session.scalars(
+                select(MediationSession)
+                .where(MediationSession.dispute_id == dispute.id)
+                .order_by(MediationSession.scheduled_at)
+            )
+        ).all()
+        timeline = (
+            await self.session.scalars(
+                select(TimelineEntry)
+                .where(TimelineEntry.dispute_id == dispute.id)
+                .order_by(TimelineEntry.seq)
+            )
+        ).all()
+        frozen = await self.session.scalar(
+            select(Dossier)
+            .where(Dossier.dispute_id == dispute.id, Dossier.target_id == handoff.target_id)
+            .where(Dossier.frozen_at <= handoff.created_at)
+            .order_by(Dossier.frozen_at.desc())
+            .limit(1)
+        )
+        manifest = list(frozen.manifest) if frozen else []
+        listed = {item["document_id"] for item in manifest}
+        late = (
+            await self.session.scalars(
+                select(Document.id).where(
+                    Document.dispute_id == dispute.id, Document.late.is_(True), Document.status == "active"
+                )
+            )
+        ).all()
+        kinds = {item["kind"] for item in manifest}
+        materials = [
+            {
+                "item": "调解协议书",
+                "article": "民诉法解释 第三百五十三条",
+                "present": agreement is not None or "agreement" in kinds,
+            },
+            {
+                "item": "当事人身份证明",
+                "article": "民诉法解释 第三百五十四条",
+                "present": all(p.id_number_enc for p in dispute.parties if p.role != "agent"),
+            },
+            {
+                "item": "当事人住所、联系方式及送达地址",
+                "article": "民诉法解释 第三百五十四条",
+                "present": all(p.address and p.phone_enc for p in dispute.parties if p.role != "agent"),
+            },
+            {
+                "item": "调解组织主持调解的证明 (调解笔录/时间线)",
+                "article": "法释〔2011〕5号 第三条",
+                "present": True,
+            },
+        ]
+        if any(p.role == "agent" for p in dispute.parties):
+            materials.append(
+                {
+                    "item": "授权委托书",
+                    "article": "民诉法解释 第三百五十四条",
+                    "present": "power_of_attorney" in kinds,
+                }
+            )
+        filing_pack = None
+        if handoff.kind != "judicial_confirmation":
+            body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
+            filing_pack = {
+                "claimants": [p.name for p in dispute.parties if p.role == "applicant"],
+                "respondents": [p.name for p in dispute.parties if p.role == "respondent"],
+                "claims": handoff.claims,
+                "facts": dispute.description,
+                "amount_in_dispute": str(dispute.amount_in_dispute) if dispute.amount_in_dispute else None,
+                "applied_on": dispute.applied_on.isoformat(),
+                "mediation_body": body.name if body else None,
+                "mediator": dispute.mediator_name,
+                "mediation_started_on": (
+                    dispute.mediation_started_on.isoformat() if dispute.mediation_started_on else None
+                ),
+                "termination": (dispute.outcome or {}).get("fail"),
+                "arbitration_agreement": handoff.arbitration_agreement,
+                "limitation_note": "申请人民调解中断诉讼时效 (民法典第一百九十五条)",
+            }
+        return {
+            "dispute": dispute,
+            "agreement": agreement,
+            "sessions": list(sessions),
+            "timeline": list(timeline),
+            "manifest": manifest,
+            "late_documents": [d for d in late if str(d) not in listed],
+            "materials": materials,
+            "filing_pack": filing_pack,
+        }
+
+    def _as_target(self, handoff: Handoff, principal: Principal) -> None:
+        if principal.role not in TARGET_ROLES or principal.organisation_id != handoff.target_id:
+            raise Forbidden(
+                Text(
+                    "只有受理该移交的法院或仲裁委员会可以办理",
+                    "Only the court or commission addressed may do this",
+                ),
+                allowed_roles=sorted(r.value for r in TARGET_ROLES),
+            )
+
+    async def _dispute_etag(self, handoff: Handoff) -> str:
+        dispute = await self.session.get(Dispute, handoff.dispute_id)
+        assert dispute is not None
+        return etag_for(dispute.version)
+
+    async def acknowledge(
+        self, handoff_id: uuid.UUID, data: AcceptanceIn, principal: Principal, if_match: str | None
+    ) -> Handoff:
+        handoff = await self.get(handoff_id, principal, for_update=True)
+        self._as_target(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        if handoff.status != "pending":
+            raise Conflict(
+                Text("已经答复过是否受理", "Acceptance was already answered"), code="already_answered"
+            )
+        today = self.clock.today()
+        if data.decision == "not_accepted":
+            assert data.reason_code is not None
+            etag = await self._dispute_etag(handoff)
+            if handoff.kind == "judicial_confirmation":
+                payload: Any = NotAcceptPayload(reason_code=data.reason_code, note=data.note)
+                await self.disputes.apply(handoff.dispute_id, Action.not_accept, payload, principal, etag)
+            else:
+                payload = RecordOutcomePayload(
+                    outcome="dismissed",
+                    reference_number=data.case_number or "不予受理",
+                    decided_on=today,
+                    note=data.note or data.reason_code.value,
+                )
+                await self.disputes.apply(handoff.dispute_id, Action.record_outcome, payload, principal, etag)
+            return handoff
+        accepted_on = data.accepted_on or today
+        if accepted_on > today or accepted_on < handoff.requested_on:
+            raise ValidationFailed.of_field(
+                "accepted_on",
+                "implausible",
+                Text(
+                    "受理日期不能晚于今天或早于申请日", "accepted_on must lie between the request and today"
+                ),
+            )
+        assert data.case_number is not None
+        self.ledger.accept(handoff, data.case_number, accepted_on, self.clock.now())
+        dispute = await self.disputes.get(handoff.dispute_id, principal, for_update=True)
+        dispute.handoff = summary(handoff, today)
+        await self.disputes.record_work(
+            dispute,
+            "acknowledge_handoff",
+            principal,
+            data.note,
+            {
+                "handoff_id": str(handoff.id),
+                "target_case_number": data.case_number,
+                "accepted_on": accepted_on.isoformat(),
+                "decide_due_on": handoff.decide_due_on.isoformat() if handoff.decide_due_on else None,
+            },
+            "handoff_accepted",
+        )
+        return handoff
+
+    async def extend(
+        self, handoff_id: uuid.UUID, data: ExtensionIn, principal: Principal, if_match: str | None
+    ) -> Handoff:
+        handoff = await self.get(handoff_id, principal, for_update=True)
+        self._as_target(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        clock = CLOCKS[handoff.kind]
+        if handoff.status != "accepted" or clock.extension_days is None:
+            raise Conflict(
+                Text(
+                    "只有已受理且法定可延长的审查期限才能延长",
+                    "Only an accepted handoff with a legal extension can be extended",
+                ),
+                code="not_extendable",
+            )
+        if handoff.extended_days:
+            raise Conflict(
+                Text(
+                    "审查期限只能延长一次, 已于此前延长 {n} 日",
+                    "The period can be extended once; it was extended by {n} days",
+                ).format(n=handoff.extended_days),
+                code="already_extended",
+                article=clock.decide_article,
+            )
+        if data.days > clock.extension_days:
+            raise ValidationFailed.of_field(
+                "days",
+                "too_long",
+                Text("最多可延长 {n} 日 ({a})", "At most {n} days ({a})").format(
+                    n=clock.extension_days, a=clock.decide_article
+                ),
+            )
+        self.ledger.extend(handoff, data.days, data.reason, self.clock.now())
+        dispute = await self.disputes.get(handoff.dispute_id, principal, for_update=True)
+        dispute.handoff = summary(handoff, self.clock.today())
+        await self.disputes.record_work(
+            dispute,
+            "extend_handoff",
+            principal,
+            data.reason,
+            {
+                "handoff_id": str(handoff.id),
+                "days": data.days,
+                "decide_due_on": handoff.decide_due_on.isoformat() if handoff.decide_due_on else None,
+            },
+            "handoff_extended",
+        )
+        return handoff
+
+    async def decide(
+        self, handoff_id: uuid.UUID, data: DecisionIn, principal: Principal, if_match: str | None
+    ) -> Handoff:
+        handoff = await self.get(handoff_id, principal, for_update=True)
+        self._as_target(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        if handoff.kind != "judicial_confirmation":
+            raise Conflict(
+                Text("移送仲裁或诉讼的结果请登记在 outcome", "Post a referral's result to /outcome"),
+                code="wrong_kind",
+            )
+        etag = await self._dispute_etag(handoff)
+        if data.decision == "confirmed":
+            payload: Any = ConfirmPayload(
+                ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note
+            )
+            await self.disputes.apply(handoff.dispute_id, Action.confirm, payload, principal, etag)
+        else:
+            assert data.ground is not None
+            payload = RejectPayload(
+                ground=data.ground, ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note
+            )
+            await self.disputes.apply(handoff.dispute_id, Action.reject, payload, principal, etag)
+        return handoff
+
+    async def conclude(
+        self, handoff_id: uuid.UUID, data: OutcomeIn, principal: Principal, if_match: str | None
+    ) -> Handoff:
+        handoff = await self.get(handoff_id, principal, for_update=True)
+        self._as_target(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        if handoff.kind == "judicial_confirmation":
+            raise Conflict(
+                Text("司法确认的裁定请登记在 decision", "Post a confirmation ruling to /decision"),
+                code="wrong_kind",
+            )
+        etag = await self._dispute_etag(handoff)
+        payload = RecordOutcomePayload.model_validate(data.model_dump())
+        await self.disputes.apply(handoff.dispute_id, Action.record_outcome, payload, principal, etag)
+        return handoff
+
+    async def withdraw(
+        self, handoff_id: uuid.UUID, data: WithdrawalIn, principal: Principal, if_match: str | None
+    ) -> Handoff:
+        handoff = await self.get(handoff_id, principal, for_update=True)
+        check_if_match(if_match, handoff.version)
+        if handoff.kind != "judicial_confirmation":
+            raise Conflict(
+                Text(
+                    "移送仲裁或诉讼的撤回由受理机构登记为结果 (withdrawal)",
+                    "A referral's withdrawal is posted as its outcome",
+                ),
+                code="wrong_kind",
+            )
+        if principal.role in TARGET_ROLES:
+            self._as_target(handoff, principal)
+        etag = await self._dispute_etag(handoff)
+        payload = WithdrawConfirmationPayload.model_validate(data.model_dump())
+        await self.disputes.apply(handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag)
+        return handoff
+
+    async def flag_overdue(self, handoff_id: uuid.UUID, principal: Principal) -> bool:
+        """The clock marks a handoff whose step is late, once per step, on the case's timeline."""
+        handoff = await self.session.get(Handoff, handoff_id, with_for_update=True)
+        if handoff is None:
+            return False
+        step = overdue_step(handoff, self.clock.today())
+        if step is None or handoff.overdue_flagged == step:
+            return False
+        handoff.overdue_flagged = step
+        dispute = await self.disputes.get(handoff.dispute_id, principal, for_update=True)
+        due = handoff.accept_due_on if step == "accept" else handoff.decide_due_on
+        clock = CLOCKS[handoff.kind]
+        article = clock.accept_article if step == "accept" else clock.decide_article
+        await self.disputes.record_work(
+            dispute,
+            "handoff_overdue",
+            principal,
+            f"{'受理' if step == 'accept' else '作出决定'}期限 {due} 已过 ({article})",
+            {"handoff_id": str(handoff.id), "step": step, "due_on": due.isoformat() if due else None},
+            "handoff_overdue",
+        )
+        return True
