@@ -377,6 +377,9 @@ class Api:
         ):
             await self.signed_agreement(dispute)
         body = payload if payload is not None or not use_default else self.payload(action, dispute)
+        if action == "remediate":
+            # Re-mediation sets the rejected agreement aside; the next `agree` needs a new version.
+            self.agreements.pop(dispute["id"], None)
         return await self.client.post(
             f"/v1/disputes/{dispute['id']}/actions/{action}",
             json=body,

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from mediation.core.clock import FrozenClock
 from mediation.core.db import utcnow
 from mediation.core.http import encode_cursor
 from mediation.core.principal import Principal, Role
+from mediation.disputes.clocks import tick
 from mediation.disputes.lifecycle import Action
 from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
 from mediation.disputes.service import DisputeService
@@ -367,11 +369,16 @@ async def test_catalogue_lists_every_type_the_feed_produces(api):
         ("remediate", None, None),
         ("agree", None, None),
         ("request_confirmation", None, None),
+        ("court_accept", None, None),
         ("reject", None, None),
         ("refer_litigation", None, None),
+        ("court_accept", None, None),
         ("record_outcome", None, None),
         ("archive", None, None),
     ]:
+        if action == "court_accept":
+            long = await api.target_accepts(long)
+            continue
         long = await api.step(long, action, payload, **({"role": role} if role else {}))
     assert long["status"] == "archived"
     await api.drive("archived")  # performed, closed
@@ -380,6 +387,7 @@ async def test_catalogue_lists_every_type_the_feed_produces(api):
     await api.drive("withdrawn")
     arbitration = await api.drive("mediation_failed")
     arbitration = await api.step(arbitration, "refer_arbitration")
+    arbitration = await api.target_accepts(arbitration, "绍仲案字(2026)第1号")
     await api.step(
         arbitration,
         "record_outcome",
@@ -416,6 +424,65 @@ async def test_catalogue_lists_every_type_the_feed_produces(api):
     assert named.status_code == 200, named.text
     linked = await api.client.post(f"/v1/disputes/{labour['id']}/links", json={"dispute_id": mediating["id"]})
     assert linked.status_code == 201, linked.text
+
+    # A session scheduled and recorded.
+    mediating = await api.get(mediating)
+    scheduled = await api.client.post(
+        f"/v1/disputes/{mediating['id']}/sessions",
+        json={"scheduled_at": "2026-06-02T09:00:00+08:00", "place": "枫源村调委会"},
+        headers=api.acting("body_mediator", mediating),
+    )
+    assert scheduled.status_code == 201, scheduled.text
+    recorded = await api.client.post(
+        f"/v1/disputes/{mediating['id']}/sessions/{scheduled.json()['id']}/record",
+        json={
+            "held_at": "2026-06-01T09:30:00+08:00",
+            "attendees": [{"name": "张三", "capacity": "申请人", "party_id": mediating["parties"][0]["id"]}],
+            "minutes": "双方陈述意见, 约定下次继续调解。",
+            "outcome": "continued",
+        },
+        headers={**api.acting("body_mediator", mediating), "If-Match": scheduled.headers["ETag"]},
+    )
+    assert recorded.status_code == 200, recorded.text
+    # An obligation performed; another overdue, followed up; a confirmation request withdrawn;
+    # another accepted, extended, and late.
+    performed = await api.drive("agreement_signed")
+    obligation = (await api.client.get(f"/v1/disputes/{performed['id']}/agreements")).json()[0][
+        "obligations"
+    ][0]
+    done = await api.client.post(
+        f"/v1/disputes/{performed['id']}/obligations/{obligation['id']}/performance",
+        json={"performed_on": api.today.isoformat()},
+        headers=api.acting("body_mediator", performed),
+    )
+    assert done.status_code == 200, done.text
+    late = await api.drive("agreement_signed")
+    pending = await api.drive("confirmation_pending")
+    await api.step(pending, "withdraw_confirmation")
+    extended = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(extended))["handoff"]
+    response = await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/extension",
+        json={"days": 10, "reason": "案情复杂, 经院长批准延长"},
+        headers={**api.auth("court", "court"), "If-Match": f'"{handoff["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    clock = api.app.state.clock
+    clock.at += timedelta(days=40)
+    app = api.app
+    report = await tick(app.state.db, clock, app.state.settings, app.state.identity.cipher)
+    assert report.obligations_overdue >= 1 and report.handoffs_overdue >= 1
+    inbox = await api.client.get(
+        f"/v1/bodies/{late['body_id']}/follow-ups", headers=api.auth("body_mediator", "village")
+    )
+    assert inbox.status_code == 200, inbox.text
+    task = next(t for t in inbox.json()["items"] if t["dispute_id"] == late["id"])
+    result = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/result",
+        json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": "performing"},
+        headers=api.auth("body_mediator", "village"),
+    )
+    assert result.status_code == 200, result.text
 
     produced = {e["type"] for e in await read_all(api, limit=500)}
     response = await api.client.get("/v1/events/catalogue")

@@ -88,8 +88,8 @@ def agreement_out(agreement: Agreement, dispute: Dispute) -> AgreementOut:
         id=agreement.id,
         dispute_id=agreement.dispute_id,
         number=agreement.number,
-        form=agreement.form,  # type: ignore[arg-type]
-        status=agreement.status,  # type: ignore[arg-type]
+        form=agreement.form,
+        status=agreement.status,
         facts=agreement.facts,
         disputed_matters=agreement.disputed_matters,
         responsibility=agreement.responsibility,
@@ -197,7 +197,7 @@ async def record_session(
     responses=problem_responses(NotFound),
 )
 async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreements) -> list[AgreementOut]:
-    dispute, rows = await svc.list(dispute_id, principal)
+    dispute, rows = await svc.versions(dispute_id, principal)
     return [agreement_out(a, dispute) for a in rows]
 
 
@@ -288,9 +288,9 @@ async def sign_agreement(
 
 @router.get(
     "/disputes/{dispute_id}/agreements/{agreement_id}/document",
-    response_class=HTMLResponse,
+    response_class=Response,
     summary="打印协议书 The printable agreement (HTML, print stylesheet)",
-    responses={200: {"content": {"text/html": {}}}, **problem_responses(NotFound)},
+    responses={200: {"content": {"text/html": {}}, "description": "The page."}, **problem_responses(NotFound)},
 )
 async def agreement_document(
     dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements

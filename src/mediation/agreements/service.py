@@ -204,7 +204,7 @@ class AgreementService:
             selectinload(Agreement.obligations), selectinload(Agreement.signatures)
         )
 
-    async def list(self, dispute_id: uuid.UUID, principal: Principal) -> tuple[Dispute, list[Agreement]]:
+    async def versions(self, dispute_id: uuid.UUID, principal: Principal) -> tuple[Dispute, list[Agreement]]:
         dispute = await self._case(dispute_id, principal, write=False)
         rows = await self.session.scalars(
             self._query().where(Agreement.dispute_id == dispute_id).order_by(Agreement.number)

@@ -39,6 +39,7 @@ from mediation.core.i18n import Text
 from mediation.core.legal_time import add_working_days
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import Principal, Role
+from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Consent, PartyKind, Tier
@@ -414,7 +415,7 @@ class DisputeService:
         if action == Action.assign:
             ctx.triage = await self.triage.evaluate(dispute)
         elif action == Action.agree:
-            ctx.agreement = await self._agreement(payload.agreement_id)
+            ctx.agreement = await self._agreement(payload.agreement_id)  # type: ignore[attr-defined]
         elif action == Action.request_confirmation:
             ctx.competent_courts = await self.ledger.competent_courts(dispute)
             ctx.document_kinds = await self._document_kinds(dispute.id)
@@ -554,12 +555,25 @@ class DisputeService:
                 refused = handoff.status == "pending"
                 status = "not_accepted" if refused else "concluded"
                 await self.ledger.settle(handoff, status, data, payload.decided_on, now)
+        elif action == Action.remediate:
+            await self._set_aside_agreement(dispute)
         elif action == Action.record_performance and dispute.agreement:
             await self._perform_all(uuid.UUID(str(dispute.agreement["id"])), payload, principal)
         if handoff is not None:
             await self.session.flush()
             dispute.handoff = handoff_summary(handoff, today)
             await self._flush_versioned()
+
+    async def _set_aside_agreement(self, dispute: Dispute) -> None:
+        """Re-mediation after a refused confirmation: the agreement the court did not confirm can
+        no longer be recorded; the parties change it or reach a new one (民事诉讼法 Art. 206)."""
+        rows = await self.session.scalars(
+            select(Agreement).where(Agreement.dispute_id == dispute.id, Agreement.status == "effective")
+        )
+        for agreement in rows.all():
+            agreement.status = "superseded"
+            agreement.updated_at = self.clock.now()
+            agreement.version += 1
 
     async def _perform_all(self, agreement_id: uuid.UUID, payload: Any, principal: Principal) -> None:
         """登记履行完毕: every obligation still open is recorded as performed on that day."""
@@ -755,7 +769,7 @@ class DisputeService:
         ctx.mediator, ctx.conflicts = await self._mediator(dispute, data.mediator_id)
         refusals = lifecycle.G_MEDIATOR.check(ctx)
         if refusals:
-            raise GuardFailed(lifecycle.summary(refusals), reasons=[r.as_dict() for r in refusals])
+            raise GuardFailed(summary(refusals), reasons=[r.as_dict() for r in refusals])
         assert ctx.mediator is not None
         dispute.mediator_id = ctx.mediator.id
         dispute.mediator_name = ctx.mediator.name

@@ -82,6 +82,89 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["link"],
         },
+        "session_scheduled": {
+            "summary": "安排调解 The body scheduled a mediation session",
+            "fields": {
+                **COMMON_FIELDS,
+                "session_id": {"type": "string", "format": "uuid"},
+                "scheduled_at": {"type": "string", "format": "date-time"},
+                "online": {"type": "boolean"},
+            },
+            "actions": ["schedule_session"],
+        },
+        "session_recorded": {
+            "summary": "调解笔录 A session's minutes and outcome were recorded",
+            "fields": {
+                **COMMON_FIELDS,
+                "session_id": {"type": "string", "format": "uuid"},
+                "outcome": {
+                    "type": "string",
+                    "description": "continued | adjourned | agreement_reached | party_absent | party_refused | termination_demanded | no_agreement",
+                },
+                "party_id": {"type": ["string", "null"], "format": "uuid"},
+            },
+            "actions": ["record_session"],
+        },
+        "obligation_performed": {
+            "summary": "履行登记 An obligation of the agreement was performed",
+            "fields": {
+                **COMMON_FIELDS,
+                "obligation_id": {"type": "string", "format": "uuid"},
+                "performed_on": {"type": "string", "format": "date"},
+            },
+            "actions": ["record_obligation_performance"],
+        },
+        "obligation_overdue": {
+            "summary": "逾期未履行 An obligation passed its due date; a follow-up is in the body's inbox (人民调解法 Art. 31)",
+            "fields": {
+                **COMMON_FIELDS,
+                "obligation_id": {"type": "string", "format": "uuid"},
+                "follow_up_id": {"type": "string", "format": "uuid"},
+                "body_id": {"type": "string", "format": "uuid"},
+                "due_on": {"type": "string", "format": "date"},
+            },
+            "actions": ["obligation_overdue"],
+        },
+        "follow_up_completed": {
+            "summary": "回访完成 The body recorded a follow-up's result",
+            "fields": {
+                **COMMON_FIELDS,
+                "follow_up_id": {"type": "string", "format": "uuid"},
+                "outcome": {"type": "string"},
+            },
+            "actions": ["complete_follow_up"],
+        },
+        "handoff_accepted": {
+            "summary": "受理 The court or commission accepted the handoff with its own case number",
+            "fields": {
+                **COMMON_FIELDS,
+                "handoff_id": {"type": "string", "format": "uuid"},
+                "target_case_number": {"type": "string"},
+                "accepted_on": {"type": "string", "format": "date"},
+                "decide_due_on": {"type": ["string", "null"], "format": "date"},
+            },
+            "actions": ["acknowledge_handoff"],
+        },
+        "handoff_extended": {
+            "summary": "延长审查期限 The court or commission extended its decision period (once)",
+            "fields": {
+                **COMMON_FIELDS,
+                "handoff_id": {"type": "string", "format": "uuid"},
+                "days": {"type": "integer"},
+                "decide_due_on": {"type": ["string", "null"], "format": "date"},
+            },
+            "actions": ["extend_handoff"],
+        },
+        "handoff_overdue": {
+            "summary": "超期 The court or commission is past its deadline to accept or decide (flagged once per step)",
+            "fields": {
+                **COMMON_FIELDS,
+                "handoff_id": {"type": "string", "format": "uuid"},
+                "step": {"type": "string", "description": "accept | decide"},
+                "due_on": {"type": "string", "format": "date"},
+            },
+            "actions": ["handoff_overdue"],
+        },
         "document_withdrawn": {
             "summary": "A document was withdrawn (kept, with its reason)",
             "fields": {**COMMON_FIELDS, "document_id": {"type": "string", "format": "uuid"}},

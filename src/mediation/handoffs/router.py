@@ -36,6 +36,7 @@ from mediation.handoffs.ledger import KIND_LABELS, overdue_step
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import (
     AcceptanceIn,
+    CompetentCourt,
     DecisionIn,
     DossierOut,
     ExtensionIn,
@@ -83,11 +84,11 @@ def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: Hando
         id=handoff.id,
         dispute_id=handoff.dispute_id,
         case_number=case_number,
-        kind=handoff.kind,  # type: ignore[arg-type]
+        kind=handoff.kind,
         kind_label=KIND_LABELS[handoff.kind].get(),
         target_id=handoff.target_id,
         target_name=target_name,
-        status=handoff.status,  # type: ignore[arg-type]
+        status=handoff.status,
         basis=handoff.basis,
         applicant_party_ids=[uuid.UUID(i) for i in handoff.applicant_party_ids],
         claims=handoff.claims,
@@ -103,7 +104,7 @@ def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: Hando
         decided_on=handoff.decided_on,
         decision=handoff.decision,
         enforcement_deadline=handoff.enforcement_deadline,
-        overdue=overdue_step(handoff, svc.clock.today()),  # type: ignore[arg-type]
+        overdue=overdue_step(handoff, svc.clock.today()),
         version=handoff.version,
         created_at=handoff.created_at,
         updated_at=handoff.updated_at,
@@ -138,7 +139,7 @@ async def list_handoffs(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> HandoffPage:
-    rows, next_cursor = await svc.list(
+    rows, next_cursor = await svc.search(
         principal,
         status=list(status) if status else None,
         kind=kind,
@@ -299,3 +300,34 @@ async def withdraw(
         return await _answer(svc, await svc.withdraw(handoff_id, data, principal, if_match))
 
     return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/disputes/{dispute_id}/handoffs",
+    response_model=list[HandoffOut],
+    summary="案件的移交记录 A case's confirmation requests and referrals",
+    responses=problem_responses(NotFound),
+)
+async def case_handoffs(dispute_id: uuid.UUID, principal: Reader, svc: Handoffs) -> list[HandoffOut]:
+    rows = await svc.of_case(dispute_id, principal)
+    return [handoff_out(h, n, t, svc) for h, n, t in rows]
+
+
+@router.get(
+    "/disputes/{dispute_id}/competent-courts",
+    response_model=list[CompetentCourt],
+    summary="有管辖权的法院 Courts competent to confirm the agreement, by basis",
+    description=(
+        "民事诉讼法 Art. 205: the inviting court for court-invited mediation; otherwise the basic court "
+        "where a party lives, where the subject matter is, or where the mediation body is."
+    ),
+    responses=problem_responses(NotFound),
+)
+async def competent_courts(dispute_id: uuid.UUID, principal: Reader, svc: Handoffs) -> list[CompetentCourt]:
+    dispute = await svc.disputes.get(dispute_id, principal)
+    courts = await svc.ledger.competent_courts(dispute)
+    return [
+        CompetentCourt(basis=basis, court_id=court.id, name=court.name)
+        for basis, found in courts.items()
+        for court in found
+    ]

@@ -65,6 +65,12 @@ class HandoffPage(BaseModel):
     next_cursor: str | None
 
 
+class CompetentCourt(BaseModel):
+    basis: Literal["inviting_court", "party_domicile", "subject_matter_location", "body_location"]
+    court_id: uuid.UUID
+    name: str
+
+
 class MaterialCheck(BaseModel):
     item: str
     article: str

@@ -61,7 +61,7 @@ class HandoffService:
         self.clock = disputes.clock
         self.ledger = Ledger(self.session)
 
-    async def list(
+    async def search(
         self,
         principal: Principal,
         *,
@@ -114,6 +114,16 @@ class HandoffService:
             last = items[-1][0]
             next_cursor = encode_cursor({"d": last.requested_on.isoformat(), "id": str(last.id)})
         return items, next_cursor
+
+    async def of_case(self, dispute_id: uuid.UUID, principal: Principal) -> list[tuple[Handoff, str, str]]:
+        dispute = await self.disputes.get(dispute_id, principal)
+        rows = await self.session.execute(
+            select(Handoff, Body.name)
+            .join(Body, Body.id == Handoff.target_id)
+            .where(Handoff.dispute_id == dispute.id)
+            .order_by(Handoff.created_at, Handoff.id)
+        )
+        return [(h, dispute.case_number, name) for h, name in rows.all()]
 
     async def get(self, handoff_id: uuid.UUID, principal: Principal, *, for_update: bool = False) -> Handoff:
         query = (
