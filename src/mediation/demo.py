@@ -10,11 +10,14 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
+from mediation.agreements.schemas import AgreementIn, SignatureIn
+from mediation.agreements.service import AgreementService
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind, Mediator
 from mediation.core.clock import FrozenClock
 from mediation.core.db import Database
@@ -30,6 +33,8 @@ from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
 from mediation.disputes.service import DisputeService
 from mediation.documents.service import DocumentService
 from mediation.documents.storage import LocalBlobStore
+from mediation.handoffs.schemas import AcceptanceIn
+from mediation.handoffs.service import HandoffService
 from mediation.identity.credentials import Passwords, key_prefix
 from mediation.identity.models import ApiKey, User
 from mediation.identity.service import IdentityService
@@ -192,7 +197,13 @@ def resident_id(rng: random.Random, region: str = COUNTY) -> str:
 
 def _party(rng: random.Random, role: str, name: str, organisation: bool = False) -> dict[str, Any]:
     if organisation:
-        return {"role": role, "kind": "organisation", "name": name}
+        return {
+            "role": role,
+            "kind": "organisation",
+            "name": name,
+            "phone": f"0575-8{rng.randrange(0, 10**6):06d}",
+            "address": "浙江省诸暨市暨阳街道",
+        }
     return {
         "role": role,
         "kind": "person",
@@ -211,6 +222,7 @@ def _payload(
     today: date,
     recommended: uuid.UUID | None,
     roster: dict[uuid.UUID, uuid.UUID],
+    agreement_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     party_ids = [str(p.id) for p in dispute.parties]
     court = bodies["诸暨市人民法院"]
@@ -224,20 +236,7 @@ def _payload(
         "sign_for": lambda: (
             {"mediator_id": str(roster[dispute.body_id])} if dispute.body_id in roster else {}
         ),
-        "agree": lambda: {
-            "agreement": {
-                "facts": dispute.description,
-                "terms": [
-                    "被申请人于协议生效后十五日内一次性支付申请人赔偿款。",
-                    "双方就本纠纷再无其他争议。",
-                ],
-                "performance": "银行转账至申请人账户, 于十五日内履行完毕。",
-                "effective_on": today.isoformat(),
-                "signed_by": party_ids,
-                "mediator_signed": True,
-                "body_sealed": True,
-            }
-        },
+        "agree": lambda: {"agreement_id": str(agreement_id)},
         "fail": lambda: {"reason_code": "positions_too_far_apart", "note": "双方对金额分歧较大"},
         "record_performance": lambda: {"performed_on": today.isoformat()},
         "request_confirmation": lambda: {
@@ -246,12 +245,10 @@ def _payload(
             "applicant_party_ids": party_ids,
         },
         "confirm": lambda: {
-            "court_case_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号",
             "ruling_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号",
             "ruled_on": today.isoformat(),
         },
         "reject": lambda: {
-            "court_case_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号",
             "ground": "unclear_content",
             "ruling_number": f"(2026)浙0681民特{dispute.case_number[-3:]}号之一",
             "ruled_on": today.isoformat(),
@@ -358,14 +355,19 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                 )
                 clerk = Principal(Role.clerk, "demo-clerk", bodies[CENTER].id, region=COUNTY)
                 dispute, _code = await service.register(data, clerk)
+                agreement_id = None
                 for action in PATHS[target]:
                     recommended = None
+                    if action == "agree":
+                        agreement_id = await _signed_agreement(AgreementService(service), dispute, clock)
+                    if action in ("confirm", "reject"):
+                        await _court_accepts(service, dispute)
                     if action == "assign":
                         # The demo clerk takes the first recommendation, as a clerk usually would.
                         outcome = await service.triage.evaluate(dispute)
                         recommended = outcome.candidates[0].body.id
                     payload = ACTION_PAYLOADS[action].model_validate(
-                        _payload(action, dispute, bodies, clock.today(), recommended, roster)
+                        _payload(action, dispute, bodies, clock.today(), recommended, roster, agreement_id)
                     )
                     dispute = await service.apply(
                         dispute.id,
@@ -379,6 +381,58 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
         return f"demo data loaded: {len(BODIES)} bodies, {count} cases"
     finally:
         await db.dispose()
+
+
+async def _signed_agreement(agreements: AgreementService, dispute: Dispute, clock: FrozenClock) -> uuid.UUID:
+    """Draft the agreement from the case and record every signature, the mediator's and the seal."""
+    mediator = Principal(Role.body_mediator, "demo-body_mediator", dispute.body_id)
+    applicant = next(p for p in dispute.parties if p.role == "applicant")
+    respondent = next(p for p in dispute.parties if p.role == "respondent")
+    amount = dispute.amount_in_dispute or Decimal("1000.00")
+    # Wage arrears and larger debts are paid in two instalments, the rest at once.
+    instalments = 2 if amount >= Decimal("20000") else 1
+    obligations = [
+        {
+            "obligor_party_id": respondent.id,
+            "obligee_party_id": applicant.id,
+            "kind": "payment",
+            "amount": (amount / instalments).quantize(Decimal("0.01")),
+            "description": "支付款项" if instalments == 1 else f"分期支付第{n + 1}期",
+            "place": "诸暨市枫桥镇",
+            "manner": "银行转账至申请人账户",
+            "due_on": clock.today() + timedelta(days=15 * (n + 1)),
+        }
+        for n in range(instalments)
+    ]
+    content = AgreementIn.model_validate(
+        {
+            "facts": dispute.description,
+            "disputed_matters": "赔偿(支付)金额及履行期限。",
+            "responsibility": "被申请人对纠纷的发生负主要责任。",
+            "terms": ["双方就本纠纷再无其他争议。"],
+            "obligations": obligations,
+        }
+    )
+    _, agreement = await agreements.draft(dispute.id, content, mediator)
+    signatures = [SignatureIn(signer="party", party_id=p.id, method="in_person") for p in dispute.parties]
+    signatures += [
+        SignatureIn(signer="mediator", method="in_person"),
+        SignatureIn(signer="body_seal", method="seal"),
+    ]
+    for signature in signatures:
+        await agreements.sign(dispute.id, agreement.id, signature, mediator)
+    return agreement.id
+
+
+async def _court_accepts(service: DisputeService, dispute: Dispute) -> None:
+    assert dispute.handoff is not None and dispute.handoff_target_id is not None
+    court = Principal(Role.court, "demo-court", dispute.handoff_target_id)
+    handoffs = HandoffService(service)
+    handoff = await handoffs.get(uuid.UUID(str(dispute.handoff["id"])), court)
+    acceptance = AcceptanceIn(
+        decision="accepted", case_number=f"(2026)浙0681民特{dispute.case_number[-3:]}号"
+    )
+    await handoffs.acknowledge(handoff.id, acceptance, court, etag_for(handoff.version))
 
 
 def _actor(action: str, dispute: Dispute, clerk: Principal) -> Principal:
