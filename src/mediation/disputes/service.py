@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from mediation.agreements.models import Agreement, Obligation
+from mediation.agreements.models import Agreement, FollowUp, Obligation
 from mediation.agreements.render import agreement_html
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.core.clock import Clock
@@ -582,11 +582,21 @@ class DisputeService:
                 Obligation.agreement_id == agreement_id, Obligation.status != "performed"
             )
         )
+        now = self.clock.now()
         for obligation in rows.all():
             obligation.status = "performed"
             obligation.performed_on = payload.performed_on
             obligation.performance_note = payload.note
             obligation.performance_recorded_by = principal.id
+            # Nothing is left to chase: the body's open follow-ups for it are done.
+            tasks = await self.session.scalars(
+                select(FollowUp).where(FollowUp.obligation_id == obligation.id, FollowUp.status == "open")
+            )
+            for task in tasks.all():
+                task.status = "done"
+                task.done_at = now
+                task.done_by = principal.id
+                task.result = {"outcome": "performed", "performed_on": payload.performed_on.isoformat()}
 
     async def _agreement(self, agreement_id: uuid.UUID) -> Agreement | None:
         return await self.session.scalar(
