@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation, Signature
 from mediation.bodies.models import Body, Mediator, MediatorConflict
 from mediation.disputes.models import Assignment, CaseLink, Dispute, Party, TimelineEntry
 from mediation.events.models import OutboxEvent
+from mediation.handoffs.models import Handoff
 from mediation.triage.models import TriageRuleSet
 from mediation.triage.rules import default_rules
 from tests.support import intake_body, person
@@ -404,3 +406,114 @@ async def test_registry_and_triage_endpoints_refuse_bad_requests_and_change_noth
         "/v1/bodies", content=b'{"name": ', headers={**admin, "Content-Type": "application/json"}
     )
     _problem(malformed, 422, "/problems/validation-error")
+
+
+async def _agreement_counts(api) -> tuple[int, ...]:
+    async with api.app.state.db.reader() as session:
+        return tuple(
+            [
+                int(await session.scalar(select(func.count()).select_from(m)) or 0)
+                for m in (MediationSession, Agreement, Signature, Obligation, Handoff, FollowUp)
+            ]
+        )
+
+
+async def test_agreement_and_handoff_endpoints_refuse_bad_requests_and_change_nothing(api):
+    mediating = await api.drive("mediating")
+    draft = await api.draft_agreement(mediating)
+    pending = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(pending))["handoff"]
+    body = api.acting("body_mediator", mediating)
+    court = {**api.auth("court", "court"), "If-Match": f'"{handoff["version"]}"'}
+    missing = "6f1e0c4e-0000-4000-8000-000000000000"
+    sessions = f"/v1/disputes/{mediating['id']}/sessions"
+    agreements = f"/v1/disputes/{mediating['id']}/agreements"
+    obligation = dict(api.agreement_content(mediating)["obligations"][0])
+    cases = [
+        # A session in person needs a place; times need their offset.
+        ("post", sessions, body, {"scheduled_at": "2026-06-02T09:00:00+08:00"}, 422),
+        ("post", sessions, body, {"scheduled_at": "2026-06-02T09:00:00", "online": True}, 422),
+        ("post", f"{sessions}/{missing}/record", {**body, "If-Match": '"1"'}, None, 422),
+        # Obligations: a negative amount, an unknown party, a due date before the application.
+        ("post", agreements, body, {"obligations": [{**obligation, "amount": "-5"}]}, 422),
+        ("post", agreements, body, {"obligations": [{**obligation, "obligor_party_id": missing}]}, 422),
+        ("post", agreements, body, {"obligations": [{**obligation, "due_on": "2020-01-01"}]}, 422),
+        ("post", agreements, body, {"form": "sung"}, 422),
+        # Signatures: a party's without party_id, an electronic one without the hash, a bad hash.
+        (
+            "post",
+            f"{agreements}/{draft['id']}/signatures",
+            body,
+            {"signer": "party", "method": "in_person"},
+            422,
+        ),
+        (
+            "post",
+            f"{agreements}/{draft['id']}/signatures",
+            body,
+            {"signer": "mediator", "method": "electronic"},
+            422,
+        ),
+        (
+            "post",
+            f"{agreements}/{draft['id']}/signatures",
+            body,
+            {"signer": "mediator", "method": "electronic", "document_hash": "abc"},
+            422,
+        ),
+        (
+            "post",
+            f"{agreements}/{draft['id']}/signatures",
+            body,
+            {"signer": "body_seal", "method": "fingerprint"},
+            422,
+        ),
+        ("get", f"{agreements}/{missing}", body, None, 404),
+        (
+            "post",
+            f"/v1/disputes/{mediating['id']}/obligations/{missing}/performance",
+            body,
+            {"performed_on": "x"},
+            422,
+        ),
+        # The court: acceptance without a case number, a rejection without its ground, 0 days.
+        ("post", f"/v1/handoffs/{handoff['id']}/acceptance", court, {"decision": "accepted"}, 422),
+        ("post", f"/v1/handoffs/{handoff['id']}/acceptance", court, {"decision": "not_accepted"}, 422),
+        (
+            "post",
+            f"/v1/handoffs/{handoff['id']}/decision",
+            court,
+            {"decision": "rejected", "ruling_number": "x", "ruled_on": api.today.isoformat()},
+            422,
+        ),
+        ("post", f"/v1/handoffs/{handoff['id']}/extension", court, {"days": 0, "reason": "x"}, 422),
+        (
+            "post",
+            f"/v1/handoffs/{missing}/acceptance",
+            court,
+            {"decision": "accepted", "case_number": "x"},
+            404,
+        ),
+        ("get", "/v1/handoffs?cursor=not-a-cursor", api.auth("court", "court"), None, 422),
+        ("get", "/v1/handoffs?status=lost", api.auth("court", "court"), None, 422),
+        ("post", f"/v1/follow-ups/{missing}/result", body, {"method": "pigeon"}, 422),
+    ]
+    before = await _agreement_counts(api)
+    for method, url, headers, payload, status in cases:
+        response = await api.client.request(method.upper(), url, json=payload, headers=headers)
+        assert response.status_code == status, (url, payload, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json"), url
+    assert await _agreement_counts(api) == before
+    assert (await api.get(mediating))["version"] == mediating["version"]
+    assert (await api.get(pending))["version"] == pending["version"]
+    again = (await api.handoff(pending))["handoff"]
+    assert (again["version"], again["status"]) == (handoff["version"], "pending")
+
+    # In English when asked, naming the field.
+    response = await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/acceptance",
+        json={"decision": "accepted"},
+        headers={**court, "Accept-Language": "en"},
+    )
+    assert response.status_code == 422
+    assert "case number" in response.text
