@@ -249,7 +249,7 @@ class AgreementService:
             body_name=body.name,
             mediator_id=dispute.mediator_id,
             mediator_name=dispute.mediator_name,
-            supersedes_id=previous.id if previous and previous.status != "superseded" else None,
+            supersedes_id=previous.id if previous else None,
             created_by=principal.id,
             created_at=now,
             updated_at=now,

@@ -1,0 +1,250 @@
+"""A court's client for the mediation center's handoff API: a starting point for integrators.
+
+A court pulls the judicial confirmation requests (司法确认申请) and litigation referrals addressed to
+it, reads each one's dossier, acknowledges acceptance with its own case number, and posts its
+ruling. The service holds the legal clocks: acceptance is due within 3 days of the request, the
+ruling within 15 days of acceptance (法释〔2011〕5号 Art. 4-5).
+
+Conventions this client follows:
+
+* Authentication: the court's API key in the ``X-API-Key`` header. A key belongs to one court,
+  and the service shows that court only what is addressed to it.
+* Every change sends ``If-Match`` with the handoff's current ETag. The client remembers the ETag
+  of every handoff it has listed, read or changed; a change made meanwhile by someone else makes
+  the service answer 412, and the caller reads the dossier again before retrying.
+* Every change carries a fresh ``Idempotency-Key``. A request whose answer was lost on the
+  network is retried with the same key, so the service makes the change at most once and the
+  retry gets the first answer back.
+* Errors are RFC 9457 problem details (``application/problem+json``); they are raised as
+  ``ApiProblem`` with the problem's type, code, and the legal reasons for a refusal.
+
+Usage, to accept every pending request with a generated case number::
+
+    MEDIATION_API_KEY=mk_... python examples/court_client.py --base-url https://mediation.example.cn
+
+Only ``httpx`` is needed besides the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import uuid
+from datetime import date
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiProblem(Exception):
+    """The service refused a request. `reasons` lists each rule that refused it, with its article."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.type: str = problem.get("type", "about:blank")
+        self.title: str = problem.get("title", "")
+        self.detail: str | None = problem.get("detail")
+        self.code: str | None = problem.get("code")
+        self.reasons: list[dict[str, Any]] = problem.get("reasons") or []
+        self.errors: list[dict[str, Any]] = problem.get("errors") or []
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        text = f"{self.status} {self.type}: {self.detail or self.title}"
+        if self.code:
+            text += f" [{self.code}]"
+        for reason in self.reasons:
+            article = f" ({reason['article']})" if reason.get("article") else ""
+            text += f"\n  - {reason['code']}: {reason['message']}{article}"
+        for error in self.errors:
+            text += f"\n  - {error.get('field')}: {error.get('message')}"
+        return text
+
+
+class CourtClient:
+    """The court's side of the handoff API, synchronous."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"X-API-Key": api_key, "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._retries = retries
+        self._etags: dict[str, str] = {}  # handoff id -> the last ETag seen
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CourtClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---- reading ----------------------------------------------------------------------------------
+
+    def list_pending(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every request addressed to this court still awaiting its answer on acceptance, oldest
+        first; `kind` narrows to "judicial_confirmation" or "litigation"."""
+        params: dict[str, Any] = {"status": "pending", "limit": 100}
+        if kind is not None:
+            params["kind"] = kind
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._json(self._http.get("/v1/handoffs", params=params))
+            for item in page["items"]:
+                self._etags[str(item["id"])] = f'"{item["version"]}"'
+            items.extend(page["items"])
+            if not page["next_cursor"]:
+                return items
+            params["cursor"] = page["next_cursor"]
+
+    def dossier(self, handoff_id: str) -> dict[str, Any]:
+        """The request with its dossier: the parties' full identity, the agreement, the mediation
+        record, the document manifest and the materials checklist. Each read is audited."""
+        response = self._http.get(f"/v1/handoffs/{handoff_id}")
+        dossier = self._json(response)
+        self._etags[str(handoff_id)] = response.headers["ETag"]
+        return dossier
+
+    # ---- answering --------------------------------------------------------------------------------
+
+    def accept(self, handoff_id: str, case_number: str, accepted_on: date | None = None) -> dict[str, Any]:
+        """Acknowledge acceptance with the court's own case number; the decision period starts."""
+        body: dict[str, Any] = {"decision": "accepted", "case_number": case_number}
+        if accepted_on is not None:
+            body["accepted_on"] = accepted_on.isoformat()
+        return self._change(handoff_id, "acceptance", body)
+
+    def not_accept(self, handoff_id: str, reason_code: str, note: str | None = None) -> dict[str, Any]:
+        """Decline to accept (e.g. reason_code "materials_missing" or "not_competent_court")."""
+        return self._change(
+            handoff_id, "acceptance", {"decision": "not_accepted", "reason_code": reason_code, "note": note}
+        )
+
+    def decide(
+        self,
+        handoff_id: str,
+        decision: str,
+        ruling_number: str,
+        ruled_on: date,
+        ground: str | None = None,
+    ) -> dict[str, Any]:
+        """Post the ruling: "confirmed", or "rejected" with its ground (民诉法解释 Art. 358, e.g.
+        "unclear_content" or "not_voluntary")."""
+        body: dict[str, Any] = {
+            "decision": decision,
+            "ruling_number": ruling_number,
+            "ruled_on": ruled_on.isoformat(),
+        }
+        if ground is not None:
+            body["ground"] = ground
+        return self._change(handoff_id, "decision", body)
+
+    # ---- plumbing ---------------------------------------------------------------------------------
+
+    def _change(self, handoff_id: str, step: str, body: dict[str, Any]) -> dict[str, Any]:
+        handoff_id = str(handoff_id)
+        if handoff_id not in self._etags:
+            self.dossier(handoff_id)
+        headers = {"If-Match": self._etags[handoff_id], "Idempotency-Key": str(uuid.uuid4())}
+        # The same key on every attempt: a retry after a lost answer cannot change anything twice.
+        for attempt in range(self._retries + 1):
+            try:
+                response = self._http.post(f"/v1/handoffs/{handoff_id}/{step}", json=body, headers=headers)
+            except httpx.TransportError:
+                if attempt == self._retries:
+                    raise
+                continue
+            if response.status_code == 503 and attempt < self._retries:
+                continue
+            break
+        answer = self._json(response)
+        self._etags[handoff_id] = response.headers["ETag"]
+        return answer
+
+    @staticmethod
+    def _json(response: httpx.Response) -> dict[str, Any]:
+        if response.is_success:
+            data: dict[str, Any] = response.json()
+            return data
+        if response.headers.get("content-type", "").startswith(PROBLEM_JSON):
+            raise ApiProblem(response.status_code, response.json())
+        raise ApiProblem(
+            response.status_code,
+            {"title": response.reason_phrase, "detail": response.text[:500] or None},
+        )
+
+
+def new_case_number(serial: int, today: date | None = None) -> str:
+    """A placeholder in the form of a confirmation case number, e.g. (2026)民特0001号. A real
+    integration takes the number the court's case management system assigns."""
+    year = (today or date.today()).year
+    return f"({year})民特{serial:04d}号"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Accept every pending request addressed to this court, with a generated case number."
+    )
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("MEDIATION_BASE_URL", "http://127.0.0.1:8000"),
+        help="the mediation service (default: $MEDIATION_BASE_URL or http://127.0.0.1:8000)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("MEDIATION_API_KEY"),
+        help="the court's API key (default: $MEDIATION_API_KEY)",
+    )
+    args = parser.parse_args(argv)
+    if not args.api_key:
+        parser.error("an API key is needed: --api-key or MEDIATION_API_KEY")
+
+    failed = 0
+    with CourtClient(args.base_url, args.api_key) as court:
+        try:
+            pending = court.list_pending()
+        except (ApiProblem, httpx.TransportError) as exc:
+            print(f"cannot list pending requests at {args.base_url}: {exc}", file=sys.stderr)
+            return 2
+        print(f"{len(pending)} pending request(s)")
+        for serial, item in enumerate(pending, start=1):
+            try:
+                accepted = court.accept(item["id"], new_case_number(serial))
+            except ApiProblem as problem:
+                failed += 1
+                print(
+                    f"{item['case_number']}  {item['kind_label']}  not accepted:\n{problem}", file=sys.stderr
+                )
+                continue
+            due = accepted["decide_due_on"] or "-"
+            print(
+                f"{accepted['case_number']}  {accepted['kind_label']}  "
+                f"accepted as {accepted['target_case_number']}, decision due {due}"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

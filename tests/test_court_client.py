@@ -1,0 +1,180 @@
+"""examples/court_client.py against the live service: the app served by uvicorn on a real TCP port,
+a court's integration talking to it over HTTP while the tests set up cases through the ASGI client.
+
+The server runs on the tests' own event loop, so it shares the app's database connections (an
+asyncpg connection belongs to the loop that opened it); the example's synchronous client runs in a
+worker thread, which leaves the loop free to serve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+import pytest
+import uvicorn
+
+from tests.support import Api
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "court_client.py"
+T = TypeVar("T")
+
+
+def _load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("court_client", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+court_client = _load_example()
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The test runner keeps its own signal handlers.
+        yield
+
+
+@pytest.fixture
+async def base_url(app: Any) -> AsyncIterator[str]:
+    """The app fixture's own object, served on a free port of 127.0.0.1 (its lifespan is already
+    running under the fixture, so uvicorn does not run it again)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None, access_log=False)
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name="uvicorn")
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                assert not task.done(), "the server stopped while starting"
+                await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def _off_loop(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking client call in a thread while the loop serves it."""
+    return await asyncio.to_thread(call, *args, **kwargs)
+
+
+def _court(api: Api, base_url: str, org: str = "court") -> Any:
+    return court_client.CourtClient(base_url, api.auth("court", org)["X-API-Key"])
+
+
+async def test_a_request_is_accepted_and_confirmed_over_http(api: Api, base_url: str) -> None:
+    dispute = await api.drive("confirmation_pending")
+    with _court(api, base_url) as court:
+        [pending] = await _off_loop(court.list_pending)
+        assert (pending["id"], pending["status"]) == (dispute["handoff"]["id"], "pending")
+        assert pending["case_number"] == dispute["case_number"]
+
+        dossier = await _off_loop(court.dossier, pending["id"])
+        assert dossier["agreement"]["id"] == dispute["agreement"]["id"]
+        assert all(not p["masked"] for p in dossier["case"]["parties"])
+
+        accepted = await _off_loop(court.accept, pending["id"], "(2026)浙0681民特21号")
+        assert (accepted["status"], accepted["target_case_number"]) == ("accepted", "(2026)浙0681民特21号")
+        assert accepted["decide_due_on"] == "2026-06-16"
+        assert await _off_loop(court.list_pending) == []
+
+        confirmed = await _off_loop(
+            court.decide, pending["id"], "confirmed", "(2026)浙0681民特21号", api.today
+        )
+        assert confirmed["status"] == "confirmed"
+        assert confirmed["enforcement_deadline"] == "2028-06-16"
+
+        # A second answer on acceptance is refused with a clear problem.
+        with pytest.raises(court_client.ApiProblem) as refused:
+            await _off_loop(court.accept, pending["id"], "(2026)浙0681民特22号")
+    assert (refused.value.status, refused.value.code) == (409, "already_answered")
+    assert "already_answered" in str(refused.value)
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["target_case_number"]) == ("confirmed", "(2026)浙0681民特21号")
+
+
+async def test_a_rejected_agreement_is_mediated_again_and_the_new_version_confirmed(
+    api: Api, base_url: str
+) -> None:
+    dispute = await api.drive("confirmation_pending")
+    first_agreement = dispute["agreement"]["id"]
+    with _court(api, base_url) as court:
+        [pending] = await _off_loop(court.list_pending)
+        await _off_loop(court.accept, pending["id"], "(2026)浙0681民特31号")
+        with pytest.raises(court_client.ApiProblem) as incomplete:
+            await _off_loop(court.decide, pending["id"], "rejected", "(2026)浙0681民特31号", api.today)
+        assert incomplete.value.status == 422  # a rejection names its ground
+        rejected = await _off_loop(
+            court.decide, pending["id"], "rejected", "(2026)浙0681民特31号", api.today, "unclear_content"
+        )
+        assert (rejected["status"], rejected["decision"]["ground"]) == ("rejected", "unclear_content")
+
+        dispute = await api.get(dispute)
+        assert dispute["status"] == "confirmation_rejected"
+        dispute = await api.step(dispute, "remediate")
+        assert dispute["status"] == "mediating"
+        second = await api.signed_agreement(
+            dispute, terms=["被申请人于十五日内修缮院墙排水, 并赔偿损失一千二百元。"]
+        )
+        assert second["number"] == 2
+        earlier = await api.client.get(
+            f"/v1/disputes/{dispute['id']}/agreements/{first_agreement}", headers=api.auth()
+        )
+        assert earlier.json()["status"] == "superseded"  # kept on record with its signatures
+        dispute = await api.step(await api.step(dispute, "agree"), "request_confirmation")
+        assert dispute["handoff"]["id"] != pending["id"]
+
+        [again] = await _off_loop(court.list_pending)
+        assert again["id"] == dispute["handoff"]["id"]
+        dossier = await _off_loop(court.dossier, again["id"])
+        assert (dossier["agreement"]["id"], dossier["agreement"]["number"]) == (second["id"], 2)
+        await _off_loop(court.accept, again["id"], "(2026)浙0681民特32号")
+        confirmed = await _off_loop(court.decide, again["id"], "confirmed", "(2026)浙0681民特32号", api.today)
+        assert confirmed["status"] == "confirmed"
+    case = await api.get(dispute)
+    assert (case["status"], case["agreement"]["id"]) == ("confirmed", second["id"])
+
+
+async def test_a_stale_etag_is_reported_and_a_fresh_read_recovers(api: Api, base_url: str) -> None:
+    dispute = await api.drive("confirmation_pending")
+    with _court(api, base_url) as court:
+        [pending] = await _off_loop(court.list_pending)
+        await api.target_accepts(dispute)  # another clerk of the court answered meanwhile
+        with pytest.raises(court_client.ApiProblem) as stale:
+            await _off_loop(court.accept, pending["id"], "(2026)浙0681民特41号")
+        assert (stale.value.status, stale.value.type) == (412, "/problems/stale-version")
+        await _off_loop(court.dossier, pending["id"])
+        confirmed = await _off_loop(
+            court.decide, pending["id"], "confirmed", "(2026)浙0681民特1号", api.today
+        )
+        assert confirmed["status"] == "confirmed"
+
+
+async def test_the_command_accepts_every_pending_request(
+    api: Api, base_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ours = [await api.drive("confirmation_pending") for _ in range(2)]
+    theirs = await api.drive("referred_litigation")
+    monkeypatch.setenv("MEDIATION_API_KEY", api.auth("court")["X-API-Key"])
+    assert await _off_loop(court_client.main, ["--base-url", base_url]) == 0
+    printed = capsys.readouterr().out
+    assert "3 pending request(s)" in printed
+    for dispute in [*ours, theirs]:
+        case = await api.get(dispute)
+        assert case["handoff"]["status"] == "accepted"
+        number = case["handoff"]["target_case_number"]
+        assert f"{case['case_number']}" in printed and f"accepted as {number}" in printed
+    # Nothing left to do: a second run finds nothing pending.
+    assert await _off_loop(court_client.main, ["--base-url", base_url]) == 0
+    assert "0 pending request(s)" in capsys.readouterr().out

@@ -1,0 +1,636 @@
+"""Handoffs to courts and commissions through the HTTP API: the legal clocks, what each court may
+see, the refusals that name their article, the dossier, and every answer a target can give."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from mediation.core.legal_time import period_end
+from mediation.disputes.clocks import TickReport, tick
+from mediation.events.models import OutboxEvent
+from tests.support import Api, person, resident_id
+
+COURT_NAME = "诸暨市人民法院"
+OVERDUE_EVENT = "cn.mediation.dispute.handoff_overdue"
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+
+
+def _on(api: Api, day: date, hour_utc: int = 2) -> None:
+    """Set the clock to `day`; 02:00 UTC is 10:00 in Beijing, the same local day."""
+    api.app.state.clock.at = datetime(day.year, day.month, day.day, hour_utc, tzinfo=UTC)
+
+
+async def _tick(api: Api) -> TickReport:
+    app = api.app
+    return await tick(app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
+
+
+def _problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == f"/problems/{slug}"
+    return problem
+
+
+def _reasons(response: httpx.Response) -> dict[str, dict[str, Any]]:
+    return {r["code"]: r for r in _problem(response, 422, "guard-failed")["reasons"]}
+
+
+def _target_role(handoff: dict[str, Any]) -> str:
+    return "court" if handoff["kind"] in ("judicial_confirmation", "litigation") else "arbitration"
+
+
+async def _post(
+    api: Api,
+    handoff: dict[str, Any],
+    step: str,
+    body: dict[str, Any],
+    *,
+    as_: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST to /v1/handoffs/{id}/{step} as the target (unless `as_`), with the handoff's ETag."""
+    credentials = as_ or api.auth(_target_role(handoff), uuid.UUID(handoff["target_id"]))
+    return await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/{step}",
+        json=body,
+        headers={**credentials, "If-Match": f'"{handoff["version"]}"', **(headers or {})},
+    )
+
+
+async def _listed(api: Api, org: str, role: str = "court", **params: Any) -> list[dict[str, Any]]:
+    response = await api.client.get("/v1/handoffs", params=params, headers=api.auth(role, org))
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def _actions(timeline: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [e for e in timeline if e["action"] == action]
+
+
+async def _events(api: Api, dispute: dict[str, Any], event_type: str) -> list[dict[str, Any]]:
+    async with api.app.state.db.reader() as session:
+        rows = await session.scalars(
+            select(OutboxEvent.data).where(
+                OutboxEvent.dispute_id == uuid.UUID(dispute["id"]), OutboxEvent.type == event_type
+            )
+        )
+        return list(rows.all())
+
+
+def _confirm(api: Api, ruling_number: str = "(2026)浙0681民特1号") -> dict[str, Any]:
+    return {"decision": "confirmed", "ruling_number": ruling_number, "ruled_on": api.today.isoformat()}
+
+
+async def _labour_case_mediating(api: Api) -> dict[str, Any]:
+    """A labour dispute with the labour dispute mediation committee, signed for today."""
+    dispute = await api.step(
+        await api.intake(category="labour", description="员工与用人单位因拖欠工资发生争议, 申请调解。"),
+        "accept",
+    )
+    dispute = await api.step(
+        dispute,
+        "assign",
+        {"body_id": str(api.bodies["labour_mediation"]), "override_reason": "劳动争议由专业调解委员会调解"},
+    )
+    dispute = await api.step(dispute, "sign_for")
+    assert dispute["mediation_started_on"] == api.today.isoformat()
+    return dispute
+
+
+def _labour_referral(api: Api, **extra: Any) -> dict[str, Any]:
+    return {"commission_id": str(api.bodies["labour_commission"]), **extra}
+
+
+# ---- the legal clocks -----------------------------------------------------------------------------
+
+
+async def test_confirmation_is_applied_for_within_30_days_of_the_agreement_taking_effect(api: Api) -> None:
+    # The last signature is at 01:00 on Monday 2 March in Beijing (still 1 March in UTC): the
+    # agreement takes effect on the local day, and day 30 is Wednesday 1 April, a working day.
+    api.app.state.clock.at = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)
+    in_time = await api.drive("agreement_signed")
+    late = await api.drive("agreement_signed")
+    assert in_time["agreement_effective_on"] == late["agreement_effective_on"] == "2026-03-02"
+    assert period_end(date(2026, 3, 2), 30).last_day == date(2026, 4, 1)
+
+    _on(api, date(2026, 4, 1))
+    requested = await api.step(in_time, "request_confirmation")
+    assert requested["status"] == "confirmation_pending"
+    assert requested["handoff"]["requested_on"] == "2026-04-01"
+
+    _on(api, date(2026, 4, 2))
+    reasons = _reasons(await api.act(late, "request_confirmation"))
+    closed = reasons["confirmation_window_closed"]
+    assert "2026-04-01" in closed["message"]
+    assert "民事诉讼法 第二百零五条" in closed["article"]
+    after = await api.get(late)
+    assert (after["status"], after["version"], after["handoff"]) == (
+        "agreement_signed",
+        late["version"],
+        None,
+    )
+
+
+async def test_the_court_answers_acceptance_within_3_days_and_is_flagged_once_when_late(api: Api) -> None:
+    _on(api, date(2026, 6, 4))  # Thursday: day 3 is Sunday 7 June, so the period runs to Monday
+    dispute = await api.drive("confirmation_pending")
+    assert dispute["handoff"]["accept_due_on"] == "2026-06-08"
+    [listed] = await _listed(api, "court")
+    assert (listed["accept_due_on"], listed["overdue"]) == ("2026-06-08", None)
+
+    _on(api, date(2026, 6, 8))  # the last day itself: in time
+    assert (await _tick(api)).handoffs_overdue == 0
+    assert await _listed(api, "court", overdue=True) == []
+
+    _on(api, date(2026, 6, 9))
+    assert (await _tick(api)).handoffs_overdue == 1
+    assert (await _tick(api)).handoffs_overdue == 0  # flagged once per step
+    [late] = await _listed(api, "court", overdue=True)
+    assert (late["id"], late["overdue"]) == (dispute["handoff"]["id"], "accept")
+    [flag] = _actions(await api.timeline(dispute), "handoff_overdue")
+    assert flag["actor_role"] == "system"
+    assert flag["payload"]["step"] == "accept" and flag["payload"]["due_on"] == "2026-06-08"
+    assert "法释〔2011〕5号 第四条" in flag["reason"]
+    [event] = await _events(api, dispute, OVERDUE_EVENT)
+    assert (event["step"], event["handoff_id"]) == ("accept", dispute["handoff"]["id"])
+
+    # A late acceptance is still an acceptance; the decision clock starts from it.
+    accepted = await api.target_accepts(dispute)
+    assert accepted["handoff"]["accepted_on"] == "2026-06-09"
+    assert accepted["handoff"]["decide_due_on"] == period_end(date(2026, 6, 9), 15).last_day.isoformat()
+    assert (await api.handoff(accepted))["handoff"]["overdue"] is None
+    assert await _listed(api, "court", overdue=True) == []
+
+
+async def test_the_court_decides_within_15_days_of_acceptance_and_is_flagged_once_when_late(
+    api: Api,
+) -> None:
+    _on(api, date(2026, 6, 4))
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    # Day 15 is Friday 19 June, the Dragon Boat Festival; with the weekend after it, 民事诉讼法
+    # Art. 85 carries the period to Monday 22 June.
+    assert dispute["handoff"]["accepted_on"] == "2026-06-04"
+    assert dispute["handoff"]["decide_due_on"] == "2026-06-22"
+    handoff = (await api.handoff(dispute))["handoff"]
+    assert (handoff["decide_due_on"], handoff["overdue"]) == ("2026-06-22", None)
+
+    _on(api, date(2026, 6, 22))
+    assert (await _tick(api)).handoffs_overdue == 0
+    assert _actions(await api.timeline(dispute), "handoff_overdue") == []
+
+    _on(api, date(2026, 6, 23))
+    assert (await _tick(api)).handoffs_overdue == 1
+    for _ in range(2):
+        assert (await _tick(api)).handoffs_overdue == 0
+    _on(api, date(2026, 6, 24))
+    assert (await _tick(api)).handoffs_overdue == 0
+
+    [flag] = _actions(await api.timeline(dispute), "handoff_overdue")
+    assert (flag["actor_role"], flag["payload"]["step"]) == ("system", "decide")
+    assert "2026-06-22" in flag["reason"] and "法释〔2011〕5号 第五条" in flag["reason"]
+    [event] = await _events(api, dispute, OVERDUE_EVENT)
+    assert (event["step"], event["due_on"]) == ("decide", "2026-06-22")
+    [late] = await _listed(api, "court", overdue=True)
+    assert (late["id"], late["overdue"], late["status"]) == (handoff["id"], "decide", "accepted")
+    assert await _listed(api, "court", overdue=False) == []
+    assert (await api.handoff(dispute))["handoff"]["overdue"] == "decide"
+
+
+async def test_the_decision_period_is_extended_once_by_at_most_10_days(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")  # Monday 1 June
+    pending = (await api.handoff(dispute))["handoff"]
+    refused = _problem(
+        await _post(api, pending, "extension", {"days": 5, "reason": "案情复杂"}), 409, "conflict"
+    )
+    assert refused["code"] == "not_extendable"  # nothing to extend before acceptance
+
+    dispute = await api.target_accepts(dispute)
+    handoff = (await api.handoff(dispute))["handoff"]
+    assert handoff["decide_due_on"] == "2026-06-16"
+
+    too_long = _problem(
+        await _post(api, handoff, "extension", {"days": 11, "reason": "案情复杂"}), 422, "validation-error"
+    )
+    assert [e["code"] for e in too_long["errors"]] == ["too_long"]
+    assert (await api.handoff(dispute))["handoff"]["version"] == handoff["version"]
+
+    reason = "需要向当事人核实协议内容, 经院长批准延长"
+    response = await _post(api, handoff, "extension", {"days": 10, "reason": reason})
+    assert response.status_code == 200, response.text
+    extended = response.json()
+    assert extended["decide_due_on"] == "2026-06-26" == period_end(date(2026, 6, 1), 25).last_day.isoformat()
+    assert (extended["extended_days"], extended["extension_reason"]) == (10, reason)
+    assert extended["version"] == handoff["version"] + 1
+    assert response.headers["etag"] == f'"{extended["version"]}"'
+    [entry] = _actions(await api.timeline(dispute), "extend_handoff")
+    assert entry["reason"] == reason and entry["payload"]["decide_due_on"] == "2026-06-26"
+    assert (await api.get(dispute))["handoff"]["decide_due_on"] == "2026-06-26"
+
+    again = _problem(
+        await _post(api, extended, "extension", {"days": 5, "reason": "再次延长"}), 409, "conflict"
+    )
+    assert again["code"] == "already_extended"
+    assert again["article"] == "法释〔2011〕5号 第五条"
+    assert (await api.handoff(dispute))["handoff"]["decide_due_on"] == "2026-06-26"
+
+    # The clock goes by the extended day.
+    _on(api, date(2026, 6, 17))
+    assert (await _tick(api)).handoffs_overdue == 0
+    _on(api, date(2026, 6, 27))
+    assert (await _tick(api)).handoffs_overdue == 1
+
+
+async def test_a_labour_dispute_may_go_to_arbitration_after_15_days_of_mediation(api: Api) -> None:
+    dispute = await _labour_case_mediating(api)  # signed for on Monday 1 June
+    _on(api, date(2026, 6, 15))  # day 14
+    refused = _reasons(await api.act(dispute, "refer_arbitration", _labour_referral(api)))
+    assert refused["labour_window_open"]["article"] == "劳动争议调解仲裁法 第十四条"
+    assert (await api.get(dispute))["status"] == "mediating"
+
+    _on(api, date(2026, 6, 16))  # day 15
+    referred = await api.step(dispute, "refer_arbitration", _labour_referral(api))
+    assert referred["status"] == "referred_arbitration"
+    handoff = referred["handoff"]
+    assert (handoff["kind"], handoff["target_id"]) == (
+        "labour_arbitration",
+        str(api.bodies["labour_commission"]),
+    )
+    # 劳动争议调解仲裁法 Art. 29: five days to accept (day 5 is Sunday 21 June).
+    assert handoff["accept_due_on"] == "2026-06-22" == period_end(date(2026, 6, 16), 5).last_day.isoformat()
+    assert handoff["warnings"] == []
+
+    # The commission accepts (award due in 45 days, Art. 43) and posts its award, which closes the case.
+    referred = await api.target_accepts(referred, case_number="诸劳人仲案字〔2026〕第88号")
+    assert referred["handoff"]["decide_due_on"] == period_end(date(2026, 6, 16), 45).last_day.isoformat()
+    award = {"outcome": "award", "reference_number": "诸劳人仲案字〔2026〕第88号", "decided_on": "2026-06-16"}
+    response = await _post(api, (await api.handoff(referred))["handoff"], "outcome", award)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "concluded"
+    assert (await api.get(dispute))["status"] == "closed"
+
+
+async def test_a_labour_limitation_run_out_before_the_application_is_warned(api: Api) -> None:
+    # Known on 1 May 2025: the year ran out on 1 May 2026, before mediation was applied for on 1 June.
+    dispute = await api.step(await _labour_case_mediating(api), "fail")
+    referred = await api.step(
+        dispute, "refer_arbitration", _labour_referral(api, rights_known_on="2025-05-01")
+    )
+    [warning] = (await api.handoff(referred))["handoff"]["warnings"]
+    assert warning["code"] == "labour_limitation_expired"
+    assert warning["article"] == "劳动争议调解仲裁法 第二十七条"
+    assert warning["runs_until"] == "2026-05-01"
+    assert referred["handoff"]["warnings"] == [warning]
+
+
+async def test_a_labour_limitation_with_30_days_or_less_left_is_warned(api: Api) -> None:
+    # 劳动争议调解仲裁法 Art. 27: applying for mediation on 1 June 2026 interrupted the year, which
+    # then runs afresh to 1 June 2027. A referral with more than 30 days left carries no warning;
+    # one with 30 days or less, or after the year ran out, does.
+    cases = [await api.step(await _labour_case_mediating(api), "fail") for _ in range(3)]
+    referrals = zip(cases, (date(2027, 5, 1), date(2027, 5, 2), date(2027, 6, 2)), strict=True)
+    answers = []
+    for dispute, day in referrals:
+        _on(api, day)
+        referred = await api.step(
+            dispute, "refer_arbitration", _labour_referral(api, rights_known_on="2026-05-20")
+        )
+        answers.append((await api.handoff(referred))["handoff"]["warnings"])
+    far, near, expired = answers
+    assert far == []
+    [warning] = near
+    assert (warning["code"], warning["runs_until"]) == ("labour_limitation_near", "2027-06-01")
+    assert "剩余 30 日" in warning["message"]
+    assert warning["article"] == "劳动争议调解仲裁法 第二十七条"
+    assert [w["code"] for w in expired] == ["labour_limitation_expired"]
+
+
+async def test_a_right_known_shortly_before_the_application_runs_afresh_from_it(api: Api) -> None:
+    # 20 days of the year were left when mediation was applied for; the application interrupts the
+    # period (Art. 27 para. 2), so the referral two weeks later has most of a year ahead of it.
+    dispute = await api.step(await _labour_case_mediating(api), "fail")
+    _on(api, date(2026, 6, 15))
+    referred = await api.step(
+        dispute, "refer_arbitration", _labour_referral(api, rights_known_on="2025-06-21")
+    )
+    assert (await api.handoff(referred))["handoff"]["warnings"] == []
+
+
+# ---- a court sees only its own --------------------------------------------------------------------
+
+
+async def test_a_court_never_sees_or_acts_on_another_courts_requests(api: Api) -> None:
+    ours = await api.drive("confirmation_pending")
+    # A respondent living in 上虞 makes the 上虞 court competent (民事诉讼法 Art. 205, party domicile).
+    parties = [
+        person("applicant", "张三", 1),
+        {**person("respondent", "王五", 3), "address": "绍兴市上虞区", "region_code": "330604001000"},
+    ]
+    theirs = await api.drive("agreement_signed", parties=parties)
+    payload = api.payload("request_confirmation", theirs)
+    assert payload is not None
+    payload.update(court_id=str(api.bodies["other_court"]), basis="party_domicile")
+    theirs = await api.step(theirs, "request_confirmation", payload)
+    assert theirs["handoff_target_id"] == str(api.bodies["other_court"])
+
+    court = api.auth("court", "court")
+    assert [h["id"] for h in await _listed(api, "court")] == [ours["handoff"]["id"]]
+    assert [h["id"] for h in await _listed(api, "other_court")] == [theirs["handoff"]["id"]]
+    handoff_url = f"/v1/handoffs/{theirs['handoff']['id']}"
+    _problem(await api.client.get(handoff_url, headers=court), 404, "not-found")
+    _problem(await api.client.get(f"/v1/disputes/{theirs['id']}", headers=court), 404, "not-found")
+
+    async def untouched(before: dict[str, Any], case_version: int) -> None:
+        handoff = (await api.handoff(theirs))["handoff"]
+        assert (handoff["version"], handoff["status"]) == (before["version"], before["status"])
+        assert (await api.get(theirs))["version"] == case_version
+
+    before = (await api.handoff(theirs))["handoff"]
+    accept = {"decision": "accepted", "case_number": "(2026)浙0681民特99号"}
+    _problem(await _post(api, before, "acceptance", accept, as_=court), 404, "not-found")
+    await untouched(before, theirs["version"])
+
+    theirs = await api.target_accepts(theirs, case_number="(2026)浙0604民特7号")
+    before = (await api.handoff(theirs))["handoff"]
+    attempts: list[tuple[str, dict[str, Any]]] = [
+        ("acceptance", accept),
+        ("extension", {"days": 10, "reason": "案情复杂"}),
+        ("decision", _confirm(api, "(2026)浙0681民特99号")),
+        ("outcome", {"outcome": "judgment", "reference_number": "x", "decided_on": api.today.isoformat()}),
+        ("withdrawal", {"reason": "法院按撤回处理", "materials_missing": True}),
+    ]
+    for step, body in attempts:
+        _problem(await _post(api, before, step, body, as_=court), 404, "not-found")
+    await untouched(before, theirs["version"])
+    assert (await api.handoff(theirs))["handoff"]["target_case_number"] == "(2026)浙0604民特7号"
+    assert [h["id"] for h in await _listed(api, "court")] == [ours["handoff"]["id"]]
+
+
+# ---- refusals that name their article -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("category", "matter"),
+    [("marriage_family", "personal_status"), ("housing_homestead", "property_ownership")],
+)
+async def test_a_matter_the_court_cannot_confirm_is_refused(api: Api, category: str, matter: str) -> None:
+    dispute = await api.drive("agreement_signed", category=category, subject_matters=[matter])
+    reasons = _reasons(await api.act(dispute, "request_confirmation"))
+    assert reasons["not_confirmable"]["article"] == "民诉法解释 第三百五十五条"
+    assert (await api.get(dispute))["status"] == "agreement_signed"
+    assert await _listed(api, "court") == []
+
+
+@pytest.mark.parametrize(("category", "matters"), [("marriage_family", []), ("contract", ["inheritance"])])
+async def test_a_matter_that_cannot_be_arbitrated_is_not_referred(
+    api: Api, category: str, matters: list[str]
+) -> None:
+    dispute = await api.drive("mediation_failed", category=category, subject_matters=matters)
+    reasons = _reasons(await api.act(dispute, "refer_arbitration"))
+    assert reasons["not_arbitrable"]["article"] == "仲裁法 第三条"
+    assert (await api.get(dispute))["status"] == "mediation_failed"
+    assert await _listed(api, "commercial_commission", "arbitration") == []
+
+
+async def test_commercial_arbitration_without_an_arbitration_agreement_is_refused(api: Api) -> None:
+    dispute = await api.drive("mediation_failed", category="contract")
+    response = await api.act(
+        dispute, "refer_arbitration", {"commission_id": str(api.bodies["commercial_commission"])}
+    )
+    assert "仲裁法 第四条" in _reasons(response)["no_arbitration_agreement"]["article"]
+    assert (await api.get(dispute))["status"] == "mediation_failed"
+
+
+async def test_confirmation_goes_to_a_competent_court(api: Api) -> None:
+    dispute = await api.drive("agreement_signed")  # mediated by a 诸暨 village committee
+    payload = api.payload("request_confirmation", dispute)
+    assert payload is not None
+    payload.update(court_id=str(api.bodies["other_court"]), basis="body_location")
+    refused = _reasons(await api.act(dispute, "request_confirmation", payload))["court_not_competent"]
+    assert refused["article"] == "民事诉讼法 第二百零五条"
+    assert COURT_NAME in refused["message"]  # the competent one is named
+    assert (await api.get(dispute))["status"] == "agreement_signed"
+    assert await _listed(api, "other_court") == []
+
+
+# ---- the dossier and the target's answers ---------------------------------------------------------
+
+
+async def test_the_court_reads_the_full_dossier(api: Api) -> None:
+    dispute = await api.drive("mediating")  # signed for at 10:00 on 1 June
+    _on(api, date(2026, 6, 1), hour_utc=4)  # noon: the session was held this morning
+    mediator = api.acting("body_mediator", dispute)
+    scheduled = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/sessions",
+        json={"scheduled_at": "2026-06-01T10:30:00+08:00", "place": "枫源村调委会调解室"},
+        headers=mediator,
+    )
+    assert scheduled.status_code == 201, scheduled.text
+    recorded = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/sessions/{scheduled.json()['id']}/record",
+        json={
+            "held_at": "2026-06-01T10:30:00+08:00",
+            "attendees": [
+                {"party_id": p["id"], "name": p["name"], "capacity": "当事人"} for p in dispute["parties"]
+            ],
+            "minutes": "双方同意由被申请人赔偿损失一千二百元。",
+            "outcome": "agreement_reached",
+        },
+        headers={**mediator, "If-Match": scheduled.headers["etag"]},
+    )
+    assert recorded.status_code == 200, recorded.text
+    dispute = await api.get(dispute)
+    agreement = await api.signed_agreement(dispute)
+    dispute = await api.step(await api.step(dispute, "agree"), "request_confirmation")
+
+    response = await api.client.get(f"/v1/handoffs/{dispute['handoff']['id']}", headers=api.auth("court"))
+    assert response.status_code == 200, response.text
+    dossier = response.json()
+    handoff = dossier["handoff"]
+    assert response.headers["etag"] == f'"{handoff["version"]}"'
+    assert (handoff["kind"], handoff["status"], handoff["target_name"]) == (
+        "judicial_confirmation",
+        "pending",
+        COURT_NAME,
+    )
+    assert handoff["case_number"] == dispute["case_number"]
+    assert handoff["basis"] == "body_location"
+    assert sorted(handoff["applicant_party_ids"]) == sorted(p["id"] for p in dispute["parties"])
+
+    # The parties as the court must identify and serve them: nothing masked.
+    parties = {p["name"]: p for p in dossier["case"]["parties"]}
+    assert (parties["张三"]["id_number"], parties["李四"]["id_number"]) == (resident_id(1), resident_id(2))
+    assert (parties["张三"]["phone"], parties["张三"]["masked"]) == ("13800000001", False)
+    assert parties["李四"]["address"] == "浙江省诸暨市枫桥镇"
+
+    signed = dossier["agreement"]
+    assert (signed["id"], signed["status"], signed["content_hash"]) == (
+        agreement["id"],
+        "effective",
+        agreement["content_hash"],
+    )
+    [obligation] = signed["obligations"]
+    assert (obligation["amount"], obligation["due_on"]) == ("1200.00", "2026-06-16")
+    assert sorted(s["signer"] for s in signed["signatures"]) == ["body_seal", "mediator", "party", "party"]
+
+    [held] = dossier["sessions"]
+    assert (held["status"], held["minutes"]) == ("held", "双方同意由被申请人赔偿损失一千二百元。")
+    actions = [e["action"] for e in dossier["timeline"]]
+    assert {"schedule_session", "record_session", "agree"} <= set(actions)
+    assert actions[-1] == "request_confirmation"
+    assert [m["kind"] for m in dossier["manifest"]] == ["receipt", "agreement", "application"]
+    assert all(m["sha256"] for m in dossier["manifest"])
+    assert dossier["late_documents"] == []
+    assert dossier["materials"] and all(m["present"] for m in dossier["materials"])
+    assert {m["article"] for m in dossier["materials"]} >= {
+        "民诉法解释 第三百五十三条",
+        "民诉法解释 第三百五十四条",
+    }
+    assert dossier["filing_pack"] is None
+
+
+async def test_a_request_the_court_does_not_accept_ends_in_confirmation_rejected(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    incomplete = await _post(api, handoff, "acceptance", {"decision": "not_accepted"})
+    _problem(incomplete, 422, "validation-error")
+
+    response = await _post(
+        api, handoff, "acceptance", {"decision": "not_accepted", "reason_code": "materials_missing"}
+    )
+    assert response.status_code == 200, response.text
+    answered = response.json()
+    assert (answered["status"], answered["decision"]["reason_code"]) == ("not_accepted", "materials_missing")
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["status"]) == ("confirmation_rejected", "not_accepted")
+    assert (await api.timeline(dispute))[-1]["action"] == "not_accept"
+
+    again = await _post(
+        api, answered, "acceptance", {"decision": "accepted", "case_number": "(2026)浙0681民特3号"}
+    )
+    assert _problem(again, 409, "conflict")["code"] == "already_answered"
+
+
+async def test_withdrawing_a_request_returns_the_case_to_agreement_signed(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    body = api.acting("body_mediator", dispute)
+    withdrawal = {"reason": "双方当事人撤回司法确认申请"}
+    missing = await api.client.post(f"/v1/handoffs/{handoff['id']}/withdrawal", json=withdrawal, headers=body)
+    _problem(missing, 428, "precondition-required")
+
+    response = await _post(api, handoff, "withdrawal", withdrawal, as_=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "withdrawn"
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["status"]) == ("agreement_signed", "withdrawn")
+    assert case["outcome"]["withdraw_confirmation"]["reason"] == withdrawal["reason"]
+
+    # Still within the period, the parties may apply again: a fresh request.
+    again = await api.step(case, "request_confirmation")
+    assert again["handoff"]["id"] != handoff["id"]
+    listed = {h["id"]: h["status"] for h in await _listed(api, "court")}
+    assert listed == {handoff["id"]: "withdrawn", again["handoff"]["id"]: "pending"}
+
+
+async def test_a_confirmed_agreement_is_enforceable_for_2_years_after_its_last_due_date(api: Api) -> None:
+    dispute = await api.drive("mediating")
+    base = api.agreement_content(dispute)["obligations"][0]
+    await api.signed_agreement(
+        dispute,
+        obligations=[{**base, "amount": "600.00", "due_on": due} for due in ("2026-09-30", "2026-07-15")],
+    )
+    dispute = await api.step(await api.step(dispute, "agree"), "request_confirmation")
+    handoff = (await api.handoff(dispute))["handoff"]
+    early = _reasons(await _post(api, handoff, "decision", _confirm(api)))
+    assert early["not_yet_accepted"]["article"] == "法释〔2011〕5号 第四条"
+
+    dispute = await api.target_accepts(dispute)
+    handoff = (await api.handoff(dispute))["handoff"]
+    response = await _post(api, handoff, "decision", _confirm(api))
+    assert response.status_code == 200, response.text
+    confirmed = response.json()
+    assert (confirmed["status"], confirmed["decided_on"]) == ("confirmed", "2026-06-01")
+    assert confirmed["decision"]["ruling_number"] == "(2026)浙0681民特1号"
+    # 民事诉讼法 Art. 250: two years from the last day of the last instalment.
+    assert confirmed["enforcement_deadline"] == "2028-09-30"
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["enforcement_deadline"]) == ("confirmed", "2028-09-30")
+
+
+async def test_a_litigation_referral_carries_a_filing_pack_and_ends_with_the_courts_outcome(api: Api) -> None:
+    dispute = await api.step(await api.drive("mediation_failed"), "refer_litigation")
+    assert dispute["status"] == "referred_litigation"
+    dossier = await api.handoff(dispute)
+    handoff = dossier["handoff"]
+    # 民事诉讼法 Art. 126: a qualifying suit is registered within 7 days.
+    assert (handoff["kind"], handoff["accept_due_on"]) == ("litigation", "2026-06-08")
+    pack = dossier["filing_pack"]
+    assert (pack["claimants"], pack["respondents"]) == (["张三"], ["李四"])
+    assert pack["claims"] == "请求判令被申请人赔偿损失。"
+    assert pack["facts"] == dispute["description"]
+    assert (pack["amount_in_dispute"], pack["applied_on"]) == ("1200.00", "2026-06-01")
+    assert pack["mediation_body"] == "枫源村人民调解委员会"
+    assert pack["mediator"] == dispute["mediator_name"] and pack["mediator"]
+    assert pack["termination"]["reason_code"] == "positions_too_far_apart"
+    assert "民法典第一百九十五条" in pack["limitation_note"]
+
+    judgment = {
+        "outcome": "judgment",
+        "reference_number": "(2026)浙0681民初123号",
+        "decided_on": "2026-06-01",
+    }
+    assert "not_yet_accepted" in _reasons(await _post(api, handoff, "outcome", judgment))
+    wrong = await _post(api, handoff, "decision", _confirm(api))
+    assert _problem(wrong, 409, "conflict")["code"] == "wrong_kind"
+
+    response = await _post(
+        api, handoff, "acceptance", {"decision": "accepted", "case_number": "(2026)浙0681民初123号"}
+    )
+    assert response.status_code == 200, response.text
+    accepted = response.json()
+    assert (accepted["status"], accepted["target_case_number"]) == ("accepted", "(2026)浙0681民初123号")
+    assert accepted["decide_due_on"] is None  # the court's own procedure times the suit
+    [ack] = _actions(await api.timeline(dispute), "acknowledge_handoff")
+    assert ack["payload"]["target_case_number"] == "(2026)浙0681民初123号"
+
+    response = await _post(api, accepted, "outcome", judgment)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "concluded"
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["status"]) == ("closed", "concluded")
+    assert case["closed_at"] is not None
+
+
+async def test_an_acceptance_retried_with_its_idempotency_key_replays_the_first_answer(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    accept = {"decision": "accepted", "case_number": "(2026)浙0681民特5号"}
+    first = await _post(api, handoff, "acceptance", accept, headers={"Idempotency-Key": "court-7f3a"})
+    assert first.status_code == 200, first.text
+    # The retry still carries the ETag it was sent with; it gets the stored answer, not a 412.
+    replay = await _post(api, handoff, "acceptance", accept, headers={"Idempotency-Key": "court-7f3a"})
+    assert replay.status_code == 200, replay.text
+    assert replay.json() == first.json()
+    assert replay.headers["etag"] == first.headers["etag"] == f'"{handoff["version"] + 1}"'
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert len(_actions(await api.timeline(dispute), "acknowledge_handoff")) == 1
+    assert (await api.handoff(dispute))["handoff"]["version"] == handoff["version"] + 1
+
+    # Without the key, the old ETag is stale.
+    stale = _problem(await _post(api, handoff, "acceptance", accept), 412, "stale-version")
+    assert stale["current_etag"] == first.headers["etag"]
+    no_etag = await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/acceptance", json=accept, headers=api.auth("court")
+    )
+    _problem(no_etag, 428, "precondition-required")
