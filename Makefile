@@ -42,8 +42,8 @@ openapi: install
 	$(BIN)/mediation openapi --output openapi/openapi.json
 
 lint: install
-	$(BIN)/ruff check src tests migrations benchmarks
-	$(BIN)/ruff format --check src tests migrations benchmarks
+	$(BIN)/ruff check src tests migrations benchmarks examples
+	$(BIN)/ruff format --check src tests migrations benchmarks examples
 	$(BIN)/mypy src
 
 clean:

@@ -290,7 +290,10 @@ async def sign_agreement(
     "/disputes/{dispute_id}/agreements/{agreement_id}/document",
     response_class=Response,
     summary="打印协议书 The printable agreement (HTML, print stylesheet)",
-    responses={200: {"content": {"text/html": {}}, "description": "The page."}, **problem_responses(NotFound)},
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The page."},
+        **problem_responses(NotFound),
+    },
 )
 async def agreement_document(
     dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements
