@@ -16,18 +16,23 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation
 from mediation.bodies.models import Body, Mediator, MediatorConflict
 from mediation.core.db import utcnow
 from mediation.disputes.models import Dispute
 from mediation.documents.models import Document
 from mediation.events.models import WebhookDelivery, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
+from mediation.handoffs.models import Handoff
 from mediation.identity.models import ApiKey
 from mediation.triage.rules import default_rules
 from tests.support import intake_body, person
 
 THEIR_NAMES = ("欧阳娜娜", "司马青衫")
 THEIR_TEXT = "上虞某小区业主与物业因停车位收费发生纠纷"
+THEIR_MINUTES = "上虞调解笔录: 双方就停车位收费标准各自陈述意见"
+THEIR_FACTS = "上虞某小区物业自二〇二六年起按月加收停车管理费"
+THEIR_FOLLOW_UP = "上虞回访: 物业未按期退还多收的停车费"
 
 # Operations any signed-in (or anonymous) caller may use: reference data and one's own identity.
 PUBLIC = {
@@ -71,6 +76,8 @@ async def _their_subscription(api: Any) -> str:
 
 
 async def _theirs(api: Any) -> dict[str, Any]:
+    """Their case, pending confirmation at their court, with a recorded session, a signed
+    agreement and the confirmation request; `api.agreements` holds the agreement's id."""
     parties = [
         {**person("applicant", THEIR_NAMES[0], 71), "address": "绍兴市上虞区"},
         {**person("respondent", THEIR_NAMES[1], 72), "address": "绍兴市上虞区"},
@@ -86,8 +93,34 @@ async def _theirs(api: Any) -> dict[str, Any]:
         {"body_id": str(api.bodies["other_village"]), "override_reason": "村调委会熟悉双方情况"},
         headers=other_clerk,
     )
-    for action in ("sign_for", "agree"):
-        dispute = await api.step(dispute, action)
+    dispute = await api.step(dispute, "sign_for")
+    their_body = api.acting("body_mediator", dispute)
+    scheduled = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/sessions",
+        json={"scheduled_at": api.app.state.clock.now().isoformat(), "place": "上虞某村村委会"},
+        headers=their_body,
+    )
+    assert scheduled.status_code == 201, scheduled.text
+    session = scheduled.json()
+    recorded = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/sessions/{session['id']}/record",
+        json={
+            "held_at": api.app.state.clock.now().isoformat(),
+            "attendees": [
+                {"party_id": p["id"], "name": p["name"], "capacity": "当事人"} for p in dispute["parties"]
+            ],
+            "minutes": THEIR_MINUTES,
+            "outcome": "agreement_reached",
+        },
+        headers={**their_body, "If-Match": f'"{session["version"]}"'},
+    )
+    assert recorded.status_code == 200, recorded.text
+    # Our clerk cannot read their case (`api.get`): their clerk fetches it after the session.
+    current = await api.client.get(f"/v1/disputes/{dispute['id']}", headers=other_clerk)
+    assert current.status_code == 200, current.text
+    dispute = current.json()
+    await api.signed_agreement(dispute, facts=THEIR_FACTS)
+    dispute = await api.step(dispute, "agree")
     payload = api.payload("request_confirmation", dispute)
     payload["court_id"] = str(api.bodies["other_court"])
     dispute = await api.step(dispute, "request_confirmation", payload)
@@ -115,6 +148,9 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"rules": default_rules().model_dump(mode="json"), "note": "intruder"}
     if method == "put" and path.endswith("/mediator"):
         return {"mediator_id": ids["mediator_id"]}
+    today = api.today.isoformat()
+    if path.endswith("/agreements") or path.endswith("/agreements/{agreement_id}"):
+        return api.agreement_content(theirs, facts="intruder facts") if method != "get" else None
     if method != "post":
         return None
     if path == "/v1/bodies":
@@ -156,6 +192,31 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return None  # sent as multipart by the caller
     if path.endswith("/documents/{document_id}/withdraw"):
         return {"reason": "intruder withdrawal"}
+    if path.endswith("/sessions"):
+        return {"scheduled_at": api.app.state.clock.now().isoformat(), "online": True}
+    if path.endswith("/sessions/{session_id}/record"):
+        return {
+            "held_at": api.app.state.clock.now().isoformat(),
+            "attendees": [{"name": "intruder", "capacity": "见证人"}],
+            "minutes": "intruder minutes",
+            "outcome": "no_agreement",
+        }
+    if path.endswith("/signatures"):
+        return {"signer": "mediator", "method": "in_person"}
+    if path.endswith("/obligations/{obligation_id}/performance"):
+        return {"performed_on": today}
+    if path == "/v1/follow-ups/{follow_up_id}/result":
+        return {"contacted_on": today, "method": "phone", "outcome": "performed"}
+    if path.endswith("/acceptance"):
+        return {"decision": "accepted", "case_number": "(2026)intruder"}
+    if path.endswith("/extension"):
+        return {"days": 10, "reason": "intruder extension"}
+    if path.endswith("/decision"):
+        return {"decision": "confirmed", "ruling_number": "(2026)intruder", "ruled_on": today}
+    if path.endswith("/outcome"):
+        return {"outcome": "judgment", "reference_number": "(2026)intruder", "decided_on": today}
+    if path.endswith("/withdrawal"):
+        return {"reason": "intruder withdrawal"}
     if path.endswith(
         ("/revoke", "/rotate", "/deactivate", "/rotate-secret", "/disable", "/enable", "/redeliver")
     ):
@@ -179,7 +240,9 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
     assert upload.status_code == 201, upload.text
     their_document = upload.json()
     await sequence_pending(api.app.state.db, utcnow())
-    async with api.app.state.db.reader() as session:
+    their_agreement = uuid.UUID(api.agreements[theirs["id"]])
+    their_follow_up = uuid.uuid4()
+    async with api.app.state.db.writer() as session, session.begin():
         their_key = await session.scalar(
             select(ApiKey).where(ApiKey.organisation_id == api.bodies["other_village"]).limit(1)
         )
@@ -188,7 +251,28 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
             .where(WebhookDelivery.subscription_id == uuid.UUID(their_subscription))
             .limit(1)
         )
+        their_session = await session.scalar(
+            select(MediationSession.id).where(MediationSession.dispute_id == uuid.UUID(theirs["id"]))
+        )
+        their_obligation = await session.scalar(
+            select(Obligation.id).where(Obligation.agreement_id == their_agreement)
+        )
+        # A follow-up in their body's inbox, as the clock raises one for an overdue obligation.
+        session.add(
+            FollowUp(
+                id=their_follow_up,
+                dispute_id=uuid.UUID(theirs["id"]),
+                body_id=api.bodies["other_village"],
+                kind="performance",
+                obligation_id=their_obligation,
+                reason=THEIR_FOLLOW_UP,
+                due_on=api.today,
+                status="open",
+                raised_at=utcnow(),
+            )
+        )
     assert their_delivery is not None, "their subscription should have deliveries to probe"
+    assert their_session is not None and their_obligation is not None
     ids = {
         "dispute_id": theirs["id"],
         "party_id": theirs["parties"][0]["id"],
@@ -201,6 +285,11 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         "delivery_id": str(their_delivery),
         "document_id": their_document["id"],
         "mediator_id": str(api.mediators[api.bodies["other_village"]]),
+        "session_id": str(their_session),
+        "agreement_id": str(their_agreement),
+        "obligation_id": str(their_obligation),
+        "handoff_id": theirs["handoff"]["id"],
+        "follow_up_id": str(their_follow_up),
     }
     secrets = [
         theirs["id"],
@@ -214,6 +303,14 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         their_document["sha256"],
         "their evidence",
         "上虞区某调解员",  # their mediator's name
+        THEIR_MINUTES,
+        THEIR_FACTS,
+        THEIR_FOLLOW_UP,
+        ids["session_id"],
+        ids["agreement_id"],
+        ids["obligation_id"],
+        ids["handoff_id"],
+        ids["follow_up_id"],
     ]
     headers: dict[str, str] = {"Authorization": ""} if role is None else dict(api.auth(role))
     headers["If-Match"] = f'"{theirs["version"]}"'
@@ -265,7 +362,25 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         their_body = await session.get(Body, api.bodies["other_village"])
         their_mediator = await session.get(Mediator, uuid.UUID(ids["mediator_id"]))
         conflicts = await session.scalar(select(func.count()).select_from(MediatorConflict))
+        sessions = (
+            await session.scalars(
+                select(MediationSession).where(MediationSession.dispute_id == uuid.UUID(theirs["id"]))
+            )
+        ).all()
+        agreements = (
+            await session.scalars(select(Agreement).where(Agreement.dispute_id == uuid.UUID(theirs["id"])))
+        ).all()
+        obligation = await session.get(Obligation, their_obligation)
+        follow_up = await session.get(FollowUp, their_follow_up)
+        handoffs = (
+            await session.scalars(select(Handoff).where(Handoff.dispute_id == uuid.UUID(theirs["id"])))
+        ).all()
     assert conflicts == 0
+    assert [(s.id, s.version) for s in sessions] == [(their_session, 2)]
+    assert [(a.id, a.status, a.version) for a in agreements] == [(their_agreement, "effective", 5)]
+    assert obligation is not None and obligation.status == "pending"
+    assert follow_up is not None and (follow_up.status, follow_up.result) == ("open", None)
+    assert [(str(h.id), h.status, h.version) for h in handoffs] == [(ids["handoff_id"], "pending", 1)]
     if role != "admin":  # the admin manages every organisation's keys and the registry by design
         assert key is not None and key.revoked_at is None
         assert successor is None

@@ -418,7 +418,7 @@ async def test_a_referral_to_arbitration_freezes_a_dossier_with_the_filing_pack(
 
     commission = api.auth("arbitration", "commercial_commission")
     dossier = (await api.client.get(f"/v1/disputes/{dispute['id']}/dossier", headers=commission)).json()
-    assert dossier["kind"] == "arbitration"
+    assert dossier["kind"] == "commercial_arbitration"
     assert dossier["target_id"] == str(api.bodies["commercial_commission"])
     assert [m["kind"] for m in dossier["manifest"]] == ["receipt", "evidence", "filing_pack"]
     assert dossier["manifest"][1]["document_id"] == evidence["id"]

@@ -16,36 +16,67 @@ def _reasons(response):
 
 async def test_agreement_not_signed_by_everyone_is_refused_with_reasons(api):
     dispute = await api.drive("mediating")
-    payload = api.payload("agree", dispute)
-    payload["agreement"]["signed_by"] = [dispute["parties"][0]["id"]]
-    payload["agreement"]["body_sealed"] = False
+    agreement = await api.draft_agreement(dispute)
+    applicant = next(p for p in dispute["parties"] if p["role"] == "applicant")
+    signed = await api.sign(dispute, agreement, signer="party", party_id=applicant["id"], method="in_person")
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["status"] == "draft"
+    payload = {"agreement_id": agreement["id"]}
     reasons = _reasons(await api.act(dispute, "agree", payload))
-    assert "李四" in reasons["agreement_unsigned"]["message"]
+    unsigned = reasons["agreement_unsigned"]["message"]
+    # Who is still missing: the other party, the mediator and the body's seal; not who signed.
+    assert "李四" in unsigned and "张三" not in unsigned
+    assert agreement["mediator_name"] in unsigned
+    assert agreement["body_name"] in unsigned
     assert reasons["agreement_unsigned"]["article"] == "人民调解法 第二十九条"
-    assert "seal_missing" in reasons
     assert (await api.get(dispute))["status"] == "mediating"
     assert await api.timeline_count(dispute["id"]) == 4
 
 
 async def test_oral_agreement_needs_the_mediators_record(api):
     dispute = await api.drive("mediating")
-    payload = api.payload("agree", dispute)
-    payload["agreement"].update(form="oral", signed_by=[], mediator_signed=False, body_sealed=False)
-    assert "oral_agreement_unrecorded" in _reasons(await api.act(dispute, "agree", payload))
-    payload["agreement"]["mediator_signed"] = True
+    agreement = await api.draft_agreement(dispute, form="oral")
+    assert [w["signer"] for w in agreement["awaiting_signatures"]] == ["mediator"]
+    payload = {"agreement_id": agreement["id"]}
+    reasons = _reasons(await api.act(dispute, "agree", payload))
+    assert reasons["oral_agreement_unrecorded"]["article"] == "人民调解法 第三十条"
+    recorded = await api.sign(dispute, agreement, signer="mediator", method="recorded")
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["status"] == "effective"
     assert (await api.step(dispute, "agree", payload))["status"] == "agreement_signed"
 
 
 async def _agreement_effective_on(api, clock, effective: date):
-    clock.at = datetime(effective.year, effective.month, effective.day, 2, tzinfo=UTC)
-    return await api.drive("agreement_signed")
+    """A case mediated for a few days whose agreement's last signature, the body's seal, falls on
+    `effective`: that day, not the drafting or the first signatures, is when it takes effect."""
+    clock.at = datetime(effective.year, effective.month, effective.day, 2, tzinfo=UTC) - timedelta(days=5)
+    dispute = await api.drive("mediating")
+    agreement = await api.draft_agreement(dispute)
+    clock.at += timedelta(days=4)
+    for waiting in agreement["awaiting_signatures"][:-1]:
+        signature = {"signer": waiting["signer"], "method": "in_person"}
+        if waiting["party_id"] is not None:
+            signature["party_id"] = waiting["party_id"]
+        response = await api.sign(dispute, agreement, **signature)
+        assert response.status_code == 200, response.text
+        agreement = response.json()
+    assert [w["signer"] for w in agreement["awaiting_signatures"]] == ["body_seal"]
+    clock.at += timedelta(days=1)
+    sealed = await api.sign(dispute, agreement, signer="body_seal", method="seal")
+    assert sealed.status_code == 200, sealed.text
+    assert sealed.json()["effective_on"] == effective.isoformat()
+    dispute = await api.step(dispute, "agree", {"agreement_id": agreement["id"]})
+    assert dispute["agreement_effective_on"] == effective.isoformat()
+    return dispute
 
 
 async def test_confirmation_applied_on_day_30_is_accepted(api, clock):
     # Agreement effective Mon 2 March 2026; day 30 is Wed 1 April, a working day.
     dispute = await _agreement_effective_on(api, clock, date(2026, 3, 2))
     clock.at += timedelta(days=30)
-    assert (await api.step(dispute, "request_confirmation"))["handoff"]["window_ended_on"] == "2026-04-01"
+    requested = await api.step(dispute, "request_confirmation")
+    assert requested["status"] == "confirmation_pending"
+    assert requested["handoff"]["requested_on"] == "2026-04-01"
 
 
 async def test_confirmation_refused_on_day_31(api, clock):
@@ -67,7 +98,9 @@ async def test_confirmation_window_ending_in_a_holiday_runs_to_the_next_working_
         in _reasons(await api.act(dispute, "request_confirmation"))["confirmation_window_closed"]["message"]
     )
     clock.at = datetime(2026, 10, 8, 2, tzinfo=UTC)
-    assert (await api.step(dispute, "request_confirmation"))["handoff"]["window_ended_on"] == "2026-10-08"
+    requested = await api.step(dispute, "request_confirmation")
+    assert requested["status"] == "confirmation_pending"
+    assert requested["handoff"]["requested_on"] == "2026-10-08"
 
 
 async def test_confirmation_needs_both_sides(api):

@@ -55,12 +55,25 @@ async def test_action_replay_returns_the_first_response(api):
 
 async def test_a_refused_request_releases_its_key(api):
     dispute = await api.drive("mediating")
-    bad = api.payload("agree", dispute)
-    bad["agreement"]["mediator_signed"] = False
-    refused = await api.act(dispute, "agree", bad, headers={"Idempotency-Key": "agree-1"})
+    agreement = await api.draft_agreement(dispute)
+    for party in dispute["parties"]:
+        signed = await api.sign(dispute, agreement, signer="party", party_id=party["id"], method="in_person")
+        assert signed.status_code == 200, signed.text
+    sealed = await api.sign(dispute, agreement, signer="body_seal", method="seal")
+    assert sealed.status_code == 200, sealed.text
+    payload = {"agreement_id": agreement["id"]}  # the mediator has not signed it yet
+    key = {"Idempotency-Key": "agree-1"}
+    refused = await api.act(dispute, "agree", payload, headers=key)
     assert refused.status_code == 422
-    assert (await api.act(dispute, "agree", bad, headers={"Idempotency-Key": "agree-1"})).status_code == 422
+    assert refused.json()["reasons"][0]["code"] == "agreement_unsigned"
+    assert (await api.act(dispute, "agree", payload, headers=key)).status_code == 422
     assert (await api.get(dispute))["status"] == "mediating"
+    # Once the mediator signs, the same request under the same key runs afresh: no stored refusal.
+    signed = await api.sign(dispute, agreement, signer="mediator", method="in_person")
+    assert signed.status_code == 200, signed.text
+    agreed = await api.act(dispute, "agree", payload, headers=key)
+    assert agreed.status_code == 200, agreed.text
+    assert agreed.json()["status"] == "agreement_signed"
 
 
 async def test_concurrent_duplicates_make_one_case(api):

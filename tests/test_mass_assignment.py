@@ -170,8 +170,8 @@ def _state_for(action: Action) -> str:
     return min(candidates, key=lambda s: len(PATHS[s]))
 
 
-# Actions whose payload carries an object of its own: the agreement, the follow-up visit.
-NESTED = {"agree": 1, "archive": 1}
+# Actions whose payload carries an object of its own: the follow-up visit.
+NESTED = {"archive": 1}
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -189,6 +189,12 @@ async def test_action(api, action: str):
     dispute = await api.drive(state)
     transition = find_transition(state, Action(action))
     assert transition is not None
+    # What the action needs besides its payload, in place before the snapshot: the signed
+    # agreement `agree` records, the court's or commission's acceptance before it decides.
+    if action == "agree":
+        await api.signed_agreement(dispute)
+    if any(g.name == "accepted_by_target" for g in transition.guards):
+        dispute = await api.target_accepts(dispute)
     role = api.role_for(transition.roles, dispute)
     base = api.payload(action, dispute) or {}
     before, audited = await _state(api), await _audited_refusals(api)
@@ -197,7 +203,7 @@ async def test_action(api, action: str):
         return await api.act(dispute, action, body, role=role)
 
     attempts = await _refuses_each(api, send, base, _internal_fields(schema))
-    # Nested objects (the agreement, the follow-up visit) forbid them as well.
+    # Nested objects (the follow-up visit) forbid them as well.
     nested = 0
     for name, field in schema.model_fields.items():
         inner = _model_in(field.annotation)

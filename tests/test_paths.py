@@ -4,8 +4,12 @@ from __future__ import annotations
 
 
 async def _walk(api, dispute, *actions):
+    """Take each action in turn; "court_accept" is the court or commission acknowledging acceptance."""
     for action in actions:
-        dispute = await api.step(dispute, action)
+        if action == "court_accept":
+            dispute = await api.target_accepts(dispute)
+        else:
+            dispute = await api.step(dispute, action)
     return dispute
 
 
@@ -38,47 +42,102 @@ async def test_ends_performed_then_closed_and_archived(api):
 async def test_ends_confirmed_by_court(api):
     dispute = await api.intake()
     dispute = await _walk(
-        api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "confirm", "close"
+        api,
+        dispute,
+        "accept",
+        "assign",
+        "sign_for",
+        "agree",
+        "request_confirmation",
+        "court_accept",
+        "confirm",
+        "close",
     )
     assert dispute["status"] == "closed"
-    decision = dispute["handoff"]["court_decision"]
-    assert decision["decision"] == "confirm"
-    # 民诉法 Art. 250: two years to apply for enforcement from the ruling.
-    assert decision["enforcement_deadline"] == "2028-06-01"
+    handoff = dispute["handoff"]
+    assert (handoff["kind"], handoff["status"]) == ("judicial_confirmation", "confirmed")
+    assert handoff["target_case_number"] == "(2026)浙0681民特1号"
+    assert handoff["decision"]["ruled_on"] == "2026-06-01"
+    # 民事诉讼法 Art. 250: two years to apply for enforcement, counted from the last day the
+    # agreement gives for performance (its one obligation is due on 16 June 2026).
+    assert handoff["enforcement_deadline"] == "2028-06-16"
     assert dispute["handoff_target_id"] == str(api.bodies["court"])
+    assert "acknowledge_handoff" in await _timeline_actions(api, dispute)
 
 
 async def test_confirmation_rejected_then_remediated_and_confirmed(api):
     dispute = await api.intake()
     dispute = await _walk(
-        api, dispute, "accept", "assign", "sign_for", "agree", "request_confirmation", "reject"
+        api,
+        dispute,
+        "accept",
+        "assign",
+        "sign_for",
+        "agree",
+        "request_confirmation",
+        "court_accept",
+        "reject",
     )
     assert dispute["status"] == "confirmation_rejected"
+    assert dispute["handoff"]["status"] == "rejected"
+    rejected = dispute["agreement"]["id"]
     dispute = await api.step(dispute, "remediate")
     assert dispute["status"] == "mediating"
     assert dispute["agreement"] is None
-    dispute = await _walk(api, dispute, "agree", "request_confirmation", "confirm")
+    # The agreement the court refused cannot be recorded again: the parties sign a new version.
+    refused = await api.act(dispute, "agree", {"agreement_id": rejected})
+    assert refused.status_code == 422, refused.text
+    assert [r["code"] for r in refused.json()["reasons"]] == ["agreement_superseded"]
+    second = await api.signed_agreement(dispute, terms=["双方同意变更原协议的履行方式。"])
+    assert second["number"] == 2 and second["id"] != rejected
+    versions = (await api.client.get(f"/v1/disputes/{dispute['id']}/agreements")).json()
+    assert [(a["id"], a["status"]) for a in versions] == [
+        (rejected, "superseded"),
+        (second["id"], "effective"),
+    ]
+    dispute = await api.step(dispute, "agree", {"agreement_id": second["id"]})
+    assert dispute["agreement"]["id"] == second["id"]
+    dispute = await _walk(api, dispute, "request_confirmation", "court_accept", "confirm")
     assert dispute["status"] == "confirmed"
+    assert dispute["handoff"]["status"] == "confirmed"
     actions = await _timeline_actions(api, dispute)
     assert actions.count("agree") == 2 and actions.count("request_confirmation") == 2
+    assert actions.count("acknowledge_handoff") == 2
 
 
 async def test_failed_then_referred_to_arbitration(api):
     dispute = await api.intake(category="contract")
     dispute = await _walk(api, dispute, "accept", "assign", "sign_for", "fail", "refer_arbitration")
     assert dispute["status"] == "referred_arbitration"
-    assert dispute["handoff"]["kind"] == "arbitration"
+    assert dispute["handoff"]["kind"] == "commercial_arbitration"
     outcome = {"outcome": "award", "reference_number": "绍仲裁字(2026)第8号", "decided_on": "2026-06-01"}
+    # The commission decides only once it has accepted the case under its own number.
+    refused = await api.act(dispute, "record_outcome", outcome, role="arbitration")
+    assert refused.status_code == 422, refused.text
+    assert [r["code"] for r in refused.json()["reasons"]] == ["not_yet_accepted"]
+    dispute = await api.target_accepts(dispute, case_number="绍仲案字(2026)第8号")
+    assert dispute["handoff"]["target_case_number"] == "绍仲案字(2026)第8号"
     dispute = await api.step(dispute, "record_outcome", outcome, role="arbitration")
     assert dispute["status"] == "closed"
+    assert dispute["handoff"]["status"] == "concluded"
 
 
 async def test_failed_then_referred_to_litigation(api):
     dispute = await api.intake()
     dispute = await _walk(
-        api, dispute, "accept", "assign", "sign_for", "fail", "refer_litigation", "record_outcome"
+        api,
+        dispute,
+        "accept",
+        "assign",
+        "sign_for",
+        "fail",
+        "refer_litigation",
+        "court_accept",
+        "record_outcome",
     )
     assert dispute["status"] == "closed"
+    assert dispute["handoff"]["kind"] == "litigation"
+    assert dispute["handoff"]["status"] == "concluded"
     assert dispute["handoff"]["claims"]
     assert dispute["outcome"]["record_outcome"]["outcome"] == "judgment"
 

@@ -397,18 +397,20 @@ async def test_subscriptions_see_only_what_their_organisation_may_see(api, relay
 
         # Handed to the court: from now on the court hears about the case, the other court never.
         dispute = await api.step(dispute, "request_confirmation")
+        dispute = await api.target_accepts(dispute)
         dispute = await api.step(dispute, "confirm")
-        await pump(relay, lambda: len(court.ok()) == 2)
+        await pump(relay, lambda: len(court.ok()) == 3)
         while await relay.run_once():
             pass
         assert sorted(d.event["type"] for d in court.deliveries) == [
             PREFIX + "confirmation_requested",
             PREFIX + "confirmed",
+            PREFIX + "handoff_accepted",
         ]
         assert all(d.event["subject"] == dispute["case_number"] for d in court.deliveries)
         assert other_court.deliveries == []
         assert [d.event["type"] for d in typed.deliveries] == [PREFIX + "assigned"]
-        assert len(await deliveries_of(api, court_sub)) == 2
+        assert len(await deliveries_of(api, court_sub)) == 3
         assert await deliveries_of(api, other_sub) == []
         assert await delivery_count(api.app, other_sub["id"]) == 0
 
