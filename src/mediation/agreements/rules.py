@@ -158,3 +158,15 @@ def content_hash(agreement: Agreement, dispute: Dispute) -> str:
     }
     canonical = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def agreement_summary(agreement: Agreement) -> dict[str, Any]:
+    """What the case record shows of the agreement it recorded (`DisputeOut.agreement`)."""
+    return {
+        "id": str(agreement.id),
+        "number": agreement.number,
+        "form": agreement.form,
+        "content_hash": agreement.content_hash,
+        "effective_on": agreement.effective_on.isoformat() if agreement.effective_on else None,
+        "obligations": len(agreement.obligations),
+    }

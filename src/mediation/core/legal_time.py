@@ -56,3 +56,11 @@ def add_working_days(start: date, days: int) -> date:
         if is_working_day(day)[0]:
             left -= 1
     return day
+
+
+def add_years(day: date, years: int) -> date:
+    """The same calendar day `years` later; 29 February falls on 28 February."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)

@@ -7,7 +7,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from mediation.agreements.models import Agreement, FollowUp, Obligation
 from mediation.agreements.render import agreement_html
+from mediation.agreements.rules import agreement_summary
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.core.clock import Clock
 from mediation.core.errors import (
@@ -59,7 +60,7 @@ from mediation.disputes.scope import visible_to
 from mediation.documents.models import Document
 from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService
 from mediation.events.service import record_dispute_event
-from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger, agreement_summary
+from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger
 from mediation.handoffs.ledger import summary as handoff_summary
 from mediation.triage.engine import Facts, required_tier
 from mediation.triage.service import TriageService, snapshot
@@ -1041,10 +1042,3 @@ def _reason_of(data: dict[str, Any]) -> str | None:
         if data.get(key):
             return str(data[key])
     return None
-
-
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)

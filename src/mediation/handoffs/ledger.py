@@ -14,17 +14,17 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediation.agreements.models import Agreement, Obligation
+from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
 from mediation.core.i18n import Text
-from mediation.core.legal_time import period_end
+from mediation.core.legal_time import add_years, period_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
 
 
 @dataclass(frozen=True, slots=True)
-class Clock:
+class Periods:
     accept_days: int
     accept_article: str
     decide_days: int | None = None
@@ -32,19 +32,21 @@ class Clock:
     decide_article: str | None = None
 
 
-CLOCKS: dict[str, Clock] = {
+PERIODS: dict[str, Periods] = {
     # 法释〔2011〕5号 Art. 4-5: accept within 3 days; decide within 15 days of acceptance, extendable by 10.
-    "judicial_confirmation": Clock(3, "法释〔2011〕5号 第四条", 15, 10, "法释〔2011〕5号 第五条"),
+    "judicial_confirmation": Periods(3, "法释〔2011〕5号 第四条", 15, 10, "法释〔2011〕5号 第五条"),
     # 劳动争议调解仲裁法 Art. 29 (5 days to accept) and Art. 43 (award in 45 days, at most 15 more).
-    "labour_arbitration": Clock(5, "劳动争议调解仲裁法 第二十九条", 45, 15, "劳动争议调解仲裁法 第四十三条"),
+    "labour_arbitration": Periods(
+        5, "劳动争议调解仲裁法 第二十九条", 45, 15, "劳动争议调解仲裁法 第四十三条"
+    ),
     # 农村土地承包经营纠纷调解仲裁法 Art. 24 and 48: 5 working days to accept; award in 60 (+30) days.
-    "rural_land_arbitration": Clock(
+    "rural_land_arbitration": Periods(
         5, "农村土地承包经营纠纷调解仲裁法 第二十四条", 60, 30, "农村土地承包经营纠纷调解仲裁法 第四十八条"
     ),
     # 仲裁法 Art. 24: 5 days to accept; the award's time is the commission's rules, not the law.
-    "commercial_arbitration": Clock(5, "仲裁法 第二十四条"),
+    "commercial_arbitration": Periods(5, "仲裁法 第二十四条"),
     # 民事诉讼法 Art. 126: a qualifying suit is registered within 7 days.
-    "litigation": Clock(7, "民事诉讼法 第一百二十六条"),
+    "litigation": Periods(7, "民事诉讼法 第一百二十六条"),
 }
 
 ARBITRATION_KIND = {
@@ -66,13 +68,6 @@ LABOUR_LIMITATION_WARNING_DAYS = 30
 
 def due(start: date, days: int) -> date:
     return period_end(start, days).last_day
-
-
-def add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
 
 
 def overdue_step(handoff: Handoff, today: date) -> str | None:
@@ -172,7 +167,7 @@ class Ledger:
         today: date,
         now: datetime,
     ) -> Handoff:
-        clock = CLOCKS[kind]
+        clock = PERIODS[kind]
         warnings: list[dict[str, Any]] = []
         if kind == "labour_arbitration" or (kind == "litigation" and dispute.category == Category.labour):
             warnings = labour_limitation(dispute, getattr(payload, "rights_known_on", None), today)
@@ -203,7 +198,7 @@ class Ledger:
         return handoff
 
     def accept(self, handoff: Handoff, case_number: str, accepted_on: date, now: datetime) -> None:
-        clock = CLOCKS[handoff.kind]
+        clock = PERIODS[handoff.kind]
         handoff.status = "accepted"
         handoff.accepted_on = accepted_on
         handoff.target_case_number = case_number
@@ -213,7 +208,7 @@ class Ledger:
         self.touch(handoff, now)
 
     def extend(self, handoff: Handoff, days: int, reason: str, now: datetime) -> None:
-        clock = CLOCKS[handoff.kind]
+        clock = PERIODS[handoff.kind]
         assert handoff.accepted_on is not None and clock.decide_days is not None
         handoff.extended_days = days
         handoff.extension_reason = reason
@@ -288,15 +283,4 @@ def summary(handoff: Handoff, today: date) -> dict[str, Any]:
             handoff.enforcement_deadline.isoformat() if handoff.enforcement_deadline else None
         ),
         "warnings": handoff.warnings,
-    }
-
-
-def agreement_summary(agreement: Agreement) -> dict[str, Any]:
-    return {
-        "id": str(agreement.id),
-        "number": agreement.number,
-        "form": agreement.form,
-        "content_hash": agreement.content_hash,
-        "effective_on": agreement.effective_on.isoformat() if agreement.effective_on else None,
-        "obligations": len(agreement.obligations),
     }

@@ -7,11 +7,12 @@ the handoff's ETag in If-Match and may carry an Idempotency-Key, so a retried re
 """
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from mediation.agreements.router import agreement_out, session_out
 from mediation.core.db import UnitOfWorkRoute
@@ -183,123 +184,84 @@ async def get_handoff(
     return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
 
 
-@router.post(
-    "/handoffs/{handoff_id}/acceptance",
-    response_model=HandoffOut,
-    summary="答复是否受理 Acknowledge acceptance (with your case number) or not",
-    description=(
-        "Due within 3 days for a confirmation request (法释〔2011〕5号 Art. 4), 5 for arbitration, 7 for a "
-        "suit. `not_accepted` ends the request (confirmation: the case may re-mediate or sue)."
+def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
+    """One POST per step of the target's work; each takes the handoff's ETag and may be retried."""
+
+    async def endpoint(
+        request: Request,
+        handoff_id: uuid.UUID,
+        data: Annotated[schema, Body()],  # type: ignore[valid-type]
+        principal: Writer,
+        svc: Handoffs,
+        if_match: HandoffIfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        async def work() -> JSONResponse:
+            step = getattr(svc, operation)
+            return await _answer(svc, await step(handoff_id, data, principal, if_match))
+
+        return await run_idempotent(request, principal, idempotency_key, work)
+
+    endpoint.__name__ = operation
+    return endpoint
+
+
+STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
+    (
+        "/handoffs/{handoff_id}/acceptance",
+        "acknowledge",
+        AcceptanceIn,
+        "答复是否受理 Acknowledge acceptance (with your case number) or not",
+        (
+            "Due within 3 days for a confirmation request (法释〔2011〕5号 Art. 4), 5 for arbitration, 7 for a "
+            "suit. `not_accepted` ends the request (confirmation: the case may re-mediate or sue)."
+        ),
     ),
-    responses=CHANGES,
-)
-async def acknowledge(
-    request: Request,
-    handoff_id: uuid.UUID,
-    data: AcceptanceIn,
-    principal: Writer,
-    svc: Handoffs,
-    if_match: HandoffIfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        return await _answer(svc, await svc.acknowledge(handoff_id, data, principal, if_match))
-
-    return await run_idempotent(request, principal, idempotency_key, work)
-
-
-@router.post(
-    "/handoffs/{handoff_id}/extension",
-    response_model=HandoffOut,
-    summary="延长审查期限 Extend the decision period (once)",
-    description="Confirmation: by at most 10 days (法释〔2011〕5号 Art. 5); labour arbitration 15; rural land 30.",
-    responses=CHANGES,
-)
-async def extend(
-    request: Request,
-    handoff_id: uuid.UUID,
-    data: ExtensionIn,
-    principal: Writer,
-    svc: Handoffs,
-    if_match: HandoffIfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        return await _answer(svc, await svc.extend(handoff_id, data, principal, if_match))
-
-    return await run_idempotent(request, principal, idempotency_key, work)
-
-
-@router.post(
-    "/handoffs/{handoff_id}/decision",
-    response_model=HandoffOut,
-    summary="作出司法确认裁定 Post the confirmation ruling",
-    description=(
-        "`confirmed` (裁定调解协议有效: enforceable, enforcement within 2 years) or `rejected` with the "
-        "ground of 民诉法解释 Art. 358. Only after acceptance."
+    (
+        "/handoffs/{handoff_id}/extension",
+        "extend",
+        ExtensionIn,
+        "延长审查期限 Extend the decision period (once)",
+        "Confirmation: by at most 10 days (法释〔2011〕5号 Art. 5); labour arbitration 15; rural land 30.",
     ),
-    responses=CHANGES,
-)
-async def decide(
-    request: Request,
-    handoff_id: uuid.UUID,
-    data: DecisionIn,
-    principal: Writer,
-    svc: Handoffs,
-    if_match: HandoffIfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        return await _answer(svc, await svc.decide(handoff_id, data, principal, if_match))
-
-    return await run_idempotent(request, principal, idempotency_key, work)
-
-
-@router.post(
-    "/handoffs/{handoff_id}/outcome",
-    response_model=HandoffOut,
-    summary="登记仲裁或诉讼结果 Post a referral's outcome",
-    description="Award, judgment, settlement, withdrawal or dismissal; closes the case.",
-    responses=CHANGES,
-)
-async def conclude(
-    request: Request,
-    handoff_id: uuid.UUID,
-    data: OutcomeIn,
-    principal: Writer,
-    svc: Handoffs,
-    if_match: HandoffIfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        return await _answer(svc, await svc.conclude(handoff_id, data, principal, if_match))
-
-    return await run_idempotent(request, principal, idempotency_key, work)
-
-
-@router.post(
-    "/handoffs/{handoff_id}/withdrawal",
-    response_model=HandoffOut,
-    summary="撤回司法确认申请 Withdraw a confirmation request",
-    description=(
-        "By the parties (recorded by the body or the center) before the ruling, or by the court when "
-        "materials were not supplied (民诉法解释 Art. 357). The case returns to `agreement_signed`."
+    (
+        "/handoffs/{handoff_id}/decision",
+        "decide",
+        DecisionIn,
+        "作出司法确认裁定 Post the confirmation ruling",
+        (
+            "`confirmed` (裁定调解协议有效: enforceable, enforcement within 2 years) or `rejected` with the "
+            "ground of 民诉法解释 Art. 358. Only after acceptance."
+        ),
     ),
-    responses=CHANGES,
-)
-async def withdraw(
-    request: Request,
-    handoff_id: uuid.UUID,
-    data: WithdrawalIn,
-    principal: Writer,
-    svc: Handoffs,
-    if_match: HandoffIfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        return await _answer(svc, await svc.withdraw(handoff_id, data, principal, if_match))
-
-    return await run_idempotent(request, principal, idempotency_key, work)
+    (
+        "/handoffs/{handoff_id}/outcome",
+        "conclude",
+        OutcomeIn,
+        "登记仲裁或诉讼结果 Post a referral's outcome",
+        "Award, judgment, settlement, withdrawal or dismissal; closes the case.",
+    ),
+    (
+        "/handoffs/{handoff_id}/withdrawal",
+        "withdraw",
+        WithdrawalIn,
+        "撤回司法确认申请 Withdraw a confirmation request",
+        (
+            "By the parties (recorded by the body or the center) before the ruling, or by the court when "
+            "materials were not supplied (民诉法解释 Art. 357). The case returns to `agreement_signed`."
+        ),
+    ),
+]
+for _path, _operation, _schema, _summary, _description in STEPS:
+    router.add_api_route(
+        _path,
+        _change_endpoint(_operation, _schema),
+        methods=["POST"],
+        response_model=HandoffOut,
+        summary=_summary,
+        description=_description,
+        responses=CHANGES,
+    )
 
 
 @router.get(

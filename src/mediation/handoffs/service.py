@@ -31,7 +31,7 @@ from mediation.disputes.schemas import (
 )
 from mediation.disputes.service import DisputeService
 from mediation.documents.models import Document, Dossier
-from mediation.handoffs.ledger import CLOCKS, Ledger, overdue_step, summary
+from mediation.handoffs.ledger import PERIODS, Ledger, overdue_step, summary
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, ExtensionIn, OutcomeIn, WithdrawalIn
 
@@ -245,6 +245,13 @@ class HandoffService:
             "filing_pack": filing_pack,
         }
 
+    async def _for_target(self, handoff_id: uuid.UUID, principal: Principal, if_match: str | None) -> Handoff:
+        """The handoff, locked, for the court or commission it is addressed to, at the version it saw."""
+        handoff = await self.get(handoff_id, principal, for_update=True)
+        self._as_target(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        return handoff
+
     def _as_target(self, handoff: Handoff, principal: Principal) -> None:
         if principal.role not in TARGET_ROLES or principal.organisation_id != handoff.target_id:
             raise Forbidden(
@@ -263,9 +270,7 @@ class HandoffService:
     async def acknowledge(
         self, handoff_id: uuid.UUID, data: AcceptanceIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self.get(handoff_id, principal, for_update=True)
-        self._as_target(handoff, principal)
-        check_if_match(if_match, handoff.version)
+        handoff = await self._for_target(handoff_id, principal, if_match)
         if handoff.status != "pending":
             raise Conflict(
                 Text("已经答复过是否受理", "Acceptance was already answered"), code="already_answered"
@@ -317,10 +322,8 @@ class HandoffService:
     async def extend(
         self, handoff_id: uuid.UUID, data: ExtensionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self.get(handoff_id, principal, for_update=True)
-        self._as_target(handoff, principal)
-        check_if_match(if_match, handoff.version)
-        clock = CLOCKS[handoff.kind]
+        handoff = await self._for_target(handoff_id, principal, if_match)
+        clock = PERIODS[handoff.kind]
         if handoff.status != "accepted" or clock.extension_days is None:
             raise Conflict(
                 Text(
@@ -366,9 +369,7 @@ class HandoffService:
     async def decide(
         self, handoff_id: uuid.UUID, data: DecisionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self.get(handoff_id, principal, for_update=True)
-        self._as_target(handoff, principal)
-        check_if_match(if_match, handoff.version)
+        handoff = await self._for_target(handoff_id, principal, if_match)
         if handoff.kind != "judicial_confirmation":
             raise Conflict(
                 Text("移送仲裁或诉讼的结果请登记在 outcome", "Post a referral's result to /outcome"),
@@ -391,9 +392,7 @@ class HandoffService:
     async def conclude(
         self, handoff_id: uuid.UUID, data: OutcomeIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self.get(handoff_id, principal, for_update=True)
-        self._as_target(handoff, principal)
-        check_if_match(if_match, handoff.version)
+        handoff = await self._for_target(handoff_id, principal, if_match)
         if handoff.kind == "judicial_confirmation":
             raise Conflict(
                 Text("司法确认的裁定请登记在 decision", "Post a confirmation ruling to /decision"),
@@ -435,7 +434,7 @@ class HandoffService:
         handoff.overdue_flagged = step
         dispute = await self.disputes.get(handoff.dispute_id, principal, for_update=True)
         due = handoff.accept_due_on if step == "accept" else handoff.decide_due_on
-        clock = CLOCKS[handoff.kind]
+        clock = PERIODS[handoff.kind]
         article = clock.accept_article if step == "accept" else clock.decide_article
         await self.disputes.record_work(
             dispute,
