@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mediation.core.db import Base, JSONType, new_id
@@ -61,8 +61,21 @@ class Dispute(Base):
     outcome: Mapped[dict[str, Any] | None]
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     closed_at: Mapped[datetime | None]
+    # Milestones for the supervisors' statistics (stage durations, success and confirmation
+    # rates), set by the lifecycle; the timeline holds the same facts in full.
+    accepted_at: Mapped[datetime | None]
+    mediation_started_at: Mapped[datetime | None]
+    mediation_ended_at: Mapped[datetime | None]
+    mediation_result: Mapped[str | None] = mapped_column(String(12))  # agreement | failed | withdrawn
+    confirmation_requested_at: Mapped[datetime | None]
+    confirmation_decided_at: Mapped[datetime | None]
+    confirmation_result: Mapped[str | None] = mapped_column(String(16))  # confirmed | rejected | ...
+    # Any of the case's clocks went red at least once.
+    ever_overdue: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The follow-up visit's satisfaction rating (1-5), when one was given.
+    satisfaction: Mapped[int | None]
 
     parties: Mapped[list[Party]] = relationship(
         back_populates="dispute", lazy="raise", order_by="Party.position", cascade="all, delete-orphan"

@@ -429,6 +429,7 @@ class DisputeService:
         lifecycle.fire(dispute, transition, ctx)
         now = self.clock.now()
         self._apply_effects(dispute, transition, payload, ctx, now)
+        _milestones(dispute, action, from_status, now)
         dispute.updated_at = now
         dispute.version += 1
         seq = dispute.version
@@ -993,6 +994,34 @@ class DisputeService:
             raise StaleVersion(
                 Text("案件已被他人修改, 请刷新后重试", "The case changed meanwhile; reload and retry")
             ) from exc
+
+
+MEDIATION_ENDINGS = {Action.agree: "agreement", Action.fail: "failed", Action.withdraw: "withdrawn"}
+CONFIRMATION_RESULTS = {
+    Action.confirm: "confirmed",
+    Action.reject: "rejected",
+    Action.not_accept: "not_accepted",
+    Action.withdraw_confirmation: "withdrawn",
+}
+
+
+def _milestones(dispute: Dispute, action: Action, from_status: str, now: datetime) -> None:
+    """Stage boundaries for the statistics. A re-mediated case keeps its first start and counts
+    the mediation that ended last; a re-requested confirmation counts its last decision."""
+    if action == Action.accept and dispute.accepted_at is None:
+        dispute.accepted_at = now
+    elif action == Action.sign_for and dispute.mediation_started_at is None:
+        dispute.mediation_started_at = now
+    elif action in MEDIATION_ENDINGS and from_status == Status.mediating:
+        dispute.mediation_ended_at = now
+        dispute.mediation_result = MEDIATION_ENDINGS[action]
+    elif action == Action.request_confirmation:
+        dispute.confirmation_requested_at = now
+        dispute.confirmation_decided_at = None
+        dispute.confirmation_result = None
+    elif action in CONFIRMATION_RESULTS:
+        dispute.confirmation_decided_at = now
+        dispute.confirmation_result = CONFIRMATION_RESULTS[action]
 
 
 def _shares_party_with(dispute_id: uuid.UUID) -> ColumnElement[bool]:
