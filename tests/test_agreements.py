@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from mediation.disputes.clocks import tick
+from mediation.clocks.scheduler import tick
 from tests.support import person
 
 ART_29 = "人民调解法 第二十九条"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from mediation.disputes.clocks import tick
+from mediation.clocks.scheduler import tick
 from mediation.disputes.models import Assignment
 
 

@@ -17,7 +17,7 @@ from mediation.core.clock import FrozenClock
 from mediation.core.db import utcnow
 from mediation.core.http import encode_cursor
 from mediation.core.principal import Principal, Role
-from mediation.disputes.clocks import tick
+from mediation.clocks.scheduler import tick
 from mediation.disputes.lifecycle import Action
 from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
 from mediation.disputes.service import DisputeService

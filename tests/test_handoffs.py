@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from mediation.core.legal_time import period_end
-from mediation.disputes.clocks import TickReport, tick
+from mediation.clocks.scheduler import TickReport, tick
 from mediation.events.models import OutboxEvent
 from tests.support import Api, person, resident_id
 

@@ -16,6 +16,7 @@ from mediation.agreements.router import router as agreements_router
 from mediation.audit.recorder import ChainedRequestAuditor
 from mediation.audit.router import router as audit_router
 from mediation.bodies.router import router as bodies_router
+from mediation.clocks import scheduler
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, Unauthenticated, install_handlers
@@ -23,7 +24,6 @@ from mediation.core.http import HttpConventionsMiddleware, TimeoutMiddleware
 from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings, get_settings
-from mediation.disputes import clocks
 from mediation.disputes.router import router as disputes_router
 from mediation.documents.router import router as documents_router
 from mediation.events.relay import Relay
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             task = asyncio.create_task(relay.run(stop), name="event-relay")
         if settings.clock_in_app:
             clock_task = asyncio.create_task(
-                clocks.run(db, app.state.clock, settings, app.state.identity.cipher, stop), name="clocks"
+                scheduler.run(db, app.state.clock, settings, app.state.identity.cipher, stop), name="clocks"
             )
         # Everything built at startup (modules, the app, its routes and schemas) lives as long as the
         # process: moved out of the collector's sight, a full collection no longer walks it, which

@@ -47,8 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
     commands.add_parser("relay", help="run the event relay (sequencing and webhook delivery) until stopped")
     commands.add_parser(
-        "clocks", help="run the case clocks once (lapsed sign-for, overdue obligations, late courts) and exit"
+        "clocks", help="run the scheduler once (deadline levels, lapsed sign-for, overdue obligations, "
+        "late courts, overdue supervision orders) and exit"
     )
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="run the scheduler until stopped (safe beside the API's own and other schedulers on PostgreSQL)",
+    )
+    scheduler.add_argument("--once", action="store_true", help="run one pass and exit (same as `clocks`)")
     identity_cli.add_parsers(commands)
     audit_cli.add_parsers(commands)
     args = parser.parse_args(argv)
@@ -90,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         from mediation.events.relay import run_standalone
 
         asyncio.run(run_standalone(settings))
-    elif args.command == "clocks":
+    elif args.command == "clocks" or (args.command == "scheduler" and args.once):
         return asyncio.run(_clocks_once(settings))
+    elif args.command == "scheduler":
+        return asyncio.run(_scheduler(settings))
     elif args.command in ("users", "keys"):
         return asyncio.run(identity_cli.run(settings, args))
     elif args.command == "audit":
@@ -99,13 +107,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _clocks_once(settings: Settings) -> int:
-    """For a scheduler (cron, systemd timer) when the clocks do not run inside the API process."""
+async def _scheduler(settings: Settings) -> int:
+    """The scheduler as its own process (set MEDIATION_CLOCK_IN_APP=false on the API then, or not:
+    several schedulers at once are safe). Stops cleanly on SIGTERM or SIGINT."""
+    import signal
+
+    from mediation.clocks.scheduler import run
     from mediation.core.clock import Clock
     from mediation.core.db import Database
     from mediation.core.pii import PiiCipher
     from mediation.core.secrets import resolve_secrets
-    from mediation.disputes.clocks import tick
+
+    db = Database(settings)
+    secrets = resolve_secrets(settings)
+    cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run(db, Clock(settings.timezone), settings, cipher, stop)
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _clocks_once(settings: Settings) -> int:
+    """For a scheduler (cron, systemd timer) when the clocks do not run inside the API process."""
+    from mediation.clocks.scheduler import tick
+    from mediation.core.clock import Clock
+    from mediation.core.db import Database
+    from mediation.core.pii import PiiCipher
+    from mediation.core.secrets import resolve_secrets
 
     db = Database(settings)
     secrets = resolve_secrets(settings)
@@ -115,6 +148,8 @@ async def _clocks_once(settings: Settings) -> int:
     finally:
         await db.dispose()
     print(
+        f"{report.at_risk} deadline(s) at risk, {report.overdue} overdue; "
+        f"{report.orders_escalated} supervision order(s) escalated; "
         f"returned {report.lapsed} case(s) not signed for in time; "
         f"{report.obligations_overdue} obligation(s) overdue sent to follow-up; "
         f"{report.handoffs_overdue} late court/commission step(s) flagged; {report.failed} changed meanwhile"

@@ -1,8 +1,10 @@
 """Every mapped table, imported in one place for Alembic and the tests."""
 
 from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation, Signature
+from mediation.alerts.models import Alert, AlertCase
 from mediation.audit.models import AuditChainHead, AuditRecord
 from mediation.bodies.models import Body, BodyJurisdiction, Mediator, MediatorConflict
+from mediation.clocks.models import CaseClock
 from mediation.core.idempotency import IdempotencyRecord
 from mediation.disputes.models import (
     Assignment,
@@ -16,16 +18,20 @@ from mediation.documents.models import Blob, Document, Dossier
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.handoffs.models import Handoff
 from mediation.identity.models import ApiKey, User
+from mediation.supervision.models import SupervisionOrder
 from mediation.triage.models import TriageRuleSet
 
 __all__ = [
     "Agreement",
+    "Alert",
+    "AlertCase",
     "ApiKey",
     "Assignment",
     "AuditChainHead",
     "AuditRecord",
     "Blob",
     "Body",
+    "CaseClock",
     "BodyJurisdiction",
     "CaseLink",
     "CaseNumberCounter",
@@ -42,6 +48,7 @@ __all__ = [
     "OutboxEvent",
     "Party",
     "Signature",
+    "SupervisionOrder",
     "TimelineEntry",
     "TriageRuleSet",
     "User",

@@ -126,20 +126,23 @@ class Signature(Base):
 
 
 class FollowUp(Base):
-    """A task in a body's inbox: an obligation past its due date to follow up (人民调解法 Art. 31)."""
+    """A task in a body's inbox (or the center's, when no body had the case): an obligation past its
+    due date to follow up (人民调解法 Art. 31), or the follow-up visit (回访) after a case is closed."""
 
     __tablename__ = "follow_ups"
     __table_args__ = (UniqueConstraint("kind", "obligation_id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
-    body_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # performance
+    body_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # performance | visit
     obligation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("obligations.id"))
     reason: Mapped[str] = mapped_column(Text)
     due_on: Mapped[date]
-    status: Mapped[str] = mapped_column(String(10), index=True)  # open | done
+    status: Mapped[str] = mapped_column(String(10), index=True)  # open | done | impossible
     raised_at: Mapped[datetime]
     done_at: Mapped[datetime | None]
     done_by: Mapped[str | None] = mapped_column(String(120))
     result: Mapped[dict[str, Any] | None]
+    # Visits: each try to reach the parties (method, reached or not, note).
+    attempts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)

@@ -48,14 +48,42 @@ def period_end(start: date, days: int) -> PeriodEnd:
     return PeriodEnd(last_day=day, extended=day != nominal, calendar_known=known)
 
 
-def add_working_days(start: date, days: int) -> date:
+def working_days_end(start: date, days: int) -> PeriodEnd:
     """The day `days` working days after `start` (start itself not counted), 调休 included."""
-    day, left = start, days
+    day, left, known = start, days, True
     while left > 0:
         day += timedelta(days=1)
-        if is_working_day(day)[0]:
+        working, day_known = is_working_day(day)
+        known = known and day_known
+        if working:
             left -= 1
-    return day
+    return PeriodEnd(last_day=day, extended=False, calendar_known=known)
+
+
+def add_working_days(start: date, days: int) -> date:
+    return working_days_end(start, days).last_day
+
+
+def working_days_between(first: date, end: date) -> int:
+    """Working days in [first, end)."""
+    count, day = 0, first
+    while day < end:
+        count += is_working_day(day)[0]
+        day += timedelta(days=1)
+    return count
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day of the month `months` later, or that month's last day (31 Jan + 1 = 28/29 Feb)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def months_end(start: date, months: int) -> PeriodEnd:
+    """A period in months ends on the corresponding day (民事诉讼法 Art. 85), off a rest day."""
+    return period_end(add_months(start, months), 0)
 
 
 def add_years(day: date, years: int) -> date:

@@ -29,13 +29,17 @@ class Settings(BaseSettings):
     # Legal periods (domain.md §4); the law's numbers are defaults, a center may configure them.
     confirmation_window_days: int = 30  # 民诉法 Art. 205; 人民调解法 Art. 33
     labour_mediation_days: int = 15  # 劳动争议调解仲裁法 Art. 14
-    # Center practice, after 在线调解规则 Art. 12 (accept or decline within 3 working days): the
-    # assigned body signs for the case or returns it within this many working days.
-    sign_for_working_days: int = Field(default=3, ge=1, le=30)
-
-    # ---- clocks: the in-process task that returns cases not signed for in time
-    clock_in_app: bool = Field(default=True, description="Run the clock task inside the API process.")
-    clock_interval_seconds: float = Field(default=300.0, gt=0)
+    # ---- clocks: deadline rules (default: the shipped rule file) and the scheduler, which runs
+    # inside the API process unless `clock_in_app` is off (then run `mediation scheduler`).
+    clock_rules_file: Path | None = Field(default=None, description="A center's own clock rule file (JSON).")
+    clock_in_app: bool = Field(default=True, description="Run the scheduler inside the API process.")
+    clock_interval_seconds: float = Field(default=60.0, gt=0)
+    supervision_response_days: int = Field(
+        default=3, ge=1, le=60, description="Default days to answer a 督办 order."
+    )
+    visit_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="Unreachable tries before a visit is impossible."
+    )
 
     # ---- identity and access
     # Secrets come from the environment in production. When one is missing, a development secrets

@@ -76,6 +76,14 @@ class Severity(StrEnum):
     serious = "serious"  # 重大
 
 
+class Complexity(StrEnum):
+    """The clerk's judgement at intake; the center's handling deadlines follow it (domain.md §4.4)."""
+
+    simple = "simple"  # 简易
+    general = "general"  # 一般
+    complex = "complex"  # 疑难复杂
+
+
 class Tier(StrEnum):
     village = "village"  # 村/社区
     town = "town"  # 乡镇/街道

@@ -50,6 +50,14 @@ class Dispute(Base):
     mediator_name: Mapped[str | None] = mapped_column(String(100))
     # The assigned body must sign for the case by this day (working days; see triage).
     sign_for_due_on: Mapped[date | None]
+    # The clerk's judgement at intake (simple / general / complex): the handling deadline follows it.
+    complexity: Mapped[str | None] = mapped_column(String(10))
+    # The most urgent running clock, kept by the clock service for lists and the case page.
+    clock: Mapped[dict[str, Any] | None]
+    clock_level: Mapped[str | None] = mapped_column(String(10), index=True)
+    clock_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # 包案领导: the official who owns a hard case until it is resolved.
+    owner: Mapped[dict[str, Any] | None]
     # Why a supervisor must look at the case now (e.g. every candidate body returned it).
     attention: Mapped[str | None] = mapped_column(String(40), index=True)
     # 民法典 Art. 195: applying for people's mediation interrupts the limitation period.

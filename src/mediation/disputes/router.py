@@ -86,7 +86,7 @@ def service(request: Request) -> DisputeService:
 
 def viewer(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Viewer:
     """How this caller sees cases; unmasked reads are listed on the request for the audit trail."""
-    view = Viewer(principal, identity_of(request).cipher)
+    view = Viewer(principal, identity_of(request).cipher, request.app.state.clock.now())
     request.state.pii_reads = view.pii_reads
     return view
 

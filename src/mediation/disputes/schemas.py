@@ -23,6 +23,7 @@ from mediation.core.i18n import Text
 from mediation.disputes.enums import (
     Category,
     Channel,
+    Complexity,
     ConfirmationCourtBasis,
     Consent,
     ContactMethod,
@@ -153,6 +154,10 @@ class DisputeCreate(WriteModel):
     is_risk: bool = Field(
         default=False, description="涉稳/危险: danger of violence or a public-security matter."
     )
+    complexity: Complexity | None = Field(
+        default=None,
+        description="简易 / 一般 / 疑难复杂: the center's handling deadline follows it (1 / 7 / 20 days by default).",
+    )
     parties: Annotated[list[PartyIn], Field(min_length=2, max_length=200)]
     inviting_court_id: uuid.UUID | None = Field(
         default=None,
@@ -182,6 +187,22 @@ class PartyOut(BaseModel):
     region_code: str | None
     consent: Consent
     masked: bool = Field(description="Whether id_number and phone are masked for this caller.")
+
+
+class CaseClockSummary(BaseModel):
+    name: str = Field(
+        description="acceptance | sign_for | handling | mediation | confirmation_window | follow_up_visit"
+    )
+    rule_id: str
+    source: str = Field(description="The article or center practice the deadline comes from.")
+    due_on: date = Field(description="The last day (local calendar).")
+    due_at: datetime = Field(description="When the period is over: the end of the last day.")
+    remaining_seconds: int = Field(description="Until due_at; negative when overdue. Frozen while paused.")
+    level: str = Field(description="normal | at_risk | overdue")
+    paused: bool
+    provisional: bool = Field(
+        description="The holiday calendar of a year in the period is not yet published; weekends only were counted."
+    )
 
 
 class DisputeOut(BaseModel):
@@ -215,6 +236,11 @@ class DisputeOut(BaseModel):
         description="Why a supervisor must look at the case now, e.g. triage_exhausted "
         "(every candidate body returned it)."
     )
+    complexity: Complexity | None
+    clock: CaseClockSummary | None = Field(
+        description="The most urgent running deadline: due time, time left and level (normal / at_risk / overdue)."
+    )
+    owner: dict[str, Any] | None = Field(description="包案领导: the official who owns the case, if any.")
     applied_on: date
     mediation_started_on: date | None
     agreement: dict[str, Any] | None

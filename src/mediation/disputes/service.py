@@ -7,7 +7,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -24,6 +24,9 @@ from mediation.agreements.models import Agreement, FollowUp, Obligation
 from mediation.agreements.render import agreement_html
 from mediation.agreements.rules import agreement_summary
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
+from mediation.clocks import rules as clock_rules
+from mediation.clocks.rules import ClockName
+from mediation.clocks.service import ClockService
 from mediation.core.clock import Clock
 from mediation.core.errors import (
     Conflict,
@@ -37,7 +40,6 @@ from mediation.core.errors import (
 )
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
-from mediation.core.legal_time import add_working_days
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import Principal, Role
 from mediation.core.refusal import summary
@@ -86,6 +88,8 @@ class Attention(StrEnum):
     """Why a case waits for a supervisor."""
 
     triage_exhausted = "triage_exhausted"  # every candidate body returned it, or none covers it
+    supervision_overdue = "supervision_overdue"  # a 督办 order went unanswered past its deadline
+    risk = "risk"  # words of violence, self-harm or gathering (人民调解法 Art. 25)
 
 
 # While a body holds the case it may name or change its mediator.
@@ -138,6 +142,7 @@ class DisputeService:
         self.documents = documents
         self.triage = TriageService(session)
         self.ledger = Ledger(session)
+        self.clocks = ClockService(session, clock, clock_rules.load(settings.clock_rules_file))
 
     # ---- intake ---------------------------------------------------------------------------------
 
@@ -187,6 +192,7 @@ class DisputeService:
             severity=data.severity,
             is_group=is_group,
             is_risk=data.is_risk,
+            complexity=data.complexity,
             tier=tier,
             status=Status.registered,
             version=1,
@@ -205,6 +211,7 @@ class DisputeService:
                 Text("该工单已登记", "This work order is already registered")
             ) from exc
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
+        await self.clocks.follow(dispute, now)
         record_dispute_event(
             self.session,
             dispute,
@@ -451,6 +458,10 @@ class DisputeService:
             event["handoff_target_id"] = str(dispute.handoff_target_id)
         record_dispute_event(self.session, dispute, transition.event, event, now)
         await self._flush_versioned()
+        for started in await self.clocks.follow(dispute, now):
+            if started.name == ClockName.sign_for:
+                dispute.sign_for_due_on = started.due_on
+        await self._flush_versioned()
         await self._route(dispute, action, payload, principal, ctx, now)
         await self._handoffs(dispute, action, payload, principal, ctx, now)
         if self.documents is not None:
@@ -669,7 +680,6 @@ class DisputeService:
             dispute.mediator_id = None
             dispute.mediator_name = None
             dispute.attention = None
-            dispute.sign_for_due_on = add_working_days(today, self.settings.sign_for_working_days)
         elif action == Action.sign_for:
             if ctx.mediator is not None:
                 dispute.mediator_id = ctx.mediator.id
@@ -904,14 +914,14 @@ class DisputeService:
 
     # ---- clocks ---------------------------------------------------------------------------------
 
-    async def overdue_assignments(self) -> list[tuple[uuid.UUID, int]]:
+    async def overdue_assignments(self) -> list[tuple[uuid.UUID, int, date | None]]:
         """Cases still waiting for the body's sign-for after its last day."""
         rows = await self.session.execute(
-            select(Dispute.id, Dispute.version).where(
+            select(Dispute.id, Dispute.version, Dispute.sign_for_due_on).where(
                 Dispute.status == Status.assigned, Dispute.sign_for_due_on < self.clock.today()
             )
         )
-        return [(i, v) for i, v in rows.all()]
+        return [(i, v, d) for i, v, d in rows.all()]
 
     def available_actions(self, dispute: Dispute, principal: Principal) -> list[dict[str, Any]]:
         out = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from mediation.core.errors import DataIntegrityError
@@ -28,6 +29,7 @@ _DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("sta
 class Viewer:
     principal: Principal
     cipher: PiiCipher
+    now: datetime
     pii_reads: list[str] = field(default_factory=list)
 
     @property
@@ -69,6 +71,7 @@ class Viewer:
         values: dict[str, Any] = {name: getattr(dispute, name) for name in _DISPUTE_FIELDS}
         values["status_label"] = STATUS_LABELS[Status(dispute.status)].get()
         values["parties"] = [self.party(p) for p in dispute.parties]
+        values["clock"] = self.clock(dispute)
         if self.unmasked:
             if any(p.id_number_enc or p.phone_enc for p in dispute.parties):
                 self.pii_reads.append(str(dispute.id))
@@ -78,6 +81,15 @@ class Viewer:
             for name in _STRUCTURED:
                 values[name] = redact_value(values.get(name))
         return DisputeOut.model_validate(values)
+
+    def clock(self, dispute: Dispute) -> dict[str, Any] | None:
+        if dispute.clock is None or dispute.clock_due_at is None:
+            return None
+        # A paused clock stands still: its time left is what it was at the pause.
+        paused_at = dispute.clock.get("paused_at")
+        until = datetime.fromisoformat(paused_at) if paused_at else self.now
+        remaining = int((dispute.clock_due_at - until).total_seconds())
+        return {**dispute.clock, "remaining_seconds": remaining}
 
     def timeline_entry(self, entry: TimelineEntry) -> TimelineEntryOut:
         out = TimelineEntryOut.model_validate(entry)

@@ -1,6 +1,12 @@
-"""Clocks that act on cases by themselves: a case not signed for in time goes back to triage; an
-obligation past its due date raises a follow-up for the body (人民调解法 Art. 31); a court or
-commission late with acceptance or decision is flagged on the case, once per step.
+"""The scheduler: what happens to cases by time alone. A clock that reaches its warning share or
+its deadline is reported once (timeline entry and event); a case not signed for in time goes back
+to triage; an obligation past its due date raises a follow-up for the body (人民调解法 Art. 31); a
+court or commission late with acceptance or decision is flagged on the case, once per step; an
+unanswered supervision order past its deadline is escalated.
+
+It runs inside the API process by default and as `mediation scheduler`; several may run at once
+(several API workers, a standalone one): every step is a conditional change under the case's
+version check, so two schedulers never both report or act on the same thing.
 
 The body that was assigned a case signs for it or returns it within the set working days (center
 practice after 在线调解规则 Art. 12). When the last day has passed, the system returns the case
@@ -21,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mediation.agreements.service import AgreementService
+from mediation.clocks.engine import Level
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import ProblemError
@@ -29,15 +36,21 @@ from mediation.core.pii import PiiCipher
 from mediation.core.principal import SYSTEM
 from mediation.core.settings import Settings
 from mediation.disputes.lifecycle import Action
+from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import ReturnPayload
 from mediation.disputes.service import DisputeService
 from mediation.events.sequencer import number_before_commit
 from mediation.handoffs.ledger import Ledger
 from mediation.handoffs.service import HandoffService
+from mediation.supervision.service import SupervisionService
 
 log = logging.getLogger(__name__)
 
-LAPSE_REASON = "逾期未签收: 受指派组织未在 {n} 个工作日内签收或退回, 由系统退回重新分流"
+LAPSE_REASON = "逾期未签收: 受指派组织未在签收期限 ({due}) 内签收或退回, 由系统退回重新分流"
+LEVEL_REASONS = {
+    Level.at_risk: "时限预警: {name} 时限将于 {due} 届满",
+    Level.overdue: "时限超期: {name} 时限已于 {due} 届满",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +59,35 @@ class TickReport:
     failed: int
     obligations_overdue: int = 0
     handoffs_overdue: int = 0
+    at_risk: int = 0
+    overdue: int = 0
+    orders_escalated: int = 0
 
 
 async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
+    now = clock.now()
+    async with db.reader() as session:
+        levels = await DisputeService(session, clock, settings, cipher).clocks.due_levels(now)
+    reported = {Level.at_risk: 0, Level.overdue: 0}
+    failed_levels = 0
+    for level in (Level.at_risk, Level.overdue):
+        done, failed_now = await _each(
+            db,
+            clock,
+            settings,
+            cipher,
+            f"{level.value} clocks",
+            None,
+            lambda s, i, level=level: _report_level(s, i, level),  # type: ignore[misc]
+            [clock_id for clock_id, due in levels if due == level],
+        )
+        reported[level] += done
+        failed_levels += failed_now
     async with db.reader() as session:
         overdue = await DisputeService(session, clock, settings, cipher).overdue_assignments()
     lapsed = failed = 0
-    reason = ReturnPayload(reason=LAPSE_REASON.format(n=settings.sign_for_working_days))
-    for dispute_id, version in overdue:
+    for dispute_id, version, due_on in overdue:
+        reason = ReturnPayload(reason=LAPSE_REASON.format(due=due_on.isoformat() if due_on else "-"))
         try:
             async with db.writer() as session, session.begin():
                 service = DisputeService(session, clock, settings, cipher)
@@ -87,12 +121,50 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         lambda s, i: HandoffService(s).flag_overdue(i, SYSTEM),
         late,
     )
+    async with db.reader() as session:
+        orders = await SupervisionService(DisputeService(session, clock, settings, cipher)).overdue_orders()
+    escalated, failed_orders = await _each(
+        db,
+        clock,
+        settings,
+        cipher,
+        "supervision orders",
+        None,
+        lambda s, i: SupervisionService(s).escalate(i),
+        orders,
+    )
     return TickReport(
         lapsed=lapsed,
-        failed=failed + failed_obligations + failed_handoffs,
+        failed=failed + failed_obligations + failed_handoffs + failed_levels + failed_orders,
         obligations_overdue=overdue_obligations,
         handoffs_overdue=overdue_handoffs,
+        at_risk=reported[Level.at_risk],
+        overdue=reported[Level.overdue],
+        orders_escalated=escalated,
     )
+
+
+async def _report_level(service: DisputeService, clock_id: uuid.UUID, level: Level) -> bool:
+    """Record that a clock reached `level`: once, even with several schedulers (see `claim`)."""
+    now = service.clock.now()
+    case_clock = await service.clocks.claim(clock_id, level, now)
+    if case_clock is None:
+        return False
+    dispute = await service.session.get(Dispute, case_clock.dispute_id)
+    assert dispute is not None
+    if level == Level.overdue:
+        dispute.ever_overdue = True
+    await service.clocks.summarise(dispute)
+    due = case_clock.due_on.isoformat()
+    await service.record_work(
+        dispute,
+        f"clock_{level.value}",
+        SYSTEM,
+        LEVEL_REASONS[level].format(name=case_clock.name, due=due),
+        {"clock": case_clock.name, "due_on": due, "level": level.value, "source": case_clock.source},
+        f"clock_{level.value}",
+    )
+    return True
 
 
 async def _each(

@@ -1,0 +1,89 @@
+"""Deadline arithmetic for the case clocks, free of the database so it can be tested alone.
+
+A clock started on day D with a period of N units ends at the close of its last day (the start of
+the following day, local time). Days and months end on a working day when the last one is a rest
+day (民事诉讼法 Art. 85); working days follow the official calendar, make-up working days
+included. A date beyond the years the calendar knows gives a provisional deadline (weekends only)
+that is flagged as such, never a silent guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from mediation.clocks.rules import Unit
+from mediation.core.legal_time import (
+    PeriodEnd,
+    months_end,
+    period_end,
+    working_days_between,
+    working_days_end,
+)
+
+
+class Level(StrEnum):
+    normal = "normal"
+    at_risk = "at_risk"  # yellow: most of the period used
+    overdue = "overdue"  # red: the last day has passed
+
+
+LEVEL_ORDER = {Level.normal: 0, Level.at_risk: 1, Level.overdue: 2}
+
+
+def period(start: date, length: int, unit: Unit) -> PeriodEnd:
+    if unit == Unit.working_days:
+        return working_days_end(start, length)
+    if unit == Unit.months:
+        return months_end(start, length)
+    return period_end(start, length)
+
+
+def end_of(day: date, tz: ZoneInfo) -> datetime:
+    """The instant the day is over: midnight at the start of the next day, local time."""
+    return datetime.combine(day + timedelta(days=1), time(0), tz)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    due_on: date
+    due_at: datetime
+    warn_at: datetime
+    provisional: bool  # the calendar for some year in the period is not published yet
+
+
+def deadline(started_at: datetime, due: PeriodEnd, share: float, tz: ZoneInfo) -> Deadline:
+    due_at = end_of(due.last_day, tz)
+    return Deadline(
+        due_on=due.last_day,
+        due_at=due_at,
+        warn_at=started_at + (due_at - started_at) * share,
+        provisional=not due.calendar_known,
+    )
+
+
+def level(now: datetime, warn_at: datetime, due_at: datetime) -> Level:
+    if now >= due_at:
+        return Level.overdue
+    if now >= warn_at:
+        return Level.at_risk
+    return Level.normal
+
+
+def skipped(paused_on: date, resumed_on: date, unit: Unit) -> int:
+    """Units the clock stood still: the days from the pause up to (not including) the resumption;
+    a clock paused and resumed on the same day loses nothing."""
+    if unit == Unit.working_days:
+        return working_days_between(paused_on, resumed_on)
+    return max((resumed_on - paused_on).days, 0)
+
+
+def moved(due_on: date, units: int, unit: Unit, *, calendar_days: bool = False) -> PeriodEnd:
+    """The last day after adding `units` (a pause's skipped days or an extension)."""
+    if unit == Unit.working_days and not calendar_days:
+        return working_days_end(due_on, units)
+    if unit == Unit.months and not calendar_days:
+        return months_end(due_on, units)
+    return period_end(due_on, units)

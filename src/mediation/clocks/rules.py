@@ -1,0 +1,171 @@
+"""Deadline rules as data (时限规则): which clock runs in which state, for how long, counted how.
+
+Each rule names a clock (the stage it times), the cases it applies to (dispute category, body
+type, channel, procedure, complexity; empty means any), a length and a unit, whether the clock
+may be paused while waiting on a party, and whether and how it may be extended. When several rules
+fit a case, the most specific one (the most conditions) wins; rules of equal weight keep file
+order. The shipped defaults (`default_rules.json`) encode domain.md §4 with their sources; a
+center points `MEDIATION_CLOCK_RULES_FILE` at its own file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mediation.bodies.models import BodyKind
+from mediation.disputes.enums import Category, Channel, Complexity
+from mediation.disputes.lifecycle import Status
+
+
+class ClockName(StrEnum):
+    acceptance = "acceptance"  # registered: accept or decline
+    sign_for = "sign_for"  # assigned: the body signs for the case or returns it
+    handling = "handling"  # accepted until mediation ends: the center's complexity deadline
+    mediation = "mediation"  # mediating: the legal mediation period
+    confirmation_window = "confirmation_window"  # agreement signed: apply for judicial confirmation
+    follow_up_visit = "follow_up_visit"  # closed: the follow-up visit (回访) before archiving
+
+
+# The states in which each clock runs; leaving them stops it.
+CLOCK_STATES: dict[ClockName, frozenset[Status]] = {
+    ClockName.acceptance: frozenset({Status.registered}),
+    ClockName.sign_for: frozenset({Status.assigned}),
+    ClockName.handling: frozenset({Status.accepted, Status.assigned, Status.mediating}),
+    ClockName.mediation: frozenset({Status.mediating}),
+    ClockName.confirmation_window: frozenset({Status.agreement_signed}),
+    ClockName.follow_up_visit: frozenset({Status.closed}),
+}
+
+
+class Unit(StrEnum):
+    days = "days"  # calendar days; the last day moves off a rest day (民事诉讼法 Art. 85)
+    working_days = "working_days"  # on the State Council's calendar, make-up working days included
+    months = "months"  # the same day of the month that many months later, then as for days
+
+
+class Procedure(StrEnum):
+    court_delegated = "court_delegated"  # 委派/委托调解: an inviting court or the court channel
+
+
+class ExtensionConsent(StrEnum):
+    none = "none"
+    all_parties = "all_parties"  # every party agrees (人民调解工作若干规定 Art. 33; 特邀调解规定 Art. 27)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class When(_Strict):
+    categories: list[Category] = []
+    body_kinds: list[BodyKind] = []
+    channels: list[Channel] = []
+    procedures: list[Procedure] = []
+    complexities: list[Complexity] = []
+
+    @property
+    def weight(self) -> int:
+        return sum(
+            1
+            for values in (
+                self.categories,
+                self.body_kinds,
+                self.channels,
+                self.procedures,
+                self.complexities,
+            )
+            if values
+        )
+
+
+class Extension(_Strict):
+    max: Annotated[int, Field(ge=1, le=365)] = Field(
+        description="Most units the clock may be extended by in all."
+    )
+    consent: ExtensionConsent = ExtensionConsent.all_parties
+
+
+class ClockRule(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z_]+(\.[a-z_]+)*$", max_length=60)]
+    clock: ClockName
+    when: When = When()
+    length: Annotated[int, Field(ge=1, le=3650)]
+    unit: Unit
+    pausable: bool = Field(default=False, description="May pause while waiting on a party.")
+    extension: Extension | None = None
+    warn_share: Annotated[float | None, Field(gt=0, lt=1)] = Field(
+        default=None,
+        description="Share of the period after which the case is at risk (overrides the default).",
+    )
+    source: Annotated[str, Field(min_length=1, max_length=300)] = Field(
+        description="The article or practice."
+    )
+
+
+class RuleFile(_Strict):
+    warn_share: Annotated[float, Field(gt=0, lt=1)] = 0.75
+    rules: list[ClockRule]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RuleFile:
+        ids = [r.id for r in self.rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError("clock rule ids must be unique")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What rules match on, read off the case (and the body it is with)."""
+
+    category: str
+    channel: str
+    complexity: str | None
+    body_kind: str | None
+    court_delegated: bool
+
+
+def _fits(when: When, facts: CaseFacts) -> bool:
+    return (
+        (not when.categories or facts.category in when.categories)
+        and (not when.body_kinds or facts.body_kind in when.body_kinds)
+        and (not when.channels or facts.channel in when.channels)
+        and (not when.procedures or (Procedure.court_delegated in when.procedures and facts.court_delegated))
+        and (not when.complexities or facts.complexity in when.complexities)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRules:
+    warn_share: float
+    rules: tuple[ClockRule, ...]
+
+    def for_(self, clock: ClockName, facts: CaseFacts) -> ClockRule | None:
+        """The most specific rule for this clock that fits the case, or None (no such clock)."""
+        fitting = [r for r in self.rules if r.clock == clock and _fits(r.when, facts)]
+        if not fitting:
+            return None
+        return max(fitting, key=lambda r: r.when.weight)  # max keeps the first of equal weight
+
+    def share(self, rule: ClockRule) -> float:
+        return rule.warn_share if rule.warn_share is not None else self.warn_share
+
+
+def parse(text: str) -> ClockRules:
+    data = RuleFile.model_validate(json.loads(text))
+    return ClockRules(warn_share=data.warn_share, rules=tuple(data.rules))
+
+
+@lru_cache(maxsize=4)
+def load(path: Path | None = None) -> ClockRules:
+    if path is not None:
+        return parse(path.read_text(encoding="utf-8"))
+    return parse(resources.files("mediation.clocks").joinpath("default_rules.json").read_text("utf-8"))

@@ -1,0 +1,293 @@
+"""The case clocks: started and stopped with the lifecycle, paused, resumed, extended, and moved to
+at-risk and overdue by the scheduler exactly once.
+
+Services add and flush; the caller's unit of work commits. Each change also refreshes the case's
+`clock` summary (the most urgent running clock), which lists and the case page show.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, NoReturn
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.bodies.models import Body
+from mediation.clocks import engine
+from mediation.clocks.engine import LEVEL_ORDER, Level
+from mediation.clocks.models import CaseClock
+from mediation.clocks.rules import CLOCK_STATES, CaseFacts, ClockName, ClockRule, ClockRules, Unit
+from mediation.core.clock import Clock
+from mediation.core.errors import Conflict, GuardFailed, NotFound
+from mediation.core.i18n import Text
+from mediation.core.legal_time import PeriodEnd
+from mediation.core.refusal import Refusal, summary
+from mediation.disputes.enums import Channel
+from mediation.disputes.models import Dispute
+
+# States that end a case's clocks without their stage being completed.
+CANCELLING = frozenset({"withdrawn", "declined", "archived"})
+
+
+def _refuse(code: str, message: Text, clock: CaseClock) -> NoReturn:
+    refusal = Refusal(code, message, clock.source)
+    raise GuardFailed(summary([refusal]), reasons=[refusal.as_dict()])
+
+
+def facts_of(dispute: Dispute, body: Body | None) -> CaseFacts:
+    return CaseFacts(
+        category=dispute.category,
+        channel=dispute.channel,
+        complexity=dispute.complexity,
+        body_kind=body.kind if body is not None else None,
+        court_delegated=dispute.inviting_court_id is not None or dispute.channel == Channel.court_delegated,
+    )
+
+
+def clock_summary(clock: CaseClock) -> dict[str, Any]:
+    return {
+        "name": clock.name,
+        "rule_id": clock.rule_id,
+        "source": clock.source,
+        "due_on": clock.due_on.isoformat(),
+        "due_at": clock.due_at.isoformat(),
+        "level": clock.level,
+        "paused": clock.paused_at is not None,
+        "paused_at": clock.paused_at.isoformat() if clock.paused_at else None,
+        "provisional": clock.provisional,
+    }
+
+
+class ClockService:
+    def __init__(self, session: AsyncSession, clock: Clock, rules: ClockRules) -> None:
+        self.session = session
+        self.clock = clock
+        self.rules = rules
+
+    # ---- following the lifecycle ----------------------------------------------------------------
+
+    async def follow(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
+        """After intake or a transition: stop the clocks whose stage the case left, start the ones
+        its new state needs. Returns the clocks started."""
+        running = await self.running(dispute.id)
+        for clock in running:
+            if dispute.status not in CLOCK_STATES[ClockName(clock.name)]:
+                self._stop(clock, now, cancelled=dispute.status in CANCELLING)
+        names = {c.name for c in running if c.stopped_at is None}
+        body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
+        facts = facts_of(dispute, body)
+        started = []
+        for name, states in CLOCK_STATES.items():
+            if dispute.status in states and name not in names:
+                rule = self.rules.for_(name, facts)
+                if rule is not None:
+                    started.append(self._start(dispute, rule, now))
+        await self.session.flush()
+        await self.summarise(dispute)
+        return started
+
+    def _start(self, dispute: Dispute, rule: ClockRule, now: datetime) -> CaseClock:
+        start_day = now.astimezone(self.clock.zone).date()
+        due = engine.deadline(
+            now, engine.period(start_day, rule.length, rule.unit), self.rules.share(rule), self.clock.zone
+        )
+        clock = CaseClock(
+            id=uuid.uuid4(),
+            dispute_id=dispute.id,
+            name=rule.clock.value,
+            rule_id=rule.id,
+            source=rule.source,
+            unit=rule.unit.value,
+            length=rule.length,
+            pausable=rule.pausable,
+            started_at=now,
+            due_on=due.due_on,
+            due_at=due.due_at,
+            warn_at=due.warn_at,
+            provisional=due.provisional,
+            extended_by=0,
+            level=Level.normal.value,
+            history=[{"at": now.isoformat(), "what": "started", "due_on": due.due_on.isoformat()}],
+        )
+        self.session.add(clock)
+        return clock
+
+    def _stop(self, clock: CaseClock, now: datetime, *, cancelled: bool = False) -> None:
+        clock.stopped_at = now
+        clock.outcome = "cancelled" if cancelled else "met" if now < clock.due_at else "missed"
+        clock.history = [*clock.history, {"at": now.isoformat(), "what": "stopped", "outcome": clock.outcome}]
+
+    async def running(self, dispute_id: uuid.UUID) -> list[CaseClock]:
+        rows = await self.session.scalars(
+            select(CaseClock)
+            .where(CaseClock.dispute_id == dispute_id, CaseClock.stopped_at.is_(None))
+            .order_by(CaseClock.started_at, CaseClock.name)
+        )
+        return list(rows.all())
+
+    async def of_case(self, dispute_id: uuid.UUID) -> list[CaseClock]:
+        rows = await self.session.scalars(
+            select(CaseClock)
+            .where(CaseClock.dispute_id == dispute_id)
+            .order_by(CaseClock.started_at.desc(), CaseClock.name)
+        )
+        return list(rows.all())
+
+    async def summarise(self, dispute: Dispute) -> None:
+        """The case shows its most urgent running clock: the worst level, then the earliest due."""
+        running = [c for c in await self.running(dispute.id) if c.stopped_at is None]
+        if not running:
+            dispute.clock, dispute.clock_level, dispute.clock_due_at = None, None, None
+            return
+        top = min(running, key=lambda c: (-LEVEL_ORDER[Level(c.level)], c.paused_at is not None, c.due_at))
+        dispute.clock = clock_summary(top)
+        dispute.clock_level = top.level
+        dispute.clock_due_at = top.due_at
+
+    # ---- pause, resume, extend ------------------------------------------------------------------
+
+    async def _running_named(self, dispute: Dispute, name: ClockName) -> CaseClock:
+        for clock in await self.running(dispute.id):
+            if clock.name == name:
+                return clock
+        raise NotFound(Text(f"案件当前没有计时中的 {name} 时限", f"The case has no running {name} clock"))
+
+    async def pause(self, dispute: Dispute, name: ClockName, reason: str, now: datetime) -> CaseClock:
+        clock = await self._running_named(dispute, name)
+        if not clock.pausable:
+            _refuse(
+                "clock_not_pausable",
+                Text("该时限依规定不能中止计算", "This period cannot be paused under its rule"),
+                clock,
+            )
+        if clock.paused_at is not None:
+            raise Conflict(Text("该时限已中止计算", "The clock is already paused"), code="clock_paused")
+        clock.paused_at = now
+        clock.pause_reason = reason
+        clock.history = [*clock.history, {"at": now.isoformat(), "what": "paused", "reason": reason}]
+        await self.session.flush()
+        await self.summarise(dispute)
+        return clock
+
+    async def resume(self, dispute: Dispute, name: ClockName, now: datetime) -> tuple[CaseClock, int]:
+        """The days the clock stood still are added to its period (in its own unit)."""
+        clock = await self._running_named(dispute, name)
+        if clock.paused_at is None:
+            raise Conflict(Text("该时限未中止", "The clock is not paused"), code="clock_not_paused")
+        zone = self.clock.zone
+        unit = Unit(clock.unit)
+        skipped = engine.skipped(clock.paused_at.astimezone(zone).date(), now.astimezone(zone).date(), unit)
+        if skipped:
+            self._move(
+                clock, engine.moved(clock.due_on, skipped, unit, calendar_days=unit == Unit.months), now
+            )
+        clock.paused_at = None
+        clock.pause_reason = None
+        clock.history = [
+            *clock.history,
+            {
+                "at": now.isoformat(),
+                "what": "resumed",
+                "skipped": skipped,
+                "due_on": clock.due_on.isoformat(),
+            },
+        ]
+        await self.session.flush()
+        await self.summarise(dispute)
+        return clock, skipped
+
+    async def extend(
+        self, dispute: Dispute, name: ClockName, units: int, reason: str, now: datetime
+    ) -> CaseClock:
+        clock = await self._running_named(dispute, name)
+        rule = next((r for r in self.rules.rules if r.id == clock.rule_id), None)
+        if rule is None or rule.extension is None:
+            _refuse(
+                "clock_not_extendable",
+                Text("该时限依规定不能延长", "This period cannot be extended under its rule"),
+                clock,
+            )
+        if clock.extended_by + units > rule.extension.max:
+            left = rule.extension.max - clock.extended_by
+            _refuse(
+                "clock_extension_limit",
+                Text(
+                    f"延长总计不得超过 {rule.extension.max} ({rule.unit.value}), 尚可延长 {left}",
+                    f"Extensions may total at most {rule.extension.max} {rule.unit.value}; {left} left",
+                ),
+                clock,
+            )
+        self._move(clock, engine.moved(clock.due_on, units, Unit(clock.unit)), now)
+        clock.extended_by += units
+        clock.history = [
+            *clock.history,
+            {
+                "at": now.isoformat(),
+                "what": "extended",
+                "units": units,
+                "reason": reason,
+                "due_on": clock.due_on.isoformat(),
+            },
+        ]
+        await self.session.flush()
+        await self.summarise(dispute)
+        return clock
+
+    def _move(self, clock: CaseClock, end: PeriodEnd, now: datetime) -> None:
+        """A new last day keeps the warning at the same share of the (longer) period. A level the
+        clock falls back below may be reached again, and is then reported again."""
+        share = (clock.warn_at - clock.started_at) / (clock.due_at - clock.started_at)
+        due = engine.deadline(clock.started_at, end, share, self.clock.zone)
+        clock.due_on, clock.due_at, clock.warn_at = due.due_on, due.due_at, due.warn_at
+        clock.provisional = clock.provisional or due.provisional
+        clock.level = engine.level(now, clock.warn_at, clock.due_at).value
+        if clock.level != Level.overdue:
+            clock.overdue_fired_at = None
+        if clock.level == Level.normal:
+            clock.at_risk_fired_at = None
+
+    # ---- levels (the scheduler) -----------------------------------------------------------------
+
+    async def due_levels(self, now: datetime, limit: int = 500) -> list[tuple[uuid.UUID, Level]]:
+        """Running, unpaused clocks whose next level is due and not yet recorded."""
+        red = and_(CaseClock.overdue_fired_at.is_(None), CaseClock.due_at <= now)
+        yellow = and_(CaseClock.at_risk_fired_at.is_(None), CaseClock.warn_at <= now)
+        rows = await self.session.execute(
+            select(CaseClock.id, CaseClock.due_at)
+            .where(CaseClock.stopped_at.is_(None), CaseClock.paused_at.is_(None), or_(red, yellow))
+            .order_by(CaseClock.due_at)
+            .limit(limit)
+        )
+        out = []
+        for clock_id, due_at in rows.all():
+            out.append((clock_id, Level.overdue if due_at <= now else Level.at_risk))
+        return out
+
+    async def claim(self, clock_id: uuid.UUID, level: Level, now: datetime) -> CaseClock | None:
+        """Record the move to `level` if nobody has: a conditional UPDATE, so of two schedulers
+        racing on PostgreSQL the second waits for the first's row lock, re-reads the row and
+        updates nothing. The caller writes the timeline entry only when this returns the clock."""
+        fired = CaseClock.overdue_fired_at if level == Level.overdue else CaseClock.at_risk_fired_at
+        values: dict[str, Any] = {fired.key: now, "level": level.value}
+        if level == Level.overdue:
+            # A clock that jumps straight to red (e.g. the scheduler was down) reports red only.
+            values["at_risk_fired_at"] = now
+        result = await self.session.execute(
+            update(CaseClock)
+            .where(
+                CaseClock.id == clock_id,
+                fired.is_(None),
+                CaseClock.stopped_at.is_(None),
+                CaseClock.paused_at.is_(None),
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        clock = await self.session.get(CaseClock, clock_id, populate_existing=True)
+        assert clock is not None
+        clock.history = [*clock.history, {"at": now.isoformat(), "what": level.value}]
+        return clock

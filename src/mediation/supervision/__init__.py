@@ -1,0 +1,1 @@
+"""Supervision orders (督办) and case owners (包案领导)."""

@@ -1,0 +1,161 @@
+"""HTTP API for supervision orders (督办) and case owners (包案) under /v1."""
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from mediation.agreements.router import WRITES, IfMatch
+from mediation.core.db import UnitOfWorkRoute
+from mediation.core.errors import (
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+    ValidationFailed,
+    problem_responses,
+)
+from mediation.core.http import etag_for
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.router import IdempotencyKey, View, service
+from mediation.disputes.schemas import DisputeOut
+from mediation.disputes.service import DisputeService
+from mediation.identity.auth import permission
+from mediation.supervision.models import SupervisionOrder
+from mediation.supervision.schemas import OrderIn, OrderOut, OrderPage, OrderResponseIn, OwnerIn
+from mediation.supervision.service import SupervisionService
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["supervision"])
+
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+Writer = Annotated[Principal, permission(Permission.cases_write)]
+Supervisor = Annotated[Principal, permission(Permission.supervise)]
+CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
+
+
+def supervision(svc: Annotated[DisputeService, Depends(service)]) -> SupervisionService:
+    return SupervisionService(svc)
+
+
+Supervision = Annotated[SupervisionService, Depends(supervision)]
+
+
+def order_out(order: SupervisionOrder, case_number: str) -> OrderOut:
+    return OrderOut.model_validate({**order.__dict__, "case_number": case_number})
+
+
+def _json(model: object, version: int, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(model), status_code=status_code, headers={"ETag": etag_for(version)})
+
+
+@router.post(
+    "/disputes/{dispute_id}/supervision-orders",
+    status_code=201,
+    response_model=OrderOut,
+    summary="督办 Issue a supervision order on a case",
+    description=(
+        "A supervisor's instruction to the body handling the case (or another body named), with the "
+        "last day to respond (by default the configured working days). Needs the case's ETag; lands on "
+        "the timeline. Unanswered past its last day, the scheduler escalates it once and flags the case."
+    ),
+    responses=CHANGES,
+)
+async def issue_order(
+    request: Request,
+    dispute_id: uuid.UUID,
+    data: OrderIn,
+    principal: Supervisor,
+    svc: Supervision,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        order, dispute = await svc.issue(dispute_id, data, principal, if_match)
+        return _json(order_out(order, dispute.case_number), order.version, 201)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/supervision-orders",
+    response_model=OrderPage,
+    summary="督办事项 Supervision orders",
+    description="A body sees the orders addressed to it; center staff see the orders on the cases of their region.",
+    responses=problem_responses(ValidationFailed),
+)
+async def list_orders(
+    principal: Reader,
+    svc: Supervision,
+    dispute_id: uuid.UUID | None = None,
+    status: Literal["issued", "responded", "escalated"] | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> OrderPage:
+    rows, next_cursor = await svc.search(
+        principal, dispute_id=dispute_id, status=status, cursor=cursor, limit=limit
+    )
+    return OrderPage(items=[order_out(o, n) for o, n in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/supervision-orders/{order_id}",
+    response_model=OrderOut,
+    summary="一项督办 One supervision order",
+    responses=problem_responses(NotFound),
+)
+async def get_order(order_id: uuid.UUID, principal: Reader, svc: Supervision) -> Response:
+    order, case_number = await svc.get(order_id, principal)
+    return _json(order_out(order, case_number), order.version)
+
+
+@router.post(
+    "/supervision-orders/{order_id}/response",
+    response_model=OrderOut,
+    summary="督办答复 The body answers a supervision order",
+    description="Only the body addressed. Needs the order's ETag. An escalated order can still be answered.",
+    responses=CHANGES,
+)
+async def respond_order(
+    request: Request,
+    order_id: uuid.UUID,
+    data: OrderResponseIn,
+    principal: Writer,
+    svc: Supervision,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        order = await svc.respond(order_id, data, principal, if_match)
+        _, case_number = await svc.get(order.id, principal)
+        return _json(order_out(order, case_number), order.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.put(
+    "/disputes/{dispute_id}/owner",
+    response_model=DisputeOut,
+    summary="包案 Set or clear the case owner",
+    description=(
+        "Name the official who owns a hard case until it is resolved (包案领导), or send `null` to clear it. "
+        "Needs the case's ETag; lands on the timeline."
+    ),
+    responses=CHANGES,
+)
+async def set_owner(
+    request: Request,
+    dispute_id: uuid.UUID,
+    principal: Supervisor,
+    svc: Supervision,
+    view: View,
+    data: Annotated[OwnerIn | None, Body()] = None,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute = await svc.set_owner(dispute_id, data, principal, if_match)
+        return _json(view.dispute(dispute), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)

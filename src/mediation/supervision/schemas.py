@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from mediation.disputes.schemas import Note, Reason, WriteModel
+
+
+class OrderIn(WriteModel):
+    instruction: Annotated[
+        str, Field(min_length=2, max_length=2000, description="督办要求: what must be done.")
+    ]
+    body_id: uuid.UUID | None = Field(
+        default=None, description="The body the order is addressed to; by default the body handling the case."
+    )
+    due_on: date | None = Field(
+        default=None, description="The last day to respond; by default the configured number of working days."
+    )
+
+
+class OrderResponseIn(WriteModel):
+    response: Annotated[
+        str, Field(min_length=2, max_length=4000, description="What was done, and what is next.")
+    ]
+
+
+class OrderOut(BaseModel):
+    id: uuid.UUID
+    dispute_id: uuid.UUID
+    case_number: str
+    body_id: uuid.UUID
+    instruction: str
+    due_on: date
+    status: str = Field(description="issued | responded | escalated (unanswered past due_on)")
+    issued_by: str
+    issued_at: datetime
+    response: str | None
+    responded_by: str | None
+    responded_at: datetime | None
+    escalated_at: datetime | None
+    version: int
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    next_cursor: str | None
+
+
+class OwnerIn(WriteModel):
+    name: Annotated[str, Field(min_length=1, max_length=100, description="包案领导's name.")]
+    title: Annotated[str, Field(min_length=1, max_length=100, description="Post, e.g. 镇党委副书记.")]
+    user_id: uuid.UUID | None = Field(default=None, description="Their account, when they have one.")
+    reason: Reason
+    note: Note = None

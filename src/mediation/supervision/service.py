@@ -1,0 +1,237 @@
+"""Supervision orders (督办) and case owners (包案领导).
+
+A supervisor addresses an order to the body handling a case, with a deadline; the body answers
+it; an order still unanswered after its last day is escalated by the scheduler (once) and the case
+is flagged for attention. A hard case can be given an owner, an official who answers for it until
+it is resolved (domain.md §4.4: "包案"). Every step lands on the case's timeline and in the outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import select, update
+
+from mediation.bodies.models import Body
+from mediation.core.errors import Conflict, NotFound, ValidationFailed
+from mediation.core.http import check_if_match, decode_cursor, encode_cursor
+from mediation.core.i18n import Text
+from mediation.core.legal_time import add_working_days
+from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
+from mediation.disputes.models import Dispute
+from mediation.disputes.scope import visible_to
+from mediation.disputes.service import Attention, DisputeService
+from mediation.supervision.models import SupervisionOrder
+from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
+
+OPEN = ("issued", "escalated")
+
+
+def _position(position: dict[str, object]) -> tuple[date, uuid.UUID]:
+    try:
+        return date.fromisoformat(str(position["due"])), uuid.UUID(str(position["id"]))
+    except (KeyError, ValueError) as exc:
+        raise ValidationFailed.of_field(
+            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor")
+        ) from exc
+
+
+class SupervisionService:
+    def __init__(self, disputes: DisputeService) -> None:
+        self.disputes = disputes
+        self.session = disputes.session
+        self.clock = disputes.clock
+
+    async def issue(
+        self, dispute_id: uuid.UUID, data: OrderIn, principal: Principal, if_match: str | None
+    ) -> tuple[SupervisionOrder, Dispute]:
+        dispute = await self.disputes.get(dispute_id, principal, for_update=True)
+        check_if_match(if_match, dispute.version)
+        body_id = data.body_id or dispute.body_id
+        body = await self.session.get(Body, body_id) if body_id else None
+        if body is None:
+            raise ValidationFailed.of_field(
+                "body_id",
+                "body_required",
+                Text("案件尚未指派, 须指明督办对象", "The case has no body yet; name the body addressed"),
+            )
+        today = self.clock.today()
+        due_on = data.due_on or add_working_days(today, self.disputes.settings.supervision_response_days)
+        if due_on < today:
+            raise ValidationFailed.of_field(
+                "due_on", "in_past", Text("办理期限不能早于今天", "due_on cannot be in the past")
+            )
+        now = self.clock.now()
+        order = SupervisionOrder(
+            id=uuid.uuid4(),
+            dispute_id=dispute.id,
+            body_id=body.id,
+            instruction=data.instruction,
+            due_on=due_on,
+            status="issued",
+            issued_by=principal.id,
+            issued_at=now,
+            version=1,
+        )
+        self.session.add(order)
+        await self.disputes.record_work(
+            dispute,
+            "supervision_issued",
+            principal,
+            data.instruction,
+            {"order_id": str(order.id), "body_id": str(body.id), "due_on": due_on.isoformat()},
+            "supervision_issued",
+        )
+        return order, dispute
+
+    async def respond(
+        self, order_id: uuid.UUID, data: OrderResponseIn, principal: Principal, if_match: str | None
+    ) -> SupervisionOrder:
+        order = await self.session.get(SupervisionOrder, order_id, with_for_update=True)
+        if order is None or principal.role not in BODY_ROLES or principal.organisation_id != order.body_id:
+            raise NotFound(Text("没有这项督办", "No such supervision order"))
+        check_if_match(if_match, order.version)
+        if order.status not in OPEN:
+            raise Conflict(Text("这项督办已经答复", "This order is already answered"), code="order_answered")
+        dispute = await self.disputes.get(order.dispute_id, SYSTEM, for_update=True)
+        now = self.clock.now()
+        order.status = "responded"
+        order.response = data.response
+        order.responded_by = principal.id
+        order.responded_at = now
+        order.version += 1
+        if dispute.attention == Attention.supervision_overdue and not await self._other_escalated(order):
+            dispute.attention = None
+        await self.disputes.record_work(
+            dispute,
+            "supervision_responded",
+            principal,
+            data.response,
+            {"order_id": str(order.id), "late": order.escalated_at is not None},
+            "supervision_responded",
+        )
+        return order
+
+    async def _other_escalated(self, order: SupervisionOrder) -> bool:
+        other = await self.session.scalar(
+            select(SupervisionOrder.id).where(
+                SupervisionOrder.dispute_id == order.dispute_id,
+                SupervisionOrder.status == "escalated",
+                SupervisionOrder.id != order.id,
+            )
+        )
+        return other is not None
+
+    async def overdue_orders(self) -> list[uuid.UUID]:
+        rows = await self.session.scalars(
+            select(SupervisionOrder.id).where(
+                SupervisionOrder.status == "issued", SupervisionOrder.due_on < self.clock.today()
+            )
+        )
+        return list(rows.all())
+
+    async def escalate(self, order_id: uuid.UUID) -> bool:
+        """The scheduler's step: issued and past its last day -> escalated, by one conditional
+        UPDATE so that of two schedulers only one reports it."""
+        now = self.clock.now()
+        result = await self.session.execute(
+            update(SupervisionOrder)
+            .where(
+                SupervisionOrder.id == order_id,
+                SupervisionOrder.status == "issued",
+                SupervisionOrder.due_on < self.clock.today(),
+            )
+            .values(status="escalated", escalated_at=now, version=SupervisionOrder.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        order = await self.session.get(SupervisionOrder, order_id, populate_existing=True)
+        assert order is not None
+        dispute = await self.disputes.get(order.dispute_id, SYSTEM, for_update=True)
+        if dispute.attention is None:
+            dispute.attention = Attention.supervision_overdue
+        await self.disputes.record_work(
+            dispute,
+            "supervision_escalated",
+            SYSTEM,
+            f"督办逾期未答复 (期限 {order.due_on.isoformat()}), 已升级",
+            {"order_id": str(order.id), "body_id": str(order.body_id), "due_on": order.due_on.isoformat()},
+            "supervision_escalated",
+        )
+        return True
+
+    async def get(self, order_id: uuid.UUID, principal: Principal) -> tuple[SupervisionOrder, str]:
+        row = (
+            await self.session.execute(self._visible(principal).where(SupervisionOrder.id == order_id))
+        ).first()
+        if row is None:
+            raise NotFound(Text("没有这项督办", "No such supervision order"))
+        return row[0], row[1]
+
+    def _visible(self, principal: Principal):  # type: ignore[no-untyped-def]
+        """A body sees the orders addressed to it; center staff the orders on cases they see."""
+        query = select(SupervisionOrder, Dispute.case_number).join(
+            Dispute, Dispute.id == SupervisionOrder.dispute_id
+        )
+        if principal.role in BODY_ROLES:
+            return query.where(SupervisionOrder.body_id == principal.organisation_id)
+        return query.where(visible_to(principal))
+
+    async def search(
+        self,
+        principal: Principal,
+        *,
+        dispute_id: uuid.UUID | None,
+        status: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[tuple[SupervisionOrder, str]], str | None]:
+        query = self._visible(principal)
+        if dispute_id is not None:
+            query = query.where(SupervisionOrder.dispute_id == dispute_id)
+        if status is not None:
+            query = query.where(SupervisionOrder.status == status)
+        if cursor is not None:
+            due, last = _position(decode_cursor(cursor))
+            query = query.where(
+                (SupervisionOrder.due_on > due)
+                | ((SupervisionOrder.due_on == due) & (SupervisionOrder.id > last))
+            )
+        rows = (
+            await self.session.execute(
+                query.order_by(SupervisionOrder.due_on, SupervisionOrder.id).limit(limit + 1)
+            )
+        ).all()
+        items = [(o, n) for o, n in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and items:
+            last_order = items[-1][0]
+            next_cursor = encode_cursor({"due": last_order.due_on.isoformat(), "id": str(last_order.id)})
+        return items, next_cursor
+
+    async def set_owner(
+        self, dispute_id: uuid.UUID, data: OwnerIn | None, principal: Principal, if_match: str | None
+    ) -> Dispute:
+        """包案: name (or clear, with None) the official who owns the case."""
+        dispute = await self.disputes.get(dispute_id, principal, for_update=True)
+        check_if_match(if_match, dispute.version)
+        if data is None:
+            if dispute.owner is None:
+                raise Conflict(Text("该案没有包案领导", "The case has no owner"), code="no_owner")
+            dispute.owner = None
+            await self.disputes.record_work(dispute, "owner_cleared", principal, None, {}, "owner_changed")
+            return dispute
+        owner = {
+            "name": data.name,
+            "title": data.title,
+            "user_id": str(data.user_id) if data.user_id else None,
+            "since": self.clock.today().isoformat(),
+            "set_by": principal.id,
+        }
+        dispute.owner = owner
+        await self.disputes.record_work(
+            dispute, "owner_set", principal, data.reason, {"owner": owner, "note": data.note}, "owner_changed"
+        )
+        return dispute
