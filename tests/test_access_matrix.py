@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation
+from mediation.alerts.models import Alert, AlertCase
 from mediation.bodies.models import Body, Mediator, MediatorConflict
 from mediation.core.db import utcnow
 from mediation.disputes.models import Dispute
@@ -25,6 +26,7 @@ from mediation.events.models import WebhookDelivery, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
 from mediation.handoffs.models import Handoff
 from mediation.identity.models import ApiKey
+from mediation.supervision.models import SupervisionOrder
 from mediation.triage.rules import default_rules
 from tests.support import intake_body, person
 
@@ -33,6 +35,8 @@ THEIR_TEXT = "上虞某小区业主与物业因停车位收费发生纠纷"
 THEIR_MINUTES = "上虞调解笔录: 双方就停车位收费标准各自陈述意见"
 THEIR_FACTS = "上虞某小区物业自二〇二六年起按月加收停车管理费"
 THEIR_FOLLOW_UP = "上虞回访: 物业未按期退还多收的停车费"
+THEIR_ALERT = "上虞预警: 业主扬言聚集堵门"
+THEIR_ORDER = "上虞督办: 三日内答复停车费争议处理进展"
 
 # Operations any signed-in (or anonymous) caller may use: reference data and one's own identity.
 PUBLIC = {
@@ -42,6 +46,8 @@ PUBLIC = {
     ("get", "/v1/me"),
     ("post", "/v1/auth/token"),
     ("get", "/v1/events/catalogue"),
+    ("get", "/v1/clock-rules"),
+    ("get", "/v1/calendar/deadline"),
 }
 # Operations that create something of the caller's own (never of theirs): allowed with 201.
 OWN_CREATIONS = {("post", "/v1/webhooks")}
@@ -148,6 +154,8 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"rules": default_rules().model_dump(mode="json"), "note": "intruder"}
     if method == "put" and path.endswith("/mediator"):
         return {"mediator_id": ids["mediator_id"]}
+    if method == "put" and path.endswith("/owner"):
+        return {"name": "冒名领导", "title": "intruder", "reason": "intruder"}
     today = api.today.isoformat()
     if path.endswith("/agreements") or path.endswith("/agreements/{agreement_id}"):
         return api.agreement_content(theirs, facts="intruder facts") if method != "get" else None
@@ -209,6 +217,24 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"contacted_on": today, "method": "phone", "outcome": "performed"}
     if path.endswith("/acceptance"):
         return {"decision": "accepted", "case_number": "(2026)intruder"}
+    if path.endswith("/clocks/{name}/extension"):
+        return {"units": 1, "reason": "intruder extension"}
+    if path.endswith("/clocks/{name}/pause"):
+        return {"reason": "other"}
+    if path.endswith("/clocks/{name}/resume"):
+        return {}
+    if path.endswith("/supervision-orders"):
+        return {"instruction": "intruder order"}
+    if path.endswith("/response"):
+        return {"response": "intruder response"}
+    if path.endswith("/acknowledgement"):
+        return {"note": "intruder"}
+    if path.endswith("/resolution"):
+        return {"resolution": "intruder resolution"}
+    if path.endswith("/visit"):
+        return {"visited_on": today, "contact_method": "phone", "reached": True, "satisfaction": 1}
+    if path.endswith("/impossible"):
+        return {"reason": "intruder"}
     if path.endswith("/extension"):
         return {"days": 10, "reason": "intruder extension"}
     if path.endswith("/decision"):
@@ -271,6 +297,43 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
                 raised_at=utcnow(),
             )
         )
+        # An alert and a supervision order on their case.
+        their_alert, their_order = uuid.uuid4(), uuid.uuid4()
+        now = utcnow()
+        session.add(
+            Alert(
+                id=their_alert,
+                kind="risk",
+                key=f"risk:{theirs['id']}",
+                open_key=f"risk:{theirs['id']}",
+                level="immediate",
+                region_code="330604001000",
+                title=THEIR_ALERT,
+                details={"words": ["聚集"]},
+                status="open",
+                case_count=1,
+                raised_at=now,
+                last_seen_at=now,
+                version=1,
+            )
+        )
+        await session.flush()
+        session.add(
+            AlertCase(alert_id=their_alert, dispute_id=uuid.UUID(theirs["id"]), matched={}, added_at=now)
+        )
+        session.add(
+            SupervisionOrder(
+                id=their_order,
+                dispute_id=uuid.UUID(theirs["id"]),
+                body_id=api.bodies["other_village"],
+                instruction=THEIR_ORDER,
+                due_on=api.today,
+                status="issued",
+                issued_by="their-supervisor",
+                issued_at=now,
+                version=1,
+            )
+        )
     assert their_delivery is not None, "their subscription should have deliveries to probe"
     assert their_session is not None and their_obligation is not None
     ids = {
@@ -290,6 +353,9 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         "obligation_id": str(their_obligation),
         "handoff_id": theirs["handoff"]["id"],
         "follow_up_id": str(their_follow_up),
+        "alert_id": str(their_alert),
+        "order_id": str(their_order),
+        "name": "confirmation_window",
     }
     secrets = [
         theirs["id"],
@@ -306,6 +372,10 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         THEIR_MINUTES,
         THEIR_FACTS,
         THEIR_FOLLOW_UP,
+        THEIR_ALERT,
+        THEIR_ORDER,
+        ids["alert_id"],
+        ids["order_id"],
         ids["session_id"],
         ids["agreement_id"],
         ids["obligation_id"],
@@ -375,6 +445,10 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         handoffs = (
             await session.scalars(select(Handoff).where(Handoff.dispute_id == uuid.UUID(theirs["id"])))
         ).all()
+        alert = await session.get(Alert, their_alert)
+        order = await session.get(SupervisionOrder, their_order)
+    assert alert is not None and (alert.status, alert.version) == ("open", 1)
+    assert order is not None and (order.status, order.version) == ("issued", 1)
     assert conflicts == 0
     assert [(s.id, s.version) for s in sessions] == [(their_session, 2)]
     assert [(a.id, a.status, a.version) for a in agreements] == [(their_agreement, "effective", 5)]

@@ -164,7 +164,7 @@ async def test_closed_then_archived_requires_follow_up(api):
     dispute = await api.drive("closed")
     response = await api.act(dispute, "archive", {})
     assert response.status_code == 422
-    assert response.json()["errors"][0]["code"] == "follow_up_required"
+    assert [r["code"] for r in response.json()["reasons"]] == ["follow_up_visit_missing"]
     dispute = await api.step(dispute, "archive", {"visit_impossible_reason": "当事人电话停机, 三次上门未遇"})
     assert dispute["status"] == "archived"
 

@@ -13,10 +13,12 @@ from fastapi.openapi.utils import get_openapi
 
 from mediation import __version__
 from mediation.agreements.router import router as agreements_router
+from mediation.alerts.router import router as alerts_router
 from mediation.audit.recorder import ChainedRequestAuditor
 from mediation.audit.router import router as audit_router
 from mediation.bodies.router import router as bodies_router
 from mediation.clocks import scheduler
+from mediation.clocks.router import router as clocks_router
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, Unauthenticated, install_handlers
@@ -33,6 +35,8 @@ from mediation.handoffs.router import router as handoffs_router
 from mediation.identity.auth import Identity
 from mediation.identity.router import router as identity_router
 from mediation.ops.router import router as ops_router
+from mediation.stats.router import router as stats_router
+from mediation.supervision.router import router as supervision_router
 from mediation.triage.router import router as triage_router
 
 DESCRIPTION = """
@@ -112,8 +116,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(documents_router)
     app.include_router(agreements_router)
     app.include_router(handoffs_router)
+    app.include_router(clocks_router)
+    app.include_router(supervision_router)
+    app.include_router(alerts_router)
     app.include_router(events_router)
     app.include_router(audit_router)
+    app.include_router(stats_router)
     app.include_router(ops_router)
     app.openapi = lambda: _contract(app)  # type: ignore[method-assign]
     return app

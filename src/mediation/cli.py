@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
     commands.add_parser("relay", help="run the event relay (sequencing and webhook delivery) until stopped")
     commands.add_parser(
-        "clocks", help="run the scheduler once (deadline levels, lapsed sign-for, overdue obligations, "
-        "late courts, overdue supervision orders) and exit"
+        "clocks",
+        help="run the scheduler once (deadline levels, lapsed sign-for, overdue obligations, "
+        "late courts, overdue supervision orders) and exit",
     )
     scheduler = commands.add_parser(
         "scheduler",

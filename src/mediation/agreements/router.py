@@ -1,7 +1,7 @@
 """HTTP API for sessions, agreements, signatures, performance and follow-ups under /v1."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -25,8 +25,11 @@ from mediation.agreements.schemas import (
     SessionRecordIn,
     SignatureIn,
     SignatureOut,
+    VisitImpossibleIn,
+    VisitIn,
 )
 from mediation.agreements.service import AgreementService
+from mediation.agreements.visits import VisitService
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     Conflict,
@@ -369,6 +372,88 @@ async def complete_follow_up(
     async def work() -> JSONResponse:
         task, case_number = await svc.complete(follow_up_id, data, principal)
         return JSONResponse(jsonable_encoder(FollowUpOut(case_number=case_number, **_task(task))))
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+def visits(svc: Annotated[DisputeService, Depends(service)]) -> VisitService:
+    return VisitService(svc)
+
+
+Visits = Annotated[VisitService, Depends(visits)]
+
+
+@router.get(
+    "/follow-ups",
+    response_model=FollowUpPage,
+    summary="回访任务 Follow-up tasks",
+    description=(
+        "A body sees its own tasks; center staff see every task on the cases of their region, including "
+        "the visits of cases no body handled. Earliest due first."
+    ),
+    responses=problem_responses(ValidationFailed),
+)
+async def search_follow_ups(
+    principal: Reader,
+    svc: Visits,
+    kind: Literal["performance", "visit"] | None = None,
+    status: Literal["open", "done", "impossible"] | None = "open",
+    dispute_id: uuid.UUID | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> FollowUpPage:
+    rows, next_cursor = await svc.search(
+        principal, kind=kind, status=status, dispute_id=dispute_id, cursor=cursor, limit=limit
+    )
+    return FollowUpPage(
+        items=[FollowUpOut(case_number=n, **_task(f)) for f, n in rows], next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/follow-ups/{follow_up_id}/visit",
+    response_model=FollowUpOut,
+    summary="记录回访 Record a follow-up visit (or a try)",
+    description=(
+        "Reached: contact method, satisfaction 1-5, whether the agreement is being performed, notes; the task is "
+        "done and the case may be archived. Not reached: the try is kept; after the configured number of tries "
+        "the visit is recorded as impossible (parties unreachable). Lands on the case's timeline."
+    ),
+    responses=WRITES,
+)
+async def record_visit(
+    request: Request,
+    follow_up_id: uuid.UUID,
+    data: VisitIn,
+    principal: Writer,
+    svc: Visits,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        task, dispute = await svc.visit(follow_up_id, data, principal)
+        return _json(FollowUpOut(case_number=dispute.case_number, **_task(task)), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/follow-ups/{follow_up_id}/impossible",
+    response_model=FollowUpOut,
+    summary="无法回访 Record that no visit is possible",
+    description="With the reason (e.g. a party moved away, died). The case may then be archived.",
+    responses=WRITES,
+)
+async def visit_impossible(
+    request: Request,
+    follow_up_id: uuid.UUID,
+    data: VisitImpossibleIn,
+    principal: Writer,
+    svc: Visits,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        task, dispute = await svc.impossible(follow_up_id, data, principal)
+        return _json(FollowUpOut(case_number=dispute.case_number, **_task(task)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 

@@ -255,15 +255,47 @@ class FollowUpOut(BaseModel):
     id: uuid.UUID
     dispute_id: uuid.UUID
     case_number: str
-    body_id: uuid.UUID
-    kind: str
+    body_id: uuid.UUID | None = Field(description="The body whose task it is; null: the center's.")
+    kind: Literal["performance", "visit"] = Field(
+        description="performance: an obligation past due (Art. 31); visit: the follow-up visit after closing (回访)."
+    )
     obligation_id: uuid.UUID | None
     reason: str
     due_on: date
-    status: Literal["open", "done"]
+    status: Literal["open", "done", "impossible"]
     raised_at: datetime
     done_at: datetime | None
     result: dict[str, Any] | None
+    attempts: list[dict[str, Any]] | None = Field(description="Visits: each try to reach the parties.")
+
+
+class VisitIn(WriteModel):
+    """One try at the follow-up visit. Reached: the result with the satisfaction rating closes the
+    task. Not reached: the try is recorded; after the configured number of tries the visit is
+    recorded as impossible (parties unreachable), which also allows archiving."""
+
+    visited_on: date
+    contact_method: ContactMethod
+    reached: bool
+    satisfaction: Annotated[int | None, Field(ge=1, le=5, description="1 (very dissatisfied) to 5.")] = None
+    agreement_performed: bool | None = Field(default=None, description="Is the agreement being performed?")
+    notes: Note = None
+
+    @model_validator(mode="after")
+    def _rating_when_reached(self) -> Self:
+        if self.reached and self.satisfaction is None:
+            raise DomainValueError(
+                "satisfaction_required",
+                Text(
+                    "回访到当事人时须记录满意度 (1-5)",
+                    "A visit that reached the parties records satisfaction (1-5)",
+                ),
+            )
+        return self
+
+
+class VisitImpossibleIn(WriteModel):
+    reason: Annotated[str, Field(min_length=2, max_length=2000, description="Why no visit is possible.")]
 
 
 class FollowUpPage(BaseModel):

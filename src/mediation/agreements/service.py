@@ -184,6 +184,13 @@ class AgreementService:
             },
             "session_recorded",
         )
+        # Words of violence, self-harm or gathering in the minutes flag the case at once (Art. 25).
+        from mediation.alerts.service import AlertService  # it builds on the dispute service
+
+        alerts = AlertService(self.disputes)
+        hits = alerts.risk_hits(data.minutes)
+        if hits:
+            await alerts.flag_risk(dispute, hits, "session")
         reason = ENDING_OUTCOMES.get(data.outcome)
         if reason is not None:
             note = {

@@ -28,7 +28,7 @@ from mediation.disputes.enums import Channel
 from mediation.disputes.models import Dispute
 
 # States that end a case's clocks without their stage being completed.
-CANCELLING = frozenset({"withdrawn", "declined", "archived"})
+CANCELLING = frozenset({"withdrawn", "declined"})
 
 
 def _refuse(code: str, message: Text, clock: CaseClock) -> NoReturn:
@@ -198,11 +198,16 @@ class ClockService:
         await self.summarise(dispute)
         return clock, skipped
 
+    async def rule_of(self, dispute: Dispute, name: ClockName) -> ClockRule | None:
+        """The rule the running clock was started under."""
+        clock = await self._running_named(dispute, name)
+        return next((r for r in self.rules.rules if r.id == clock.rule_id), None)
+
     async def extend(
         self, dispute: Dispute, name: ClockName, units: int, reason: str, now: datetime
     ) -> CaseClock:
         clock = await self._running_named(dispute, name)
-        rule = next((r for r in self.rules.rules if r.id == clock.rule_id), None)
+        rule = await self.rule_of(dispute, name)
         if rule is None or rule.extension is None:
             _refuse(
                 "clock_not_extendable",

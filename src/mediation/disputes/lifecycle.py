@@ -116,6 +116,7 @@ class GuardContext:
     handoff: Handoff | None = None  # the open confirmation request or referral
     competent_courts: dict[str, list[Body]] = field(default_factory=dict)  # by basis
     document_kinds: set[str] = field(default_factory=set)  # kinds of active documents on file
+    visit_status: str | None = None  # the follow-up visit's status, for archive
 
 
 GuardCheck = Callable[[GuardContext], list[Refusal]]
@@ -795,6 +796,36 @@ G_PERFORMANCE_DATE = Guard(
 )
 
 
+def _visit_recorded(ctx: GuardContext) -> list[Refusal]:
+    """Close the loop before the file is archived (人民调解法 Art. 27; domain.md §4.4): the
+    follow-up visit is done, or recorded as impossible (parties unreachable after the set number of
+    tries, or a stated reason), or its result comes with this request."""
+    if getattr(ctx.payload, "follow_up", None) is not None:
+        return []
+    if getattr(ctx.payload, "visit_impossible_reason", None) is not None:
+        return []
+    if ctx.visit_status in ("done", "impossible"):
+        return []
+    return [
+        Refusal(
+            "follow_up_visit_missing",
+            Text(
+                "归档前须完成回访, 或记录无法回访 (多次联系不上或其他原因)",
+                "Record the follow-up visit, or that no visit was possible, before archiving",
+            ),
+            "人民调解法 第二十七条",
+        )
+    ]
+
+
+G_VISIT = Guard(
+    "follow_up_visit_recorded",
+    Text("已完成回访或已记录无法回访", "The follow-up visit is done or recorded as impossible"),
+    "人民调解法 第二十七条",
+    _visit_recorded,
+)
+
+
 # ---- the table ----------------------------------------------------------------------------------
 
 CENTER = frozenset({Role.clerk, Role.supervisor})
@@ -1043,6 +1074,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         CENTER | {Role.body_admin},
         Text("回访并归档", "Follow up and archive"),
         "archived",
+        (G_VISIT,),
         notes=Text(
             "归档前须完成回访, 或记录无法回访的原因",
             "A follow-up visit, or why none was possible, is recorded first (人民调解法 Art. 27)",

@@ -501,18 +501,22 @@ class FollowUpIn(WriteModel):
 
 
 class ArchivePayload(WriteModel):
+    """Archive after the follow-up visit. The visit is normally recorded on its task first
+    (`POST /v1/follow-ups/{id}/visit`); it may instead come with this request, as a result or as
+    the reason no visit was possible (guard `follow_up_visit_recorded`)."""
+
     follow_up: FollowUpIn | None = None
     visit_impossible_reason: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+    note: Note = None
 
     @model_validator(mode="after")
     def _visit_or_reason(self) -> Self:
-        # 人民调解法 Art. 27 / center practice: close the loop with a follow-up visit before archiving.
-        if (self.follow_up is None) == (self.visit_impossible_reason is None):
+        if self.follow_up is not None and self.visit_impossible_reason is not None:
             raise DomainValueError(
-                "follow_up_required",
+                "follow_up_conflict",
                 Text(
-                    "归档须记录回访结果, 或说明无法回访的原因 (二者选一)",
-                    "Give either a follow-up result or why no visit was possible",
+                    "回访结果与无法回访的原因只能二者选一",
+                    "Give either a follow-up result or why no visit was possible, not both",
                 ),
             )
         return self

@@ -166,11 +166,18 @@ class DisputeService:
         # ten or more workers for labour).
         rules = (await self.triage.rules()).rules
         is_group = data.people_involved >= rules.group_threshold_for(data.category)
+        # Early warning reads the description before triage, so words of violence, self-harm or
+        # gathering put the case at the tier for risk cases from the start (人民调解法 Art. 25).
+        from mediation.alerts.service import AlertService  # it builds on this service
+
+        alerts = AlertService(self)
+        hits = alerts.risk_hits(data.description)
+        is_risk = data.is_risk or bool(hits)
         facts = Facts(
             category=data.category,
             severity=data.severity,
             is_group=is_group,
-            is_risk=data.is_risk,
+            is_risk=is_risk,
             subject_matters=tuple(m.value for m in data.subject_matters),
             region_code=data.region_code,
             tier=Tier.village,
@@ -191,7 +198,7 @@ class DisputeService:
             people_involved=data.people_involved,
             severity=data.severity,
             is_group=is_group,
-            is_risk=data.is_risk,
+            is_risk=is_risk,
             complexity=data.complexity,
             tier=tier,
             status=Status.registered,
@@ -212,6 +219,7 @@ class DisputeService:
             ) from exc
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
         await self.clocks.follow(dispute, now)
+        await alerts.on_intake(dispute, hits)
         record_dispute_event(
             self.session,
             dispute,
@@ -429,6 +437,9 @@ class DisputeService:
             ctx.document_kinds = await self._document_kinds(dispute.id)
         elif action in HANDOFF_DECISIONS:
             ctx.handoff = await self.ledger.current(dispute.id)
+        elif action == Action.archive:
+            visit = await self._visit(dispute.id)
+            ctx.visit_status = visit.status if visit is not None else None
         mediator_id = getattr(payload, "mediator_id", None)
         if mediator_id is not None:
             ctx.mediator, ctx.conflicts = await self._mediator(dispute, mediator_id)
@@ -461,6 +472,10 @@ class DisputeService:
         for started in await self.clocks.follow(dispute, now):
             if started.name == ClockName.sign_for:
                 dispute.sign_for_due_on = started.due_on
+            elif started.name == ClockName.follow_up_visit:
+                self._open_visit(dispute, started.due_on, now)
+        if action == Action.archive:
+            await self._settle_visit(dispute, payload, principal, now)
         await self._flush_versioned()
         await self._route(dispute, action, payload, principal, ctx, now)
         await self._handoffs(dispute, action, payload, principal, ctx, now)
@@ -610,6 +625,50 @@ class DisputeService:
                 task.done_at = now
                 task.done_by = principal.id
                 task.result = {"outcome": "performed", "performed_on": payload.performed_on.isoformat()}
+
+    def _open_visit(self, dispute: Dispute, due_on: date, now: datetime) -> None:
+        """Closing a case puts its follow-up visit (回访) in the inbox of the body that handled it,
+        or of the center when no body did (人民调解法 Art. 27; domain.md §4.4: close the loop)."""
+        self.session.add(
+            FollowUp(
+                dispute_id=dispute.id,
+                body_id=dispute.body_id,
+                kind="visit",
+                reason="结案回访: 了解协议履行情况和当事人满意度",
+                due_on=due_on,
+                status="open",
+                raised_at=now,
+                attempts=[],
+            )
+        )
+
+    async def _visit(self, dispute_id: uuid.UUID) -> FollowUp | None:
+        return await self.session.scalar(
+            select(FollowUp)
+            .where(FollowUp.dispute_id == dispute_id, FollowUp.kind == "visit")
+            .order_by(FollowUp.raised_at.desc())
+            .limit(1)
+        )
+
+    async def _settle_visit(
+        self, dispute: Dispute, payload: Any, principal: Principal, now: datetime
+    ) -> None:
+        """A visit result (or why none was possible) sent with `archive` completes the visit task."""
+        visit = await self._visit(dispute.id)
+        if payload.follow_up is not None:
+            dispute.satisfaction = payload.follow_up.satisfaction
+            status, result = "done", {"outcome": "visited", **payload.follow_up.model_dump(mode="json")}
+        elif payload.visit_impossible_reason is not None:
+            status, result = (
+                "impossible",
+                {"outcome": "impossible", "reason": payload.visit_impossible_reason},
+            )
+        else:
+            return
+        if visit is None or visit.status != "open":
+            return
+        visit.status, visit.result = status, result
+        visit.done_at, visit.done_by = now, principal.id
 
     async def _agreement(self, agreement_id: uuid.UUID) -> Agreement | None:
         return await self.session.scalar(

@@ -30,6 +30,34 @@ TRANSITION_FIELDS: dict[str, dict[str, Any]] = {
     "mediator_id": {"type": "string", "format": "uuid", "description": "the mediator, once named"},
 }
 
+CLOCK_FIELDS: dict[str, dict[str, Any]] = {
+    "clock": {
+        "type": "string",
+        "description": "acceptance | sign_for | handling | mediation | confirmation_window | follow_up_visit",
+    },
+    "due_on": {"type": "string", "format": "date"},
+    "level": {"type": "string", "description": "at_risk | overdue"},
+    "source": {"type": "string", "description": "the article or practice the deadline comes from"},
+}
+ORDER_FIELDS: dict[str, dict[str, Any]] = {
+    "order_id": {"type": "string", "format": "uuid"},
+    "body_id": {"type": "string", "format": "uuid"},
+    "due_on": {"type": "string", "format": "date"},
+}
+ALERT_FIELDS: dict[str, dict[str, Any]] = {
+    "alert_id": {"type": "string", "format": "uuid"},
+    "kind": {"type": "string", "description": "risk | cluster | repeat"},
+    "level": {"type": "string", "description": "immediate | high | normal"},
+}
+VISIT_FIELDS: dict[str, dict[str, Any]] = {
+    "follow_up_id": {"type": "string", "format": "uuid"},
+    "attempt": {"type": "integer"},
+    "reached": {"type": "boolean"},
+    "contact_method": {"type": "string"},
+    "satisfaction": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
+    "agreement_performed": {"type": ["boolean", "null"]},
+}
+
 
 def catalogue() -> list[dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {
@@ -164,6 +192,95 @@ def catalogue() -> list[dict[str, Any]]:
                 "due_on": {"type": "string", "format": "date"},
             },
             "actions": ["handoff_overdue"],
+        },
+        "clock_at_risk": {
+            "summary": "时限预警 A deadline is at risk: most of its period is used (reported once)",
+            "fields": {**COMMON_FIELDS, **CLOCK_FIELDS},
+            "actions": ["clock_at_risk"],
+        },
+        "clock_overdue": {
+            "summary": "时限超期 A deadline has passed (reported once)",
+            "fields": {**COMMON_FIELDS, **CLOCK_FIELDS},
+            "actions": ["clock_overdue"],
+        },
+        "clock_paused": {
+            "summary": "中止计时 A clock was paused while waiting on a party",
+            "fields": {**COMMON_FIELDS, "clock": CLOCK_FIELDS["clock"], "reason": {"type": "string"}},
+            "actions": ["clock_paused"],
+        },
+        "clock_resumed": {
+            "summary": "恢复计时 A paused clock runs again; its last day moved by the days it stood still",
+            "fields": {
+                **COMMON_FIELDS,
+                "clock": CLOCK_FIELDS["clock"],
+                "skipped": {"type": "integer"},
+                "due_on": CLOCK_FIELDS["due_on"],
+            },
+            "actions": ["clock_resumed"],
+        },
+        "clock_extended": {
+            "summary": "延长期限 A deadline was extended (with the parties' consent where required)",
+            "fields": {
+                **COMMON_FIELDS,
+                "clock": CLOCK_FIELDS["clock"],
+                "units": {"type": "integer"},
+                "unit": {"type": "string"},
+                "due_on": CLOCK_FIELDS["due_on"],
+            },
+            "actions": ["clock_extended"],
+        },
+        "supervision_issued": {
+            "summary": "督办 A supervisor issued a supervision order on the case",
+            "fields": {**COMMON_FIELDS, **ORDER_FIELDS},
+            "actions": ["supervision_issued"],
+        },
+        "supervision_responded": {
+            "summary": "督办答复 The body answered a supervision order",
+            "fields": {**COMMON_FIELDS, "order_id": ORDER_FIELDS["order_id"], "late": {"type": "boolean"}},
+            "actions": ["supervision_responded"],
+        },
+        "supervision_escalated": {
+            "summary": "督办升级 A supervision order went unanswered past its deadline (reported once)",
+            "fields": {**COMMON_FIELDS, **ORDER_FIELDS},
+            "actions": ["supervision_escalated"],
+        },
+        "owner_changed": {
+            "summary": "包案 The case owner was set or cleared",
+            "fields": {
+                **COMMON_FIELDS,
+                "owner": {"type": "object", "description": "name, title, since; absent when cleared"},
+            },
+            "actions": ["owner_set", "owner_cleared"],
+        },
+        "alert_raised": {
+            "summary": "预警 The case is part of an early-warning alert (risk words, cluster, repeated dispute)",
+            "fields": {**COMMON_FIELDS, **ALERT_FIELDS},
+            "actions": ["alert_raised"],
+        },
+        "alert_acknowledged": {
+            "summary": "预警签收 A supervisor acknowledged an alert on the case",
+            "fields": {**COMMON_FIELDS, **ALERT_FIELDS},
+            "actions": ["alert_acknowledged"],
+        },
+        "alert_resolved": {
+            "summary": "预警处置 An alert on the case was resolved",
+            "fields": {**COMMON_FIELDS, **ALERT_FIELDS},
+            "actions": ["alert_resolved"],
+        },
+        "visit_attempted": {
+            "summary": "回访未联系上 A follow-up visit try did not reach the parties",
+            "fields": {**COMMON_FIELDS, **VISIT_FIELDS},
+            "actions": ["visit_attempted"],
+        },
+        "visit_completed": {
+            "summary": "回访 The follow-up visit was done, with the satisfaction rating",
+            "fields": {**COMMON_FIELDS, **VISIT_FIELDS},
+            "actions": ["visit_completed"],
+        },
+        "visit_impossible": {
+            "summary": "无法回访 No follow-up visit is possible (parties unreachable, or a stated reason)",
+            "fields": {**COMMON_FIELDS, "follow_up_id": VISIT_FIELDS["follow_up_id"]},
+            "actions": ["visit_impossible"],
         },
         "document_withdrawn": {
             "summary": "A document was withdrawn (kept, with its reason)",

@@ -1,0 +1,166 @@
+"""Follow-up visits (回访) after a case is closed, and the follow-up task lists.
+
+The task is opened when the case closes (`DisputeService`), in the inbox of the body that handled
+it or of the center. Each try is recorded; a visit that reaches the parties records how, their
+satisfaction (1-5) and whether the agreement is being performed; after the configured number of
+unreachable tries, or with a stated reason, the visit is recorded as impossible. Either way the
+case may then be archived (guard `follow_up_visit_recorded`, 人民调解法 Art. 27).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from mediation.agreements.models import FollowUp
+from mediation.agreements.schemas import VisitImpossibleIn, VisitIn
+from mediation.core.errors import Conflict, NotFound, ValidationFailed
+from mediation.core.http import decode_cursor, encode_cursor
+from mediation.core.i18n import Text
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
+from mediation.disputes.models import Dispute
+from mediation.disputes.scope import visible_to
+from mediation.disputes.service import DisputeService
+
+
+class VisitService:
+    def __init__(self, disputes: DisputeService) -> None:
+        self.disputes = disputes
+        self.session = disputes.session
+        self.clock = disputes.clock
+
+    def _mine(self, principal: Principal) -> Any:
+        """A body works its own tasks; the center works every task on the cases of its region."""
+        if principal.role in BODY_ROLES:
+            return FollowUp.body_id == principal.organisation_id
+        if principal.role in CENTER_ROLES | {Role.system}:
+            return visible_to(principal)
+        return FollowUp.id.is_(None)
+
+    async def _task(self, follow_up_id: uuid.UUID, principal: Principal) -> tuple[FollowUp, Dispute]:
+        row = (
+            await self.session.execute(
+                select(FollowUp, Dispute)
+                .join(Dispute, Dispute.id == FollowUp.dispute_id)
+                .where(FollowUp.id == follow_up_id, FollowUp.kind == "visit", self._mine(principal))
+                .with_for_update(of=FollowUp)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(Text("没有这项回访任务", "No such visit task"))
+        task, dispute = row
+        if task.status != "open":
+            raise Conflict(Text("这项回访已办结", "This visit is already recorded"), code="visit_recorded")
+        return task, dispute
+
+    async def visit(
+        self, follow_up_id: uuid.UUID, data: VisitIn, principal: Principal
+    ) -> tuple[FollowUp, Dispute]:
+        task, dispute = await self._task(follow_up_id, principal)
+        if data.visited_on > self.clock.today():
+            raise ValidationFailed.of_field(
+                "visited_on", "in_future", Text("回访日期不能晚于今天", "visited_on cannot be in the future")
+            )
+        now = self.clock.now()
+        attempt = {**data.model_dump(mode="json"), "recorded_at": now.isoformat(), "by": principal.id}
+        task.attempts = [*(task.attempts or []), attempt]
+        # The task's scope was checked above; lock the case for the timeline entry.
+        dispute = await self.disputes.get(dispute.id, SYSTEM, for_update=True)
+        if data.reached:
+            assert data.satisfaction is not None
+            self._finish(task, "done", {"outcome": "visited", **data.model_dump(mode="json")}, principal, now)
+            dispute.satisfaction = data.satisfaction
+            action, reason = "visit_completed", data.notes
+        elif len(task.attempts) >= self.disputes.settings.visit_max_attempts:
+            outcome = {"outcome": "unreachable", "attempts": len(task.attempts)}
+            self._finish(task, "impossible", outcome, principal, now)
+            action, reason = "visit_impossible", f"连续 {len(task.attempts)} 次联系不上当事人"
+        else:
+            action, reason = "visit_attempted", data.notes
+        await self.disputes.record_work(
+            dispute,
+            action,
+            principal,
+            reason,
+            {
+                "follow_up_id": str(task.id),
+                "attempt": len(task.attempts),
+                "reached": data.reached,
+                "contact_method": data.contact_method.value,
+                "satisfaction": data.satisfaction,
+                "agreement_performed": data.agreement_performed,
+            },
+            action,
+        )
+        return task, dispute
+
+    async def impossible(
+        self, follow_up_id: uuid.UUID, data: VisitImpossibleIn, principal: Principal
+    ) -> tuple[FollowUp, Dispute]:
+        task, dispute = await self._task(follow_up_id, principal)
+        now = self.clock.now()
+        self._finish(task, "impossible", {"outcome": "impossible", "reason": data.reason}, principal, now)
+        # The task's scope was checked above; lock the case for the timeline entry.
+        dispute = await self.disputes.get(dispute.id, SYSTEM, for_update=True)
+        await self.disputes.record_work(
+            dispute,
+            "visit_impossible",
+            principal,
+            data.reason,
+            {"follow_up_id": str(task.id)},
+            "visit_impossible",
+        )
+        return task, dispute
+
+    def _finish(
+        self, task: FollowUp, status: str, result: dict[str, Any], principal: Principal, now: datetime
+    ) -> None:
+        task.status, task.result = status, result
+        task.done_at, task.done_by = now, principal.id
+
+    async def search(
+        self,
+        principal: Principal,
+        *,
+        kind: str | None,
+        status: str | None,
+        dispute_id: uuid.UUID | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[tuple[FollowUp, str]], str | None]:
+        query = (
+            select(FollowUp, Dispute.case_number)
+            .join(Dispute, Dispute.id == FollowUp.dispute_id)
+            .where(self._mine(principal))
+        )
+        if kind is not None:
+            query = query.where(FollowUp.kind == kind)
+        if status is not None:
+            query = query.where(FollowUp.status == status)
+        if dispute_id is not None:
+            query = query.where(FollowUp.dispute_id == dispute_id)
+        if cursor is not None:
+            due, last = _position(decode_cursor(cursor))
+            query = query.where(or_(FollowUp.due_on > due, and_(FollowUp.due_on == due, FollowUp.id > last)))
+        rows = (
+            await self.session.execute(query.order_by(FollowUp.due_on, FollowUp.id).limit(limit + 1))
+        ).all()
+        items = [(f, n) for f, n in rows[:limit]]
+        next_cursor = (
+            encode_cursor({"due": items[-1][0].due_on.isoformat(), "id": str(items[-1][0].id)})
+            if len(rows) > limit and items
+            else None
+        )
+        return items, next_cursor
+
+
+def _position(position: dict[str, object]) -> tuple[date, uuid.UUID]:
+    try:
+        return date.fromisoformat(str(position["due"])), uuid.UUID(str(position["id"]))
+    except (KeyError, ValueError) as exc:
+        raise ValidationFailed.of_field(
+            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor")
+        ) from exc

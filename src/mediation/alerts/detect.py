@@ -1,0 +1,90 @@
+"""What early warning looks for, as data and pure functions (domain.md §4.4).
+
+Risk words signal violence, self-harm or gathering; a mediator who learns of a danger of violence
+must report it to the police promptly (人民调解法 Art. 25), so such a case is flagged at once.
+Clusters are N or more disputes within D days in one county against the same respondent, at the
+same place, or of the same category in the same town: a possible group dispute (群体性) forming.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from importlib import resources
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ClusterBy(StrEnum):
+    respondent = "respondent"  # the same respondent (ID/credit code, or an organisation's name)
+    place = "place"  # the same address, e.g. one housing project
+    category = "category"  # the same category in the same town
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WordList(_Strict):
+    label: str
+    words: Annotated[list[Annotated[str, Field(min_length=1, max_length=20)]], Field(min_length=1)]
+
+
+class ClusterRule(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z_]+$")]
+    by: ClusterBy
+    min_cases: Annotated[int, Field(ge=2, le=1000)]
+    window_days: Annotated[int, Field(ge=1, le=365)]
+    label: str
+
+
+class AlertRules(_Strict):
+    risk_words: dict[str, WordList]
+    clusters: list[ClusterRule]
+    repeat_within_days: Annotated[int, Field(ge=1, le=3650)] = 365
+
+
+@lru_cache(maxsize=1)
+def load() -> AlertRules:
+    text = resources.files("mediation.alerts").joinpath("default_rules.json").read_text("utf-8")
+    return AlertRules.model_validate(json.loads(text))
+
+
+_SPACES = re.compile(r"[\s\u3000]+")
+
+
+def normalise(text: str) -> str:
+    """Full-width to half-width and no spaces, so "跳 楼" and "跳楼" match alike."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", text)).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class RiskHit:
+    kind: str  # violence | self_harm | gathering
+    label: str
+    word: str
+
+
+def risk_words(text: str, rules: AlertRules) -> list[RiskHit]:
+    plain = normalise(text)
+    hits = []
+    for kind, words in rules.risk_words.items():
+        for word in words.words:
+            if normalise(word) in plain:
+                hits.append(RiskHit(kind, words.label, word))
+    return hits
+
+
+def place_key(address: str | None) -> str | None:
+    """An address reduced to what identifies the place: no spaces or punctuation, and no unit or
+    room number, so "幸福小区3栋2单元501" and "幸福小区 3栋" are the same project."""
+    if not address:
+        return None
+    plain = re.sub(r"[^\w]", "", normalise(address))
+    plain = re.sub(r"\d+(栋|幢|号楼|单元|室|层).*$", "", plain)
+    return plain or None

@@ -1,0 +1,153 @@
+"""HTTP API for early-warning alerts (预警) under /v1."""
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from mediation.agreements.router import WRITES, IfMatch
+from mediation.alerts.models import Alert
+from mediation.alerts.schemas import AcknowledgeIn, AlertCaseOut, AlertOut, AlertPage, ResolveIn
+from mediation.alerts.service import AlertService
+from mediation.core.db import UnitOfWorkRoute
+from mediation.core.errors import (
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+    ValidationFailed,
+    problem_responses,
+)
+from mediation.core.http import etag_for
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.router import IdempotencyKey, service
+from mediation.disputes.service import DisputeService
+from mediation.identity.auth import permission
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["early warning"])
+
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+Supervisor = Annotated[Principal, permission(Permission.supervise)]
+CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
+
+
+def alerts(svc: Annotated[DisputeService, Depends(service)]) -> AlertService:
+    return AlertService(svc)
+
+
+Alerts = Annotated[AlertService, Depends(alerts)]
+
+
+def alert_out(alert: Alert, cases: list[AlertCaseOut] | None = None) -> AlertOut:
+    return AlertOut.model_validate({**alert.__dict__, "cases": cases})
+
+
+async def _full(svc: AlertService, alert: Alert, principal: Principal) -> JSONResponse:
+    cases = [
+        AlertCaseOut(
+            dispute_id=d.id,
+            case_number=d.case_number,
+            status=d.status,
+            category=d.category,
+            region_code=d.region_code,
+            created_at=d.created_at,
+            matched=a.matched,
+        )
+        for a, d in await svc.cases(alert, principal)
+    ]
+    body = jsonable_encoder(alert_out(alert, cases))
+    return JSONResponse(body, headers={"ETag": etag_for(alert.version)})
+
+
+@router.get(
+    "/alerts",
+    response_model=AlertPage,
+    summary="预警 Early-warning alerts",
+    description=(
+        "Risk words at intake or in session minutes (immediate), clusters of disputes against one "
+        "respondent, at one place or of one category in one town (possible group disputes), and "
+        "repeated disputes between the same parties. Newest first; visible to whoever sees one of the cases."
+    ),
+    responses=problem_responses(ValidationFailed),
+)
+async def list_alerts(
+    principal: Reader,
+    svc: Alerts,
+    status: Literal["open", "acknowledged", "resolved"] | None = None,
+    kind: Literal["risk", "cluster", "repeat"] | None = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> AlertPage:
+    rows, next_cursor = await svc.search(principal, status=status, kind=kind, cursor=cursor, limit=limit)
+    return AlertPage(items=[alert_out(a) for a in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/alerts/{alert_id}",
+    response_model=AlertOut,
+    summary="一条预警 One alert, with its cases",
+    responses=problem_responses(NotFound),
+)
+async def get_alert(alert_id: uuid.UUID, principal: Reader, svc: Alerts) -> Response:
+    return await _full(svc, await svc.get(alert_id, principal), principal)
+
+
+@router.get(
+    "/disputes/{dispute_id}/alerts",
+    response_model=list[AlertOut],
+    summary="案件预警 The alerts a case is part of",
+    responses=problem_responses(NotFound),
+)
+async def case_alerts(dispute_id: uuid.UUID, principal: Reader, svc: Alerts) -> list[AlertOut]:
+    return [alert_out(a) for a in await svc.of_case(dispute_id, principal)]
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledgement",
+    response_model=AlertOut,
+    summary="签收预警 Acknowledge an alert",
+    description="A supervisor takes the alert in hand. Needs the alert's ETag; lands on each case's timeline.",
+    responses=CHANGES,
+)
+async def acknowledge_alert(
+    request: Request,
+    alert_id: uuid.UUID,
+    data: AcknowledgeIn,
+    principal: Supervisor,
+    svc: Alerts,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        alert = await svc.acknowledge(alert_id, data.note, principal, if_match)
+        return await _full(svc, alert, principal)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/alerts/{alert_id}/resolution",
+    response_model=AlertOut,
+    summary="处置预警 Resolve an alert",
+    description=(
+        "Records what was done. A resolved cluster no longer collects cases: a later wave raises a new "
+        "alert. Needs the alert's ETag; lands on each case's timeline."
+    ),
+    responses=CHANGES,
+)
+async def resolve_alert(
+    request: Request,
+    alert_id: uuid.UUID,
+    data: ResolveIn,
+    principal: Supervisor,
+    svc: Alerts,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        alert = await svc.resolve(alert_id, data.resolution, principal, if_match)
+        return await _full(svc, alert, principal)
+
+    return await run_idempotent(request, principal, idempotency_key, work)

@@ -1,0 +1,436 @@
+"""Early warning: raising alerts at intake and from session notes, and their life afterwards.
+
+An alert is raised once per thing it is about (`open_key`): the sixth wage-arrears dispute against
+the same employer joins the open cluster alert instead of raising a sixth. A risk alert flags the
+case itself (`is_risk`, attention) and tells the mediator to report to the police when there is a
+danger of violence (人民调解法 Art. 25). Raising, acknowledging and resolving land on the timeline
+of each case concerned. Services add and flush; the request's unit of work commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from mediation.alerts import detect
+from mediation.alerts.detect import AlertRules, ClusterBy, ClusterRule, RiskHit
+from mediation.alerts.models import Alert, AlertCase
+from mediation.core.errors import Conflict, NotFound, ValidationFailed
+from mediation.core.http import check_if_match, decode_cursor, encode_cursor
+from mediation.core.i18n import Text
+from mediation.core.principal import SYSTEM, Principal
+from mediation.disputes.enums import PartyKind, PartyRole
+from mediation.disputes.models import Dispute, Party
+from mediation.disputes.scope import visible_to
+from mediation.disputes.service import Attention, DisputeService
+
+log = logging.getLogger(__name__)
+
+POLICE_ADVICE = (
+    "发现有可能激化为刑事案件或治安案件的, 调解员应当及时向当地公安机关报告 (人民调解法 第二十五条)"
+)
+
+
+def _identity(party: Party) -> tuple[str, str] | None:
+    """How the same person or company is recognised across cases without decrypting anything."""
+    if party.id_number_index:
+        return ("id", party.id_number_index)
+    if party.kind == PartyKind.organisation and party.name_key:
+        return ("name", party.name_key)
+    if party.phone_index:
+        return ("phone", party.phone_index)
+    return None
+
+
+def _same(party: type[Party], identity: tuple[str, str]) -> Any:
+    kind, value = identity
+    if kind == "id":
+        return party.id_number_index == value
+    if kind == "name":
+        return and_(party.name_key == value, party.kind == PartyKind.organisation)
+    return party.phone_index == value
+
+
+class AlertService:
+    def __init__(self, disputes: DisputeService, rules: AlertRules | None = None) -> None:
+        self.disputes = disputes
+        self.session = disputes.session
+        self.clock = disputes.clock
+        self.rules = rules or detect.load()
+
+    # ---- raising --------------------------------------------------------------------------------
+
+    def risk_hits(self, text: str) -> list[RiskHit]:
+        return detect.risk_words(text, self.rules)
+
+    async def on_intake(self, dispute: Dispute, hits: list[RiskHit]) -> list[Alert]:
+        """Run every check on a newly registered case."""
+        raised = []
+        if hits:
+            raised.append(await self.flag_risk(dispute, hits, "description"))
+        for rule in self.rules.clusters:
+            alert = await self._cluster(dispute, rule)
+            if alert is not None:
+                raised.append(alert)
+        repeat = await self._repeat(dispute)
+        if repeat is not None:
+            raised.append(repeat)
+        return raised
+
+    async def flag_risk(self, dispute: Dispute, hits: list[RiskHit], source: str) -> Alert:
+        kinds = sorted({h.kind for h in hits})
+        words = sorted({h.word for h in hits})
+        dispute.is_risk = True
+        if dispute.attention is None:
+            dispute.attention = Attention.risk
+        title = f"风险预警: {dispute.case_number} 含{'、'.join(sorted({h.label for h in hits}))}表述"
+        details = {"kinds": kinds, "words": words, "source": source, "advice": POLICE_ADVICE}
+        return await self._raise(
+            dispute,
+            "risk",
+            f"risk:{dispute.id}",
+            "immediate",
+            dispute.region_code,
+            title,
+            details,
+            [dispute.id],
+            details,
+        )
+
+    async def _cluster(self, dispute: Dispute, rule: ClusterRule) -> Alert | None:
+        county = dispute.region_code[:6]
+        since = dispute.created_at - timedelta(days=rule.window_days)
+        near = and_(
+            Dispute.region_code.startswith(county),
+            Dispute.created_at >= since,
+            Dispute.created_at <= dispute.created_at,
+        )
+        query: Select[uuid.UUID] | None = None
+        if rule.by == ClusterBy.respondent:
+            identities = [
+                i
+                for p in dispute.parties
+                if p.role == PartyRole.respondent and (i := _identity(p)) is not None
+            ]
+            if not identities:
+                return None
+            identity = identities[0]
+            theirs = aliased(Party)
+            query = select(Dispute.id).where(
+                near,
+                exists().where(
+                    theirs.dispute_id == Dispute.id,
+                    theirs.role == PartyRole.respondent,
+                    _same(theirs, identity),
+                ),
+            )
+            subject = f"{identity[0]}:{identity[1]}"
+            about = next(
+                p.name for p in dispute.parties if p.role == PartyRole.respondent and _identity(p) == identity
+            )
+        elif rule.by == ClusterBy.place:
+            place = detect.place_key(dispute.address)
+            if place is None:
+                return None
+            candidates = await self.session.execute(
+                select(Dispute.id, Dispute.address).where(near, Dispute.address.is_not(None))
+            )
+            ids = [i for i, address in candidates.all() if detect.place_key(address) == place]
+            return await self._cluster_alert(
+                dispute, rule, county, f"place:{place}", dispute.address or place, ids
+            )
+        else:
+            town = dispute.region_code[:9]
+            query = select(Dispute.id).where(
+                near, Dispute.region_code.startswith(town), Dispute.category == dispute.category
+            )
+            subject = f"category:{town}:{dispute.category}"
+            about = dispute.category
+        ids = list((await self.session.scalars(query)).all())
+        return await self._cluster_alert(dispute, rule, county, subject, about, ids)
+
+    async def _cluster_alert(
+        self, dispute: Dispute, rule: ClusterRule, county: str, subject: str, about: str, ids: list[uuid.UUID]
+    ) -> Alert | None:
+        if len(ids) < rule.min_cases:
+            return None
+        title = f"群体性风险预警: {rule.window_days} 日内 {len(ids)} 起纠纷 ({rule.label}): {about}"
+        details = {
+            "rule": rule.id,
+            "by": rule.by.value,
+            "about": about,
+            "window_days": rule.window_days,
+            "min_cases": rule.min_cases,
+        }
+        return await self._raise(
+            dispute,
+            "cluster",
+            f"cluster:{rule.id}:{county}:{subject}",
+            "high",
+            county,
+            title,
+            details,
+            ids,
+            {"rule": rule.id},
+        )
+
+    async def _repeat(self, dispute: Dispute) -> Alert | None:
+        """Repeated disputes between the same parties: an earlier case with both an applicant and a
+        respondent of this one among its parties."""
+        applicants = [i for p in dispute.parties if p.role == PartyRole.applicant and (i := _identity(p))]
+        respondents = [i for p in dispute.parties if p.role == PartyRole.respondent and (i := _identity(p))]
+        if not applicants or not respondents:
+            return None
+        first, second = aliased(Party), aliased(Party)
+        since = dispute.created_at - timedelta(days=self.rules.repeat_within_days)
+        earlier = list(
+            (
+                await self.session.scalars(
+                    select(Dispute.id).where(
+                        Dispute.id != dispute.id,
+                        Dispute.created_at >= since,
+                        exists().where(
+                            first.dispute_id == Dispute.id, or_(*(_same(first, i) for i in applicants))
+                        ),
+                        exists().where(
+                            second.dispute_id == Dispute.id, or_(*(_same(second, i) for i in respondents))
+                        ),
+                    )
+                )
+            ).all()
+        )
+        if not earlier:
+            return None
+        pair = sorted([f"{applicants[0][0]}:{applicants[0][1]}", f"{respondents[0][0]}:{respondents[0][1]}"])
+        title = f"重复纠纷预警: 同一当事人之间第 {len(earlier) + 1} 起纠纷"
+        details = {"earlier_cases": len(earlier), "within_days": self.rules.repeat_within_days}
+        return await self._raise(
+            dispute,
+            "repeat",
+            "repeat:" + "|".join(pair)[:180],
+            "normal",
+            dispute.region_code[:6],
+            title,
+            details,
+            [*earlier, dispute.id],
+            {"earlier": len(earlier)},
+        )
+
+    async def _raise(
+        self,
+        dispute: Dispute,
+        kind: str,
+        key: str,
+        level: str,
+        region: str,
+        title: str,
+        details: dict[str, Any],
+        case_ids: list[uuid.UUID],
+        matched: dict[str, Any],
+    ) -> Alert:
+        """Join the open alert with this key, or raise it. Two intakes raising the same alert at
+        once: the second's insert fails on `open_key` inside a savepoint and it joins instead."""
+        now = self.clock.now()
+        alert = await self._open(key)
+        if alert is None:
+            try:
+                async with self.session.begin_nested():
+                    alert = Alert(
+                        id=uuid.uuid4(),
+                        kind=kind,
+                        key=key,
+                        open_key=key,
+                        level=level,
+                        region_code=region,
+                        title=title,
+                        details=details,
+                        status="open",
+                        case_count=0,
+                        raised_at=now,
+                        last_seen_at=now,
+                        version=1,
+                    )
+                    self.session.add(alert)
+                    await self.session.flush()
+            except IntegrityError:
+                alert = await self._open(key)
+                assert alert is not None
+        else:
+            alert.details = {
+                **alert.details,
+                **{k: v for k, v in details.items() if k not in ("words", "kinds")},
+            }
+            if kind == "risk":
+                alert.details = {
+                    **alert.details,
+                    "words": sorted({*alert.details.get("words", []), *details["words"]}),
+                    "kinds": sorted({*alert.details.get("kinds", []), *details["kinds"]}),
+                }
+            alert.title = title
+        known = set(
+            (
+                await self.session.scalars(select(AlertCase.dispute_id).where(AlertCase.alert_id == alert.id))
+            ).all()
+        )
+        for case_id in case_ids:
+            if case_id in known:
+                continue
+            self.session.add(AlertCase(alert_id=alert.id, dispute_id=case_id, matched=matched, added_at=now))
+            alert.case_count += 1
+            await self._note(case_id, dispute, "alert_raised", alert, title)
+        alert.last_seen_at = now
+        alert.version += 1
+        await self.session.flush()
+        return alert
+
+    async def _open(self, key: str) -> Alert | None:
+        return await self.session.scalar(select(Alert).where(Alert.open_key == key))
+
+    async def _note(
+        self, case_id: uuid.UUID, current: Dispute, action: str, alert: Alert, reason: str
+    ) -> None:
+        """The alert on the timeline (and in the outbox) of the case that raised or joined it. The
+        earlier cases of a cluster are listed on the alert (and `GET /v1/disputes/{id}/alerts`) but
+        their timelines are left alone: an intake must never fail, or make a clerk's open copy of
+        another case stale, because that case happens to belong to the same cluster."""
+        if case_id != current.id:
+            return
+        payload = {"alert_id": str(alert.id), "kind": alert.kind, "level": alert.level}
+        await self.disputes.record_work(current, action, SYSTEM, reason, payload, action)
+
+    # ---- reading --------------------------------------------------------------------------------
+
+    def _visible(self, principal: Principal) -> Select[Alert]:
+        """An alert is visible to whoever can see one of its cases."""
+        mine = (
+            select(AlertCase.alert_id)
+            .join(Dispute, Dispute.id == AlertCase.dispute_id)
+            .where(visible_to(principal))
+        )
+        return select(Alert).where(Alert.id.in_(mine))
+
+    async def get(self, alert_id: uuid.UUID, principal: Principal) -> Alert:
+        alert = await self.session.scalar(self._visible(principal).where(Alert.id == alert_id))
+        if alert is None:
+            raise NotFound(Text("没有这条预警", "No such alert"))
+        return alert
+
+    async def cases(self, alert: Alert, principal: Principal) -> list[tuple[AlertCase, Dispute]]:
+        rows = await self.session.execute(
+            select(AlertCase, Dispute)
+            .join(Dispute, Dispute.id == AlertCase.dispute_id)
+            .where(AlertCase.alert_id == alert.id, visible_to(principal))
+            .order_by(AlertCase.added_at, Dispute.created_at)
+        )
+        return [(a, d) for a, d in rows.all()]
+
+    async def of_case(self, dispute_id: uuid.UUID, principal: Principal) -> list[Alert]:
+        await self.disputes.get(dispute_id, principal)
+        rows = await self.session.scalars(
+            select(Alert)
+            .join(AlertCase, AlertCase.alert_id == Alert.id)
+            .where(AlertCase.dispute_id == dispute_id)
+            .order_by(Alert.raised_at.desc())
+        )
+        return list(rows.all())
+
+    async def search(
+        self,
+        principal: Principal,
+        *,
+        status: str | None,
+        kind: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[Alert], str | None]:
+        query = self._visible(principal)
+        if status is not None:
+            query = query.where(Alert.status == status)
+        if kind is not None:
+            query = query.where(Alert.kind == kind)
+        if cursor is not None:
+            raised, last = _position(decode_cursor(cursor))
+            query = query.where(
+                or_(Alert.raised_at < raised, and_(Alert.raised_at == raised, Alert.id < last))
+            )
+        rows = list(
+            (
+                await self.session.scalars(
+                    query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit + 1)
+                )
+            ).all()
+        )
+        items = rows[:limit]
+        next_cursor = (
+            encode_cursor({"t": items[-1].raised_at.isoformat(), "id": str(items[-1].id)})
+            if len(rows) > limit and items
+            else None
+        )
+        return items, next_cursor
+
+    # ---- handling -------------------------------------------------------------------------------
+
+    async def acknowledge(
+        self, alert_id: uuid.UUID, note: str | None, principal: Principal, if_match: str | None
+    ) -> Alert:
+        alert = await self.get(alert_id, principal)
+        check_if_match(if_match, alert.version)
+        if alert.status != "open":
+            raise Conflict(
+                Text("该预警已签收或已处置", "The alert is already acknowledged or resolved"),
+                code="alert_not_open",
+            )
+        alert.status = "acknowledged"
+        alert.acknowledged_at = self.clock.now()
+        alert.acknowledged_by = principal.id
+        alert.version += 1
+        await self._note_all(alert, "alert_acknowledged", note or alert.title, principal)
+        return alert
+
+    async def resolve(
+        self, alert_id: uuid.UUID, resolution: str, principal: Principal, if_match: str | None
+    ) -> Alert:
+        alert = await self.get(alert_id, principal)
+        check_if_match(if_match, alert.version)
+        if alert.status == "resolved":
+            raise Conflict(Text("该预警已处置", "The alert is already resolved"), code="alert_resolved")
+        now = self.clock.now()
+        alert.status = "resolved"
+        alert.open_key = None  # a later wave raises a new alert
+        alert.resolved_at = now
+        alert.resolved_by = principal.id
+        alert.resolution = resolution
+        if alert.acknowledged_at is None:
+            alert.acknowledged_at, alert.acknowledged_by = now, principal.id
+        alert.version += 1
+        await self._note_all(alert, "alert_resolved", resolution, principal)
+        return alert
+
+    async def _note_all(self, alert: Alert, action: str, reason: str, principal: Principal) -> None:
+        await self.session.flush()
+        ids = (
+            await self.session.scalars(select(AlertCase.dispute_id).where(AlertCase.alert_id == alert.id))
+        ).all()
+        payload = {"alert_id": str(alert.id), "kind": alert.kind, "level": alert.level}
+        for case_id in ids:
+            dispute = await self.session.get(Dispute, case_id, with_for_update=True)
+            if dispute is None:
+                continue
+            if action == "alert_resolved" and alert.kind == "risk" and dispute.attention == Attention.risk:
+                dispute.attention = None
+            await self.disputes.record_work(dispute, action, principal, reason, payload, action)
+
+
+def _position(position: dict[str, object]) -> tuple[datetime, uuid.UUID]:
+    try:
+        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
+    except (KeyError, ValueError) as exc:
+        raise ValidationFailed.of_field(
+            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor")
+        ) from exc

@@ -1,0 +1,191 @@
+"""HTTP API for the case clocks, their rules and the legal calendar under /v1."""
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from mediation.agreements.router import WRITES, IfMatch
+from mediation.clocks import engine
+from mediation.clocks.actions import ClockActions
+from mediation.clocks.models import CaseClock
+from mediation.clocks.rules import ClockName, ClockRule, Unit
+from mediation.clocks.schemas import ClockOut, DeadlineOut, ExtensionIn, PauseIn, ResumeIn
+from mediation.core.db import UnitOfWorkRoute
+from mediation.core.errors import (
+    NotFound,
+    PreconditionRequired,
+    StaleVersion,
+    ValidationFailed,
+    problem_responses,
+)
+from mediation.core.http import etag_for
+from mediation.core.i18n import Text
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.router import IdempotencyKey, Service, service
+from mediation.disputes.service import DisputeService
+from mediation.identity.auth import authenticate, permission
+
+router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["clocks"])
+
+Reader = Annotated[Principal, permission(Permission.cases_read)]
+Writer = Annotated[Principal, permission(Permission.cases_write)]
+CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
+
+
+def actions(svc: Annotated[DisputeService, Depends(service)]) -> ClockActions:
+    return ClockActions(svc)
+
+
+Actions = Annotated[ClockActions, Depends(actions)]
+
+
+def clock_out(clock: CaseClock, now: datetime) -> ClockOut:
+    remaining = None
+    if clock.stopped_at is None:
+        remaining = int((clock.due_at - (clock.paused_at or now)).total_seconds())
+    return ClockOut.model_validate({**clock.__dict__, "remaining_seconds": remaining})
+
+
+def _json(clock: CaseClock, version: int, now: datetime) -> JSONResponse:
+    return JSONResponse(jsonable_encoder(clock_out(clock, now)), headers={"ETag": etag_for(version)})
+
+
+@router.get(
+    "/disputes/{dispute_id}/clocks",
+    response_model=list[ClockOut],
+    summary="案件时限 The case's deadlines, running and past",
+    description="Each clock with its rule and source, due time, level, pauses and extensions (history).",
+    responses=problem_responses(NotFound),
+)
+async def list_clocks(dispute_id: uuid.UUID, principal: Reader, svc: Service) -> list[ClockOut]:
+    await svc.get(dispute_id, principal)
+    now = svc.clock.now()
+    return [clock_out(c, now) for c in await svc.clocks.of_case(dispute_id)]
+
+
+_CLOCK_CHANGE = " Needs the case's ETag (the response carries the case's new ETag); lands on the timeline and in the event feed."
+
+
+@router.post(
+    "/disputes/{dispute_id}/clocks/{name}/pause",
+    response_model=ClockOut,
+    summary="中止计时 Pause a clock while waiting on a party",
+    description="Only where the rule allows it (e.g. mediation periods; never a statutory window)."
+    + _CLOCK_CHANGE,
+    responses=CHANGES,
+)
+async def pause_clock(
+    request: Request,
+    dispute_id: uuid.UUID,
+    name: ClockName,
+    data: PauseIn,
+    principal: Writer,
+    svc: Actions,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute, clock = await svc.pause(dispute_id, name, data, principal, if_match)
+        return _json(clock, dispute.version, svc.disputes.clock.now())
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/disputes/{dispute_id}/clocks/{name}/resume",
+    response_model=ClockOut,
+    summary="恢复计时 Resume a paused clock",
+    description="The days it stood still are added to its period, in its own unit." + _CLOCK_CHANGE,
+    responses=CHANGES,
+)
+async def resume_clock(
+    request: Request,
+    dispute_id: uuid.UUID,
+    name: ClockName,
+    data: ResumeIn,
+    principal: Writer,
+    svc: Actions,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute, clock = await svc.resume(dispute_id, name, data, principal, if_match)
+        return _json(clock, dispute.version, svc.disputes.clock.now())
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/disputes/{dispute_id}/clocks/{name}/extension",
+    response_model=ClockOut,
+    summary="延长期限 Extend a clock",
+    description=(
+        "Within the rule's limit, and with every party's consent where the rule asks for it "
+        "(人民调解工作若干规定 Art. 33; 特邀调解规定 Art. 27)." + _CLOCK_CHANGE
+    ),
+    responses=CHANGES,
+)
+async def extend_clock(
+    request: Request,
+    dispute_id: uuid.UUID,
+    name: ClockName,
+    data: ExtensionIn,
+    principal: Writer,
+    svc: Actions,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        dispute, clock = await svc.extend(dispute_id, name, data, principal, if_match)
+        return _json(clock, dispute.version, svc.disputes.clock.now())
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.get(
+    "/clock-rules",
+    response_model=list[ClockRule],
+    summary="时限规则 The deadline rules in force",
+    description="Which clock runs in which state, for which cases, how long, in which unit, and from which article.",
+    dependencies=[Depends(authenticate)],
+)
+async def clock_rules(svc: Service) -> list[ClockRule]:
+    return list(svc.clocks.rules.rules)
+
+
+@router.get(
+    "/calendar/deadline",
+    response_model=DeadlineOut,
+    summary="期限计算 The last day of a period",
+    description=(
+        "Counts as the case clocks do: days and months end on a working day (民事诉讼法 Art. 85); working days "
+        "follow the official holiday calendar with its make-up working days. A period reaching a year whose "
+        "calendar is not yet published is refused (422 `calendar_unknown`) rather than guessed."
+    ),
+    responses=problem_responses(ValidationFailed),
+    dependencies=[Depends(authenticate)],
+)
+async def calendar_deadline(
+    start: date,
+    length: Annotated[int, Query(ge=1, le=3650)],
+    unit: Unit = Unit.days,
+) -> DeadlineOut:
+    end = engine.period(start, length, unit)
+    if not end.calendar_known:
+        raise ValidationFailed.of_field(
+            "start",
+            "calendar_unknown",
+            Text(
+                "该期间涉及尚未公布节假日安排的年份, 无法准确计算",
+                "The period reaches a year whose official holiday calendar is not yet published",
+            ),
+            location="query",
+        )
+    return DeadlineOut(
+        start=start, length=length, unit=unit.value, last_day=end.last_day, moved_off_rest_day=end.extended
+    )
