@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
@@ -184,6 +184,12 @@ async def list_disputes(
         Attention | None,
         Query(description="Cases flagged for a supervisor, e.g. triage_exhausted."),
     ] = None,
+    clock_level: Annotated[
+        Literal["normal", "at_risk", "overdue"] | None,
+        Query(
+            description="Cases whose most urgent running deadline is at this level (at_risk: yellow, overdue: red)."
+        ),
+    ] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     q: Annotated[
@@ -200,6 +206,7 @@ async def list_disputes(
         region=region,
         channel=channel,
         attention=attention,
+        clock_level=clock_level,
         created_from=created_from,
         created_to=created_to,
         text=q,

@@ -116,6 +116,7 @@ class ListFilters:
     region: str | None = None
     channel: str | None = None
     attention: str | None = None
+    clock_level: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     text: str | None = None
@@ -319,6 +320,8 @@ class DisputeService:
             stmt = stmt.where(Dispute.channel == filters.channel)
         if filters.attention:
             stmt = stmt.where(Dispute.attention == filters.attention)
+        if filters.clock_level:
+            stmt = stmt.where(Dispute.clock_level == filters.clock_level)
         if filters.region:
             stmt = stmt.where(Dispute.region_code.startswith(region_prefix(filters.region)))
         if filters.party_index:

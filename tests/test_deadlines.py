@@ -1,0 +1,300 @@
+"""The case clocks: deadlines from the rules, counted on the official calendar; pauses and
+extensions; at-risk and overdue reported exactly once, also with two schedulers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from mediation.clocks import engine
+from mediation.clocks.rules import Unit
+from mediation.clocks.scheduler import tick
+from mediation.core.db import Database
+from mediation.disputes.models import TimelineEntry
+from mediation.events.models import OutboxEvent
+from tests.support import Api, intake_body
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def _at(api: Api, day: date, hour: int = 10) -> None:
+    api.app.state.clock.at = datetime.combine(day, time(hour), BEIJING).astimezone(UTC)
+
+
+async def _tick(api: Api, db: Database | None = None) -> Any:
+    app = api.app
+    return await tick(db or app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
+
+
+async def _clocks(api: Api, dispute: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    response = await api.client.get(f"/v1/disputes/{dispute['id']}/clocks")
+    assert response.status_code == 200, response.text
+    return {c["name"]: c for c in response.json() if c["stopped_at"] is None}
+
+
+async def _entries(api: Api, dispute_id: str, action: str) -> int:
+    async with api.app.state.db.reader() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(TimelineEntry)
+                .where(TimelineEntry.dispute_id == uuid.UUID(dispute_id), TimelineEntry.action == action)
+            )
+            or 0
+        )
+
+
+async def _events(api: Api, dispute_id: str, kind: str) -> int:
+    async with api.app.state.db.reader() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(OutboxEvent)
+                .where(OutboxEvent.dispute_id == uuid.UUID(dispute_id), OutboxEvent.type.endswith(kind))
+            )
+            or 0
+        )
+
+
+# ---- counting ------------------------------------------------------------------------------------
+
+
+async def test_working_days_across_national_day_land_on_the_make_up_saturday(api: Api) -> None:
+    # Assigned on Wednesday 30 September 2026: 1-7 October are the National Day holiday, Thursday 8
+    # and Friday 9 are working days, and Saturday 10 October is a make-up working day (调休).
+    _at(api, date(2026, 9, 30))
+    dispute = await api.step(await api.intake(), "accept")
+    assigned = await api.step(dispute, "assign", {"body_id": str(api.bodies["village"])})
+    assert assigned["sign_for_due_on"] == "2026-10-10"
+    clock = assigned["clock"]
+    assert (clock["name"], clock["due_on"], clock["level"], clock["provisional"]) == (
+        "sign_for",
+        "2026-10-10",
+        "normal",
+        False,
+    )
+    # Due at the end of that Saturday, Beijing time.
+    assert datetime.fromisoformat(clock["due_at"]) == datetime(2026, 10, 11, tzinfo=BEIJING)
+    response = await api.client.get(
+        "/v1/calendar/deadline", params={"start": "2026-09-30", "length": 3, "unit": "working_days"}
+    )
+    assert response.json()["last_day"] == "2026-10-10"
+
+
+async def test_calendar_days_ending_in_the_holiday_move_to_the_first_working_day(api: Api) -> None:
+    # 民事诉讼法 Art. 85: 30 days from 1 September end on 1 October, a holiday: the period ends on 8 October.
+    response = await api.client.get(
+        "/v1/calendar/deadline", params={"start": "2026-09-01", "length": 30, "unit": "days"}
+    )
+    assert response.status_code == 200
+    assert (response.json()["last_day"], response.json()["moved_off_rest_day"]) == ("2026-10-08", True)
+    # One month from 31 January is the last day of February; 28 February 2026 is a Saturday, but a
+    # make-up working day after the Spring Festival, so the period ends on it.
+    end = engine.period(date(2026, 1, 31), 1, Unit.months)
+    assert (end.last_day, end.extended) == (date(2026, 2, 28), False)
+
+
+async def test_a_period_into_an_unpublished_year_is_refused_by_the_calculator_and_flagged_on_a_case(
+    api: Api,
+) -> None:
+    response = await api.client.get(
+        "/v1/calendar/deadline",
+        params={"start": "2026-12-28", "length": 10, "unit": "working_days"},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["errors"][0]["code"] == "calendar_unknown"
+    assert "not yet published" in problem["detail"]
+    # A case's clock is never refused: it counts weekends only and says so.
+    _at(api, date(2026, 12, 29))
+    dispute = await api.step(await api.intake(), "accept")
+    assigned = await api.step(dispute, "assign", {"body_id": str(api.bodies["village"])})
+    assert assigned["clock"]["provisional"] is True
+    assert assigned["sign_for_due_on"] == "2027-01-01"  # 30, 31 December, 1 January (Friday)
+
+
+async def test_each_stage_runs_the_clock_its_rule_names(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.intake(complexity="general")
+    assert dispute["clock"]["name"] == "acceptance" and dispute["clock"]["due_on"] == "2026-06-02"
+    dispute = await api.step(dispute, "accept")
+    clocks = await _clocks(api, dispute)
+    assert set(clocks) == {"handling"}
+    assert (clocks["handling"]["rule_id"], clocks["handling"]["due_on"]) == ("handling.general", "2026-06-08")
+    dispute = await api.step(dispute, "assign", {"body_id": str(api.bodies["village"])})
+    dispute = await api.step(dispute, "sign_for")
+    clocks = await _clocks(api, dispute)
+    assert set(clocks) == {"handling", "mediation"}
+    # People's mediation: one month (人民调解工作若干规定 Art. 33); the most urgent clock is shown.
+    assert clocks["mediation"]["due_on"] == "2026-07-01"
+    assert dispute["clock"]["name"] == "handling"
+    labour = await api.drive("mediating", category="labour", description="工人追讨工资, 申请调解。")
+    labour_clocks = await _clocks(api, labour)
+    assert (labour_clocks["mediation"]["rule_id"], labour_clocks["mediation"]["due_on"]) == (
+        "mediation.labour",
+        "2026-06-16",
+    )
+    history = {c["name"]: c for c in (await api.client.get(f"/v1/disputes/{dispute['id']}/clocks")).json()}
+    assert history["acceptance"]["outcome"] == "met" and history["sign_for"]["outcome"] == "met"
+
+
+# ---- pause, resume, extend ------------------------------------------------------------------------
+
+
+async def test_a_paused_clock_does_not_run(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    assert (await _clocks(api, dispute))["mediation"]["due_on"] == "2026-07-01"
+    _at(api, date(2026, 6, 5))
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/clocks/mediation/pause",
+        json={"reason": "appraisal", "note": "等待房屋损失评估报告"},
+        headers={**api.acting("body_mediator", dispute), "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["paused_at"] is not None
+    # Five weeks later, past the original last day: the scheduler reports nothing.
+    _at(api, date(2026, 7, 10))
+    report = await _tick(api)
+    assert (report.at_risk, report.overdue) == (0, 0)
+    dispute = await api.get(dispute)
+    assert dispute["clock"]["paused"] is True and dispute["clock"]["level"] == "normal"
+    # Resumed: the 35 days it stood still are added; nothing is due yet.
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/clocks/mediation/resume",
+        json={},
+        headers={**api.acting("body_mediator", dispute), "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["due_on"] == "2026-08-05"
+    report = await _tick(api)
+    assert (report.at_risk, report.overdue) == (0, 0)
+    actions = [e["action"] for e in await api.timeline(dispute)]
+    assert actions[-2:] == ["clock_paused", "clock_resumed"]
+
+
+async def test_a_statutory_window_cannot_be_paused(api: Api) -> None:
+    dispute = await api.drive("agreement_signed")
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/clocks/confirmation_window/pause",
+        json={"reason": "waiting_party"},
+        headers={**api.acting("body_mediator", dispute), "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 422
+    assert response.json()["reasons"][0]["code"] == "clock_not_pausable"
+    assert (await api.get(dispute))["version"] == dispute["version"]
+
+
+async def test_an_extension_needs_every_partys_consent_and_stays_within_the_limit(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    url = f"/v1/disputes/{dispute['id']}/clocks/mediation/extension"
+    body = api.acting("body_mediator", dispute)
+    first_party = dispute["parties"][0]["id"]
+    response = await api.client.post(
+        url,
+        json={"units": 1, "reason": "双方同意延长", "consenting_party_ids": [first_party]},
+        headers={**body, "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 422
+    assert response.json()["reasons"][0]["code"] == "consent_of_all_parties"
+    everyone = [p["id"] for p in dispute["parties"]]
+    response = await api.client.post(
+        url,
+        json={"units": 1, "reason": "双方同意延长一个月", "consenting_party_ids": everyone},
+        headers={**body, "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["due_on"] == "2026-08-03"  # 1 August is a Saturday
+    dispute = await api.get(dispute)
+    response = await api.client.post(
+        url,
+        json={"units": 1, "reason": "再延长", "consenting_party_ids": everyone},
+        headers={**body, "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 422
+    assert response.json()["reasons"][0]["code"] == "clock_extension_limit"
+    # Labour mediation has no extension: after 15 days the parties may go to arbitration.
+    labour = await api.drive("mediating", category="labour", description="工人追讨工资, 申请调解。")
+    response = await api.client.post(
+        f"/v1/disputes/{labour['id']}/clocks/mediation/extension",
+        json={"units": 5, "reason": "延长", "consenting_party_ids": [p["id"] for p in labour["parties"]]},
+        headers={**api.acting("body_mediator", labour), "If-Match": f'"{labour["version"]}"'},
+    )
+    assert response.status_code == 422
+    assert "第十四条" in response.json()["reasons"][0]["article"]
+
+
+# ---- levels, exactly once --------------------------------------------------------------------------
+
+
+async def test_at_risk_then_overdue_are_reported_once_each_even_by_two_schedulers_at_once(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    cases = [await api.drive("mediating") for _ in range(6)]
+    # The mediation clock runs 1 June 10:00 to the end of 1 July; 75 % of it is used on 24 June.
+    second = Database(api.app.state.settings)
+    try:
+        _at(api, date(2026, 6, 25))
+        first_report, second_report = await asyncio.gather(_tick(api), _tick(api, second))
+        assert first_report.at_risk + second_report.at_risk == len(cases)
+        _at(api, date(2026, 7, 2))
+        first_report, second_report = await asyncio.gather(_tick(api), _tick(api, second))
+        assert first_report.overdue + second_report.overdue == len(cases)
+        again = await asyncio.gather(_tick(api), _tick(api, second))
+        assert sum(r.at_risk + r.overdue for r in again) == 0
+    finally:
+        await second.dispose()
+    for case in cases:
+        assert await _entries(api, case["id"], "clock_at_risk") == 1
+        assert await _entries(api, case["id"], "clock_overdue") == 1
+        assert await _events(api, case["id"], "clock_at_risk") == 1
+        assert await _events(api, case["id"], "clock_overdue") == 1
+        current = await api.get(case)
+        assert current["clock"]["level"] == "overdue" and current["clock"]["remaining_seconds"] < 0
+    # Supervisors list what is overdue.
+    listed = await api.client.get(
+        "/v1/disputes", params={"clock_level": "overdue"}, headers=api.auth("supervisor")
+    )
+    assert {d["id"] for d in listed.json()["items"]} == {c["id"] for c in cases}
+
+
+async def test_an_extension_after_overdue_reports_overdue_again_only_when_reached_again(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    _at(api, date(2026, 7, 2))
+    assert (await _tick(api)).overdue == 1
+    dispute = await api.get(dispute)
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/clocks/mediation/extension",
+        json={
+            "units": 1,
+            "reason": "双方同意延长",
+            "consenting_party_ids": [p["id"] for p in dispute["parties"]],
+        },
+        headers={**api.acting("body_mediator", dispute), "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    # Due 3 August now: back to normal (75 % of 1 June - 3 August is used on 18 July).
+    assert (response.json()["due_on"], response.json()["level"]) == ("2026-08-03", "normal")
+    assert (await _tick(api)).overdue == 0
+    _at(api, date(2026, 8, 4))
+    assert (await _tick(api)).overdue == 1
+    assert await _entries(api, dispute["id"], "clock_overdue") == 2
+
+
+async def test_the_overview_of_a_case_shows_the_clock_stopping_when_the_stage_ends(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    _at(api, date(2026, 6, 10))
+    failed = await api.step(dispute, "fail")
+    assert failed["clock"] is None
+    history = {c["name"]: c for c in (await api.client.get(f"/v1/disputes/{dispute['id']}/clocks")).json()}
+    assert history["mediation"]["outcome"] == "met" and history["mediation"]["remaining_seconds"] is None
+    bad = await api.client.post("/v1/disputes", json=intake_body(complexity="easy"))
+    assert bad.status_code == 422
