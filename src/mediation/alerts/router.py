@@ -41,7 +41,8 @@ Alerts = Annotated[AlertService, Depends(alerts)]
 
 
 def alert_out(alert: Alert, cases: list[AlertCaseOut] | None = None) -> AlertOut:
-    return AlertOut.model_validate({**alert.__dict__, "cases": cases})
+    fields = AlertOut.model_fields.keys() - {"cases"}
+    return AlertOut.model_validate({**{f: getattr(alert, f) for f in fields}, "cases": cases})
 
 
 async def _full(svc: AlertService, alert: Alert, principal: Principal) -> JSONResponse:

@@ -158,8 +158,12 @@ class AlertService:
     async def _cluster_alert(
         self, dispute: Dispute, rule: ClusterRule, county: str, subject: str, about: str, ids: list[uuid.UUID]
     ) -> Alert | None:
+        key = f"cluster:{rule.id}:{county}:{subject}"
         if len(ids) < rule.min_cases:
-            return None
+            # Fewer in this case's own window, but the wave is still open: it joins it.
+            if await self._open(key) is None:
+                return None
+            ids = [dispute.id]
         title = f"群体性风险预警: {rule.window_days} 日内 {len(ids)} 起纠纷 ({rule.label}): {about}"
         details = {
             "rule": rule.id,
@@ -171,7 +175,7 @@ class AlertService:
         return await self._raise(
             dispute,
             "cluster",
-            f"cluster:{rule.id}:{county}:{subject}",
+            key,
             "high",
             county,
             title,

@@ -48,7 +48,8 @@ def clock_out(clock: CaseClock, now: datetime) -> ClockOut:
     remaining = None
     if clock.stopped_at is None:
         remaining = int((clock.due_at - (clock.paused_at or now)).total_seconds())
-    return ClockOut.model_validate({**clock.__dict__, "remaining_seconds": remaining})
+    fields = ClockOut.model_fields.keys() - {"remaining_seconds"}
+    return ClockOut.model_validate({**{f: getattr(clock, f) for f in fields}, "remaining_seconds": remaining})
 
 
 def _json(clock: CaseClock, version: int, now: datetime) -> JSONResponse:

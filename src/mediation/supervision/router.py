@@ -43,7 +43,8 @@ Supervision = Annotated[SupervisionService, Depends(supervision)]
 
 
 def order_out(order: SupervisionOrder, case_number: str) -> OrderOut:
-    return OrderOut.model_validate({**order.__dict__, "case_number": case_number})
+    fields = OrderOut.model_fields.keys() - {"case_number"}
+    return OrderOut.model_validate({**{f: getattr(order, f) for f in fields}, "case_number": case_number})
 
 
 def _json(model: object, version: int, status_code: int = 200) -> JSONResponse:

@@ -1,0 +1,305 @@
+"""Supervision orders and case owners, follow-up visits before archiving, and early warning."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stdnum.cn import uscc
+
+from mediation.clocks.scheduler import tick
+from mediation.disputes.models import Dispute
+from tests.support import Api, person
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def _at(api: Api, day: date, hour: int = 10) -> None:
+    api.app.state.clock.at = datetime.combine(day, time(hour), BEIJING).astimezone(UTC)
+
+
+async def _tick(api: Api) -> Any:
+    app = api.app
+    return await tick(app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
+
+
+def _if_match(thing: dict[str, Any]) -> dict[str, str]:
+    return {"If-Match": f'"{thing["version"]}"'}
+
+
+# ---- supervision ---------------------------------------------------------------------------------
+
+
+async def _order(api: Api, dispute: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/supervision-orders",
+        json={"instruction": "请于三日内报告调解进展并约见双方", **extra},
+        headers={**api.auth("supervisor"), **_if_match(dispute)},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_a_supervision_order_is_issued_then_answered(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    # A clerk does not supervise.
+    refused = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/supervision-orders",
+        json={"instruction": "督办"},
+        headers={**api.auth("clerk"), **_if_match(dispute)},
+    )
+    assert refused.status_code == 403
+    order = await _order(api, dispute)
+    assert (order["status"], order["body_id"], order["due_on"]) == (
+        "issued",
+        dispute["body_id"],
+        "2026-06-04",
+    )
+    inbox = await api.client.get("/v1/supervision-orders", headers=api.acting("body_mediator", dispute))
+    assert [o["id"] for o in inbox.json()["items"]] == [order["id"]]
+    # Another body cannot answer it, and sees nothing of it.
+    other = await api.client.post(
+        f"/v1/supervision-orders/{order['id']}/response",
+        json={"response": "冒名答复"},
+        headers={**api.auth("body_mediator", "town"), **_if_match(order)},
+    )
+    assert other.status_code == 404
+    answered = await api.client.post(
+        f"/v1/supervision-orders/{order['id']}/response",
+        json={"response": "已于六月二日约见双方, 拟六月五日再次调解"},
+        headers={**api.acting("body_mediator", dispute), **_if_match(order)},
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["status"] == "responded"
+    _at(api, date(2026, 6, 10))
+    assert (await _tick(api)).orders_escalated == 0
+    actions = [e["action"] for e in await api.timeline(dispute)]
+    assert actions[-2:] == ["supervision_issued", "supervision_responded"]
+
+
+async def test_an_unanswered_order_past_its_deadline_is_escalated_once(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    order = await _order(api, dispute, due_on="2026-06-03")
+    _at(api, date(2026, 6, 3))
+    assert (await _tick(api)).orders_escalated == 0  # the last day is not over
+    _at(api, date(2026, 6, 4))
+    assert (await _tick(api)).orders_escalated == 1
+    assert (await _tick(api)).orders_escalated == 0
+    current = await api.get(dispute)
+    assert current["attention"] == "supervision_overdue"
+    escalated = await api.client.get(
+        "/v1/supervision-orders", params={"status": "escalated"}, headers=api.auth("supervisor")
+    )
+    assert [o["id"] for o in escalated.json()["items"]] == [order["id"]]
+    order = (await api.client.get(f"/v1/supervision-orders/{order['id']}")).json()
+    answered = await api.client.post(
+        f"/v1/supervision-orders/{order['id']}/response",
+        json={"response": "迟复: 已安排再次调解"},
+        headers={**api.acting("body_mediator", dispute), **_if_match(order)},
+    )
+    assert answered.status_code == 200, answered.text
+    assert (await api.get(dispute))["attention"] is None
+    actions = [e["action"] for e in await api.timeline(dispute)]
+    assert actions.count("supervision_escalated") == 1
+
+
+async def test_a_case_owner_is_set_and_cleared(api: Api) -> None:
+    dispute = await api.drive("mediating")
+    url = f"/v1/disputes/{dispute['id']}/owner"
+    owned = await api.client.put(
+        url,
+        json={"name": "王副书记", "title": "镇党委副书记", "reason": "涉及多户, 由镇领导包案"},
+        headers={**api.auth("supervisor"), **_if_match(dispute)},
+    )
+    assert owned.status_code == 200, owned.text
+    assert owned.json()["owner"]["name"] == "王副书记"
+    cleared = await api.client.put(
+        url, json=None, headers={**api.auth("supervisor"), **_if_match(owned.json())}
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["owner"] is None
+    actions = [e["action"] for e in await api.timeline(dispute)]
+    assert actions[-2:] == ["owner_set", "owner_cleared"]
+
+
+# ---- follow-up visits ------------------------------------------------------------------------------
+
+
+async def _visit_task(api: Api, dispute: dict[str, Any]) -> dict[str, Any]:
+    response = await api.client.get(
+        "/v1/follow-ups",
+        params={"kind": "visit", "dispute_id": dispute["id"]},
+        headers=api.acting("body_mediator", dispute),
+    )
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert len(items) == 1
+    return items[0]
+
+
+async def test_closed_case_gets_a_visit_then_is_archived_with_its_satisfaction(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("closed")
+    assert dispute["clock"]["name"] == "follow_up_visit" and dispute["clock"]["due_on"] == "2026-07-01"
+    task = await _visit_task(api, dispute)
+    assert (task["kind"], task["status"], task["body_id"]) == ("visit", "open", dispute["body_id"])
+    refused = await api.act(await api.get(dispute), "archive", {})
+    assert refused.status_code == 422
+    assert refused.json()["reasons"][0]["code"] == "follow_up_visit_missing"
+    visited = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/visit",
+        json={
+            "visited_on": "2026-06-01",
+            "contact_method": "phone",
+            "reached": True,
+            "satisfaction": 4,
+            "agreement_performed": True,
+            "notes": "双方表示协议已履行, 邻里关系缓和",
+        },
+        headers=api.acting("body_mediator", dispute),
+    )
+    assert visited.status_code == 200, visited.text
+    assert visited.json()["status"] == "done"
+    archived = await api.step(await api.get(dispute), "archive", {})
+    assert archived["status"] == "archived" and archived["clock"] is None
+    actions = [e["action"] for e in await api.timeline(dispute)]
+    assert actions[-2:] == ["visit_completed", "archive"]
+    async with api.app.state.db.reader() as session:
+        row = await session.get(Dispute, uuid.UUID(dispute["id"]))
+        assert row is not None and row.satisfaction == 4
+
+
+async def test_parties_unreachable_after_three_tries_make_the_visit_impossible(api: Api) -> None:
+    dispute = await api.drive("closed")
+    task = await _visit_task(api, dispute)
+    for attempt in range(1, 4):
+        response = await api.client.post(
+            f"/v1/follow-ups/{task['id']}/visit",
+            json={"visited_on": api.today.isoformat(), "contact_method": "phone", "reached": False},
+            headers=api.acting("body_mediator", dispute),
+        )
+        assert response.status_code == 200, response.text
+        assert len(response.json()["attempts"]) == attempt
+    assert response.json()["status"] == "impossible"
+    assert response.json()["result"] == {"outcome": "unreachable", "attempts": 3}
+    assert (await api.step(await api.get(dispute), "archive", {}))["status"] == "archived"
+    # A reached visit needs its rating.
+    other = await api.drive("closed")
+    task = await _visit_task(api, other)
+    bad = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/visit",
+        json={"visited_on": api.today.isoformat(), "contact_method": "visit", "reached": True},
+        headers=api.acting("body_mediator", other),
+    )
+    assert bad.status_code == 422
+
+
+async def test_a_visit_recorded_as_impossible_with_a_reason_allows_archiving(api: Api) -> None:
+    dispute = await api.drive("closed")
+    task = await _visit_task(api, dispute)
+    response = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/impossible",
+        json={"reason": "申请人已迁居外省, 无联系方式"},
+        headers=api.auth("clerk"),
+    )
+    assert response.status_code == 200, response.text
+    assert (await api.step(await api.get(dispute), "archive", {}))["status"] == "archived"
+
+
+# ---- early warning ---------------------------------------------------------------------------------
+
+
+def _employer(serial: int = 1) -> dict[str, Any]:
+    first17 = f"91330681MA2C{serial:05d}"
+    return {
+        "role": "respondent",
+        "kind": "organisation",
+        "name": "诸暨市某建筑劳务有限公司",
+        "id_type": "uscc",
+        "id_number": first17 + uscc.calc_check_digit(first17),
+    }
+
+
+async def _wage_claim(api: Api, worker: int) -> dict[str, Any]:
+    return await api.intake(
+        category="labour",
+        description="工人追讨拖欠工资, 申请调解。",
+        parties=[person("applicant", f"工人{worker}", 100 + worker), _employer()],
+    )
+
+
+async def test_six_wage_claims_against_one_employer_in_five_days_raise_one_cluster_alert(api: Api) -> None:
+    cases = []
+    for n in range(6):
+        _at(api, date(2026, 6, 1 + min(n, 4)))  # 1-5 June
+        cases.append(await _wage_claim(api, n))
+    listed = await api.client.get("/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor"))
+    alerts = listed.json()["items"]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert["case_count"], alert["status"], alert["details"]["by"]) == (6, "open", "respondent")
+    full = (await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))).json()
+    assert {c["dispute_id"] for c in full["cases"]} == {c["id"] for c in cases}
+    # The case that raised it and each one that joined it carry it on their timeline.
+    assert "alert_raised" in [e["action"] for e in await api.timeline(cases[4])]
+    assert "alert_raised" in [e["action"] for e in await api.timeline(cases[5])]
+    assert "alert_raised" not in [e["action"] for e in await api.timeline(cases[0])]
+    of_case = await api.client.get(f"/v1/disputes/{cases[0]['id']}/alerts")
+    assert [a["id"] for a in of_case.json()] == [alert["id"]]
+    # Acknowledged, then resolved; a later wave raises a new alert.
+    acknowledged = await api.client.post(
+        f"/v1/alerts/{alert['id']}/acknowledgement",
+        json={"note": "已通知人社所"},
+        headers={**api.auth("supervisor"), **_if_match(full)},
+    )
+    assert acknowledged.status_code == 200, acknowledged.text
+    resolved = await api.client.post(
+        f"/v1/alerts/{alert['id']}/resolution",
+        json={"resolution": "联合人社所约谈企业, 已制定工资支付计划"},
+        headers={**api.auth("supervisor"), **_if_match(acknowledged.json())},
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved"
+    assert [e["action"] for e in await api.timeline(cases[0])][-2:] == [
+        "alert_acknowledged",
+        "alert_resolved",
+    ]
+    _at(api, date(2026, 6, 6))
+    await _wage_claim(api, 7)
+    listed = await api.client.get(
+        "/v1/alerts", params={"kind": "cluster", "status": "open"}, headers=api.auth("supervisor")
+    )
+    assert len(listed.json()["items"]) == 1 and listed.json()["items"][0]["id"] != alert["id"]
+
+
+async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: Api) -> None:
+    dispute = await api.intake(description="因宅基地边界争执, 被申请人扬言要拿刀砍死对方, 情绪激动。")
+    assert dispute["is_risk"] is True and dispute["attention"] == "risk"
+    assert dispute["tier"] != "village"  # risk cases go up (triage rules: tiers.risk)
+    alerts = (await api.client.get(f"/v1/disputes/{dispute['id']}/alerts")).json()
+    assert [(a["kind"], a["level"]) for a in alerts] == [("risk", "immediate")]
+    assert "violence" in alerts[0]["details"]["kinds"]
+    assert "第二十五条" in alerts[0]["details"]["advice"]
+    timeline = await api.timeline(dispute)
+    assert [e["action"] for e in timeline][:2] == ["register", "alert_raised"]
+    # An ordinary description raises nothing of the kind.
+    calm = await api.intake(
+        description="相邻双方因院墙滴水发生争执, 申请调解。",
+        parties=[person("applicant", "赵六", 31), person("respondent", "钱七", 32)],
+    )
+    assert calm["is_risk"] is False
+    assert (await api.client.get(f"/v1/disputes/{calm['id']}/alerts")).json() == []
+
+
+async def test_repeated_disputes_between_the_same_parties_are_flagged(api: Api) -> None:
+    parties = [person("applicant", "孙八", 41), person("respondent", "周九", 42)]
+    first = await api.intake(parties=parties)
+    assert (await api.client.get(f"/v1/disputes/{first['id']}/alerts")).json() == []
+    second = await api.intake(parties=parties, description="双方再次因排水问题发生争执。")
+    alerts = (await api.client.get(f"/v1/disputes/{second['id']}/alerts")).json()
+    assert [a["kind"] for a in alerts] == ["repeat"]
+    assert alerts[0]["case_count"] == 2
