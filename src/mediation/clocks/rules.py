@@ -32,6 +32,17 @@ class ClockName(StrEnum):
     mediation = "mediation"  # mediating: the legal mediation period
     confirmation_window = "confirmation_window"  # agreement signed: apply for judicial confirmation
     follow_up_visit = "follow_up_visit"  # closed: the follow-up visit (回访) before archiving
+    # The court's or commission's steps on a handoff, kept on the handoff record (handoffs.ledger).
+    handoff_accept = "handoff_accept"  # decide whether to accept
+    handoff_decide = "handoff_decide"  # decide the matter, once accepted
+
+
+class HandoffKind(StrEnum):
+    judicial_confirmation = "judicial_confirmation"
+    labour_arbitration = "labour_arbitration"
+    commercial_arbitration = "commercial_arbitration"
+    rural_land_arbitration = "rural_land_arbitration"
+    litigation = "litigation"
 
 
 # The states in which each clock runs; leaving them stops it.
@@ -70,6 +81,7 @@ class When(_Strict):
     channels: list[Channel] = []
     procedures: list[Procedure] = []
     complexities: list[Complexity] = []
+    handoffs: list[HandoffKind] = Field(default=[], description="Handoff clocks only: the kind of handoff.")
 
     @property
     def weight(self) -> int:
@@ -115,10 +127,19 @@ class RuleFile(_Strict):
     rules: list[ClockRule]
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> RuleFile:
+    def _complete(self) -> RuleFile:
         ids = [r.id for r in self.rules]
         if len(ids) != len(set(ids)):
             raise ValueError("clock rule ids must be unique")
+        for rule in self.rules:
+            on_handoff = rule.clock in (ClockName.handoff_accept, ClockName.handoff_decide)
+            if on_handoff and (len(rule.when.handoffs) != 1 or rule.unit != Unit.days):
+                raise ValueError(f"{rule.id}: a handoff clock names one handoff kind and counts days")
+            if not on_handoff and rule.when.handoffs:
+                raise ValueError(f"{rule.id}: only handoff clocks match on handoffs")
+        for kind in HandoffKind:
+            if not any(r.clock == ClockName.handoff_accept and kind in r.when.handoffs for r in self.rules):
+                raise ValueError(f"no handoff_accept rule for {kind.value}")
         return self
 
 
@@ -154,6 +175,9 @@ class ClockRules:
         if not fitting:
             return None
         return max(fitting, key=lambda r: r.when.weight)  # max keeps the first of equal weight
+
+    def for_handoff(self, clock: ClockName, kind: str) -> ClockRule | None:
+        return next((r for r in self.rules if r.clock == clock and kind in r.when.handoffs), None)
 
     def share(self, rule: ClockRule) -> float:
         return rule.warn_share if rule.warn_share is not None else self.warn_share

@@ -40,7 +40,6 @@ from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import ReturnPayload
 from mediation.disputes.service import DisputeService
 from mediation.events.sequencer import number_before_commit
-from mediation.handoffs.ledger import Ledger
 from mediation.handoffs.service import HandoffService
 from mediation.supervision.service import SupervisionService
 
@@ -110,7 +109,8 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         lambda s, i: AgreementService(s).raise_overdue(i, SYSTEM),
     )
     async with db.reader() as session:
-        late = [h.id for h in await Ledger(session).overdue(clock.today())]
+        ledger = DisputeService(session, clock, settings, cipher).ledger
+        late = [h.id for h in await ledger.overdue(clock.today())]
     overdue_handoffs, failed_handoffs = await _each(
         db,
         clock,

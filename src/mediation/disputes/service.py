@@ -142,8 +142,9 @@ class DisputeService:
         # Generates receipts, agreements and handoff papers, and freezes the dossier at handoff.
         self.documents = documents
         self.triage = TriageService(session)
-        self.ledger = Ledger(session)
-        self.clocks = ClockService(session, clock, clock_rules.load(settings.clock_rules_file))
+        rules = clock_rules.load(settings.clock_rules_file)
+        self.ledger = Ledger(session, rules)
+        self.clocks = ClockService(session, clock, rules)
 
     # ---- intake ---------------------------------------------------------------------------------
 

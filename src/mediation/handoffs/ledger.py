@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
+from mediation.clocks.rules import ClockName, ClockRules
 from mediation.core.i18n import Text
 from mediation.core.legal_time import add_years, period_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
@@ -32,22 +33,22 @@ class Periods:
     decide_article: str | None = None
 
 
-PERIODS: dict[str, Periods] = {
-    # 法释〔2011〕5号 Art. 4-5: accept within 3 days; decide within 15 days of acceptance, extendable by 10.
-    "judicial_confirmation": Periods(3, "法释〔2011〕5号 第四条", 15, 10, "法释〔2011〕5号 第五条"),
-    # 劳动争议调解仲裁法 Art. 29 (5 days to accept) and Art. 43 (award in 45 days, at most 15 more).
-    "labour_arbitration": Periods(
-        5, "劳动争议调解仲裁法 第二十九条", 45, 15, "劳动争议调解仲裁法 第四十三条"
-    ),
-    # 农村土地承包经营纠纷调解仲裁法 Art. 24 and 48: 5 working days to accept; award in 60 (+30) days.
-    "rural_land_arbitration": Periods(
-        5, "农村土地承包经营纠纷调解仲裁法 第二十四条", 60, 30, "农村土地承包经营纠纷调解仲裁法 第四十八条"
-    ),
-    # 仲裁法 Art. 24: 5 days to accept; the award's time is the commission's rules, not the law.
-    "commercial_arbitration": Periods(5, "仲裁法 第二十四条"),
-    # 民事诉讼法 Art. 126: a qualifying suit is registered within 7 days.
-    "litigation": Periods(7, "民事诉讼法 第一百二十六条"),
-}
+def periods(rules: ClockRules, kind: str) -> Periods:
+    """The target's deadlines for this kind of handoff, from the clock rules (`handoff_accept`,
+    `handoff_decide`): e.g. a court accepts a confirmation request within 3 days and decides within
+    15, extendable by 10 (法释〔2011〕5号 Art. 4-5); a labour commission 5 and 45 (+15) days
+    (劳动争议调解仲裁法 Art. 29, 43); a suit is registered within 7 days (民事诉讼法 Art. 126)."""
+    accept = rules.for_handoff(ClockName.handoff_accept, kind)
+    decide = rules.for_handoff(ClockName.handoff_decide, kind)
+    assert accept is not None  # the rule file is validated to have one for every kind
+    return Periods(
+        accept_days=accept.length,
+        accept_article=accept.source,
+        decide_days=decide.length if decide else None,
+        extension_days=decide.extension.max if decide and decide.extension else None,
+        decide_article=decide.source if decide else None,
+    )
+
 
 ARBITRATION_KIND = {
     BodyKind.labour_arbitration_commission: "labour_arbitration",
@@ -107,8 +108,12 @@ def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> l
 
 
 class Ledger:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, rules: ClockRules) -> None:
         self.session = session
+        self.rules = rules
+
+    def periods(self, kind: str) -> Periods:
+        return periods(self.rules, kind)
 
     async def current(self, dispute_id: uuid.UUID) -> Handoff | None:
         """The case's open handoff (at most one at a time)."""
@@ -167,7 +172,7 @@ class Ledger:
         today: date,
         now: datetime,
     ) -> Handoff:
-        clock = PERIODS[kind]
+        clock = self.periods(kind)
         warnings: list[dict[str, Any]] = []
         if kind == "labour_arbitration" or (kind == "litigation" and dispute.category == Category.labour):
             warnings = labour_limitation(dispute, getattr(payload, "rights_known_on", None), today)
@@ -198,7 +203,7 @@ class Ledger:
         return handoff
 
     def accept(self, handoff: Handoff, case_number: str, accepted_on: date, now: datetime) -> None:
-        clock = PERIODS[handoff.kind]
+        clock = self.periods(handoff.kind)
         handoff.status = "accepted"
         handoff.accepted_on = accepted_on
         handoff.target_case_number = case_number
@@ -208,7 +213,7 @@ class Ledger:
         self.touch(handoff, now)
 
     def extend(self, handoff: Handoff, days: int, reason: str, now: datetime) -> None:
-        clock = PERIODS[handoff.kind]
+        clock = self.periods(handoff.kind)
         assert handoff.accepted_on is not None and clock.decide_days is not None
         handoff.extended_days = days
         handoff.extension_reason = reason

@@ -31,7 +31,7 @@ from mediation.disputes.schemas import (
 )
 from mediation.disputes.service import DisputeService
 from mediation.documents.models import Document, Dossier
-from mediation.handoffs.ledger import PERIODS, Ledger, overdue_step, summary
+from mediation.handoffs.ledger import overdue_step, summary
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, ExtensionIn, OutcomeIn, WithdrawalIn
 
@@ -59,7 +59,7 @@ class HandoffService:
         self.disputes = disputes
         self.session = disputes.session
         self.clock = disputes.clock
-        self.ledger = Ledger(self.session)
+        self.ledger = disputes.ledger
 
     async def search(
         self,
@@ -323,7 +323,7 @@ class HandoffService:
         self, handoff_id: uuid.UUID, data: ExtensionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
         handoff = await self._for_target(handoff_id, principal, if_match)
-        clock = PERIODS[handoff.kind]
+        clock = self.ledger.periods(handoff.kind)
         if handoff.status != "accepted" or clock.extension_days is None:
             raise Conflict(
                 Text(
@@ -434,7 +434,7 @@ class HandoffService:
         handoff.overdue_flagged = step
         dispute = await self.disputes.get(handoff.dispute_id, principal, for_update=True)
         due = handoff.accept_due_on if step == "accept" else handoff.decide_due_on
-        clock = PERIODS[handoff.kind]
+        clock = self.ledger.periods(handoff.kind)
         article = clock.accept_article if step == "accept" else clock.decide_article
         await self.disputes.record_work(
             dispute,
