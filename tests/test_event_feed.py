@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mediation.clocks.scheduler import tick
 from mediation.core.clock import FrozenClock
 from mediation.core.db import utcnow
 from mediation.core.http import encode_cursor
 from mediation.core.principal import Principal, Role
-from mediation.clocks.scheduler import tick
 from mediation.disputes.lifecycle import Action
 from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
 from mediation.disputes.service import DisputeService
@@ -483,6 +483,93 @@ async def test_catalogue_lists_every_type_the_feed_produces(api):
         headers=api.auth("body_mediator", "village"),
     )
     assert result.status_code == 200, result.text
+
+    # Deadlines paused, resumed, extended, at risk; a supervision order answered and another
+    # escalated; an owner; an alert acknowledged and resolved; follow-up visits.
+    risky = await api.drive("mediating")
+    owner = {**api.acting("body_mediator", risky)}
+    for step, body in (("pause", {"reason": "waiting_party"}), ("resume", {})):
+        risky = await api.get(risky)
+        response = await api.client.post(
+            f"/v1/disputes/{risky['id']}/clocks/mediation/{step}",
+            json=body,
+            headers={**owner, "If-Match": f'"{risky["version"]}"'},
+        )
+        assert response.status_code == 200, response.text
+    risky = await api.get(risky)
+    response = await api.client.post(
+        f"/v1/disputes/{risky['id']}/clocks/mediation/extension",
+        json={"units": 1, "reason": "双方同意", "consenting_party_ids": [p["id"] for p in risky["parties"]]},
+        headers={**owner, "If-Match": f'"{risky["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    supervisor = api.auth("supervisor")
+    for due in (None, api.today.isoformat()):
+        risky = await api.get(risky)
+        order = await api.client.post(
+            f"/v1/disputes/{risky['id']}/supervision-orders",
+            json={"instruction": "报告进展", **({"due_on": due} if due else {})},
+            headers={**supervisor, "If-Match": f'"{risky["version"]}"'},
+        )
+        assert order.status_code == 201, order.text
+    answered = await api.client.post(
+        f"/v1/supervision-orders/{order.json()['id']}/response",
+        json={"response": "已约见双方"},
+        headers={**owner, "If-Match": order.headers["ETag"]},
+    )
+    assert answered.status_code == 200, answered.text
+    risky = await api.get(risky)
+    owned = await api.client.put(
+        f"/v1/disputes/{risky['id']}/owner",
+        json={"name": "王副书记", "title": "镇党委副书记", "reason": "疑难案件"},
+        headers={**supervisor, "If-Match": f'"{risky["version"]}"'},
+    )
+    assert owned.status_code == 200, owned.text
+    flagged = await api.intake(description="被申请人扬言要拿刀砍人, 情绪激动。")
+    (alert,) = [
+        a
+        for a in (await api.client.get(f"/v1/disputes/{flagged['id']}/alerts")).json()
+        if a["kind"] == "risk"
+    ]
+    acknowledged = await api.client.post(
+        f"/v1/alerts/{alert['id']}/acknowledgement",
+        json={},
+        headers={**supervisor, "If-Match": f'"{alert["version"]}"'},
+    )
+    assert acknowledged.status_code == 200, acknowledged.text
+    resolved = await api.client.post(
+        f"/v1/alerts/{alert['id']}/resolution",
+        json={"resolution": "已报告派出所, 双方情绪平稳"},
+        headers={**supervisor, "If-Match": acknowledged.headers["ETag"]},
+    )
+    assert resolved.status_code == 200, resolved.text
+    for outcome in ("attempted", "completed", "impossible"):
+        closed = await api.drive("closed")
+        (task,) = (
+            await api.client.get(
+                "/v1/follow-ups", params={"kind": "visit", "dispute_id": closed["id"]}, headers=supervisor
+            )
+        ).json()["items"]
+        if outcome == "impossible":
+            response = await api.client.post(
+                f"/v1/follow-ups/{task['id']}/impossible", json={"reason": "当事人已迁居"}, headers=supervisor
+            )
+        else:
+            reached = outcome == "completed"
+            response = await api.client.post(
+                f"/v1/follow-ups/{task['id']}/visit",
+                json={
+                    "visited_on": api.today.isoformat(),
+                    "contact_method": "phone",
+                    "reached": reached,
+                    **({"satisfaction": 5} if reached else {}),
+                },
+                headers=supervisor,
+            )
+        assert response.status_code == 200, response.text
+    clock.at += timedelta(days=25)  # the extended mediation clock is at risk; the order is overdue
+    report = await tick(app.state.db, clock, app.state.settings, app.state.identity.cipher)
+    assert report.at_risk >= 1 and report.orders_escalated == 1
 
     produced = {e["type"] for e in await read_all(api, limit=500)}
     response = await api.client.get("/v1/events/catalogue")

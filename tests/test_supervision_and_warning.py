@@ -224,11 +224,11 @@ def _employer(serial: int = 1) -> dict[str, Any]:
     }
 
 
-async def _wage_claim(api: Api, worker: int) -> dict[str, Any]:
+async def _wage_claim(api: Api, worker: int, employer: int = 1) -> dict[str, Any]:
     return await api.intake(
         category="labour",
         description="工人追讨拖欠工资, 申请调解。",
-        parties=[person("applicant", f"工人{worker}", 100 + worker), _employer()],
+        parties=[person("applicant", f"工人{worker}", 100 + worker), _employer(employer)],
     )
 
 
@@ -274,6 +274,13 @@ async def test_six_wage_claims_against_one_employer_in_five_days_raise_one_clust
         "/v1/alerts", params={"kind": "cluster", "status": "open"}, headers=api.auth("supervisor")
     )
     assert len(listed.json()["items"]) == 1 and listed.json()["items"][0]["id"] != alert["id"]
+    # One worker filing five times against another employer is one claimant, not a crowd.
+    for _ in range(5):
+        await _wage_claim(api, 99, employer=2)
+    listed = await api.client.get(
+        "/v1/alerts", params={"kind": "cluster", "status": "open"}, headers=api.auth("supervisor")
+    )
+    assert len(listed.json()["items"]) == 1
 
 
 async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: Api) -> None:
@@ -297,8 +304,11 @@ async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: A
 
 async def test_repeated_disputes_between_the_same_parties_are_flagged(api: Api) -> None:
     parties = [person("applicant", "孙八", 41), person("respondent", "周九", 42)]
-    first = await api.intake(parties=parties)
+    first = await api.drive("closed", parties=parties)
     assert (await api.client.get(f"/v1/disputes/{first['id']}/alerts")).json() == []
+    # The same dispute arriving again while the first is open is a duplicate, not a repeat.
+    duplicate = await api.intake(parties=[person("applicant", "孙八", 41), person("respondent", "吴十", 43)])
+    assert (await api.client.get(f"/v1/disputes/{duplicate['id']}/alerts")).json() == []
     second = await api.intake(parties=parties, description="双方再次因排水问题发生争执。")
     alerts = (await api.client.get(f"/v1/disputes/{second['id']}/alerts")).json()
     assert [a["kind"] for a in alerts] == ["repeat"]

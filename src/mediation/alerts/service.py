@@ -159,7 +159,7 @@ class AlertService:
         self, dispute: Dispute, rule: ClusterRule, county: str, subject: str, about: str, ids: list[uuid.UUID]
     ) -> Alert | None:
         key = f"cluster:{rule.id}:{county}:{subject}"
-        if len(ids) < rule.min_cases:
+        if await self._claimants(ids) < rule.min_cases:
             # Fewer in this case's own window, but the wave is still open: it joins it.
             if await self._open(key) is None:
                 return None
@@ -184,9 +184,26 @@ class AlertService:
             {"rule": rule.id},
         )
 
+    async def _claimants(self, ids: list[uuid.UUID]) -> int:
+        """Distinct applicants among the cases: one resident filing five times (or the same dispute
+        arriving by window, hotline and grid) is one claimant, not a crowd."""
+        if not ids:
+            return 0
+        rows = await self.session.scalars(
+            select(Party).where(Party.dispute_id.in_(ids), Party.role == PartyRole.applicant)
+        )
+        by_case: dict[uuid.UUID, tuple[str, str] | uuid.UUID] = {}
+        for party in rows.all():
+            identity = _identity(party)
+            if identity is not None and party.dispute_id not in by_case:
+                by_case[party.dispute_id] = identity
+        return len({by_case.get(i, i) for i in ids})
+
     async def _repeat(self, dispute: Dispute) -> Alert | None:
-        """Repeated disputes between the same parties: an earlier case with both an applicant and a
-        respondent of this one among its parties."""
+        """Repeated disputes between the same parties: an earlier, concluded case with both an
+        applicant and a respondent of this one among its parties, i.e. the conflict came back. (An
+        open case with the same parties is the same dispute arriving twice: the intake's related-case
+        hint shows it, and the clerk links the two.)"""
         applicants = [i for p in dispute.parties if p.role == PartyRole.applicant and (i := _identity(p))]
         respondents = [i for p in dispute.parties if p.role == PartyRole.respondent and (i := _identity(p))]
         if not applicants or not respondents:
@@ -199,6 +216,7 @@ class AlertService:
                     select(Dispute.id).where(
                         Dispute.id != dispute.id,
                         Dispute.created_at >= since,
+                        Dispute.status.in_(("closed", "archived")),
                         exists().where(
                             first.dispute_id == Dispute.id, or_(*(_same(first, i) for i in applicants))
                         ),

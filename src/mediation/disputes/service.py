@@ -221,7 +221,6 @@ class DisputeService:
             ) from exc
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
         await self.clocks.follow(dispute, now)
-        await alerts.on_intake(dispute, hits)
         record_dispute_event(
             self.session,
             dispute,
@@ -235,6 +234,8 @@ class DisputeService:
             },
             now,
         )
+        # After the registration's own event, so a feed reader sees the case before its alerts.
+        await alerts.on_intake(dispute, hits)
         if self.documents is not None:
             await self.documents.generate(
                 dispute, principal, DocumentKind.receipt, "受理回执", receipt_lines(dispute), now
