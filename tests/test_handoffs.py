@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from mediation.core.legal_time import period_end
 from mediation.clocks.scheduler import TickReport, tick
+from mediation.core.legal_time import period_end
 from mediation.events.models import OutboxEvent
 from tests.support import Api, person, resident_id
 
