@@ -517,3 +517,92 @@ async def test_agreement_and_handoff_endpoints_refuse_bad_requests_and_change_no
     )
     assert response.status_code == 422
     assert "case number" in response.text
+
+
+async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_and_change_nothing(api):
+    mediating = await api.drive("mediating")
+    closed = await api.drive("closed")
+    body = {**api.acting("body_mediator", mediating), "If-Match": f'"{mediating["version"]}"'}
+    supervisor = {**api.auth("supervisor"), "If-Match": f'"{mediating["version"]}"'}
+    clocks = f"/v1/disputes/{mediating['id']}/clocks"
+    missing = "6f1e0c4e-0000-4000-8000-000000000000"
+    visit = (
+        await api.client.get("/v1/follow-ups", params={"kind": "visit", "dispute_id": closed["id"]})
+    ).json()["items"][0]
+    cases = [
+        # Clocks: an unknown clock, a reason off the list, no If-Match, a clock not running, 0 units.
+        ("post", f"{clocks}/lunch/pause", body, {"reason": "other"}, 422),
+        ("post", f"{clocks}/mediation/pause", body, {"reason": "napping"}, 422),
+        (
+            "post",
+            f"{clocks}/mediation/pause",
+            api.acting("body_mediator", mediating),
+            {"reason": "other"},
+            428,
+        ),
+        ("post", f"{clocks}/sign_for/pause", body, {"reason": "other"}, 404),
+        ("post", f"{clocks}/mediation/resume", body, {}, 409),
+        ("post", f"{clocks}/mediation/extension", body, {"units": 0, "reason": "x"}, 422),
+        ("get", "/v1/calendar/deadline?start=2026-13-01&length=3", api.auth("clerk"), None, 422),
+        ("get", "/v1/calendar/deadline?start=2026-06-01&length=0", api.auth("clerk"), None, 422),
+        ("get", "/v1/calendar/deadline?start=2026-06-01&length=3&unit=weeks", api.auth("clerk"), None, 422),
+        # Supervision: no instruction, a deadline in the past, an unknown order.
+        ("post", f"/v1/disputes/{mediating['id']}/supervision-orders", supervisor, {"instruction": ""}, 422),
+        (
+            "post",
+            f"/v1/disputes/{mediating['id']}/supervision-orders",
+            supervisor,
+            {"instruction": "报告进展", "due_on": "2020-01-01"},
+            422,
+        ),
+        ("post", f"/v1/supervision-orders/{missing}/response", body, {"response": "已办"}, 404),
+        ("get", "/v1/supervision-orders?status=lost", api.auth("supervisor"), None, 422),
+        ("get", "/v1/supervision-orders?cursor=not-a-cursor", api.auth("supervisor"), None, 422),
+        ("put", f"/v1/disputes/{mediating['id']}/owner", supervisor, {"name": "王"}, 422),
+        # Alerts: unknown, bad filters.
+        ("post", f"/v1/alerts/{missing}/resolution", supervisor, {"resolution": "已处置"}, 404),
+        ("get", "/v1/alerts?kind=rumour", api.auth("supervisor"), None, 422),
+        ("get", "/v1/alerts?cursor=not-a-cursor", api.auth("supervisor"), None, 422),
+        # Visits: a rating out of range, reached without a rating, a date in the future.
+        (
+            "post",
+            f"/v1/follow-ups/{visit['id']}/visit",
+            api.auth("clerk"),
+            {"visited_on": "2026-06-01", "contact_method": "phone", "reached": True, "satisfaction": 6},
+            422,
+        ),
+        (
+            "post",
+            f"/v1/follow-ups/{visit['id']}/visit",
+            api.auth("clerk"),
+            {"visited_on": "2026-06-01", "contact_method": "phone", "reached": True},
+            422,
+        ),
+        (
+            "post",
+            f"/v1/follow-ups/{visit['id']}/visit",
+            api.auth("clerk"),
+            {"visited_on": "2026-12-01", "contact_method": "phone", "reached": False},
+            422,
+        ),
+        ("post", f"/v1/follow-ups/{visit['id']}/impossible", api.auth("clerk"), {"reason": ""}, 422),
+        ("get", "/v1/follow-ups?kind=gift", api.auth("clerk"), None, 422),
+    ]
+    for method, url, headers, payload, status in cases:
+        response = await api.client.request(method.upper(), url, json=payload, headers=headers)
+        assert response.status_code == status, (url, payload, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json"), url
+    assert (await api.get(mediating))["version"] == mediating["version"]
+    assert (await api.get(closed))["version"] == closed["version"]
+    again = (
+        await api.client.get("/v1/follow-ups", params={"kind": "visit", "dispute_id": closed["id"]})
+    ).json()
+    assert again["items"][0]["attempts"] == [] and again["items"][0]["status"] == "open"
+    # In English when asked, naming the field.
+    response = await api.client.post(
+        f"/v1/follow-ups/{visit['id']}/visit",
+        json={"visited_on": "2026-06-01", "contact_method": "phone", "reached": True},
+        headers={**api.auth("clerk"), "Accept-Language": "en"},
+    )
+    assert response.status_code == 422
+    assert "satisfaction" in response.text
