@@ -38,6 +38,8 @@ from mediation.handoffs.service import HandoffService
 from mediation.identity.credentials import Passwords, key_prefix
 from mediation.identity.models import ApiKey, User
 from mediation.identity.service import IdentityService
+from mediation.supervision.schemas import OrderIn, OwnerIn
+from mediation.supervision.service import SupervisionService
 
 COUNTY = "330681"
 CENTER = "诸暨市矛盾纠纷调处化解中心"
@@ -83,7 +85,7 @@ CASES: list[tuple[str, str, str, int, str]] = [
     ("property_management", "业主以漏水未修为由拒交物业费, 物业公司申请调解。", "accepted", 1, "ordinary"),
     ("traffic_accident", "两车刮擦事故, 双方对维修费用分担有争议。", "assigned", 2, "ordinary"),
     ("labour", "十二名工人被拖欠三个月工资, 要求用工单位支付。", "assigned", 12, "major"),
-    ("neighbour", "楼上装修噪音影响休息, 双方多次争吵。", "mediating", 2, "ordinary"),
+    ("neighbour", "楼上装修噪音影响休息, 双方多次争吵, 一方扬言要报复。", "mediating", 2, "ordinary"),
     ("marriage_family", "子女对赡养老人费用分担有分歧。", "mediating", 3, "ordinary"),
     ("medical", "患者家属认为手术后并发症系医疗过错, 要求赔偿。", "mediating", 1, "major"),
     ("contract", "装修合同工期延误, 业主要求减少价款。", "agreement_signed", 1, "ordinary"),
@@ -378,9 +380,66 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                     )
                 assert dispute.status == Status(target), (dispute.case_number, dispute.status, target)
                 count += 1
+                if description.startswith(("患者家属", "楼上装修")):
+                    await _supervise(service, dispute, bodies[CENTER].id)
+        count += await _wage_wave(db, settings, cipher, rng, now, bodies[CENTER].id)
         return f"demo data loaded: {len(BODIES)} bodies, {count} cases"
     finally:
         await db.dispose()
+
+
+async def _supervise(service: DisputeService, dispute: Dispute, center_id: uuid.UUID) -> None:
+    """A supervision order on a case in mediation, and an owner for the hard one (包案)."""
+    supervisor = Principal(Role.supervisor, "demo-supervisor", center_id, region=COUNTY)
+    supervision = SupervisionService(service)
+    await supervision.issue(
+        dispute.id,
+        OrderIn(instruction="请于三个工作日内报告调解进展, 并说明下一步安排"),
+        supervisor,
+        etag_for(dispute.version),
+    )
+    if dispute.category == "medical":
+        await supervision.set_owner(
+            dispute.id,
+            OwnerIn(name="陈副镇长", title="枫桥镇副镇长", reason="医疗纠纷涉及多方, 由镇领导包案"),
+            supervisor,
+            etag_for(dispute.version),
+        )
+
+
+async def _wage_wave(
+    db: Database,
+    settings: Settings,
+    cipher: PiiCipher,
+    rng: random.Random,
+    now: datetime,
+    center_id: uuid.UUID,
+) -> int:
+    """Five workers of one subcontractor claim unpaid wages within four days: the cluster rule
+    (the same respondent, distinct claimants, within a week) raises one early-warning alert."""
+    clerk = Principal(Role.clerk, "demo-clerk", center_id, region=COUNTY)
+    workers = ["冯一", "陈二", "褚三", "卫四", "蒋五"]
+    for n, worker in enumerate(workers):
+        clock = FrozenClock(now - timedelta(days=4 - n, hours=2), settings.timezone)
+        async with db.writer() as session, session.begin():
+            service = DisputeService(session, clock, settings, cipher)
+            data = DisputeCreate.model_validate(
+                {
+                    "category": "labour",
+                    "description": f"{worker}在某建筑工地务工, 被拖欠工资 {rng.randrange(8, 30) * 1000} 元, 申请调解。",
+                    "channel": "window",
+                    "region_code": "330681105201",
+                    "amount_in_dispute": str(rng.randrange(8, 30) * 1000),
+                    "people_involved": 1,
+                    "complexity": "general",
+                    "parties": [
+                        _party(rng, "applicant", worker),
+                        _party(rng, "respondent", "某建筑劳务有限公司", organisation=True),
+                    ],
+                }
+            )
+            await service.register(data, clerk)
+    return len(workers)
 
 
 async def _signed_agreement(agreements: AgreementService, dispute: Dispute, clock: FrozenClock) -> uuid.UUID:
