@@ -32,7 +32,7 @@ from mediation.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
+from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.legal_time import add_working_days
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
@@ -532,10 +532,10 @@ class AgreementService:
         if status is not None:
             query = query.where(FollowUp.status == status)
         if cursor is not None:
-            raised, last_id = _position(decode_cursor(cursor))
+            raised, last_id = keyset_position(cursor, datetime.fromisoformat)
             query = query.where(
                 (FollowUp.raised_at > raised)
-                | ((FollowUp.raised_at == raised) & (FollowUp.id > uuid.UUID(last_id)))
+                | ((FollowUp.raised_at == raised) & (FollowUp.id > last_id))
             )
         rows = (
             await self.session.execute(query.order_by(FollowUp.raised_at, FollowUp.id).limit(limit + 1))
@@ -543,9 +543,7 @@ class AgreementService:
         items = [(f, n) for f, n in rows[:limit]]
         last = items[-1][0] if items else None
         next_cursor = (
-            encode_cursor({"t": last.raised_at.isoformat(), "id": str(last.id)})
-            if last is not None and len(rows) > limit
-            else None
+            keyset_cursor(last.raised_at, last.id) if last is not None and len(rows) > limit else None
         )
         return items, next_cursor
 
@@ -633,12 +631,3 @@ class AgreementService:
             )
         )
         return list(rows.all())
-
-
-def _position(cursor: dict[str, Any]) -> tuple[datetime, str]:
-    try:
-        return datetime.fromisoformat(str(cursor["t"])), str(uuid.UUID(str(cursor["id"])))
-    except (KeyError, ValueError) as exc:
-        raise ValidationFailed.of_field(
-            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor"), location="query"
-        ) from exc

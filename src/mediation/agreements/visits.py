@@ -18,7 +18,7 @@ from sqlalchemy import and_, or_, select
 from mediation.agreements.models import FollowUp
 from mediation.agreements.schemas import VisitImpossibleIn, VisitIn
 from mediation.core.errors import Conflict, NotFound, ValidationFailed
-from mediation.core.http import decode_cursor, encode_cursor
+from mediation.core.http import keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.disputes.models import Dispute
@@ -143,24 +143,13 @@ class VisitService:
         if dispute_id is not None:
             query = query.where(FollowUp.dispute_id == dispute_id)
         if cursor is not None:
-            due, last = _position(decode_cursor(cursor))
+            due, last = keyset_position(cursor, date.fromisoformat)
             query = query.where(or_(FollowUp.due_on > due, and_(FollowUp.due_on == due, FollowUp.id > last)))
         rows = (
             await self.session.execute(query.order_by(FollowUp.due_on, FollowUp.id).limit(limit + 1))
         ).all()
         items = [(f, n) for f, n in rows[:limit]]
         next_cursor = (
-            encode_cursor({"due": items[-1][0].due_on.isoformat(), "id": str(items[-1][0].id)})
-            if len(rows) > limit and items
-            else None
+            keyset_cursor(items[-1][0].due_on, items[-1][0].id) if len(rows) > limit and items else None
         )
         return items, next_cursor
-
-
-def _position(position: dict[str, object]) -> tuple[date, uuid.UUID]:
-    try:
-        return date.fromisoformat(str(position["due"])), uuid.UUID(str(position["id"]))
-    except (KeyError, ValueError) as exc:
-        raise ValidationFailed.of_field(
-            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor")
-        ) from exc

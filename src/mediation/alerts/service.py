@@ -21,8 +21,8 @@ from sqlalchemy.orm import aliased
 from mediation.alerts import detect
 from mediation.alerts.detect import AlertRules, ClusterBy, ClusterRule, RiskHit
 from mediation.alerts.models import Alert, AlertCase
-from mediation.core.errors import Conflict, NotFound, ValidationFailed
-from mediation.core.http import check_if_match, decode_cursor, encode_cursor
+from mediation.core.errors import Conflict, NotFound
+from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import SYSTEM, Principal
 from mediation.disputes.enums import PartyKind, PartyRole
@@ -377,7 +377,7 @@ class AlertService:
         if kind is not None:
             query = query.where(Alert.kind == kind)
         if cursor is not None:
-            raised, last = _position(decode_cursor(cursor))
+            raised, last = keyset_position(cursor, datetime.fromisoformat)
             query = query.where(
                 or_(Alert.raised_at < raised, and_(Alert.raised_at == raised, Alert.id < last))
             )
@@ -390,9 +390,7 @@ class AlertService:
         )
         items = rows[:limit]
         next_cursor = (
-            encode_cursor({"t": items[-1].raised_at.isoformat(), "id": str(items[-1].id)})
-            if len(rows) > limit and items
-            else None
+            keyset_cursor(items[-1].raised_at, items[-1].id) if len(rows) > limit and items else None
         )
         return items, next_cursor
 
@@ -447,12 +445,3 @@ class AlertService:
             if action == "alert_resolved" and alert.kind == "risk" and dispute.attention == Attention.risk:
                 dispute.attention = None
             await self.disputes.record_work(dispute, action, principal, reason, payload, action)
-
-
-def _position(position: dict[str, object]) -> tuple[datetime, uuid.UUID]:
-    try:
-        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
-    except (KeyError, ValueError) as exc:
-        raise ValidationFailed.of_field(
-            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor")
-        ) from exc

@@ -10,7 +10,10 @@ import logging
 import re
 import secrets
 import time
-from typing import Any
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -18,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediation.core.errors import PreconditionRequired, StaleVersion, ValidationFailed
 from mediation.core.i18n import Text, negotiate, set_language
+
+K = TypeVar("K", date, datetime)
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("mediation.access")
@@ -48,6 +53,22 @@ def check_if_match(if_match: str | None, version: int) -> None:
             ),
             current_etag=etag_for(version),
         )
+
+
+def keyset_cursor(key: date | datetime, row_id: uuid.UUID) -> str:
+    """The cursor after a row of a list ordered by (key, id)."""
+    return encode_cursor({"k": key.isoformat(), "id": str(row_id)})
+
+
+def keyset_position(cursor: str, parse: Callable[[str], K]) -> tuple[K, uuid.UUID]:
+    """The (key, id) a `keyset_cursor` holds; anything else is a 422 naming the cursor."""
+    position = decode_cursor(cursor)
+    try:
+        return parse(str(position["k"])), uuid.UUID(str(position["id"]))
+    except (KeyError, ValueError) as exc:
+        raise ValidationFailed.of_field(
+            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor"), location="query"
+        ) from exc
 
 
 def encode_cursor(values: dict[str, Any]) -> str:

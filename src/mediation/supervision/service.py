@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from mediation.bodies.models import Body
 from mediation.core.errors import Conflict, NotFound, ValidationFailed
-from mediation.core.http import check_if_match, decode_cursor, encode_cursor
+from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.legal_time import add_working_days
 from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
@@ -26,15 +26,6 @@ from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
 
 OPEN = ("issued", "escalated")
-
-
-def _position(position: dict[str, object]) -> tuple[date, uuid.UUID]:
-    try:
-        return date.fromisoformat(str(position["due"])), uuid.UUID(str(position["id"]))
-    except (KeyError, ValueError) as exc:
-        raise ValidationFailed.of_field(
-            "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor")
-        ) from exc
 
 
 class SupervisionService:
@@ -194,7 +185,7 @@ class SupervisionService:
         if status is not None:
             query = query.where(SupervisionOrder.status == status)
         if cursor is not None:
-            due, last = _position(decode_cursor(cursor))
+            due, last = keyset_position(cursor, date.fromisoformat)
             query = query.where(
                 (SupervisionOrder.due_on > due)
                 | ((SupervisionOrder.due_on == due) & (SupervisionOrder.id > last))
@@ -208,7 +199,7 @@ class SupervisionService:
         next_cursor = None
         if len(rows) > limit and items:
             last_order = items[-1][0]
-            next_cursor = encode_cursor({"due": last_order.due_on.isoformat(), "id": str(last_order.id)})
+            next_cursor = keyset_cursor(last_order.due_on, last_order.id)
         return items, next_cursor
 
     async def set_owner(
