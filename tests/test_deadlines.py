@@ -4,11 +4,15 @@ extensions; at-risk and overdue reported exactly once, also with two schedulers 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from mediation.clocks import engine
@@ -17,9 +21,11 @@ from mediation.clocks.scheduler import tick
 from mediation.core.db import Database
 from mediation.disputes.models import TimelineEntry
 from mediation.events.models import OutboxEvent
+from tests.conftest import TEST_SECRETS
 from tests.support import Api, intake_body
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def _at(api: Api, day: date, hour: int = 10) -> None:
@@ -298,3 +304,43 @@ async def test_the_overview_of_a_case_shows_the_clock_stopping_when_the_stage_en
     assert history["mediation"]["outcome"] == "met" and history["mediation"]["remaining_seconds"] is None
     bad = await api.client.post("/v1/disputes", json=intake_body(complexity="easy"))
     assert bad.status_code == 422
+
+
+@pytest.mark.postgres_only
+async def test_two_scheduler_processes_report_each_overdue_case_once(api: Api, tmp_path: Path) -> None:
+    """Two `mediation scheduler --once` processes at the same moment, on the real clock: the cases
+    were opened in June 2026 (the test clock), so by now every mediation clock is past due."""
+    _at(api, date(2026, 6, 1))
+    cases = [await api.drive("mediating") for _ in range(8)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
+    env.update(
+        {
+            "MEDIATION_DATABASE_URL": api.app.state.settings.database_url,
+            "MEDIATION_JWT_SECRET": TEST_SECRETS["jwt_secret"],
+            "MEDIATION_PII_ENCRYPTION_KEYS": TEST_SECRETS["pii_encryption_keys"],
+            "MEDIATION_PII_INDEX_KEY": TEST_SECRETS["pii_index_key"],
+            "MEDIATION_SECRETS_FILE": str(tmp_path / "unused.secrets.json"),
+            "PYTHONPATH": str(SRC),
+        }
+    )
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mediation.cli",
+            "scheduler",
+            "--once",
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in processes)), timeout=120)
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    for case in cases:
+        assert await _entries(api, case["id"], "clock_overdue") == 1
+        assert await _events(api, case["id"], "clock_overdue") == 1
+        # Jumping straight to red reports red only.
+        assert await _entries(api, case["id"], "clock_at_risk") == 0
