@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from mediation.agreements.router import WRITES, IfMatch
+from mediation.agreements.router import WRITES
 from mediation.alerts.models import Alert
 from mediation.alerts.schemas import AcknowledgeIn, AlertCaseOut, AlertOut, AlertPage, ResolveIn
 from mediation.alerts.service import AlertService
@@ -21,15 +21,12 @@ from mediation.core.errors import (
 )
 from mediation.core.http import etag_for
 from mediation.core.idempotency import run_idempotent
-from mediation.core.principal import Permission, Principal
-from mediation.disputes.router import IdempotencyKey, service
+from mediation.core.principal import Principal
+from mediation.disputes.router import IdempotencyKey, IfMatch, Reader, Supervisor, service
 from mediation.disputes.service import DisputeService
-from mediation.identity.auth import permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["early warning"])
 
-Reader = Annotated[Principal, permission(Permission.cases_read)]
-Supervisor = Annotated[Principal, permission(Permission.supervise)]
 CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 

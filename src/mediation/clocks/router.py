@@ -2,13 +2,13 @@
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from mediation.agreements.router import WRITES, IfMatch
+from mediation.agreements.router import WRITES
 from mediation.clocks import engine
 from mediation.clocks.actions import ClockActions
 from mediation.clocks.models import CaseClock
@@ -22,18 +22,22 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from mediation.core.http import etag_for
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
-from mediation.core.principal import Permission, Principal
-from mediation.disputes.router import IdempotencyKey, Service, service
+from mediation.disputes.router import (
+    IdempotencyKey,
+    IfMatch,
+    Reader,
+    Service,
+    Writer,
+    dispute_response,
+    service,
+)
 from mediation.disputes.service import DisputeService
-from mediation.identity.auth import authenticate, permission
+from mediation.identity.auth import authenticate
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["clocks"])
 
-Reader = Annotated[Principal, permission(Permission.cases_read)]
-Writer = Annotated[Principal, permission(Permission.cases_write)]
 CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 
@@ -52,10 +56,6 @@ def clock_out(clock: CaseClock, now: datetime) -> ClockOut:
     return ClockOut.model_validate({**{f: getattr(clock, f) for f in fields}, "remaining_seconds": remaining})
 
 
-def _json(clock: CaseClock, version: int, now: datetime) -> JSONResponse:
-    return JSONResponse(jsonable_encoder(clock_out(clock, now)), headers={"ETag": etag_for(version)})
-
-
 @router.get(
     "/disputes/{dispute_id}/clocks",
     response_model=list[ClockOut],
@@ -69,83 +69,64 @@ async def list_clocks(dispute_id: uuid.UUID, principal: Reader, svc: Service) ->
     return [clock_out(c, now) for c in await svc.clocks.of_case(dispute_id)]
 
 
-_CLOCK_CHANGE = " Needs the case's ETag (the response carries the case's new ETag); lands on the timeline and in the event feed."
+def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
+    """One POST per clock change; each takes the case's ETag, answers with the case's new one, lands
+    on the timeline and in the event feed, and may be retried with an Idempotency-Key."""
+
+    async def endpoint(
+        request: Request,
+        dispute_id: uuid.UUID,
+        name: ClockName,
+        data: Annotated[schema, Body()],  # type: ignore[valid-type]
+        principal: Writer,
+        svc: Actions,
+        if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response:
+        async def work() -> JSONResponse:
+            dispute, clock = await getattr(svc, operation)(dispute_id, name, data, principal, if_match)
+            return dispute_response(clock_out(clock, svc.disputes.clock.now()), dispute.version)
+
+        return await run_idempotent(request, principal, idempotency_key, work)
+
+    endpoint.__name__ = f"{operation}_clock"
+    return endpoint
 
 
-@router.post(
-    "/disputes/{dispute_id}/clocks/{name}/pause",
-    response_model=ClockOut,
-    summary="中止计时 Pause a clock while waiting on a party",
-    description="Only where the rule allows it (e.g. mediation periods; never a statutory window)."
-    + _CLOCK_CHANGE,
-    responses=CHANGES,
-)
-async def pause_clock(
-    request: Request,
-    dispute_id: uuid.UUID,
-    name: ClockName,
-    data: PauseIn,
-    principal: Writer,
-    svc: Actions,
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        dispute, clock = await svc.pause(dispute_id, name, data, principal, if_match)
-        return _json(clock, dispute.version, svc.disputes.clock.now())
-
-    return await run_idempotent(request, principal, idempotency_key, work)
-
-
-@router.post(
-    "/disputes/{dispute_id}/clocks/{name}/resume",
-    response_model=ClockOut,
-    summary="恢复计时 Resume a paused clock",
-    description="The days it stood still are added to its period, in its own unit." + _CLOCK_CHANGE,
-    responses=CHANGES,
-)
-async def resume_clock(
-    request: Request,
-    dispute_id: uuid.UUID,
-    name: ClockName,
-    data: ResumeIn,
-    principal: Writer,
-    svc: Actions,
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        dispute, clock = await svc.resume(dispute_id, name, data, principal, if_match)
-        return _json(clock, dispute.version, svc.disputes.clock.now())
-
-    return await run_idempotent(request, principal, idempotency_key, work)
-
-
-@router.post(
-    "/disputes/{dispute_id}/clocks/{name}/extension",
-    response_model=ClockOut,
-    summary="延长期限 Extend a clock",
-    description=(
-        "Within the rule's limit, and with every party's consent where the rule asks for it "
-        "(人民调解工作若干规定 Art. 33; 特邀调解规定 Art. 27)." + _CLOCK_CHANGE
+STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
+    (
+        "pause",
+        "pause",
+        PauseIn,
+        "中止计时 Pause a clock while waiting on a party",
+        "Only where the rule allows it (e.g. mediation periods; never a statutory window).",
     ),
-    responses=CHANGES,
-)
-async def extend_clock(
-    request: Request,
-    dispute_id: uuid.UUID,
-    name: ClockName,
-    data: ExtensionIn,
-    principal: Writer,
-    svc: Actions,
-    if_match: IfMatch = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    async def work() -> JSONResponse:
-        dispute, clock = await svc.extend(dispute_id, name, data, principal, if_match)
-        return _json(clock, dispute.version, svc.disputes.clock.now())
-
-    return await run_idempotent(request, principal, idempotency_key, work)
+    (
+        "resume",
+        "resume",
+        ResumeIn,
+        "恢复计时 Resume a paused clock",
+        "The days it stood still are added to its period, in its own unit.",
+    ),
+    (
+        "extension",
+        "extend",
+        ExtensionIn,
+        "延长期限 Extend a clock",
+        "Within the rule's limit, and with every party's consent where the rule asks for it "
+        "(人民调解工作若干规定 Art. 33; 特邀调解规定 Art. 27).",
+    ),
+]
+for _step, _operation, _schema, _summary, _description in STEPS:
+    router.add_api_route(
+        f"/disputes/{{dispute_id}}/clocks/{{name}}/{_step}",
+        _change_endpoint(_operation, _schema),
+        methods=["POST"],
+        response_model=ClockOut,
+        summary=_summary,
+        description=_description + " Needs the case's ETag; the response carries the case's new ETag.",
+        responses=CHANGES,
+    )
 
 
 @router.get(

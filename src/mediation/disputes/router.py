@@ -75,6 +75,7 @@ IdempotencyKey = Annotated[
 ]
 Reader = Annotated[Principal, permission(Permission.cases_read)]
 Writer = Annotated[Principal, permission(Permission.cases_write)]
+Supervisor = Annotated[Principal, permission(Permission.supervise)]
 
 
 def service(request: Request) -> DisputeService:

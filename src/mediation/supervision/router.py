@@ -4,10 +4,9 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from mediation.agreements.router import WRITES, IfMatch
+from mediation.agreements.router import WRITES
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     NotFound,
@@ -16,22 +15,25 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from mediation.core.http import etag_for
 from mediation.core.idempotency import run_idempotent
-from mediation.core.principal import Permission, Principal
-from mediation.disputes.router import IdempotencyKey, View, service
+from mediation.disputes.router import (
+    IdempotencyKey,
+    IfMatch,
+    Reader,
+    Supervisor,
+    View,
+    Writer,
+    dispute_response,
+    service,
+)
 from mediation.disputes.schemas import DisputeOut
 from mediation.disputes.service import DisputeService
-from mediation.identity.auth import permission
 from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.schemas import OrderIn, OrderOut, OrderPage, OrderResponseIn, OwnerIn
 from mediation.supervision.service import SupervisionService
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["supervision"])
 
-Reader = Annotated[Principal, permission(Permission.cases_read)]
-Writer = Annotated[Principal, permission(Permission.cases_write)]
-Supervisor = Annotated[Principal, permission(Permission.supervise)]
 CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 
@@ -45,10 +47,6 @@ Supervision = Annotated[SupervisionService, Depends(supervision)]
 def order_out(order: SupervisionOrder, case_number: str) -> OrderOut:
     fields = OrderOut.model_fields.keys() - {"case_number"}
     return OrderOut.model_validate({**{f: getattr(order, f) for f in fields}, "case_number": case_number})
-
-
-def _json(model: object, version: int, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(jsonable_encoder(model), status_code=status_code, headers={"ETag": etag_for(version)})
 
 
 @router.post(
@@ -74,7 +72,7 @@ async def issue_order(
 ) -> Response:
     async def work() -> JSONResponse:
         order, dispute = await svc.issue(dispute_id, data, principal, if_match)
-        return _json(order_out(order, dispute.case_number), order.version, 201)
+        return dispute_response(order_out(order, dispute.case_number), order.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -108,7 +106,7 @@ async def list_orders(
 )
 async def get_order(order_id: uuid.UUID, principal: Reader, svc: Supervision) -> Response:
     order, case_number = await svc.get(order_id, principal)
-    return _json(order_out(order, case_number), order.version)
+    return dispute_response(order_out(order, case_number), order.version)
 
 
 @router.post(
@@ -130,7 +128,7 @@ async def respond_order(
     async def work() -> JSONResponse:
         order = await svc.respond(order_id, data, principal, if_match)
         _, case_number = await svc.get(order.id, principal)
-        return _json(order_out(order, case_number), order.version)
+        return dispute_response(order_out(order, case_number), order.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -157,6 +155,6 @@ async def set_owner(
 ) -> Response:
     async def work() -> JSONResponse:
         dispute = await svc.set_owner(dispute_id, data, principal, if_match)
-        return _json(view.dispute(dispute), dispute.version)
+        return dispute_response(view.dispute(dispute), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
