@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from mediation.agreements.router import WRITES
+from mediation.agreements.router import WRITES, IfMatch
 from mediation.alerts.models import Alert
 from mediation.alerts.schemas import AcknowledgeIn, AlertCaseOut, AlertOut, AlertPage, ResolveIn
 from mediation.alerts.service import AlertService
@@ -22,7 +22,7 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Principal
-from mediation.disputes.router import IdempotencyKey, IfMatch, Reader, Supervisor, service
+from mediation.disputes.router import IdempotencyKey, Reader, Supervisor, service
 from mediation.disputes.service import DisputeService
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["early warning"])

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from mediation.agreements.router import WRITES
+from mediation.agreements.router import WRITES, IfMatch
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     NotFound,
@@ -18,7 +18,6 @@ from mediation.core.errors import (
 from mediation.core.idempotency import run_idempotent
 from mediation.disputes.router import (
     IdempotencyKey,
-    IfMatch,
     Reader,
     Supervisor,
     View,
