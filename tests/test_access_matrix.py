@@ -516,3 +516,34 @@ async def test_a_body_inbox_holds_its_own_cases_only(api):
     assert {d["id"] for d in center.json()["items"]} == {assigned["id"], mediating["id"]}
     elsewhere = await api.client.get(f"/v1/bodies/{village}/cases", headers=api.auth("clerk", "other_center"))
     assert elsewhere.json()["items"] == []
+
+
+async def test_statistics_count_each_organisations_own_cases_only(api):
+    ours = await api.drive("mediating")
+    theirs = await _theirs(api)
+    our_body, their_body = str(api.bodies["village"]), str(api.bodies["other_village"])
+
+    async def overview(headers: dict[str, str], foreign: str, **params: str) -> dict[str, Any]:
+        response = await api.client.get("/v1/stats/overview", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        assert foreign not in response.text
+        return response.json()
+
+    for headers in (api.auth("clerk"), api.auth("supervisor"), api.auth("body_admin", "village")):
+        mine = await overview(headers, their_body)
+        assert mine["totals"]["cases"] == 1
+        assert [r["key"] for r in mine["by_region"]] == [ours["region_code"]]
+        assert [b["key"] for b in mine["by_body"]] == [our_body]
+    for headers in (api.auth("clerk", "other_center"), api.auth("body_admin", "other_village")):
+        other = await overview(headers, our_body)
+        assert other["totals"]["cases"] == 1
+        assert [r["key"] for r in other["by_region"]] == [theirs["region_code"]]
+    # A region outside the caller's own is refused, not answered empty.
+    response = await api.client.get(
+        "/v1/stats/overview", params={"region": "330604"}, headers=api.auth("clerk")
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "outside_region"
+    # A body's figures never include another body's cases, whatever region it names.
+    elsewhere = await overview(api.auth("body_admin", "village"), their_body, region="330604")
+    assert elsewhere["totals"]["cases"] == 0

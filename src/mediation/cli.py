@@ -151,6 +151,7 @@ async def _clocks_once(settings: Settings) -> int:
     print(
         f"{report.at_risk} deadline(s) at risk, {report.overdue} overdue; "
         f"{report.orders_escalated} supervision order(s) escalated; "
+        f"{report.stats_days} day(s) of statistics recounted; "
         f"returned {report.lapsed} case(s) not signed for in time; "
         f"{report.obligations_overdue} obligation(s) overdue sent to follow-up; "
         f"{report.handoffs_overdue} late court/commission step(s) flagged; {report.failed} changed meanwhile"

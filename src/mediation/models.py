@@ -18,6 +18,7 @@ from mediation.documents.models import Blob, Document, Dossier
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.handoffs.models import Handoff
 from mediation.identity.models import ApiKey, User
+from mediation.stats.models import StatsRefreshState, StatsRollup
 from mediation.supervision.models import SupervisionOrder
 from mediation.triage.models import TriageRuleSet
 
@@ -31,8 +32,8 @@ __all__ = [
     "AuditRecord",
     "Blob",
     "Body",
-    "CaseClock",
     "BodyJurisdiction",
+    "CaseClock",
     "CaseLink",
     "CaseNumberCounter",
     "Dispute",
@@ -48,6 +49,8 @@ __all__ = [
     "OutboxEvent",
     "Party",
     "Signature",
+    "StatsRefreshState",
+    "StatsRollup",
     "SupervisionOrder",
     "TimelineEntry",
     "TriageRuleSet",

@@ -534,8 +534,7 @@ class AgreementService:
         if cursor is not None:
             raised, last_id = keyset_position(cursor, datetime.fromisoformat)
             query = query.where(
-                (FollowUp.raised_at > raised)
-                | ((FollowUp.raised_at == raised) & (FollowUp.id > last_id))
+                (FollowUp.raised_at > raised) | ((FollowUp.raised_at == raised) & (FollowUp.id > last_id))
             )
         rows = (
             await self.session.execute(query.order_by(FollowUp.raised_at, FollowUp.id).limit(limit + 1))

@@ -2,7 +2,8 @@
 its deadline is reported once (timeline entry and event); a case not signed for in time goes back
 to triage; an obligation past its due date raises a follow-up for the body (人民调解法 Art. 31); a
 court or commission late with acceptance or decision is flagged on the case, once per step; an
-unanswered supervision order past its deadline is escalated.
+unanswered supervision order past its deadline is escalated; the statistics rollup takes in the
+cases changed since the last pass.
 
 It runs inside the API process by default and as `mediation scheduler`; several may run at once
 (several API workers, a standalone one): every step is a conditional change under the case's
@@ -41,6 +42,7 @@ from mediation.disputes.schemas import ReturnPayload
 from mediation.disputes.service import DisputeService
 from mediation.events.sequencer import number_before_commit
 from mediation.handoffs.service import HandoffService
+from mediation.stats import service as stats
 from mediation.supervision.service import SupervisionService
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class TickReport:
     at_risk: int = 0
     overdue: int = 0
     orders_escalated: int = 0
+    stats_days: int = 0
 
 
 async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
@@ -133,7 +136,10 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         lambda s, i: SupervisionService(s).escalate(i),
         orders,
     )
+    # Last, so the statistics take in what this pass changed (overdue flags above all).
+    stats_days = await stats.refresh(db, clock, settings)
     return TickReport(
+        stats_days=stats_days,
         lapsed=lapsed,
         failed=failed + failed_obligations + failed_handoffs + failed_levels + failed_orders,
         obligations_overdue=overdue_obligations,

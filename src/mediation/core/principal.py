@@ -37,14 +37,15 @@ class Permission(StrEnum):
     keys_manage_own = "keys:manage_own"  # the caller's own organisation's keys
     audit_read = "audit:read"
     registry_manage = "registry:manage"  # the body registry and the triage rules
+    stats_read = "stats:read"  # statistics over the cases the caller can see
 
 
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.clerk: frozenset({P.cases_read, P.cases_write, P.pii_read}),
-    Role.supervisor: frozenset({P.cases_read, P.cases_write, P.supervise}),
+    Role.clerk: frozenset({P.cases_read, P.cases_write, P.pii_read, P.stats_read}),
+    Role.supervisor: frozenset({P.cases_read, P.cases_write, P.supervise, P.stats_read}),
     Role.body_mediator: frozenset({P.cases_read, P.cases_write, P.pii_read}),
-    Role.body_admin: frozenset({P.cases_read, P.cases_write, P.pii_read, P.keys_manage_own}),
+    Role.body_admin: frozenset({P.cases_read, P.cases_write, P.pii_read, P.keys_manage_own, P.stats_read}),
     Role.court: frozenset({P.cases_read, P.cases_write, P.pii_read}),
     Role.arbitration: frozenset({P.cases_read, P.cases_write, P.pii_read}),
     Role.admin: frozenset({P.users_manage, P.keys_manage, P.registry_manage}),
