@@ -69,6 +69,8 @@ WRITES = problem_responses(
     IdempotencyKeyMismatch,
     IdempotencyInProgress,
 )
+# Changes that name the version they change (If-Match).
+CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 
 def agreements(svc: Annotated[DisputeService, Depends(service)]) -> AgreementService:

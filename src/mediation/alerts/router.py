@@ -7,15 +7,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from mediation.agreements.router import WRITES, IfMatch
+from mediation.agreements.router import CHANGES, IfMatch
 from mediation.alerts.models import Alert
 from mediation.alerts.schemas import AcknowledgeIn, AlertCaseOut, AlertOut, AlertPage, ResolveIn
 from mediation.alerts.service import AlertService
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     NotFound,
-    PreconditionRequired,
-    StaleVersion,
     ValidationFailed,
     problem_responses,
 )
@@ -26,8 +24,6 @@ from mediation.disputes.router import IdempotencyKey, Reader, Supervisor, servic
 from mediation.disputes.service import DisputeService
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["early warning"])
-
-CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 
 def alerts(svc: Annotated[DisputeService, Depends(service)]) -> AlertService:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from mediation.agreements.router import WRITES
+from mediation.agreements.router import CHANGES
 from mediation.clocks import engine
 from mediation.clocks.actions import ClockActions
 from mediation.clocks.models import CaseClock
@@ -17,8 +17,6 @@ from mediation.clocks.schemas import ClockOut, DeadlineOut, ExtensionIn, PauseIn
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     NotFound,
-    PreconditionRequired,
-    StaleVersion,
     ValidationFailed,
     problem_responses,
 )
@@ -37,8 +35,6 @@ from mediation.disputes.service import DisputeService
 from mediation.identity.auth import authenticate
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["clocks"])
-
-CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 
 def actions(svc: Annotated[DisputeService, Depends(service)]) -> ClockActions:

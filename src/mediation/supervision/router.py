@@ -6,12 +6,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from mediation.agreements.router import WRITES, IfMatch
+from mediation.agreements.router import CHANGES, IfMatch
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     NotFound,
-    PreconditionRequired,
-    StaleVersion,
     ValidationFailed,
     problem_responses,
 )
@@ -32,8 +30,6 @@ from mediation.supervision.schemas import OrderIn, OrderOut, OrderPage, OrderRes
 from mediation.supervision.service import SupervisionService
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["supervision"])
-
-CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 
 def supervision(svc: Annotated[DisputeService, Depends(service)]) -> SupervisionService:
