@@ -173,7 +173,7 @@ async def schedule_session(
         "`termination_demanded` (Art. 23) and `no_agreement` end mediation (the case moves to "
         "`mediation_failed` with that reason). Needs the session's ETag."
     ),
-    responses={**WRITES, **problem_responses(StaleVersion, PreconditionRequired)},
+    responses=CHANGES,
 )
 async def record_session(
     request: Request,
@@ -250,7 +250,7 @@ async def get_agreement(
     response_model=AgreementOut,
     summary="修改协议草稿 Edit a draft (before any signature)",
     description="Refused (409) once anyone has signed: a change is a new version with its own signatures.",
-    responses={**WRITES, **problem_responses(StaleVersion, PreconditionRequired)},
+    responses=CHANGES,
 )
 async def replace_agreement(
     dispute_id: uuid.UUID,
