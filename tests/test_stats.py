@@ -398,6 +398,12 @@ async def test_overview_equals_a_recount_of_the_raw_rows(api):
     county = await _overview(api, region="330681", **window)
     assert county["source"] == "rollup"
     assert_matches(county, recount(cases, date(2026, 3, 1), date(2026, 6, 30), ours))
+    # One level down: the county's towns, the town's villages, each the sum of its places.
+    in_window = [c for c in cases if ours(c) and date(2026, 3, 1) <= c.day <= date(2026, 6, 30)]
+    towns = Counter(c.region_code[:9] for c in in_window)
+    assert {a["key"]: a["count"] for a in county["by_area"]} == dict(towns)
+    villages = Counter(c.region_code[:12] for c in in_window if c.region_code.startswith("330681105"))
+    assert {a["key"]: a["count"] for a in town["by_area"]} == dict(villages)
 
     # A city's supervisor sees both counties; filtered to one, the rollup still answers.
     city = await staff_of_new_center(api, "supervisor", "330600000000", "city")

@@ -96,6 +96,7 @@ def overview_csv(overview: OverviewOut) -> str:
         ("channel", overview.by_channel),
         ("tier", overview.by_tier),
         ("region", overview.by_region),
+        ("area", overview.by_area),
         ("body", overview.by_body),
         ("mediation_result", overview.mediation_results),
         ("confirmation_result", overview.confirmation_results),

@@ -98,6 +98,10 @@ class OverviewOut(BaseModel):
     by_channel: list[CountOut]
     by_tier: list[CountOut]
     by_region: list[CountOut] = Field(description="By the place's full region code, in code order.")
+    by_area: list[CountOut] = Field(
+        description="One administrative level below the region asked for (or the caller's own): provinces, "
+        "cities, counties, towns or villages, by code prefix, in code order."
+    )
     by_body: list[CountOut] = Field(
         description="By the body holding the case now (null key: none), most cases first."
     )

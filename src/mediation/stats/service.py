@@ -297,6 +297,7 @@ class StatsScope:
     """Which cases a caller's statistics count, and whether the rollup holds exactly those."""
 
     region: str | None  # the region filter asked for
+    prefix: str  # the region the figures cover ("" for all, or for a body's or court's own cases)
     rollup_region: str | None  # the rollup's region holding exactly the caller's cases ("": all), if any
     clause: ColumnElement[bool]  # the same cases, as a query clause over disputes
 
@@ -309,6 +310,7 @@ def scope_for(principal: Principal, region: str | None) -> StatsScope:
     if region is not None:
         clause = and_(clause, Dispute.region_code.startswith(region))
     rollup_region = None
+    prefix = region or ""
     if rule[0] in ("all", "region"):
         own = rule[1] or ""
         if region is not None and not region.startswith(own):
@@ -321,7 +323,7 @@ def scope_for(principal: Principal, region: str | None) -> StatsScope:
         prefix = own if region is None else region
         if len(prefix) in ROLLUP_REGION_LENGTHS or not prefix:
             rollup_region = prefix
-    return StatsScope(region, rollup_region, clause)
+    return StatsScope(region, prefix, rollup_region, clause)
 
 
 # ---- the rollup ------------------------------------------------------------------------------------
@@ -659,7 +661,7 @@ class StatsService:
             summary = await self._rollup_summary(scope.rollup_region, first, last)
         else:
             summary = summarise(await self._cases(scope, first, last))
-        return await self._describe(summary, first, last, region, as_of, source)
+        return await self._describe(summary, first, last, region, as_of, source, scope.prefix)
 
     async def trend(
         self,
@@ -771,8 +773,10 @@ class StatsService:
         region: str | None,
         as_of: datetime,
         source: Source,
+        prefix: str,
     ) -> OverviewOut:
         figures = headline(summary)
+        regions: dict[str, int] = summary.get("region", {})
         return OverviewOut(
             from_=first,
             to=last,
@@ -795,11 +799,11 @@ class StatsService:
             by_tier=_coded(summary.get("tier", {}), labels.TIER),
             # Thousands of village codes over a province: validated as one list, in pydantic-core.
             by_region=_COUNT_LIST.validate_python(
-                [
-                    {"key": code, "label": code, "count": n}
-                    for code, n in sorted(summary.get("region", {}).items())
-                ]
+                [{"key": code, "label": code, "count": n} for code, n in sorted(regions.items())]
             ),
+            by_area=[
+                CountOut(key=area, label=area, count=n) for area, n in sorted(areas(regions, prefix).items())
+            ],
             by_body=await self._bodies(summary.get("body", {})),
             mediation_results=_coded(summary.get("mediation", {}), labels.MEDIATION_RESULT),
             confirmation_results=_coded(summary.get("confirmation", {}), labels.CONFIRMATION_RESULT),
@@ -840,6 +844,20 @@ class StatsService:
             for key, n in counts.items()
         ]
         return sorted(out, key=lambda c: (-c.count, c.label))
+
+
+# GB/T 2260 levels by code length: province, city, county; then town (乡镇) and village (村/社区).
+REGION_LEVELS = (2, 4, 6, 9, 12)
+
+
+def areas(regions: Mapping[str, int], prefix: str) -> dict[str, int]:
+    """Counts by full region code summed to the level below `prefix` (a county's towns, a city's
+    counties), so a province-wide overview lists its cities rather than thousands of villages."""
+    level = next((n for n in REGION_LEVELS if n > len(prefix)), REGION_LEVELS[-1])
+    out: dict[str, int] = {}
+    for code, n in regions.items():
+        out[code[:level]] = out.get(code[:level], 0) + n
+    return out
 
 
 def _rollup_rows_of(region: str) -> ColumnElement[bool]:
