@@ -27,12 +27,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+from common import bench_settings
 from sqlalchemy import text
 
 from mediation.app import create_app
 from mediation.core.clock import FrozenClock
-from mediation.core.pii import generate_key
-from mediation.core.settings import Settings
 from mediation.disputes.enums import Category, Channel
 from mediation.migrate import upgrade
 from mediation.stats.service import refresh
@@ -271,17 +270,7 @@ async def _run(dsn: str, url: str) -> int:
     started = time.perf_counter()
     center, user = await load(dsn)
     load_s = time.perf_counter() - started
-    settings = Settings(
-        database_url=url,
-        secrets_file=workdir / "secrets.json",
-        jwt_secret="bench-secret-bench-secret-bench-secret",
-        pii_encryption_keys=f"k1:{generate_key()}",
-        pii_index_key=generate_key(),
-        relay_in_app=False,
-        clock_in_app=False,
-        documents_dir=workdir / "documents",
-        rate_limit_per_minute=1_000_000,
-    )
+    settings = bench_settings(url, workdir)
     clock = FrozenClock(NOW)
     app = create_app(settings, clock)
     db = app.state.db

@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from common import bench_settings
 from sqlalchemy import text
 
 from mediation.app import create_app
 from mediation.bodies.models import Body, BodyJurisdiction, Mediator
 from mediation.core.clock import FrozenClock
-from mediation.core.pii import generate_key
 from mediation.core.principal import Role
-from mediation.core.settings import Settings
 from mediation.disputes.enums import Category
 from mediation.disputes.models import Dispute
 from mediation.identity.models import User
@@ -44,20 +43,8 @@ RUNS = 200
 async def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mediation-bench-"))
     url = os.environ.get("MEDIATION_BENCH_DATABASE_URL", f"sqlite+aiosqlite:///{workdir / 'bench.db'}")
-    settings = Settings(
-        database_url=url,
-        secrets_file=workdir / "secrets.json",
-        jwt_secret="bench-secret-bench-secret-bench-secret",
-        pii_encryption_keys=f"k1:{generate_key()}",
-        pii_index_key=generate_key(),
-        relay_in_app=False,
-        clock_in_app=False,
-        documents_dir=workdir / "documents",
-        rate_limit_per_minute=1_000_000,
-        argon2_time_cost=1,
-        argon2_memory_kib=8,
-        argon2_parallelism=1,
-    )
+    # Cheap Argon2 parameters: the benchmark times triage, not password hashing.
+    settings = bench_settings(url, workdir, argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1)
     await asyncio.to_thread(upgrade, url)
     clock = FrozenClock(datetime(2026, 6, 1, 2, 0, tzinfo=UTC))
     app = create_app(settings, clock)
