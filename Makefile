@@ -35,10 +35,13 @@ test: install
 # misses its target. SQLite first, then PostgreSQL when it is reachable; the statistics over a
 # million cases run on PostgreSQL only.
 PG_ADMIN_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
+# Every benchmark runs and prints its figures; the target fails at the end if any one missed.
 bench: install
-	$(BIN)/python benchmarks/bench_triage.py
-	$(BIN)/python benchmarks/bench_triage.py --postgres $(PG_ADMIN_DSN)
-	$(BIN)/python benchmarks/bench_stats.py --postgres $(PG_ADMIN_DSN)
+	@status=0; \
+	$(BIN)/python benchmarks/bench_triage.py || status=1; \
+	$(BIN)/python benchmarks/bench_triage.py --postgres $(PG_ADMIN_DSN) || status=1; \
+	$(BIN)/python benchmarks/bench_stats.py --postgres $(PG_ADMIN_DSN) || status=1; \
+	exit $$status
 
 openapi: install
 	$(BIN)/mediation openapi --output openapi/openapi.json
