@@ -38,6 +38,7 @@ from mediation.ops.router import router as ops_router
 from mediation.stats.router import router as stats_router
 from mediation.supervision.router import router as supervision_router
 from mediation.triage.router import router as triage_router
+from mediation.web import install as install_web
 
 DESCRIPTION = """
 矛盾纠纷多元化解「一站式」调处中心服务: registers disputes at one window, routes them to the right
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(audit_router)
     app.include_router(stats_router)
     app.include_router(ops_router)
+    install_web(app)
     app.openapi = lambda: _contract(app)  # type: ignore[method-assign]
     return app
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from mediation.core.db import Database
@@ -11,11 +11,6 @@ from mediation.core.errors import ALL_PROBLEMS, NotFound, ServiceUnavailable, pr
 from mediation.core.i18n import Text
 
 router = APIRouter(tags=["operations"])
-
-
-@router.get("/", include_in_schema=False)
-async def root() -> RedirectResponse:
-    return RedirectResponse("/docs")
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

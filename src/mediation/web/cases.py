@@ -1,0 +1,562 @@
+"""The work queue and the case page, with the lifecycle actions and the agreement.
+
+Everything a page shows or does goes through the services the API uses: the list is
+`DisputeService.search`, the buttons are `DisputeService.available_actions` (only those the caller
+may take now), each action form is the action's payload schema and is applied by
+`DisputeService.apply` with the case's version as If-Match. No rule lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+
+from mediation.agreements.render import agreement_html
+from mediation.agreements.router import agreement_out
+from mediation.agreements.schemas import AgreementIn, SignatureIn
+from mediation.agreements.service import AgreementService
+from mediation.alerts.router import alert_out
+from mediation.alerts.service import AlertService
+from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind, Mediator
+from mediation.clocks.router import clock_out
+from mediation.core.db import session_of
+from mediation.core.errors import NotFound, ProblemError
+from mediation.core.http import etag_for
+from mediation.core.i18n import Text, current_language
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Principal
+from mediation.disputes import lifecycle
+from mediation.disputes.enums import Category, Channel
+from mediation.disputes.lifecycle import Action, Status
+from mediation.disputes.router import service
+from mediation.disputes.schemas import ACTION_PAYLOADS
+from mediation.disputes.service import DisputeService, ListFilters
+from mediation.disputes.views import Viewer
+from mediation.handoffs.service import HandoffService
+from mediation.identity.auth import identity_of
+from mediation.triage.router import triage_out
+from mediation.web.forms import FormField, Option, describe, errors_of, form_data
+from mediation.web.labels import ENUM_LABELS
+from mediation.web.rendering import WebRoute, render, see_other
+from mediation.web.session import check_csrf, staff
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+Staff = Annotated[Principal, Depends(staff)]
+Service = Annotated[DisputeService, Depends(service)]
+PAGE_SIZE = 20
+
+
+def viewer_for(request: Request, principal: Principal) -> Viewer:
+    view = Viewer(principal, identity_of(request).cipher, request.app.state.clock.now())
+    request.state.pii_reads = view.pii_reads
+    return view
+
+
+def parse_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise NotFound(Text("案件不存在", "No such case")) from exc
+
+
+# ---- the work queue -------------------------------------------------------------------------------
+
+# Each tab is a saved search over ListFilters; which cases each caller sees is the service's scope.
+CENTER_TABS = [
+    ("today", "今日登记"),
+    ("registered", "待受理"),
+    ("accepted", "待分流"),
+    ("assigned", "待签收"),
+    ("at_risk", "临期"),
+    ("overdue", "超期"),
+    ("attention", "需关注"),
+    ("all", "全部"),
+]
+BODY_TABS = [
+    ("assigned", "待签收"),
+    ("mediating", "调解中"),
+    ("agreement_signed", "已达成协议"),
+    ("at_risk", "临期"),
+    ("overdue", "超期"),
+    ("all", "全部"),
+]
+
+
+def tabs_for(principal: Principal) -> list[tuple[str, str]]:
+    return CENTER_TABS if principal.role in lifecycle.CENTER else BODY_TABS
+
+
+def filters_for(tab: str, request: Request) -> ListFilters:
+    filters = ListFilters()
+    if tab == "today":
+        clock = request.app.state.clock
+        start = datetime.combine(clock.today(), time.min, tzinfo=clock.zone)
+        filters.created_from = start
+        filters.created_to = start + timedelta(days=1)
+    elif tab in ("at_risk", "overdue"):
+        filters.clock_level = tab
+    elif tab == "attention":
+        filters.attention = None
+    elif tab in {s.value for s in Status}:
+        filters.status = [tab]
+    return filters
+
+
+@router.get("/queue", response_class=HTMLResponse)
+async def queue(
+    request: Request,
+    principal: Staff,
+    svc: Service,
+    tab: Annotated[str | None, Query(max_length=40)] = None,
+    status: Annotated[Status | None, Query()] = None,
+    category: Annotated[Category | None, Query()] = None,
+    channel: Annotated[Channel | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> HTMLResponse:
+    tabs = tabs_for(principal)
+    known = {key for key, _ in tabs}
+    tab = tab if tab in known else tabs[0][0]
+    filters = filters_for(tab, request)
+    if status is not None:
+        filters.status = [status.value]
+    filters.category = category.value if category else None
+    filters.channel = channel.value if channel else None
+    filters.text = q.strip() if q and q.strip() else None
+    view = viewer_for(request, principal)
+    if tab == "attention":
+        rows, next_cursor = await _attention(svc, principal, filters, cursor)
+    else:
+        rows, next_cursor = await svc.search(filters, principal, PAGE_SIZE, cursor or None)
+    counts = {}
+    for key, _ in tabs:
+        if key in ("all", "attention"):
+            continue
+        page, more = await svc.search(filters_for(key, request), principal, 99, None)
+        counts[key] = f"{len(page)}+" if more else str(len(page))
+    return render(
+        request,
+        "queue.html",
+        {
+            "tabs": tabs,
+            "tab": tab,
+            "counts": counts,
+            "cases": [view.dispute(d) for d in rows],
+            "next_cursor": next_cursor,
+            "first_page": cursor is not None,
+            "query": {
+                "status": status.value if status else "",
+                "category": category.value if category else "",
+                "channel": channel.value if channel else "",
+                "q": q or "",
+            },
+        },
+    )
+
+
+async def _attention(
+    svc: DisputeService, principal: Principal, filters: ListFilters, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """Cases a supervisor must look at: every attention reason the service flags."""
+    from mediation.disputes.service import Attention
+
+    out: list[Any] = []
+    for reason in Attention:
+        filters.attention = reason.value
+        rows, _ = await svc.search(filters, principal, PAGE_SIZE, None)
+        out += rows
+    seen: dict[uuid.UUID, Any] = {d.id: d for d in out}
+    ordered = sorted(seen.values(), key=lambda d: d.created_at, reverse=True)
+    return ordered[:PAGE_SIZE], None
+
+
+# ---- the case page --------------------------------------------------------------------------------
+
+
+class CasePage:
+    """Everything the case page shows, gathered from the services."""
+
+    def __init__(self, request: Request, svc: DisputeService, principal: Principal) -> None:
+        self.request = request
+        self.svc = svc
+        self.principal = principal
+        self.session = svc.session
+
+    async def context(
+        self,
+        dispute_id: uuid.UUID,
+        *,
+        failed_action: str | None = None,
+        errors: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        svc, principal = self.svc, self.principal
+        dispute = await svc.get(dispute_id, principal)
+        view = viewer_for(self.request, principal)
+        case = view.dispute(dispute)
+        now = svc.clock.now()
+        timeline = [view.timeline_entry(e) for e in await svc.timeline(dispute_id, principal)]
+        clocks = [clock_out(c, now) for c in await svc.clocks.of_case(dispute_id)]
+        available = svc.available_actions(dispute, principal)
+        allowed = [a for a in available if a["allowed_for_caller"]]
+        # The caller's role could take these, but a guard refuses them now: shown as what is missing.
+        pending = [
+            a for a in available if principal.role.value in a["roles"] and not a["allowed_for_caller"]
+        ]
+        agreements = AgreementService(svc)
+        _, versions = await agreements.versions(dispute_id, principal)
+        agreement_views = [agreement_out(a, dispute) for a in versions]
+        choices = await self._choices(dispute, [a["action"] for a in allowed], agreement_views)
+        actions = []
+        for a in allowed:
+            schema = ACTION_PAYLOADS[a["action"]]
+            actions.append(
+                {
+                    **a,
+                    "fields": describe(schema, choices),
+                    "key": secrets.token_urlsafe(18),
+                }
+            )
+        triage = None
+        if principal.role in lifecycle.CENTER and dispute.status == Status.accepted:
+            rules = await svc.triage.rules()
+            outcome = await svc.triage.evaluate(dispute, rules)
+            triage = triage_out(dispute.id, dispute.version, outcome, rules.version, 5, current_language())
+        alerts = [alert_out(a) for a in await AlertService(svc).of_case(dispute_id, principal)]
+        handoffs = await HandoffService(svc).of_case(dispute_id, principal)
+        can_draft = (
+            principal.role in lifecycle.BODY
+            and dispute.status in (Status.mediating, Status.confirmation_rejected)
+            and dispute.body_id == principal.organisation_id
+        )
+        return {
+            "case": case,
+            "timeline": list(reversed(timeline)),
+            "clocks": clocks,
+            "actions": actions,
+            "pending": pending,
+            "triage": triage,
+            "alerts": alerts,
+            "handoffs": [(h, name) for h, _, name in handoffs],
+            "agreements": agreement_views,
+            "can_draft": can_draft,
+            "agreement_fields": agreement_fields(
+                [Option(str(p.id), p.name) for p in case.parties], 2
+            )
+            if can_draft
+            else [],
+            "signature_methods": ENUM_LABELS["method"],
+            "etag": etag_for(dispute.version),
+            "failed_action": failed_action,
+            "errors": errors or {},
+            "values": values or {},
+            "message": message,
+            "new_key": secrets.token_urlsafe(18),
+            "body_name": await self._body_name(dispute.body_id),
+        }
+
+    async def _body_name(self, body_id: uuid.UUID | None) -> str | None:
+        if body_id is None:
+            return None
+        body = await self.session.get(Body, body_id)
+        return body.name if body else None
+
+    async def _bodies(self, *kinds: BodyKind) -> list[Body]:
+        rows = await self.session.scalars(
+            select(Body).where(Body.kind.in_(kinds), Body.active.is_(True)).order_by(Body.tier, Body.name)
+        )
+        return list(rows.all())
+
+    async def _choices(
+        self, dispute: Any, actions: list[str], agreements: list[Any]
+    ) -> dict[str, list[Option]]:
+        """The options of the id fields in the forms of the actions on offer."""
+        choices: dict[str, list[Option]] = {
+            "party_id": [Option(str(p.id), p.name) for p in dispute.parties],
+            "applicant_party_ids": [Option(str(p.id), p.name) for p in dispute.parties],
+            "agreement_id": [
+                Option(str(a.id), f"第{a.number}版 ({ENUM_LABELS['form'].get(a.form, a.form)})")
+                for a in agreements
+                if a.status == "effective"
+            ],
+        }
+        if "assign" in actions:
+            rules = await self.svc.triage.rules()
+            outcome = await self.svc.triage.evaluate(dispute, rules)
+            recommended = [
+                Option(str(c.body.id), f"推荐{c.rank}: {c.body.name}") for c in outcome.candidates[:10]
+            ]
+            ids = {o.value for o in recommended}
+            others = [
+                Option(str(b.id), f"其他(须说明理由): {b.name}")
+                for b in await self._bodies(*MEDIATING_KINDS)
+                if str(b.id) not in ids
+            ]
+            choices["body_id"] = recommended + others
+        if "sign_for" in actions and dispute.body_id is not None:
+            rows = await self.session.scalars(
+                select(Mediator)
+                .where(Mediator.body_id == dispute.body_id, Mediator.active.is_(True))
+                .order_by(Mediator.name)
+            )
+            choices["mediator_id"] = [
+                Option(str(m.id), f"{m.name} {m.title or ''}".strip()) for m in rows.all()
+            ]
+        if "request_confirmation" in actions:
+            courts = await HandoffService(self.svc).ledger.competent_courts(dispute)
+            seen: dict[str, Option] = {}
+            for basis, found in courts.items():
+                for court in found:
+                    seen.setdefault(
+                        str(court.id),
+                        Option(str(court.id), f"{court.name} ({ENUM_LABELS['basis'].get(basis, basis)})"),
+                    )
+            choices["court_id"] = list(seen.values())
+        elif "refer_litigation" in actions:
+            choices["court_id"] = [Option(str(b.id), b.name) for b in await self._bodies(BodyKind.court)]
+        if "refer_arbitration" in actions:
+            commissions = await self._bodies(
+                BodyKind.labour_arbitration_commission,
+                BodyKind.commercial_arbitration_commission,
+                BodyKind.rural_land_arbitration_commission,
+            )
+            choices["commission_id"] = [Option(str(b.id), b.name) for b in commissions]
+        return choices
+
+
+@router.get("/cases/{dispute_id}", response_class=HTMLResponse)
+async def case_page(
+    request: Request,
+    dispute_id: str,
+    principal: Staff,
+    svc: Service,
+    done: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse:
+    message = None
+    if done:
+        message = DONE_MESSAGES.get(done, "已保存")
+    context = await CasePage(request, svc, principal).context(parse_id(dispute_id), message=message)
+    return render(request, "case.html", context)
+
+
+DONE_MESSAGES = {
+    **{
+        t.action.value: f"已{t.label.zh}" if not t.label.zh.startswith("已") else t.label.zh
+        for t in lifecycle.TRANSITIONS
+    },
+    "agreement_drafted": "已起草调解协议",
+    "signed": "已记录签署",
+}
+
+
+async def _form(request: Request) -> Any:
+    await request.body()  # cached for the idempotency fingerprint
+    return await request.form()
+
+
+async def _refused(
+    request: Request,
+    svc: DisputeService,
+    principal: Principal,
+    dispute_id: uuid.UUID,
+    failed: str,
+    exc: ValidationError | ProblemError,
+    values: dict[str, Any],
+) -> HTMLResponse:
+    """The case page again, the refusal in plain Chinese next to the form that caused it."""
+    await session_of(request).rollback()
+    errors = errors_of(exc)
+    if isinstance(exc, ProblemError):
+        body = exc.body()
+        reasons = [r.get("message") for r in exc.extensions.get("reasons", []) if isinstance(r, dict)]
+        errors.setdefault("_form", "; ".join([str(body.get("detail") or body["title"]), *map(str, reasons)]))
+        status = exc.http_status
+    else:
+        status = 422
+    context = await CasePage(request, svc, principal).context(
+        dispute_id, failed_action=failed, errors=errors, values=values
+    )
+    return render(request, "case.html", context, status)
+
+
+@router.post("/cases/{dispute_id}/actions/{action}", response_class=HTMLResponse)
+async def take_action(
+    request: Request, dispute_id: str, action: str, principal: Staff, svc: Service
+) -> Response:
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    try:
+        chosen = Action(action)
+    except ValueError as exc:
+        raise NotFound(Text("没有这个操作", "No such action")) from exc
+    schema = ACTION_PAYLOADS[chosen.value]
+    fields = describe(schema)
+    values = form_data(form, fields)
+    try:
+        payload = schema.model_validate(values)
+        await _apply(request, svc, principal, case_id, chosen, payload, form)
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, chosen.value, exc, values)
+    return see_other(f"/cases/{case_id}?done={chosen.value}")
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+async def _apply(
+    request: Request,
+    svc: DisputeService,
+    principal: Principal,
+    dispute_id: uuid.UUID,
+    action: Action,
+    payload: BaseModel,
+    form: Any,
+) -> None:
+    view = viewer_for(request, principal)
+
+    async def work() -> JSONResponse:
+        dispute = await svc.apply(dispute_id, action, payload, principal, _text(form.get("version")))
+        return JSONResponse(jsonable_encoder(view.dispute(dispute)))
+
+    await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+
+
+# ---- the agreement --------------------------------------------------------------------------------
+
+
+def agreement_fields(parties: list[Option], rows: int) -> list[FormField]:
+    fields = describe(AgreementIn, skip=frozenset({"terms", "obligations"}))
+    from mediation.agreements.schemas import ObligationIn
+
+    choices = {"obligor_party_id": parties, "obligee_party_id": parties}
+    for i in range(rows):
+        fields += describe(ObligationIn, choices, prefix=f"obligations[{i}].")
+    return fields
+
+
+@router.post("/cases/{dispute_id}/agreements", response_class=HTMLResponse)
+async def draft_agreement(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values = form_data(form, agreement_fields([], 3))
+    terms = [line.strip() for line in str(form.get("terms") or "").splitlines() if line.strip()]
+    if terms:
+        values["terms"] = terms
+    if "obligations" in values:
+        values["obligations"] = [o for o in values["obligations"] if set(o) - {"kind"}]
+    try:
+        content = AgreementIn.model_validate(values)
+        agreements = AgreementService(svc)
+
+        async def work() -> JSONResponse:
+            _, agreement = await agreements.draft(case_id, content, principal)
+            return JSONResponse({"id": str(agreement.id)}, status_code=201)
+
+        await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+    except (ValidationError, ProblemError) as exc:
+        values["terms"] = "\n".join(terms)
+        return await _refused(request, svc, principal, case_id, "draft_agreement", exc, values)
+    return see_other(f"/cases/{case_id}?done=agreement_drafted#agreement")
+
+
+@router.post("/cases/{dispute_id}/agreements/{agreement_id}/signatures", response_class=HTMLResponse)
+async def sign_agreement(
+    request: Request, dispute_id: str, agreement_id: str, principal: Staff, svc: Service
+) -> Response:
+    case_id, version_id = parse_id(dispute_id), parse_id(agreement_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values = form_data(form, describe(SignatureIn))
+    try:
+        signature = SignatureIn.model_validate(values)
+        agreements = AgreementService(svc)
+
+        async def work() -> JSONResponse:
+            await agreements.sign(case_id, version_id, signature, principal)
+            return JSONResponse({"signed": True})
+
+        await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, f"sign:{version_id}", exc, values)
+    return see_other(f"/cases/{case_id}?done=signed#agreement")
+
+
+# ---- printable pages ------------------------------------------------------------------------------
+
+
+@router.get("/cases/{dispute_id}/agreements/{agreement_id}/print", response_class=HTMLResponse)
+async def print_agreement(
+    request: Request, dispute_id: str, agreement_id: str, principal: Staff, svc: Service
+) -> HTMLResponse:
+    """The agreement as the parties sign it: the same page the API serves as the agreement document."""
+    dispute, agreement = await AgreementService(svc).get(parse_id(dispute_id), parse_id(agreement_id), principal)
+    return HTMLResponse(agreement_html(agreement, dispute), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/cases/{dispute_id}/confirmation-application", response_class=HTMLResponse)
+async def print_confirmation_application(
+    request: Request, dispute_id: str, principal: Staff, svc: Service
+) -> HTMLResponse:
+    """司法确认申请书 (民事诉讼法 Art. 205; 法释〔2011〕5号 Art. 3): the joint application with the
+    parties, the agreement and the materials, laid out for print."""
+    case_id = parse_id(dispute_id)
+    dispute = await svc.get(case_id, principal)
+    view = viewer_for(request, principal)
+    handoffs = [h for h, _, _ in await HandoffService(svc).of_case(case_id, principal)]
+    confirmation = next((h for h in reversed(handoffs) if h.kind == "judicial_confirmation"), None)
+    _, versions = await AgreementService(svc).versions(case_id, principal)
+    effective = next((a for a in reversed(versions) if a.status == "effective"), None)
+    court = None
+    if confirmation is not None:
+        court = await svc.session.get(Body, confirmation.target_id)
+    elif dispute.inviting_court_id is not None:
+        court = await svc.session.get(Body, dispute.inviting_court_id)
+    body = await svc.session.get(Body, dispute.body_id) if dispute.body_id else None
+    documents = await svc.documents.of_case(dispute, principal) if svc.documents else []
+    return render(
+        request,
+        "confirmation_application.html",
+        {
+            "case": view.dispute(dispute),
+            "handoff": confirmation,
+            "agreement": agreement_out(effective, dispute) if effective else None,
+            "court": court,
+            "body": body,
+            "documents": documents,
+            "materials": json.loads(json.dumps(dispute.handoff or {}, default=str)),
+        },
+    )
+
+
+@router.get("/cases/{dispute_id}/receipt", response_class=HTMLResponse)
+async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, svc: Service) -> HTMLResponse:
+    """The intake receipt again, without the query code: it was shown once, at the window."""
+    dispute = await svc.get(parse_id(dispute_id), principal)
+    case = viewer_for(request, principal).dispute(dispute)
+    from mediation.disputes.router import NEXT_STEP
+
+    return render(
+        request,
+        "receipt.html",
+        {
+            "case": case.model_dump(mode="json"),
+            "online": dispute.channel == "online",
+            "replayed": False,
+            "reprint": True,
+            "next_step": NEXT_STEP[Status(dispute.status)].get(),
+        },
+    )

@@ -1,0 +1,145 @@
+"""The supervision dashboard: the statistics service's figures, the deadline lists and the alerts,
+with charts drawn as inline SVG on the server (no script, prints as it shows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from mediation.alerts.router import alert_out
+from mediation.alerts.service import AlertService
+from mediation.core.principal import Permission, Principal
+from mediation.disputes.router import service
+from mediation.disputes.service import DisputeService, ListFilters
+from mediation.identity.auth import require
+from mediation.stats.router import service as stats_service
+from mediation.stats.schemas import CountOut, Interval, PeriodOut
+from mediation.stats.service import StatsService
+from mediation.web.cases import viewer_for
+from mediation.web.rendering import WebRoute, render
+from mediation.web.session import staff
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+Staff = Annotated[Principal, Depends(staff)]
+Service = Annotated[DisputeService, Depends(service)]
+Stats = Annotated[StatsService, Depends(stats_service)]
+
+
+@dataclass
+class Bar:
+    label: str
+    key: str | None
+    count: int
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+def bar_chart(counts: list[CountOut], width: int = 520, bar_height: int = 22) -> dict[str, Any]:
+    """Horizontal bars, longest first; geometry only, the template draws it."""
+    rows = sorted((c for c in counts if c.count), key=lambda c: -c.count)
+    top = max((c.count for c in rows), default=0) or 1
+    label_width, gap = 150, 6
+    bars = [
+        Bar(
+            label=c.label,
+            key=c.key,
+            count=c.count,
+            x=label_width,
+            y=i * (bar_height + gap),
+            width=max(2.0, (width - label_width - 50) * c.count / top),
+            height=bar_height,
+        )
+        for i, c in enumerate(rows)
+    ]
+    return {"bars": bars, "width": width, "height": max(1, len(bars)) * (bar_height + gap)}
+
+
+def line_chart(periods: list[PeriodOut], series: list[tuple[str, str, str]], width: int = 640) -> dict[str, Any]:
+    """Lines over the periods for each (field, name, colour) in `series`, with a y axis from zero."""
+    height, left, bottom, top_pad = 220, 40, 30, 10
+    values = [getattr(p, f) or 0 for p in periods for f, _, _ in series]
+    top = max(values, default=0)
+    top = max(1, top + (-top % 5) if top > 5 else top + 1)
+    inner_w, inner_h = width - left - 10, height - bottom - top_pad
+    step = inner_w / max(1, len(periods) - 1)
+
+    def point(i: int, value: float) -> tuple[float, float]:
+        return left + i * step, top_pad + inner_h * (1 - value / top)
+
+    lines = []
+    for field, name, colour in series:
+        points = [point(i, getattr(p, field) or 0) for i, p in enumerate(periods)]
+        lines.append(
+            {
+                "name": name,
+                "colour": colour,
+                "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in points),
+                "dots": [
+                    {"x": x, "y": y, "value": getattr(p, field) or 0, "period": p.period}
+                    for (x, y), p in zip(points, periods, strict=True)
+                ],
+            }
+        )
+    ticks = [{"y": point(0, v)[1], "value": v} for v in (0, top / 2, top)]
+    every = max(1, len(periods) // 8)
+    labels = [
+        {"x": point(i, 0)[0], "text": p.period} for i, p in enumerate(periods) if i % every == 0
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "lines": lines,
+        "ticks": ticks,
+        "labels": labels,
+        "baseline": top_pad + inner_h,
+        "left": left,
+    }
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def dashboard(
+    request: Request,
+    principal: Staff,
+    svc: Service,
+    stats: Stats,
+    days: Annotated[int, Query(ge=7, le=366)] = 90,
+) -> HTMLResponse:
+    require(principal, Permission.stats_read)
+    today = svc.clock.today()
+    first = today - timedelta(days=days - 1)
+    overview = await stats.overview(principal, first, today, None)
+    interval = Interval.day if days <= 31 else Interval.week if days <= 120 else Interval.month
+    trend = await stats.trend(principal, first, today, None, interval)
+    view = viewer_for(request, principal)
+    overdue, more_overdue = await svc.search(ListFilters(clock_level="overdue"), principal, 10, None)
+    at_risk, more_at_risk = await svc.search(ListFilters(clock_level="at_risk"), principal, 10, None)
+    alerts, _ = await AlertService(svc).search(principal, status="open", kind=None, cursor=None, limit=10)
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "overview": overview,
+            "trend": trend,
+            "days": days,
+            "first": first,
+            "today": today,
+            "status_chart": bar_chart(overview.by_status),
+            "category_chart": bar_chart(overview.by_category),
+            "trend_chart": line_chart(
+                trend.periods,
+                [("registered", "登记", "#1f5fa8"), ("closed", "结案", "#2e8b57"), ("overdue", "超期", "#c0392b")],
+            ),
+            "overdue": [view.dispute(d) for d in overdue],
+            "more_overdue": more_overdue is not None,
+            "at_risk": [view.dispute(d) for d in at_risk],
+            "more_at_risk": more_at_risk is not None,
+            "alerts": [alert_out(a) for a in alerts],
+        },
+    )

@@ -1,0 +1,230 @@
+"""HTML forms derived from the API's own write schemas.
+
+A form on a page is the schema of the endpoint it stands for: its fields, types, code lists and
+limits come from the Pydantic model, and what the clerk submits is validated by that same model,
+so the page can neither accept what the API refuses nor refuse what it accepts. Field names are the
+paths the problem details use (`parties[0].id_number`), so an error lands next to its field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+
+from mediation.core.errors import ProblemError, field_errors
+from mediation.web.labels import ENUM_LABELS, FIELD_LABELS
+
+LONG_TEXT = frozenset({"reason", "claims", "note", "notes", "description", "visit_impossible_reason"})
+# Form fields that never reach a payload.
+CONTROL_FIELDS = frozenset({"csrf", "idempotency_key", "version"})
+
+
+@dataclass
+class Option:
+    value: str
+    label: str
+
+
+@dataclass
+class FormField:
+    name: str
+    label: str
+    widget: str  # text | textarea | select | checkbox | checkboxes | date | number | fieldset
+    required: bool
+    help: str | None = None
+    options: list[Option] = field(default_factory=list)
+    children: list[FormField] = field(default_factory=list)
+    max_length: int | None = None
+    min_length: int | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    step: str | None = None
+    default: Any = None
+
+    @property
+    def dom_id(self) -> str:
+        return "f-" + re.sub(r"[^A-Za-z0-9_-]", "-", self.name)
+
+
+def _unwrap(prop: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The non-null branch of an Optional, and whether null was allowed."""
+    if "anyOf" in prop:
+        branches = [b for b in prop["anyOf"] if b.get("type") != "null"]
+        if len(branches) == 1:
+            merged = {**{k: v for k, v in prop.items() if k != "anyOf"}, **branches[0]}
+            return merged, True
+    return prop, False
+
+
+def _resolve(prop: dict[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    if "$ref" in prop:
+        target = defs[prop["$ref"].rsplit("/", 1)[-1]]
+        return {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
+    return prop
+
+
+def describe(
+    model: type[BaseModel],
+    choices: Mapping[str, Sequence[Option]] | None = None,
+    *,
+    prefix: str = "",
+    skip: frozenset[str] = frozenset(),
+) -> list[FormField]:
+    """The fields of `model` as form fields; `choices` gives the options of id fields (bodies,
+    courts, parties, agreements ...), which only the page's context knows."""
+    schema = model.model_json_schema()
+    return _fields(schema, schema.get("$defs", {}), choices or {}, prefix, skip)
+
+
+def _fields(
+    schema: dict[str, Any],
+    defs: Mapping[str, Any],
+    choices: Mapping[str, Sequence[Option]],
+    prefix: str,
+    skip: frozenset[str],
+) -> list[FormField]:
+    required = set(schema.get("required", ()))
+    out = []
+    for name, raw in schema.get("properties", {}).items():
+        if name in skip:
+            continue
+        prop, _nullable = _unwrap(_resolve(raw, defs))
+        prop = _resolve(prop, defs)
+        path = f"{prefix}{name}"
+        label = FIELD_LABELS.get(f"{prefix.split('[')[0]}.{name}", FIELD_LABELS.get(name, prop.get("title", name)))
+        item = FormField(
+            name=path,
+            label=label,
+            widget="text",
+            required=name in required,
+            help=prop.get("description"),
+            max_length=prop.get("maxLength"),
+            min_length=prop.get("minLength"),
+            pattern=prop.get("pattern"),
+            minimum=prop.get("minimum"),
+            maximum=prop.get("maximum"),
+            default=prop.get("default"),
+        )
+        kind = prop.get("type")
+        if prop.get("properties"):
+            item.widget = "fieldset"
+            item.children = _fields(prop, defs, choices, f"{path}.", frozenset())
+        elif "enum" in prop:
+            item.widget = "select"
+            labels = ENUM_LABELS.get(name, {})
+            item.options = [Option(str(v), labels.get(str(v), str(v))) for v in prop["enum"]]
+        elif kind == "array":
+            items = _resolve(prop.get("items", {}), defs)
+            item.widget = "checkboxes"
+            if "enum" in items:
+                labels = ENUM_LABELS.get(name, {})
+                item.options = [Option(str(v), labels.get(str(v), str(v))) for v in items["enum"]]
+            else:
+                item.options = list(choices.get(name, ()))
+        elif prop.get("format") == "uuid":
+            item.widget = "select" if name in choices else "text"
+            item.options = list(choices.get(name, ()))
+        elif prop.get("format") == "date":
+            item.widget = "date"
+        elif kind == "boolean":
+            item.widget = "checkbox"
+            item.required = False
+        elif kind in ("integer", "number") or (
+            "anyOf" not in prop and {"number", "string"} <= {b.get("type") for b in raw.get("anyOf", [])}
+        ):
+            item.widget = "number"
+            item.step = "1" if kind == "integer" else "0.01"
+        elif name in LONG_TEXT or (item.max_length or 0) > 500:
+            item.widget = "textarea"
+        out.append(item)
+    return out
+
+
+# ---- reading a submitted form ---------------------------------------------------------------------
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def unflatten(pairs: Sequence[tuple[str, str]], lists: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`parties[0].name=...` pairs into nested data. Empty values are left out (the schema's
+    defaults apply); names in `lists` collect every value given."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in CONTROL_FIELDS:
+            continue
+        value = value.strip() if isinstance(value, str) else value
+        if value == "":
+            continue
+        parts: list[str | int] = [
+            m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PATH_PART.finditer(key)
+        ]
+        if not parts:
+            continue
+        _put(data, parts, value, key in lists)
+    return _compact(data)
+
+
+def _put(node: Any, parts: list[str | int], value: str, many: bool) -> None:
+    for here in parts[:-1]:
+        node = node.setdefault(here, {})
+    last = parts[-1]
+    if many:
+        node.setdefault(last, []).append(value)
+    else:
+        node[last] = value
+
+
+def _compact(node: Any) -> Any:
+    """Numbered children (stored as dicts keyed by int) become lists in their order."""
+    if isinstance(node, dict):
+        if node and all(isinstance(k, int) for k in node):
+            return [_compact(node[k]) for k in sorted(node)]
+        return {k: _compact(v) for k, v in node.items()}
+    return node
+
+
+def checkbox_names(fields: Sequence[FormField]) -> tuple[frozenset[str], frozenset[str]]:
+    """The names of the checkbox fields (booleans) and multi-choice fields (lists) in a form."""
+    flags, lists = set(), set()
+    for f in fields:
+        if f.widget == "checkbox":
+            flags.add(f.name)
+        elif f.widget == "checkboxes":
+            lists.add(f.name)
+        for child in f.children:
+            if child.widget == "checkbox":
+                flags.add(child.name)
+    return frozenset(flags), frozenset(lists)
+
+
+def form_data(form: FormData, fields: Sequence[FormField]) -> dict[str, Any]:
+    """A submitted form as the payload its schema expects."""
+    flags, lists = checkbox_names(fields)
+    pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    data = unflatten([(k, "true" if k in flags else v) for k, v in pairs], lists)
+    # A fieldset nobody filled in is absent, not an empty object the schema would then refuse.
+    for f in fields:
+        if f.widget == "fieldset" and f.name in data and not data[f.name]:
+            del data[f.name]
+    return data
+
+
+def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
+    """Field path -> message, in the request's language, from either kind of refusal."""
+    if isinstance(exc, ValidationError):
+        found = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+    else:
+        found = list(exc.extensions.get("errors", []))
+    out: dict[str, str] = {}
+    for e in found:
+        name = e.get("field") or "_form"
+        if name == "body":
+            name = "_form"
+        out.setdefault(str(name), str(e.get("message", "")))
+    return out

@@ -1,0 +1,331 @@
+"""Registering a dispute from a page: the window's intake form (受理登记) and the residents' online
+application (网上申请). Both submit `DisputeCreate`, the API's intake schema, to
+`DisputeService.register`; the page adds only the form, the receipt and the hints as one types."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from mediation.bodies.models import Body, BodyKind
+from mediation.core.db import session_of
+from mediation.core.errors import Forbidden, ValidationFailed
+from mediation.core.i18n import Text
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Principal, Role
+from mediation.disputes import lifecycle
+from mediation.disputes.lifecycle import Status
+from mediation.disputes.enums import IdType
+from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone, region_prefix
+from mediation.disputes.router import NEXT_STEP, related_out, service
+from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
+from mediation.disputes.service import DisputeService, ListFilters
+from mediation.disputes.views import Viewer
+from mediation.identity.auth import client_address, identity_of
+from mediation.web.forms import FormField, Option, describe, errors_of, form_data
+from mediation.web.rendering import WebRoute, render
+from mediation.web.session import check_csrf, staff
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+Staff = Annotated[Principal, Depends(staff)]
+Service = Annotated[DisputeService, Depends(service)]
+
+# What a resident does not choose online: the channel is `online`, and the center judges the rest.
+ONLINE_SKIP = frozenset(
+    {"channel", "external_reference", "severity", "complexity", "is_risk", "inviting_court_id", "parties"}
+)
+WINDOW_SKIP = frozenset({"parties"})
+DEFAULT_PARTY_ROLES = ("applicant", "respondent")
+
+
+def party_fields(index: int) -> list[FormField]:
+    return describe(PartyIn, prefix=f"parties[{index}].")
+
+
+def case_fields(skip: frozenset[str], courts: list[Body]) -> list[FormField]:
+    choices = {"inviting_court_id": [Option(str(c.id), c.name) for c in courts]}
+    return describe(DisputeCreate, choices, skip=skip)
+
+
+def party_count(form: dict[str, Any] | None) -> int:
+    parties = (form or {}).get("parties") or []
+    return max(len(parties), len(DEFAULT_PARTY_ROLES))
+
+
+async def _courts(request: Request) -> list[Body]:
+    rows = await session_of(request).scalars(
+        select(Body).where(Body.kind == BodyKind.court, Body.active.is_(True)).order_by(Body.name)
+    )
+    return list(rows.all())
+
+
+def _form_page(
+    request: Request,
+    template: str,
+    *,
+    values: dict[str, Any] | None,
+    errors: dict[str, str],
+    skip: frozenset[str],
+    courts: list[Body],
+    status_code: int = 200,
+    defaults: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    count = party_count(values)
+    values = values or {
+        **(defaults or {}),
+        "parties": [{"role": role} for role in DEFAULT_PARTY_ROLES],
+    }
+    return render(
+        request,
+        template,
+        {
+            "fields": case_fields(skip, courts),
+            "parties": [party_fields(i) for i in range(count)],
+            "party_template": party_fields(999),
+            "values": values,
+            "errors": errors,
+            "idempotency_key": secrets.token_urlsafe(18),
+        },
+        status_code,
+    )
+
+
+async def _submitted(request: Request, skip: frozenset[str]) -> tuple[dict[str, Any], str | None, str | None]:
+    raw = await request.body()  # read first: the idempotency fingerprint needs the bytes
+    del raw
+    form = await request.form()
+    indices = {
+        key.split("]")[0][len("parties[") :] for key in form if key.startswith("parties[") and "]" in key
+    }
+    count = max([int(i) for i in indices if i.isdigit()] + [len(DEFAULT_PARTY_ROLES) - 1]) + 1
+    fields = case_fields(skip, []) + [f for i in range(count) for f in party_fields(i)]
+    data = form_data(form, fields)
+    if "parties" in data:
+        # Rows the clerk added and left empty are not parties.
+        data["parties"] = [p for p in data["parties"] if p and set(p) - {"role", "kind", "id_type"}]
+    csrf = form.get("csrf")
+    key = form.get("idempotency_key")
+    return data, str(csrf) if csrf else None, str(key) if key else None
+
+
+def _receipt(request: Request, created: dict[str, Any], *, online: bool, replayed: bool) -> HTMLResponse:
+    return render(
+        request,
+        "receipt.html",
+        {
+            "case": created,
+            "online": online,
+            "replayed": replayed,
+            "next_step": NEXT_STEP[Status(created["status"])].get(),
+        },
+    )
+
+
+async def _register(
+    request: Request,
+    svc: DisputeService,
+    principal: Principal,
+    data: DisputeCreate,
+    key: str | None,
+    *,
+    with_related: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    view = Viewer(principal, identity_of(request).cipher, request.app.state.clock.now())
+    request.state.pii_reads = view.pii_reads
+
+    async def work() -> JSONResponse:
+        dispute, query_code = await svc.register(data, principal)
+        # The window sees earlier cases of the same people; an anonymous applicant never does.
+        related = [related_out(r) for r in await svc.related(dispute, principal)] if with_related else []
+        body = DisputeCreated(
+            **view.dispute(dispute).model_dump(), query_code=query_code, related_cases=related
+        )
+        return JSONResponse(jsonable_encoder(body), status_code=201)
+
+    response = await run_idempotent(request, principal, key, work)
+    created = json.loads(bytes(response.body))
+    request.state.audit_object = ("dispute", created["id"])
+    return created, response.headers.get("Idempotent-Replayed") == "true"
+
+
+# ---- the window --------------------------------------------------------------------------------
+
+
+@router.get("/intake", response_class=HTMLResponse)
+async def intake_form(request: Request, principal: Staff) -> HTMLResponse:
+    _only_center(principal)
+    defaults = {"region_code": (principal.region or "").ljust(6, "0")[:6] if principal.region else ""}
+    return _form_page(
+        request,
+        "intake.html",
+        values=None,
+        errors={},
+        skip=WINDOW_SKIP,
+        courts=await _courts(request),
+        defaults=defaults,
+    )
+
+
+def _only_center(principal: Principal) -> None:
+    if principal.role not in lifecycle.CENTER:
+        raise Forbidden(Text("只有中心窗口可以登记纠纷", "Only the center registers disputes"))
+
+
+@router.post("/intake", response_class=HTMLResponse)
+async def intake_submit(request: Request, principal: Staff, svc: Service) -> HTMLResponse:
+    _only_center(principal)
+    values, csrf, key = await _submitted(request, WINDOW_SKIP)
+    check_csrf(request, csrf)
+    try:
+        data = DisputeCreate.model_validate(values)
+        created, replayed = await _register(request, svc, principal, data, key)
+    except (ValidationError, ValidationFailed) as exc:
+        await session_of(request).rollback()
+        return _form_page(
+            request,
+            "intake.html",
+            values=values,
+            errors=errors_of(exc),
+            skip=WINDOW_SKIP,
+            courts=await _courts(request),
+            status_code=422,
+        )
+    return _receipt(request, created, online=False, replayed=replayed)
+
+
+@router.post("/intake/check", response_class=HTMLResponse)
+async def check_party_number(
+    request: Request,
+    principal: Staff,
+    field: Annotated[str, Form(pattern=r"^(id_number|phone)$")],
+    value: Annotated[str, Form(max_length=40)] = "",
+    id_type: Annotated[str, Form(max_length=40)] = "",
+) -> HTMLResponse:
+    """The message under an ID or phone field as it is typed: the intake schema's own checks."""
+    return _check(request, field, value, id_type)
+
+
+def _check(request: Request, field: str, value: str, id_type: str) -> HTMLResponse:
+    message, ok = "", False
+    if value.strip():
+        try:
+            if field == "id_number":
+                if not id_type:
+                    raise DomainValueError(
+                        "id_type_missing", Text("填写证件号码时须注明证件类型", "Give id_type with id_number")
+                    )
+                normalise_id_number(IdType(id_type), value)
+            else:
+                normalise_phone(value)
+            ok = True
+        except DomainValueError as exc:
+            message = exc.args[0].get() if isinstance(exc.args[0], Text) else str(exc)
+        except ValueError:
+            message = "证件类型无效"
+    return render(request, "_field_check.html", {"message": message, "ok": ok})
+
+
+@router.post("/intake/related", response_class=HTMLResponse)
+async def related_hint(request: Request, principal: Staff, svc: Service) -> HTMLResponse:
+    """Earlier cases of the people being registered (by ID or phone number): a repeat, or the same
+    dispute arriving by another channel, is seen before it is registered twice."""
+    form = await request.form()
+    check_csrf(request, form.get("csrf") and str(form.get("csrf")))
+    found: dict[uuid.UUID, tuple[Any, set[str]]] = {}
+    for key, raw in form.multi_items():
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        if key.endswith(".id_number"):
+            id_type = str(form.get(key.replace(".id_number", ".id_type")) or "")
+            try:
+                value, kind = normalise_id_number(IdType(id_type), raw), "id_number"
+            except ValueError:
+                continue
+        elif key.endswith(".phone"):
+            try:
+                value, kind = normalise_phone(raw), "phone"
+            except ValueError:
+                continue
+        else:
+            continue
+        rows, _ = await svc.search(ListFilters(party_index=svc.party_index(kind, value)), principal, 10, None)
+        for dispute in rows:
+            found.setdefault(dispute.id, (dispute, set()))[1].add(kind)
+    cases = sorted(found.values(), key=lambda item: item[0].created_at, reverse=True)
+    return render(request, "_related.html", {"cases": cases[:10]})
+
+
+# ---- online application (public) ---------------------------------------------------------------
+
+
+async def _center_for(request: Request, region_code: str) -> Body | None:
+    """The center whose region holds the place of the dispute: it receives the application."""
+    rows = await session_of(request).scalars(
+        select(Body).where(Body.kind == BodyKind.mediation_center, Body.active.is_(True))
+    )
+    best: Body | None = None
+    for center in rows.all():
+        prefix = region_prefix(center.region_code)
+        if region_code.startswith(prefix) and (best is None or len(prefix) > len(region_prefix(best.region_code))):
+            best = center
+    return best
+
+
+def online_principal(center: Body) -> Principal:
+    """The resident applying online: recorded as a party, within the center that receives it."""
+    return Principal(
+        role=Role.party,
+        id="online-application",
+        organisation_id=center.id,
+        region=region_prefix(center.region_code),
+        kind="anonymous",
+        name="网上申请",
+    )
+
+
+@router.get("/apply", response_class=HTMLResponse)
+async def apply_form(request: Request) -> HTMLResponse:
+    return _form_page(request, "apply.html", values=None, errors={}, skip=ONLINE_SKIP, courts=[])
+
+
+@router.post("/apply", response_class=HTMLResponse)
+async def apply_submit(request: Request, svc: Service) -> Response:
+    # Anonymous: the limit per address keeps the form from being used to flood the window.
+    identity_of(request).anonymous_limiter.check(f"apply:{client_address(request)}")
+    values, csrf, key = await _submitted(request, ONLINE_SKIP)
+    check_csrf(request, csrf)
+    values["channel"] = "online"
+    try:
+        data = DisputeCreate.model_validate(values)
+        center = await _center_for(request, data.region_code)
+        if center is None:
+            raise ValidationFailed.of_field(
+                "region_code",
+                "outside_region",
+                Text("该地区不在本平台受理范围内, 请向当地调处中心申请", "No center of this platform covers it"),
+            )
+        principal = online_principal(center)
+        request.state.principal = principal
+        created, replayed = await _register(request, svc, principal, data, key, with_related=False)
+    except (ValidationError, ValidationFailed) as exc:
+        await session_of(request).rollback()
+        values.pop("channel", None)
+        return _form_page(
+            request,
+            "apply.html",
+            values=values,
+            errors=errors_of(exc),
+            skip=ONLINE_SKIP,
+            courts=[],
+            status_code=422,
+        )
+    return _receipt(request, created, online=True, replayed=replayed)

@@ -1,0 +1,129 @@
+"""The front door: the landing page, staff sign-in and sign-out, and the parties' status lookup."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+
+from mediation.bodies.models import Body
+from mediation.core.db import session_of
+from mediation.core.errors import NotFound, Unauthenticated
+from mediation.core.principal import Role
+from mediation.disputes.lifecycle import STATUS_LABELS, Status
+from mediation.disputes.router import NEXT_STEP, service
+from mediation.disputes.schemas import StatusLookupIn
+from mediation.identity.auth import client_address, identity_of, make_principal
+from mediation.identity.service import IdentityService
+from mediation.web.forms import errors_of
+from mediation.web.rendering import WebRoute, render, see_other
+from mediation.web.session import WEB_ROLES, check_csrf, clear_session, current_principal, set_session
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def _home_of(role: Role) -> str:
+    return "/dashboard" if role == Role.supervisor else "/queue"
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site: an open redirect would let a link send a clerk anywhere."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    principal = await current_principal(request)
+    if principal is not None:
+        return see_other(_home_of(principal.role))
+    return render(request, "home.html")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "login.html", {"next": _safe_next(next) or "", "error": None, "username": ""})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=256)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    identity = identity_of(request)
+    # The API's limits on guessing apply to the page as well: per address and per account.
+    identity.anonymous_limiter.check(f"signin:{client_address(request)}")
+    identity.anonymous_limiter.check(f"signin-user:{username}")
+    request.state.audit_details = {"username": username, "via": "web"}
+    session = session_of(request)
+    svc = IdentityService(session, identity.passwords)
+    try:
+        if not username or not password:
+            raise Unauthenticated
+        user, token = await svc.sign_in(username.strip(), password, identity.tokens)
+        if Role(user.role) not in WEB_ROLES:
+            raise Unauthenticated
+    except Unauthenticated:
+        await session.rollback()
+        context = {"next": _safe_next(next) or "", "error": "用户名或密码错误, 或该账号不能使用工作台", "username": username}
+        return render(request, "login.html", context, 401)
+    organisation = await session.get(Body, user.organisation_id) if user.organisation_id else None
+    request.state.principal = make_principal(
+        Role(user.role), str(user.id), organisation, kind="user", name=user.display_name
+    )
+    request.state.audit_object = ("user", user.id)
+    response = see_other(_safe_next(next) or _home_of(Role(user.role)))
+    set_session(request, response, token.token, token.expires_in)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    check_csrf(request, csrf)
+    response = see_other("/login")
+    clear_session(response)
+    return response
+
+
+@router.get("/lookup", response_class=HTMLResponse)
+async def lookup_form(request: Request) -> HTMLResponse:
+    return render(request, "lookup.html", {"result": None, "errors": {}, "values": {}})
+
+
+@router.post("/lookup", response_class=HTMLResponse)
+async def lookup(
+    request: Request,
+    case_number: Annotated[str, Form(max_length=64)] = "",
+    query_code: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> HTMLResponse:
+    """Case number and query code -> status and next step; never a name or a number (the same
+    answer as `POST /v1/status-lookup`)."""
+    check_csrf(request, csrf)
+    identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
+    values = {"case_number": case_number, "query_code": query_code}
+    request.state.audit_details = {"case_number": case_number, "via": "web"}
+    try:
+        data = StatusLookupIn.model_validate(values)
+        dispute = await service(request).lookup_status(data.case_number, data.query_code)
+    except ValidationError as exc:
+        return render(request, "lookup.html", {"result": None, "errors": errors_of(exc), "values": values}, 422)
+    except NotFound:
+        errors = {"_form": "案件编号或查询码不正确, 请核对回执上的信息"}
+        return render(request, "lookup.html", {"result": None, "errors": errors, "values": values}, 404)
+    request.state.audit_object = ("dispute", dispute.id)
+    status = Status(dispute.status)
+    result = {
+        "case_number": dispute.case_number,
+        "status_label": STATUS_LABELS[status].get(),
+        "next_step": NEXT_STEP[status].get(),
+        "updated_at": dispute.updated_at,
+    }
+    return render(request, "lookup.html", {"result": result, "errors": {}, "values": {}})

@@ -1,0 +1,134 @@
+"""Templates, the pages' route class and their error pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from mediation.core.db import UnitOfWorkRoute
+from mediation.core.errors import ProblemError, Unauthenticated
+from mediation.core.principal import Permission, Principal, Role
+from mediation.web.labels import ENUM_LABELS, enum_label
+from mediation.web.session import csrf_token, keep_session
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo("Asia/Shanghai")).strftime(fmt)
+
+
+def _day(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return _local(value, "%Y-%m-%d")
+    return value.isoformat()
+
+
+def _remaining(seconds: int | None) -> str:
+    """Time left on a clock, the way a clerk says it."""
+    if seconds is None:
+        return ""
+    late = seconds < 0
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours = rest // 3600
+    text = f"{days}天{hours}小时" if days else f"{hours}小时{(rest % 3600) // 60}分"
+    return f"已超期{text}" if late else f"剩余{text}"
+
+
+def _money(value: object) -> str:
+    if value is None or value == "":
+        return ""
+    return f"{float(str(value)):,.2f}"
+
+
+def value_at(values: Any, path: str) -> Any:
+    """The submitted value at a form path (`parties[0].name`), to refill a refused form."""
+    from mediation.web.forms import _PATH_PART
+
+    node = values
+    for m in _PATH_PART.finditer(path):
+        key: Any = m.group(1) if m.group(1) is not None else int(m.group(2))
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+templates.env.filters.update(local=_local, day=_day, remaining=_remaining, money=_money)
+templates.env.globals.update(value_at=value_at, label=enum_label, LABELS=ENUM_LABELS, Role=Role, Permission=Permission)
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+    principal: Principal | None = None,
+) -> HTMLResponse:
+    principal = principal or getattr(request.state, "principal", None)
+    values = {"principal": principal, "csrf": csrf_token(request), "path": request.url.path}
+    values.update(context or {})
+    response = templates.TemplateResponse(request, name, values, status_code=status_code)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def sign_in_url(request: Request) -> str:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/login?next={quote(target, safe='')}"
+
+
+class WebRoute(UnitOfWorkRoute):
+    """The unit of work of the API (one commit, the audit trail) with pages' manners: a missing
+    sign-in sends the browser to the sign-in page, a refusal is a page in Chinese, not JSON, and
+    the session cookie is renewed on the way out."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Unauthenticated:
+                if request.method == "GET":
+                    response = see_other(sign_in_url(request))
+                else:
+                    response = render(
+                        request,
+                        "error.html",
+                        {"title": "需要登录", "detail": "登录已过期, 请重新登录后再提交。", "login": True},
+                        401,
+                    )
+            except ProblemError as exc:
+                body = exc.body()
+                response = render(
+                    request,
+                    "error.html",
+                    {"title": body["title"], "detail": body.get("detail"), "status": exc.http_status},
+                    exc.http_status,
+                )
+                for key, value in exc.headers.items():
+                    response.headers[key] = value
+            keep_session(request, response)
+            return response
+
+        return page

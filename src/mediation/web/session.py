@@ -1,0 +1,140 @@
+"""Staff sign-in for the pages: the API's own access token, kept in a cookie.
+
+The cookie holds the same short-lived JWT that `POST /v1/auth/token` issues, so the pages know no
+second kind of credential: every request re-reads the account (a disabled user is out at once), and
+a page request that finds the token past half its life gets a fresh one, so a clerk who keeps
+working stays signed in while an idle session ends when the token does (等保: session timeout).
+
+The cookie is HttpOnly and SameSite=Strict; every form also carries a CSRF token that must match a
+second cookie (double submit), and a cross-site Origin is refused outright.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+import uuid
+from typing import Any
+
+from fastapi import Request, Response
+
+from mediation.core.db import Database
+from mediation.core.errors import Forbidden, Unauthenticated
+from mediation.core.i18n import Text
+from mediation.core.principal import Principal, Role
+from mediation.identity.auth import identity_of, principal_for_token
+from mediation.identity.credentials import InvalidToken
+
+SESSION_COOKIE = "mediation_session"
+CSRF_COOKIE = "mediation_csrf"
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+# Roles that work in the pages; machine clients (courts, commissions) use the API.
+WEB_ROLES = frozenset({Role.clerk, Role.supervisor, Role.body_mediator, Role.body_admin})
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in member of staff; the browser is sent to the sign-in page."""
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def set_session(request: Request, response: Response, token: str, lifetime: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=lifetime,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+        path="/",
+    )
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def csrf_token(request: Request) -> str:
+    """This browser's CSRF token (made on first use and set as a cookie by `remember_csrf`)."""
+    token = getattr(request.state, "csrf", None) or request.cookies.get(CSRF_COOKIE)
+    if not token or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+    request.state.csrf = token
+    return str(token)
+
+
+def remember_csrf(request: Request, response: Response) -> None:
+    token = getattr(request.state, "csrf", None)
+    if token and token != request.cookies.get(CSRF_COOKIE):
+        response.set_cookie(
+            CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/"
+        )
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    """A change from a page must come from our own page: same origin, matching token."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and origin.rstrip("/") != str(request.base_url).rstrip("/"):
+        raise Forbidden(Text("请求来源不是本系统页面", "The request did not come from this site"))
+    expected = request.cookies.get(CSRF_COOKIE)
+    given = submitted or request.headers.get(CSRF_HEADER)
+    if not expected or not given or not hmac.compare_digest(expected, given):
+        raise Forbidden(
+            Text("页面已过期, 请刷新页面后重试", "The page has expired; reload it and try again"),
+            csrf=True,
+        )
+
+
+async def current_principal(request: Request) -> Principal | None:
+    """The signed-in member of staff, or None. Refreshes the token past half its life."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    identity = identity_of(request)
+    db: Database = request.app.state.db
+    try:
+        async with db.reader() as session:
+            principal = await principal_for_token(session, identity.tokens, token)
+    except Unauthenticated:
+        return None
+    if principal.role not in WEB_ROLES:
+        return None
+    identity.limiter.check(principal.scope)
+    request.state.principal = principal
+    request.state.web_token = _refreshed(request, token, principal)
+    return principal
+
+
+def _refreshed(request: Request, token: str, principal: Principal) -> tuple[str, int] | None:
+    tokens = identity_of(request).tokens
+    try:
+        claims: dict[str, Any] = tokens.verify(token)
+    except InvalidToken:
+        return None
+    if int(claims["exp"]) - time.time() > tokens.lifetime / 2:
+        return None
+    issued = tokens.issue(uuid.UUID(principal.id), principal.role.value, principal.organisation_id)
+    return issued.token, issued.expires_in
+
+
+def keep_session(request: Request, response: Response) -> None:
+    """Set the refreshed token, if the request earned one, and the CSRF cookie."""
+    fresh = getattr(request.state, "web_token", None)
+    if fresh:
+        set_session(request, response, fresh[0], fresh[1])
+    remember_csrf(request, response)
+
+
+async def staff(request: Request) -> Principal:
+    principal = await current_principal(request)
+    if principal is None:
+        raise SignInRequired
+    return principal
