@@ -377,6 +377,11 @@ async def _refused(
     """The case page again, the refusal in plain Chinese next to the form that caused it."""
     await session_of(request).rollback()
     errors = errors_of(exc)
+    # A message for a field the form does not show still reaches the clerk, at the top of the form.
+    shown = _field_names(failed)
+    stray = [f"{name}: {text}" for name, text in errors.items() if name != "_form" and name not in shown]
+    if stray:
+        errors["_form"] = "; ".join(filter(None, [errors.get("_form"), *stray]))
     if isinstance(exc, ProblemError):
         body = exc.body()
         reasons = [r.get("message") for r in exc.extensions.get("reasons", []) if isinstance(r, dict)]
@@ -388,6 +393,17 @@ async def _refused(
         dispute_id, failed_action=failed, errors=errors, values=values
     )
     return render(request, "case.html", context, status)
+
+
+def _field_names(form: str) -> set[str]:
+    if form in ACTION_PAYLOADS:
+        fields = describe(ACTION_PAYLOADS[form])
+    elif form == "draft_agreement":
+        fields = agreement_fields([], 2)
+    else:
+        fields = []
+    names = {f.name for f in fields} | {c.name for f in fields for c in f.children}
+    return names | ({"terms"} if form == "draft_agreement" else set())
 
 
 @router.post("/cases/{dispute_id}/actions/{action}", response_class=HTMLResponse)

@@ -120,6 +120,7 @@ async def dashboard(
     view = viewer_for(request, principal)
     overdue, more_overdue = await svc.search(ListFilters(clock_level="overdue"), principal, 10, None)
     at_risk, more_at_risk = await svc.search(ListFilters(clock_level="at_risk"), principal, 10, None)
+    latest, _ = await svc.search(ListFilters(), principal, 10, None)
     alerts, _ = await AlertService(svc).search(principal, status="open", kind=None, cursor=None, limit=10)
     return render(
         request,
@@ -141,5 +142,6 @@ async def dashboard(
             "at_risk": [view.dispute(d) for d in at_risk],
             "more_at_risk": more_at_risk is not None,
             "alerts": [alert_out(a) for a in alerts],
+            "latest": [view.dispute(d) for d in latest],
         },
     )

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import ProblemError, Unauthenticated
+from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.web.labels import ENUM_LABELS, enum_label
 from mediation.web.session import csrf_token, keep_session
@@ -106,6 +107,8 @@ class WebRoute(UnitOfWorkRoute):
         handler = super().get_route_handler()
 
         async def page(request: Request) -> Response:
+            # The pages are in Chinese, and so is every message on them, whatever the browser asks.
+            set_language("zh")
             try:
                 response = await handler(request)
             except Unauthenticated:

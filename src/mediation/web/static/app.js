@@ -41,10 +41,14 @@
     post(form.dataset.relatedUrl, new FormData(form)).then(function (html) { target.innerHTML = html; });
   }, 500);
 
-  document.addEventListener("input", debounce(function (event) {
+  // One timer per field: typing in one field never cancels the check of another.
+  var timers = new WeakMap();
+  document.addEventListener("input", function (event) {
     var input = event.target;
-    if (input.matches && input.matches("[data-check]")) { checkField(input); related(input.form); }
-  }, 350));
+    if (!(input.matches && input.matches("[data-check]"))) return;
+    clearTimeout(timers.get(input));
+    timers.set(input, setTimeout(function () { checkField(input); related(input.form); }, 350));
+  });
   document.addEventListener("change", function (event) {
     var el = event.target;
     if (el.matches && el.matches('[name$=".id_type"]')) {
