@@ -61,7 +61,7 @@ def bar_chart(counts: list[CountOut], width: int = 520, bar_height: int = 22) ->
     return {"bars": bars, "width": width, "height": max(1, len(bars)) * (bar_height + gap)}
 
 
-def line_chart(periods: list[PeriodOut], series: list[tuple[str, str, str]], width: int = 640) -> dict[str, Any]:
+def line_chart(periods: list[PeriodOut], series: list[tuple[str, str, str]], width: int = 1200) -> dict[str, Any]:
     """Lines over the periods for each (field, name, colour) in `series`, with a y axis from zero."""
     height, left, bottom, top_pad = 220, 40, 30, 10
     values = [getattr(p, f) or 0 for p in periods for f, _, _ in series]
@@ -88,7 +88,7 @@ def line_chart(periods: list[PeriodOut], series: list[tuple[str, str, str]], wid
             }
         )
     ticks = [{"y": point(0, v)[1], "value": v} for v in (0, top / 2, top)]
-    every = max(1, len(periods) // 8)
+    every = max(1, -(-len(periods) // 10))
     labels = [
         {"x": point(i, 0)[0], "text": p.period} for i, p in enumerate(periods) if i % every == 0
     ]

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from mediation.bodies.models import Body, BodyKind
-from mediation.core.db import session_of
+from mediation.core.db import Database, session_of
 from mediation.core.errors import Forbidden, ValidationFailed
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
@@ -117,6 +117,19 @@ async def _submitted(request: Request, skip: frozenset[str]) -> tuple[dict[str, 
     return data, str(csrf) if csrf else None, str(key) if key else None
 
 
+def refuse_unknown(data: dict[str, Any], skip: frozenset[str]) -> None:
+    """A field this form does not show is refused, like an unknown field in the API: the online
+    form cannot set what the center decides (risk, severity, channel ...)."""
+    shown = {f.name for f in case_fields(skip, [])} | {"parties"}
+    unknown = sorted(set(data) - shown)
+    if unknown:
+        message = Text("此表单不接受字段: {f}", "This form does not take: {f}").format(f=", ".join(unknown))
+        raise ValidationFailed(
+            message,
+            errors=[{"field": "_form", "location": "body", "code": "extra_forbidden", "message": message.get()}],
+        )
+
+
 def _receipt(request: Request, created: dict[str, Any], *, online: bool, replayed: bool) -> HTMLResponse:
     return render(
         request,
@@ -186,6 +199,7 @@ async def intake_submit(request: Request, principal: Staff, svc: Service) -> HTM
     values, csrf, key = await _submitted(request, WINDOW_SKIP)
     check_csrf(request, csrf)
     try:
+        refuse_unknown(values, WINDOW_SKIP)
         data = DisputeCreate.model_validate(values)
         created, replayed = await _register(request, svc, principal, data, key)
     except (ValidationError, ValidationFailed) as exc:
@@ -268,12 +282,18 @@ async def related_hint(request: Request, principal: Staff, svc: Service) -> HTML
 
 
 async def _center_for(request: Request, region_code: str) -> Body | None:
-    """The center whose region holds the place of the dispute: it receives the application."""
-    rows = await session_of(request).scalars(
-        select(Body).where(Body.kind == BodyKind.mediation_center, Body.active.is_(True))
-    )
+    """The center whose region holds the place of the dispute: it receives the application.
+
+    A read of its own: on SQLite the request's session is a writer, and the idempotency claim that
+    follows must take the write lock before the request's transaction does."""
+    db: Database = request.app.state.db
+    async with db.reader() as session:
+        rows = await session.scalars(
+            select(Body).where(Body.kind == BodyKind.mediation_center, Body.active.is_(True))
+        )
+        centers = list(rows.all())
     best: Body | None = None
-    for center in rows.all():
+    for center in centers:
         prefix = region_prefix(center.region_code)
         if region_code.startswith(prefix) and (best is None or len(prefix) > len(region_prefix(best.region_code))):
             best = center
@@ -303,9 +323,9 @@ async def apply_submit(request: Request, svc: Service) -> Response:
     identity_of(request).anonymous_limiter.check(f"apply:{client_address(request)}")
     values, csrf, key = await _submitted(request, ONLINE_SKIP)
     check_csrf(request, csrf)
-    values["channel"] = "online"
     try:
-        data = DisputeCreate.model_validate(values)
+        refuse_unknown(values, ONLINE_SKIP)
+        data = DisputeCreate.model_validate({**values, "channel": "online"})
         center = await _center_for(request, data.region_code)
         if center is None:
             raise ValidationFailed.of_field(
@@ -318,7 +338,6 @@ async def apply_submit(request: Request, svc: Service) -> Response:
         created, replayed = await _register(request, svc, principal, data, key, with_related=False)
     except (ValidationError, ValidationFailed) as exc:
         await session_of(request).rollback()
-        values.pop("channel", None)
         return _form_page(
             request,
             "apply.html",

@@ -5,9 +5,38 @@ from __future__ import annotations
 
 from mediation.bodies.models import BodyKind
 from mediation.disputes.enums import CATEGORY_LABELS
-from mediation.disputes.lifecycle import STATUS_LABELS
+from mediation.disputes.lifecycle import STATUS_LABELS, TRANSITIONS
+
+# What the timeline calls each entry: the lifecycle's own labels, then the work recorded beside it.
+TIMELINE_LABELS = {
+    "register": "登记",
+    **{t.action.value: t.label.zh for t in TRANSITIONS},
+    "record_consent": "记录调解意愿",
+    "schedule_session": "安排调解",
+    "record_session": "记录调解笔录",
+    "draft_agreement": "起草调解协议",
+    "sign_agreement": "签署调解协议",
+    "record_obligation_performance": "登记义务履行",
+    "obligation_overdue": "义务逾期未履行",
+    "complete_follow_up": "完成跟踪回访",
+    "visit_impossible": "无法回访",
+    "supervision_issued": "督办",
+    "supervision_responded": "答复督办",
+    "supervision_escalated": "督办升级",
+    "acknowledge_handoff": "接收移交",
+    "extend_handoff": "延长审查期限",
+    "handoff_overdue": "移交审查超期",
+    "clock_paused": "时限暂停",
+    "clock_resumed": "时限恢复",
+    "clock_extended": "时限延长",
+    "owner_set": "确定包案领导",
+    "owner_changed": "变更包案领导",
+    "owner_cleared": "取消包案",
+    "note": "备注",
+}
 
 ENUM_LABELS: dict[str, dict[str, str]] = {
+    "action": TIMELINE_LABELS,
     "category": {k.value: v for k, v in CATEGORY_LABELS.items()},
     "status": {k.value: v.zh for k, v in STATUS_LABELS.items()},
     "channel": {

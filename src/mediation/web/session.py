@@ -35,7 +35,7 @@ CSRF_HEADER = "X-CSRF-Token"
 WEB_ROLES = frozenset({Role.clerk, Role.supervisor, Role.body_mediator, Role.body_admin})
 
 
-class SignInRequired(Exception):
+class SignInRequired(Unauthenticated):
     """The page needs a signed-in member of staff; the browser is sent to the sign-in page."""
 
 

@@ -1,0 +1,374 @@
+"""The pages over real HTTP through the ASGI app, on SQLite and PostgreSQL: sign-in, CSRF, the
+window's intake and its receipt, the online application, the party lookup, masking, refusals shown
+on the page, and that a page changes nothing the API would refuse."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from mediation.audit.models import AuditRecord
+from mediation.disputes.models import Dispute
+from tests.support import Api, intake_body, resident_id
+
+CSRF = "c" * 43
+PASSWORD = "correct horse battery staple"
+
+
+class Page:
+    """A browser without a browser: cookies, the CSRF token, forms posted as forms."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.client.get(path)
+
+    async def post(self, path: str, data: dict[str, Any] | list[tuple[str, str]], **kw: Any) -> httpx.Response:
+        pairs = list(data.items()) if isinstance(data, dict) else list(data)
+        if not any(k == "csrf" for k, _ in pairs):
+            pairs.append(("csrf", CSRF))
+        form: dict[str, list[str]] = {}
+        for key, value in pairs:
+            form.setdefault(key, []).append(value)
+        return await self.client.post(path, data=form, **kw)
+
+
+@pytest.fixture
+async def web(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
+        c.cookies.set("mediation_csrf", CSRF)
+        yield c
+
+
+def signed_in(web: httpx.AsyncClient, api: Api, role: str = "clerk") -> Page:
+    web.cookies.set("mediation_session", api.tokens[(role, api.bodies["center"])])
+    return Page(web)
+
+
+def intake_form(body: dict[str, Any], key: str | None = None) -> list[tuple[str, str]]:
+    """The intake form's fields, named as the page names them."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in body.items():
+        if name == "parties":
+            for i, party in enumerate(value):
+                pairs += [(f"parties[{i}].{k}", str(v)) for k, v in party.items()]
+        elif isinstance(value, list):
+            pairs += [(name, str(v)) for v in value]
+        else:
+            pairs.append((name, str(value)))
+    pairs.append(("idempotency_key", key or uuid.uuid4().hex))
+    return pairs
+
+
+async def case_count(app: Any) -> int:
+    async with app.state.db.reader() as session:
+        return int(await session.scalar(select(func.count()).select_from(Dispute)) or 0)
+
+
+def case_number_in(html: str) -> str:
+    found = re.search(r'id="case-number">(\d{6}-\d{4}-\d{6})<', html)
+    assert found, html[:2000]
+    return found.group(1)
+
+
+# ---- sign-in and the session ------------------------------------------------------------------------
+
+
+async def test_sign_in_sets_an_http_only_strict_cookie_and_lands_on_the_queue(api: Api, web: httpx.AsyncClient) -> None:
+    page = Page(web)
+    response = await page.post("/login", {"username": "test-clerk-center", "password": PASSWORD, "next": ""})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/queue"
+    cookie = response.headers["set-cookie"].lower()
+    assert "mediation_session=" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    queue = await page.get("/queue")
+    assert queue.status_code == 200
+    assert "工作台" in queue.text
+
+
+async def test_wrong_password_is_refused_on_the_page_and_audited(api: Api, web: httpx.AsyncClient, app: Any) -> None:
+    response = await Page(web).post("/login", {"username": "test-clerk-center", "password": "wrong", "next": ""})
+    assert response.status_code == 401
+    assert "用户名或密码错误" in response.text
+    assert "mediation_session" not in response.headers.get("set-cookie", "")
+    async with app.state.db.reader() as session:
+        outcomes = (await session.scalars(select(AuditRecord.outcome).where(AuditRecord.action == "login"))).all()
+    assert "denied" in outcomes
+
+
+async def test_sign_in_never_redirects_off_the_site(api: Api, web: httpx.AsyncClient) -> None:
+    form = {"username": "test-clerk-center", "password": PASSWORD, "next": "//elsewhere.example/phish"}
+    response = await Page(web).post("/login", form)
+    assert response.headers["location"] == "/queue"
+
+
+async def test_pages_send_a_stranger_to_sign_in_and_refuse_a_change(api: Api, web: httpx.AsyncClient, app: Any) -> None:
+    response = await web.get("/queue?tab=all")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fqueue%3Ftab%3Dall"
+    before = await case_count(app)
+    refused = await Page(web).post("/intake", intake_form(intake_body()))
+    assert refused.status_code == 401
+    assert "重新登录" in refused.text
+    assert await case_count(app) == before
+
+
+async def test_a_machine_clients_key_is_not_a_page_session(api: Api, web: httpx.AsyncClient) -> None:
+    web.cookies.set("mediation_session", api.auth("court")["X-API-Key"])
+    assert (await web.get("/queue")).status_code == 303
+
+
+async def test_a_change_without_the_csrf_token_or_from_another_site_changes_nothing(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    page = signed_in(web, api)
+    before = await case_count(app)
+    missing = await web.post("/intake", data={k: v for k, v in intake_form(intake_body())})
+    assert missing.status_code == 403
+    assert "页面已过期" in missing.text
+    forged = await page.post(
+        "/intake", intake_form(intake_body()), headers={"Origin": "http://attacker.example"}
+    )
+    assert forged.status_code == 403
+    assert await case_count(app) == before
+
+
+# ---- the window's intake ----------------------------------------------------------------------------
+
+
+async def test_window_intake_registers_through_the_service_and_prints_the_receipt(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    page = signed_in(web, api)
+    form = await page.get("/intake")
+    assert form.status_code == 200
+    for name in ("category", "description", "region_code", "parties[0].id_number", "parties[1].name"):
+        assert f'name="{name}"' in form.text
+    # Every field has its label.
+    ids = re.findall(r'<(?:input|select|textarea)[^>]* id="([^"]+)"', form.text)
+    labels = set(re.findall(r'<label for="([^"]+)"', form.text))
+    assert ids and set(ids) - {"add-party"} <= labels | {i for i in ids if i.startswith("method-")}
+
+    response = await page.post("/intake", intake_form(intake_body()))
+    assert response.status_code == 200, response.text[:3000]
+    number = case_number_in(response.text)
+    code = re.search(r'id="query-code"[^>]*>([A-Z0-9]+)<', response.text)
+    assert code and len(code.group(1)) == 8
+    assert "接下来" in response.text and "民法典第一百九十五条" in response.text
+    listed = await api.client.get("/v1/disputes", params={"q": number})
+    (case,) = listed.json()["items"]
+    assert case["channel"] == "window" and case["status"] == "registered"
+    assert [p["name"] for p in case["parties"]] == ["张三", "李四"]
+    # The query code printed on the receipt opens the party's lookup.
+    lookup = await Page(web).post("/lookup", {"case_number": number, "query_code": code.group(1)})
+    assert lookup.status_code == 200 and "已登记" in lookup.text
+
+
+async def test_intake_submitted_twice_registers_one_case(api: Api, web: httpx.AsyncClient, app: Any) -> None:
+    page = signed_in(web, api)
+    form = intake_form(intake_body(), key="same-form-submitted-twice")
+    before = await case_count(app)
+    first = await page.post("/intake", form)
+    second = await page.post("/intake", form)
+    assert case_number_in(first.text) == case_number_in(second.text)
+    assert "未重复登记" in second.text
+    assert await case_count(app) == before + 1
+
+
+async def test_wrong_id_number_is_refused_at_its_field_and_nothing_is_saved(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    page = signed_in(web, api)
+    body = intake_body()
+    good = body["parties"][0]["id_number"]
+    body["parties"][0]["id_number"] = good[:-1] + ("0" if good[-1] != "0" else "1")
+    before = await case_count(app)
+    response = await page.post("/intake", intake_form(body))
+    assert response.status_code == 422
+    field = re.search(r'data-field="parties\[0\]\.id_number".*?</div>', response.text, re.S)
+    assert field and "居民身份证号码无效" in field.group(0) and 'aria-invalid="true"' in field.group(0)
+    assert 'value="张三"' in response.text  # what was typed is still there
+    assert await case_count(app) == before
+
+
+async def test_numbers_are_checked_as_typed_by_the_intake_rules(api: Api, web: httpx.AsyncClient) -> None:
+    page = signed_in(web, api)
+    ok = await page.post("/intake/check", {"field": "id_number", "value": resident_id(7), "id_type": "resident_id"})
+    assert "格式正确" in ok.text
+    bad = await page.post("/intake/check", {"field": "phone", "value": "12345", "id_type": ""})
+    assert "电话号码格式不正确" in bad.text
+
+
+async def test_intake_hints_at_earlier_cases_of_the_same_people(api: Api, web: httpx.AsyncClient) -> None:
+    earlier = await api.intake()
+    page = signed_in(web, api)
+    hint = await page.post(
+        "/intake/related",
+        {"parties[0].id_type": "resident_id", "parties[0].id_number": intake_body()["parties"][0]["id_number"]},
+    )
+    assert earlier["case_number"] in hint.text and "证件号码" in hint.text
+
+
+async def test_outside_the_centers_region_is_refused_at_the_region_field(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    page = signed_in(web, api)
+    before = await case_count(app)
+    response = await page.post("/intake", intake_form(intake_body(region_code="110101")))
+    assert response.status_code == 422
+    field = re.search(r'data-field="region_code".*?</div>', response.text, re.S)
+    assert field and "辖区" in field.group(0)
+    assert await case_count(app) == before
+
+
+# ---- online application and lookup (public) ---------------------------------------------------------
+
+
+async def test_online_application_registers_an_online_case_and_shows_only_its_own_receipt(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    await api.intake()  # an earlier case of the same applicant: never shown to the public
+    body = {k: v for k, v in intake_body().items() if k != "channel"}
+    response = await Page(web).post("/apply", intake_form(body))
+    assert response.status_code == 200, response.text[:3000]
+    number = case_number_in(response.text)
+    assert "网上申请回执" in response.text and "相关的已有案件" not in response.text
+    (case,) = (await api.client.get("/v1/disputes", params={"q": number})).json()["items"]
+    assert case["channel"] == "online"
+    timeline = await api.timeline(case)
+    assert timeline[0]["actor_role"] == "party"
+
+
+async def test_online_application_cannot_set_what_the_center_decides(api: Api, web: httpx.AsyncClient) -> None:
+    body = {**{k: v for k, v in intake_body().items() if k != "channel"}, "is_risk": "true", "severity": "serious"}
+    response = await Page(web).post("/apply", intake_form(body))
+    assert response.status_code == 422  # the form has no such fields
+    assert "此表单不接受字段: is_risk, severity" in response.text
+
+
+async def test_online_application_is_rate_limited_per_address(api: Api, web: httpx.AsyncClient, app: Any) -> None:
+    limit = app.state.settings.anonymous_rate_limit_per_minute
+    page = Page(web)
+    statuses = [(await page.post("/apply", [("description", "短")])).status_code for _ in range(limit + 1)]
+    assert statuses[:limit] == [422] * limit
+    assert statuses[-1] == 429
+
+
+async def test_lookup_shows_status_and_next_step_but_no_personal_data(api: Api, web: httpx.AsyncClient) -> None:
+    page = signed_in(web, api)
+    receipt = await page.post("/intake", intake_form(intake_body()))
+    number = case_number_in(receipt.text)
+    code = re.search(r'id="query-code"[^>]*>([A-Z0-9]+)<', receipt.text)
+    assert code
+    public = Page(web)
+    web.cookies.delete("mediation_session")
+    found = await public.post("/lookup", {"case_number": number, "query_code": code.group(1)})
+    assert "中心正在审查是否受理" in found.text
+    for private in ("张三", "李四", intake_body()["parties"][0]["id_number"], "1380000"):
+        assert private not in found.text
+    wrong = await public.post("/lookup", {"case_number": number, "query_code": "WRONG123"})
+    assert wrong.status_code == 404 and "不正确" in wrong.text
+
+
+# ---- the case page ------------------------------------------------------------------------------------
+
+
+async def test_supervisor_sees_numbers_masked_and_the_clerks_unmasked_read_is_audited(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    case = await api.intake()
+    full = intake_body()["parties"][0]["id_number"]
+    supervisor = await signed_in(web, api, "supervisor").get(f"/cases/{case['id']}")
+    assert supervisor.status_code == 200
+    assert full not in supervisor.text and "最小必要" in supervisor.text
+    clerk = await signed_in(web, api, "clerk").get(f"/cases/{case['id']}")
+    assert full in clerk.text
+    async with app.state.db.reader() as session:
+        reads = (
+            await session.scalars(
+                select(AuditRecord.object_id).where(AuditRecord.action == "pii.read")
+            )
+        ).all()
+    assert case["id"] in reads
+
+
+async def test_a_stale_form_is_refused_and_changes_nothing(api: Api, web: httpx.AsyncClient) -> None:
+    case = await api.intake()
+    page = signed_in(web, api)
+    response = await page.post(
+        f"/cases/{case['id']}/actions/accept", {"version": '"0"', "idempotency_key": uuid.uuid4().hex}
+    )
+    assert response.status_code == 412
+    assert "版本已过期" in response.text
+    assert (await api.get(case))["status"] == "registered"
+
+
+async def test_an_action_the_guards_refuse_shows_why_on_the_page(api: Api, web: httpx.AsyncClient) -> None:
+    case = await api.drive("accepted")
+    page = signed_in(web, api)
+    other = api.bodies["other_village"]  # outside the recommendations, and no reason given
+    response = await page.post(
+        f"/cases/{case['id']}/actions/assign",
+        {"version": f'"{case["version"]}"', "body_id": str(other), "idempotency_key": uuid.uuid4().hex},
+    )
+    assert response.status_code in (409, 422)
+    assert 'class="error banner"' in response.text
+    assert (await api.get(case))["status"] == "accepted"
+
+
+async def test_accept_from_the_page_is_the_apis_accept(api: Api, web: httpx.AsyncClient) -> None:
+    case = await api.intake()
+    page = signed_in(web, api)
+    response = await page.post(
+        f"/cases/{case['id']}/actions/accept",
+        {"version": f'"{case["version"]}"', "note": "材料齐全", "idempotency_key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/cases/{case['id']}?done=accept"
+    after = await api.get(case)
+    assert after["status"] == "accepted" and after["version"] == case["version"] + 1
+    timeline = await api.timeline(case)
+    assert timeline[-1]["action"] == "accept" and timeline[-1]["reason"] == "材料齐全"
+
+
+async def test_printable_pages_carry_the_print_stylesheet(api: Api, web: httpx.AsyncClient) -> None:
+    case = await api.drive("agreement_signed")
+    page = signed_in(web, api)
+    agreements = (await api.client.get(f"/v1/disputes/{case['id']}/agreements")).json()
+    printed = await page.get(f"/cases/{case['id']}/agreements/{agreements[-1]['id']}/print")
+    assert printed.status_code == 200 and "人民调解协议书" in printed.text and "@media print" in printed.text
+    application = await page.get(f"/cases/{case['id']}/confirmation-application")
+    assert application.status_code == 200
+    assert "司法确认申请书" in application.text and "/static/paper.css" in application.text
+    receipt = await page.get(f"/cases/{case['id']}/receipt")
+    assert "补打回执" in receipt.text and 'id="query-code"' not in receipt.text
+
+
+async def test_queue_tabs_filter_through_the_service(api: Api, web: httpx.AsyncClient) -> None:
+    registered = await api.intake()
+    accepted = await api.drive("accepted")
+    page = signed_in(web, api)
+    waiting = await page.get("/queue?tab=registered")
+    assert registered["case_number"] in waiting.text and accepted["case_number"] not in waiting.text
+    triage = await page.get("/queue?tab=accepted")
+    assert accepted["case_number"] in triage.text and registered["case_number"] not in triage.text
+    searched = await page.get(f"/queue?tab=all&q={registered['case_number']}")
+    assert registered["case_number"] in searched.text and accepted["case_number"] not in searched.text
+
+
+async def test_dashboard_shows_the_statistics_and_the_latest_cases(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    case = await api.intake()
+    dashboard = await signed_in(web, api, "supervisor").get("/dashboard")
+    assert dashboard.status_code == 200
+    assert "调解成功率" in dashboard.text and case["case_number"] in dashboard.text
+    assert dashboard.text.count("<svg") >= 3
