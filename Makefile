@@ -25,7 +25,7 @@ seed: migrate
 	$(BIN)/mediation seed-demo
 
 run: seed
-	@echo "Serving on http://$(HOST):$(PORT)  (API docs: http://$(HOST):$(PORT)/docs)"
+	@echo "Serving the front-end on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/docs)"
 	$(BIN)/mediation serve --host $(HOST) --port $(PORT)
 
 test: install

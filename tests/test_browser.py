@@ -76,7 +76,9 @@ def _postgres_database(name: str) -> str:
         problem = pool.submit(_pg_reachable).result()
     if problem:
         if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI and unreachable at {PG_ADMIN_DSN}: {problem}", pytrace=False)
+            pytest.fail(
+                f"PostgreSQL is required in CI and unreachable at {PG_ADMIN_DSN}: {problem}", pytrace=False
+            )
         pytest.skip(f"PostgreSQL unreachable ({problem}); set CI=true to make this an error")
 
     async def recreate() -> None:
@@ -164,7 +166,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object, live_server: str, request: pytest.FixtureRequest) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, base_url=live_server, locale="zh-CN")  # type: ignore[attr-defined]
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 768}, base_url=live_server, locale="zh-CN"
+    )  # type: ignore[attr-defined]
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     yield tab
@@ -215,7 +219,9 @@ def api_cases(base: str, token: str, text: str) -> list[dict[str, object]]:
     return list(response.json()["items"])
 
 
-def fill_party(page: object, index: int, *, role: str, name: str, id_number: str = "", phone: str = "") -> None:
+def fill_party(
+    page: object, index: int, *, role: str, name: str, id_number: str = "", phone: str = ""
+) -> None:
     prefix = f"#f-parties-{index}--"
     page.select_option(f"{prefix}role", role)  # type: ignore[attr-defined]
     page.fill(f"{prefix}name", name)  # type: ignore[attr-defined]

@@ -30,7 +30,9 @@ class Page:
     async def get(self, path: str) -> httpx.Response:
         return await self.client.get(path)
 
-    async def post(self, path: str, data: dict[str, Any] | list[tuple[str, str]], **kw: Any) -> httpx.Response:
+    async def post(
+        self, path: str, data: dict[str, Any] | list[tuple[str, str]], **kw: Any
+    ) -> httpx.Response:
         pairs = list(data.items()) if isinstance(data, dict) else list(data)
         if not any(k == "csrf" for k, _ in pairs):
             pairs.append(("csrf", CSRF))
@@ -82,7 +84,9 @@ def case_number_in(html: str) -> str:
 # ---- sign-in and the session ------------------------------------------------------------------------
 
 
-async def test_sign_in_sets_an_http_only_strict_cookie_and_lands_on_the_queue(api: Api, web: httpx.AsyncClient) -> None:
+async def test_sign_in_sets_an_http_only_strict_cookie_and_lands_on_the_queue(
+    api: Api, web: httpx.AsyncClient
+) -> None:
     page = Page(web)
     response = await page.post("/login", {"username": "test-clerk-center", "password": PASSWORD, "next": ""})
     assert response.status_code == 303
@@ -94,13 +98,19 @@ async def test_sign_in_sets_an_http_only_strict_cookie_and_lands_on_the_queue(ap
     assert "工作台" in queue.text
 
 
-async def test_wrong_password_is_refused_on_the_page_and_audited(api: Api, web: httpx.AsyncClient, app: Any) -> None:
-    response = await Page(web).post("/login", {"username": "test-clerk-center", "password": "wrong", "next": ""})
+async def test_wrong_password_is_refused_on_the_page_and_audited(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    response = await Page(web).post(
+        "/login", {"username": "test-clerk-center", "password": "wrong", "next": ""}
+    )
     assert response.status_code == 401
     assert "用户名或密码错误" in response.text
     assert "mediation_session" not in response.headers.get("set-cookie", "")
     async with app.state.db.reader() as session:
-        outcomes = (await session.scalars(select(AuditRecord.outcome).where(AuditRecord.action == "login"))).all()
+        outcomes = (
+            await session.scalars(select(AuditRecord.outcome).where(AuditRecord.action == "login"))
+        ).all()
     assert "denied" in outcomes
 
 
@@ -110,7 +120,9 @@ async def test_sign_in_never_redirects_off_the_site(api: Api, web: httpx.AsyncCl
     assert response.headers["location"] == "/queue"
 
 
-async def test_pages_send_a_stranger_to_sign_in_and_refuse_a_change(api: Api, web: httpx.AsyncClient, app: Any) -> None:
+async def test_pages_send_a_stranger_to_sign_in_and_refuse_a_change(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
     response = await web.get("/queue?tab=all")
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=%2Fqueue%3Ftab%3Dall"
@@ -201,7 +213,9 @@ async def test_wrong_id_number_is_refused_at_its_field_and_nothing_is_saved(
 
 async def test_numbers_are_checked_as_typed_by_the_intake_rules(api: Api, web: httpx.AsyncClient) -> None:
     page = signed_in(web, api)
-    ok = await page.post("/intake/check", {"field": "id_number", "value": resident_id(7), "id_type": "resident_id"})
+    ok = await page.post(
+        "/intake/check", {"field": "id_number", "value": resident_id(7), "id_type": "resident_id"}
+    )
     assert "格式正确" in ok.text
     bad = await page.post("/intake/check", {"field": "phone", "value": "12345", "id_type": ""})
     assert "电话号码格式不正确" in bad.text
@@ -212,7 +226,10 @@ async def test_intake_hints_at_earlier_cases_of_the_same_people(api: Api, web: h
     page = signed_in(web, api)
     hint = await page.post(
         "/intake/related",
-        {"parties[0].id_type": "resident_id", "parties[0].id_number": intake_body()["parties"][0]["id_number"]},
+        {
+            "parties[0].id_type": "resident_id",
+            "parties[0].id_number": intake_body()["parties"][0]["id_number"],
+        },
     )
     assert earlier["case_number"] in hint.text and "证件号码" in hint.text
 
@@ -247,14 +264,22 @@ async def test_online_application_registers_an_online_case_and_shows_only_its_ow
     assert timeline[0]["actor_role"] == "party"
 
 
-async def test_online_application_cannot_set_what_the_center_decides(api: Api, web: httpx.AsyncClient) -> None:
-    body = {**{k: v for k, v in intake_body().items() if k != "channel"}, "is_risk": "true", "severity": "serious"}
+async def test_online_application_cannot_set_what_the_center_decides(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    body = {
+        **{k: v for k, v in intake_body().items() if k != "channel"},
+        "is_risk": "true",
+        "severity": "serious",
+    }
     response = await Page(web).post("/apply", intake_form(body))
     assert response.status_code == 422  # the form has no such fields
     assert "此表单不接受字段: is_risk, severity" in response.text
 
 
-async def test_online_application_is_rate_limited_per_address(api: Api, web: httpx.AsyncClient, app: Any) -> None:
+async def test_online_application_is_rate_limited_per_address(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
     limit = app.state.settings.anonymous_rate_limit_per_minute
     page = Page(web)
     statuses = [(await page.post("/apply", [("description", "短")])).status_code for _ in range(limit + 1)]
@@ -262,7 +287,9 @@ async def test_online_application_is_rate_limited_per_address(api: Api, web: htt
     assert statuses[-1] == 429
 
 
-async def test_lookup_shows_status_and_next_step_but_no_personal_data(api: Api, web: httpx.AsyncClient) -> None:
+async def test_lookup_shows_status_and_next_step_but_no_personal_data(
+    api: Api, web: httpx.AsyncClient
+) -> None:
     page = signed_in(web, api)
     receipt = await page.post("/intake", intake_form(intake_body()))
     number = case_number_in(receipt.text)
@@ -293,9 +320,7 @@ async def test_supervisor_sees_numbers_masked_and_the_clerks_unmasked_read_is_au
     assert full in clerk.text
     async with app.state.db.reader() as session:
         reads = (
-            await session.scalars(
-                select(AuditRecord.object_id).where(AuditRecord.action == "pii.read")
-            )
+            await session.scalars(select(AuditRecord.object_id).where(AuditRecord.action == "pii.read"))
         ).all()
     assert case["id"] in reads
 
@@ -364,9 +389,7 @@ async def test_queue_tabs_filter_through_the_service(api: Api, web: httpx.AsyncC
     assert registered["case_number"] in searched.text and accepted["case_number"] not in searched.text
 
 
-async def test_dashboard_shows_the_statistics_and_the_latest_cases(
-    api: Api, web: httpx.AsyncClient
-) -> None:
+async def test_dashboard_shows_the_statistics_and_the_latest_cases(api: Api, web: httpx.AsyncClient) -> None:
     case = await api.intake()
     dashboard = await signed_in(web, api, "supervisor").get("/dashboard")
     assert dashboard.status_code == 200

@@ -533,7 +533,10 @@ async def seed_accounts(settings: Settings) -> str:
     """Create the demo accounts and keys if missing; describe how to use them."""
     db = Database(settings)
     passwords = Passwords(settings)
-    lines = ["", "Demo sign-in (POST /v1/auth/token; demo data only, never in production):"]
+    lines = [
+        "",
+        "Demo sign-in (the front-end at /login, or POST /v1/auth/token; demo data only, never in production):",
+    ]
     try:
         async with db.writer() as session, session.begin():
             svc = IdentityService(session, passwords)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, and_, case, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -311,7 +311,34 @@ class DisputeService:
     async def search(
         self, filters: ListFilters, principal: Principal, limit: int, cursor: str | None
     ) -> tuple[list[Dispute], str | None]:
-        stmt = select(Dispute).where(visible_to(principal)).options(selectinload(Dispute.parties))
+        stmt = self._filtered(select(Dispute), filters, principal).options(selectinload(Dispute.parties))
+        if cursor:
+            values = decode_cursor(cursor)
+            try:
+                at = datetime.fromisoformat(values["t"])
+                last_id = uuid.UUID(values["i"])
+            except (KeyError, ValueError, TypeError):
+                decode_cursor("!")  # raises the same validation problem
+                raise
+            stmt = stmt.where(
+                or_(Dispute.created_at < at, and_(Dispute.created_at == at, Dispute.id < last_id))
+            )
+        stmt = stmt.order_by(Dispute.created_at.desc(), Dispute.id.desc()).limit(limit + 1)
+        rows = list((await self.session.scalars(stmt)).all())
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = encode_cursor({"t": last.created_at.isoformat(), "i": str(last.id)})
+        return rows, next_cursor
+
+    async def count(self, filters: ListFilters, principal: Principal, cap: int) -> int:
+        """How many cases match, counted up to `cap` (a queue's badge says "99+", not the exact total)."""
+        capped = self._filtered(select(Dispute.id), filters, principal).limit(cap).subquery()
+        return int(await self.session.scalar(select(func.count()).select_from(capped)) or 0)
+
+    def _filtered(self, stmt: Select[Any], filters: ListFilters, principal: Principal) -> Select[Any]:
+        stmt = stmt.where(visible_to(principal))
         if filters.status:
             stmt = stmt.where(Dispute.status.in_(filters.status))
         if filters.category:
@@ -347,25 +374,7 @@ class DisputeService:
                     party_match,
                 )
             )
-        if cursor:
-            values = decode_cursor(cursor)
-            try:
-                at = datetime.fromisoformat(values["t"])
-                last_id = uuid.UUID(values["i"])
-            except (KeyError, ValueError, TypeError):
-                decode_cursor("!")  # raises the same validation problem
-                raise
-            stmt = stmt.where(
-                or_(Dispute.created_at < at, and_(Dispute.created_at == at, Dispute.id < last_id))
-            )
-        stmt = stmt.order_by(Dispute.created_at.desc(), Dispute.id.desc()).limit(limit + 1)
-        rows = list((await self.session.scalars(stmt)).all())
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            next_cursor = encode_cursor({"t": last.created_at.isoformat(), "i": str(last.id)})
-        return rows, next_cursor
+        return stmt
 
     def party_index(self, kind: str, value: str) -> tuple[str, str]:
         return kind, self.cipher.index(value, kind=kind)

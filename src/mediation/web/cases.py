@@ -54,6 +54,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 Staff = Annotated[Principal, Depends(staff)]
 Service = Annotated[DisputeService, Depends(service)]
 PAGE_SIZE = 20
+QUEUE_BADGE_CAP = 99
 
 
 def viewer_for(request: Request, principal: Principal) -> Viewer:
@@ -142,8 +143,8 @@ async def queue(
     for key, _ in tabs:
         if key in ("all", "attention"):
             continue
-        page, more = await svc.search(filters_for(key, request), principal, 99, None)
-        counts[key] = f"{len(page)}+" if more else str(len(page))
+        found = await svc.count(filters_for(key, request), principal, QUEUE_BADGE_CAP + 1)
+        counts[key] = f"{QUEUE_BADGE_CAP}+" if found > QUEUE_BADGE_CAP else str(found)
     return render(
         request,
         "queue.html",
@@ -211,9 +212,7 @@ class CasePage:
         available = svc.available_actions(dispute, principal)
         allowed = [a for a in available if a["allowed_for_caller"]]
         # The caller's role could take these, but a guard refuses them now: shown as what is missing.
-        pending = [
-            a for a in available if principal.role.value in a["roles"] and not a["allowed_for_caller"]
-        ]
+        pending = [a for a in available if principal.role.value in a["roles"] and not a["allowed_for_caller"]]
         agreements = AgreementService(svc)
         _, versions = await agreements.versions(dispute_id, principal)
         agreement_views = [agreement_out(a, dispute) for a in versions]
@@ -251,9 +250,7 @@ class CasePage:
             "handoffs": [(h, name) for h, _, name in handoffs],
             "agreements": agreement_views,
             "can_draft": can_draft,
-            "agreement_fields": agreement_fields(
-                [Option(str(p.id), p.name) for p in case.parties], 2
-            )
+            "agreement_fields": agreement_fields([Option(str(p.id), p.name) for p in case.parties], 2)
             if can_draft
             else [],
             "signature_methods": ENUM_LABELS["method"],
@@ -519,7 +516,9 @@ async def print_agreement(
     request: Request, dispute_id: str, agreement_id: str, principal: Staff, svc: Service
 ) -> HTMLResponse:
     """The agreement as the parties sign it: the same page the API serves as the agreement document."""
-    dispute, agreement = await AgreementService(svc).get(parse_id(dispute_id), parse_id(agreement_id), principal)
+    dispute, agreement = await AgreementService(svc).get(
+        parse_id(dispute_id), parse_id(agreement_id), principal
+    )
     return HTMLResponse(agreement_html(agreement, dispute), headers={"Cache-Control": "no-store"})
 
 

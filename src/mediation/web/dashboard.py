@@ -61,7 +61,9 @@ def bar_chart(counts: list[CountOut], width: int = 520, bar_height: int = 22) ->
     return {"bars": bars, "width": width, "height": max(1, len(bars)) * (bar_height + gap)}
 
 
-def line_chart(periods: list[PeriodOut], series: list[tuple[str, str, str]], width: int = 1200) -> dict[str, Any]:
+def line_chart(
+    periods: list[PeriodOut], series: list[tuple[str, str, str]], width: int = 1200
+) -> dict[str, Any]:
     """Lines over the periods for each (field, name, colour) in `series`, with a y axis from zero."""
     height, left, bottom, top_pad = 220, 40, 30, 10
     values = [getattr(p, f) or 0 for p in periods for f, _, _ in series]
@@ -89,9 +91,7 @@ def line_chart(periods: list[PeriodOut], series: list[tuple[str, str, str]], wid
         )
     ticks = [{"y": point(0, v)[1], "value": v} for v in (0, top / 2, top)]
     every = max(1, -(-len(periods) // 10))
-    labels = [
-        {"x": point(i, 0)[0], "text": p.period} for i, p in enumerate(periods) if i % every == 0
-    ]
+    labels = [{"x": point(i, 0)[0], "text": p.period} for i, p in enumerate(periods) if i % every == 0]
     return {
         "width": width,
         "height": height,
@@ -135,7 +135,11 @@ async def dashboard(
             "category_chart": bar_chart(overview.by_category),
             "trend_chart": line_chart(
                 trend.periods,
-                [("registered", "登记", "#1f5fa8"), ("closed", "结案", "#2e8b57"), ("overdue", "超期", "#c0392b")],
+                [
+                    ("registered", "登记", "#1f5fa8"),
+                    ("closed", "结案", "#2e8b57"),
+                    ("overdue", "超期", "#c0392b"),
+                ],
             ),
             "overdue": [view.dispute(d) for d in overdue],
             "more_overdue": more_overdue is not None,

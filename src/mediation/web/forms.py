@@ -97,7 +97,9 @@ def _fields(
         prop, _nullable = _unwrap(_resolve(raw, defs))
         prop = _resolve(prop, defs)
         path = f"{prefix}{name}"
-        label = FIELD_LABELS.get(f"{prefix.split('[')[0]}.{name}", FIELD_LABELS.get(name, prop.get("title", name)))
+        label = FIELD_LABELS.get(
+            f"{prefix.split('[')[0]}.{name}", FIELD_LABELS.get(name, prop.get("title", name))
+        )
         item = FormField(
             name=path,
             label=label,
@@ -167,7 +169,8 @@ def unflatten(pairs: Sequence[tuple[str, str]], lists: frozenset[str] = frozense
         if not parts:
             continue
         _put(data, parts, value, key in lists)
-    return _compact(data)
+    compacted: dict[str, Any] = _compact(data)
+    return compacted
 
 
 def _put(node: Any, parts: list[str | int], value: str, many: bool) -> None:

@@ -22,9 +22,9 @@ from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Principal, Role
 from mediation.disputes import lifecycle
-from mediation.disputes.lifecycle import Status
 from mediation.disputes.enums import IdType
 from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone, region_prefix
+from mediation.disputes.lifecycle import Status
 from mediation.disputes.router import NEXT_STEP, related_out, service
 from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
 from mediation.disputes.service import DisputeService, ListFilters
@@ -99,6 +99,21 @@ def _form_page(
     )
 
 
+async def _refused(
+    request: Request,
+    template: str,
+    values: dict[str, Any],
+    exc: ValidationError | ValidationFailed,
+    skip: frozenset[str],
+) -> HTMLResponse:
+    """The form again, as it was filled in, each message beside its field; nothing was saved."""
+    await session_of(request).rollback()
+    courts = await _courts(request) if "inviting_court_id" not in skip else []
+    return _form_page(
+        request, template, values=values, errors=errors_of(exc), skip=skip, courts=courts, status_code=422
+    )
+
+
 async def _submitted(request: Request, skip: frozenset[str]) -> tuple[dict[str, Any], str | None, str | None]:
     raw = await request.body()  # read first: the idempotency fingerprint needs the bytes
     del raw
@@ -126,11 +141,18 @@ def refuse_unknown(data: dict[str, Any], skip: frozenset[str]) -> None:
         message = Text("此表单不接受字段: {f}", "This form does not take: {f}").format(f=", ".join(unknown))
         raise ValidationFailed(
             message,
-            errors=[{"field": "_form", "location": "body", "code": "extra_forbidden", "message": message.get()}],
+            errors=[
+                {"field": "_form", "location": "body", "code": "extra_forbidden", "message": message.get()}
+            ],
         )
 
 
-def _receipt(request: Request, created: dict[str, Any], *, online: bool, replayed: bool) -> HTMLResponse:
+async def _receipt(
+    request: Request, created: dict[str, Any], principal: Principal, *, online: bool, replayed: bool
+) -> HTMLResponse:
+    center = (
+        await session_of(request).get(Body, principal.organisation_id) if principal.organisation_id else None
+    )
     return render(
         request,
         "receipt.html",
@@ -139,6 +161,7 @@ def _receipt(request: Request, created: dict[str, Any], *, online: bool, replaye
             "online": online,
             "replayed": replayed,
             "next_step": NEXT_STEP[Status(created["status"])].get(),
+            "center": center.name if center else None,
         },
     )
 
@@ -203,17 +226,8 @@ async def intake_submit(request: Request, principal: Staff, svc: Service) -> HTM
         data = DisputeCreate.model_validate(values)
         created, replayed = await _register(request, svc, principal, data, key)
     except (ValidationError, ValidationFailed) as exc:
-        await session_of(request).rollback()
-        return _form_page(
-            request,
-            "intake.html",
-            values=values,
-            errors=errors_of(exc),
-            skip=WINDOW_SKIP,
-            courts=await _courts(request),
-            status_code=422,
-        )
-    return _receipt(request, created, online=False, replayed=replayed)
+        return await _refused(request, "intake.html", values, exc, WINDOW_SKIP)
+    return await _receipt(request, created, principal, online=False, replayed=replayed)
 
 
 @router.post("/intake/check", response_class=HTMLResponse)
@@ -253,7 +267,8 @@ async def related_hint(request: Request, principal: Staff, svc: Service) -> HTML
     """Earlier cases of the people being registered (by ID or phone number): a repeat, or the same
     dispute arriving by another channel, is seen before it is registered twice."""
     form = await request.form()
-    check_csrf(request, form.get("csrf") and str(form.get("csrf")))
+    token = form.get("csrf")
+    check_csrf(request, token if isinstance(token, str) else None)
     found: dict[uuid.UUID, tuple[Any, set[str]]] = {}
     for key, raw in form.multi_items():
         if not isinstance(raw, str) or not raw.strip():
@@ -295,7 +310,9 @@ async def _center_for(request: Request, region_code: str) -> Body | None:
     best: Body | None = None
     for center in centers:
         prefix = region_prefix(center.region_code)
-        if region_code.startswith(prefix) and (best is None or len(prefix) > len(region_prefix(best.region_code))):
+        if region_code.startswith(prefix) and (
+            best is None or len(prefix) > len(region_prefix(best.region_code))
+        ):
             best = center
     return best
 
@@ -331,20 +348,13 @@ async def apply_submit(request: Request, svc: Service) -> Response:
             raise ValidationFailed.of_field(
                 "region_code",
                 "outside_region",
-                Text("该地区不在本平台受理范围内, 请向当地调处中心申请", "No center of this platform covers it"),
+                Text(
+                    "该地区不在本平台受理范围内, 请向当地调处中心申请", "No center of this platform covers it"
+                ),
             )
         principal = online_principal(center)
         request.state.principal = principal
         created, replayed = await _register(request, svc, principal, data, key, with_related=False)
     except (ValidationError, ValidationFailed) as exc:
-        await session_of(request).rollback()
-        return _form_page(
-            request,
-            "apply.html",
-            values=values,
-            errors=errors_of(exc),
-            skip=ONLINE_SKIP,
-            courts=[],
-            status_code=422,
-        )
-    return _receipt(request, created, online=True, replayed=replayed)
+        return await _refused(request, "apply.html", values, exc, ONLINE_SKIP)
+    return await _receipt(request, created, principal, online=True, replayed=replayed)

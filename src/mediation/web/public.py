@@ -72,7 +72,11 @@ async def login(
             raise Unauthenticated
     except Unauthenticated:
         await session.rollback()
-        context = {"next": _safe_next(next) or "", "error": "用户名或密码错误, 或该账号不能使用工作台", "username": username}
+        context = {
+            "next": _safe_next(next) or "",
+            "error": "用户名或密码错误, 或该账号不能使用工作台",
+            "username": username,
+        }
         return render(request, "login.html", context, 401)
     organisation = await session.get(Body, user.organisation_id) if user.organisation_id else None
     request.state.principal = make_principal(
@@ -114,7 +118,9 @@ async def lookup(
         data = StatusLookupIn.model_validate(values)
         dispute = await service(request).lookup_status(data.case_number, data.query_code)
     except ValidationError as exc:
-        return render(request, "lookup.html", {"result": None, "errors": errors_of(exc), "values": values}, 422)
+        return render(
+            request, "lookup.html", {"result": None, "errors": errors_of(exc), "values": values}, 422
+        )
     except NotFound:
         errors = {"_form": "案件编号或查询码不正确, 请核对回执上的信息"}
         return render(request, "lookup.html", {"result": None, "errors": errors, "values": values}, 404)

@@ -71,7 +71,9 @@ def value_at(values: Any, path: str) -> Any:
 
 
 templates.env.filters.update(local=_local, day=_day, remaining=_remaining, money=_money)
-templates.env.globals.update(value_at=value_at, label=enum_label, LABELS=ENUM_LABELS, Role=Role, Permission=Permission)
+templates.env.globals.update(
+    value_at=value_at, label=enum_label, LABELS=ENUM_LABELS, Role=Role, Permission=Permission
+)
 
 
 def render(
