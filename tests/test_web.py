@@ -395,3 +395,60 @@ async def test_dashboard_shows_the_statistics_and_the_latest_cases(api: Api, web
     assert dashboard.status_code == 200
     assert "调解成功率" in dashboard.text and case["case_number"] in dashboard.text
     assert dashboard.text.count("<svg") >= 3
+
+
+async def test_supervisor_issues_a_supervision_order_from_the_case_page(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    case = await api.drive("mediating")
+    page = signed_in(web, api, "supervisor")
+    shown = await page.get(f"/cases/{case['id']}")
+    assert 'id="issue-order"' in shown.text
+    response = await page.post(
+        f"/cases/{case['id']}/supervision-orders",
+        {
+            "version": f'"{case["version"]}"',
+            "instruction": "三日内联系双方当事人并报告进展",
+            "idempotency_key": "o1",
+        },
+    )
+    assert response.status_code == 303
+    orders = (await api.client.get("/v1/supervision-orders", headers=api.auth("supervisor"))).json()["items"]
+    assert [o["instruction"] for o in orders] == ["三日内联系双方当事人并报告进展"]
+    after = await page.get(f"/cases/{case['id']}")
+    assert "待答复" in after.text and "督办" in after.text
+    # A clerk may read the case but not supervise: no form, and the page refuses the post.
+    clerk = signed_in(web, api, "clerk")
+    assert 'id="issue-order"' not in (await clerk.get(f"/cases/{case['id']}")).text
+    refused = await clerk.post(
+        f"/cases/{case['id']}/supervision-orders",
+        {
+            "version": f'"{(await api.get(case))["version"]}"',
+            "instruction": "再次督办",
+            "idempotency_key": "o2",
+        },
+    )
+    assert refused.status_code == 403
+
+
+async def test_supervisor_acknowledges_and_resolves_a_risk_alert(api: Api, web: httpx.AsyncClient) -> None:
+    case = await api.intake(description="因宅基地边界争执, 被申请人扬言要拿刀砍死对方, 情绪激动。")
+    (alert,) = (await api.client.get(f"/v1/disputes/{case['id']}/alerts")).json()
+    page = signed_in(web, api, "supervisor")
+    dashboard = await page.get("/dashboard")
+    assert alert["title"] in dashboard.text
+    acknowledged = await page.post(
+        f"/cases/{case['id']}/alerts/{alert['id']}/acknowledge", {"version": f'"{alert["version"]}"'}
+    )
+    assert acknowledged.status_code == 303
+    again = await page.post(
+        f"/cases/{case['id']}/alerts/{alert['id']}/acknowledge", {"version": f'"{alert["version"]}"'}
+    )
+    assert again.status_code == 412  # the page it came from was out of date
+    resolved = await page.post(
+        f"/cases/{case['id']}/alerts/{alert['id']}/resolve",
+        {"version": f'"{alert["version"] + 1}"', "resolution": "已通报派出所, 民警到场调处"},
+    )
+    assert resolved.status_code == 303
+    final = (await api.client.get(f"/v1/alerts/{alert['id']}")).json()
+    assert final["status"] == "resolved" and final["resolution"] == "已通报派出所, 民警到场调处"

@@ -25,6 +25,7 @@ from mediation.agreements.router import agreement_out
 from mediation.agreements.schemas import AgreementIn, SignatureIn
 from mediation.agreements.service import AgreementService
 from mediation.alerts.router import alert_out
+from mediation.alerts.schemas import AcknowledgeIn, ResolveIn
 from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.clocks.router import clock_out
@@ -33,7 +34,7 @@ from mediation.core.errors import NotFound, ProblemError
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.idempotency import run_idempotent
-from mediation.core.principal import Principal
+from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.lifecycle import Action, Status
@@ -42,7 +43,9 @@ from mediation.disputes.schemas import ACTION_PAYLOADS
 from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
 from mediation.handoffs.service import HandoffService
-from mediation.identity.auth import identity_of
+from mediation.identity.auth import identity_of, require
+from mediation.supervision.schemas import OrderIn, OrderResponseIn
+from mediation.supervision.service import SupervisionService
 from mediation.triage.router import triage_out
 from mediation.web.forms import FormField, Option, describe, errors_of, form_data
 from mediation.web.labels import ENUM_LABELS
@@ -233,6 +236,9 @@ class CasePage:
             outcome = await svc.triage.evaluate(dispute, rules)
             triage = triage_out(dispute.id, dispute.version, outcome, rules.version, 5, current_language())
         alerts = [alert_out(a) for a in await AlertService(svc).of_case(dispute_id, principal)]
+        orders, _ = await SupervisionService(svc).search(
+            principal, dispute_id=dispute_id, status=None, cursor=None, limit=50
+        )
         handoffs = await HandoffService(svc).of_case(dispute_id, principal)
         can_draft = (
             principal.role in lifecycle.BODY
@@ -247,6 +253,10 @@ class CasePage:
             "pending": pending,
             "triage": triage,
             "alerts": alerts,
+            "orders": [o for o, _ in orders],
+            "can_supervise": principal.can(Permission.supervise),
+            "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
+            "response_fields": describe(OrderResponseIn),
             "handoffs": [(h, name) for h, _, name in handoffs],
             "agreements": agreement_views,
             "can_draft": can_draft,
@@ -353,6 +363,10 @@ DONE_MESSAGES = {
         for t in lifecycle.TRANSITIONS
     },
     "agreement_drafted": "已起草调解协议",
+    "supervision_issued": "已发出督办",
+    "supervision_responded": "已答复督办",
+    "alert_acknowledge": "已签收预警",
+    "alert_resolve": "已记录预警处置",
     "signed": "已记录签署",
 }
 
@@ -397,6 +411,12 @@ def _field_names(form: str) -> set[str]:
         fields = describe(ACTION_PAYLOADS[form])
     elif form == "draft_agreement":
         fields = agreement_fields([], 2)
+    elif form == "supervise":
+        fields = describe(OrderIn)
+    elif form.startswith("answer:"):
+        fields = describe(OrderResponseIn)
+    elif form.startswith("alert:"):
+        fields = describe(ResolveIn) + describe(AcknowledgeIn)
     else:
         fields = []
     names = {f.name for f in fields} | {c.name for f in fields for c in f.children}
@@ -506,6 +526,73 @@ async def sign_agreement(
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"sign:{version_id}", exc, values)
     return see_other(f"/cases/{case_id}?done=signed#agreement")
+
+
+# ---- supervision and early warning ----------------------------------------------------------------
+
+
+@router.post("/cases/{dispute_id}/supervision-orders", response_class=HTMLResponse)
+async def issue_order(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """督办: the supervisor's order to the body handling the case, with its last day to answer."""
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values = form_data(form, describe(OrderIn, skip=frozenset({"body_id"})))
+    try:
+        require(principal, Permission.supervise)
+        order = OrderIn.model_validate(values)
+
+        async def work() -> JSONResponse:
+            await SupervisionService(svc).issue(case_id, order, principal, _text(form.get("version")))
+            return JSONResponse({"issued": True}, status_code=201)
+
+        await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, "supervise", exc, values)
+    return see_other(f"/cases/{case_id}?done=supervision_issued#supervision")
+
+
+@router.post("/cases/{dispute_id}/supervision-orders/{order_id}/response", response_class=HTMLResponse)
+async def answer_order(
+    request: Request, dispute_id: str, order_id: str, principal: Staff, svc: Service
+) -> Response:
+    """The body's answer to a supervision order."""
+    case_id, order = parse_id(dispute_id), parse_id(order_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values = form_data(form, describe(OrderResponseIn))
+    try:
+        answer = OrderResponseIn.model_validate(values)
+        await SupervisionService(svc).respond(order, answer, principal, _text(form.get("version")))
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, f"answer:{order}", exc, values)
+    return see_other(f"/cases/{case_id}?done=supervision_responded#supervision")
+
+
+@router.post("/cases/{dispute_id}/alerts/{alert_id}/{step}", response_class=HTMLResponse)
+async def handle_alert(
+    request: Request, dispute_id: str, alert_id: str, step: str, principal: Staff, svc: Service
+) -> Response:
+    """预警: a supervisor acknowledges an alert (签收) or records how it was dealt with (处置)."""
+    case_id, alert = parse_id(dispute_id), parse_id(alert_id)
+    if step not in ("acknowledge", "resolve"):
+        raise NotFound(Text("没有这个操作", "No such action"))
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    schema = AcknowledgeIn if step == "acknowledge" else ResolveIn
+    values = form_data(form, describe(schema))
+    alerts = AlertService(svc)
+    try:
+        require(principal, Permission.supervise)
+        data = schema.model_validate(values)
+        version = _text(form.get("version"))
+        if isinstance(data, ResolveIn):
+            await alerts.resolve(alert, data.resolution, principal, version)
+        else:
+            await alerts.acknowledge(alert, data.note, principal, version)
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, f"alert:{alert}", exc, values)
+    return see_other(f"/cases/{case_id}?done=alert_{step}#alerts")
 
 
 # ---- printable pages ------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ TIMELINE_LABELS = {
     "owner_changed": "变更包案领导",
     "owner_cleared": "取消包案",
     "note": "备注",
+    "alert_acknowledged": "签收预警",
+    "alert_resolved": "预警处置",
 }
 
 ENUM_LABELS: dict[str, dict[str, str]] = {
@@ -197,6 +199,9 @@ FIELD_LABELS: dict[str, str] = {
     "agreement_performed": "协议是否履行",
     "notes": "回访记录",
     "visit_impossible_reason": "无法回访的原因",
+    "instruction": "督办要求",
+    "due_on": "答复期限",
+    "response": "答复内容",
     "category": "纠纷类型",
     "description": "纠纷简要情况",
     "channel": "来源渠道",
