@@ -61,6 +61,27 @@ def party_count(form: dict[str, Any] | None) -> int:
     return max(len(parties), len(DEFAULT_PARTY_ROLES))
 
 
+PLACE_SUFFIXES = ("人民调解委员会", "矛盾纠纷调处化解中心", "调处化解中心")
+
+
+async def _places(request: Request) -> list[Option]:
+    """Region codes the registry knows, named after the bodies there, for the region fields'
+    suggestions: a resident does not know the 12-digit code of their village."""
+    db: Database = request.app.state.db
+    async with db.reader() as session:
+        rows = await session.execute(
+            select(Body.region_code, Body.name)
+            .where(Body.kind.in_((BodyKind.people_mediation_committee, BodyKind.mediation_center)))
+            .order_by(Body.region_code)
+        )
+        places: dict[str, str] = {}
+        for code, name in rows.all():
+            for suffix in PLACE_SUFFIXES:
+                name = name.removesuffix(suffix)
+            places.setdefault(code, name)
+    return [Option(code, name) for code, name in places.items()]
+
+
 async def _courts(request: Request) -> list[Body]:
     rows = await session_of(request).scalars(
         select(Body).where(Body.kind == BodyKind.court, Body.active.is_(True)).order_by(Body.name)
@@ -68,7 +89,7 @@ async def _courts(request: Request) -> list[Body]:
     return list(rows.all())
 
 
-def _form_page(
+async def _form_page(
     request: Request,
     template: str,
     *,
@@ -94,6 +115,7 @@ def _form_page(
             "values": values,
             "errors": errors,
             "idempotency_key": secrets.token_urlsafe(18),
+            "places": await _places(request),
         },
         status_code,
     )
@@ -109,7 +131,7 @@ async def _refused(
     """The form again, as it was filled in, each message beside its field; nothing was saved."""
     await session_of(request).rollback()
     courts = await _courts(request) if "inviting_court_id" not in skip else []
-    return _form_page(
+    return await _form_page(
         request, template, values=values, errors=errors_of(exc), skip=skip, courts=courts, status_code=422
     )
 
@@ -200,7 +222,7 @@ async def _register(
 async def intake_form(request: Request, principal: Staff) -> HTMLResponse:
     _only_center(principal)
     defaults = {"region_code": (principal.region or "").ljust(6, "0")[:6] if principal.region else ""}
-    return _form_page(
+    return await _form_page(
         request,
         "intake.html",
         values=None,
@@ -331,7 +353,7 @@ def online_principal(center: Body) -> Principal:
 
 @router.get("/apply", response_class=HTMLResponse)
 async def apply_form(request: Request) -> HTMLResponse:
-    return _form_page(request, "apply.html", values=None, errors={}, skip=ONLINE_SKIP, courts=[])
+    return await _form_page(request, "apply.html", values=None, errors={}, skip=ONLINE_SKIP, courts=[])
 
 
 @router.post("/apply", response_class=HTMLResponse)
