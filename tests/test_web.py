@@ -452,3 +452,15 @@ async def test_supervisor_acknowledges_and_resolves_a_risk_alert(api: Api, web: 
     assert resolved.status_code == 303
     final = (await api.client.get(f"/v1/alerts/{alert['id']}")).json()
     assert final["status"] == "resolved" and final["resolution"] == "已通报派出所, 民警到场调处"
+
+
+async def test_pages_are_neither_cached_nor_framed_and_run_only_our_own_script(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    case = await api.intake()
+    page = await signed_in(web, api).get(f"/cases/{case['id']}")
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-frame-options"] == "DENY"
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "onclick=" not in page.text and "<script>" not in page.text

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from mediation.agreements.render import agreement_html
 from mediation.agreements.router import agreement_out
-from mediation.agreements.schemas import AgreementIn, SignatureIn
+from mediation.agreements.schemas import AgreementIn, ObligationIn, SignatureIn
 from mediation.agreements.service import AgreementService
 from mediation.alerts.router import alert_out
 from mediation.alerts.schemas import AcknowledgeIn, ResolveIn
@@ -38,9 +38,9 @@ from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.lifecycle import Action, Status
-from mediation.disputes.router import service
+from mediation.disputes.router import NEXT_STEP, service
 from mediation.disputes.schemas import ACTION_PAYLOADS
-from mediation.disputes.service import DisputeService, ListFilters
+from mediation.disputes.service import Attention, DisputeService, ListFilters
 from mediation.disputes.views import Viewer
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
@@ -49,7 +49,7 @@ from mediation.supervision.service import SupervisionService
 from mediation.triage.router import triage_out
 from mediation.web.forms import FormField, Option, describe, errors_of, form_data
 from mediation.web.labels import ENUM_LABELS
-from mediation.web.rendering import WebRoute, render, see_other
+from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -172,8 +172,6 @@ async def _attention(
     svc: DisputeService, principal: Principal, filters: ListFilters, cursor: str | None
 ) -> tuple[list[Any], str | None]:
     """Cases a supervisor must look at: every attention reason the service flags."""
-    from mediation.disputes.service import Attention
-
     out: list[Any] = []
     for reason in Attention:
         filters.attention = reason.value
@@ -472,8 +470,6 @@ async def _apply(
 
 def agreement_fields(parties: list[Option], rows: int) -> list[FormField]:
     fields = describe(AgreementIn, skip=frozenset({"terms", "obligations"}))
-    from mediation.agreements.schemas import ObligationIn
-
     choices = {"obligor_party_id": parties, "obligee_party_id": parties}
     for i in range(rows):
         fields += describe(ObligationIn, choices, prefix=f"obligations[{i}].")
@@ -606,7 +602,9 @@ async def print_agreement(
     dispute, agreement = await AgreementService(svc).get(
         parse_id(dispute_id), parse_id(agreement_id), principal
     )
-    return HTMLResponse(agreement_html(agreement, dispute), headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(agreement_html(agreement, dispute))
+    secure_page(response)
+    return response
 
 
 @router.get("/cases/{dispute_id}/confirmation-application", response_class=HTMLResponse)
@@ -649,8 +647,6 @@ async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, s
     """The intake receipt again, without the query code: it was shown once, at the window."""
     dispute = await svc.get(parse_id(dispute_id), principal)
     case = viewer_for(request, principal).dispute(dispute)
-    from mediation.disputes.router import NEXT_STEP
-
     return render(
         request,
         "receipt.html",

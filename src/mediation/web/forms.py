@@ -150,7 +150,7 @@ def _fields(
 
 # ---- reading a submitted form ---------------------------------------------------------------------
 
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
 def unflatten(pairs: Sequence[tuple[str, str]], lists: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -164,7 +164,7 @@ def unflatten(pairs: Sequence[tuple[str, str]], lists: frozenset[str] = frozense
         if value == "":
             continue
         parts: list[str | int] = [
-            m.group(1) if m.group(1) is not None else int(m.group(2)) for m in _PATH_PART.finditer(key)
+            m.group(1) if m.group(1) is not None else int(m.group(2)) for m in PATH_PART.finditer(key)
         ]
         if not parts:
             continue

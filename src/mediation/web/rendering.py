@@ -17,6 +17,7 @@ from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import ProblemError, Unauthenticated
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
+from mediation.web.forms import PATH_PART
 from mediation.web.labels import ENUM_LABELS, enum_label
 from mediation.web.session import csrf_token, keep_session
 
@@ -58,10 +59,8 @@ def _money(value: object) -> str:
 
 def value_at(values: Any, path: str) -> Any:
     """The submitted value at a form path (`parties[0].name`), to refill a refused form."""
-    from mediation.web.forms import _PATH_PART
-
     node = values
-    for m in _PATH_PART.finditer(path):
+    for m in PATH_PART.finditer(path):
         key: Any = m.group(1) if m.group(1) is not None else int(m.group(2))
         try:
             node = node[key]
@@ -87,8 +86,24 @@ def render(
     values = {"principal": principal, "csrf": csrf_token(request), "path": request.url.path}
     values.update(context or {})
     response = templates.TemplateResponse(request, name, values, status_code=status_code)
-    response.headers.setdefault("Cache-Control", "no-store")
+    secure_page(response)
     return response
+
+
+# Pages hold personal data: not cached, never framed by another site, scripts only our own file.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+}
+
+
+def secure_page(response: Response) -> None:
+    for key, value in PAGE_HEADERS.items():
+        response.headers.setdefault(key, value)
 
 
 def see_other(url: str) -> RedirectResponse:

@@ -75,5 +75,9 @@
   }
   document.addEventListener("click", function (event) {
     if (event.target.matches(".remove-party")) event.target.closest("fieldset.party").remove();
+    if (event.target.matches("[data-print]")) window.print();
+  });
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
   });
 })();
