@@ -437,6 +437,7 @@ async def test_supervisor_acknowledges_and_resolves_a_risk_alert(api: Api, web: 
     page = signed_in(web, api, "supervisor")
     dashboard = await page.get("/dashboard")
     assert alert["title"] in dashboard.text
+    assert f"/cases/{case['id']}#alerts" in dashboard.text
     acknowledged = await page.post(
         f"/cases/{case['id']}/alerts/{alert['id']}/acknowledge", {"version": f'"{alert["version"]}"'}
     )

@@ -121,7 +121,9 @@ async def dashboard(
     overdue, more_overdue = await svc.search(ListFilters(clock_level="overdue"), principal, 10, None)
     at_risk, more_at_risk = await svc.search(ListFilters(clock_level="at_risk"), principal, 10, None)
     latest, _ = await svc.search(ListFilters(), principal, 10, None)
-    alerts, _ = await AlertService(svc).search(principal, status="open", kind=None, cursor=None, limit=10)
+    warnings = AlertService(svc)
+    alerts, _ = await warnings.search(principal, status="open", kind=None, cursor=None, limit=10)
+    alert_cases = {a.id: [d for _, d in await warnings.cases(a, principal)][:5] for a in alerts}
     return render(
         request,
         "dashboard.html",
@@ -145,7 +147,7 @@ async def dashboard(
             "more_overdue": more_overdue is not None,
             "at_risk": [view.dispute(d) for d in at_risk],
             "more_at_risk": more_at_risk is not None,
-            "alerts": [alert_out(a) for a in alerts],
+            "alerts": [(alert_out(a), alert_cases[a.id]) for a in alerts],
             "latest": [view.dispute(d) for d in latest],
         },
     )
