@@ -85,6 +85,11 @@ class AgreementService:
             )
         return dispute
 
+    def may_work_on(self, dispute: Dispute, principal: Principal) -> bool:
+        """Whether `principal` may now hold sessions on the case and draft and sign its agreement
+        (the same conditions `draft`, `sign` and `schedule` enforce)."""
+        return principal.role in BODY_ROLES and dispute.status in WORKING_STATES
+
     # ---- sessions --------------------------------------------------------------------------------
 
     async def sessions(self, dispute_id: uuid.UUID, principal: Principal) -> list[MediationSession]:

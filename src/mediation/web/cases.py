@@ -229,7 +229,8 @@ class CasePage:
                 }
             )
         triage = None
-        if principal.role in lifecycle.CENTER and dispute.status == Status.accepted:
+        # The recommendations stand beside the assign form, when the caller may assign.
+        if any(a["action"] == Action.assign.value for a in allowed):
             rules = await svc.triage.rules()
             outcome = await svc.triage.evaluate(dispute, rules)
             triage = triage_out(dispute.id, dispute.version, outcome, rules.version, 5, current_language())
@@ -238,11 +239,7 @@ class CasePage:
             principal, dispute_id=dispute_id, status=None, cursor=None, limit=50
         )
         handoffs = await HandoffService(svc).of_case(dispute_id, principal)
-        can_draft = (
-            principal.role in lifecycle.BODY
-            and dispute.status in (Status.mediating, Status.confirmation_rejected)
-            and dispute.body_id == principal.organisation_id
-        )
+        can_draft = agreements.may_work_on(dispute, principal)
         return {
             "case": case,
             "timeline": list(reversed(timeline)),
