@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from mediation.agreements.render import agreement_html
@@ -434,7 +434,8 @@ async def take_action(
     values = form_data(form, fields)
     try:
         payload = schema.model_validate(values)
-        await _apply(request, svc, principal, case_id, chosen, payload, form)
+        version = _text(form.get("version"))
+        await _once(request, principal, form, lambda: svc.apply(case_id, chosen, payload, principal, version))
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, chosen.value, exc, values)
     return see_other(f"/cases/{case_id}?done={chosen.value}")
@@ -444,20 +445,15 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-async def _apply(
-    request: Request,
-    svc: DisputeService,
-    principal: Principal,
-    dispute_id: uuid.UUID,
-    action: Action,
-    payload: BaseModel,
-    form: Any,
+async def _once(
+    request: Request, principal: Principal, form: Any, change: Callable[[], Awaitable[object]]
 ) -> None:
-    view = viewer_for(request, principal)
+    """Make a page's change at most once per form: a double click or a browser's retry of the
+    same form (its Idempotency-Key) replays instead of acting twice."""
 
     async def work() -> JSONResponse:
-        dispute = await svc.apply(dispute_id, action, payload, principal, _text(form.get("version")))
-        return JSONResponse(jsonable_encoder(view.dispute(dispute)))
+        await change()
+        return JSONResponse({"done": True})
 
     await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
 
@@ -486,13 +482,9 @@ async def draft_agreement(request: Request, dispute_id: str, principal: Staff, s
         values["obligations"] = [o for o in values["obligations"] if set(o) - {"kind"}]
     try:
         content = AgreementIn.model_validate(values)
-        agreements = AgreementService(svc)
-
-        async def work() -> JSONResponse:
-            _, agreement = await agreements.draft(case_id, content, principal)
-            return JSONResponse({"id": str(agreement.id)}, status_code=201)
-
-        await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+        await _once(
+            request, principal, form, lambda: AgreementService(svc).draft(case_id, content, principal)
+        )
     except (ValidationError, ProblemError) as exc:
         values["terms"] = "\n".join(terms)
         return await _refused(request, svc, principal, case_id, "draft_agreement", exc, values)
@@ -509,13 +501,12 @@ async def sign_agreement(
     values = form_data(form, describe(SignatureIn))
     try:
         signature = SignatureIn.model_validate(values)
-        agreements = AgreementService(svc)
-
-        async def work() -> JSONResponse:
-            await agreements.sign(case_id, version_id, signature, principal)
-            return JSONResponse({"signed": True})
-
-        await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+        await _once(
+            request,
+            principal,
+            form,
+            lambda: AgreementService(svc).sign(case_id, version_id, signature, principal),
+        )
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"sign:{version_id}", exc, values)
     return see_other(f"/cases/{case_id}?done=signed#agreement")
@@ -534,12 +525,13 @@ async def issue_order(request: Request, dispute_id: str, principal: Staff, svc: 
     try:
         require(principal, Permission.supervise)
         order = OrderIn.model_validate(values)
-
-        async def work() -> JSONResponse:
-            await SupervisionService(svc).issue(case_id, order, principal, _text(form.get("version")))
-            return JSONResponse({"issued": True}, status_code=201)
-
-        await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+        version = _text(form.get("version"))
+        await _once(
+            request,
+            principal,
+            form,
+            lambda: SupervisionService(svc).issue(case_id, order, principal, version),
+        )
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, "supervise", exc, values)
     return see_other(f"/cases/{case_id}?done=supervision_issued#supervision")
