@@ -495,7 +495,9 @@ async def test_failed_transition_leaves_no_event_timeline_or_delivery(api, app, 
     async def fail_once(session: Any) -> None:
         if seen:
             return
-        # Runs after the sequencer: the event is written, numbered and fanned out in this transaction.
+        # Runs after the sequencer: the event is numbered and fanned out in this transaction, and
+        # written by the flush that the commit (or the audit record) would make.
+        await session.flush()
         seen["outbox"] = await session.scalar(
             select(func.count())
             .select_from(OutboxEvent)

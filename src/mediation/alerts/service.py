@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,22 @@ def _same(party: type[Party], identity: tuple[str, str]) -> Any:
     return party.phone_index == value
 
 
+@dataclass(slots=True)
+class Finding:
+    """An alert to raise or join, found by reading alone: intake looks for them before it takes the
+    county's case-number counter and writes them after, so the counter's lock is held briefly."""
+
+    kind: str
+    key: str
+    level: str
+    region: str
+    title: str
+    details: dict[str, Any]
+    case_ids: list[uuid.UUID]
+    matched: dict[str, Any]
+    join_only: bool = False  # below the threshold in this case's own window: joins an open wave
+
+
 class AlertService:
     def __init__(self, disputes: DisputeService, rules: AlertRules | None = None) -> None:
         self.disputes = disputes
@@ -69,41 +86,54 @@ class AlertService:
     def risk_hits(self, text: str) -> list[RiskHit]:
         return detect.risk_words(text, self.rules)
 
-    async def on_intake(self, dispute: Dispute, hits: list[RiskHit]) -> list[Alert]:
-        """Run every check on a newly registered case."""
-        raised = []
+    async def detect(self, dispute: Dispute, hits: list[RiskHit]) -> list[Finding]:
+        """Every check on a newly registered case, reading only. A risk hit flags the case itself at
+        once (`is_risk`, attention)."""
+        found = []
         if hits:
-            raised.append(await self.flag_risk(dispute, hits, "description"))
+            found.append(self._risk(dispute, hits, "description"))
         for rule in self.rules.clusters:
-            alert = await self._cluster(dispute, rule)
-            if alert is not None:
-                raised.append(alert)
+            finding = await self._cluster(dispute, rule)
+            if finding is not None:
+                found.append(finding)
         repeat = await self._repeat(dispute)
         if repeat is not None:
-            raised.append(repeat)
+            found.append(repeat)
+        return found
+
+    async def apply(self, dispute: Dispute, found: list[Finding]) -> list[Alert]:
+        raised = []
+        for finding in found:
+            alert = await self._raise(dispute, finding)
+            if alert is not None:
+                raised.append(alert)
         return raised
 
     async def flag_risk(self, dispute: Dispute, hits: list[RiskHit], source: str) -> Alert:
+        alert = await self._raise(dispute, self._risk(dispute, hits, source))
+        assert alert is not None  # a risk finding always raises
+        return alert
+
+    def _risk(self, dispute: Dispute, hits: list[RiskHit], source: str) -> Finding:
         kinds = sorted({h.kind for h in hits})
         words = sorted({h.word for h in hits})
         dispute.is_risk = True
         if dispute.attention is None:
             dispute.attention = Attention.risk
-        title = f"风险预警: {dispute.case_number} 含{'、'.join(sorted({h.label for h in hits}))}表述"
         details = {"kinds": kinds, "words": words, "source": source, "advice": POLICE_ADVICE}
-        return await self._raise(
-            dispute,
-            "risk",
-            f"risk:{dispute.id}",
-            "immediate",
-            dispute.region_code,
-            title,
-            details,
-            [dispute.id],
-            details,
+        return Finding(
+            kind="risk",
+            key=f"risk:{dispute.id}",
+            level="immediate",
+            region=dispute.region_code,
+            # The title names the case when it is written (the case number may come last at intake).
+            title="含{}表述".format("、".join(sorted({h.label for h in hits}))),
+            details=details,
+            case_ids=[dispute.id],
+            matched=details,
         )
 
-    async def _cluster(self, dispute: Dispute, rule: ClusterRule) -> Alert | None:
+    async def _cluster(self, dispute: Dispute, rule: ClusterRule) -> Finding | None:
         county = dispute.region_code[:6]
         since = dispute.created_at - timedelta(days=rule.window_days)
         near = and_(
@@ -142,7 +172,7 @@ class AlertService:
                 select(Dispute.id, Dispute.address).where(near, Dispute.address.is_not(None))
             )
             ids = [i for i, address in candidates.all() if detect.place_key(address) == place]
-            return await self._cluster_alert(
+            return await self._cluster_finding(
                 dispute, rule, county, f"place:{place}", dispute.address or place, ids
             )
         else:
@@ -153,17 +183,18 @@ class AlertService:
             subject = f"category:{town}:{dispute.category}"
             about = dispute.category
         ids = list((await self.session.scalars(query)).all())
-        return await self._cluster_alert(dispute, rule, county, subject, about, ids)
+        return await self._cluster_finding(dispute, rule, county, subject, about, ids)
 
-    async def _cluster_alert(
+    async def _cluster_finding(
         self, dispute: Dispute, rule: ClusterRule, county: str, subject: str, about: str, ids: list[uuid.UUID]
-    ) -> Alert | None:
+    ) -> Finding | None:
         key = f"cluster:{rule.id}:{county}:{subject}"
+        join_only = False
         if await self._claimants(ids) < rule.min_cases:
             # Fewer in this case's own window, but the wave is still open: it joins it.
             if await self._open(key) is None:
                 return None
-            ids = [dispute.id]
+            ids, join_only = [dispute.id], True
         title = f"群体性风险预警: {rule.window_days} 日内 {len(ids)} 起纠纷 ({rule.label}): {about}"
         details = {
             "rule": rule.id,
@@ -172,17 +203,7 @@ class AlertService:
             "window_days": rule.window_days,
             "min_cases": rule.min_cases,
         }
-        return await self._raise(
-            dispute,
-            "cluster",
-            key,
-            "high",
-            county,
-            title,
-            details,
-            ids,
-            {"rule": rule.id},
-        )
+        return Finding("cluster", key, "high", county, title, details, ids, {"rule": rule.id}, join_only)
 
     async def _claimants(self, ids: list[uuid.UUID]) -> int:
         """Distinct applicants among the cases: one resident filing five times (or the same dispute
@@ -199,7 +220,7 @@ class AlertService:
                 by_case[party.dispute_id] = identity
         return len({by_case.get(i, i) for i in ids})
 
-    async def _repeat(self, dispute: Dispute) -> Alert | None:
+    async def _repeat(self, dispute: Dispute) -> Finding | None:
         """Repeated disputes between the same parties: an earlier, concluded case with both an
         applicant and a respondent of this one among its parties, i.e. the conflict came back. (An
         open case with the same parties is the same dispute arriving twice: the intake's related-case
@@ -232,8 +253,7 @@ class AlertService:
         pair = sorted([f"{applicants[0][0]}:{applicants[0][1]}", f"{respondents[0][0]}:{respondents[0][1]}"])
         title = f"重复纠纷预警: 同一当事人之间第 {len(earlier) + 1} 起纠纷"
         details = {"earlier_cases": len(earlier), "within_days": self.rules.repeat_within_days}
-        return await self._raise(
-            dispute,
+        return Finding(
             "repeat",
             "repeat:" + "|".join(pair)[:180],
             "normal",
@@ -244,22 +264,18 @@ class AlertService:
             {"earlier": len(earlier)},
         )
 
-    async def _raise(
-        self,
-        dispute: Dispute,
-        kind: str,
-        key: str,
-        level: str,
-        region: str,
-        title: str,
-        details: dict[str, Any],
-        case_ids: list[uuid.UUID],
-        matched: dict[str, Any],
-    ) -> Alert:
+    async def _raise(self, dispute: Dispute, finding: Finding) -> Alert | None:
         """Join the open alert with this key, or raise it. Two intakes raising the same alert at
-        once: the second's insert fails on `open_key` inside a savepoint and it joins instead."""
+        once: the second's insert fails on `open_key` inside a savepoint and it joins instead. A
+        finding that only joins raises nothing once its wave has been resolved meanwhile."""
+        kind, key, level, region = finding.kind, finding.key, finding.level, finding.region
+        details, case_ids, matched = finding.details, finding.case_ids, finding.matched
+        title = f"风险预警: {dispute.case_number} {finding.title}" if kind == "risk" else finding.title
         now = self.clock.now()
-        alert = await self._open(key)
+        # Locked and read afresh: two intakes joining the same wave at once each add their case.
+        alert = await self._open(key, lock=True)
+        if alert is None and finding.join_only:
+            return None
         if alert is None:
             try:
                 async with self.session.begin_nested():
@@ -281,7 +297,7 @@ class AlertService:
                     self.session.add(alert)
                     await self.session.flush()
             except IntegrityError:
-                alert = await self._open(key)
+                alert = await self._open(key, lock=True)
                 assert alert is not None
         else:
             alert.details = {
@@ -297,7 +313,11 @@ class AlertService:
             alert.title = title
         known = set(
             (
-                await self.session.scalars(select(AlertCase.dispute_id).where(AlertCase.alert_id == alert.id))
+                await self.session.scalars(
+                    select(AlertCase.dispute_id).where(
+                        AlertCase.alert_id == alert.id, AlertCase.dispute_id.in_(case_ids)
+                    )
+                )
             ).all()
         )
         for case_id in case_ids:
@@ -311,8 +331,11 @@ class AlertService:
         await self.session.flush()
         return alert
 
-    async def _open(self, key: str) -> Alert | None:
-        return await self.session.scalar(select(Alert).where(Alert.open_key == key))
+    async def _open(self, key: str, *, lock: bool = False) -> Alert | None:
+        query = select(Alert).where(Alert.open_key == key)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return await self.session.scalar(query)
 
     async def _note(
         self, case_id: uuid.UUID, current: Dispute, action: str, alert: Alert, reason: str

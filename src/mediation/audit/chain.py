@@ -81,9 +81,24 @@ def record_hash(record: AuditRecord) -> str:
     return hashlib.sha256(rfc8785.dumps(canonical_fields(record))).hexdigest()
 
 
+_HELD = "mediation.journal_head"  # session.info: (transaction, head) once the head is locked
+
+
 async def lock_head(session: AsyncSession) -> AuditChainHead:
     """Take the journal head: whoever holds it is the only one handing out audit numbers and
-    event positions, until its transaction ends."""
+    event positions, until its transaction ends. Every writer queues for it, so a transaction that
+    holds it already asks the database no second time."""
+    transaction = session.sync_session.get_transaction()
+    held = session.info.get(_HELD)
+    if held is not None and transaction is not None and held[0] is transaction:
+        head: AuditChainHead = held[1]
+        return head
+    head = await _lock_head(session)
+    session.info[_HELD] = (transaction, head)
+    return head
+
+
+async def _lock_head(session: AsyncSession) -> AuditChainHead:
     stmt = select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
     head = await session.scalar(stmt)
     if head is None:

@@ -213,10 +213,12 @@ class UnitOfWorkRoute(APIRoute):
                 try:
                     response = await handler(request)
                     if response.status_code < 400:
-                        if not reading and auditor:
-                            await auditor.succeeded(request, session, response)
+                        # Both take the journal head, which every writer waits for: the hooks
+                        # (event numbering) first, and the audit record's flush writes all rows.
                         for hook in getattr(request.app.state, "before_commit", ()):
                             await hook(session)
+                        if not reading and auditor:
+                            await auditor.succeeded(request, session, response)
                         await session.commit()
                 except BaseException as exc:
                     await session.rollback()

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -161,7 +161,6 @@ class DisputeService:
                 raise ValidationFailed.of_field("inviting_court_id", "not_a_court", message)
         now = self.clock.now()
         today = self.clock.today()
-        case_number = await self._next_case_number(data.region_code[:6], today.year)
         query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
         # The tier comes from the triage rules (domain.md §4.4: small matters stay in the village,
         # big ones go up); group disputes count from the rules' threshold (劳动争议调解仲裁法 Art. 7:
@@ -185,9 +184,13 @@ class DisputeService:
             tier=Tier.village,
         )
         tier, _ = required_tier(facts, rules)
+        dispute_id = uuid.uuid4()
+        # A stand-in until the case number is taken at the end (below); never committed.
+        provisional = f"~{dispute_id.hex[:31]}"
         dispute = Dispute(
-            case_number=case_number,
-            query_code_hash=hash_query_code(case_number, query_code),
+            id=dispute_id,
+            case_number=provisional,
+            query_code_hash=provisional,
             category=data.category,
             subject_matters=[m.value for m in data.subject_matters],
             description=data.description,
@@ -221,6 +224,12 @@ class DisputeService:
             ) from exc
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
         await self.clocks.follow(dispute, now)
+        found = await alerts.detect(dispute, hits)
+        # The case number comes last: the county's counter row stays locked from here until the
+        # commit, and every other intake in the county waits for it, so only the writes that need
+        # the number (its event, the alerts that name it, the receipt) follow. Numbers stay gapless.
+        dispute.case_number = await self._next_case_number(data.region_code[:6], today.year)
+        dispute.query_code_hash = hash_query_code(dispute.case_number, query_code)
         record_dispute_event(
             self.session,
             dispute,
@@ -235,7 +244,7 @@ class DisputeService:
             now,
         )
         # After the registration's own event, so a feed reader sees the case before its alerts.
-        await alerts.on_intake(dispute, hits)
+        await alerts.apply(dispute, found)
         if self.documents is not None:
             await self.documents.generate(
                 dispute, principal, DocumentKind.receipt, "受理回执", receipt_lines(dispute), now
@@ -279,16 +288,32 @@ class DisputeService:
             )
 
     async def _next_case_number(self, region6: str, year: int) -> str:
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        stmt = (
-            insert(CaseNumberCounter)
-            .values(region=region6, year=year, last_value=1)
-            .on_conflict_do_update(
-                index_elements=["region", "year"], set_={"last_value": CaseNumberCounter.last_value + 1}
-            )
+        """The county's next number this year, gapless: the counter row stays locked until commit.
+
+        A plain UPDATE first: on PostgreSQL it queues behind the holder on the row's tuple lock, so
+        intakes get their numbers in the order they asked. (An INSERT ... ON CONFLICT waits on the
+        holder's transaction instead, and every waiter races again when it ends: under a wave of
+        intakes one of them could lose that race until its request timed out.) The upsert only
+        starts a county's year."""
+        bump = (
+            update(CaseNumberCounter)
+            .where(CaseNumberCounter.region == region6, CaseNumberCounter.year == year)
+            .values(last_value=CaseNumberCounter.last_value + 1)
             .returning(CaseNumberCounter.last_value)
         )
-        value = (await self.session.execute(stmt)).scalar_one()
+        value = (await self.session.execute(bump)).scalar_one_or_none()
+        if value is None:
+            insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            start = (
+                insert(CaseNumberCounter)
+                .values(region=region6, year=year, last_value=1)
+                .on_conflict_do_update(
+                    index_elements=["region", "year"],
+                    set_={"last_value": CaseNumberCounter.last_value + 1},
+                )
+                .returning(CaseNumberCounter.last_value)
+            )
+            value = (await self.session.execute(start)).scalar_one()
         return f"{region6}-{year}-{value:06d}"
 
     # ---- reads ----------------------------------------------------------------------------------

@@ -28,12 +28,15 @@ from mediation.identity.auth import make_principal
 
 
 async def number_before_commit(session: AsyncSession, now: datetime) -> int:
-    """Number this transaction's own events; call last, just before commit."""
+    """Number this transaction's own events; call last, just before commit. What can be read
+    before taking the journal head is, since every writer waits for whoever holds it; the rows
+    are written by the transaction's last flush (its audit record's, or the commit's)."""
     events = session.info.pop(PENDING_KEY, [])
     if not events:
         return 0
+    subscribers = await _subscribers(session)
     await lock_journal(session)
-    await _number(session, events, now)
+    await _number(session, events, now, subscribers)
     return len(events)
 
 
@@ -53,14 +56,19 @@ async def sequence(session: AsyncSession, now: datetime, batch_size: int = 500) 
     )
     if not events:
         return 0
-    await _number(session, events, now)
+    await _number(session, events, now, await _subscribers(session))
+    await session.flush()
     return len(events)
 
 
-async def _number(session: AsyncSession, events: list[OutboxEvent], now: datetime) -> None:
+async def _number(
+    session: AsyncSession,
+    events: list[OutboxEvent],
+    now: datetime,
+    subscribers: list[tuple[WebhookSubscription, Principal]],
+) -> None:
     last = int(await session.scalar(select(func.coalesce(func.max(OutboxEvent.position), 0))) or 0)
-    subscribers = await _subscribers(session)
-    disputes = await _disputes(session, {e.dispute_id for e in events if e.dispute_id})
+    disputes = await _disputes(session, {e.dispute_id for e in events if e.dispute_id}) if subscribers else {}
     for event in events:
         last += 1
         event.position = last
@@ -82,7 +90,6 @@ async def _number(session: AsyncSession, events: list[OutboxEvent], now: datetim
                     created_at=now,
                 )
             )
-    await session.flush()
 
 
 async def _subscribers(session: AsyncSession) -> list[tuple[WebhookSubscription, Principal]]:
@@ -100,10 +107,17 @@ async def _subscribers(session: AsyncSession) -> list[tuple[WebhookSubscription,
 
 
 async def _disputes(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Dispute]:
-    if not ids:
-        return {}
-    rows = await session.scalars(select(Dispute).where(Dispute.id.in_(ids)))
-    return {d.id: d for d in rows}
+    """The events' cases; a request's own are in the session already and cost no query."""
+    found: dict[uuid.UUID, Dispute] = {}
+    for dispute_id in ids:
+        known = session.identity_map.get(session.identity_key(Dispute, dispute_id))
+        if isinstance(known, Dispute):
+            found[dispute_id] = known
+    missing = ids - found.keys()
+    if missing:
+        rows = await session.scalars(select(Dispute).where(Dispute.id.in_(missing)))
+        found.update({d.id: d for d in rows})
+    return found
 
 
 async def sequence_pending(db: Database, now: datetime, batch_size: int = 500) -> int:
