@@ -25,7 +25,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mediation.core.errors import ProblemError
+from mediation.core.errors import ProblemError, is_connection_problem
 from mediation.core.settings import Settings
 
 # Stable constraint names, so SQLite batch migrations and PostgreSQL agree.
@@ -190,6 +190,8 @@ def _status_of(exc: Exception) -> int:
         return 422
     if isinstance(exc, StarletteHTTPException):  # e.g. 413 raised while reading the body
         return exc.status_code
+    if is_connection_problem(exc):
+        return 503
     return 500
 
 

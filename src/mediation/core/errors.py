@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -345,12 +346,28 @@ def problem_response(exc: ProblemError, request: Request | None = None) -> JSONR
     )
 
 
+# SQLSTATE classes that say "not now" rather than "wrong": connection exceptions (08),
+# insufficient resources (53, e.g. too many connections) and operator intervention (57: a statement
+# cancelled by statement_timeout, a backend terminated, a server shutting down or starting), and a
+# lock that could not be had in time (55P03).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_UNAVAILABLE_STATES = frozenset({"55P03"})
+
+
 def is_connection_problem(exc: BaseException) -> bool:
+    """The database could not serve the request now: answer 503 with Retry-After, not 500."""
     if isinstance(exc, PoolTimeout):
         return True
-    if isinstance(exc, OperationalError):
-        return True  # SQLite "database is locked", server gone, ...
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, OperationalError | ConnectionError):
+        return True  # SQLite "database is locked", a server gone or refusing connections, ...
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig or exc
+    # The driver's own error, e.g. asyncpg's CannotConnectNowError while a server starts up, which
+    # opening a connection raises as it is.
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return isinstance(state, str) and (state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -385,6 +402,11 @@ def install_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(InternalError(), request)
 
+    # Database errors get handlers of their own: a handler for `Exception` runs in Starlette's
+    # outermost middleware, which raises the error again after answering, and uvicorn then drops
+    # the connection (a client saw no 503, just a closed socket).
+    for database_error in (DBAPIError, PoolTimeout, ConnectionError, asyncpg.PostgresError):
+        app.add_exception_handler(database_error, on_unexpected)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
