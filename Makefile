@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run serve test bench migrate seed openapi lint clean
+.PHONY: install run serve test fuzz bench migrate seed openapi lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required: run make PYTHON=python3.12 (or another 3.11+)")'
@@ -30,6 +30,10 @@ run: seed
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The model-based lifecycle test with ten times the sequences of `make test` (2,000 on both databases).
+fuzz: install
+	MODEL_SEQUENCES_SCALE=10 $(BIN)/pytest tests/test_lifecycle_model.py $(PYTEST_ARGS)
 
 # Speed targets live here, not in the tests: each script prints its figures and fails when one
 # misses its target. SQLite first, then PostgreSQL when it is reachable; the statistics over a
