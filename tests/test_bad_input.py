@@ -190,6 +190,23 @@ async def test_region_code_must_be_a_real_province(api):
     assert _problem(response, 422, "/problems/validation-error")["errors"][0]["field"] == "region_code"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/disputes?region=852995",
+        "/v1/disputes?region=990000000000",
+        "/v1/bodies?region=852995458511",
+        "/v1/bodies?tier=village&region=852995458511",
+        "/v1/bodies?covers=990000",
+    ],
+)
+async def test_region_filters_must_be_a_real_province(api, path):
+    # Six or twelve digits that name no province are refused as input, not failed on as a 500.
+    response = await api.client.get(path, headers=api.auth("supervisor"))
+    errors = _problem(response, 422, "/problems/validation-error")["errors"]
+    assert errors[0]["field"] in ("region", "covers"), errors
+
+
 async def test_consent_endpoint_refuses_bad_requests_and_changes_nothing(api):
     dispute = await api.drive("mediating")
     party = dispute["parties"][0]

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import AfterValidator
 from sqlalchemy import select
 
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
@@ -33,7 +34,7 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.enums import Tier
-from mediation.disputes.identity import region_prefix
+from mediation.disputes.identity import normalise_region_code, region_prefix
 from mediation.identity.auth import authenticate, identity_of, permission
 from mediation.triage.engine import region_prefixes
 
@@ -76,10 +77,12 @@ async def list_bodies(
     region: Annotated[
         str | None,
         Query(pattern=r"^\d{6}(\d{6})?$", description="Bodies located in this region or inside it."),
+        AfterValidator(normalise_region_code),
     ] = None,
     covers: Annotated[
         str | None,
         Query(pattern=r"^\d{6}(\d{6})?$", description="Bodies whose jurisdiction covers this region code."),
+        AfterValidator(normalise_region_code),
     ] = None,
     active: bool | None = None,
 ) -> list[BodyOut]:

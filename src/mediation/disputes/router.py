@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
@@ -29,6 +29,7 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
+from mediation.disputes.identity import normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import CaseLink, Dispute
 from mediation.disputes.schemas import (
@@ -178,7 +179,9 @@ async def list_disputes(
     category: Category | None = None,
     body_id: uuid.UUID | None = None,
     region: Annotated[
-        str | None, Query(pattern=r"^\d{6}(\d{6})?$", description="Region and everything inside it.")
+        str | None,
+        Query(pattern=r"^\d{6}(\d{6})?$", description="Region and everything inside it."),
+        AfterValidator(normalise_region_code),
     ] = None,
     channel: Channel | None = None,
     attention: Annotated[
