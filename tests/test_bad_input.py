@@ -136,6 +136,18 @@ async def test_malformed_json_is_refused(api):
     _problem(response, 422, "/problems/validation-error")
 
 
+async def test_a_body_that_is_not_even_text_is_refused_at_the_body(api):
+    dispute = await api.intake()
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/actions/accept",
+        content=b"YS|\xfe\xff1\x1d\x90\x05",
+        headers={**api.headers(), "Content-Type": "application/json", "If-Match": '"1"'},
+    )
+    errors = _problem(response, 422, "/problems/validation-error")["errors"]
+    assert errors[0]["field"] == "body"
+    assert (await api.get(dispute))["status"] == "registered"
+
+
 async def test_action_without_if_match_is_428_and_stale_is_412(api):
     dispute = await api.intake()
     response = await api.client.post(f"/v1/disputes/{dispute['id']}/actions/accept", headers=api.headers())

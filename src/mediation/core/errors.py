@@ -391,6 +391,12 @@ def install_handlers(app: FastAPI) -> None:
             mapped = MethodNotAllowed(headers=exc.headers)
         elif exc.status_code == 413:
             mapped = PayloadTooLarge()
+        elif exc.status_code == 400:
+            # A body the framework could not even parse (bytes that are not UTF-8, a broken
+            # multipart form): refused like malformed JSON, at the body.
+            mapped = ValidationFailed.of_field(
+                "body", "unparsable", Text("请求内容无法解析", "The request body could not be parsed")
+            )
         else:
             mapped = ProblemError(str(exc.detail), http_status=exc.status_code)
         return problem_response(mapped, request)
