@@ -189,7 +189,7 @@ def _status_of(exc: Exception) -> int:
     if isinstance(exc, RequestValidationError):
         return 422
     if isinstance(exc, StarletteHTTPException):  # e.g. 413 raised while reading the body
-        return exc.status_code
+        return 422 if exc.status_code == 400 else exc.status_code  # an unparsable body answers 422
     if is_connection_problem(exc):
         return 503
     return 500
