@@ -629,6 +629,9 @@ async def test_the_printable_agreement_and_the_stored_document_show_everything(a
     content = await api.client.get(stored[0]["href"])
     assert content.status_code == 200, content.text
     assert content.headers["content-type"].startswith("text/html")
+    # The contract declares what the download serves, generated pages included.
+    download = api.app.openapi()["paths"]["/v1/disputes/{dispute_id}/documents/{document_id}/content"]["get"]
+    assert "text/html" in download["responses"]["200"]["content"]
     stored_html = content.content.decode("utf-8")
     assert _read_page(stored_html) == page
     _assert_page_shows(stored_html, dispute, agreement)

@@ -173,7 +173,26 @@ async def test_unknown_case_unknown_path_and_wrong_method(api):
     )
     _problem(await api.client.get("/v1/nothing-here"), 404, "/problems/not-found")
     _problem(await api.client.delete("/v1/disputes"), 405, "/problems/method-not-allowed")
-    _problem(await api.client.get("/v1/disputes/not-a-uuid"), 422, "/problems/validation-error")
+    # Only a UUID names a case: anything else at that place is no resource at all.
+    _problem(await api.client.get("/v1/disputes/not-a-uuid"), 404, "/problems/not-found")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/disputes", "GET, POST"),
+        ("OPTIONS", "/v1/bodies", "GET, POST"),
+        ("PATCH", "/v1/triage/rules", "DELETE, GET, PUT"),
+        # A static path beside a case id: the path exists, for POST only.
+        ("GET", "/v1/disputes/search-by-party", "POST"),
+        ("PUT", "/v1/disputes/6f1e0c4e-0000-4000-8000-000000000000/agreements", "GET, POST"),
+    ],
+)
+async def test_a_wrong_method_is_405_naming_every_method_the_path_serves(api, method, path, allowed):
+    # RFC 9110 §15.5.6: Allow lists all of them, not only those of the first route that matched.
+    response = await api.client.request(method, path, headers=api.headers())
+    _problem(response, 405, "/problems/method-not-allowed")
+    assert response.headers["Allow"] == allowed
 
 
 async def test_a_declared_role_grants_nothing(api):

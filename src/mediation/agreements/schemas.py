@@ -6,12 +6,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.core.i18n import Text
 from mediation.disputes.enums import AgreementForm, ContactMethod
 from mediation.disputes.identity import DomainValueError
-from mediation.disputes.schemas import Note, WriteModel
+from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, Note, WriteModel, given, omitted, when
 
 LongText = Annotated[str, Field(max_length=5000)]
 
@@ -43,6 +43,9 @@ class Attendee(WriteModel):
 
 
 class SessionIn(WriteModel):
+    # Online defaults to false: unless the session is online, it needs a place.
+    model_config = ConfigDict(json_schema_extra=when("online", [True], {}, given("place", NON_BLANK_TEXT)))
+
     scheduled_at: datetime
     place: Annotated[str | None, Field(max_length=200)] = None
     online: bool = False
@@ -61,6 +64,12 @@ class SessionIn(WriteModel):
 
 
 class SessionRecordIn(WriteModel):
+    model_config = ConfigDict(
+        json_schema_extra=when(
+            "outcome", ["party_refused", "termination_demanded"], given("party_id", NON_NULL_ID)
+        )
+    )
+
     held_at: datetime
     attendees: Annotated[list[Attendee], Field(min_length=1, max_length=100)]
     minutes: Annotated[str, Field(min_length=1, max_length=20000, description="调解笔录")]
@@ -126,7 +135,32 @@ class AgreementIn(WriteModel):
     obligations: Annotated[list[ObligationIn], Field(max_length=100)] = []
 
 
+SIGNING_METHODS: dict[str, list[str]] = {
+    "party": ["in_person", "fingerprint", "electronic", "seal"],
+    "mediator": ["in_person", "electronic", "recorded"],
+    "body_seal": ["seal", "electronic"],
+}
+
+
 class SignatureIn(WriteModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                *(
+                    when("signer", [signer], {"properties": {"method": {"enum": methods}}})
+                    for signer, methods in SIGNING_METHODS.items()
+                ),
+                when("signer", ["party"], given("party_id", NON_NULL_ID), omitted("party_id")),
+                when(
+                    "method",
+                    ["electronic"],
+                    given("document_hash", {"type": "string", "pattern": r"^[0-9a-f]{64}$"}),
+                    omitted("document_hash"),
+                ),
+            ]
+        }
+    )
+
     signer: Literal["party", "mediator", "body_seal"]
     party_id: uuid.UUID | None = Field(default=None, description="For a party's signature.")
     method: Literal["in_person", "fingerprint", "electronic", "seal", "recorded"]
@@ -141,12 +175,7 @@ class SignatureIn(WriteModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        allowed = {
-            "party": {"in_person", "fingerprint", "electronic", "seal"},
-            "mediator": {"in_person", "electronic", "recorded"},
-            "body_seal": {"seal", "electronic"},
-        }[self.signer]
-        if self.method not in allowed:
+        if self.method not in SIGNING_METHODS[self.signer]:
             raise DomainValueError(
                 "method_not_allowed",
                 Text("该签署人不能以此方式签署", "This signer cannot sign that way"),
@@ -273,6 +302,10 @@ class VisitIn(WriteModel):
     """One try at the follow-up visit. Reached: the result with the satisfaction rating closes the
     task. Not reached: the try is recorded; after the configured number of tries the visit is
     recorded as impossible (parties unreachable), which also allows archiving."""
+
+    model_config = ConfigDict(
+        json_schema_extra=when("reached", [True], given("satisfaction", {"type": "integer"}))
+    )
 
     visited_on: date
     contact_method: ContactMethod

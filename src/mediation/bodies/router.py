@@ -34,7 +34,7 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.enums import Tier
-from mediation.disputes.identity import normalise_region_code, region_prefix
+from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code, region_prefix
 from mediation.identity.auth import authenticate, identity_of, permission
 from mediation.triage.engine import region_prefixes
 
@@ -76,12 +76,12 @@ async def list_bodies(
     tier: Tier | None = None,
     region: Annotated[
         str | None,
-        Query(pattern=r"^\d{6}(\d{6})?$", description="Bodies located in this region or inside it."),
+        Query(pattern=REGION_CODE_PATTERN, description="Bodies located in this region or inside it."),
         AfterValidator(normalise_region_code),
     ] = None,
     covers: Annotated[
         str | None,
-        Query(pattern=r"^\d{6}(\d{6})?$", description="Bodies whose jurisdiction covers this region code."),
+        Query(pattern=REGION_CODE_PATTERN, description="Bodies whose jurisdiction covers this region code."),
         AfterValidator(normalise_region_code),
     ] = None,
     active: bool | None = None,

@@ -12,9 +12,11 @@ from mediation.bodies.models import BodyKind
 from mediation.core.i18n import Text
 from mediation.disputes.enums import Category, IdType, Tier
 from mediation.disputes.identity import DomainValueError, normalise_id_number, region_prefix
-from mediation.disputes.schemas import RegionCode
+from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, RegionCode, given, when
 
-Categories = Annotated[list[Category], Field(max_length=len(Category))]
+Categories = Annotated[
+    list[Category], Field(max_length=len(Category), json_schema_extra={"uniqueItems": True})
+]
 Capacity = Annotated[int, Field(ge=1, le=100_000, description="Active cases it can carry at once.")]
 Jurisdiction = Annotated[
     list[RegionCode],
@@ -55,6 +57,10 @@ class BodyCreate(_Write):
 class BodyPatch(_Write):
     """Any subset. A body's own administrator may change its profile (categories, capacity,
     contact, description); kind, tier, region, jurisdiction and working status are the registry's."""
+
+    model_config = ConfigDict(
+        json_schema_extra=when("active", [False], given("suspended_reason", NON_BLANK_TEXT))
+    )
 
     name: Annotated[str | None, Field(min_length=2, max_length=200)] = None
     tier: Tier | None = None
@@ -144,6 +150,10 @@ class MediatorOut(BaseModel):
 
 class ConflictIn(_Write):
     """A declared relation with a person (by ID number) or with one case."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [given("id_number", NON_BLANK_TEXT), given("dispute_id", NON_NULL_ID)]}
+    )
 
     relation: Annotated[str, Field(min_length=1, max_length=200, examples=["申请人的表兄"])]
     person_name: Annotated[str | None, Field(max_length=100)] = None

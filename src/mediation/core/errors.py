@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from mediation.core.i18n import Text, current_language
 
@@ -370,6 +371,21 @@ def is_connection_problem(exc: BaseException) -> bool:
     return isinstance(state, str) and (state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES)
 
 
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §15.5.6). The router answers 405 from
+    the first route whose path matches, and one path is often served by several routes (GET and
+    POST /v1/bodies), so its own Allow header names only that route's methods."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -388,7 +404,7 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             mapped = NotFound(Text("没有这个地址", "No such path"))
         elif exc.status_code == 405:
-            mapped = MethodNotAllowed(headers=exc.headers)
+            mapped = MethodNotAllowed(headers={**(exc.headers or {}), "Allow": allowed_methods(request)})
         elif exc.status_code == 413:
             mapped = PayloadTooLarge()
         elif exc.status_code == 400:

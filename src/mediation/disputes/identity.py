@@ -63,6 +63,13 @@ _PROVINCES = frozenset(
     ]
 )
 
+_PROVINCE_CODES = "|".join(sorted(_PROVINCES))
+# The contract's patterns state the rule normalise_region_code applies, so an integrator (and a
+# request generator) sees that the first two digits name a province. ASCII digits only.
+REGION_CODE_PATTERN = rf"^({_PROVINCE_CODES})[0-9]{{4}}([0-9]{{6}})?$"
+# A region prefix of any level: province 2 digits, city 4, county 6, town 9, village 12.
+REGION_PREFIX_PATTERN = rf"^({_PROVINCE_CODES})([0-9]{{2}}|[0-9]{{4}}|[0-9]{{7}}|[0-9]{{10}})?$"
+
 
 def normalise_id_number(id_type: IdType | None, value: str) -> str:
     compact = re.sub(r"[\s-]", "", value).upper()

@@ -29,7 +29,7 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
-from mediation.disputes.identity import normalise_region_code
+from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import CaseLink, Dispute
 from mediation.disputes.schemas import (
@@ -70,7 +70,10 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=255,
+        # Printable characters, as str.isprintable() has them in the Latin-1 range a header carries.
+        pattern=r"^[^\x00-\x1f\x7f-\xa0\xad]+$",
         description="Retry safety: a repeated key replays the first response; another body with it is 422.",
     ),
 ]
@@ -180,7 +183,7 @@ async def list_disputes(
     body_id: uuid.UUID | None = None,
     region: Annotated[
         str | None,
-        Query(pattern=r"^\d{6}(\d{6})?$", description="Region and everything inside it."),
+        Query(pattern=REGION_CODE_PATTERN, description="Region and everything inside it."),
         AfterValidator(normalise_region_code),
     ] = None,
     channel: Channel | None = None,
@@ -369,7 +372,9 @@ async def list_links(dispute_id: uuid.UUID, principal: Reader, svc: Service) -> 
 
 
 @router.get(
-    "/disputes/{dispute_id}",
+    # Only a UUID is a case id here, so GET /v1/disputes/search-by-party is a method that path does
+    # not serve (405, Allow: POST), not a case id that fails validation.
+    "/disputes/{dispute_id:uuid}",
     response_model=DisputeOut,
     summary="案件详情 Get one dispute",
     responses=problem_responses(NotFound),

@@ -39,6 +39,7 @@ from mediation.disputes.enums import (
     TerminationReason,
 )
 from mediation.disputes.identity import (
+    REGION_CODE_PATTERN,
     DomainValueError,
     normalise_id_number,
     normalise_phone,
@@ -51,9 +52,9 @@ Note = Annotated[str | None, Field(default=None, max_length=2000)]
 RegionCode = Annotated[
     str,
     Field(
-        pattern=r"^\d{6}(\d{6})?$",
+        pattern=REGION_CODE_PATTERN,
         examples=["330681", "330681105000"],
-        description="GB/T 2260 code, 6 or 12 digits.",
+        description="GB/T 2260 code, 6 or 12 digits, starting with a province code.",
     ),
     AfterValidator(normalise_region_code),
 ]
@@ -61,6 +62,37 @@ RegionCode = Annotated[
 
 class WriteModel(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# Cross-field rules, stated in the contract as JSON Schema conditions (OpenAPI 3.1) beside the
+# validators that enforce them, so a client learns them from the contract and not from a 422.
+# Write models trim text as str.strip does; text that must say something needs one character
+# that is not among those it removes.
+NON_BLANK_TEXT: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+}
+NON_NULL_ID: dict[str, Any] = {"type": "string", "format": "uuid"}
+
+
+def given(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: `name` is present and its value matches `value`."""
+    return {"required": [name], "properties": {name: value}}
+
+
+def omitted(name: str) -> dict[str, Any]:
+    """JSON Schema: `name` is absent or null."""
+    return {"properties": {name: {"type": "null"}}}
+
+
+def when(
+    field: str, values: list[Any], then: dict[str, Any], otherwise: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """JSON Schema: `then` applies when `field` is given and holds one of `values`, else `otherwise`."""
+    condition: dict[str, Any] = {"if": given(field, {"enum": values}), "then": then}
+    if otherwise is not None:
+        condition["else"] = otherwise
+    return condition
 
 
 # ---- intake -------------------------------------------------------------------------------------
@@ -76,6 +108,13 @@ class PartyIn(WriteModel):
     address: Annotated[str | None, Field(max_length=200)] = None
     region_code: RegionCode | None = Field(
         default=None, description="Where the party lives (GB/T 2260); names the court of its domicile."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": given("id_number", NON_BLANK_TEXT),
+            "then": given("id_type", {"type": "string"}),
+        }
     )
 
     @field_validator("id_number")
@@ -107,6 +146,10 @@ class PartyIn(WriteModel):
 
 class PartySearchIn(WriteModel):
     """Exactly one of the two numbers, validated like at intake."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [given("id_number", NON_BLANK_TEXT), given("phone", NON_BLANK_TEXT)]}
+    )
 
     id_type: IdType = IdType.resident_id
     id_number: Annotated[str | None, Field(max_length=40)] = None
@@ -158,7 +201,20 @@ class DisputeCreate(WriteModel):
         default=None,
         description="简易 / 一般 / 疑难复杂: the center's handling deadline follows it (1 / 7 / 20 days by default).",
     )
-    parties: Annotated[list[PartyIn], Field(min_length=2, max_length=200)]
+    parties: Annotated[
+        list[PartyIn],
+        Field(
+            min_length=2,
+            max_length=200,
+            description="At least one applicant and one respondent.",
+            json_schema_extra={
+                "allOf": [
+                    {"contains": {"properties": {"role": {"const": role}}, "required": ["role"]}}
+                    for role in (PartyRole.applicant.value, PartyRole.respondent.value)
+                ]
+            },
+        ),
+    ]
     inviting_court_id: uuid.UUID | None = Field(
         default=None,
         description="Court-delegated mediation (特邀调解): the court that invited it; it is competent to confirm the agreement.",
@@ -322,7 +378,10 @@ class TimelineEntryOut(BaseModel):
 
 
 class ConsentIn(WriteModel):
-    decision: Consent
+    decision: Consent = Field(
+        description="given or refused; unknown is the state before a decision and cannot be recorded.",
+        json_schema_extra={"enum": [Consent.given.value, Consent.refused.value]},
+    )
     note: Note = None
 
     @field_validator("decision")
@@ -504,6 +563,18 @@ class ArchivePayload(WriteModel):
     """Archive after the follow-up visit. The visit is normally recorded on its task first
     (`POST /v1/follow-ups/{id}/visit`); it may instead come with this request, as a result or as
     the reason no visit was possible (guard `follow_up_visit_recorded`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["follow_up", "visit_impossible_reason"],
+                "properties": {
+                    "follow_up": {"type": "object"},
+                    "visit_impossible_reason": {"type": "string"},
+                },
+            }
+        }
+    )
 
     follow_up: FollowUpIn | None = None
     visit_impossible_reason: Annotated[str | None, Field(min_length=1, max_length=2000)] = None

@@ -9,6 +9,8 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 TEXT = "text/plain"
+# Pages the service renders and keeps among a case's documents (the agreement, a dossier index).
+GENERATED_PAGE = "text/html"
 
 # Evidence people bring to a window: scans and photos, office documents, plain text.
 ALLOWED = frozenset(

@@ -23,6 +23,7 @@ from mediation.core.errors import (
 from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.service import DisputeService
+from mediation.documents.media import ALLOWED, GENERATED_PAGE
 from mediation.documents.service import DocumentKind, DocumentService
 from mediation.documents.storage import LocalBlobStore
 from mediation.identity.auth import identity_of, permission
@@ -202,6 +203,14 @@ async def get_document(
     return _out(await documents.get(dispute, document_id, principal))
 
 
+# What a download can be: an uploaded file of an accepted type, or a page the service generated
+# (the agreement, a dossier index) as HTML.
+SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
+    media_type: {"schema": {"type": "string", "format": "binary"}}
+    for media_type in sorted({*ALLOWED, GENERATED_PAGE})
+}
+
+
 @router.get(
     "/disputes/{dispute_id}/documents/{document_id}/content",
     summary="下载材料 Download a document",
@@ -212,8 +221,11 @@ async def get_document(
     ),
     response_class=FileResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
-        206: {"description": "Partial content (Range)."},
+        200: {
+            "content": SERVED_MEDIA_TYPES,
+            "description": "The file, with the media type detected at upload.",
+        },
+        206: {"content": SERVED_MEDIA_TYPES, "description": "Partial content (Range)."},
         **problem_responses(NotFound),
     },
 )

@@ -21,7 +21,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
 from mediation.core.settings import Settings
 from mediation.disputes.models import Dispute
-from mediation.documents.media import ALLOWED, detect
+from mediation.documents.media import ALLOWED, GENERATED_PAGE, detect
 from mediation.documents.models import Blob, Document, Dossier
 from mediation.documents.storage import BlobStore, Staged, TooLarge
 from mediation.events.service import record_dispute_event
@@ -302,7 +302,7 @@ class DocumentService:
         staged = await asyncio.to_thread(self.store.stage, io.BytesIO(content), len(content))
         name = f"{title}-{dispute.case_number}.html"
         return await self._attach(
-            dispute, principal, staged, "text/html", name, kind, None, None, now, generated=True
+            dispute, principal, staged, GENERATED_PAGE, name, kind, None, None, now, generated=True
         )
 
     async def freeze(self, dispute: Dispute, kind: str, target_id: uuid.UUID, now: datetime) -> Dossier:

@@ -27,6 +27,8 @@ from mediation.identity.auth import identity_of, permission
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["events"])
 Reader = Annotated[Principal, permission(Permission.cases_read)]
 MAX_FEED_PAGE = 500
+# The contract lists the catalogue's types, so a filter or subscription naming another is invalid on its face.
+KNOWN_TYPES: dict[str, Any] = {"items": {"enum": event_types()}}
 
 
 class CloudEvent(BaseModel):
@@ -91,7 +93,13 @@ async def event_feed(
     request: Request,
     principal: Reader,
     after: Annotated[str | None, Query(max_length=200, description="Cursor from the previous page.")] = None,
-    types: Annotated[list[str] | None, Query(description="Only these event types (repeatable).")] = None,
+    types: Annotated[
+        list[str] | None,
+        Query(
+            description="Only these event types (repeatable).",
+            json_schema_extra=KNOWN_TYPES,
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEED_PAGE)] = 100,
     wait: Annotated[float, Query(ge=0, le=60, description="Long-poll seconds.")] = 0,
 ) -> EventPage:
@@ -133,7 +141,14 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     url: HttpUrl
-    event_types: Annotated[list[str], Field(max_length=100, description="Empty: every type.")] = []
+    event_types: Annotated[
+        list[str],
+        Field(
+            max_length=100,
+            description="Empty: every type.",
+            json_schema_extra=KNOWN_TYPES,
+        ),
+    ] = []
     description: Annotated[str | None, Field(max_length=200)] = None
 
     @field_validator("event_types")

@@ -4,13 +4,24 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.agreements.schemas import AgreementOut, SessionOut
 from mediation.core.i18n import Text
 from mediation.disputes.enums import NotAcceptedReason, ReferralOutcome, RejectionGround
 from mediation.disputes.identity import DomainValueError
-from mediation.disputes.schemas import DisputeOut, Note, Reason, ShortText, TimelineEntryOut, WriteModel
+from mediation.disputes.schemas import (
+    NON_BLANK_TEXT,
+    DisputeOut,
+    Note,
+    Reason,
+    ShortText,
+    TimelineEntryOut,
+    WriteModel,
+    given,
+    omitted,
+    when,
+)
 
 HandoffKind = Literal[
     "judicial_confirmation",
@@ -96,6 +107,15 @@ class DossierOut(BaseModel):
 
 
 class AcceptanceIn(WriteModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                when("decision", ["accepted"], given("case_number", NON_BLANK_TEXT)),
+                when("decision", ["not_accepted"], given("reason_code", {"type": "string"})),
+            ]
+        }
+    )
+
     decision: Literal["accepted", "not_accepted"]
     case_number: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
         default=None, description="Your own case number (required when accepted)."
@@ -123,6 +143,12 @@ class ExtensionIn(WriteModel):
 
 
 class DecisionIn(WriteModel):
+    model_config = ConfigDict(
+        json_schema_extra=when(
+            "decision", ["rejected"], given("ground", {"type": "string"}), omitted("ground")
+        )
+    )
+
     decision: Literal["confirmed", "rejected"]
     ruling_number: ShortText
     ruled_on: date

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import problem_responses
 from mediation.core.principal import Permission, Principal
+from mediation.disputes.identity import REGION_PREFIX_PATTERN
 from mediation.identity.auth import permission
 from mediation.stats.export import overview_csv, trend_csv
 from mediation.stats.schemas import Interval, OverviewOut, StatsFormat, TrendOut
@@ -37,7 +38,7 @@ To = Annotated[
 Region = Annotated[
     str | None,
     Query(
-        pattern=r"^(\d{2}|\d{4}|\d{6}|\d{9}|\d{12})$",
+        pattern=REGION_PREFIX_PATTERN,
         description="Only cases whose place's GB/T 2260 code starts with this (province 2 digits, city 4, "
         "county 6, town 9, village 12); inside the caller's region, else 422.",
     ),
