@@ -177,6 +177,14 @@ async def test_unknown_case_unknown_path_and_wrong_method(api):
     _problem(await api.client.get("/v1/disputes/not-a-uuid"), 404, "/problems/not-found")
 
 
+async def test_a_creation_time_filter_is_a_date_time_not_a_number(api):
+    # A number would otherwise be read as Unix seconds while the contract says date-time.
+    response = await api.client.get("/v1/disputes?created_to=0.5", headers=api.headers())
+    assert _problem(response, 422, "/problems/validation-error")["errors"][0]["field"] == "created_to"
+    ok = await api.client.get("/v1/disputes?created_to=2026-06-01T10:00:00%2B08:00", headers=api.headers())
+    assert ok.status_code == 200, ok.text
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [

@@ -66,11 +66,11 @@ class WriteModel(BaseModel):
 
 # Cross-field rules, stated in the contract as JSON Schema conditions (OpenAPI 3.1) beside the
 # validators that enforce them, so a client learns them from the contract and not from a 422.
-# Write models trim text as str.strip does; text that must say something needs one character
-# that is not among those it removes.
+# Write models trim Unicode White_Space from text; text that must say something needs one
+# character that is not among those.
 NON_BLANK_TEXT: dict[str, Any] = {
     "type": "string",
-    "pattern": r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    "pattern": r"[^\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
 }
 NON_NULL_ID: dict[str, Any] = {"type": "string", "format": "uuid"}
 
@@ -112,8 +112,14 @@ class PartyIn(WriteModel):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "if": given("id_number", NON_BLANK_TEXT),
-            "then": given("id_type", {"type": "string"}),
+            "allOf": [
+                {"if": given("id_number", NON_BLANK_TEXT), "then": given("id_type", {"type": "string"})},
+                when(
+                    "kind",
+                    [PartyKind.organisation.value],
+                    {"properties": {"id_type": {"enum": [IdType.uscc.value, IdType.other.value, None]}}},
+                ),
+            ]
         }
     )
 

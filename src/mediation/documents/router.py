@@ -108,6 +108,8 @@ UPLOAD_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
+                    # The form's fields are these and no others, as everywhere else (extra="forbid").
+                    "additionalProperties": False,
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
