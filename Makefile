@@ -31,9 +31,12 @@ run: seed
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The model-based lifecycle test with ten times the sequences of `make test` (2,000 on both databases).
+# The model-based lifecycle test with ten times the sequences of `make test` (2,000 on both
+# databases), and contract fuzzing with 150 generated examples per operation and 150 stateful
+# scenarios per role, on SQLite and PostgreSQL.
 fuzz: install
 	MODEL_SEQUENCES_SCALE=10 $(BIN)/pytest tests/test_lifecycle_model.py $(PYTEST_ARGS)
+	CONTRACT_FUZZ_EXAMPLES=150 CONTRACT_FUZZ_DATABASES=sqlite,postgresql $(BIN)/pytest tests/test_contract_fuzz.py $(PYTEST_ARGS)
 
 # Speed targets live here, not in the tests: each script prints its figures and fails when one
 # misses its target. SQLite first, then PostgreSQL when it is reachable; the statistics over a
