@@ -45,17 +45,17 @@ PG_ADMIN_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 # Every benchmark runs and prints its figures; the target fails at the end if any one missed.
 bench: install
 	@status=0; \
-	$(BIN)/python benchmarks/bench_triage.py || status=1; \
-	$(BIN)/python benchmarks/bench_triage.py --postgres $(PG_ADMIN_DSN) || status=1; \
-	$(BIN)/python benchmarks/bench_stats.py --postgres $(PG_ADMIN_DSN) || status=1; \
+	$(BIN)/python bench/bench_triage.py || status=1; \
+	$(BIN)/python bench/bench_triage.py --postgres $(PG_ADMIN_DSN) || status=1; \
+	$(BIN)/python bench/bench_stats.py --postgres $(PG_ADMIN_DSN) || status=1; \
 	exit $$status
 
 openapi: install
 	$(BIN)/mediation openapi --output openapi/openapi.json
 
 lint: install
-	$(BIN)/ruff check src tests migrations benchmarks examples
-	$(BIN)/ruff format --check src tests migrations benchmarks examples
+	$(BIN)/ruff check src tests migrations bench examples
+	$(BIN)/ruff format --check src tests migrations bench examples
 	$(BIN)/mypy src
 
 clean:

@@ -347,6 +347,40 @@ async def test_no_free_connection_answers_503_within_the_pool_timeout_without_ha
         assert (await client.get(url, headers=api.auth("clerk"))).status_code == 200
 
 
+async def test_writes_beyond_the_per_process_limit_wait_their_turn_and_answer_503_after_the_pool_timeout(
+    api: Api, app: Any, settings: Settings, tmp_path: Path
+) -> None:
+    dispute = await api.intake()
+    async with (
+        serve(settings, tmp_path, write_concurrency=1, db_pool_timeout_seconds=1.0) as served,
+        httpx.AsyncClient(base_url=served.url, timeout=30) as client,
+    ):
+        clerk = api.auth("clerk")
+        async with table_locked(settings.database_url, "disputes", "ACCESS EXCLUSIVE"):
+            # The process's one turn for a write is taken by an action waiting for the lock...
+            holder = asyncio.create_task(
+                client.post(
+                    f"/v1/disputes/{dispute['id']}/actions/accept",
+                    json={},
+                    headers={**clerk, "If-Match": '"1"'},
+                )
+            )
+            for _ in range(100):
+                if await waiting_on_locks(settings.database_url):
+                    break
+                await asyncio.sleep(0.05)
+            # ...so the next write waits no longer than for a pooled connection, holding no lock.
+            started = time.monotonic()
+            response = await client.post("/v1/disputes", json=_intake(7001), headers=clerk)
+            took = time.monotonic() - started
+        assert_problem(response)
+        assert response.status_code == 503
+        assert 1.0 <= took < 1.0 + 0.5, took
+        assert response.headers.get("retry-after")
+        assert (await holder).status_code == 200  # the lock gone, the write that had its turn completes
+        assert (await client.post("/v1/disputes", json=_intake(7003), headers=clerk)).status_code == 201
+
+
 # ---- graceful shutdown -----------------------------------------------------------------------------
 
 
@@ -354,7 +388,8 @@ async def test_sigterm_lets_fifty_requests_in_flight_complete(
     api: Api, app: Any, settings: Settings, tmp_path: Path
 ) -> None:
     async with (
-        serve(settings, tmp_path, db_pool_size=10, db_max_overflow=50) as served,
+        # Fifty write transactions open at once: the per-process limit on writes is raised to let them in.
+        serve(settings, tmp_path, db_pool_size=10, db_max_overflow=50, write_concurrency=50) as served,
         httpx.AsyncClient(base_url=served.url, timeout=60, limits=httpx.Limits(max_connections=60)) as client,
     ):
         live = over_http(api, client)

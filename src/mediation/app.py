@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.write_gate = asyncio.Semaphore(settings.write_concurrency)
     app.state.clock = clock or Clock(settings.timezone)
     app.state.identity = Identity.build(settings, resolve_secrets(settings))
     app.state.request_auditor = ChainedRequestAuditor()

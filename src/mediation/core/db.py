@@ -7,6 +7,7 @@ on any error). Services never commit.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -20,12 +21,14 @@ from fastapi.routing import APIRoute
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediation.core.errors import ProblemError, is_connection_problem
+from mediation.core.http import UPLOAD_PATH
 from mediation.core.settings import Settings
 
 # Stable constraint names, so SQLite batch migrations and PostgreSQL agree.
@@ -206,34 +209,56 @@ class UnitOfWorkRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def unit_of_work(request: Request) -> Response:
-            db: Database = request.app.state.db
-            auditor: RequestAuditor | None = getattr(request.app.state, "request_auditor", None)
             reading = request.method in READ_METHODS
-            factory = db.reader if reading else db.writer
-            async with factory() as session:
-                request.state.session = session
-                try:
-                    response = await handler(request)
-                    if response.status_code < 400:
-                        # Both take the journal head, which every writer waits for: the hooks
-                        # (event numbering) first, and the audit record's flush writes all rows.
-                        for hook in getattr(request.app.state, "before_commit", ()):
-                            await hook(session)
-                        if not reading and auditor:
-                            await auditor.succeeded(request, session, response)
-                        await session.commit()
-                except BaseException as exc:
-                    await session.rollback()
-                    if auditor and isinstance(exc, Exception):
-                        await auditor.failed(request, _status_of(exc))
-                    raise
-                if response.status_code >= 400:
-                    await session.rollback()
-                    if auditor:
-                        await auditor.failed(request, response.status_code)
-                    return response
-                if reading and auditor:
-                    await auditor.read(request, response)
-                return response
+            gate: asyncio.Semaphore | None = getattr(request.app.state, "write_gate", None)
+            # Writes take turns per process. Each ends holding the journal head (and an intake the
+            # county's case-number counter) until it commits; with many writes at once on one event
+            # loop, the holder waits for the CPU behind the others, and every writer everywhere waits
+            # for it. Waiting here holds no lock. Uploads skip the line: they read their body inside.
+            if reading or gate is None or UPLOAD_PATH.match(request.url.path):
+                return await self._unit_of_work(handler, request, reading)
+            settings: Settings = request.app.state.settings
+            try:
+                await asyncio.wait_for(gate.acquire(), settings.db_pool_timeout_seconds)
+            except TimeoutError:
+                # As long a wait as for a pooled connection, and the same answer: 503, retry later.
+                raise PoolTimeout("no turn for a write within the pool timeout") from None
+            try:
+                return await self._unit_of_work(handler, request, reading)
+            finally:
+                gate.release()
 
         return unit_of_work
+
+    @staticmethod
+    async def _unit_of_work(
+        handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request, reading: bool
+    ) -> Response:
+        db: Database = request.app.state.db
+        auditor: RequestAuditor | None = getattr(request.app.state, "request_auditor", None)
+        factory = db.reader if reading else db.writer
+        async with factory() as session:
+            request.state.session = session
+            try:
+                response = await handler(request)
+                if response.status_code < 400:
+                    # Both take the journal head, which every writer waits for: the hooks
+                    # (event numbering) first, and the audit record's flush writes all rows.
+                    for hook in getattr(request.app.state, "before_commit", ()):
+                        await hook(session)
+                    if not reading and auditor:
+                        await auditor.succeeded(request, session, response)
+                    await session.commit()
+            except BaseException as exc:
+                await session.rollback()
+                if auditor and isinstance(exc, Exception):
+                    await auditor.failed(request, _status_of(exc))
+                raise
+            if response.status_code >= 400:
+                await session.rollback()
+                if auditor:
+                    await auditor.failed(request, response.status_code)
+                return response
+            if reading and auditor:
+                await auditor.read(request, response)
+            return response

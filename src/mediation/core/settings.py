@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         default=20, ge=1, description="Per client address, for sign-in and the party status lookup."
     )
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+    write_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Write transactions one process runs at once; more wait their turn before they begin. "
+            "Every write ends in the same journal lock, so more at once only lengthens the time each "
+            "holds it (see docs/benchmarks.md)."
+        ),
+    )
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
 
     # ---- events and webhooks

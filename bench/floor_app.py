@@ -1,0 +1,359 @@
+"""The floor: what intake and a lifecycle action would cost with nothing but their SQL.
+
+A minimal FastAPI app that runs, with asyncpg and no ORM, the statements the product runs for
+`POST /v1/disputes` and `POST /v1/disputes/{id}/actions/accept`, in the same order and in one
+transaction each: the same inserts, the same early-warning and related-case queries, the same
+clock rows, the case-number counter, the journal head, the audit record and the event's
+position. No authentication, no validation, no encryption, no rendering of the receipt, no
+state machine. The product's throughput over this one's is the price of everything the product
+adds; `bench/run.py` reports that ratio.
+
+The product's statements were read off its SQL log (SQLAlchemy's `before_cursor_execute`); the
+two sign-in lookups (user, organisation) are left out with the rest of authentication.
+
+Run: MEDIATION_BENCH_DSN=postgresql://... uvicorn floor_app:app --app-dir bench --workers N
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+POOL_SIZE = int(os.environ.get("MEDIATION_BENCH_FLOOR_POOL", "10"))
+SOURCE = "/mediation/disputes"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.pool = await asyncpg.create_pool(
+        os.environ["MEDIATION_BENCH_DSN"], min_size=POOL_SIZE, max_size=POOL_SIZE
+    )
+    yield
+    await app.state.pool.close()
+
+
+app = FastAPI(lifespan=lifespan, openapi_url=None)
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
+
+
+async def _journal(conn: asyncpg.Connection, event_ids: list[uuid.UUID], audit: dict[str, object]) -> None:
+    """What every write does last: take the journal head, number the events, chain the audit record."""
+    await conn.fetch(
+        "SELECT w.id, w.organisation_id, w.role, w.url, w.event_types, w.secret_enc, b.id, b.region_code "
+        "FROM webhook_subscriptions w JOIN bodies b ON b.id = w.organisation_id "
+        "WHERE w.active IS true AND b.active IS true"
+    )
+    head = await conn.fetchrow("SELECT id, seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+    position = await conn.fetchval("SELECT coalesce(max(position), 0) FROM outbox_events")
+    seq = head["seq"] + 1
+    digest = _hash(head["hash"], seq, json.dumps(audit, sort_keys=True))
+    await conn.execute("UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1", seq, digest)
+    now = datetime.now(UTC)
+    await conn.execute(
+        "INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, "
+        "object_type, object_id, outcome, status_code, request_id, client_address, details, prev_hash, hash) "
+        "VALUES ($1, $2, 'user', 'clerk', 'floor', NULL, $3, 'dispute', $4, 'success', $5, $6, '127.0.0.1', "
+        "$7::jsonb, $8, $9)",
+        seq,
+        now,
+        audit["action"],
+        audit["object_id"],
+        audit["status"],
+        uuid.uuid4().hex,
+        "{}",
+        head["hash"],
+        digest,
+    )
+    for offset, event_id in enumerate(event_ids, start=1):
+        await conn.execute(
+            "UPDATE outbox_events SET published_at = $1, position = $2 WHERE id = $3",
+            now,
+            position + offset,
+            event_id,
+        )
+
+
+async def _clocks(conn: asyncpg.Connection, dispute_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM case_clocks WHERE dispute_id = $1 AND stopped_at IS NULL ORDER BY started_at, name",
+        dispute_id,
+    )
+
+
+@app.post("/v1/disputes", status_code=201)
+async def intake(request: Request) -> JSONResponse:
+    data = json.loads(await request.body())
+    now = datetime.now(UTC)
+    dispute_id = uuid.uuid4()
+    region, category = data["region_code"], data["category"]
+    parties = data["parties"]
+    indexes = [_hash("id", p["id_number"]) for p in parties]
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.fetchrow("SELECT * FROM triage_rule_sets ORDER BY version DESC LIMIT 1")
+        provisional = "~" + dispute_id.hex[:31]
+        await conn.execute(
+            "INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters, description, channel, "
+            "region_code, amount_in_dispute, people_involved, severity, is_group, is_risk, tier, status, version, "
+            "complexity, applied_on, created_by, created_at, updated_at, ever_overdue) VALUES ($1, $2, $2, $3, "
+            "'[]'::jsonb, $4, $5, $6, $7, $8, 'ordinary', false, false, 'village', 'registered', 1, 'general', $9, "
+            "'floor', $10, $10, false)",
+            dispute_id,
+            provisional,
+            category,
+            data["description"],
+            data["channel"],
+            region,
+            float(data.get("amount_in_dispute") or 0),
+            data["people_involved"],
+            now.date(),
+            now,
+        )
+        await conn.executemany(
+            "INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_number_enc, "
+            "id_number_masked, id_number_index, phone_enc, phone_masked, phone_index, address, region_code, consent, "
+            "name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'pending', $16)",
+            [
+                (
+                    uuid.uuid4(),
+                    dispute_id,
+                    i,
+                    p["role"],
+                    p["kind"],
+                    p["name"],
+                    p["id_type"],
+                    p["id_number"],
+                    p["id_number"][:4] + "*" * 10,
+                    indexes[i],
+                    p["phone"],
+                    p["phone"][:3] + "****",
+                    _hash("phone", p["phone"]),
+                    p.get("address"),
+                    region,
+                    _hash("name", p["name"]),
+                )
+                for i, p in enumerate(parties)
+            ],
+        )
+        await _clocks(conn, dispute_id)
+        await conn.execute(
+            "INSERT INTO case_clocks (id, dispute_id, name, rule_id, source, unit, length, pausable, started_at, "
+            "due_on, due_at, warn_at, provisional, extended_by, level, history) VALUES ($1, $2, 'acceptance', "
+            "'acceptance', 'floor', 'working_days', 1, false, $3, $4, $5, $6, false, 0, 'normal', '[]'::jsonb)",
+            uuid.uuid4(),
+            dispute_id,
+            now,
+            (now + timedelta(days=1)).date(),
+            now + timedelta(days=1),
+            now + timedelta(hours=18),
+        )
+        await conn.execute(
+            "INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, "
+            "payload, occurred_at) VALUES ($1, $2, 1, 'register', NULL, 'registered', 'clerk', 'floor', '{}'::jsonb, $3)",
+            uuid.uuid4(),
+            dispute_id,
+            now,
+        )
+        await _clocks(conn, dispute_id)
+        # Early warning: the same respondent in the county this week; the same category in the town.
+        respondent = next((i for i, p in enumerate(parties) if p["role"] == "respondent"), 0)
+        await conn.fetch(
+            "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
+            "d.created_at <= $3 AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = "
+            "'respondent' AND p.id_number_index = $4)",
+            region[:6],
+            now - timedelta(days=7),
+            now,
+            indexes[respondent],
+        )
+        await conn.fetch(
+            "SELECT * FROM parties WHERE dispute_id = ANY($1::uuid[]) AND role = 'applicant'", [dispute_id]
+        )
+        await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1", f"cluster:respondent:{region[:6]}")
+        await conn.fetch(
+            "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
+            "d.created_at <= $3 AND d.region_code LIKE $4 || '%' AND d.category = $5",
+            region[:6],
+            now - timedelta(days=3),
+            now,
+            region[:9],
+            category,
+        )
+        await conn.fetch(
+            "SELECT * FROM parties WHERE dispute_id = ANY($1::uuid[]) AND role = 'applicant'", [dispute_id]
+        )
+        await conn.fetchrow(
+            "SELECT * FROM alerts WHERE open_key = $1", f"cluster:category:{region[:9]}:{category}"
+        )
+        await conn.fetch(
+            "SELECT d.id FROM disputes d WHERE d.id != $1 AND d.created_at >= $2 AND d.status IN ('closed', 'archived') "
+            "AND EXISTS (SELECT * FROM parties p1 WHERE p1.dispute_id = d.id AND p1.id_number_index = $3) "
+            "AND EXISTS (SELECT * FROM parties p2 WHERE p2.dispute_id = d.id AND p2.id_number_index = $4)",
+            dispute_id,
+            now - timedelta(days=365),
+            indexes[0],
+            indexes[-1],
+        )
+        value = await conn.fetchval(
+            "UPDATE case_number_counters SET last_value = last_value + 1 WHERE region = $1 AND year = $2 "
+            "RETURNING last_value",
+            region[:6],
+            now.year,
+        )
+        if value is None:
+            value = await conn.fetchval(
+                "INSERT INTO case_number_counters (region, year, last_value) VALUES ($1, $2, 1) ON CONFLICT "
+                "(region, year) DO UPDATE SET last_value = case_number_counters.last_value + 1 RETURNING last_value",
+                region[:6],
+                now.year,
+            )
+        number = f"{region[:6]}-{now.year}-{value:06d}"
+        receipt = _hash("receipt", number)
+        await conn.execute(
+            "INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES ($1, 444, 'text/html', $2) "
+            "ON CONFLICT (sha256) DO NOTHING",
+            receipt,
+            now,
+        )
+        await conn.fetchval("SELECT count(*) FROM dossiers WHERE dispute_id = $1", dispute_id)
+        await conn.execute(
+            "UPDATE disputes SET case_number = $1, query_code_hash = $2, clock = $3::jsonb, clock_level = 'normal', "
+            "clock_due_at = $4 WHERE id = $5 AND version = 1",
+            number,
+            _hash("query", number),
+            json.dumps({"name": "acceptance", "due_at": (now + timedelta(days=1)).isoformat()}),
+            now + timedelta(days=1),
+            dispute_id,
+        )
+        await conn.execute(
+            "INSERT INTO documents (id, dispute_id, kind, original_name, sha256, size, media_type, submitted_by_kind, "
+            "submitted_by, submitted_role, stage, generated, contains_personal_data, late, status, created_at) VALUES "
+            "($1, $2, 'receipt', $3, $4, 444, 'text/html', 'center', 'floor', 'clerk', 'registered', true, true, "
+            "false, 'active', $5)",
+            uuid.uuid4(),
+            dispute_id,
+            f"受理回执-{number}.html",
+            receipt,
+            now,
+        )
+        event_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at) VALUES ($1, "
+            "'cn.mediation.dispute.registered', $2, $3, $4, $5::jsonb, $6)",
+            event_id,
+            SOURCE,
+            number,
+            dispute_id,
+            json.dumps(
+                {
+                    "dispute_id": str(dispute_id),
+                    "case_number": number,
+                    "action": "register",
+                    "to": "registered",
+                }
+            ),
+            now,
+        )
+        # The cases that share a party with this one, answered with it (the clerk sees them at once).
+        related = await conn.fetch(
+            "SELECT d.* FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.id != $2 AND EXISTS (SELECT * FROM "
+            "parties p1, parties p2 WHERE p1.dispute_id = d.id AND p2.dispute_id = $2 AND (p1.id_number_index IS NOT "
+            "NULL AND p1.id_number_index = p2.id_number_index OR p1.phone_index IS NOT NULL AND p1.phone_index = "
+            "p2.phone_index OR p1.name_key IS NOT NULL AND p1.name_key = p2.name_key AND p1.role = 'respondent' AND "
+            "p2.role = 'respondent' AND (p1.id_number_index IS NULL OR p2.id_number_index IS NULL))) "
+            "ORDER BY d.created_at DESC, d.id DESC LIMIT 20",
+            region[:6],
+            dispute_id,
+        )
+        await conn.fetch(
+            "SELECT first_id, second_id FROM case_links WHERE first_id = $1 OR second_id = $1", dispute_id
+        )
+        await _journal(
+            conn, [event_id], {"action": "register_dispute", "object_id": str(dispute_id), "status": 201}
+        )
+    return JSONResponse(
+        {"id": str(dispute_id), "case_number": number, "status": "registered", "related_cases": len(related)},
+        status_code=201,
+        headers={"ETag": '"1"', "Location": f"/v1/disputes/{dispute_id}"},
+    )
+
+
+@app.post("/v1/disputes/{dispute_id}/actions/accept")
+async def accept(dispute_id: uuid.UUID, request: Request) -> JSONResponse:
+    expected = int(request.headers.get("if-match", '"1"').strip('"'))
+    now = datetime.now(UTC)
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT * FROM disputes WHERE id = $1 AND region_code LIKE $2 || '%' FOR UPDATE OF disputes",
+            dispute_id,
+            "330681",
+        )
+        if row is None or row["version"] != expected or row["status"] != "registered":
+            return JSONResponse({"status": 412}, status_code=412)
+        await conn.fetch(
+            "SELECT * FROM parties WHERE dispute_id = ANY($1::uuid[]) ORDER BY position", [dispute_id]
+        )
+        version = row["version"] + 1
+        await conn.execute(
+            "UPDATE disputes SET status = 'accepted', version = $1, updated_at = $2, accepted_at = $2 "
+            "WHERE id = $3 AND version = $4",
+            version,
+            now,
+            dispute_id,
+            row["version"],
+        )
+        await conn.execute(
+            "INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, "
+            "payload, occurred_at) VALUES ($1, $2, $3, 'accept', 'registered', 'accepted', 'clerk', 'floor', "
+            "'{\"note\": null}'::jsonb, $4)",
+            uuid.uuid4(),
+            dispute_id,
+            version,
+            now,
+        )
+        event_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at) VALUES ($1, "
+            "'cn.mediation.dispute.accepted', $2, $3, $4, $5::jsonb, $6)",
+            event_id,
+            SOURCE,
+            row["case_number"],
+            dispute_id,
+            json.dumps(
+                {"dispute_id": str(dispute_id), "action": "accept", "from": "registered", "to": "accepted"}
+            ),
+            now,
+        )
+        for clock in await _clocks(conn, dispute_id):
+            await conn.execute(
+                "UPDATE case_clocks SET stopped_at = $1, outcome = 'met', history = history || $2::jsonb WHERE id = $3",
+                now,
+                json.dumps([{"at": now.isoformat(), "what": "stopped", "outcome": "met"}]),
+                clock["id"],
+            )
+        await _clocks(conn, dispute_id)
+        await conn.execute(
+            "UPDATE disputes SET clock = 'null'::jsonb, clock_level = NULL, clock_due_at = NULL "
+            "WHERE id = $1 AND version = $2",
+            dispute_id,
+            version,
+        )
+        await _journal(
+            conn, [event_id], {"action": "dispute_action_accept", "object_id": str(dispute_id), "status": 200}
+        )
+    return JSONResponse(
+        {"id": str(dispute_id), "status": "accepted", "version": version}, headers={"ETag": f'"{version}"'}
+    )
