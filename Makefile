@@ -43,8 +43,10 @@ fuzz: install
 # million cases run on PostgreSQL only.
 PG_ADMIN_DSN ?= postgresql://postgres@127.0.0.1:5432/postgres
 # Every benchmark runs and prints its figures; the target fails at the end if any one missed.
+BENCH_ARGS ?=
 bench: install
 	@status=0; \
+	$(BIN)/python bench/run.py --admin-dsn $(PG_ADMIN_DSN) $(BENCH_ARGS) || status=1; \
 	$(BIN)/python bench/bench_triage.py || status=1; \
 	$(BIN)/python bench/bench_triage.py --postgres $(PG_ADMIN_DSN) || status=1; \
 	$(BIN)/python bench/bench_stats.py --postgres $(PG_ADMIN_DSN) || status=1; \

@@ -55,11 +55,18 @@ async def _journal(conn: asyncpg.Connection, event_ids: list[uuid.UUID], audit: 
         "FROM webhook_subscriptions w JOIN bodies b ON b.id = w.organisation_id "
         "WHERE w.active IS true AND b.active IS true"
     )
-    head = await conn.fetchrow("SELECT id, seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE")
-    position = await conn.fetchval("SELECT coalesce(max(position), 0) FROM outbox_events")
+    head = await conn.fetchrow(
+        "SELECT id, seq, hash, last_position FROM audit_chain_head WHERE id = 1 FOR UPDATE"
+    )
+    position = head["last_position"]
     seq = head["seq"] + 1
     digest = _hash(head["hash"], seq, json.dumps(audit, sort_keys=True))
-    await conn.execute("UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE id = 1", seq, digest)
+    await conn.execute(
+        "UPDATE audit_chain_head SET seq = $1, hash = $2, last_position = $3 WHERE id = 1",
+        seq,
+        digest,
+        position + len(event_ids),
+    )
     now = datetime.now(UTC)
     await conn.execute(
         "INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, "

@@ -73,6 +73,12 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--keep", action="store_true", help="keep the scratch database")
     p.add_argument(
+        "--notes",
+        type=Path,
+        default=HERE / "FINDINGS.md",
+        help="hand-written findings appended to the Markdown report (what the figures show, what was changed)",
+    )
+    p.add_argument(
         "--profile",
         type=Path,
         help="record the product's workers with py-spy during the write runs, into this folder",
@@ -98,8 +104,9 @@ class Server:
         for task in tasks.iterdir() if tasks.exists() else []:
             with contextlib.suppress(OSError):
                 pids += [int(p) for p in (task / "children").read_text().split()]
-        # `mediation serve` may run uvicorn under a shell-less Python child; look one level down too.
-        return [p for p in pids if _is_python(p)] or [self.process.pid]
+        # uvicorn spawns its workers with multiprocessing (`spawn_main`); its resource tracker is
+        # a child too, and no worker.
+        return [p for p in pids if _is_worker(p)] or [self.process.pid]
 
     def peak_rss_mib(self) -> list[float]:
         return [_vm(pid, "VmHWM") / 1024 for pid in self.workers()]
@@ -112,9 +119,9 @@ class Server:
             self.process.kill()
 
 
-def _is_python(pid: int) -> bool:
+def _is_worker(pid: int) -> bool:
     with contextlib.suppress(OSError):
-        return "python" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
     return False
 
 
@@ -206,13 +213,21 @@ def wrk(
 
 
 def paced(
-    script: str, port: int, target_rps: float, *, seconds: int, auth: tuple[str, str], env: dict[str, str]
+    script: str,
+    port: int,
+    target_rps: float,
+    *,
+    seconds: int,
+    auth: tuple[str, str],
+    env: dict[str, str],
+    calibration: dict[str, str],
 ) -> Result:
     """A run held near `target_rps`: few connections, each waiting between requests. The delay is
-    set from the latency seen at that rate, so the offered load is close to the target."""
+    set from the latency seen in a short first run at that rate (with its own cases), so the
+    offered load is close to the target."""
     connections = 8
     delay = max(0.0, 1000 * connections / target_rps)
-    result = wrk(script, port, seconds=3, connections=connections, auth=auth, env=env, delay_ms=delay)
+    result = wrk(script, port, seconds=3, connections=connections, auth=auth, env=calibration, delay_ms=delay)
     delay = max(0.0, 1000 * connections / target_rps - result.mean_ms)
     return wrk(script, port, seconds=seconds, connections=connections, auth=auth, env=env, delay_ms=delay)
 
@@ -326,9 +341,9 @@ UPDATE disputes SET clock = 'null', clock_level = NULL, clock_due_at = NULL WHER
 PGBENCH_JOURNAL = """\
 SELECT w.id FROM webhook_subscriptions w JOIN bodies b ON b.id = w.organisation_id
   WHERE w.active IS true AND b.active IS true;
-SELECT seq AS seq, hash AS prev FROM audit_chain_head WHERE id = 1 FOR UPDATE \\gset
-SELECT coalesce(max(position), 0) AS pos FROM outbox_events \\gset
-UPDATE audit_chain_head SET seq = :seq::bigint + 1, hash = md5(:prev::text) || md5(:prev::text) WHERE id = 1;
+SELECT seq AS seq, hash AS prev, last_position AS pos FROM audit_chain_head WHERE id = 1 FOR UPDATE \\gset
+UPDATE audit_chain_head SET seq = :seq::bigint + 1, hash = md5(:prev::text) || md5(:prev::text),
+  last_position = :pos::bigint + 1 WHERE id = 1;
 INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, object_type,
   object_id, outcome, status_code, request_id, client_address, details, prev_hash, hash) VALUES (:seq::bigint + 1, now(),
   'user', 'clerk', 'pgbench', NULL, 'pgbench', 'dispute', 'x', 'success', 200, 'r', '127.0.0.1', '{}', :prev::text,
@@ -615,10 +630,10 @@ def _line(r: Result) -> str:
 def pools(dsn: str, cipher: PiiCipher, workdir: Path, args: argparse.Namespace) -> dict[str, str]:
     """Registered cases for the accept runs, one pool per run, each larger than a run can use; and
     one for pgbench, in a table its script reads."""
-    budget = args.duration * 2_000 + 5_000
+    budget = args.duration * 300 + 1_000  # above the floor's rate here (about 160/s); past it, 404s
     ids = {
         who: asyncio.run(seed.pool(dsn, cipher, "registered", budget, seed.POOL_FIRST_COPY + k * 100_000))
-        for k, who in enumerate(("product", "floor", "paced", "pgbench"))
+        for k, who in enumerate(("product", "floor", "paced", "calibration", "pgbench"))
     }
     asyncio.run(_pgbench_pool(dsn, ids["pgbench"]))
     return {
@@ -650,7 +665,13 @@ def writes(
         print(f"    {label:32s} {_line(results[label])}", flush=True)
     half_intake = results["intake, product"].rps / 2
     results["intake, product at half its maximum"] = paced(
-        "intake.lua", PRODUCT_PORT, half_intake, seconds=args.duration, auth=clerk, env={"BENCH_SEED": "3"}
+        "intake.lua",
+        PRODUCT_PORT,
+        half_intake,
+        seconds=args.duration,
+        auth=clerk,
+        env={"BENCH_SEED": "3"},
+        calibration={"BENCH_SEED": "4"},
     )
     half_accept = results["accept, product"].rps / 2
     results["accept, product at half its maximum"] = paced(
@@ -660,6 +681,7 @@ def writes(
         seconds=args.duration,
         auth=clerk,
         env={"BENCH_IDS": files["paced"], "BENCH_ACTION": "accept"},
+        calibration={"BENCH_IDS": files["calibration"], "BENCH_ACTION": "accept"},
     )
     for label in ("intake, product at half its maximum", "accept, product at half its maximum"):
         print(f"    {label:32s} {_line(results[label])}", flush=True)
@@ -716,87 +738,64 @@ def main() -> int:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
         ).stdout.strip(),
         "machine": machine(),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("admin_dsn", "out", "profile")},
+        "settings": {
+            k: v for k, v in vars(args).items() if k not in ("admin_dsn", "out", "profile", "notes")
+        },
         "sizes": {},
     }
     try:
-        conn_info = asyncio.run(_server_version(dsn))
-        report["machine"]["postgresql"] = conn_info
-        print(f"loading {sizes[0]:,} cases ...", flush=True)
-        began = time.perf_counter()
-        asyncio.run(seed.grow(dsn, cipher, sizes[0]))
-        load_seconds = {sizes[0]: round(time.perf_counter() - began, 1)}
-        files = pools(dsn, cipher, workdir, args)
-        # The floor and pgbench write to their own copy of the data: their rows are not the
-        # product's (no encryption, no receipts), and the product's reads must not meet them.
-        floor_name = name + "_floor"
-        floor_dsn = asyncio.run(_copy_database(args.admin_dsn, name, floor_name))
-        workers = str(args.workers)
-        servers.append(
-            start(
-                "product",
-                [
-                    sys.executable,
-                    "-m",
-                    "mediation",
-                    "serve",
-                    "--port",
-                    str(PRODUCT_PORT),
-                    "--workers",
-                    workers,
-                ],
-                product_env(settings, args.pool),
-                PRODUCT_PORT,
-                workdir,
-            )
-        )
-        servers.append(
-            start(
-                "floor",
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "floor_app:app",
-                    "--app-dir",
-                    str(HERE),
-                    "--port",
-                    str(FLOOR_PORT),
-                    "--workers",
-                    workers,
-                    "--no-access-log",
-                    "--log-level",
-                    "warning",
-                ],
-                {"MEDIATION_BENCH_DSN": floor_dsn, "MEDIATION_BENCH_FLOOR_POOL": str(args.pool)},
-                FLOOR_PORT,
-                workdir,
-            )
-        )
-        clerk, supervisor = sign_in("clerk"), sign_in("supervisor")
-        print(
-            f"writes at {sizes[0]:,} cases ({args.workers} workers each, {args.connections} connections)",
-            flush=True,
-        )
-        servers[0].dsn, servers[1].dsn = dsn, floor_dsn
-        write_results, pg = writes(floor_dsn, files, workdir, args, clerk, servers[0])
-        report["writes"] = {k: vars(v) for k, v in write_results.items()}
-        report["pgbench"] = pg
-        for size in sizes:
-            if size != sizes[0]:
+        report["machine"]["postgresql"] = asyncio.run(_server_version(dsn))
+        load_seconds: dict[int, float] = {}
+        rss: dict[str, list[float]] = {}
+
+        def measure_reads(size: int) -> None:
+            if size not in load_seconds:
                 print(f"growing to {size:,} cases ...", flush=True)
                 began = time.perf_counter()
                 asyncio.run(seed.grow(dsn, cipher, size))
                 load_seconds[size] = round(time.perf_counter() - began, 1)
             total = asyncio.run(_count(dsn))
             print(f"reads at {total:,} cases ({args.read_connections} connections)", flush=True)
+            clerk, supervisor = sign_in("clerk"), sign_in("supervisor")
             results = reads(dsn, settings, workdir, args, clerk, supervisor)
             report["sizes"][str(size)] = {
                 "cases": total,
                 "load_seconds": load_seconds[size],
                 "reads": {k: vars(v) for k, v in results.items()},
             }
-        report["peak_rss_mib"] = {s.name: [round(m, 1) for m in s.peak_rss_mib()] for s in servers}
+
+        def stop(server: Server) -> None:
+            rss.setdefault(server.name, []).extend(server.peak_rss_mib())
+            server.stop()
+            servers.remove(server)
+
+        print(f"loading {sizes[0]:,} cases ...", flush=True)
+        began = time.perf_counter()
+        asyncio.run(seed.grow(dsn, cipher, sizes[0]))
+        load_seconds[sizes[0]] = round(time.perf_counter() - began, 1)
+        # The first size is read before the write runs add their cases.
+        servers.append(start_product(settings, args, workdir))
+        measure_reads(sizes[0])
+        stop(servers[0])
+
+        files = pools(dsn, cipher, workdir, args)
+        # The floor and pgbench write to their own copy of the data: their rows are not the
+        # product's (no encryption, no receipts), and the product's reads must not meet them.
+        floor_dsn = asyncio.run(_copy_database(args.admin_dsn, name, name + "_floor"))
+        product = start_product(settings, args, workdir)
+        floor = start_floor(floor_dsn, args, workdir)
+        servers += [product, floor]
+        product.dsn, floor.dsn = dsn, floor_dsn
+        print(f"writes ({args.workers} workers each, {args.connections} connections)", flush=True)
+        write_results, pg = writes(floor_dsn, files, workdir, args, sign_in("clerk"), product)
+        report["writes"] = {k: vars(v) for k, v in write_results.items()}
+        report["writes_at_cases"] = asyncio.run(_count(floor_dsn))
+        report["pgbench"] = pg
+        stop(floor)
+        for size in sizes[1:]:
+            measure_reads(size)
+        stop(product)
+        report["peak_rss_mib"] = {k: [round(m, 1) for m in v if m] for k, v in rss.items()}
     finally:
         for server in servers:
             server.stop()
@@ -807,12 +806,43 @@ def main() -> int:
     report["targets"] = targets(report, sizes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(report, sizes))
+    notes = args.notes.read_text() if args.notes and args.notes.is_file() else ""
+    args.out.with_suffix(".md").write_text(markdown(report, sizes) + ("\n" + notes if notes else ""))
     print(f"report: {args.out.with_suffix('.md')} and .json")
     missed = [t["target"] for t in report["targets"] if not t["met"]]
     for target in report["targets"]:
         print(f"  {'ok    ' if target['met'] else 'MISSED'} {target['target']}: {target['figure']}")
     return 1 if missed else 0
+
+
+def start_product(settings: Settings, args: argparse.Namespace, workdir: Path) -> Server:
+    command = [
+        sys.executable,
+        "-m",
+        "mediation",
+        "serve",
+        "--port",
+        str(PRODUCT_PORT),
+        "--workers",
+        str(args.workers),
+    ]
+    return start("product", command, product_env(settings, args.pool), PRODUCT_PORT, workdir)
+
+
+def start_floor(floor_dsn: str, args: argparse.Namespace, workdir: Path) -> Server:
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "floor_app:app",
+        "--app-dir",
+        str(HERE),
+        "--port",
+        str(FLOOR_PORT),
+    ]
+    command += ["--workers", str(args.workers), "--no-access-log", "--log-level", "warning"]
+    env = {"MEDIATION_BENCH_DSN": floor_dsn, "MEDIATION_BENCH_FLOOR_POOL": str(args.pool)}
+    return start("floor", command, env, FLOOR_PORT, workdir)
 
 
 async def _copy_database(admin_dsn: str, source: str, target: str) -> str:
@@ -919,7 +949,7 @@ def markdown(report: dict[str, Any], sizes: list[int]) -> str:
     ]
     lines += [
         "",
-        f"## Writes (at {sizes[0]:,} cases; {s['duration']} s per run)",
+        f"## Writes (at {report.get('writes_at_cases', 0):,} cases; {s['duration']} s per run)",
         "",
         "Full load is wrk with "
         f"{s['connections']} connections; the paced runs hold about half the product's maximum with 8 "

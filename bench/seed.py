@@ -158,6 +158,10 @@ async def clone(
         templates_cte + _insert("outbox_events", events, child_source.format(table="outbox_events")),
         template_ids,
     )
+    # The journal head hands out positions after the last one it knows: it must know these.
+    await conn.execute(
+        "UPDATE audit_chain_head SET last_position = (SELECT coalesce(max(position), 0) FROM outbox_events)"
+    )
 
 
 def _copy_id(template: uuid.UUID, copy: int) -> uuid.UUID:

@@ -97,7 +97,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db
-    app.state.write_gate = asyncio.Semaphore(settings.write_concurrency)
+    # Writes take turns per process on PostgreSQL (see UnitOfWorkRoute). SQLite runs one writer at a
+    # time by itself, and its waits are bounded by its busy timeout, not by a pool.
+    app.state.write_gate = (
+        asyncio.Semaphore(settings.write_concurrency) if db.engine.dialect.name == "postgresql" else None
+    )
     app.state.clock = clock or Clock(settings.timezone)
     app.state.identity = Identity.build(settings, resolve_secrets(settings))
     app.state.request_auditor = ChainedRequestAuditor()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord
 from mediation.core.db import Database
 from mediation.core.principal import Principal
+from mediation.events.models import OutboxEvent
 
 HEAD_ID = 1
 # The legal minimum no purge may cut into (网络安全法 Art. 21); the database triggers enforce it too.
@@ -99,14 +100,21 @@ async def lock_head(session: AsyncSession) -> AuditChainHead:
 
 
 async def _lock_head(session: AsyncSession) -> AuditChainHead:
-    stmt = select(AuditChainHead).where(AuditChainHead.id == HEAD_ID).with_for_update()
+    # populate_existing: a head this session loaded in an earlier transaction is stale now.
+    stmt = (
+        select(AuditChainHead)
+        .where(AuditChainHead.id == HEAD_ID)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     head = await session.scalar(stmt)
     if head is None:
         # Only an emptied table gets here (the migration creates the row); create it race-free.
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        last_position = select(func.coalesce(func.max(OutboxEvent.position), 0)).scalar_subquery()
         await session.execute(
             insert(AuditChainHead)
-            .values(id=HEAD_ID, seq=0, hash=GENESIS_HASH)
+            .values(id=HEAD_ID, seq=0, hash=GENESIS_HASH, last_position=last_position)
             .on_conflict_do_nothing(index_elements=["id"])
         )
         head = (await session.scalars(stmt.execution_options(populate_existing=True))).one()

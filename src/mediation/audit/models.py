@@ -51,3 +51,8 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     hash: Mapped[str] = mapped_column(String(64))
+    # The last event position handed out (events/sequencer.py), kept here because whoever numbers
+    # events holds this row already: no max() over the events inside the section every write waits for.
+    last_position: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), server_default="0"
+    )

@@ -10,6 +10,7 @@ Endpoints describe what they did through `request.state`:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -91,7 +92,56 @@ def _entry(request: Request, status: int, response: Response | None, action: str
     )
 
 
+class GroupAppender:
+    """Appends records that need a transaction of their own (reads that disclosed personal data,
+    refused requests) for every request waiting at that moment at once: one journal head and one
+    commit per batch instead of per request (group commit).
+
+    Each caller still returns only once its own records are committed, and fails if that commit
+    fails. While one batch commits, the next gathers; nothing waits on a timer.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[list[AuditEntry], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def append(self, db: Database, entries: list[AuditEntry]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((entries, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(db))
+        await done
+
+    async def _flush(self, db: Database) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            outcome: BaseException | None = None
+            try:
+                async with db.writer() as session, session.begin():
+                    await append(session, [entry for entries, _ in batch for entry in entries], utcnow())
+            except BaseException as exc:  # cancelled too: no caller may be left waiting
+                outcome = exc
+            for _, done in batch:
+                if done.done():  # its request was cancelled meanwhile
+                    continue
+                if outcome is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(
+                        outcome if isinstance(outcome, Exception) else RuntimeError("audit cancelled")
+                    )
+            if outcome is not None and not isinstance(outcome, Exception):
+                for _, done in self._waiting:
+                    if not done.done():
+                        done.set_exception(RuntimeError("audit cancelled"))
+                self._waiting = []
+                raise outcome
+
+
 class ChainedRequestAuditor:
+    def __init__(self) -> None:
+        self._group = GroupAppender()
+
     async def succeeded(self, request: Request, session: AsyncSession, response: Response) -> None:
         entries = [_entry(request, response.status_code, response)]
         entries += self._pii_entries(request, response)
@@ -103,10 +153,8 @@ class ChainedRequestAuditor:
         refusal = status in (401, 403) or getattr(request.state, "audit_refusals", False)
         if request.method in ("GET", "HEAD", "OPTIONS") and not refusal:
             return
-        db: Database = request.app.state.db
         try:
-            async with db.writer() as session, session.begin():
-                await append(session, [_entry(request, status, None)], utcnow())
+            await self._group.append(request.app.state.db, [_entry(request, status, None)])
         except Exception:
             # The refusal stands either way; the failure to record it must be visible to operators.
             log.exception("could not record a refused request in the audit trail")
@@ -116,9 +164,7 @@ class ChainedRequestAuditor:
         if not entries:
             return
         # Raising here turns the response into a 503: personal data is not shown unaudited.
-        db: Database = request.app.state.db
-        async with db.writer() as session, session.begin():
-            await append(session, entries, utcnow())
+        await self._group.append(request.app.state.db, entries)
 
     def _pii_entries(self, request: Request, response: Response) -> list[AuditEntry]:
         entries = []

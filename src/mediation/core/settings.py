@@ -73,10 +73,11 @@ class Settings(BaseSettings):
     )
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     write_concurrency: int = Field(
-        default=4,
+        default=2,
         ge=1,
         description=(
-            "Write transactions one process runs at once; more wait their turn before they begin. "
+            "Write transactions one process runs at once on PostgreSQL; more wait their turn (up to "
+            "the pool timeout, then 503) before they begin. "
             "Every write ends in the same journal lock, so more at once only lengthens the time each "
             "holds it (see docs/benchmarks.md)."
         ),

@@ -169,8 +169,9 @@ async def register_dispute(
         raise Forbidden(Text("只有中心窗口可以登记纠纷", "Only the center registers disputes"))
 
     async def work() -> JSONResponse:
-        dispute, query_code = await svc.register(data, principal)
-        related = [related_out(r) for r in await svc.related(dispute, principal)]
+        earlier: list[RelatedCase] = []
+        dispute, query_code = await svc.register(data, principal, related=earlier)
+        related = [related_out(r) for r in earlier]
         body = DisputeCreated(
             **view.dispute(dispute).model_dump(), query_code=query_code, related_cases=related
         )

@@ -148,7 +148,11 @@ class DisputeService:
 
     # ---- intake ---------------------------------------------------------------------------------
 
-    async def register(self, data: DisputeCreate, principal: Principal) -> tuple[Dispute, str]:
+    async def register(
+        self, data: DisputeCreate, principal: Principal, related: list[RelatedCase] | None = None
+    ) -> tuple[Dispute, str]:
+        """Registers the case; with `related`, fills it with the earlier cases of the same people
+        (`related()`), looked up before the case number is taken so the counter is held no longer."""
         if principal.region is not None and not data.region_code.startswith(principal.region):
             message = Text("案发地不在本中心辖区内", "The place is outside your center's region")
             raise ValidationFailed.of_field("region_code", "outside_region", message)
@@ -225,6 +229,8 @@ class DisputeService:
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
         await self.clocks.follow(dispute, now)
         found = await alerts.detect(dispute, hits)
+        if related is not None:
+            related.extend(await self.related(dispute, principal))
         # The case number comes last: the county's counter row stays locked from here until the
         # commit, and every other intake in the county waits for it, so only the writes that need
         # the number (its event, the alerts that name it, the receipt) follow. Numbers stay gapless.

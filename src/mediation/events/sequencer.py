@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.chain import lock_head as lock_journal
@@ -67,7 +67,8 @@ async def _number(
     now: datetime,
     subscribers: list[tuple[WebhookSubscription, Principal]],
 ) -> None:
-    last = int(await session.scalar(select(func.coalesce(func.max(OutboxEvent.position), 0))) or 0)
+    head = await lock_journal(session)  # held already: no second query
+    last = head.last_position
     disputes = await _disputes(session, {e.dispute_id for e in events if e.dispute_id}) if subscribers else {}
     for event in events:
         last += 1
@@ -90,6 +91,7 @@ async def _number(
                     created_at=now,
                 )
             )
+    head.last_position = last
 
 
 async def _subscribers(session: AsyncSession) -> list[tuple[WebhookSubscription, Principal]]:

@@ -27,7 +27,7 @@ from mediation.disputes.identity import DomainValueError, normalise_id_number, n
 from mediation.disputes.lifecycle import Status
 from mediation.disputes.router import NEXT_STEP, related_out, service
 from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
-from mediation.disputes.service import DisputeService, ListFilters
+from mediation.disputes.service import DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
 from mediation.identity.auth import client_address, identity_of
 from mediation.web.forms import FormField, Option, describe, errors_of, form_data
@@ -201,9 +201,10 @@ async def _register(
     request.state.pii_reads = view.pii_reads
 
     async def work() -> JSONResponse:
-        dispute, query_code = await svc.register(data, principal)
         # The window sees earlier cases of the same people; an anonymous applicant never does.
-        related = [related_out(r) for r in await svc.related(dispute, principal)] if with_related else []
+        earlier: list[RelatedCase] = []
+        dispute, query_code = await svc.register(data, principal, related=earlier if with_related else None)
+        related = [related_out(r) for r in earlier]
         body = DisputeCreated(
             **view.dispute(dispute).model_dump(), query_code=query_code, related_cases=related
         )
