@@ -284,6 +284,8 @@ def profiled(folder: Path | None, label: str, server: Server | None, seconds: in
     for path in folder.glob(f"{slug}-*.txt"):
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
+            if not count.isdigit():  # a frame name with a line break in it
+                continue
             total += int(count)
             for frame in set(stack.split(";")):
                 inclusive[frame] = inclusive.get(frame, 0) + int(count)

@@ -431,6 +431,38 @@ async def test_concurrent_actions_make_one_contiguous_chain(api):
     }
 
 
+async def test_reads_and_refusals_at_once_are_each_on_record_in_one_unbroken_chain(api):
+    """Records of disclosures and refusals are committed in groups (one journal lock for all who
+    wait at that moment); each request still answers only after its own record is written."""
+    dispute = await api.intake()
+    before = await record_count(api.app)
+    clerk = api.headers()
+    reads = [
+        api.client.get(f"/v1/disputes/{dispute['id']}", headers={**clerk, "X-Request-ID": f"read-{i:02d}"})
+        for i in range(40)
+    ]
+    refusals = [
+        api.client.get(
+            f"/v1/disputes/{dispute['id']}",
+            headers={"Authorization": "Bearer not-a-token", "X-Request-ID": f"anon-{i:02d}"},
+        )
+        for i in range(10)
+    ]
+    responses = await asyncio.gather(*reads, *refusals)
+    assert Counter(r.status_code for r in responses) == {200: 40, 401: 10}
+    chain = await records(api.app)
+    assert len(chain) == before + 50
+    added = chain[before:]
+    assert sorted(r.request_id for r in added if r.action == "pii.read") == [
+        f"read-{i:02d}" for i in range(40)
+    ]
+    assert sorted(r.request_id for r in added if r.outcome == "denied") == [
+        f"anon-{i:02d}" for i in range(10)
+    ]
+    assert [r.seq for r in chain] == list(range(1, len(chain) + 1))
+    assert (await verified(api.app))["ok"] is True
+
+
 # ---- 4. what a record holds ---------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mediation.core.db import Base, JSONType, new_id
@@ -18,6 +18,16 @@ class Dispute(Base):
         UniqueConstraint("channel", "external_reference"),
         Index("ix_disputes_created_at_id", "created_at", "id"),
         Index("ix_disputes_status_created_at", "status", "created_at"),
+        # The window's usual list: a state and a category, newest first (make bench: 2.5 s at a
+        # million cases with the status index alone, scanning every case in that state).
+        Index("ix_disputes_status_category_created_at", "status", "category", "created_at", "id"),
+        # Triage counts each body's active cases (its load); counted from this index alone.
+        Index(
+            "ix_disputes_active_body",
+            "body_id",
+            postgresql_where=text("status IN ('assigned', 'mediating')"),
+            sqlite_where=text("status IN ('assigned', 'mediating')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
