@@ -473,7 +473,7 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(memory, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "wrk": wrk_version.strip(),
+        "wrk": wrk_version.split(" Copyright")[0].strip(),
     }
 
 
