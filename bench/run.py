@@ -665,26 +665,25 @@ def writes(
                 script, port, seconds=args.duration, connections=args.connections, auth=auth, env=env
             )
         print(f"    {label:32s} {_line(results[label])}", flush=True)
-    half_intake = results["intake, product"].rps / 2
-    results["intake, product at half its maximum"] = paced(
-        "intake.lua",
-        PRODUCT_PORT,
-        half_intake,
-        seconds=args.duration,
-        auth=clerk,
-        env={"BENCH_SEED": "3"},
-        calibration={"BENCH_SEED": "4"},
-    )
-    half_accept = results["accept, product"].rps / 2
-    results["accept, product at half its maximum"] = paced(
-        "action.lua",
-        PRODUCT_PORT,
-        half_accept,
-        seconds=args.duration,
-        auth=clerk,
-        env={"BENCH_IDS": files["paced"], "BENCH_ACTION": "accept"},
-        calibration={"BENCH_IDS": files["calibration"], "BENCH_ACTION": "accept"},
-    )
+    accept_at = {"BENCH_ACTION": "accept"}
+    for kind, script, env, calibration in (
+        ("intake", "intake.lua", {"BENCH_SEED": "3"}, {"BENCH_SEED": "4"}),
+        (
+            "accept",
+            "action.lua",
+            {**accept_at, "BENCH_IDS": files["paced"]},
+            {**accept_at, "BENCH_IDS": files["calibration"]},
+        ),
+    ):
+        results[f"{kind}, product at half its maximum"] = paced(
+            script,
+            PRODUCT_PORT,
+            results[f"{kind}, product"].rps / 2,
+            seconds=args.duration,
+            auth=clerk,
+            env=env,
+            calibration=calibration,
+        )
     for label in ("intake, product at half its maximum", "accept, product at half its maximum"):
         print(f"    {label:32s} {_line(results[label])}", flush=True)
     # PostgreSQL alone: the same transactions from pgbench, as many clients as the apps' pools, on

@@ -4,12 +4,6 @@ package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 local common = require("common")
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
 
-local counter = 0
-function setup(thread)
-  thread:set("index", counter)
-  counter = counter + 1
-end
-
 local ids, i, action, auth_header, auth_value
 function init(args)
   ids = common.lines("BENCH_IDS", index, tonumber(os.getenv("BENCH_THREADS")))

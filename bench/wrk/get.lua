@@ -3,13 +3,6 @@ package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 local common = require("common")
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
 
-local threads, counter = {}, 0
-function setup(thread)
-  thread:set("index", counter)
-  counter = counter + 1
-  threads[#threads + 1] = thread
-end
-
 local paths, i
 function init(args)
   paths = common.lines("BENCH_PATHS", index, tonumber(os.getenv("BENCH_THREADS")))

@@ -4,12 +4,6 @@
 package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 dofile(os.getenv("BENCH_LUA_DIR") .. "/report.lua")
 
-local counter = 0
-function setup(thread)
-  thread:set("index", counter)
-  counter = counter + 1
-end
-
 local WEIGHTS = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
 local CHECK = {"1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"}
 local SURNAMES = {"王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "胡", "朱", "高", "林", "何", "郭", "马", "罗"}

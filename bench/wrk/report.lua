@@ -1,6 +1,13 @@
--- Shared by every scenario: pacing, and one JSON line with the figures when the run ends.
+-- Shared by every scenario: each thread's index (the scripts split their inputs by it), pacing,
+-- and one JSON line with the figures when the run ends.
 -- BENCH_DELAY_MS paces each connection (wrk's delay()): a connection waits that long after each
 -- answer before its next request, which holds the offered rate near connections / (delay + latency).
+
+local counter = 0
+function setup(thread)
+  thread:set("index", counter)
+  counter = counter + 1
+end
 
 local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
 
