@@ -632,7 +632,7 @@ def _line(r: Result) -> str:
 def pools(dsn: str, cipher: PiiCipher, workdir: Path, args: argparse.Namespace) -> dict[str, str]:
     """Registered cases for the accept runs, one pool per run, each larger than a run can use; and
     one for pgbench, in a table its script reads."""
-    budget = args.duration * 300 + 1_000  # above the floor's rate here (about 160/s); past it, 404s
+    budget = args.duration * 800 + 1_000  # above the floor's rate here (up to about 450/s); past it, 404s
     ids = {
         who: asyncio.run(seed.pool(dsn, cipher, "registered", budget, seed.POOL_FIRST_COPY + k * 100_000))
         for k, who in enumerate(("product", "floor", "paced", "calibration", "pgbench"))

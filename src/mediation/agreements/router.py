@@ -73,7 +73,7 @@ WRITES = problem_responses(
 CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 
 
-def agreements(svc: Annotated[DisputeService, Depends(service)]) -> AgreementService:
+async def agreements(svc: Annotated[DisputeService, Depends(service)]) -> AgreementService:
     return AgreementService(svc)
 
 
@@ -378,7 +378,7 @@ async def complete_follow_up(
     return await run_idempotent(request, principal, idempotency_key, work)
 
 
-def visits(svc: Annotated[DisputeService, Depends(service)]) -> VisitService:
+async def visits(svc: Annotated[DisputeService, Depends(service)]) -> VisitService:
     return VisitService(svc)
 
 

@@ -26,7 +26,7 @@ from mediation.disputes.service import DisputeService
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["early warning"])
 
 
-def alerts(svc: Annotated[DisputeService, Depends(service)]) -> AlertService:
+async def alerts(svc: Annotated[DisputeService, Depends(service)]) -> AlertService:
     return AlertService(svc)
 
 

@@ -9,13 +9,14 @@ of each case concerned. Services add and flush; the request's unit of work commi
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -38,7 +39,19 @@ POLICE_ADVICE = (
 )
 
 
-def _identity(party: Party) -> tuple[str, str] | None:
+class _Recognisable(Protocol):
+    id_number_index: str | None
+    kind: str
+    name_key: str | None
+    phone_index: str | None
+
+
+_APPLICANTS_OF = select(
+    Party.dispute_id, Party.id_number_index, Party.kind, Party.name_key, Party.phone_index
+).where(Party.dispute_id.in_(bindparam("ids", expanding=True)), Party.role == PartyRole.applicant)
+
+
+def _identity(party: _Recognisable) -> tuple[str, str] | None:
     """How the same person or company is recognised across cases without decrypting anything."""
     if party.id_number_index:
         return ("id", party.id_number_index)
@@ -49,13 +62,46 @@ def _identity(party: Party) -> tuple[str, str] | None:
     return None
 
 
-def _same(party: type[Party], identity: tuple[str, str]) -> Any:
+# Made once and reused: SQLAlchemy adapts an alias's columns the first time each is used, so a new
+# alias per query costs more CPU than running the query.
+_FIRST, _SECOND = aliased(Party), aliased(Party)
+
+
+def _same(party: type[Party], identity: tuple[str, Any]) -> Any:
     kind, value = identity
     if kind == "id":
         return party.id_number_index == value
     if kind == "name":
         return and_(party.name_key == value, party.kind == PartyKind.organisation)
     return party.phone_index == value
+
+
+# The cluster queries, built once with the case's values as parameters: the county and the
+# window (`near`), then what the wave shares.
+_NEAR = and_(
+    Dispute.region_code.startswith(bindparam("county", type_=Dispute.region_code.type)),
+    Dispute.created_at >= bindparam("since"),
+    Dispute.created_at <= bindparam("until"),
+)
+_PLACE_CANDIDATES = select(Dispute.id, Dispute.address).where(_NEAR, Dispute.address.is_not(None))
+_CATEGORY_WAVE = select(Dispute.id).where(
+    _NEAR,
+    Dispute.region_code.startswith(bindparam("town", type_=Dispute.region_code.type)),
+    Dispute.category == bindparam("category"),
+)
+
+
+@functools.cache
+def _respondent_wave(kind: str) -> Select[uuid.UUID]:
+    """Cases near this one with the same respondent, recognised by `kind` of identity (`who`)."""
+    return select(Dispute.id).where(
+        _NEAR,
+        exists().where(
+            _FIRST.dispute_id == Dispute.id,
+            _FIRST.role == PartyRole.respondent,
+            _same(_FIRST, (kind, bindparam("who"))),
+        ),
+    )
 
 
 @dataclass(slots=True)
@@ -136,12 +182,7 @@ class AlertService:
     async def _cluster(self, dispute: Dispute, rule: ClusterRule) -> Finding | None:
         county = dispute.region_code[:6]
         since = dispute.created_at - timedelta(days=rule.window_days)
-        near = and_(
-            Dispute.region_code.startswith(county),
-            Dispute.created_at >= since,
-            Dispute.created_at <= dispute.created_at,
-        )
-        query: Select[uuid.UUID] | None = None
+        near = {"county": county, "since": since, "until": dispute.created_at}
         if rule.by == ClusterBy.respondent:
             identities = [
                 i
@@ -151,15 +192,7 @@ class AlertService:
             if not identities:
                 return None
             identity = identities[0]
-            theirs = aliased(Party)
-            query = select(Dispute.id).where(
-                near,
-                exists().where(
-                    theirs.dispute_id == Dispute.id,
-                    theirs.role == PartyRole.respondent,
-                    _same(theirs, identity),
-                ),
-            )
+            query, params = _respondent_wave(identity[0]), {**near, "who": identity[1]}
             subject = f"{identity[0]}:{identity[1]}"
             about = next(
                 p.name for p in dispute.parties if p.role == PartyRole.respondent and _identity(p) == identity
@@ -168,21 +201,17 @@ class AlertService:
             place = detect.place_key(dispute.address)
             if place is None:
                 return None
-            candidates = await self.session.execute(
-                select(Dispute.id, Dispute.address).where(near, Dispute.address.is_not(None))
-            )
+            candidates = await self.session.execute(_PLACE_CANDIDATES, near)
             ids = [i for i, address in candidates.all() if detect.place_key(address) == place]
             return await self._cluster_finding(
                 dispute, rule, county, f"place:{place}", dispute.address or place, ids
             )
         else:
             town = dispute.region_code[:9]
-            query = select(Dispute.id).where(
-                near, Dispute.region_code.startswith(town), Dispute.category == dispute.category
-            )
+            query, params = _CATEGORY_WAVE, {**near, "town": town, "category": dispute.category}
             subject = f"category:{town}:{dispute.category}"
             about = dispute.category
-        ids = list((await self.session.scalars(query)).all())
+        ids = list((await self.session.scalars(query, params)).all())
         return await self._cluster_finding(dispute, rule, county, subject, about, ids)
 
     async def _cluster_finding(
@@ -210,9 +239,9 @@ class AlertService:
         arriving by window, hotline and grid) is one claimant, not a crowd."""
         if not ids:
             return 0
-        rows = await self.session.scalars(
-            select(Party).where(Party.dispute_id.in_(ids), Party.role == PartyRole.applicant)
-        )
+        # Only the columns that recognise a person: no party objects (and no decryption) for what
+        # can be hundreds of cases in a wave.
+        rows = await self.session.execute(_APPLICANTS_OF, {"ids": ids})
         by_case: dict[uuid.UUID, tuple[str, str] | uuid.UUID] = {}
         for party in rows.all():
             identity = _identity(party)
@@ -229,7 +258,7 @@ class AlertService:
         respondents = [i for p in dispute.parties if p.role == PartyRole.respondent and (i := _identity(p))]
         if not applicants or not respondents:
             return None
-        first, second = aliased(Party), aliased(Party)
+        first, second = _FIRST, _SECOND
         since = dispute.created_at - timedelta(days=self.rules.repeat_within_days)
         earlier = list(
             (

@@ -99,14 +99,18 @@ async def lock_head(session: AsyncSession) -> AuditChainHead:
     return head
 
 
+# populate_existing: a head this session loaded in an earlier transaction is stale now. Built once:
+# every write takes the head.
+_LOCK_HEAD = (
+    select(AuditChainHead)
+    .where(AuditChainHead.id == HEAD_ID)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 async def _lock_head(session: AsyncSession) -> AuditChainHead:
-    # populate_existing: a head this session loaded in an earlier transaction is stale now.
-    stmt = (
-        select(AuditChainHead)
-        .where(AuditChainHead.id == HEAD_ID)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    stmt = _LOCK_HEAD
     head = await session.scalar(stmt)
     if head is None:
         # Only an emptied table gets here (the migration creates the row); create it race-free.

@@ -52,7 +52,7 @@ Caller = Annotated[Principal, Depends(authenticate)]
 Registrar = Annotated[Principal, permission(Permission.registry_manage)]
 
 
-def registry(request: Request) -> BodyService:
+async def registry(request: Request) -> BodyService:
     return BodyService(session_of(request))
 
 

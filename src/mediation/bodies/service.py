@@ -116,7 +116,9 @@ class BodyService:
     async def update(
         self, body_id: uuid.UUID, data: BodyPatch, principal: Principal, if_match: str | None, now: datetime
     ) -> Body:
-        body = await self.session.get(Body, body_id, with_for_update=True)
+        # Fresh from the locked row: the caller's own body may already be in the session (its
+        # credentials were checked in this transaction), as read before the lock.
+        body = await self.session.get(Body, body_id, with_for_update=True, populate_existing=True)
         if body is None or not may_edit_profile(principal, body_id):
             raise NotFound(NO_BODY)
         check_if_match(if_match, body.version)

@@ -37,7 +37,7 @@ from mediation.identity.auth import authenticate
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["clocks"])
 
 
-def actions(svc: Annotated[DisputeService, Depends(service)]) -> ClockActions:
+async def actions(svc: Annotated[DisputeService, Depends(service)]) -> ClockActions:
     return ClockActions(svc)
 
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.bodies.models import Body
@@ -60,6 +60,25 @@ def clock_summary(clock: CaseClock) -> dict[str, Any]:
     }
 
 
+# Built once (every transition reads the case's running clocks); the case is the parameter.
+_RUNNING = (
+    select(CaseClock)
+    .where(CaseClock.dispute_id == bindparam("dispute_id"), CaseClock.stopped_at.is_(None))
+    .order_by(CaseClock.started_at, CaseClock.name)
+)
+
+
+def summarise_into(dispute: Dispute, running: list[CaseClock]) -> None:
+    """The case shows its most urgent running clock: the worst level, then the earliest due."""
+    if not running:
+        dispute.clock, dispute.clock_level, dispute.clock_due_at = None, None, None
+        return
+    top = min(running, key=lambda c: (-LEVEL_ORDER[Level(c.level)], c.paused_at is not None, c.due_at))
+    dispute.clock = clock_summary(top)
+    dispute.clock_level = top.level
+    dispute.clock_due_at = top.due_at
+
+
 class ClockService:
     def __init__(self, session: AsyncSession, clock: Clock, rules: ClockRules) -> None:
         self.session = session
@@ -68,14 +87,16 @@ class ClockService:
 
     # ---- following the lifecycle ----------------------------------------------------------------
 
-    async def follow(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
+    async def follow(self, dispute: Dispute, now: datetime, *, new_case: bool = False) -> list[CaseClock]:
         """After intake or a transition: stop the clocks whose stage the case left, start the ones
-        its new state needs. Returns the clocks started."""
-        running = await self.running(dispute.id)
+        its new state needs. Returns the clocks started. A case registered in this transaction has
+        none running yet, so nothing is read for it."""
+        running = [] if new_case else await self.running(dispute.id)
         for clock in running:
             if dispute.status not in CLOCK_STATES[ClockName(clock.name)]:
                 self._stop(clock, now, cancelled=dispute.status in CANCELLING)
-        names = {c.name for c in running if c.stopped_at is None}
+        still = [c for c in running if c.stopped_at is None]
+        names = {c.name for c in still}
         body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
         facts = facts_of(dispute, body)
         started = []
@@ -84,8 +105,9 @@ class ClockService:
                 rule = self.rules.for_(name, facts)
                 if rule is not None:
                     started.append(self._start(dispute, rule, now))
-        await self.session.flush()
-        await self.summarise(dispute)
+        # Everything running is in hand: no second read, and the caller's flush writes the clocks
+        # and the case's summary in one go.
+        summarise_into(dispute, [*still, *started])
         return started
 
     def _start(self, dispute: Dispute, rule: ClockRule, now: datetime) -> CaseClock:
@@ -120,11 +142,7 @@ class ClockService:
         clock.history = [*clock.history, {"at": now.isoformat(), "what": "stopped", "outcome": clock.outcome}]
 
     async def running(self, dispute_id: uuid.UUID) -> list[CaseClock]:
-        rows = await self.session.scalars(
-            select(CaseClock)
-            .where(CaseClock.dispute_id == dispute_id, CaseClock.stopped_at.is_(None))
-            .order_by(CaseClock.started_at, CaseClock.name)
-        )
+        rows = await self.session.scalars(_RUNNING, {"dispute_id": dispute_id})
         return list(rows.all())
 
     async def of_case(self, dispute_id: uuid.UUID) -> list[CaseClock]:
@@ -137,14 +155,7 @@ class ClockService:
 
     async def summarise(self, dispute: Dispute) -> None:
         """The case shows its most urgent running clock: the worst level, then the earliest due."""
-        running = [c for c in await self.running(dispute.id) if c.stopped_at is None]
-        if not running:
-            dispute.clock, dispute.clock_level, dispute.clock_due_at = None, None, None
-            return
-        top = min(running, key=lambda c: (-LEVEL_ORDER[Level(c.level)], c.paused_at is not None, c.due_at))
-        dispute.clock = clock_summary(top)
-        dispute.clock_level = top.level
-        dispute.clock_due_at = top.due_at
+        summarise_into(dispute, [c for c in await self.running(dispute.id) if c.stopped_at is None])
 
     # ---- pause, resume, extend ------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -101,6 +102,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _refuse_closed_connection(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """A pooled connection the server has closed (a terminated backend, a restart) is replaced
+    before a request gets it. The driver saw the server's goodbye on the socket, so this costs no
+    round trip; SQLAlchemy's pre-ping would cost three (BEGIN, ping, ROLLBACK) on every checkout.
+    A connection that dies unannounced fails its request with 503, and SQLAlchemy then replaces
+    every connection opened before it."""
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")
+
+
 class Database:
     """The engines and session factories of one app instance.
 
@@ -121,12 +133,12 @@ class Database:
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 pool_timeout=settings.db_pool_timeout_seconds,
-                pool_pre_ping=True,
                 # A runaway query is cancelled by the server rather than holding locks for ever.
                 connect_args={
                     "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}
                 },
             )
+            event.listen(self.engine.sync_engine.pool, "checkout", _refuse_closed_connection)
             self.write_engine = self.engine
         self.reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self.writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)

@@ -1147,24 +1147,25 @@ class _GuardsPass:
         return not subject.refusals
 
 
-_MACHINE_SPEC = _machine_transitions()
-_STATES = [s.value for s in Status]
+# One machine for the process, built once. It holds no case: each transition is triggered on
+# its event with the case as the argument, and the machine reads and sets the state through
+# `_CaseSubject.status`. Firing is synchronous, so two requests never share it mid-transition.
+_MACHINE = Machine(
+    model=None,
+    states=[s.value for s in Status],
+    transitions=_machine_transitions(),
+    initial=Status.registered.value,
+    auto_transitions=False,
+    send_event=True,
+    model_attribute="status",
+)
 
 
 def fire(dispute: Dispute, transition: Transition, ctx: GuardContext) -> None:
     """Run one transition through the state machine; raise typed errors when it cannot happen."""
     subject = _CaseSubject(dispute)
-    machine = Machine(
-        model=subject,
-        states=_STATES,
-        transitions=_MACHINE_SPEC,
-        initial=dispute.status,
-        auto_transitions=False,
-        send_event=True,
-        model_attribute="status",
-    )
     try:
-        moved = machine.events[transition.action.value].trigger(subject, ctx=ctx)
+        moved = _MACHINE.events[transition.action.value].trigger(subject, ctx=ctx)
     except MachineError as exc:
         raise InvalidTransition(str(exc)) from exc
     if not moved:

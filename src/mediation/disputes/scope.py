@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from sqlalchemy import ColumnElement, false, true
+from sqlalchemy import ColumnElement, bindparam, false, true
 
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
 from mediation.disputes.models import Dispute
@@ -50,6 +50,30 @@ def visible_to(principal: Principal) -> ColumnElement[bool]:
         case ("handoff", uuid.UUID() as target):
             return Dispute.handoff_target_id == target
     return false()
+
+
+def scope_clause(kind: str) -> ColumnElement[bool]:
+    """`visible_to` for every caller of one kind of rule, its value left as the bound parameter
+    `scope`: a statement built with it once serves every request (see `scope_params`)."""
+    match kind:
+        case "all":
+            return true()
+        case "region":
+            return Dispute.region_code.startswith(bindparam("scope", type_=Dispute.region_code.type))
+        case "body":
+            return Dispute.body_id == bindparam("scope", type_=Dispute.body_id.type)
+        case "handoff":
+            return Dispute.handoff_target_id == bindparam("scope", type_=Dispute.handoff_target_id.type)
+    return false()
+
+
+RULE_KINDS = ("all", "region", "body", "handoff", "none")
+
+
+def scope_params(principal: Principal) -> tuple[str, dict[str, object]]:
+    """The rule's kind and the parameters a `scope_clause` statement takes for this caller."""
+    kind, value = rule_for(principal)
+    return kind, ({} if value is None else {"scope": value})
 
 
 def sees(principal: Principal, dispute: Dispute) -> bool:

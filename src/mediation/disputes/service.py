@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -12,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, exists, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -58,7 +59,7 @@ from mediation.disputes.models import (
 )
 from mediation.disputes.paperwork import PAPER_TITLES, handoff_lines, receipt_lines
 from mediation.disputes.schemas import CaseLinkIn, ConsentIn, DisputeCreate, MediatorChoiceIn, PartyIn
-from mediation.disputes.scope import visible_to
+from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, visible_to
 from mediation.documents.models import Document
 from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService
 from mediation.events.service import record_dispute_event
@@ -94,6 +95,19 @@ class Attention(StrEnum):
 
 # While a body holds the case it may name or change its mediator.
 MEDIATOR_STATES = frozenset({Status.mediating, Status.agreement_signed, Status.confirmation_rejected})
+
+
+def _one_case(kind: str, for_update: bool) -> Select[Dispute]:
+    stmt = (
+        select(Dispute)
+        .where(Dispute.id == bindparam("dispute_id"), scope_clause(kind))
+        .options(selectinload(Dispute.parties))
+    )
+    return stmt.with_for_update(of=Dispute) if for_update else stmt
+
+
+# Built once: composing a statement costs more CPU than running it, and every request reads its case.
+_ONE_CASE = {(kind, lock): _one_case(kind, lock) for kind in RULE_KINDS for lock in (False, True)}
 
 # How an action ends the case's open assignment.
 ASSIGNMENT_ENDINGS = {
@@ -227,13 +241,14 @@ class DisputeService:
                 Text("该工单已登记", "This work order is already registered")
             ) from exc
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
-        await self.clocks.follow(dispute, now)
+        await self.clocks.follow(dispute, now, new_case=True)
         found = await alerts.detect(dispute, hits)
         if related is not None:
             related.extend(await self.related(dispute, principal))
         # The case number comes last: the county's counter row stays locked from here until the
         # commit, and every other intake in the county waits for it, so only the writes that need
         # the number (its event, the alerts that name it, the receipt) follow. Numbers stay gapless.
+        await self.session.flush()  # the timeline entry and the clocks: before the lock, not under it
         dispute.case_number = await self._next_case_number(data.region_code[:6], today.year)
         dispute.query_code_hash = hash_query_code(dispute.case_number, query_code)
         record_dispute_event(
@@ -327,14 +342,8 @@ class DisputeService:
     async def get(self, dispute_id: uuid.UUID, principal: Principal, *, for_update: bool = False) -> Dispute:
         """The case, if the caller may see it. A case outside the caller's scope answers exactly like
         a case that does not exist, so its existence does not leak."""
-        stmt = (
-            select(Dispute)
-            .where(Dispute.id == dispute_id, visible_to(principal))
-            .options(selectinload(Dispute.parties))
-        )
-        if for_update:
-            stmt = stmt.with_for_update(of=Dispute)
-        dispute = await self.session.scalar(stmt)
+        kind, params = scope_params(principal)
+        dispute = await self.session.scalar(_ONE_CASE[kind, for_update], {"dispute_id": dispute_id, **params})
         if dispute is None:
             raise NotFound(Text("案件不存在", "No such case"))
         return dispute
@@ -389,7 +398,9 @@ class DisputeService:
             column = Party.id_number_index if kind == "id_number" else Party.phone_index
             stmt = stmt.where(exists().where(Party.dispute_id == Dispute.id, column == digest))
         if filters.related_to:
-            stmt = stmt.where(Dispute.id != filters.related_to, _shares_party_with(filters.related_to))
+            stmt = stmt.where(Dispute.id != filters.related_to, _SHARES_PARTY).params(
+                dispute_id=filters.related_to
+            )
         if filters.created_from:
             stmt = stmt.where(Dispute.created_at >= filters.created_from)
         if filters.created_to:
@@ -513,7 +524,8 @@ class DisputeService:
         if dispute.handoff_target_id:
             event["handoff_target_id"] = str(dispute.handoff_target_id)
         record_dispute_event(self.session, dispute, transition.event, event, now)
-        await self._flush_versioned()
+        # The clocks follow the new state before anything is written, so the case's row (state,
+        # version and clock summary), its timeline entry, its event and its clocks go in one flush.
         for started in await self.clocks.follow(dispute, now):
             if started.name == ClockName.sign_for:
                 dispute.sign_for_due_on = started.due_on
@@ -929,14 +941,12 @@ class DisputeService:
     async def related(self, dispute: Dispute, principal: Principal, limit: int = 20) -> list[RelatedCase]:
         """Other cases the caller can see that share a party with this one: the same ID or phone
         number (by the keyed index), or the same respondent organisation. Names alone never match."""
-        stmt = (
-            select(Dispute)
-            .where(visible_to(principal), Dispute.id != dispute.id, _shares_party_with(dispute.id))
-            .options(selectinload(Dispute.parties))
-            .order_by(Dispute.created_at.desc(), Dispute.id.desc())
-            .limit(limit)
+        kind, params = scope_params(principal)
+        rows = list(
+            (
+                await self.session.scalars(_related_cases(kind, limit), {"dispute_id": dispute.id, **params})
+            ).all()
         )
-        rows = list((await self.session.scalars(stmt)).all())
         linked = await self._linked_ids(dispute.id)
         return [
             RelatedCase(other, _matched_on(dispute.parties, other.parties), other.id in linked)
@@ -944,11 +954,7 @@ class DisputeService:
         ]
 
     async def _linked_ids(self, dispute_id: uuid.UUID) -> set[uuid.UUID]:
-        rows = await self.session.execute(
-            select(CaseLink.first_id, CaseLink.second_id).where(
-                or_(CaseLink.first_id == dispute_id, CaseLink.second_id == dispute_id)
-            )
-        )
+        rows = await self.session.execute(_LINKS_OF, {"dispute_id": dispute_id})
         return {a if b == dispute_id else b for a, b in rows.all()}
 
     async def link(
@@ -1138,24 +1144,43 @@ def _milestones(dispute: Dispute, action: Action, from_status: str, now: datetim
         dispute.confirmation_result = CONFIRMATION_RESULTS[action]
 
 
-def _shares_party_with(dispute_id: uuid.UUID) -> ColumnElement[bool]:
-    """Some party of the case has the same ID number or phone number as a party of `dispute_id`."""
-    theirs = aliased(Party)
-    mine = aliased(Party)
-    same_person = or_(
-        and_(theirs.id_number_index.is_not(None), theirs.id_number_index == mine.id_number_index),
-        and_(theirs.phone_index.is_not(None), theirs.phone_index == mine.phone_index),
+_THEIRS, _MINE = aliased(Party), aliased(Party)
+# Some party of the case has the same ID number or phone number as a party of the case
+# `dispute_id` (a bound parameter). Built once: an alias made anew adapts every column anew.
+_SHARES_PARTY = exists().where(
+    _THEIRS.dispute_id == Dispute.id,
+    _MINE.dispute_id == bindparam("dispute_id"),
+    or_(
+        and_(_THEIRS.id_number_index.is_not(None), _THEIRS.id_number_index == _MINE.id_number_index),
+        and_(_THEIRS.phone_index.is_not(None), _THEIRS.phone_index == _MINE.phone_index),
         # The same respondent company, when one side has no credit code on file: its normalised
         # name. Two different credit codes are two companies, whatever their names.
         and_(
-            theirs.name_key.is_not(None),
-            theirs.name_key == mine.name_key,
-            theirs.role == "respondent",
-            mine.role == "respondent",
-            or_(theirs.id_number_index.is_(None), mine.id_number_index.is_(None)),
+            _THEIRS.name_key.is_not(None),
+            _THEIRS.name_key == _MINE.name_key,
+            _THEIRS.role == "respondent",
+            _MINE.role == "respondent",
+            or_(_THEIRS.id_number_index.is_(None), _MINE.id_number_index.is_(None)),
         ),
+    ),
+)
+
+
+@functools.cache
+def _related_cases(kind: str, limit: int) -> Select[Dispute]:
+    """The caller's cases that share a party with the case `dispute_id`, newest first."""
+    return (
+        select(Dispute)
+        .where(scope_clause(kind), Dispute.id != bindparam("dispute_id"), _SHARES_PARTY)
+        .options(selectinload(Dispute.parties))
+        .order_by(Dispute.created_at.desc(), Dispute.id.desc())
+        .limit(limit)
     )
-    return exists().where(theirs.dispute_id == Dispute.id, mine.dispute_id == dispute_id, same_person)
+
+
+_LINKS_OF = select(CaseLink.first_id, CaseLink.second_id).where(
+    or_(CaseLink.first_id == bindparam("dispute_id"), CaseLink.second_id == bindparam("dispute_id"))
+)
 
 
 @dataclass(frozen=True, slots=True)

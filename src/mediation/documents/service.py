@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,6 +62,20 @@ HANDOFF_KINDS = {
     "litigation": DocumentKind.filing_pack,
 }
 
+
+# Built once: these run for every document, the intake's receipt included.
+_ADD_BLOB = {
+    on_postgresql: insert(Blob)
+    .values(
+        sha256=bindparam("sha256"),
+        size=bindparam("size"),
+        media_type=bindparam("media_type"),
+        created_at=bindparam("created_at"),
+    )
+    .on_conflict_do_nothing(index_elements=["sha256"])
+    for on_postgresql, insert in ((True, pg_insert), (False, sqlite_insert))
+}
+_DOSSIERS_OF = select(func.count()).select_from(Dossier).where(Dossier.dispute_id == bindparam("dispute_id"))
 
 FILE_TOO_LARGE = Text("单个文件超过上限 {n} 字节", "The file exceeds {n} bytes")
 CASE_TOO_LARGE = Text("本案材料总量超过上限 {n} 字节", "The case's documents would exceed {n} bytes")
@@ -152,18 +166,14 @@ class DocumentService:
         *,
         generated: bool,
     ) -> Document:
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await self.session.execute(
-            insert(Blob)
-            .values(sha256=staged.sha256, size=staged.size, media_type=media_type, created_at=now)
-            .on_conflict_do_nothing(index_elements=["sha256"])
+            _ADD_BLOB[self.session.get_bind().dialect.name == "postgresql"],
+            {"sha256": staged.sha256, "size": staged.size, "media_type": media_type, "created_at": now},
         )
         # The file goes into place before the row commits: a row never points at missing content
         # (a failed commit leaves, at worst, content nobody references).
         await asyncio.to_thread(self.store.commit, staged)
-        late = await self.session.scalar(
-            select(func.count()).select_from(Dossier).where(Dossier.dispute_id == dispute.id)
-        )
+        late = await self.session.scalar(_DOSSIERS_OF, {"dispute_id": dispute.id})
         document = Document(
             id=ordered_id(),
             dispute_id=dispute.id,

@@ -94,14 +94,16 @@ async def _number(
     head.last_position = last
 
 
+# Built once: every write that records an event reads the subscriptions.
+_ACTIVE_SUBSCRIPTIONS = (
+    select(WebhookSubscription, Body)
+    .join(Body, Body.id == WebhookSubscription.organisation_id)
+    .where(WebhookSubscription.active.is_(True), Body.active.is_(True))
+)
+
+
 async def _subscribers(session: AsyncSession) -> list[tuple[WebhookSubscription, Principal]]:
-    rows = (
-        await session.execute(
-            select(WebhookSubscription, Body)
-            .join(Body, Body.id == WebhookSubscription.organisation_id)
-            .where(WebhookSubscription.active.is_(True), Body.active.is_(True))
-        )
-    ).all()
+    rows = (await session.execute(_ACTIVE_SUBSCRIPTIONS)).all()
     return [
         (sub, make_principal(Role(sub.role), f"webhook:{sub.id}", body, kind="webhook", name=None))
         for sub, body in rows

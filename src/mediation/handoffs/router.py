@@ -73,7 +73,7 @@ CHANGES = problem_responses(
 )
 
 
-def handoffs(svc: Annotated[DisputeService, Depends(service)]) -> HandoffService:
+async def handoffs(svc: Annotated[DisputeService, Depends(service)]) -> HandoffService:
     return HandoffService(svc)
 
 

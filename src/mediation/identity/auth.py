@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.bodies.models import Body
@@ -88,20 +88,41 @@ async def authenticate(
     identity = identity_of(request)
     if not api_key and not bearer:
         raise Unauthenticated(Text("需要登录或 API 密钥", "Sign in or send an API key"))
-    # A short read of its own: the request's session may be a writer, and on SQLite taking the
-    # write lock for a credential lookup would serialise every request behind it.
     db: Database = request.app.state.db
-    async with db.reader() as session:
-        if api_key:
-            principal = await principal_for_key(session, api_key)
-        elif bearer and bearer.credentials.startswith(API_KEY_PREFIX):
-            principal = await principal_for_key(session, bearer.credentials)
-        else:
-            assert bearer is not None
-            principal = await principal_for_token(session, identity.tokens, bearer.credentials)
+    own: AsyncSession | None = getattr(request.state, "session", None)
+    if own is not None and not db.is_sqlite:
+        # On PostgreSQL the lookup rides in the request's own transaction: one connection and one
+        # transaction per request. (Read committed: it still sees a deactivation committed a
+        # moment ago.)
+        principal = await _principal(own, identity, api_key, bearer)
+    else:
+        # A short read of its own: on SQLite the request's session may be a writer, and taking the
+        # write lock for a credential lookup would serialise every request behind it.
+        async with db.reader() as session:
+            principal = await _principal(session, identity, api_key, bearer)
     request.state.principal = principal
     identity.limiter.check(principal.scope)
     return principal
+
+
+async def _principal(
+    session: AsyncSession,
+    identity: Identity,
+    api_key: str | None,
+    bearer: HTTPAuthorizationCredentials | None,
+) -> Principal:
+    if api_key:
+        return await principal_for_key(session, api_key)
+    assert bearer is not None
+    if bearer.credentials.startswith(API_KEY_PREFIX):
+        return await principal_for_key(session, bearer.credentials)
+    return await principal_for_token(session, identity.tokens, bearer.credentials)
+
+
+# The account and its organisation in one round trip, on every request; built once.
+_USER_AND_BODY = (
+    select(User, Body).outerjoin(Body, Body.id == User.organisation_id).where(User.id == bindparam("user_id"))
+)
 
 
 async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str) -> Principal:
@@ -110,10 +131,10 @@ async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str)
         user_id = uuid.UUID(str(claims["sub"]))
     except (InvalidToken, ValueError) as exc:
         raise Unauthenticated(Text("登录凭证无效或已过期", "Invalid or expired access token")) from exc
-    user = await session.get(User, user_id)
-    if user is None or not user.active:
+    row = (await session.execute(_USER_AND_BODY, {"user_id": user_id})).first()
+    if row is None or not row[0].active:
         raise Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
-    organisation = await session.get(Body, user.organisation_id) if user.organisation_id else None
+    user, organisation = row
     return make_principal(Role(user.role), str(user.id), organisation, kind="user", name=user.display_name)
 
 

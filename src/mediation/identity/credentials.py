@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from mediation.core.settings import Settings
 
 ALGORITHM = "HS256"  # the only algorithm accepted; "none" and key-confusion tricks are refused
+VERIFIED_TOKENS_KEPT = 4096  # per process: about one per signed-in staff member
 API_KEY_PREFIX = "mk_"
 
 
@@ -66,6 +67,7 @@ class Tokens:
         self.audience = settings.jwt_audience
         self.lifetime = settings.access_token_minutes * 60
         self.leeway = settings.jwt_leeway_seconds
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, user_id: uuid.UUID, role: str, organisation_id: uuid.UUID | None) -> IssuedToken:
         now = int(time.time())
@@ -85,6 +87,15 @@ class Tokens:
         return IssuedToken(jwt.encode(claims, self.secret, algorithm=ALGORITHM), self.lifetime, jti)
 
     def verify(self, token: str) -> dict[str, Any]:
+        # A token whose signature and claims were checked is remembered by its exact text, so a
+        # client's next requests only need its time window checked again (PyJWT prepares the key
+        # and parses the token anew on every call). An altered token is different text.
+        known = self._verified.get(token)
+        if known is not None:
+            now = time.time()
+            if known["nbf"] - self.leeway <= now < known["exp"] + self.leeway:
+                return dict(known)
+            del self._verified[token]
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -97,6 +108,10 @@ class Tokens:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from exc
+        if isinstance(claims.get("nbf"), int | float) and isinstance(claims.get("exp"), int | float):
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.pop(next(iter(self._verified)))  # the oldest first
+            self._verified[token] = dict(claims)
         return claims
 
 

@@ -79,7 +79,7 @@ def _csv_doc(what: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def service(request: Request) -> StatsService:
+async def service(request: Request) -> StatsService:
     app = request.app
     return StatsService(session_of(request), app.state.db, app.state.clock, app.state.settings)
 

@@ -32,7 +32,7 @@ from mediation.supervision.service import SupervisionService
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["supervision"])
 
 
-def supervision(svc: Annotated[DisputeService, Depends(service)]) -> SupervisionService:
+async def supervision(svc: Annotated[DisputeService, Depends(service)]) -> SupervisionService:
     return SupervisionService(svc)
 
 

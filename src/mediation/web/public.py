@@ -116,7 +116,7 @@ async def lookup(
     request.state.audit_details = {"case_number": case_number, "via": "web"}
     try:
         data = StatusLookupIn.model_validate(values)
-        dispute = await service(request).lookup_status(data.case_number, data.query_code)
+        dispute = await (await service(request)).lookup_status(data.case_number, data.query_code)
     except ValidationError as exc:
         return render(
             request, "lookup.html", {"result": None, "errors": errors_of(exc), "values": values}, 422
