@@ -8,6 +8,7 @@ working days (调休) included, as published in `chinese-calendar`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,14 +25,22 @@ class PeriodEnd:
     calendar_known: bool  # False: the holiday schedule for that year is not yet published
 
 
+@functools.lru_cache(maxsize=8192)
 def is_working_day(day: date) -> tuple[bool, bool]:
-    """(is it a working day, is the official schedule known for that year)."""
+    """(is it a working day, is the official schedule known for that year). Cached: the schedule
+    is fixed for the life of the process, and every deadline walks a few weeks of days."""
     try:
         return bool(chinese_calendar.is_workday(day)), True
     except NotImplementedError:
         # The State Council publishes each year's schedule in the preceding autumn; until the
         # library carries it, weekends are the only rest days we can know of.
         return day.weekday() < 5, False
+
+
+@functools.cache
+def _warn_unknown_year(year: int) -> None:
+    """Once per year and process: each deadline concerned is marked provisional in its own right."""
+    log.warning("holiday schedule for %d not known yet; periods ending then count weekends only", year)
 
 
 def period_end(start: date, days: int) -> PeriodEnd:
@@ -44,7 +53,7 @@ def period_end(start: date, days: int) -> PeriodEnd:
             break
         day += timedelta(days=1)
     if not known:
-        log.warning("holiday schedule unknown around %s; counted weekends only", nominal.isoformat())
+        _warn_unknown_year(nominal.year)
     return PeriodEnd(last_day=day, extended=day != nominal, calendar_known=known)
 
 
