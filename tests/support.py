@@ -288,6 +288,10 @@ class Api:
             org = uuid.UUID(str(dispute["body_id"]))
         elif role in ("court", "arbitration") and dispute.get("handoff_target_id"):
             org = uuid.UUID(str(dispute["handoff_target_id"]))
+            if (role, org) not in self.keys:
+                # Handed to the other kind (a court's role for a case at an arbitration
+                # commission): the role acts from its usual home, which must be refused cleanly.
+                org = None
         return self.auth(role, org)
 
     async def intake(self, as_: str = "center", **overrides: Any) -> dict[str, Any]:
