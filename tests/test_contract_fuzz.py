@@ -67,8 +67,10 @@ UNSTATED_RULES = {
     "invalid_phone",
     # A period must lie within the years whose public-holiday calendar is published.
     "calendar_unknown",
-    # `from` and `to` at most ten years apart: a relation between two parameters.
+    # `from` and `to` at most ten years apart, and `from` not after `to`: relations between two
+    # parameters.
     "range_too_long",
+    "range_reversed",
     # A region inside the caller's own: it depends on who asks.
     "outside_region",
     # A cursor is a token the server issued as next_cursor; its content is not a client's to make.
