@@ -110,8 +110,7 @@ _LOCK_HEAD = (
 
 
 async def _lock_head(session: AsyncSession) -> AuditChainHead:
-    stmt = _LOCK_HEAD
-    head = await session.scalar(stmt)
+    head = await session.scalar(_LOCK_HEAD)
     if head is None:
         # Only an emptied table gets here (the migration creates the row); create it race-free.
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -121,7 +120,7 @@ async def _lock_head(session: AsyncSession) -> AuditChainHead:
             .values(id=HEAD_ID, seq=0, hash=GENESIS_HASH, last_position=last_position)
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        head = (await session.scalars(stmt.execution_options(populate_existing=True))).one()
+        head = (await session.scalars(_LOCK_HEAD)).one()
     return head
 
 

@@ -40,31 +40,22 @@ def rule_for(principal: Principal) -> Rule:
 
 def visible_to(principal: Principal) -> ColumnElement[bool]:
     """As a query clause."""
-    match rule_for(principal):
-        case ("all", _):
-            return true()
-        case ("region", str(prefix)):
-            return Dispute.region_code.startswith(prefix)
-        case ("body", uuid.UUID() as body):
-            return Dispute.body_id == body
-        case ("handoff", uuid.UUID() as target):
-            return Dispute.handoff_target_id == target
-    return false()
+    kind, value = rule_for(principal)
+    return scope_clause(kind, value)
 
 
-def scope_clause(kind: str) -> ColumnElement[bool]:
-    """`visible_to` for every caller of one kind of rule, its value left as the bound parameter
-    `scope`: a statement built with it once serves every request (see `scope_params`)."""
-    match kind:
-        case "all":
-            return true()
-        case "region":
-            return Dispute.region_code.startswith(bindparam("scope", type_=Dispute.region_code.type))
-        case "body":
-            return Dispute.body_id == bindparam("scope", type_=Dispute.body_id.type)
-        case "handoff":
-            return Dispute.handoff_target_id == bindparam("scope", type_=Dispute.handoff_target_id.type)
-    return false()
+def scope_clause(kind: str, value: object = None) -> ColumnElement[bool]:
+    """A scope rule as a query clause. Without `value` it is left as the bound parameter `scope`:
+    a statement built with it once serves every caller of that kind (see `scope_params`)."""
+    if kind in ("region", "body", "handoff"):
+        column = {
+            "region": Dispute.region_code,
+            "body": Dispute.body_id,
+            "handoff": Dispute.handoff_target_id,
+        }[kind]
+        param = bindparam("scope", value, type_=column.type, unique=value is not None)
+        return column.startswith(param) if kind == "region" else column == param
+    return true() if kind == "all" else false()
 
 
 RULE_KINDS = ("all", "region", "body", "handoff", "none")
