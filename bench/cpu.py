@@ -117,8 +117,10 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 assert response.status_code == 201, response.text
 
-            await measure("accept", args.requests, accept)
-            await measure("intake", args.requests, intake)
+            if args.only in (None, "accept"):
+                await measure("accept", args.requests, accept)
+            if args.only in (None, "intake"):
+                await measure("intake", args.requests, intake)
     finally:
         await run._drop(args.admin_dsn, name)
 
@@ -129,4 +131,5 @@ if __name__ == "__main__":
     )
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--only", choices=("accept", "intake"), help="measure one of the two")
     asyncio.run(main(parser.parse_args()))

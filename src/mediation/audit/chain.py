@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import rfc8785
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,32 +54,45 @@ class AuditEntry:
 
 
 def _timestamp(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime("%Y-%m-%dT%H:%M:%S.%fZ"), which every record so far was hashed with.
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# Every column except the hash itself, in the order of the table.
+HASHED_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor_kind",
+    "actor_role",
+    "actor_id",
+    "organisation_id",
+    "action",
+    "object_type",
+    "object_id",
+    "outcome",
+    "status_code",
+    "request_id",
+    "client_address",
+    "details",
+    "prev_hash",
+)
+
+
+def _canonical_hash(values: Mapping[str, Any]) -> str:
+    fields = {name: values[name] for name in HASHED_COLUMNS}
+    fields["occurred_at"] = _timestamp(fields["occurred_at"])
+    return hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
 
 
 def canonical_fields(record: AuditRecord) -> dict[str, Any]:
     """Everything the hash covers: every column except the hash itself."""
-    return {
-        "seq": record.seq,
-        "occurred_at": _timestamp(record.occurred_at),
-        "actor_kind": record.actor_kind,
-        "actor_role": record.actor_role,
-        "actor_id": record.actor_id,
-        "organisation_id": record.organisation_id,
-        "action": record.action,
-        "object_type": record.object_type,
-        "object_id": record.object_id,
-        "outcome": record.outcome,
-        "status_code": record.status_code,
-        "request_id": record.request_id,
-        "client_address": record.client_address,
-        "details": record.details,
-        "prev_hash": record.prev_hash,
-    }
+    fields = {name: getattr(record, name) for name in HASHED_COLUMNS}
+    fields["occurred_at"] = _timestamp(record.occurred_at)
+    return fields
 
 
 def record_hash(record: AuditRecord) -> str:
-    return hashlib.sha256(rfc8785.dumps(canonical_fields(record))).hexdigest()
+    return _canonical_hash({name: getattr(record, name) for name in HASHED_COLUMNS})
 
 
 _HELD = "mediation.journal_head"  # session.info: (transaction, head) once the head is locked
@@ -124,8 +137,13 @@ async def _lock_head(session: AsyncSession) -> AuditChainHead:
     return head
 
 
-async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datetime) -> list[AuditRecord]:
-    """Chain `entries` after the current head, in the caller's transaction.
+# Built once: every write appends. A Core INSERT of plain rows: the records are never read back
+# in the transaction that writes them, so they need no ORM identity.
+_INSERT_RECORDS = insert(AuditRecord.__table__)
+
+
+async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datetime) -> list[dict[str, Any]]:
+    """Chain `entries` after the current head, in the caller's transaction; returns the rows written.
 
     Call it last in a transaction: the head row stays locked until commit, and taking it after the
     case rows keeps one lock order for every writer (no deadlocks).
@@ -133,34 +151,34 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datet
     if not entries:
         return []
     head = await lock_head(session)
-    records = []
+    rows: list[dict[str, Any]] = []
     seq, prev = head.seq, head.hash
     for entry in entries:
         seq += 1
-        record = AuditRecord(
-            seq=seq,
-            occurred_at=at,
-            actor_kind=entry.actor_kind,
-            actor_role=entry.actor_role,
-            actor_id=entry.actor_id[:120],
-            organisation_id=entry.organisation_id,
-            action=entry.action[:80],
-            object_type=entry.object_type,
-            object_id=entry.object_id,
-            outcome=entry.outcome,
-            status_code=entry.status_code,
-            request_id=(entry.request_id or "")[:128] or None,
-            client_address=entry.client_address,
-            details=entry.details,
-            prev_hash=prev,
-        )
-        record.hash = record_hash(record)
-        prev = record.hash
-        records.append(record)
-        session.add(record)
+        row: dict[str, Any] = {
+            "seq": seq,
+            "occurred_at": at,
+            "actor_kind": entry.actor_kind,
+            "actor_role": entry.actor_role,
+            "actor_id": entry.actor_id[:120],
+            "organisation_id": entry.organisation_id,
+            "action": entry.action[:80],
+            "object_type": entry.object_type,
+            "object_id": entry.object_id,
+            "outcome": entry.outcome,
+            "status_code": entry.status_code,
+            "request_id": (entry.request_id or "")[:128] or None,
+            "client_address": entry.client_address,
+            "details": entry.details,
+            "prev_hash": prev,
+        }
+        row["hash"] = prev = _canonical_hash(row)
+        rows.append(row)
     head.seq, head.hash = seq, prev
+    # The head's new values and whatever else the transaction has pending, then the records.
     await session.flush()
-    return records
+    await session.execute(_INSERT_RECORDS, rows)
+    return rows
 
 
 @dataclass(slots=True)

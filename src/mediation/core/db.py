@@ -176,6 +176,9 @@ class Database:
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# session.info: set on the sessions whose `before_commit` hooks are sure to run before they commit
+# (the unit of work's), so a hook may be left to write what it finishes (events.service).
+HOOKS_BEFORE_COMMIT = "mediation.hooks_before_commit"
 
 
 class RequestAuditor(Protocol):
@@ -250,6 +253,7 @@ class UnitOfWorkRoute(APIRoute):
         auditor: RequestAuditor | None = getattr(request.app.state, "request_auditor", None)
         factory = db.reader if reading else db.writer
         async with factory() as session:
+            session.info[HOOKS_BEFORE_COMMIT] = True
             request.state.session = session
             try:
                 response = await handler(request)

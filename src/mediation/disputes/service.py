@@ -525,7 +525,8 @@ class DisputeService:
             event["handoff_target_id"] = str(dispute.handoff_target_id)
         record_dispute_event(self.session, dispute, transition.event, event, now)
         # The clocks follow the new state before anything is written, so the case's row (state,
-        # version and clock summary), its timeline entry, its event and its clocks go in one flush.
+        # version and clock summary), its timeline entry and its clocks go in one flush (the event
+        # is written once numbered, just before the commit: events.service).
         for started in await self.clocks.follow(dispute, now):
             if started.name == ClockName.sign_for:
                 dispute.sign_for_due_on = started.due_on

@@ -70,6 +70,7 @@ async def _number(
     head = await lock_journal(session)  # held already: no second query
     last = head.last_position
     disputes = await _disputes(session, {e.dispute_id for e in events if e.dispute_id}) if subscribers else {}
+    deliveries = []
     for event in events:
         last += 1
         event.position = last
@@ -80,7 +81,7 @@ async def _number(
                 continue
             if dispute is None or not sees(principal, dispute):
                 continue
-            session.add(
+            deliveries.append(
                 WebhookDelivery(
                     id=uuid.uuid4(),
                     subscription_id=subscription.id,
@@ -92,6 +93,11 @@ async def _number(
                 )
             )
     head.last_position = last
+    # Events a request left to be written here (events.service) go in with their positions.
+    session.add_all(events)
+    if deliveries:
+        await session.flush()  # the events before the deliveries that refer to them
+        session.add_all(deliveries)
 
 
 # Built once: every write that records an event reads the subscriptions.

@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediation.core.db import ordered_id
+from mediation.core.db import HOOKS_BEFORE_COMMIT, ordered_id
 from mediation.disputes.models import Dispute
 from mediation.events.models import OutboxEvent
 
@@ -26,8 +26,11 @@ def record_dispute_event(
         data={"dispute_id": str(dispute.id), "case_number": dispute.case_number, **data},
         created_at=at,
     )
-    session.add(event)
-    # Numbered in commit order just before the transaction commits (events.sequencer).
+    # Numbered in commit order just before the transaction commits (events.sequencer). Where that is
+    # sure to happen, the numbering adds the event too, so it is written once, with its position;
+    # elsewhere it is written now and the relay's sequencer numbers it after the commit.
+    if not session.info.get(HOOKS_BEFORE_COMMIT):
+        session.add(event)
     session.info.setdefault(PENDING_KEY, []).append(event)
     return event
 
