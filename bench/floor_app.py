@@ -49,8 +49,15 @@ def _hash(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
 
 
-async def _journal(conn: asyncpg.Connection, event_ids: list[uuid.UUID], audit: dict[str, object]) -> None:
-    """What every write does last: take the journal head, number the events, chain the audit record."""
+# An event: its type's last part, subject (the case number), case and data.
+Event = tuple[str, str, uuid.UUID, dict[str, object]]
+
+
+async def _journal(
+    conn: asyncpg.Connection, events: list[Event], audit: dict[str, object], now: datetime
+) -> None:
+    """What every write does last: take the journal head, write the events with their positions,
+    chain the audit record."""
     await conn.fetch(
         "SELECT w.id, w.organisation_id, w.role, w.url, w.event_types, w.secret_enc, b.id, b.region_code "
         "FROM webhook_subscriptions w JOIN bodies b ON b.id = w.organisation_id "
@@ -66,9 +73,25 @@ async def _journal(conn: asyncpg.Connection, event_ids: list[uuid.UUID], audit: 
         "UPDATE audit_chain_head SET seq = $1, hash = $2, last_position = $3 WHERE id = 1",
         seq,
         digest,
-        position + len(event_ids),
+        position + len(events),
     )
-    now = datetime.now(UTC)
+    await conn.executemany(
+        "INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at, published_at, "
+        "position) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $7, $8)",
+        [
+            (
+                uuid.uuid4(),
+                "cn.mediation.dispute." + kind,
+                SOURCE,
+                subject,
+                case,
+                json.dumps(data),
+                now,
+                position + k,
+            )
+            for k, (kind, subject, case, data) in enumerate(events, start=1)
+        ],
+    )
     await conn.execute(
         "INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, "
         "object_type, object_id, outcome, status_code, request_id, client_address, details, prev_hash, hash) "
@@ -84,13 +107,69 @@ async def _journal(conn: asyncpg.Connection, event_ids: list[uuid.UUID], audit: 
         head["hash"],
         digest,
     )
-    for offset, event_id in enumerate(event_ids, start=1):
-        await conn.execute(
-            "UPDATE outbox_events SET published_at = $1, position = $2 WHERE id = $3",
+
+
+async def _join_alert(
+    conn: asyncpg.Connection,
+    key: str,
+    ids: list[uuid.UUID],
+    dispute_id: uuid.UUID,
+    number: str,
+    version: int,
+    now: datetime,
+) -> Event:
+    """A wave's alert joined (raised by its first case): the alert locked, the cases it does not
+    list yet added, and the joining case's timeline entry and event under its version."""
+    alert = await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
+    if alert is None:
+        alert = await conn.fetchrow(
+            "INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, "
+            "raised_at, last_seen_at, version) VALUES ($1, 'cluster', $2, $2, 'high', $3, 'floor', '{}'::jsonb, "
+            "'open', 0, $4, $4, 1) ON CONFLICT (open_key) DO NOTHING RETURNING *",
+            uuid.uuid4(),
+            key,
+            number[:6],
             now,
-            position + offset,
-            event_id,
+        ) or await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
+    known = {
+        r["dispute_id"]
+        for r in await conn.fetch(
+            "SELECT dispute_id FROM alert_cases WHERE alert_id = $1 AND dispute_id = ANY($2::uuid[])",
+            alert["id"],
+            ids,
         )
+    }
+    new = [i for i in ids if i not in known]
+    await conn.executemany(
+        "INSERT INTO alert_cases (id, alert_id, dispute_id, matched, added_at) VALUES ($1, $2, $3, '{}'::jsonb, $4)",
+        [(uuid.uuid4(), alert["id"], case, now) for case in new],
+    )
+    await conn.execute(
+        "UPDATE disputes SET version = $1, updated_at = $2 WHERE id = $3 AND version = $4",
+        version,
+        now,
+        dispute_id,
+        version - 1,
+    )
+    await conn.execute(
+        "INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, "
+        "payload, occurred_at) VALUES ($1, $2, $3, 'alert_raised', 'registered', 'registered', 'system', 'system', "
+        "$4::jsonb, $5)",
+        uuid.uuid4(),
+        dispute_id,
+        version,
+        json.dumps({"alert_id": str(alert["id"])}),
+        now,
+    )
+    await conn.execute(
+        "UPDATE alerts SET case_count = $1, last_seen_at = $2, version = version + 1, details = $3::jsonb "
+        "WHERE id = $4",
+        alert["case_count"] + len(new),
+        now,
+        json.dumps({"rule": key.split(":")[1]}),
+        alert["id"],
+    )
+    return ("alert_raised", number, dispute_id, {"alert_id": str(alert["id"]), "version": version})
 
 
 async def _clocks(conn: asyncpg.Connection, dispute_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -156,8 +235,9 @@ async def intake(request: Request) -> JSONResponse:
             ],
         )
         # Early warning: the same respondent in the county this week; the same category in the town.
+        # Each wave's cases, their applicants (distinct claimants), and the wave's open alert.
         respondent = next((i for i, p in enumerate(parties) if p["role"] == "respondent"), 0)
-        await conn.fetch(
+        by_respondent = await conn.fetch(
             "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
             "d.created_at <= $3 AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = "
             "'respondent' AND p.id_number_index = $4)",
@@ -166,11 +246,7 @@ async def intake(request: Request) -> JSONResponse:
             now,
             indexes[respondent],
         )
-        await conn.fetch(
-            "SELECT * FROM parties WHERE dispute_id = ANY($1::uuid[]) AND role = 'applicant'", [dispute_id]
-        )
-        await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1", f"cluster:respondent:{region[:6]}")
-        await conn.fetch(
+        by_category = await conn.fetch(
             "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
             "d.created_at <= $3 AND d.region_code LIKE $4 || '%' AND d.category = $5",
             region[:6],
@@ -179,12 +255,21 @@ async def intake(request: Request) -> JSONResponse:
             region[:9],
             category,
         )
-        await conn.fetch(
-            "SELECT * FROM parties WHERE dispute_id = ANY($1::uuid[]) AND role = 'applicant'", [dispute_id]
-        )
-        await conn.fetchrow(
-            "SELECT * FROM alerts WHERE open_key = $1", f"cluster:category:{region[:9]}:{category}"
-        )
+        joins = []
+        for wave, key, least in (
+            (by_respondent, f"cluster:respondent:{region[:6]}:id:{indexes[respondent]}", 5),
+            (by_category, f"cluster:category:{region[:6]}:category:{region[:9]}:{category}", 15),
+        ):
+            ids = [r["id"] for r in wave]
+            applicants = await conn.fetch(
+                "SELECT dispute_id, id_number_index, kind, name_key, phone_index FROM parties "
+                "WHERE dispute_id = ANY($1::uuid[]) AND role = 'applicant'",
+                ids,
+            )
+            if len({r["id_number_index"] for r in applicants}) >= least:
+                joins.append((key, ids))
+            elif await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1", key) is not None:
+                joins.append((key, [dispute_id]))
         await conn.fetch(
             "SELECT d.id FROM disputes d WHERE d.id != $1 AND d.created_at >= $2 AND d.status IN ('closed', 'archived') "
             "AND EXISTS (SELECT * FROM parties p1 WHERE p1.dispute_id = d.id AND p1.id_number_index = $3) "
@@ -240,6 +325,24 @@ async def intake(request: Request) -> JSONResponse:
                 now.year,
             )
         number = f"{region[:6]}-{now.year}-{value:06d}"
+        events: list[Event] = [
+            (
+                "registered",
+                number,
+                dispute_id,
+                {
+                    "dispute_id": str(dispute_id),
+                    "case_number": number,
+                    "action": "register",
+                    "to": "registered",
+                },
+            )
+        ]
+        # The waves joined after the number and before the receipt, as the service does.
+        version = 1
+        for key, ids in joins:
+            version += 1
+            events.append(await _join_alert(conn, key, ids, dispute_id, number, version, now))
         receipt = _hash("receipt", number)
         await conn.execute(
             "INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES ($1, 444, 'text/html', $2) "
@@ -250,12 +353,13 @@ async def intake(request: Request) -> JSONResponse:
         await conn.fetchval("SELECT count(*) FROM dossiers WHERE dispute_id = $1", dispute_id)
         await conn.execute(
             "UPDATE disputes SET case_number = $1, query_code_hash = $2, clock = $3::jsonb, clock_level = 'normal', "
-            "clock_due_at = $4 WHERE id = $5 AND version = 1",
+            "clock_due_at = $4 WHERE id = $5 AND version = $6",
             number,
             _hash("query", number),
             json.dumps({"name": "acceptance", "due_at": (now + timedelta(days=1)).isoformat()}),
             now + timedelta(days=1),
             dispute_id,
+            version,
         )
         await conn.execute(
             "INSERT INTO documents (id, dispute_id, kind, original_name, sha256, size, media_type, submitted_by_kind, "
@@ -268,26 +372,8 @@ async def intake(request: Request) -> JSONResponse:
             receipt,
             now,
         )
-        event_id = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at) VALUES ($1, "
-            "'cn.mediation.dispute.registered', $2, $3, $4, $5::jsonb, $6)",
-            event_id,
-            SOURCE,
-            number,
-            dispute_id,
-            json.dumps(
-                {
-                    "dispute_id": str(dispute_id),
-                    "case_number": number,
-                    "action": "register",
-                    "to": "registered",
-                }
-            ),
-            now,
-        )
         await _journal(
-            conn, [event_id], {"action": "register_dispute", "object_id": str(dispute_id), "status": 201}
+            conn, events, {"action": "register_dispute", "object_id": str(dispute_id), "status": 201}, now
         )
     return JSONResponse(
         {"id": str(dispute_id), "case_number": number, "status": "registered", "related_cases": len(related)},
@@ -351,21 +437,17 @@ async def accept(dispute_id: uuid.UUID, request: Request) -> JSONResponse:
             version,
             now,
         )
-        event_id = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at) VALUES ($1, "
-            "'cn.mediation.dispute.accepted', $2, $3, $4, $5::jsonb, $6)",
-            event_id,
-            SOURCE,
+        accepted: Event = (
+            "accepted",
             row["case_number"],
             dispute_id,
-            json.dumps(
-                {"dispute_id": str(dispute_id), "action": "accept", "from": "registered", "to": "accepted"}
-            ),
-            now,
+            {"dispute_id": str(dispute_id), "action": "accept", "from": "registered", "to": "accepted"},
         )
         await _journal(
-            conn, [event_id], {"action": "dispute_action_accept", "object_id": str(dispute_id), "status": 200}
+            conn,
+            [accepted],
+            {"action": "dispute_action_accept", "object_id": str(dispute_id), "status": 200},
+            now,
         )
     return JSONResponse(
         {"id": str(dispute_id), "status": "accepted", "version": version}, headers={"ETag": f'"{version}"'}

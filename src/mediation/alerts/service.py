@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from mediation.alerts import detect
 from mediation.alerts.detect import AlertRules, ClusterBy, ClusterRule, RiskHit
 from mediation.alerts.models import Alert, AlertCase
+from mediation.core.db import one_of
 from mediation.core.errors import Conflict, NotFound
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
@@ -46,9 +47,17 @@ class _Recognisable(Protocol):
     phone_index: str | None
 
 
-_APPLICANTS_OF = select(
-    Party.dispute_id, Party.id_number_index, Party.kind, Party.name_key, Party.phone_index
-).where(Party.dispute_id.in_(bindparam("ids", expanding=True)), Party.role == PartyRole.applicant)
+# By dialect (core.db.one_of): a wave's case list grows by one with each intake.
+_APPLICANTS_OF = {
+    dialect: select(
+        Party.dispute_id, Party.id_number_index, Party.kind, Party.name_key, Party.phone_index
+    ).where(among, Party.role == PartyRole.applicant)
+    for dialect, among in one_of(Party.dispute_id, "ids").items()
+}
+_KNOWN_CASES = {
+    dialect: select(AlertCase.dispute_id).where(AlertCase.alert_id == bindparam("alert_id"), among)
+    for dialect, among in one_of(AlertCase.dispute_id, "ids").items()
+}
 
 
 def _identity(party: _Recognisable) -> tuple[str, str] | None:
@@ -241,7 +250,8 @@ class AlertService:
             return 0
         # Only the columns that recognise a person: no party objects (and no decryption) for what
         # can be hundreds of cases in a wave.
-        rows = await self.session.execute(_APPLICANTS_OF, {"ids": ids})
+        statement = _APPLICANTS_OF[self.session.get_bind().dialect.name]
+        rows = await self.session.execute(statement, {"ids": ids})
         by_case: dict[uuid.UUID, tuple[str, str] | uuid.UUID] = {}
         for party in rows.all():
             identity = _identity(party)
@@ -340,15 +350,8 @@ class AlertService:
                     "kinds": sorted({*alert.details.get("kinds", []), *details["kinds"]}),
                 }
             alert.title = title
-        known = set(
-            (
-                await self.session.scalars(
-                    select(AlertCase.dispute_id).where(
-                        AlertCase.alert_id == alert.id, AlertCase.dispute_id.in_(case_ids)
-                    )
-                )
-            ).all()
-        )
+        statement = _KNOWN_CASES[self.session.get_bind().dialect.name]
+        known = set((await self.session.scalars(statement, {"alert_id": alert.id, "ids": case_ids})).all())
         for case_id in case_ids:
             if case_id in known:
                 continue

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy import JSON, DateTime, MetaData, event
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, ColumnElement, DateTime, MetaData, any_, bindparam, event
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -75,6 +75,19 @@ def new_id() -> uuid.UUID:
 
 
 _last_id = 0
+
+
+def one_of(column: ColumnElement[Any], name: str) -> dict[str, ColumnElement[bool]]:
+    """`column` equal to one of the values bound to `name`, for each dialect.
+
+    PostgreSQL gets `= ANY(:name)` with one array parameter: one statement for a list of any
+    length, so it is prepared once per connection. `IN (...)` is a new statement for every length,
+    and on the hot paths (the cases of a growing wave of disputes) churned asyncpg's statement cache,
+    preparing a fresh statement on nearly every call. SQLite has no arrays: an expanding IN there."""
+    return {
+        "postgresql": column == any_(bindparam(name, type_=ARRAY(column.type))),
+        "sqlite": column.in_(bindparam(name, expanding=True)),
+    }
 
 
 def ordered_id() -> uuid.UUID:
