@@ -6,10 +6,10 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import rfc8785
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,7 +139,7 @@ async def _lock_head(session: AsyncSession) -> AuditChainHead:
 
 # Built once: every write appends. A Core INSERT of plain rows: the records are never read back
 # in the transaction that writes them, so they need no ORM identity.
-_INSERT_RECORDS = insert(AuditRecord.__table__)
+_INSERT_RECORDS = insert(cast(Table, AuditRecord.__table__))
 
 
 async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datetime) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
 from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -77,7 +77,7 @@ def new_id() -> uuid.UUID:
 _last_id = 0
 
 
-def one_of(column: ColumnElement[Any], name: str) -> dict[str, ColumnElement[bool]]:
+def one_of(column: QueryableAttribute[Any], name: str) -> dict[str, ColumnElement[bool]]:
     """`column` equal to one of the values bound to `name`, for each dialect.
 
     PostgreSQL gets `= ANY(:name)` with one array parameter: one statement for a list of any
