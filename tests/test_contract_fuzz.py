@@ -85,6 +85,7 @@ UNSTATED_RULES = {
     # (like a 404 for a path id).
     "not_a_court",
     "unknown",
+    "unknown_party",
     # Dates between 1990 and 2099: JSON Schema has no bounds for a `date` string.
     "date_out_of_range",
     # An uploaded file with no bytes: the multipart body's shape cannot say "non-empty".
