@@ -5,7 +5,6 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from mediation.agreements.router import CHANGES
@@ -79,7 +78,7 @@ def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
-        async def work() -> JSONResponse:
+        async def work() -> Response:
             dispute, clock = await getattr(svc, operation)(dispute_id, name, data, principal, if_match)
             return dispute_response(clock_out(clock, svc.disputes.clock.now()), dispute.version)
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -161,7 +161,7 @@ async def run_idempotent(
     request: Request,
     principal: Principal,
     key: str | None,
-    work: Callable[[], Awaitable[JSONResponse]],
+    work: Callable[[], Awaitable[Response]],
 ) -> Response:
     """Run `work` at most once per (caller, key); replay its stored response afterwards."""
     if key is None:

@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from mediation.agreements.router import CHANGES, IfMatch
 from mediation.core.db import UnitOfWorkRoute
@@ -65,7 +64,7 @@ async def issue_order(
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async def work() -> JSONResponse:
+    async def work() -> Response:
         order, dispute = await svc.issue(dispute_id, data, principal, if_match)
         return dispute_response(order_out(order, dispute.case_number), order.version, 201)
 
@@ -120,7 +119,7 @@ async def respond_order(
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async def work() -> JSONResponse:
+    async def work() -> Response:
         order = await svc.respond(order_id, data, principal, if_match)
         _, case_number = await svc.get(order.id, principal)
         return dispute_response(order_out(order, case_number), order.version)
@@ -148,7 +147,7 @@ async def set_owner(
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    async def work() -> JSONResponse:
+    async def work() -> Response:
         dispute = await svc.set_owner(dispute_id, data, principal, if_match)
         return dispute_response(view.dispute(dispute), dispute.version)
 
