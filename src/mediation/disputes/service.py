@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from mediation.agreements.models import Agreement, FollowUp, Obligation
@@ -98,10 +98,12 @@ MEDIATOR_STATES = frozenset({Status.mediating, Status.agreement_signed, Status.c
 
 
 def _one_case(kind: str, for_update: bool) -> Select[Dispute]:
+    # The parties joined in: one round trip for the case every action and read starts with. (The
+    # lock stays on the case's row alone: `FOR UPDATE OF disputes`.)
     stmt = (
         select(Dispute)
         .where(Dispute.id == bindparam("dispute_id"), scope_clause(kind))
-        .options(selectinload(Dispute.parties))
+        .options(joinedload(Dispute.parties))
     )
     return stmt.with_for_update(of=Dispute) if for_update else stmt
 
@@ -343,7 +345,8 @@ class DisputeService:
         """The case, if the caller may see it. A case outside the caller's scope answers exactly like
         a case that does not exist, so its existence does not leak."""
         kind, params = scope_params(principal)
-        dispute = await self.session.scalar(_ONE_CASE[kind, for_update], {"dispute_id": dispute_id, **params})
+        found = await self.session.scalars(_ONE_CASE[kind, for_update], {"dispute_id": dispute_id, **params})
+        dispute = found.unique().first()
         if dispute is None:
             raise NotFound(Text("案件不存在", "No such case"))
         return dispute
