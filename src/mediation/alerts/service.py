@@ -113,6 +113,30 @@ def _respondent_wave(kind: str) -> Select[uuid.UUID]:
     )
 
 
+@functools.lru_cache(maxsize=256)  # bounded: the kinds come from what intake was sent
+def _repeat_query(applicant_kinds: tuple[str, ...], respondent_kinds: tuple[str, ...]) -> Select[uuid.UUID]:
+    """Concluded cases with one of the applicants (bound as `a0`, `a1`, ...) and one of the
+    respondents (`r0`, ...) among their parties; one statement per combination of identity kinds."""
+    return select(Dispute.id).where(
+        Dispute.id != bindparam("case"),
+        Dispute.created_at >= bindparam("since"),
+        Dispute.status.in_(("closed", "archived")),
+        exists().where(
+            _FIRST.dispute_id == Dispute.id,
+            or_(*(_same(_FIRST, (kind, bindparam(f"a{n}"))) for n, kind in enumerate(applicant_kinds))),
+        ),
+        exists().where(
+            _SECOND.dispute_id == Dispute.id,
+            or_(*(_same(_SECOND, (kind, bindparam(f"r{n}"))) for n, kind in enumerate(respondent_kinds))),
+        ),
+    )
+
+
+_OPEN_ALERT = select(Alert).where(Alert.open_key == bindparam("key"))
+# Read afresh under lock: two intakes joining the same wave at once each add their case.
+_OPEN_ALERT_LOCKED = _OPEN_ALERT.with_for_update().execution_options(populate_existing=True)
+
+
 @dataclass(slots=True)
 class Finding:
     """An alert to raise or join, found by reading alone: intake looks for them before it takes the
@@ -268,25 +292,12 @@ class AlertService:
         respondents = [i for p in dispute.parties if p.role == PartyRole.respondent and (i := _identity(p))]
         if not applicants or not respondents:
             return None
-        first, second = _FIRST, _SECOND
         since = dispute.created_at - timedelta(days=self.rules.repeat_within_days)
-        earlier = list(
-            (
-                await self.session.scalars(
-                    select(Dispute.id).where(
-                        Dispute.id != dispute.id,
-                        Dispute.created_at >= since,
-                        Dispute.status.in_(("closed", "archived")),
-                        exists().where(
-                            first.dispute_id == Dispute.id, or_(*(_same(first, i) for i in applicants))
-                        ),
-                        exists().where(
-                            second.dispute_id == Dispute.id, or_(*(_same(second, i) for i in respondents))
-                        ),
-                    )
-                )
-            ).all()
-        )
+        query = _repeat_query(tuple(k for k, _ in applicants), tuple(k for k, _ in respondents))
+        params: dict[str, Any] = {"case": dispute.id, "since": since}
+        params.update({f"a{n}": value for n, (_, value) in enumerate(applicants)})
+        params.update({f"r{n}": value for n, (_, value) in enumerate(respondents)})
+        earlier = list((await self.session.scalars(query, params)).all())
         if not earlier:
             return None
         pair = sorted([f"{applicants[0][0]}:{applicants[0][1]}", f"{respondents[0][0]}:{respondents[0][1]}"])
@@ -364,10 +375,7 @@ class AlertService:
         return alert
 
     async def _open(self, key: str, *, lock: bool = False) -> Alert | None:
-        query = select(Alert).where(Alert.open_key == key)
-        if lock:
-            query = query.with_for_update().execution_options(populate_existing=True)
-        return await self.session.scalar(query)
+        return await self.session.scalar(_OPEN_ALERT_LOCKED if lock else _OPEN_ALERT, {"key": key})
 
     async def _note(
         self, case_id: uuid.UUID, current: Dispute, action: str, alert: Alert, reason: str
