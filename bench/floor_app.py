@@ -2,9 +2,10 @@
 
 A minimal FastAPI app that runs, with asyncpg and no ORM, the statements the product runs for
 `POST /v1/disputes` and `POST /v1/disputes/{id}/actions/accept`, in the same order and in one
-transaction each: the same inserts, the same early-warning and related-case queries, the same
-clock rows, the case-number counter, the journal head, the audit record and the event's
-position. No authentication, no validation, no encryption, no rendering of the receipt, no
+transaction each: the same inserts, the same early-warning and related-case queries (and, once a
+wave of cases reaches its threshold, the same writes to join its alert), the same clock rows, the
+case-number counter, the journal head, the audit record and the events, written with their
+positions. No authentication, no validation, no encryption, no rendering of the receipt, no
 state machine. The product's throughput over this one's is the price of everything the product
 adds; `bench/run.py` reports that ratio.
 
