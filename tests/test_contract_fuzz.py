@@ -253,14 +253,22 @@ def with_roles(schema: OpenApiSchema, live: Live, roles: Iterator[str]) -> OpenA
     @schema.hook("flatmap_body")
     def receipt_of_a_real_case(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
         """The party's lookup: half the well-formed ones carry a real receipt, so the lookup's
-        answer is checked and not only its 404."""
+        answer is checked and not only its 404.
+
+        Well-formed means valid by StatusLookupIn (exactly the two keys, strings, within their
+        lengths): a body generated to break the schema must reach the service as generated. (A
+        number or null used to pass for a value by its text, and the real receipt then turned a
+        negative case into a valid one, which the negative-data check reported as accepted.)"""
         operation = context.operation
         if (
             operation is None
             or operation.path != "/v1/status-lookup"
             or not isinstance(body, dict)
-            or not 1 <= len(str(body.get("case_number", ""))) <= 32
-            or not 4 <= len(str(body.get("query_code", ""))) <= 16
+            or set(body) != {"case_number", "query_code"}
+            or not isinstance(number := body["case_number"], str)
+            or not isinstance(code := body["query_code"], str)
+            or not 1 <= len(number) <= 32
+            or not 4 <= len(code) <= 16
         ):
             return st.just(body)
         return st.sampled_from([body, {**body, **live.lookup}])
