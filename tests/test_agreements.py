@@ -249,6 +249,32 @@ async def test_a_session_is_scheduled_and_recorded_on_the_timeline(api):
     assert await api.timeline_count(dispute["id"]) == before + 2
 
 
+@pytest.mark.parametrize(
+    "scheduled_at",
+    [
+        # Converting these to UTC overflows: they were a 500 until times got a range.
+        "0001-01-01T00:00:00+08:00",
+        "9999-12-31T23:59:59-05:00",
+        "1989-12-31T23:59:59+00:00",
+        "2100-01-01T08:00:00+08:00",
+    ],
+)
+async def test_a_time_outside_1990_2099_is_refused_and_nothing_is_written(api, scheduled_at):
+    dispute = await api.drive("mediating")
+    before = await api.timeline_count(dispute["id"])
+
+    refused = await _schedule(api, dispute, scheduled_at=scheduled_at)
+    assert _field_codes(refused) == {"date_out_of_range"}
+    assert _problem(refused, 422, "/problems/validation-error")["errors"][0]["field"] == "scheduled_at"
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}/sessions")).json() == []
+    assert await api.timeline_count(dispute["id"]) == before
+    # The bounds themselves are inside, in any offset.
+    assert (await _schedule(api, dispute, scheduled_at="1990-01-01T08:00:00+08:00")).status_code == 201
+    # A list filtered from such a time is refused the same way.
+    listed = await api.client.get("/v1/disputes", params={"created_from": scheduled_at})
+    assert _field_codes(listed) == {"date_out_of_range"}
+
+
 async def test_recording_a_session_needs_if_match_and_a_body_role(api):
     dispute = await api.drive("mediating")
     session = (await _schedule(api, dispute, place=None, online=True)).json()

@@ -11,7 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mediation.core.i18n import Text
 from mediation.disputes.enums import AgreementForm, ContactMethod
 from mediation.disputes.identity import DomainValueError
-from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, Note, WriteModel, given, omitted, when
+from mediation.disputes.schemas import (
+    NON_BLANK_TEXT,
+    NON_NULL_ID,
+    Instant,
+    Note,
+    WriteModel,
+    given,
+    omitted,
+    when,
+)
 
 LongText = Annotated[str, Field(max_length=5000)]
 
@@ -46,7 +55,7 @@ class SessionIn(WriteModel):
     # Online defaults to false: unless the session is online, it needs a place.
     model_config = ConfigDict(json_schema_extra=when("online", [True], {}, given("place", NON_BLANK_TEXT)))
 
-    scheduled_at: datetime
+    scheduled_at: Instant
     place: Annotated[str | None, Field(max_length=200)] = None
     online: bool = False
 
@@ -70,7 +79,7 @@ class SessionRecordIn(WriteModel):
         )
     )
 
-    held_at: datetime
+    held_at: Instant
     attendees: Annotated[list[Attendee], Field(min_length=1, max_length=100)]
     minutes: Annotated[str, Field(min_length=1, max_length=20000, description="调解笔录")]
     outcome: SessionOutcome
@@ -164,7 +173,7 @@ class SignatureIn(WriteModel):
     signer: Literal["party", "mediator", "body_seal"]
     party_id: uuid.UUID | None = Field(default=None, description="For a party's signature.")
     method: Literal["in_person", "fingerprint", "electronic", "seal", "recorded"]
-    signed_at: datetime | None = Field(default=None, description="When it was signed; now if omitted.")
+    signed_at: Instant | None = Field(default=None, description="When it was signed; now if omitted.")
     document_hash: Annotated[
         str | None,
         Field(

@@ -1,7 +1,6 @@
 """HTTP API for disputes under /v1."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
@@ -41,6 +40,7 @@ from mediation.disputes.schemas import (
     DisputeCreated,
     DisputeOut,
     DisputePage,
+    Instant,
     LinkKind,
     MediatorChoiceIn,
     PartySearchIn,
@@ -88,7 +88,7 @@ def _iso_8601(value: object) -> object:
     return value
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601)]
+IsoDateTime = Annotated[Instant, BeforeValidator(_iso_8601)]
 Reader = Annotated[Principal, permission(Permission.cases_read)]
 Writer = Annotated[Principal, permission(Permission.cases_write)]
 Supervisor = Annotated[Principal, permission(Permission.supervise)]

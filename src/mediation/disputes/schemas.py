@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -46,6 +46,29 @@ from mediation.disputes.identity import (
     normalise_region_code,
 )
 
+# The moments a request may name: in the years the service keeps records for. Beyond them a time
+# is a typo, and near year 1 or 9999 converting it to UTC overflows.
+EARLIEST_INSTANT = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _within_service_years(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise DomainValueError(
+            "timezone_missing", Text("时间须带时区", "Give the time with its time zone offset")
+        )
+    try:
+        inside = EARLIEST_INSTANT <= value.astimezone(UTC) < LATEST_INSTANT
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise DomainValueError(
+            "date_out_of_range", Text("时间须在 1990 年至 2099 年之间", "The time must lie in 1990-2099")
+        )
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_within_service_years)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Why; shown on the timeline.")]
 Note = Annotated[str | None, Field(default=None, max_length=2000)]
