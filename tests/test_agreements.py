@@ -275,6 +275,40 @@ async def test_a_time_outside_1990_2099_is_refused_and_nothing_is_written(api, s
     assert _field_codes(listed) == {"date_out_of_range"}
 
 
+@pytest.mark.parametrize("due_on", ["9999-12-31", "0001-01-01", "1989-12-31", "2100-01-01"])
+async def test_a_day_outside_1990_2099_is_refused(api, due_on):
+    dispute = await api.drive("mediating")
+    content = api.agreement_content(dispute)
+    content["obligations"][0]["due_on"] = due_on
+    refused = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/agreements", json=content, headers=api.acting("body_mediator", dispute)
+    )
+    problem = _problem(refused, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+        ("obligations[0].due_on", "date_out_of_range")
+    ]
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}/agreements")).json() == []
+
+
+async def test_an_obligations_errors_name_its_field_as_request_validation_does(api):
+    dispute = await api.drive("mediating")
+    stranger = api.agreement_content(dispute)
+    stranger["obligations"][0]["obligee_party_id"] = "00000000-0000-4000-8000-000000000001"
+    early = api.agreement_content(dispute)
+    early["obligations"][0]["due_on"] = "2000-01-01"
+    for content, expected in (
+        (stranger, ("obligations[0].obligee_party_id", "unknown_party")),
+        (early, ("obligations[0].due_on", "before_application")),
+    ):
+        refused = await api.client.post(
+            f"/v1/disputes/{dispute['id']}/agreements",
+            json=content,
+            headers=api.acting("body_mediator", dispute),
+        )
+        problem = _problem(refused, 422, "/problems/validation-error")
+        assert [(e["field"], e["code"]) for e in problem["errors"]] == [expected]
+
+
 async def test_recording_a_session_needs_if_match_and_a_body_role(api):
     dispute = await api.drive("mediating")
     session = (await _schedule(api, dispute, place=None, online=True)).json()

@@ -14,6 +14,7 @@ from mediation.disputes.identity import DomainValueError
 from mediation.disputes.schemas import (
     NON_BLANK_TEXT,
     NON_NULL_ID,
+    Day,
     Instant,
     Note,
     WriteModel,
@@ -130,7 +131,7 @@ class ObligationIn(WriteModel):
     description: Annotated[str, Field(min_length=1, max_length=1000, description="What is paid or done.")]
     place: Annotated[str | None, Field(max_length=200)] = None
     manner: Annotated[str, Field(max_length=200, description="履行方式, e.g. 银行转账, 现金当面支付")] = ""
-    due_on: date = Field(description="履行期限: by this day.")
+    due_on: Day = Field(description="履行期限: by this day.")
 
 
 class AgreementIn(WriteModel):
@@ -278,12 +279,12 @@ class AgreementOut(BaseModel):
 
 
 class PerformanceIn(WriteModel):
-    performed_on: date
+    performed_on: Day
     note: Note = None
 
 
 class FollowUpResultIn(WriteModel):
-    contacted_on: date
+    contacted_on: Day
     method: ContactMethod
     outcome: Literal["performing", "performed", "refuses", "unreachable"]
     note: Note = None
@@ -316,7 +317,7 @@ class VisitIn(WriteModel):
         json_schema_extra=when("reached", [True], given("satisfaction", {"type": "integer"}))
     )
 
-    visited_on: date
+    visited_on: Day
     contact_method: ContactMethod
     reached: bool
     satisfaction: Annotated[int | None, Field(ge=1, le=5, description="1 (very dissatisfied) to 5.")] = None

@@ -351,11 +351,18 @@ class AgreementService:
         bound = {p.id for p in rules.principals(dispute)}
         everyone = {p.id for p in dispute.parties}
         for i, o in enumerate(data.obligations):
-            if o.obligor_party_id not in bound or (
-                o.obligee_party_id is not None and o.obligee_party_id not in everyone
-            ):
+            # Field paths as request validation writes them (`obligations[0].due_on`), so a form
+            # puts every error beside its own input.
+            stranger = (
+                "obligor_party_id"
+                if o.obligor_party_id not in bound
+                else "obligee_party_id"
+                if o.obligee_party_id is not None and o.obligee_party_id not in everyone
+                else None
+            )
+            if stranger is not None:
                 raise ValidationFailed.of_field(
-                    f"obligations.{i}",
+                    f"obligations[{i}].{stranger}",
                     "unknown_party",
                     Text(
                         "义务人或权利人不是本案当事人", "The obligor or obligee is not a party to this case"
@@ -363,7 +370,7 @@ class AgreementService:
                 )
             if o.due_on < dispute.applied_on:
                 raise ValidationFailed.of_field(
-                    f"obligations.{i}.due_on",
+                    f"obligations[{i}].due_on",
                     "before_application",
                     Text("履行期限不能早于申请日", "The due date cannot be before the application"),
                 )

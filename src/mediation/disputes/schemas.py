@@ -69,6 +69,18 @@ def _within_service_years(value: datetime) -> datetime:
 
 
 Instant = Annotated[datetime, AfterValidator(_within_service_years)]
+
+
+def _within_service_days(value: date) -> date:
+    if not EARLIEST_INSTANT.date() <= value < LATEST_INSTANT.date():
+        raise DomainValueError(
+            "date_out_of_range", Text("日期须在 1990 年至 2099 年之间", "The date must lie in 1990-2099")
+        )
+    return value
+
+
+# A day a request may name; deadlines are counted from these, and past 9999 counting overflows.
+Day = Annotated[date, AfterValidator(_within_service_days)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Why; shown on the timeline.")]
 Note = Annotated[str | None, Field(default=None, max_length=2000)]
@@ -522,20 +534,20 @@ class WithdrawConfirmationPayload(WriteModel):
 
 
 class RecordPerformancePayload(WriteModel):
-    performed_on: date = Field(description="The day the last obligation was performed.")
+    performed_on: Day = Field(description="The day the last obligation was performed.")
     note: Note = None
 
 
 class ConfirmPayload(WriteModel):
     ruling_number: ShortText = Field(description="The ruling (民事裁定书) number.")
-    ruled_on: date
+    ruled_on: Day
     note: Note = None
 
 
 class RejectPayload(WriteModel):
     ground: RejectionGround
     ruling_number: ShortText
-    ruled_on: date
+    ruled_on: Day
     note: Note = None
 
 
@@ -556,7 +568,7 @@ class ReferArbitrationPayload(WriteModel):
             max_length=500, description="The written arbitration agreement (clause or document reference)."
         ),
     ] = None
-    rights_known_on: date | None = Field(
+    rights_known_on: Day | None = Field(
         default=None,
         description="Labour: the day the worker knew or should have known of the infringement; the "
         "1-year arbitration limitation runs from it (劳动争议调解仲裁法 Art. 27).",
@@ -573,7 +585,7 @@ class ReferLitigationPayload(WriteModel):
 class RecordOutcomePayload(WriteModel):
     outcome: ReferralOutcome
     reference_number: ShortText
-    decided_on: date
+    decided_on: Day
     note: Note = None
 
 

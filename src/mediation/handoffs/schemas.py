@@ -12,6 +12,7 @@ from mediation.disputes.enums import NotAcceptedReason, ReferralOutcome, Rejecti
 from mediation.disputes.identity import DomainValueError
 from mediation.disputes.schemas import (
     NON_BLANK_TEXT,
+    Day,
     DisputeOut,
     Note,
     Reason,
@@ -120,7 +121,7 @@ class AcceptanceIn(WriteModel):
     case_number: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
         default=None, description="Your own case number (required when accepted)."
     )
-    accepted_on: date | None = Field(default=None, description="Today if omitted.")
+    accepted_on: Day | None = Field(default=None, description="Today if omitted.")
     reason_code: NotAcceptedReason | None = Field(default=None, description="Required when not accepted.")
     note: Note = None
 
@@ -151,7 +152,7 @@ class DecisionIn(WriteModel):
 
     decision: Literal["confirmed", "rejected"]
     ruling_number: ShortText
-    ruled_on: date
+    ruled_on: Day
     ground: RejectionGround | None = Field(
         default=None, description="Rejected: the ground (民诉法解释 Art. 358)."
     )
@@ -169,7 +170,7 @@ class DecisionIn(WriteModel):
 class OutcomeIn(WriteModel):
     outcome: ReferralOutcome
     reference_number: ShortText = Field(description="The award, judgment or settlement number.")
-    decided_on: date
+    decided_on: Day
     note: Note = None
 
 

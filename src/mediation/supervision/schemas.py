@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from mediation.disputes.schemas import Note, Reason, WriteModel
+from mediation.disputes.schemas import Day, Note, Reason, WriteModel
 
 
 class OrderIn(WriteModel):
@@ -16,7 +16,7 @@ class OrderIn(WriteModel):
     body_id: uuid.UUID | None = Field(
         default=None, description="The body the order is addressed to; by default the body handling the case."
     )
-    due_on: date | None = Field(
+    due_on: Day | None = Field(
         default=None, description="The last day to respond; by default the configured number of working days."
     )
 
