@@ -200,16 +200,38 @@ def wrk(
         str(WRK_DIR / script),
         f"http://127.0.0.1:{port}",
     ]
+    before = _cpu_times()
     out = subprocess.run(command, env=run_env, capture_output=True, check=True).stdout.decode(
         errors="replace"
     )
+    stolen = _steal_share(before, _cpu_times())
     for row in out.splitlines():
         if row.startswith("BENCH_ERROR "):
             print("      " + row, flush=True)
     line = next(row for row in out.splitlines() if row.startswith("BENCH_RESULT "))
-    return Result(
+    result = Result(
         **json.loads(line.removeprefix("BENCH_RESULT ")), connections=connections, paced_delay_ms=delay_ms
     )
+    if stolen is not None:
+        result.extra["cpu_steal_percent"] = stolen
+    return result
+
+
+def _cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (/proc/stat's first line), where the kernel has them."""
+    try:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def _steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor gave to other machines meanwhile (the 8th counter,
+    "steal"): on a shared virtual machine, what makes two identical runs differ."""
+    if before is None or after is None or len(before) < 8 or len(after) < 8:
+        return None
+    spent = sum(after) - sum(before)
+    return round(100 * (after[7] - before[7]) / spent, 1) if spent > 0 else None
 
 
 def paced(
@@ -623,9 +645,11 @@ async def _sample(dsn: str) -> dict[str, list[str]]:
 
 def _line(r: Result) -> str:
     bad = f"  non-2xx {r.non_2xx}" if r.non_2xx or r.socket_errors else ""
+    stolen = r.extra.get("cpu_steal_percent")
     return (
         f"{r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f}  p95 {r.p95_ms:7.2f}  p99 {r.p99_ms:7.2f} ms"
         f"{bad}{'  socket errors ' + str(r.socket_errors) if r.socket_errors else ''}"
+        f"{f'  (CPU steal {stolen}%)' if stolen else ''}"
     )
 
 
@@ -956,13 +980,19 @@ def markdown(report: dict[str, Any], sizes: list[int]) -> str:
         f"{s['connections']} connections; the paced runs hold about half the product's maximum with 8 "
         "connections. The floor runs the same SQL as the product with asyncpg and nothing else.",
         "",
-        "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx |",
-        "|---|---|---|---|---|---|---|",
+        "The last column is the share of the machine's CPU time the hypervisor gave to other "
+        "machines during the run (steal): on a shared virtual machine, what makes two identical "
+        "runs differ.",
+        "",
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | CPU steal |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, r in report.get("writes", {}).items():
+        stolen = r.get("extra", {}).get("cpu_steal_percent")
         lines.append(
             f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{r['max_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} |"
+            f"{r['max_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} | "
+            f"{'' if stolen is None else f'{stolen}%'} |"
         )
     lines += ["", "PostgreSQL alone (pgbench, the same statements in one transaction each):", ""]
     for label, figures in report.get("pgbench", {}).items():
