@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, bindparam, case, exists, false, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, exists, false, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -363,9 +363,10 @@ class DisputeService:
             except (KeyError, ValueError, TypeError):
                 decode_cursor("!")  # raises the same validation problem
                 raise
-            stmt = stmt.where(
-                or_(Dispute.created_at < at, and_(Dispute.created_at == at, Dispute.id < last_id))
-            )
+            # A row comparison, not `created_at < t OR (created_at = t AND id < i)`: PostgreSQL
+            # starts the scan of the (created_at, id) index at the cursor with it, where the OR form
+            # reads and discards every row before the cursor, ever more of them the deeper the page.
+            stmt = stmt.where(tuple_(Dispute.created_at, Dispute.id) < tuple_(at, last_id))
         stmt = stmt.order_by(Dispute.created_at.desc(), Dispute.id.desc()).limit(limit + 1)
         rows = list((await self.session.scalars(stmt)).all())
         next_cursor = None
