@@ -268,6 +268,10 @@ async def test_a_time_outside_1990_2099_is_refused_and_nothing_is_written(api, s
     assert _problem(refused, 422, "/problems/validation-error")["errors"][0]["field"] == "scheduled_at"
     assert (await api.client.get(f"/v1/disputes/{dispute['id']}/sessions")).json() == []
     assert await api.timeline_count(dispute["id"]) == before
+    # A time without its offset is refused for that, before its range is looked at.
+    assert _field_codes(await _schedule(api, dispute, scheduled_at="2026-06-01T09:00:00")) == {
+        "timezone_missing"
+    }
     # The bounds themselves are inside, in any offset.
     assert (await _schedule(api, dispute, scheduled_at="1990-01-01T08:00:00+08:00")).status_code == 201
     # A list filtered from such a time is refused the same way.

@@ -66,10 +66,6 @@ class SessionIn(WriteModel):
             raise DomainValueError(
                 "place_missing", Text("线下调解须写明地点", "An in-person session needs a place")
             )
-        if self.scheduled_at.tzinfo is None:
-            raise DomainValueError(
-                "timezone_missing", Text("时间须带时区", "scheduled_at needs a time zone offset")
-            )
         return self
 
 
@@ -91,10 +87,6 @@ class SessionRecordIn(WriteModel):
 
     @model_validator(mode="after")
     def _who(self) -> Self:
-        if self.held_at.tzinfo is None:
-            raise DomainValueError(
-                "timezone_missing", Text("时间须带时区", "held_at needs a time zone offset")
-            )
         if (
             self.outcome in (SessionOutcome.party_refused, SessionOutcome.termination_demanded)
             and not self.party_id
@@ -201,10 +193,6 @@ class SignatureIn(WriteModel):
                 Text(
                     "电子签名须且仅须附所签文本的哈希", "document_hash goes with electronic signatures only"
                 ),
-            )
-        if self.signed_at is not None and self.signed_at.tzinfo is None:
-            raise DomainValueError(
-                "timezone_missing", Text("时间须带时区", "signed_at needs a time zone offset")
             )
         return self
 

@@ -48,6 +48,8 @@ from mediation.disputes.identity import (
 
 # The moments a request may name: in the years the service keeps records for. Beyond them a time
 # is a typo, and near year 1 or 9999 converting it to UTC overflows.
+# The statistics' date range keeps to the same years (stats.service).
+EARLIEST_DAY, LATEST_DAY = date(1990, 1, 1), date(2099, 12, 31)
 EARLIEST_INSTANT = datetime(1990, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -72,7 +74,7 @@ Instant = Annotated[datetime, AfterValidator(_within_service_years)]
 
 
 def _within_service_days(value: date) -> date:
-    if not EARLIEST_INSTANT.date() <= value < LATEST_INSTANT.date():
+    if not EARLIEST_DAY <= value <= LATEST_DAY:
         raise DomainValueError(
             "date_out_of_range", Text("日期须在 1990 年至 2099 年之间", "The date must lie in 1990-2099")
         )

@@ -54,6 +54,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import Principal
 from mediation.core.settings import Settings
 from mediation.disputes.models import Dispute
+from mediation.disputes.schemas import EARLIEST_DAY, LATEST_DAY
 from mediation.disputes.scope import rule_for, visible_to
 from mediation.stats import labels
 from mediation.stats.models import StatsRefreshState, StatsRollup
@@ -100,7 +101,6 @@ ROLLUP_REGION_LENGTHS = frozenset({2, 4, 6})
 INLINE_BUILD_LIMIT = 50_000  # cases a first build may count inside a request: a few seconds
 DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 3660  # ten years
-EARLIEST_DAY, LATEST_DAY = date(1990, 1, 1), date(2099, 12, 31)
 REFRESH_LOCK = 0x6D65645F73746174  # pg_advisory_xact_lock key held by a refresh
 STATE_ID = 1
 _IN_CHUNK = 500  # values per IN list
