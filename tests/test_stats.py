@@ -661,6 +661,54 @@ async def test_a_change_after_a_statistics_call_shows_in_the_next(api):
     assert {k[2]: v[0] for k, v in months.items()} == {date(2026, 5, 1): 3, date(2026, 6, 1): 1}
 
 
+async def test_an_unchanged_rollup_answers_from_the_kept_overview_and_any_refresh_replaces_it(api):
+    clock = api.app.state.clock
+    db, settings = api.app.state.db, api.app.state.settings
+    clock.at = datetime(2026, 5, 30, 3, 0, tzinfo=UTC)
+    assigned = await api.step(await api.step(await api.intake(category="contract"), "accept"), "assign")
+    await api.intake(category="debt")
+    window = {"from": "2026-05-01", "to": "2026-05-31"}
+    stats_service._OVERVIEWS.clear()  # earlier tests' answers, which the limit would push out
+    first = await _overview(api, **window)
+    kept = len(stats_service._OVERVIEWS)
+    assert kept == 1
+
+    # Nothing changed: the same answer, kept, with the time it is as of moved on.
+    clock.at += timedelta(minutes=3)
+    again = await _overview(api, **window)
+    assert len(stats_service._OVERVIEWS) == kept
+    assert again["as_of"].startswith("2026-05-30T03:03")
+    assert {**again, "as_of": None} == {**first, "as_of": None}
+
+    # The labels are in the request's language: English is an answer of its own.
+    english = await _overview(api, {**api.auth(), "Accept-Language": "en"}, **window)
+    assert len(stats_service._OVERVIEWS) == kept + 1
+    status_label = {item["key"]: item["label"] for item in english["by_status"]}
+    assert status_label["registered"] != {i["key"]: i["label"] for i in first["by_status"]}["registered"]
+    assert english["totals"] == first["totals"]
+
+    # A body renamed changes no case: the kept answer shows the new name all the same.
+    body_id = assigned["body_id"]
+    async with db.writer() as session, session.begin():
+        await session.execute(update(Body).where(Body.id == uuid.UUID(body_id)).values(name="更名后的调委会"))
+    renamed = await _overview(api, **window)
+    assert {i["key"]: i["label"] for i in renamed["by_body"]}[body_id] == "更名后的调委会"
+
+    # A change refreshed by someone else (the scheduler, another process) writes a new generation:
+    # the next answer is computed again and counts it.
+    clock.at += timedelta(minutes=1)
+    async with db.writer() as session, session.begin():
+        await session.execute(
+            update(Dispute)
+            .where(Dispute.id == uuid.UUID(assigned["id"]))
+            .values(satisfaction=5, updated_at=clock.now(), version=Dispute.version + 1)
+        )
+    assert await refresh(db, clock, settings) == 1
+    rated = await _overview(api, **window)
+    assert (rated["satisfaction"]["count"], rated["satisfaction"]["average"]) == (1, 5.0)
+    assert rated["totals"] == first["totals"]
+
+
 async def test_a_long_first_build_runs_in_the_background_meanwhile_503(api, monkeypatch):
     monkeypatch.setattr(stats_service, "INLINE_BUILD_LIMIT", 1)
     await api.intake()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 
@@ -42,7 +43,9 @@ class StatsRefreshState(Base):
     stamped before its transaction commits, so a refresh looks back `REFRESH_MARGIN` behind it;
     `seen` holds the version of each case in that look-back window as counted, so the next
     refresh counts again only the days of cases changed since, and a request can tell in one
-    indexed query that nothing changed.
+    indexed query that nothing changed. `generation` is a fresh value at every refresh that
+    changes the rollup (random, so it never repeats, even after the state is reset): an answer
+    computed from the rollup stays right for as long as the generation it was read at is current.
     """
 
     __tablename__ = "stats_refresh_state"
@@ -51,3 +54,4 @@ class StatsRefreshState(Base):
     high_water: Mapped[datetime | None]
     seen: Mapped[dict[str, Any]] = mapped_column(JSONType)
     refreshed_at: Mapped[datetime]
+    generation: Mapped[uuid.UUID | None]

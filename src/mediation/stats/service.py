@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -50,7 +51,7 @@ from mediation.bodies.models import Body
 from mediation.core.clock import Clock
 from mediation.core.db import Database, UTCDateTime
 from mediation.core.errors import ServiceUnavailable, ValidationFailed
-from mediation.core.i18n import Text
+from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Principal
 from mediation.core.settings import Settings
 from mediation.disputes.models import Dispute
@@ -356,7 +357,7 @@ async def _is_current(session: AsyncSession, state: StatsRefreshState) -> bool:
     return _seen(await _recent(session, state.high_water), state.high_water) == state.seen
 
 
-async def ensure_current(db: Database, clock: Clock, settings: Settings) -> None:
+async def ensure_current(db: Database, clock: Clock, settings: Settings) -> uuid.UUID | None:
     """Refresh the rollup if a case changed since the last refresh. The check is one indexed query
     in a read of its own; a refresh, when needed, commits in a transaction of its own too, so the
     request's session (opened afterwards) sees it, and a statistics read never holds the write lock.
@@ -365,20 +366,23 @@ async def ensure_current(db: Database, clock: Clock, settings: Settings) -> None
     and a request cut off by its time limit would roll it back only for the next one to start
     over. So it runs in the background, once per process, while requests answer 503 with
     Retry-After; the scheduler's `refresh` usually gets there first.
+
+    Answers the rollup's generation, found current or committed by this call's refresh: an answer
+    computed from the rollup may be kept under it (if the rollup moves on before the caller reads
+    it, the answer kept is newer than its generation, never older). None when it has none yet.
     """
     async with db.reader() as session:
         state = await session.get(StatsRefreshState, STATE_ID)
         if state is not None and state.high_water is not None:
             if await _is_current(session, state):
-                return
+                return state.generation
             cases = 0  # a refresh from here on: the changed days only
         else:
             cases = await session.scalar(select(func.count()).select_from(Dispute)) or 0
             if state is not None and cases == 0:
-                return
+                return state.generation
     if cases <= INLINE_BUILD_LIMIT:
-        await refresh(db, clock, settings)
-        return
+        return (await _refresh_committed(db, clock, ZoneInfo(settings.timezone)))[1]
     building = _first_builds.get(id(db))
     if building is None or building.done():
         task = asyncio.create_task(refresh(db, clock, settings), name="statistics-first-build")
@@ -413,10 +417,16 @@ async def refresh(target: Database | AsyncSession, clock: Clock, settings: Setti
     zone = ZoneInfo(settings.timezone)
     if isinstance(target, AsyncSession):
         return await _Refresh(target, clock, zone).run()
-    async with target.writer() as session:
-        days = await _Refresh(session, clock, zone).run()
+    return (await _refresh_committed(target, clock, zone))[0]
+
+
+async def _refresh_committed(db: Database, clock: Clock, zone: ZoneInfo) -> tuple[int, uuid.UUID | None]:
+    """A refresh in a transaction of its own: the days recomputed and the generation committed."""
+    async with db.writer() as session:
+        run = _Refresh(session, clock, zone)
+        days = await run.run()
         await session.commit()
-    return days
+    return days, run.generation
 
 
 class _Refresh:
@@ -424,6 +434,7 @@ class _Refresh:
         self.session = session
         self.clock = clock
         self.zone = zone
+        self.generation: uuid.UUID | None = None  # the rollup's, once run
 
     async def run(self) -> int:
         if self.session.get_bind().dialect.name == "postgresql":
@@ -433,6 +444,7 @@ class _Refresh:
             state = StatsRefreshState(id=STATE_ID, seen={})
             self.session.add(state)
         elif state.high_water is not None and await _is_current(self.session, state):
+            self.generation = state.generation
             return 0  # another refresher got here first
         if state.high_water is None:
             days, high_water, seen = await self._rebuild()
@@ -440,6 +452,7 @@ class _Refresh:
             days, high_water, seen = await self._catch_up(state.high_water, state.seen)
         state.high_water, state.seen = high_water, seen
         state.refreshed_at = self.clock.now()
+        state.generation = self.generation = uuid.uuid4()
         await self.session.flush()
         return days
 
@@ -637,6 +650,14 @@ async def _insert(session: AsyncSession, grain: str, summaries: Mapping[Key, Sum
 # ---- reading -------------------------------------------------------------------------------------
 
 
+# The overviews this process computed lately, under the rollup generation they were read at. A
+# supervisors' dashboard polls the same few ranges, and while no case changes neither does the
+# answer, which at a province's scale lists thousands of places. Exact, not timed: any refresh,
+# in any process, writes a new generation, and the next request computes the overview again.
+OVERVIEWS_KEPT = 32
+_OVERVIEWS: OrderedDict[tuple[Any, ...], tuple[Mapping[str, int], OverviewOut]] = OrderedDict()
+
+
 class StatsService:
     """Reads for the statistics endpoints. The request's session only reads; the rollup refresh
     runs as a unit of work of its own before it (see `ensure_current`)."""
@@ -656,12 +677,26 @@ class StatsService:
     ) -> OverviewOut:
         first, last = self.range(first, last)
         scope = scope_for(principal, region)
-        as_of, source = await self._prepare(scope)
+        as_of, source, generation = await self._prepare(scope)
+        key = None
+        if generation is not None and scope.rollup_region is not None:
+            key = (generation, scope.rollup_region, scope.prefix, region, first, last, current_language())
+            kept = _OVERVIEWS.get(key)
+            if kept is not None:
+                _OVERVIEWS.move_to_end(key)
+                body_counts, out = kept
+                # A body's name is the one thing shown that can change without a refresh.
+                return out.model_copy(update={"as_of": as_of, "by_body": await self._bodies(body_counts)})
         if scope.rollup_region is not None:
             summary = await self._rollup_summary(scope.rollup_region, first, last)
         else:
             summary = summarise(await self._cases(scope, first, last))
-        return await self._describe(summary, first, last, region, as_of, source, scope.prefix)
+        out = await self._describe(summary, first, last, region, as_of, source, scope.prefix)
+        if key is not None:
+            _OVERVIEWS[key] = (summary.get("body", {}), out)
+            while len(_OVERVIEWS) > OVERVIEWS_KEPT:
+                _OVERVIEWS.popitem(last=False)
+        return out
 
     async def trend(
         self,
@@ -673,7 +708,7 @@ class StatsService:
     ) -> TrendOut:
         first, last = self.range(first, last)
         scope = scope_for(principal, region)
-        as_of, source = await self._prepare(scope)
+        as_of, source, _ = await self._prepare(scope)
         by_day: dict[date, Headline] = {}
         if scope.rollup_region is not None:
             rows = await self.session.execute(
@@ -718,12 +753,13 @@ class StatsService:
             total=_period_out(f"{first}/{last}", first, last, total),
         )
 
-    async def _prepare(self, scope: StatsScope) -> tuple[datetime, Source]:
+    async def _prepare(self, scope: StatsScope) -> tuple[datetime, Source, uuid.UUID | None]:
+        """When the figures are as of, where they come from, and the rollup's generation when
+        they come from a rollup that was current already (see `ensure_current`)."""
         as_of = self.clock.now()
         if scope.rollup_region is None:
-            return as_of, "cases"
-        await ensure_current(self.db, self.clock, self.settings)
-        return as_of, "rollup"
+            return as_of, "cases", None
+        return as_of, "rollup", await ensure_current(self.db, self.clock, self.settings)
 
     async def _rollup_summary(self, region: str, first: date, last: date) -> Summary:
         rows = await self.session.execute(
