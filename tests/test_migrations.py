@@ -7,10 +7,13 @@ import os
 
 import asyncpg
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import mediation.models  # noqa: F401  (every table on Base.metadata)
 from mediation.core.db import Base
 from mediation.migrate import downgrade, upgrade
 from tests.conftest import PG_ADMIN_DSN
@@ -54,6 +57,25 @@ def test_upgrade_downgrade_upgrade(empty_database):
     assert _tables(empty_database) & expected == set()
     upgrade(empty_database)
     assert expected <= _tables(empty_database)
+
+
+def test_the_migrated_schema_is_the_models_schema(empty_database):
+    """The models describe no table, column, type, index or constraint the migrations do not make
+    (and the other way round): a change to a model without its migration fails here."""
+    upgrade(empty_database)
+
+    async def compare() -> list[object]:
+        engine = create_async_engine(empty_database)
+        async with engine.connect() as conn:
+            diffs = await conn.run_sync(
+                lambda c: compare_metadata(
+                    MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+                )
+            )
+        await engine.dispose()
+        return list(diffs)
+
+    assert asyncio.run(compare()) == []
 
 
 async def test_timeline_is_append_only_in_the_database(api):

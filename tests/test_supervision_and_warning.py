@@ -9,8 +9,11 @@ from zoneinfo import ZoneInfo
 
 from stdnum.cn import uscc
 
+from mediation.agreements.models import FollowUp
+from mediation.alerts.models import Alert, AlertCase
 from mediation.clocks.scheduler import tick
 from mediation.disputes.models import Dispute
+from mediation.supervision.models import SupervisionOrder
 from tests.support import Api, person
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -313,3 +316,90 @@ async def test_repeated_disputes_between_the_same_parties_are_flagged(api: Api) 
     alerts = (await api.client.get(f"/v1/disputes/{second['id']}/alerts")).json()
     assert [a["kind"] for a in alerts] == ["repeat"]
     assert alerts[0]["case_count"] == 2
+
+
+# ---- keyset pages --------------------------------------------------------------------------------
+
+
+async def _every_page(api: Api, path: str, **params: Any) -> list[str]:
+    """Every item id of a list, two per page, following `next_cursor` to the end."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        response = await api.client.get(path, params=query, headers=api.auth("supervisor"))
+        assert response.status_code == 200, response.text
+        page = response.json()
+        ids += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+async def test_the_lists_page_through_ties_in_their_key_by_id_each_row_once(api: Api) -> None:
+    """Alerts, supervision orders and follow-ups continue from a cursor on (key, id): rows that share
+    the key (raised in the same instant, due on the same day) come in id order, none twice, none
+    skipped, across page boundaries that fall between them."""
+    dispute = await api.intake()
+    case_id, body_id = uuid.UUID(dispute["id"]), api.bodies["village"]
+    at = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+    day = date(2026, 6, 10)
+    moments = [at, at, at, at.replace(hour=1), at.replace(hour=3)]
+    days = [day, day, day, date(2026, 6, 9), date(2026, 6, 12)]
+    alerts = [
+        Alert(
+            id=uuid.uuid4(),
+            kind="risk",
+            key=f"k{n}",
+            level="high",
+            region_code="330681105201",
+            title="预警",
+            details={},
+            status="open",
+            case_count=1,
+            raised_at=m,
+            last_seen_at=m,
+            version=1,
+        )
+        for n, m in enumerate(moments)
+    ]
+    orders = [
+        SupervisionOrder(
+            id=uuid.uuid4(),
+            dispute_id=case_id,
+            body_id=body_id,
+            instruction="报告进展",
+            due_on=d,
+            status="issued",
+            issued_by="supervisor",
+            issued_at=at,
+            version=1,
+        )
+        for d in days
+    ]
+    tasks = [
+        FollowUp(
+            id=uuid.uuid4(),
+            dispute_id=case_id,
+            body_id=body_id,
+            kind="visit",
+            reason="回访",
+            due_on=d,
+            status="open",
+            raised_at=m,
+        )
+        for d, m in zip(days, moments, strict=True)
+    ]
+    async with api.app.state.db.writer() as session, session.begin():
+        session.add_all([*alerts, *orders, *tasks])
+        await session.flush()
+        session.add_all(AlertCase(alert_id=a.id, dispute_id=case_id, matched={}, added_at=at) for a in alerts)
+
+    def order(rows: list[Any], key: str, newest_first: bool = False) -> list[str]:
+        ranked = sorted(rows, key=lambda r: (getattr(r, key), r.id), reverse=newest_first)
+        return [str(r.id) for r in ranked]
+
+    assert await _every_page(api, "/v1/alerts") == order(alerts, "raised_at", newest_first=True)
+    assert await _every_page(api, "/v1/supervision-orders") == order(orders, "due_on")
+    assert await _every_page(api, "/v1/follow-ups") == order(tasks, "due_on")
+    assert await _every_page(api, f"/v1/bodies/{body_id}/follow-ups") == order(tasks, "raised_at")

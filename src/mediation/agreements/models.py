@@ -5,7 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mediation.core.db import Base, JSONType, new_id
@@ -130,7 +130,12 @@ class FollowUp(Base):
     due date to follow up (人民调解法 Art. 31), or the follow-up visit (回访) after a case is closed."""
 
     __tablename__ = "follow_ups"
-    __table_args__ = (UniqueConstraint("kind", "obligation_id"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "obligation_id"),
+        # The inboxes' keyset pages: by due day, and by when the task was raised.
+        Index("ix_follow_ups_due_on_id", "due_on", "id"),
+        Index("ix_follow_ups_raised_at_id", "raised_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -545,9 +545,7 @@ class AgreementService:
             query = query.where(FollowUp.status == status)
         if cursor is not None:
             raised, last_id = keyset_position(cursor, datetime.fromisoformat)
-            query = query.where(
-                (FollowUp.raised_at > raised) | ((FollowUp.raised_at == raised) & (FollowUp.id > last_id))
-            )
+            query = query.where(tuple_(FollowUp.raised_at, FollowUp.id) > tuple_(raised, last_id))
         rows = (
             await self.session.execute(query.order_by(FollowUp.raised_at, FollowUp.id).limit(limit + 1))
         ).all()

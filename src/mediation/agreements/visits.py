@@ -13,7 +13,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 
 from mediation.agreements.models import FollowUp
 from mediation.agreements.schemas import VisitImpossibleIn, VisitIn
@@ -144,7 +144,7 @@ class VisitService:
             query = query.where(FollowUp.dispute_id == dispute_id)
         if cursor is not None:
             due, last = keyset_position(cursor, date.fromisoformat)
-            query = query.where(or_(FollowUp.due_on > due, and_(FollowUp.due_on == due, FollowUp.id > last)))
+            query = query.where(tuple_(FollowUp.due_on, FollowUp.id) > tuple_(due, last))
         rows = (
             await self.session.execute(query.order_by(FollowUp.due_on, FollowUp.id).limit(limit + 1))
         ).all()

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediation.core.db import Base, new_id
@@ -19,6 +19,7 @@ class Alert(Base):
     """
 
     __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_raised_at_id", "raised_at", "id"),)  # the keyset pages, newest first
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(20), index=True)  # risk | cluster | repeat

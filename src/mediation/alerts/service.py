@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, bindparam, exists, or_, select
+from sqlalchemy import Select, and_, bindparam, exists, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -441,9 +441,7 @@ class AlertService:
             query = query.where(Alert.kind == kind)
         if cursor is not None:
             raised, last = keyset_position(cursor, datetime.fromisoformat)
-            query = query.where(
-                or_(Alert.raised_at < raised, and_(Alert.raised_at == raised, Alert.id < last))
-            )
+            query = query.where(tuple_(Alert.raised_at, Alert.id) < tuple_(raised, last))
         rows = list(
             (
                 await self.session.scalars(

@@ -192,7 +192,8 @@ class CaseLink(Base):
     disputes that belong together. Stored once per pair, the lower id first."""
 
     __tablename__ = "case_links"
-    __table_args__ = (UniqueConstraint("first_id", "second_id"),)
+    # Named as migration 0005 created it, before the naming convention listed every column.
+    __table_args__ = (UniqueConstraint("first_id", "second_id", name="uq_case_links_first_id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     first_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)

@@ -70,7 +70,8 @@ class WebhookDelivery(Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        UniqueConstraint("subscription_id", "event_id"),
+        # Named as migration 0003 created it, before the naming convention listed every column.
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_subscription_id"),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     )
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediation.core.db import Base, new_id
@@ -17,6 +17,7 @@ class SupervisionOrder(Base):
     """
 
     __tablename__ = "supervision_orders"
+    __table_args__ = (Index("ix_supervision_orders_due_on_id", "due_on", "id"),)  # the keyset pages
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)

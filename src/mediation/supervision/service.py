@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 
 from mediation.bodies.models import Body
 from mediation.core.errors import Conflict, NotFound, ValidationFailed
@@ -186,10 +186,7 @@ class SupervisionService:
             query = query.where(SupervisionOrder.status == status)
         if cursor is not None:
             due, last = keyset_position(cursor, date.fromisoformat)
-            query = query.where(
-                (SupervisionOrder.due_on > due)
-                | ((SupervisionOrder.due_on == due) & (SupervisionOrder.id > last))
-            )
+            query = query.where(tuple_(SupervisionOrder.due_on, SupervisionOrder.id) > tuple_(due, last))
         rows = (
             await self.session.execute(
                 query.order_by(SupervisionOrder.due_on, SupervisionOrder.id).limit(limit + 1)
