@@ -883,15 +883,16 @@ class StatsService:
                 select(Body.id, Body.name).where(Body.id.in_(ids[i : i + _IN_CHUNK]))
             )
             names.update((str(body_id), name) for body_id, name in rows)
-        out = [
-            CountOut(
-                key=None if key == NO_BODY else key,
-                label=labels.NO_BODY.get() if key == NO_BODY else names.get(key, key),
-                count=n,
-            )
+        no_body = labels.NO_BODY.get()
+        out: list[dict[str, Any]] = [
+            {"key": None, "label": no_body, "count": n}
+            if key == NO_BODY
+            else {"key": key, "label": names.get(key, key), "count": n}
             for key, n in counts.items()
         ]
-        return sorted(out, key=lambda c: (-c.count, c.label))
+        out.sort(key=lambda c: (-c["count"], c["label"]))
+        # Every request reads the names afresh (a kept overview included): one pass in pydantic-core.
+        return _COUNT_LIST.validate_python(out)
 
 
 # GB/T 2260 levels by code length: province, city, county; then town (乡镇) and village (村/社区).
