@@ -97,9 +97,20 @@ UNSTATED_RULES = {
 def refusals_of_valid_requests_name_an_unstated_rule(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> None:
-    """positive_data_acceptance lets 422 through (see CONFIG); this check lets through only the
-    422s whose every field error is a rule in UNSTATED_RULES."""
-    if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code != 422:
+    """positive_data_acceptance lets 415 and 422 through (see CHECKS); this check lets through only
+    the 415s that refuse an upload's content and the 422s whose every field error is a rule in
+    UNSTATED_RULES."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return
+    if response.status_code == 415:
+        # An upload whose bytes are not a kind of file a dossier takes: the server reads the kind
+        # from the content (the name and the declared type can lie), which the schema's `binary`
+        # cannot state. Any other 415 to a valid request fails.
+        problem = json.loads(response.content or b"{}")
+        if "detected_media_type" not in problem:
+            raise AssertionError("A request the contract allows was refused as an unsupported media type")
+        return
+    if response.status_code != 422:
         return
     problem = json.loads(response.content or b"{}")
     if problem.get("type") == "/problems/idempotency-key-mismatch":
@@ -114,12 +125,13 @@ def refusals_of_valid_requests_name_an_unstated_rule(
 
 # Besides the default statuses a valid request may get: 412 and 428, the answers of the
 # conditional requests that every change to a case needs (an If-Match that is not the case's
-# current ETag, or none: RFC 9110 §13.1.1, RFC 6585 §3), both documented on those operations; and
-# 422 when it names an UNSTATED_RULES rule, which the check above holds it to.
+# current ETag, or none: RFC 9110 §13.1.1, RFC 6585 §3), both documented on those operations; 422
+# when it names an UNSTATED_RULES rule, and 415 for an upload whose content is refused, which the
+# check above holds them to.
 CHECKS = {
     "enabled": True,
     "positive_data_acceptance": {
-        "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "428", "429"]
+        "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "412", "415", "422", "428", "429"]
     },
 }
 
