@@ -3,7 +3,8 @@
 One run, on a scratch PostgreSQL database that is dropped at the end:
 
 1. migrate, load the demo data (bodies, accounts, a few dozen cases made through the services)
-   and clone its cases up to the first size (bench/seed.py);
+   and clone its cases up to the first size (bench/seed.py, which leaves the database vacuumed,
+   analysed and checkpointed after each step);
 2. start the service as a user would (`mediation serve`, uvicorn, --workers) and the floor app
    (bench/floor_app.py: the same SQL with asyncpg, nothing else), each in its own processes;
 3. drive them with wrk (a separate, compiled load generator; Lua scripts in bench/wrk/) on
