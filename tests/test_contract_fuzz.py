@@ -102,6 +102,11 @@ def refusals_of_valid_requests_name_an_unstated_rule(
     UNSTATED_RULES."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
+    if any(value is None for value in (case.path_parameters or {}).values()):
+        # A stateful step whose link took a path parameter from a field that is null in the
+        # previous response (a case no body has yet: `/v1/bodies/None`). That is no request the
+        # contract describes; its 422 is the right answer, and the built-in checks still judge it.
+        return
     if response.status_code == 415:
         # An upload whose bytes are not a kind of file a dossier takes: the server reads the kind
         # from the content (the name and the declared type can lie), which the schema's `binary`
