@@ -286,6 +286,42 @@ async def test_six_wage_claims_against_one_employer_in_five_days_raise_one_clust
     assert len(listed.json()["items"]) == 1
 
 
+async def test_claimants_are_recognised_by_phone_or_company_name_when_no_id_number_is_given(api: Api) -> None:
+    """A wave counts claimants, not cases: each case stands for its first applicant the parties
+    recognise, by ID number, else (a company) by its name, else by phone; a case whose applicant
+    nothing recognises counts on its own."""
+    _at(api, date(2026, 7, 1))
+
+    def worker(name: str, phone: str | None) -> dict[str, Any]:
+        return {"role": "applicant", "kind": "person", "name": name, "phone": phone}
+
+    def supplier(name: str) -> dict[str, Any]:
+        return {"role": "applicant", "kind": "organisation", "name": name}
+
+    async def claims(employer: int, applicants: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        for listed_first in applicants:
+            await api.intake(
+                category="labour",
+                description="追讨拖欠款项, 申请调解。",
+                parties=[*listed_first, _employer(employer)],
+            )
+        listed = await api.client.get(
+            "/v1/alerts", params={"kind": "cluster", "status": "open"}, headers=api.auth("supervisor")
+        )
+        items: list[dict[str, Any]] = listed.json()["items"]
+        return items
+
+    # One worker without an ID number, five times by the same phone (under other names): one claimant.
+    assert await claims(4, [[worker(f"工人{n}", "13900001111")] for n in range(5)]) == []
+    # One supplier company five times: one claimant. Each case also lists a different worker after
+    # it; a case stands for its first applicant.
+    company = [[supplier("诸暨市某建材商行"), worker(f"工人{n}", f"1390000200{n}")] for n in range(5)]
+    assert await claims(5, company) == []
+    # Five workers nobody can recognise (no ID number, no phone): five claimants, a wave.
+    raised = await claims(6, [[worker(f"工人{n}", None)] for n in range(5)])
+    assert len(raised) == 1 and raised[0]["case_count"] == 5
+
+
 async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: Api) -> None:
     dispute = await api.intake(description="因宅基地边界争执, 被申请人扬言要拿刀砍死对方, 情绪激动。")
     assert dispute["is_risk"] is True and dispute["attention"] == "risk"

@@ -16,7 +16,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, bindparam, exists, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -48,12 +63,44 @@ class _Recognisable(Protocol):
 
 
 # By dialect (core.db.one_of): a wave's case list grows by one with each intake.
-_APPLICANTS_OF = {
-    dialect: select(
-        Party.dispute_id, Party.id_number_index, Party.kind, Party.name_key, Party.phone_index
-    ).where(among, Party.role == PartyRole.applicant)
-    for dialect, among in one_of(Party.dispute_id, "ids").items()
-}
+
+
+def _identity_key() -> ColumnElement[str | None]:
+    """`_identity` in SQL: the same person or company, as one text (NULL when nothing recognises
+    them)."""
+
+    def given(column: Any) -> ColumnElement[bool]:
+        return and_(column.is_not(None), column != "")
+
+    return case(
+        (given(Party.id_number_index), literal("id:") + Party.id_number_index),
+        (
+            and_(Party.kind == PartyKind.organisation, given(Party.name_key)),
+            literal("name:") + Party.name_key,
+        ),
+        (given(Party.phone_index), literal("phone:") + Party.phone_index),
+        else_=null(),
+    )
+
+
+def _claimants_among(among: ColumnElement[bool]) -> Select[int]:
+    """How many claimants the cases have, counted up to `:enough`: each case stands for its first
+    applicant the parties recognise (or for itself). Counted in the database: a wave can hold
+    hundreds of cases, and the rule only asks whether it reaches its threshold."""
+    key = _identity_key()
+    first_applicant = (
+        select(key)
+        .where(Party.dispute_id == Dispute.id, Party.role == PartyRole.applicant, key.is_not(None))
+        .order_by(Party.position)
+        .limit(1)
+        .scalar_subquery()
+    )
+    claimant = func.coalesce(first_applicant, cast(Dispute.id, String)).label("claimant")
+    claimants = select(claimant).where(among).distinct().limit(bindparam("enough")).subquery()
+    return select(func.count()).select_from(claimants)
+
+
+_CLAIMANTS_OF = {dialect: _claimants_among(among) for dialect, among in one_of(Dispute.id, "ids").items()}
 _KNOWN_CASES = {
     dialect: select(AlertCase.dispute_id).where(AlertCase.alert_id == bindparam("alert_id"), among)
     for dialect, among in one_of(AlertCase.dispute_id, "ids").items()
@@ -252,7 +299,7 @@ class AlertService:
     ) -> Finding | None:
         key = f"cluster:{rule.id}:{county}:{subject}"
         join_only = False
-        if await self._claimants(ids) < rule.min_cases:
+        if not await self._claimants_reach(ids, rule.min_cases):
             # Fewer in this case's own window, but the wave is still open: it joins it.
             if await self._open(key) is None:
                 return None
@@ -267,21 +314,14 @@ class AlertService:
         }
         return Finding("cluster", key, "high", county, title, details, ids, {"rule": rule.id}, join_only)
 
-    async def _claimants(self, ids: list[uuid.UUID]) -> int:
-        """Distinct applicants among the cases: one resident filing five times (or the same dispute
-        arriving by window, hotline and grid) is one claimant, not a crowd."""
-        if not ids:
-            return 0
-        # Only the columns that recognise a person: no party objects (and no decryption) for what
-        # can be hundreds of cases in a wave.
-        statement = _APPLICANTS_OF[self.session.get_bind().dialect.name]
-        rows = await self.session.execute(statement, {"ids": ids})
-        by_case: dict[uuid.UUID, tuple[str, str] | uuid.UUID] = {}
-        for party in rows.all():
-            identity = _identity(party)
-            if identity is not None and party.dispute_id not in by_case:
-                by_case[party.dispute_id] = identity
-        return len({by_case.get(i, i) for i in ids})
+    async def _claimants_reach(self, ids: list[uuid.UUID], enough: int) -> bool:
+        """Whether the cases have at least `enough` distinct applicants: one resident filing five
+        times (or the same dispute arriving by window, hotline and grid) is one claimant, not a
+        crowd. Nothing is decrypted: parties are recognised by their keyed indexes."""
+        if len(ids) < enough:
+            return False  # never more claimants than cases
+        statement = _CLAIMANTS_OF[self.session.get_bind().dialect.name]
+        return int(await self.session.scalar(statement, {"ids": ids, "enough": enough}) or 0) >= enough
 
     async def _repeat(self, dispute: Dispute) -> Finding | None:
         """Repeated disputes between the same parties: an earlier, concluded case with both an

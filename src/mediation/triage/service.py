@@ -31,6 +31,10 @@ EXCLUDING_OUTCOMES = {
 }
 
 
+# Built once: every intake and every assignment reads the rules in force.
+_LATEST_RULES = select(TriageRuleSet).order_by(TriageRuleSet.version.desc()).limit(1)
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSetInForce:
     rules: TriageRules
@@ -59,7 +63,7 @@ class TriageService:
     # ---- rules ----------------------------------------------------------------------------------
 
     async def rules(self) -> RuleSetInForce:
-        row = await self.session.scalar(select(TriageRuleSet).order_by(TriageRuleSet.version.desc()).limit(1))
+        row = await self.session.scalar(_LATEST_RULES)
         if row is None:
             return RuleSetInForce(default_rules(), 0, "default", None, None)
         if row.rules is None:
