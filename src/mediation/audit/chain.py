@@ -177,7 +177,8 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datet
     head.seq, head.hash = seq, prev
     # The head's new values and whatever else the transaction has pending, then the records.
     await session.flush()
-    await session.execute(_INSERT_RECORDS, rows)
+    # One row as a plain execute: a list, even of one, goes through the driver's executemany.
+    await session.execute(_INSERT_RECORDS, rows[0] if len(rows) == 1 else rows)
     return rows
 
 
