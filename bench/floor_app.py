@@ -173,6 +173,22 @@ async def _join_alert(
     return ("alert_raised", number, dispute_id, {"alert_id": str(alert["id"]), "version": version})
 
 
+# The service's claimant count (alerts.service), as its SQL log shows it on PostgreSQL.
+_IDENTITY = (
+    "CASE WHEN p.id_number_index IS NOT NULL AND p.id_number_index != '' THEN 'id:' || p.id_number_index "
+    "WHEN p.kind = 'organisation' AND p.name_key IS NOT NULL AND p.name_key != '' THEN 'name:' || p.name_key "
+    "WHEN p.phone_index IS NOT NULL AND p.phone_index != '' THEN 'phone:' || p.phone_index ELSE NULL END"
+)
+CLAIMANTS = (
+    "SELECT count(*) FROM (SELECT DISTINCT coalesce((SELECT "
+    + _IDENTITY
+    + " FROM parties p WHERE p.dispute_id = d.id AND p.role = 'applicant' AND "
+    + _IDENTITY
+    + " IS NOT NULL ORDER BY p.position LIMIT 1), CAST(d.id AS VARCHAR)) AS claimant FROM disputes d "
+    "WHERE d.id = ANY($1::uuid[]) LIMIT $2) AS claimants"
+)
+
+
 async def _clocks(conn: asyncpg.Connection, dispute_id: uuid.UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM case_clocks WHERE dispute_id = $1 AND stopped_at IS NULL ORDER BY started_at, name",
@@ -262,12 +278,9 @@ async def intake(request: Request) -> JSONResponse:
             (by_category, f"cluster:category:{region[:6]}:category:{region[:9]}:{category}", 15),
         ):
             ids = [r["id"] for r in wave]
-            applicants = await conn.fetch(
-                "SELECT dispute_id, id_number_index, kind, name_key, phone_index FROM parties "
-                "WHERE dispute_id = ANY($1::uuid[]) AND role = 'applicant'",
-                ids,
-            )
-            if len({r["id_number_index"] for r in applicants}) >= least:
+            # Distinct claimants, counted in the database up to the threshold: each case stands
+            # for its first recognisable applicant (a wave shorter than the threshold never asks).
+            if len(ids) >= least and await conn.fetchval(CLAIMANTS, ids, least) >= least:
                 joins.append((key, ids))
             elif await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1", key) is not None:
                 joins.append((key, [dispute_id]))

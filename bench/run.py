@@ -9,7 +9,8 @@ One run, on a scratch PostgreSQL database that is dropped at the end:
    (bench/floor_app.py: the same SQL with asyncpg, nothing else), each in its own processes;
 3. drive them with wrk (a separate, compiled load generator; Lua scripts in bench/wrk/) on
    127.0.0.1: intake and a lifecycle action (accept, with If-Match) at full load on the product
-   and on the floor, then on the product paced to half its maximum for the latency target; and
+   and on the floor, taking turns for --rounds rounds, then on the product paced to half its
+   maximum for the latency target; and
    PostgreSQL's own limit for the same two transactions with pgbench;
 4. read paths at each size: get one case, list (first page, filtered first page, a page 10,000
    rows deep by the cursor), statistics overview, triage, event feed page;
@@ -64,7 +65,13 @@ def parse() -> argparse.Namespace:
     p.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers for each app")
     p.add_argument("--sizes", default="10000,100000,1000000", help="case counts to measure the reads at")
-    p.add_argument("--duration", type=int, default=10, help="seconds per write scenario")
+    p.add_argument("--duration", type=int, default=10, help="seconds per write run")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="full-load write runs per scenario, product and floor taking turns; figures are over all rounds",
+    )
     p.add_argument("--read-duration", type=int, default=5, help="seconds per read scenario")
     p.add_argument("--connections", type=int, default=16, help="wrk connections at full load")
     p.add_argument("--read-connections", type=int, default=4, help="wrk connections for the reads")
@@ -654,13 +661,48 @@ def _line(r: Result) -> str:
     )
 
 
+def combined(runs: list[Result]) -> Result:
+    """One figure for several runs of a scenario: the rate over their total time; the latency
+    percentiles are each run's weighted by its requests (wrk reports percentiles, not histograms, so
+    this approximates those of the runs taken together), the maximum is the largest."""
+    requests = sum(r.requests for r in runs)
+    seconds = sum(r.seconds for r in runs)
+
+    def weighted(name: str) -> float:
+        return round(sum(getattr(r, name) * r.requests for r in runs) / max(requests, 1), 3)
+
+    stolen = [r.extra["cpu_steal_percent"] for r in runs if "cpu_steal_percent" in r.extra]
+    extra: dict[str, Any] = {"rounds_rps": [round(r.rps, 1) for r in runs]}
+    if stolen:
+        extra["cpu_steal_percent"] = round(max(stolen), 1)
+    return Result(
+        requests=requests,
+        seconds=round(seconds, 3),
+        rps=round(requests / seconds, 2) if seconds else 0.0,
+        p50_ms=weighted("p50_ms"),
+        p95_ms=weighted("p95_ms"),
+        p99_ms=weighted("p99_ms"),
+        max_ms=max(r.max_ms for r in runs),
+        mean_ms=weighted("mean_ms"),
+        non_2xx=sum(r.non_2xx for r in runs),
+        socket_errors=sum(r.socket_errors for r in runs),
+        connections=runs[0].connections,
+        extra=extra,
+    )
+
+
 def pools(dsn: str, cipher: PiiCipher, workdir: Path, args: argparse.Namespace) -> dict[str, str]:
-    """Registered cases for the accept runs, one pool per run, each larger than a run can use; and
-    one for pgbench, in a table its script reads."""
+    """Registered cases for the accept runs, one pool per run (each round's own), each larger than a
+    run can use; and one for pgbench, in a table its script reads."""
     budget = args.duration * 800 + 1_000  # above the floor's rate here (up to about 450/s); past it, 404s
+    if args.rounds > 4:
+        raise SystemExit("--rounds: at most 4 (the pools' copy numbers must stay under a million)")
+    rounds = [f"{who}-{r}" for r in range(args.rounds) for who in ("product", "floor")]
     ids = {
-        who: asyncio.run(seed.pool(dsn, cipher, "registered", budget, seed.POOL_FIRST_COPY + k * 100_000))
-        for k, who in enumerate(("product", "floor", "paced", "calibration", "pgbench"))
+        # 40,000 copies apart: more than a pool takes, and 12 pools stay under a million copies (the
+        # case numbers' width).
+        who: asyncio.run(seed.pool(dsn, cipher, "registered", budget, seed.POOL_FIRST_COPY + k * 40_000))
+        for k, who in enumerate((*rounds, "paced", "calibration", "pgbench"))
     }
     asyncio.run(_pgbench_pool(dsn, ids["pgbench"]))
     return {
@@ -678,18 +720,38 @@ def writes(
 ) -> tuple[dict[str, Result], dict[str, Any]]:
     results: dict[str, Result] = {}
     nobody = ("X-Bench", "floor")
-    for label, port, auth, env in (
-        ("intake, product", PRODUCT_PORT, clerk, {"BENCH_SEED": "1"}),
-        ("intake, floor", FLOOR_PORT, nobody, {"BENCH_SEED": "2"}),
-        ("accept, product", PRODUCT_PORT, clerk, {"BENCH_IDS": files["product"], "BENCH_ACTION": "accept"}),
-        ("accept, floor", FLOOR_PORT, nobody, {"BENCH_IDS": files["floor"], "BENCH_ACTION": "accept"}),
-    ):
-        script = "intake.lua" if label.startswith("intake") else "action.lua"
-        with profiled(args.profile, label, product if port == PRODUCT_PORT else None, args.duration):
-            results[label] = wrk(
-                script, port, seconds=args.duration, connections=args.connections, auth=auth, env=env
-            )
-        print(f"    {label:32s} {_line(results[label])}", flush=True)
+    # Product and floor take turns, round after round: on a shared machine the speed drifts over
+    # minutes, and a ratio of two runs minutes apart measures the drift as much as the apps.
+    rounds: dict[str, list[Result]] = {}
+    for r in range(args.rounds):
+        for label, port, auth, env in (
+            ("intake, product", PRODUCT_PORT, clerk, {"BENCH_SEED": str(1 + 10 * r)}),
+            ("intake, floor", FLOOR_PORT, nobody, {"BENCH_SEED": str(2 + 10 * r)}),
+            (
+                "accept, product",
+                PRODUCT_PORT,
+                clerk,
+                {"BENCH_IDS": files[f"product-{r}"], "BENCH_ACTION": "accept"},
+            ),
+            (
+                "accept, floor",
+                FLOOR_PORT,
+                nobody,
+                {"BENCH_IDS": files[f"floor-{r}"], "BENCH_ACTION": "accept"},
+            ),
+        ):
+            script = "intake.lua" if label.startswith("intake") else "action.lua"
+            with profiled(
+                args.profile, f"{label} {r + 1}", product if port == PRODUCT_PORT else None, args.duration
+            ):
+                got = wrk(
+                    script, port, seconds=args.duration, connections=args.connections, auth=auth, env=env
+                )
+            rounds.setdefault(label, []).append(got)
+            print(f"    {label:32s} {_line(got)}  (round {r + 1})", flush=True)
+    for label, runs in rounds.items():
+        results[label] = combined(runs)
+        print(f"    {label:32s} {_line(results[label])}  (all rounds)", flush=True)
     accept_at = {"BENCH_ACTION": "accept"}
     for kind, script, env, calibration in (
         ("intake", "intake.lua", {"BENCH_SEED": "3"}, {"BENCH_SEED": "4"}),
@@ -981,19 +1043,25 @@ def markdown(report: dict[str, Any], sizes: list[int]) -> str:
         f"{s['connections']} connections; the paced runs hold about half the product's maximum with 8 "
         "connections. The floor runs the same SQL as the product with asyncpg and nothing else.",
         "",
-        "The last column is the share of the machine's CPU time the hypervisor gave to other "
+        f"At full load each scenario ran {s.get('rounds', 1)} times, product and floor taking turns "
+        "(intake product, intake floor, accept product, accept floor, then again), so a drift in the "
+        "machine's speed meets both; the rate is over all rounds, the last column lists each round's. "
+        "The percentiles are the rounds' weighted by their requests.",
+        "",
+        "CPU steal is the share of the machine's CPU time the hypervisor gave to other "
         "machines during the run (steal): on a shared virtual machine, what makes two identical "
         "runs differ.",
         "",
-        "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | CPU steal |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | CPU steal | rounds, req/s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in report.get("writes", {}).items():
         stolen = r.get("extra", {}).get("cpu_steal_percent")
+        each = ", ".join(f"{x:.0f}" for x in r.get("extra", {}).get("rounds_rps", []))
         lines.append(
             f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['max_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} | "
-            f"{'' if stolen is None else f'{stolen}%'} |"
+            f"{'' if stolen is None else f'{stolen}%'} | {each} |"
         )
     lines += ["", "PostgreSQL alone (pgbench, the same statements in one transaction each):", ""]
     for label, figures in report.get("pgbench", {}).items():
