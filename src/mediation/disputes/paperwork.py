@@ -16,6 +16,9 @@ def _parties(dispute: Dispute) -> list[str]:
     return [f"{'申请人' if p.role == 'applicant' else '被申请人'}: {p.name}" for p in dispute.parties]
 
 
+RECEIPT_TITLE = "受理回执"
+
+
 def receipt_lines(dispute: Dispute) -> list[str]:
     return [
         f"案件编号: {dispute.case_number}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
@@ -57,11 +58,11 @@ from mediation.disputes.models import (
     Party,
     TimelineEntry,
 )
-from mediation.disputes.paperwork import PAPER_TITLES, handoff_lines, receipt_lines
+from mediation.disputes.paperwork import PAPER_TITLES, RECEIPT_TITLE, handoff_lines, receipt_lines
 from mediation.disputes.schemas import CaseLinkIn, ConsentIn, DisputeCreate, MediatorChoiceIn, PartyIn
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, visible_to
 from mediation.documents.models import Document
-from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService
+from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService, page_of
 from mediation.events.service import record_dispute_event
 from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger
 from mediation.handoffs.ledger import summary as handoff_summary
@@ -275,11 +276,23 @@ class DisputeService:
             },
             now,
         )
-        # After the registration's own event, so a feed reader sees the case before its alerts.
-        await alerts.apply(dispute, found)
-        if self.documents is not None:
-            await self.documents.generate(
-                dispute, principal, DocumentKind.receipt, "受理回执", receipt_lines(dispute), now
+        # The receipt's file is written and synced in a thread while the alerts are written: both
+        # happen under the counter lock, and this way one waits in the other's shadow.
+        storing = (
+            asyncio.ensure_future(self.documents.store_page(page_of(RECEIPT_TITLE, receipt_lines(dispute))))
+            if self.documents is not None
+            else None
+        )
+        try:
+            # After the registration's own event, so a feed reader sees the case before its alerts.
+            await alerts.apply(dispute, found)
+        except BaseException:
+            if storing is not None:  # its file, if written, is content nobody references
+                storing.add_done_callback(lambda done: done.cancelled() or done.exception())
+            raise
+        if self.documents is not None and storing is not None:
+            await self.documents.attach_page(
+                dispute, principal, DocumentKind.receipt, RECEIPT_TITLE, await storing, now, new_case=True
             )
         return dispute, query_code
 

@@ -97,6 +97,15 @@ def _submitter_kind(principal: Principal) -> str:
     return "system"
 
 
+def page_of(title: str, lines: list[str]) -> str:
+    """A page the service prints: its title and one paragraph per line."""
+    body = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    return (
+        '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{body}</html>\n"
+    )
+
+
 class DocumentService:
     def __init__(self, session: AsyncSession, store: BlobStore, settings: Settings) -> None:
         self.session = session
@@ -165,15 +174,21 @@ class DocumentService:
         now: datetime,
         *,
         generated: bool,
+        placed: bool = False,
+        late: bool | None = None,
     ) -> Document:
+        """`placed`: the content is in the store already. `late`: whether a dossier of the case was
+        frozen before this document (None: look)."""
         await self.session.execute(
             _ADD_BLOB[self.session.get_bind().dialect.name == "postgresql"],
             {"sha256": staged.sha256, "size": staged.size, "media_type": media_type, "created_at": now},
         )
-        # The file goes into place before the row commits: a row never points at missing content
-        # (a failed commit leaves, at worst, content nobody references).
-        await asyncio.to_thread(self.store.commit, staged)
-        late = await self.session.scalar(_DOSSIERS_OF, {"dispute_id": dispute.id})
+        if not placed:
+            # The file goes into place before the row commits: a row never points at missing
+            # content (a failed commit leaves, at worst, content nobody references).
+            await asyncio.to_thread(self.store.commit, staged)
+        if late is None:
+            late = bool(await self.session.scalar(_DOSSIERS_OF, {"dispute_id": dispute.id}))
         document = Document(
             id=ordered_id(),
             dispute_id=dispute.id,
@@ -189,7 +204,7 @@ class DocumentService:
             stage=dispute.status,
             generated=generated,
             contains_personal_data=kind in PERSONAL,
-            late=bool(late),
+            late=late,
             note=note,
             status="active",
             created_at=now,
@@ -291,12 +306,7 @@ class DocumentService:
     ) -> Document:
         """Store a document the service produced (receipt, application, filing pack), so what was
         printed can be proven later by its hash."""
-        body = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines)
-        page = (
-            '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{body}</html>\n"
-        )
-        return await self.generate_html(dispute, principal, kind, title, page, now)
+        return await self.generate_html(dispute, principal, kind, title, page_of(title, lines), now)
 
     async def generate_html(
         self,
@@ -308,11 +318,48 @@ class DocumentService:
         now: datetime,
     ) -> Document:
         """Store a complete HTML page the service rendered (the agreement), with its hash."""
+        return await self.attach_page(dispute, principal, kind, title, await self.store_page(page), now)
+
+    async def store_page(self, page: str) -> Staged:
+        """Write a page the service rendered into the store (synced, in place) before its row exists:
+        a row never points at missing content, and a transaction that fails leaves, at worst,
+        content nobody references. It touches no session, so it may run while the caller goes on."""
         content = page.encode()
-        staged = await asyncio.to_thread(self.store.stage, io.BytesIO(content), len(content))
+
+        def store() -> Staged:
+            staged = self.store.stage(io.BytesIO(content), len(content))
+            self.store.commit(staged)
+            return staged
+
+        return await asyncio.to_thread(store)
+
+    async def attach_page(
+        self,
+        dispute: Dispute,
+        principal: Principal,
+        kind: DocumentKind,
+        title: str,
+        stored: Staged,
+        now: datetime,
+        *,
+        new_case: bool = False,
+    ) -> Document:
+        """The document row for a page `store_page` put in place. `new_case`: the case is being
+        registered in this transaction, so no dossier of it can exist yet (nothing is late)."""
         name = f"{title}-{dispute.case_number}.html"
         return await self._attach(
-            dispute, principal, staged, GENERATED_PAGE, name, kind, None, None, now, generated=True
+            dispute,
+            principal,
+            stored,
+            GENERATED_PAGE,
+            name,
+            kind,
+            None,
+            None,
+            now,
+            generated=True,
+            placed=True,
+            late=False if new_case else None,
         )
 
     async def freeze(self, dispute: Dispute, kind: str, target_id: uuid.UUID, now: datetime) -> Dossier:
