@@ -119,9 +119,12 @@ async def _principal(
     return await principal_for_token(session, identity.tokens, bearer.credentials)
 
 
-# The account and its organisation in one round trip, on every request; built once.
+# The account and its organisation in one round trip, on every request; built once. Only the
+# columns a principal needs, not the entities: no identity-map work for what is read and dropped.
 _USER_AND_BODY = (
-    select(User, Body).outerjoin(Body, Body.id == User.organisation_id).where(User.id == bindparam("user_id"))
+    select(User.id, User.role, User.active, User.display_name, Body.id.label("body_id"), Body.region_code)
+    .outerjoin(Body, Body.id == User.organisation_id)
+    .where(User.id == bindparam("user_id"))
 )
 
 
@@ -132,10 +135,17 @@ async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str)
     except (InvalidToken, ValueError) as exc:
         raise Unauthenticated(Text("登录凭证无效或已过期", "Invalid or expired access token")) from exc
     row = (await session.execute(_USER_AND_BODY, {"user_id": user_id})).first()
-    if row is None or not row[0].active:
+    if row is None or not row.active:
         raise Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
-    user, organisation = row
-    return make_principal(Role(user.role), str(user.id), organisation, kind="user", name=user.display_name)
+    role = Role(row.role)
+    return Principal(
+        role=role,
+        id=str(row.id),
+        organisation_id=row.body_id,
+        region=_region_of(role, row.region_code) if row.body_id is not None else None,
+        kind="user",
+        name=row.display_name,
+    )
 
 
 async def principal_for_key(session: AsyncSession, secret: str) -> Principal:
@@ -158,17 +168,19 @@ async def principal_for_key(session: AsyncSession, secret: str) -> Principal:
 def make_principal(
     role: Role, principal_id: str, organisation: Body | None, *, kind: str, name: str | None
 ) -> Principal:
-    region = None
-    if organisation is not None and role in CENTER_ROLES:
-        region = region_prefix(organisation.region_code)
     return Principal(
         role=role,
         id=principal_id,
         organisation_id=organisation.id if organisation else None,
-        region=region,
+        region=_region_of(role, organisation.region_code) if organisation is not None else None,
         kind=kind,
         name=name,
     )
+
+
+def _region_of(role: Role, region_code: str) -> str | None:
+    """The region a center's staff see: their center's; other organisations see by assignment."""
+    return region_prefix(region_code) if role in CENTER_ROLES else None
 
 
 def require(principal: Principal, permission: Permission) -> None:
