@@ -1049,7 +1049,7 @@ def markdown(report: dict[str, Any], sizes: list[int]) -> str:
         "The percentiles are the rounds' weighted by their requests.",
         "",
         "CPU steal is the share of the machine's CPU time the hypervisor gave to other "
-        "machines during the run (steal): on a shared virtual machine, what makes two identical "
+        "machines during the run: on a shared virtual machine, what makes two identical "
         "runs differ.",
         "",
         "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | CPU steal | rounds, req/s |",
