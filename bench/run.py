@@ -69,7 +69,9 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--rounds",
         type=int,
+        choices=range(1, 5),  # each round takes two pools of cases; the copies' numbers stay under a million
         default=3,
+        metavar="1-4",
         help="full-load write runs per scenario, product and floor taking turns; figures are over all rounds",
     )
     p.add_argument("--read-duration", type=int, default=5, help="seconds per read scenario")
@@ -695,12 +697,10 @@ def pools(dsn: str, cipher: PiiCipher, workdir: Path, args: argparse.Namespace) 
     """Registered cases for the accept runs, one pool per run (each round's own), each larger than a
     run can use; and one for pgbench, in a table its script reads."""
     budget = args.duration * 800 + 1_000  # above the floor's rate here (up to about 450/s); past it, 404s
-    if args.rounds > 4:
-        raise SystemExit("--rounds: at most 4 (the pools' copy numbers must stay under a million)")
     rounds = [f"{who}-{r}" for r in range(args.rounds) for who in ("product", "floor")]
     ids = {
-        # 40,000 copies apart: more than a pool takes, and 12 pools stay under a million copies (the
-        # case numbers' width).
+        # 40,000 copies apart: more than a pool takes, and the 11 pools of four rounds stay under a
+        # million copies (the case numbers' width).
         who: asyncio.run(seed.pool(dsn, cipher, "registered", budget, seed.POOL_FIRST_COPY + k * 40_000))
         for k, who in enumerate((*rounds, "paced", "calibration", "pgbench"))
     }

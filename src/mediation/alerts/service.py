@@ -62,9 +62,6 @@ class _Recognisable(Protocol):
     phone_index: str | None
 
 
-# By dialect (core.db.one_of): a wave's case list grows by one with each intake.
-
-
 def _identity_key() -> ColumnElement[str | None]:
     """`_identity` in SQL: the same person or company, as one text (NULL when nothing recognises
     them)."""
@@ -100,6 +97,7 @@ def _claimants_among(among: ColumnElement[bool]) -> Select[int]:
     return select(func.count()).select_from(claimants)
 
 
+# By dialect (core.db.one_of): a wave's case list grows by one with each intake.
 _CLAIMANTS_OF = {dialect: _claimants_among(among) for dialect, among in one_of(Dispute.id, "ids").items()}
 _KNOWN_CASES = {
     dialect: select(AlertCase.dispute_id).where(AlertCase.alert_id == bindparam("alert_id"), among)

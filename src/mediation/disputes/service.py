@@ -278,11 +278,11 @@ class DisputeService:
         )
         # The receipt's file is written and synced in a thread while the alerts are written: both
         # happen under the counter lock, and this way one waits in the other's shadow.
-        storing = (
-            asyncio.ensure_future(self.documents.store_page(page_of(RECEIPT_TITLE, receipt_lines(dispute))))
-            if self.documents is not None
-            else None
-        )
+        documents = self.documents
+        storing = None
+        if documents is not None:
+            receipt = page_of(RECEIPT_TITLE, receipt_lines(dispute))
+            storing = asyncio.create_task(documents.store_page(receipt))
         try:
             # After the registration's own event, so a feed reader sees the case before its alerts.
             await alerts.apply(dispute, found)
@@ -290,9 +290,10 @@ class DisputeService:
             if storing is not None:  # its file, if written, is content nobody references
                 storing.add_done_callback(lambda done: done.cancelled() or done.exception())
             raise
-        if self.documents is not None and storing is not None:
-            await self.documents.attach_page(
-                dispute, principal, DocumentKind.receipt, RECEIPT_TITLE, await storing, now, new_case=True
+        if documents is not None and storing is not None:
+            stored = await storing
+            await documents.attach_page(
+                dispute, principal, DocumentKind.receipt, RECEIPT_TITLE, stored, now, new_case=True
             )
         return dispute, query_code
 

@@ -137,14 +137,8 @@ async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str)
     row = (await session.execute(_USER_AND_BODY, {"user_id": user_id})).first()
     if row is None or not row.active:
         raise Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
-    role = Role(row.role)
-    return Principal(
-        role=role,
-        id=str(row.id),
-        organisation_id=row.body_id,
-        region=_region_of(role, row.region_code) if row.body_id is not None else None,
-        kind="user",
-        name=row.display_name,
+    return _principal_of(
+        Role(row.role), str(row.id), row.body_id, row.region_code, kind="user", name=row.display_name
     )
 
 
@@ -168,19 +162,27 @@ async def principal_for_key(session: AsyncSession, secret: str) -> Principal:
 def make_principal(
     role: Role, principal_id: str, organisation: Body | None, *, kind: str, name: str | None
 ) -> Principal:
+    if organisation is None:
+        return _principal_of(role, principal_id, None, None, kind=kind, name=name)
+    return _principal_of(role, principal_id, organisation.id, organisation.region_code, kind=kind, name=name)
+
+
+def _principal_of(
+    role: Role,
+    principal_id: str,
+    organisation_id: uuid.UUID | None,
+    region_code: str | None,
+    *,
+    kind: str,
+    name: str | None,
+) -> Principal:
+    """A center's staff see their center's region; other organisations see by assignment."""
+    region = None
+    if organisation_id is not None and region_code is not None and role in CENTER_ROLES:
+        region = region_prefix(region_code)
     return Principal(
-        role=role,
-        id=principal_id,
-        organisation_id=organisation.id if organisation else None,
-        region=_region_of(role, organisation.region_code) if organisation is not None else None,
-        kind=kind,
-        name=name,
+        role=role, id=principal_id, organisation_id=organisation_id, region=region, kind=kind, name=name
     )
-
-
-def _region_of(role: Role, region_code: str) -> str | None:
-    """The region a center's staff see: their center's; other organisations see by assignment."""
-    return region_prefix(region_code) if role in CENTER_ROLES else None
 
 
 def require(principal: Principal, permission: Permission) -> None:
