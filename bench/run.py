@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -36,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,7 +189,10 @@ def wrk(
     auth: tuple[str, str],
     env: dict[str, str] | None = None,
     delay_ms: float = 0.0,
+    apps: Sequence[int] = (),
 ) -> Result:
+    """One wrk run. With `apps` (the pids of the app's workers), the CPU time the app, PostgreSQL
+    and wrk itself spent meanwhile is reported per request, in `extra["cpu_ms_per_request"]`."""
     threads = min(2, connections)
     run_env = {
         **os.environ,
@@ -211,6 +215,7 @@ def wrk(
         f"http://127.0.0.1:{port}",
     ]
     before = _cpu_times()
+    spent = _Spent(apps) if apps else None
     out = subprocess.run(command, env=run_env, capture_output=True, check=True).stdout.decode(
         errors="replace"
     )
@@ -224,7 +229,57 @@ def wrk(
     )
     if stolen is not None:
         result.extra["cpu_steal_percent"] = stolen
+    if spent is not None and result.requests:
+        result.extra["cpu_ms_per_request"] = {
+            who: round(seconds * 1000 / result.requests, 2) for who, seconds in spent.since().items()
+        }
     return result
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _ticks(pid: int) -> int:
+    """A process's user and system CPU time so far, in clock ticks (0 once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    return int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th fields
+
+
+def _postgres() -> list[int]:
+    """PostgreSQL's processes on this machine: the backends serving the apps, and its own."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+class _Spent:
+    """CPU time spent from now on by the app's workers, PostgreSQL, and the load generator (this
+    process's children that end meanwhile: the wrk run). Where the product's time goes next to the
+    floor's, measured on the running processes rather than profiled."""
+
+    def __init__(self, apps: Sequence[int]) -> None:
+        self.apps = list(apps)
+        self.app = sum(_ticks(p) for p in self.apps)
+        self.database = {p: _ticks(p) for p in _postgres()}
+        self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def since(self) -> dict[str, float]:
+        # A backend that ended meanwhile is missed (its time is gone with it); a new one started at 0.
+        database = sum(max(0, _ticks(p) - self.database.get(p, 0)) for p in _postgres())
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "app": (sum(_ticks(p) for p in self.apps) - self.app) / _TICK,
+            "postgres": database / _TICK,
+            "wrk": children.ru_utime + children.ru_stime - self.children.ru_utime - self.children.ru_stime,
+        }
 
 
 def _cpu_times() -> list[int] | None:
@@ -253,6 +308,7 @@ def paced(
     auth: tuple[str, str],
     env: dict[str, str],
     calibration: dict[str, str],
+    apps: Sequence[int] = (),
 ) -> Result:
     """A run held near `target_rps`: few connections, each waiting between requests. The delay is
     set from the latency seen in a short first run at that rate (with its own cases), so the
@@ -261,7 +317,9 @@ def paced(
     delay = max(0.0, 1000 * connections / target_rps)
     result = wrk(script, port, seconds=3, connections=connections, auth=auth, env=calibration, delay_ms=delay)
     delay = max(0.0, 1000 * connections / target_rps - result.mean_ms)
-    return wrk(script, port, seconds=seconds, connections=connections, auth=auth, env=env, delay_ms=delay)
+    return wrk(
+        script, port, seconds=seconds, connections=connections, auth=auth, env=env, delay_ms=delay, apps=apps
+    )
 
 
 @contextlib.contextmanager
@@ -315,12 +373,12 @@ def profiled(folder: Path | None, label: str, server: Server | None, seconds: in
     total = 0
     for path in folder.glob(f"{slug}-*.txt"):
         for line in path.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not count.isdigit():  # a frame name with a line break in it
+            stack, _, samples = line.rpartition(" ")
+            if not samples.isdigit():  # a frame name with a line break in it
                 continue
-            total += int(count)
+            total += int(samples)
             for frame in set(stack.split(";")):
-                inclusive[frame] = inclusive.get(frame, 0) + int(count)
+                inclusive[frame] = inclusive.get(frame, 0) + int(samples)
     print(f"      profile {label}: {total} samples; most time under:")
     for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:25]:
         print(f"        {100 * count / max(total, 1):5.1f}%  {frame[:150]}")
@@ -660,7 +718,12 @@ def _line(r: Result) -> str:
         f"{r.rps:8.1f} req/s  p50 {r.p50_ms:7.2f}  p95 {r.p95_ms:7.2f}  p99 {r.p99_ms:7.2f} ms"
         f"{bad}{'  socket errors ' + str(r.socket_errors) if r.socket_errors else ''}"
         f"{f'  (CPU steal {stolen}%)' if stolen else ''}"
+        f"{'  CPU ms/request: ' + _spent(cpu) if (cpu := r.extra.get('cpu_ms_per_request')) else ''}"
     )
+
+
+def _spent(cpu: dict[str, float]) -> str:
+    return f"app {cpu['app']:.2f}, PostgreSQL {cpu['postgres']:.2f}, wrk {cpu['wrk']:.2f}"
 
 
 def combined(runs: list[Result]) -> Result:
@@ -671,12 +734,20 @@ def combined(runs: list[Result]) -> Result:
     seconds = sum(r.seconds for r in runs)
 
     def weighted(name: str) -> float:
-        return round(sum(getattr(r, name) * r.requests for r in runs) / max(requests, 1), 3)
+        total: float = sum(getattr(r, name) * r.requests for r in runs)
+        return round(total / max(requests, 1), 3)
 
     stolen = [r.extra["cpu_steal_percent"] for r in runs if "cpu_steal_percent" in r.extra]
     extra: dict[str, Any] = {"rounds_rps": [round(r.rps, 1) for r in runs]}
     if stolen:
         extra["cpu_steal_percent"] = round(max(stolen), 1)
+    spent = [r for r in runs if "cpu_ms_per_request" in r.extra]
+    if spent:
+        counted = sum(r.requests for r in spent)
+        extra["cpu_ms_per_request"] = {
+            who: round(sum(r.extra["cpu_ms_per_request"][who] * r.requests for r in spent) / counted, 2)
+            for who in spent[0].extra["cpu_ms_per_request"]
+        }
     return Result(
         requests=requests,
         seconds=round(seconds, 3),
@@ -716,7 +787,8 @@ def writes(
     workdir: Path,
     args: argparse.Namespace,
     clerk: tuple[str, str],
-    product: Server | None = None,
+    product: Server,
+    floor: Server,
 ) -> tuple[dict[str, Result], dict[str, Any]]:
     results: dict[str, Result] = {}
     nobody = ("X-Bench", "floor")
@@ -745,7 +817,13 @@ def writes(
                 args.profile, f"{label} {r + 1}", product if port == PRODUCT_PORT else None, args.duration
             ):
                 got = wrk(
-                    script, port, seconds=args.duration, connections=args.connections, auth=auth, env=env
+                    script,
+                    port,
+                    seconds=args.duration,
+                    connections=args.connections,
+                    auth=auth,
+                    env=env,
+                    apps=(product if port == PRODUCT_PORT else floor).workers(),
                 )
             rounds.setdefault(label, []).append(got)
             print(f"    {label:32s} {_line(got)}  (round {r + 1})", flush=True)
@@ -770,6 +848,7 @@ def writes(
             auth=clerk,
             env=env,
             calibration=calibration,
+            apps=product.workers(),
         )
     for label in ("intake, product at half its maximum", "accept, product at half its maximum"):
         print(f"    {label:32s} {_line(results[label])}", flush=True)
@@ -875,7 +954,7 @@ def main() -> int:
         servers += [product, floor]
         product.dsn, floor.dsn = dsn, floor_dsn
         print(f"writes ({args.workers} workers each, {args.connections} connections)", flush=True)
-        write_results, pg = writes(floor_dsn, files, workdir, args, sign_in("clerk"), product)
+        write_results, pg = writes(floor_dsn, files, workdir, args, sign_in("clerk"), product, floor)
         report["writes"] = {k: vars(v) for k, v in write_results.items()}
         report["writes_at_cases"] = asyncio.run(_count(floor_dsn))
         report["pgbench"] = pg
@@ -1011,6 +1090,11 @@ def targets(report: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
     return out
 
 
+def _cpu_cell(extra: dict[str, Any]) -> str:
+    cpu = extra.get("cpu_ms_per_request")
+    return "" if cpu is None else f"{cpu['app']:.2f} / {cpu['postgres']:.2f} / {cpu['wrk']:.2f}"
+
+
 def markdown(report: dict[str, Any], sizes: list[int]) -> str:
     m = report["machine"]
     s = report["settings"]
@@ -1052,8 +1136,13 @@ def markdown(report: dict[str, Any], sizes: list[int]) -> str:
         "machines during the run: on a shared virtual machine, what makes two identical "
         "runs differ.",
         "",
-        "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | CPU steal | rounds, req/s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "CPU per request is the CPU time each kind of process spent during the run over the requests "
+        "it answered: the app's workers, PostgreSQL's processes, and wrk. A scenario that keeps all "
+        f"{m['cores']} cores busy manages about {1000 * (m['cores'] or 1):,} / (their sum) requests a second.",
+        "",
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | max ms | non-2xx | CPU steal "
+        "| CPU ms per request: app / PostgreSQL / wrk | rounds, req/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in report.get("writes", {}).items():
         stolen = r.get("extra", {}).get("cpu_steal_percent")
@@ -1061,7 +1150,7 @@ def markdown(report: dict[str, Any], sizes: list[int]) -> str:
         lines.append(
             f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['max_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} | "
-            f"{'' if stolen is None else f'{stolen}%'} | {each} |"
+            f"{'' if stolen is None else f'{stolen}%'} | {_cpu_cell(r.get('extra', {}))} | {each} |"
         )
     lines += ["", "PostgreSQL alone (pgbench, the same statements in one transaction each):", ""]
     for label, figures in report.get("pgbench", {}).items():
