@@ -247,7 +247,9 @@ class UnitOfWorkRoute(APIRoute):
                 return await self._unit_of_work(handler, request, reading)
             settings: Settings = request.app.state.settings
             try:
-                await asyncio.wait_for(gate.acquire(), settings.db_pool_timeout_seconds)
+                # A timeout scope, not wait_for: no task is made for every write that finds its turn free.
+                async with asyncio.timeout(settings.db_pool_timeout_seconds):
+                    await gate.acquire()
             except TimeoutError:
                 # As long a wait as for a pooled connection, and the same answer: 503, retry later.
                 raise PoolTimeout("no turn for a write within the pool timeout") from None
