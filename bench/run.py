@@ -59,11 +59,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WRK_DIR = HERE / "wrk"
 PRODUCT_PORT, FLOOR_PORT = 18701, 18702
+# The local server the benchmarks make their scratch databases on (`make bench` passes PG_ADMIN_DSN).
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--admin-dsn", default=ADMIN_DSN)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers for each app")
     p.add_argument("--sizes", default="10000,100000,1000000", help="case counts to measure the reads at")
     p.add_argument("--duration", type=int, default=10, help="seconds per write run")

@@ -87,6 +87,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--admin-dsn", default=run.ADMIN_DSN)
     parser.add_argument("--count", type=int, default=3000)
     asyncio.run(main(parser.parse_args()))
