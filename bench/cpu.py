@@ -4,7 +4,7 @@ Throughput on a small machine is CPU over CPU per request, so this is the figure
 changing the hot paths: it has no load generator, no other process and no queueing in it. The
 requests go over ASGI (httpx) with the full stack on, against a scratch PostgreSQL database with
 the demo data, and the process's user and system CPU time is divided by the request count (the
-test client's share, a millisecond or two, is included).
+test client's share, a millisecond or two, is included); so is PostgreSQL's, read from /proc.
 
 Run: .venv/bin/python bench/cpu.py [--requests 300] [--admin-dsn postgresql://...]
 To see where the time goes: py-spy record -f raw -o out.txt -- .venv/bin/python bench/cpu.py
@@ -70,6 +70,7 @@ def intake_body(k: int) -> str:
 async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]]) -> None:
     for k in range(10):  # warm up: first requests build routes, prepared statements, caches
         await one(k)
+    database = run._Spent(())  # PostgreSQL's backends' CPU over the same requests
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     for k in range(10, 10 + count):
@@ -78,9 +79,10 @@ async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]])
     after = resource.getrusage(resource.RUSAGE_SELF)
     user = (after.ru_utime - before.ru_utime) / count * 1000
     system = (after.ru_stime - before.ru_stime) / count * 1000
+    postgres = database.since()["postgres"] / count * 1000
     print(
         f"{label:8s} {count} requests: {wall:6.2f} ms each, CPU {user + system:6.2f} ms "
-        f"(user {user:.2f}, system {system:.2f})",
+        f"(user {user:.2f}, system {system:.2f}), PostgreSQL {postgres:6.2f} ms",
         flush=True,
     )
 

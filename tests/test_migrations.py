@@ -59,6 +59,10 @@ def test_upgrade_downgrade_upgrade(empty_database):
     assert expected <= _tables(empty_database)
 
 
+# Alembic cannot reflect an expression index to compare it; the town index's presence and use
+# are checked on both databases by test_the_category_wave_is_read_off_its_index.
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_the_migrated_schema_is_the_models_schema(empty_database):
     """The models describe no table, column, type, index or constraint the migrations do not make
     (and the other way round): a change to a model without its migration fails here."""

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
 from stdnum.cn import uscc
 
 from mediation.agreements.models import FollowUp
@@ -320,6 +321,69 @@ async def test_claimants_are_recognised_by_phone_or_company_name_when_no_id_numb
     # Five workers nobody can recognise (no ID number, no phone): five claimants, a wave.
     raised = await claims(6, [[worker(f"工人{n}", None)] for n in range(5)])
     assert len(raised) == 1 and raised[0]["case_count"] == 5
+
+
+async def test_fifteen_cases_of_one_category_in_one_town_in_three_days_raise_a_category_alert(
+    api: Api,
+) -> None:
+    """The category wave counts a town's cases (the first nine digits of the region code); the same
+    category in the next town of the county is not part of it."""
+
+    async def consumer_case(n: int, region_code: str) -> dict[str, Any]:
+        return await api.intake(
+            category="consumer",
+            region_code=region_code,
+            parties=[person("applicant", "顾客", 300 + n), person("respondent", "商户", 600 + n)],
+        )
+
+    async def category_alerts() -> list[dict[str, Any]]:
+        listed = await api.client.get(
+            "/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor")
+        )
+        return [a for a in listed.json()["items"] if a["details"]["by"] == "category"]
+
+    town = []
+    for n in range(14):
+        _at(api, date(2026, 6, 1 + n % 3))  # 1-3 June
+        town.append(await consumer_case(n, "330681105201"))
+    for n in range(14, 18):
+        await consumer_case(n, "330681101200")  # 店口镇: the same county, another town
+    assert await category_alerts() == []
+    _at(api, date(2026, 6, 3), hour=16)  # within three days of the first
+    town.append(await consumer_case(18, "330681105202"))  # another village of 枫桥镇
+    [alert] = await category_alerts()
+    assert alert["case_count"] == 15
+    full = (await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))).json()
+    assert {c["dispute_id"] for c in full["cases"]} == {c["id"] for c in town}
+
+
+async def test_the_category_wave_is_read_off_its_index(api: Api) -> None:
+    """The query spells the town as the index does (migration 0014), so the database can use it."""
+    from mediation.alerts.service import _CATEGORY_WAVE_IN_TOWN
+
+    params = {
+        "county": "330681",
+        "town": "330681105",
+        "category": "consumer",
+        "since": datetime(2026, 6, 1, tzinfo=UTC),
+        "until": datetime(2026, 6, 4, tzinfo=UTC),
+    }
+    async with api.app.state.db.writer() as session:
+        dialect = session.get_bind().dialect
+        compiled = _CATEGORY_WAVE_IN_TOWN.compile(dialect=dialect)
+        values = compiled.construct_params(params)
+        positional = [values[name] for name in compiled.positiontup or ()]
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        if dialect.name == "postgresql":
+            # Too few rows for the planner to prefer any index of its own accord.
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            rows = await driver.fetch(f"EXPLAIN {compiled}", *positional)
+            plan = "\n".join(r[0] for r in rows)
+        else:
+            positional = [v.isoformat() if isinstance(v, datetime) else v for v in positional]
+            async with driver.execute(f"EXPLAIN QUERY PLAN {compiled}", positional) as cursor:
+                plan = "\n".join(str(r[-1]) for r in await cursor.fetchall())
+    assert "ix_disputes_town_category_created_at" in plan, plan
 
 
 async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: Api) -> None:

@@ -5,10 +5,27 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false, text
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mediation.core.db import Base, JSONType, new_id
+
+# GB/T 2260 and its town (乡镇/街道) extension: a case's 12-digit code begins with its town's 9.
+TOWN_DIGITS = 9
+# The constants are written into the SQL, not bound: a query matches an expression index only when
+# it repeats the indexed expression exactly.
+_TOWN_SQL = f"substr(region_code, 1, {TOWN_DIGITS})"
 
 
 class Dispute(Base):
@@ -21,6 +38,9 @@ class Dispute(Base):
         # The window's usual list: a state and a category, newest first (make bench: 2.5 s at a
         # million cases with the status index alone, scanning every case in that state).
         Index("ix_disputes_status_category_created_at", "status", "category", "created_at", "id"),
+        # Early warning's category wave: the cases of one town and category in a few days
+        # (alerts.service), on every intake.
+        Index("ix_disputes_town_category_created_at", text(_TOWN_SQL), "category", "created_at"),
         # Triage counts each body's active cases (its load); counted from this index alone.
         Index(
             "ix_disputes_active_body",
@@ -102,6 +122,10 @@ class Dispute(Base):
     # The service bumps the version on every change, even one that touches only child rows; the
     # UPDATE still carries `WHERE version = <old>`, so a concurrent writer fails instead of overwriting.
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+
+# The town of a case, as the index on it spells it (see _TOWN_SQL).
+town_of_case = func.substr(Dispute.region_code, literal_column("1"), literal_column(str(TOWN_DIGITS)))
 
 
 class Party(Base):
