@@ -265,7 +265,7 @@ async def intake(request: Request) -> JSONResponse:
         )
         by_category = await conn.fetch(
             "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
-            "d.created_at <= $3 AND d.region_code LIKE $4 || '%' AND d.category = $5",
+            "d.created_at <= $3 AND substr(d.region_code, 1, 9) = $4 AND d.category = $5",
             region[:6],
             now - timedelta(days=3),
             now,

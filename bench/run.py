@@ -478,7 +478,7 @@ SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at 
 SELECT * FROM parties WHERE dispute_id = :did::uuid AND role = 'applicant';
 SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'respondent', '330681', md5(:serial::text || 'ib'));
 SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '3 days'
-  AND d.created_at <= now() AND d.region_code LIKE '330681105%' AND d.category = 'debt';
+  AND d.created_at <= now() AND substr(d.region_code, 1, 9) = '330681105' AND d.category = 'debt';
 SELECT * FROM parties WHERE dispute_id = :did::uuid AND role = 'applicant';
 SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681105', 'debt');
 SELECT d.id FROM disputes d WHERE d.id != :did::uuid AND d.created_at >= now() - interval '365 days'
