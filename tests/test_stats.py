@@ -709,6 +709,64 @@ async def test_an_unchanged_rollup_answers_from_the_kept_overview_and_any_refres
     assert rated["totals"] == first["totals"]
 
 
+async def _refresh_state(api: Any) -> StatsRefreshState:
+    async with api.app.state.db.reader() as session:
+        state = await session.get(StatsRefreshState, stats_service.STATE_ID)
+    assert state is not None
+    return state
+
+
+async def test_a_window_left_full_by_a_burst_is_emptied_once_quiet_and_later_changes_still_count(api):
+    """Each statistics request counts the cases stamped within REFRESH_MARGIN of the refresh mark.
+    After a burst (a bulk load: every case at once) that window would hold the whole burst for as
+    long as nothing else changed; once every case in it is older than the margin, one refresh
+    empties it, with the rollup and its generation unchanged."""
+    clock = api.app.state.clock
+    db, settings = api.app.state.db, api.app.state.settings
+    clock.at = datetime(2026, 5, 30, 3, 0, tzinfo=UTC)
+    for category in ("contract", "debt", "labour"):
+        await api.intake(category=category)
+    window = {"from": "2026-05-01", "to": "2026-05-31"}
+    stats_service._OVERVIEWS.clear()
+    first = await _overview(api, **window)
+    state = await _refresh_state(api)
+    assert len(state.seen) == 3
+    generation = state.generation
+
+    # Within the margin the burst stays in the window: a transaction stamped then may not have
+    # committed when the rollup read the cases.
+    clock.at += timedelta(minutes=4)
+    await _overview(api, **window)
+    assert len((await _refresh_state(api)).seen) == 3
+
+    # Past it, with nothing changed: the window is emptied once; the kept answer still stands.
+    clock.at += timedelta(minutes=2)
+    kept = len(stats_service._OVERVIEWS)
+    quiet = await _overview(api, **window)
+    state = await _refresh_state(api)
+    assert (state.seen, state.generation, state.high_water) == ({}, generation, clock.now())
+    assert {**quiet, "as_of": None} == {**first, "as_of": None}
+    assert len(stats_service._OVERVIEWS) == kept
+    assert await refresh(db, clock, settings) == 0
+
+    # A change stamped before that refresh but committed after it is still inside the next window.
+    emptied_at = clock.now()
+    clock.at += timedelta(minutes=1)
+    async with db.writer() as session, session.begin():
+        await session.execute(
+            update(Dispute)
+            .where(Dispute.category == "debt")
+            .values(satisfaction=3, updated_at=emptied_at - timedelta(minutes=2), version=Dispute.version + 1)
+        )
+    rated = await _overview(api, **window)
+    assert (rated["satisfaction"]["count"], rated["satisfaction"]["average"]) == (1, 3.0)
+    assert (await _refresh_state(api)).generation != generation
+    # And a new case.
+    await api.intake(category="neighbour")
+    after = await _overview(api, **window)
+    assert after["totals"]["cases"] == 4
+
+
 async def test_a_long_first_build_runs_in_the_background_meanwhile_503(api, monkeypatch):
     monkeypatch.setattr(stats_service, "INLINE_BUILD_LIMIT", 1)
     await api.intake()

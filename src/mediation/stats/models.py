@@ -39,8 +39,9 @@ class StatsRollup(Base):
 class StatsRefreshState(Base):
     """How far the rollup has followed the cases (one row).
 
-    `high_water` is the latest `updated_at` the rollup has taken in. A case's `updated_at` is
-    stamped before its transaction commits, so a refresh looks back `REFRESH_MARGIN` behind it;
+    `high_water` is the latest `updated_at` the rollup has taken in, or the time of the refresh
+    that took it in if later. A case's `updated_at` is stamped before its transaction commits, so
+    a refresh looks back `REFRESH_MARGIN` behind it;
     `seen` holds the version of each case in that look-back window as counted, so the next
     refresh counts again only the days of cases changed since, and a request can tell in one
     indexed query that nothing changed. `generation` is a fresh value at every refresh that
