@@ -396,7 +396,8 @@ async def ensure_current(db: Database, clock: Clock, settings: Settings) -> uuid
     async with db.reader() as session:
         state = await session.get(StatsRefreshState, STATE_ID)
         if state is not None and state.high_water is not None:
-            if await _is_current(session, state) and not _window_outlived(state, clock.now()):
+            # An outlived window is refreshed whatever the count says: no need to count it first.
+            if not _window_outlived(state, clock.now()) and await _is_current(session, state):
                 return state.generation
             cases = 0  # a refresh from here on: the changed days only
         else:
@@ -467,8 +468,8 @@ class _Refresh:
             self.session.add(state)
         elif (
             state.high_water is not None
-            and await _is_current(self.session, state)
             and not _window_outlived(state, self.clock.now())
+            and await _is_current(self.session, state)
         ):
             self.generation = state.generation
             return 0  # another refresher got here first
