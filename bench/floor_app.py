@@ -190,9 +190,11 @@ CLAIMANTS = (
 
 
 async def _clocks(conn: asyncpg.Connection, dispute_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM case_clocks WHERE dispute_id = $1 AND stopped_at IS NULL ORDER BY started_at, name",
-        dispute_id,
+    return list(
+        await conn.fetch(
+            "SELECT * FROM case_clocks WHERE dispute_id = $1 AND stopped_at IS NULL ORDER BY started_at, name",
+            dispute_id,
+        )
     )
 
 

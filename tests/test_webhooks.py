@@ -16,13 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from mediation.events.models import OutboxEvent, WebhookDelivery
+from mediation.app import create_app
+from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscribersVersion
 from mediation.events.relay import Relay
 from tests.receiver import Receiver
-from tests.support import person, resident_id
+from tests.support import Api, person, resident_id
 
 PREFIX = "cn.mediation.dispute."
 
@@ -425,6 +426,59 @@ async def test_subscriptions_see_only_what_their_organisation_may_see(api, relay
     finally:
         for r in (court, other_court, typed):
             await r.stop()
+
+
+async def test_a_change_of_subscribers_reaches_every_process_at_its_next_write(api, app, settings, clock):
+    """Each process keeps who receives events under a version that database triggers renew
+    (migration 0015), so a subscription made through one worker, or switched off by an operator's
+    SQL, counts from the very next write of another worker, which had kept the list before."""
+    other = create_app(settings, clock)  # a second worker over the same database
+    async with (
+        other.router.lifespan_context(other),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=other), base_url="http://second") as client,
+    ):
+        second = Api(client, other)
+        second.bodies, second.keys, second.tokens = api.bodies, api.keys, api.tokens
+        await second.intake()
+        await second.intake()  # the list (no subscription yet) is kept now
+
+        sub = await subscribe(api, "http://127.0.0.1:9/hook")
+        await second.intake()
+        assert await delivery_count(app, sub["id"]) == 1
+
+        async def version() -> str:
+            async with app.state.db.reader() as session:
+                return str(await session.scalar(select(WebhookSubscribersVersion.token)))
+
+        async def operator(statement: str) -> str:
+            before = await version()
+            async with app.state.db.engine.begin() as conn:
+                await conn.execute(text(statement))
+            return before
+
+        before = await operator("UPDATE webhook_subscriptions SET active = false")
+        assert await version() != before
+        await second.intake()
+        assert await delivery_count(app, sub["id"]) == 1
+
+        await operator("UPDATE webhook_subscriptions SET active = true")
+        await second.intake()
+        assert await delivery_count(app, sub["id"]) == 2
+
+        # The organisation's standing and region decide what its subscriptions see; its other
+        # columns do not, and leave the version alone.
+        center = api.bodies["center"]
+        before = await operator(f"UPDATE bodies SET description = 'x' WHERE id = '{center.hex}'")
+        assert await version() == before
+        before = await operator(f"UPDATE bodies SET active = false WHERE id = '{center.hex}'")
+        assert await version() != before
+        await second.intake()
+        assert await delivery_count(app, sub["id"]) == 2
+        before = await operator(f"UPDATE bodies SET active = true WHERE id = '{center.hex}'")
+        before = await operator(f"UPDATE bodies SET region_code = region_code WHERE id = '{center.hex}'")
+        assert await version() != before
+        await second.intake()
+        assert await delivery_count(app, sub["id"]) == 3
 
 
 async def test_unknown_event_type_is_refused(api, receiver):

@@ -15,7 +15,13 @@ from mediation.disputes.models import (
     TimelineEntry,
 )
 from mediation.documents.models import Blob, Document, Dossier
-from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from mediation.events.models import (
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscribersVersion,
+    WebhookSubscription,
+)
 from mediation.handoffs.models import Handoff
 from mediation.identity.models import ApiKey, User
 from mediation.stats.models import StatsRefreshState, StatsRollup
@@ -57,5 +63,6 @@ __all__ = [
     "User",
     "WebhookAttempt",
     "WebhookDelivery",
+    "WebhookSubscribersVersion",
     "WebhookSubscription",
 ]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord
 from mediation.core.db import Database
 from mediation.core.principal import Principal
-from mediation.events.models import OutboxEvent
+from mediation.events.models import OutboxEvent, WebhookSubscribersVersion
 
 HEAD_ID = 1
 # The legal minimum no purge may cut into (网络安全法 Art. 21); the database triggers enforce it too.
@@ -95,36 +95,46 @@ def record_hash(record: AuditRecord) -> str:
     return _canonical_hash({name: getattr(record, name) for name in HASHED_COLUMNS})
 
 
-_HELD = "mediation.journal_head"  # session.info: (transaction, head) once the head is locked
+_HELD = "mediation.journal_head"  # session.info: (transaction, head, subscribers token) once locked
 
 
 async def lock_head(session: AsyncSession) -> AuditChainHead:
     """Take the journal head: whoever holds it is the only one handing out audit numbers and
     event positions, until its transaction ends. Every writer queues for it, so a transaction that
     holds it already asks the database no second time."""
+    return (await _held(session))[1]
+
+
+async def subscribers_token(session: AsyncSession) -> str | None:
+    """The webhook subscribers' version (events.models.WebhookSubscribersVersion), read in the
+    same statement that took the journal head; None if its row is missing."""
+    return (await _held(session))[2]
+
+
+async def _held(session: AsyncSession) -> tuple[object, AuditChainHead, str | None]:
     transaction = session.sync_session.get_transaction()
     held = session.info.get(_HELD)
     if held is not None and transaction is not None and held[0] is transaction:
-        head: AuditChainHead = held[1]
-        return head
-    head = await _lock_head(session)
-    session.info[_HELD] = (transaction, head)
-    return head
+        return cast(tuple[object, AuditChainHead, str | None], held)
+    head, token = await _lock_head(session)
+    held = session.info[_HELD] = (transaction, head, token)
+    return held
 
 
-# populate_existing: a head this session loaded in an earlier transaction is stale now. Built once:
-# every write takes the head.
+# populate_existing: a head this session loaded in an earlier transaction is stale now. The
+# subscribers' version comes along: every write that numbers events needs it, and here it costs no
+# round trip of its own (only the head's row is locked). Built once: every write takes the head.
 _LOCK_HEAD = (
-    select(AuditChainHead)
+    select(AuditChainHead, select(WebhookSubscribersVersion.token).scalar_subquery())
     .where(AuditChainHead.id == HEAD_ID)
-    .with_for_update()
+    .with_for_update(of=AuditChainHead)
     .execution_options(populate_existing=True)
 )
 
 
-async def _lock_head(session: AsyncSession) -> AuditChainHead:
-    head = await session.scalar(_LOCK_HEAD)
-    if head is None:
+async def _lock_head(session: AsyncSession) -> tuple[AuditChainHead, str | None]:
+    row = (await session.execute(_LOCK_HEAD)).first()
+    if row is None:
         # Only an emptied table gets here (the migration creates the row); create it race-free.
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         last_position = select(func.coalesce(func.max(OutboxEvent.position), 0)).scalar_subquery()
@@ -133,8 +143,8 @@ async def _lock_head(session: AsyncSession) -> AuditChainHead:
             .values(id=HEAD_ID, seq=0, hash=GENESIS_HASH, last_position=last_position)
             .on_conflict_do_nothing(index_elements=["id"])
         )
-        head = (await session.scalars(_LOCK_HEAD)).one()
-    return head
+        row = (await session.execute(_LOCK_HEAD)).one()
+    return row[0], row[1]
 
 
 # Built once: every write appends. A Core INSERT of plain rows: the records are never read back

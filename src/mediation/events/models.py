@@ -103,3 +103,15 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None]
     latency_ms: Mapped[int]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookSubscribersVersion(Base):
+    """One row: a token that changes whenever who receives events may have changed (a
+    subscription, or its organisation's `active` flag or region code). Database triggers change
+    it (migration 0015); the writes read it with the journal head and keep the subscription list
+    under it (events/sequencer.py)."""
+
+    __tablename__ = "webhook_subscribers_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(String(32))

@@ -11,32 +11,41 @@ relay's sequencer, under the same lock.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.chain import lock_head as lock_journal
+from mediation.audit.chain import subscribers_token as journal_subscribers_token
 from mediation.bodies.models import Body
 from mediation.core.db import Database
 from mediation.core.principal import Principal, Role
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import sees
-from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscription
+from mediation.events.models import (
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookSubscribersVersion,
+    WebhookSubscription,
+)
 from mediation.events.service import PENDING_KEY
 from mediation.identity.auth import make_principal
 
 
 async def number_before_commit(session: AsyncSession, now: datetime) -> int:
-    """Number this transaction's own events; call last, just before commit. What can be read
-    before taking the journal head is, since every writer waits for whoever holds it; the rows
-    are written by the transaction's last flush (its audit record's, or the commit's)."""
+    """Number this transaction's own events; call last, just before commit. The rows are written
+    by the transaction's last flush (its audit record's, or the commit's). Who receives them is
+    known without a query while the subscribers are unchanged (`_current_subscribers`)."""
     events = session.info.pop(PENDING_KEY, [])
     if not events:
         return 0
-    subscribers = await _subscribers(session)
     await lock_journal(session)
-    await _number(session, events, now, subscribers)
+    await _number(session, events, now, await _current_subscribers(session))
     return len(events)
 
 
@@ -56,7 +65,7 @@ async def sequence(session: AsyncSession, now: datetime, batch_size: int = 500) 
     )
     if not events:
         return 0
-    await _number(session, events, now, await _subscribers(session))
+    await _number(session, events, now, await _current_subscribers(session))
     await session.flush()
     return len(events)
 
@@ -65,7 +74,7 @@ async def _number(
     session: AsyncSession,
     events: list[OutboxEvent],
     now: datetime,
-    subscribers: list[tuple[WebhookSubscription, Principal]],
+    subscribers: list[Subscriber],
 ) -> None:
     head = await lock_journal(session)  # held already: no second query
     last = head.last_position
@@ -76,15 +85,15 @@ async def _number(
         event.position = last
         event.published_at = now
         dispute = disputes.get(event.dispute_id) if event.dispute_id else None
-        for subscription, principal in subscribers:
-            if subscription.event_types and event.type not in subscription.event_types:
+        for subscriber in subscribers:
+            if subscriber.event_types and event.type not in subscriber.event_types:
                 continue
-            if dispute is None or not sees(principal, dispute):
+            if dispute is None or not sees(subscriber.principal, dispute):
                 continue
             deliveries.append(
                 WebhookDelivery(
                     id=uuid.uuid4(),
-                    subscription_id=subscription.id,
+                    subscription_id=subscriber.id,
                     event_id=event.id,
                     status="pending",
                     attempts=0,
@@ -100,7 +109,45 @@ async def _number(
         session.add_all(deliveries)
 
 
-# Built once: every write that records an event reads the subscriptions.
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """An active subscription of an active organisation, as the numbering needs it."""
+
+    id: uuid.UUID
+    event_types: frozenset[str]  # empty: every type
+    principal: Principal  # what the subscription may see: its owner's organisation and role
+
+
+# Each process's latest list, per database, under the subscribers' version it was read at.
+_KNOWN: WeakKeyDictionary[object, tuple[str, list[Subscriber]]] = WeakKeyDictionary()
+
+
+async def _current_subscribers(session: AsyncSession) -> list[Subscriber]:
+    """The subscribers, read from the database only when their version (read with the journal
+    head, which the caller holds) differs from the one this process last read them at. The list
+    is read after the version, so a change committed between the two only makes the next write
+    read it again."""
+    token = await journal_subscribers_token(session)
+    database = session.get_bind()
+    known = _KNOWN.get(database)
+    if token is not None and known is not None and known[0] == token:
+        return known[1]
+    if token is None:
+        # Only an emptied table gets here (the migration writes the row): write a version again,
+        # and keep nothing under it yet.
+        insert = pg_insert if database.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(WebhookSubscribersVersion)
+            .values(id=1, token=uuid.uuid4().hex)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        return await _subscribers(session)
+    subscribers = await _subscribers(session)
+    _KNOWN[database] = (token, subscribers)
+    return subscribers
+
+
+# Built once: every change of the subscribers' version reads them.
 _ACTIVE_SUBSCRIPTIONS = (
     select(WebhookSubscription, Body)
     .join(Body, Body.id == WebhookSubscription.organisation_id)
@@ -108,10 +155,14 @@ _ACTIVE_SUBSCRIPTIONS = (
 )
 
 
-async def _subscribers(session: AsyncSession) -> list[tuple[WebhookSubscription, Principal]]:
+async def _subscribers(session: AsyncSession) -> list[Subscriber]:
     rows = (await session.execute(_ACTIVE_SUBSCRIPTIONS)).all()
     return [
-        (sub, make_principal(Role(sub.role), f"webhook:{sub.id}", body, kind="webhook", name=None))
+        Subscriber(
+            sub.id,
+            frozenset(sub.event_types or ()),
+            make_principal(Role(sub.role), f"webhook:{sub.id}", body, kind="webhook", name=None),
+        )
         for sub, body in rows
     ]
 
