@@ -117,8 +117,9 @@ async def _held(session: AsyncSession) -> tuple[object, AuditChainHead, str | No
     if held is not None and transaction is not None and held[0] is transaction:
         return cast(tuple[object, AuditChainHead, str | None], held)
     head, token = await _lock_head(session)
-    held = session.info[_HELD] = (transaction, head, token)
-    return held
+    transaction = session.sync_session.get_transaction()  # begun by the lock if not before
+    session.info[_HELD] = (transaction, head, token)
+    return transaction, head, token
 
 
 # populate_existing: a head this session loaded in an earlier transaction is stale now. The
