@@ -480,6 +480,15 @@ async def test_a_change_of_subscribers_reaches_every_process_at_its_next_write(a
         await second.intake()
         assert await delivery_count(app, sub["id"]) == 3
 
+        # An emptied version table: the next write reads the list itself and writes a version.
+        async with app.state.db.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM webhook_subscribers_version"))
+        await second.intake()
+        assert await delivery_count(app, sub["id"]) == 4
+        assert await version() not in ("", "None")
+        await second.intake()
+        assert await delivery_count(app, sub["id"]) == 5
+
 
 async def test_unknown_event_type_is_refused(api, receiver):
     response = await api.client.post(
