@@ -474,7 +474,7 @@ async def test_a_change_of_subscribers_reaches_every_process_at_its_next_write(a
         assert await version() != before
         await second.intake()
         assert await delivery_count(app, sub["id"]) == 2
-        before = await operator(f"UPDATE bodies SET active = true WHERE id = '{center.hex}'")
+        await operator(f"UPDATE bodies SET active = true WHERE id = '{center.hex}'")
         before = await operator(f"UPDATE bodies SET region_code = region_code WHERE id = '{center.hex}'")
         assert await version() != before
         await second.intake()

@@ -10,12 +10,10 @@ from typing import Any, cast
 
 import rfc8785
 from sqlalchemy import Table, delete, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord
-from mediation.core.db import Database
+from mediation.core.db import Database, insert_of
 from mediation.core.principal import Principal
 from mediation.events.models import OutboxEvent, WebhookSubscribersVersion
 
@@ -137,7 +135,7 @@ async def _lock_head(session: AsyncSession) -> tuple[AuditChainHead, str | None]
     row = (await session.execute(_LOCK_HEAD)).first()
     if row is None:
         # Only an emptied table gets here (the migration creates the row); create it race-free.
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = insert_of(session)
         last_position = select(func.coalesce(func.max(OutboxEvent.position), 0)).scalar_subquery()
         await session.execute(
             insert(AuditChainHead)

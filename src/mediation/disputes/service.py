@@ -15,8 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import Select, and_, bindparam, case, exists, false, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload, selectinload
@@ -30,6 +28,7 @@ from mediation.clocks import rules as clock_rules
 from mediation.clocks.rules import ClockName
 from mediation.clocks.service import ClockService
 from mediation.core.clock import Clock
+from mediation.core.db import insert_of
 from mediation.core.errors import (
     Conflict,
     DuplicateExternalReference,
@@ -345,7 +344,7 @@ class DisputeService:
             await self.session.execute(_BUMP_CASE_NUMBER, {"in_region": region6, "in_year": year})
         ).scalar_one_or_none()
         if value is None:
-            insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            insert = insert_of(self.session)
             start = (
                 insert(CaseNumberCounter)
                 .values(region=region6, year=year, last_value=1)

@@ -16,14 +16,12 @@ from datetime import datetime
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import exists, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.chain import lock_head as lock_journal
 from mediation.audit.chain import subscribers_token as journal_subscribers_token
 from mediation.bodies.models import Body
-from mediation.core.db import Database
+from mediation.core.db import Database, insert_of
 from mediation.core.principal import Principal, Role
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import sees
@@ -135,7 +133,7 @@ async def _current_subscribers(session: AsyncSession) -> list[Subscriber]:
     if token is None:
         # Only an emptied table gets here (the migration writes the row): write a version again,
         # and keep nothing under it yet.
-        insert = pg_insert if database.dialect.name == "postgresql" else sqlite_insert
+        insert = insert_of(session)
         await session.execute(
             insert(WebhookSubscribersVersion)
             .values(id=1, token=uuid.uuid4().hex)
