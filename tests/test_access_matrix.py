@@ -48,13 +48,14 @@ PUBLIC = {
     ("get", "/v1/events/catalogue"),
     ("get", "/v1/clock-rules"),
     ("get", "/v1/calendar/deadline"),
+    ("get", "/v1/calendar/{year}"),
 }
 # Operations that create something of the caller's own (never of theirs): allowed with 201.
 OWN_CREATIONS = {("post", "/v1/webhooks")}
 # Roles whose job is global: admins manage every organisation's accounts and keys, auditors read
 # the whole trail. For them these operations may succeed; for everyone else they are refused.
 GLOBAL = {
-    "admin": re.compile(r"^/v1/(users|api-keys|bodies|triage/rules)"),
+    "admin": re.compile(r"^/v1/(users|api-keys|bodies|triage/rules|calendar)"),
     "auditor": re.compile(r"^/v1/audit-records"),
 }
 ROLES = [
@@ -356,6 +357,7 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
         "alert_id": str(their_alert),
         "order_id": str(their_order),
         "name": "confirmation_window",
+        "year": "2027",
     }
     secrets = [
         theirs["id"],

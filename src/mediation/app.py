@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -17,7 +18,7 @@ from mediation.alerts.router import router as alerts_router
 from mediation.audit.recorder import ChainedRequestAuditor
 from mediation.audit.router import router as audit_router
 from mediation.bodies.router import router as bodies_router
-from mediation.clocks import scheduler
+from mediation.clocks import calendar, scheduler
 from mediation.clocks.router import router as clocks_router
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
@@ -39,6 +40,8 @@ from mediation.stats.router import router as stats_router
 from mediation.supervision.router import router as supervision_router
 from mediation.triage.router import router as triage_router
 from mediation.web import install as install_web
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 矛盾纠纷多元化解「一站式」调处中心服务: registers disputes at one window, routes them to the right
@@ -64,6 +67,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = clock_task = None
+        # The holiday schedules loaded for years the calendar package does not carry yet; read again
+        # every `calendar_refresh_seconds`, so a schedule loaded through another process counts here.
+        try:
+            await calendar.refresh(db)
+        except Exception:
+            log.exception("could not read the holiday schedules at startup; trying again shortly")
+        calendar_task = asyncio.create_task(
+            calendar.watch(db, settings.calendar_refresh_seconds, stop), name="calendar"
+        )
         if settings.relay_in_app:
             relay = Relay(db, settings, app.state.identity.cipher)
             task = asyncio.create_task(relay.run(stop), name="event-relay")
@@ -80,6 +92,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             yield
         finally:
             stop.set()
+            await calendar_task
             if clock_task is not None:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(clock_task, timeout=10)

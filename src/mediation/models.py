@@ -4,7 +4,7 @@ from mediation.agreements.models import Agreement, FollowUp, MediationSession, O
 from mediation.alerts.models import Alert, AlertCase
 from mediation.audit.models import AuditChainHead, AuditRecord
 from mediation.bodies.models import Body, BodyJurisdiction, Mediator, MediatorConflict
-from mediation.clocks.models import CaseClock
+from mediation.clocks.models import CalendarDay, CalendarYear, CaseClock
 from mediation.core.idempotency import IdempotencyRecord
 from mediation.disputes.models import (
     Assignment,
@@ -39,6 +39,8 @@ __all__ = [
     "Blob",
     "Body",
     "BodyJurisdiction",
+    "CalendarDay",
+    "CalendarYear",
     "CaseClock",
     "CaseLink",
     "CaseNumberCounter",

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediation.core.db import Base, JSONType, new_id
@@ -48,3 +48,30 @@ class CaseClock(Base):
     # in a way that ends every clock (withdrawal, decline).
     outcome: Mapped[str | None] = mapped_column(String(10))
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+
+
+class CalendarYear(Base):
+    """A year's official holiday schedule, loaded from the State Council's notice (国务院办公厅关于
+    部分节假日安排的通知) for a year `chinese-calendar` does not carry yet. Its days are those that
+    differ from the weekday rule; `version` grows with each replacement."""
+
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    reference: Mapped[str] = mapped_column(String(200))  # the notice, e.g. 国办发明电〔2026〕N号
+    note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int]
+    loaded_by: Mapped[str] = mapped_column(String(120))
+    loaded_at: Mapped[datetime]
+
+
+class CalendarDay(Base):
+    """A day of a loaded year off the weekday rule: a holiday (`working` False) or a make-up
+    working day on a weekend (调休, `working` True)."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(ForeignKey("calendar_years.year", ondelete="CASCADE"), index=True)
+    working: Mapped[bool]
+    name: Mapped[str] = mapped_column(String(40))

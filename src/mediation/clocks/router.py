@@ -4,23 +4,35 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
+from sqlalchemy import event
 
 from mediation.agreements.router import CHANGES
-from mediation.clocks import engine
+from mediation.clocks import calendar, engine
 from mediation.clocks.actions import ClockActions
 from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import ClockName, ClockRule, Unit
-from mediation.clocks.schemas import ClockOut, DeadlineOut, ExtensionIn, PauseIn, ResumeIn
-from mediation.core.db import UnitOfWorkRoute
+from mediation.clocks.schemas import (
+    CalendarIn,
+    CalendarOut,
+    ClockOut,
+    DeadlineOut,
+    ExtensionIn,
+    PauseIn,
+    ResumeIn,
+)
+from mediation.core import legal_time
+from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
+    Conflict,
     NotFound,
     ValidationFailed,
     problem_responses,
 )
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Permission, Principal
 from mediation.disputes.router import (
     IdempotencyKey,
     IfMatch,
@@ -31,7 +43,7 @@ from mediation.disputes.router import (
     service,
 )
 from mediation.disputes.service import DisputeService
-from mediation.identity.auth import authenticate
+from mediation.identity.auth import authenticate, permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["clocks"])
 
@@ -166,3 +178,53 @@ async def calendar_deadline(
     return DeadlineOut(
         start=start, length=length, unit=unit.value, last_day=end.last_day, moved_off_rest_day=end.extended
     )
+
+
+Year = Annotated[int, Path(ge=2000, le=2100, description="The calendar year.")]
+
+
+@router.get(
+    "/calendar/{year}",
+    response_model=CalendarOut,
+    summary="节假日安排 A year's holiday schedule",
+    description=(
+        "The days off and the make-up working days the deadlines are counted on, and where they come from: "
+        "shipped with the service, loaded by an administrator from the State Council's notice, or not "
+        "published yet (periods reaching the year then count weekends only and are provisional)."
+    ),
+    responses=problem_responses(ValidationFailed),
+    dependencies=[Depends(authenticate)],
+)
+async def get_calendar(request: Request, year: Year) -> CalendarOut:
+    return await calendar.CalendarService(session_of(request)).year(year)
+
+
+@router.put(
+    "/calendar/{year}",
+    response_model=CalendarOut,
+    summary="导入节假日安排 Load a year's holiday schedule",
+    description=(
+        "For a year whose schedule the service does not ship yet: the days off and the weekend days worked "
+        "instead, as the State Council's notice lists them. A second load replaces the first. Every process "
+        "counts on it within `calendar_refresh_seconds`, and the scheduler then counts the running deadlines "
+        "that reach the year again; each one moved, or settled where it was provisional, is recorded on its "
+        "case (`clock_recounted`). A year that ships with the service is refused (409 `calendar_published`)."
+    ),
+    responses=problem_responses(ValidationFailed, Conflict),
+)
+async def put_calendar(
+    request: Request,
+    year: Year,
+    data: CalendarIn,
+    principal: Annotated[Principal, permission(Permission.registry_manage)],
+) -> CalendarOut:
+    session = session_of(request)
+    service = calendar.CalendarService(session)
+    await service.replace(year, data, principal, request.app.state.clock.now())
+    schedules = await calendar.read_schedules(session)
+
+    def install(_: object) -> None:  # this process counts on it from the commit on
+        legal_time.install_schedules(schedules)
+
+    event.listen(session.sync_session, "after_commit", install, once=True)
+    return await service.year(year)

@@ -1,5 +1,6 @@
 """The scheduler: what happens to cases by time alone. A clock that reaches its warning share or
-its deadline is reported once (timeline entry and event); a case not signed for in time goes back
+its deadline is reported once (timeline entry and event); a clock counted before its year's holiday
+schedule was known is counted again once it is (clocks.calendar); a case not signed for in time goes back
 to triage; an obligation past its due date raises a follow-up for the body (人民调解法 Art. 31); a
 court or commission late with acceptance or decision is flagged on the case, once per step; an
 unanswered supervision order past its deadline is escalated; the statistics rollup takes in the
@@ -28,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mediation.agreements.service import AgreementService
+from mediation.clocks import calendar
 from mediation.clocks.engine import Level
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
@@ -64,10 +66,22 @@ class TickReport:
     overdue: int = 0
     orders_escalated: int = 0
     stats_days: int = 0
+    clocks_recounted: int = 0
 
 
 async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
     now = clock.now()
+    # First, so a clock is recounted on the schedules as loaded (by any process) before its level
+    # is looked at: a holiday may move its deadline past today.
+    await calendar.refresh(db)
+    settle = calendar.settle_window(
+        settings.calendar_refresh_seconds, settings.clock_interval_seconds, settings.request_timeout_seconds
+    )
+    async with db.reader() as session:
+        stale = await calendar.due_for_recount(session, clock.today(), now - settle)
+    recounted, failed_recounts = await _each(
+        db, clock, settings, cipher, "clocks to recount", None, lambda s, i: s.recount_clock(i), stale
+    )
     async with db.reader() as session:
         levels = await DisputeService(session, clock, settings, cipher).clocks.due_levels(now)
     reported = {Level.at_risk: 0, Level.overdue: 0}
@@ -107,7 +121,7 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         clock,
         settings,
         cipher,
-        "obligations",
+        "overdue obligations",
         lambda s: AgreementService(s).overdue_obligations(),
         lambda s, i: AgreementService(s).raise_overdue(i, SYSTEM),
     )
@@ -119,7 +133,7 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         clock,
         settings,
         cipher,
-        "handoffs",
+        "overdue handoffs",
         None,
         lambda s, i: HandoffService(s).flag_overdue(i, SYSTEM),
         late,
@@ -131,7 +145,7 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         clock,
         settings,
         cipher,
-        "supervision orders",
+        "overdue supervision orders",
         None,
         lambda s, i: SupervisionService(s).escalate(i),
         orders,
@@ -141,7 +155,13 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
     return TickReport(
         stats_days=stats_days,
         lapsed=lapsed,
-        failed=failed + failed_obligations + failed_handoffs + failed_levels + failed_orders,
+        failed=failed
+        + failed_obligations
+        + failed_handoffs
+        + failed_levels
+        + failed_orders
+        + failed_recounts,
+        clocks_recounted=recounted,
         obligations_overdue=overdue_obligations,
         handoffs_overdue=overdue_handoffs,
         at_risk=reported[Level.at_risk],
@@ -199,7 +219,7 @@ async def _each(
             log.info("clock skipped %s %s: %s", what, item, exc.slug)
             failed += 1
     if done:
-        log.info("clock handled %d overdue %s", done, what)
+        log.info("clock handled %d %s", done, what)
     return done, failed
 
 

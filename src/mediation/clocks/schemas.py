@@ -68,3 +68,55 @@ class DeadlineOut(BaseModel):
     unit: str
     last_day: date
     moved_off_rest_day: bool = Field(description="The nominal last day was a rest day (民事诉讼法 Art. 85).")
+
+
+class CalendarDayIn(WriteModel):
+    date: date
+    name: Annotated[str, Field(min_length=1, max_length=40, description="The holiday, e.g. 春节.")]
+
+
+class CalendarIn(WriteModel):
+    """A year's schedule as the State Council's notice gives it: the days off, and the weekend days
+    worked instead (调休). Weekdays not listed are working days; weekend days not listed are not."""
+
+    reference: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=200, description="The notice it comes from, e.g. 国办发明电〔2026〕N号."
+        ),
+    ]
+    note: Annotated[str | None, Field(max_length=2000)] = None
+    holidays: Annotated[
+        list[CalendarDayIn],
+        Field(
+            min_length=1,
+            max_length=60,
+            description="Every day off of the holidays, weekends within them included.",
+        ),
+    ]
+    workdays: Annotated[
+        list[CalendarDayIn],
+        Field(max_length=30, description="Make-up working days: each a Saturday or Sunday worked (调休)."),
+    ] = []
+
+
+class CalendarDayOut(BaseModel):
+    date: date
+    name: str
+
+
+class CalendarOut(BaseModel):
+    year: int
+    source: str = Field(
+        description="bundled: the schedule ships with the service; loaded: an administrator loaded it from "
+        "the notice; unpublished: not known yet, so periods reaching the year count weekends only and their "
+        "deadlines are provisional."
+    )
+    reference: str | None = Field(description="The notice a loaded schedule comes from.")
+    note: str | None
+    version: int | None = Field(description="Grows with each load of the year.")
+    loaded_at: datetime | None
+    holidays: list[CalendarDayOut] = Field(
+        description="Days off that fall on weekdays, or on weekends when loaded so."
+    )
+    workdays: list[CalendarDayOut] = Field(description="Weekend days that are working days (调休).")

@@ -8,7 +8,7 @@ Services add and flush; the caller's unit of work commits. Each change also refr
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -250,6 +250,48 @@ class ClockService:
         await self.session.flush()
         await self.summarise(dispute)
         return clock
+
+    def recount(self, clock: CaseClock, now: datetime) -> date | None:
+        """Count the clock again from its start on the calendar as it now stands, replaying its
+        pauses and extensions (a pause adds the units it stood still, counted afresh). Returns the
+        last day it had when that changed the last day or the provisional flag, else None."""
+        zone = self.clock.zone
+        unit = Unit(clock.unit)
+        end = engine.period(clock.started_at.astimezone(zone).date(), clock.length, unit)
+        provisional = not end.calendar_known
+        paused_on: date | None = None
+        for entry in clock.history:
+            what = entry["what"]
+            on = datetime.fromisoformat(entry["at"]).astimezone(zone).date()
+            if what == "paused":
+                paused_on = on
+            elif what == "resumed" and paused_on is not None:
+                skipped = engine.skipped(paused_on, on, unit)
+                if skipped:
+                    end = engine.moved(end.last_day, skipped, unit, calendar_days=unit == Unit.months)
+                paused_on = None
+            elif what == "extended":
+                end = engine.moved(end.last_day, int(entry["units"]), unit)
+            else:
+                continue
+            provisional = provisional or not end.calendar_known
+        if (end.last_day, provisional) == (clock.due_on, clock.provisional):
+            return None
+        before = clock.due_on
+        clock.provisional = False  # `_move` keeps a provisional flag; this count replaces it
+        self._move(clock, end, now)
+        clock.provisional = provisional
+        clock.history = [
+            *clock.history,
+            {
+                "at": now.isoformat(),
+                "what": "recounted",
+                "due_on": clock.due_on.isoformat(),
+                "was": before.isoformat(),
+                "provisional": provisional,
+            },
+        ]
+        return before
 
     def _move(self, clock: CaseClock, end: PeriodEnd, now: datetime) -> None:
         """A new last day keeps the warning at the same share of the (longer) period. A level the

@@ -3,13 +3,16 @@
 民事诉讼法 Art. 85: a period counted in days starts on the day after the triggering day, and when
 its last day is a statutory rest day (法定休假日, which in practice includes weekends), it ends on the
 first working day after it. Working days follow the State Council's holiday schedule, make-up
-working days (调休) included, as published in `chinese-calendar`.
+working days (调休) included, as published in `chinese-calendar`. A year the package does not
+carry yet can be loaded from the State Council's notice (`install_schedules`, fed from the
+`calendar_years` table by clocks.calendar); a loaded year takes precedence.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -25,15 +28,52 @@ class PeriodEnd:
     calendar_known: bool  # False: the holiday schedule for that year is not yet published
 
 
+# Loaded schedules, by year: the days whose status differs from the weekday rule (a holiday on a
+# weekday: False; a make-up working day on a weekend: True). Replaced whole, never mutated.
+_loaded: Mapping[int, Mapping[date, bool]] = {}
+
+
+def install_schedules(schedules: Mapping[int, Mapping[date, bool]]) -> bool:
+    """Make `schedules` the loaded years of this process; True when that changed anything."""
+    global _loaded
+    fresh = {year: dict(days) for year, days in schedules.items()}
+    if fresh == _loaded:
+        return False
+    _loaded = fresh
+    is_working_day.cache_clear()
+    _warn_unknown_year.cache_clear()
+    return True
+
+
+def loaded_years() -> frozenset[int]:
+    return frozenset(_loaded)
+
+
+def bundled_year_known(year: int) -> bool:
+    """Whether `chinese-calendar` itself carries the year's schedule."""
+    try:
+        chinese_calendar.is_workday(date(year, 6, 1))
+    except NotImplementedError:
+        return False
+    return True
+
+
+def year_known(year: int) -> bool:
+    return year in _loaded or bundled_year_known(year)
+
+
 @functools.lru_cache(maxsize=8192)
 def is_working_day(day: date) -> tuple[bool, bool]:
-    """(is it a working day, is the official schedule known for that year). Cached: the schedule
-    is fixed for the life of the process, and every deadline walks a few weeks of days."""
+    """(is it a working day, is the official schedule known for that year). Cached until the loaded
+    schedules change: every deadline walks a few weeks of days."""
+    loaded = _loaded.get(day.year)
+    if loaded is not None:
+        return loaded.get(day, day.weekday() < 5), True
     try:
         return bool(chinese_calendar.is_workday(day)), True
     except NotImplementedError:
         # The State Council publishes each year's schedule in the preceding autumn; until the
-        # library carries it, weekends are the only rest days we can know of.
+        # library carries it or it is loaded, weekends are the only rest days we can know of.
         return day.weekday() < 5, False
 
 

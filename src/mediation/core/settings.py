@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     clock_rules_file: Path | None = Field(default=None, description="A center's own clock rule file (JSON).")
     clock_in_app: bool = Field(default=True, description="Run the scheduler inside the API process.")
     clock_interval_seconds: float = Field(default=60.0, gt=0)
+    # How often each process reads the loaded holiday schedules again (clocks.calendar).
+    calendar_refresh_seconds: float = Field(default=60.0, gt=0)
     supervision_response_days: int = Field(
         default=3, ge=1, le=60, description="Default days to answer a 督办 order."
     )

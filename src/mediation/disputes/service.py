@@ -25,6 +25,7 @@ from mediation.agreements.render import agreement_html
 from mediation.agreements.rules import agreement_summary
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.clocks import rules as clock_rules
+from mediation.clocks.models import CalendarYear, CaseClock
 from mediation.clocks.rules import ClockName
 from mediation.clocks.service import ClockService
 from mediation.core.clock import Clock
@@ -42,7 +43,7 @@ from mediation.core.errors import (
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
-from mediation.core.principal import Principal, Role
+from mediation.core.principal import SYSTEM, Principal, Role
 from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
@@ -1099,6 +1100,46 @@ class DisputeService:
             self.session, dispute, event_type, {"action": action, "version": dispute.version, **payload}, now
         )
         await self._flush_versioned()
+
+    async def recount_clock(self, clock_id: uuid.UUID) -> bool:
+        """Count a running clock again on the calendar as it now stands (a holiday schedule was
+        loaded: clocks.calendar). A changed last day, or a provisional one now settled, goes on the
+        case's timeline; the sign-for date and an open follow-up visit move with their clocks."""
+        # The case first, then its clock: the order every transition takes them in.
+        dispute_id = await self.session.scalar(select(CaseClock.dispute_id).where(CaseClock.id == clock_id))
+        if dispute_id is None:
+            return False
+        dispute = await self.session.get(Dispute, dispute_id, with_for_update=True)
+        case_clock = await self.session.get(CaseClock, clock_id, with_for_update=True, populate_existing=True)
+        if dispute is None or case_clock is None or case_clock.stopped_at is not None:
+            return False
+        now = self.clock.now()
+        before = self.clocks.recount(case_clock, now)
+        if before is None:
+            return False
+        due = case_clock.due_on
+        if case_clock.name == ClockName.sign_for and dispute.sign_for_due_on == before:
+            dispute.sign_for_due_on = due
+        elif case_clock.name == ClockName.follow_up_visit:
+            visit = await self._visit(dispute.id)
+            if visit is not None and visit.status == "open" and visit.due_on == before:
+                visit.due_on = due
+        await self.clocks.summarise(dispute)
+        loaded = await self.session.get(CalendarYear, due.year)
+        source = f" ({loaded.reference})" if loaded is not None else ""
+        if due == before:
+            reason = f"节假日安排已公布{source}: {case_clock.name} 时限届满日 {due} 确定"
+        else:
+            reason = f"节假日安排已公布{source}: {case_clock.name} 时限届满日由 {before} 改为 {due}"
+        payload = {
+            "clock": case_clock.name,
+            "due_on": due.isoformat(),
+            "previous_due_on": before.isoformat(),
+            "provisional": case_clock.provisional,
+            "source": case_clock.source,
+        }
+        await self.record_work(dispute, "clock_recounted", SYSTEM, reason, payload, "clock_recounted")
+        return True
 
     # ---- shared ---------------------------------------------------------------------------------
 

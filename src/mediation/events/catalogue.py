@@ -203,6 +203,19 @@ def catalogue() -> list[dict[str, Any]]:
             "fields": {**COMMON_FIELDS, **CLOCK_FIELDS},
             "actions": ["clock_overdue"],
         },
+        "clock_recounted": {
+            "summary": "时限重算 A deadline counted again once its year's holiday schedule was loaded: moved, "
+            "or confirmed where it was provisional",
+            "fields": {
+                **COMMON_FIELDS,
+                "clock": CLOCK_FIELDS["clock"],
+                "due_on": {"type": "string", "format": "date"},
+                "previous_due_on": {"type": "string", "format": "date"},
+                "provisional": {"type": "boolean"},
+                "source": CLOCK_FIELDS["source"],
+            },
+            "actions": ["clock_recounted"],
+        },
         "clock_paused": {
             "summary": "中止计时 A clock was paused while waiting on a party",
             "fields": {**COMMON_FIELDS, "clock": CLOCK_FIELDS["clock"], "reason": {"type": "string"}},

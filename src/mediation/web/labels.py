@@ -29,6 +29,7 @@ TIMELINE_LABELS = {
     "clock_paused": "时限暂停",
     "clock_resumed": "时限恢复",
     "clock_extended": "时限延长",
+    "clock_recounted": "时限按节假日安排重算",
     "owner_set": "确定包案领导",
     "owner_changed": "变更包案领导",
     "owner_cleared": "取消包案",

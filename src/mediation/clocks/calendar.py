@@ -1,0 +1,211 @@
+"""The holiday calendar: the schedules an administrator loads for the years `chinese-calendar`
+does not carry yet, kept the same in every process, and the deadlines they settle.
+
+The State Council publishes each year's schedule (国务院办公厅关于部分节假日安排的通知) in the
+autumn before it; the package carries it only from a later release. Until then, a period reaching
+that year counts weekends only and its deadline is flagged provisional (core.legal_time). Loading
+the notice's days here makes every process count them (at startup, then every
+`calendar_refresh_seconds`, and at each scheduler pass), and the scheduler recomputes the running
+clocks they concern (`due_for_recount`, DisputeService.recount_clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import date, datetime, timedelta
+
+import chinese_calendar
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.clocks.models import CalendarDay, CalendarYear, CaseClock
+from mediation.clocks.schemas import CalendarDayOut, CalendarIn, CalendarOut
+from mediation.core import legal_time
+from mediation.core.db import Database
+from mediation.core.errors import Conflict, ValidationFailed
+from mediation.core.i18n import Text
+from mediation.core.principal import Principal
+
+log = logging.getLogger(__name__)
+
+_CHINESE_NAMES: dict[str, str] = {h.value: h.chinese for h in chinese_calendar.Holiday}
+
+
+async def read_schedules(session: AsyncSession) -> dict[int, dict[date, bool]]:
+    years = (await session.scalars(select(CalendarYear.year))).all()
+    schedules: dict[int, dict[date, bool]] = {year: {} for year in years}
+    for day, year, working in (
+        await session.execute(select(CalendarDay.day, CalendarDay.year, CalendarDay.working))
+    ).all():
+        schedules[year][day] = working
+    return schedules
+
+
+async def refresh(db: Database) -> bool:
+    """Install the loaded schedules in this process; True when they changed."""
+    async with db.reader() as session:
+        schedules = await read_schedules(session)
+    changed = legal_time.install_schedules(schedules)
+    if changed:
+        log.info("holiday schedules loaded for %s", ", ".join(map(str, sorted(schedules))) or "no year")
+    return changed
+
+
+async def watch(db: Database, interval: float, stop: asyncio.Event) -> None:
+    """Pick up a schedule another process loaded; a failed read is tried again at the next turn."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if stop.is_set():
+            return
+        try:
+            await refresh(db)
+        except Exception:
+            log.exception("could not read the holiday schedules; keeping the ones in hand")
+
+
+def known_until(today: date) -> date:
+    """The first day of the first year from this one whose schedule nobody knows."""
+    year = today.year
+    while legal_time.year_known(year):
+        year += 1
+    return date(year, 1, 1)
+
+
+async def due_for_recount(
+    session: AsyncSession, today: date, settle_since: datetime, limit: int = 500
+) -> list[uuid.UUID]:
+    """Running clocks to count again: provisional ones whose whole period is now on a known
+    calendar, and any reaching a year loaded since `settle_since` (a replaced schedule; a process
+    that had not yet picked it up may have counted on the one before)."""
+    recent = (
+        await session.scalars(select(CalendarYear.year).where(CalendarYear.loaded_at >= settle_since))
+    ).all()
+    reaching = [CaseClock.due_on >= date(year, 1, 1) for year in recent]
+    rows = await session.scalars(
+        select(CaseClock.id)
+        .where(
+            CaseClock.stopped_at.is_(None),
+            or_(CaseClock.provisional.is_(True) & (CaseClock.due_on < known_until(today)), *reaching),
+        )
+        .order_by(CaseClock.due_on)
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+class CalendarService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def year(self, year: int) -> CalendarOut:
+        loaded = await self.session.get(CalendarYear, year)
+        if loaded is not None:
+            days = (
+                await self.session.scalars(
+                    select(CalendarDay).where(CalendarDay.year == year).order_by(CalendarDay.day)
+                )
+            ).all()
+            return CalendarOut(
+                year=year,
+                source="loaded",
+                reference=loaded.reference,
+                note=loaded.note,
+                version=loaded.version,
+                loaded_at=loaded.loaded_at,
+                holidays=[CalendarDayOut(date=d.day, name=d.name) for d in days if not d.working],
+                workdays=[CalendarDayOut(date=d.day, name=d.name) for d in days if d.working],
+            )
+        if not legal_time.bundled_year_known(year):
+            return CalendarOut(
+                year=year,
+                source="unpublished",
+                reference=None,
+                note=None,
+                version=None,
+                loaded_at=None,
+                holidays=[],
+                workdays=[],
+            )
+        first, last = date(year, 1, 1), date(year, 12, 31)
+        off = chinese_calendar.get_holidays(first, last, include_weekends=False)
+        worked = [
+            d for d in chinese_calendar.get_workdays(first, last, include_weekends=True) if d.weekday() >= 5
+        ]
+        return CalendarOut(
+            year=year,
+            source="bundled",
+            reference=None,
+            note=None,
+            version=None,
+            loaded_at=None,
+            holidays=[CalendarDayOut(date=d, name=_name_of(d)) for d in off],
+            workdays=[CalendarDayOut(date=d, name=_name_of(d)) for d in worked],
+        )
+
+    async def replace(self, year: int, data: CalendarIn, principal: Principal, now: datetime) -> CalendarYear:
+        """Store the year's schedule whole (a second load replaces the first: a correction)."""
+        if legal_time.bundled_year_known(year):
+            raise Conflict(
+                Text(
+                    "{y} 年的节假日安排已随系统发布, 不能另行导入",
+                    "The {y} holiday schedule ships with the service and cannot be loaded over",
+                ).format(y=year),
+                code="calendar_published",
+            )
+        _check(year, data)
+        current = await self.session.get(CalendarYear, year, with_for_update=True)
+        if current is None:
+            current = CalendarYear(year=year, version=0)
+            self.session.add(current)
+        current.reference, current.note = data.reference, data.note
+        current.version += 1
+        current.loaded_by, current.loaded_at = principal.id, now
+        await self.session.flush()
+        await self.session.execute(delete(CalendarDay).where(CalendarDay.year == year))
+        self.session.add_all(
+            [CalendarDay(day=d.date, year=year, working=False, name=d.name) for d in data.holidays]
+            + [CalendarDay(day=d.date, year=year, working=True, name=d.name) for d in data.workdays]
+        )
+        await self.session.flush()
+        return current
+
+
+def _name_of(day: date) -> str:
+    name: str | None = chinese_calendar.get_holiday_detail(day)[1]
+    return _CHINESE_NAMES.get(name or "", name or "")
+
+
+def _check(year: int, data: CalendarIn) -> None:
+    """Every day in the year, listed once; a make-up working day is a weekend day."""
+    errors: list[dict[str, str]] = []
+
+    def refuse(field: str, code: str, message: Text) -> None:
+        errors.append({"field": field, "location": "body", "code": code, "message": message.get()})
+
+    seen: set[date] = set()
+    for kind, days in (("holidays", data.holidays), ("workdays", data.workdays)):
+        for n, listed in enumerate(days):
+            field = f"{kind}.{n}.date"
+            if listed.date.year != year:
+                refuse(field, "outside_year", Text(f"日期不在 {year} 年内", f"The date is not in {year}"))
+            if listed.date in seen:
+                refuse(field, "listed_twice", Text("该日期已列出", "The date is listed already"))
+            seen.add(listed.date)
+            if kind == "workdays" and listed.date.weekday() < 5:
+                refuse(
+                    field,
+                    "not_a_weekend",
+                    Text("调休上班日应为周六或周日", "A make-up working day is a Saturday or Sunday"),
+                )
+    if errors:
+        raise ValidationFailed(Text("节假日安排有误", "The holiday schedule is not valid"), errors=errors)
+
+
+def settle_window(refresh_seconds: float, interval_seconds: float, request_seconds: float) -> timedelta:
+    """How long after a load a process may still count on the schedule before it: until its next
+    refresh, plus a request already under way, plus one scheduler pass to catch what it wrote."""
+    return timedelta(seconds=2 * refresh_seconds + request_seconds + interval_seconds)

@@ -1,0 +1,234 @@
+"""Loading a year's holiday schedule before the calendar package carries it: the deadlines counted
+on weekends only are counted again on it and recorded on their cases; every process comes to count
+on it; bad schedules are refused whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from mediation.core import legal_time
+from tests.support import Api
+from tests.test_deadlines import _at, _clocks, _events, _tick
+
+# A schedule for 2027 made up for these tests (the package carries none for 2027 yet); it is not
+# the State Council's. New Year's Day is a Friday, taken with the weekend after it.
+NEW_YEAR = [
+    {"date": "2027-01-01", "name": "元旦"},
+    {"date": "2027-01-02", "name": "元旦"},
+    {"date": "2027-01-03", "name": "元旦"},
+]
+SCHEDULE: dict[str, Any] = {
+    "reference": "测试用节假日安排 (一)",
+    "holidays": NEW_YEAR,
+    "workdays": [{"date": "2027-02-20", "name": "春节"}],
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_schedule_left_behind() -> Iterator[None]:
+    """The loaded schedules live in the process; the next test's app reads its own database's."""
+    yield
+    legal_time.install_schedules({})
+
+
+async def _load(api: Api, body: dict[str, Any], year: int = 2027, **headers: str) -> Any:
+    return await api.client.put(f"/v1/calendar/{year}", json=body, headers={**api.auth("admin"), **headers})
+
+
+async def _assigned(api: Api) -> dict[str, Any]:
+    dispute = await api.step(await api.intake(), "accept")
+    return await api.step(dispute, "assign", {"body_id": str(api.bodies["village"])})
+
+
+async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case_records_it(api: Api) -> None:
+    # Assigned on Tuesday 29 December 2026: three working days to sign for it, counted on weekends
+    # only while 2027 is unknown (30, 31 December, Friday 1 January) and flagged provisional.
+    _at(api, date(2026, 12, 29))
+    assigned = await _assigned(api)
+    assert (assigned["sign_for_due_on"], assigned["clock"]["provisional"]) == ("2027-01-01", True)
+    response = await api.client.get("/v1/calendar/2027")
+    assert (response.status_code, response.json()["source"]) == (200, "unpublished")
+
+    response = await _load(api, SCHEDULE)
+    assert response.status_code == 200, response.text
+    loaded = response.json()
+    assert (loaded["source"], loaded["version"], loaded["reference"]) == ("loaded", 1, SCHEDULE["reference"])
+    assert [d["date"] for d in loaded["holidays"]] == ["2027-01-01", "2027-01-02", "2027-01-03"]
+    assert loaded["workdays"] == [{"date": "2027-02-20", "name": "春节"}]
+    # The calculator counts on it at once: 29-31 December, then 4-8 and 11-12 January.
+    response = await api.client.get(
+        "/v1/calendar/deadline", params={"start": "2026-12-28", "length": 10, "unit": "working_days"}
+    )
+    assert (response.status_code, response.json()["last_day"]) == (200, "2027-01-12")
+
+    report = await _tick(api)
+    assert report.clocks_recounted == 1 and report.failed == 0
+    case = await api.get(assigned)
+    assert case["version"] == assigned["version"] + 1
+    assert (case["sign_for_due_on"], case["clock"]["due_on"], case["clock"]["provisional"]) == (
+        "2027-01-04",
+        "2027-01-04",
+        False,
+    )
+    entry = (await api.timeline(case))[-1]
+    assert entry["action"] == "clock_recounted"
+    assert SCHEDULE["reference"] in entry["reason"] and "2027-01-01" in entry["reason"]
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert await _events(api, case["id"], "clock_recounted") == 1
+    clock = (await _clocks(api, case))["sign_for"]
+    assert clock["history"][-1]["what"] == "recounted"
+    # Counted once: the next pass finds nothing to do.
+    assert (await _tick(api)).clocks_recounted == 0
+    assert (await api.get(case))["version"] == case["version"]
+
+
+async def test_a_process_that_counted_on_an_older_schedule_is_caught_up_by_the_next_pass(api: Api) -> None:
+    _at(api, date(2026, 12, 29))
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    # Another process has not read the schedule yet: it counts on weekends only.
+    legal_time.install_schedules({})
+    first = await _assigned(api)
+    assert (first["sign_for_due_on"], first["clock"]["provisional"]) == ("2027-01-01", True)
+    report = await _tick(api)  # the pass reads the schedules first
+    assert report.clocks_recounted == 1
+    assert (await api.get(first))["sign_for_due_on"] == "2027-01-04"
+
+    # A correction: Monday 4 January becomes a day off too. A process still on the first load
+    # counts a new case on it, and nothing marks that deadline provisional.
+    old = legal_time.loaded_years()
+    assert old == frozenset({2027})
+    corrected = {
+        **SCHEDULE,
+        "reference": "测试用节假日安排 (二)",
+        "holidays": [*NEW_YEAR, {"date": "2027-01-04", "name": "元旦"}],
+    }
+    response = await _load(api, corrected)
+    assert (response.status_code, response.json()["version"]) == (200, 2)
+    legal_time.install_schedules({2027: {date(2027, 1, d): False for d in (1, 2, 3)}})
+    second = await _assigned(api)
+    assert (second["sign_for_due_on"], second["clock"]["provisional"]) == ("2027-01-04", False)
+    # The pass after a load counts every running clock reaching the year again.
+    report = await _tick(api)
+    assert report.clocks_recounted == 2
+    for case in (first, second):
+        current = await api.get(case)
+        assert (current["sign_for_due_on"], current["clock"]["provisional"]) == ("2027-01-05", False)
+        assert "测试用节假日安排 (二)" in (await api.timeline(current))[-1]["reason"]
+    # Once every process has had time to read it, only provisional clocks are looked at again.
+    _at(api, date(2026, 12, 30))
+    assert (await _tick(api)).clocks_recounted == 0
+
+
+async def test_pauses_and_extensions_are_replayed_on_the_loaded_schedule(api: Api) -> None:
+    """A clock counted before the load ends where the same clock started after it ends."""
+    holidays = {**SCHEDULE, "holidays": [*NEW_YEAR, {"date": "2027-01-08", "name": "测试"}]}
+
+    async def mediate_with_a_pause() -> dict[str, Any]:
+        _at(api, date(2026, 12, 2))
+        dispute = await api.drive("mediating")
+        _at(api, date(2026, 12, 10))
+        for action in ("pause", "resume"):
+            if action == "resume":
+                _at(api, date(2026, 12, 14))
+            dispute = await api.get(dispute)
+            response = await api.client.post(
+                f"/v1/disputes/{dispute['id']}/clocks/mediation/{action}",
+                json={"reason": "appraisal"} if action == "pause" else {},
+                headers={**api.acting("body_mediator", dispute), "If-Match": f'"{dispute["version"]}"'},
+            )
+            assert response.status_code == 200, response.text
+        return await api.get(dispute)
+
+    before = await mediate_with_a_pause()
+    counted_before = (await _clocks(api, before))["mediation"]
+    # One month from 2 December is Saturday 2 January, moved to Monday 4; four days paused: 8 January.
+    assert (counted_before["due_on"], counted_before["provisional"]) == ("2027-01-08", True)
+    assert (await _load(api, holidays)).status_code == 200
+    assert (await _tick(api)).clocks_recounted >= 1
+    recounted = (await _clocks(api, before))["mediation"]
+
+    after = await mediate_with_a_pause()
+    counted_after = (await _clocks(api, after))["mediation"]
+    assert counted_after["provisional"] is False
+    assert (recounted["due_on"], recounted["due_at"], recounted["provisional"]) == (
+        counted_after["due_on"],
+        counted_after["due_at"],
+        False,
+    )
+    assert recounted["due_on"] != counted_before["due_on"]
+
+
+async def test_a_bad_schedule_is_refused_whole_with_every_reason(api: Api) -> None:
+    bad = {
+        "reference": "国办发明电",
+        "holidays": [
+            *NEW_YEAR,
+            {"date": "2026-12-31", "name": "元旦"},
+            {"date": "2027-01-01", "name": "元旦"},
+        ],
+        "workdays": [{"date": "2027-01-05", "name": "调休"}],
+    }
+    response = await _load(api, bad, **{"Accept-Language": "en"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert {(e["field"], e["code"]) for e in problem["errors"]} == {
+        ("holidays.3.date", "outside_year"),
+        ("holidays.4.date", "listed_twice"),
+        ("workdays.0.date", "not_a_weekend"),
+    }
+    assert problem["detail"] == "The holiday schedule is not valid"
+    response = await _load(api, bad, **{"Accept-Language": "zh-CN"})
+    assert response.json()["detail"] == "节假日安排有误"
+    for body in (
+        {**SCHEDULE, "holidays": []},
+        {**SCHEDULE, "reference": ""},
+        {**SCHEDULE, "extra": True},
+        {**SCHEDULE, "holidays": [{"date": "2027-02-30", "name": "春节"}]},
+    ):
+        response = await _load(api, body)
+        assert response.status_code == 422, body
+    assert (await _load(api, SCHEDULE, year=1999)).status_code == 422
+    # Only an administrator loads a schedule; a year that ships with the service is not loaded over.
+    response = await api.client.put("/v1/calendar/2027", json=SCHEDULE, headers=api.auth("supervisor"))
+    assert response.status_code == 403
+    response = await _load(
+        api, {**SCHEDULE, "holidays": [{"date": "2026-10-01", "name": "国庆节"}]}, year=2026
+    )
+    assert (response.status_code, response.json()["code"]) == (409, "calendar_published")
+    # Nothing of it was kept.
+    assert (await api.client.get("/v1/calendar/2027")).json()["source"] == "unpublished"
+    assert legal_time.loaded_years() == frozenset()
+
+
+async def test_a_shipped_year_lists_its_holidays_and_make_up_working_days(api: Api) -> None:
+    response = await api.client.get("/v1/calendar/2026")
+    assert response.status_code == 200
+    year = response.json()
+    assert (year["source"], year["reference"], year["version"]) == ("bundled", None, None)
+    holidays = {d["date"]: d["name"] for d in year["holidays"]}
+    assert holidays["2026-10-01"] == "国庆节" and holidays["2026-10-07"] == "国庆节"
+    assert {"date": "2026-10-10", "name": "国庆节"} in year["workdays"]
+    # Every day off of a holiday is listed, its weekend days too (3 October 2026 is a Saturday);
+    # only weekend days are make-up working days.
+    assert holidays["2026-10-03"] == "国庆节"
+    assert all(date.fromisoformat(d["date"]).weekday() >= 5 for d in year["workdays"])
+
+
+async def test_loading_the_same_schedule_again_changes_no_deadline(api: Api) -> None:
+    """A retried load (the same body again) stores it once more and moves nothing."""
+    _at(api, date(2026, 12, 29))
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    case = await _assigned(api)
+    assert case["clock"]["provisional"] is False
+    for _ in range(3):
+        response = await _load(api, SCHEDULE)
+        assert response.status_code == 200
+    assert response.json()["version"] == 4
+    assert (await _tick(api)).clocks_recounted == 0
+    _at(api, date(2026, 12, 29) + timedelta(days=1))
+    assert (await api.get(case))["version"] == case["version"]
