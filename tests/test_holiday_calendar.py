@@ -35,8 +35,9 @@ def _no_schedule_left_behind() -> Iterator[None]:
     legal_time.install_schedules({})
 
 
-async def _load(api: Api, body: dict[str, Any], year: int = 2027, **headers: str) -> Any:
-    return await api.client.put(f"/v1/calendar/{year}", json=body, headers={**api.auth("admin"), **headers})
+async def _load(api: Api, body: dict[str, Any], year: int = 2027, language: str = "zh-CN") -> Any:
+    headers = {**api.auth("admin"), "Accept-Language": language}
+    return await api.client.put(f"/v1/calendar/{year}", json=body, headers=headers)
 
 
 async def _assigned(api: Api) -> dict[str, Any]:
@@ -172,7 +173,7 @@ async def test_a_bad_schedule_is_refused_whole_with_every_reason(api: Api) -> No
         ],
         "workdays": [{"date": "2027-01-05", "name": "调休"}],
     }
-    response = await _load(api, bad, **{"Accept-Language": "en"})
+    response = await _load(api, bad, language="en")
     assert response.status_code == 422
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
@@ -182,7 +183,7 @@ async def test_a_bad_schedule_is_refused_whole_with_every_reason(api: Api) -> No
         ("workdays.0.date", "not_a_weekend"),
     }
     assert problem["detail"] == "The holiday schedule is not valid"
-    response = await _load(api, bad, **{"Accept-Language": "zh-CN"})
+    response = await _load(api, bad)
     assert response.json()["detail"] == "节假日安排有误"
     for body in (
         {**SCHEDULE, "holidays": []},
