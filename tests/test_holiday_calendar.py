@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from mediation.core import legal_time
@@ -40,6 +41,17 @@ async def _load(api: Api, body: dict[str, Any], year: int = 2027, language: str 
     return await api.client.put(f"/v1/calendar/{year}", json=body, headers=headers)
 
 
+async def _case_page(api: Api, case: dict[str, Any]) -> str:
+    """The case as the window clerk sees it on the front-end."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app), base_url="http://mediation.test"
+    ) as web:
+        web.cookies.set("mediation_session", api.tokens[("clerk", api.bodies["center"])])
+        response = await web.get(f"/cases/{case['id']}")
+    assert response.status_code == 200
+    return response.text
+
+
 async def _assigned(api: Api) -> dict[str, Any]:
     dispute = await api.step(await api.intake(), "accept")
     return await api.step(dispute, "assign", {"body_id": str(api.bodies["village"])})
@@ -53,6 +65,7 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     assert (assigned["sign_for_due_on"], assigned["clock"]["provisional"]) == ("2027-01-01", True)
     response = await api.client.get("/v1/calendar/2027")
     assert (response.status_code, response.json()["source"]) == (200, "unpublished")
+    assert "(暂定)" in await _case_page(api, assigned)
 
     response = await _load(api, SCHEDULE)
     assert response.status_code == 200, response.text
@@ -82,6 +95,8 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     assert await _events(api, case["id"], "clock_recounted") == 1
     clock = (await _clocks(api, case))["sign_for"]
     assert clock["history"][-1]["what"] == "recounted"
+    page = await _case_page(api, case)
+    assert "(暂定)" not in page and "时限按节假日安排重算" in page
     # Counted once: the next pass finds nothing to do.
     assert (await _tick(api)).clocks_recounted == 0
     assert (await api.get(case))["version"] == case["version"]
@@ -233,3 +248,31 @@ async def test_loading_the_same_schedule_again_changes_no_deadline(api: Api) -> 
     assert (await _tick(api)).clocks_recounted == 0
     _at(api, date(2026, 12, 29) + timedelta(days=1))
     assert (await api.get(case))["version"] == case["version"]
+
+
+async def test_a_courts_step_ending_on_a_loaded_day_off_moves_to_the_next_working_day(api: Api) -> None:
+    # Requested on Tuesday 29 December 2026: the court decides on acceptance within 3 days, counted
+    # on weekends only to Friday 1 January, and is flagged late the day after.
+    _at(api, date(2026, 12, 29))
+    dispute = await api.drive("confirmation_pending")
+    assert dispute["handoff"]["accept_due_on"] == "2027-01-01"
+    _at(api, date(2027, 1, 2))
+    assert (await _tick(api)).handoffs_overdue == 1
+
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    report = await _tick(api)
+    assert (report.handoff_deadlines_moved, report.handoffs_overdue, report.failed) == (1, 0, 0)
+    case = await api.get(dispute)
+    assert case["handoff"]["accept_due_on"] == "2027-01-04"
+    entry = next(
+        e for e in reversed(await api.timeline(case)) if e["payload"].get("clock") == "handoff_accept"
+    )
+    assert entry["action"] == "clock_recounted"
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert (await _tick(api)).handoff_deadlines_moved == 0
+    # Late again only after the new last day, and flagged once more.
+    _at(api, date(2027, 1, 4))
+    assert (await _tick(api)).handoffs_overdue == 0
+    _at(api, date(2027, 1, 5))
+    assert (await _tick(api)).handoffs_overdue == 1
+    assert (await _tick(api)).handoffs_overdue == 0

@@ -1,6 +1,7 @@
 """The scheduler: what happens to cases by time alone. A clock that reaches its warning share or
 its deadline is reported once (timeline entry and event); a clock counted before its year's holiday
-schedule was known is counted again once it is (clocks.calendar); a case not signed for in time goes back
+schedule was known is counted again once it is, and a court's or commission's step that ends on a
+day off it names moves to the next working day (clocks.calendar); a case not signed for in time goes back
 to triage; an obligation past its due date raises a follow-up for the body (人民调解法 Art. 31); a
 court or commission late with acceptance or decision is flagged on the case, once per step; an
 unanswered supervision order past its deadline is escalated; the statistics rollup takes in the
@@ -67,6 +68,7 @@ class TickReport:
     orders_escalated: int = 0
     stats_days: int = 0
     clocks_recounted: int = 0
+    handoff_deadlines_moved: int = 0
 
 
 async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
@@ -81,6 +83,15 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         stale = await calendar.due_for_recount(session, clock.today(), now - settle)
     recounted, failed_recounts = await _each(
         db, clock, settings, cipher, "clocks to recount", None, lambda s, i: s.recount_clock(i), stale
+    )
+    handoffs_moved, failed_moves = await _each(
+        db,
+        clock,
+        settings,
+        cipher,
+        "handoff deadlines on a day off",
+        lambda s: s.ledger.on_days_off(),
+        lambda s, i: HandoffService(s).recount(i),
     )
     async with db.reader() as session:
         levels = await DisputeService(session, clock, settings, cipher).clocks.due_levels(now)
@@ -160,8 +171,10 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         + failed_handoffs
         + failed_levels
         + failed_orders
-        + failed_recounts,
+        + failed_recounts
+        + failed_moves,
         clocks_recounted=recounted,
+        handoff_deadlines_moved=handoffs_moved,
         obligations_overdue=overdue_obligations,
         handoffs_overdue=overdue_handoffs,
         at_risk=reported[Level.at_risk],

@@ -208,11 +208,20 @@ def catalogue() -> list[dict[str, Any]]:
             "or confirmed where it was provisional",
             "fields": {
                 **COMMON_FIELDS,
-                "clock": CLOCK_FIELDS["clock"],
+                "clock": {
+                    "type": "string",
+                    "description": CLOCK_FIELDS["clock"]["description"]
+                    + " | handoff_accept | handoff_decide",
+                },
                 "due_on": {"type": "string", "format": "date"},
                 "previous_due_on": {"type": "string", "format": "date"},
                 "provisional": {"type": "boolean"},
                 "source": CLOCK_FIELDS["source"],
+                "handoff_id": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "for a court's or commission's step: the handoff it belongs to",
+                },
             },
             "actions": ["clock_recounted"],
         },

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
+from mediation.clocks.models import CalendarDay
 from mediation.clocks.rules import ClockName, ClockRules
 from mediation.core.i18n import Text
 from mediation.core.legal_time import add_years, period_end
@@ -248,6 +249,20 @@ class Ledger:
     def touch(self, handoff: Handoff, now: datetime) -> None:
         handoff.updated_at = now
         handoff.version += 1
+
+    async def on_days_off(self) -> list[uuid.UUID]:
+        """Open handoffs whose current step ends on a day a loaded holiday schedule takes off (its
+        last day was counted before the schedule was known: HandoffService.recount)."""
+        off = select(CalendarDay.day).where(CalendarDay.working.is_(False))
+        rows = await self.session.scalars(
+            select(Handoff.id).where(
+                or_(
+                    (Handoff.status == "pending") & Handoff.accept_due_on.in_(off),
+                    (Handoff.status == "accepted") & Handoff.decide_due_on.in_(off),
+                )
+            )
+        )
+        return list(rows.all())
 
     async def overdue(self, today: date) -> list[Handoff]:
         """Open handoffs whose current step's deadline passed and that the clock has not flagged yet."""

@@ -16,10 +16,12 @@ from sqlalchemy.orm import selectinload
 
 from mediation.agreements.models import Agreement, MediationSession
 from mediation.bodies.models import Body
+from mediation.clocks.models import CalendarYear
 from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
 from mediation.core.i18n import Text
-from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
+from mediation.core.legal_time import period_end
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.disputes.lifecycle import Action
 from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.disputes.schemas import (
@@ -422,6 +424,51 @@ class HandoffService:
         payload = WithdrawConfirmationPayload.model_validate(data.model_dump())
         await self.disputes.apply(handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag)
         return handoff
+
+    async def recount(self, handoff_id: uuid.UUID) -> bool:
+        """A holiday schedule loaded since made the current step's last day a day off: the step
+        ends on the next working day instead (民事诉讼法 Art. 85). The target's deadline only moves
+        later, never earlier than it was told; a step flagged late on the old day may be again."""
+        handoff = await self.session.get(Handoff, handoff_id, with_for_update=True)
+        if handoff is None or handoff.status not in ("pending", "accepted"):
+            return False
+        step = "accept" if handoff.status == "pending" else "decide"
+        before = handoff.accept_due_on if step == "accept" else handoff.decide_due_on
+        if before is None:
+            return False
+        after = period_end(before, 0).last_day
+        if after == before:
+            return False
+        if step == "accept":
+            handoff.accept_due_on = after
+        else:
+            handoff.decide_due_on = after
+        if handoff.overdue_flagged == step:
+            handoff.overdue_flagged = None
+        self.ledger.touch(handoff, self.clock.now())
+        dispute = await self.disputes.get(handoff.dispute_id, SYSTEM, for_update=True)
+        dispute.handoff = summary(handoff, self.clock.today())
+        loaded = await self.session.get(CalendarYear, after.year)
+        clock = self.ledger.periods(handoff.kind)
+        article = clock.accept_article if step == "accept" else clock.decide_article
+        label = "受理" if step == "accept" else "作出决定"
+        source = f" ({loaded.reference})" if loaded is not None else ""
+        await self.disputes.record_work(
+            dispute,
+            "clock_recounted",
+            SYSTEM,
+            f"节假日安排已公布{source}: {label}期限届满日 {before} 为休息日, 顺延至 {after}",
+            {
+                "clock": f"handoff_{step}",
+                "due_on": after.isoformat(),
+                "previous_due_on": before.isoformat(),
+                "provisional": False,
+                "source": article or "",
+                "handoff_id": str(handoff.id),
+            },
+            "clock_recounted",
+        )
+        return True
 
     async def flag_overdue(self, handoff_id: uuid.UUID, principal: Principal) -> bool:
         """The clock marks a handoff whose step is late, once per step, on the case's timeline."""
