@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from mediation.audit.models import AuditRecord
 from mediation.core import legal_time
 from tests.support import Api
 from tests.test_deadlines import _at, _clocks, _events, _tick
@@ -73,6 +75,13 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     assert (loaded["source"], loaded["version"], loaded["reference"]) == ("loaded", 1, SCHEDULE["reference"])
     assert [d["date"] for d in loaded["holidays"]] == ["2027-01-01", "2027-01-02", "2027-01-03"]
     assert loaded["workdays"] == [{"date": "2027-02-20", "name": "春节"}]
+    async with api.app.state.db.reader() as session:
+        audited = await session.scalar(
+            select(AuditRecord).where(
+                AuditRecord.object_type == "calendar_year", AuditRecord.object_id == "2027"
+            )
+        )
+    assert audited is not None and (audited.action, audited.actor_role) == ("put_calendar", "admin")
     # The calculator counts on it at once: 29-31 December, then 4-8 and 11-12 January.
     response = await api.client.get(
         "/v1/calendar/deadline", params={"start": "2026-12-28", "length": 10, "unit": "working_days"}

@@ -218,6 +218,7 @@ async def put_calendar(
     data: CalendarIn,
     principal: Annotated[Principal, permission(Permission.registry_manage)],
 ) -> CalendarOut:
+    request.state.audit_object = ("calendar_year", year)
     session = session_of(request)
     service = calendar.CalendarService(session)
     await service.replace(year, data, principal, request.app.state.clock.now())
