@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from mediation.audit.models import AuditRecord
+from mediation.clocks import calendar
 from mediation.core import legal_time
 from tests.support import Api
 from tests.test_deadlines import _at, _clocks, _events, _tick
@@ -111,7 +112,10 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     assert (await api.get(case))["version"] == case["version"]
 
 
-async def test_a_process_that_counted_on_an_older_schedule_is_caught_up_by_the_next_pass(api: Api) -> None:
+async def test_a_process_that_counted_on_an_older_schedule_is_caught_up_by_the_next_pass(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(calendar, "_SCAN_BATCH", 1)  # the scan pages through the clocks one by one
     _at(api, date(2026, 12, 29))
     assert (await _load(api, SCHEDULE)).status_code == 200
     # Another process has not read the schedule yet: it counts on weekends only.

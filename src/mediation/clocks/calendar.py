@@ -16,12 +16,15 @@ import contextlib
 import logging
 import uuid
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation.clocks import engine
 from mediation.clocks.models import CalendarDay, CalendarYear, CaseClock
+from mediation.clocks.rules import Unit
 from mediation.clocks.schemas import CalendarDayOut, CalendarIn, CalendarOut
 from mediation.core import legal_time
 from mediation.core.db import Database
@@ -30,6 +33,8 @@ from mediation.core.i18n import Text
 from mediation.core.principal import Principal
 
 log = logging.getLogger(__name__)
+
+_SCAN_BATCH = 1000
 
 _CHINESE_NAMES: dict[str, str] = {h.value: h.chinese for h in chinese_calendar.Holiday}
 
@@ -76,25 +81,42 @@ def known_until(today: date) -> date:
 
 
 async def due_for_recount(
-    session: AsyncSession, today: date, settle_since: datetime, limit: int = 500
+    session: AsyncSession, today: date, settle_since: datetime, tz: ZoneInfo, limit: int = 500
 ) -> list[uuid.UUID]:
-    """Running clocks to count again: provisional ones whose whole period is now on a known
-    calendar, and any reaching a year loaded since `settle_since` (a replaced schedule; a process
-    that had not yet picked it up may have counted on the one before)."""
+    """Running clocks whose last day or provisional flag a count on today's calendar changes
+    (`engine.replay`), up to `limit`. Looked at: the provisional ones whose period now lies on
+    known years, and, for a while after a year is loaded, every one reaching it (a correction; a
+    process that had not read the load yet may have counted on the schedule before). Read in
+    batches of columns, so a province's clocks are looked at without loading entities."""
     recent = (
         await session.scalars(select(CalendarYear.year).where(CalendarYear.loaded_at >= settle_since))
     ).all()
     reaching = [CaseClock.due_on >= date(year, 1, 1) for year in recent]
-    rows = await session.scalars(
-        select(CaseClock.id)
-        .where(
-            CaseClock.stopped_at.is_(None),
-            or_(CaseClock.provisional.is_(True) & (CaseClock.due_on < known_until(today)), *reaching),
-        )
-        .order_by(CaseClock.due_on)
-        .limit(limit)
+    concerned = or_(CaseClock.provisional.is_(True) & (CaseClock.due_on < known_until(today)), *reaching)
+    columns = (
+        CaseClock.id,
+        CaseClock.started_at,
+        CaseClock.length,
+        CaseClock.unit,
+        CaseClock.history,
+        CaseClock.due_on,
+        CaseClock.provisional,
     )
-    return list(rows.all())
+    found: list[uuid.UUID] = []
+    after: uuid.UUID | None = None
+    while len(found) < limit:
+        query = select(*columns).where(CaseClock.stopped_at.is_(None), concerned)
+        if after is not None:
+            query = query.where(CaseClock.id > after)
+        rows = (await session.execute(query.order_by(CaseClock.id).limit(_SCAN_BATCH))).all()
+        for clock_id, started_at, length, unit, history, due_on, provisional in rows:
+            end, still_provisional = engine.replay(started_at, length, Unit(unit), history, tz)
+            if (end.last_day, still_provisional) != (due_on, provisional):
+                found.append(clock_id)
+        if len(rows) < _SCAN_BATCH:
+            break
+        after = rows[-1][0]
+    return found[:limit]
 
 
 class CalendarService:

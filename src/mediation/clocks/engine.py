@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mediation.clocks.rules import Unit
@@ -87,3 +88,31 @@ def moved(due_on: date, units: int, unit: Unit, *, calendar_days: bool = False) 
     if unit == Unit.months and not calendar_days:
         return months_end(due_on, units)
     return period_end(due_on, units)
+
+
+def replay(
+    started_at: datetime, length: int, unit: Unit, history: list[dict[str, Any]], tz: ZoneInfo
+) -> tuple[PeriodEnd, bool]:
+    """The clock's last day counted afresh on the calendar as it now stands: its period from the
+    start, then each pause (the units it stood still, counted again) and each extension, in the
+    order its history has them. With whether any of it reached a year not known (provisional)."""
+    end = period(started_at.astimezone(tz).date(), length, unit)
+    provisional = not end.calendar_known
+    paused_on: date | None = None
+    for entry in history:
+        what = entry["what"]
+        if what == "paused":
+            paused_on = datetime.fromisoformat(entry["at"]).astimezone(tz).date()
+            continue
+        if what == "resumed" and paused_on is not None:
+            units = skipped(paused_on, datetime.fromisoformat(entry["at"]).astimezone(tz).date(), unit)
+            paused_on = None
+            if not units:
+                continue
+            end = moved(end.last_day, units, unit, calendar_days=unit == Unit.months)
+        elif what == "extended":
+            end = moved(end.last_day, int(entry["units"]), unit)
+        else:
+            continue
+        provisional = provisional or not end.calendar_known
+    return end, provisional

@@ -80,7 +80,7 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         settings.calendar_refresh_seconds, settings.clock_interval_seconds, settings.request_timeout_seconds
     )
     async with db.reader() as session:
-        stale = await calendar.due_for_recount(session, clock.today(), now - settle)
+        stale = await calendar.due_for_recount(session, clock.today(), now - settle, clock.zone)
     recounted, failed_recounts = await _each(
         db, clock, settings, cipher, "clocks to recount", None, lambda s, i: s.recount_clock(i), stale
     )

@@ -252,29 +252,11 @@ class ClockService:
         return clock
 
     def recount(self, clock: CaseClock, now: datetime) -> date | None:
-        """Count the clock again from its start on the calendar as it now stands, replaying its
-        pauses and extensions (a pause adds the units it stood still, counted afresh). Returns the
+        """Count the clock again on the calendar as it now stands (`engine.replay`). Returns the
         last day it had when that changed the last day or the provisional flag, else None."""
-        zone = self.clock.zone
-        unit = Unit(clock.unit)
-        end = engine.period(clock.started_at.astimezone(zone).date(), clock.length, unit)
-        provisional = not end.calendar_known
-        paused_on: date | None = None
-        for entry in clock.history:
-            what = entry["what"]
-            on = datetime.fromisoformat(entry["at"]).astimezone(zone).date()
-            if what == "paused":
-                paused_on = on
-            elif what == "resumed" and paused_on is not None:
-                skipped = engine.skipped(paused_on, on, unit)
-                if skipped:
-                    end = engine.moved(end.last_day, skipped, unit, calendar_days=unit == Unit.months)
-                paused_on = None
-            elif what == "extended":
-                end = engine.moved(end.last_day, int(entry["units"]), unit)
-            else:
-                continue
-            provisional = provisional or not end.calendar_known
+        end, provisional = engine.replay(
+            clock.started_at, clock.length, Unit(clock.unit), clock.history, self.clock.zone
+        )
         if (end.last_day, provisional) == (clock.due_on, clock.provisional):
             return None
         before = clock.due_on
