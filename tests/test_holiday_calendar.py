@@ -4,6 +4,7 @@ on it; bad schedules are refused whole."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -289,3 +290,14 @@ async def test_a_courts_step_ending_on_a_loaded_day_off_moves_to_the_next_workin
     _at(api, date(2027, 1, 5))
     assert (await _tick(api)).handoffs_overdue == 1
     assert (await _tick(api)).handoffs_overdue == 0
+
+
+async def test_two_first_loads_at_once_both_land_one_after_the_other(api: Api) -> None:
+    second = {**SCHEDULE, "reference": "测试用节假日安排 (二)"}
+    first_answer, second_answer = await asyncio.gather(_load(api, SCHEDULE), _load(api, second))
+    assert (first_answer.status_code, second_answer.status_code) == (200, 200)
+    assert sorted([first_answer.json()["version"], second_answer.json()["version"]]) == [1, 2]
+    kept = (await api.client.get("/v1/calendar/2027")).json()
+    last = max((first_answer, second_answer), key=lambda r: r.json()["version"]).json()
+    assert (kept["version"], kept["reference"]) == (2, last["reference"])
+    assert len(kept["holidays"]) == len(NEW_YEAR)

@@ -27,7 +27,7 @@ from mediation.clocks.models import CalendarDay, CalendarYear, CaseClock
 from mediation.clocks.rules import Unit
 from mediation.clocks.schemas import CalendarDayOut, CalendarIn, CalendarOut
 from mediation.core import legal_time
-from mediation.core.db import Database
+from mediation.core.db import Database, insert_of
 from mediation.core.errors import Conflict, ValidationFailed
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal
@@ -179,14 +179,19 @@ class CalendarService:
                 code="calendar_published",
             )
         _check(year, data)
-        current = await self.session.get(CalendarYear, year, with_for_update=True)
-        if current is None:
-            current = CalendarYear(year=year, version=0)
-            self.session.add(current)
+        # The year's row first, if new: of two first loads at once, the second waits for the first
+        # and then replaces it, as a second load does.
+        insert = insert_of(self.session)
+        await self.session.execute(
+            insert(CalendarYear)
+            .values(year=year, reference=data.reference, version=0, loaded_by=principal.id, loaded_at=now)
+            .on_conflict_do_nothing(index_elements=["year"])
+        )
+        current = await self.session.get(CalendarYear, year, with_for_update=True, populate_existing=True)
+        assert current is not None
         current.reference, current.note = data.reference, data.note
         current.version += 1
         current.loaded_by, current.loaded_at = principal.id, now
-        await self.session.flush()
         await self.session.execute(delete(CalendarDay).where(CalendarDay.year == year))
         self.session.add_all(
             [CalendarDay(day=d.date, year=year, working=False, name=d.name) for d in data.holidays]

@@ -28,8 +28,8 @@ class PeriodEnd:
     calendar_known: bool  # False: the holiday schedule for that year is not yet published
 
 
-# Loaded schedules, by year: the days whose status differs from the weekday rule (a holiday on a
-# weekday: False; a make-up working day on a weekend: True). Replaced whole, never mutated.
+# Loaded schedules, by year: the days the notice lists (a day off: False; a make-up working day on
+# a weekend: True); any other day follows the weekday rule. Replaced whole, never mutated.
 _loaded: Mapping[int, Mapping[date, bool]] = {}
 
 
