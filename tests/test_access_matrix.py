@@ -48,7 +48,7 @@ PUBLIC = {
     ("get", "/v1/events/catalogue"),
     ("get", "/v1/clock-rules"),
     ("get", "/v1/calendar/deadline"),
-    ("get", "/v1/calendar/{year}"),
+    ("get", "/v1/calendar/years/{year}"),
 }
 # Operations that create something of the caller's own (never of theirs): allowed with 201.
 OWN_CREATIONS = {("post", "/v1/webhooks")}

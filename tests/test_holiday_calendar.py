@@ -42,7 +42,7 @@ def _no_schedule_left_behind() -> Iterator[None]:
 
 async def _load(api: Api, body: dict[str, Any], year: int = 2027, language: str = "zh-CN") -> Any:
     headers = {**api.auth("admin"), "Accept-Language": language}
-    return await api.client.put(f"/v1/calendar/{year}", json=body, headers=headers)
+    return await api.client.put(f"/v1/calendar/years/{year}", json=body, headers=headers)
 
 
 async def _case_page(api: Api, case: dict[str, Any]) -> str:
@@ -67,7 +67,7 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     _at(api, date(2026, 12, 29))
     assigned = await _assigned(api)
     assert (assigned["sign_for_due_on"], assigned["clock"]["provisional"]) == ("2027-01-01", True)
-    response = await api.client.get("/v1/calendar/2027")
+    response = await api.client.get("/v1/calendar/years/2027")
     assert (response.status_code, response.json()["source"]) == (200, "unpublished")
     assert "(暂定)" in await _case_page(api, assigned)
 
@@ -224,19 +224,19 @@ async def test_a_bad_schedule_is_refused_whole_with_every_reason(api: Api) -> No
         assert response.status_code == 422, body
     assert (await _load(api, SCHEDULE, year=1999)).status_code == 422
     # Only an administrator loads a schedule; a year that ships with the service is not loaded over.
-    response = await api.client.put("/v1/calendar/2027", json=SCHEDULE, headers=api.auth("supervisor"))
+    response = await api.client.put("/v1/calendar/years/2027", json=SCHEDULE, headers=api.auth("supervisor"))
     assert response.status_code == 403
     response = await _load(
         api, {**SCHEDULE, "holidays": [{"date": "2026-10-01", "name": "国庆节"}]}, year=2026
     )
     assert (response.status_code, response.json()["code"]) == (409, "calendar_published")
     # Nothing of it was kept.
-    assert (await api.client.get("/v1/calendar/2027")).json()["source"] == "unpublished"
+    assert (await api.client.get("/v1/calendar/years/2027")).json()["source"] == "unpublished"
     assert legal_time.loaded_years() == frozenset()
 
 
 async def test_a_shipped_year_lists_its_holidays_and_make_up_working_days(api: Api) -> None:
-    response = await api.client.get("/v1/calendar/2026")
+    response = await api.client.get("/v1/calendar/years/2026")
     assert response.status_code == 200
     year = response.json()
     assert (year["source"], year["reference"], year["version"]) == ("bundled", None, None)
@@ -297,7 +297,7 @@ async def test_two_first_loads_at_once_both_land_one_after_the_other(api: Api) -
     first_answer, second_answer = await asyncio.gather(_load(api, SCHEDULE), _load(api, second))
     assert (first_answer.status_code, second_answer.status_code) == (200, 200)
     assert sorted([first_answer.json()["version"], second_answer.json()["version"]]) == [1, 2]
-    kept = (await api.client.get("/v1/calendar/2027")).json()
+    kept = (await api.client.get("/v1/calendar/years/2027")).json()
     last = max((first_answer, second_answer), key=lambda r: r.json()["version"]).json()
     assert (kept["version"], kept["reference"]) == (2, last["reference"])
     assert len(kept["holidays"]) == len(NEW_YEAR)

@@ -184,7 +184,7 @@ Year = Annotated[int, Path(ge=2000, le=2100, description="The calendar year.")]
 
 
 @router.get(
-    "/calendar/{year}",
+    "/calendar/years/{year}",
     response_model=CalendarOut,
     summary="节假日安排 A year's holiday schedule",
     description=(
@@ -200,7 +200,7 @@ async def get_calendar(request: Request, year: Year) -> CalendarOut:
 
 
 @router.put(
-    "/calendar/{year}",
+    "/calendar/years/{year}",
     response_model=CalendarOut,
     summary="导入节假日安排 Load a year's holiday schedule",
     description=(
