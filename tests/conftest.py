@@ -13,15 +13,17 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import asyncpg
+import chinese_calendar
 import httpx
 import pytest
 from sqlalchemy import text
 
 from mediation.app import create_app
+from mediation.core import legal_time
 from mediation.core.clock import FrozenClock
 from mediation.core.db import Base
 from mediation.core.pii import generate_key
@@ -213,3 +215,22 @@ async def api(client: httpx.AsyncClient, app: object) -> Api:
     # Requests that name no credentials go as the window clerk.
     client.headers.update(helper.auth("clerk"))
     return helper
+
+
+@pytest.fixture
+def calendar_package_until_2026(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The calendar package as these tests know it: no schedule after 2026. A release that carries
+    2027 would otherwise turn the tests' unpublished year into a published one. Schedules the test
+    loaded are dropped from the process afterwards (the next test's app reads its own database's)."""
+    carried = chinese_calendar.is_workday
+
+    def is_workday(day: date) -> bool:
+        if day.year > 2026:
+            raise NotImplementedError(f"no holiday schedule for {day.year}")
+        return bool(carried(day))
+
+    monkeypatch.setattr(chinese_calendar, "is_workday", is_workday)
+    legal_time.is_working_day.cache_clear()
+    yield
+    legal_time.install_schedules({})
+    legal_time.is_working_day.cache_clear()

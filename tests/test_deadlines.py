@@ -106,7 +106,7 @@ async def test_calendar_days_ending_in_the_holiday_move_to_the_first_working_day
 
 
 async def test_a_period_into_an_unpublished_year_is_refused_by_the_calculator_and_flagged_on_a_case(
-    api: Api,
+    api: Api, calendar_package_until_2026: None
 ) -> None:
     response = await api.client.get(
         "/v1/calendar/deadline",

@@ -7,9 +7,10 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -25,6 +26,8 @@ from mediation.events.models import OutboxEvent
 from mediation.events.sequencer import sequence_pending
 from mediation.events.service import SOURCE, TYPE_PREFIX
 from tests.support import intake_body
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 EVENTS_JSON = Path(__file__).resolve().parents[1] / "openapi" / "events.json"
 
@@ -340,7 +343,7 @@ async def test_events_written_outside_a_request_are_numbered_later_and_not_skipp
     assert positions(page["items"]) == [first_position + 5]
 
 
-async def test_catalogue_lists_every_type_the_feed_produces(api):
+async def test_catalogue_lists_every_type_the_feed_produces(api, calendar_package_until_2026):
     # Cases through every transition of the lifecycle, and a consent.
     long = await api.intake()
     party = long["parties"][0]["id"]
@@ -570,6 +573,18 @@ async def test_catalogue_lists_every_type_the_feed_produces(api):
     clock.at += timedelta(days=25)  # the extended mediation clock is at risk; the order is overdue
     report = await tick(app.state.db, clock, app.state.settings, app.state.identity.cipher)
     assert report.at_risk >= 1 and report.orders_escalated == 1
+    # A deadline counted on weekends only into 2027, counted again once 2027's schedule is loaded.
+    clock.at = datetime(2026, 12, 29, 10, tzinfo=BEIJING)
+    provisional = await api.step(await api.step(await api.intake(), "accept"), "assign")
+    assert provisional["clock"]["provisional"] is True
+    response = await api.client.put(
+        "/v1/calendar/years/2027",
+        json={"reference": "测试用", "holidays": [{"date": "2027-01-01", "name": "元旦"}]},
+        headers=api.auth("admin"),
+    )
+    assert response.status_code == 200, response.text
+    report = await tick(app.state.db, clock, app.state.settings, app.state.identity.cipher)
+    assert report.clocks_recounted >= 1
 
     produced = {e["type"] for e in await read_all(api, limit=500)}
     response = await api.client.get("/v1/events/catalogue")

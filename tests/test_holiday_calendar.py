@@ -5,7 +5,6 @@ on it; bad schedules are refused whole."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
@@ -19,25 +18,20 @@ from mediation.core import legal_time
 from tests.support import Api
 from tests.test_deadlines import _at, _clocks, _events, _tick
 
-# A schedule for 2027 made up for these tests (the package carries none for 2027 yet); it is not
-# the State Council's. New Year's Day is a Friday, taken with the weekend after it.
+# A schedule for 2027 made up for these tests (`calendar_package_until_2026`: the package, as these
+# tests know it, carries none for 2027); it is not the State Council's. New Year's Day is a Friday, taken with the weekend after it.
 NEW_YEAR = [
     {"date": "2027-01-01", "name": "元旦"},
     {"date": "2027-01-02", "name": "元旦"},
     {"date": "2027-01-03", "name": "元旦"},
 ]
+pytestmark = pytest.mark.usefixtures("calendar_package_until_2026")
+
 SCHEDULE: dict[str, Any] = {
     "reference": "测试用节假日安排 (一)",
     "holidays": NEW_YEAR,
     "workdays": [{"date": "2027-02-20", "name": "春节"}],
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_schedule_left_behind() -> Iterator[None]:
-    """The loaded schedules live in the process; the next test's app reads its own database's."""
-    yield
-    legal_time.install_schedules({})
 
 
 async def _load(api: Api, body: dict[str, Any], year: int = 2027, language: str = "zh-CN") -> Any:
