@@ -1,11 +1,11 @@
 """The scheduler: what happens to cases by time alone. A clock that reaches its warning share or
-its deadline is reported once (timeline entry and event); a clock counted before its year's holiday
-schedule was known is counted again once it is, and a court's or commission's step that ends on a
-day off it names moves to the next working day (clocks.calendar); a case not signed for in time goes back
-to triage; an obligation past its due date raises a follow-up for the body (人民调解法 Art. 31); a
-court or commission late with acceptance or decision is flagged on the case, once per step; an
-unanswered supervision order past its deadline is escalated; the statistics rollup takes in the
-cases changed since the last pass.
+its deadline is reported once (timeline entry and event); a clock counted before its year's
+holiday schedule was known is counted again once it is, and a court's or commission's step that
+ends on a day off the schedule names moves to the next working day (clocks.calendar); a case not
+signed for in time goes back to triage; an obligation past its due date raises a follow-up for the
+body (人民调解法 Art. 31); a court or commission late with acceptance or decision is flagged on the
+case, once per step; an unanswered supervision order past its deadline is escalated; the
+statistics rollup takes in the cases changed since the last pass.
 
 It runs inside the API process by default and as `mediation scheduler`; several may run at once
 (several API workers, a standalone one): every step is a conditional change under the case's
