@@ -57,15 +57,12 @@ Event = tuple[str, str, uuid.UUID, dict[str, object]]
 async def _journal(
     conn: asyncpg.Connection, events: list[Event], audit: dict[str, object], now: datetime
 ) -> None:
-    """What every write does last: take the journal head, write the events with their positions,
-    chain the audit record."""
-    await conn.fetch(
-        "SELECT w.id, w.organisation_id, w.role, w.url, w.event_types, w.secret_enc, b.id, b.region_code "
-        "FROM webhook_subscriptions w JOIN bodies b ON b.id = w.organisation_id "
-        "WHERE w.active IS true AND b.active IS true"
-    )
+    """What every write does last: take the journal head (and, in the same statement, the version of
+    the webhook subscribers, which the service reads the list by only when it moved), write the
+    events with their positions, chain the audit record."""
     head = await conn.fetchrow(
-        "SELECT id, seq, hash, last_position FROM audit_chain_head WHERE id = 1 FOR UPDATE"
+        "SELECT id, seq, hash, last_position, (SELECT token FROM webhook_subscribers_version WHERE id = 1) "
+        "FROM audit_chain_head WHERE id = 1 FOR UPDATE OF audit_chain_head"
     )
     position = head["last_position"]
     seq = head["seq"] + 1
@@ -306,9 +303,10 @@ async def intake(request: Request) -> JSONResponse:
             region[:6],
             dispute_id,
         )
-        await conn.fetch(
-            "SELECT first_id, second_id FROM case_links WHERE first_id = $1 OR second_id = $1", dispute_id
-        )
+        if related:  # which of them are linked to it: only asked when there are any, as the service does
+            await conn.fetch(
+                "SELECT first_id, second_id FROM case_links WHERE first_id = $1 OR second_id = $1", dispute_id
+            )
         await conn.execute(
             "INSERT INTO case_clocks (id, dispute_id, name, rule_id, source, unit, length, pausable, started_at, "
             "due_on, due_at, warn_at, provisional, extended_by, level, history) VALUES ($1, $2, 'acceptance', "
@@ -366,7 +364,6 @@ async def intake(request: Request) -> JSONResponse:
             receipt,
             now,
         )
-        await conn.fetchval("SELECT count(*) FROM dossiers WHERE dispute_id = $1", dispute_id)
         await conn.execute(
             "UPDATE disputes SET case_number = $1, query_code_hash = $2, clock = $3::jsonb, clock_level = 'normal', "
             "clock_due_at = $4 WHERE id = $5 AND version = $6",

@@ -425,24 +425,22 @@ BEGIN;
 SELECT id AS did FROM bench_pgbench_pool WHERE n = :k::int \\gset
 SELECT * FROM disputes WHERE id = :did::uuid AND region_code LIKE '330681%' FOR UPDATE;
 SELECT * FROM parties WHERE dispute_id = :did::uuid ORDER BY position;
-UPDATE disputes SET status = 'accepted', version = version + 1, updated_at = now(), accepted_at = now()
-  WHERE id = :did::uuid;
+SELECT * FROM case_clocks WHERE dispute_id = :did::uuid AND stopped_at IS NULL ORDER BY started_at, name;
+UPDATE case_clocks SET stopped_at = now(), outcome = 'met' WHERE dispute_id = :did::uuid AND stopped_at IS NULL;
+UPDATE disputes SET status = 'accepted', version = version + 1, updated_at = now(), accepted_at = now(),
+  clock = 'null', clock_level = NULL, clock_due_at = NULL WHERE id = :did::uuid;
 INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, payload,
   occurred_at) VALUES (gen_random_uuid(), :did::uuid, 2 + (random() * 1e9)::int, 'accept', 'registered',
   'accepted', 'clerk', 'pgbench', '{"note": null}', now());
 INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at) VALUES (gen_random_uuid(),
   'cn.mediation.dispute.accepted', '/mediation/disputes', 'pgbench', :did::uuid, '{"action": "accept"}', now())
   RETURNING id AS eid \\gset
-SELECT * FROM case_clocks WHERE dispute_id = :did::uuid AND stopped_at IS NULL ORDER BY started_at, name;
-UPDATE case_clocks SET stopped_at = now(), outcome = 'met' WHERE dispute_id = :did::uuid AND stopped_at IS NULL;
-SELECT * FROM case_clocks WHERE dispute_id = :did::uuid AND stopped_at IS NULL ORDER BY started_at, name;
-UPDATE disputes SET clock = 'null', clock_level = NULL, clock_due_at = NULL WHERE id = :did::uuid;
 """
 
 PGBENCH_JOURNAL = """\
-SELECT w.id FROM webhook_subscriptions w JOIN bodies b ON b.id = w.organisation_id
-  WHERE w.active IS true AND b.active IS true;
-SELECT seq AS seq, hash AS prev, last_position AS pos FROM audit_chain_head WHERE id = 1 FOR UPDATE \\gset
+SELECT seq AS seq, hash AS prev, last_position AS pos,
+  (SELECT token FROM webhook_subscribers_version WHERE id = 1) AS token
+  FROM audit_chain_head WHERE id = 1 FOR UPDATE OF audit_chain_head \\gset
 UPDATE audit_chain_head SET seq = :seq::bigint + 1, hash = md5(:prev::text) || md5(:prev::text),
   last_position = :pos::bigint + 1 WHERE id = 1;
 INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, object_type,
@@ -471,22 +469,18 @@ INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_num
   (gen_random_uuid(), :did::uuid, 1, 'respondent', 'person', '李娜', 'resident_id', md5(:serial::text || 'b'), '3306**',
    md5(:serial::text || 'ib'), md5(:serial::text || 'pb'), '139****', md5(:serial::text || 'qb'), '诸暨', '330681105201', 'pending',
    md5(:serial::text || 'nb'));
-SELECT * FROM case_clocks WHERE dispute_id = :did::uuid AND stopped_at IS NULL ORDER BY started_at, name;
 INSERT INTO case_clocks (id, dispute_id, name, rule_id, source, unit, length, pausable, started_at, due_on, due_at,
   warn_at, provisional, extended_by, level, history) VALUES (gen_random_uuid(), :did::uuid, 'acceptance', 'acceptance',
   'pgbench', 'working_days', 1, false, now(), current_date + 1, now() + interval '1 day', now() + interval '18 hours',
   false, 0, 'normal', '[]');
 INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, payload,
   occurred_at) VALUES (gen_random_uuid(), :did::uuid, 1, 'register', NULL, 'registered', 'clerk', 'pgbench', '{}', now());
-SELECT * FROM case_clocks WHERE dispute_id = :did::uuid AND stopped_at IS NULL ORDER BY started_at, name;
 SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '7 days'
   AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
   AND p.id_number_index = md5(:serial::text || 'ib'));
-SELECT * FROM parties WHERE dispute_id = :did::uuid AND role = 'applicant';
 SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'respondent', '330681', md5(:serial::text || 'ib'));
 SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '3 days'
   AND d.created_at <= now() AND substr(d.region_code, 1, 9) = '330681105' AND d.category = 'debt';
-SELECT * FROM parties WHERE dispute_id = :did::uuid AND role = 'applicant';
 SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681105', 'debt');
 SELECT d.id FROM disputes d WHERE d.id != :did::uuid AND d.created_at >= now() - interval '365 days'
   AND d.status IN ('closed', 'archived')
@@ -496,7 +490,6 @@ UPDATE case_number_counters SET last_value = last_value + 1 WHERE region = '3306
   RETURNING last_value AS number \\gset
 INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES (md5(:did::text) || md5(:did::text), 444,
   'text/html', now()) ON CONFLICT (sha256) DO NOTHING;
-SELECT count(*) FROM dossiers WHERE dispute_id = :did::uuid;
 UPDATE disputes SET case_number = '330681-2026-P' || :number::text, query_code_hash = md5(:did::text), clock = '{}',
   clock_level = 'normal', clock_due_at = now() + interval '1 day' WHERE id = :did::uuid AND version = 1;
 INSERT INTO documents (id, dispute_id, kind, original_name, sha256, size, media_type, submitted_by_kind, submitted_by,
@@ -511,7 +504,6 @@ SELECT d.* FROM disputes d WHERE d.region_code LIKE '330681%' AND d.id != :did::
   p1.id_number_index = p2.id_number_index OR p1.phone_index IS NOT NULL AND p1.phone_index = p2.phone_index OR
   p1.name_key IS NOT NULL AND p1.name_key = p2.name_key AND p1.role = 'respondent' AND p2.role = 'respondent' AND
   (p1.id_number_index IS NULL OR p2.id_number_index IS NULL))) ORDER BY d.created_at DESC, d.id DESC LIMIT 20;
-SELECT first_id, second_id FROM case_links WHERE first_id = :did::uuid OR second_id = :did::uuid;
 """
 
 

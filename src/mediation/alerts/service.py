@@ -409,14 +409,16 @@ class AlertService:
             alert.title = title
         statement = _KNOWN_CASES[self.session.get_bind().dialect.name]
         known = set((await self.session.scalars(statement, {"alert_id": alert.id, "ids": case_ids})).all())
-        for case_id in case_ids:
-            if case_id in known:
-                continue
+        added = [case_id for case_id in case_ids if case_id not in known]
+        for case_id in added:
             self.session.add(AlertCase(alert_id=alert.id, dispute_id=case_id, matched=matched, added_at=now))
-            alert.case_count += 1
-            await self._note(case_id, dispute, "alert_raised", alert, title)
+        # The alert's every change before the note's flush, so it is written once (intake holds the
+        # county's counter while it does this).
+        alert.case_count += len(added)
         alert.last_seen_at = now
         alert.version += 1
+        for case_id in added:
+            await self._note(case_id, dispute, "alert_raised", alert, title)
         await self.session.flush()
         return alert
 

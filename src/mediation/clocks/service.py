@@ -87,27 +87,39 @@ class ClockService:
 
     # ---- following the lifecycle ----------------------------------------------------------------
 
-    async def follow(self, dispute: Dispute, now: datetime, *, new_case: bool = False) -> list[CaseClock]:
-        """After intake or a transition: stop the clocks whose stage the case left, start the ones
-        its new state needs. Returns the clocks started. A case registered in this transaction has
-        none running yet, so nothing is read for it."""
-        running = [] if new_case else await self.running(dispute.id)
+    async def follow(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
+        """After a transition: stop the clocks whose stage the case left, start the ones its new
+        state needs. Returns the clocks started."""
+        running = await self.running(dispute.id)
         for clock in running:
             if dispute.status not in CLOCK_STATES[ClockName(clock.name)]:
                 self._stop(clock, now, cancelled=dispute.status in CANCELLING)
         still = [c for c in running if c.stopped_at is None]
-        names = {c.name for c in still}
         body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
-        facts = facts_of(dispute, body)
-        started = []
-        for name, states in CLOCK_STATES.items():
-            if dispute.status in states and name not in names:
-                rule = self.rules.for_(name, facts)
-                if rule is not None:
-                    started.append(self._start(dispute, rule, now))
+        started = self._starting(dispute, facts_of(dispute, body), {c.name for c in still}, now)
+        self.session.add_all(started)
         # Everything running is in hand: no second read, and the caller's flush writes the clocks
         # and the case's summary in one go.
         summarise_into(dispute, [*still, *started])
+        return started
+
+    def first_clocks(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
+        """The clocks of a case being registered, with its summary set; none runs yet and it has no
+        body. The caller adds them once the case's row is written (they refer to it), so the case
+        is inserted with its summary and never updated for it."""
+        started = self._starting(dispute, facts_of(dispute, None), set(), now)
+        summarise_into(dispute, started)
+        return started
+
+    def _starting(
+        self, dispute: Dispute, facts: CaseFacts, running: set[str], now: datetime
+    ) -> list[CaseClock]:
+        started = []
+        for name, states in CLOCK_STATES.items():
+            if dispute.status in states and name not in running:
+                rule = self.rules.for_(name, facts)
+                if rule is not None:
+                    started.append(self._start(dispute, rule, now))
         return started
 
     def _start(self, dispute: Dispute, rule: ClockRule, now: datetime) -> CaseClock:
@@ -133,7 +145,6 @@ class ClockService:
             level=Level.normal.value,
             history=[{"at": now.isoformat(), "what": "started", "due_on": due.due_on.isoformat()}],
         )
-        self.session.add(clock)
         return clock
 
     def _stop(self, clock: CaseClock, now: datetime, *, cancelled: bool = False) -> None:

@@ -244,6 +244,8 @@ class DisputeService:
             updated_at=now,
         )
         dispute.parties = [self._new_party(i, p) for i, p in enumerate(data.parties)]
+        # The case's row is written with its clock summary, and its clocks after it.
+        clocks = self.clocks.first_clocks(dispute, now)
         self.session.add(dispute)
         try:
             await self.session.flush()
@@ -252,8 +254,8 @@ class DisputeService:
             raise DuplicateExternalReference(
                 Text("该工单已登记", "This work order is already registered")
             ) from exc
+        self.session.add_all(clocks)
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
-        await self.clocks.follow(dispute, now, new_case=True)
         found = await alerts.detect(dispute, hits)
         if related is not None:
             related.extend(await self.related(dispute, principal))
@@ -971,7 +973,7 @@ class DisputeService:
                 await self.session.scalars(_related_cases(kind, limit), {"dispute_id": dispute.id, **params})
             ).all()
         )
-        linked = await self._linked_ids(dispute.id)
+        linked = await self._linked_ids(dispute.id) if rows else set()
         return [
             RelatedCase(other, _matched_on(dispute.parties, other.parties), other.id in linked)
             for other in rows
