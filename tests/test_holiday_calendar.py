@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from mediation.audit.models import AuditRecord
 from mediation.clocks import calendar
+from mediation.clocks.models import CaseClock
 from mediation.core import legal_time
 from tests.support import Api
 from tests.test_deadlines import _at, _clocks, _events, _tick
@@ -295,3 +296,26 @@ async def test_two_first_loads_at_once_both_land_one_after_the_other(api: Api) -
     last = max((first_answer, second_answer), key=lambda r: r.json()["version"]).json()
     assert (kept["version"], kept["reference"]) == (2, last["reference"])
     assert len(kept["holidays"]) == len(NEW_YEAR)
+
+
+async def test_each_pass_finds_the_provisional_clocks_by_their_index(api: Api) -> None:
+    """Every scheduler pass asks for the running provisional clocks, a few among many: the query
+    is spelled as the partial index is (migration 0016), so each database can answer from it."""
+    query = select(CaseClock.id).where(calendar.recount_concerns(date(2026, 12, 29), []))
+    async with api.app.state.db.writer() as session:
+        dialect = session.get_bind().dialect
+        compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        driver = (await (await session.connection()).get_raw_connection()).driver_connection
+        if dialect.name == "postgresql":
+            # Too few rows for the planner to prefer any index of its own accord.
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join(r[0] for r in await driver.fetch(f"EXPLAIN {compiled}"))
+            assert "ix_case_clocks_provisional_due_on" in plan, plan
+        else:
+            # SQLite refuses an INDEXED BY that the query's conditions cannot use.
+            forced = str(compiled).replace(
+                "FROM case_clocks", "FROM case_clocks INDEXED BY ix_case_clocks_provisional_due_on"
+            )
+            async with driver.execute(f"EXPLAIN QUERY PLAN {forced}") as cursor:
+                plan = "\n".join(str(r[-1]) for r in await cursor.fetchall())
+            assert "ix_case_clocks_provisional_due_on" in plan, plan

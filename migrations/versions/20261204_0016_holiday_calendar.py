@@ -4,7 +4,7 @@ Periods are counted on the State Council's holiday schedule (民事诉讼法 Art
 periods of the rules). The schedule for a year is published in the autumn before it, and reaches
 the installed `chinese-calendar` only with a new release; until then deadlines in that year count
 weekends only and are flagged provisional. An administrator now loads the notice's days here;
-the scheduler then recomputes the provisional deadlines.
+the scheduler then recomputes the provisional deadlines, which a partial index finds on each pass.
 
 Revision ID: 0016
 Revises: 0015
@@ -20,6 +20,10 @@ revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Each database's spelling of what the query says (clocks.calendar.due_for_recount), so each uses it.
+RUNNING_PROVISIONAL = "provisional AND stopped_at IS NULL"
+RUNNING_PROVISIONAL_SQLITE = "provisional = 1 AND stopped_at IS NULL"
 
 
 def upgrade() -> None:
@@ -48,9 +52,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", name=op.f("pk_calendar_days")),
     )
     op.create_index(op.f("ix_calendar_days_year"), "calendar_days", ["year"], unique=False)
+    # Every scheduler pass looks for the running provisional clocks: a few rows among many.
+    op.create_index(
+        "ix_case_clocks_provisional_due_on",
+        "case_clocks",
+        ["due_on"],
+        postgresql_where=sa.text(RUNNING_PROVISIONAL),
+        sqlite_where=sa.text(RUNNING_PROVISIONAL_SQLITE),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_case_clocks_provisional_due_on", table_name="case_clocks")
     op.drop_index(op.f("ix_calendar_days_year"), table_name="calendar_days")
     op.drop_table("calendar_days")
     op.drop_table("calendar_years")

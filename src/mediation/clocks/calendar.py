@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.clocks import engine
@@ -80,6 +80,16 @@ def known_until(today: date) -> date:
     return date(year, 1, 1)
 
 
+def recount_concerns(today: date, recent_years: list[int]) -> ColumnElement[bool]:
+    """Which running clocks a pass looks at (`due_for_recount`). Outside the minutes after a load,
+    only the provisional ones, spelled as their partial index is (models: RUNNING_PROVISIONAL)."""
+    reaching = [CaseClock.due_on >= date(year, 1, 1) for year in recent_years]
+    return and_(
+        CaseClock.stopped_at.is_(None),
+        or_(CaseClock.provisional & (CaseClock.due_on < known_until(today)), *reaching),
+    )
+
+
 async def due_for_recount(
     session: AsyncSession, today: date, settle_since: datetime, tz: ZoneInfo, limit: int = 500
 ) -> list[uuid.UUID]:
@@ -91,8 +101,7 @@ async def due_for_recount(
     recent = (
         await session.scalars(select(CalendarYear.year).where(CalendarYear.loaded_at >= settle_since))
     ).all()
-    reaching = [CaseClock.due_on >= date(year, 1, 1) for year in recent]
-    concerned = or_(CaseClock.provisional.is_(True) & (CaseClock.due_on < known_until(today)), *reaching)
+    concerned = recount_concerns(today, list(recent))
     columns = (
         CaseClock.id,
         CaseClock.started_at,
@@ -105,7 +114,7 @@ async def due_for_recount(
     found: list[uuid.UUID] = []
     after: uuid.UUID | None = None
     while len(found) < limit:
-        query = select(*columns).where(CaseClock.stopped_at.is_(None), concerned)
+        query = select(*columns).where(concerned)
         if after is not None:
             query = query.where(CaseClock.id > after)
         rows = (await session.execute(query.order_by(CaseClock.id).limit(_SCAN_BATCH))).all()
