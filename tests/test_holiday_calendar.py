@@ -8,6 +8,7 @@ import asyncio
 from datetime import date, timedelta
 from typing import Any
 
+import chinese_calendar
 import httpx
 import pytest
 from sqlalchemy import select, text
@@ -319,3 +320,23 @@ async def test_each_pass_finds_the_provisional_clocks_by_their_index(api: Api) -
             async with driver.execute(f"EXPLAIN QUERY PLAN {forced}") as cursor:
                 plan = "\n".join(str(r[-1]) for r in await cursor.fetchall())
             assert "ix_case_clocks_provisional_due_on" in plan, plan
+
+
+async def test_a_loaded_year_stays_correctable_once_the_package_carries_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    # A later release of the package carries 2027 and 2028; the loaded 2027 still counts.
+    carried = chinese_calendar.is_workday
+
+    def release(day: date) -> bool:
+        return day.weekday() < 5 if day.year in (2027, 2028) else bool(carried(day))
+
+    monkeypatch.setattr(chinese_calendar, "is_workday", release)
+    legal_time.is_working_day.cache_clear()
+    assert legal_time.is_working_day(date(2027, 1, 1)) == (False, True)
+    corrected = {**SCHEDULE, "reference": "测试用节假日安排 (二)"}
+    response = await _load(api, corrected)
+    assert (response.status_code, response.json()["version"]) == (200, 2)
+    response = await _load(api, SCHEDULE, year=2028)
+    assert (response.status_code, response.json()["code"]) == (409, "calendar_published")

@@ -178,8 +178,10 @@ class CalendarService:
         )
 
     async def replace(self, year: int, data: CalendarIn, principal: Principal, now: datetime) -> CalendarYear:
-        """Store the year's schedule whole (a second load replaces the first: a correction)."""
-        if legal_time.bundled_year_known(year):
+        """Store the year's schedule whole (a second load replaces the first: a correction). A year
+        the package carries is not loaded over, unless it was loaded before the package carried it
+        (the loaded one counts, so it must stay correctable)."""
+        if legal_time.bundled_year_known(year) and await self.session.get(CalendarYear, year) is None:
             raise Conflict(
                 Text(
                     "{y} 年的节假日安排已随系统发布, 不能另行导入",

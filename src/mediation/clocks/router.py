@@ -208,7 +208,9 @@ async def get_calendar(request: Request, year: Year) -> CalendarOut:
         "instead, as the State Council's notice lists them. A second load replaces the first. Every process "
         "counts on it within `calendar_refresh_seconds`, and the scheduler then counts the running deadlines "
         "that reach the year again; each one moved, or settled where it was provisional, is recorded on its "
-        "case (`clock_recounted`). A year that ships with the service is refused (409 `calendar_published`)."
+        "case (`clock_recounted`). A year that ships with the service is refused (409 `calendar_published`), "
+        "unless it was loaded before the service shipped it: the loaded schedule keeps counting, so it stays "
+        "correctable."
     ),
     responses=problem_responses(ValidationFailed, Conflict),
 )
