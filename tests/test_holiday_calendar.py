@@ -20,15 +20,16 @@ from mediation.core import legal_time
 from tests.support import Api
 from tests.test_deadlines import _at, _clocks, _events, _tick
 
+pytestmark = pytest.mark.usefixtures("calendar_package_until_2026")
+
 # A schedule for 2027 made up for these tests (`calendar_package_until_2026`: the package, as these
-# tests know it, carries none for 2027); it is not the State Council's. New Year's Day is a Friday, taken with the weekend after it.
+# tests know it, carries none for 2027); it is not the State Council's. New Year's Day is a Friday,
+# taken with the weekend after it; 20 February is a Saturday.
 NEW_YEAR = [
     {"date": "2027-01-01", "name": "元旦"},
     {"date": "2027-01-02", "name": "元旦"},
     {"date": "2027-01-03", "name": "元旦"},
 ]
-pytestmark = pytest.mark.usefixtures("calendar_package_until_2026")
-
 SCHEDULE: dict[str, Any] = {
     "reference": "测试用节假日安排 (一)",
     "holidays": NEW_YEAR,
