@@ -220,6 +220,18 @@ async def test_a_bad_schedule_is_refused_whole_with_every_reason(api: Api) -> No
         response = await _load(api, body)
         assert response.status_code == 422, body
     assert (await _load(api, SCHEDULE, year=1999)).status_code == 422
+    too_many = [
+        {"date": (date(2027, 3, 1) + timedelta(days=n)).isoformat(), "name": "春节"} for n in range(61)
+    ]
+    assert (await _load(api, {**SCHEDULE, "holidays": too_many})).status_code == 422
+    url, admin = "/v1/calendar/years/2027", api.auth("admin")
+    for response, status in (
+        (await api.client.put(url, content=b'{"reference": "x", "holidays": [', headers=admin), 422),
+        (await api.client.put(url, json=SCHEDULE, headers={"Authorization": ""}), 401),
+        (await api.client.put(url, content=b'{"note": "' + b"x" * 2_000_000 + b'"}', headers=admin), 413),
+    ):
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
     # Only an administrator loads a schedule; a year that ships with the service is not loaded over.
     response = await api.client.put("/v1/calendar/years/2027", json=SCHEDULE, headers=api.auth("supervisor"))
     assert response.status_code == 403

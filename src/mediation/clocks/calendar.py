@@ -151,16 +151,7 @@ class CalendarService:
                 workdays=[CalendarDayOut(date=d.day, name=d.name) for d in days if d.working],
             )
         if not legal_time.bundled_year_known(year):
-            return CalendarOut(
-                year=year,
-                source="unpublished",
-                reference=None,
-                note=None,
-                version=None,
-                loaded_at=None,
-                holidays=[],
-                workdays=[],
-            )
+            return CalendarOut(year=year, source="unpublished")
         first, last = date(year, 1, 1), date(year, 12, 31)
         off = chinese_calendar.get_holidays(first, last, include_weekends=False)
         worked = [
@@ -169,10 +160,6 @@ class CalendarService:
         return CalendarOut(
             year=year,
             source="bundled",
-            reference=None,
-            note=None,
-            version=None,
-            loaded_at=None,
             holidays=[CalendarDayOut(date=d, name=_name_of(d)) for d in off],
             workdays=[CalendarDayOut(date=d, name=_name_of(d)) for d in worked],
         )

@@ -5,7 +5,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mediation.disputes.schemas import Note, Reason, WriteModel
 
@@ -106,17 +106,25 @@ class CalendarDayOut(BaseModel):
 
 
 class CalendarOut(BaseModel):
+    # Every field is in every answer: the defaults only spare the years with nothing loaded.
+    model_config = ConfigDict(
+        json_schema_serialization_defaults_required=True, json_schema_mode_override="serialization"
+    )
+
     year: int
     source: str = Field(
         description="bundled: the schedule ships with the service; loaded: an administrator loaded it from "
         "the notice; unpublished: not known yet, so periods reaching the year count weekends only and their "
         "deadlines are provisional."
     )
-    reference: str | None = Field(description="The notice a loaded schedule comes from.")
-    note: str | None
-    version: int | None = Field(description="Grows with each load of the year.")
-    loaded_at: datetime | None
+    # Of a loaded schedule only.
+    reference: str | None = Field(default=None, description="The notice a loaded schedule comes from.")
+    note: str | None = None
+    version: int | None = Field(default=None, description="Grows with each load of the year.")
+    loaded_at: datetime | None = None
     holidays: list[CalendarDayOut] = Field(
-        description="Days off that fall on weekdays, or on weekends when loaded so."
+        default=[], description="Every day off of the holidays, weekends within them included."
     )
-    workdays: list[CalendarDayOut] = Field(description="Weekend days that are working days (调休).")
+    workdays: list[CalendarDayOut] = Field(
+        default=[], description="Weekend days that are working days (调休)."
+    )
