@@ -13,11 +13,16 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
+from mediation.agreements.models import FollowUp
+from mediation.agreements.service import OPEN_PERFORMANCE
 from mediation.audit.models import AuditRecord
-from mediation.clocks import calendar
+from mediation.clocks import calendar, counted
 from mediation.clocks.models import CaseClock
 from mediation.core import legal_time
+from mediation.supervision.models import SupervisionOrder
+from mediation.supervision.service import UNANSWERED
 from tests.support import Api
+from tests.test_agreements import _two_obligations
 from tests.test_deadlines import _at, _clocks, _events, _tick
 
 pytestmark = pytest.mark.usefixtures("calendar_package_until_2026")
@@ -301,6 +306,148 @@ async def test_a_courts_step_ending_on_a_loaded_day_off_moves_to_the_next_workin
     assert (await _tick(api)).handoffs_overdue == 0
 
 
+async def _issue(api: Api, dispute: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/supervision-orders",
+        json={"instruction": "请报告调解进展", **extra},
+        headers={**api.auth("supervisor"), "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _order(api: Api, order: dict[str, Any]) -> dict[str, Any]:
+    response = await api.client.get(f"/v1/supervision-orders/{order['id']}", headers=api.auth("supervisor"))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_supervision_orders_default_date_is_counted_again_and_unescalated_while_not_late(
+    api: Api,
+) -> None:
+    # Issued on Tuesday 29 December 2026 with the default three working days: counted on weekends
+    # only to Friday 1 January. An order given its date by the supervisor keeps it.
+    _at(api, date(2026, 12, 29))
+    dispute = await api.drive("mediating")
+    counted = await _issue(api, dispute)
+    assert (counted["due_on"], counted["provisional"]) == ("2027-01-01", True)
+    dispute = await api.get(dispute)
+    chosen = await _issue(api, dispute, due_on="2027-01-01")
+    assert (chosen["due_on"], chosen["provisional"]) == ("2027-01-01", False)
+    assert '2027-01-01 前答复<abbr class="provisional"' in await _case_page(api, dispute)
+    _at(api, date(2027, 1, 2))
+    assert (await _tick(api)).orders_escalated == 2
+    assert (await api.get(dispute))["attention"] == "supervision_overdue"
+
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    report = await _tick(api)
+    assert (report.orders_recounted, report.orders_escalated, report.failed) == (1, 0, 0)
+    # 30, 31 December and Monday 4 January. No longer late: waiting for its answer again. The other
+    # order is still escalated, so the case still calls for attention.
+    order = await _order(api, counted)
+    assert (order["due_on"], order["provisional"], order["status"], order["escalated_at"]) == (
+        "2027-01-04",
+        False,
+        "issued",
+        None,
+    )
+    assert order["version"] == counted["version"] + 2  # escalated, then counted again
+    assert (await _order(api, chosen))["due_on"] == "2027-01-01"
+    case = await api.get(dispute)
+    assert case["attention"] == "supervision_overdue"
+    entry = (await api.timeline(case))[-1]
+    assert (entry["action"], entry["payload"]["clock"], entry["payload"]["order_id"]) == (
+        "clock_recounted",
+        "supervision_response",
+        counted["id"],
+    )
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert SCHEDULE["reference"] in entry["reason"]
+    # One event for the order, one for the case's own clock that ran into the new year.
+    assert [e["payload"]["clock"] for e in await api.timeline(case) if e["action"] == "clock_recounted"] == [
+        "mediation",
+        "supervision_response",
+    ]
+    assert await _events(api, case["id"], "clock_recounted") == 2
+    page = await _case_page(api, case)
+    assert "2027-01-04 前答复 · 待答复" in page
+    assert (await _tick(api)).orders_recounted == 0
+
+    # The other order answered: nothing is late any more, and the flag goes.
+    answered = await api.client.post(
+        f"/v1/supervision-orders/{chosen['id']}/response",
+        json={"response": "已约见双方"},
+        headers={
+            **api.acting("body_mediator", case),
+            "If-Match": f'"{(await _order(api, chosen))["version"]}"',
+        },
+    )
+    assert answered.status_code == 200, answered.text
+    assert (await api.get(case))["attention"] is None
+    # Late again only after the new last day, and escalated once more.
+    _at(api, date(2027, 1, 4))
+    assert (await _tick(api)).orders_escalated == 0
+    _at(api, date(2027, 1, 5))
+    assert (await _tick(api)).orders_escalated == 1
+    assert (await api.get(case))["attention"] == "supervision_overdue"
+
+
+async def test_an_overdue_obligations_follow_up_date_is_counted_again(api: Api) -> None:
+    _at(api, date(2026, 12, 18))
+    dispute = await api.drive("mediating")
+    agreement = await api.signed_agreement(dispute, obligations=_two_obligations(api, dispute, 10, 30))
+    dispute = await api.step(dispute, "agree")
+    # Due Monday 28 December and not performed: on the 29th the body is given three working days
+    # to follow it up, counted on weekends only to Friday 1 January.
+    _at(api, date(2026, 12, 29))
+    assert (await _tick(api)).obligations_overdue == 1
+    path = f"/v1/bodies/{api.bodies['village']}/follow-ups"
+    (task,) = (await api.client.get(path, headers=api.auth("body_mediator", "village"))).json()["items"]
+    assert (task["due_on"], task["provisional"], task["obligation_id"]) == (
+        "2027-01-01",
+        True,
+        agreement["obligations"][0]["id"],
+    )
+
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    report = await _tick(api)
+    assert (report.follow_ups_recounted, report.failed) == (1, 0)
+    (task,) = (await api.client.get(path, headers=api.auth("body_mediator", "village"))).json()["items"]
+    assert (task["due_on"], task["provisional"]) == ("2027-01-04", False)
+    entry = next(
+        e
+        for e in reversed(await api.timeline(dispute))
+        if e["payload"].get("clock") == "performance_follow_up"
+    )
+    assert (entry["action"], entry["payload"]["follow_up_id"], entry["payload"]["previous_due_on"]) == (
+        "clock_recounted",
+        task["id"],
+        "2027-01-01",
+    )
+    assert (await _tick(api)).follow_ups_recounted == 0
+
+
+async def test_a_correction_never_moves_a_date_already_given_earlier(api: Api) -> None:
+    # Loaded with 4 January off by mistake, then corrected: the order keeps the later day it was
+    # given (the body was told it), and is not provisional.
+    _at(api, date(2026, 12, 29))
+    wrong = {**SCHEDULE, "holidays": [*NEW_YEAR, {"date": "2027-01-04", "name": "元旦"}]}
+    assert (await _load(api, wrong)).status_code == 200
+    dispute = await api.drive("mediating")
+    order = await _issue(api, dispute)
+    assert (order["due_on"], order["provisional"]) == ("2027-01-05", False)
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    assert (await _tick(api)).orders_recounted == 0
+    assert (await _order(api, order))["due_on"] == "2027-01-05"
+    # A correction that makes its count end later moves it, once: 30, 31 December, 6 January.
+    off = [{"date": f"2027-01-0{d}", "name": "元旦"} for d in (4, 5)]
+    later = {**SCHEDULE, "reference": "测试用节假日安排 (三)", "holidays": [*NEW_YEAR, *off]}
+    assert (await _load(api, later)).status_code == 200
+    assert (await _tick(api)).orders_recounted == 1
+    assert (await _order(api, order))["due_on"] == "2027-01-06"
+    assert (await _tick(api)).orders_recounted == 0
+
+
 async def test_two_first_loads_at_once_both_land_one_after_the_other(api: Api) -> None:
     second = {**SCHEDULE, "reference": "测试用节假日安排 (二)"}
     first_answer, second_answer = await asyncio.gather(_load(api, SCHEDULE), _load(api, second))
@@ -312,27 +459,52 @@ async def test_two_first_loads_at_once_both_land_one_after_the_other(api: Api) -
     assert len(kept["holidays"]) == len(NEW_YEAR)
 
 
-async def test_each_pass_finds_the_provisional_clocks_by_their_index(api: Api) -> None:
-    """Every scheduler pass asks for the running provisional clocks, a few among many: the query
-    is spelled as the partial index is (migration 0016), so each database can answer from it."""
-    query = select(CaseClock.id).where(calendar.recount_concerns(date(2026, 12, 29), []))
+@pytest.mark.parametrize("table", ["case_clocks", "supervision_orders", "follow_ups"])
+async def test_each_pass_finds_the_provisional_dates_by_their_index(api: Api, table: str) -> None:
+    """Every scheduler pass asks for the provisional deadlines, a few among many: each query is
+    spelled as its partial index is (migrations 0016 and 0017), so each database can answer from it."""
+    query, index = {
+        "case_clocks": (
+            select(CaseClock.id).where(calendar.recount_concerns(date(2026, 12, 29), [])),
+            "ix_case_clocks_provisional_due_on",
+        ),
+        "supervision_orders": (
+            select(SupervisionOrder.id).where(counted.recount_concerns(SupervisionOrder, UNANSWERED, [])),
+            "ix_supervision_orders_provisional",
+        ),
+        "follow_ups": (
+            select(FollowUp.id).where(counted.recount_concerns(FollowUp, OPEN_PERFORMANCE, [])),
+            "ix_follow_ups_provisional",
+        ),
+    }[table]
     async with api.app.state.db.writer() as session:
         dialect = session.get_bind().dialect
         compiled = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
         driver = (await (await session.connection()).get_raw_connection()).driver_connection
         if dialect.name == "postgresql":
-            # Too few rows for the planner to prefer any index of its own accord.
+            # Too few rows for the planner to prefer any index of its own accord, and on so few rows
+            # the other indexes look as good: they are dropped for this transaction (rolled back).
             await session.execute(text("SET LOCAL enable_seqscan = off"))
+            for (name,) in await driver.fetch(
+                "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'u'", table
+            ):
+                await session.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+            for (name,) in await driver.fetch(
+                "SELECT indexname FROM pg_indexes WHERE tablename = $1 AND indexname NOT IN ($2, $3)",
+                table,
+                index,
+                f"pk_{table}",
+            ):
+                await session.execute(text(f'DROP INDEX "{name}"'))
             plan = "\n".join(r[0] for r in await driver.fetch(f"EXPLAIN {compiled}"))
-            assert "ix_case_clocks_provisional_due_on" in plan, plan
+            await session.rollback()
+            assert index in plan, plan
         else:
             # SQLite refuses an INDEXED BY that the query's conditions cannot use.
-            forced = str(compiled).replace(
-                "FROM case_clocks", "FROM case_clocks INDEXED BY ix_case_clocks_provisional_due_on"
-            )
+            forced = str(compiled).replace(f"FROM {table}", f"FROM {table} INDEXED BY {index}")
             async with driver.execute(f"EXPLAIN QUERY PLAN {forced}") as cursor:
                 plan = "\n".join(str(r[-1]) for r in await cursor.fetchall())
-            assert "ix_case_clocks_provisional_due_on" in plan, plan
+            assert index in plan, plan
 
 
 async def test_a_loaded_year_stays_correctable_once_the_package_carries_it(

@@ -5,9 +5,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from mediation.clocks.counted import PROVISIONAL, PROVISIONAL_SQLITE, WorkingDaysDue
 from mediation.core.db import Base, JSONType, new_id
 
 
@@ -125,7 +126,7 @@ class Signature(Base):
     recorded_at: Mapped[datetime]
 
 
-class FollowUp(Base):
+class FollowUp(WorkingDaysDue, Base):
     """A task in a body's inbox (or the center's, when no body had the case): an obligation past its
     due date to follow up (人民调解法 Art. 31), or the follow-up visit (回访) after a case is closed."""
 
@@ -135,6 +136,13 @@ class FollowUp(Base):
         # The inboxes' keyset pages: by due day, and by when the task was raised.
         Index("ix_follow_ups_due_on_id", "due_on", "id"),
         Index("ix_follow_ups_raised_at_id", "raised_at", "id"),
+        # Performance follow-ups counted before their year's holidays were known (clocks.counted).
+        Index(
+            "ix_follow_ups_provisional",
+            "due_on",
+            postgresql_where=text(PROVISIONAL),
+            sqlite_where=text(PROVISIONAL_SQLITE),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -143,7 +151,7 @@ class FollowUp(Base):
     kind: Mapped[str] = mapped_column(String(20))  # performance | visit
     obligation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("obligations.id"))
     reason: Mapped[str] = mapped_column(Text)
-    due_on: Mapped[date]
+    # due_on: a visit's follows its clock; a performance follow-up's is counted (WorkingDaysDue)
     status: Mapped[str] = mapped_column(String(10), index=True)  # open | done | impossible
     raised_at: Mapped[datetime]
     done_at: Mapped[datetime | None]

@@ -289,6 +289,10 @@ class FollowUpOut(BaseModel):
     obligation_id: uuid.UUID | None
     reason: str
     due_on: date
+    provisional: bool = Field(
+        description="A performance follow-up's date was counted in working days across a year whose holiday schedule was not "
+        "published yet (weekends only); it is counted again once the schedule is loaded, and only moves later."
+    )
     status: Literal["open", "done", "impossible"]
     raised_at: datetime
     done_at: datetime | None

@@ -24,6 +24,7 @@ from mediation.agreements.schemas import (
     SignatureIn,
 )
 from mediation.bodies.models import Body
+from mediation.clocks import counted
 from mediation.core.errors import (
     Conflict,
     Forbidden,
@@ -34,8 +35,7 @@ from mediation.core.errors import (
 )
 from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
-from mediation.core.legal_time import add_working_days
-from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
 from mediation.disputes.enums import Consent
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
@@ -56,6 +56,8 @@ PERFORMANCE_STATES = frozenset(
     }
 )
 FOLLOW_UP_WORKING_DAYS = 3
+# The follow-ups whose date may still be counted again (clocks.counted); a visit's follows its clock.
+OPEN_PERFORMANCE = (FollowUp.status == "open") & (FollowUp.kind == "performance")
 OVERDUE_REASON = "第{i}项义务 ({what}) 应于 {due} 前履行, 已逾期未履行: 请回访督促履行 (人民调解法第三十一条)"
 
 
@@ -609,10 +611,10 @@ class AgreementService:
             reason=OVERDUE_REASON.format(
                 i=obligation.position + 1, what=what, due=obligation.due_on.isoformat()
             ),
-            due_on=add_working_days(today, FOLLOW_UP_WORKING_DAYS),
             status="open",
             raised_at=self.clock.now(),
         )
+        task.count_due(today, FOLLOW_UP_WORKING_DAYS)
         self.session.add(task)
         await self.disputes.record_work(
             dispute,
@@ -628,6 +630,37 @@ class AgreementService:
             "obligation_overdue",
         )
         return True
+
+    async def recount_follow_up(self, follow_up_id: uuid.UUID) -> bool:
+        """An open performance follow-up counted before its year's holidays were loaded, counted
+        again (clocks.counted: only ever later), on the case's timeline."""
+        task = await self.session.get(FollowUp, follow_up_id, with_for_update=True)
+        if task is None or task.status != "open":
+            return False
+        before = task.recount()
+        if before is None:
+            return False
+        dispute = await self.disputes.get(task.dispute_id, SYSTEM, for_update=True)
+        await self.disputes.record_work(
+            dispute,
+            "clock_recounted",
+            SYSTEM,
+            await counted.recount_reason("履行督促期限", before, task.due_on, self.session),
+            {
+                "clock": "performance_follow_up",
+                "due_on": task.due_on.isoformat(),
+                "previous_due_on": before.isoformat(),
+                "provisional": task.provisional,
+                "source": f"人民调解法 第三十一条: 逾期未履行, {FOLLOW_UP_WORKING_DAYS} 个工作日内督促",
+                "follow_up_id": str(task.id),
+            },
+            "clock_recounted",
+        )
+        return True
+
+    async def provisional_follow_ups(self, recent_years: list[int]) -> list[uuid.UUID]:
+        """Open performance follow-ups whose date a count on today's calendar changes."""
+        return await counted.due_for_recount(self.session, FollowUp, OPEN_PERFORMANCE, recent_years)
 
     async def overdue_obligations(self) -> list[uuid.UUID]:
         rows = await self.session.scalars(

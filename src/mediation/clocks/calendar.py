@@ -6,7 +6,8 @@ autumn before it; the package carries it only from a later release. Until then, 
 that year counts weekends only and its deadline is flagged provisional (core.legal_time). Loading
 the notice's days here makes every process count them (at startup, then every
 `calendar_refresh_seconds`, and at each scheduler pass), and the scheduler recomputes the running
-clocks they concern (`due_for_recount`, DisputeService.recount_clock).
+clocks they concern (`due_for_recount`, DisputeService.recount_clock), and the other dates
+counted in working days (clocks.counted).
 """
 
 from __future__ import annotations
@@ -90,6 +91,14 @@ def recount_concerns(today: date, recent_years: list[int]) -> ColumnElement[bool
     )
 
 
+async def recently_loaded(session: AsyncSession, since: datetime) -> list[int]:
+    """The years loaded (or corrected) since `since`: within the settle window, every deadline
+    reaching one of them is looked at, not only the provisional ones."""
+    return list(
+        (await session.scalars(select(CalendarYear.year).where(CalendarYear.loaded_at >= since))).all()
+    )
+
+
 async def due_for_recount(
     session: AsyncSession, today: date, settle_since: datetime, tz: ZoneInfo, limit: int = 500
 ) -> list[uuid.UUID]:
@@ -98,10 +107,7 @@ async def due_for_recount(
     known years, and, for a while after a year is loaded, every one reaching it (a correction; a
     process that had not read the load yet may have counted on the schedule before). Read in
     batches of columns, so a province's clocks are looked at without loading entities."""
-    recent = (
-        await session.scalars(select(CalendarYear.year).where(CalendarYear.loaded_at >= settle_since))
-    ).all()
-    concerned = recount_concerns(today, list(recent))
+    concerned = recount_concerns(today, await recently_loaded(session, settle_since))
     columns = (
         CaseClock.id,
         CaseClock.started_at,

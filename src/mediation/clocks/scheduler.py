@@ -1,7 +1,8 @@
 """The scheduler: what happens to cases by time alone. A clock that reaches its warning share or
 its deadline is reported once (timeline entry and event); a clock counted before its year's
 holiday schedule was known is counted again once it is, and a court's or commission's step that
-ends on a day off the schedule names moves to the next working day (clocks.calendar); a case not
+ends on a day off the schedule names moves to the next working day (clocks.calendar), as does a
+supervision order's or follow-up's date counted in working days (clocks.counted); a case not
 signed for in time goes back to triage; an obligation past its due date raises a follow-up for the
 body (人民调解法 Art. 31); a court or commission late with acceptance or decision is flagged on the
 case, once per step; an unanswered supervision order past its deadline is escalated; the
@@ -69,6 +70,8 @@ class TickReport:
     stats_days: int = 0
     clocks_recounted: int = 0
     handoff_deadlines_moved: int = 0
+    orders_recounted: int = 0
+    follow_ups_recounted: int = 0
 
 
 async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
@@ -80,6 +83,7 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         settings.calendar_refresh_seconds, settings.clock_interval_seconds, settings.request_timeout_seconds
     )
     async with db.reader() as session:
+        recent = await calendar.recently_loaded(session, now - settle)
         stale = await calendar.due_for_recount(session, clock.today(), now - settle, clock.zone)
     recounted, failed_recounts = await _each(
         db, clock, settings, cipher, "clocks to recount", None, lambda s, i: s.recount_clock(i), stale
@@ -92,6 +96,24 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         "handoff deadlines on a day off",
         lambda s: s.ledger.on_days_off(),
         lambda s, i: HandoffService(s).recount(i),
+    )
+    orders_recounted, failed_orders_recounted = await _each(
+        db,
+        clock,
+        settings,
+        cipher,
+        "supervision orders to recount",
+        lambda s: SupervisionService(s).provisional(recent),
+        lambda s, i: SupervisionService(s).recount(i),
+    )
+    follow_ups_recounted, failed_follow_ups_recounted = await _each(
+        db,
+        clock,
+        settings,
+        cipher,
+        "follow-ups to recount",
+        lambda s: AgreementService(s).provisional_follow_ups(recent),
+        lambda s, i: AgreementService(s).recount_follow_up(i),
     )
     async with db.reader() as session:
         levels = await DisputeService(session, clock, settings, cipher).clocks.due_levels(now)
@@ -172,9 +194,13 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
         + failed_levels
         + failed_orders
         + failed_recounts
-        + failed_moves,
+        + failed_moves
+        + failed_orders_recounted
+        + failed_follow_ups_recounted,
         clocks_recounted=recounted,
         handoff_deadlines_moved=handoffs_moved,
+        orders_recounted=orders_recounted,
+        follow_ups_recounted=follow_ups_recounted,
         obligations_overdue=overdue_obligations,
         handoffs_overdue=overdue_handoffs,
         at_risk=reported[Level.at_risk],

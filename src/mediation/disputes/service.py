@@ -25,7 +25,8 @@ from mediation.agreements.render import agreement_html
 from mediation.agreements.rules import agreement_summary
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.clocks import rules as clock_rules
-from mediation.clocks.models import CalendarYear, CaseClock
+from mediation.clocks.counted import recount_reason
+from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import ClockName
 from mediation.clocks.service import ClockService
 from mediation.core.clock import Clock
@@ -1127,12 +1128,7 @@ class DisputeService:
             if visit is not None and visit.status == "open" and visit.due_on == before:
                 visit.due_on = due
         await self.clocks.summarise(dispute)
-        loaded = await self.session.get(CalendarYear, due.year)
-        source = f" ({loaded.reference})" if loaded is not None else ""
-        if due == before:
-            reason = f"节假日安排已公布{source}: {case_clock.name} 时限届满日 {due} 确定"
-        else:
-            reason = f"节假日安排已公布{source}: {case_clock.name} 时限届满日由 {before} 改为 {due}"
+        reason = await recount_reason(f"{case_clock.name} 时限", before, due, self.session)
         payload = {
             "clock": case_clock.name,
             "due_on": due.isoformat(),

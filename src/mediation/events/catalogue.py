@@ -211,7 +211,7 @@ def catalogue() -> list[dict[str, Any]]:
                 "clock": {
                     "type": "string",
                     "description": CLOCK_FIELDS["clock"]["description"]
-                    + " | handoff_accept | handoff_decide",
+                    + " | handoff_accept | handoff_decide | supervision_response | performance_follow_up",
                 },
                 "due_on": {"type": "string", "format": "date"},
                 "previous_due_on": {"type": "string", "format": "date"},
@@ -221,6 +221,16 @@ def catalogue() -> list[dict[str, Any]]:
                     "type": "string",
                     "format": "uuid",
                     "description": "for a court's or commission's step: the handoff it belongs to",
+                },
+                "order_id": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "for a supervision order's default answer date: the order",
+                },
+                "follow_up_id": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "for an overdue obligation's follow-up: the follow-up task",
                 },
             },
             "actions": ["clock_recounted"],

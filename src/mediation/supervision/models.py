@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mediation.clocks.counted import PROVISIONAL, PROVISIONAL_SQLITE, WorkingDaysDue
 from mediation.core.db import Base, new_id
 
 
-class SupervisionOrder(Base):
+class SupervisionOrder(WorkingDaysDue, Base):
     """督办: a supervisor's instruction on a case to a body, with a deadline to respond.
 
     issued -> responded; issued past its deadline -> escalated (the scheduler, once), and an
@@ -17,13 +18,22 @@ class SupervisionOrder(Base):
     """
 
     __tablename__ = "supervision_orders"
-    __table_args__ = (Index("ix_supervision_orders_due_on_id", "due_on", "id"),)  # the keyset pages
+    __table_args__ = (
+        Index("ix_supervision_orders_due_on_id", "due_on", "id"),  # the keyset pages
+        # Default answer dates counted before their year's holidays were known (clocks.counted).
+        Index(
+            "ix_supervision_orders_provisional",
+            "due_on",
+            postgresql_where=text(PROVISIONAL),
+            sqlite_where=text(PROVISIONAL_SQLITE),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
     body_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
     instruction: Mapped[str] = mapped_column(Text)
-    due_on: Mapped[date]
+    # due_on, and how it was counted when it is the default (WorkingDaysDue)
     status: Mapped[str] = mapped_column(String(10), index=True)  # issued | responded | escalated
     issued_by: Mapped[str] = mapped_column(String(120))
     issued_at: Mapped[datetime]

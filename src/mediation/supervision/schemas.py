@@ -34,6 +34,10 @@ class OrderOut(BaseModel):
     body_id: uuid.UUID
     instruction: str
     due_on: date
+    provisional: bool = Field(
+        description="The date was counted in working days across a year whose holiday schedule was not "
+        "published yet (weekends only); it is counted again once the schedule is loaded, and only moves later."
+    )
     status: str = Field(description="issued | responded | escalated (unanswered past due_on)")
     issued_by: str
     issued_at: datetime

@@ -14,10 +14,11 @@ from datetime import date
 from sqlalchemy import select, tuple_, update
 
 from mediation.bodies.models import Body
+from mediation.clocks import counted
+from mediation.clocks.counted import recount_reason
 from mediation.core.errors import Conflict, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
-from mediation.core.legal_time import add_working_days
 from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import visible_to
@@ -26,6 +27,8 @@ from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
 
 OPEN = ("issued", "escalated")
+# The orders whose default answer date may still be counted again (clocks.counted).
+UNANSWERED = SupervisionOrder.status.in_(OPEN)
 
 
 class SupervisionService:
@@ -48,8 +51,7 @@ class SupervisionService:
                 Text("案件尚未指派, 须指明督办对象", "The case has no body yet; name the body addressed"),
             )
         today = self.clock.today()
-        due_on = data.due_on or add_working_days(today, self.disputes.settings.supervision_response_days)
-        if due_on < today:
+        if data.due_on is not None and data.due_on < today:
             raise ValidationFailed.of_field(
                 "due_on", "in_past", Text("办理期限不能早于今天", "due_on cannot be in the past")
             )
@@ -59,12 +61,17 @@ class SupervisionService:
             dispute_id=dispute.id,
             body_id=body.id,
             instruction=data.instruction,
-            due_on=due_on,
             status="issued",
             issued_by=principal.id,
             issued_at=now,
             version=1,
         )
+        if data.due_on is None:
+            # The center's default, in working days: kept with its count (clocks.counted).
+            order.count_due(today, self.disputes.settings.supervision_response_days)
+        else:
+            order.due_on = data.due_on
+        due_on = order.due_on
         self.session.add(order)
         await self.disputes.record_work(
             dispute,
@@ -152,6 +159,43 @@ class SupervisionService:
             "supervision_escalated",
         )
         return True
+
+    async def recount(self, order_id: uuid.UUID) -> bool:
+        """A default answer date counted before its year's holidays were loaded, counted again
+        (clocks.counted: only ever later). An order escalated on the old date that is no longer
+        late goes back to waiting for its answer, and is escalated again if the new date passes."""
+        order = await self.session.get(SupervisionOrder, order_id, with_for_update=True)
+        if order is None or order.status not in OPEN:
+            return False
+        before = order.recount()
+        if before is None:
+            return False
+        order.version += 1
+        dispute = await self.disputes.get(order.dispute_id, SYSTEM, for_update=True)
+        if order.status == "escalated" and order.due_on >= self.clock.today():
+            order.status, order.escalated_at = "issued", None
+            if dispute.attention == Attention.supervision_overdue and not await self._other_escalated(order):
+                dispute.attention = None
+        await self.disputes.record_work(
+            dispute,
+            "clock_recounted",
+            SYSTEM,
+            await recount_reason("督办答复期限", before, order.due_on, self.session),
+            {
+                "clock": "supervision_response",
+                "due_on": order.due_on.isoformat(),
+                "previous_due_on": before.isoformat(),
+                "provisional": order.provisional,
+                "source": f"中心工作规范: 督办 {order.working_days} 个工作日内答复",
+                "order_id": str(order.id),
+            },
+            "clock_recounted",
+        )
+        return True
+
+    async def provisional(self, recent_years: list[int]) -> list[uuid.UUID]:
+        """Open orders whose default answer date a count on today's calendar changes."""
+        return await counted.due_for_recount(self.session, SupervisionOrder, UNANSWERED, recent_years)
 
     async def get(self, order_id: uuid.UUID, principal: Principal) -> tuple[SupervisionOrder, str]:
         row = (
