@@ -418,92 +418,173 @@ def write_lines(path: Path, lines: list[str]) -> str:
 
 # ---- pgbench --------------------------------------------------------------------------------------
 
-# pgbench replaces ":name" even inside quotes, so the scripts spell a colon as chr(58).
+# The floor's transactions (floor_app.py), statement for statement, as pgbench scripts. pgbench
+# replaces ":name" even inside quotes, so the scripts spell a colon as chr(58).
 PGBENCH_ACCEPT = """\
 \\set k random(1, :pool)
+\\set events 1
 BEGIN;
 SELECT id AS did FROM bench_pgbench_pool WHERE n = :k::int \\gset
-SELECT * FROM disputes WHERE id = :did::uuid AND region_code LIKE '330681%' FOR UPDATE;
-SELECT * FROM parties WHERE dispute_id = :did::uuid ORDER BY position;
+SELECT * FROM disputes WHERE id = :did::uuid AND region_code LIKE '330681%' FOR UPDATE OF disputes;
+SELECT * FROM parties WHERE dispute_id = ANY(ARRAY[:did::uuid]) ORDER BY position;
 SELECT * FROM case_clocks WHERE dispute_id = :did::uuid AND stopped_at IS NULL ORDER BY started_at, name;
-UPDATE case_clocks SET stopped_at = now(), outcome = 'met' WHERE dispute_id = :did::uuid AND stopped_at IS NULL;
+UPDATE case_clocks SET stopped_at = now(), outcome = 'met', history = history || '[{"what": "stopped"}]'::jsonb
+  WHERE dispute_id = :did::uuid AND stopped_at IS NULL;
 UPDATE disputes SET status = 'accepted', version = version + 1, updated_at = now(), accepted_at = now(),
   clock = 'null', clock_level = NULL, clock_due_at = NULL WHERE id = :did::uuid;
 INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, payload,
   occurred_at) VALUES (gen_random_uuid(), :did::uuid, 2 + (random() * 1e9)::int, 'accept', 'registered',
   'accepted', 'clerk', 'pgbench', '{"note": null}', now());
-INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at) VALUES (gen_random_uuid(),
-  'cn.mediation.dispute.accepted', '/mediation/disputes', 'pgbench', :did::uuid, '{"action": "accept"}', now())
-  RETURNING id AS eid \\gset
 """
 
-PGBENCH_JOURNAL = """\
-SELECT seq AS seq, hash AS prev, last_position AS pos,
-  (SELECT token FROM webhook_subscribers_version WHERE id = 1) AS token
-  FROM audit_chain_head WHERE id = 1 FOR UPDATE OF audit_chain_head \\gset
-UPDATE audit_chain_head SET seq = :seq::bigint + 1, hash = md5(:prev::text) || md5(:prev::text),
-  last_position = :pos::bigint + 1 WHERE id = 1;
-INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, object_type,
-  object_id, outcome, status_code, request_id, client_address, details, prev_hash, hash) VALUES (:seq::bigint + 1, now(),
-  'user', 'clerk', 'pgbench', NULL, 'pgbench', 'dispute', 'x', 'success', 200, 'r', '127.0.0.1', '{}', :prev::text,
-  md5(:prev::text) || md5(:prev::text));
-UPDATE outbox_events SET published_at = now(), position = :pos::bigint + 1 WHERE id = :eid::uuid;
-END;
-"""
+# Each case's town and category vary with its serial as in bench/wrk/intake.lua, so the category
+# waves fill up, and each intake past the threshold joins its wave's alert, as in the apps.
+_CATEGORIES = ", ".join(
+    f"'{c}'"
+    for c in (
+        "neighbour",
+        "marriage_family",
+        "debt",
+        "contract",
+        "labour",
+        "property_management",
+        "land_forest",
+        "damages",
+        "consumer",
+        "traffic_accident",
+        "housing_homestead",
+        "medical",
+    )
+)
+_TOWNS = ", ".join(
+    f"'{t}'"
+    for t in (
+        "330681001",
+        "330681002",
+        "330681101",
+        "330681102",
+        "330681103",
+        "330681104",
+        "330681105",
+        "330681106",
+    )
+)
+_IDENTITY = (
+    "CASE WHEN p.id_number_index IS NOT NULL AND p.id_number_index != '' THEN 'id' || chr(58) || p.id_number_index "
+    "WHEN p.kind = 'organisation' AND p.name_key IS NOT NULL AND p.name_key != '' THEN 'name' || chr(58) || p.name_key "
+    "WHEN p.phone_index IS NOT NULL AND p.phone_index != '' THEN 'phone' || chr(58) || p.phone_index ELSE NULL END"
+)
 
-PGBENCH_INTAKE = """\
+PGBENCH_INTAKE = f"""\
 \\set serial random(1, 1000000000)
+\\set c :serial % 12 + 1
+\\set t :serial % 8 + 1
+\\set events 1
+\\set v 1
+\\set joined 0
 BEGIN;
 SELECT * FROM triage_rule_sets ORDER BY version DESC LIMIT 1;
-SELECT gen_random_uuid() AS did \\gset
+SELECT gen_random_uuid() AS did, (ARRAY[{_CATEGORIES}])[:c::int] AS category, (ARRAY[{_TOWNS}])[:t::int] AS town \\gset
+SELECT :town::text || lpad((200 + :serial::int % 20)::text, 3, '0') AS region \\gset
 INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters, description, channel, region_code,
   amount_in_dispute, people_involved, severity, is_group, is_risk, tier, status, version, complexity, applied_on,
   created_by, created_at, updated_at, ever_overdue) VALUES (:did::uuid, '~' || left(replace(:did::text, '-', ''), 31),
-  '~' || :serial::text, 'debt', '[]', '双方因合同履行发生争执, 申请调解。', 'window', '330681105201', 1200, 2, 'ordinary',
-  false, false, 'village', 'registered', 1, 'general', current_date, 'pgbench', now(), now(), false);
+  '~' || left(replace(:did::text, '-', ''), 31), :category, '[]', '双方因合同履行发生争执, 申请调解。', 'window', :region,
+  1200, 2, 'ordinary', false, false, 'village', 'registered', 1, 'general', current_date, 'pgbench', now(), now(), false);
 INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_number_enc, id_number_masked,
   id_number_index, phone_enc, phone_masked, phone_index, address, region_code, consent, name_key) VALUES
   (gen_random_uuid(), :did::uuid, 0, 'applicant', 'person', '王伟', 'resident_id', md5(:serial::text || 'a'), '3306**',
-   md5(:serial::text || 'ia'), md5(:serial::text || 'pa'), '139****', md5(:serial::text || 'qa'), '诸暨', '330681105201', 'pending',
+   md5(:serial::text || 'ia'), md5(:serial::text || 'pa'), '139****', md5(:serial::text || 'qa'), '诸暨', :region, 'pending',
    md5(:serial::text || 'na')),
   (gen_random_uuid(), :did::uuid, 1, 'respondent', 'person', '李娜', 'resident_id', md5(:serial::text || 'b'), '3306**',
-   md5(:serial::text || 'ib'), md5(:serial::text || 'pb'), '139****', md5(:serial::text || 'qb'), '诸暨', '330681105201', 'pending',
+   md5(:serial::text || 'ib'), md5(:serial::text || 'pb'), '139****', md5(:serial::text || 'qb'), '诸暨', :region, 'pending',
    md5(:serial::text || 'nb'));
-INSERT INTO case_clocks (id, dispute_id, name, rule_id, source, unit, length, pausable, started_at, due_on, due_at,
-  warn_at, provisional, extended_by, level, history) VALUES (gen_random_uuid(), :did::uuid, 'acceptance', 'acceptance',
-  'pgbench', 'working_days', 1, false, now(), current_date + 1, now() + interval '1 day', now() + interval '18 hours',
-  false, 0, 'normal', '[]');
-INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, payload,
-  occurred_at) VALUES (gen_random_uuid(), :did::uuid, 1, 'register', NULL, 'registered', 'clerk', 'pgbench', '{}', now());
 SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '7 days'
   AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
   AND p.id_number_index = md5(:serial::text || 'ib'));
-SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'respondent', '330681', md5(:serial::text || 'ib'));
-SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '3 days'
-  AND d.created_at <= now() AND substr(d.region_code, 1, 9) = '330681105' AND d.category = 'debt';
-SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681105', 'debt');
+SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
+  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
+  AND d.category = :category \\gset
+\\if :wave_n >= 15
+SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} FROM parties p
+  WHERE p.dispute_id = d.id AND p.role = 'applicant' AND {_IDENTITY} IS NOT NULL ORDER BY p.position LIMIT 1),
+  CAST(d.id AS VARCHAR)) AS claimant FROM disputes d WHERE d.id = ANY(:wave::uuid[]) LIMIT 15) AS claimants \\gset
+\\if :claimants >= 15
+\\set joined 1
+\\endif
+\\endif
+SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib'));
+\\if :joined = 0
+SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text);
+\\endif
 SELECT d.id FROM disputes d WHERE d.id != :did::uuid AND d.created_at >= now() - interval '365 days'
   AND d.status IN ('closed', 'archived')
   AND EXISTS (SELECT * FROM parties p1 WHERE p1.dispute_id = d.id AND p1.id_number_index = md5(:serial::text || 'ia'))
   AND EXISTS (SELECT * FROM parties p2 WHERE p2.dispute_id = d.id AND p2.id_number_index = md5(:serial::text || 'ib'));
-UPDATE case_number_counters SET last_value = last_value + 1 WHERE region = '330681' AND year = 2026
-  RETURNING last_value AS number \\gset
-INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES (md5(:did::text) || md5(:did::text), 444,
-  'text/html', now()) ON CONFLICT (sha256) DO NOTHING;
-UPDATE disputes SET case_number = '330681-2026-P' || :number::text, query_code_hash = md5(:did::text), clock = '{}',
-  clock_level = 'normal', clock_due_at = now() + interval '1 day' WHERE id = :did::uuid AND version = 1;
-INSERT INTO documents (id, dispute_id, kind, original_name, sha256, size, media_type, submitted_by_kind, submitted_by,
-  submitted_role, stage, generated, contains_personal_data, late, status, created_at) VALUES (gen_random_uuid(),
-  :did::uuid, 'receipt', 'receipt.html', md5(:did::text) || md5(:did::text), 444, 'text/html', 'center', 'pgbench', 'clerk',
-  'registered', true, true, false, 'active', now());
-INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at) VALUES (gen_random_uuid(),
-  'cn.mediation.dispute.registered', '/mediation/disputes', 'pgbench', :did::uuid, '{"action": "register"}', now())
-  RETURNING id AS eid \\gset
 SELECT d.* FROM disputes d WHERE d.region_code LIKE '330681%' AND d.id != :did::uuid AND EXISTS (SELECT * FROM parties p1,
   parties p2 WHERE p1.dispute_id = d.id AND p2.dispute_id = :did::uuid AND (p1.id_number_index IS NOT NULL AND
   p1.id_number_index = p2.id_number_index OR p1.phone_index IS NOT NULL AND p1.phone_index = p2.phone_index OR
   p1.name_key IS NOT NULL AND p1.name_key = p2.name_key AND p1.role = 'respondent' AND p2.role = 'respondent' AND
   (p1.id_number_index IS NULL OR p2.id_number_index IS NULL))) ORDER BY d.created_at DESC, d.id DESC LIMIT 20;
+INSERT INTO case_clocks (id, dispute_id, name, rule_id, source, unit, length, pausable, started_at, due_on, due_at,
+  warn_at, provisional, extended_by, level, history) VALUES (gen_random_uuid(), :did::uuid, 'acceptance', 'acceptance',
+  'pgbench', 'working_days', 1, false, now(), current_date + 1, now() + interval '1 day', now() + interval '18 hours',
+  false, 0, 'normal', '[]');
+INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, payload,
+  occurred_at) VALUES (gen_random_uuid(), :did::uuid, 1, 'register', NULL, 'registered', 'clerk', 'pgbench', '{{}}', now());
+UPDATE case_number_counters SET last_value = last_value + 1 WHERE region = '330681' AND year = 2026
+  RETURNING last_value AS number \\gset
+\\if :joined
+INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, raised_at,
+  last_seen_at, version) VALUES (gen_random_uuid(), 'cluster', concat_ws(chr(58), 'cluster', 'category', '330681',
+  'category', :town::text, :category::text), concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text),
+  'high', '330681', 'pgbench', '{{}}', 'open', 0, now(), now(), 1) ON CONFLICT (open_key) DO NOTHING;
+SELECT id AS aid FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text,
+  :category::text) FOR UPDATE \\gset
+SELECT dispute_id FROM alert_cases WHERE alert_id = :aid::uuid AND dispute_id = ANY(:wave::uuid[]);
+INSERT INTO alert_cases (id, alert_id, dispute_id, matched, added_at) SELECT gen_random_uuid(), :aid::uuid, w, '{{}}',
+  now() FROM unnest(:wave::uuid[]) AS w WHERE NOT EXISTS (SELECT * FROM alert_cases a WHERE a.alert_id = :aid::uuid
+  AND a.dispute_id = w);
+UPDATE disputes SET version = 2, updated_at = now() WHERE id = :did::uuid AND version = 1;
+INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, payload,
+  occurred_at) VALUES (gen_random_uuid(), :did::uuid, 2, 'alert_raised', 'registered', 'registered', 'system', 'system',
+  jsonb_build_object('alert_id', :aid::text), now());
+UPDATE alerts SET case_count = case_count + 1, last_seen_at = now(), version = version + 1,
+  details = '{{"rule": "category"}}' WHERE id = :aid::uuid;
+\\set events 2
+\\set v 2
+\\endif
+INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES (md5(:did::text) || md5(:did::text), 444,
+  'text/html', now()) ON CONFLICT (sha256) DO NOTHING;
+UPDATE disputes SET case_number = '330681-2026-P' || :number::text, query_code_hash = md5(:did::text), clock = '{{}}',
+  clock_level = 'normal', clock_due_at = now() + interval '1 day' WHERE id = :did::uuid AND version = :v::int;
+INSERT INTO documents (id, dispute_id, kind, original_name, sha256, size, media_type, submitted_by_kind, submitted_by,
+  submitted_role, stage, generated, contains_personal_data, late, status, created_at) VALUES (gen_random_uuid(),
+  :did::uuid, 'receipt', 'receipt.html', md5(:did::text) || md5(:did::text), 444, 'text/html', 'center', 'pgbench', 'clerk',
+  'registered', true, true, false, 'active', now());
+"""
+
+
+def pgbench_journal(first_event: str) -> str:
+    """What every write does last (floor_app._journal): the journal head with the subscribers'
+    version, its events written with their positions (`:events` of them: the first of type
+    `first_event`, then the alert joined), the audit record chained."""
+    return f"""\
+SELECT seq AS seq, hash AS prev, last_position AS pos,
+  (SELECT token FROM webhook_subscribers_version WHERE id = 1) AS token
+  FROM audit_chain_head WHERE id = 1 FOR UPDATE OF audit_chain_head \\gset
+UPDATE audit_chain_head SET seq = :seq::bigint + 1, hash = md5(:prev::text) || md5(:prev::text),
+  last_position = :pos::bigint + :events::int WHERE id = 1;
+INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at, published_at, position)
+  SELECT gen_random_uuid(), CASE k WHEN 1 THEN 'cn.mediation.dispute.{first_event}'
+  ELSE 'cn.mediation.dispute.alert_raised' END, '/mediation/disputes', 'pgbench', :did::uuid,
+  jsonb_build_object('action', '{first_event}'), now(), now(), :pos::bigint + k
+  FROM generate_series(1, :events::int) AS k;
+INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, object_type,
+  object_id, outcome, status_code, request_id, client_address, details, prev_hash, hash) VALUES (:seq::bigint + 1, now(),
+  'user', 'clerk', 'pgbench', NULL, 'pgbench', 'dispute', 'x', 'success', 200, 'r', '127.0.0.1', '{{}}', :prev::text,
+  md5(:prev::text) || md5(:prev::text));
+END;
 """
 
 
@@ -860,11 +941,15 @@ def writes(
     clients = args.pool * args.workers
     pg = {
         "intake": pgbench(
-            floor_dsn, PGBENCH_INTAKE + PGBENCH_JOURNAL, workdir, seconds=args.duration, clients=clients
+            floor_dsn,
+            PGBENCH_INTAKE + pgbench_journal("registered"),
+            workdir,
+            seconds=args.duration,
+            clients=clients,
         ),
         "accept": pgbench(
             floor_dsn,
-            PGBENCH_ACCEPT + PGBENCH_JOURNAL,
+            PGBENCH_ACCEPT + pgbench_journal("accepted"),
             workdir,
             seconds=args.duration,
             clients=clients,
