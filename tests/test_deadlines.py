@@ -263,6 +263,9 @@ async def test_at_risk_then_overdue_are_reported_once_each_even_by_two_scheduler
         assert await _events(api, case["id"], "clock_overdue") == 1
         current = await api.get(case)
         assert current["clock"]["level"] == "overdue" and current["clock"]["remaining_seconds"] < 0
+    # In words the clerk reads on the timeline.
+    reasons = [e["reason"] for e in await api.timeline(current) if e["action"].startswith("clock_")]
+    assert reasons == ["时限预警: 调解期限将于 2026-07-01 届满", "时限超期: 调解期限已于 2026-07-01 届满"]
     # Supervisors list what is overdue.
     listed = await api.client.get(
         "/v1/disputes", params={"clock_level": "overdue"}, headers=api.auth("supervisor")

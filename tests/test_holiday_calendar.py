@@ -103,7 +103,10 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     )
     entry = (await api.timeline(case))[-1]
     assert entry["action"] == "clock_recounted"
-    assert SCHEDULE["reference"] in entry["reason"] and "2027-01-01" in entry["reason"]
+    assert (
+        SCHEDULE["reference"] in entry["reason"]
+        and "签收期限届满日由 2027-01-01 改为 2027-01-04" in entry["reason"]
+    )
     assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
     assert await _events(api, case["id"], "clock_recounted") == 1
     clock = (await _clocks(api, case))["sign_for"]

@@ -37,6 +37,19 @@ class ClockName(StrEnum):
     handoff_decide = "handoff_decide"  # decide the matter, once accepted
 
 
+# What a clerk reads on the case's timeline and page for each clock.
+CLOCK_LABELS: dict[str, str] = {
+    ClockName.acceptance: "受理期限",
+    ClockName.sign_for: "签收期限",
+    ClockName.handling: "办理期限",
+    ClockName.mediation: "调解期限",
+    ClockName.confirmation_window: "司法确认申请期限",
+    ClockName.follow_up_visit: "回访期限",
+    ClockName.handoff_accept: "受理审查期限",
+    ClockName.handoff_decide: "作出决定期限",
+}
+
+
 class HandoffKind(StrEnum):
     judicial_confirmation = "judicial_confirmation"
     labour_arbitration = "labour_arbitration"

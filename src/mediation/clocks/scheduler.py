@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from mediation.agreements.service import AgreementService
 from mediation.clocks import calendar
 from mediation.clocks.engine import Level
+from mediation.clocks.rules import CLOCK_LABELS
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import ProblemError
@@ -53,8 +54,8 @@ log = logging.getLogger(__name__)
 
 LAPSE_REASON = "逾期未签收: 受指派组织未在签收期限 ({due}) 内签收或退回, 由系统退回重新分流"
 LEVEL_REASONS = {
-    Level.at_risk: "时限预警: {name} 时限将于 {due} 届满",
-    Level.overdue: "时限超期: {name} 时限已于 {due} 届满",
+    Level.at_risk: "时限预警: {name}将于 {due} 届满",
+    Level.overdue: "时限超期: {name}已于 {due} 届满",
 }
 
 
@@ -225,7 +226,7 @@ async def _report_level(service: DisputeService, clock_id: uuid.UUID, level: Lev
         dispute,
         f"clock_{level.value}",
         SYSTEM,
-        LEVEL_REASONS[level].format(name=case_clock.name, due=due),
+        LEVEL_REASONS[level].format(name=CLOCK_LABELS.get(case_clock.name, case_clock.name), due=due),
         {"clock": case_clock.name, "due_on": due, "level": level.value, "source": case_clock.source},
         f"clock_{level.value}",
     )

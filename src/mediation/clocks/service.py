@@ -18,7 +18,15 @@ from mediation.bodies.models import Body
 from mediation.clocks import engine
 from mediation.clocks.engine import LEVEL_ORDER, Level
 from mediation.clocks.models import CaseClock
-from mediation.clocks.rules import CLOCK_STATES, CaseFacts, ClockName, ClockRule, ClockRules, Unit
+from mediation.clocks.rules import (
+    CLOCK_LABELS,
+    CLOCK_STATES,
+    CaseFacts,
+    ClockName,
+    ClockRule,
+    ClockRules,
+    Unit,
+)
 from mediation.core.clock import Clock
 from mediation.core.errors import Conflict, GuardFailed, NotFound
 from mediation.core.i18n import Text
@@ -174,7 +182,11 @@ class ClockService:
         for clock in await self.running(dispute.id):
             if clock.name == name:
                 return clock
-        raise NotFound(Text(f"案件当前没有计时中的 {name} 时限", f"The case has no running {name} clock"))
+        raise NotFound(
+            Text(
+                f"案件当前没有计时中的{CLOCK_LABELS.get(name, name)}", f"The case has no running {name} clock"
+            )
+        )
 
     async def pause(self, dispute: Dispute, name: ClockName, reason: str, now: datetime) -> CaseClock:
         clock = await self._running_named(dispute, name)

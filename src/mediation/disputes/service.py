@@ -1128,7 +1128,9 @@ class DisputeService:
             if visit is not None and visit.status == "open" and visit.due_on == before:
                 visit.due_on = due
         await self.clocks.summarise(dispute)
-        reason = await recount_reason(f"{case_clock.name} 时限", before, due, self.session)
+        reason = await recount_reason(
+            clock_rules.CLOCK_LABELS.get(case_clock.name, case_clock.name), before, due, self.session
+        )
         payload = {
             "clock": case_clock.name,
             "due_on": due.isoformat(),

@@ -4,6 +4,7 @@ and what they mean is decided by the enums and schemas they label."""
 from __future__ import annotations
 
 from mediation.bodies.models import BodyKind
+from mediation.clocks.rules import CLOCK_LABELS
 from mediation.disputes.enums import CATEGORY_LABELS
 from mediation.disputes.lifecycle import STATUS_LABELS, TRANSITIONS
 
@@ -156,14 +157,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "system": "系统",
         "party": "当事人",
     },
-    "clock": {
-        "acceptance": "受理期限",
-        "sign_for": "签收期限",
-        "handling": "办理期限",
-        "mediation": "调解期限",
-        "confirmation_window": "司法确认申请期限",
-        "follow_up_visit": "回访期限",
-    },
+    "clock": {str(name): label for name, label in CLOCK_LABELS.items()},
     "level": {"normal": "正常", "at_risk": "临期", "overdue": "超期"},
     "alert_kind": {"risk": "风险预警", "cluster": "群体性苗头", "repeat": "重复纠纷"},
     "alert_status": {"open": "待处置", "acknowledged": "已知悉", "resolved": "已处置"},
