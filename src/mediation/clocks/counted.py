@@ -46,13 +46,19 @@ class WorkingDaysDue:
         last day or the provisional flag changed."""
         if self.counted_from is None or self.working_days is None:
             return None
-        end = working_days_end(self.counted_from, self.working_days)
-        due_on, provisional = max(end.last_day, self.due_on), not end.calendar_known
+        due_on, provisional = recounted(self.counted_from, self.working_days, self.due_on)
         if (due_on, provisional) == (self.due_on, self.provisional):
             return None
         before = self.due_on
         self.due_on, self.provisional = due_on, provisional
         return before
+
+
+def recounted(counted_from: date, working_days: int, given: date) -> tuple[date, bool]:
+    """The last day and provisional flag of a count on today's calendar, never before the day
+    already given."""
+    end = working_days_end(counted_from, working_days)
+    return max(end.last_day, given), not end.calendar_known
 
 
 def recount_concerns(model: Any, open_: ColumnElement[bool], recent_years: list[int]) -> ColumnElement[bool]:
@@ -78,8 +84,7 @@ async def due_for_recount(
     for row_id, counted_from, working_days, due_on, provisional in rows:
         if counted_from is None or working_days is None:
             continue
-        end = working_days_end(counted_from, working_days)
-        if (max(end.last_day, due_on), not end.calendar_known) != (due_on, provisional):
+        if recounted(counted_from, working_days, due_on) != (due_on, provisional):
             found.append(row_id)
             if len(found) == limit:
                 break

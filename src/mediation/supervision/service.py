@@ -15,7 +15,6 @@ from sqlalchemy import select, tuple_, update
 
 from mediation.bodies.models import Body
 from mediation.clocks import counted
-from mediation.clocks.counted import recount_reason
 from mediation.core.errors import Conflict, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
@@ -180,7 +179,7 @@ class SupervisionService:
             dispute,
             "clock_recounted",
             SYSTEM,
-            await recount_reason("督办答复期限", before, order.due_on, self.session),
+            await counted.recount_reason("督办答复期限", before, order.due_on, self.session),
             {
                 "clock": "supervision_response",
                 "due_on": order.due_on.isoformat(),
