@@ -5,6 +5,7 @@ on it; bad schedules are refused whole."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from mediation.audit.models import AuditRecord
 from mediation.clocks import calendar, counted
 from mediation.clocks.models import CaseClock
 from mediation.core import legal_time
+from mediation.disputes.models import Dispute
 from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.service import UNANSWERED
 from tests.support import Api
@@ -300,6 +302,7 @@ async def test_a_courts_step_ending_on_a_loaded_day_off_moves_to_the_next_workin
     )
     assert entry["action"] == "clock_recounted"
     assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert entry["payload"]["overdue_withdrawn"] and entry["reason"].endswith("此前的超期提示不再成立")
     assert (await _tick(api)).handoff_deadlines_moved == 0
     # Late again only after the new last day, and flagged once more.
     _at(api, date(2027, 1, 4))
@@ -307,6 +310,53 @@ async def test_a_courts_step_ending_on_a_loaded_day_off_moves_to_the_next_workin
     _at(api, date(2027, 1, 5))
     assert (await _tick(api)).handoffs_overdue == 1
     assert (await _tick(api)).handoffs_overdue == 0
+
+
+async def _ever_overdue(api: Api, case: dict[str, Any]) -> bool:
+    async with api.app.state.db.reader() as session:
+        return bool(
+            await session.scalar(select(Dispute.ever_overdue).where(Dispute.id == uuid.UUID(case["id"])))
+        )
+
+
+async def _overdue_rate(api: Api) -> tuple[int, int]:
+    response = await api.client.get("/v1/stats/overview", headers=api.auth("supervisor"))
+    assert response.status_code == 200, response.text
+    rate = response.json()["rates"]["overdue"]
+    return rate["numerator"], rate["denominator"]
+
+
+async def test_an_overdue_report_on_a_provisional_day_is_withdrawn_when_the_real_day_is_later(
+    api: Api,
+) -> None:
+    # Registered on Thursday 31 December 2026: one working day to decide on acceptance, counted on
+    # weekends only to Friday 1 January; on Saturday the 2nd it is reported overdue.
+    _at(api, date(2026, 12, 31))
+    case = await api.intake()
+    _at(api, date(2027, 1, 2))
+    before_overdue = await _overdue_rate(api)
+    report = await _tick(api)
+    assert report.overdue == 1 and await _ever_overdue(api, case)
+    assert (await api.get(case))["clock"]["level"] == "overdue"
+    late = await _overdue_rate(api)
+    assert late == (before_overdue[0] + 1, before_overdue[1])
+
+    # New Year's Day and the weekend off: the last day is Monday 4 January, and it was never late.
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    assert (await _tick(api)).clocks_recounted == 1
+    current = await api.get(case)
+    assert (current["clock"]["due_on"], current["clock"]["level"]) == ("2027-01-04", "normal")
+    entry = (await api.timeline(current))[-1]
+    assert (entry["action"], entry["payload"]["overdue_withdrawn"]) == ("clock_recounted", True)
+    assert entry["reason"].endswith("此前的超期提示不再成立")
+    assert not await _ever_overdue(api, case)
+    assert await _overdue_rate(api) == before_overdue
+
+    # Late for real after the 4th: reported again, and counted again.
+    _at(api, date(2027, 1, 5))
+    assert (await _tick(api)).overdue == 1
+    assert await _ever_overdue(api, case)
+    assert await _overdue_rate(api) == late
 
 
 async def _issue(api: Api, dispute: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -365,7 +415,7 @@ async def test_a_supervision_orders_default_date_is_counted_again_and_unescalate
         counted["id"],
     )
     assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
-    assert SCHEDULE["reference"] in entry["reason"]
+    assert SCHEDULE["reference"] in entry["reason"] and entry["payload"]["overdue_withdrawn"]
     # One event for the order, one for the case's own clock that ran into the new year.
     assert [e["payload"]["clock"] for e in await api.timeline(case) if e["action"] == "clock_recounted"] == [
         "mediation",

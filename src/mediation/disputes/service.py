@@ -1117,10 +1117,17 @@ class DisputeService:
         if dispute is None or case_clock is None or case_clock.stopped_at is not None:
             return False
         now = self.clock.now()
+        reported_overdue = case_clock.overdue_fired_at is not None
         before = self.clocks.recount(case_clock, now)
         if before is None:
             return False
         due = case_clock.due_on
+        # Reported overdue on the provisional day and not overdue on the real one: that report no
+        # longer stands, and the case counts as overdue (in the statistics) only if another of its
+        # clocks ever was.
+        withdrawn = reported_overdue and case_clock.overdue_fired_at is None
+        if withdrawn and dispute.ever_overdue:
+            dispute.ever_overdue = await self._other_clock_overdue(case_clock)
         if case_clock.name == ClockName.sign_for and dispute.sign_for_due_on == before:
             dispute.sign_for_due_on = due
         elif case_clock.name == ClockName.follow_up_visit:
@@ -1137,9 +1144,25 @@ class DisputeService:
             "previous_due_on": before.isoformat(),
             "provisional": case_clock.provisional,
             "source": case_clock.source,
+            "overdue_withdrawn": withdrawn,
         }
+        if withdrawn:
+            reason += OVERDUE_WITHDRAWN
         await self.record_work(dispute, "clock_recounted", SYSTEM, reason, payload, "clock_recounted")
         return True
+
+    async def _other_clock_overdue(self, case_clock: CaseClock) -> bool:
+        """Whether another clock of the case, running or not, was ever reported overdue."""
+        found = await self.session.scalar(
+            select(CaseClock.id)
+            .where(
+                CaseClock.dispute_id == case_clock.dispute_id,
+                CaseClock.id != case_clock.id,
+                CaseClock.overdue_fired_at.is_not(None),
+            )
+            .limit(1)
+        )
+        return found is not None
 
     # ---- shared ---------------------------------------------------------------------------------
 
@@ -1179,6 +1202,9 @@ class DisputeService:
                 Text("案件已被他人修改, 请刷新后重试", "The case changed meanwhile; reload and retry")
             ) from exc
 
+
+# Appended to a recount's timeline entry when the deadline had been reported overdue on its old day.
+OVERDUE_WITHDRAWN = "; 此前的超期提示不再成立"
 
 MEDIATION_ENDINGS = {Action.agree: "agreement", Action.fail: "failed", Action.withdraw: "withdrawn"}
 CONFIRMATION_RESULTS = {

@@ -222,6 +222,11 @@ def catalogue() -> list[dict[str, Any]]:
                     "format": "uuid",
                     "description": "for a court's or commission's step: the handoff it belongs to",
                 },
+                "overdue_withdrawn": {
+                    "type": "boolean",
+                    "description": "it had been reported late (clock_overdue, handoff_overdue, an escalated "
+                    "order) on its old last day and is not late on the new one: that report no longer stands",
+                },
                 "order_id": {
                     "type": "string",
                     "format": "uuid",

@@ -31,7 +31,7 @@ from mediation.disputes.schemas import (
     RejectPayload,
     WithdrawConfirmationPayload,
 )
-from mediation.disputes.service import DisputeService
+from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
 from mediation.handoffs.ledger import overdue_step, summary
 from mediation.handoffs.models import Handoff
@@ -443,6 +443,7 @@ class HandoffService:
             handoff.accept_due_on = after
         else:
             handoff.decide_due_on = after
+        withdrawn = handoff.overdue_flagged == step and after >= self.clock.today()
         if handoff.overdue_flagged == step:
             handoff.overdue_flagged = None
         self.ledger.touch(handoff, self.clock.now())
@@ -457,7 +458,8 @@ class HandoffService:
             dispute,
             "clock_recounted",
             SYSTEM,
-            f"节假日安排已公布{source}: {label}期限届满日 {before} 为休息日, 顺延至 {after}",
+            f"节假日安排已公布{source}: {label}期限届满日 {before} 为休息日, 顺延至 {after}"
+            + (OVERDUE_WITHDRAWN if withdrawn else ""),
             {
                 "clock": f"handoff_{step}",
                 "due_on": after.isoformat(),
@@ -465,6 +467,7 @@ class HandoffService:
                 "provisional": False,
                 "source": article or "",
                 "handoff_id": str(handoff.id),
+                "overdue_withdrawn": withdrawn,
             },
             "clock_recounted",
         )

@@ -21,7 +21,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import visible_to
-from mediation.disputes.service import Attention, DisputeService
+from mediation.disputes.service import OVERDUE_WITHDRAWN, Attention, DisputeService
 from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
 
@@ -171,7 +171,8 @@ class SupervisionService:
             return False
         order.version += 1
         dispute = await self.disputes.get(order.dispute_id, SYSTEM, for_update=True)
-        if order.status == "escalated" and order.due_on >= self.clock.today():
+        withdrawn = order.status == "escalated" and order.due_on >= self.clock.today()
+        if withdrawn:
             order.status, order.escalated_at = "issued", None
             if dispute.attention == Attention.supervision_overdue and not await self._other_escalated(order):
                 dispute.attention = None
@@ -179,7 +180,8 @@ class SupervisionService:
             dispute,
             "clock_recounted",
             SYSTEM,
-            await counted.recount_reason("督办答复期限", before, order.due_on, self.session),
+            await counted.recount_reason("督办答复期限", before, order.due_on, self.session)
+            + (OVERDUE_WITHDRAWN if withdrawn else ""),
             {
                 "clock": "supervision_response",
                 "due_on": order.due_on.isoformat(),
@@ -187,6 +189,7 @@ class SupervisionService:
                 "provisional": order.provisional,
                 "source": f"中心工作规范: 督办 {order.working_days} 个工作日内答复",
                 "order_id": str(order.id),
+                "overdue_withdrawn": withdrawn,
             },
             "clock_recounted",
         )
