@@ -7,6 +7,8 @@ the demo data, and the process's user and system CPU time is divided by the requ
 test client's share, a millisecond or two, is included); so is PostgreSQL's, read from /proc.
 
 Run: .venv/bin/python bench/cpu.py [--requests 300] [--admin-dsn postgresql://...]
+It also reports the collector's pauses by generation: a full collection pauses every request in
+the process, so its length matters to the slowest requests.
 To see where the time goes: py-spy record -f raw -o out.txt -- .venv/bin/python bench/cpu.py
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import tempfile
@@ -26,7 +29,7 @@ import httpx
 import run
 import seed
 
-from mediation.app import create_app
+from mediation.app import create_app, freeze_long_lived
 from mediation.core.pii import PiiCipher
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -67,9 +70,32 @@ def intake_body(k: int) -> str:
     )
 
 
+class Pauses:
+    """The collector's pauses by generation, while it is on (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.by_generation: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.by_generation[info["generation"]].append((time.perf_counter() - self._started) * 1000)
+
+    def line(self) -> str:
+        return ", ".join(
+            f"gen{g} {len(p)} x (max {max(p, default=0):.2f} ms)" for g, p in self.by_generation.items()
+        )
+
+
 async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]]) -> None:
     for k in range(10):  # warm up: first requests build routes, prepared statements, caches
         await one(k)
+    if WARM_FREEZE:
+        freeze_long_lived()  # as each process does once warm (gc_freeze_after_seconds)
+    pauses = Pauses()
+    gc.callbacks.append(pauses)
     database = run._Spent(())  # PostgreSQL's backends' CPU over the same requests
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -77,6 +103,7 @@ async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]])
         await one(k)
     wall = (time.perf_counter() - started) / count * 1000
     after = resource.getrusage(resource.RUSAGE_SELF)
+    gc.callbacks.remove(pauses)
     user = (after.ru_utime - before.ru_utime) / count * 1000
     system = (after.ru_stime - before.ru_stime) / count * 1000
     postgres = database.since()["postgres"] / count * 1000
@@ -85,6 +112,10 @@ async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]])
         f"(user {user:.2f}, system {system:.2f}), PostgreSQL {postgres:6.2f} ms",
         flush=True,
     )
+    print(f"{'':8s} collector pauses: {pauses.line()}", flush=True)
+
+
+WARM_FREEZE = True
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -135,4 +166,11 @@ if __name__ == "__main__":
     parser.add_argument("--admin-dsn", default=run.ADMIN_DSN)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--only", choices=("accept", "intake"), help="measure one of the two")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument(
+        "--no-warm-freeze",
+        action="store_true",
+        help="leave what the first requests build to the collector (gc_freeze_after_seconds=0)",
+    )
+    arguments = parser.parse_args()
+    WARM_FREEZE = not arguments.no_warm_freeze
+    asyncio.run(main(arguments))
