@@ -29,7 +29,7 @@ import httpx
 import run
 import seed
 
-from mediation.app import create_app, freeze_long_lived
+from mediation.app import create_app
 from mediation.core.pii import PiiCipher
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -92,8 +92,6 @@ class Pauses:
 async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]]) -> None:
     for k in range(10):  # warm up: first requests build routes, prepared statements, caches
         await one(k)
-    if WARM_FREEZE:
-        freeze_long_lived()  # as each process does once warm (gc_freeze_after_seconds)
     pauses = Pauses()
     gc.callbacks.append(pauses)
     database = run._Spent(())  # PostgreSQL's backends' CPU over the same requests
@@ -113,9 +111,6 @@ async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]])
         flush=True,
     )
     print(f"{'':8s} collector pauses: {pauses.line()}", flush=True)
-
-
-WARM_FREEZE = True
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -166,11 +161,4 @@ if __name__ == "__main__":
     parser.add_argument("--admin-dsn", default=run.ADMIN_DSN)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--only", choices=("accept", "intake"), help="measure one of the two")
-    parser.add_argument(
-        "--no-warm-freeze",
-        action="store_true",
-        help="leave what the first requests build to the collector (gc_freeze_after_seconds=0)",
-    )
-    arguments = parser.parse_args()
-    WARM_FREEZE = not arguments.no_warm_freeze
-    asyncio.run(main(arguments))
+    asyncio.run(main(parser.parse_args()))

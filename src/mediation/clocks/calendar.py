@@ -100,14 +100,15 @@ async def recently_loaded(session: AsyncSession, since: datetime) -> list[int]:
 
 
 async def due_for_recount(
-    session: AsyncSession, today: date, settle_since: datetime, tz: ZoneInfo, limit: int = 500
+    session: AsyncSession, today: date, recent_years: list[int], tz: ZoneInfo, limit: int = 500
 ) -> list[uuid.UUID]:
     """Running clocks whose last day or provisional flag a count on today's calendar changes
     (`engine.replay`), up to `limit`. Looked at: the provisional ones whose period now lies on
-    known years, and, for a while after a year is loaded, every one reaching it (a correction; a
-    process that had not read the load yet may have counted on the schedule before). Read in
-    batches of columns, so a province's clocks are looked at without loading entities."""
-    concerned = recount_concerns(today, await recently_loaded(session, settle_since))
+    known years, and every one reaching a year of `recent_years`, those loaded within the settle
+    window (`recently_loaded`: a correction; a process that had not read the load yet may have
+    counted on the schedule before). Read in batches of columns, so a province's clocks are looked
+    at without loading entities."""
+    concerned = recount_concerns(today, recent_years)
     columns = (
         CaseClock.id,
         CaseClock.started_at,

@@ -85,7 +85,7 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
     )
     async with db.reader() as session:
         recent = await calendar.recently_loaded(session, now - settle)
-        stale = await calendar.due_for_recount(session, clock.today(), now - settle, clock.zone)
+        stale = await calendar.due_for_recount(session, clock.today(), recent, clock.zone)
     recounted, failed_recounts = await _each(
         db, clock, settings, cipher, "clocks to recount", None, lambda s, i: s.recount_clock(i), stale
     )

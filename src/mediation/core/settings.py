@@ -85,15 +85,6 @@ class Settings(BaseSettings):
         ),
     )
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
-    gc_freeze_after_seconds: float = Field(
-        default=60.0,
-        ge=0,
-        description=(
-            "Seconds after startup at which each process moves what it has built while serving (route "
-            "state, statement caches) out of the collector's sight, once; 0: never. Shortens each full "
-            "collection, which pauses every request of the process (see docs/benchmarks.md)."
-        ),
-    )
 
     # ---- events and webhooks
     relay_in_app: bool = Field(default=True, description="Run the event relay inside the API process.")
