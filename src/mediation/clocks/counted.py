@@ -94,8 +94,13 @@ async def due_for_recount(
 async def recount_reason(what: str, before: date, after: date, session: AsyncSession) -> str:
     """The timeline's words for a deadline counted again: `what` (e.g. 督办答复期限) moved, or
     confirmed where it was provisional; citing the loaded notice when there is one."""
-    loaded = await session.get(CalendarYear, after.year)
-    source = f" ({loaded.reference})" if loaded is not None else ""
+    source = await notice_of(session, after.year)
     if after == before:
         return f"节假日安排已公布{source}: {what}届满日 {after} 确定"
     return f"节假日安排已公布{source}: {what}届满日由 {before} 改为 {after}"
+
+
+async def notice_of(session: AsyncSession, year: int) -> str:
+    """ " (国办发明电...)" for a year whose schedule was loaded, citing its notice; else nothing."""
+    loaded = await session.get(CalendarYear, year)
+    return f" ({loaded.reference})" if loaded is not None else ""

@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from mediation.agreements.models import Agreement, MediationSession
 from mediation.bodies.models import Body
-from mediation.clocks.models import CalendarYear
+from mediation.clocks.counted import notice_of
 from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
 from mediation.core.i18n import Text
@@ -449,11 +449,10 @@ class HandoffService:
         self.ledger.touch(handoff, self.clock.now())
         dispute = await self.disputes.get(handoff.dispute_id, SYSTEM, for_update=True)
         dispute.handoff = summary(handoff, self.clock.today())
-        loaded = await self.session.get(CalendarYear, after.year)
         clock = self.ledger.periods(handoff.kind)
         article = clock.accept_article if step == "accept" else clock.decide_article
         label = "受理" if step == "accept" else "作出决定"
-        source = f" ({loaded.reference})" if loaded is not None else ""
+        source = await notice_of(self.session, after.year)
         await self.disputes.record_work(
             dispute,
             "clock_recounted",
