@@ -101,6 +101,7 @@ async def recount_reason(what: str, before: date, after: date, session: AsyncSes
 
 
 async def notice_of(session: AsyncSession, year: int) -> str:
-    """ " (国办发明电...)" for a year whose schedule was loaded, citing its notice; else nothing."""
+    """The loaded notice's reference in brackets, to cite in a recount's words; empty for a year
+    whose schedule ships with the calendar package or is unknown."""
     loaded = await session.get(CalendarYear, year)
     return f" ({loaded.reference})" if loaded is not None else ""
