@@ -25,6 +25,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -52,6 +53,8 @@ def _hash(*parts: object) -> str:
 
 # An event: its type's last part, subject (the case number), case and data.
 Event = tuple[str, str, uuid.UUID, dict[str, object]]
+# A wave's cases: the statement and its arguments.
+Wave = tuple[Any, ...]
 
 
 async def _journal(
@@ -110,16 +113,22 @@ async def _journal(
 async def _join_alert(
     conn: asyncpg.Connection,
     key: str,
-    ids: list[uuid.UUID],
+    wave: Wave | None,
     dispute_id: uuid.UUID,
     number: str,
     version: int,
     now: datetime,
-) -> Event:
-    """A wave's alert joined (raised by its first case): the alert locked, the cases it does not
-    list yet added, and the joining case's timeline entry and event under its version."""
+) -> Event | None:
+    """A wave's alert joined, or raised by the case whose wave reached its threshold (`wave`: its
+    cases read again, under the county's counter): the alert locked, the cases it does not list
+    yet added, and the joining case's timeline entry and event under its version. A case that
+    only joins finds no alert open: nothing."""
     alert = await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
-    if alert is None:
+    if alert is None and wave is None:
+        return None
+    ids = [dispute_id]
+    if alert is None and wave is not None:
+        ids = [r["id"] for r in await conn.fetch(*wave)]
         alert = await conn.fetchrow(
             "INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, "
             "raised_at, last_seen_at, version) VALUES ($1, 'cluster', $2, $2, 'high', $3, 'floor', '{}'::jsonb, "
@@ -129,6 +138,8 @@ async def _join_alert(
             number[:6],
             now,
         ) or await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
+    elif wave is not None:  # raised meanwhile by another intake of the wave: joined with its cases
+        ids = [r["id"] for r in await conn.fetch(*wave)]
     known = {
         r["dispute_id"]
         for r in await conn.fetch(
@@ -251,9 +262,10 @@ async def intake(request: Request) -> JSONResponse:
             ],
         )
         # Early warning: the same respondent in the county this week; the same category in the town.
-        # Each wave's cases, their applicants (distinct claimants), and the wave's open alert.
+        # A wave with its alert open is joined without reading it; otherwise its cases are read and
+        # their distinct claimants counted, as the service does.
         respondent = next((i for i, p in enumerate(parties) if p["role"] == "respondent"), 0)
-        by_respondent = await conn.fetch(
+        by_respondent: Wave = (
             "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
             "d.created_at <= $3 AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = "
             "'respondent' AND p.id_number_index = $4)",
@@ -262,7 +274,7 @@ async def intake(request: Request) -> JSONResponse:
             now,
             indexes[respondent],
         )
-        by_category = await conn.fetch(
+        by_category: Wave = (
             "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
             "d.created_at <= $3 AND substr(d.region_code, 1, 9) = $4 AND d.category = $5",
             region[:6],
@@ -271,18 +283,21 @@ async def intake(request: Request) -> JSONResponse:
             region[:9],
             category,
         )
-        joins = []
+        joins: list[tuple[str, Wave | None]] = []
         for wave, key, least in (
             (by_respondent, f"cluster:respondent:{region[:6]}:id:{indexes[respondent]}", 5),
             (by_category, f"cluster:category:{region[:6]}:category:{region[:9]}:{category}", 15),
         ):
-            ids = [r["id"] for r in wave]
+            if await conn.fetchval("SELECT id FROM alerts WHERE open_key = $1", key) is not None:
+                joins.append((key, None))
+                continue
+            ids = [r["id"] for r in await conn.fetch(*wave)]
             # Distinct claimants, counted in the database up to the threshold: each case stands
             # for its first recognisable applicant (a wave shorter than the threshold never asks).
             if len(ids) >= least and await conn.fetchval(CLAIMANTS, ids, least) >= least:
-                joins.append((key, ids))
-            elif await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1", key) is not None:
-                joins.append((key, [dispute_id]))
+                joins.append((key, wave))
+            elif len(ids) > 1:
+                joins.append((key, None))
         await conn.fetch(
             "SELECT d.id FROM disputes d WHERE d.id != $1 AND d.created_at >= $2 AND d.status IN ('closed', 'archived') "
             "AND EXISTS (SELECT * FROM parties p1 WHERE p1.dispute_id = d.id AND p1.id_number_index = $3) "
@@ -354,9 +369,11 @@ async def intake(request: Request) -> JSONResponse:
         ]
         # The waves joined after the number and before the receipt, as the service does.
         version = 1
-        for key, ids in joins:
-            version += 1
-            events.append(await _join_alert(conn, key, ids, dispute_id, number, version, now))
+        for key, raising in joins:
+            joined = await _join_alert(conn, key, raising, dispute_id, number, version + 1, now)
+            if joined is not None:
+                version += 1
+                events.append(joined)
         receipt = _hash("receipt", number)
         await conn.execute(
             "INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES ($1, 444, 'text/html', $2) "

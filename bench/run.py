@@ -499,9 +499,15 @@ INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_num
   (gen_random_uuid(), :did::uuid, 1, 'respondent', 'person', '李娜', 'resident_id', md5(:serial::text || 'b'), '3306**',
    md5(:serial::text || 'ib'), md5(:serial::text || 'pb'), '139****', md5(:serial::text || 'qb'), '诸暨', :region, 'pending',
    md5(:serial::text || 'nb'));
+SELECT id FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib'));
 SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '7 days'
   AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
   AND p.id_number_index = md5(:serial::text || 'ib'));
+SELECT count(*) AS open_n FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681', 'category',
+  :town::text, :category::text) \\gset
+\\if :open_n
+\\set joined 1
+\\else
 SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
   AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
   AND d.category = :category \\gset
@@ -510,12 +516,12 @@ SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} 
   WHERE p.dispute_id = d.id AND p.role = 'applicant' AND {_IDENTITY} IS NOT NULL ORDER BY p.position LIMIT 1),
   CAST(d.id AS VARCHAR)) AS claimant FROM disputes d WHERE d.id = ANY(:wave::uuid[]) LIMIT 15) AS claimants \\gset
 \\if :claimants >= 15
+\\set joined 2
+\\endif
+\\endif
+\\if :joined = 0 AND :wave_n > 1
 \\set joined 1
 \\endif
-\\endif
-SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib'));
-\\if :joined = 0
-SELECT * FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text);
 \\endif
 SELECT d.id FROM disputes d WHERE d.id != :did::uuid AND d.created_at >= now() - interval '365 days'
   AND d.status IN ('closed', 'archived')
@@ -534,13 +540,23 @@ INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_statu
   occurred_at) VALUES (gen_random_uuid(), :did::uuid, 1, 'register', NULL, 'registered', 'clerk', 'pgbench', '{{}}', now());
 UPDATE case_number_counters SET last_value = last_value + 1 WHERE region = '330681' AND year = 2026
   RETURNING last_value AS number \\gset
-\\if :joined
+\\if :joined = 2
 INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, raised_at,
   last_seen_at, version) VALUES (gen_random_uuid(), 'cluster', concat_ws(chr(58), 'cluster', 'category', '330681',
   'category', :town::text, :category::text), concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text),
   'high', '330681', 'pgbench', '{{}}', 'open', 0, now(), now(), 1) ON CONFLICT (open_key) DO NOTHING;
-SELECT id AS aid FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text,
-  :category::text) FOR UPDATE \\gset
+\\endif
+\\if :joined
+SELECT count(*) AS locked, coalesce(max(id::text), '') AS aid FROM (SELECT id FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster',
+  'category', '330681', 'category', :town::text, :category::text) FOR UPDATE) AS a \\gset
+\\if :locked
+\\if :joined = 2
+SELECT coalesce(array_agg(d.id), '{{}}') AS wave FROM disputes d WHERE d.region_code LIKE '330681%'
+  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
+  AND d.category = :category \\gset
+\\else
+SELECT ARRAY[:did::uuid]::text AS wave \\gset
+\\endif
 SELECT dispute_id FROM alert_cases WHERE alert_id = :aid::uuid AND dispute_id = ANY(:wave::uuid[]);
 INSERT INTO alert_cases (id, alert_id, dispute_id, matched, added_at) SELECT gen_random_uuid(), :aid::uuid, w, '{{}}',
   now() FROM unnest(:wave::uuid[]) AS w WHERE NOT EXISTS (SELECT * FROM alert_cases a WHERE a.alert_id = :aid::uuid
@@ -553,6 +569,7 @@ UPDATE alerts SET case_count = case_count + 1, last_seen_at = now(), version = v
   details = '{{"rule": "category"}}' WHERE id = :aid::uuid;
 \\set events 2
 \\set v 2
+\\endif
 \\endif
 INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES (md5(:did::text) || md5(:did::text), 444,
   'text/html', now()) ON CONFLICT (sha256) DO NOTHING;

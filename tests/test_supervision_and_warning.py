@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from stdnum.cn import uscc
 
 from mediation.agreements.models import FollowUp
@@ -355,6 +355,73 @@ async def test_fifteen_cases_of_one_category_in_one_town_in_three_days_raise_a_c
     assert alert["case_count"] == 15
     full = (await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))).json()
     assert {c["dispute_id"] for c in full["cases"]} == {c["id"] for c in town}
+
+
+async def test_a_case_joining_an_open_wave_keeps_its_title_and_reads_none_of_its_cases(api: Api) -> None:
+    """Once a wave has its alert, a case of the wave joins it: the alert counts one case more and
+    keeps the title of the cases that raised it (a case whose own window holds fewer cases does not
+    rename it "1 起纠纷"). Joining costs the same however large the wave: the same statements at the
+    wave's sixteenth case and its twenty-first, none of them given the wave's cases."""
+
+    async def consumer_case(n: int) -> dict[str, Any]:
+        return await api.intake(
+            category="consumer",
+            region_code="330681105201",
+            parties=[person("applicant", "顾客", 700 + n), person("respondent", "商户", 900 + n)],
+        )
+
+    async def category_alert() -> dict[str, Any]:
+        listed = await api.client.get(
+            "/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor")
+        )
+        [alert] = [a for a in listed.json()["items"] if a["details"]["by"] == "category"]
+        return alert
+
+    for n in range(15):
+        _at(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3)  # 1-3 June
+        await consumer_case(n)
+    raised = await category_alert()
+    assert raised["case_count"] == 15
+    assert raised["title"].startswith("群体性风险预警: 3 日内 15 起纠纷")
+
+    statements: list[tuple[str, int]] = []
+
+    def log(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        rows = parameters if many else [parameters]
+        widest = max(
+            (
+                len(v)
+                for row in rows
+                for v in (row.values() if isinstance(row, dict) else row)
+                if isinstance(v, list | tuple)
+            ),
+            default=0,
+        )
+        statements.append((" ".join(statement.split()), widest))
+
+    engine = api.app.state.db.write_engine.sync_engine
+    joined: list[list[tuple[str, int]]] = []
+    for n in range(15, 21):
+        _at(api, date(2026, 6, 3), hour=n - 1)  # every case of the wave within three days
+        event.listen(engine, "before_cursor_execute", log)
+        try:
+            case = await consumer_case(n)
+        finally:
+            event.remove(engine, "before_cursor_execute", log)
+        joined.append(statements[:])
+        statements.clear()
+        assert "alert_raised" in [e["action"] for e in await api.timeline(case)]
+    assert any("INSERT INTO alert_cases" in sql for sql, _ in joined[-1]), joined[-1]
+    assert joined[0] == joined[-1]  # the sixteenth case's statements, and the twenty-first's
+    assert all(widest <= 1 for _, widest in joined[-1]), joined[-1]
+    assert not [sql for sql, _ in joined[-1] if "count(" in sql.lower()], "no claimants counted"
+    # 5 June: this case's own three days hold only the cases of 3 June and since, fewer than
+    # fifteen; it joins the wave all the same, under the title the wave was raised with.
+    _at(api, date(2026, 6, 5))
+    assert "alert_raised" in [e["action"] for e in await api.timeline(await consumer_case(21))]
+    alert = await category_alert()
+    assert alert["case_count"] == 22
+    assert alert["title"] == raised["title"]
 
 
 async def test_the_category_wave_is_read_off_its_index(api: Api) -> None:

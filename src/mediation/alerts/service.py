@@ -185,6 +185,14 @@ def _repeat_query(applicant_kinds: tuple[str, ...], respondent_kinds: tuple[str,
 
 
 _OPEN_ALERT = select(Alert).where(Alert.open_key == bindparam("key"))
+# Whether the alert is open, without loading it: intake asks this of every wave before reading it.
+_IS_OPEN = select(Alert.id).where(Alert.open_key == bindparam("key"))
+
+
+def _cluster_title(rule: ClusterRule, cases: int, about: str) -> str:
+    return f"群体性风险预警: {rule.window_days} 日内 {cases} 起纠纷 ({rule.label}): {about}"
+
+
 # Read afresh under lock: two intakes joining the same wave at once each add their case.
 _OPEN_ALERT_LOCKED = _OPEN_ALERT.with_for_update().execution_options(populate_existing=True)
 
@@ -202,7 +210,10 @@ class Finding:
     details: dict[str, Any]
     case_ids: list[uuid.UUID]
     matched: dict[str, Any]
-    join_only: bool = False  # below the threshold in this case's own window: joins an open wave
+    # Joins the wave's alert if it is open when the case's number is taken, and raises none.
+    join_only: bool = False
+    # A cluster's rule: a finding that raises reads its wave again under the county's counter.
+    rule: ClusterRule | None = None
 
 
 class AlertService:
@@ -265,52 +276,86 @@ class AlertService:
         )
 
     async def _cluster(self, dispute: Dispute, rule: ClusterRule) -> Finding | None:
+        """The wave this case belongs to under `rule`, if it has an alert or reaches its threshold.
+
+        A wave whose alert is open is joined as it is: the case is added to it, and its cases are
+        neither read nor counted, so a joining intake costs the same at the wave's hundredth case as
+        at its sixth. Intakes of one county take its case-number counter in turn (`apply` runs under
+        it), so every case of a wave is either committed when the wave is raised, and read then, or
+        joins the raised alert itself.
+        """
+        wave = self._wave(dispute, rule)
+        if wave is None:
+            return None
+        subject, about = wave
+        county = dispute.region_code[:6]
+        key = f"cluster:{rule.id}:{county}:{subject}"
+        if await self.session.scalar(_IS_OPEN, {"key": key}) is not None:
+            return self._cluster_finding(dispute, rule, key, about, [dispute.id], join_only=True)
+        ids = await self._wave_ids(dispute, rule)
+        if await self._claimants_reach(ids, rule.min_cases):
+            return self._cluster_finding(dispute, rule, key, about, ids, join_only=False)
+        if len(ids) > 1:
+            # Below the threshold as this case sees it, but another intake of the wave may be
+            # raising its alert right now: this case joins it if it is open once the counter is ours.
+            return self._cluster_finding(dispute, rule, key, about, [dispute.id], join_only=True)
+        return None
+
+    def _wave(self, dispute: Dispute, rule: ClusterRule) -> tuple[str, str] | None:
+        """What the case's wave under `rule` is about, as its alert's key names it and its title
+        says it; None when nothing recognises it (no respondent known, no address)."""
+        if rule.by == ClusterBy.respondent:
+            identity = self._respondent(dispute)
+            if identity is None:
+                return None
+            about = next(
+                p.name for p in dispute.parties if p.role == PartyRole.respondent and _identity(p) == identity
+            )
+            return f"{identity[0]}:{identity[1]}", about
+        if rule.by == ClusterBy.place:
+            place = detect.place_key(dispute.address)
+            if place is None:
+                return None
+            return f"place:{place}", dispute.address or place
+        return f"category:{dispute.region_code[:TOWN_DIGITS]}:{dispute.category}", dispute.category
+
+    @staticmethod
+    def _respondent(dispute: Dispute) -> tuple[str, str] | None:
+        identities = [
+            i for p in dispute.parties if p.role == PartyRole.respondent and (i := _identity(p)) is not None
+        ]
+        return identities[0] if identities else None
+
+    async def _wave_ids(self, dispute: Dispute, rule: ClusterRule) -> list[uuid.UUID]:
+        """The cases of the wave in the window ending with this case (the case itself included)."""
         county = dispute.region_code[:6]
         since = dispute.created_at - timedelta(days=rule.window_days)
         near = {"county": county, "since": since, "until": dispute.created_at}
         if rule.by == ClusterBy.respondent:
-            identities = [
-                i
-                for p in dispute.parties
-                if p.role == PartyRole.respondent and (i := _identity(p)) is not None
-            ]
-            if not identities:
-                return None
-            identity = identities[0]
+            identity = self._respondent(dispute)
+            assert identity is not None  # a wave was found for it
             query, params = _respondent_wave(identity[0]), {**near, "who": identity[1]}
-            subject = f"{identity[0]}:{identity[1]}"
-            about = next(
-                p.name for p in dispute.parties if p.role == PartyRole.respondent and _identity(p) == identity
-            )
         elif rule.by == ClusterBy.place:
             place = detect.place_key(dispute.address)
-            if place is None:
-                return None
             candidates = await self.session.execute(_PLACE_CANDIDATES, near)
-            ids = [i for i, address in candidates.all() if detect.place_key(address) == place]
-            return await self._cluster_finding(
-                dispute, rule, county, f"place:{place}", dispute.address or place, ids
-            )
+            return [i for i, address in candidates.all() if detect.place_key(address) == place]
         else:
             town = dispute.region_code[:TOWN_DIGITS]
             query = _CATEGORY_WAVE_IN_TOWN if len(town) == TOWN_DIGITS else _CATEGORY_WAVE
             params = {**near, "town": town, "category": dispute.category}
-            subject = f"category:{town}:{dispute.category}"
-            about = dispute.category
-        ids = list((await self.session.scalars(query, params)).all())
-        return await self._cluster_finding(dispute, rule, county, subject, about, ids)
+        return list((await self.session.scalars(query, params)).all())
 
-    async def _cluster_finding(
-        self, dispute: Dispute, rule: ClusterRule, county: str, subject: str, about: str, ids: list[uuid.UUID]
-    ) -> Finding | None:
-        key = f"cluster:{rule.id}:{county}:{subject}"
-        join_only = False
-        if not await self._claimants_reach(ids, rule.min_cases):
-            # Fewer in this case's own window, but the wave is still open: it joins it.
-            if await self._open(key) is None:
-                return None
-            ids, join_only = [dispute.id], True
-        title = f"群体性风险预警: {rule.window_days} 日内 {len(ids)} 起纠纷 ({rule.label}): {about}"
+    def _cluster_finding(
+        self,
+        dispute: Dispute,
+        rule: ClusterRule,
+        key: str,
+        about: str,
+        ids: list[uuid.UUID],
+        *,
+        join_only: bool,
+    ) -> Finding:
+        title = _cluster_title(rule, len(ids), about)
         details = {
             "rule": rule.id,
             "by": rule.by.value,
@@ -318,7 +363,10 @@ class AlertService:
             "window_days": rule.window_days,
             "min_cases": rule.min_cases,
         }
-        return Finding("cluster", key, "high", county, title, details, ids, {"rule": rule.id}, join_only)
+        county = dispute.region_code[:6]
+        return Finding(
+            "cluster", key, "high", county, title, details, ids, {"rule": rule.id}, join_only, rule
+        )
 
     async def _claimants_reach(self, ids: list[uuid.UUID], enough: int) -> bool:
         """Whether the cases have at least `enough` distinct applicants: one resident filing five
@@ -372,6 +420,11 @@ class AlertService:
         alert = await self._open(key, lock=True)
         if alert is None and finding.join_only:
             return None
+        if alert is None and finding.rule is not None:
+            # Raising a wave: its cases read again under the county's counter, so an intake of the
+            # wave that committed since the finding was made is part of it from the start.
+            case_ids = await self._wave_ids(dispute, finding.rule)
+            title = _cluster_title(finding.rule, len(case_ids), str(details["about"]))
         if alert is None:
             try:
                 async with self.session.begin_nested():
@@ -406,7 +459,9 @@ class AlertService:
                     "words": sorted({*alert.details.get("words", []), *details["words"]}),
                     "kinds": sorted({*alert.details.get("kinds", []), *details["kinds"]}),
                 }
-            alert.title = title
+            if not finding.join_only:
+                # A case joining a wave keeps its title, which counts the cases that raised it.
+                alert.title = title
         statement = _KNOWN_CASES[self.session.get_bind().dialect.name]
         known = set((await self.session.scalars(statement, {"alert_id": alert.id, "ids": case_ids})).all())
         added = [case_id for case_id in case_ids if case_id not in known]
