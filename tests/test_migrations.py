@@ -152,3 +152,44 @@ def test_numbers_registered_before_encryption_are_encrypted_by_the_migration(emp
     )
     assert cipher.decrypt(row["phone_enc"], table="parties", column="phone", row_id=party_id) == "13800000001"
     assert row["phone_index"] == cipher.index("13800000001", kind="phone")
+
+
+def test_cases_registered_before_place_keys_get_theirs_from_the_migration(empty_database):
+    """Migration 0018 gives every case with an address the place early warning recognises in it,
+    as intake does from then on."""
+    upgrade(empty_database, "0017")
+    uuid_literal = (lambda u: u.replace("-", "")) if empty_database.startswith("sqlite") else (lambda u: u)
+    cases = {
+        "5b0c9a8e-1f0e-4d7c-9a51-000000000011": "诸暨市枫桥镇幸福小区3栋2单元501",
+        "5b0c9a8e-1f0e-4d7c-9a51-000000000012": None,
+    }
+
+    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[tuple]:
+        engine = create_async_engine(empty_database)
+        rows: list[tuple] = []
+        async with engine.begin() as conn:
+            for sql, params in statements:
+                result = await conn.execute(text(sql), params)
+                rows += [tuple(r) for r in result.all()] if result.returns_rows else []
+        await engine.dispose()
+        return rows
+
+    asyncio.run(
+        run(
+            [
+                (
+                    "INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters,"
+                    " description, channel, region_code, address, people_involved, severity, is_group,"
+                    " is_risk, tier, status, version, applied_on, created_by, created_at, updated_at)"
+                    " VALUES (:id, :number, 'x', 'property_management', '[]', '旧数据', 'window',"
+                    " '330681105201', :address, 2, 'ordinary', false, false, 'village', 'registered', 1,"
+                    " '2026-06-01', 'clerk', '2026-06-01 02:00:00', '2026-06-01 02:00:00')",
+                    {"id": uuid_literal(case), "number": f"330681-2026-0000{n}", "address": address},
+                )
+                for n, (case, address) in enumerate(cases.items())
+            ]
+        )
+    )
+    upgrade(empty_database)
+    rows = asyncio.run(run([("SELECT address, place_key FROM disputes ORDER BY case_number", {})]))
+    assert rows == [("诸暨市枫桥镇幸福小区3栋2单元501", "诸暨市枫桥镇幸福小区"), (None, None)]

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 from stdnum.cn import uscc
 
 from mediation.agreements.models import FollowUp
@@ -435,9 +435,14 @@ async def test_the_category_wave_is_read_off_its_index(api: Api) -> None:
         "since": datetime(2026, 6, 1, tzinfo=UTC),
         "until": datetime(2026, 6, 4, tzinfo=UTC),
     }
+    assert "ix_disputes_town_category_created_at" in await _plan(api, _CATEGORY_WAVE_IN_TOWN, params)
+
+
+async def _plan(api: Api, query: Any, params: dict[str, Any]) -> str:
+    """How the database would run `query`, as its EXPLAIN tells."""
     async with api.app.state.db.writer() as session:
         dialect = session.get_bind().dialect
-        compiled = _CATEGORY_WAVE_IN_TOWN.compile(dialect=dialect)
+        compiled = query.compile(dialect=dialect)
         values = compiled.construct_params(params)
         positional = [values[name] for name in compiled.positiontup or ()]
         driver = (await (await session.connection()).get_raw_connection()).driver_connection
@@ -450,7 +455,70 @@ async def test_the_category_wave_is_read_off_its_index(api: Api) -> None:
             positional = [v.isoformat() if isinstance(v, datetime) else v for v in positional]
             async with driver.execute(f"EXPLAIN QUERY PLAN {compiled}", positional) as cursor:
                 plan = "\n".join(str(r[-1]) for r in await cursor.fetchall())
-    assert "ix_disputes_town_category_created_at" in plan, plan
+    return plan
+
+
+async def test_five_residents_of_one_housing_project_in_a_week_raise_a_place_alert(api: Api) -> None:
+    """The place wave: the same place named in the cases' addresses, whatever the building or room
+    (alerts.detect.place_key), within seven days in the county. Each case keeps its place from
+    intake; the next project down the road is another place."""
+
+    async def at_home(n: int, address: str) -> dict[str, Any]:
+        return await api.intake(
+            category="property_management",
+            address=address,
+            parties=[person("applicant", f"业主{n}", 400 + n), person("respondent", f"邻居{n}", 500 + n)],
+        )
+
+    async def place_alerts() -> list[dict[str, Any]]:
+        listed = await api.client.get(
+            "/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor")
+        )
+        return [a for a in listed.json()["items"] if a["details"]["by"] == "place"]
+
+    homes = ["诸暨市枫桥镇幸福小区3栋2单元501", "诸暨市枫桥镇幸福小区 5栋", "诸暨市枫桥镇幸福小区12幢302室"]
+    project = []
+    for n in range(4):
+        _at(api, date(2026, 6, 1 + n))
+        project.append(await at_home(n, homes[n % len(homes)]))
+    await at_home(9, "诸暨市枫桥镇和平小区1栋")  # another project
+    assert await place_alerts() == []
+    _at(api, date(2026, 6, 7))  # within seven days of the first
+    project.append(await at_home(4, "诸暨市枫桥镇幸福小区8栋101"))
+    [alert] = await place_alerts()
+    assert alert["case_count"] == 5
+    full = (await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))).json()
+    assert {c["dispute_id"] for c in full["cases"]} == {c["id"] for c in project}
+
+
+async def test_a_place_named_at_length_raises_its_alert_under_a_key_that_fits(api: Api) -> None:
+    """An address may be 200 characters long; the alert's key, which names the place after the
+    rule and the county, still fits its column (PostgreSQL refused the insert before)."""
+    address = "诸暨市枫桥镇" + "幸福" * 97
+    for n in range(5):
+        await api.intake(
+            category="property_management",
+            address=address,
+            parties=[person("applicant", f"业主{n}", 440 + n), person("respondent", "物业公司", 540 + n)],
+        )
+    async with api.app.state.db.writer() as session:
+        keys = (await session.execute(select(Alert.key, Alert.open_key).where(Alert.kind == "cluster"))).all()
+        places = (await session.scalars(select(Dispute.place_key).where(Dispute.address == address))).all()
+    [(key, open_key)] = [k for k in keys if k[0].startswith("cluster:place:")]
+    assert key == open_key and len(key) == 200
+    assert len(places) == 5 and len(set(places)) == 1 and len(places[0]) == 200
+
+
+async def test_the_place_wave_is_read_off_its_index(api: Api) -> None:
+    from mediation.alerts.service import _PLACE_WAVE
+
+    params = {
+        "county": "330681",
+        "place": "诸暨市枫桥镇幸福小区",
+        "since": datetime(2026, 6, 1, tzinfo=UTC),
+        "until": datetime(2026, 6, 8, tzinfo=UTC),
+    }
+    assert "ix_disputes_place_key_created_at" in await _plan(api, _PLACE_WAVE, params)
 
 
 async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: Api) -> None:

@@ -8,6 +8,7 @@ same place, or of the same category in the same town: a possible group dispute (
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -80,11 +81,25 @@ def risk_words(text: str, rules: AlertRules) -> list[RiskHit]:
     return hits
 
 
+# What a key column holds (disputes.place_key, alerts.key and open_key).
+KEY_LENGTH = 200
+
+
+def bounded(key: str, limit: int = KEY_LENGTH) -> str:
+    """`key` as it is if it fits in `limit` characters; otherwise its start and a digest of the
+    whole, so two long keys stay as distinct as they were and each stays the same every time."""
+    if len(key) <= limit:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: limit - len(digest) - 1]}~{digest}"
+
+
 def place_key(address: str | None) -> str | None:
     """An address reduced to what identifies the place: no spaces or punctuation, and no unit or
-    room number, so "幸福小区3栋2单元501" and "幸福小区 3栋" are the same project."""
+    room number, so "幸福小区3栋2单元501" and "幸福小区 3栋" are the same project. Kept with the
+    case at intake (`disputes.place_key`), where early warning finds the cases of one place."""
     if not address:
         return None
     plain = re.sub(r"[^\w]", "", normalise(address))
     plain = re.sub(r"\d+(栋|幢|号楼|单元|室|层).*$", "", plain)
-    return plain or None
+    return bounded(plain) if plain else None

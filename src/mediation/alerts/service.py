@@ -137,7 +137,8 @@ _NEAR = and_(
     Dispute.created_at >= bindparam("since"),
     Dispute.created_at <= bindparam("until"),
 )
-_PLACE_CANDIDATES = select(Dispute.id, Dispute.address).where(_NEAR, Dispute.address.is_not(None))
+# The place each case was given at intake, read off its index (disputes.place_key).
+_PLACE_WAVE = select(Dispute.id).where(_NEAR, Dispute.place_key == bindparam("place"))
 _CATEGORY_WAVE = select(Dispute.id).where(
     _NEAR,
     Dispute.region_code.startswith(bindparam("town", type_=Dispute.region_code.type)),
@@ -289,7 +290,7 @@ class AlertService:
             return None
         subject, about = wave
         county = dispute.region_code[:6]
-        key = f"cluster:{rule.id}:{county}:{subject}"
+        key = detect.bounded(f"cluster:{rule.id}:{county}:{subject}")
         if await self.session.scalar(_IS_OPEN, {"key": key}) is not None:
             return self._cluster_finding(dispute, rule, key, about, [dispute.id], join_only=True)
         ids = await self._wave_ids(dispute, rule)
@@ -313,10 +314,9 @@ class AlertService:
             )
             return f"{identity[0]}:{identity[1]}", about
         if rule.by == ClusterBy.place:
-            place = detect.place_key(dispute.address)
-            if place is None:
+            if dispute.place_key is None:
                 return None
-            return f"place:{place}", dispute.address or place
+            return f"place:{dispute.place_key}", dispute.address or dispute.place_key
         return f"category:{dispute.region_code[:TOWN_DIGITS]}:{dispute.category}", dispute.category
 
     @staticmethod
@@ -336,9 +336,7 @@ class AlertService:
             assert identity is not None  # a wave was found for it
             query, params = _respondent_wave(identity[0]), {**near, "who": identity[1]}
         elif rule.by == ClusterBy.place:
-            place = detect.place_key(dispute.address)
-            candidates = await self.session.execute(_PLACE_CANDIDATES, near)
-            return [i for i, address in candidates.all() if detect.place_key(address) == place]
+            query, params = _PLACE_WAVE, {**near, "place": dispute.place_key}
         else:
             town = dispute.region_code[:TOWN_DIGITS]
             query = _CATEGORY_WAVE_IN_TOWN if len(town) == TOWN_DIGITS else _CATEGORY_WAVE

@@ -41,6 +41,14 @@ class Dispute(Base):
         # Early warning's category wave: the cases of one town and category in a few days
         # (alerts.service), on every intake.
         Index("ix_disputes_town_category_created_at", text(_TOWN_SQL), "category", "created_at"),
+        # Early warning's place wave: the cases at one place in a few days (alerts.service).
+        Index(
+            "ix_disputes_place_key_created_at",
+            "place_key",
+            "created_at",
+            postgresql_where=text("place_key IS NOT NULL"),
+            sqlite_where=text("place_key IS NOT NULL"),
+        ),
         # Triage counts each body's active cases (its load); counted from this index alone.
         Index(
             "ix_disputes_active_body",
@@ -60,6 +68,8 @@ class Dispute(Base):
     external_reference: Mapped[str | None] = mapped_column(String(64))
     region_code: Mapped[str] = mapped_column(String(12), index=True)
     address: Mapped[str | None] = mapped_column(String(200))
+    # The address as early warning recognises a place (alerts.detect.place_key), set at intake.
+    place_key: Mapped[str | None] = mapped_column(String(200))
     amount_in_dispute: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
     people_involved: Mapped[int]
     severity: Mapped[str] = mapped_column(String(10))

@@ -23,6 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from mediation.agreements.models import Agreement, FollowUp, Obligation
 from mediation.agreements.render import agreement_html
 from mediation.agreements.rules import agreement_summary
+from mediation.alerts.detect import place_key
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.clocks import rules as clock_rules
 from mediation.clocks.counted import recount_reason
@@ -229,6 +230,7 @@ class DisputeService:
             external_reference=data.external_reference,
             region_code=data.region_code,
             address=data.address,
+            place_key=place_key(data.address),
             inviting_court_id=data.inviting_court_id,
             amount_in_dispute=data.amount_in_dispute,
             people_involved=data.people_involved,
