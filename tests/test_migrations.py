@@ -49,6 +49,9 @@ def empty_database(request, tmp_path):
     asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+# SQLite's batch migrations (0017's downgrade) reflect the tables they refer to, disputes among
+# them, whose town index is an expression SQLAlchemy cannot reflect; nothing there needs it.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_upgrade_downgrade_upgrade(empty_database):
     expected = {t.name for t in Base.metadata.sorted_tables}
     upgrade(empty_database)
