@@ -281,9 +281,11 @@ class AlertService:
 
         A wave whose alert is open is joined as it is: the case is added to it, and its cases are
         neither read nor counted, so a joining intake costs the same at the wave's hundredth case as
-        at its sixth. Intakes of one county take its case-number counter in turn (`apply` runs under
-        it), so every case of a wave is either committed when the wave is raised, and read then, or
-        joins the raised alert itself.
+        at its sixth. Intakes of one county take its case-number counter in turn, and `apply` runs
+        under it: a wave being raised is read again there, so it holds the cases committed by then,
+        and a case that saw others of its wave looks for the alert there, so it joins one raised
+        while it waited. (A case alone in its window when it looked, whose wave is raised meanwhile
+        by intakes that all began after it, is left out of it.)
         """
         wave = self._wave(dispute, rule)
         if wave is None:
