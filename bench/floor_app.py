@@ -113,22 +113,23 @@ async def _journal(
 async def _join_alert(
     conn: asyncpg.Connection,
     key: str,
-    wave: Wave | None,
+    raising: tuple[Wave, list[uuid.UUID]] | None,
     dispute_id: uuid.UUID,
     number: str,
     version: int,
     now: datetime,
 ) -> Event | None:
-    """A wave's alert joined, or raised by the case whose wave reached its threshold (`wave`: its
-    cases read again, under the county's counter): the alert locked, the cases it does not list
-    yet added, and the joining case's timeline entry and event under its version. A case that
-    only joins finds no alert open: nothing."""
+    """A wave's alert joined, or raised by the case whose wave reached its threshold (`raising`:
+    the wave's statement, and its cases as the case read them): the alert locked, the cases it
+    does not list yet added, and the joining case's timeline entry and event under its version.
+    A wave raised is read again, under the county's counter. A case that only joins finds no
+    alert open: nothing."""
     alert = await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
-    if alert is None and wave is None:
+    if alert is None and raising is None:
         return None
     ids = [dispute_id]
-    if alert is None and wave is not None:
-        ids = [r["id"] for r in await conn.fetch(*wave)]
+    if alert is None and raising is not None:
+        ids = [r["id"] for r in await conn.fetch(*raising[0])]
         alert = await conn.fetchrow(
             "INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, "
             "raised_at, last_seen_at, version) VALUES ($1, 'cluster', $2, $2, 'high', $3, 'floor', '{}'::jsonb, "
@@ -138,8 +139,8 @@ async def _join_alert(
             number[:6],
             now,
         ) or await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
-    elif wave is not None:  # raised meanwhile by another intake of the wave: joined with its cases
-        ids = [r["id"] for r in await conn.fetch(*wave)]
+    elif raising is not None:  # raised meanwhile by another intake: joined with the cases read
+        ids = raising[1]
     known = {
         r["dispute_id"]
         for r in await conn.fetch(
@@ -283,7 +284,7 @@ async def intake(request: Request) -> JSONResponse:
             region[:9],
             category,
         )
-        joins: list[tuple[str, Wave | None]] = []
+        joins: list[tuple[str, tuple[Wave, list[uuid.UUID]] | None]] = []
         for wave, key, least in (
             (by_respondent, f"cluster:respondent:{region[:6]}:id:{indexes[respondent]}", 5),
             (by_category, f"cluster:category:{region[:6]}:category:{region[:9]}:{category}", 15),
@@ -295,7 +296,7 @@ async def intake(request: Request) -> JSONResponse:
             # Distinct claimants, counted in the database up to the threshold: each case stands
             # for its first recognisable applicant (a wave shorter than the threshold never asks).
             if len(ids) >= least and await conn.fetchval(CLAIMANTS, ids, least) >= least:
-                joins.append((key, wave))
+                joins.append((key, (wave, ids)))
             elif len(ids) > 1:
                 joins.append((key, None))
         await conn.fetch(
