@@ -6,7 +6,7 @@ requests go over ASGI (httpx) with the full stack on, against a scratch PostgreS
 the demo data, and the process's user and system CPU time is divided by the request count (the
 test client's share, a millisecond or two, is included); so is PostgreSQL's, read from /proc.
 
-Run: .venv/bin/python bench/cpu.py [--requests 300] [--admin-dsn postgresql://...]
+Run: .venv/bin/python bench/cpu.py [--requests 300] [--only intake] [--batches 6] [--admin-dsn ...]
 It also reports the collector's pauses by generation: a full collection pauses every request in
 the process, so its length matters to the slowest requests.
 To see where the time goes: py-spy record -f raw -o out.txt -- .venv/bin/python bench/cpu.py
@@ -89,28 +89,33 @@ class Pauses:
         )
 
 
-async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]]) -> None:
+async def measure(label: str, count: int, one: Callable[[int], Awaitable[None]], batches: int = 1) -> None:
+    """`count` requests after a warm-up, reported per batch of `count // batches`: a cost that grows
+    with the data the requests add (an early-warning wave, say) shows as batches that cost more."""
     for k in range(10):  # warm up: first requests build routes, prepared statements, caches
         await one(k)
-    pauses = Pauses()
-    gc.callbacks.append(pauses)
-    database = run._Spent(())  # PostgreSQL's backends' CPU over the same requests
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    started = time.perf_counter()
-    for k in range(10, 10 + count):
-        await one(k)
-    wall = (time.perf_counter() - started) / count * 1000
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    gc.callbacks.remove(pauses)
-    user = (after.ru_utime - before.ru_utime) / count * 1000
-    system = (after.ru_stime - before.ru_stime) / count * 1000
-    postgres = database.since()["postgres"] / count * 1000
-    print(
-        f"{label:8s} {count} requests: {wall:6.2f} ms each, CPU {user + system:6.2f} ms "
-        f"(user {user:.2f}, system {system:.2f}), PostgreSQL {postgres:6.2f} ms",
-        flush=True,
-    )
-    print(f"{'':8s} collector pauses: {pauses.line()}", flush=True)
+    size = max(1, count // batches)
+    for batch in range(batches):
+        first = 10 + batch * size
+        pauses = Pauses()
+        gc.callbacks.append(pauses)
+        database = run._Spent(())  # PostgreSQL's backends' CPU over the same requests
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        for k in range(first, first + size):
+            await one(k)
+        wall = (time.perf_counter() - started) / size * 1000
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        gc.callbacks.remove(pauses)
+        user = (after.ru_utime - before.ru_utime) / size * 1000
+        system = (after.ru_stime - before.ru_stime) / size * 1000
+        postgres = database.since()["postgres"] / size * 1000
+        print(
+            f"{label:8s} {size} requests: {wall:6.2f} ms each, CPU {user + system:6.2f} ms "
+            f"(user {user:.2f}, system {system:.2f}), PostgreSQL {postgres:6.2f} ms",
+            flush=True,
+        )
+        print(f"{'':8s} collector pauses: {pauses.line()}", flush=True)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -147,9 +152,9 @@ async def main(args: argparse.Namespace) -> None:
                 assert response.status_code == 201, response.text
 
             if args.only in (None, "accept"):
-                await measure("accept", args.requests, accept)
+                await measure("accept", args.requests, accept, args.batches)
             if args.only in (None, "intake"):
-                await measure("intake", args.requests, intake)
+                await measure("intake", args.requests, intake, args.batches)
     finally:
         await run._drop(args.admin_dsn, name)
 
@@ -161,4 +166,7 @@ if __name__ == "__main__":
     parser.add_argument("--admin-dsn", default=run.ADMIN_DSN)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--only", choices=("accept", "intake"), help="measure one of the two")
+    parser.add_argument(
+        "--batches", type=int, default=1, help="report the requests in this many batches, in order"
+    )
     asyncio.run(main(parser.parse_args()))
