@@ -198,6 +198,18 @@ def _cluster_title(rule: ClusterRule, cases: int, about: str) -> str:
 _OPEN_ALERT_LOCKED = _OPEN_ALERT.with_for_update().execution_options(populate_existing=True)
 
 
+@dataclass(frozen=True, slots=True)
+class Wave:
+    """The cases near a new one that a cluster rule groups with it: what the alert's key names
+    (`subject`) and its title says (`about`), and the statement that reads them."""
+
+    rule: ClusterRule
+    subject: str
+    about: str
+    query: Select[uuid.UUID]
+    params: dict[str, Any]
+
+
 @dataclass(slots=True)
 class Finding:
     """An alert to raise or join, found by reading alone: intake looks for them before it takes the
@@ -213,8 +225,8 @@ class Finding:
     matched: dict[str, Any]
     # Joins the wave's alert if it is open when the case's number is taken, and raises none.
     join_only: bool = False
-    # A cluster's rule: a finding that raises reads its wave again under the county's counter.
-    rule: ClusterRule | None = None
+    # A cluster's wave: a finding that raises reads it again under the county's counter.
+    wave: Wave | None = None
 
 
 class AlertService:
@@ -290,82 +302,65 @@ class AlertService:
         wave = self._wave(dispute, rule)
         if wave is None:
             return None
-        subject, about = wave
-        county = dispute.region_code[:6]
-        key = detect.bounded(f"cluster:{rule.id}:{county}:{subject}")
+        key = detect.bounded(f"cluster:{rule.id}:{dispute.region_code[:6]}:{wave.subject}")
         if await self.session.scalar(_IS_OPEN, {"key": key}) is not None:
-            return self._cluster_finding(dispute, rule, key, about, [dispute.id], join_only=True)
-        ids = await self._wave_ids(dispute, rule)
+            return self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True)
+        ids = await self._cases_of(wave)
         if await self._claimants_reach(ids, rule.min_cases):
-            return self._cluster_finding(dispute, rule, key, about, ids, join_only=False)
+            return self._cluster_finding(dispute, wave, key, ids, join_only=False)
         if len(ids) > 1:
             # Below the threshold as this case sees it, but another intake of the wave may be
             # raising its alert right now: this case joins it if it is open once the counter is ours.
-            return self._cluster_finding(dispute, rule, key, about, [dispute.id], join_only=True)
+            return self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True)
         return None
 
-    def _wave(self, dispute: Dispute, rule: ClusterRule) -> tuple[str, str] | None:
-        """What the case's wave under `rule` is about, as its alert's key names it and its title
-        says it; None when nothing recognises it (no respondent known, no address)."""
-        if rule.by == ClusterBy.respondent:
-            identity = self._respondent(dispute)
-            if identity is None:
-                return None
-            about = next(
-                p.name for p in dispute.parties if p.role == PartyRole.respondent and _identity(p) == identity
-            )
-            return f"{identity[0]}:{identity[1]}", about
-        if rule.by == ClusterBy.place:
-            if dispute.place_key is None:
-                return None
-            return f"place:{dispute.place_key}", dispute.address or dispute.place_key
-        return f"category:{dispute.region_code[:TOWN_DIGITS]}:{dispute.category}", dispute.category
-
-    @staticmethod
-    def _respondent(dispute: Dispute) -> tuple[str, str] | None:
-        identities = [
-            i for p in dispute.parties if p.role == PartyRole.respondent and (i := _identity(p)) is not None
-        ]
-        return identities[0] if identities else None
-
-    async def _wave_ids(self, dispute: Dispute, rule: ClusterRule) -> list[uuid.UUID]:
-        """The cases of the wave in the window ending with this case (the case itself included)."""
+    def _wave(self, dispute: Dispute, rule: ClusterRule) -> Wave | None:
+        """The case's wave under `rule`, in the window ending with the case; None when nothing
+        recognises it (no respondent known, no address)."""
         county = dispute.region_code[:6]
         since = dispute.created_at - timedelta(days=rule.window_days)
         near = {"county": county, "since": since, "until": dispute.created_at}
         if rule.by == ClusterBy.respondent:
-            identity = self._respondent(dispute)
-            assert identity is not None  # a wave was found for it
-            query, params = _respondent_wave(identity[0]), {**near, "who": identity[1]}
-        elif rule.by == ClusterBy.place:
-            query, params = _PLACE_WAVE, {**near, "place": dispute.place_key}
-        else:
-            town = dispute.region_code[:TOWN_DIGITS]
-            query = _CATEGORY_WAVE_IN_TOWN if len(town) == TOWN_DIGITS else _CATEGORY_WAVE
-            params = {**near, "town": town, "category": dispute.category}
-        return list((await self.session.scalars(query, params)).all())
+            respondents = [
+                (i, p.name)
+                for p in dispute.parties
+                if p.role == PartyRole.respondent and (i := _identity(p)) is not None
+            ]
+            if not respondents:
+                return None
+            (kind, who), name = respondents[0]
+            return Wave(rule, f"{kind}:{who}", name, _respondent_wave(kind), {**near, "who": who})
+        if rule.by == ClusterBy.place:
+            place = dispute.place_key
+            if place is None:
+                return None
+            return Wave(
+                rule, f"place:{place}", dispute.address or place, _PLACE_WAVE, {**near, "place": place}
+            )
+        town = dispute.region_code[:TOWN_DIGITS]
+        query = _CATEGORY_WAVE_IN_TOWN if len(town) == TOWN_DIGITS else _CATEGORY_WAVE
+        params = {**near, "town": town, "category": dispute.category}
+        return Wave(rule, f"category:{town}:{dispute.category}", dispute.category, query, params)
+
+    async def _cases_of(self, wave: Wave) -> list[uuid.UUID]:
+        """The wave's cases (the case itself included)."""
+        return list((await self.session.scalars(wave.query, wave.params)).all())
 
     def _cluster_finding(
-        self,
-        dispute: Dispute,
-        rule: ClusterRule,
-        key: str,
-        about: str,
-        ids: list[uuid.UUID],
-        *,
-        join_only: bool,
+        self, dispute: Dispute, wave: Wave, key: str, ids: list[uuid.UUID], *, join_only: bool
     ) -> Finding:
-        title = _cluster_title(rule, len(ids), about)
+        rule = wave.rule
         details = {
             "rule": rule.id,
             "by": rule.by.value,
-            "about": about,
+            "about": wave.about,
             "window_days": rule.window_days,
             "min_cases": rule.min_cases,
         }
+        title = _cluster_title(rule, len(ids), wave.about)
         county = dispute.region_code[:6]
         return Finding(
-            "cluster", key, "high", county, title, details, ids, {"rule": rule.id}, join_only, rule
+            "cluster", key, "high", county, title, details, ids, {"rule": rule.id}, join_only, wave
         )
 
     async def _claimants_reach(self, ids: list[uuid.UUID], enough: int) -> bool:
@@ -420,11 +415,11 @@ class AlertService:
         alert = await self._open(key, lock=True)
         if alert is None and finding.join_only:
             return None
-        if alert is None and finding.rule is not None:
+        if alert is None and finding.wave is not None:
             # Raising a wave: its cases read again under the county's counter, so an intake of the
             # wave that committed since the finding was made is part of it from the start.
-            case_ids = await self._wave_ids(dispute, finding.rule)
-            title = _cluster_title(finding.rule, len(case_ids), str(details["about"]))
+            case_ids = await self._cases_of(finding.wave)
+            title = _cluster_title(finding.wave.rule, len(case_ids), finding.wave.about)
         if alert is None:
             try:
                 async with self.session.begin_nested():
