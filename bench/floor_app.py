@@ -113,6 +113,7 @@ async def _journal(
 async def _join_alert(
     conn: asyncpg.Connection,
     key: str,
+    alert: asyncpg.Record | None,
     raising: tuple[Wave, list[uuid.UUID]] | None,
     dispute_id: uuid.UUID,
     number: str,
@@ -120,14 +121,15 @@ async def _join_alert(
     now: datetime,
 ) -> Event | None:
     """A wave's alert joined, or raised by the case whose wave reached its threshold (`raising`:
-    the wave's statement, and its cases as the case read them): the alert locked, the cases it
-    does not list yet added, and the joining case's timeline entry and event under its version.
-    A wave raised is read again, under the county's counter. A case that only joins finds no
-    alert open: nothing."""
-    alert = await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
+    the wave's statement, and its cases as the case read them): the alert (`alert`, locked by the
+    caller with the case's other waves), the cases it does not list yet added, and the joining
+    case's timeline entry and event under its version (the case's row takes the version when its
+    number is written). A wave raised is read again, under the
+    county's counter. A case that only joins finds no alert open: nothing."""
     if alert is None and raising is None:
         return None
     ids = [dispute_id]
+    may_know = alert is not None  # a new alert lists nothing; a joining new case is in none
     if alert is None and raising is not None:
         ids = [r["id"] for r in await conn.fetch(*raising[0])]
         alert = await conn.fetchrow(
@@ -138,28 +140,27 @@ async def _join_alert(
             key,
             number[:6],
             now,
-        ) or await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
+        )
+        if alert is None:  # raised by another intake since the lock: joined as the service does
+            alert = await conn.fetchrow("SELECT * FROM alerts WHERE open_key = $1 FOR UPDATE", key)
+            may_know = True
     elif raising is not None:  # raised meanwhile by another intake: joined with the cases read
         ids = raising[1]
-    known = {
-        r["dispute_id"]
-        for r in await conn.fetch(
-            "SELECT dispute_id FROM alert_cases WHERE alert_id = $1 AND dispute_id = ANY($2::uuid[])",
-            alert["id"],
-            ids,
-        )
-    }
+    assert alert is not None
+    known: set[uuid.UUID] = set()
+    if may_know and ids != [dispute_id]:
+        known = {
+            r["dispute_id"]
+            for r in await conn.fetch(
+                "SELECT dispute_id FROM alert_cases WHERE alert_id = $1 AND dispute_id = ANY($2::uuid[])",
+                alert["id"],
+                ids,
+            )
+        }
     new = [i for i in ids if i not in known]
     await conn.executemany(
         "INSERT INTO alert_cases (id, alert_id, dispute_id, matched, added_at) VALUES ($1, $2, $3, '{}'::jsonb, $4)",
         [(uuid.uuid4(), alert["id"], case, now) for case in new],
-    )
-    await conn.execute(
-        "UPDATE disputes SET version = $1, updated_at = $2 WHERE id = $3 AND version = $4",
-        version,
-        now,
-        dispute_id,
-        version - 1,
     )
     await conn.execute(
         "INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, "
@@ -222,9 +223,9 @@ async def intake(request: Request) -> JSONResponse:
         await conn.execute(
             "INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters, description, channel, "
             "region_code, amount_in_dispute, people_involved, severity, is_group, is_risk, tier, status, version, "
-            "complexity, applied_on, created_by, created_at, updated_at, ever_overdue) VALUES ($1, $2, $2, $3, "
-            "'[]'::jsonb, $4, $5, $6, $7, $8, 'ordinary', false, false, 'village', 'registered', 1, 'general', $9, "
-            "'floor', $10, $10, false)",
+            "complexity, applied_on, created_by, created_at, updated_at, ever_overdue, clock, clock_level, "
+            "clock_due_at) VALUES ($1, $2, $2, $3, '[]'::jsonb, $4, $5, $6, $7, $8, 'ordinary', false, false, "
+            "'village', 'registered', 1, 'general', $9, 'floor', $10, $10, false, $11::jsonb, 'normal', $12)",
             dispute_id,
             provisional,
             category,
@@ -235,6 +236,9 @@ async def intake(request: Request) -> JSONResponse:
             data["people_involved"],
             now.date(),
             now,
+            # The row is written with its clock summary, as the service writes it.
+            json.dumps({"name": "acceptance", "due_at": (now + timedelta(days=1)).isoformat()}),
+            now + timedelta(days=1),
         )
         await conn.executemany(
             "INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_number_enc, "
@@ -285,11 +289,20 @@ async def intake(request: Request) -> JSONResponse:
             category,
         )
         joins: list[tuple[str, tuple[Wave, list[uuid.UUID]] | None]] = []
-        for wave, key, least in (
+        waves = (
             (by_respondent, f"cluster:respondent:{region[:6]}:id:{indexes[respondent]}", 5),
             (by_category, f"cluster:category:{region[:6]}:category:{region[:9]}:{category}", 15),
-        ):
-            if await conn.fetchval("SELECT id FROM alerts WHERE open_key = $1", key) is not None:
+        )
+        # Which waves have an open alert, asked of all of them at once.
+        open_keys = {
+            r["open_key"]
+            for r in await conn.fetch(
+                "SELECT open_key FROM alerts WHERE open_key = ANY($1::varchar[])",
+                [key for _, key, _ in waves],
+            )
+        }
+        for wave, key, least in waves:
+            if key in open_keys:
                 joins.append((key, None))
                 continue
             ids = [r["id"] for r in await conn.fetch(*wave)]
@@ -297,7 +310,7 @@ async def intake(request: Request) -> JSONResponse:
             # for its first recognisable applicant (a wave shorter than the threshold never asks).
             if len(ids) >= least and await conn.fetchval(CLAIMANTS, ids, least) >= least:
                 joins.append((key, (wave, ids)))
-            elif len(ids) > 1:
+            else:  # joins the alert if another intake raised it by the time the counter is ours
                 joins.append((key, None))
         await conn.fetch(
             "SELECT d.id FROM disputes d WHERE d.id != $1 AND d.created_at >= $2 AND d.status IN ('closed', 'archived') "
@@ -370,8 +383,16 @@ async def intake(request: Request) -> JSONResponse:
         ]
         # The waves joined after the number and before the receipt, as the service does.
         version = 1
+        locked = {
+            r["open_key"]: r
+            for r in await conn.fetch(
+                "SELECT * FROM alerts WHERE open_key = ANY($1::varchar[]) ORDER BY open_key FOR UPDATE",
+                sorted(key for key, _ in joins),
+            )
+        }
         for key, raising in joins:
-            joined = await _join_alert(conn, key, raising, dispute_id, number, version + 1, now)
+            alert = locked.get(key)
+            joined = await _join_alert(conn, key, alert, raising, dispute_id, number, version + 1, now)
             if joined is not None:
                 version += 1
                 events.append(joined)
@@ -382,15 +403,16 @@ async def intake(request: Request) -> JSONResponse:
             receipt,
             now,
         )
+        # The number, and the version of each alert joined, in one write of the row (the service's
+        # unit of work writes them together).
         await conn.execute(
-            "UPDATE disputes SET case_number = $1, query_code_hash = $2, clock = $3::jsonb, clock_level = 'normal', "
-            "clock_due_at = $4 WHERE id = $5 AND version = $6",
+            "UPDATE disputes SET case_number = $1, query_code_hash = $2, version = $3, updated_at = $4 "
+            "WHERE id = $5 AND version = 1",
             number,
             _hash("query", number),
-            json.dumps({"name": "acceptance", "due_at": (now + timedelta(days=1)).isoformat()}),
-            now + timedelta(days=1),
-            dispute_id,
             version,
+            now,
+            dispute_id,
         )
         await conn.execute(
             "INSERT INTO documents (id, dispute_id, kind, original_name, sha256, size, media_type, submitted_by_kind, "

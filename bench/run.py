@@ -488,9 +488,10 @@ SELECT gen_random_uuid() AS did, (ARRAY[{_CATEGORIES}])[:c::int] AS category, (A
 SELECT :town::text || lpad((200 + :serial::int % 20)::text, 3, '0') AS region \\gset
 INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters, description, channel, region_code,
   amount_in_dispute, people_involved, severity, is_group, is_risk, tier, status, version, complexity, applied_on,
-  created_by, created_at, updated_at, ever_overdue) VALUES (:did::uuid, '~' || left(replace(:did::text, '-', ''), 31),
-  '~' || left(replace(:did::text, '-', ''), 31), :category, '[]', '双方因合同履行发生争执, 申请调解。', 'window', :region,
-  1200, 2, 'ordinary', false, false, 'village', 'registered', 1, 'general', current_date, 'pgbench', now(), now(), false);
+  created_by, created_at, updated_at, ever_overdue, clock, clock_level, clock_due_at) VALUES (:did::uuid,
+  '~' || left(replace(:did::text, '-', ''), 31), '~' || left(replace(:did::text, '-', ''), 31), :category, '[]',
+  '双方因合同履行发生争执, 申请调解。', 'window', :region, 1200, 2, 'ordinary', false, false, 'village', 'registered', 1,
+  'general', current_date, 'pgbench', now(), now(), false, '{{}}', 'normal', now() + interval '1 day');
 INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_number_enc, id_number_masked,
   id_number_index, phone_enc, phone_masked, phone_index, address, region_code, consent, name_key) VALUES
   (gen_random_uuid(), :did::uuid, 0, 'applicant', 'person', '王伟', 'resident_id', md5(:serial::text || 'a'), '3306**',
@@ -499,15 +500,14 @@ INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_num
   (gen_random_uuid(), :did::uuid, 1, 'respondent', 'person', '李娜', 'resident_id', md5(:serial::text || 'b'), '3306**',
    md5(:serial::text || 'ib'), md5(:serial::text || 'pb'), '139****', md5(:serial::text || 'qb'), '诸暨', :region, 'pending',
    md5(:serial::text || 'nb'));
-SELECT id FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib'));
+SELECT count(*) FILTER (WHERE open_key LIKE concat_ws(chr(58), 'cluster', 'category', '%')) AS open_n FROM alerts WHERE open_key = ANY(ARRAY[
+  concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib')),
+  concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text)]) \\gset
 SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '7 days'
   AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
   AND p.id_number_index = md5(:serial::text || 'ib'));
-SELECT count(*) AS open_n FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681', 'category',
-  :town::text, :category::text) \\gset
-\\if :open_n
 \\set joined 1
-\\else
+\\if :open_n = 0
 SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
   AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
   AND d.category = :category \\gset
@@ -518,9 +518,6 @@ SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} 
 \\if :claimants >= 15
 \\set joined 2
 \\endif
-\\endif
-\\if :joined = 0 AND :wave_n > 1
-\\set joined 1
 \\endif
 \\endif
 SELECT d.id FROM disputes d WHERE d.id != :did::uuid AND d.created_at >= now() - interval '365 days'
@@ -540,28 +537,40 @@ INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_statu
   occurred_at) VALUES (gen_random_uuid(), :did::uuid, 1, 'register', NULL, 'registered', 'clerk', 'pgbench', '{{}}', now());
 UPDATE case_number_counters SET last_value = last_value + 1 WHERE region = '330681' AND year = 2026
   RETURNING last_value AS number \\gset
-\\if :joined = 2
-INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, raised_at,
-  last_seen_at, version) VALUES (gen_random_uuid(), 'cluster', concat_ws(chr(58), 'cluster', 'category', '330681',
-  'category', :town::text, :category::text), concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text),
-  'high', '330681', 'pgbench', '{{}}', 'open', 0, now(), now(), 1) ON CONFLICT (open_key) DO NOTHING;
+SELECT count(*) FILTER (WHERE open_key LIKE concat_ws(chr(58), 'cluster', 'category', '%')) AS locked,
+  coalesce(max(id::text) FILTER (WHERE open_key LIKE concat_ws(chr(58), 'cluster', 'category', '%')), '') AS aid FROM (SELECT id, open_key FROM
+  alerts WHERE open_key = ANY(ARRAY[concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib')),
+  concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text)]) ORDER BY open_key
+  FOR UPDATE) AS a \\gset
+\\set fresh 0
+\\if :joined = 2 AND :locked = 0
+WITH raised AS (INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count,
+  raised_at, last_seen_at, version) VALUES (gen_random_uuid(), 'cluster', concat_ws(chr(58), 'cluster', 'category',
+  '330681', 'category', :town::text, :category::text), concat_ws(chr(58), 'cluster', 'category', '330681', 'category',
+  :town::text, :category::text), 'high', '330681', 'pgbench', '{{}}', 'open', 0, now(), now(), 1)
+  ON CONFLICT (open_key) DO NOTHING RETURNING id)
+  SELECT count(*) AS fresh, coalesce(max(id::text), '') AS aid FROM raised \\gset
+\\if :fresh = 0
+SELECT 1 AS locked, id::text AS aid FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster', 'category', '330681',
+  'category', :town::text, :category::text) FOR UPDATE \\gset
+\\else
+\\set locked 1
 \\endif
-\\if :joined
-SELECT count(*) AS locked, coalesce(max(id::text), '') AS aid FROM (SELECT id FROM alerts WHERE open_key = concat_ws(chr(58), 'cluster',
-  'category', '330681', 'category', :town::text, :category::text) FOR UPDATE) AS a \\gset
+\\endif
 \\if :locked
-\\if :joined = 2
+\\if :joined = 2 AND :fresh = 1
 SELECT coalesce(array_agg(d.id), '{{}}') AS wave FROM disputes d WHERE d.region_code LIKE '330681%'
   AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
   AND d.category = :category \\gset
 \\else
 SELECT ARRAY[:did::uuid]::text AS wave \\gset
 \\endif
+\\if :fresh = 0 AND :joined = 2
 SELECT dispute_id FROM alert_cases WHERE alert_id = :aid::uuid AND dispute_id = ANY(:wave::uuid[]);
+\\endif
 INSERT INTO alert_cases (id, alert_id, dispute_id, matched, added_at) SELECT gen_random_uuid(), :aid::uuid, w, '{{}}',
   now() FROM unnest(:wave::uuid[]) AS w WHERE NOT EXISTS (SELECT * FROM alert_cases a WHERE a.alert_id = :aid::uuid
   AND a.dispute_id = w);
-UPDATE disputes SET version = 2, updated_at = now() WHERE id = :did::uuid AND version = 1;
 INSERT INTO timeline_entries (id, dispute_id, seq, action, from_status, to_status, actor_role, actor_id, payload,
   occurred_at) VALUES (gen_random_uuid(), :did::uuid, 2, 'alert_raised', 'registered', 'registered', 'system', 'system',
   jsonb_build_object('alert_id', :aid::text), now());
@@ -570,11 +579,10 @@ UPDATE alerts SET case_count = case_count + 1, last_seen_at = now(), version = v
 \\set events 2
 \\set v 2
 \\endif
-\\endif
 INSERT INTO document_blobs (sha256, size, media_type, created_at) VALUES (md5(:did::text) || md5(:did::text), 444,
   'text/html', now()) ON CONFLICT (sha256) DO NOTHING;
-UPDATE disputes SET case_number = '330681-2026-P' || :number::text, query_code_hash = md5(:did::text), clock = '{{}}',
-  clock_level = 'normal', clock_due_at = now() + interval '1 day' WHERE id = :did::uuid AND version = :v::int;
+UPDATE disputes SET case_number = '330681-2026-P' || :number::text, query_code_hash = md5(:did::text), version = :v::int,
+  updated_at = now() WHERE id = :did::uuid AND version = 1;
 INSERT INTO documents (id, dispute_id, kind, original_name, sha256, size, media_type, submitted_by_kind, submitted_by,
   submitted_role, stage, generated, contains_personal_data, late, status, created_at) VALUES (gen_random_uuid(),
   :did::uuid, 'receipt', 'receipt.html', md5(:did::text) || md5(:did::text), 444, 'text/html', 'center', 'pgbench', 'clerk',

@@ -185,17 +185,35 @@ def _repeat_query(applicant_kinds: tuple[str, ...], respondent_kinds: tuple[str,
     )
 
 
-_OPEN_ALERT = select(Alert).where(Alert.open_key == bindparam("key"))
-# Whether the alert is open, without loading it: intake asks this of every wave before reading it.
-_IS_OPEN = select(Alert.id).where(Alert.open_key == bindparam("key"))
+# Which of a case's waves have an open alert, without loading them: intake asks this of all its
+# waves at once, before reading any of them.
+_ARE_OPEN = {
+    dialect: select(Alert.open_key).where(among) for dialect, among in one_of(Alert.open_key, "keys").items()
+}
+# The open alerts an intake raises or joins, locked and read afresh in one statement under the
+# county's counter, in the order of their keys (so two intakes sharing several lock them alike).
+_OPEN_ALERTS_LOCKED = {
+    dialect: select(Alert)
+    .where(among)
+    .order_by(Alert.open_key)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+    for dialect, among in one_of(Alert.open_key, "keys").items()
+}
 
 
 def _cluster_title(rule: ClusterRule, cases: int, about: str) -> str:
     return f"群体性风险预警: {rule.window_days} 日内 {cases} 起纠纷 ({rule.label}): {about}"
 
 
-# Read afresh under lock: two intakes joining the same wave at once each add their case.
-_OPEN_ALERT_LOCKED = _OPEN_ALERT.with_for_update().execution_options(populate_existing=True)
+# One open alert, locked and read afresh: a risk raised from a session note, or an intake's raising
+# that lost the race to insert the alert.
+_OPEN_ALERT_LOCKED = (
+    select(Alert)
+    .where(Alert.open_key == bindparam("key"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,25 +265,31 @@ class AlertService:
         found = []
         if hits:
             found.append(self._risk(dispute, hits, "description"))
-        for rule in self.rules.clusters:
-            finding = await self._cluster(dispute, rule)
-            if finding is not None:
-                found.append(finding)
+        found.extend(await self._clusters(dispute))
         repeat = await self._repeat(dispute)
         if repeat is not None:
             found.append(repeat)
         return found
 
     async def apply(self, dispute: Dispute, found: list[Finding]) -> list[Alert]:
+        """Write the findings of a case being registered, under the county's counter: the open
+        alerts they name are locked and read afresh in one statement, then each is raised or
+        joined."""
+        if not found:
+            return []
+        statement = _OPEN_ALERTS_LOCKED[self.session.get_bind().dialect.name]
+        keys = sorted({finding.key for finding in found})
+        open_now = {a.open_key: a for a in (await self.session.scalars(statement, {"keys": keys})).all()}
         raised = []
         for finding in found:
-            alert = await self._raise(dispute, finding)
+            alert = await self._raise(dispute, finding, open_now.get(finding.key), registering=True)
             if alert is not None:
                 raised.append(alert)
         return raised
 
     async def flag_risk(self, dispute: Dispute, hits: list[RiskHit], source: str) -> Alert:
-        alert = await self._raise(dispute, self._risk(dispute, hits, source))
+        finding = self._risk(dispute, hits, source)
+        alert = await self._raise(dispute, finding, await self._open(finding.key))
         assert alert is not None  # a risk finding always raises
         return alert
 
@@ -288,31 +312,39 @@ class AlertService:
             matched=details,
         )
 
-    async def _cluster(self, dispute: Dispute, rule: ClusterRule) -> Finding | None:
-        """The wave this case belongs to under `rule`, if it has an alert or reaches its threshold.
+    async def _clusters(self, dispute: Dispute) -> list[Finding]:
+        """The waves this case belongs to, one per cluster rule that recognises it.
 
         A wave whose alert is open is joined as it is: the case is added to it, and its cases are
         neither read nor counted, so a joining intake costs the same at the wave's hundredth case as
-        at its sixth. Intakes of one county take its case-number counter in turn, and `apply` runs
-        under it: a wave being raised is read again there, so it holds the cases committed by then,
-        and a case that saw others of its wave looks for the alert there, so it joins one raised
-        while it waited. (A case alone in its window when it looked, whose wave is raised meanwhile
-        by intakes that all began after it, is left out of it.)
+        at its sixth. Whether each wave is open is asked in one statement for all of them.
+
+        A wave without an open alert is read, and its claimants counted: reaching the rule's
+        threshold, the case raises the alert. Otherwise it may still join it: intakes of one county
+        take its case-number counter in turn, and `apply` runs under it, so an alert that another
+        intake raised after this one looked is found there and joined. That holds for a case alone
+        in its window too, whose wave is raised by intakes that began after it and took the counter
+        first: they could not see it, uncommitted, so it joins them. A wave being raised is read
+        again under the counter, so it holds every case of the wave committed by then.
         """
-        wave = self._wave(dispute, rule)
-        if wave is None:
-            return None
-        key = detect.bounded(f"cluster:{rule.id}:{dispute.region_code[:6]}:{wave.subject}")
-        if await self.session.scalar(_IS_OPEN, {"key": key}) is not None:
-            return self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True)
-        ids = await self._cases_of(wave)
-        if await self._claimants_reach(ids, rule.min_cases):
-            return self._cluster_finding(dispute, wave, key, ids, join_only=False)
-        if len(ids) > 1:
-            # Below the threshold as this case sees it, but another intake of the wave may be
-            # raising its alert right now: this case joins it if it is open once the counter is ours.
-            return self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True)
-        return None
+        waves = [wave for rule in self.rules.clusters if (wave := self._wave(dispute, rule)) is not None]
+        if not waves:
+            return []
+        keys = [
+            detect.bounded(f"cluster:{wave.rule.id}:{dispute.region_code[:6]}:{wave.subject}")
+            for wave in waves
+        ]
+        statement = _ARE_OPEN[self.session.get_bind().dialect.name]
+        open_keys = set((await self.session.scalars(statement, {"keys": keys})).all())
+        found = []
+        for wave, key in zip(waves, keys, strict=True):
+            if key not in open_keys:
+                ids = await self._cases_of(wave)
+                if await self._claimants_reach(ids, wave.rule.min_cases):
+                    found.append(self._cluster_finding(dispute, wave, key, ids, join_only=False))
+                    continue
+            found.append(self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True))
+        return found
 
     def _wave(self, dispute: Dispute, rule: ClusterRule) -> Wave | None:
         """The case's wave under `rule`, in the window ending with the case; None when nothing
@@ -403,18 +435,24 @@ class AlertService:
             {"earlier": len(earlier)},
         )
 
-    async def _raise(self, dispute: Dispute, finding: Finding) -> Alert | None:
-        """Join the open alert with this key, or raise it. Two intakes raising the same alert at
-        once: the second's insert fails on `open_key` inside a savepoint and it joins instead. A
-        finding that only joins raises nothing once its wave has been resolved meanwhile."""
+    async def _raise(
+        self, dispute: Dispute, finding: Finding, alert: Alert | None, *, registering: bool = False
+    ) -> Alert | None:
+        """Join the open alert with this key (`alert`, locked and read afresh by the caller: two
+        intakes joining the same wave at once each add their case), or raise it. Two intakes raising
+        the same alert at once: the second's insert fails on `open_key` inside a savepoint and it
+        joins instead. A finding that only joins raises nothing when no alert is open: its wave
+        has not reached the threshold, or has been resolved meanwhile. `registering`: `dispute` is
+        being registered, so no alert lists it yet."""
         kind, key, level, region = finding.kind, finding.key, finding.level, finding.region
         details, case_ids, matched = finding.details, finding.case_ids, finding.matched
         title = f"风险预警: {dispute.case_number} {finding.title}" if kind == "risk" else finding.title
         now = self.clock.now()
-        # Locked and read afresh: two intakes joining the same wave at once each add their case.
-        alert = await self._open(key, lock=True)
         if alert is None and finding.join_only:
             return None
+        # Whether the alert may list some of the cases already: not when this raises it, nor when
+        # the only case is the one being registered.
+        may_know = alert is not None and not (registering and case_ids == [dispute.id])
         if alert is None and finding.wave is not None:
             # Raising a wave: its cases read again under the county's counter, so an intake of the
             # wave that committed since the finding was made is part of it from the start.
@@ -441,8 +479,9 @@ class AlertService:
                     self.session.add(alert)
                     await self.session.flush()
             except IntegrityError:
-                alert = await self._open(key, lock=True)
+                alert = await self._open(key)
                 assert alert is not None
+                may_know = True
         else:
             alert.details = {
                 **alert.details,
@@ -457,8 +496,12 @@ class AlertService:
             if not finding.join_only:
                 # A case joining a wave keeps its title, which counts the cases that raised it.
                 alert.title = title
-        statement = _KNOWN_CASES[self.session.get_bind().dialect.name]
-        known = set((await self.session.scalars(statement, {"alert_id": alert.id, "ids": case_ids})).all())
+        known: set[uuid.UUID] = set()
+        if may_know:
+            statement = _KNOWN_CASES[self.session.get_bind().dialect.name]
+            known = set(
+                (await self.session.scalars(statement, {"alert_id": alert.id, "ids": case_ids})).all()
+            )
         added = [case_id for case_id in case_ids if case_id not in known]
         for case_id in added:
             self.session.add(AlertCase(alert_id=alert.id, dispute_id=case_id, matched=matched, added_at=now))
@@ -468,12 +511,14 @@ class AlertService:
         alert.last_seen_at = now
         alert.version += 1
         for case_id in added:
-            await self._note(case_id, dispute, "alert_raised", alert, title)
+            # The alert's title, which a case joining a wave leaves as the wave was raised.
+            await self._note(case_id, dispute, "alert_raised", alert, alert.title)
         await self.session.flush()
         return alert
 
-    async def _open(self, key: str, *, lock: bool = False) -> Alert | None:
-        return await self.session.scalar(_OPEN_ALERT_LOCKED if lock else _OPEN_ALERT, {"key": key})
+    async def _open(self, key: str) -> Alert | None:
+        """The open alert with this key, locked and read afresh."""
+        return await self.session.scalar(_OPEN_ALERT_LOCKED, {"key": key})
 
     async def _note(
         self, case_id: uuid.UUID, current: Dispute, action: str, alert: Alert, reason: str
