@@ -119,6 +119,8 @@ async def _join_alert(
     number: str,
     version: int,
     now: datetime,
+    *,
+    current: bool = False,
 ) -> Event | None:
     """A wave's alert joined, or raised by the case whose wave reached its threshold (`raising`:
     the wave's statement, and its cases as the case read them): the alert (`alert`, locked by the
@@ -131,7 +133,8 @@ async def _join_alert(
     ids = [dispute_id]
     may_know = alert is not None  # a new alert lists nothing; a joining new case is in none
     if alert is None and raising is not None:
-        ids = [r["id"] for r in await conn.fetch(*raising[0])]
+        # Read again under the counter, unless it was read there (`current`).
+        ids = raising[1] if current else [r["id"] for r in await conn.fetch(*raising[0])]
         alert = await conn.fetchrow(
             "INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, "
             "raised_at, last_seen_at, version) VALUES ($1, 'cluster', $2, $2, 'high', $3, 'floor', '{}'::jsonb, "
@@ -288,30 +291,34 @@ async def intake(request: Request) -> JSONResponse:
             region[:9],
             category,
         )
-        joins: list[tuple[str, tuple[Wave, list[uuid.UUID]] | None]] = []
+        # Each wave: its key, the case's reading if it raises it, and else what the case saw of it
+        # (the cases, the threshold) when the wave was read, to read it again under the counter.
+        joins: list[tuple[str, tuple[Wave, list[uuid.UUID]] | None, tuple[Wave, int, int] | None]] = []
         waves = (
             (by_respondent, f"cluster:respondent:{region[:6]}:id:{indexes[respondent]}", 5),
             (by_category, f"cluster:category:{region[:6]}:category:{region[:9]}:{category}", 15),
         )
-        # Which waves have an open alert, asked of all of them at once.
-        open_keys = {
-            r["open_key"]
-            for r in await conn.fetch(
-                "SELECT open_key FROM alerts WHERE open_key = ANY($1::varchar[])",
-                [key for _, key, _ in waves],
-            )
-        }
+        # Which waves have an open alert, and where the county's counter stands, in one statement.
+        looked = await conn.fetch(
+            "SELECT open_key, NULL::bigint AS counted FROM alerts WHERE open_key = ANY($1::varchar[]) UNION ALL "
+            "SELECT NULL, last_value FROM case_number_counters WHERE region = $2 AND year = $3",
+            [key for _, key, _ in waves],
+            region[:6],
+            now.year,
+        )
+        open_keys = {r["open_key"] for r in looked if r["open_key"] is not None}
+        counted = next((r["counted"] for r in looked if r["counted"] is not None), 0)
         for wave, key, least in waves:
             if key in open_keys:
-                joins.append((key, None))
+                joins.append((key, None, None))
                 continue
             ids = [r["id"] for r in await conn.fetch(*wave)]
             # Distinct claimants, counted in the database up to the threshold: each case stands
             # for its first recognisable applicant (a wave shorter than the threshold never asks).
             if len(ids) >= least and await conn.fetchval(CLAIMANTS, ids, least) >= least:
-                joins.append((key, (wave, ids)))
+                joins.append((key, (wave, ids), None))
             else:  # joins the alert if another intake raised it by the time the counter is ours
-                joins.append((key, None))
+                joins.append((key, None, (wave, len(ids), least)))
         await conn.fetch(
             "SELECT d.id FROM disputes d WHERE d.id != $1 AND d.created_at >= $2 AND d.status IN ('closed', 'archived') "
             "AND EXISTS (SELECT * FROM parties p1 WHERE p1.dispute_id = d.id AND p1.id_number_index = $3) "
@@ -387,12 +394,20 @@ async def intake(request: Request) -> JSONResponse:
             r["open_key"]: r
             for r in await conn.fetch(
                 "SELECT * FROM alerts WHERE open_key = ANY($1::varchar[]) ORDER BY open_key FOR UPDATE",
-                sorted(key for key, _ in joins),
+                sorted(key for key, _, _ in joins),
             )
         }
-        for key, raising in joins:
+        for key, raising, short in joins:
             alert = locked.get(key)
-            joined = await _join_alert(conn, key, alert, raising, dispute_id, number, version + 1, now)
+            current = False
+            if alert is None and short is not None and short[1] + (value - 1 - counted) >= short[2]:
+                # Intakes numbered since this one looked may have brought the wave to its threshold.
+                ids = [r["id"] for r in await conn.fetch(*short[0])]
+                if len(ids) >= short[2] and await conn.fetchval(CLAIMANTS, ids, short[2]) >= short[2]:
+                    raising, current = (short[0], ids), True
+            joined = await _join_alert(
+                conn, key, alert, raising, dispute_id, number, version + 1, now, current=current
+            )
             if joined is not None:
                 version += 1
                 events.append(joined)

@@ -482,6 +482,8 @@ PGBENCH_INTAKE = f"""\
 \\set events 1
 \\set v 1
 \\set joined 0
+\\set wave_n 0
+\\set current 0
 BEGIN;
 SELECT * FROM triage_rule_sets ORDER BY version DESC LIMIT 1;
 SELECT gen_random_uuid() AS did, (ARRAY[{_CATEGORIES}])[:c::int] AS category, (ARRAY[{_TOWNS}])[:t::int] AS town \\gset
@@ -500,12 +502,14 @@ INSERT INTO parties (id, dispute_id, position, role, kind, name, id_type, id_num
   (gen_random_uuid(), :did::uuid, 1, 'respondent', 'person', '李娜', 'resident_id', md5(:serial::text || 'b'), '3306**',
    md5(:serial::text || 'ib'), md5(:serial::text || 'pb'), '139****', md5(:serial::text || 'qb'), '诸暨', :region, 'pending',
    md5(:serial::text || 'nb'));
-SELECT count(*) FILTER (WHERE open_key LIKE concat_ws(chr(58), 'cluster', 'category', '%')) AS open_n FROM alerts WHERE open_key = ANY(ARRAY[
+SELECT count(*) FILTER (WHERE open_key LIKE concat_ws(chr(58), 'cluster', 'category', '%')) AS open_n,
+  (SELECT coalesce(max(last_value), 0) FROM case_number_counters WHERE region = '330681' AND year = 2026) AS counted
+  FROM alerts WHERE open_key = ANY(ARRAY[
   concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib')),
   concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text)]) \\gset
-SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '7 days'
-  AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
-  AND p.id_number_index = md5(:serial::text || 'ib'));
+SELECT coalesce(array_agg(d.id), '{{}}') AS resp, count(*) AS resp_n FROM disputes d WHERE d.region_code LIKE '330681%'
+  AND d.created_at >= now() - interval '7 days' AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p
+  WHERE p.dispute_id = d.id AND p.role = 'respondent' AND p.id_number_index = md5(:serial::text || 'ib')) \\gset
 \\set joined 1
 \\if :open_n = 0
 SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
@@ -542,6 +546,26 @@ SELECT count(*) FILTER (WHERE open_key LIKE concat_ws(chr(58), 'cluster', 'categ
   alerts WHERE open_key = ANY(ARRAY[concat_ws(chr(58), 'cluster', 'respondent', '330681', 'id', md5(:serial::text || 'ib')),
   concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text)]) ORDER BY open_key
   FOR UPDATE) AS a \\gset
+\\set moved :number - 1 - :counted
+\\if :resp_n + :moved >= 5
+SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '7 days'
+  AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
+  AND p.id_number_index = md5(:serial::text || 'ib'));
+\\endif
+\\if :open_n = 0 AND :joined = 1 AND :locked = 0 AND :wave_n + :moved >= 15
+SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
+  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
+  AND d.category = :category \\gset
+\\if :wave_n >= 15
+SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} FROM parties p
+  WHERE p.dispute_id = d.id AND p.role = 'applicant' AND {_IDENTITY} IS NOT NULL ORDER BY p.position LIMIT 1),
+  CAST(d.id AS VARCHAR)) AS claimant FROM disputes d WHERE d.id = ANY(:wave::uuid[]) LIMIT 15) AS claimants \\gset
+\\if :claimants >= 15
+\\set joined 2
+\\set current 1
+\\endif
+\\endif
+\\endif
 \\set fresh 0
 \\if :joined = 2 AND :locked = 0
 WITH raised AS (INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count,
@@ -559,9 +583,11 @@ SELECT 1 AS locked, id::text AS aid FROM alerts WHERE open_key = concat_ws(chr(5
 \\endif
 \\if :locked
 \\if :joined = 2 AND :fresh = 1
+\\if :current = 0
 SELECT coalesce(array_agg(d.id), '{{}}') AS wave FROM disputes d WHERE d.region_code LIKE '330681%'
   AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
   AND d.category = :category \\gset
+\\endif
 \\else
 SELECT ARRAY[:did::uuid]::text AS wave \\gset
 \\endif

@@ -422,51 +422,93 @@ async def test_a_case_joining_an_open_wave_keeps_its_title_and_reads_none_of_its
     assert alert["title"] == raised["title"]
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_a_case_alone_when_it_looked_joins_the_wave_raised_while_it_waited(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Intake looks for its waves before it takes the county's counter. A case that was alone in
-    its window when it looked, and whose wave fifteen later intakes raise before it reaches the
-    counter, is not in their reading (it had not committed), so it joins their alert under the
-    counter. PostgreSQL only: on SQLite an intake holds the database's one writer's lock from its
-    first write to its commit, so no intake runs while another waits between the two."""
+def _first_intake_waits_after_looking(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """The next intake stops between looking for its waves and taking the county's counter: it sets
+    the first event once it has looked, and goes on once the second is set. Other intakes run
+    meanwhile (PostgreSQL only: on SQLite an intake holds the database's one writer's lock from its
+    first write to its commit, so no intake runs while another waits between the two)."""
     looked, go_on = asyncio.Event(), asyncio.Event()
     detect = AlertService.detect
 
     async def detect_then_wait(self: AlertService, dispute: Dispute, hits: Any) -> Any:
         found = await detect(self, dispute, hits)
-        if not looked.is_set():  # the first intake only: it waits between looking and the counter
+        if not looked.is_set():
             looked.set()
             await go_on.wait()
         return found
 
     monkeypatch.setattr(AlertService, "detect", detect_then_wait)
+    return looked, go_on
 
-    async def consumer_case(n: int) -> dict[str, Any]:
-        return await api.intake(
-            category="consumer",
-            region_code="330681105201",
-            parties=[person("applicant", "顾客", 1300 + n), person("respondent", "商户", 1500 + n)],
-        )
 
+async def _consumer_case(api: Api, n: int) -> dict[str, Any]:
+    """A consumer dispute in 枫桥镇, with an applicant and a respondent of its own."""
+    return await api.intake(
+        category="consumer",
+        region_code="330681105201",
+        parties=[person("applicant", "顾客", 1300 + n), person("respondent", "商户", 1500 + n)],
+    )
+
+
+async def _category_alert(api: Api) -> dict[str, Any]:
+    listed = await api.client.get("/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor"))
+    [alert] = [a for a in listed.json()["items"] if a["details"]["by"] == "category"]
+    full = (await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))).json()
+    return dict(full)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_case_alone_when_it_looked_joins_the_wave_raised_while_it_waited(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case that was alone in its window when it looked, and whose wave fifteen later intakes
+    raise before it reaches the counter, is not in their reading (it had not committed), so it
+    joins their alert under the counter."""
+    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
     _at(api, date(2026, 6, 1))
-    first = asyncio.create_task(consumer_case(0))
+    first = asyncio.create_task(_consumer_case(api, 0))
     await asyncio.wait_for(looked.wait(), 10)
     later = []
     for n in range(1, 16):
         _at(api, date(2026, 6, 1), hour=11 + n // 3)
-        later.append(await consumer_case(n))
+        later.append(await _consumer_case(api, n))
     go_on.set()
     alone = await asyncio.wait_for(first, 10)
 
-    listed = await api.client.get("/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor"))
-    [alert] = [a for a in listed.json()["items"] if a["details"]["by"] == "category"]
+    alert = await _category_alert(api)
     assert alert["title"].startswith("群体性风险预警: 3 日内 15 起纠纷"), "raised by the fifteen later ones"
     assert alert["case_count"] == 16
-    full = (await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))).json()
-    assert {c["dispute_id"] for c in full["cases"]} == {c["id"] for c in [alone, *later]}
+    assert {c["dispute_id"] for c in alert["cases"]} == {c["id"] for c in [alone, *later]}
     [noted] = [e for e in await api.timeline(alone) if e["action"] == "alert_raised"]
+    assert noted["reason"] == alert["title"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_wave_two_intakes_each_saw_short_is_raised_by_the_later_to_take_the_counter(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thirteen cases of a wave; two more arrive at once, and each sees fourteen. The first to take
+    the counter raises nothing. The other takes it next: one intake was numbered since it looked,
+    so the wave may have reached fifteen. It reads the wave again, and raises the alert with all
+    fifteen cases (a wave of exactly fifteen would otherwise wait for a sixteenth)."""
+    before = []
+    for n in range(13):
+        _at(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3)  # 1-3 June
+        before.append(await _consumer_case(api, n))
+    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
+    _at(api, date(2026, 6, 3), hour=15)
+    waiting = asyncio.create_task(_consumer_case(api, 13))
+    await asyncio.wait_for(looked.wait(), 10)
+    other = await _consumer_case(api, 14)
+    assert "alert_raised" not in [e["action"] for e in await api.timeline(other)], "it saw fourteen"
+    go_on.set()
+    last = await asyncio.wait_for(waiting, 10)
+
+    alert = await _category_alert(api)
+    assert alert["title"].startswith("群体性风险预警: 3 日内 15 起纠纷")
+    assert alert["case_count"] == 15
+    assert {c["dispute_id"] for c in alert["cases"]} == {c["id"] for c in [*before, other, last]}
+    [noted] = [e for e in await api.timeline(last) if e["action"] == "alert_raised"]
     assert noted["reason"] == alert["title"]
 
 

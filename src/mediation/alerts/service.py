@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
+    Integer,
     Select,
     String,
     and_,
@@ -31,6 +33,7 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    union_all,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -44,7 +47,7 @@ from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import SYSTEM, Principal
 from mediation.disputes.enums import PartyKind, PartyRole
-from mediation.disputes.models import TOWN_DIGITS, Dispute, Party, town_of_case
+from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
 from mediation.disputes.scope import visible_to
 from mediation.disputes.service import Attention, DisputeService
 
@@ -185,10 +188,16 @@ def _repeat_query(applicant_kinds: tuple[str, ...], respondent_kinds: tuple[str,
     )
 
 
-# Which of a case's waves have an open alert, without loading them: intake asks this of all its
-# waves at once, before reading any of them.
-_ARE_OPEN = {
-    dialect: select(Alert.open_key).where(among) for dialect, among in one_of(Alert.open_key, "keys").items()
+# Which of a case's waves have an open alert, without loading them, and where the county's
+# case-number counter stands: intake asks both in one statement, before it reads any wave.
+_LOOK: dict[str, CompoundSelect[Any]] = {
+    dialect: union_all(
+        select(Alert.open_key, cast(null(), Integer).label("counted")).where(among),
+        select(cast(null(), String), CaseNumberCounter.last_value).where(
+            CaseNumberCounter.region == bindparam("county"), CaseNumberCounter.year == bindparam("year")
+        ),
+    )
+    for dialect, among in one_of(Alert.open_key, "keys").items()
 }
 # The open alerts an intake raises or joins, locked and read afresh in one statement under the
 # county's counter, in the order of their keys (so two intakes sharing several lock them alike).
@@ -245,6 +254,14 @@ class Finding:
     join_only: bool = False
     # A cluster's wave: a finding that raises reads it again under the county's counter.
     wave: Wave | None = None
+    # A wave read when the case looked: how many cases it saw in it (itself included), and the
+    # county's case-number counter as committed then. Intakes numbered after that value and before
+    # this case were not in its reading; if they may have brought the wave to its threshold, it
+    # is read again under the counter.
+    seen: int = 0
+    counted: int = 0
+    # Its cases were read under the counter: raising it needs no second reading.
+    current: bool = False
 
 
 class AlertService:
@@ -271,10 +288,11 @@ class AlertService:
             found.append(repeat)
         return found
 
-    async def apply(self, dispute: Dispute, found: list[Finding]) -> list[Alert]:
-        """Write the findings of a case being registered, under the county's counter: the open
-        alerts they name are locked and read afresh in one statement, then each is raised or
-        joined."""
+    async def apply(self, dispute: Dispute, found: list[Finding], number: int) -> list[Alert]:
+        """Write the findings of a case being registered, under the county's counter, which gave it
+        `number`: the open alerts they name are locked and read afresh in one statement, then each
+        is raised or joined. A wave that the intakes numbered since the case looked may have
+        brought to its threshold is read again, and raised if it has reached it."""
         if not found:
             return []
         statement = _OPEN_ALERTS_LOCKED[self.session.get_bind().dialect.name]
@@ -282,10 +300,26 @@ class AlertService:
         open_now = {a.open_key: a for a in (await self.session.scalars(statement, {"keys": keys})).all()}
         raised = []
         for finding in found:
-            alert = await self._raise(dispute, finding, open_now.get(finding.key), registering=True)
+            alert = open_now.get(finding.key)
+            wave = finding.wave
+            if alert is None and finding.join_only and finding.seen and wave is not None:
+                since = number - 1 - finding.counted  # committed after the case looked, before its number
+                if finding.seen + since >= wave.rule.min_cases:
+                    finding = await self._read_again(dispute, finding, wave)
+            alert = await self._raise(dispute, finding, alert, registering=True)
             if alert is not None:
                 raised.append(alert)
         return raised
+
+    async def _read_again(self, dispute: Dispute, finding: Finding, wave: Wave) -> Finding:
+        """The wave read under the counter: the finding that raises it if it has reached its
+        threshold now (intakes of the wave running at once each saw it short), else as it was."""
+        ids = await self._cases_of(wave)
+        if not await self._claimants_reach(ids, wave.rule.min_cases):
+            return finding
+        raising = self._cluster_finding(dispute, wave, finding.key, ids, join_only=False)
+        raising.current = True
+        return raising
 
     async def flag_risk(self, dispute: Dispute, hits: list[RiskHit], source: str) -> Alert:
         finding = self._risk(dispute, hits, source)
@@ -325,25 +359,31 @@ class AlertService:
         intake raised after this one looked is found there and joined. That holds for a case alone
         in its window too, whose wave is raised by intakes that began after it and took the counter
         first: they could not see it, uncommitted, so it joins them. A wave being raised is read
-        again under the counter, so it holds every case of the wave committed by then.
+        again under the counter, so it holds every case of the wave committed by then. And a wave
+        that several intakes running at once each saw short of its threshold is read again by the
+        last of them to take the counter, when the ones numbered since it looked could have made
+        up the difference: it raises the alert then, not the wave's next case.
         """
         waves = [wave for rule in self.rules.clusters if (wave := self._wave(dispute, rule)) is not None]
         if not waves:
             return []
-        keys = [
-            detect.bounded(f"cluster:{wave.rule.id}:{dispute.region_code[:6]}:{wave.subject}")
-            for wave in waves
-        ]
-        statement = _ARE_OPEN[self.session.get_bind().dialect.name]
-        open_keys = set((await self.session.scalars(statement, {"keys": keys})).all())
+        county = dispute.region_code[:6]
+        keys = [detect.bounded(f"cluster:{wave.rule.id}:{county}:{wave.subject}") for wave in waves]
+        statement = _LOOK[self.session.get_bind().dialect.name]
+        params = {"keys": keys, "county": county, "year": dispute.applied_on.year}
+        rows = (await self.session.execute(statement, params)).all()
+        open_keys = {row[0] for row in rows if row[0] is not None}
+        counted = next((int(row[1]) for row in rows if row[1] is not None), 0)
         found = []
         for wave, key in zip(waves, keys, strict=True):
+            joining = self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True)
             if key not in open_keys:
                 ids = await self._cases_of(wave)
                 if await self._claimants_reach(ids, wave.rule.min_cases):
                     found.append(self._cluster_finding(dispute, wave, key, ids, join_only=False))
                     continue
-            found.append(self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True))
+                joining.seen, joining.counted = len(ids), counted
+            found.append(joining)
         return found
 
     def _wave(self, dispute: Dispute, rule: ClusterRule) -> Wave | None:
@@ -453,7 +493,7 @@ class AlertService:
         # Whether the alert may list some of the cases already: not when this raises it, nor when
         # the only case is the one being registered.
         may_know = alert is not None and not (registering and case_ids == [dispute.id])
-        if alert is None and finding.wave is not None:
+        if alert is None and finding.wave is not None and not finding.current:
             # Raising a wave: its cases read again under the county's counter, so an intake of the
             # wave that committed since the finding was made is part of it from the start.
             case_ids = await self._cases_of(finding.wave)

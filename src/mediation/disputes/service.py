@@ -266,7 +266,8 @@ class DisputeService:
         # commit, and every other intake in the county waits for it, so only the writes that need
         # the number (its event, the alerts that name it, the receipt) follow. Numbers stay gapless.
         await self.session.flush()  # the timeline entry and the clocks: before the lock, not under it
-        dispute.case_number = await self._next_case_number(data.region_code[:6], today.year)
+        number = await self._next_case_number(data.region_code[:6], today.year)
+        dispute.case_number = f"{data.region_code[:6]}-{today.year}-{number:06d}"
         dispute.query_code_hash = hash_query_code(dispute.case_number, query_code)
         record_dispute_event(
             self.session,
@@ -290,7 +291,7 @@ class DisputeService:
             storing = asyncio.create_task(documents.store_page(receipt))
         try:
             # After the registration's own event, so a feed reader sees the case before its alerts.
-            await alerts.apply(dispute, found)
+            await alerts.apply(dispute, found, number)
         except BaseException:
             if storing is not None:  # its file, if written, is content nobody references
                 storing.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -338,7 +339,7 @@ class DisputeService:
                 headers={"Location": f"/v1/disputes/{existing.id}"},
             )
 
-    async def _next_case_number(self, region6: str, year: int) -> str:
+    async def _next_case_number(self, region6: str, year: int) -> int:
         """The county's next number this year, gapless: the counter row stays locked until commit.
 
         A plain UPDATE first: on PostgreSQL it queues behind the holder on the row's tuple lock, so
@@ -361,7 +362,7 @@ class DisputeService:
                 .returning(CaseNumberCounter.last_value)
             )
             value = (await self.session.execute(start)).scalar_one()
-        return f"{region6}-{year}-{value:06d}"
+        return int(value)
 
     # ---- reads ----------------------------------------------------------------------------------
 
