@@ -110,6 +110,12 @@ async def _journal(
     )
 
 
+def _until_now(wave: Wave) -> Wave:
+    """A wave's statement read under the counter: its window runs on to the present (and a minute
+    past it), as the service reads it there. Its fourth part is the window's end."""
+    return (*wave[:3], datetime.now(UTC) + timedelta(minutes=1), *wave[4:])
+
+
 async def _join_alert(
     conn: asyncpg.Connection,
     key: str,
@@ -134,7 +140,7 @@ async def _join_alert(
     may_know = alert is not None  # a new alert lists nothing; a joining new case is in none
     if alert is None and raising is not None:
         # Read again under the counter, unless it was read there (`current`).
-        ids = raising[1] if current else [r["id"] for r in await conn.fetch(*raising[0])]
+        ids = raising[1] if current else [r["id"] for r in await conn.fetch(*_until_now(raising[0]))]
         alert = await conn.fetchrow(
             "INSERT INTO alerts (id, kind, key, open_key, level, region_code, title, details, status, case_count, "
             "raised_at, last_seen_at, version) VALUES ($1, 'cluster', $2, $2, 'high', $3, 'floor', '{}'::jsonb, "
@@ -400,9 +406,10 @@ async def intake(request: Request) -> JSONResponse:
         for key, raising, short in joins:
             alert = locked.get(key)
             current = False
-            if alert is None and short is not None and short[1] + (value - 1 - counted) >= short[2]:
+            since = value - 1 - counted
+            if alert is None and short is not None and since > 0 and short[1] + since >= short[2]:
                 # Intakes numbered since this one looked may have brought the wave to its threshold.
-                ids = [r["id"] for r in await conn.fetch(*short[0])]
+                ids = [r["id"] for r in await conn.fetch(*_until_now(short[0]))]
                 if len(ids) >= short[2] and await conn.fetchval(CLAIMANTS, ids, short[2]) >= short[2]:
                     raising, current = (short[0], ids), True
             joined = await _join_alert(

@@ -547,14 +547,14 @@ SELECT count(*) FILTER (WHERE open_key LIKE concat_ws(chr(58), 'cluster', 'categ
   concat_ws(chr(58), 'cluster', 'category', '330681', 'category', :town::text, :category::text)]) ORDER BY open_key
   FOR UPDATE) AS a \\gset
 \\set moved :number - 1 - :counted
-\\if :resp_n + :moved >= 5
+\\if :moved > 0 AND :resp_n + :moved >= 5
 SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at >= now() - interval '7 days'
-  AND d.created_at <= now() AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
+  AND d.created_at <= now() + interval '1 minute' AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = 'respondent'
   AND p.id_number_index = md5(:serial::text || 'ib'));
 \\endif
-\\if :open_n = 0 AND :joined = 1 AND :locked = 0 AND :wave_n + :moved >= 15
+\\if :open_n = 0 AND :joined = 1 AND :locked = 0 AND :moved > 0 AND :wave_n + :moved >= 15
 SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
-  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
+  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() + interval '1 minute' AND substr(d.region_code, 1, 9) = :town
   AND d.category = :category \\gset
 \\if :wave_n >= 15
 SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} FROM parties p
@@ -585,7 +585,7 @@ SELECT 1 AS locked, id::text AS aid FROM alerts WHERE open_key = concat_ws(chr(5
 \\if :joined = 2 AND :fresh = 1
 \\if :current = 0
 SELECT coalesce(array_agg(d.id), '{{}}') AS wave FROM disputes d WHERE d.region_code LIKE '330681%'
-  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
+  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() + interval '1 minute' AND substr(d.region_code, 1, 9) = :town
   AND d.category = :category \\gset
 \\endif
 \\else

@@ -413,6 +413,8 @@ async def test_a_case_joining_an_open_wave_keeps_its_title_and_reads_none_of_its
     assert joined[0] == joined[-1]  # the sixteenth case's statements, and the twenty-first's
     assert all(given == 0 for _, given in joined[-1]), "no statement is given the wave's cases"
     assert not [sql for sql, _ in joined[-1] if "count(" in sql.lower()], "no claimants counted"
+    # Nor does it ask which of its cases the alert lists: it lists none of a case being registered.
+    assert not [sql for sql, _ in joined[-1] if sql.startswith("SELECT alert_cases.dispute_id")]
     # 5 June: this case's own three days hold only the cases of 3 June and since, fewer than
     # fifteen; it joins the wave all the same, under the title the wave was raised with.
     _at(api, date(2026, 6, 5))
@@ -487,9 +489,10 @@ async def test_a_case_alone_when_it_looked_joins_the_wave_raised_while_it_waited
 async def test_a_wave_two_intakes_each_saw_short_is_raised_by_the_later_to_take_the_counter(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Thirteen cases of a wave; two more arrive at once, and each sees fourteen. The first to take
-    the counter raises nothing. The other takes it next: one intake was numbered since it looked,
-    so the wave may have reached fifteen. It reads the wave again, and raises the alert with all
+    """Thirteen cases of a wave; two more arrive at once, and each sees fourteen. The later of them
+    to arrive takes the counter first, and raises nothing. The earlier takes it next: one intake
+    was numbered since it looked, so the wave may have reached fifteen. It reads the wave again,
+    on to the present (the other case was registered after it), and raises the alert with all
     fifteen cases (a wave of exactly fifteen would otherwise wait for a sixteenth)."""
     before = []
     for n in range(13):
@@ -499,6 +502,7 @@ async def test_a_wave_two_intakes_each_saw_short_is_raised_by_the_later_to_take_
     _at(api, date(2026, 6, 3), hour=15)
     waiting = asyncio.create_task(_consumer_case(api, 13))
     await asyncio.wait_for(looked.wait(), 10)
+    _at(api, date(2026, 6, 3), hour=16)
     other = await _consumer_case(api, 14)
     assert "alert_raised" not in [e["action"] for e in await api.timeline(other)], "it saw fourteen"
     go_on.set()
@@ -510,6 +514,35 @@ async def test_a_wave_two_intakes_each_saw_short_is_raised_by_the_later_to_take_
     assert {c["dispute_id"] for c in alert["cases"]} == {c["id"] for c in [*before, other, last]}
     [noted] = [e for e in await api.timeline(last) if e["action"] == "alert_raised"]
     assert noted["reason"] == alert["title"]
+
+
+async def test_a_wave_short_of_claimants_is_read_once_by_an_intake_nobody_raced(api: Api) -> None:
+    """Fifteen cases of one town and category in three days, all brought by one resident: one
+    claimant, no alert. The next case, with no other intake between its look and its number,
+    reads the wave and counts its claimants once; under the counter there is nothing new to read."""
+    one_resident = person("applicant", "顾客", 1700)
+    statements: list[str] = []
+
+    def log(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = api.app.state.db.write_engine.sync_engine
+    for n in range(16):
+        _at(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3) if n < 15 else _at(api, date(2026, 6, 3), hour=20)
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", log)
+        try:
+            case = await api.intake(
+                category="consumer",
+                region_code="330681105201",
+                parties=[one_resident, person("respondent", "商户", 1800 + n)],
+            )
+        finally:
+            event.remove(engine, "before_cursor_execute", log)
+    assert "alert_raised" not in [e["action"] for e in await api.timeline(case)]
+    town_wave = [sql for sql in statements if "substr(disputes.region_code" in sql and "category" in sql]
+    claimants = [sql for sql in statements if "count(" in sql.lower()]
+    assert (len(town_wave), len(claimants)) == (1, 1), statements
 
 
 async def test_the_category_wave_is_read_off_its_index(api: Api) -> None:

@@ -53,6 +53,10 @@ from mediation.disputes.service import Attention, DisputeService
 
 log = logging.getLogger(__name__)
 
+# How far another host's clock may run ahead of this one's: a wave read under the county's counter
+# takes in the cases registered until now and this much after.
+CLOCK_MARGIN = timedelta(minutes=1)
+
 POLICE_ADVICE = (
     "发现有可能激化为刑事案件或治安案件的, 调解员应当及时向当地公安机关报告 (人民调解法 第二十五条)"
 )
@@ -304,7 +308,7 @@ class AlertService:
             wave = finding.wave
             if alert is None and finding.join_only and finding.seen and wave is not None:
                 since = number - 1 - finding.counted  # committed after the case looked, before its number
-                if finding.seen + since >= wave.rule.min_cases:
+                if since > 0 and finding.seen + since >= wave.rule.min_cases:
                     finding = await self._read_again(dispute, finding, wave)
             alert = await self._raise(dispute, finding, alert, registering=True)
             if alert is not None:
@@ -314,7 +318,7 @@ class AlertService:
     async def _read_again(self, dispute: Dispute, finding: Finding, wave: Wave) -> Finding:
         """The wave read under the counter: the finding that raises it if it has reached its
         threshold now (intakes of the wave running at once each saw it short), else as it was."""
-        ids = await self._cases_of(wave)
+        ids = await self._cases_now(wave)
         if not await self._claimants_reach(ids, wave.rule.min_cases):
             return finding
         raising = self._cluster_finding(dispute, wave, finding.key, ids, join_only=False)
@@ -359,10 +363,12 @@ class AlertService:
         intake raised after this one looked is found there and joined. That holds for a case alone
         in its window too, whose wave is raised by intakes that began after it and took the counter
         first: they could not see it, uncommitted, so it joins them. A wave being raised is read
-        again under the counter, so it holds every case of the wave committed by then. And a wave
-        that several intakes running at once each saw short of its threshold is read again by the
-        last of them to take the counter, when the ones numbered since it looked could have made
-        up the difference: it raises the alert then, not the wave's next case.
+        again under the counter, so it holds every case of the wave committed by then, those
+        registered after it included. And a wave that several intakes running at once each saw
+        short of its threshold is read again by the last of them to take the counter, when the ones
+        numbered since it looked could have made up the difference: it raises the alert then, not
+        the wave's next case. (Counters are per county and year: at the turn of the year an intake
+        dated 31 December and one dated 1 January do not take one in turn, and can miss each other.)
         """
         waves = [wave for rule in self.rules.clusters if (wave := self._wave(dispute, rule)) is not None]
         if not waves:
@@ -417,6 +423,13 @@ class AlertService:
     async def _cases_of(self, wave: Wave) -> list[uuid.UUID]:
         """The wave's cases (the case itself included)."""
         return list((await self.session.scalars(wave.query, wave.params)).all())
+
+    async def _cases_now(self, wave: Wave) -> list[uuid.UUID]:
+        """The wave's cases as they stand under the county's counter: its window runs on to the
+        present, because an intake that began after this case, and so was registered later, may
+        have taken the counter first and committed. (A minute's margin for other hosts' clocks.)"""
+        until = max(wave.params["until"], self.clock.now() + CLOCK_MARGIN)
+        return list((await self.session.scalars(wave.query, {**wave.params, "until": until})).all())
 
     def _cluster_finding(
         self, dispute: Dispute, wave: Wave, key: str, ids: list[uuid.UUID], *, join_only: bool
@@ -496,7 +509,7 @@ class AlertService:
         if alert is None and finding.wave is not None and not finding.current:
             # Raising a wave: its cases read again under the county's counter, so an intake of the
             # wave that committed since the finding was made is part of it from the start.
-            case_ids = await self._cases_of(finding.wave)
+            case_ids = await self._cases_now(finding.wave)
             title = _cluster_title(finding.wave.rule, len(case_ids), finding.wave.about)
         if alert is None:
             try:
