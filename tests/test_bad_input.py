@@ -71,6 +71,37 @@ async def test_malformed_id_number_names_the_field(api):
     assert await _row_counts(api) == before
 
 
+async def test_text_is_trimmed_but_no_longer_than_the_contract_says_as_sent(api):
+    """Text is trimmed before it is kept ("  张三  " is 张三), but its longest length holds for the
+    text as sent, as the contract's maxLength states it: a party's name of 100 characters padded
+    with spaces, or an agreement's term of 2,000 padded, is refused, not trimmed to fit."""
+    before = await _row_counts(api)
+    padded = person("applicant", "张" * 100 + " " * 10, 1)  # a name has at most 100 characters
+    response = await api.client.post(
+        "/v1/disputes",
+        json=intake_body(parties=[padded, person("respondent", "李四", 2)]),
+        headers=api.headers(),
+    )
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("parties[0].name", "string_too_long")]
+    assert "过长" in problem["errors"][0]["message"]
+    assert await _row_counts(api) == before
+
+    trimmed = person("applicant", "  张三  ", 1)
+    case = await api.intake(parties=[trimmed, person("respondent", "李四", 2)])
+    assert case["parties"][0]["name"] == "张三"
+
+    dispute = await api.drive("mediating")
+    agreement = api.agreement_content(dispute, terms=["双方确认" + "。" * 1996 + "    "])
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/agreements",
+        json=agreement,
+        headers=api.acting("body_mediator", dispute),
+    )
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("terms[0]", "string_too_long")]
+
+
 async def test_errors_answer_in_english_when_asked(api):
     bad = person("applicant", "张三", 1)
     bad["phone"] = "12345"

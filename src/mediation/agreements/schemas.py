@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.core.i18n import Text
+from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import AgreementForm, ContactMethod
 from mediation.disputes.identity import DomainValueError
 from mediation.disputes.schemas import (
@@ -17,7 +18,6 @@ from mediation.disputes.schemas import (
     Day,
     Instant,
     Note,
-    WriteModel,
     given,
     omitted,
     when,

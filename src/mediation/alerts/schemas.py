@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from mediation.disputes.schemas import Note, WriteModel
+from mediation.core.schemas import WriteModel
+from mediation.disputes.schemas import Note
 
 
 class AlertCaseOut(BaseModel):

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediation.disputes.schemas import Note, Reason, WriteModel
+from mediation.core.schemas import WriteModel
+from mediation.disputes.schemas import Note, Reason
 
 
 class PauseReason(StrEnum):

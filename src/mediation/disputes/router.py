@@ -26,6 +26,7 @@ from mediation.core.http import etag_for
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
+from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.identity import REGION_CODE_PATTERN, DomainValueError, normalise_region_code
@@ -48,7 +49,6 @@ from mediation.disputes.schemas import (
     StatusLookupIn,
     StatusLookupOut,
     TimelineEntryOut,
-    WriteModel,
 )
 from mediation.disputes.service import Attention, DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from mediation.core.i18n import Text
+from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import (
     Category,
     Channel,
@@ -95,10 +96,6 @@ RegionCode = Annotated[
     ),
     AfterValidator(normalise_region_code),
 ]
-
-
-class WriteModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 # Cross-field rules, stated in the contract as JSON Schema conditions (OpenAPI 3.1) beside the

@@ -22,6 +22,7 @@ from mediation.core.errors import (
 )
 from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal
+from mediation.core.schemas import WriteModel
 from mediation.disputes.service import DisputeService
 from mediation.documents.media import ALLOWED, GENERATED_PAGE
 from mediation.documents.service import DocumentKind, DocumentService
@@ -67,9 +68,7 @@ class DossierOut(BaseModel):
     late_documents: list[uuid.UUID] = Field(description="Added after the freeze; not part of this dossier.")
 
 
-class WithdrawIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class WithdrawIn(WriteModel):
     reason: Annotated[str, Field(min_length=2, max_length=500)]
 
 
@@ -91,10 +90,8 @@ def _out(document: Any) -> DocumentOut:
     return DocumentOut.model_validate(values)
 
 
-class UploadFields(BaseModel):
+class UploadFields(WriteModel):
     """The form fields beside `file`."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     kind: DocumentKind = DocumentKind.evidence
     party_id: uuid.UUID | None = Field(default=None, description="The party who handed it in.")

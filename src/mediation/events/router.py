@@ -15,6 +15,7 @@ from mediation.core.errors import Conflict, NotFound, ValidationFailed, problem_
 from mediation.core.http import decode_cursor, encode_cursor
 from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal
+from mediation.core.schemas import WriteModel
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import visible_to
 from mediation.events.catalogue import catalogue, event_types
@@ -137,9 +138,7 @@ async def event_catalogue() -> list[dict[str, Any]]:
 # ---- webhook subscriptions ------------------------------------------------------------------------
 
 
-class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class SubscriptionIn(WriteModel):
     url: HttpUrl
     event_types: Annotated[
         list[str],

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.agreements.schemas import AgreementOut, SessionOut
 from mediation.core.i18n import Text
+from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import NotAcceptedReason, ReferralOutcome, RejectionGround
 from mediation.disputes.identity import DomainValueError
 from mediation.disputes.schemas import (
@@ -18,7 +19,6 @@ from mediation.disputes.schemas import (
     Reason,
     ShortText,
     TimelineEntryOut,
-    WriteModel,
     given,
     omitted,
     when,

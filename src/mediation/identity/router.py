@@ -11,14 +11,11 @@ from mediation.bodies.models import Body
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, problem_responses
 from mediation.core.principal import Permission, Principal, Role
+from mediation.core.schemas import WriteModel
 from mediation.identity.auth import CurrentPrincipal, client_address, identity_of, make_principal, permission
 from mediation.identity.service import IdentityService
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute)
-
-
-class WriteModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class TokenRequest(WriteModel):

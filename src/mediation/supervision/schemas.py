@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from mediation.disputes.schemas import Day, Note, Reason, WriteModel
+from mediation.core.schemas import WriteModel
+from mediation.disputes.schemas import Day, Note, Reason
 
 
 class OrderIn(WriteModel):

@@ -1,0 +1,69 @@
+"""The base of every request body the service reads.
+
+Text is trimmed before it is checked and kept: a clerk's pasted "  张三 " is stored as "张三", and a
+value of spaces is too short. A longest length, though, holds for the text as it was sent, because
+that is what the contract states (`maxLength`) and what a client builds against: 510 characters
+of which ten are trailing spaces are refused, not trimmed to fit. (Pydantic trims before it checks
+either bound.)
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, get_args, get_origin
+
+from annotated_types import MaxLen
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+
+class WriteModel(BaseModel):
+    """A request body: unknown fields are refused, so a client can never bind `status`, `version`
+    or any other internal field; text is trimmed, within the longest length as sent."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_longer_than_stated_as_sent(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None:
+            return value
+        text_limit, item_limit = _limits(cls, info.field_name)
+        if isinstance(value, str) and text_limit is not None and len(value) > text_limit:
+            raise _too_long(text_limit)
+        if isinstance(value, list) and item_limit is not None:
+            # Each item too long named by its place in the list (`terms[3]`), as Pydantic names it.
+            errors = [
+                InitErrorDetails(type=_too_long(item_limit), loc=(n,), input=item)
+                for n, item in enumerate(value)
+                if isinstance(item, str) and len(item) > item_limit
+            ]
+            if errors:
+                raise ValidationError.from_exception_data(cls.__name__, errors)
+        return value
+
+
+def _too_long(limit: int) -> PydanticCustomError:
+    """The same error, and so the same problem detail, as Pydantic's own check."""
+    return PydanticCustomError(
+        "string_too_long", "String should have at most {max_length} characters", {"max_length": limit}
+    )
+
+
+@functools.cache
+def _limits(model: type[BaseModel], name: str) -> tuple[int | None, int | None]:
+    """The field's longest text, and the longest text of each item of a list field."""
+    field = model.model_fields[name]
+    items = [a for a in get_args(field.annotation) if get_origin(field.annotation) is list]
+    return _max_length(field.metadata) if not items else None, _item_max_length(items[0]) if items else None
+
+
+def _item_max_length(item: Any) -> int | None:
+    if get_origin(item) is not Annotated:
+        return None
+    return _max_length(m for info in get_args(item)[1:] if isinstance(info, FieldInfo) for m in info.metadata)
+
+
+def _max_length(metadata: Any) -> int | None:
+    return next((m.max_length for m in metadata if isinstance(m, MaxLen)), None)
