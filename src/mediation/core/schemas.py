@@ -10,7 +10,8 @@ either bound.)
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from annotated_types import MaxLen
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
@@ -55,8 +56,13 @@ def _too_long(limit: int) -> PydanticCustomError:
 def _limits(model: type[BaseModel], name: str) -> tuple[int | None, int | None]:
     """The field's longest text, and the longest text of each item of a list field."""
     field = model.model_fields[name]
-    items = [a for a in get_args(field.annotation) if get_origin(field.annotation) is list]
-    return _max_length(field.metadata) if not items else None, _item_max_length(items[0]) if items else None
+    annotation = field.annotation
+    if get_origin(annotation) in (Union, UnionType):  # `list[...] | None`
+        annotation = next((a for a in get_args(annotation) if a is not type(None)), annotation)
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation) or (Any,)
+        return None, _item_max_length(item)  # a list's own maxLength counts its items
+    return _max_length(field.metadata), None
 
 
 def _item_max_length(item: Any) -> int | None:
