@@ -102,6 +102,43 @@ async def test_text_is_trimmed_but_no_longer_than_the_contract_says_as_sent(api)
     assert [(e["field"], e["code"]) for e in problem["errors"]] == [("terms[0]", "string_too_long")]
 
 
+async def test_text_holding_a_nul_character_is_refused_with_its_field_named(api):
+    """PostgreSQL cannot store U+0000: a body's text holding it, or a query parameter, is refused
+    (422, the field named) and nothing is written, on either database."""
+    before = await _row_counts(api)
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(description="相邻双方因院墙\x00滴水发生争执"), headers=api.headers()
+    )
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("description", "null_character")]
+    named = person("applicant", "张\x00三", 1)
+    response = await api.client.post(
+        "/v1/disputes",
+        json=intake_body(parties=[named, person("respondent", "李四", 2)]),
+        headers=api.headers(),
+    )
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("parties[0].name", "null_character")]
+    assert await _row_counts(api) == before
+
+    response = await api.client.get("/v1/disputes", params={"q": "张\x00三"}, headers=api.headers())
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert problem["errors"] == [
+        {"field": "q", "location": "query", "code": "null_character", "message": "不能含空字符 (U+0000)"}
+    ]
+
+
+async def test_a_webhook_address_longer_than_it_can_be_kept_is_refused(api):
+    """The address is kept in 500 characters, as the contract says: a longer one is refused (422),
+    not a server error."""
+    url = "https://receiver.example.cn/" + "a" * 480
+    response = await api.client.post(
+        "/v1/webhooks", json={"url": url, "event_types": []}, headers=api.headers("court")
+    )
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("url", "url_too_long")]
+
+
 async def test_errors_answer_in_english_when_asked(api):
     bad = person("applicant", "张三", 1)
     bad["phone"] = "12345"

@@ -77,6 +77,17 @@ UNSTATED_RULES = {
     "invalid_cursor",
     # Text is trimmed before its length is checked: a value of spaces is too short.
     "string_too_short",
+    # No text may hold U+0000, which PostgreSQL cannot store; a pattern on every string would
+    # state it at the price of the contract's readability.
+    "null_character",
+    # A web address is kept as the server writes it (an internationalised host in punycode), which
+    # can outgrow its maxLength as sent.
+    "url_too_long",
+    # An amount sent as a string is held to the same bounds as one sent as a number; the string
+    # form's schema (what Python's Decimal reads) cannot state minimum or exclusiveMinimum.
+    "greater_than",
+    "greater_than_equal",
+    "less_than_equal",
     # Amounts have at most two decimal places: as a JSON number (a binary float) multipleOf 0.01
     # cannot state that exactly, and the string form takes what Python's Decimal reads.
     "decimal_max_places",

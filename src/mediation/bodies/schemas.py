@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from mediation.bodies.models import BodyKind
 from mediation.core.i18n import Text
+from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import Category, IdType, Tier
 from mediation.disputes.identity import DomainValueError, normalise_id_number, region_prefix
 from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, RegionCode, given, when
@@ -35,8 +36,9 @@ def _unique(values: list[Category] | None) -> list[Category] | None:
     return values
 
 
-class _Write(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Write(WriteModel):
+    # The registry keeps names and descriptions as sent (no trimming); the rest is WriteModel's.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
 class BodyCreate(_Write):

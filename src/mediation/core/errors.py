@@ -285,6 +285,8 @@ _PYDANTIC_ZH: dict[str, str] = {
     "extra_forbidden": "不允许的字段 (客户端不能写入该字段)",
     "string_too_short": "内容过短",
     "string_too_long": "内容过长",
+    "null_character": "不能含空字符 (U+0000)",
+    "url_too_long": "网址过长",
     "string_pattern_mismatch": "格式不正确",
     "string_type": "应为文本",
     "int_parsing": "应为整数",

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -143,6 +144,11 @@ class HttpConventionsMiddleware:
                 )
             await send(message)
 
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            await self._nul_in_query(query, scope, receive, send_with_id)
+            return
+
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await self._too_large(scope, receive, send_with_id, limit)
@@ -160,6 +166,20 @@ class HttpConventionsMiddleware:
             return message
 
         await self.app(scope, limited_receive, send_with_id)
+
+    async def _nul_in_query(self, query: bytes, scope: Scope, receive: Receive, send: Send) -> None:
+        """A query parameter holding U+0000, which PostgreSQL cannot compare or store: refused (422,
+        the parameter named) before any route reads it, as a body's text is by its schema."""
+        from starlette.requests import Request
+
+        from mediation.core.errors import ValidationFailed, problem_response
+
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace")
+        name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), "query").replace("\x00", "")
+        message = Text("不能含空字符 (U+0000)", "Text may not contain the NUL character (U+0000)")
+        error = {"field": name, "location": "query", "code": "null_character", "message": message.get()}
+        problem = ValidationFailed(Text(f"以下字段有误: {name}", f"Invalid fields: {name}"), errors=[error])
+        await problem_response(problem, Request(scope))(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         from mediation.core.errors import PayloadTooLarge, problem_response

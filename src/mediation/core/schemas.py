@@ -4,7 +4,8 @@ Text is trimmed before it is checked and kept: a clerk's pasted "  张三 " is s
 value of spaces is too short. A longest length, though, holds for the text as it was sent, because
 that is what the contract states (`maxLength`) and what a client builds against: 510 characters
 of which ten are trailing spaces are refused, not trimmed to fit. (Pydantic trims before it checks
-either bound.)
+either bound.) And no text may hold the NUL character (U+0000), which PostgreSQL cannot store: it
+is refused with the field named, where it would otherwise fail the write.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class WriteModel(BaseModel):
     def _no_longer_than_stated_as_sent(cls, value: Any, info: ValidationInfo) -> Any:
         if info.field_name is None:
             return value
+        if _holds_nul(value, deep=not _checks_itself(cls, info.field_name)):
+            raise PydanticCustomError("null_character", "Text may not contain the NUL character (U+0000)")
         text_limit, item_limit = _limits(cls, info.field_name)
         if isinstance(value, str) and text_limit is not None and len(value) > text_limit:
             raise _too_long(text_limit)
@@ -45,6 +48,34 @@ class WriteModel(BaseModel):
         return value
 
 
+def _holds_nul(value: Any, *, deep: bool) -> bool:
+    """Whether a string in the value holds U+0000: in its lists and objects too when `deep` (a
+    field whose objects are request models checks its own strings, and names them exactly)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item, deep=deep) for item in value if deep or isinstance(item, str))
+    if deep and isinstance(value, dict):
+        return any(_holds_nul(k, deep=True) or _holds_nul(v, deep=True) for k, v in value.items())
+    return False
+
+
+@functools.cache
+def _checks_itself(model: type[BaseModel], name: str) -> bool:
+    """Whether the field holds request models (one, or a list of them), which check their own text."""
+    annotation = _unwrapped(model.model_fields[name].annotation)
+    if get_origin(annotation) is list:
+        annotation = _unwrapped((get_args(annotation) or (Any,))[0])
+    return isinstance(annotation, type) and issubclass(annotation, WriteModel)
+
+
+def _unwrapped(annotation: Any) -> Any:
+    """`X | None` as X."""
+    if get_origin(annotation) in (Union, UnionType):
+        return next((a for a in get_args(annotation) if a is not type(None)), annotation)
+    return annotation
+
+
 def _too_long(limit: int) -> PydanticCustomError:
     """The same error, and so the same problem detail, as Pydantic's own check."""
     return PydanticCustomError(
@@ -56,9 +87,7 @@ def _too_long(limit: int) -> PydanticCustomError:
 def _limits(model: type[BaseModel], name: str) -> tuple[int | None, int | None]:
     """The field's longest text, and the longest text of each item of a list field."""
     field = model.model_fields[name]
-    annotation = field.annotation
-    if get_origin(annotation) in (Union, UnionType):  # `list[...] | None`
-        annotation = next((a for a in get_args(annotation) if a is not type(None)), annotation)
+    annotation = _unwrapped(field.annotation)  # `list[...] | None` as a list
     if get_origin(annotation) is list:
         (item,) = get_args(annotation) or (Any,)
         return None, _item_max_length(item)  # a list's own maxLength counts its items

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
 from mediation.core.db import Database, UnitOfWorkRoute, session_of, utcnow
@@ -138,8 +139,13 @@ async def event_catalogue() -> list[dict[str, Any]]:
 # ---- webhook subscriptions ------------------------------------------------------------------------
 
 
+# The column holds 500 characters: the contract says so (maxLength), and a web address that
+# grows past it as the server writes it (an internationalised host in punycode) is refused too.
+URL_MAX = 500
+
+
 class SubscriptionIn(WriteModel):
-    url: HttpUrl
+    url: Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX)]
     event_types: Annotated[
         list[str],
         Field(
@@ -149,6 +155,15 @@ class SubscriptionIn(WriteModel):
         ),
     ] = []
     description: Annotated[str | None, Field(max_length=200)] = None
+
+    @field_validator("url")
+    @classmethod
+    def _fits_as_written(cls, value: HttpUrl) -> HttpUrl:
+        if len(str(value)) > URL_MAX:
+            raise PydanticCustomError(
+                "url_too_long", "URL should have at most {max_length} characters", {"max_length": URL_MAX}
+            )
+        return value
 
     @field_validator("event_types")
     @classmethod

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
@@ -22,6 +22,7 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
+from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.router import Service
 from mediation.identity.auth import authenticate, permission
@@ -242,7 +243,10 @@ class RulesOut(BaseModel):
     rules: TriageRules
 
 
-class RulesIn(BaseModel):
+class RulesIn(WriteModel):
+    # Read as before (unknown fields ignored, text as sent), with WriteModel's checks of its text.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
     rules: TriageRules
     note: Annotated[str | None, Field(max_length=2000)] = None
 
