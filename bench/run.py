@@ -475,6 +475,21 @@ _IDENTITY = (
     "WHEN p.phone_index IS NOT NULL AND p.phone_index != '' THEN 'phone' || chr(58) || p.phone_index ELSE NULL END"
 )
 
+
+def _category_wave_and_claimants(until: str) -> str:
+    """pgbench's reading of a town's category wave up to `until` (as :wave and :wave_n), and, from
+    fifteen cases, the count of their distinct claimants (as :claimants), as the service reads them;
+    the caller closes the `\\if`."""
+    return f"""\
+SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
+  AND d.created_at >= now() - interval '3 days' AND d.created_at <= {until} AND substr(d.region_code, 1, 9) = :town
+  AND d.category = :category \\gset
+\\if :wave_n >= 15
+SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} FROM parties p
+  WHERE p.dispute_id = d.id AND p.role = 'applicant' AND {_IDENTITY} IS NOT NULL ORDER BY p.position LIMIT 1),
+  CAST(d.id AS VARCHAR)) AS claimant FROM disputes d WHERE d.id = ANY(:wave::uuid[]) LIMIT 15) AS claimants \\gset"""
+
+
 PGBENCH_INTAKE = f"""\
 \\set serial random(1, 1000000000)
 \\set c :serial % 12 + 1
@@ -512,13 +527,7 @@ SELECT coalesce(array_agg(d.id), '{{}}') AS resp, count(*) AS resp_n FROM disput
   WHERE p.dispute_id = d.id AND p.role = 'respondent' AND p.id_number_index = md5(:serial::text || 'ib')) \\gset
 \\set joined 1
 \\if :open_n = 0
-SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
-  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() AND substr(d.region_code, 1, 9) = :town
-  AND d.category = :category \\gset
-\\if :wave_n >= 15
-SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} FROM parties p
-  WHERE p.dispute_id = d.id AND p.role = 'applicant' AND {_IDENTITY} IS NOT NULL ORDER BY p.position LIMIT 1),
-  CAST(d.id AS VARCHAR)) AS claimant FROM disputes d WHERE d.id = ANY(:wave::uuid[]) LIMIT 15) AS claimants \\gset
+{_category_wave_and_claimants("now()")}
 \\if :claimants >= 15
 \\set joined 2
 \\endif
@@ -553,13 +562,7 @@ SELECT d.id FROM disputes d WHERE d.region_code LIKE '330681%' AND d.created_at 
   AND p.id_number_index = md5(:serial::text || 'ib'));
 \\endif
 \\if :open_n = 0 AND :joined = 1 AND :locked = 0 AND :moved > 0 AND :wave_n + :moved >= 15
-SELECT coalesce(array_agg(d.id), '{{}}') AS wave, count(*) AS wave_n FROM disputes d WHERE d.region_code LIKE '330681%'
-  AND d.created_at >= now() - interval '3 days' AND d.created_at <= now() + interval '1 minute' AND substr(d.region_code, 1, 9) = :town
-  AND d.category = :category \\gset
-\\if :wave_n >= 15
-SELECT count(*) AS claimants FROM (SELECT DISTINCT coalesce((SELECT {_IDENTITY} FROM parties p
-  WHERE p.dispute_id = d.id AND p.role = 'applicant' AND {_IDENTITY} IS NOT NULL ORDER BY p.position LIMIT 1),
-  CAST(d.id AS VARCHAR)) AS claimant FROM disputes d WHERE d.id = ANY(:wave::uuid[]) LIMIT 15) AS claimants \\gset
+{_category_wave_and_claimants("now() + interval '1 minute'")}
 \\if :claimants >= 15
 \\set joined 2
 \\set current 1

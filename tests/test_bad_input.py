@@ -71,18 +71,23 @@ async def test_malformed_id_number_names_the_field(api):
     assert await _row_counts(api) == before
 
 
+async def _intake_refused(api, applicant: dict) -> dict:
+    """The problem an intake with this applicant (against 李四) is refused with."""
+    response = await api.client.post(
+        "/v1/disputes",
+        json=intake_body(parties=[applicant, person("respondent", "李四", 2)]),
+        headers=api.headers(),
+    )
+    return _problem(response, 422, "/problems/validation-error")
+
+
 async def test_text_is_trimmed_but_no_longer_than_the_contract_says_as_sent(api):
     """Text is trimmed before it is kept ("  张三  " is 张三), but its longest length holds for the
     text as sent, as the contract's maxLength states it: a party's name of 100 characters padded
     with spaces, or an agreement's term of 2,000 padded, is refused, not trimmed to fit."""
     before = await _row_counts(api)
     padded = person("applicant", "张" * 100 + " " * 10, 1)  # a name has at most 100 characters
-    response = await api.client.post(
-        "/v1/disputes",
-        json=intake_body(parties=[padded, person("respondent", "李四", 2)]),
-        headers=api.headers(),
-    )
-    problem = _problem(response, 422, "/problems/validation-error")
+    problem = await _intake_refused(api, padded)
     assert [(e["field"], e["code"]) for e in problem["errors"]] == [("parties[0].name", "string_too_long")]
     assert "过长" in problem["errors"][0]["message"]
     assert await _row_counts(api) == before
@@ -111,13 +116,7 @@ async def test_text_holding_a_nul_character_is_refused_with_its_field_named(api)
     )
     problem = _problem(response, 422, "/problems/validation-error")
     assert [(e["field"], e["code"]) for e in problem["errors"]] == [("description", "null_character")]
-    named = person("applicant", "张\x00三", 1)
-    response = await api.client.post(
-        "/v1/disputes",
-        json=intake_body(parties=[named, person("respondent", "李四", 2)]),
-        headers=api.headers(),
-    )
-    problem = _problem(response, 422, "/problems/validation-error")
+    problem = await _intake_refused(api, person("applicant", "张\x00三", 1))
     assert [(e["field"], e["code"]) for e in problem["errors"]] == [("parties[0].name", "null_character")]
     assert await _row_counts(api) == before
 
