@@ -356,6 +356,11 @@ async def test_fifteen_cases_of_one_category_in_one_town_in_three_days_raise_a_c
     town.append(await consumer_case(18, "330681105202"))  # another village of 枫桥镇
     [alert] = await category_alerts()
     assert alert["case_count"] == 15
+    # The supervisor reads the category by its name, and the town by its code.
+    assert (
+        alert["title"]
+        == "群体性风险预警: 3 日内 15 起纠纷 (同一乡镇同类纠纷短期内集中发生): 消费类, 乡镇代码 330681105"
+    )
     full = (await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))).json()
     assert {c["dispute_id"] for c in full["cases"]} == {c["id"] for c in town}
 
@@ -513,6 +518,37 @@ async def test_a_wave_two_intakes_each_saw_short_is_raised_by_the_later_to_take_
     assert alert["case_count"] == 15
     assert {c["dispute_id"] for c in alert["cases"]} == {c["id"] for c in [*before, other, last]}
     [noted] = [e for e in await api.timeline(last) if e["action"] == "alert_raised"]
+    assert noted["reason"] == alert["title"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_case_that_would_have_raised_a_wave_raised_meanwhile_joins_it_under_its_title(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case looks and sees sixteen cases in its window, two of them three days old. Before it
+    takes the counter, later intakes, whose windows have left those two behind, raise the wave
+    with fifteen. The case joins their alert with the cases it saw, and the alert keeps the title
+    it was raised with."""
+    before = []
+    for n in range(15):
+        _at(api, date(2026, 6, 1 + (n + 1) // 8), hour=9 + n % 8)  # two on 1 June, 9-10h
+        before.append(await _consumer_case(api, n))
+    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
+    _at(api, date(2026, 6, 4), hour=8)
+    waiting = asyncio.create_task(_consumer_case(api, 15))
+    await asyncio.wait_for(looked.wait(), 10)
+    _at(api, date(2026, 6, 4), hour=11)
+    later = [await _consumer_case(api, 16), await _consumer_case(api, 17)]
+    raised = await _category_alert(api)
+    assert raised["title"].startswith("群体性风险预警: 3 日内 15 起纠纷"), "the later two saw fifteen"
+    go_on.set()
+    joined = await asyncio.wait_for(waiting, 10)
+
+    alert = await _category_alert(api)
+    assert alert["title"] == raised["title"]
+    assert alert["case_count"] == 18
+    assert {c["dispute_id"] for c in alert["cases"]} == {c["id"] for c in [*before, *later, joined]}
+    [noted] = [e for e in await api.timeline(joined) if e["action"] == "alert_raised"]
     assert noted["reason"] == alert["title"]
 
 

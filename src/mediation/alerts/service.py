@@ -46,7 +46,7 @@ from mediation.core.errors import Conflict, NotFound
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import SYSTEM, Principal
-from mediation.disputes.enums import PartyKind, PartyRole
+from mediation.disputes.enums import CATEGORY_LABELS, Category, PartyKind, PartyRole
 from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
 from mediation.disputes.scope import visible_to
 from mediation.disputes.service import Attention, DisputeService
@@ -416,9 +416,14 @@ class AlertService:
                 rule, f"place:{place}", dispute.address or place, _PLACE_WAVE, {**near, "place": place}
             )
         town = dispute.region_code[:TOWN_DIGITS]
-        query = _CATEGORY_WAVE_IN_TOWN if len(town) == TOWN_DIGITS else _CATEGORY_WAVE
+        in_town = len(town) == TOWN_DIGITS
+        query = _CATEGORY_WAVE_IN_TOWN if in_town else _CATEGORY_WAVE
         params = {**near, "town": town, "category": dispute.category}
-        return Wave(rule, f"category:{town}:{dispute.category}", dispute.category, query, params)
+        # The supervisor reads the title: the category by its name, and where (a county-level
+        # case's "town" is its county, which the alert's region already says).
+        label = CATEGORY_LABELS.get(Category(dispute.category), dispute.category)
+        about = f"{label}类, 乡镇代码 {town}" if in_town else f"{label}类"
+        return Wave(rule, f"category:{town}:{dispute.category}", about, query, params)
 
     async def _cases_of(self, wave: Wave) -> list[uuid.UUID]:
         """The wave's cases (the case itself included)."""
@@ -546,8 +551,10 @@ class AlertService:
                     "words": sorted({*alert.details.get("words", []), *details["words"]}),
                     "kinds": sorted({*alert.details.get("kinds", []), *details["kinds"]}),
                 }
-            if not finding.join_only:
-                # A case joining a wave keeps its title, which counts the cases that raised it.
+            if finding.wave is None:
+                # A repeat's title counts the disputes so far, and a risk's names the case. A wave's
+                # keeps the title it was raised with, which counts the cases that raised it, also
+                # when this case found it raised meanwhile by intakes that saw a different window.
                 alert.title = title
         known: set[uuid.UUID] = set()
         if may_know:
