@@ -62,6 +62,60 @@ def test_upgrade_downgrade_upgrade(empty_database):
     assert expected <= _tables(empty_database)
 
 
+# The database's own guards: the append-only timeline and audit journal, and the renewal of who
+# receives events. SQLite has no ALTER for most changes, and a batch migration copies a table into a
+# new one, which drops its triggers without a word; a later migration that does so to one of these
+# tables (bodies, say) fails here instead of leaving the guard gone.
+TRIGGERS = {
+    "sqlite": {
+        ("timeline_entries", "timeline_entries_no_update"),
+        ("timeline_entries", "timeline_entries_no_delete"),
+        ("audit_records", "audit_records_no_update"),
+        ("audit_records", "audit_records_retention"),
+        ("webhook_subscriptions", "webhook_subscriptions_inserted"),
+        ("webhook_subscriptions", "webhook_subscriptions_updated"),
+        ("webhook_subscriptions", "webhook_subscriptions_deleted"),
+        ("bodies", "bodies_updated_for_webhooks"),
+        ("bodies", "bodies_deleted_for_webhooks"),
+    },
+    "postgresql": {
+        ("timeline_entries", "timeline_entries_append_only"),
+        ("audit_records", "audit_records_guard"),
+        ("webhook_subscriptions", "webhook_subscriptions_changed"),
+        ("bodies", "bodies_changed_for_webhooks"),
+    },
+}
+
+
+def _triggers(url: str) -> set[tuple[str, str]]:
+    async def read() -> set[tuple[str, str]]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                query = "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'"
+            else:
+                query = (
+                    "SELECT DISTINCT event_object_table, trigger_name FROM information_schema.triggers "
+                    "WHERE trigger_schema = current_schema()"
+                )
+            rows = (await conn.execute(text(query))).all()
+        await engine.dispose()
+        return {(table, name) for table, name in rows}
+
+    return asyncio.run(read())
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_every_trigger_the_migrations_make_is_there_at_the_head(empty_database):
+    dialect = "sqlite" if empty_database.startswith("sqlite") else "postgresql"
+    upgrade(empty_database)
+    assert _triggers(empty_database) == TRIGGERS[dialect]
+    downgrade(empty_database, "base")
+    assert _triggers(empty_database) == set()
+    upgrade(empty_database)
+    assert _triggers(empty_database) == TRIGGERS[dialect]
+
+
 # Alembic cannot reflect an expression index to compare it; the town index's presence and use
 # are checked on both databases by test_the_category_wave_is_read_off_its_index.
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
