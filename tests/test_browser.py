@@ -390,3 +390,80 @@ def test_case_page_offers_exactly_the_actions_the_api_allows_the_caller(
         assert shown == expected == posts, (case["case_number"], case["status"], shown, expected)
         offered_somewhere |= bool(expected)
     assert offered_somewhere, f"no case offered {username} any action"
+
+
+# ---- 4. parties added and removed ------------------------------------------------------------------
+
+
+def test_parties_added_and_removed_are_all_registered(
+    page: object, live_server: str, request: pytest.FixtureRequest
+) -> None:
+    """Two rows added, the first of them removed, one more added: the new row takes an index no
+    row holds, so every party left on the form is registered, numbered as the clerk saw them."""
+    marker = f"多方当事人{int(time.time() * 1000) % 100000}"
+    sign_in(page, "clerk")
+    page.goto("/intake")  # type: ignore[attr-defined]
+    page.select_option("#f-category", "debt")  # type: ignore[attr-defined]
+    page.fill("#f-description", f"{marker}: 合伙债务分担发生争执, 申请调解。")  # type: ignore[attr-defined]
+    page.fill("#f-region_code", VILLAGE)  # type: ignore[attr-defined]
+    fill_party(page, 0, role="applicant", name="甲一")
+    fill_party(page, 1, role="respondent", name="乙二")
+    page.click("#add-party")  # type: ignore[attr-defined]
+    page.click("#add-party")  # type: ignore[attr-defined]
+    fill_party(page, 2, role="third_party", name="丙三")
+    fill_party(page, 3, role="third_party", name="丁四")
+    page.locator("fieldset.party[data-party='2'] .remove-party").click()  # type: ignore[attr-defined]
+    page.click("#add-party")  # type: ignore[attr-defined]
+    fill_party(page, 4, role="third_party", name="戊五")
+    legends = page.locator("#parties fieldset.party > legend").all_inner_texts()  # type: ignore[attr-defined]
+    assert [text.strip() for text in legends] == ["当事人 1", "当事人 2", "当事人 3", "当事人 4"]
+    page.click("form#intake-form button[type=submit]")  # type: ignore[attr-defined]
+    assert CASE_NUMBER.match(page.locator("#case-number").inner_text().strip())  # type: ignore[attr-defined]
+    [case] = api_cases(live_server, api_token(live_server, "clerk"), marker)
+    assert [p["name"] for p in case["parties"]] == ["甲一", "乙二", "丁四", "戊五"]  # type: ignore[index,union-attr]
+
+
+# ---- 5. a phone's screen ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/lookup", "/apply", "/login"])
+def test_the_residents_pages_fit_a_phones_screen(
+    page: object, live_server: str, request: pytest.FixtureRequest, path: str
+) -> None:
+    page.set_viewport_size({"width": 375, "height": 740})  # type: ignore[attr-defined]
+    page.goto(path)  # type: ignore[attr-defined]
+    # Nothing wider than the screen, and the menu's items each on one line.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # type: ignore[attr-defined]
+    heights = page.locator("header.top nav a").evaluate_all(
+        "els => els.map(e => e.getBoundingClientRect().height)"
+    )  # type: ignore[attr-defined]
+    assert heights and max(heights) < 40, heights
+    shot(page, f"phone{path.replace('/', '-')}", database_of(request))
+
+
+# ---- 6. a session that ends while the form is filled in --------------------------------------------
+
+
+def test_a_session_ended_while_typing_is_said_before_the_form_is_sent_and_nothing_typed_is_lost(
+    page: object, live_server: str, request: pytest.FixtureRequest
+) -> None:
+    marker = f"会话过期{int(time.time() * 1000) % 100000}"
+    sign_in(page, "clerk")
+    page.goto("/intake")  # type: ignore[attr-defined]
+    page.select_option("#f-category", "debt")  # type: ignore[attr-defined]
+    page.fill("#f-description", f"{marker}: 借款到期未还, 申请调解。")  # type: ignore[attr-defined]
+    page.fill("#f-region_code", VILLAGE)  # type: ignore[attr-defined]
+    fill_party(page, 0, role="applicant", name="钱某某")
+    fill_party(page, 1, role="respondent", name="孙某某")
+    session = [c for c in page.context.cookies() if c["name"] == "mediation_session"]  # type: ignore[attr-defined]
+    page.context.clear_cookies(name="mediation_session")  # type: ignore[attr-defined]  # the token ran out
+    page.click("form#intake-form button[type=submit]")  # type: ignore[attr-defined]
+    page.locator(".session-expired").wait_for()  # type: ignore[attr-defined]
+    assert "在新窗口重新登录" in page.locator(".session-expired").inner_text()  # type: ignore[attr-defined]
+    assert page.url.endswith("/intake")  # type: ignore[attr-defined]
+    assert page.locator("#f-parties-0--name").input_value() == "钱某某"  # type: ignore[attr-defined]
+    shot(page, "intake-session-expired", database_of(request))
+    page.context.add_cookies(session)  # type: ignore[attr-defined]  # signed in again, in another tab
+    page.click("form#intake-form button[type=submit]")  # type: ignore[attr-defined]
+    assert CASE_NUMBER.match(page.locator("#case-number").inner_text().strip())  # type: ignore[attr-defined]
+    assert len(api_cases(live_server, api_token(live_server, "clerk"), marker)) == 1

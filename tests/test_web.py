@@ -5,6 +5,7 @@ on the page, and that a page changes nothing the API would refuse."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,8 +28,8 @@ class Page:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
-    async def get(self, path: str) -> httpx.Response:
-        return await self.client.get(path)
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.get(path, **kw)
 
     async def post(
         self, path: str, data: dict[str, Any] | list[tuple[str, str]], **kw: Any
@@ -332,7 +333,10 @@ async def test_a_stale_form_is_refused_and_changes_nothing(api: Api, web: httpx.
         f"/cases/{case['id']}/actions/accept", {"version": '"0"', "idempotency_key": uuid.uuid4().hex}
     )
     assert response.status_code == 412
-    assert "版本已过期" in response.text
+    # Said at the top of the page, whether or not the action is still offered, and in plain words.
+    [banner] = re.findall(r'id="refusal">([^<]*)<', response.text)
+    assert "已被他人更新" in banner and "未执行" in banner
+    assert "版本" not in response.text
     assert (await api.get(case))["status"] == "registered"
 
 
@@ -465,3 +469,160 @@ async def test_pages_are_neither_cached_nor_framed_and_run_only_our_own_script(
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert "onclick=" not in page.text and "<script>" not in page.text
+
+
+async def test_the_queue_filter_and_pager_take_the_forms_all_choices_as_no_filter(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    """The filter form sends "全部" as empty values and the pager carries them on; an unknown
+    value (an address edited by hand) filters nothing either."""
+    consumer = await api.intake(category="consumer")
+    debt = await api.intake(category="debt")
+    page = signed_in(web, api)
+    everything = await page.get("/queue?tab=all&q=&category=&channel=&status=")
+    assert everything.status_code == 200
+    assert consumer["case_number"] in everything.text and debt["case_number"] in everything.text
+    one = await page.get("/queue?tab=all&q=&category=consumer&channel=&status=")
+    assert consumer["case_number"] in one.text and debt["case_number"] not in one.text
+    assert 'value="consumer" selected' in one.text
+    unknown = await page.get("/queue?tab=all&category=no-such-category&status=closed-ish")
+    assert unknown.status_code == 200 and debt["case_number"] in unknown.text
+    long_search = await page.get("/queue?tab=all&q=" + "张" * 150)
+    assert long_search.status_code == 200 and 'maxlength="100"' in long_search.text
+
+
+async def test_the_queue_pages_on_with_its_filters(api: Api, web: httpx.AsyncClient) -> None:
+    for _ in range(22):
+        await api.intake(category="consumer")
+    page = signed_in(web, api)
+    first = await page.get("/queue?tab=all&q=&category=consumer&channel=&status=")
+    [next_page] = re.findall(r'<a rel="next" href="([^"]+)"', first.text)
+    second = await page.get(next_page.replace("&amp;", "&"))
+    assert second.status_code == 200
+    shown = re.findall(r"\d{6}-\d{4}-\d{6}", first.text), re.findall(r"\d{6}-\d{4}-\d{6}", second.text)
+    assert len(shown[0]) == 20 and len(shown[1]) == 2 and not set(shown[0]) & set(shown[1])
+
+
+async def test_a_form_without_its_parties_says_so_and_offers_their_rows_again(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    page = signed_in(web, api)
+    body = intake_body()
+    del body["parties"]
+    before = await case_count(app)
+    response = await page.post(
+        "/intake", [*intake_form(body), ("parties[0].role", "applicant"), ("parties[1].role", "respondent")]
+    )
+    assert response.status_code == 422
+    assert "请至少填写一名申请人和一名被申请人" in response.text
+    assert re.search(
+        r'name="parties\[0\]\.role"[^>]*>.*?<option value="applicant" selected', response.text, re.S
+    )
+    assert re.search(
+        r'name="parties\[1\]\.role"[^>]*>.*?<option value="respondent" selected', response.text, re.S
+    )
+    assert await case_count(app) == before
+
+
+async def test_a_refusal_of_a_party_as_a_whole_is_shown_at_its_row(api: Api, web: httpx.AsyncClient) -> None:
+    """An organisation given a resident's ID number: the party's own check, not one field's."""
+    page = signed_in(web, api)
+    body = intake_body()
+    body["parties"][1] = {**body["parties"][1], "kind": "organisation", "id_type": "resident_id"}
+    response = await page.post("/intake", intake_form(body))
+    assert response.status_code == 422
+    row = re.search(r'<fieldset class="party" data-party="1">.*?</fieldset>', response.text, re.S)
+    assert row and 'class="error"' in row.group(0), response.text[:3000]
+
+
+async def test_an_address_that_is_no_page_gets_a_page_and_the_api_keeps_its_problems(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    missing = await web.get("/no-such-page", headers=html)
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "页面不存在" in missing.text
+    api_missing = await web.get("/v1/no-such-resource", headers=html)
+    assert api_missing.status_code == 404
+    assert api_missing.headers["content-type"].startswith("application/problem+json")
+    edited = await signed_in(web, api, "supervisor").get("/dashboard?days=5", headers=html)
+    assert edited.status_code == 422 and edited.headers["content-type"].startswith("text/html")
+    assert "页面地址有误" in edited.text and "days" in edited.text
+
+
+async def test_the_case_page_names_its_codes(api: Api, web: httpx.AsyncClient) -> None:
+    """Timeline actions, a court's ground for rejecting, the handoff's kind and state: names, not
+    codes."""
+    case = await api.drive("confirmation_rejected")
+    page = signed_in(web, api)
+    shown = await page.get(f"/cases/{case['id']}")
+    assert shown.status_code == 200
+    timeline = re.search(r'<ol class="timeline" id="timeline">(.*?)</ol>', shown.text, re.S)
+    assert timeline
+    actions = re.findall(
+        r'<li data-action="([a-z_]+)"><time>[^<]*</time> <strong>([^<]*)</strong>', timeline.group(1)
+    )
+    assert actions and all(name != code for code, name in actions), actions
+    assert not re.search(r"[a-z]+_[a-z_]+", re.sub(r'data-action="[a-z_]+"', "", timeline.group(1)))
+    handoffs = re.search(r'<section class="card" id="handoffs">(.*?)</section>', shown.text, re.S)
+    assert handoffs and "司法确认" in handoffs.group(1) and "judicial_confirmation" not in handoffs.group(1)
+
+
+async def test_a_reprinted_receipt_names_the_center_that_registered_the_case(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    page = signed_in(web, api)
+    printed = await page.post("/intake", intake_form(intake_body()))
+    case = (await api.client.get("/v1/disputes", params={"q": case_number_in(printed.text)})).json()["items"][
+        0
+    ]
+    center = re.search(r"<th>受理机构</th><td>([^<]+)</td>", printed.text)
+    assert center
+    again = await page.get(f"/cases/{case['id']}/receipt")
+    assert f"<th>受理机构</th><td>{center.group(1)}</td>" in again.text
+
+
+async def test_a_blank_required_field_is_called_required(api: Api, web: httpx.AsyncClient) -> None:
+    response = await Page(web).post("/lookup", {"case_number": "", "query_code": ""})
+    assert response.status_code == 422
+    assert "此项为必填项" in response.text and "内容过短" not in response.text
+
+
+async def test_a_clerk_typing_keeps_the_session_and_an_ended_one_is_said(
+    api: Api, web: httpx.AsyncClient, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/session/renew`, which the form calls while it is typed in: a token past half its life is
+    renewed, a fresh one is left as it is, and without a session it answers 401 (the page then
+    says so before the form is sent)."""
+    from mediation.identity import credentials
+
+    tokens = app.state.identity.tokens
+    claims = tokens.verify(api.tokens[("clerk", api.bodies["center"])])
+    real = time.time
+    monkeypatch.setattr(credentials.time, "time", lambda: real() - tokens.lifetime * 0.6)
+    old = tokens.issue(uuid.UUID(claims["sub"]), claims["role"], uuid.UUID(claims["org"]))
+    monkeypatch.setattr(credentials.time, "time", real)
+
+    web.cookies.set("mediation_session", old.token)
+    renewed = await web.get("/session/renew")
+    assert renewed.status_code == 204
+    fresh = renewed.cookies.get("mediation_session")
+    assert fresh and fresh != old.token
+    assert tokens.verify(fresh)["exp"] > tokens.verify(old.token)["exp"]
+
+    web.cookies.set("mediation_session", fresh)
+    again = await web.get("/session/renew")
+    assert again.status_code == 204 and "mediation_session" not in again.cookies
+
+    web.cookies.delete("mediation_session")
+    assert (await web.get("/session/renew")).status_code == 401
+
+
+async def test_a_form_sent_after_the_session_ended_offers_sign_in_back_to_its_page(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    response = await Page(web).post(
+        "/intake", intake_form(intake_body()), headers={"Referer": "http://mediation.test/intake"}
+    )
+    assert response.status_code == 401
+    assert 'href="/login?next=/intake"' in response.text

@@ -40,6 +40,20 @@ class Permission(StrEnum):
     stats_read = "stats:read"  # statistics over the cases the caller can see
 
 
+# What a refusal names, in the reader's language (the code itself is in the problem's extension).
+PERMISSION_NAMES: dict[Permission, str] = {
+    Permission.cases_read: "查看案件",
+    Permission.cases_write: "办理案件",
+    Permission.pii_read: "查看完整身份信息",
+    Permission.supervise: "督办",
+    Permission.users_manage: "管理账号",
+    Permission.keys_manage: "管理接口密钥",
+    Permission.keys_manage_own: "管理本单位接口密钥",
+    Permission.audit_read: "查阅审计记录",
+    Permission.registry_manage: "管理调解组织名录和分流规则",
+    Permission.stats_read: "查看统计",
+}
+
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.clerk: frozenset({P.cases_read, P.cases_write, P.pii_read, P.stats_read}),

@@ -22,7 +22,7 @@ from mediation.core.db import Database, utcnow
 from mediation.core.errors import Forbidden, Unauthenticated
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher
-from mediation.core.principal import CENTER_ROLES, Permission, Principal, Role
+from mediation.core.principal import CENTER_ROLES, PERMISSION_NAMES, Permission, Principal, Role
 from mediation.core.ratelimit import RateLimiter
 from mediation.core.secrets import Secrets
 from mediation.core.settings import Settings
@@ -188,7 +188,10 @@ def _principal_of(
 def require(principal: Principal, permission: Permission) -> None:
     if not principal.can(permission):
         raise Forbidden(
-            Text("当前角色没有「{p}」权限", "Your role lacks the {p} permission").format(p=permission.value),
+            Text(
+                f"当前角色没有「{PERMISSION_NAMES[permission]}」权限",
+                f"Your role lacks the {permission.value} permission",
+            ),
             required_permission=permission.value,
         )
 

@@ -13,7 +13,8 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -30,7 +31,7 @@ from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.clocks.router import clock_out
 from mediation.core.db import session_of
-from mediation.core.errors import NotFound, ProblemError
+from mediation.core.errors import NotFound, ProblemError, StaleVersion
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.idempotency import run_idempotent
@@ -44,10 +45,19 @@ from mediation.disputes.service import Attention, DisputeService, ListFilters
 from mediation.disputes.views import Viewer
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
+from mediation.identity.models import User
 from mediation.supervision.schemas import OrderIn, OrderResponseIn
 from mediation.supervision.service import SupervisionService
 from mediation.triage.router import triage_out
-from mediation.web.forms import FormField, Option, describe, errors_of, form_data
+from mediation.web.forms import (
+    FormField,
+    Option,
+    describe,
+    errors_of,
+    form_data,
+    name_fields,
+    with_stray_on_top,
+)
 from mediation.web.labels import ENUM_LABELS
 from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
@@ -57,6 +67,8 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 Staff = Annotated[Principal, Depends(staff)]
 Service = Annotated[DisputeService, Depends(service)]
 PAGE_SIZE = 20
+SEARCH_MAX = 100
+E = TypeVar("E", bound=StrEnum)
 QUEUE_BADGE_CAP = 99
 
 
@@ -121,16 +133,25 @@ async def queue(
     request: Request,
     principal: Staff,
     svc: Service,
-    tab: Annotated[str | None, Query(max_length=40)] = None,
-    status: Annotated[Status | None, Query()] = None,
-    category: Annotated[Category | None, Query()] = None,
-    channel: Annotated[Channel | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    tab: str | None = None,
+    status: str | None = None,
+    category: str | None = None,
+    channel: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
 ) -> HTMLResponse:
+    """The filter form sends its "全部" choices as empty values, and the pager carries them on: an
+    empty or unknown choice is no filter. The search text is cut to what a search may hold."""
     tabs = tabs_for(principal)
     known = {key for key, _ in tabs}
     tab = tab if tab in known else tabs[0][0]
+    status, category, channel = (
+        _choice(Status, status),
+        _choice(Category, category),
+        _choice(Channel, channel),
+    )
+    q = q[:SEARCH_MAX] if q else None
+    cursor = cursor if cursor and len(cursor) <= 500 else None
     filters = filters_for(tab, request)
     if status is not None:
         filters.status = [status.value]
@@ -166,6 +187,13 @@ async def queue(
             },
         },
     )
+
+
+def _choice(kind: type[E], value: str | None) -> E | None:
+    try:
+        return kind(value) if value else None
+    except ValueError:
+        return None
 
 
 async def _attention(
@@ -382,22 +410,30 @@ async def _refused(
 ) -> HTMLResponse:
     """The case page again, the refusal in plain Chinese next to the form that caused it."""
     await session_of(request).rollback()
-    errors = errors_of(exc)
-    # A message for a field the form does not show still reaches the clerk, at the top of the form.
-    shown = _field_names(failed)
-    stray = [f"{name}: {text}" for name, text in errors.items() if name != "_form" and name not in shown]
-    if stray:
-        errors["_form"] = "; ".join(filter(None, [errors.get("_form"), *stray]))
+    errors = with_stray_on_top(errors_of(exc), _field_names(failed))
     if isinstance(exc, ProblemError):
         body = exc.body()
         reasons = [r.get("message") for r in exc.extensions.get("reasons", []) if isinstance(r, dict)]
-        errors.setdefault("_form", "; ".join([str(body.get("detail") or body["title"]), *map(str, reasons)]))
+        if not any(name != "_form" for name in errors):  # a field's refusal is shown at the field
+            said = dict.fromkeys(map(str, [body.get("detail") or body["title"], *reasons]))  # each once
+            errors.setdefault("_form", name_fields("; ".join(said)))
         status = exc.http_status
     else:
         status = 422
+    if isinstance(exc, StaleVersion):
+        errors["_form"] = "案件已被他人更新, 本次提交未执行; 请核对最新情况后重新提交。"
     context = await CasePage(request, svc, principal).context(
         dispute_id, failed_action=failed, errors=errors, values=values
     )
+    offered = {a["action"] for a in context["actions"]}
+    if isinstance(exc, StaleVersion):
+        # Someone else changed the case since this page was opened: what it shows now is the case
+        # as it stands, and the clerk must know that nothing was done.
+        context["refusal"] = (
+            "该案件在您打开页面后已被他人更新, 您的操作未执行。页面已显示最新情况, 请核对后再操作。"
+        )
+    elif failed in ACTION_PAYLOADS and failed not in offered:
+        context["refusal"] = f"操作未执行: {errors.get('_form', '')}"
     return render(request, "case.html", context, status)
 
 
@@ -645,5 +681,18 @@ async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, s
             "replayed": False,
             "reprint": True,
             "next_step": NEXT_STEP[Status(dispute.status)].get(),
+            "center": await _registering_center(svc, dispute.created_by),
         },
+    )
+
+
+async def _registering_center(svc: DisputeService, created_by: str) -> str | None:
+    """The center whose clerk registered the case, as the receipt given at the window named it (an
+    online application was registered by no one's account, and names none)."""
+    try:
+        user_id = uuid.UUID(created_by)
+    except ValueError:
+        return None
+    return await svc.session.scalar(
+        select(Body.name).join(User, User.organisation_id == Body.id).where(User.id == user_id)
     )

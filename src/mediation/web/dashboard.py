@@ -65,11 +65,12 @@ def line_chart(
     periods: list[PeriodOut], series: list[tuple[str, str, str]], width: int = 1200
 ) -> dict[str, Any]:
     """Lines over the periods for each (field, name, colour) in `series`, with a y axis from zero."""
-    height, left, bottom, top_pad = 220, 40, 30, 10
+    # The right margin holds half of the last period's label ("2026-W49"), centred on its point.
+    height, left, right, bottom, top_pad = 220, 40, 40, 30, 10
     values = [getattr(p, f) or 0 for p in periods for f, _, _ in series]
     top = max(values, default=0)
     top = max(1, top + (-top % 5) if top > 5 else top + 1)
-    inner_w, inner_h = width - left - 10, height - bottom - top_pad
+    inner_w, inner_h = width - left - right, height - bottom - top_pad
     step = inner_w / max(1, len(periods) - 1)
 
     def point(i: int, value: float) -> tuple[float, float]:
@@ -95,6 +96,7 @@ def line_chart(
     return {
         "width": width,
         "height": height,
+        "right": right,
         "lines": lines,
         "ticks": ticks,
         "labels": labels,

@@ -221,7 +221,12 @@ def form_data(form: FormData, fields: Sequence[FormField]) -> dict[str, Any]:
 def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
     """Field path -> message, in the request's language, from either kind of refusal."""
     if isinstance(exc, ValidationError):
-        found = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+        raw = exc.errors()
+        found = field_errors([{**e, "loc": ("body", *e["loc"])} for e in raw])
+        for detail, shown in zip(raw, found, strict=True):
+            # A form sends a field left blank as empty text: it was not filled in, not too short.
+            if detail["type"] == "string_too_short" and not str(detail.get("input") or "").strip():
+                shown["message"] = "此项为必填项"
     else:
         found = list(exc.extensions.get("errors", []))
     out: dict[str, str] = {}
@@ -231,3 +236,20 @@ def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
             name = "_form"
         out.setdefault(str(name), str(e.get("message", "")))
     return out
+
+
+def with_stray_on_top(errors: dict[str, str], shown: set[str]) -> dict[str, str]:
+    """The errors, with those of fields the form does not show gathered at its top (`_form`): a
+    refusal never comes back as a form with nothing marked on it."""
+    stray = [f"{name}: {text}" for name, text in errors.items() if name != "_form" and name not in shown]
+    if not stray:
+        return errors
+    return {**errors, "_form": "; ".join(filter(None, [errors.get("_form"), *stray]))}
+
+
+_FIELD_IN_TEXT = re.compile(r"\(([a-z_]+)\)")
+
+
+def name_fields(message: str) -> str:
+    """A message that names a field by its API name, "(override_reason)", as the form labels it."""
+    return _FIELD_IN_TEXT.sub(lambda m: f"({FIELD_LABELS.get(m.group(1), m.group(1))})", message)

@@ -30,7 +30,7 @@ from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
 from mediation.disputes.service import DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
 from mediation.identity.auth import client_address, identity_of
-from mediation.web.forms import FormField, Option, describe, errors_of, form_data
+from mediation.web.forms import FormField, Option, describe, errors_of, form_data, with_stray_on_top
 from mediation.web.rendering import WebRoute, render
 from mediation.web.session import check_csrf, staff
 
@@ -100,11 +100,14 @@ async def _form_page(
     status_code: int = 200,
     defaults: dict[str, Any] | None = None,
 ) -> HTMLResponse:
+    values = values or {**(defaults or {})}
+    # Rows left empty were not parties and are gone from what was submitted: an applicant's and a
+    # respondent's row are offered again whenever none of that role is left.
+    parties = list(values.get("parties") or [])
+    roles = {p.get("role") for p in parties if isinstance(p, dict)}
+    parties += [{"role": role} for role in DEFAULT_PARTY_ROLES if role not in roles]
+    values = {**values, "parties": parties}
     count = party_count(values)
-    values = values or {
-        **(defaults or {}),
-        "parties": [{"role": role} for role in DEFAULT_PARTY_ROLES],
-    }
     return render(
         request,
         template,
@@ -131,8 +134,17 @@ async def _refused(
     """The form again, as it was filled in, each message beside its field; nothing was saved."""
     await session_of(request).rollback()
     courts = await _courts(request) if "inviting_court_id" not in skip else []
+    # The parties' list and each party as a whole have their messages shown at their rows.
+    rows = range(party_count(values))
+    shown = {f.name for f in case_fields(skip, [])} | {"parties"}
+    shown |= {f"parties[{i}]" for i in rows} | {f.name for i in rows for f in party_fields(i)}
+    errors = with_stray_on_top(errors_of(exc), shown)
+    if isinstance(exc, ValidationError) and any(
+        e["loc"] == ("parties",) and e["type"] == "too_short" for e in exc.errors()
+    ):
+        errors["parties"] = "请至少填写一名申请人和一名被申请人"
     return await _form_page(
-        request, template, values=values, errors=errors_of(exc), skip=skip, courts=courts, status_code=422
+        request, template, values=values, errors=errors, skip=skip, courts=courts, status_code=422
     )
 
 

@@ -35,8 +35,17 @@ TIMELINE_LABELS = {
     "owner_changed": "变更包案领导",
     "owner_cleared": "取消包案",
     "note": "备注",
+    "alert_raised": "触发预警",
     "alert_acknowledged": "签收预警",
     "alert_resolved": "预警处置",
+    "clock_at_risk": "时限临期",
+    "clock_overdue": "时限超期",
+    "assign_mediator": "指定承办调解员",
+    "link": "关联案件",
+    "document_added": "提交材料",
+    "document_withdrawn": "撤回材料",
+    "visit_attempted": "回访未联系上",
+    "visit_completed": "完成回访",
 }
 
 ENUM_LABELS: dict[str, dict[str, str]] = {
@@ -160,6 +169,27 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
     "clock": {str(name): label for name, label in CLOCK_LABELS.items()},
     "level": {"normal": "正常", "at_risk": "临期", "overdue": "超期"},
     "alert_kind": {"risk": "风险预警", "cluster": "群体性苗头", "repeat": "重复纠纷"},
+    "attention": {
+        "triage_exhausted": "无合适调解组织承接, 待督办人员指定",
+        "supervision_overdue": "督办逾期未答复",
+        "risk": "涉稳或有激化危险",
+    },
+    "handoff_kind": {
+        "judicial_confirmation": "司法确认",
+        "labour_arbitration": "劳动人事争议仲裁",
+        "commercial_arbitration": "商事仲裁",
+        "rural_land_arbitration": "农村土地承包仲裁",
+        "litigation": "诉讼",
+    },
+    "handoff_status": {
+        "pending": "待接收",
+        "accepted": "已受理",
+        "not_accepted": "不予受理",
+        "confirmed": "已确认有效",
+        "rejected": "驳回申请",
+        "withdrawn": "已撤回",
+        "concluded": "已审结",
+    },
     "alert_status": {"open": "待处置", "acknowledged": "已知悉", "resolved": "已处置"},
 }
 
@@ -241,3 +271,18 @@ def enum_label(kind: str, value: object) -> str:
         return ""
     text = str(value)
     return ENUM_LABELS.get(kind, {}).get(text, text)
+
+
+# Codes a timeline entry may give as its reason when no note was written (a court's ground for
+# rejecting a confirmation, a failure's reason code): shown by their names.
+REASON_CODE_KINDS = ("ground", "reason_code")
+
+
+def entry_reason(reason: str | None, payload: dict[str, object] | None) -> str:
+    """A timeline entry's reason as the page shows it: a code by its Chinese name."""
+    if not reason:
+        return ""
+    for kind in REASON_CODE_KINDS:
+        if (payload or {}).get(kind) == reason:
+            return enum_label(kind, reason)
+    return reason

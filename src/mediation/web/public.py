@@ -96,6 +96,17 @@ async def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = 
     return response
 
 
+@router.get("/session/renew", status_code=204)
+async def renew_session(request: Request) -> Response:
+    """A clerk typing into a long form is working, though no page is requested: the page asks here
+    now and then while it is typed in, and a token past half its life is renewed on the way out
+    (`keep_session`), as any page request renews it; nothing is changed or audited. A session
+    already over answers 401, and the page says so before anything typed is lost."""
+    signed_in = await current_principal(request) is not None
+    # Said, not redirected to the sign-in page: the page that asks is not the one to leave.
+    return Response(status_code=204 if signed_in else 401)
+
+
 @router.get("/lookup", response_class=HTMLResponse)
 async def lookup_form(request: Request) -> HTMLResponse:
     return render(request, "lookup.html", {"result": None, "errors": {}, "values": {}})

@@ -6,19 +6,20 @@ from collections.abc import Callable, Coroutine
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from mediation.core.db import UnitOfWorkRoute
-from mediation.core.errors import ProblemError, Unauthenticated
+from mediation.core.errors import ProblemError, Unauthenticated, field_errors
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.web.forms import PATH_PART
-from mediation.web.labels import ENUM_LABELS, enum_label
+from mediation.web.labels import ENUM_LABELS, entry_reason, enum_label
 from mediation.web.session import csrf_token, keep_session
 
 HERE = Path(__file__).parent
@@ -71,7 +72,12 @@ def value_at(values: Any, path: str) -> Any:
 
 templates.env.filters.update(local=_local, day=_day, remaining=_remaining, money=_money)
 templates.env.globals.update(
-    value_at=value_at, label=enum_label, LABELS=ENUM_LABELS, Role=Role, Permission=Permission
+    value_at=value_at,
+    label=enum_label,
+    entry_reason=entry_reason,
+    LABELS=ENUM_LABELS,
+    Role=Role,
+    Permission=Permission,
 )
 
 
@@ -132,12 +138,23 @@ class WebRoute(UnitOfWorkRoute):
                 if request.method == "GET":
                     response = see_other(sign_in_url(request))
                 else:
-                    response = render(
-                        request,
-                        "error.html",
-                        {"title": "需要登录", "detail": "登录已过期, 请重新登录后再提交。", "login": True},
-                        401,
-                    )
+                    # Back to the page the form was on, once signed in again.
+                    referer = urlsplit(request.headers.get("referer", ""))
+                    same_site = referer.netloc == request.url.netloc and referer.path.startswith("/")
+                    context = {
+                        "title": "需要登录",
+                        "detail": "登录已过期, 请重新登录后再提交。",
+                        "login": True,
+                        "next": referer.path if same_site and not referer.path.startswith("//") else "",
+                    }
+                    response = render(request, "error.html", context, 401)
+            except RequestValidationError as exc:
+                # Only an address edited by hand gets here: the pages' own links and forms send
+                # what the routes take.
+                wrong = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc.errors()))
+                response = render(
+                    request, "error.html", {"title": "页面地址有误", "detail": wrong, "status": 422}, 422
+                )
             except ProblemError as exc:
                 body = exc.body()
                 response = render(
@@ -152,3 +169,14 @@ class WebRoute(UnitOfWorkRoute):
             return response
 
         return page
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page, not a client of the API (which is under /v1 and reads JSON)."""
+    return not request.url.path.startswith("/v1/") and "text/html" in request.headers.get("accept", "")
+
+
+def page_not_found(request: Request) -> HTMLResponse:
+    set_language("zh")
+    detail = "您要找的页面不存在, 可能是地址有误或链接已失效。"
+    return render(request, "error.html", {"title": "页面不存在", "detail": detail, "status": 404}, 404)

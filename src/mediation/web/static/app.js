@@ -61,11 +61,14 @@
   if (add) {
     add.addEventListener("click", function () {
       var list = document.getElementById("parties");
-      var index = list.querySelectorAll("fieldset.party").length;
+      // Never an index in use: after a row is removed, the count of rows is one.
+      var index = Math.max(Number(list.dataset.nextIndex) || 0, list.querySelectorAll("fieldset.party").length);
+      list.dataset.nextIndex = index + 1;
       var html = document.getElementById("party-template").innerHTML
         .replace(/parties\[999\]/g, "parties[" + index + "]")
         .replace(/parties-999-/g, "parties-" + index + "-")
-        .replace(/当事人 <\/legend>/, "当事人 " + (index + 1) + "</legend>");
+        .replace(/data-party="999"/, 'data-party="' + index + '"')
+        .replace(/当事人 <\/legend>/, "当事人 " + (list.querySelectorAll("fieldset.party").length + 1) + "</legend>");
       list.insertAdjacentHTML("beforeend", html);
       var row = list.lastElementChild;
       var role = row.querySelector('[name$=".role"]');
@@ -74,10 +77,55 @@
     });
   }
   document.addEventListener("click", function (event) {
-    if (event.target.matches(".remove-party")) event.target.closest("fieldset.party").remove();
+    if (event.target.matches(".remove-party")) {
+      event.target.closest("fieldset.party").remove();
+      // The rows are numbered as the clerk sees them; their field names keep their own indices.
+      document.querySelectorAll("#parties fieldset.party > legend").forEach(function (legend, i) {
+        legend.textContent = "当事人 " + (i + 1);
+      });
+    }
     if (event.target.matches("[data-print]")) window.print();
   });
   document.addEventListener("change", function (event) {
     if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
   });
+
+  // A signed-in clerk typing is working: the session is renewed as they type (at most every two
+  // minutes), and a session that ended meanwhile is said before the form is sent, so nothing typed
+  // is lost: they sign in again in another tab and send the form from this one.
+  if (!("signedIn" in document.body.dataset)) return;
+  var renewedAt = Date.now();
+  function renew() {
+    renewedAt = Date.now();
+    return fetch("/session/renew", { credentials: "same-origin", cache: "no-store" }).then(function (r) { return r.status !== 401; }, function () { return true; });
+  }
+  function expired(form) {
+    if (form.querySelector(".session-expired")) return;
+    var note = document.createElement("p");
+    note.className = "error banner session-expired";
+    note.setAttribute("role", "alert");
+    note.innerHTML = '登录已过期, 表单尚未提交。请<a href="/login" target="_blank" rel="noopener">在新窗口重新登录</a>, ' +
+      "然后回到本页再次提交, 已填写的内容仍在。";
+    form.insertBefore(note, form.firstChild);
+    note.scrollIntoView({ block: "center" });
+  }
+  document.addEventListener("input", function (event) {
+    var form = event.target.form;
+    if (!form || form.method !== "post" || Date.now() - renewedAt < 120000) return;
+    renew().then(function (alive) { if (!alive) expired(form); });
+  });
+  var intake = document.getElementById("intake-form");
+  if (intake) {
+    intake.addEventListener("submit", function (event) {
+      if (intake.dataset.sessionChecked) return;
+      event.preventDefault();
+      renew().then(function (alive) {
+        if (!alive) { expired(intake); return; }
+        var stale = intake.querySelector(".session-expired");
+        if (stale) stale.remove();
+        intake.dataset.sessionChecked = "1";
+        if (event.submitter) intake.requestSubmit(event.submitter); else intake.requestSubmit();
+      });
+    });
+  }
 })();
