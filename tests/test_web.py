@@ -265,6 +265,20 @@ async def test_online_application_registers_an_online_case_and_shows_only_its_ow
     assert timeline[0]["actor_role"] == "party"
 
 
+async def test_an_online_application_leaves_a_number_to_call_the_applicant_back(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    body = {k: v for k, v in intake_body().items() if k != "channel"}
+    for party in body["parties"]:
+        party.pop("phone", None)
+    before = await case_count(app)
+    response = await Page(web).post("/apply", intake_form(body))
+    assert response.status_code == 422
+    field = re.search(r'data-field="parties\[0\]\.phone".*?</div>', response.text, re.S)
+    assert field and "联系电话" in field.group(0)
+    assert await case_count(app) == before
+
+
 async def test_online_application_cannot_set_what_the_center_decides(
     api: Api, web: httpx.AsyncClient
 ) -> None:

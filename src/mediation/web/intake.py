@@ -22,7 +22,7 @@ from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Principal, Role
 from mediation.disputes import lifecycle
-from mediation.disputes.enums import IdType
+from mediation.disputes.enums import IdType, PartyRole
 from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone, region_prefix
 from mediation.disputes.lifecycle import Status
 from mediation.disputes.router import NEXT_STEP, related_out, service
@@ -352,6 +352,19 @@ async def _center_for(request: Request, region_code: str) -> Body | None:
     return best
 
 
+def _reachable(data: DisputeCreate) -> None:
+    """An application online is answered by the center calling the applicant back (the receipt
+    says so): at least one applicant leaves a telephone number. At the window the clerk has the
+    resident in front of them."""
+    applicants = [i for i, p in enumerate(data.parties) if p.role == PartyRole.applicant]
+    if applicants and not any(data.parties[i].phone for i in applicants):
+        raise ValidationFailed.of_field(
+            f"parties[{applicants[0]}].phone",
+            "phone_missing",
+            Text("请留下申请人的联系电话, 以便中心与您联系", "Give the applicant's telephone number"),
+        )
+
+
 def online_principal(center: Body) -> Principal:
     """The resident applying online: recorded as a party, within the center that receives it."""
     return Principal(
@@ -378,6 +391,7 @@ async def apply_submit(request: Request, svc: Service) -> Response:
     try:
         refuse_unknown(values, ONLINE_SKIP)
         data = DisputeCreate.model_validate({**values, "channel": "online"})
+        _reachable(data)
         center = await _center_for(request, data.region_code)
         if center is None:
             raise ValidationFailed.of_field(
