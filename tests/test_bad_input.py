@@ -252,6 +252,37 @@ async def test_a_creation_time_filter_is_a_date_time_not_a_number(api):
     assert ok.status_code == 200, ok.text
 
 
+async def test_a_time_without_its_zone_is_refused_everywhere_not_a_server_error(api):
+    """A key's expiry and the audit trail's time filters took any time: one without its zone
+    could not be compared with the stored ones, and answered 500."""
+    key = {"organisation_id": str(api.bodies["village"]), "role": "body_mediator", "name": "对接"}
+    for expires_at, code in (
+        ("2027-01-01T00:00:00", "timezone_missing"),
+        ("2020-01-01T00:00:00Z", "in_past"),
+    ):
+        refused = await api.client.post(
+            "/v1/api-keys", json={**key, "expires_at": expires_at}, headers=api.auth("admin")
+        )
+        problem = _problem(refused, 422, "/problems/validation-error")
+        assert [(e["field"], e["code"]) for e in problem["errors"]] == [("expires_at", code)]
+    listed = await api.client.get("/v1/api-keys", headers=api.auth("admin"))
+    assert "对接" not in listed.text  # nothing was made
+    made = await api.client.post(
+        "/v1/api-keys", json={**key, "expires_at": "2099-01-01T00:00:00+08:00"}, headers=api.auth("admin")
+    )
+    assert made.status_code == 201, made.text
+    auditor = api.headers("auditor")
+    for name in ("occurred_from", "occurred_to"):
+        naive = await api.client.get(
+            "/v1/audit-records", params={name: "2026-12-01T00:00:00"}, headers=auditor
+        )
+        assert _problem(naive, 422, "/problems/validation-error")["errors"][0]["field"] == name
+        aware = await api.client.get(
+            "/v1/audit-records", params={name: "2026-12-01T00:00:00Z"}, headers=auditor
+        )
+        assert aware.status_code == 200, aware.text
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [

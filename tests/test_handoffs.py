@@ -67,7 +67,7 @@ async def _post(
     )
 
 
-async def _listed(api: Api, org: str, role: str = "court", **params: Any) -> list[dict[str, Any]]:
+async def _listed(api: Api, org: str | uuid.UUID, role: str = "court", **params: Any) -> list[dict[str, Any]]:
     response = await api.client.get("/v1/handoffs", params=params, headers=api.auth(role, org))
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
@@ -634,3 +634,22 @@ async def test_an_acceptance_retried_with_its_idempotency_key_replays_the_first_
         f"/v1/handoffs/{handoff['id']}/acceptance", json=accept, headers=api.auth("court")
     )
     _problem(no_etag, 428, "precondition-required")
+
+
+async def test_a_court_reads_the_dossier_only_while_the_case_is_addressed_to_it(api: Api) -> None:
+    """Rejected, then mediated again: the court keeps the handoff and its own answer on its list,
+    but no longer reads the case, its parties, or the sessions held after it left."""
+    dispute = await api.drive("confirmation_rejected")
+    handoff = (await api.handoff(dispute))["handoff"]
+    court = api.auth("court", uuid.UUID(handoff["target_id"]))
+    again = await api.step(await api.get(dispute), "remediate")
+    assert again["status"] == "mediating" and again["handoff_target_id"] is None
+
+    dossier = await api.client.get(f"/v1/handoffs/{handoff['id']}", headers=court)
+    problem = _problem(dossier, 403, "forbidden")
+    assert problem["code"] == "case_left_target"
+    assert "证" not in dossier.text.replace("不再提供卷宗", "")  # no party's number in the refusal
+    listed = {h["id"]: h for h in await _listed(api, uuid.UUID(handoff["target_id"]))}
+    assert listed[handoff["id"]]["status"] == "rejected" and listed[handoff["id"]]["decision"]
+    # The case's own pages were closed to it already; they stay closed.
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=court)).status_code == 404

@@ -384,3 +384,23 @@ async def test_roles_without_pii_read_see_masks_everywhere(api):
             rendered = str(value)
             assert not any(p in rendered for p in plain), rendered
             assert not _looks_like_pii(rendered), rendered
+
+
+async def test_a_search_never_tells_a_masked_number_a_digit_at_a_time(api):
+    """The supervisor sees 138****0001 in the description; searching the description for digits
+    would confirm the hidden ones one by one. Without pii:read, text holding a digit searches case
+    numbers and names only; the clerk's search still finds the case by its number in the text."""
+    described = "申请人张三(电话13800000001)与邻居李四因院墙滴水发生争执。"
+    dispute = await api.intake(description=described)
+    supervisor = api.headers("supervisor")
+
+    async def found(text: str, headers: dict[str, str] | None = None) -> list[str]:
+        response = await api.client.get("/v1/disputes", params={"q": text}, headers=headers or {})
+        assert response.status_code == 200, response.text
+        return [d["id"] for d in response.json()["items"]]
+
+    for probe in ("1380", "13800", "１３８００", "电话13800000001"):
+        assert await found(probe, supervisor) == [], probe
+    assert await found("院墙滴水", supervisor) == [dispute["id"]]
+    assert await found(dispute["case_number"], supervisor) == [dispute["id"]]
+    assert await found("13800000001") == [dispute["id"]]  # the clerk holds pii:read

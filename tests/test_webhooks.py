@@ -512,6 +512,11 @@ async def test_private_and_non_http_targets_are_refused(api, app, relay, receive
         "http://10.0.0.1/hooks",
         "http://192.168.1.10/hooks",
         "http://169.254.169.254/latest/meta-data/",
+        "http://100.100.100.200/latest/meta-data/",  # Alibaba Cloud's metadata, in 100.64.0.0/10
+        "http://100.64.0.1/hooks",
+        "http://198.18.0.1/hooks",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://[fd00::1]/hooks",
         "http://[::1]/hooks",
         "http://localhost:8080/hooks",
         "https://0.0.0.0/hooks",
@@ -519,6 +524,9 @@ async def test_private_and_non_http_targets_are_refused(api, app, relay, receive
         response = await api.client.post("/v1/webhooks", json={"url": url})
         assert response.status_code == 422, (url, response.text)
         assert [e["code"] for e in response.json()["errors"]] == ["target_refused"], (url, response.text)
+    chinese = await api.client.post("/v1/webhooks", json={"url": "http://100.64.0.1/hooks"})
+    assert "非公网地址" in chinese.json()["errors"][0]["message"]
+    assert "resolves" not in chinese.text
     for url in (
         "ftp://example.com/hooks",
         "file:///etc/passwd",

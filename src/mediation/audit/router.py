@@ -12,6 +12,7 @@ from mediation.audit.models import AuditRecord
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import Forbidden, problem_responses
 from mediation.core.principal import Permission, Principal
+from mediation.disputes.schemas import IsoDateTime
 from mediation.identity.auth import permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["audit"])
@@ -69,8 +70,8 @@ async def list_audit_records(
     action: Annotated[str | None, Query(max_length=80)] = None,
     object_id: Annotated[str | None, Query(max_length=64)] = None,
     outcome: Annotated[str | None, Query(max_length=16)] = None,
-    occurred_from: datetime | None = None,
-    occurred_to: datetime | None = None,
+    occurred_from: IsoDateTime | None = None,
+    occurred_to: IsoDateTime | None = None,
 ) -> AuditPage:
     stmt = select(AuditRecord).where(AuditRecord.seq > after)
     if actor_id:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
@@ -29,7 +29,7 @@ from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
-from mediation.disputes.identity import REGION_CODE_PATTERN, DomainValueError, normalise_region_code
+from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import CaseLink, Dispute
 from mediation.disputes.schemas import (
@@ -41,7 +41,7 @@ from mediation.disputes.schemas import (
     DisputeCreated,
     DisputeOut,
     DisputePage,
-    Instant,
+    IsoDateTime,
     LinkKind,
     MediatorChoiceIn,
     PartySearchIn,
@@ -79,16 +79,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _iso_8601(value: object) -> object:
-    # The contract says date-time (RFC 3339); without this a number would be read as Unix seconds.
-    if isinstance(value, str) and not (value[:4].isdigit() and value[4:5] == "-"):
-        raise DomainValueError(
-            "datetime_format", Text("时间须为 ISO 8601 格式", "Give an ISO 8601 date-time")
-        )
-    return value
-
-
-IsoDateTime = Annotated[Instant, BeforeValidator(_iso_8601)]
 Reader = Annotated[Principal, permission(Permission.cases_read)]
 Writer = Annotated[Principal, permission(Permission.cases_write)]
 Supervisor = Annotated[Principal, permission(Permission.supervise)]
@@ -219,7 +209,12 @@ async def list_disputes(
     created_to: IsoDateTime | None = None,
     q: Annotated[
         str | None,
-        Query(min_length=1, max_length=100, description="Text in description, case number or party names."),
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Text in description, case number or party names. A caller without pii:read "
+            "(who sees ID and phone numbers masked) searches the description only with text holding no digit.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     cursor: Annotated[str | None, Query(max_length=500)] = None,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -72,6 +73,19 @@ def _within_service_years(value: datetime) -> datetime:
 
 
 Instant = Annotated[datetime, AfterValidator(_within_service_years)]
+
+
+def _iso_8601(value: object) -> object:
+    # The contract says date-time (RFC 3339); without this a number would be read as Unix seconds.
+    if isinstance(value, str) and not (value[:4].isdigit() and value[4:5] == "-"):
+        raise DomainValueError(
+            "datetime_format", Text("时间须为 ISO 8601 格式", "Give an ISO 8601 date-time")
+        )
+    return value
+
+
+# A moment given in a query string, where it arrives as text.
+IsoDateTime = Annotated[Instant, BeforeValidator(_iso_8601)]
 
 
 def _within_service_days(value: date) -> date:

@@ -45,7 +45,7 @@ from mediation.core.errors import (
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
-from mediation.core.principal import SYSTEM, Principal, Role
+from mediation.core.principal import SYSTEM, Permission, Principal, Role
 from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
@@ -62,7 +62,7 @@ from mediation.disputes.models import (
 )
 from mediation.disputes.paperwork import PAPER_TITLES, RECEIPT_TITLE, handoff_lines, receipt_lines
 from mediation.disputes.schemas import CaseLinkIn, ConsentIn, DisputeCreate, MediatorChoiceIn, PartyIn
-from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, visible_to
+from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
 from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService, page_of
 from mediation.events.service import record_dispute_event
@@ -185,7 +185,7 @@ class DisputeService:
             message = Text("案发地不在本中心辖区内", "The place is outside your center's region")
             raise ValidationFailed.of_field("region_code", "outside_region", message)
         if data.external_reference is not None:
-            await self._refuse_duplicate_reference(data.channel, data.external_reference)
+            await self._refuse_duplicate_reference(data.channel, data.external_reference, principal)
         if data.inviting_court_id is not None:
             court = await self.session.get(Body, data.inviting_court_id)
             if court is None or court.kind != BodyKind.court:
@@ -325,10 +325,16 @@ class DisputeService:
             party.phone_index = self.cipher.index(data.phone, kind="phone")
         return party
 
-    async def _refuse_duplicate_reference(self, channel: str, reference: str) -> None:
+    async def _refuse_duplicate_reference(self, channel: str, reference: str, principal: Principal) -> None:
         existing = await self.session.scalar(
             select(Dispute).where(Dispute.channel == channel, Dispute.external_reference == reference)
         )
+        if existing is not None and not sees(principal, existing):
+            # Registered by another center: still one work order, but that case is not the caller's
+            # to know of.
+            raise DuplicateExternalReference(
+                Text("该平台工单已由其他调处中心登记", "Already registered by another center")
+            )
         if existing is not None:
             raise DuplicateExternalReference(
                 Text("该平台工单已登记为案件 {n}", "Already registered as case {n}").format(
@@ -438,13 +444,12 @@ class DisputeService:
             party_match = exists().where(
                 Party.dispute_id == Dispute.id, Party.name.contains(filters.text, autoescape=True)
             )
-            stmt = stmt.where(
-                or_(
-                    Dispute.description.contains(filters.text, autoescape=True),
-                    Dispute.case_number.contains(filters.text, autoescape=True),
-                    party_match,
-                )
-            )
+            matches = [Dispute.case_number.contains(filters.text, autoescape=True), party_match]
+            # A description may hold ID and phone numbers, which a caller without pii:read sees
+            # masked; searching it for digits would tell them the masked ones a digit at a time.
+            if principal.can(Permission.pii_read) or not any(c.isdigit() for c in filters.text):
+                matches.append(Dispute.description.contains(filters.text, autoescape=True))
+            stmt = stmt.where(or_(*matches))
         return stmt
 
     def party_index(self, kind: str, value: str) -> tuple[str, str]:

@@ -30,34 +30,40 @@ def new_secret() -> str:
 
 
 class TargetRefused(Exception):
-    pass
+    def __init__(self, reason: Text) -> None:
+        super().__init__(reason.en)
+        self.reason = reason
 
 
 async def check_target(url: str, allow_private: bool) -> None:
-    """Refuse URLs that reach into the center's own network (SSRF): loopback, private,
-    link-local, multicast, reserved addresses, whatever the host name resolves to."""
+    """Refuse URLs that reach into the center's own network (SSRF): whatever the host name
+    resolves to must be a public address. "Not global" takes in loopback, private, link-local,
+    reserved and unspecified addresses, and the shared space of carrier-grade NAT (100.64.0.0/10),
+    where clouds keep their metadata services (Alibaba Cloud's 100.100.100.200)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise TargetRefused("the URL must be http(s) with a host")
+        raise TargetRefused(Text("须为带主机名的 http(s) 地址", "the URL must be http(s) with a host"))
     if parts.username or parts.password:
-        raise TargetRefused("credentials in the URL are not allowed")
+        raise TargetRefused(Text("地址中不得含用户名或密码", "credentials in the URL are not allowed"))
     if allow_private:
         return
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443)
     except OSError as exc:
-        raise TargetRefused(f"the host does not resolve: {exc.strerror or exc}") from exc
+        raise TargetRefused(
+            Text("主机名无法解析", f"the host does not resolve: {exc.strerror or exc}")
+        ) from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_loopback
-            or address.is_private
-            or address.is_link_local
-            or address.is_multicast
-            or address.is_reserved
-            or address.is_unspecified
-        ):
-            raise TargetRefused(f"{parts.hostname} resolves to a non-public address ({address})")
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise TargetRefused(
+                Text(
+                    f"{parts.hostname} 指向非公网地址 ({address})",
+                    f"{parts.hostname} resolves to a non-public address ({address})",
+                )
+            )
 
 
 def _invalid(field: str, code: str, message: Text) -> ValidationFailed:
@@ -95,7 +101,9 @@ class WebhookService:
             await check_target(url, self.allow_private)
         except TargetRefused as exc:
             raise _invalid(
-                "url", "target_refused", Text(f"不能使用该地址: {exc}", f"URL refused: {exc}")
+                "url",
+                "target_refused",
+                Text(f"不能使用该地址: {exc.reason.zh}", f"URL refused: {exc.reason.en}"),
             ) from exc
         assert principal.organisation_id is not None
         now = utcnow()

@@ -158,15 +158,17 @@ async def list_handoffs(
     description=(
         "The request, the case with the parties' full identity (audited), the agreement, the mediation "
         "record (sessions, minutes, timeline), the frozen document manifest and the checklist of the "
-        "materials of 民诉法解释 Art. 353-354."
+        "materials of 民诉法解释 Art. 353-354. A court or commission reads the dossier while the case is "
+        "addressed to it; once the case has left it (mediated again, withdrawn, handed elsewhere), 403 "
+        "`case_left_target`, and the handoff stays on its list."
     ),
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound, Forbidden),
 )
 async def get_handoff(
     request: Request, handoff_id: uuid.UUID, principal: Reader, view: View, svc: Handoffs
 ) -> Response:
     handoff = await svc.get(handoff_id, principal)
-    parts = await svc.dossier_parts(handoff)
+    parts = await svc.dossier_parts(handoff, principal)
     dispute = parts["dispute"]
     request.state.audit_object = ("dispute", dispute.id)
     case_number, target_name = await svc.names(handoff)

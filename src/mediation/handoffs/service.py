@@ -31,6 +31,7 @@ from mediation.disputes.schemas import (
     RejectPayload,
     WithdrawConfirmationPayload,
 )
+from mediation.disputes.scope import sees
 from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
 from mediation.handoffs.ledger import overdue_step, summary
@@ -144,11 +145,25 @@ class HandoffService:
         assert dispute is not None and target is not None
         return dispute.case_number, target.name
 
-    async def dossier_parts(self, handoff: Handoff) -> dict[str, Any]:
+    async def dossier_parts(self, handoff: Handoff, principal: Principal) -> dict[str, Any]:
+        """The dossier: the case as it stands, with its parties' identity, its agreement, sessions
+        and timeline. A court or commission keeps its handoffs on its list for good, but reads the
+        case only while it is addressed to it: once it has left (mediated again after a rejected
+        confirmation, withdrawn, or handed to another court), what happens to it next is none of
+        the former target's business."""
         dispute = await self.session.scalar(
             select(Dispute).where(Dispute.id == handoff.dispute_id).options(selectinload(Dispute.parties))
         )
         assert dispute is not None
+        if principal.role in TARGET_ROLES and not sees(principal, dispute):
+            raise Forbidden(
+                Text(
+                    "该案件已不在贵单位办理范围内, 不再提供卷宗; 移交记录及贵单位的答复仍见移交列表",
+                    "The case is no longer with your organisation: its dossier is not shown; the "
+                    "handoff and your answers remain on your list",
+                ),
+                code="case_left_target",
+            )
         agreement = None
         if handoff.agreement_id is not None:
             agreement = await self.session.scalar(

@@ -9,9 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediation.bodies.models import Body
 from mediation.core.db import UnitOfWorkRoute, session_of
-from mediation.core.errors import Conflict, Forbidden, NotFound, Unauthenticated, problem_responses
+from mediation.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+    problem_responses,
+)
+from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal, Role
 from mediation.core.schemas import WriteModel
+from mediation.disputes.schemas import Instant
 from mediation.identity.auth import CurrentPrincipal, client_address, identity_of, make_principal, permission
 from mediation.identity.service import IdentityService
 
@@ -66,7 +75,7 @@ class ApiKeyIn(WriteModel):
     organisation_id: uuid.UUID
     role: Role
     name: Annotated[str, Field(min_length=1, max_length=100)]
-    expires_at: datetime | None = None
+    expires_at: Instant | None = Field(default=None, description="Never, if not given; else in the future.")
 
 
 class ApiKeyOut(BaseModel):
@@ -207,6 +216,10 @@ async def create_key(request: Request, data: ApiKeyIn, principal: CurrentPrincip
     _key_manager(principal)
     if not principal.can(Permission.keys_manage) and data.organisation_id != principal.organisation_id:
         raise Forbidden()
+    if data.expires_at is not None and data.expires_at <= request.app.state.clock.now():
+        raise ValidationFailed.of_field(
+            "expires_at", "in_past", Text("过期时间须晚于现在", "expires_at must lie in the future")
+        )
     created = await IdentityService(session_of(request)).create_key(
         data.organisation_id, data.role, data.name, principal.id, data.expires_at
     )
