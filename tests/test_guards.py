@@ -156,9 +156,16 @@ async def test_labour_dispute_goes_to_labour_commission(api):
 
 
 async def test_labour_arbitration_possible_after_15_days_without_agreement(api, clock):
+    """Open from the day after the fifteen days' last day, the mediation clock's (which moves off a
+    day off, 民法典 Art. 203), not on it."""
     dispute = await api.drive("mediating", category="labour")
+    assert dispute["clock"]["name"] == "mediation"
+    last_day = date.fromisoformat(dispute["clock"]["due_on"])
     payload = {"commission_id": str(api.bodies["labour_commission"])}
     clock.at += timedelta(days=14)
+    assert "labour_window_open" in _reasons(await api.act(dispute, "refer_arbitration", payload))
+    clock.at += timedelta(days=(last_day - clock.today()).days)
+    assert clock.today() == last_day
     assert "labour_window_open" in _reasons(await api.act(dispute, "refer_arbitration", payload))
     clock.at += timedelta(days=1)
     assert (await api.step(dispute, "refer_arbitration", payload))["status"] == "referred_arbitration"

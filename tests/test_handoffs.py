@@ -253,12 +253,16 @@ async def test_the_decision_period_is_extended_once_by_at_most_10_days(api: Api)
 
 async def test_a_labour_dispute_may_go_to_arbitration_after_15_days_of_mediation(api: Api) -> None:
     dispute = await _labour_case_mediating(api)  # signed for on Monday 1 June
-    _on(api, date(2026, 6, 15))  # day 14
-    refused = _reasons(await api.act(dispute, "refer_arbitration", _labour_referral(api)))
-    assert refused["labour_window_open"]["article"] == "劳动争议调解仲裁法 第十四条"
-    assert (await api.get(dispute))["status"] == "mediating"
+    # The fifteen days run from 2 June (民法典 Art. 201) to Tuesday 16 June: on their last day an
+    # agreement may still be reached, so arbitration is open from the day after.
+    for day in (date(2026, 6, 15), date(2026, 6, 16)):
+        _on(api, day)
+        refused = _reasons(await api.act(dispute, "refer_arbitration", _labour_referral(api)))
+        assert refused["labour_window_open"]["article"] == "劳动争议调解仲裁法 第十四条"
+        assert "2026-06-16" in refused["labour_window_open"]["message"]
+        assert (await api.get(dispute))["status"] == "mediating"
 
-    _on(api, date(2026, 6, 16))  # day 15
+    _on(api, date(2026, 6, 17))
     referred = await api.step(dispute, "refer_arbitration", _labour_referral(api))
     assert referred["status"] == "referred_arbitration"
     handoff = referred["handoff"]
@@ -266,14 +270,14 @@ async def test_a_labour_dispute_may_go_to_arbitration_after_15_days_of_mediation
         "labour_arbitration",
         str(api.bodies["labour_commission"]),
     )
-    # 劳动争议调解仲裁法 Art. 29: five days to accept (day 5 is Sunday 21 June).
-    assert handoff["accept_due_on"] == "2026-06-22" == period_end(date(2026, 6, 16), 5).last_day.isoformat()
+    # 劳动争议调解仲裁法 Art. 29: five days to accept.
+    assert handoff["accept_due_on"] == "2026-06-22" == period_end(date(2026, 6, 17), 5).last_day.isoformat()
     assert handoff["warnings"] == []
 
     # The commission accepts (award due in 45 days, Art. 43) and posts its award, which closes the case.
     referred = await api.target_accepts(referred, case_number="诸劳人仲案字〔2026〕第88号")
-    assert referred["handoff"]["decide_due_on"] == period_end(date(2026, 6, 16), 45).last_day.isoformat()
-    award = {"outcome": "award", "reference_number": "诸劳人仲案字〔2026〕第88号", "decided_on": "2026-06-16"}
+    assert referred["handoff"]["decide_due_on"] == period_end(date(2026, 6, 17), 45).last_day.isoformat()
+    award = {"outcome": "award", "reference_number": "诸劳人仲案字〔2026〕第88号", "decided_on": "2026-06-17"}
     response = await _post(api, (await api.handoff(referred))["handoff"], "outcome", award)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "concluded"

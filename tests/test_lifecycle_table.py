@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -23,7 +23,10 @@ SPECIAL = {
 async def _fresh_case(api, state: Status, special: str | None) -> tuple[dict, dict | None]:
     if special == "labour_after_15_days":
         dispute = await api.drive(state.value, category="labour")
-        api.app.state.clock.at += timedelta(days=15)
+        # Open from the day after the mediation clock's last day (Art. 14 with 民法典 Art. 201, 203).
+        last_day = date.fromisoformat(dispute["clock"]["due_on"])
+        clock = api.app.state.clock
+        clock.at += timedelta(days=(last_day - clock.today()).days + 1)
         return dispute, {"commission_id": str(api.bodies["labour_commission"])}
     if special == "target_accepted":
         return await api.target_accepts(await api.drive(state.value)), None

@@ -117,6 +117,9 @@ class GuardContext:
     competent_courts: dict[str, list[Body]] = field(default_factory=dict)  # by basis
     document_kinds: set[str] = field(default_factory=set)  # kinds of active documents on file
     visit_status: str | None = None  # the follow-up visit's status, for archive
+    # A labour case leaving mediation for arbitration: its running mediation clock (last day, and
+    # whether it is paused), which replays any pause; None when it has none.
+    mediation_clock: tuple[date, bool] | None = None
 
 
 GuardCheck = Callable[[GuardContext], list[Refusal]]
@@ -409,18 +412,29 @@ def _labour_window_passed(ctx: GuardContext) -> list[Refusal]:
                 "mediation_ongoing", Text("调解进行中, 须先终止调解", "Mediation is ongoing; end it first")
             )
         ]
-    # Art. 14 counts from the day the mediation body received the application: its sign-for.
+    # Art. 14 counts from the day the mediation body received the application (its sign-for), and
+    # the application for arbitration lies once the fifteen days have passed without agreement:
+    # from the day after the last one. The period runs from the next day (民法典 Art. 201), and a
+    # last day off moves to the next working day (Art. 203), as the case's mediation clock counts
+    # it, pauses included.
     started = ctx.dispute.mediation_started_on or ctx.dispute.applied_on
-    days = (ctx.today - started).days
-    if days >= ctx.labour_mediation_days:
+    if ctx.mediation_clock is not None:
+        last_day, paused = ctx.mediation_clock
+    else:
+        last_day, paused = period_end(started, ctx.labour_mediation_days).last_day, False
+    if ctx.today > last_day and not paused:
         return []
     return [
         Refusal(
             "labour_window_open",
             Text(
-                "劳动争议调解组织收到申请之日起十五日内未达成协议的, 方可申请仲裁 (已过 {d} 日)",
-                "Labour arbitration is open once 15 days pass without agreement ({d} days so far)",
-            ).format(d=days),
+                "劳动争议调解组织收到申请之日起十五日内未达成协议的, 方可申请仲裁; 期间至 {d} 届满{p}",
+                "Labour arbitration is open once 15 days pass without agreement; they end on {d}{pe}",
+            ).format(
+                d=last_day.isoformat(),
+                p=", 现计时暂停中" if paused else "",
+                pe=", and the clock is paused" if paused else "",
+            ),
             "劳动争议调解仲裁法 第十四条",
         )
     ]
