@@ -825,3 +825,16 @@ async def test_linking_cases_works_once(api: Api) -> None:
         headers=api.auth("body_admin", "village"),
     )
     assert by_body.status_code == 403
+
+
+async def test_a_case_escalated_to_a_tier_no_body_serves_reaches_a_supervisor(api: Api) -> None:
+    """Escalated from the county to the city, where no mediating body of this registry sits: it
+    would wait unseen in `accepted`, so it is flagged as triage's other dead ends are."""
+    dispute = await api.drive("mediating", severity="serious")  # at the county
+    dispute = await api.step(dispute, "escalate")
+    assert (dispute["tier"], dispute["status"]) == ("city", "accepted")
+    assert dispute["attention"] == "triage_exhausted"
+    triage = await _triage(api, dispute)
+    assert triage["recommendations"] == []
+    (event,) = await _events(api, dispute["id"], "triage_exhausted")
+    assert event.data["action"] == "escalate" and event.data["decision"] == "no_candidate"

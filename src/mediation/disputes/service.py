@@ -622,7 +622,8 @@ class DisputeService:
             open_.ended_at = now
             open_.outcome_reason = getattr(payload, "reason", None)
             await self.session.flush()
-        if action in (Action.return_, Action.transfer):
+        # Escalated to a tier where no body takes this kind of case, it would wait unseen as well.
+        if action in (Action.return_, Action.transfer, Action.escalate):
             outcome = await self.triage.evaluate(dispute)
             if not outcome.candidates:
                 # Whatever triage advises (even declining), a case no body is left to take must
