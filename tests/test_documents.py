@@ -738,3 +738,22 @@ async def test_a_caller_without_rights_is_refused_before_the_body_is_read(api):
         f"/v1/disputes/{dispute['id']}/documents", data={"kind": "nonsense"}, files={"file": ("a.txt", b"x")}
     )
     assert bad_kind.status_code == 422 and bad_kind.json()["errors"][0]["field"] == "kind"
+
+
+async def test_an_upload_retried_with_its_idempotency_key_makes_one_document(api: Any) -> None:
+    """A mediation organisation's system that retries an upload three times: one document, and the
+    same answer each time; the key with another file is refused."""
+    dispute = await api.intake()
+    content = pdf(20_000, "retried")
+    key = {"Idempotency-Key": "upload-retried-0001"}
+    answers = [await upload(api, dispute, content, headers=key, note="借条原件扫描") for _ in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert [a.headers.get("idempotent-replayed") for a in answers] == [None, "true", "true"]
+    assert len({a.headers["location"] for a in answers}) == 1
+    listed = await api.client.get(f"/v1/disputes/{dispute['id']}/documents")
+    assert [d["id"] for d in listed.json() if d["kind"] == "evidence"] == [answers[0].json()["id"]]
+    other = await upload(api, dispute, pdf(20_000, "another"), headers=key, note="借条原件扫描")
+    problem(other, 422, "idempotency-key-mismatch")
+    changed_note = await upload(api, dispute, content, headers=key, note="另一说明")
+    problem(changed_note, 422, "idempotency-key-mismatch")

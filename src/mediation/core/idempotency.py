@@ -162,15 +162,20 @@ async def run_idempotent(
     principal: Principal,
     key: str | None,
     work: Callable[[], Awaitable[Response]],
+    *,
+    content: str | None = None,
 ) -> Response:
-    """Run `work` at most once per (caller, key); replay its stored response afterwards."""
+    """Run `work` at most once per (caller, key); replay its stored response afterwards. The key
+    stands for the request's body, or for `content` when the caller gives it (an upload, whose
+    body is streamed to disk, not held in memory, is known by its file's hash and its fields)."""
     if key is None:
         return await work()
     _validate_key(key)
     db: Database = request.app.state.db
     settings = request.app.state.settings
     now: datetime = request.app.state.clock.now()
-    fp = fingerprint(request.method, request.url.path, await request.body())
+    body = content.encode() if content is not None else await request.body()
+    fp = fingerprint(request.method, request.url.path, body)
     outcome = await _claim(
         db,
         principal,

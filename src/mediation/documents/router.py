@@ -1,8 +1,11 @@
 """Documents of a case and the dossier of its handoff, under /v1/disputes/{id}."""
 
+import asyncio
+import hashlib
+import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -21,8 +24,10 @@ from mediation.core.errors import (
     problem_responses,
 )
 from mediation.core.i18n import Text
+from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
+from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.service import DisputeService
 from mediation.documents.media import ALLOWED, GENERATED_PAGE
 from mediation.documents.service import DocumentKind, DocumentService
@@ -138,7 +143,9 @@ UPLOAD_BODY = {
     responses=problem_responses(NotFound, PayloadTooLarge, UnsupportedMediaType),
     openapi_extra=UPLOAD_BODY,
 )
-async def upload_document(request: Request, dispute_id: uuid.UUID, principal: Writer) -> Response:
+async def upload_document(
+    request: Request, dispute_id: uuid.UUID, principal: Writer, idempotency_key: IdempotencyKey = None
+) -> Response:
     disputes, documents = _services(request)
     # Who may add to which case is settled before the body is read, so a caller without rights
     # never gets to push a file into the spool; in a short read of its own, so no write lock is
@@ -158,21 +165,41 @@ async def upload_document(request: Request, dispute_id: uuid.UUID, principal: Wr
         except ValidationError as exc:
             errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
             raise ValidationFailed(Text("表单字段有误", "Invalid form fields"), errors=errors) from exc
-        dispute = await disputes.get(dispute_id, principal)
-        document = await documents.upload(
-            dispute,
-            principal,
-            upload.file,
-            upload.filename or "unnamed",
-            fields.kind,
-            fields.party_id,
-            fields.note,
-            request.app.state.clock.now(),
-        )
-    location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
-    request.state.audit_object = ("document", document.id)
-    body = _out(document).model_dump_json()
-    return Response(body, status_code=201, media_type="application/json", headers={"Location": location})
+
+        async def work() -> Response:
+            dispute = await disputes.get(dispute_id, principal)
+            document = await documents.upload(
+                dispute,
+                principal,
+                upload.file,
+                upload.filename or "unnamed",
+                fields.kind,
+                fields.party_id,
+                fields.note,
+                request.app.state.clock.now(),
+            )
+            request.state.audit_object = ("document", document.id)
+            location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
+            body = _out(document).model_dump_json()
+            return Response(
+                body, status_code=201, media_type="application/json", headers={"Location": location}
+            )
+
+        # A retried upload (the same key, file and fields) answers with the document it made.
+        content = None
+        if idempotency_key is not None:
+            digest = await asyncio.to_thread(_sha256_of, upload.file)
+            content = json.dumps({"file": digest, "name": upload.filename, **fields.model_dump(mode="json")})
+        return await run_idempotent(request, principal, idempotency_key, work, content=content)
+
+
+def _sha256_of(file: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    file.seek(0)
+    while chunk := file.read(1 << 20):
+        digest.update(chunk)
+    file.seek(0)
+    return digest.hexdigest()
 
 
 @router.get(
