@@ -211,7 +211,15 @@ async def test_a_range_request_answers_206_with_those_bytes(api):
     tail = await api.client.get(meta["href"], headers={"Range": "bytes=-16"})
     assert tail.status_code == 206 and tail.content == content[-16:]
     beyond = await api.client.get(meta["href"], headers={"Range": f"bytes={len(content) + 10}-"})
-    assert beyond.status_code == 416
+    refused = problem(beyond, 416, "range-not-satisfiable")
+    assert (
+        beyond.headers["content-range"] == f"bytes */{len(content)}"
+        and str(len(content)) in refused["detail"]
+    )
+    # A range it cannot read is ignored (RFC 9110 §14.2): the whole file.
+    for unread in ("bytes=5-2", "items=0-1", "bytes=a-b", "bytes=-", "bytes"):
+        whole = await api.client.get(meta["href"], headers={"Range": unread})
+        assert (whole.status_code, whole.content) == (200, content), unread
 
 
 # ---- limits and types ---------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from tests.support import intake_body, person
 
 
@@ -170,3 +172,17 @@ async def test_bodies_are_listed_by_kind_and_region(api):
     assert [b["name"] for b in response.json()] == ["诸暨市人民法院"]
     body = await api.client.get(f"/v1/bodies/{api.bodies['village']}")
     assert body.json()["tier"] == "village"
+
+
+@pytest.mark.parametrize("sent", ["1e5", 100000, 1e5, "100000", "100000.0"])
+async def test_an_amount_is_answered_in_yuan_and_fen_however_it_was_written(api, sent):
+    """The registration's answer (and its replay) gives the amount as a read of the case does."""
+    headers = {**api.headers(), "Idempotency-Key": f"amount-{sent!r}"}
+    created = await api.client.post("/v1/disputes", json=intake_body(amount_in_dispute=sent), headers=headers)
+    assert created.status_code == 201, created.text
+    replayed = await api.client.post(
+        "/v1/disputes", json=intake_body(amount_in_dispute=sent), headers=headers
+    )
+    read = await api.client.get(f"/v1/disputes/{created.json()['id']}", headers=api.headers())
+    assert created.json()["amount_in_dispute"] == replayed.json()["amount_in_dispute"] == "100000.00"
+    assert read.json()["amount_in_dispute"] == "100000.00"

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.core.i18n import Text
-from mediation.core.schemas import WriteModel
+from mediation.core.schemas import WriteModel, Yuan
 from mediation.disputes.enums import AgreementForm, ContactMethod
 from mediation.disputes.identity import DomainValueError
 from mediation.disputes.schemas import (
@@ -119,7 +119,9 @@ class ObligationIn(WriteModel):
     obligor_party_id: uuid.UUID = Field(description="Who owes it.")
     obligee_party_id: uuid.UUID | None = Field(default=None, description="To whom.")
     kind: Literal["payment", "act"]
-    amount: Annotated[Decimal | None, Field(gt=0, le=Decimal("99999999999999.99"), decimal_places=2)] = None
+    amount: Annotated[
+        Decimal | None, Field(gt=0, le=Decimal("99999999999999.99"), decimal_places=2), Yuan
+    ] = None
     description: Annotated[str, Field(min_length=1, max_length=1000, description="What is paid or done.")]
     place: Annotated[str | None, Field(max_length=200)] = None
     manner: Annotated[str, Field(max_length=200, description="履行方式, e.g. 银行转账, 现金当面支付")] = ""

@@ -139,6 +139,12 @@ class PayloadTooLarge(ProblemError):
     title = Text("请求体过大", "Request body too large")
 
 
+class RangeNotSatisfiable(ProblemError):
+    status = 416
+    slug = "range-not-satisfiable"
+    title = Text("请求的范围超出文件长度", "The requested range lies beyond the file")
+
+
 class UnsupportedMediaType(ProblemError):
     status = 415
     slug = "unsupported-media-type"

@@ -11,11 +11,12 @@ is refused with the field named, where it would otherwise fail the write.
 from __future__ import annotations
 
 import functools
+from decimal import Decimal
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from annotated_types import MaxLen
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -102,3 +103,15 @@ def _item_max_length(item: Any) -> int | None:
 
 def _max_length(metadata: Any) -> int | None:
     return next((m.max_length for m in metadata if isinstance(m, MaxLen)), None)
+
+
+_CENT = Decimal("0.01")
+
+
+def _in_cents(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(_CENT)
+
+
+# An amount of money in yuan, as every answer gives it: "1e5" and 100000 are sent back as
+# "100000.00", the same as the stored value reads, not as they came.
+Yuan = AfterValidator(_in_cents)

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from mediation.core.i18n import Text
-from mediation.core.schemas import WriteModel
+from mediation.core.schemas import WriteModel, Yuan
 from mediation.disputes.enums import (
     Category,
     Channel,
@@ -244,7 +244,7 @@ class DisputeCreate(WriteModel):
     region_code: RegionCode
     address: Annotated[str | None, Field(max_length=200)] = None
     amount_in_dispute: Annotated[
-        Decimal | None, Field(ge=0, le=Decimal("99999999999999.99"), decimal_places=2)
+        Decimal | None, Field(ge=0, le=Decimal("99999999999999.99"), decimal_places=2), Yuan
     ] = None
     people_involved: Annotated[int, Field(ge=1, le=100_000)] = 1
     severity: Severity = Severity.ordinary

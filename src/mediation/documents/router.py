@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, BinaryIO
@@ -18,6 +19,7 @@ from mediation.core.errors import (
     Conflict,
     NotFound,
     PayloadTooLarge,
+    RangeNotSatisfiable,
     UnsupportedMediaType,
     ValidationFailed,
     field_errors,
@@ -252,7 +254,7 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
             "description": "The file, with the media type detected at upload.",
         },
         206: {"content": SERVED_MEDIA_TYPES, "description": "Partial content (Range)."},
-        **problem_responses(NotFound),
+        **problem_responses(NotFound, RangeNotSatisfiable),
     },
 )
 async def download_document(
@@ -267,6 +269,7 @@ async def download_document(
         raise NotFound(Text("文件内容缺失", "The document's content is missing"))
     if document.contains_personal_data:
         request.state.audit_reads = [("document.download", "document", str(document.id))]
+    _settle_range(request, path.stat().st_size)
     return FileResponse(
         path,
         media_type=document.media_type,
@@ -276,6 +279,32 @@ async def download_document(
             "Content-Disposition": content_disposition(document.original_name),
         },
     )
+
+
+_BYTE_RANGE = re.compile(r"^(\d*)-(\d*)$")
+
+
+def _settle_range(request: Request, size: int) -> None:
+    """RFC 9110 §14.2: a Range the server cannot read (another unit, a malformed or backward range)
+    is ignored, and the whole file is sent; one that lies wholly beyond the file is 416, as a
+    problem like every other refusal, with the file's length (`Content-Range: bytes */size`)."""
+    header = request.headers.get("range")
+    if header is None:
+        return
+    unit, _, ranges = header.partition("=")
+    wanted = [_BYTE_RANGE.match(r.strip()) for r in ranges.split(",")]
+    usable = unit.strip().lower() == "bytes" and all(
+        m and (m[1] or m[2]) and not (m[1] and m[2] and int(m[1]) > int(m[2])) for m in wanted
+    )
+    if not usable:
+        # The file server reads the header from the request itself: taken out, it sends it whole.
+        request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
+        return
+    if all((int(m[1]) >= size) if m[1] else (m[2] == "0") for m in wanted if m):
+        raise RangeNotSatisfiable(
+            Text("文件共 {n} 字节", "The file has {n} bytes").format(n=size),
+            headers={"Content-Range": f"bytes */{size}"},
+        )
 
 
 def content_disposition(name: str) -> str:
