@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation, Signature
 from mediation.bodies.models import Body, Mediator, MediatorConflict
+from mediation.disputes.lifecycle import ACTION_LABELS, Action
 from mediation.disputes.models import Assignment, CaseLink, Dispute, Party, TimelineEntry
 from mediation.events.models import OutboxEvent
 from mediation.handoffs.models import Handoff
@@ -155,6 +156,31 @@ async def test_errors_answer_in_english_when_asked(api):
         "message": "Invalid phone number",
     }
     assert response.headers["content-language"] == "en"
+    assert "Accept-Language" in response.headers["vary"]
+
+
+async def test_a_refused_action_names_it_and_the_role_in_the_language_asked(api):
+    """The action's and the role's names in Chinese, their codes in parentheses for an integrator."""
+    closed = await api.drive("closed")
+    wrong_state = await api.act(closed, "accept")
+    detail = _problem(wrong_state, 409, "/problems/invalid-transition")["detail"]
+    assert detail == "案件处于「已结案」, 不能「受理」(accept)"
+    mediating = await api.drive("mediating")
+    wrong_role = await api.act(mediating, "escalate", role="body_mediator")
+    escalate = ACTION_LABELS[Action.escalate].zh
+    assert (
+        _problem(wrong_role, 403, "/problems/forbidden")["detail"]
+        == f"「调解员」不能执行「{escalate}」(escalate)"
+    )
+    english = await api.client.post(
+        f"/v1/disputes/{closed['id']}/actions/accept",
+        json={},
+        headers={**api.headers(), "If-Match": f'"{closed["version"]}"', "Accept-Language": "en"},
+    )
+    assert (
+        _problem(english, 409, "/problems/invalid-transition")["detail"]
+        == "The case is closed; cannot accept"
+    )
 
 
 async def test_oversized_body_is_refused_with_413(api):

@@ -137,7 +137,7 @@ async def test_feed_refuses_unknown_types_and_bad_cursors(api):
     ):
         response = await api.client.get("/v1/events", params={"after": cursor})
         assert response.status_code == 422, (cursor, response.text)
-        assert [e["code"] for e in response.json()["errors"]] == ["invalid_cursor"]
+        assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("after", "invalid_cursor")]
         assert response.headers["content-type"].startswith("application/problem+json")
     for params in ({"limit": 0}, {"limit": 501}, {"wait": -1}, {"wait": 61}):
         assert (await api.client.get("/v1/events", params=params)).status_code == 422, params

@@ -75,6 +75,9 @@ class Unit(StrEnum):
     months = "months"  # the same day of the month that many months later, then as for days
 
 
+UNIT_NAMES = {Unit.days: "日", Unit.working_days: "个工作日", Unit.months: "个月"}
+
+
 class Procedure(StrEnum):
     court_delegated = "court_delegated"  # 委派/委托调解: an inviting court or the court channel
 

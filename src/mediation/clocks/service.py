@@ -21,6 +21,7 @@ from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import (
     CLOCK_LABELS,
     CLOCK_STATES,
+    UNIT_NAMES,
     CaseFacts,
     ClockName,
     ClockRule,
@@ -253,7 +254,7 @@ class ClockService:
             _refuse(
                 "clock_extension_limit",
                 Text(
-                    f"延长总计不得超过 {rule.extension.max} ({rule.unit.value}), 尚可延长 {left}",
+                    f"延长总计不得超过 {rule.extension.max} {UNIT_NAMES[rule.unit]}, 尚可延长 {left} {UNIT_NAMES[rule.unit]}",
                     f"Extensions may total at most {rule.extension.max} {rule.unit.value}; {left} left",
                 ),
                 clock,

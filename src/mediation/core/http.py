@@ -77,7 +77,8 @@ def encode_cursor(values: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
+def decode_cursor(cursor: str, field: str = "cursor") -> dict[str, Any]:
+    """The position a page's cursor holds; refused naming the query parameter it came in."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -87,7 +88,14 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationFailed(
             Text("分页游标无效", "Invalid pagination cursor"),
-            errors=[{"field": "cursor", "location": "query", "code": "invalid_cursor", "message": "invalid"}],
+            errors=[
+                {
+                    "field": field,
+                    "location": "query",
+                    "code": "invalid_cursor",
+                    "message": Text("分页游标无效", "Invalid pagination cursor").get(),
+                }
+            ],
         ) from exc
 
 
@@ -129,7 +137,10 @@ class HttpConventionsMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                sent = MutableHeaders(scope=message)
+                sent["X-Request-ID"] = request_id
+                # Messages and labels follow the request's language: a cache keeps one per language.
+                sent.add_vary_header("Accept-Language")
                 # The access log: the query string can hold search text, so the log's redaction
                 # (mediation.core.logging) masks any ID or phone number in it.
                 query = scope.get("query_string", b"").decode("latin-1")

@@ -40,6 +40,20 @@ class Permission(StrEnum):
     stats_read = "stats:read"  # statistics over the cases the caller can see
 
 
+# The roles as a Chinese message names them.
+ROLE_NAMES: dict[Role, str] = {
+    Role.clerk: "窗口受理员",
+    Role.supervisor: "督办人员",
+    Role.body_mediator: "调解员",
+    Role.body_admin: "调解组织管理员",
+    Role.court: "人民法院",
+    Role.arbitration: "仲裁委员会",
+    Role.admin: "系统管理员",
+    Role.auditor: "审计员",
+    Role.system: "系统",
+    Role.party: "当事人",
+}
+
 # What a refusal names, in the reader's language (the code itself is in the problem's extension).
 PERMISSION_NAMES: dict[Permission, str] = {
     Permission.cases_read: "查看案件",

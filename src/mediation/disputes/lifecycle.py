@@ -1229,3 +1229,10 @@ def mermaid() -> str:
     lines.append(f"    {Status.archived.value} --> [*]")
     lines.append(f"    {Status.declined.value} --> [*]")
     return "\n".join(lines) + "\n"
+
+
+# What each action is called, for messages that name it (the first transition's label: an action
+# taken from several states is one thing).
+ACTION_LABELS: dict[Action, Text] = {}
+for _t in TRANSITIONS:
+    ACTION_LABELS.setdefault(_t.action, _t.label)

@@ -45,7 +45,7 @@ from mediation.core.errors import (
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
-from mediation.core.principal import SYSTEM, Permission, Principal, Role
+from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, Role
 from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
@@ -499,9 +499,10 @@ class DisputeService:
         if transition is None:
             allowed = [t.action.value for t in lifecycle.transitions_from(dispute.status)]
             raise InvalidTransition(
-                Text("案件处于「{s}」, 不能{a}", "The case is {se}; cannot {a}").format(
+                Text("案件处于「{s}」, 不能「{n}」({a})", "The case is {se}; cannot {a}").format(
                     s=lifecycle.STATUS_LABELS[Status(dispute.status)].zh,
                     se=dispute.status,
+                    n=lifecycle.ACTION_LABELS[action].zh,
                     a=action.value,
                 ),
                 status_now=dispute.status,
@@ -509,8 +510,11 @@ class DisputeService:
             )
         if principal.role not in transition.roles:
             raise Forbidden(
-                Text("角色 {r} 不能执行 {a}", "Role {r} may not {a}").format(
-                    r=principal.role.value, a=action.value
+                Text("「{rn}」不能执行「{n}」({a})", "Role {r} may not {a}").format(
+                    rn=ROLE_NAMES.get(principal.role, principal.role.value),
+                    r=principal.role.value,
+                    n=transition.label.zh,
+                    a=action.value,
                 ),
                 allowed_roles=sorted(r.value for r in transition.roles),
             )

@@ -57,9 +57,9 @@ class EventPage(BaseModel):
 def _after(cursor: str | None) -> int:
     if not cursor:
         return 0
-    position = decode_cursor(cursor).get("p")
+    position = decode_cursor(cursor, "after").get("p")
     if not isinstance(position, int) or position < 0:
-        decode_cursor("!")  # raises the validation problem
+        decode_cursor("!", "after")  # raises the validation problem
         raise AssertionError("unreachable")
     return position
 

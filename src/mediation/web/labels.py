@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mediation.bodies.models import BodyKind
 from mediation.clocks.rules import CLOCK_LABELS
+from mediation.core.principal import ROLE_NAMES
 from mediation.disputes.enums import CATEGORY_LABELS
 from mediation.disputes.lifecycle import STATUS_LABELS, TRANSITIONS
 
@@ -154,18 +155,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         BodyKind.commercial_arbitration_commission.value: "仲裁委员会",
         BodyKind.rural_land_arbitration_commission.value: "农村土地承包仲裁委员会",
     },
-    "staff_role": {
-        "clerk": "窗口受理员",
-        "supervisor": "督办人员",
-        "body_mediator": "调解员",
-        "body_admin": "调解组织管理员",
-        "court": "人民法院",
-        "arbitration": "仲裁委员会",
-        "admin": "系统管理员",
-        "auditor": "审计员",
-        "system": "系统",
-        "party": "当事人",
-    },
+    "staff_role": {role.value: name for role, name in ROLE_NAMES.items()},
     "clock": {str(name): label for name, label in CLOCK_LABELS.items()},
     "level": {"normal": "正常", "at_risk": "临期", "overdue": "超期"},
     "alert_kind": {"risk": "风险预警", "cluster": "群体性苗头", "repeat": "重复纠纷"},
