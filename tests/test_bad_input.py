@@ -786,3 +786,17 @@ async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_a
     )
     assert response.status_code == 422
     assert "satisfaction" in response.text
+
+
+async def test_a_court_delegated_case_names_the_delegating_court(api):
+    before = await _row_counts(api)
+    refused = await api.client.post(
+        "/v1/disputes", json=intake_body(channel="court_delegated"), headers=api.headers()
+    )
+    problem = _problem(refused, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+        ("inviting_court_id", "inviting_court_missing")
+    ]
+    assert await _row_counts(api) == before
+    named = await api.intake(channel="court_delegated", inviting_court_id=str(api.bodies["court"]))
+    assert named["channel"] == "court_delegated"

@@ -193,7 +193,9 @@ async def test_a_partys_refusal_stops_mediation(api):
 
 
 async def test_court_delegated_mediation_needs_consent_of_both_sides(api):
-    dispute = await api.drive("assigned", channel="court_delegated")
+    dispute = await api.drive(
+        "assigned", channel="court_delegated", inviting_court_id=str(api.bodies["court"])
+    )
     assert "consent_missing" in _reasons(await api.act(dispute, "sign_for"))
     for party in dispute["parties"]:
         dispute = await _record_consent(api, dispute, party, "given")

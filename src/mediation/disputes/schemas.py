@@ -229,6 +229,18 @@ class PartySearchIn(WriteModel):
 
 
 class DisputeCreate(WriteModel):
+    # A case a court delegated names the court: its deadline (特邀调解规定 Art. 27) and the court
+    # competent to confirm the agreement follow from it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"channel": {"const": "court_delegated"}}, "required": ["channel"]},
+            "then": {
+                "properties": {"inviting_court_id": {"type": "string"}},
+                "required": ["inviting_court_id"],
+            },
+        }
+    )
+
     category: Category
     subject_matters: Annotated[list[SubjectMatter], Field(max_length=11)] = []
     description: Annotated[str, Field(min_length=5, max_length=5000)]

@@ -49,7 +49,7 @@ from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, 
 from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
-from mediation.disputes.enums import Consent, PartyKind, Tier
+from mediation.disputes.enums import Channel, Consent, PartyKind, Tier
 from mediation.disputes.identity import organisation_key, region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
 from mediation.disputes.models import (
@@ -186,6 +186,13 @@ class DisputeService:
             raise ValidationFailed.of_field("region_code", "outside_region", message)
         if data.external_reference is not None:
             await self._refuse_duplicate_reference(data.channel, data.external_reference, principal)
+        if data.channel == Channel.court_delegated and data.inviting_court_id is None:
+            # The court delegated the case: its deadline (特邀调解规定 Art. 27) and the court
+            # competent to confirm the agreement follow from which court it was.
+            message = Text(
+                "法院委派的案件须注明委派的法院", "A court-delegated case names the delegating court"
+            )
+            raise ValidationFailed.of_field("inviting_court_id", "inviting_court_missing", message)
         if data.inviting_court_id is not None:
             court = await self.session.get(Body, data.inviting_court_id)
             if court is None or court.kind != BodyKind.court:
