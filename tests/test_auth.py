@@ -234,6 +234,15 @@ async def test_rotation_keeps_both_keys_valid_until_the_old_one_is_revoked(api):
     assert rotated.status_code == 201, rotated.text
     new = rotated.json()
     assert new["replaces_id"] == old["id"] and new["secret"] != old["secret"]
+    # One successor at a time: rotating the old key again is refused, naming the successor.
+    again = await api.client.post(
+        f"/v1/api-keys/{old['id']}/rotate", headers=api.auth("body_admin", "village")
+    )
+    assert again.status_code == 409 and again.json()["code"] == "already_rotated"
+    assert new["prefix"] in again.json()["detail"]
+    # The API's answers are kept by no cache, whichever credential asked.
+    me = await api.client.get("/v1/me", headers={"X-API-Key": new["secret"], "Authorization": ""})
+    assert me.headers["cache-control"] == "no-store"
     for secret in (old["secret"], new["secret"]):
         response = await api.client.get("/v1/me", headers={"X-API-Key": secret, "Authorization": ""})
         assert response.status_code == 200, "both keys work during rotation"

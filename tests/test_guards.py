@@ -43,7 +43,12 @@ async def test_oral_agreement_needs_the_mediators_record(api):
     recorded = await api.sign(dispute, agreement, signer="mediator", method="recorded")
     assert recorded.status_code == 200, recorded.text
     assert recorded.json()["status"] == "effective"
-    assert (await api.step(dispute, "agree", payload))["status"] == "agreement_signed"
+    signed = await api.step(dispute, "agree", payload)
+    assert signed["status"] == "agreement_signed"
+    # The court confirms a written agreement only (民诉法解释 Art. 353).
+    refused = _reasons(await api.act(signed, "request_confirmation"))
+    assert refused["oral_agreement"]["article"] == "民诉法解释 第三百五十三条"
+    assert (await api.get(dispute))["status"] == "agreement_signed"
 
 
 async def _agreement_effective_on(api, clock, effective: date):

@@ -141,6 +141,10 @@ class HttpConventionsMiddleware:
                 sent["X-Request-ID"] = request_id
                 # Messages and labels follow the request's language: a cache keeps one per language.
                 sent.add_vary_header("Accept-Language")
+                # The API's answers hold personal data whatever the credential (a cache does not
+                # know X-API-Key as it knows Authorization): kept by no cache unless a route says so.
+                if scope["path"].startswith("/v1/") and "cache-control" not in sent:
+                    sent["Cache-Control"] = "no-store"
                 # The access log: the query string can hold search text, so the log's redaction
                 # (mediation.core.logging) masks any ID or phone number in it.
                 query = scope.get("query_string", b"").decode("latin-1")

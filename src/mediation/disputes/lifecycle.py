@@ -518,6 +518,24 @@ def _agreement_exists(ctx: GuardContext) -> list[Refusal]:
     return [Refusal("no_agreement", Text("尚无调解协议", "There is no agreement"))]
 
 
+def _written_agreement(ctx: GuardContext) -> list[Refusal]:
+    """The court confirms a document: the application carries the mediation agreement (民诉法解释
+    Art. 353; 司法确认程序若干规定 Art. 3). Parties who want an agreement confirmed make it in
+    writing while mediating; an oral one (人民调解法 Art. 28) binds them without the court."""
+    if (ctx.dispute.agreement or {}).get("form", "written") == "written":
+        return []
+    return [
+        Refusal(
+            "oral_agreement",
+            Text(
+                "口头调解协议不能申请司法确认; 需要司法确认的, 应在调解中制作书面调解协议",
+                "An oral agreement cannot be judicially confirmed; that needs a written agreement made in mediation",
+            ),
+            "民诉法解释 第三百五十三条",
+        )
+    ]
+
+
 G_CONSENT = Guard(
     "no_party_refuses",
     Text("没有当事人明确拒绝调解", "No party clearly refuses mediation"),
@@ -773,6 +791,13 @@ G_COMPETENT_COURT = Guard(
     "民事诉讼法 第二百零五条",
     _competent_court,
 )
+G_WRITTEN = Guard(
+    "written_agreement",
+    Text("调解协议为书面协议", "The agreement is in writing"),
+    "民诉法解释 第三百五十三条",
+    _written_agreement,
+    needs_payload=False,
+)
 G_MATERIALS = Guard(
     "confirmation_materials",
     Text(
@@ -958,7 +983,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY | CENTER,
         Text("申请司法确认", "Apply for judicial confirmation"),
         "confirmation_requested",
-        (G_AGREEMENT, G_JOINT, G_WINDOW, G_CONFIRMABLE, G_COURT, G_COMPETENT_COURT, G_MATERIALS),
+        (G_AGREEMENT, G_WRITTEN, G_JOINT, G_WINDOW, G_CONFIRMABLE, G_COURT, G_COMPETENT_COURT, G_MATERIALS),
         notes=Text(
             "法院应在三日内决定是否受理, 受理后十五日内作出决定 (可延长十日)",
             "The court decides on acceptance within 3 days and on the merits within 15 (+10) days",

@@ -200,6 +200,17 @@ class IdentityService:
         so the client can switch over without downtime."""
         if key.revoked_at is not None:
             raise Conflict(Text("已吊销的密钥不能轮换", "A revoked key cannot be rotated"))
+        # One successor at a time: a second would leave two live keys the client never switched to.
+        successor = await self.session.scalar(
+            select(ApiKey.prefix).where(ApiKey.replaces_id == key.id, ApiKey.revoked_at.is_(None))
+        )
+        if successor is not None:
+            raise Conflict(
+                Text(
+                    "该密钥已轮换, 新密钥为 {p}", "This key was rotated already; its successor is {p}"
+                ).format(p=successor),
+                code="already_rotated",
+            )
         return await self.create_key(
             key.organisation_id, Role(key.role), key.name, created_by, key.expires_at, replaces=key
         )
