@@ -47,7 +47,7 @@ async def test_oral_agreement_needs_the_mediators_record(api):
     assert signed["status"] == "agreement_signed"
     # The court confirms a written agreement only (民诉法解释 Art. 353).
     refused = _reasons(await api.act(signed, "request_confirmation"))
-    assert refused["oral_agreement"]["article"] == "民诉法解释 第三百五十三条"
+    assert refused["oral_agreement"]["article"] == "民诉法解释 第三百五十四条"
     assert (await api.get(dispute))["status"] == "agreement_signed"
 
 

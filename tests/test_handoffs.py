@@ -496,10 +496,8 @@ async def test_the_court_reads_the_full_dossier(api: Api) -> None:
     assert all(m["sha256"] for m in dossier["manifest"])
     assert dossier["late_documents"] == []
     assert dossier["materials"] and all(m["present"] for m in dossier["materials"])
-    assert {m["article"] for m in dossier["materials"]} >= {
-        "民诉法解释 第三百五十三条",
-        "民诉法解释 第三百五十四条",
-    }
+    # The agreement and each party's identity, address and contact (民诉法解释 Art. 354).
+    assert {m["article"] for m in dossier["materials"]} >= {"民诉法解释 第三百五十四条"}
     assert dossier["filing_pack"] is None
 
 

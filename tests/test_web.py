@@ -594,6 +594,16 @@ async def test_a_reprinted_receipt_names_the_center_that_registered_the_case(
     assert center
     again = await page.get(f"/cases/{case['id']}/receipt")
     assert f"<th>受理机构</th><td>{center.group(1)}</td>" in again.text
+    # An online application's receipt named the center it went to; so does its reprint.
+    applied = await Page(web).post(
+        "/apply", intake_form({k: v for k, v in intake_body().items() if k != "channel"})
+    )
+    assert f"<th>受理机构</th><td>{center.group(1)}</td>" in applied.text
+    online = (await api.client.get("/v1/disputes", params={"q": case_number_in(applied.text)})).json()[
+        "items"
+    ][0]
+    reprinted = await signed_in(web, api).get(f"/cases/{online['id']}/receipt")
+    assert f"<th>受理机构</th><td>{center.group(1)}</td>" in reprinted.text
 
 
 async def test_a_blank_required_field_is_called_required(api: Api, web: httpx.AsyncClient) -> None:

@@ -516,6 +516,11 @@ async def test_private_and_non_http_targets_are_refused(api, app, relay, receive
         "http://100.64.0.1/hooks",
         "http://198.18.0.1/hooks",
         "http://[::ffff:127.0.0.1]/hooks",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # 169.254.169.254 through NAT64
+        "http://[64:ff9b::a00:1]/hooks",
+        "http://[::a9fe:a9fe]/hooks",
+        "http://[::127.0.0.1]/hooks",
+        "http://[2002:a00:1::]/hooks",  # 6to4 of 10.0.0.1
         "http://[fd00::1]/hooks",
         "http://[::1]/hooks",
         "http://localhost:8080/hooks",

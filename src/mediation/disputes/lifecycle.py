@@ -117,9 +117,6 @@ class GuardContext:
     competent_courts: dict[str, list[Body]] = field(default_factory=dict)  # by basis
     document_kinds: set[str] = field(default_factory=set)  # kinds of active documents on file
     visit_status: str | None = None  # the follow-up visit's status, for archive
-    # A labour case leaving mediation for arbitration: its running mediation clock (last day, and
-    # whether it is paused), which replays any pause; None when it has none.
-    mediation_clock: tuple[date, bool] | None = None
 
 
 GuardCheck = Callable[[GuardContext], list[Refusal]]
@@ -416,25 +413,18 @@ def _labour_window_passed(ctx: GuardContext) -> list[Refusal]:
     # the application for arbitration lies once the fifteen days have passed without agreement:
     # from the day after the last one. The period runs from the next day (民法典 Art. 201), and a
     # last day off moves to the next working day (Art. 203), as the case's mediation clock counts
-    # it, pauses included.
+    # it. Nothing suspends it: mediation never holds a labour dispute back from arbitration.
     started = ctx.dispute.mediation_started_on or ctx.dispute.applied_on
-    if ctx.mediation_clock is not None:
-        last_day, paused = ctx.mediation_clock
-    else:
-        last_day, paused = period_end(started, ctx.labour_mediation_days).last_day, False
-    if ctx.today > last_day and not paused:
+    last_day = period_end(started, ctx.labour_mediation_days).last_day
+    if ctx.today > last_day:
         return []
     return [
         Refusal(
             "labour_window_open",
             Text(
-                "劳动争议调解组织收到申请之日起十五日内未达成协议的, 方可申请仲裁; 期间至 {d} 届满{p}",
-                "Labour arbitration is open once 15 days pass without agreement; they end on {d}{pe}",
-            ).format(
-                d=last_day.isoformat(),
-                p=", 现计时暂停中" if paused else "",
-                pe=", and the clock is paused" if paused else "",
-            ),
+                "劳动争议调解组织收到申请之日起十五日内未达成协议的, 方可申请仲裁; 期间至 {d} 届满",
+                "Labour arbitration is open once 15 days pass without agreement; they end on {d}",
+            ).format(d=last_day.isoformat()),
             "劳动争议调解仲裁法 第十四条",
         )
     ]
@@ -519,9 +509,11 @@ def _agreement_exists(ctx: GuardContext) -> list[Refusal]:
 
 
 def _written_agreement(ctx: GuardContext) -> list[Refusal]:
-    """The court confirms a document: the application carries the mediation agreement (民诉法解释
-    Art. 353; 司法确认程序若干规定 Art. 3). Parties who want an agreement confirmed make it in
-    writing while mediating; an oral one (人民调解法 Art. 28) binds them without the court."""
+    """The court confirms a document: the application hands in the mediation agreement (民诉法解释
+    Art. 354; 法释〔2011〕5号 Art. 3), which an oral agreement (人民调解法 Art. 28) does not have.
+    A center rule on those articles: parties who want an agreement confirmed make it in writing
+    while mediating; an oral one binds them without the court. (The application itself may be
+    made orally, Art. 353: that is another matter.)"""
     if (ctx.dispute.agreement or {}).get("form", "written") == "written":
         return []
     return [
@@ -531,7 +523,7 @@ def _written_agreement(ctx: GuardContext) -> list[Refusal]:
                 "口头调解协议不能申请司法确认; 需要司法确认的, 应在调解中制作书面调解协议",
                 "An oral agreement cannot be judicially confirmed; that needs a written agreement made in mediation",
             ),
-            "民诉法解释 第三百五十三条",
+            "民诉法解释 第三百五十四条",
         )
     ]
 
@@ -794,7 +786,7 @@ G_COMPETENT_COURT = Guard(
 G_WRITTEN = Guard(
     "written_agreement",
     Text("调解协议为书面协议", "The agreement is in writing"),
-    "民诉法解释 第三百五十三条",
+    "民诉法解释 第三百五十四条",
     _written_agreement,
     needs_payload=False,
 )
@@ -804,7 +796,7 @@ G_MATERIALS = Guard(
         "申请材料齐全: 当事人身份、住所、联系方式, 代理人的授权委托书",
         "Materials complete: each party's identity, address and contact; an agent's power of attorney",
     ),
-    "民诉法解释 第三百五十三条、第三百五十四条",
+    "民诉法解释 第三百五十一条、第三百五十四条",
     _confirmation_materials,
     needs_payload=False,
 )

@@ -541,11 +541,6 @@ class DisputeService:
         elif action == Action.archive:
             visit = await self._visit(dispute.id)
             ctx.visit_status = visit.status if visit is not None else None
-        elif action == Action.refer_arbitration and dispute.status == Status.mediating:
-            running = {c.name: c for c in await self.clocks.running(dispute.id)}
-            clock = running.get(ClockName.mediation)
-            if clock is not None and clock.due_on is not None:
-                ctx.mediation_clock = (clock.due_on, clock.paused_at is not None)
         mediator_id = getattr(payload, "mediator_id", None)
         if mediator_id is not None:
             ctx.mediator, ctx.conflicts = await self._mediator(dispute, mediator_id)

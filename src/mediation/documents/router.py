@@ -17,6 +17,8 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
     Conflict,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
     NotFound,
     PayloadTooLarge,
     RangeNotSatisfiable,
@@ -142,7 +144,9 @@ UPLOAD_BODY = {
         "in) and `note`. The media type is detected from the content; PDF, images, office documents "
         "and plain text are accepted. Identical content is stored once."
     ),
-    responses=problem_responses(NotFound, PayloadTooLarge, UnsupportedMediaType),
+    responses=problem_responses(
+        NotFound, PayloadTooLarge, UnsupportedMediaType, IdempotencyInProgress, IdempotencyKeyMismatch
+    ),
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(
@@ -300,11 +304,20 @@ def _settle_range(request: Request, size: int) -> None:
         # The file server reads the header from the request itself: taken out, it sends it whole.
         request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
         return
-    if all((int(m[1]) >= size) if m[1] else (m[2] == "0") for m in wanted if m):
+    # A range starting past the end, or an empty suffix, is left out; the rest are served.
+    served = [
+        f"{m[1]}-{m[2]}" if m[1] else f"-{m[2]}"
+        for m in wanted
+        if m and ((int(m[1]) < size) if m[1] else (int(m[2]) > 0 and size > 0))
+    ]
+    if not served:
         raise RangeNotSatisfiable(
             Text("文件共 {n} 字节", "The file has {n} bytes").format(n=size),
             headers={"Content-Range": f"bytes */{size}"},
         )
+    if len(served) < len(wanted):
+        kept = f"bytes={','.join(served)}".encode("latin-1")
+        request.scope["headers"] = [(k, kept if k == b"range" else v) for k, v in request.scope["headers"]]
 
 
 def content_disposition(name: str) -> str:

@@ -37,9 +37,10 @@ class TargetRefused(Exception):
 
 async def check_target(url: str, allow_private: bool) -> None:
     """Refuse URLs that reach into the center's own network (SSRF): whatever the host name
-    resolves to must be a public address. "Not global" takes in loopback, private, link-local,
-    reserved and unspecified addresses, and the shared space of carrier-grade NAT (100.64.0.0/10),
-    where clouds keep their metadata services (Alibaba Cloud's 100.100.100.200)."""
+    resolves to must be a public address, and so must any IPv4 address it carries. "Not global"
+    takes in loopback, private, link-local and unspecified addresses, and the shared space of
+    carrier-grade NAT (100.64.0.0/10), where clouds keep their metadata services (Alibaba Cloud's
+    100.100.100.200); reserved blocks are refused as well, some of which Python counts global."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetRefused(Text("须为带主机名的 http(s) 地址", "the URL must be http(s) with a host"))
@@ -55,15 +56,30 @@ async def check_target(url: str, allow_private: bool) -> None:
         ) from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise TargetRefused(
-                Text(
-                    f"{parts.hostname} 指向非公网地址 ({address})",
-                    f"{parts.hostname} resolves to a non-public address ({address})",
+        for reached in (address, *_embedded_ipv4(address)):
+            if not reached.is_global or reached.is_reserved or reached.is_multicast:
+                raise TargetRefused(
+                    Text(
+                        f"{parts.hostname} 指向非公网地址 ({reached})",
+                        f"{parts.hostname} resolves to a non-public address ({reached})",
+                    )
                 )
-            )
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: an IPv4 address behind a NAT64 gateway
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291's deprecated form
+
+
+def _embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries to (mapped, NAT64, IPv4-compatible, 6to4,
+    Teredo): 64:ff9b::a9fe:a9fe is 169.254.169.254 reached through a gateway, and must be judged
+    as that."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [a for a in found if a is not None]
 
 
 def _invalid(field: str, code: str, message: Text) -> ValidationFailed:

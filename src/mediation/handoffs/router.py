@@ -159,7 +159,7 @@ async def list_handoffs(
         "The request, the case with the parties' full identity (audited), the agreement, the mediation "
         "record (sessions, minutes, timeline), the frozen document manifest and the checklist of the "
         "materials of 民诉法解释 Art. 353-354. A court or commission reads the dossier while the case is "
-        "addressed to it; once the case has left it (mediated again, withdrawn, handed elsewhere), 403 "
+        "addressed to it; once the case has left it (mediated again after a rejection, or handed elsewhere), 403 "
         "`case_left_target`, and the handoff stays on its list."
     ),
     responses=problem_responses(NotFound, Forbidden),

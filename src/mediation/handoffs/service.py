@@ -148,9 +148,11 @@ class HandoffService:
     async def dossier_parts(self, handoff: Handoff, principal: Principal) -> dict[str, Any]:
         """The dossier: the case as it stands, with its parties' identity, its agreement, sessions
         and timeline. A court or commission keeps its handoffs on its list for good, but reads the
-        case only while it is addressed to it: once it has left (mediated again after a rejected
-        confirmation, withdrawn, or handed to another court), what happens to it next is none of
-        the former target's business."""
+        case only while it is addressed to it, as for the case's own endpoints: once it is mediated
+        again after a rejected confirmation, or handed to another court or commission, what
+        happens to it next is none of the former target's business. (A request the parties
+        withdraw leaves the case addressed to the court, which learns of the withdrawal by its
+        event and may see whether they apply again.)"""
         dispute = await self.session.scalar(
             select(Dispute).where(Dispute.id == handoff.dispute_id).options(selectinload(Dispute.parties))
         )
@@ -205,7 +207,7 @@ class HandoffService:
         materials = [
             {
                 "item": "调解协议书",
-                "article": "民诉法解释 第三百五十三条",
+                "article": "民诉法解释 第三百五十四条",
                 "present": agreement is not None or "agreement" in kinds,
             },
             {
@@ -228,7 +230,7 @@ class HandoffService:
             materials.append(
                 {
                     "item": "授权委托书",
-                    "article": "民诉法解释 第三百五十四条",
+                    "article": "民诉法解释 第三百五十一条",
                     "present": "power_of_attorney" in kinds,
                 }
             )

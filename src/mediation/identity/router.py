@@ -14,10 +14,8 @@ from mediation.core.errors import (
     Forbidden,
     NotFound,
     Unauthenticated,
-    ValidationFailed,
     problem_responses,
 )
-from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal, Role
 from mediation.core.schemas import WriteModel
 from mediation.disputes.schemas import Instant
@@ -216,10 +214,6 @@ async def create_key(request: Request, data: ApiKeyIn, principal: CurrentPrincip
     _key_manager(principal)
     if not principal.can(Permission.keys_manage) and data.organisation_id != principal.organisation_id:
         raise Forbidden()
-    if data.expires_at is not None and data.expires_at <= request.app.state.clock.now():
-        raise ValidationFailed.of_field(
-            "expires_at", "in_past", Text("过期时间须晚于现在", "expires_at must lie in the future")
-        )
     created = await IdentityService(session_of(request)).create_key(
         data.organisation_id, data.role, data.name, principal.id, data.expires_at
     )
@@ -269,7 +263,7 @@ async def revoke_key(request: Request, key_id: uuid.UUID, principal: CurrentPrin
 async def rotate_key(request: Request, key_id: uuid.UUID, principal: CurrentPrincipal) -> ApiKeyCreated:
     _key_manager(principal)
     svc = IdentityService(session_of(request))
-    created = await svc.rotate(await svc.key(key_id, principal), principal.id)
+    created = await svc.rotate(await svc.key(key_id, principal, for_update=True), principal.id)
     request.state.audit_object = ("api_key", created.key.id)
     request.state.audit_details = {"replaces": str(key_id)}
     return ApiKeyCreated(**ApiKeyOut.model_validate(created.key).model_dump(), secret=created.secret)

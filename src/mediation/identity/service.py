@@ -152,6 +152,17 @@ class IdentityService:
             raise _invalid(
                 "role", "not_machine", Text("该角色不能使用 API 密钥", "This role cannot have API keys")
             )
+        now = utcnow()
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise _invalid(
+                "expires_at",
+                "timezone_missing",
+                Text("时间须带时区", "Give the time with its time zone offset"),
+            )
+        if expires_at is not None and expires_at <= now:
+            raise _invalid(
+                "expires_at", "in_past", Text("过期时间须晚于现在", "expires_at must lie in the future")
+            )
         await self._organisation(role, organisation_id)
         issued = new_api_key(secret)
         key = ApiKey(
@@ -163,7 +174,7 @@ class IdentityService:
             organisation_id=organisation_id,
             replaces_id=replaces.id if replaces else None,
             created_by=created_by,
-            created_at=utcnow(),
+            created_at=now,
             expires_at=expires_at,
         )
         self.session.add(key)
@@ -175,8 +186,8 @@ class IdentityService:
             return True
         return principal.can(Permission.keys_manage_own) and key.organisation_id == principal.organisation_id
 
-    async def key(self, key_id: uuid.UUID, principal: Principal) -> ApiKey:
-        key = await self.session.get(ApiKey, key_id)
+    async def key(self, key_id: uuid.UUID, principal: Principal, *, for_update: bool = False) -> ApiKey:
+        key = await self.session.get(ApiKey, key_id, with_for_update=for_update)
         if key is None or not self._may_manage(principal, key):
             raise NotFound(Text("API 密钥不存在", "No such API key"))
         return key
@@ -200,9 +211,18 @@ class IdentityService:
         so the client can switch over without downtime."""
         if key.revoked_at is not None:
             raise Conflict(Text("已吊销的密钥不能轮换", "A revoked key cannot be rotated"))
-        # One successor at a time: a second would leave two live keys the client never switched to.
+        now = utcnow()
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Conflict(Text("已过期的密钥不能轮换", "An expired key cannot be rotated"), code="expired")
+        # One live successor at a time: a second would leave two keys the client never switched to.
+        # The caller holds the key's row (`key(..., for_update=True)`), so two rotations at once
+        # take turns and the second finds the first's successor.
         successor = await self.session.scalar(
-            select(ApiKey.prefix).where(ApiKey.replaces_id == key.id, ApiKey.revoked_at.is_(None))
+            select(ApiKey.prefix).where(
+                ApiKey.replaces_id == key.id,
+                ApiKey.revoked_at.is_(None),
+                (ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > now),
+            )
         )
         if successor is not None:
             raise Conflict(

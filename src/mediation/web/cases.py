@@ -45,7 +45,6 @@ from mediation.disputes.service import Attention, DisputeService, ListFilters
 from mediation.disputes.views import Viewer
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
-from mediation.identity.models import User
 from mediation.supervision.schemas import OrderIn, OrderResponseIn
 from mediation.supervision.service import SupervisionService
 from mediation.triage.router import triage_out
@@ -58,6 +57,7 @@ from mediation.web.forms import (
     name_fields,
     with_stray_on_top,
 )
+from mediation.web.intake import center_for
 from mediation.web.labels import ENUM_LABELS
 from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
@@ -681,18 +681,14 @@ async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, s
             "replayed": False,
             "reprint": True,
             "next_step": NEXT_STEP[Status(dispute.status)].get(),
-            "center": await _registering_center(svc, dispute.created_by),
+            "center": await _receiving_center(request, dispute.region_code),
         },
     )
 
 
-async def _registering_center(svc: DisputeService, created_by: str) -> str | None:
-    """The center whose clerk registered the case, as the receipt given at the window named it (an
-    online application was registered by no one's account, and names none)."""
-    try:
-        user_id = uuid.UUID(created_by)
-    except ValueError:
-        return None
-    return await svc.session.scalar(
-        select(Body.name).join(User, User.organisation_id == Body.id).where(User.id == user_id)
-    )
+async def _receiving_center(request: Request, region_code: str) -> str | None:
+    """The center that received the case, as the receipt given at the time named it: the one whose
+    region holds the place of the dispute (a window's clerk registers only there; an online
+    application goes there)."""
+    center = await center_for(request, region_code)
+    return center.name if center else None

@@ -331,7 +331,7 @@ async def related_hint(request: Request, principal: Staff, svc: Service) -> HTML
 # ---- online application (public) ---------------------------------------------------------------
 
 
-async def _center_for(request: Request, region_code: str) -> Body | None:
+async def center_for(request: Request, region_code: str) -> Body | None:
     """The center whose region holds the place of the dispute: it receives the application.
 
     A read of its own: on SQLite the request's session is a writer, and the idempotency claim that
@@ -392,7 +392,7 @@ async def apply_submit(request: Request, svc: Service) -> Response:
         refuse_unknown(values, ONLINE_SKIP)
         data = DisputeCreate.model_validate({**values, "channel": "online"})
         _reachable(data)
-        center = await _center_for(request, data.region_code)
+        center = await center_for(request, data.region_code)
         if center is None:
             raise ValidationFailed.of_field(
                 "region_code",

@@ -149,11 +149,12 @@ class WebRoute(UnitOfWorkRoute):
                     }
                     response = render(request, "error.html", context, 401)
             except RequestValidationError as exc:
-                # Only an address edited by hand gets here: the pages' own links and forms send
-                # what the routes take.
+                # Only an address edited by hand, or a form altered past its own limits, gets here:
+                # the pages' links and forms send what the routes take.
                 wrong = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc.errors()))
+                title = "页面地址有误" if request.method == "GET" else "提交的内容有误"
                 response = render(
-                    request, "error.html", {"title": "页面地址有误", "detail": wrong, "status": 422}, 422
+                    request, "error.html", {"title": title, "detail": wrong, "status": 422}, 422
                 )
             except ProblemError as exc:
                 body = exc.body()

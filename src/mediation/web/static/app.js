@@ -114,18 +114,18 @@
     if (!form || form.method !== "post" || Date.now() - renewedAt < 120000) return;
     renew().then(function (alive) { if (!alive) expired(form); });
   });
-  var intake = document.getElementById("intake-form");
-  if (intake) {
-    intake.addEventListener("submit", function (event) {
-      if (intake.dataset.sessionChecked) return;
-      event.preventDefault();
-      renew().then(function (alive) {
-        if (!alive) { expired(intake); return; }
-        var stale = intake.querySelector(".session-expired");
-        if (stale) stale.remove();
-        intake.dataset.sessionChecked = "1";
-        if (event.submitter) intake.requestSubmit(event.submitter); else intake.requestSubmit();
-      });
+  // Every form a signed-in member of staff sends (signing out aside) is checked first.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.method !== "post" || form.dataset.sessionChecked || /\/logout$/.test(form.action)) return;
+    event.preventDefault();
+    renew().then(function (alive) {
+      if (!alive) { expired(form); return; }
+      var stale = form.querySelector(".session-expired");
+      if (stale) stale.remove();
+      form.dataset.sessionChecked = "1";
+      if (!form.requestSubmit) { form.submit(); return; }  // older browsers: no submitter to keep
+      if (event.submitter) form.requestSubmit(event.submitter); else form.requestSubmit();
     });
-  }
+  });
 })();
