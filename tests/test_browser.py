@@ -467,3 +467,22 @@ def test_a_session_ended_while_typing_is_said_before_the_form_is_sent_and_nothin
     page.click("form#intake-form button[type=submit]")  # type: ignore[attr-defined]
     assert CASE_NUMBER.match(page.locator("#case-number").inner_text().strip())  # type: ignore[attr-defined]
     assert len(api_cases(live_server, api_token(live_server, "clerk"), marker)) == 1
+
+
+def test_an_action_form_sent_after_the_session_ended_keeps_its_reason(
+    page: object, live_server: str, request: pytest.FixtureRequest
+) -> None:
+    """The case page's forms are checked as the intake form is: the reason typed stays."""
+    sign_in(page, "clerk")
+    page.goto("/queue?tab=registered")  # type: ignore[attr-defined]
+    page.locator("#case-list a").first.click()  # type: ignore[attr-defined]
+    accept = open_action(page, "accept")
+    reason = "材料齐全, 双方均同意调解, 予以受理。"
+    accept.locator("textarea[name=note]").fill(reason)  # type: ignore[attr-defined]
+    session = [c for c in page.context.cookies() if c["name"] == "mediation_session"]  # type: ignore[attr-defined]
+    page.context.clear_cookies(name="mediation_session")  # type: ignore[attr-defined]
+    accept.locator("button[type=submit]").click()  # type: ignore[attr-defined]
+    accept.locator(".session-expired").wait_for()  # type: ignore[attr-defined]
+    assert accept.locator("textarea[name=note]").input_value() == reason  # type: ignore[attr-defined]
+    assert "/cases/" in page.url and "done=" not in page.url  # type: ignore[attr-defined]
+    assert session  # it was there before it ran out
