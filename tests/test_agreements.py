@@ -903,3 +903,13 @@ async def test_recording_performance_of_everything_closes_open_follow_ups(api):
     assert [o["status"] for o in stored["obligations"]] == ["performed", "performed"]
     # Nothing is left to follow up once every obligation is recorded as performed.
     assert (await _follow_ups(api)).json()["items"] == []
+
+
+async def test_an_obligations_amount_is_answered_in_yuan_and_fen(api):
+    dispute = await api.drive("mediating")
+    content = api.agreement_content(dispute)
+    content["obligations"][0]["amount"] = "1.2e3"
+    drafted = await api.draft_agreement(dispute, obligations=content["obligations"])
+    assert drafted["obligations"][0]["amount"] == "1200.00"
+    read = await api.client.get(f"/v1/disputes/{dispute['id']}/agreements/{drafted['id']}")
+    assert read.json()["obligations"][0]["amount"] == "1200.00"
