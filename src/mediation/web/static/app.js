@@ -61,7 +61,7 @@
   if (add) {
     add.addEventListener("click", function () {
       var list = document.getElementById("parties");
-      // Never an index in use: after a row is removed, the count of rows is one.
+      // Never an index a row holds: after a removal, the count of rows can name a row still there.
       var index = Math.max(Number(list.dataset.nextIndex) || 0, list.querySelectorAll("fieldset.party").length);
       list.dataset.nextIndex = index + 1;
       var html = document.getElementById("party-template").innerHTML
