@@ -486,3 +486,14 @@ def test_an_action_form_sent_after_the_session_ended_keeps_its_reason(
     assert accept.locator("textarea[name=note]").input_value() == reason  # type: ignore[attr-defined]
     assert "/cases/" in page.url and "done=" not in page.url  # type: ignore[attr-defined]
     assert session  # it was there before it ran out
+
+
+@pytest.mark.parametrize(("username", "path"), [("clerk", "/queue?tab=all"), ("supervisor", "/dashboard")])
+def test_the_staff_pages_scroll_only_within_their_tables_on_a_phone(
+    page: object, live_server: str, request: pytest.FixtureRequest, username: str, path: str
+) -> None:
+    sign_in(page, username)
+    page.set_viewport_size({"width": 375, "height": 740})  # type: ignore[attr-defined]
+    page.goto(path)  # type: ignore[attr-defined]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # type: ignore[attr-defined]
+    shot(page, f"phone-{username}", database_of(request))
