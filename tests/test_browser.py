@@ -232,6 +232,18 @@ def fill_party(
         page.fill(f"{prefix}phone", phone)  # type: ignore[attr-defined]
 
 
+def start_intake(page: object, marker: str, facts: str, category: str = "debt") -> str:
+    """Signed in as the clerk, the intake form with the case's category, facts and village filled
+    in; the description starts with a marker unique to this run, which the API search finds it by."""
+    marked = f"{marker}{int(time.time() * 1000) % 100000}"
+    sign_in(page, "clerk")
+    page.goto("/intake")  # type: ignore[attr-defined]
+    page.select_option("#f-category", category)  # type: ignore[attr-defined]
+    page.fill("#f-description", f"{marked}: {facts}")  # type: ignore[attr-defined]
+    page.fill("#f-region_code", VILLAGE)  # type: ignore[attr-defined]
+    return marked
+
+
 def submit(page: object, button: object, done: str) -> None:
     """Click a form's button and wait for the case page that confirms it."""
     with page.expect_navigation():  # type: ignore[attr-defined]
@@ -252,12 +264,7 @@ def test_clerk_registers_assigns_mediator_signs_for_and_records_agreement_superv
     page: object, live_server: str, request: pytest.FixtureRequest
 ) -> None:
     database = database_of(request)
-    marker = f"邻里通道纠纷{int(time.time() * 1000) % 100000}"
-    sign_in(page, "clerk")
-    page.goto("/intake")  # type: ignore[attr-defined]
-    page.select_option("#f-category", "neighbour")  # type: ignore[attr-defined]
-    page.fill("#f-description", f"{marker}: 两户相邻, 因共用通道堆放杂物发生争执, 申请调解。")  # type: ignore[attr-defined]
-    page.fill("#f-region_code", VILLAGE)  # type: ignore[attr-defined]
+    start_intake(page, "邻里通道纠纷", "两户相邻, 因共用通道堆放杂物发生争执, 申请调解。", "neighbour")
     page.fill("#f-amount_in_dispute", "2000")  # type: ignore[attr-defined]
     fill_party(page, 0, role="applicant", name="张某某", id_number=resident_id(1), phone="13800138001")
     fill_party(page, 1, role="respondent", name="李某某", id_number=resident_id(3), phone="13900139002")
@@ -339,12 +346,7 @@ def test_clerk_registers_assigns_mediator_signs_for_and_records_agreement_superv
 def test_wrong_id_number_is_refused_next_to_the_field_and_nothing_is_saved(
     page: object, live_server: str, request: pytest.FixtureRequest
 ) -> None:
-    marker = f"错误证件{int(time.time() * 1000) % 100000}"
-    sign_in(page, "clerk")
-    page.goto("/intake")  # type: ignore[attr-defined]
-    page.select_option("#f-category", "debt")  # type: ignore[attr-defined]
-    page.fill("#f-description", f"{marker}: 借款到期未还, 申请调解。")  # type: ignore[attr-defined]
-    page.fill("#f-region_code", VILLAGE)  # type: ignore[attr-defined]
+    marker = start_intake(page, "错误证件", "借款到期未还, 申请调解。")
     wrong = resident_id(2)[:-1] + ("0" if resident_id(2)[-1] != "0" else "1")
     fill_party(page, 0, role="applicant", name="王某某", id_number=wrong)
     fill_party(page, 1, role="respondent", name="赵某某")
@@ -400,12 +402,7 @@ def test_parties_added_and_removed_are_all_registered(
 ) -> None:
     """Two rows added, the first of them removed, one more added: the new row takes an index no
     row holds, so every party left on the form is registered, numbered as the clerk saw them."""
-    marker = f"多方当事人{int(time.time() * 1000) % 100000}"
-    sign_in(page, "clerk")
-    page.goto("/intake")  # type: ignore[attr-defined]
-    page.select_option("#f-category", "debt")  # type: ignore[attr-defined]
-    page.fill("#f-description", f"{marker}: 合伙债务分担发生争执, 申请调解。")  # type: ignore[attr-defined]
-    page.fill("#f-region_code", VILLAGE)  # type: ignore[attr-defined]
+    marker = start_intake(page, "多方当事人", "合伙债务分担发生争执, 申请调解。")
     fill_party(page, 0, role="applicant", name="甲一")
     fill_party(page, 1, role="respondent", name="乙二")
     page.click("#add-party")  # type: ignore[attr-defined]
@@ -447,12 +444,7 @@ def test_the_residents_pages_fit_a_phones_screen(
 def test_a_session_ended_while_typing_is_said_before_the_form_is_sent_and_nothing_typed_is_lost(
     page: object, live_server: str, request: pytest.FixtureRequest
 ) -> None:
-    marker = f"会话过期{int(time.time() * 1000) % 100000}"
-    sign_in(page, "clerk")
-    page.goto("/intake")  # type: ignore[attr-defined]
-    page.select_option("#f-category", "debt")  # type: ignore[attr-defined]
-    page.fill("#f-description", f"{marker}: 借款到期未还, 申请调解。")  # type: ignore[attr-defined]
-    page.fill("#f-region_code", VILLAGE)  # type: ignore[attr-defined]
+    marker = start_intake(page, "会话过期", "借款到期未还, 申请调解。")
     fill_party(page, 0, role="applicant", name="钱某某")
     fill_party(page, 1, role="respondent", name="孙某某")
     session = [c for c in page.context.cookies() if c["name"] == "mediation_session"]  # type: ignore[attr-defined]

@@ -457,6 +457,18 @@ async def _consumer_case(api: Api, n: int) -> dict[str, Any]:
     )
 
 
+async def _consumer_case_stopped_after_looking(
+    api: Api, monkeypatch: pytest.MonkeyPatch, n: int, day: date, hour: int = 10
+) -> tuple[asyncio.Task[dict[str, Any]], asyncio.Event]:
+    """The intake of consumer case `n` at `day`, `hour`, stopped once it has looked for its waves;
+    it goes on when the returned event is set, and the task gives the case."""
+    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
+    _at(api, day, hour)
+    task = asyncio.create_task(_consumer_case(api, n))
+    await asyncio.wait_for(looked.wait(), 10)
+    return task, go_on
+
+
 async def _category_alert(api: Api) -> dict[str, Any]:
     listed = await api.client.get("/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor"))
     [alert] = [a for a in listed.json()["items"] if a["details"]["by"] == "category"]
@@ -471,10 +483,7 @@ async def test_a_case_alone_when_it_looked_joins_the_wave_raised_while_it_waited
     """A case that was alone in its window when it looked, and whose wave fifteen later intakes
     raise before it reaches the counter, is not in their reading (it had not committed), so it
     joins their alert under the counter."""
-    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
-    _at(api, date(2026, 6, 1))
-    first = asyncio.create_task(_consumer_case(api, 0))
-    await asyncio.wait_for(looked.wait(), 10)
+    first, go_on = await _consumer_case_stopped_after_looking(api, monkeypatch, 0, date(2026, 6, 1))
     later = []
     for n in range(1, 16):
         _at(api, date(2026, 6, 1), hour=11 + n // 3)
@@ -503,10 +512,7 @@ async def test_a_wave_two_intakes_each_saw_short_is_raised_by_the_later_to_take_
     for n in range(13):
         _at(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3)  # 1-3 June
         before.append(await _consumer_case(api, n))
-    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
-    _at(api, date(2026, 6, 3), hour=15)
-    waiting = asyncio.create_task(_consumer_case(api, 13))
-    await asyncio.wait_for(looked.wait(), 10)
+    waiting, go_on = await _consumer_case_stopped_after_looking(api, monkeypatch, 13, date(2026, 6, 3), 15)
     _at(api, date(2026, 6, 3), hour=16)
     other = await _consumer_case(api, 14)
     assert "alert_raised" not in [e["action"] for e in await api.timeline(other)], "it saw fourteen"
@@ -533,10 +539,7 @@ async def test_a_case_that_would_have_raised_a_wave_raised_meanwhile_joins_it_un
     for n in range(15):
         _at(api, date(2026, 6, 1 + (n + 1) // 8), hour=9 + n % 8)  # two on 1 June, 9-10h
         before.append(await _consumer_case(api, n))
-    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
-    _at(api, date(2026, 6, 4), hour=8)
-    waiting = asyncio.create_task(_consumer_case(api, 15))
-    await asyncio.wait_for(looked.wait(), 10)
+    waiting, go_on = await _consumer_case_stopped_after_looking(api, monkeypatch, 15, date(2026, 6, 4), 8)
     _at(api, date(2026, 6, 4), hour=11)
     later = [await _consumer_case(api, 16), await _consumer_case(api, 17)]
     raised = await _category_alert(api)

@@ -1250,6 +1250,4 @@ def mermaid() -> str:
 
 # What each action is called, for messages that name it (the first transition's label: an action
 # taken from several states is one thing).
-ACTION_LABELS: dict[Action, Text] = {}
-for _t in TRANSITIONS:
-    ACTION_LABELS.setdefault(_t.action, _t.label)
+ACTION_LABELS: dict[Action, Text] = {t.action: t.label for t in reversed(TRANSITIONS)}
