@@ -835,6 +835,11 @@ async def test_a_case_escalated_to_a_tier_no_body_serves_reaches_a_supervisor(ap
     assert (dispute["tier"], dispute["status"]) == ("city", "accepted")
     assert dispute["attention"] == "triage_exhausted"
     triage = await _triage(api, dispute)
-    assert triage["recommendations"] == []
-    (event,) = await _events(api, dispute["id"], "triage_exhausted")
-    assert event.data["action"] == "escalate" and event.data["decision"] == "no_candidate"
+    assert (triage["decision"], triage["recommendations"]) == ("no_candidate", [])
+    # One event per change of the case: the escalation's own.
+    assert await _events(api, dispute["id"], "triage_exhausted") == []
+    assert await api.outbox_count(dispute["id"]) == dispute["version"]
+    flagged = await api.client.get(
+        "/v1/disputes", params={"attention": "triage_exhausted"}, headers=api.auth("supervisor")
+    )
+    assert [d["id"] for d in flagged.json()["items"]] == [dispute["id"]]

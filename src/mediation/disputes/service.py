@@ -635,6 +635,11 @@ class DisputeService:
                 # Whatever triage advises (even declining), a case no body is left to take must
                 # reach a supervisor rather than wait unseen.
                 dispute.attention = Attention.triage_exhausted
+                if action == Action.escalate:
+                    # The escalation's own event tells subscribers where the case went; one event
+                    # per change of the case keeps the feed in step with its versions.
+                    await self._flush_versioned()
+                    return
                 record_dispute_event(
                     self.session,
                     dispute,
