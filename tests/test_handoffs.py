@@ -317,6 +317,28 @@ async def test_a_labour_limitation_with_30_days_or_less_left_is_warned(api: Api)
     assert "剩余 30 日" in warning["message"]
     assert warning["article"] == "劳动争议调解仲裁法 第二十七条"
     assert [w["code"] for w in expired] == ["labour_limitation_expired"]
+    # The message is in the reader's language, and the clerk sees it on the case page.
+    near_case = await api.get(cases[1])
+    handoff_id = near_case["handoff"]["id"]
+    commission = uuid.UUID(str(near_case["handoff_target_id"]))
+    english = await api.client.get(
+        f"/v1/handoffs/{handoff_id}",
+        headers=api.headers("arbitration", commission, **{"Accept-Language": "en"}),
+    )
+    [in_english] = english.json()["handoff"]["warnings"]
+    assert in_english["message"] == (
+        "The one-year limitation for labour arbitration runs out on 2027-06-01 (30 days left); "
+        "apply for arbitration without delay"
+    )
+    page = await api.client.get(
+        f"/cases/{near_case['id']}",
+        headers={
+            "Accept": "text/html",
+            "Cookie": f"mediation_session={api.tokens[('clerk', api.bodies['center'])]}",
+        },
+    )
+    assert page.status_code == 200
+    assert "一年仲裁时效将于 2027-06-01 届满 (剩余 30 日), 请尽快申请仲裁" in page.text
 
 
 async def test_a_right_known_shortly_before_the_application_runs_afresh_from_it(api: Api) -> None:

@@ -66,6 +66,7 @@ KIND_LABELS = {
     "litigation": Text("移送诉讼", "Referral to litigation"),
 }
 LABOUR_LIMITATION_WARNING_DAYS = 30
+LABOUR_LIMITATION_ARTICLE = "劳动争议调解仲裁法 第二十七条"
 
 
 def due(start: date, days: int) -> date:
@@ -83,29 +84,47 @@ def overdue_step(handoff: Handoff, today: date) -> str | None:
 def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> list[dict[str, Any]]:
     """劳动争议调解仲裁法 Art. 27: one year from when the worker knew of the infringement,
     interrupted by a request for relief (the application for mediation) and counted afresh from
-    that interruption. Warn when little of it is left or when it had run out before the application."""
-    article = "劳动争议调解仲裁法 第二十七条"
+    that interruption. Warn when little of it is left or when it had run out before the application.
+    A warning is kept with the handoff as its facts; its message is given in the reader's language
+    (`warning_text`), and the Chinese one is kept with it for the event's readers."""
     if known_on is not None and add_years(known_on, 1) < dispute.applied_on:
-        return [
-            {
-                "code": "labour_limitation_expired",
-                "message": "申请调解时一年仲裁时效已届满, 仲裁委员会可能不予支持",
-                "article": article,
-                "runs_until": add_years(known_on, 1).isoformat(),
-            }
-        ]
-    runs_until = add_years(dispute.applied_on, 1)
-    left = (runs_until - today).days
-    if left <= LABOUR_LIMITATION_WARNING_DAYS:
-        return [
-            {
-                "code": "labour_limitation_near" if left >= 0 else "labour_limitation_expired",
-                "message": f"一年仲裁时效将于 {runs_until.isoformat()} 届满 (剩余 {max(left, 0)} 日), 请尽快申请仲裁",
-                "article": article,
-                "runs_until": runs_until.isoformat(),
-            }
-        ]
-    return []
+        warning: dict[str, Any] = {
+            "code": "labour_limitation_expired",
+            "article": LABOUR_LIMITATION_ARTICLE,
+            "runs_until": add_years(known_on, 1).isoformat(),
+        }
+    else:
+        runs_until = add_years(dispute.applied_on, 1)
+        left = (runs_until - today).days
+        if left > LABOUR_LIMITATION_WARNING_DAYS:
+            return []
+        warning = {
+            "code": "labour_limitation_near" if left >= 0 else "labour_limitation_expired",
+            "article": LABOUR_LIMITATION_ARTICLE,
+            "runs_until": runs_until.isoformat(),
+            "days_left": max(left, 0),
+        }
+    warning["message"] = warning_text(warning).zh
+    return [warning]
+
+
+def warning_text(warning: dict[str, Any]) -> Text:
+    """A handoff warning's message, from the facts kept with it. A warning of a code this version
+    does not know keeps the message it was stored with."""
+    if warning.get("code", "").startswith("labour_limitation_") and "runs_until" in warning:
+        if "days_left" not in warning:
+            return Text(
+                "申请调解时一年仲裁时效已届满, 仲裁委员会可能不予支持",
+                "The one-year limitation for labour arbitration had run out when mediation was "
+                "applied for; the commission may not uphold the claim",
+            )
+        return Text(
+            "一年仲裁时效将于 {day} 届满 (剩余 {left} 日), 请尽快申请仲裁",
+            "The one-year limitation for labour arbitration runs out on {day} ({left} days left); "
+            "apply for arbitration without delay",
+        ).format(day=warning["runs_until"], left=warning["days_left"])
+    message = str(warning.get("message", ""))
+    return Text(message, message)
 
 
 class Ledger:

@@ -33,7 +33,7 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.router import IdempotencyKey, View, service
 from mediation.disputes.service import DisputeService
-from mediation.handoffs.ledger import KIND_LABELS, overdue_step
+from mediation.handoffs.ledger import KIND_LABELS, overdue_step, warning_text
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import (
     AcceptanceIn,
@@ -45,6 +45,7 @@ from mediation.handoffs.schemas import (
     HandoffOut,
     HandoffPage,
     HandoffStatus,
+    HandoffWarning,
     MaterialCheck,
     OutcomeIn,
     WithdrawalIn,
@@ -94,7 +95,15 @@ def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: Hando
         applicant_party_ids=[uuid.UUID(i) for i in handoff.applicant_party_ids],
         claims=handoff.claims,
         arbitration_agreement=handoff.arbitration_agreement,
-        warnings=handoff.warnings,
+        warnings=[
+            HandoffWarning(
+                code=w.get("code", ""),
+                message=warning_text(w).get(),
+                article=w.get("article"),
+                runs_until=w.get("runs_until"),
+            )
+            for w in handoff.warnings
+        ],
         requested_on=handoff.requested_on,
         accept_due_on=handoff.accept_due_on,
         accepted_on=handoff.accepted_on,

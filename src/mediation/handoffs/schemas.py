@@ -36,6 +36,16 @@ HandoffStatus = Literal[
 ]
 
 
+class HandoffWarning(BaseModel):
+    code: str = Field(
+        description="`labour_limitation_near`: the one-year labour arbitration limitation runs out within "
+        "30 days; `labour_limitation_expired`: it had run out (劳动争议调解仲裁法 Art. 27)."
+    )
+    message: str = Field(description="In the request's language.")
+    article: str | None = Field(default=None, description="The legal article the warning rests on.")
+    runs_until: date | None = Field(default=None, description="The last day of the period warned of.")
+
+
 class HandoffOut(BaseModel):
     id: uuid.UUID
     dispute_id: uuid.UUID
@@ -51,7 +61,7 @@ class HandoffOut(BaseModel):
     applicant_party_ids: list[uuid.UUID]
     claims: str | None
     arbitration_agreement: str | None
-    warnings: list[dict[str, Any]] = Field(description="E.g. the labour arbitration limitation running out.")
+    warnings: list[HandoffWarning] = Field(description="E.g. the labour arbitration limitation running out.")
     requested_on: date
     accept_due_on: date = Field(description="The target decides on acceptance by this day.")
     accepted_on: date | None

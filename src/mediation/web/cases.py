@@ -43,6 +43,7 @@ from mediation.disputes.router import NEXT_STEP, service
 from mediation.disputes.schemas import ACTION_PAYLOADS
 from mediation.disputes.service import Attention, DisputeService, ListFilters
 from mediation.disputes.views import Viewer
+from mediation.handoffs.ledger import warning_text
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
 from mediation.supervision.schemas import OrderIn, OrderResponseIn
@@ -280,7 +281,7 @@ class CasePage:
             "can_supervise": principal.can(Permission.supervise),
             "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
             "response_fields": describe(OrderResponseIn),
-            "handoffs": [(h, name) for h, _, name in handoffs],
+            "handoffs": [(h, name, [warning_text(w).zh for w in h.warnings]) for h, _, name in handoffs],
             "agreements": agreement_views,
             "can_draft": can_draft,
             "agreement_fields": agreement_fields([Option(str(p.id), p.name) for p in case.parties], 2)
