@@ -726,6 +726,15 @@ async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_a
         ("get", "/v1/calendar/deadline?start=2026-13-01&length=3", api.auth("clerk"), None, 422),
         ("get", "/v1/calendar/deadline?start=2026-06-01&length=0", api.auth("clerk"), None, 422),
         ("get", "/v1/calendar/deadline?start=2026-06-01&length=3&unit=weeks", api.auth("clerk"), None, 422),
+        # Counting from the end of the calendar would overflow: a day outside the service's years.
+        ("get", "/v1/calendar/deadline?start=9999-12-31&length=1", api.auth("clerk"), None, 422),
+        (
+            "get",
+            "/v1/calendar/deadline?start=9999-12-01&length=3650&unit=months",
+            api.auth("clerk"),
+            None,
+            422,
+        ),
         # Supervision: no instruction, a deadline in the past, an unknown order.
         ("post", f"/v1/disputes/{mediating['id']}/supervision-orders", supervisor, {"instruction": ""}, 422),
         (

@@ -545,6 +545,47 @@ async def test_a_request_the_court_does_not_accept_ends_in_confirmation_rejected
     assert _problem(again, 409, "conflict")["code"] == "already_answered"
 
 
+async def test_an_answer_posted_to_a_settled_handoff_settles_no_other(api: Api) -> None:
+    # The parties withdraw their request and make it again to the same court: the case's action
+    # settles its open handoff, so a ruling or a withdrawal posted to the first request (with that
+    # request's own ETag) must be refused, not applied to the second.
+    dispute = await api.drive("confirmation_pending")
+    first = (await api.handoff(dispute))["handoff"]
+    body = api.acting("body_mediator", dispute)
+    withdrawn = await _post(api, first, "withdrawal", {"reason": "双方当事人撤回申请"}, as_=body)
+    assert withdrawn.status_code == 200, withdrawn.text
+    first = withdrawn.json()
+    again = await api.step(await api.get(dispute), "request_confirmation")
+    second = (await api.handoff(again))["handoff"]
+    assert second["id"] != first["id"] and second["target_id"] == first["target_id"]
+    accepted = await _post(
+        api, second, "acceptance", {"decision": "accepted", "case_number": "(2026)浙0681民特9号"}
+    )
+    assert accepted.status_code == 200, accepted.text
+    before = await api.get(dispute)
+
+    for step, answer, as_ in (
+        ("decision", _confirm(api), None),
+        ("withdrawal", {"reason": "重复提交的撤回"}, body),
+        ("extension", {"days": 5, "reason": "案情复杂"}, None),
+    ):
+        response = await _post(api, first, step, answer, as_=as_)
+        assert response.status_code == 409, (step, response.text)
+        if step != "extension":
+            assert _problem(response, 409, "conflict")["code"] == "handoff_settled"
+            assert "已撤回" in response.json()["detail"]
+
+    after = await api.get(dispute)
+    assert (after["status"], after["version"]) == (before["status"], before["version"])
+    still = (await api.handoff(after))["handoff"]
+    assert (still["id"], still["status"], still["version"]) == (
+        second["id"],
+        "accepted",
+        accepted.json()["version"],
+    )
+    assert still["decision"] is None
+
+
 async def test_withdrawing_a_request_returns_the_case_to_agreement_signed(api: Api) -> None:
     dispute = await api.drive("confirmation_pending")
     handoff = (await api.handoff(dispute))["handoff"]
@@ -567,6 +608,7 @@ async def test_withdrawing_a_request_returns_the_case_to_agreement_signed(api: A
     assert listed == {handoff["id"]: "withdrawn", again["handoff"]["id"]: "pending"}
 
 
+@pytest.mark.usefixtures("calendar_package_until_2026")
 async def test_a_confirmed_agreement_is_enforceable_for_2_years_after_its_last_due_date(api: Api) -> None:
     dispute = await api.drive("mediating")
     base = api.agreement_content(dispute)["obligations"][0]
@@ -586,10 +628,11 @@ async def test_a_confirmed_agreement_is_enforceable_for_2_years_after_its_last_d
     confirmed = response.json()
     assert (confirmed["status"], confirmed["decided_on"]) == ("confirmed", "2026-06-01")
     assert confirmed["decision"]["ruling_number"] == "(2026)浙0681民特1号"
-    # 民事诉讼法 Art. 250: two years from the last day of the last instalment.
-    assert confirmed["enforcement_deadline"] == "2028-09-30"
+    # 民事诉讼法 Art. 250: two years from the last day of the last instalment, 30 September 2028; a
+    # Saturday, so the period ends on the next working day (Art. 85), as far as 2028 is known yet.
+    assert confirmed["enforcement_deadline"] == "2028-10-02"
     case = await api.get(dispute)
-    assert (case["status"], case["handoff"]["enforcement_deadline"]) == ("confirmed", "2028-09-30")
+    assert (case["status"], case["handoff"]["enforcement_deadline"]) == ("confirmed", "2028-10-02")
 
 
 async def test_a_litigation_referral_carries_a_filing_pack_and_ends_with_the_courts_outcome(api: Api) -> None:

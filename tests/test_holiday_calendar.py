@@ -312,6 +312,52 @@ async def test_a_courts_step_ending_on_a_loaded_day_off_moves_to_the_next_workin
     assert (await _tick(api)).handoffs_overdue == 0
 
 
+async def test_an_enforcement_period_ending_on_a_loaded_day_off_moves_to_the_next_working_day(
+    api: Api,
+) -> None:
+    # Two years to apply for enforcement (民事诉讼法 Art. 250), counted before 2028's schedule is
+    # known: weekends only. A schedule that takes that last day off moves it to the next working day.
+    dispute = await api.drive("confirmation_pending")
+    dispute = await api.target_accepts(dispute)
+    handoff_id = dispute["handoff"]["id"]
+    court = api.auth("court", uuid.UUID(str(dispute["handoff_target_id"])))
+    current = (await api.client.get(f"/v1/handoffs/{handoff_id}", headers=court)).json()["handoff"]
+    ruling = {
+        "decision": "confirmed",
+        "ruling_number": "(2026)浙0681民特7号",
+        "ruled_on": api.today.isoformat(),
+    }
+    response = await api.client.post(
+        f"/v1/handoffs/{handoff_id}/decision",
+        json=ruling,
+        headers={**court, "If-Match": f'"{current["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    counted = date.fromisoformat(response.json()["enforcement_deadline"])
+    assert counted.year == 2028 and counted.weekday() < 5
+    moved = counted + timedelta(days=1)
+    while moved.weekday() >= 5:
+        moved += timedelta(days=1)
+
+    day_off = {
+        "reference": "测试用节假日安排 (2028)",
+        "holidays": [{"date": counted.isoformat(), "name": "测试假日"}],
+    }
+    assert (await _load(api, {**day_off, "workdays": []}, year=2028)).status_code == 200
+    report = await _tick(api)
+    assert (report.handoff_deadlines_moved, report.failed) == (1, 0)
+    case = await api.get(dispute)
+    assert case["handoff"]["enforcement_deadline"] == moved.isoformat()
+    entry = (await api.timeline(case))[-1]
+    assert (entry["action"], entry["payload"]["clock"]) == ("clock_recounted", "handoff_enforcement")
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == (
+        counted.isoformat(),
+        moved.isoformat(),
+    )
+    assert "申请执行期限届满日" in entry["reason"]
+    assert (await _tick(api)).handoff_deadlines_moved == 0
+
+
 async def _ever_overdue(api: Api, case: dict[str, Any]) -> bool:
     async with api.app.state.db.reader() as session:
         return bool(

@@ -1,7 +1,7 @@
 """HTTP API for the case clocks, their rules and the legal calendar under /v1."""
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -42,6 +42,7 @@ from mediation.disputes.router import (
     dispute_response,
     service,
 )
+from mediation.disputes.schemas import Day
 from mediation.disputes.service import DisputeService
 from mediation.identity.auth import authenticate, permission
 
@@ -160,7 +161,7 @@ async def clock_rules(svc: Service) -> list[ClockRule]:
     dependencies=[Depends(authenticate)],
 )
 async def calendar_deadline(
-    start: date,
+    start: Day,
     length: Annotated[int, Query(ge=1, le=3650)],
     unit: Unit = Unit.days,
 ) -> DeadlineOut:

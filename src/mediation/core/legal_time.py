@@ -141,3 +141,9 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years)
     except ValueError:
         return day.replace(year=day.year + years, day=28)
+
+
+def years_end(start: date, years: int) -> PeriodEnd:
+    """A period in years ends on the corresponding day (the month's last day when there is none),
+    moved off a rest day to the next working day (民事诉讼法 Art. 85; 民法典 Art. 202, 203)."""
+    return period_end(add_years(start, years), 0)

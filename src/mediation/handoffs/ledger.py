@@ -19,7 +19,7 @@ from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
 from mediation.clocks.models import CalendarDay
 from mediation.clocks.rules import ClockName, ClockRules
 from mediation.core.i18n import Text
-from mediation.core.legal_time import add_years, period_end
+from mediation.core.legal_time import add_years, period_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
@@ -263,21 +263,24 @@ class Ledger:
                 .limit(1)
             )
         start = max(last_due, ruled_on) if last_due else ruled_on
-        return add_years(start, 2)
+        # A last day off moves to the next working day (民事诉讼法 Art. 85; 民法典 Art. 203).
+        return years_end(start, 2).last_day
 
     def touch(self, handoff: Handoff, now: datetime) -> None:
         handoff.updated_at = now
         handoff.version += 1
 
     async def on_days_off(self) -> list[uuid.UUID]:
-        """Open handoffs whose current step ends on a day a loaded holiday schedule takes off (its
-        last day was counted before the schedule was known: HandoffService.recount)."""
+        """Open handoffs whose current step ends on a day a loaded holiday schedule takes off, and
+        confirmations whose enforcement period does (their last day was counted before the
+        schedule was known: HandoffService.recount)."""
         off = select(CalendarDay.day).where(CalendarDay.working.is_(False))
         rows = await self.session.scalars(
             select(Handoff.id).where(
                 or_(
                     (Handoff.status == "pending") & Handoff.accept_due_on.in_(off),
                     (Handoff.status == "accepted") & Handoff.decide_due_on.in_(off),
+                    (Handoff.status == "confirmed") & Handoff.enforcement_deadline.in_(off),
                 )
             )
         )

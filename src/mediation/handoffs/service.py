@@ -34,7 +34,7 @@ from mediation.disputes.schemas import (
 from mediation.disputes.scope import sees
 from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
-from mediation.handoffs.ledger import overdue_step, summary
+from mediation.handoffs.ledger import OPEN, overdue_step, summary
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, ExtensionIn, OutcomeIn, WithdrawalIn
 
@@ -55,6 +55,16 @@ def visible_handoffs(principal: Principal) -> ColumnElement[bool]:
     if principal.role in CENTER_ROLES and principal.region:
         return Dispute.region_code.startswith(principal.region)
     return false()
+
+
+# A settled handoff's state, named in the refusal of a further answer.
+SETTLED_NAMES = {
+    "not_accepted": "不予受理",
+    "confirmed": "已裁定确认有效",
+    "rejected": "已裁定驳回申请",
+    "withdrawn": "已撤回",
+    "concluded": "已审结",
+}
 
 
 class HandoffService:
@@ -281,6 +291,20 @@ class HandoffService:
                 allowed_roles=sorted(r.value for r in TARGET_ROLES),
             )
 
+    @staticmethod
+    def _still_open(handoff: Handoff) -> None:
+        """A ruling, an outcome or a withdrawal answers this handoff and no other. A case has at
+        most one open handoff, and the case's action settles that one: posted to a handoff already
+        settled (a request not accepted and then made again), it would settle the new one."""
+        if handoff.status not in OPEN:
+            raise Conflict(
+                Text(
+                    "这项移交已经办结 ({status}), 不能再作答复",
+                    "This handoff is already settled ({status_en}); it takes no further answer",
+                ).format(status=SETTLED_NAMES.get(handoff.status, handoff.status), status_en=handoff.status),
+                code="handoff_settled",
+            )
+
     async def _dispute_etag(self, handoff: Handoff) -> str:
         dispute = await self.session.get(Dispute, handoff.dispute_id)
         assert dispute is not None
@@ -389,6 +413,7 @@ class HandoffService:
         self, handoff_id: uuid.UUID, data: DecisionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
         handoff = await self._for_target(handoff_id, principal, if_match)
+        self._still_open(handoff)
         if handoff.kind != "judicial_confirmation":
             raise Conflict(
                 Text("移送仲裁或诉讼的结果请登记在 outcome", "Post a referral's result to /outcome"),
@@ -412,6 +437,7 @@ class HandoffService:
         self, handoff_id: uuid.UUID, data: OutcomeIn, principal: Principal, if_match: str | None
     ) -> Handoff:
         handoff = await self._for_target(handoff_id, principal, if_match)
+        self._still_open(handoff)
         if handoff.kind == "judicial_confirmation":
             raise Conflict(
                 Text("司法确认的裁定请登记在 decision", "Post a confirmation ruling to /decision"),
@@ -437,6 +463,7 @@ class HandoffService:
             )
         if principal.role in TARGET_ROLES:
             self._as_target(handoff, principal)
+        self._still_open(handoff)
         etag = await self._dispute_etag(handoff)
         payload = WithdrawConfirmationPayload.model_validate(data.model_dump())
         await self.disputes.apply(handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag)
@@ -447,10 +474,14 @@ class HandoffService:
         ends on the next working day instead (民事诉讼法 Art. 85). The target's deadline only moves
         later, never earlier than it was told; a step flagged late on the old day may be again."""
         handoff = await self.session.get(Handoff, handoff_id, with_for_update=True)
-        if handoff is None or handoff.status not in ("pending", "accepted"):
+        if handoff is None or handoff.status not in ("pending", "accepted", "confirmed"):
             return False
-        step = "accept" if handoff.status == "pending" else "decide"
-        before = handoff.accept_due_on if step == "accept" else handoff.decide_due_on
+        step = {"pending": "accept", "accepted": "decide", "confirmed": "enforcement"}[handoff.status]
+        before = {
+            "accept": handoff.accept_due_on,
+            "decide": handoff.decide_due_on,
+            "enforcement": handoff.enforcement_deadline,
+        }[step]
         if before is None:
             return False
         after = period_end(before, 0).last_day
@@ -458,8 +489,10 @@ class HandoffService:
             return False
         if step == "accept":
             handoff.accept_due_on = after
-        else:
+        elif step == "decide":
             handoff.decide_due_on = after
+        else:
+            handoff.enforcement_deadline = after
         withdrawn = handoff.overdue_flagged == step and after >= self.clock.today()
         if handoff.overdue_flagged == step:
             handoff.overdue_flagged = None
@@ -467,8 +500,11 @@ class HandoffService:
         dispute = await self.disputes.get(handoff.dispute_id, SYSTEM, for_update=True)
         dispute.handoff = summary(handoff, self.clock.today())
         clock = self.ledger.periods(handoff.kind)
-        article = clock.accept_article if step == "accept" else clock.decide_article
-        label = "受理" if step == "accept" else "作出决定"
+        article, label = {
+            "accept": (clock.accept_article, "受理"),
+            "decide": (clock.decide_article, "作出决定"),
+            "enforcement": ("民事诉讼法 第二百五十条", "申请执行"),
+        }[step]
         source = await notice_of(self.session, after.year)
         await self.disputes.record_work(
             dispute,
