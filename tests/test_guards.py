@@ -176,6 +176,25 @@ async def test_labour_arbitration_possible_after_15_days_without_agreement(api, 
     assert (await api.step(dispute, "refer_arbitration", payload))["status"] == "referred_arbitration"
 
 
+async def test_the_labour_window_counts_from_the_first_receipt_not_from_a_transfer(api, clock):
+    """Art. 14 counts from the day a mediation organisation received the application. A transfer
+    to another body starts no new fifteen days: arbitration opens as it would have."""
+    dispute = await api.drive("mediating", category="labour")
+    last_day = date.fromisoformat(dispute["clock"]["due_on"])
+    payload = {"commission_id": str(api.bodies["labour_commission"])}
+    clock.at += timedelta(days=10)
+    dispute = await api.step(dispute, "transfer", {"reason": "需由镇调委会调处"})
+    dispute = await api.step(
+        dispute, "assign", {"body_id": str(api.bodies["town"]), "override_reason": "转由镇调委会调解"}
+    )
+    dispute = await api.step(dispute, "sign_for")
+    assert dispute["status"] == "mediating"
+    clock.at += timedelta(days=(last_day - clock.today()).days)
+    assert "labour_window_open" in _reasons(await api.act(dispute, "refer_arbitration", payload))
+    clock.at += timedelta(days=1)
+    assert (await api.step(dispute, "refer_arbitration", payload))["status"] == "referred_arbitration"
+
+
 async def _record_consent(api, dispute, party, decision):
     response = await api.client.post(
         f"/v1/disputes/{dispute['id']}/parties/{party['id']}/consent",

@@ -853,7 +853,12 @@ class DisputeService:
                 dispute.mediator_id = ctx.mediator.id
                 dispute.mediator_name = ctx.mediator.name
             dispute.sign_for_due_on = None
-            dispute.mediation_started_on = today
+            # Mediation began when a body first received the case: a transfer, a return or an
+            # escalation hands it on, and the next body's sign-for starts no new mediation. The
+            # labour window counts from that first receipt (劳动争议调解仲裁法 Art. 14), which a
+            # transfer must not put back. Remediation after a rejected confirmation starts anew.
+            if dispute.mediation_started_on is None:
+                dispute.mediation_started_on = today
         elif action in (Action.return_, Action.transfer):
             dispute.body_id = None
             dispute.mediator_id = None
