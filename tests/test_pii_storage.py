@@ -386,6 +386,72 @@ async def test_roles_without_pii_read_see_masks_everywhere(api):
             assert not _looks_like_pii(rendered), rendered
 
 
+async def test_numbers_written_into_minutes_agreements_and_the_dossier_are_masked_too(api):
+    """个人信息保护法 Art. 51: a mediator writes a party's numbers into the minutes or the agreement;
+    a supervisor (no pii:read) reads them masked there as in the case's description, while the
+    body, the clerk and the court read them as written."""
+    dispute = await api.drive("mediating")
+    applicant = next(p for p in dispute["parties"] if p["role"] == "applicant")
+    clerk_case = await api.get(dispute)
+    raw_id = next(p for p in clerk_case["parties"] if p["id"] == applicant["id"])["id_number"]
+    noted = f"申请人电话13912345678, 身份证{raw_id}"
+    masks = ["139****5678", mask_id_number(raw_id)]
+    body = api.acting("body_mediator", dispute)
+
+    scheduled = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/sessions",
+        json={"scheduled_at": "2026-06-01T09:00:00+08:00", "place": "枫源村调委会调解室"},
+        headers=body,
+    )
+    assert scheduled.status_code == 201, scheduled.text
+    recorded = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/sessions/{scheduled.json()['id']}/record",
+        json={
+            "held_at": "2026-06-01T09:30:00+08:00",
+            "attendees": [{"party_id": applicant["id"], "name": applicant["name"], "capacity": "当事人"}],
+            "minutes": f"调解员释明法律规定。{noted}",
+            "outcome": "continued",
+        },
+        headers={**body, "If-Match": f'"{scheduled.json()["version"]}"'},
+    )
+    assert recorded.status_code == 200, recorded.text
+    content = api.agreement_content(dispute)
+    obligation = {**content["obligations"][0], "description": f"赔偿损失, 汇入{noted}"}
+    agreement = await api.signed_agreement(
+        dispute, facts=f"双方因院墙滴水发生争执。{noted}", terms=[noted], obligations=[obligation]
+    )
+    dispute = await api.step(await api.step(await api.get(dispute), "agree"), "request_confirmation")
+    handoff_id = dispute["handoff"]["id"]
+
+    supervisor = api.headers("supervisor")
+    reads = {
+        "sessions": f"/v1/disputes/{dispute['id']}/sessions",
+        "agreements": f"/v1/disputes/{dispute['id']}/agreements",
+        "agreement": f"/v1/disputes/{dispute['id']}/agreements/{agreement['id']}",
+        "document": f"/v1/disputes/{dispute['id']}/agreements/{agreement['id']}/document",
+        "dossier": f"/v1/handoffs/{handoff_id}",
+        "handoffs": f"/v1/disputes/{dispute['id']}/handoffs",
+    }
+    for name, path in reads.items():
+        response = await api.client.get(path, headers=supervisor)
+        assert raw_id not in response.text and "13912345678" not in response.text, name
+        if name != "handoffs":
+            _assert_masked_body(response, masks)
+    dossier = (await api.client.get(reads["dossier"], headers=supervisor)).json()
+    assert dossier["agreement"]["content_hash"] == agreement["content_hash"]
+    assert dossier["agreement"]["terms"] == [f"申请人电话139****5678, 身份证{mask_id_number(raw_id)}"]
+
+    # Those who hold pii:read read what was written.
+    court = api.auth("court", uuid.UUID(str(dispute["handoff_target_id"])))
+    for path, headers in (
+        (reads["sessions"], body),
+        (reads["agreement"], api.headers()),
+        (reads["dossier"], court),
+    ):
+        response = await api.client.get(path, headers=headers)
+        assert response.status_code == 200 and "13912345678" in response.text and raw_id in response.text
+
+
 async def test_a_search_never_tells_a_masked_number_a_digit_at_a_time(api):
     """The supervisor sees 138****0001 in the description; searching the description for digits
     would confirm the hidden ones one by one. Without pii:read, text holding a digit searches case

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from mediation.agreements.models import Agreement
 from mediation.agreements.rules import awaiting, principals
+from mediation.core.pii import redact_text
 from mediation.disputes.enums import AgreementForm
 from mediation.disputes.models import Dispute
 
@@ -45,8 +46,13 @@ def _party_name(dispute: Dispute, party_id: object) -> str:
     return "—"
 
 
-def agreement_html(agreement: Agreement, dispute: Dispute) -> str:
-    e = escape
+def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = False) -> str:
+    """The printable agreement. `masked`, for a reader without `pii:read`: any identity or mobile
+    number written into its text is masked, as in the case's own free text (个人信息保护法 Art. 51)."""
+
+    def e(text: str) -> str:
+        return escape(redact_text(text) if masked else text)
+
     rows = []
     for p in principals(dispute):
         rows.append(
@@ -73,7 +79,7 @@ def agreement_html(agreement: Agreement, dispute: Dispute) -> str:
     for s in agreement.signatures:
         who = {"party": "当事人", "mediator": "调解员", "body_seal": "调解组织印章"}.get(s.signer, s.signer)
         signed = s.signed_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
-        digest = f"<span class='hash'>{e(s.document_hash)}</span>" if s.document_hash else ""
+        digest = f"<span class='hash'>{escape(s.document_hash)}</span>" if s.document_hash else ""
         signatures.append(
             f"<tr><td>{who}</td><td>{e(s.name)}</td><td>{METHOD_LABELS.get(s.method, s.method)}</td>"
             f"<td>{signed}</td><td>{digest}</td></tr>"

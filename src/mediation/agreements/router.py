@@ -46,6 +46,7 @@ from mediation.core.errors import (
 )
 from mediation.core.http import etag_for
 from mediation.core.idempotency import run_idempotent
+from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.models import Dispute
 from mediation.disputes.router import IdempotencyKey, service
@@ -80,26 +81,55 @@ async def agreements(svc: Annotated[DisputeService, Depends(service)]) -> Agreem
 Agreements = Annotated[AgreementService, Depends(agreements)]
 
 
-def session_out(row: MediationSession) -> SessionOut:
-    return SessionOut.model_validate(row, from_attributes=True)
+def masks(principal: Principal) -> bool:
+    """Whether this caller reads personal data masked: every role without `pii:read` reads the
+    numbers typed into minutes and agreements masked, as in the case's own free text
+    (个人信息保护法 Art. 51)."""
+    return not principal.can(Permission.pii_read)
 
 
-def obligation_out(row: Obligation) -> ObligationOut:
-    return ObligationOut.model_validate(row, from_attributes=True)
+def _text(value: str, masked: bool) -> str:
+    return redact_text(value) if masked else value
 
 
-def agreement_out(agreement: Agreement, dispute: Dispute) -> AgreementOut:
+def session_out(row: MediationSession, masked: bool = False) -> SessionOut:
+    out = SessionOut.model_validate(row, from_attributes=True)
+    if not masked:
+        return out
+    return out.model_copy(
+        update={
+            "minutes": redact_text(out.minutes) if out.minutes else out.minutes,
+            "place": redact_text(out.place) if out.place else out.place,
+            "attendees": redact_value(out.attendees),
+        }
+    )
+
+
+def obligation_out(row: Obligation, masked: bool = False) -> ObligationOut:
+    out = ObligationOut.model_validate(row, from_attributes=True)
+    if not masked:
+        return out
+    return out.model_copy(
+        update={
+            name: redact_text(value)
+            for name in ("description", "place", "manner", "performance_note")
+            if isinstance(value := getattr(out, name), str)
+        }
+    )
+
+
+def agreement_out(agreement: Agreement, dispute: Dispute, masked: bool = False) -> AgreementOut:
     return AgreementOut(
         id=agreement.id,
         dispute_id=agreement.dispute_id,
         number=agreement.number,
         form=agreement.form,
         status=agreement.status,
-        facts=agreement.facts,
-        disputed_matters=agreement.disputed_matters,
-        responsibility=agreement.responsibility,
-        terms=agreement.terms,
-        obligations=[obligation_out(o) for o in agreement.obligations],
+        facts=_text(agreement.facts, masked),
+        disputed_matters=_text(agreement.disputed_matters, masked),
+        responsibility=_text(agreement.responsibility, masked),
+        terms=[_text(t, masked) for t in agreement.terms],
+        obligations=[obligation_out(o, masked) for o in agreement.obligations],
         body_id=agreement.body_id,
         body_name=agreement.body_name,
         mediator_id=agreement.mediator_id,
@@ -138,7 +168,7 @@ def _json(model: object, version: int, status_code: int = 200) -> JSONResponse:
     responses=problem_responses(NotFound),
 )
 async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreements) -> list[SessionOut]:
-    return [session_out(s) for s in await svc.sessions(dispute_id, principal)]
+    return [session_out(s, masks(principal)) for s in await svc.sessions(dispute_id, principal)]
 
 
 @router.post(
@@ -159,7 +189,7 @@ async def schedule_session(
 ) -> Response:
     async def work() -> JSONResponse:
         row = await svc.schedule(dispute_id, data, principal)
-        return _json(session_out(row), row.version, 201)
+        return _json(session_out(row, masks(principal)), row.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -187,7 +217,7 @@ async def record_session(
 ) -> Response:
     async def work() -> JSONResponse:
         row, _ = await svc.record(dispute_id, session_id, data, principal, if_match)
-        return _json(session_out(row), row.version)
+        return _json(session_out(row, masks(principal)), row.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -203,7 +233,7 @@ async def record_session(
 )
 async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreements) -> list[AgreementOut]:
     dispute, rows = await svc.versions(dispute_id, principal)
-    return [agreement_out(a, dispute) for a in rows]
+    return [agreement_out(a, dispute, masks(principal)) for a in rows]
 
 
 @router.post(
@@ -227,7 +257,7 @@ async def draft_agreement(
 ) -> Response:
     async def work() -> JSONResponse:
         dispute, agreement = await svc.draft(dispute_id, data, principal)
-        return _json(agreement_out(agreement, dispute), agreement.version, 201)
+        return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -242,7 +272,7 @@ async def get_agreement(
     dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements
 ) -> Response:
     dispute, agreement = await svc.get(dispute_id, agreement_id, principal)
-    return _json(agreement_out(agreement, dispute), agreement.version)
+    return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
 
 
 @router.put(
@@ -261,7 +291,7 @@ async def replace_agreement(
     if_match: IfMatch = None,
 ) -> Response:
     dispute, agreement = await svc.replace(dispute_id, agreement_id, data, principal, if_match)
-    return _json(agreement_out(agreement, dispute), agreement.version)
+    return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
 
 
 @router.post(
@@ -286,7 +316,7 @@ async def sign_agreement(
 ) -> Response:
     async def work() -> JSONResponse:
         dispute, agreement = await svc.sign(dispute_id, agreement_id, data, principal)
-        return _json(agreement_out(agreement, dispute), agreement.version)
+        return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -305,7 +335,7 @@ async def agreement_document(
 ) -> HTMLResponse:
     dispute, agreement = await svc.get(dispute_id, agreement_id, principal)
     return HTMLResponse(
-        agreement_html(agreement, dispute),
+        agreement_html(agreement, dispute, masked=masks(principal)),
         headers={"ETag": etag_for(agreement.version), "X-Content-Type-Options": "nosniff"},
     )
 
@@ -331,7 +361,7 @@ async def perform_obligation(
 ) -> Response:
     async def work() -> JSONResponse:
         obligation, dispute = await svc.perform(dispute_id, obligation_id, data, principal)
-        return _json(obligation_out(obligation), dispute.version)
+        return _json(obligation_out(obligation, masks(principal)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 

@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from mediation.agreements.router import agreement_out, session_out
+from mediation.agreements.router import agreement_out, masks, session_out
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     Conflict,
@@ -30,6 +30,7 @@ from mediation.core.errors import (
 )
 from mediation.core.http import etag_for
 from mediation.core.idempotency import run_idempotent
+from mediation.core.pii import redact_value
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.router import IdempotencyKey, View, service
 from mediation.disputes.service import DisputeService
@@ -81,7 +82,14 @@ async def handoffs(svc: Annotated[DisputeService, Depends(service)]) -> HandoffS
 Handoffs = Annotated[HandoffService, Depends(handoffs)]
 
 
-def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: HandoffService) -> HandoffOut:
+def handoff_out(
+    handoff: Handoff, case_number: str, target_name: str, svc: HandoffService, masked: bool = False
+) -> HandoffOut:
+    """One handoff; `masked` for a reader without `pii:read` (numbers in its free text masked)."""
+
+    def text(value: Any) -> Any:
+        return redact_value(value) if masked else value
+
     return HandoffOut(
         id=handoff.id,
         dispute_id=handoff.dispute_id,
@@ -93,8 +101,8 @@ def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: Hando
         status=handoff.status,
         basis=handoff.basis,
         applicant_party_ids=[uuid.UUID(i) for i in handoff.applicant_party_ids],
-        claims=handoff.claims,
-        arbitration_agreement=handoff.arbitration_agreement,
+        claims=text(handoff.claims),
+        arbitration_agreement=text(handoff.arbitration_agreement),
         warnings=[
             HandoffWarning(
                 code=w.get("code", ""),
@@ -110,9 +118,9 @@ def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: Hando
         target_case_number=handoff.target_case_number,
         decide_due_on=handoff.decide_due_on,
         extended_days=handoff.extended_days,
-        extension_reason=handoff.extension_reason,
+        extension_reason=text(handoff.extension_reason),
         decided_on=handoff.decided_on,
-        decision=handoff.decision,
+        decision=text(handoff.decision),
         enforcement_deadline=handoff.enforcement_deadline,
         overdue=overdue_step(handoff, svc.clock.today()),
         version=handoff.version,
@@ -121,11 +129,11 @@ def handoff_out(handoff: Handoff, case_number: str, target_name: str, svc: Hando
     )
 
 
-async def _answer(svc: HandoffService, handoff: Handoff) -> JSONResponse:
+async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -> JSONResponse:
     await svc.session.flush()
     await svc.session.refresh(handoff)
     case_number, target_name = await svc.names(handoff)
-    out = handoff_out(handoff, case_number, target_name, svc)
+    out = handoff_out(handoff, case_number, target_name, svc, masks(principal))
     return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
 
 
@@ -157,7 +165,8 @@ async def list_handoffs(
         cursor=cursor,
         limit=limit,
     )
-    return HandoffPage(items=[handoff_out(h, n, t, svc) for h, n, t in rows], next_cursor=next_cursor)
+    masked = masks(principal)
+    return HandoffPage(items=[handoff_out(h, n, t, svc, masked) for h, n, t in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -181,16 +190,17 @@ async def get_handoff(
     dispute = parts["dispute"]
     request.state.audit_object = ("dispute", dispute.id)
     case_number, target_name = await svc.names(handoff)
+    masked = not view.unmasked
     out = DossierOut(
-        handoff=handoff_out(handoff, case_number, target_name, svc),
+        handoff=handoff_out(handoff, case_number, target_name, svc, masked),
         case=view.dispute(dispute),
-        agreement=agreement_out(parts["agreement"], dispute) if parts["agreement"] else None,
-        sessions=[session_out(s) for s in parts["sessions"]],
+        agreement=agreement_out(parts["agreement"], dispute, masked) if parts["agreement"] else None,
+        sessions=[session_out(s, masked) for s in parts["sessions"]],
         timeline=[view.timeline_entry(e) for e in parts["timeline"]],
         manifest=parts["manifest"],
         late_documents=parts["late_documents"],
         materials=[MaterialCheck(**m) for m in parts["materials"]],
-        filing_pack=parts["filing_pack"],
+        filing_pack=redact_value(parts["filing_pack"]) if masked else parts["filing_pack"],
     )
     return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
 
@@ -209,7 +219,7 @@ def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
     ) -> Response:
         async def work() -> JSONResponse:
             step = getattr(svc, operation)
-            return await _answer(svc, await step(handoff_id, data, principal, if_match))
+            return await _answer(svc, await step(handoff_id, data, principal, if_match), principal)
 
         return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -283,7 +293,7 @@ for _path, _operation, _schema, _summary, _description in STEPS:
 )
 async def case_handoffs(dispute_id: uuid.UUID, principal: Reader, svc: Handoffs) -> list[HandoffOut]:
     rows = await svc.of_case(dispute_id, principal)
-    return [handoff_out(h, n, t, svc) for h, n, t in rows]
+    return [handoff_out(h, n, t, svc, masks(principal)) for h, n, t in rows]
 
 
 @router.get(
