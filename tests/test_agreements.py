@@ -868,6 +868,21 @@ async def test_an_overdue_obligation_raises_one_follow_up_in_the_bodys_inbox(api
     _problem(again, 409, "/problems/conflict")
 
 
+async def test_an_obligation_of_a_closed_case_is_not_chased(api):
+    # Confirmed by the court and closed: enforcement is the court's now. An instalment falling due
+    # after that raises no follow-up and writes nothing on the closed case.
+    dispute, _ = await _agreed(api, first_due=10, second_due=12)
+    dispute = await api.target_accepts(await api.step(dispute, "request_confirmation"))
+    closed = await api.step(await api.step(dispute, "confirm"), "close")
+    assert closed["status"] == "closed"
+    api.app.state.clock.at += timedelta(days=20)
+    report = await _tick(api)
+    assert (report.obligations_overdue, report.failed) == (0, 0)
+    tasks = (await _follow_ups(api)).json()["items"]
+    assert [t["kind"] for t in tasks if t["kind"] == "performance"] == []
+    assert (await api.get(dispute))["version"] == closed["version"]
+
+
 async def test_performing_an_overdue_obligation_closes_its_follow_up(api):
     dispute, agreement = await _agreed(api, first_due=3, second_due=30)
     first, second = agreement["obligations"]

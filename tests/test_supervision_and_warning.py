@@ -114,6 +114,20 @@ async def test_an_unanswered_order_past_its_deadline_is_escalated_once(api: Api)
     assert actions.count("supervision_escalated") == 1
 
 
+async def test_an_order_on_a_case_closed_meanwhile_is_not_escalated(api: Api) -> None:
+    # The parties withdrew and the case was closed before the body answered: nothing is left to
+    # supervise, and the closed case gets no flag or timeline entry from the scheduler.
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    await _order(api, dispute, due_on="2026-06-03")
+    closed = await api.step(await api.step(await api.get(dispute), "withdraw"), "close")
+    assert closed["status"] == "closed"
+    _at(api, date(2026, 6, 4))
+    assert (await _tick(api)).orders_escalated == 0
+    after = await api.get(dispute)
+    assert (after["attention"], after["version"]) == (None, closed["version"])
+
+
 async def test_a_case_owner_is_set_and_cleared(api: Api) -> None:
     dispute = await api.drive("mediating")
     url = f"/v1/disputes/{dispute['id']}/owner"

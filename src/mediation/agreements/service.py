@@ -55,6 +55,10 @@ PERFORMANCE_STATES = frozenset(
         Status.referred_litigation,
     }
 )
+# An obligation falling due is chased only while the case is in one of those states: once the case
+# is closed (a court's enforcement, a judgment or an award has taken over) or archived, a missed
+# date is no longer the center's to follow, and the scheduler leaves it alone.
+AGREEMENT_GOVERNS = Dispute.status.in_([s.value for s in PERFORMANCE_STATES])
 FOLLOW_UP_WORKING_DAYS = 3
 # The follow-ups whose date may still be counted again (clocks.counted); a visit's follows its clock.
 OPEN_PERFORMANCE = (FollowUp.status == "open") & (FollowUp.kind == "performance")
@@ -596,6 +600,11 @@ class AgreementService:
         today = self.clock.today()
         if obligation.due_on >= today:
             return False
+        governs = await self.session.scalar(
+            select(Dispute.id).where(Dispute.id == obligation.dispute_id, AGREEMENT_GOVERNS)
+        )
+        if governs is None:
+            return False
         agreement = await self.session.get(Agreement, obligation.agreement_id)
         assert agreement is not None
         dispute = await self.disputes.get(obligation.dispute_id, principal, for_update=True)
@@ -666,10 +675,12 @@ class AgreementService:
         rows = await self.session.scalars(
             select(Obligation.id)
             .join(Agreement, Agreement.id == Obligation.agreement_id)
+            .join(Dispute, Dispute.id == Obligation.dispute_id)
             .where(
                 Obligation.status == "pending",
                 Obligation.due_on < self.clock.today(),
                 Agreement.status == "effective",
+                AGREEMENT_GOVERNS,
             )
         )
         return list(rows.all())

@@ -19,6 +19,7 @@ from mediation.core.errors import Conflict, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
+from mediation.disputes.lifecycle import Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import visible_to
 from mediation.disputes.service import OVERDUE_WITHDRAWN, Attention, DisputeService
@@ -28,6 +29,10 @@ from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
 OPEN = ("issued", "escalated")
 # The orders whose default answer date may still be counted again (clocks.counted).
 UNANSWERED = SupervisionOrder.status.in_(OPEN)
+# An unanswered order is escalated only while its case is still being handled: a case closed,
+# archived or declined meanwhile needs no more supervision, and an archived case is not reopened
+# for a flag on it.
+CASE_OPEN = Dispute.status.not_in([Status.closed.value, Status.archived.value, Status.declined.value])
 
 
 class SupervisionService:
@@ -122,8 +127,12 @@ class SupervisionService:
 
     async def overdue_orders(self) -> list[uuid.UUID]:
         rows = await self.session.scalars(
-            select(SupervisionOrder.id).where(
-                SupervisionOrder.status == "issued", SupervisionOrder.due_on < self.clock.today()
+            select(SupervisionOrder.id)
+            .join(Dispute, Dispute.id == SupervisionOrder.dispute_id)
+            .where(
+                SupervisionOrder.status == "issued",
+                SupervisionOrder.due_on < self.clock.today(),
+                CASE_OPEN,
             )
         )
         return list(rows.all())
@@ -138,6 +147,7 @@ class SupervisionService:
                 SupervisionOrder.id == order_id,
                 SupervisionOrder.status == "issued",
                 SupervisionOrder.due_on < self.clock.today(),
+                SupervisionOrder.dispute_id.in_(select(Dispute.id).where(CASE_OPEN)),
             )
             .values(status="escalated", escalated_at=now, version=SupervisionOrder.version + 1)
             .execution_options(synchronize_session=False)
