@@ -77,8 +77,8 @@ async def _journal(
         position + len(events),
     )
     await conn.executemany(
-        "INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at, published_at, "
-        "position) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $7, $8)",
+        "INSERT INTO outbox_events (id, type, source, subject, dispute_id, body_id, target_id, data, "
+        "created_at, published_at, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $9, $10)",
         [
             (
                 uuid.uuid4(),
@@ -86,6 +86,8 @@ async def _journal(
                 SOURCE,
                 subject,
                 case,
+                None,  # a registration's or an acceptance's case has no body or court yet
+                None,
                 json.dumps(data),
                 now,
                 position + k,

@@ -629,9 +629,10 @@ SELECT seq AS seq, hash AS prev, last_position AS pos,
   FROM audit_chain_head WHERE id = 1 FOR UPDATE OF audit_chain_head \\gset
 UPDATE audit_chain_head SET seq = :seq::bigint + 1, hash = md5(:prev::text) || md5(:prev::text),
   last_position = :pos::bigint + :events::int WHERE id = 1;
-INSERT INTO outbox_events (id, type, source, subject, dispute_id, data, created_at, published_at, position)
+INSERT INTO outbox_events (id, type, source, subject, dispute_id, body_id, target_id, data, created_at, published_at,
+  position)
   SELECT gen_random_uuid(), CASE k WHEN 1 THEN 'cn.mediation.dispute.{first_event}'
-  ELSE 'cn.mediation.dispute.alert_raised' END, '/mediation/disputes', 'pgbench', :did::uuid,
+  ELSE 'cn.mediation.dispute.alert_raised' END, '/mediation/disputes', 'pgbench', :did::uuid, NULL, NULL,
   jsonb_build_object('action', '{first_event}'), now(), now(), :pos::bigint + k
   FROM generate_series(1, :events::int) AS k;
 INSERT INTO audit_records (seq, occurred_at, actor_kind, actor_role, actor_id, organisation_id, action, object_type,

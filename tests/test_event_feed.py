@@ -161,7 +161,8 @@ async def test_feed_shows_each_caller_only_its_own_cases(api):
 
     village = await read_all(api, api.auth("body_mediator", "village"))
     assert village and {e["subject"] for e in village} == {mine["case_number"]}
-    assert [e["type"].removeprefix(TYPE_PREFIX) for e in village] == ["registered", "accepted", "assigned"]
+    # From the assignment on: what came before was the center's.
+    assert [e["type"].removeprefix(TYPE_PREFIX) for e in village] == ["assigned"]
     town_feed = await read_all(api, api.auth("body_admin", "town"))
     assert {e["subject"] for e in town_feed} == {town["case_number"]}
     # Another region's center, a court the case was never handed to, another region's body: nothing.
@@ -184,6 +185,33 @@ async def test_feed_shows_each_caller_only_its_own_cases(api):
     # Without credentials there is no feed at all.
     response = await api.client.get("/v1/events", headers={"Authorization": ""})
     assert response.status_code == 401
+
+
+async def test_a_body_or_court_keeps_the_events_of_a_case_taken_away_and_learns_of_it(api):
+    # The village committee transfers its case; the court's rejected confirmation is mediated
+    # again. Each keeps what it was told, hears of the change that took the case away, and hears
+    # nothing of the case after it.
+    village_headers = api.auth("body_mediator", "village")
+    dispute = await api.step(await api.drive("assigned"), "sign_for")
+    dispute = await api.step(dispute, "transfer", {"reason": "需由镇调委会调处"})
+    dispute = await api.step(
+        dispute, "assign", {"body_id": str(api.bodies["town"]), "override_reason": "转镇"}
+    )
+    village = [e["type"].removeprefix(TYPE_PREFIX) for e in await read_all(api, village_headers)]
+    assert village == ["assigned", "signed_for", "transferred"]
+    town = [e["type"].removeprefix(TYPE_PREFIX) for e in await read_all(api, api.auth("body_admin", "town"))]
+    assert town == ["assigned"]
+
+    court_headers = api.auth("court", "court")
+    rejected = await api.drive("confirmation_rejected")
+    before = [e["type"].removeprefix(TYPE_PREFIX) for e in await read_all(api, court_headers)]
+    assert before[0] == "confirmation_requested" and before[-1] == "confirmation_rejected"
+    again = await api.step(rejected, "remediate")
+    await api.step(again, "withdraw")
+    after = [e for e in await read_all(api, court_headers) if e["subject"] == rejected["case_number"]]
+    assert [e["type"].removeprefix(TYPE_PREFIX) for e in after][: len(before)] == before
+    assert after[-1]["type"].removeprefix(TYPE_PREFIX) == "remediation_started"
+    assert all(e["data"]["version"] <= again["version"] for e in after if "version" in e["data"])
 
 
 async def test_long_poll_returns_as_soon_as_an_event_commits(api):

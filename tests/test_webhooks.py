@@ -428,6 +428,26 @@ async def test_subscriptions_see_only_what_their_organisation_may_see(api, relay
             await r.stop()
 
 
+async def test_a_body_whose_case_is_transferred_is_told_so_by_its_webhook(api, relay):
+    village = Receiver()
+    await village.start()
+    try:
+        await subscribe(api, village.url, role="body_admin", org="village", receiver=village)
+        dispute = await api.step(await api.drive("assigned"), "sign_for")
+        dispute = await api.step(dispute, "transfer", {"reason": "需由镇调委会调处"})
+        await api.step(dispute, "assign", {"body_id": str(api.bodies["town"]), "override_reason": "转镇"})
+        await pump(relay, lambda: len(village.ok()) == 3)
+        while await relay.run_once():
+            pass
+        assert sorted(d.event["type"] for d in village.deliveries) == [
+            PREFIX + "assigned",
+            PREFIX + "signed_for",
+            PREFIX + "transferred",
+        ]
+    finally:
+        await village.stop()
+
+
 async def test_a_change_of_subscribers_reaches_every_process_at_its_next_write(api, app, settings, clock):
     """Each process keeps who receives events under a version that database triggers renew
     (migration 0015), so a subscription made through one worker, or switched off by an operator's

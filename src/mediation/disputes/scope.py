@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, bindparam, false, true
 
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
 from mediation.disputes.models import Dispute
+from mediation.events.models import OutboxEvent
 
 Rule = (
     tuple[Literal["all"], None]
@@ -79,3 +80,29 @@ def sees(principal: Principal, dispute: Dispute) -> bool:
         case ("handoff", uuid.UUID() as target):
             return dispute.handoff_target_id == target
     return False
+
+
+def event_visible_to(principal: Principal) -> ColumnElement[bool]:
+    """Which events a caller reads, as a query clause over events joined with their cases. A
+    center reads its region's (a case never leaves its region). A body or a court reads the events
+    addressed to it when they happened (OutboxEvent.body_id, target_id): those of a case it
+    transferred or that was mediated again stay in its feed, the one that took the case away
+    included, and none after it."""
+    kind, value = rule_for(principal)
+    if kind == "body":
+        return OutboxEvent.body_id == bindparam("scope", value, type_=OutboxEvent.body_id.type, unique=True)
+    if kind == "handoff":
+        return OutboxEvent.target_id == bindparam(
+            "scope", value, type_=OutboxEvent.target_id.type, unique=True
+        )
+    return scope_clause(kind, value)
+
+
+def sees_event(principal: Principal, event: OutboxEvent, dispute: Dispute) -> bool:
+    """`event_visible_to` for an event and its case already loaded (webhook fan-out)."""
+    match rule_for(principal):
+        case ("body", uuid.UUID() as body):
+            return event.body_id == body
+        case ("handoff", uuid.UUID() as target):
+            return event.target_id == target
+    return sees(principal, dispute)

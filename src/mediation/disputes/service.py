@@ -545,6 +545,7 @@ class DisputeService:
         if mediator_id is not None:
             ctx.mediator, ctx.conflicts = await self._mediator(dispute, mediator_id)
         from_status = dispute.status
+        holders_before = (dispute.body_id, dispute.handoff_target_id)
         lifecycle.fire(dispute, transition, ctx)
         now = self.clock.now()
         self._apply_effects(dispute, transition, payload, ctx, now)
@@ -568,7 +569,9 @@ class DisputeService:
             event["mediator_id"] = str(dispute.mediator_id)
         if dispute.handoff_target_id:
             event["handoff_target_id"] = str(dispute.handoff_target_id)
-        record_dispute_event(self.session, dispute, transition.event, event, now)
+        record_dispute_event(
+            self.session, dispute, transition.event, event, now, holders_before=holders_before
+        )
         # The clocks follow the new state before anything is written, so the case's row (state,
         # version and clock summary), its timeline entry and its clocks go in one flush (the event
         # is written once numbered, just before the commit: events.service).

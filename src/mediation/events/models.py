@@ -30,6 +30,20 @@ class OutboxEvent(Base):
             postgresql_where=text("position IS NULL"),
             sqlite_where=text("position IS NULL"),
         ),
+        Index(
+            "ix_outbox_events_body_id_position",
+            "body_id",
+            "position",
+            postgresql_where=text("body_id IS NOT NULL"),
+            sqlite_where=text("body_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_outbox_events_target_id_position",
+            "target_id",
+            "position",
+            postgresql_where=text("target_id IS NOT NULL"),
+            sqlite_where=text("target_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -37,6 +51,11 @@ class OutboxEvent(Base):
     source: Mapped[str] = mapped_column(String(120))
     subject: Mapped[str] = mapped_column(String(32))
     dispute_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("disputes.id"), index=True)
+    # Who the event was addressed to when it happened (disputes.scope.event_visible_to): the body
+    # holding the case and the court or commission it was handed to, as the change left them or,
+    # for a change that took the case away from them, as they were before it.
+    body_id: Mapped[uuid.UUID | None]
+    target_id: Mapped[uuid.UUID | None]
     data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]  # when it was sequenced (and fanned out to webhooks)

@@ -18,7 +18,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.models import Dispute
-from mediation.disputes.scope import visible_to
+from mediation.disputes.scope import event_visible_to
 from mediation.events.catalogue import catalogue, event_types
 from mediation.events.models import OutboxEvent
 from mediation.events.sequencer import sequence_pending
@@ -70,7 +70,7 @@ async def _read(
     stmt = (
         select(OutboxEvent)
         .join(Dispute, Dispute.id == OutboxEvent.dispute_id)
-        .where(OutboxEvent.position > after, visible_to(principal))
+        .where(OutboxEvent.position > after, event_visible_to(principal))
         .order_by(OutboxEvent.position)
         .limit(limit)
     )

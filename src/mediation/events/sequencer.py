@@ -24,7 +24,7 @@ from mediation.bodies.models import Body
 from mediation.core.db import Database, insert_of
 from mediation.core.principal import Principal, Role
 from mediation.disputes.models import Dispute
-from mediation.disputes.scope import sees
+from mediation.disputes.scope import sees_event
 from mediation.events.models import (
     OutboxEvent,
     WebhookDelivery,
@@ -86,7 +86,7 @@ async def _number(
         for subscriber in subscribers:
             if subscriber.event_types and event.type not in subscriber.event_types:
                 continue
-            if dispute is None or not sees(subscriber.principal, dispute):
+            if dispute is None or not sees_event(subscriber.principal, event, dispute):
                 continue
             deliveries.append(
                 WebhookDelivery(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,14 +16,30 @@ PENDING_KEY = "mediation.outbox"  # session.info: this transaction's events, in 
 
 
 def record_dispute_event(
-    session: AsyncSession, dispute: Dispute, name: str, data: dict[str, Any], at: datetime
+    session: AsyncSession,
+    dispute: Dispute,
+    name: str,
+    data: dict[str, Any],
+    at: datetime,
+    *,
+    holders_before: tuple[uuid.UUID | None, uuid.UUID | None] | None = None,
 ) -> OutboxEvent:
+    """The event of a change to `dispute`, addressed to the body and the court or commission the
+    change left it with. `holders_before` (body, target) are those the case had before the change:
+    a change that took the case away from one (a transfer, a return, a remediation) is theirs too,
+    so they learn of it."""
+    body_id, target_id = dispute.body_id, dispute.handoff_target_id
+    if holders_before is not None:
+        body_id = body_id or holders_before[0]
+        target_id = target_id or holders_before[1]
     event = OutboxEvent(
         id=ordered_id(),
         type=TYPE_PREFIX + name,
         source=SOURCE,
         subject=dispute.case_number,
         dispute_id=dispute.id,
+        body_id=body_id,
+        target_id=target_id,
         data={"dispute_id": str(dispute.id), "case_number": dispute.case_number, **data},
         created_at=at,
     )
