@@ -489,3 +489,38 @@ def test_the_staff_pages_scroll_only_within_their_tables_on_a_phone(
     page.goto(path)  # type: ignore[attr-defined]
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # type: ignore[attr-defined]
     shot(page, f"phone-{username}", database_of(request))
+
+
+def test_the_dashboards_charts_are_legible_on_a_phone(
+    page: object, live_server: str, request: pytest.FixtureRequest
+) -> None:
+    """At a phone's width each chart keeps its size and scrolls sideways in its card: its words
+    are drawn at a readable size, not shrunk with the chart to a few pixels."""
+    sign_in(page, "supervisor")
+    page.set_viewport_size({"width": 375, "height": 740})  # type: ignore[attr-defined]
+    page.goto("/dashboard")  # type: ignore[attr-defined]
+    sizes = page.locator("svg.chart text").evaluate_all(  # type: ignore[attr-defined]
+        "els => els.map(e => e.getScreenCTM().a * parseFloat(getComputedStyle(e).fontSize))"
+    )
+    assert sizes and min(sizes) >= 11, sorted(sizes)[:5]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # type: ignore[attr-defined]
+    shot(page, "phone-dashboard-charts", database_of(request))
+
+
+def test_a_label_on_the_case_page_focuses_the_field_of_its_own_form(
+    page: object, live_server: str, request: pytest.FixtureRequest
+) -> None:
+    """Several forms ask for a reason: clicking one form's label puts the cursor in that form."""
+    sign_in(page, "clerk")
+    page.goto("/queue?tab=registered")  # type: ignore[attr-defined]
+    page.locator("#case-list a").first.click()  # type: ignore[attr-defined]
+    shown = page.locator("details.action").evaluate_all("els => els.map(e => e.dataset.action)")  # type: ignore[attr-defined]
+    asking = [a for a in shown if page.locator(f"details.action[data-action='{a}'] [name=reason]").count()]  # type: ignore[attr-defined]
+    assert len(asking) >= 2, shown
+    for action in asking:
+        details = open_action(page, action)
+        details.locator("label", has_text="理由").first.click()  # type: ignore[attr-defined]
+        focused = page.evaluate(  # type: ignore[attr-defined]
+            "() => document.activeElement.closest('details.action')?.dataset.action"
+        )
+        assert focused == action, (action, focused)

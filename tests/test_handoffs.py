@@ -445,6 +445,8 @@ async def test_confirmation_goes_to_a_competent_court(api: Api) -> None:
     refused = _reasons(await api.act(dispute, "request_confirmation", payload))["court_not_competent"]
     assert refused["article"] == "民事诉讼法 第二百零五条"
     assert COURT_NAME in refused["message"]  # the competent one is named
+    assert "不是调解组织所在地的基层人民法院" in refused["message"]  # and the basis, by its name
+    assert "body_location" not in refused["message"]
     assert (await api.get(dispute))["status"] == "agreement_signed"
     assert await _listed(api, "other_court") == []
 

@@ -437,6 +437,13 @@ async def test_numbers_written_into_minutes_agreements_and_the_dossier_are_maske
         assert raw_id not in response.text and "13912345678" not in response.text, name
         if name != "handoffs":
             _assert_masked_body(response, masks)
+    # The front-end's case page and printable agreement, as the supervisor opens them.
+    cookie = {"Cookie": f"mediation_session={api.tokens[('supervisor', api.bodies['center'])]}"}
+    for page in (f"/cases/{dispute['id']}", f"/cases/{dispute['id']}/agreements/{agreement['id']}/print"):
+        shown = await api.client.get(page, headers={**cookie, "Accept": "text/html"})
+        assert shown.status_code == 200, page
+        assert raw_id not in shown.text and "13912345678" not in shown.text, page
+        assert "139****5678" in shown.text, page
     dossier = (await api.client.get(reads["dossier"], headers=supervisor)).json()
     assert dossier["agreement"]["content_hash"] == agreement["content_hash"]
     assert dossier["agreement"]["terms"] == [f"申请人电话139****5678, 身份证{mask_id_number(raw_id)}"]

@@ -644,6 +644,17 @@ G_AGREEMENT = Guard(
 )
 
 
+# The bases of 民事诉讼法 Art. 205, named in a refusal.
+COURT_BASIS_NAMES = {
+    "inviting_court": Text("委派或委托调解的人民法院", "the court that delegated the mediation"),
+    "party_domicile": Text("当事人住所地的基层人民法院", "the basic court where a party lives"),
+    "subject_matter_location": Text(
+        "标的物所在地的基层人民法院", "the basic court where the subject matter is"
+    ),
+    "body_location": Text("调解组织所在地的基层人民法院", "the basic court where the mediation body is"),
+}
+
+
 def _competent_court(ctx: GuardContext) -> list[Refusal]:
     """民事诉讼法 Art. 205: the inviting court for court-invited mediation; otherwise the basic
     court where a party lives, where the subject matter is, or where the mediation body is."""
@@ -657,9 +668,14 @@ def _competent_court(ctx: GuardContext) -> list[Refusal]:
         Refusal(
             "court_not_competent",
             Text(
-                "「{n}」不是依所选依据 ({b}) 有管辖权的法院; 可选: {c}",
-                "{n} is not competent on the basis given ({b}); competent: {c}",
-            ).format(n=target.name, b=str(basis), c="、".join(c.name for c in courts) or "无"),
+                "「{n}」不是{b}, 依所选依据无权确认; 可选: {c}",
+                "{n} is not {b_en}; competent on that basis: {c}",
+            ).format(
+                n=target.name,
+                b=COURT_BASIS_NAMES.get(str(basis), Text(str(basis), str(basis))).zh,
+                b_en=COURT_BASIS_NAMES.get(str(basis), Text(str(basis), str(basis))).en,
+                c="、".join(c.name for c in courts) or "无",
+            ),
             "民事诉讼法 第二百零五条",
         )
     ]

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -22,8 +23,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from mediation.agreements.render import agreement_html
-from mediation.agreements.router import agreement_out
-from mediation.agreements.schemas import AgreementIn, ObligationIn, SignatureIn
+from mediation.agreements.router import agreement_out, masks
+from mediation.agreements.schemas import SIGNING_METHODS, AgreementIn, ObligationIn, SignatureIn
 from mediation.agreements.service import AgreementService
 from mediation.alerts.router import alert_out
 from mediation.alerts.schemas import AcknowledgeIn, ResolveIn
@@ -37,7 +38,7 @@ from mediation.core.i18n import Text, current_language
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
-from mediation.disputes.enums import Category, Channel
+from mediation.disputes.enums import AgreementForm, Category, Channel
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.router import NEXT_STEP, service
 from mediation.disputes.schemas import ACTION_PAYLOADS
@@ -153,6 +154,11 @@ async def queue(
     )
     q = q[:SEARCH_MAX] if q else None
     cursor = cursor if cursor and len(cursor) <= 500 else None
+    statuses = {s.value for s in Status}
+    if status is not None and tab in statuses and tab != status.value:
+        # A status tab is a status filter: one chosen explicitly wins, and the tab highlighted
+        # is the one that lists what is shown.
+        tab = status.value if status.value in known else "all"
     filters = filters_for(tab, request)
     if status is not None:
         filters.status = [status.value]
@@ -170,11 +176,19 @@ async def queue(
             continue
         found = await svc.count(filters_for(key, request), principal, QUEUE_BADGE_CAP + 1)
         counts[key] = f"{QUEUE_BADGE_CAP}+" if found > QUEUE_BADGE_CAP else str(found)
+    # A tab keeps the search and the filters; a status tab sets the status itself.
+    kept = {"q": q or "", "category": filters.category or "", "channel": filters.channel or ""}
+    links = {
+        key: "/queue?"
+        + urlencode({"tab": key, **kept, "status": "" if key in statuses or status is None else status.value})
+        for key, _ in tabs
+    }
     return render(
         request,
         "queue.html",
         {
             "tabs": tabs,
+            "links": links,
             "tab": tab,
             "counts": counts,
             "cases": [view.dispute(d) for d in rows],
@@ -245,7 +259,7 @@ class CasePage:
         pending = [a for a in available if principal.role.value in a["roles"] and not a["allowed_for_caller"]]
         agreements = AgreementService(svc)
         _, versions = await agreements.versions(dispute_id, principal)
-        agreement_views = [agreement_out(a, dispute) for a in versions]
+        agreement_views = [agreement_out(a, dispute, masks(principal)) for a in versions]
         choices = await self._choices(dispute, [a["action"] for a in allowed], agreement_views)
         actions = []
         for a in allowed:
@@ -287,7 +301,9 @@ class CasePage:
             "agreement_fields": agreement_fields([Option(str(p.id), p.name) for p in case.parties], 2)
             if can_draft
             else [],
-            "signature_methods": ENUM_LABELS["method"],
+            # Each signer is offered exactly the methods the service takes from them.
+            "signing_methods": SIGNING_METHODS,
+            "party_kinds": {str(p.id): p.kind for p in case.parties},
             "etag": etag_for(dispute.version),
             "failed_action": failed_action,
             "errors": errors or {},
@@ -416,13 +432,17 @@ async def _refused(
         body = exc.body()
         reasons = [r.get("message") for r in exc.extensions.get("reasons", []) if isinstance(r, dict)]
         if not any(name != "_form" for name in errors):  # a field's refusal is shown at the field
-            said = dict.fromkeys(map(str, [body.get("detail") or body["title"], *reasons]))  # each once
+            # A guard's detail is its reasons joined: the reasons are said, each once, or else the
+            # detail (or the title) on its own.
+            said = dict.fromkeys(str(r) for r in reasons if r) or [str(body.get("detail") or body["title"])]
             errors.setdefault("_form", name_fields("; ".join(said)))
         status = exc.http_status
     else:
         status = 422
+    # What changed under the form: an alert's and an order's forms carry their own version.
+    changed = "预警" if failed.startswith("alert:") else "督办" if failed.startswith("answer:") else "案件"
     if isinstance(exc, StaleVersion):
-        errors["_form"] = "案件已被他人更新, 本次提交未执行; 请核对最新情况后重新提交。"
+        errors["_form"] = f"{changed}已被他人更新, 本次提交未执行; 请核对最新情况后重新提交。"
     context = await CasePage(request, svc, principal).context(
         dispute_id, failed_action=failed, errors=errors, values=values
     )
@@ -431,7 +451,7 @@ async def _refused(
         # Someone else changed the case since this page was opened: what it shows now is the case
         # as it stands, and the clerk must know that nothing was done.
         context["refusal"] = (
-            "该案件在您打开页面后已被他人更新, 您的操作未执行。页面已显示最新情况, 请核对后再操作。"
+            f"该{changed}在您打开页面后已被他人更新, 您的操作未执行。页面已显示最新情况, 请核对后再操作。"
         )
     elif failed in ACTION_PAYLOADS and failed not in offered:
         context["refusal"] = f"操作未执行: {errors.get('_form', '')}"
@@ -447,8 +467,8 @@ def _field_names(form: str) -> set[str]:
         fields = describe(OrderIn)
     elif form.startswith("answer:"):
         fields = describe(OrderResponseIn)
-    elif form.startswith("alert:"):
-        fields = describe(ResolveIn) + describe(AcknowledgeIn)
+    elif form.startswith("alert:") and form.endswith(":resolve"):
+        fields = describe(ResolveIn)  # acknowledging shows no field: its refusal is said above it
     else:
         fields = []
     names = {f.name for f in fields} | {c.name for f in fields for c in f.children}
@@ -536,6 +556,12 @@ async def sign_agreement(
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
     values = form_data(form, describe(SignatureIn))
+    # The page sends the hash of the text it showed with every row that may sign electronically;
+    # it is what an electronic signature signs, and goes with that method only.
+    if values.get("method") != "electronic":
+        values.pop("document_hash", None)
+    # The refusal is shown at the row of the signer it concerns.
+    row = f"sign:{version_id}:{values.get('party_id') or values.get('signer')}"
     try:
         signature = SignatureIn.model_validate(values)
         await _once(
@@ -545,7 +571,7 @@ async def sign_agreement(
             lambda: AgreementService(svc).sign(case_id, version_id, signature, principal),
         )
     except (ValidationError, ProblemError) as exc:
-        return await _refused(request, svc, principal, case_id, f"sign:{version_id}", exc, values)
+        return await _refused(request, svc, principal, case_id, row, exc, values)
     return see_other(f"/cases/{case_id}?done=signed#agreement")
 
 
@@ -585,7 +611,13 @@ async def answer_order(
     values = form_data(form, describe(OrderResponseIn))
     try:
         answer = OrderResponseIn.model_validate(values)
-        await SupervisionService(svc).respond(order, answer, principal, _text(form.get("version")))
+        version = _text(form.get("version"))
+        await _once(
+            request,
+            principal,
+            form,
+            lambda: SupervisionService(svc).respond(order, answer, principal, version),
+        )
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"answer:{order}", exc, values)
     return see_other(f"/cases/{case_id}?done=supervision_responded#supervision")
@@ -609,11 +641,15 @@ async def handle_alert(
         data = schema.model_validate(values)
         version = _text(form.get("version"))
         if isinstance(data, ResolveIn):
-            await alerts.resolve(alert, data.resolution, principal, version)
+            resolution = data.resolution
+            await _once(
+                request, principal, form, lambda: alerts.resolve(alert, resolution, principal, version)
+            )
         else:
-            await alerts.acknowledge(alert, data.note, principal, version)
+            note = data.note
+            await _once(request, principal, form, lambda: alerts.acknowledge(alert, note, principal, version))
     except (ValidationError, ProblemError) as exc:
-        return await _refused(request, svc, principal, case_id, f"alert:{alert}", exc, values)
+        return await _refused(request, svc, principal, case_id, f"alert:{alert}:{step}", exc, values)
     return see_other(f"/cases/{case_id}?done=alert_{step}#alerts")
 
 
@@ -628,7 +664,7 @@ async def print_agreement(
     dispute, agreement = await AgreementService(svc).get(
         parse_id(dispute_id), parse_id(agreement_id), principal
     )
-    response = HTMLResponse(agreement_html(agreement, dispute))
+    response = HTMLResponse(agreement_html(agreement, dispute, masked=masks(principal)))
     secure_page(response)
     return response
 
@@ -646,6 +682,12 @@ async def print_confirmation_application(
     confirmation = next((h for h in reversed(handoffs) if h.kind == "judicial_confirmation"), None)
     _, versions = await AgreementService(svc).versions(case_id, principal)
     effective = next((a for a in reversed(versions) if a.status == "effective"), None)
+    if effective is not None and effective.form == AgreementForm.oral:
+        # 民诉法解释 Art. 354: the application is made with the written agreement.
+        detail = "口头调解协议不能申请司法确认: 申请须提交书面调解协议 (民诉法解释第三百五十四条)。"
+        return render(
+            request, "error.html", {"title": "不能申请司法确认", "detail": detail, "status": 409}, 409
+        )
     court = None
     if confirmation is not None:
         court = await svc.session.get(Body, confirmation.target_id)
@@ -659,7 +701,7 @@ async def print_confirmation_application(
         {
             "case": view.dispute(dispute),
             "handoff": confirmation,
-            "agreement": agreement_out(effective, dispute) if effective else None,
+            "agreement": agreement_out(effective, dispute, masks(principal)) if effective else None,
             "court": court,
             "body": body,
             "documents": documents,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from mediation.alerts.router import alert_out
@@ -105,19 +105,40 @@ def line_chart(
     }
 
 
+MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 7, 366, 90
+
+
+def _days(value: str | None) -> int | None:
+    """The span the figures cover, in days, or None when the address gives no usable one."""
+    if not value:
+        return DEFAULT_DAYS
+    try:
+        days = int(value)
+    except ValueError:
+        return None
+    return days if MIN_DAYS <= days <= MAX_DAYS else None
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard(
     request: Request,
     principal: Staff,
     svc: Service,
     stats: Stats,
-    days: Annotated[int, Query(ge=7, le=366)] = 90,
+    days: str | None = None,
 ) -> HTMLResponse:
     require(principal, Permission.stats_read)
+    span = _days(days)
+    if span is None:
+        # Only an address edited by hand gets here: the page's own choices are all in range.
+        detail = (
+            f"统计天数须为 {MIN_DAYS} 至 {MAX_DAYS} 之间的整数 (页面上可选近30天、近90天、近半年或近一年)。"
+        )
+        return render(request, "error.html", {"title": "页面地址有误", "detail": detail, "status": 422}, 422)
     today = svc.clock.today()
-    first = today - timedelta(days=days - 1)
+    first = today - timedelta(days=span - 1)
     overview = await stats.overview(principal, first, today, None)
-    interval = Interval.day if days <= 31 else Interval.week if days <= 120 else Interval.month
+    interval = Interval.day if span <= 31 else Interval.week if span <= 120 else Interval.month
     trend = await stats.trend(principal, first, today, None, interval)
     view = viewer_for(request, principal)
     overdue, more_overdue = await svc.search(ListFilters(clock_level="overdue"), principal, 10, None)
@@ -132,7 +153,7 @@ async def dashboard(
         {
             "overview": overview,
             "trend": trend,
-            "days": days,
+            "days": span,
             "first": first,
             "today": today,
             "status_chart": bar_chart(overview.by_status),

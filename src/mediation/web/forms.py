@@ -34,7 +34,7 @@ class Option:
 class FormField:
     name: str
     label: str
-    widget: str  # text | textarea | select | checkbox | checkboxes | date | number | fieldset
+    widget: str  # text | textarea | select | checkbox | choice3 | checkboxes | date | number | fieldset
     required: bool
     help: str | None = None
     options: list[Option] = field(default_factory=list)
@@ -49,7 +49,12 @@ class FormField:
 
     @property
     def dom_id(self) -> str:
-        return "f-" + re.sub(r"[^A-Za-z0-9_-]", "-", self.name)
+        return self.dom_id_in("")
+
+    def dom_id_in(self, form: str) -> str:
+        """The field's element id. A page with several forms names each (`form`): the same field
+        in two forms would otherwise share an id, and a label would focus the other form's field."""
+        return "f-" + re.sub(r"[^A-Za-z0-9_-]", "-", f"{form}-{self.name}" if form else self.name)
 
 
 def _unwrap(prop: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -94,7 +99,7 @@ def _fields(
     for name, raw in schema.get("properties", {}).items():
         if name in skip:
             continue
-        prop, _nullable = _unwrap(_resolve(raw, defs))
+        prop, nullable = _unwrap(_resolve(raw, defs))
         prop = _resolve(prop, defs)
         path = f"{prefix}{name}"
         label = FIELD_LABELS.get(
@@ -134,6 +139,11 @@ def _fields(
             item.options = list(choices.get(name, ()))
         elif prop.get("format") == "date":
             item.widget = "date"
+        elif kind == "boolean" and nullable:
+            # Yes, no or not known: one checkbox could only say yes or not known, never no.
+            item.widget = "choice3"
+            item.required = False
+            item.options = [Option("true", "是"), Option("false", "否"), Option("", "不清楚")]
         elif kind == "boolean":
             item.widget = "checkbox"
             item.required = False
@@ -241,15 +251,30 @@ def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
 def with_stray_on_top(errors: dict[str, str], shown: set[str]) -> dict[str, str]:
     """The errors, with those of fields the form does not show gathered at its top (`_form`): a
     refusal never comes back as a form with nothing marked on it."""
-    stray = [f"{name}: {text}" for name, text in errors.items() if name != "_form" and name not in shown]
+    stray = [
+        f"{FIELD_LABELS.get(name, name)}: {text}"
+        for name, text in errors.items()
+        if name != "_form" and name not in shown
+    ]
     if not stray:
         return errors
     return {**errors, "_form": "; ".join(filter(None, [errors.get("_form"), *stray]))}
 
 
 _FIELD_IN_TEXT = re.compile(r"\(([a-z_]+)\)")
+# Codes a refusal may quote beside a field's name: the basis a court was chosen on, a reason.
+_CODES_IN_TEXT = ("basis", "reason_code", "ground", "advice", "handoff_kind", "form", "method")
 
 
 def name_fields(message: str) -> str:
-    """A message that names a field by its API name, "(override_reason)", as the form labels it."""
-    return _FIELD_IN_TEXT.sub(lambda m: f"({FIELD_LABELS.get(m.group(1), m.group(1))})", message)
+    """A message that names a field by its API name, "(override_reason)", or quotes a code,
+    "(party_domicile)", as the page names them."""
+
+    def named(m: re.Match[str]) -> str:
+        code = m.group(1)
+        known = FIELD_LABELS.get(code) or next(
+            (ENUM_LABELS[kind][code] for kind in _CODES_IN_TEXT if code in ENUM_LABELS[kind]), code
+        )
+        return f"({known})"
+
+    return _FIELD_IN_TEXT.sub(named, message)

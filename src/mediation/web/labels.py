@@ -252,6 +252,8 @@ FIELD_LABELS: dict[str, str] = {
     "form": "协议形式",
     "signer": "签署人",
     "method": "签署方式",
+    "document_hash": "所签文本哈希",
+    "signed_at": "签署时间",
 }
 
 
@@ -276,3 +278,36 @@ def entry_reason(reason: str | None, payload: dict[str, object] | None) -> str:
         if (payload or {}).get(kind) == reason:
             return enum_label(kind, reason)
     return reason
+
+
+# Timeline entries that carry a follow-up visit's result (人民调解法 Art. 27: the body follows up
+# on how the agreement is performed): the archive that brought it, or a try recorded on its own.
+VISIT_ENTRIES = frozenset({"archive", "visit_completed", "visit_attempted"})
+PERFORMED = {True: "协议已履行", False: "协议未履行", None: "履行情况不清楚"}
+
+
+def visit_result(action: str, payload: dict[str, object] | None) -> str:
+    """What a follow-up visit found, as the timeline shows it: how the parties were contacted,
+    whether they were reached, their satisfaction, whether the agreement is performed, the notes."""
+    if action not in VISIT_ENTRIES or not payload:
+        return ""
+    if action == "archive":
+        if payload.get("visit_impossible_reason"):
+            return f"无法回访: {payload['visit_impossible_reason']}"
+        visit = payload.get("follow_up")
+        if not isinstance(visit, dict):
+            return ""
+        reached, notes = True, visit.get("notes")
+    else:
+        visit, reached, notes = payload, bool(payload.get("reached")), None
+    parts = [f"回访方式: {enum_label('contact_method', visit.get('contact_method'))}"]
+    if not reached:
+        return " · ".join([*parts, "未联系上当事人"])
+    parts.append("已联系上当事人")
+    if visit.get("satisfaction") is not None:
+        parts.append(f"满意度 {visit['satisfaction']}/5")
+    performed = visit.get("agreement_performed")
+    parts.append(PERFORMED.get(performed if isinstance(performed, bool) else None, PERFORMED[None]))
+    if notes:
+        parts.append(f"回访记录: {notes}")
+    return " · ".join(parts)

@@ -109,6 +109,8 @@ async def renew_session(request: Request) -> Response:
 
 @router.get("/lookup", response_class=HTMLResponse)
 async def lookup_form(request: Request) -> HTMLResponse:
+    # Open to everyone; a member of staff signed in keeps the staff menu.
+    await current_principal(request)
     return render(request, "lookup.html", {"result": None, "errors": {}, "values": {}})
 
 
@@ -122,6 +124,7 @@ async def lookup(
     """Case number and query code -> status and next step; never a name or a number (the same
     answer as `POST /v1/status-lookup`)."""
     check_csrf(request, csrf)
+    await current_principal(request)
     identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
     values = {"case_number": case_number, "query_code": query_code}
     request.state.audit_details = {"case_number": case_number, "via": "web"}

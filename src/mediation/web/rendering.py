@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from mediation.core.errors import ProblemError, Unauthenticated, field_errors
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.web.forms import PATH_PART
-from mediation.web.labels import ENUM_LABELS, entry_reason, enum_label
+from mediation.web.labels import ENUM_LABELS, entry_reason, enum_label, visit_result
 from mediation.web.session import csrf_token, keep_session
 
 HERE = Path(__file__).parent
@@ -75,6 +75,7 @@ templates.env.globals.update(
     value_at=value_at,
     label=enum_label,
     entry_reason=entry_reason,
+    visit_result=visit_result,
     LABELS=ENUM_LABELS,
     Role=Role,
     Permission=Permission,
@@ -181,3 +182,15 @@ def page_not_found(request: Request) -> HTMLResponse:
     set_language("zh")
     detail = "您要找的页面不存在, 可能是地址有误或链接已失效。"
     return render(request, "error.html", {"title": "页面不存在", "detail": detail, "status": 404}, 404)
+
+
+def page_not_opened(request: Request, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+    """A form's address opened as a page: it takes a form sent from its page, and shows none."""
+    set_language("zh")
+    detail = "这个地址用于提交表单, 不能直接打开。请回到原页面, 使用页面上的按钮办理。"
+    response = render(
+        request, "error.html", {"title": "不能直接打开此地址", "detail": detail, "status": 405}, 405
+    )
+    for key, value in (headers or {}).items():
+        response.headers[key] = value  # Allow: what the address does take (RFC 9110 §15.5.6)
+    return response
