@@ -317,6 +317,7 @@ async def test_a_labour_limitation_with_30_days_or_less_left_is_warned(api: Api)
     assert "剩余 30 日" in warning["message"]
     assert warning["article"] == "劳动争议调解仲裁法 第二十七条"
     assert [w["code"] for w in expired] == ["labour_limitation_expired"]
+    assert expired[0]["message"] == "一年仲裁时效已于 2027-06-01 届满, 仲裁委员会可能不予支持"
     # The message is in the reader's language, and the clerk sees it on the case page.
     near_case = await api.get(cases[1])
     handoff_id = near_case["handoff"]["id"]

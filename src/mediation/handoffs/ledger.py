@@ -92,6 +92,7 @@ def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> l
             "code": "labour_limitation_expired",
             "article": LABOUR_LIMITATION_ARTICLE,
             "runs_until": add_years(known_on, 1).isoformat(),
+            "before_application": True,
         }
     else:
         runs_until = add_years(dispute.applied_on, 1)
@@ -102,27 +103,34 @@ def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> l
             "code": "labour_limitation_near" if left >= 0 else "labour_limitation_expired",
             "article": LABOUR_LIMITATION_ARTICLE,
             "runs_until": runs_until.isoformat(),
-            "days_left": max(left, 0),
+            "days_left": left,
         }
     warning["message"] = warning_text(warning).zh
     return [warning]
 
 
 def warning_text(warning: dict[str, Any]) -> Text:
-    """A handoff warning's message, from the facts kept with it. A warning of a code this version
-    does not know keeps the message it was stored with."""
-    if warning.get("code", "").startswith("labour_limitation_") and "runs_until" in warning:
-        if "days_left" not in warning:
+    """A handoff warning's message, from the facts kept with it. A warning kept without them (an
+    earlier version's, or a code this one does not know) keeps the message it was stored with."""
+    day, left = warning.get("runs_until"), warning.get("days_left")
+    if warning.get("before_application"):
+        return Text(
+            "申请调解时一年仲裁时效已届满, 仲裁委员会可能不予支持",
+            "The one-year limitation for labour arbitration had run out when mediation was "
+            "applied for; the commission may not uphold the claim",
+        )
+    if isinstance(left, int) and day:
+        if left < 0:
             return Text(
-                "申请调解时一年仲裁时效已届满, 仲裁委员会可能不予支持",
-                "The one-year limitation for labour arbitration had run out when mediation was "
-                "applied for; the commission may not uphold the claim",
-            )
+                "一年仲裁时效已于 {day} 届满, 仲裁委员会可能不予支持",
+                "The one-year limitation for labour arbitration ran out on {day}; the commission may "
+                "not uphold the claim",
+            ).format(day=day)
         return Text(
             "一年仲裁时效将于 {day} 届满 (剩余 {left} 日), 请尽快申请仲裁",
             "The one-year limitation for labour arbitration runs out on {day} ({left} days left); "
             "apply for arbitration without delay",
-        ).format(day=warning["runs_until"], left=warning["days_left"])
+        ).format(day=day, left=left)
     message = str(warning.get("message", ""))
     return Text(message, message)
 
@@ -324,5 +332,15 @@ def summary(handoff: Handoff, today: date) -> dict[str, Any]:
         "enforcement_deadline": (
             handoff.enforcement_deadline.isoformat() if handoff.enforcement_deadline else None
         ),
-        "warnings": handoff.warnings,
+        # As the handoff's own answer gives them, with the message in Chinese: the summary is kept
+        # on the case as written, for every reader.
+        "warnings": [
+            {
+                "code": w.get("code"),
+                "message": warning_text(w).zh,
+                "article": w.get("article"),
+                "runs_until": w.get("runs_until"),
+            }
+            for w in handoff.warnings
+        ],
     }
