@@ -452,6 +452,39 @@ async def test_confirmation_goes_to_a_competent_court(api: Api) -> None:
     assert await _listed(api, "other_court") == []
 
 
+async def test_mediation_a_court_delegated_is_confirmed_by_that_court_alone(api: Api) -> None:
+    # 民事诉讼法 Art. 205 item 1: the court that invited the mediation, on no other basis, even when
+    # another court covers where the body is.
+    inviting = str(api.bodies["other_court"])
+    dispute = await api.drive("assigned", channel="court_delegated", inviting_court_id=inviting)
+    for party in dispute["parties"]:
+        consent = await api.client.post(
+            f"/v1/disputes/{dispute['id']}/parties/{party['id']}/consent",
+            json={"decision": "given"},
+            headers=api.headers("clerk", **{"If-Match": f'"{dispute["version"]}"'}),
+        )
+        assert consent.status_code == 200, consent.text
+        dispute = await api.get(dispute)
+    dispute = await api.step(dispute, "sign_for")
+    await api.signed_agreement(dispute)
+    dispute = await api.step(dispute, "agree")
+
+    courts = await api.client.get(f"/v1/disputes/{dispute['id']}/competent-courts", headers=api.auth())
+    assert courts.status_code == 200, courts.text
+    assert [(c["basis"], c["court_id"]) for c in courts.json()] == [("inviting_court", inviting)]
+
+    payload = api.payload("request_confirmation", dispute)
+    assert payload is not None
+    payload.update(court_id=str(api.bodies["court"]), basis="body_location")
+    refused = _reasons(await api.act(dispute, "request_confirmation", payload))["court_not_competent"]
+    assert "须向委派调解的人民法院申请司法确认: 上虞区人民法院" in refused["message"]
+    assert (await api.get(dispute))["status"] == "agreement_signed"
+
+    payload.update(court_id=inviting, basis="inviting_court")
+    requested = await api.step(dispute, "request_confirmation", payload)
+    assert (requested["status"], requested["handoff_target_id"]) == ("confirmation_pending", inviting)
+
+
 # ---- the dossier and the target's answers ---------------------------------------------------------
 
 

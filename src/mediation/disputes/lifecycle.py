@@ -664,6 +664,19 @@ def _competent_court(ctx: GuardContext) -> list[Refusal]:
     courts = ctx.competent_courts.get(str(basis), [])
     if any(c.id == target.id for c in courts):
         return []
+    inviting = ctx.competent_courts.get("inviting_court", [])
+    if ctx.dispute.inviting_court_id is not None and str(basis) != "inviting_court":
+        # Item 1: mediation a court invited is confirmed by that court, on no other basis.
+        return [
+            Refusal(
+                "court_not_competent",
+                Text(
+                    "法院委派调解的案件, 须向委派调解的人民法院申请司法确认: {c}",
+                    "Mediation a court delegated is confirmed by that court: {c}",
+                ).format(c="、".join(c.name for c in inviting) or "无"),
+                "民事诉讼法 第二百零五条",
+            )
+        ]
     return [
         Refusal(
             "court_not_competent",

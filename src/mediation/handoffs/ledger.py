@@ -153,8 +153,17 @@ class Ledger:
         )
 
     async def competent_courts(self, dispute: Dispute) -> dict[str, list[Body]]:
-        """民事诉讼法 Art. 205, by basis: the inviting court; or the basic court covering where a
-        party lives, where the subject matter is, or where the mediation body is."""
+        """民事诉讼法 Art. 205, by basis: for mediation a court invited, that court alone (item 1);
+        otherwise the basic court covering where a party lives, where the subject matter is, or
+        where the mediation body is (item 2)."""
+        if dispute.inviting_court_id is not None:
+            inviting = await self.session.get(Body, dispute.inviting_court_id)
+            return {
+                ConfirmationCourtBasis.inviting_court: [inviting] if inviting and inviting.active else [],
+                ConfirmationCourtBasis.party_domicile: [],
+                ConfirmationCourtBasis.subject_matter_location: [],
+                ConfirmationCourtBasis.body_location: [],
+            }
         regions: dict[str, list[str]] = {
             ConfirmationCourtBasis.party_domicile: [p.region_code for p in dispute.parties if p.region_code],
             ConfirmationCourtBasis.subject_matter_location: [dispute.region_code],
@@ -165,10 +174,7 @@ class Ledger:
         out: dict[str, list[Body]] = {}
         for basis, codes in regions.items():
             out[basis] = await self._courts_covering(codes)
-        inviting = (
-            await self.session.get(Body, dispute.inviting_court_id) if dispute.inviting_court_id else None
-        )
-        out[ConfirmationCourtBasis.inviting_court] = [inviting] if inviting and inviting.active else []
+        out[ConfirmationCourtBasis.inviting_court] = []  # no court invited this mediation
         return out
 
     async def _courts_covering(self, codes: list[str]) -> list[Body]:
