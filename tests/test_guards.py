@@ -195,6 +195,34 @@ async def test_the_labour_window_counts_from_the_first_receipt_not_from_a_transf
     assert (await api.step(dispute, "refer_arbitration", payload))["status"] == "referred_arbitration"
 
 
+async def test_a_labour_agreement_not_performed_in_time_goes_to_arbitration(api, clock):
+    """劳动争议调解仲裁法 Art. 15: after an agreement, arbitration lies once a party has not
+    performed it within its period; any other dispute's agreement goes to court (人民调解法 Art. 32)."""
+    labour = {"commission_id": str(api.bodies["labour_commission"])}
+    dispute = await api.drive("agreement_signed", category="labour")
+    reasons = _reasons(await api.act(dispute, "refer_arbitration", labour))
+    assert reasons["agreement_not_breached"]["article"] == "劳动争议调解仲裁法 第十五条"
+    clock.at += timedelta(days=16)  # the obligation was due in 15 days
+    assert (await api.step(dispute, "refer_arbitration", labour))["status"] == "referred_arbitration"
+
+    other = await api.drive("agreement_signed", category="contract")
+    clock.at += timedelta(days=16)
+    payload = {"commission_id": str(api.bodies["commercial_commission"])}
+    reasons = _reasons(await api.act(other, "refer_arbitration", payload))
+    assert reasons["agreement_goes_to_court"]["article"] == "人民调解法 第三十二条"
+
+
+async def test_a_labour_dispute_is_arbitrated_before_any_suit(api):
+    """劳动争议调解仲裁法 Art. 5: mediation failed, the labour dispute goes to arbitration, not to
+    court; an agreement not performed may still go to court for a payment order (Art. 16)."""
+    failed = await api.drive("mediation_failed", category="labour")
+    reasons = _reasons(await api.act(failed, "refer_litigation"))
+    assert reasons["labour_arbitration_first"]["article"] == "劳动争议调解仲裁法 第五条"
+    assert (await api.get(failed))["status"] == "mediation_failed"
+    signed = await api.drive("agreement_signed", category="labour")
+    assert (await api.step(signed, "refer_litigation"))["status"] == "referred_litigation"
+
+
 async def _record_consent(api, dispute, party, decision):
     response = await api.client.post(
         f"/v1/disputes/{dispute['id']}/parties/{party['id']}/consent",

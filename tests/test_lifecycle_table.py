@@ -12,6 +12,10 @@ from mediation.disputes.lifecycle import Action, Status, find_transition
 SPECIAL = {
     # 劳动争议调解仲裁法 Art. 14: a labour case may leave mediation for arbitration after 15 days.
     (Status.mediating, Action.refer_arbitration): "labour_after_15_days",
+    # Art. 15: after an agreement, a labour case goes to arbitration once it is not performed in
+    # time; after a refused confirmation, it does so too (a labour dispute is arbitrated, Art. 5).
+    (Status.agreement_signed, Action.refer_arbitration): "labour_not_performed",
+    (Status.confirmation_rejected, Action.refer_arbitration): "labour",
     # 法释〔2011〕5号 Art. 4: the court rules only on a request it accepted with its case number.
     (Status.confirmation_pending, Action.confirm): "target_accepted",
     (Status.confirmation_pending, Action.reject): "target_accepted",
@@ -28,6 +32,15 @@ async def _fresh_case(api, state: Status, special: str | None) -> tuple[dict, di
         clock = api.app.state.clock
         clock.at += timedelta(days=(last_day - clock.today()).days + 1)
         return dispute, {"commission_id": str(api.bodies["labour_commission"])}
+    if special == "labour_not_performed":
+        dispute = await api.drive(state.value, category="labour")
+        clock = api.app.state.clock
+        clock.at += timedelta(days=16)  # past the first obligation's day (drafted due in 15 days)
+        return dispute, {"commission_id": str(api.bodies["labour_commission"])}
+    if special == "labour":
+        return await api.drive(state.value, category="labour"), {
+            "commission_id": str(api.bodies["labour_commission"])
+        }
     if special == "target_accepted":
         return await api.target_accepts(await api.drive(state.value)), None
     return await api.drive(state.value), None

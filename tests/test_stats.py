@@ -82,6 +82,9 @@ def plans(count: int) -> list[Plan]:
     for i in range(count):
         theirs = i % 5 == 4
         path = (THEIR_PATHS if theirs else OUR_PATHS)[(i * 7) % (5 if theirs else len(OUR_PATHS))]
+        if CATEGORIES[i % len(CATEGORIES)] == "labour" and path[-1:] == ["refer_litigation"]:
+            # A labour dispute goes to arbitration before any court (劳动争议调解仲裁法 Art. 5).
+            path = [*path[:-1], "refer_arbitration"]
         regions = THEIR_REGIONS if theirs else OUR_REGIONS
         out.append(
             Plan(
@@ -113,6 +116,8 @@ async def _perform(api: Any, plan: Plan, action: str) -> dict[str, Any]:
             headers = api.headers("clerk", "other_center")
         if action == "assign":
             payload = {"body_id": str(api.bodies["other_village"]), "override_reason": "村调委会熟悉双方情况"}
+    if action == "refer_arbitration":
+        payload = {"commission_id": str(api.bodies["labour_commission"])}
     response = await api.act(plan.dispute, action, payload, headers=headers)
     if response.status_code == 412:
         # Something else touched the case meanwhile (a repeat-dispute check, a clock): act on

@@ -116,6 +116,7 @@ class GuardContext:
     handoff: Handoff | None = None  # the open confirmation request or referral
     competent_courts: dict[str, list[Body]] = field(default_factory=dict)  # by basis
     document_kinds: set[str] = field(default_factory=set)  # kinds of active documents on file
+    unperformed_due: int = 0  # obligations of the agreement in force past their day, not performed
     visit_status: str | None = None  # the follow-up visit's status, for archive
 
 
@@ -608,6 +609,82 @@ G_COMMISSION_FITS = Guard(
     "仲裁法 第四条、第十六条、第七十七条; 劳动争议调解仲裁法 第二条; 农村土地承包经营纠纷调解仲裁法 第二条",
     _commission_fits,
 )
+def _arbitration_after_agreement(ctx: GuardContext) -> list[Refusal]:
+    """Once an agreement is signed, or its confirmation refused, arbitration is a labour dispute's
+    road (劳动争议调解仲裁法 Art. 15); any other dispute's agreement is taken to court when it is
+    not performed or not confirmed (人民调解法 Art. 32, 33)."""
+    if ctx.dispute.status not in (Status.agreement_signed, Status.confirmation_rejected):
+        return []
+    if ctx.dispute.category == Category.labour:
+        return []
+    return [
+        Refusal(
+            "agreement_goes_to_court",
+            Text(
+                "已达成调解协议: 不履行或确认被驳回的, 当事人可以向人民法院起诉",
+                "An agreement was reached: when it is not performed or not confirmed, the parties sue in court",
+            ),
+            "人民调解法 第三十二条",
+        )
+    ]
+
+
+def _agreement_not_performed(ctx: GuardContext) -> list[Refusal]:
+    """劳动争议调解仲裁法 Art. 15: after an agreement, arbitration lies when a party does not perform
+    it within the period it set: an obligation past its day and not performed. (Loaded for the
+    action itself only; the case's offered actions show it as a requirement.)"""
+    if ctx.dispute.status != Status.agreement_signed or ctx.unperformed_due > 0:
+        return []
+    return [
+        Refusal(
+            "agreement_not_breached",
+            Text(
+                "调解协议约定的履行期限届满而一方未履行的, 方可申请仲裁",
+                "Arbitration lies once a party has not performed the agreement within its period",
+            ),
+            "劳动争议调解仲裁法 第十五条",
+        )
+    ]
+
+
+def _labour_arbitration_first(ctx: GuardContext) -> list[Refusal]:
+    """劳动争议调解仲裁法 Art. 5: a labour dispute that mediation did not settle goes to arbitration,
+    and only an award a party does not accept goes to court. An agreement not performed may go to
+    court for a payment order (Art. 16), so from `agreement_signed` the referral stays open."""
+    if ctx.dispute.category != Category.labour or ctx.dispute.status == Status.agreement_signed:
+        return []
+    return [
+        Refusal(
+            "labour_arbitration_first",
+            Text(
+                "劳动争议须先申请劳动争议仲裁, 对仲裁裁决不服的, 方可向人民法院起诉",
+                "A labour dispute goes to labour arbitration first; only an award may be taken to court",
+            ),
+            "劳动争议调解仲裁法 第五条",
+        )
+    ]
+
+
+G_ARBITRATION_AFTER_AGREEMENT = Guard(
+    "labour_arbitration_after_agreement",
+    Text("达成协议后只有劳动争议可申请仲裁", "After an agreement, only a labour dispute goes to arbitration"),
+    "劳动争议调解仲裁法 第十五条",
+    _arbitration_after_agreement,
+    needs_payload=False,
+)
+G_NOT_PERFORMED = Guard(
+    "agreement_not_performed",
+    Text("调解协议约定的履行期限届满而未履行", "The agreement was not performed within its period"),
+    "劳动争议调解仲裁法 第十五条",
+    _agreement_not_performed,
+)
+G_LABOUR_ARBITRATION_FIRST = Guard(
+    "labour_arbitration_first",
+    Text("劳动争议仲裁前置", "Labour disputes are arbitrated before any suit"),
+    "劳动争议调解仲裁法 第五条",
+    _labour_arbitration_first,
+    needs_payload=False,
+)
 G_LABOUR_WINDOW = Guard(
     "labour_window_passed",
     Text("劳动争议调解满十五日未达成协议", "Labour mediation ran 15 days without agreement"),
@@ -1081,12 +1158,19 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(
         A.refer_arbitration,
-        (S.mediation_failed, S.mediating),
+        (S.mediation_failed, S.mediating, S.agreement_signed, S.confirmation_rejected),
         S.referred_arbitration,
         BODY | CENTER,
         Text("导入仲裁", "Refer to arbitration"),
         "referred_arbitration",
-        (G_LABOUR_WINDOW, G_COMMISSION, G_ARBITRABLE, G_COMMISSION_FITS),
+        (
+            G_LABOUR_WINDOW,
+            G_ARBITRATION_AFTER_AGREEMENT,
+            G_NOT_PERFORMED,
+            G_COMMISSION,
+            G_ARBITRABLE,
+            G_COMMISSION_FITS,
+        ),
     ),
     Transition(
         A.refer_litigation,
@@ -1095,7 +1179,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY | CENTER,
         Text("导入诉讼", "Refer to litigation"),
         "referred_litigation",
-        (G_COURT,),
+        (G_LABOUR_ARBITRATION_FIRST, G_COURT),
         notes=Text(
             "调解不成、协议未履行或确认被驳回时, 当事人可以起诉",
             "After failure, non-performance or rejection the parties may sue",

@@ -538,6 +538,8 @@ class DisputeService:
             ctx.document_kinds = await self._document_kinds(dispute.id)
         elif action in HANDOFF_DECISIONS:
             ctx.handoff = await self.ledger.current(dispute.id)
+        elif action == Action.refer_arbitration and dispute.status == Status.agreement_signed:
+            ctx.unperformed_due = await self._unperformed_due(dispute)
         elif action == Action.archive:
             visit = await self._visit(dispute.id)
             ctx.visit_status = visit.status if visit is not None else None
@@ -788,6 +790,22 @@ class DisputeService:
             .where(Agreement.id == agreement_id)
             .options(selectinload(Agreement.obligations), selectinload(Agreement.signatures))
         )
+
+    async def _unperformed_due(self, dispute: Dispute) -> int:
+        """Obligations of the agreement in force whose day has passed and that are not performed."""
+        agreement_id = (dispute.agreement or {}).get("id")
+        if agreement_id is None:
+            return 0
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(Obligation)
+            .where(
+                Obligation.agreement_id == uuid.UUID(str(agreement_id)),
+                Obligation.status != "performed",
+                Obligation.due_on < self.clock.today(),
+            )
+        )
+        return int(count or 0)
 
     async def _document_kinds(self, dispute_id: uuid.UUID) -> set[str]:
         rows = await self.session.scalars(
