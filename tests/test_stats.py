@@ -614,6 +614,24 @@ async def _rollup_rows(api: Any) -> dict[tuple[str, str, date], tuple[Any, ...]]
     }
 
 
+async def test_a_labour_case_sent_to_arbitration_from_mediation_counts_as_a_mediation_without_agreement(api):
+    # 劳动争议调解仲裁法 Art. 14: fifteen days passed without agreement, arbitration is open; the
+    # mediation ended, without an agreement, and counts so in the results and the success rate.
+    clock = api.app.state.clock
+    clock.at = datetime(2026, 5, 4, 2, 0, tzinfo=UTC)
+    dispute = await api.drive("mediating", category="labour")
+    last_day = date.fromisoformat(dispute["clock"]["due_on"])
+    clock.at += timedelta(days=(last_day - clock.today()).days + 1)
+    referred = await api.step(
+        dispute, "refer_arbitration", {"commission_id": str(api.bodies["labour_commission"])}
+    )
+    assert referred["status"] == "referred_arbitration"
+    overview = await _overview(api, **{"from": "2026-05-01", "to": "2026-05-31"})
+    assert _counts(overview["mediation_results"]) == {"failed": 1}
+    mediation = next(s for s in overview["stages"] if s["stage"] == "mediation")
+    assert mediation["count"] == 1
+
+
 async def test_a_change_after_a_statistics_call_shows_in_the_next(api):
     clock = api.app.state.clock
     clock.at = datetime(2026, 5, 30, 3, 0, tzinfo=UTC)

@@ -1257,7 +1257,14 @@ class DisputeService:
 # Appended to a recount's timeline entry when the deadline had been reported overdue on its old day.
 OVERDUE_WITHDRAWN = "; 此前的超期提示不再成立"
 
-MEDIATION_ENDINGS = {Action.agree: "agreement", Action.fail: "failed", Action.withdraw: "withdrawn"}
+# How a mediation ended. A labour case that leaves mediation for arbitration once its fifteen days
+# passed without agreement ended without one (劳动争议调解仲裁法 Art. 14), as a failed mediation.
+MEDIATION_ENDINGS = {
+    Action.agree: "agreement",
+    Action.fail: "failed",
+    Action.withdraw: "withdrawn",
+    Action.refer_arbitration: "failed",
+}
 CONFIRMATION_RESULTS = {
     Action.confirm: "confirmed",
     Action.reject: "rejected",
