@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import io
 import re
 import tracemalloc
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -354,6 +356,29 @@ async def test_an_executable_named_pdf_is_refused_with_415_and_leaves_nothing(ap
     assert sha(content) not in {p.name for p in stored_files(api)}
     listed = (await api.client.get(docs_url(dispute))).json()
     assert [d["kind"] for d in listed] == ["receipt"]
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+async def test_a_zip_is_an_office_document_only_when_built_as_one(api):
+    # Named report.docx: an archive of a program and a script is refused as the zip it is; a
+    # package with its content types and main part is the Word document its name says.
+    dispute = await api.intake()
+    disguised = _zip({"evil.exe": PE, "x.sh": b"#!/bin/sh\nrm -rf /\n"})
+    refused = await upload(api, dispute, disguised, "report.docx")
+    assert problem(refused, 415, "unsupported-media-type")["detected_media_type"] == "application/zip"
+    packed = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>", "run.exe": PE})
+    problem(await upload(api, dispute, packed, "report.docx"), 415, "unsupported-media-type")
+    word = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w:document/>"})
+    accepted = await uploaded(api, dispute, word, "report.docx")
+    assert accepted["media_type"] == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    problem(await upload(api, dispute, word, "report.xlsx"), 415, "unsupported-media-type")
 
 
 # ---- dossier ------------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import filetype
 
 PDF = "application/pdf"
@@ -36,17 +39,39 @@ ALLOWED = frozenset(
     }
 )
 # Office Open XML files are zip archives; which one it is shows in the archive, often past the
-# first bytes, so a zip is accepted as the office type its name claims and nothing else.
+# first bytes. A zip is the office type its name claims only when it is built as one: the package's
+# content types and that type's main part (ECMA-376 Part 2), and nothing runnable packed beside
+# them. Any other zip is a zip, which is refused.
 ZIP_BY_EXTENSION = {".docx": DOCX, ".xlsx": XLSX, ".pptx": PPTX}
+MAIN_PART = {DOCX: "word/document.xml", XLSX: "xl/workbook.xml", PPTX: "ppt/presentation.xml"}
+RUNNABLE = (
+    ".exe",
+    ".dll",
+    ".com",
+    ".scr",
+    ".bat",
+    ".cmd",
+    ".ps1",
+    ".sh",
+    ".js",
+    ".jse",
+    ".vbs",
+    ".jar",
+    ".msi",
+)
 
 
-def detect(head: bytes, filename: str) -> str:
+def detect(head: bytes, filename: str, path: Path | None = None) -> str:
     kind = filetype.guess(head)
     if kind is not None:
         mime = str(kind.mime)
-        if mime == "application/zip":
+        if mime == "application/zip" or mime in MAIN_PART:
+            # The sniffer may name an office type from the first entries alone: the package decides.
             suffix = filename[filename.rfind(".") :].lower() if "." in filename else ""
-            return ZIP_BY_EXTENSION.get(suffix, mime)
+            claimed = ZIP_BY_EXTENSION.get(suffix)
+            if claimed is not None and path is not None and _office_package(path, claimed):
+                return claimed
+            return "application/zip"
         return mime
     if head and _is_text(head):
         return TEXT
@@ -62,3 +87,15 @@ def _is_text(head: bytes) -> bool:
         # The sample may end inside a multi-byte character.
         return exc.start >= len(head) - 3
     return True
+
+
+def _office_package(path: Path, media_type: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    listed = set(names)
+    if "[Content_Types].xml" not in listed or MAIN_PART[media_type] not in listed:
+        return False
+    return not any(name.lower().endswith(RUNNABLE) for name in names)

@@ -141,7 +141,7 @@ class DocumentService:
             self.store.discard(staged)
             message = Text("文件为空", "The file is empty")
             raise ValidationFailed.of_field("file", "empty", message)
-        media_type = detect(staged.head, filename)
+        media_type = await asyncio.to_thread(detect, staged.head, filename, staged.path)
         if media_type not in ALLOWED:
             self.store.discard(staged)
             raise UnsupportedMediaType(
