@@ -154,6 +154,32 @@ async def audited_chain(api: Any, total: int = CHAIN_LENGTH) -> dict[str, Any]:
 # ---- 1. tamper evidence -------------------------------------------------------------------------
 
 
+async def test_the_schedulers_changes_are_on_record_as_the_systems(api):
+    # A case left unsigned past its sign-for deadline is returned by the scheduler, and its clock
+    # reported overdue: each change is an audit record by the system, naming the case, in the
+    # same unbroken chain as the users' records.
+    from mediation.clocks.scheduler import tick
+
+    dispute = await api.drive("assigned")
+    api.app.state.clock.at += timedelta(days=10)
+    app = api.app
+    report = await tick(app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
+    assert report.lapsed == 1
+    async with app.state.db.reader() as session:
+        rows = (
+            await session.scalars(
+                select(AuditRecord).where(AuditRecord.actor_id == "system").order_by(AuditRecord.seq)
+            )
+        ).all()
+    actions = [(r.action, r.object_type, r.object_id, r.actor_role) for r in rows]
+    assert ("scheduler.returned", "dispute", dispute["id"], "system") in actions, actions
+    assert all(r.outcome == "success" and r.details["job"] for r in rows)
+    timeline = [e for e in await api.timeline(dispute) if e["actor_role"] == "system"]
+    assert len(rows) == len(timeline)
+    async with app.state.db.reader() as session:
+        assert (await verify(session)).ok
+
+
 async def test_cli_reports_a_chain_of_a_thousand_audited_actions_intact(api):
     await audited_chain(api)
     actions = [r.action for r in (await records(api.app))[:8]]

@@ -184,3 +184,24 @@ class ChainedRequestAuditor:
             "fields": ["id_number", "phone"],
         }
         return [*entries, entry]
+
+
+async def record_system_changes(session: AsyncSession, job: str) -> int:
+    """The scheduler's changes are audited as a user's are: one record per change it made to a
+    case, by the system, in the transaction that made it (before its events are numbered). A
+    change is known by the event it wrote; `job` names the scheduler's task that made it."""
+    from mediation.core.principal import SYSTEM
+    from mediation.events.service import PENDING_KEY, TYPE_PREFIX
+
+    entries = [
+        AuditEntry.by(
+            SYSTEM,
+            "scheduler." + event.type.removeprefix(TYPE_PREFIX),
+            object_type="dispute" if event.dispute_id else None,
+            object_id=str(event.dispute_id) if event.dispute_id else None,
+            details={"job": job, "event_id": str(event.id)},
+        )
+        for event in session.info.get(PENDING_KEY, [])
+    ]
+    await append(session, entries, utcnow())
+    return len(entries)

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mediation.agreements.service import AgreementService
+from mediation.audit.recorder import record_system_changes
 from mediation.clocks import calendar
 from mediation.clocks.engine import Level
 from mediation.clocks.rules import CLOCK_LABELS
@@ -142,6 +143,7 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
             async with db.writer() as session, session.begin():
                 service = DisputeService(session, clock, settings, cipher)
                 await service.apply(dispute_id, Action.return_, reason, SYSTEM, etag_for(version))
+                await record_system_changes(session, "assignments not signed for in time")
                 await number_before_commit(session, utcnow())
             lapsed += 1
         except ProblemError as exc:
@@ -253,6 +255,7 @@ async def _each(
         try:
             async with db.writer() as session, session.begin():
                 if await step(DisputeService(session, clock, settings, cipher), item):
+                    await record_system_changes(session, what)
                     await number_before_commit(session, utcnow())
                     done += 1
         except ProblemError as exc:
