@@ -281,31 +281,38 @@ async def intake(request: Request) -> JSONResponse:
         # A wave with its alert open is joined without reading it; otherwise its cases are read and
         # their distinct claimants counted, as the service does.
         respondent = next((i for i, p in enumerate(parties) if p["role"] == "respondent"), 0)
+        respondent_key = f"cluster:respondent:{region[:6]}:id:{indexes[respondent]}"
+        category_key = f"cluster:category:{region[:6]}:category:{region[:9]}:{category}"
+        # Cases a resolved alert of the same wave already covered do not count again.
+        handled = (
+            "NOT EXISTS (SELECT * FROM alert_cases ac JOIN alerts a ON a.id = ac.alert_id "
+            "WHERE ac.dispute_id = d.id AND a.key = ${n} AND a.status = 'resolved')"
+        )
         by_respondent: Wave = (
             "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
             "d.created_at <= $3 AND EXISTS (SELECT * FROM parties p WHERE p.dispute_id = d.id AND p.role = "
-            "'respondent' AND p.id_number_index = $4)",
+            "'respondent' AND p.id_number_index = $4) AND " + handled.format(n=5),
             region[:6],
             now - timedelta(days=7),
             now,
             indexes[respondent],
+            respondent_key,
         )
         by_category: Wave = (
             "SELECT d.id FROM disputes d WHERE d.region_code LIKE $1 || '%' AND d.created_at >= $2 AND "
-            "d.created_at <= $3 AND substr(d.region_code, 1, 9) = $4 AND d.category = $5",
+            "d.created_at <= $3 AND substr(d.region_code, 1, 9) = $4 AND d.category = $5 AND "
+            + handled.format(n=6),
             region[:6],
             now - timedelta(days=3),
             now,
             region[:9],
             category,
+            category_key,
         )
         # Each wave: its key, the case's reading if it raises it, and else what the case saw of it
         # (the cases, the threshold) when the wave was read, to read it again under the counter.
         joins: list[tuple[str, tuple[Wave, list[uuid.UUID]] | None, tuple[Wave, int, int] | None]] = []
-        waves = (
-            (by_respondent, f"cluster:respondent:{region[:6]}:id:{indexes[respondent]}", 5),
-            (by_category, f"cluster:category:{region[:6]}:category:{region[:9]}:{category}", 15),
-        )
+        waves = ((by_respondent, respondent_key, 5), (by_category, category_key, 15))
         # Which waves have an open alert, and where the county's counter stands, in one statement.
         looked = await conn.fetch(
             "SELECT open_key, NULL::bigint AS counted FROM alerts WHERE open_key = ANY($1::varchar[]) UNION ALL "

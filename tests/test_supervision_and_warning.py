@@ -289,12 +289,22 @@ async def test_six_wage_claims_against_one_employer_in_five_days_raise_one_clust
         "alert_acknowledged",
         "alert_resolved",
     ]
+    # The cases the supervisor handled do not count again: one more claim is no wave; five new
+    # claimants are, and their alert lists them alone.
     _at(api, date(2026, 6, 6))
-    await _wage_claim(api, 7)
+    later = [await _wage_claim(api, 7)]
     listed = await api.client.get(
         "/v1/alerts", params={"kind": "cluster", "status": "open"}, headers=api.auth("supervisor")
     )
-    assert len(listed.json()["items"]) == 1 and listed.json()["items"][0]["id"] != alert["id"]
+    assert listed.json()["items"] == []
+    later += [await _wage_claim(api, worker) for worker in (8, 9, 10, 11)]
+    listed = await api.client.get(
+        "/v1/alerts", params={"kind": "cluster", "status": "open"}, headers=api.auth("supervisor")
+    )
+    [second] = listed.json()["items"]
+    assert second["id"] != alert["id"] and second["case_count"] == 5
+    second_full = (await api.client.get(f"/v1/alerts/{second['id']}", headers=api.auth("supervisor"))).json()
+    assert {c["dispute_id"] for c in second_full["cases"]} == {c["id"] for c in later}
     # One worker filing five times against another employer is one claimant, not a crowd.
     for _ in range(5):
         await _wage_claim(api, 99, employer=2)
@@ -608,6 +618,7 @@ async def test_the_category_wave_is_read_off_its_index(api: Api) -> None:
         "category": "consumer",
         "since": datetime(2026, 6, 1, tzinfo=UTC),
         "until": datetime(2026, 6, 4, tzinfo=UTC),
+        "key": "cluster:test",
     }
     assert "ix_disputes_town_category_created_at" in await _plan(api, _CATEGORY_WAVE_IN_TOWN, params)
 
@@ -691,6 +702,7 @@ async def test_the_place_wave_is_read_off_its_index(api: Api) -> None:
         "place": "诸暨市枫桥镇幸福小区",
         "since": datetime(2026, 6, 1, tzinfo=UTC),
         "until": datetime(2026, 6, 8, tzinfo=UTC),
+        "key": "cluster:test",
     }
     assert "ix_disputes_place_key_created_at" in await _plan(api, _PLACE_WAVE, params)
 

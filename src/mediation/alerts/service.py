@@ -143,6 +143,14 @@ _NEAR = and_(
     Dispute.region_code.startswith(bindparam("county", type_=Dispute.region_code.type)),
     Dispute.created_at >= bindparam("since"),
     Dispute.created_at <= bindparam("until"),
+    # A case an alert of the same wave already brought to a supervisor, who resolved it, is
+    # handled: it does not count towards the next wave, which is raised by new cases alone.
+    ~exists().where(
+        AlertCase.dispute_id == Dispute.id,
+        Alert.id == AlertCase.alert_id,
+        Alert.key == bindparam("key"),
+        Alert.status == "resolved",
+    ),
 )
 # The place each case was given at intake, read off its index (disputes.place_key).
 _PLACE_WAVE = select(Dispute.id).where(_NEAR, Dispute.place_key == bindparam("place"))
@@ -375,6 +383,8 @@ class AlertService:
             return []
         county = dispute.region_code[:6]
         keys = [detect.bounded(f"cluster:{wave.rule.id}:{county}:{wave.subject}") for wave in waves]
+        for wave, key in zip(waves, keys, strict=True):
+            wave.params["key"] = key
         statement = _LOOK[self.session.get_bind().dialect.name]
         params = {"keys": keys, "county": county, "year": dispute.applied_on.year}
         rows = (await self.session.execute(statement, params)).all()
