@@ -707,6 +707,29 @@ async def test_the_place_wave_is_read_off_its_index(api: Api) -> None:
     assert "ix_disputes_place_key_created_at" in await _plan(api, _PLACE_WAVE, params)
 
 
+@pytest.mark.parametrize(
+    "description",
+    [
+        "手机充电时电池炸了, 要求商家退货赔偿。",  # a consumer complaint, not a bomb
+        "双方均表示不会报复对方, 同意调解。",  # a threat denied
+        "申请人多次上门讨说法未果, 要求返还押金。",  # an ordinary claim
+        "没有人拿刀, 只是言语冲突。",
+    ],
+)
+async def test_ordinary_words_and_denied_threats_raise_no_risk(api: Api, description: str) -> None:
+    # 人民调解法 Art. 25 asks for the police where violence threatens; a false alarm sends a small
+    # case past its village (小事不出村) and floods the supervisors.
+    dispute = await api.intake(description=description)
+    assert (dispute["is_risk"], dispute["attention"]) == (False, None)
+    listed = await api.client.get("/v1/alerts", params={"kind": "risk"}, headers=api.auth("supervisor"))
+    assert listed.json()["items"] == []
+
+
+async def test_a_threat_said_once_counts_though_denied_elsewhere(api: Api) -> None:
+    dispute = await api.intake(description="被申请人扬言报复, 事后又称不会报复, 申请人仍感害怕。")
+    assert dispute["is_risk"] is True and dispute["attention"] == "risk"
+
+
 async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: Api) -> None:
     dispute = await api.intake(description="因宅基地边界争执, 被申请人扬言要拿刀砍死对方, 情绪激动。")
     assert dispute["is_risk"] is True and dispute["attention"] == "risk"

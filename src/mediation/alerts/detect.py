@@ -46,6 +46,8 @@ class ClusterRule(_Strict):
 
 class AlertRules(_Strict):
     risk_words: dict[str, WordList]
+    # A risk word said just after one of these is denied, not threatened ("双方均表示不会报复对方").
+    negations: list[Annotated[str, Field(min_length=1, max_length=10)]] = []
     clusters: list[ClusterRule]
     repeat_within_days: Annotated[int, Field(ge=1, le=3650)] = 365
 
@@ -71,14 +73,39 @@ class RiskHit:
     word: str
 
 
+# How many characters may stand between a negation and the risk word it denies ("不会再去报复").
+# Kept short: a threat missed costs more than a false alarm ("没办法就拿刀" is not denied).
+NEGATION_GAP = 2
+
+
 def risk_words(text: str, rules: AlertRules) -> list[RiskHit]:
+    """The risk words `text` says, each once. A word counts where it is not denied: at least one
+    place where no negation stands within a few characters before it."""
     plain = normalise(text)
+    negations = [normalise(n) for n in rules.negations]
     hits = []
     for kind, words in rules.risk_words.items():
         for word in words.words:
-            if normalise(word) in plain:
+            needle = normalise(word)
+            if any(not _denied(plain, at, negations) for at in _places(plain, needle)):
                 hits.append(RiskHit(kind, words.label, word))
     return hits
+
+
+def _places(text: str, needle: str) -> list[int]:
+    places, at = [], text.find(needle)
+    while at >= 0:
+        places.append(at)
+        at = text.find(needle, at + 1)
+    return places
+
+
+def _denied(text: str, at: int, negations: list[str]) -> bool:
+    for negation in negations:
+        found = text.rfind(negation, 0, at)
+        if found >= 0 and at - (found + len(negation)) <= NEGATION_GAP:
+            return True
+    return False
 
 
 # What a key column holds (disputes.place_key, alerts.key and open_key).
