@@ -44,6 +44,7 @@ from mediation.core.errors import (
 )
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
+from mediation.core.legal_time import period_end
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, Role
 from mediation.core.refusal import summary
@@ -796,16 +797,16 @@ class DisputeService:
         agreement_id = (dispute.agreement or {}).get("id")
         if agreement_id is None:
             return 0
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(Obligation)
-            .where(
+        today = self.clock.today()
+        days = await self.session.scalars(
+            select(Obligation.due_on).where(
                 Obligation.agreement_id == uuid.UUID(str(agreement_id)),
                 Obligation.status != "performed",
-                Obligation.due_on < self.clock.today(),
+                Obligation.due_on < today,
             )
         )
-        return int(count or 0)
+        # A day to perform that falls on a rest day runs to the next working day (民法典 Art. 203).
+        return sum(1 for day in days.all() if period_end(day, 0).last_day < today)
 
     async def _document_kinds(self, dispute_id: uuid.UUID) -> set[str]:
         rows = await self.session.scalars(
