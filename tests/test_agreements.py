@@ -871,7 +871,7 @@ async def test_an_overdue_obligation_raises_one_follow_up_in_the_bodys_inbox(api
 async def test_an_obligation_due_on_a_rest_day_is_in_time_to_the_next_working_day(api):
     # Due on Saturday 6 June 2026: the day runs to Monday 8 June (民法典 Art. 203), so the
     # obligation is overdue from Tuesday, not from Sunday.
-    dispute, agreement = await _agreed(api, first_due=5, second_due=12)
+    _, agreement = await _agreed(api, first_due=5, second_due=12)
     assert agreement["obligations"][0]["due_on"] == "2026-06-06"
     for day, expected in ((7, 0), (8, 0), (9, 1)):
         api.app.state.clock.at = api.app.state.clock.at.replace(day=day)

@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from mediation.audit import cli as audit_cli
 from mediation.core.logging import install_pii_redaction
 from mediation.core.settings import Settings, get_settings
@@ -26,6 +28,18 @@ def _openapi(output: Path) -> None:
     ):
         path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
+
+
+def _configuration_errors(exc: ValidationError) -> str:
+    """One line per refused setting, named as it is set (MEDIATION_...), without a traceback. The
+    value given is not repeated: it may be a secret."""
+    lines = ["configuration error:"]
+    for error in exc.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            message = "MEDIATION_" + "_".join(str(part) for part in error["loc"]).upper() + ": " + message
+        lines.append(f"  {message}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("transitions").setLevel(logging.WARNING)
     install_pii_redaction()
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(_configuration_errors(exc), file=sys.stderr)
+        return 2
 
     if args.command == "serve":
         import uvicorn
@@ -85,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "seed-demo":
         from mediation.demo import seed_accounts, seed_demo
 
-        print(asyncio.run(seed_demo(settings, force=args.force)))
-        print(asyncio.run(seed_accounts(settings)))
+        seeded = asyncio.run(seed_demo(settings, force=args.force))
+        print(seeded.message)
+        # A database that already held cases may be a real one, without the demo county's bodies:
+        # no demo accounts are added to it; those already there (an earlier demo) are listed.
+        print(asyncio.run(seed_accounts(settings, create=seeded.loaded)))
     elif args.command == "openapi":
         _openapi(args.output)
     elif args.command == "lifecycle":

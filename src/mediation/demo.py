@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -271,13 +272,19 @@ def _payload(
     return payloads[action]()
 
 
-async def seed_demo(settings: Settings, *, force: bool = False) -> str:
+@dataclass(frozen=True, slots=True)
+class DemoSeeded:
+    loaded: bool  # False: skipped, the database already held cases
+    message: str
+
+
+async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
     db = Database(settings)
     try:
         async with db.writer() as session:
             existing = await session.scalar(select(func.count()).select_from(Dispute))
             if existing and not force:
-                return f"demo data skipped: the database already holds {existing} cases"
+                return DemoSeeded(False, f"demo data skipped: the database already holds {existing} cases")
         rng = random.Random(20261122)
         secrets = resolve_secrets(settings)
         cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
@@ -383,7 +390,7 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> str:
                 if description.startswith(("患者家属", "楼上装修")):
                     await _supervise(service, dispute, bodies[CENTER].id)
         count += await _wage_wave(db, settings, cipher, rng, now, bodies[CENTER].id)
-        return f"demo data loaded: {len(BODIES)} bodies, {count} cases"
+        return DemoSeeded(True, f"demo data loaded: {len(BODIES)} bodies, {count} cases")
     finally:
         await db.dispose()
 
@@ -529,30 +536,47 @@ def demo_password(username: str) -> str:
     return f"{username}-demo-2026"
 
 
-async def seed_accounts(settings: Settings) -> str:
-    """Create the demo accounts and keys if missing; describe how to use them."""
+async def seed_accounts(settings: Settings, *, create: bool = True) -> str:
+    """Create the demo accounts and keys if missing (unless `create` is off: then only those
+    already there are listed); describe how to use them."""
     db = Database(settings)
     passwords = Passwords(settings)
-    lines = [
-        "",
-        "Demo sign-in (the front-end at /login, or POST /v1/auth/token; demo data only, never in production):",
-    ]
+    users: list[str] = []
+    keys: list[str] = []
     try:
         async with db.writer() as session, session.begin():
             svc = IdentityService(session, passwords)
             by_name = {b.name: b for b in (await session.scalars(select(Body))).all()}
             for username, display, role, organisation in DEMO_USERS:
-                if await session.scalar(select(User).where(User.username == username)) is None:
+                user = await session.scalar(select(User).where(User.username == username))
+                if not create and (
+                    # Listed, not created: only the demo's own account. A real database may well
+                    # have its own `admin`, whose password must not be claimed here.
+                    user is None or not passwords.verify(user.password_hash, demo_password(username))
+                ):
+                    continue
+                if user is None:
                     org_id = by_name[organisation].id if organisation else None
                     await svc.create_user(
                         username, display, role, org_id, demo_password(username), settings.min_password_length
                     )
-                lines.append(f"  {role.value:<14} user {username:<11} password {demo_password(username)}")
-            lines.append("Demo API keys (header X-API-Key):")
+                users.append(f"  {role.value:<14} user {username:<11} password {demo_password(username)}")
             for secret, role, organisation in DEMO_KEYS:
                 if await session.scalar(select(ApiKey).where(ApiKey.prefix == key_prefix(secret))) is None:
+                    if not create:
+                        continue
                     await svc.create_key(by_name[organisation].id, role, "demo", "demo", secret=secret)
-                lines.append(f"  {role.value:<14} {organisation}: {secret}")
+                keys.append(f"  {role.value:<14} {organisation}: {secret}")
     finally:
         await db.dispose()
-    return "\n".join(lines)
+    if not users and not keys:
+        return "no demo accounts added: this database was not loaded with demo data (use --force)"
+    return "\n".join(
+        [
+            "",
+            "Demo sign-in (the front-end at /login, or POST /v1/auth/token; demo data only, never in production):",
+            *users,
+            "Demo API keys (header X-API-Key):",
+            *keys,
+        ]
+    )

@@ -17,6 +17,9 @@ from mediation.identity.auth import permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["audit"])
 Auditor = Annotated[Principal, permission(Permission.audit_read)]
+# A record number is a signed 64-bit integer on both databases: a larger `after` is a bad request
+# (422), not a failed query.
+MAX_SEQ = 2**63 - 1
 
 
 class AuditRecordOut(BaseModel):
@@ -64,7 +67,7 @@ class VerificationOut(BaseModel):
 async def list_audit_records(
     request: Request,
     principal: Auditor,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     actor_id: Annotated[str | None, Query(max_length=120)] = None,
     action: Annotated[str | None, Query(max_length=80)] = None,

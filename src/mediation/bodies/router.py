@@ -26,15 +26,19 @@ from mediation.bodies.service import BodyService
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
     Forbidden,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
     NotFound,
     PreconditionRequired,
     StaleVersion,
     problem_responses,
 )
 from mediation.core.http import etag_for
+from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.enums import Tier
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code, region_prefix
+from mediation.disputes.router import IdempotencyKey
 from mediation.identity.auth import authenticate, identity_of, permission
 from mediation.triage.engine import region_prefixes
 
@@ -107,14 +111,24 @@ async def list_bodies(
     status_code=201,
     response_model=BodyOut,
     summary="登记调解组织 Register a body",
-    responses=problem_responses(Forbidden),
+    responses=problem_responses(Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
-async def create_body(request: Request, data: BodyCreate, principal: Registrar, svc: Registry) -> Response:
-    body = await svc.create(data, request.app.state.clock.now())
-    (out,) = await svc.out([body])
-    response = _with_etag(out, body.version, 201)
-    response.headers["Location"] = f"/v1/bodies/{body.id}"
-    return response
+async def create_body(
+    request: Request,
+    data: BodyCreate,
+    principal: Registrar,
+    svc: Registry,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> Response:
+        body = await svc.create(data, request.app.state.clock.now())
+        (out,) = await svc.out([body])
+        response = _with_etag(out, body.version, 201)
+        response.headers["Location"] = f"/v1/bodies/{body.id}"
+        return response
+
+    # A registrar's retry after a lost answer gets the same body, not a second one of that name.
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.get(

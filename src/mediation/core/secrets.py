@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediation.core.pii import generate_key
-from mediation.core.settings import Settings
+from mediation.core.settings import MIN_JWT_SECRET_BYTES, Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,11 @@ def resolve_secrets(settings: Settings) -> Secrets:
         return Secrets(**{k: str(v) for k, v in given.items()})
     stored = _load_or_create(settings.secrets_file)
     merged = {k: v or stored[k] for k, v in given.items()}
+    # The environment's secret is checked by the settings; one edited into the file by hand is not.
+    if len(merged["jwt_secret"].encode()) < MIN_JWT_SECRET_BYTES:
+        raise ValueError(
+            f"the jwt_secret in {settings.secrets_file} must be at least {MIN_JWT_SECRET_BYTES} bytes"
+        )
     return Secrets(**merged)
 
 

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# RFC 7518 §3.2: an HMAC-SHA256 key at least as long as the hash.
+MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -16,19 +20,19 @@ class Settings(BaseSettings):
         default_factory=lambda: f"sqlite+aiosqlite:///{Path.cwd() / 'mediation.db'}",
         description="SQLAlchemy URL; sqlite+aiosqlite (embedded default) or postgresql+asyncpg.",
     )
-    db_pool_size: int = 10
-    db_max_overflow: int = 20
-    db_pool_timeout_seconds: float = 10.0
-    sqlite_busy_timeout_ms: int = 30_000
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
 
-    idempotency_ttl_hours: int = 24
-    idempotency_lock_seconds: int = 60
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+    idempotency_lock_seconds: int = Field(default=60, ge=1)
 
     # Legal periods (domain.md §4); the law's numbers are defaults, a center may configure them.
-    confirmation_window_days: int = 30  # 民诉法 Art. 205; 人民调解法 Art. 33
-    labour_mediation_days: int = 15  # 劳动争议调解仲裁法 Art. 14
+    confirmation_window_days: int = Field(default=30, ge=1)  # 民诉法 Art. 205; 人民调解法 Art. 33
+    labour_mediation_days: int = Field(default=15, ge=1)  # 劳动争议调解仲裁法 Art. 14
     # ---- clocks: deadline rules (default: the shipped rule file) and the scheduler, which runs
     # inside the API process unless `clock_in_app` is off (then run `mediation scheduler`).
     clock_rules_file: Path | None = Field(default=None, description="A center's own clock rule file (JSON).")
@@ -53,11 +57,13 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
     # RFC 9106 §4 second recommended option (t=3, 64 MiB, p=4); hashes made with other parameters
-    # are upgraded at the next successful sign-in.
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 65_536
-    argon2_parallelism: int = 4
-    min_password_length: int = 12
+    # are upgraded at the next successful sign-in. The bounds are RFC 9106 §3.1's: at least one
+    # pass, 1 to 2^24-1 lanes, and at least 8 KiB of memory per lane (checked below).
+    argon2_time_cost: int = Field(default=3, ge=1, le=2**32 - 1)
+    argon2_memory_kib: int = Field(default=65_536, ge=8, le=2**32 - 1)
+    argon2_parallelism: int = Field(default=4, ge=1, le=2**24 - 1)
+    # Fewer than 8 characters is below any current guidance (NIST SP 800-63B §3.1.1.2).
+    min_password_length: int = Field(default=12, ge=8, le=256)
 
     # ---- personal data (个人信息保护法 Art. 51: encryption and de-identification)
     pii_encryption_keys: str | None = Field(
@@ -113,7 +119,36 @@ class Settings(BaseSettings):
     case_document_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
 
     timezone: str = "Asia/Shanghai"
-    default_language: str = "zh"
+    # The languages the service speaks (core.i18n): any other would be announced in
+    # Content-Language while the text stays Chinese.
+    default_language: Literal["zh", "en"] = "zh"
+
+    @field_validator("default_language", mode="before")
+    @classmethod
+    def _language_tag(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_long_enough(cls, value: str | None) -> str | None:
+        # RFC 7518 §3.2: an HS256 key of at least 256 bits; a short one can be guessed offline
+        # from any token, and a guessed key forges every role's token.
+        if value is not None and len(value.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes "
+                f"(got {len(value.encode())}); generate one with "
+                '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _argon2_memory_per_lane(self) -> Settings:
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ValueError(
+                "MEDIATION_ARGON2_MEMORY_KIB must be at least 8 KiB per lane "
+                f"(8 x MEDIATION_ARGON2_PARALLELISM = {8 * self.argon2_parallelism}; RFC 9106 §3.1)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> Settings:

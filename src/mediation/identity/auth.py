@@ -37,6 +37,8 @@ from mediation.identity.credentials import (
 )
 from mediation.identity.models import ApiKey, User
 
+ORGANISATION_SUSPENDED = "organisation_suspended"
+
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="staffToken",
@@ -122,10 +124,30 @@ async def _principal(
 # The account and its organisation in one round trip, on every request; built once. Only the
 # columns a principal needs, not the entities: no identity-map work for what is read and dropped.
 _USER_AND_BODY = (
-    select(User.id, User.role, User.active, User.display_name, Body.id.label("body_id"), Body.region_code)
+    select(
+        User.id,
+        User.role,
+        User.active,
+        User.display_name,
+        Body.id.label("body_id"),
+        Body.region_code,
+        Body.active.label("body_active"),
+    )
     .outerjoin(Body, Body.id == User.organisation_id)
     .where(User.id == bindparam("user_id"))
 )
+
+
+def organisation_suspended() -> Unauthenticated:
+    """The credential itself is sound, but its organisation is suspended: said as such, so the
+    client does not go looking for a revoked key or a wrong password."""
+    return Unauthenticated(
+        Text(
+            "所属机构已暂停工作, 其账号和 API 密钥暂不能使用",
+            "The organisation is suspended; its accounts and API keys cannot be used",
+        ),
+        code=ORGANISATION_SUSPENDED,
+    )
 
 
 async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str) -> Principal:
@@ -137,6 +159,9 @@ async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str)
     row = (await session.execute(_USER_AND_BODY, {"user_id": user_id})).first()
     if row is None or not row.active:
         raise Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
+    # A suspended organisation's staff stop with its keys: whatever tokens they still hold.
+    if row.body_id is not None and not row.body_active:
+        raise organisation_suspended()
     return _principal_of(
         Role(row.role), str(row.id), row.body_id, row.region_code, kind="user", name=row.display_name
     )
@@ -154,8 +179,10 @@ async def principal_for_key(session: AsyncSession, secret: str) -> Principal:
     if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
         raise refused
     organisation = await session.get(Body, key.organisation_id)
-    if organisation is None or not organisation.active:
+    if organisation is None:
         raise refused
+    if not organisation.active:
+        raise organisation_suspended()
     return make_principal(Role(key.role), str(key.id), organisation, kind="api_key", name=key.name)
 
 

@@ -75,6 +75,15 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         await db.dispose()
 
 
+def key_state(key: ApiKey, now: datetime) -> str:
+    """What authentication makes of the key now: an expired key is refused like a revoked one."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "active"
+
+
 async def _find_key(svc: IdentityService, ref: str) -> ApiKey | None:
     try:
         return await svc.session.get(ApiKey, uuid.UUID(ref))
@@ -122,8 +131,9 @@ async def _dispatch(
         print(f"secret (shown once, store it now): {created.secret}")
         return 0, AuditEntry.by(OPERATOR, "keys.create", object_type="api_key", object_id=str(created.key.id))
     if args.command == "keys" and args.action == "list":
+        now = utcnow()
         for k in await svc.keys(OPERATOR, args.organisation):
-            state = "revoked" if k.revoked_at else "active"
+            state = key_state(k, now)
             print(f"{k.id}  {k.prefix}  {k.role:<14} {state:<8} org={k.organisation_id} name={k.name}")
         return 0, None
     key = await _find_key(svc, args.key)

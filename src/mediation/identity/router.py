@@ -4,30 +4,39 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from mediation.bodies.models import Body
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
     Conflict,
     Forbidden,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
     NotFound,
     Unauthenticated,
     problem_responses,
 )
+from mediation.core.idempotency import run_idempotent
+from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal, Role
 from mediation.core.schemas import WriteModel
+from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.schemas import Instant
 from mediation.identity.auth import CurrentPrincipal, client_address, identity_of, make_principal, permission
-from mediation.identity.service import IdentityService
+from mediation.identity.service import CreatedKey, IdentityService, normalised_username
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute)
+
+# A password is taken exactly as typed, on every path (API, pages, command line): trimming it here
+# alone would make an account created by the API unusable with its own password on the page.
+Password = Annotated[str, StringConstraints(strip_whitespace=False)]
 
 
 class TokenRequest(WriteModel):
     username: Annotated[str, Field(min_length=1, max_length=64)]
-    password: Annotated[str, Field(min_length=1, max_length=256)]
+    password: Annotated[Password, Field(min_length=1, max_length=256)]
 
 
 class TokenResponse(BaseModel):
@@ -53,7 +62,7 @@ class UserIn(WriteModel):
     display_name: Annotated[str, Field(min_length=1, max_length=100)]
     role: Role
     organisation_id: uuid.UUID | None = None
-    password: Annotated[str, Field(max_length=256)]
+    password: Annotated[Password, Field(max_length=256)]
 
 
 class UserOut(BaseModel):
@@ -105,12 +114,15 @@ class ApiKeyCreated(ApiKeyOut):
 )
 async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
     identity = identity_of(request)
+    username = normalised_username(data.username)
     # Per address and per account: slows password guessing without locking the real user out.
     identity.anonymous_limiter.check(f"signin:{client_address(request)}")
-    identity.anonymous_limiter.check(f"signin-user:{data.username}")
-    request.state.audit_details = {"username": data.username}
+    identity.anonymous_limiter.check(f"signin-user:{username}")
+    # What was typed may be a mobile or ID number (someone signing in with their phone number):
+    # masked as the logs mask it.
+    request.state.audit_details = {"username": redact_text(username)}
     svc = IdentityService(session_of(request), identity.passwords)
-    user, token = await svc.sign_in(data.username, data.password, identity.tokens)
+    user, token = await svc.sign_in(username, data.password, identity.tokens)
     # The sign-in's audit record names the account and its organisation, like any later request.
     organisation = await session_of(request).get(Body, user.organisation_id) if user.organisation_id else None
     request.state.principal = make_principal(
@@ -150,23 +162,29 @@ UserAdmin = Annotated[Principal, permission(Permission.users_manage)]
     status_code=201,
     response_model=UserOut,
     summary="创建员工账号 Create a staff account",
-    responses=problem_responses(Forbidden, Conflict),
+    responses=problem_responses(Forbidden, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
-async def create_user(request: Request, data: UserIn, principal: UserAdmin) -> UserOut:
+async def create_user(
+    request: Request, data: UserIn, principal: UserAdmin, idempotency_key: IdempotencyKey = None
+) -> Response:
     settings = request.app.state.settings
     svc = IdentityService(session_of(request), identity_of(request).passwords)
-    user = await svc.create_user(
-        data.username,
-        data.display_name,
-        data.role,
-        data.organisation_id,
-        data.password,
-        settings.min_password_length,
-    )
-    request.state.audit_object = ("user", user.id)
-    request.state.audit_details = {"role": data.role.value}
-    return UserOut.model_validate(user)
+
+    async def work() -> Response:
+        user = await svc.create_user(
+            data.username,
+            data.display_name,
+            data.role,
+            data.organisation_id,
+            data.password,
+            settings.min_password_length,
+        )
+        request.state.audit_object = ("user", user.id)
+        request.state.audit_details = {"role": data.role.value}
+        return _json(UserOut.model_validate(user), 201)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.get(
@@ -207,18 +225,26 @@ def _key_manager(principal: Principal) -> None:
     response_model=ApiKeyCreated,
     summary="创建 API 密钥 Create an API key",
     description="The key is in this response only; the service keeps a hash.",
-    responses=problem_responses(Forbidden),
+    responses=problem_responses(Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
-async def create_key(request: Request, data: ApiKeyIn, principal: CurrentPrincipal) -> ApiKeyCreated:
+async def create_key(
+    request: Request, data: ApiKeyIn, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
+) -> Response:
     _key_manager(principal)
     if not principal.can(Permission.keys_manage) and data.organisation_id != principal.organisation_id:
         raise Forbidden()
-    created = await IdentityService(session_of(request)).create_key(
-        data.organisation_id, data.role, data.name, principal.id, data.expires_at
-    )
-    request.state.audit_object = ("api_key", created.key.id)
-    return ApiKeyCreated(**ApiKeyOut.model_validate(created.key).model_dump(), secret=created.secret)
+
+    async def work() -> Response:
+        created = await IdentityService(session_of(request)).create_key(
+            data.organisation_id, data.role, data.name, principal.id, data.expires_at
+        )
+        request.state.audit_object = ("api_key", created.key.id)
+        return _json(_created(created), 201)
+
+    # A retry after a lost answer gets the same key back (stored encrypted, replayed only to the
+    # same caller) instead of a second live key whose secret nobody holds.
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.get(
@@ -257,13 +283,31 @@ async def revoke_key(request: Request, key_id: uuid.UUID, principal: CurrentPrin
     response_model=ApiKeyCreated,
     summary="轮换 API 密钥 Rotate an API key",
     description="Creates a successor; both keys work until the old one is revoked.",
-    responses=problem_responses(Forbidden, NotFound, Conflict),
+    responses=problem_responses(Forbidden, NotFound, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
-async def rotate_key(request: Request, key_id: uuid.UUID, principal: CurrentPrincipal) -> ApiKeyCreated:
+async def rotate_key(
+    request: Request, key_id: uuid.UUID, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
+) -> Response:
     _key_manager(principal)
     svc = IdentityService(session_of(request))
-    created = await svc.rotate(await svc.key(key_id, principal, for_update=True), principal.id)
-    request.state.audit_object = ("api_key", created.key.id)
-    request.state.audit_details = {"replaces": str(key_id)}
+
+    async def work() -> Response:
+        created = await svc.rotate(await svc.key(key_id, principal, for_update=True), principal.id)
+        request.state.audit_object = ("api_key", created.key.id)
+        request.state.audit_details = {"replaces": str(key_id)}
+        return _json(_created(created), 201)
+
+    # A rotation retried after a lost answer would otherwise meet its own successor (409
+    # already_rotated), and the successor's secret, shown once, would be lost.
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+def _created(created: CreatedKey) -> ApiKeyCreated:
     return ApiKeyCreated(**ApiKeyOut.model_validate(created.key).model_dump(), secret=created.secret)
+
+
+def _json(model: BaseModel, status_code: int) -> Response:
+    """The answer as the response model would have written it; built here because an idempotent
+    request stores and replays the response itself."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")

@@ -23,6 +23,7 @@ from mediation.core.principal import (
     Principal,
     Role,
 )
+from mediation.identity.auth import organisation_suspended
 from mediation.identity.credentials import IssuedToken, Passwords, Tokens, new_api_key
 from mediation.identity.models import ApiKey, User
 
@@ -41,6 +42,12 @@ def organisation_fits(role: Role, organisation: Body | None) -> bool:
     if role in (Role.admin, Role.auditor):
         return organisation is None or kind == BodyKind.mediation_center
     return False
+
+
+def normalised_username(typed: str) -> str:
+    """The account a typed username names: surrounding spaces are not part of it. Every sign-in
+    path, and its guessing limit, keys on this form, so padding cannot make a fresh name."""
+    return typed.strip()
 
 
 def _invalid(field: str, code: str, text: Text) -> ValidationFailed:
@@ -84,8 +91,18 @@ class IdentityService:
         min_length: int,
     ) -> User:
         assert self.passwords is not None
-        if role not in STAFF_ROLES:
+        if role in MACHINE_ROLES - STAFF_ROLES:
             raise _invalid("role", "not_staff", Text("该角色使用 API 密钥", "This role uses API keys"))
+        if role not in STAFF_ROLES:
+            # `system` stands for the service's own jobs and the command line; nobody signs in as it.
+            raise _invalid(
+                "role",
+                "not_staff",
+                Text(
+                    "该角色仅供系统内部使用, 不能创建账号",
+                    "This role is the service's own and cannot have accounts",
+                ),
+            )
         if len(password) < min_length:
             raise _invalid(
                 "password",
@@ -113,12 +130,18 @@ class IdentityService:
         return user
 
     async def sign_in(self, username: str, password: str, tokens: Tokens) -> tuple[User, IssuedToken]:
+        """`username` as `normalised_username` gives it; the password exactly as typed."""
         assert self.passwords is not None
         user = await self.session.scalar(select(User).where(User.username == username))
         # Verify even for an unknown user, so timing does not tell which usernames exist.
         valid = self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not valid or not user.active:
             raise Unauthenticated(Text("用户名或密码错误", "Wrong username or password"))
+        if user.organisation_id is not None:
+            # Said only after the password checked out, so it tells a stranger nothing.
+            organisation = await self.session.get(Body, user.organisation_id)
+            if organisation is not None and not organisation.active:
+                raise organisation_suspended()
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(password)
         user.last_login_at = utcnow()

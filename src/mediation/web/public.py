@@ -11,12 +11,13 @@ from pydantic import ValidationError
 from mediation.bodies.models import Body
 from mediation.core.db import session_of
 from mediation.core.errors import NotFound, Unauthenticated
+from mediation.core.pii import redact_text
 from mediation.core.principal import Role
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
 from mediation.disputes.router import NEXT_STEP, service
 from mediation.disputes.schemas import StatusLookupIn
-from mediation.identity.auth import client_address, identity_of, make_principal
-from mediation.identity.service import IdentityService
+from mediation.identity.auth import ORGANISATION_SUSPENDED, client_address, identity_of, make_principal
+from mediation.identity.service import IdentityService, normalised_username
 from mediation.web.forms import errors_of
 from mediation.web.rendering import WebRoute, render, see_other
 from mediation.web.session import WEB_ROLES, check_csrf, clear_session, current_principal, set_session
@@ -58,23 +59,29 @@ async def login(
 ) -> Response:
     check_csrf(request, csrf)
     identity = identity_of(request)
+    # Normalised before the limits: " clerk" must count against the same account as "clerk".
+    username = normalised_username(username)
     # The API's limits on guessing apply to the page as well: per address and per account.
     identity.anonymous_limiter.check(f"signin:{client_address(request)}")
     identity.anonymous_limiter.check(f"signin-user:{username}")
-    request.state.audit_details = {"username": username, "via": "web"}
+    # What was typed may be a mobile or ID number: masked as the logs mask it.
+    request.state.audit_details = {"username": redact_text(username), "via": "web"}
     session = session_of(request)
     svc = IdentityService(session, identity.passwords)
     try:
         if not username or not password:
             raise Unauthenticated
-        user, token = await svc.sign_in(username.strip(), password, identity.tokens)
+        user, token = await svc.sign_in(username, password, identity.tokens)
         if Role(user.role) not in WEB_ROLES:
             raise Unauthenticated
-    except Unauthenticated:
+    except Unauthenticated as refused:
         await session.rollback()
+        suspended = refused.extensions.get("code") == ORGANISATION_SUSPENDED
         context = {
             "next": _safe_next(next) or "",
-            "error": "用户名或密码错误, 或该账号不能使用工作台",
+            "error": (
+                "所属机构已暂停工作, 暂不能登录" if suspended else "用户名或密码错误, 或该账号不能使用工作台"
+            ),
             "username": username,
         }
         return render(request, "login.html", context, 401)
