@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from mediation.bodies.models import Body, BodyJurisdiction
 from mediation.clocks import engine
 from mediation.clocks.rules import Unit
 from mediation.clocks.scheduler import tick
 from mediation.core.db import Database
+from mediation.disputes.identity import region_prefix
 from mediation.disputes.models import TimelineEntry
 from mediation.events.models import OutboxEvent
 from tests.conftest import TEST_SECRETS
@@ -235,6 +237,87 @@ async def test_an_extension_needs_every_partys_consent_and_stays_within_the_limi
     )
     assert response.status_code == 422
     assert "第十四条" in response.json()["reasons"][0]["article"]
+
+
+async def _clock_action(api: Api, dispute: dict[str, Any], path: str, body: dict[str, Any]) -> dict[str, Any]:
+    dispute = await api.get(dispute)
+    response = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/clocks/mediation/{path}",
+        json=body,
+        headers={**api.acting("body_mediator", dispute), "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _replayed(clock: dict[str, Any]) -> date:
+    """The last day a recount on the calendar as it stands gives the clock."""
+    end, _ = engine.replay(
+        datetime.fromisoformat(clock["started_at"]),
+        clock["length"],
+        Unit(clock["unit"]),
+        clock["history"],
+        BEIJING,
+    )
+    return end.last_day
+
+
+async def test_a_pause_is_added_to_the_nominal_last_day_not_to_the_day_it_was_moved_to(api: Api) -> None:
+    # One month from Thursday 5 November ends on Saturday 5 December, moved to Monday 7 December.
+    _at(api, date(2026, 11, 5))
+    dispute = await api.drive("mediating")
+    assert (await _clocks(api, dispute))["mediation"]["due_on"] == "2026-12-07"
+    _at(api, date(2026, 11, 10))
+    await _clock_action(api, dispute, "pause", {"reason": "waiting_party"})
+    _at(api, date(2026, 11, 11))
+    resumed = await _clock_action(api, dispute, "resume", {})
+    # A day stood still: 5 December + 1 is Sunday 6 December, moved once, to Monday 7 December
+    # (民法典 Art. 203; 民事诉讼法 Art. 85); not the moved Monday + 1.
+    assert resumed["due_on"] == "2026-12-07"
+    assert _replayed(resumed) == date(2026, 12, 7)
+
+
+async def test_an_extension_is_added_to_the_nominal_last_day(api: Api) -> None:
+    # One month from Thursday 4 June ends on Saturday 4 July, moved to Monday 6 July.
+    _at(api, date(2026, 6, 4))
+    dispute = await api.drive("mediating")
+    assert (await _clocks(api, dispute))["mediation"]["due_on"] == "2026-07-06"
+    extended = await _clock_action(
+        api,
+        dispute,
+        "extension",
+        {"units": 1, "reason": "双方同意延长", "consenting_party_ids": [p["id"] for p in dispute["parties"]]},
+    )
+    # Two months from 4 June: Tuesday 4 August, not a month from the moved 6 July.
+    assert extended["due_on"] == "2026-08-04"
+    assert _replayed(extended) == date(2026, 8, 4)
+
+
+async def test_the_rural_land_commission_decides_on_acceptance_within_five_working_days(api: Api) -> None:
+    """农村土地承包经营纠纷调解仲裁法 Art. 23: 五个工作日 from receipt of the application."""
+    async with api.app.state.db.writer() as session, session.begin():
+        commission = Body(
+            id=uuid.uuid4(),
+            name="诸暨市农村土地承包仲裁委员会",
+            kind="rural_land_arbitration_commission",
+            tier="county",
+            region_code="330681000000",
+            active=True,
+            categories=[],
+            created_at=datetime.now(UTC),
+        )
+        session.add(commission)
+        await session.flush()
+        session.add(BodyJurisdiction(body_id=commission.id, region_prefix=region_prefix("330681000000")))
+    _at(api, date(2026, 12, 1))
+    dispute = await api.drive(
+        "mediation_failed", category="land_forest", description="双方因承包地边界发生争执, 申请调解。"
+    )
+    # Referred on Saturday 5 December: Monday 7 to Friday 11 December are the five working days.
+    _at(api, date(2026, 12, 5))
+    referred = await api.step(dispute, "refer_arbitration", {"commission_id": str(commission.id)})
+    assert referred["handoff"]["kind"] == "rural_land_arbitration"
+    assert referred["handoff"]["accept_due_on"] == "2026-12-11"
 
 
 # ---- levels, exactly once --------------------------------------------------------------------------

@@ -162,7 +162,7 @@ async def test_a_process_that_counted_on_an_older_schedule_is_caught_up_by_the_n
 
 async def test_pauses_and_extensions_are_replayed_on_the_loaded_schedule(api: Api) -> None:
     """A clock counted before the load ends where the same clock started after it ends."""
-    holidays = {**SCHEDULE, "holidays": [*NEW_YEAR, {"date": "2027-01-08", "name": "测试"}]}
+    holidays = {**SCHEDULE, "holidays": [*NEW_YEAR, {"date": "2027-01-06", "name": "测试"}]}
 
     async def mediate_with_a_pause() -> dict[str, Any]:
         _at(api, date(2026, 12, 2))
@@ -182,8 +182,9 @@ async def test_pauses_and_extensions_are_replayed_on_the_loaded_schedule(api: Ap
 
     before = await mediate_with_a_pause()
     counted_before = (await _clocks(api, before))["mediation"]
-    # One month from 2 December is Saturday 2 January, moved to Monday 4; four days paused: 8 January.
-    assert (counted_before["due_on"], counted_before["provisional"]) == ("2027-01-08", True)
+    # One month from 2 December is Saturday 2 January; four days paused: Wednesday 6 January (the
+    # pause is added to the nominal last day, which moves off a rest day only once: 民法典 Art. 203).
+    assert (counted_before["due_on"], counted_before["provisional"]) == ("2027-01-06", True)
     assert (await _load(api, holidays)).status_code == 200
     assert (await _tick(api)).clocks_recounted >= 1
     recounted = (await _clocks(api, before))["mediation"]

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from mediation.clocks.rules import Unit
 from mediation.core.legal_time import (
     PeriodEnd,
+    add_months,
     months_end,
     period_end,
     working_days_between,
@@ -81,13 +82,28 @@ def skipped(paused_on: date, resumed_on: date, unit: Unit) -> int:
     return max((resumed_on - paused_on).days, 0)
 
 
-def moved(due_on: date, units: int, unit: Unit, *, calendar_days: bool = False) -> PeriodEnd:
-    """The last day after adding `units` (a pause's skipped days or an extension)."""
+def counted(start: date, length: int, unit: Unit) -> tuple[date, PeriodEnd]:
+    """The period's nominal last day (before any move off a rest day) and its end (`period`)."""
+    if unit == Unit.working_days:
+        end = working_days_end(start, length)
+        return end.last_day, end
+    nominal = add_months(start, length) if unit == Unit.months else start + timedelta(days=length)
+    return nominal, period_end(nominal, 0)
+
+
+def moved(nominal: date, units: int, unit: Unit, *, calendar_days: bool = False) -> tuple[date, PeriodEnd]:
+    """The nominal last day and the end after adding `units` (a pause's skipped days or an
+    extension) to the nominal last day. A last day off moves to the next working day once, for
+    the period as it now stands (民法典 Art. 203; 民事诉讼法 Art. 85): adding to a day already
+    moved would count the rest days it was moved over twice."""
     if unit == Unit.working_days and not calendar_days:
-        return working_days_end(due_on, units)
+        end = working_days_end(nominal, units)
+        return end.last_day, end
     if unit == Unit.months and not calendar_days:
-        return months_end(due_on, units)
-    return period_end(due_on, units)
+        day = add_months(nominal, units)
+    else:
+        day = nominal + timedelta(days=units)
+    return day, period_end(day, 0)
 
 
 def replay(
@@ -95,8 +111,9 @@ def replay(
 ) -> tuple[PeriodEnd, bool]:
     """The clock's last day counted afresh on the calendar as it now stands: its period from the
     start, then each pause (the units it stood still, counted again) and each extension, in the
-    order its history has them. With whether any of it reached a year not known (provisional)."""
-    end = period(started_at.astimezone(tz).date(), length, unit)
+    order its history has them, each added to the nominal last day. With whether any of it
+    reached a year not known (provisional)."""
+    nominal, end = counted(started_at.astimezone(tz).date(), length, unit)
     provisional = not end.calendar_known
     paused_on: date | None = None
     for entry in history:
@@ -109,9 +126,9 @@ def replay(
             paused_on = None
             if not units:
                 continue
-            end = moved(end.last_day, units, unit, calendar_days=unit == Unit.months)
+            nominal, end = moved(nominal, units, unit, calendar_days=unit == Unit.months)
         elif what == "extended":
-            end = moved(end.last_day, int(entry["units"]), unit)
+            nominal, end = moved(nominal, int(entry["units"]), unit)
         else:
             continue
         provisional = provisional or not end.calendar_known

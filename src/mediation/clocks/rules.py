@@ -1,8 +1,9 @@
 """Deadline rules as data (时限规则): which clock runs in which state, for how long, counted how.
 
 Each rule names a clock (the stage it times), the cases it applies to (dispute category, body
-type, channel, procedure, complexity; empty means any), a length and a unit, whether the clock
-may be paused while waiting on a party, and whether and how it may be extended. When several rules
+type, channel, procedure, complexity; empty means any), a length and a unit, the day it counts
+from (the day the case enters the state, or an earlier day the law names), whether the clock may
+be paused while waiting on a party, and whether and how it may be extended. When several rules
 fit a case, the most specific one (the most conditions) wins; rules of equal weight keep file
 order. The shipped defaults (`default_rules.json`) encode domain.md §4 with their sources; a
 center points `MEDIATION_CLOCK_RULES_FILE` at its own file.
@@ -78,6 +79,28 @@ class Unit(StrEnum):
 UNIT_NAMES = {Unit.days: "日", Unit.working_days: "个工作日", Unit.months: "个月"}
 
 
+class CountsFrom(StrEnum):
+    """The day a clock's period is counted from (the triggering day, not itself counted)."""
+
+    # The day the case enters the clock's state, each time it does.
+    entry = "entry"
+    # The day the agreement took effect: the judicial confirmation window runs from it
+    # (民事诉讼法 Art. 205; 人民调解法 Art. 33), however late `agree` is recorded and whatever
+    # confirmation request is withdrawn meanwhile.
+    agreement_effective = "agreement_effective"
+    # The day a mediation body first received the case (its first sign-for): the labour mediation
+    # period runs from it (劳动争议调解仲裁法 Art. 14), and a transfer to another body does not
+    # put it back.
+    first_receipt = "first_receipt"
+
+
+# Which clocks each starting day other than entry may be used for.
+COUNTS_FROM_CLOCKS: dict[CountsFrom, frozenset[ClockName]] = {
+    CountsFrom.agreement_effective: frozenset({ClockName.confirmation_window}),
+    CountsFrom.first_receipt: frozenset({ClockName.mediation}),
+}
+
+
 class Procedure(StrEnum):
     court_delegated = "court_delegated"  # 委派/委托调解: an inviting court or the court channel
 
@@ -129,6 +152,13 @@ class ClockRule(_Strict):
     unit: Unit
     pausable: bool = Field(default=False, description="May pause while waiting on a party.")
     extension: Extension | None = None
+    counts_from: CountsFrom | None = Field(
+        default=None,
+        description="The day the period is counted from: the day the case enters the clock's state "
+        "(entry), the day the agreement took effect (agreement_effective, confirmation_window only) or "
+        "the day a mediation body first received the case (first_receipt, mediation only). By default "
+        "agreement_effective for confirmation_window and entry for the others.",
+    )
     warn_share: Annotated[float | None, Field(gt=0, lt=1)] = Field(
         default=None,
         description="Share of the period after which the case is at risk (overrides the default).",
@@ -136,6 +166,16 @@ class ClockRule(_Strict):
     source: Annotated[str, Field(min_length=1, max_length=300)] = Field(
         description="The article or practice."
     )
+
+    @property
+    def starts(self) -> CountsFrom:
+        if self.counts_from is not None:
+            return self.counts_from
+        # 民事诉讼法 Art. 205: the window runs from the agreement taking effect; a rule file need
+        # not say so.
+        if self.clock == ClockName.confirmation_window:
+            return CountsFrom.agreement_effective
+        return CountsFrom.entry
 
 
 class RuleFile(_Strict):
@@ -149,10 +189,24 @@ class RuleFile(_Strict):
             raise ValueError("clock rule ids must be unique")
         for rule in self.rules:
             on_handoff = rule.clock in (ClockName.handoff_accept, ClockName.handoff_decide)
-            if on_handoff and (len(rule.when.handoffs) != 1 or rule.unit != Unit.days):
-                raise ValueError(f"{rule.id}: a handoff clock names one handoff kind and counts days")
+            # A handoff step counts days, or working days where its law says so (e.g. 农村土地承包
+            # 经营纠纷调解仲裁法 Art. 23: 五个工作日); the handoff record keeps no pauses or months.
+            if on_handoff and (
+                len(rule.when.handoffs) != 1 or rule.unit not in (Unit.days, Unit.working_days)
+            ):
+                raise ValueError(
+                    f"{rule.id}: a handoff clock names one handoff kind and counts days or working days"
+                )
             if not on_handoff and rule.when.handoffs:
                 raise ValueError(f"{rule.id}: only handoff clocks match on handoffs")
+            if rule.starts != CountsFrom.entry and rule.clock not in COUNTS_FROM_CLOCKS[rule.starts]:
+                raise ValueError(
+                    f"{rule.id}: a {rule.clock.value} clock cannot count from {rule.starts.value}"
+                )
+            if rule.clock == ClockName.confirmation_window and rule.starts != CountsFrom.agreement_effective:
+                raise ValueError(
+                    f"{rule.id}: the confirmation window counts from the agreement taking effect"
+                )
         for kind in HandoffKind:
             if not any(r.clock == ClockName.handoff_accept and kind in r.when.handoffs for r in self.rules):
                 raise ValueError(f"no handoff_accept rule for {kind.value}")

@@ -8,8 +8,9 @@ Services add and flush; the caller's unit of work commits. Each change also refr
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,7 @@ from mediation.clocks.rules import (
     ClockName,
     ClockRule,
     ClockRules,
+    CountsFrom,
     Unit,
 )
 from mediation.core.clock import Clock
@@ -53,6 +55,20 @@ def facts_of(dispute: Dispute, body: Body | None) -> CaseFacts:
         body_kind=body.kind if body is not None else None,
         court_delegated=dispute.inviting_court_id is not None or dispute.channel == Channel.court_delegated,
     )
+
+
+def _counted_from(dispute: Dispute, rule: ClockRule) -> date | None:
+    """The day the rule counts the period from, when it is not the day the case enters the state.
+    Both are set by the transition before the clocks follow it (DisputeService._apply_effects)."""
+    if rule.starts == CountsFrom.agreement_effective:
+        return dispute.agreement_effective_on
+    if rule.starts == CountsFrom.first_receipt:
+        return dispute.mediation_started_on
+    return None
+
+
+def _start_of(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
 def clock_summary(clock: CaseClock) -> dict[str, Any]:
@@ -132,10 +148,17 @@ class ClockService:
         return started
 
     def _start(self, dispute: Dispute, rule: ClockRule, now: datetime) -> CaseClock:
-        start_day = now.astimezone(self.clock.zone).date()
+        zone = self.clock.zone
+        start_day = _counted_from(dispute, rule) or now.astimezone(zone).date()
+        # A period counted from an earlier day (the agreement's taking effect, the first receipt)
+        # runs from that day: its warning share and any later recount start there too.
+        started_at = now if start_day == now.astimezone(zone).date() else _start_of(start_day, zone)
         due = engine.deadline(
-            now, engine.period(start_day, rule.length, rule.unit), self.rules.share(rule), self.clock.zone
+            started_at, engine.period(start_day, rule.length, rule.unit), self.rules.share(rule), zone
         )
+        started: dict[str, Any] = {"at": now.isoformat(), "what": "started", "due_on": due.due_on.isoformat()}
+        if started_at != now:
+            started["counted_from"] = start_day.isoformat()
         clock = CaseClock(
             id=uuid.uuid4(),
             dispute_id=dispute.id,
@@ -145,14 +168,16 @@ class ClockService:
             unit=rule.unit.value,
             length=rule.length,
             pausable=rule.pausable,
-            started_at=now,
+            started_at=started_at,
             due_on=due.due_on,
             due_at=due.due_at,
             warn_at=due.warn_at,
             provisional=due.provisional,
             extended_by=0,
-            level=Level.normal.value,
-            history=[{"at": now.isoformat(), "what": "started", "due_on": due.due_on.isoformat()}],
+            # Counted from an earlier day, it may be at risk or over already; the scheduler
+            # reports it at its next pass.
+            level=engine.level(now, due.warn_at, due.due_at).value,
+            history=[started],
         )
         return clock
 
@@ -214,24 +239,24 @@ class ClockService:
         zone = self.clock.zone
         unit = Unit(clock.unit)
         skipped = engine.skipped(clock.paused_at.astimezone(zone).date(), now.astimezone(zone).date(), unit)
+        resumed: dict[str, Any] = {"at": now.isoformat(), "what": "resumed", "skipped": skipped}
         if skipped:
-            self._move(
-                clock, engine.moved(clock.due_on, skipped, unit, calendar_days=unit == Unit.months), now
-            )
+            # Counted as a recount would count it (the skipped days added to the nominal last day,
+            # then moved off a rest day once), so the two never disagree.
+            self._move(clock, self._replayed(clock, resumed), now)
         clock.paused_at = None
         clock.pause_reason = None
-        clock.history = [
-            *clock.history,
-            {
-                "at": now.isoformat(),
-                "what": "resumed",
-                "skipped": skipped,
-                "due_on": clock.due_on.isoformat(),
-            },
-        ]
+        clock.history = [*clock.history, {**resumed, "due_on": clock.due_on.isoformat()}]
         await self.session.flush()
         await self.summarise(dispute)
         return clock, skipped
+
+    def _replayed(self, clock: CaseClock, entry: dict[str, Any]) -> PeriodEnd:
+        """The clock's end with `entry` (a resumption or an extension) added to its history."""
+        end, _ = engine.replay(
+            clock.started_at, clock.length, Unit(clock.unit), [*clock.history, entry], self.clock.zone
+        )
+        return end
 
     async def rule_of(self, dispute: Dispute, name: ClockName) -> ClockRule | None:
         """The rule the running clock was started under."""
@@ -259,18 +284,15 @@ class ClockService:
                 ),
                 clock,
             )
-        self._move(clock, engine.moved(clock.due_on, units, Unit(clock.unit)), now)
+        extended: dict[str, Any] = {
+            "at": now.isoformat(),
+            "what": "extended",
+            "units": units,
+            "reason": reason,
+        }
+        self._move(clock, self._replayed(clock, extended), now)
         clock.extended_by += units
-        clock.history = [
-            *clock.history,
-            {
-                "at": now.isoformat(),
-                "what": "extended",
-                "units": units,
-                "reason": reason,
-                "due_on": clock.due_on.isoformat(),
-            },
-        ]
+        clock.history = [*clock.history, {**extended, "due_on": clock.due_on.isoformat()}]
         await self.session.flush()
         await self.summarise(dispute)
         return clock

@@ -609,6 +609,8 @@ G_COMMISSION_FITS = Guard(
     "仲裁法 第四条、第十六条、第七十七条; 劳动争议调解仲裁法 第二条; 农村土地承包经营纠纷调解仲裁法 第二条",
     _commission_fits,
 )
+
+
 def _arbitration_after_agreement(ctx: GuardContext) -> list[Refusal]:
     """Once an agreement is signed, or its confirmation refused, arbitration is a labour dispute's
     road (劳动争议调解仲裁法 Art. 15); any other dispute's agreement is taken to court when it is

@@ -1,7 +1,8 @@
 """The handoff record and its legal clocks, kept in step with the case's lifecycle.
 
 Each kind of handoff has the target's deadline to decide on acceptance and, for some, to decide
-the matter, with at most one extension. Periods count by 民事诉讼法 Art. 85 (`period_end`).
+the matter, with at most one extension. Periods count by 民事诉讼法 Art. 85 (`period_end`), or in
+working days where the step's rule says so.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
 from mediation.clocks.models import CalendarDay
-from mediation.clocks.rules import ClockName, ClockRules
+from mediation.clocks.rules import ClockName, ClockRules, Unit
 from mediation.core.i18n import Text
-from mediation.core.legal_time import add_years, period_end, years_end
+from mediation.core.legal_time import add_years, period_end, working_days_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
@@ -32,6 +33,8 @@ class Periods:
     decide_days: int | None = None
     extension_days: int | None = None
     decide_article: str | None = None
+    accept_unit: Unit = Unit.days
+    decide_unit: Unit = Unit.days
 
 
 def periods(rules: ClockRules, kind: str) -> Periods:
@@ -48,6 +51,8 @@ def periods(rules: ClockRules, kind: str) -> Periods:
         decide_days=decide.length if decide else None,
         extension_days=decide.extension.max if decide and decide.extension else None,
         decide_article=decide.source if decide else None,
+        accept_unit=accept.unit,
+        decide_unit=decide.unit if decide else Unit.days,
     )
 
 
@@ -69,7 +74,9 @@ LABOUR_LIMITATION_WARNING_DAYS = 30
 LABOUR_LIMITATION_ARTICLE = "劳动争议调解仲裁法 第二十七条"
 
 
-def due(start: date, days: int) -> date:
+def due(start: date, days: int, unit: Unit = Unit.days) -> date:
+    if unit == Unit.working_days:  # e.g. 农村土地承包经营纠纷调解仲裁法 Art. 23: 五个工作日
+        return working_days_end(start, days).last_day
     return period_end(start, days).last_day
 
 
@@ -226,7 +233,7 @@ class Ledger:
             arbitration_agreement=getattr(payload, "arbitration_agreement", None),
             warnings=warnings,
             requested_on=today,
-            accept_due_on=due(today, clock.accept_days),
+            accept_due_on=due(today, clock.accept_days, clock.accept_unit),
             extended_days=0,
             created_by=principal_id,
             created_at=now,
@@ -242,7 +249,7 @@ class Ledger:
         handoff.accepted_on = accepted_on
         handoff.target_case_number = case_number
         if clock.decide_days is not None:
-            handoff.decide_due_on = due(accepted_on, clock.decide_days)
+            handoff.decide_due_on = due(accepted_on, clock.decide_days, clock.decide_unit)
         handoff.overdue_flagged = None
         self.touch(handoff, now)
 
@@ -251,7 +258,7 @@ class Ledger:
         assert handoff.accepted_on is not None and clock.decide_days is not None
         handoff.extended_days = days
         handoff.extension_reason = reason
-        handoff.decide_due_on = due(handoff.accepted_on, clock.decide_days + days)
+        handoff.decide_due_on = due(handoff.accepted_on, clock.decide_days + days, clock.decide_unit)
         handoff.overdue_flagged = None
         self.touch(handoff, now)
 
