@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from mediation.agreements.models import Agreement
 from mediation.core.i18n import Text
+from mediation.core.legal_time import period_end
 from mediation.core.refusal import Refusal
 from mediation.disputes.enums import AgreementForm, PartyKind
 from mediation.disputes.models import Dispute, Party
@@ -170,3 +172,9 @@ def agreement_summary(agreement: Agreement) -> dict[str, Any]:
         "effective_on": agreement.effective_on.isoformat() if agreement.effective_on else None,
         "obligations": len(agreement.obligations),
     }
+
+
+def past_its_day(due_on: date, today: date) -> bool:
+    """Whether an obligation due on `due_on` is late on `today`. A day to perform that falls on a
+    rest day runs to the next working day (民法典 Art. 203)."""
+    return period_end(due_on, 0).last_day < today

@@ -35,7 +35,6 @@ from mediation.core.errors import (
 )
 from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
-from mediation.core.legal_time import period_end
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
 from mediation.disputes.enums import Consent
@@ -599,8 +598,7 @@ class AgreementService:
         if obligation is None or obligation.status != "pending":
             return False
         today = self.clock.today()
-        # A day to perform that falls on a rest day runs to the next working day (民法典 Art. 203).
-        if period_end(obligation.due_on, 0).last_day >= today:
+        if not rules.past_its_day(obligation.due_on, today):
             return False
         governs = await self.session.scalar(
             select(Dispute.id).where(Dispute.id == obligation.dispute_id, AGREEMENT_GOVERNS)

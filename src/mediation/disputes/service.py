@@ -22,7 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from mediation.agreements.models import Agreement, FollowUp, Obligation
 from mediation.agreements.render import agreement_html
-from mediation.agreements.rules import agreement_summary
+from mediation.agreements.rules import agreement_summary, past_its_day
 from mediation.alerts.detect import place_key
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.clocks import rules as clock_rules
@@ -44,7 +44,6 @@ from mediation.core.errors import (
 )
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
-from mediation.core.legal_time import period_end
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, Role
 from mediation.core.refusal import summary
@@ -805,8 +804,7 @@ class DisputeService:
                 Obligation.due_on < today,
             )
         )
-        # A day to perform that falls on a rest day runs to the next working day (民法典 Art. 203).
-        return sum(1 for day in days.all() if period_end(day, 0).last_day < today)
+        return sum(1 for day in days.all() if past_its_day(day, today))
 
     async def _document_kinds(self, dispute_id: uuid.UUID) -> set[str]:
         rows = await self.session.scalars(
