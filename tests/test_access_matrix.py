@@ -44,7 +44,9 @@ PUBLIC = {
     ("get", "/v1/bodies/{body_id}"),
     ("get", "/v1/lifecycle"),
     ("get", "/v1/me"),
+    ("post", "/v1/me/password"),
     ("post", "/v1/auth/token"),
+    ("post", "/v1/auth/logout"),
     ("get", "/v1/events/catalogue"),
     ("get", "/v1/clock-rules"),
     ("get", "/v1/calendar/deadline"),
@@ -147,6 +149,8 @@ def _operations(api: Any) -> list[tuple[str, str]]:
 
 
 def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[str, str]) -> Any:
+    if path == "/v1/users/{user_id}/password":
+        return {"password": "an intruder's long password"}
     if method == "patch" and path == "/v1/bodies/{body_id}":
         return {"description": "intruder profile", "capacity": 1}
     if method == "patch" and path.endswith("/mediators/{mediator_id}"):
@@ -245,7 +249,7 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
     if path.endswith("/withdrawal"):
         return {"reason": "intruder withdrawal"}
     if path.endswith(
-        ("/revoke", "/rotate", "/deactivate", "/rotate-secret", "/disable", "/enable", "/redeliver")
+        ("/revoke", "/rotate", "/deactivate", "/activate", "/rotate-secret", "/disable", "/enable", "/redeliver")
     ):
         return None
     raise AssertionError(f"no request body known for {method.upper()} {path}: add one to this test")

@@ -29,6 +29,8 @@ def _token(api, **changes) -> str:
         "iat": now,
         "nbf": now,
         "exp": now + 600,
+        "sid": uuid.uuid4().hex,
+        "gen": 0,
         "role": "clerk",
     }
     key = changes.pop("_key", settings.jwt_secret)
@@ -79,6 +81,10 @@ BAD_TOKENS = {
     "missing_expiry": lambda api: _token(api, exp=None),
     "disallowed_algorithm": _forged_alg,
     "unknown_user": lambda api: _token(api, sub=str(uuid.uuid4())),
+    # A token naming no session could not be signed out: not taken at all.
+    "no_session": lambda api: _token(api, sid=None),
+    "no_generation": lambda api: _token(api, gen=None),
+    "session_not_text": lambda api: _token(api, sid=12345),
     "garbage": lambda api: "not-a-jwt",
 }
 
@@ -166,7 +172,8 @@ async def test_users_are_created_by_admins_with_argon2id(api):
     assert (await api.client.post("/v1/users", json=body, headers=api.auth("clerk"))).status_code == 403
     created = await api.client.post("/v1/users", json=body, headers=api.auth("admin"))
     assert created.status_code == 201, created.text
-    assert "password" not in created.text and "argon2" not in created.text
+    assert body["password"] not in created.text and "argon2" not in created.text
+    assert not {"password", "password_hash"} & set(created.json())
     assert (await api.client.post("/v1/users", json=body, headers=api.auth("admin"))).status_code == 409
     short = {**body, "username": "window-3", "password": "short"}
     assert (await api.client.post("/v1/users", json=short, headers=api.auth("admin"))).status_code == 422

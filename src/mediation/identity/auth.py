@@ -1,8 +1,8 @@
 """Authenticating each request: a staff access token (`Authorization: Bearer <jwt>`) or a machine
 client's API key (`X-API-Key: mk_...`, also accepted as a bearer token).
 
-Every request re-reads the account or key, so a deactivated user or a revoked key stops working at
-once rather than when its token expires.
+Every request re-reads the account or key, so a deactivated user, a signed-out session or a revoked
+key stops working at once rather than when its token expires.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import hmac
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.bodies.models import Body
@@ -35,9 +35,10 @@ from mediation.identity.credentials import (
     hash_api_key,
     key_prefix,
 )
-from mediation.identity.models import ApiKey, User
+from mediation.identity.models import ApiKey, RevokedSession, User
 
 ORGANISATION_SUSPENDED = "organisation_suspended"
+SESSION_ENDED = "session_ended"
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -96,13 +97,14 @@ async def authenticate(
         # On PostgreSQL the lookup rides in the request's own transaction: one connection and one
         # transaction per request. (Read committed: it still sees a deactivation committed a
         # moment ago.)
-        principal = await _principal(own, identity, api_key, bearer)
+        principal, session_id = await _principal(own, identity, api_key, bearer)
     else:
         # A short read of its own: on SQLite the request's session may be a writer, and taking the
         # write lock for a credential lookup would serialise every request behind it.
         async with db.reader() as session:
-            principal = await _principal(session, identity, api_key, bearer)
+            principal, session_id = await _principal(session, identity, api_key, bearer)
     request.state.principal = principal
+    request.state.session_id = session_id
     identity.limiter.check(principal.scope)
     return principal
 
@@ -112,28 +114,37 @@ async def _principal(
     identity: Identity,
     api_key: str | None,
     bearer: HTTPAuthorizationCredentials | None,
-) -> Principal:
+) -> tuple[Principal, str | None]:
+    """The caller, and the staff session its token belongs to (None for an API key)."""
     if api_key:
-        return await principal_for_key(session, api_key)
+        return await principal_for_key(session, api_key), None
     assert bearer is not None
     if bearer.credentials.startswith(API_KEY_PREFIX):
-        return await principal_for_key(session, bearer.credentials)
-    return await principal_for_token(session, identity.tokens, bearer.credentials)
+        return await principal_for_key(session, bearer.credentials), None
+    staff = await staff_session(session, identity.tokens, bearer.credentials)
+    return staff.principal, staff.session_id
 
 
-# The account and its organisation in one round trip, on every request; built once. Only the
-# columns a principal needs, not the entities: no identity-map work for what is read and dropped.
+# The account, its organisation and whether the token's session was signed out, in one round trip
+# on every request; built once. Only the columns a principal needs, not the entities: no
+# identity-map work for what is read and dropped.
 _USER_AND_BODY = (
     select(
         User.id,
         User.role,
         User.active,
         User.display_name,
+        User.session_generation,
+        User.kept_session_id,
         Body.id.label("body_id"),
         Body.region_code,
         Body.active.label("body_active"),
+        RevokedSession.sid.label("revoked_sid"),
     )
     .outerjoin(Body, Body.id == User.organisation_id)
+    .outerjoin(
+        RevokedSession, and_(RevokedSession.sid == bindparam("sid"), RevokedSession.user_id == User.id)
+    )
     .where(User.id == bindparam("user_id"))
 )
 
@@ -150,21 +161,66 @@ def organisation_suspended() -> Unauthenticated:
     )
 
 
-async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str) -> Principal:
+def session_ended() -> Unauthenticated:
+    return Unauthenticated(
+        Text("该登录已退出或已失效, 请重新登录", "This session was signed out or has ended; sign in again"),
+        code=SESSION_ENDED,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSession:
+    """A staff token that checked out: who, the session it belongs to, and its claims."""
+
+    principal: Principal
+    session_id: str
+    claims: dict[str, Any]
+
+
+def token_claims(tokens: Tokens, token: str) -> tuple[uuid.UUID, dict[str, Any]]:
+    """The account a staff token names and its claims, if it is ours and in date (nothing read)."""
     try:
         claims = tokens.verify(token)
-        user_id = uuid.UUID(str(claims["sub"]))
+        return uuid.UUID(str(claims["sub"])), claims
     except (InvalidToken, ValueError) as exc:
         raise Unauthenticated(Text("登录凭证无效或已过期", "Invalid or expired access token")) from exc
-    row = (await session.execute(_USER_AND_BODY, {"user_id": user_id})).first()
+
+
+def claimed_principal(user_id: uuid.UUID, claims: dict[str, Any]) -> Principal:
+    """The principal as the token itself names it, for the audit record of a sign-out, which must
+    work whatever has become of the account since."""
+    organisation = claims.get("org")
+    try:
+        role = Role(str(claims.get("role")))
+        organisation_id = uuid.UUID(str(organisation)) if organisation else None
+    except ValueError as exc:
+        raise Unauthenticated(Text("登录凭证无效或已过期", "Invalid or expired access token")) from exc
+    return _principal_of(role, str(user_id), organisation_id, None, kind="user", name=None)
+
+
+async def staff_session(session: AsyncSession, tokens: Tokens, token: str) -> StaffSession:
+    user_id, claims = token_claims(tokens, token)
+    sid = str(claims["sid"])
+    row = (await session.execute(_USER_AND_BODY, {"user_id": user_id, "sid": sid})).first()
     if row is None or not row.active:
         raise Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
+    # Signed out, or ended with every other session of the account (a password changed or reset):
+    # refused at once, whatever is left of the token's lifetime.
+    if row.revoked_sid is not None:
+        raise session_ended()
+    if claims["gen"] != row.session_generation and sid != row.kept_session_id:
+        raise session_ended()
     # A suspended organisation's staff stop with its keys: whatever tokens they still hold.
     if row.body_id is not None and not row.body_active:
         raise organisation_suspended()
-    return _principal_of(
+    principal = _principal_of(
         Role(row.role), str(row.id), row.body_id, row.region_code, kind="user", name=row.display_name
     )
+    return StaffSession(principal, sid, claims)
+
+
+async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str) -> Principal:
+    return (await staff_session(session, tokens, token)).principal
 
 
 async def principal_for_key(session: AsyncSession, secret: str) -> Principal:

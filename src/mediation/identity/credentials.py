@@ -54,6 +54,14 @@ class IssuedToken:
     token: str
     expires_in: int
     jti: str
+    session_id: str
+
+
+# What a staff token names besides the standard claims: the session it belongs to (`sid`, kept by
+# every renewal, so signing out ends them all) and the account's session generation it was issued
+# in (`gen`, see `User.session_generation`).
+SESSION_CLAIMS = ("sid", "gen")
+MAX_SESSION_ID_LENGTH = 32
 
 
 class InvalidToken(Exception):
@@ -69,9 +77,19 @@ class Tokens:
         self.leeway = settings.jwt_leeway_seconds
         self._verified: dict[str, dict[str, Any]] = {}
 
-    def issue(self, user_id: uuid.UUID, role: str, organisation_id: uuid.UUID | None) -> IssuedToken:
+    def issue(
+        self,
+        user_id: uuid.UUID,
+        role: str,
+        organisation_id: uuid.UUID | None,
+        *,
+        session_id: str | None = None,
+        generation: int = 0,
+    ) -> IssuedToken:
+        """A token of a new session, or of `session_id` (a renewal keeps its session)."""
         now = int(time.time())
         jti = uuid.uuid4().hex
+        sid = session_id or uuid.uuid4().hex
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
@@ -80,11 +98,18 @@ class Tokens:
             "nbf": now,
             "exp": now + self.lifetime,
             "jti": jti,
+            "sid": sid,
+            "gen": generation,
             "role": role,
         }
         if organisation_id is not None:
             claims["org"] = str(organisation_id)
-        return IssuedToken(jwt.encode(claims, self.secret, algorithm=ALGORITHM), self.lifetime, jti)
+        return IssuedToken(jwt.encode(claims, self.secret, algorithm=ALGORITHM), self.lifetime, jti, sid)
+
+    @property
+    def longest_life(self) -> int:
+        """Seconds a token issued now can be accepted for, leeway included."""
+        return self.lifetime + self.leeway
 
     def verify(self, token: str) -> dict[str, Any]:
         # A token whose signature and claims were checked is remembered by its exact text, so a
@@ -104,10 +129,16 @@ class Tokens:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
+                # A token without a session could not be signed out: it is not taken at all.
+                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", *SESSION_CLAIMS]},
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from exc
+        sid, generation = claims["sid"], claims["gen"]
+        if not isinstance(sid, str) or not 0 < len(sid) <= MAX_SESSION_ID_LENGTH:
+            raise InvalidToken("sid")
+        if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+            raise InvalidToken("gen")
         if isinstance(claims.get("nbf"), int | float) and isinstance(claims.get("exp"), int | float):
             if len(self._verified) >= VERIFIED_TOKENS_KEPT:
                 self._verified.pop(next(iter(self._verified)))  # the oldest first

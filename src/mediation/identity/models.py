@@ -24,6 +24,30 @@ class User(Base):
     created_at: Mapped[datetime]
     password_changed_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
+    # Signing out everywhere: a token carries the generation it was issued in, and one of an older
+    # generation is refused. A password changed or reset, or the account deactivated, moves the
+    # generation on; a user who changes their own password keeps the session they did it in
+    # (`kept_session_id`) and ends every other. A counter, not a time compared with the token's
+    # `iat`: that is in whole seconds, and a token issued in the same second as the change would be
+    # kept or refused by chance.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    kept_session_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class RevokedSession(Base):
+    """A signed-out session. Its tokens are refused (every request looks its id up, in the same
+    statement that reads the account) until the last of them has expired; the row is then of no use
+    and is deleted by the next sign-out."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # No foreign key: a sign-out is recorded from the signed token alone, and the row is gone
+    # within a token's lifetime.
+    user_id: Mapped[uuid.UUID]
+    revoked_at: Mapped[datetime]
+    # When the last token the session could hold has expired (its renewals stop at the sign-out).
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class ApiKey(Base):

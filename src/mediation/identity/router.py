@@ -1,10 +1,15 @@
-"""Sign-in, the caller's own identity, staff accounts and machine clients' API keys."""
+"""Sign-in and sign-out, the caller's own identity and password, staff accounts and machine
+clients' API keys."""
 
+import hashlib
+import hmac
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from mediation.bodies.models import Body
@@ -18,14 +23,32 @@ from mediation.core.errors import (
     Unauthenticated,
     problem_responses,
 )
+from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal, Role
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.schemas import Instant
-from mediation.identity.auth import CurrentPrincipal, client_address, identity_of, make_principal, permission
-from mediation.identity.service import CreatedKey, IdentityService, normalised_username
+from mediation.identity.auth import (
+    CurrentPrincipal,
+    bearer_scheme,
+    claimed_principal,
+    client_address,
+    identity_of,
+    make_principal,
+    permission,
+    token_claims,
+)
+from mediation.identity.credentials import API_KEY_PREFIX
+from mediation.identity.models import User
+from mediation.identity.service import (
+    INHERIT,
+    CreatedKey,
+    IdentityService,
+    SignInRefused,
+    normalised_username,
+)
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute)
 
@@ -75,7 +98,19 @@ class UserOut(BaseModel):
     organisation_id: uuid.UUID | None
     active: bool
     created_at: datetime
+    password_changed_at: datetime
     last_login_at: datetime | None
+
+
+class PasswordChange(WriteModel):
+    current_password: Annotated[Password, Field(min_length=1, max_length=256)]
+    new_password: Annotated[
+        Password, Field(max_length=256, description="Meets the same rules as at creation.")
+    ]
+
+
+class PasswordReset(WriteModel):
+    password: Annotated[Password, Field(max_length=256, description="Meets the same rules as at creation.")]
 
 
 class ApiKeyIn(WriteModel):
@@ -104,6 +139,37 @@ class ApiKeyCreated(ApiKeyOut):
     secret: str = Field(description="The key itself. Shown only in this response; store it now.")
 
 
+class RotationIn(WriteModel):
+    expires_at: Instant | None = Field(
+        default=None,
+        description="When the successor expires: in the future, or null for never. "
+        "Not given: when the key it replaces does.",
+    )
+
+
+def record_refused_sign_in(request: Request, refused: Unauthenticated) -> None:
+    """A sign-in refused for an account that can no longer sign in is recorded against it, so an
+    attempt on a former employee's account or a suspended body's is seen in the trail."""
+    if isinstance(refused, SignInRefused) and refused.account_id is not None:
+        request.state.audit_object = ("user", refused.account_id)
+        request.state.audit_details = {**request.state.audit_details, **refused.audit_facts()}
+
+
+async def _keyed_content(request: Request, key: str | None) -> str | None:
+    """What an Idempotency-Key stands for when the body holds a password: a keyed hash of the body,
+    so the stored fingerprint is no plain SHA-256 a reader of the table could guess passwords
+    against."""
+    if key is None:
+        return None
+    body = await request.body()
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except ValueError:
+        canonical = body.decode("utf-8", "replace")
+    secret = identity_of(request).tokens.secret.encode()
+    return hmac.new(secret, b"idempotency\x00" + canonical.encode(), hashlib.sha256).hexdigest()
+
+
 @router.post(
     "/auth/token",
     response_model=TokenResponse,
@@ -122,7 +188,11 @@ async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
     # masked as the logs mask it.
     request.state.audit_details = {"username": redact_text(username)}
     svc = IdentityService(session_of(request), identity.passwords)
-    user, token = await svc.sign_in(username, data.password, identity.tokens)
+    try:
+        user, token = await svc.sign_in(username, data.password, identity.tokens)
+    except Unauthenticated as refused:
+        record_refused_sign_in(request, refused)
+        raise
     # The sign-in's audit record names the account and its organisation, like any later request.
     organisation = await session_of(request).get(Body, user.organisation_id) if user.organisation_id else None
     request.state.principal = make_principal(
@@ -135,6 +205,41 @@ async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
         role=Role(user.role),
         organisation_id=user.organisation_id,
     )
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    summary="退出登录 Sign out",
+    description="Ends the session of the presenting staff token: every token of that session, renewed "
+    "ones and copies included, is refused from now on. Signing out again answers 204 too.",
+    responses=problem_responses(Unauthenticated, Forbidden),
+    tags=["identity"],
+)
+async def sign_out(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> Response:
+    if bearer is None and not request.headers.get("x-api-key"):
+        raise Unauthenticated(Text("需要员工登录凭证", "Send the staff access token to sign out"))
+    if bearer is None or bearer.credentials.startswith(API_KEY_PREFIX):
+        raise Forbidden(
+            Text(
+                "API 密钥没有登录会话可退出; 不再使用的密钥请吊销",
+                "An API key has no session to sign out of; revoke a key no longer used",
+            )
+        )
+    identity = identity_of(request)
+    # The token's signature and dates, not the account: a session already signed out, or of an
+    # account deactivated since, may still be signed out (idempotent, and never a 401 to a client
+    # cleaning up).
+    user_id, claims = token_claims(identity.tokens, bearer.credentials)
+    principal = claimed_principal(user_id, claims)
+    request.state.principal = principal
+    identity.limiter.check(principal.scope)
+    await IdentityService(session_of(request)).sign_out(user_id, str(claims["sid"]), identity.tokens)
+    request.state.audit_object = ("user", user_id)
+    return Response(status_code=204)
 
 
 @router.get(
@@ -150,6 +255,52 @@ async def me(principal: CurrentPrincipal) -> Me:
         region=principal.region,
         permissions=sorted(p.value for p in principal.permissions),
     )
+
+
+def check_password_guess(request: Request, user: User) -> None:
+    """The current password is a password guess like a sign-in's, and draws on the same limits (per
+    address and per account): a session left open is no way around them."""
+    limiter = identity_of(request).anonymous_limiter
+    limiter.check(f"signin:{client_address(request)}")
+    limiter.check(f"signin-user:{user.username}")
+
+
+@router.post(
+    "/me/password",
+    status_code=204,
+    summary="修改本人密码 Change one's own password",
+    description="Needs the current password. Every other session of the account ends; the one that "
+    "made the change goes on.",
+    responses=problem_responses(Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
+    tags=["identity"],
+)
+async def change_own_password(
+    request: Request,
+    data: PasswordChange,
+    principal: CurrentPrincipal,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    if principal.kind != "user":
+        raise Forbidden(Text("API 密钥没有密码", "An API key has no password"))
+    settings = request.app.state.settings
+    svc = IdentityService(session_of(request), identity_of(request).passwords)
+    user_id = uuid.UUID(principal.id)
+    request.state.audit_object = ("user", user_id)
+
+    async def work() -> Response:
+        await svc.change_password(
+            user_id,
+            data.current_password,
+            data.new_password,
+            settings.min_password_length,
+            session_id=request.state.session_id,
+            before_check=lambda user: check_password_guess(request, user),
+        )
+        request.state.audit_details = {"sessions_ended": "others"}
+        return Response(status_code=204)
+
+    content = await _keyed_content(request, idempotency_key)
+    return await run_idempotent(request, principal, idempotency_key, work, content=content)
 
 
 # ---- staff accounts (admin) ----------------------------------------------------------------------
@@ -184,7 +335,8 @@ async def create_user(
         request.state.audit_details = {"role": data.role.value}
         return _json(UserOut.model_validate(user), 201)
 
-    return await run_idempotent(request, principal, idempotency_key, work)
+    content = await _keyed_content(request, idempotency_key)
+    return await run_idempotent(request, principal, idempotency_key, work, content=content)
 
 
 @router.get(
@@ -202,13 +354,61 @@ async def list_users(request: Request, principal: UserAdmin) -> list[UserOut]:
     "/users/{user_id}/deactivate",
     response_model=UserOut,
     summary="停用账号 Deactivate an account",
-    description="Takes effect on the account's next request, whatever tokens it still holds.",
-    responses=problem_responses(Forbidden, NotFound),
+    description="Takes effect on the account's next request, whatever tokens it still holds, and ends "
+    "its sessions for good: activated again, it signs in afresh. Refused (409) for one's own account "
+    "(`own_account`) and for the last active administrator (`last_admin`).",
+    responses=problem_responses(Forbidden, NotFound, Conflict),
     tags=["identity"],
 )
 async def deactivate_user(request: Request, user_id: uuid.UUID, principal: UserAdmin) -> UserOut:
-    user = await IdentityService(session_of(request)).set_active(user_id, False)
+    user = await IdentityService(session_of(request)).set_active(user_id, False, principal)
     return UserOut.model_validate(user)
+
+
+@router.post(
+    "/users/{user_id}/activate",
+    response_model=UserOut,
+    summary="启用账号 Activate an account",
+    description="A deactivated account may sign in again; the tokens it held before stay refused.",
+    responses=problem_responses(Forbidden, NotFound, IdempotencyKeyMismatch, IdempotencyInProgress),
+    tags=["identity"],
+)
+async def activate_user(
+    request: Request, user_id: uuid.UUID, principal: UserAdmin, idempotency_key: IdempotencyKey = None
+) -> Response:
+    async def work() -> Response:
+        user = await IdentityService(session_of(request)).set_active(user_id, True, principal)
+        return _json(UserOut.model_validate(user), 200)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/users/{user_id}/password",
+    response_model=UserOut,
+    summary="重置密码 Reset an account's password",
+    description="Sets a new password for another account (the rules as at creation) and ends every "
+    "session of it. One's own password is changed at `POST /v1/me/password` instead (409 `own_account`).",
+    responses=problem_responses(Forbidden, NotFound, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
+    tags=["identity"],
+)
+async def reset_password(
+    request: Request,
+    user_id: uuid.UUID,
+    data: PasswordReset,
+    principal: UserAdmin,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    settings = request.app.state.settings
+    svc = IdentityService(session_of(request), identity_of(request).passwords)
+
+    async def work() -> Response:
+        user = await svc.reset_password(user_id, data.password, settings.min_password_length, principal)
+        request.state.audit_details = {"sessions_ended": "all"}
+        return _json(UserOut.model_validate(user), 200)
+
+    content = await _keyed_content(request, idempotency_key)
+    return await run_idempotent(request, principal, idempotency_key, work, content=content)
 
 
 # ---- API keys (admin: any organisation; body_admin: its own) ---------------------------------------
@@ -282,18 +482,26 @@ async def revoke_key(request: Request, key_id: uuid.UUID, principal: CurrentPrin
     status_code=201,
     response_model=ApiKeyCreated,
     summary="轮换 API 密钥 Rotate an API key",
-    description="Creates a successor; both keys work until the old one is revoked.",
+    description="Creates a successor (its `replaces_id` names the old key); both keys work until the old "
+    "one is revoked. The successor expires when the old key does, unless `expires_at` is given.",
     responses=problem_responses(Forbidden, NotFound, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
 async def rotate_key(
-    request: Request, key_id: uuid.UUID, principal: CurrentPrincipal, idempotency_key: IdempotencyKey = None
+    request: Request,
+    key_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    data: RotationIn | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     _key_manager(principal)
     svc = IdentityService(session_of(request))
+    given = data is not None and "expires_at" in data.model_fields_set
+    expires_at = data.expires_at if data is not None and given else INHERIT
 
     async def work() -> Response:
-        created = await svc.rotate(await svc.key(key_id, principal, for_update=True), principal.id)
+        key = await svc.key(key_id, principal, for_update=True)
+        created = await svc.rotate(key, principal.id, expires_at)
         request.state.audit_object = ("api_key", created.key.id)
         request.state.audit_details = {"replaces": str(key_id)}
         return _json(_created(created), 201)

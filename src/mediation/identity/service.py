@@ -1,17 +1,20 @@
-"""Accounts and API keys: create, sign in, rotate, revoke. Services flush; the caller commits."""
+"""Accounts and API keys: create, sign in and out, change passwords, rotate, revoke. Services flush;
+the caller commits."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind
-from mediation.core.db import utcnow
+from mediation.core.db import insert_of, utcnow
 from mediation.core.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from mediation.core.i18n import Text
 from mediation.core.principal import (
@@ -23,9 +26,20 @@ from mediation.core.principal import (
     Principal,
     Role,
 )
-from mediation.identity.auth import organisation_suspended
+from mediation.identity.auth import ORGANISATION_SUSPENDED, organisation_suspended
 from mediation.identity.credentials import IssuedToken, Passwords, Tokens, new_api_key
-from mediation.identity.models import ApiKey, User
+from mediation.identity.models import ApiKey, RevokedSession, User
+
+# Refusals of account changes that would leave the center without a way in (409, `code`).
+OWN_ACCOUNT = "own_account"
+LAST_ADMIN = "last_admin"
+
+
+class _Inherit:
+    """The successor of a rotated key expires when the key it replaces does (the default)."""
+
+
+INHERIT: Final = _Inherit()
 
 
 # Which kind of organisation each role belongs to (None: no organisation).
@@ -52,6 +66,41 @@ def normalised_username(typed: str) -> str:
 
 def _invalid(field: str, code: str, text: Text) -> ValidationFailed:
     return ValidationFailed.of_field(field, code, text)
+
+
+def check_new_password(password: str, min_length: int, field: str = "password") -> None:
+    """The policy every new password meets, whichever path sets it (creation, change, reset)."""
+    if len(password) < min_length:
+        raise _invalid(
+            field,
+            "too_short",
+            Text("密码至少 {n} 位", "Password needs at least {n} characters").format(n=min_length),
+        )
+
+
+class SignInRefused(Unauthenticated):
+    """A refused sign-in. When the username named an account that can no longer sign in (deactivated,
+    or its organisation suspended), `account_id` names it for the audit trail only: the answer is
+    the same as for any other refusal, so it tells a stranger nothing."""
+
+    def __init__(
+        self,
+        detail: Text | str | None = None,
+        *,
+        account_id: uuid.UUID | None = None,
+        account_state: str | None = None,
+        password_matched: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(detail, **kwargs)
+        self.account_id = account_id
+        self.account_state = account_state
+        self.password_matched = password_matched
+
+    def audit_facts(self) -> dict[str, Any]:
+        if self.account_id is None:
+            return {}
+        return {"account": self.account_state, "password_matched": self.password_matched}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +152,7 @@ class IdentityService:
                     "This role is the service's own and cannot have accounts",
                 ),
             )
-        if len(password) < min_length:
-            raise _invalid(
-                "password",
-                "too_short",
-                Text("密码至少 {n} 位", "Password needs at least {n} characters").format(n=min_length),
-            )
+        check_new_password(password, min_length)
         await self._organisation(role, organisation_id)
         now = utcnow()
         user = User(
@@ -132,32 +176,186 @@ class IdentityService:
     async def sign_in(self, username: str, password: str, tokens: Tokens) -> tuple[User, IssuedToken]:
         """`username` as `normalised_username` gives it; the password exactly as typed."""
         assert self.passwords is not None
-        user = await self.session.scalar(select(User).where(User.username == username))
+        # The account with its organisation's standing, in one read whatever the password: the
+        # suspension is known for the audit trail without a second read only some attempts make.
+        row = (
+            await self.session.execute(
+                select(User, Body.active)
+                .outerjoin(Body, Body.id == User.organisation_id)
+                .where(User.username == username)
+            )
+        ).first()
+        user, organisation_active = (row[0], row[1]) if row is not None else (None, None)
         # Verify even for an unknown user, so timing does not tell which usernames exist.
         valid = self.passwords.verify(user.password_hash if user else None, password)
-        if user is None or not valid or not user.active:
-            raise Unauthenticated(Text("用户名或密码错误", "Wrong username or password"))
-        if user.organisation_id is not None:
+        wrong = Text("用户名或密码错误", "Wrong username or password")
+        if user is not None and not user.active:
+            raise SignInRefused(
+                wrong, account_id=user.id, account_state="deactivated", password_matched=valid
+            )
+        if user is None or not valid:
+            if user is not None and organisation_active is False:
+                raise SignInRefused(
+                    wrong, account_id=user.id, account_state=ORGANISATION_SUSPENDED, password_matched=False
+                )
+            raise SignInRefused(wrong)
+        if organisation_active is False:
             # Said only after the password checked out, so it tells a stranger nothing.
-            organisation = await self.session.get(Body, user.organisation_id)
-            if organisation is not None and not organisation.active:
-                raise organisation_suspended()
+            raise SignInRefused(
+                organisation_suspended().detail,
+                code=ORGANISATION_SUSPENDED,
+                account_id=user.id,
+                account_state=ORGANISATION_SUSPENDED,
+                password_matched=True,
+            )
         if self.passwords.needs_rehash(user.password_hash):
             user.password_hash = self.passwords.hash(password)
         user.last_login_at = utcnow()
         await self.session.flush()
-        return user, tokens.issue(user.id, user.role, user.organisation_id)
+        return user, tokens.issue(
+            user.id, user.role, user.organisation_id, generation=user.session_generation
+        )
+
+    async def sign_out(self, user_id: uuid.UUID, session_id: str, tokens: Tokens) -> None:
+        """End one session: its tokens are refused from now on. Signing out again changes nothing."""
+        now = utcnow()
+        insert = insert_of(self.session)
+        await self.session.execute(
+            insert(RevokedSession)
+            .values(
+                sid=session_id,
+                user_id=user_id,
+                revoked_at=now,
+                # Renewals stop at the sign-out, so no token of the session outlives this.
+                expires_at=now + timedelta(seconds=tokens.longest_life),
+            )
+            .on_conflict_do_nothing(index_elements=["sid"])
+        )
+        # The sessions whose every token has expired need no row any more: the table holds at most
+        # a token lifetime's sign-outs.
+        await self.session.execute(delete(RevokedSession).where(RevokedSession.expires_at < now))
+
+    @staticmethod
+    def end_sessions(user: User, keep: str | None = None) -> None:
+        """End every session of the account (but `keep`, the one a user changed their password in)."""
+        user.session_generation += 1
+        user.kept_session_id = keep
+
+    async def _user(self, user_id: uuid.UUID, *, for_update: bool = False) -> User:
+        user = await self.session.get(User, user_id, with_for_update=for_update)
+        if user is None:
+            raise NotFound(Text("用户不存在", "No such user"))
+        return user
+
+    async def change_password(
+        self,
+        user_id: uuid.UUID,
+        current: str,
+        new: str,
+        min_length: int,
+        *,
+        session_id: str,
+        before_check: Callable[[User], None] = lambda _user: None,
+    ) -> User:
+        """The user's own change: the current password proves it is them, not someone at a screen
+        they left signed in. Their other sessions end; this one (`session_id`) goes on.
+        `before_check` runs before the current password is tried (the guessing limit)."""
+        assert self.passwords is not None
+        user = await self._user(user_id, for_update=True)
+        before_check(user)
+        if not self.passwords.verify(user.password_hash, current):
+            raise _invalid(
+                "current_password",
+                "wrong_password",
+                Text("当前密码不正确", "The current password is wrong"),
+            )
+        check_new_password(new, min_length, "new_password")
+        if self.passwords.verify(user.password_hash, new):
+            raise _invalid(
+                "new_password",
+                "same_as_current",
+                Text("新密码不能与当前密码相同", "The new password must differ from the current one"),
+            )
+        self._set_password(user, new)
+        self.end_sessions(user, keep=session_id)
+        await self.session.flush()
+        return user
+
+    async def reset_password(
+        self, user_id: uuid.UUID, new: str, min_length: int, by: Principal | None
+    ) -> User:
+        """An administrator sets another user's password (forgotten, or known to someone else): every
+        session of that user ends."""
+        assert self.passwords is not None
+        if _is_self(by, user_id):
+            # Without the current password a taken-over admin session could lock its owner out.
+            raise Conflict(
+                Text(
+                    "不能重置自己的密码, 请使用修改密码 (需输入当前密码)",
+                    "You cannot reset your own password; change it, giving the current one",
+                ),
+                code=OWN_ACCOUNT,
+            )
+        user = await self._user(user_id, for_update=True)
+        check_new_password(new, min_length)
+        self._set_password(user, new)
+        self.end_sessions(user)
+        await self.session.flush()
+        return user
+
+    def _set_password(self, user: User, password: str) -> None:
+        assert self.passwords is not None
+        user.password_hash = self.passwords.hash(password)
+        user.password_changed_at = utcnow()
 
     async def users(self) -> list[User]:
         return list((await self.session.scalars(select(User).order_by(User.username))).all())
 
-    async def set_active(self, user_id: uuid.UUID, active: bool) -> User:
-        user = await self.session.get(User, user_id)
-        if user is None:
+    async def set_active(self, user_id: uuid.UUID, active: bool, by: Principal | None = None) -> User:
+        """Activate or deactivate an account (`by`: who asks; None for the command line). Neither
+        is refused when already done. A deactivation ends every session of the account, so tokens
+        from before it stay refused if the account is activated again."""
+        if active:
+            user = await self._user(user_id, for_update=True)
+            user.active = True
+            await self.session.flush()
+            return user
+        if _is_self(by, user_id):
+            raise Conflict(
+                Text("不能停用自己的账号", "You cannot deactivate your own account"), code=OWN_ACCOUNT
+            )
+        # The account and every active administrator, locked in one order: two administrators
+        # deactivating each other at once take turns, and the second finds itself the last one.
+        locked = {
+            u.id: u
+            for u in await self.session.scalars(
+                select(User)
+                .where(or_(User.id == user_id, (User.role == Role.admin.value) & User.active.is_(True)))
+                .order_by(User.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        }
+        target = locked.get(user_id)
+        if target is None:
             raise NotFound(Text("用户不存在", "No such user"))
-        user.active = active
+        if not target.active:
+            return target
+        if target.role == Role.admin.value and not any(
+            u.role == Role.admin.value and u.active and u.id != user_id for u in locked.values()
+        ):
+            raise Conflict(
+                Text(
+                    "这是最后一个在用的管理员账号, 停用后将无人能管理账号; 请先启用或创建另一个管理员",
+                    "This is the last active administrator; deactivating it would leave no one to "
+                    "manage accounts. Activate or create another administrator first",
+                ),
+                code=LAST_ADMIN,
+            )
+        target.active = False
+        self.end_sessions(target)
         await self.session.flush()
-        return user
+        return target
 
     # ---- API keys -------------------------------------------------------------------------------
 
@@ -229,9 +427,12 @@ class IdentityService:
             await self.session.flush()
         return key
 
-    async def rotate(self, key: ApiKey, created_by: str) -> CreatedKey:
+    async def rotate(
+        self, key: ApiKey, created_by: str, expires_at: datetime | _Inherit | None = INHERIT
+    ) -> CreatedKey:
         """A successor with the same organisation and role; the old key keeps working until revoked,
-        so the client can switch over without downtime."""
+        so the client can switch over without downtime. The successor expires when the old key does,
+        unless `expires_at` says otherwise (None: never), checked as at creation."""
         if key.revoked_at is not None:
             raise Conflict(Text("已吊销的密钥不能轮换", "A revoked key cannot be rotated"))
         now = utcnow()
@@ -254,6 +455,11 @@ class IdentityService:
                 ).format(p=successor),
                 code="already_rotated",
             )
+        expiry = key.expires_at if isinstance(expires_at, _Inherit) else expires_at
         return await self.create_key(
-            key.organisation_id, Role(key.role), key.name, created_by, key.expires_at, replaces=key
+            key.organisation_id, Role(key.role), key.name, created_by, expiry, replaces=key
         )
+
+
+def _is_self(principal: Principal | None, user_id: uuid.UUID) -> bool:
+    return principal is not None and principal.kind == "user" and principal.id == str(user_id)

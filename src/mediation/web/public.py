@@ -1,7 +1,10 @@
-"""The front door: the landing page, staff sign-in and sign-out, and the parties' status lookup."""
+"""The front door: the landing page, staff sign-in and sign-out, a member of staff's own password,
+and the parties' status lookup."""
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
@@ -10,17 +13,34 @@ from pydantic import ValidationError
 
 from mediation.bodies.models import Body
 from mediation.core.db import session_of
-from mediation.core.errors import NotFound, Unauthenticated
+from mediation.core.errors import NotFound, TooManyRequests, Unauthenticated, ValidationFailed
+from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Role
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
 from mediation.disputes.router import NEXT_STEP, service
 from mediation.disputes.schemas import StatusLookupIn
-from mediation.identity.auth import ORGANISATION_SUSPENDED, client_address, identity_of, make_principal
+from mediation.identity.auth import (
+    ORGANISATION_SUSPENDED,
+    claimed_principal,
+    client_address,
+    identity_of,
+    make_principal,
+    token_claims,
+)
+from mediation.identity.router import check_password_guess, record_refused_sign_in
 from mediation.identity.service import IdentityService, normalised_username
 from mediation.web.forms import errors_of
 from mediation.web.rendering import WebRoute, render, see_other
-from mediation.web.session import WEB_ROLES, check_csrf, clear_session, current_principal, set_session
+from mediation.web.session import (
+    SESSION_COOKIE,
+    WEB_ROLES,
+    check_csrf,
+    clear_session,
+    current_principal,
+    set_session,
+    staff,
+)
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -76,6 +96,7 @@ async def login(
             raise Unauthenticated
     except Unauthenticated as refused:
         await session.rollback()
+        record_refused_sign_in(request, refused)
         suspended = refused.extensions.get("code") == ORGANISATION_SUSPENDED
         context = {
             "next": _safe_next(next) or "",
@@ -97,10 +118,101 @@ async def login(
 
 @router.post("/logout")
 async def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Ends the session on the server, as `POST /v1/auth/logout` does: the cookie's token, and any
+    copy of it, is refused from now on. A cookie already invalid is only deleted."""
     check_csrf(request, csrf)
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        identity = identity_of(request)
+        try:
+            user_id, claims = token_claims(identity.tokens, token)
+            principal = claimed_principal(user_id, claims)
+        except Unauthenticated:
+            pass
+        else:
+            request.state.principal = principal
+            request.state.audit_object = ("user", user_id)
+            await IdentityService(session_of(request)).sign_out(user_id, str(claims["sid"]), identity.tokens)
     response = see_other("/login")
     clear_session(response)
     return response
+
+
+# ---- the member of staff's own password ---------------------------------------------------------
+
+
+def _password_page(
+    request: Request, errors: dict[str, str] | None = None, status_code: int = 200, *, changed: bool = False
+) -> Response:
+    context = {
+        "errors": errors or {},
+        "changed": changed,
+        "min_length": request.app.state.settings.min_password_length,
+        # One change per form shown: a second click sends the same key and gets the first answer,
+        # not a refusal of the old password it no longer has.
+        "idempotency_key": secrets.token_urlsafe(18),
+    }
+    return render(request, "password.html", context, status_code)
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+async def password_form(request: Request, changed: bool = False) -> Response:
+    await staff(request)
+    return _password_page(request, changed=changed)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+async def change_password(
+    request: Request,
+    current_password: Annotated[str, Form(max_length=256)] = "",
+    new_password: Annotated[str, Form(max_length=256)] = "",
+    new_password_again: Annotated[str, Form(max_length=256)] = "",
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    idempotency_key: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """修改密码: the current password, and the new one twice; the rules are the API's
+    (`POST /v1/me/password`). The user's other sessions end, this one goes on."""
+    check_csrf(request, csrf)
+    principal = await staff(request)
+    user_id = uuid.UUID(principal.id)
+    request.state.audit_object = ("user", user_id)
+    typed = {
+        "current_password": current_password,
+        "new_password": new_password,
+        "new_password_again": new_password_again,
+    }
+    errors = {name: "此项为必填项" for name, value in typed.items() if not value}
+    if not errors and new_password != new_password_again:
+        errors["new_password_again"] = "两次输入的新密码不一致"
+    if errors:
+        return _password_page(request, errors, 422)
+    settings = request.app.state.settings
+    svc = IdentityService(session_of(request), identity_of(request).passwords)
+
+    async def work() -> Response:
+        await svc.change_password(
+            user_id,
+            current_password,
+            new_password,
+            settings.min_password_length,
+            session_id=request.state.session_id,
+            before_check=lambda user: check_password_guess(request, user),
+        )
+        request.state.audit_details = {"sessions_ended": "others", "via": "web"}
+        return see_other("/account/password?changed=true")
+
+    try:
+        # The key stands for this form, not for the passwords, which are kept in no form at all.
+        return await run_idempotent(
+            request, principal, idempotency_key or None, work, content="account-password"
+        )
+    except ValidationFailed as refused:
+        return _password_page(request, errors_of(refused), 422)
+    except TooManyRequests as limited:
+        # Said at the field the guess was made in, with how long to wait.
+        page = _password_page(request, {"current_password": str(limited.body().get("detail"))}, 429)
+        page.headers.update(limited.headers)
+        return page
 
 
 @router.get("/session/renew", status_code=204)

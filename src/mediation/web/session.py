@@ -2,8 +2,10 @@
 
 The cookie holds the same short-lived JWT that `POST /v1/auth/token` issues, so the pages know no
 second kind of credential: every request re-reads the account (a disabled user is out at once), and
-a page request that finds the token past half its life gets a fresh one, so a clerk who keeps
-working stays signed in while an idle session ends when the token does (等保: session timeout).
+a page request that finds the token past half its life gets a fresh one of the same session, so a
+clerk who keeps working stays signed in while an idle session ends when the token does (等保:
+session timeout). Signing out ends the session on the server, not only in this browser: a copy of
+the cookie taken before is refused as well.
 
 The cookie is HttpOnly and SameSite=Strict; every form also carries a CSRF token that must match a
 second cookie (double submit), and a cross-site Origin is refused outright.
@@ -23,8 +25,7 @@ from mediation.core.db import Database
 from mediation.core.errors import Forbidden, Unauthenticated
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal, Role
-from mediation.identity.auth import identity_of, principal_for_token
-from mediation.identity.credentials import InvalidToken
+from mediation.identity.auth import identity_of, staff_session
 
 SESSION_COOKIE = "mediation_session"
 CSRF_COOKIE = "mediation_csrf"
@@ -102,26 +103,32 @@ async def current_principal(request: Request) -> Principal | None:
     db: Database = request.app.state.db
     try:
         async with db.reader() as session:
-            principal = await principal_for_token(session, identity.tokens, token)
+            staff = await staff_session(session, identity.tokens, token)
     except Unauthenticated:
         return None
+    principal = staff.principal
     if principal.role not in WEB_ROLES:
         return None
     identity.limiter.check(principal.scope)
     request.state.principal = principal
-    request.state.web_token = _refreshed(request, token, principal)
+    request.state.session_id = staff.session_id
+    request.state.web_token = _refreshed(request, staff.claims, principal)
     return principal
 
 
-def _refreshed(request: Request, token: str, principal: Principal) -> tuple[str, int] | None:
+def _refreshed(request: Request, claims: dict[str, Any], principal: Principal) -> tuple[str, int] | None:
     tokens = identity_of(request).tokens
-    try:
-        claims: dict[str, Any] = tokens.verify(token)
-    except InvalidToken:
-        return None
     if int(claims["exp"]) - time.time() > tokens.lifetime / 2:
         return None
-    issued = tokens.issue(uuid.UUID(principal.id), principal.role.value, principal.organisation_id)
+    # The same session, and the generation it was signed in with: signing out, or a password
+    # changed elsewhere, ends the renewed token as it would have ended this one.
+    issued = tokens.issue(
+        uuid.UUID(principal.id),
+        principal.role.value,
+        principal.organisation_id,
+        session_id=str(claims["sid"]),
+        generation=int(claims["gen"]),
+    )
     return issued.token, issued.expires_in
 
 

@@ -1,0 +1,738 @@
+"""Staff sessions: signing out ends a session on the server (a copied token is refused at once, on
+the API and on the pages), a renewed token stays in its session, a password changed or reset ends
+the account's other sessions, deactivation and activation keep the center from locking itself
+out, rotated keys take their own expiry, and a sign-in to a dead account is recorded against it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, func, select, text, update
+
+from mediation.audit.models import AuditRecord
+from mediation.core.db import utcnow
+from mediation.core.idempotency import IdempotencyRecord, fingerprint
+from mediation.core.settings import Settings
+from mediation.identity import cli as identity_cli
+from mediation.identity import credentials
+from mediation.identity.models import ApiKey, RevokedSession, User
+from tests.support import Api
+
+PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a new and longer passphrase"
+CSRF = "c" * 43
+CLERK = "test-clerk-center"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _sign_in(api: Api, username: str = CLERK, password: str = PASSWORD) -> httpx.Response:
+    return await api.client.post("/v1/auth/token", json={"username": username, "password": password})
+
+
+async def _token(api: Api, username: str = CLERK, password: str = PASSWORD) -> str:
+    response = await _sign_in(api, username, password)
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def _me(api: Api, token: str) -> httpx.Response:
+    return await api.client.get("/v1/me", headers=_bearer(token))
+
+
+def _ended(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json()["type"] == "/problems/unauthenticated"
+    assert response.json()["code"] == "session_ended"
+
+
+@asynccontextmanager
+async def _browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser of its own: its own cookies, the CSRF cookie set."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as web:
+        web.cookies.set("mediation_csrf", CSRF)
+        yield web
+
+
+async def _page_sign_in(web: httpx.AsyncClient, username: str = CLERK, password: str = PASSWORD) -> str:
+    response = await web.post(
+        "/login", data={"username": username, "password": password, "next": "", "csrf": CSRF}
+    )
+    assert response.status_code == 303, response.text
+    token = web.cookies.get("mediation_session")
+    assert token
+    return str(token)
+
+
+async def _audit(app: Any, **where: Any) -> list[AuditRecord]:
+    async with app.state.db.reader() as session:
+        stmt = select(AuditRecord).order_by(AuditRecord.seq)
+        for column, value in where.items():
+            stmt = stmt.where(getattr(AuditRecord, column) == value)
+        return list((await session.scalars(stmt)).all())
+
+
+async def _user(app: Any, user_id: uuid.UUID) -> User:
+    async with app.state.db.reader() as session:
+        user = await session.get(User, user_id)
+    assert user is not None
+    return user
+
+
+def _clerk_id(api: Api) -> uuid.UUID:
+    return api.users[("clerk", api.bodies["center"])]
+
+
+# ---- signing out --------------------------------------------------------------------------------
+
+
+async def test_a_copied_token_is_refused_once_its_session_is_signed_out(api: Api, app: Any) -> None:
+    token = await _token(api)
+    copy = str(token)
+    assert (await _me(api, copy)).status_code == 200
+
+    signed_out = await api.client.post("/v1/auth/logout", headers=_bearer(token))
+    assert signed_out.status_code == 204, signed_out.text
+    # At once, with minutes of the token's life left, on reads and writes alike.
+    _ended(await _me(api, copy))
+    _ended(await api.client.get("/v1/disputes", headers=_bearer(copy)))
+    # Signing out again is no error: a client cleaning up twice hears 204 twice.
+    again = await api.client.post("/v1/auth/logout", headers=_bearer(copy))
+    assert again.status_code == 204, again.text
+
+    records = await _audit(app, action="sign_out")
+    assert [r.outcome for r in records] == ["success", "success"]
+    assert {r.actor_id for r in records} == {str(_clerk_id(api))}
+    assert {r.object_id for r in records} == {str(_clerk_id(api))}
+
+
+async def test_another_session_of_the_same_account_survives_a_sign_out(api: Api) -> None:
+    at_the_window = await _token(api)
+    at_home = await _token(api)
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(at_the_window))).status_code == 204
+    _ended(await _me(api, at_the_window))
+    assert (await _me(api, at_home)).status_code == 200
+
+
+async def test_signing_out_needs_a_staff_token(api: Api) -> None:
+    nothing = await api.client.post("/v1/auth/logout", headers={"Authorization": ""})
+    assert nothing.status_code == 401
+    garbage = await api.client.post("/v1/auth/logout", headers=_bearer("not-a-jwt"))
+    assert garbage.status_code == 401
+    key = await api.client.post("/v1/auth/logout", headers={**api.auth("court"), "Authorization": ""})
+    assert key.status_code == 403 and "API" in key.json()["detail"]
+    as_bearer = await api.client.post("/v1/auth/logout", headers=_bearer(api.auth("court")["X-API-Key"]))
+    assert as_bearer.status_code == 403
+    # The court's key still works: refusing to sign it out changed nothing.
+    court = await api.client.get("/v1/me", headers={**api.auth("court"), "Authorization": ""})
+    assert court.status_code == 200
+
+
+async def test_signing_out_on_the_page_ends_the_session_for_every_copy(api: Api, app: Any) -> None:
+    async with _browser(app) as web:
+        token = await _page_sign_in(web)
+        assert (await web.get("/queue")).status_code == 200
+        signed_out = await web.post("/logout", data={"csrf": CSRF})
+        assert signed_out.status_code == 303 and signed_out.headers["location"] == "/login"
+        assert "mediation_session" not in web.cookies
+    # The cookie's token, copied before the sign-out, works neither on the API nor on the pages.
+    _ended(await _me(api, token))
+    async with _browser(app) as thief:
+        thief.cookies.set("mediation_session", token)
+        page = await thief.get("/queue")
+        assert page.status_code == 303 and page.headers["location"].startswith("/login")
+        assert (await thief.get("/session/renew")).status_code == 401
+    [record] = await _audit(app, action="logout")
+    assert record.outcome == "success" and record.actor_id == str(_clerk_id(api))
+
+
+async def test_a_renewed_token_stays_in_its_session(
+    api: Api, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page renews a token past half its life; the fresh token belongs to the same session, so
+    signing out with the old one ends the new one too (a copy cannot outlive the sign-out by
+    having been renewed)."""
+    tokens = app.state.identity.tokens
+    real = time.time
+    monkeypatch.setattr(credentials.time, "time", lambda: real() - tokens.lifetime * 0.6)
+    old = await _token(api)
+    monkeypatch.setattr(credentials.time, "time", real)
+    async with _browser(app) as web:
+        web.cookies.set("mediation_session", old)
+        renewed = await web.get("/session/renew")
+        assert renewed.status_code == 204
+        fresh = renewed.cookies.get("mediation_session")
+    assert fresh and fresh != old
+    assert tokens.verify(fresh)["sid"] == tokens.verify(old)["sid"]
+    assert tokens.verify(fresh)["exp"] > tokens.verify(old)["exp"]
+    assert (await _me(api, fresh)).status_code == 200
+
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(old))).status_code == 204
+    _ended(await _me(api, fresh))
+
+
+async def test_signed_out_sessions_are_forgotten_once_their_tokens_have_expired(api: Api, app: Any) -> None:
+    first, second = await _token(api), await _token(api)
+    tokens = app.state.identity.tokens
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(first))).status_code == 204
+    async with app.state.db.reader() as session:
+        [row] = (await session.scalars(select(RevokedSession))).all()
+    # Kept as long as a token of the session can live, and no longer.
+    assert row.sid == tokens.verify(first)["sid"]
+    life = (row.expires_at - row.revoked_at).total_seconds()
+    assert life == tokens.lifetime + tokens.leeway
+    async with app.state.db.writer() as session, session.begin():
+        await session.execute(update(RevokedSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(second))).status_code == 204
+    async with app.state.db.reader() as session:
+        left = (await session.scalars(select(RevokedSession.sid))).all()
+    assert left == [tokens.verify(second)["sid"]]
+
+
+async def test_the_account_and_its_session_are_checked_in_one_statement(api: Api, app: Any) -> None:
+    token = await _token(api)
+    statements: list[str] = []
+
+    def log(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", log)
+    try:
+        assert (await _me(api, token)).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", log)
+    reads = [s for s in statements if "FROM users" in s]
+    assert len(reads) == 1, statements
+    assert "revoked_sessions" in reads[0] and "bodies" in reads[0]
+
+
+# ---- passwords ----------------------------------------------------------------------------------
+
+
+async def test_changing_ones_password_ends_the_other_sessions_but_not_this_one(api: Api, app: Any) -> None:
+    here, elsewhere = await _token(api), await _token(api)
+    changed = await api.client.post(
+        "/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=_bearer(here),
+    )
+    assert changed.status_code == 204, changed.text
+    assert (await _me(api, here)).status_code == 200
+    _ended(await _me(api, elsewhere))
+    # The fixture's token, signed long before, went with the others.
+    _ended(await api.client.get("/v1/me", headers=api.auth("clerk")))
+    assert (await _sign_in(api, password=PASSWORD)).status_code == 401
+    fresh = await _token(api, password=NEW_PASSWORD)
+    assert (await _me(api, fresh)).status_code == 200
+    # The session the change was made in can still be signed out of.
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(here))).status_code == 204
+    _ended(await _me(api, here))
+    assert (await _me(api, fresh)).status_code == 200
+
+    [record] = await _audit(app, action="change_own_password")
+    assert record.outcome == "success" and record.actor_id == str(_clerk_id(api))
+    assert record.object_id == str(_clerk_id(api))
+    assert record.details["sessions_ended"] == "others"
+    for any_record in await _audit(app):
+        assert PASSWORD not in json.dumps(any_record.details, ensure_ascii=False)
+        assert NEW_PASSWORD not in json.dumps(any_record.details, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        (
+            {"current_password": "not the password", "new_password": NEW_PASSWORD},
+            "current_password",
+            "wrong_password",
+        ),
+        ({"current_password": PASSWORD, "new_password": "short"}, "new_password", "too_short"),
+        ({"current_password": PASSWORD, "new_password": PASSWORD}, "new_password", "same_as_current"),
+    ],
+    ids=["wrong-current", "too-short", "unchanged"],
+)
+async def test_a_password_change_is_refused_at_its_field(
+    api: Api, app: Any, body: dict[str, str], field: str, code: str
+) -> None:
+    elsewhere = await _token(api)
+    refused = await api.client.post("/v1/me/password", json=body, headers=api.auth("clerk"))
+    assert refused.status_code == 422, refused.text
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [(field, code)]
+    # Nothing changed: the old password signs in, no session ended.
+    assert (await _me(api, elsewhere)).status_code == 200
+    assert (await _sign_in(api)).status_code == 200
+    [record] = await _audit(app, action="change_own_password")
+    assert (record.outcome, record.status_code) == ("rejected", 422)
+
+
+async def test_the_current_password_is_a_guess_under_the_sign_in_limit(api: Api, app: Any) -> None:
+    limiter = app.state.identity.anonymous_limiter
+    while limiter.retry_after(f"signin-user:{CLERK}") == 0:
+        pass  # the account's guesses for this minute are used up
+    limited = await api.client.post(
+        "/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=api.auth("clerk"),
+    )
+    assert limited.status_code == 429 and "retry-after" in limited.headers
+    assert (await api.client.get("/v1/me", headers=api.auth("clerk"))).status_code == 200
+    async with app.state.db.reader() as session:
+        kept = await session.scalar(select(User.password_hash).where(User.username == CLERK))
+    assert app.state.identity.passwords.verify(kept, PASSWORD)
+
+
+async def test_an_api_key_has_no_password_to_change(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers={**api.auth("court"), "Authorization": ""},
+    )
+    assert response.status_code == 403
+
+
+async def test_a_retried_password_change_answers_as_the_first(api: Api, app: Any) -> None:
+    body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+    headers = {**api.auth("clerk"), "Idempotency-Key": "change-password-1"}
+    first = await api.client.post("/v1/me/password", json=body, headers=headers)
+    retry = await api.client.post("/v1/me/password", json=body, headers=headers)
+    assert first.status_code == retry.status_code == 204, retry.text
+    assert retry.headers.get("idempotent-replayed") == "true"
+    assert (await _sign_in(api, password=NEW_PASSWORD)).status_code == 200
+    # The stored fingerprint is keyed: no plain hash of the passwords for a reader of the table.
+    async with app.state.db.reader() as session:
+        stored = await session.scalar(
+            select(IdempotencyRecord.fingerprint).where(IdempotencyRecord.key == "change-password-1")
+        )
+    plain = fingerprint("POST", "/v1/me/password", json.dumps(body).encode())
+    assert stored is not None and stored != plain
+
+
+async def test_an_admin_resets_a_password_and_every_session_of_it_ends(api: Api, app: Any) -> None:
+    clerk_id = _clerk_id(api)
+    session = await _token(api)
+    before = (await _user(app, clerk_id)).password_changed_at
+    path = f"/v1/users/{clerk_id}/password"
+    assert (await api.client.post(path, json={"password": NEW_PASSWORD})).status_code == 403
+    short = await api.client.post(path, json={"password": "short"}, headers=api.auth("admin"))
+    assert short.status_code == 422 and short.json()["errors"][0]["field"] == "password"
+
+    reset = await api.client.post(path, json={"password": NEW_PASSWORD}, headers=api.auth("admin"))
+    assert reset.status_code == 200, reset.text
+    assert reset.json()["id"] == str(clerk_id) and "password" not in reset.json()
+    assert (await _user(app, clerk_id)).password_changed_at > before
+    _ended(await _me(api, session))
+    _ended(await api.client.get("/v1/me", headers=api.auth("clerk")))
+    assert (await _sign_in(api)).status_code == 401
+    assert (await _sign_in(api, password=NEW_PASSWORD)).status_code == 200
+    unknown = await api.client.post(
+        f"/v1/users/{uuid.uuid4()}/password", json={"password": NEW_PASSWORD}, headers=api.auth("admin")
+    )
+    assert unknown.status_code == 404
+
+    [record] = await _audit(app, action="reset_password", outcome="success")
+    assert record.actor_id == str(api.users[("admin", None)]) and record.object_id == str(clerk_id)
+    assert record.details["sessions_ended"] == "all"
+    for any_record in await _audit(app):
+        assert NEW_PASSWORD not in json.dumps(any_record.details, ensure_ascii=False)
+
+
+async def test_an_admin_changes_their_own_password_only_with_the_current_one(api: Api) -> None:
+    admin_id = api.users[("admin", None)]
+    own = await api.client.post(
+        f"/v1/users/{admin_id}/password",
+        json={"password": NEW_PASSWORD},
+        headers={**api.auth("admin"), "Accept-Language": "en"},
+    )
+    assert own.status_code == 409 and own.json()["code"] == "own_account"
+    assert "current" in own.json()["detail"]
+    changed = await api.client.post(
+        "/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=api.auth("admin"),
+    )
+    assert changed.status_code == 204, changed.text
+
+
+# ---- the password page ------------------------------------------------------------------------
+
+
+def _password_form(current: str, new: str, again: str | None = None, key: str = "") -> dict[str, str]:
+    return {
+        "current_password": current,
+        "new_password": new,
+        "new_password_again": new if again is None else again,
+        "csrf": CSRF,
+        "idempotency_key": key,
+    }
+
+
+async def test_the_password_page_changes_the_password_and_keeps_this_session(api: Api, app: Any) -> None:
+    async with _browser(app) as here, _browser(app) as elsewhere:
+        await _page_sign_in(here)
+        await _page_sign_in(elsewhere)
+        queue = await here.get("/queue")
+        assert 'href="/account/password"' in queue.text and "修改密码" in queue.text
+        form = await here.get("/account/password")
+        assert form.status_code == 200
+        assert 'autocomplete="current-password"' in form.text and "至少 12 位" in form.text
+
+        changed = await here.post("/account/password", data=_password_form(PASSWORD, NEW_PASSWORD))
+        assert changed.status_code == 303, changed.text
+        assert changed.headers["location"] == "/account/password?changed=true"
+        shown = await here.get(changed.headers["location"])
+        assert 'id="password-changed"' in shown.text and "密码已修改" in shown.text
+        assert (await here.get("/queue")).status_code == 200
+        # The other browser is signed out.
+        away = await elsewhere.get("/queue")
+        assert away.status_code == 303 and away.headers["location"].startswith("/login")
+    assert (await _sign_in(api, password=NEW_PASSWORD)).status_code == 200
+    [record] = await _audit(app, action="change_password")
+    assert record.outcome == "success" and record.actor_id == str(_clerk_id(api))
+    assert record.details["via"] == "web"
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        (_password_form("not the password", NEW_PASSWORD), "current_password", "当前密码不正确"),
+        (
+            _password_form(PASSWORD, NEW_PASSWORD, "a different passphrase"),
+            "new_password_again",
+            "两次输入的新密码不一致",
+        ),
+        (_password_form(PASSWORD, "short"), "new_password", "密码至少 12 位"),
+        (_password_form(PASSWORD, PASSWORD), "new_password", "新密码不能与当前密码相同"),
+        (_password_form("", NEW_PASSWORD), "current_password", "此项为必填项"),
+    ],
+    ids=["wrong-current", "mismatch", "too-short", "unchanged", "blank"],
+)
+async def test_the_password_page_says_what_is_wrong_at_the_field(
+    api: Api, app: Any, form: dict[str, str], field: str, message: str
+) -> None:
+    async with _browser(app) as web:
+        await _page_sign_in(web)
+        refused = await web.post("/account/password", data=form)
+        assert refused.status_code == 422, refused.text
+        assert f'<p class="error" id="{field}-error" role="alert">{message}</p>' in refused.text
+        assert f'id="{field}" name="{field}"' in refused.text
+        assert (await web.get("/queue")).status_code == 200
+    assert (await _sign_in(api)).status_code == 200
+
+
+async def test_the_password_page_takes_a_double_click_as_one_change(api: Api, app: Any) -> None:
+    async with _browser(app) as web:
+        await _page_sign_in(web)
+        form = _password_form(PASSWORD, NEW_PASSWORD, key="form-shown-once")
+        first = await web.post("/account/password", data=form)
+        second = await web.post("/account/password", data=form)
+        assert first.status_code == second.status_code == 303, second.text
+        assert second.headers["location"] == "/account/password?changed=true"
+    assert (await _sign_in(api, password=NEW_PASSWORD)).status_code == 200
+
+
+async def test_the_password_page_needs_its_csrf_token_and_a_session(api: Api, app: Any) -> None:
+    async with _browser(app) as web:
+        await _page_sign_in(web)
+        forged = await web.post(
+            "/account/password", data={**_password_form(PASSWORD, NEW_PASSWORD), "csrf": "x" * 43}
+        )
+        assert forged.status_code == 403
+    async with _browser(app) as stranger:
+        assert (await stranger.get("/account/password")).headers["location"].startswith("/login")
+        refused = await stranger.post("/account/password", data=_password_form(PASSWORD, NEW_PASSWORD))
+        assert refused.status_code == 401
+    assert (await _sign_in(api)).status_code == 200
+
+
+# ---- deactivation and activation ---------------------------------------------------------------
+
+
+async def test_an_admin_cannot_deactivate_their_own_account(api: Api, app: Any) -> None:
+    admin_id = api.users[("admin", None)]
+    zh = await api.client.post(f"/v1/users/{admin_id}/deactivate", headers=api.auth("admin"))
+    en = await api.client.post(
+        f"/v1/users/{admin_id}/deactivate", headers={**api.auth("admin"), "Accept-Language": "en"}
+    )
+    for response in (zh, en):
+        assert response.status_code == 409, response.text
+        assert response.json()["type"] == "/problems/conflict" and response.json()["code"] == "own_account"
+    assert "自己" in zh.json()["detail"] and "your own account" in en.json()["detail"]
+    assert (await _user(app, admin_id)).active
+    records = await _audit(app, action="deactivate_user")
+    assert [(r.outcome, r.status_code, r.object_id) for r in records] == [
+        ("rejected", 409, str(admin_id))
+    ] * 2
+
+
+def _cli(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    identity_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+async def test_the_last_active_admin_cannot_be_deactivated(
+    api: Api, app: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over the API an admin is never the last one (the caller is another); the command line can
+    be asked to, and is refused, naming why."""
+    admin_id = api.users[("admin", None)]
+    assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 2
+    err = capsys.readouterr().err
+    assert "最后一个" in err and "管理员" in err
+    assert (await _user(app, admin_id)).active
+    # With a second administrator, the first may go.
+    second = await api.client.post(
+        "/v1/users",
+        json={
+            "username": "second-admin",
+            "display_name": "第二管理员",
+            "role": "admin",
+            "password": PASSWORD,
+        },
+        headers=api.auth("admin"),
+    )
+    assert second.status_code == 201, second.text
+    assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 0
+    assert not (await _user(app, admin_id)).active
+
+
+async def _requests_waiting_on_a_lock(app: Any, count: int) -> None:
+    async with app.state.db.engine.connect() as watcher:
+        for _ in range(500):
+            waiting = await watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            if waiting == count:
+                return
+            await watcher.rollback()
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} requests never waited on the held rows")
+
+
+@pytest.mark.postgres_only
+async def test_two_admins_deactivating_each_other_at_once_leave_one(api: Api, app: Any) -> None:
+    """Each finds the other still active; without the administrators' rows locked in one order,
+    both would succeed and leave the center with none."""
+    created = await api.client.post(
+        "/v1/users",
+        json={"username": "other-admin", "display_name": "另一管理员", "role": "admin", "password": PASSWORD},
+        headers=api.auth("admin"),
+    )
+    assert created.status_code == 201, created.text
+    first_id, second_id = api.users[("admin", None)], uuid.UUID(created.json()["id"])
+    second = await _token(api, "other-admin")
+    # Both requests signed in and on their way before either may write: the rows are held here.
+    async with app.state.db.engine.connect() as holder:
+        held = await holder.begin()
+        await holder.execute(select(User.id).where(User.role == "admin").with_for_update())
+        racing = asyncio.gather(
+            api.client.post(f"/v1/users/{second_id}/deactivate", headers=api.auth("admin")),
+            api.client.post(f"/v1/users/{first_id}/deactivate", headers=_bearer(second)),
+        )
+        await _requests_waiting_on_a_lock(app, 2)
+        await held.rollback()
+    responses = await racing
+    assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
+    [refused] = [r for r in responses if r.status_code == 409]
+    assert refused.json()["code"] == "last_admin"
+    async with app.state.db.reader() as session:
+        active = await session.scalar(
+            select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
+        )
+    assert active == 1
+
+
+async def test_a_deactivated_account_is_activated_again_and_signs_in_afresh(api: Api, app: Any) -> None:
+    clerk_id = _clerk_id(api)
+    held = await _token(api)
+    deactivated = await api.client.post(f"/v1/users/{clerk_id}/deactivate", headers=api.auth("admin"))
+    assert deactivated.status_code == 200 and deactivated.json()["active"] is False
+    assert (await _me(api, held)).status_code == 401
+    assert (await _sign_in(api)).status_code == 401
+
+    path = f"/v1/users/{clerk_id}/activate"
+    assert (await api.client.post(path, headers=api.auth("supervisor"))).status_code == 403
+    assert (
+        await api.client.post(f"/v1/users/{uuid.uuid4()}/activate", headers=api.auth("admin"))
+    ).status_code == 404
+    headers = {**api.auth("admin"), "Idempotency-Key": "activate-clerk-1"}
+    activated = await api.client.post(path, headers=headers)
+    assert activated.status_code == 200, activated.text
+    assert activated.json()["active"] is True
+    replayed = await api.client.post(path, headers=headers)
+    assert replayed.headers.get("idempotent-replayed") == "true" and replayed.json() == activated.json()
+
+    fresh = await _token(api)
+    assert (await _me(api, fresh)).status_code == 200
+    # The tokens held before the deactivation do not come back with the account.
+    _ended(await _me(api, held))
+    _ended(await api.client.get("/v1/me", headers=api.auth("clerk")))
+    records = await _audit(app, action="activate_user")
+    # The refused attempts too; the replay is recorded as the answer it gave.
+    assert [r.outcome for r in records] == ["denied", "denied", "success", "success"]
+    assert records[2].object_id == str(clerk_id) and records[2].actor_id == str(api.users[("admin", None)])
+
+
+# ---- rotating a key with its own expiry ---------------------------------------------------------
+
+
+async def _key(api: Api, expires_at: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "organisation_id": str(api.bodies["village"]),
+        "role": "body_mediator",
+        "name": "对接",
+    }
+    if expires_at:
+        body["expires_at"] = expires_at
+    response = await api.client.post("/v1/api-keys", json=body, headers=api.auth("admin"))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_rotation_may_give_the_successor_its_own_expiry(api: Api, app: Any) -> None:
+    soon = (utcnow() + timedelta(days=10)).replace(microsecond=0)
+    later = (utcnow() + timedelta(days=365)).replace(microsecond=0)
+    owner = api.auth("body_admin", "village")
+
+    old = await _key(api, soon.isoformat())
+    rotated = await api.client.post(
+        f"/v1/api-keys/{old['id']}/rotate", json={"expires_at": later.isoformat()}, headers=owner
+    )
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["expires_at"] == later.isoformat().replace("+00:00", "Z")
+    assert rotated.json()["replaces_id"] == old["id"]
+    me = await api.client.get("/v1/me", headers={"X-API-Key": rotated.json()["secret"], "Authorization": ""})
+    assert me.status_code == 200
+
+    # Not given: the successor expires with the key it replaces; null: never.
+    inherited = await api.client.post(
+        f"/v1/api-keys/{(await _key(api, soon.isoformat()))['id']}/rotate", headers=owner
+    )
+    assert inherited.status_code == 201 and inherited.json()["expires_at"] == soon.isoformat().replace(
+        "+00:00", "Z"
+    )
+    never = await api.client.post(
+        f"/v1/api-keys/{(await _key(api, soon.isoformat()))['id']}/rotate",
+        json={"expires_at": None},
+        headers=owner,
+    )
+    assert never.status_code == 201 and never.json()["expires_at"] is None
+
+    # The list says which key replaces which.
+    listed = {k["id"]: k for k in (await api.client.get("/v1/api-keys", headers=owner)).json()}
+    assert listed[rotated.json()["id"]]["replaces_id"] == old["id"]
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "code"),
+    [
+        ((utcnow() - timedelta(days=1)).isoformat(), "in_past"),
+        ((utcnow() + timedelta(days=1)).replace(tzinfo=None).isoformat(), "timezone_missing"),
+    ],
+    ids=["in-the-past", "no-time-zone"],
+)
+async def test_a_rotation_refuses_an_expiry_it_would_refuse_at_creation(
+    api: Api, app: Any, expires_at: str, code: str
+) -> None:
+    old = await _key(api)
+    refused = await api.client.post(
+        f"/v1/api-keys/{old['id']}/rotate", json={"expires_at": expires_at}, headers=api.auth("admin")
+    )
+    assert refused.status_code == 422, refused.text
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [("expires_at", code)]
+    async with app.state.db.reader() as session:
+        successors = await session.scalar(
+            select(func.count()).select_from(ApiKey).where(ApiKey.replaces_id == uuid.UUID(old["id"]))
+        )
+    assert successors == 0
+
+
+# ---- sign-ins to dead accounts ----------------------------------------------------------------
+
+
+async def test_a_sign_in_to_a_deactivated_account_is_recorded_against_it(api: Api, app: Any) -> None:
+    clerk_id = _clerk_id(api)
+    assert (
+        await api.client.post(f"/v1/users/{clerk_id}/deactivate", headers=api.auth("admin"))
+    ).status_code == 200
+    right = await _sign_in(api)
+    wrong = await _sign_in(api, password="a wrong password")
+    unknown = await _sign_in(api, "nobody-here")
+    # The answer says no more than for an unknown account.
+    for response in (right, wrong):
+        assert response.status_code == 401 and "code" not in response.json()
+        assert response.json()["detail"] == unknown.json()["detail"]
+    async with _browser(app) as web:
+        page = await web.post(
+            "/login", data={"username": CLERK, "password": PASSWORD, "next": "", "csrf": CSRF}
+        )
+        assert page.status_code == 401
+
+    records = [*await _audit(app, action="sign_in"), *await _audit(app, action="login")]
+    against = [r for r in records if r.object_id == str(clerk_id)]
+    assert [(r.action, r.details["password_matched"]) for r in against] == [
+        ("sign_in", True),
+        ("sign_in", False),
+        ("login", True),
+    ]
+    for record in against:
+        assert (record.outcome, record.object_type, record.details["account"]) == (
+            "denied",
+            "user",
+            "deactivated",
+        )
+        assert record.actor_kind == "anonymous" and record.details["username"] == CLERK
+        assert PASSWORD not in json.dumps(record.details, ensure_ascii=False)
+    [stranger] = [r for r in records if r.details["username"] == "nobody-here"]
+    assert stranger.object_id is None and "account" not in stranger.details
+
+
+async def test_a_sign_in_to_a_suspended_bodys_account_is_recorded_against_it(api: Api, app: Any) -> None:
+    created = await api.client.post(
+        "/v1/users",
+        json={
+            "username": "village-mediator",
+            "display_name": "村调解员",
+            "role": "body_mediator",
+            "organisation_id": str(api.bodies["village"]),
+            "password": PASSWORD,
+        },
+        headers=api.auth("admin"),
+    )
+    assert created.status_code == 201, created.text
+    current = await api.client.get(f"/v1/bodies/{api.bodies['village']}", headers=api.auth("admin"))
+    suspended = await api.client.patch(
+        f"/v1/bodies/{api.bodies['village']}",
+        json={"active": False, "suspended_reason": "换届期间暂停工作"},
+        headers={**api.auth("admin"), "If-Match": current.headers["etag"]},
+    )
+    assert suspended.status_code == 200, suspended.text
+
+    right = await _sign_in(api, "village-mediator")
+    wrong = await _sign_in(api, "village-mediator", "a wrong password")
+    assert right.status_code == 401 and right.json()["code"] == "organisation_suspended"
+    assert wrong.status_code == 401 and "code" not in wrong.json()
+    records = [
+        r for r in await _audit(app, action="sign_in") if r.details.get("username") == "village-mediator"
+    ]
+    assert [(r.object_id, r.details["account"], r.details["password_matched"]) for r in records] == [
+        (created.json()["id"], "organisation_suspended", True),
+        (created.json()["id"], "organisation_suspended", False),
+    ]
