@@ -49,7 +49,7 @@ from mediation.core.principal import SYSTEM, Principal
 from mediation.disputes.enums import CATEGORY_LABELS, Category, PartyKind, PartyRole
 from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
 from mediation.disputes.scope import visible_to
-from mediation.disputes.service import Attention, DisputeService
+from mediation.disputes.service import Attention, DisputeService, counter_years
 
 log = logging.getLogger(__name__)
 
@@ -201,12 +201,14 @@ def _repeat_query(applicant_kinds: tuple[str, ...], respondent_kinds: tuple[str,
 
 
 # Which of a case's waves have an open alert, without loading them, and where the county's
-# case-number counter stands: intake asks both in one statement, before it reads any wave.
+# case-number counters the intake will take stand (one, or two at the turn of the year): intake asks
+# both in one statement, before it reads any wave.
 _LOOK: dict[str, CompoundSelect[Any]] = {
     dialect: union_all(
         select(Alert.open_key, cast(null(), Integer).label("counted")).where(among),
         select(cast(null(), String), CaseNumberCounter.last_value).where(
-            CaseNumberCounter.region == bindparam("county"), CaseNumberCounter.year == bindparam("year")
+            CaseNumberCounter.region == bindparam("county"),
+            CaseNumberCounter.year.between(bindparam("first_year"), bindparam("last_year")),
         ),
     )
     for dialect, among in one_of(Alert.open_key, "keys").items()
@@ -267,9 +269,10 @@ class Finding:
     # A cluster's wave: a finding that raises reads it again under the county's counter.
     wave: Wave | None = None
     # A wave read when the case looked: how many cases it saw in it (itself included), and the
-    # county's case-number counter as committed then. Intakes numbered after that value and before
-    # this case were not in its reading; if they may have brought the wave to its threshold, it
-    # is read again under the counter.
+    # county's case-number counters it takes as committed then (their sum: two at the turn of the
+    # year, disputes.service.counter_years). Intakes numbered after that and before this case were
+    # not in its reading; if they may have brought the wave to its threshold, it is read again
+    # under the counter.
     seen: int = 0
     counted: int = 0
     # Its cases were read under the counter: raising it needs no second reading.
@@ -300,11 +303,12 @@ class AlertService:
             found.append(repeat)
         return found
 
-    async def apply(self, dispute: Dispute, found: list[Finding], number: int) -> list[Alert]:
-        """Write the findings of a case being registered, under the county's counter, which gave it
-        `number`: the open alerts they name are locked and read afresh in one statement, then each
-        is raised or joined. A wave that the intakes numbered since the case looked may have
-        brought to its threshold is read again, and raised if it has reached it."""
+    async def apply(self, dispute: Dispute, found: list[Finding], counted: int) -> list[Alert]:
+        """Write the findings of a case being registered, under the county's counters, which stand
+        at `counted` (their sum) now that it has its number: the open alerts they name are locked
+        and read afresh in one statement, then each is raised or joined. A wave that the intakes
+        numbered since the case looked may have brought to its threshold is read again, and raised
+        if it has reached it."""
         if not found:
             return []
         statement = _OPEN_ALERTS_LOCKED[self.session.get_bind().dialect.name]
@@ -315,7 +319,7 @@ class AlertService:
             alert = open_now.get(finding.key)
             wave = finding.wave
             if alert is None and finding.join_only and finding.seen and wave is not None:
-                since = number - 1 - finding.counted  # committed after the case looked, before its number
+                since = counted - 1 - finding.counted  # numbered after the case looked, before it
                 if since > 0 and finding.seen + since >= wave.rule.min_cases:
                     finding = await self._read_again(dispute, finding, wave)
             alert = await self._raise(dispute, finding, alert, registering=True)
@@ -375,8 +379,10 @@ class AlertService:
         registered after it included. And a wave that several intakes running at once each saw
         short of its threshold is read again by the last of them to take the counter, when the ones
         numbered since it looked could have made up the difference: it raises the alert then, not
-        the wave's next case. (Counters are per county and year: at the turn of the year an intake
-        dated 31 December and one dated 1 January do not take one in turn, and can miss each other.)
+        the wave's next case. Counters are per county and year: at the turn of the year an intake
+        holds both years' counters (disputes.service.counter_years), so an intake dated 31 December
+        and one dated 1 January take them in turn as well, and the intakes numbered since a case
+        looked are counted on both.
         """
         waves = [wave for rule in self.rules.clusters if (wave := self._wave(dispute, rule)) is not None]
         if not waves:
@@ -386,10 +392,13 @@ class AlertService:
         for wave, key in zip(waves, keys, strict=True):
             wave.params["key"] = key
         statement = _LOOK[self.session.get_bind().dialect.name]
-        params = {"keys": keys, "county": county, "year": dispute.applied_on.year}
+        # The counters intake takes: of the day the case is registered on (its number's year), not
+        # of the application's date.
+        years = counter_years(dispute.created_at.astimezone(self.clock.zone).date())
+        params = {"keys": keys, "county": county, "first_year": years[0], "last_year": years[-1]}
         rows = (await self.session.execute(statement, params)).all()
         open_keys = {row[0] for row in rows if row[0] is not None}
-        counted = next((int(row[1]) for row in rows if row[1] is not None), 0)
+        counted = sum(int(row[1]) for row in rows if row[1] is not None)
         found = []
         for wave, key in zip(waves, keys, strict=True):
             joining = self._cluster_finding(dispute, wave, key, [dispute.id], join_only=True)

@@ -152,6 +152,33 @@ _BUMP_CASE_NUMBER = (
     .values(last_value=CaseNumberCounter.last_value + 1)
     .returning(CaseNumberCounter.last_value)
 )
+# The neighbouring year's counter at the turn of the year: locked, its value read, no number taken.
+_HOLD_CASE_NUMBERS = (
+    update(CaseNumberCounter)
+    .where(CaseNumberCounter.region == bindparam("in_region"), CaseNumberCounter.year == bindparam("in_year"))
+    .values(last_value=CaseNumberCounter.last_value)
+    .returning(CaseNumberCounter.last_value)
+)
+
+
+def counter_years(registered_on: date) -> tuple[int, ...]:
+    """The years whose county case-number counters an intake registered on `registered_on` takes,
+    oldest first; the case's number comes from its own year's.
+
+    Intakes of one county take its counters in turn, from their numbers until their commits, and
+    early warning relies on that (alerts.service: a wave's intakes running at once see each other
+    under the counter). Counters are per year, so on its own an intake of 31 December and one of
+    1 January would not wait for each other. An intake lasts seconds (its request's timeout), so two
+    that run at once are registered at most a day apart: on 31 December and 1 January an intake
+    also holds the other year's counter, and every two intakes that may run at once share a row.
+    Taken oldest first by all, they cannot deadlock; every other day of the year an intake takes
+    one counter, in one statement, as it always has."""
+    year = registered_on.year
+    if (registered_on.month, registered_on.day) == (12, 31):
+        return (year, year + 1)
+    if (registered_on.month, registered_on.day) == (1, 1):
+        return (year - 1, year)
+    return (year,)
 
 
 class DisputeService:
@@ -199,7 +226,9 @@ class DisputeService:
                 message = Text("邀请调解的法院不存在", "The inviting court does not exist")
                 raise ValidationFailed.of_field("inviting_court_id", "not_a_court", message)
         now = self.clock.now()
-        today = self.clock.today()
+        # One reading of the clock: at midnight the case's date, its number's year and the counters
+        # early warning reads (alerts.service, from `created_at`) agree.
+        today = now.astimezone(self.clock.zone).date()
         query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
         # The tier comes from the triage rules (domain.md §4.4: small matters stay in the village,
         # big ones go up); group disputes count from the rules' threshold (劳动争议调解仲裁法 Art. 7:
@@ -273,7 +302,7 @@ class DisputeService:
         # commit, and every other intake in the county waits for it, so only the writes that need
         # the number (its event, the alerts that name it, the receipt) follow. Numbers stay gapless.
         await self.session.flush()  # the timeline entry and the clocks: before the lock, not under it
-        number = await self._next_case_number(data.region_code[:6], today.year)
+        number, counted = await self._take_counters(data.region_code[:6], today)
         dispute.case_number = f"{data.region_code[:6]}-{today.year}-{number:06d}"
         dispute.query_code_hash = hash_query_code(dispute.case_number, query_code)
         record_dispute_event(
@@ -298,7 +327,7 @@ class DisputeService:
             storing = asyncio.create_task(documents.store_page(receipt))
         try:
             # After the registration's own event, so a feed reader sees the case before its alerts.
-            await alerts.apply(dispute, found, number)
+            await alerts.apply(dispute, found, counted)
         except BaseException:
             if storing is not None:  # its file, if written, is content nobody references
                 storing.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -352,25 +381,41 @@ class DisputeService:
                 headers={"Location": f"/v1/disputes/{existing.id}"},
             )
 
-    async def _next_case_number(self, region6: str, year: int) -> int:
-        """The county's next number this year, gapless: the counter row stays locked until commit.
+    async def _take_counters(self, region6: str, registered_on: date) -> tuple[int, int]:
+        """The case's number, from the county's counter of its year, and the sum of the counters
+        the intake holds (`counter_years`) once it has it: early warning compares that with the
+        sum it read when it looked, to know how many intakes were numbered in between."""
+        number = counted = 0
+        for year in counter_years(registered_on):
+            own = year == registered_on.year
+            value = await self._counter(region6, year, take=own)
+            if own:
+                number = value
+            counted += value
+        return number, counted
+
+    async def _counter(self, region6: str, year: int, *, take: bool) -> int:
+        """The county's counter of `year`, locked until commit: its next number (`take`), gapless,
+        or where it stands (started at 0 if need be, so that year's first case is still number 1).
 
         A plain UPDATE first: on PostgreSQL it queues behind the holder on the row's tuple lock, so
         intakes get their numbers in the order they asked. (An INSERT ... ON CONFLICT waits on the
         holder's transaction instead, and every waiter races again when it ends: under a wave of
         intakes one of them could lose that race until its request timed out.) The upsert only
         starts a county's year."""
+        statement = _BUMP_CASE_NUMBER if take else _HOLD_CASE_NUMBERS
         value = (
-            await self.session.execute(_BUMP_CASE_NUMBER, {"in_region": region6, "in_year": year})
+            await self.session.execute(statement, {"in_region": region6, "in_year": year})
         ).scalar_one_or_none()
         if value is None:
             insert = insert_of(self.session)
+            step = 1 if take else 0
             start = (
                 insert(CaseNumberCounter)
-                .values(region=region6, year=year, last_value=1)
+                .values(region=region6, year=year, last_value=step)
                 .on_conflict_do_update(
                     index_elements=["region", "year"],
-                    set_={"last_value": CaseNumberCounter.last_value + 1},
+                    set_={"last_value": CaseNumberCounter.last_value + step},
                 )
                 .returning(CaseNumberCounter.last_value)
             )

@@ -2,7 +2,8 @@
 
 Runs inside the API process by default and as `mediation relay`. Several relays may run at
 once: a relay claims due deliveries in a short transaction (`FOR UPDATE SKIP LOCKED` on
-PostgreSQL) with a lease, sends them, then records the outcome. A relay killed between claim and
+PostgreSQL) with a lease, judged by the database's clock, sends them, each within the timeout,
+then records the outcome. A relay killed between claim and
 record leaves a claim whose lease lapses; another relay (or the same one restarted) sends the
 delivery again with the same `webhook-id`, so receivers can drop the duplicate. Delivery is
 therefore at least once, and never concurrent for one delivery.
@@ -24,7 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from mediation.core.db import Database, utcnow
@@ -39,6 +41,33 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 JITTER = 0.2
+# How much of an answer's body is read: its status is the answer, the body at most a short note.
+ANSWER_READ_LIMIT = 64 * 1024
+
+
+async def database_now(session: AsyncSession) -> datetime:
+    """The time leases and retries are judged by: on PostgreSQL the database's clock, the one
+    clock every relay shares whatever host it runs on. By each relay's own clock, a relay whose
+    host runs a minute ahead (or whose clock jumps) would take over claims still held and send their
+    deliveries a second time at once, and one running behind would schedule retries that others
+    find due at once, or take nothing due until its clock caught up. (SQLite's relays share the
+    one host the database file is on, and its clock.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        now: datetime = (await session.execute(_DATABASE_NOW)).scalar_one()
+        return now
+    return utcnow()
+
+
+_DATABASE_NOW = select(func.now())
+
+
+def _due(now: datetime | ColumnElement[datetime]) -> tuple[ColumnElement[bool], ...]:
+    """Deliveries due at `now` and not claimed, or claimed under a lease that has lapsed."""
+    return (
+        WebhookDelivery.status == "pending",
+        WebhookDelivery.next_attempt_at <= now,
+        or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
+    )
 
 
 @dataclass(slots=True)
@@ -50,6 +79,13 @@ class Job:
     webhook_id: str
     body: str
     secrets: list[str]
+    # When it was claimed, by the database's clock (`database_now`), and by this process's
+    # monotonic one: the time of sending follows from them whatever the host's clock does.
+    claimed_at: datetime
+    claimed_at_monotonic: float
+
+    def now(self) -> datetime:
+        return self.claimed_at + timedelta(seconds=time.monotonic() - self.claimed_at_monotonic)
 
 
 @dataclass(slots=True)
@@ -80,6 +116,8 @@ class Relay:
         )
         self._owns_client = client is None
         self.in_flight: set[uuid.UUID] = set()
+        # Outcomes a cycle sent but could not record (the database went away meanwhile).
+        self.unrecorded: list[Outcome] = []
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -103,6 +141,12 @@ class Relay:
             log.info("relay %s stopped", self.relay_id)
 
     async def run_once(self) -> int:
+        if self.unrecorded:
+            # Recorded first, under the claims they were sent with (still this relay's unless
+            # another took them over after the lease): a delivery the receiver accepted while the
+            # database was away is not sent again once it is back, and its attempt is in the log.
+            kept, self.unrecorded = self.unrecorded, []
+            await self._record_or_keep(kept)
         await sequence_pending(self.db, utcnow())
         jobs = await self.claim()
         if not jobs:
@@ -110,8 +154,15 @@ class Relay:
         self._fault("after_claim")
         outcomes = await asyncio.gather(*(self.send(job) for job in jobs))
         self._fault("after_send")
-        await self.record(outcomes)
+        await self._record_or_keep(outcomes)
         return len(jobs)
+
+    async def _record_or_keep(self, outcomes: list[Outcome]) -> None:
+        try:
+            await self.record(outcomes)
+        except BaseException:
+            self.unrecorded.extend(outcomes)
+            raise
 
     def _fault(self, point: str) -> None:
         # Test-only crash injection (settings.relay_fault); never set in production.
@@ -122,21 +173,18 @@ class Relay:
     # ---- claim, send, record --------------------------------------------------------------------
 
     async def claim(self) -> list[Job]:
-        now = utcnow()
-        lease = now + timedelta(seconds=self.settings.relay_lease_seconds)
-        due = (
-            WebhookDelivery.status == "pending",
-            WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
-        )
         # A plain read first: an idle relay must not take SQLite's write lock every poll.
         async with self.db.reader() as probe:
-            if not await probe.scalar(select(exists().where(*due))):
+            now_in_sql = func.now() if probe.get_bind().dialect.name == "postgresql" else utcnow()
+            if not await probe.scalar(select(exists().where(*_due(now_in_sql)))):
                 return []
         async with self.db.writer() as session, session.begin():
+            now = await database_now(session)
+            now_monotonic = time.monotonic()
+            lease = now + timedelta(seconds=self.settings.relay_lease_seconds)
             stmt = (
                 select(WebhookDelivery)
-                .where(*due)
+                .where(*_due(now))
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(self.settings.relay_batch_size)
             )
@@ -173,41 +221,77 @@ class Relay:
                         webhook_id=str(event.id),
                         body=json.dumps(cloudevent(event), ensure_ascii=False, separators=(",", ":")),
                         secrets=signer.secrets_of(sub, now),
+                        claimed_at=now,
+                        claimed_at_monotonic=now_monotonic,
                     )
                 )
         self.in_flight.update(j.delivery_id for j in jobs)
         return jobs
 
     async def send(self, job: Job) -> Outcome:
-        started = utcnow()
+        """One attempt, ended at the timeout whatever the receiver does. The answer's status is all
+        Standard Webhooks asks of it: its body is read no further than `ANSWER_READ_LIMIT`, so a
+        receiver answering with a huge or endless one costs neither memory nor more than the
+        timeout. Whatever goes wrong is this delivery's failed attempt, never the batch's: an
+        exception escaping here would leave every delivery of the batch claimed and unrecorded
+        until its lease lapsed, and sent again then."""
+        started = job.now()
         clock = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        timeout = self.settings.webhook_timeout_seconds
         try:
-            await check_target(job.url, self.settings.webhook_allow_private_targets)
-            sent_at = utcnow()
-            signatures = " ".join(Webhook(s).sign(job.webhook_id, sent_at, job.body) for s in job.secrets)
-            response = await self.client.post(
-                job.url,
-                content=job.body.encode(),
-                headers={
-                    "content-type": CONTENT_TYPE,
-                    "webhook-id": job.webhook_id,
-                    "webhook-timestamp": str(int(sent_at.timestamp())),
-                    "webhook-signature": signatures,
-                    "user-agent": "mediation-webhooks/1",
-                },
-            )
-            status, error = response.status_code, None
+            # One deadline for the whole send, the host name's lookup included. httpx's timeout
+            # bounds each read and write alone: a receiver sending a byte now and then would hold
+            # the send past the claim's lease, and another relay would send the delivery meanwhile.
+            async with asyncio.timeout(timeout):
+                await check_target(job.url, self.settings.webhook_allow_private_targets)
+                # The receiver checks this against its own clock (Standard Webhooks allows five
+                # minutes either way): the database's, as for the leases, not a host's gone astray.
+                sent_at = job.now()
+                signatures = " ".join(Webhook(s).sign(job.webhook_id, sent_at, job.body) for s in job.secrets)
+                request = self.client.build_request(
+                    "POST",
+                    job.url,
+                    content=job.body.encode(),
+                    headers={
+                        "content-type": CONTENT_TYPE,
+                        "webhook-id": job.webhook_id,
+                        "webhook-timestamp": str(int(sent_at.timestamp())),
+                        "webhook-signature": signatures,
+                        "user-agent": "mediation-webhooks/1",
+                    },
+                )
+                response = await self.client.send(request, stream=True)
+                status = response.status_code
+                try:
+                    # A short answer is read to its end, so its connection serves the next delivery;
+                    # past the limit it is dropped rather than drained.
+                    taken = 0
+                    async for chunk in response.aiter_raw():
+                        taken += len(chunk)
+                        if taken > ANSWER_READ_LIMIT:
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            if status is None:  # else the receiver answered, and only its body was cut short
+                error = f"timed out: no answer within {timeout:g} s"
         except TargetRefused as exc:
-            status, error = None, f"target refused: {exc}"
+            error = f"target refused: {exc}"
         except httpx.HTTPError as exc:
-            status, error = None, f"{type(exc).__name__}: {exc}"[:500]
+            if status is None:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+        except Exception as exc:
+            log.exception("webhook delivery %s attempt %d: unexpected failure", job.delivery_id, job.attempt)
+            error = f"{type(exc).__name__}: {exc}"[:500]
         latency = int((time.perf_counter() - clock) * 1000)
         return Outcome(job, started, status, latency, error)
 
     async def record(self, outcomes: list[Outcome]) -> None:
-        now = utcnow()
         schedule = self.settings.webhook_retry_schedule_seconds
         async with self.db.writer() as session, session.begin():
+            now = await database_now(session)
             # 410s last: the batch's other outcomes for that subscription are recorded first, then
             # whatever is still pending for it is cancelled.
             for o in sorted(outcomes, key=lambda o: o.status_code == 410):
@@ -267,7 +351,14 @@ class Relay:
         self.in_flight.difference_update(o.job.delivery_id for o in outcomes)
 
     async def release(self) -> None:
-        """Graceful shutdown: hand back claims not yet recorded, so another relay sends them now."""
+        """Graceful shutdown: record what was sent and not yet recorded if the database allows,
+        and hand back the other claims, so another relay sends them now."""
+        if self.unrecorded:
+            kept, self.unrecorded = self.unrecorded, []
+            try:
+                await self.record(kept)
+            except Exception:
+                log.warning("relay %s: %d outcomes left unrecorded", self.relay_id, len(kept))
         if not self.in_flight:
             return
         async with self.db.writer() as session, session.begin():

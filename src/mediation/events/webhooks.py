@@ -54,6 +54,10 @@ async def check_target(url: str, allow_private: bool) -> None:
         raise TargetRefused(
             Text("主机名无法解析", f"the host does not resolve: {exc.strerror or exc}")
         ) from exc
+    except UnicodeError as exc:
+        # A name DNS cannot carry (a label longer than 63 characters): the lookup refuses it
+        # before asking anyone, with UnicodeError rather than OSError.
+        raise TargetRefused(Text("主机名无法解析", f"the host does not resolve: {exc}")) from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         for reached in (address, *_embedded_ipv4(address)):
