@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
+from stdnum.cn import uscc
 
 from mediation.clocks.scheduler import tick
 from tests.support import person
@@ -482,6 +483,66 @@ async def test_every_signature_is_needed_and_the_last_one_sets_the_local_effecti
     assert moved["status"] == "agreement_signed"
     assert moved["agreement_effective_on"] == "2026-06-03"
     assert moved["agreement"]["id"] == agreement["id"]
+
+
+def _company(role: str, name: str) -> dict:
+    first17 = "91330681MA2D00001"
+    return {
+        "role": role,
+        "kind": "organisation",
+        "name": name,
+        "id_type": "uscc",
+        "id_number": first17 + uscc.calc_check_digit(first17),
+        "phone": "0575-87001234",
+        "address": "浙江省诸暨市枫桥镇工业区",
+    }
+
+
+async def test_a_seal_is_an_organisations_and_a_fingerprint_a_natural_persons(api):
+    """人民调解法 Art. 29: each party signs, seals or puts a fingerprint on the agreement in its own
+    way: a natural person does not seal, and a company does not fingerprint."""
+    firm_name = "诸暨市某某建材有限公司"
+    dispute = await api.drive(
+        "mediating", parties=[person("applicant", "张三", 1), _company("respondent", firm_name)]
+    )
+    draft = await api.draft_agreement(dispute)
+    assert draft["missing"] == []
+    applicant, firm = _party(dispute, "applicant")["id"], _party(dispute, "respondent")["id"]
+
+    sealed = await api.sign(dispute, draft, signer="party", party_id=applicant, method="seal")
+    [error] = _problem(sealed, 422, "/problems/validation-error")["errors"]
+    assert (error["field"], error["code"]) == ("method", "method_not_for_party_kind")
+    assert "张三" in error["message"] and "自然人" in error["message"]
+    fingerprinted = await api.sign(dispute, draft, signer="party", party_id=firm, method="fingerprint")
+    [error] = _problem(fingerprinted, 422, "/problems/validation-error")["errors"]
+    assert (error["field"], error["code"]) == ("method", "method_not_for_party_kind")
+    assert firm_name in error["message"] and "按指印" in error["message"]
+    english = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/agreements/{draft['id']}/signatures",
+        json={"signer": "party", "party_id": firm, "method": "fingerprint"},
+        headers={**api.acting("body_mediator", dispute), "Accept-Language": "en"},
+    )
+    [error] = _problem(english, 422, "/problems/validation-error")["errors"]
+    assert error["message"].startswith(f"Party {firm_name} is an organisation")
+    assert (await _agreement(api, dispute, draft))["signatures"] == []
+
+    # Each in its own way: the person's fingerprint, the company's seal or its representative's hand.
+    for party_id, method in ((applicant, "fingerprint"), (firm, "seal")):
+        response = await api.sign(dispute, draft, signer="party", party_id=party_id, method=method)
+        assert response.status_code == 200, response.text
+    stored = await _agreement(api, dispute, draft)
+    assert [(s["party_id"], s["method"]) for s in stored["signatures"]] == [
+        (applicant, "fingerprint"),
+        (firm, "seal"),
+    ]
+    other = await api.drive(
+        "mediating", parties=[person("applicant", "王五", 3), _company("respondent", firm_name)]
+    )
+    other_draft = await api.draft_agreement(other)
+    signed = await api.sign(
+        other, other_draft, signer="party", party_id=_party(other, "respondent")["id"], method="in_person"
+    )
+    assert signed.status_code == 200, signed.text
 
 
 async def test_an_electronic_signature_must_sign_the_current_content(api):

@@ -204,6 +204,58 @@ async def test_oversized_chunked_body_is_refused_with_413(api):
     _problem(response, 413, "/problems/payload-too-large")
 
 
+PAGE_FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html,application/xhtml+xml"}
+
+
+def _too_large_page(response) -> str:
+    assert response.status_code == 413, response.text[:500]
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+    page = response.text
+    assert "<h1>提交的内容过大</h1>" in page
+    # The limit, the way a clerk reads it (1 MiB by default), and that nothing was kept.
+    assert "超过 1 MB 的上限" in page and "没有保存任何内容" in page
+    assert "application/problem" not in page and '"type"' not in page
+    return page
+
+
+async def test_a_form_over_the_limit_is_answered_with_a_page(api):
+    """A browser's form too large to take is refused before it is read, as the API's bodies are,
+    but with a page in Chinese saying so and what the limit is, not the API's JSON."""
+    before = await _row_counts(api)
+    form = {"csrf": "x" * 43, "description": "纠" * 400_000}
+    declared = await api.client.post(
+        "/intake",
+        data=form,
+        headers={**PAGE_FORM, "Referer": "http://mediation.test/intake?draft=1"},
+    )
+    page = _too_large_page(declared)
+    # A way back to the form it came from, when that is one of ours.
+    assert 'href="/intake?draft=1"' in page
+    assert await _row_counts(api) == before
+
+    async def chunks():
+        yield b"csrf=" + b"x" * 43 + b"&description="
+        for _ in range(300):
+            yield b"x" * 4096
+
+    streamed = await api.client.post(
+        "/apply", content=chunks(), headers={**PAGE_FORM, "Referer": "http://elsewhere.example/"}
+    )
+    page = _too_large_page(streamed)
+    assert "elsewhere.example" not in page and 'href="/"' in page
+    assert await _row_counts(api) == before
+
+
+async def test_the_api_keeps_its_problem_document_for_a_body_over_the_limit(api):
+    huge = intake_body(description="纠" * 600_000)
+    response = await api.client.post(
+        "/v1/disputes", json=huge, headers={**api.headers(), "Accept": "text/html,application/xhtml+xml"}
+    )
+    assert "上限" in _problem(response, 413, "/problems/payload-too-large")["detail"]
+
+
 async def test_page_size_over_the_maximum_is_refused(api):
     problem = _problem(
         await api.client.get("/v1/disputes", params={"limit": 101}), 422, "/problems/validation-error"

@@ -17,6 +17,7 @@ from mediation.alerts.models import Alert, AlertCase
 from mediation.alerts.service import AlertService
 from mediation.clocks.scheduler import tick
 from mediation.disputes.models import Dispute
+from mediation.events.models import OutboxEvent
 from mediation.supervision.models import SupervisionOrder
 from tests.support import Api, person
 
@@ -126,6 +127,146 @@ async def test_an_order_on_a_case_closed_meanwhile_is_not_escalated(api: Api) ->
     assert (await _tick(api)).orders_escalated == 0
     after = await api.get(dispute)
     assert (after["attention"], after["version"]) == (None, closed["version"])
+
+
+async def _orders(api: Api, headers: dict[str, str], dispute: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    listed = await api.client.get(
+        "/v1/supervision-orders", params={"dispute_id": dispute["id"]}, headers=headers
+    )
+    assert listed.status_code == 200, listed.text
+    return {o["id"]: o for o in listed.json()["items"]}
+
+
+async def _answer(api: Api, order: dict[str, Any], org: str) -> Any:
+    return await api.client.post(
+        f"/v1/supervision-orders/{order['id']}/response",
+        json={"response": "已约见双方, 定于下周再次调解"},
+        headers={**api.auth("body_mediator", org), **_if_match(order)},
+    )
+
+
+async def test_an_open_order_follows_the_case_to_the_body_that_takes_it_over(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    village, town = str(api.bodies["village"]), str(api.bodies["town"])
+    order = await _order(api, dispute)
+    # An order addressed on purpose to a body that is not handling the case stays with it.
+    guidance = await _order(
+        api, await api.get(dispute), body_id=town, instruction="请镇调委会指导村调委会调解"
+    )
+    transferred = await api.step(await api.get(dispute), "transfer")
+    assert (transferred["status"], transferred["body_id"]) == ("accepted", None)
+
+    # While the case waits at the center the order is addressed to no body: the village, which no
+    # longer has the case, neither sees it nor may answer it, like any body it is not addressed to.
+    listed = await _orders(api, api.auth("supervisor"), dispute)
+    assert (listed[order["id"]]["body_id"], listed[order["id"]]["status"]) == (None, "issued")
+    assert listed[guidance["id"]]["body_id"] == town
+    assert await _orders(api, api.auth("body_mediator", "village"), dispute) == {}
+    refused = await _answer(api, listed[order["id"]], "village")
+    assert refused.status_code == 404
+    assert (
+        refused.json()["type"] == (await _answer(api, listed[order["id"]], "labour_mediation")).json()["type"]
+    )
+
+    # The town takes the case: the order is its to answer, with the same instruction and last day.
+    assign = {"body_id": town, "override_reason": "村调委会转办, 由镇调委会调解"}
+    assigned = await api.step(await api.get(dispute), "assign", assign)
+    listed = await _orders(api, api.auth("supervisor"), dispute)
+    moved = listed[order["id"]]
+    assert (moved["body_id"], moved["instruction"], moved["due_on"], moved["status"]) == (
+        town,
+        order["instruction"],
+        order["due_on"],
+        "issued",
+    )
+    assert listed[guidance["id"]]["version"] == guidance["version"]
+    assert set(await _orders(api, api.auth("body_mediator", "town"), dispute)) == {
+        order["id"],
+        guidance["id"],
+    }
+    entries = [e for e in await api.timeline(dispute) if e["action"] == "supervision_readdressed"]
+    assert [(e["payload"]["order_id"], e["payload"]["body_id"], e["payload"]["due_on"]) for e in entries] == [
+        (order["id"], town, order["due_on"])
+    ]
+    assert "枫桥镇人民调解委员会" in entries[0]["reason"]
+    assert entries[0]["seq"] == (await api.get(dispute))["version"] > assigned["version"] - 1
+    async with api.app.state.db.reader() as session:
+        events = (
+            await session.scalars(
+                select(OutboxEvent).where(OutboxEvent.dispute_id == uuid.UUID(dispute["id"]))
+            )
+        ).all()
+    [event] = [e for e in events if e.data["action"] == "supervision_readdressed"]
+    assert (event.type, event.body_id, event.data["body_id"]) == (
+        "cn.mediation.dispute.supervision_issued",
+        api.bodies["town"],
+        town,
+    )
+
+    # The village is refused still; the town answers.
+    assert (await _answer(api, moved, "village")).status_code == 404
+    answered = await _answer(api, moved, "town")
+    assert answered.status_code == 200, answered.text
+    assert (answered.json()["status"], answered.json()["body_id"]) == ("responded", town)
+    assert village not in {
+        o["body_id"] for o in (await _orders(api, api.auth("supervisor"), dispute)).values()
+    }
+
+
+async def test_an_order_waiting_for_the_next_body_is_escalated_against_that_body(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    order = await _order(api, dispute, due_on="2026-06-03")
+    _at(api, date(2026, 6, 2))
+    await api.step(await api.get(dispute), "transfer")
+    waiting = await api.get(dispute)
+    # Past its last day with no body holding the case: nobody is escalated against.
+    _at(api, date(2026, 6, 4))
+    assert (await _tick(api)).orders_escalated == 0
+    after = await api.get(dispute)
+    assert (after["attention"], after["version"]) == (None, waiting["version"])
+    assign = {"body_id": str(api.bodies["town"]), "override_reason": "村调委会转办, 由镇调委会调解"}
+    await api.step(after, "assign", assign)
+    _at(api, date(2026, 6, 5))
+    assert (await _tick(api)).orders_escalated == 1
+    [escalation] = [e for e in await api.timeline(dispute) if e["action"] == "supervision_escalated"]
+    assert escalation["payload"]["body_id"] == str(api.bodies["town"])
+    current = (await _orders(api, api.auth("supervisor"), dispute))[order["id"]]
+    assert (current["status"], current["body_id"], current["due_on"]) == (
+        "escalated",
+        str(api.bodies["town"]),
+        "2026-06-03",
+    )
+    assert (await api.get(dispute))["attention"] == "supervision_overdue"
+    answered = await _answer(api, current, "town")
+    assert answered.status_code == 200, answered.text
+    assert (await api.get(dispute))["attention"] is None
+
+
+async def test_an_escalated_order_stays_escalated_and_flagged_with_the_next_body(api: Api) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    order = await _order(api, dispute, due_on="2026-06-03")
+    _at(api, date(2026, 6, 4))
+    assert (await _tick(api)).orders_escalated == 1
+    # Up a tier: the county's supervisor sends it to the town.
+    escalated = await api.step(await api.get(dispute), "escalate")
+    assert escalated["body_id"] is None
+    listed = await _orders(api, api.auth("supervisor"), dispute)
+    assert (listed[order["id"]]["status"], listed[order["id"]]["body_id"]) == ("escalated", None)
+    assign = {"body_id": str(api.bodies["town"]), "override_reason": "上移至镇调委会"}
+    assigned = await api.step(await api.get(dispute), "assign", assign)
+    # Assigning clears what the case waited for, but the order is still unanswered past its day.
+    assert (await api.get(dispute))["attention"] == "supervision_overdue"
+    assert assigned["body_id"] == str(api.bodies["town"])
+    current = (await _orders(api, api.auth("body_mediator", "town"), dispute))[order["id"]]
+    assert current["status"] == "escalated"
+    _at(api, date(2026, 6, 5))
+    assert (await _tick(api)).orders_escalated == 0  # escalated once, with the village
+    answered = await _answer(api, current, "town")
+    assert answered.status_code == 200, answered.text
+    assert (await api.get(dispute))["attention"] is None
 
 
 async def test_a_case_owner_is_set_and_cleared(api: Api) -> None:

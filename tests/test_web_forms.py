@@ -16,7 +16,7 @@ import httpx
 import pytest
 from stdnum.cn import uscc
 
-from mediation.agreements.schemas import SIGNING_METHODS
+from mediation.agreements.schemas import PARTY_SIGNING_METHODS, SIGNING_METHODS
 from mediation.identity.models import User
 from tests.support import Api, person
 from tests.test_web import CSRF, Page, signed_in
@@ -102,18 +102,27 @@ async def test_each_signer_is_offered_exactly_the_methods_the_service_takes(
     api: Api, web: httpx.AsyncClient
 ) -> None:
     """人民调解法 Art. 29: parties sign, seal or fingerprint, the mediator signs, the body seals; a
-    unit (单位) party seals, so its row offers the seal first."""
+    unit (单位) party seals, so its row offers the seal first, and no fingerprint; a natural person's
+    row offers no seal."""
     parties = [person("applicant", "张三", 1), company("respondent", "诸暨市某某建材有限公司")]
     case, agreement = await drafted(api, parties=parties)
     page = await at_the_body(web, api, case)
     shown = await page.get(f"/cases/{case['id']}")
     rows = sign_rows(shown.text)
     assert [r["signer"] for r in rows] == ["party", "party", "mediator", "body_seal"]
+    kinds = {p["id"]: p["kind"] for p in case["parties"]}
     for row in rows:
-        assert row["methods"] == SIGNING_METHODS[row["signer"]], row
+        expected = (
+            PARTY_SIGNING_METHODS[kinds[row["party"]]] if row["party"] else SIGNING_METHODS[row["signer"]]
+        )
+        assert row["methods"] == expected, row
     firm = next(p["id"] for p in case["parties"] if p["kind"] == "organisation")
     by_party = {r["party"]: r for r in rows if r["party"]}
+    assert by_party[firm]["methods"] == ["seal", "in_person", "electronic"]
     assert by_party[firm]["chosen"] == ["seal"]
+    natural = next(p["id"] for p in case["parties"] if p["kind"] == "person")
+    assert by_party[natural]["methods"] == ["in_person", "fingerprint", "electronic"]
+    assert by_party[natural]["chosen"] == ["in_person"]
 
     sealed = await page.post(
         f"/cases/{case['id']}/agreements/{agreement['id']}/signatures",
@@ -122,6 +131,31 @@ async def test_each_signer_is_offered_exactly_the_methods_the_service_takes(
     assert sealed.status_code == 303, sealed.text[:3000]
     signatures = (await api.client.get(f"/v1/disputes/{case['id']}/agreements")).json()[-1]["signatures"]
     assert [(s["party_id"], s["method"]) for s in signatures] == [(firm, "seal")]
+
+
+async def test_a_seal_for_a_person_or_a_fingerprint_for_a_company_is_refused_at_its_row(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    """A form sent with a method its row does not offer (an old page, an edited form) is refused by
+    the service, and said at the signer's row, naming them (人民调解法 Art. 29)."""
+    parties = [person("applicant", "张三", 1), company("respondent", "诸暨市某某建材有限公司")]
+    case, agreement = await drafted(api, parties=parties)
+    page = await at_the_body(web, api, case)
+    rows = sign_rows((await page.get(f"/cases/{case['id']}")).text)
+    url = f"/cases/{case['id']}/agreements/{agreement['id']}/signatures"
+    sealed = await page.post(url, {**rows[0]["hidden"], "method": "seal"})
+    assert sealed.status_code == 422, sealed.text[:3000]
+    after = sign_rows(sealed.text)
+    assert (
+        after[0]["error"] == "签署方式: 当事人「张三」是自然人, 应本人签名、按指印或电子签名, 不能以盖章签署"
+    )
+    assert [r["error"] for r in after[1:]] == ["", "", ""]
+    fingerprinted = await page.post(url, {**rows[1]["hidden"], "method": "fingerprint"})
+    assert fingerprinted.status_code == 422, fingerprinted.text[:3000]
+    after = sign_rows(fingerprinted.text)
+    assert "诸暨市某某建材有限公司" in after[1]["error"] and "不能按指印" in after[1]["error"]
+    signatures = (await api.client.get(f"/v1/disputes/{case['id']}/agreements")).json()[-1]["signatures"]
+    assert signatures == []
 
 
 async def test_an_electronic_signature_from_the_page_signs_the_text_it_showed(
@@ -248,6 +282,35 @@ async def test_a_supervision_answer_form_carries_a_key_and_is_answered_once(
     first = await page.post(f"/cases/{case['id']}/supervision-orders/{order['id']}/response", answer)
     second = await page.post(f"/cases/{case['id']}/supervision-orders/{order['id']}/response", answer)
     assert first.status_code == second.status_code == 303
+
+
+async def test_the_case_page_names_whom_an_order_is_addressed_to_as_it_follows_the_case(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    case = await api.drive("mediating")
+    issued = await api.client.post(
+        f"/v1/disputes/{case['id']}/supervision-orders",
+        json={"instruction": "三日内联系双方当事人并报告进展"},
+        headers=api.headers("supervisor", **{"If-Match": f'"{case["version"]}"'}),
+    )
+    assert issued.status_code == 201, issued.text
+    supervisor = signed_in(web, api, "supervisor")
+
+    def addressee(html: str) -> str:
+        found = re.search(r'<p class="muted addressee">督办对象: ([^<]*)</p>', html)
+        assert found, html[:3000]
+        return found.group(1)
+
+    assert addressee((await supervisor.get(f"/cases/{case['id']}")).text) == "枫源村人民调解委员会"
+    await api.step(await api.get(case), "transfer")
+    assert addressee((await supervisor.get(f"/cases/{case['id']}")).text) == "待案件指派后转交新的承办组织"
+    assign = {"body_id": str(api.bodies["town"]), "override_reason": "村调委会转办, 由镇调委会调解"}
+    assigned = await api.step(await api.get(case), "assign", assign)
+    assert addressee((await supervisor.get(f"/cases/{case['id']}")).text) == "枫桥镇人民调解委员会"
+    # The town's staff find the answer form on the case page.
+    town = await at_the_body(web, api, assigned)
+    shown = await town.get(f"/cases/{case['id']}")
+    assert f"/supervision-orders/{issued.json()['id']}/response" in shown.text
 
 
 # ---- refusals in plain words -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel, Yuan
-from mediation.disputes.enums import AgreementForm, ContactMethod
+from mediation.disputes.enums import AgreementForm, ContactMethod, PartyKind
 from mediation.disputes.identity import DomainValueError
 from mediation.disputes.schemas import (
     NON_BLANK_TEXT,
@@ -144,6 +144,15 @@ SIGNING_METHODS: dict[str, list[str]] = {
     "mediator": ["in_person", "electronic", "recorded"],
     "body_seal": ["seal", "electronic"],
 }
+# 人民调解法 Art. 29: the agreement takes effect once every party has signed (签名), sealed (盖章) or
+# put a fingerprint on it (按指印), each in the way that is theirs. A seal is how a legal person or
+# other organisation (法人、非法人组织) signs, besides its representative's signature, and no natural
+# person has one that binds like it; a fingerprint is a natural person's own mark, which a unit
+# cannot make. A unit's seal comes first: it is how a unit usually signs.
+PARTY_SIGNING_METHODS: dict[str, list[str]] = {
+    PartyKind.person: ["in_person", "fingerprint", "electronic"],
+    PartyKind.organisation: ["seal", "in_person", "electronic"],
+}
 
 
 class SignatureIn(WriteModel):
@@ -167,7 +176,11 @@ class SignatureIn(WriteModel):
 
     signer: Literal["party", "mediator", "body_seal"]
     party_id: uuid.UUID | None = Field(default=None, description="For a party's signature.")
-    method: Literal["in_person", "fingerprint", "electronic", "seal", "recorded"]
+    method: Literal["in_person", "fingerprint", "electronic", "seal", "recorded"] = Field(
+        description="A natural person party signs in person, by fingerprint or electronically; a legal person or "
+        "other organisation party by its seal, its representative's signature or electronically; the mediator "
+        "signs (or records an oral agreement); the body affixes its seal."
+    )
     signed_at: Instant | None = Field(default=None, description="When it was signed; now if omitted.")
     document_hash: Annotated[
         str | None,

@@ -15,6 +15,7 @@ from mediation.agreements import rules
 from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation, Signature
 from mediation.agreements.schemas import (
     ENDING_OUTCOMES,
+    PARTY_SIGNING_METHODS,
     AgreementIn,
     FollowUpResultIn,
     PerformanceIn,
@@ -37,7 +38,7 @@ from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
-from mediation.disputes.enums import Consent
+from mediation.disputes.enums import Consent, PartyKind
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import FailPayload, RecordPerformancePayload
@@ -413,6 +414,8 @@ class AgreementService:
                 "not_a_signatory",
                 Text("该签署人不是这份协议的签署人", "Not a signatory of this agreement"),
             )
+        if data.signer == "party":
+            self._check_party_method(dispute, data)
         if any(s.signer_key == key for s in agreement.signatures):
             raise Conflict(Text("该签署人已签署", "This signatory has already signed"), code="already_signed")
         if data.document_hash is not None and data.document_hash != agreement.content_hash:
@@ -465,6 +468,29 @@ class AgreementService:
                 Text("该签署人已签署", "This signatory has already signed"), code="already_signed"
             ) from exc
         return dispute, agreement
+
+    @staticmethod
+    def _check_party_method(dispute: Dispute, data: SignatureIn) -> None:
+        """人民调解法 Art. 29: each party signs (签名), seals (盖章) or puts a fingerprint (按指印) on the
+        agreement in its own way: a seal is a legal person's or other organisation's, a fingerprint
+        a natural person's (PARTY_SIGNING_METHODS)."""
+        party = next(p for p in dispute.parties if p.id == data.party_id)
+        if data.method in PARTY_SIGNING_METHODS[party.kind]:
+            return
+        message = (
+            Text(
+                "当事人「{n}」是法人或非法人组织, 应加盖印章、由其代表签名或电子签名, 不能按指印",
+                "Party {n} is an organisation: it seals, or its representative signs or signs "
+                "electronically; it cannot fingerprint",
+            )
+            if party.kind == PartyKind.organisation
+            else Text(
+                "当事人「{n}」是自然人, 应本人签名、按指印或电子签名, 不能以盖章签署",
+                "Party {n} is a natural person: they sign, fingerprint or sign electronically; "
+                "they cannot seal",
+            )
+        )
+        raise ValidationFailed.of_field("method", "method_not_for_party_kind", message.format(n=party.name))
 
     # ---- performance and follow-ups ---------------------------------------------------------------
 

@@ -13,11 +13,13 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
+from html import escape
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediation.core.errors import PreconditionRequired, StaleVersion, ValidationFailed
@@ -172,17 +174,36 @@ class HttpConventionsMiddleware:
             return
 
         received = 0
+        overflowed = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    overflowed = True
                     raise HTTPException(status_code=413)
             return message
 
-        await self.app(scope, limited_receive, send_with_id)
+        if not is_page(scope):
+            await self.app(scope, limited_receive, send_with_id)
+            return
+        replaced = False
+
+        async def send_page_for_overflow(message: Message) -> None:
+            # A body sent without its length (chunked) overflows while the app reads it, and the
+            # app answers the API's 413: for a page, that answer is replaced by the page's.
+            nonlocal replaced
+            if replaced:
+                return
+            if overflowed and message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                await self._too_large(scope, receive, send_with_id, limit)
+                return
+            await send_with_id(message)
+
+        await self.app(scope, limited_receive, send_page_for_overflow)
 
     async def _nul_in_query(self, query: bytes, scope: Scope, receive: Receive, send: Send) -> None:
         """A query parameter holding U+0000, which PostgreSQL cannot compare or store: refused (422,
@@ -201,10 +222,74 @@ class HttpConventionsMiddleware:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         from mediation.core.errors import PayloadTooLarge, problem_response
 
+        if is_page(scope):
+            await too_large_page(scope, limit)(scope, receive, send)
+            return
         response = problem_response(
             PayloadTooLarge(Text("请求体超过 {n} 字节上限", "Request body exceeds {n} bytes").format(n=limit))
         )
         await response(scope, receive, send)
+
+
+def is_page(scope: Scope) -> bool:
+    """An address of the pages, not of the API under /v1: what is sent there is a browser's form,
+    and its refusals are pages in Chinese, not problem documents."""
+    return not scope["path"].startswith("/v1/")
+
+
+def size_text(size: int) -> str:
+    """A byte count the way a clerk reads it: 1 MB, 64 KB, 500 字节."""
+    for unit, name in ((1024 * 1024, "MB"), (1024, "KB")):
+        if size >= unit:
+            return f"{size / unit:.1f}".removesuffix(".0") + f" {name}"
+    return f"{size} 字节"
+
+
+# The page answering a form too large to take. Written here, beside the ceiling that refuses it
+# before any route (or the pages' templates and session) is reached; it looks like the pages'
+# other error pages (web/templates/error.html) and holds nothing but what it says.
+TOO_LARGE_PAGE = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>提交的内容过大 · 矛盾纠纷调处化解中心</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/app.css">
+</head>
+<body>
+<main id="main">
+<section class="card narrow">
+<h1>提交的内容过大</h1>
+<p class="error banner" role="alert">本次提交的内容超过 {limit} 的上限, 未被接收, 也没有保存任何内容。</p>
+<p>请使用浏览器的"后退"回到原页面 (已填写的内容一般仍在), 删减过长的文字后重新提交。</p>
+<p>{back}<a class="button" href="/">回到首页</a></p>
+</section>
+</main>
+</body>
+</html>
+"""
+# Nothing to run and nothing to frame: the page is its text and the pages' stylesheet.
+TOO_LARGE_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src data:; "
+    "frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+}
+
+
+def too_large_page(scope: Scope, limit: int) -> HTMLResponse:
+    headers = Headers(scope=scope)
+    back = ""
+    # The page the form was sent from, when it is one of ours: a way back besides the browser's.
+    referer = urlsplit(headers.get("referer", ""))
+    if referer.netloc and referer.netloc == headers.get("host") and referer.path.startswith("/"):
+        target = referer.path + (f"?{referer.query}" if referer.query else "")
+        back = f'<a class="button primary" href="{escape(target)}">返回原页面</a> '
+    page = TOO_LARGE_PAGE.format(limit=size_text(limit), back=back)
+    return HTMLResponse(page, status_code=413, headers=TOO_LARGE_PAGE_HEADERS)
 
 
 class TimeoutMiddleware:

@@ -631,6 +631,11 @@ class DisputeService:
             await self._settle_visit(dispute, payload, principal, now)
         await self._flush_versioned()
         await self._route(dispute, action, payload, principal, ctx, now)
+        if dispute.body_id != holders_before[0]:
+            # The case's open supervision orders follow it to the body that has it now.
+            from mediation.supervision.service import SupervisionService  # it builds on this service
+
+            await SupervisionService(self).follow_the_case(dispute, holders_before[0], principal)
         await self._handoffs(dispute, action, payload, principal, ctx, now)
         if self.documents is not None:
             await self._paperwork(dispute, action, principal, ctx, now)

@@ -267,9 +267,12 @@ def catalogue() -> list[dict[str, Any]]:
             "actions": ["clock_extended"],
         },
         "supervision_issued": {
-            "summary": "督办 A supervisor issued a supervision order on the case",
+            "summary": (
+                "督办 A supervisor issued a supervision order on the case, or an open order followed "
+                "the case to its new body (action supervision_readdressed)"
+            ),
             "fields": {**COMMON_FIELDS, **ORDER_FIELDS},
-            "actions": ["supervision_issued"],
+            "actions": ["supervision_issued", "supervision_readdressed"],
         },
         "supervision_responded": {
             "summary": "督办答复 The body answered a supervision order",

@@ -14,7 +14,9 @@ class SupervisionOrder(WorkingDaysDue, Base):
     """督办: a supervisor's instruction on a case to a body, with a deadline to respond.
 
     issued -> responded; issued past its deadline -> escalated (the scheduler, once), and an
-    escalated order can still be answered. Each step lands on the case's timeline.
+    escalated order can still be answered. Each step lands on the case's timeline. An open order
+    follows its case from body to body, and is addressed to no body (`body_id` null) while the case
+    waits at the center for its next one (supervision.service).
     """
 
     __tablename__ = "supervision_orders"
@@ -31,7 +33,7 @@ class SupervisionOrder(WorkingDaysDue, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
-    body_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
+    body_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
     instruction: Mapped[str] = mapped_column(Text)
     # due_on, and how it was counted when it is the default (WorkingDaysDue)
     status: Mapped[str] = mapped_column(String(10), index=True)  # issued | responded | escalated

@@ -32,7 +32,10 @@ class OrderOut(BaseModel):
     id: uuid.UUID
     dispute_id: uuid.UUID
     case_number: str
-    body_id: uuid.UUID
+    body_id: uuid.UUID | None = Field(
+        description="The body the order is addressed to now. An open order follows its case: null while "
+        "the case waits at the center for its next body, then that body."
+    )
     instruction: str
     due_on: date
     provisional: bool = Field(

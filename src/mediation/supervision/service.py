@@ -4,6 +4,15 @@ A supervisor addresses an order to the body handling a case, with a deadline; th
 it; an order still unanswered after its last day is escalated by the scheduler (once) and the case
 is flagged for attention. A hard case can be given an owner, an official who answers for it until
 it is resolved (domain.md §4.4: "包案"). Every step lands on the case's timeline and in the outbox.
+
+An open order follows its case (跟踪督办 supervises the case's handling, not one body). When the
+body it is addressed to loses the case (a transfer, a return, an escalation to the next tier), the
+order is addressed to nobody while the case waits at the center: no body sees or answers it, and
+the scheduler does not escalate it, since no body holds the case to answer for it; the supervisor's
+list shows it without an addressee. When the next body takes the case (it is assigned), the order
+is addressed to that body with its instruction and its last day unchanged, and the change lands on
+the timeline and in the outbox. An order addressed on purpose to a body that is not handling the
+case (the body_id given when it was issued) stays with that body.
 """
 
 from __future__ import annotations
@@ -90,13 +99,15 @@ class SupervisionService:
     async def respond(
         self, order_id: uuid.UUID, data: OrderResponseIn, principal: Principal, if_match: str | None
     ) -> SupervisionOrder:
-        order = await self.session.get(SupervisionOrder, order_id, with_for_update=True)
+        dispute, order = await self._locked(order_id)
+        # Judged once both are locked: a transfer committed meanwhile has taken the order from a
+        # body that was its addressee when the request came in.
         if order is None or principal.role not in BODY_ROLES or principal.organisation_id != order.body_id:
             raise NotFound(Text("没有这项督办", "No such supervision order"))
+        assert dispute is not None
         check_if_match(if_match, order.version)
         if order.status not in OPEN:
             raise Conflict(Text("这项督办已经答复", "This order is already answered"), code="order_answered")
-        dispute = await self.disputes.get(order.dispute_id, SYSTEM, for_update=True)
         now = self.clock.now()
         order.status = "responded"
         order.response = data.response
@@ -115,6 +126,88 @@ class SupervisionService:
         )
         return order
 
+    async def _locked(self, order_id: uuid.UUID) -> tuple[Dispute | None, SupervisionOrder | None]:
+        """The order's case, then the order, both locked: the order every transition takes them in
+        (a transfer locks the case, then re-addresses its orders), so the two never deadlock."""
+        dispute_id = await self.session.scalar(
+            select(SupervisionOrder.dispute_id).where(SupervisionOrder.id == order_id)
+        )
+        if dispute_id is None:
+            return None, None
+        dispute = await self.disputes.get(dispute_id, SYSTEM, for_update=True)
+        order = await self.session.get(
+            SupervisionOrder, order_id, with_for_update=True, populate_existing=True
+        )
+        return dispute, order
+
+    async def follow_the_case(
+        self, dispute: Dispute, body_before: uuid.UUID | None, principal: Principal
+    ) -> None:
+        """The case changed body (`apply`, the case locked): the open orders addressed to the body
+        that lost it wait, addressed to nobody; the orders waiting are addressed to the body that
+        took it (the module's docstring says why)."""
+        if body_before is not None and body_before != dispute.body_id:
+            leaving = await self.session.scalars(
+                select(SupervisionOrder)
+                .where(
+                    SupervisionOrder.dispute_id == dispute.id,
+                    SupervisionOrder.body_id == body_before,
+                    UNANSWERED,
+                )
+                .with_for_update()
+            )
+            for order in leaving.all():
+                order.body_id = None
+                order.version += 1
+        if dispute.body_id is None:
+            await self.session.flush()
+            return
+        waiting = list(
+            (
+                await self.session.scalars(
+                    select(SupervisionOrder)
+                    .where(
+                        SupervisionOrder.dispute_id == dispute.id,
+                        SupervisionOrder.body_id.is_(None),
+                        UNANSWERED,
+                    )
+                    .order_by(SupervisionOrder.issued_at, SupervisionOrder.id)
+                    .with_for_update()
+                )
+            ).all()
+        )
+        if not waiting:
+            await self.session.flush()
+            return
+        body = await self.session.get(Body, dispute.body_id)
+        name = body.name if body is not None else str(dispute.body_id)
+        # An order escalated before it moved is still late: the flag an assignment clears is kept.
+        if dispute.attention is None and any(o.status == "escalated" for o in waiting):
+            dispute.attention = Attention.supervision_overdue
+        for order in waiting:
+            # The last day stays as the supervisor set it: it is the supervisor's day for the case,
+            # and a transfer must not buy the case time out of supervision; a default day keeps its
+            # count and is counted again like any other (clocks.counted: the body keeps at least
+            # the day it was told). A day that passed while the case waited at the center is
+            # escalated at the scheduler's next pass, against the body now holding the case: the
+            # supervisor still has no answer, and more time is theirs to give, by a new order.
+            order.body_id = dispute.body_id
+            order.version += 1
+            await self.disputes.record_work(
+                dispute,
+                "supervision_readdressed",
+                principal,
+                f"督办随案转交「{name}」办理, 答复期限仍为 {order.due_on.isoformat()}",
+                {
+                    "order_id": str(order.id),
+                    "body_id": str(dispute.body_id),
+                    "due_on": order.due_on.isoformat(),
+                },
+                # To the body taking the case, the order is one newly addressed to it: the event its
+                # systems already take for an order (the payload's `action` says how it came).
+                "supervision_issued",
+            )
+
     async def _other_escalated(self, order: SupervisionOrder) -> bool:
         other = await self.session.scalar(
             select(SupervisionOrder.id).where(
@@ -132,6 +225,7 @@ class SupervisionService:
             .where(
                 SupervisionOrder.status == "issued",
                 SupervisionOrder.due_on < self.clock.today(),
+                SupervisionOrder.body_id.is_not(None),  # waiting for the case's next body
                 CASE_OPEN,
             )
         )
@@ -139,7 +233,11 @@ class SupervisionService:
 
     async def escalate(self, order_id: uuid.UUID) -> bool:
         """The scheduler's step: issued and past its last day -> escalated, by one conditional
-        UPDATE so that of two schedulers only one reports it."""
+        UPDATE so that of two schedulers only one reports it. An order waiting for the case's next
+        body is not escalated: no body holds the case to answer it."""
+        dispute, _ = await self._locked(order_id)
+        if dispute is None:
+            return False
         now = self.clock.now()
         result = await self.session.execute(
             update(SupervisionOrder)
@@ -147,6 +245,7 @@ class SupervisionService:
                 SupervisionOrder.id == order_id,
                 SupervisionOrder.status == "issued",
                 SupervisionOrder.due_on < self.clock.today(),
+                SupervisionOrder.body_id.is_not(None),
                 SupervisionOrder.dispute_id.in_(select(Dispute.id).where(CASE_OPEN)),
             )
             .values(status="escalated", escalated_at=now, version=SupervisionOrder.version + 1)
@@ -156,7 +255,6 @@ class SupervisionService:
             return False
         order = await self.session.get(SupervisionOrder, order_id, populate_existing=True)
         assert order is not None
-        dispute = await self.disputes.get(order.dispute_id, SYSTEM, for_update=True)
         if dispute.attention is None:
             dispute.attention = Attention.supervision_overdue
         await self.disputes.record_work(
@@ -173,14 +271,13 @@ class SupervisionService:
         """A default answer date counted before its year's holidays were loaded, counted again
         (clocks.counted: only ever later). An order escalated on the old date that is no longer
         late goes back to waiting for its answer, and is escalated again if the new date passes."""
-        order = await self.session.get(SupervisionOrder, order_id, with_for_update=True)
-        if order is None or order.status not in OPEN:
+        dispute, order = await self._locked(order_id)
+        if dispute is None or order is None or order.status not in OPEN:
             return False
         before = order.recount()
         if before is None:
             return False
         order.version += 1
-        dispute = await self.disputes.get(order.dispute_id, SYSTEM, for_update=True)
         withdrawn = order.status == "escalated" and order.due_on >= self.clock.today()
         if withdrawn:
             order.status, order.escalated_at = "issued", None

@@ -24,7 +24,13 @@ from sqlalchemy import select
 
 from mediation.agreements.render import agreement_html
 from mediation.agreements.router import agreement_out, masks
-from mediation.agreements.schemas import SIGNING_METHODS, AgreementIn, ObligationIn, SignatureIn
+from mediation.agreements.schemas import (
+    PARTY_SIGNING_METHODS,
+    SIGNING_METHODS,
+    AgreementIn,
+    ObligationIn,
+    SignatureIn,
+)
 from mediation.agreements.service import AgreementService
 from mediation.alerts.router import alert_out
 from mediation.alerts.schemas import AcknowledgeIn, ResolveIn
@@ -292,6 +298,8 @@ class CasePage:
             "triage": triage,
             "alerts": alerts,
             "orders": [o for o, _ in orders],
+            # Whom each order is addressed to now: it follows the case from body to body.
+            "order_bodies": await self._body_names({o.body_id for o, _ in orders if o.body_id}),
             "can_supervise": principal.can(Permission.supervise),
             "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
             "response_fields": describe(OrderResponseIn),
@@ -301,8 +309,10 @@ class CasePage:
             "agreement_fields": agreement_fields([Option(str(p.id), p.name) for p in case.parties], 2)
             if can_draft
             else [],
-            # Each signer is offered exactly the methods the service takes from them.
+            # Each signer is offered exactly the methods the service takes from them: a party, those
+            # of its kind (a unit seals, a natural person fingerprints).
             "signing_methods": SIGNING_METHODS,
+            "party_signing_methods": PARTY_SIGNING_METHODS,
             "party_kinds": {str(p.id): p.kind for p in case.parties},
             "etag": etag_for(dispute.version),
             "failed_action": failed_action,
@@ -318,6 +328,12 @@ class CasePage:
             return None
         body = await self.session.get(Body, body_id)
         return body.name if body else None
+
+    async def _body_names(self, body_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not body_ids:
+            return {}
+        rows = await self.session.execute(select(Body.id, Body.name).where(Body.id.in_(body_ids)))
+        return {body_id: name for body_id, name in rows.all()}
 
     async def _bodies(self, *kinds: BodyKind) -> list[Body]:
         rows = await self.session.scalars(

@@ -25,6 +25,7 @@ TIMELINE_LABELS = {
     "supervision_issued": "督办",
     "supervision_responded": "答复督办",
     "supervision_escalated": "督办升级",
+    "supervision_readdressed": "督办随案转交",
     "acknowledge_handoff": "接收移交",
     "extend_handoff": "延长审查期限",
     "handoff_overdue": "移交审查超期",
