@@ -42,6 +42,7 @@ USER mediation
 # Secrets: set MEDIATION_JWT_SECRET, MEDIATION_PII_ENCRYPTION_KEYS and MEDIATION_PII_INDEX_KEY
 # (e.g. from a secret store). Without them the service generates development secrets into
 # MEDIATION_SECRETS_FILE, which must then live on the same volume as the data it protects.
+# MEDIATION_AUDIT_SEAL_KEYS seals the audit trail; keep it where the database's owners cannot read it.
 ENV MEDIATION_SECRETS_FILE=/app/data/mediation.secrets.json \
     MEDIATION_DOCUMENTS_DIR=/app/data/documents
 

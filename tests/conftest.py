@@ -41,6 +41,8 @@ DEFAULT_NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 # at INFO and above, is scanned; one ID or mobile number fails the run at the end.
 PII_IN_LOGS = (re.compile(r"\d{17}[\dXx]"), re.compile(r"1[3-9]\d{9}"))
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+# A SHA-256 digest or HMAC in hex (the audit seal's line) can hold a run of eleven decimal digits.
+HEX_DIGEST = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
 
 class _PiiLogScan(logging.Handler):
@@ -53,7 +55,7 @@ class _PiiLogScan(logging.Handler):
         self.records += 1
         text = self.format(record)
         # A UUID's last group can be twelve decimal digits; it is not a phone number.
-        bare = UUID_TEXT.sub("<uuid>", text)
+        bare = HEX_DIGEST.sub("<digest>", UUID_TEXT.sub("<uuid>", text))
         if any(p.search(bare) for p in PII_IN_LOGS):
             self.found.append(text[:300])
 

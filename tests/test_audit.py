@@ -30,6 +30,8 @@ from tests.conftest import TEST_SECRETS
 from tests.support import intake_body, person, resident_id
 
 CHAIN_LENGTH = 1000
+# What a verification adds when no seal was made yet (audit/seal.py).
+UNSEALED = {"seals_checked": 0, "sealed_through": None, "last_sealed_at": None}
 # Personal numbers that must never reach the trail: mainland resident IDs and mobile numbers.
 ID_NUMBER = re.compile(r"\d{17}[\dXx]")
 MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -202,8 +204,9 @@ async def test_cli_reports_a_chain_of_a_thousand_audited_actions_intact(api):
         "last_seq": CHAIN_LENGTH,
         "broken_seq": None,
         "problem": None,
+        **UNSEALED,
     }
-    assert line == f"audit chain intact: {CHAIN_LENGTH} records"
+    assert line == f"audit chain intact: {CHAIN_LENGTH} records, 0 seals; not sealed yet"
 
 
 TAMPERING = {
@@ -317,6 +320,7 @@ async def test_a_record_committed_during_verification_is_not_taken_for_tampering
         "last_seq": 300 + appended,
         "broken_seq": None,
         "problem": None,
+        **UNSEALED,
     }
 
 
@@ -454,6 +458,7 @@ async def test_concurrent_actions_make_one_contiguous_chain(api):
         "last_seq": len(chain),
         "broken_seq": None,
         "problem": None,
+        **UNSEALED,
     }
 
 
@@ -652,6 +657,7 @@ async def test_audit_records_are_for_auditors_and_page_in_chain_order(api):
         "last_seq": total,
         "broken_seq": None,
         "problem": None,
+        **UNSEALED,
     }
 
 

@@ -17,6 +17,7 @@ from mediation.agreements.router import router as agreements_router
 from mediation.alerts.router import router as alerts_router
 from mediation.audit.recorder import ChainedRequestAuditor
 from mediation.audit.router import router as audit_router
+from mediation.audit.seal import seal_keys
 from mediation.bodies.router import router as bodies_router
 from mediation.clocks import calendar, scheduler
 from mediation.clocks.router import router as clocks_router
@@ -81,7 +82,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             task = asyncio.create_task(relay.run(stop), name="event-relay")
         if settings.clock_in_app:
             clock_task = asyncio.create_task(
-                scheduler.run(db, app.state.clock, settings, app.state.identity.cipher, stop), name="clocks"
+                scheduler.run(
+                    db, app.state.clock, settings, app.state.identity.cipher, stop, app.state.seal_keys
+                ),
+                name="clocks",
             )
         # Everything built at startup (modules, the app, its routes and schemas) lives as long as the
         # process: moved out of the collector's sight, a full collection no longer walks it, which
@@ -116,7 +120,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         asyncio.Semaphore(settings.write_concurrency) if db.engine.dialect.name == "postgresql" else None
     )
     app.state.clock = clock or Clock(settings.timezone)
-    app.state.identity = Identity.build(settings, resolve_secrets(settings))
+    secrets = resolve_secrets(settings)
+    app.state.identity = Identity.build(settings, secrets)
+    app.state.seal_keys = seal_keys(settings, secrets)
     app.state.request_auditor = ChainedRequestAuditor()
     # Last before every commit: number the request's events under the journal lock (commit order).
     app.state.before_commit = [lambda session: number_before_commit(session, utcnow())]

@@ -134,6 +134,7 @@ async def _scheduler(settings: Settings) -> int:
     several schedulers at once are safe). Stops cleanly on SIGTERM or SIGINT."""
     import signal
 
+    from mediation.audit.seal import seal_keys
     from mediation.clocks.scheduler import run
     from mediation.core.clock import Clock
     from mediation.core.db import Database
@@ -143,12 +144,13 @@ async def _scheduler(settings: Settings) -> int:
     db = Database(settings)
     secrets = resolve_secrets(settings)
     cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
+    keys = seal_keys(settings, secrets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await run(db, Clock(settings.timezone), settings, cipher, stop)
+        await run(db, Clock(settings.timezone), settings, cipher, stop, keys)
     finally:
         await db.dispose()
     return 0
@@ -156,6 +158,7 @@ async def _scheduler(settings: Settings) -> int:
 
 async def _clocks_once(settings: Settings) -> int:
     """For a scheduler (cron, systemd timer) when the clocks do not run inside the API process."""
+    from mediation.audit.seal import seal_keys
     from mediation.clocks.scheduler import tick
     from mediation.core.clock import Clock
     from mediation.core.db import Database
@@ -166,7 +169,7 @@ async def _clocks_once(settings: Settings) -> int:
     secrets = resolve_secrets(settings)
     cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
     try:
-        report = await tick(db, Clock(settings.timezone), settings, cipher)
+        report = await tick(db, Clock(settings.timezone), settings, cipher, seal_keys(settings, secrets))
     finally:
         await db.dispose()
     print(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -12,7 +13,7 @@ import rfc8785
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord
+from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord, AuditSeal
 from mediation.core.db import Database, insert_of
 from mediation.core.principal import Principal
 from mediation.events.models import OutboxEvent, WebhookSubscribersVersion
@@ -199,6 +200,10 @@ class Verification:
     last_seq: int | None
     broken_seq: int | None = None
     problem: str | None = None
+    # The keyed seals checked (audit/seal.py), the last record sealed and when.
+    seals_checked: int = 0
+    sealed_through: int | None = None
+    last_sealed_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +213,9 @@ class Verification:
             "last_seq": self.last_seq,
             "broken_seq": self.broken_seq,
             "problem": self.problem,
+            "seals_checked": self.seals_checked,
+            "sealed_through": self.sealed_through,
+            "last_sealed_at": _timestamp(self.last_sealed_at) if self.last_sealed_at else None,
         }
 
 
@@ -323,15 +331,18 @@ async def purge(session: AsyncSession, principal: Principal, retention_days: int
         now,
     )
     result = await session.execute(delete(AuditRecord).where(AuditRecord.seq <= through_seq))
+    # Their seals go with them: nothing is left to check them against (audit/seal.py).
+    await session.execute(delete(AuditSeal).where(AuditSeal.seq <= through_seq))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def verify_snapshot(db: Database) -> Verification:
-    """`verify` over one consistent snapshot: on PostgreSQL a REPEATABLE READ transaction, so a
-    purge or an append committing meanwhile cannot look like tampering. (SQLite readers already
-    see one snapshot per transaction.)"""
+@asynccontextmanager
+async def snapshot(db: Database) -> AsyncIterator[AsyncSession]:
+    """A session over one consistent snapshot, for verification: on PostgreSQL a REPEATABLE READ
+    transaction, so a purge or an append committing meanwhile cannot look like tampering. (SQLite
+    readers already see one snapshot per transaction.)"""
     async with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection = await connection.execution_options(isolation_level="REPEATABLE READ")
         async with AsyncSession(bind=connection, expire_on_commit=False) as session:
-            return await verify(session)
+            yield session

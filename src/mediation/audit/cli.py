@@ -1,20 +1,28 @@
-"""`mediation audit verify` and `mediation audit purge`."""
+"""`mediation audit verify`, `mediation audit seal` and `mediation audit purge`."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import json
+from datetime import timedelta
 
-from mediation.audit.chain import purge, verify_snapshot
+from mediation.audit.chain import purge
+from mediation.audit.seal import seal, seal_keys, verify_snapshot
 from mediation.core.db import Database, utcnow
 from mediation.core.principal import Principal, Role
+from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(dest="action", required=True)
-    audit.add_parser("verify", help="walk the hash chain; exit 1 at the first broken record")
+    audit.add_parser(
+        "verify", help="walk the hash chain and check its seals; exit 1 at the first broken record"
+    )
+    audit.add_parser(
+        "seal", help="seal the chain's head now (the scheduler does every MEDIATION_AUDIT_SEAL_SECONDS)"
+    )
     audit.add_parser("purge", help="delete records older than MEDIATION_AUDIT_RETENTION_DAYS")
 
 
@@ -22,12 +30,22 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings)
     try:
         if args.action == "verify":
-            result = await verify_snapshot(db)
+            result = await verify_snapshot(db, seal_keys(settings, resolve_secrets(settings)))
             print(json.dumps(result.as_dict(), ensure_ascii=False))
             if not result.ok:
                 print(f"audit chain broken at record {result.broken_seq}: {result.problem}")
                 return 1
-            print(f"audit chain intact: {result.checked} records")
+            sealed = (
+                f"sealed through record {result.sealed_through} at {result.as_dict()['last_sealed_at']}"
+                if result.sealed_through is not None
+                else "not sealed yet"
+            )
+            print(f"audit chain intact: {result.checked} records, {result.seals_checked} seals; {sealed}")
+            return 0
+        if args.action == "seal":
+            # Before a backup or a handover, say: whatever was recorded until now is sealed.
+            made = await seal(db, seal_keys(settings, resolve_secrets(settings)), utcnow(), timedelta(0))
+            print(f"sealed through record {made.seq}" if made else "nothing to seal: the chain is empty")
             return 0
         operator = Principal(Role.system, f"cli:{getpass.getuser()}", kind="system")
         async with db.writer() as session, session.begin():

@@ -56,3 +56,26 @@ class AuditChainHead(Base):
     last_position: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), server_default="0"
     )
+
+
+class AuditSeal(Base):
+    """A keyed seal of the chain's head: `mac` is an HMAC, under a key the database does not hold,
+    of the head's number and hash at `sealed_at` (audit/seal.py).
+
+    The hash chain alone shows any edit made without rehashing; someone with full rights over the
+    database can still rewrite a record and rehash everything after it. A seal binds the head's
+    hash, which binds every record before it, to a key kept outside the database: a chain
+    rewritten up to a sealed record no longer matches its seal, and no new seal can be made
+    without the key (等保 level 3: integrity of audit records).
+    """
+
+    __tablename__ = "audit_seals"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), index=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[datetime]
+    # Which key made it (the first 16 hex digits of the key's SHA-256): a seal made with a key the
+    # service no longer holds is told apart from a forged one.
+    key_id: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(64))

@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from mediation.audit.chain import verify_snapshot
 from mediation.audit.models import AuditRecord
+from mediation.audit.seal import verify_snapshot
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import Forbidden, problem_responses
 from mediation.core.principal import Permission, Principal
@@ -55,6 +55,15 @@ class VerificationOut(BaseModel):
     last_seq: int | None
     broken_seq: int | None
     problem: str | None
+    seals_checked: int = Field(
+        description="Keyed seals of the chain's head checked (their MAC and their record)."
+    )
+    sealed_through: int | None = Field(
+        description="The last record a seal covers; those after it are not sealed yet."
+    )
+    last_sealed_at: datetime | None = Field(
+        description="When that seal was made: a long gap means the sealing stopped."
+    )
 
 
 @router.get(
@@ -101,9 +110,12 @@ async def list_audit_records(
     "/audit-records/verification",
     response_model=VerificationOut,
     summary="校验审计链 Verify the audit chain",
-    description="Walks the whole chain; reports the first record that was edited, removed or moved.",
+    description=(
+        "Walks the whole chain, then checks its keyed seals; reports the first record that was edited, "
+        "removed or moved, or rewritten with its hashes recomputed up to a sealed record."
+    ),
     responses=problem_responses(Forbidden),
 )
 async def verify_audit_chain(request: Request, principal: Auditor) -> VerificationOut:
-    result = await verify_snapshot(request.app.state.db)
+    result = await verify_snapshot(request.app.state.db, request.app.state.seal_keys)
     return VerificationOut(**result.as_dict())

@@ -29,9 +29,11 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from mediation.agreements.service import AgreementService
 from mediation.audit.recorder import record_system_changes
+from mediation.audit.seal import SealKeys, seal
 from mediation.clocks import calendar
 from mediation.clocks.engine import Level
 from mediation.clocks.rules import CLOCK_LABELS
@@ -74,9 +76,14 @@ class TickReport:
     handoff_deadlines_moved: int = 0
     orders_recounted: int = 0
     follow_ups_recounted: int = 0
+    sealed_through: int | None = None
 
 
-async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
+async def tick(
+    db: Database, clock: Clock, settings: Settings, cipher: PiiCipher, seal_keys: SealKeys | None = None
+) -> TickReport:
+    """One pass over everything the clocks do; with `seal_keys`, the audit chain is sealed last
+    when its newest seal is `audit_seal_seconds` old (audit/seal.py)."""
     now = clock.now()
     # First, so a clock is recounted on the schedules as loaded (by any process) before its level
     # is looked at: a holiday may move its deadline past today.
@@ -188,7 +195,12 @@ async def tick(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
     )
     # Last, so the statistics take in what this pass changed (overdue flags above all).
     stats_days = await stats.refresh(db, clock, settings)
+    sealed = None
+    if seal_keys is not None:
+        # After this pass's own audit records, so the seal covers them.
+        sealed = await seal(db, seal_keys, clock.now(), timedelta(seconds=settings.audit_seal_seconds))
     return TickReport(
+        sealed_through=sealed.seq if sealed is not None else None,
         stats_days=stats_days,
         lapsed=lapsed,
         failed=failed
@@ -266,10 +278,17 @@ async def _each(
     return done, failed
 
 
-async def run(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher, stop: asyncio.Event) -> None:
+async def run(
+    db: Database,
+    clock: Clock,
+    settings: Settings,
+    cipher: PiiCipher,
+    stop: asyncio.Event,
+    seal_keys: SealKeys | None = None,
+) -> None:
     while not stop.is_set():
         try:
-            await tick(db, clock, settings, cipher)
+            await tick(db, clock, settings, cipher, seal_keys)
         except Exception:
             log.exception("clock tick failed; retrying at the next interval")
         with contextlib.suppress(TimeoutError):

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
 
     # ---- audit (网络安全法 Art. 21: at least six months; 个人信息保护法 Art. 55-56 records: 3 years)
     audit_retention_days: int = Field(default=3 * 365, ge=180)
+    # Keyed seals of the chain's head (audit/seal.py), so a rewrite by someone with full rights over
+    # the database shows. "key,older key": the first seals, all verify; unset, a key derived from
+    # the personal-data index key.
+    audit_seal_keys: str | None = Field(
+        default=None,
+        description="HMAC keys sealing the audit chain, at least 32 bytes each; the first seals.",
+    )
+    audit_seal_seconds: float = Field(default=300.0, gt=0, description="How often the audit chain is sealed.")
 
     # ---- limits
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Per signed-in principal.")
@@ -139,6 +147,17 @@ class Settings(BaseSettings):
                 f"(got {len(value.encode())}); generate one with "
                 '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
+        return value
+
+    @field_validator("audit_seal_keys")
+    @classmethod
+    def _seal_keys_long_enough(cls, value: str | None) -> str | None:
+        # RFC 2104 §3: a key shorter than the hash's output weakens the MAC. Checked here so a bad
+        # key stops the service at start with the variable named, not the first seal.
+        if value is not None:
+            for position, entry in enumerate(value.split(","), start=1):
+                if len(entry.strip().encode()) < MIN_JWT_SECRET_BYTES:
+                    raise ValueError(f"key #{position} must be at least {MIN_JWT_SECRET_BYTES} bytes")
         return value
 
     @model_validator(mode="after")
