@@ -9,7 +9,7 @@ no body, while the case is at the center, and is addressed to the next body that
 
 Revision ID: 0021
 Revises: 0020
-Create Date: 2026-12-06 00:00:00
+Create Date: 2026-12-05 11:40:00
 """
 
 import warnings

@@ -5,9 +5,9 @@ the database can rehash. A seal is an HMAC of the head's number and hash under a
 does not hold (audit/seal.py), made by the scheduler every few minutes: a chain rewritten up to a
 sealed record no longer matches its seal, and a new seal cannot be made without the key.
 
-Revision ID: 0020
-Revises: 0019
-Create Date: 2026-12-05 12:00:00
+Revision ID: 0022
+Revises: 0021
+Create Date: 2026-12-05 12:30:00
 """
 
 from collections.abc import Sequence
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0020"
-down_revision: str | None = "0019"
+revision: str = "0022"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
