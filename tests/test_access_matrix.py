@@ -249,7 +249,16 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
     if path.endswith("/withdrawal"):
         return {"reason": "intruder withdrawal"}
     if path.endswith(
-        ("/revoke", "/rotate", "/deactivate", "/activate", "/rotate-secret", "/disable", "/enable", "/redeliver")
+        (
+            "/revoke",
+            "/rotate",
+            "/deactivate",
+            "/activate",
+            "/rotate-secret",
+            "/disable",
+            "/enable",
+            "/redeliver",
+        )
     ):
         return None
     raise AssertionError(f"no request body known for {method.upper()} {path}: add one to this test")
