@@ -101,6 +101,12 @@ UNSTATED_RULES = {
     "date_out_of_range",
     # An uploaded file with no bytes: the multipart body's shape cannot say "non-empty".
     "empty",
+    # Passwords: the minimum length is the center's setting (MEDIATION_MIN_PASSWORD_LENGTH), not
+    # the contract's; the current password, and whether the new one repeats it, are the account's
+    # data (like a 401 at sign-in), which no schema can know.
+    "too_short",
+    "wrong_password",
+    "same_as_current",
 }
 
 
