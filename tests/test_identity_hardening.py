@@ -85,9 +85,16 @@ def _cli_args(*argv: str) -> argparse.Namespace:
 
 
 async def test_staff_of_a_suspended_body_are_refused_like_its_keys(api: Api, app: Any) -> None:
-    await _new_user(api, "village-mediator", PASSWORD, "body_mediator", "village")
-    token = (await _sign_in(api, "village-mediator", PASSWORD)).json()["access_token"]
+    await _new_user(api, "village-mediator", "a temporary password", "body_mediator", "village")
+    token = (await _sign_in(api, "village-mediator", "a temporary password")).json()["access_token"]
     staff = {"Authorization": f"Bearer {token}"}
+    # The password the administrator set is changed first (the session goes on).
+    changed = await api.client.post(
+        "/v1/me/password",
+        json={"current_password": "a temporary password", "new_password": PASSWORD},
+        headers=staff,
+    )
+    assert changed.status_code == 204, changed.text
     inbox = f"/v1/bodies/{api.bodies['village']}/cases"
     assert (await api.client.get(inbox, headers=staff)).status_code == 200
 
@@ -165,7 +172,14 @@ async def test_a_password_made_on_the_command_line_signs_in_through_the_api(
         "NEW_CLERK_PASSWORD",
     )
     assert await identity_cli.run(settings, args) == 0, capsys.readouterr().err
-    assert (await _sign_in(api, "cli-clerk", SPACED)).status_code == 200
+    signed_in = await _sign_in(api, "cli-clerk", SPACED)
+    assert signed_in.status_code == 200
+    # The operator chose it: the user changes it before anything else.
+    assert signed_in.json()["password_change_required"] is True
+    refused = await api.client.get(
+        "/v1/disputes", headers={"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "password_change_required"
 
 
 # ---- the guessing limit -------------------------------------------------------------------------

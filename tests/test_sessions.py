@@ -1,13 +1,17 @@
 """Staff sessions: signing out ends a session on the server (a copied token is refused at once, on
-the API and on the pages), a renewed token stays in its session, a password changed or reset ends
-the account's other sessions, deactivation and activation keep the center from locking itself
-out, rotated keys take their own expiry, and a sign-in to a dead account is recorded against it."""
+the API and on the pages), or every session of the account, a renewed token stays in its session, a
+password changed or reset ends the account's other sessions, a password an administrator set must be
+changed before anything else, deactivation and activation (from the command line too) keep the
+center from locking itself out, rotated keys take their own expiry, and a sign-in to a dead account
+is recorded against it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +23,7 @@ import httpx
 import pytest
 from sqlalchemy import event, func, select, text, update
 
+from mediation import cli
 from mediation.audit.models import AuditRecord
 from mediation.core.db import utcnow
 from mediation.core.idempotency import IdempotencyRecord, fingerprint
@@ -26,7 +31,8 @@ from mediation.core.settings import Settings
 from mediation.identity import cli as identity_cli
 from mediation.identity import credentials
 from mediation.identity.models import ApiKey, RevokedSession, User
-from tests.support import Api
+from tests.conftest import TEST_SECRETS
+from tests.support import Api, intake_body
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a new and longer passphrase"
@@ -94,6 +100,19 @@ async def _user(app: Any, user_id: uuid.UUID) -> User:
 
 def _clerk_id(api: Api) -> uuid.UUID:
     return api.users[("clerk", api.bodies["center"])]
+
+
+async def _past_first_change(api: Api, username: str, password: str = PASSWORD) -> str:
+    """A token of an account an admin made, once its user has changed the temporary password
+    (to NEW_PASSWORD): the session the change was made in goes on."""
+    token = await _token(api, username, password)
+    changed = await api.client.post(
+        "/v1/me/password",
+        json={"current_password": password, "new_password": NEW_PASSWORD},
+        headers=_bearer(token),
+    )
+    assert changed.status_code == 204, changed.text
+    return token
 
 
 # ---- signing out --------------------------------------------------------------------------------
@@ -537,7 +556,7 @@ async def test_two_admins_deactivating_each_other_at_once_leave_one(api: Api, ap
     )
     assert created.status_code == 201, created.text
     first_id, second_id = api.users[("admin", None)], uuid.UUID(created.json()["id"])
-    second = await _token(api, "other-admin")
+    second = await _past_first_change(api, "other-admin")
     # Both requests signed in and on their way before either may write: the rows are held here.
     async with app.state.db.engine.connect() as holder:
         held = await holder.begin()
@@ -736,3 +755,369 @@ async def test_a_sign_in_to_a_suspended_bodys_account_is_recorded_against_it(api
         (created.json()["id"], "organisation_suspended", True),
         (created.json()["id"], "organisation_suspended", False),
     ]
+
+
+# ---- a password an administrator set is temporary ----------------------------------------------
+
+TEMPORARY = "a temporary password"
+CHOSEN = "a passphrase of my own choosing"
+
+
+def _must_change(response: httpx.Response) -> None:
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["type"] == "/problems/forbidden"
+    assert response.json()["code"] == "password_change_required"
+
+
+async def _reset(api: Api, user_id: uuid.UUID, password: str = TEMPORARY) -> httpx.Response:
+    reset = await api.client.post(
+        f"/v1/users/{user_id}/password", json={"password": password}, headers=api.auth("admin")
+    )
+    assert reset.status_code == 200, reset.text
+    return reset
+
+
+async def _case_count(app: Any) -> int:
+    async with app.state.db.reader() as session:
+        return int(await session.scalar(text("SELECT count(*) FROM disputes")) or 0)
+
+
+async def test_a_reset_password_must_be_changed_before_anything_else(api: Api, app: Any) -> None:
+    clerk_id = _clerk_id(api)
+    assert (await _reset(api, clerk_id)).json()["password_change_required"] is True
+    signed_in = await _sign_in(api, password=TEMPORARY)
+    # Signing in still works, and says what must come first.
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["password_change_required"] is True
+    token = signed_in.json()["access_token"]
+    me = await _me(api, token)
+    assert me.status_code == 200 and me.json()["password_change_required"] is True
+
+    # Every other operation, reads and writes alike, is refused until the password is changed.
+    zh = await api.client.get("/v1/disputes", headers=_bearer(token))
+    en = await api.client.get("/v1/disputes", headers={**_bearer(token), "Accept-Language": "en"})
+    for response in (zh, en):
+        _must_change(response)
+    assert "修改密码" in zh.json()["detail"] and "change it" in en.json()["detail"]
+    _must_change(await api.client.post("/v1/disputes", json=intake_body(), headers=_bearer(token)))
+    _must_change(await api.client.get("/v1/bodies", headers=_bearer(token)))
+    _must_change(await api.client.get(f"/v1/bodies/{api.bodies['village']}/cases", headers=_bearer(token)))
+    assert await _case_count(app) == 0
+    refused = [r for r in await _audit(app, actor_id=str(clerk_id)) if r.status_code == 403]
+    assert {r.details["path"] for r in refused} >= {"/v1/disputes", "/v1/bodies"}
+    assert {r.outcome for r in refused} == {"denied"}
+
+    # The user's own change lifts it, in the session it was made in.
+    changed = await api.client.post(
+        "/v1/me/password",
+        json={"current_password": TEMPORARY, "new_password": CHOSEN},
+        headers=_bearer(token),
+    )
+    assert changed.status_code == 204, changed.text
+    assert (await api.client.get("/v1/disputes", headers=_bearer(token))).status_code == 200
+    assert (await _me(api, token)).json()["password_change_required"] is False
+    again = await _sign_in(api, password=CHOSEN)
+    assert again.status_code == 200 and again.json()["password_change_required"] is False
+    listed = (await api.client.get("/v1/users", headers=api.auth("admin"))).json()
+    assert [u["password_change_required"] for u in listed if u["id"] == str(clerk_id)] == [False]
+
+
+async def test_an_account_an_admin_creates_starts_with_a_temporary_password(api: Api, app: Any) -> None:
+    created = await api.client.post(
+        "/v1/users",
+        json={
+            "username": "window-3",
+            "display_name": "窗口三",
+            "role": "clerk",
+            "organisation_id": str(api.bodies["center"]),
+            "password": TEMPORARY,
+        },
+        headers=api.auth("admin"),
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["password_change_required"] is True
+    signed_in = await _sign_in(api, "window-3", TEMPORARY)
+    assert signed_in.status_code == 200 and signed_in.json()["password_change_required"] is True
+    _must_change(await api.client.get("/v1/disputes", headers=_bearer(signed_in.json()["access_token"])))
+    # The fixture's accounts, whose passwords no administrator set, are not held up.
+    ordinary = await _sign_in(api, "test-supervisor-center")
+    assert ordinary.status_code == 200 and ordinary.json()["password_change_required"] is False
+
+
+async def test_a_temporary_password_is_checked_in_the_one_account_statement(api: Api, app: Any) -> None:
+    await _reset(api, _clerk_id(api))
+    token = await _token(api, password=TEMPORARY)
+    statements: list[str] = []
+
+    def log(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", log)
+    try:
+        _must_change(await api.client.get("/v1/disputes", headers=_bearer(token)))
+    finally:
+        event.remove(engine, "before_cursor_execute", log)
+    reads = [s for s in statements if "FROM users" in s]
+    assert len(reads) == 1, statements
+    assert "password_change_required" in reads[0] and "revoked_sessions" in reads[0]
+
+
+async def test_a_user_with_a_temporary_password_may_still_sign_out(api: Api) -> None:
+    await _reset(api, _clerk_id(api))
+    token = await _token(api, password=TEMPORARY)
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(token))).status_code == 204
+    _ended(await _me(api, token))
+    here, elsewhere = await _token(api, password=TEMPORARY), await _token(api, password=TEMPORARY)
+    everywhere = await api.client.post("/v1/auth/logout", json={"everywhere": True}, headers=_bearer(here))
+    assert everywhere.status_code == 204, everywhere.text
+    _ended(await _me(api, here))
+    _ended(await _me(api, elsewhere))
+
+
+async def test_the_pages_send_a_user_with_a_temporary_password_to_change_it_first(api: Api, app: Any) -> None:
+    await _reset(api, _clerk_id(api))
+    async with _browser(app) as web:
+        signed_in = await web.post(
+            "/login", data={"username": CLERK, "password": TEMPORARY, "next": "/queue", "csrf": CSRF}
+        )
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/account/password"
+        # From any page, until changed.
+        for path in ("/queue", "/intake", "/", "/lookup", "/queue?status=registered"):
+            page = await web.get(path)
+            assert page.status_code == 303, (path, page.text)
+            assert page.headers["location"] == "/account/password", path
+        form = await web.get("/account/password")
+        assert form.status_code == 200
+        assert 'id="password-change-required"' in form.text and "临时密码" in form.text
+        # A form sent all the same is refused, and nothing is registered.
+        sent = await web.post("/intake", data={"csrf": CSRF, "category": "neighbour"})
+        assert sent.status_code == 403 and "请先修改密码" in sent.text
+        assert await _case_count(app) == 0
+
+        changed = await web.post("/account/password", data=_password_form(TEMPORARY, CHOSEN))
+        assert changed.status_code == 303, changed.text
+        assert changed.headers["location"] == "/account/password?changed=true"
+        shown = await web.get(changed.headers["location"])
+        assert 'id="password-changed"' in shown.text and 'id="password-change-required"' not in shown.text
+        assert (await web.get("/queue")).status_code == 200
+    [record] = await _audit(app, action="intake_submit")
+    assert (record.outcome, record.status_code) == ("denied", 403)
+
+
+async def test_the_demo_accounts_go_straight_to_work(
+    app: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's quick start signs in as clerk / clerk-demo-2026 and lands on the work queue."""
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    assert await asyncio.to_thread(cli.main, ["seed-demo"]) == 0
+    assert "clerk-demo-2026" in capsys.readouterr().out
+    async with _browser(app) as web:
+        signed_in = await _page_sign_in(web, "clerk", "clerk-demo-2026")
+        assert signed_in
+        assert (await web.get("/queue")).status_code == 200
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://mediation.test"
+    ) as client:
+        for username in ("clerk", "supervisor", "mediator", "body-admin", "admin", "auditor"):
+            response = await client.post(
+                "/v1/auth/token", json={"username": username, "password": f"{username}-demo-2026"}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["password_change_required"] is False, username
+
+
+# ---- signing out everywhere ---------------------------------------------------------------------
+
+
+async def test_signing_out_everywhere_ends_every_session_of_the_account(api: Api, app: Any) -> None:
+    here, elsewhere = await _token(api), await _token(api)
+    supervisor = api.auth("supervisor")
+    signed_out = await api.client.post("/v1/auth/logout", json={"everywhere": True}, headers=_bearer(here))
+    assert signed_out.status_code == 204, signed_out.text
+    _ended(await _me(api, here))
+    _ended(await _me(api, elsewhere))
+    _ended(await api.client.get("/v1/me", headers=api.auth("clerk")))
+    # Another account's sessions are its own.
+    assert (await api.client.get("/v1/me", headers=supervisor)).status_code == 200
+    # Signing in again starts afresh.
+    assert (await _me(api, await _token(api))).status_code == 200
+
+    [record] = await _audit(app, action="sign_out")
+    assert (record.outcome, record.actor_id, record.object_id) == (
+        "success",
+        str(_clerk_id(api)),
+        str(_clerk_id(api)),
+    )
+    assert record.details["sessions_ended"] == "all"
+
+
+async def test_a_session_already_signed_out_cannot_sign_out_everywhere(api: Api, app: Any) -> None:
+    """A token copied before its session was signed out must not end the sessions its owner signed
+    in to since."""
+    copied = await _token(api)
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(copied))).status_code == 204
+    since = await _token(api)
+    _ended(await api.client.post("/v1/auth/logout", json={"everywhere": True}, headers=_bearer(copied)))
+    assert (await _me(api, since)).status_code == 200
+    key = await api.client.post(
+        "/v1/auth/logout", json={"everywhere": True}, headers={**api.auth("court"), "Authorization": ""}
+    )
+    assert key.status_code == 403
+    unknown = await api.client.post(
+        "/v1/auth/logout", json={"everywhere": "yes please"}, headers=_bearer(since)
+    )
+    assert unknown.status_code == 422
+    assert (await _me(api, since)).status_code == 200
+
+
+async def test_signing_out_everywhere_on_the_page(api: Api, app: Any) -> None:
+    async with _browser(app) as here, _browser(app) as elsewhere:
+        token = await _page_sign_in(here)
+        await _page_sign_in(elsewhere)
+        page = await here.get("/account/password")
+        assert 'id="sign-out-everywhere"' in page.text and "退出所有设备" in page.text
+        signed_out = await here.post("/logout", data={"csrf": CSRF, "everywhere": "true"})
+        assert signed_out.status_code == 303 and signed_out.headers["location"] == "/login"
+        assert "mediation_session" not in here.cookies
+        away = await elsewhere.get("/queue")
+        assert away.status_code == 303 and away.headers["location"].startswith("/login")
+    _ended(await _me(api, token))
+    _ended(await api.client.get("/v1/me", headers=api.auth("clerk")))
+    [record] = await _audit(app, action="logout")
+    assert record.outcome == "success" and record.object_id == str(_clerk_id(api))
+    assert record.details["sessions_ended"] == "all" and record.details["via"] == "web"
+    # Without a session there is nothing to end everywhere from: said, and nothing recorded as done.
+    async with _browser(app) as stranger:
+        refused = await stranger.post("/logout", data={"csrf": CSRF, "everywhere": "true"})
+        assert refused.status_code == 401
+
+
+# ---- the command line ---------------------------------------------------------------------------
+
+
+async def _mediation(app: Any, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    """The real `mediation` command against the test's database, in a process of its own, with
+    `stdin` as its input."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
+    environment.update(
+        MEDIATION_DATABASE_URL=app.state.settings.database_url,
+        MEDIATION_JWT_SECRET=TEST_SECRETS["jwt_secret"],
+        MEDIATION_PII_ENCRYPTION_KEYS=TEST_SECRETS["pii_encryption_keys"],
+        MEDIATION_PII_INDEX_KEY=TEST_SECRETS["pii_index_key"],
+        MEDIATION_ARGON2_TIME_COST="1",
+        MEDIATION_ARGON2_MEMORY_KIB="1024",
+        MEDIATION_ARGON2_PARALLELISM="1",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mediation.cli",
+        *args,
+        env=environment,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_command_line_resets_a_password_read_from_stdin(api: Api, app: Any) -> None:
+    held = await _token(api)
+    code, out, err = await _mediation(app, "users", "reset-password", CLERK, stdin=f"{TEMPORARY}\n")
+    assert code == 0, err
+    assert CLERK in out and TEMPORARY not in out + err
+    # Every session of the account ended; the new password is temporary.
+    _ended(await _me(api, held))
+    _ended(await api.client.get("/v1/me", headers=api.auth("clerk")))
+    assert (await _sign_in(api)).status_code == 401
+    signed_in = await _sign_in(api, password=TEMPORARY)
+    assert signed_in.status_code == 200 and signed_in.json()["password_change_required"] is True
+    _must_change(await api.client.get("/v1/disputes", headers=_bearer(signed_in.json()["access_token"])))
+
+    [record] = await _audit(app, action="users.reset_password")
+    assert record.actor_kind == "system" and record.actor_id.startswith("cli:")
+    assert record.object_id == str(_clerk_id(api)) and record.details["sessions_ended"] == "all"
+    assert TEMPORARY not in json.dumps(record.details, ensure_ascii=False)
+
+
+async def test_the_command_line_refuses_a_reset_it_cannot_make(api: Api, app: Any) -> None:
+    unknown = await _mediation(app, "users", "reset-password", "nobody-here", stdin=f"{TEMPORARY}\n")
+    assert unknown[0] == 2 and "用户不存在" in unknown[2]
+    short = await _mediation(app, "users", "reset-password", CLERK, stdin="short\n")
+    assert short[0] == 2 and "密码至少 12 位" in short[2]
+    # Nothing changed: the old password signs in, the fixture's token still works.
+    assert (await _sign_in(api)).status_code == 200
+    assert (await api.client.get("/v1/me", headers=api.auth("clerk"))).status_code == 200
+    assert await _audit(app, action="users.reset_password") == []
+
+
+async def test_the_command_line_activates_an_account_by_its_username(api: Api, app: Any) -> None:
+    clerk_id = _clerk_id(api)
+    assert (
+        await api.client.post(f"/v1/users/{clerk_id}/deactivate", headers=api.auth("admin"))
+    ).status_code == 200
+    assert (await _sign_in(api)).status_code == 401
+    code, out, err = await _mediation(app, "users", "activate", CLERK)
+    assert code == 0, err
+    assert f"activated {CLERK}" in out
+    assert (await _user(app, clerk_id)).active
+    assert (await _me(api, await _token(api))).status_code == 200
+    [record] = await _audit(app, action="users.activate")
+    assert record.actor_kind == "system" and record.object_id == str(clerk_id)
+    missing = await _mediation(app, "users", "activate", "nobody-here")
+    assert missing[0] == 2 and "用户不存在" in missing[2]
+
+
+# ---- the last administrator and a suspended center ----------------------------------------------
+
+
+async def _set_center_active(api: Api, active: bool) -> None:
+    path = f"/v1/bodies/{api.bodies['center']}"
+    current = await api.client.get(path, headers=api.auth("admin"))
+    change: dict[str, Any] = {"active": active}
+    if not active:
+        change["suspended_reason"] = "整顿期间暂停工作"
+    response = await api.client.patch(
+        path, json=change, headers={**api.auth("admin"), "If-Match": current.headers["etag"]}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_an_admin_of_a_suspended_center_does_not_keep_the_center_administrable(
+    api: Api, app: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Admins may belong to the center; while it is suspended they cannot sign in, so the other
+    admin is the last one who can."""
+    created = await api.client.post(
+        "/v1/users",
+        json={
+            "username": "center-admin",
+            "display_name": "中心管理员",
+            "role": "admin",
+            "organisation_id": str(api.bodies["center"]),
+            "password": PASSWORD,
+        },
+        headers=api.auth("admin"),
+    )
+    assert created.status_code == 201, created.text
+    await _set_center_active(api, False)
+    assert (await _sign_in(api, "center-admin")).json()["code"] == "organisation_suspended"
+
+    admin_id = api.users[("admin", None)]
+    assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 2
+    assert "最后一个" in capsys.readouterr().err
+    assert (await _user(app, admin_id)).active
+    # The suspended center's admin may go: it keeps no one able to manage accounts.
+    center_admin = uuid.UUID(created.json()["id"])
+    assert await identity_cli.run(settings, _cli("users", "deactivate", str(center_admin))) == 0
+    assert not (await _user(app, center_admin)).active
+
+    # With the center at work again, its admin (activated again) counts once more.
+    await _set_center_active(api, True)
+    assert await identity_cli.run(settings, _cli("users", "activate", "center-admin")) == 0
+    assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 0
+    assert not (await _user(app, admin_id)).active

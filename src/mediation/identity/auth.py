@@ -2,7 +2,9 @@
 client's API key (`X-API-Key: mk_...`, also accepted as a bearer token).
 
 Every request re-reads the account or key, so a deactivated user, a signed-out session or a revoked
-key stops working at once rather than when its token expires.
+key stops working at once rather than when its token expires. A user whose password an
+administrator set (`User.password_change_required`) is refused everywhere but the few operations
+that let them change it (`AwaitingPasswordChange`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from mediation.identity.models import ApiKey, RevokedSession, User
 
 ORGANISATION_SUSPENDED = "organisation_suspended"
 SESSION_ENDED = "session_ended"
+PASSWORD_CHANGE_REQUIRED = "password_change_required"
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -88,6 +91,22 @@ async def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     api_key: Annotated[str | None, Security(api_key_scheme)],
 ) -> Principal:
+    """The caller; a user whose password an administrator set is refused (403
+    `password_change_required`) until they have changed it."""
+    principal = await authenticate_awaiting_password_change(request, bearer, api_key)
+    if request.state.password_change_required:
+        raise password_change_required()
+    return principal
+
+
+async def authenticate_awaiting_password_change(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    api_key: Annotated[str | None, Security(api_key_scheme)],
+) -> Principal:
+    """The caller, even a user whose password an administrator set and who has not changed it yet
+    (`request.state.password_change_required` says so): only for the operations that user needs to
+    get past it (who am I, change the password, sign out)."""
     identity = identity_of(request)
     if not api_key and not bearer:
         raise Unauthenticated(Text("需要登录或 API 密钥", "Sign in or send an API key"))
@@ -97,14 +116,15 @@ async def authenticate(
         # On PostgreSQL the lookup rides in the request's own transaction: one connection and one
         # transaction per request. (Read committed: it still sees a deactivation committed a
         # moment ago.)
-        principal, session_id = await _principal(own, identity, api_key, bearer)
+        principal, staff = await _principal(own, identity, api_key, bearer)
     else:
         # A short read of its own: on SQLite the request's session may be a writer, and taking the
         # write lock for a credential lookup would serialise every request behind it.
         async with db.reader() as session:
-            principal, session_id = await _principal(session, identity, api_key, bearer)
+            principal, staff = await _principal(session, identity, api_key, bearer)
     request.state.principal = principal
-    request.state.session_id = session_id
+    request.state.session_id = staff.session_id if staff else None
+    request.state.password_change_required = staff.password_change_required if staff else False
     identity.limiter.check(principal.scope)
     return principal
 
@@ -114,7 +134,7 @@ async def _principal(
     identity: Identity,
     api_key: str | None,
     bearer: HTTPAuthorizationCredentials | None,
-) -> tuple[Principal, str | None]:
+) -> tuple[Principal, StaffSession | None]:
     """The caller, and the staff session its token belongs to (None for an API key)."""
     if api_key:
         return await principal_for_key(session, api_key), None
@@ -122,12 +142,12 @@ async def _principal(
     if bearer.credentials.startswith(API_KEY_PREFIX):
         return await principal_for_key(session, bearer.credentials), None
     staff = await staff_session(session, identity.tokens, bearer.credentials)
-    return staff.principal, staff.session_id
+    return staff.principal, staff
 
 
-# The account, its organisation and whether the token's session was signed out, in one round trip
-# on every request; built once. Only the columns a principal needs, not the entities: no
-# identity-map work for what is read and dropped.
+# The account (with whether its password must be changed first), its organisation and whether the
+# token's session was signed out, in one round trip on every request; built once. Only the columns
+# a principal needs, not the entities: no identity-map work for what is read and dropped.
 _USER_AND_BODY = (
     select(
         User.id,
@@ -136,6 +156,7 @@ _USER_AND_BODY = (
         User.display_name,
         User.session_generation,
         User.kept_session_id,
+        User.password_change_required,
         Body.id.label("body_id"),
         Body.region_code,
         Body.active.label("body_active"),
@@ -161,6 +182,18 @@ def organisation_suspended() -> Unauthenticated:
     )
 
 
+def password_change_required() -> Forbidden:
+    """The account is sound, but its password was set by an administrator and is still unchanged."""
+    return Forbidden(
+        Text(
+            "您的密码由管理员设置, 须先修改密码 (POST /v1/me/password) 才能进行其他操作",
+            "Your password was set by an administrator: change it (POST /v1/me/password) before "
+            "doing anything else",
+        ),
+        code=PASSWORD_CHANGE_REQUIRED,
+    )
+
+
 def session_ended() -> Unauthenticated:
     return Unauthenticated(
         Text("该登录已退出或已失效, 请重新登录", "This session was signed out or has ended; sign in again"),
@@ -170,11 +203,13 @@ def session_ended() -> Unauthenticated:
 
 @dataclass(frozen=True, slots=True)
 class StaffSession:
-    """A staff token that checked out: who, the session it belongs to, and its claims."""
+    """A staff token that checked out: who, the session it belongs to, its claims, and whether the
+    account must change its password before anything else."""
 
     principal: Principal
     session_id: str
     claims: dict[str, Any]
+    password_change_required: bool
 
 
 def token_claims(tokens: Tokens, token: str) -> tuple[uuid.UUID, dict[str, Any]]:
@@ -216,7 +251,7 @@ async def staff_session(session: AsyncSession, tokens: Tokens, token: str) -> St
     principal = _principal_of(
         Role(row.role), str(row.id), row.body_id, row.region_code, kind="user", name=row.display_name
     )
-    return StaffSession(principal, sid, claims)
+    return StaffSession(principal, sid, claims, row.password_change_required)
 
 
 async def principal_for_token(session: AsyncSession, tokens: Tokens, token: str) -> Principal:
@@ -290,3 +325,4 @@ def permission(needed: Permission) -> object:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+AwaitingPasswordChange = Annotated[Principal, Depends(authenticate_awaiting_password_change)]

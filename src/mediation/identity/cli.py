@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from mediation.audit.chain import AuditEntry, append
 from mediation.core.db import Database, utcnow
-from mediation.core.errors import ProblemError
+from mediation.core.errors import ProblemError, ValidationFailed
+from mediation.core.i18n import Text
 from mediation.core.principal import Principal, Role
 from mediation.core.settings import Settings
 from mediation.identity.credentials import Passwords
@@ -39,6 +40,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     users.add_parser("list", help="list accounts")
     deactivate = users.add_parser("deactivate", help="disable an account at once")
     deactivate.add_argument("user_id", type=uuid.UUID)
+    activate = users.add_parser("activate", help="let a deactivated account sign in again")
+    activate.add_argument("username")
+    reset = users.add_parser(
+        "reset-password",
+        help="set a temporary password (prompted for, or read from the first line of stdin) and "
+        "end every session of the account",
+    )
+    reset.add_argument("username")
 
     keys = commands.add_parser("keys", help="machine clients' API keys").add_subparsers(
         dest="action", required=True
@@ -84,6 +93,20 @@ def key_state(key: ApiKey, now: datetime) -> str:
     return "active"
 
 
+def _new_password() -> str:
+    """A new password from the terminal (typed twice, not shown) or the first line of stdin, never
+    from the command line, which other users of the machine can read (`ps`) and the shell keeps.
+    Taken exactly as typed: only the line's end is dropped."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("new password: ")
+        if getpass.getpass("new password again: ") != password:
+            raise ValidationFailed.of_field(
+                "password", "mismatch", Text("两次输入的密码不一致", "The two passwords differ")
+            )
+        return password
+    return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+
+
 async def _find_key(svc: IdentityService, ref: str) -> ApiKey | None:
     try:
         return await svc.session.get(ApiKey, uuid.UUID(ref))
@@ -109,6 +132,8 @@ async def _dispatch(
             args.organisation,
             password,
             settings.min_password_length,
+            # The operator typed or was shown it: the user changes it at first use (等保).
+            temporary_password=True,
         )
         print(f"created user {user.username} ({user.role}) id {user.id}")
         if generated:
@@ -117,12 +142,33 @@ async def _dispatch(
     if args.command == "users" and args.action == "list":
         for u in await svc.users():
             state = "active" if u.active else "disabled"
-            print(f"{u.id}  {u.username:<20} {u.role:<14} {state:<8} org={u.organisation_id or '-'}")
+            temporary = "  password=temporary" if u.password_change_required else ""
+            print(
+                f"{u.id}  {u.username:<20} {u.role:<14} {state:<8} org={u.organisation_id or '-'}{temporary}"
+            )
         return 0, None
     if args.command == "users" and args.action == "deactivate":
         user = await svc.set_active(args.user_id, False)
         print(f"deactivated {user.username}")
         return 0, AuditEntry.by(OPERATOR, "users.deactivate", object_type="user", object_id=str(user.id))
+    if args.command == "users" and args.action == "activate":
+        user = await svc.set_active((await svc.user_named(args.username)).id, True)
+        print(f"activated {user.username}")
+        return 0, AuditEntry.by(OPERATOR, "users.activate", object_type="user", object_id=str(user.id))
+    if args.command == "users" and args.action == "reset-password":
+        user = await svc.user_named(args.username)
+        user = await svc.reset_password(user.id, _new_password(), settings.min_password_length, None)
+        print(f"password of {user.username} reset; every session of it ended")
+        print("the password is temporary: it must be changed at the next sign-in before anything else")
+        if not user.active:
+            print(f"{user.username} is deactivated: activate it to let it sign in")
+        return 0, AuditEntry.by(
+            OPERATOR,
+            "users.reset_password",
+            object_type="user",
+            object_id=str(user.id),
+            details={"sessions_ended": "all"},
+        )
     if args.command == "keys" and args.action == "create":
         created = await svc.create_key(
             args.organisation, Role(args.role), args.name, OPERATOR.id, args.expires

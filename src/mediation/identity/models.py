@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediation.core.db import Base, new_id
@@ -32,6 +32,10 @@ class User(Base):
     # kept or refused by chance.
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     kept_session_id: Mapped[str | None] = mapped_column(String(32))
+    # A password an administrator set (at creation or a reset) is known to someone besides its
+    # user: until the user changes it themselves, the account may only read who it is, change the
+    # password and sign out (等保 level 3: an initial or reset password is changed at first use).
+    password_change_required: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class RevokedSession(Base):

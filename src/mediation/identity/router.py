@@ -31,7 +31,9 @@ from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.schemas import Instant
 from mediation.identity.auth import (
+    AwaitingPasswordChange,
     CurrentPrincipal,
+    authenticate_awaiting_password_change,
     bearer_scheme,
     claimed_principal,
     client_address,
@@ -68,6 +70,11 @@ class TokenResponse(BaseModel):
     expires_in: int = Field(description="Seconds until the token expires.")
     role: Role
     organisation_id: uuid.UUID | None
+    password_change_required: bool = Field(
+        description="The password was set by an administrator: until it is changed at "
+        "`POST /v1/me/password`, every operation but `GET /v1/me`, that change and "
+        "`POST /v1/auth/logout` answers 403 `password_change_required`."
+    )
 
 
 class Me(BaseModel):
@@ -78,6 +85,9 @@ class Me(BaseModel):
     organisation_id: uuid.UUID | None
     region: str | None = Field(description="Region prefix a center's staff see.")
     permissions: list[str]
+    password_change_required: bool = Field(
+        description="The password must be changed (`POST /v1/me/password`) before anything else."
+    )
 
 
 class UserIn(WriteModel):
@@ -100,6 +110,16 @@ class UserOut(BaseModel):
     created_at: datetime
     password_changed_at: datetime
     last_login_at: datetime | None
+    password_change_required: bool = Field(
+        description="The password was set by an administrator and its user has not changed it yet."
+    )
+
+
+class SignOut(WriteModel):
+    everywhere: bool = Field(
+        default=False,
+        description="End every session of the account, this one included, not only this one.",
+    )
 
 
 class PasswordChange(WriteModel):
@@ -204,6 +224,7 @@ async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
         expires_in=token.expires_in,
         role=Role(user.role),
         organisation_id=user.organisation_id,
+        password_change_required=user.password_change_required,
     )
 
 
@@ -212,13 +233,16 @@ async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
     status_code=204,
     summary="退出登录 Sign out",
     description="Ends the session of the presenting staff token: every token of that session, renewed "
-    "ones and copies included, is refused from now on. Signing out again answers 204 too.",
+    "ones and copies included, is refused from now on. Signing out again answers 204 too. With "
+    '`{"everywhere": true}` every session of the account ends, this one included (a browser left '
+    "signed in elsewhere): that needs a session still signed in (else 401 `session_ended`).",
     responses=problem_responses(Unauthenticated, Forbidden),
     tags=["identity"],
 )
 async def sign_out(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    data: SignOut | None = None,
 ) -> Response:
     if bearer is None and not request.headers.get("x-api-key"):
         raise Unauthenticated(Text("需要员工登录凭证", "Send the staff access token to sign out"))
@@ -230,6 +254,15 @@ async def sign_out(
             )
         )
     identity = identity_of(request)
+    if data is not None and data.everywhere:
+        # Every session, so a signed-in one: a token already signed out, or copied before, must not
+        # be able to end the sessions its owner has signed in to since.
+        principal = await authenticate_awaiting_password_change(request, bearer, None)
+        user_id = uuid.UUID(principal.id)
+        request.state.audit_object = ("user", user_id)
+        await IdentityService(session_of(request)).sign_out_everywhere(user_id)
+        request.state.audit_details = {"sessions_ended": "all"}
+        return Response(status_code=204)
     # The token's signature and dates, not the account: a session already signed out, or of an
     # account deactivated since, may still be signed out (idempotent, and never a 401 to a client
     # cleaning up).
@@ -243,9 +276,14 @@ async def sign_out(
 
 
 @router.get(
-    "/me", response_model=Me, summary="当前身份 Who am I", responses=problem_responses(), tags=["identity"]
+    "/me",
+    response_model=Me,
+    summary="当前身份 Who am I",
+    description="Answers also a user whose password must be changed first (`password_change_required`).",
+    responses=problem_responses(),
+    tags=["identity"],
 )
-async def me(principal: CurrentPrincipal) -> Me:
+async def me(request: Request, principal: AwaitingPasswordChange) -> Me:
     return Me(
         kind=principal.kind,
         id=principal.id,
@@ -254,6 +292,7 @@ async def me(principal: CurrentPrincipal) -> Me:
         organisation_id=principal.organisation_id,
         region=principal.region,
         permissions=sorted(p.value for p in principal.permissions),
+        password_change_required=request.state.password_change_required,
     )
 
 
@@ -270,14 +309,14 @@ def check_password_guess(request: Request, user: User) -> None:
     status_code=204,
     summary="修改本人密码 Change one's own password",
     description="Needs the current password. Every other session of the account ends; the one that "
-    "made the change goes on.",
+    "made the change goes on. A password an administrator set is temporary no more.",
     responses=problem_responses(Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
 async def change_own_password(
     request: Request,
     data: PasswordChange,
-    principal: CurrentPrincipal,
+    principal: AwaitingPasswordChange,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     if principal.kind != "user":
@@ -313,6 +352,8 @@ UserAdmin = Annotated[Principal, permission(Permission.users_manage)]
     status_code=201,
     response_model=UserOut,
     summary="创建员工账号 Create a staff account",
+    description="The password is temporary (`password_change_required`): the administrator chose it, so "
+    "the user must change it at first sign-in before doing anything else.",
     responses=problem_responses(Forbidden, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
@@ -330,6 +371,8 @@ async def create_user(
             data.organisation_id,
             data.password,
             settings.min_password_length,
+            # 等保: an initial password set by someone else is changed at first use.
+            temporary_password=True,
         )
         request.state.audit_object = ("user", user.id)
         request.state.audit_details = {"role": data.role.value}
@@ -388,7 +431,9 @@ async def activate_user(
     response_model=UserOut,
     summary="重置密码 Reset an account's password",
     description="Sets a new password for another account (the rules as at creation) and ends every "
-    "session of it. One's own password is changed at `POST /v1/me/password` instead (409 `own_account`).",
+    "session of it. The password is temporary (`password_change_required`): its user must change it "
+    "before doing anything else. One's own password is changed at `POST /v1/me/password` instead "
+    "(409 `own_account`).",
     responses=problem_responses(Forbidden, NotFound, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )

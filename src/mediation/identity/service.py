@@ -138,7 +138,11 @@ class IdentityService:
         organisation_id: uuid.UUID | None,
         password: str,
         min_length: int,
+        *,
+        temporary_password: bool = False,
     ) -> User:
+        """`temporary_password`: the password is one an administrator chose or was shown, which
+        the user must change at first use (see `User.password_change_required`)."""
         assert self.passwords is not None
         if role in MACHINE_ROLES - STAFF_ROLES:
             raise _invalid("role", "not_staff", Text("该角色使用 API 密钥", "This role uses API keys"))
@@ -165,6 +169,7 @@ class IdentityService:
             active=True,
             created_at=now,
             password_changed_at=now,
+            password_change_required=temporary_password,
         )
         self.session.add(user)
         try:
@@ -241,6 +246,14 @@ class IdentityService:
         user.session_generation += 1
         user.kept_session_id = keep
 
+    async def sign_out_everywhere(self, user_id: uuid.UUID) -> User:
+        """The user ends every session of their account, the one asking included: a browser left
+        signed in elsewhere, a token that may have been copied."""
+        user = await self._user(user_id, for_update=True)
+        self.end_sessions(user)
+        await self.session.flush()
+        return user
+
     async def _user(self, user_id: uuid.UUID, *, for_update: bool = False) -> User:
         user = await self.session.get(User, user_id, with_for_update=for_update)
         if user is None:
@@ -277,6 +290,8 @@ class IdentityService:
                 Text("新密码不能与当前密码相同", "The new password must differ from the current one"),
             )
         self._set_password(user, new)
+        # Now only the user knows it: a password an administrator set is temporary no more.
+        user.password_change_required = False
         self.end_sessions(user, keep=session_id)
         await self.session.flush()
         return user
@@ -285,7 +300,9 @@ class IdentityService:
         self, user_id: uuid.UUID, new: str, min_length: int, by: Principal | None
     ) -> User:
         """An administrator sets another user's password (forgotten, or known to someone else): every
-        session of that user ends."""
+        session of that user ends, and the password is temporary: the administrator knows it, so the
+        user must change it before doing anything else (等保: a reset password is changed at first
+        use). `by`: who asks; None for the command line."""
         assert self.passwords is not None
         if _is_self(by, user_id):
             # Without the current password a taken-over admin session could lock its owner out.
@@ -299,6 +316,7 @@ class IdentityService:
         user = await self._user(user_id, for_update=True)
         check_new_password(new, min_length)
         self._set_password(user, new)
+        user.password_change_required = True
         self.end_sessions(user)
         await self.session.flush()
         return user
@@ -310,6 +328,13 @@ class IdentityService:
 
     async def users(self) -> list[User]:
         return list((await self.session.scalars(select(User).order_by(User.username))).all())
+
+    async def user_named(self, username: str) -> User:
+        """The account a typed username names (trimmed, as at sign-in)."""
+        user = await self.session.scalar(select(User).where(User.username == normalised_username(username)))
+        if user is None:
+            raise NotFound(Text("用户不存在", "No such user"))
+        return user
 
     async def set_active(self, user_id: uuid.UUID, active: bool, by: Principal | None = None) -> User:
         """Activate or deactivate an account (`by`: who asks; None for the command line). Neither
@@ -326,29 +351,38 @@ class IdentityService:
             )
         # The account and every active administrator, locked in one order: two administrators
         # deactivating each other at once take turns, and the second finds itself the last one.
-        locked = {
-            u.id: u
-            for u in await self.session.scalars(
-                select(User)
-                .where(or_(User.id == user_id, (User.role == Role.admin.value) & User.active.is_(True)))
-                .order_by(User.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        }
-        target = locked.get(user_id)
-        if target is None:
+        # Each comes with its organisation's standing: an administrator of a suspended center
+        # cannot sign in (401 organisation_suspended), so keeps no one able to manage accounts.
+        rows = await self.session.execute(
+            select(User, Body.active)
+            .outerjoin(Body, Body.id == User.organisation_id)
+            .where(or_(User.id == user_id, (User.role == Role.admin.value) & User.active.is_(True)))
+            .order_by(User.id)
+            .with_for_update(of=User)
+            .execution_options(populate_existing=True)
+        )
+        locked = {user.id: (user, organisation_active) for user, organisation_active in rows}
+        if user_id not in locked:
             raise NotFound(Text("用户不存在", "No such user"))
+        target = locked[user_id][0]
         if not target.active:
             return target
-        if target.role == Role.admin.value and not any(
-            u.role == Role.admin.value and u.active and u.id != user_id for u in locked.values()
+
+        def working_admin(user: User, organisation_active: bool | None) -> bool:
+            return user.role == Role.admin.value and user.active and organisation_active is not False
+
+        if working_admin(*locked[user_id]) and not any(
+            working_admin(u, organisation_active)
+            for u, organisation_active in locked.values()
+            if u.id != user_id
         ):
             raise Conflict(
                 Text(
-                    "这是最后一个在用的管理员账号, 停用后将无人能管理账号; 请先启用或创建另一个管理员",
-                    "This is the last active administrator; deactivating it would leave no one to "
-                    "manage accounts. Activate or create another administrator first",
+                    "这是最后一个在用的管理员账号 (所属机构已暂停工作的管理员不能登录), 停用后将无人能管理账号; "
+                    "请先启用或创建另一个管理员",
+                    "This is the last active administrator (one of a suspended organisation cannot sign "
+                    "in); deactivating it would leave no one to manage accounts. Activate or create "
+                    "another administrator first",
                 ),
                 code=LAST_ADMIN,
             )

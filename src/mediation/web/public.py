@@ -1,5 +1,5 @@
-"""The front door: the landing page, staff sign-in and sign-out, a member of staff's own password,
-and the parties' status lookup."""
+"""The front door: the landing page, staff sign-in and sign-out (of this session, or of every
+session of the account), a member of staff's own password, and the parties' status lookup."""
 
 from __future__ import annotations
 
@@ -33,13 +33,16 @@ from mediation.identity.service import IdentityService, normalised_username
 from mediation.web.forms import errors_of
 from mediation.web.rendering import WebRoute, render, see_other
 from mediation.web.session import (
+    PASSWORD_PAGE,
     SESSION_COOKIE,
     WEB_ROLES,
+    account_holder,
     check_csrf,
     clear_session,
     current_principal,
+    must_change_password,
     set_session,
-    staff,
+    visitor,
 )
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -58,7 +61,7 @@ def _safe_next(target: str | None) -> str | None:
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    principal = await current_principal(request)
+    principal = await visitor(request)
     if principal is not None:
         return see_other(_home_of(principal.role))
     return render(request, "home.html")
@@ -111,16 +114,34 @@ async def login(
         Role(user.role), str(user.id), organisation, kind="user", name=user.display_name
     )
     request.state.audit_object = ("user", user.id)
-    response = see_other(_safe_next(next) or _home_of(Role(user.role)))
+    # A password an administrator set is changed before anything else: straight to its page.
+    target = PASSWORD_PAGE if user.password_change_required else _safe_next(next) or _home_of(Role(user.role))
+    response = see_other(target)
     set_session(request, response, token.token, token.expires_in)
     return response
 
 
 @router.post("/logout")
-async def logout(request: Request, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+async def logout(
+    request: Request,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    everywhere: Annotated[bool, Form()] = False,
+) -> Response:
     """Ends the session on the server, as `POST /v1/auth/logout` does: the cookie's token, and any
-    copy of it, is refused from now on. A cookie already invalid is only deleted."""
+    copy of it, is refused from now on. A cookie already invalid is only deleted. 退出所有设备
+    (`everywhere`) ends every session of the account, which takes a session still signed in."""
     check_csrf(request, csrf)
+    if everywhere:
+        principal = await account_holder(request)
+        user_id = uuid.UUID(principal.id)
+        request.state.audit_object = ("user", user_id)
+        await IdentityService(session_of(request)).sign_out_everywhere(user_id)
+        request.state.audit_details = {"sessions_ended": "all", "via": "web"}
+        response = see_other("/login")
+        clear_session(response)
+        # Not renewed on the way out: the token of a session just ended is no use to keep.
+        request.state.web_token = None
+        return response
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         identity = identity_of(request)
@@ -147,6 +168,8 @@ def _password_page(
     context = {
         "errors": errors or {},
         "changed": changed,
+        # Sent here from every page until the password an administrator set is changed: say why.
+        "required": must_change_password(request),
         "min_length": request.app.state.settings.min_password_length,
         # One change per form shown: a second click sends the same key and gets the first answer,
         # not a refusal of the old password it no longer has.
@@ -157,7 +180,7 @@ def _password_page(
 
 @router.get("/account/password", response_class=HTMLResponse)
 async def password_form(request: Request, changed: bool = False) -> Response:
-    await staff(request)
+    await account_holder(request)
     return _password_page(request, changed=changed)
 
 
@@ -173,7 +196,7 @@ async def change_password(
     """修改密码: the current password, and the new one twice; the rules are the API's
     (`POST /v1/me/password`). The user's other sessions end, this one goes on."""
     check_csrf(request, csrf)
-    principal = await staff(request)
+    principal = await account_holder(request)
     user_id = uuid.UUID(principal.id)
     request.state.audit_object = ("user", user_id)
     typed = {
@@ -229,7 +252,7 @@ async def renew_session(request: Request) -> Response:
 @router.get("/lookup", response_class=HTMLResponse)
 async def lookup_form(request: Request) -> HTMLResponse:
     # Open to everyone; a member of staff signed in keeps the staff menu.
-    await current_principal(request)
+    await visitor(request)
     return render(request, "lookup.html", {"result": None, "errors": {}, "values": {}})
 
 
@@ -243,7 +266,7 @@ async def lookup(
     """Case number and query code -> status and next step; never a name or a number (the same
     answer as `POST /v1/status-lookup`)."""
     check_csrf(request, csrf)
-    await current_principal(request)
+    await visitor(request)
     identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
     values = {"case_number": case_number, "query_code": query_code}
     request.state.audit_details = {"case_number": case_number, "via": "web"}

@@ -9,6 +9,9 @@ the cookie taken before is refused as well.
 
 The cookie is HttpOnly and SameSite=Strict; every form also carries a CSRF token that must match a
 second cookie (double submit), and a cross-site Origin is refused outright.
+
+A member of staff whose password an administrator set is sent from every page to change it first
+(等保: an initial or reset password is changed at first use), as the API refuses them everything else.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from mediation.core.db import Database
 from mediation.core.errors import Forbidden, Unauthenticated
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal, Role
-from mediation.identity.auth import identity_of, staff_session
+from mediation.identity.auth import PASSWORD_CHANGE_REQUIRED, identity_of, staff_session
 
+PASSWORD_PAGE = "/account/password"
 SESSION_COOKIE = "mediation_session"
 CSRF_COOKIE = "mediation_csrf"
 CSRF_FIELD = "csrf"
@@ -38,6 +42,25 @@ WEB_ROLES = frozenset({Role.clerk, Role.supervisor, Role.body_mediator, Role.bod
 
 class SignInRequired(Unauthenticated):
     """The page needs a signed-in member of staff; the browser is sent to the sign-in page."""
+
+
+class PasswordChangeFirst(Forbidden):
+    """The member of staff must change the password an administrator set before using any page.
+    A page asked for is answered with a redirect to the password page (the pages' error handling
+    keeps a problem's status and headers); a form sent is refused (403), and recorded so, since
+    nothing it asked for was done."""
+
+    def __init__(self, request: Request) -> None:
+        detail = Text(
+            "您的密码由管理员设置, 请先修改密码再继续使用",
+            "Your password was set by an administrator: change it before going on",
+        )
+        if request.method in ("GET", "HEAD"):
+            super().__init__(
+                detail, http_status=303, headers={"Location": PASSWORD_PAGE}, code=PASSWORD_CHANGE_REQUIRED
+            )
+        else:
+            super().__init__(detail, code=PASSWORD_CHANGE_REQUIRED)
 
 
 def _secure(request: Request) -> bool:
@@ -92,7 +115,8 @@ def check_csrf(request: Request, submitted: str | None) -> None:
 
 
 async def current_principal(request: Request) -> Principal | None:
-    """The signed-in member of staff, or None. Refreshes the token past half its life."""
+    """The signed-in member of staff, or None. Refreshes the token past half its life.
+    `request.state.password_change_required` says whether their password must be changed first."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -112,7 +136,22 @@ async def current_principal(request: Request) -> Principal | None:
     identity.limiter.check(principal.scope)
     request.state.principal = principal
     request.state.session_id = staff.session_id
+    request.state.password_change_required = staff.password_change_required
     request.state.web_token = _refreshed(request, staff.claims, principal)
+    return principal
+
+
+def must_change_password(request: Request) -> bool:
+    """Whether the signed-in member of staff still holds a password an administrator set."""
+    return bool(getattr(request.state, "password_change_required", False))
+
+
+async def visitor(request: Request) -> Principal | None:
+    """Whoever asks for a page anyone may see: nobody signed in, or a member of staff, who is sent
+    to change a password an administrator set first, as from every other page."""
+    principal = await current_principal(request)
+    if principal is not None and must_change_password(request):
+        raise PasswordChangeFirst(request)
     return principal
 
 
@@ -140,8 +179,17 @@ def keep_session(request: Request, response: Response) -> None:
     remember_csrf(request, response)
 
 
-async def staff(request: Request) -> Principal:
+async def account_holder(request: Request) -> Principal:
+    """The signed-in member of staff, even one whose password must still be changed: for the pages
+    of their own account only (changing the password, signing out everywhere)."""
     principal = await current_principal(request)
     if principal is None:
         raise SignInRequired
+    return principal
+
+
+async def staff(request: Request) -> Principal:
+    principal = await account_holder(request)
+    if must_change_password(request):
+        raise PasswordChangeFirst(request)
     return principal
