@@ -8,6 +8,7 @@ With CI=true an unreachable PostgreSQL fails the run instead of skipping.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 import chinese_calendar
+import httpcore
 import httpx
 import pytest
 from sqlalchemy import text
@@ -133,6 +135,30 @@ def postgres_url() -> str:
     url = f"{base}/{name}"
     upgrade(url)
     return url
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Tests reach nothing beyond this machine: a connection to any address but a loopback one (the
+    relay connecting to a public address a test's resolver answered, say) is refused here, before
+    it leaves, and listed for the test to look at."""
+    refused: list[tuple[str, int]] = []
+    connect = httpcore.AnyIOBackend.connect_tcp
+
+    async def loopback_connect(
+        self: httpcore.AnyIOBackend, host: str, port: int, *args: object, **kw: object
+    ):  # type: ignore[no-untyped-def]
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = host == "localhost"
+        if not local:
+            refused.append((host, port))
+            raise httpcore.ConnectError(f"tests connect to loopback addresses only, not {host}")
+        return await connect(self, host, port, *args, **kw)
+
+    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", loopback_connect)
+    return refused
 
 
 @pytest.fixture(scope="session", autouse=True)

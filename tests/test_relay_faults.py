@@ -294,6 +294,76 @@ class HoldingReceiver(Receiver):
         await super()._app(scope, receive, send)
 
 
+@dataclass
+class UnansweringReceiver(HoldingReceiver):
+    """A `HoldingReceiver` that counts the requests it holds, and the most it held at once."""
+
+    holding: int = 0
+    most_held: int = 0
+
+    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await super()._app(scope, receive, send)
+        self.holding += 1
+        self.most_held = max(self.most_held, self.holding)
+        try:
+            await super()._app(scope, receive, send)
+        finally:
+            self.holding -= 1
+
+
+async def test_a_receiver_that_does_not_answer_holds_up_only_its_own_deliveries(api: Api, app: Any) -> None:
+    """One receiver takes every delivery and answers none (until the timeout, three seconds); another
+    answers at once. The relay's loop sends while it waits: a delivery to the healthy receiver,
+    made while the other's are out, arrives in a moment, not when they time out. The slow receiver
+    holds no more of the relay's sends than its share (two here), so the third of its deliveries
+    waits and the healthy receiver still finds a free one."""
+    patient = app.state.settings.model_copy(
+        update={
+            "webhook_timeout_seconds": 3.0,
+            "relay_lease_seconds": 4.0,
+            "relay_max_in_flight": 3,
+            "relay_max_in_flight_per_subscription": 2,
+        }
+    )
+    slow, fast = UnansweringReceiver(), Receiver()
+    relay = Relay(app.state.db, patient, app.state.identity.cipher, relay_id="relay-loop")
+    stop = asyncio.Event()
+    task: asyncio.Task[None] | None = None
+    try:
+        slow_id = await subscribe(api, slow)
+        for _ in range(3):
+            await api.intake()
+        fast_id = await subscribe(api, fast)
+        task = asyncio.create_task(relay.run(stop))
+        await asyncio.wait_for(slow.arrived.wait(), 10)
+        await asyncio.sleep(0.3)  # room for more of the slow receiver's deliveries to go out
+
+        made = time.monotonic()
+        await api.intake()
+        await fast.wait_for(lambda r: len(r.ok()) == 1, seconds=10)
+        took = time.monotonic() - made
+        assert took < 1.0, f"the healthy receiver waited {took:.1f} s"
+        assert slow.holding == 2 and slow.most_held == 2, (slow.holding, slow.most_held)
+        [delivered] = await rows_of(api, fast_id)
+        deadline = time.monotonic() + 5
+        while delivered.status != "delivered" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            [delivered] = await rows_of(api, fast_id)
+        assert (delivered.status, delivered.attempts) == ("delivered", 1)
+    finally:
+        slow.release.set()
+        stop.set()
+        if task is not None:
+            await asyncio.wait_for(task, 10)
+        await slow.stop()
+        await fast.stop()
+    # Stopped gracefully: the two it held were answered and recorded, the other two never left.
+    rows = await rows_of(api, slow_id)
+    assert sorted((r.status, r.attempts) for r in rows) == [("delivered", 1)] * 2 + [("pending", 0)] * 2
+    assert all(r.claimed_by is None for r in rows)
+
+
 async def _terminate_backends(api: Api) -> int:
     import asyncpg
 

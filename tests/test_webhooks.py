@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from sqlalchemy import func, select, text
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mediation.app import create_app
+from mediation.events import webhooks
 from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscribersVersion
 from mediation.events.relay import Relay
 from tests.receiver import Receiver
@@ -575,6 +577,177 @@ async def test_private_and_non_http_targets_are_refused(api, app, relay, receive
     (delivery,) = await deliveries_of(api, early)
     assert delivery["status"] == "pending" and delivery["attempts"] == 1
     assert delivery["last_status_code"] is None and "refused" in delivery["last_error"]
+
+
+class RebindingResolver:
+    """A name server under an attacker's control: the first lookup of a name answers a public
+    address, every later one 127.0.0.1 (a TTL of zero is all it takes)."""
+
+    def __init__(self, first: str = "93.184.215.14") -> None:
+        self.first = first
+        self.lookups: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        self.lookups.append(host)
+        answer = self.first if len(self.lookups) == 1 else "127.0.0.1"
+        return [ipaddress.ip_address(answer)]
+
+
+async def test_a_host_that_rebinds_to_loopback_after_the_check_is_never_reached(
+    api, app, receiver, monkeypatch, loopback_only
+):
+    """DNS rebinding: the name answers a public address when it is checked and 127.0.0.1 when it is
+    connected to. The address checked is the address connected to, so the local receiver never
+    hears of the delivery, and the name is looked up once per send."""
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    sub = await subscribe(api, f"http://localhost:{port}/hooks", receiver=receiver)
+    await api.intake()
+    rebinding = RebindingResolver()
+    monkeypatch.setattr(webhooks, "resolve", rebinding)
+    strict = app.state.settings.model_copy(
+        update={"webhook_allow_private_targets": False, "webhook_timeout_seconds": 0.5}
+    )
+    relay = Relay(app.state.db, strict, app.state.identity.cipher, relay_id="relay-strict")
+    try:
+        assert await relay.run_once() == 1
+    finally:
+        await relay.client.aclose()
+    assert receiver.deliveries == [], "the request reached the loopback receiver"
+    assert rebinding.lookups == ["localhost"]
+    # It went for the address it checked (refused by the tests' own guard before leaving).
+    assert loopback_only == [("93.184.215.14", port)]
+    (delivery,) = await deliveries_of(api, sub)
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1
+    assert delivery["last_status_code"] is None and delivery["last_error"]
+
+
+async def test_the_connection_goes_to_the_checked_address_under_the_host_name(
+    api, app, receiver, monkeypatch
+):
+    """The relay connects to the address it looked up, and sends the URL's name in the Host header.
+    A name with one public and one internal address is refused: every address is checked."""
+    port = int(receiver.url.rsplit(":", 1)[1].split("/")[0])
+    sub = await subscribe(api, f"http://hooks.example:{port}/hooks", receiver=receiver)
+    answers = {"hooks.example": ["127.0.0.1"]}
+    lookups: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        lookups.append(host)
+        return [ipaddress.ip_address(a) for a in answers[host]]
+
+    monkeypatch.setattr(webhooks, "resolve", resolver)
+    await api.intake()
+    relay = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-pinned")
+    try:
+        assert await relay.run_once() == 1
+        assert [d.answered for d in receiver.deliveries] == [200]
+        assert receiver.deliveries[0].headers["host"] == f"hooks.example:{port}"
+        assert lookups == ["hooks.example"]
+
+        app.state.settings.webhook_allow_private_targets = False
+        answers["hooks.example"] = ["93.184.215.14", "127.0.0.1"]
+        await api.intake()
+        await relay.client.aclose()  # no kept-alive connection: the next send opens one
+        relay.client = httpx.AsyncClient(transport=webhooks.WebhookTransport(lambda: False), timeout=0.5)
+        assert await relay.run_once() == 1
+    finally:
+        await relay.client.aclose()
+    assert len(receiver.deliveries) == 1
+    pending = [d for d in await deliveries_of(api, sub) if d["status"] == "pending"]
+    assert len(pending) == 1 and "non-public address (127.0.0.1)" in pending[0]["last_error"]
+
+
+def _certificate(name: str, issuer_key: Any = None, issuer: Any = None) -> tuple[Any, Any]:
+    """A key and a certificate for `name`, signed by `issuer` (self-signed, a CA, when None)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject if issuer is not None else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+    )
+    if issuer is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    else:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+    return key, builder.sign(issuer_key or key, hashes.SHA256())
+
+
+async def test_tls_to_the_checked_address_still_names_and_verifies_the_host(api, app, tmp_path, monkeypatch):
+    """Over https the connection goes to the address looked up, and TLS still speaks the URL's host
+    name: the receiver is asked for it (SNI), and its certificate must be for it."""
+    import ssl
+
+    from cryptography.hazmat.primitives import serialization
+
+    ca_key, ca = _certificate("Test CA")
+    trusted = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
+    asked: list[str | None] = []
+
+    async def serve(name: str) -> tuple[asyncio.Server, int]:
+        key, cert = _certificate(name, ca_key, ca)
+        (tmp_path / f"{name}.pem").write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM)
+            + key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tmp_path / f"{name}.pem")
+        context.sni_callback = lambda _sock, server_name, _ctx: asked.append(server_name)
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+        return server, server.sockets[0].getsockname()[1]
+
+    async def to_loopback(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(webhooks, "resolve", to_loopback)
+    right, right_port = await serve("hooks.example")
+    wrong, wrong_port = await serve("elsewhere.example")
+    try:
+        good = await subscribe(api, f"https://hooks.example:{right_port}/hooks")
+        bad = await subscribe(api, f"https://hooks.example:{wrong_port}/hooks")
+        await api.intake()
+        client = httpx.AsyncClient(
+            transport=webhooks.WebhookTransport(lambda: True, verify=trusted), timeout=5
+        )
+        relay = Relay(app.state.db, app.state.settings, app.state.identity.cipher, client=client)
+        try:
+            assert await relay.run_once() == 2
+        finally:
+            await client.aclose()
+    finally:
+        right.close()
+        wrong.close()
+    assert asked == ["hooks.example", "hooks.example"]
+    (delivered,) = await deliveries_of(api, good)
+    assert (delivered["status"], delivered["last_status_code"]) == ("delivered", 204)
+    (refused,) = await deliveries_of(api, bad)
+    assert refused["status"] == "pending" and refused["last_status_code"] is None
+    assert "CERTIFICATE_VERIFY_FAILED" in refused["last_error"], refused["last_error"]
 
 
 # ---- 6. atomicity -------------------------------------------------------------------------------

@@ -105,11 +105,21 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     relay_batch_size: int = Field(default=50, ge=1, le=1000)
     relay_lease_seconds: float = Field(default=60.0, gt=0, description="A claimed delivery's lease.")
+    # A relay sends this many deliveries at once, to one subscription at most the second number:
+    # a receiver that answers slowly or not at all holds up its own deliveries only.
+    relay_max_in_flight: int = Field(default=100, ge=1, le=10_000)
+    relay_max_in_flight_per_subscription: int = Field(default=20, ge=1, le=10_000)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Standard Webhooks' example schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h,
     # 10 h, 10 h; each wait gets +-20 % jitter so endpoints that fail together don't retry together.
     webhook_retry_schedule_seconds: list[float] = [5, 300, 1800, 7200, 18000, 36000, 36000]
     webhook_secret_overlap_hours: float = Field(default=24, ge=0)
+    # Delivered, dead and cancelled deliveries, with their attempts, are deleted this long after
+    # their last attempt (by the relay, a batch at a time); pending ones never.
+    webhook_retention_days: float = Field(default=30, gt=0)
+    # A subscription whose deliveries have failed this long without one success is disabled when
+    # the next of them goes dead (Standard Webhooks and Svix: 5 days).
+    webhook_disable_after_failing_days: float = Field(default=5, gt=0)
     webhook_allow_private_targets: bool = Field(
         default=False, description="Allow loopback, private and link-local webhook URLs (testing only)."
     )

@@ -7,6 +7,11 @@ then records the outcome. A relay killed between claim and
 record leaves a claim whose lease lapses; another relay (or the same one restarted) sends the
 delivery again with the same `webhook-id`, so receivers can drop the duplicate. Delivery is
 therefore at least once, and never concurrent for one delivery.
+
+The loop does not wait for a batch to finish before it claims more: each send is its own task,
+its outcome recorded on the loop's next turn, so a receiver that answers slowly (or not at all,
+until the timeout) holds up its own deliveries only. It also deletes finished deliveries past
+the retention period, a batch at a time.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import signal
 import socket
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
@@ -35,7 +41,13 @@ from mediation.core.settings import Settings
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
 from mediation.events.service import cloudevent
-from mediation.events.webhooks import TargetRefused, WebhookService, cancel_pending, check_target
+from mediation.events.webhooks import (
+    TargetRefused,
+    WebhookService,
+    WebhookTransport,
+    cancel_pending,
+    check_form,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,13 @@ CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 JITTER = 0.2
 # How much of an answer's body is read: its status is the answer, the body at most a short note.
 ANSWER_READ_LIMIT = 64 * 1024
+# Deliveries no relay will send again; the retention period deletes them (`Relay.purge_expired`).
+FINISHED = ("delivered", "dead", "cancelled")
+# Deleted per transaction, so a first pass over years of deliveries neither holds locks long nor
+# keeps the loop from sending; the loop goes on a batch per turn until none is left, then
+# looks again after PURGE_EVERY_SECONDS.
+PURGE_BATCH = 500
+PURGE_EVERY_SECONDS = 600.0
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -61,13 +80,19 @@ async def database_now(session: AsyncSession) -> datetime:
 _DATABASE_NOW = select(func.now())
 
 
-def _due(now: datetime | ColumnElement[datetime]) -> tuple[ColumnElement[bool], ...]:
-    """Deliveries due at `now` and not claimed, or claimed under a lease that has lapsed."""
-    return (
+def _due(
+    now: datetime | ColumnElement[datetime], busy: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset()
+) -> tuple[ColumnElement[bool], ...]:
+    """Deliveries due at `now` and not claimed, or claimed under a lease that has lapsed, except
+    those of the `busy` subscriptions."""
+    due = (
         WebhookDelivery.status == "pending",
         WebhookDelivery.next_attempt_at <= now,
         or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
     )
+    if busy:
+        return (*due, WebhookDelivery.subscription_id.not_in(busy))
+    return due
 
 
 @dataclass(slots=True)
@@ -112,35 +137,87 @@ class Relay:
         self.cipher = cipher
         self.relay_id = relay_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.client = client or httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False
+            transport=WebhookTransport(lambda: self.settings.webhook_allow_private_targets),
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
         )
         self._owns_client = client is None
-        self.in_flight: set[uuid.UUID] = set()
+        # Claimed and not yet recorded: delivery -> its subscription.
+        self.claimed: dict[uuid.UUID, uuid.UUID] = {}
         # Outcomes a cycle sent but could not record (the database went away meanwhile).
         self.unrecorded: list[Outcome] = []
+        self._purge_at = 0.0  # monotonic; the loop's first turn purges
+
+    @property
+    def in_flight(self) -> set[uuid.UUID]:
+        """The deliveries this relay has claimed and not recorded yet."""
+        return set(self.claimed)
 
     # ---- the loop -------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("relay %s started", self.relay_id)
+        sending: set[asyncio.Task[Outcome]] = set()
         try:
             while not stop.is_set():
                 try:
-                    busy = await self.run_once()
+                    started = await self._turn(sending)
                 except Exception:
                     log.exception("relay %s: cycle failed; retrying", self.relay_id)
-                    busy = 0
-                if busy:
-                    continue  # more may be due right away
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.relay_poll_seconds)
+                    started = 0
+                if started:
+                    continue  # more may be due right away, and there is room to send them
+                # Until a send ends (its outcome is recorded, and its room taken by the next), a
+                # poll's time passes, or the relay is stopped.
+                stopping = asyncio.create_task(stop.wait())
+                try:
+                    await asyncio.wait(
+                        {stopping, *sending},
+                        timeout=self.settings.relay_poll_seconds,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    stopping.cancel()
+            # Stopped: what is out is answered (or timed out) within the timeout, then recorded.
+            if sending:
+                await asyncio.wait(sending)
         finally:
+            for task in sending:
+                task.cancel()
+            for task in sending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    self.unrecorded.append(await task)
             await self.release()
             if self._owns_client:
                 await self.client.aclose()
             log.info("relay %s stopped", self.relay_id)
 
+    async def _turn(self, sending: set[asyncio.Task[Outcome]]) -> int:
+        """One turn of the loop: record what was sent, sequence, purge, and start sending what is
+        due as far as there is room; returns how many sends it started."""
+        for task in [t for t in sending if t.done()]:
+            sending.discard(task)
+            self.unrecorded.append(task.result())
+        # The crash injected "after_send" (tests only) comes once everything claimed was sent and
+        # nothing of it recorded: until then its outcomes wait.
+        if self.unrecorded and not (sending and self.settings.relay_fault == "after_send"):
+            self._fault("after_send")
+            kept, self.unrecorded = self.unrecorded, []
+            await self._record_or_keep(kept)
+        await sequence_pending(self.db, utcnow())
+        await self._purge_when_due()
+        room = self.settings.relay_max_in_flight - len(self.claimed)
+        if room <= 0:
+            return 0
+        jobs = await self.claim(room)
+        if jobs:
+            self._fault("after_claim")
+        sending.update(asyncio.create_task(self.send(job)) for job in jobs)
+        return len(jobs)
+
     async def run_once(self) -> int:
+        """Record what is left over, sequence, claim what is due, send it and record the outcomes:
+        one batch from start to end (the tests drive the relay with it)."""
         if self.unrecorded:
             # Recorded first, under the claims they were sent with (still this relay's unless
             # another took them over after the lease): a delivery the receiver accepted while the
@@ -172,11 +249,18 @@ class Relay:
 
     # ---- claim, send, record --------------------------------------------------------------------
 
-    async def claim(self) -> list[Job]:
+    async def claim(self, room: int | None = None) -> list[Job]:
+        """Claims up to `room` due deliveries (a batch at most), no more for one subscription than
+        its share of this relay's sends (`relay_max_in_flight_per_subscription`): a receiver with
+        a long backlog that answers slowly would otherwise take every send the relay has."""
+        share = self.settings.relay_max_in_flight_per_subscription
+        held = Counter(self.claimed.values())
+        busy = {sub_id for sub_id, n in held.items() if n >= share}
+        limit = min(self.settings.relay_batch_size, room or self.settings.relay_batch_size)
         # A plain read first: an idle relay must not take SQLite's write lock every poll.
         async with self.db.reader() as probe:
             now_in_sql = func.now() if probe.get_bind().dialect.name == "postgresql" else utcnow()
-            if not await probe.scalar(select(exists().where(*_due(now_in_sql)))):
+            if not await probe.scalar(select(exists().where(*_due(now_in_sql, busy)))):
                 return []
         async with self.db.writer() as session, session.begin():
             now = await database_now(session)
@@ -184,13 +268,20 @@ class Relay:
             lease = now + timedelta(seconds=self.settings.relay_lease_seconds)
             stmt = (
                 select(WebhookDelivery)
-                .where(*_due(now))
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(self.settings.relay_batch_size)
+                .where(*_due(now, busy))
+                # Oldest first; a backlog sent again at once goes in the order it was made.
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
+                .limit(limit)
             )
             if session.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
-            deliveries = list((await session.scalars(stmt)).all())
+            deliveries = []
+            for d in (await session.scalars(stmt)).all():
+                # Past a subscription's share the rest of its rows stay unclaimed; the next turn
+                # leaves that subscription out of its query and finds the others' deliveries.
+                if held[d.subscription_id] < share:
+                    held[d.subscription_id] += 1
+                    deliveries.append(d)
             if not deliveries:
                 return []
             subs = {
@@ -225,7 +316,7 @@ class Relay:
                         claimed_at_monotonic=now_monotonic,
                     )
                 )
-        self.in_flight.update(j.delivery_id for j in jobs)
+        self.claimed.update((j.delivery_id, j.subscription_id) for j in jobs)
         return jobs
 
     async def send(self, job: Job) -> Outcome:
@@ -245,7 +336,9 @@ class Relay:
             # bounds each read and write alone: a receiver sending a byte now and then would hold
             # the send past the claim's lease, and another relay would send the delivery meanwhile.
             async with asyncio.timeout(timeout):
-                await check_target(job.url, self.settings.webhook_allow_private_targets)
+                # The host's addresses are looked up and checked as the connection is opened, so
+                # the address checked is the address connected to (WebhookTransport).
+                check_form(job.url)
                 # The receiver checks this against its own clock (Standard Webhooks allows five
                 # minutes either way): the database's, as for the leases, not a host's gone astray.
                 sent_at = job.now()
@@ -292,6 +385,7 @@ class Relay:
         schedule = self.settings.webhook_retry_schedule_seconds
         async with self.db.writer() as session, session.begin():
             now = await database_now(session)
+            gone_dead: set[uuid.UUID] = set()
             # 410s last: the batch's other outcomes for that subscription are recorded first, then
             # whatever is still pending for it is cancelled.
             for o in sorted(outcomes, key=lambda o: o.status_code == 410):
@@ -325,13 +419,15 @@ class Relay:
                     values.update(next_attempt_at=now + timedelta(seconds=wait))
                 # Only while the claim is still ours: a relay whose lease lapsed must not overwrite
                 # the outcome of the relay that took over.
-                await session.execute(
+                result = await session.execute(
                     update(WebhookDelivery)
                     .where(
                         WebhookDelivery.id == o.job.delivery_id, WebhookDelivery.claimed_by == self.relay_id
                     )
                     .values(**values)
                 )
+                if values.get("status") == "dead" and result.rowcount:  # type: ignore[attr-defined]
+                    gone_dead.add(o.job.subscription_id)
                 if o.status_code == 410:
                     # The receiver says the endpoint is gone for good: stop sending it anything. After
                     # the update above, which needs this relay's claim that cancel_pending clears.
@@ -348,7 +444,101 @@ class Relay:
                         o.job.attempt,
                         o.status_code or o.error,
                     )
-        self.in_flight.difference_update(o.job.delivery_id for o in outcomes)
+            # After every outcome of the batch: disabling cancels what is pending, claims included.
+            for subscription_id in gone_dead:
+                await self._disable_if_failing_too_long(session, subscription_id, now)
+        for o in outcomes:
+            self.claimed.pop(o.job.delivery_id, None)
+
+    async def _disable_if_failing_too_long(
+        self, session: AsyncSession, subscription_id: uuid.UUID, now: datetime
+    ) -> None:
+        """A subscription one of whose deliveries has just gone dead, and none of whose attempts
+        has succeeded for `webhook_disable_after_failing_days` (counted from the first failure
+        after its last success), is disabled as a 410 disables it: what is pending is cancelled,
+        and the reason says since when it failed and when it was disabled. Standard Webhooks and
+        Svix do the same after five days: a receiver that is gone, or a URL mistyped, would
+        otherwise be sent every event and all its retries for ever. Re-enabling it and
+        redelivering its backlog (`POST /v1/webhooks/{id}/redeliver`) brings it back; if it still
+        fails, it is disabled again when the next delivery goes dead."""
+        period = timedelta(days=self.settings.webhook_disable_after_failing_days)
+        ours = (
+            WebhookAttempt.delivery_id == WebhookDelivery.id,
+            WebhookDelivery.subscription_id == subscription_id,
+        )
+        succeeded = WebhookAttempt.status_code.between(200, 299)
+        last_success = await session.scalar(
+            select(func.max(WebhookAttempt.started_at)).where(*ours, succeeded)
+        )
+        failures = select(func.min(WebhookAttempt.started_at)).where(
+            *ours, or_(WebhookAttempt.status_code.is_(None), ~succeeded)
+        )
+        if last_success is not None:
+            failures = failures.where(WebhookAttempt.started_at > last_success)
+        failing_since: datetime | None = await session.scalar(failures)
+        if failing_since is None or now - failing_since < period:
+            return
+        reason = (
+            f"no delivery succeeded in {self.settings.webhook_disable_after_failing_days:g} days: "
+            f"failing since {failing_since.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
+            f"disabled {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        )
+        disabled = await session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == subscription_id, WebhookSubscription.active.is_(True))
+            .values(active=False, disabled_reason=reason, updated_at=now)
+        )
+        if disabled.rowcount:  # type: ignore[attr-defined]
+            await cancel_pending(session, subscription_id)
+            log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
+
+    # ---- retention ------------------------------------------------------------------------------
+
+    async def _purge_when_due(self) -> None:
+        if time.monotonic() < self._purge_at:
+            return
+        try:
+            deleted = await self.purge_expired()
+        except Exception:
+            # Deliveries still go out; the old ones wait for the next look.
+            log.exception("relay %s: deleting old deliveries failed", self.relay_id)
+            deleted = 0
+        if deleted < PURGE_BATCH:
+            self._purge_at = time.monotonic() + PURGE_EVERY_SECONDS
+
+    async def purge_expired(self, batch: int = PURGE_BATCH) -> int:
+        """Deletes up to `batch` finished deliveries (delivered, dead or cancelled) whose last
+        attempt is older than `webhook_retention_days`, with their attempts, in one short
+        transaction; returns how many. A pending delivery is never deleted, however old. Relays
+        purging at once take different rows (`SKIP LOCKED` on PostgreSQL; SQLite has one writer)."""
+        async with self.db.writer() as session, session.begin():
+            now = await database_now(session)
+            cutoff = now - timedelta(days=self.settings.webhook_retention_days)
+            # `next_attempt_at` is when its last attempt was due (a redelivery sets it anew), so
+            # the (status, next_attempt_at) index finds them; one delivered late by a relay that
+            # was down stays its full period after it was delivered.
+            stmt = (
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.status.in_(FINISHED),
+                    WebhookDelivery.next_attempt_at < cutoff,
+                    or_(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.delivered_at < cutoff),
+                )
+                .limit(batch)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            ids = list((await session.scalars(stmt)).all())
+            if not ids:
+                return 0
+            await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+            await session.execute(
+                delete(WebhookDelivery).where(
+                    WebhookDelivery.id.in_(ids), WebhookDelivery.status.in_(FINISHED)
+                )
+            )
+        log.info("relay %s deleted %d deliveries past the retention period", self.relay_id, len(ids))
+        return len(ids)
 
     async def release(self) -> None:
         """Graceful shutdown: record what was sent and not yet recorded if the database allows,
@@ -359,16 +549,16 @@ class Relay:
                 await self.record(kept)
             except Exception:
                 log.warning("relay %s: %d outcomes left unrecorded", self.relay_id, len(kept))
-        if not self.in_flight:
+        if not self.claimed:
             return
         async with self.db.writer() as session, session.begin():
             await session.execute(
                 update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(self.in_flight), WebhookDelivery.claimed_by == self.relay_id)
+                .where(WebhookDelivery.id.in_(self.claimed), WebhookDelivery.claimed_by == self.relay_id)
                 .values(claimed_by=None, claimed_until=None)
             )
-        log.info("relay %s released %d claimed deliveries", self.relay_id, len(self.in_flight))
-        self.in_flight.clear()
+        log.info("relay %s released %d claimed deliveries", self.relay_id, len(self.claimed))
+        self.claimed.clear()
 
 
 async def run_standalone(settings: Settings) -> None:

@@ -7,7 +7,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    UrlConstraints,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
@@ -208,6 +216,22 @@ class DeliveryOut(BaseModel):
     delivered_at: datetime | None
 
 
+MAX_REDELIVER = 1000
+
+
+class RedeliverIn(WriteModel):
+    since: AwareDatetime | None = Field(
+        default=None,
+        description="Deliveries made at or after this time (with its offset); unset, all still kept.",
+    )
+    limit: Annotated[int, Field(ge=1, le=MAX_REDELIVER)] = MAX_REDELIVER
+
+
+class RedeliveryOut(BaseModel):
+    redelivered: int = Field(description="Deliveries set to be sent again now.")
+    more: bool = Field(description="More are left: the same request again sends the next ones.")
+
+
 class AttemptOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -309,7 +333,10 @@ async def disable_subscription(
     "/webhooks/{subscription_id}/enable",
     response_model=SubscriptionOut,
     summary="启用订阅 Enable",
-    description="Re-enables a subscription (for instance after its endpoint answered 410).",
+    description=(
+        "Re-enables a subscription (after its endpoint answered 410, or after it was disabled for "
+        "failing for days); then `POST /v1/webhooks/{id}/redeliver` sends its backlog again."
+    ),
     responses=problem_responses(NotFound),
 )
 async def enable_subscription(
@@ -318,6 +345,28 @@ async def enable_subscription(
     svc = _service(request)
     sub = await svc.set_active(await svc.get(subscription_id, principal), True, None)
     return SubscriptionOut.model_validate(sub)
+
+
+@router.post(
+    "/webhooks/{subscription_id}/redeliver",
+    response_model=RedeliveryOut,
+    summary="批量重发 Redeliver the failed deliveries since a time",
+    description=(
+        "Sends again, oldest first, the subscription's dead deliveries and those cancelled when it "
+        "was disabled, made since `since` (unset: all that are still kept): at most `limit` per "
+        "request, so a long backlog goes in several. The subscription must be enabled first."
+    ),
+    responses=problem_responses(NotFound, Conflict),
+)
+async def redeliver_since(
+    request: Request, subscription_id: uuid.UUID, principal: Reader, data: RedeliverIn | None = None
+) -> RedeliveryOut:
+    data = data or RedeliverIn()
+    svc = _service(request)
+    sub = await svc.get(subscription_id, principal)
+    redelivered, more = await svc.redeliver_since(sub, data.since, data.limit)
+    request.state.audit_object = ("webhook_subscription", sub.id)
+    return RedeliveryOut(redelivered=redelivered, more=more)
 
 
 @router.get(

@@ -6,10 +6,15 @@ import asyncio
 import base64
 import ipaddress
 import secrets
+import socket
+import ssl
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+import httpcore
+import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +26,7 @@ from mediation.core.principal import Principal
 from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 SECRET_PREFIX = "whsec_"
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _AAD_TABLE = "webhook_subscriptions"
 
 
@@ -36,20 +42,45 @@ class TargetRefused(Exception):
 
 
 async def check_target(url: str, allow_private: bool) -> None:
-    """Refuse URLs that reach into the center's own network (SSRF): whatever the host name
-    resolves to must be a public address, and so must any IPv4 address it carries. "Not global"
-    takes in loopback, private, link-local and unspecified addresses, and the shared space of
-    carrier-grade NAT (100.64.0.0/10), where clouds keep their metadata services (Alibaba Cloud's
-    100.100.100.200); reserved blocks are refused as well, some of which Python counts global."""
+    """Refuse URLs that reach into the center's own network (SSRF): see `refuse_non_public`. At
+    subscription; when a delivery is sent, the connection itself is held to the same rule
+    (`PublicAddressBackend`)."""
+    host, port = check_form(url)
+    if not allow_private:
+        refuse_non_public(host, await resolve(host, port))
+
+
+def check_form(url: str) -> tuple[str, int]:
+    """The URL's host and port, once it is an http(s) URL with a host and without credentials."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetRefused(Text("须为带主机名的 http(s) 地址", "the URL must be http(s) with a host"))
     if parts.username or parts.password:
         raise TargetRefused(Text("地址中不得含用户名或密码", "credentials in the URL are not allowed"))
-    if allow_private:
-        return
+    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def refuse_non_public(host: str, addresses: list[IPAddress]) -> None:
+    """Every address a host name resolves to must be public, and so must any IPv4 address it
+    carries. "Not global" takes in loopback, private, link-local and unspecified addresses, and the
+    shared space of carrier-grade NAT (100.64.0.0/10), where clouds keep their metadata services
+    (Alibaba Cloud's 100.100.100.200); reserved blocks are refused as well, some of which Python
+    counts global."""
+    for address in addresses:
+        for reached in (address, *_embedded_ipv4(address)):
+            if not reached.is_global or reached.is_reserved or reached.is_multicast:
+                raise TargetRefused(
+                    Text(
+                        f"{host} 指向非公网地址 ({reached})",
+                        f"{host} resolves to a non-public address ({reached})",
+                    )
+                )
+
+
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses `host` resolves to."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise TargetRefused(
             Text("主机名无法解析", f"the host does not resolve: {exc.strerror or exc}")
@@ -58,16 +89,66 @@ async def check_target(url: str, allow_private: bool) -> None:
         # A name DNS cannot carry (a label longer than 63 characters): the lookup refuses it
         # before asking anyone, with UnicodeError rather than OSError.
         raise TargetRefused(Text("主机名无法解析", f"the host does not resolve: {exc}")) from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        for reached in (address, *_embedded_ipv4(address)):
-            if not reached.is_global or reached.is_reserved or reached.is_multicast:
-                raise TargetRefused(
-                    Text(
-                        f"{parts.hostname} 指向非公网地址 ({reached})",
-                        f"{parts.hostname} resolves to a non-public address ({reached})",
-                    )
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+class PublicAddressBackend(httpcore.AsyncNetworkBackend):
+    """Opens a delivery's connection to an address its host name resolved to and that was checked,
+    never to one looked up again: a name that answers a public address when it is checked and an
+    internal one a moment later (DNS rebinding, a zero TTL is all it takes) would otherwise carry
+    the request into the center's network. Only the TCP connection goes to the address; the URL,
+    and so the Host header, TLS SNI and the certificate's host name check, keep the name."""
+
+    def __init__(self, allow_private: Callable[[], bool]) -> None:
+        self.allow_private = allow_private  # asked at each connection: the setting may change
+        self._network = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await resolve(host, port)
+        if not self.allow_private():
+            refuse_non_public(host, addresses)
+        failure: Exception | None = None
+        for address in addresses:  # in the resolver's order, as a client connecting by name does
+            try:
+                return await self._network.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
                 )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"{host} resolves to no address")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._network.sleep(seconds)
+
+
+class WebhookTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connections opened by `PublicAddressBackend`. httpx takes no
+    network backend, so its pool (`_pool`, the one attribute its request handling and error
+    mapping use) is replaced by httpcore's with the backend; the webhook tests fail if an httpx
+    release changes that. A client given a transport takes no proxy from the environment either:
+    a proxy would look the name up itself."""
+
+    def __init__(self, allow_private: Callable[[], bool], verify: ssl.SSLContext | bool = True) -> None:
+        super().__init__(verify=verify)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify),
+            # The relay bounds how many sends it has open (relay_max_in_flight); the pool does not.
+            max_connections=None,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=PublicAddressBackend(allow_private),
+        )
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: an IPv4 address behind a NAT64 gateway
@@ -223,6 +304,41 @@ class WebhookService:
         delivery.claimed_until = None
         await self.session.flush()
         return delivery
+
+    async def redeliver_since(
+        self, sub: WebhookSubscription, since: datetime | None, limit: int
+    ) -> tuple[int, bool]:
+        """Send again, with a fresh retry schedule, up to `limit` of the subscription's dead and
+        cancelled deliveries made since `since`, oldest first: the backlog of a receiver that was
+        down, once it is back and the subscription enabled. Returns how many, and whether more
+        are left (the same request again sends the next ones)."""
+        if not sub.active:
+            raise Conflict(Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"))
+        stmt = select(WebhookDelivery.id).where(
+            WebhookDelivery.subscription_id == sub.id, WebhookDelivery.status.in_(("dead", "cancelled"))
+        )
+        if since is not None:
+            stmt = stmt.where(WebhookDelivery.created_at >= since)
+        rows = await self.session.scalars(
+            stmt.order_by(WebhookDelivery.created_at, WebhookDelivery.id).limit(limit + 1)
+        )
+        ids = list(rows.all())
+        chosen = ids[:limit]
+        if chosen:
+            await self.session.execute(
+                update(WebhookDelivery)
+                # The status again: one sent or delivered meanwhile is left alone.
+                .where(WebhookDelivery.id.in_(chosen), WebhookDelivery.status.in_(("dead", "cancelled")))
+                .values(
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=utcnow(),
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        return len(chosen), len(ids) > limit
 
 
 async def cancel_pending(session: AsyncSession, subscription_id: uuid.UUID) -> None:

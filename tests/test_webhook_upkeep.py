@@ -1,0 +1,300 @@
+"""Webhooks over months of operation: old deliveries are deleted, a receiver failing for days is
+disabled, and once it is back its backlog is sent again in one request.
+
+Time is moved by ageing rows in the database, as the relay judges it by the database's clock.
+Receivers are real HTTP servers on 127.0.0.1; the relay is driven by hand or runs its own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from mediation.events.relay import Relay
+from tests.receiver import Receiver
+from tests.support import Api
+from tests.test_webhooks import deliveries_of, parse_time, pump, subscribe
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def relay(app: Any) -> AsyncIterator[Relay]:
+    r = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-upkeep")
+    yield r
+    await r.client.aclose()
+
+
+async def age(app: Any, delivery_ids: list[uuid.UUID], days: float) -> None:
+    """Moves deliveries and their attempts `days` into the past."""
+    back = timedelta(days=days)
+    async with app.state.db.writer() as session, session.begin():
+        for d in await session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids))):
+            d.created_at -= back
+            d.next_attempt_at -= back
+            if d.delivered_at is not None:
+                d.delivered_at -= back
+        for a in await session.scalars(
+            select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(delivery_ids))
+        ):
+            a.started_at -= back
+
+
+async def rows(app: Any) -> dict[uuid.UUID, tuple[str, int]]:
+    """Every delivery: its status and how many attempts the log keeps of it."""
+    async with app.state.db.reader() as session:
+        found = {d.id: (d.status, 0) for d in await session.scalars(select(WebhookDelivery))}
+        for attempt in await session.scalars(select(WebhookAttempt)):
+            status, n = found[attempt.delivery_id]
+            found[attempt.delivery_id] = (status, n + 1)
+    return found
+
+
+def ids_of(listed: list[dict[str, Any]]) -> list[uuid.UUID]:
+    return [uuid.UUID(d["id"]) for d in listed]
+
+
+# ---- retention ------------------------------------------------------------------------------------
+
+
+async def _old_and_new(api: Api, app: Any, relay: Relay, receiver: Receiver) -> dict[str, list[uuid.UUID]]:
+    """Deliveries of every kind, the old ones aged past the retention period (30 days)."""
+    app.state.settings.webhook_retry_schedule_seconds = [3600.0]  # a failure waits an hour, then dies
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    kinds: dict[str, list[uuid.UUID]] = {}
+
+    async def make(kind: str, answers: list[int], attempts: int) -> None:
+        receiver.script = list(answers)
+        await api.intake()
+        seen = set(kinds.get("all", []))
+        for n in range(attempts):
+            assert await relay.run_once() == 1
+            if n < attempts - 1:
+                # Due again at once: the retry's wait (an hour, give or take its jitter) aged away.
+                (listed,) = [d for d in await deliveries_of(api, sub) if uuid.UUID(d["id"]) not in seen]
+                await age(app, [uuid.UUID(listed["id"])], 2 / 24)
+        (made,) = [d for d in await deliveries_of(api, sub) if uuid.UUID(d["id"]) not in seen]
+        kinds.setdefault(kind, []).append(uuid.UUID(made["id"]))
+        kinds.setdefault("all", []).append(uuid.UUID(made["id"]))
+
+    await make("old_delivered", [500, 200], 2)
+    await make("old_delivered", [200], 1)
+    await make("old_dead", [500, 500], 2)
+    await make("old_retrying", [500], 1)
+    await make("new_delivered", [200], 1)
+    await make("new_dead", [500, 500], 2)
+    await make("new_retrying", [500], 1)
+    # A dead one sent again (attempts numbered from 1 again) a day ago, after thirty days dead.
+    await make("redelivered", [500, 500], 2)
+    await api.client.post(
+        f"/v1/webhook-deliveries/{kinds['redelivered'][0]}/redeliver", headers=sub["_headers"]
+    )
+    await age(app, kinds["redelivered"], 40)
+    receiver.script = [200]
+    await relay.run_once()
+    await age(app, kinds["redelivered"], 1)
+
+    old = kinds["old_delivered"] + kinds["old_dead"] + kinds["old_retrying"]
+    await age(app, old, 40)
+    # The old pending one is in retry still: its next attempt is not due yet.
+    async with app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(kinds["old_retrying"]))
+            .values(next_attempt_at=datetime.now(UTC) + timedelta(hours=1))
+        )
+    before = await rows(app)
+    assert [before[i][0] for i in old] == ["delivered", "delivered", "dead", "pending"]
+    assert [before[i][1] for i in old] == [2, 1, 2, 1]
+    return kinds
+
+
+async def test_old_finished_deliveries_are_deleted_by_the_relay_loop_and_pending_ones_kept(
+    api, app, relay, receiver
+):
+    """Delivered and dead deliveries whose last attempt is older than the retention period go, with
+    their attempts, the next time the relay's loop looks; one still in retry stays whatever its
+    age, and so do newer ones, and one sent again recently after a month dead."""
+    kinds = await _old_and_new(api, app, relay, receiver)
+    stop = asyncio.Event()
+    looping = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-loop")
+    task = asyncio.create_task(looping.run(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while set(kinds["old_delivered"] + kinds["old_dead"]) & set(await rows(app)):
+            assert asyncio.get_running_loop().time() < deadline, "old deliveries were never deleted"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    left = await rows(app)
+    kept = kinds["old_retrying"] + kinds["new_delivered"] + kinds["new_dead"] + kinds["new_retrying"]
+    kept += kinds["redelivered"]
+    assert sorted(left) == sorted(kept)
+    assert left[kinds["old_retrying"][0]] == ("pending", 1)
+    assert left[kinds["redelivered"][0]] == ("delivered", 3)
+    async with app.state.db.reader() as session:
+        orphans = await session.scalars(
+            select(WebhookAttempt.id).where(WebhookAttempt.delivery_id.not_in(list(left)))
+        )
+        assert list(orphans) == []
+
+
+async def test_retention_deletes_in_bounded_batches_and_relays_share_the_work(api, app, relay, receiver):
+    """Each pass deletes at most its batch, in its own short transaction; two relays deleting at
+    the same time delete each delivery once between them, and neither fails."""
+    app.state.settings.webhook_retry_schedule_seconds = []  # a failure is dead at once
+    receiver.default = 500
+    await subscribe(api, receiver.url, receiver=receiver)
+    for _ in range(7):
+        await api.intake()
+    while await relay.run_once():
+        pass
+    finished = list(await rows(app))
+    assert len(finished) == 7
+    await age(app, finished, 31)
+    second = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-second")
+    try:
+        deleted: list[int] = []
+        while True:
+            done = await asyncio.gather(relay.purge_expired(batch=2), second.purge_expired(batch=2))
+            assert all(n <= 2 for n in done), done
+            deleted.extend(done)
+            if not any(done):
+                break
+    finally:
+        await second.client.aclose()
+    assert sum(deleted) == 7
+    assert await rows(app) == {}
+
+
+# ---- a receiver failing for days ----------------------------------------------------------------------
+
+
+async def test_a_receiver_failing_for_five_days_is_disabled_and_its_backlog_sent_again_once_back(
+    api, app, relay, receiver
+):
+    app.state.settings.webhook_retry_schedule_seconds = [0.05]
+    receiver.default = 500
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    headers = sub["_headers"]
+
+    async def subscription() -> dict[str, Any]:
+        response = await api.client.get(f"/v1/webhooks/{sub['id']}", headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def dead(n: int) -> bool:
+        return len(await deliveries_of(api, sub, "dead")) == n
+
+    # Dead within the day: the subscription stays, the failures have not lasted five days yet.
+    await api.intake()
+    await pump(relay, lambda: dead(1))
+    assert (await subscription())["active"] is True
+
+    # Four days on, still failing: still active.
+    await age(app, ids_of(await deliveries_of(api, sub)), 4)
+    await api.intake()
+    await pump(relay, lambda: dead(2))
+    assert (await subscription())["active"] is True
+
+    # Two more days: the first failure was six days ago and nothing succeeded since. The next
+    # delivery to go dead disables the subscription; what was still pending is cancelled.
+    await age(app, ids_of(await deliveries_of(api, sub)), 2)
+    app.state.settings.relay_batch_size = 1
+    await api.intake()
+    await api.intake()
+    await pump(relay, lambda: dead(3))
+    got = await subscription()
+    assert got["active"] is False
+    reason = got["disabled_reason"]
+    assert "no delivery succeeded" in reason and "5 days" in reason, reason
+    started: list[datetime] = []
+    for d in await deliveries_of(api, sub):
+        response = await api.client.get(f"/v1/webhook-deliveries/{d['id']}/attempts", headers=headers)
+        started.extend(parse_time(a["started_at"]) for a in response.json())
+    first_failure = min(started)
+    assert first_failure.strftime("%Y-%m-%d %H:%M") in reason
+    assert abs((parse_time(got["updated_at"]) - datetime.now(UTC)).total_seconds()) < 60
+    assert parse_time(got["updated_at"]).strftime("%Y-%m-%d %H:%M") in reason
+    statuses = sorted(d["status"] for d in await deliveries_of(api, sub))
+    assert statuses == ["cancelled", "dead", "dead", "dead"]
+    sent = len(receiver.deliveries)
+    await api.intake()  # nothing more goes to it
+    assert await relay.run_once() == 0
+    assert len(receiver.deliveries) == sent
+
+    # Its backlog cannot be sent while it is disabled ...
+    since = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+    response = await api.client.post(
+        f"/v1/webhooks/{sub['id']}/redeliver", json={"since": since}, headers=headers
+    )
+    assert response.status_code == 409, response.text
+
+    # ... and once the receiver is fixed and the subscription enabled, it goes in bounded requests:
+    # the three of the last three days, two and then one, then (nothing asked) the six days old one.
+    receiver.default = 200
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/enable", headers=headers)
+    assert response.status_code == 200 and response.json()["disabled_reason"] is None
+    for asked, answer in (
+        ({"since": since, "limit": 2}, {"redelivered": 2, "more": True}),
+        ({"since": since, "limit": 2}, {"redelivered": 1, "more": False}),
+        ({"since": since}, {"redelivered": 0, "more": False}),
+        (None, {"redelivered": 1, "more": False}),
+    ):
+        response = await api.client.post(f"/v1/webhooks/{sub['id']}/redeliver", json=asked, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json() == answer, asked
+    await pump(relay, lambda: len(receiver.ok()) == 4)
+    assert sorted(d["status"] for d in await deliveries_of(api, sub)) == ["delivered"] * 4
+    assert len({d.webhook_id for d in receiver.ok()}) == 4
+
+    # Never what is pending or delivered already.
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/redeliver", headers=headers)
+    assert response.json() == {"redelivered": 0, "more": False}
+    response = await api.client.post(
+        f"/v1/webhooks/{sub['id']}/redeliver", json={"since": "2026-01-01T00:00:00"}, headers=headers
+    )
+    assert response.status_code == 422, "a time without its offset is ambiguous"
+
+
+async def test_a_success_within_the_period_keeps_the_subscription(api, app, relay, receiver):
+    """Failing since six days ago, but one delivery got through four days ago: the failures have
+    lasted four days, not five, and the subscription stays."""
+    app.state.settings.webhook_retry_schedule_seconds = []
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    receiver.script = [500]
+    await api.intake()
+    await relay.run_once()
+    (first,) = await deliveries_of(api, sub)
+    await age(app, ids_of([first]), 6)
+    receiver.script = [200]
+    await api.intake()
+    await relay.run_once()
+    (second,) = [d for d in await deliveries_of(api, sub) if d["id"] != first["id"]]
+    assert second["status"] == "delivered"
+    await age(app, ids_of([second]), 4)
+
+    receiver.script = [500]
+    await api.intake()
+    assert await relay.run_once() == 1
+    assert sorted(d["status"] for d in await deliveries_of(api, sub)) == ["dead", "dead", "delivered"]
+    response = await api.client.get(f"/v1/webhooks/{sub['id']}", headers=sub["_headers"])
+    assert response.json()["active"] is True
+    async with app.state.db.reader() as session:
+        row = await session.get(WebhookSubscription, uuid.UUID(sub["id"]))
+        assert row is not None and row.disabled_reason is None
