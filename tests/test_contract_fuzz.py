@@ -23,10 +23,12 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,8 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from mediation.app import create_app
 from mediation.core.clock import FrozenClock
 from mediation.core.settings import Settings
-from tests.support import Api, person
+from mediation.identity.models import User
+from tests.support import STAFF_HOME, Api, person
 
 CONTRACT = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 OPERATIONS = sum(
@@ -233,11 +236,51 @@ def quiet_access_log() -> Iterator[None]:
         access.setLevel(level)
 
 
+# Operations that end a signed-in session (`everywhere`: every session of the account) or change its
+# password: sent with the shared token, the first would sign a role out for the rest of the run.
+SESSION_ENDING = frozenset({"/v1/auth/logout", "/v1/me/password"})
+
+
+@dataclass
+class OwnSession:
+    """A signed-in role's second account, for SESSION_ENDING operations alone: each case gets a
+    new session of it, at the account's current generation (moved on as the service moves it)."""
+
+    user_id: Any
+    role: str
+    organisation_id: Any
+    generation: int = 0
+
+
 @dataclass
 class Live:
     app: Any
     credentials: dict[str, dict[str, str]]
     lookup: dict[str, str]
+    own: dict[str, OwnSession] = field(default_factory=dict)
+    minted: dict[str, str] = field(default_factory=dict)  # token -> role
+
+    def session_ending_credentials(self, role: str) -> dict[str, str] | None:
+        own = self.own.get(role)
+        if own is None:
+            return None
+        tokens = self.app.state.identity.tokens
+        token = tokens.issue(own.user_id, own.role, own.organisation_id, generation=own.generation).token
+        self.minted[token] = role
+        return {"Authorization": f"Bearer {token}"}
+
+    def ended(self, case: schemathesis.Case, status: int) -> None:
+        """After a SESSION_ENDING case: an account whose sessions the service ended (signing out
+        everywhere, a password changed) moves to its next generation here too."""
+        if status != 204 or case.operation.path not in SESSION_ENDING:
+            return
+        token = str((case.headers or {}).get("Authorization", "")).removeprefix("Bearer ")
+        role = self.minted.get(token)
+        if role is None:
+            return
+        everywhere = isinstance(case.body, dict) and case.body.get("everywhere") is True
+        if case.operation.path == "/v1/me/password" or everywhere:
+            self.own[role].generation += 1
 
 
 @pytest.fixture
@@ -265,24 +308,61 @@ async def live(api: Api, settings: Settings, clock: FrozenClock) -> AsyncIterato
     registered = await api.intake(parties=[person("applicant", "王五", 7), person("respondent", "赵六", 8)])
     credentials = {role: api.auth(role) for role in ROLES if role != "party"}
     lookup = {"case_number": registered["case_number"], "query_code": registered["query_code"]}
-    yield Live(create_app(settings, clock), credentials, lookup)
+    own = {
+        role: OwnSession(user_id, role, org_id)
+        for role in ROLES
+        if "Authorization" in credentials.get(role, {})
+        for user_id, org_id in [await second_account(api, role)]
+    }
+    yield Live(create_app(settings, clock), credentials, lookup, own)
     asgi.shutdown_lifespans()
+
+
+async def second_account(api: Api, role: str) -> tuple[Any, Any]:
+    """Another account of `role` in the same organisation as the shared one."""
+    identity = api.app.state.identity
+    org_id = api.bodies[STAFF_HOME[role]] if STAFF_HOME[role] else None
+    now = datetime.now(UTC)
+    user = User(
+        id=uuid.uuid4(),
+        username=f"fuzz-own-{role}",
+        display_name=f"会话{role}",
+        role=role,
+        organisation_id=org_id,
+        password_hash=identity.passwords.hash("correct horse battery staple"),
+        active=True,
+        created_at=now,
+        password_changed_at=now,
+    )
+    async with api.app.state.db.writer() as session, session.begin():
+        session.add(user)
+    return user.id, org_id
 
 
 def with_roles(schema: OpenApiSchema, live: Live, roles: Iterator[str]) -> OpenApiSchema:
     credentials = live.credentials
 
     class RoleCredentials:
-        """Each request goes as the next role; the party sends no credentials."""
+        """Each request goes as the next role; the party sends no credentials. A request that ends
+        sessions goes in a session of its own, so the role stays signed in for the rest."""
 
         def get(self, case: schemathesis.Case, ctx: schemathesis.AuthContext) -> dict[str, str] | None:
-            return credentials.get(next(roles))
+            role = next(roles)
+            if case.operation.path in SESSION_ENDING:
+                return live.session_ending_credentials(role) or credentials.get(role)
+            return credentials.get(role)
 
         def set(self, case: schemathesis.Case, data: dict[str, str], ctx: schemathesis.AuthContext) -> None:
             case.headers = {**(case.headers or {}), **data}
 
     # No caching: every request asks for its role's credentials.
     schema.auth(refresh_interval=None)(RoleCredentials)
+
+    @schema.hook("after_call")
+    def follow_ended_sessions(
+        context: schemathesis.HookContext, case: schemathesis.Case, response: Any
+    ) -> None:
+        live.ended(case, response.status_code)
 
     @schema.hook("flatmap_body")
     def receipt_of_a_real_case(context: schemathesis.HookContext, body: Any) -> st.SearchStrategy[Any]:
@@ -338,3 +418,9 @@ def test_contract_holds_for_every_role_in_every_phase(live: Live, request: pytes
     # Every operation of the contract was exercised, and the stateful runs did chain calls.
     assert len(runs[0].cases) == OPERATIONS
     assert all(sum(figures.cases.values()) > 0 for figures in runs[1:])
+    # A signed-in role stays signed in: a run whose requests were mostly refused as unauthenticated
+    # tested the sign-in check and nothing behind it (a sign-out with the shared token did that).
+    for figures in runs[1:]:
+        role = figures.label.removeprefix("stateful as ")
+        if role in live.own:
+            assert figures.statuses[401] * 2 < figures.statuses.total(), figures.line()
