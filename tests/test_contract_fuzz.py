@@ -95,6 +95,8 @@ UNSTATED_RULES = {
     # cannot state that exactly, and the string form takes what Python's Decimal reads.
     "decimal_max_places",
     "decimal_parsing",
+    # ... and which Python's Decimal reads as infinite ("Inf", "NaN"), which an amount cannot be.
+    "finite_number",
     # References that must name an existing court, or a party of this case: data, not shape
     # (like a 404 for a path id).
     "not_a_court",
