@@ -16,6 +16,7 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import chinese_calendar
@@ -30,7 +31,9 @@ from mediation.core.clock import FrozenClock
 from mediation.core.db import Base
 from mediation.core.pii import generate_key
 from mediation.core.settings import Settings
+from mediation.events.relay import Relay
 from mediation.migrate import upgrade
+from tests.receiver import Receiver
 from tests.support import Api
 
 PG_ADMIN_DSN = os.environ.get("MEDIATION_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -243,6 +246,23 @@ async def api(client: httpx.AsyncClient, app: object) -> Api:
     # Requests that name no credentials go as the window clerk.
     client.headers.update(helper.auth("clerk"))
     return helper
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver listening on 127.0.0.1."""
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def relay(app: Any) -> AsyncIterator[Relay]:
+    """A relay a test runs cycle by cycle (the app runs none of its own in the tests)."""
+    r = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-test")
+    yield r
+    await r.client.aclose()
 
 
 @pytest.fixture

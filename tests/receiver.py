@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.requests import Request
 from starlette.responses import Response
+
+from mediation.events.models import WebhookAttempt, WebhookDelivery
 
 
 @dataclass
@@ -54,21 +58,21 @@ class Receiver:
                 continue
         return False
 
-    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
+    async def receive_delivery(self, scope: Any, receive: Any) -> Delivery:
+        """Reads and verifies one delivery and picks its status (400 when it does not verify)."""
         request = Request(scope, receive)
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         verified = self.verify(body, headers)
-        if not verified:
-            status = 400
-        elif self.script:
-            status = self.script.pop(0)
-        else:
-            status = self.default
-        delivery = Delivery(headers.get("webhook-id", ""), headers, body, verified, status)
-        if verified and self.answer is not None:
+        status = (self.script.pop(0) if self.script else self.default) if verified else 400
+        return Delivery(headers.get("webhook-id", ""), headers, body, verified, status)
+
+    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        delivery = await self.receive_delivery(scope, receive)
+        status = delivery.answered
+        if delivery.verified and self.answer is not None:
             status = delivery.answered = self.answer(delivery)
         self.deliveries.append(delivery)
         await Response(status_code=status)(scope, receive, send)
@@ -102,3 +106,21 @@ class Receiver:
                     f"receiver: condition not met in {seconds}s ({len(self.deliveries)} deliveries)"
                 )
             await asyncio.sleep(0.05)
+
+
+async def deliveries_of(api: Any, sub_id: uuid.UUID) -> list[WebhookDelivery]:
+    """A subscription's deliveries, as the database holds them."""
+    async with api.app.state.db.reader() as session:
+        rows = await session.scalars(select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub_id))
+        return list(rows.all())
+
+
+async def attempts_of(api: Any, sub_id: uuid.UUID) -> list[WebhookAttempt]:
+    """The attempt log of a subscription's deliveries."""
+    async with api.app.state.db.reader() as session:
+        rows = await session.scalars(
+            select(WebhookAttempt)
+            .join(WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id)
+            .where(WebhookDelivery.subscription_id == sub_id)
+        )
+        return list(rows.all())

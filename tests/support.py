@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
+from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction, Mediator
 from mediation.disputes.identity import region_prefix
-from mediation.disputes.models import TimelineEntry
+from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.events.models import OutboxEvent
 from mediation.identity.credentials import new_api_key
 from mediation.identity.models import ApiKey, User
@@ -524,3 +528,30 @@ class Api:
 
     async def timeline_count(self, dispute_id: str) -> int:
         return await self._count(TimelineEntry, dispute_id)
+
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def at_beijing(api: Api, day: date, hour: int = 10, minute: int = 0) -> None:
+    """Sets the app's clock to `day`, `hour`:`minute` in Beijing time."""
+    api.app.state.clock.at = datetime.combine(day, time(hour, minute), BEIJING).astimezone(UTC)
+
+
+def first_intake_waits_after_looking(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """The next intake stops between looking for its waves and taking the county's counter: it sets
+    the first event once it has looked, and goes on once the second is set. Other intakes run
+    meanwhile (PostgreSQL only: on SQLite an intake holds the database's one writer's lock from its
+    first write to its commit, so no intake runs while another waits between the two)."""
+    looked, go_on = asyncio.Event(), asyncio.Event()
+    detect = AlertService.detect
+
+    async def detect_then_wait(self: AlertService, dispute: Dispute, hits: Any) -> Any:
+        found = await detect(self, dispute, hits)
+        if not looked.is_set():
+            looked.set()
+            await go_on.wait()
+        return found
+
+    monkeypatch.setattr(AlertService, "detect", detect_then_wait)
+    return looked, go_on

@@ -28,11 +28,11 @@ from sqlalchemy import func, select
 
 from mediation.core.db import utcnow
 from mediation.core.settings import Settings
-from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery
+from mediation.events.models import OutboxEvent
 from mediation.events.service import SOURCE, TYPE_PREFIX
 from mediation.events.webhooks import SECRET_PREFIX
 from tests.conftest import TEST_SECRETS
-from tests.receiver import Receiver
+from tests.receiver import Receiver, attempts_of, deliveries_of
 from tests.support import PATHS, person
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,22 +162,6 @@ async def insert_events(api: Any, dispute: dict[str, Any], count: int) -> None:
                     created_at=now,
                 )
             )
-
-
-async def deliveries_of(api: Any, sub_id: uuid.UUID) -> list[WebhookDelivery]:
-    async with api.app.state.db.reader() as session:
-        rows = await session.scalars(select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub_id))
-        return list(rows.all())
-
-
-async def attempts_of(api: Any, sub_id: uuid.UUID) -> list[WebhookAttempt]:
-    async with api.app.state.db.reader() as session:
-        rows = await session.scalars(
-            select(WebhookAttempt)
-            .join(WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id)
-            .where(WebhookDelivery.subscription_id == sub_id)
-        )
-        return list(rows.all())
 
 
 async def all_event_ids(api: Any) -> set[str]:

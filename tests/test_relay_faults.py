@@ -16,15 +16,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
-from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from mediation.core.db import Database
 from mediation.core.errors import is_connection_problem
 from mediation.events import relay as relay_module
-from mediation.events.models import WebhookAttempt, WebhookDelivery
 from mediation.events.relay import JITTER, Relay
-from tests.receiver import Delivery, Receiver
+from tests.receiver import Receiver, attempts_of, deliveries_of
 from tests.support import Api
 
 TIMEOUT = 0.5  # the relay's webhook timeout in these tests
@@ -61,22 +59,17 @@ async def subscribe(api: Api, receiver: Receiver | None, url: str | None = None)
     return uuid.UUID(response.json()["id"])
 
 
-async def rows_of(api: Api, sub_id: uuid.UUID) -> list[WebhookDelivery]:
-    async with api.app.state.db.reader() as session:
-        found = await session.scalars(
-            select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub_id)
-        )
-        return list(found.all())
-
-
-async def attempts_of(api: Api, sub_id: uuid.UUID) -> list[WebhookAttempt]:
-    async with api.app.state.db.reader() as session:
-        found = await session.scalars(
-            select(WebhookAttempt)
-            .join(WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id)
-            .where(WebhookDelivery.subscription_id == sub_id)
-        )
-        return list(found.all())
+async def _one_cycle_within(relay: Relay, seconds: float) -> int:
+    """One relay cycle, which must end within `seconds` (cancelled and failed otherwise): how many
+    deliveries it sent."""
+    started = time.monotonic()
+    cycle = asyncio.create_task(relay.run_once())
+    try:
+        sent = await asyncio.wait_for(asyncio.shield(cycle), seconds)
+    finally:
+        cycle.cancel()
+    assert time.monotonic() - started < seconds
+    return sent
 
 
 @dataclass
@@ -94,13 +87,9 @@ class TricklingReceiver(Receiver):
     async def _app(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        request = Request(scope, receive)
-        body = await request.body()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        verified = self.verify(body, headers)
-        status = (self.script.pop(0) if self.script else self.default) if verified else 400
-        webhook_id = headers.get("webhook-id", "")
-        self.deliveries.append(Delivery(webhook_id, headers, body, verified, status))
+        delivery = await self.receive_delivery(scope, receive)
+        self.deliveries.append(delivery)
+        status, webhook_id = delivery.answered, delivery.webhook_id
         self.open_now[webhook_id] = self.open_now.get(webhook_id, 0) + 1
         self.most_at_once = max(self.most_at_once, self.open_now[webhook_id])
 
@@ -176,14 +165,8 @@ async def test_an_endless_answer_body_is_cut_short_and_the_delivery_is_recorded(
     try:
         sub_id = await subscribe(api, receiver)
         await api.intake()
-        started = time.monotonic()
-        sent = asyncio.create_task(relay.run_once())
-        try:
-            assert await asyncio.wait_for(asyncio.shield(sent), TIMEOUT * 4) == 1
-        finally:
-            sent.cancel()
-        assert time.monotonic() - started < TIMEOUT * 4
-        [row] = await rows_of(api, sub_id)
+        assert await _one_cycle_within(relay, TIMEOUT * 4) == 1
+        [row] = await deliveries_of(api, sub_id)
         assert (row.status, row.last_status_code, row.attempts, row.claimed_by) == ("delivered", 200, 1, None)
         assert receiver.body_sent < 64 * 1024, "the body was not read"
         assert [d.verified for d in receiver.deliveries] == [True]
@@ -202,14 +185,8 @@ async def test_an_answer_trickled_past_the_timeout_ends_the_send_at_the_timeout(
     try:
         sub_id = await subscribe(api, None, await receiver.start())
         await api.intake()
-        started = time.monotonic()
-        sent = asyncio.create_task(relay.run_once())
-        try:
-            assert await asyncio.wait_for(asyncio.shield(sent), TIMEOUT * 4) == 1
-        finally:
-            sent.cancel()
-        assert time.monotonic() - started < TIMEOUT * 4
-        [row] = await rows_of(api, sub_id)
+        assert await _one_cycle_within(relay, TIMEOUT * 4) == 1
+        [row] = await deliveries_of(api, sub_id)
         assert (row.status, row.last_status_code, row.attempts, row.claimed_by) == ("pending", None, 1, None)
         assert row.last_error is not None and "timed out" in row.last_error
     finally:
@@ -258,8 +235,8 @@ async def test_a_target_failing_unexpectedly_fails_its_own_delivery_not_the_batc
         assert await relay.run_once() == 2
     finally:
         await relay.client.aclose()
-    [refused] = await rows_of(api, private)
-    [unresolved] = await rows_of(api, odd)
+    [refused] = await deliveries_of(api, private)
+    [unresolved] = await deliveries_of(api, odd)
     for row in (refused, unresolved):
         assert (row.status, row.attempts, row.claimed_by, row.last_status_code) == ("pending", 1, None, None)
         assert [a.error for a in await attempts_of(api, row.subscription_id)] == [row.last_error]
@@ -345,11 +322,11 @@ async def test_a_receiver_that_does_not_answer_holds_up_only_its_own_deliveries(
         took = time.monotonic() - made
         assert took < 1.0, f"the healthy receiver waited {took:.1f} s"
         assert slow.holding == 2 and slow.most_held == 2, (slow.holding, slow.most_held)
-        [delivered] = await rows_of(api, fast_id)
+        [delivered] = await deliveries_of(api, fast_id)
         deadline = time.monotonic() + 5
         while delivered.status != "delivered" and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            [delivered] = await rows_of(api, fast_id)
+            [delivered] = await deliveries_of(api, fast_id)
         assert (delivered.status, delivered.attempts) == ("delivered", 1)
     finally:
         slow.release.set()
@@ -359,7 +336,7 @@ async def test_a_receiver_that_does_not_answer_holds_up_only_its_own_deliveries(
         await slow.stop()
         await fast.stop()
     # Stopped gracefully: the two it held were answered and recorded, the other two never left.
-    rows = await rows_of(api, slow_id)
+    rows = await deliveries_of(api, slow_id)
     assert sorted((r.status, r.attempts) for r in rows) == [("delivered", 1)] * 2 + [("pending", 0)] * 2
     assert all(r.claimed_by is None for r in rows)
 
@@ -451,7 +428,7 @@ async def test_an_outcome_the_database_was_down_for_is_recorded_once_it_is_back(
         with pytest.raises(Exception) as failed:
             await cycle
         assert is_connection_problem(failed.value), repr(failed.value)
-        [row] = await rows_of(api, sub_id)
+        [row] = await deliveries_of(api, sub_id)
         assert (row.status, row.claimed_by) == ("pending", "relay-cut-off")
 
         await line.up()
@@ -459,7 +436,7 @@ async def test_an_outcome_the_database_was_down_for_is_recorded_once_it_is_back(
         while time.monotonic() < deadline:
             await relay.run_once()
             await asyncio.sleep(0.05)
-        [row] = await rows_of(api, sub_id)
+        [row] = await deliveries_of(api, sub_id)
         assert (row.status, row.attempts, row.claimed_by) == ("delivered", 1, None)
         assert [d.answered for d in receiver.deliveries] == [200], "sent once"
         assert [a.status_code for a in await attempts_of(api, sub_id)] == [200]
@@ -517,7 +494,7 @@ async def test_a_relay_whose_clock_runs_behind_waits_out_the_retry_schedule(
         assert await behind.run_once() == 1
         monkeypatch.undo()
         assert await on_time.run_once() == 0, "the retry is not due for five minutes"
-        [row] = await rows_of(api, sub_id)
+        [row] = await deliveries_of(api, sub_id)
         async with api.app.state.db.reader() as session:
             database_now = await session.scalar(select(func.now()))
         wait = (row.next_attempt_at - database_now).total_seconds()

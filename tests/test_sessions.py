@@ -115,6 +115,32 @@ async def _past_first_change(api: Api, username: str, password: str = PASSWORD) 
     return token
 
 
+async def _create_user(
+    api: Api, username: str, display_name: str, role: str, body: str | None = None, password: str = PASSWORD
+) -> dict[str, Any]:
+    """An account made by the administrator (so its password is temporary), of `body` when named."""
+    fields: dict[str, Any] = {"username": username, "display_name": display_name, "role": role}
+    if body is not None:
+        fields["organisation_id"] = str(api.bodies[body])
+    created = await api.client.post(
+        "/v1/users", json={**fields, "password": password}, headers=api.auth("admin")
+    )
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+async def _set_body_active(api: Api, body: str, active: bool, reason: str = "整顿期间暂停工作") -> None:
+    path = f"/v1/bodies/{api.bodies[body]}"
+    current = await api.client.get(path, headers=api.auth("admin"))
+    change: dict[str, Any] = {"active": active}
+    if not active:
+        change["suspended_reason"] = reason
+    response = await api.client.patch(
+        path, json=change, headers={**api.auth("admin"), "If-Match": current.headers["etag"]}
+    )
+    assert response.status_code == 200, response.text
+
+
 # ---- signing out --------------------------------------------------------------------------------
 
 
@@ -514,17 +540,7 @@ async def test_the_last_active_admin_cannot_be_deactivated(
     assert "最后一个" in err and "管理员" in err
     assert (await _user(app, admin_id)).active
     # With a second administrator, the first may go.
-    second = await api.client.post(
-        "/v1/users",
-        json={
-            "username": "second-admin",
-            "display_name": "第二管理员",
-            "role": "admin",
-            "password": PASSWORD,
-        },
-        headers=api.auth("admin"),
-    )
-    assert second.status_code == 201, second.text
+    await _create_user(api, "second-admin", "第二管理员", "admin")
     assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 0
     assert not (await _user(app, admin_id)).active
 
@@ -549,13 +565,8 @@ async def _requests_waiting_on_a_lock(app: Any, count: int) -> None:
 async def test_two_admins_deactivating_each_other_at_once_leave_one(api: Api, app: Any) -> None:
     """Each finds the other still active; without the administrators' rows locked in one order,
     both would succeed and leave the center with none."""
-    created = await api.client.post(
-        "/v1/users",
-        json={"username": "other-admin", "display_name": "另一管理员", "role": "admin", "password": PASSWORD},
-        headers=api.auth("admin"),
-    )
-    assert created.status_code == 201, created.text
-    first_id, second_id = api.users[("admin", None)], uuid.UUID(created.json()["id"])
+    created = await _create_user(api, "other-admin", "另一管理员", "admin")
+    first_id, second_id = api.users[("admin", None)], uuid.UUID(created["id"])
     second = await _past_first_change(api, "other-admin")
     # Both requests signed in and on their way before either may write: the rows are held here.
     async with app.state.db.engine.connect() as holder:
@@ -724,25 +735,8 @@ async def test_a_sign_in_to_a_deactivated_account_is_recorded_against_it(api: Ap
 
 
 async def test_a_sign_in_to_a_suspended_bodys_account_is_recorded_against_it(api: Api, app: Any) -> None:
-    created = await api.client.post(
-        "/v1/users",
-        json={
-            "username": "village-mediator",
-            "display_name": "村调解员",
-            "role": "body_mediator",
-            "organisation_id": str(api.bodies["village"]),
-            "password": PASSWORD,
-        },
-        headers=api.auth("admin"),
-    )
-    assert created.status_code == 201, created.text
-    current = await api.client.get(f"/v1/bodies/{api.bodies['village']}", headers=api.auth("admin"))
-    suspended = await api.client.patch(
-        f"/v1/bodies/{api.bodies['village']}",
-        json={"active": False, "suspended_reason": "换届期间暂停工作"},
-        headers={**api.auth("admin"), "If-Match": current.headers["etag"]},
-    )
-    assert suspended.status_code == 200, suspended.text
+    created = await _create_user(api, "village-mediator", "村调解员", "body_mediator", "village")
+    await _set_body_active(api, "village", False, "换届期间暂停工作")
 
     right = await _sign_in(api, "village-mediator")
     wrong = await _sign_in(api, "village-mediator", "a wrong password")
@@ -752,8 +746,8 @@ async def test_a_sign_in_to_a_suspended_bodys_account_is_recorded_against_it(api
         r for r in await _audit(app, action="sign_in") if r.details.get("username") == "village-mediator"
     ]
     assert [(r.object_id, r.details["account"], r.details["password_matched"]) for r in records] == [
-        (created.json()["id"], "organisation_suspended", True),
-        (created.json()["id"], "organisation_suspended", False),
+        (created["id"], "organisation_suspended", True),
+        (created["id"], "organisation_suspended", False),
     ]
 
 
@@ -824,19 +818,8 @@ async def test_a_reset_password_must_be_changed_before_anything_else(api: Api, a
 
 
 async def test_an_account_an_admin_creates_starts_with_a_temporary_password(api: Api, app: Any) -> None:
-    created = await api.client.post(
-        "/v1/users",
-        json={
-            "username": "window-3",
-            "display_name": "窗口三",
-            "role": "clerk",
-            "organisation_id": str(api.bodies["center"]),
-            "password": TEMPORARY,
-        },
-        headers=api.auth("admin"),
-    )
-    assert created.status_code == 201, created.text
-    assert created.json()["password_change_required"] is True
+    created = await _create_user(api, "window-3", "窗口三", "clerk", "center", TEMPORARY)
+    assert created["password_change_required"] is True
     signed_in = await _sign_in(api, "window-3", TEMPORARY)
     assert signed_in.status_code == 200 and signed_in.json()["password_change_required"] is True
     _must_change(await api.client.get("/v1/disputes", headers=_bearer(signed_in.json()["access_token"])))
@@ -1075,36 +1058,13 @@ async def test_the_command_line_activates_an_account_by_its_username(api: Api, a
 # ---- the last administrator and a suspended center ----------------------------------------------
 
 
-async def _set_center_active(api: Api, active: bool) -> None:
-    path = f"/v1/bodies/{api.bodies['center']}"
-    current = await api.client.get(path, headers=api.auth("admin"))
-    change: dict[str, Any] = {"active": active}
-    if not active:
-        change["suspended_reason"] = "整顿期间暂停工作"
-    response = await api.client.patch(
-        path, json=change, headers={**api.auth("admin"), "If-Match": current.headers["etag"]}
-    )
-    assert response.status_code == 200, response.text
-
-
 async def test_an_admin_of_a_suspended_center_does_not_keep_the_center_administrable(
     api: Api, app: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Admins may belong to the center; while it is suspended they cannot sign in, so the other
     admin is the last one who can."""
-    created = await api.client.post(
-        "/v1/users",
-        json={
-            "username": "center-admin",
-            "display_name": "中心管理员",
-            "role": "admin",
-            "organisation_id": str(api.bodies["center"]),
-            "password": PASSWORD,
-        },
-        headers=api.auth("admin"),
-    )
-    assert created.status_code == 201, created.text
-    await _set_center_active(api, False)
+    created = await _create_user(api, "center-admin", "中心管理员", "admin", "center")
+    await _set_body_active(api, "center", False)
     assert (await _sign_in(api, "center-admin")).json()["code"] == "organisation_suspended"
 
     admin_id = api.users[("admin", None)]
@@ -1112,12 +1072,12 @@ async def test_an_admin_of_a_suspended_center_does_not_keep_the_center_administr
     assert "最后一个" in capsys.readouterr().err
     assert (await _user(app, admin_id)).active
     # The suspended center's admin may go: it keeps no one able to manage accounts.
-    center_admin = uuid.UUID(created.json()["id"])
+    center_admin = uuid.UUID(created["id"])
     assert await identity_cli.run(settings, _cli("users", "deactivate", str(center_admin))) == 0
     assert not (await _user(app, center_admin)).active
 
     # With the center at work again, its admin (activated again) counts once more.
-    await _set_center_active(api, True)
+    await _set_body_active(api, "center", True)
     assert await identity_cli.run(settings, _cli("users", "activate", "center-admin")) == 0
     assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 0
     assert not (await _user(app, admin_id)).active

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select, text
@@ -14,18 +13,11 @@ from stdnum.cn import uscc
 
 from mediation.agreements.models import FollowUp
 from mediation.alerts.models import Alert, AlertCase
-from mediation.alerts.service import AlertService
 from mediation.clocks.scheduler import tick
 from mediation.disputes.models import Dispute
 from mediation.events.models import OutboxEvent
 from mediation.supervision.models import SupervisionOrder
-from tests.support import Api, person
-
-BEIJING = ZoneInfo("Asia/Shanghai")
-
-
-def _at(api: Api, day: date, hour: int = 10) -> None:
-    api.app.state.clock.at = datetime.combine(day, time(hour), BEIJING).astimezone(UTC)
+from tests.support import Api, at_beijing, first_intake_waits_after_looking, person
 
 
 async def _tick(api: Api) -> Any:
@@ -51,7 +43,7 @@ async def _order(api: Api, dispute: dict[str, Any], **extra: Any) -> dict[str, A
 
 
 async def test_a_supervision_order_is_issued_then_answered(api: Api) -> None:
-    _at(api, date(2026, 6, 1))
+    at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     # A clerk does not supervise.
     refused = await api.client.post(
@@ -82,19 +74,19 @@ async def test_a_supervision_order_is_issued_then_answered(api: Api) -> None:
     )
     assert answered.status_code == 200, answered.text
     assert answered.json()["status"] == "responded"
-    _at(api, date(2026, 6, 10))
+    at_beijing(api, date(2026, 6, 10))
     assert (await _tick(api)).orders_escalated == 0
     actions = [e["action"] for e in await api.timeline(dispute)]
     assert actions[-2:] == ["supervision_issued", "supervision_responded"]
 
 
 async def test_an_unanswered_order_past_its_deadline_is_escalated_once(api: Api) -> None:
-    _at(api, date(2026, 6, 1))
+    at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     order = await _order(api, dispute, due_on="2026-06-03")
-    _at(api, date(2026, 6, 3))
+    at_beijing(api, date(2026, 6, 3))
     assert (await _tick(api)).orders_escalated == 0  # the last day is not over
-    _at(api, date(2026, 6, 4))
+    at_beijing(api, date(2026, 6, 4))
     assert (await _tick(api)).orders_escalated == 1
     assert (await _tick(api)).orders_escalated == 0
     current = await api.get(dispute)
@@ -118,12 +110,12 @@ async def test_an_unanswered_order_past_its_deadline_is_escalated_once(api: Api)
 async def test_an_order_on_a_case_closed_meanwhile_is_not_escalated(api: Api) -> None:
     # The parties withdrew and the case was closed before the body answered: nothing is left to
     # supervise, and the closed case gets no flag or timeline entry from the scheduler.
-    _at(api, date(2026, 6, 1))
+    at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     await _order(api, dispute, due_on="2026-06-03")
     closed = await api.step(await api.step(await api.get(dispute), "withdraw"), "close")
     assert closed["status"] == "closed"
-    _at(api, date(2026, 6, 4))
+    at_beijing(api, date(2026, 6, 4))
     assert (await _tick(api)).orders_escalated == 0
     after = await api.get(dispute)
     assert (after["attention"], after["version"]) == (None, closed["version"])
@@ -146,7 +138,7 @@ async def _answer(api: Api, order: dict[str, Any], org: str) -> Any:
 
 
 async def test_an_open_order_follows_the_case_to_the_body_that_takes_it_over(api: Api) -> None:
-    _at(api, date(2026, 6, 1))
+    at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     village, town = str(api.bodies["village"]), str(api.bodies["town"])
     order = await _order(api, dispute)
@@ -215,20 +207,20 @@ async def test_an_open_order_follows_the_case_to_the_body_that_takes_it_over(api
 
 
 async def test_an_order_waiting_for_the_next_body_is_escalated_against_that_body(api: Api) -> None:
-    _at(api, date(2026, 6, 1))
+    at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     order = await _order(api, dispute, due_on="2026-06-03")
-    _at(api, date(2026, 6, 2))
+    at_beijing(api, date(2026, 6, 2))
     await api.step(await api.get(dispute), "transfer")
     waiting = await api.get(dispute)
     # Past its last day with no body holding the case: nobody is escalated against.
-    _at(api, date(2026, 6, 4))
+    at_beijing(api, date(2026, 6, 4))
     assert (await _tick(api)).orders_escalated == 0
     after = await api.get(dispute)
     assert (after["attention"], after["version"]) == (None, waiting["version"])
     assign = {"body_id": str(api.bodies["town"]), "override_reason": "村调委会转办, 由镇调委会调解"}
     await api.step(after, "assign", assign)
-    _at(api, date(2026, 6, 5))
+    at_beijing(api, date(2026, 6, 5))
     assert (await _tick(api)).orders_escalated == 1
     [escalation] = [e for e in await api.timeline(dispute) if e["action"] == "supervision_escalated"]
     assert escalation["payload"]["body_id"] == str(api.bodies["town"])
@@ -245,10 +237,10 @@ async def test_an_order_waiting_for_the_next_body_is_escalated_against_that_body
 
 
 async def test_an_escalated_order_stays_escalated_and_flagged_with_the_next_body(api: Api) -> None:
-    _at(api, date(2026, 6, 1))
+    at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     order = await _order(api, dispute, due_on="2026-06-03")
-    _at(api, date(2026, 6, 4))
+    at_beijing(api, date(2026, 6, 4))
     assert (await _tick(api)).orders_escalated == 1
     # Up a tier: the county's supervisor sends it to the town.
     escalated = await api.step(await api.get(dispute), "escalate")
@@ -262,7 +254,7 @@ async def test_an_escalated_order_stays_escalated_and_flagged_with_the_next_body
     assert assigned["body_id"] == str(api.bodies["town"])
     current = (await _orders(api, api.auth("body_mediator", "town"), dispute))[order["id"]]
     assert current["status"] == "escalated"
-    _at(api, date(2026, 6, 5))
+    at_beijing(api, date(2026, 6, 5))
     assert (await _tick(api)).orders_escalated == 0  # escalated once, with the village
     answered = await _answer(api, current, "town")
     assert answered.status_code == 200, answered.text
@@ -304,7 +296,7 @@ async def _visit_task(api: Api, dispute: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_closed_case_gets_a_visit_then_is_archived_with_its_satisfaction(api: Api) -> None:
-    _at(api, date(2026, 6, 1))
+    at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("closed")
     assert dispute["clock"]["name"] == "follow_up_visit" and dispute["clock"]["due_on"] == "2026-07-01"
     task = await _visit_task(api, dispute)
@@ -397,7 +389,7 @@ async def _wage_claim(api: Api, worker: int, employer: int = 1) -> dict[str, Any
 async def test_six_wage_claims_against_one_employer_in_five_days_raise_one_cluster_alert(api: Api) -> None:
     cases = []
     for n in range(6):
-        _at(api, date(2026, 6, 1 + min(n, 4)))  # 1-5 June
+        at_beijing(api, date(2026, 6, 1 + min(n, 4)))  # 1-5 June
         cases.append(await _wage_claim(api, n))
     listed = await api.client.get("/v1/alerts", params={"kind": "cluster"}, headers=api.auth("supervisor"))
     alerts = listed.json()["items"]
@@ -432,7 +424,7 @@ async def test_six_wage_claims_against_one_employer_in_five_days_raise_one_clust
     ]
     # The cases the supervisor handled do not count again: one more claim is no wave; five new
     # claimants are, and their alert lists them alone.
-    _at(api, date(2026, 6, 6))
+    at_beijing(api, date(2026, 6, 6))
     later = [await _wage_claim(api, 7)]
     listed = await api.client.get(
         "/v1/alerts", params={"kind": "cluster", "status": "open"}, headers=api.auth("supervisor")
@@ -459,7 +451,7 @@ async def test_claimants_are_recognised_by_phone_or_company_name_when_no_id_numb
     """A wave counts claimants, not cases: each case stands for its first applicant the parties
     recognise, by ID number, else (a company) by its name, else by phone; a case whose applicant
     nothing recognises counts on its own."""
-    _at(api, date(2026, 7, 1))
+    at_beijing(api, date(2026, 7, 1))
 
     def worker(name: str, phone: str | None) -> dict[str, Any]:
         return {"role": "applicant", "kind": "person", "name": name, "phone": phone}
@@ -512,12 +504,12 @@ async def test_fifteen_cases_of_one_category_in_one_town_in_three_days_raise_a_c
 
     town = []
     for n in range(14):
-        _at(api, date(2026, 6, 1 + n % 3))  # 1-3 June
+        at_beijing(api, date(2026, 6, 1 + n % 3))  # 1-3 June
         town.append(await consumer_case(n, "330681105201"))
     for n in range(14, 18):
         await consumer_case(n, "330681101200")  # 店口镇: the same county, another town
     assert await category_alerts() == []
-    _at(api, date(2026, 6, 3), hour=16)  # within three days of the first
+    at_beijing(api, date(2026, 6, 3), hour=16)  # within three days of the first
     town.append(await consumer_case(18, "330681105202"))  # another village of 枫桥镇
     [alert] = await category_alerts()
     assert alert["case_count"] == 15
@@ -552,7 +544,7 @@ async def test_a_case_joining_an_open_wave_keeps_its_title_and_reads_none_of_its
 
     wave: set[str] = set()  # the earlier cases' ids, as either database may bind them
     for n in range(15):
-        _at(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3)  # 1-3 June
+        at_beijing(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3)  # 1-3 June
         case_id = uuid.UUID((await consumer_case(n))["id"])
         wave |= {str(case_id), case_id.hex}
     raised = await category_alert()
@@ -570,7 +562,7 @@ async def test_a_case_joining_an_open_wave_keeps_its_title_and_reads_none_of_its
     engine = api.app.state.db.write_engine.sync_engine
     joined: list[list[tuple[str, int]]] = []  # each statement, with how many of the wave's cases it is given
     for n in range(15, 21):
-        _at(api, date(2026, 6, 3), hour=n - 1)  # every case of the wave within three days
+        at_beijing(api, date(2026, 6, 3), hour=n - 1)  # every case of the wave within three days
         event.listen(engine, "before_cursor_execute", log)
         try:
             case = await consumer_case(n)
@@ -587,30 +579,11 @@ async def test_a_case_joining_an_open_wave_keeps_its_title_and_reads_none_of_its
     assert not [sql for sql, _ in joined[-1] if sql.startswith("SELECT alert_cases.dispute_id")]
     # 5 June: this case's own three days hold only the cases of 3 June and since, fewer than
     # fifteen; it joins the wave all the same, under the title the wave was raised with.
-    _at(api, date(2026, 6, 5))
+    at_beijing(api, date(2026, 6, 5))
     assert "alert_raised" in [e["action"] for e in await api.timeline(await consumer_case(21))]
     alert = await category_alert()
     assert alert["case_count"] == 22
     assert alert["title"] == raised["title"]
-
-
-def _first_intake_waits_after_looking(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
-    """The next intake stops between looking for its waves and taking the county's counter: it sets
-    the first event once it has looked, and goes on once the second is set. Other intakes run
-    meanwhile (PostgreSQL only: on SQLite an intake holds the database's one writer's lock from its
-    first write to its commit, so no intake runs while another waits between the two)."""
-    looked, go_on = asyncio.Event(), asyncio.Event()
-    detect = AlertService.detect
-
-    async def detect_then_wait(self: AlertService, dispute: Dispute, hits: Any) -> Any:
-        found = await detect(self, dispute, hits)
-        if not looked.is_set():
-            looked.set()
-            await go_on.wait()
-        return found
-
-    monkeypatch.setattr(AlertService, "detect", detect_then_wait)
-    return looked, go_on
 
 
 async def _consumer_case(api: Api, n: int) -> dict[str, Any]:
@@ -627,8 +600,8 @@ async def _consumer_case_stopped_after_looking(
 ) -> tuple[asyncio.Task[dict[str, Any]], asyncio.Event]:
     """The intake of consumer case `n` at `day`, `hour`, stopped once it has looked for its waves;
     it goes on when the returned event is set, and the task gives the case."""
-    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
-    _at(api, day, hour)
+    looked, go_on = first_intake_waits_after_looking(monkeypatch)
+    at_beijing(api, day, hour)
     task = asyncio.create_task(_consumer_case(api, n))
     await asyncio.wait_for(looked.wait(), 10)
     return task, go_on
@@ -651,7 +624,7 @@ async def test_a_case_alone_when_it_looked_joins_the_wave_raised_while_it_waited
     first, go_on = await _consumer_case_stopped_after_looking(api, monkeypatch, 0, date(2026, 6, 1))
     later = []
     for n in range(1, 16):
-        _at(api, date(2026, 6, 1), hour=11 + n // 3)
+        at_beijing(api, date(2026, 6, 1), hour=11 + n // 3)
         later.append(await _consumer_case(api, n))
     go_on.set()
     alone = await asyncio.wait_for(first, 10)
@@ -675,10 +648,10 @@ async def test_a_wave_two_intakes_each_saw_short_is_raised_by_the_later_to_take_
     fifteen cases (a wave of exactly fifteen would otherwise wait for a sixteenth)."""
     before = []
     for n in range(13):
-        _at(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3)  # 1-3 June
+        at_beijing(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3)  # 1-3 June
         before.append(await _consumer_case(api, n))
     waiting, go_on = await _consumer_case_stopped_after_looking(api, monkeypatch, 13, date(2026, 6, 3), 15)
-    _at(api, date(2026, 6, 3), hour=16)
+    at_beijing(api, date(2026, 6, 3), hour=16)
     other = await _consumer_case(api, 14)
     assert "alert_raised" not in [e["action"] for e in await api.timeline(other)], "it saw fourteen"
     go_on.set()
@@ -702,10 +675,10 @@ async def test_a_case_that_would_have_raised_a_wave_raised_meanwhile_joins_it_un
     it was raised with."""
     before = []
     for n in range(15):
-        _at(api, date(2026, 6, 1 + (n + 1) // 8), hour=9 + n % 8)  # two on 1 June, 9-10h
+        at_beijing(api, date(2026, 6, 1 + (n + 1) // 8), hour=9 + n % 8)  # two on 1 June, 9-10h
         before.append(await _consumer_case(api, n))
     waiting, go_on = await _consumer_case_stopped_after_looking(api, monkeypatch, 15, date(2026, 6, 4), 8)
-    _at(api, date(2026, 6, 4), hour=11)
+    at_beijing(api, date(2026, 6, 4), hour=11)
     later = [await _consumer_case(api, 16), await _consumer_case(api, 17)]
     raised = await _category_alert(api)
     assert raised["title"].startswith("群体性风险预警: 3 日内 15 起纠纷"), "the later two saw fifteen"
@@ -732,7 +705,9 @@ async def test_a_wave_short_of_claimants_is_read_once_by_an_intake_nobody_raced(
 
     engine = api.app.state.db.write_engine.sync_engine
     for n in range(16):
-        _at(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3) if n < 15 else _at(api, date(2026, 6, 3), hour=20)
+        at_beijing(api, date(2026, 6, 1 + n % 3), hour=9 + n // 3) if n < 15 else at_beijing(
+            api, date(2026, 6, 3), hour=20
+        )
         statements.clear()
         event.listen(engine, "before_cursor_execute", log)
         try:
@@ -805,11 +780,11 @@ async def test_five_residents_of_one_housing_project_in_a_week_raise_a_place_ale
     homes = ["诸暨市枫桥镇幸福小区3栋2单元501", "诸暨市枫桥镇幸福小区 5栋", "诸暨市枫桥镇幸福小区12幢302室"]
     project = []
     for n in range(4):
-        _at(api, date(2026, 6, 1 + n))
+        at_beijing(api, date(2026, 6, 1 + n))
         project.append(await at_home(n, homes[n % len(homes)]))
     await at_home(9, "诸暨市枫桥镇和平小区1栋")  # another project
     assert await place_alerts() == []
-    _at(api, date(2026, 6, 7))  # within seven days of the first
+    at_beijing(api, date(2026, 6, 7))  # within seven days of the first
     project.append(await at_home(4, "诸暨市枫桥镇幸福小区8栋101"))
     [alert] = await place_alerts()
     assert alert["case_count"] == 5

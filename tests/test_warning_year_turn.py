@@ -5,9 +5,8 @@ year), so the waves that span the new year lose no case from their alerts."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, time
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, text
@@ -17,15 +16,10 @@ from mediation.alerts.models import Alert
 from mediation.alerts.service import AlertService
 from mediation.disputes.models import Dispute
 from mediation.disputes.service import counter_years
-from tests.support import Api, person
+from tests.support import Api, at_beijing, first_intake_waits_after_looking, person
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 NEW_YEARS_EVE = date(2025, 12, 31)
 NEW_YEARS_DAY = date(2026, 1, 1)
-
-
-def _at(api: Api, day: date, hour: int, minute: int = 0) -> None:
-    api.app.state.clock.at = datetime.combine(day, time(hour, minute), BEIJING).astimezone(UTC)
 
 
 def _employer() -> dict[str, Any]:
@@ -52,25 +46,9 @@ async def _claims_before_the_new_year(api: Api) -> list[dict[str, Any]]:
     """Three claims on 29-31 December: a wave two claimants short of its alert."""
     cases = []
     for n, day in enumerate((date(2025, 12, 29), date(2025, 12, 30), NEW_YEARS_EVE)):
-        _at(api, day, 10)
+        at_beijing(api, day, 10)
         cases.append(await _wage_claim(api, n))
     return cases
-
-
-def _first_intake_waits_after_looking(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
-    """The next intake stops between looking for its waves and taking the county's counters."""
-    looked, go_on = asyncio.Event(), asyncio.Event()
-    detect = AlertService.detect
-
-    async def detect_then_wait(self: AlertService, dispute: Dispute, hits: Any) -> Any:
-        found = await detect(self, dispute, hits)
-        if not looked.is_set():
-            looked.set()
-            await go_on.wait()
-        return found
-
-    monkeypatch.setattr(AlertService, "detect", detect_then_wait)
-    return looked, go_on
 
 
 def _first_raising_intake_waits_under_the_counter(
@@ -126,11 +104,11 @@ async def test_a_wave_two_intakes_each_saw_short_across_midnight_is_raised(
     The first goes on: an intake was numbered since it looked, on the new year's counter, so it
     reads the wave again and raises it with all five claims."""
     before = await _claims_before_the_new_year(api)
-    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
-    _at(api, NEW_YEARS_EVE, 23, 59)
+    looked, go_on = first_intake_waits_after_looking(monkeypatch)
+    at_beijing(api, NEW_YEARS_EVE, 23, 59)
     waiting = asyncio.create_task(_wage_claim(api, 3))
     await asyncio.wait_for(looked.wait(), 10)
-    _at(api, NEW_YEARS_DAY, 0, 1)
+    at_beijing(api, NEW_YEARS_DAY, 0, 1)
     other = await _wage_claim(api, 4)
     assert other["case_number"].startswith("330681-2026-")
     assert "alert_raised" not in [e["action"] for e in await api.timeline(other)], "it saw four"
@@ -155,14 +133,14 @@ async def test_a_new_years_eve_intake_waits_for_the_new_years_day_intake_raising
     (taking 2025's counter alone, it would have found no alert, the other's being uncommitted, and
     been left out of the wave)."""
     before = await _claims_before_the_new_year(api)
-    looked, go_on = _first_intake_waits_after_looking(monkeypatch)
-    _at(api, NEW_YEARS_EVE, 23, 58)
+    looked, go_on = first_intake_waits_after_looking(monkeypatch)
+    at_beijing(api, NEW_YEARS_EVE, 23, 58)
     eve = asyncio.create_task(_wage_claim(api, 3))
     await asyncio.wait_for(looked.wait(), 10)
-    _at(api, NEW_YEARS_DAY, 0, 1)
+    at_beijing(api, NEW_YEARS_DAY, 0, 1)
     quiet = await _wage_claim(api, 4)
     raised, raiser_goes_on = _first_raising_intake_waits_under_the_counter(monkeypatch)
-    _at(api, NEW_YEARS_DAY, 0, 2)
+    at_beijing(api, NEW_YEARS_DAY, 0, 2)
     raising = asyncio.create_task(_wage_claim(api, 5))
     await asyncio.wait_for(raised.wait(), 10)
     go_on.set()
@@ -183,10 +161,10 @@ async def test_case_numbers_start_again_with_the_year_and_stay_gapless(api: Api)
     first case of the new year is its number 1, and 2025's numbers run on without a gap."""
     numbers = []
     for day, hour in ((date(2025, 12, 30), 10), (NEW_YEARS_EVE, 10), (NEW_YEARS_EVE, 23)):
-        _at(api, day, hour)
+        at_beijing(api, day, hour)
         numbers.append((await api.intake())["case_number"])
     for day, hour in ((NEW_YEARS_DAY, 0), (NEW_YEARS_DAY, 9), (date(2026, 1, 2), 9)):
-        _at(api, day, hour)
+        at_beijing(api, day, hour)
         numbers.append((await api.intake())["case_number"])
     assert numbers == [
         "330681-2025-000001",
@@ -218,7 +196,7 @@ async def test_only_intakes_at_the_turn_of_the_year_take_two_counters(api: Api) 
     taken = []
     days = (date(2025, 12, 30), date(2025, 12, 30), NEW_YEARS_EVE, NEW_YEARS_DAY, date(2026, 1, 2))
     for day in days:
-        _at(api, day, 10)
+        at_beijing(api, day, 10)
         statements.clear()
         event.listen(engine, "before_cursor_execute", log)
         try:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select, update
 
 from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -21,21 +19,6 @@ from mediation.events.relay import Relay
 from tests.receiver import Receiver
 from tests.support import Api
 from tests.test_webhooks import deliveries_of, parse_time, pump, subscribe
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def relay(app: Any) -> AsyncIterator[Relay]:
-    r = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-upkeep")
-    yield r
-    await r.client.aclose()
 
 
 async def age(app: Any, delivery_ids: list[uuid.UUID], days: float) -> None:

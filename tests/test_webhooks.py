@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import ipaddress
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,21 +31,6 @@ PREFIX = "cn.mediation.dispute."
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def relay(app: Any) -> AsyncIterator[Relay]:
-    r = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-test")
-    yield r
-    await r.client.aclose()
 
 
 async def subscribe(
