@@ -15,7 +15,7 @@ import re
 import sys
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,7 +31,27 @@ from tests.support import intake_body, person, resident_id
 
 CHAIN_LENGTH = 1000
 # What a verification adds when no seal was made yet (audit/seal.py).
-UNSEALED = {"seals_checked": 0, "sealed_through": None, "last_sealed_at": None}
+
+
+class _WithinTheHour:
+    """Equal to an ISO 8601 time within the hour before now: the oldest unsealed record's time,
+    which is the host's clock when the test wrote it."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, str):
+            return False
+        at = datetime.fromisoformat(other.replace("Z", "+00:00"))
+        return timedelta(0) <= datetime.now(UTC) - at < timedelta(hours=1)
+
+    def __repr__(self) -> str:
+        return "<a time within the hour>"
+
+
+# The chain walked alone (chain.verify): no seals looked at.
+UNSEALED = {"seals_checked": 0, "sealed_through": None, "last_sealed_at": None, "unsealed_since": None}
+# Verified with its seals (the command, the API): nothing sealed yet (the tests run no scheduler),
+# and records younger than sealing is due.
+NOT_SEALED_YET = {**UNSEALED, "unsealed_since": _WithinTheHour()}
 # Personal numbers that must never reach the trail: mainland resident IDs and mobile numbers.
 ID_NUMBER = re.compile(r"\d{17}[\dXx]")
 MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -65,9 +85,9 @@ async def cli(app: Any, *args: str, **env: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def cli_verify(app: Any) -> tuple[int, dict[str, Any], str]:
+async def cli_verify(app: Any, **env: str) -> tuple[int, dict[str, Any], str]:
     """`mediation audit verify`: exit status, its JSON report and its one-line summary."""
-    code, out, err = await cli(app, "audit", "verify")
+    code, out, err = await cli(app, "audit", "verify", **env)
     lines = out.strip().splitlines()
     assert len(lines) == 2, (out, err)
     return code, json.loads(lines[0]), lines[1]
@@ -204,7 +224,7 @@ async def test_cli_reports_a_chain_of_a_thousand_audited_actions_intact(api):
         "last_seq": CHAIN_LENGTH,
         "broken_seq": None,
         "problem": None,
-        **UNSEALED,
+        **NOT_SEALED_YET,
     }
     assert line == f"audit chain intact: {CHAIN_LENGTH} records, 0 seals; not sealed yet"
 
@@ -657,7 +677,7 @@ async def test_audit_records_are_for_auditors_and_page_in_chain_order(api):
         "last_seq": total,
         "broken_seq": None,
         "problem": None,
-        **UNSEALED,
+        **NOT_SEALED_YET,
     }
 
 
@@ -695,6 +715,11 @@ async def test_purge_keeps_the_legal_minimum_and_leaves_a_verifiable_chain(api):
     async with db.writer() as session, session.begin():
         assert await purge(session, SYSTEM, retention_days=30, now=now) == 0  # nothing more to cut
     assert await record_count(app) == 24
+    # Records a hundred days old and never sealed fail verification (no scheduler ran here);
+    # sealed, the purged chain verifies.
+    code, report, line = await cli_verify(app)
+    assert code == 1 and report["broken_seq"] == 41 and "have no seal" in report["problem"], line
+    assert (await cli(app, "audit", "seal"))[0] == 0
     code, report, line = await cli_verify(app)
     assert code == 0, line
     assert (report["checked"], report["first_seq"], report["last_seq"]) == (24, 41, 64)

@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from mediation.audit.chain import append, purge, record_hash
@@ -251,3 +252,73 @@ async def test_a_short_seal_key_stops_the_service_at_start(api):
     assert "configuration error" in err and "audit_seal_keys" in err.lower()
     assert "key #1 must be at least 32 bytes" in err
     assert "also-short" not in err  # key material is never echoed
+
+
+async def test_seals_deleted_with_their_records_kept_fail_verification(api):
+    """Rewrite a sealed chain, rehash it and delete every seal: no seal is left to disagree, but
+    the chain holds records older than the scheduler ever leaves unsealed."""
+    app = api.app
+    two_hours_ago = utcnow() - timedelta(hours=2)
+    await fill_chain(app, 600, at=two_hours_ago)
+    await seal_now(app)
+    assert (await cli_verify(app))[0] == 0
+    await rewrite_from(app, 500)
+    await tamper(app, "DELETE FROM audit_seals")
+
+    code, report, line = await cli_verify(app)
+    assert code == 1, line
+    assert (report["ok"], report["broken_seq"], report["seals_checked"]) == (False, 1, 0)
+    assert report["problem"].startswith("records from 1 on have no seal though the oldest of them is from ")
+    assert report["unsealed_since"] == two_hours_ago.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    response = await api.client.get("/v1/audit-records/verification", headers=api.headers("auditor"))
+    assert response.json() == report
+
+
+async def test_records_younger_than_the_sealing_interval_may_wait_for_their_seal(api):
+    app = api.app
+    await fill_chain(app, 300, at=utcnow() - timedelta(hours=2))
+    await seal_now(app)
+    await fill_chain(app, 350)  # just now: the scheduler seals them at its next pass
+    code, report, line = await cli_verify(app)
+    assert code == 0, line
+    assert (report["sealed_through"], report["last_seq"]) == (300, 350)
+    assert report["unsealed_since"] is not None
+    # Configured to seal every second, the same records are overdue a few seconds later.
+    await asyncio.sleep(2.5)
+    fast = {"MEDIATION_AUDIT_SEAL_SECONDS": "0.5", "MEDIATION_CLOCK_INTERVAL_SECONDS": "0.5"}
+    code, report, line = await cli_verify(app, **fast)
+    assert code == 1 and line.startswith(
+        "audit chain broken at record 301: records from 301 on have no seal"
+    ), line
+
+
+async def test_seals_of_the_derived_key_verify_once_keys_are_configured(api):
+    """A service starts without MEDIATION_AUDIT_SEAL_KEYS (its seals made with the key derived from
+    the index key), and its operator configures keys later: the earlier seals still verify."""
+    app = api.app
+    await fill_chain(app, 300)
+    await seal_now(app)
+    configured = {"MEDIATION_AUDIT_SEAL_KEYS": OTHER_KEY}
+    code, out, err = await cli(app, "audit", "seal", **configured)
+    assert (code, out.strip()) == (0, "sealed through record 300"), err  # again, under the new key
+    code, report, line = await cli_verify(app, **configured)
+    assert code == 0, line
+    assert report["seals_checked"] == 2
+    # Once sealed under the current key, sealing again has nothing to do, and says why.
+    code, out, err = await cli(app, "audit", "seal", **configured)
+    assert (code, out.strip()) == (0, "nothing to seal: the chain is sealed through its last record, 300")
+
+
+async def test_the_scheduler_seals_even_when_a_step_of_its_pass_fails(api, monkeypatch):
+    from mediation.clocks import scheduler
+
+    app, state = api.app, api.app.state
+    await api.intake()
+
+    async def broken(*args: Any) -> int:
+        raise RuntimeError("the statistics could not be refreshed")
+
+    monkeypatch.setattr(scheduler.stats, "refresh", broken)
+    with pytest.raises(RuntimeError, match="statistics"):  # the failure is not swallowed
+        await scheduler.tick(state.db, state.clock, state.settings, state.identity.cipher, state.seal_keys)
+    assert [s.seq for s in await seals(app)] == [await record_count(app)]

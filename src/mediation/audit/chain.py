@@ -204,6 +204,8 @@ class Verification:
     seals_checked: int = 0
     sealed_through: int | None = None
     last_sealed_at: datetime | None = None
+    # The oldest record no seal covers yet (None when every record is sealed).
+    unsealed_since: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -216,6 +218,7 @@ class Verification:
             "seals_checked": self.seals_checked,
             "sealed_through": self.sealed_through,
             "last_sealed_at": _timestamp(self.last_sealed_at) if self.last_sealed_at else None,
+            "unsealed_since": _timestamp(self.unsealed_since) if self.unsealed_since else None,
         }
 
 

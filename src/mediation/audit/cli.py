@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-from datetime import timedelta
+
+from sqlalchemy import select
 
 from mediation.audit.chain import purge
-from mediation.audit.seal import seal, seal_keys, verify_snapshot
+from mediation.audit.models import AuditSeal
+from mediation.audit.seal import overdue_after, seal, seal_keys, verify_snapshot
 from mediation.core.db import Database, utcnow
 from mediation.core.principal import Principal, Role
 from mediation.core.secrets import resolve_secrets
@@ -30,7 +32,8 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings)
     try:
         if args.action == "verify":
-            result = await verify_snapshot(db, seal_keys(settings, resolve_secrets(settings)))
+            keys = seal_keys(settings, resolve_secrets(settings))
+            result = await verify_snapshot(db, keys, utcnow(), overdue_after(settings))
             print(json.dumps(result.as_dict(), ensure_ascii=False))
             if not result.ok:
                 print(f"audit chain broken at record {result.broken_seq}: {result.problem}")
@@ -44,8 +47,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if args.action == "seal":
             # Before a backup or a handover, say: whatever was recorded until now is sealed.
-            made = await seal(db, seal_keys(settings, resolve_secrets(settings)), utcnow(), timedelta(0))
-            print(f"sealed through record {made.seq}" if made else "nothing to seal: the chain is empty")
+            made = await seal(db, seal_keys(settings, resolve_secrets(settings)), utcnow(), None)
+            if made is not None:
+                print(f"sealed through record {made.seq}")
+            else:
+                print(f"nothing to seal: {await _why_not_sealed(db)}")
             return 0
         operator = Principal(Role.system, f"cli:{getpass.getuser()}", kind="system")
         async with db.writer() as session, session.begin():
@@ -54,3 +60,11 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await db.dispose()
+
+
+async def _why_not_sealed(db: Database) -> str:
+    async with db.reader() as session:
+        newest = await session.scalar(select(AuditSeal.seq).order_by(AuditSeal.id.desc()).limit(1))
+    return (
+        "the chain is empty" if newest is None else f"the chain is sealed through its last record, {newest}"
+    )

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from mediation.audit.models import AuditRecord
-from mediation.audit.seal import verify_snapshot
-from mediation.core.db import UnitOfWorkRoute, session_of
+from mediation.audit.seal import overdue_after, verify_snapshot
+from mediation.core.db import UnitOfWorkRoute, session_of, utcnow
 from mediation.core.errors import Forbidden, problem_responses
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.schemas import IsoDateTime
@@ -64,6 +64,13 @@ class VerificationOut(BaseModel):
     last_sealed_at: datetime | None = Field(
         description="When that seal was made: a long gap means the sealing stopped."
     )
+    unsealed_since: datetime | None = Field(
+        description=(
+            "When the oldest record no seal covers was made. The scheduler seals every "
+            "MEDIATION_AUDIT_SEAL_SECONDS; a record unsealed for more than twice that (and a pass of the "
+            "scheduler) fails the verification: seals were deleted, or the sealing stopped."
+        ),
+    )
 
 
 @router.get(
@@ -117,5 +124,9 @@ async def list_audit_records(
     responses=problem_responses(Forbidden),
 )
 async def verify_audit_chain(request: Request, principal: Auditor) -> VerificationOut:
-    result = await verify_snapshot(request.app.state.db, request.app.state.seal_keys)
+    app = request.app
+    # The records' times are the host's wall clock (utcnow), not the service's case clock.
+    result = await verify_snapshot(
+        app.state.db, app.state.seal_keys, utcnow(), overdue_after(app.state.settings)
+    )
     return VerificationOut(**result.as_dict())

@@ -12,10 +12,13 @@ settings, never stored in the database. The head's hash binds every record befor
 
 What a seal cannot show: records changed after the newest seal (at most `audit_seal_seconds` of
 them), and the seals themselves deleted along with the records after them. For that, each seal is
-also written to the service's log, a copy outside the database (`audit seal seq=... mac=...`);
-verification reports the newest seal's time so a gap is seen.
+also written to the service's log, a copy outside the database (`audit seal seq=... mac=...`).
+Seals deleted while their records stay leave records unsealed for longer than the scheduler ever
+lets them be: verification fails on a record older than `overdue_after` with no seal after it.
 
-Several keys may be configured so the key can change: the first seals, every one verifies.
+Several keys may be configured so the key can change: the first seals, every one verifies. The key
+derived when none is configured always verifies too, so configuring one later keeps the seals made
+before valid.
 """
 
 from __future__ import annotations
@@ -84,9 +87,19 @@ class SealKeys:
 
 
 def seal_keys(settings: Settings, secrets: Secrets) -> SealKeys:
-    if settings.audit_seal_keys:
-        return SealKeys.parse(settings.audit_seal_keys)
-    return SealKeys.derived(secrets.pii_index_key)
+    derived = SealKeys.derived(secrets.pii_index_key)
+    if not settings.audit_seal_keys:
+        return derived
+    configured = SealKeys.parse(settings.audit_seal_keys)
+    # The derived key stays held, to verify only: the seals a service made before its operator
+    # configured keys of their own remain checkable for the whole retention of their records.
+    return SealKeys({**derived.keys, **configured.keys}, configured.current)
+
+
+def overdue_after(settings: Settings) -> timedelta:
+    """How long a record may go without a seal after it: the scheduler seals every
+    `audit_seal_seconds`, at its next pass; twice that, and a pass, leaves room for a late one."""
+    return timedelta(seconds=2 * settings.audit_seal_seconds + settings.clock_interval_seconds)
 
 
 def key_id(secret: bytes) -> str:
@@ -98,8 +111,9 @@ def _timestamp(at: datetime) -> str:
     return aware.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-async def seal(db: Database, keys: SealKeys, now: datetime, every: timedelta) -> AuditSeal | None:
-    """Seal the head unless a seal younger than `every` exists; the new seal, or None.
+async def seal(db: Database, keys: SealKeys, now: datetime, every: timedelta | None) -> AuditSeal | None:
+    """Seal the head unless a seal younger than `every` exists (with `every` None: unless the head
+    is sealed already, with the current key); the new seal, or None.
 
     Under the journal head's lock: the head cannot move while it is read and sealed, and two
     schedulers (two processes) do not both seal the same moment.
@@ -108,9 +122,18 @@ async def seal(db: Database, keys: SealKeys, now: datetime, every: timedelta) ->
         head = await lock_head(session)
         if head.seq == 0:
             return None
-        newest = await session.scalar(select(AuditSeal.sealed_at).order_by(AuditSeal.id.desc()).limit(1))
-        if newest is not None and _aware(newest) > now - every:
-            return None
+        newest = (
+            await session.execute(
+                select(AuditSeal.seq, AuditSeal.sealed_at, AuditSeal.key_id)
+                .order_by(AuditSeal.id.desc())
+                .limit(1)
+            )
+        ).first()
+        if newest is not None:
+            if every is None and newest.seq == head.seq and newest.key_id == keys.current:
+                return None
+            if every is not None and _aware(newest.sealed_at) > now - every:
+                return None
         made = seal_now(session, keys, head.seq, head.hash, now)
     log.info("audit seal seq=%d hash=%s sealed_at=%s key=%s mac=%s", *_logged(made))
     return made
@@ -196,10 +219,50 @@ def _broken(result: Verification, seq: int, problem: str) -> Verification:
     return result
 
 
-async def verify_snapshot(db: Database, keys: SealKeys) -> Verification:
-    """The chain walked and its seals checked, over one consistent snapshot (chain.snapshot)."""
+async def check_overdue(
+    session: AsyncSession, result: Verification, now: datetime, overdue: timedelta
+) -> Verification:
+    """Fails `result` when a record older than `overdue` has no seal after it.
+
+    The scheduler seals every few minutes, so such a record means seals were deleted (with the
+    records kept, perhaps rewritten) or the scheduler has not run since: either way the chain is no
+    longer vouched for by a key the database does not hold.
+    """
+    if result.last_seq is None:
+        return result
+    first_unsealed = (result.sealed_through or 0) + 1
+    if first_unsealed > result.last_seq:
+        return result
+    row = (
+        await session.execute(
+            select(AuditRecord.seq, AuditRecord.occurred_at)
+            .where(AuditRecord.seq >= first_unsealed)
+            .order_by(AuditRecord.seq)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return result
+    result.unsealed_since = _aware(row.occurred_at)
+    if result.unsealed_since < now - overdue:
+        return _broken(
+            result,
+            row.seq,
+            f"records from {row.seq} on have no seal though the oldest of them is from "
+            f"{_timestamp(result.unsealed_since)}: seals were deleted, or the scheduler has not sealed "
+            "since (it seals every few minutes)",
+        )
+    return result
+
+
+async def verify_snapshot(db: Database, keys: SealKeys, now: datetime, overdue: timedelta) -> Verification:
+    """The chain walked and its seals checked, over one consistent snapshot (chain.snapshot); a
+    record unsealed for longer than `overdue` fails it (check_overdue)."""
     async with snapshot(db) as session:
         result = await verify(session)
         if not result.ok:
             return result
-        return await check_seals(session, keys, result)
+        result = await check_seals(session, keys, result)
+        if not result.ok:
+            return result
+        return await check_overdue(session, result, now, overdue)

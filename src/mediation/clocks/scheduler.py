@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -84,6 +85,19 @@ async def tick(
 ) -> TickReport:
     """One pass over everything the clocks do; with `seal_keys`, the audit chain is sealed last
     when its newest seal is `audit_seal_seconds` old (audit/seal.py)."""
+    try:
+        report = await _clock_pass(db, clock, settings, cipher)
+    finally:
+        # Also when a step of the pass failed: verification fails a chain left unsealed for long
+        # (seal.check_overdue), and a step failing pass after pass must not take the seals with it.
+        sealed = None
+        if seal_keys is not None:
+            # After this pass's own audit records, so the seal covers them.
+            sealed = await seal(db, seal_keys, clock.now(), timedelta(seconds=settings.audit_seal_seconds))
+    return dataclasses.replace(report, sealed_through=sealed.seq if sealed is not None else None)
+
+
+async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: PiiCipher) -> TickReport:
     now = clock.now()
     # First, so a clock is recounted on the schedules as loaded (by any process) before its level
     # is looked at: a holiday may move its deadline past today.
@@ -195,12 +209,7 @@ async def tick(
     )
     # Last, so the statistics take in what this pass changed (overdue flags above all).
     stats_days = await stats.refresh(db, clock, settings)
-    sealed = None
-    if seal_keys is not None:
-        # After this pass's own audit records, so the seal covers them.
-        sealed = await seal(db, seal_keys, clock.now(), timedelta(seconds=settings.audit_seal_seconds))
     return TickReport(
-        sealed_through=sealed.seq if sealed is not None else None,
         stats_days=stats_days,
         lapsed=lapsed,
         failed=failed
