@@ -248,6 +248,19 @@ async def test_a_form_over_the_limit_is_answered_with_a_page(api):
     assert await _row_counts(api) == before
 
 
+@pytest.mark.parametrize("referer_path", ["//evil.example/x", "/\\evil.example/x", "/intake\\..\\x"])
+async def test_the_way_back_from_a_form_over_the_limit_stays_on_this_site(api, referer_path):
+    """A Referer of this host whose path reads as another site's address (protocol-relative, or
+    with a backslash, which browsers take for a slash) gives no way back but the home page."""
+    response = await api.client.post(
+        "/intake",
+        data={"csrf": "x" * 43, "description": "纠" * 400_000},
+        headers={**PAGE_FORM, "Referer": f"http://mediation.test{referer_path}"},
+    )
+    page = _too_large_page(response)
+    assert "返回原页面" not in page and "evil.example" not in page and 'href="/"' in page
+
+
 async def test_the_api_keeps_its_problem_document_for_a_body_over_the_limit(api):
     huge = intake_body(description="纠" * 600_000)
     response = await api.client.post(

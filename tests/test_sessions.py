@@ -12,15 +12,17 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import event, func, select, text, update
 
 from mediation import cli
@@ -31,6 +33,7 @@ from mediation.core.settings import Settings
 from mediation.identity import cli as identity_cli
 from mediation.identity import credentials
 from mediation.identity.models import ApiKey, RevokedSession, User
+from mediation.identity.service import IdentityService
 from tests.conftest import TEST_SECRETS
 from tests.support import Api, intake_body
 
@@ -245,6 +248,26 @@ async def test_signed_out_sessions_are_forgotten_once_their_tokens_have_expired(
     async with app.state.db.reader() as session:
         left = (await session.scalars(select(RevokedSession.sid))).all()
     assert left == [tokens.verify(second)["sid"]]
+
+
+async def test_a_signed_out_token_of_a_longer_lifetime_is_remembered_until_it_expires(
+    api: Api, app: Any, settings: Settings
+) -> None:
+    """A token issued before the lifetime was shortened (the service restarted with fewer minutes)
+    outlives every token issued today: its sign-out is kept until the token itself expires, or the
+    next sign-out after today's lifetime would forget it while it is still in date."""
+    tokens = app.state.identity.tokens
+    longer = settings.model_copy(update={"access_token_minutes": settings.access_token_minutes * 4})
+    earlier = credentials.Tokens(longer, tokens.secret)
+    old = earlier.issue(_clerk_id(api), "clerk", api.bodies["center"]).token
+    assert (await _me(api, old)).status_code == 200
+    assert (await api.client.post("/v1/auth/logout", headers=_bearer(old))).status_code == 204
+    _ended(await _me(api, old))
+    async with app.state.db.reader() as session:
+        [row] = (await session.scalars(select(RevokedSession))).all()
+    last_accepted = datetime.fromtimestamp(tokens.verify(old)["exp"] + tokens.leeway, UTC)
+    assert row.expires_at >= last_accepted
+    assert row.expires_at - row.revoked_at > timedelta(seconds=tokens.longest_life)
 
 
 async def test_the_account_and_its_session_are_checked_in_one_statement(api: Api, app: Any) -> None:
@@ -489,6 +512,29 @@ async def test_the_password_page_takes_a_double_click_as_one_change(api: Api, ap
     assert (await _sign_in(api, password=NEW_PASSWORD)).status_code == 200
 
 
+async def test_the_password_page_sent_again_with_other_passwords_is_not_reported_as_changed(
+    api: Api, app: Any
+) -> None:
+    """Back to the page already sent (its form key with it), other passwords typed: that is another
+    change, not the first one again. It is refused, saying so, rather than answered 密码已修改 for a
+    change never made."""
+    again = "yet another long passphrase"
+    async with _browser(app) as web:
+        await _page_sign_in(web)
+        first = await web.post("/account/password", data=_password_form(PASSWORD, NEW_PASSWORD, key="k1"))
+        assert first.status_code == 303, first.text
+        second = await web.post("/account/password", data=_password_form(NEW_PASSWORD, again, key="k1"))
+        assert second.status_code == 422, second.text
+        assert "这张表单已经提交过" in second.text and "本次填写的内容未被采用" in second.text
+        assert 'id="password-changed"' not in second.text
+        # The page shown offers a fresh form: filled in again, the change is made.
+        key = second.text.split('name="idempotency_key" value="')[1].split('"')[0]
+        assert key != "k1"
+        third = await web.post("/account/password", data=_password_form(NEW_PASSWORD, again, key=key))
+        assert third.status_code == 303, third.text
+    assert (await _sign_in(api, password=again)).status_code == 200
+
+
 async def test_the_password_page_needs_its_csrf_token_and_a_session(api: Api, app: Any) -> None:
     async with _browser(app) as web:
         await _page_sign_in(web)
@@ -587,6 +633,67 @@ async def test_two_admins_deactivating_each_other_at_once_leave_one(api: Api, ap
             select(func.count()).select_from(User).where(User.role == "admin", User.active.is_(True))
         )
     assert active == 1
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("meanwhile", ["sign_out_everywhere", "deactivate"])
+async def test_a_password_change_keeps_no_session_ended_while_it_waited(
+    api: Api, app: Any, meanwhile: str
+) -> None:
+    """The change was authenticated, then waited for the account's row while every session of the
+    account ended (signed out everywhere from another browser, or the account deactivated). It may
+    not keep its session: that would bring back a token already refused, and one an activation
+    promises stays refused."""
+    clerk = _clerk_id(api)
+    token = await _token(api)
+    async with app.state.db.writer() as holder, holder.begin():
+        await holder.get(User, clerk, with_for_update=True)
+        changing = asyncio.ensure_future(
+            api.client.post(
+                "/v1/me/password",
+                json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+                headers=_bearer(token),
+            )
+        )
+        await _requests_waiting_on_a_lock(app, 1)
+        service = IdentityService(holder)
+        if meanwhile == "deactivate":
+            await service.set_active(clerk, False)
+        else:
+            await service.sign_out_everywhere(clerk)
+    _ended(await changing)
+    if meanwhile == "deactivate":
+        activated = await api.client.post(f"/v1/users/{clerk}/activate", headers=api.auth("admin"))
+        assert activated.status_code == 200, activated.text
+    _ended(await _me(api, token))
+    # Nothing was changed: the password is the one from before.
+    assert (await _sign_in(api, password=NEW_PASSWORD)).status_code == 401
+    assert (await _sign_in(api)).status_code == 200
+
+
+@pytest.mark.postgres_only
+async def test_a_sign_in_upgrading_the_hash_does_not_undo_a_reset_made_meanwhile(api: Api, app: Any) -> None:
+    """A sign-in reads the account unlocked; a hash of older parameters is upgraded from the password
+    typed. An administrator's reset made between the read and the upgrade stands: the upgrade is of
+    the hash that was verified, not whatever the row holds by then."""
+    clerk = _clerk_id(api)
+    older = PasswordHasher(time_cost=1, memory_cost=512, parallelism=1).hash(PASSWORD)
+    async with app.state.db.writer() as session, session.begin():
+        await session.execute(update(User).where(User.id == clerk).values(password_hash=older))
+    async with app.state.db.writer() as holder, holder.begin():
+        await holder.get(User, clerk, with_for_update=True)
+        signing_in = asyncio.ensure_future(_sign_in(api))
+        await _requests_waiting_on_a_lock(app, 1)
+        settings = app.state.settings
+        await IdentityService(holder, app.state.identity.passwords).reset_password(
+            clerk, TEMPORARY, settings.min_password_length, None
+        )
+    signed_in = await signing_in
+    # The password was right when it was checked; the token is of the sessions the reset ended.
+    assert signed_in.status_code == 200, signed_in.text
+    _ended(await _me(api, signed_in.json()["access_token"]))
+    assert (await _sign_in(api)).status_code == 401
+    assert (await _sign_in(api, password=TEMPORARY)).status_code == 200
 
 
 async def test_a_deactivated_account_is_activated_again_and_signs_in_afresh(api: Api, app: Any) -> None:
@@ -1025,6 +1132,53 @@ async def test_the_command_line_resets_a_password_read_from_stdin(api: Api, app:
     assert record.actor_kind == "system" and record.actor_id.startswith("cli:")
     assert record.object_id == str(_clerk_id(api)) and record.details["sessions_ended"] == "all"
     assert TEMPORARY not in json.dumps(record.details, ensure_ascii=False)
+
+
+class _Operator:
+    """Standard input (not a terminal) whose line is typed only once the command asks for it, and
+    then only when the test says so."""
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self.asked = threading.Event()
+        self.typed = threading.Event()
+
+    def isatty(self) -> bool:
+        return False
+
+    def readline(self) -> str:
+        self.asked.set()
+        self.typed.wait(60)
+        return self.line
+
+
+async def test_the_command_line_holds_no_transaction_while_the_password_is_typed(
+    api: Api, app: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's transaction is a writer: opened before the password is read, it would hold
+    SQLite's write lock, and with it every write of the service, for as long as the operator types."""
+    operator = _Operator(f"{TEMPORARY}\n")
+    monkeypatch.setattr(sys, "stdin", operator)
+    args = _cli("users", "reset-password", CLERK)
+    command = asyncio.ensure_future(asyncio.to_thread(lambda: asyncio.run(identity_cli.run(settings, args))))
+    try:
+        assert await asyncio.to_thread(operator.asked.wait, 60)
+        # The service works on meanwhile: a sign-in writes (the time of the sign-in, the audit).
+        signed_in = await asyncio.wait_for(_sign_in(api), 10)
+        assert signed_in.status_code == 200, signed_in.text
+        if not app.state.db.is_sqlite:
+            async with app.state.db.engine.connect() as watcher:
+                in_transaction = await watcher.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                    )
+                )
+            assert in_transaction == 0
+    finally:
+        operator.typed.set()
+    assert await command == 0
+    assert (await _sign_in(api, password=TEMPORARY)).status_code == 200
 
 
 async def test_the_command_line_refuses_a_reset_it_cannot_make(api: Api, app: Any) -> None:

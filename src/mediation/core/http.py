@@ -284,9 +284,18 @@ def too_large_page(scope: Scope, limit: int) -> HTMLResponse:
     headers = Headers(scope=scope)
     back = ""
     # The page the form was sent from, when it is one of ours: a way back besides the browser's.
+    # Only a path on this site: "//host/x" links to another site, and so does "/\host/x", since
+    # browsers read a backslash in a link as a slash.
     referer = urlsplit(headers.get("referer", ""))
-    if referer.netloc and referer.netloc == headers.get("host") and referer.path.startswith("/"):
-        target = referer.path + (f"?{referer.query}" if referer.query else "")
+    path = referer.path
+    if (
+        referer.netloc
+        and referer.netloc == headers.get("host")
+        and path.startswith("/")
+        and not path.startswith("//")
+        and "\\" not in path
+    ):
+        target = path + (f"?{referer.query}" if referer.query else "")
         back = f'<a class="button primary" href="{escape(target)}">返回原页面</a> '
     page = TOO_LARGE_PAGE.format(limit=size_text(limit), back=back)
     return HTMLResponse(page, status_code=413, headers=TOO_LARGE_PAGE_HEADERS)

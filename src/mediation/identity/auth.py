@@ -124,6 +124,7 @@ async def authenticate_awaiting_password_change(
             principal, staff = await _principal(session, identity, api_key, bearer)
     request.state.principal = principal
     request.state.session_id = staff.session_id if staff else None
+    request.state.session_generation = staff.generation if staff else None
     request.state.password_change_required = staff.password_change_required if staff else False
     identity.limiter.check(principal.scope)
     return principal
@@ -210,6 +211,11 @@ class StaffSession:
     session_id: str
     claims: dict[str, Any]
     password_change_required: bool
+
+    @property
+    def generation(self) -> int:
+        """The account's session generation the token was issued in (`User.session_generation`)."""
+        return int(self.claims["gen"])
 
 
 def token_claims(tokens: Tokens, token: str) -> tuple[uuid.UUID, dict[str, Any]]:

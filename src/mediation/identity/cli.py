@@ -68,12 +68,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        typed = _typed_password(args)
+    except ProblemError as exc:
+        print(f"error: {exc.body().get('detail') or exc.body()['title']}", file=sys.stderr)
+        return 2
     db = Database(settings)
     try:
         async with db.writer() as session, session.begin():
             svc = IdentityService(session, Passwords(settings) if args.command == "users" else None)
             try:
-                code, audit = await _dispatch(svc, settings, args)
+                code, audit = await _dispatch(svc, settings, args, typed)
             except ProblemError as exc:
                 print(f"error: {exc.body().get('detail') or exc.body()['title']}", file=sys.stderr)
                 return 2
@@ -107,6 +112,22 @@ def _new_password() -> str:
     return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
 
 
+def _typed_password(args: argparse.Namespace) -> str | None:
+    """The password the command sets, when it is typed or given rather than generated: read before
+    the database is opened. The command's transaction is a writer, on SQLite holding the write lock
+    from its first statement, and every write of the service would wait while the operator types."""
+    if args.command != "users":
+        return None
+    if args.action == "reset-password":
+        return _new_password()
+    if args.action == "create":
+        if args.password_env:
+            return os.environ.get(args.password_env, "")
+        if sys.stdin.isatty():
+            return getpass.getpass("password: ")
+    return None
+
+
 async def _find_key(svc: IdentityService, ref: str) -> ApiKey | None:
     try:
         return await svc.session.get(ApiKey, uuid.UUID(ref))
@@ -115,16 +136,12 @@ async def _find_key(svc: IdentityService, ref: str) -> ApiKey | None:
 
 
 async def _dispatch(
-    svc: IdentityService, settings: Settings, args: argparse.Namespace
+    svc: IdentityService, settings: Settings, args: argparse.Namespace, typed: str | None
 ) -> tuple[int, AuditEntry | None]:
+    """`typed`: the password read for the command (`_typed_password`)."""
     if args.command == "users" and args.action == "create":
-        generated = False
-        if args.password_env:
-            password = os.environ.get(args.password_env, "")
-        elif sys.stdin.isatty():
-            password = getpass.getpass("password: ")
-        else:
-            password, generated = secrets.token_urlsafe(15), True
+        generated = typed is None
+        password = secrets.token_urlsafe(15) if typed is None else typed
         user = await svc.create_user(
             args.username,
             args.name,
@@ -156,8 +173,9 @@ async def _dispatch(
         print(f"activated {user.username}")
         return 0, AuditEntry.by(OPERATOR, "users.activate", object_type="user", object_id=str(user.id))
     if args.command == "users" and args.action == "reset-password":
+        assert typed is not None
         user = await svc.user_named(args.username)
-        user = await svc.reset_password(user.id, _new_password(), settings.min_password_length, None)
+        user = await svc.reset_password(user.id, typed, settings.min_password_length, None)
         print(f"password of {user.username} reset; every session of it ended")
         print("the password is temporary: it must be changed at the next sign-in before anything else")
         if not user.active:

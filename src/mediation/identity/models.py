@@ -50,7 +50,9 @@ class RevokedSession(Base):
     # within a token's lifetime.
     user_id: Mapped[uuid.UUID]
     revoked_at: Mapped[datetime]
-    # When the last token the session could hold has expired (its renewals stop at the sign-out).
+    # When the last token the session could hold has expired: the later of the token signing out's
+    # own expiry (issued perhaps under a longer lifetime than today's) and a token issued at the
+    # sign-out (renewals stop there), leeway included.
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -186,6 +186,12 @@ async def _keyed_content(request: Request, key: str | None) -> str | None:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     except ValueError:
         canonical = body.decode("utf-8", "replace")
+    return keyed_content(request, canonical)
+
+
+def keyed_content(request: Request, canonical: str) -> str:
+    """What an Idempotency-Key stands for when the request holds a password, given the request's
+    content in one canonical text: a keyed hash of it."""
     secret = identity_of(request).tokens.secret.encode()
     return hmac.new(secret, b"idempotency\x00" + canonical.encode(), hashlib.sha256).hexdigest()
 
@@ -270,7 +276,9 @@ async def sign_out(
     principal = claimed_principal(user_id, claims)
     request.state.principal = principal
     identity.limiter.check(principal.scope)
-    await IdentityService(session_of(request)).sign_out(user_id, str(claims["sid"]), identity.tokens)
+    await IdentityService(session_of(request)).sign_out(
+        user_id, str(claims["sid"]), identity.tokens, token_expires=float(claims["exp"])
+    )
     request.state.audit_object = ("user", user_id)
     return Response(status_code=204)
 
@@ -333,6 +341,7 @@ async def change_own_password(
             data.new_password,
             settings.min_password_length,
             session_id=request.state.session_id,
+            generation=request.state.session_generation,
             before_check=lambda user: check_password_guess(request, user),
         )
         request.state.audit_details = {"sessions_ended": "others"}

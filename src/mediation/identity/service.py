@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,7 @@ from mediation.core.principal import (
     Principal,
     Role,
 )
-from mediation.identity.auth import ORGANISATION_SUSPENDED, organisation_suspended
+from mediation.identity.auth import ORGANISATION_SUSPENDED, organisation_suspended, session_ended
 from mediation.identity.credentials import IssuedToken, Passwords, Tokens, new_api_key
 from mediation.identity.models import ApiKey, RevokedSession, User
 
@@ -214,26 +214,36 @@ class IdentityService:
                 password_matched=True,
             )
         if self.passwords.needs_rehash(user.password_hash):
-            user.password_hash = self.passwords.hash(password)
+            # Only over the hash just verified: the row was read unlocked, and a password reset or
+            # changed since must not be undone by writing back the one typed here.
+            await self.session.execute(
+                update(User)
+                .where(User.id == user.id, User.password_hash == user.password_hash)
+                .values(password_hash=self.passwords.hash(password))
+                .execution_options(synchronize_session=False)
+            )
         user.last_login_at = utcnow()
         await self.session.flush()
         return user, tokens.issue(
             user.id, user.role, user.organisation_id, generation=user.session_generation
         )
 
-    async def sign_out(self, user_id: uuid.UUID, session_id: str, tokens: Tokens) -> None:
-        """End one session: its tokens are refused from now on. Signing out again changes nothing."""
+    async def sign_out(
+        self, user_id: uuid.UUID, session_id: str, tokens: Tokens, *, token_expires: float
+    ) -> None:
+        """End one session: its tokens are refused from now on. Signing out again changes nothing.
+        `token_expires`: the `exp` of the token signing out (seconds since the epoch)."""
         now = utcnow()
+        # Kept until the last token of the session has expired. Renewals stop at the sign-out, so a
+        # token issued now is the longest-lived the session can still get; but the token signing out
+        # was issued under the lifetime of its day, which may have been longer than today's (the
+        # lifetime shortened since): it is refused until its own expiry, not only until ours.
+        own_expiry = datetime.fromtimestamp(token_expires, UTC) + timedelta(seconds=tokens.leeway)
+        expires_at = max(now + timedelta(seconds=tokens.longest_life), own_expiry)
         insert = insert_of(self.session)
         await self.session.execute(
             insert(RevokedSession)
-            .values(
-                sid=session_id,
-                user_id=user_id,
-                revoked_at=now,
-                # Renewals stop at the sign-out, so no token of the session outlives this.
-                expires_at=now + timedelta(seconds=tokens.longest_life),
-            )
+            .values(sid=session_id, user_id=user_id, revoked_at=now, expires_at=expires_at)
             .on_conflict_do_nothing(index_elements=["sid"])
         )
         # The sessions whose every token has expired need no row any more: the table holds at most
@@ -268,13 +278,21 @@ class IdentityService:
         min_length: int,
         *,
         session_id: str,
+        generation: int,
         before_check: Callable[[User], None] = lambda _user: None,
     ) -> User:
         """The user's own change: the current password proves it is them, not someone at a screen
-        they left signed in. Their other sessions end; this one (`session_id`) goes on.
-        `before_check` runs before the current password is tried (the guessing limit)."""
+        they left signed in. Their other sessions end; this one (`session_id`, its token of
+        `generation`) goes on. `before_check` runs before the current password is tried (the
+        guessing limit)."""
         assert self.passwords is not None
         user = await self._user(user_id, for_update=True)
+        # The session was checked when the request was authenticated, before this lock: since then
+        # the account may have been deactivated, or every session of it ended (signed out
+        # everywhere, a reset). Checked again under the lock, or keeping this session would bring
+        # back a token already refused, and one an activation promises stays refused.
+        if not user.active or (generation != user.session_generation and session_id != user.kept_session_id):
+            raise session_ended()
         before_check(user)
         if not self.passwords.verify(user.password_hash, current):
             raise _invalid(

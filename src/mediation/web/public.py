@@ -3,6 +3,7 @@ session of the account), a member of staff's own password, and the parties' stat
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from typing import Annotated
@@ -13,7 +14,13 @@ from pydantic import ValidationError
 
 from mediation.bodies.models import Body
 from mediation.core.db import session_of
-from mediation.core.errors import NotFound, TooManyRequests, Unauthenticated, ValidationFailed
+from mediation.core.errors import (
+    IdempotencyKeyMismatch,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationFailed,
+)
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Role
@@ -28,7 +35,7 @@ from mediation.identity.auth import (
     make_principal,
     token_claims,
 )
-from mediation.identity.router import check_password_guess, record_refused_sign_in
+from mediation.identity.router import check_password_guess, keyed_content, record_refused_sign_in
 from mediation.identity.service import IdentityService, normalised_username
 from mediation.web.forms import errors_of
 from mediation.web.rendering import WebRoute, render, see_other
@@ -153,7 +160,9 @@ async def logout(
         else:
             request.state.principal = principal
             request.state.audit_object = ("user", user_id)
-            await IdentityService(session_of(request)).sign_out(user_id, str(claims["sid"]), identity.tokens)
+            await IdentityService(session_of(request)).sign_out(
+                user_id, str(claims["sid"]), identity.tokens, token_expires=float(claims["exp"])
+            )
     response = see_other("/login")
     clear_session(response)
     return response
@@ -219,16 +228,25 @@ async def change_password(
             new_password,
             settings.min_password_length,
             session_id=request.state.session_id,
+            generation=request.state.session_generation,
             before_check=lambda user: check_password_guess(request, user),
         )
         request.state.audit_details = {"sessions_ended": "others", "via": "web"}
         return see_other("/account/password?changed=true")
 
+    # The key stands for what was typed in this form, kept only as a keyed hash (no plain digest a
+    # reader of the table could guess passwords against): the same form sent again gets the first
+    # answer; the form sent back with other passwords under its old key is another change, refused
+    # rather than answered "changed" for a change never made.
+    content = keyed_content(request, json.dumps(typed, sort_keys=True, ensure_ascii=False))
     try:
-        # The key stands for this form, not for the passwords, which are kept in no form at all.
-        return await run_idempotent(
-            request, principal, idempotency_key or None, work, content="account-password"
-        )
+        return await run_idempotent(request, principal, idempotency_key or None, work, content=content)
+    except IdempotencyKeyMismatch:
+        errors = {
+            "_form": "这张表单已经提交过, 密码已按当时填写的内容修改, 本次填写的内容未被采用。"
+            "如需再次修改密码, 请在下面重新填写 (当前密码为上次修改后的新密码)。"
+        }
+        return _password_page(request, errors, 422)
     except ValidationFailed as refused:
         return _password_page(request, errors_of(refused), 422)
     except TooManyRequests as limited:

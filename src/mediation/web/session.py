@@ -136,6 +136,7 @@ async def current_principal(request: Request) -> Principal | None:
     identity.limiter.check(principal.scope)
     request.state.principal = principal
     request.state.session_id = staff.session_id
+    request.state.session_generation = staff.generation
     request.state.password_change_required = staff.password_change_required
     request.state.web_token = _refreshed(request, staff.claims, principal)
     return principal
