@@ -498,9 +498,9 @@ def _company(role: str, name: str) -> dict:
     }
 
 
-async def test_a_seal_is_an_organisations_and_a_fingerprint_a_natural_persons(api):
-    """人民调解法 Art. 29: each party signs, seals or puts a fingerprint on the agreement in its own
-    way: a natural person does not seal, and a company does not fingerprint."""
+async def test_a_fingerprint_is_a_natural_persons_and_anyone_may_seal(api):
+    """人民调解法 Art. 29: each party signs, seals or puts a fingerprint on the agreement: a company
+    cannot fingerprint; a natural person may seal with a personal seal (私章), as a company does."""
     firm_name = "诸暨市某某建材有限公司"
     dispute = await api.drive(
         "mediating", parties=[person("applicant", "张三", 1), _company("respondent", firm_name)]
@@ -509,10 +509,6 @@ async def test_a_seal_is_an_organisations_and_a_fingerprint_a_natural_persons(ap
     assert draft["missing"] == []
     applicant, firm = _party(dispute, "applicant")["id"], _party(dispute, "respondent")["id"]
 
-    sealed = await api.sign(dispute, draft, signer="party", party_id=applicant, method="seal")
-    [error] = _problem(sealed, 422, "/problems/validation-error")["errors"]
-    assert (error["field"], error["code"]) == ("method", "method_not_for_party_kind")
-    assert "张三" in error["message"] and "自然人" in error["message"]
     fingerprinted = await api.sign(dispute, draft, signer="party", party_id=firm, method="fingerprint")
     [error] = _problem(fingerprinted, 422, "/problems/validation-error")["errors"]
     assert (error["field"], error["code"]) == ("method", "method_not_for_party_kind")
@@ -526,23 +522,24 @@ async def test_a_seal_is_an_organisations_and_a_fingerprint_a_natural_persons(ap
     assert error["message"].startswith(f"Party {firm_name} is an organisation")
     assert (await _agreement(api, dispute, draft))["signatures"] == []
 
-    # Each in its own way: the person's fingerprint, the company's seal or its representative's hand.
-    for party_id, method in ((applicant, "fingerprint"), (firm, "seal")):
+    # The person's personal seal, the company's seal; elsewhere a fingerprint, a representative's hand.
+    for party_id, method in ((applicant, "seal"), (firm, "seal")):
         response = await api.sign(dispute, draft, signer="party", party_id=party_id, method=method)
         assert response.status_code == 200, response.text
     stored = await _agreement(api, dispute, draft)
     assert [(s["party_id"], s["method"]) for s in stored["signatures"]] == [
-        (applicant, "fingerprint"),
+        (applicant, "seal"),
         (firm, "seal"),
     ]
     other = await api.drive(
         "mediating", parties=[person("applicant", "王五", 3), _company("respondent", firm_name)]
     )
     other_draft = await api.draft_agreement(other)
-    signed = await api.sign(
-        other, other_draft, signer="party", party_id=_party(other, "respondent")["id"], method="in_person"
-    )
-    assert signed.status_code == 200, signed.text
+    for role, method in (("respondent", "in_person"), ("applicant", "fingerprint")):
+        signed = await api.sign(
+            other, other_draft, signer="party", party_id=_party(other, role)["id"], method=method
+        )
+        assert signed.status_code == 200, signed.text
 
 
 async def test_an_electronic_signature_must_sign_the_current_content(api):

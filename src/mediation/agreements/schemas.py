@@ -144,13 +144,14 @@ SIGNING_METHODS: dict[str, list[str]] = {
     "mediator": ["in_person", "electronic", "recorded"],
     "body_seal": ["seal", "electronic"],
 }
-# 人民调解法 Art. 29: the agreement takes effect once every party has signed (签名), sealed (盖章) or
-# put a fingerprint on it (按指印), each in the way that is theirs. A seal is how a legal person or
-# other organisation (法人、非法人组织) signs, besides its representative's signature, and no natural
-# person has one that binds like it; a fingerprint is a natural person's own mark, which a unit
-# cannot make. A unit's seal comes first: it is how a unit usually signs.
+# 人民调解法 Art. 29 (and 民法典 Art. 490 for written contracts): the agreement takes effect once
+# every party has signed (签名), sealed (盖章) or put a fingerprint on it (按指印). Any party may seal:
+# a legal person or other organisation (法人、非法人组织) with its seal, a natural person with a
+# personal seal (私章), which binds its holder as a signature does. A fingerprint is a natural
+# person's own mark, which a unit cannot make: a unit signs by its seal or by its representative's
+# hand. A unit's seal comes first: it is how a unit usually signs.
 PARTY_SIGNING_METHODS: dict[str, list[str]] = {
-    PartyKind.person: ["in_person", "fingerprint", "electronic"],
+    PartyKind.person: ["in_person", "fingerprint", "seal", "electronic"],
     PartyKind.organisation: ["seal", "in_person", "electronic"],
 }
 
@@ -177,8 +178,9 @@ class SignatureIn(WriteModel):
     signer: Literal["party", "mediator", "body_seal"]
     party_id: uuid.UUID | None = Field(default=None, description="For a party's signature.")
     method: Literal["in_person", "fingerprint", "electronic", "seal", "recorded"] = Field(
-        description="A natural person party signs in person, by fingerprint or electronically; a legal person or "
-        "other organisation party by its seal, its representative's signature or electronically; the mediator "
+        description="A natural person party signs in person, by fingerprint, with a personal seal or electronically; "
+        "a legal person or other organisation party by its seal, its representative's signature or electronically "
+        "(never by fingerprint); the mediator "
         "signs (or records an oral agreement); the body affixes its seal."
     )
     signed_at: Instant | None = Field(default=None, description="When it was signed; now if omitted.")

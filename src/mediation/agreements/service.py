@@ -38,7 +38,7 @@ from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
-from mediation.disputes.enums import Consent, PartyKind
+from mediation.disputes.enums import Consent
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import FailPayload, RecordPerformancePayload
@@ -472,23 +472,15 @@ class AgreementService:
     @staticmethod
     def _check_party_method(dispute: Dispute, data: SignatureIn) -> None:
         """人民调解法 Art. 29: each party signs (签名), seals (盖章) or puts a fingerprint (按指印) on the
-        agreement in its own way: a seal is a legal person's or other organisation's, a fingerprint
-        a natural person's (PARTY_SIGNING_METHODS)."""
+        agreement; a fingerprint is a natural person's mark, which a legal person or other
+        organisation cannot make (PARTY_SIGNING_METHODS)."""
         party = next(p for p in dispute.parties if p.id == data.party_id)
         if data.method in PARTY_SIGNING_METHODS[party.kind]:
             return
-        message = (
-            Text(
-                "当事人「{n}」是法人或非法人组织, 应加盖印章、由其代表签名或电子签名, 不能按指印",
-                "Party {n} is an organisation: it seals, or its representative signs or signs "
-                "electronically; it cannot fingerprint",
-            )
-            if party.kind == PartyKind.organisation
-            else Text(
-                "当事人「{n}」是自然人, 应本人签名、按指印或电子签名, 不能以盖章签署",
-                "Party {n} is a natural person: they sign, fingerprint or sign electronically; "
-                "they cannot seal",
-            )
+        message = Text(
+            "当事人「{n}」是法人或非法人组织, 应加盖印章、由其代表签名或电子签名, 不能按指印",
+            "Party {n} is an organisation: it seals, or its representative signs or signs "
+            "electronically; it cannot fingerprint",
         )
         raise ValidationFailed.of_field("method", "method_not_for_party_kind", message.format(n=party.name))
 
