@@ -1235,3 +1235,56 @@ async def test_an_admin_of_a_suspended_center_does_not_keep_the_center_administr
     assert await identity_cli.run(settings, _cli("users", "activate", "center-admin")) == 0
     assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 0
     assert not (await _user(app, admin_id)).active
+
+
+async def test_suspending_the_body_of_every_administrator_able_to_sign_in_is_refused(
+    api: Api, app: Any
+) -> None:
+    """Suspended, a body's administrators cannot sign in: suspending the center that holds the
+    only working administrators would leave no one to resume it."""
+    created = await _create_user(api, "center-admin", "中心管理员", "admin", "center")
+    center_admin = await _past_first_change(api, "center-admin")
+    # The administrator of no body goes; the center's is the only one left who can sign in.
+    gone = await api.client.post(
+        f"/v1/users/{api.users[('admin', None)]}/deactivate", headers=_bearer(center_admin)
+    )
+    assert gone.status_code == 200, gone.text
+
+    path = f"/v1/bodies/{api.bodies['center']}"
+    current = await api.client.get(path, headers=_bearer(center_admin))
+    for language, phrase in (("zh", "没有能登录的管理员"), ("en", "no administrator able to sign in")):
+        refused = await api.client.patch(
+            path,
+            json={"active": False, "suspended_reason": "整顿期间暂停工作"},
+            headers={
+                **_bearer(center_admin),
+                "If-Match": current.headers["etag"],
+                "Accept-Language": language,
+            },
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "last_admin" and phrase in refused.json()["detail"]
+    after = await api.client.get(path, headers=_bearer(center_admin))
+    assert after.json()["active"] is True and after.headers["etag"] == current.headers["etag"]
+    assert (await _sign_in(api, "center-admin", NEW_PASSWORD)).status_code == 200
+
+    # With an administrator outside the center, it may be suspended.
+    other = await api.client.post(
+        "/v1/users",
+        json={
+            "username": "registry-admin",
+            "display_name": "登记管理员",
+            "role": "admin",
+            "password": PASSWORD,
+        },
+        headers=_bearer(center_admin),
+    )
+    assert other.status_code == 201, other.text
+    suspended = await api.client.patch(
+        path,
+        json={"active": False, "suspended_reason": "整顿期间暂停工作"},
+        headers={**_bearer(center_admin), "If-Match": current.headers["etag"]},
+    )
+    assert suspended.status_code == 200, suspended.text
+    assert (await _sign_in(api, "center-admin", NEW_PASSWORD)).json()["code"] == "organisation_suspended"
+    assert created["organisation_id"] == str(api.bodies["center"])

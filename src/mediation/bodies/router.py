@@ -25,6 +25,7 @@ from mediation.bodies.schemas import (
 from mediation.bodies.service import BodyService
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
+    Conflict,
     Forbidden,
     IdempotencyInProgress,
     IdempotencyKeyMismatch,
@@ -147,9 +148,10 @@ async def get_body(body_id: uuid.UUID, svc: Registry) -> Response:
     description=(
         "The registry administrator changes anything, including working status (active: false "
         "suspends the body, with a reason) and jurisdiction. A body's own administrator changes its "
-        "profile only: categories, capacity, address, contact_phone, description."
+        "profile only: categories, capacity, address, contact_phone, description. Suspending the body "
+        "of every administrator able to sign in is refused (409 `last_admin`)."
     ),
-    responses=problem_responses(NotFound, Forbidden, StaleVersion, PreconditionRequired),
+    responses=problem_responses(NotFound, Forbidden, StaleVersion, PreconditionRequired, Conflict),
 )
 async def update_body(
     request: Request,

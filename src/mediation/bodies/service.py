@@ -26,12 +26,14 @@ from mediation.bodies.schemas import (
     MediatorPatch,
     jurisdiction_prefixes,
 )
-from mediation.core.errors import Forbidden, NotFound
+from mediation.core.errors import Conflict, Forbidden, NotFound
 from mediation.core.http import check_if_match
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Permission, Principal, Role
 from mediation.disputes.models import Dispute
+from mediation.identity.models import User
+from mediation.identity.service import LAST_ADMIN
 from mediation.triage.service import ACTIVE_STATUSES
 
 NO_BODY = Text("调解组织不存在", "No such body")
@@ -138,6 +140,8 @@ class BodyService:
             changes["categories"] = [str(c) for c in changes["categories"]]
         if changes.get("active") is True:
             changes["suspended_reason"] = None
+        if changes.get("active") is False and body.active:
+            await self._keep_an_administrator(body)
         for name, value in changes.items():
             setattr(body, name, value)
         if jurisdiction is not None:
@@ -146,6 +150,35 @@ class BodyService:
         body.updated_at = now
         await self.session.flush()
         return body
+
+    async def _keep_an_administrator(self, body: Body) -> None:
+        """Suspending a body signs out its administrators (401 organisation_suspended): refused when
+        none would be left able to sign in, since no one could then resume the body or manage
+        accounts. The active administrators are locked in the order a deactivation locks them, so a
+        deactivation committing meanwhile is seen (identity.service.set_active)."""
+        rows = await self.session.execute(
+            select(User, Body.active)
+            .outerjoin(Body, Body.id == User.organisation_id)
+            .where(User.role == Role.admin.value, User.active.is_(True))
+            .order_by(User.id)
+            .with_for_update(of=User)
+            .execution_options(populate_existing=True)
+        )
+        if any(
+            user.active and org_active is not False and user.organisation_id != body.id
+            for user, org_active in rows
+        ):
+            return
+        raise Conflict(
+            Text(
+                "暂停该组织后将没有能登录的管理员 (所属组织暂停工作的管理员不能登录), 无人能恢复它或管理账号; "
+                "请先在其他组织 (或不属于任何组织) 创建或启用一个管理员",
+                "Suspending this body would leave no administrator able to sign in (one of a suspended "
+                "body cannot), and no one to resume it or manage accounts. Create or activate an "
+                "administrator outside it first",
+            ),
+            code=LAST_ADMIN,
+        )
 
     async def _set_jurisdiction(self, body: Body, codes: list[str]) -> None:
         await self.session.execute(delete(BodyJurisdiction).where(BodyJurisdiction.body_id == body.id))
