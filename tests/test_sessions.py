@@ -41,6 +41,7 @@ PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a new and longer passphrase"
 CSRF = "c" * 43
 CLERK = "test-clerk-center"
+ADMIN = "test-admin-none"
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -586,9 +587,16 @@ async def test_the_last_active_admin_cannot_be_deactivated(
     assert "最后一个" in err and "管理员" in err
     assert (await _user(app, admin_id)).active
     # With a second administrator, the first may go.
-    await _create_user(api, "second-admin", "第二管理员", "admin")
+    second = await _create_user(api, "second-admin", "第二管理员", "admin")
     assert await identity_cli.run(settings, _cli("users", "deactivate", str(admin_id))) == 0
     assert not (await _user(app, admin_id)).active
+    # An account may be named by its username too, as `users activate` names it.
+    assert await identity_cli.run(settings, _cli("users", "activate", ADMIN)) == 0
+    assert await identity_cli.run(settings, _cli("users", "deactivate", " second-admin ")) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "deactivated second-admin"
+    assert not (await _user(app, uuid.UUID(second["id"]))).active
+    assert await identity_cli.run(settings, _cli("users", "deactivate", "nobody-here")) == 2
+    assert "用户不存在" in capsys.readouterr().err
 
 
 async def _requests_waiting_on_a_lock(app: Any, count: int) -> None:

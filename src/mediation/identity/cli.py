@@ -39,7 +39,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     users.add_parser("list", help="list accounts")
     deactivate = users.add_parser("deactivate", help="disable an account at once")
-    deactivate.add_argument("user_id", type=uuid.UUID)
+    deactivate.add_argument("user", help="username, or the id `users list` shows")
     activate = users.add_parser("activate", help="let a deactivated account sign in again")
     activate.add_argument("username")
     reset = users.add_parser(
@@ -165,7 +165,7 @@ async def _dispatch(
             )
         return 0, None
     if args.command == "users" and args.action == "deactivate":
-        user = await svc.set_active(args.user_id, False)
+        user = await svc.set_active(await _user_id(svc, args.user), False)
         print(f"deactivated {user.username}")
         return 0, AuditEntry.by(OPERATOR, "users.deactivate", object_type="user", object_id=str(user.id))
     if args.command == "users" and args.action == "activate":
@@ -220,3 +220,11 @@ async def _dispatch(
         object_id=str(created.key.id),
         details={"replaces": str(key.id)},
     )
+
+
+async def _user_id(svc: IdentityService, named: str) -> uuid.UUID:
+    """An account named by its id (as `users list` shows it) or by its username."""
+    try:
+        return uuid.UUID(named)
+    except ValueError:
+        return (await svc.user_named(named)).id
