@@ -6,6 +6,9 @@ database is the test's."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -14,16 +17,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from starlette.responses import StreamingResponse
 
 from mediation.core.db import Database
 from mediation.core.errors import is_connection_problem
 from mediation.events import relay as relay_module
-from mediation.events.relay import JITTER, Relay
+from mediation.events import webhooks
+from mediation.events.models import WebhookDelivery
+from mediation.events.relay import JITTER, RECORD_TRIES, Relay
 from tests.receiver import Receiver, attempts_of, deliveries_of
 from tests.support import Api
+from tests.test_webhook_upkeep import age
 
 TIMEOUT = 0.5  # the relay's webhook timeout in these tests
 LEASE = 1.5  # its claims' lease: longer than the timeout, as settings require
@@ -48,10 +54,15 @@ async def relays(app: Any) -> AsyncIterator[list[Relay]]:
         await relay.client.aclose()
 
 
-async def subscribe(api: Api, receiver: Receiver | None, url: str | None = None) -> uuid.UUID:
-    """The center's clerk subscribes `url` (else the started receiver) to every event."""
+async def subscribe(
+    api: Api, receiver: Receiver | None, url: str | None = None, host: str | None = None
+) -> uuid.UUID:
+    """The center's clerk subscribes `url` (else the started receiver, under `host` if given) to
+    every event."""
     if receiver is not None:
         url = await receiver.start()
+        if host is not None:
+            url = url.replace("127.0.0.1", host)
     response = await api.client.post("/v1/webhooks", json={"url": url}, headers=api.auth("clerk"))
     assert response.status_code == 201, response.text
     if receiver is not None:
@@ -252,6 +263,55 @@ async def test_a_host_name_dns_cannot_carry_is_refused_at_subscription(api: Api,
     )
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["code"] == "target_refused"
+
+
+async def test_a_host_name_whose_lookup_hangs_holds_up_no_other_receiver(
+    api: Api, app: Any, relays: list[Relay], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One receiver's name server never answers: the system resolver blocks the thread looking its
+    host name up until it gives up. Its thirteen deliveries share one lookup, each waiting until its
+    send's deadline, so that name holds one thread: the other receiver's name is looked up and its
+    delivery sent in time, and the process's other threads (`asyncio.to_thread`) stay free."""
+    hanging = threading.Event()
+    looked_up: list[str] = []
+    system_lookup = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: object, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(host)
+        if host == "stuck.example":
+            hanging.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return system_lookup("127.0.0.1" if host == "fast.example" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    relay = relays[0]
+    fast = Receiver()
+    try:
+        stuck_id = await subscribe(api, None, "http://stuck.example:9/hooks")
+        for _ in range(12):
+            await api.intake()
+        await age(app, [d.id for d in await deliveries_of(api, stuck_id)], 1 / 1440)  # sent first
+        fast_id = await subscribe(api, fast, host="fast.example")
+        await api.intake()
+
+        cycle = asyncio.create_task(_one_cycle_within(relay, TIMEOUT * 4))
+        while "stuck.example" not in looked_up:  # noqa: ASYNC110 - the lookup runs in a thread
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(asyncio.to_thread(lambda: None), TIMEOUT)
+        assert await cycle == 14
+        [delivered] = await deliveries_of(api, fast_id)
+        assert (delivered.status, delivered.last_status_code) == ("delivered", 200)
+        stuck = await deliveries_of(api, stuck_id)
+        assert len(stuck) == 13
+        assert {(d.status, d.attempts, d.last_error) for d in stuck} == {
+            ("pending", 1, f"timed out: no answer within {TIMEOUT:g} s")
+        }
+        assert looked_up.count("stuck.example") == 1, "one lookup for every send to that name"
+    finally:
+        hanging.set()
+        while webhooks._looking_up:  # noqa: ASYNC110 - the lookup's thread ends it
+            await asyncio.sleep(0.01)
+        await fast.stop()
 
 
 # ---- the database goes away ---------------------------------------------------------------------------
@@ -500,5 +560,145 @@ async def test_a_relay_whose_clock_runs_behind_waits_out_the_retry_schedule(
         wait = (row.next_attempt_at - database_now).total_seconds()
         assert 300 * (1 - JITTER) - 5 <= wait <= 300 * (1 + JITTER), wait
         assert [d.answered for d in receiver.deliveries] == [500]
+    finally:
+        await receiver.stop()
+
+
+async def _lease_lapsed(app: Any, delivery_id: uuid.UUID) -> None:
+    """The claim's lease ends a moment ago (time moved on, as the database's clock judges it)."""
+    async with app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(claimed_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+async def test_an_outcome_whose_delivery_was_deleted_meanwhile_is_dropped_and_the_relay_goes_on(
+    api: Api, app: Any, relays: list[Relay], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay sent an old delivery and could not record the outcome (the database was away).
+    By the time it can, the subscription was disabled, the claim's lease lapsed and another relay's
+    retention pass deleted the cancelled delivery. The outcome has no delivery left to go with: it
+    is dropped with a log line, and the relay claims and sends the rest as before."""
+    first, second = relays
+    gone, other = Receiver(), Receiver()
+    try:
+        gone_id = await subscribe(api, gone)
+        await api.intake()
+        [old] = await deliveries_of(api, gone_id)
+        await age(app, [old.id], 40)
+        [job] = await first.claim()
+        outcome = await first.send(job)
+        assert outcome.status_code == 200
+        first.unrecorded.append(outcome)  # the database was away when the answer came
+        response = await api.client.post(
+            f"/v1/webhooks/{gone_id}/disable", json={}, headers=api.auth("clerk")
+        )
+        assert response.status_code == 200, response.text
+        await _lease_lapsed(app, old.id)
+        assert await second.purge_expired() == 1
+
+        other_id = await subscribe(api, other)
+        await api.intake()
+        with caplog.at_level(logging.WARNING, logger="mediation.events.relay"):
+            assert await first.run_once() == 1
+        assert f"webhook delivery {old.id} was deleted while attempt 1 was out" in caplog.text
+        assert first.unrecorded == [] and first.in_flight == set()
+        [delivered] = await deliveries_of(api, other_id)
+        assert (delivered.status, delivered.attempts) == ("delivered", 1)
+    finally:
+        await gone.stop()
+        await other.stop()
+
+
+_REFUSE_418 = {
+    "sqlite": (
+        [
+            "CREATE TRIGGER refuse_418 BEFORE INSERT ON webhook_attempts WHEN NEW.status_code = 418"
+            " BEGIN SELECT RAISE(ABORT, 'attempts answered 418 are refused'); END"
+        ],
+        ["DROP TRIGGER IF EXISTS refuse_418"],
+    ),
+    "postgresql": (
+        [
+            "CREATE FUNCTION refuse_418() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.status_code = 418 THEN RAISE EXCEPTION 'attempts answered 418 are refused'; END IF;"
+            " RETURN NEW; END $$",
+            "CREATE TRIGGER refuse_418 BEFORE INSERT ON webhook_attempts"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_418()",
+        ],
+        ["DROP TRIGGER IF EXISTS refuse_418 ON webhook_attempts", "DROP FUNCTION IF EXISTS refuse_418()"],
+    ),
+}
+
+
+async def test_an_outcome_the_database_refuses_holds_back_nothing_and_is_dropped_after_a_few_tries(
+    api: Api, app: Any, relays: list[Relay], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses to record one outcome (a rule refusing attempts answered 418 stands in
+    for any error but the database being away). The batch's other outcome is recorded all the
+    same; the refused one is tried again on the next turns, which go on claiming and sending, and
+    after the last try it is dropped with a log line. Its claim lapses, and the delivery goes again."""
+    relay = relays[0]
+    teapot, healthy = Receiver(script=[418]), Receiver()
+    dialect = app.state.db.engine.dialect.name
+    create, drop = _REFUSE_418[dialect]
+    async with app.state.db.writer() as session, session.begin():
+        for statement in create:
+            await session.execute(text(statement))
+    try:
+        teapot_id = await subscribe(api, teapot)
+        healthy_id = await subscribe(api, healthy)
+        await api.intake()
+        with caplog.at_level(logging.WARNING, logger="mediation.events.relay"):
+            assert await relay.run_once() == 2
+            assert [d.status for d in await deliveries_of(api, healthy_id)] == ["delivered"]
+            [refused] = await deliveries_of(api, teapot_id)
+            for _ in range(RECORD_TRIES - 1):
+                assert [o.job.delivery_id for o in relay.unrecorded] == [refused.id]
+                await api.intake()
+                assert await relay.run_once() == 2, "claiming and sending go on"
+        assert relay.unrecorded == [] and relay.in_flight == set()
+        assert (
+            f"webhook delivery {refused.id} attempt 1 dropped, not recorded after {RECORD_TRIES} tries"
+            in (caplog.text)
+        )
+        assert len(healthy.ok()) == RECORD_TRIES
+        [row] = [d for d in await deliveries_of(api, teapot_id) if d.id == refused.id]
+        assert (row.status, row.attempts, row.claimed_by) == ("pending", 0, relay.relay_id)
+
+        await _lease_lapsed(app, refused.id)
+        assert await relay.run_once() == 1
+        [row] = [d for d in await deliveries_of(api, teapot_id) if d.id == refused.id]
+        assert (row.status, row.attempts, row.last_status_code) == ("delivered", 1, 200)
+        assert [d.answered for d in teapot.deliveries if d.webhook_id == teapot.deliveries[0].webhook_id] == [
+            418,
+            200,
+        ]
+    finally:
+        async with app.state.db.writer() as session, session.begin():
+            for statement in drop:
+                await session.execute(text(statement))
+        await teapot.stop()
+        await healthy.stop()
+
+
+async def test_a_relay_does_not_claim_again_a_delivery_whose_outcome_it_still_holds(
+    api: Api, app: Any, relays: list[Relay]
+) -> None:
+    """The relay sent a delivery and holds its outcome, not recorded yet (the database was away),
+    past the claim's lease. Another relay may take the delivery over (at least once), but this one
+    does not claim it a second time while the first outcome is still its own to record."""
+    first, second = relays
+    receiver = Receiver()
+    try:
+        await subscribe(api, receiver)
+        await api.intake()
+        [job] = await first.claim()
+        first.unrecorded.append(await first.send(job))
+        await _lease_lapsed(app, job.delivery_id)
+        assert await first.claim() == []
+        assert [j.delivery_id for j in await second.claim()] == [job.delivery_id]
     finally:
         await receiver.stop()

@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import select, text, update
 
+from mediation.core.settings import Settings
 from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.events.relay import Relay
 from tests.receiver import Receiver
 from tests.support import Api
-from tests.test_webhooks import deliveries_of, parse_time, pump, subscribe
+from tests.test_webhooks import attempts_of, deliveries_of, lock_waiters, parse_time, pump, subscribe
 
 
 async def age(app: Any, delivery_ids: list[uuid.UUID], days: float) -> None:
@@ -165,6 +169,49 @@ async def test_retention_deletes_in_bounded_batches_and_relays_share_the_work(ap
     assert await rows(app) == {}
 
 
+async def test_a_delivery_cancelled_while_it_is_out_is_not_deleted_until_its_outcome_is_in(
+    api, app, relay, receiver
+):
+    """An old delivery of a backlog is being sent when its subscription is disabled, which cancels
+    it: finished and past the retention period, it would be the retention pass's to delete, but not
+    while the relay sending it holds its claim. Its outcome is then recorded, attempt and all."""
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+    (old,) = await deliveries_of(api, sub)
+    await age(app, ids_of([old]), 40)
+    [job] = await relay.claim()
+    outcome = await relay.send(job)
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
+    assert response.status_code == 200, response.text
+    second = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-second")
+    try:
+        assert await second.purge_expired() == 0
+    finally:
+        await second.client.aclose()
+    await relay.record([outcome])
+    (row,) = await deliveries_of(api, sub)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 200)
+    assert [a["status_code"] for a in await attempts_of(api, sub, row["id"])] == [200]
+
+
+def test_failed_attempts_are_kept_at_least_as_long_as_it_takes_to_disable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A subscription is disabled once its deliveries have failed for the whole period; attempts
+    deleted sooner would take its first failure with them, and it would never be. Such settings
+    stop the service at start, naming both."""
+    monkeypatch.chdir(tmp_path)  # no .env file of the checkout
+    monkeypatch.setenv("MEDIATION_WEBHOOK_DISABLE_AFTER_FAILING_DAYS", "5")
+    monkeypatch.setenv("MEDIATION_WEBHOOK_RETENTION_DAYS", "3")
+    with pytest.raises(
+        ValidationError,
+        match=r"RETENTION_DAYS \(3\) must be at least MEDIATION_WEBHOOK_DISABLE_AFTER_FAILING_DAYS \(5\)",
+    ):
+        Settings()
+    monkeypatch.setenv("MEDIATION_WEBHOOK_RETENTION_DAYS", "5")
+    assert Settings().webhook_retention_days == 5
+
+
 # ---- a receiver failing for days ----------------------------------------------------------------------
 
 
@@ -281,3 +328,31 @@ async def test_a_success_within_the_period_keeps_the_subscription(api, app, rela
     async with app.state.db.reader() as session:
         row = await session.get(WebhookSubscription, uuid.UUID(sub["id"]))
         assert row is not None and row.disabled_reason is None
+
+
+@pytest.mark.postgres_only
+async def test_a_backlog_redelivery_counts_only_the_deliveries_it_set_pending(api, app, relay, receiver):
+    """Two dead deliveries are chosen to be sent again; before the request sets them pending, one
+    of them is redelivered by another transaction, which commits first. The request leaves that one
+    alone, and its answer counts the one it set pending, not the two it chose."""
+    app.state.settings.webhook_retry_schedule_seconds = []
+    receiver.default = 500
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+    await api.intake()
+    await pump(relay, lambda: len(receiver.deliveries) == 2)
+    first, _ = sorted(ids_of(await deliveries_of(api, sub, "dead")))
+    async with app.state.db.engine.connect() as other:
+        await other.execute(
+            text("UPDATE webhook_deliveries SET status = 'pending', attempts = 0 WHERE id = :id"),
+            {"id": first},
+        )
+        asking = asyncio.create_task(
+            api.client.post(f"/v1/webhooks/{sub['id']}/redeliver", json={}, headers=sub["_headers"])
+        )
+        await lock_waiters(app, 1)
+        await other.commit()
+    response = await asking
+    assert response.status_code == 200, response.text
+    assert response.json() == {"redelivered": 1, "more": False}
+    assert sorted(d["status"] for d in await deliveries_of(api, sub)) == ["pending", "pending"]

@@ -103,6 +103,28 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+async def lock_waiters(app: Any, count: int, seconds: float = 10.0) -> None:
+    """Waits until `count` of the test database's sessions wait for a row lock (PostgreSQL)."""
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_DSN
+
+    name = app.state.settings.database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            waiting = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", name
+            )
+            if waiting >= count:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"{waiting} sessions wait for a lock"
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+
+
 # ---- 1. format and signatures -------------------------------------------------------------------
 
 
@@ -319,6 +341,111 @@ async def test_always_failing_endpoint_goes_dead_and_can_be_redelivered(api, app
         f"/v1/webhook-deliveries/{dead_one['id']}/redeliver", headers=sub["_headers"]
     )
     assert again.status_code == 409
+
+
+async def test_a_delivery_redelivered_while_it_is_out_is_not_sent_twice_at_once(api, app, relay, receiver):
+    """A relay is sending a delivery when its subscription is disabled (which cancels it), enabled
+    again, and its backlog redelivered. The delivery keeps the claim it is being sent under, so
+    neither that relay nor another sends it a second time meanwhile (two sends at once with one
+    webhook-id). The first send's outcome, a 500 on what was its last attempt, belongs to that
+    claim: it does not make the redelivered delivery dead, and the next send delivers it."""
+    app.state.settings.webhook_retry_schedule_seconds = []  # one attempt, then dead
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    headers = sub["_headers"]
+    await api.intake()
+    [first] = await relay.claim()
+    for step in ("disable", "enable"):
+        response = await api.client.post(f"/v1/webhooks/{sub['id']}/{step}", json={}, headers=headers)
+        assert response.status_code == 200, response.text
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/redeliver", json={}, headers=headers)
+    assert response.json() == {"redelivered": 1, "more": False}
+    other = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-other")
+    try:
+        assert await relay.claim() == [] and await other.claim() == []
+    finally:
+        await other.client.aclose()
+
+    receiver.script = [500]
+    await relay.record([await relay.send(first)])
+    (row,) = await deliveries_of(api, sub)
+    assert (row["status"], row["attempts"]) == ("pending", 0), "the redelivery's schedule stands"
+    assert await relay.run_once() == 1
+    (row,) = await deliveries_of(api, sub)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 200)
+    assert [d.answered for d in receiver.deliveries] == [500, 200]
+    assert [a["status_code"] for a in await attempts_of(api, sub, row["id"])] == [500, 200]
+
+
+async def test_a_delivery_cancelled_while_it_is_out_and_accepted_is_delivered(api, relay, receiver):
+    """The subscription is disabled while one of its deliveries is out; the receiver accepts it.
+    It was delivered, and says so; nothing of it is claimed any more."""
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+    [job] = await relay.claim()
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
+    assert response.status_code == 200, response.text
+    await relay.record([await relay.send(job)])
+    (row,) = await deliveries_of(api, sub)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 200)
+    assert relay.in_flight == set()
+    async with api.app.state.db.reader() as session:
+        assert (await session.get(WebhookDelivery, job.delivery_id)).claimed_by is None
+
+
+@pytest.mark.postgres_only
+async def test_disabling_a_subscription_while_the_relay_records_its_410_does_not_deadlock(
+    api, app, relay, receiver
+):
+    """The relay records a 410 (which disables the subscription and cancels what is pending for
+    it) while the subscription's owner disables it. Both take the subscription's row before its
+    deliveries', so one waits for the other. Were the relay to hold the delivery it records while
+    it waits for the subscription, and the owner's request the subscription's other delivery while
+    it waits for that one, PostgreSQL would end one of them with a deadlock. A third transaction
+    holds the subscription's row until both are under way, so that they meet; the relay records the
+    delivery that cancelling the subscription's deliveries comes to last (found by cancelling them
+    in a transaction rolled back)."""
+    receiver.script = [410]
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+    await api.intake()
+    jobs = await relay.claim()
+    async with app.state.db.engine.connect() as probe:
+        order = (
+            await probe.execute(
+                text(
+                    "UPDATE webhook_deliveries SET status = 'cancelled'"
+                    " WHERE subscription_id = :id AND status = 'pending' RETURNING id"
+                ),
+                {"id": uuid.UUID(sub["id"])},
+            )
+        ).scalars()
+        last = list(order)[-1]
+        await probe.rollback()
+    [job] = [j for j in jobs if j.delivery_id == last]
+    outcome = await relay.send(job)
+    assert outcome.status_code == 410
+    async with app.state.db.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT 1 FROM webhook_subscriptions WHERE id = :id FOR NO KEY UPDATE"),
+            {"id": uuid.UUID(sub["id"])},
+        )
+        recording = asyncio.create_task(relay.record([outcome]))
+        await lock_waiters(app, 1)
+        disabling = asyncio.create_task(
+            api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
+        )
+        await lock_waiters(app, 2)
+        await holder.rollback()
+    await recording
+    response = await disabling
+    assert response.status_code == 200, response.text
+    got = (await api.client.get(f"/v1/webhooks/{sub['id']}", headers=sub["_headers"])).json()
+    assert got["active"] is False
+    rows = await deliveries_of(api, sub)
+    assert sorted((d["status"], d["last_status_code"] or 0) for d in rows) == [
+        ("cancelled", 0),
+        ("cancelled", 410),
+    ]
 
 
 # ---- 3. secret rotation -------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from mediation.core.db import Database, utcnow
+from mediation.core.errors import is_connection_problem
 from mediation.core.pii import PiiCipher
 from mediation.core.settings import Settings
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -47,6 +48,7 @@ from mediation.events.webhooks import (
     WebhookTransport,
     cancel_pending,
     check_form,
+    lock_subscriptions,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ FINISHED = ("delivered", "dead", "cancelled")
 # looks again after PURGE_EVERY_SECONDS.
 PURGE_BATCH = 500
 PURGE_EVERY_SECONDS = 600.0
+# How many turns an outcome the database refuses (for any reason but being away) is tried again
+# before it is dropped: its delivery is sent again once its claim's lease lapses.
+RECORD_TRIES = 3
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -81,18 +86,29 @@ _DATABASE_NOW = select(func.now())
 
 
 def _due(
-    now: datetime | ColumnElement[datetime], busy: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset()
+    now: datetime | ColumnElement[datetime],
+    busy: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset(),
+    sending: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset(),
 ) -> tuple[ColumnElement[bool], ...]:
     """Deliveries due at `now` and not claimed, or claimed under a lease that has lapsed, except
-    those of the `busy` subscriptions."""
-    due = (
+    those of the `busy` subscriptions and those this relay is `sending` still (or has sent and not
+    recorded): one relay never has two sends of a delivery out at once."""
+    due: tuple[ColumnElement[bool], ...] = (
         WebhookDelivery.status == "pending",
         WebhookDelivery.next_attempt_at <= now,
         or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
     )
     if busy:
-        return (*due, WebhookDelivery.subscription_id.not_in(busy))
+        due = (*due, WebhookDelivery.subscription_id.not_in(busy))
+    if sending:
+        due = (*due, WebhookDelivery.id.not_in(sending))
     return due
+
+
+def _passing(failure: BaseException) -> bool:
+    """The database is away (it comes back), or the relay is being stopped: what was being
+    recorded is kept whole, for as long as it takes."""
+    return not isinstance(failure, Exception) or is_connection_problem(failure)
 
 
 @dataclass(slots=True)
@@ -108,6 +124,10 @@ class Job:
     # monotonic one: the time of sending follows from them whatever the host's clock does.
     claimed_at: datetime
     claimed_at_monotonic: float
+    # The claim it is sent under: its lease's end (`claimed_until`), which no other claim of the
+    # delivery has, and when the delivery was due (`next_attempt_at`), which a redelivery changes.
+    lease: datetime
+    due: datetime
 
     def now(self) -> datetime:
         return self.claimed_at + timedelta(seconds=time.monotonic() - self.claimed_at_monotonic)
@@ -120,6 +140,11 @@ class Outcome:
     status_code: int | None
     latency_ms: int
     error: str | None
+    tries: int = 0  # the times recording it failed, but for the database being away
+
+    @property
+    def accepted(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 class Relay:
@@ -202,8 +227,7 @@ class Relay:
         # nothing of it recorded: until then its outcomes wait.
         if self.unrecorded and not (sending and self.settings.relay_fault == "after_send"):
             self._fault("after_send")
-            kept, self.unrecorded = self.unrecorded, []
-            await self._record_or_keep(kept)
+            await self._record_kept()
         await sequence_pending(self.db, utcnow())
         await self._purge_when_due()
         room = self.settings.relay_max_in_flight - len(self.claimed)
@@ -222,8 +246,7 @@ class Relay:
             # Recorded first, under the claims they were sent with (still this relay's unless
             # another took them over after the lease): a delivery the receiver accepted while the
             # database was away is not sent again once it is back, and its attempt is in the log.
-            kept, self.unrecorded = self.unrecorded, []
-            await self._record_or_keep(kept)
+            await self._record_kept()
         await sequence_pending(self.db, utcnow())
         jobs = await self.claim()
         if not jobs:
@@ -234,12 +257,66 @@ class Relay:
         await self._record_or_keep(outcomes)
         return len(jobs)
 
+    async def _record_kept(self) -> None:
+        """Records the outcomes kept from earlier turns. A failure is logged and the turn goes on:
+        what could not be recorded never keeps the relay from claiming and sending the rest."""
+        kept, self.unrecorded = self.unrecorded, []
+        try:
+            await self._record_or_keep(kept)
+        except Exception:
+            log.exception("relay %s: %d outcomes still not recorded", self.relay_id, len(self.unrecorded))
+
     async def _record_or_keep(self, outcomes: list[Outcome]) -> None:
+        """Records `outcomes`, and keeps in `unrecorded` what cannot be recorded now. While the
+        database is away (a connection problem) every one is kept, as long as that lasts, and the
+        failure raised. Any other failure lies in the batch: each outcome is then recorded alone, so
+        one the database refuses does not hold back the others, and one refused `RECORD_TRIES`
+        times is dropped with a log line."""
         try:
             await self.record(outcomes)
-        except BaseException:
-            self.unrecorded.extend(outcomes)
-            raise
+            return
+        except BaseException as exc:
+            if _passing(exc):
+                self.unrecorded.extend(outcomes)
+                raise
+            if len(outcomes) == 1:
+                self._refused(outcomes[0], exc)
+                return
+        for n, outcome in enumerate(outcomes):
+            try:
+                await self.record([outcome])
+            except BaseException as exc:
+                if _passing(exc):
+                    self.unrecorded.extend(outcomes[n:])
+                    raise
+                self._refused(outcome, exc)
+
+    def _refused(self, outcome: Outcome, failure: BaseException) -> None:
+        """An outcome the database refused: kept for another try, or dropped after the last. Its
+        claim then stays until the lease lapses, and the delivery is sent again."""
+        job = outcome.job
+        outcome.tries += 1
+        said = str(failure).strip()
+        reason = f"{type(failure).__name__}: {said.splitlines()[0][:200]}" if said else type(failure).__name__
+        if outcome.tries < RECORD_TRIES:
+            log.warning(
+                "relay %s: webhook delivery %s attempt %d not recorded (%s); trying again",
+                self.relay_id,
+                job.delivery_id,
+                job.attempt,
+                reason,
+            )
+            self.unrecorded.append(outcome)
+            return
+        log.error(
+            "relay %s: webhook delivery %s attempt %d dropped, not recorded after %d tries (%s)",
+            self.relay_id,
+            job.delivery_id,
+            job.attempt,
+            outcome.tries,
+            reason,
+        )
+        self.claimed.pop(job.delivery_id, None)
 
     def _fault(self, point: str) -> None:
         # Test-only crash injection (settings.relay_fault); never set in production.
@@ -260,7 +337,8 @@ class Relay:
         # A plain read first: an idle relay must not take SQLite's write lock every poll.
         async with self.db.reader() as probe:
             now_in_sql = func.now() if probe.get_bind().dialect.name == "postgresql" else utcnow()
-            if not await probe.scalar(select(exists().where(*_due(now_in_sql, busy)))):
+            sending = frozenset(self.claimed)
+            if not await probe.scalar(select(exists().where(*_due(now_in_sql, busy, sending)))):
                 return []
         async with self.db.writer() as session, session.begin():
             now = await database_now(session)
@@ -268,7 +346,7 @@ class Relay:
             lease = now + timedelta(seconds=self.settings.relay_lease_seconds)
             stmt = (
                 select(WebhookDelivery)
-                .where(*_due(now, busy))
+                .where(*_due(now, busy, sending))
                 # Oldest first; a backlog sent again at once goes in the order it was made.
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
                 .limit(limit)
@@ -314,6 +392,8 @@ class Relay:
                         secrets=signer.secrets_of(sub, now),
                         claimed_at=now,
                         claimed_at_monotonic=now_monotonic,
+                        lease=lease,
+                        due=d.next_attempt_at,
                     )
                 )
         self.claimed.update((j.delivery_id, j.subscription_id) for j in jobs)
@@ -382,18 +462,53 @@ class Relay:
         return Outcome(job, started, status, latency, error)
 
     async def record(self, outcomes: list[Outcome]) -> None:
+        """Records each outcome against the claim it was sent under, in one transaction.
+
+        A claim is told apart by its lease's end (`claimed_until`): a relay claims a delivery once
+        per transaction, each later than the last, so no two claims of one delivery share it, and
+        neither a column nor a migration is needed for it. An outcome counts in full (its attempt
+        number, the next retry, dead or delivered) only while that claim is still on the delivery
+        and the delivery is as it was claimed: pending, with the attempts and the due time it had.
+        Cancelling a delivery, and redelivering it, leave the claim in place (`cancel_pending`), so
+        the delivery is not sent a second time while the first send is out; an outcome that comes
+        back to such a delivery then only hands its claim back, and marks it delivered if the
+        receiver accepted it, leaving the cancellation or the redelivery's fresh schedule as it is.
+        An outcome whose claim lapsed and was taken over by another relay changes nothing but the
+        attempt log. So an older send's outcome never overwrites a newer one's."""
         schedule = self.settings.webhook_retry_schedule_seconds
         async with self.db.writer() as session, session.begin():
             now = await database_now(session)
+            # A subscription this batch may disable (a 410; a last retry failing) is locked before
+            # any of its deliveries, in the order every path takes them (`lock_subscriptions`).
+            may_disable = {
+                o.job.subscription_id
+                for o in outcomes
+                if o.status_code == 410 or (not o.accepted and o.job.attempt > len(schedule))
+            }
+            if may_disable:
+                await lock_subscriptions(session, may_disable)
+            kept = await self._still_kept(session, {o.job.delivery_id for o in outcomes})
             gone_dead: set[uuid.UUID] = set()
             # 410s last: the batch's other outcomes for that subscription are recorded first, then
             # whatever is still pending for it is cancelled.
             for o in sorted(outcomes, key=lambda o: o.status_code == 410):
+                job = o.job
+                if job.delivery_id not in kept:
+                    # Its attempt has no delivery left to belong to: nothing to record, nothing to
+                    # keep for later.
+                    log.warning(
+                        "webhook delivery %s was deleted while attempt %d was out; its outcome (%s) "
+                        "is not recorded",
+                        job.delivery_id,
+                        job.attempt,
+                        o.status_code or o.error,
+                    )
+                    continue
                 session.add(
                     WebhookAttempt(
                         id=uuid.uuid4(),
-                        delivery_id=o.job.delivery_id,
-                        attempt=o.job.attempt,
+                        delivery_id=job.delivery_id,
+                        attempt=job.attempt,
                         relay_id=self.relay_id,
                         started_at=o.started_at,
                         status_code=o.status_code,
@@ -402,53 +517,85 @@ class Relay:
                     )
                 )
                 values: dict[str, object] = {
-                    "attempts": o.job.attempt,
+                    "attempts": job.attempt,
                     "last_status_code": o.status_code,
                     "last_error": o.error,
                     "claimed_by": None,
                     "claimed_until": None,
                 }
-                if o.status_code is not None and 200 <= o.status_code < 300:
+                if o.accepted:
                     values.update(status="delivered", delivered_at=now)
                 elif o.status_code == 410:
                     values.update(status="cancelled")
-                elif o.job.attempt > len(schedule):
+                elif job.attempt > len(schedule):
                     values.update(status="dead")
                 else:
-                    wait = schedule[o.job.attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+                    wait = schedule[job.attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
                     values.update(next_attempt_at=now + timedelta(seconds=wait))
-                # Only while the claim is still ours: a relay whose lease lapsed must not overwrite
-                # the outcome of the relay that took over.
+                claim = (
+                    WebhookDelivery.id == job.delivery_id,
+                    WebhookDelivery.claimed_by == self.relay_id,
+                    WebhookDelivery.claimed_until == job.lease,
+                )
                 result = await session.execute(
                     update(WebhookDelivery)
                     .where(
-                        WebhookDelivery.id == o.job.delivery_id, WebhookDelivery.claimed_by == self.relay_id
+                        *claim,
+                        WebhookDelivery.status == "pending",
+                        WebhookDelivery.attempts == job.attempt - 1,
+                        WebhookDelivery.next_attempt_at == job.due,
                     )
                     .values(**values)
                 )
-                if values.get("status") == "dead" and result.rowcount:  # type: ignore[attr-defined]
-                    gone_dead.add(o.job.subscription_id)
+                counted = bool(result.rowcount)  # type: ignore[attr-defined]
+                if not counted:
+                    # Cancelled or redelivered while it was out (or its claim taken over).
+                    late: dict[str, object] = {"claimed_by": None, "claimed_until": None}
+                    if o.accepted:
+                        late.update(
+                            status="delivered",
+                            delivered_at=now,
+                            attempts=job.attempt,
+                            last_status_code=o.status_code,
+                            last_error=None,
+                        )
+                    await session.execute(update(WebhookDelivery).where(*claim).values(**late))
+                if values.get("status") == "dead" and counted:
+                    gone_dead.add(job.subscription_id)
                 if o.status_code == 410:
-                    # The receiver says the endpoint is gone for good: stop sending it anything. After
-                    # the update above, which needs this relay's claim that cancel_pending clears.
+                    # The receiver says the endpoint is gone for good: stop sending it anything.
                     await session.execute(
                         update(WebhookSubscription)
-                        .where(WebhookSubscription.id == o.job.subscription_id)
+                        .where(WebhookSubscription.id == job.subscription_id)
                         .values(active=False, disabled_reason="endpoint answered 410 Gone", updated_at=now)
                     )
-                    await cancel_pending(session, o.job.subscription_id)
-                if o.status_code is None or not 200 <= o.status_code < 300:
+                    await cancel_pending(session, job.subscription_id)
+                if not o.accepted:
                     log.info(
                         "webhook delivery %s attempt %d failed: %s",
-                        o.job.delivery_id,
-                        o.job.attempt,
+                        job.delivery_id,
+                        job.attempt,
                         o.status_code or o.error,
                     )
-            # After every outcome of the batch: disabling cancels what is pending, claims included.
+            # After every outcome of the batch: disabling cancels what is pending.
             for subscription_id in gone_dead:
                 await self._disable_if_failing_too_long(session, subscription_id, now)
         for o in outcomes:
             self.claimed.pop(o.job.delivery_id, None)
+
+    @staticmethod
+    async def _still_kept(session: AsyncSession, delivery_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these deliveries still exist, kept from the retention pass until the
+        transaction ends: on PostgreSQL a key-share lock, which the pass's `SKIP LOCKED` steps
+        over, and which a delete already under way makes this wait for and then find the row
+        gone. (SQLite has one writer at a time.)"""
+        stmt = (
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.id.in_(delivery_ids))
+            .order_by(WebhookDelivery.id)
+            .with_for_update(read=True, key_share=True)
+        )
+        return set((await session.scalars(stmt)).all())
 
     async def _disable_if_failing_too_long(
         self, session: AsyncSession, subscription_id: uuid.UUID, now: datetime
@@ -514,6 +661,8 @@ class Relay:
         async with self.db.writer() as session, session.begin():
             now = await database_now(session)
             cutoff = now - timedelta(days=self.settings.webhook_retention_days)
+            # Never one a relay is sending still: a delivery cancelled while it was out keeps the
+            # claim (`cancel_pending`) until its outcome is recorded.
             # `next_attempt_at` is when its last attempt was due (a redelivery sets it anew), so
             # the (status, next_attempt_at) index finds them; one delivered late by a relay that
             # was down stays its full period after it was delivered.
@@ -523,6 +672,7 @@ class Relay:
                     WebhookDelivery.status.in_(FINISHED),
                     WebhookDelivery.next_attempt_at < cutoff,
                     or_(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.delivered_at < cutoff),
+                    or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
                 )
                 .limit(batch)
             )

@@ -10,6 +10,7 @@ import socket
 import ssl
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -77,10 +78,57 @@ def refuse_non_public(host: str, addresses: list[IPAddress]) -> None:
                 )
 
 
+# Host names are looked up by the system's resolver, which blocks a thread until its name server
+# answers or it gives up (tens of seconds for one that never answers). In the event loop's default
+# executor, a few such names would take every thread it has, and with them every other receiver's
+# lookups and whatever else runs in a thread (`asyncio.to_thread`). So lookups have a few threads
+# of their own, and the sends waiting for one name share one lookup of it (`_looking_up`): a name
+# that hangs holds one thread, however many deliveries wait for it. Each send waits no longer than
+# its own deadline (`Relay.send`); the lookup itself runs on until the resolver gives up.
+LOOKUP_THREADS = 4
+_lookup_threads: ThreadPoolExecutor | None = None
+_looking_up: dict[tuple[asyncio.AbstractEventLoop, str, int], asyncio.Future[list[str]]] = {}
+
+
+def _lookup_pool() -> ThreadPoolExecutor:
+    global _lookup_threads
+    if _lookup_threads is None:
+        _lookup_threads = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="webhook-lookup")
+    return _lookup_threads
+
+
+def _lookup(host: str, port: int) -> asyncio.Future[list[str]]:
+    """The lookup of `host` under way in this loop, or a new one."""
+    loop = asyncio.get_running_loop()
+    key = (loop, host, port)
+    shared = _looking_up.get(key)
+    if shared is None:
+        shared = loop.run_in_executor(_lookup_pool(), _getaddrinfo, host, port)
+        _looking_up[key] = shared
+
+        def done(finished: asyncio.Future[list[str]]) -> None:
+            _looking_up.pop(key, None)
+            if not finished.cancelled():
+                finished.exception()  # retrieved, even when every send waiting for it timed out
+
+        shared.add_done_callback(done)
+    return shared
+
+
+def _getaddrinfo(host: str, port: int) -> list[str]:
+    """The addresses the resolver answers for `host`, in its order."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """The addresses `host` resolves to."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return [ipaddress.ip_address(host)]  # an address already: nothing to look up
+    except ValueError:
+        pass
+    try:
+        # Shielded: a send that gives up at its deadline leaves the lookup to the others waiting.
+        found = await asyncio.shield(_lookup(host, port))
     except OSError as exc:
         raise TargetRefused(
             Text("主机名无法解析", f"the host does not resolve: {exc.strerror or exc}")
@@ -89,7 +137,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         # A name DNS cannot carry (a label longer than 63 characters): the lookup refuses it
         # before asking anyone, with UnicodeError rather than OSError.
         raise TargetRefused(Text("主机名无法解析", f"the host does not resolve: {exc}")) from exc
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
+    return [ipaddress.ip_address(address) for address in found]
 
 
 class PublicAddressBackend(httpcore.AsyncNetworkBackend):
@@ -254,12 +302,13 @@ class WebhookService:
     async def set_active(
         self, sub: WebhookSubscription, active: bool, reason: str | None
     ) -> WebhookSubscription:
+        await lock_subscriptions(self.session, [sub.id])
         sub.active = active
         sub.disabled_reason = None if active else reason
         sub.updated_at = utcnow()
+        await self.session.flush()
         if not active:
             await cancel_pending(self.session, sub.id)
-        await self.session.flush()
         return sub
 
     async def deliveries(
@@ -289,19 +338,19 @@ class WebhookService:
 
     async def redeliver(self, delivery: WebhookDelivery) -> WebhookDelivery:
         """Send a dead (or cancelled) delivery again, with a fresh retry schedule."""
-        sub = await self.session.get(WebhookSubscription, delivery.subscription_id)
-        assert sub is not None
+        # Locked, and read again: one disabled meanwhile is refused, not sent to.
+        sub = (await lock_subscriptions(self.session, [delivery.subscription_id]))[0]
+        await self.session.refresh(delivery)
         if not sub.active:
             raise Conflict(Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"))
         if delivery.status in ("pending", "delivered"):
             raise Conflict(
                 Text("该投递无需重发", "This delivery is {s}; nothing to redeliver").format(s=delivery.status)
             )
+        # A claim it still has is left in place (`cancel_pending`).
         delivery.status = "pending"
         delivery.attempts = 0
         delivery.next_attempt_at = utcnow()
-        delivery.claimed_by = None
-        delivery.claimed_until = None
         await self.session.flush()
         return delivery
 
@@ -312,6 +361,7 @@ class WebhookService:
         cancelled deliveries made since `since`, oldest first: the backlog of a receiver that was
         down, once it is back and the subscription enabled. Returns how many, and whether more
         are left (the same request again sends the next ones)."""
+        await lock_subscriptions(self.session, [sub.id])  # and read again: see `redeliver`
         if not sub.active:
             raise Conflict(Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"))
         stmt = select(WebhookDelivery.id).where(
@@ -324,26 +374,50 @@ class WebhookService:
         )
         ids = list(rows.all())
         chosen = ids[:limit]
-        if chosen:
-            await self.session.execute(
-                update(WebhookDelivery)
-                # The status again: one sent or delivered meanwhile is left alone.
-                .where(WebhookDelivery.id.in_(chosen), WebhookDelivery.status.in_(("dead", "cancelled")))
-                .values(
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=utcnow(),
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-        return len(chosen), len(ids) > limit
+        if not chosen:
+            return 0, False
+        result = await self.session.execute(
+            update(WebhookDelivery)
+            # The status again: one sent or delivered meanwhile is left alone, and not counted.
+            # A claim is left in place (`cancel_pending`).
+            .where(WebhookDelivery.id.in_(chosen), WebhookDelivery.status.in_(("dead", "cancelled")))
+            .values(status="pending", attempts=0, next_attempt_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount, len(ids) > limit  # type: ignore[attr-defined]
+
+
+async def lock_subscriptions(
+    session: AsyncSession, subscription_ids: Iterable[uuid.UUID]
+) -> list[WebhookSubscription]:
+    """Locks subscriptions' rows, in the order of their ids, and reads them again.
+
+    Whatever changes a subscription together with its deliveries (disabling it by hand, a 410, the
+    relay disabling one that failed for days, a redelivery) takes its row first, then the deliveries'
+    rows: on PostgreSQL two of them then wait for each other at the subscription, where one holding
+    deliveries and waiting for the subscription while the other holds the subscription and waits for
+    those deliveries would deadlock. `FOR NO KEY UPDATE` is the lock an UPDATE of the row's other
+    columns takes; unlike `FOR UPDATE` it does not wait for new deliveries, whose foreign keys take
+    a key-share lock on the row. (SQLite has one writer at a time, and no row locks.)"""
+    rows = await session.scalars(
+        select(WebhookSubscription)
+        .where(WebhookSubscription.id.in_(set(subscription_ids)))
+        .order_by(WebhookSubscription.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
 
 
 async def cancel_pending(session: AsyncSession, subscription_id: uuid.UUID) -> None:
+    """Cancels what is pending for a subscription; the caller has locked it (`lock_subscriptions`).
+
+    A delivery a relay is sending keeps that relay's claim (`claimed_by`, `claimed_until`) until its
+    outcome is recorded or the lease lapses: were the claim cleared, a redelivery of the cancelled
+    delivery would make it due at once, and it would be sent a second time while the first send is
+    still out, the older outcome then overwriting the newer (`Relay.record`)."""
     await session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.status == "pending")
-        .values(status="cancelled", claimed_by=None, claimed_until=None)
+        .values(status="cancelled")
     )
