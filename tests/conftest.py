@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -162,6 +163,37 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
     monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", loopback_connect)
     return refused
+
+
+# What a name lookup answers in the tests: loopback names and literal addresses as the system does,
+# any other name "not found" at once. A test that needs a name to resolve patches the lookup.
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+@pytest.fixture(autouse=True)
+def no_name_lookups_beyond_this_machine(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Name lookups never leave the machine either: a test's made-up host name (a subscriber's
+    `hooks.example.org`) is not sent to the resolver this machine is configured with, whose answer
+    (and how long it takes: a resolver that drops queries holds each lookup for seconds) would
+    otherwise decide the run. Such names are answered "not found" at once, and listed."""
+    looked_up: list[str] = []
+    system = socket.getaddrinfo
+
+    def getaddrinfo(host: bytes | str | None, port: object, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or name.lower().rstrip(".") in LOOPBACK_NAMES:
+            return system(host, port, *args, **kwargs)
+        try:
+            ipaddress.ip_address(name.split("%", 1)[0])
+            return system(host, port, *args, **kwargs)
+        except ValueError:
+            pass
+        name.encode("idna")  # a name no resolver could be asked for fails as the system's lookup does
+        looked_up.append(name)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return looked_up
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -691,6 +691,22 @@ async def test_private_and_non_http_targets_are_refused(api, app, relay, receive
     assert delivery["last_status_code"] is None and "refused" in delivery["last_error"]
 
 
+async def test_a_name_that_does_not_resolve_is_refused_and_never_asked_of_a_resolver_elsewhere(
+    api, app, no_name_lookups_beyond_this_machine
+):
+    app.state.settings.webhook_allow_private_targets = False
+    for language, phrase in (("zh", "主机名无法解析"), ("en", "the host does not resolve")):
+        response = await api.client.post(
+            "/v1/webhooks", json={"url": "https://hooks.example.org/x"}, headers={"Accept-Language": language}
+        )
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error["code"] == "target_refused" and phrase in error["message"], error
+    # Answered on this machine, by the tests' lookup: no query left for the configured resolver.
+    assert no_name_lookups_beyond_this_machine == ["hooks.example.org", "hooks.example.org"]
+    assert (await api.client.get("/v1/webhooks")).json() == []
+
+
 class RebindingResolver:
     """A name server under an attacker's control: the first lookup of a name answers a public
     address, every later one 127.0.0.1 (a TTL of zero is all it takes)."""
