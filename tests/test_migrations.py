@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import mediation.models  # noqa: F401  (every table on Base.metadata)
-from mediation.core.db import Base
+from mediation.core.db import Base, UTCDateTime
 from mediation.migrate import downgrade, upgrade
 from tests.conftest import PG_ADMIN_DSN
 
@@ -250,3 +252,141 @@ def test_cases_registered_before_place_keys_get_theirs_from_the_migration(empty_
     upgrade(empty_database)
     rows = asyncio.run(run([("SELECT address, place_key FROM disputes ORDER BY case_number", {})]))
     assert rows == [("诸暨市枫桥镇幸福小区3栋2单元501", "诸暨市枫桥镇幸福小区"), (None, None)]
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_subscriptions_get_when_they_started_failing_from_the_attempt_log(empty_database):
+    """Migration 0024 gives each subscription the first failed attempt (no answer, or a status
+    outside 200-299) after its last accepted one, any failed one if none was accepted, and nothing
+    when no failure follows the last acceptance; across the subscription's deliveries. Only a change
+    of who receives events renews the subscribers' version, not one of this column. Down to 0023
+    again, the column goes and the triggers stay, renewing it on any update as before."""
+    upgrade(empty_database, "0023")
+    dialect = "sqlite" if empty_database.startswith("sqlite") else "postgresql"
+    stored = (lambda u: u.hex) if dialect == "sqlite" else (lambda u: u)
+    body, events = uuid.UUID(int=1), [uuid.UUID(int=2), uuid.UUID(int=3)]
+    day = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    # Each subscription's attempts, in the order they were written: (day, status code or no answer).
+    history: dict[str, list[tuple[int, int | None]]] = {
+        "failing again": [(1, 500), (2, 200), (3, 500), (4, None), (5, 503)],
+        "never accepted": [(2, None), (1, 500), (3, 502)],
+        "accepted last": [(1, 500), (2, 500), (3, 204)],
+        "never sent": [],
+        "redirected": [(1, 200), (2, 299), (3, 300)],
+    }
+    subscriptions = {name: uuid.uuid5(body, name) for name in history}
+
+    def started(days: int, n: int) -> datetime:
+        return day + timedelta(days=days, microseconds=n)  # the n-th attempt written
+
+    async def run(*statements: tuple[str, dict[str, object]]) -> list[tuple[object, ...]]:
+        engine = create_async_engine(empty_database)
+        rows: list[tuple[object, ...]] = []
+        async with engine.begin() as conn:
+            for sql, params in statements:
+                # Times bound and read as the application binds and reads them.
+                stmt = text(sql).bindparams(
+                    *(bindparam(name, type_=UTCDateTime()) for name in params if name.endswith("_at"))
+                )
+                if sql.startswith("SELECT"):
+                    stmt = stmt.columns(failing_since=UTCDateTime())
+                result = await conn.execute(stmt, params)
+                rows += [tuple(r) for r in result.all()] if result.returns_rows else []
+        await engine.dispose()
+        return rows
+
+    seed = [
+        (
+            "INSERT INTO bodies (id, name, kind, tier, region_code, active, created_at)"
+            " VALUES (:id, '枫桥镇人民调解委员会', 'people_mediation_committee', 'town', '330681105',"
+            " true, :created_at)",
+            {"id": stored(body), "created_at": day},
+        ),
+    ]
+    seed += [
+        (
+            "INSERT INTO outbox_events (id, type, source, subject, data, created_at)"
+            " VALUES (:id, 'cn.mediation.dispute.registered', '/mediation', '330681-2026-000001', '{}',"
+            " :created_at)",
+            {"id": stored(event), "created_at": day},
+        )
+        for event in events
+    ]
+    for name, attempts in history.items():
+        sub = subscriptions[name]
+        seed.append(
+            (
+                "INSERT INTO webhook_subscriptions (id, organisation_id, role, url, event_types,"
+                " secret_enc, active, created_by, created_at, updated_at) VALUES (:id, :body,"
+                " 'body_admin', 'https://hooks.example.org/', '[]', 'x', true, 'admin', :created_at,"
+                " :updated_at)",
+                {"id": stored(sub), "body": stored(body), "created_at": day, "updated_at": day},
+            )
+        )
+        # Attempts in turn on two deliveries: what counts is the subscription's, not a delivery's.
+        deliveries = [uuid.uuid5(sub, str(n)) for n in range(2)]
+        for delivery, event in zip(deliveries, events, strict=True):
+            seed.append(
+                (
+                    "INSERT INTO webhook_deliveries (id, subscription_id, event_id, status, attempts,"
+                    " next_attempt_at, created_at) VALUES (:id, :sub, :event, 'dead', 3, :next_at, :created_at)",
+                    {
+                        "id": stored(delivery),
+                        "sub": stored(sub),
+                        "event": stored(event),
+                        "next_at": day,
+                        "created_at": day,
+                    },
+                )
+            )
+        for n, (days, status) in enumerate(attempts):
+            seed.append(
+                (
+                    "INSERT INTO webhook_attempts (id, delivery_id, attempt, relay_id, started_at,"
+                    " status_code, latency_ms) VALUES (:id, :delivery, 1, 'relay', :started_at, :status, 5)",
+                    {
+                        "id": stored(uuid.uuid5(sub, f"attempt {n}")),
+                        "delivery": stored(deliveries[n % 2]),
+                        "started_at": started(days, n),
+                        "status": status,
+                    },
+                )
+            )
+    asyncio.run(run(*seed))
+
+    upgrade(empty_database, "0024")
+    rows = asyncio.run(run(("SELECT id, failing_since FROM webhook_subscriptions", {})))
+    failing = {uuid.UUID(str(sub_id)): since for sub_id, since in rows}
+    assert {name: failing[sub] for name, sub in subscriptions.items()} == {
+        "failing again": started(3, 2),
+        "never accepted": started(1, 1),
+        "accepted last": None,
+        "never sent": None,
+        "redirected": started(3, 2),
+    }
+
+    def version() -> object:
+        return asyncio.run(run(("SELECT token FROM webhook_subscribers_version", {})))[0][0]
+
+    before = version()
+    asyncio.run(run(("UPDATE webhook_subscriptions SET failing_since = NULL", {})))
+    assert version() == before
+    asyncio.run(run(("UPDATE webhook_subscriptions SET active = false", {})))
+    assert version() != before
+
+    downgrade(empty_database, "0023")
+
+    async def columns() -> set[str]:
+        engine = create_async_engine(empty_database)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("webhook_subscriptions")}
+            )
+        await engine.dispose()
+        return found
+
+    assert "failing_since" not in asyncio.run(columns())
+    assert _triggers(empty_database) == TRIGGERS[dialect]
+    before = version()
+    asyncio.run(run(("UPDATE webhook_subscriptions SET description = 'x'", {})))
+    assert version() != before

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 from sqlalchemy import select, text, update
 
-from mediation.core.settings import Settings
-from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from mediation.events.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscribersVersion,
+    WebhookSubscription,
+)
 from mediation.events.relay import Relay
 from tests.receiver import Receiver
 from tests.support import Api
@@ -26,18 +28,28 @@ from tests.test_webhooks import attempts_of, deliveries_of, lock_waiters, parse_
 
 
 async def age(app: Any, delivery_ids: list[uuid.UUID], days: float) -> None:
-    """Moves deliveries and their attempts `days` into the past."""
+    """Moves deliveries and their attempts `days` into the past, and with them the start of their
+    subscription's failure (`failing_since`) when one of those attempts began it."""
     back = timedelta(days=days)
     async with app.state.db.writer() as session, session.begin():
+        subscription_ids = set()
         for d in await session.scalars(select(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids))):
             d.created_at -= back
             d.next_attempt_at -= back
             if d.delivered_at is not None:
                 d.delivered_at -= back
+            subscription_ids.add(d.subscription_id)
+        started = set()
         for a in await session.scalars(
             select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(delivery_ids))
         ):
+            started.add(a.started_at)
             a.started_at -= back
+        for sub in await session.scalars(
+            select(WebhookSubscription).where(WebhookSubscription.id.in_(subscription_ids))
+        ):
+            if sub.failing_since is not None and sub.failing_since in started:
+                sub.failing_since -= back
 
 
 async def rows(app: Any) -> dict[uuid.UUID, tuple[str, int]]:
@@ -194,24 +206,6 @@ async def test_a_delivery_cancelled_while_it_is_out_is_not_deleted_until_its_out
     assert [a["status_code"] for a in await attempts_of(api, sub, row["id"])] == [200]
 
 
-def test_failed_attempts_are_kept_at_least_as_long_as_it_takes_to_disable(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """A subscription is disabled once its deliveries have failed for the whole period; attempts
-    deleted sooner would take its first failure with them, and it would never be. Such settings
-    stop the service at start, naming both."""
-    monkeypatch.chdir(tmp_path)  # no .env file of the checkout
-    monkeypatch.setenv("MEDIATION_WEBHOOK_DISABLE_AFTER_FAILING_DAYS", "5")
-    monkeypatch.setenv("MEDIATION_WEBHOOK_RETENTION_DAYS", "3")
-    with pytest.raises(
-        ValidationError,
-        match=r"RETENTION_DAYS \(3\) must be at least MEDIATION_WEBHOOK_DISABLE_AFTER_FAILING_DAYS \(5\)",
-    ):
-        Settings()
-    monkeypatch.setenv("MEDIATION_WEBHOOK_RETENTION_DAYS", "5")
-    assert Settings().webhook_retention_days == 5
-
-
 # ---- a receiver failing for days ----------------------------------------------------------------------
 
 
@@ -356,3 +350,176 @@ async def test_a_backlog_redelivery_counts_only_the_deliveries_it_set_pending(ap
     assert response.status_code == 200, response.text
     assert response.json() == {"redelivered": 1, "more": False}
     assert sorted(d["status"] for d in await deliveries_of(api, sub)) == ["pending", "pending"]
+
+
+# ---- when a receiver started failing --------------------------------------------------------------
+
+
+async def failing_since(app: Any, sub: dict[str, Any]) -> datetime | None:
+    async with app.state.db.reader() as session:
+        row = await session.get(WebhookSubscription, uuid.UUID(sub["id"]))
+        assert row is not None
+        return row.failing_since
+
+
+async def subscribers_version(app: Any) -> str:
+    async with app.state.db.reader() as session:
+        return str(await session.scalar(select(WebhookSubscribersVersion.token)))
+
+
+async def test_the_subscription_keeps_when_its_receiver_started_failing(api, app, relay, receiver):
+    """The first failure after the last acceptance starts the count, later failures leave it, an
+    acceptance ends it; in a batch, its outcomes count in the order they were sent. Who receives
+    events does not change with it: the subscribers' version stays."""
+    app.state.settings.webhook_retry_schedule_seconds = [3600.0]  # a failure is retried an hour on
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    version = await subscribers_version(app)
+
+    async def one(answer: int) -> datetime:
+        receiver.script = [answer]
+        await api.intake()
+        [job] = await relay.claim()
+        outcome = await relay.send(job)
+        await relay.record([outcome])
+        assert outcome.status_code == answer
+        return outcome.started_at
+
+    assert await failing_since(app, sub) is None
+    first_failure = await one(500)
+    assert await failing_since(app, sub) == first_failure
+    (row,) = await deliveries_of(api, sub)
+    (attempt,) = await attempts_of(api, sub, row["id"])
+    assert parse_time(attempt["started_at"]) == first_failure, "as the attempt log has it"
+    await one(503)
+    assert await failing_since(app, sub) == first_failure
+    await one(200)
+    assert await failing_since(app, sub) is None
+    await one(200)
+    assert await failing_since(app, sub) is None
+    again = await one(500)
+    assert await failing_since(app, sub) == again
+
+    # One batch: a failure sent before an acceptance ends with it; one sent after starts anew.
+    for _ in range(3):
+        await api.intake()
+    jobs = await relay.claim()
+    assert len(jobs) == 3
+    receiver.script = [500, 200, 500]
+    outcomes = [await relay.send(job) for job in jobs]  # one after the other, in the script's order
+    assert [o.status_code for o in outcomes] == [500, 200, 500]
+    await relay.record(list(reversed(outcomes)))
+    assert await failing_since(app, sub) == outcomes[2].started_at
+    assert await subscribers_version(app) == version
+
+
+async def test_a_receiver_is_disabled_on_time_after_its_first_failures_were_deleted(
+    api, app, relay, receiver
+):
+    """Retention as short as the disable period allows: the delivery whose failure started the
+    count is deleted with its attempts before the period is up. The count stands all the same,
+    and the next delivery to go dead disables the subscription, naming the first failure."""
+    app.state.settings.webhook_retry_schedule_seconds = []  # dead at once
+    app.state.settings.webhook_retention_days = app.state.settings.webhook_disable_after_failing_days = 5
+    receiver.default = 500
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+    await relay.run_once()
+    (first,) = await deliveries_of(api, sub, "dead")
+    await age(app, ids_of([first]), 4)
+    await api.intake()
+    await relay.run_once()
+    assert len(await deliveries_of(api, sub, "dead")) == 2
+    await age(app, ids_of(await deliveries_of(api, sub)), 2)
+    (attempt,) = await attempts_of(api, sub, first["id"])
+    started = parse_time(attempt["started_at"])
+    assert await failing_since(app, sub) == started
+    assert await relay.purge_expired() == 1
+    assert first["id"] not in {d["id"] for d in await deliveries_of(api, sub)}
+
+    await api.intake()
+    await relay.run_once()
+    got = (await api.client.get(f"/v1/webhooks/{sub['id']}", headers=sub["_headers"])).json()
+    assert got["active"] is False
+    assert f"failing since {started:%Y-%m-%d %H:%M} UTC" in got["disabled_reason"]
+
+
+async def test_an_enabled_subscription_fails_for_the_whole_period_again_before_it_is_disabled(
+    api, app, relay, receiver
+):
+    """Disabled after five days of failures and enabled again, the receiver is given five days
+    afresh: its backlog failing once more does not disable it at once, five more days of failure
+    do. Enabling a subscription that is enabled already leaves its count as it is."""
+    app.state.settings.webhook_retry_schedule_seconds = []
+    receiver.default = 500
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    headers = sub["_headers"]
+
+    async def active() -> bool:
+        response = await api.client.get(f"/v1/webhooks/{sub['id']}", headers=headers)
+        return bool(response.json()["active"])
+
+    await api.intake()
+    await relay.run_once()
+    await age(app, ids_of(await deliveries_of(api, sub)), 6)
+    await api.intake()
+    await relay.run_once()
+    assert not await active()
+    assert await failing_since(app, sub) is not None
+
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/enable", headers=headers)
+    assert response.status_code == 200, response.text
+    assert await failing_since(app, sub) is None
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/redeliver", json={}, headers=headers)
+    assert response.json() == {"redelivered": 2, "more": False}
+    while await relay.run_once():
+        pass
+    assert len(await deliveries_of(api, sub, "dead")) == 2
+    assert await active(), "failing since moments ago, not for five days"
+    since = await failing_since(app, sub)
+    assert since is not None
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/enable", headers=headers)
+    assert response.status_code == 200, response.text
+    assert await failing_since(app, sub) == since
+
+    await age(app, ids_of(await deliveries_of(api, sub)), 6)
+    await api.intake()
+    await relay.run_once()
+    assert not await active()
+
+
+@pytest.mark.postgres_only
+async def test_a_receiver_starting_to_fail_while_its_subscription_is_disabled_does_not_deadlock(
+    api, app, relay, receiver
+):
+    """The relay records a delivery's first failure (a retry is due later, so nothing disables the
+    subscription, but the count starts on its row) while the owner disables the subscription,
+    which cancels its pending deliveries, that one among them. The owner's request waits for the
+    subscription first; were the relay to write the delivery and then wait for the subscription,
+    the request, let in first, would wait for that delivery, and PostgreSQL would end one of them
+    with a deadlock. A third transaction holds the subscription's row until both wait."""
+    app.state.settings.webhook_retry_schedule_seconds = [3600.0]
+    receiver.script = [500]
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+    [job] = await relay.claim()
+    outcome = await relay.send(job)
+    assert outcome.status_code == 500
+    async with app.state.db.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT 1 FROM webhook_subscriptions WHERE id = :id FOR NO KEY UPDATE"),
+            {"id": uuid.UUID(sub["id"])},
+        )
+        disabling = asyncio.create_task(
+            api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
+        )
+        await lock_waiters(app, 1)
+        recording = asyncio.create_task(relay.record([outcome]))
+        await lock_waiters(app, 2)
+        await holder.rollback()
+    response = await disabling
+    assert response.status_code == 200, response.text
+    await recording
+    assert await failing_since(app, sub) == outcome.started_at
+    (row,) = await deliveries_of(api, sub)
+    assert row["status"] == "cancelled"
+    assert [a["status_code"] for a in await attempts_of(api, sub, row["id"])] == [500]

@@ -187,20 +187,6 @@ class Settings(BaseSettings):
             raise ValueError("relay_lease_seconds must be longer than webhook_timeout_seconds")
         return self
 
-    @model_validator(mode="after")
-    def _failures_kept_until_they_can_disable(self) -> Settings:
-        # A subscription is disabled once its attempts have failed for the whole period; attempts
-        # deleted sooner would take the first failure with them, and it would never be disabled.
-        if self.webhook_retention_days < self.webhook_disable_after_failing_days:
-            raise ValueError(
-                "MEDIATION_WEBHOOK_RETENTION_DAYS "
-                f"({self.webhook_retention_days:g}) must be at least "
-                f"MEDIATION_WEBHOOK_DISABLE_AFTER_FAILING_DAYS ({self.webhook_disable_after_failing_days:g}): "
-                "failed attempts deleted sooner could never add up to the period that disables a "
-                "subscription"
-            )
-        return self
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -79,6 +79,12 @@ class WebhookSubscription(Base):
     previous_secret_expires_at: Mapped[datetime | None]
     active: Mapped[bool]
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
+    # When the failure began that no accepted attempt has ended since: the start of the first failed
+    # attempt after the last accepted one, None while the last one was accepted (or none was made).
+    # The relay keeps it (`Relay.record`) and disables the subscription when it is old enough;
+    # re-enabling the subscription clears it. Changing it does not renew the subscribers' version:
+    # it decides nothing about who receives events (migration 0024).
+    failing_since: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

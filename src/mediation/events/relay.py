@@ -133,6 +133,20 @@ class Job:
         return self.claimed_at + timedelta(seconds=time.monotonic() - self.claimed_at_monotonic)
 
 
+def _failing_since_after(failing_since: datetime | None, outcomes: list[Outcome]) -> datetime | None:
+    """A subscription's `failing_since` once these outcomes of it are counted, in the order they
+    were sent: a failure starts the count if none runs, an acceptance ends one begun no later than
+    it was sent. (An acceptance recorded after a failure that was sent later leaves that failure's
+    count standing.)"""
+    for o in sorted(outcomes, key=lambda o: o.started_at):
+        if o.accepted:
+            if failing_since is not None and failing_since <= o.started_at:
+                failing_since = None
+        elif failing_since is None:
+            failing_since = o.started_at
+    return failing_since
+
+
 @dataclass(slots=True)
 class Outcome:
     job: Job
@@ -485,8 +499,26 @@ class Relay:
                 for o in outcomes
                 if o.status_code == 410 or (not o.accepted and o.job.attempt > len(schedule))
             }
-            if may_disable:
-                await lock_subscriptions(session, may_disable)
+            # So is one whose `failing_since` this batch changes (a receiver starting or ending a
+            # failure), and for the same reason: written after the deliveries without that lock,
+            # it would wait for the subscription's row while holding deliveries that whoever holds
+            # the row (disabling it, redelivering, another relay disabling it) waits for. Which ones
+            # follows from a plain read, no lock and no write: most outcomes change nothing (a
+            # receiver answering as it did), and leave the subscription's row alone. Each is read
+            # again under its lock, as another relay may have changed it meanwhile.
+            by_subscription: dict[uuid.UUID, list[Outcome]] = {}
+            for o in outcomes:
+                by_subscription.setdefault(o.job.subscription_id, []).append(o)
+            failing = await self._failing_since(session, set(by_subscription))
+            moving = {
+                sub_id
+                for sub_id, was in failing.items()
+                if _failing_since_after(was, by_subscription[sub_id]) != was
+            }
+            locked = may_disable | moving
+            if locked:
+                for sub in await lock_subscriptions(session, locked):
+                    failing[sub.id] = sub.failing_since
             kept = await self._still_kept(session, {o.job.delivery_id for o in outcomes})
             gone_dead: set[uuid.UUID] = set()
             # 410s last: the batch's other outcomes for that subscription are recorded first, then
@@ -577,9 +609,26 @@ class Relay:
                         job.attempt,
                         o.status_code or o.error,
                     )
+            # The attempts the log now keeps move `failing_since`, as the backfill (migration 0024)
+            # reads it off the log; only on subscriptions locked above. One whose read said nothing
+            # changes is left unlocked and unwritten even if another relay changed it since: relays
+            # recording at once then leave it off by at most the time an outcome waits to be
+            # recorded (a send's timeout, a turn), against days of failure.
+            for subscription_id in sorted(locked & set(failing)):
+                was = failing[subscription_id]
+                recorded = [o for o in by_subscription[subscription_id] if o.job.delivery_id in kept]
+                failing[subscription_id] = _failing_since_after(was, recorded)
+                if failing[subscription_id] != was:
+                    await session.execute(
+                        update(WebhookSubscription)
+                        .where(WebhookSubscription.id == subscription_id)
+                        .values(failing_since=failing[subscription_id])
+                    )
             # After every outcome of the batch: disabling cancels what is pending.
             for subscription_id in gone_dead:
-                await self._disable_if_failing_too_long(session, subscription_id, now)
+                await self._disable_if_failing_too_long(
+                    session, subscription_id, failing.get(subscription_id), now
+                )
         for o in outcomes:
             self.claimed.pop(o.job.delivery_id, None)
 
@@ -597,32 +646,35 @@ class Relay:
         )
         return set((await session.scalars(stmt)).all())
 
+    @staticmethod
+    async def _failing_since(
+        session: AsyncSession, subscription_ids: set[uuid.UUID]
+    ) -> dict[uuid.UUID, datetime | None]:
+        rows = await session.execute(
+            select(WebhookSubscription.id, WebhookSubscription.failing_since).where(
+                WebhookSubscription.id.in_(subscription_ids)
+            )
+        )
+        return {sub_id: since for sub_id, since in rows}
+
     async def _disable_if_failing_too_long(
-        self, session: AsyncSession, subscription_id: uuid.UUID, now: datetime
+        self, session: AsyncSession, subscription_id: uuid.UUID, failing_since: datetime | None, now: datetime
     ) -> None:
         """A subscription one of whose deliveries has just gone dead, and none of whose attempts
         has succeeded for `webhook_disable_after_failing_days` (counted from the first failure
-        after its last success), is disabled as a 410 disables it: what is pending is cancelled,
-        and the reason says since when it failed and when it was disabled. Standard Webhooks and
-        Svix do the same after five days: a receiver that is gone, or a URL mistyped, would
-        otherwise be sent every event and all its retries for ever. Re-enabling it and
-        redelivering its backlog (`POST /v1/webhooks/{id}/redeliver`) brings it back; if it still
-        fails, it is disabled again when the next delivery goes dead."""
+        after its last success, `failing_since`), is disabled as a 410 disables it: what is pending
+        is cancelled, and the reason says since when it failed and when it was disabled. Standard
+        Webhooks and Svix do the same after five days: a receiver that is gone, or a URL mistyped,
+        would otherwise be sent every event and all its retries for ever. Re-enabling it starts
+        the count afresh (`WebhookService.set_active`), and redelivering its backlog
+        (`POST /v1/webhooks/{id}/redeliver`) brings it back; if it still fails, it is disabled
+        again when a delivery goes dead once it has failed for the whole period anew.
+
+        The caller has locked the subscription and passes `failing_since` as this transaction
+        left it: read off the subscription's row, not the attempt log, a dead delivery costs the
+        same however many attempts the log keeps, and attempts deleted by the retention period
+        take nothing of the count with them."""
         period = timedelta(days=self.settings.webhook_disable_after_failing_days)
-        ours = (
-            WebhookAttempt.delivery_id == WebhookDelivery.id,
-            WebhookDelivery.subscription_id == subscription_id,
-        )
-        succeeded = WebhookAttempt.status_code.between(200, 299)
-        last_success = await session.scalar(
-            select(func.max(WebhookAttempt.started_at)).where(*ours, succeeded)
-        )
-        failures = select(func.min(WebhookAttempt.started_at)).where(
-            *ours, or_(WebhookAttempt.status_code.is_(None), ~succeeded)
-        )
-        if last_success is not None:
-            failures = failures.where(WebhookAttempt.started_at > last_success)
-        failing_since: datetime | None = await session.scalar(failures)
         if failing_since is None or now - failing_since < period:
             return
         reason = (

@@ -303,6 +303,11 @@ class WebhookService:
         self, sub: WebhookSubscription, active: bool, reason: str | None
     ) -> WebhookSubscription:
         await lock_subscriptions(self.session, [sub.id])
+        if active and not sub.active:
+            # Enabled again (its receiver fixed, say): the failures that disabled it no longer
+            # count, and it fails for the whole period anew before the relay disables it again
+            # (`Relay._disable_if_failing_too_long`). An enabled one keeps its count.
+            sub.failing_since = None
         sub.active = active
         sub.disabled_reason = None if active else reason
         sub.updated_at = utcnow()
