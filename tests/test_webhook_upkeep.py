@@ -21,7 +21,7 @@ from mediation.events.models import (
     WebhookSubscribersVersion,
     WebhookSubscription,
 )
-from mediation.events.relay import Relay
+from mediation.events.relay import Outcome, Relay
 from tests.receiver import Receiver
 from tests.support import Api
 from tests.test_webhooks import attempts_of, deliveries_of, lock_waiters, parse_time, pump, subscribe
@@ -523,3 +523,89 @@ async def test_a_receiver_starting_to_fail_while_its_subscription_is_disabled_do
     (row,) = await deliveries_of(api, sub)
     assert row["status"] == "cancelled"
     assert [a["status_code"] for a in await attempts_of(api, sub, row["id"])] == [500]
+
+
+@pytest.mark.postgres_only
+async def test_recording_an_outcome_that_moves_nothing_does_not_deadlock_with_a_disable(
+    api, app, relay, receiver
+):
+    """The receiver has been failing for an hour: another 500 changes nothing on the subscription.
+    Its deliveries are still updated, so the subscription is locked first all the same: the owner
+    disabling it (the subscription, then its pending deliveries) and the relay recording two
+    outcomes in the other order would otherwise hold one delivery each and wait for the other."""
+    app.state.settings.webhook_retry_schedule_seconds = [3600.0, 3600.0]
+    receiver.script = [500, 500]
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    sub_id = uuid.UUID(sub["id"])
+    async with app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == sub_id)
+            .values(failing_since=datetime.now(UTC) - timedelta(hours=1))
+        )
+    await api.intake()
+    await api.intake()
+    jobs = {j.delivery_id: j for j in await relay.claim()}
+    assert len(jobs) == 2
+    # The order a disable takes the subscription's pending deliveries in; the relay records the
+    # last of them first.
+    async with app.state.db.engine.connect() as probe:
+        order = list(
+            (
+                await probe.execute(
+                    text(
+                        "UPDATE webhook_deliveries SET status = 'cancelled' "
+                        "WHERE subscription_id = :id AND status = 'pending' RETURNING id"
+                    ),
+                    {"id": sub_id},
+                )
+            ).scalars()
+        )
+        await probe.rollback()
+    first, last = order[0], order[-1]
+    outcomes = [await relay.send(jobs[last]), await relay.send(jobs[first])]
+    assert [o.status_code for o in outcomes] == [500, 500]
+    async with app.state.db.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT 1 FROM webhook_deliveries WHERE id = :id FOR NO KEY UPDATE"), {"id": first}
+        )
+        disabling = asyncio.create_task(
+            api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
+        )
+        await lock_waiters(app, 1)  # the disable holds the subscription and waits for `first`
+        recording = asyncio.create_task(relay.record(outcomes))
+        await lock_waiters(app, 2)  # the relay waits too
+        await holder.rollback()
+    disabled, recorded = await asyncio.wait_for(
+        asyncio.gather(disabling, recording, return_exceptions=True), 20
+    )
+    assert not isinstance(recorded, BaseException), recorded
+    assert not isinstance(disabled, BaseException) and disabled.status_code == 200, disabled
+    rows = await deliveries_of(api, sub)
+    assert {r["status"] for r in rows} == {"cancelled"}
+    assert {r["attempts"] for r in rows} == {0}  # cancelled while out: the outcomes hand back their claims
+
+
+async def test_an_acceptance_recorded_before_an_earlier_failure_does_not_disable_the_subscription(
+    api, app, relay, receiver
+):
+    """Two sends out at once: the first times out, the second, sent a second later, is accepted at
+    once and recorded first. The failure recorded then starts a count on the subscription's row,
+    though the log shows an acceptance after it. Six days on, when that failure's delivery goes
+    dead, the log is read before the subscription is disabled, and the count corrected."""
+    app.state.settings.webhook_retry_schedule_seconds = []  # a first failure goes dead
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    sub_id = uuid.UUID(sub["id"])
+    await api.intake()
+    await api.intake()
+    first, second = await relay.claim()
+    six_days_ago = datetime.now(UTC) - timedelta(days=6)
+    await relay.record([Outcome(second, six_days_ago + timedelta(seconds=1), 200, 40, None)])
+    await relay.record([Outcome(first, six_days_ago, None, 10_000, "timed out")])
+
+    async with app.state.db.reader() as session:
+        subscription = await session.get(WebhookSubscription, sub_id)
+    assert subscription is not None
+    assert (subscription.active, subscription.failing_since) == (True, None)
+    statuses = sorted(r["status"] for r in await deliveries_of(api, sub))
+    assert statuses == ["dead", "delivered"]

@@ -18,12 +18,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mediation.app import create_app
 from mediation.events import webhooks
 from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscribersVersion
-from mediation.events.relay import Relay
+from mediation.events.relay import Outcome, Relay
 from tests.receiver import Receiver
 from tests.support import Api, person, resident_id
 
@@ -1039,3 +1040,45 @@ async def test_stopping_the_loop_mid_send_releases_its_claims(api, app):
         assert taken[0].url == sub["url"] and taken[0].attempt == 1
     finally:
         await successor.client.aclose()
+
+
+@pytest.mark.postgres_only
+async def test_a_redelivery_does_not_undo_a_delivery_recorded_meanwhile(
+    api, app, relay, receiver, monkeypatch
+):
+    """A delivery cancelled while it was out (the subscription disabled, then enabled), and the send
+    accepted: the relay records it delivered while its owner asks to redeliver it. The redelivery
+    takes its turn after the relay's record, finds it delivered and is refused; it used to set it
+    pending again, to be sent twice."""
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    headers = sub["_headers"]
+    await api.intake()
+    [job] = await relay.claim()
+    for action in ("disable", "enable"):
+        assert (
+            await api.client.post(f"/v1/webhooks/{sub['id']}/{action}", json={}, headers=headers)
+        ).status_code == 200
+    accepted = Outcome(job, job.claimed_at, 200, 5, None)
+    go_on, reached = asyncio.Event(), asyncio.Event()
+    execute = AsyncSession.execute
+
+    async def execute_then_wait(self: AsyncSession, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        result = await execute(self, statement, *args, **kwargs)
+        if str(statement).startswith("UPDATE webhook_deliveries") and "delivered_at" in str(statement):
+            reached.set()  # the delivery marked delivered, not committed yet
+            await go_on.wait()
+        return result
+
+    monkeypatch.setattr(AsyncSession, "execute", execute_then_wait)
+    recording = asyncio.create_task(relay.record([accepted]))
+    await asyncio.wait_for(reached.wait(), 10)
+    redelivering = asyncio.create_task(
+        api.client.post(f"/v1/webhook-deliveries/{job.delivery_id}/redeliver", headers=headers)
+    )
+    await lock_waiters(app, 1)
+    go_on.set()
+    await asyncio.wait_for(recording, 10)
+    refused = await asyncio.wait_for(redelivering, 10)
+    assert refused.status_code == 409, refused.text
+    [row] = await deliveries_of(api, sub)
+    assert (row["status"], row["attempts"]) == ("delivered", 1)

@@ -492,33 +492,19 @@ class Relay:
         schedule = self.settings.webhook_retry_schedule_seconds
         async with self.db.writer() as session, session.begin():
             now = await database_now(session)
-            # A subscription this batch may disable (a 410; a last retry failing) is locked before
-            # any of its deliveries, in the order every path takes them (`lock_subscriptions`).
-            may_disable = {
-                o.job.subscription_id
-                for o in outcomes
-                if o.status_code == 410 or (not o.accepted and o.job.attempt > len(schedule))
-            }
-            # So is one whose `failing_since` this batch changes (a receiver starting or ending a
-            # failure), and for the same reason: written after the deliveries without that lock,
-            # it would wait for the subscription's row while holding deliveries that whoever holds
-            # the row (disabling it, redelivering, another relay disabling it) waits for. Which ones
-            # follows from a plain read, no lock and no write: most outcomes change nothing (a
-            # receiver answering as it did), and leave the subscription's row alone. Each is read
-            # again under its lock, as another relay may have changed it meanwhile.
+            # Every subscription of the batch is locked before any of its deliveries, in the order
+            # every path takes them (`lock_subscriptions`), not only those this batch may disable
+            # or whose `failing_since` it moves: a disable or a redelivery holds the subscription
+            # and then takes its deliveries, so updating one of them without holding the
+            # subscription could deadlock with it. Relays recording outcomes of one subscription
+            # take turns on its row; the row itself is written only when something changes.
             by_subscription: dict[uuid.UUID, list[Outcome]] = {}
             for o in outcomes:
                 by_subscription.setdefault(o.job.subscription_id, []).append(o)
-            failing = await self._failing_since(session, set(by_subscription))
-            moving = {
-                sub_id
-                for sub_id, was in failing.items()
-                if _failing_since_after(was, by_subscription[sub_id]) != was
+            failing = {
+                sub.id: sub.failing_since for sub in await lock_subscriptions(session, set(by_subscription))
             }
-            locked = may_disable | moving
-            if locked:
-                for sub in await lock_subscriptions(session, locked):
-                    failing[sub.id] = sub.failing_since
+            locked = set(failing)
             kept = await self._still_kept(session, {o.job.delivery_id for o in outcomes})
             gone_dead: set[uuid.UUID] = set()
             # 410s last: the batch's other outcomes for that subscription are recorded first, then
@@ -610,10 +596,9 @@ class Relay:
                         o.status_code or o.error,
                     )
             # The attempts the log now keeps move `failing_since`, as the backfill (migration 0024)
-            # reads it off the log; only on subscriptions locked above. One whose read said nothing
-            # changes is left unlocked and unwritten even if another relay changed it since: relays
-            # recording at once then leave it off by at most the time an outcome waits to be
-            # recorded (a send's timeout, a turn), against days of failure.
+            # reads it off the log, in the order they were sent; written only when it changes. An
+            # acceptance recorded before a failure sent earlier is not seen here: the disable
+            # checks the log once before it acts (`_disable_if_failing_too_long`).
             for subscription_id in sorted(locked & set(failing)):
                 was = failing[subscription_id]
                 recorded = [o for o in by_subscription[subscription_id] if o.job.delivery_id in kept]
@@ -646,17 +631,6 @@ class Relay:
         )
         return set((await session.scalars(stmt)).all())
 
-    @staticmethod
-    async def _failing_since(
-        session: AsyncSession, subscription_ids: set[uuid.UUID]
-    ) -> dict[uuid.UUID, datetime | None]:
-        rows = await session.execute(
-            select(WebhookSubscription.id, WebhookSubscription.failing_since).where(
-                WebhookSubscription.id.in_(subscription_ids)
-            )
-        )
-        return {sub_id: since for sub_id, since in rows}
-
     async def _disable_if_failing_too_long(
         self, session: AsyncSession, subscription_id: uuid.UUID, failing_since: datetime | None, now: datetime
     ) -> None:
@@ -677,6 +651,22 @@ class Relay:
         period = timedelta(days=self.settings.webhook_disable_after_failing_days)
         if failing_since is None or now - failing_since < period:
             return
+        # Before disabling, once: the log must show no acceptance since. An acceptance recorded
+        # before a failure that was sent earlier (two sends out at once; two relays) leaves the
+        # failure's count standing on the row, as if nothing had been accepted after it. Counted
+        # again from the log then, the row corrected, and the subscription spared if the
+        # corrected count falls short. Only here, at most once a failing period: the scan costs
+        # what the row spares every other outcome.
+        counted = await self._failing_since_in_the_log(session, subscription_id, failing_since)
+        if counted != failing_since:
+            await session.execute(
+                update(WebhookSubscription)
+                .where(WebhookSubscription.id == subscription_id)
+                .values(failing_since=counted)
+            )
+            if counted is None or now - counted < period:
+                return
+            failing_since = counted
         reason = (
             f"no delivery succeeded in {self.settings.webhook_disable_after_failing_days:g} days: "
             f"failing since {failing_since.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
@@ -690,6 +680,33 @@ class Relay:
         if disabled.rowcount:  # type: ignore[attr-defined]
             await cancel_pending(session, subscription_id)
             log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
+
+    @staticmethod
+    async def _failing_since_in_the_log(
+        session: AsyncSession, subscription_id: uuid.UUID, failing_since: datetime
+    ) -> datetime | None:
+        """`failing_since` as the attempt log has it, if it holds an acceptance sent after
+        `failing_since`: the first failure sent after the last acceptance (None if none was)."""
+        ours = (
+            WebhookAttempt.delivery_id == WebhookDelivery.id,
+            WebhookDelivery.subscription_id == subscription_id,
+        )
+        accepted = WebhookAttempt.status_code.between(200, 299)
+        last_accepted = await session.scalar(
+            select(func.max(WebhookAttempt.started_at)).where(
+                *ours, accepted, WebhookAttempt.started_at >= failing_since
+            )
+        )
+        if last_accepted is None:
+            return failing_since
+        first_failure: datetime | None = await session.scalar(
+            select(func.min(WebhookAttempt.started_at)).where(
+                *ours,
+                or_(WebhookAttempt.status_code.is_(None), ~accepted),
+                WebhookAttempt.started_at > last_accepted,
+            )
+        )
+        return first_failure
 
     # ---- retention ------------------------------------------------------------------------------
 

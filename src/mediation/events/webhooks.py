@@ -84,8 +84,10 @@ def refuse_non_public(host: str, addresses: list[IPAddress]) -> None:
 # lookups and whatever else runs in a thread (`asyncio.to_thread`). So lookups have a few threads
 # of their own, and the sends waiting for one name share one lookup of it (`_looking_up`): a name
 # that hangs holds one thread, however many deliveries wait for it. Each send waits no longer than
-# its own deadline (`Relay.send`); the lookup itself runs on until the resolver gives up.
-LOOKUP_THREADS = 4
+# its own deadline (`Relay.send`); the lookup itself runs on until the resolver gives up. A thread
+# waiting on a name server costs no CPU, so there are enough of them that only many distinct names
+# hanging at once could take them all.
+LOOKUP_THREADS = 16
 _lookup_threads: ThreadPoolExecutor | None = None
 _looking_up: dict[tuple[asyncio.AbstractEventLoop, str, int], asyncio.Future[list[str]]] = {}
 
@@ -352,11 +354,20 @@ class WebhookService:
             raise Conflict(
                 Text("该投递无需重发", "This delivery is {s}; nothing to redeliver").format(s=delivery.status)
             )
-        # A claim it still has is left in place (`cancel_pending`).
-        delivery.status = "pending"
-        delivery.attempts = 0
-        delivery.next_attempt_at = utcnow()
-        await self.session.flush()
+        # A claim it still has is left in place (`cancel_pending`). Changed only while it is still
+        # dead or cancelled: its row is not locked, and a send that was out when it was cancelled
+        # may be recorded as delivered meanwhile (the relay holds the subscription only then).
+        changed = await self.session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id, WebhookDelivery.status.in_(("dead", "cancelled")))
+            .values(status="pending", attempts=0, next_attempt_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.refresh(delivery)
+        if not changed.rowcount:  # type: ignore[attr-defined]
+            raise Conflict(
+                Text("该投递无需重发", "This delivery is {s}; nothing to redeliver").format(s=delivery.status)
+            )
         return delivery
 
     async def redeliver_since(
