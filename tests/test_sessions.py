@@ -1296,3 +1296,39 @@ async def test_suspending_the_body_of_every_administrator_able_to_sign_in_is_ref
     assert suspended.status_code == 200, suspended.text
     assert (await _sign_in(api, "center-admin", NEW_PASSWORD)).json()["code"] == "organisation_suspended"
     assert created["organisation_id"] == str(api.bodies["center"])
+
+
+@pytest.mark.postgres_only
+async def test_suspending_the_center_and_deactivating_the_admin_outside_it_at_once_leave_one(
+    api: Api, app: Any
+) -> None:
+    """The administrator of no body suspends the center while the center's administrator
+    deactivates them. Each alone is allowed; both would leave no administrator able to sign in.
+    The suspension comes first here: the deactivation must then see the center suspended."""
+    await _create_user(api, "center-admin", "中心管理员", "admin", "center")
+    center_admin = await _past_first_change(api, "center-admin")
+    outside = api.users[("admin", None)]
+    path = f"/v1/bodies/{api.bodies['center']}"
+    current = await api.client.get(path, headers=api.auth("admin"))
+    async with app.state.db.engine.connect() as holder:
+        held = await holder.begin()
+        await holder.execute(select(User.id).where(User.role == "admin").with_for_update())
+        suspending = asyncio.create_task(
+            api.client.patch(
+                path,
+                json={"active": False, "suspended_reason": "整顿期间暂停工作"},
+                headers={**api.auth("admin"), "If-Match": current.headers["etag"]},
+            )
+        )
+        await _requests_waiting_on_a_lock(app, 1)
+        deactivating = asyncio.create_task(
+            api.client.post(f"/v1/users/{outside}/deactivate", headers=_bearer(center_admin))
+        )
+        await _requests_waiting_on_a_lock(app, 2)
+        await held.rollback()
+    suspended, deactivated = await asyncio.wait_for(asyncio.gather(suspending, deactivating), 20)
+    assert suspended.status_code == 200, suspended.text
+    # The center is suspended now: its administrator is the last no longer.
+    assert deactivated.status_code == 409 and deactivated.json()["code"] == "last_admin", deactivated.text
+    assert (await _user(app, outside)).active
+    assert (await _sign_in(api, "test-admin-none")).status_code == 200

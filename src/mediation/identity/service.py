@@ -367,6 +367,18 @@ class IdentityService:
             raise Conflict(
                 Text("不能停用自己的账号", "You cannot deactivate your own account"), code=OWN_ACCOUNT
             )
+        admins = or_(User.id == user_id, (User.role == Role.admin.value) & User.active.is_(True))
+        # First the bodies they belong to, shared, in one order: suspending a body holds it before
+        # it locks the administrators (bodies.service), so a suspension and this deactivation take
+        # turns, and the second reads the body's standing as the first left it. (Read along with
+        # the locked accounts alone, a body suspended meanwhile still looked at work, and both
+        # could go through, leaving no administrator able to sign in.)
+        await self.session.execute(
+            select(Body.id)
+            .where(Body.id.in_(select(User.organisation_id).where(admins)))
+            .order_by(Body.id)
+            .with_for_update(read=True)
+        )
         # The account and every active administrator, locked in one order: two administrators
         # deactivating each other at once take turns, and the second finds itself the last one.
         # Each comes with its organisation's standing: an administrator of a suspended center
@@ -374,7 +386,7 @@ class IdentityService:
         rows = await self.session.execute(
             select(User, Body.active)
             .outerjoin(Body, Body.id == User.organisation_id)
-            .where(or_(User.id == user_id, (User.role == Role.admin.value) & User.active.is_(True)))
+            .where(admins)
             .order_by(User.id)
             .with_for_update(of=User)
             .execution_options(populate_existing=True)
