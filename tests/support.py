@@ -123,6 +123,23 @@ def intake_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def staff_user(
+    username: str, display_name: str, role: str, org_id: uuid.UUID | None, password_hash: str, now: datetime
+) -> User:
+    """An active staff account, its password set by itself (not temporary)."""
+    return User(
+        id=uuid.uuid4(),
+        username=username,
+        display_name=display_name,
+        role=role,
+        organisation_id=org_id,
+        password_hash=password_hash,
+        active=True,
+        created_at=now,
+        password_changed_at=now,
+    )
+
+
 class Api:
     def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
         self.client = client
@@ -229,16 +246,8 @@ class Api:
         async with self.app.state.db.writer() as session, session.begin():
             for role, home in [*STAFF_HOME.items(), *STAFF_ELSEWHERE]:
                 org_id = self.bodies[home] if home else None
-                user = User(
-                    id=uuid.uuid4(),
-                    username=f"test-{role}-{home or 'none'}",
-                    display_name=f"测试{role}",
-                    role=role,
-                    organisation_id=org_id,
-                    password_hash=password_hash,
-                    active=True,
-                    created_at=now,
-                    password_changed_at=now,
+                user = staff_user(
+                    f"test-{role}-{home or 'none'}", f"测试{role}", role, org_id, password_hash, now
                 )
                 session.add(user)
                 self.users[(role, org_id)] = user.id

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -42,8 +41,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from mediation.app import create_app
 from mediation.core.clock import FrozenClock
 from mediation.core.settings import Settings
-from mediation.identity.models import User
-from tests.support import STAFF_HOME, Api, person
+from tests.support import STAFF_HOME, Api, person, staff_user
 
 CONTRACT = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
 OPERATIONS = sum(
@@ -324,18 +322,8 @@ async def second_account(api: Api, role: str) -> tuple[Any, Any]:
     """Another account of `role` in the same organisation as the shared one."""
     identity = api.app.state.identity
     org_id = api.bodies[STAFF_HOME[role]] if STAFF_HOME[role] else None
-    now = datetime.now(UTC)
-    user = User(
-        id=uuid.uuid4(),
-        username=f"fuzz-own-{role}",
-        display_name=f"会话{role}",
-        role=role,
-        organisation_id=org_id,
-        password_hash=identity.passwords.hash("correct horse battery staple"),
-        active=True,
-        created_at=now,
-        password_changed_at=now,
-    )
+    password_hash = identity.passwords.hash("correct horse battery staple")
+    user = staff_user(f"fuzz-own-{role}", f"会话{role}", role, org_id, password_hash, datetime.now(UTC))
     async with api.app.state.db.writer() as session, session.begin():
         session.add(user)
     return user.id, org_id

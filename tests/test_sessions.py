@@ -120,14 +120,21 @@ async def _past_first_change(api: Api, username: str, password: str = PASSWORD) 
 
 
 async def _create_user(
-    api: Api, username: str, display_name: str, role: str, body: str | None = None, password: str = PASSWORD
+    api: Api,
+    username: str,
+    display_name: str,
+    role: str,
+    body: str | None = None,
+    password: str = PASSWORD,
+    by: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An account made by the administrator (so its password is temporary), of `body` when named."""
+    """An account made by an administrator (`by`, the fixture's by default; so its password is
+    temporary), of `body` when named."""
     fields: dict[str, Any] = {"username": username, "display_name": display_name, "role": role}
     if body is not None:
         fields["organisation_id"] = str(api.bodies[body])
     created = await api.client.post(
-        "/v1/users", json={**fields, "password": password}, headers=api.auth("admin")
+        "/v1/users", json={**fields, "password": password}, headers=by or api.auth("admin")
     )
     assert created.status_code == 201, created.text
     return dict(created.json())
@@ -1277,17 +1284,7 @@ async def test_suspending_the_body_of_every_administrator_able_to_sign_in_is_ref
     assert (await _sign_in(api, "center-admin", NEW_PASSWORD)).status_code == 200
 
     # With an administrator outside the center, it may be suspended.
-    other = await api.client.post(
-        "/v1/users",
-        json={
-            "username": "registry-admin",
-            "display_name": "登记管理员",
-            "role": "admin",
-            "password": PASSWORD,
-        },
-        headers=_bearer(center_admin),
-    )
-    assert other.status_code == 201, other.text
+    await _create_user(api, "registry-admin", "登记管理员", "admin", by=_bearer(center_admin))
     suspended = await api.client.patch(
         path,
         json={"active": False, "suspended_reason": "整顿期间暂停工作"},

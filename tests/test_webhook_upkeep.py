@@ -24,7 +24,16 @@ from mediation.events.models import (
 from mediation.events.relay import Outcome, Relay
 from tests.receiver import Receiver
 from tests.support import Api
-from tests.test_webhooks import attempts_of, deliveries_of, lock_waiters, parse_time, pump, subscribe
+from tests.test_webhooks import (
+    attempts_of,
+    cancelling_order,
+    deliveries_of,
+    holding,
+    lock_waiters,
+    parse_time,
+    pump,
+    subscribe,
+)
 
 
 async def age(app: Any, delivery_ids: list[uuid.UUID], days: float) -> None:
@@ -504,18 +513,13 @@ async def test_a_receiver_starting_to_fail_while_its_subscription_is_disabled_do
     [job] = await relay.claim()
     outcome = await relay.send(job)
     assert outcome.status_code == 500
-    async with app.state.db.engine.connect() as holder:
-        await holder.execute(
-            text("SELECT 1 FROM webhook_subscriptions WHERE id = :id FOR NO KEY UPDATE"),
-            {"id": uuid.UUID(sub["id"])},
-        )
+    async with holding(app, "webhook_subscriptions", uuid.UUID(sub["id"])):
         disabling = asyncio.create_task(
             api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
         )
         await lock_waiters(app, 1)
         recording = asyncio.create_task(relay.record([outcome]))
         await lock_waiters(app, 2)
-        await holder.rollback()
     response = await disabling
     assert response.status_code == 200, response.text
     await recording
@@ -549,33 +553,17 @@ async def test_recording_an_outcome_that_moves_nothing_does_not_deadlock_with_a_
     assert len(jobs) == 2
     # The order a disable takes the subscription's pending deliveries in; the relay records the
     # last of them first.
-    async with app.state.db.engine.connect() as probe:
-        order = list(
-            (
-                await probe.execute(
-                    text(
-                        "UPDATE webhook_deliveries SET status = 'cancelled' "
-                        "WHERE subscription_id = :id AND status = 'pending' RETURNING id"
-                    ),
-                    {"id": sub_id},
-                )
-            ).scalars()
-        )
-        await probe.rollback()
+    order = await cancelling_order(app, sub_id)
     first, last = order[0], order[-1]
     outcomes = [await relay.send(jobs[last]), await relay.send(jobs[first])]
     assert [o.status_code for o in outcomes] == [500, 500]
-    async with app.state.db.engine.connect() as holder:
-        await holder.execute(
-            text("SELECT 1 FROM webhook_deliveries WHERE id = :id FOR NO KEY UPDATE"), {"id": first}
-        )
+    async with holding(app, "webhook_deliveries", first):
         disabling = asyncio.create_task(
             api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
         )
         await lock_waiters(app, 1)  # the disable holds the subscription and waits for `first`
         recording = asyncio.create_task(relay.record(outcomes))
         await lock_waiters(app, 2)  # the relay waits too
-        await holder.rollback()
     disabled, recorded = await asyncio.wait_for(
         asyncio.gather(disabling, recording, return_exceptions=True), 20
     )

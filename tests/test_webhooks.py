@@ -11,7 +11,8 @@ import asyncio
 import inspect
 import ipaddress
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,6 +103,33 @@ async def delivery_count(app: Any, subscription_id: str) -> int:
 
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def cancelling_order(app: Any, sub_id: uuid.UUID) -> list[uuid.UUID]:
+    """The order in which cancelling a subscription's pending deliveries takes them (found by
+    cancelling them in a transaction rolled back)."""
+    async with app.state.db.engine.connect() as probe:
+        order = await probe.execute(
+            text(
+                "UPDATE webhook_deliveries SET status = 'cancelled'"
+                " WHERE subscription_id = :id AND status = 'pending' RETURNING id"
+            ),
+            {"id": sub_id},
+        )
+        taken = list(order.scalars())
+        await probe.rollback()
+    return taken
+
+
+@asynccontextmanager
+async def holding(app: Any, table: str, row_id: uuid.UUID) -> AsyncIterator[None]:
+    """A third transaction holds the row (PostgreSQL) until the block ends."""
+    async with app.state.db.engine.connect() as holder:
+        await holder.execute(text(f"SELECT 1 FROM {table} WHERE id = :id FOR NO KEY UPDATE"), {"id": row_id})
+        try:
+            yield
+        finally:
+            await holder.rollback()
 
 
 async def lock_waiters(app: Any, count: int, seconds: float = 10.0) -> None:
@@ -410,33 +438,17 @@ async def test_disabling_a_subscription_while_the_relay_records_its_410_does_not
     await api.intake()
     await api.intake()
     jobs = await relay.claim()
-    async with app.state.db.engine.connect() as probe:
-        order = (
-            await probe.execute(
-                text(
-                    "UPDATE webhook_deliveries SET status = 'cancelled'"
-                    " WHERE subscription_id = :id AND status = 'pending' RETURNING id"
-                ),
-                {"id": uuid.UUID(sub["id"])},
-            )
-        ).scalars()
-        last = list(order)[-1]
-        await probe.rollback()
+    last = (await cancelling_order(app, uuid.UUID(sub["id"])))[-1]
     [job] = [j for j in jobs if j.delivery_id == last]
     outcome = await relay.send(job)
     assert outcome.status_code == 410
-    async with app.state.db.engine.connect() as holder:
-        await holder.execute(
-            text("SELECT 1 FROM webhook_subscriptions WHERE id = :id FOR NO KEY UPDATE"),
-            {"id": uuid.UUID(sub["id"])},
-        )
+    async with holding(app, "webhook_subscriptions", uuid.UUID(sub["id"])):
         recording = asyncio.create_task(relay.record([outcome]))
         await lock_waiters(app, 1)
         disabling = asyncio.create_task(
             api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
         )
         await lock_waiters(app, 2)
-        await holder.rollback()
     await recording
     response = await disabling
     assert response.status_code == 200, response.text
