@@ -52,7 +52,7 @@ async def main(args: argparse.Namespace) -> None:
             user_id = await session.scalar(select(User.id).where(User.username == "clerk"))
             case_id = await session.scalar(select(Dispute.id).limit(1))
             statements: dict[str, tuple[Any, dict[str, Any]]] = {
-                "sign-in lookup (columns)": (_USER_AND_BODY, {"user_id": user_id}),
+                "sign-in lookup (columns)": (_USER_AND_BODY, {"user_id": user_id, "sid": "x" * 22}),
                 "case by id (ORM entity)": (
                     select(Dispute)
                     .where(Dispute.id == bindparam("case_id"))

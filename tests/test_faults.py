@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -345,6 +346,49 @@ async def test_no_free_connection_answers_503_within_the_pool_timeout_without_ha
         assert response.headers.get("retry-after")
         assert (await holder).status_code == 200  # the lock gone, the waiting request completes
         assert (await client.get(url, headers=api.auth("clerk"))).status_code == 200
+
+
+async def test_the_victim_of_a_deadlock_answers_503_to_retry_and_has_written_nothing(
+    api: Api, app: Any, settings: Settings
+) -> None:
+    """Two transactions waiting on each other: PostgreSQL rolls one back (40P01). When that one is a
+    request's, its client is told to send it again (503, Retry-After), not that the service broke."""
+    dispute = await api.intake()
+    before = (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=api.auth("clerk"))).json()
+    other = await asyncpg.connect(_dsn(settings.database_url))
+    try:
+        # A timeline entry written waits for a lock the other session holds: the request has its
+        # case locked by then.
+        await other.execute(
+            "CREATE FUNCTION wait_for_other() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_advisory_xact_lock(42); RETURN NEW; END $$;"
+            " CREATE TRIGGER wait_for_other AFTER INSERT ON timeline_entries"
+            " FOR EACH ROW EXECUTE FUNCTION wait_for_other()"
+        )
+        transaction = other.transaction()
+        await transaction.start()
+        # The other session is never the one chosen: it looks for a deadlock only after 10 s, the
+        # request's session after the server's default second.
+        await other.execute("SET LOCAL deadlock_timeout = '10s'")
+        await other.execute("SELECT pg_advisory_xact_lock(42)")
+        acting = asyncio.create_task(api.act(before, "accept"))
+        for _ in range(100):
+            if await waiting_on_locks(settings.database_url):
+                break
+            await asyncio.sleep(0.05)
+        # The request waits for the other session, which now waits for the request's case.
+        await other.execute("SELECT 1 FROM disputes WHERE id = $1 FOR UPDATE", uuid.UUID(dispute["id"]))
+        response = await acting
+        await transaction.rollback()
+        await other.execute("DROP TRIGGER wait_for_other ON timeline_entries; DROP FUNCTION wait_for_other()")
+    finally:
+        await other.close()
+    assert_problem(response)
+    assert response.headers.get("retry-after") == "1"
+    after = (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=api.auth("clerk"))).json()
+    assert (after["status"], after["version"]) == (before["status"], before["version"])
+    assert (await api.act(after, "accept")).status_code == 200
+    await consistent(app)
 
 
 async def test_writes_beyond_the_per_process_limit_wait_their_turn_and_answer_503_after_the_pool_timeout(

@@ -357,10 +357,13 @@ def problem_response(exc: ProblemError, request: Request | None = None) -> JSONR
 
 # SQLSTATE classes that say "not now" rather than "wrong": connection exceptions (08),
 # insufficient resources (53, e.g. too many connections) and operator intervention (57: a statement
-# cancelled by statement_timeout, a backend terminated, a server shutting down or starting), and a
-# lock that could not be had in time (55P03).
+# cancelled by statement_timeout, a backend terminated, a server shutting down or starting), a
+# lock that could not be had in time (55P03), and a transaction the server rolled back to let
+# another go on: the victim of a deadlock (40P01) or of a serialization failure (40001). The code
+# takes rows in one order (the case first) so that two requests do not deadlock; if some path ever
+# does, its victim has written nothing and succeeds when sent again, so it is told to retry.
 _UNAVAILABLE_CLASSES = ("08", "53", "57")
-_UNAVAILABLE_STATES = frozenset({"55P03"})
+_UNAVAILABLE_STATES = frozenset({"55P03", "40P01", "40001"})
 
 
 def is_connection_problem(exc: BaseException) -> bool:
