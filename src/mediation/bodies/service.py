@@ -227,7 +227,9 @@ class BodyService:
         now: datetime,
     ) -> Mediator:
         await self._roster_editable(body_id, principal)
-        mediator = await self._mediator(body_id, mediator_id)
+        # Locked before If-Match is compared: two edits naming the same version take turns, and the
+        # second is refused (412) instead of both answering with one new version.
+        mediator = await self._mediator(body_id, mediator_id, lock=True)
         check_if_match(if_match, mediator.version)
         changes = data.model_dump(exclude_unset=True)
         if "specialties" in changes:
@@ -287,8 +289,10 @@ class BodyService:
 
     # ---- who may see and edit what --------------------------------------------------------------
 
-    async def _mediator(self, body_id: uuid.UUID, mediator_id: uuid.UUID) -> Mediator:
-        mediator = await self.session.get(Mediator, mediator_id)
+    async def _mediator(self, body_id: uuid.UUID, mediator_id: uuid.UUID, *, lock: bool = False) -> Mediator:
+        mediator = await self.session.get(
+            Mediator, mediator_id, with_for_update=lock or None, populate_existing=lock
+        )
         if mediator is None or mediator.body_id != body_id:
             raise NotFound(Text("调解员不存在", "No such mediator"))
         return mediator

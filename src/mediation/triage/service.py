@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, cast, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.bodies.models import Body, BodyJurisdiction, Mediator
-from mediation.core.http import check_if_match
+from mediation.core.errors import StaleVersion
+from mediation.core.http import check_if_match, etag_for
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal
 from mediation.disputes.enums import Tier
@@ -90,7 +92,15 @@ class TriageService:
             created_at=now,
         )
         self.session.add(row)
-        await self.session.flush()
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            # Another administrator's version with the same number committed first (the number is
+            # unique): this edit started from a version no longer in force.
+            raise StaleVersion(
+                Text("规则已被他人修改, 请刷新后重试", "The rules have changed; reload and retry"),
+                current_etag=etag_for(current.version + 1),
+            ) from exc
         return await self.rules()
 
     # ---- triage ---------------------------------------------------------------------------------
