@@ -42,13 +42,15 @@ async def test_the_confirmation_window_counts_from_the_day_the_agreement_took_ef
     # 8 October (民事诉讼法 Art. 85; 民法典 Art. 203), not thirty days from 20 September.
     assert window["due_on"] == "2026-10-08"
     assert (await _tick(api)).at_risk == 0
+    # The window is the parties' to use, not a deadline on the center: no warning as it nears its end...
     _at(api, date(2026, 9, 30))
-    assert (await _tick(api)).at_risk == 1
-    # The day after the last one the guard refuses, and the scheduler has said so.
+    assert (await _tick(api)).at_risk == 0
+    # ...and the day after the last one the guard refuses, and the scheduler records it closed.
     _at(api, date(2026, 10, 9))
-    assert (await _tick(api)).overdue == 1
+    report = await _tick(api)
+    assert (report.windows_closed, report.overdue) == (1, 0)
     assert "2026-10-08" in await _window_closed_on(api, dispute)
-    assert (await api.get(dispute))["clock"]["level"] == "overdue"
+    assert (await api.get(dispute))["clock"]["level"] == "normal"
 
 
 async def test_a_withdrawn_confirmation_request_leaves_the_window_ending_where_it_did(api: Api) -> None:
@@ -65,7 +67,7 @@ async def test_a_withdrawn_confirmation_request_leaves_the_window_ending_where_i
     window = (await _clocks(api, dispute))["confirmation_window"]
     assert window["due_on"] == "2026-10-08"
     _at(api, date(2026, 10, 9))
-    assert (await _tick(api)).overdue == 1
+    assert (await _tick(api)).windows_closed == 1
     assert "2026-10-08" in await _window_closed_on(api, dispute)
 
 

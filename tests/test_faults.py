@@ -29,6 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,13 @@ from sqlalchemy import func, select
 
 from mediation.app import create_app
 from mediation.audit.models import AuditRecord
+from mediation.clocks.scheduler import tick
 from mediation.core.settings import Settings
 from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.events.models import OutboxEvent
 from mediation.migrate import upgrade
 from tests.conftest import PG_ADMIN_DSN
-from tests.support import Api, intake_body, person
+from tests.support import Api, at_beijing, intake_body, person
 
 pytestmark = pytest.mark.postgres_only
 
@@ -388,6 +390,58 @@ async def test_the_victim_of_a_deadlock_answers_503_to_retry_and_has_written_not
     after = (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=api.auth("clerk"))).json()
     assert (after["status"], after["version"]) == (before["status"], before["version"])
     assert (await api.act(after, "accept")).status_code == 200
+    await consistent(app)
+
+
+async def test_a_scheduler_step_chosen_as_a_deadlocks_victim_waits_for_the_next_pass_and_the_pass_goes_on(
+    api: Api, app: Any, settings: Settings
+) -> None:
+    at_beijing(api, date(2026, 6, 1))
+    cases = [await api.drive("mediating") for _ in range(2)]
+    at_beijing(api, date(2026, 7, 2))  # both mediation clocks ran out on 1 July
+    ids = [uuid.UUID(c["id"]) for c in cases]
+    other = await asyncpg.connect(_dsn(settings.database_url))
+    try:
+        await other.execute(
+            "CREATE FUNCTION wait_for_other() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_advisory_xact_lock(42); RETURN NEW; END $$;"
+            " CREATE TRIGGER wait_for_other AFTER INSERT ON timeline_entries"
+            " FOR EACH ROW EXECUTE FUNCTION wait_for_other()"
+        )
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("SET LOCAL deadlock_timeout = '10s'")
+        await other.execute("SELECT pg_advisory_xact_lock(42)")
+        passing = asyncio.create_task(
+            tick(app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
+        )
+        for _ in range(100):
+            if await waiting_on_locks(settings.database_url):
+                break
+            await asyncio.sleep(0.05)
+        # The case the scheduler holds while it waits: the other session now waits for it.
+        held = None
+        for case_id in ids:
+            await other.execute("SAVEPOINT probe")
+            try:
+                await other.execute("SELECT 1 FROM disputes WHERE id = $1 FOR UPDATE NOWAIT", case_id)
+                await other.execute("RELEASE SAVEPOINT probe")
+            except asyncpg.LockNotAvailableError:
+                await other.execute("ROLLBACK TO SAVEPOINT probe")
+                held = case_id
+        assert held is not None
+        await other.execute("SELECT 1 FROM disputes WHERE id = $1 FOR UPDATE", held)
+        await transaction.rollback()
+        report = await passing
+        await other.execute("DROP TRIGGER wait_for_other ON timeline_entries; DROP FUNCTION wait_for_other()")
+    finally:
+        await other.close()
+    assert (report.overdue, report.failed) == (1, 1), report
+    report = await tick(app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
+    assert report.overdue == 1, report
+    for case in cases:
+        reasons = [e["action"] for e in await api.timeline(case)]
+        assert reasons.count("clock_overdue") == 1, reasons
     await consistent(app)
 
 

@@ -174,11 +174,12 @@ async def _clocks_once(settings: Settings) -> int:
         await db.dispose()
     print(
         f"{report.at_risk} deadline(s) at risk, {report.overdue} overdue; "
+        f"{report.windows_closed} parties' window(s) closed; "
         f"{report.orders_escalated} supervision order(s) escalated; "
         f"{report.stats_days} day(s) of statistics recounted; "
         f"returned {report.lapsed} case(s) not signed for in time; "
         f"{report.obligations_overdue} obligation(s) overdue sent to follow-up; "
-        f"{report.handoffs_overdue} late court/commission step(s) flagged; {report.failed} changed meanwhile"
+        f"{report.handoffs_overdue} late court/commission step(s) flagged; {report.failed} changed meanwhile or deferred"
     )
     return 0
 

@@ -3,7 +3,8 @@
 Each rule names a clock (the stage it times), the cases it applies to (dispute category, body
 type, channel, procedure, complexity; empty means any), a length and a unit, the day it counts
 from (the day the case enters the state, or an earlier day the law names), whether the clock may
-be paused while waiting on a party, and whether and how it may be extended. When several rules
+be paused while waiting on a party, whether and how it may be extended, and whether it is the
+parties' window to act rather than a deadline on the center. When several rules
 fit a case, the most specific one (the most conditions) wins; rules of equal weight keep file
 order. The shipped defaults (`default_rules.json`) encode domain.md §4 with their sources; a
 center points `MEDIATION_CLOCK_RULES_FILE` at its own file.
@@ -163,9 +164,23 @@ class ClockRule(_Strict):
         default=None,
         description="Share of the period after which the case is at risk (overrides the default).",
     )
+    party_window: bool | None = Field(
+        default=None,
+        description="The period is the parties' window to act, not a deadline on the center: the parties "
+        "may apply for judicial confirmation within it and need not (人民调解法 Art. 33; 民事诉讼法 Art. 205). "
+        "Its end is recorded as the window closing, never as at risk or overdue, and the case does not count "
+        "as overdue for it. Such a clock is neither paused nor extended. By default true for "
+        "confirmation_window and false for the others.",
+    )
     source: Annotated[str, Field(min_length=1, max_length=300)] = Field(
         description="The article or practice."
     )
+
+    @property
+    def is_party_window(self) -> bool:
+        if self.party_window is not None:
+            return self.party_window
+        return self.clock == ClockName.confirmation_window
 
     @property
     def starts(self) -> CountsFrom:
@@ -206,6 +221,14 @@ class RuleFile(_Strict):
             if rule.clock == ClockName.confirmation_window and rule.starts != CountsFrom.agreement_effective:
                 raise ValueError(
                     f"{rule.id}: the confirmation window counts from the agreement taking effect"
+                )
+            # 人民调解法 Art. 33; 民事诉讼法 Art. 205: the parties may apply within the window; the
+            # center has nothing to do by its end, so it is never the center's deadline.
+            if rule.clock == ClockName.confirmation_window and not rule.is_party_window:
+                raise ValueError(f"{rule.id}: the confirmation window is the parties' window")
+            if rule.is_party_window and (on_handoff or rule.pausable or rule.extension is not None):
+                raise ValueError(
+                    f"{rule.id}: a party window is a case clock the law sets; it is neither paused nor extended"
                 )
         for kind in HandoffKind:
             if not any(r.clock == ClockName.handoff_accept and kind in r.when.handoffs for r in self.rules):
@@ -248,6 +271,14 @@ class ClockRules:
 
     def for_handoff(self, clock: ClockName, kind: str) -> ClockRule | None:
         return next((r for r in self.rules if r.clock == clock and kind in r.when.handoffs), None)
+
+    def party_window(self, rule_id: str, clock: str) -> bool:
+        """Whether the clock started under `rule_id` is the parties' window; one whose rule has left
+        the file since keeps its clock's default."""
+        rule = next((r for r in self.rules if r.id == rule_id), None)
+        if rule is not None:
+            return rule.is_party_window
+        return clock == ClockName.confirmation_window
 
     def share(self, rule: ClockRule) -> float:
         return rule.warn_share if rule.warn_share is not None else self.warn_share

@@ -1,5 +1,6 @@
 """The scheduler: what happens to cases by time alone. A clock that reaches its warning share or
-its deadline is reported once (timeline entry and event); a clock counted before its year's
+its deadline is reported once (timeline entry and event), a party window's end (the judicial
+confirmation window's) as the window closing, not as overdue; a clock counted before its year's
 holiday schedule was known is counted again once it is, and a court's or commission's step that
 ends on a day off the schedule names moves to the next working day (clocks.calendar), as does a
 supervision order's or follow-up's date counted in working days (clocks.counted); a case not
@@ -32,15 +33,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from mediation.agreements.service import AgreementService
 from mediation.audit.recorder import record_system_changes
 from mediation.audit.seal import SealKeys, seal
 from mediation.clocks import calendar
 from mediation.clocks.engine import Level
+from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import CLOCK_LABELS
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
-from mediation.core.errors import ProblemError
+from mediation.core.errors import ProblemError, is_connection_problem
 from mediation.core.http import etag_for
 from mediation.core.pii import PiiCipher
 from mediation.core.principal import SYSTEM
@@ -61,6 +67,10 @@ LEVEL_REASONS = {
     Level.at_risk: "时限预警: {name}将于 {due} 届满",
     Level.overdue: "时限超期: {name}已于 {due} 届满",
 }
+# A party window's end is the parties' (人民调解法 Art. 33; 民事诉讼法 Art. 205), not the center's
+# lateness: recorded as the window closing, never as overdue.
+WINDOW_CLOSED = "clock_window_closed"
+WINDOW_CLOSED_REASON = "期限届满: {name}已于 {due} 届满"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,7 @@ class TickReport:
     handoffs_overdue: int = 0
     at_risk: int = 0
     overdue: int = 0
+    windows_closed: int = 0  # party windows that ran out (the parties', not counted as overdue)
     orders_escalated: int = 0
     stats_days: int = 0
     clocks_recounted: int = 0
@@ -140,21 +151,23 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
     )
     async with db.reader() as session:
         levels = await DisputeService(session, clock, settings, cipher).clocks.due_levels(now)
-    reported = {Level.at_risk: 0, Level.overdue: 0}
+    due = {d.clock_id: d.level for d in levels}
+    # A party window's end is recorded apart: it is not the center's overdue. One that reached its
+    # warning share goes there too, and is claimed without a report.
+    groups = (
+        ("at_risk clocks", [d.clock_id for d in levels if d.level == Level.at_risk and not d.party_window]),
+        ("overdue clocks", [d.clock_id for d in levels if d.level == Level.overdue and not d.party_window]),
+        ("party windows", [d.clock_id for d in levels if d.party_window]),
+    )
+    reported = []
     failed_levels = 0
-    for level in (Level.at_risk, Level.overdue):
+    for what, ids in groups:
         done, failed_now = await _each(
-            db,
-            clock,
-            settings,
-            cipher,
-            f"{level.value} clocks",
-            None,
-            lambda s, i, level=level: _report_level(s, i, level),  # type: ignore[misc]
-            [clock_id for clock_id, due in levels if due == level],
+            db, clock, settings, cipher, what, None, lambda s, i: _report_level(s, i, due[i]), ids
         )
-        reported[level] += done
+        reported.append(done)
         failed_levels += failed_now
+    at_risk, overdue_clocks, windows_closed = reported
     async with db.reader() as session:
         overdue = await DisputeService(session, clock, settings, cipher).overdue_assignments()
     lapsed = failed = 0
@@ -227,8 +240,9 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         follow_ups_recounted=follow_ups_recounted,
         obligations_overdue=overdue_obligations,
         handoffs_overdue=overdue_handoffs,
-        at_risk=reported[Level.at_risk],
-        overdue=reported[Level.overdue],
+        at_risk=at_risk,
+        overdue=overdue_clocks,
+        windows_closed=windows_closed,
         orders_escalated=escalated,
     )
 
@@ -236,23 +250,33 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
 async def _report_level(service: DisputeService, clock_id: uuid.UUID, level: Level) -> bool:
     """Record that a clock reached `level`: once, even with several schedulers (see `claim`)."""
     now = service.clock.now()
+    # The case first, then its clock: the order every change to a clock takes them in (a transition,
+    # a pause, a resumption, an extension, a recount). Claiming the clock first and writing the case
+    # after would deadlock with a clerk changing the same clock at the same moment.
+    dispute_id = await service.session.scalar(select(CaseClock.dispute_id).where(CaseClock.id == clock_id))
+    if dispute_id is None:
+        return False
+    dispute = await service.session.get(Dispute, dispute_id, with_for_update=True, populate_existing=True)
+    if dispute is None:
+        return False
     case_clock = await service.clocks.claim(clock_id, level, now)
     if case_clock is None:
         return False
-    dispute = await service.session.get(Dispute, case_clock.dispute_id)
-    assert dispute is not None
-    if level == Level.overdue:
+    window = service.clocks.party_window(case_clock)
+    if window and level != Level.overdue:
+        return False  # a party window warns the center of nothing (clocks.service.shown_level)
+    if not window and level == Level.overdue:
         dispute.ever_overdue = True
     await service.clocks.summarise(dispute)
+    name = CLOCK_LABELS.get(case_clock.name, case_clock.name)
     due = case_clock.due_on.isoformat()
-    await service.record_work(
-        dispute,
-        f"clock_{level.value}",
-        SYSTEM,
-        LEVEL_REASONS[level].format(name=CLOCK_LABELS.get(case_clock.name, case_clock.name), due=due),
-        {"clock": case_clock.name, "due_on": due, "level": level.value, "source": case_clock.source},
-        f"clock_{level.value}",
-    )
+    payload = {"clock": case_clock.name, "due_on": due, "source": case_clock.source}
+    if window:
+        action, reason = WINDOW_CLOSED, WINDOW_CLOSED_REASON.format(name=name, due=due)
+    else:
+        action, reason = f"clock_{level.value}", LEVEL_REASONS[level].format(name=name, due=due)
+        payload["level"] = level.value
+    await service.record_work(dispute, action, SYSTEM, reason, payload, action)
     return True
 
 
@@ -281,6 +305,13 @@ async def _each(
                     done += 1
         except ProblemError as exc:
             log.info("clock skipped %s %s: %s", what, item, exc.slug)
+            failed += 1
+        except (DBAPIError, PoolTimeout, ConnectionError) as exc:
+            if not is_connection_problem(exc):
+                raise
+            # Rolled back to let a user's request go on (a deadlock's victim), or the database is
+            # briefly away: this one waits for the next pass, the rest of this pass goes on.
+            log.warning("clock deferred %s %s: %s", what, item, type(exc).__name__)
             failed += 1
     if done:
         log.info("clock handled %d %s", done, what)

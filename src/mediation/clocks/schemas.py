@@ -52,14 +52,20 @@ class ClockOut(BaseModel):
     remaining_seconds: int | None = Field(
         description="Until due_at for a running clock; frozen while paused."
     )
-    level: str = Field(description="normal | at_risk | overdue")
+    level: str = Field(
+        description="normal | at_risk | overdue. A party window (the judicial confirmation window) stays "
+        "normal: it is the parties' time to apply, not the center's deadline; its closing is in history."
+    )
     provisional: bool
     pausable: bool
     paused_at: datetime | None
     pause_reason: str | None
     extended_by: int
     stopped_at: datetime | None
-    outcome: str | None = Field(description="met | missed | cancelled, once stopped")
+    outcome: str | None = Field(
+        description="met | missed | cancelled, once stopped; a clock stopped while paused is judged as if "
+        "resumed at the stop."
+    )
     history: list[dict[str, Any]]
 
 

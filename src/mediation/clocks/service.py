@@ -1,5 +1,7 @@
 """The case clocks: started and stopped with the lifecycle, paused, resumed, extended, and moved to
-at-risk and overdue by the scheduler exactly once.
+at-risk and overdue by the scheduler exactly once. A party window (a rule's `party_window`: the
+judicial confirmation window) is the parties' time to act, not the center's deadline: its end is
+recorded as it closing, and it is never at risk or overdue.
 
 Services add and flush; the caller's unit of work commits. Each change also refreshes the case's
 `clock` summary (the most urgent running clock), which lists and the case page show.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -67,6 +69,13 @@ def _counted_from(dispute: Dispute, rule: ClockRule) -> date | None:
     return None
 
 
+def shown_level(reached: Level, party_window: bool) -> Level:
+    """The level a clock shows. A party window sets the center no deadline (人民调解法 Art. 33;
+    民事诉讼法 Art. 205: the parties may apply within it), so however much of it has run it stays
+    normal: it neither colours the case nor lists it among the overdue."""
+    return Level.normal if party_window else reached
+
+
 def _start_of(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone).astimezone(UTC)
 
@@ -83,6 +92,14 @@ def clock_summary(clock: CaseClock) -> dict[str, Any]:
         "paused_at": clock.paused_at.isoformat() if clock.paused_at else None,
         "provisional": clock.provisional,
     }
+
+
+class DueLevel(NamedTuple):
+    """A level a clock has reached and nobody has recorded yet (`ClockService.due_levels`)."""
+
+    clock_id: uuid.UUID
+    level: Level
+    party_window: bool  # its end is the window closing, not the center's overdue
 
 
 # Built once (every transition reads the case's running clocks); the case is the parameter.
@@ -176,15 +193,24 @@ class ClockService:
             extended_by=0,
             # Counted from an earlier day, it may be at risk or over already; the scheduler
             # reports it at its next pass.
-            level=engine.level(now, due.warn_at, due.due_at).value,
+            level=shown_level(engine.level(now, due.warn_at, due.due_at), rule.is_party_window).value,
             history=[started],
         )
         return clock
 
     def _stop(self, clock: CaseClock, now: datetime, *, cancelled: bool = False) -> None:
+        stopped: dict[str, Any] = {"at": now.isoformat(), "what": "stopped"}
+        due_at = clock.due_at
+        if clock.paused_at is not None and not cancelled:
+            # Stopped while paused, it never ran again: the days it stood still count as a
+            # resumption at the stop would count them, and it is judged against that end.
+            end = self._replayed(clock, {"at": now.isoformat(), "what": "resumed"})
+            due_at = engine.end_of(end.last_day, self.clock.zone)
+            if end.last_day != clock.due_on:
+                stopped["due_on"] = end.last_day.isoformat()
         clock.stopped_at = now
-        clock.outcome = "cancelled" if cancelled else "met" if now < clock.due_at else "missed"
-        clock.history = [*clock.history, {"at": now.isoformat(), "what": "stopped", "outcome": clock.outcome}]
+        clock.outcome = "cancelled" if cancelled else "met" if now < due_at else "missed"
+        clock.history = [*clock.history, {**stopped, "outcome": clock.outcome}]
 
     async def running(self, dispute_id: uuid.UUID) -> list[CaseClock]:
         rows = await self.session.scalars(_RUNNING, {"dispute_id": dispute_id})
@@ -258,6 +284,10 @@ class ClockService:
         )
         return end
 
+    def party_window(self, clock: CaseClock) -> bool:
+        """Whether the clock is the parties' window, under the rule it was started under."""
+        return self.rules.party_window(clock.rule_id, clock.name)
+
     async def rule_of(self, dispute: Dispute, name: ClockName) -> ClockRule | None:
         """The rule the running clock was started under."""
         clock = await self._running_named(dispute, name)
@@ -328,35 +358,45 @@ class ClockService:
         due = engine.deadline(clock.started_at, end, share, self.clock.zone)
         clock.due_on, clock.due_at, clock.warn_at = due.due_on, due.due_at, due.warn_at
         clock.provisional = clock.provisional or due.provisional
-        clock.level = engine.level(now, clock.warn_at, clock.due_at).value
-        if clock.level != Level.overdue:
+        reached = engine.level(now, clock.warn_at, clock.due_at)
+        clock.level = shown_level(reached, self.party_window(clock)).value
+        if reached != Level.overdue:
             clock.overdue_fired_at = None
-        if clock.level == Level.normal:
+        if reached == Level.normal:
             clock.at_risk_fired_at = None
 
     # ---- levels (the scheduler) -----------------------------------------------------------------
 
-    async def due_levels(self, now: datetime, limit: int = 500) -> list[tuple[uuid.UUID, Level]]:
+    async def due_levels(self, now: datetime, limit: int = 500) -> list[DueLevel]:
         """Running, unpaused clocks whose next level is due and not yet recorded."""
         red = and_(CaseClock.overdue_fired_at.is_(None), CaseClock.due_at <= now)
         yellow = and_(CaseClock.at_risk_fired_at.is_(None), CaseClock.warn_at <= now)
         rows = await self.session.execute(
-            select(CaseClock.id, CaseClock.due_at)
+            select(CaseClock.id, CaseClock.due_at, CaseClock.rule_id, CaseClock.name)
             .where(CaseClock.stopped_at.is_(None), CaseClock.paused_at.is_(None), or_(red, yellow))
             .order_by(CaseClock.due_at)
             .limit(limit)
         )
-        out = []
-        for clock_id, due_at in rows.all():
-            out.append((clock_id, Level.overdue if due_at <= now else Level.at_risk))
-        return out
+        return [
+            DueLevel(
+                clock_id,
+                Level.overdue if due_at <= now else Level.at_risk,
+                self.rules.party_window(rule_id, name),
+            )
+            for clock_id, due_at, rule_id, name in rows.all()
+        ]
 
     async def claim(self, clock_id: uuid.UUID, level: Level, now: datetime) -> CaseClock | None:
-        """Record the move to `level` if nobody has: a conditional UPDATE, so of two schedulers
-        racing on PostgreSQL the second waits for the first's row lock, re-reads the row and
-        updates nothing. The caller writes the timeline entry only when this returns the clock."""
+        """Record the move to `level` if the clock, as it now stands, has reached it and nobody has
+        recorded it: a conditional UPDATE on the row as last committed, so a clock extended, paused,
+        recounted or stopped since the scheduler looked is left alone, and of two schedulers racing
+        on PostgreSQL the second waits for the first, re-reads the row and updates nothing. The
+        caller holds the case's lock (the case first, then its clock, as every change takes them)
+        and writes the timeline entry only when this returns the clock. A party window's end is
+        recorded as it closing; it reaches no level (`shown_level`)."""
         fired = CaseClock.overdue_fired_at if level == Level.overdue else CaseClock.at_risk_fired_at
-        values: dict[str, Any] = {fired.key: now, "level": level.value}
+        reached = CaseClock.due_at if level == Level.overdue else CaseClock.warn_at
+        values: dict[str, Any] = {fired.key: now}
         if level == Level.overdue:
             # A clock that jumps straight to red (e.g. the scheduler was down) reports red only.
             values["at_risk_fired_at"] = now
@@ -365,6 +405,7 @@ class ClockService:
             .where(
                 CaseClock.id == clock_id,
                 fired.is_(None),
+                reached <= now,
                 CaseClock.stopped_at.is_(None),
                 CaseClock.paused_at.is_(None),
             )
@@ -375,5 +416,10 @@ class ClockService:
             return None
         clock = await self.session.get(CaseClock, clock_id, populate_existing=True)
         assert clock is not None
-        clock.history = [*clock.history, {"at": now.isoformat(), "what": level.value}]
+        window = self.party_window(clock)
+        clock.level = shown_level(level, window).value
+        if not window:
+            clock.history = [*clock.history, {"at": now.isoformat(), "what": level.value}]
+        elif level == Level.overdue:
+            clock.history = [*clock.history, {"at": now.isoformat(), "what": "closed"}]
         return clock

@@ -27,6 +27,7 @@ from mediation.alerts.detect import place_key
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.clocks import rules as clock_rules
 from mediation.clocks.counted import recount_reason
+from mediation.clocks.engine import Level
 from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import ClockName
 from mediation.clocks.service import ClockService
@@ -1226,7 +1227,9 @@ class DisputeService:
         # longer stands, and the case counts as overdue (in the statistics) only if another of its
         # clocks ever was.
         withdrawn = reported_overdue and case_clock.overdue_fired_at is None
-        if withdrawn and dispute.ever_overdue:
+        # A party window's end was recorded as the window closing, never as the center's overdue.
+        window = self.clocks.party_window(case_clock)
+        if withdrawn and dispute.ever_overdue and not window:
             dispute.ever_overdue = await self._other_clock_overdue(case_clock)
         if case_clock.name == ClockName.sign_for and dispute.sign_for_due_on == before:
             dispute.sign_for_due_on = due
@@ -1247,18 +1250,20 @@ class DisputeService:
             "overdue_withdrawn": withdrawn,
         }
         if withdrawn:
-            reason += OVERDUE_WITHDRAWN
+            reason += WINDOW_REOPENED if window else OVERDUE_WITHDRAWN
         await self.record_work(dispute, "clock_recounted", SYSTEM, reason, payload, "clock_recounted")
         return True
 
     async def _other_clock_overdue(self, case_clock: CaseClock) -> bool:
-        """Whether another clock of the case, running or not, was ever reported overdue."""
+        """Whether another clock of the case, running or not, was ever reported overdue (a party
+        window's closing, which also marks it fired, is not: its level never leaves normal)."""
         found = await self.session.scalar(
             select(CaseClock.id)
             .where(
                 CaseClock.dispute_id == case_clock.dispute_id,
                 CaseClock.id != case_clock.id,
                 CaseClock.overdue_fired_at.is_not(None),
+                CaseClock.level == Level.overdue.value,
             )
             .limit(1)
         )
@@ -1305,6 +1310,7 @@ class DisputeService:
 
 # Appended to a recount's timeline entry when the deadline had been reported overdue on its old day.
 OVERDUE_WITHDRAWN = "; 此前的超期提示不再成立"
+WINDOW_REOPENED = "; 此前记录的期限届满不再成立"
 
 # How a mediation ended. A labour case that leaves mediation for arbitration once its fifteen days
 # passed without agreement ended without one (劳动争议调解仲裁法 Art. 14), as a failed mediation.

@@ -203,6 +203,12 @@ def catalogue() -> list[dict[str, Any]]:
             "fields": {**COMMON_FIELDS, **CLOCK_FIELDS},
             "actions": ["clock_overdue"],
         },
+        "clock_window_closed": {
+            "summary": "期限届满 The parties' window ran out (the judicial-confirmation application's 30 days, "
+            "人民调解法 Art. 33, 民事诉讼法 Art. 205): recorded once, not the center's overdue",
+            "fields": {**COMMON_FIELDS, **{k: v for k, v in CLOCK_FIELDS.items() if k != "level"}},
+            "actions": ["clock_window_closed"],
+        },
         "clock_recounted": {
             "summary": "时限重算 A deadline counted again once its year's holiday schedule was loaded: moved, "
             "or confirmed where it was provisional",

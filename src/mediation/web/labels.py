@@ -42,6 +42,7 @@ TIMELINE_LABELS = {
     "alert_resolved": "预警处置",
     "clock_at_risk": "时限临期",
     "clock_overdue": "时限超期",
+    "clock_window_closed": "申请期限届满",
     "assign_mediator": "指定承办调解员",
     "link": "关联案件",
     "document_added": "提交材料",
