@@ -14,7 +14,12 @@ Conventions this client follows:
   the service answer 412, and the caller reads the dossier again before retrying.
 * Every change carries a fresh ``Idempotency-Key``. A request whose answer was lost on the
   network is retried with the same key, so the service makes the change at most once and the
-  retry gets the first answer back.
+  retry gets the first answer back. While the first attempt is still being worked on, the service
+  answers the retry 409 ``idempotency-in-progress`` with ``Retry-After``; a busy service answers
+  503 with ``Retry-After``. The client waits that long (at most ``MAX_RETRY_AFTER``) and asks
+  again, until the first attempt's answer comes back or ``retry_for`` seconds have passed.
+* The client waits for an answer longer than the service works on a request (30 s by default,
+  then it answers 503 itself), so it does not give up on a change the service is still making.
 * Errors are RFC 9457 problem details (``application/problem+json``); they are raised as
   ``ApiProblem`` with the problem's type, code, and the legal reasons for a refusal.
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import uuid
 from datetime import date
 from types import TracebackType
@@ -38,6 +44,8 @@ from typing import Any
 import httpx
 
 PROBLEM_JSON = "application/problem+json"
+IN_PROGRESS = "/problems/idempotency-in-progress"
+MAX_RETRY_AFTER = 10.0  # seconds: never wait longer than this on one Retry-After
 
 
 class ApiProblem(Exception):
@@ -74,8 +82,9 @@ class CourtClient:
         base_url: str,
         api_key: str,
         *,
-        timeout: float = 10.0,
+        timeout: float = 40.0,
         retries: int = 2,
+        retry_for: float = 40.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = httpx.Client(
@@ -84,7 +93,8 @@ class CourtClient:
             timeout=timeout,
             transport=transport,
         )
-        self._retries = retries
+        self._retries = retries  # after a failure on the network
+        self._retry_for = retry_for  # seconds of asking again while the service says to
         self._etags: dict[str, str] = {}  # handoff id -> the last ETag seen
 
     def close(self) -> None:
@@ -169,19 +179,41 @@ class CourtClient:
             self.dossier(handoff_id)
         headers = {"If-Match": self._etags[handoff_id], "Idempotency-Key": str(uuid.uuid4())}
         # The same key on every attempt: a retry after a lost answer cannot change anything twice.
-        for attempt in range(self._retries + 1):
+        give_up_at = time.monotonic() + self._retry_for
+        failures = 0
+        while True:
             try:
                 response = self._http.post(f"/v1/handoffs/{handoff_id}/{step}", json=body, headers=headers)
             except httpx.TransportError:
-                if attempt == self._retries:
+                failures += 1
+                if failures > self._retries:
                     raise
                 continue
-            if response.status_code == 503 and attempt < self._retries:
-                continue
-            break
+            wait = self._retry_after(response)
+            if wait is None or time.monotonic() + wait > give_up_at:
+                break
+            time.sleep(wait)
         answer = self._json(response)
         self._etags[handoff_id] = response.headers["ETag"]
         return answer
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        """How long to wait before asking again, when the service says to: busy (503), or still
+        working on this key's first attempt (409 idempotency-in-progress). None: the answer stands."""
+        if response.status_code == 409:
+            in_progress = response.headers.get("content-type", "").startswith(PROBLEM_JSON) and (
+                response.json().get("type") == IN_PROGRESS
+            )
+            if not in_progress:
+                return None
+        elif response.status_code != 503:
+            return None
+        try:
+            seconds = float(response.headers.get("Retry-After", "1"))
+        except ValueError:  # an HTTP date: not sent by this service; wait the usual second
+            seconds = 1.0
+        return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:

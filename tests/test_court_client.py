@@ -12,14 +12,17 @@ import asyncio
 import contextlib
 import importlib.util
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
 import uvicorn
 
+from mediation.core.errors import ServiceUnavailable
+from mediation.handoffs.service import HandoffService
 from tests.support import Api
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "court_client.py"
@@ -178,3 +181,77 @@ async def test_the_command_accepts_every_pending_request(
     # Nothing left to do: a second run finds nothing pending.
     assert await _off_loop(court_client.main, ["--base-url", base_url]) == 0
     assert "0 pending request(s)" in capsys.readouterr().out
+
+
+def _answers_slowly_once(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """The service's next acceptance takes `seconds` before it is made."""
+    acknowledge = HandoffService.acknowledge
+    slowed: list[bool] = []
+
+    async def slow(self: HandoffService, *args: Any) -> Any:
+        if not slowed:
+            slowed.append(True)
+            await asyncio.sleep(seconds)
+        return await acknowledge(self, *args)
+
+    monkeypatch.setattr(HandoffService, "acknowledge", slow)
+
+
+def _busy_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service answers the next acceptance 503, asking to retry in a second."""
+    acknowledge = HandoffService.acknowledge
+    refused: list[bool] = []
+
+    async def busy(self: HandoffService, *args: Any) -> Any:
+        if not refused:
+            refused.append(True)
+            raise ServiceUnavailable(headers={"Retry-After": "1"})
+        return await acknowledge(self, *args)
+
+    monkeypatch.setattr(HandoffService, "acknowledge", busy)
+
+
+def _sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The client's waits between attempts, recorded (and waited)."""
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(
+        court_client, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep), raising=False
+    )
+    return waited
+
+
+async def test_a_retry_waits_for_the_first_attempt_still_being_made(
+    api: Api, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client gave up waiting for the first attempt's answer; the service is still making it
+    and answers the retry, with the same key, 409 idempotency-in-progress with Retry-After. The
+    client waits and asks again until the first attempt's answer comes back: accepted once."""
+    dispute = await api.drive("confirmation_pending")
+    _answers_slowly_once(monkeypatch, 1.5)
+    waited = _sleeps(monkeypatch)
+    court = court_client.CourtClient(base_url, api.auth("court")["X-API-Key"], timeout=0.5)
+    with court:
+        [pending] = await _off_loop(court.list_pending)
+        accepted = await _off_loop(court.accept, pending["id"], "(2026)浙0681民特51号")
+    assert (accepted["status"], accepted["target_case_number"]) == ("accepted", "(2026)浙0681民特51号")
+    assert waited and all(w == 1.0 for w in waited)
+    timeline = await api.timeline(dispute)
+    assert [e["action"] for e in timeline].count("acknowledge_handoff") == 1
+
+
+async def test_a_busy_service_is_asked_again_after_the_time_it_gives(
+    api: Api, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await api.drive("confirmation_pending")
+    _busy_once(monkeypatch)
+    waited = _sleeps(monkeypatch)
+    with _court(api, base_url) as court:
+        [pending] = await _off_loop(court.list_pending)
+        accepted = await _off_loop(court.accept, pending["id"], "(2026)浙0681民特52号")
+    assert accepted["status"] == "accepted"
+    assert waited == [1.0]

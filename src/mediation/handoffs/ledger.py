@@ -2,25 +2,27 @@
 
 Each kind of handoff has the target's deadline to decide on acceptance and, for some, to decide
 the matter, with at most one extension. Periods count by 民事诉讼法 Art. 85 (`period_end`), or in
-working days where the step's rule says so.
+working days where the step's rule says so; a step counted in working days keeps its count
+(`StepCount`), so a holiday schedule loaded later counts it again.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
-from mediation.clocks.models import CalendarDay
+from mediation.clocks.counted import WorkingDaysDue, recounted
+from mediation.clocks.models import CalendarDay, CalendarYear
 from mediation.clocks.rules import ClockName, ClockRules, Unit
 from mediation.core.i18n import Text
-from mediation.core.legal_time import add_years, period_end, working_days_end, years_end
+from mediation.core.legal_time import add_years, period_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
@@ -74,10 +76,78 @@ LABOUR_LIMITATION_WARNING_DAYS = 30
 LABOUR_LIMITATION_ARTICLE = "劳动争议调解仲裁法 第二十七条"
 
 
-def due(start: date, days: int, unit: Unit = Unit.days) -> date:
-    if unit == Unit.working_days:  # e.g. 农村土地承包经营纠纷调解仲裁法 Art. 23: 五个工作日
-        return working_days_end(start, days).last_day
-    return period_end(start, days).last_day
+class StepCount(WorkingDaysDue):
+    """The open step's last day when its rule counts working days (e.g. 农村土地承包经营纠纷调解仲裁法
+    Art. 23: 五个工作日), counted, and counted again once the schedule of a year it reaches is
+    loaded, as a supervision order's answer date is (clocks.counted): only ever later than the day
+    the target was told. The handoff keeps one such count, its open step's (models.Handoff); this
+    carries it to and from the step's own column."""
+
+    def __init__(
+        self,
+        due_on: date | None = None,
+        counted_from: date | None = None,
+        working_days: int | None = None,
+        provisional: bool = False,
+    ) -> None:
+        if due_on is not None:
+            self.due_on = due_on
+        self.counted_from, self.working_days, self.provisional = counted_from, working_days, provisional
+
+    @classmethod
+    def of(cls, handoff: Handoff) -> StepCount | None:
+        """The open step's count; None for a step counted in days, or when no step is open."""
+        due_on = open_step_due(handoff)
+        if due_on is None or handoff.counted_from is None or handoff.working_days is None:
+            return None
+        return cls(due_on, handoff.counted_from, handoff.working_days, handoff.provisional)
+
+    def onto(self, handoff: Handoff) -> None:
+        if handoff.status == "pending":
+            handoff.accept_due_on = self.due_on
+        else:
+            handoff.decide_due_on = self.due_on
+        handoff.counted_from, handoff.working_days = self.counted_from, self.working_days
+        handoff.provisional = self.provisional
+
+
+def count_step(handoff: Handoff, start: date, days: int, unit: Unit) -> date:
+    """The last day of the step now open, `days` after `start`; a count in working days is kept
+    with the handoff, one in days is not counted again (its last day moves off a day off only:
+    `Ledger.on_days_off`)."""
+    if unit != Unit.working_days:
+        no_step_count(handoff)
+        return period_end(start, days).last_day
+    count = StepCount()
+    count.count_due(start, days)
+    handoff.counted_from, handoff.working_days = count.counted_from, count.working_days
+    handoff.provisional = count.provisional
+    return count.due_on
+
+
+def no_step_count(handoff: Handoff) -> None:
+    handoff.counted_from = handoff.working_days = None
+    handoff.provisional = False
+
+
+def open_step_due(handoff: Handoff) -> date | None:
+    """The last day of the open step: acceptance while pending, the decision once accepted."""
+    if handoff.status == "pending":
+        return handoff.accept_due_on
+    if handoff.status == "accepted":
+        return handoff.decide_due_on
+    return None
+
+
+def open_step_due_column() -> ColumnElement[date]:
+    """`open_step_due` in a query."""
+    return case((Handoff.status == "pending", Handoff.accept_due_on), else_=Handoff.decide_due_on)
+
+
+# How long after a holiday schedule is loaded a process may still count on the schedule before
+# (until its next refresh: clocks.calendar.settle_window, minutes), with room to spare: a step
+# counted in working days up to this long after a load of a year it reaches is counted again.
+COUNTED_BEFORE_LOAD = timedelta(days=1)
 
 
 def overdue_step(handoff: Handoff, today: date) -> str | None:
@@ -233,13 +303,13 @@ class Ledger:
             arbitration_agreement=getattr(payload, "arbitration_agreement", None),
             warnings=warnings,
             requested_on=today,
-            accept_due_on=due(today, clock.accept_days, clock.accept_unit),
             extended_days=0,
             created_by=principal_id,
             created_at=now,
             updated_at=now,
             version=1,
         )
+        handoff.accept_due_on = count_step(handoff, today, clock.accept_days, clock.accept_unit)
         self.session.add(handoff)
         return handoff
 
@@ -249,7 +319,9 @@ class Ledger:
         handoff.accepted_on = accepted_on
         handoff.target_case_number = case_number
         if clock.decide_days is not None:
-            handoff.decide_due_on = due(accepted_on, clock.decide_days, clock.decide_unit)
+            handoff.decide_due_on = count_step(handoff, accepted_on, clock.decide_days, clock.decide_unit)
+        else:
+            no_step_count(handoff)  # no deadline to decide: nothing left to count
         handoff.overdue_flagged = None
         self.touch(handoff, now)
 
@@ -258,7 +330,9 @@ class Ledger:
         assert handoff.accepted_on is not None and clock.decide_days is not None
         handoff.extended_days = days
         handoff.extension_reason = reason
-        handoff.decide_due_on = due(handoff.accepted_on, clock.decide_days + days, clock.decide_unit)
+        handoff.decide_due_on = count_step(
+            handoff, handoff.accepted_on, clock.decide_days + days, clock.decide_unit
+        )
         handoff.overdue_flagged = None
         self.touch(handoff, now)
 
@@ -292,20 +366,49 @@ class Ledger:
         handoff.version += 1
 
     async def on_days_off(self) -> list[uuid.UUID]:
-        """Open handoffs whose current step ends on a day a loaded holiday schedule takes off, and
-        confirmations whose enforcement period does (their last day was counted before the
-        schedule was known: HandoffService.recount)."""
+        """The handoffs whose deadline a loaded holiday schedule changes (HandoffService.recount):
+        open ones whose step, counted in days, ends on a day the schedule takes off, confirmations
+        whose enforcement period does (their last day was counted before the schedule was known),
+        and open ones whose step counted in working days counts differently now (`counted_again`)."""
         off = select(CalendarDay.day).where(CalendarDay.working.is_(False))
+        in_days = Handoff.counted_from.is_(None)
         rows = await self.session.scalars(
             select(Handoff.id).where(
                 or_(
-                    (Handoff.status == "pending") & Handoff.accept_due_on.in_(off),
-                    (Handoff.status == "accepted") & Handoff.decide_due_on.in_(off),
+                    (Handoff.status == "pending") & in_days & Handoff.accept_due_on.in_(off),
+                    (Handoff.status == "accepted") & in_days & Handoff.decide_due_on.in_(off),
                     (Handoff.status == "confirmed") & Handoff.enforcement_deadline.in_(off),
                 )
             )
         )
-        return list(rows.all())
+        return [*rows.all(), *await self.counted_again()]
+
+    async def counted_again(self) -> list[uuid.UUID]:
+        """Open steps counted in working days whose last day or provisional flag a count on today's
+        calendar changes: the provisional ones, and those counted before the schedule of a year
+        they reach was loaded or corrected (or just after: `COUNTED_BEFORE_LOAD`)."""
+        loads = (await self.session.execute(select(CalendarYear.year, CalendarYear.loaded_at))).all()
+        due_on = open_step_due_column()
+        counted_before = [
+            (due_on >= date(year, 1, 1)) & (Handoff.updated_at <= loaded_at + COUNTED_BEFORE_LOAD)
+            for year, loaded_at in loads
+        ]
+        rows = await self.session.execute(
+            select(Handoff.id, Handoff.counted_from, Handoff.working_days, due_on, Handoff.provisional)
+            .where(
+                Handoff.status.in_(OPEN),
+                Handoff.counted_from.is_not(None),
+                or_(Handoff.provisional, *counted_before),
+            )
+            .order_by(Handoff.id)
+        )
+        return [
+            handoff_id
+            for handoff_id, counted_from, working_days, last_day, provisional in rows.all()
+            if counted_from is not None
+            and working_days is not None
+            and recounted(counted_from, working_days, last_day) != (last_day, provisional)
+        ]
 
     async def overdue(self, today: date) -> list[Handoff]:
         """Open handoffs whose current step's deadline passed and that the clock has not flagged yet."""
@@ -339,6 +442,7 @@ def summary(handoff: Handoff, today: date) -> dict[str, Any]:
         "target_case_number": handoff.target_case_number,
         "accepted_on": handoff.accepted_on.isoformat() if handoff.accepted_on else None,
         "decide_due_on": handoff.decide_due_on.isoformat() if handoff.decide_due_on else None,
+        "provisional": handoff.provisional,
         "extended_days": handoff.extended_days,
         "decision": handoff.decision,
         "decided_on": handoff.decided_on.isoformat() if handoff.decided_on else None,

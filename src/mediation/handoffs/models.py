@@ -4,9 +4,10 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mediation.clocks.counted import PROVISIONAL, PROVISIONAL_SQLITE
 from mediation.core.db import Base, JSONType, new_id
 
 
@@ -16,6 +17,15 @@ class Handoff(Base):
     case number, and posts the decision; each step has its legal deadline."""
 
     __tablename__ = "handoffs"
+    __table_args__ = (
+        # Steps counted in working days before their year's holidays were known (ledger.StepCount).
+        Index(
+            "ix_handoffs_provisional",
+            "status",
+            postgresql_where=text(PROVISIONAL),
+            sqlite_where=text(PROVISIONAL_SQLITE),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
@@ -40,6 +50,14 @@ class Handoff(Base):
     decided_on: Mapped[date | None]
     decision: Mapped[dict[str, Any] | None]
     enforcement_deadline: Mapped[date | None]
+    # How the open step's last day (accept_due_on while pending, decide_due_on once accepted) was
+    # counted when its rule counts working days (e.g. 农村土地承包经营纠纷调解仲裁法 Art. 23: 五个工作日),
+    # as clocks.counted keeps a supervision order's: from which day, how many working days, and
+    # whether it reached a year whose holiday schedule was not known (weekends only), so that it is
+    # counted again once the schedule is loaded. Null `counted_from`: a step counted in days.
+    counted_from: Mapped[date | None]
+    working_days: Mapped[int | None]
+    provisional: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The step whose deadline passed, once the clock flagged it (accept | decide): flagged once.
     overdue_flagged: Mapped[str | None] = mapped_column(String(10))
     created_by: Mapped[str] = mapped_column(String(120))

@@ -117,6 +117,7 @@ def handoff_out(
         accepted_on=handoff.accepted_on,
         target_case_number=handoff.target_case_number,
         decide_due_on=handoff.decide_due_on,
+        provisional=handoff.provisional,
         extended_days=handoff.extended_days,
         extension_reason=text(handoff.extension_reason),
         decided_on=handoff.decided_on,

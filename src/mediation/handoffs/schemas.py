@@ -67,6 +67,11 @@ class HandoffOut(BaseModel):
     accepted_on: date | None
     target_case_number: str | None = Field(description="The court's or commission's own case number.")
     decide_due_on: date | None = Field(description="The decision is due by this day (after any extension).")
+    provisional: bool = Field(
+        description="The open step's last day (`accept_due_on` while pending, `decide_due_on` once accepted) "
+        "was counted in working days across a year whose holiday schedule was not published yet (weekends "
+        "only); it is counted again once the schedule is loaded, and only moves later."
+    )
     extended_days: int
     extension_reason: str | None
     decided_on: date | None

@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from mediation.agreements.models import Agreement, MediationSession
 from mediation.bodies.models import Body
-from mediation.clocks.counted import notice_of
+from mediation.clocks.counted import notice_of, recount_reason
 from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
 from mediation.core.i18n import Text
@@ -34,7 +34,7 @@ from mediation.disputes.schemas import (
 from mediation.disputes.scope import sees
 from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
-from mediation.handoffs.ledger import OPEN, overdue_step, summary
+from mediation.handoffs.ledger import OPEN, StepCount, overdue_step, summary
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, ExtensionIn, OutcomeIn, WithdrawalIn
 
@@ -96,9 +96,16 @@ class HandoffService:
         if kind:
             query = query.where(Handoff.kind == kind)
         if overdue is not None:
+            # A referral accepted with no deadline to decide (a suit once registered) is never late:
+            # spelled so, not left to a comparison with NULL, which `NOT` leaves NULL and drops from
+            # `overdue=false` too.
             late = or_(
                 and_(Handoff.status == "pending", Handoff.accept_due_on < today),
-                and_(Handoff.status == "accepted", Handoff.decide_due_on < today),
+                and_(
+                    Handoff.status == "accepted",
+                    Handoff.decide_due_on.is_not(None),
+                    Handoff.decide_due_on < today,
+                ),
             )
             query = query.where(late if overdue else ~late)
         if cursor is not None:
@@ -144,7 +151,10 @@ class HandoffService:
             .join(Dispute, Dispute.id == Handoff.dispute_id)
             .where(Handoff.id == handoff_id, visible_handoffs(principal))
         )
-        handoff = await self.session.scalar(query.with_for_update(of=Handoff) if for_update else query)
+        if for_update:
+            # Read again under the lock: a version read before it may be stale.
+            query = query.with_for_update(of=Handoff).execution_options(populate_existing=True)
+        handoff = await self.session.scalar(query)
         if handoff is None:
             raise NotFound(NOT_FOUND)
         return handoff
@@ -274,12 +284,31 @@ class HandoffService:
             "filing_pack": filing_pack,
         }
 
-    async def _for_target(self, handoff_id: uuid.UUID, principal: Principal, if_match: str | None) -> Handoff:
-        """The handoff, locked, for the court or commission it is addressed to, at the version it saw."""
-        handoff = await self.get(handoff_id, principal, for_update=True)
+    async def _for_target(
+        self, handoff_id: uuid.UUID, principal: Principal, if_match: str | None
+    ) -> tuple[Handoff, Dispute]:
+        """The handoff and its case, locked, for the court or commission it is addressed to, at
+        the version it saw."""
+        handoff, dispute = await self._locked(handoff_id, principal)
         self._as_target(handoff, principal)
         check_if_match(if_match, handoff.version)
-        return handoff
+        return handoff, dispute
+
+    async def _locked(self, handoff_id: uuid.UUID, principal: Principal) -> tuple[Handoff, Dispute]:
+        """The handoff the caller may see and its case, both locked: the case first, then the
+        handoff, the order every action on the case takes them in (DisputeService.apply locks the
+        case, then settles its handoff). Taken the other way round, a court's answer and a clerk's
+        action on the same case each hold the row the other waits for."""
+        seen = await self.get(handoff_id, principal)
+        dispute = await self._lock_case(seen.dispute_id)
+        return await self.get(handoff_id, principal, for_update=True), dispute
+
+    async def _lock_case(self, dispute_id: uuid.UUID) -> Dispute:
+        """The case, locked and read as it now stands: the version the answer's action checks is
+        this one, not one read before a change another request committed meanwhile."""
+        dispute = await self.session.get(Dispute, dispute_id, with_for_update=True, populate_existing=True)
+        assert dispute is not None  # a handoff's case is never deleted
+        return dispute
 
     def _as_target(self, handoff: Handoff, principal: Principal) -> None:
         if principal.role not in TARGET_ROLES or principal.organisation_id != handoff.target_id:
@@ -305,23 +334,22 @@ class HandoffService:
                 code="handoff_settled",
             )
 
-    async def _dispute_etag(self, handoff: Handoff) -> str:
-        dispute = await self.session.get(Dispute, handoff.dispute_id)
-        assert dispute is not None
-        return etag_for(dispute.version)
-
     async def acknowledge(
         self, handoff_id: uuid.UUID, data: AcceptanceIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self._for_target(handoff_id, principal, if_match)
+        handoff, dispute = await self._for_target(handoff_id, principal, if_match)
         if handoff.status != "pending":
+            # A request withdrawn before the target answered was not answered by it: refused as
+            # settled, naming how it ended. Otherwise the target did answer (and may have ruled since).
+            if handoff.accepted_on is None and handoff.status != "not_accepted":
+                self._still_open(handoff)
             raise Conflict(
                 Text("已经答复过是否受理", "Acceptance was already answered"), code="already_answered"
             )
         today = self.clock.today()
+        etag = etag_for(dispute.version)
         if data.decision == "not_accepted":
             assert data.reason_code is not None
-            etag = await self._dispute_etag(handoff)
             if handoff.kind == "judicial_confirmation":
                 payload: Any = NotAcceptPayload(reason_code=data.reason_code, note=data.note)
                 await self.disputes.apply(handoff.dispute_id, Action.not_accept, payload, principal, etag)
@@ -365,7 +393,7 @@ class HandoffService:
     async def extend(
         self, handoff_id: uuid.UUID, data: ExtensionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self._for_target(handoff_id, principal, if_match)
+        handoff, _ = await self._for_target(handoff_id, principal, if_match)
         clock = self.ledger.periods(handoff.kind)
         if handoff.status != "accepted" or clock.extension_days is None:
             raise Conflict(
@@ -412,14 +440,14 @@ class HandoffService:
     async def decide(
         self, handoff_id: uuid.UUID, data: DecisionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self._for_target(handoff_id, principal, if_match)
+        handoff, dispute = await self._for_target(handoff_id, principal, if_match)
         self._still_open(handoff)
         if handoff.kind != "judicial_confirmation":
             raise Conflict(
                 Text("移送仲裁或诉讼的结果请登记在 outcome", "Post a referral's result to /outcome"),
                 code="wrong_kind",
             )
-        etag = await self._dispute_etag(handoff)
+        etag = etag_for(dispute.version)
         if data.decision == "confirmed":
             payload: Any = ConfirmPayload(
                 ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note
@@ -436,14 +464,14 @@ class HandoffService:
     async def conclude(
         self, handoff_id: uuid.UUID, data: OutcomeIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self._for_target(handoff_id, principal, if_match)
+        handoff, dispute = await self._for_target(handoff_id, principal, if_match)
         self._still_open(handoff)
         if handoff.kind == "judicial_confirmation":
             raise Conflict(
                 Text("司法确认的裁定请登记在 decision", "Post a confirmation ruling to /decision"),
                 code="wrong_kind",
             )
-        etag = await self._dispute_etag(handoff)
+        etag = etag_for(dispute.version)
         payload = RecordOutcomePayload.model_validate(data.model_dump())
         await self.disputes.apply(handoff.dispute_id, Action.record_outcome, payload, principal, etag)
         return handoff
@@ -451,7 +479,7 @@ class HandoffService:
     async def withdraw(
         self, handoff_id: uuid.UUID, data: WithdrawalIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff = await self.get(handoff_id, principal, for_update=True)
+        handoff, dispute = await self._locked(handoff_id, principal)
         check_if_match(if_match, handoff.version)
         if handoff.kind != "judicial_confirmation":
             raise Conflict(
@@ -464,59 +492,84 @@ class HandoffService:
         if principal.role in TARGET_ROLES:
             self._as_target(handoff, principal)
         self._still_open(handoff)
-        etag = await self._dispute_etag(handoff)
         payload = WithdrawConfirmationPayload.model_validate(data.model_dump())
-        await self.disputes.apply(handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag)
+        await self.disputes.apply(
+            handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag_for(dispute.version)
+        )
         return handoff
 
+    async def _locked_by_the_clock(self, handoff_id: uuid.UUID) -> tuple[Handoff, Dispute] | None:
+        """The handoff and its case, locked in the order `_locked` takes them, for the scheduler."""
+        dispute_id = await self.session.scalar(select(Handoff.dispute_id).where(Handoff.id == handoff_id))
+        if dispute_id is None:
+            return None
+        dispute = await self._lock_case(dispute_id)
+        handoff = await self.session.get(Handoff, handoff_id, with_for_update=True, populate_existing=True)
+        assert handoff is not None
+        return handoff, dispute
+
     async def recount(self, handoff_id: uuid.UUID) -> bool:
-        """A holiday schedule loaded since made the current step's last day a day off: the step
-        ends on the next working day instead (民事诉讼法 Art. 85). The target's deadline only moves
-        later, never earlier than it was told; a step flagged late on the old day may be again."""
-        handoff = await self.session.get(Handoff, handoff_id, with_for_update=True)
-        if handoff is None or handoff.status not in ("pending", "accepted", "confirmed"):
+        """A holiday schedule loaded since changes the current step's last day. A step counted in
+        working days is counted again on the calendar as it now stands (e.g. 农村土地承包经营纠纷调解
+        仲裁法 Art. 23: 五个工作日), and stays provisional while it reaches a year whose schedule is
+        still unknown; a step counted in days whose last day the schedule takes off ends on the next
+        working day instead (民事诉讼法 Art. 85). The target's deadline only moves later, never
+        earlier than it was told; a step flagged late on the old day may be again."""
+        locked = await self._locked_by_the_clock(handoff_id)
+        if locked is None:
+            return False
+        handoff, dispute = locked
+        if handoff.status not in ("pending", "accepted", "confirmed"):
             return False
         step = {"pending": "accept", "accepted": "decide", "confirmed": "enforcement"}[handoff.status]
-        before = {
-            "accept": handoff.accept_due_on,
-            "decide": handoff.decide_due_on,
-            "enforcement": handoff.enforcement_deadline,
-        }[step]
-        if before is None:
-            return False
-        after = period_end(before, 0).last_day
-        if after == before:
-            return False
-        if step == "accept":
-            handoff.accept_due_on = after
-        elif step == "decide":
-            handoff.decide_due_on = after
-        else:
-            handoff.enforcement_deadline = after
-        withdrawn = handoff.overdue_flagged == step and after >= self.clock.today()
-        if handoff.overdue_flagged == step:
-            handoff.overdue_flagged = None
-        self.ledger.touch(handoff, self.clock.now())
-        dispute = await self.disputes.get(handoff.dispute_id, SYSTEM, for_update=True)
-        dispute.handoff = summary(handoff, self.clock.today())
         clock = self.ledger.periods(handoff.kind)
         article, label = {
             "accept": (clock.accept_article, "受理"),
             "decide": (clock.decide_article, "作出决定"),
             "enforcement": ("民事诉讼法 第二百五十条", "申请执行"),
         }[step]
-        source = await notice_of(self.session, after.year)
+        count = StepCount.of(handoff)
+        if count is not None:
+            counted_before = count.recount()
+            if counted_before is None:
+                return False
+            before, after = counted_before, count.due_on
+            count.onto(handoff)
+            reason = await recount_reason(f"{label}期限", before, after, self.session)
+        else:
+            last_day = {
+                "accept": handoff.accept_due_on,
+                "decide": handoff.decide_due_on,
+                "enforcement": handoff.enforcement_deadline,
+            }[step]
+            if last_day is None:
+                return False
+            before, after = last_day, period_end(last_day, 0).last_day
+            if after == before:
+                return False
+            if step == "accept":
+                handoff.accept_due_on = after
+            elif step == "decide":
+                handoff.decide_due_on = after
+            else:
+                handoff.enforcement_deadline = after
+            source = await notice_of(self.session, after.year)
+            reason = f"节假日安排已公布{source}: {label}期限届满日 {before} 为休息日, 顺延至 {after}"
+        withdrawn = handoff.overdue_flagged == step and after >= self.clock.today()
+        if handoff.overdue_flagged == step and after != before:
+            handoff.overdue_flagged = None
+        self.ledger.touch(handoff, self.clock.now())
+        dispute.handoff = summary(handoff, self.clock.today())
         await self.disputes.record_work(
             dispute,
             "clock_recounted",
             SYSTEM,
-            f"节假日安排已公布{source}: {label}期限届满日 {before} 为休息日, 顺延至 {after}"
-            + (OVERDUE_WITHDRAWN if withdrawn else ""),
+            reason + (OVERDUE_WITHDRAWN if withdrawn else ""),
             {
                 "clock": f"handoff_{step}",
                 "due_on": after.isoformat(),
                 "previous_due_on": before.isoformat(),
-                "provisional": False,
+                "provisional": handoff.provisional if count is not None else False,
                 "source": article or "",
                 "handoff_id": str(handoff.id),
                 "overdue_withdrawn": withdrawn,
@@ -527,14 +580,14 @@ class HandoffService:
 
     async def flag_overdue(self, handoff_id: uuid.UUID, principal: Principal) -> bool:
         """The clock marks a handoff whose step is late, once per step, on the case's timeline."""
-        handoff = await self.session.get(Handoff, handoff_id, with_for_update=True)
-        if handoff is None:
+        locked = await self._locked_by_the_clock(handoff_id)
+        if locked is None:
             return False
+        handoff, dispute = locked
         step = overdue_step(handoff, self.clock.today())
         if step is None or handoff.overdue_flagged == step:
             return False
         handoff.overdue_flagged = step
-        dispute = await self.disputes.get(handoff.dispute_id, principal, for_update=True)
         due = handoff.accept_due_on if step == "accept" else handoff.decide_due_on
         clock = self.ledger.periods(handoff.kind)
         article = clock.accept_article if step == "accept" else clock.decide_article
