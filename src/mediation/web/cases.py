@@ -41,7 +41,6 @@ from mediation.core.db import session_of
 from mediation.core.errors import NotFound, ProblemError, StaleVersion
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
-from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import AgreementForm, Category, Channel
@@ -63,6 +62,7 @@ from mediation.web.forms import (
     errors_of,
     form_data,
     name_fields,
+    run_once,
     with_stray_on_top,
 )
 from mediation.web.intake import center_for
@@ -503,9 +503,9 @@ async def take_action(
     except ValueError as exc:
         raise NotFound(Text("没有这个操作", "No such action")) from exc
     schema = ACTION_PAYLOADS[chosen.value]
-    fields = describe(schema)
-    values = form_data(form, fields)
+    values: dict[str, Any] = {}
     try:
+        values = form_data(form, describe(schema))
         payload = schema.model_validate(values)
         version = _text(form.get("version"))
         await _once(request, principal, form, lambda: svc.apply(case_id, chosen, payload, principal, version))
@@ -522,13 +522,13 @@ async def _once(
     request: Request, principal: Principal, form: Any, change: Callable[[], Awaitable[object]]
 ) -> None:
     """Make a page's change at most once per form: a double click or a browser's retry of the
-    same form (its Idempotency-Key) replays instead of acting twice."""
+    same form (its Idempotency-Key) replays instead of acting twice, once the first is done."""
 
     async def work() -> JSONResponse:
         await change()
         return JSONResponse({"done": True})
 
-    await run_idempotent(request, principal, _text(form.get("idempotency_key")), work)
+    await run_once(request, principal, _text(form.get("idempotency_key")), work)
 
 
 # ---- the agreement --------------------------------------------------------------------------------
@@ -547,13 +547,16 @@ async def draft_agreement(request: Request, dispute_id: str, principal: Staff, s
     case_id = parse_id(dispute_id)
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
-    values = form_data(form, agreement_fields([], 3))
     terms = [line.strip() for line in str(form.get("terms") or "").splitlines() if line.strip()]
-    if terms:
-        values["terms"] = terms
-    if "obligations" in values:
-        values["obligations"] = [o for o in values["obligations"] if set(o) - {"kind"}]
+    values: dict[str, Any] = {}
     try:
+        values = form_data(form, agreement_fields([], 3))
+        if terms:
+            values["terms"] = terms
+        if isinstance(values.get("obligations"), list):
+            values["obligations"] = [
+                o for o in values["obligations"] if not isinstance(o, dict) or set(o) - {"kind"}
+            ]
         content = AgreementIn.model_validate(values)
         await _once(
             request, principal, form, lambda: AgreementService(svc).draft(case_id, content, principal)
@@ -571,14 +574,13 @@ async def sign_agreement(
     case_id, version_id = parse_id(dispute_id), parse_id(agreement_id)
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
-    values = form_data(form, describe(SignatureIn))
-    # The page sends the hash of the text it showed with every row that may sign electronically;
-    # it is what an electronic signature signs, and goes with that method only.
-    if values.get("method") != "electronic":
-        values.pop("document_hash", None)
-    # The refusal is shown at the row of the signer it concerns.
-    row = f"sign:{version_id}:{values.get('party_id') or values.get('signer')}"
+    values: dict[str, Any] = {}
     try:
+        values = form_data(form, describe(SignatureIn))
+        # The page sends the hash of the text it showed with every row that may sign
+        # electronically; it is what an electronic signature signs, and goes with that method only.
+        if values.get("method") != "electronic":
+            values.pop("document_hash", None)
         signature = SignatureIn.model_validate(values)
         await _once(
             request,
@@ -587,6 +589,8 @@ async def sign_agreement(
             lambda: AgreementService(svc).sign(case_id, version_id, signature, principal),
         )
     except (ValidationError, ProblemError) as exc:
+        # The refusal is shown at the row of the signer it concerns.
+        row = f"sign:{version_id}:{values.get('party_id') or values.get('signer')}"
         return await _refused(request, svc, principal, case_id, row, exc, values)
     return see_other(f"/cases/{case_id}?done=signed#agreement")
 
@@ -600,8 +604,9 @@ async def issue_order(request: Request, dispute_id: str, principal: Staff, svc: 
     case_id = parse_id(dispute_id)
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
-    values = form_data(form, describe(OrderIn, skip=frozenset({"body_id"})))
+    values: dict[str, Any] = {}
     try:
+        values = form_data(form, describe(OrderIn, skip=frozenset({"body_id"})))
         require(principal, Permission.supervise)
         order = OrderIn.model_validate(values)
         version = _text(form.get("version"))
@@ -624,8 +629,9 @@ async def answer_order(
     case_id, order = parse_id(dispute_id), parse_id(order_id)
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
-    values = form_data(form, describe(OrderResponseIn))
+    values: dict[str, Any] = {}
     try:
+        values = form_data(form, describe(OrderResponseIn))
         answer = OrderResponseIn.model_validate(values)
         version = _text(form.get("version"))
         await _once(
@@ -650,9 +656,10 @@ async def handle_alert(
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
     schema = AcknowledgeIn if step == "acknowledge" else ResolveIn
-    values = form_data(form, describe(schema))
     alerts = AlertService(svc)
+    values: dict[str, Any] = {}
     try:
+        values = form_data(form, describe(schema))
         require(principal, Permission.supervise)
         data = schema.model_validate(values)
         version = _text(form.get("version"))

@@ -8,15 +8,20 @@ paths the problem details use (`parties[0].id_number`), so an error lands next t
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from mediation.core.errors import ProblemError, field_errors
+from mediation.core.errors import IdempotencyInProgress, ProblemError, ValidationFailed, field_errors
+from mediation.core.i18n import Text
+from mediation.core.idempotency import run_idempotent
+from mediation.core.principal import Principal
 from mediation.web.labels import ENUM_LABELS, FIELD_LABELS
 
 LONG_TEXT = frozenset({"reason", "claims", "note", "notes", "description", "visit_impossible_reason"})
@@ -161,11 +166,40 @@ def _fields(
 # ---- reading a submitted form ---------------------------------------------------------------------
 
 PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+# A row number of more digits is no row of any form, and its name is refused unread (Python will
+# not even read a number of thousands of digits). How many rows a form takes is the form's to say.
+INDEX_DIGITS = 18
+
+NOT_A_NAME = Text("不是本表单的字段名", "Not a field name of this form")
+CONFLICTING = Text("与同一表单中的其他字段冲突", "Conflicts with another field of the form")
+
+
+def malformed(key: str, message: Text) -> ValidationFailed:
+    """A field name no page sends: one that does not start with a name, or that gives a field both
+    a value and fields of its own (`a=1&a.b=2`). Only a hand-made request has one; it is refused
+    like any invalid field, named as it was sent (cut short)."""
+    return ValidationFailed.of_field(key[:100], "malformed_field", message)
+
+
+def path_of(key: str) -> list[str | int]:
+    """A form field's name as its path: `parties[0].name` is ["parties", 0, "name"]."""
+    parts: list[str | int] = []
+    for m in PATH_PART.finditer(key):
+        if m.group(1) is not None:
+            parts.append(m.group(1))
+        elif len(m.group(2)) > INDEX_DIGITS:
+            raise malformed(key, NOT_A_NAME)
+        else:
+            parts.append(int(m.group(2)))
+    if parts and not isinstance(parts[0], str):
+        raise malformed(key, NOT_A_NAME)
+    return parts
 
 
 def unflatten(pairs: Sequence[tuple[str, str]], lists: frozenset[str] = frozenset()) -> dict[str, Any]:
     """`parties[0].name=...` pairs into nested data. Empty values are left out (the schema's
-    defaults apply); names in `lists` collect every value given."""
+    defaults apply); names in `lists` collect every value given. A name that is no path, or that
+    another name contradicts, is refused (`ValidationFailed`)."""
     data: dict[str, Any] = {}
     for key, value in pairs:
         if key in CONTROL_FIELDS:
@@ -173,24 +207,41 @@ def unflatten(pairs: Sequence[tuple[str, str]], lists: frozenset[str] = frozense
         value = value.strip() if isinstance(value, str) else value
         if value == "":
             continue
-        parts: list[str | int] = [
-            m.group(1) if m.group(1) is not None else int(m.group(2)) for m in PATH_PART.finditer(key)
-        ]
+        parts = path_of(key)
         if not parts:
             continue
-        _put(data, parts, value, key in lists)
+        if not _put(data, parts, value, key in lists):
+            raise malformed(key, CONFLICTING)
     compacted: dict[str, Any] = _compact(data)
     return compacted
 
 
-def _put(node: Any, parts: list[str | int], value: str, many: bool) -> None:
-    for here in parts[:-1]:
-        node = node.setdefault(here, {})
+def _put(node: dict[Any, Any], parts: list[str | int], value: str, many: bool) -> bool:
+    """Put `value` at `parts`; False when what is there already says otherwise: a value where
+    fields go, fields where a value goes, or numbered rows and named fields under one name."""
+    for depth, here in enumerate(parts):
+        if node and isinstance(here, int) != isinstance(next(iter(node)), int):
+            return False
+        if depth == len(parts) - 1:
+            break
+        child = node.setdefault(here, {})
+        if not isinstance(child, dict):
+            return False
+        node = child
     last = parts[-1]
+    there = node.get(last)
     if many:
-        node.setdefault(last, []).append(value)
+        if there is None:
+            node[last] = [value]
+        elif isinstance(there, list):
+            there.append(value)
+        else:
+            return False
+    elif isinstance(there, (dict, list)):
+        return False
     else:
-        node[last] = value
+        node[last] = value  # a plain field given twice: the last one counts
+    return True
 
 
 def _compact(node: Any) -> Any:
@@ -226,6 +277,35 @@ def form_data(form: FormData, fields: Sequence[FormField]) -> dict[str, Any]:
         if f.widget == "fieldset" and f.name in data and not data[f.name]:
             del data[f.name]
     return data
+
+
+# ---- a form sent twice ---------------------------------------------------------------------------
+
+# How long a second submission of a form waits between looks at the first one's outcome, and
+# how long in all before it shows the refusal.
+RETRY_PAUSE_SECONDS = 0.2
+MAX_WAIT_SECONDS = 10.0
+
+
+async def run_once(
+    request: Request, principal: Principal, key: str | None, work: Callable[[], Awaitable[Response]]
+) -> Response:
+    """`run_idempotent` for a form: a double click, or a browser sending the form again, while the
+    first submission is still at work waits for its outcome (at most as long as the key stays
+    locked) and replays it. The API answers such a request 409 and its client retries; a person at a
+    browser would see only a refusal, and never the receipt with the case number and the query code
+    the first submission made, nor the case as the action left it."""
+    loop = asyncio.get_running_loop()
+    # The wait holds this process's turn to write: bounded well below the key's lock, which a
+    # process that died holding it keeps for its whole length.
+    give_up = loop.time() + min(request.app.state.settings.idempotency_lock_seconds, MAX_WAIT_SECONDS)
+    while True:
+        try:
+            return await run_idempotent(request, principal, key, work)
+        except IdempotencyInProgress:
+            if loop.time() + RETRY_PAUSE_SECONDS > give_up:
+                raise
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
 
 def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:

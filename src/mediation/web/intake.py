@@ -4,22 +4,25 @@ application (网上申请). Both submit `DisputeCreate`, the API's intake schema
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import uuid
+from dataclasses import replace
 from typing import Annotated, Any
 
+from annotated_types import MaxLen
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import select
+from starlette.datastructures import FormData
 
 from mediation.bodies.models import Body, BodyKind
 from mediation.core.db import Database, session_of
 from mediation.core.errors import Forbidden, ValidationFailed
 from mediation.core.i18n import Text
-from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Principal, Role
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import IdType, PartyRole
@@ -30,7 +33,16 @@ from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
 from mediation.disputes.service import DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
 from mediation.identity.auth import client_address, identity_of
-from mediation.web.forms import FormField, Option, describe, errors_of, form_data, with_stray_on_top
+from mediation.web.forms import (
+    FormField,
+    Option,
+    describe,
+    errors_of,
+    form_data,
+    path_of,
+    run_once,
+    with_stray_on_top,
+)
 from mediation.web.rendering import WebRoute, render
 from mediation.web.session import check_csrf, staff
 
@@ -45,10 +57,29 @@ ONLINE_SKIP = frozenset(
 )
 WINDOW_SKIP = frozenset({"parties"})
 DEFAULT_PARTY_ROLES = ("applicant", "respondent")
+# As many party rows as the intake schema takes parties, numbered from 0.
+MAX_PARTIES = next(
+    m.max_length for m in DisputeCreate.model_fields["parties"].metadata if isinstance(m, MaxLen)
+)
+FIRST_ROW = "parties[0]."
+
+
+@functools.cache
+def _first_party_row() -> tuple[FormField, ...]:
+    """PartyIn's fields, described once: every row is the same but for its number."""
+    return tuple(describe(PartyIn, prefix=FIRST_ROW))
+
+
+def _numbered(field: FormField, prefix: str) -> FormField:
+    return replace(
+        field,
+        name=prefix + field.name.removeprefix(FIRST_ROW),
+        children=[_numbered(child, prefix) for child in field.children],
+    )
 
 
 def party_fields(index: int) -> list[FormField]:
-    return describe(PartyIn, prefix=f"parties[{index}].")
+    return [_numbered(f, f"parties[{index}].") for f in _first_party_row()]
 
 
 def case_fields(skip: frozenset[str], courts: list[Body]) -> list[FormField]:
@@ -148,22 +179,38 @@ async def _refused(
     )
 
 
-async def _submitted(request: Request, skip: frozenset[str]) -> tuple[dict[str, Any], str | None, str | None]:
-    raw = await request.body()  # read first: the idempotency fingerprint needs the bytes
-    del raw
+async def _submitted(request: Request) -> tuple[FormData, str | None]:
+    """The form sent and its idempotency key, once it is known to come from our own page."""
+    await request.body()  # read first: the idempotency fingerprint needs the bytes
     form = await request.form()
-    indices = {
-        key.split("]")[0][len("parties[") :] for key in form if key.startswith("parties[") and "]" in key
-    }
-    count = max([int(i) for i in indices if i.isdigit()] + [len(DEFAULT_PARTY_ROLES) - 1]) + 1
-    fields = case_fields(skip, []) + [f for i in range(count) for f in party_fields(i)]
+    csrf, key = form.get("csrf"), form.get("idempotency_key")
+    check_csrf(request, csrf if isinstance(csrf, str) else None)
+    return form, key if isinstance(key, str) and key else None
+
+
+def _values(form: FormData, skip: frozenset[str]) -> dict[str, Any]:
+    """The form as the intake schema's payload. Only the party rows sent are read, and no more of
+    them than the schema takes parties: a form's size, not the number a row claims, bounds the
+    work, and this runs on the event loop every other request shares."""
+    rows: set[int] = set()
+    for key in form:
+        path = path_of(key)
+        if len(path) > 1 and path[0] == "parties" and isinstance(path[1], int):
+            if path[1] >= MAX_PARTIES:
+                raise ValidationFailed.of_field(
+                    "parties",
+                    "too_many_parties",
+                    Text("当事人最多 {n} 名", "At most {n} parties").format(n=MAX_PARTIES),
+                )
+            rows.add(path[1])
+    fields = case_fields(skip, []) + [f for i in sorted(rows) for f in party_fields(i)]
     data = form_data(form, fields)
-    if "parties" in data:
+    if isinstance(data.get("parties"), list):
         # Rows the clerk added and left empty are not parties.
-        data["parties"] = [p for p in data["parties"] if p and set(p) - {"role", "kind", "id_type"}]
-    csrf = form.get("csrf")
-    key = form.get("idempotency_key")
-    return data, str(csrf) if csrf else None, str(key) if key else None
+        data["parties"] = [
+            p for p in data["parties"] if not isinstance(p, dict) or set(p) - {"role", "kind", "id_type"}
+        ]
+    return data
 
 
 def refuse_unknown(data: dict[str, Any], skip: frozenset[str]) -> None:
@@ -222,7 +269,7 @@ async def _register(
         )
         return JSONResponse(jsonable_encoder(body), status_code=201)
 
-    response = await run_idempotent(request, principal, key, work)
+    response = await run_once(request, principal, key, work)
     created = json.loads(bytes(response.body))
     request.state.audit_object = ("dispute", created["id"])
     return created, response.headers.get("Idempotent-Replayed") == "true"
@@ -254,9 +301,10 @@ def _only_center(principal: Principal) -> None:
 @router.post("/intake", response_class=HTMLResponse)
 async def intake_submit(request: Request, principal: Staff, svc: Service) -> HTMLResponse:
     _only_center(principal)
-    values, csrf, key = await _submitted(request, WINDOW_SKIP)
-    check_csrf(request, csrf)
+    form, key = await _submitted(request)
+    values: dict[str, Any] = {}
     try:
+        values = _values(form, WINDOW_SKIP)
         refuse_unknown(values, WINDOW_SKIP)
         data = DisputeCreate.model_validate(values)
         created, replayed = await _register(request, svc, principal, data, key)
@@ -386,9 +434,10 @@ async def apply_form(request: Request) -> HTMLResponse:
 async def apply_submit(request: Request, svc: Service) -> Response:
     # Anonymous: the limit per address keeps the form from being used to flood the window.
     identity_of(request).anonymous_limiter.check(f"apply:{client_address(request)}")
-    values, csrf, key = await _submitted(request, ONLINE_SKIP)
-    check_csrf(request, csrf)
+    form, key = await _submitted(request)
+    values: dict[str, Any] = {}
     try:
+        values = _values(form, ONLINE_SKIP)
         refuse_unknown(values, ONLINE_SKIP)
         data = DisputeCreate.model_validate({**values, "channel": "online"})
         _reachable(data)
