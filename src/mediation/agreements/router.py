@@ -8,7 +8,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mediation.agreements import rules
-from mediation.agreements.models import Agreement, MediationSession, Obligation
+from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation
 from mediation.agreements.render import agreement_html
 from mediation.agreements.schemas import (
     AgreementIn,
@@ -151,6 +151,23 @@ def agreement_out(agreement: Agreement, dispute: Dispute, masked: bool = False) 
         created_at=agreement.created_at,
         updated_at=agreement.updated_at,
         version=agreement.version,
+    )
+
+
+def follow_up_out(task: FollowUp, case_number: str, masked: bool = False) -> FollowUpOut:
+    """A follow-up task as this caller reads it: the reason (an obligation's description), the
+    result and each try's notes are free text a mediator typed, masked as the case's timeline masks
+    the same words (个人信息保护法 Art. 51)."""
+    fields = FollowUpOut.model_fields.keys() - {"case_number"}
+    out = FollowUpOut(case_number=case_number, **{name: getattr(task, name) for name in fields})
+    if not masked:
+        return out
+    return out.model_copy(
+        update={
+            "reason": redact_text(out.reason),
+            "result": redact_value(out.result),
+            "attempts": redact_value(out.attempts),
+        }
     )
 
 
@@ -301,7 +318,9 @@ async def replace_agreement(
     description=(
         "Refused while Art. 29's contents are incomplete. Who, when, how (in person, fingerprint, "
         "electronic with the hash of what was signed, seal). The last one makes the version effective; "
-        "then `agree` records the agreement on the case."
+        "then `agree` records the agreement on the case. The mediator signs a written agreement in person or "
+        "electronically; `recorded` is for an oral agreement only (422 `method_not_for_form`). A version drafted "
+        "before the case's mediator changed is not signed (409 `mediator_changed`): draft a new one."
     ),
     responses=WRITES,
 )
@@ -383,7 +402,7 @@ async def list_follow_ups(
 ) -> FollowUpPage:
     rows, next_cursor = await svc.follow_ups(body_id, principal, status, cursor, limit)
     return FollowUpPage(
-        items=[FollowUpOut(case_number=n, **_task(f)) for f, n in rows], next_cursor=next_cursor
+        items=[follow_up_out(f, n, masks(principal)) for f, n in rows], next_cursor=next_cursor
     )
 
 
@@ -391,6 +410,11 @@ async def list_follow_ups(
     "/follow-ups/{follow_up_id}/result",
     response_model=FollowUpOut,
     summary="记录回访结果 Record a follow-up's result",
+    description=(
+        "The result of following up an overdue obligation (人民调解法 Art. 31). A follow-up visit after "
+        "closing (回访) is recorded with `/follow-ups/{id}/visit` or `/impossible`: its id is not found here. "
+        "A follow-up already closed (the obligation performed, say) is refused (409)."
+    ),
     responses=WRITES,
 )
 async def complete_follow_up(
@@ -403,7 +427,7 @@ async def complete_follow_up(
 ) -> Response:
     async def work() -> JSONResponse:
         task, case_number = await svc.complete(follow_up_id, data, principal)
-        return JSONResponse(jsonable_encoder(FollowUpOut(case_number=case_number, **_task(task))))
+        return JSONResponse(jsonable_encoder(follow_up_out(task, case_number, masks(principal))))
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -438,7 +462,7 @@ async def search_follow_ups(
         principal, kind=kind, status=status, dispute_id=dispute_id, cursor=cursor, limit=limit
     )
     return FollowUpPage(
-        items=[FollowUpOut(case_number=n, **_task(f)) for f, n in rows], next_cursor=next_cursor
+        items=[follow_up_out(f, n, masks(principal)) for f, n in rows], next_cursor=next_cursor
     )
 
 
@@ -463,7 +487,7 @@ async def record_visit(
 ) -> Response:
     async def work() -> JSONResponse:
         task, dispute = await svc.visit(follow_up_id, data, principal)
-        return _json(FollowUpOut(case_number=dispute.case_number, **_task(task)), dispute.version)
+        return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -485,11 +509,6 @@ async def visit_impossible(
 ) -> Response:
     async def work() -> JSONResponse:
         task, dispute = await svc.impossible(follow_up_id, data, principal)
-        return _json(FollowUpOut(case_number=dispute.case_number, **_task(task)), dispute.version)
+        return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
-
-
-def _task(task: object) -> dict[str, object]:
-    fields = FollowUpOut.model_fields.keys() - {"case_number"}
-    return {name: getattr(task, name) for name in fields}

@@ -154,6 +154,13 @@ PARTY_SIGNING_METHODS: dict[str, list[str]] = {
     PartyKind.person: ["in_person", "fingerprint", "seal", "electronic"],
     PartyKind.organisation: ["seal", "in_person", "electronic"],
 }
+# 人民调解法 Art. 29: a written agreement (调解协议书) takes effect once the mediator has signed it
+# (人民调解员签名), in person or electronically. Recording the agreed terms in place of a signature
+# is how the mediator makes an oral agreement (Art. 28, effective when reached: Art. 30), and only that.
+MEDIATOR_SIGNING_METHODS: dict[str, list[str]] = {
+    AgreementForm.written: ["in_person", "electronic"],
+    AgreementForm.oral: ["recorded", "in_person", "electronic"],
+}
 
 
 class SignatureIn(WriteModel):

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -15,6 +16,7 @@ from mediation.agreements import rules
 from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation, Signature
 from mediation.agreements.schemas import (
     ENDING_OUTCOMES,
+    MEDIATOR_SIGNING_METHODS,
     PARTY_SIGNING_METHODS,
     AgreementIn,
     FollowUpResultIn,
@@ -41,7 +43,7 @@ from mediation.core.refusal import summary
 from mediation.disputes.enums import Consent
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import Dispute
-from mediation.disputes.schemas import FailPayload, RecordPerformancePayload
+from mediation.disputes.schemas import FailPayload, Instant, RecordPerformancePayload
 from mediation.disputes.service import DisputeService
 
 # Sessions are held and agreements drafted and signed while the case is being mediated.
@@ -64,6 +66,9 @@ FOLLOW_UP_WORKING_DAYS = 3
 # The follow-ups whose date may still be counted again (clocks.counted); a visit's follows its clock.
 OPEN_PERFORMANCE = (FollowUp.status == "open") & (FollowUp.kind == "performance")
 OVERDUE_REASON = "第{i}项义务 ({what}) 应于 {due} 前履行, 已逾期未履行: 请回访督促履行 (人民调解法第三十一条)"
+# A page cursor's time is one the service wrote: in its years, with a zone (Instant). A crafted one
+# near year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
+_CURSOR_TIME = TypeAdapter(Instant)
 
 
 def _not_now(dispute: Dispute, what: Text) -> InvalidTransition:
@@ -403,6 +408,19 @@ class AgreementService:
             )
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("签署调解协议", "sign the agreement"))
+        if agreement.mediator_id != dispute.mediator_id:
+            # Art. 29: the case's mediator signs. This version names the one the case has since
+            # replaced (a withdrawal, 特邀调解规定 Art. 16, or the body's choice): it cannot take
+            # effect under that name, nor the new mediator sign a text drafted under another's.
+            raise Conflict(
+                Text(
+                    "调解员已更换, 请重新起草协议 (本版本署名调解员为「{old}」, 现调解员为「{new}」)",
+                    "The mediator has changed; draft a new version (this one names {old}, the case's "
+                    "mediator is now {new})",
+                ).format(old=agreement.mediator_name or "-", new=dispute.mediator_name or "-"),
+                code="mediator_changed",
+                article=rules.ART_29,
+            )
         missing = rules.missing_elements(agreement, dispute)
         if missing:
             raise GuardFailed(summary(missing), reasons=[r.as_dict() for r in missing])
@@ -416,6 +434,8 @@ class AgreementService:
             )
         if data.signer == "party":
             self._check_party_method(dispute, data)
+        elif data.signer == "mediator":
+            self._check_mediator_method(agreement, data)
         if any(s.signer_key == key for s in agreement.signatures):
             raise Conflict(Text("该签署人已签署", "This signatory has already signed"), code="already_signed")
         if data.document_hash is not None and data.document_hash != agreement.content_hash:
@@ -483,6 +503,19 @@ class AgreementService:
             "electronically; it cannot fingerprint",
         )
         raise ValidationFailed.of_field("method", "method_not_for_party_kind", message.format(n=party.name))
+
+    @staticmethod
+    def _check_mediator_method(agreement: Agreement, data: SignatureIn) -> None:
+        """人民调解法 Art. 29: a written agreement bears the mediator's signature; only an oral
+        agreement is recorded by the mediator instead (Art. 28, 30; MEDIATOR_SIGNING_METHODS)."""
+        if data.method in MEDIATOR_SIGNING_METHODS[agreement.form]:
+            return
+        message = Text(
+            "书面调解协议须由调解员签名 (本人签名或电子签名); 「调解员记录」仅用于口头协议",
+            "A written agreement is signed by the mediator (in person or electronically); "
+            "recording is for oral agreements only",
+        )
+        raise ValidationFailed.of_field("method", "method_not_for_form", message)
 
     # ---- performance and follow-ups ---------------------------------------------------------------
 
@@ -568,7 +601,9 @@ class AgreementService:
         if status is not None:
             query = query.where(FollowUp.status == status)
         if cursor is not None:
-            raised, last_id = keyset_position(cursor, datetime.fromisoformat)
+            raised, last_id = keyset_position(
+                cursor, lambda text: _CURSOR_TIME.validate_python(datetime.fromisoformat(text))
+            )
             query = query.where(tuple_(FollowUp.raised_at, FollowUp.id) > tuple_(raised, last_id))
         rows = (
             await self.session.execute(query.order_by(FollowUp.raised_at, FollowUp.id).limit(limit + 1))
@@ -583,12 +618,29 @@ class AgreementService:
     async def complete(
         self, follow_up_id: uuid.UUID, data: FollowUpResultIn, principal: Principal
     ) -> tuple[FollowUp, str]:
-        task = await self.session.get(FollowUp, follow_up_id, with_for_update=True)
-        if task is None or principal.role not in BODY_ROLES or principal.organisation_id != task.body_id:
-            raise NotFound(Text("没有这项回访任务", "No such follow-up task"))
-        if task.status == "done":
-            raise Conflict(Text("这项回访已完成", "This follow-up is already done"))
-        dispute = await self.disputes.get(task.dispute_id, principal, for_update=True)
+        # A visit (回访) has its own rules (a satisfaction rating, a number of tries: `VisitService`);
+        # this records the follow-up of an overdue obligation only.
+        missing = NotFound(Text("没有这项履行督促任务", "No such performance follow-up task"))
+        if principal.role not in BODY_ROLES:
+            raise missing
+        dispute_id = await self.session.scalar(
+            select(FollowUp.dispute_id).where(
+                FollowUp.id == follow_up_id,
+                FollowUp.kind == "performance",
+                FollowUp.body_id == principal.organisation_id,
+            )
+        )
+        if dispute_id is None:
+            raise missing
+        # The case first, then the task: the order `perform` (which closes the obligation's tasks)
+        # and every change to a case take them, so the two wait for each other and never deadlock.
+        dispute = await self.disputes.get(dispute_id, principal, for_update=True)
+        task = await self.session.get(FollowUp, follow_up_id, with_for_update=True, populate_existing=True)
+        assert task is not None  # tasks are never deleted
+        if task.status != "open":
+            raise Conflict(
+                Text("这项履行督促已办结", "This follow-up is already closed"), code="follow_up_closed"
+            )
         if data.contacted_on > self.clock.today():
             raise ValidationFailed.of_field(
                 "contacted_on",
@@ -612,20 +664,23 @@ class AgreementService:
     async def raise_overdue(self, obligation_id: uuid.UUID, principal: Principal) -> bool:
         """The clock's step for one obligation past its due date: mark it overdue and put a
         follow-up in the body's inbox (人民调解法 Art. 31). False when nothing was left to do."""
-        obligation = await self.session.get(Obligation, obligation_id, with_for_update=True)
+        # The case first, then the obligation: the order `perform` takes them in.
+        dispute_id = await self.session.scalar(
+            select(Obligation.dispute_id).where(Obligation.id == obligation_id)
+        )
+        if dispute_id is None:
+            return False
+        dispute = await self.disputes.get(dispute_id, principal, for_update=True)
+        obligation = await self.session.get(
+            Obligation, obligation_id, with_for_update=True, populate_existing=True
+        )
         if obligation is None or obligation.status != "pending":
             return False
         today = self.clock.today()
-        if not rules.past_its_day(obligation.due_on, today):
-            return False
-        governs = await self.session.scalar(
-            select(Dispute.id).where(Dispute.id == obligation.dispute_id, AGREEMENT_GOVERNS)
-        )
-        if governs is None:
+        if not rules.past_its_day(obligation.due_on, today) or dispute.status not in PERFORMANCE_STATES:
             return False
         agreement = await self.session.get(Agreement, obligation.agreement_id)
         assert agreement is not None
-        dispute = await self.disputes.get(obligation.dispute_id, principal, for_update=True)
         obligation.status = "overdue"
         obligation.overdue_since = today
         what = f"{obligation.amount:.2f} 元" if obligation.amount is not None else obligation.description[:40]
@@ -661,13 +716,17 @@ class AgreementService:
     async def recount_follow_up(self, follow_up_id: uuid.UUID) -> bool:
         """An open performance follow-up counted before its year's holidays were loaded, counted
         again (clocks.counted: only ever later), on the case's timeline."""
-        task = await self.session.get(FollowUp, follow_up_id, with_for_update=True)
+        # The case first, then the task, as every change to a case takes them.
+        dispute_id = await self.session.scalar(select(FollowUp.dispute_id).where(FollowUp.id == follow_up_id))
+        if dispute_id is None:
+            return False
+        dispute = await self.disputes.get(dispute_id, SYSTEM, for_update=True)
+        task = await self.session.get(FollowUp, follow_up_id, with_for_update=True, populate_existing=True)
         if task is None or task.status != "open":
             return False
         before = task.recount()
         if before is None:
             return False
-        dispute = await self.disputes.get(task.dispute_id, SYSTEM, for_update=True)
         await self.disputes.record_work(
             dispute,
             "clock_recounted",

@@ -41,17 +41,25 @@ class VisitService:
         return FollowUp.id.is_(None)
 
     async def _task(self, follow_up_id: uuid.UUID, principal: Principal) -> tuple[FollowUp, Dispute]:
-        row = (
-            await self.session.execute(
-                select(FollowUp, Dispute)
-                .join(Dispute, Dispute.id == FollowUp.dispute_id)
-                .where(FollowUp.id == follow_up_id, FollowUp.kind == "visit", self._mine(principal))
-                .with_for_update(of=FollowUp)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(Text("没有这项回访任务", "No such visit task"))
-        task, dispute = row
+        """The open visit task and its case, both locked: the case first, then the task, the order
+        in which archiving (which settles the visit) and every other change to a case take them,
+        so that a visit recorded while the case is archived waits instead of deadlocking."""
+        scoped = (
+            select(FollowUp)
+            .join(Dispute, Dispute.id == FollowUp.dispute_id)
+            .where(FollowUp.id == follow_up_id, FollowUp.kind == "visit", self._mine(principal))
+        )
+        missing = NotFound(Text("没有这项回访任务", "No such visit task"))
+        dispute_id = await self.session.scalar(scoped.with_only_columns(FollowUp.dispute_id))
+        if dispute_id is None:
+            raise missing
+        # The task's scope is checked; the case is locked for the timeline entry.
+        dispute = await self.disputes.get(dispute_id, SYSTEM, for_update=True)
+        task = await self.session.scalar(
+            scoped.with_for_update(of=FollowUp).execution_options(populate_existing=True)
+        )
+        if task is None:
+            raise missing
         if task.status != "open":
             raise Conflict(Text("这项回访已办结", "This visit is already recorded"), code="visit_recorded")
         return task, dispute
@@ -67,8 +75,6 @@ class VisitService:
         now = self.clock.now()
         attempt = {**data.model_dump(mode="json"), "recorded_at": now.isoformat(), "by": principal.id}
         task.attempts = [*(task.attempts or []), attempt]
-        # The task's scope was checked above; lock the case for the timeline entry.
-        dispute = await self.disputes.get(dispute.id, SYSTEM, for_update=True)
         if data.reached:
             assert data.satisfaction is not None
             self._finish(task, "done", {"outcome": "visited", **data.model_dump(mode="json")}, principal, now)
@@ -103,8 +109,6 @@ class VisitService:
         task, dispute = await self._task(follow_up_id, principal)
         now = self.clock.now()
         self._finish(task, "impossible", {"outcome": "impossible", "reason": data.reason}, principal, now)
-        # The task's scope was checked above; lock the case for the timeline entry.
-        dispute = await self.disputes.get(dispute.id, SYSTEM, for_update=True)
         await self.disputes.record_work(
             dispute,
             "visit_impossible",

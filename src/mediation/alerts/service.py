@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -48,6 +49,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import SYSTEM, Principal
 from mediation.disputes.enums import CATEGORY_LABELS, Category, PartyKind, PartyRole
 from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
+from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import visible_to
 from mediation.disputes.service import Attention, DisputeService, counter_years
 
@@ -56,6 +58,9 @@ log = logging.getLogger(__name__)
 # How far another host's clock may run ahead of this one's: a wave read under the county's counter
 # takes in the cases registered until now and this much after.
 CLOCK_MARGIN = timedelta(minutes=1)
+# A page cursor's time is one the service wrote: in its years, with a zone (Instant). A crafted one
+# near year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
+_CURSOR_TIME = TypeAdapter(Instant)
 
 POLICE_ADVICE = (
     "发现有可能激化为刑事案件或治安案件的, 调解员应当及时向当地公安机关报告 (人民调解法 第二十五条)"
@@ -662,7 +667,9 @@ class AlertService:
         if kind is not None:
             query = query.where(Alert.kind == kind)
         if cursor is not None:
-            raised, last = keyset_position(cursor, datetime.fromisoformat)
+            raised, last = keyset_position(
+                cursor, lambda text: _CURSOR_TIME.validate_python(datetime.fromisoformat(text))
+            )
             query = query.where(tuple_(Alert.raised_at, Alert.id) < tuple_(raised, last))
         rows = list(
             (
