@@ -39,7 +39,7 @@ async def test_oral_agreement_needs_the_mediators_record(api):
     assert [w["signer"] for w in agreement["awaiting_signatures"]] == ["mediator"]
     payload = {"agreement_id": agreement["id"]}
     reasons = _reasons(await api.act(dispute, "agree", payload))
-    assert reasons["oral_agreement_unrecorded"]["article"] == "人民调解法 第三十条"
+    assert reasons["oral_agreement_unrecorded"]["article"] == "人民调解法 第二十八条"
     recorded = await api.sign(dispute, agreement, signer="mediator", method="recorded")
     assert recorded.status_code == 200, recorded.text
     assert recorded.json()["status"] == "effective"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 
+from mediation.core.http import encode_cursor
 from tests.support import intake_body, person
 
 
@@ -134,6 +136,17 @@ async def test_cursor_pagination_visits_every_case_once_newest_first(api, clock)
             break
     assert len(seen) == 7 and set(seen) == set(created)
     assert seen[0] == created[-1]
+
+
+@pytest.mark.parametrize(
+    "at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00"]
+)
+async def test_a_cursor_with_a_time_the_service_never_wrote_is_an_invalid_cursor(api, at):
+    # The first two convert to no UTC time PostgreSQL takes; the third has no zone.
+    cursor = encode_cursor({"t": at, "i": str(uuid.uuid4())})
+    response = await api.client.get("/v1/disputes", params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["code"] == "invalid_cursor"
 
 
 async def test_party_status_lookup_shows_status_and_no_personal_data(api):

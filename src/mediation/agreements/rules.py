@@ -3,8 +3,9 @@
 人民调解法 Art. 29: a written agreement states the parties' basic details; the main facts, the
 disputed matters and each side's responsibility; what was agreed, and how and by when it is
 performed. It takes effect once every party has signed, sealed or put a fingerprint on it, the
-mediator has signed and the body's seal is affixed. Art. 30: an oral agreement takes effect when
-reached; the mediator records it. These functions are pure: they look at loaded rows only.
+mediator has signed and the body's seal is affixed. Art. 28: parties who need no written
+agreement may agree orally, and the mediator records what they agreed; Art. 30: an oral agreement
+takes effect when reached. These functions are pure: they look at loaded rows only.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from mediation.core.refusal import Refusal
 from mediation.disputes.enums import AgreementForm, PartyKind
 from mediation.disputes.models import Dispute, Party
 
+ART_28 = "人民调解法 第二十八条"
 ART_29 = "人民调解法 第二十九条"
-ART_30 = "人民调解法 第三十条"
 MEDIATOR = "mediator"
 SEAL = "body_seal"
 
@@ -121,7 +122,7 @@ class Signer:
 def required_signers(agreement: Agreement, dispute: Dispute) -> list[Signer]:
     mediator = Signer(MEDIATOR, "mediator", agreement.mediator_name or "调解员")
     if agreement.form == AgreementForm.oral:
-        return [mediator]  # Art. 30: recorded by the mediator
+        return [mediator]  # Art. 28: recorded by the mediator
     parties = [Signer(str(p.id), "party", p.name) for p in principals(dispute)]
     return [*parties, mediator, Signer(SEAL, "body_seal", agreement.body_name)]
 

@@ -221,7 +221,7 @@ def _agreement_signed_by_all(ctx: GuardContext) -> list[Refusal]:
                     "协议尚未经全部当事人签名、盖章或按指印, 调解员签名并加盖调解组织印章: {n}",
                     "Not yet signed by every party and the mediator, and sealed: {n}",
                 ).format(n="、".join(s.name for s in waiting)),
-                agreement_rules.ART_30 if oral else agreement_rules.ART_29,
+                agreement_rules.ART_28 if oral else agreement_rules.ART_29,
             )
         )
     effective = agreement.effective_on
@@ -567,7 +567,7 @@ G_SIGNED = Guard(
         "协议经全部当事人、调解员签名并加盖调解组织印章",
         "Agreement signed by every party and the mediator, and sealed",
     ),
-    "人民调解法 第二十九条、第三十条",
+    "人民调解法 第二十八条、第二十九条、第三十条",
     _agreement_signed_by_all,
 )
 G_JOINT = Guard(
@@ -717,7 +717,8 @@ G_NEXT_TIER = Guard(
 G_AGREEMENT = Guard(
     "agreement_exists",
     Text("已有调解协议", "An agreement exists"),
-    "人民调解法 第三十一条",
+    # Performance follows an agreement (Art. 31), and so does its confirmation (Art. 33).
+    "人民调解法 第三十一条、第三十三条",
     _agreement_exists,
     needs_payload=False,
 )

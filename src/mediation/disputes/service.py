@@ -13,7 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Select, and_, bindparam, case, exists, false, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,7 +62,14 @@ from mediation.disputes.models import (
     TimelineEntry,
 )
 from mediation.disputes.paperwork import PAPER_TITLES, RECEIPT_TITLE, handoff_lines, receipt_lines
-from mediation.disputes.schemas import CaseLinkIn, ConsentIn, DisputeCreate, MediatorChoiceIn, PartyIn
+from mediation.disputes.schemas import (
+    CaseLinkIn,
+    ConsentIn,
+    DisputeCreate,
+    Instant,
+    MediatorChoiceIn,
+    PartyIn,
+)
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
 from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService, page_of
@@ -111,6 +118,8 @@ def _one_case(kind: str, for_update: bool) -> Select[Dispute]:
     )
     return stmt.with_for_update(of=Dispute) if for_update else stmt
 
+
+_CURSOR_TIME = TypeAdapter(Instant)
 
 # Built once: composing a statement costs more CPU than running it, and every request reads its case.
 _ONE_CASE = {(kind, lock): _one_case(kind, lock) for kind in RULE_KINDS for lock in (False, True)}
@@ -442,7 +451,9 @@ class DisputeService:
         if cursor:
             values = decode_cursor(cursor)
             try:
-                at = datetime.fromisoformat(values["t"])
+                # A time the service wrote, in its years (Instant): a crafted one near year 1 or
+                # 9999 converts to no time the database takes.
+                at = _CURSOR_TIME.validate_python(datetime.fromisoformat(values["t"]))
                 last_id = uuid.UUID(values["i"])
             except (KeyError, ValueError, TypeError):
                 decode_cursor("!")  # raises the same validation problem
