@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import struct
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import filetype
 
@@ -89,13 +92,59 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+# An office document has tens, a large workbook a few thousand parts. The archive's list is read
+# whole into memory (some 400 bytes an entry), so a zip of half a million tiny entries, a few MiB
+# on disk, would cost hundreds of MiB for each upload: it is refused from its end record first.
+MAX_PACKAGE_ENTRIES = 5000
+MAX_DIRECTORY_BYTES = 1024 * 1024  # the central directory the list is read from
+
+_END = struct.Struct("<4s4H2LH")  # end of central directory record (APPNOTE 4.3.16)
+_END64_LOCATOR = struct.Struct("<4sLQL")  # zip64 end of central directory locator (4.3.15)
+_END64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record (4.3.14)
+
+
 def _office_package(path: Path, media_type: str) -> bool:
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
+        with path.open("rb") as file:
+            if not _directory_is_small(file):
+                return False
+            with zipfile.ZipFile(file) as archive:
+                names = archive.namelist()
+    except Exception:
+        # Whatever the archive library cannot read (a broken archive, a version or method it does
+        # not know) is not an office document: refused like any other zip.
+        return False
+    if len(names) > MAX_PACKAGE_ENTRIES:
         return False
     listed = set(names)
     if "[Content_Types].xml" not in listed or MAIN_PART[media_type] not in listed:
         return False
     return not any(name.lower().endswith(RUNNABLE) for name in names)
+
+
+def _directory_is_small(file: BinaryIO) -> bool:
+    """Whether the central directory, as the end record states it, has few entries and bytes.
+
+    The end record is found where the archive library looks for it (the last 22 bytes, else the
+    last signature within the 64 KiB a comment may take), and the zip64 one just before its
+    locator; the library reads the bytes stated there, so bounding them bounds the list it builds."""
+    file.seek(0, os.SEEK_END)
+    start = max(0, file.tell() - _END.size - (1 << 16))
+    file.seek(start)
+    tail = file.read()
+    at = len(tail) - _END.size
+    if at < 0 or tail[at : at + 4] != b"PK\x05\x06" or tail[-2:] != b"\0\0":
+        at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _END.size:
+        return False
+    entries, directory = _END.unpack_from(tail, at)[4:6]
+    end = start + at
+    if end >= _END64_LOCATOR.size + _END64.size:
+        file.seek(end - _END64_LOCATOR.size - _END64.size)
+        records = file.read(_END64.size + _END64_LOCATOR.size)
+        if _END64_LOCATOR.unpack_from(records, _END64.size)[0] == b"PK\x06\x07":
+            fields = _END64.unpack_from(records)
+            if fields[0] != b"PK\x06\x06":
+                return False
+            entries, directory = fields[7], fields[8]
+    return bool(entries <= MAX_PACKAGE_ENTRIES and directory <= MAX_DIRECTORY_BYTES)

@@ -29,6 +29,7 @@ from mediation.core.errors import (
 )
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
+from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
@@ -58,7 +59,9 @@ class DocumentOut(BaseModel):
     submitted_role: str
     stage: str = Field(description="The case's state when the document was added.")
     generated: bool
-    late: bool = Field(description="Added after the case was handed off: not in the frozen dossier.")
+    late: bool = Field(
+        description="Added after the latest handoff froze its dossier: not in it (a later handoff takes it in)."
+    )
     status: str = Field(description="active | withdrawn")
     withdrawn_reason: str | None
     withdrawn_at: datetime | None
@@ -212,7 +215,10 @@ def _sha256_of(file: BinaryIO) -> str:
     "/disputes/{dispute_id}/documents",
     response_model=list[DocumentOut],
     summary="案件材料 Documents of a case",
-    description="A court or commission sees the documents of its dossier, and later ones marked late.",
+    description=(
+        "A court or commission sees the documents of its dossier, and active later ones marked late; "
+        "a document withdrawn and not in its dossier is not shown to it."
+    ),
     responses=problem_responses(NotFound),
 )
 async def list_documents(request: Request, dispute_id: uuid.UUID, principal: Reader) -> list[DocumentOut]:
@@ -248,14 +254,21 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
     summary="下载材料 Download a document",
     description=(
         "Streams the file with its original name (RFC 6266 / RFC 5987 `filename*`), its SHA-256 as "
-        "the ETag, and `Range` support. Every download of a document holding personal data, and "
-        "every refused attempt, is audited."
+        "the ETag, and `Range` support. A page the service generated (the printable agreement, a "
+        "handoff's letter or filing pack) is served to a role without `pii:read` with ID and phone "
+        'numbers masked: whole (200, `Range` ignored), with the weak ETag `W/"<sha256>-masked"`; '
+        "the stored page, whose hash the manifest holds, goes only to roles with `pii:read`. "
+        "Uploaded files are served as they are. Every download of a document holding personal "
+        "data, and every refused attempt, is audited."
     ),
     response_class=FileResponse,
     responses={
         200: {
             "content": SERVED_MEDIA_TYPES,
-            "description": "The file, with the media type detected at upload.",
+            "description": (
+                "The file, with the media type detected at upload; a generated page masked for "
+                "roles without `pii:read`."
+            ),
         },
         206: {"content": SERVED_MEDIA_TYPES, "description": "Partial content (Range)."},
         **problem_responses(NotFound, RangeNotSatisfiable),
@@ -263,7 +276,7 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
 )
 async def download_document(
     request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader
-) -> FileResponse:
+) -> Response:
     request.state.audit_refusals = True
     disputes, documents = _services(request)
     dispute = await disputes.get(dispute_id, principal)
@@ -273,19 +286,25 @@ async def download_document(
         raise NotFound(Text("文件内容缺失", "The document's content is missing"))
     if document.contains_personal_data:
         request.state.audit_reads = [("document.download", "document", str(document.id))]
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": content_disposition(document.original_name),
+    }
+    if document.generated and not principal.can(Permission.pii_read):
+        # Pages the service printed quote the parties' free text (facts, claims) with any ID and
+        # phone numbers typed into it; a role without pii:read reads them masked, as it does in
+        # the case's views (个人信息保护法 Art. 51). The stored page stays the record, with its hash.
+        page = (await asyncio.to_thread(path.read_bytes)).decode("utf-8", errors="replace")
+        headers["ETag"] = f'W/"{document.sha256}-masked"'
+        return Response(redact_text(page), media_type=document.media_type, headers=headers)
     _settle_range(request, path.stat().st_size)
     return FileResponse(
-        path,
-        media_type=document.media_type,
-        headers={
-            "ETag": f'"{document.sha256}"',
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": content_disposition(document.original_name),
-        },
+        path, media_type=document.media_type, headers={"ETag": f'"{document.sha256}"', **headers}
     )
 
 
-_BYTE_RANGE = re.compile(r"^(\d*)-(\d*)$")
+# 19 digits hold any file length (2^63 - 1); a longer number is unreadable, and the file is sent whole.
+_BYTE_RANGE = re.compile(r"^(\d{0,19})-(\d{0,19})$")
 
 
 def _settle_range(request: Request, size: int) -> None:
@@ -339,7 +358,9 @@ async def withdraw_document(
     request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, data: WithdrawIn, principal: Writer
 ) -> DocumentOut:
     disputes, documents = _services(request)
-    dispute = await disputes.get(dispute_id, principal)
+    # The case first, as uploads and handoffs lock it: a withdrawal is then either in a dossier's
+    # freeze or after it, and the document's own lock is taken second.
+    dispute = await disputes.get(dispute_id, principal, for_update=True)
     document = await documents.get(dispute, document_id, principal)
     now = request.app.state.clock.now()
     return _out(await documents.withdraw(dispute, document, principal, data.reason, now))
@@ -359,7 +380,11 @@ async def get_dossier(request: Request, dispute_id: uuid.UUID, principal: Reader
     if dossier is None:
         raise NotFound(Text("案件尚未移交, 没有材料清单", "The case has not been handed off; no dossier"))
     listed = {item["document_id"] for item in dossier.manifest}
-    late = [d.id for d in await documents.of_case(dispute, principal) if d.late and str(d.id) not in listed]
+    late = [
+        d.id
+        for d in await documents.of_case(dispute, principal)
+        if d.late and d.status == "active" and str(d.id) not in listed
+    ]
     return DossierOut(
         id=dossier.id,
         dispute_id=dossier.dispute_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -82,8 +83,13 @@ CASE_TOO_LARGE = Text("本案材料总量超过上限 {n} 字节", "The case's d
 
 
 def _base_name(filename: str) -> str:
-    """The name without any folder a browser or client sent along (C:\\扫描件\\欠条.pdf -> 欠条.pdf)."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    """The name without any folder a browser or client sent along (C:\\扫描件\\欠条.pdf -> 欠条.pdf).
+
+    Control and format characters are dropped (a NUL cannot be stored in a PostgreSQL text
+    column, a right-to-left override disguises `fdp.exe` as `exe.pdf`); spaces, the ideographic
+    space of Chinese names among them, are kept."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable() or unicodedata.category(c) == "Zs").strip()
     return name[:255] or "unnamed"
 
 
@@ -132,34 +138,53 @@ class DocumentService:
         room = self.settings.case_document_max_bytes - used
         limit = min(self.settings.document_max_bytes, room)
         try:
-            staged = await asyncio.to_thread(self.store.stage, source, limit)
+            staged = await self._stage(source, limit)
         except TooLarge as exc:
             if limit == self.settings.document_max_bytes:
                 raise PayloadTooLarge(FILE_TOO_LARGE.format(n=limit)) from exc
             raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes)) from exc
-        if staged.size == 0:
-            self.store.discard(staged)
-            message = Text("文件为空", "The file is empty")
-            raise ValidationFailed.of_field("file", "empty", message)
-        media_type = await asyncio.to_thread(detect, staged.head, filename, staged.path)
-        if media_type not in ALLOWED:
-            self.store.discard(staged)
-            raise UnsupportedMediaType(
-                Text("不接受该类型的文件 ({t})", "Files of this type are not accepted ({t})").format(
-                    t=media_type
-                ),
-                detected_media_type=media_type,
-                allowed_media_types=sorted(ALLOWED),
+        # Whatever ends the upload from here (a refusal, a database error, the request cancelled),
+        # the staged copy goes with it: nothing half-written is left. Once committed it has been
+        # moved into the store, and discarding it is a no-op.
+        try:
+            if staged.size == 0:
+                message = Text("文件为空", "The file is empty")
+                raise ValidationFailed.of_field("file", "empty", message)
+            media_type = await asyncio.to_thread(detect, staged.head, filename, staged.path)
+            if media_type not in ALLOWED:
+                raise UnsupportedMediaType(
+                    Text("不接受该类型的文件 ({t})", "Files of this type are not accepted ({t})").format(
+                        t=media_type
+                    ),
+                    detected_media_type=media_type,
+                    allowed_media_types=sorted(ALLOWED),
+                )
+            # Concurrent uploads to the case (and a handoff freezing its dossier) wait here, so the
+            # case's total and the late flag are judged against what they committed.
+            await self.session.execute(select(Dispute.id).where(Dispute.id == dispute.id).with_for_update())
+            if await self._case_bytes(dispute.id) + staged.size > self.settings.case_document_max_bytes:
+                raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes))
+            return await self._attach(
+                dispute, principal, staged, media_type, filename, kind, party_id, note, now, generated=False
             )
-        # Concurrent uploads to the case (and a handoff freezing its dossier) wait here, so the
-        # case's total and the late flag are judged against what they committed.
-        await self.session.execute(select(Dispute.id).where(Dispute.id == dispute.id).with_for_update())
-        if await self._case_bytes(dispute.id) + staged.size > self.settings.case_document_max_bytes:
+        except BaseException:
             self.store.discard(staged)
-            raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes))
-        return await self._attach(
-            dispute, principal, staged, media_type, filename, kind, party_id, note, now, generated=False
-        )
+            raise
+
+    async def _stage(self, source: BinaryIO, limit: int) -> Staged:
+        """Copy the upload into the store's staging area. The copy runs in a thread, which a
+        cancelled request cannot stop: what it staged after the request is gone is removed when it
+        ends."""
+        copy = asyncio.ensure_future(asyncio.to_thread(self.store.stage, source, limit))
+        try:
+            return await asyncio.shield(copy)
+        except asyncio.CancelledError:
+            copy.add_done_callback(self._discard_orphan)
+            raise
+
+    def _discard_orphan(self, copy: asyncio.Future[Staged]) -> None:
+        if not copy.cancelled() and copy.exception() is None:
+            self.store.discard(copy.result())
 
     async def _attach(
         self,
@@ -188,6 +213,8 @@ class DocumentService:
             # content (a failed commit leaves, at worst, content nobody references).
             await asyncio.to_thread(self.store.commit, staged)
         if late is None:
+            # Under the case's lock a dossier that exists was frozen before this document: it is
+            # late for the latest handoff (the next freeze takes it in and clears the flag).
             late = bool(await self.session.scalar(_DOSSIERS_OF, {"dispute_id": dispute.id}))
         document = Document(
             id=ordered_id(),
@@ -250,9 +277,10 @@ class DocumentService:
             ).all()
         )
         if principal.role in (Role.court, Role.arbitration):
-            # A court or commission gets what was handed to it, plus later additions marked late.
+            # A court or commission gets what was handed to it, plus later additions marked late;
+            # a document withdrawn before its handoff, or after it was added late, was not handed over.
             manifest = await self.manifest_ids(dispute.id)
-            rows = [d for d in rows if d.id in manifest or d.late]
+            rows = [d for d in rows if d.id in manifest or (d.late and d.status == "active")]
         return rows
 
     async def get(self, dispute: Dispute, document_id: uuid.UUID, principal: Principal) -> Document:
@@ -278,6 +306,15 @@ class DocumentService:
     async def withdraw(
         self, dispute: Dispute, document: Document, principal: Principal, reason: str, now: datetime
     ) -> Document:
+        """The caller holds the case's lock (taken before the document's, as uploads and handoffs
+        take it); the document's row is locked and read again, so of two withdrawals at once the
+        second sees the first and is refused."""
+        await self.session.execute(
+            select(Document)
+            .where(Document.id == document.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
         if document.status == "withdrawn":
             raise Conflict(Text("文件已撤回", "The document is already withdrawn"))
         document.status = "withdrawn"
@@ -363,13 +400,19 @@ class DocumentService:
         )
 
     async def freeze(self, dispute: Dispute, kind: str, target_id: uuid.UUID, now: datetime) -> Dossier:
-        documents = (
+        every = (
             await self.session.scalars(
                 select(Document)
-                .where(Document.dispute_id == dispute.id, Document.status == "active")
+                .where(Document.dispute_id == dispute.id)
                 .order_by(Document.created_at, Document.id)
             )
         ).all()
+        # `late` is relative to the latest dossier: what exists now is either in this one or was
+        # withdrawn before it, so none of it is late for this handoff (a document added while the
+        # case was back from an earlier one is part of this dossier, not a late addition to it).
+        for document in every:
+            document.late = False
+        documents = [d for d in every if d.status == "active"]
         dossier = Dossier(
             id=uuid.uuid4(),
             dispute_id=dispute.id,

@@ -77,17 +77,34 @@ class LocalBlobStore:
         return Staged(path, digest.hexdigest(), size, head)
 
     def commit(self, staged: Staged) -> bool:
-        """Move staged content into place; False when the same content was already stored."""
+        """Move staged content into place, durably; False when the same content was already stored.
+
+        A rename, and a new folder, are entries of their parent directory: until that directory is
+        synced a power loss can undo them while the row pointing at the content has committed."""
         target = self.path_of(staged.sha256)
         if target.is_file():
             staged.path.unlink(missing_ok=True)
+            # It may have been renamed into place a moment ago by another commit not yet synced.
+            _sync_directory(target.parent)
             return False
+        new = [folder for folder in (target.parent.parent, target.parent) if not folder.is_dir()]
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged.path, target)
+        _sync_directory(target.parent)
+        for folder in reversed(new):
+            _sync_directory(folder.parent)
         return True
 
     def discard(self, staged: Staged) -> None:
         staged.path.unlink(missing_ok=True)
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
