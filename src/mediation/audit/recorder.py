@@ -147,15 +147,23 @@ class ChainedRequestAuditor:
         entries += self._pii_entries(request, response)
         await append(session, entries, utcnow())
 
-    async def failed(self, request: Request, status: int) -> None:
+    async def failed(self, request: Request, status: int, response: Response | None = None) -> None:
         # A refused read is worth a record (someone probing); a missing one is not (typos, links),
         # unless the endpoint asks for it (downloads of documents, which answer 404 when refused).
         refusal = status in (401, 403) or getattr(request.state, "audit_refusals", False)
-        if request.method in ("GET", "HEAD", "OPTIONS") and not refusal:
+        entries = []
+        if request.method not in ("GET", "HEAD", "OPTIONS") or refusal:
+            entries.append(_entry(request, status, None))
+        # A refusal the handler answered itself can show personal data: a page refusing a change
+        # shows the case again beside the reason. Recorded with the refusal, in its transaction.
+        disclosed = self._disclosure(request, response) if response is not None else []
+        if not entries and not disclosed:
             return
         try:
-            await self._group.append(request.app.state.db, [_entry(request, status, None)])
+            await self._group.append(request.app.state.db, entries + disclosed)
         except Exception:
+            if disclosed:
+                raise  # a 503 instead: personal data is not shown unaudited
             # The refusal stands either way; the failure to record it must be visible to operators.
             log.exception("could not record a refused request in the audit trail")
 
@@ -172,10 +180,15 @@ class ChainedRequestAuditor:
             entry = _entry(request, response.status_code, response, action=action)
             entry.object_type, entry.object_id = object_type, object_id
             entries.append(entry)
+        return [*entries, *self._disclosure(request, response)]
+
+    def _disclosure(self, request: Request, response: Response) -> list[AuditEntry]:
         reads: list[str] = getattr(request.state, "pii_reads", None) or []
         if not reads:
-            return entries
+            return []
         entry = _entry(request, response.status_code, response, action="pii.read")
+        # The data was shown, whatever became of the request: a refusal's page shows it too.
+        entry.outcome = "success"
         entry.object_type = "dispute"
         entry.object_id = reads[0] if len(reads) == 1 else None
         entry.details = {
@@ -183,7 +196,7 @@ class ChainedRequestAuditor:
             "disputes": sorted(set(reads)),
             "fields": ["id_number", "phone"],
         }
-        return [*entries, entry]
+        return [entry]
 
 
 async def record_system_changes(session: AsyncSession, job: str) -> int:

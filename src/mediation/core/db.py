@@ -8,10 +8,11 @@ on any error). Services never commit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,12 +30,15 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mediation.core.errors import ProblemError, is_connection_problem
+from mediation.core.errors import ProblemError, StaleVersion, is_connection_problem
 from mediation.core.http import UPLOAD_PATH
 from mediation.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names, so SQLite batch migrations and PostgreSQL agree.
 NAMING_CONVENTION = {
@@ -209,8 +213,9 @@ class RequestAuditor(Protocol):
     async def succeeded(self, request: Request, session: AsyncSession, response: Response) -> None:
         """A change is about to commit: audit it in the same transaction."""
 
-    async def failed(self, request: Request, status: int) -> None:
-        """The request was refused or failed and its transaction rolled back."""
+    async def failed(self, request: Request, status: int, response: Response | None = None) -> None:
+        """The request was refused or failed and its transaction rolled back; `response` is the
+        answer the handler made, when it made one (a refusal page can show personal data)."""
 
     async def read(self, request: Request, response: Response) -> None:
         """A read is about to answer (audits disclosure of personal data)."""
@@ -222,12 +227,35 @@ def session_of(request: Request) -> AsyncSession:
     return session
 
 
+def release_on_rollback(request: Request) -> list[Callable[[], Awaitable[None]]]:
+    """What the request claimed in transactions of its own (an idempotency key), to be given back
+    if its unit of work rolls back. A claimant removes its release once it gave the claim back
+    itself; the rest run after the rollback, whatever caused it."""
+    releases: list[Callable[[], Awaitable[None]]] | None = getattr(request.state, "release_on_rollback", None)
+    if releases is None:
+        releases = request.state.release_on_rollback = []
+    return releases
+
+
+async def _give_back_claims(request: Request) -> None:
+    releases = release_on_rollback(request)
+    while releases:
+        release = releases.pop()
+        try:
+            await release()
+        except Exception:
+            # The claim then lapses by itself (an idempotency key once its lock expires).
+            log.warning("could not give back a claim of a rolled-back request", exc_info=True)
+
+
 def _status_of(exc: Exception) -> int:
     """The status a failed request will answer with, for its audit record."""
     if isinstance(exc, ProblemError):
         return exc.http_status
     if isinstance(exc, RequestValidationError):
         return 422
+    if isinstance(exc, StaleDataError):  # a versioned row changed under the flush
+        return StaleVersion.status
     if isinstance(exc, StarletteHTTPException):  # e.g. 413 raised while reading the body
         return 422 if exc.status_code == 400 else exc.status_code  # an unparsable body answers 422
     if is_connection_problem(exc):
@@ -291,13 +319,17 @@ class UnitOfWorkRoute(APIRoute):
                     await session.commit()
             except BaseException as exc:
                 await session.rollback()
+                # Whatever failed (the handler, numbering the events, the audit record, the commit,
+                # the time limit), nothing was changed: the client is told to retry, and may.
+                await _give_back_claims(request)
                 if auditor and isinstance(exc, Exception):
                     await auditor.failed(request, _status_of(exc))
                 raise
             if response.status_code >= 400:
                 await session.rollback()
+                await _give_back_claims(request)
                 if auditor:
-                    await auditor.failed(request, response.status_code)
+                    await auditor.failed(request, response.status_code, response)
                 return response
             if reading and auditor:
                 await auditor.read(request, response)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -196,6 +197,14 @@ class RequestTimeout(ProblemError):
     title = Text("请求处理超时, 请稍后重试", "The request took too long; retry shortly")
 
 
+class RequestBodyTimeout(ProblemError):
+    """The client stopped sending its request's body (RFC 9110 §15.5.9)."""
+
+    status = 408
+    slug = "request-body-timeout"
+    title = Text("请求内容长时间未送达", "The request body stopped arriving")
+
+
 class DataIntegrityError(ProblemError):
     """Stored data failed an integrity check (e.g. an encrypted value moved to another row)."""
 
@@ -224,6 +233,7 @@ ALL_PROBLEMS: tuple[type[ProblemError], ...] = (
     Conflict,
     TooManyRequests,
     RequestTimeout,
+    RequestBodyTimeout,
     DataIntegrityError,
 )
 
@@ -428,6 +438,12 @@ def install_handlers(app: FastAPI) -> None:
             mapped = ProblemError(str(exc.detail), http_status=exc.status_code)
         return problem_response(mapped, request)
 
+    async def on_stale(request: Request, exc: Exception) -> JSONResponse:
+        # A versioned row (version_id_col) changed between this request's read and its write:
+        # another request's change committed first. The same answer as an out-of-date If-Match.
+        detail = Text("您修改的内容已被他人修改, 请刷新后重试", "It changed meanwhile; reload and retry")
+        return problem_response(StaleVersion(detail), request)
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_connection_problem(exc):
             log.warning("database unavailable: %s", type(exc).__name__)
@@ -440,6 +456,7 @@ def install_handlers(app: FastAPI) -> None:
     # the connection (a client saw no 503, just a closed socket).
     for database_error in (DBAPIError, PoolTimeout, ConnectionError, asyncpg.PostgresError):
         app.add_exception_handler(database_error, on_unexpected)
+    app.add_exception_handler(StaleDataError, on_stale)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

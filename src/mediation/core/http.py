@@ -302,8 +302,14 @@ def too_large_page(scope: Scope, limit: int) -> HTMLResponse:
 
 
 class TimeoutMiddleware:
-    """Pure ASGI: a request that runs longer than `seconds` is cancelled (rolling back its
-    transaction) and answered 503 with Retry-After, instead of holding a worker and its locks."""
+    """Pure ASGI: a handler that runs longer than `seconds` is cancelled (rolling back its
+    transaction) and answered 503 with Retry-After, instead of holding a worker and its locks.
+
+    The limit is on the handler's own work. It stops once the response has started: the handler's
+    transaction is over by then, and a client reading a large download slowly only takes the time
+    of the sending (cut off there, a court would keep a truncated file). An upload's waits for the
+    client's bytes do not count either (a 20 MB scan on a slow line would otherwise fail on every
+    retry); instead an upload whose body sends nothing for `seconds` is refused (408)."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -314,16 +320,50 @@ class TimeoutMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
+        body_read = False
+        limit: asyncio.Timeout | None = None
+        loop = asyncio.get_running_loop()
+
+        def deadline() -> float | None:
+            """When the handler's time runs out; None once it has, or once the clock stopped."""
+            return None if limit is None or limit.expired() else limit.when()
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if limit is not None and deadline() is not None:
+                    limit.reschedule(None)
             await send(message)
 
+        async def upload_receive() -> Message:
+            nonlocal body_read
+            until = deadline()
+            if body_read or limit is None or until is None:
+                return await receive()
+            left = until - loop.time()
+            limit.reschedule(None)  # the handler's clock stops while the client sends
+            try:
+                async with asyncio.timeout(self.seconds):
+                    message = await receive()
+            except TimeoutError:
+                from mediation.core.errors import RequestBodyTimeout
+
+                raise RequestBodyTimeout(
+                    Text("上传已连续 {s} 秒未收到任何数据", "The upload sent nothing for {s} s").format(
+                        s=self.seconds
+                    ),
+                    headers={"Connection": "close"},  # the rest of the body is never read
+                ) from None
+            finally:
+                limit.reschedule(loop.time() + left)
+            body_read = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        uploading = scope["method"] == "POST" and UPLOAD_PATH.match(scope["path"]) is not None
         try:
-            async with asyncio.timeout(self.seconds):
-                await self.app(scope, receive, tracking_send)
+            async with asyncio.timeout(self.seconds) as limit:
+                await self.app(scope, upload_receive if uploading else receive, tracking_send)
         except TimeoutError:
             log.warning("request timed out after %.1f s: %s %s", self.seconds, scope["method"], scope["path"])
             if started:

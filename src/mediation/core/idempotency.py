@@ -3,10 +3,13 @@
 A key is claimed in its own short transaction, so a concurrent duplicate sees it at once (409).
 The response is stored in the request's own transaction, so "done" and "recorded as done" commit
 together. A request that fails releases its key: nothing was changed, so a retry may run again.
+That holds for a failure after the response was made too (numbering its events, its audit record,
+the commit, the time limit): the unit of work gives the key back after its rollback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -21,7 +24,7 @@ from sqlalchemy import String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mediation.core.db import Base, Database, new_id, session_of
+from mediation.core.db import Base, Database, new_id, release_on_rollback, session_of
 from mediation.core.errors import IdempotencyInProgress, IdempotencyKeyMismatch, ValidationFailed
 from mediation.core.i18n import Text as I18nText
 from mediation.core.pii import PiiCipher
@@ -127,8 +130,13 @@ async def _claim(
 
 
 async def _release(db: Database, claim: Claim) -> None:
-    async with db.writer() as session, session.begin():
-        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id))
+    async def delete_record() -> None:
+        async with db.writer() as session, session.begin():
+            await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == claim.record_id))
+
+    # Shielded: a request cancelled (its time limit, its client gone) still gives its key back, or
+    # the retry it was told to make would find the key taken until the lock runs out.
+    await asyncio.shield(delete_record())
 
 
 def _cipher(request: Request) -> PiiCipher:
@@ -140,8 +148,22 @@ def _cipher(request: Request) -> PiiCipher:
 _AAD = {"table": "idempotency_records", "column": "response_body"}
 
 
+# Kept with the stored headers, under a name no header can have, and never sent: the cases whose
+# personal data the stored response shows unmasked.
+_DISCLOSED = ":pii_reads"
+
+
 def _replay(request: Request, record: IdempotencyRecord) -> Response:
     headers = dict(record.response_headers or {})
+    disclosed: list[str] = headers.pop(_DISCLOSED, None) or []
+    if disclosed:
+        # The replay shows that personal data again, and is audited as the first answer was
+        # (个人信息保护法 Art. 55): the recorder reads the request's `pii_reads`.
+        reads: list[str] | None = getattr(request.state, "pii_reads", None)
+        if reads is None:
+            request.state.pii_reads = list(disclosed)
+        else:
+            reads.extend(disclosed)
     headers["Idempotent-Replayed"] = "true"
     body = ""
     if record.response_body:
@@ -188,20 +210,34 @@ async def run_idempotent(
     if isinstance(outcome, IdempotencyRecord):
         return _replay(request, outcome)
     session = session_of(request)
+    claim: Claim = outcome
+
+    async def release() -> None:
+        await _release(db, claim)
+
+    # Until the request's transaction commits the record as completed, a rollback gives the key back.
+    releases = release_on_rollback(request)
+    releases.append(release)
     try:
         response = await work()
     except BaseException:
         # Give up this request's transaction first: on SQLite it holds the write lock.
         await session.rollback()
-        await _release(db, outcome)
+        releases.remove(release)
+        await _release(db, claim)
         raise
+    stored_headers: dict[str, Any] = {
+        k: v for k, v in response.headers.items() if k.lower() in REPLAYED_HEADERS
+    }
+    if disclosed := list(getattr(request.state, "pii_reads", None) or []):
+        stored_headers[_DISCLOSED] = disclosed
     await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == outcome.record_id)
+        .where(IdempotencyRecord.id == claim.record_id)
         .values(
             state="completed",
             response_status=response.status_code,
-            response_headers={k: v for k, v in response.headers.items() if k.lower() in REPLAYED_HEADERS},
+            response_headers=stored_headers,
             response_body=_cipher(request).encrypt(
                 bytes(response.body).decode(), row_id=str(outcome.record_id), **_AAD
             ),

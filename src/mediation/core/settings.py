@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     # Test-only fault injection for the relay's crash-safety tests: "after_claim" or "after_send"
     # makes the relay process kill itself (SIGKILL) at that point.
     relay_fault: str | None = None
-    feed_max_wait_seconds: float = Field(default=30.0, ge=0)
+    # Shorter than the request time limit, which also covers authentication and the final read.
+    feed_max_wait_seconds: float = Field(default=25.0, ge=0)
 
     # ---- documents
     documents_dir: Path = Field(
@@ -176,6 +177,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "MEDIATION_ARGON2_MEMORY_KIB must be at least 8 KiB per lane "
                 f"(8 x MEDIATION_ARGON2_PARALLELISM = {8 * self.argon2_parallelism}; RFC 9106 §3.1)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _long_poll_within_the_time_limit(self) -> Settings:
+        # A long poll that waits as long as a request may take is cut off by the time limit (503)
+        # instead of answering its empty page.
+        if self.feed_max_wait_seconds >= self.request_timeout_seconds:
+            raise ValueError(
+                "MEDIATION_FEED_MAX_WAIT_SECONDS must be shorter than MEDIATION_REQUEST_TIMEOUT_SECONDS "
+                f"(got {self.feed_max_wait_seconds:g} and {self.request_timeout_seconds:g})"
             )
         return self
 

@@ -22,6 +22,7 @@ from mediation.core.errors import (
     NotFound,
     PayloadTooLarge,
     RangeNotSatisfiable,
+    RequestBodyTimeout,
     UnsupportedMediaType,
     ValidationFailed,
     field_errors,
@@ -148,7 +149,12 @@ UPLOAD_BODY = {
         "and plain text are accepted. Identical content is stored once."
     ),
     responses=problem_responses(
-        NotFound, PayloadTooLarge, UnsupportedMediaType, IdempotencyInProgress, IdempotencyKeyMismatch
+        NotFound,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        IdempotencyInProgress,
+        IdempotencyKeyMismatch,
+        RequestBodyTimeout,
     ),
     openapi_extra=UPLOAD_BODY,
 )

@@ -37,6 +37,9 @@ from mediation.identity.auth import identity_of, permission
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["events"])
 Reader = Annotated[Principal, permission(Permission.cases_read)]
 MAX_FEED_PAGE = 500
+# What a long poll leaves of the request's time limit for authentication and its final read: a
+# wait that ran to the limit would be cut off there and answer 503, not its page.
+TIME_LIMIT_MARGIN_SECONDS = 5.0
 # The contract lists the catalogue's types, so a filter or subscription naming another is invalid on its face.
 KNOWN_TYPES: dict[str, Any] = {"items": {"enum": event_types()}}
 
@@ -120,7 +123,11 @@ async def event_feed(
         raise ValidationFailed.of_field("types", "enum", message, location="query")
     position = _after(after)
     db: Database = request.app.state.db
-    deadline = time.monotonic() + min(wait, request.app.state.settings.feed_max_wait_seconds)
+    settings = request.app.state.settings
+    longest = min(
+        settings.feed_max_wait_seconds, settings.request_timeout_seconds - TIME_LIMIT_MARGIN_SECONDS
+    )
+    deadline = time.monotonic() + max(0.0, min(wait, longest))
     while True:
         await sequence_pending(db, utcnow())
         rows = await _read(db, principal, position, types, limit)

@@ -13,9 +13,10 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm.exc import StaleDataError
 
 from mediation.core.db import UnitOfWorkRoute
-from mediation.core.errors import ProblemError, Unauthenticated, field_errors
+from mediation.core.errors import ProblemError, StaleVersion, Unauthenticated, field_errors
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.web.forms import PATH_PART
@@ -157,15 +158,17 @@ class WebRoute(UnitOfWorkRoute):
                 response = render(
                     request, "error.html", {"title": title, "detail": wrong, "status": 422}, 422
                 )
-            except ProblemError as exc:
-                body = exc.body()
+            except (ProblemError, StaleDataError) as caught:
+                # A versioned row changed under the flush: the page says so as for a stale form.
+                problem = caught if isinstance(caught, ProblemError) else StaleVersion()
+                body = problem.body()
                 response = render(
                     request,
                     "error.html",
-                    {"title": body["title"], "detail": body.get("detail"), "status": exc.http_status},
-                    exc.http_status,
+                    {"title": body["title"], "detail": body.get("detail"), "status": problem.http_status},
+                    problem.http_status,
                 )
-                for key, value in exc.headers.items():
+                for key, value in problem.headers.items():
                     response.headers[key] = value
             keep_session(request, response)
             return response
