@@ -16,7 +16,7 @@ import httpx
 import pytest
 from stdnum.cn import uscc
 
-from mediation.agreements.schemas import PARTY_SIGNING_METHODS, SIGNING_METHODS
+from mediation.agreements.schemas import MEDIATOR_SIGNING_METHODS, PARTY_SIGNING_METHODS, SIGNING_METHODS
 from mediation.identity.models import User
 from tests.support import Api, person
 from tests.test_web import CSRF, Page, signed_in
@@ -112,9 +112,12 @@ async def test_each_signer_is_offered_exactly_the_methods_the_service_takes(
     assert [r["signer"] for r in rows] == ["party", "party", "mediator", "body_seal"]
     kinds = {p["id"]: p["kind"] for p in case["parties"]}
     for row in rows:
-        expected = (
-            PARTY_SIGNING_METHODS[kinds[row["party"]]] if row["party"] else SIGNING_METHODS[row["signer"]]
-        )
+        if row["party"]:
+            expected = PARTY_SIGNING_METHODS[kinds[row["party"]]]
+        elif row["signer"] == "mediator":  # a written agreement's mediator signs (Art. 29)
+            expected = MEDIATOR_SIGNING_METHODS[agreement["form"]]
+        else:
+            expected = SIGNING_METHODS[row["signer"]]
         assert row["methods"] == expected, row
     firm = next(p["id"] for p in case["parties"] if p["kind"] == "organisation")
     by_party = {r["party"]: r for r in rows if r["party"]}

@@ -11,6 +11,7 @@ from mediation.agreements import rules
 from mediation.agreements.models import Agreement, FollowUp, MediationSession, Obligation
 from mediation.agreements.render import agreement_html
 from mediation.agreements.schemas import (
+    AgreementDraftIn,
     AgreementIn,
     AgreementOut,
     AwaitingOut,
@@ -260,20 +261,23 @@ async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreeme
     summary="起草调解协议 Draft an agreement (a new version)",
     description=(
         "Parties come from the case. A draft may be incomplete: `missing` lists what 人民调解法 Art. 29 "
-        "still requires. A new version supersedes the previous one, which keeps its signatures."
+        "still requires. A new version supersedes the previous draft, which keeps its signatures. "
+        "`supersedes` names the newest version the client saw: another drafted since is refused (412). "
+        "A version that has taken effect binds the parties (Art. 29, 31) and is not replaced (409 "
+        "`agreement_effective`); it is set aside only by `remediate` after a court's refusal to confirm it."
     ),
-    responses=WRITES,
+    responses={**WRITES, **problem_responses(StaleVersion)},
 )
 async def draft_agreement(
     request: Request,
     dispute_id: uuid.UUID,
-    data: AgreementIn,
+    data: AgreementDraftIn,
     principal: Writer,
     svc: Agreements,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        dispute, agreement = await svc.draft(dispute_id, data, principal)
+        dispute, agreement = await svc.draft(dispute_id, data, principal, supersedes=data.supersedes)
         return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)

@@ -139,6 +139,21 @@ class AgreementIn(WriteModel):
     obligations: Annotated[list[ObligationIn], Field(max_length=100)] = []
 
 
+class AgreementDraftIn(AgreementIn):
+    """A new version of the agreement, and the version it was drafted over."""
+
+    supersedes: Annotated[
+        int | None,
+        Field(
+            ge=0,
+            le=1_000_000,
+            description="The `number` of the newest version the client saw when it drafted this one (0: it saw "
+            "none). If another version has been drafted since, nothing is written and 412 `stale-version` is "
+            "answered: what the client drafted over is no longer what it would replace. Omitted: not checked.",
+        ),
+    ] = None
+
+
 SIGNING_METHODS: dict[str, list[str]] = {
     "party": ["in_person", "fingerprint", "electronic", "seal"],
     "mediator": ["in_person", "electronic", "recorded"],

@@ -34,13 +34,14 @@ from mediation.core.errors import (
     GuardFailed,
     InvalidTransition,
     NotFound,
+    StaleVersion,
     ValidationFailed,
 )
 from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
-from mediation.disputes.enums import Consent
+from mediation.disputes.enums import AgreementForm, Consent
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import FailPayload, Instant, RecordPerformancePayload
@@ -246,10 +247,16 @@ class AgreementService:
         return dispute, agreement
 
     async def draft(
-        self, dispute_id: uuid.UUID, data: AgreementIn, principal: Principal
+        self,
+        dispute_id: uuid.UUID,
+        data: AgreementIn,
+        principal: Principal,
+        *,
+        supersedes: int | None = None,
     ) -> tuple[Dispute, Agreement]:
-        """A new version. The one before it (a draft, or the agreement a court refused to confirm)
-        is superseded and keeps its signatures on record."""
+        """A new version. The one before it (a draft not yet in effect) is superseded and keeps its
+        signatures on record. `supersedes`: the number of the newest version the caller saw (0:
+        none); another drafted since is refused as stale. None: not checked."""
         dispute = await self._case(dispute_id, principal, write=True)
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("起草调解协议", "draft an agreement"))
@@ -261,6 +268,40 @@ class AgreementService:
             .limit(1)
             .with_for_update()
         )
+        newest = previous.number if previous else 0
+        if supersedes is not None and supersedes != newest:
+            raise StaleVersion(
+                Text(
+                    "调解协议已有新的版本 (第{n}版), 本次起草未保存; 请核对后重新起草",
+                    "The agreement has a newer version ({n}) than the one drafted over; nothing was saved",
+                ).format(n=newest),
+                newest_number=newest,
+            )
+        written_down = (
+            previous is not None
+            and previous.form == AgreementForm.oral
+            and data.form == AgreementForm.written
+        )
+        if previous is not None and previous.status == "effective" and not written_down:
+            # 人民调解法 Art. 29: the agreement took effect when the last of the parties, the
+            # mediator and the body signed or sealed it (an oral one when reached, Art. 30), and
+            # Art. 31 binds the parties to perform it from then on. A new draft would take that
+            # away from them. It is set aside only when the case is mediated again after a court
+            # refused to confirm it (民事诉讼法 Art. 206: `remediate`, which supersedes it), and
+            # then the parties change it or reach a new one here. One exception: parties who
+            # agreed orally may still put it in writing (Art. 28 leaves the form to them), as a
+            # court confirms only a written agreement; the written version takes effect only once
+            # all of them have signed it again.
+            raise Conflict(
+                Text(
+                    "第{n}版调解协议已经生效, 对双方当事人具有法律约束力, 不能以新版本取代 "
+                    "(人民调解法第二十九条、第三十一条); 请记录「达成协议」",
+                    "Version {n} has taken effect and binds the parties (人民调解法 Art. 29, 31); no new "
+                    "version replaces it: record the agreement on the case",
+                ).format(n=previous.number),
+                code="agreement_effective",
+                article=rules.ART_29,
+            )
         now = self.clock.now()
         body = await self.session.get(Body, dispute.body_id)
         assert body is not None

@@ -19,7 +19,8 @@ from mediation.core.errors import (
 )
 from mediation.core.http import etag_for
 from mediation.core.idempotency import run_idempotent
-from mediation.core.principal import Principal
+from mediation.core.pii import redact_text, redact_value
+from mediation.core.principal import Permission, Principal
 from mediation.disputes.router import IdempotencyKey, Reader, Supervisor, service
 from mediation.disputes.service import DisputeService
 
@@ -33,9 +34,19 @@ async def alerts(svc: Annotated[DisputeService, Depends(service)]) -> AlertServi
 Alerts = Annotated[AlertService, Depends(alerts)]
 
 
-def alert_out(alert: Alert, cases: list[AlertCaseOut] | None = None) -> AlertOut:
+def alert_out(alert: Alert, principal: Principal, cases: list[AlertCaseOut] | None = None) -> AlertOut:
+    """The alert as `principal` may read it: its title, what matched and the resolution are free text
+    taken from cases (an address with a phone number, a respondent's name with an ID number), masked
+    as the cases are for a reader without pii:read."""
     fields = AlertOut.model_fields.keys() - {"cases"}
-    return AlertOut.model_validate({**{f: getattr(alert, f) for f in fields}, "cases": cases})
+    out = {f: getattr(alert, f) for f in fields}
+    if not principal.can(Permission.pii_read):
+        out["title"] = redact_text(alert.title)
+        out["details"] = redact_value(alert.details)
+        out["resolution"] = redact_text(alert.resolution) if alert.resolution is not None else None
+        if cases is not None:
+            cases = [c.model_copy(update={"matched": redact_value(c.matched)}) for c in cases]
+    return AlertOut.model_validate({**out, "cases": cases})
 
 
 async def _full(svc: AlertService, alert: Alert, principal: Principal) -> JSONResponse:
@@ -51,7 +62,7 @@ async def _full(svc: AlertService, alert: Alert, principal: Principal) -> JSONRe
         )
         for a, d in await svc.cases(alert, principal)
     ]
-    body = jsonable_encoder(alert_out(alert, cases))
+    body = jsonable_encoder(alert_out(alert, principal, cases))
     return JSONResponse(body, headers={"ETag": etag_for(alert.version)})
 
 
@@ -75,7 +86,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> AlertPage:
     rows, next_cursor = await svc.search(principal, status=status, kind=kind, cursor=cursor, limit=limit)
-    return AlertPage(items=[alert_out(a) for a in rows], next_cursor=next_cursor)
+    return AlertPage(items=[alert_out(a, principal) for a in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -95,7 +106,7 @@ async def get_alert(alert_id: uuid.UUID, principal: Reader, svc: Alerts) -> Resp
     responses=problem_responses(NotFound),
 )
 async def case_alerts(dispute_id: uuid.UUID, principal: Reader, svc: Alerts) -> list[AlertOut]:
-    return [alert_out(a) for a in await svc.of_case(dispute_id, principal)]
+    return [alert_out(a, principal) for a in await svc.of_case(dispute_id, principal)]
 
 
 @router.post(

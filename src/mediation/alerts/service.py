@@ -689,7 +689,7 @@ class AlertService:
     async def acknowledge(
         self, alert_id: uuid.UUID, note: str | None, principal: Principal, if_match: str | None
     ) -> Alert:
-        alert = await self.get(alert_id, principal)
+        alert = await self._locked(alert_id, principal)
         check_if_match(if_match, alert.version)
         if alert.status != "open":
             raise Conflict(
@@ -706,7 +706,7 @@ class AlertService:
     async def resolve(
         self, alert_id: uuid.UUID, resolution: str, principal: Principal, if_match: str | None
     ) -> Alert:
-        alert = await self.get(alert_id, principal)
+        alert = await self._locked(alert_id, principal)
         check_if_match(if_match, alert.version)
         if alert.status == "resolved":
             raise Conflict(Text("该预警已处置", "The alert is already resolved"), code="alert_resolved")
@@ -722,6 +722,26 @@ class AlertService:
         await self._note_all(alert, "alert_resolved", resolution, principal)
         return alert
 
+    async def _locked(self, alert_id: uuid.UUID, principal: Principal) -> Alert:
+        """The alert a supervisor changes, locked and read afresh with its cases, so If-Match is
+        compared with the version the change will write over: of two supervisors at once, the
+        second is told the first's change (412), as is one whose alert a new case joined meanwhile
+        (intake bumps its version), instead of the write failing on a version read unlocked."""
+        await self.get(alert_id, principal)  # whether the caller may see it at all
+        # The cases first, then the alert: the order a risk flagged in a session's minutes takes
+        # them (its case, then the case's alert), so the two never wait on each other in a circle.
+        # Intake locks the alert it joins but no earlier case. By id, so that two changes to alerts
+        # sharing cases lock them alike.
+        await self.session.execute(
+            select(Dispute.id)
+            .where(Dispute.id.in_(select(AlertCase.dispute_id).where(AlertCase.alert_id == alert_id)))
+            .order_by(Dispute.id)
+            .with_for_update()
+        )
+        alert = await self.session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+        assert alert is not None  # alerts are never deleted
+        return alert
+
     async def _note_all(self, alert: Alert, action: str, reason: str, principal: Principal) -> None:
         await self.session.flush()
         ids = (
@@ -729,7 +749,7 @@ class AlertService:
         ).all()
         payload = {"alert_id": str(alert.id), "kind": alert.kind, "level": alert.level}
         for case_id in ids:
-            dispute = await self.session.get(Dispute, case_id, with_for_update=True)
+            dispute = await self.session.get(Dispute, case_id, with_for_update=True, populate_existing=True)
             if dispute is None:
                 continue
             if action == "alert_resolved" and alert.kind == "risk" and dispute.attention == Attention.risk:

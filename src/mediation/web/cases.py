@@ -25,8 +25,10 @@ from sqlalchemy import select
 from mediation.agreements.render import agreement_html
 from mediation.agreements.router import agreement_out, masks
 from mediation.agreements.schemas import (
+    MEDIATOR_SIGNING_METHODS,
     PARTY_SIGNING_METHODS,
     SIGNING_METHODS,
+    AgreementDraftIn,
     AgreementIn,
     ObligationIn,
     SignatureIn,
@@ -283,12 +285,15 @@ class CasePage:
             rules = await svc.triage.rules()
             outcome = await svc.triage.evaluate(dispute, rules)
             triage = triage_out(dispute.id, dispute.version, outcome, rules.version, 5, current_language())
-        alerts = [alert_out(a) for a in await AlertService(svc).of_case(dispute_id, principal)]
+        alerts = [alert_out(a, principal) for a in await AlertService(svc).of_case(dispute_id, principal)]
         orders, _ = await SupervisionService(svc).search(
             principal, dispute_id=dispute_id, status=None, cursor=None, limit=50
         )
         handoffs = await HandoffService(svc).of_case(dispute_id, principal)
         can_draft = agreements.may_work_on(dispute, principal)
+        # A version in effect binds the parties (人民调解法 Art. 29, 31): no new one is drafted over
+        # it, so the page offers no form the service would refuse; it says why instead.
+        in_effect = versions[-1].number if versions and versions[-1].status == "effective" else None
         return {
             "case": case,
             "timeline": list(reversed(timeline)),
@@ -306,13 +311,16 @@ class CasePage:
             "handoffs": [(h, name, [warning_text(w).zh for w in h.warnings]) for h, _, name in handoffs],
             "agreements": agreement_views,
             "can_draft": can_draft,
+            "in_effect": in_effect,
             "agreement_fields": agreement_fields([Option(str(p.id), p.name) for p in case.parties], 2)
             if can_draft
             else [],
             # Each signer is offered exactly the methods the service takes from them: a party, those
-            # of its kind (a unit seals, a natural person fingerprints).
+            # of its kind (a unit seals, a natural person fingerprints); the mediator, those of the
+            # agreement's form (a written one is signed, an oral one may be recorded).
             "signing_methods": SIGNING_METHODS,
             "party_signing_methods": PARTY_SIGNING_METHODS,
+            "mediator_signing_methods": MEDIATOR_SIGNING_METHODS,
             "party_kinds": {str(p.id): p.kind for p in case.parties},
             "etag": etag_for(dispute.version),
             "failed_action": failed_action,
@@ -455,8 +463,17 @@ async def _refused(
         status = exc.http_status
     else:
         status = 422
-    # What changed under the form: an alert's and an order's forms carry their own version.
-    changed = "预警" if failed.startswith("alert:") else "督办" if failed.startswith("answer:") else "案件"
+    # What changed under the form: an alert's and an order's forms carry their own version, and
+    # the draft form the agreement version it was drafted over.
+    changed = (
+        "预警"
+        if failed.startswith("alert:")
+        else "督办"
+        if failed.startswith("answer:")
+        else "调解协议"
+        if failed == "draft_agreement"
+        else "案件"
+    )
     if isinstance(exc, StaleVersion):
         errors["_form"] = f"{changed}已被他人更新, 本次提交未执行; 请核对最新情况后重新提交。"
     context = await CasePage(request, svc, principal).context(
@@ -557,9 +574,16 @@ async def draft_agreement(request: Request, dispute_id: str, principal: Staff, s
             values["obligations"] = [
                 o for o in values["obligations"] if not isinstance(o, dict) or set(o) - {"kind"}
             ]
-        content = AgreementIn.model_validate(values)
+        # The newest version the page showed (empty: none): a version drafted or signed into
+        # effect since is not replaced by a form that never saw it.
+        content = AgreementDraftIn.model_validate(
+            {**values, "supersedes": _text(form.get("supersedes")) or 0}
+        )
         await _once(
-            request, principal, form, lambda: AgreementService(svc).draft(case_id, content, principal)
+            request,
+            principal,
+            form,
+            lambda: AgreementService(svc).draft(case_id, content, principal, supersedes=content.supersedes),
         )
     except (ValidationError, ProblemError) as exc:
         values["terms"] = "\n".join(terms)

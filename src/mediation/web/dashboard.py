@@ -170,7 +170,7 @@ async def dashboard(
             "more_overdue": more_overdue is not None,
             "at_risk": [view.dispute(d) for d in at_risk],
             "more_at_risk": more_at_risk is not None,
-            "alerts": [(alert_out(a), alert_cases[a.id]) for a in alerts],
+            "alerts": [(alert_out(a, principal), alert_cases[a.id]) for a in alerts],
             "latest": [view.dispute(d) for d in latest],
         },
     )
