@@ -147,9 +147,12 @@ async def get_body(body_id: uuid.UUID, svc: Registry) -> Response:
     summary="修改调解组织 Update a body",
     description=(
         "The registry administrator changes anything, including working status (active: false "
-        "suspends the body, with a reason) and jurisdiction. A body's own administrator changes its "
-        "profile only: categories, capacity, address, contact_phone, description. Suspending the body "
-        "of every administrator able to sign in is refused (409 `last_admin`)."
+        "suspends the body, with a reason: its staff and API keys stop at once, and the webhook "
+        "deliveries still pending for it are cancelled, to be redelivered once it is resumed) and "
+        "jurisdiction. A body's own administrator changes its profile only: categories, capacity, "
+        "address, contact_phone, description. Fields left out are unchanged; name, tier, region_code, "
+        "categories, capacity and active are never null. Suspending the body of every administrator "
+        "able to sign in is refused (409 `last_admin`)."
     ),
     responses=problem_responses(NotFound, Forbidden, StaleVersion, PreconditionRequired, Conflict),
 )

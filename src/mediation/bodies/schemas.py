@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -41,6 +42,39 @@ class _Write(WriteModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
+def _not_null(value: Any, info: ValidationInfo) -> Any:
+    """A patch leaves out what it does not change; null would clear a column that must hold a value."""
+    if value is None:
+        raise DomainValueError(
+            "null_not_allowed",
+            Text(
+                f"{info.field_name} 不能为 null; 不修改时请省略该字段",
+                f"{info.field_name} cannot be null; leave it out to keep it as it is",
+            ),
+        )
+    return value
+
+
+def _without_null(
+    names: frozenset[str], extra: dict[str, Any] | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """The contract of a patch whose `names` are optional but never null: each property is offered
+    as its own type alone (no null branch, no null default), as `_not_null` enforces."""
+
+    def adjust(schema: dict[str, Any]) -> None:
+        for name in names:
+            prop = schema["properties"][name]
+            kept = [branch for branch in prop.pop("anyOf", []) if branch != {"type": "null"}]
+            if len(kept) == 1:
+                prop.update({**kept[0], **prop})
+            elif kept:
+                prop["anyOf"] = kept
+            prop.pop("default", None)
+        schema.update(extra or {})
+
+    return adjust
+
+
 class BodyCreate(_Write):
     name: Annotated[str, Field(min_length=2, max_length=200)]
     kind: BodyKind
@@ -56,12 +90,18 @@ class BodyCreate(_Write):
     _categories = field_validator("categories")(_unique)
 
 
+# What a body patch may leave out but never clear: each is a column that always holds a value.
+BODY_NOT_NULL = frozenset({"name", "tier", "region_code", "categories", "capacity", "active"})
+
+
 class BodyPatch(_Write):
     """Any subset. A body's own administrator may change its profile (categories, capacity,
     contact, description); kind, tier, region, jurisdiction and working status are the registry's."""
 
     model_config = ConfigDict(
-        json_schema_extra=when("active", [False], given("suspended_reason", NON_BLANK_TEXT))
+        json_schema_extra=_without_null(
+            BODY_NOT_NULL, when("active", [False], given("suspended_reason", NON_BLANK_TEXT))
+        )
     )
 
     name: Annotated[str | None, Field(min_length=2, max_length=200)] = None
@@ -79,6 +119,7 @@ class BodyPatch(_Write):
     suspended_reason: Annotated[str | None, Field(max_length=2000)] = None
 
     _categories = field_validator("categories")(_unique)
+    _required = field_validator(*BODY_NOT_NULL)(_not_null)
 
     @model_validator(mode="after")
     def _suspension_has_reason(self) -> Self:
@@ -127,13 +168,19 @@ class MediatorIn(_Write):
     _specialties = field_validator("specialties")(_unique)
 
 
+MEDIATOR_NOT_NULL = frozenset({"name", "specialties", "active"})
+
+
 class MediatorPatch(_Write):
+    model_config = ConfigDict(json_schema_extra=_without_null(MEDIATOR_NOT_NULL))
+
     name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
     title: Annotated[str | None, Field(max_length=60)] = None
     specialties: Categories | None = None
     active: bool | None = None
 
     _specialties = field_validator("specialties")(_unique)
+    _required = field_validator(*MEDIATOR_NOT_NULL)(_not_null)
 
 
 class MediatorOut(BaseModel):

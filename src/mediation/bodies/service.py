@@ -32,6 +32,8 @@ from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Permission, Principal, Role
 from mediation.disputes.models import Dispute
+from mediation.events.models import WebhookSubscription
+from mediation.events.webhooks import cancel_pending, lock_subscriptions
 from mediation.identity.models import User
 from mediation.identity.service import LAST_ADMIN
 from mediation.triage.service import ACTIVE_STATUSES
@@ -142,6 +144,7 @@ class BodyService:
             changes["suspended_reason"] = None
         if changes.get("active") is False and body.active:
             await self._keep_an_administrator(body)
+            await self._cancel_pending_deliveries(body)
         for name, value in changes.items():
             setattr(body, name, value)
         if jurisdiction is not None:
@@ -179,6 +182,20 @@ class BodyService:
             ),
             code=LAST_ADMIN,
         )
+
+    async def _cancel_pending_deliveries(self, body: Body) -> None:
+        """Suspension stops the body's staff and API keys at once, and with them its webhooks: the
+        sequencer fans out no new event to it, and what was queued for it (first tries and retries)
+        is cancelled here, as disabling a subscription cancels its own (`WebhookService.set_active`).
+        Once resumed, the body sends the cancelled ones again with `POST /v1/webhooks/{id}/redeliver`.
+        Its subscriptions are locked first, in id order, then their deliveries: the order every
+        path takes them (`lock_subscriptions`). A delivery a relay is sending meanwhile keeps its
+        claim until its outcome is recorded (`cancel_pending`)."""
+        subscription_ids = await self.session.scalars(
+            select(WebhookSubscription.id).where(WebhookSubscription.organisation_id == body.id)
+        )
+        for subscription in await lock_subscriptions(self.session, subscription_ids.all()):
+            await cancel_pending(self.session, subscription.id)
 
     async def _set_jurisdiction(self, body: Body, codes: list[str]) -> None:
         await self.session.execute(delete(BodyJurisdiction).where(BodyJurisdiction.body_id == body.id))

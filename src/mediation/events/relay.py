@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
+from mediation.bodies.models import Body
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import is_connection_problem
 from mediation.core.pii import PiiCipher
@@ -85,6 +86,19 @@ async def database_now(session: AsyncSession) -> datetime:
 _DATABASE_NOW = select(func.now())
 
 
+# Deliveries whose subscription, and the organisation it belongs to, are active. Disabling a
+# subscription and suspending its organisation cancel what is pending for it, in the transaction
+# that does it (`WebhookService.set_active`, `BodyService.update`); this keeps one made pending
+# while that transaction was under way (by a fan-out that read the subscribers before it) from
+# going out to a receiver that no longer takes any. Left pending, it goes out once the
+# subscription is enabled again or the organisation resumed.
+_RECEIVING = WebhookDelivery.subscription_id.in_(
+    select(WebhookSubscription.id)
+    .join(Body, Body.id == WebhookSubscription.organisation_id)
+    .where(WebhookSubscription.active.is_(True), Body.active.is_(True))
+)
+
+
 def _due(
     now: datetime | ColumnElement[datetime],
     busy: set[uuid.UUID] | frozenset[uuid.UUID] = frozenset(),
@@ -92,11 +106,13 @@ def _due(
 ) -> tuple[ColumnElement[bool], ...]:
     """Deliveries due at `now` and not claimed, or claimed under a lease that has lapsed, except
     those of the `busy` subscriptions and those this relay is `sending` still (or has sent and not
-    recorded): one relay never has two sends of a delivery out at once."""
+    recorded): one relay never has two sends of a delivery out at once. Only deliveries to a
+    receiver still taking them (`_RECEIVING`)."""
     due: tuple[ColumnElement[bool], ...] = (
         WebhookDelivery.status == "pending",
         WebhookDelivery.next_attempt_at <= now,
         or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
+        _RECEIVING,
     )
     if busy:
         due = (*due, WebhookDelivery.subscription_id.not_in(busy))

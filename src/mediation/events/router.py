@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
+from mediation.audit.router import MAX_SEQ
 from mediation.core.db import Database, UnitOfWorkRoute, session_of, utcnow
 from mediation.core.errors import Conflict, NotFound, ValidationFailed, problem_responses
 from mediation.core.http import decode_cursor, encode_cursor
@@ -69,7 +70,9 @@ def _after(cursor: str | None) -> int:
     if not cursor:
         return 0
     position = decode_cursor(cursor, "after").get("p")
-    if not isinstance(position, int) or position < 0:
+    # A position is a signed 64-bit integer on both databases (as the audit trail's numbers): one
+    # past it is no cursor this feed gave out, refused like any other (422), not a failed query.
+    if not isinstance(position, int) or not 0 <= position <= MAX_SEQ:
         decode_cursor("!", "after")  # raises the validation problem
         raise AssertionError("unreachable")
     return position
@@ -360,8 +363,9 @@ async def enable_subscription(
     summary="批量重发 Redeliver the failed deliveries since a time",
     description=(
         "Sends again, oldest first, the subscription's dead deliveries and those cancelled when it "
-        "was disabled, made since `since` (unset: all that are still kept): at most `limit` per "
-        "request, so a long backlog goes in several. The subscription must be enabled first."
+        "was disabled or its organisation suspended, made since `since` (unset: all that are still "
+        "kept): at most `limit` per request, so a long backlog goes in several. The subscription must "
+        "be enabled first."
     ),
     responses=problem_responses(NotFound, Conflict),
 )

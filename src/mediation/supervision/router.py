@@ -49,9 +49,10 @@ def order_out(order: SupervisionOrder, case_number: str) -> OrderOut:
     response_model=OrderOut,
     summary="督办 Issue a supervision order on a case",
     description=(
-        "A supervisor's instruction to the body handling the case (or another body named), with the "
-        "last day to respond (by default the configured working days). Needs the case's ETag; lands on "
-        "the timeline. Unanswered past its last day, the scheduler escalates it once and flags the case."
+        "A supervisor's instruction to the body handling the case (or another one named: an active "
+        "mediation body whose jurisdiction covers the case's region, else 422), with the last day to "
+        "respond (by default the configured working days). Needs the case's ETag; lands on the "
+        "timeline. Unanswered past its last day, the scheduler escalates it once and flags the case."
     ),
     responses=CHANGES,
 )

@@ -15,7 +15,9 @@ class OrderIn(WriteModel):
         str, Field(min_length=2, max_length=2000, description="督办要求: what must be done.")
     ]
     body_id: uuid.UUID | None = Field(
-        default=None, description="The body the order is addressed to; by default the body handling the case."
+        default=None,
+        description="The body the order is addressed to; by default the body handling the case. Another "
+        "body named must be an active mediation body whose jurisdiction covers the case's region.",
     )
     due_on: Day | None = Field(
         default=None, description="The last day to respond; by default the configured number of working days."

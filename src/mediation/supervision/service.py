@@ -12,7 +12,9 @@ the scheduler does not escalate it, since no body holds the case to answer for i
 list shows it without an addressee. When the next body takes the case (it is assigned), the order
 is addressed to that body with its instruction and its last day unchanged, and the change lands on
 the timeline and in the outbox. An order addressed on purpose to a body that is not handling the
-case (the body_id given when it was issued) stays with that body.
+case (the body_id given when it was issued) stays with that body. Only a body the case could be
+given to mediate is addressed so: an active mediation body whose jurisdiction covers the case's
+region, as triage judges it (`_refuse_unless_addressable`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import exists, select, tuple_, update
 
-from mediation.bodies.models import Body
+from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction
 from mediation.clocks import counted
 from mediation.core.errors import Conflict, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
@@ -34,6 +36,7 @@ from mediation.disputes.scope import visible_to
 from mediation.disputes.service import OVERDUE_WITHDRAWN, Attention, DisputeService
 from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
+from mediation.triage.engine import region_prefixes
 
 OPEN = ("issued", "escalated")
 # The orders whose default answer date may still be counted again (clocks.counted).
@@ -57,6 +60,8 @@ class SupervisionService:
         check_if_match(if_match, dispute.version)
         body_id = data.body_id or dispute.body_id
         body = await self.session.get(Body, body_id) if body_id else None
+        if data.body_id is not None and data.body_id != dispute.body_id:
+            await self._refuse_unless_addressable(body, dispute)
         if body is None:
             raise ValidationFailed.of_field(
                 "body_id",
@@ -95,6 +100,47 @@ class SupervisionService:
             "supervision_issued",
         )
         return order, dispute
+
+    async def _refuse_unless_addressable(self, body: Body | None, dispute: Dispute) -> None:
+        """An order addressed on purpose to a body other than the case's goes only to one the case
+        could be given to mediate: an active mediation body whose jurisdiction covers the case's
+        region (the rule triage applies to its candidates). Any other could never answer it (only
+        the body addressed answers an order, and a court, a center or a suspended body has no one
+        who may), the scheduler would escalate it and flag the case for an answer that cannot
+        come, and a body of another region would be shown this case's number and instruction."""
+        if body is None:
+            code, reason = "body_not_found", Text("指定的督办对象不存在", "The body named does not exist")
+        elif body.kind not in MEDIATING_KINDS:
+            code, reason = (
+                "body_not_mediating",
+                Text(
+                    f"「{body.name}」不是调解组织, 不能作为督办对象",
+                    f"{body.name} is not a mediation body; it cannot be addressed an order",
+                ),
+            )
+        elif not body.active:
+            code, reason = (
+                "body_suspended",
+                Text(f"「{body.name}」已暂停工作", f"{body.name} is suspended"),
+            )
+        elif not await self.session.scalar(
+            select(
+                exists().where(
+                    BodyJurisdiction.body_id == body.id,
+                    BodyJurisdiction.region_prefix.in_(region_prefixes(dispute.region_code)),
+                )
+            )
+        ):
+            code, reason = (
+                "body_outside_jurisdiction",
+                Text(
+                    f"「{body.name}」的管辖区域不包括本案所在地",
+                    f"{body.name}'s jurisdiction does not cover the case's region",
+                ),
+            )
+        else:
+            return
+        raise ValidationFailed.of_field("body_id", code, reason)
 
     async def respond(
         self, order_id: uuid.UUID, data: OrderResponseIn, principal: Principal, if_match: str | None
