@@ -212,14 +212,18 @@ async def test_a_labour_agreement_not_performed_in_time_goes_to_arbitration(api,
     assert reasons["agreement_goes_to_court"]["article"] == "人民调解法 第三十二条"
 
 
-async def test_a_labour_dispute_is_arbitrated_before_any_suit(api):
+async def test_a_labour_dispute_is_arbitrated_before_any_suit(api, clock):
     """劳动争议调解仲裁法 Art. 5: mediation failed, the labour dispute goes to arbitration, not to
-    court; an agreement not performed may still go to court for a payment order (Art. 16)."""
+    court; an agreement not performed in its period may still go to court for a payment order
+    (Art. 16), and only then."""
     failed = await api.drive("mediation_failed", category="labour")
     reasons = _reasons(await api.act(failed, "refer_litigation"))
     assert reasons["labour_arbitration_first"]["article"] == "劳动争议调解仲裁法 第五条"
     assert (await api.get(failed))["status"] == "mediation_failed"
     signed = await api.drive("agreement_signed", category="labour")
+    reasons = _reasons(await api.act(signed, "refer_litigation"))
+    assert reasons["agreement_not_breached"]["article"] == "劳动争议调解仲裁法 第十六条"
+    clock.at += timedelta(days=16)  # the obligation was due in 15 days
     assert (await api.step(signed, "refer_litigation"))["status"] == "referred_litigation"
 
 

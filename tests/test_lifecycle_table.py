@@ -21,6 +21,9 @@ SPECIAL = {
     (Status.confirmation_pending, Action.reject): "target_accepted",
     (Status.referred_arbitration, Action.record_outcome): "target_accepted",
     (Status.referred_litigation, Action.record_outcome): "target_accepted",
+    # 人民调解法 Art. 17: before a body mediates, the center ends a case a party refused.
+    (Status.accepted, Action.fail): "party_refused",
+    (Status.assigned, Action.fail): "party_refused",
 }
 
 
@@ -41,6 +44,16 @@ async def _fresh_case(api, state: Status, special: str | None) -> tuple[dict, di
         return await api.drive(state.value, category="labour"), {
             "commission_id": str(api.bodies["labour_commission"])
         }
+    if special == "party_refused":
+        dispute = await api.drive(state.value)
+        respondent = next(p for p in dispute["parties"] if p["role"] == "respondent")
+        refused = await api.client.post(
+            f"/v1/disputes/{dispute['id']}/parties/{respondent['id']}/consent",
+            json={"decision": "refused"},
+            headers=api.headers("clerk", **{"If-Match": f'"{dispute["version"]}"'}),
+        )
+        assert refused.status_code == 200, refused.text
+        return refused.json(), {"reason_code": "party_refused"}
     if special == "target_accepted":
         return await api.target_accepts(await api.drive(state.value)), None
     return await api.drive(state.value), None

@@ -23,7 +23,7 @@ from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
 from mediation.core.principal import Principal, Role
 from mediation.core.refusal import Refusal, summary
-from mediation.disputes.enums import AgreementForm, Category, Consent, SubjectMatter, Tier
+from mediation.disputes.enums import AgreementForm, Category, Consent, SubjectMatter, TerminationReason, Tier
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
 from mediation.triage.engine import Outcome
@@ -121,6 +121,9 @@ class GuardContext:
 
 
 GuardCheck = Callable[[GuardContext], list[Refusal]]
+
+# A mediator related to a party or with an interest in the case steps aside (回避).
+RECUSAL = "特邀调解规定 第十六条"
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,8 +468,14 @@ def _mediator_fits(ctx: GuardContext) -> list[Refusal]:
         if getattr(ctx.payload, "mediator_id", None):
             return [Refusal("mediator_not_found", Text("调解员不存在", "No such mediator"))]
         return []
+    if mediator.body_id != ctx.dispute.body_id:
+        # Another body's roster is not this body's to read: not its mediator's name, nor what that
+        # mediator declared (the service loads no conflicts for one).
+        return [
+            Refusal("mediator_not_in_body", Text("本组织没有这名调解员", "No such mediator of this body"))
+        ]
     reasons: list[Refusal] = []
-    if mediator.body_id != ctx.dispute.body_id or not mediator.active:
+    if not mediator.active:
         reasons.append(
             Refusal(
                 "mediator_not_in_body",
@@ -475,18 +484,25 @@ def _mediator_fits(ctx: GuardContext) -> list[Refusal]:
                 ),
             )
         )
-    if ctx.conflicts:
-        reasons.append(
-            Refusal(
-                "mediator_conflict",
-                Text(
-                    "调解员「{n}」已申报与本案当事人存在利害关系 ({r}), 应当回避",
-                    "Mediator {n} declared a conflict with a party of this case ({r}) and must step aside",
-                ).format(n=mediator.name, r="、".join(ctx.conflicts)),
-                "特邀调解规定 第十六条; 人民调解法 第二十三条",
-            )
+    return reasons + _declared_conflict(ctx)
+
+
+def _declared_conflict(ctx: GuardContext) -> list[Refusal]:
+    """特邀调解规定 Art. 16: a mediator related to a party, or with an interest in the case, steps
+    aside; the conflicts are those the mediator declared (loaded for the action)."""
+    mediator = ctx.mediator
+    if mediator is None or not ctx.conflicts:
+        return []
+    return [
+        Refusal(
+            "mediator_conflict",
+            Text(
+                "调解员「{n}」已申报与本案当事人存在利害关系 ({r}), 应当回避",
+                "Mediator {n} declared a conflict with a party of this case ({r}) and must step aside",
+            ).format(n=mediator.name, r="、".join(ctx.conflicts)),
+            RECUSAL,
         )
-    return reasons
+    ]
 
 
 def escalation_tier(ctx: GuardContext) -> Tier | None:
@@ -535,6 +551,53 @@ G_CONSENT = Guard(
     "人民调解法 第十七条",
     _parties_refusing,
     needs_payload=False,
+)
+
+
+def _refusal_recorded(ctx: GuardContext) -> list[Refusal]:
+    """Before a body mediates, the center ends a case only for a party's refusal, recorded on the
+    case (人民调解法 Art. 17): any other reason to stop is a body's to find while mediating."""
+    if any(p.consent == Consent.refused for p in ctx.dispute.parties):
+        return []
+    return [
+        Refusal(
+            "no_refusal_recorded",
+            Text(
+                "调解开始前, 只有当事人明确拒绝调解 (已记录其拒绝) 时才能终止",
+                "Before mediation begins, a case is ended only when a party's clear refusal is recorded",
+            ),
+            "人民调解法 第十七条",
+        )
+    ]
+
+
+def _ended_for_refusal(ctx: GuardContext) -> list[Refusal]:
+    if getattr(ctx.payload, "reason_code", None) == TerminationReason.party_refused:
+        return []
+    return [
+        Refusal(
+            "ended_for_refusal",
+            Text(
+                "调解开始前终止的, 终止原因为当事人拒绝调解 (party_refused)",
+                "Ended before mediation begins, the reason is the party's refusal (party_refused)",
+            ),
+            "特邀调解规定 第二十六条",
+        )
+    ]
+
+
+G_REFUSAL_RECORDED = Guard(
+    "party_refusal_recorded",
+    Text("已记录当事人明确拒绝调解", "A party's clear refusal of mediation is recorded"),
+    "人民调解法 第十七条",
+    _refusal_recorded,
+    needs_payload=False,
+)
+G_REFUSAL_REASON = Guard(
+    "ended_for_refusal",
+    Text("终止原因为当事人拒绝调解", "The reason given is the party's refusal"),
+    "特邀调解规定 第二十六条",
+    _ended_for_refusal,
 )
 G_COURT_CONSENT = Guard(
     "court_delegated_consent",
@@ -652,7 +715,7 @@ def _agreement_not_performed(ctx: GuardContext) -> list[Refusal]:
 def _labour_arbitration_first(ctx: GuardContext) -> list[Refusal]:
     """劳动争议调解仲裁法 Art. 5: a labour dispute that mediation did not settle goes to arbitration,
     and only an award a party does not accept goes to court. An agreement not performed may go to
-    court for a payment order (Art. 16), so from `agreement_signed` the referral stays open."""
+    court for a payment order (Art. 16): from `agreement_signed`, `labour_payment_order` decides."""
     if ctx.dispute.category != Category.labour or ctx.dispute.status == Status.agreement_signed:
         return []
     return [
@@ -663,6 +726,26 @@ def _labour_arbitration_first(ctx: GuardContext) -> list[Refusal]:
                 "A labour dispute goes to labour arbitration first; only an award may be taken to court",
             ),
             "劳动争议调解仲裁法 第五条",
+        )
+    ]
+
+
+def _labour_agreement_breached(ctx: GuardContext) -> list[Refusal]:
+    """劳动争议调解仲裁法 Art. 16: from a signed agreement, a labour dispute goes to court only for a
+    payment order, once the agreement was not performed within the period it set; otherwise it is
+    arbitrated first (Art. 5). (Loaded for the action itself only, like `agreement_not_performed`.)"""
+    if ctx.dispute.category != Category.labour or ctx.dispute.status != Status.agreement_signed:
+        return []
+    if ctx.unperformed_due > 0:
+        return []
+    return [
+        Refusal(
+            "agreement_not_breached",
+            Text(
+                "劳动争议调解协议约定的履行期限届满而未履行的, 方可持调解协议书向人民法院申请支付令",
+                "A labour agreement goes to court (for a payment order) only once it was not performed within its period",
+            ),
+            "劳动争议调解仲裁法 第十六条",
         )
     ]
 
@@ -687,6 +770,15 @@ G_LABOUR_ARBITRATION_FIRST = Guard(
     _labour_arbitration_first,
     needs_payload=False,
 )
+G_LABOUR_PAYMENT_ORDER = Guard(
+    "labour_payment_order",
+    Text(
+        "劳动争议调解协议约定的履行期限届满而未履行 (申请支付令)",
+        "A labour agreement was not performed within its period (payment order)",
+    ),
+    "劳动争议调解仲裁法 第十六条",
+    _labour_agreement_breached,
+)
 G_LABOUR_WINDOW = Guard(
     "labour_window_passed",
     Text("劳动争议调解满十五日未达成协议", "Labour mediation ran 15 days without agreement"),
@@ -708,8 +800,19 @@ G_MEDIATOR = Guard(
         "调解员属于承办组织且未申报与当事人的利害关系",
         "The mediator belongs to the body and declared no conflict with a party",
     ),
-    "特邀调解规定 第十六条",
+    RECUSAL,
     _mediator_fits,
+)
+# A conflict declared after the mediator was named: the one who must step aside does not conclude
+# the case. (Loaded for the action itself: the case's mediator and what it declared.)
+G_CASE_MEDIATOR = Guard(
+    "case_mediator_without_conflict",
+    Text(
+        "承办调解员未申报与本案当事人的利害关系",
+        "The case's mediator declared no conflict with a party or with the case",
+    ),
+    RECUSAL,
+    _declared_conflict,
 )
 G_NEXT_TIER = Guard(
     "has_next_tier", Text("存在更高层级", "There is a higher tier"), None, _has_next_tier, needs_payload=False
@@ -832,6 +935,12 @@ def _accepted_by_target(ctx: GuardContext) -> list[Refusal]:
     ]
 
 
+# 民诉法解释 Art. 355: a request that should not have been accepted is not accepted (不予受理);
+# once accepted, it is rejected (驳回, the second paragraph). The court decides on acceptance first
+# (法释〔2011〕5号 Art. 4).
+NOT_ACCEPTED_AFTER_ACCEPTANCE = "民诉法解释 第三百五十五条; 法释〔2011〕5号 第四条"
+
+
 def _not_yet_accepted(ctx: GuardContext) -> list[Refusal]:
     if ctx.handoff is None or ctx.handoff.status == "pending":
         return []
@@ -842,7 +951,7 @@ def _not_yet_accepted(ctx: GuardContext) -> list[Refusal]:
                 "申请已受理, 应裁定确认或驳回, 不能再不予受理",
                 "The application was accepted; confirm or reject it instead",
             ),
-            "民诉法解释 第三百五十七条、第三百五十八条",
+            NOT_ACCEPTED_AFTER_ACCEPTANCE,
         )
     ]
 
@@ -918,7 +1027,7 @@ G_ACCEPTED = Guard(
 G_NOT_ACCEPTED_YET = Guard(
     "not_yet_accepted",
     Text("尚未受理", "Not yet accepted"),
-    "民诉法解释 第三百五十七条",
+    NOT_ACCEPTED_AFTER_ACCEPTANCE,
     _not_yet_accepted,
     needs_payload=False,
 )
@@ -1006,7 +1115,8 @@ TRANSITIONS: tuple[Transition, ...] = (
         CENTER,
         Text("指派", "Assign"),
         "assigned",
-        (G_BODY, G_RECOMMENDED),
+        # A party who clearly refuses is not mediated (人民调解法 Art. 17): no body is sent the case.
+        (G_CONSENT, G_BODY, G_RECOMMENDED),
         notes=Text(
             "受指派的组织须在规定的工作日内签收或退回 (默认三个工作日)",
             "The body signs for the case or returns it within the set working days (3 by default)",
@@ -1063,7 +1173,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY,
         Text("达成协议", "Record agreement"),
         "agreement_signed",
-        (G_CONSENT, G_SIGNED),
+        (G_CONSENT, G_SIGNED, G_CASE_MEDIATOR),
     ),
     Transition(
         A.fail,
@@ -1075,6 +1185,20 @@ TRANSITIONS: tuple[Transition, ...] = (
         notes=Text(
             "告知当事人可依法申请仲裁、行政处理或提起诉讼",
             "Parties are told they may go to arbitration, an administrative body or court (人民调解法 Art. 26)",
+        ),
+    ),
+    Transition(
+        A.fail,
+        (S.accepted, S.assigned),
+        S.mediation_failed,
+        CENTER,
+        Text("终止(当事人拒绝调解)", "End: a party refuses mediation"),
+        "mediation_failed",
+        (G_REFUSAL_RECORDED, G_REFUSAL_REASON),
+        notes=Text(
+            "当事人明确拒绝调解的, 不得调解; 中心终止案件, 并告知当事人可依法申请仲裁、行政处理或提起诉讼",
+            "A party who clearly refuses is not mediated: the center ends the case and tells the parties "
+            "the other routes (人民调解法 Art. 17, 26; 特邀调解规定 Art. 26)",
         ),
     ),
     Transition(
@@ -1182,7 +1306,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY | CENTER,
         Text("导入诉讼", "Refer to litigation"),
         "referred_litigation",
-        (G_LABOUR_ARBITRATION_FIRST, G_COURT),
+        (G_LABOUR_ARBITRATION_FIRST, G_LABOUR_PAYMENT_ORDER, G_COURT),
         notes=Text(
             "调解不成、协议未履行或确认被驳回时, 当事人可以起诉",
             "After failure, non-performance or rejection the parties may sue",

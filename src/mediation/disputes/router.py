@@ -31,7 +31,6 @@ from mediation.disputes import lifecycle
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
-from mediation.disputes.models import CaseLink, Dispute
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
     CaseLinkIn,
@@ -42,7 +41,6 @@ from mediation.disputes.schemas import (
     DisputeOut,
     DisputePage,
     IsoDateTime,
-    LinkKind,
     MediatorChoiceIn,
     PartySearchIn,
     RelatedCaseOut,
@@ -331,20 +329,6 @@ async def choose_mediator(
     return dispute_response(view.dispute(dispute), dispute.version)
 
 
-def _link_out(link: CaseLink, other: Dispute) -> CaseLinkOut:
-    return CaseLinkOut(
-        id=link.id,
-        dispute_id=other.id,
-        case_number=other.case_number,
-        status=other.status,
-        channel=Channel(other.channel),
-        kind=LinkKind(link.kind),
-        note=link.note,
-        created_by=link.created_by,
-        created_at=link.created_at,
-    )
-
-
 @router.post(
     "/disputes/{dispute_id}/links",
     status_code=201,
@@ -363,12 +347,13 @@ async def link_disputes(
     dispute_id: uuid.UUID,
     data: CaseLinkIn,
     principal: Writer,
+    view: View,
     svc: Service,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         link, other = await svc.link(dispute_id, data, principal)
-        return JSONResponse(jsonable_encoder(_link_out(link, other)), status_code=201)
+        return JSONResponse(jsonable_encoder(view.link(link, other)), status_code=201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -380,8 +365,8 @@ async def link_disputes(
     responses=problem_responses(NotFound),
     tags=["disputes"],
 )
-async def list_links(dispute_id: uuid.UUID, principal: Reader, svc: Service) -> list[CaseLinkOut]:
-    return [_link_out(link, other) for link, other in await svc.links(dispute_id, principal)]
+async def list_links(dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service) -> list[CaseLinkOut]:
+    return [view.link(link, other) for link, other in await svc.links(dispute_id, principal)]
 
 
 @router.get(

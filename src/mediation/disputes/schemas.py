@@ -355,8 +355,9 @@ class DisputeOut(BaseModel):
         description="While assigned: the last day for the body to sign for the case or return it."
     )
     attention: str | None = Field(
-        description="Why a supervisor must look at the case now, e.g. triage_exhausted "
-        "(every candidate body returned it)."
+        description="Why a supervisor must look at the case now: risk (words of violence, self-harm or "
+        "gathering; kept, whatever else applies, until its alert is resolved), triage_exhausted (every "
+        "candidate body returned it) or supervision_overdue (a 督办 order went unanswered)."
     )
     complexity: Complexity | None
     clock: CaseClockSummary | None = Field(

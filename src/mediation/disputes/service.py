@@ -50,7 +50,7 @@ from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, 
 from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import lifecycle
-from mediation.disputes.enums import Channel, Consent, PartyKind, Tier
+from mediation.disputes.enums import Channel, Consent, PartyKind, TerminationReason, Tier
 from mediation.disputes.identity import organisation_key, region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
 from mediation.disputes.models import (
@@ -590,12 +590,21 @@ class DisputeService:
             ctx.triage = await self.triage.evaluate(dispute)
         elif action == Action.agree:
             ctx.agreement = await self._agreement(payload.agreement_id)  # type: ignore[attr-defined]
+            if dispute.mediator_id is not None:
+                # A conflict declared since the mediator was named (特邀调解规定 Art. 16): the one
+                # who must step aside does not conclude the case.
+                ctx.mediator, ctx.conflicts = await self._mediator(dispute, dispute.mediator_id)
         elif action == Action.request_confirmation:
             ctx.competent_courts = await self.ledger.competent_courts(dispute)
             ctx.document_kinds = await self._document_kinds(dispute.id)
         elif action in HANDOFF_DECISIONS:
             ctx.handoff = await self.ledger.current(dispute.id)
-        elif action == Action.refer_arbitration and dispute.status == Status.agreement_signed:
+        elif (
+            action in (Action.refer_arbitration, Action.refer_litigation)
+            and dispute.status == Status.agreement_signed
+        ):
+            # After an agreement, a labour dispute goes on only once it was not performed in time
+            # (劳动争议调解仲裁法 Art. 15: arbitration; Art. 16: a payment order from the court).
             ctx.unperformed_due = await self._unperformed_due(dispute)
         elif action == Action.archive:
             visit = await self._visit(dispute.id)
@@ -686,6 +695,15 @@ class DisputeService:
             open_ = await self.triage.open_assignment(dispute.id)
             if open_ is not None:
                 open_.signed_for_at = now
+        elif action == Action.fail:
+            # Ended before the body signed for it (a party refused mediation, 人民调解法 Art. 17):
+            # that sending ends with the case. One signed for stays the record of who mediated.
+            open_ = await self.triage.open_assignment(dispute.id)
+            if open_ is not None and open_.signed_for_at is None:
+                open_.outcome = TerminationReason.party_refused.value
+                open_.ended_at = now
+                open_.outcome_reason = getattr(payload, "note", None)
+                await self.session.flush()
         if ending is None:
             return
         open_ = await self.triage.open_assignment(dispute.id)
@@ -700,8 +718,11 @@ class DisputeService:
             outcome = await self.triage.evaluate(dispute)
             if not outcome.candidates:
                 # Whatever triage advises (even declining), a case no body is left to take must
-                # reach a supervisor rather than wait unseen.
-                dispute.attention = Attention.triage_exhausted
+                # reach a supervisor rather than wait unseen. A case flagged for a risk keeps that
+                # flag: it is the more urgent reason, and already before a supervisor (the event
+                # below still says triage is exhausted).
+                if dispute.attention != Attention.risk:
+                    dispute.attention = Attention.triage_exhausted
                 if action == Action.escalate:
                     # The escalation's own event tells subscribers where the case went; one event
                     # per change of the case keeps the feed in step with its versions.
@@ -900,10 +921,11 @@ class DisputeService:
             await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now)
 
     async def _mediator(self, dispute: Dispute, mediator_id: uuid.UUID) -> tuple[Mediator | None, list[str]]:
-        """The mediator, and the relations it declared with this case or with one of its parties."""
+        """The mediator, and the relations it declared with this case or with one of its parties.
+        Another body's mediator comes with none: what it declared is its body's, not this one's."""
         mediator = await self.session.get(Mediator, mediator_id)
-        if mediator is None:
-            return None, []
+        if mediator is None or mediator.body_id != dispute.body_id:
+            return mediator, []
         indexes = [p.id_number_index for p in dispute.parties if p.id_number_index]
         person = MediatorConflict.id_number_index.in_(indexes) if indexes else false()
         rows = await self.session.scalars(
@@ -929,7 +951,11 @@ class DisputeService:
             dispute.body_id = payload.body_id
             dispute.mediator_id = None
             dispute.mediator_name = None
-            dispute.attention = None
+            # A body has the case: what no longer waits for a supervisor is the search for one. A
+            # risk stays flagged until its alert is resolved (人民调解法 Art. 25), and an overdue
+            # supervision order until it is answered.
+            if dispute.attention == Attention.triage_exhausted:
+                dispute.attention = None
         elif action == Action.sign_for:
             if ctx.mediator is not None:
                 dispute.mediator_id = ctx.mediator.id

@@ -12,16 +12,17 @@ from mediation.core.errors import DataIntegrityError
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, PiiIntegrityError, redact_text, redact_value
 from mediation.core.principal import Permission, Principal
+from mediation.disputes.enums import Channel
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
-from mediation.disputes.models import Dispute, Party, TimelineEntry
-from mediation.disputes.schemas import DisputeOut, PartyOut, TimelineEntryOut
+from mediation.disputes.models import CaseLink, Dispute, Party, TimelineEntry
+from mediation.disputes.schemas import CaseLinkOut, DisputeOut, LinkKind, PartyOut, TimelineEntryOut
 
 log = logging.getLogger(__name__)
 
 PARTY_TABLE = "parties"
 # Free-text and structured columns that may quote a number typed by a clerk or a mediator.
 _FREE_TEXT = ("description", "address", "mediator_name")
-_STRUCTURED = ("agreement", "handoff", "outcome")
+_STRUCTURED = ("agreement", "handoff", "outcome", "owner")
 _DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("status_label", "parties")]
 
 
@@ -96,6 +97,21 @@ class Viewer:
         if self.unmasked:
             return out
         return out.model_copy(update={"reason": _redact(out.reason), "payload": redact_value(out.payload)})
+
+    def link(self, link: CaseLink, other: Dispute) -> CaseLinkOut:
+        """A link to `other`; its note is free text a clerk may have put a number in, as the
+        timeline entry recording the link, which shows it masked."""
+        return CaseLinkOut(
+            id=link.id,
+            dispute_id=other.id,
+            case_number=other.case_number,
+            status=other.status,
+            channel=Channel(other.channel),
+            kind=LinkKind(link.kind),
+            note=link.note if self.unmasked else _redact(link.note),
+            created_by=link.created_by,
+            created_at=link.created_at,
+        )
 
 
 def _redact(value: str | None) -> str | None:
