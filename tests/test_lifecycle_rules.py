@@ -77,6 +77,23 @@ async def test_a_mediator_who_declares_a_conflict_after_being_named_cannot_recor
     assert {"agree", "fail", "transfer"} <= actions.keys()
 
 
+async def test_a_mediator_who_declared_a_conflict_does_not_sign_the_agreement(api: Api) -> None:
+    # 特邀调解规定 Art. 16: the signature would make the agreement take effect (人民调解法 Art. 29).
+    dispute = await api.drive("mediating")
+    draft = await api.draft_agreement(dispute)
+    await _declare_conflict(
+        api, dispute["mediator_id"], dispute["body_id"], relation="申请人的表兄", dispute_id=dispute["id"]
+    )
+    refused = await api.sign(dispute, draft, signer="mediator", method="in_person")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "mediator_conflict"
+    assert "申请人的表兄" in refused.json()["detail"]
+    listed = await api.client.get(
+        f"/v1/disputes/{dispute['id']}/agreements/{draft['id']}", headers=api.acting("body_mediator", dispute)
+    )
+    assert [s for s in listed.json()["signatures"] if s["signer"] == "mediator"] == []
+
+
 async def test_another_bodys_mediator_is_no_mediator_of_this_body_and_nothing_of_it_is_told(
     api: Api,
 ) -> None:

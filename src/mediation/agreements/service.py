@@ -42,7 +42,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
 from mediation.disputes.enums import AgreementForm, Consent
-from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
+from mediation.disputes.lifecycle import RECUSAL, STATUS_LABELS, Action, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import FailPayload, Instant, RecordPerformancePayload
 from mediation.disputes.service import DisputeService
@@ -462,6 +462,20 @@ class AgreementService:
                 code="mediator_changed",
                 article=rules.ART_29,
             )
+        if data.signer == "mediator":
+            conflicts = await self.disputes.mediator_conflicts(dispute)
+            if conflicts:
+                # 特邀调解规定 Art. 16: a mediator who declared a conflict steps aside; the agreement
+                # would otherwise take effect on the signature of one who must not mediate it.
+                raise Conflict(
+                    Text(
+                        "调解员「{n}」已申报与本案当事人存在利害关系 ({r}), 应当回避, 不能签署协议",
+                        "Mediator {n} declared a conflict with a party of this case ({r}), must step "
+                        "aside and cannot sign the agreement",
+                    ).format(n=dispute.mediator_name or "-", r="、".join(conflicts)),
+                    code="mediator_conflict",
+                    article=RECUSAL,
+                )
         missing = rules.missing_elements(agreement, dispute)
         if missing:
             raise GuardFailed(summary(missing), reasons=[r.as_dict() for r in missing])

@@ -920,6 +920,12 @@ class DisputeService:
             )
             await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now)
 
+    async def mediator_conflicts(self, dispute: Dispute) -> list[str]:
+        """The relations the case's own mediator declared with it or with one of its parties."""
+        if dispute.mediator_id is None:
+            return []
+        return (await self._mediator(dispute, dispute.mediator_id))[1]
+
     async def _mediator(self, dispute: Dispute, mediator_id: uuid.UUID) -> tuple[Mediator | None, list[str]]:
         """The mediator, and the relations it declared with this case or with one of its parties.
         Another body's mediator comes with none: what it declared is its body's, not this one's."""

@@ -209,7 +209,9 @@ class AssignmentOut(BaseModel):
     override_reason: str | None
     recommendation: dict[str, Any] = Field(description="The triage answer the assignment was made under.")
     ended_at: datetime | None
-    outcome: str | None = Field(description="returned | lapsed | transferred | escalated | withdrawn")
+    outcome: str | None = Field(
+        description="returned | lapsed | transferred | escalated | withdrawn | party_refused"
+    )
     outcome_reason: str | None
 
 
