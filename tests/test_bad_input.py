@@ -128,6 +128,23 @@ async def test_text_holding_a_nul_character_is_refused_with_its_field_named(api)
     ]
 
 
+@pytest.mark.parametrize("value", [0, 1, 0.0, "0", "yes"])
+async def test_a_yes_or_no_is_true_or_false_and_nothing_else(api, value):
+    """A boolean in a request body is JSON's true or false, as the contract says: 0, 1 or "yes" are
+    refused (422, the field named), not read as a no or a yes."""
+    before = await _row_counts(api)
+    refused = await api.client.post("/v1/auth/logout", json={"everywhere": value}, headers=api.headers())
+    problem = _problem(refused, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"], e["message"]) for e in problem["errors"]] == [
+        ("everywhere", "bool_type", "应为布尔值 (true 或 false)")
+    ]
+    response = await api.client.post("/v1/disputes", json=intake_body(is_risk=value), headers=api.headers())
+    problem = _problem(response, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("is_risk", "bool_type")]
+    assert await _row_counts(api) == before
+    assert (await api.client.get("/v1/me", headers=api.headers())).status_code == 200  # still signed in
+
+
 async def test_a_webhook_address_longer_than_it_can_be_kept_is_refused(api):
     """The address is kept in 500 characters, as the contract says: a longer one is refused (422),
     not a server error."""

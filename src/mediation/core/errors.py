@@ -327,6 +327,7 @@ _PYDANTIC_ZH: dict[str, str] = {
     "dict_type": "应为 JSON 对象",
     "list_type": "应为列表",
     "bool_parsing": "应为布尔值",
+    "bool_type": "应为布尔值 (true 或 false)",
 }
 
 

@@ -32,6 +32,10 @@ class WriteModel(BaseModel):
     def _no_longer_than_stated_as_sent(cls, value: Any, info: ValidationInfo) -> Any:
         if info.field_name is None:
             return value
+        if _is_flag(cls, info.field_name) and not _reads_as_flag(value):
+            # JSON's true and false only (and the pages' "true"/"false"): 0, 1, "yes" or "0" are
+            # another type, refused as the contract says, not read as a yes or a no.
+            raise PydanticCustomError("bool_type", "Input should be a valid boolean")
         if _holds_nul(value, deep=not _checks_itself(cls, info.field_name)):
             raise PydanticCustomError("null_character", "Text may not contain the NUL character (U+0000)")
         text_limit, item_limit = _limits(cls, info.field_name)
@@ -47,6 +51,16 @@ class WriteModel(BaseModel):
             if errors:
                 raise ValidationError.from_exception_data(cls.__name__, errors)
         return value
+
+
+@functools.cache
+def _is_flag(model: type[BaseModel], name: str) -> bool:
+    """Whether the field is a yes or no (`bool`, or `bool | None`)."""
+    return _unwrapped(model.model_fields[name].annotation) is bool
+
+
+def _reads_as_flag(value: Any) -> bool:
+    return value is None or isinstance(value, bool) or value in ("true", "false")
 
 
 def _holds_nul(value: Any, *, deep: bool) -> bool:
