@@ -35,7 +35,7 @@ from mediation.core.settings import Settings
 from mediation.events.relay import Relay
 from mediation.migrate import upgrade
 from tests.receiver import Receiver
-from tests.support import Api
+from tests.support import CSRF, Api
 
 PG_ADMIN_DSN = os.environ.get("MEDIATION_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -234,7 +234,14 @@ TEST_SECRETS = {
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def overrides() -> dict[str, Any]:
+    """Settings a test changes, by parametrizing this fixture: the app is built with them (some, as
+    the upload ceiling of the HTTP middleware, are read only when the app is created)."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, overrides: dict[str, Any]) -> Settings:
     # Cheap Argon2 parameters: the tests exercise the scheme, not its cost.
     return Settings(
         database_url=database_url,
@@ -248,7 +255,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # Test receivers listen on 127.0.0.1; the refusal of private targets has its own test.
         webhook_allow_private_targets=True,
         **TEST_SECRETS,
-    )
+    ).model_copy(update=overrides)
 
 
 @pytest.fixture
@@ -267,6 +274,15 @@ async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[object]:
 async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def web(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser for the pages: a client of its own (its own cookies), the CSRF cookie set."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
+        c.cookies.set("mediation_csrf", CSRF)
         yield c
 
 

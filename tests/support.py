@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from stdnum.cn import ric
 
 from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction, Mediator
 from mediation.disputes.identity import region_prefix
-from mediation.disputes.models import Dispute, TimelineEntry
+from mediation.disputes.models import TimelineEntry
 from mediation.events.models import OutboxEvent
 from mediation.identity.credentials import new_api_key
 from mediation.identity.models import ApiKey, User
@@ -36,6 +37,9 @@ DEFAULT_HOME = {
     "court": "court",
     "arbitration": "commercial_commission",
 }
+
+# The CSRF token the tests' browsers carry, as the cookie and as the forms' field.
+CSRF = "c" * 43
 
 # How a new case reaches each state.
 PATHS: dict[str, list[str]] = {
@@ -254,20 +258,45 @@ class Api:
                 self.tokens[(role, org_id)] = identity.tokens.issue(user.id, role, org_id).token
             for role, homes in MACHINE_HOMES.items():
                 for home in homes:
-                    issued = new_api_key()
-                    session.add(
-                        ApiKey(
-                            id=uuid.uuid4(),
-                            name=f"test {role} {home}",
-                            prefix=issued.prefix,
-                            secret_hash=issued.secret_hash,
-                            role=role,
-                            organisation_id=self.bodies[home],
-                            created_by="test",
-                            created_at=now,
-                        )
-                    )
-                    self.keys[(role, self.bodies[home])] = issued.secret
+                    self._add_api_key(session, f"test {role} {home}", role, self.bodies[home], now)
+
+    def _add_api_key(self, session: Any, name: str, role: str, org_id: uuid.UUID, now: datetime) -> None:
+        """An API key for `role` at the organisation, its secret kept for `auth`."""
+        issued = new_api_key()
+        session.add(
+            ApiKey(
+                id=uuid.uuid4(),
+                name=name,
+                prefix=issued.prefix,
+                secret_hash=issued.secret_hash,
+                role=role,
+                organisation_id=org_id,
+                created_by="test",
+                created_at=now,
+            )
+        )
+        self.keys[(role, org_id)] = issued.secret
+
+    async def add_rural_land_commission(self) -> uuid.UUID:
+        """The county's rural land contract arbitration commission, which answers its handoffs as
+        `arbitration` with an API key of its own."""
+        now = datetime.now(UTC)
+        async with self.app.state.db.writer() as session, session.begin():
+            body = Body(
+                id=uuid.uuid4(),
+                name="诸暨市农村土地承包仲裁委员会",
+                kind="rural_land_arbitration_commission",
+                tier="county",
+                region_code="330681000000",
+                active=True,
+                categories=[],
+                created_at=now,
+            )
+            session.add(body)
+            await session.flush()
+            session.add(BodyJurisdiction(body_id=body.id, region_prefix=region_prefix(body.region_code)))
+            self._add_api_key(session, "rural land commission", "arbitration", body.id, now)
+        return body.id
 
     def auth(self, role: str = "clerk", org: str | uuid.UUID | None = None) -> dict[str, str]:
         """Credentials for `role`; machine roles belong to `org` (a body key or id), else a default."""
@@ -547,20 +576,48 @@ def at_beijing(api: Api, day: date, hour: int = 10, minute: int = 0) -> None:
     api.app.state.clock.at = datetime.combine(day, time(hour, minute), BEIJING).astimezone(UTC)
 
 
+def pause_after(
+    monkeypatch: pytest.MonkeyPatch, owner: type, method: str, when: Callable[..., object] | None = None
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """The next call of `owner.method` whose result `when` accepts (called with the result and the
+    call's arguments; any result without it) stops once the method has returned: it sets the first
+    event, and goes on once the second is set."""
+    reached, go_on = asyncio.Event(), asyncio.Event()
+    original = getattr(owner, method)
+
+    async def call_then_wait(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        if not reached.is_set() and (when is None or when(result, *args, **kwargs)):
+            reached.set()
+            await go_on.wait()
+        return result
+
+    monkeypatch.setattr(owner, method, call_then_wait)
+    return reached, go_on
+
+
 def first_intake_waits_after_looking(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
     """The next intake stops between looking for its waves and taking the county's counter: it sets
     the first event once it has looked, and goes on once the second is set. Other intakes run
     meanwhile (PostgreSQL only: on SQLite an intake holds the database's one writer's lock from its
     first write to its commit, so no intake runs while another waits between the two)."""
-    looked, go_on = asyncio.Event(), asyncio.Event()
-    detect = AlertService.detect
+    return pause_after(monkeypatch, AlertService, "detect")
 
-    async def detect_then_wait(self: AlertService, dispute: Dispute, hits: Any) -> Any:
-        found = await detect(self, dispute, hits)
-        if not looked.is_set():
-            looked.set()
-            await go_on.wait()
-        return found
 
-    monkeypatch.setattr(AlertService, "detect", detect_then_wait)
-    return looked, go_on
+async def waits_on_a_lock(api: Api, task: asyncio.Task[Any]) -> bool:
+    """Whether `task` comes to wait on a row another transaction holds (False: it ended first, or
+    waited on none within ten seconds). PostgreSQL only."""
+    async with api.app.state.db.engine.connect() as conn:
+        for _ in range(200):
+            if task.done():
+                return False
+            waiting = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            if waiting:
+                return True
+            await asyncio.sleep(0.05)
+    return False

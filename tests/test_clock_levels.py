@@ -10,7 +10,6 @@ import contextlib
 import json
 import uuid
 from datetime import date
-from importlib import resources
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from mediation.clocks.rules import parse
 from mediation.clocks.scheduler import TickReport, tick
 from mediation.clocks.service import ClockService
 from tests.support import Api, at_beijing
+from tests.test_clock_starts import CONFIRMATION_WINDOW_RULE, shipped_rules
 
 
 async def _tick(api: Api) -> TickReport:
@@ -215,22 +215,9 @@ async def test_the_confirmation_window_closes_without_the_case_going_overdue(api
     assert await _overdue_count(api, "2026-06-01") == 0
 
 
-def _shipped_rules() -> list[dict[str, Any]]:
-    shipped = json.loads(
-        resources.files("mediation.clocks").joinpath("default_rules.json").read_text("utf-8")
-    )
-    return list(shipped["rules"])
-
-
 def test_the_confirmation_window_is_the_parties_window_in_every_rule_file() -> None:
-    others = [r for r in _shipped_rules() if r["id"] != "confirmation_window"]
-    window = {
-        "id": "confirmation_window",
-        "clock": "confirmation_window",
-        "length": 30,
-        "unit": "days",
-        "source": "民事诉讼法 第二百零五条",
-    }
+    others = [r for r in shipped_rules() if r["id"] != "confirmation_window"]
+    window = CONFIRMATION_WINDOW_RULE
     # A center's own file need not say so.
     parsed = parse(json.dumps({"rules": [*others, window]}))
     assert next(r for r in parsed.rules if r.id == "confirmation_window").is_party_window
@@ -240,7 +227,7 @@ def test_the_confirmation_window_is_the_parties_window_in_every_rule_file() -> N
     for extra in ({"pausable": True}, {"extension": {"max": 10, "consent": "none"}}):
         with pytest.raises(ValidationError, match="neither paused nor extended"):
             parse(json.dumps({"rules": [*others, {**window, **extra}]}))
-    follow_up = next(r for r in _shipped_rules() if r["id"] == "follow_up_visit")
+    follow_up = next(r for r in shipped_rules() if r["id"] == "follow_up_visit")
     with pytest.raises(ValidationError, match="neither paused nor extended"):
         parse(json.dumps({"rules": [*others, window, {**follow_up, "id": "visit", "party_window": True}]}))
     # The others are the center's deadlines.
@@ -250,16 +237,24 @@ def test_the_confirmation_window_is_the_parties_window_in_every_rule_file() -> N
 # ---- stopping while paused -------------------------------------------------------------------------
 
 
+async def _mediation_clock_stopped_while_paused(
+    api: Api, paused_on: date, stopped_on: date
+) -> dict[str, Any]:
+    """A mediation clock started on 1 June (due 1 July), paused on `paused_on`, and stopped on
+    `stopped_on` by the mediation failing while still paused."""
+    at_beijing(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    at_beijing(api, paused_on)
+    assert (await _change_mediation_clock(api, dispute, "pause")).status_code == 200
+    at_beijing(api, stopped_on)
+    await api.step(await api.get(dispute), "fail")
+    return (await _clocks(api, dispute))["mediation"]
+
+
 async def test_a_clock_stopped_while_paused_counts_the_days_it_stood_still(api: Api) -> None:
     # Due 1 July; paused on 10 June for an appraisal that takes five weeks; the mediation fails on
     # 15 July while still paused, with 9 of its days used: 35 days stood still, so it ends 5 August.
-    at_beijing(api, date(2026, 6, 1))
-    dispute = await api.drive("mediating")
-    at_beijing(api, date(2026, 6, 10))
-    assert (await _change_mediation_clock(api, dispute, "pause")).status_code == 200
-    at_beijing(api, date(2026, 7, 15))
-    await api.step(await api.get(dispute), "fail")
-    clock = (await _clocks(api, dispute))["mediation"]
+    clock = await _mediation_clock_stopped_while_paused(api, date(2026, 6, 10), date(2026, 7, 15))
     assert clock["outcome"] == "met"
     assert clock["history"][-1] == {
         "at": "2026-07-15T02:00:00+00:00",
@@ -271,11 +266,5 @@ async def test_a_clock_stopped_while_paused_counts_the_days_it_stood_still(api: 
 
 async def test_a_clock_paused_after_its_end_stays_missed(api: Api) -> None:
     # Due 1 July, paused on 3 July, stopped on 22 July: 19 days added give Monday 20 July, passed.
-    at_beijing(api, date(2026, 6, 1))
-    dispute = await api.drive("mediating")
-    at_beijing(api, date(2026, 7, 3))
-    assert (await _change_mediation_clock(api, dispute, "pause")).status_code == 200
-    at_beijing(api, date(2026, 7, 22))
-    await api.step(await api.get(dispute), "fail")
-    clock = (await _clocks(api, dispute))["mediation"]
+    clock = await _mediation_clock_stopped_while_paused(api, date(2026, 7, 3), date(2026, 7, 22))
     assert (clock["outcome"], clock["history"][-1]["due_on"]) == ("missed", "2026-07-20")

@@ -28,6 +28,24 @@ async def _window_closed_on(api: Api, dispute: dict[str, Any]) -> str:
     return str(refused["confirmation_window_closed"]["message"])
 
 
+# The confirmation window's rule as a center's own rule file may state it.
+CONFIRMATION_WINDOW_RULE = {
+    "id": "confirmation_window",
+    "clock": "confirmation_window",
+    "length": 30,
+    "unit": "days",
+    "source": "民事诉讼法 第二百零五条",
+}
+
+
+def shipped_rules() -> list[dict[str, Any]]:
+    """The rules of the file the service ships."""
+    shipped = json.loads(
+        resources.files("mediation.clocks").joinpath("default_rules.json").read_text("utf-8")
+    )
+    return list(shipped["rules"])
+
+
 async def test_the_confirmation_window_counts_from_the_day_the_agreement_took_effect(api: Api) -> None:
     # Every party signs on 1 September: the agreement takes effect that day (人民调解法 Art. 30).
     _at(api, date(2026, 9, 1))
@@ -112,17 +130,9 @@ async def test_a_peoples_mediation_clock_starts_again_with_the_body_a_case_is_tr
 
 
 def test_a_rule_file_may_not_count_a_clock_from_a_day_that_is_not_its_own() -> None:
-    shipped = json.loads(
-        resources.files("mediation.clocks").joinpath("default_rules.json").read_text("utf-8")
-    )
-    others = [r for r in shipped["rules"] if r["id"] != "confirmation_window"]
-    window = {
-        "id": "confirmation_window",
-        "clock": "confirmation_window",
-        "length": 30,
-        "unit": "days",
-        "source": "民事诉讼法 第二百零五条",
-    }
+    shipped = shipped_rules()
+    others = [r for r in shipped if r["id"] != "confirmation_window"]
+    window = CONFIRMATION_WINDOW_RULE
     with pytest.raises(ValidationError, match="counts from the agreement taking effect"):
         parse(json.dumps({"rules": [*others, {**window, "counts_from": "entry"}]}))
     sign_for = {
@@ -134,7 +144,7 @@ def test_a_rule_file_may_not_count_a_clock_from_a_day_that_is_not_its_own() -> N
         "source": "中心工作规范",
     }
     with pytest.raises(ValidationError, match="cannot count from first_receipt"):
-        parse(json.dumps({"rules": [*shipped["rules"], sign_for]}))
+        parse(json.dumps({"rules": [*shipped, sign_for]}))
     # A center's own file need not say it: the window counts from the agreement's taking effect.
     parsed = parse(json.dumps({"rules": [*others, window]}))
     rule = next(r for r in parsed.rules if r.id == "confirmation_window")

@@ -15,12 +15,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from mediation.bodies.models import Body, BodyJurisdiction
 from mediation.clocks import engine
 from mediation.clocks.rules import Unit
 from mediation.clocks.scheduler import tick
 from mediation.core.db import Database
-from mediation.disputes.identity import region_prefix
 from mediation.disputes.models import TimelineEntry
 from mediation.events.models import OutboxEvent
 from tests.conftest import TEST_SECRETS
@@ -295,27 +293,14 @@ async def test_an_extension_is_added_to_the_nominal_last_day(api: Api) -> None:
 
 async def test_the_rural_land_commission_decides_on_acceptance_within_five_working_days(api: Api) -> None:
     """农村土地承包经营纠纷调解仲裁法 Art. 23: 五个工作日 from receipt of the application."""
-    async with api.app.state.db.writer() as session, session.begin():
-        commission = Body(
-            id=uuid.uuid4(),
-            name="诸暨市农村土地承包仲裁委员会",
-            kind="rural_land_arbitration_commission",
-            tier="county",
-            region_code="330681000000",
-            active=True,
-            categories=[],
-            created_at=datetime.now(UTC),
-        )
-        session.add(commission)
-        await session.flush()
-        session.add(BodyJurisdiction(body_id=commission.id, region_prefix=region_prefix("330681000000")))
+    commission = await api.add_rural_land_commission()
     _at(api, date(2026, 12, 1))
     dispute = await api.drive(
         "mediation_failed", category="land_forest", description="双方因承包地边界发生争执, 申请调解。"
     )
     # Referred on Saturday 5 December: Monday 7 to Friday 11 December are the five working days.
     _at(api, date(2026, 12, 5))
-    referred = await api.step(dispute, "refer_arbitration", {"commission_id": str(commission.id)})
+    referred = await api.step(dispute, "refer_arbitration", {"commission_id": str(commission)})
     assert referred["handoff"]["kind"] == "rural_land_arbitration"
     assert referred["handoff"]["accept_due_on"] == "2026-12-11"
 

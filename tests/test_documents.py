@@ -26,7 +26,6 @@ import pytest
 from sqlalchemy import func, select
 
 from mediation.audit.models import AuditRecord
-from mediation.core.settings import Settings
 from mediation.documents.models import Blob, Document
 from mediation.identity.models import ApiKey
 
@@ -36,16 +35,6 @@ PDF_HEAD = b"%PDF-1.4\n"
 CHINESE_NAME = "欠条（张三）2026.pdf"
 # RFC 5987 attr-char, plus the percent signs of pct-encoded octets.
 EXT_VALUE = re.compile(r"^[A-Za-z0-9!#$&+\-.^_`|~%]+$")
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    return settings.model_copy(update=overrides)
 
 
 # ---- helpers ------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from asyncpg.transaction import Transaction
 from sqlalchemy import func, select
 
 from mediation.app import create_app
@@ -173,6 +174,48 @@ async def waiting_on_locks(database_url: str) -> int:
         )
     finally:
         await conn.close()
+
+
+async def until_a_session_waits_on_a_lock(database_url: str) -> None:
+    """Returns once a session waits on a lock, or after five seconds (what the test checks next
+    then tells)."""
+    for _ in range(100):
+        if await waiting_on_locks(database_url):
+            return
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def timeline_entries_wait_for_another_session(
+    database_url: str,
+) -> AsyncIterator[tuple[asyncpg.Connection, Transaction]]:
+    """Another session holds an advisory lock that a trigger makes every timeline entry written
+    wait for: a request or a scheduler step writing one waits there with its case locked. The lock
+    is held until that session's transaction ends (the second item: the block may end it early,
+    else it ends with the block). That session looks for a deadlock only after 10 s, a request's
+    after the server's default second, so it is never the one chosen as a deadlock's victim."""
+    other = await asyncpg.connect(_dsn(database_url))
+    try:
+        await other.execute(
+            "CREATE FUNCTION wait_for_other() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN PERFORM pg_advisory_xact_lock(42); RETURN NEW; END $$;"
+            " CREATE TRIGGER wait_for_other AFTER INSERT ON timeline_entries"
+            " FOR EACH ROW EXECUTE FUNCTION wait_for_other()"
+        )
+        transaction = other.transaction()
+        await transaction.start()
+        try:
+            await other.execute("SET LOCAL deadlock_timeout = '10s'")
+            await other.execute("SELECT pg_advisory_xact_lock(42)")
+            yield other, transaction
+        finally:
+            if other.is_in_transaction():
+                await transaction.rollback()
+            await other.execute(
+                "DROP TRIGGER wait_for_other ON timeline_entries; DROP FUNCTION wait_for_other()"
+            )
+    finally:
+        await other.close()
 
 
 def assert_problem(response: httpx.Response, status: int = 503) -> None:
@@ -335,10 +378,7 @@ async def test_no_free_connection_answers_503_within_the_pool_timeout_without_ha
         async with table_locked(settings.database_url, "disputes", "ACCESS EXCLUSIVE"):
             # The one connection is taken by a request waiting for the lock...
             holder = asyncio.create_task(client.get(url, headers=api.auth("clerk")))
-            for _ in range(100):
-                if await waiting_on_locks(settings.database_url):
-                    break
-                await asyncio.sleep(0.05)
+            await until_a_session_waits_on_a_lock(settings.database_url)
             # ...so the next one gets no connection.
             started = time.monotonic()
             response = await client.get(url, headers=api.auth("clerk"))
@@ -357,34 +397,14 @@ async def test_the_victim_of_a_deadlock_answers_503_to_retry_and_has_written_not
     request's, its client is told to send it again (503, Retry-After), not that the service broke."""
     dispute = await api.intake()
     before = (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=api.auth("clerk"))).json()
-    other = await asyncpg.connect(_dsn(settings.database_url))
-    try:
-        # A timeline entry written waits for a lock the other session holds: the request has its
-        # case locked by then.
-        await other.execute(
-            "CREATE FUNCTION wait_for_other() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN PERFORM pg_advisory_xact_lock(42); RETURN NEW; END $$;"
-            " CREATE TRIGGER wait_for_other AFTER INSERT ON timeline_entries"
-            " FOR EACH ROW EXECUTE FUNCTION wait_for_other()"
-        )
-        transaction = other.transaction()
-        await transaction.start()
-        # The other session is never the one chosen: it looks for a deadlock only after 10 s, the
-        # request's session after the server's default second.
-        await other.execute("SET LOCAL deadlock_timeout = '10s'")
-        await other.execute("SELECT pg_advisory_xact_lock(42)")
+    # A timeline entry written waits for a lock the other session holds: the request has its case
+    # locked by then.
+    async with timeline_entries_wait_for_another_session(settings.database_url) as (other, _):
         acting = asyncio.create_task(api.act(before, "accept"))
-        for _ in range(100):
-            if await waiting_on_locks(settings.database_url):
-                break
-            await asyncio.sleep(0.05)
+        await until_a_session_waits_on_a_lock(settings.database_url)
         # The request waits for the other session, which now waits for the request's case.
         await other.execute("SELECT 1 FROM disputes WHERE id = $1 FOR UPDATE", uuid.UUID(dispute["id"]))
         response = await acting
-        await transaction.rollback()
-        await other.execute("DROP TRIGGER wait_for_other ON timeline_entries; DROP FUNCTION wait_for_other()")
-    finally:
-        await other.close()
     assert_problem(response)
     assert response.headers.get("retry-after") == "1"
     after = (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=api.auth("clerk"))).json()
@@ -400,25 +420,11 @@ async def test_a_scheduler_step_chosen_as_a_deadlocks_victim_waits_for_the_next_
     cases = [await api.drive("mediating") for _ in range(2)]
     at_beijing(api, date(2026, 7, 2))  # both mediation clocks ran out on 1 July
     ids = [uuid.UUID(c["id"]) for c in cases]
-    other = await asyncpg.connect(_dsn(settings.database_url))
-    try:
-        await other.execute(
-            "CREATE FUNCTION wait_for_other() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN PERFORM pg_advisory_xact_lock(42); RETURN NEW; END $$;"
-            " CREATE TRIGGER wait_for_other AFTER INSERT ON timeline_entries"
-            " FOR EACH ROW EXECUTE FUNCTION wait_for_other()"
-        )
-        transaction = other.transaction()
-        await transaction.start()
-        await other.execute("SET LOCAL deadlock_timeout = '10s'")
-        await other.execute("SELECT pg_advisory_xact_lock(42)")
+    async with timeline_entries_wait_for_another_session(settings.database_url) as (other, transaction):
         passing = asyncio.create_task(
             tick(app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
         )
-        for _ in range(100):
-            if await waiting_on_locks(settings.database_url):
-                break
-            await asyncio.sleep(0.05)
+        await until_a_session_waits_on_a_lock(settings.database_url)
         # The case the scheduler holds while it waits: the other session now waits for it.
         held = None
         for case_id in ids:
@@ -433,9 +439,6 @@ async def test_a_scheduler_step_chosen_as_a_deadlocks_victim_waits_for_the_next_
         await other.execute("SELECT 1 FROM disputes WHERE id = $1 FOR UPDATE", held)
         await transaction.rollback()
         report = await passing
-        await other.execute("DROP TRIGGER wait_for_other ON timeline_entries; DROP FUNCTION wait_for_other()")
-    finally:
-        await other.close()
     assert (report.overdue, report.failed) == (1, 1), report
     report = await tick(app.state.db, app.state.clock, app.state.settings, app.state.identity.cipher)
     assert report.overdue == 1, report
@@ -463,10 +466,7 @@ async def test_writes_beyond_the_per_process_limit_wait_their_turn_and_answer_50
                     headers={**clerk, "If-Match": '"1"'},
                 )
             )
-            for _ in range(100):
-                if await waiting_on_locks(settings.database_url):
-                    break
-                await asyncio.sleep(0.05)
+            await until_a_session_waits_on_a_lock(settings.database_url)
             # ...so the next write waits no longer than for a pooled connection, holding no lock.
             started = time.monotonic()
             response = await client.post("/v1/disputes", json=_intake(7001), headers=clerk)

@@ -5,16 +5,12 @@ loaded or corrected, shown provisional until then, and only ever moves later."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from mediation.bodies.models import Body, BodyJurisdiction
 from mediation.clocks.scheduler import TickReport, tick
-from mediation.identity.credentials import new_api_key
-from mediation.identity.models import ApiKey
 from tests.support import Api
 
 NEW_YEAR_2027 = [{"date": f"2027-01-0{d}", "name": "元旦"} for d in (1, 2, 3)]
@@ -45,43 +41,9 @@ async def test_overdue_false_lists_an_accepted_referral_with_no_deadline_to_deci
     assert every == late | on_time
 
 
-async def _rural_land_commission(api: Api) -> uuid.UUID:
-    """A county's rural land contract arbitration commission, with its API key."""
-    now = datetime.now(UTC)
-    async with api.app.state.db.writer() as session, session.begin():
-        body = Body(
-            id=uuid.uuid4(),
-            name="诸暨市农村土地承包仲裁委员会",
-            kind="rural_land_arbitration_commission",
-            tier="county",
-            region_code="330681000000",
-            active=True,
-            categories=[],
-            created_at=now,
-        )
-        session.add(body)
-        await session.flush()
-        session.add(BodyJurisdiction(body_id=body.id, region_prefix="330681"))
-        issued = new_api_key()
-        session.add(
-            ApiKey(
-                id=uuid.uuid4(),
-                name="rural land commission",
-                prefix=issued.prefix,
-                secret_hash=issued.secret_hash,
-                role="arbitration",
-                organisation_id=body.id,
-                created_by="test",
-                created_at=now,
-            )
-        )
-    api.keys[("arbitration", body.id)] = issued.secret
-    return body.id
-
-
 async def _referred_on_29_december(api: Api) -> dict[str, Any]:
     """A land dispute referred to the rural land commission on Tuesday 29 December 2026."""
-    commission = await _rural_land_commission(api)
+    commission = await api.add_rural_land_commission()
     api.app.state.clock.at = datetime(2026, 12, 29, 2, tzinfo=UTC)
     dispute = await api.drive(
         "mediation_failed", category="land_forest", description="村民之间因承包地边界发生争议, 申请调解。"

@@ -16,13 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from mediation.clocks.scheduler import TickReport, tick
-from mediation.core.principal import Principal, Role
+from mediation.core.principal import Role
 from mediation.disputes.service import DisputeService
 from mediation.handoffs.service import HandoffService
-from tests.support import Api
+from tests.support import Api, pause_after, waits_on_a_lock
 
 ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -51,41 +50,10 @@ def _ruling(api: Api) -> dict[str, Any]:
     }
 
 
-async def _waits_on_a_lock(api: Api, task: asyncio.Task[Any]) -> bool:
-    """Whether the request waits on a row another transaction holds (False: it ended first)."""
-    async with api.app.state.db.engine.connect() as conn:
-        for _ in range(200):
-            if task.done():
-                return False
-            waiting = await conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-            if waiting:
-                return True
-            await asyncio.sleep(0.05)
-    return False
-
-
 def _answer_waits_holding_the_handoff(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
     """The next answer to a handoff stops once it has locked the handoff (and whatever it locked
     before), and goes on once the second event is set."""
-    holding, go_on = asyncio.Event(), asyncio.Event()
-    get = HandoffService.get
-
-    async def get_then_wait(
-        self: HandoffService, handoff_id: uuid.UUID, principal: Principal, *, for_update: bool = False
-    ) -> Any:
-        handoff = await get(self, handoff_id, principal, for_update=for_update)
-        if for_update and not holding.is_set():
-            holding.set()
-            await go_on.wait()
-        return handoff
-
-    monkeypatch.setattr(HandoffService, "get", get_then_wait)
-    return holding, go_on
+    return pause_after(monkeypatch, HandoffService, "get", when=lambda *_, for_update=False, **__: for_update)
 
 
 def _clock_step_waits_holding_its_first_lock(
@@ -131,56 +99,43 @@ async def _alongside(
     ahead = asyncio.ensure_future(first)
     await asyncio.wait_for(holding.wait(), 10)
     behind = asyncio.ensure_future(then())
-    assert await _waits_on_a_lock(api, behind), "the second never waited for the first"
+    assert await waits_on_a_lock(api, behind), "the second never waited for the first"
     go_on.set()
     return tuple(await asyncio.wait_for(asyncio.gather(ahead, behind), 30))  # type: ignore[return-value]
 
 
 @ON_POSTGRESQL
-async def test_a_ruling_and_a_clerk_withdrawing_the_request_at_once_take_turns(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("answer", "ends_in"),
+    [("ruling", ("confirmed", "confirmed")), ("withdrawal", ("agreement_signed", "withdrawn"))],
+    ids=["ruling", "withdrawal"],
+)
+async def test_an_answer_and_a_clerk_withdrawing_the_request_at_once_take_turns(
+    api: Api, monkeypatch: pytest.MonkeyPatch, answer: str, ends_in: tuple[str, str]
 ) -> None:
-    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
-    handoff = (await api.handoff(dispute))["handoff"]
-    holding, go_on = _answer_waits_holding_the_handoff(monkeypatch)
-
-    ruled, withdrawn = await _alongside(
-        api,
-        holding,
-        go_on,
-        _answer(api, handoff, "decision", _ruling(api)),
-        lambda: api.act(dispute, "withdraw_confirmation", role="clerk"),
-    )
-
-    assert ruled.status_code == 200, ruled.text
-    # The withdrawal waited for the ruling, and then found the case changed.
-    assert withdrawn.status_code == 412, withdrawn.text
-    case = await api.get(dispute)
-    assert (case["status"], case["handoff"]["status"]) == ("confirmed", "confirmed")
-
-
-@ON_POSTGRESQL
-async def test_a_withdrawal_posted_to_the_request_and_the_clerks_at_once_take_turns(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    """The court's ruling, or the body's withdrawal posted to the request, and the clerk's
+    withdrawal at the same moment: the clerk's waits for the answer, then finds the case changed."""
     dispute = await api.drive("confirmation_pending")
+    if answer == "ruling":
+        dispute = await api.target_accepts(dispute)
     handoff = (await api.handoff(dispute))["handoff"]
     holding, go_on = _answer_waits_holding_the_handoff(monkeypatch)
-
-    by_the_body, by_the_clerk = await _alongside(
-        api,
-        holding,
-        go_on,
-        _answer(
+    answering = (
+        _answer(api, handoff, "decision", _ruling(api))
+        if answer == "ruling"
+        else _answer(
             api, handoff, "withdrawal", {"reason": "双方撤回申请"}, as_=api.acting("body_mediator", dispute)
-        ),
-        lambda: api.act(dispute, "withdraw_confirmation", role="clerk"),
+        )
     )
 
-    assert by_the_body.status_code == 200, by_the_body.text
+    answered, by_the_clerk = await _alongside(
+        api, holding, go_on, answering, lambda: api.act(dispute, "withdraw_confirmation", role="clerk")
+    )
+
+    assert answered.status_code == 200, answered.text
     assert by_the_clerk.status_code == 412, by_the_clerk.text
     case = await api.get(dispute)
-    assert (case["status"], case["handoff"]["status"]) == ("agreement_signed", "withdrawn")
+    assert (case["status"], case["handoff"]["status"]) == ends_in
 
 
 @ON_POSTGRESQL
@@ -268,7 +223,7 @@ async def test_a_court_answer_is_not_refused_for_a_change_to_the_case_made_as_it
             headers={**api.auth("supervisor"), "If-Match": f'"{dispute["version"]}"'},
         )
     )
-    await _waits_on_a_lock(api, order)  # it waits for the court, or ends first
+    await waits_on_a_lock(api, order)  # it waits for the court, or ends first
     go_on.set()
     answered, ordered = await asyncio.wait_for(asyncio.gather(court, order), 30)
 

@@ -24,21 +24,10 @@ from mediation.bodies.models import Body
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import TooManyRequests
 from mediation.core.ratelimit import RateLimiter
-from mediation.core.settings import Settings
 from mediation.disputes.models import Dispute
 from tests.support import intake_body
 
 PASSWORD = "correct horse battery staple"  # every test user's (tests/support.py)
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    return settings.model_copy(update=overrides)
 
 
 def _problem(response: httpx.Response, status: int, type_: str) -> dict[str, Any]:

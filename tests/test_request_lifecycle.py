@@ -28,18 +28,7 @@ from tests.support import Api, at_beijing, intake_body, resident_id
 from tests.test_audit import by_request_id, records
 from tests.test_documents import PDF_HEAD, docs_url, pdf, problem, snapshot, staging_leftovers, uploaded
 from tests.test_supervision_and_warning import _wage_claim
-from tests.test_web import signed_in, web  # noqa: F401 (the signed-in browser's fixture)
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    return settings.model_copy(update=overrides)
-
+from tests.test_web import signed_in
 
 # A time limit of two seconds, so the tests see it run out (the long poll kept within it).
 TWO_SECONDS = {"request_timeout_seconds": 2.0, "feed_max_wait_seconds": 1.0}
@@ -266,7 +255,7 @@ async def test_a_replayed_answer_records_the_personal_data_it_shows(api: Api) ->
 
 async def test_a_refused_page_that_shows_the_case_records_the_disclosure(
     api: Api,
-    web: httpx.AsyncClient,  # noqa: F811
+    web: httpx.AsyncClient,
 ) -> None:
     case = await api.intake()
     page = signed_in(web, api, "clerk")

@@ -21,7 +21,7 @@ from tests.support import Api, at_beijing, person
 from tests.test_agreements import _problem
 from tests.test_sessions import _requests_waiting_on_a_lock
 from tests.test_supervision_and_warning import _if_match, _wage_claim
-from tests.test_web_forms import at_the_body, sign_rows, web  # noqa: F401 (the browser's fixture)
+from tests.test_web_forms import at_the_body, sign_rows
 
 
 def draft_form(html: str) -> dict[str, str]:
@@ -55,7 +55,7 @@ def _draft_url(case: dict[str, Any]) -> str:
 
 async def test_a_draft_from_a_page_opened_before_the_agreement_took_effect_replaces_nothing(
     api: Api,
-    web: httpx.AsyncClient,  # noqa: F811
+    web: httpx.AsyncClient,
 ) -> None:
     """人民调解法 Art. 29, 31: one mediator opens the case; meanwhile another drafts the agreement and
     every party, the mediator and the body sign it, so it binds the parties. The first one's form,
@@ -80,7 +80,7 @@ async def test_a_draft_from_a_page_opened_before_the_agreement_took_effect_repla
 
 async def test_a_draft_from_a_page_that_showed_an_older_version_is_refused_then_sent_again(
     api: Api,
-    web: httpx.AsyncClient,  # noqa: F811
+    web: httpx.AsyncClient,
 ) -> None:
     case = await api.drive("mediating")
     await api.draft_agreement(case)
@@ -190,7 +190,7 @@ async def test_after_a_courts_refusal_the_case_mediated_again_drafts_a_new_versi
 @pytest.mark.parametrize("form", [AgreementForm.written, AgreementForm.oral])
 async def test_the_mediator_is_offered_the_signing_methods_of_the_agreements_form(
     api: Api,
-    web: httpx.AsyncClient,  # noqa: F811
+    web: httpx.AsyncClient,
     form: AgreementForm,
 ) -> None:
     """人民调解法 Art. 29: the mediator signs a written agreement; only an oral one is recorded by the

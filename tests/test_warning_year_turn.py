@@ -9,14 +9,19 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 from stdnum.cn import uscc
 
-from mediation.alerts.models import Alert
 from mediation.alerts.service import AlertService
-from mediation.disputes.models import Dispute
 from mediation.disputes.service import counter_years
-from tests.support import Api, at_beijing, first_intake_waits_after_looking, person
+from tests.support import (
+    Api,
+    at_beijing,
+    first_intake_waits_after_looking,
+    pause_after,
+    person,
+    waits_on_a_lock,
+)
 
 NEW_YEARS_EVE = date(2025, 12, 31)
 NEW_YEARS_DAY = date(2026, 1, 1)
@@ -56,36 +61,7 @@ def _first_raising_intake_waits_under_the_counter(
 ) -> tuple[asyncio.Event, asyncio.Event]:
     """The next intake that raises an alert stops once it has, still holding the county's counters
     and not committed."""
-    raised, go_on = asyncio.Event(), asyncio.Event()
-    apply = AlertService.apply
-
-    async def apply_then_wait(self: AlertService, dispute: Dispute, found: Any, counted: int) -> list[Alert]:
-        alerts = await apply(self, dispute, found, counted)
-        if alerts and not raised.is_set():
-            raised.set()
-            await go_on.wait()
-        return alerts
-
-    monkeypatch.setattr(AlertService, "apply", apply_then_wait)
-    return raised, go_on
-
-
-async def _waits_on_a_lock_or_ends(api: Api, task: asyncio.Task[Any]) -> bool:
-    """Whether the intake waits on a row another transaction holds (else it ended first)."""
-    async with api.app.state.db.engine.connect() as conn:
-        for _ in range(200):
-            if task.done():
-                return False
-            waiting = await conn.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-            if waiting:
-                return True
-            await asyncio.sleep(0.05)
-    return False
+    return pause_after(monkeypatch, AlertService, "apply", when=lambda alerts, *_: bool(alerts))
 
 
 async def _wave_alert(api: Api) -> dict[str, Any]:
@@ -144,7 +120,7 @@ async def test_a_new_years_eve_intake_waits_for_the_new_years_day_intake_raising
     raising = asyncio.create_task(_wage_claim(api, 5))
     await asyncio.wait_for(raised.wait(), 10)
     go_on.set()
-    waited = await _waits_on_a_lock_or_ends(api, eve)
+    waited = await waits_on_a_lock(api, eve)
     raiser_goes_on.set()
     raiser = await asyncio.wait_for(raising, 10)
     joined = await asyncio.wait_for(eve, 10)

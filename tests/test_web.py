@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -16,9 +15,8 @@ from sqlalchemy import func, select
 
 from mediation.audit.models import AuditRecord
 from mediation.disputes.models import Dispute
-from tests.support import Api, intake_body, resident_id
+from tests.support import CSRF, Api, intake_body, resident_id
 
-CSRF = "c" * 43
 PASSWORD = "correct horse battery staple"
 
 
@@ -41,14 +39,6 @@ class Page:
         for key, value in pairs:
             form.setdefault(key, []).append(value)
         return await self.client.post(path, data=form, **kw)
-
-
-@pytest.fixture
-async def web(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
-        c.cookies.set("mediation_csrf", CSRF)
-        yield c
 
 
 def signed_in(web: httpx.AsyncClient, api: Api, role: str = "clerk") -> Page:

@@ -6,28 +6,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
 import httpx
-import pytest
 from stdnum.cn import uscc
 
 from mediation.agreements.schemas import MEDIATOR_SIGNING_METHODS, PARTY_SIGNING_METHODS, SIGNING_METHODS
 from mediation.identity.models import User
 from tests.support import Api, person
-from tests.test_web import CSRF, Page, signed_in
-
-
-@pytest.fixture
-async def web(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
-        c.cookies.set("mediation_csrf", CSRF)
-        yield c
+from tests.test_web import Page, signed_in
 
 
 async def at_the_body(

@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -19,19 +19,11 @@ import pytest
 from mediation.disputes.service import DisputeService
 from mediation.web.intake import MAX_PARTIES
 from tests.support import Api, intake_body
-from tests.test_web import CSRF, Page, case_count, case_number_in, intake_form, signed_in
+from tests.test_web import Page, case_count, case_number_in, intake_form, signed_in
 
 # A row number a little past the limit, and one the old reading would have spent hours on.
 ROW_NUMBERS = (3_000, 100_000_000)
 SOON = 1.5  # seconds: a refusal costs milliseconds; the old reading took seconds per thousand rows
-
-
-@pytest.fixture
-async def web(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
-        c.cookies.set("mediation_csrf", CSRF)
-        yield c
 
 
 def online_body() -> dict[str, Any]:
