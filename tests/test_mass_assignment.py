@@ -158,7 +158,8 @@ async def test_intake(api):
 
 
 # From `mediating`, arbitration needs a labour case 15 days old; after a failed mediation it does not.
-STATE_FOR = {Action.refer_arbitration: "mediation_failed"}
+# Before mediation, a case ends only on a recorded refusal: the plain `fail` is the mediating one's.
+STATE_FOR = {Action.refer_arbitration: "mediation_failed", Action.fail: "mediating"}
 
 
 def _state_for(action: Action) -> str:
