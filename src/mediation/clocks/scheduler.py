@@ -29,8 +29,9 @@ import contextlib
 import dataclasses
 import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -38,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mediation.agreements.service import AgreementService
+from mediation.audit.chain import AuditEntry, append
 from mediation.audit.recorder import record_system_changes
 from mediation.audit.seal import SealKeys, seal
 from mediation.clocks import calendar
@@ -54,7 +56,7 @@ from mediation.core.settings import Settings
 from mediation.disputes.lifecycle import Action
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import ReturnPayload
-from mediation.disputes.service import DisputeService
+from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.events.sequencer import number_before_commit
 from mediation.handoffs.service import HandoffService
 from mediation.stats import service as stats
@@ -88,7 +90,26 @@ class TickReport:
     handoff_deadlines_moved: int = 0
     orders_recounted: int = 0
     follow_ups_recounted: int = 0
+    windows_unmarked: int = 0  # cases whose party windows still showed a level reported before
+    handoff_counts_restored: int = 0  # handoff steps given back their working-day count
     sealed_through: int | None = None
+
+
+@dataclass(slots=True)
+class _Repairs:
+    """How far this process has come in putting right what was recorded before a rule change
+    (`_repair_old_marks`). Which clocks are party windows and which handoff steps count working
+    days is the rule file's, read at start, so each process looks once, from the start."""
+
+    after: uuid.UUID | None = None  # the last party window clock looked at, in id order
+    retry: set[uuid.UUID] = field(default_factory=set)  # cases a pass could not put right
+    windows_done: bool = False
+    handoffs_done: bool = False
+
+
+# Per database (a process has one; the tests make one per test).
+_REPAIRS: weakref.WeakKeyDictionary[Database, _Repairs] = weakref.WeakKeyDictionary()
+REPAIR_BATCH = 500
 
 
 async def tick(
@@ -113,6 +134,10 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
     # First, so a clock is recounted on the schedules as loaded (by any process) before its level
     # is looked at: a holiday may move its deadline past today.
     await calendar.refresh(db)
+    # Before the recounts, so a handoff step given its count back is counted again in this pass.
+    windows_unmarked, handoff_counts_restored, failed_repairs = await _repair_old_marks(
+        db, clock, settings, cipher
+    )
     settle = calendar.settle_window(
         settings.calendar_refresh_seconds, settings.clock_interval_seconds, settings.request_timeout_seconds
     )
@@ -233,7 +258,8 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         + failed_recounts
         + failed_moves
         + failed_orders_recounted
-        + failed_follow_ups_recounted,
+        + failed_follow_ups_recounted
+        + failed_repairs,
         clocks_recounted=recounted,
         handoff_deadlines_moved=handoffs_moved,
         orders_recounted=orders_recounted,
@@ -244,7 +270,115 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         overdue=overdue_clocks,
         windows_closed=windows_closed,
         orders_escalated=escalated,
+        windows_unmarked=windows_unmarked,
+        handoff_counts_restored=handoff_counts_restored,
     )
+
+
+async def _repair_old_marks(
+    db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
+) -> tuple[int, int, int]:
+    """Put right, once per process and a bounded batch per pass, what was recorded before two rule
+    changes that the database cannot tell by itself (the rule file is configuration):
+
+    - party windows (a rule's `party_window`: the judicial confirmation window, 人民调解法 Art. 33,
+      民事诉讼法 Art. 205) reported at risk or overdue as if they were the center's deadline: they
+      show normal, a closed one is recorded as closed, and the case counts as overdue in the
+      statistics only if another of its clocks was (`_unmark_windows`);
+    - handoff steps counted in working days (农村土地承包经营纠纷调解仲裁法 Art. 23) opened before
+      the handoff kept its count (migration 0025): given their count back, so the recount below
+      counts them on the holiday schedules loaded (HandoffService.restore_count).
+
+    Each is a change by the system, audited as the scheduler's others are. Nothing new is ever
+    marked so (`clocks.service.shown_level`, `handoffs.ledger.count_step`), so a process stops
+    looking once it has found nothing more."""
+    repairs = _REPAIRS.setdefault(db, _Repairs())
+    unmarked = restored = failed = 0
+    if not repairs.handoffs_done:
+        restored, failed_now = await _each(
+            db,
+            clock,
+            settings,
+            cipher,
+            "handoff counts restored",
+            lambda s: s.ledger.uncounted(REPAIR_BATCH),
+            lambda s, i: HandoffService(s).restore_count(i),
+        )
+        failed += failed_now
+        # Done when a pass found nothing to do, or did all it found (a full batch may leave more).
+        repairs.handoffs_done = failed_now == 0 and restored < REPAIR_BATCH
+    if not repairs.windows_done:
+        async with db.reader() as session:
+            found = await DisputeService(session, clock, settings, cipher).clocks.marked_windows(
+                repairs.after, REPAIR_BATCH
+            )
+        # A case once, however many of its windows (each request after a rejection has its own).
+        cases = list(dict.fromkeys([*sorted(repairs.retry), *(d for _, d in found)]))
+        unmarked, failed_now = await _each(
+            db, clock, settings, cipher, "party windows unmarked", None, _unmark_windows, cases
+        )
+        failed += failed_now
+        # Cases that failed (a clerk acting on the case at the moment) are tried again next pass.
+        repairs.retry = set()
+        if failed_now:
+            async with db.reader() as session:
+                clocks = DisputeService(session, clock, settings, cipher).clocks
+                repairs.retry = {d for d in cases if await clocks.has_marked_windows(d)}
+        if found:
+            repairs.after = found[-1][0]
+        repairs.windows_done = len(found) < REPAIR_BATCH and not repairs.retry
+    return unmarked, restored, failed
+
+
+async def _unmark_windows(service: DisputeService, dispute_id: uuid.UUID) -> bool:
+    """The case's party windows still showing a level reported before windows were told apart."""
+    now = service.clock.now()
+    # The case first, then its clocks, as every change to a clock takes them.
+    dispute = await service.session.get(Dispute, dispute_id, with_for_update=True, populate_existing=True)
+    if dispute is None:
+        return False
+    windows = await service.clocks.marked_windows_of(dispute_id)
+    if not windows:
+        return False
+    closed = [w for w in windows if service.clocks.unmark_window(w, now)]
+    await service.session.flush()
+    await service.clocks.summarise(dispute)
+    if closed and dispute.ever_overdue:
+        dispute.ever_overdue = await service.clocks.reported_overdue(dispute_id)
+    for window in closed:
+        name = CLOCK_LABELS.get(window.name, window.name)
+        due = window.due_on.isoformat()
+        # Recorded as the window closing, as it is recorded today, saying the overdue report is
+        # withdrawn: the case's readers saw `clock_overdue` for it.
+        await service.record_work(
+            dispute,
+            WINDOW_CLOSED,
+            SYSTEM,
+            WINDOW_CLOSED_REASON.format(name=name, due=due) + OVERDUE_WITHDRAWN,
+            {"clock": window.name, "due_on": due, "source": window.source},
+            WINDOW_CLOSED,
+        )
+    if len(closed) < len(windows):
+        # A window only warned of (still open, or closing at the next level pass) was reported to
+        # nobody but the case's colour: no event for it, but the change is audited all the same.
+        await append(
+            service.session,
+            [
+                AuditEntry.by(
+                    SYSTEM,
+                    "scheduler.clock_level_corrected",
+                    object_type="dispute",
+                    object_id=str(dispute_id),
+                    details={
+                        "job": "party windows unmarked",
+                        "clocks": [str(w.id) for w in windows if w not in closed],
+                        "level_was": Level.at_risk.value,
+                    },
+                )
+            ],
+            utcnow(),
+        )
+    return True
 
 
 async def _report_level(service: DisputeService, clock_id: uuid.UUID, level: Level) -> bool:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, NamedTuple, NoReturn
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.bodies.models import Body
@@ -42,6 +42,8 @@ from mediation.disputes.models import Dispute
 
 # States that end a case's clocks without their stage being completed.
 CANCELLING = frozenset({"withdrawn", "declined"})
+# Levels a party window shows only when it was reported before windows were told apart.
+MARKED_LEVELS = (Level.at_risk.value, Level.overdue.value)
 
 
 def _refuse(code: str, message: Text, clock: CaseClock) -> NoReturn:
@@ -423,3 +425,82 @@ class ClockService:
         elif level == Level.overdue:
             clock.history = [*clock.history, {"at": now.isoformat(), "what": "closed"}]
         return clock
+
+    # ---- party windows reported as the center's lateness (before windows were told apart) -------
+
+    def _marked_window(self) -> ColumnElement[bool]:
+        """Clocks of a party window that still show a level: reported at risk or overdue before the
+        rule file told party windows apart (it never happens since: `shown_level`). Which rules are
+        windows is the rule file's, so this is asked of the rules in hand, as `party_window` is."""
+        known = [r.id for r in self.rules.rules]
+        windows = [r.id for r in self.rules.rules if r.is_party_window]
+        return and_(
+            CaseClock.level.in_(MARKED_LEVELS),
+            or_(
+                CaseClock.rule_id.in_(windows),
+                and_(CaseClock.name == ClockName.confirmation_window.value, CaseClock.rule_id.not_in(known)),
+            ),
+        )
+
+    async def marked_windows(
+        self, after: uuid.UUID | None, limit: int = 500
+    ) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(clock, case) of such windows after `after` in id order, at most `limit`: the scheduler
+        walks them once per process (clocks.scheduler), a batch per pass."""
+        query = select(CaseClock.id, CaseClock.dispute_id).where(self._marked_window())
+        if after is not None:
+            query = query.where(CaseClock.id > after)
+        rows = await self.session.execute(query.order_by(CaseClock.id).limit(limit))
+        return [(clock_id, dispute_id) for clock_id, dispute_id in rows.all()]
+
+    async def marked_windows_of(self, dispute_id: uuid.UUID) -> list[CaseClock]:
+        """The case's such windows, running or not, locked (the caller holds the case)."""
+        rows = await self.session.scalars(
+            select(CaseClock)
+            .where(CaseClock.dispute_id == dispute_id, self._marked_window())
+            .order_by(CaseClock.started_at, CaseClock.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return list(rows.all())
+
+    async def has_marked_windows(self, dispute_id: uuid.UUID) -> bool:
+        found = await self.session.scalar(
+            select(CaseClock.id).where(CaseClock.dispute_id == dispute_id, self._marked_window()).limit(1)
+        )
+        return found is not None
+
+    def unmark_window(self, clock: CaseClock, now: datetime) -> bool:
+        """Show the window's level as it is shown today: normal (人民调解法 Art. 33; 民事诉讼法
+        Art. 205: the parties may apply within it; its end is no lateness of the center's). One
+        reported overdue had closed: its history records the closing as `claim` now does. The
+        fired marks stay, so the scheduler does not report the same end again. Returns whether it
+        had been reported overdue."""
+        closed = clock.overdue_fired_at is not None and clock.level == Level.overdue.value
+        was = clock.level
+        clock.level = Level.normal.value
+        entry: dict[str, Any] = {"at": now.isoformat(), "what": "closed" if closed else "level_corrected"}
+        clock.history = [*clock.history, {**entry, "level_was": was}]
+        return closed
+
+    async def reported_overdue(self, dispute_id: uuid.UUID) -> bool:
+        """Whether a clock of the case other than a party window was reported overdue and that
+        report still stands (`Dispute.ever_overdue`, the statistics' overdue rate). A report stands
+        once made, an extension or pause after it notwithstanding; only a recount that put the
+        last day after the report's moment withdraws it (DisputeService.recount_clock)."""
+        clocks = await self.session.scalars(select(CaseClock).where(CaseClock.dispute_id == dispute_id))
+        for clock in clocks.all():
+            if self.party_window(clock):
+                continue
+            if clock.overdue_fired_at is not None and clock.level == Level.overdue.value:
+                return True
+            standing = False
+            for entry in clock.history:
+                if entry.get("what") == Level.overdue.value:
+                    standing = True
+                elif entry.get("what") == "recounted" and standing:
+                    due_at = engine.end_of(date.fromisoformat(entry["due_on"]), self.clock.zone)
+                    standing = due_at <= datetime.fromisoformat(entry["at"])
+            if standing:
+                return True
+        return False

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, or_, select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
 from mediation.clocks.counted import WorkingDaysDue, recounted
 from mediation.clocks.models import CalendarDay, CalendarYear
-from mediation.clocks.rules import ClockName, ClockRules, Unit
+from mediation.clocks.rules import ClockName, ClockRules, HandoffKind, Unit
 from mediation.core.i18n import Text
 from mediation.core.legal_time import add_years, period_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
@@ -409,6 +409,67 @@ class Ledger:
             and working_days is not None
             and recounted(counted_from, working_days, last_day) != (last_day, provisional)
         ]
+
+    def restore_count(self, handoff: Handoff) -> bool:
+        """Give an open step counted in working days (农村土地承包经营纠纷调解仲裁法 Art. 23: 五个工作日)
+        the count it was opened without, before the handoff kept one (migration 0025, which could
+        not know the rules: they are configuration): from the day it was counted from (the request,
+        or the acceptance) and its working days (an extension's added), as `count_step` would. Its
+        last day stays as told; it is marked provisional when it reaches a year whose schedule is
+        still unknown, or when the calendar as now loaded counts it differently (it was counted on
+        weekends only before the schedule was loaded), so that the recount (`counted_again`) takes
+        it from there. Returns whether it had no count."""
+        if handoff.counted_from is not None:
+            return False
+        clock = self.periods(handoff.kind)
+        if handoff.status == "pending" and clock.accept_unit == Unit.working_days:
+            start, days = handoff.requested_on, clock.accept_days
+        elif (
+            handoff.status == "accepted"
+            and clock.decide_unit == Unit.working_days
+            and clock.decide_days is not None
+            and handoff.accepted_on is not None
+        ):
+            start, days = handoff.accepted_on, clock.decide_days + handoff.extended_days
+        else:
+            return False
+        given = open_step_due(handoff)
+        if given is None:
+            return False
+        day, provisional = recounted(start, days, given)
+        handoff.counted_from, handoff.working_days = start, days
+        handoff.provisional = provisional or day != given
+        return True
+
+    async def uncounted(self, limit: int = 500) -> list[uuid.UUID]:
+        """Open handoffs whose step counts working days under the rules in hand and that keep no
+        count (`restore_count`): few, found through the index on the status."""
+        accept_kinds, decide_kinds = [], []
+        for kind in HandoffKind:
+            clock = self.periods(kind.value)
+            if clock.accept_unit == Unit.working_days:
+                accept_kinds.append(kind.value)
+            if clock.decide_unit == Unit.working_days and clock.decide_days is not None:
+                decide_kinds.append(kind.value)
+        if not accept_kinds and not decide_kinds:
+            return []
+        rows = await self.session.scalars(
+            select(Handoff.id)
+            .where(
+                Handoff.counted_from.is_(None),
+                or_(
+                    and_(Handoff.status == "pending", Handoff.kind.in_(accept_kinds)),
+                    and_(
+                        Handoff.status == "accepted",
+                        Handoff.kind.in_(decide_kinds),
+                        Handoff.decide_due_on.is_not(None),
+                    ),
+                ),
+            )
+            .order_by(Handoff.id)
+            .limit(limit)
+        )
+        return list(rows.all())
 
     async def overdue(self, today: date) -> list[Handoff]:
         """Open handoffs whose current step's deadline passed and that the clock has not flagged yet."""

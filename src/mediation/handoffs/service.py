@@ -15,8 +15,10 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import selectinload
 
 from mediation.agreements.models import Agreement, MediationSession
+from mediation.audit.chain import AuditEntry, append
 from mediation.bodies.models import Body
 from mediation.clocks.counted import notice_of, recount_reason
+from mediation.core.db import utcnow
 from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
 from mediation.core.i18n import Text
@@ -575,6 +577,43 @@ class HandoffService:
                 "overdue_withdrawn": withdrawn,
             },
             "clock_recounted",
+        )
+        return True
+
+    async def restore_count(self, handoff_id: uuid.UUID) -> bool:
+        """An open step counted in working days that keeps no count, opened before the handoff
+        kept one (migration 0025), gets it back from the rules (`Ledger.restore_count`), so that a
+        holiday schedule loaded counts it again (`recount`, in the same pass) as it counts any
+        step opened since: the rural land commission's five working days (农村土地承包经营纠纷调解
+        仲裁法 Art. 23) end after the holidays, not on weekends only. Audited as the system's."""
+        locked = await self._locked_by_the_clock(handoff_id)
+        if locked is None:
+            return False
+        handoff, dispute = locked
+        if not self.ledger.restore_count(handoff):
+            return False
+        if handoff.provisional:
+            # Shown to the target and on the case: its last day may still move.
+            self.ledger.touch(handoff, self.clock.now())
+            dispute.handoff = summary(handoff, self.clock.today())
+        await append(
+            self.session,
+            [
+                AuditEntry.by(
+                    SYSTEM,
+                    "scheduler.handoff_count_restored",
+                    object_type="dispute",
+                    object_id=str(dispute.id),
+                    details={
+                        "job": "handoff counts restored",
+                        "handoff_id": str(handoff.id),
+                        "counted_from": handoff.counted_from.isoformat() if handoff.counted_from else None,
+                        "working_days": handoff.working_days,
+                        "provisional": handoff.provisional,
+                    },
+                )
+            ],
+            utcnow(),
         )
         return True
 
