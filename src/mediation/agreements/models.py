@@ -154,6 +154,8 @@ class FollowUp(WorkingDaysDue, Base):
     # due_on: a visit's follows its clock; a performance follow-up's is counted (WorkingDaysDue)
     status: Mapped[str] = mapped_column(String(10), index=True)  # open | done | impossible
     raised_at: Mapped[datetime]
+    # How a done task ended (`result["outcome"]`): the body's follow-up result, a visit's,
+    # `performed`, or `set_aside` when re-mediation superseded its agreement (民事诉讼法 Art. 206).
     done_at: Mapped[datetime | None]
     done_by: Mapped[str | None] = mapped_column(String(120))
     result: Mapped[dict[str, Any] | None]

@@ -67,6 +67,13 @@ FOLLOW_UP_WORKING_DAYS = 3
 # The follow-ups whose date may still be counted again (clocks.counted); a visit's follows its clock.
 OPEN_PERFORMANCE = (FollowUp.status == "open") & (FollowUp.kind == "performance")
 OVERDUE_REASON = "第{i}项义务 ({what}) 应于 {due} 前履行, 已逾期未履行: 请回访督促履行 (人民调解法第三十一条)"
+# How a performance follow-up ends when its agreement is set aside: closed (`done`), neither
+# performed nor missed, with this outcome and reason in its result and on the case's timeline.
+SET_ASIDE = "set_aside"
+SET_ASIDE_REASON = (
+    "人民法院未确认调解协议 (驳回申请或不予受理) 后重新调解, 第{n}版调解协议已被取代, 不再约束当事人: "
+    "其履行督促随之终结, 不计逾期 (民事诉讼法第二百零六条、人民调解法第三十三条)"
+)
 # A page cursor's time is one the service wrote: in its years, with a zone (Instant). A crafted one
 # near year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
 _CURSOR_TIME = TypeAdapter(Instant)
@@ -635,6 +642,55 @@ class AgreementService:
             )
         return obligation, dispute
 
+    async def set_aside(self, dispute: Dispute, principal: Principal) -> list[FollowUp]:
+        """Re-mediation after a court refused to confirm the agreement (`remediate`): the parties
+        change it or reach a new one (民事诉讼法 Art. 206; 人民调解法 Art. 33), so the agreement in
+        force is superseded and binds no one any more. Following up its performance (Art. 31) ends
+        with it, in the same transaction: each open follow-up of its obligations is closed as set
+        aside, with the reason, one entry each on the case's timeline (after the transition's), and
+        the clock raises none for those obligations again (`raise_overdue`). The obligations stay on
+        record as they stood; a new agreement gets follow-ups of its own. The case is locked."""
+        now = self.clock.now()
+        rows = await self.session.scalars(
+            select(Agreement).where(Agreement.dispute_id == dispute.id, Agreement.status == "effective")
+        )
+        numbers: dict[uuid.UUID, int] = {}
+        for agreement in rows.all():
+            agreement.status = "superseded"
+            agreement.updated_at = now
+            agreement.version += 1
+            numbers[agreement.id] = agreement.number
+        if not numbers:
+            return []
+        await self.session.flush()
+        open_tasks = await self.session.execute(
+            select(FollowUp, Obligation.agreement_id)
+            .join(Obligation, Obligation.id == FollowUp.obligation_id)
+            .where(
+                Obligation.agreement_id.in_(list(numbers)),
+                FollowUp.kind == "performance",
+                FollowUp.status == "open",
+            )
+            .order_by(FollowUp.raised_at, FollowUp.id)
+        )
+        closed: list[FollowUp] = []
+        for task, agreement_id in open_tasks.all():
+            reason = SET_ASIDE_REASON.format(n=numbers[agreement_id])
+            task.status = "done"
+            task.done_at = now
+            task.done_by = principal.id
+            task.result = {"outcome": SET_ASIDE, "agreement_id": str(agreement_id), "reason": reason}
+            await self.disputes.record_work(
+                dispute,
+                "complete_follow_up",
+                principal,
+                reason,
+                {"follow_up_id": str(task.id), "outcome": SET_ASIDE},
+                "follow_up_completed",
+            )
+            closed.append(task)
+        return closed
+
     async def follow_ups(
         self,
         body_id: uuid.UUID,
@@ -733,6 +789,10 @@ class AgreementService:
             return False
         today = self.clock.today()
         if not rules.past_its_day(obligation.due_on, today) or dispute.status not in PERFORMANCE_STATES:
+            return False
+        if str(obligation.agreement_id) != (dispute.agreement or {}).get("id"):
+            # Listed while its agreement bound the parties, and set aside since (`set_aside`): the
+            # case may be following a new agreement by now, whose obligations are not this one.
             return False
         agreement = await self.session.get(Agreement, obligation.agreement_id)
         assert agreement is not None

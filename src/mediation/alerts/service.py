@@ -47,11 +47,13 @@ from mediation.core.errors import Conflict, NotFound
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import SYSTEM, Principal
+from mediation.disputes import attention
+from mediation.disputes.attention import Attention
 from mediation.disputes.enums import CATEGORY_LABELS, Category, PartyKind, PartyRole
 from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
 from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import visible_to
-from mediation.disputes.service import Attention, DisputeService, counter_years
+from mediation.disputes.service import DisputeService, counter_years
 
 log = logging.getLogger(__name__)
 
@@ -352,8 +354,7 @@ class AlertService:
         kinds = sorted({h.kind for h in hits})
         words = sorted({h.word for h in hits})
         dispute.is_risk = True
-        if dispute.attention is None:
-            dispute.attention = Attention.risk
+        attention.flag(dispute, Attention.risk)
         details = {"kinds": kinds, "words": words, "source": source, "advice": POLICE_ADVICE}
         return Finding(
             kind="risk",
@@ -752,6 +753,7 @@ class AlertService:
             dispute = await self.session.get(Dispute, case_id, with_for_update=True, populate_existing=True)
             if dispute is None:
                 continue
-            if action == "alert_resolved" and alert.kind == "risk" and dispute.attention == Attention.risk:
-                dispute.attention = None
+            if action == "alert_resolved" and alert.kind == "risk":
+                # Another reason the case still waits for a supervisor now shows (disputes.attention).
+                await attention.clear(self.disputes, dispute, Attention.risk)
             await self.disputes.record_work(dispute, action, principal, reason, payload, action)

@@ -25,9 +25,11 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
+from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
+from mediation.disputes.attention import Attention
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
@@ -48,7 +50,7 @@ from mediation.disputes.schemas import (
     StatusLookupOut,
     TimelineEntryOut,
 )
-from mediation.disputes.service import Attention, DisputeService, ListFilters, RelatedCase
+from mediation.disputes.service import DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
 from mediation.documents.service import DocumentService
 from mediation.documents.storage import LocalBlobStore
@@ -454,7 +456,9 @@ async def record_consent(
 async def status_lookup(request: Request, data: StatusLookupIn, svc: Service) -> StatusLookupOut:
     # Anonymous: the limit per address keeps query codes from being guessed.
     identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
-    request.state.audit_details = {"case_number": data.case_number}
+    # What was typed may be an ID or mobile number, not a case number: masked as the logs mask it
+    # (audit records are kept for years and never altered; 个人信息保护法 Art. 6, 51).
+    request.state.audit_details = {"case_number": redact_text(data.case_number)}
     dispute = await svc.lookup_status(data.case_number, data.query_code)
     request.state.audit_object = ("dispute", dispute.id)
     status = Status(dispute.status)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -355,9 +356,11 @@ class DisputeOut(BaseModel):
         description="While assigned: the last day for the body to sign for the case or return it."
     )
     attention: str | None = Field(
-        description="Why a supervisor must look at the case now: risk (words of violence, self-harm or "
-        "gathering; kept, whatever else applies, until its alert is resolved), triage_exhausted (every "
-        "candidate body returned it) or supervision_overdue (a 督办 order went unanswered)."
+        description="Why a supervisor must look at the case now: the most urgent reason that holds, "
+        "in this order: risk (words of violence, self-harm or gathering, until its alert is resolved), "
+        "triage_exhausted (every candidate body returned it, none is left), supervision_overdue (a 督办 "
+        "order went unanswered past its day). When the reason shown stops holding, the next one that "
+        "still holds is shown."
     )
     complexity: Complexity | None
     clock: CaseClockSummary | None = Field(
@@ -462,6 +465,14 @@ class ConsentIn(WriteModel):
 class StatusLookupIn(WriteModel):
     case_number: Annotated[str, Field(min_length=1, max_length=32)]
     query_code: Annotated[str, Field(min_length=4, max_length=16)]
+
+    @field_validator("case_number", "query_code", mode="before")
+    @classmethod
+    def _as_printed(cls, value: Any) -> Any:
+        """A phone's Chinese input method types full-width digits, letters and dashes (３３０６８１－…,
+        ＡＢＣＤ) and the ideographic space: read as the receipt prints them, or a party holding the
+        right receipt is told the code is wrong. (The same characters, so the same lengths.)"""
+        return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
 
 
 class StatusLookupOut(BaseModel):

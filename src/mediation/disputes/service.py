@@ -10,7 +10,6 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -49,7 +48,8 @@ from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, Role
 from mediation.core.refusal import summary
 from mediation.core.settings import Settings
-from mediation.disputes import lifecycle
+from mediation.disputes import attention, lifecycle
+from mediation.disputes.attention import Attention
 from mediation.disputes.enums import Channel, Consent, PartyKind, TerminationReason, Tier
 from mediation.disputes.identity import organisation_key, region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
@@ -94,14 +94,6 @@ TARGET_FIELD = {
     Action.refer_arbitration: "commission_id",
     Action.refer_litigation: "court_id",
 }
-
-
-class Attention(StrEnum):
-    """Why a case waits for a supervisor."""
-
-    triage_exhausted = "triage_exhausted"  # every candidate body returned it, or none covers it
-    supervision_overdue = "supervision_overdue"  # a 督办 order went unanswered past its deadline
-    risk = "risk"  # words of violence, self-harm or gathering (人民调解法 Art. 25)
 
 
 # While a body holds the case it may name or change its mediator.
@@ -617,6 +609,11 @@ class DisputeService:
         lifecycle.fire(dispute, transition, ctx)
         now = self.clock.now()
         self._apply_effects(dispute, transition, payload, ctx, now)
+        if action == Action.assign:
+            # A body has the case: what no longer waits for a supervisor is the search for one. A
+            # risk stays flagged until its alert is resolved (人民调解法 Art. 25), and an overdue
+            # supervision order until it is answered.
+            await attention.clear(self, dispute, Attention.triage_exhausted)
         _milestones(dispute, action, from_status, now)
         dispute.updated_at = now
         dispute.version += 1
@@ -721,8 +718,7 @@ class DisputeService:
                 # reach a supervisor rather than wait unseen. A case flagged for a risk keeps that
                 # flag: it is the more urgent reason, and already before a supervisor (the event
                 # below still says triage is exhausted).
-                if dispute.attention != Attention.risk:
-                    dispute.attention = Attention.triage_exhausted
+                attention.flag(dispute, Attention.triage_exhausted)
                 if action == Action.escalate:
                     # The escalation's own event tells subscribers where the case went; one event
                     # per change of the case keeps the feed in step with its versions.
@@ -781,24 +777,17 @@ class DisputeService:
                 status = "not_accepted" if refused else "concluded"
                 await self.ledger.settle(handoff, status, data, payload.decided_on, now)
         elif action == Action.remediate:
-            await self._set_aside_agreement(dispute)
+            # The agreement the court did not confirm is set aside, and the follow-ups of its
+            # performance end with it (民事诉讼法 Art. 206): `AgreementService.set_aside`.
+            from mediation.agreements.service import AgreementService  # it builds on this service
+
+            await AgreementService(self).set_aside(dispute, principal)
         elif action == Action.record_performance and dispute.agreement:
             await self._perform_all(uuid.UUID(str(dispute.agreement["id"])), payload, principal)
         if handoff is not None:
             await self.session.flush()
             dispute.handoff = handoff_summary(handoff, today)
             await self._flush_versioned()
-
-    async def _set_aside_agreement(self, dispute: Dispute) -> None:
-        """Re-mediation after a refused confirmation: the agreement the court did not confirm can
-        no longer be recorded; the parties change it or reach a new one (民事诉讼法 Art. 206)."""
-        rows = await self.session.scalars(
-            select(Agreement).where(Agreement.dispute_id == dispute.id, Agreement.status == "effective")
-        )
-        for agreement in rows.all():
-            agreement.status = "superseded"
-            agreement.updated_at = self.clock.now()
-            agreement.version += 1
 
     async def _perform_all(self, agreement_id: uuid.UUID, payload: Any, principal: Principal) -> None:
         """登记履行完毕: every obligation still open is recorded as performed on that day."""
@@ -957,11 +946,6 @@ class DisputeService:
             dispute.body_id = payload.body_id
             dispute.mediator_id = None
             dispute.mediator_name = None
-            # A body has the case: what no longer waits for a supervisor is the search for one. A
-            # risk stays flagged until its alert is resolved (人民调解法 Art. 25), and an overdue
-            # supervision order until it is answered.
-            if dispute.attention == Attention.triage_exhausted:
-                dispute.attention = None
         elif action == Action.sign_for:
             if ctx.mediator is not None:
                 dispute.mediator_id = ctx.mediator.id

@@ -30,10 +30,12 @@ from mediation.core.errors import Conflict, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
+from mediation.disputes import attention
+from mediation.disputes.attention import Attention
 from mediation.disputes.lifecycle import Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import visible_to
-from mediation.disputes.service import OVERDUE_WITHDRAWN, Attention, DisputeService
+from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
 from mediation.triage.engine import region_prefixes
@@ -160,8 +162,8 @@ class SupervisionService:
         order.responded_by = principal.id
         order.responded_at = now
         order.version += 1
-        if dispute.attention == Attention.supervision_overdue and not await self._other_escalated(order):
-            dispute.attention = None
+        if not await self._other_escalated(order):
+            await attention.clear(self.disputes, dispute, Attention.supervision_overdue)
         await self.disputes.record_work(
             dispute,
             "supervision_responded",
@@ -228,8 +230,8 @@ class SupervisionService:
         body = await self.session.get(Body, dispute.body_id)
         name = body.name if body is not None else str(dispute.body_id)
         # An order escalated before it moved is still late: the flag an assignment clears is kept.
-        if dispute.attention is None and any(o.status == "escalated" for o in waiting):
-            dispute.attention = Attention.supervision_overdue
+        if any(o.status == "escalated" for o in waiting):
+            attention.flag(dispute, Attention.supervision_overdue)
         for order in waiting:
             # The last day stays as the supervisor set it: it is the supervisor's day for the case,
             # and a transfer must not buy the case time out of supervision; a default day keeps its
@@ -301,8 +303,7 @@ class SupervisionService:
             return False
         order = await self.session.get(SupervisionOrder, order_id, populate_existing=True)
         assert order is not None
-        if dispute.attention is None:
-            dispute.attention = Attention.supervision_overdue
+        attention.flag(dispute, Attention.supervision_overdue)
         await self.disputes.record_work(
             dispute,
             "supervision_escalated",
@@ -327,8 +328,8 @@ class SupervisionService:
         withdrawn = order.status == "escalated" and order.due_on >= self.clock.today()
         if withdrawn:
             order.status, order.escalated_at = "issued", None
-            if dispute.attention == Attention.supervision_overdue and not await self._other_escalated(order):
-                dispute.attention = None
+            if not await self._other_escalated(order):
+                await attention.clear(self.disputes, dispute, Attention.supervision_overdue)
         await self.disputes.record_work(
             dispute,
             "clock_recounted",

@@ -45,11 +45,12 @@ from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
+from mediation.disputes.attention import Attention
 from mediation.disputes.enums import AgreementForm, Category, Channel
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.router import NEXT_STEP, service
 from mediation.disputes.schemas import ACTION_PAYLOADS
-from mediation.disputes.service import Attention, DisputeService, ListFilters
+from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
 from mediation.handoffs.ledger import warning_text
 from mediation.handoffs.service import HandoffService
