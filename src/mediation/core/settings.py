@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=4, ge=1, le=2**24 - 1)
     # Fewer than 8 characters is below any current guidance (NIST SP 800-63B §3.1.1.2).
     min_password_length: int = Field(default=12, ge=8, le=256)
+    # 等保 level 3 (GB/T 22239-2019 8.1.4.1 b, 登录失败处理): wrong passwords in a row lock the
+    # account for a while.
+    sign_in_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="Wrong passwords in a row that lock an account."
+    )
+    sign_in_lock_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="How long a locked account is refused."
+    )
 
     # ---- personal data (个人信息保护法 Art. 51: encryption and de-identification)
     pii_encryption_keys: str | None = Field(

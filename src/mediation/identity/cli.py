@@ -40,7 +40,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     users.add_parser("list", help="list accounts")
     deactivate = users.add_parser("deactivate", help="disable an account at once")
     deactivate.add_argument("user", help="username, or the id `users list` shows")
-    activate = users.add_parser("activate", help="let a deactivated account sign in again")
+    activate = users.add_parser("activate", help="let a deactivated or locked account sign in again")
     activate.add_argument("username")
     reset = users.add_parser(
         "reset-password",

@@ -11,6 +11,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -35,6 +36,9 @@ class Passwords:
         # A fixed hash to verify against when the user does not exist, so a wrong username costs
         # as much time as a wrong password (no account enumeration by timing).
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+        # How many wrong passwords in a row lock an account, and for how long.
+        self.max_failures = settings.sign_in_max_failures
+        self.lock_for = timedelta(minutes=settings.sign_in_lock_minutes)
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)

@@ -36,6 +36,10 @@ class User(Base):
     # user: until the user changes it themselves, the account may only read who it is, change the
     # password and sign out (等保 level 3: an initial or reset password is changed at first use).
     password_change_required: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Wrong passwords in a row since the last sign-in; enough of them lock the account until
+    # `locked_until` (等保 level 3: 登录失败处理). In the database, so every process counts alike.
+    failed_sign_ins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
 
 
 class RevokedSession(Base):

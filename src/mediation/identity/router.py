@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from mediation.bodies.models import Body
-from mediation.core.db import UnitOfWorkRoute, session_of
+from mediation.core.db import Database, UnitOfWorkRoute, release_on_rollback, session_of
 from mediation.core.errors import (
     Conflict,
     Forbidden,
@@ -49,6 +49,7 @@ from mediation.identity.service import (
     CreatedKey,
     IdentityService,
     SignInRefused,
+    count_failed_sign_in,
     normalised_username,
 )
 
@@ -113,6 +114,10 @@ class UserOut(BaseModel):
     password_change_required: bool = Field(
         description="The password was set by an administrator and its user has not changed it yet."
     )
+    locked_until: datetime | None = Field(
+        description="Locked by too many wrong passwords in a row until then (sign-in answers 401 "
+        "`account_locked`); `POST /v1/users/{id}/activate` or a password reset unlocks it."
+    )
 
 
 class SignOut(WriteModel):
@@ -169,10 +174,31 @@ class RotationIn(WriteModel):
 
 def record_refused_sign_in(request: Request, refused: Unauthenticated) -> None:
     """A sign-in refused for an account that can no longer sign in is recorded against it, so an
-    attempt on a former employee's account or a suspended body's is seen in the trail."""
-    if isinstance(refused, SignInRefused) and refused.account_id is not None:
+    attempt on a former employee's account or a suspended body's is seen in the trail. A wrong
+    password counts towards locking its account once the request has rolled back; the one that
+    locks it is recorded against the account, with the lock's end."""
+    if not isinstance(refused, SignInRefused):
+        return
+    if refused.account_id is not None:
         request.state.audit_object = ("user", refused.account_id)
         request.state.audit_details = {**request.state.audit_details, **refused.audit_facts()}
+    account = refused.count_against
+    if account is None:
+        return
+    db: Database = request.app.state.db
+    passwords = identity_of(request).passwords
+
+    async def count() -> None:
+        locked_until = await count_failed_sign_in(db.writer, account, passwords)
+        if locked_until is not None:
+            request.state.audit_object = ("user", account)
+            request.state.audit_details = {
+                **request.state.audit_details,
+                "account_locked_until": locked_until.isoformat(),
+            }
+
+    # Not a claim to give back, but the same moment: after the rollback, before the audit record.
+    release_on_rollback(request).append(count)
 
 
 async def _keyed_content(request: Request, key: str | None) -> str | None:
@@ -421,7 +447,8 @@ async def deactivate_user(request: Request, user_id: uuid.UUID, principal: UserA
     "/users/{user_id}/activate",
     response_model=UserOut,
     summary="启用账号 Activate an account",
-    description="A deactivated account may sign in again; the tokens it held before stay refused.",
+    description="A deactivated account may sign in again; the tokens it held before stay refused. "
+    "Also unlocks an account locked by wrong passwords (`locked_until`).",
     responses=problem_responses(Forbidden, NotFound, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )

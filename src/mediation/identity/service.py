@@ -3,6 +3,7 @@ the caller commits."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from mediation.identity.models import ApiKey, RevokedSession, User
 
 # Refusals of account changes that would leave the center without a way in (409, `code`).
 OWN_ACCOUNT = "own_account"
+ACCOUNT_LOCKED = "account_locked"
 LAST_ADMIN = "last_admin"
 
 
@@ -90,17 +92,51 @@ class SignInRefused(Unauthenticated):
         account_id: uuid.UUID | None = None,
         account_state: str | None = None,
         password_matched: bool = False,
+        count_against: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(detail, **kwargs)
         self.account_id = account_id
         self.account_state = account_state
         self.password_matched = password_matched
+        # The account a wrong password was typed for: counted against it once the request has
+        # rolled back (`count_failed_sign_in`), towards locking it.
+        self.count_against = count_against
 
     def audit_facts(self) -> dict[str, Any]:
         if self.account_id is None:
             return {}
         return {"account": self.account_state, "password_matched": self.password_matched}
+
+
+def locked_out(until: datetime, now: datetime) -> Text:
+    minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+    return Text(
+        "连续输错密码次数过多, 账号已暂时锁定, 请 {m} 分钟后再试或请管理员解锁",
+        "Too many wrong passwords in a row: the account is locked; try again in {m} min "
+        "or ask an administrator to unlock it",
+    ).format(m=minutes)
+
+
+async def count_failed_sign_in(
+    writer: Callable[[], AsyncSession], user_id: uuid.UUID, passwords: Passwords
+) -> datetime | None:
+    """One more wrong password for the account, in a transaction of its own (the sign-in's own rolls
+    back); the one that reaches the limit locks the account and starts the count afresh. Returns
+    when the lock ends, if this one locked it. The row is locked: of many wrong passwords at once,
+    each is counted, and one locks."""
+    async with writer() as session:
+        user = await session.get(User, user_id, with_for_update=True)
+        now = utcnow()
+        if user is None or (user.locked_until is not None and user.locked_until > now):
+            return None
+        user.failed_sign_ins += 1
+        locked = None
+        if user.failed_sign_ins >= passwords.max_failures:
+            user.failed_sign_ins, user.locked_until = 0, now + passwords.lock_for
+            locked = user.locked_until
+        await session.commit()
+        return locked
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +234,27 @@ class IdentityService:
             raise SignInRefused(
                 wrong, account_id=user.id, account_state="deactivated", password_matched=valid
             )
+        now = utcnow()
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            # Whatever was typed, and without counting it: a guesser learns nothing more while the
+            # lock lasts, and the clerk who typed the right password is told why it is refused.
+            raise SignInRefused(
+                locked_out(user.locked_until, now),
+                code=ACCOUNT_LOCKED,
+                account_id=user.id,
+                account_state="locked",
+                password_matched=valid,
+            )
         if user is None or not valid:
             if user is not None and organisation_active is False:
                 raise SignInRefused(
-                    wrong, account_id=user.id, account_state=ORGANISATION_SUSPENDED, password_matched=False
+                    wrong,
+                    account_id=user.id,
+                    account_state=ORGANISATION_SUSPENDED,
+                    password_matched=False,
+                    count_against=user.id,
                 )
-            raise SignInRefused(wrong)
+            raise SignInRefused(wrong, count_against=user.id if user is not None else None)
         if organisation_active is False:
             # Said only after the password checked out, so it tells a stranger nothing.
             raise SignInRefused(
@@ -222,7 +273,9 @@ class IdentityService:
                 .values(password_hash=self.passwords.hash(password))
                 .execution_options(synchronize_session=False)
             )
-        user.last_login_at = utcnow()
+        user.last_login_at = now
+        # The wrong passwords before this one no longer count towards a lock.
+        user.failed_sign_ins, user.locked_until = 0, None
         await self.session.flush()
         return user, tokens.issue(
             user.id, user.role, user.organisation_id, generation=user.session_generation
@@ -335,6 +388,7 @@ class IdentityService:
         check_new_password(new, min_length)
         self._set_password(user, new)
         user.password_change_required = True
+        user.failed_sign_ins, user.locked_until = 0, None  # its user signs in with the new one
         self.end_sessions(user)
         await self.session.flush()
         return user
@@ -361,6 +415,8 @@ class IdentityService:
         if active:
             user = await self._user(user_id, for_update=True)
             user.active = True
+            # Also how an administrator unlocks an account locked by wrong passwords.
+            user.failed_sign_ins, user.locked_until = 0, None
             await self.session.flush()
             return user
         if _is_self(by, user_id):

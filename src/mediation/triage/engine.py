@@ -193,6 +193,7 @@ class Outcome:
     advisories: list[dict[str, Any]]
     alternative_kinds: list[str]
     alternatives: list[BodyStats]  # courts or commissions open besides mediation
+    rules_version: int | None = None  # set by the service that loaded the rules
 
     def rank_of(self, body_id: uuid.UUID) -> Candidate | None:
         return next((c for c in self.candidates if c.body.id == body_id), None)

@@ -7,17 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, func, select, text
+from sqlalchemy import Select, String, cast, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediation.bodies.models import Body, BodyJurisdiction, Mediator
+from mediation.bodies.models import Body, BodyJurisdiction, Mediator, MediatorConflict
 from mediation.core.errors import StaleVersion
 from mediation.core.http import check_if_match, etag_for
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal
 from mediation.disputes.enums import Tier
-from mediation.disputes.models import Assignment, Dispute
+from mediation.disputes.models import Assignment, Dispute, Party
 from mediation.triage.engine import BodyStats, Facts, Outcome, Reason, rank, region_prefixes
 from mediation.triage.models import TriageRuleSet
 from mediation.triage.rules import TriageRules, default_rules, parse_rules
@@ -44,6 +44,18 @@ class RuleSetInForce:
     source: str  # default | database
     updated_by: str | None
     updated_at: datetime | None
+
+
+def _stepping_aside(dispute_id: uuid.UUID) -> Select[uuid.UUID]:
+    """Mediators who declared a conflict with this case or with one of its parties: they step aside
+    (特邀调解规定 Art. 16), so their experience is no reason to send the case to their body. The
+    same conflicts the lifecycle checks when a mediator is named (`DisputeService._mediator`)."""
+    parties = select(Party.id_number_index).where(
+        Party.dispute_id == dispute_id, Party.id_number_index.is_not(None)
+    )
+    return select(MediatorConflict.mediator_id).where(
+        or_(MediatorConflict.dispute_id == dispute_id, MediatorConflict.id_number_index.in_(parties))
+    )
 
 
 def facts_of(dispute: Dispute) -> Facts:
@@ -111,15 +123,22 @@ class TriageService:
         rule = rules.rules.category(facts.category)
         kinds = [k.value for k in rule.body_kinds]
         alternative_kinds = [k.value for k in rule.alternatives]
-        stats = await self._candidates(facts, kinds)
-        alternatives = await self._candidates(facts, alternative_kinds) if alternative_kinds else []
+        stats = await self._candidates(facts, kinds, dispute.id)
+        alternatives = (
+            await self._candidates(facts, alternative_kinds, dispute.id) if alternative_kinds else []
+        )
         excluded = await self._exclusions(dispute.id)
-        return rank(facts, rules.rules, stats, excluded, alternatives)
+        outcome = rank(facts, rules.rules, stats, excluded, alternatives)
+        # The version this answer was computed under: an assignment records it, and new rules
+        # committed before that record is written must not be named for a ranking they never made.
+        outcome.rules_version = rules.version
+        return outcome
 
-    async def _candidates(self, facts: Facts, kinds: list[str]) -> list[BodyStats]:
+    async def _candidates(self, facts: Facts, kinds: list[str], dispute_id: uuid.UUID) -> list[BodyStats]:
         """Active bodies of these kinds whose jurisdiction covers the dispute's region, with their
-        load and the number of their mediators experienced in the category: one query, plain
-        columns (a county can register thousands of bodies; triage answers within 50 ms)."""
+        load and the number of their mediators experienced in the category who may take this case:
+        one query, plain columns (a county can register thousands of bodies; triage answers within
+        50 ms)."""
         covering = select(BodyJurisdiction.body_id).where(
             BodyJurisdiction.region_prefix.in_(region_prefixes(facts.region_code))
         )
@@ -138,6 +157,7 @@ class TriageService:
             .where(
                 Mediator.active.is_(True),
                 cast(Mediator.specialties, String).contains(f'"{facts.category}"', autoescape=True),
+                Mediator.id.not_in(_stepping_aside(dispute_id)),
             )
             .group_by(Mediator.body_id)
             .subquery()
@@ -206,7 +226,7 @@ def snapshot(outcome: Outcome, rules: RuleSetInForce, body_id: uuid.UUID) -> dic
     """What an assignment records of the recommendation it followed or overrode."""
     taken = outcome.rank_of(body_id)
     return {
-        "rules_version": rules.version,
+        "rules_version": outcome.rules_version if outcome.rules_version is not None else rules.version,
         "decision": outcome.decision,
         "tier": outcome.tier.value,
         "rank": taken.rank if taken else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import unicodedata
 import uuid
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from mediation.core.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Role
@@ -36,7 +38,7 @@ from mediation.identity.auth import (
     token_claims,
 )
 from mediation.identity.router import check_password_guess, keyed_content, record_refused_sign_in
-from mediation.identity.service import IdentityService, normalised_username
+from mediation.identity.service import ACCOUNT_LOCKED, IdentityService, normalised_username
 from mediation.web.forms import errors_of
 from mediation.web.rendering import WebRoute, render, see_other
 from mediation.web.session import (
@@ -107,14 +109,14 @@ async def login(
     except Unauthenticated as refused:
         await session.rollback()
         record_refused_sign_in(request, refused)
-        suspended = refused.extensions.get("code") == ORGANISATION_SUSPENDED
-        context = {
-            "next": _safe_next(next) or "",
-            "error": (
-                "所属机构已暂停工作, 暂不能登录" if suspended else "用户名或密码错误, 或该账号不能使用工作台"
-            ),
-            "username": username,
-        }
+        code = refused.extensions.get("code")
+        if code == ORGANISATION_SUSPENDED:
+            error = "所属机构已暂停工作, 暂不能登录"
+        elif code == ACCOUNT_LOCKED:  # the clerk typing the right password is told why it fails
+            error = refused.detail.zh if isinstance(refused.detail, Text) else "账号已暂时锁定"
+        else:
+            error = "用户名或密码错误, 或该账号不能使用工作台"
+        context = {"next": _safe_next(next) or "", "error": error, "username": username}
         return render(request, "login.html", context, 401)
     organisation = await session.get(Body, user.organisation_id) if user.organisation_id else None
     request.state.principal = make_principal(
@@ -286,8 +288,16 @@ async def lookup(
     check_csrf(request, csrf)
     await visitor(request)
     identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
-    values = {"case_number": case_number, "query_code": query_code}
-    request.state.audit_details = {"case_number": case_number, "via": "web"}
+    # A phone's Chinese input method types full-width digits, letters and dashes (３３０６８１－…,
+    # ＡＢＣＤ) and the ideographic space: read as the receipt prints them, or the party holding
+    # the right receipt is told the code is wrong.
+    values = {
+        "case_number": unicodedata.normalize("NFKC", case_number),
+        "query_code": unicodedata.normalize("NFKC", query_code),
+    }
+    # What was typed may be an ID or mobile number, not a case number: masked as the logs mask it
+    # (audit records are kept for years and never altered; 个人信息保护法 Art. 6, 51).
+    request.state.audit_details = {"case_number": redact_text(values["case_number"]), "via": "web"}
     try:
         data = StatusLookupIn.model_validate(values)
         dispute = await (await service(request)).lookup_status(data.case_number, data.query_code)

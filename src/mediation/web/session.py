@@ -107,11 +107,17 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         raise Forbidden(Text("请求来源不是本系统页面", "The request did not come from this site"))
     expected = request.cookies.get(CSRF_COOKIE)
     given = submitted or request.headers.get(CSRF_HEADER)
-    if not expected or not given or not hmac.compare_digest(expected, given):
+    # Compared as bytes: `compare_digest` refuses non-ASCII text outright (a server error), and a
+    # token of any other characters is simply not ours.
+    if not expected or not given or not hmac.compare_digest(_bytes(expected), _bytes(given)):
         raise Forbidden(
             Text("页面已过期, 请刷新页面后重试", "The page has expired; reload it and try again"),
             csrf=True,
         )
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 async def current_principal(request: Request) -> Principal | None:
