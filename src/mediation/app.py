@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from prometheus_client.multiprocess import mark_process_dead
 
 from mediation import __version__
 from mediation.agreements.router import router as agreements_router
@@ -21,6 +23,7 @@ from mediation.audit.seal import seal_keys
 from mediation.bodies.router import router as bodies_router
 from mediation.clocks import calendar, scheduler
 from mediation.clocks.router import router as clocks_router
+from mediation.core import metrics
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, Unauthenticated, install_handlers
@@ -105,6 +108,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 with suppress(TimeoutError):
                     await asyncio.wait_for(task, timeout=settings.webhook_timeout_seconds + 5)
             await db.dispose()
+            if metrics.multiprocess():
+                # Its gauges of things in use no longer count towards the live workers' sum.
+                mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app = FastAPI(
         title="Mediation center API",

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from mediation.audit import cli as audit_cli
+from mediation.core import metrics
 from mediation.core.logging import install_pii_redaction
 from mediation.core.settings import Settings, get_settings
 from mediation.identity import cli as identity_cli
@@ -40,6 +45,18 @@ def _configuration_errors(exc: ValidationError) -> str:
             message = "MEDIATION_" + "_".join(str(part) for part in error["loc"]).upper() + ": " + message
         lines.append(f"  {message}")
     return "\n".join(lines)
+
+
+def _share_metrics() -> None:
+    """Several workers count requests each in its own process: their figures are added up at
+    `GET /metrics` through files in a folder of their own (core.metrics). One the operator named is
+    used as it is (emptied by them between runs, as prometheus_client asks); otherwise a fresh one,
+    removed when the service stops."""
+    if os.environ.get(metrics.MULTIPROCESS_DIR):
+        return
+    folder = tempfile.mkdtemp(prefix="mediation-metrics-")
+    atexit.register(shutil.rmtree, folder, True)
+    os.environ[metrics.MULTIPROCESS_DIR] = folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         import uvicorn
 
+        if args.workers > 1:
+            _share_metrics()
         uvicorn.run(
             "mediation.app:create_app",
             factory=True,

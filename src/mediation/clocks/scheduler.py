@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,7 @@ from mediation.clocks import calendar
 from mediation.clocks.engine import Level
 from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import CLOCK_LABELS
+from mediation.core import metrics
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import ProblemError, is_connection_problem
@@ -117,9 +119,18 @@ async def tick(
 ) -> TickReport:
     """One pass over everything the clocks do; with `seal_keys`, the audit chain is sealed last
     when its newest seal is `audit_seal_seconds` old (audit/seal.py)."""
+    started = time.monotonic()
     try:
         report = await _clock_pass(db, clock, settings, cipher)
+    except Exception:
+        metrics.SCHEDULER_PASSES.labels("failed").inc()
+        raise
+    else:
+        metrics.SCHEDULER_PASSES.labels("partial" if report.failed else "ok").inc()
+        if not report.failed:
+            metrics.SCHEDULER_LAST_OK.set_to_current_time()
     finally:
+        metrics.SCHEDULER_DURATION.observe(time.monotonic() - started)
         # Also when a step of the pass failed: verification fails a chain left unsealed for long
         # (seal.check_overdue), and a step failing pass after pass must not take the seals with it.
         sealed = None

@@ -34,6 +34,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mediation.core import metrics
 from mediation.core.errors import ProblemError, StaleVersion, is_connection_problem
 from mediation.core.http import UPLOAD_PATH
 from mediation.core.settings import Settings
@@ -139,6 +140,14 @@ def _refuse_closed_connection(_dbapi_connection: Any, record: Any, _proxy: Any) 
         raise DisconnectionError("the server closed this connection")
 
 
+def _count_connections_in_use(engine: AsyncEngine) -> None:
+    """`mediation_db_connections_in_use`: after the other checkout hooks, which may still refuse
+    the connection."""
+    pool = engine.sync_engine.pool
+    event.listen(pool, "checkout", lambda *_: metrics.POOL_IN_USE.inc())
+    event.listen(pool, "checkin", lambda *_: metrics.POOL_IN_USE.dec())
+
+
 class Database:
     """The engines and session factories of one app instance.
 
@@ -166,6 +175,8 @@ class Database:
             )
             event.listen(self.engine.sync_engine.pool, "checkout", _refuse_closed_connection)
             self.write_engine = self.engine
+        for engine in {self.engine, self.write_engine}:
+            _count_connections_in_use(engine)
         self.reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self.writer = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mediation.core import metrics
 from mediation.core.errors import PreconditionRequired, StaleVersion, ValidationFailed
 from mediation.core.i18n import Text, negotiate, set_language
 
@@ -152,15 +153,17 @@ class HttpConventionsMiddleware:
                 # percent-encoded, "电话13800000001" ends "...%9D13800000001", and a number run on
                 # from a letter is no number to the redaction.
                 query = unquote_plus(scope.get("query_string", b"").decode("latin-1"), errors="replace")
+                elapsed = time.perf_counter() - started
                 access_log.info(
                     "%s %s%s %s %.1fms id=%s",
                     scope["method"],
                     scope["path"],
                     f"?{query}" if query else "",
                     message["status"],
-                    (time.perf_counter() - started) * 1000,
+                    elapsed * 1000,
                     request_id,
                 )
+                metrics.observe_request(scope, message["status"], elapsed)
             await send(message)
 
         query = scope.get("query_string", b"")

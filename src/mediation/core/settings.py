@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         description="HMAC keys sealing the audit chain, at least 32 bytes each; the first seals.",
     )
     audit_seal_seconds: float = Field(default=300.0, gt=0, description="How often the audit chain is sealed.")
+    # `GET /metrics` (Prometheus) answers only a scraper that sends this as a bearer token; unset,
+    # the address answers 404. The figures tell how busy the center is and how many cases are at
+    # risk, which is nobody's business but the operators'.
+    metrics_token: str | None = Field(
+        default=None, description="Bearer token of the Prometheus scraper, at least 32 bytes."
+    )
 
     # ---- limits
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Per signed-in principal.")
@@ -165,6 +171,16 @@ class Settings(BaseSettings):
                 f"must be at least {MIN_JWT_SECRET_BYTES} bytes "
                 f"(got {len(value.encode())}); generate one with "
                 '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
+            )
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(
+                f"must be at least {MIN_JWT_SECRET_BYTES} bytes (got {len(value.encode())}); generate one "
+                'with `python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
         return value
 

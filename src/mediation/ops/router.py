@@ -1,14 +1,23 @@
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from mediation.core.db import Database
-from mediation.core.errors import ALL_PROBLEMS, NotFound, ServiceUnavailable, problem_responses
+from mediation.core.errors import (
+    ALL_PROBLEMS,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+    problem_responses,
+)
 from mediation.core.i18n import Text
+from mediation.ops.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -31,6 +40,18 @@ async def readyz(request: Request) -> dict[str, str]:
             Text("数据库不可用", "Database unreachable"), headers={"Retry-After": "1"}
         ) from exc
     return {"status": "ready"}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format, for a scraper holding `MEDIATION_METRICS_TOKEN` (core.metrics)."""
+    token = request.app.state.settings.metrics_token
+    if token is None:
+        raise NotFound()
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthenticated(Text("需要监控令牌", "The metrics token is required"))
+    return Response(await exposition(request.app.state.db), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/problems/{slug}", include_in_schema=False)
