@@ -6,9 +6,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,15 +20,25 @@ from sqlalchemy import select
 
 from mediation.audit.router import MAX_SEQ
 from mediation.core.db import Database, UnitOfWorkRoute, session_of, utcnow
-from mediation.core.errors import Conflict, NotFound, ValidationFailed, problem_responses
+from mediation.core.errors import (
+    Conflict,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
+    NotFound,
+    ValidationFailed,
+    problem_responses,
+)
 from mediation.core.http import decode_cursor, encode_cursor
 from mediation.core.i18n import Text
+from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.models import Dispute
+from mediation.disputes.router import IdempotencyKey
+from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import event_visible_to
 from mediation.events.catalogue import catalogue, event_types
-from mediation.events.models import OutboxEvent
+from mediation.events.models import OutboxEvent, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
 from mediation.events.service import cloudevent
 from mediation.events.webhooks import WebhookService
@@ -72,7 +81,8 @@ def _after(cursor: str | None) -> int:
     position = decode_cursor(cursor, "after").get("p")
     # A position is a signed 64-bit integer on both databases (as the audit trail's numbers): one
     # past it is no cursor this feed gave out, refused like any other (422), not a failed query.
-    if not isinstance(position, int) or not 0 <= position <= MAX_SEQ:
+    # Nor is JSON's true or false, which Python counts as an int and SQL will not compare.
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= MAX_SEQ:
         decode_cursor("!", "after")  # raises the validation problem
         raise AssertionError("unreachable")
     return position
@@ -131,6 +141,11 @@ async def event_feed(
         settings.feed_max_wait_seconds, settings.request_timeout_seconds - TIME_LIMIT_MARGIN_SECONDS
     )
     deadline = time.monotonic() + max(0.0, min(wait, longest))
+    # The pages are read in short sessions of their own. The request's session (on PostgreSQL it
+    # authenticated the caller) is ended first, handing its connection back to the pool: held for
+    # a long poll, a few pollers (courts usually pull) would take every pooled connection, and
+    # every other request would wait for one and fail with 503.
+    await session_of(request).rollback()
     while True:
         await sequence_pending(db, utcnow())
         rows = await _read(db, principal, position, types, limit)
@@ -230,7 +245,8 @@ MAX_REDELIVER = 1000
 
 
 class RedeliverIn(WriteModel):
-    since: AwareDatetime | None = Field(
+    # In the service's years: near year 1 or 9999 the time overflows when converted to UTC.
+    since: Instant | None = Field(
         default=None,
         description="Deliveries made at or after this time (with its offset); unset, all still kept.",
     )
@@ -254,10 +270,12 @@ class AttemptOut(BaseModel):
 
 
 def _service(request: Request) -> WebhookService:
+    settings = request.app.state.settings
     return WebhookService(
         session_of(request),
         identity_of(request).cipher,
-        request.app.state.settings.webhook_allow_private_targets,
+        settings.webhook_allow_private_targets,
+        settings.webhook_timeout_seconds,
     )
 
 
@@ -275,15 +293,23 @@ def _needs_organisation(principal: Principal) -> None:
         "Deliveries are signed per the Standard Webhooks spec with the returned whsec_ secret. URLs "
         "resolving to loopback, private or link-local addresses are refused."
     ),
-    responses=problem_responses(Conflict),
+    responses=problem_responses(Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
 async def create_subscription(
-    request: Request, data: SubscriptionIn, principal: Reader
-) -> SubscriptionCreated:
+    request: Request, data: SubscriptionIn, principal: Reader, idempotency_key: IdempotencyKey = None
+) -> Response:
     _needs_organisation(principal)
-    sub, secret = await _service(request).create(principal, str(data.url), data.event_types, data.description)
-    request.state.audit_object = ("webhook_subscription", sub.id)
-    return SubscriptionCreated(**SubscriptionOut.model_validate(sub).model_dump(), secret=secret)
+
+    async def work() -> Response:
+        svc = _service(request)
+        sub, secret = await svc.create(principal, str(data.url), data.event_types, data.description)
+        request.state.audit_object = ("webhook_subscription", sub.id)
+        return _created(sub, secret, 201)
+
+    # A retry after a lost answer gets the same subscription and secret back (stored encrypted,
+    # replayed only to the same caller), not a second subscription whose secret nobody holds: it
+    # would be sent every event again, each copy failing the receiver's signature check.
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.get(
@@ -313,16 +339,29 @@ async def get_subscription(
     response_model=SubscriptionCreated,
     summary="轮换签名密钥 Rotate the signing secret",
     description="Deliveries carry signatures with both secrets until the old one expires.",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
 async def rotate_subscription_secret(
-    request: Request, subscription_id: uuid.UUID, principal: Reader
-) -> SubscriptionCreated:
-    svc = _service(request)
-    sub = await svc.get(subscription_id, principal)
-    overlap = timedelta(hours=request.app.state.settings.webhook_secret_overlap_hours)
-    secret = await svc.rotate_secret(sub, overlap)
-    return SubscriptionCreated(**SubscriptionOut.model_validate(sub).model_dump(), secret=secret)
+    request: Request, subscription_id: uuid.UUID, principal: Reader, idempotency_key: IdempotencyKey = None
+) -> Response:
+    async def work() -> Response:
+        svc = _service(request)
+        sub = await svc.get(subscription_id, principal)
+        overlap = timedelta(hours=request.app.state.settings.webhook_secret_overlap_hours)
+        secret = await svc.rotate_secret(sub, overlap)
+        return _created(sub, secret, 200)
+
+    # A rotation retried after a lost answer would rotate again: the secret the receiver still
+    # holds would stop signing at once (only the latest previous one keeps signing), and the
+    # successor shown in the lost answer would be gone. The retry gets that answer instead.
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+def _created(sub: WebhookSubscription, secret: str, status_code: int) -> Response:
+    """The subscription with its secret, as the response model writes it; built here because an
+    idempotent request stores and replays the response itself."""
+    created = SubscriptionCreated(**SubscriptionOut.model_validate(sub).model_dump(), secret=secret)
+    return Response(created.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 @router.post(

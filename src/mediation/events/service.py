@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.core.db import HOOKS_BEFORE_COMMIT, ordered_id
+from mediation.core.pii import redact_value
 from mediation.disputes.models import Dispute
 from mediation.events.models import OutboxEvent
 
@@ -40,7 +41,11 @@ def record_dispute_event(
         dispute_id=dispute.id,
         body_id=body_id,
         target_id=target_id,
-        data={"dispute_id": str(dispute.id), "case_number": dispute.case_number, **data},
+        # Free text some events carry (a case owner's name and title, a note) may quote an ID or a
+        # mobile number a clerk typed in. Events go to every reader of the case, those without
+        # `pii:read` too, so they are masked here as the case's own view masks them for such
+        # readers (个人信息保护法 Art. 6, 51: minimum necessary, de-identification).
+        data=redact_value({"dispute_id": str(dispute.id), "case_number": dispute.case_number, **data}),
         created_at=at,
     )
     # Numbered in commit order just before the transaction commits (events.sequencer). Where that is
@@ -62,7 +67,8 @@ def cloudevent(event: OutboxEvent) -> dict[str, Any]:
         "subject": event.subject,
         "time": event.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
-        "data": event.data,
+        # Masked again as it is sent: rows written before `record_dispute_event` masked them.
+        "data": redact_value(event.data),
     }
     if event.position is not None:
         # CloudEvents "sequence" extension: a string that orders events from one source.

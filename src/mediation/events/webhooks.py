@@ -222,10 +222,18 @@ def _invalid(field: str, code: str, message: Text) -> ValidationFailed:
 
 
 class WebhookService:
-    def __init__(self, session: AsyncSession, cipher: PiiCipher, allow_private: bool) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        cipher: PiiCipher,
+        allow_private: bool,
+        lookup_timeout: float | None = None,
+    ) -> None:
         self.session = session
         self.cipher = cipher
         self.allow_private = allow_private
+        # How long a subscription waits for its host name to resolve (None: as long as it takes).
+        self.lookup_timeout = lookup_timeout
 
     def _encrypt(self, sub_id: uuid.UUID, column: str, secret: str) -> str:
         return self.cipher.encrypt(secret, table=_AAD_TABLE, column=column, row_id=str(sub_id))
@@ -249,7 +257,22 @@ class WebhookService:
         self, principal: Principal, url: str, event_types: list[str], description: str | None
     ) -> tuple[WebhookSubscription, str]:
         try:
-            await check_target(url, self.allow_private)
+            # Bounded as a delivery's send is: a name server that never answers would otherwise
+            # hold the request, with a write's turn and its connection, until the system resolver
+            # gives up or the request's time limit ends it (503). The lookup itself runs on in its
+            # own thread, shared with any send waiting for the same name (`resolve`).
+            async with asyncio.timeout(self.lookup_timeout):
+                await check_target(url, self.allow_private)
+        except TimeoutError as exc:
+            waited = f"{self.lookup_timeout:g}"
+            raise _invalid(
+                "url",
+                "target_refused",
+                Text(
+                    f"不能使用该地址: 主机名解析超时 ({waited} 秒)",
+                    f"URL refused: the host did not resolve within {waited} s",
+                ),
+            ) from exc
         except TargetRefused as exc:
             raise _invalid(
                 "url",
