@@ -25,7 +25,7 @@ from mediation.core.db import Database
 from mediation.core.errors import is_connection_problem
 from mediation.events import relay as relay_module
 from mediation.events import webhooks
-from mediation.events.models import WebhookDelivery
+from mediation.events.models import WebhookDelivery, WebhookSubscription
 from mediation.events.relay import JITTER, RECORD_TRIES, Relay
 from tests.receiver import Receiver, attempts_of, deliveries_of
 from tests.support import Api
@@ -702,3 +702,33 @@ async def test_a_relay_does_not_claim_again_a_delivery_whose_outcome_it_still_ho
         assert [j.delivery_id for j in await second.claim()] == [job.delivery_id]
     finally:
         await receiver.stop()
+
+
+async def test_a_subscription_whose_secret_cannot_be_read_holds_up_no_other_receiver(
+    api: Api, app: Any, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A secret encrypted under a key no longer configured (retired from
+    MEDIATION_PII_ENCRYPTION_KEYS too early): that subscription's delivery cannot be signed. It
+    waits, pending and unclaimed, for the key; the other receiver's delivery, made after it, goes."""
+    lost = await subscribe(api, None, "http://127.0.0.1:9/hooks")
+    async with app.state.db.writer() as session:
+        await session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == lost)
+            .values(secret_enc="retired.AAAA")
+        )
+        await session.commit()
+    working = await subscribe(api, receiver)
+    await api.intake()
+    relay = Relay(app.state.db, app.state.settings, app.state.identity.cipher, relay_id="relay-keys")
+    try:
+        with caplog.at_level(logging.ERROR, logger="mediation.events.relay"):
+            assert await relay.run_once() == 1
+            assert await relay.run_once() == 0  # left out, not tried and logged again each cycle
+    finally:
+        await relay.client.aclose()
+    [sent] = await deliveries_of(api, working)
+    assert sent.status == "delivered" and len(receiver.ok()) == 1
+    [waiting] = await deliveries_of(api, lost)
+    assert (waiting.status, waiting.attempts, waiting.claimed_by) == ("pending", 0, None)
+    assert sum(str(lost) in r.getMessage() for r in caplog.records) == 1

@@ -38,7 +38,7 @@ from standardwebhooks.webhooks import Webhook
 from mediation.bodies.models import Body
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import is_connection_problem
-from mediation.core.pii import PiiCipher
+from mediation.core.pii import PiiCipher, PiiIntegrityError
 from mediation.core.settings import Settings
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
@@ -65,6 +65,8 @@ FINISHED = ("delivered", "dead", "cancelled")
 # looks again after PURGE_EVERY_SECONDS.
 PURGE_BATCH = 500
 PURGE_EVERY_SECONDS = 600.0
+# How long a subscription whose secret cannot be read is left out before its key is looked for again.
+UNREADABLE_RETRY_SECONDS = 300.0
 # How many turns an outcome the database refuses (for any reason but being away) is tried again
 # before it is dropped: its delivery is sent again once its claim's lease lapses.
 RECORD_TRIES = 3
@@ -202,6 +204,10 @@ class Relay:
         # Outcomes a cycle sent but could not record (the database went away meanwhile).
         self.unrecorded: list[Outcome] = []
         self._purge_at = 0.0  # monotonic; the loop's first turn purges
+        # Subscriptions whose secret this process cannot read (the key that encrypted it is not in
+        # MEDIATION_PII_ENCRYPTION_KEYS): left out of claims until then (monotonic), so one of them
+        # cannot stop every other receiver's deliveries. Theirs wait, pending, for the key.
+        self.unreadable: dict[uuid.UUID, float] = {}
 
     @property
     def in_flight(self) -> set[uuid.UUID]:
@@ -363,6 +369,11 @@ class Relay:
         share = self.settings.relay_max_in_flight_per_subscription
         held = Counter(self.claimed.values())
         busy = {sub_id for sub_id, n in held.items() if n >= share}
+        monotonic_now = time.monotonic()
+        self.unreadable = {
+            sub_id: until for sub_id, until in self.unreadable.items() if until > monotonic_now
+        }
+        busy |= self.unreadable.keys()
         limit = min(self.settings.relay_batch_size, room or self.settings.relay_batch_size)
         # A plain read first: an idle relay must not take SQLite's write lock every poll.
         async with self.db.reader() as probe:
@@ -409,8 +420,20 @@ class Relay:
             signer = WebhookService(session, self.cipher, self.settings.webhook_allow_private_targets)
             jobs = []
             for d in deliveries:
-                d.claimed_by, d.claimed_until = self.relay_id, lease
                 sub, event = subs[d.subscription_id], events[d.event_id]
+                if sub.id in self.unreadable:
+                    continue
+                try:
+                    signing = signer.secrets_of(sub, now)
+                except PiiIntegrityError:
+                    self.unreadable[sub.id] = now_monotonic + UNREADABLE_RETRY_SECONDS
+                    log.error(
+                        "webhook subscription %s: its secret cannot be read with the configured keys "
+                        "(MEDIATION_PII_ENCRYPTION_KEYS); its deliveries wait, the others go on",
+                        sub.id,
+                    )
+                    continue
+                d.claimed_by, d.claimed_until = self.relay_id, lease
                 jobs.append(
                     Job(
                         delivery_id=d.id,
@@ -419,7 +442,7 @@ class Relay:
                         subscription_id=sub.id,
                         webhook_id=str(event.id),
                         body=json.dumps(cloudevent(event), ensure_ascii=False, separators=(",", ":")),
-                        secrets=signer.secrets_of(sub, now),
+                        secrets=signing,
                         claimed_at=now,
                         claimed_at_monotonic=now_monotonic,
                         lease=lease,
