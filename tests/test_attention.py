@@ -22,13 +22,17 @@ def _if_match(thing: dict[str, Any]) -> dict[str, str]:
 
 
 async def _listed(api: Api, reason: str) -> list[str]:
-    response = await api.client.get("/v1/disputes", params={"attention": reason}, headers=api.auth("supervisor"))
+    response = await api.client.get(
+        "/v1/disputes", params={"attention": reason}, headers=api.auth("supervisor")
+    )
     assert response.status_code == 200, response.text
     return [d["id"] for d in response.json()["items"]]
 
 
 async def _risk_alert(api: Api, dispute: dict[str, Any]) -> dict[str, Any]:
-    alerts = (await api.client.get(f"/v1/disputes/{dispute['id']}/alerts", headers=api.auth("supervisor"))).json()
+    alerts = (
+        await api.client.get(f"/v1/disputes/{dispute['id']}/alerts", headers=api.auth("supervisor"))
+    ).json()
     [alert] = [a for a in alerts if a["kind"] == "risk"]
     return dict(alert)
 
@@ -53,7 +57,9 @@ async def _overdue_order(api: Api, dispute: dict[str, Any]) -> dict[str, Any]:
     at_beijing(api, date(2026, 6, 4))
     assert (await _tick(api)).orders_escalated == 1
     assert (await api.get(dispute))["attention"] == "supervision_overdue"
-    order = await api.client.get(f"/v1/supervision-orders/{issued.json()['id']}", headers=api.auth("supervisor"))
+    order = await api.client.get(
+        f"/v1/supervision-orders/{issued.json()['id']}", headers=api.auth("supervisor")
+    )
     return dict(order.json())
 
 
@@ -78,7 +84,9 @@ async def _threat_in_the_minutes(api: Api, dispute: dict[str, Any]) -> None:
     session = scheduled.json()
     minutes = {
         "held_at": "2026-06-04T09:30:00+08:00",
-        "attendees": [{"party_id": p["id"], "name": p["name"], "capacity": "当事人"} for p in dispute["parties"]],
+        "attendees": [
+            {"party_id": p["id"], "name": p["name"], "capacity": "当事人"} for p in dispute["parties"]
+        ],
         "minutes": "调解中被申请人情绪激动, 扬言要拿刀砍死对方, 调解员当即制止。",
         "outcome": "continued",
     }
@@ -111,11 +119,17 @@ async def test_a_risk_resolved_while_a_body_holds_the_case_leaves_nothing(api: A
     assert (await api.get(dispute))["attention"] is None
 
 
-async def test_a_risk_outranks_an_overdue_order_and_outlasts_its_answer(api: Api) -> None:
+async def _overdue_order_then_threat(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A case in mediation whose order went unanswered past its day, then a threat in the minutes."""
     at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     order = await _overdue_order(api, dispute)
     await _threat_in_the_minutes(api, dispute)
+    return dispute, order
+
+
+async def test_a_risk_outranks_an_overdue_order_and_outlasts_its_answer(api: Api) -> None:
+    dispute, order = await _overdue_order_then_threat(api)
     assert (await api.get(dispute))["attention"] == "risk"
     assert dispute["id"] in await _listed(api, "risk")
     # The body answers the order late: the threat still waits for a supervisor.
@@ -126,10 +140,7 @@ async def test_a_risk_outranks_an_overdue_order_and_outlasts_its_answer(api: Api
 
 
 async def test_an_overdue_order_shows_again_once_the_risk_is_resolved(api: Api) -> None:
-    at_beijing(api, date(2026, 6, 1))
-    dispute = await api.drive("mediating")
-    order = await _overdue_order(api, dispute)
-    await _threat_in_the_minutes(api, dispute)
+    dispute, order = await _overdue_order_then_threat(api)
     await _resolve(api, await _risk_alert(api, dispute))
     # The order is still unanswered past its day.
     assert (await api.get(dispute))["attention"] == "supervision_overdue"
