@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from zoneinfo import ZoneInfo
 
 from mediation.core.i18n import Text
 from mediation.stats.schemas import CountOut, OverviewOut, PeriodOut, TrendOut
@@ -61,15 +62,27 @@ TREND_COLUMNS = (
     ("satisfaction_average", Text("平均满意度", "satisfaction_average")),
 )
 TOTAL_ROW = Text("合计", "total")
+# What a spreadsheet reads as the start of a formula (OWASP "CSV injection"): a body's name such as
+# =HYPERLINK(...) would otherwise run, or send data away, on the reader's machine. Tab and carriage
+# return count as well, since some spreadsheets drop them and read what follows.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(cell: Cell) -> Cell:
+    """A text cell a spreadsheet shows as the text it is: one starting like a formula is led by an
+    apostrophe. Figures are numbers, never text, so a count or a rate is written as it is."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 def _write(header: Sequence[Text], rows: Iterable[Sequence[Cell]]) -> str:
     """Every row as wide as the header, empty cells where a figure does not apply."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([column.get() for column in header])
+    writer.writerow([_text(column.get()) for column in header])
     for row in rows:
-        cells = ["" if cell is None else cell for cell in row]
+        cells = ["" if cell is None else _text(cell) for cell in row]
         writer.writerow(cells + [""] * (len(header) - len(cells)))
     return BOM + out.getvalue()
 
@@ -78,14 +91,18 @@ def _counts(section: str, counts: list[CountOut]) -> list[list[Cell]]:
     return [[section, c.key, c.label, c.count] for c in counts]
 
 
-def overview_csv(overview: OverviewOut) -> str:
-    """One row per figure: the section it belongs to, its code and name, then the columns that apply."""
+def overview_csv(overview: OverviewOut, zone: ZoneInfo) -> str:
+    """One row per figure: the section it belongs to, its code and name, then the columns that apply.
+
+    The sheet is read by people, beside `from` and `to`, which are days of the center's local time:
+    the moment the figures are as of is written in that time too (with its offset), or a sheet made
+    after midnight would say it was made the day before."""
     rows: list[list[Cell]] = []
     meta = {
         "from": overview.from_.isoformat(),
         "to": overview.to.isoformat(),
         "region": overview.region,
-        "as_of": overview.as_of.isoformat(),
+        "as_of": overview.as_of.astimezone(zone).isoformat(),
     }
     rows += [["meta", key, value] for key, value in meta.items()]
     totals = overview.totals.model_dump()

@@ -126,7 +126,7 @@ async def overview(
 ) -> Response:
     result = await svc.overview(principal, first, last, region)
     if _wants_csv(request, requested_format):
-        return _csv(overview_csv(result), f"stats-overview-{result.from_}-{result.to}.csv")
+        return _csv(overview_csv(result, svc.zone), f"stats-overview-{result.from_}-{result.to}.csv")
     return _json(result)
 
 

@@ -256,21 +256,16 @@ def _period_label(start: date, interval: Interval) -> str:
 
 
 def resolve_range(first: date | None, last: date | None, today: date) -> tuple[date, date]:
-    """The registration days asked for: by default the last 30 days up to today."""
+    """The registration days asked for: by default the last 30 days up to today (from the earliest
+    day, for a `to` close to it)."""
+    # The days sent are checked before any default is counted from them: 29 days before
+    # 0001-01-05 is no date at all, and a default must not fail on a `from` nobody sent.
+    _check_day("from", first)
+    _check_day("to", last)
     if last is None:
         last = today if first is None else max(today, first)
     if first is None:
-        first = last - timedelta(days=DEFAULT_RANGE_DAYS - 1)
-    for field, day in (("from", first), ("to", last)):
-        if not EARLIEST_DAY <= day <= LATEST_DAY:
-            raise ValidationFailed.of_field(
-                field,
-                "date_out_of_range",
-                Text("日期须在 {a} 至 {b} 之间", "The date must lie between {a} and {b}").format(
-                    a=EARLIEST_DAY, b=LATEST_DAY
-                ),
-                location="query",
-            )
+        first = max(EARLIEST_DAY, last - timedelta(days=DEFAULT_RANGE_DAYS - 1))
     if first > last:
         raise ValidationFailed.of_field(
             "from",
@@ -288,6 +283,18 @@ def resolve_range(first: date | None, last: date | None, today: date) -> tuple[d
             location="query",
         )
     return first, last
+
+
+def _check_day(field: str, day: date | None) -> None:
+    if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValidationFailed.of_field(
+            field,
+            "date_out_of_range",
+            Text("日期须在 {a} 至 {b} 之间", "The date must lie between {a} and {b}").format(
+                a=EARLIEST_DAY, b=LATEST_DAY
+            ),
+            location="query",
+        )
 
 
 # ---- scope ---------------------------------------------------------------------------------------
