@@ -13,6 +13,8 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from sqlalchemy.orm.exc import StaleDataError
 
 from mediation.core.db import UnitOfWorkRoute
@@ -27,17 +29,27 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-def _local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def _zone(context: Context) -> ZoneInfo:
+    """The center's time zone (MEDIATION_TIMEZONE), as its clock keeps it: a time is shown as the
+    day and hour the clerk lives them, the same day the legal periods are counted in."""
+    request = context.get("request")
+    clock = getattr(getattr(getattr(request, "app", None), "state", None), "clock", None)
+    return clock.zone if clock is not None else ZoneInfo("Asia/Shanghai")
+
+
+@pass_context
+def _local(context: Context, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     if value is None:
         return ""
-    return value.astimezone(ZoneInfo("Asia/Shanghai")).strftime(fmt)
+    return value.astimezone(_zone(context)).strftime(fmt)
 
 
-def _day(value: date | datetime | None) -> str:
+@pass_context
+def _day(context: Context, value: date | datetime | None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return _local(value, "%Y-%m-%d")
+        return value.astimezone(_zone(context)).strftime("%Y-%m-%d")
     return value.isoformat()
 
 
