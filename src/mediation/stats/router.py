@@ -25,7 +25,7 @@ From = Annotated[
     Query(
         alias="from",
         description=f"First registration day, inclusive (local time). Default: {DEFAULT_RANGE_DAYS - 1} "
-        "days before `to`.",
+        "days before `to`, and not before 1990-01-01.",
     ),
 ]
 To = Annotated[
