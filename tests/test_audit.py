@@ -394,8 +394,8 @@ async def test_the_application_cannot_update_or_delete_recent_audit_records(api)
     attempts = [
         ("UPDATE audit_records SET outcome = 'denied' WHERE seq = 1", "append-only"),
         ("UPDATE audit_records SET details = '{}'", "append-only"),
-        ("DELETE FROM audit_records WHERE seq = 1", "at least 180 days"),
-        ("DELETE FROM audit_records", "at least 180 days"),
+        ("DELETE FROM audit_records WHERE seq = 1", "at least six months"),
+        ("DELETE FROM audit_records", "at least six months"),
     ]
     async with api.app.state.db.writer() as session:
         for statement, message in attempts:
@@ -417,13 +417,14 @@ async def test_the_application_cannot_update_or_delete_recent_audit_records(api)
 async def test_the_retention_guard_lets_only_old_records_go_and_never_edits(api):
     db = api.app.state.db
     async with db.writer() as session, session.begin():
-        await append(session, [entry(1)], utcnow() - timedelta(days=181))
-        await append(session, [entry(2)], utcnow() - timedelta(days=179))
+        await append(session, [entry(1)], utcnow() - timedelta(days=185))
+        # Past 180 days but not six months of every count (184 days: July to December).
+        await append(session, [entry(2)], utcnow() - timedelta(days=182))
     async with db.writer() as session:
         with pytest.raises(DBAPIError, match="append-only"):
             await session.execute(text("UPDATE audit_records SET outcome = 'error' WHERE seq = 1"))
         await session.rollback()
-        with pytest.raises(DBAPIError, match="at least 180 days"):
+        with pytest.raises(DBAPIError, match="at least six months"):
             await session.execute(text("DELETE FROM audit_records WHERE seq = 2"))
         await session.rollback()
         deleted = await session.execute(text("DELETE FROM audit_records WHERE seq = 1"))
@@ -703,15 +704,16 @@ async def test_purge_keeps_the_legal_minimum_and_leaves_a_verifiable_chain(api):
     assert remaining[-1].actor_kind == "system"
     assert (await verified(app))["ok"] is True
 
-    # A shorter retention than the law allows is raised to 180 days: the 100-day-old records stay.
+    # A shorter retention than the law allows is raised to six months (184 days): the 100-day-old
+    # records stay.
     async with db.writer() as session, session.begin():
         assert await purge(session, SYSTEM, retention_days=30, now=now) == 20
     remaining = await records(app)
     assert remaining[0].seq == 41
-    assert min(r.occurred_at for r in remaining) >= now - timedelta(days=180)
+    assert min(r.occurred_at for r in remaining) >= now - timedelta(days=184)
     marker = remaining[-1]
     assert (marker.seq, marker.action) == (64, "audit.purge")
-    assert (marker.details["through_seq"], marker.details["retention_days"]) == (40, 180)
+    assert (marker.details["through_seq"], marker.details["retention_days"]) == (40, 184)
     async with db.writer() as session, session.begin():
         assert await purge(session, SYSTEM, retention_days=30, now=now) == 0  # nothing more to cut
     assert await record_count(app) == 24
@@ -726,7 +728,7 @@ async def test_purge_keeps_the_legal_minimum_and_leaves_a_verifiable_chain(api):
 
     # The database itself refuses to delete what the law still requires to keep.
     async with db.writer() as session:
-        with pytest.raises(DBAPIError, match="at least 180 days"):
+        with pytest.raises(DBAPIError, match="at least six months"):
             await session.execute(text("DELETE FROM audit_records WHERE seq = 41"))
         await session.rollback()
 

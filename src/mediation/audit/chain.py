@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,13 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.models import GENESIS_HASH, AuditChainHead, AuditRecord, AuditSeal
 from mediation.core.db import Database, insert_of
+from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Principal
 from mediation.events.models import OutboxEvent, WebhookSubscribersVersion
 
 HEAD_ID = 1
-# The legal minimum no purge may cut into (网络安全法 Art. 21); the database triggers enforce it too.
-MINIMUM_RETENTION_DAYS = 180
+# The legal minimum no purge may cut into (网络安全法 Art. 21: six months); the database triggers
+# enforce it too. Six months are at most 184 days (July to December), so 184 keeps six months
+# whenever the count starts; 180 fell short of it by up to four days.
+MINIMUM_RETENTION_DAYS = 184
 PURGE_ACTION = "audit.purge"
+# Records of personal data processing are kept at least three years (个人信息保护法 Art. 55-56):
+# the disclosures of unmasked ID and phone numbers (audit/recorder.py). A purge stops before the
+# oldest one still inside that period; the database triggers refuse to delete one too (migration 0027).
+PROCESSING_ACTIONS = ("pii.read",)
+PROCESSING_RETENTION_DAYS = 1095
 
 
 @dataclass(slots=True)
@@ -77,10 +87,30 @@ HASHED_COLUMNS = (
 )
 
 
+# RFC 8785 numbers are I-JSON's (RFC 7493 §2.2): integers beyond this are not exact in them.
+SAFE_INTEGER = 2**53 - 1
+
+
 def _canonical_hash(values: Mapping[str, Any]) -> str:
     fields = {name: values[name] for name in HASHED_COLUMNS}
     fields["occurred_at"] = _timestamp(fields["occurred_at"])
+    fields["details"] = _as_written(fields["details"])
     return hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
+
+
+def _as_written(value: Any) -> Any:
+    """The details as they were hashed when written. PostgreSQL's JSONB keeps a number as a
+    decimal and hands an integral one back as an integer: a float of 2**53 or more (1e16) was
+    hashed as a float and comes back as an integer RFC 8785 refuses, and every verification of the
+    chain failed with an error. Such an integer is hashed as the float it was written as (append
+    no longer writes one: see _storable)."""
+    if isinstance(value, dict):
+        return {key: _as_written(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_written(item) for item in value]
+    if type(value) is int and not -SAFE_INTEGER <= value <= SAFE_INTEGER and float(value) == value:
+        return float(value)
+    return value
 
 
 def canonical_fields(record: AuditRecord) -> dict[str, Any]:
@@ -168,18 +198,19 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datet
         row: dict[str, Any] = {
             "seq": seq,
             "occurred_at": at,
-            "actor_kind": entry.actor_kind,
-            "actor_role": entry.actor_role,
-            "actor_id": entry.actor_id[:120],
-            "organisation_id": entry.organisation_id,
-            "action": entry.action[:80],
-            "object_type": entry.object_type,
-            "object_id": entry.object_id,
-            "outcome": entry.outcome,
+            "actor_kind": _column(entry.actor_kind, 16),
+            "actor_role": _column(entry.actor_role, 20),
+            "actor_id": _column(entry.actor_id, 120),
+            "organisation_id": _column(entry.organisation_id, 36),
+            "action": _column(entry.action, 80),
+            "object_type": _column(entry.object_type, 40),
+            # Both come from the request as sent (a path segment, the X-Request-ID header).
+            "object_id": _column(redact_text(entry.object_id), 64) if entry.object_id else None,
+            "outcome": _column(entry.outcome, 16),
             "status_code": entry.status_code,
-            "request_id": (entry.request_id or "")[:128] or None,
-            "client_address": entry.client_address,
-            "details": entry.details,
+            "request_id": _column(redact_text(entry.request_id), 128) if entry.request_id else None,
+            "client_address": _column(entry.client_address, 64),
+            "details": _storable(redact_value(entry.details)),
             "prev_hash": prev,
         }
         row["hash"] = prev = _canonical_hash(row)
@@ -190,6 +221,42 @@ async def append(session: AsyncSession, entries: Sequence[AuditEntry], at: datet
     # One row as a plain execute: a list, even of one, goes through the driver's executemany.
     await session.execute(_INSERT_RECORDS, rows[0] if len(rows) == 1 else rows)
     return rows
+
+
+# U+0000 (PostgreSQL refuses it in text and in JSONB) and lone surrogates (no UTF-8 encoding).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def _column(value: str | None, length: int) -> str | None:
+    """`value` as its column holds it on both databases: storable characters, cut to the column's
+    length. PostgreSQL refuses a longer or NUL-holding value where SQLite takes it, and a record
+    it refuses is a record lost: a refused request's (a path segment of 65 characters, a `%00`),
+    and every other record committed in its group (recorder.GroupAppender), a disclosure among
+    them, whose request then fails."""
+    return None if value is None else _text(value)[:length]
+
+
+def _storable(value: Any) -> Any:
+    """The details as both databases hand them back unchanged, in new containers: `_text` applied
+    to every string (and key), and a number RFC 8785 cannot hash, or JSONB would hand back as
+    another one (a float of 2**53 or more comes back an integer), written as text."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(str(key)): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -SAFE_INTEGER <= value <= SAFE_INTEGER:
+        return str(value)
+    if isinstance(value, float) and not (math.isfinite(value) and abs(value) <= SAFE_INTEGER):
+        return repr(value)
+    return value
 
 
 @dataclass(slots=True)
@@ -316,11 +383,32 @@ async def purge(session: AsyncSession, principal: Principal, retention_days: int
     days = max(retention_days, MINIMUM_RETENTION_DAYS)
     cutoff = now - timedelta(days=days)
     last_old = await session.scalar(
-        select(AuditRecord).where(AuditRecord.occurred_at < cutoff).order_by(AuditRecord.seq.desc()).limit(1)
+        select(AuditRecord.seq)
+        .where(AuditRecord.occurred_at < cutoff)
+        .order_by(AuditRecord.seq.desc())
+        .limit(1)
     )
     if last_old is None:
         return 0
-    through_seq, through_hash = last_old.seq, last_old.hash
+    # The chain is cut as a whole up to one record: the cut stops before the oldest record of
+    # personal data processing that must still be kept (个人信息保护法 Art. 56: three years).
+    processing_cutoff = now - timedelta(days=max(retention_days, PROCESSING_RETENTION_DAYS))
+    kept = await session.scalar(
+        select(func.min(AuditRecord.seq)).where(
+            AuditRecord.seq <= last_old,
+            AuditRecord.action.in_(PROCESSING_ACTIONS),
+            AuditRecord.occurred_at >= processing_cutoff,
+        )
+    )
+    through = await session.scalar(
+        select(AuditRecord)
+        .where(AuditRecord.seq <= (last_old if kept is None else kept - 1))
+        .order_by(AuditRecord.seq.desc())
+        .limit(1)
+    )
+    if through is None:
+        return 0
+    through_seq, through_hash = through.seq, through.hash
     # The cut is recorded before deleting: the purge record itself is chained after the head.
     await append(
         session,

@@ -12,8 +12,9 @@ GENESIS_HASH = "0" * 64
 
 
 class AuditRecord(Base):
-    """One audited event. Append-only (database triggers refuse UPDATE, and DELETE of anything
-    younger than the legal minimum) and hash-chained: `hash` covers the record's canonical JSON
+    """One audited event. Append-only (database triggers refuse UPDATE, DELETE of anything
+    younger than the legal minimum, of a disclosure of personal data younger than three years, and
+    on PostgreSQL TRUNCATE: migrations 0002, 0027) and hash-chained: `hash` covers the record's canonical JSON
     (RFC 8785) including `prev_hash`, so editing, removing or reordering rows breaks the chain.
 
     Holds no personal data: who (role, id, organisation), what (action, object), when (UTC), from

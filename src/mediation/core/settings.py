@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     pii_index_key: str | None = Field(default=None, description="HMAC key of the party lookup index.")
 
     # ---- audit (网络安全法 Art. 21: at least six months; 个人信息保护法 Art. 55-56 records: 3 years)
-    audit_retention_days: int = Field(default=3 * 365, ge=180)
+    audit_retention_days: int = Field(default=3 * 365, ge=184)
     # Keyed seals of the chain's head (audit/seal.py), so a rewrite by someone with full rights over
     # the database shows. "key,older key": the first seals, all verify; unset, a key derived from
     # the personal-data index key.
