@@ -142,9 +142,7 @@ async def test_many_wrong_passwords_at_once_are_each_counted_and_lock_once(api: 
     _locked(await _sign_in(api, PASSWORD))
     async with api.app.state.db.reader() as session:
         locks = list(
-            (
-                await session.scalars(select(AuditRecord).where(AuditRecord.action == "sign_in"))
-            ).all()
+            (await session.scalars(select(AuditRecord).where(AuditRecord.action == "sign_in"))).all()
         )
     assert sum("account_locked_until" in r.details for r in locks) == 1
 
