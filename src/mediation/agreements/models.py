@@ -155,7 +155,9 @@ class FollowUp(WorkingDaysDue, Base):
     status: Mapped[str] = mapped_column(String(10), index=True)  # open | done | impossible
     raised_at: Mapped[datetime]
     # How a done task ended (`result["outcome"]`): the body's follow-up result, a visit's,
-    # `performed`, or `set_aside` when re-mediation superseded its agreement (民事诉讼法 Art. 206).
+    # `performed`, `set_aside` when re-mediation superseded its agreement (民事诉讼法 Art. 206), or,
+    # for a performance follow-up ended when the case left the center's hands,
+    # `referred_arbitration`, `referred_litigation` or `case_closed` (agreements.service.hand_over).
     done_at: Mapped[datetime | None]
     done_by: Mapped[str | None] = mapped_column(String(120))
     result: Mapped[dict[str, Any] | None]

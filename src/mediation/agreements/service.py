@@ -59,10 +59,13 @@ PERFORMANCE_STATES = frozenset(
         Status.referred_litigation,
     }
 )
-# An obligation falling due is chased only while the case is in one of those states: once the case
-# is closed (a court's enforcement, a judgment or an award has taken over) or archived, a missed
-# date is no longer the center's to follow, and the scheduler leaves it alone.
-AGREEMENT_GOVERNS = Dispute.status.in_([s.value for s in PERFORMANCE_STATES])
+# An obligation falling due is chased only while the case is in the center's hands: once it is
+# referred to a court (人民调解法 Art. 32: the court decides on the agreement's performance) or to
+# arbitration, or closed (a court's enforcement, a judgment or an award has taken over) or
+# archived, a missed date is no longer the center's to follow, and the scheduler leaves it alone.
+# Performance may still be recorded on a case referred to court.
+FOLLOWED_STATES = PERFORMANCE_STATES - {Status.referred_litigation}
+AGREEMENT_GOVERNS = Dispute.status.in_([s.value for s in FOLLOWED_STATES])
 FOLLOW_UP_WORKING_DAYS = 3
 # The follow-ups whose date may still be counted again (clocks.counted); a visit's follows its clock.
 OPEN_PERFORMANCE = (FollowUp.status == "open") & (FollowUp.kind == "performance")
@@ -74,6 +77,28 @@ SET_ASIDE_REASON = (
     "人民法院未确认调解协议 (驳回申请或不予受理) 后重新调解, 第{n}版调解协议已被取代, 不再约束当事人: "
     "其履行督促随之终结, 不计逾期 (民事诉讼法第二百零六条、人民调解法第三十三条)"
 )
+# How a performance follow-up ends when the case leaves the center's hands with its agreement in
+# force: referred to arbitration or to court, or closed (`hand_over`). The outcome names where the
+# case went; the follow-up is closed (`done`) the way `set_aside` closes one, without counting as
+# overdue: the body no longer follows the agreement's performance (人民调解法 Art. 31).
+_FOLLOW_UP_ENDS = "调解组织对其履行的督促 (人民调解法第三十一条) 随之终结, 不计逾期"
+HANDED_OVER: dict[str, tuple[str, str]] = {
+    Status.referred_arbitration: (
+        "referred_arbitration",
+        "案件已导入仲裁, 第{n}版调解协议的履行争议由仲裁委员会依法处理 (劳动争议调解仲裁法第十五条): "
+        + _FOLLOW_UP_ENDS,
+    ),
+    Status.referred_litigation: (
+        "referred_litigation",
+        "案件已导入诉讼, 第{n}版调解协议的履行争议由人民法院依法处理 (人民调解法第三十二条): "
+        + _FOLLOW_UP_ENDS,
+    ),
+    Status.closed: (
+        "case_closed",
+        "案件已结案, 第{n}版调解协议此后的履行依生效的裁定、判决或裁决执行 (经司法确认的, "
+        "一方拒绝履行时对方可申请人民法院强制执行, 民事诉讼法第二百零六条): " + _FOLLOW_UP_ENDS,
+    ),
+}
 # A page cursor's time is one the service wrote: in its years, with a zone (Instant). A crafted one
 # near year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
 _CURSOR_TIME = TypeAdapter(Instant)
@@ -647,45 +672,93 @@ class AgreementService:
         change it or reach a new one (民事诉讼法 Art. 206; 人民调解法 Art. 33), so the agreement in
         force is superseded and binds no one any more. Following up its performance (Art. 31) ends
         with it, in the same transaction: each open follow-up of its obligations is closed as set
-        aside, with the reason, one entry each on the case's timeline (after the transition's), and
-        the clock raises none for those obligations again (`raise_overdue`). The obligations stay on
-        record as they stood; a new agreement gets follow-ups of its own. The case is locked."""
+        aside (`_end_follow_ups`), and the clock raises none for those obligations again
+        (`raise_overdue`). The obligations stay on record as they stood; a new agreement gets
+        follow-ups of its own. The case is locked."""
         now = self.clock.now()
         rows = await self.session.scalars(
             select(Agreement).where(Agreement.dispute_id == dispute.id, Agreement.status == "effective")
         )
-        numbers: dict[uuid.UUID, int] = {}
+        superseded: list[uuid.UUID] = []
         for agreement in rows.all():
             agreement.status = "superseded"
             agreement.updated_at = now
             agreement.version += 1
-            numbers[agreement.id] = agreement.number
-        if not numbers:
+            superseded.append(agreement.id)
+        if not superseded:
             return []
         await self.session.flush()
-        open_tasks = await self.session.execute(
-            select(FollowUp, Obligation.agreement_id)
+        return await self._end_follow_ups(
+            dispute, principal, SET_ASIDE, SET_ASIDE_REASON, Obligation.agreement_id.in_(superseded)
+        )
+
+    async def hand_over(self, dispute: Dispute, principal: Principal) -> list[FollowUp]:
+        """The case has just left the center's hands with its agreement's performance still followed
+        up: referred to arbitration (劳动争议调解仲裁法 Art. 15) or to court (人民调解法 Art. 32), or
+        closed. The body follows the performance no longer (Art. 31): each open performance
+        follow-up is closed in the same transaction, naming where the case went (`HANDED_OVER`),
+        and the clock chases the obligations no more (`FOLLOWED_STATES`). The follow-up visit
+        (回访) is another kind of task, which archiving waits for (人民调解法 Art. 27): it stays
+        open. The case is locked, in its new state."""
+        ending = HANDED_OVER.get(dispute.status)
+        if ending is None:
+            return []
+        outcome, reason = ending
+        return await self._end_follow_ups(dispute, principal, outcome, reason)
+
+    async def set_aside_left_open(self, limit: int) -> list[uuid.UUID]:
+        """Cases with an open performance follow-up of an agreement superseded: left by `remediate`
+        before it closed them (`set_aside`), as nothing else supersedes an agreement in force."""
+        rows = await self.session.scalars(
+            select(FollowUp.dispute_id)
             .join(Obligation, Obligation.id == FollowUp.obligation_id)
-            .where(
-                Obligation.agreement_id.in_(list(numbers)),
-                FollowUp.kind == "performance",
-                FollowUp.status == "open",
-            )
+            .join(Agreement, Agreement.id == Obligation.agreement_id)
+            .where(OPEN_PERFORMANCE, Agreement.status == "superseded")
+            .distinct()
+            .order_by(FollowUp.dispute_id)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+    async def close_set_aside(self, dispute_id: uuid.UUID) -> bool:
+        """The scheduler's repair of one case found by `set_aside_left_open`: its follow-ups of the
+        agreements set aside are closed as `set_aside` closes them, by the system."""
+        dispute = await self.disputes.get(dispute_id, SYSTEM, for_update=True)
+        closed = await self._end_follow_ups(
+            dispute, SYSTEM, SET_ASIDE, SET_ASIDE_REASON, Agreement.status == "superseded"
+        )
+        return bool(closed)
+
+    async def _end_follow_ups(
+        self, dispute: Dispute, principal: Principal, outcome: str, reason: str, *which: Any
+    ) -> list[FollowUp]:
+        """Close the case's open performance follow-ups (those of the agreements `which` selects,
+        else all): neither performed nor missed, each `done` with `outcome`, the agreement and the
+        reason (`reason` names it by its number: `{n}`) in its result, and one entry each on the
+        case's timeline, after whatever the caller recorded, with its event. The case is locked:
+        every change to a task takes the case first."""
+        now = self.clock.now()
+        open_tasks = await self.session.execute(
+            select(FollowUp, Agreement.id, Agreement.number)
+            .join(Obligation, Obligation.id == FollowUp.obligation_id)
+            .join(Agreement, Agreement.id == Obligation.agreement_id)
+            .where(FollowUp.dispute_id == dispute.id, OPEN_PERFORMANCE, *which)
             .order_by(FollowUp.raised_at, FollowUp.id)
+            .execution_options(populate_existing=True)
         )
         closed: list[FollowUp] = []
-        for task, agreement_id in open_tasks.all():
-            reason = SET_ASIDE_REASON.format(n=numbers[agreement_id])
+        for task, agreement_id, number in open_tasks.all():
+            why = reason.format(n=number)
             task.status = "done"
             task.done_at = now
             task.done_by = principal.id
-            task.result = {"outcome": SET_ASIDE, "agreement_id": str(agreement_id), "reason": reason}
+            task.result = {"outcome": outcome, "agreement_id": str(agreement_id), "reason": why}
             await self.disputes.record_work(
                 dispute,
                 "complete_follow_up",
                 principal,
-                reason,
-                {"follow_up_id": str(task.id), "outcome": SET_ASIDE},
+                why,
+                {"follow_up_id": str(task.id), "outcome": outcome},
                 "follow_up_completed",
             )
             closed.append(task)
@@ -788,7 +861,7 @@ class AgreementService:
         if obligation is None or obligation.status != "pending":
             return False
         today = self.clock.today()
-        if not rules.past_its_day(obligation.due_on, today) or dispute.status not in PERFORMANCE_STATES:
+        if not rules.past_its_day(obligation.due_on, today) or dispute.status not in FOLLOWED_STATES:
             return False
         if str(obligation.agreement_id) != (dispute.agreement or {}).get("id"):
             # Listed while its agreement bound the parties, and set aside since (`set_aside`): the

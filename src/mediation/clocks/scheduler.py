@@ -94,6 +94,7 @@ class TickReport:
     follow_ups_recounted: int = 0
     windows_unmarked: int = 0  # cases whose party windows still showed a level reported before
     handoff_counts_restored: int = 0  # handoff steps given back their working-day count
+    set_aside_repaired: int = 0  # cases whose follow-ups of an agreement set aside were left open
     sealed_through: int | None = None
 
 
@@ -107,6 +108,7 @@ class _Repairs:
     retry: set[uuid.UUID] = field(default_factory=set)  # cases a pass could not put right
     windows_done: bool = False
     handoffs_done: bool = False
+    set_aside_done: bool = False
 
 
 # Per database (a process has one; the tests make one per test).
@@ -146,7 +148,7 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
     # is looked at: a holiday may move its deadline past today.
     await calendar.refresh(db)
     # Before the recounts, so a handoff step given its count back is counted again in this pass.
-    windows_unmarked, handoff_counts_restored, failed_repairs = await _repair_old_marks(
+    windows_unmarked, handoff_counts_restored, set_aside_repaired, failed_repairs = await _repair_old_marks(
         db, clock, settings, cipher
     )
     settle = calendar.settle_window(
@@ -283,14 +285,16 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         orders_escalated=escalated,
         windows_unmarked=windows_unmarked,
         handoff_counts_restored=handoff_counts_restored,
+        set_aside_repaired=set_aside_repaired,
     )
 
 
 async def _repair_old_marks(
     db: Database, clock: Clock, settings: Settings, cipher: PiiCipher
-) -> tuple[int, int, int]:
-    """Put right, once per process and a bounded batch per pass, what was recorded before two rule
-    changes that the database cannot tell by itself (the rule file is configuration):
+) -> tuple[int, int, int, int]:
+    """Put right, once per process and a bounded batch per pass, what was recorded before three rule
+    changes (the first two of which the database cannot tell by itself: the rule file is
+    configuration):
 
     - party windows (a rule's `party_window`: the judicial confirmation window, 人民调解法 Art. 33,
       民事诉讼法 Art. 205) reported at risk or overdue as if they were the center's deadline: they
@@ -298,13 +302,35 @@ async def _repair_old_marks(
       statistics only if another of its clocks was (`_unmark_windows`);
     - handoff steps counted in working days (农村土地承包经营纠纷调解仲裁法 Art. 23) opened before
       the handoff kept its count (migration 0025): given their count back, so the recount below
-      counts them on the holiday schedules loaded (HandoffService.restore_count).
+      counts them on the holiday schedules loaded (HandoffService.restore_count);
+    - performance follow-ups of an agreement set aside by re-mediation (民事诉讼法 Art. 206) that
+      `remediate` left open before it closed them: closed as it closes them now, on the case's
+      timeline (AgreementService.close_set_aside), so they leave the body's inbox and go overdue
+      no more.
 
     Each is a change by the system, audited as the scheduler's others are. Nothing new is ever
-    marked so (`clocks.service.shown_level`, `handoffs.ledger.count_step`), so a process stops
-    looking once it has found nothing more."""
+    marked so (`clocks.service.shown_level`, `handoffs.ledger.count_step`,
+    `AgreementService.set_aside`), so a process stops looking once it has found nothing more."""
     repairs = _REPAIRS.setdefault(db, _Repairs())
-    unmarked = restored = failed = 0
+    unmarked = restored = set_aside = failed = 0
+    if not repairs.set_aside_done:
+        async with db.reader() as session:
+            cases = await AgreementService(
+                DisputeService(session, clock, settings, cipher)
+            ).set_aside_left_open(REPAIR_BATCH)
+        set_aside, failed_now = await _each(
+            db,
+            clock,
+            settings,
+            cipher,
+            "follow-ups of set-aside agreements closed",
+            None,
+            lambda s, i: AgreementService(s).close_set_aside(i),
+            cases,
+        )
+        failed += failed_now
+        # A case that failed (a user acting on it at the moment) is found again by the next pass.
+        repairs.set_aside_done = failed_now == 0 and len(cases) < REPAIR_BATCH
     if not repairs.handoffs_done:
         restored, failed_now = await _each(
             db,
@@ -338,7 +364,7 @@ async def _repair_old_marks(
         if found:
             repairs.after = found[-1][0]
         repairs.windows_done = len(found) < REPAIR_BATCH and not repairs.retry
-    return unmarked, restored, failed
+    return unmarked, restored, set_aside, failed
 
 
 async def _unmark_windows(service: DisputeService, dispute_id: uuid.UUID) -> bool:

@@ -788,6 +788,13 @@ class DisputeService:
             await self.session.flush()
             dispute.handoff = handoff_summary(handoff, today)
             await self._flush_versioned()
+        if action in (Action.refer_arbitration, Action.refer_litigation, Action.record_outcome, Action.close):
+            # Gone to arbitration or to court, or closed: the body no longer follows the agreement's
+            # performance (人民调解法 Art. 31), and its open follow-ups end with the case's stay
+            # here: `AgreementService.hand_over`. The follow-up visit stays for archiving (Art. 27).
+            from mediation.agreements.service import AgreementService  # it builds on this service
+
+            await AgreementService(self).hand_over(dispute, principal)
 
     async def _perform_all(self, agreement_id: uuid.UUID, payload: Any, principal: Principal) -> None:
         """登记履行完毕: every obligation still open is recorded as performed on that day."""

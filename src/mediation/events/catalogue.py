@@ -154,7 +154,8 @@ def catalogue() -> list[dict[str, Any]]:
             "actions": ["obligation_overdue"],
         },
         "follow_up_completed": {
-            "summary": "回访完成 The body recorded a follow-up's result",
+            "summary": "回访完成 A follow-up ended: its result recorded by the body, or closed because "
+            "its agreement was set aside or the case left the center (`outcome` says which)",
             "fields": {
                 **COMMON_FIELDS,
                 "follow_up_id": {"type": "string", "format": "uuid"},
