@@ -53,6 +53,22 @@ async def test_a_role_granted_truncate_cannot_empty_the_journal(api):
     assert (result["ok"], result["checked"]) == (True, 20)
 
 
+@pytest.mark.postgres_only
+async def test_a_role_granted_truncate_cannot_empty_the_case_timelines(api):
+    """The timeline is append-only as the journal is: a TRUNCATE is refused to any role but a
+    superuser (migration 0028)."""
+    dispute = await api.intake()
+    role = f"timeline_probe_{uuid.uuid4().hex[:12]}"
+    async with api.app.state.db.writer() as session:
+        await session.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        await session.execute(text(f"GRANT ALL ON timeline_entries TO {role}"))
+        await session.execute(text(f"SET LOCAL ROLE {role}"))
+        with pytest.raises(DBAPIError, match="timeline_entries is append-only"):
+            await session.execute(text("TRUNCATE timeline_entries"))
+        await session.rollback()
+    assert [e["action"] for e in await api.timeline(dispute)] == ["register"]
+
+
 # ---- three years for records of processing -----------------------------------------------------
 
 

@@ -167,3 +167,14 @@ async def test_wrong_passwords_on_the_page_count_too(api: Api, app: Any) -> None
             assert (await web.post("/login", data=form)).status_code == 401
     _locked(await _sign_in(api, PASSWORD))
     assert uuid.UUID(str((await _account(api)).id))
+
+
+async def test_a_nul_typed_on_the_sign_in_page_is_a_wrong_sign_in(api: Api, app: Any) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as web:
+        web.cookies.set("mediation_csrf", CSRF)
+        for username, password in ((f"{CLERK}\x00", PASSWORD), (CLERK, f"{PASSWORD}\x00")):
+            form = {"username": username, "password": password, "next": "", "csrf": CSRF}
+            page = await web.post("/login", data=form)
+            assert page.status_code == 401, page.text[:500]
+            assert "用户名或密码错误" in page.text

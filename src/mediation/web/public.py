@@ -101,7 +101,8 @@ async def login(
     session = session_of(request)
     svc = IdentityService(session, identity.passwords)
     try:
-        if not username or not password:
+        # A NUL no account name or password holds (and PostgreSQL cannot compare): a wrong sign-in.
+        if not username or not password or "\x00" in username or "\x00" in password:
             raise Unauthenticated
         user, token = await svc.sign_in(username, password, identity.tokens)
         if Role(user.role) not in WEB_ROLES:
