@@ -168,7 +168,7 @@ async def main() -> int:
             await service.evaluate(dispute, rules)
             engine_ms.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
-            stats = await service._candidates(facts, kinds)
+            stats = await service._candidates(facts, kinds, dispute.id)
             sql_ms.append((time.perf_counter() - start) * 1000)
             start = time.perf_counter()
             rank(facts, rules.rules, stats, {})
