@@ -20,7 +20,7 @@ from tests.support import Api
 from tests.test_agreements import _agreed, _follow_ups, _problem, _tick
 from tests.test_follow_ups_and_signatures import _overdue, _visit_task
 from tests.test_old_marks_repaired import _audited
-from tests.test_remediation import SET_ASIDE, _rejected, _tasks
+from tests.test_remediation import SET_ASIDE, _rejected, _tasks, refuses_a_result
 
 LABOUR = {"category": "labour", "description": "拖欠工资三个月, 申请调解。"}
 
@@ -68,12 +68,7 @@ async def test_a_referral_to_court_ends_the_follow_up_of_the_agreement(api: Api)
     assert dispute["version"] == timeline[-1]["seq"] == (await api.get(dispute))["version"]
 
     # A result posted to it afterwards is refused.
-    refused = await api.client.post(
-        f"/v1/follow-ups/{task['id']}/result",
-        json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": "refuses"},
-        headers=api.auth("body_mediator", "village"),
-    )
-    assert _problem(refused, 409, "/problems/conflict")["code"] == "follow_up_closed"
+    await refuses_a_result(api, task, "refuses")
 
     # The second obligation's day passes while the court has the case: the clock chases nothing.
     api.app.state.clock.at += timedelta(days=40)

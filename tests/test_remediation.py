@@ -51,6 +51,16 @@ async def _tasks(api: Api, dispute: dict[str, Any], status: str) -> list[dict[st
     return items
 
 
+async def refuses_a_result(api: Api, task: dict[str, Any], outcome: str) -> None:
+    """A result posted to a follow-up that was closed is refused (409 `follow_up_closed`)."""
+    refused = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/result",
+        json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": outcome},
+        headers=api.auth("body_mediator", "village"),
+    )
+    assert _problem(refused, 409, "/problems/conflict")["code"] == "follow_up_closed"
+
+
 async def test_remediation_closes_the_set_aside_agreements_follow_ups_on_the_timeline(api: Api) -> None:
     dispute, agreement, task = await _overdue_then_remediated(api)
 
@@ -80,12 +90,7 @@ async def test_remediation_closes_the_set_aside_agreements_follow_ups_on_the_tim
     assert dispute["version"] == timeline[-1]["seq"] == (await api.get(dispute))["version"]
 
     # A result posted to it afterwards is refused: it is closed.
-    refused = await api.client.post(
-        f"/v1/follow-ups/{task['id']}/result",
-        json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": "performing"},
-        headers=api.auth("body_mediator", "village"),
-    )
-    assert _problem(refused, 409, "/problems/conflict")["code"] == "follow_up_closed"
+    await refuses_a_result(api, task, "performing")
 
     # The obligations stay on record as they stood, and the clock never chases them again.
     stored = await _agreement(api, dispute, agreement)
