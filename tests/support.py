@@ -606,9 +606,10 @@ def first_intake_waits_after_looking(monkeypatch: pytest.MonkeyPatch) -> tuple[a
 
 async def waits_on_a_lock(api: Api, task: asyncio.Task[Any]) -> bool:
     """Whether `task` comes to wait on a row another transaction holds (False: it ended first, or
-    waited on none within ten seconds). PostgreSQL only."""
+    waited on none within thirty seconds; a full run on a loaded two-core machine once saw one
+    reach no lock within ten, a wait that passes in seconds when run alone). PostgreSQL only."""
     async with api.app.state.db.engine.connect() as conn:
-        for _ in range(200):
+        for _ in range(600):
             if task.done():
                 return False
             waiting = await conn.scalar(
