@@ -20,7 +20,13 @@ from tests.support import Api
 from tests.test_agreements import _agreed, _follow_ups, _problem, _tick
 from tests.test_follow_ups_and_signatures import _overdue, _visit_task
 from tests.test_old_marks_repaired import _audited
-from tests.test_remediation import SET_ASIDE, _rejected, _tasks, refuses_a_result
+from tests.test_remediation import (
+    SET_ASIDE,
+    _rejected,
+    _tasks,
+    follow_up_while_the_court_has_it,
+    refuses_a_result,
+)
 
 LABOUR = {"category": "labour", "description": "拖欠工资三个月, 申请调解。"}
 
@@ -108,11 +114,7 @@ async def test_a_case_taken_to_court_after_its_confirmation_was_refused_ends_the
     api: Api,
 ) -> None:
     # Raised while the court had the request; the court refused to confirm, and the parties sue.
-    dispute, _ = await _agreed(api, first_due=1, second_due=30)
-    dispute = await api.step(dispute, "request_confirmation")
-    api.app.state.clock.at += timedelta(days=3)
-    assert (await _tick(api)).obligations_overdue == 1
-    (task,) = await _tasks(api, dispute, "open")
+    dispute, _, task = await follow_up_while_the_court_has_it(api)
     dispute = await api.step(await api.target_accepts(dispute), "reject")
     assert dispute["status"] == "confirmation_rejected"
     # Refused, the case is still the center's: the parties may mediate again or sue.

@@ -61,6 +61,17 @@ async def refuses_a_result(api: Api, task: dict[str, Any], outcome: str) -> None
     assert _problem(refused, 409, "/problems/conflict")["code"] == "follow_up_closed"
 
 
+async def follow_up_while_the_court_has_it(api: Api) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """An agreement sent for confirmation whose first obligation went overdue meanwhile: the case,
+    the agreement and the one open follow-up raised for it."""
+    dispute, agreement = await _agreed(api, first_due=1, second_due=30)
+    dispute = await api.step(dispute, "request_confirmation")
+    api.app.state.clock.at += timedelta(days=3)
+    assert (await _tick(api)).obligations_overdue == 1
+    (task,) = await _tasks(api, dispute, "open")
+    return dispute, agreement, task
+
+
 async def test_remediation_closes_the_set_aside_agreements_follow_ups_on_the_timeline(api: Api) -> None:
     dispute, agreement, task = await _overdue_then_remediated(api)
 
@@ -115,11 +126,7 @@ async def test_a_request_the_court_did_not_accept_sets_the_agreement_aside_as_we
     # Not accepted (解释 Art. 357: materials missing) ends in confirmation_rejected too; mediated
     # again from there, the agreement is set aside the same way. The follow-up was raised while the
     # court had the request.
-    dispute, agreement = await _agreed(api, first_due=1, second_due=30)
-    dispute = await api.step(dispute, "request_confirmation")
-    api.app.state.clock.at += timedelta(days=3)
-    assert (await _tick(api)).obligations_overdue == 1
-    (task,) = await _tasks(api, dispute, "open")
+    dispute, agreement, task = await follow_up_while_the_court_has_it(api)
     dispute = await api.step(await api.get(dispute), "not_accept")
     assert dispute["status"] == "confirmation_rejected"
     dispute = await api.step(dispute, "remediate", role="clerk")
