@@ -606,10 +606,15 @@ def first_intake_waits_after_looking(monkeypatch: pytest.MonkeyPatch) -> tuple[a
 
 async def waits_on_a_lock(api: Api, task: asyncio.Task[Any]) -> bool:
     """Whether `task` comes to wait on a row another transaction holds (False: it ended first, or
-    waited on none within thirty seconds; a full run on a loaded two-core machine once saw one
-    reach no lock within ten, a wait that passes in seconds when run alone). PostgreSQL only."""
+    waited on none within ten seconds). PostgreSQL only.
+
+    Each look is a transaction of its own: PostgreSQL lists a transaction's `pg_stat_activity`
+    sessions once, at its first look, so a request that opened a new connection after that look
+    would never be seen waiting (the wait of a session already listed is read live, which hid
+    this whenever the request found an idle connection in the pool)."""
     async with api.app.state.db.engine.connect() as conn:
-        for _ in range(600):
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for _ in range(200):
             if task.done():
                 return False
             waiting = await conn.scalar(

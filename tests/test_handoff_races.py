@@ -16,6 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from mediation.clocks.scheduler import TickReport, tick
 from mediation.core.principal import Role
@@ -136,6 +139,32 @@ async def test_an_answer_and_a_clerk_withdrawing_the_request_at_once_take_turns(
     assert by_the_clerk.status_code == 412, by_the_clerk.text
     case = await api.get(dispute)
     assert (case["status"], case["handoff"]["status"]) == ends_in
+
+
+@ON_POSTGRESQL
+async def test_a_request_that_connects_after_the_watch_began_is_seen_waiting(api: Api) -> None:
+    """The races here know the second request came to wait by watching PostgreSQL's sessions. A
+    request that opens a new connection once the watch has begun (the pool had no idle one) is
+    seen waiting too."""
+    dispute = await api.intake()
+    lock = text("SELECT id FROM disputes WHERE id = :id FOR UPDATE")
+    row = {"id": uuid.UUID(dispute["id"])}
+    fresh = create_async_engine(api.app.state.db.engine.url, poolclass=NullPool)
+
+    async def connect_late_and_wait() -> None:
+        await asyncio.sleep(0.5)
+        async with fresh.connect() as late:
+            await late.execute(lock, row)
+
+    async with api.app.state.db.engine.connect() as holder:
+        await holder.execute(lock, row)
+        behind = asyncio.ensure_future(connect_late_and_wait())
+        try:
+            assert await waits_on_a_lock(api, behind)
+        finally:
+            await holder.rollback()
+            await asyncio.wait_for(behind, 10)
+            await fresh.dispose()
 
 
 @ON_POSTGRESQL
