@@ -24,13 +24,22 @@ from mediation.core.principal import Principal, Role
 log = logging.getLogger(__name__)
 
 # Path parameters that name the object a request acts on, and the object type they name.
+# The object a request acted on, by its path's parameter; the innermost first (a document or a
+# mediator is the object, not the case or body above it).
 OBJECT_PARAMS = (
     ("document_id", "document"),
     ("party_id", "party"),
     ("dispute_id", "dispute"),
+    ("handoff_id", "handoff"),
+    ("alert_id", "alert"),
+    ("order_id", "supervision_order"),
+    ("follow_up_id", "follow_up"),
     ("key_id", "api_key"),
     ("user_id", "user"),
+    ("mediator_id", "mediator"),
     ("body_id", "body"),
+    ("delivery_id", "webhook_delivery"),
+    ("subscription_id", "webhook_subscription"),
 )
 LOCATION_TYPES = {"disputes": "dispute", "api-keys": "api_key", "users": "user"}
 

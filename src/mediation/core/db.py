@@ -35,7 +35,7 @@ from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediation.core import metrics
-from mediation.core.errors import ProblemError, StaleVersion, is_connection_problem
+from mediation.core.errors import OutsideScope, ProblemError, StaleVersion, is_connection_problem
 from mediation.core.http import UPLOAD_PATH
 from mediation.core.settings import Settings
 
@@ -333,6 +333,13 @@ class UnitOfWorkRoute(APIRoute):
                 # Whatever failed (the handler, numbering the events, the audit record, the commit,
                 # the time limit), nothing was changed: the client is told to retry, and may.
                 await _give_back_claims(request)
+                if isinstance(exc, OutsideScope):
+                    # Answered as missing, recorded as what it was (a read too, unlike a typo's 404).
+                    request.state.audit_refusals = True
+                    request.state.audit_details = {
+                        **(getattr(request.state, "audit_details", None) or {}),
+                        "refused": "outside_scope",
+                    }
                 if auditor and isinstance(exc, Exception):
                     await auditor.failed(request, _status_of(exc))
                 raise

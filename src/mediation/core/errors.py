@@ -73,6 +73,12 @@ class NotFound(ProblemError):
     title = Text("资源不存在", "Resource not found")
 
 
+class OutsideScope(NotFound):
+    """A case (or a court's request) that exists, outside the caller's scope. It answers exactly as
+    one that does not exist, so its existence does not leak, but unlike a mistyped address it is
+    audited: someone asked for what is not theirs (GB/T 22239-2019 8.1.4.3, 安全审计)."""
+
+
 class Forbidden(ProblemError):
     status = 403
     slug = "forbidden"

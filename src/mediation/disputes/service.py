@@ -39,6 +39,7 @@ from mediation.core.errors import (
     GuardFailed,
     InvalidTransition,
     NotFound,
+    OutsideScope,
     StaleVersion,
     ValidationFailed,
 )
@@ -433,7 +434,12 @@ class DisputeService:
         found = await self.session.scalars(_ONE_CASE[kind, for_update], {"dispute_id": dispute_id, **params})
         dispute = found.unique().first()
         if dispute is None:
-            raise NotFound(Text("案件不存在", "No such case"))
+            missing = Text("案件不存在", "No such case")
+            if kind != "all" and await self.session.scalar(
+                select(Dispute.id).where(Dispute.id == dispute_id)
+            ):
+                raise OutsideScope(missing)
+            raise NotFound(missing)
         return dispute
 
     async def search(

@@ -19,7 +19,7 @@ from mediation.audit.chain import AuditEntry, append
 from mediation.bodies.models import Body
 from mediation.clocks.counted import notice_of, recount_reason
 from mediation.core.db import utcnow
-from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mediation.core.errors import Conflict, Forbidden, NotFound, OutsideScope, ValidationFailed
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
 from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
@@ -158,6 +158,8 @@ class HandoffService:
             query = query.with_for_update(of=Handoff).execution_options(populate_existing=True)
         handoff = await self.session.scalar(query)
         if handoff is None:
+            if await self.session.scalar(select(Handoff.id).where(Handoff.id == handoff_id)):
+                raise OutsideScope(NOT_FOUND)
             raise NotFound(NOT_FOUND)
         return handoff
 
