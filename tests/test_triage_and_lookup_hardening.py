@@ -110,6 +110,67 @@ async def test_a_mediator_who_must_step_aside_is_no_specialist_for_the_case(api:
     assert second["score"] == sum(r["points"] for r in reasons.values()) < first["score"]
 
 
+async def test_a_body_none_of_whose_mediators_may_take_the_case_comes_after_every_body_that_can(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    """人民调解法 Art. 19: the committee names a mediator for the case. A body whose registered
+    mediators are all inactive or bound to step aside cannot; whatever its points, it is ranked
+    after the bodies that can, and says why. A body that registers no mediators is not judged by
+    them. When one of its mediators is back, so is its place."""
+    parties = [person("applicant", "张三", 1), person("respondent", "李四", 2)]
+    unable = await _register_body(api, "城东镇丁村人民调解委员会", categories=["neighbour"])
+    unregistered = await _register_body(api, "城东镇戊村人民调解委员会")
+    staffed = await _register_body(api, "城东镇己村人民调解委员会")
+    cousin = await _specialist(api, unable, "何调解")
+    await _declare(api, unable, cousin, relation="申请人的表兄", id_number=parties[0]["id_number"])
+    retired = await api.client.post(
+        f"/v1/bodies/{unable}/mediators", json={"name": "钱调解"}, headers=api.auth("admin")
+    )
+    assert retired.status_code == 201, retired.text
+
+    mediator = retired.json()
+
+    async def set_active(active: bool) -> None:
+        nonlocal mediator
+        patched = await api.client.patch(
+            f"/v1/bodies/{unable}/mediators/{mediator['id']}",
+            json={"active": active},
+            headers={**api.auth("admin"), "If-Match": f'"{mediator["version"]}"'},
+        )
+        assert patched.status_code == 200, patched.text
+        mediator = patched.json()
+
+    await set_active(False)
+    await api.client.post(
+        f"/v1/bodies/{staffed}/mediators",
+        json={"name": "孙调解", "specialties": ["debt"]},
+        headers=api.auth("admin"),
+    )
+    dispute = await _accepted(api, region_code=VILLAGE, parties=parties)
+
+    triage = await _triage(api, dispute)
+    ranked = [(r["body"]["id"], r["mediator_available"]) for r in triage["recommendations"]]
+    assert ranked[-1] == (unable, False)
+    assert set(ranked[:-1]) == {(unregistered, None), (staffed, True)}
+    last = triage["recommendations"][-1]
+    assert last["score"] > max(r["score"] for r in triage["recommendations"][:-1]), "its points alone lead"
+    reason = _reasons(triage, unable)["no_mediator_available"]
+    assert (reason["points"], reason["data"]) == (0, {"registered": 2, "available": 0})
+    assert "无人可承办本案" in reason["text"]
+    english = await _triage(api, dispute, **{"Accept-Language": "en"})
+    assert "may take this case" in _reasons(english, unable)["no_mediator_available"]["text"]
+    page = await signed_in(web, api).get(f"/cases/{dispute['id']}")
+    assert page.status_code == 200, page.text[:2000]
+    listed = page.text.split('id="triage"', 1)[1].split("</section>", 1)[0]
+    assert listed.count("无可承办的调解员") == 1 and "无人可承办本案" in listed
+
+    await set_active(True)
+    again = await _triage(api, dispute)
+    first = again["recommendations"][0]
+    assert (first["body"]["id"], first["mediator_available"]) == (unable, True)
+    assert "no_mediator_available" not in _reasons(again, unable)
+
+
 # ---- triage: rules replaced while a case is being assigned --------------------------------------
 
 

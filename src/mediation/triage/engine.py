@@ -8,8 +8,9 @@ Order of the ranking (domain.md §4.4, "小事不出村、大事不出镇、矛�
 1. The tier: the highest of what the severity, the category and the flags (group, risk) require,
    and of the tier the case has already reached by escalation. Bodies below it never appear;
    bodies above it do, with fewer points, so a case is not stuck when the tier has no body.
-2. Among the bodies covering the dispute's region and taking its category: a body at capacity
-   never comes before one that is not; then by points (body type as the rules order them,
+2. Among the bodies covering the dispute's region and taking its category: a body none of whose
+   registered mediators may take the case never comes before one with a mediator who may, nor a
+   body at capacity before one with room; then by points (body type as the rules order them,
    specialty of the body and its mediators, tier fit, spare capacity); ties go to the less loaded.
 """
 
@@ -71,6 +72,12 @@ class BodyStats:
     capacity: int
     active_cases: int
     specialist_mediators: int  # active mediators with the dispute's category as a specialty
+    # The body's mediators on the register, and those of them who may take this case: active and
+    # not bound to step aside from it. A body that registers none is not judged by them (the
+    # register is kept by the bodies that choose to); one whose registered mediators are all
+    # unable is, since it cannot name one (人民调解法 Art. 19; 特邀调解规定 Art. 16).
+    registered_mediators: int = 0
+    available_mediators: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,10 @@ class Candidate:
     @property
     def at_capacity(self) -> bool:
         return self.body.active_cases >= self.body.capacity
+
+    @property
+    def no_mediator_available(self) -> bool:
+        return self.body.registered_mediators > 0 and self.body.available_mediators == 0
 
     @property
     def load_ratio(self) -> float:
@@ -157,6 +168,20 @@ class Candidate:
         reasons.append(
             Reason("tier_fit", tier_text, self.tier_points, {"tier": body.tier, "steps_above": self.steps_up})
         )
+        if self.no_mediator_available:
+            reasons.append(
+                Reason(
+                    "no_mediator_available",
+                    Text(
+                        f"登记的 {body.registered_mediators} 名调解员均已停用或须回避, 无人可承办本案,"
+                        " 排在有调解员可承办的组织之后",
+                        f"None of its {body.registered_mediators} registered mediator(s) may take this case"
+                        " (inactive, or bound to step aside); ranked after bodies with one who may",
+                    ),
+                    0,
+                    {"registered": body.registered_mediators, "available": 0},
+                )
+            )
         if self.at_capacity:
             load_text = Text(
                 f"已满负荷 (在办 {body.active_cases}/{body.capacity}), 排在未满负荷的组织之后",
@@ -356,8 +381,17 @@ def rank(
         )
         candidates.append(candidate)
 
+    # A body that cannot name a mediator for the case, then one at capacity, never comes first.
     candidates.sort(
-        key=lambda c: (c.at_capacity, -c.score, c.load_ratio, c.body.active_cases, c.body.name, c.body.id)
+        key=lambda c: (
+            c.no_mediator_available,
+            c.at_capacity,
+            -c.score,
+            c.load_ratio,
+            c.body.active_cases,
+            c.body.name,
+            c.body.id,
+        )
     )
     for i, c in enumerate(candidates, start=1):
         c.rank = i

@@ -76,6 +76,13 @@ class RecommendationOut(BaseModel):
     at_capacity: bool
     active_cases: int
     capacity: int
+    mediator_available: bool | None = Field(
+        description=(
+            "Whether one of the body's registered mediators may take this case (active, not bound to "
+            "step aside); null when the body registers none. A body with none available is ranked "
+            "after every body with one."
+        )
+    )
     reasons: list[ReasonOut]
 
 
@@ -144,6 +151,7 @@ def triage_out(
                 at_capacity=c.at_capacity,
                 active_cases=c.body.active_cases,
                 capacity=c.body.capacity,
+                mediator_available=(c.body.available_mediators > 0) if c.body.registered_mediators else None,
                 reasons=[_reason(r, language) for r in c.reasons],
             )
             for c in outcome.candidates[:limit]

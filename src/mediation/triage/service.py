@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, cast, func, or_, select, text
+from sqlalchemy import Select, String, and_, case, cast, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -136,9 +136,9 @@ class TriageService:
 
     async def _candidates(self, facts: Facts, kinds: list[str], dispute_id: uuid.UUID) -> list[BodyStats]:
         """Active bodies of these kinds whose jurisdiction covers the dispute's region, with their
-        load and the number of their mediators experienced in the category who may take this case:
-        one query, plain columns (a county can register thousands of bodies; triage answers within
-        50 ms)."""
+        load, and their registered mediators: how many, how many may take this case, and how many
+        of those are experienced in its category. One query, plain columns (a county can register
+        thousands of bodies; triage answers within 50 ms)."""
         covering = select(BodyJurisdiction.body_id).where(
             BodyJurisdiction.region_prefix.in_(region_prefixes(facts.region_code))
         )
@@ -152,12 +152,14 @@ class TriageService:
         )
         # Categories are plain identifiers, serialised in JSON as "name" on both databases, so a
         # match on the quoted text is exact (no category's name contains another's in quotes).
-        specialists = (
-            select(Mediator.body_id.label("body_id"), func.count().label("n"))
-            .where(
-                Mediator.active.is_(True),
-                cast(Mediator.specialties, String).contains(f'"{facts.category}"', autoescape=True),
-                Mediator.id.not_in(_stepping_aside(dispute_id)),
+        may_take = and_(Mediator.active.is_(True), Mediator.id.not_in(_stepping_aside(dispute_id)))
+        experienced = cast(Mediator.specialties, String).contains(f'"{facts.category}"', autoescape=True)
+        mediators = (
+            select(
+                Mediator.body_id.label("body_id"),
+                func.count().label("registered"),
+                func.sum(case((may_take, 1), else_=0)).label("available"),
+                func.sum(case((and_(may_take, experienced), 1), else_=0)).label("specialists"),
             )
             .group_by(Mediator.body_id)
             .subquery()
@@ -172,10 +174,12 @@ class TriageService:
                 Body.categories,
                 Body.capacity,
                 func.coalesce(load.c.n, 0),
-                func.coalesce(specialists.c.n, 0),
+                func.coalesce(mediators.c.specialists, 0),
+                func.coalesce(mediators.c.registered, 0),
+                func.coalesce(mediators.c.available, 0),
             )
             .outerjoin(load, load.c.body_id == Body.id)
-            .outerjoin(specialists, specialists.c.body_id == Body.id)
+            .outerjoin(mediators, mediators.c.body_id == Body.id)
             .where(Body.active.is_(True), Body.kind.in_(kinds), Body.id.in_(covering))
         )
         return [
@@ -189,6 +193,8 @@ class TriageService:
                 capacity=row[6],
                 active_cases=int(row[7]),
                 specialist_mediators=int(row[8]),
+                registered_mediators=int(row[9]),
+                available_mediators=int(row[10]),
             )
             for row in rows.all()
         ]
