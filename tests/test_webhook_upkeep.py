@@ -24,6 +24,7 @@ from mediation.events.models import (
 from mediation.events.relay import Outcome, Relay
 from tests.receiver import Receiver
 from tests.support import Api
+from tests.test_audit import records
 from tests.test_webhooks import (
     attempts_of,
     cancelling_order,
@@ -256,6 +257,12 @@ async def test_a_receiver_failing_for_five_days_is_disabled_and_its_backlog_sent
     assert got["active"] is False
     reason = got["disabled_reason"]
     assert "no delivery succeeded" in reason and "5 days" in reason, reason
+    [audited] = [r for r in await records(app) if r.action == "relay.webhook_disabled"]
+    assert (audited.actor_role, audited.object_id, audited.details) == (
+        "system",
+        sub["id"],
+        {"reason": reason},
+    )
     started: list[datetime] = []
     for d in await deliveries_of(api, sub):
         response = await api.client.get(f"/v1/webhook-deliveries/{d['id']}/attempts", headers=headers)

@@ -28,6 +28,7 @@ from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscri
 from mediation.events.relay import Outcome, Relay
 from tests.receiver import Receiver
 from tests.support import Api, person, resident_id
+from tests.test_audit import records, verified
 
 PREFIX = "cn.mediation.dispute."
 
@@ -299,6 +300,14 @@ async def test_410_disables_the_subscription_and_cancels_what_is_pending(api, ap
     assert len(answered) == 1 and answered[0]["attempts"] == 1
     attempts = await attempts_of(api, sub, answered[0]["id"])
     assert [a["status_code"] for a in attempts] == [410]
+    # The relay's change is audited, by the system, as the owner's disabling would be.
+    [disabled] = [r for r in await records(app) if r.action == "relay.webhook_disabled"]
+    assert (disabled.actor_kind, disabled.object_type, disabled.object_id) == (
+        "system",
+        "webhook_subscription",
+        sub["id"],
+    )
+    assert disabled.details == {"reason": "endpoint answered 410 Gone"}
 
     # New events reach nobody: no delivery is even created for a disabled subscription.
     receiver.script = []
@@ -459,6 +468,10 @@ async def test_disabling_a_subscription_while_the_relay_records_its_410_does_not
         ("cancelled", 0),
         ("cancelled", 410),
     ]
+    # The relay disabled it first: its change is audited, and the owner's request after it too.
+    audited = [r.action for r in await records(app) if r.object_id == sub["id"]]
+    assert audited[-2:] == ["relay.webhook_disabled", "disable_subscription"], audited
+    assert (await verified(app))["ok"] is True
 
 
 # ---- 3. secret rotation -------------------------------------------------------------------------

@@ -35,10 +35,12 @@ from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
+from mediation.audit.chain import AuditEntry, append
 from mediation.bodies.models import Body
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import is_connection_problem
 from mediation.core.pii import PiiCipher, PiiIntegrityError
+from mediation.core.principal import SYSTEM
 from mediation.core.settings import Settings
 from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
@@ -177,6 +179,21 @@ class Outcome:
     @property
     def accepted(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _audit_disabled(
+    session: AsyncSession, subscription_id: uuid.UUID, reason: str, now: datetime
+) -> None:
+    """The relay's disabling of a subscription is audited as its owner's would be, by the system,
+    in the transaction that disables it: whoever finds a receiver cut off sees when and why."""
+    entry = AuditEntry.by(
+        SYSTEM,
+        "relay.webhook_disabled",
+        object_type="webhook_subscription",
+        object_id=str(subscription_id),
+        details={"reason": reason},
+    )
+    await append(session, [entry], now)
 
 
 class Relay:
@@ -621,11 +638,17 @@ class Relay:
                     gone_dead.add(job.subscription_id)
                 if o.status_code == 410:
                     # The receiver says the endpoint is gone for good: stop sending it anything.
-                    await session.execute(
+                    gone = "endpoint answered 410 Gone"
+                    disabled = await session.execute(
                         update(WebhookSubscription)
-                        .where(WebhookSubscription.id == job.subscription_id)
-                        .values(active=False, disabled_reason="endpoint answered 410 Gone", updated_at=now)
+                        .where(
+                            WebhookSubscription.id == job.subscription_id,
+                            WebhookSubscription.active.is_(True),
+                        )
+                        .values(active=False, disabled_reason=gone, updated_at=now)
                     )
+                    if disabled.rowcount:  # type: ignore[attr-defined]
+                        await _audit_disabled(session, job.subscription_id, gone, now)
                     await cancel_pending(session, job.subscription_id)
                 if not o.accepted:
                     log.info(
@@ -718,6 +741,7 @@ class Relay:
         )
         if disabled.rowcount:  # type: ignore[attr-defined]
             await cancel_pending(session, subscription_id)
+            await _audit_disabled(session, subscription_id, reason, now)
             log.warning("webhook subscription %s disabled: %s", subscription_id, reason)
 
     @staticmethod
