@@ -515,6 +515,33 @@ async def test_rotated_secret_signs_alongside_the_old_one(api, app, relay, recei
     assert not Receiver(secrets=[old]).verify(delivery.body, delivery.headers)
 
 
+async def test_a_rotation_after_a_leak_stops_the_old_secret_signing_at_once(api, app, relay, receiver):
+    """The deployment keeps the old secret signing for a day; whoever rotates because it leaked
+    asks for no overlap, and may ask for another length within a week."""
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    rotate = f"/v1/webhooks/{sub['id']}/rotate-secret"
+    for odd in ({"overlap_hours": -1}, {"overlap_hours": 168.5}, {"overlap_hours": "soon"}, []):
+        refused = await api.client.post(rotate, json=odd, headers=sub["_headers"])
+        assert refused.status_code == 422, (odd, refused.text)
+    assert (await api.client.get(f"/v1/webhooks/{sub['id']}", headers=sub["_headers"])).json()[
+        "previous_secret_expires_at"
+    ] is None, "a refused rotation rotates nothing"
+
+    response = await api.client.post(rotate, json={"overlap_hours": 0}, headers=sub["_headers"])
+    assert response.status_code == 200, response.text
+    receiver.secrets = [response.json()["secret"]]
+    await api.intake()
+    await pump(relay, lambda: len(receiver.ok()) == 1)
+    delivery = receiver.deliveries[-1]
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 1
+    assert not Receiver(secrets=[sub["secret"]]).verify(delivery.body, delivery.headers)
+
+    asked = await api.client.post(rotate, json={"overlap_hours": 2}, headers=sub["_headers"])
+    assert asked.status_code == 200, asked.text
+    left = datetime.fromisoformat(asked.json()["previous_secret_expires_at"]) - datetime.now(UTC)
+    assert timedelta(hours=2) - timedelta(minutes=1) < left <= timedelta(hours=2)
+
+
 # ---- 4. visibility and filters ------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -177,6 +177,17 @@ async def event_catalogue() -> list[dict[str, Any]]:
 URL_MAX = 500
 
 
+class RotateSecretIn(WriteModel):
+    overlap_hours: Annotated[float, Field(ge=0, le=168, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description=(
+            "How long the old secret keeps signing beside the new one, in hours; by default the "
+            "deployment's (MEDIATION_WEBHOOK_SECRET_OVERLAP_HOURS, 24). 0 when the old secret leaked: "
+            "it stops signing at once."
+        ),
+    )
+
+
 class SubscriptionIn(WriteModel):
     url: Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX)]
     event_types: Annotated[
@@ -338,16 +349,26 @@ async def get_subscription(
     "/webhooks/{subscription_id}/rotate-secret",
     response_model=SubscriptionCreated,
     summary="轮换签名密钥 Rotate the signing secret",
-    description="Deliveries carry signatures with both secrets until the old one expires.",
+    description=(
+        "Deliveries carry signatures with both secrets until the old one expires (`overlap_hours`). "
+        "Only the secret replaced last keeps signing: rotating again within the overlap retires the "
+        "one before it."
+    ),
     responses=problem_responses(NotFound, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
 async def rotate_subscription_secret(
-    request: Request, subscription_id: uuid.UUID, principal: Reader, idempotency_key: IdempotencyKey = None
+    request: Request,
+    subscription_id: uuid.UUID,
+    principal: Reader,
+    data: Annotated[RotateSecretIn | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> Response:
         svc = _service(request)
         sub = await svc.get(subscription_id, principal)
-        overlap = timedelta(hours=request.app.state.settings.webhook_secret_overlap_hours)
+        asked = data.overlap_hours if data is not None else None
+        hours = request.app.state.settings.webhook_secret_overlap_hours if asked is None else asked
+        overlap = timedelta(hours=hours)
         secret = await svc.rotate_secret(sub, overlap)
         return _created(sub, secret, 200)
 
