@@ -852,8 +852,38 @@ async def test_a_sign_in_to_a_deactivated_account_is_recorded_against_it(api: Ap
         )
         assert record.actor_kind == "anonymous" and record.details["username"] == CLERK
         assert PASSWORD not in json.dumps(record.details, ensure_ascii=False)
-    [stranger] = [r for r in records if r.details["username"] == "nobody-here"]
+    [stranger] = [r for r in records if r.details["username"] == "n**********"]  # nobody-here, masked
     assert stranger.object_id is None and "account" not in stranger.details
+    assert "nobody-here" not in json.dumps(stranger.details)
+
+
+async def test_a_username_that_names_no_account_is_kept_masked_with_a_digest(api: Api, app: Any) -> None:
+    """What was typed into the username box may be the password: a name no account has is kept as
+    its first character and length, and a keyed digest the same for every attempt with it."""
+    typed = ["Mima@2026!", "Mima@2026!", "nobody-else"]
+    for name in typed:
+        assert (await _sign_in(api, name, "whatever")).status_code == 401
+    async with _browser(app) as web:
+        page = await web.post(
+            "/login", data={"username": typed[0], "password": "x", "next": "", "csrf": CSRF}
+        )
+        assert page.status_code == 401
+    records = [*await _audit(app, action="sign_in"), *await _audit(app, action="login")]
+    assert [r.details["username"] for r in records] == [
+        "M*********",
+        "M*********",
+        "n**********",
+        "M*********",
+    ]
+    for record in records:
+        assert "Mima@2026!" not in json.dumps(record.details), record.details
+    digests = [r.details["username_digest"] for r in records]
+    assert digests[0] == digests[1] == digests[3] != digests[2]
+    assert all(len(d) == 16 for d in digests)
+    # A known account's name is kept as typed: a wrong password for it names it.
+    assert (await _sign_in(api, password="a wrong password")).status_code == 401
+    [known] = [r for r in await _audit(app, action="sign_in") if r.details["username"] == CLERK]
+    assert "username_digest" not in known.details
 
 
 async def test_a_sign_in_to_a_suspended_bodys_account_is_recorded_against_it(api: Api, app: Any) -> None:

@@ -172,13 +172,26 @@ class RotationIn(WriteModel):
     )
 
 
-def record_refused_sign_in(request: Request, refused: Unauthenticated) -> None:
+def unknown_username(request: Request, username: str) -> dict[str, str]:
+    """What the audit trail keeps of a username that names no account. What was typed may be the
+    password, typed into the wrong box, and every auditor reads the trail: the record keeps the
+    first character and the length, and a keyed digest (the blind index personal data is searched
+    by). Every attempt with the same name carries the same digest, so the names a guesser tried can
+    still be told apart and counted."""
+    digest = identity_of(request).cipher.index(username, kind="username")[:16]
+    return {"username": username[:1] + "*" * (len(username) - 1), "username_digest": digest}
+
+
+def record_refused_sign_in(request: Request, refused: Unauthenticated, username: str) -> None:
     """A sign-in refused for an account that can no longer sign in is recorded against it, so an
     attempt on a former employee's account or a suspended body's is seen in the trail. A wrong
     password counts towards locking its account once the request has rolled back; the one that
-    locks it is recorded against the account, with the lock's end."""
+    locks it is recorded against the account, with the lock's end. A username that names no
+    account is kept masked (`unknown_username`)."""
     if not isinstance(refused, SignInRefused):
         return
+    if refused.account_id is None and refused.count_against is None:
+        request.state.audit_details = {**request.state.audit_details, **unknown_username(request, username)}
     if refused.account_id is not None:
         request.state.audit_object = ("user", refused.account_id)
         request.state.audit_details = {**request.state.audit_details, **refused.audit_facts()}
@@ -243,7 +256,7 @@ async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
     try:
         user, token = await svc.sign_in(username, data.password, identity.tokens)
     except Unauthenticated as refused:
-        record_refused_sign_in(request, refused)
+        record_refused_sign_in(request, refused, username)
         raise
     # The sign-in's audit record names the account and its organisation, like any later request.
     organisation = await session_of(request).get(Body, user.organisation_id) if user.organisation_id else None

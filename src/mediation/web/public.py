@@ -109,7 +109,7 @@ async def login(
             raise Unauthenticated
     except Unauthenticated as refused:
         await session.rollback()
-        record_refused_sign_in(request, refused)
+        record_refused_sign_in(request, refused, username)
         code = refused.extensions.get("code")
         if code == ORGANISATION_SUSPENDED:
             error = "所属机构已暂停工作, 暂不能登录"
