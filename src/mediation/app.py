@@ -53,7 +53,8 @@ mediation body, follows them against legal deadlines, and hands them on to court
 
 Conventions: errors are RFC 9457 problem details (`application/problem+json`) with a stable `type`;
 changes to a case need `If-Match` with its current `ETag`; creating POSTs and actions honour
-`Idempotency-Key`; `Accept-Language: en` switches messages to English (default Chinese).
+`Idempotency-Key`; `Accept-Language: en` switches messages to English (default Chinese). Unknown
+body fields and unknown query parameters are refused (422 `extra_forbidden`, the name as `field`).
 
 Authentication: staff sign in at `POST /v1/auth/token` and send `Authorization: Bearer <token>`;
 mediation bodies, courts and arbitration commissions send their API key in `X-API-Key`. Each

@@ -143,6 +143,7 @@ for _step, _operation, _schema, _summary, _description in STEPS:
     summary="时限规则 The deadline rules in force",
     description="Which clock runs in which state, for which cases, how long, in which unit, and from which article.",
     dependencies=[Depends(authenticate)],
+    responses=problem_responses(),
 )
 async def clock_rules(svc: Service) -> list[ClockRule]:
     return list(svc.clocks.rules.rules)

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy import JSON, ColumnElement, DateTime, MetaData, any_, bindparam, event
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
@@ -35,7 +37,13 @@ from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mediation.core import metrics
-from mediation.core.errors import OutsideScope, ProblemError, StaleVersion, is_connection_problem
+from mediation.core.errors import (
+    OutsideScope,
+    ProblemError,
+    StaleVersion,
+    is_connection_problem,
+    unknown_query_parameters,
+)
 from mediation.core.http import UPLOAD_PATH
 from mediation.core.settings import Settings
 
@@ -259,6 +267,20 @@ async def _give_back_claims(request: Request) -> None:
             log.warning("could not give back a claim of a rolled-back request", exc_info=True)
 
 
+def _refusing_unknown_query(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]], known: frozenset[str]
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def checked(request: Request) -> Response:
+        # Inside the unit of work, so a refused write is audited as any other invalid one.
+        if request.scope.get("query_string"):
+            unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
+            if unknown:
+                raise unknown_query_parameters(unknown, known)
+        return await handler(request)
+
+    return checked
+
+
 def _status_of(exc: Exception) -> int:
     """The status a failed request will answer with, for its audit record."""
     if isinstance(exc, ProblemError):
@@ -274,15 +296,41 @@ def _status_of(exc: Exception) -> int:
     return 500
 
 
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """Every query parameter a route declares, its dependencies' included, by the name a client
+    sends (the alias); a parameter model (`Annotated[Model, Query()]`) declares its fields."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        pending.extend(current.dependencies)
+        for field in current.query_params:
+            model = field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                names.update(f.alias or name for name, f in model.model_fields.items())
+            else:
+                names.add(field.alias)
+    return frozenset(names)
+
+
 class UnitOfWorkRoute(APIRoute):
     """Opens one session per request and commits it once, before the response is sent.
 
     A change commits together with its audit record or not at all; a refused or failed change is
     rolled back and then audited in a transaction of its own.
+
+    A query parameter the route does not declare is refused (422), as an unknown body field is: a
+    client that misspells a filter (`?statuss=mediating`) would otherwise get every case in its
+    scope back as if they matched, and act on them. The pages (`WebRoute`) keep ignoring them,
+    since browsers and links add their own.
     """
+
+    refuses_unknown_query: bool = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if self.refuses_unknown_query:
+            handler = _refusing_unknown_query(handler, _query_names(self.dependant))
 
         async def unit_of_work(request: Request) -> Response:
             reading = request.method in READ_METHODS

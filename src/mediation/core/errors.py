@@ -7,7 +7,7 @@ each, so they dereference on any deployment while comparing equal everywhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
@@ -120,6 +120,23 @@ class ValidationFailed(ProblemError):
         return cls(
             message, errors=[{"field": field, "location": location, "code": code, "message": message.get()}]
         )
+
+
+def unknown_query_parameters(names: Sequence[str], known: Iterable[str]) -> ValidationFailed:
+    """The query parameters in `names` are none of those the endpoint takes (`known`)."""
+    accepted = ", ".join(sorted(known)) or "-"
+    message = Text(
+        f"未知的查询参数, 可能拼写有误; 本接口接受: {accepted}",
+        f"Unknown query parameter, perhaps misspelt; this endpoint takes: {accepted}",
+    )
+    listed = ", ".join(names[:5])
+    return ValidationFailed(
+        Text(f"未知的查询参数: {listed}", f"Unknown query parameters: {listed}"),
+        errors=[
+            {"field": name, "location": "query", "code": "extra_forbidden", "message": message.get()}
+            for name in names
+        ],
+    )
 
 
 class DuplicateExternalReference(ProblemError):

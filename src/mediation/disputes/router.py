@@ -605,6 +605,11 @@ for _action in Action:
     )
 
 
-@router.get("/lifecycle", summary="生命周期状态机 The lifecycle as data", tags=["lifecycle"])
+@router.get(
+    "/lifecycle",
+    summary="生命周期状态机 The lifecycle as data",
+    tags=["lifecycle"],
+    responses=problem_responses(),
+)
 async def get_lifecycle() -> dict[str, Any]:
     return {**lifecycle.describe(), "mermaid": lifecycle.mermaid()}

@@ -138,7 +138,10 @@ def sign_in_url(request: Request) -> str:
 class WebRoute(UnitOfWorkRoute):
     """The unit of work of the API (one commit, the audit trail) with pages' manners: a missing
     sign-in sends the browser to the sign-in page, a refusal is a page in Chinese, not JSON, and
-    the session cookie is renewed on the way out."""
+    the session cookie is renewed on the way out. Unknown query parameters are left alone: links
+    from elsewhere and browsers add their own."""
+
+    refuses_unknown_query = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
