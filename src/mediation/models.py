@@ -17,6 +17,7 @@ from mediation.disputes.models import (
 from mediation.documents.models import Blob, Document, Dossier
 from mediation.events.models import (
     OutboxEvent,
+    OutboxHorizon,
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscribersVersion,
@@ -55,6 +56,7 @@ __all__ = [
     "MediatorConflict",
     "Obligation",
     "OutboxEvent",
+    "OutboxHorizon",
     "Party",
     "Signature",
     "StatsRefreshState",

@@ -228,6 +228,15 @@ class RequestBodyTimeout(ProblemError):
     title = Text("请求内容长时间未送达", "The request body stopped arriving")
 
 
+class FeedPositionExpired(ProblemError):
+    """A feed cursor from before the oldest event kept: events after it were deleted past the
+    retention period, so paging on would skip them unnoticed (RFC 9110 §15.5.11: gone for good)."""
+
+    status = 410
+    slug = "feed-position-expired"
+    title = Text("事件已超过保留期", "Events past the retention period")
+
+
 class DataIntegrityError(ProblemError):
     """Stored data failed an integrity check (e.g. an encrypted value moved to another row)."""
 
@@ -257,6 +266,7 @@ ALL_PROBLEMS: tuple[type[ProblemError], ...] = (
     TooManyRequests,
     RequestTimeout,
     RequestBodyTimeout,
+    FeedPositionExpired,
     DataIntegrityError,
 )
 

@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     # Delivered, dead and cancelled deliveries, with their attempts, are deleted this long after
     # their last attempt (by the relay, a batch at a time); pending ones never.
     webhook_retention_days: float = Field(default=30, gt=0)
+    # The event feed's events are deleted this long after they happened (by the relay, oldest
+    # first; the timeline and the audit trail keep the history); 0 keeps them for ever. At least
+    # 30 days, so a reader offline over a long holiday (春节) still finds its place.
+    event_retention_days: int = Field(default=365, ge=0)
     # A subscription whose deliveries have failed this long without one success is disabled when
     # the next of them goes dead (Standard Webhooks and Svix: 5 days).
     webhook_disable_after_failing_days: float = Field(default=5, gt=0)
@@ -173,6 +177,13 @@ class Settings(BaseSettings):
                 f"(got {len(value.encode())}); generate one with "
                 '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
+        return value
+
+    @field_validator("event_retention_days")
+    @classmethod
+    def _retention_zero_or_a_month(cls, value: int) -> int:
+        if 0 < value < 30:
+            raise ValueError("must be 0 (keep every event) or at least 30 days")
         return value
 
     @field_validator("audit_seal_keys")

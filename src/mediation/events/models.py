@@ -140,3 +140,16 @@ class WebhookSubscribersVersion(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     token: Mapped[str] = mapped_column(String(32))
+
+
+class OutboxHorizon(Base):
+    """One row: the feed's oldest edge. Events up to `purged_through` (by position) were deleted
+    past the retention period (`MEDIATION_EVENT_RETENTION_DAYS`, events/relay.py); a reader whose
+    cursor lies before it has missed some of them, and is told so (410) rather than given the
+    rest as if nothing were missing. Written in the transaction that deletes them."""
+
+    __tablename__ = "outbox_horizon"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    purged_through: Mapped[int] = mapped_column(BIGINT, server_default="0")
+    purged_at: Mapped[datetime | None]

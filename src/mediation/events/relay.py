@@ -10,8 +10,8 @@ therefore at least once, and never concurrent for one delivery.
 
 The loop does not wait for a batch to finish before it claims more: each send is its own task,
 its outcome recorded on the loop's next turn, so a receiver that answers slowly (or not at all,
-until the timeout) holds up its own deliveries only. It also deletes finished deliveries past
-the retention period, a batch at a time.
+until the timeout) holds up its own deliveries only. It also deletes finished deliveries, and the
+feed's events, past their retention periods, a batch at a time.
 """
 
 from __future__ import annotations
@@ -36,13 +36,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
 from mediation.audit.chain import AuditEntry, append
+from mediation.audit.models import AuditChainHead
 from mediation.bodies.models import Body
-from mediation.core.db import Database, utcnow
+from mediation.core.db import Database, insert_of, utcnow
 from mediation.core.errors import is_connection_problem
 from mediation.core.pii import PiiCipher, PiiIntegrityError
 from mediation.core.principal import SYSTEM
 from mediation.core.settings import Settings
-from mediation.events.models import OutboxEvent, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from mediation.events.models import (
+    OutboxEvent,
+    OutboxHorizon,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from mediation.events.sequencer import sequence_pending
 from mediation.events.service import cloudevent
 from mediation.events.webhooks import (
@@ -194,6 +201,28 @@ async def _audit_disabled(
         details={"reason": reason},
     )
     await append(session, [entry], now)
+
+
+_HORIZON = select(OutboxHorizon).where(OutboxHorizon.id == 1).with_for_update()
+
+
+async def _lock_horizon(session: AsyncSession) -> OutboxHorizon:
+    horizon = (await session.execute(_HORIZON)).scalar_one_or_none()
+    if horizon is None:
+        # Only an emptied table gets here (the migration writes the row). Everything before the
+        # oldest numbered event is taken as deleted, or, with none left, everything numbered.
+        oldest = select(func.min(OutboxEvent.position) - 1).where(OutboxEvent.position.is_not(None))
+        numbered = select(func.coalesce(func.max(AuditChainHead.last_position), 0))
+        await session.execute(
+            insert_of(session)(OutboxHorizon)
+            .values(
+                id=1,
+                purged_through=func.coalesce(oldest.scalar_subquery(), numbered.scalar_subquery()),
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        horizon = (await session.execute(_HORIZON)).scalar_one()
+    return horizon
 
 
 class Relay:
@@ -782,7 +811,12 @@ class Relay:
             # Deliveries still go out; the old ones wait for the next look.
             log.exception("relay %s: deleting old deliveries failed", self.relay_id)
             deleted = 0
-        if deleted < PURGE_BATCH:
+        try:
+            events = await self.purge_events()
+        except Exception:
+            log.exception("relay %s: deleting old events failed", self.relay_id)
+            events = 0
+        if deleted < PURGE_BATCH and events < PURGE_BATCH:
             self._purge_at = time.monotonic() + PURGE_EVERY_SECONDS
 
     async def purge_expired(self, batch: int = PURGE_BATCH) -> int:
@@ -821,6 +855,58 @@ class Relay:
             )
         log.info("relay %s deleted %d deliveries past the retention period", self.relay_id, len(ids))
         return len(ids)
+
+    async def purge_events(self, batch: int = PURGE_BATCH) -> int:
+        """Deletes up to `batch` of the feed's oldest events, those older than
+        `event_retention_days`, in one short transaction, and moves the feed's horizon
+        (`OutboxHorizon`) to the last position deleted; returns how many.
+
+        Only a run of positions from the horizon on is deleted, so everything before the horizon
+        is gone and everything after it is kept: the feed can then tell exactly whether a reader
+        missed an event. The run ends at the first event too young, or one a webhook delivery is
+        still pending for (a receiver that is down must still get it); finished deliveries of the
+        events deleted go with them. An event not numbered yet is never deleted. Relays purging at
+        once take turns on the horizon's row."""
+        days = self.settings.event_retention_days
+        if days <= 0:
+            return 0
+        async with self.db.writer() as session, session.begin():
+            now = await database_now(session)
+            horizon = await _lock_horizon(session)
+            pending = exists().where(
+                WebhookDelivery.event_id == OutboxEvent.id, WebhookDelivery.status.not_in(FINISHED)
+            )
+            rows = (
+                await session.execute(
+                    select(OutboxEvent.id, OutboxEvent.position, OutboxEvent.created_at, pending)
+                    .where(OutboxEvent.position > horizon.purged_through)
+                    .order_by(OutboxEvent.position)
+                    .limit(batch)
+                )
+            ).all()
+            cutoff = now - timedelta(days=days)
+            run: list[uuid.UUID] = []
+            last = horizon.purged_through
+            for event_id, position, created_at, held in rows:
+                if position is None or created_at >= cutoff or held:  # (numbered: position > horizon)
+                    break
+                run.append(event_id)
+                last = position
+            if not run:
+                return 0
+            finished = select(WebhookDelivery.id).where(WebhookDelivery.event_id.in_(run))
+            await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(finished)))
+            await session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(run)))
+            await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(run)))
+            horizon.purged_through = last
+            horizon.purged_at = now
+        log.info(
+            "relay %s deleted %d events past the retention period (through position %d)",
+            self.relay_id,
+            len(run),
+            last,
+        )
+        return len(run)
 
     async def release(self) -> None:
         """Graceful shutdown: record what was sent and not yet recorded if the database allows,

@@ -22,6 +22,7 @@ from mediation.audit.router import MAX_SEQ
 from mediation.core.db import Database, UnitOfWorkRoute, session_of, utcnow
 from mediation.core.errors import (
     Conflict,
+    FeedPositionExpired,
     IdempotencyInProgress,
     IdempotencyKeyMismatch,
     NotFound,
@@ -38,7 +39,7 @@ from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import event_visible_to
 from mediation.events.catalogue import catalogue, event_types
-from mediation.events.models import OutboxEvent, WebhookSubscription
+from mediation.events.models import OutboxEvent, OutboxHorizon, WebhookSubscription
 from mediation.events.sequencer import sequence_pending
 from mediation.events.service import cloudevent
 from mediation.events.webhooks import WebhookService
@@ -91,6 +92,9 @@ def _after(cursor: str | None) -> int:
 async def _read(
     db: Database, principal: Principal, after: int, types: list[str] | None, limit: int
 ) -> list[OutboxEvent]:
+    """The page after `after`. Refused (410) if events after `after` were deleted past the
+    retention period: the horizon is read after the page, so a purge that commits while the page
+    is read is seen too, and a reader is never handed the events after a gap as if there were none."""
     stmt = (
         select(OutboxEvent)
         .join(Dispute, Dispute.id == OutboxEvent.dispute_id)
@@ -101,7 +105,22 @@ async def _read(
     if types:
         stmt = stmt.where(OutboxEvent.type.in_(types))
     async with db.reader() as session:
-        return list((await session.scalars(stmt)).all())
+        rows = list((await session.scalars(stmt)).all())
+        if after > 0:
+            horizon = await session.scalar(_HORIZON)
+            if horizon is not None and after < horizon:
+                raise FeedPositionExpired(
+                    Text(
+                        "该位置之后的部分事件已超过保留期被删除; 请按案件时间线核对后, 从 oldest_cursor 继续",
+                        "Some events after this position were deleted past the retention period; "
+                        "reconcile from the cases' timelines, then go on from oldest_cursor",
+                    ),
+                    oldest_cursor=encode_cursor({"p": horizon}),
+                )
+        return rows
+
+
+_HORIZON = select(OutboxHorizon.purged_through).where(OutboxHorizon.id == 1)
 
 
 @router.get(
@@ -111,9 +130,13 @@ async def _read(
     description=(
         "The lifecycle events the caller may see, in commit order. Page with `after` = the previous "
         "`next_cursor`; the cursor never skips an event, even one whose transaction committed late. "
-        "With `wait` (seconds), an empty page waits up to that long for new events (long poll)."
+        "With `wait` (seconds), an empty page waits up to that long for new events (long poll). "
+        "Events are kept for the deployment's retention period (MEDIATION_EVENT_RETENTION_DAYS, "
+        "365 days by default): without `after` the feed starts at the oldest event kept, and a "
+        "cursor from before it answers 410 `feed-position-expired` with `oldest_cursor`, since "
+        "some events after it are gone (the cases' timelines keep their history)."
     ),
-    responses=problem_responses(),
+    responses=problem_responses(FeedPositionExpired),
 )
 async def event_feed(
     request: Request,
