@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import copy
 import json
-import logging
+import logging.config
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -45,6 +47,38 @@ def _configuration_errors(exc: ValidationError) -> str:
             message = "MEDIATION_" + "_".join(str(part) for part in error["loc"]).upper() + ": " + message
         lines.append(f"  {message}")
     return "\n".join(lines)
+
+
+# The service's own log lines (the access log `mediation.access`, the relay, the scheduler, the
+# audit seal), each record redacted by the handler too (core.logging), whichever process made it.
+_FORMAT = "%(levelname)s %(name)s: %(message)s"
+SERVICE_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "mediation.core.logging.RedactingFilter"}},
+    "formatters": {"service": {"format": _FORMAT}},
+    "handlers": {
+        "service": {
+            "class": "logging.StreamHandler",
+            "formatter": "service",
+            "filters": ["redact"],
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["service"], "level": "INFO"},
+    "loggers": {"transitions": {"level": "WARNING"}},
+}
+
+
+def _uvicorn_logging() -> dict[str, Any]:
+    """uvicorn's own logging configuration with the service's added."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for part in ("filters", "formatters", "handlers", "loggers"):
+        config.setdefault(part, {}).update(copy.deepcopy(SERVICE_LOGGING.get(part, {})))
+    config["root"] = copy.deepcopy(SERVICE_LOGGING["root"])
+    return config
 
 
 def _share_metrics() -> None:
@@ -90,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     identity_cli.add_parsers(commands)
     audit_cli.add_parsers(commands)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("transitions").setLevel(logging.WARNING)
+    logging.config.dictConfig(SERVICE_LOGGING)
     install_pii_redaction()
     try:
         settings = get_settings()
@@ -106,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             _share_metrics()
         uvicorn.run(
             "mediation.app:create_app",
+            # Applied again in every worker process (uvicorn configures logging in each): without
+            # it, a worker logs only uvicorn's own lines, and the service's (the access log, the
+            # relay, the scheduler, every INFO) are lost, warnings and errors bare on stderr.
+            log_config=_uvicorn_logging(),
             factory=True,
             host=args.host,
             port=args.port,
