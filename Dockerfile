@@ -43,6 +43,8 @@ USER mediation
 # (e.g. from a secret store). Without them the service generates development secrets into
 # MEDIATION_SECRETS_FILE, which must then live on the same volume as the data it protects.
 # MEDIATION_AUDIT_SEAL_KEYS seals the audit trail; keep it where the database's owners cannot read it.
+# Behind a reverse proxy in another container, set MEDIATION_FORWARDED_ALLOW_IPS to its address or
+# network: otherwise every caller counts as the proxy's one address against the per-address limits.
 ENV MEDIATION_SECRETS_FILE=/app/data/mediation.secrets.json \
     MEDIATION_DOCUMENTS_DIR=/app/data/documents
 

@@ -148,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             workers=args.workers,
             proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             # The service writes its own access log (mediation.access), with personal data masked;
             # uvicorn's formatter needs the raw arguments that redaction removes.
             access_log=False,

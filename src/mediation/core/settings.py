@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -101,6 +102,12 @@ class Settings(BaseSettings):
     anonymous_rate_limit_per_minute: int = Field(
         default=20, ge=1, description="Per client address, for sign-in and the party status lookup."
     )
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
+    # forwarded_allow_ips: addresses or networks, comma-separated, or "*"). The client address is
+    # what the per-address limits above count and what the audit trail records: behind a proxy on
+    # another host (another container) that is not listed, every resident and clerk would be that
+    # proxy's one address, and share its 20 sign-ins a minute.
+    forwarded_allow_ips: str = Field(default="127.0.0.1", min_length=1)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     write_concurrency: int = Field(
         default=2,
@@ -178,6 +185,19 @@ class Settings(BaseSettings):
                 '`python -c "import secrets; print(secrets.token_urlsafe(32))"`'
             )
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",")]
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address, a network or *") from None
+        return ",".join(entries)
 
     @field_validator("event_retention_days")
     @classmethod
