@@ -14,6 +14,8 @@ from mediation.core.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata
+# The advisory lock migrators take turns on (PostgreSQL): a number of this service's own.
+MIGRATION_LOCK = 0x6D65_6469_6174  # "mediat"
 
 
 def _url() -> str:
@@ -35,6 +37,12 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Every replica of the container runs `mediation migrate` as it starts. Several at
+            # once take turns here, for the whole transaction: the first migrates, and the others
+            # read the version only after it committed, find the schema current, and go on. Side
+            # by side, all but one failed (a table already there) and exited.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,13 +13,14 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import mediation.models  # noqa: F401  (every table on Base.metadata)
 from mediation.core.db import Base, UTCDateTime
-from mediation.migrate import downgrade, upgrade
+from mediation.migrate import alembic_config, downgrade, upgrade
 from tests.conftest import PG_ADMIN_DSN
 
 
@@ -390,3 +393,37 @@ def test_subscriptions_get_when_they_started_failing_from_the_attempt_log(empty_
     before = version()
     asyncio.run(run(("UPDATE webhook_subscriptions SET description = 'x'", {})))
     assert version() != before
+
+
+@pytest.mark.postgres_only
+def test_hosts_migrating_at_once_take_turns_and_all_succeed(empty_database):
+    """Each replica of the container runs `mediation migrate` as it starts. Several starting at
+    once used to run the same migrations side by side, and all but one failed (a table already
+    there, or the version row moved under them) and exited. They now take turns on an advisory
+    lock: the first migrates, the others find the schema current."""
+    replicas = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from mediation.migrate import upgrade; upgrade(sys.argv[1])",
+                empty_database,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    outputs = [replica.communicate(timeout=300)[0].decode(errors="replace") for replica in replicas]
+    assert [r.returncode for r in replicas] == [0, 0, 0], "\n\n".join(o[-2000:] for o in outputs)
+
+    async def versions() -> list[str]:
+        engine = create_async_engine(empty_database)
+        async with engine.connect() as conn:
+            found = [row[0] for row in await conn.execute(text("SELECT version_num FROM alembic_version"))]
+        await engine.dispose()
+        return found
+
+    head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()
+    assert asyncio.run(versions()) == [head]
+    assert {t.name for t in Base.metadata.sorted_tables} <= _tables(empty_database)
