@@ -200,6 +200,13 @@ class Unauthenticated(ProblemError):
         # RFC 9110 §11.6.1: a 401 names the schemes the caller can use.
         headers = {"WWW-Authenticate": 'Bearer realm="mediation", ApiKey header="X-API-Key"'}
         super().__init__(detail, headers={**headers, **kwargs.pop("headers", {})}, **kwargs)
+        # Whose credential was refused, when it named one that exists (a revoked key, a disabled
+        # account): for the audit record only, never the answer, which stays the same for all.
+        self.credential: dict[str, str] | None = None
+
+    def naming(self, **credential: str) -> Unauthenticated:
+        self.credential = credential
+        return self
 
 
 class Conflict(ProblemError):

@@ -112,16 +112,24 @@ async def authenticate_awaiting_password_change(
         raise Unauthenticated(Text("需要登录或 API 密钥", "Sign in or send an API key"))
     db: Database = request.app.state.db
     own: AsyncSession | None = getattr(request.state, "session", None)
-    if own is not None and not db.is_sqlite:
-        # On PostgreSQL the lookup rides in the request's own transaction: one connection and one
-        # transaction per request. (Read committed: it still sees a deactivation committed a
-        # moment ago.)
-        principal, staff = await _principal(own, identity, api_key, bearer)
-    else:
-        # A short read of its own: on SQLite the request's session may be a writer, and taking the
-        # write lock for a credential lookup would serialise every request behind it.
-        async with db.reader() as session:
-            principal, staff = await _principal(session, identity, api_key, bearer)
+    try:
+        if own is not None and not db.is_sqlite:
+            # On PostgreSQL the lookup rides in the request's own transaction: one connection and
+            # one transaction per request. (Read committed: it still sees a deactivation committed
+            # a moment ago.)
+            principal, staff = await _principal(own, identity, api_key, bearer)
+        else:
+            # A short read of its own: on SQLite the request's session may be a writer, and taking
+            # the write lock for a credential lookup would serialise every request behind it.
+            async with db.reader() as session:
+                principal, staff = await _principal(session, identity, api_key, bearer)
+    except Unauthenticated as exc:
+        # The refusal is audited (a 401); one of a credential that exists names it, so an auditor
+        # can tell a court's system still sending its revoked key from a stranger guessing.
+        if exc.credential is not None:
+            details = getattr(request.state, "audit_details", None) or {}
+            request.state.audit_details = {**details, "credential": exc.credential}
+        raise
     request.state.principal = principal
     request.state.session_id = staff.session_id if staff else None
     request.state.session_generation = staff.generation if staff else None
@@ -243,17 +251,24 @@ async def staff_session(session: AsyncSession, tokens: Tokens, token: str) -> St
     user_id, claims = token_claims(tokens, token)
     sid = str(claims["sid"])
     row = (await session.execute(_USER_AND_BODY, {"user_id": user_id, "sid": sid})).first()
+
+    def naming(reason: str) -> dict[str, str]:
+        # The token is ours and in date (signed with the service's key): the account it names is
+        # who tried, whatever has become of the account since.
+        return {"kind": "user", "user_id": str(user_id), "session_id": sid, "reason": reason}
+
     if row is None or not row.active:
-        raise Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
+        refused = Unauthenticated(Text("账号不存在或已停用", "Account missing or disabled"))
+        raise refused.naming(**naming("account_missing" if row is None else "account_disabled"))
     # Signed out, or ended with every other session of the account (a password changed or reset):
     # refused at once, whatever is left of the token's lifetime.
     if row.revoked_sid is not None:
-        raise session_ended()
+        raise session_ended().naming(**naming("signed_out"))
     if claims["gen"] != row.session_generation and sid != row.kept_session_id:
-        raise session_ended()
+        raise session_ended().naming(**naming("session_ended"))
     # A suspended organisation's staff stop with its keys: whatever tokens they still hold.
     if row.body_id is not None and not row.body_active:
-        raise organisation_suspended()
+        raise organisation_suspended().naming(**naming("organisation_suspended"))
     principal = _principal_of(
         Role(row.role), str(row.id), row.body_id, row.region_code, kind="user", name=row.display_name
     )
@@ -270,16 +285,24 @@ async def principal_for_key(session: AsyncSession, secret: str) -> Principal:
     if prefix is None:
         raise refused
     key = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or not hmac.compare_digest(key.secret_hash, hash_api_key(secret)):
+    if key is None:
         raise refused
+
+    def naming(reason: str) -> dict[str, str]:
+        return {"kind": "api_key", "key_id": str(key.id), "prefix": key.prefix, "reason": reason}
+
+    if not hmac.compare_digest(key.secret_hash, hash_api_key(secret)):
+        raise refused.naming(**naming("wrong_secret"))
     now = utcnow()
-    if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= now):
-        raise refused
+    if key.revoked_at is not None:
+        raise refused.naming(**naming("revoked"))
+    if key.expires_at is not None and key.expires_at <= now:
+        raise refused.naming(**naming("expired"))
     organisation = await session.get(Body, key.organisation_id)
     if organisation is None:
-        raise refused
+        raise refused.naming(**naming("organisation_missing"))
     if not organisation.active:
-        raise organisation_suspended()
+        raise organisation_suspended().naming(**naming("organisation_suspended"))
     return make_principal(Role(key.role), str(key.id), organisation, kind="api_key", name=key.name)
 
 
