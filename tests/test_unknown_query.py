@@ -106,7 +106,9 @@ async def test_every_endpoint_refuses_an_unknown_parameter_and_says_so_in_its_co
     for method, path, operation in _operations(api.app):
         if not path.startswith("/v1/"):
             continue
-        response = await api.client.request(method, path, params={"zz_unknown": "1"}, headers=api.auth("admin"))
+        response = await api.client.request(
+            method, path, params={"zz_unknown": "1"}, headers=api.auth("admin")
+        )
         if response.status_code != 422 or [e["field"] for e in _query_errors(response)] != ["zz_unknown"]:
             refused[f"{method} {path}"] = response.status_code
         assert "422" in operation["responses"], f"{method} {path} does not document 422"
