@@ -22,6 +22,7 @@ from mediation.core import metrics
 from mediation.core.logging import install_pii_redaction
 from mediation.core.settings import Settings, get_settings
 from mediation.identity import cli as identity_cli
+from mediation.ops import pii_keys
 
 
 def _openapi(output: Path) -> None:
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     scheduler.add_argument("--once", action="store_true", help="run one pass and exit (same as `clocks`)")
     identity_cli.add_parsers(commands)
     audit_cli.add_parsers(commands)
+    pii_keys.add_parsers(commands)
     args = parser.parse_args(argv)
     logging.config.dictConfig(SERVICE_LOGGING)
     install_pii_redaction()
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(identity_cli.run(settings, args))
     elif args.command == "audit":
         return asyncio.run(audit_cli.run(settings, args))
+    elif args.command == "pii":
+        return asyncio.run(pii_keys.run(settings, args))
     return 0
 
 
