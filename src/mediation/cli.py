@@ -21,6 +21,7 @@ from mediation.audit import cli as audit_cli
 from mediation.core import metrics
 from mediation.core.logging import install_pii_redaction
 from mediation.core.settings import Settings, get_settings
+from mediation.documents import cli as documents_cli
 from mediation.identity import cli as identity_cli
 from mediation.ops import pii_keys
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     identity_cli.add_parsers(commands)
     audit_cli.add_parsers(commands)
     pii_keys.add_parsers(commands)
+    documents_cli.add_parsers(commands)
     args = parser.parse_args(argv)
     logging.config.dictConfig(SERVICE_LOGGING)
     install_pii_redaction()
@@ -187,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(audit_cli.run(settings, args))
     elif args.command == "pii":
         return asyncio.run(pii_keys.run(settings, args))
+    elif args.command == "documents":
+        return asyncio.run(documents_cli.run(settings, args))
     return 0
 
 
