@@ -8,6 +8,8 @@ on any error). Services never commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import secrets
 import time
@@ -41,6 +43,7 @@ from mediation.core.errors import (
     OutsideScope,
     ProblemError,
     StaleVersion,
+    duplicate_field,
     is_connection_problem,
     unknown_query_parameters,
 )
@@ -267,18 +270,47 @@ async def _give_back_claims(request: Request) -> None:
             log.warning("could not give back a claim of a rolled-back request", exc_info=True)
 
 
-def _refusing_unknown_query(
-    handler: Callable[[Request], Coroutine[Any, Any, Response]], known: frozenset[str]
+def _strict(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]], known: frozenset[str], json_body: bool
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """`handler`, refusing query parameters not in `known` and, for a route that reads a JSON body,
+    a body naming one field twice in an object."""
+
     async def checked(request: Request) -> Response:
         # Inside the unit of work, so a refused write is audited as any other invalid one.
         if request.scope.get("query_string"):
             unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
             if unknown:
                 raise unknown_query_parameters(unknown, known)
+        if json_body and _is_json(request.headers.get("content-type", "")):
+            body = await request.body()
+            if body:
+                # The framework reads the body parsed here (`Request.json` keeps it), so it is
+                # parsed once. A body that is not JSON is left for the framework to refuse.
+                with contextlib.suppress(ValueError, RecursionError):  # not JSON, not UTF-8, too deep
+                    request._json = json.loads(body, object_pairs_hook=_unique_fields)
         return await handler(request)
 
     return checked
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it names a field twice (RFC 8259 §4: the names SHOULD be unique;
+    parsers differ on which one wins). A proxy or a log reading the first `decision` and the
+    service the last must never disagree on what was asked."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise duplicate_field(name)
+            seen.add(name)
+    return found
 
 
 def _status_of(exc: Exception) -> int:
@@ -330,7 +362,7 @@ class UnitOfWorkRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.refuses_unknown_query:
-            handler = _refusing_unknown_query(handler, _query_names(self.dependant))
+            handler = _strict(handler, _query_names(self.dependant), self.body_field is not None)
 
         async def unit_of_work(request: Request) -> Response:
             reading = request.method in READ_METHODS

@@ -139,6 +139,15 @@ def unknown_query_parameters(names: Sequence[str], known: Iterable[str]) -> Vali
     )
 
 
+def duplicate_field(name: str) -> ValidationFailed:
+    """A JSON body names `name` twice in one object."""
+    return ValidationFailed.of_field(
+        name,
+        "duplicate_field",
+        Text("同一对象中该字段出现了两次", "This field appears twice in one object"),
+    )
+
+
 class DuplicateExternalReference(ProblemError):
     status = 409
     slug = "duplicate-external-reference"
