@@ -12,13 +12,16 @@ Time is moved by ageing the events' rows, as the relay judges them by the databa
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 
 from mediation.core.settings import Settings
 from mediation.events.models import OutboxEvent, OutboxHorizon, WebhookAttempt, WebhookDelivery
@@ -183,3 +186,56 @@ def test_a_retention_of_zero_or_a_month_or_more_is_taken() -> None:
     assert Settings(event_retention_days=0).event_retention_days == 0
     assert Settings(event_retention_days=30).event_retention_days == 30
     assert Settings().event_retention_days == 365
+
+
+@pytest.mark.postgres_only
+async def test_a_delivery_sent_again_while_its_event_is_being_deleted_keeps_the_event(
+    api: Api, app: Any, relay: Relay, receiver: Receiver
+) -> None:
+    """A dead delivery of an old event is sent again (made pending) between the purge's look and
+    its deletions: the event stays, with the delivery, and the next purge stops before it."""
+    app.state.settings.webhook_retry_schedule_seconds = []  # the first failure is dead at once
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    receiver.script = [500] * 10
+    dispute = await api.intake()
+    while await relay.run_once():
+        pass
+    dead = await deliveries_of(api, sub, "dead")
+    assert dead
+    await age_events(app, [dispute["id"]], days=400)
+    url = app.state.db.engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+    again = [d["id"] for d in dead]
+
+    def redeliver_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM WEBHOOK_ATTEMPTS") and again:
+            ids, again[:] = list(again), []
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import asyncio, asyncpg, sys\n"
+                    "async def main():\n"
+                    "    c = await asyncpg.connect(sys.argv[1])\n"
+                    "    await c.execute(\"UPDATE webhook_deliveries SET status = 'pending' WHERE id = ANY($1::uuid[])\", sys.argv[2:])\n"
+                    "    await c.close()\n"
+                    "asyncio.run(main())",
+                    url,
+                    *ids,
+                ],
+                check=True,
+                timeout=30,
+            )
+
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", redeliver_meanwhile)
+    try:
+        with pytest.raises(IntegrityError):
+            await relay.purge_events()
+    finally:
+        event.remove(engine, "before_cursor_execute", redeliver_meanwhile)
+
+    assert await horizon(app) == 0
+    assert await positions_of(app, [dispute["id"]]) != []
+    assert {d["status"] for d in await deliveries_of(api, sub)} == {"pending"}
+    # The next look stops at the event its receiver still waits for.
+    assert await relay.purge_events() == 0

@@ -894,9 +894,19 @@ class Relay:
                 last = position
             if not run:
                 return 0
-            finished = select(WebhookDelivery.id).where(WebhookDelivery.event_id.in_(run))
+            # Finished ones only, still: a delivery made pending again since the read above (a
+            # redelivery, on PostgreSQL) keeps its event, whose deletion the foreign key then
+            # refuses, and the next turn's run stops before it. (SQLite's writer holds the
+            # database from the read on.)
+            finished = select(WebhookDelivery.id).where(
+                WebhookDelivery.event_id.in_(run), WebhookDelivery.status.in_(FINISHED)
+            )
             await session.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(finished)))
-            await session.execute(delete(WebhookDelivery).where(WebhookDelivery.event_id.in_(run)))
+            await session.execute(
+                delete(WebhookDelivery).where(
+                    WebhookDelivery.event_id.in_(run), WebhookDelivery.status.in_(FINISHED)
+                )
+            )
             await session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(run)))
             horizon.purged_through = last
             horizon.purged_at = now
