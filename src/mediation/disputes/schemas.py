@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -469,10 +468,20 @@ class StatusLookupIn(WriteModel):
     @field_validator("case_number", "query_code", mode="before")
     @classmethod
     def _as_printed(cls, value: Any) -> Any:
-        """A phone's Chinese input method types full-width digits, letters and dashes (３３０６８１－…,
-        ＡＢＣＤ) and the ideographic space: read as the receipt prints them, or a party holding the
-        right receipt is told the code is wrong. (The same characters, so the same lengths.)"""
-        return unicodedata.normalize("NFKC", value) if isinstance(value, str) else value
+        return as_printed(value) if isinstance(value, str) else value
+
+
+# Full-width forms of ASCII (U+FF01-U+FF5E) and the ideographic space, to what a receipt prints.
+_FULL_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+def as_printed(text: str) -> str:
+    """A phone's Chinese input method types full-width digits, letters and dashes (３３０６８１－…,
+    ＡＢＣＤ) and the ideographic space: read as the receipt prints them, or a party holding the
+    right receipt is told the code is wrong. One character for one, so the length the contract
+    states holds for the text as sent; NFKC would also spread a ½ or a ㎏ over several
+    characters, and refuse as too long a code the contract allows."""
+    return text.translate(_FULL_WIDTH)
 
 
 class StatusLookupOut(BaseModel):

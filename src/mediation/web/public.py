@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import unicodedata
 import uuid
 from typing import Annotated
 
@@ -28,7 +27,7 @@ from mediation.core.pii import redact_text
 from mediation.core.principal import Role
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
 from mediation.disputes.router import NEXT_STEP, service
-from mediation.disputes.schemas import StatusLookupIn
+from mediation.disputes.schemas import StatusLookupIn, as_printed
 from mediation.identity.auth import (
     ORGANISATION_SUSPENDED,
     claimed_principal,
@@ -292,10 +291,7 @@ async def lookup(
     # A phone's Chinese input method types full-width digits, letters and dashes (３３０６８１－…,
     # ＡＢＣＤ) and the ideographic space: read as the receipt prints them, or the party holding
     # the right receipt is told the code is wrong.
-    values = {
-        "case_number": unicodedata.normalize("NFKC", case_number),
-        "query_code": unicodedata.normalize("NFKC", query_code),
-    }
+    values = {"case_number": as_printed(case_number), "query_code": as_printed(query_code)}
     # What was typed may be an ID or mobile number, not a case number: masked as the logs mask it
     # (audit records are kept for years and never altered; 个人信息保护法 Art. 6, 51).
     request.state.audit_details = {"case_number": redact_text(values["case_number"]), "via": "web"}
