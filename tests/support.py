@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -627,3 +629,22 @@ async def waits_on_a_lock(api: Api, task: asyncio.Task[Any]) -> bool:
                 return True
             await asyncio.sleep(0.05)
     return False
+
+
+def commit_elsewhere(db: Any, statement: str, *args: object) -> None:
+    """Runs `statement` (asyncpg's $1, $2 ... for `args`, all passed as text) on a connection of
+    another process, and returns once it has committed: another client's change landing between
+    two statements of the code under test, from a hook that runs synchronously inside it (the
+    test's own event loop is busy there, so the change cannot come from it). PostgreSQL only."""
+    url = db.engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
+    script = (
+        "import asyncio, asyncpg, sys\n"
+        "async def main():\n"
+        "    c = await asyncpg.connect(sys.argv[1])\n"
+        "    await c.execute(sys.argv[2], *sys.argv[3:])\n"
+        "    await c.close()\n"
+        "asyncio.run(main())"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, url, statement, *(str(a) for a in args)], check=True, timeout=30
+    )

@@ -12,8 +12,6 @@ Time is moved by ageing the events' rows, as the relay judges them by the databa
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -27,7 +25,7 @@ from mediation.core.settings import Settings
 from mediation.events.models import OutboxEvent, OutboxHorizon, WebhookAttempt, WebhookDelivery
 from mediation.events.relay import Relay
 from tests.receiver import Receiver
-from tests.support import Api
+from tests.support import Api, commit_elsewhere
 from tests.test_webhooks import deliveries_of, subscribe
 
 
@@ -203,27 +201,15 @@ async def test_a_delivery_sent_again_while_its_event_is_being_deleted_keeps_the_
     dead = await deliveries_of(api, sub, "dead")
     assert dead
     await age_events(app, [dispute["id"]], days=400)
-    url = app.state.db.engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
     again = [d["id"] for d in dead]
 
     def redeliver_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.lstrip().upper().startswith("DELETE FROM WEBHOOK_ATTEMPTS") and again:
-            ids, again[:] = list(again), []
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "import asyncio, asyncpg, sys\n"
-                    "async def main():\n"
-                    "    c = await asyncpg.connect(sys.argv[1])\n"
-                    "    await c.execute(\"UPDATE webhook_deliveries SET status = 'pending' WHERE id = ANY($1::uuid[])\", sys.argv[2:])\n"
-                    "    await c.close()\n"
-                    "asyncio.run(main())",
-                    url,
-                    *ids,
-                ],
-                check=True,
-                timeout=30,
+            ids, again[:] = ",".join(again), []
+            commit_elsewhere(
+                app.state.db,
+                "UPDATE webhook_deliveries SET status = 'pending' WHERE id = ANY(string_to_array($1, ',')::uuid[])",
+                ids,
             )
 
     engine = app.state.db.engine.sync_engine

@@ -21,7 +21,7 @@ from mediation.disputes.models import Party
 from mediation.ops.pii_keys import SEALED_FIELDS, rekey, status
 from tests.conftest import TEST_SECRETS
 from tests.receiver import Receiver
-from tests.support import Api, intake_body
+from tests.support import Api, commit_elsewhere, intake_body
 from tests.test_audit import records
 from tests.test_webhooks import subscribe
 
@@ -139,23 +139,8 @@ async def test_a_value_changed_while_rekeying_is_not_overwritten(api: Api, monke
         if where.get("row_id") == str(party_id) and where.get("column") == "phone" and not changed:
             changed.append(True)
             # Another connection commits the correction now, after the rekey read the old value.
-            url = db.engine.url.render_as_string(hide_password=False).replace("+asyncpg", "")
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "import asyncio, asyncpg, sys\n"
-                    "async def main():\n"
-                    "    c = await asyncpg.connect(sys.argv[1])\n"
-                    "    await c.execute('UPDATE parties SET phone_enc = $1 WHERE id = $2::uuid', sys.argv[2], sys.argv[3])\n"
-                    "    await c.close()\n"
-                    "asyncio.run(main())",
-                    url,
-                    corrected,
-                    str(party_id),
-                ],
-                check=True,
-                timeout=30,
+            commit_elsewhere(
+                db, "UPDATE parties SET phone_enc = $1 WHERE id = $2::uuid", corrected, str(party_id)
             )
         return decrypt(self, token, **where)
 
