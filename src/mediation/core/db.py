@@ -354,14 +354,15 @@ class UnitOfWorkRoute(APIRoute):
     A query parameter the route does not declare is refused (422), as an unknown body field is: a
     client that misspells a filter (`?statuss=mediating`) would otherwise get every case in its
     scope back as if they matched, and act on them. The pages (`WebRoute`) keep ignoring them,
-    since browsers and links add their own.
+    since browsers and links add their own. So is a JSON body naming a field twice in one object
+    (`_unique_fields`).
     """
 
-    refuses_unknown_query: bool = True
+    strict_requests: bool = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.refuses_unknown_query:
+        if self.strict_requests:
             handler = _strict(handler, _query_names(self.dependant), self.body_field is not None)
 
         async def unit_of_work(request: Request) -> Response:

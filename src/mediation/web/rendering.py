@@ -141,7 +141,7 @@ class WebRoute(UnitOfWorkRoute):
     the session cookie is renewed on the way out. Unknown query parameters are left alone: links
     from elsewhere and browsers add their own."""
 
-    refuses_unknown_query = False
+    strict_requests = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
