@@ -79,3 +79,62 @@ async def test_a_body_that_is_not_json_is_refused_as_before(api: Api) -> None:
     )
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["code"] == "json_invalid"
+
+
+async def test_a_body_without_a_content_type_is_refused_with_415(api: Api) -> None:
+    # Not guessed at: a body that names no media type is not read as JSON (so no duplicate passes
+    # unseen either), and the client is told what to send.
+    before = await _cases(api)
+    refused = await api.client.post("/v1/disputes", content=_with_duplicate(intake_body(), "category", "labour"))
+    assert "content-type" not in refused.request.headers
+    assert refused.status_code == 415, refused.text
+    assert "application/json" in refused.json()["detail"]
+    assert await _cases(api) == before
+
+
+async def test_a_body_in_another_media_type_is_refused_with_415(api: Api) -> None:
+    """A JSON body labelled text/plain (or a form) is not what the contract takes: 415 names the
+    media type expected, rather than a 422 that reads as if the fields were wrong."""
+    before = await _cases(api)
+    text = json.dumps(intake_body()).encode()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        refused = await api.client.post("/v1/disputes", content=text, headers={"Content-Type": content_type})
+        assert refused.status_code == 415, (content_type, refused.text)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        problem = refused.json()
+        assert problem["type"].endswith("/unsupported-media-type")
+        assert "application/json" in problem["detail"] and content_type in problem["detail"]
+    english = await api.client.post(
+        "/v1/disputes", content=text, headers={"Content-Type": "text/plain", "Accept-Language": "en"}
+    )
+    assert english.json()["detail"].startswith("The request body must be JSON")
+    assert await _cases(api) == before
+
+    dispute = await api.intake()
+    action = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/actions/accept",
+        content=b"{}",
+        headers={"Content-Type": "text/plain", "If-Match": f'"{dispute["version"]}"'},
+    )
+    assert action.status_code == 415, action.text
+    after = await api.get(dispute)
+    assert (after["status"], after["version"]) == (dispute["status"], dispute["version"])
+    # A JSON media type with parameters, or a +json one, is JSON.
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        accepted = await api.client.post(
+            "/v1/disputes", content=json.dumps(intake_body()).encode(), headers={"Content-Type": content_type}
+        )
+        assert accepted.status_code == 201, (content_type, accepted.text)
+
+
+def test_the_contract_declares_415_on_every_operation_taking_json(api: Api) -> None:
+    document = api.app.openapi()
+    taking_json = [
+        (path, method, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(taking_json) > 20
+    for path, method, operation in taking_json:
+        assert "415" in operation["responses"], (method, path)

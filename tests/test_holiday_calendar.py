@@ -236,8 +236,10 @@ async def test_a_bad_schedule_is_refused_whole_with_every_reason(api: Api) -> No
     ]
     assert (await _load(api, {**SCHEDULE, "holidays": too_many})).status_code == 422
     url, admin = "/v1/calendar/years/2027", api.auth("admin")
+    as_json = {**admin, "Content-Type": "application/json"}
     for response, status in (
-        (await api.client.put(url, content=b'{"reference": "x", "holidays": [', headers=admin), 422),
+        (await api.client.put(url, content=b'{"reference": "x", "holidays": [', headers=as_json), 422),
+        (await api.client.put(url, content=b'{"reference": "x"}', headers=admin), 415),  # not labelled
         (await api.client.put(url, json=SCHEDULE, headers={"Authorization": ""}), 401),
         (await api.client.put(url, content=b'{"note": "' + b"x" * 2_000_000 + b'"}', headers=admin), 413),
     ):

@@ -26,7 +26,14 @@ from mediation.clocks.router import router as clocks_router
 from mediation.core import metrics
 from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
-from mediation.core.errors import PROBLEM_MEDIA_TYPE, Forbidden, Unauthenticated, install_handlers
+from mediation.core.errors import (
+    PROBLEM_MEDIA_TYPE,
+    Forbidden,
+    ProblemError,
+    Unauthenticated,
+    UnsupportedMediaType,
+    install_handlers,
+)
 from mediation.core.http import HttpConventionsMiddleware, TimeoutMiddleware
 from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import resolve_secrets
@@ -55,6 +62,7 @@ Conventions: errors are RFC 9457 problem details (`application/problem+json`) wi
 changes to a case need `If-Match` with its current `ETag`; creating POSTs and actions honour
 `Idempotency-Key`; `Accept-Language: en` switches messages to English (default Chinese). Unknown
 body fields and unknown query parameters are refused (422 `extra_forbidden`, the name as `field`).
+A body is JSON, sent as `Content-Type: application/json` (or a `+json` type); any other, or none, is 415.
 
 Authentication: staff sign in at `POST /v1/auth/token` and send `Authorization: Bearer <token>`;
 mediation bodies, courts and arbitration commissions send their API key in `X-API-Key`. Each
@@ -160,6 +168,19 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     return app
 
 
+def _declare(operation: dict[str, Any], *problems: type[ProblemError]) -> None:
+    """Adds `problems` to an operation's responses (a status it declares already keeps its own)."""
+    for problem in problems:
+        operation["responses"].setdefault(
+            str(problem.status),
+            {
+                "description": f"{problem.slug}: {problem.title.en}",
+                "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            },
+        )
+    operation["responses"] = dict(sorted(operation["responses"].items(), key=lambda item: str(item[0])))
+
+
 def _contract(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI document, with every error response declared as problem+json only."""
     if app.openapi_schema is None:
@@ -171,19 +192,10 @@ def _contract(app: FastAPI) -> dict[str, Any]:
                 if operation.get("security"):
                     # Every authenticated operation can answer 401, and 403 to a role without the
                     # permission it needs; declare them once, here.
-                    for problem in (Unauthenticated, Forbidden):
-                        operation["responses"].setdefault(
-                            str(problem.status),
-                            {
-                                "description": f"{problem.slug}: {problem.title.en}",
-                                "content": {
-                                    PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                                },
-                            },
-                        )
-                    operation["responses"] = dict(
-                        sorted(operation["responses"].items(), key=lambda item: str(item[0]))
-                    )
+                    _declare(operation, Unauthenticated, Forbidden)
+                if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                    # A body labelled as anything else is refused before it is read (core/db.py).
+                    _declare(operation, UnsupportedMediaType)
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status[0] in "45" and PROBLEM_MEDIA_TYPE in content:

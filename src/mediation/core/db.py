@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from fastapi import Request, Response
+from fastapi import Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -45,6 +45,7 @@ from mediation.core.errors import (
     StaleVersion,
     duplicate_field,
     is_connection_problem,
+    json_body_required,
     unknown_query_parameters,
 )
 from mediation.core.http import UPLOAD_PATH
@@ -282,9 +283,14 @@ def _strict(
             unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in known]
             if unknown:
                 raise unknown_query_parameters(unknown, known)
-        if json_body and _is_json(request.headers.get("content-type", "")):
+        if json_body:
             body = await request.body()
             if body:
+                content_type = request.headers.get("content-type")
+                if not _is_json(content_type or ""):
+                    # The framework would validate the raw bytes and answer 422 as if the fields
+                    # were wrong ("should be an object"); the client needs to hear the label is.
+                    raise json_body_required(content_type)
                 # The framework reads the body parsed here (`Request.json` keeps it), so it is
                 # parsed once. A body that is not JSON is left for the framework to refuse.
                 with contextlib.suppress(ValueError, RecursionError):  # not JSON, not UTF-8, too deep
@@ -363,7 +369,8 @@ class UnitOfWorkRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.strict_requests:
-            handler = _strict(handler, _query_names(self.dependant), self.body_field is not None)
+            takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
+            handler = _strict(handler, _query_names(self.dependant), takes_json)
 
         async def unit_of_work(request: Request) -> Response:
             reading = request.method in READ_METHODS

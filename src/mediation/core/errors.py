@@ -148,6 +148,19 @@ def duplicate_field(name: str) -> ValidationFailed:
     )
 
 
+def json_body_required(content_type: str | None) -> UnsupportedMediaType:
+    """A body was sent labelled as something other than JSON, or not labelled at all."""
+    given = content_type or "-"
+    return UnsupportedMediaType(
+        Text(
+            "请求体应为 JSON (Content-Type: application/json)，收到的是 {t}",
+            "The request body must be JSON (Content-Type: application/json); it was sent as {t}",
+        ).format(t=given),
+        detected_media_type=content_type,
+        allowed_media_types=["application/json"],
+    )
+
+
 class DuplicateExternalReference(ProblemError):
     status = 409
     slug = "duplicate-external-reference"
