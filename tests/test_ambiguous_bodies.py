@@ -85,7 +85,9 @@ async def test_a_body_without_a_content_type_is_refused_with_415(api: Api) -> No
     # Not guessed at: a body that names no media type is not read as JSON (so no duplicate passes
     # unseen either), and the client is told what to send.
     before = await _cases(api)
-    refused = await api.client.post("/v1/disputes", content=_with_duplicate(intake_body(), "category", "labour"))
+    refused = await api.client.post(
+        "/v1/disputes", content=_with_duplicate(intake_body(), "category", "labour")
+    )
     assert "content-type" not in refused.request.headers
     assert refused.status_code == 415, refused.text
     assert "application/json" in refused.json()["detail"]

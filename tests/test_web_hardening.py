@@ -194,3 +194,98 @@ async def test_an_action_sent_twice_at_once_is_taken_once_and_both_land_on_the_c
     after = await api.get(case)
     assert after["status"] == "accepted" and after["version"] == case["version"] + 1
     assert [e["action"] for e in await api.timeline(case)].count("accept") == 1
+
+
+# ---- a form the size of a group case, and one past any page's ----------------------------------------
+
+
+def _as_the_browser_sends(pairs: list[tuple[str, str]], rows: int) -> list[tuple[str, str]]:
+    """The form with every input of every party row, as a browser sends it: empty ones included."""
+    from mediation.web.intake import party_fields
+
+    given = dict(pairs)
+    filled = [(k, v) for k, v in pairs if not k.startswith("parties[")]
+
+    def inputs(fields: Any) -> list[str]:
+        return [name for f in fields for name in ([f.name] if not f.children else inputs(f.children))]
+
+    for i in range(rows):
+        filled += [(name, given.get(name, "")) for name in inputs(party_fields(i))]
+    return filled
+
+
+async def test_a_group_case_of_as_many_full_party_rows_as_the_schema_takes_registers(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    # A wage-arrears case for 200 workers: each row sends all its inputs, filled in or not, so the
+    # form holds far more fields than rows; none of it may be refused as unreadable.
+    body = intake_body()
+    body["parties"] += [{"role": "applicant", "name": f"工人{i}"} for i in range(MAX_PARTIES - 2)]
+    form = _as_the_browser_sends(intake_form(body), MAX_PARTIES)
+    assert len(form) > 1_000
+    response = await signed_in(web, api).post("/intake", form)
+    assert response.status_code == 200, (
+        re.findall(r'role="alert">([^<]*)<', response.text) or response.text[:500]
+    )
+    (case,) = (await api.client.get("/v1/disputes", params={"q": case_number_in(response.text)})).json()[
+        "items"
+    ]
+    assert len(case["parties"]) == MAX_PARTIES
+
+
+@pytest.mark.parametrize("path", ["/apply", "/intake"])
+async def test_a_form_of_more_fields_than_any_page_sends_is_refused_on_a_page(
+    api: Api, web: httpx.AsyncClient, app: Any, path: str
+) -> None:
+    page = form_page(web, api, path)
+    before = await case_count(app)
+    refused = await page.post(path, [("idempotency_key", "k"), *[(f"x{i}", "1") for i in range(20_000)]])
+    assert refused.status_code == 422, refused.text[:500]
+    assert refused.headers["content-type"].startswith("text/html"), refused.headers["content-type"]
+    assert "表单" in refused.text
+    assert await case_count(app) == before
+
+
+@pytest.mark.parametrize("path", ["/apply", "/intake"])
+async def test_a_party_list_sent_as_one_value_is_refused_without_a_row_per_character(
+    api: Api, web: httpx.AsyncClient, app: Any, path: str
+) -> None:
+    """`parties` sent as one text of thousands of characters once drew a party row per character:
+    hundreds of megabytes of page, rendered on the event loop every other request waits on."""
+    page = form_page(web, api, path)
+    assert (await page.get(path)).status_code == 200
+    before = await case_count(app)
+    form = [("region_code", "330681105201"), ("category", "neighbour"), ("description", "d")]
+    start = time.perf_counter()
+    refused, (login_status, login_answered) = await asyncio.gather(
+        page.post(path, [*form, ("parties", "x" * 30_000), ("idempotency_key", uuid.uuid4().hex)]),
+        _login_meanwhile(web, start),
+    )
+    assert refused.status_code == 422, refused.text[:2000]
+    assert len(refused.content) < 500_000, len(refused.content)
+    assert time.perf_counter() - start < SOON
+    assert login_status < 400 and login_answered < SOON, login_answered
+    assert await case_count(app) == before
+
+
+async def test_the_related_case_hint_searches_each_number_once_and_only_party_rows(
+    api: Api, web: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    earlier = await api.intake()
+    phone = intake_body()["parties"][0]["phone"]
+    searched: list[Any] = []
+    search = DisputeService.search
+
+    async def counted(self: DisputeService, *args: Any, **kwargs: Any) -> Any:
+        searched.append(args[0])
+        return await search(self, *args, **kwargs)
+
+    monkeypatch.setattr(DisputeService, "search", counted)
+    form = [(f"parties[{i}].phone", phone) for i in range(MAX_PARTIES)]
+    form += [(f"p{i}.phone", phone) for i in range(2_000)]  # not party rows of the form
+    form += [(f"parties[{MAX_PARTIES + i}].phone", "13800000001") for i in range(500)]  # past the rows
+    form += [(f"parties[{'9' * 40}].phone", phone)]  # not a name of the form at all
+    hint = await signed_in(web, api).post("/intake/related", form)
+    assert hint.status_code == 200
+    assert earlier["case_number"] in hint.text
+    assert len(searched) == 1

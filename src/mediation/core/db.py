@@ -369,7 +369,9 @@ class UnitOfWorkRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         if self.strict_requests:
-            takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
+            takes_json = self.body_field is not None and not isinstance(
+                self.body_field.field_info, params.Form
+            )
             handler = _strict(handler, _query_names(self.dependant), takes_json)
 
         async def unit_of_work(request: Request) -> Response:

@@ -65,6 +65,7 @@ from mediation.web.forms import (
     errors_of,
     form_data,
     name_fields,
+    read_form,
     run_once,
     with_stray_on_top,
 )
@@ -437,8 +438,7 @@ DONE_MESSAGES = {
 
 
 async def _form(request: Request) -> Any:
-    await request.body()  # cached for the idempotency fingerprint
-    return await request.form()
+    return await read_form(request)
 
 
 async def _refused(

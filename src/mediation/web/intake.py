@@ -40,6 +40,7 @@ from mediation.web.forms import (
     errors_of,
     form_data,
     path_of,
+    read_form,
     run_once,
     with_stray_on_top,
 )
@@ -87,9 +88,17 @@ def case_fields(skip: frozenset[str], courts: list[Body]) -> list[FormField]:
     return describe(DisputeCreate, choices, skip=skip)
 
 
-def party_count(form: dict[str, Any] | None) -> int:
-    parties = (form or {}).get("parties") or []
-    return max(len(parties), len(DEFAULT_PARTY_ROLES))
+def party_rows(values: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The party rows of a form's values, at most as many as the schema takes. Only rows count:
+    `parties` sent as one text is no list of rows (as a list it drew a row per character)."""
+    parties = (values or {}).get("parties")
+    if not isinstance(parties, list):
+        return []
+    return [p for p in parties if isinstance(p, dict)][:MAX_PARTIES]
+
+
+def party_count(values: dict[str, Any] | None) -> int:
+    return max(len(party_rows(values)), len(DEFAULT_PARTY_ROLES))
 
 
 PLACE_SUFFIXES = ("人民调解委员会", "矛盾纠纷调处化解中心", "调处化解中心")
@@ -134,8 +143,8 @@ async def _form_page(
     values = values or {**(defaults or {})}
     # Rows left empty were not parties and are gone from what was submitted: an applicant's and a
     # respondent's row are offered again whenever none of that role is left.
-    parties = list(values.get("parties") or [])
-    roles = {p.get("role") for p in parties if isinstance(p, dict)}
+    parties = party_rows(values)
+    roles = {p.get("role") for p in parties}
     parties += [{"role": role} for role in DEFAULT_PARTY_ROLES if role not in roles]
     values = {**values, "parties": parties}
     count = party_count(values)
@@ -181,8 +190,7 @@ async def _refused(
 
 async def _submitted(request: Request) -> tuple[FormData, str | None]:
     """The form sent and its idempotency key, once it is known to come from our own page."""
-    await request.body()  # read first: the idempotency fingerprint needs the bytes
-    form = await request.form()
+    form = await read_form(request)
     csrf, key = form.get("csrf"), form.get("idempotency_key")
     check_csrf(request, csrf if isinstance(csrf, str) else None)
     return form, key if isinstance(key, str) and key else None
@@ -349,26 +357,34 @@ def _check(request: Request, field: str, value: str, id_type: str) -> HTMLRespon
 async def related_hint(request: Request, principal: Staff, svc: Service) -> HTMLResponse:
     """Earlier cases of the people being registered (by ID or phone number): a repeat, or the same
     dispute arriving by another channel, is seen before it is registered twice."""
-    form = await request.form()
+    form = await read_form(request)
     token = form.get("csrf")
     check_csrf(request, token if isinstance(token, str) else None)
-    found: dict[uuid.UUID, tuple[Any, set[str]]] = {}
+    # One search per number, read only from the party rows the form can have: a form of thousands
+    # of phone fields would otherwise be thousands of searches.
+    wanted: dict[tuple[str, str], None] = {}
     for key, raw in form.multi_items():
         if not isinstance(raw, str) or not raw.strip():
             continue
-        if key.endswith(".id_number"):
+        try:
+            path = path_of(key)
+        except ValidationFailed:
+            continue
+        if len(path) != 3 or path[0] != "parties" or not isinstance(path[1], int) or path[1] >= MAX_PARTIES:
+            continue
+        if path[2] == "id_number":
             id_type = str(form.get(key.replace(".id_number", ".id_type")) or "")
             try:
-                value, kind = normalise_id_number(IdType(id_type), raw), "id_number"
+                wanted[normalise_id_number(IdType(id_type), raw), "id_number"] = None
             except ValueError:
                 continue
-        elif key.endswith(".phone"):
+        elif path[2] == "phone":
             try:
-                value, kind = normalise_phone(raw), "phone"
+                wanted[normalise_phone(raw), "phone"] = None
             except ValueError:
                 continue
-        else:
-            continue
+    found: dict[uuid.UUID, tuple[Any, set[str]]] = {}
+    for value, kind in wanted:
         rows, _ = await svc.search(ListFilters(party_index=svc.party_index(kind, value)), principal, 10, None)
         for dispute in rows:
             found.setdefault(dispute.id, (dispute, set()))[1].add(kind)

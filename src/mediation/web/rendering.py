@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException
 
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import ProblemError, StaleVersion, Unauthenticated, field_errors
@@ -172,6 +173,19 @@ class WebRoute(UnitOfWorkRoute):
                 title = "页面地址有误" if request.method == "GET" else "提交的内容有误"
                 response = render(
                     request, "error.html", {"title": title, "detail": wrong, "status": 422}, 422
+                )
+            except HTTPException as exc:
+                if exc.status_code != 400:
+                    raise
+                # The form could not be read (more fields than any page sends, or a malformed
+                # multipart body): the framework's JSON answer would be all a clerk saw. 422, as
+                # the API answers an unreadable body and as the audit trail records it.
+                detail = "表单无法读取 (字段过多或格式有误), 没有保存任何内容。请回到原页面重新填写后提交。"
+                response = render(
+                    request,
+                    "error.html",
+                    {"title": "提交的表单无法读取", "detail": detail, "status": 422},
+                    422,
                 )
             except (ProblemError, StaleDataError) as caught:
                 # A versioned row changed under the flush: the page says so as for a stale form.
