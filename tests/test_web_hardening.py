@@ -289,3 +289,36 @@ async def test_the_related_case_hint_searches_each_number_once_and_only_party_ro
     assert hint.status_code == 200
     assert earlier["case_number"] in hint.text
     assert len(searched) == 1
+
+
+# ---- a failure on a page is a page --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "says"),
+    [(ConnectionRefusedError("database down"), 503, "暂时"), (RuntimeError("boom at line 42"), 500, "出错")],
+)
+async def test_a_page_that_fails_answers_a_page_not_the_apis_json(
+    api: Api, app: Any, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int, says: str
+) -> None:
+    """A database restart or a bug seen from the window: the clerk gets a page in Chinese, with the
+    pages' headers, no trace of the code; the API keeps its problem details."""
+
+    async def failing(self: DisputeService, *args: Any, **kwargs: Any) -> Any:
+        raise failure
+
+    monkeypatch.setattr(DisputeService, "search", failing)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as browser:
+        browser.cookies.set("mediation_session", api.tokens[("clerk", api.bodies["center"])])
+        page = await browser.get("/queue", headers={"Accept-Language": "en"})
+        assert page.status_code == status, page.text[:500]
+        assert page.headers["content-type"].startswith("text/html"), page.headers["content-type"]
+        assert says in page.text and "boom" not in page.text and "Traceback" not in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["cache-control"] == "no-store"
+        if status == 503:
+            assert page.headers["retry-after"]
+        answer = await browser.get("/v1/disputes", headers=api.auth("clerk"))
+        assert answer.status_code == status
+        assert answer.headers["content-type"].startswith("application/problem+json")

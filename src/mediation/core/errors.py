@@ -470,6 +470,15 @@ def allowed_methods(request: Request) -> str:
     )
 
 
+# The errors answered 503 when the database cannot serve the request, else 500 (`on_unexpected`).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    ConnectionError,
+    asyncpg.PostgresError,
+)
+
+
 def install_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
@@ -517,7 +526,7 @@ def install_handlers(app: FastAPI) -> None:
     # Database errors get handlers of their own: a handler for `Exception` runs in Starlette's
     # outermost middleware, which raises the error again after answering, and uvicorn then drops
     # the connection (a client saw no 503, just a closed socket).
-    for database_error in (DBAPIError, PoolTimeout, ConnectionError, asyncpg.PostgresError):
+    for database_error in DATABASE_ERRORS:
         app.add_exception_handler(database_error, on_unexpected)
     app.add_exception_handler(StaleDataError, on_stale)
     app.add_exception_handler(ProblemError, on_problem)
