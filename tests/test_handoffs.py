@@ -251,6 +251,104 @@ async def test_the_decision_period_is_extended_once_by_at_most_10_days(api: Api)
     assert (await _tick(api)).handoffs_overdue == 1
 
 
+async def _accepted_on(api: Api, kind: str, day: date) -> dict[str, Any]:
+    """A handoff of `kind` requested and accepted on `day`."""
+    _on(api, day)
+    if kind == "judicial_confirmation":
+        dispute = await api.drive("confirmation_pending")
+    elif kind == "labour_arbitration":
+        dispute = await api.step(await _labour_case_mediating(api), "fail")
+        dispute = await api.step(dispute, "refer_arbitration", _labour_referral(api))
+    else:
+        commission = await api.add_rural_land_commission()
+        dispute = await api.drive(
+            "mediation_failed", category="land_forest", description="村民之间因承包地边界发生争议, 申请调解。"
+        )
+        dispute = await api.step(dispute, "refer_arbitration", {"commission_id": str(commission)})
+    assert dispute["handoff"]["kind"] == kind
+    accepted = await api.target_accepts(dispute, case_number="(2026)浙0681受理1号")
+    assert accepted["handoff"]["accepted_on"] == day.isoformat()
+    return accepted
+
+
+@pytest.mark.parametrize(
+    ("kind", "accepted_on", "due", "days", "extended_due"),
+    [
+        # 法释〔2011〕5号 Art. 4-5: 15 days end on 17 February 2026, in the Spring Festival; the
+        # period ends on Tuesday 24 February (民事诉讼法 Art. 85), and 10 more days from there.
+        ("judicial_confirmation", date(2026, 2, 2), "2026-02-24", 10, "2026-03-06"),
+        # 劳动争议调解仲裁法 Art. 43: 45 days end on 1 October, National Day; 15 more from 8 October.
+        ("labour_arbitration", date(2026, 8, 17), "2026-10-08", 15, "2026-10-23"),
+        # 农村土地承包经营纠纷调解仲裁法 Art. 47: 60 days end on 2 October; 30 more from 8 October
+        # end on Saturday 7 November, so on Monday 9 November.
+        ("rural_land_arbitration", date(2026, 8, 3), "2026-10-08", 30, "2026-11-09"),
+    ],
+)
+async def test_an_extension_adds_its_days_from_the_periods_last_day_moved_off_a_holiday(
+    api: Api, kind: str, accepted_on: date, due: str, days: int, extended_due: str
+) -> None:
+    dispute = await _accepted_on(api, kind, accepted_on)
+    handoff = (await api.handoff(dispute))["handoff"]
+    assert handoff["decide_due_on"] == due
+
+    response = await _post(api, handoff, "extension", {"days": days, "reason": "案情复杂, 经批准延长"})
+    assert response.status_code == 200, response.text
+    extended = response.json()
+    assert extended["decide_due_on"] == extended_due
+    # Counted from the moved last day, not again from the acceptance (which would give 27 February,
+    # 16 October and 2 November: fewer days than granted, the holiday's taken off the extension).
+    assert extended_due == period_end(date.fromisoformat(due), days).last_day.isoformat()
+    assert extended["extended_days"] == days
+    assert (await api.get(dispute))["handoff"]["decide_due_on"] == extended_due
+    [entry] = _actions(await api.timeline(dispute), "extend_handoff")
+    assert entry["payload"]["decide_due_on"] == extended_due
+
+
+async def test_a_decision_period_that_has_run_out_is_not_extended_and_stays_overdue(api: Api) -> None:
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))  # Monday 1 June
+    assert dispute["handoff"]["decide_due_on"] == "2026-06-16"
+    _on(api, date(2026, 6, 17))
+    assert (await _tick(api)).handoffs_overdue == 1
+    handoff = (await api.handoff(dispute))["handoff"]
+    assert handoff["overdue"] == "decide"
+    case_before = await api.get(dispute)
+
+    for language, words in (("zh", "届满"), ("en", "cannot be extended")):
+        response = await _post(
+            api,
+            handoff,
+            "extension",
+            {"days": 10, "reason": "补办延长"},
+            headers={"Accept-Language": language},
+        )
+        refused = _problem(response, 409, "conflict")
+        assert refused["code"] == "period_expired"
+        assert refused["article"] == "法释〔2011〕5号 第五条"
+        assert words in refused["detail"] and "2026-06-16" in refused["detail"]
+
+    still = (await api.handoff(dispute))["handoff"]
+    assert (still["decide_due_on"], still["extended_days"], still["overdue"], still["version"]) == (
+        "2026-06-16",
+        0,
+        "decide",
+        handoff["version"],
+    )
+    assert (await api.get(dispute))["version"] == case_before["version"]
+    assert _actions(await api.timeline(dispute), "extend_handoff") == []
+    [late] = await _listed(api, "court", overdue=True)
+    assert late["id"] == handoff["id"]
+    assert (await _tick(api)).handoffs_overdue == 0  # flagged once, and still flagged
+
+
+async def test_a_decision_period_is_extended_on_its_last_day(api: Api) -> None:
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))  # Monday 1 June
+    _on(api, date(2026, 6, 16))
+    handoff = (await api.handoff(dispute))["handoff"]
+    response = await _post(api, handoff, "extension", {"days": 10, "reason": "案情复杂"})
+    assert response.status_code == 200, response.text
+    assert response.json()["decide_due_on"] == "2026-06-26"
+
+
 async def test_a_labour_dispute_may_go_to_arbitration_after_15_days_of_mediation(api: Api) -> None:
     dispute = await _labour_case_mediating(api)  # signed for on Monday 1 June
     # The fifteen days run from 2 June (民法典 Art. 201) to Tuesday 16 June: on their last day an

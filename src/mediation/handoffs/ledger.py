@@ -326,14 +326,20 @@ class Ledger:
         self.touch(handoff, now)
 
     def extend(self, handoff: Handoff, days: int, reason: str, now: datetime) -> None:
+        """Extend the period to decide, still running (HandoffService.extend), by `days`.
+
+        法释〔2011〕5号 Art. 5 (可以延长十日), 劳动争议调解仲裁法 Art. 43 (延长期限不得超过十五日),
+        农村土地承包经营纠纷调解仲裁法 Art. 47 (不得超过三十日): the extension is added to the
+        period as it stands, so it counts from the period's current last day, the one moved off a
+        day off (民事诉讼法 Art. 85) or counted again on a schedule loaded since, not from its
+        nominal end: counted again from the acceptance, an extension over a holiday would add
+        fewer days than granted. Its own last day moves off a day off likewise. An overdue record
+        stays as it is: a period that has run out is not extended."""
         clock = self.periods(handoff.kind)
-        assert handoff.accepted_on is not None and clock.decide_days is not None
+        assert handoff.decide_due_on is not None and clock.decide_days is not None
         handoff.extended_days = days
         handoff.extension_reason = reason
-        handoff.decide_due_on = count_step(
-            handoff, handoff.accepted_on, clock.decide_days + days, clock.decide_unit
-        )
-        handoff.overdue_flagged = None
+        handoff.decide_due_on = count_step(handoff, handoff.decide_due_on, days, clock.decide_unit)
         self.touch(handoff, now)
 
     async def settle(

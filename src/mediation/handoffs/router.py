@@ -244,7 +244,11 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
         "extend",
         ExtensionIn,
         "延长审查期限 Extend the decision period (once)",
-        "Confirmation: by at most 10 days (法释〔2011〕5号 Art. 5); labour arbitration 15; rural land 30.",
+        (
+            "Confirmation: by at most 10 days (法释〔2011〕5号 Art. 5); labour arbitration 15; rural land 30. "
+            "The days count from the period's current last day (moved off a rest day, 民事诉讼法 Art. 85). "
+            "Only while the period runs: once it has run out, 409 `period_expired`."
+        ),
     ),
     (
         "/handoffs/{handoff_id}/decision",

@@ -416,6 +416,20 @@ class HandoffService:
                 code="already_extended",
                 article=clock.decide_article,
             )
+        today = self.clock.today()
+        if handoff.decide_due_on is not None and today > handoff.decide_due_on:
+            # 法释〔2011〕5号 Art. 5, 劳动争议调解仲裁法 Art. 43, 农村土地承包经营纠纷调解仲裁法
+            # Art. 47: the period is extended while it runs; one that has run out is not revived,
+            # and its overdue record stays.
+            raise Conflict(
+                Text(
+                    "审查期限已于 {d} 届满, 届满后不能再延长",
+                    "The period to decide ended on {d}; a period that has run out cannot be extended",
+                ).format(d=handoff.decide_due_on.isoformat()),
+                code="period_expired",
+                article=clock.decide_article,
+                due_on=handoff.decide_due_on.isoformat(),
+            )
         if data.days > clock.extension_days:
             raise ValidationFailed.of_field(
                 "days",
@@ -426,7 +440,7 @@ class HandoffService:
             )
         self.ledger.extend(handoff, data.days, data.reason, self.clock.now())
         dispute = await self.disputes.get(handoff.dispute_id, principal, for_update=True)
-        dispute.handoff = summary(handoff, self.clock.today())
+        dispute.handoff = summary(handoff, today)
         await self.disputes.record_work(
             dispute,
             "extend_handoff",
