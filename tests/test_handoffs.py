@@ -813,6 +813,26 @@ async def test_a_litigation_referral_carries_a_filing_pack_and_ends_with_the_cou
     assert case["closed_at"] is not None
 
 
+async def test_a_referral_not_taken_is_not_dated_before_it_was_requested(api: Api) -> None:
+    # While the referral is pending there is no acceptance to date from: the request is the floor,
+    # as for an acceptance.
+    dispute = await api.step(await api.drive("mediation_failed"), "refer_litigation")  # 1 June
+    handoff = (await api.handoff(dispute))["handoff"]
+    assert (handoff["status"], handoff["requested_on"]) == ("pending", "2026-06-01")
+    _on(api, date(2026, 6, 3))
+    dismissed = {"outcome": "dismissed", "reference_number": "(2026)浙0681民初1号"}
+
+    early = await _post(api, handoff, "outcome", {**dismissed, "decided_on": "2026-05-31"})
+    assert "decision_date_implausible" in _reasons(early)
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["status"]) == ("referred_litigation", "pending")
+
+    response = await _post(api, handoff, "outcome", {**dismissed, "decided_on": "2026-06-01"})
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["decided_on"]) == ("not_accepted", "2026-06-01")
+    assert (await api.get(dispute))["status"] == "closed"
+
+
 async def test_an_acceptance_retried_with_its_idempotency_key_replays_the_first_answer(api: Api) -> None:
     dispute = await api.drive("confirmation_pending")
     handoff = (await api.handoff(dispute))["handoff"]

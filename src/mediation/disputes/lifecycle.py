@@ -957,17 +957,23 @@ def _not_yet_accepted(ctx: GuardContext) -> list[Refusal]:
 
 
 def _ruling_date_plausible(ctx: GuardContext) -> list[Refusal]:
+    """A ruling or outcome is dated between the target's acceptance and today. One refusing to
+    take a referral at all (不予受理, while it is pending) answers the request: it is dated no
+    earlier than the request, as an acceptance is (HandoffService.acknowledge)."""
     ruled_on = getattr(ctx.payload, "ruled_on", None) or getattr(ctx.payload, "decided_on", None)
-    accepted = ctx.handoff.accepted_on if ctx.handoff is not None else None
     if ruled_on is None:
         return []
-    if ruled_on > ctx.today or (accepted is not None and ruled_on < accepted):
+    earliest = None
+    if ctx.handoff is not None:
+        earliest = ctx.handoff.accepted_on or ctx.handoff.requested_on
+    if ruled_on > ctx.today or (earliest is not None and ruled_on < earliest):
         return [
             Refusal(
                 "decision_date_implausible",
                 Text(
-                    "裁决日期不能晚于今天或早于受理日",
-                    "The decision date cannot be in the future or before acceptance",
+                    "裁决日期不能晚于今天或早于受理日 (尚未受理的, 不能早于申请日)",
+                    "The decision date cannot be in the future or before acceptance "
+                    "(before the request, while not accepted)",
                 ),
             )
         ]
@@ -1033,7 +1039,10 @@ G_NOT_ACCEPTED_YET = Guard(
 )
 G_RULING_DATE = Guard(
     "decision_date_plausible",
-    Text("裁决日期不早于受理日且不晚于今天", "The decision date lies between acceptance and today"),
+    Text(
+        "裁决日期不早于受理日 (尚未受理的, 不早于申请日) 且不晚于今天",
+        "The decision date lies between acceptance (the request, while not accepted) and today",
+    ),
     None,
     _ruling_date_plausible,
 )
