@@ -742,6 +742,59 @@ async def test_withdrawing_a_request_returns_the_case_to_agreement_signed(api: A
     assert listed == {handoff["id"]: "withdrawn", again["handoff"]["id"]: "pending"}
 
 
+async def test_a_joint_application_names_each_party_of_the_case_once(api: Api) -> None:
+    dispute = await api.drive("agreement_signed")
+    request = api.payload("request_confirmation", dispute)
+    assert request is not None
+    ids = request["applicant_party_ids"]
+    stranger = str(uuid.uuid4())
+
+    for named, field, code in (
+        ([*ids, stranger], f"applicant_party_ids[{len(ids)}]", "not_a_party"),
+        ([*ids, ids[0]], f"applicant_party_ids[{len(ids)}]", "duplicate_party"),
+        # A stranger and one side named twice stand in for no one: the other side did not apply.
+        ([ids[0], ids[0], stranger], "applicant_party_ids[1]", "duplicate_party"),
+    ):
+        response = await api.act(dispute, "request_confirmation", {**request, "applicant_party_ids": named})
+        errors = _problem(response, 422, "validation-error")["errors"]
+        assert {"field": field, "code": code} in [{"field": e["field"], "code": e["code"]} for e in errors]
+
+    case = await api.get(dispute)
+    assert (case["status"], case["version"], case["handoff"]) == (
+        "agreement_signed",
+        dispute["version"],
+        None,
+    )
+    assert await _listed(api, "court") == []
+
+    requested = await api.step(dispute, "request_confirmation", request)
+    applicants = (await api.handoff(requested))["handoff"]["applicant_party_ids"]
+    assert sorted(applicants) == sorted(ids)
+
+
+async def test_a_withdrawal_is_by_a_party_of_the_case(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    body = api.acting("body_mediator", dispute)
+    withdrawal = {"reason": "申请人撤回司法确认申请"}
+
+    stranger = await _post(
+        api, handoff, "withdrawal", {**withdrawal, "party_id": str(uuid.uuid4())}, as_=body
+    )
+    [error] = _problem(stranger, 422, "validation-error")["errors"]
+    assert (error["field"], error["code"]) == ("party_id", "not_a_party")
+    assert (await api.get(dispute))["status"] == "confirmation_pending"
+
+    applicant = next(p["id"] for p in dispute["parties"] if p["role"] == "applicant")
+    response = await _post(api, handoff, "withdrawal", {**withdrawal, "party_id": applicant}, as_=body)
+    assert response.status_code == 200, response.text
+    case = await api.get(dispute)
+    assert (case["status"], case["outcome"]["withdraw_confirmation"]["party_id"]) == (
+        "agreement_signed",
+        applicant,
+    )
+
+
 @pytest.mark.usefixtures("calendar_package_until_2026")
 async def test_a_confirmed_agreement_is_enforceable_for_2_years_after_its_last_due_date(api: Api) -> None:
     dispute = await api.drive("mediating")

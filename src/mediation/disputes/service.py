@@ -580,6 +580,7 @@ class DisputeService:
                 ),
                 allowed_roles=sorted(r.value for r in transition.roles),
             )
+        _refuse_parties_not_of_the_case(dispute, payload)
         target = await self._target(action, payload)
         if action == Action.escalate and dispute.body_id is not None:
             target = await self.session.get(Body, dispute.body_id)  # the tier to go above
@@ -1366,6 +1367,34 @@ CONFIRMATION_RESULTS = {
     Action.not_accept: "not_accepted",
     Action.withdraw_confirmation: "withdrawn",
 }
+
+
+def _refuse_parties_not_of_the_case(dispute: Dispute, payload: BaseModel) -> None:
+    """The parties an action names are the case's own, each named once. A joint application for
+    confirmation (民事诉讼法 Art. 205) listing someone who is no party, or one party twice, would
+    reach the court as applicants who are not; a withdrawal (of the case, or of the request:
+    民诉法解释 Art. 357) is by a party of the case or by no one named."""
+    parties = {p.id for p in dispute.parties}
+    errors: list[dict[str, str]] = []
+
+    def refuse(field: str, code: str, message: Text) -> None:
+        errors.append({"field": field, "location": "body", "code": code, "message": message.get()})
+
+    seen: set[uuid.UUID] = set()
+    for i, party_id in enumerate(getattr(payload, "applicant_party_ids", None) or []):
+        if party_id not in parties:
+            refuse(
+                f"applicant_party_ids[{i}]", "not_a_party", Text("不是本案当事人", "Not a party of this case")
+            )
+        elif party_id in seen:
+            refuse(f"applicant_party_ids[{i}]", "duplicate_party", Text("当事人重复", "Named more than once"))
+        seen.add(party_id)
+    party_id = getattr(payload, "party_id", None)
+    if party_id is not None and party_id not in parties:
+        refuse("party_id", "not_a_party", Text("不是本案当事人", "Not a party of this case"))
+    if errors:
+        names = ", ".join(e["field"] for e in errors[:5])
+        raise ValidationFailed(Text(f"以下字段有误: {names}", f"Invalid fields: {names}"), errors=errors)
 
 
 def _milestones(dispute: Dispute, action: Action, from_status: str, now: datetime) -> None:
