@@ -13,11 +13,13 @@ from stdnum.cn import uscc
 
 from mediation.agreements.models import FollowUp
 from mediation.alerts.models import Alert, AlertCase
+from mediation.audit.models import AuditRecord
 from mediation.clocks.scheduler import tick
+from mediation.core.pii import mask_id_number
 from mediation.disputes.models import Dispute
 from mediation.events.models import OutboxEvent
 from mediation.supervision.models import SupervisionOrder
-from tests.support import Api, at_beijing, first_intake_waits_after_looking, person
+from tests.support import Api, at_beijing, first_intake_waits_after_looking, person, resident_id
 
 
 async def _tick(api: Api) -> Any:
@@ -78,6 +80,57 @@ async def test_a_supervision_order_is_issued_then_answered(api: Api) -> None:
     assert (await _tick(api)).orders_escalated == 0
     actions = [e["action"] for e in await api.timeline(dispute)]
     assert actions[-2:] == ["supervision_issued", "supervision_responded"]
+
+
+async def test_numbers_in_an_orders_instruction_and_answer_are_masked_without_pii_read(api: Api) -> None:
+    """个人信息保护法 Art. 51: the body's answer quotes a party's new phone and ID numbers. The
+    supervisor (no pii:read) reads them masked in the order, in the list and on the case page, as on
+    the timeline; the body reads them as written, and that read is recorded as a disclosure."""
+    phone, id_number = "13912345678", resident_id(9)
+    dispute = await api.drive("mediating")
+    order = await _order(api, dispute, instruction=f"请联系申请人(电话{phone})")
+    body = api.acting("body_mediator", dispute)
+    answered = await api.client.post(
+        f"/v1/supervision-orders/{order['id']}/response",
+        json={"response": f"已联系申请人, 新电话{phone}, 身份证{id_number}"},
+        headers={**body, **_if_match(order)},
+    )
+    assert answered.status_code == 200, answered.text
+    masked_answer = f"已联系申请人, 新电话139****5678, 身份证{mask_id_number(id_number)}"
+
+    supervisor = {**api.auth("supervisor"), "X-Request-ID": "req-order-masked"}
+    one = await api.client.get(f"/v1/supervision-orders/{order['id']}", headers=supervisor)
+    listed = await api.client.get(
+        "/v1/supervision-orders", params={"dispute_id": dispute["id"]}, headers=supervisor
+    )
+    for response in (one, listed):
+        assert response.status_code == 200, response.text
+        assert phone not in response.text and id_number not in response.text
+    assert (one.json()["response"], one.json()["instruction"]) == (
+        masked_answer,
+        "请联系申请人(电话139****5678)",
+    )
+    assert listed.json()["items"][0]["response"] == masked_answer
+    cookie = {"Cookie": f"mediation_session={api.tokens[('supervisor', api.bodies['center'])]}"}
+    page = await api.client.get(f"/cases/{dispute['id']}", headers={**cookie, "Accept": "text/html"})
+    assert page.status_code == 200
+    assert phone not in page.text and id_number not in page.text
+    assert "新电话139****5678" in page.text
+
+    shown = await api.client.get(
+        f"/v1/supervision-orders/{order['id']}", headers={**body, "X-Request-ID": "req-order-shown"}
+    )
+    assert shown.json()["response"] == f"已联系申请人, 新电话{phone}, 身份证{id_number}"
+    reads = {r for r in await _pii_reads(api) if r[0] in ("req-order-masked", "req-order-shown")}
+    assert reads == {("req-order-shown", dispute["id"])}
+
+
+async def _pii_reads(api: Api) -> list[tuple[str | None, str | None]]:
+    async with api.app.state.db.reader() as session:
+        rows = await session.execute(
+            select(AuditRecord.request_id, AuditRecord.object_id).where(AuditRecord.action == "pii.read")
+        )
+        return [(r[0], r[1]) for r in rows]
 
 
 async def test_an_unanswered_order_past_its_deadline_is_escalated_once(api: Api) -> None:

@@ -17,12 +17,14 @@ import httpx
 from sqlalchemy import select
 from stdnum.cn import uscc
 
+from mediation.audit.models import AuditRecord
 from mediation.bodies.models import MEDIATING_KINDS
+from mediation.core.pii import mask_id_number
 from mediation.disputes.enums import Category, Severity, Tier
 from mediation.events.models import OutboxEvent
 from mediation.triage.engine import TIER_ORDER, BodyStats, Facts, rank, required_tier
 from mediation.triage.rules import TriageRules, default_rules
-from tests.support import Api, person
+from tests.support import Api, person, resident_id
 
 TOWN = "330681107000"
 VILLAGE = "330681107201"
@@ -611,6 +613,46 @@ async def test_a_body_sees_only_its_own_part_of_the_assignment_history(api: Api)
     assert response.status_code == 200, response.text
     assert [a["body_id"] for a in response.json()] == [str(api.bodies["town"])]
     assert len(await _assignments(api, dispute)) == 2
+
+
+async def _pii_reads(api: Api, request_id: str) -> list[AuditRecord]:
+    async with api.app.state.db.reader() as session:
+        rows = await session.scalars(
+            select(AuditRecord).where(AuditRecord.request_id == request_id, AuditRecord.action == "pii.read")
+        )
+        return list(rows)
+
+
+async def test_numbers_in_assignment_reasons_are_masked_without_pii_read(api: Api) -> None:
+    """个人信息保护法 Art. 51: a mediator returning the case, or a clerk overriding the
+    recommendation, may quote a party's numbers; a supervisor reads them masked, as in the case's
+    own text, and a clerk reads them as typed, that read recorded as a disclosure."""
+    phone, id_number = "13912345678", resident_id(9)
+    dispute = await api.step(await _accepted(api), "assign", {"body_id": str(api.bodies["village"])})
+    dispute = await api.step(dispute, "return", {"reason": f"申请人电话{phone}无法接通, 身份证{id_number}"})
+    _later(api)
+    dispute = await api.step(
+        dispute, "assign", {"body_id": str(api.bodies["town"]), "override_reason": f"改派, 联系人{phone}"}
+    )
+    path = f"/v1/disputes/{dispute['id']}/assignments"
+
+    masked = await api.client.get(path, headers={**api.auth("supervisor"), "X-Request-ID": "req-masked"})
+    assert masked.status_code == 200, masked.text
+    assert phone not in masked.text and id_number not in masked.text
+    returned, reassigned = masked.json()
+    assert returned["outcome_reason"] == f"申请人电话139****5678无法接通, 身份证{mask_id_number(id_number)}"
+    assert reassigned["override_reason"] == "改派, 联系人139****5678"
+    assert await _pii_reads(api, "req-masked") == []
+
+    shown = await api.client.get(path, headers={**api.auth("clerk"), "X-Request-ID": "req-shown"})
+    assert [a["override_reason"] for a in shown.json()][1] == f"改派, 联系人{phone}"
+    assert id_number in shown.json()[0]["outcome_reason"]
+    (read,) = await _pii_reads(api, "req-shown")
+    assert (read.object_id, read.outcome, read.details["via"]) == (
+        dispute["id"],
+        "success",
+        "list_assignments",
+    )
 
 
 async def test_a_body_that_transferred_the_case_away_is_not_offered_again(api: Api) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -97,6 +98,19 @@ class Viewer:
         if self.unmasked:
             return out
         return out.model_copy(update={"reason": _redact(out.reason), "payload": redact_value(out.payload)})
+
+    def text(self, dispute_id: uuid.UUID, value: str | None) -> str | None:
+        """Text typed about a case (a reason, an answer to an order) as this caller may read it: its
+        ID and phone numbers masked without `pii:read`; as typed with it, and then a read of the
+        case's personal data when the text holds such a number."""
+        if not value:
+            return value
+        masked = redact_text(value)
+        if not self.unmasked:
+            return masked
+        if masked != value and str(dispute_id) not in self.pii_reads:
+            self.pii_reads.append(str(dispute_id))
+        return value
 
     def link(self, link: CaseLink, other: Dispute) -> CaseLinkOut:
         """A link to `other`; its note is free text a clerk may have put a number in, as the

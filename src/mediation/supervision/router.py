@@ -24,6 +24,7 @@ from mediation.disputes.router import (
 )
 from mediation.disputes.schemas import DisputeOut
 from mediation.disputes.service import DisputeService
+from mediation.disputes.views import Viewer
 from mediation.supervision.models import SupervisionOrder
 from mediation.supervision.schemas import OrderIn, OrderOut, OrderPage, OrderResponseIn, OwnerIn
 from mediation.supervision.service import SupervisionService
@@ -38,9 +39,14 @@ async def supervision(svc: Annotated[DisputeService, Depends(service)]) -> Super
 Supervision = Annotated[SupervisionService, Depends(supervision)]
 
 
-def order_out(order: SupervisionOrder, case_number: str) -> OrderOut:
+def order_out(order: SupervisionOrder, case_number: str, view: Viewer) -> OrderOut:
+    """The order as `view`'s caller may read it: the instruction and the answer are free text a
+    supervisor or a mediator may have put a party's number in, masked as the case's own text is."""
     fields = OrderOut.model_fields.keys() - {"case_number"}
-    return OrderOut.model_validate({**{f: getattr(order, f) for f in fields}, "case_number": case_number})
+    values = {f: getattr(order, f) for f in fields}
+    values["instruction"] = view.text(order.dispute_id, order.instruction)
+    values["response"] = view.text(order.dispute_id, order.response)
+    return OrderOut.model_validate({**values, "case_number": case_number})
 
 
 @router.post(
@@ -62,12 +68,13 @@ async def issue_order(
     data: OrderIn,
     principal: Supervisor,
     svc: Supervision,
+    view: View,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> Response:
         order, dispute = await svc.issue(dispute_id, data, principal, if_match)
-        return dispute_response(order_out(order, dispute.case_number), order.version, 201)
+        return dispute_response(order_out(order, dispute.case_number, view), order.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -82,6 +89,7 @@ async def issue_order(
 async def list_orders(
     principal: Reader,
     svc: Supervision,
+    view: View,
     dispute_id: uuid.UUID | None = None,
     status: Literal["issued", "responded", "escalated"] | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -90,7 +98,7 @@ async def list_orders(
     rows, next_cursor = await svc.search(
         principal, dispute_id=dispute_id, status=status, cursor=cursor, limit=limit
     )
-    return OrderPage(items=[order_out(o, n) for o, n in rows], next_cursor=next_cursor)
+    return OrderPage(items=[order_out(o, n, view) for o, n in rows], next_cursor=next_cursor)
 
 
 @router.get(
@@ -99,9 +107,9 @@ async def list_orders(
     summary="一项督办 One supervision order",
     responses=problem_responses(NotFound),
 )
-async def get_order(order_id: uuid.UUID, principal: Reader, svc: Supervision) -> Response:
+async def get_order(order_id: uuid.UUID, principal: Reader, svc: Supervision, view: View) -> Response:
     order, case_number = await svc.get(order_id, principal)
-    return dispute_response(order_out(order, case_number), order.version)
+    return dispute_response(order_out(order, case_number, view), order.version)
 
 
 @router.post(
@@ -117,13 +125,14 @@ async def respond_order(
     data: OrderResponseIn,
     principal: Writer,
     svc: Supervision,
+    view: View,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> Response:
         order = await svc.respond(order_id, data, principal, if_match)
         _, case_number = await svc.get(order.id, principal)
-        return dispute_response(order_out(order, case_number), order.version)
+        return dispute_response(order_out(order, case_number, view), order.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 

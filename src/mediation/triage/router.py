@@ -24,7 +24,7 @@ from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
-from mediation.disputes.router import Service
+from mediation.disputes.router import Service, View
 from mediation.identity.auth import authenticate, permission
 from mediation.triage.engine import BodyStats, Outcome, Reason
 from mediation.triage.rules import TriageRules
@@ -233,13 +233,23 @@ async def list_assignments(
     dispute_id: uuid.UUID,
     principal: Annotated[Principal, permission(Permission.cases_read)],
     svc: Service,
+    view: View,
 ) -> list[AssignmentOut]:
     await svc.get(dispute_id, principal)
     history = await svc.triage.history(dispute_id)
     # A body sees only its own part of the history: another body's reasons for returning are not its business.
     if principal.role in lifecycle.BODY:
         history = [a for a in history if a.body_id == principal.organisation_id]
-    return [AssignmentOut.model_validate(a, from_attributes=True) for a in history]
+    # The reasons are typed by clerks and mediators, who may quote a party's number in them.
+    return [
+        AssignmentOut.model_validate(a, from_attributes=True).model_copy(
+            update={
+                "override_reason": view.text(dispute_id, a.override_reason),
+                "outcome_reason": view.text(dispute_id, a.outcome_reason),
+            }
+        )
+        for a in history
+    ]
 
 
 # ---- the rules ----------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from mediation.disputes.views import Viewer
 from mediation.handoffs.ledger import warning_text
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
+from mediation.supervision.router import order_out
 from mediation.supervision.schemas import OrderIn, OrderResponseIn
 from mediation.supervision.service import SupervisionService
 from mediation.triage.router import triage_out
@@ -304,7 +305,8 @@ class CasePage:
             "pending": pending,
             "triage": triage,
             "alerts": alerts,
-            "orders": [o for o, _ in orders],
+            # As the API shows them: numbers in the instruction and the answer masked without pii:read.
+            "orders": [order_out(o, n, view) for o, n in orders],
             # Whom each order is addressed to now: it follows the case from body to body.
             "order_bodies": await self._body_names({o.body_id for o, _ in orders if o.body_id}),
             "can_supervise": principal.can(Permission.supervise),
