@@ -279,6 +279,22 @@ class Api:
         )
         self.keys[(role, org_id)] = issued.secret
 
+    async def signed_in(self, role: str, org: str) -> dict[str, str]:
+        """A staff token for `role` at the body `org`, its account made at first use: for a role the
+        fixture gives an API key (`auth`), acting as a person signed in, e.g. a body's administrator
+        managing its keys."""
+        org_id = self.bodies[org]
+        if (role, org_id) not in self.tokens:
+            identity = self.app.state.identity
+            now = datetime.now(UTC)
+            password_hash = identity.passwords.hash("correct horse battery staple")
+            user = staff_user(f"test-{role}-{org}", f"测试{role}", role, org_id, password_hash, now)
+            async with self.app.state.db.writer() as session, session.begin():
+                session.add(user)
+            self.users[(role, org_id)] = user.id
+            self.tokens[(role, org_id)] = identity.tokens.issue(user.id, role, org_id).token
+        return {"Authorization": f"Bearer {self.tokens[(role, org_id)]}"}
+
     async def add_rural_land_commission(self) -> uuid.UUID:
         """The county's rural land contract arbitration commission, which answers its handoffs as
         `arbitration` with an API key of its own."""

@@ -233,18 +233,15 @@ async def test_revoked_key_answers_401(api):
 
 
 async def test_rotation_keeps_both_keys_valid_until_the_old_one_is_revoked(api):
-    # A body's own administrator rotates its key, without the center's help.
-    old = (await _create_key(api, api.auth("body_admin", "village"))).json()
-    rotated = await api.client.post(
-        f"/v1/api-keys/{old['id']}/rotate", headers=api.auth("body_admin", "village")
-    )
+    # A body's own administrator, signed in, rotates its key, without the center's help.
+    owner = await api.signed_in("body_admin", "village")
+    old = (await _create_key(api, owner)).json()
+    rotated = await api.client.post(f"/v1/api-keys/{old['id']}/rotate", headers=owner)
     assert rotated.status_code == 201, rotated.text
     new = rotated.json()
     assert new["replaces_id"] == old["id"] and new["secret"] != old["secret"]
     # One successor at a time: rotating the old key again is refused, naming the successor.
-    again = await api.client.post(
-        f"/v1/api-keys/{old['id']}/rotate", headers=api.auth("body_admin", "village")
-    )
+    again = await api.client.post(f"/v1/api-keys/{old['id']}/rotate", headers=owner)
     assert again.status_code == 409 and again.json()["code"] == "already_rotated"
     assert new["prefix"] in again.json()["detail"]
     # The API's answers are kept by no cache, whichever credential asked.
@@ -253,7 +250,7 @@ async def test_rotation_keeps_both_keys_valid_until_the_old_one_is_revoked(api):
     for secret in (old["secret"], new["secret"]):
         response = await api.client.get("/v1/me", headers={"X-API-Key": secret, "Authorization": ""})
         assert response.status_code == 200, "both keys work during rotation"
-    await api.client.post(f"/v1/api-keys/{old['id']}/revoke", headers=api.auth("body_admin", "village"))
+    await api.client.post(f"/v1/api-keys/{old['id']}/revoke", headers=owner)
     assert (
         await api.client.get("/v1/me", headers={"X-API-Key": old["secret"], "Authorization": ""})
     ).status_code == 401
@@ -264,7 +261,7 @@ async def test_rotation_keeps_both_keys_valid_until_the_old_one_is_revoked(api):
 
 async def test_a_body_admin_manages_only_its_own_keys(api):
     theirs = (await _create_key(api, api.auth("admin"), org="town")).json()
-    mine = api.auth("body_admin", "village")
+    mine = await api.signed_in("body_admin", "village")
     assert (await _create_key(api, mine, org="town")).status_code == 403
     assert (await api.client.post(f"/v1/api-keys/{theirs['id']}/revoke", headers=mine)).status_code == 404
     assert (await api.client.post(f"/v1/api-keys/{theirs['id']}/rotate", headers=mine)).status_code == 404
@@ -278,6 +275,38 @@ async def test_a_body_admin_manages_only_its_own_keys(api):
         headers=api.auth("admin"),
     )
     assert response.status_code == 422
+
+
+async def test_an_api_key_cannot_make_rotate_revoke_or_list_keys(api):
+    """A key that made keys could outlive itself: one it made to never expire, or its own successor,
+    would work on after it was revoked. A body's keys are managed by its administrator signed in."""
+    own_key = api.auth("body_admin", "village")
+    with_key = {**own_key, "Authorization": ""}
+    me = (await api.client.get("/v1/me", headers=with_key)).json()
+    assert "keys:manage_own" not in me["permissions"] and "cases:read" in me["permissions"]
+    existing = (await _create_key(api, api.auth("admin"))).json()
+    attempts = [
+        await _create_key(api, with_key),
+        await _create_key(api, with_key, role="body_admin"),
+        await api.client.post(f"/v1/api-keys/{existing['id']}/rotate", headers=with_key),
+        await api.client.post(f"/v1/api-keys/{existing['id']}/revoke", headers=with_key),
+        await api.client.get("/v1/api-keys", headers=with_key),
+    ]
+    for refused in attempts:
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "staff_only"
+    # A mediator's key holds no key management either: refused as any role without it.
+    mediator = await _create_key(api, {**api.auth("body_mediator", "village"), "Authorization": ""})
+    assert mediator.status_code == 403 and "code" not in mediator.json()
+    # Nothing was made, rotated or revoked.
+    listed = (
+        await api.client.get("/v1/api-keys", headers=await api.signed_in("body_admin", "village"))
+    ).json()
+    assert [k["id"] for k in listed if k["name"] == "调解系统对接"] == [existing["id"]]
+    assert [k["replaces_id"] for k in listed if k["replaces_id"]] == []
+    assert next(k for k in listed if k["id"] == existing["id"])["revoked_at"] is None
+    me = await api.client.get("/v1/me", headers={"X-API-Key": existing["secret"], "Authorization": ""})
+    assert me.status_code == 200
 
 
 async def test_keys_of_a_suspended_body_stop_working(api):

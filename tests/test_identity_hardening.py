@@ -243,13 +243,13 @@ async def test_a_retried_key_creation_gives_the_same_key(api: Api, app: Any) -> 
     other = await api.client.post(
         "/v1/api-keys",
         json={**body, "organisation_id": str(api.bodies["town"])},
-        headers={**api.auth("body_admin", "town"), "Idempotency-Key": "create-key-1"},
+        headers={**await api.signed_in("body_admin", "town"), "Idempotency-Key": "create-key-1"},
     )
     assert other.status_code == 201 and other.json()["secret"] != first.json()["secret"]
 
 
 async def test_a_retried_rotation_gives_the_same_successor(api: Api, app: Any) -> None:
-    owner = api.auth("body_admin", "village")
+    owner = await api.signed_in("body_admin", "village")
     old = await api.client.post(
         "/v1/api-keys",
         json={"organisation_id": str(api.bodies["village"]), "role": "body_mediator", "name": "轮换"},

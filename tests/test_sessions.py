@@ -761,7 +761,7 @@ async def _key(api: Api, expires_at: str | None = None) -> dict[str, Any]:
 async def test_a_rotation_may_give_the_successor_its_own_expiry(api: Api, app: Any) -> None:
     soon = (utcnow() + timedelta(days=10)).replace(microsecond=0)
     later = (utcnow() + timedelta(days=365)).replace(microsecond=0)
-    owner = api.auth("body_admin", "village")
+    owner = await api.signed_in("body_admin", "village")
 
     old = await _key(api, soon.isoformat())
     rotated = await api.client.post(

@@ -682,6 +682,28 @@ async def test_a_change_of_subscribers_reaches_every_process_at_its_next_write(a
         assert await delivery_count(app, sub["id"]) == seen + 3
 
 
+async def test_a_subscription_names_the_key_or_account_that_made_it(api):
+    """A body's administrator tells which of its keys subscribed a URL, e.g. to disable what a key
+    revoked since had subscribed."""
+    key = {**api.auth("body_admin", "village"), "Authorization": ""}
+    key_id = (await api.client.get("/v1/me", headers=key)).json()["id"]
+    by_key = await subscribe(api, "https://hooks.example.org/by-key", role="body_admin", org="village")
+    assert by_key["created_by"] == key_id
+    admin = await api.signed_in("body_admin", "village")
+    response = await api.client.post(
+        "/v1/webhooks", json={"url": "https://hooks.example.org/by-hand"}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    by_hand = response.json()
+    assert by_hand["created_by"] == str(api.users[("body_admin", api.bodies["village"])])
+
+    listed = {s["id"]: s["created_by"] for s in (await api.client.get("/v1/webhooks", headers=admin)).json()}
+    assert listed == {by_key["id"]: key_id, by_hand["id"]: by_hand["created_by"]}
+    one = await api.client.get(f"/v1/webhooks/{by_key['id']}", headers=admin)
+    assert one.json()["created_by"] == key_id
+    assert key_id in {k["id"] for k in (await api.client.get("/v1/api-keys", headers=admin)).json()}
+
+
 async def test_unknown_event_type_is_refused(api, receiver):
     response = await api.client.post(
         "/v1/webhooks", json={"url": receiver.url, "event_types": [PREFIX + "teleported"]}

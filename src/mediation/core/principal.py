@@ -82,6 +82,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.party: frozenset(),
 }
 
+# What a machine client's API key never holds, whatever its role: a key that could make keys could
+# make one that outlives it (never expiring, or kept when it is revoked), so revoking a leaked key
+# would not end what it did. The people of an organisation manage its keys, signed in.
+STAFF_ONLY = frozenset({P.keys_manage, P.keys_manage_own, P.users_manage})
+KEY_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    role: granted - STAFF_ONLY for role, granted in ROLE_PERMISSIONS.items()
+}
+
 # Who belongs to which kind of organisation (checked when accounts and keys are created).
 STAFF_ROLES = frozenset(
     {Role.clerk, Role.supervisor, Role.body_mediator, Role.body_admin, Role.admin, Role.auditor}
@@ -108,7 +116,7 @@ class Principal:
 
     @property
     def permissions(self) -> frozenset[Permission]:
-        return ROLE_PERMISSIONS[self.role]
+        return (KEY_PERMISSIONS if self.kind == "api_key" else ROLE_PERMISSIONS)[self.role]
 
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions

@@ -252,6 +252,9 @@ class SubscriptionOut(BaseModel):
     active: bool
     disabled_reason: str | None
     previous_secret_expires_at: datetime | None
+    created_by: str = Field(
+        description="Who subscribed: the id of the staff account or of the API key (`GET /v1/api-keys`)."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -26,7 +26,7 @@ from mediation.core.errors import (
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
-from mediation.core.principal import Permission, Principal, Role
+from mediation.core.principal import ROLE_PERMISSIONS, STAFF_ONLY, Permission, Principal, Role
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.schemas import Instant
@@ -505,12 +505,22 @@ async def reset_password(
     return await run_idempotent(request, principal, idempotency_key, work, content=content)
 
 
-# ---- API keys (admin: any organisation; body_admin: its own) ---------------------------------------
+# ---- API keys (admin: any organisation; body_admin: its own; signed in, never with a key) ----------
 
 
 def _key_manager(principal: Principal) -> None:
-    if not (principal.can(Permission.keys_manage) or principal.can(Permission.keys_manage_own)):
-        raise Forbidden()
+    if principal.can(Permission.keys_manage) or principal.can(Permission.keys_manage_own):
+        return
+    # The role manages keys, but not with a key (principal.STAFF_ONLY): its administrator signs in.
+    if principal.kind == "api_key" and ROLE_PERMISSIONS[principal.role] & STAFF_ONLY:
+        raise Forbidden(
+            Text(
+                "API 密钥不能管理 API 密钥, 请由管理员登录后操作",
+                "An API key cannot manage API keys: an administrator signs in to do it",
+            ),
+            code="staff_only",
+        )
+    raise Forbidden()
 
 
 @router.post(
@@ -518,7 +528,8 @@ def _key_manager(principal: Principal) -> None:
     status_code=201,
     response_model=ApiKeyCreated,
     summary="创建 API 密钥 Create an API key",
-    description="The key is in this response only; the service keeps a hash.",
+    description="The key is in this response only; the service keeps a hash. Only a signed-in administrator "
+    "(`admin`: any organisation; `body_admin`: its own) manages keys: an API key is refused (403 `staff_only`).",
     responses=problem_responses(Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
@@ -545,6 +556,7 @@ async def create_key(
     "/api-keys",
     response_model=list[ApiKeyOut],
     summary="API 密钥 API keys",
+    description="To a signed-in administrator: `admin` sees every organisation's keys, `body_admin` its own.",
     responses=problem_responses(Forbidden),
     tags=["identity"],
 )
@@ -562,6 +574,7 @@ async def list_keys(
     "/api-keys/{key_id}/revoke",
     response_model=ApiKeyOut,
     summary="吊销 API 密钥 Revoke an API key",
+    description="By a signed-in administrator (`admin`, or its own body's `body_admin`).",
     responses=problem_responses(Forbidden, NotFound),
     tags=["identity"],
 )
@@ -577,7 +590,8 @@ async def revoke_key(request: Request, key_id: uuid.UUID, principal: CurrentPrin
     response_model=ApiKeyCreated,
     summary="轮换 API 密钥 Rotate an API key",
     description="Creates a successor (its `replaces_id` names the old key); both keys work until the old "
-    "one is revoked. The successor expires when the old key does, unless `expires_at` is given.",
+    "one is revoked. The successor expires when the old key does, unless `expires_at` is given. By a "
+    "signed-in administrator (`admin`, or its own body's `body_admin`); never by an API key.",
     responses=problem_responses(Forbidden, NotFound, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],
 )
