@@ -704,6 +704,36 @@ async def test_a_subscription_names_the_key_or_account_that_made_it(api):
     assert key_id in {k["id"] for k in (await api.client.get("/v1/api-keys", headers=admin)).json()}
 
 
+async def test_only_the_bodys_administrator_manages_its_webhooks(api):
+    """Where a body's events go is its administrator's to set: a mediator's key reads the body's
+    subscriptions, but cannot subscribe, rotate a secret, disable, enable or redeliver (403), and
+    the subscription is left as it was."""
+    sub = await subscribe(api, "https://hooks.example.org/village", role="body_admin", org="village")
+    mediator = {**api.auth("body_mediator", "village"), "Authorization": ""}
+    attempts = {
+        "subscribe": ("/v1/webhooks", {"url": "https://elsewhere.example.net/hook"}),
+        "rotate": (f"/v1/webhooks/{sub['id']}/rotate-secret", {"overlap_hours": 0}),
+        "disable": (f"/v1/webhooks/{sub['id']}/disable", {}),
+        "enable": (f"/v1/webhooks/{sub['id']}/enable", None),
+        "redeliver": (f"/v1/webhooks/{sub['id']}/redeliver", {}),
+        "redeliver one": (f"/v1/webhook-deliveries/{uuid.uuid4()}/redeliver", None),
+    }
+    for name, (path, body) in attempts.items():
+        refused = await api.client.post(path, json=body, headers=mediator)
+        assert refused.status_code == 403, (name, refused.text)
+        assert refused.json()["required_permission"] == "webhooks:manage", name
+    seen = await api.client.get(f"/v1/webhooks/{sub['id']}", headers=mediator)
+    assert seen.status_code == 200
+    assert (seen.json()["active"], seen.json()["previous_secret_expires_at"]) == (True, None)
+    assert [s["id"] for s in (await api.client.get("/v1/webhooks", headers=mediator)).json()] == [sub["id"]]
+    assert (await api.client.get(f"/v1/webhooks/{sub['id']}/deliveries", headers=mediator)).status_code == 200
+    # The administrator's key still manages it.
+    rotated = await api.client.post(
+        f"/v1/webhooks/{sub['id']}/rotate-secret", json={"overlap_hours": 0}, headers=sub["_headers"]
+    )
+    assert rotated.status_code == 200 and rotated.json()["secret"] != sub["secret"]
+
+
 async def test_unknown_event_type_is_refused(api, receiver):
     response = await api.client.post(
         "/v1/webhooks", json={"url": receiver.url, "event_types": [PREFIX + "teleported"]}

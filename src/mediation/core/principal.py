@@ -38,6 +38,9 @@ class Permission(StrEnum):
     audit_read = "audit:read"
     registry_manage = "registry:manage"  # the body registry and the triage rules
     stats_read = "stats:read"  # statistics over the cases the caller can see
+    # Subscribe the caller's organisation's webhooks, rotate their secrets, disable, enable and
+    # redeliver them: its administrator's (a body's mediators read them, and do not redirect them).
+    webhooks_manage = "webhooks:manage"
 
 
 # The roles as a Chinese message names them.
@@ -66,16 +69,19 @@ PERMISSION_NAMES: dict[Permission, str] = {
     Permission.audit_read: "查阅审计记录",
     Permission.registry_manage: "管理调解组织名录和分流规则",
     Permission.stats_read: "查看统计",
+    Permission.webhooks_manage: "管理事件推送订阅",
 }
 
 P = Permission
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.clerk: frozenset({P.cases_read, P.cases_write, P.pii_read, P.stats_read}),
-    Role.supervisor: frozenset({P.cases_read, P.cases_write, P.supervise, P.stats_read}),
+    Role.clerk: frozenset({P.cases_read, P.cases_write, P.pii_read, P.stats_read, P.webhooks_manage}),
+    Role.supervisor: frozenset({P.cases_read, P.cases_write, P.supervise, P.stats_read, P.webhooks_manage}),
     Role.body_mediator: frozenset({P.cases_read, P.cases_write, P.pii_read}),
-    Role.body_admin: frozenset({P.cases_read, P.cases_write, P.pii_read, P.keys_manage_own, P.stats_read}),
-    Role.court: frozenset({P.cases_read, P.cases_write, P.pii_read}),
-    Role.arbitration: frozenset({P.cases_read, P.cases_write, P.pii_read}),
+    Role.body_admin: frozenset(
+        {P.cases_read, P.cases_write, P.pii_read, P.keys_manage_own, P.stats_read, P.webhooks_manage}
+    ),
+    Role.court: frozenset({P.cases_read, P.cases_write, P.pii_read, P.webhooks_manage}),
+    Role.arbitration: frozenset({P.cases_read, P.cases_write, P.pii_read, P.webhooks_manage}),
     Role.admin: frozenset({P.users_manage, P.keys_manage, P.registry_manage}),
     Role.auditor: frozenset({P.audit_read}),
     Role.system: frozenset(Permission),

@@ -23,6 +23,7 @@ from mediation.core.db import Database, UnitOfWorkRoute, session_of, utcnow
 from mediation.core.errors import (
     Conflict,
     FeedPositionExpired,
+    Forbidden,
     IdempotencyInProgress,
     IdempotencyKeyMismatch,
     NotFound,
@@ -47,6 +48,9 @@ from mediation.identity.auth import identity_of, permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["events"])
 Reader = Annotated[Principal, permission(Permission.cases_read)]
+# Where an organisation's events go is its administrator's to set: a body's mediator reads its
+# subscriptions and their deliveries, but does not subscribe, re-key, switch off or resend them.
+WebhookAdmin = Annotated[Principal, permission(Permission.webhooks_manage)]
 MAX_FEED_PAGE = 500
 # What a long poll leaves of the request's time limit for authentication and its final read: a
 # wait that ran to the limit would be cut off there and answer 503, not its page.
@@ -328,12 +332,14 @@ def _needs_organisation(principal: Principal) -> None:
     summary="创建事件推送订阅 Subscribe a webhook",
     description=(
         "Deliveries are signed per the Standard Webhooks spec with the returned whsec_ secret. URLs "
-        "resolving to loopback, private or link-local addresses are refused."
+        "resolving to loopback, private or link-local addresses are refused. Subscribing, rotating the "
+        "secret, disabling, enabling and redelivering need `webhooks:manage` (a center's staff, a body's "
+        "administrator, a court or commission; not a body's mediator: 403)."
     ),
-    responses=problem_responses(Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
+    responses=problem_responses(Forbidden, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
 async def create_subscription(
-    request: Request, data: SubscriptionIn, principal: Reader, idempotency_key: IdempotencyKey = None
+    request: Request, data: SubscriptionIn, principal: WebhookAdmin, idempotency_key: IdempotencyKey = None
 ) -> Response:
     _needs_organisation(principal)
 
@@ -380,12 +386,12 @@ async def get_subscription(
         "Only the secret replaced last keeps signing: rotating again within the overlap retires the "
         "one before it."
     ),
-    responses=problem_responses(NotFound, IdempotencyKeyMismatch, IdempotencyInProgress),
+    responses=problem_responses(Forbidden, NotFound, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
 async def rotate_subscription_secret(
     request: Request,
     subscription_id: uuid.UUID,
-    principal: Reader,
+    principal: WebhookAdmin,
     data: Annotated[RotateSecretIn | None, Body()] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -415,10 +421,10 @@ def _created(sub: WebhookSubscription, secret: str, status_code: int) -> Respons
     "/webhooks/{subscription_id}/disable",
     response_model=SubscriptionOut,
     summary="停用订阅 Disable",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(Forbidden, NotFound),
 )
 async def disable_subscription(
-    request: Request, subscription_id: uuid.UUID, principal: Reader
+    request: Request, subscription_id: uuid.UUID, principal: WebhookAdmin
 ) -> SubscriptionOut:
     svc = _service(request)
     sub = await svc.set_active(await svc.get(subscription_id, principal), False, "disabled by its owner")
@@ -433,10 +439,10 @@ async def disable_subscription(
         "Re-enables a subscription (after its endpoint answered 410, or after it was disabled for "
         "failing for days); then `POST /v1/webhooks/{id}/redeliver` sends its backlog again."
     ),
-    responses=problem_responses(NotFound),
+    responses=problem_responses(Forbidden, NotFound),
 )
 async def enable_subscription(
-    request: Request, subscription_id: uuid.UUID, principal: Reader
+    request: Request, subscription_id: uuid.UUID, principal: WebhookAdmin
 ) -> SubscriptionOut:
     svc = _service(request)
     sub = await svc.set_active(await svc.get(subscription_id, principal), True, None)
@@ -453,10 +459,10 @@ async def enable_subscription(
         "kept): at most `limit` per request, so a long backlog goes in several. The subscription must "
         "be enabled first."
     ),
-    responses=problem_responses(NotFound, Conflict),
+    responses=problem_responses(Forbidden, NotFound, Conflict),
 )
 async def redeliver_since(
-    request: Request, subscription_id: uuid.UUID, principal: Reader, data: RedeliverIn | None = None
+    request: Request, subscription_id: uuid.UUID, principal: WebhookAdmin, data: RedeliverIn | None = None
 ) -> RedeliveryOut:
     data = data or RedeliverIn()
     svc = _service(request)
@@ -501,9 +507,9 @@ async def list_attempts(request: Request, delivery_id: uuid.UUID, principal: Rea
     "/webhook-deliveries/{delivery_id}/redeliver",
     response_model=DeliveryOut,
     summary="手动重发 Redeliver a dead delivery",
-    responses=problem_responses(NotFound, Conflict),
+    responses=problem_responses(Forbidden, NotFound, Conflict),
 )
-async def redeliver(request: Request, delivery_id: uuid.UUID, principal: Reader) -> DeliveryOut:
+async def redeliver(request: Request, delivery_id: uuid.UUID, principal: WebhookAdmin) -> DeliveryOut:
     svc = _service(request)
     delivery = await svc.redeliver(await svc.delivery(delivery_id, principal))
     return DeliveryOut.model_validate(delivery)
