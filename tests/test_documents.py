@@ -594,6 +594,53 @@ async def test_a_withdrawn_document_is_kept_with_its_reason_and_cannot_be_withdr
     assert (await api.client.get(docs_url(dispute, document))).json()["withdrawn_reason"] == "传错了文件"
 
 
+async def test_only_the_submitting_organisation_or_the_center_withdraws_a_document(api):
+    """A court reads the body's evidence in its dossier and a body what the center filed; neither
+    takes it back (403, nothing changes, the refusal is audited). The body that submitted it, any of
+    its credentials, and the center's staff may."""
+    dispute = await api.drive("mediating")
+    body = api.acting("body_mediator", dispute)
+    evidence = await uploaded(api, dispute, pdf(KIB, "body evidence"), headers=body)
+    filed = await uploaded(api, dispute, pdf(KIB, "center filing"), headers=api.auth("clerk"))
+    spare = await uploaded(api, dispute, pdf(KIB, "spare"), headers=body)
+    dispute = await api.step(await api.step(await api.get(dispute), "fail"), "refer_litigation")
+    court = api.auth("court", uuid.UUID(str(dispute["handoff_target_id"])))
+    assert evidence["id"] in {
+        d["id"] for d in (await api.client.get(docs_url(dispute), headers=court)).json()
+    }
+
+    for document, headers, request_id in (
+        (evidence, court, "court-withdraws"),
+        (filed, body, "body-withdraws"),
+    ):
+        refused = await api.client.post(
+            docs_url(dispute, document, "/withdraw"),
+            json={"reason": "不是本单位提交的"},
+            headers={**headers, "X-Request-ID": request_id},
+        )
+        assert problem(refused, 403, "forbidden")["code"] == "not_submitter"
+        assert (await api.client.get(docs_url(dispute, document))).json()["status"] == "active"
+        (denied,) = [r for r in await _audit(api) if r.request_id == request_id]
+        assert (denied.outcome, denied.status_code, denied.object_id) == ("denied", 403, document["id"])
+
+    # The body's administrator takes back what its mediator handed in; the center takes back anything.
+    own = await api.client.post(
+        docs_url(dispute, spare, "/withdraw"),
+        json={"reason": "重复提交"},
+        headers=api.acting("body_admin", dispute),
+    )
+    assert own.status_code == 200 and own.json()["status"] == "withdrawn"
+    by_center = await api.client.post(
+        docs_url(dispute, evidence, "/withdraw"), json={"reason": "当事人要求撤回"}, headers=api.auth("clerk")
+    )
+    assert by_center.status_code == 200 and by_center.json()["status"] == "withdrawn"
+
+
+async def _audit(api: Any) -> list[AuditRecord]:
+    async with api.app.state.db.reader() as session:
+        return list((await session.scalars(select(AuditRecord).order_by(AuditRecord.seq))).all())
+
+
 # ---- file names ---------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
     Conflict,
+    Forbidden,
     IdempotencyInProgress,
     IdempotencyKeyMismatch,
     NotFound,
@@ -357,8 +358,10 @@ def content_disposition(name: str) -> str:
     "/disputes/{dispute_id}/documents/{document_id}/withdraw",
     response_model=DocumentOut,
     summary="撤回材料 Withdraw a document",
-    description="Documents are never deleted while the case is kept; a withdrawal keeps the file and the reason.",
-    responses=problem_responses(NotFound, Conflict),
+    description="Documents are never deleted while the case is kept; a withdrawal keeps the file and the reason. "
+    "Only the organisation that submitted the document, or the center's staff, may withdraw it "
+    "(403 `not_submitter`).",
+    responses=problem_responses(Forbidden, NotFound, Conflict),
 )
 async def withdraw_document(
     request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, data: WithdrawIn, principal: Writer

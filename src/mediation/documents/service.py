@@ -17,7 +17,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.core.db import ordered_id
-from mediation.core.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from mediation.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
 from mediation.core.settings import Settings
@@ -26,6 +33,7 @@ from mediation.documents.media import ALLOWED, GENERATED_PAGE, detect
 from mediation.documents.models import Blob, Document, Dossier
 from mediation.documents.storage import BlobStore, Staged, TooLarge
 from mediation.events.service import record_dispute_event
+from mediation.identity.models import ApiKey, User
 
 
 class DocumentKind(StrEnum):
@@ -309,6 +317,7 @@ class DocumentService:
         """The caller holds the case's lock (taken before the document's, as uploads and handoffs
         take it); the document's row is locked and read again, so of two withdrawals at once the
         second sees the first and is refused."""
+        await self._may_withdraw(document, principal)
         await self.session.execute(
             select(Document)
             .where(Document.id == document.id)
@@ -329,6 +338,35 @@ class DocumentService:
         )
         await self.session.flush()
         return document
+
+    async def _may_withdraw(self, document: Document, principal: Principal) -> None:
+        """A document is taken back by whoever handed it in: the organisation that submitted it, or
+        the center's staff, who keep the case's file. A court or commission reads a body's evidence in
+        its dossier, and a body what the center or a court filed; neither removes it."""
+        if principal.role in CENTER_ROLES or principal.role == Role.system:
+            return
+        submitter = await self._submitting_organisation(document)
+        if principal.organisation_id is not None and principal.organisation_id == submitter:
+            return
+        raise Forbidden(
+            Text(
+                "只有提交该材料的单位或中心工作人员可以撤回",
+                "Only the organisation that submitted the document, or the center's staff, may withdraw it",
+            ),
+            code="not_submitter",
+        )
+
+    async def _submitting_organisation(self, document: Document) -> uuid.UUID | None:
+        """The organisation of the account or API key that submitted `document` (`submitted_by`
+        holds its id); None for the service's own documents."""
+        try:
+            submitter = uuid.UUID(document.submitted_by)
+        except ValueError:
+            return None
+        user = await self.session.scalar(select(User.organisation_id).where(User.id == submitter))
+        if user is not None:
+            return user
+        return await self.session.scalar(select(ApiKey.organisation_id).where(ApiKey.id == submitter))
 
     # ---- generated documents and dossiers ---------------------------------------------------------
 
