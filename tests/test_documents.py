@@ -528,6 +528,28 @@ async def test_downloads_of_personal_documents_are_audited(api):
     assert reads[0].organisation_id == str(api.bodies["center"])
 
 
+async def test_an_identity_document_is_not_served_to_a_role_without_pii_read(api):
+    """A supervisor sees ID numbers masked in the case; the scan of the ID card itself would undo
+    that (个人信息保护法 Art. 6, 51: no more personal data than the task needs). The refusal is
+    audited; the evidence stays readable, and the clerk still gets the scan."""
+    dispute = await api.intake()
+    scan = await uploaded(api, dispute, pdf(2 * KIB, "id card 330681199005170013"), kind="identity_document")
+    evidence = await uploaded(api, dispute, pdf(2 * KIB, "iou"), kind="evidence")
+    supervisor = api.auth("supervisor")
+    for headers in (supervisor, {**supervisor, "Range": "bytes=0-9"}):
+        refused = problem(await api.client.get(scan["href"], headers=headers), 403, "forbidden")
+        assert refused["code"] == "pii_read_required"
+        assert b"330681" not in (await api.client.get(scan["href"], headers=headers)).content
+    listed = (await api.client.get(docs_url(dispute), headers=supervisor)).json()
+    assert scan["id"] in {d["id"] for d in listed}  # that it exists is no secret
+    assert (await api.client.get(evidence["href"], headers=supervisor)).status_code == 200
+    assert (await api.client.get(scan["href"])).status_code == 200  # the clerk holds pii:read
+    denied = await audit_rows(api, AuditRecord.action == "download_document", AuditRecord.outcome == "denied")
+    assert [(r.object_id, r.status_code, r.actor_role) for r in denied] == [
+        (scan["id"], 403, "supervisor")
+    ] * 4
+
+
 async def test_a_role_without_cases_read_is_forbidden(api):
     dispute = await api.intake()
     evidence = await uploaded(api, dispute, pdf(2 * KIB, "evidence"))

@@ -265,7 +265,8 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
         "handoff's letter or filing pack) is served to a role without `pii:read` with ID and phone "
         'numbers masked: whole (200, `Range` ignored), with the weak ETag `W/"<sha256>-masked"`; '
         "the stored page, whose hash the manifest holds, goes only to roles with `pii:read`. "
-        "Uploaded files are served as they are. Every download of a document holding personal "
+        "Uploaded files are served as they are; an identity document (`identity_document`) only to "
+        "roles with `pii:read` (403 `pii_read_required` otherwise). Every download of a document holding personal "
         "data, and every refused attempt, is audited."
     ),
     response_class=FileResponse,
@@ -278,7 +279,7 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
             ),
         },
         206: {"content": SERVED_MEDIA_TYPES, "description": "Partial content (Range)."},
-        **problem_responses(NotFound, RangeNotSatisfiable),
+        **problem_responses(NotFound, Forbidden, RangeNotSatisfiable),
     },
 )
 async def download_document(
@@ -288,6 +289,16 @@ async def download_document(
     disputes, documents = _services(request)
     dispute = await disputes.get(dispute_id, principal)
     document = await documents.get(dispute, document_id, principal)
+    if document.kind == DocumentKind.identity_document and not principal.can(Permission.pii_read):
+        # A role that sees ID numbers masked (a supervisor) is not handed the scan of the ID card
+        # itself: it serves no supervision, and would undo the mask (个人信息保护法 Art. 6, 51).
+        raise Forbidden(
+            Text(
+                "查看身份证明材料需要查看完整身份信息的权限",
+                "Identity documents need the pii:read permission",
+            ),
+            code="pii_read_required",
+        )
     path = store(request).path_of(document.sha256)
     if not path.is_file():
         raise NotFound(Text("文件内容缺失", "The document's content is missing"))
