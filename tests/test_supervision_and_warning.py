@@ -1016,3 +1016,21 @@ async def test_the_lists_page_through_ties_in_their_key_by_id_each_row_once(api:
     assert await _every_page(api, "/v1/supervision-orders") == order(orders, "due_on")
     assert await _every_page(api, "/v1/follow-ups") == order(tasks, "due_on")
     assert await _every_page(api, f"/v1/bodies/{body_id}/follow-ups") == order(tasks, "raised_at")
+
+
+async def test_a_finished_case_is_not_supervised(api: Api) -> None:
+    # Its order could never be escalated, nor answered by a body still handling it.
+    for state in ("declined", "closed", "archived"):
+        dispute = await api.drive(state)
+        refused = await api.client.post(
+            f"/v1/disputes/{dispute['id']}/supervision-orders",
+            json={"instruction": "请报告进展"},
+            headers={**api.auth("supervisor"), **_if_match(dispute), "Accept-Language": "en"},
+        )
+        assert refused.status_code == 409, (state, refused.text)
+        assert refused.json()["code"] == "case_finished"
+        assert state in refused.json()["detail"]
+        listed = await api.client.get(
+            "/v1/supervision-orders", params={"dispute_id": dispute["id"]}, headers=api.auth("supervisor")
+        )
+        assert listed.json()["items"] == []

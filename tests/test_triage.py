@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -24,7 +24,7 @@ from mediation.disputes.enums import Category, Severity, Tier
 from mediation.events.models import OutboxEvent
 from mediation.triage.engine import TIER_ORDER, BodyStats, Facts, rank, required_tier
 from mediation.triage.rules import TriageRules, default_rules
-from tests.support import Api, person, resident_id
+from tests.support import Api, at_beijing, person, resident_id
 
 TOWN = "330681107000"
 VILLAGE = "330681107201"
@@ -885,3 +885,51 @@ async def test_a_case_escalated_to_a_tier_no_body_serves_reaches_a_supervisor(ap
         "/v1/disputes", params={"attention": "triage_exhausted"}, headers=api.auth("supervisor")
     )
     assert [d["id"] for d in flagged.json()["items"]] == [dispute["id"]]
+
+
+# ---- what no override reason changes ------------------------------------------------------------------
+
+
+async def test_a_body_is_not_sent_a_category_it_does_not_take_even_with_a_reason(api: Api) -> None:
+    dispute = await _accepted(api)  # a neighbour dispute
+    before = await api.get(dispute)
+    refused = await _assign(api, dispute, api.bodies["labour_mediation"], override_reason="就近调解")
+    assert _guard_codes(refused) == {"target_wrong_category"}
+    after = await api.get(dispute)
+    assert (after["version"], after["status"], after["body_id"]) == (before["version"], "accepted", None)
+    labour = await _accepted(api, category="labour")
+    assigned = await api.step(labour, "assign", {"body_id": str(api.bodies["labour_mediation"])})
+    assert assigned["body_id"] == str(api.bodies["labour_mediation"])
+
+
+async def test_an_escalated_case_goes_below_its_tier_only_by_a_supervisor(api: Api) -> None:
+    dispute = await api.drive("mediating")  # at the village committee
+    dispute = await api.step(dispute, "escalate", headers=api.auth("supervisor"))
+    assert dispute["tier"] == "town"
+    back_down = {"override_reason": "村委会熟悉情况"}
+    refused = await _assign(api, dispute, api.bodies["village"], **back_down)
+    assert _guard_codes(refused) == {"below_escalated_tier"}
+    assert "督办" in refused.json()["reasons"][0]["message"]
+    assigned = await api.step(
+        dispute,
+        "assign",
+        {"body_id": str(api.bodies["village"]), **back_down},
+        headers=api.auth("supervisor"),
+    )
+    assert assigned["body_id"] == str(api.bodies["village"])
+
+
+async def test_a_body_does_not_sign_for_a_case_after_its_days_to_sign_for(api: Api) -> None:
+    """在线调解规则 Art. 12: one that does not answer in time is taken to have declined. The body is
+    refused even if the scheduler has not yet returned the case."""
+    dispute = await api.drive("assigned")
+    due = date.fromisoformat(dispute["sign_for_due_on"])
+    at_beijing(api, due, 23, 30)
+    on_the_last_day = await api.act(dispute, "sign_for", headers=api.acting("body_mediator", dispute))
+    assert on_the_last_day.status_code == 200, on_the_last_day.text
+
+    late = await api.drive("assigned")
+    at_beijing(api, date.fromisoformat(late["sign_for_due_on"]) + timedelta(days=1), 9)
+    refused = await api.act(late, "sign_for", headers=api.acting("body_mediator", late))
+    assert _guard_codes(refused) == {"sign_for_lapsed"}
+    assert (await api.get(late))["status"] == "assigned"

@@ -26,7 +26,7 @@ from mediation.core.refusal import Refusal, summary
 from mediation.disputes.enums import AgreementForm, Category, Consent, SubjectMatter, TerminationReason, Tier
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
-from mediation.triage.engine import Outcome
+from mediation.triage.engine import TIER_LABELS, Outcome, tier_index
 
 
 class Status(StrEnum):
@@ -434,6 +434,65 @@ def _labour_window_passed(ctx: GuardContext) -> list[Refusal]:
     ]
 
 
+def _target_takes_category(ctx: GuardContext) -> list[Refusal]:
+    """A body that takes only some categories (a labour or a medical mediation organisation, as the
+    registry has it) is not sent a case of another: no override reason makes it able to mediate
+    it. (A body of another region may be chosen with a reason, as the parties may agree to it.)"""
+    target, dispute = ctx.target, ctx.dispute
+    if target is None or target.kind not in MEDIATING_KINDS or not target.categories:
+        return []
+    if dispute.category in target.categories:
+        return []
+    return [
+        Refusal(
+            "target_wrong_category",
+            Text(
+                f"「{target.name}」不受理此类纠纷",
+                f"{target.name} does not take disputes of this category ({dispute.category})",
+            ),
+        )
+    ]
+
+
+def _escalated_tier_kept(ctx: GuardContext) -> list[Refusal]:
+    """A case escalated (a supervisor's or a body's decision that it needs a higher tier) goes to a
+    body of that tier or above; only a supervisor sends it lower again."""
+    target, floor = ctx.target, ctx.dispute.escalated_tier
+    if target is None or floor is None or ctx.principal.role == Role.supervisor:
+        return []
+    if tier_index(target.tier) >= tier_index(floor):
+        return []
+    return [
+        Refusal(
+            "below_escalated_tier",
+            Text(
+                f"本案已上移至{TIER_LABELS[Tier(floor)]}层级, 「{target.name}」层级较低; 如确需下派, 须由督办人员指派",
+                f"The case was escalated to the {floor} tier and {target.name} is below it; only a "
+                "supervisor may send it lower",
+            ),
+        )
+    ]
+
+
+def _signed_for_in_time(ctx: GuardContext) -> list[Refusal]:
+    """The body signs for a case within its working days (在线调解规则 Art. 12: one that does not
+    answer in time is taken to have declined); after them the case goes back to the center, even
+    if the scheduler has not yet returned it."""
+    due = ctx.dispute.sign_for_due_on
+    if due is None or ctx.today <= due:
+        return []
+    return [
+        Refusal(
+            "sign_for_lapsed",
+            Text(
+                f"签收期限已于 {due.isoformat()} 届满, 视为不接受; 案件将退回中心重新分流",
+                f"The period to sign for the case ended on {due.isoformat()}; it counts as declined, "
+                "and the case goes back to the center",
+            ),
+        )
+    ]
+
+
 def _recommended_or_reasoned(ctx: GuardContext) -> list[Refusal]:
     """An assignment follows the triage recommendation, or the clerk says why it does not."""
     outcome, target = ctx.triage, ctx.target
@@ -786,6 +845,28 @@ G_LABOUR_WINDOW = Guard(
     _labour_window_passed,
     needs_payload=False,
 )
+G_CATEGORY = Guard(
+    "target_takes_category",
+    Text("指派对象受理此类纠纷", "The body takes disputes of the case's category"),
+    None,
+    _target_takes_category,
+)
+G_TIER_KEPT = Guard(
+    "escalated_tier_kept",
+    Text(
+        "已上移层级的案件指派给该层级或更高层级的组织 (督办人员除外)",
+        "An escalated case goes to a body of its tier or above (but by a supervisor)",
+    ),
+    None,
+    _escalated_tier_kept,
+)
+G_SIGN_FOR_IN_TIME = Guard(
+    "signed_for_in_time",
+    Text("在签收期限内签收", "Signed for within the period to sign for it"),
+    "人民法院在线调解规则 第十二条 (参照)",
+    _signed_for_in_time,
+    needs_payload=False,
+)
 G_RECOMMENDED = Guard(
     "recommended_or_reasoned",
     Text(
@@ -1125,7 +1206,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         Text("指派", "Assign"),
         "assigned",
         # A party who clearly refuses is not mediated (人民调解法 Art. 17): no body is sent the case.
-        (G_CONSENT, G_BODY, G_RECOMMENDED),
+        (G_CONSENT, G_BODY, G_CATEGORY, G_TIER_KEPT, G_RECOMMENDED),
         notes=Text(
             "受指派的组织须在规定的工作日内签收或退回 (默认三个工作日)",
             "The body signs for the case or returns it within the set working days (3 by default)",
@@ -1138,7 +1219,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY,
         Text("签收", "Sign for"),
         "signed_for",
-        (G_CONSENT, G_COURT_CONSENT, G_MEDIATOR),
+        (G_SIGN_FOR_IN_TIME, G_CONSENT, G_COURT_CONSENT, G_MEDIATOR),
     ),
     Transition(
         A.return_,

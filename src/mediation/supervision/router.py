@@ -58,7 +58,8 @@ def order_out(order: SupervisionOrder, case_number: str, view: Viewer) -> OrderO
         "A supervisor's instruction to the body handling the case (or another one named: an active "
         "mediation body whose jurisdiction covers the case's region, else 422), with the last day to "
         "respond (by default the configured working days). Needs the case's ETag; lands on the "
-        "timeline. Unanswered past its last day, the scheduler escalates it once and flags the case."
+        "timeline. Unanswered past its last day, the scheduler escalates it once and flags the case. "
+        "A case closed, archived or declined is not supervised (409 `case_finished`)."
     ),
     responses=CHANGES,
 )

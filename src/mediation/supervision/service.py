@@ -46,7 +46,8 @@ UNANSWERED = SupervisionOrder.status.in_(OPEN)
 # An unanswered order is escalated only while its case is still being handled: a case closed,
 # archived or declined meanwhile needs no more supervision, and an archived case is not reopened
 # for a flag on it.
-CASE_OPEN = Dispute.status.not_in([Status.closed.value, Status.archived.value, Status.declined.value])
+FINISHED = (Status.closed.value, Status.archived.value, Status.declined.value)
+CASE_OPEN = Dispute.status.not_in(FINISHED)
 
 
 class SupervisionService:
@@ -60,6 +61,17 @@ class SupervisionService:
     ) -> tuple[SupervisionOrder, Dispute]:
         dispute = await self.disputes.get(dispute_id, principal, for_update=True)
         check_if_match(if_match, dispute.version)
+        if dispute.status in FINISHED:
+            # An order on a case no one handles any more could never be escalated (CASE_OPEN)
+            # and would stay unanswered in the supervisors' lists for good.
+            raise Conflict(
+                Text(
+                    "案件已结束办理 ({s}), 不能再督办",
+                    "The case is no longer being handled ({s}); it cannot be supervised",
+                ).format(s=dispute.status),
+                code="case_finished",
+                status_now=dispute.status,
+            )
         body_id = data.body_id or dispute.body_id
         body = await self.session.get(Body, body_id) if body_id else None
         if data.body_id is not None and data.body_id != dispute.body_id:
