@@ -322,3 +322,37 @@ async def test_a_page_that_fails_answers_a_page_not_the_apis_json(
         answer = await browser.get("/v1/disputes", headers=api.auth("clerk"))
         assert answer.status_code == status
         assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_address_holding_a_nul_answers_a_page_and_the_api_its_problem(api: Api) -> None:
+    transport = httpx.ASGITransport(app=api.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as browser:
+        browser.cookies.set("mediation_session", api.tokens[("clerk", api.bodies["center"])])
+        page = await browser.get("/queue?q=%00", headers={"Accept-Language": "en"})
+        assert page.status_code == 422
+        assert page.headers["content-type"].startswith("text/html")
+        assert "页面地址有误" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        answer = await browser.get("/v1/disputes?q=%00", headers=api.auth("clerk"))
+        assert answer.status_code == 422
+        assert answer.json()["errors"][0]["code"] == "null_character"
+
+
+@pytest.mark.parametrize("overrides", [{"request_timeout_seconds": 0.3}], ids=["0.3s"])
+async def test_a_page_over_the_time_limit_answers_a_page(
+    api: Api, monkeypatch: pytest.MonkeyPatch, overrides: dict[str, float]
+) -> None:
+    async def stalled(self: DisputeService, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(DisputeService, "search", stalled)
+    transport = httpx.ASGITransport(app=api.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as browser:
+        browser.cookies.set("mediation_session", api.tokens[("clerk", api.bodies["center"])])
+        page = await browser.get("/queue")
+        assert page.status_code == 503
+        assert page.headers["content-type"].startswith("text/html")
+        assert "处理超时" in page.text and page.headers["retry-after"] == "1"
+        answer = await browser.get("/v1/disputes", headers=api.auth("clerk"))
+        assert answer.status_code == 503
+        assert answer.json()["type"] == "/problems/request-timeout"

@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from html import escape
 from typing import Any, TypeVar
@@ -215,6 +215,11 @@ class HttpConventionsMiddleware:
 
         from mediation.core.errors import ValidationFailed, problem_response
 
+        if is_page(scope):
+            said = "页面地址中含有不能处理的空字符 (U+0000), 页面没有打开。"
+            page = plain_page(scope, 422, "页面地址有误", said, "请从页面上的链接或菜单重新打开。")
+            await page(scope, receive, send)
+            return
         pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace")
         name = next((k for k, v in pairs if "\x00" in k or "\x00" in v), "query").replace("\x00", "")
         message = Text("不能含空字符 (U+0000)", "Text may not contain the NUL character (U+0000)")
@@ -248,24 +253,25 @@ def size_text(size: int) -> str:
     return f"{size} 字节"
 
 
-# The page answering a form too large to take. Written here, beside the ceiling that refuses it
-# before any route (or the pages' templates and session) is reached; it looks like the pages'
-# other error pages (web/templates/error.html) and holds nothing but what it says.
-TOO_LARGE_PAGE = """<!doctype html>
+# The pages answering what is refused before any route (or the pages' templates and session) is
+# reached: a form too large, an address holding a NUL, a page that took too long. Written here,
+# beside the checks that refuse them; they look like the pages' other error pages
+# (web/templates/error.html) and hold nothing but what they say.
+PLAIN_PAGE = """<!doctype html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>提交的内容过大 · 矛盾纠纷调处化解中心</title>
+<title>{title} · 矛盾纠纷调处化解中心</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/app.css">
 </head>
 <body>
 <main id="main">
 <section class="card narrow">
-<h1>提交的内容过大</h1>
-<p class="error banner" role="alert">本次提交的内容超过 {limit} 的上限, 未被接收, 也没有保存任何内容。</p>
-<p>请使用浏览器的"后退"回到原页面 (已填写的内容一般仍在), 删减过长的文字后重新提交。</p>
+<h1>{title}</h1>
+<p class="error banner" role="alert">{said}</p>
+<p>{advice}</p>
 <p>{back}<a class="button" href="/">回到首页</a></p>
 </section>
 </main>
@@ -273,7 +279,7 @@ TOO_LARGE_PAGE = """<!doctype html>
 </html>
 """
 # Nothing to run and nothing to frame: the page is its text and the pages' stylesheet.
-TOO_LARGE_PAGE_HEADERS = {
+PLAIN_PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -283,25 +289,37 @@ TOO_LARGE_PAGE_HEADERS = {
 }
 
 
-def too_large_page(scope: Scope, limit: int) -> HTMLResponse:
-    headers = Headers(scope=scope)
+def plain_page(
+    scope: Scope, status: int, title: str, said: str, advice: str, headers: Mapping[str, str] | None = None
+) -> HTMLResponse:
+    request_headers = Headers(scope=scope)
     back = ""
-    # The page the form was sent from, when it is one of ours: a way back besides the browser's.
+    # The page the request came from, when it is one of ours: a way back besides the browser's.
     # Only a path on this site: "//host/x" links to another site, and so does "/\host/x", since
     # browsers read a backslash in a link as a slash.
-    referer = urlsplit(headers.get("referer", ""))
+    referer = urlsplit(request_headers.get("referer", ""))
     path = referer.path
     if (
         referer.netloc
-        and referer.netloc == headers.get("host")
+        and referer.netloc == request_headers.get("host")
         and path.startswith("/")
         and not path.startswith("//")
         and "\\" not in path
     ):
         target = path + (f"?{referer.query}" if referer.query else "")
         back = f'<a class="button primary" href="{escape(target)}">返回原页面</a> '
-    page = TOO_LARGE_PAGE.format(limit=size_text(limit), back=back)
-    return HTMLResponse(page, status_code=413, headers=TOO_LARGE_PAGE_HEADERS)
+    page = PLAIN_PAGE.format(title=escape(title), said=escape(said), advice=escape(advice), back=back)
+    return HTMLResponse(page, status_code=status, headers={**PLAIN_PAGE_HEADERS, **(headers or {})})
+
+
+def too_large_page(scope: Scope, limit: int) -> HTMLResponse:
+    return plain_page(
+        scope,
+        413,
+        "提交的内容过大",
+        f"本次提交的内容超过 {size_text(limit)} 的上限, 未被接收, 也没有保存任何内容。",
+        '请使用浏览器的"后退"回到原页面 (已填写的内容一般仍在), 删减过长的文字后重新提交。',
+    )
 
 
 class TimeoutMiddleware:
@@ -373,6 +391,13 @@ class TimeoutMiddleware:
                 return  # the status line is out; the client sees a truncated response
             from mediation.core.errors import RequestTimeout, problem_response
 
+            if getattr(scope.get("route"), "is_page", False):
+                said = f"系统处理这次请求超过 {self.seconds:g} 秒, 已取消, 本次提交的内容 (如有) 没有保存。"
+                page = plain_page(
+                    scope, 503, "处理超时", said, "请稍候片刻后刷新或重新提交。", {"Retry-After": "1"}
+                )
+                await page(scope, receive, send)
+                return
             response = problem_response(
                 RequestTimeout(
                     Text("请求处理超过 {s} 秒", "The request took longer than {s} s").format(s=self.seconds),

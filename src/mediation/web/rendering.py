@@ -143,6 +143,7 @@ class WebRoute(UnitOfWorkRoute):
     from elsewhere and browsers add their own."""
 
     strict_requests = False
+    is_page = True  # read by the middleware that answers a timeout before any handler can
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
