@@ -408,6 +408,55 @@ async def test_an_overdue_report_on_a_provisional_day_is_withdrawn_when_the_real
     assert await _overdue_rate(api) == late
 
 
+async def _change_clock(
+    api: Api, case: dict[str, Any], name: str, step: str, role: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    case = await api.get(case)
+    response = await api.client.post(
+        f"/v1/disputes/{case['id']}/clocks/{name}/{step}",
+        json=body,
+        headers={**api.acting(role, case), "If-Match": f'"{case["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_a_withdrawn_overdue_report_leaves_the_case_overdue_when_an_extended_clocks_report_stands(
+    api: Api,
+) -> None:
+    # Mediating from Tuesday 10 November 2026, the center's handling deadline paused at once: the
+    # month of mediation runs out on Thursday 10 December and is reported overdue on the 11th.
+    _at(api, date(2026, 11, 10))
+    case = await api.drive("mediating", complexity="general")
+    await _change_clock(api, case, "handling", "pause", "clerk", {"reason": "waiting_party"})
+    _at(api, date(2026, 12, 11))
+    assert (await _tick(api)).overdue == 1 and await _ever_overdue(api, case)
+    # The parties agree to a month more: the period is no longer over, but it was, and was reported.
+    case = await api.get(case)
+    everyone = [p["id"] for p in case["parties"]]
+    extension = {"units": 1, "reason": "双方同意延长", "consenting_party_ids": everyone}
+    extended = await _change_clock(api, case, "mediation", "extension", "body_mediator", extension)
+    assert (extended["due_on"], extended["level"]) == ("2027-01-11", "normal")
+
+    # The handling deadline, resumed on 25 December, runs (on weekends only) to Friday 1 January
+    # 2027, and is reported overdue on the 2nd; the year's schedule then puts it on the 4th.
+    _at(api, date(2026, 12, 25))
+    resumed = await _change_clock(api, case, "handling", "resume", "clerk", {})
+    assert (resumed["due_on"], resumed["provisional"]) == ("2027-01-01", True)
+    _at(api, date(2027, 1, 2))
+    assert (await _tick(api)).overdue == 1
+    assert (await _load(api, SCHEDULE)).status_code == 200
+    await _tick(api)
+    handling = (await _clocks(api, case))["handling"]
+    assert (handling["due_on"], handling["level"]) == ("2027-01-04", "at_risk")
+    recounted = {
+        e["payload"]["clock"]: e for e in await api.timeline(case) if e["action"] == "clock_recounted"
+    }
+    assert recounted["handling"]["payload"]["overdue_withdrawn"] is True
+    # That report is withdrawn; the mediation period's stands, and the case still counts as overdue.
+    assert await _ever_overdue(api, case)
+
+
 async def _issue(api: Api, dispute: dict[str, Any], **extra: Any) -> dict[str, Any]:
     response = await api.client.post(
         f"/v1/disputes/{dispute['id']}/supervision-orders",

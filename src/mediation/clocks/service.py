@@ -486,8 +486,10 @@ class ClockService:
     async def reported_overdue(self, dispute_id: uuid.UUID) -> bool:
         """Whether a clock of the case other than a party window was reported overdue and that
         report still stands (`Dispute.ever_overdue`, the statistics' overdue rate). A report stands
-        once made, an extension or pause after it notwithstanding; only a recount that put the
-        last day after the report's moment withdraws it (DisputeService.recount_clock)."""
+        once made, an extension or pause after it notwithstanding; only a recount that moved the
+        very last day reported to after the report's moment withdraws it (DisputeService.
+        recount_clock). A recount of a later last day (one an extension or a resumption set after
+        the report) leaves the report standing: the day reported was not counted again."""
         clocks = await self.session.scalars(select(CaseClock).where(CaseClock.dispute_id == dispute_id))
         for clock in clocks.all():
             if self.party_window(clock):
@@ -495,12 +497,19 @@ class ClockService:
             if clock.overdue_fired_at is not None and clock.level == Level.overdue.value:
                 return True
             standing = False
+            # The clock's last day as its history goes, and the one reported (unknown in a history
+            # recorded without last days: any recount then judges the report, as it always did).
+            last_day = reported_day = None
             for entry in clock.history:
-                if entry.get("what") == Level.overdue.value:
-                    standing = True
-                elif entry.get("what") == "recounted" and standing:
+                what = entry.get("what")
+                if what == Level.overdue.value:
+                    standing, reported_day = True, last_day
+                elif what == "recounted" and standing and reported_day in (None, entry.get("was")):
                     due_at = engine.end_of(date.fromisoformat(entry["due_on"]), self.clock.zone)
                     standing = due_at <= datetime.fromisoformat(entry["at"])
+                    reported_day = entry["due_on"]
+                if "due_on" in entry and what != "stopped":
+                    last_day = entry["due_on"]
             if standing:
                 return True
         return False

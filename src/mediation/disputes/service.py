@@ -26,7 +26,6 @@ from mediation.alerts.detect import place_key
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.clocks import rules as clock_rules
 from mediation.clocks.counted import recount_reason
-from mediation.clocks.engine import Level
 from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import ClockName
 from mediation.clocks.service import ClockService
@@ -1265,13 +1264,14 @@ class DisputeService:
             return False
         due = case_clock.due_on
         # Reported overdue on the provisional day and not overdue on the real one: that report no
-        # longer stands, and the case counts as overdue (in the statistics) only if another of its
-        # clocks ever was.
+        # longer stands, and the case counts as overdue (in the statistics) only if another report
+        # of its clocks still does. That is read from their histories: an extension or a pause
+        # after a report moves a clock's end and clears its mark, but the report stands.
         withdrawn = reported_overdue and case_clock.overdue_fired_at is None
         # A party window's end was recorded as the window closing, never as the center's overdue.
         window = self.clocks.party_window(case_clock)
         if withdrawn and dispute.ever_overdue and not window:
-            dispute.ever_overdue = await self._other_clock_overdue(case_clock)
+            dispute.ever_overdue = await self.clocks.reported_overdue(dispute.id)
         if case_clock.name == ClockName.sign_for and dispute.sign_for_due_on == before:
             dispute.sign_for_due_on = due
         elif case_clock.name == ClockName.follow_up_visit:
@@ -1294,21 +1294,6 @@ class DisputeService:
             reason += WINDOW_REOPENED if window else OVERDUE_WITHDRAWN
         await self.record_work(dispute, "clock_recounted", SYSTEM, reason, payload, "clock_recounted")
         return True
-
-    async def _other_clock_overdue(self, case_clock: CaseClock) -> bool:
-        """Whether another clock of the case, running or not, was ever reported overdue (a party
-        window's closing, which also marks it fired, is not: its level never leaves normal)."""
-        found = await self.session.scalar(
-            select(CaseClock.id)
-            .where(
-                CaseClock.dispute_id == case_clock.dispute_id,
-                CaseClock.id != case_clock.id,
-                CaseClock.overdue_fired_at.is_not(None),
-                CaseClock.level == Level.overdue.value,
-            )
-            .limit(1)
-        )
-        return found is not None
 
     # ---- shared ---------------------------------------------------------------------------------
 
