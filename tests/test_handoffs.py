@@ -383,7 +383,8 @@ async def test_a_labour_dispute_may_go_to_arbitration_after_15_days_of_mediation
 
 
 async def test_a_labour_limitation_run_out_before_the_application_is_warned(api: Api) -> None:
-    # Known on 1 May 2025: the year ran out on 1 May 2026, before mediation was applied for on 1 June.
+    # Known on 1 May 2025: the year ran out on 6 May 2026 (1 May fell in the Labour Day holiday, 1-5
+    # May: 民法典 Art. 203), before mediation was applied for on 1 June.
     dispute = await api.step(await _labour_case_mediating(api), "fail")
     referred = await api.step(
         dispute, "refer_arbitration", _labour_referral(api, rights_known_on="2025-05-01")
@@ -391,7 +392,7 @@ async def test_a_labour_limitation_run_out_before_the_application_is_warned(api:
     [warning] = (await api.handoff(referred))["handoff"]["warnings"]
     assert warning["code"] == "labour_limitation_expired"
     assert warning["article"] == "劳动争议调解仲裁法 第二十七条"
-    assert warning["runs_until"] == "2026-05-01"
+    assert warning["runs_until"] == "2026-05-06"
     assert referred["handoff"]["warnings"] == [warning]
 
 
@@ -438,6 +439,26 @@ async def test_a_labour_limitation_with_30_days_or_less_left_is_warned(api: Api)
     )
     assert page.status_code == 200
     assert "一年仲裁时效将于 2027-06-01 届满 (剩余 30 日), 请尽快申请仲裁" in page.text
+
+
+async def test_a_labour_limitation_ending_on_a_holiday_runs_to_the_next_working_day(api: Api) -> None:
+    # 劳动争议调解仲裁法 Art. 27, with 民法典 Art. 203 (民事诉讼法 Art. 85): a year from Saturday 4
+    # October 2025 would end on Sunday 4 October 2026, inside the National Day holiday (1-7 October),
+    # so it ends on Thursday 8 October, the first working day after it.
+    _on(api, date(2025, 10, 4))
+    applied_on_the_holiday = await api.step(await _labour_case_mediating(api), "fail")
+    _on(api, date(2026, 10, 8))
+    known_on_the_holiday = await api.step(await _labour_case_mediating(api), "fail")
+    # Known on 4 October 2025 and applied for on 8 October 2026: not run out before the application.
+    referred = await api.step(
+        known_on_the_holiday, "refer_arbitration", _labour_referral(api, rights_known_on="2025-10-04")
+    )
+    assert (await api.handoff(referred))["handoff"]["warnings"] == []
+    # Applied for on 4 October 2025 and referred on 8 October 2026: the year's last day, not past it.
+    referred = await api.step(applied_on_the_holiday, "refer_arbitration", _labour_referral(api))
+    [warning] = (await api.handoff(referred))["handoff"]["warnings"]
+    assert (warning["code"], warning["runs_until"]) == ("labour_limitation_near", "2026-10-08")
+    assert "剩余 0 日" in warning["message"]
 
 
 async def test_a_right_known_shortly_before_the_application_runs_afresh_from_it(api: Api) -> None:
@@ -820,6 +841,24 @@ async def test_a_confirmed_agreement_is_enforceable_for_2_years_after_its_last_d
     assert confirmed["enforcement_deadline"] == "2028-10-02"
     case = await api.get(dispute)
     assert (case["status"], case["handoff"]["enforcement_deadline"]) == ("confirmed", "2028-10-02")
+
+
+async def test_an_enforcement_period_counts_from_a_last_due_date_on_a_rest_day_moved_to_a_working_day(
+    api: Api,
+) -> None:
+    # The last instalment falls due on Sunday 14 June 2026: the last day of performance is Monday
+    # the 15th (民法典 Art. 203; 民事诉讼法 Art. 85), and the two years to apply for enforcement
+    # (民事诉讼法 Art. 250) run from it to Thursday 15 June 2028.
+    dispute = await api.drive("mediating")
+    base = api.agreement_content(dispute)["obligations"][0]
+    await api.signed_agreement(dispute, obligations=[{**base, "due_on": "2026-06-14"}])
+    dispute = await api.target_accepts(
+        await api.step(await api.step(dispute, "agree"), "request_confirmation")
+    )
+    handoff = (await api.handoff(dispute))["handoff"]
+    response = await _post(api, handoff, "decision", _confirm(api))
+    assert response.status_code == 200, response.text
+    assert response.json()["enforcement_deadline"] == "2028-06-15"
 
 
 async def test_a_litigation_referral_carries_a_filing_pack_and_ends_with_the_courts_outcome(api: Api) -> None:

@@ -22,7 +22,7 @@ from mediation.clocks.counted import WorkingDaysDue, recounted
 from mediation.clocks.models import CalendarDay, CalendarYear
 from mediation.clocks.rules import ClockName, ClockRules, HandoffKind, Unit
 from mediation.core.i18n import Text
-from mediation.core.legal_time import add_years, period_end, years_end
+from mediation.core.legal_time import period_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
@@ -163,16 +163,18 @@ def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> l
     interrupted by a request for relief (the application for mediation) and counted afresh from
     that interruption. Warn when little of it is left or when it had run out before the application.
     A warning is kept with the handoff as its facts; its message is given in the reader's language
-    (`warning_text`), and the Chinese one is kept with it for the event's readers."""
-    if known_on is not None and add_years(known_on, 1) < dispute.applied_on:
+    (`warning_text`), and the Chinese one is kept with it for the event's readers.
+    The year's last day, falling on a rest day or holiday, moves to the next working day (民法典
+    Art. 203; 民事诉讼法 Art. 85): the period has not run out on a day it could not be acted on."""
+    if known_on is not None and (ran_out := years_end(known_on, 1).last_day) < dispute.applied_on:
         warning: dict[str, Any] = {
             "code": "labour_limitation_expired",
             "article": LABOUR_LIMITATION_ARTICLE,
-            "runs_until": add_years(known_on, 1).isoformat(),
+            "runs_until": ran_out.isoformat(),
             "before_application": True,
         }
     else:
-        runs_until = add_years(dispute.applied_on, 1)
+        runs_until = years_end(dispute.applied_on, 1).last_day
         left = (runs_until - today).days
         if left > LABOUR_LIMITATION_WARNING_DAYS:
             return []
@@ -363,7 +365,11 @@ class Ledger:
                 .order_by(Obligation.due_on.desc())
                 .limit(1)
             )
-        start = max(last_due, ruled_on) if last_due else ruled_on
+        # The last day of performance is itself a period's last day: one falling on a rest day or
+        # holiday is the next working day (民法典 Art. 203; 民事诉讼法 Art. 85), and the two
+        # years count from that day.
+        last_day = period_end(last_due, 0).last_day if last_due else None
+        start = max(last_day, ruled_on) if last_day else ruled_on
         # A last day off moves to the next working day (民事诉讼法 Art. 85; 民法典 Art. 203).
         return years_end(start, 2).last_day
 
