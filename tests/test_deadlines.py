@@ -185,6 +185,39 @@ async def test_a_paused_clock_does_not_run(api: Api) -> None:
     assert actions[-2:] == ["clock_paused", "clock_resumed"]
 
 
+async def test_a_resumed_follow_up_visit_clock_moves_the_visit_task_with_it(api: Api) -> None:
+    # Closed on Monday 1 June: the visit (回访) is due in 30 days, Wednesday 1 July, in the inbox of
+    # the body that mediated. The center pauses the clock while the parties are away for ten days.
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("closed")
+    body = api.acting("body_mediator", dispute)
+
+    async def visit_due() -> str:
+        response = await api.client.get(
+            "/v1/follow-ups", params={"kind": "visit", "dispute_id": dispute["id"]}, headers=body
+        )
+        assert response.status_code == 200, response.text
+        [task] = response.json()["items"]
+        return str(task["due_on"])
+
+    assert (await _clocks(api, dispute))["follow_up_visit"]["due_on"] == await visit_due() == "2026-07-01"
+    for day, step, payload in (
+        (date(2026, 6, 1), "pause", {"reason": "waiting_party"}),
+        (date(2026, 6, 11), "resume", {}),
+    ):
+        _at(api, day)
+        dispute = await api.get(dispute)
+        response = await api.client.post(
+            f"/v1/disputes/{dispute['id']}/clocks/follow_up_visit/{step}",
+            json=payload,
+            headers={**api.auth("clerk"), "If-Match": f'"{dispute["version"]}"'},
+        )
+        assert response.status_code == 200, response.text
+    # Ten days added: Saturday 11 July, so Monday the 13th; the task is due when its clock is.
+    assert response.json()["due_on"] == "2026-07-13"
+    assert await visit_due() == "2026-07-13"
+
+
 async def test_a_statutory_window_cannot_be_paused(api: Api) -> None:
     dispute = await api.drive("agreement_signed")
     response = await api.client.post(

@@ -57,7 +57,9 @@ class ClockActions:
         if_match: str | None,
     ) -> tuple[Dispute, CaseClock]:
         dispute = await self._case(dispute_id, principal, if_match)
+        before = (await self.clocks.running_named(dispute, name)).due_on
         clock, skipped = await self.clocks.resume(dispute, name, self.disputes.clock.now())
+        await self.disputes.follow_clock_end(dispute, clock, before)
         await self.disputes.record_work(
             dispute,
             "clock_resumed",
@@ -96,7 +98,9 @@ class ClockActions:
                     reasons=[refusal.as_dict()],
                     missing_party_ids=sorted(map(str, missing)),
                 )
+        before = (await self.clocks.running_named(dispute, name)).due_on
         clock = await self.clocks.extend(dispute, name, data.units, data.reason, self.disputes.clock.now())
+        await self.disputes.follow_clock_end(dispute, clock, before)
         await self.disputes.record_work(
             dispute,
             "clock_extended",

@@ -232,7 +232,7 @@ class ClockService:
 
     # ---- pause, resume, extend ------------------------------------------------------------------
 
-    async def _running_named(self, dispute: Dispute, name: ClockName) -> CaseClock:
+    async def running_named(self, dispute: Dispute, name: ClockName) -> CaseClock:
         for clock in await self.running(dispute.id):
             if clock.name == name:
                 return clock
@@ -243,7 +243,7 @@ class ClockService:
         )
 
     async def pause(self, dispute: Dispute, name: ClockName, reason: str, now: datetime) -> CaseClock:
-        clock = await self._running_named(dispute, name)
+        clock = await self.running_named(dispute, name)
         if not clock.pausable:
             _refuse(
                 "clock_not_pausable",
@@ -261,7 +261,7 @@ class ClockService:
 
     async def resume(self, dispute: Dispute, name: ClockName, now: datetime) -> tuple[CaseClock, int]:
         """The days the clock stood still are added to its period (in its own unit)."""
-        clock = await self._running_named(dispute, name)
+        clock = await self.running_named(dispute, name)
         if clock.paused_at is None:
             raise Conflict(Text("该时限未中止", "The clock is not paused"), code="clock_not_paused")
         zone = self.clock.zone
@@ -292,13 +292,13 @@ class ClockService:
 
     async def rule_of(self, dispute: Dispute, name: ClockName) -> ClockRule | None:
         """The rule the running clock was started under."""
-        clock = await self._running_named(dispute, name)
+        clock = await self.running_named(dispute, name)
         return next((r for r in self.rules.rules if r.id == clock.rule_id), None)
 
     async def extend(
         self, dispute: Dispute, name: ClockName, units: int, reason: str, now: datetime
     ) -> CaseClock:
-        clock = await self._running_named(dispute, name)
+        clock = await self.running_named(dispute, name)
         rule = await self.rule_of(dispute, name)
         if rule is None or rule.extension is None:
             _refuse(

@@ -1245,6 +1245,20 @@ class DisputeService:
         )
         await self._flush_versioned()
 
+    async def follow_clock_end(self, dispute: Dispute, case_clock: CaseClock, before: date) -> None:
+        """The dates kept apart from a clock follow its end wherever it moves (a resumption, an
+        extension, a recount): the sign-for date, and the open follow-up visit's due date in the
+        inbox of whoever visits. One already set apart from the clock's end stays where it is."""
+        due = case_clock.due_on
+        if due == before:
+            return
+        if case_clock.name == ClockName.sign_for and dispute.sign_for_due_on == before:
+            dispute.sign_for_due_on = due
+        elif case_clock.name == ClockName.follow_up_visit:
+            visit = await self._visit(dispute.id)
+            if visit is not None and visit.status == "open" and visit.due_on == before:
+                visit.due_on = due
+
     async def recount_clock(self, clock_id: uuid.UUID) -> bool:
         """Count a running clock again on the calendar as it now stands (a holiday schedule was
         loaded: clocks.calendar). A changed last day, or a provisional one now settled, goes on the
@@ -1272,12 +1286,7 @@ class DisputeService:
         window = self.clocks.party_window(case_clock)
         if withdrawn and dispute.ever_overdue and not window:
             dispute.ever_overdue = await self.clocks.reported_overdue(dispute.id)
-        if case_clock.name == ClockName.sign_for and dispute.sign_for_due_on == before:
-            dispute.sign_for_due_on = due
-        elif case_clock.name == ClockName.follow_up_visit:
-            visit = await self._visit(dispute.id)
-            if visit is not None and visit.status == "open" and visit.due_on == before:
-                visit.due_on = due
+        await self.follow_clock_end(dispute, case_clock, before)
         await self.clocks.summarise(dispute)
         reason = await recount_reason(
             clock_rules.CLOCK_LABELS.get(case_clock.name, case_clock.name), before, due, self.session
