@@ -786,6 +786,7 @@ async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_a
     closed = await api.drive("closed")
     body = {**api.acting("body_mediator", mediating), "If-Match": f'"{mediating["version"]}"'}
     supervisor = {**api.auth("supervisor"), "If-Match": f'"{mediating["version"]}"'}
+    clerk = {**api.auth("clerk"), "If-Match": f'"{mediating["version"]}"'}
     clocks = f"/v1/disputes/{mediating['id']}/clocks"
     missing = "6f1e0c4e-0000-4000-8000-000000000000"
     visit = (
@@ -802,7 +803,8 @@ async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_a
             {"reason": "other"},
             428,
         ),
-        ("post", f"{clocks}/sign_for/pause", body, {"reason": "other"}, 404),
+        # (The sign-for clock is the center's to change: asked by the body, it would be refused.)
+        ("post", f"{clocks}/sign_for/pause", clerk, {"reason": "other"}, 404),
         ("post", f"{clocks}/mediation/resume", body, {}, 409),
         ("post", f"{clocks}/mediation/extension", body, {"units": 0, "reason": "x"}, 422),
         ("get", "/v1/calendar/deadline?start=2026-13-01&length=3", api.auth("clerk"), None, 422),

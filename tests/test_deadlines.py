@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from mediation.audit.models import AuditRecord
 from mediation.clocks import engine
 from mediation.clocks.rules import Unit
 from mediation.clocks.scheduler import tick
@@ -216,6 +217,83 @@ async def test_a_resumed_follow_up_visit_clock_moves_the_visit_task_with_it(api:
     # Ten days added: Saturday 11 July, so Monday the 13th; the task is due when its clock is.
     assert response.json()["due_on"] == "2026-07-13"
     assert await visit_due() == "2026-07-13"
+
+
+# (state the case is in, clock, a role that may change it, roles refused). The center keeps its
+# own deadlines, the body that has the case its mediation period; courts and commissions none.
+CLOCK_KEEPING = [
+    ("assigned", "sign_for", "clerk", ["body_mediator", "body_admin"]),
+    ("mediating", "handling", "supervisor", ["body_mediator", "body_admin"]),
+    ("mediating", "mediation", "body_admin", ["clerk", "supervisor"]),
+    ("closed", "follow_up_visit", "clerk", ["court", "body_mediator"]),
+]
+
+
+@pytest.mark.parametrize(("state", "name", "keeper", "refused"), CLOCK_KEEPING, ids=lambda v: str(v))
+async def test_only_the_keeper_of_a_clock_may_pause_resume_or_extend_it(
+    api: Api, state: str, name: str, keeper: str, refused: list[str]
+) -> None:
+    if state == "closed":
+        # Closed after the court confirmed the agreement: the court still sees the case.
+        dispute = await api.step(await api.drive("confirmed"), "close")
+        assert dispute["handoff_target_id"] == str(api.bodies["court"])
+    else:
+        dispute = await api.drive(state, complexity="general")
+    assert name in await _clocks(api, dispute)
+    url = f"/v1/disputes/{dispute['id']}/clocks/{name}"
+    extension = {"units": 1, "reason": "延长", "consenting_party_ids": [p["id"] for p in dispute["parties"]]}
+    for role in refused:
+        for step, body in (("pause", {"reason": "waiting_party"}), ("resume", {}), ("extension", extension)):
+            response = await api.client.post(
+                f"{url}/{step}",
+                json=body,
+                headers={**api.acting(role, dispute), "If-Match": f'"{dispute["version"]}"'},
+            )
+            assert response.status_code == 403, (role, step, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            problem = response.json()
+            assert problem["type"] == "/problems/forbidden"
+            center = keeper in ("clerk", "supervisor")
+            assert problem["allowed_roles"] == (
+                ["clerk", "supervisor"] if center else ["body_admin", "body_mediator"]
+            )
+    assert (await api.get(dispute))["version"] == dispute["version"]
+    async with api.app.state.db.reader() as session:
+        refusals = (
+            await session.execute(
+                select(AuditRecord.actor_role, AuditRecord.action, AuditRecord.outcome).where(
+                    AuditRecord.object_id == dispute["id"], AuditRecord.status_code == 403
+                )
+            )
+        ).all()
+    assert sorted(refusals) == sorted(
+        (role, f"{operation}_clock", "denied")
+        for role in refused
+        for operation in ("pause", "resume", "extend")
+    )
+    response = await api.client.post(
+        f"{url}/pause",
+        json={"reason": "waiting_party"},
+        headers={**api.acting(keeper, dispute), "If-Match": f'"{dispute["version"]}"'},
+    )
+    if name == "sign_for":  # a few working days to sign for or return: nothing to wait on a party for
+        assert response.json()["reasons"][0]["code"] == "clock_not_pausable"
+    else:
+        assert response.status_code == 200, response.text
+
+
+async def test_a_court_or_commission_changes_none_of_the_cases_clocks(api: Api) -> None:
+    # Referred to arbitration, the case has no clock of its own running; the commission is refused
+    # before that is looked at, as is a court asked to confirm the agreement.
+    for state, role in (("referred_arbitration", "arbitration"), ("confirmation_pending", "court")):
+        dispute = await api.drive(state)
+        for name in ("handling", "mediation", "follow_up_visit"):
+            response = await api.client.post(
+                f"/v1/disputes/{dispute['id']}/clocks/{name}/pause",
+                json={"reason": "waiting_party"},
+                headers={**api.acting(role, dispute), "If-Match": f'"{dispute["version"]}"'},
+            )
+            assert response.status_code == 403, (state, name, response.text)
 
 
 async def test_a_statutory_window_cannot_be_paused(api: Api) -> None:

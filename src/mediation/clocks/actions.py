@@ -6,12 +6,12 @@ from __future__ import annotations
 import uuid
 
 from mediation.clocks.models import CaseClock
-from mediation.clocks.rules import ClockName, ExtensionConsent
+from mediation.clocks.rules import CLOCK_KEEPERS, CLOCK_LABELS, ClockName, ExtensionConsent
 from mediation.clocks.schemas import ExtensionIn, PauseIn, ResumeIn
-from mediation.core.errors import GuardFailed
+from mediation.core.errors import Forbidden, GuardFailed
 from mediation.core.http import check_if_match
 from mediation.core.i18n import Text
-from mediation.core.principal import Principal
+from mediation.core.principal import BODY_ROLES, ROLE_NAMES, Principal
 from mediation.core.refusal import Refusal, summary
 from mediation.disputes.enums import PartyRole
 from mediation.disputes.models import Dispute
@@ -23,9 +23,24 @@ class ClockActions:
         self.disputes = disputes
         self.clocks = disputes.clocks
 
-    async def _case(self, dispute_id: uuid.UUID, principal: Principal, if_match: str | None) -> Dispute:
+    async def _case(
+        self, dispute_id: uuid.UUID, name: ClockName, principal: Principal, if_match: str | None
+    ) -> Dispute:
         dispute = await self.disputes.get(dispute_id, principal, for_update=True)
         check_if_match(if_match, dispute.version)
+        keepers = CLOCK_KEEPERS.get(name, frozenset())
+        # A body keeps a clock only of a case it has now (it sees no other, but says so here too).
+        own = principal.role not in BODY_ROLES or principal.organisation_id == dispute.body_id
+        if principal.role not in keepers or not own:
+            raise Forbidden(
+                Text("「{rn}」不能变更{label}", "Role {r} may not change the {name} clock").format(
+                    rn=ROLE_NAMES.get(principal.role, principal.role.value),
+                    r=principal.role.value,
+                    label=CLOCK_LABELS.get(name, name),
+                    name=name.value,
+                ),
+                allowed_roles=sorted(r.value for r in keepers),
+            )
         return dispute
 
     async def pause(
@@ -36,7 +51,7 @@ class ClockActions:
         principal: Principal,
         if_match: str | None,
     ) -> tuple[Dispute, CaseClock]:
-        dispute = await self._case(dispute_id, principal, if_match)
+        dispute = await self._case(dispute_id, name, principal, if_match)
         clock = await self.clocks.pause(dispute, name, data.reason.value, self.disputes.clock.now())
         await self.disputes.record_work(
             dispute,
@@ -56,7 +71,7 @@ class ClockActions:
         principal: Principal,
         if_match: str | None,
     ) -> tuple[Dispute, CaseClock]:
-        dispute = await self._case(dispute_id, principal, if_match)
+        dispute = await self._case(dispute_id, name, principal, if_match)
         before = (await self.clocks.running_named(dispute, name)).due_on
         clock, skipped = await self.clocks.resume(dispute, name, self.disputes.clock.now())
         await self.disputes.follow_clock_end(dispute, clock, before)
@@ -78,7 +93,7 @@ class ClockActions:
         principal: Principal,
         if_match: str | None,
     ) -> tuple[Dispute, CaseClock]:
-        dispute = await self._case(dispute_id, principal, if_match)
+        dispute = await self._case(dispute_id, name, principal, if_match)
         rule = await self.clocks.rule_of(dispute, name)
         if (
             rule is not None

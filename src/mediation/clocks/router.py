@@ -132,7 +132,11 @@ for _step, _operation, _schema, _summary, _description in STEPS:
         methods=["POST"],
         response_model=ClockOut,
         summary=_summary,
-        description=_description + " Needs the case's ETag; the response carries the case's new ETag.",
+        description=_description
+        + " The center's staff (clerk, supervisor) change the center's clocks (acceptance, sign_for, handling, "
+        "follow_up_visit); the body that has the case changes its mediation clock (and the confirmation "
+        "window, which no rule lets change); any other caller is refused (403 `forbidden`, naming "
+        "`allowed_roles`). Needs the case's ETag; the response carries the case's new ETag.",
         responses=CHANGES,
     )
 

@@ -23,6 +23,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.bodies.models import BodyKind
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Role
 from mediation.disputes.enums import Category, Channel, Complexity
 from mediation.disputes.lifecycle import Status
 
@@ -68,6 +69,23 @@ CLOCK_STATES: dict[ClockName, frozenset[Status]] = {
     ClockName.mediation: frozenset({Status.mediating}),
     ClockName.confirmation_window: frozenset({Status.agreement_signed}),
     ClockName.follow_up_visit: frozenset({Status.closed}),
+}
+
+
+# Who may pause, resume or extend each clock of a case. The center's window staff and supervisors
+# keep the center's own deadlines: accepting, the body's sign-for, handling, and the follow-up
+# visit after closing (domain.md §4.4). The body that has the case keeps its mediation period,
+# which it agrees with the parties (人民调解工作若干规定 Art. 33; 特邀调解规定 Art. 27), and, while
+# the case is still with it, the parties' confirmation window (no rule lets that window be paused
+# or extended: 民事诉讼法 Art. 205). A court's or commission's periods are kept on its handoff
+# (handoffs.ledger); it changes none of the case's clocks.
+CLOCK_KEEPERS: dict[ClockName, frozenset[Role]] = {
+    ClockName.acceptance: CENTER_ROLES,
+    ClockName.sign_for: CENTER_ROLES,
+    ClockName.handling: CENTER_ROLES,
+    ClockName.mediation: BODY_ROLES,
+    ClockName.confirmation_window: BODY_ROLES,
+    ClockName.follow_up_visit: CENTER_ROLES,
 }
 
 
