@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from mediation.clocks.rules import parse
 from tests.support import Api
-from tests.test_deadlines import _at, _clocks, _tick
+from tests.test_deadlines import _at, _clocks, _events, _tick
 
 
 def _refusals(response: Any) -> dict[str, dict[str, Any]]:
@@ -111,6 +111,32 @@ async def test_the_labour_mediation_clock_counts_from_the_first_receipt_across_a
     assert (await _tick(api)).overdue == 1
     dispute = await api.get(dispute)
     assert (await api.step(dispute, "refer_arbitration", payload))["status"] == "referred_arbitration"
+
+
+async def test_a_labour_mediation_period_reported_overdue_is_not_reported_again_after_a_transfer(
+    api: Api,
+) -> None:
+    _at(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating", category="labour", description="工人追讨工资, 申请调解。")
+    assert (await _clocks(api, dispute))["mediation"]["due_on"] == "2026-06-16"
+    _at(api, date(2026, 6, 20))
+    assert (await _tick(api)).overdue == 1
+    dispute = await api.step(await api.get(dispute), "transfer", {"reason": "需由镇调委会调处"})
+    dispute = await api.step(
+        dispute, "assign", {"body_id": str(api.bodies["town"]), "override_reason": "转由镇调委会调解"}
+    )
+    dispute = await api.step(dispute, "sign_for")
+    # 劳动争议调解仲裁法 Art. 14: the second body's clock counts from the first receipt too, and so
+    # is over already: the same fifteen days, ended on the same day, reported overdue once.
+    clock = (await _clocks(api, dispute))["mediation"]
+    assert (clock["due_on"], clock["level"]) == ("2026-06-16", "overdue")
+    assert (await api.get(dispute))["clock"]["level"] == "overdue"
+    assert (await _tick(api)).overdue == 0
+    _at(api, date(2026, 6, 22))
+    assert (await _tick(api)).overdue == 0
+    reports = [e for e in await api.timeline(dispute) if e["action"] == "clock_overdue"]
+    assert [e["payload"]["due_on"] for e in reports] == ["2026-06-16"]
+    assert await _events(api, dispute["id"], "clock_overdue") == 1
 
 
 async def test_a_peoples_mediation_clock_starts_again_with_the_body_a_case_is_transferred_to(

@@ -141,11 +141,46 @@ class ClockService:
         still = [c for c in running if c.stopped_at is None]
         body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
         started = self._starting(dispute, facts_of(dispute, body), {c.name for c in still}, now)
+        if any(c.warn_at <= now for c in started):
+            await self._carry_reports(dispute.id, [c for c in started if c.warn_at <= now], now)
         self.session.add_all(started)
         # Everything running is in hand: no second read, and the caller's flush writes the clocks
         # and the case's summary in one go.
         summarise_into(dispute, [*still, *started])
         return started
+
+    async def _carry_reports(self, dispute_id: uuid.UUID, started: list[CaseClock], now: datetime) -> None:
+        """A clock started at or past its warning share runs for a period counted from an earlier
+        day (the labour mediation period from the first receipt, 劳动争议调解仲裁法 Art. 14).
+        Started again after its stage was left (a transfer to another body), it times the same
+        legal deadline as the clock stopped before it when it ends on the same day: what was
+        reported of that one is not reported again (one report per deadline). It carries the
+        marks of the levels it has reached itself, so the scheduler leaves it alone there
+        (`due_levels`), and its start names the clock whose history holds the reports."""
+        rows = await self.session.scalars(
+            select(CaseClock)
+            .where(
+                CaseClock.dispute_id == dispute_id,
+                CaseClock.name.in_([c.name for c in started]),
+                CaseClock.stopped_at.is_not(None),
+            )
+            .order_by(CaseClock.stopped_at.desc(), CaseClock.id)
+        )
+        last: dict[str, CaseClock] = {}
+        for clock in rows.all():
+            last.setdefault(clock.name, clock)
+        for clock in started:
+            before = last.get(clock.name)
+            if before is None or before.due_on != clock.due_on:
+                continue
+            # Only a level the new clock has reached itself (it is at or past its warning share).
+            if before.overdue_fired_at is not None and clock.due_at <= now:
+                clock.overdue_fired_at = before.overdue_fired_at
+            if before.at_risk_fired_at is not None:
+                clock.at_risk_fired_at = before.at_risk_fired_at
+            if clock.at_risk_fired_at is not None:
+                # Where its reports are: on the clock it follows.
+                clock.history = [{**clock.history[0], "reported_with": str(before.id)}, *clock.history[1:]]
 
     def first_clocks(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
         """The clocks of a case being registered, with its summary set; none runs yet and it has no
