@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from mediation.core.http import encode_cursor
-from tests.support import intake_body, person
+from tests.support import intake_body, person, resident_id
 
 
 async def test_intake_answers_201_with_location_etag_case_number_and_query_code(api):
@@ -44,6 +44,54 @@ async def test_id_number_is_normalised(api):
     p["id_number"] = p["id_number"][:6] + " " + p["id_number"][6:]
     created = await api.intake(parties=[p, person("respondent", "李四", 2)])
     assert created["parties"][0]["id_number"] == person("applicant", "张三", 1)["id_number"]
+
+
+def _applicant_with(id_number: str) -> dict:
+    applicant = person("applicant", "王五", 7)
+    applicant["id_number"] = id_number
+    return applicant
+
+
+# Address codes are assigned when the number is issued, not at birth, and counties come and go:
+# 临平区 (330113) was created in 2021, 雄安新区 (133100) in 2017, and 富阳 (330183, a county-level
+# city until 2014) issued numbers to people born decades before its code existed.
+@pytest.mark.parametrize(
+    "id_number",
+    [
+        resident_id(14, born=date(2022, 3, 1), region="330113"),
+        resident_id(10, born=date(2019, 1, 1), region="133100"),
+        resident_id(10, born=date(1990, 1, 1), region="330183"),
+    ],
+)
+async def test_a_resident_id_of_a_county_newer_than_its_holder_is_registered_and_found(api, id_number):
+    created = await api.intake(parties=[_applicant_with(id_number), person("respondent", "李四", 2)])
+    assert created["parties"][0]["id_number"] == id_number
+    found = await api.client.post(
+        "/v1/disputes/search-by-party", json={"id_number": id_number}, headers=api.headers()
+    )
+    assert found.status_code == 200, found.text
+    assert [d["id"] for d in found.json()["items"]] == [created["id"]]
+
+
+@pytest.mark.parametrize(
+    "id_number",
+    [
+        resident_id(11, born=date(2090, 1, 1)),  # born in the future
+        resident_id(11, born=date(1850, 1, 1)),  # before anyone holding an 18-digit number
+        resident_id(11, born=date(1990, 1, 1), region="990101"),  # no province 99
+        resident_id(11, born=date(1990, 1, 1))[:-1] + "Y",  # no check character Y
+        "330681900517001",  # first-generation 15-digit number
+    ],
+)
+async def test_a_resident_id_with_an_impossible_birth_date_or_province_is_refused(api, id_number):
+    response = await api.client.post(
+        "/v1/disputes",
+        json=intake_body(parties=[_applicant_with(id_number), person("respondent", "李四", 2)]),
+        headers=api.headers(),
+    )
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert (error["field"], error["code"]) == ("parties[0].id_number", "invalid_id_number")
 
 
 async def test_platform_retry_with_the_same_work_order_never_makes_a_second_case(api):

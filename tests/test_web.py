@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from datetime import date
 from typing import Any
 
 import httpx
@@ -210,6 +211,23 @@ async def test_numbers_are_checked_as_typed_by_the_intake_rules(api: Api, web: h
     assert "格式正确" in ok.text
     bad = await page.post("/intake/check", {"field": "phone", "value": "12345", "id_type": ""})
     assert "电话号码格式不正确" in bad.text
+
+
+async def test_a_resident_id_of_a_county_created_after_the_birth_is_checked_and_registered(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    """临平区 (330113) dates from 2021: its code is at city level only in python-stdnum's list."""
+    id_number = resident_id(14, born=date(2022, 3, 1), region="330113")
+    page = signed_in(web, api)
+    checked = await page.post(
+        "/intake/check", {"field": "id_number", "value": id_number, "id_type": "resident_id"}
+    )
+    assert checked.status_code == 200 and "格式正确" in checked.text
+    body = {k: v for k, v in intake_body().items() if k != "channel"}
+    body["parties"][0]["id_number"] = id_number
+    applied = await Page(web).post("/apply", intake_form(body))
+    assert applied.status_code == 200, applied.text[:3000]
+    assert "网上申请回执" in applied.text
 
 
 async def test_intake_hints_at_earlier_cases_of_the_same_people(api: Api, web: httpx.AsyncClient) -> None:
