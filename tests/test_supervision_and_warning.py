@@ -918,6 +918,39 @@ async def test_a_threat_of_violence_at_intake_raises_a_risk_alert_at_once(api: A
     assert (await api.client.get(f"/v1/disputes/{calm['id']}/alerts")).json() == []
 
 
+async def test_a_case_the_clerk_marks_dangerous_raises_a_risk_alert_at_once(api: Api) -> None:
+    """No risk word, but the clerk knows the case is dangerous (a fight the police handed over): the
+    same risk alert as words of violence, with the police-report advice (人民调解法 Art. 25)."""
+    dispute = await api.intake(is_risk=True, description="被申请人是公安移交的打架案当事人, 双方情绪激动。")
+    assert dispute["is_risk"] is True and dispute["attention"] == "risk"
+    assert dispute["tier"] != "village"
+    alerts = (await api.client.get(f"/v1/disputes/{dispute['id']}/alerts")).json()
+    assert [(a["kind"], a["level"], a["case_count"]) for a in alerts] == [("risk", "immediate", 1)]
+    (alert,) = alerts
+    assert "受理员" in alert["title"] and dispute["case_number"] in alert["title"]
+    assert "第二十五条" in alert["details"]["advice"]
+    assert alert["details"]["marked_by"] and alert["details"]["words"] == []
+    timeline = await api.timeline(dispute)
+    assert [e["action"] for e in timeline][:2] == ["register", "alert_raised"]
+    assert "受理员" in timeline[1]["reason"]
+    listed = await api.client.get("/v1/alerts", params={"kind": "risk"}, headers=api.auth("supervisor"))
+    assert [a["id"] for a in listed.json()["items"]] == [alert["id"]]
+    # The body the case goes to sees the alert too.
+    assigned = await api.step(await api.step(dispute, "accept"), "assign")
+    seen = await api.client.get("/v1/alerts", headers=api.acting("body_mediator", assigned))
+    assert [a["id"] for a in seen.json()["items"]] == [alert["id"]]
+
+
+async def test_a_case_marked_dangerous_whose_words_also_threaten_raises_one_alert(api: Api) -> None:
+    dispute = await api.intake(is_risk=True, description="被申请人扬言要拿刀砍人, 情绪激动。")
+    alerts = (await api.client.get(f"/v1/disputes/{dispute['id']}/alerts")).json()
+    assert [(a["kind"], a["case_count"]) for a in alerts] == [("risk", 1)]
+    assert "受理员" in alerts[0]["title"] and "暴力威胁" in alerts[0]["title"]
+    assert "violence" in alerts[0]["details"]["kinds"]
+    actions = [e["action"] for e in await api.timeline(dispute)]
+    assert actions.count("alert_raised") == 1
+
+
 async def test_repeated_disputes_between_the_same_parties_are_flagged(api: Api) -> None:
     parties = [person("applicant", "孙八", 41), person("respondent", "周九", 42)]
     first = await api.drive("closed", parties=parties)

@@ -22,13 +22,17 @@ class AlertCaseOut(BaseModel):
 
 class AlertOut(BaseModel):
     id: uuid.UUID
-    kind: str = Field(description="risk (words of violence, self-harm, gathering) | cluster | repeat")
+    kind: str = Field(
+        description="risk (words of violence, self-harm, gathering, or marked dangerous at intake) | cluster "
+        "| repeat"
+    )
     level: str = Field(description="immediate | high | normal")
     region_code: str
     title: str
     details: dict[str, Any] = Field(
-        description="What matched: risk words and the police-report advice (人民调解法 Art. 25), or the "
-        "cluster rule (by, window_days, min_cases, about)."
+        description="What matched: risk words, `marked_by` (who marked the case dangerous at intake) "
+        "and the police-report advice (人民调解法 Art. 25), or the cluster rule (by, window_days, "
+        "min_cases, about)."
     )
     status: str = Field(description="open | acknowledged | resolved")
     case_count: int

@@ -68,6 +68,9 @@ POLICE_ADVICE = (
     "发现有可能激化为刑事案件或治安案件的, 调解员应当及时向当地公安机关报告 (人民调解法 第二十五条)"
 )
 
+# The reason a risk alert gives when the clerk registering the case marked it as dangerous.
+MARKED_AT_INTAKE = "受理员登记时标记为涉稳或有激化危险"
+
 
 class _Recognisable(Protocol):
     id_number_index: str | None
@@ -298,12 +301,13 @@ class AlertService:
     def risk_hits(self, text: str) -> list[RiskHit]:
         return detect.risk_words(text, self.rules)
 
-    async def detect(self, dispute: Dispute, hits: list[RiskHit]) -> list[Finding]:
-        """Every check on a newly registered case, reading only. A risk hit flags the case itself at
-        once (`is_risk`, attention)."""
+    async def detect(self, dispute: Dispute, hits: list[RiskHit], *, marked: bool = False) -> list[Finding]:
+        """Every check on a newly registered case, reading only. A risk hit, or the registering
+        clerk's marking the case as dangerous (`marked`), flags the case itself at once (`is_risk`,
+        attention) with one risk alert."""
         found = []
-        if hits:
-            found.append(self._risk(dispute, hits, "description"))
+        if hits or marked:
+            found.append(self._risk(dispute, hits, "description" if hits else "intake", marked=marked))
         found.extend(await self._clusters(dispute))
         repeat = await self._repeat(dispute)
         if repeat is not None:
@@ -350,19 +354,29 @@ class AlertService:
         assert alert is not None  # a risk finding always raises
         return alert
 
-    def _risk(self, dispute: Dispute, hits: list[RiskHit], source: str) -> Finding:
+    def _risk(self, dispute: Dispute, hits: list[RiskHit], source: str, *, marked: bool = False) -> Finding:
+        """A risk alert on the case: for the words that signal danger (`hits`), or because the clerk
+        registering it marked it as dangerous (`marked`), or both. Either way the mediator is told to
+        report a danger of violence to the police (人民调解法 Art. 25), and the case waits for a
+        supervisor at once."""
         kinds = sorted({h.kind for h in hits})
         words = sorted({h.word for h in hits})
         dispute.is_risk = True
         attention.flag(dispute, Attention.risk)
-        details = {"kinds": kinds, "words": words, "source": source, "advice": POLICE_ADVICE}
+        details: dict[str, Any] = {"kinds": kinds, "words": words, "source": source, "advice": POLICE_ADVICE}
+        reasons = []
+        if marked:
+            details["marked_by"] = dispute.created_by
+            reasons.append(MARKED_AT_INTAKE)
+        if hits:
+            reasons.append("含{}表述".format("、".join(sorted({h.label for h in hits}))))
         return Finding(
             kind="risk",
             key=f"risk:{dispute.id}",
             level="immediate",
             region=dispute.region_code,
             # The title names the case when it is written (the case number may come last at intake).
-            title="含{}表述".format("、".join(sorted({h.label for h in hits}))),
+            title="; ".join(reasons),
             details=details,
             case_ids=[dispute.id],
             matched=details,

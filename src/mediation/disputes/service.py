@@ -238,7 +238,8 @@ class DisputeService:
         rules = (await self.triage.rules()).rules
         is_group = data.people_involved >= rules.group_threshold_for(data.category)
         # Early warning reads the description before triage, so words of violence, self-harm or
-        # gathering put the case at the tier for risk cases from the start (人民调解法 Art. 25).
+        # gathering put the case at the tier for risk cases from the start (人民调解法 Art. 25), as
+        # does the clerk's marking it dangerous; either raises its risk alert (below).
         from mediation.alerts.service import AlertService  # it builds on this service
 
         alerts = AlertService(self)
@@ -297,7 +298,7 @@ class DisputeService:
             ) from exc
         self.session.add_all(clocks)
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
-        found = await alerts.detect(dispute, hits)
+        found = await alerts.detect(dispute, hits, marked=data.is_risk)
         if related is not None:
             related.extend(await self.related(dispute, principal))
         # The case number comes last: the county's counter row stays locked from here until the
