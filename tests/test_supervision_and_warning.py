@@ -883,6 +883,9 @@ async def test_the_place_wave_is_read_off_its_index(api: Api) -> None:
         "双方均表示不会报复对方, 同意调解。",  # a threat denied
         "申请人多次上门讨说法未果, 要求返还押金。",  # an ordinary claim
         "没有人拿刀, 只是言语冲突。",
+        "被申请人没有拿刀, 双方已冷静。",  # the negation denies the word itself
+        "申请人称不会跳楼, 只是一时气话。",
+        "双方表示不会再去报复对方, 同意调解。",
     ],
 )
 async def test_ordinary_words_and_denied_threats_raise_no_risk(api: Api, description: str) -> None:
@@ -892,6 +895,23 @@ async def test_ordinary_words_and_denied_threats_raise_no_risk(api: Api, descrip
     assert (dispute["is_risk"], dispute["attention"]) == (False, None)
     listed = await api.client.get("/v1/alerts", params={"kind": "risk"}, headers=api.auth("supervisor"))
     assert listed.json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "拖欠工资三个月, 申请人称再没钱就跳楼。",  # the money is denied, the jump is threatened
+        "对方说没有钱就拿刀去找他。",
+        "工人称再没钱便堵路讨薪。",
+        "申请人称工资再没了就上吊。",
+        "催讨无果, 对方答没有。跳楼的话已说过多次。",  # the negation ends its clause
+    ],
+)
+async def test_a_threat_after_a_negated_condition_raises_a_risk(api: Api, description: str) -> None:
+    dispute = await api.intake(description=description)
+    assert dispute["is_risk"] is True and dispute["attention"] == "risk"
+    alerts = (await api.client.get(f"/v1/disputes/{dispute['id']}/alerts")).json()
+    assert [(a["kind"], a["level"]) for a in alerts] == [("risk", "immediate")]
 
 
 async def test_a_threat_said_once_counts_though_denied_elsewhere(api: Api) -> None:

@@ -48,6 +48,9 @@ class AlertRules(_Strict):
     risk_words: dict[str, WordList]
     # A risk word said just after one of these is denied, not threatened ("双方均表示不会报复对方").
     negations: list[Annotated[str, Field(min_length=1, max_length=10)]] = []
+    # Between a negation and a risk word, one of these makes the negation a condition and the risk
+    # word what follows from it ("再没钱就跳楼", "没有钱就拿刀"): the word is threatened, not denied.
+    conditionals: list[Annotated[str, Field(min_length=1, max_length=10)]] = []
     clusters: list[ClusterRule]
     repeat_within_days: Annotated[int, Field(ge=1, le=3650)] = 365
 
@@ -80,14 +83,15 @@ NEGATION_GAP = 2
 
 def risk_words(text: str, rules: AlertRules) -> list[RiskHit]:
     """The risk words `text` says, each once. A word counts where it is not denied: at least one
-    place where no negation stands within a few characters before it."""
+    place where no negation of the word itself stands just before it."""
     plain = normalise(text)
     negations = [normalise(n) for n in rules.negations]
+    conditionals = [normalise(c) for c in rules.conditionals]
     hits = []
     for kind, words in rules.risk_words.items():
         for word in words.words:
             needle = normalise(word)
-            if any(not _denied(plain, at, negations) for at in _places(plain, needle)):
+            if any(not _denied(plain, at, negations, conditionals) for at in _places(plain, needle)):
                 hits.append(RiskHit(kind, words.label, word))
     return hits
 
@@ -100,11 +104,23 @@ def _places(text: str, needle: str) -> list[int]:
     return places
 
 
-def _denied(text: str, at: int, negations: list[str]) -> bool:
+_CLAUSE_BREAK = re.compile(r"[^\w]")
+
+
+def _denied(text: str, at: int, negations: list[str], conditionals: list[str]) -> bool:
+    """Whether a negation before the word at `at` negates the word itself ("没有拿刀", "不会再去报复",
+    "没有人拿刀"): within a few characters, in the same clause, and with no conditional between
+    them. "再没钱就跳楼" negates the money, and threatens the jump."""
     for negation in negations:
         found = text.rfind(negation, 0, at)
-        if found >= 0 and at - (found + len(negation)) <= NEGATION_GAP:
-            return True
+        if found < 0:
+            continue
+        between = text[found + len(negation) : at]
+        if len(between) > NEGATION_GAP or _CLAUSE_BREAK.search(between):
+            continue
+        if any(conditional in between for conditional in conditionals):
+            continue
+        return True
     return False
 
 
