@@ -94,6 +94,44 @@ async def test_a_resident_id_with_an_impossible_birth_date_or_province_is_refuse
     assert (error["field"], error["code"]) == ("parties[0].id_number", "invalid_id_number")
 
 
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("0575-87654321", "057587654321"),
+        ("(0575)87654321", "057587654321"),
+        ("0575 8765 4321", "057587654321"),
+        ("+86 575 8765 4321", "057587654321"),
+        ("0575-87654321-123", "057587654321-123"),
+        ("010-12345678", "01012345678"),
+        ("+86 138 0000 0001", "13800000001"),
+        ("86-13800000001", "13800000001"),
+        ("008613800000001", "13800000001"),
+        ("138-0000-0001", "13800000001"),
+        ("１３８０００００００１", "13800000001"),  # full-width digits from an input method
+    ],
+)
+async def test_a_phone_number_is_stored_in_one_form_however_it_was_written(api, written, stored):
+    applicant = person("applicant", "王五", 7)
+    applicant["phone"] = written
+    created = await api.intake(parties=[applicant, person("respondent", "李四", 2)])
+    assert created["parties"][0]["phone"] == stored
+
+
+async def test_a_landline_written_with_or_without_its_hyphen_is_the_same_party(api):
+    first = person("applicant", "王五", 7)
+    del first["id_type"], first["id_number"]
+    first["phone"] = "0575-87654321"
+    earlier = await api.intake(parties=[first, person("respondent", "李四", 2)])
+    again = {**first, "phone": "057587654321"}
+    later = await api.intake(parties=[again, person("respondent", "赵六", 3)])
+    assert [(r["id"], r["matched_on"]) for r in later["related_cases"]] == [(earlier["id"], ["phone"])]
+    found = await api.client.post(
+        "/v1/disputes/search-by-party", json={"phone": "(0575) 8765-4321"}, headers=api.headers()
+    )
+    assert found.status_code == 200, found.text
+    assert {d["id"] for d in found.json()["items"]} == {earlier["id"], later["id"]}
+
+
 async def test_platform_retry_with_the_same_work_order_never_makes_a_second_case(api):
     first = await api.intake(channel="hotline", external_reference="12345-20260601-0042")
     response = await api.client.post(

@@ -11,17 +11,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from sqlalchemy import select, text, update
 
-from mediation.core.pii import PiiCipher, generate_key
+from mediation.core.pii import PiiCipher, generate_key, mask_phone
 from mediation.core.principal import Principal, Role
 from mediation.disputes.models import Party
 from mediation.ops.pii_keys import SEALED_FIELDS, rekey, status
+from mediation.ops.pii_phones import normalise_stored_phones
 from tests.conftest import TEST_SECRETS
 from tests.receiver import Receiver
-from tests.support import Api, commit_elsewhere, intake_body
+from tests.support import Api, commit_elsewhere, intake_body, person
 from tests.test_audit import records
 from tests.test_webhooks import subscribe
 
@@ -185,3 +187,44 @@ async def test_the_commands_report_and_rekey(api: Api, settings, tmp_path) -> No
     assert "every value is under t2" in after.stdout
     async with api.app.state.db.reader() as session:
         assert await session.scalar(text("SELECT count(*) FROM parties WHERE phone_enc LIKE 't1.%'")) == 0
+    phones = mediation("normalise-phones", "--batch", "1")
+    assert phones.returncode == 0, phones.stderr
+    assert "wrote 0 of 2 phone numbers in their one form" in phones.stdout
+
+
+async def test_phones_stored_in_an_older_form_are_written_in_the_one_form_and_match_again(api: Api) -> None:
+    """A landline stored with its hyphen before numbers had one form was indexed as written: a later
+    intake of the same number without the hyphen did not find it. `mediation pii normalise-phones`
+    writes it again as intake writes it now, with its mask and index."""
+    db, keys = api.app.state.db, cipher(OLD_KEYS)
+    applicant = person("applicant", "王五", 7)
+    del applicant["id_type"], applicant["id_number"]
+    applicant["phone"] = "057587654321"
+    earlier = await api.intake(parties=[applicant, person("respondent", "李四", 2)])
+    old_form = "0575-87654321"
+    party_id = earlier["parties"][0]["id"]
+    async with db.writer() as session, session.begin():
+        await session.execute(
+            update(Party)
+            .where(Party.id == uuid.UUID(party_id))
+            .values(
+                phone_enc=keys.encrypt(old_form, table="parties", column="phone", row_id=party_id),
+                phone_masked=mask_phone(old_form),
+                phone_index=keys.index(old_form, kind="phone"),
+            )
+        )
+    later = intake_body(parties=[applicant, person("respondent", "赵六", 3)])
+    missed = await api.client.post("/v1/disputes", json=later, headers=api.headers())
+    assert missed.json()["related_cases"] == []
+
+    done = await normalise_stored_phones(db, keys, OPERATOR, batch=2)  # several batches
+
+    assert (done.rewritten, done.unreadable, done.refused) == (1, [], [])
+    found = await api.client.post("/v1/disputes", json=later, headers=api.headers())
+    assert {r["id"] for r in found.json()["related_cases"]} == {earlier["id"], missed.json()["id"]}
+    assert (await api.get(earlier))["parties"][0]["phone"] == "057587654321"
+    [record] = [r for r in await records(api.app) if r.action == "pii.normalise_phones"]
+    assert record.actor_id == "cli:test" and record.details["rewritten"] == 1
+    # A second run finds nothing left to do.
+    again = await normalise_stored_phones(db, keys, OPERATOR)
+    assert again.rewritten == 0 and again.read == done.read + 2  # the later case's two parties

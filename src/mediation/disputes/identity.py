@@ -23,7 +23,7 @@ class DomainValueError(ValueError):
 
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
+_LANDLINE = re.compile(r"^0[0-9]{2,3}[0-9]{7,8}$")
 _REGION = re.compile(r"^\d{6}(\d{6})?$")
 # GB/T 2260 province-level codes (first two digits).
 _PROVINCES = frozenset(
@@ -130,15 +130,51 @@ def _resident_id(number: str, today: date) -> str:
     return number
 
 
+_PHONE_SEPARATORS = re.compile(r"[\s()\[\].]")
+_EXTENSION = re.compile(r"^(?P<number>[0-9-]+?)(?:-|转)(?P<extension>[0-9]{1,6})$")
+
+
 def normalise_phone(value: str) -> str:
-    compact = re.sub(r"[\s()（）]", "", value)
-    if compact.startswith("+86"):
-        compact = compact[3:]
-    if _MOBILE.match(compact) or _LANDLINE.match(compact):
-        return compact
+    """One form for one line, so the keyed index of the same number matches (related cases, the
+    party search, early warning): digits only, no country code, a landline with its area code and
+    its leading 0, and an extension (if any) after a hyphen. "0575-87654321", "(0575)87654321" and
+    "+86 575 8765 4321" are "057587654321"; "+86 138 0000 0001", "86-13800000001",
+    "008613800000001", "138-0000-0001" and full-width "１３８０００００００１" are "13800000001"."""
+    compact = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
+    international = False
+    for prefix in ("+86", "0086"):
+        if compact.startswith(prefix):
+            compact, international = compact[len(prefix) :].lstrip("-"), True
+            break
+    number, extension = compact, None
+    found = _EXTENSION.match(compact)
+    if found and _is_landline(_digits(found["number"], international)):
+        number, extension = found["number"], found["extension"]
+    if re.fullmatch(r"[0-9]+(-[0-9]+)*", number):
+        digits = _digits(number, international)
+        if _MOBILE.match(digits) and extension is None:
+            return digits
+        if digits.startswith("86") and _MOBILE.match(digits[2:]) and extension is None:
+            return digits[2:]  # the country code without its + (86-13800000001)
+        if _is_landline(digits):
+            return digits if extension is None else f"{digits}-{extension}"
     raise DomainValueError(
         "invalid_phone", Text("电话号码格式不正确 (手机 11 位或带区号的固定电话)", "Invalid phone number")
     )
+
+
+def _digits(number: str, international: bool) -> str:
+    digits = number.replace("-", "")
+    # Dialled from abroad a landline drops its trunk 0: +86 575 87654321 is 0575 87654321 (area
+    # codes are 10, 2x and 3xx to 9xx).
+    if international and not _MOBILE.match(digits) and re.match(r"10|[2-9]", digits):
+        return "0" + digits
+    return digits
+
+
+def _is_landline(digits: str) -> bool:
+    """An area code of 3 or 4 digits with its 0 (010, 0575), then a number of 7 or 8 digits."""
+    return bool(_LANDLINE.match(digits))
 
 
 def normalise_region_code(value: str) -> str:
