@@ -748,6 +748,22 @@ async def test_a_stranger_with_the_same_or_a_similar_name_is_not_related(api: Ap
     assert search.json()["items"] == []
 
 
+async def test_cases_sharing_only_an_agent_are_not_related(api: Api) -> None:
+    """A legal-aid lawyer acts for parties in many unrelated cases: an agent is no party."""
+    lawyer = person("agent", "法律援助律师", 77)
+    first = await api.intake(parties=[person("applicant", "甲", 61), person("respondent", "乙", 62), lawyer])
+    second = await api.intake(parties=[person("applicant", "丙", 63), person("respondent", "丁", 64), lawyer])
+    assert second["related_cases"] == []
+    search = await api.client.get(f"/v1/disputes/{first['id']}/related")
+    assert search.status_code == 200 and search.json()["items"] == []
+    # Nor does the lawyer relate a case to one where the same person is a party.
+    own = await api.intake(parties=[{**lawyer, "role": "applicant"}, person("respondent", "戊", 65)])
+    assert own["related_cases"] == []
+    # The applicant again, with the lawyer: related by the applicant alone.
+    again = await api.intake(parties=[person("applicant", "甲", 61), person("respondent", "己", 66), lawyer])
+    assert {r["id"]: r["matched_on"] for r in again["related_cases"]} == {first["id"]: ["id_number", "phone"]}
+
+
 def _company(name: str, role: str = "respondent", code: str | None = None) -> dict[str, Any]:
     party: dict[str, Any] = {"role": role, "kind": "organisation", "name": name}
     if code is not None:

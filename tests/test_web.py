@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from mediation.audit.models import AuditRecord
 from mediation.disputes.models import Dispute
-from tests.support import CSRF, Api, intake_body, resident_id
+from tests.support import CSRF, Api, intake_body, person, resident_id
 
 PASSWORD = "correct horse battery staple"
 
@@ -241,6 +241,22 @@ async def test_intake_hints_at_earlier_cases_of_the_same_people(api: Api, web: h
         },
     )
     assert earlier["case_number"] in hint.text and "证件号码" in hint.text
+
+
+async def test_intake_hints_at_no_cases_of_an_agent(api: Api, web: httpx.AsyncClient) -> None:
+    lawyer = person("agent", "法律援助律师", 77)
+    earlier = await api.intake(parties=[*intake_body()["parties"], lawyer])
+    page = signed_in(web, api)
+    hint = await page.post(
+        "/intake/related",
+        {
+            "parties[2].role": "agent",
+            "parties[2].id_type": "resident_id",
+            "parties[2].id_number": lawyer["id_number"],
+            "parties[2].phone": lawyer["phone"],
+        },
+    )
+    assert hint.status_code == 200 and earlier["case_number"] not in hint.text
 
 
 async def test_outside_the_centers_region_is_refused_at_the_region_field(

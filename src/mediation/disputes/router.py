@@ -291,7 +291,9 @@ async def body_inbox(
     "/disputes/{dispute_id}/related",
     response_model=DisputePage,
     summary="同一当事人的其他案件 Other cases of the same parties",
-    description="Cases the caller can see where a party has the same ID or phone number (repeat disputes).",
+    description="Cases the caller can see where a party has the same ID or phone number (repeat disputes), "
+    "or with the same respondent organisation. Agents (代理人) act for parties and match nothing: a "
+    "lawyer in two cases does not relate them.",
     responses=problem_responses(NotFound),
     tags=["disputes"],
 )

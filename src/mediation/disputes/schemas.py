@@ -389,7 +389,7 @@ class RelatedCaseOut(BaseModel):
     matched_on: list[Literal["id_number", "phone", "respondent_organisation"]] = Field(
         description="What the cases share: a party's ID number or phone number (by the keyed index), "
         "or the respondent organisation (credit code, or its exact normalised name). "
-        "A person's name alone never matches."
+        "A person's name alone never matches, nor does an agent (代理人), who acts for a party."
     )
     linked: bool = Field(description="Whether a clerk already linked the two cases.")
 

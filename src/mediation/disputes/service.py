@@ -50,7 +50,7 @@ from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
-from mediation.disputes.enums import Channel, Consent, PartyKind, TerminationReason, Tier
+from mediation.disputes.enums import Channel, Consent, PartyKind, PartyRole, TerminationReason, Tier
 from mediation.disputes.identity import organisation_key, region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
 from mediation.disputes.models import (
@@ -1414,9 +1414,13 @@ def _milestones(dispute: Dispute, action: Action, from_status: str, now: datetim
 _THEIRS, _MINE = aliased(Party), aliased(Party)
 # Some party of the case has the same ID number or phone number as a party of the case
 # `dispute_id` (a bound parameter). Built once: an alias made anew adapts every column anew.
+# An agent (代理人: a legal-aid lawyer, a relative) acts for a party and is none: a lawyer in many
+# unrelated cases makes them no repeat of each other, so agents never match.
 _SHARES_PARTY = exists().where(
     _THEIRS.dispute_id == Dispute.id,
     _MINE.dispute_id == bindparam("dispute_id"),
+    _THEIRS.role != PartyRole.agent,
+    _MINE.role != PartyRole.agent,
     or_(
         and_(_THEIRS.id_number_index.is_not(None), _THEIRS.id_number_index == _MINE.id_number_index),
         and_(_THEIRS.phone_index.is_not(None), _THEIRS.phone_index == _MINE.phone_index),
@@ -1461,6 +1465,8 @@ def _matched_on(mine: list[Party], theirs: list[Party]) -> list[str]:
     found: set[str] = set()
     for a in mine:
         for b in theirs:
+            if PartyRole.agent in (a.role, b.role):
+                continue  # acts for a party, is none (_SHARES_PARTY)
             same_org = a.kind == b.kind == PartyKind.organisation and a.role == b.role == "respondent"
             if a.id_number_index and a.id_number_index == b.id_number_index:
                 found.add("respondent_organisation" if same_org else "id_number")

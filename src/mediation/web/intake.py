@@ -372,6 +372,8 @@ async def related_hint(request: Request, principal: Staff, svc: Service) -> HTML
             continue
         if len(path) != 3 or path[0] != "parties" or not isinstance(path[1], int) or path[1] >= MAX_PARTIES:
             continue
+        if form.get(key.rsplit(".", 1)[0] + ".role") == PartyRole.agent:
+            continue  # an agent acts for a party and relates no cases (disputes.service._SHARES_PARTY)
         if path[2] == "id_number":
             id_type = str(form.get(key.replace(".id_number", ".id_type")) or "")
             try:
