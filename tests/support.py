@@ -509,10 +509,11 @@ class Api:
     async def sign(
         self, dispute: dict[str, Any], agreement: dict[str, Any], **signature: Any
     ) -> httpx.Response:
+        """Record a signature on `agreement` as the caller last read it (its version in If-Match)."""
         return await self.client.post(
             f"/v1/disputes/{dispute['id']}/agreements/{agreement['id']}/signatures",
             json=signature,
-            headers=self.acting("body_mediator", dispute),
+            headers={**self.acting("body_mediator", dispute), "If-Match": f'"{agreement["version"]}"'},
         )
 
     async def sign_all(self, dispute: dict[str, Any], agreement: dict[str, Any]) -> dict[str, Any]:

@@ -516,7 +516,11 @@ async def test_a_fingerprint_is_a_natural_persons_and_anyone_may_seal(api):
     english = await api.client.post(
         f"/v1/disputes/{dispute['id']}/agreements/{draft['id']}/signatures",
         json={"signer": "party", "party_id": firm, "method": "fingerprint"},
-        headers={**api.acting("body_mediator", dispute), "Accept-Language": "en"},
+        headers={
+            **api.acting("body_mediator", dispute),
+            "Accept-Language": "en",
+            "If-Match": f'"{draft["version"]}"',
+        },
     )
     [error] = _problem(english, 422, "/problems/validation-error")["errors"]
     assert error["message"].startswith(f"Party {firm_name} is an organisation")
@@ -526,6 +530,7 @@ async def test_a_fingerprint_is_a_natural_persons_and_anyone_may_seal(api):
     for party_id, method in ((applicant, "seal"), (firm, "seal")):
         response = await api.sign(dispute, draft, signer="party", party_id=party_id, method=method)
         assert response.status_code == 200, response.text
+        draft = response.json()
     stored = await _agreement(api, dispute, draft)
     assert [(s["party_id"], s["method"]) for s in stored["signatures"]] == [
         (applicant, "seal"),
@@ -540,6 +545,7 @@ async def test_a_fingerprint_is_a_natural_persons_and_anyone_may_seal(api):
             other, other_draft, signer="party", party_id=_party(other, role)["id"], method=method
         )
         assert signed.status_code == 200, signed.text
+        other_draft = signed.json()
 
 
 async def test_an_electronic_signature_must_sign_the_current_content(api):
@@ -589,7 +595,7 @@ async def test_a_signer_signs_once_and_not_in_the_future(api, clock):
 
     first = await api.sign(dispute, draft, signer="party", party_id=applicant, method="in_person")
     assert first.status_code == 200, first.text
-    again = await api.sign(dispute, draft, signer="party", party_id=applicant, method="fingerprint")
+    again = await api.sign(dispute, first.json(), signer="party", party_id=applicant, method="fingerprint")
     assert _problem(again, 409, "/problems/conflict")["code"] == "already_signed"
     stored = await _agreement(api, dispute, draft)
     assert [(s["name"], s["method"]) for s in stored["signatures"]] == [("张三", "in_person")]
@@ -671,6 +677,38 @@ async def test_a_draft_is_edited_until_the_first_signature(api):
     assert len(stored["signatures"]) == 1
 
 
+@pytest.mark.parametrize(
+    ("signer", "method"), [("party", "in_person"), ("party", "fingerprint"), ("body_seal", "seal")]
+)
+async def test_a_signature_is_recorded_only_against_the_version_the_signer_saw(api, signer, method):
+    """人民调解法 Art. 29: a party is bound by the text it signed. A signature names the version
+    its signer was shown (If-Match), whatever the method: one for a draft edited since is refused
+    and nothing is recorded; the text as it stands is read, shown and signed."""
+    dispute = await api.drive("mediating")
+    seen = await api.draft_agreement(dispute)  # shown to the signer: 1200 yuan
+    url = f"/v1/disputes/{dispute['id']}/agreements/{seen['id']}"
+    headers = api.acting("body_mediator", dispute)
+    changed = api.agreement_content(dispute)
+    changed["obligations"][0]["amount"] = "600.00"
+    edited = await api.client.put(url, json=changed, headers={**headers, "If-Match": f'"{seen["version"]}"'})
+    assert edited.status_code == 200, edited.text
+
+    signature = {"signer": signer, "method": method}
+    if signer == "party":
+        signature["party_id"] = _party(dispute, "applicant")["id"]
+    missing = await api.client.post(f"{url}/signatures", json=signature, headers=headers)
+    _problem(missing, 428, "/problems/precondition-required")
+    stale = await api.sign(dispute, seen, **signature)
+    assert _problem(stale, 412, "/problems/stale-version")["current_etag"] == _etag(edited)
+    stored = await _agreement(api, dispute, seen)
+    assert stored["signatures"] == [] and stored["obligations"][0]["amount"] == "600.00"
+
+    signed = await api.sign(dispute, edited.json(), **signature)
+    assert signed.status_code == 200, signed.text
+    assert _etag(signed) == f'"{edited.json()["version"] + 1}"'
+    assert [s["method"] for s in signed.json()["signatures"]] == [method]
+
+
 async def test_a_new_version_supersedes_the_old_and_needs_its_own_signatures(api):
     dispute = await api.drive("mediating")
     first = await api.draft_agreement(dispute)
@@ -691,7 +729,7 @@ async def test_a_new_version_supersedes_the_old_and_needs_its_own_signatures(api
     assert [(a["number"], a["status"]) for a in listed] == [(1, "superseded"), (2, "draft")]
 
     # The superseded version takes no signature and cannot be agreed.
-    late = await api.sign(dispute, first, signer="mediator", method="in_person")
+    late = await api.sign(dispute, old, signer="mediator", method="in_person")
     assert _problem(late, 409, "/problems/conflict")["code"] == "agreement_superseded"
     refused = await api.act(dispute, "agree", {"agreement_id": first["id"]})
     assert "agreement_superseded" in {
@@ -729,7 +767,8 @@ async def test_the_printable_agreement_and_the_stored_document_show_everything(a
     ):
         response = await api.sign(dispute, draft, **signature)
         assert response.status_code == 200, response.text
-    agreement = response.json()
+        draft = response.json()
+    agreement = draft
     assert agreement["status"] == "effective"
 
     response = await api.client.get(f"/v1/disputes/{dispute['id']}/agreements/{agreement['id']}/document")

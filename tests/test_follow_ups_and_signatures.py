@@ -253,6 +253,7 @@ async def test_a_draft_made_before_the_mediator_changed_is_not_signed(api: Api) 
     applicant = next(p["id"] for p in dispute["parties"] if p["role"] == "applicant")
     signed = await api.sign(dispute, draft, signer="party", party_id=applicant, method="in_person")
     assert signed.status_code == 200, signed.text
+    draft = signed.json()
     added = await api.client.post(
         f"/v1/bodies/{dispute['body_id']}/mediators", json={"name": "王五"}, headers=api.auth("admin")
     )

@@ -59,8 +59,10 @@ async def test_a_refused_request_releases_its_key(api):
     for party in dispute["parties"]:
         signed = await api.sign(dispute, agreement, signer="party", party_id=party["id"], method="in_person")
         assert signed.status_code == 200, signed.text
+        agreement = signed.json()
     sealed = await api.sign(dispute, agreement, signer="body_seal", method="seal")
     assert sealed.status_code == 200, sealed.text
+    agreement = sealed.json()
     payload = {"agreement_id": agreement["id"]}  # the mediator has not signed it yet
     key = {"Idempotency-Key": "agree-1"}
     refused = await api.act(dispute, "agree", payload, headers=key)

@@ -73,7 +73,13 @@ def sign_rows(html: str) -> list[dict[str, Any]]:
                 "party": party or None,
                 "methods": re.findall(r'<option value="(\w+)"', inner),
                 "chosen": re.findall(r'<option value="(\w+)" selected', inner),
-                "hidden": dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', inner)),
+                # A value is quoted either way (the version's ETag, itself quoted, in single quotes).
+                "hidden": {
+                    name: unescape(double or single)
+                    for name, double, single in re.findall(
+                        r"""<input type="hidden" name="(\w+)" value=(?:"([^"]*)"|'([^']*)')""", inner
+                    )
+                },
                 "error": unescape(re.sub(r"<[^>]+>", "", error)).strip(),
             }
         )
@@ -159,7 +165,9 @@ async def test_an_electronic_signature_from_the_page_signs_the_text_it_showed(
         {**applicant["hidden"], "method": "electronic"},
     )
     assert signed.status_code == 303, signed.text[:3000]
-    # Any other method leaves the hash out, as the service requires.
+    # Any other method leaves the hash out, as the service requires. (The page as it now stands:
+    # each row signs the version it shows.)
+    rows = sign_rows((await page.get(f"/cases/{case['id']}")).text)
     mediator = next(r for r in rows if r["signer"] == "mediator")
     recorded = await page.post(
         f"/cases/{case['id']}/agreements/{agreement['id']}/signatures",
@@ -190,6 +198,35 @@ async def test_a_refused_signature_is_said_at_its_row_with_the_method_kept(
     assert [r["error"] for r in after] == ["", "所签文本哈希: 电子签名所签文本与协议当前内容不一致", "", ""]
     assert after[1]["chosen"] == ["electronic"]
     assert after[0]["chosen"] == ["in_person"]
+
+
+async def test_a_signature_from_a_page_opened_before_the_text_changed_is_refused(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    """人民调解法 Art. 29: a party is bound by the text it signed. Each row sends the version its page
+    showed; a draft edited since is not signed on a page that showed the text before, and the page
+    says the agreement changed."""
+    case, agreement = await drafted(api)
+    page = await at_the_body(web, api, case)
+    rows = sign_rows((await page.get(f"/cases/{case['id']}")).text)
+    assert {r["hidden"]["version"] for r in rows} == {f'"{agreement["version"]}"'}
+    changed = api.agreement_content(case)
+    changed["obligations"][0]["amount"] = "600.00"
+    edited = await api.client.put(
+        f"/v1/disputes/{case['id']}/agreements/{agreement['id']}",
+        json=changed,
+        headers={**api.acting("body_mediator", case), "If-Match": f'"{agreement["version"]}"'},
+    )
+    assert edited.status_code == 200, edited.text
+    refused = await page.post(
+        f"/cases/{case['id']}/agreements/{agreement['id']}/signatures",
+        {**rows[0]["hidden"], "method": "in_person"},
+    )
+    assert refused.status_code == 412, refused.text[:3000]
+    assert "该调解协议在您打开页面后已被他人更新" in refused.text
+    assert sign_rows(refused.text)[0]["error"].startswith("调解协议已被他人更新")
+    signatures = (await api.client.get(f"/v1/disputes/{case['id']}/agreements")).json()[-1]["signatures"]
+    assert signatures == []
 
 
 # ---- the small forms: alerts and supervision ----------------------------------------------------------

@@ -486,7 +486,9 @@ async def _signed_agreement(agreements: AgreementService, dispute: Dispute, cloc
         SignatureIn(signer="body_seal", method="seal"),
     ]
     for signature in signatures:
-        await agreements.sign(dispute.id, agreement.id, signature, mediator)
+        _, agreement = await agreements.sign(
+            dispute.id, agreement.id, signature, mediator, etag_for(agreement.version)
+        )
     return agreement.id
 
 

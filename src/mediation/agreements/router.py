@@ -324,9 +324,12 @@ async def replace_agreement(
         "electronic with the hash of what was signed, seal). The last one makes the version effective; "
         "then `agree` records the agreement on the case. The mediator signs a written agreement in person or "
         "electronically; `recorded` is for an oral agreement only (422 `method_not_for_form`). A version drafted "
-        "before the case's mediator changed is not signed (409 `mediator_changed`): draft a new one."
+        "before the case's mediator changed is not signed (409 `mediator_changed`): draft a new one. "
+        "Needs the version's ETag in `If-Match`, the version the signer was shown (428 without): a signature "
+        "is recorded only against that text (Art. 29), and a version edited or signed since is refused (412); "
+        "read it again, show it, and sign it."
     ),
-    responses=WRITES,
+    responses=CHANGES,
 )
 async def sign_agreement(
     request: Request,
@@ -335,10 +338,11 @@ async def sign_agreement(
     data: SignatureIn,
     principal: Writer,
     svc: Agreements,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        dispute, agreement = await svc.sign(dispute_id, agreement_id, data, principal)
+        dispute, agreement = await svc.sign(dispute_id, agreement_id, data, principal, if_match)
         return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)

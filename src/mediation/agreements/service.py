@@ -461,10 +461,18 @@ class AgreementService:
                 )
 
     async def sign(
-        self, dispute_id: uuid.UUID, agreement_id: uuid.UUID, data: SignatureIn, principal: Principal
+        self,
+        dispute_id: uuid.UUID,
+        agreement_id: uuid.UUID,
+        data: SignatureIn,
+        principal: Principal,
+        if_match: str | None,
     ) -> tuple[Dispute, Agreement]:
         """One signature, fingerprint or seal. Refused while Art. 29's contents are incomplete; the
-        last one makes the version effective (Art. 29), or for an oral agreement the mediator's record (Art. 30)."""
+        last one makes the version effective (Art. 29), or for an oral agreement the mediator's record (Art. 30).
+        `if_match`: the ETag of the version the signer was shown. Art. 29: a party is bound by the
+        text it signed, so a signature is recorded only against the text as the signer saw it; a
+        draft edited since (or signed since: the signer may reread it) is refused as stale (412)."""
         dispute, agreement = await self.get(dispute_id, agreement_id, principal, write=True)
         if principal.role not in BODY_ROLES:
             raise Forbidden(
@@ -472,6 +480,7 @@ class AgreementService:
                     "只有承办案件的调解组织可以记录签署", "Only the body handling the case records signatures"
                 )
             )
+        check_if_match(if_match, agreement.version)
         if agreement.status != "draft":
             raise Conflict(
                 Text(

@@ -467,14 +467,14 @@ async def _refused(
     else:
         status = 422
     # What changed under the form: an alert's and an order's forms carry their own version, and
-    # the draft form the agreement version it was drafted over.
+    # the draft form the agreement version it was drafted over, a signature form the version it signs.
     changed = (
         "预警"
         if failed.startswith("alert:")
         else "督办"
         if failed.startswith("answer:")
         else "调解协议"
-        if failed == "draft_agreement"
+        if failed == "draft_agreement" or failed.startswith("sign:")
         else "案件"
     )
     if isinstance(exc, StaleVersion):
@@ -609,11 +609,13 @@ async def sign_agreement(
         if values.get("method") != "electronic":
             values.pop("document_hash", None)
         signature = SignatureIn.model_validate(values)
+        # The version of the agreement the page showed: the signature is for that text only.
+        version = _text(form.get("version"))
         await _once(
             request,
             principal,
             form,
-            lambda: AgreementService(svc).sign(case_id, version_id, signature, principal),
+            lambda: AgreementService(svc).sign(case_id, version_id, signature, principal, version),
         )
     except (ValidationError, ProblemError) as exc:
         # The refusal is shown at the row of the signer it concerns.
