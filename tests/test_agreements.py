@@ -4,13 +4,16 @@ performance of its obligations and the follow-ups the clock raises when one is o
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
+from sqlalchemy import update
 from stdnum.cn import uscc
 
 from mediation.clocks.scheduler import tick
+from mediation.disputes.models import Dispute
 from tests.support import person
 
 ART_29 = "人民调解法 第二十九条"
@@ -632,6 +635,111 @@ async def test_an_oral_agreement_takes_effect_on_the_mediators_record(api):
     assert (await api.step(dispute, "agree", {"agreement_id": agreement["id"]}))[
         "status"
     ] == "agreement_signed"
+
+
+# ---- an agreement in effect binds: the case records it before anything else -----------------------
+
+BINDS = "人民调解法 第二十九条、第三十条、第三十一条"
+
+
+@pytest.mark.parametrize(
+    ("action", "role"),
+    [
+        ("fail", "body_mediator"),
+        ("withdraw", "clerk"),
+        ("withdraw", "body_mediator"),
+        ("transfer", "body_admin"),
+        ("transfer", "clerk"),
+        ("escalate", "body_admin"),
+        ("refer_arbitration", "body_admin"),
+    ],
+)
+async def test_a_case_whose_agreement_took_effect_records_it_before_ending_or_moving(api, action, role):
+    """人民调解法 Art. 29-31: once every party, the mediator and the body have signed, the agreement
+    binds the parties, and its performance is followed up (Art. 31) and may be confirmed (Art. 33).
+    Failing, withdrawing, transferring or escalating the case, or sending a labour case to
+    arbitration (劳动争议调解仲裁法 Art. 14: only without an agreement), would drop it: refused
+    until `agree` records it. A party's wish to end mediation (Art. 23) comes too late then."""
+    labour = action == "refer_arbitration"
+    dispute = await api.drive("mediating", **({"category": "labour"} if labour else {}))
+    payload = None
+    if labour:
+        last_day = date.fromisoformat(dispute["clock"]["due_on"])
+        api.app.state.clock.at += timedelta(days=(last_day - api.today).days + 1)
+        payload = {"commission_id": str(api.bodies["labour_commission"])}
+    agreement = await api.signed_agreement(dispute)
+    dispute = await api.get(dispute)
+
+    response = await api.act(dispute, action, payload, role=role)
+    reasons = {r["code"]: r for r in _problem(response, 422, "/problems/guard-failed")["reasons"]}
+    assert reasons["agreement_in_effect"]["article"] == BINDS
+    assert "第1版调解协议已经生效" in reasons["agreement_in_effect"]["message"]
+    assert "请先记录「达成协议」" in reasons["agreement_in_effect"]["message"]
+    after = await api.get(dispute)
+    assert (after["status"], after["version"]) == ("mediating", dispute["version"])
+    listed = await api.client.get(f"/v1/disputes/{dispute['id']}/actions", headers=api.acting(role, dispute))
+    offered = next(a for a in listed.json() if a["action"] == action)
+    assert "agreement_in_effect" in {r["code"] for r in offered["blocked_by"]}
+    assert offered["allowed_for_caller"] is False
+
+    agreed = await api.step(after, "agree", {"agreement_id": agreement["id"]})
+    assert agreed["agreement"]["id"] == agreement["id"]
+
+
+async def test_a_refusal_of_mediation_is_not_recorded_once_the_agreement_binds(api):
+    """人民调解法 Art. 29-31: mediation ended in the agreement in effect; a party's refusal to be
+    mediated (Art. 17) comes too late, and would leave the case neither agreed nor ended."""
+    dispute = await api.drive("mediating")
+    agreement = await api.signed_agreement(dispute)
+    dispute = await api.get(dispute)
+    respondent = _party(dispute, "respondent")
+    refused = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/parties/{respondent['id']}/consent",
+        json={"decision": "refused"},
+        headers=api.headers("clerk", **{"If-Match": f'"{dispute["version"]}"'}),
+    )
+    problem = _problem(refused, 409, "/problems/conflict")
+    assert problem["code"] == "agreement_in_effect" and "第1版调解协议已经生效" in problem["detail"]
+    assert (await api.get(dispute))["version"] == dispute["version"]
+    assert (await api.step(dispute, "agree", {"agreement_id": agreement["id"]}))[
+        "status"
+    ] == "agreement_signed"
+
+
+async def test_a_draft_not_yet_in_effect_does_not_hold_the_case(api):
+    dispute = await api.drive("mediating")
+    draft = await api.draft_agreement(dispute)
+    await api.sign(
+        dispute, draft, signer="party", party_id=_party(dispute, "applicant")["id"], method="in_person"
+    )
+    failed = await api.step(await api.get(dispute), "fail")
+    assert failed["status"] == "mediation_failed"
+
+
+async def test_an_overdue_obligation_is_followed_up_by_the_body_now_holding_the_case(api):
+    """人民调解法 Art. 31: the body holding the case follows up its agreement's performance. A case
+    that reached another body after its agreement took effect (handed on before that was refused)
+    has its follow-ups raised for that body, which alone sees the case, not for the drafting one."""
+    dispute, agreement = await _agreed(api, first_due=1, second_due=30)
+    assert agreement["body_id"] == str(api.bodies["village"])
+    async with api.app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(Dispute).where(Dispute.id == uuid.UUID(dispute["id"])).values(body_id=api.bodies["town"])
+        )
+    api.app.state.clock.at += timedelta(days=3)
+    assert (await _tick(api)).obligations_overdue == 1
+
+    assert (await _follow_ups(api)).json()["items"] == []
+    (task,) = (await _follow_ups(api, body="town", as_="town")).json()["items"]
+    assert task["body_id"] == str(api.bodies["town"])
+    overdue = [e for e in await api.timeline(dispute) if e["action"] == "obligation_overdue"]
+    assert overdue[-1]["payload"]["body_id"] == str(api.bodies["town"])
+    result = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/result",
+        json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": "performing"},
+        headers=api.auth("body_mediator", "town"),
+    )
+    assert result.status_code == 200, result.text
 
 
 # ---- a signed version does not change; a change is a new version -------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from mediation.core.legal_time import period_end
@@ -240,7 +241,8 @@ async def _record_consent(api, dispute, party, decision):
 async def test_a_partys_refusal_stops_mediation(api):
     dispute = await api.drive("mediating")
     dispute = await _record_consent(api, dispute, dispute["parties"][1], "refused")
-    reasons = _reasons(await api.act(dispute, "agree"))
+    # No agreement was reached (one in effect would bind the parties: it is recorded, not failed).
+    reasons = _reasons(await api.act(dispute, "agree", {"agreement_id": str(uuid.uuid4())}))
     assert reasons["party_refused_mediation"]["article"] == "人民调解法 第十七条"
     # What remains is to end mediation, with the refusal as the reason.
     ended = await api.step(dispute, "fail", {"reason_code": "party_refused"})

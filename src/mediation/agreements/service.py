@@ -878,13 +878,17 @@ class AgreementService:
             return False
         agreement = await self.session.get(Agreement, obligation.agreement_id)
         assert agreement is not None
+        # 人民调解法 Art. 31: the body that holds the case follows up performance, which may not be
+        # the one that drafted the agreement (a case handed on before the agreement was recorded):
+        # only the body holding the case sees it and can work the task.
+        body_id = dispute.body_id or agreement.body_id
         obligation.status = "overdue"
         obligation.overdue_since = today
         what = f"{obligation.amount:.2f} 元" if obligation.amount is not None else obligation.description[:40]
         task = FollowUp(
             id=uuid.uuid4(),
             dispute_id=dispute.id,
-            body_id=agreement.body_id,
+            body_id=body_id,
             kind="performance",
             obligation_id=obligation.id,
             reason=OVERDUE_REASON.format(
@@ -903,7 +907,7 @@ class AgreementService:
             {
                 "obligation_id": str(obligation.id),
                 "follow_up_id": str(task.id),
-                "body_id": str(agreement.body_id),
+                "body_id": str(body_id),
                 "due_on": obligation.due_on.isoformat(),
             },
             "obligation_overdue",

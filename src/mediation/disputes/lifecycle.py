@@ -118,6 +118,9 @@ class GuardContext:
     document_kinds: set[str] = field(default_factory=set)  # kinds of active documents on file
     unperformed_due: int = 0  # obligations of the agreement in force past their day, not performed
     visit_status: str | None = None  # the follow-up visit's status, for archive
+    # The number of the case's agreement version in effect (signed by all) but not yet recorded on
+    # the case with `agree`: looked up while the case is mediating, the only state one is made in.
+    agreement_in_effect: int | None = None
 
 
 GuardCheck = Callable[[GuardContext], list[Refusal]]
@@ -604,6 +607,35 @@ def _written_agreement(ctx: GuardContext) -> list[Refusal]:
     ]
 
 
+def _no_agreement_in_effect(ctx: GuardContext) -> list[Refusal]:
+    """人民调解法 Art. 29-31: an agreement signed by every party and the mediator and sealed by
+    the body (an oral one recorded by the mediator, Art. 30) took effect and binds the parties, who
+    must perform it; the body follows its performance up (Art. 31), and the parties may apply for
+    its confirmation within 30 days (Art. 33). Mediation ended in that agreement. Ending the case as
+    failed or withdrawn, or handing it to another body or tier, or to arbitration, would drop it
+    with all of that: it is recorded on the case first (`agree`). A party's demand to end
+    mediation (Art. 23) comes too late once the agreement binds: withdrawing is refused as well,
+    and a party disputing the agreement or its performance goes to court (Art. 32), which
+    `refer_litigation` from `agreement_signed` leaves open."""
+    if ctx.agreement_in_effect is None:
+        return []
+    return [
+        Refusal(
+            "agreement_in_effect",
+            Text(
+                "第{n}版调解协议已经生效, 对双方当事人具有法律约束力 (人民调解法第二十九条、第三十一条); "
+                "请先记录「达成协议」",
+                "Version {n} of the agreement has taken effect and binds the parties (人民调解法 Art. 29, "
+                "31): record the agreement (agree) first",
+            ).format(n=ctx.agreement_in_effect),
+            AGREEMENT_BINDS,
+        )
+    ]
+
+
+AGREEMENT_BINDS = "人民调解法 第二十九条、第三十条、第三十一条"
+
+
 G_CONSENT = Guard(
     "no_party_refuses",
     Text("没有当事人明确拒绝调解", "No party clearly refuses mediation"),
@@ -897,6 +929,16 @@ G_CASE_MEDIATOR = Guard(
 )
 G_NEXT_TIER = Guard(
     "has_next_tier", Text("存在更高层级", "There is a higher tier"), None, _has_next_tier, needs_payload=False
+)
+G_NO_AGREEMENT_IN_EFFECT = Guard(
+    "no_agreement_in_effect",
+    Text(
+        "没有已经生效而尚未记录「达成协议」的调解协议",
+        "No agreement in effect is left unrecorded on the case",
+    ),
+    AGREEMENT_BINDS,
+    _no_agreement_in_effect,
+    needs_payload=False,
 )
 G_AGREEMENT = Guard(
     "agreement_exists",
@@ -1234,7 +1276,13 @@ TRANSITIONS: tuple[Transition, ...] = (
         ),
     ),
     Transition(
-        A.transfer, (S.mediating,), S.accepted, BODY | CENTER, Text("转办", "Transfer"), "transferred"
+        A.transfer,
+        (S.mediating,),
+        S.accepted,
+        BODY | CENTER,
+        Text("转办", "Transfer"),
+        "transferred",
+        (G_NO_AGREEMENT_IN_EFFECT,),
     ),
     Transition(
         A.escalate,
@@ -1243,7 +1291,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.body_admin, Role.supervisor}),
         Text("上移层级", "Escalate"),
         "escalated",
-        (G_NEXT_TIER,),
+        (G_NEXT_TIER, G_NO_AGREEMENT_IN_EFFECT),
     ),
     Transition(
         A.withdraw,
@@ -1252,8 +1300,11 @@ TRANSITIONS: tuple[Transition, ...] = (
         CENTER | BODY,
         Text("撤回", "Withdraw"),
         "withdrawn",
+        (G_NO_AGREEMENT_IN_EFFECT,),
         notes=Text(
-            "当事人可随时要求终止调解", "Any party may end mediation at any time (人民调解法 Art. 23)"
+            "当事人可随时要求终止调解; 调解协议一经生效即约束双方, 不再撤回, 对协议有争议的可以起诉",
+            "Any party may end mediation at any time (人民调解法 Art. 23); once an agreement has taken "
+            "effect it binds the parties and is not withdrawn from: a party disputing it may sue (Art. 32)",
         ),
     ),
     Transition(
@@ -1272,6 +1323,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY,
         Text("调解终止(未达成协议)", "End without agreement"),
         "mediation_failed",
+        (G_NO_AGREEMENT_IN_EFFECT,),
         notes=Text(
             "告知当事人可依法申请仲裁、行政处理或提起诉讼",
             "Parties are told they may go to arbitration, an administrative body or court (人民调解法 Art. 26)",
@@ -1382,6 +1434,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         "referred_arbitration",
         (
             G_LABOUR_WINDOW,
+            G_NO_AGREEMENT_IN_EFFECT,
             G_ARBITRATION_AFTER_AGREEMENT,
             G_NOT_PERFORMED,
             G_COMMISSION,

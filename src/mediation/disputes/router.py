@@ -422,7 +422,7 @@ class AvailableAction(BaseModel):
 )
 async def list_actions(dispute_id: uuid.UUID, principal: Reader, svc: Service) -> Response:
     dispute = await svc.get(dispute_id, principal)
-    actions = [AvailableAction(**a) for a in svc.available_actions(dispute, principal)]
+    actions = [AvailableAction(**a) for a in await svc.available_actions(dispute, principal)]
     return JSONResponse(jsonable_encoder(actions), headers={"ETag": etag_for(dispute.version)})
 
 
@@ -430,8 +430,14 @@ async def list_actions(dispute_id: uuid.UUID, principal: Reader, svc: Service) -
     "/disputes/{dispute_id}/parties/{party_id}/consent",
     response_model=DisputeOut,
     summary="记录当事人是否同意调解 Record a party's consent or refusal",
-    description="人民调解法 Art. 17: mediation does not proceed when a party clearly refuses.",
-    responses=problem_responses(NotFound, InvalidTransition, Forbidden, StaleVersion, PreconditionRequired),
+    description=(
+        "人民调解法 Art. 17: mediation does not proceed when a party clearly refuses. Once an agreement version "
+        "has taken effect it binds the parties (Art. 29-31): a refusal is no longer recorded (409 "
+        "`agreement_in_effect`); `agree` records the agreement."
+    ),
+    responses=problem_responses(
+        NotFound, InvalidTransition, Conflict, Forbidden, StaleVersion, PreconditionRequired
+    ),
     tags=["disputes"],
 )
 async def record_consent(

@@ -585,6 +585,8 @@ class DisputeService:
         if action == Action.escalate and dispute.body_id is not None:
             target = await self.session.get(Body, dispute.body_id)  # the tier to go above
         ctx = self._context(dispute, principal, payload, target)
+        if lifecycle.G_NO_AGREEMENT_IN_EFFECT in transition.guards:
+            ctx.agreement_in_effect = await self._agreement_in_effect(dispute)
         if action == Action.assign:
             ctx.triage = await self.triage.evaluate(dispute)
         elif action == Action.agree:
@@ -870,6 +872,20 @@ class DisputeService:
         visit.status, visit.result = status, result
         visit.done_at, visit.done_by = now, principal.id
 
+    async def _agreement_in_effect(self, dispute: Dispute) -> int | None:
+        """The number of the agreement version that took effect while the case is being mediated and
+        is not yet recorded on it (`agree`); None when there is none, or the case is not mediating."""
+        if dispute.status != Status.mediating:
+            return None
+        query = select(func.max(Agreement.number)).where(
+            Agreement.dispute_id == dispute.id, Agreement.status == "effective"
+        )
+        recorded = (dispute.agreement or {}).get("id")
+        if recorded is not None:
+            query = query.where(Agreement.id != uuid.UUID(str(recorded)))
+        number: int | None = await self.session.scalar(query)
+        return number
+
     async def _agreement(self, agreement_id: uuid.UUID) -> Agreement | None:
         return await self.session.scalar(
             select(Agreement)
@@ -1042,6 +1058,20 @@ class DisputeService:
         party = next((p for p in dispute.parties if p.id == party_id), None)
         if party is None:
             raise NotFound(Text("该案没有这个当事人", "No such party in this case"))
+        if data.decision == Consent.refused and (in_effect := await self._agreement_in_effect(dispute)):
+            # 人民调解法 Art. 29-31: mediation ended in an agreement that binds the parties; a refusal
+            # to be mediated (Art. 17) comes too late to undo it, and would leave the case neither
+            # agreed nor ended (`no_agreement_in_effect`). A party disputing it goes to court (Art. 32).
+            raise Conflict(
+                Text(
+                    "第{n}版调解协议已经生效, 对双方当事人具有法律约束力, 不能再记录拒绝调解; "
+                    "请记录「达成协议」 (人民调解法第二十九条、第三十一条)",
+                    "Version {n} of the agreement has taken effect and binds the parties; a refusal of "
+                    "mediation is no longer recorded: record the agreement (人民调解法 Art. 29, 31)",
+                ).format(n=in_effect),
+                code="agreement_in_effect",
+                article=lifecycle.AGREEMENT_BINDS,
+            )
         party.consent = data.decision
         now = self.clock.now()
         dispute.updated_at = now
@@ -1202,10 +1232,17 @@ class DisputeService:
         )
         return [(i, v, d) for i, v, d in rows.all()]
 
-    def available_actions(self, dispute: Dispute, principal: Principal) -> list[dict[str, Any]]:
+    async def available_actions(self, dispute: Dispute, principal: Principal) -> list[dict[str, Any]]:
         out = []
-        for t in lifecycle.transitions_from(dispute.status):
+        transitions = lifecycle.transitions_from(dispute.status)
+        in_effect = (
+            await self._agreement_in_effect(dispute)
+            if any(lifecycle.G_NO_AGREEMENT_IN_EFFECT in t.guards for t in transitions)
+            else None
+        )
+        for t in transitions:
             ctx = self._context(dispute, principal, None, None)
+            ctx.agreement_in_effect = in_effect
             blocked = lifecycle.evaluate(t, ctx, with_payload=False)
             out.append(
                 {

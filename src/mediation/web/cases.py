@@ -264,7 +264,7 @@ class CasePage:
         now = svc.clock.now()
         timeline = [view.timeline_entry(e) for e in await svc.timeline(dispute_id, principal)]
         clocks = [clock_out(c, now) for c in await svc.clocks.of_case(dispute_id)]
-        available = svc.available_actions(dispute, principal)
+        available = await svc.available_actions(dispute, principal)
         allowed = [a for a in available if a["allowed_for_caller"]]
         # The caller's role could take these, but a guard refuses them now: shown as what is missing.
         pending = [a for a in available if principal.role.value in a["roles"] and not a["allowed_for_caller"]]
