@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 import pytest
+from sqlalchemy import select
 
 from mediation.agreements.models import FollowUp
 from mediation.disputes.models import Dispute
@@ -183,6 +184,44 @@ async def _case_held_while(api: Api, dispute: dict, first: Awaitable[T], second:
         second_started = asyncio.ensure_future(second)
         await _requests_waiting_on_a_lock(api.app, 2)
     return await first_started, await second_started
+
+
+@pytest.mark.parametrize("recorded", ["visited", "impossible"])
+async def test_archiving_keeps_the_visit_already_recorded_and_its_satisfaction(
+    api: Api, recorded: str
+) -> None:
+    """人民调解法 Art. 27: the visit that closed the loop is what the file keeps. A result sent with
+    `archive` completes a visit still open; one already made (rated 1) or recorded as impossible
+    stands, and the case's satisfaction stays what the visit gave it (none, for no visit)."""
+    dispute = await api.drive("closed")
+    task = await _visit_task(api, dispute)
+    if recorded == "visited":
+        url, body = (
+            f"/v1/follow-ups/{task['id']}/visit",
+            {
+                "visited_on": api.today.isoformat(),
+                "contact_method": "phone",
+                "reached": True,
+                "satisfaction": 1,
+                "agreement_performed": False,
+            },
+        )
+    else:
+        url, body = f"/v1/follow-ups/{task['id']}/impossible", {"reason": "当事人已迁居外地, 无法联系"}
+    response = await api.client.post(url, json=body, headers=api.acting("body_mediator", dispute))
+    assert response.status_code == 200, response.text
+    before = response.json()
+
+    # The default archive payload carries a visit rated 5.
+    archived = await api.step(await api.get(dispute), "archive")
+    assert archived["status"] == "archived"
+    async with api.app.state.db.reader() as session:
+        satisfaction = await session.scalar(
+            select(Dispute.satisfaction).where(Dispute.id == uuid.UUID(dispute["id"]))
+        )
+        row = await session.get(FollowUp, uuid.UUID(task["id"]))
+    assert satisfaction == (1 if recorded == "visited" else None)
+    assert row is not None and (row.status, row.result) == (before["status"], before["result"])
 
 
 @pytest.mark.postgres_only

@@ -649,7 +649,9 @@ class FollowUpIn(WriteModel):
 class ArchivePayload(WriteModel):
     """Archive after the follow-up visit. The visit is normally recorded on its task first
     (`POST /v1/follow-ups/{id}/visit`); it may instead come with this request, as a result or as
-    the reason no visit was possible (guard `follow_up_visit_recorded`)."""
+    the reason no visit was possible (guard `follow_up_visit_recorded`). That is taken only while
+    the visit is still open: a visit already recorded, made or impossible, stands with its
+    satisfaction rating (人民调解法 Art. 27)."""
 
     model_config = ConfigDict(
         json_schema_extra={

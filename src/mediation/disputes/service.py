@@ -855,8 +855,13 @@ class DisputeService:
     async def _settle_visit(
         self, dispute: Dispute, payload: Any, principal: Principal, now: datetime
     ) -> None:
-        """A visit result (or why none was possible) sent with `archive` completes the visit task."""
+        """A visit result (or why none was possible) sent with `archive` completes the visit task,
+        while it is still open. A visit already recorded, made or recorded as impossible, stands as
+        it was recorded (人民调解法 Art. 27: the file keeps the visit that closed the loop): the
+        archive's result changes neither it nor the satisfaction rating it gave the case."""
         visit = await self._visit(dispute.id)
+        if visit is not None and visit.status != "open":
+            return
         if payload.follow_up is not None:
             dispute.satisfaction = payload.follow_up.satisfaction
             status, result = "done", {"outcome": "visited", **payload.follow_up.model_dump(mode="json")}
@@ -867,7 +872,7 @@ class DisputeService:
             )
         else:
             return
-        if visit is None or visit.status != "open":
+        if visit is None:
             return
         visit.status, visit.result = status, result
         visit.done_at, visit.done_by = now, principal.id
