@@ -742,6 +742,29 @@ async def test_an_overdue_obligation_is_followed_up_by_the_body_now_holding_the_
     assert result.status_code == 200, result.text
 
 
+async def test_an_oral_agreement_needs_a_mediator_to_record_it(api):
+    """人民调解法 Art. 28, 30: the mediator records an oral agreement, which takes effect on that
+    record; on a case with no mediator it is refused as a written draft is (mediator_missing)."""
+    dispute = await api.intake()
+    for action in ("accept", "assign"):
+        dispute = await api.step(dispute, action)
+    dispute = await api.step(dispute, "sign_for", {})
+    assert dispute["mediator_id"] is None
+    draft = await api.draft_agreement(dispute, form="oral")
+    [missing] = draft["missing"]
+    assert (missing["code"], missing["article"]) == ("mediator_missing", "人民调解法 第二十八条")
+    refused = await api.sign(dispute, draft, signer="mediator", method="recorded")
+    assert "mediator_missing" in {
+        r["code"] for r in _problem(refused, 422, "/problems/guard-failed")["reasons"]
+    }
+    stored = await _agreement(api, dispute, draft)
+    assert (stored["status"], stored["signatures"]) == ("draft", [])
+    response = await api.act(await api.get(dispute), "agree", {"agreement_id": draft["id"]})
+    assert "mediator_missing" in {
+        r["code"] for r in _problem(response, 422, "/problems/guard-failed")["reasons"]
+    }
+
+
 # ---- a signed version does not change; a change is a new version -------------------------------
 
 

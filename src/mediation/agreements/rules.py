@@ -101,12 +101,18 @@ def missing_elements(agreement: Agreement, dispute: Dispute) -> list[Refusal]:
                     ART_29,
                 )
             )
-    if written and not agreement.mediator_name:
+    if not agreement.mediator_name:
+        # Art. 29: the mediator signs a written agreement; Art. 28, 30: the mediator records an oral
+        # one, which takes effect on that record. Either way a case with no mediator has no one to.
         out.append(
             Refusal(
                 "mediator_missing",
-                Text("案件尚未指定调解员, 协议无调解员署名", "No mediator is named on the case"),
-                ART_29,
+                Text("案件尚未指定调解员, 协议无调解员署名", "No mediator is named on the case")
+                if written
+                else Text(
+                    "案件尚未指定调解员, 口头协议无人记录", "No mediator is named on the case to record it"
+                ),
+                ART_29 if written else ART_28,
             )
         )
     return out
