@@ -840,6 +840,23 @@ async def test_a_signature_is_recorded_only_against_the_version_the_signer_saw(a
     assert [s["method"] for s in signed.json()["signatures"]] == [method]
 
 
+async def test_a_superseded_draft_is_not_edited_and_says_so(api):
+    """A version superseded before anyone signed it is refused as superseded, not as signed."""
+    dispute = await api.drive("mediating")
+    first = await api.draft_agreement(dispute)
+    await api.draft_agreement(dispute)
+    old = await _agreement(api, dispute, first)
+    assert (old["status"], old["signatures"]) == ("superseded", [])
+    response = await api.client.put(
+        f"/v1/disputes/{dispute['id']}/agreements/{first['id']}",
+        json=api.agreement_content(dispute, responsibility="双方各负一半责任。"),
+        headers={**api.acting("body_mediator", dispute), "If-Match": f'"{old["version"]}"'},
+    )
+    problem = _problem(response, 409, "/problems/conflict")
+    assert problem["code"] == "agreement_superseded" and "已被新版本取代" in problem["detail"]
+    assert (await _agreement(api, dispute, first))["responsibility"] == old["responsibility"]
+
+
 async def test_a_new_version_supersedes_the_old_and_needs_its_own_signatures(api):
     dispute = await api.drive("mediating")
     first = await api.draft_agreement(dispute)

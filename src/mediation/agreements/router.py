@@ -300,7 +300,10 @@ async def get_agreement(
     "/disputes/{dispute_id}/agreements/{agreement_id}",
     response_model=AgreementOut,
     summary="修改协议草稿 Edit a draft (before any signature)",
-    description="Refused (409) once anyone has signed: a change is a new version with its own signatures.",
+    description=(
+        "Refused (409 `agreement_signed`) once anyone has signed: a change is a new version with its own "
+        "signatures. A version superseded by a newer one is not edited (409 `agreement_superseded`)."
+    ),
     responses=CHANGES,
 )
 async def replace_agreement(

@@ -384,6 +384,14 @@ class AgreementService:
                 Text("只有承办案件的调解组织可以修改协议", "Only the body handling the case edits it")
             )
         check_if_match(if_match, agreement.version)
+        if agreement.status == "superseded":
+            raise Conflict(
+                Text(
+                    "这一版本已被新版本取代, 不能再修改; 请修改最新版本",
+                    "This version was superseded by a newer one and cannot change; edit the newest version",
+                ),
+                code="agreement_superseded",
+            )
         if agreement.status != "draft" or agreement.signatures:
             raise Conflict(
                 Text(
