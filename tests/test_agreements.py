@@ -961,6 +961,22 @@ async def test_a_draft_document_names_who_has_yet_to_sign(api):
     assert agreement["content_hash"] in html
 
 
+async def test_the_printable_oral_agreement_states_the_law_of_oral_agreements(api):
+    """人民调解法 Art. 30: an oral agreement takes effect when reached, recorded by the mediator; it
+    bears no seal and is not confirmed by a court (the service refuses that). The page says so, and
+    not the written agreement's rules."""
+    dispute = await api.drive("mediating")
+    oral = await api.signed_agreement(dispute, form="oral")
+    html = (await api.client.get(f"/v1/disputes/{dispute['id']}/agreements/{oral['id']}/document")).text
+    assert "口头调解协议记录" in html and "人民调解法第二十八条、第三十条" in html
+    assert "口头调解协议不能申请司法确认" in html
+    assert "加盖调解组织印章后生效" not in html and "三十日内共同向" not in html
+    written = await api.drive("mediating")
+    agreement = await api.signed_agreement(written)
+    html = (await api.client.get(f"/v1/disputes/{written['id']}/agreements/{agreement['id']}/document")).text
+    assert "加盖调解组织印章后生效" in html and "三十日内共同向" in html and "口头" not in html
+
+
 # ---- performance (Art. 31) ----------------------------------------------------------------------
 
 

@@ -93,6 +93,19 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
         if agreement.effective_on
         else "本协议尚未生效。"
     )
+    # What binds the parties and when: a written agreement on the last signature and the body's seal
+    # (人民调解法 Art. 29), and it may be confirmed by a court (Art. 33); an oral one when reached, as the
+    # mediator records it (Art. 28, 30), and a court confirms only a written agreement (民诉法解释
+    # Art. 354): the service refuses to apply for confirmation of an oral one.
+    legal = (
+        "本口头调解协议自各方当事人达成之日起生效, 由调解员记录 (人民调解法第二十八条、第三十条), 具有法律约束力,"
+        "\n当事人应当按照约定履行 (人民调解法第三十一条)。口头调解协议不能申请司法确认; 需要司法确认的,"
+        "\n应当制作书面调解协议 (民诉法解释第三百五十四条)。"
+        if oral
+        else "本协议经各方当事人签名、盖章或者按指印, 调解员签名并加盖调解组织印章后生效, 具有法律约束力,"
+        "\n当事人应当按照约定履行 (人民调解法第二十九条、第三十一条)。双方当事人可以自协议生效之日起三十日内共同向"
+        "\n人民法院申请司法确认 (人民调解法第三十三条)。"
+    )
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{title} {e(dispute.case_number)}</title>
 <style>{STYLE}</style></head>
@@ -108,9 +121,7 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
 <h2>协议内容</h2>
 <ol class="obligations">{"".join(obligations)}</ol>
 {f'<ol class="terms">{terms}</ol>' if terms else ""}
-<p>{effective}本协议经各方当事人签名、盖章或者按指印, 调解员签名并加盖调解组织印章后生效, 具有法律约束力,
-当事人应当按照约定履行 (人民调解法第二十九条、第三十一条)。双方当事人可以自协议生效之日起三十日内共同向
-人民法院申请司法确认 (人民调解法第三十三条)。</p>
+<p>{effective}{legal}</p>
 <h2>签署</h2>
 <table><tr><th>签署人</th><th>姓名/名称</th><th>方式</th><th>时间</th><th>电子签名所签内容哈希</th></tr>{"".join(signatures)}</table>
 <p class="hash">内容哈希 (SHA-256): {agreement.content_hash}</p>
