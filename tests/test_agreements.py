@@ -1129,6 +1129,42 @@ async def test_an_overdue_obligation_raises_one_follow_up_in_the_bodys_inbox(api
     _problem(again, 409, "/problems/conflict")
 
 
+async def test_a_follow_up_finding_the_obligation_performed_records_it_performed(api):
+    # 人民调解法 Art. 31: what the body learns on its follow-up is the record of performance; the
+    # obligation must not stay overdue (the statistics and the labour guard read it).
+    dispute, agreement = await _agreed(api, first_due=1, second_due=2)
+    api.app.state.clock.at += timedelta(days=3)
+    assert (await _tick(api)).obligations_overdue == 2
+    tasks = {t["obligation_id"]: t for t in (await _follow_ups(api)).json()["items"]}
+    first, second = agreement["obligations"]
+    performing = {"contacted_on": api.today.isoformat(), "method": "phone", "outcome": "performing"}
+    response = await api.client.post(
+        f"/v1/follow-ups/{tasks[first['id']]['id']}/result",
+        json=performing,
+        headers=api.auth("body_mediator"),
+    )
+    assert response.status_code == 200, response.text
+    stored = await _agreement(api, dispute, agreement)
+    assert [o["status"] for o in stored["obligations"]] == ["overdue", "overdue"]  # still only promised
+
+    done = {
+        "contacted_on": api.today.isoformat(),
+        "method": "visit",
+        "outcome": "performed",
+        "note": "已付清",
+    }
+    response = await api.client.post(
+        f"/v1/follow-ups/{tasks[second['id']]['id']}/result", json=done, headers=api.auth("body_mediator")
+    )
+    assert response.status_code == 200, response.text
+    stored = await _agreement(api, dispute, agreement)
+    assert [(o["status"], o["performed_on"]) for o in stored["obligations"]] == [
+        ("overdue", None),
+        ("performed", api.today.isoformat()),
+    ]
+    assert (await api.get(dispute))["status"] == "agreement_signed"  # one obligation is still open
+
+
 async def test_an_obligation_due_on_a_rest_day_is_in_time_to_the_next_working_day(api):
     # Due on Saturday 6 June 2026: the day runs to Monday 8 June (民法典 Art. 203), so the
     # obligation is overdue from Tuesday, not from Sunday.

@@ -860,6 +860,25 @@ class AgreementService:
             {"follow_up_id": str(task.id), "outcome": data.outcome},
             "follow_up_completed",
         )
+        if data.outcome == "performed" and task.obligation_id is not None:
+            # What the follow-up found is the record of performance (人民调解法 Art. 31): the
+            # obligation is performed as of the day the body learnt it, as `perform` records it
+            # (and the case too once it was the last), not left overdue for the statistics and
+            # the labour guard to count.
+            obligation = await self.session.get(Obligation, task.obligation_id)
+            current = (dispute.agreement or {}).get("id")
+            if (
+                obligation is not None
+                and obligation.status != "performed"
+                and str(obligation.agreement_id) == current
+                and dispute.status in PERFORMANCE_STATES
+            ):
+                await self.perform(
+                    dispute.id,
+                    obligation.id,
+                    PerformanceIn(performed_on=data.contacted_on, note=data.note),
+                    principal,
+                )
         return task, dispute.case_number
 
     async def raise_overdue(self, obligation_id: uuid.UUID, principal: Principal) -> bool:
