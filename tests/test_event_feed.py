@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from mediation.clocks.scheduler import tick
 from mediation.core.clock import FrozenClock
 from mediation.core.db import utcnow
-from mediation.core.http import encode_cursor
+from mediation.core.http import decode_cursor, encode_cursor
 from mediation.core.principal import Principal, Role
 from mediation.disputes.lifecycle import Action
 from mediation.disputes.schemas import ACTION_PAYLOADS, DisputeCreate
@@ -25,7 +26,7 @@ from mediation.disputes.service import DisputeService
 from mediation.events.models import OutboxEvent
 from mediation.events.sequencer import sequence_pending
 from mediation.events.service import SOURCE, TYPE_PREFIX
-from tests.support import intake_body
+from tests.support import commit_elsewhere, intake_body
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -45,7 +46,8 @@ async def read_all(api: Any, headers: dict[str, str] | None = None, **params: An
     while True:
         page = await feed(api, headers, **({"after": cursor} if cursor else {}), **params)
         if not page["items"]:
-            assert cursor is None or page["next_cursor"] == cursor
+            # Past events of other types or cases it may move on, never back.
+            assert cursor is None or decode_cursor(page["next_cursor"])["p"] >= decode_cursor(cursor)["p"]
             return items
         items.extend(page["items"])
         cursor = page["next_cursor"]
@@ -146,6 +148,87 @@ async def test_feed_refuses_unknown_types_and_bad_cursors(api):
     assert await feed(api, after=far) == {"items": [], "next_cursor": far}
 
 
+async def test_a_short_page_moves_the_cursor_to_the_newest_position_and_a_full_one_to_its_last_event(api):
+    village = api.auth("body_mediator", "village")
+    mine = await api.drive("assigned")
+    for _ in range(3):
+        await api.intake()  # the center's cases, which the village committee does not see
+    newest = max(positions(await read_all(api)))
+
+    # Everything it may see up to the newest event is on the page: the next starts after the
+    # others' events instead of reading them again.
+    page = await feed(api, village)
+    assert kinds(page["items"]) == [(mine["case_number"], "assigned")]
+    assert page["next_cursor"] == encode_cursor({"p": newest})
+    assert await feed(api, village, after=page["next_cursor"]) == page | {"items": []}
+    # A full page may stop before other events it may see: it goes on from its last event.
+    mine = await api.step(mine, "sign_for")
+    full = await feed(api, village, limit=1)
+    assert kinds(full["items"]) == [(mine["case_number"], "assigned")]
+    assert full["next_cursor"] == encode_cursor({"p": positions(full["items"])[0]})
+    rest = await feed(api, village, after=full["next_cursor"], limit=1)
+    assert kinds(rest["items"]) == [(mine["case_number"], "signed_for")]
+    # Another's event after it: a short page jumps to the newest again.
+    await api.intake()
+    newest = max(positions(await read_all(api)))
+    assert await feed(api, village, after=rest["next_cursor"]) == {
+        "items": [],
+        "next_cursor": encode_cursor({"p": newest}),
+    }
+
+
+# Numbers an event as a writer does, under the journal head, in one transaction: a copy of the
+# newest event, at the next position.
+NUMBER_ANOTHER_EVENT = """
+WITH head AS (
+    UPDATE audit_chain_head SET last_position = last_position + 1 WHERE id = 1 RETURNING last_position
+)
+INSERT INTO outbox_events
+    (id, type, source, subject, dispute_id, body_id, target_id, data, created_at, published_at, position)
+SELECT gen_random_uuid(), type, source, subject, dispute_id, body_id, target_id, data, created_at,
+    published_at, head.last_position
+FROM outbox_events, head WHERE position = head.last_position - 1
+"""
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("moment", ["before_cursor_execute", "after_cursor_execute"])
+async def test_an_event_that_commits_while_a_short_page_is_read_comes_on_the_next_page(api, moment):
+    """The newest position is read before the page, and bounds it: an event that commits just
+    before the page's statement or just after it is neither stepped over by the cursor nor handed
+    out twice."""
+    await api.intake()
+    cursor = (await feed(api))["next_cursor"]
+    await api.intake()
+    pending = [True]
+
+    def commit_meanwhile(conn: Any, db_cursor: Any, statement: str, *_: Any) -> None:
+        if "JOIN disputes" in statement and "FROM outbox_events" in statement and pending:
+            pending.clear()
+            commit_elsewhere(api.app.state.db, NUMBER_ANOTHER_EVENT)
+
+    engine = api.app.state.db.engine.sync_engine
+    event.listen(engine, moment, commit_meanwhile)
+    try:
+        page = await feed(api, after=cursor)
+    finally:
+        event.remove(engine, moment, commit_meanwhile)
+    assert not pending, "the page was read without the hook"
+    following = await feed(api, after=page["next_cursor"])
+    seen = positions(page["items"]) + positions(following["items"])
+    async with api.app.state.db.reader() as session:
+        after_cursor = decode_cursor(cursor)["p"]
+        committed = list(
+            await session.scalars(
+                select(OutboxEvent.position)
+                .where(OutboxEvent.position > after_cursor)
+                .order_by(OutboxEvent.position)
+            )
+        )
+    assert len(committed) == 2
+    assert seen == committed
+
+
 async def test_feed_shows_each_caller_only_its_own_cases(api):
     mine = await api.drive("assigned")  # assigned to the village committee
     town = await api.drive("accepted")
@@ -159,6 +242,7 @@ async def test_feed_shows_each_caller_only_its_own_cases(api):
         unassigned["case_number"],
     }
 
+    newest = encode_cursor({"p": max(positions(everything))})
     village = await read_all(api, api.auth("body_mediator", "village"))
     assert village and {e["subject"] for e in village} == {mine["case_number"]}
     # From the assignment on: what came before was the center's.
@@ -172,7 +256,7 @@ async def test_feed_shows_each_caller_only_its_own_cases(api):
         api.auth("court", "court"),
         api.auth("body_mediator", "other_village"),
     ):
-        assert await feed(api, headers) == {"items": [], "next_cursor": encode_cursor({"p": 0})}
+        assert await feed(api, headers) == {"items": [], "next_cursor": newest}
 
     # Handed to the court: now the court reads that case, and only that one.
     signed = await api.step(mine, "sign_for")
@@ -245,8 +329,13 @@ async def test_long_poll_returns_as_soon_as_an_event_commits(api):
     polling = asyncio.create_task(feed(api, body, after=body_cursor, wait=0.6))
     await asyncio.sleep(0.1)
     await api.intake()
-    assert await asyncio.wait_for(polling, 3) == {"items": [], "next_cursor": body_cursor}
-    assert len((await feed(api, after=cursor))["items"]) == 1  # the clerk sees that case
+    woken = await asyncio.wait_for(polling, 3)
+    assert woken["items"] == []
+    clerk = await feed(api, after=cursor)
+    assert len(clerk["items"]) == 1  # the clerk sees that case
+    # The body's next page starts after it all the same: it is not read again.
+    after_it = await feed(api, body, after=woken["next_cursor"])
+    assert after_it == {"items": [], "next_cursor": clerk["next_cursor"]}
 
 
 async def test_paging_while_many_writers_commit_never_skips(api):

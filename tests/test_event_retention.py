@@ -127,6 +127,34 @@ async def test_a_reader_that_had_read_everything_deleted_pages_on(api: Api, app:
     assert [int(e["sequence"]) for e in page.json()["items"]] == await positions_of(app, [kept["id"]])
 
 
+async def test_a_reader_that_saw_nothing_new_is_not_told_it_missed_events_others_saw(
+    api: Api, app: Any, relay: Relay
+) -> None:
+    """A court polls every day; the other cases' events are none of its business. Once they are
+    deleted past the retention period, with its own, its cursor does not lie before them: it
+    missed nothing, so it goes on, round after round."""
+    court = api.auth("court")
+    mine = await api.drive("confirmation_pending")
+    page = await api.client.get("/v1/events", params={"limit": 500}, headers=court)
+    assert page.status_code == 200 and page.json()["items"], page.text
+    cursor = page.json()["next_cursor"]
+    aged = [mine["id"]]
+    for _ in range(2):
+        others = [(await api.intake())["id"] for _ in range(3)]
+        polled = await api.client.get("/v1/events", params={"after": cursor}, headers=court)
+        assert polled.status_code == 200 and polled.json()["items"] == [], polled.text
+        cursor = polled.json()["next_cursor"]
+        aged += others
+        newest = max(await positions_of(app, aged))
+        await age_events(app, aged, days=400)
+        assert await relay.purge_events() > 0
+        assert await horizon(app) == newest  # deleted up to the court's cursor
+
+        again = await api.client.get("/v1/events", params={"after": cursor}, headers=court)
+        assert again.status_code == 200, again.text
+        assert again.json() == {"items": [], "next_cursor": cursor}
+
+
 async def test_an_event_a_webhook_still_owes_stops_the_run(
     api: Api, app: Any, relay: Relay, receiver: Receiver
 ) -> None:

@@ -41,7 +41,7 @@ from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import event_visible_to
 from mediation.events.catalogue import catalogue, event_types
 from mediation.events.models import OutboxEvent, OutboxHorizon, WebhookSubscription
-from mediation.events.sequencer import sequence_pending
+from mediation.events.sequencer import newest_position, sequence_pending
 from mediation.events.service import cloudevent
 from mediation.events.webhooks import WebhookService
 from mediation.identity.auth import identity_of, permission
@@ -76,7 +76,10 @@ class CloudEvent(BaseModel):
 class EventPage(BaseModel):
     items: list[CloudEvent]
     next_cursor: str = Field(
-        description="Pass as `after` for the next page; unchanged when nothing new came."
+        description=(
+            "Pass as `after` for the next page. After a page shorter than `limit` it stands at the "
+            "feed's newest position, past events the caller does not see; unchanged when nothing new came."
+        )
     )
 
 
@@ -95,20 +98,34 @@ def _after(cursor: str | None) -> int:
 
 async def _read(
     db: Database, principal: Principal, after: int, types: list[str] | None, limit: int
-) -> list[OutboxEvent]:
-    """The page after `after`. Refused (410) if events after `after` were deleted past the
-    retention period: the horizon is read after the page, so a purge that commits while the page
-    is read is seen too, and a reader is never handed the events after a gap as if there were none."""
-    stmt = (
-        select(OutboxEvent)
-        .join(Dispute, Dispute.id == OutboxEvent.dispute_id)
-        .where(OutboxEvent.position > after, event_visible_to(principal))
-        .order_by(OutboxEvent.position)
-        .limit(limit)
-    )
-    if types:
-        stmt = stmt.where(OutboxEvent.type.in_(types))
+) -> tuple[list[OutboxEvent], int]:
+    """The page after `after`, and the position the next page starts after.
+
+    A full page goes on from its last event. A shorter one holds every event the caller may see up
+    to the newest position committed, so the next page starts there: a reader that sees few of the
+    events does not read the others again on every poll, and its cursor keeps up with the feed
+    instead of falling behind the retention purge (which would answer 410 though it missed
+    nothing). The newest position is read first and bounds the page: an event numbered after it
+    is left to the next page, not stepped over.
+
+    Refused (410) if events after `after` were deleted past the retention period: the horizon is
+    read after the page, so a purge that commits while the page is read is seen too, and a reader
+    is never handed the events after a gap as if there were none."""
     async with db.reader() as session:
+        newest = await newest_position(session)
+        stmt = (
+            select(OutboxEvent)
+            .join(Dispute, Dispute.id == OutboxEvent.dispute_id)
+            .where(
+                OutboxEvent.position > after,
+                OutboxEvent.position <= newest,
+                event_visible_to(principal),
+            )
+            .order_by(OutboxEvent.position)
+            .limit(limit)
+        )
+        if types:
+            stmt = stmt.where(OutboxEvent.type.in_(types))
         rows = list((await session.scalars(stmt)).all())
         if after > 0:
             horizon = await session.scalar(_HORIZON)
@@ -121,7 +138,9 @@ async def _read(
                     ),
                     oldest_cursor=encode_cursor({"p": horizon}),
                 )
-        return rows
+        if len(rows) == limit:
+            return rows, rows[-1].position or after
+        return rows, max(after, newest)
 
 
 _HORIZON = select(OutboxHorizon.purged_through).where(OutboxHorizon.id == 1)
@@ -134,6 +153,8 @@ _HORIZON = select(OutboxHorizon.purged_through).where(OutboxHorizon.id == 1)
     description=(
         "The lifecycle events the caller may see, in commit order. Page with `after` = the previous "
         "`next_cursor`; the cursor never skips an event, even one whose transaction committed late. "
+        "After a page shorter than `limit` the cursor moves on to the newest event committed, past "
+        "events the caller does not see. "
         "With `wait` (seconds), an empty page waits up to that long for new events (long poll). "
         "Events are kept for the deployment's retention period (MEDIATION_EVENT_RETENTION_DAYS, "
         "365 days by default): without `after` the feed starts at the oldest event kept, and a "
@@ -175,11 +196,10 @@ async def event_feed(
     await session_of(request).rollback()
     while True:
         await sequence_pending(db, utcnow())
-        rows = await _read(db, principal, position, types, limit)
+        rows, last = await _read(db, principal, position, types, limit)
         if rows or time.monotonic() >= deadline or await request.is_disconnected():
             break
         await asyncio.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
-    last = rows[-1].position if rows else position
     return EventPage(
         items=[CloudEvent(**cloudevent(e)) for e in rows],
         next_cursor=encode_cursor({"p": last}),

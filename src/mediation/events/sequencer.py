@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation.audit.chain import HEAD_ID
 from mediation.audit.chain import lock_head as lock_journal
 from mediation.audit.chain import subscribers_token as journal_subscribers_token
+from mediation.audit.models import AuditChainHead
 from mediation.bodies.models import Body
 from mediation.core.db import Database, insert_of
 from mediation.core.principal import Principal, Role
@@ -177,6 +179,26 @@ async def _disputes(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUI
         rows = await session.scalars(select(Dispute).where(Dispute.id.in_(missing)))
         found.update({d.id: d for d in rows})
     return found
+
+
+# The journal head's last position is written in the transaction that numbers the events, so it
+# is never ahead of what has committed, and it does not fall back when old events are deleted. The
+# events' maximum stands in only where the head's row is missing (an emptied table, see _lock_head).
+_NEWEST = select(
+    func.coalesce(
+        select(AuditChainHead.last_position).where(AuditChainHead.id == HEAD_ID).scalar_subquery(),
+        select(func.max(OutboxEvent.position)).scalar_subquery(),
+        0,
+    )
+)
+
+
+async def newest_position(session: AsyncSession) -> int:
+    """The highest position committed when this statement runs. Positions are given out under the
+    journal head, held until commit: every position up to it has committed, so a statement that
+    runs after this one sees every event up to it (on PostgreSQL, under READ COMMITTED, a statement
+    run before could miss one that commits in between)."""
+    return int(await session.scalar(_NEWEST) or 0)
 
 
 async def sequence_pending(db: Database, now: datetime, batch_size: int = 500) -> int:
