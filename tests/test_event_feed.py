@@ -143,9 +143,6 @@ async def test_feed_refuses_unknown_types_and_bad_cursors(api):
         assert response.headers["content-type"].startswith("application/problem+json")
     for params in ({"limit": 0}, {"limit": 501}, {"wait": -1}, {"wait": 61}):
         assert (await api.client.get("/v1/events", params=params)).status_code == 422, params
-    # A cursor from the future is not an error: nothing is there yet.
-    far = encode_cursor({"p": 10_000})
-    assert await feed(api, after=far) == {"items": [], "next_cursor": far}
 
 
 async def test_a_short_page_moves_the_cursor_to_the_newest_position_and_a_full_one_to_its_last_event(api):
@@ -227,6 +224,36 @@ async def test_an_event_that_commits_while_a_short_page_is_read_comes_on_the_nex
         )
     assert len(committed) == 2
     assert seen == committed
+
+
+async def test_a_cursor_ahead_of_the_feed_is_refused_with_where_the_feed_stands(api):
+    """A cursor past the newest event was never handed out by this feed: the database was restored
+    to an earlier point. The events numbered next would take the positions it covers and be
+    skipped, so it is refused, naming the oldest and the newest cursor."""
+    for _ in range(3):
+        await api.intake()
+    everything = await read_all(api)
+    newest = max(positions(everything))
+    for ahead in (newest + 1, 10_000, 2**63 - 1):
+        response = await api.client.get("/v1/events", params={"after": encode_cursor({"p": ahead})})
+        assert response.status_code == 410, (ahead, response.text)
+        problem = response.json()
+        assert problem["type"] == "/problems/feed-position-expired"
+        assert problem["oldest_cursor"] == encode_cursor({"p": 0})
+        assert problem["newest_cursor"] == encode_cursor({"p": newest})
+        assert "newest_cursor" in problem["detail"]
+    # Also while waiting: the long poll does not wait to refuse it.
+    started = time.monotonic()
+    waiting = await api.client.get(
+        "/v1/events", params={"after": encode_cursor({"p": newest + 1}), "wait": 5}
+    )
+    assert waiting.status_code == 410 and time.monotonic() - started < 2
+    # The newest cursor is where the feed goes on: the next event comes on its page.
+    later = await api.intake()
+    page = await feed(api, after=problem["newest_cursor"])
+    assert kinds(page["items"]) == [(later["case_number"], "registered")]
+    # Up to the newest, every cursor is taken.
+    assert await feed(api, after=encode_cursor({"p": newest})) == page
 
 
 async def test_feed_shows_each_caller_only_its_own_cases(api):

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
+from mediation.core.http import encode_cursor
 from mediation.core.settings import Settings
 from mediation.events.models import OutboxEvent, OutboxHorizon, WebhookAttempt, WebhookDelivery
 from mediation.events.relay import Relay
@@ -103,7 +104,7 @@ async def test_old_events_go_oldest_first_and_a_cursor_from_before_them_is_told(
     assert await api.timeline(old[0]) == timeline
     english = await api.client.get("/v1/events", params={"after": behind}, headers={"Accept-Language": "en"})
     assert english.status_code == 410
-    assert english.json()["title"] == "Events past the retention period"
+    assert english.json()["title"] == "Events after this position are no longer in the feed"
     # Nothing old is left: the next look deletes nothing and the horizon stays.
     assert await looping.purge_events() == 0
     assert await horizon(app) == max(old_positions)
@@ -153,6 +154,29 @@ async def test_a_reader_that_saw_nothing_new_is_not_told_it_missed_events_others
         again = await api.client.get("/v1/events", params={"after": cursor}, headers=court)
         assert again.status_code == 200, again.text
         assert again.json() == {"items": [], "next_cursor": cursor}
+
+
+async def test_a_cursor_at_position_zero_is_told_when_events_after_it_were_deleted(
+    api: Api, app: Any, relay: Relay
+) -> None:
+    """An empty feed hands out position 0. A reader holding it that comes back after its events
+    were deleted past the retention period has missed them, and is told, like any other cursor;
+    only a request without a cursor starts at the oldest event kept."""
+    court = api.auth("court")
+    empty = await api.client.get("/v1/events", headers=court)
+    assert empty.json() == {"items": [], "next_cursor": encode_cursor({"p": 0})}
+    zero = empty.json()["next_cursor"]
+    mine = await api.drive("confirmation_pending")
+    kept = await api.drive("confirmation_pending")
+    await age_events(app, [mine["id"]], days=400)
+    assert await relay.purge_events() > 0
+
+    gone = await api.client.get("/v1/events", params={"after": zero}, headers=court)
+    assert gone.status_code == 410, gone.text
+    assert gone.json()["oldest_cursor"] == encode_cursor({"p": await horizon(app)})
+    fresh = await api.client.get("/v1/events", headers=court)
+    assert fresh.status_code == 200, fresh.text
+    assert {e["subject"] for e in fresh.json()["items"]} == {kept["case_number"]}
 
 
 async def test_an_event_a_webhook_still_owes_stops_the_run(

@@ -258,12 +258,14 @@ class RequestBodyTimeout(ProblemError):
 
 
 class FeedPositionExpired(ProblemError):
-    """A feed cursor from before the oldest event kept: events after it were deleted past the
-    retention period, so paging on would skip them unnoticed (RFC 9110 §15.5.11: gone for good)."""
+    """A feed cursor whose following events the feed no longer holds, so paging on would skip some
+    unnoticed (RFC 9110 §15.5.11: gone for good): one from before the oldest event kept (events
+    after it were deleted past the retention period), or one ahead of the newest event (the
+    database was restored to a point before it)."""
 
     status = 410
     slug = "feed-position-expired"
-    title = Text("事件已超过保留期", "Events past the retention period")
+    title = Text("该位置之后的事件已不在事件流中", "Events after this position are no longer in the feed")
 
 
 class DataIntegrityError(ProblemError):

@@ -83,9 +83,10 @@ class EventPage(BaseModel):
     )
 
 
-def _after(cursor: str | None) -> int:
+def _after(cursor: str | None) -> int | None:
+    """The position a cursor holds; None without one (the feed then starts at the oldest event kept)."""
     if not cursor:
-        return 0
+        return None
     position = decode_cursor(cursor, "after").get("p")
     # A position is a signed 64-bit integer on both databases (as the audit trail's numbers): one
     # past it is no cursor this feed gave out, refused like any other (422), not a failed query.
@@ -97,9 +98,10 @@ def _after(cursor: str | None) -> int:
 
 
 async def _read(
-    db: Database, principal: Principal, after: int, types: list[str] | None, limit: int
+    db: Database, principal: Principal, after: int | None, types: list[str] | None, limit: int
 ) -> tuple[list[OutboxEvent], int]:
-    """The page after `after`, and the position the next page starts after.
+    """The page after `after` (from the oldest event kept when None), and the position the next
+    page starts after.
 
     A full page goes on from its last event. A shorter one holds every event the caller may see up
     to the newest position committed, so the next page starts there: a reader that sees few of the
@@ -108,16 +110,32 @@ async def _read(
     nothing). The newest position is read first and bounds the page: an event numbered after it
     is left to the next page, not stepped over.
 
-    Refused (410) if events after `after` were deleted past the retention period: the horizon is
-    read after the page, so a purge that commits while the page is read is seen too, and a reader
-    is never handed the events after a gap as if there were none."""
+    Any cursor is checked, position 0 too (an empty feed hands it out): refused (410) if events
+    after it were deleted past the retention period, and if it lies ahead of the newest position,
+    which happens only when the database was restored to an earlier point: the events the reader
+    had past it are gone, and the next ones would come under their positions and be skipped. The
+    horizon is read after the page, so a purge that commits while the page is read is seen too,
+    and a reader is never handed the events after a gap as if there were none."""
     async with db.reader() as session:
         newest = await newest_position(session)
+        if after is not None and after > newest:
+            horizon = await session.scalar(_HORIZON)
+            raise FeedPositionExpired(
+                Text(
+                    "该位置在事件流最新位置之后, 事件流不曾给出过 (数据库可能已恢复到更早的时间点), "
+                    "其后的事件已不在; 请按案件时间线核对后, 从 newest_cursor 继续",
+                    "This position is ahead of the feed's newest event, so the feed never gave it "
+                    "out (the database may have been restored to an earlier point) and the events "
+                    "after it are gone; reconcile from the cases' timelines, then go on from newest_cursor",
+                ),
+                oldest_cursor=encode_cursor({"p": horizon or 0}),
+                newest_cursor=encode_cursor({"p": newest}),
+            )
         stmt = (
             select(OutboxEvent)
             .join(Dispute, Dispute.id == OutboxEvent.dispute_id)
             .where(
-                OutboxEvent.position > after,
+                OutboxEvent.position > (after or 0),
                 OutboxEvent.position <= newest,
                 event_visible_to(principal),
             )
@@ -127,7 +145,7 @@ async def _read(
         if types:
             stmt = stmt.where(OutboxEvent.type.in_(types))
         rows = list((await session.scalars(stmt)).all())
-        if after > 0:
+        if after is not None:
             horizon = await session.scalar(_HORIZON)
             if horizon is not None and after < horizon:
                 raise FeedPositionExpired(
@@ -139,8 +157,8 @@ async def _read(
                     oldest_cursor=encode_cursor({"p": horizon}),
                 )
         if len(rows) == limit:
-            return rows, rows[-1].position or after
-        return rows, max(after, newest)
+            return rows, rows[-1].position or newest
+        return rows, newest
 
 
 _HORIZON = select(OutboxHorizon.purged_through).where(OutboxHorizon.id == 1)
@@ -159,7 +177,9 @@ _HORIZON = select(OutboxHorizon.purged_through).where(OutboxHorizon.id == 1)
         "Events are kept for the deployment's retention period (MEDIATION_EVENT_RETENTION_DAYS, "
         "365 days by default): without `after` the feed starts at the oldest event kept, and a "
         "cursor from before it answers 410 `feed-position-expired` with `oldest_cursor`, since "
-        "some events after it are gone (the cases' timelines keep their history)."
+        "some events after it are gone (the cases' timelines keep their history). So does a "
+        "cursor ahead of the newest event (after the database was restored to an earlier point), "
+        "with `oldest_cursor` and `newest_cursor`."
     ),
     responses=problem_responses(FeedPositionExpired),
 )
