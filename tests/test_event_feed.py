@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -487,7 +487,9 @@ async def test_events_written_outside_a_request_are_numbered_later_and_not_skipp
     assert positions(page["items"]) == [first_position + 5]
 
 
-async def test_catalogue_lists_every_type_the_feed_produces(api, calendar_package_until_2026):
+async def produce_every_event_type(api: Any) -> None:
+    """Cases through every transition of the lifecycle and every other change that makes an event
+    (needs the fixture calendar_package_until_2026: it loads 2027's holiday schedule)."""
     # Cases through every transition of the lifecycle, and a consent.
     long = await api.intake()
     party = long["parties"][0]["id"]
@@ -730,6 +732,9 @@ async def test_catalogue_lists_every_type_the_feed_produces(api, calendar_packag
     report = await tick(app.state.db, clock, app.state.settings, app.state.identity.cipher)
     assert report.clocks_recounted >= 1
 
+
+async def test_catalogue_lists_every_type_the_feed_produces(api, calendar_package_until_2026):
+    await produce_every_event_type(api)
     produced = {e["type"] for e in await read_all(api, limit=500)}
     response = await api.client.get("/v1/events/catalogue")
     assert response.status_code == 200
@@ -744,3 +749,54 @@ async def test_catalogue_lists_every_type_the_feed_produces(api, calendar_packag
     # The catalogue the service answers is the one committed with the code.
     committed = json.loads(EVENTS_JSON.read_text())
     assert committed["events"] == catalogue
+
+
+def payload_problems(schema: dict[str, Any], value: Any, path: str) -> list[str]:
+    """Where `value` departs from a catalogue schema: a type, a format, a bound, a required field
+    missing, or a field the catalogue does not list (a receiver that validates against the
+    committed catalogue would refuse it, or never learn what it means)."""
+    checks = {
+        "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool),
+        "null": lambda v: v is None,
+        "object": lambda v: isinstance(v, dict),
+        "array": lambda v: isinstance(v, list),
+    }
+    declared = schema.get("type")
+    types = declared if isinstance(declared, list) else [declared] if declared else []
+    if types and not any(checks[t](value) for t in types):
+        return [f"{path}: {value!r} is not {' or '.join(types)}"]
+    problems = []
+    if isinstance(value, str) and "format" in schema:
+        parse = {"uuid": uuid.UUID, "date": date.fromisoformat, "date-time": datetime.fromisoformat}
+        try:
+            parse[schema["format"]](value)
+        except ValueError:
+            problems.append(f"{path}: {value!r} is not a {schema['format']}")
+    if checks["number"](value) and not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+        problems.append(f"{path}: {value!r} out of bounds")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += payload_problems(schema.get("items", {}), item, f"{path}[{i}]")
+    if isinstance(value, dict) and "properties" in schema:
+        problems += [f"{path}: {name} missing" for name in schema.get("required", []) if name not in value]
+        for name, item in value.items():
+            if name in schema["properties"]:
+                problems += payload_problems(schema["properties"][name], item, f"{path}.{name}")
+            else:
+                problems.append(f"{path}.{name}: not in the catalogue")
+    return problems
+
+
+async def test_every_event_payload_matches_its_catalogue_entry(api, calendar_package_until_2026):
+    await produce_every_event_type(api)
+    entries = {e["type"]: e for e in json.loads(EVENTS_JSON.read_text())["events"]}
+    problems = set()
+    for e in await read_all(api, limit=500):
+        entry = entries[e["type"]]
+        problems.update(payload_problems(entry["data"], e["data"], e["type"]))
+        if e["data"].get("action") not in entry["actions"]:
+            problems.add(f"{e['type']}: action {e['data'].get('action')!r} not in {entry['actions']}")
+    assert not problems, sorted(problems)

@@ -83,6 +83,16 @@ async def test_numbers_typed_into_an_event_field_are_masked_in_the_feed_and_in_w
     assert delivery.event["data"]["owner"]["title"] == "镇党委副书记 139****5678"
 
 
+async def test_an_owners_note_stays_on_the_timeline_and_is_not_sent_in_the_event(api: Api) -> None:
+    """Free text names people: events carry ids and states (and the owner the catalogue lists), the
+    note stays with the case, where its readers see it as their rights allow."""
+    dispute = await _owner_with_numbers(api)
+    [owner_set] = [e for e in await read_all(api) if e["type"] == PREFIX + "owner_changed"]
+    assert set(owner_set["data"]) == {"dispute_id", "case_number", "action", "version", "owner"}
+    [entry] = [t for t in await api.timeline(dispute) if t["action"] == "owner_set"]
+    assert entry["payload"]["note"].startswith("联系人身份证 ")
+
+
 async def test_a_subscription_retried_with_its_idempotency_key_is_made_once(
     api: Api, relay: Any, receiver: Receiver
 ) -> None:

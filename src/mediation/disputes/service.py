@@ -1086,7 +1086,13 @@ class DisputeService:
         self._append_timeline(
             dispute, "record_consent", dispute.status, dispute.status, principal, data.note, payload, now, seq
         )
-        record_dispute_event(self.session, dispute, "consent_recorded", {**payload, "version": seq}, now)
+        record_dispute_event(
+            self.session,
+            dispute,
+            "consent_recorded",
+            {"action": "record_consent", **payload, "version": seq},
+            now,
+        )
         await self._flush_versioned()
         return dispute
 
@@ -1274,14 +1280,19 @@ class DisputeService:
         reason: str | None,
         payload: dict[str, Any],
         event_type: str,
+        *,
+        timeline_only: dict[str, Any] | None = None,
     ) -> None:
         """Work on the case that does not move its state (a session held, a court's acceptance, an
-        obligation overdue): one timeline entry and one event, under the case's version check."""
+        obligation overdue): one timeline entry and one event, under the case's version check.
+        `timeline_only` is what the timeline keeps and the event does not carry: free text, which
+        may name people, stays with the case, read with the case's own rights."""
         now = self.clock.now()
         dispute.updated_at = now
         dispute.version += 1
+        entry = {**payload, **(timeline_only or {})}
         self._append_timeline(
-            dispute, action, dispute.status, dispute.status, principal, reason, payload, now, dispute.version
+            dispute, action, dispute.status, dispute.status, principal, reason, entry, now, dispute.version
         )
         record_dispute_event(
             self.session, dispute, event_type, {"action": action, "version": dispute.version, **payload}, now

@@ -270,6 +270,12 @@ def catalogue() -> list[dict[str, Any]]:
                 "units": {"type": "integer"},
                 "unit": {"type": "string"},
                 "due_on": CLOCK_FIELDS["due_on"],
+                "consenting_party_ids": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "uuid"},
+                    "description": "the parties who agreed to the extension, as recorded with it; every applicant "
+                    "and respondent where the rule asks for both parties' consent",
+                },
             },
             "actions": ["clock_extended"],
         },
@@ -295,7 +301,10 @@ def catalogue() -> list[dict[str, Any]]:
             "summary": "包案 The case owner was set or cleared",
             "fields": {
                 **COMMON_FIELDS,
-                "owner": {"type": "object", "description": "name, title, since; absent when cleared"},
+                "owner": {
+                    "type": "object",
+                    "description": "name, title, user_id, since, set_by; absent when cleared",
+                },
             },
             "actions": ["owner_set", "owner_cleared"],
         },

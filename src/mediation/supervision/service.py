@@ -432,6 +432,12 @@ class SupervisionService:
         }
         dispute.owner = owner
         await self.disputes.record_work(
-            dispute, "owner_set", principal, data.reason, {"owner": owner, "note": data.note}, "owner_changed"
+            dispute,
+            "owner_set",
+            principal,
+            data.reason,
+            {"owner": owner},
+            "owner_changed",
+            timeline_only={"note": data.note},
         )
         return dispute
