@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from datetime import date, datetime, timedelta
@@ -120,6 +121,19 @@ async def test_feed_is_in_commit_order_and_pages_without_repeats_or_gaps(api):
     assert kinds(registered["items"]) == [k for k in expected if k[1] in ("registered", "declined")]
     paged = await read_all(api, types=TYPE_PREFIX + "registered", limit=1)
     assert kinds(paged) == [k for k in expected if k[1] == "registered"]
+
+
+async def test_sequence_orders_the_events_as_text_and_as_a_number(api):
+    """The CloudEvents sequence extension compares its values as strings: the position is written
+    with leading zeros, so event 10 sorts after event 9 either way. The cursor is not affected."""
+    for _ in range(11):
+        await api.intake()
+    page = await feed(api, limit=500)
+    sequences = [e["sequence"] for e in page["items"]]
+    assert len(sequences) == 11 and all(re.fullmatch(r"[0-9]{19}", s) for s in sequences)
+    assert sorted(sequences) == sequences == sorted(sequences, key=int)
+    assert sequences[9] == "0000000000000000010"
+    assert page["next_cursor"] == encode_cursor({"p": 11})
 
 
 async def test_feed_refuses_unknown_types_and_bad_cursors(api):

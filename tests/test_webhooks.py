@@ -237,6 +237,21 @@ async def test_deliveries_are_signed_cloudevents_without_personal_data(api, rela
 # ---- 2. retries, 410, dead letters --------------------------------------------------------------
 
 
+async def test_deliveries_carry_the_feeds_sequence_which_orders_as_text(api, relay, receiver):
+    """Receivers order deliveries by `sequence`, which CloudEvents compares as strings: past the
+    ninth event it still sorts in commit order, and it is the feed's own."""
+    await subscribe(api, receiver.url, receiver=receiver)
+    for _ in range(11):
+        await api.intake()
+    await pump(relay, lambda: len(receiver.ok()) >= 11)
+    delivered = {d.event["id"]: d.event["sequence"] for d in receiver.deliveries}
+    fed = (await api.client.get("/v1/events", params={"limit": 500})).json()["items"]
+    assert delivered == {e["id"]: e["sequence"] for e in fed}
+    in_commit_order = [delivered[e["id"]] for e in fed]
+    assert sorted(delivered.values()) == in_commit_order
+    assert [int(s) for s in in_commit_order] == list(range(1, 12))
+
+
 async def test_retries_follow_the_schedule_until_delivered(api, app, relay, receiver):
     schedule = [1.0, 0.3, 0.2]
     app.state.settings.webhook_retry_schedule_seconds = schedule

@@ -388,7 +388,8 @@ def document() -> dict[str, Any]:
             "subject": "the case number",
             "time": "RFC 3339 UTC time of the change",
             "datacontenttype": "application/json",
-            "sequence": "position in the feed (string of digits), increasing in commit order",
+            "sequence": "position in the feed as 19 digits with leading zeros, increasing in commit "
+            "order: it orders alike compared as text or as a number",
         },
         "events": catalogue(),
     }

@@ -69,7 +69,13 @@ class CloudEvent(BaseModel):
     subject: str
     time: str
     datacontenttype: str = "application/json"
-    sequence: str = Field(description="Feed position; increases in commit order.")
+    sequence: str = Field(
+        description=(
+            "Feed position as 19 digits with leading zeros: increases in commit order, compared as "
+            "text or as a number alike."
+        ),
+        pattern=r"^[0-9]{19}$",
+    )
     data: dict[str, Any]
 
 

@@ -14,6 +14,7 @@ from mediation.events.models import OutboxEvent
 SOURCE = "/mediation/disputes"
 TYPE_PREFIX = "cn.mediation.dispute."
 PENDING_KEY = "mediation.outbox"  # session.info: this transaction's events, in order
+SEQUENCE_WIDTH = 19  # digits of the largest position, a signed 64-bit integer
 
 
 def record_dispute_event(
@@ -71,6 +72,9 @@ def cloudevent(event: OutboxEvent) -> dict[str, Any]:
         "data": redact_value(event.data),
     }
     if event.position is not None:
-        # CloudEvents "sequence" extension: a string that orders events from one source.
-        body["sequence"] = str(event.position)
+        # CloudEvents "sequence" extension: a string that orders the events of one source as
+        # strings compare. The position's plain digits do not ("10" < "9"), so it is written with
+        # leading zeros to the width of the largest position (2**63 - 1): it still reads as the
+        # integer. The feed's own cursor holds the position as a number.
+        body["sequence"] = f"{event.position:0{SEQUENCE_WIDTH}d}"
     return body
