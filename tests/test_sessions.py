@@ -357,8 +357,8 @@ async def test_a_password_change_is_refused_at_its_field(
 
 async def test_the_current_password_is_a_guess_under_the_sign_in_limit(api: Api, app: Any) -> None:
     limiter = app.state.identity.anonymous_limiter
-    while limiter.retry_after(f"signin-user:{CLERK}") == 0:
-        pass  # the account's guesses for this minute are used up
+    while limiter.retry_after(f"signin-user:{CLERK}@127.0.0.1") == 0:
+        pass  # the account's guesses from this address for this minute are used up
     limited = await api.client.post(
         "/v1/me/password",
         json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},

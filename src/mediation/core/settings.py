@@ -66,9 +66,20 @@ class Settings(BaseSettings):
     # Fewer than 8 characters is below any current guidance (NIST SP 800-63B §3.1.1.2).
     min_password_length: int = Field(default=12, ge=8, le=256)
     # 等保 level 3 (GB/T 22239-2019 8.1.4.1 b, 登录失败处理): wrong passwords in a row lock the
-    # account for a while.
+    # account for a while, at the address they came from (identity/throttle.py); a longer run from
+    # any addresses locks it everywhere but where it signed in from before.
     sign_in_max_failures: int = Field(
-        default=5, ge=1, le=1000, description="Wrong passwords in a row that lock an account."
+        default=5,
+        ge=1,
+        le=1000,
+        description="Wrong passwords in a row from one address that lock an account at that address.",
+    )
+    sign_in_account_max_failures: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="Wrong passwords in a row, from any addresses, that lock an account at every "
+        "address it has not signed in from in the last 30 days.",
     )
     sign_in_lock_minutes: int = Field(
         default=15, ge=1, le=24 * 60, description="How long a locked account is refused."

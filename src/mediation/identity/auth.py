@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -38,6 +39,7 @@ from mediation.identity.credentials import (
     key_prefix,
 )
 from mediation.identity.models import ApiKey, RevokedSession, User
+from mediation.identity.throttle import SignInThrottle
 
 ORGANISATION_SUSPENDED = "organisation_suspended"
 SESSION_ENDED = "session_ended"
@@ -65,6 +67,7 @@ class Identity:
     cipher: PiiCipher
     limiter: RateLimiter
     anonymous_limiter: RateLimiter
+    throttle: SignInThrottle
 
     @classmethod
     def build(cls, settings: Settings, secrets: Secrets) -> Identity:
@@ -74,6 +77,9 @@ class Identity:
             cipher=PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key),
             limiter=RateLimiter(settings.rate_limit_per_minute),
             anonymous_limiter=RateLimiter(settings.anonymous_rate_limit_per_minute),
+            throttle=SignInThrottle(
+                settings.sign_in_max_failures, timedelta(minutes=settings.sign_in_lock_minutes)
+            ),
         )
 
 

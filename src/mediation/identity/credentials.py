@@ -36,8 +36,10 @@ class Passwords:
         # A fixed hash to verify against when the user does not exist, so a wrong username costs
         # as much time as a wrong password (no account enumeration by timing).
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
-        # How many wrong passwords in a row lock an account, and for how long.
+        # How many wrong passwords in a row lock an account (at one address; from any), and for how
+        # long.
         self.max_failures = settings.sign_in_max_failures
+        self.account_max_failures = settings.sign_in_account_max_failures
         self.lock_for = timedelta(minutes=settings.sign_in_lock_minutes)
 
     def hash(self, password: str) -> str:

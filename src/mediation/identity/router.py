@@ -187,7 +187,8 @@ def record_refused_sign_in(request: Request, refused: Unauthenticated, username:
     attempt on a former employee's account or a suspended body's is seen in the trail. A wrong
     password counts towards locking its account once the request has rolled back; the one that
     locks it is recorded against the account, with the lock's end. A username that names no
-    account is kept masked (`unknown_username`)."""
+    account is kept masked (`unknown_username`). A lock at the request's address alone is recorded
+    as `account_locked_here_until`, one at every address as `account_locked_until`."""
     if not isinstance(refused, SignInRefused):
         return
     if refused.account_id is None and refused.count_against is None:
@@ -195,11 +196,23 @@ def record_refused_sign_in(request: Request, refused: Unauthenticated, username:
     if refused.account_id is not None:
         request.state.audit_object = ("user", refused.account_id)
         request.state.audit_details = {**request.state.audit_details, **refused.audit_facts()}
+    if refused.password_matched or refused.account_state == "locked":
+        return  # the right password, or none tried while the lock lasts: nothing to count
+    identity = identity_of(request)
     account = refused.count_against
+    # Counted at once, in the process: against the address, and against the account at it.
+    locked_here = identity.throttle.failed(username if account is not None else None, client_address(request))
     if account is None:
         return
+    if locked_here is not None:
+        request.state.audit_object = ("user", account)
+        request.state.audit_details = {
+            **request.state.audit_details,
+            # Locked to sign-ins from this request's address (the record's client address) only.
+            "account_locked_here_until": locked_here.isoformat(),
+        }
     db: Database = request.app.state.db
-    passwords = identity_of(request).passwords
+    passwords = identity.passwords
 
     async def count() -> None:
         locked_until = await count_failed_sign_in(db.writer, account, passwords)
@@ -246,18 +259,24 @@ def keyed_content(request: Request, canonical: str) -> str:
 async def sign_in(request: Request, data: TokenRequest) -> TokenResponse:
     identity = identity_of(request)
     username = normalised_username(data.username)
-    # Per address and per account: slows password guessing without locking the real user out.
-    identity.anonymous_limiter.check(f"signin:{client_address(request)}")
-    identity.anonymous_limiter.check(f"signin-user:{username}")
+    address = client_address(request)
+    check_sign_in_limits(request, username)
     # What was typed may be a mobile or ID number (someone signing in with their phone number):
     # masked as the logs mask it.
     request.state.audit_details = {"username": redact_text(username)}
     svc = IdentityService(session_of(request), identity.passwords)
     try:
-        user, token = await svc.sign_in(username, data.password, identity.tokens)
+        user, token = await svc.sign_in(
+            username,
+            data.password,
+            identity.tokens,
+            address=address,
+            locked_here_until=identity.throttle.locked_here(username, address),
+        )
     except Unauthenticated as refused:
         record_refused_sign_in(request, refused, username)
         raise
+    identity.throttle.succeeded(username, address)
     # The sign-in's audit record names the account and its organisation, like any later request.
     organisation = await session_of(request).get(Body, user.organisation_id) if user.organisation_id else None
     request.state.principal = make_principal(
@@ -343,12 +362,22 @@ async def me(request: Request, principal: AwaitingPasswordChange) -> Me:
     )
 
 
+def check_sign_in_limits(request: Request, username: str) -> None:
+    """The limits on password guessing (429 with Retry-After): tries per minute per address and per
+    account at that address, and the growing wait of an address that keeps failing. None counts the
+    account's tries from every address together: a stranger's guesses elsewhere must not use up the
+    clerk's at the center's own address (the account-wide bound is `count_failed_sign_in`'s)."""
+    identity = identity_of(request)
+    address = client_address(request)
+    identity.anonymous_limiter.check(f"signin:{address}")
+    identity.anonymous_limiter.check(f"signin-user:{username}@{address}")
+    identity.throttle.check_address(address)
+
+
 def check_password_guess(request: Request, user: User) -> None:
     """The current password is a password guess like a sign-in's, and draws on the same limits (per
-    address and per account): a session left open is no way around them."""
-    limiter = identity_of(request).anonymous_limiter
-    limiter.check(f"signin:{client_address(request)}")
-    limiter.check(f"signin-user:{user.username}")
+    address and per account at it): a session left open is no way around them."""
+    check_sign_in_limits(request, user.username)
 
 
 @router.post(
@@ -470,6 +499,8 @@ async def activate_user(
 ) -> Response:
     async def work() -> Response:
         user = await IdentityService(session_of(request)).set_active(user_id, True, principal)
+        # The locks at single addresses end with the one everywhere.
+        identity_of(request).throttle.forget_account(user.username)
         return _json(UserOut.model_validate(user), 200)
 
     return await run_idempotent(request, principal, idempotency_key, work)
@@ -498,6 +529,7 @@ async def reset_password(
 
     async def work() -> Response:
         user = await svc.reset_password(user_id, data.password, settings.min_password_length, principal)
+        identity_of(request).throttle.forget_account(user.username)
         request.state.audit_details = {"sessions_ended": "all"}
         return _json(UserOut.model_validate(user), 200)
 

@@ -14,6 +14,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation.audit.models import AuditRecord
 from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind
 from mediation.core.db import insert_of, utcnow
 from mediation.core.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
@@ -30,6 +31,11 @@ from mediation.core.principal import (
 from mediation.identity.auth import ORGANISATION_SUSPENDED, organisation_suspended, session_ended
 from mediation.identity.credentials import IssuedToken, Passwords, Tokens, new_api_key
 from mediation.identity.models import ApiKey, RevokedSession, User
+
+# The audit trail's actions of a sign-in (the API's and the sign-in page's), and how long a sign-in
+# from an address makes it one the account is known at (`IdentityService.signed_in_from`).
+SIGN_IN_ACTIONS = ("sign_in", "login")
+FAMILIAR_FOR = timedelta(days=30)
 
 # Refusals of account changes that would leave the center without a way in (409, `code`).
 OWN_ACCOUNT = "own_account"
@@ -121,8 +127,9 @@ def locked_out(until: datetime, now: datetime) -> Text:
 async def count_failed_sign_in(
     writer: Callable[[], AsyncSession], user_id: uuid.UUID, passwords: Passwords
 ) -> datetime | None:
-    """One more wrong password for the account, in a transaction of its own (the sign-in's own rolls
-    back); the one that reaches the limit locks the account and starts the count afresh. Returns
+    """One more wrong password for the account, from any address, in a transaction of its own (the
+    sign-in's own rolls back); the one that reaches the account-wide limit locks the account (at
+    every address it has not signed in from lately) and starts the count afresh. Returns
     when the lock ends, if this one locked it. The row is locked: of many wrong passwords at once,
     each is counted, and one locks."""
     async with writer() as session:
@@ -132,7 +139,7 @@ async def count_failed_sign_in(
             return None
         user.failed_sign_ins += 1
         locked = None
-        if user.failed_sign_ins >= passwords.max_failures:
+        if user.failed_sign_ins >= passwords.account_max_failures:
             user.failed_sign_ins, user.locked_until = 0, now + passwords.lock_for
             locked = user.locked_until
         await session.commit()
@@ -214,8 +221,18 @@ class IdentityService:
             raise Conflict(Text("用户名已存在", "Username already taken")) from exc
         return user
 
-    async def sign_in(self, username: str, password: str, tokens: Tokens) -> tuple[User, IssuedToken]:
-        """`username` as `normalised_username` gives it; the password exactly as typed."""
+    async def sign_in(
+        self,
+        username: str,
+        password: str,
+        tokens: Tokens,
+        *,
+        address: str,
+        locked_here_until: datetime | None = None,
+    ) -> tuple[User, IssuedToken]:
+        """`username` as `normalised_username` gives it; the password exactly as typed. `address`:
+        the client's, as the trusted proxies tell it; `locked_here_until`: the end of a lock of the
+        account at that address (`SignInThrottle`)."""
         assert self.passwords is not None
         # The account with its organisation's standing, in one read whatever the password: the
         # suspension is known for the audit trail without a second read only some attempts make.
@@ -235,11 +252,12 @@ class IdentityService:
                 wrong, account_id=user.id, account_state="deactivated", password_matched=valid
             )
         now = utcnow()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
+        lock = await self._lock(user, address, locked_here_until, now) if user is not None else None
+        if user is not None and lock is not None:
             # Whatever was typed, and without counting it: a guesser learns nothing more while the
             # lock lasts, and the clerk who typed the right password is told why it is refused.
             raise SignInRefused(
-                locked_out(user.locked_until, now),
+                locked_out(lock, now),
                 code=ACCOUNT_LOCKED,
                 account_id=user.id,
                 account_state="locked",
@@ -274,12 +292,46 @@ class IdentityService:
                 .execution_options(synchronize_session=False)
             )
         user.last_login_at = now
-        # The wrong passwords before this one no longer count towards a lock.
-        user.failed_sign_ins, user.locked_until = 0, None
+        # The wrong passwords before this one no longer count towards a lock; but a lock everywhere
+        # that this address is spared (the account signed in from it lately) stays for the others.
+        if user.locked_until is None or user.locked_until <= now:
+            user.failed_sign_ins, user.locked_until = 0, None
         await self.session.flush()
         return user, tokens.issue(
             user.id, user.role, user.organisation_id, generation=user.session_generation
         )
+
+    async def _lock(
+        self, user: User, address: str, locked_here_until: datetime | None, now: datetime
+    ) -> datetime | None:
+        """Until when the account is locked to a sign-in from `address`, if it is: locked at that
+        address, or locked everywhere (wrong passwords from many addresses) and the address is not
+        one the account signed in from lately. A run of guesses from elsewhere so does not keep the
+        clerk out at the center's own address."""
+        here = locked_here_until if locked_here_until is not None and locked_here_until > now else None
+        everywhere = user.locked_until if user.locked_until is not None and user.locked_until > now else None
+        if everywhere is not None and await self.signed_in_from(user.id, address, now):
+            everywhere = None
+        if here is None or everywhere is None:
+            return here or everywhere
+        return max(here, everywhere)
+
+    async def signed_in_from(self, user_id: uuid.UUID, address: str, now: datetime) -> bool:
+        """Whether the account signed in from `address` in the last `FAMILIAR_FOR`, as the audit
+        trail recorded it (a sign-in's record names the account and the client address)."""
+        found = await self.session.scalar(
+            select(AuditRecord.seq)
+            .where(
+                AuditRecord.object_id == str(user_id),
+                AuditRecord.object_type == "user",
+                AuditRecord.action.in_(SIGN_IN_ACTIONS),
+                AuditRecord.outcome == "success",
+                AuditRecord.client_address == address,
+                AuditRecord.occurred_at >= now - FAMILIAR_FOR,
+            )
+            .limit(1)
+        )
+        return found is not None
 
     async def sign_out(
         self, user_id: uuid.UUID, session_id: str, tokens: Tokens, *, token_expires: float

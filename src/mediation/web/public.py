@@ -36,7 +36,12 @@ from mediation.identity.auth import (
     make_principal,
     token_claims,
 )
-from mediation.identity.router import check_password_guess, keyed_content, record_refused_sign_in
+from mediation.identity.router import (
+    check_password_guess,
+    check_sign_in_limits,
+    keyed_content,
+    record_refused_sign_in,
+)
 from mediation.identity.service import ACCOUNT_LOCKED, IdentityService, normalised_username
 from mediation.web.forms import errors_of
 from mediation.web.rendering import WebRoute, render, see_other
@@ -92,9 +97,20 @@ async def login(
     identity = identity_of(request)
     # Normalised before the limits: " clerk" must count against the same account as "clerk".
     username = normalised_username(username)
-    # The API's limits on guessing apply to the page as well: per address and per account.
-    identity.anonymous_limiter.check(f"signin:{client_address(request)}")
-    identity.anonymous_limiter.check(f"signin-user:{username}")
+    address = client_address(request)
+    # The API's limits on guessing apply to the page as well: per address and per account at it.
+    try:
+        check_sign_in_limits(request, username)
+    except TooManyRequests as limited:
+        # Said on the sign-in page, in Chinese, with how long to wait (the name typed kept).
+        context = {
+            "next": _safe_next(next) or "",
+            "error": str(limited.body().get("detail")),
+            "username": username,
+        }
+        page = render(request, "login.html", context, 429)
+        page.headers.update(limited.headers)
+        return page
     # What was typed may be a mobile or ID number: masked as the logs mask it.
     request.state.audit_details = {"username": redact_text(username), "via": "web"}
     session = session_of(request)
@@ -103,7 +119,13 @@ async def login(
         # A NUL no account name or password holds (and PostgreSQL cannot compare): a wrong sign-in.
         if not username or not password or "\x00" in username or "\x00" in password:
             raise Unauthenticated
-        user, token = await svc.sign_in(username, password, identity.tokens)
+        user, token = await svc.sign_in(
+            username,
+            password,
+            identity.tokens,
+            address=address,
+            locked_here_until=identity.throttle.locked_here(username, address),
+        )
         if Role(user.role) not in WEB_ROLES:
             raise Unauthenticated
     except Unauthenticated as refused:
@@ -118,6 +140,7 @@ async def login(
             error = "用户名或密码错误, 或该账号不能使用工作台"
         context = {"next": _safe_next(next) or "", "error": error, "username": username}
         return render(request, "login.html", context, 401)
+    identity.throttle.succeeded(username, address)
     organisation = await session.get(Body, user.organisation_id) if user.organisation_id else None
     request.state.principal = make_principal(
         Role(user.role), str(user.id), organisation, kind="user", name=user.display_name
