@@ -381,7 +381,10 @@ class UnitOfWorkRoute(APIRoute):
             # county's case-number counter) until it commits; with many writes at once on one event
             # loop, the holder waits for the CPU behind the others, and every writer everywhere waits
             # for it. Waiting here holds no lock. Uploads skip the line: they read their body inside.
-            if reading or gate is None or UPLOAD_PATH.match(request.url.path):
+            # So do the forms' second submissions that only read back the first's stored answer
+            # and record themselves (web/submissions.py).
+            replaying = getattr(request.state, "replaying_form", False)
+            if reading or gate is None or replaying or UPLOAD_PATH.match(request.url.path):
                 return await self._unit_of_work(handler, request, reading)
             settings: Settings = request.app.state.settings
             try:

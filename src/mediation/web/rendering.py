@@ -25,6 +25,7 @@ from mediation.core.principal import Permission, Principal, Role
 from mediation.web.forms import PATH_PART
 from mediation.web.labels import ENUM_LABELS, entry_reason, enum_label, visit_result
 from mediation.web.session import csrf_token, keep_session
+from mediation.web.submissions import once_per_submission
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -152,7 +153,8 @@ class WebRoute(UnitOfWorkRoute):
             # The pages are in Chinese, and so is every message on them, whatever the browser asks.
             set_language("zh")
             try:
-                response = await handler(request)
+                # A form sent twice a moment apart is known before it queues for a turn to write.
+                response = await once_per_submission(request, handler, form_still_running)
             except Unauthenticated:
                 if request.method == "GET":
                     response = see_other(sign_in_url(request))
@@ -215,6 +217,17 @@ def page_not_found(request: Request) -> HTMLResponse:
     set_language("zh")
     detail = "您要找的页面不存在, 可能是地址有误或链接已失效。"
     return render(request, "error.html", {"title": "页面不存在", "detail": detail, "status": 404}, 404)
+
+
+def form_still_running(request: Request) -> HTMLResponse:
+    """The same form sent again while the first submission is still being handled, for longer than
+    it is worth waiting: nothing more is done with this one."""
+    detail = (
+        "此表单已提交, 正在处理中, 本次重复提交不会再办理一次。请稍候片刻后刷新原页面查看结果, 不要再次提交。"
+    )
+    response = render(request, "error.html", {"title": "此表单已提交", "detail": detail, "status": 409}, 409)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def page_not_opened(request: Request, headers: Mapping[str, str] | None = None) -> HTMLResponse:
