@@ -152,7 +152,8 @@ async def test_an_agreement_in_effect_is_not_superseded_by_a_new_draft(api: Api)
 
 async def test_an_oral_agreement_in_effect_may_be_put_in_writing(api: Api) -> None:
     """人民调解法 Art. 28 leaves the form to the parties, and a court confirms only a written
-    agreement: parties who agreed orally may still write it down, and sign it again."""
+    agreement: parties who agreed orally may still write it down, and sign it again. The oral
+    agreement binds them until they have (Art. 30): the draft does not supersede it."""
     case = await api.drive("mediating")
     oral = await api.draft_agreement(case, form="oral")
     assert (await api.sign(case, oral, signer="mediator", method="recorded")).status_code == 200
@@ -166,7 +167,7 @@ async def test_an_oral_agreement_in_effect_may_be_put_in_writing(api: Api) -> No
         _draft_url(case), json={**content, "form": "written", "supersedes": 1}, headers=headers
     )
     assert written.status_code == 201, written.text
-    assert await _versions(api, case) == [(1, "superseded"), (2, "draft")]
+    assert await _versions(api, case) == [(1, "effective"), (2, "draft")]
 
 
 async def test_after_a_courts_refusal_the_case_mediated_again_drafts_a_new_version(api: Api) -> None:

@@ -43,7 +43,9 @@ class MediationSession(Base):
 class Agreement(Base):
     """The mediation agreement (调解协议书) as data, one row per version. A version is a draft until
     every party, the mediator and the body's seal are on it; then it is effective and never
-    changes again. A change after the first signature is a new version with its own signatures."""
+    changes again. A change after the first signature is a new version with its own signatures.
+    At most one version is effective: an oral one being put in writing stays so until the written
+    version takes effect, which supersedes it (人民调解法 Art. 29, 30)."""
 
     __tablename__ = "agreements"
     __table_args__ = (UniqueConstraint("dispute_id", "number"),)

@@ -264,7 +264,9 @@ async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreeme
         "still requires. A new version supersedes the previous draft, which keeps its signatures. "
         "`supersedes` names the newest version the client saw: another drafted since is refused (412). "
         "A version that has taken effect binds the parties (Art. 29, 31) and is not replaced (409 "
-        "`agreement_effective`); it is set aside only by `remediate` after a court's refusal to confirm it."
+        "`agreement_effective`); it is set aside only by `remediate` after a court's refusal to confirm it. "
+        "An oral agreement in effect (Art. 30) may be put in writing: it stays in effect until the written "
+        "version takes effect, and a written draft abandoned before then leaves it in force."
     ),
     responses={**WRITES, **problem_responses(StaleVersion)},
 )
@@ -328,6 +330,7 @@ async def replace_agreement(
         "then `agree` records the agreement on the case. The mediator signs a written agreement in person or "
         "electronically; `recorded` is for an oral agreement only (422 `method_not_for_form`). A version drafted "
         "before the case's mediator changed is not signed (409 `mediator_changed`): draft a new one. "
+        "A written version that takes effect supersedes the oral agreement it puts in writing. "
         "Needs the version's ETag in `If-Match`, the version the signer was shown (428 without): a signature "
         "is recorded only against that text (Art. 29), and a version edited or signed since is refused (412); "
         "read it again, show it, and sign it."

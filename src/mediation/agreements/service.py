@@ -286,9 +286,11 @@ class AgreementService:
         *,
         supersedes: int | None = None,
     ) -> tuple[Dispute, Agreement]:
-        """A new version. The one before it (a draft not yet in effect) is superseded and keeps its
-        signatures on record. `supersedes`: the number of the newest version the caller saw (0:
-        none); another drafted since is refused as stale. None: not checked."""
+        """A new version. The draft before it, never in effect, is superseded and keeps its
+        signatures on record; a version in effect is not (an oral one being written down stays in
+        force until the written version takes effect: `sign`). `supersedes`: the number of the
+        newest version the caller saw (0: none); another drafted since is refused as stale. None:
+        not checked."""
         dispute = await self._case(dispute_id, principal, write=True)
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("起草调解协议", "draft an agreement"))
@@ -309,31 +311,7 @@ class AgreementService:
                 ).format(n=newest),
                 newest_number=newest,
             )
-        written_down = (
-            previous is not None
-            and previous.form == AgreementForm.oral
-            and data.form == AgreementForm.written
-        )
-        if previous is not None and previous.status == "effective" and not written_down:
-            # 人民调解法 Art. 29: the agreement took effect when the last of the parties, the
-            # mediator and the body signed or sealed it (an oral one when reached, Art. 30), and
-            # Art. 31 binds the parties to perform it from then on. A new draft would take that
-            # away from them. It is set aside only when the case is mediated again after a court
-            # refused to confirm it (民事诉讼法 Art. 206: `remediate`, which supersedes it), and
-            # then the parties change it or reach a new one here. One exception: parties who
-            # agreed orally may still put it in writing (Art. 28 leaves the form to them), as a
-            # court confirms only a written agreement; the written version takes effect only once
-            # all of them have signed it again.
-            raise Conflict(
-                Text(
-                    "第{n}版调解协议已经生效, 对双方当事人具有法律约束力, 不能以新版本取代 "
-                    "(人民调解法第二十九条、第三十一条); 请记录「达成协议」",
-                    "Version {n} has taken effect and binds the parties (人民调解法 Art. 29, 31); no new "
-                    "version replaces it: record the agreement on the case",
-                ).format(n=previous.number),
-                code="agreement_effective",
-                article=rules.ART_29,
-            )
+        self._refuse_replacing(await self._in_force(dispute.id), data)
         now = self.clock.now()
         body = await self.session.get(Body, dispute.body_id)
         assert body is not None
@@ -357,7 +335,7 @@ class AgreementService:
         agreement.obligations = self._obligations(dispute, agreement, data)
         agreement.signatures = []
         agreement.content_hash = rules.content_hash(agreement, dispute)
-        if previous is not None and previous.status != "superseded":
+        if previous is not None and previous.status == "draft":
             previous.status = "superseded"
             previous.updated_at = now
             previous.version += 1
@@ -403,6 +381,7 @@ class AgreementService:
             )
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("修改调解协议", "edit the agreement"))
+        self._refuse_replacing(await self._in_force(dispute.id), data)
         self._check_obligations(dispute, data)
         for field, value in self._content(data).items():
             setattr(agreement, field, value)
@@ -414,6 +393,42 @@ class AgreementService:
         agreement.version += 1
         await self.session.flush()
         return dispute, agreement
+
+    async def _in_force(self, dispute_id: uuid.UUID) -> Agreement | None:
+        """The version of the case's agreement in effect, locked; None when none is."""
+        return await self.session.scalar(
+            select(Agreement)
+            .where(Agreement.dispute_id == dispute_id, Agreement.status == "effective")
+            .order_by(Agreement.number.desc())
+            .limit(1)
+            .with_for_update()
+        )
+
+    @staticmethod
+    def _refuse_replacing(in_force: Agreement | None, data: AgreementIn) -> None:
+        """人民调解法 Art. 29: the agreement took effect when the last of the parties, the mediator and
+        the body signed or sealed it (an oral one when reached, Art. 30), and Art. 31 binds the
+        parties to perform it from then on. A new draft would take that away from them. It is set
+        aside only when the case is mediated again after a court refused to confirm it (民事诉讼法
+        Art. 206: `remediate`, which supersedes it), and then the parties change it or reach a new
+        one here. One exception: parties who agreed orally may still put it in writing (Art. 28
+        leaves the form to them), as a court confirms only a written agreement. The oral agreement
+        binds them meanwhile: the written version replaces it only once it takes effect itself,
+        signed by all of them again, the mediator and the seal (`sign`)."""
+        if in_force is None:
+            return
+        if in_force.form == AgreementForm.oral and data.form == AgreementForm.written:
+            return
+        raise Conflict(
+            Text(
+                "第{n}版调解协议已经生效, 对双方当事人具有法律约束力, 不能以新版本取代 "
+                "(人民调解法第二十九条、第三十一条); 请记录「达成协议」",
+                "Version {n} has taken effect and binds the parties (人民调解法 Art. 29, 31); no new "
+                "version replaces it: record the agreement on the case",
+            ).format(n=in_force.number),
+            code="agreement_effective",
+            article=rules.ART_29,
+        )
 
     @staticmethod
     def _content(data: AgreementIn) -> dict[str, Any]:
@@ -580,6 +595,14 @@ class AgreementService:
         )
         if not rules.awaiting(agreement, dispute):
             last = max(s.signed_at for s in agreement.signatures)
+            # The oral agreement this version puts in writing bound the parties until now (人民调解法
+            # Art. 30); the written one replaces it as it takes effect (Art. 29), not before: a
+            # written draft never signed by all leaves the oral agreement in force.
+            replaced = await self._in_force(dispute.id)
+            if replaced is not None and replaced.id != agreement.id:
+                replaced.status = "superseded"
+                replaced.updated_at = now
+                replaced.version += 1
             agreement.status = "effective"
             agreement.effective_at = last
             agreement.effective_on = last.astimezone(self.clock.zone).date()

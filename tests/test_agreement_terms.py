@@ -1,0 +1,120 @@
+"""When an agreement is in force, and the dates it and its follow-ups carry: an oral agreement
+binds until its written version takes effect (人民调解法 Art. 28-30), an obligation falls due on or
+after the day its agreement takes effect, and a follow-up visit (回访) comes after the case closed
+and no later than today (人民调解法 Art. 27, 31)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from tests.support import BEIJING, Api
+from tests.test_agreements import _follow_ups, _problem, _tick
+
+
+async def _versions(api: Api, case: dict[str, Any]) -> list[tuple[int, str]]:
+    listed = (await api.client.get(f"/v1/disputes/{case['id']}/agreements")).json()
+    return [(a["number"], a["status"]) for a in listed]
+
+
+async def _draft(api: Api, case: dict[str, Any], **content: Any) -> Any:
+    return await api.client.post(
+        f"/v1/disputes/{case['id']}/agreements",
+        json={**api.agreement_content(case), **content},
+        headers=api.acting("body_mediator", case),
+    )
+
+
+async def _oral_in_effect(api: Api, due_in_days: int = 15) -> tuple[dict, dict]:
+    case = await api.drive("mediating")
+    obligations = api.agreement_content(case)["obligations"]
+    obligations[0]["due_on"] = (api.today + timedelta(days=due_in_days)).isoformat()
+    oral = await api.draft_agreement(case, form="oral", obligations=obligations)
+    recorded = await api.sign(case, oral, signer="mediator", method="recorded")
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["status"] == "effective"
+    return await api.get(case), recorded.json()
+
+
+def _beijing(day: date, hour: int = 10) -> str:
+    return datetime.combine(day, time(hour), BEIJING).isoformat()
+
+
+# ---- an oral agreement binds until its written version takes effect -------------------------------
+
+
+async def test_an_oral_agreement_stays_in_force_until_its_written_version_takes_effect(api: Api) -> None:
+    """人民调解法 Art. 30: the oral agreement took effect when reached; Art. 29: the written one only
+    when every party, the mediator and the body's seal are on it. Until then the oral one binds: the
+    case is not failed over it, and it is what `agree` may record."""
+    case, oral = await _oral_in_effect(api)
+    drafted = await _draft(api, case, form="written", supersedes=1)
+    assert drafted.status_code == 201, drafted.text
+    written = drafted.json()
+    assert written["supersedes_id"] == oral["id"]
+    assert await _versions(api, case) == [(1, "effective"), (2, "draft")]
+
+    # Signed by some, the written version binds no one yet: the oral one still does.
+    applicant = next(p for p in case["parties"] if p["role"] == "applicant")
+    signed = await api.sign(case, written, signer="party", party_id=applicant["id"], method="in_person")
+    assert signed.status_code == 200, signed.text
+    written = signed.json()
+    assert await _versions(api, case) == [(1, "effective"), (2, "draft")]
+    case = await api.get(case)
+    failed = await api.act(case, "fail")
+    reasons = {r["code"] for r in _problem(failed, 422, "/problems/guard-failed")["reasons"]}
+    assert "agreement_in_effect" in reasons
+    listed = await api.client.get(
+        f"/v1/disputes/{case['id']}/actions", headers=api.acting("body_mediator", case)
+    )
+    agree = next(a for a in listed.json() if a["action"] == "agree")
+    assert agree["allowed_for_caller"] is True
+
+    # The last signature makes the written version effective, and only now is the oral one replaced.
+    written = await api.sign_all(case, written)
+    assert await _versions(api, case) == [(1, "superseded"), (2, "effective")]
+    stale = await api.act(case, "agree", {"agreement_id": oral["id"]})
+    assert "agreement_superseded" in {
+        r["code"] for r in _problem(stale, 422, "/problems/guard-failed")["reasons"]
+    }
+    agreed = await api.step(case, "agree", {"agreement_id": written["id"]})
+    assert (agreed["agreement"]["id"], agreed["agreement"]["form"]) == (written["id"], "written")
+    assert agreed["agreement_effective_on"] == written["effective_on"]
+    confirming = await api.step(agreed, "request_confirmation")
+    assert confirming["status"] == "confirmation_pending"
+
+
+async def test_an_abandoned_written_draft_leaves_the_oral_agreement_in_force(api: Api) -> None:
+    """A written version drafted, partly signed and then replaced by another draft, never took
+    effect (人民调解法 Art. 29): the oral agreement (Art. 30) is the one recorded on the case, whose
+    obligations the body follows up (Art. 31)."""
+    case, oral = await _oral_in_effect(api, due_in_days=2)
+    first = (await _draft(api, case, form="written", supersedes=1)).json()
+    respondent = next(p for p in case["parties"] if p["role"] == "respondent")
+    signed = await api.sign(case, first, signer="party", party_id=respondent["id"], method="in_person")
+    assert signed.status_code == 200, signed.text
+    second = await _draft(api, case, form="written", supersedes=2)
+    assert second.status_code == 201, second.text
+    assert await _versions(api, case) == [(1, "effective"), (2, "superseded"), (3, "draft")]
+
+    # No other oral agreement replaces the one in force, by a new draft or by editing the draft.
+    again = await _draft(api, case, form="oral", supersedes=3)
+    assert _problem(again, 409, "/problems/conflict")["code"] == "agreement_effective"
+    edited = await api.client.put(
+        f"/v1/disputes/{case['id']}/agreements/{second.json()['id']}",
+        json={**api.agreement_content(case), "form": "oral"},
+        headers={**api.acting("body_mediator", case), "If-Match": f'"{second.json()["version"]}"'},
+    )
+    assert _problem(edited, 409, "/problems/conflict")["code"] == "agreement_effective"
+    assert await _versions(api, case) == [(1, "effective"), (2, "superseded"), (3, "draft")]
+
+    case = await api.step(await api.get(case), "agree", {"agreement_id": oral["id"]})
+    assert (case["status"], case["agreement"]["id"], case["agreement"]["form"]) == (
+        "agreement_signed",
+        oral["id"],
+        "oral",
+    )
+    api.app.state.clock.at += timedelta(days=5)
+    assert (await _tick(api)).obligations_overdue == 1
+    (task,) = (await _follow_ups(api)).json()["items"]
+    assert task["obligation_id"] == oral["obligations"][0]["id"]
