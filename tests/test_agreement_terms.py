@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from tests.support import BEIJING, Api
-from tests.test_agreements import _follow_ups, _problem, _tick
+from tests.test_agreements import _field_codes, _follow_ups, _problem, _tick
 
 
 async def _versions(api: Api, case: dict[str, Any]) -> list[tuple[int, str]]:
@@ -118,3 +118,74 @@ async def test_an_abandoned_written_draft_leaves_the_oral_agreement_in_force(api
     assert (await _tick(api)).obligations_overdue == 1
     (task,) = (await _follow_ups(api)).json()["items"]
     assert task["obligation_id"] == oral["obligations"][0]["id"]
+
+
+# ---- obligations fall due on or after the agreement takes effect ----------------------------------
+
+
+async def test_an_obligation_due_before_the_case_was_accepted_is_refused(api: Api) -> None:
+    """An obligation agreed in mediation cannot fall due before the center accepted the case."""
+    applied = api.today
+    case = await api.intake()
+    api.app.state.clock.at += timedelta(days=3)
+    for action in ("accept", "assign", "sign_for"):
+        case = await api.step(case, action)
+    content = api.agreement_content(case)
+    content["obligations"][0]["due_on"] = (applied + timedelta(days=1)).isoformat()
+    refused = await _draft(api, case, **content)
+    problem = _problem(refused, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [
+        ("obligations[0].due_on", "before_acceptance")
+    ]
+    assert await _versions(api, case) == []
+
+
+async def test_an_obligation_due_before_the_agreement_takes_effect_is_refused_at_signing(api: Api) -> None:
+    """人民调解法 Art. 29, 31: the parties perform an agreement from the day it takes effect, which is
+    the day the last of them, the mediator or the seal goes on it. Recorded after the event, a
+    version signed on an earlier day may carry that day's dates; signed today it may not."""
+    case = await api.drive("mediating")
+    began = api.today
+    api.app.state.clock.at += timedelta(days=5)
+    content = api.agreement_content(case)
+    content["obligations"][0]["due_on"] = (began + timedelta(days=2)).isoformat()
+    drafted = await _draft(api, case, **content)
+    assert drafted.status_code == 201, drafted.text
+    agreement = drafted.json()
+
+    applicant = next(p for p in case["parties"] if p["role"] == "applicant")
+    today = await api.sign(case, agreement, signer="party", party_id=applicant["id"], method="in_person")
+    assert _field_codes(today) == {"before_effective"}
+    assert today.json()["errors"][0]["field"] == "obligations[0].due_on"
+    assert (await api.client.get(f"/v1/disputes/{case['id']}/agreements/{agreement['id']}")).json()[
+        "signatures"
+    ] == []
+
+    # The paper was signed on the day the obligation fell due, and is recorded now with that date.
+    on_paper = _beijing(began + timedelta(days=2))
+    for waiting in agreement["awaiting_signatures"]:
+        signer = {"signer": waiting["signer"], "signed_at": on_paper}
+        if waiting["signer"] == "party":
+            signer |= {"party_id": waiting["party_id"], "method": "in_person"}
+        else:
+            signer |= {"method": "in_person" if waiting["signer"] == "mediator" else "seal"}
+        signed = await api.sign(case, agreement, **signer)
+        assert signed.status_code == 200, signed.text
+        agreement = signed.json()
+    assert (agreement["status"], agreement["effective_on"]) == (
+        "effective",
+        (began + timedelta(days=2)).isoformat(),
+    )
+
+
+async def test_an_oral_agreement_recorded_after_its_obligations_fell_due_is_refused(api: Api) -> None:
+    """人民调解法 Art. 30: the oral agreement takes effect on the mediator's record; an obligation
+    in it cannot have fallen due before."""
+    case = await api.drive("mediating")
+    content = api.agreement_content(case, form="oral")
+    content["obligations"][0]["due_on"] = api.today.isoformat()
+    agreement = (await _draft(api, case, **content)).json()
+    api.app.state.clock.at += timedelta(days=2)
+    refused = await api.sign(case, agreement, signer="mediator", method="recorded")
+    assert _field_codes(refused) == {"before_effective"}
+    assert await _versions(api, case) == [(1, "draft")]

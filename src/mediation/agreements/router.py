@@ -266,7 +266,9 @@ async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreeme
         "A version that has taken effect binds the parties (Art. 29, 31) and is not replaced (409 "
         "`agreement_effective`); it is set aside only by `remediate` after a court's refusal to confirm it. "
         "An oral agreement in effect (Art. 30) may be put in writing: it stays in effect until the written "
-        "version takes effect, and a written draft abandoned before then leaves it in force."
+        "version takes effect, and a written draft abandoned before then leaves it in force. An obligation "
+        "cannot fall due before the application, the case's acceptance or the start of mediation (422 "
+        "`before_application`, `before_acceptance`, `before_mediation` on `obligations[i].due_on`)."
     ),
     responses={**WRITES, **problem_responses(StaleVersion)},
 )
@@ -330,6 +332,8 @@ async def replace_agreement(
         "then `agree` records the agreement on the case. The mediator signs a written agreement in person or "
         "electronically; `recorded` is for an oral agreement only (422 `method_not_for_form`). A version drafted "
         "before the case's mediator changed is not signed (409 `mediator_changed`): draft a new one. "
+        "A signature dated after an obligation's due day is refused (422 `before_effective`, field "
+        "`obligations[i].due_on`, location `agreement`): the agreement takes effect on its last signature. "
         "A written version that takes effect supersedes the oral agreement it puts in writing. "
         "Needs the version's ETag in `If-Match`, the version the signer was shown (428 without): a signature "
         "is recorded only against that text (Art. 29), and a version edited or signed since is refused (412); "

@@ -4,7 +4,7 @@ request's unit of work commits."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -454,8 +454,8 @@ class AgreementService:
             for i, o in enumerate(data.obligations)
         ]
 
-    @staticmethod
-    def _check_obligations(dispute: Dispute, data: AgreementIn) -> None:
+    def _check_obligations(self, dispute: Dispute, data: AgreementIn) -> None:
+        floors = self._earliest_due(dispute)
         bound = {p.id for p in rules.principals(dispute)}
         everyone = {p.id for p in dispute.parties}
         for i, o in enumerate(data.obligations):
@@ -476,12 +476,81 @@ class AgreementService:
                         "义务人或权利人不是本案当事人", "The obligor or obligee is not a party to this case"
                     ),
                 )
-            if o.due_on < dispute.applied_on:
-                raise ValidationFailed.of_field(
-                    f"obligations[{i}].due_on",
-                    "before_application",
-                    Text("履行期限不能早于申请日", "The due date cannot be before the application"),
+            for floor, code, message in floors:
+                if o.due_on < floor:
+                    raise ValidationFailed.of_field(f"obligations[{i}].due_on", code, message)
+
+    def _earliest_due(self, dispute: Dispute) -> list[tuple[date, str, Text]]:
+        """The days before which no obligation of a draft can fall due, and why: the application,
+        the center's acceptance, and the start of mediation, as no signature is dated before it
+        (`sign`) and the agreement takes effect only on its last signature (人民调解法 Art. 29;
+        an oral one on the mediator's record, Art. 30). A due day before today is not refused here:
+        an agreement signed on paper may be recorded afterwards with the days it was signed, so it
+        may have taken effect before today; the signatures show that, and `sign` holds every due
+        day to the day the agreement takes effect."""
+        floors = [
+            (
+                dispute.applied_on,
+                "before_application",
+                Text("履行期限不能早于申请日", "The due date cannot be before the application"),
+            )
+        ]
+        if dispute.accepted_at is not None:
+            accepted = dispute.accepted_at.astimezone(self.clock.zone).date()
+            floors.append(
+                (
+                    accepted,
+                    "before_acceptance",
+                    Text(
+                        "履行期限不能早于案件受理日 ({d})",
+                        "The due date cannot be before the case was accepted ({d})",
+                    ).format(d=accepted.isoformat()),
                 )
+            )
+        if dispute.mediation_started_on is not None:
+            started = dispute.mediation_started_on
+            floors.append(
+                (
+                    started,
+                    "before_mediation",
+                    Text(
+                        "履行期限不能早于调解开始之日 ({d}): 协议在调解中签署后才生效",
+                        "The due date cannot be before mediation began ({d}): the agreement takes "
+                        "effect only once signed in mediation",
+                    ).format(d=started.isoformat()),
+                )
+            )
+        return floors
+
+    def _refuse_due_before(self, agreement: Agreement, effective_on: date) -> None:
+        """人民调解法 Art. 29, 31: the parties perform the agreement from the day it takes effect (an
+        oral one on the mediator's record, Art. 30): an obligation due before that day could only
+        be late from the start. `effective_on`: the earliest day the version can take effect, the
+        day of its latest signature so far, which the last signature can only move later. Checked at
+        each signature, so that the first one dated after a due day is refused while the draft can
+        still be changed (no signature on it yet, or none since the due day)."""
+        late = [o for o in agreement.obligations if o.due_on < effective_on]
+        if not late:
+            return
+        message = Text(
+            "履行期限早于协议生效日 ({e}): 协议自各方签名、盖章或按指印, 调解员签名并加盖调解组织印章之日起生效, "
+            "义务不能在此之前到期 (人民调解法第二十九条、第三十一条); 请起草新版本, 或按实际签署日期记录签署",
+            "An obligation falls due before the agreement takes effect ({e}): it takes effect on its last "
+            "signature or seal (人民调解法 Art. 29, 31); draft a new version, or record each signature with "
+            "the day it was made",
+        ).format(e=effective_on.isoformat())
+        raise ValidationFailed(
+            message,
+            errors=[
+                {
+                    "field": f"obligations[{o.position}].due_on",
+                    "location": "agreement",
+                    "code": "before_effective",
+                    "message": message.get(),
+                }
+                for o in late
+            ],
+        )
 
     async def sign(
         self,
@@ -578,6 +647,8 @@ class AgreementService:
                     "signed_at cannot be in the future or before mediation began",
                 ),
             )
+        latest = max([signed_at, *(s.signed_at for s in agreement.signatures)])
+        self._refuse_due_before(agreement, latest.astimezone(self.clock.zone).date())
         agreement.signatures.append(
             Signature(
                 id=uuid.uuid4(),
