@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from tests.support import BEIJING, Api
-from tests.test_agreements import _field_codes, _follow_ups, _problem, _tick
+from tests.test_agreements import _agreed, _field_codes, _follow_ups, _problem, _tick
 
 
 async def _versions(api: Api, case: dict[str, Any]) -> list[tuple[int, str]]:
@@ -189,3 +189,61 @@ async def test_an_oral_agreement_recorded_after_its_obligations_fell_due_is_refu
     refused = await api.sign(case, agreement, signer="mediator", method="recorded")
     assert _field_codes(refused) == {"before_effective"}
     assert await _versions(api, case) == [(1, "draft")]
+
+
+# ---- the follow-up visit comes after the case closed ---------------------------------------------
+
+
+async def _visit(api: Api, case: dict, visited_on: date) -> Any:
+    listed = await api.client.get(
+        "/v1/follow-ups",
+        params={"kind": "visit", "dispute_id": case["id"]},
+        headers=api.acting("body_mediator", case),
+    )
+    (task,) = listed.json()["items"]
+    return await api.client.post(
+        f"/v1/follow-ups/{task['id']}/visit",
+        json={
+            "visited_on": visited_on.isoformat(),
+            "contact_method": "phone",
+            "reached": True,
+            "satisfaction": 4,
+        },
+        headers=api.acting("body_mediator", case),
+    )
+
+
+async def test_a_follow_up_visit_dated_before_the_case_closed_is_refused(api: Api) -> None:
+    """人民调解法 Art. 27 and the center's practice: the visit (回访) follows the closing of the case."""
+    case = await api.drive("closed")
+    refused = await _visit(api, case, api.today - timedelta(days=1))
+    assert _field_codes(refused) == {"before_closing"}
+    assert refused.json()["errors"][0]["field"] == "visited_on"
+    future = await _visit(api, case, api.today + timedelta(days=1))
+    assert _field_codes(future) == {"in_future"}
+    visited = await _visit(api, case, api.today)
+    assert visited.status_code == 200, visited.text
+    assert visited.json()["status"] == "done"
+
+
+async def test_a_performance_follow_up_dated_before_the_agreement_took_effect_is_refused(api: Api) -> None:
+    """人民调解法 Art. 31: the body follows up the performance of the agreement in effect: no
+    contact about it can come before it took effect."""
+    _, agreement = await _agreed(api, first_due=1, second_due=30)
+    api.app.state.clock.at += timedelta(days=3)
+    assert (await _tick(api)).obligations_overdue == 1
+    (task,) = (await _follow_ups(api)).json()["items"]
+    effective = date.fromisoformat(agreement["effective_on"])
+    body = {"method": "phone", "outcome": "performing"}
+    early = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/result",
+        json={**body, "contacted_on": (effective - timedelta(days=1)).isoformat()},
+        headers=api.auth("body_mediator", "village"),
+    )
+    assert _field_codes(early) == {"before_effective"}
+    done = await api.client.post(
+        f"/v1/follow-ups/{task['id']}/result",
+        json={**body, "contacted_on": effective.isoformat()},
+        headers=api.auth("body_mediator", "village"),
+    )
+    assert done.status_code == 200, done.text

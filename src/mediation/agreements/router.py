@@ -431,7 +431,8 @@ async def list_follow_ups(
     description=(
         "The result of following up an overdue obligation (人民调解法 Art. 31). A follow-up visit after "
         "closing (回访) is recorded with `/follow-ups/{id}/visit` or `/impossible`: its id is not found here. "
-        "A follow-up already closed (the obligation performed, say) is refused (409)."
+        "A follow-up already closed (the obligation performed, say) is refused (409). `contacted_on` cannot "
+        "be after today (422 `in_future`) or before the agreement took effect (422 `before_effective`)."
     ),
     responses=WRITES,
 )
@@ -491,7 +492,9 @@ async def search_follow_ups(
     description=(
         "Reached: contact method, satisfaction 1-5, whether the agreement is being performed, notes; the task is "
         "done and the case may be archived. Not reached: the try is kept; after the configured number of tries "
-        "the visit is recorded as impossible (parties unreachable). Lands on the case's timeline."
+        "the visit is recorded as impossible (parties unreachable). Lands on the case's timeline. `visited_on` "
+        "cannot be after today (422 `in_future`), before the case was closed (422 `before_closing`) or before "
+        "the agreement took effect (422 `before_effective`)."
     ),
     responses=WRITES,
 )

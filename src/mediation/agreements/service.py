@@ -942,6 +942,18 @@ class AgreementService:
                 "in_future",
                 Text("回访日期不能晚于今天", "contacted_on cannot be in the future"),
             )
+        effective = dispute.agreement_effective_on
+        if effective is not None and data.contacted_on < effective:
+            # 人民调解法 Art. 31: the body follows up the performance of the agreement in effect,
+            # which begins on the day it took effect; no contact about it comes before.
+            raise ValidationFailed.of_field(
+                "contacted_on",
+                "before_effective",
+                Text(
+                    "回访日期不能早于调解协议生效日 ({d})",
+                    "contacted_on cannot be before the agreement took effect ({d})",
+                ).format(d=effective.isoformat()),
+            )
         task.status = "done"
         task.done_at = self.clock.now()
         task.done_by = principal.id

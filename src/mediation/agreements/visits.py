@@ -68,10 +68,7 @@ class VisitService:
         self, follow_up_id: uuid.UUID, data: VisitIn, principal: Principal
     ) -> tuple[FollowUp, Dispute]:
         task, dispute = await self._task(follow_up_id, principal)
-        if data.visited_on > self.clock.today():
-            raise ValidationFailed.of_field(
-                "visited_on", "in_future", Text("回访日期不能晚于今天", "visited_on cannot be in the future")
-            )
+        self._check_visited_on(data.visited_on, dispute)
         now = self.clock.now()
         attempt = {**data.model_dump(mode="json"), "recorded_at": now.isoformat(), "by": principal.id}
         task.attempts = [*(task.attempts or []), attempt]
@@ -102,6 +99,36 @@ class VisitService:
             action,
         )
         return task, dispute
+
+    def _check_visited_on(self, visited_on: date, dispute: Dispute) -> None:
+        """The visit (回访) follows the closing of the case (人民调解法 Art. 27: the body files the case
+        after it; the center's close-the-loop practice, domain §4.4), and asks after the agreement's
+        performance (Art. 31), which begins when it took effect: a try dated before either, or
+        after today, did not happen as recorded."""
+        if visited_on > self.clock.today():
+            raise ValidationFailed.of_field(
+                "visited_on", "in_future", Text("回访日期不能晚于今天", "visited_on cannot be in the future")
+            )
+        closed = dispute.closed_at.astimezone(self.clock.zone).date() if dispute.closed_at else None
+        if closed is not None and visited_on < closed:
+            raise ValidationFailed.of_field(
+                "visited_on",
+                "before_closing",
+                Text(
+                    "回访日期不能早于结案日 ({d}): 回访在结案后进行",
+                    "visited_on cannot be before the case was closed ({d}): the visit follows closing",
+                ).format(d=closed.isoformat()),
+            )
+        effective = dispute.agreement_effective_on
+        if effective is not None and visited_on < effective:
+            raise ValidationFailed.of_field(
+                "visited_on",
+                "before_effective",
+                Text(
+                    "回访日期不能早于调解协议生效日 ({d})",
+                    "visited_on cannot be before the agreement took effect ({d})",
+                ).format(d=effective.isoformat()),
+            )
 
     async def impossible(
         self, follow_up_id: uuid.UUID, data: VisitImpossibleIn, principal: Principal
