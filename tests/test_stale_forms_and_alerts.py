@@ -170,6 +170,32 @@ async def test_an_oral_agreement_in_effect_may_be_put_in_writing(api: Api) -> No
     assert await _versions(api, case) == [(1, "effective"), (2, "draft")]
 
 
+async def test_the_case_page_offers_to_put_an_oral_agreement_in_effect_in_writing(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    """人民调解法 Art. 28, 30: the oral agreement in effect stays in effect while its written version
+    waits for signatures, so the page names it as the one in effect (not the newest draft) and keeps
+    offering the form to draft the written version, with no claim that nothing may be drafted."""
+    case = await api.drive("mediating")
+    oral = await api.draft_agreement(case, form="oral")
+    assert (await api.sign(case, oral, signer="mediator", method="recorded")).status_code == 200
+    page = await at_the_body(web, api, case)
+
+    shown = await page.get(f"/cases/{case['id']}")
+    assert 'id="oral-agreement-in-effect"' in shown.text and "第1版口头调解协议已经生效" in shown.text
+    assert 'id="draft-agreement"' in shown.text and 'id="agreement-in-effect"' not in shown.text
+    written = await page.post(
+        f"/cases/{case['id']}/agreements",
+        {**typed_draft(draft_form(shown.text), "口头协议的书面版本。"), "form": "written"},
+    )
+    assert written.status_code in (200, 303), written.text[:3000]
+    assert await _versions(api, case) == [(1, "effective"), (2, "draft")]
+
+    again = await page.get(f"/cases/{case['id']}")
+    assert "第1版口头调解协议已经生效" in again.text and 'id="draft-agreement"' in again.text
+    assert 'id="agreement-in-effect"' not in again.text
+
+
 async def test_after_a_courts_refusal_the_case_mediated_again_drafts_a_new_version(api: Api) -> None:
     """民事诉讼法 Art. 206: the agreement a court refused to confirm is set aside when the case is
     mediated again, and the parties change it or reach a new one."""

@@ -295,8 +295,15 @@ class CasePage:
         handoffs = await HandoffService(svc).of_case(dispute_id, principal)
         can_draft = agreements.may_work_on(dispute, principal)
         # A version in effect binds the parties (人民调解法 Art. 29, 31): no new one is drafted over
-        # it, so the page offers no form the service would refuse; it says why instead.
-        in_effect = versions[-1].number if versions and versions[-1].status == "effective" else None
+        # it, so the page offers no form the service would refuse; it says why instead. An oral one
+        # may still be put in writing (Art. 28): it stays in effect, not the newest, while the
+        # written draft waits for its signatures, and the form stays offered for that draft.
+        effective = [v for v in versions if v.status == "effective"]
+        in_force = effective[-1] if effective else None
+        in_effect = in_force.number if in_force is not None and in_force.form != AgreementForm.oral else None
+        oral_in_effect = (
+            in_force.number if in_force is not None and in_force.form == AgreementForm.oral else None
+        )
         return {
             "case": case,
             "timeline": list(reversed(timeline)),
@@ -316,6 +323,7 @@ class CasePage:
             "agreements": agreement_views,
             "can_draft": can_draft,
             "in_effect": in_effect,
+            "oral_in_effect": oral_in_effect,
             "agreement_fields": agreement_fields([Option(str(p.id), p.name) for p in case.parties], 2)
             if can_draft
             else [],
