@@ -3,8 +3,9 @@
 Each rule names a clock (the stage it times), the cases it applies to (dispute category, body
 type, channel, procedure, complexity; empty means any), a length and a unit, the day it counts
 from (the day the case enters the state, or an earlier day the law names), whether the clock may
-be paused while waiting on a party, whether and how it may be extended, and whether it is the
-parties' window to act rather than a deadline on the center. When several rules
+be paused while waiting on a party, whether and how it may be extended, whether it runs on or
+starts again when the case passes to another body, and whether it is the parties' window to act
+rather than a deadline on the center. When several rules
 fit a case, the most specific one (the most conditions) wins; rules of equal weight keep file
 order. The shipped defaults (`default_rules.json`) encode domain.md §4 with their sources; a
 center points `MEDIATION_CLOCK_RULES_FILE` at its own file.
@@ -120,6 +121,28 @@ COUNTS_FROM_CLOCKS: dict[CountsFrom, frozenset[ClockName]] = {
 }
 
 
+class OnTransfer(StrEnum):
+    """What becomes of a period when the case passes from one body to another (a transfer or an
+    escalation) and the next body signs for it. Only a mediation period is stopped by that and
+    started again by the next sign-for; every other clock either runs on through it (handling: the
+    center's, in every state from acceptance to the end of mediation), times the step of one body
+    alone (sign_for: each body its own working days to sign for or return the case), or runs in a
+    stage a transfer never leaves (acceptance, the confirmation window, the follow-up visit, the
+    handoff steps)."""
+
+    # The period is the body's own: the next body mediates anew and has its own period
+    # (人民调解工作若干规定 Art. 33: 一般在一个月内调结).
+    restarts = "restarts"
+    # The period is not the body's: it belongs to the referring court (特邀调解规定 Art. 27), the
+    # petition rules (信访工作条例) or the law (劳动争议调解仲裁法 Art. 14), and runs on from where
+    # it stood, counted from its first start, with its pauses and the extensions already used.
+    runs_on = "runs_on"
+
+
+# The clocks a transfer stops and the next body's sign-for starts again.
+TRANSFER_STOPPED: frozenset[ClockName] = frozenset({ClockName.mediation})
+
+
 class Procedure(StrEnum):
     court_delegated = "court_delegated"  # 委派/委托调解: an inviting court or the court channel
 
@@ -178,6 +201,13 @@ class ClockRule(_Strict):
         "the day a mediation body first received the case (first_receipt, mediation only). By default "
         "agreement_effective for confirmation_window and entry for the others.",
     )
+    on_transfer: OnTransfer = Field(
+        default=OnTransfer.restarts,
+        description="What a transfer (or an escalation) to another body does to a mediation period: "
+        "restarts (the body's own period: the next body has its own) or runs_on (the period is the referring "
+        "court's, the petition rules' or the law's: it runs on from its first start, with its pauses and "
+        "extensions). Only a mediation clock may run on.",
+    )
     warn_share: Annotated[float | None, Field(gt=0, lt=1)] = Field(
         default=None,
         description="Share of the period after which the case is at risk (overrides the default).",
@@ -235,6 +265,10 @@ class RuleFile(_Strict):
             if rule.starts != CountsFrom.entry and rule.clock not in COUNTS_FROM_CLOCKS[rule.starts]:
                 raise ValueError(
                     f"{rule.id}: a {rule.clock.value} clock cannot count from {rule.starts.value}"
+                )
+            if rule.on_transfer == OnTransfer.runs_on and rule.clock not in TRANSFER_STOPPED:
+                raise ValueError(
+                    f"{rule.id}: only a mediation period runs on across a transfer (no other clock is stopped by one)"
                 )
             if rule.clock == ClockName.confirmation_window and rule.starts != CountsFrom.agreement_effective:
                 raise ValueError(

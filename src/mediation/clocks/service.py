@@ -24,12 +24,14 @@ from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import (
     CLOCK_LABELS,
     CLOCK_STATES,
+    TRANSFER_STOPPED,
     UNIT_NAMES,
     CaseFacts,
     ClockName,
     ClockRule,
     ClockRules,
     CountsFrom,
+    OnTransfer,
     Unit,
 )
 from mediation.core.clock import Clock
@@ -131,16 +133,20 @@ class ClockService:
 
     # ---- following the lifecycle ----------------------------------------------------------------
 
-    async def follow(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
+    async def follow(self, dispute: Dispute, now: datetime, *, handed_on: bool = False) -> list[CaseClock]:
         """After a transition: stop the clocks whose stage the case left, start the ones its new
-        state needs. Returns the clocks started."""
+        state needs. Returns the clocks started. `handed_on`: the transition passes the case to
+        another body (a transfer or an escalation); a period that is not the body's own runs on
+        across it (`OnTransfer.runs_on`) when the next body signs for the case."""
         running = await self.running(dispute.id)
         for clock in running:
             if dispute.status not in CLOCK_STATES[ClockName(clock.name)]:
-                self._stop(clock, now, cancelled=dispute.status in CANCELLING)
+                self._stop(clock, now, cancelled=dispute.status in CANCELLING, handed_on=handed_on)
         still = [c for c in running if c.stopped_at is None]
         body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
         started = self._starting(dispute, facts_of(dispute, body), {c.name for c in still}, now)
+        for clock in started:
+            await self._run_on(dispute, clock, now)
         if any(c.warn_at <= now for c in started):
             await self._carry_reports(dispute.id, [c for c in started if c.warn_at <= now], now)
         self.session.add_all(started)
@@ -181,6 +187,60 @@ class ClockService:
             if clock.at_risk_fired_at is not None:
                 # Where its reports are: on the clock it follows.
                 clock.history = [{**clock.history[0], "reported_with": str(before.id)}, *clock.history[1:]]
+
+    async def _run_on(self, dispute: Dispute, clock: CaseClock, now: datetime) -> None:
+        """Make a mediation clock just started the continuation of the one a transfer stopped, when
+        its rule says the period runs on across one (`OnTransfer.runs_on`): the referring court's
+        period (特邀调解规定 Art. 27), the petition's (信访工作条例), the labour mediation period
+        (劳动争议调解仲裁法 Art. 14) belong to no body, so the next body's sign-for neither starts
+        them again nor gives back the extensions used. The period keeps its first start and runs
+        on through the days the case waited for its next body; its pauses and extensions are
+        counted again as they were (`engine.replay`), a pause still open at the transfer ending
+        with it. A body's own period (人民调解工作若干规定 Art. 33) starts again."""
+        rule = self._rule(clock.rule_id)
+        if rule is None or rule.on_transfer != OnTransfer.runs_on or rule.clock not in TRANSFER_STOPPED:
+            return
+        before = await self.session.scalar(
+            select(CaseClock)
+            .where(
+                CaseClock.dispute_id == dispute.id,
+                CaseClock.name == clock.name,
+                CaseClock.stopped_at.is_not(None),
+            )
+            .order_by(CaseClock.stopped_at.desc(), CaseClock.id)
+            .limit(1)
+        )
+        # Only the period a transfer stopped, under the same rule; one that ended otherwise (an
+        # agreement, then remediation after a rejected confirmation) is not taken up again.
+        if before is None or before.rule_id != clock.rule_id:
+            return
+        stop: dict[str, Any] = next((e for e in reversed(before.history) if e.get("what") == "stopped"), {})
+        if not stop.get("handed_on"):
+            return
+        assert before.stopped_at is not None
+        carried = [e for e in before.history if e.get("what") in ("paused", "resumed", "extended")]
+        if before.paused_at is not None:
+            carried.append({"at": before.stopped_at.isoformat(), "what": "resumed", "handed_on": True})
+        zone = self.clock.zone
+        unit = Unit(before.unit)
+        end, provisional = engine.replay(before.started_at, before.length, unit, carried, zone)
+        due = engine.deadline(before.started_at, end, self.rules.share(rule), zone)
+        clock.started_at, clock.length, clock.unit = before.started_at, before.length, before.unit
+        clock.extended_by = before.extended_by
+        clock.due_on, clock.due_at, clock.warn_at = due.due_on, due.due_at, due.warn_at
+        clock.provisional = provisional
+        clock.level = shown_level(engine.level(now, due.warn_at, due.due_at), rule.is_party_window).value
+        started = {
+            "at": now.isoformat(),
+            "what": "started",
+            "due_on": due.due_on.isoformat(),
+            "counted_from": before.started_at.astimezone(zone).date().isoformat(),
+            "runs_on_from": str(before.id),
+        }
+        clock.history = [started, *carried]
+
+    def _rule(self, rule_id: str) -> ClockRule | None:
+        return next((r for r in self.rules.rules if r.id == rule_id), None)
 
     def first_clocks(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
         """The clocks of a case being registered, with its summary set; none runs yet and it has no
@@ -235,8 +295,13 @@ class ClockService:
         )
         return clock
 
-    def _stop(self, clock: CaseClock, now: datetime, *, cancelled: bool = False) -> None:
+    def _stop(
+        self, clock: CaseClock, now: datetime, *, cancelled: bool = False, handed_on: bool = False
+    ) -> None:
         stopped: dict[str, Any] = {"at": now.isoformat(), "what": "stopped"}
+        if handed_on:
+            # Passed to another body: a period that is not the body's runs on (`_run_on`).
+            stopped["handed_on"] = True
         due_at = clock.due_at
         if clock.paused_at is not None and not cancelled:
             # Stopped while paused, it never ran again: the days it stood still count as a
@@ -328,7 +393,7 @@ class ClockService:
     async def rule_of(self, dispute: Dispute, name: ClockName) -> ClockRule | None:
         """The rule the running clock was started under."""
         clock = await self.running_named(dispute, name)
-        return next((r for r in self.rules.rules if r.id == clock.rule_id), None)
+        return self._rule(clock.rule_id)
 
     async def extend(
         self, dispute: Dispute, name: ClockName, units: int, reason: str, now: datetime

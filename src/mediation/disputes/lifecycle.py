@@ -95,6 +95,12 @@ class Action(StrEnum):
     archive = "archive"
 
 
+# The actions that pass a case in mediation on to another body, by way of re-triage. A period that
+# is not the body's own (the referring court's, the petition's) runs on across them
+# (clocks.rules.OnTransfer).
+HANDING_ON = frozenset({Action.transfer, Action.escalate})
+
+
 # ---- guards -------------------------------------------------------------------------------------
 
 

@@ -649,7 +649,7 @@ class DisputeService:
         # The clocks follow the new state before anything is written, so the case's row (state,
         # version and clock summary), its timeline entry and its clocks go in one flush (the event
         # is written once numbered, just before the commit: events.service).
-        for started in await self.clocks.follow(dispute, now):
+        for started in await self.clocks.follow(dispute, now, handed_on=action in lifecycle.HANDING_ON):
             if started.name == ClockName.sign_for:
                 dispute.sign_for_due_on = started.due_on
             elif started.name == ClockName.follow_up_visit:
