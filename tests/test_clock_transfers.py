@@ -1,10 +1,14 @@
-"""Clocks across a transfer.
+"""Clocks across a transfer, and extensions counted as the law counts them.
 
 A period that is not the body's own (the court's period for the mediation it delegated, 特邀调解规定
 Art. 27; the petition rules' period to handle a petition, 信访工作条例; the labour mediation
 period, 劳动争议调解仲裁法 Art. 14) runs on when the case passes to another body: the next body's
 sign-for neither starts it again nor gives back the extensions already used. Only the body's own
 period (people's mediation, 人民调解工作若干规定 Art. 33) starts again with the body.
+
+An extension of a case clock runs from the day the period ended, that day moved off a rest day
+(民法典 Art. 203; 民事诉讼法 Art. 85), as a court's or commission's extension of its period to
+decide does (法释〔2011〕5号 Art. 5): both count through one function (clocks.engine).
 """
 
 from __future__ import annotations
@@ -194,3 +198,51 @@ def test_only_a_period_a_transfer_stops_may_run_on_across_one() -> None:
     }
     with pytest.raises(ValidationError, match="only a mediation period"):
         parse(json.dumps({"rules": [*shipped, handling]}))
+
+
+# ---- extensions count from the moved last day, as the handoff's do ----------------------------------
+
+
+async def test_a_case_clock_extension_runs_from_the_last_day_as_moved_off_a_holiday(api: Api) -> None:
+    # Court-delegated mediation signed for on Tuesday 1 September 2026: thirty days end on
+    # 1 October, in the National Day holiday, so on Thursday 8 October (民事诉讼法 Art. 85).
+    _at(api, date(2026, 9, 1))
+    dispute = await _court_delegated_mediating(api)
+    assert (await _clocks(api, dispute))["mediation"]["due_on"] == "2026-10-08"
+    _at(api, date(2026, 9, 20))
+    response = await _mediation_clock(api, dispute, "extension", _extension(dispute, 10))
+    assert response.status_code == 200, response.text
+    extended = response.json()
+    # Ten days from 8 October: Sunday 18 October, so Monday 19 October; not ten days from the
+    # unmoved 1 October (Monday 12 October: the holiday would eat into the ten days granted).
+    assert extended["due_on"] == "2026-10-19"
+    # The same count as a court's extension of its period to decide (法释〔2011〕5号 Art. 5).
+    _, end = engine.extended_end(date(2026, 10, 8), 10, Unit.days)
+    assert end.last_day == date(2026, 10, 19)
+
+
+async def test_a_court_extending_its_period_counts_as_a_case_clock_extension_does(api: Api) -> None:
+    # The court accepts on Wednesday 16 September 2026: fifteen days end on 1 October, so on
+    # Thursday 8 October; ten days more end on Monday 19 October, as the case clock's above.
+    _at(api, date(2026, 9, 16))
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+    assert handoff["decide_due_on"] == "2026-10-08"
+    response = await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/extension",
+        json={"days": 10, "reason": "案情复杂, 经院长批准延长"},
+        headers={**api.auth("court", api.bodies["court"]), "If-Match": f'"{handoff["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["decide_due_on"] == "2026-10-19"
+
+
+async def test_a_month_of_extension_runs_from_the_moved_last_day(api: Api) -> None:
+    # One month from Thursday 4 June ends on Saturday 4 July, so on Monday 6 July; a month more
+    # runs from 6 July to Thursday 6 August.
+    _at(api, date(2026, 6, 4))
+    dispute = await api.drive("mediating")
+    assert (await _clocks(api, dispute))["mediation"]["due_on"] == "2026-07-06"
+    response = await _mediation_clock(api, dispute, "extension", _extension(dispute, 1))
+    assert response.status_code == 200, response.text
+    assert response.json()["due_on"] == "2026-08-06"

@@ -386,7 +386,7 @@ async def test_a_pause_is_added_to_the_nominal_last_day_not_to_the_day_it_was_mo
     assert _replayed(resumed) == date(2026, 12, 7)
 
 
-async def test_an_extension_is_added_to_the_nominal_last_day(api: Api) -> None:
+async def test_an_extension_runs_from_the_last_day_as_moved_off_a_rest_day(api: Api) -> None:
     # One month from Thursday 4 June ends on Saturday 4 July, moved to Monday 6 July.
     _at(api, date(2026, 6, 4))
     dispute = await api.drive("mediating")
@@ -397,9 +397,11 @@ async def test_an_extension_is_added_to_the_nominal_last_day(api: Api) -> None:
         "extension",
         {"units": 1, "reason": "双方同意延长", "consenting_party_ids": [p["id"] for p in dispute["parties"]]},
     )
-    # Two months from 4 June: Tuesday 4 August, not a month from the moved 6 July.
-    assert extended["due_on"] == "2026-08-04"
-    assert _replayed(extended) == date(2026, 8, 4)
+    # The extension is a month after the period ended, on the moved 6 July (民法典 Art. 203;
+    # 民事诉讼法 Art. 85), as a court's extension is (法释〔2011〕5号 Art. 5): Thursday 6 August,
+    # not two months from 4 June.
+    assert extended["due_on"] == "2026-08-06"
+    assert _replayed(extended) == date(2026, 8, 6)
 
 
 async def test_the_rural_land_commission_decides_on_acceptance_within_five_working_days(api: Api) -> None:

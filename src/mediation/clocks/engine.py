@@ -92,10 +92,12 @@ def counted(start: date, length: int, unit: Unit) -> tuple[date, PeriodEnd]:
 
 
 def moved(nominal: date, units: int, unit: Unit, *, calendar_days: bool = False) -> tuple[date, PeriodEnd]:
-    """The nominal last day and the end after adding `units` (a pause's skipped days or an
-    extension) to the nominal last day. A last day off moves to the next working day once, for
-    the period as it now stands (民法典 Art. 203; 民事诉讼法 Art. 85): adding to a day already
-    moved would count the rest days it was moved over twice."""
+    """The nominal last day and the end after adding `units` to `nominal`. A pause's skipped days
+    are added to the period's nominal last day: the period stood still, and its last day off moves
+    to the next working day once, for the period as it now stands (民法典 Art. 203; 民事诉讼法
+    Art. 85): adding them to a day already moved would count the rest days it was moved over twice.
+    An extension is a new period after the old one and is added to the day it ended
+    (`extended_end`)."""
     if unit == Unit.working_days and not calendar_days:
         end = working_days_end(nominal, units)
         return end.last_day, end
@@ -106,13 +108,28 @@ def moved(nominal: date, units: int, unit: Unit, *, calendar_days: bool = False)
     return day, period_end(day, 0)
 
 
+def extended_end(last_day: date, units: int, unit: Unit) -> tuple[date, PeriodEnd]:
+    """An extension of a period by `units`: the nominal last day and the end of the extended period.
+
+    The extension runs from the day the period ended, that day as moved off a rest day or holiday
+    (民法典 Art. 203; 民事诉讼法 Art. 85-86), not from the unmoved nominal last day nor again from the
+    start: counted so, a holiday at the end of the period would eat into the days granted. So a
+    court extends its period to decide a confirmation (法释〔2011〕5号 Art. 5), a commission its
+    period for the award (劳动争议调解仲裁法 Art. 43; 农村土地承包经营纠纷调解仲裁法 Art. 47), and a
+    body a case's mediation period with the parties' consent (人民调解工作若干规定 Art. 33;
+    特邀调解规定 Art. 27): the handoffs (handoffs.ledger) and the case clocks (`replay`) both count
+    through here. The extended period's own last day moves off a rest day likewise; one counted in
+    working days always ends on a working day."""
+    return moved(last_day, units, unit)
+
+
 def replay(
     started_at: datetime, length: int, unit: Unit, history: list[dict[str, Any]], tz: ZoneInfo
 ) -> tuple[PeriodEnd, bool]:
     """The clock's last day counted afresh on the calendar as it now stands: its period from the
-    start, then each pause (the units it stood still, counted again) and each extension, in the
-    order its history has them, each added to the nominal last day. With whether any of it
-    reached a year not known (provisional)."""
+    start, then each pause (the units it stood still, counted again, added to the nominal last
+    day) and each extension (from the last day as moved off a rest day: `extended_end`), in the
+    order its history has them. With whether any of it reached a year not known (provisional)."""
     nominal, end = counted(started_at.astimezone(tz).date(), length, unit)
     provisional = not end.calendar_known
     paused_on: date | None = None
@@ -128,7 +145,7 @@ def replay(
                 continue
             nominal, end = moved(nominal, units, unit, calendar_days=unit == Unit.months)
         elif what == "extended":
-            nominal, end = moved(nominal, int(entry["units"]), unit)
+            nominal, end = extended_end(end.last_day, int(entry["units"]), unit)
         else:
             continue
         provisional = provisional or not end.calendar_known

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
+from mediation.clocks import engine
 from mediation.clocks.counted import WorkingDaysDue, recounted
 from mediation.clocks.models import CalendarDay, CalendarYear
 from mediation.clocks.rules import ClockName, ClockRules, HandoffKind, Unit
 from mediation.core.i18n import Text
-from mediation.core.legal_time import period_end, years_end
+from mediation.core.legal_time import PeriodEnd, period_end, working_days_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
@@ -118,11 +119,15 @@ def count_step(handoff: Handoff, start: date, days: int, unit: Unit) -> date:
     if unit != Unit.working_days:
         no_step_count(handoff)
         return period_end(start, days).last_day
-    count = StepCount()
-    count.count_due(start, days)
-    handoff.counted_from, handoff.working_days = count.counted_from, count.working_days
-    handoff.provisional = count.provisional
-    return count.due_on
+    return _keep_count(handoff, start, days, working_days_end(start, days))
+
+
+def _keep_count(handoff: Handoff, start: date, days: int, end: PeriodEnd) -> date:
+    """Keep the count of a step counted in working days (`StepCount`), to count it again once the
+    schedule of a year it reaches is loaded; returns its last day."""
+    handoff.counted_from, handoff.working_days = start, days
+    handoff.provisional = not end.calendar_known
+    return end.last_day
 
 
 def no_step_count(handoff: Handoff) -> None:
@@ -341,7 +346,14 @@ class Ledger:
         assert handoff.decide_due_on is not None and clock.decide_days is not None
         handoff.extended_days = days
         handoff.extension_reason = reason
-        handoff.decide_due_on = count_step(handoff, handoff.decide_due_on, days, clock.decide_unit)
+        # Counted as a case clock's extension is (engine.extended_end): the same law, one count.
+        last_day = handoff.decide_due_on
+        _, end = engine.extended_end(last_day, days, clock.decide_unit)
+        if clock.decide_unit == Unit.working_days:
+            handoff.decide_due_on = _keep_count(handoff, last_day, days, end)
+        else:
+            no_step_count(handoff)
+            handoff.decide_due_on = end.last_day
         self.touch(handoff, now)
 
     async def settle(
