@@ -383,7 +383,8 @@ class AlertService:
         )
 
     async def _clusters(self, dispute: Dispute) -> list[Finding]:
-        """The waves this case belongs to, one per cluster rule that recognises it.
+        """The waves this case belongs to: one per cluster rule that recognises it, and under the
+        respondent rule one per respondent.
 
         A wave whose alert is open is joined as it is: the case is added to it, and its cases are
         neither read nor counted, so a joining intake costs the same at the wave's hundredth case as
@@ -404,7 +405,7 @@ class AlertService:
         and one dated 1 January take them in turn as well, and the intakes numbered since a case
         looked are counted on both.
         """
-        waves = [wave for rule in self.rules.clusters if (wave := self._wave(dispute, rule)) is not None]
+        waves = [wave for rule in self.rules.clusters for wave in self._waves(dispute, rule)]
         if not waves:
             return []
         county = dispute.region_code[:6]
@@ -431,29 +432,30 @@ class AlertService:
             found.append(joining)
         return found
 
-    def _wave(self, dispute: Dispute, rule: ClusterRule) -> Wave | None:
-        """The case's wave under `rule`, in the window ending with the case; None when nothing
-        recognises it (no respondent known, no address)."""
+    def _waves(self, dispute: Dispute, rule: ClusterRule) -> list[Wave]:
+        """The case's waves under `rule`, in the window ending with the case; none when nothing
+        recognises it (no respondent known, no address). Every respondent has its wave: a worker
+        names the labour company, the foreman who hired him or the main contractor, in any order,
+        and a claim against the employer counts against it wherever it stands in the list."""
         county = dispute.region_code[:6]
         since = dispute.created_at - timedelta(days=rule.window_days)
         near = {"county": county, "since": since, "until": dispute.created_at}
         if rule.by == ClusterBy.respondent:
-            respondents = [
-                (i, p.name)
-                for p in dispute.parties
-                if p.role == PartyRole.respondent and (i := _identity(p)) is not None
+            respondents: dict[tuple[str, str], str] = {}
+            for p in dispute.parties:
+                if p.role == PartyRole.respondent and (i := _identity(p)) is not None:
+                    respondents.setdefault(i, p.name)  # one wave per respondent, named once
+            return [
+                Wave(rule, f"{kind}:{who}", name, _respondent_wave(kind), {**near, "who": who})
+                for (kind, who), name in respondents.items()
             ]
-            if not respondents:
-                return None
-            (kind, who), name = respondents[0]
-            return Wave(rule, f"{kind}:{who}", name, _respondent_wave(kind), {**near, "who": who})
         if rule.by == ClusterBy.place:
             place = dispute.place_key
             if place is None:
-                return None
-            return Wave(
-                rule, f"place:{place}", dispute.address or place, _PLACE_WAVE, {**near, "place": place}
-            )
+                return []
+            return [
+                Wave(rule, f"place:{place}", dispute.address or place, _PLACE_WAVE, {**near, "place": place})
+            ]
         town = dispute.region_code[:TOWN_DIGITS]
         in_town = len(town) == TOWN_DIGITS
         query = _CATEGORY_WAVE_IN_TOWN if in_town else _CATEGORY_WAVE
@@ -462,7 +464,7 @@ class AlertService:
         # case's "town" is its county, which the alert's region already says).
         label = CATEGORY_LABELS.get(Category(dispute.category), dispute.category)
         about = f"{label}类, 乡镇代码 {town}" if in_town else f"{label}类"
-        return Wave(rule, f"category:{town}:{dispute.category}", about, query, params)
+        return [Wave(rule, f"category:{town}:{dispute.category}", about, query, params)]
 
     async def _cases_of(self, wave: Wave) -> list[uuid.UUID]:
         """The wave's cases (the case itself included)."""
