@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from stdnum.cn import uscc
+import pytest
+from stdnum.cn import ric, uscc
 
 from tests.support import Api, at_beijing, intake_body, person
 
@@ -28,6 +29,77 @@ async def _refused(api: Api, **overrides: Any) -> dict[str, Any]:
     problem = response.json()
     assert problem["type"] == "/problems/validation-error"
     return problem
+
+
+# ---- documents of residents of Hong Kong, Macao and Taiwan ----------------------------------------
+
+
+def _applicant_holding(id_type: str, id_number: str) -> list[dict[str, Any]]:
+    applicant = {**person("applicant", "陈大文", 7), "id_type": id_type, "id_number": id_number}
+    return [applicant, person("respondent", "李四", 2)]
+
+
+def residence_permit(region: str, serial: int = 1, born: date = date(1985, 3, 9)) -> str:
+    first17 = f"{region}{born:%Y%m%d}{serial:03d}"
+    return first17 + ric.calc_check_digit(first17 + "0")
+
+
+@pytest.mark.parametrize(
+    ("id_type", "written", "stored"),
+    [
+        ("hk_macao_permit", "H12345678", "H12345678"),
+        ("hk_macao_permit", "m 8765 4321", "M87654321"),
+        ("hk_macao_permit", "H1234567890", "H1234567890"),  # issued before 2013: ten digits
+        ("taiwan_permit", "01234567", "01234567"),
+        ("hmt_residence_permit", residence_permit("810000"), residence_permit("810000")),
+        ("hmt_residence_permit", residence_permit("820000", 2), residence_permit("820000", 2)),
+        ("hmt_residence_permit", residence_permit("830000", 3), residence_permit("830000", 3)),
+    ],
+)
+async def test_a_well_formed_document_of_hong_kong_macao_or_taiwan_is_registered(
+    api: Api, id_type: str, written: str, stored: str
+) -> None:
+    created = await api.intake(parties=_applicant_holding(id_type, written))
+    assert (created["parties"][0]["id_type"], created["parties"][0]["id_number"]) == (id_type, stored)
+
+
+def _wrong_check(number: str) -> str:
+    return number[:-1] + ("1" if number[-1] == "0" else "0")
+
+
+@pytest.mark.parametrize(
+    ("id_type", "id_number", "expected"),
+    [
+        ("hk_macao_permit", "12345678", "H 或 M"),
+        ("hk_macao_permit", "H1234567", "H 或 M"),
+        ("hk_macao_permit", "A12345678", "H 或 M"),
+        ("hk_macao_permit", "H123456789", "H 或 M"),
+        ("taiwan_permit", "1234567", "8 位数字"),
+        ("taiwan_permit", "T1234567", "8 位数字"),
+        ("hmt_residence_permit", residence_permit("330681"), "810000"),  # a mainland address code
+        ("hmt_residence_permit", residence_permit("810000")[:-1] + "Y", "校验位"),
+        ("hmt_residence_permit", _wrong_check(residence_permit("830000")), "校验位"),
+        ("hmt_residence_permit", residence_permit("820000", born=date(2090, 1, 1)), "出生日期"),
+        ("hmt_residence_permit", "81000019850309001", "18"),
+    ],
+)
+async def test_a_malformed_document_of_hong_kong_macao_or_taiwan_is_refused_saying_what_is_expected(
+    api: Api, id_type: str, id_number: str, expected: str
+) -> None:
+    problem = await _refused(api, parties=_applicant_holding(id_type, id_number))
+    [error] = problem["errors"]
+    assert (error["field"], error["code"]) == ("parties[0].id_number", "invalid_id_number")
+    assert expected in error["message"]
+
+
+async def test_a_search_by_a_malformed_permit_number_is_refused(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/disputes/search-by-party",
+        json={"id_type": "hk_macao_permit", "id_number": "X12345678"},
+        headers=api.headers(),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["code"] == "invalid_id_number"
 
 
 # ---- early warning: wage arrears against one employer --------------------------------------------

@@ -114,6 +114,7 @@ class IdType(StrEnum):
     passport = "passport"
     hk_macao_permit = "hk_macao_permit"  # 港澳居民来往内地通行证
     taiwan_permit = "taiwan_permit"  # 台湾居民来往大陆通行证
+    hmt_residence_permit = "hmt_residence_permit"  # 港澳台居民居住证
     foreign_permanent_residence = "foreign_permanent_residence"  # 外国人永久居留身份证
     other = "other"
 

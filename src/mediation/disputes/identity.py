@@ -93,9 +93,69 @@ def normalise_id_number(id_type: IdType | None, value: str, today: date | None =
             raise DomainValueError(
                 "invalid_id_number", Text("统一社会信用代码无效", "Invalid unified social credit code")
             ) from exc
+    if id_type == IdType.hk_macao_permit:
+        return _permit(compact, _HK_MACAO_PERMIT, _INVALID_HK_MACAO_PERMIT)
+    if id_type == IdType.taiwan_permit:
+        return _permit(compact, _TAIWAN_PERMIT, _INVALID_TAIWAN_PERMIT)
+    if id_type == IdType.hmt_residence_permit:
+        return _residence_permit(compact, today or Clock().today())
     if not re.fullmatch(r"[0-9A-Z()（）]{5,30}", compact):
         raise DomainValueError("invalid_id_number", Text("证件号码格式不正确", "Invalid document number"))
     return compact
+
+
+# 港澳居民来往内地通行证 (回乡证): H (Hong Kong) or M (Macao) and 8 digits since the card of 2013;
+# the booklets issued before it carry 10 digits after the letter, and are still held.
+_HK_MACAO_PERMIT = re.compile(r"^[HM][0-9]{8}([0-9]{2})?$")
+_INVALID_HK_MACAO_PERMIT = Text(
+    "港澳居民来往内地通行证号码应为 H 或 M 加 8 位数字 (2013 年前签发的为 10 位数字)",
+    "Mainland travel permit for Hong Kong and Macao residents: H or M followed by 8 digits "
+    "(10 digits if issued before 2013)",
+)
+# 台湾居民来往大陆通行证 (台胞证): 8 digits since the card of 2015, kept for life.
+_TAIWAN_PERMIT = re.compile(r"^[0-9]{8}$")
+_INVALID_TAIWAN_PERMIT = Text(
+    "台湾居民来往大陆通行证号码应为 8 位数字",
+    "Mainland travel permit for Taiwan residents: 8 digits",
+)
+# 港澳台居民居住证 (2018): a number built like the resident ID (GB 11643-1999), whose address code
+# names Hong Kong (810000), Macao (820000) or Taiwan (830000) as a whole.
+_RESIDENCE_PERMIT_REGIONS = frozenset({"810000", "820000", "830000"})
+_INVALID_RESIDENCE_PERMIT = Text(
+    "港澳台居民居住证号码应为 18 位, 以 810000 (香港)、820000 (澳门) 或 830000 (台湾) 开头, "
+    "后接出生日期、顺序码和校验位",
+    "Residence permit for Hong Kong, Macao and Taiwan residents: 18 characters starting with "
+    "810000 (Hong Kong), 820000 (Macao) or 830000 (Taiwan), then the birth date, a serial and "
+    "the check character",
+)
+
+
+def _permit(number: str, form: re.Pattern[str], expected: Text) -> str:
+    """A travel permit's number: its issuing authority publishes no check character, so the form
+    is all there is to check (python-stdnum has no module for these)."""
+    if not form.match(number):
+        raise DomainValueError("invalid_id_number", expected)
+    return number
+
+
+def _residence_permit(number: str, today: date) -> str:
+    """港澳台居民居住证: the resident ID's structure and check character (GB 11643-1999), its
+    address code one of the three regions'."""
+    if len(number) != 18 or number[:6] not in _RESIDENCE_PERMIT_REGIONS:
+        raise DomainValueError("invalid_id_number", _INVALID_RESIDENCE_PERMIT)
+    return _gb11643(
+        number,
+        today,
+        invalid=Text(
+            "港澳台居民居住证号码无效 (出生日期或校验位不正确); 应为 18 位, 以 810000、820000 或 830000 开头",
+            "Invalid residence permit number (birth date or check character); 18 characters "
+            "starting with 810000, 820000 or 830000",
+        ),
+        impossible_birth=Text(
+            "港澳台居民居住证号码中的出生日期不可能 (晚于今天或过早)",
+            "Residence permit number: the birth date is impossible (after today or too early)",
+        ),
+    )
 
 
 def _resident_id(number: str, today: date) -> str:
@@ -112,21 +172,33 @@ def _resident_id(number: str, today: date) -> str:
             "invalid_id_number",
             Text("居民身份证号码的地址码不是已知的省级代码", "Resident ID number: unknown province code"),
         )
+    return _gb11643(
+        number,
+        today,
+        invalid=_INVALID_RESIDENT_ID,
+        impossible_birth=Text(
+            "居民身份证号码中的出生日期不可能 (晚于今天或过早)",
+            "Resident ID number: the birth date is impossible (after today or too early)",
+        ),
+    )
+
+
+def _gb11643(number: str, today: date, *, invalid: Text, impossible_birth: Text) -> str:
+    """The parts of a GB 11643-1999 number every holder's has: 17 digits, a birth date that was a
+    real day and is not after `today`, and the ISO 7064 MOD 11-2 check character, computed by
+    python-stdnum. Its `validate` is not used: it also looks the address code up, in a list that
+    refuses real numbers and knows no 810000-830000."""
+    if len(number) != 18 or not number[:17].isascii() or not number[:17].isdigit():
+        raise DomainValueError("invalid_id_number", invalid)
     try:
         born = ric.get_birth_date(number)
         check = ric.calc_check_digit(number)
     except (StdnumError, ValueError) as exc:
-        raise DomainValueError("invalid_id_number", _INVALID_RESIDENT_ID) from exc
+        raise DomainValueError("invalid_id_number", invalid) from exc
     if not EARLIEST_BIRTH <= born <= today:
-        raise DomainValueError(
-            "invalid_id_number",
-            Text(
-                "居民身份证号码中的出生日期不可能 (晚于今天或过早)",
-                "Resident ID number: the birth date is impossible (after today or too early)",
-            ),
-        )
+        raise DomainValueError("invalid_id_number", impossible_birth)
     if number[17] != check:
-        raise DomainValueError("invalid_id_number", _INVALID_RESIDENT_ID)
+        raise DomainValueError("invalid_id_number", invalid)
     return number
 
 

@@ -75,6 +75,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "passport": "护照",
         "hk_macao_permit": "港澳居民来往内地通行证",
         "taiwan_permit": "台湾居民来往大陆通行证",
+        "hmt_residence_permit": "港澳台居民居住证",
         "foreign_permanent_residence": "外国人永久居留身份证",
         "other": "其他证件",
     },
