@@ -102,6 +102,9 @@ UNSTATED_RULES = {
     "unknown_party",
     # Dates between 1990 and 2099: JSON Schema has no bounds for a `date` string.
     "date_out_of_range",
+    # One person is not two parties: a relation between the items of a list, by their numbers
+    # as normalised.
+    "party_repeated",
     # An uploaded file with no bytes: the multipart body's shape cannot say "non-empty".
     "empty",
     # Passwords: the minimum length is the center's setting (MEDIATION_MIN_PASSWORD_LENGTH), not

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from stdnum.cn import ric, uscc
 
-from tests.support import Api, at_beijing, intake_body, person
+from tests.support import Api, at_beijing, intake_body, person, resident_id
 
 
 def _company(name: str, role: str, serial: int = 1) -> dict[str, Any]:
@@ -29,6 +29,53 @@ async def _refused(api: Api, **overrides: Any) -> dict[str, Any]:
     problem = response.json()
     assert problem["type"] == "/problems/validation-error"
     return problem
+
+
+# ---- the parties ----------------------------------------------------------------------------------
+
+
+async def test_one_person_cannot_be_both_applicant_and_respondent(api: Api) -> None:
+    same = {
+        **person("respondent", "张叁", 1),
+        "phone": "13900000009",
+    }  # the same ID number, spelt another way
+    problem = await _refused(api, parties=[person("applicant", "张三", 1), same])
+    [error] = problem["errors"]
+    assert (error["field"], error["code"]) == ("parties", "party_repeated")
+    assert "张三" in error["message"] and "张叁" in error["message"]
+    assert "申请人" in error["message"] and "被申请人" in error["message"]
+    assert resident_id(1) not in problem["detail"] + error["message"]  # names, never the number
+
+
+async def test_one_company_cannot_be_both_applicant_and_respondent(api: Api) -> None:
+    problem = await _refused(
+        api, parties=[_company("某建筑公司", "applicant"), _company("某建筑有限公司", "respondent")]
+    )
+    [error] = problem["errors"]
+    assert error["code"] == "party_repeated"
+    assert "某建筑公司" in error["message"] and "某建筑有限公司" in error["message"]
+
+
+async def test_the_same_person_listed_twice_on_one_side_is_refused(api: Api) -> None:
+    problem = await _refused(
+        api,
+        parties=[
+            person("applicant", "张三", 1),
+            person("respondent", "李四", 2),
+            person("respondent", "李四", 2),
+        ],
+    )
+    [error] = problem["errors"]
+    assert (error["field"], error["code"]) == ("parties", "party_repeated")
+    assert "parties[1]" in error["message"] and "parties[2]" in error["message"]
+
+
+async def test_different_people_and_parties_without_numbers_are_registered(api: Api) -> None:
+    unnamed = {"role": "respondent", "kind": "person", "name": "李四"}
+    created = await api.intake(
+        parties=[person("applicant", "张三", 1), person("applicant", "王五", 3), unnamed, dict(unnamed)]
+    )
+    assert len(created["parties"]) == 4
 
 
 # ---- documents of residents of Hong Kong, Macao and Taiwan ----------------------------------------

@@ -296,6 +296,52 @@ class DisputeCreate(WriteModel):
             )
         return self
 
+    @field_validator("parties")
+    @classmethod
+    def _each_party_once(cls, parties: list[PartyIn]) -> list[PartyIn]:
+        """A person or organisation is one party of the case: never applicant and respondent at
+        once (a dispute has two sides, and nobody settles one with themself), and not listed twice
+        on one side, where it would count twice (consent, signatures, the claimants early warning
+        counts). Recognised by the document number as normalised ("330681 1990..." is
+        "3306811990..."); the message names the rows, never the number. An agent may act for
+        several parties and is not compared."""
+        first: dict[tuple[str, str], int] = {}
+        repeats: list[tuple[int, int]] = []
+        for position, party in enumerate(parties):
+            if party.role == PartyRole.agent or party.id_type is None or not party.id_number:
+                continue
+            seen = first.setdefault((party.id_type.value, party.id_number), position)
+            if seen != position:
+                repeats.append((seen, position))
+        if repeats:
+            zh = "; ".join(
+                f"{_row(parties, a, 'zh')} 与 {_row(parties, b, 'zh')} 证件号码相同" for a, b in repeats
+            )
+            en = "; ".join(
+                f"{_row(parties, a, 'en')} and {_row(parties, b, 'en')} have the same document number"
+                for a, b in repeats
+            )
+            raise DomainValueError(
+                "party_repeated",
+                Text("同一人不能两次列为当事人: {zh}", "One person is listed as two parties: {en}").format(
+                    zh=zh, en=en
+                ),
+            )
+        return parties
+
+
+_ROLE_NAMES = {
+    PartyRole.applicant: Text("申请人", "applicant"),
+    PartyRole.respondent: Text("被申请人", "respondent"),
+    PartyRole.third_party: Text("第三人", "third party"),
+    PartyRole.agent: Text("代理人", "agent"),
+}
+
+
+def _row(parties: list[PartyIn], position: int, language: str) -> str:
+    party = parties[position]
+    return f"{_ROLE_NAMES[party.role].get(language)} {party.name} (parties[{position}])"
+
 
 class PartyOut(BaseModel):
     id: uuid.UUID
