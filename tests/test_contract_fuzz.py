@@ -102,6 +102,10 @@ UNSTATED_RULES = {
     "unknown_party",
     # Dates between 1990 and 2099: JSON Schema has no bounds for a `date` string.
     "date_out_of_range",
+    # A referred case's application date lies between the registration day, which is the
+    # server's today, and a configured number of days before it.
+    "applied_on_in_future",
+    "applied_on_too_early",
     # One person is not two parties: a relation between the items of a list, by their numbers
     # as normalised.
     "party_repeated",

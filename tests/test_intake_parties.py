@@ -3,13 +3,16 @@ Kong, Macao and Taiwan, and the employer of a wage-arrears wave named by any of 
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from stdnum.cn import ric, uscc
 
 from tests.support import Api, at_beijing, intake_body, person, resident_id
+from tests.test_web import Page, intake_form, signed_in
 
 
 def _company(name: str, role: str, serial: int = 1) -> dict[str, Any]:
@@ -29,6 +32,99 @@ async def _refused(api: Api, **overrides: Any) -> dict[str, Any]:
     problem = response.json()
     assert problem["type"] == "/problems/validation-error"
     return problem
+
+
+# ---- the application date (民法典 Art. 195) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", ["hotline", "petition", "police"])
+async def test_a_referred_case_keeps_the_day_the_resident_applied_at_the_referring_body(api: Api, channel):
+    # The resident called 12345 (or went to the petition office, or the police) on 20 May; the work
+    # order reached the center on 1 June. Applying interrupted the limitation period on 20 May.
+    created = await api.intake(channel=channel, applied_on="2026-05-20")
+    assert created["applied_on"] == "2026-05-20"
+    assert (await api.get(created))["applied_on"] == "2026-05-20"
+
+
+async def test_the_window_form_records_the_application_date_and_the_receipt_shows_both_days(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    page = signed_in(web, api)
+    assert 'name="applied_on"' in (await page.get("/intake")).text
+    receipt = await page.post("/intake", intake_form(intake_body(channel="hotline", applied_on="2026-05-20")))
+    assert receipt.status_code == 200, receipt.text[:3000]
+    # When the resident applied (the limitation was interrupted then), and when the center registered it.
+    assert re.search(r"申请日期</th><td>2026-05-20<", receipt.text)
+    assert re.search(r"登记日期</th><td>2026-06-01<", receipt.text)
+    # The online application is made to the center itself: it has no such field.
+    assert 'name="applied_on"' not in (await Page(web).get("/apply")).text
+
+
+async def test_a_court_delegated_case_keeps_the_day_the_party_applied_at_the_court(api: Api) -> None:
+    created = await api.intake(
+        channel="court_delegated", inviting_court_id=str(api.bodies["court"]), applied_on="2026-05-25"
+    )
+    assert created["applied_on"] == "2026-05-25"
+
+
+async def test_without_an_application_date_the_registration_day_is_the_application_date(api: Api) -> None:
+    assert (await api.intake(channel="hotline"))["applied_on"] == api.today.isoformat()
+    # A referred case may give the registration day itself.
+    today = api.today.isoformat()
+    assert (await api.intake(channel="police", applied_on=today))["applied_on"] == today
+
+
+async def test_an_application_date_in_the_future_is_refused(api: Api) -> None:
+    tomorrow = (api.today + timedelta(days=1)).isoformat()
+    problem = await _refused(api, channel="hotline", applied_on=tomorrow)
+    [error] = problem["errors"]
+    assert (error["field"], error["code"]) == ("applied_on", "applied_on_in_future")
+
+
+async def test_an_application_date_beyond_the_referral_bound_is_refused(api: Api) -> None:
+    # A work order does not wait months to be sent on: a year back is a typo, not a referral.
+    assert (await api.intake(channel="petition", applied_on="2026-03-03"))["applied_on"] == "2026-03-03"
+    problem = await _refused(api, channel="petition", applied_on="2026-03-02")
+    [error] = problem["errors"]
+    assert (error["field"], error["code"]) == ("applied_on", "applied_on_too_early")
+    assert "90" in error["message"]
+
+
+@pytest.mark.parametrize("channel", ["window", "online", "grid"])
+async def test_an_earlier_application_date_is_refused_where_the_center_itself_received_it(api, channel):
+    # At the window or online the resident applies to the center itself, on the day it registers
+    # the case; a grid worker's report is no application by the resident at all.
+    problem = await _refused(api, channel=channel, applied_on="2026-05-20")
+    [error] = problem["errors"]
+    assert (error["field"], error["code"]) == ("applied_on", "applied_on_not_referred")
+
+
+async def _labour_case_failed(api: Api, **intake: Any) -> dict[str, Any]:
+    dispute = await api.step(
+        await api.intake(
+            category="labour", description="员工与用人单位因拖欠工资发生争议, 申请调解。", **intake
+        ),
+        "accept",
+    )
+    dispute = await api.step(
+        dispute,
+        "assign",
+        {"body_id": str(api.bodies["labour_mediation"]), "override_reason": "劳动争议由专业调解委员会调解"},
+    )
+    return await api.step(await api.step(dispute, "sign_for"), "fail")
+
+
+async def test_the_labour_limitation_is_judged_on_the_day_the_worker_applied(api: Api) -> None:
+    # Known on 1 May 2025: the year ran out on 6 May 2026 (劳动争议调解仲裁法 Art. 27; 民法典 Art. 203).
+    # The worker called 12345 on 5 May 2026, in time, and that request for relief interrupted the
+    # year; the work order was registered on 1 June. No warning that it had run out.
+    dispute = await _labour_case_failed(api, channel="hotline", applied_on="2026-05-05")
+    referred = await api.step(
+        dispute,
+        "refer_arbitration",
+        {"commission_id": str(api.bodies["labour_commission"]), "rights_known_on": "2025-05-01"},
+    )
+    assert (await api.handoff(referred))["handoff"]["warnings"] == []
 
 
 # ---- the parties ----------------------------------------------------------------------------------

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     # Legal periods (domain.md §4); the law's numbers are defaults, a center may configure them.
     confirmation_window_days: int = Field(default=30, ge=1)  # 民诉法 Art. 205; 人民调解法 Art. 33
     labour_mediation_days: int = Field(default=15, ge=1)  # 劳动争议调解仲裁法 Art. 14
+    # How long before its registration a referred case may say the resident applied (申请日): a
+    # petition office routes within 15 days (信访工作条例), a court decides on filing within 7
+    # (民诉法 Art. 126) before it delegates, a 12345 work order is sent on within a working day.
+    # A day further back is most likely a slip of the year, and it would move the limitation period
+    # (民法典 Art. 195) and the labour arbitration year (劳动争议调解仲裁法 Art. 27).
+    referred_application_max_days: int = Field(default=90, ge=0, le=365)
     # ---- clocks: deadline rules (default: the shipped rule file) and the scheduler, which runs
     # inside the API process unless `clock_in_app` is off (then run `mediation scheduler`).
     clock_rules_file: Path | None = Field(default=None, description="A center's own clock rule file (JSON).")

@@ -7,6 +7,7 @@ document; the window hands it over separately.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from mediation.disputes.models import Dispute
@@ -19,10 +20,12 @@ def _parties(dispute: Dispute) -> list[str]:
 RECEIPT_TITLE = "受理回执"
 
 
-def receipt_lines(dispute: Dispute) -> list[str]:
+def receipt_lines(dispute: Dispute, registered_on: date) -> list[str]:
     return [
         f"案件编号: {dispute.case_number}",
-        f"登记日期: {dispute.applied_on.isoformat()}",
+        # A referred case was applied for earlier, at the body that referred it (民法典 Art. 195).
+        f"申请日期: {dispute.applied_on.isoformat()}",
+        f"登记日期: {registered_on.isoformat()}",
         f"纠纷类别: {dispute.category}",
         *_parties(dispute),
         "查询码已另行告知申请人, 凭案件编号和查询码可查询办理进度。",

@@ -145,6 +145,10 @@ def when(
 
 # ---- intake -------------------------------------------------------------------------------------
 
+# The channels by which a case comes from a body the resident applied to first: the day they
+# applied there is the application date (民法典 Art. 195).
+REFERRAL_CHANNELS = (Channel.hotline, Channel.petition, Channel.court_delegated, Channel.police)
+
 
 class PartyIn(WriteModel):
     role: PartyRole
@@ -238,6 +242,13 @@ class DisputeCreate(WriteModel):
                 "properties": {"inviting_court_id": {"type": "string"}},
                 "required": ["inviting_court_id"],
             },
+            # An application date of its own only for a referred case (applied_on).
+            "allOf": [
+                {
+                    "if": {"not": given("channel", {"enum": [c.value for c in REFERRAL_CHANNELS]})},
+                    "then": omitted("applied_on"),
+                }
+            ],
         }
     )
 
@@ -285,6 +296,31 @@ class DisputeCreate(WriteModel):
         default=None,
         description="Court-delegated mediation (特邀调解): the court that invited it; it is competent to confirm the agreement.",
     )
+    applied_on: Day | None = Field(
+        default=None,
+        description="申请日: for a case referred by the body the resident applied to (channel hotline, "
+        "petition, court_delegated or police), the day they applied there, which interrupted the "
+        "limitation period (民法典 Art. 195). Not after the day of registration, and at most "
+        "`referred_application_max_days` (90 by default) before it. Omitted, and for the other "
+        "channels, the application date is the day of registration.",
+    )
+
+    @field_validator("applied_on")
+    @classmethod
+    def _applied_at_a_referring_body(cls, value: date | None, info: ValidationInfo) -> date | None:
+        # At the window and online the resident applies to the center itself, on the day it
+        # registers the case; a grid worker's report is no application by the resident.
+        channel = info.data.get("channel")  # None when the channel itself was refused
+        if value is not None and channel is not None and channel not in REFERRAL_CHANNELS:
+            raise DomainValueError(
+                "applied_on_not_referred",
+                Text(
+                    "只有 12345 热线、信访、法院委派和公安移交的案件可以填写早于登记日的申请日",
+                    "An application date is given only for a case referred by the hotline, a "
+                    "petition office, a court or the police",
+                ),
+            )
+        return value
 
     @model_validator(mode="after")
     def _both_sides(self) -> Self:

@@ -9,7 +9,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -231,6 +231,7 @@ class DisputeService:
         # One reading of the clock: at midnight the case's date, its number's year and the counters
         # early warning reads (alerts.service, from `created_at`) agree.
         today = now.astimezone(self.clock.zone).date()
+        applied_on = self._application_day(data, today)
         query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
         # The tier comes from the triage rules (domain.md §4.4: small matters stay in the village,
         # big ones go up); group disputes count from the rules' threshold (劳动争议调解仲裁法 Art. 7:
@@ -280,7 +281,7 @@ class DisputeService:
             tier=tier,
             status=Status.registered,
             version=1,
-            applied_on=today,
+            applied_on=applied_on,
             created_by=principal.id,
             created_at=now,
             updated_at=now,
@@ -326,7 +327,7 @@ class DisputeService:
         documents = self.documents
         storing = None
         if documents is not None:
-            receipt = page_of(RECEIPT_TITLE, receipt_lines(dispute))
+            receipt = page_of(RECEIPT_TITLE, receipt_lines(dispute, today))
             storing = asyncio.create_task(documents.store_page(receipt))
         try:
             # After the registration's own event, so a feed reader sees the case before its alerts.
@@ -341,6 +342,25 @@ class DisputeService:
                 dispute, principal, DocumentKind.receipt, RECEIPT_TITLE, stored, now, new_case=True
             )
         return dispute, query_code
+
+    def _application_day(self, data: DisputeCreate, today: date) -> date:
+        """申请日: applying for mediation interrupts the limitation period (民法典 Art. 195), and a
+        resident who applied at the body that referred the case (12345, a petition office, a court,
+        the police) applied on that day, not on the day the center registers it. Never after the
+        registration, and not further back than a referral takes (Settings)."""
+        if data.applied_on is None:
+            return today
+        if data.applied_on > today:
+            message = Text("申请日不能晚于登记日", "The application date cannot be after the registration")
+            raise ValidationFailed.of_field("applied_on", "applied_on_in_future", message)
+        bound = self.settings.referred_application_max_days
+        if data.applied_on < today - timedelta(days=bound):
+            message = Text(
+                "申请日不能早于登记日 {n} 日以上, 请核对年份",
+                "The application date cannot be more than {n} days before the registration; check the year",
+            ).format(n=bound)
+            raise ValidationFailed.of_field("applied_on", "applied_on_too_early", message)
+        return data.applied_on
 
     def _new_party(self, position: int, data: PartyIn) -> Party:
         party = Party(

@@ -54,7 +54,16 @@ Service = Annotated[DisputeService, Depends(service)]
 
 # What a resident does not choose online: the channel is `online`, and the center judges the rest.
 ONLINE_SKIP = frozenset(
-    {"channel", "external_reference", "severity", "complexity", "is_risk", "inviting_court_id", "parties"}
+    {
+        "channel",
+        "external_reference",
+        "severity",
+        "complexity",
+        "is_risk",
+        "inviting_court_id",
+        "parties",
+        "applied_on",  # applied online, on the day the center registers it
+    }
 )
 WINDOW_SKIP = frozenset({"parties"})
 DEFAULT_PARTY_ROLES = ("applicant", "respondent")

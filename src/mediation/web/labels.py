@@ -230,6 +230,7 @@ FIELD_LABELS: dict[str, str] = {
     "severity": "严重程度",
     "complexity": "复杂程度",
     "is_risk": "涉稳或有激化危险",
+    "applied_on": "申请日期(转来案件: 当事人向12345、信访、法院或公安申请之日; 不填为登记日)",
     "subject_matters": "特殊事项",
     "role": "身份",
     "kind": "类型",

@@ -47,9 +47,11 @@ def _local(context: Context, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M"
 
 
 @pass_context
-def _day(context: Context, value: date | datetime | None) -> str:
+def _day(context: Context, value: date | datetime | str | None) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):  # a response model dumped as JSON, as a receipt's case is
+        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
     if isinstance(value, datetime):
         return value.astimezone(_zone(context)).strftime("%Y-%m-%d")
     return value.isoformat()
