@@ -148,22 +148,6 @@ async def test_platform_retry_with_the_same_work_order_never_makes_a_second_case
     assert (await api.intake(channel="grid", external_reference="12345-20260601-0042"))["id"] != first["id"]
 
 
-async def test_a_work_order_another_center_registered_is_refused_without_naming_its_case(api):
-    first = await api.intake(channel="hotline", external_reference="12345-20260601-0077")
-    response = await api.client.post(
-        "/v1/disputes",
-        json=intake_body(
-            channel="hotline", external_reference="12345-20260601-0077", region_code="330604001001"
-        ),
-        headers=api.headers("clerk", "other_center"),
-    )
-    assert response.status_code == 409, response.text
-    problem = response.json()
-    assert problem["type"] == "/problems/duplicate-external-reference"
-    assert "case_number" not in problem and "dispute_id" not in problem and "location" not in response.headers
-    assert first["case_number"] not in response.text and first["id"] not in response.text
-
-
 async def test_list_filters(api):
     a = await api.intake(category="labour", channel="hotline", region_code="330681105201")
     b = await api.intake(

@@ -31,8 +31,10 @@ _TOWN_SQL = f"substr(region_code, 1, {TOWN_DIGITS})"
 class Dispute(Base):
     __tablename__ = "disputes"
     __table_args__ = (
-        # A platform's retried push (same work-order number on the same channel) never makes a second case.
-        UniqueConstraint("channel", "external_reference"),
+        # One case per referral: a platform's retried push, or the same number typed in twice, never
+        # makes a second case. Per issuing side (disputes.references.reference_scope): another
+        # county's platform or another court may issue the same number for another dispute.
+        UniqueConstraint("channel", "external_reference", "reference_scope"),
         Index("ix_disputes_created_at_id", "created_at", "id"),
         Index("ix_disputes_status_created_at", "status", "created_at"),
         # The window's usual list: a state and a category, newest first (make bench: 2.5 s at a
@@ -66,6 +68,9 @@ class Dispute(Base):
     description: Mapped[str] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(String(20), index=True)
     external_reference: Mapped[str | None] = mapped_column(String(64))
+    # Whose numbering the reference belongs to, fixed at intake with it: the county the case was
+    # registered in, or the delegating court's id (disputes.references.reference_scope).
+    reference_scope: Mapped[str | None] = mapped_column(String(36))
     region_code: Mapped[str] = mapped_column(String(12), index=True)
     address: Mapped[str | None] = mapped_column(String(200))
     # The address as early warning recognises a place (alerts.detect.place_key), set at intake.

@@ -62,6 +62,7 @@ from mediation.disputes.models import (
     TimelineEntry,
 )
 from mediation.disputes.paperwork import PAPER_TITLES, RECEIPT_TITLE, handoff_lines, receipt_lines
+from mediation.disputes.references import reference_scope
 from mediation.disputes.schemas import (
     CaseLinkIn,
     ConsentIn,
@@ -213,8 +214,9 @@ class DisputeService:
         if principal.region is not None and not data.region_code.startswith(principal.region):
             message = Text("案发地不在本中心辖区内", "The place is outside your center's region")
             raise ValidationFailed.of_field("region_code", "outside_region", message)
+        scope = reference_scope(data.channel, data.region_code, data.inviting_court_id)
         if data.external_reference is not None:
-            await self._refuse_duplicate_reference(data.channel, data.external_reference, principal)
+            await self._refuse_duplicate_reference(data.channel, data.external_reference, scope, principal)
         if data.channel == Channel.court_delegated and data.inviting_court_id is None:
             # The court delegated the case: its deadline (特邀调解规定 Art. 27) and the court
             # competent to confirm the agreement follow from which court it was.
@@ -268,6 +270,7 @@ class DisputeService:
             description=data.description,
             channel=data.channel,
             external_reference=data.external_reference,
+            reference_scope=scope if data.external_reference is not None else None,
             region_code=data.region_code,
             address=data.address,
             place_key=place_key(data.address),
@@ -384,9 +387,16 @@ class DisputeService:
             party.phone_index = self.cipher.index(data.phone, kind="phone")
         return party
 
-    async def _refuse_duplicate_reference(self, channel: str, reference: str, principal: Principal) -> None:
+    async def _refuse_duplicate_reference(
+        self, channel: str, reference: str, scope: str, principal: Principal
+    ) -> None:
+        """Refuses a reference its issuing side's numbering already registered (`reference_scope`)."""
         existing = await self.session.scalar(
-            select(Dispute).where(Dispute.channel == channel, Dispute.external_reference == reference)
+            select(Dispute).where(
+                Dispute.channel == channel,
+                Dispute.external_reference == reference,
+                Dispute.reference_scope == scope,
+            )
         )
         if existing is not None and not sees(principal, existing):
             # Registered by another center: still one work order, but that case is not the caller's

@@ -1,0 +1,226 @@
+"""The number a referring system gave a case (a 12345 work order, a court's 诉前调 case number, a
+petition's 信访 number, a police report) registers one case per issuing side: the county the case
+is registered in, or for a court-delegated case the delegating court. Two counties' platforms may
+issue the same number; the same platform's number twice is one case. References are read the way
+Chinese institutions write them, in one canonical form, so typing （ for ( does not register a
+second case; and two intakes of one referral at the same moment get the same answer as one after
+the other."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from mediation.bodies.models import Body, BodyJurisdiction
+from mediation.disputes.identity import region_prefix
+from mediation.migrate import upgrade
+from tests.support import Api, intake_body
+from tests.test_migrations import empty_database  # noqa: F401  (the fixture)
+
+DUPLICATE = "/problems/duplicate-external-reference"
+
+
+async def _post(api: Api, as_: str = "center", **overrides: Any) -> httpx.Response:
+    return await api.client.post(
+        "/v1/disputes", json=intake_body(**overrides), headers=api.headers("clerk", as_)
+    )
+
+
+def _names_the_case(response: httpx.Response, case: dict[str, Any]) -> None:
+    """The refusal of a duplicate the caller may see: 409, naming the case and where it is."""
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["type"] == DUPLICATE
+    assert problem["case_number"] == case["case_number"]
+    assert problem["dispute_id"] == case["id"]
+    assert response.headers["location"] == f"/v1/disputes/{case['id']}"
+
+
+async def _town_center(api: Api) -> str:
+    """A town's center in the first county (枫桥's neighbour town): it sees its town's cases only."""
+    async with api.app.state.db.writer() as session, session.begin():
+        body = Body(
+            id=uuid.uuid4(),
+            name="诸暨市某镇矛盾纠纷调处化解中心",
+            kind="mediation_center",
+            tier="town",
+            region_code="330681106000",
+            active=True,
+            categories=[],
+            created_at=datetime.now(UTC),
+        )
+        session.add(body)
+        await session.flush()
+        session.add(BodyJurisdiction(body_id=body.id, region_prefix=region_prefix(body.region_code)))
+    api.bodies["town_center"] = body.id
+    await api.signed_in("clerk", "town_center")
+    return "town_center"
+
+
+# ---- 1. the issuing side --------------------------------------------------------------------------
+
+
+async def test_two_counties_platforms_may_issue_the_same_work_order_number(api):
+    here = await api.intake(channel="hotline", external_reference="12345-2026-00001")
+    there = await _post(
+        api,
+        "other_center",
+        channel="hotline",
+        external_reference="12345-2026-00001",
+        region_code="330604001001",
+    )
+    assert there.status_code == 201, there.text
+    assert there.json()["external_reference"] == "12345-2026-00001"
+    assert there.json()["id"] != here["id"]
+    # Each county's own number is still one case there.
+    _names_the_case(
+        await _post(
+            api,
+            "other_center",
+            channel="hotline",
+            external_reference="12345-2026-00001",
+            region_code="330604100201",
+        ),
+        there.json(),
+    )
+    _names_the_case(await _post(api, channel="hotline", external_reference="12345-2026-00001"), here)
+
+
+async def test_petition_and_police_numbers_are_scoped_to_their_county_too(api):
+    for channel, reference in (("petition", "XF-2026-0012"), ("police", "GA-2026-0042")):
+        here = await api.intake(channel=channel, external_reference=reference)
+        there = await _post(
+            api, "other_center", channel=channel, external_reference=reference, region_code="330604001001"
+        )
+        assert there.status_code == 201, there.text
+        _names_the_case(await _post(api, channel=channel, external_reference=reference), here)
+
+
+async def test_a_town_center_is_refused_a_work_order_its_county_registered_without_its_case_named(api):
+    first = await api.intake(channel="hotline", external_reference="12345-20260601-0077")
+    town = await _town_center(api)
+    response = await _post(
+        api, town, channel="hotline", external_reference="12345-20260601-0077", region_code="330681106201"
+    )
+    assert response.status_code == 409, response.text
+    problem = response.json()
+    assert problem["type"] == DUPLICATE
+    assert "case_number" not in problem and "dispute_id" not in problem and "location" not in response.headers
+    assert first["case_number"] not in response.text and first["id"] not in response.text
+
+
+async def test_two_courts_may_delegate_cases_under_the_same_number(api):
+    court, other_court = str(api.bodies["court"]), str(api.bodies["other_court"])
+    reference = "2026-SQT-00123"
+    first = await api.intake(channel="court_delegated", inviting_court_id=court, external_reference=reference)
+    second = await _post(
+        api, channel="court_delegated", inviting_court_id=other_court, external_reference=reference
+    )
+    assert second.status_code == 201, second.text
+    # The same court's number twice is one delegated case, wherever it is registered.
+    _names_the_case(
+        await _post(api, channel="court_delegated", inviting_court_id=court, external_reference=reference),
+        first,
+    )
+    elsewhere = await _post(
+        api,
+        "other_center",
+        channel="court_delegated",
+        inviting_court_id=court,
+        external_reference=reference,
+        region_code="330604001001",
+    )
+    assert elsewhere.status_code == 409, elsewhere.text
+    assert elsewhere.json()["type"] == DUPLICATE and "case_number" not in elsewhere.json()
+
+
+# ---- the migration ----------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_references_registered_before_get_their_issuing_side_from_the_migration(empty_database):  # noqa: F811
+    """Migration 0030 gives every case holding a reference its issuing side (the county, or the
+    delegating court), as intake does from then on; from then on another county's same number is
+    another case, and the same county's is still refused by the database."""
+    upgrade(empty_database, "0029")
+    sqlite = empty_database.startswith("sqlite")
+    court = "5b0c9a8e-1f0e-4d7c-9a51-0000000000c1"
+
+    def uuid_literal(value: str) -> str:
+        return value.replace("-", "") if sqlite else value
+
+    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[tuple[Any, ...]]:
+        engine = create_async_engine(empty_database)
+        rows: list[tuple[Any, ...]] = []
+        try:
+            async with engine.begin() as conn:
+                for sql, params in statements:
+                    result = await conn.execute(text(sql), params)
+                    rows += [tuple(r) for r in result.all()] if result.returns_rows else []
+        finally:
+            await engine.dispose()
+        return rows
+
+    def case(number: str, channel: str, reference: str | None, region: str, court_id: str | None) -> tuple:
+        return (
+            "INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters,"
+            " description, channel, external_reference, region_code, inviting_court_id, people_involved,"
+            " severity, is_group, is_risk, tier, status, version, applied_on, created_by, created_at,"
+            " updated_at) VALUES (:id, :number, 'x', 'neighbour', '[]', '旧数据', :channel, :reference,"
+            " :region, :court, 2, 'ordinary', false, false, 'village', 'registered', 1, '2026-06-01',"
+            " 'clerk', '2026-06-01 02:00:00', '2026-06-01 02:00:00')",
+            {
+                "id": uuid_literal(str(uuid.uuid4())),
+                "number": number,
+                "channel": channel,
+                "reference": reference,
+                "region": region,
+                "court": uuid_literal(court_id) if court_id else None,
+            },
+        )
+
+    asyncio.run(
+        run(
+            [
+                (
+                    "INSERT INTO bodies (id, name, kind, tier, region_code, active, categories, capacity,"
+                    " version, created_at) VALUES (:id, '诸暨市人民法院', 'court', 'county', '330681000000',"
+                    " true, '[]', 30, 1, '2026-06-01 02:00:00')",
+                    {"id": uuid_literal(court)},
+                ),
+                case("330681-2026-000001", "hotline", "12345-2026-1", "330681105201", None),
+                case(
+                    "330681-2026-000002", "court_delegated", "(2026)浙0681民诉前调1号", "330604105201", court
+                ),
+                case("330681-2026-000003", "window", None, "330681105201", None),
+            ]
+        )
+    )
+    upgrade(empty_database)
+    rows = asyncio.run(run([("SELECT case_number, reference_scope FROM disputes ORDER BY case_number", {})]))
+    assert rows == [
+        ("330681-2026-000001", "330681"),
+        ("330681-2026-000002", court),
+        ("330681-2026-000003", None),
+    ]
+
+    def with_scope(statement: tuple, scope: str) -> tuple:
+        sql, params = statement
+        sql = sql.replace("inviting_court_id,", "inviting_court_id, reference_scope,").replace(
+            ":court,", ":court, :scope,"
+        )
+        return sql, {**params, "scope": scope}
+
+    another_county = case("330604-2026-000001", "hotline", "12345-2026-1", "330604001001", None)
+    asyncio.run(run([with_scope(another_county, "330604")]))
+    same_county = case("330681-2026-000004", "hotline", "12345-2026-1", "330681105201", None)
+    with pytest.raises(IntegrityError):
+        asyncio.run(run([with_scope(same_county, "330681")]))
