@@ -224,3 +224,76 @@ def test_references_registered_before_get_their_issuing_side_from_the_migration(
     same_county = case("330681-2026-000004", "hotline", "12345-2026-1", "330681105201", None)
     with pytest.raises(IntegrityError):
         asyncio.run(run([with_scope(same_county, "330681")]))
+
+
+# ---- 2. how references are written ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("（2026）浙0681民诉前调123号", "(2026)浙0681民诉前调123号"),
+        ("(2026)浙0681民诉前调123号", "(2026)浙0681民诉前调123号"),
+        ("浙信转〔2026〕12号", "浙信转〔2026〕12号"),
+        ("12345-2026-00001", "12345-2026-00001"),
+        ("诸公（枫）行罚决字〔2026〕00315号", "诸公(枫)行罚决字〔2026〕00315号"),
+        ("ZJ12345_2026.06/01:#7", "ZJ12345_2026.06/01:#7"),
+    ],
+)
+async def test_references_as_chinese_institutions_write_them_are_accepted(api, written, stored):
+    case = await api.intake(channel="petition", external_reference=written)
+    assert case["external_reference"] == stored
+    assert (await api.get(case))["external_reference"] == stored
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [
+        ("（2026）浙0681民诉前调123号", "(2026)浙0681民诉前调123号"),
+        ("(2026)浙0681民诉前调123号", "（２０２６）浙０６８１民诉前调１２３号"),
+        ("浙信转〔2026〕12号", "浙信转[2026]12号"),
+        ("浙信转〔2026〕12号", "浙信转【2026】12号"),
+        ("浙信转〔2026〕12号", "浙信转 〔2026〕 12号"),
+        ("12345-2026-00001", "１２３４５－２０２６－００００１"),
+        ("12345-2026-00001", "12345—2026—00001"),
+        ("12345-2026-00001", "\u300012345-2026-00001 "),
+    ],
+)
+async def test_the_same_reference_written_another_way_is_the_same_case(api, first, again):
+    case = await api.intake(
+        channel="court_delegated", inviting_court_id=str(api.bodies["court"]), external_reference=first
+    )
+    _names_the_case(
+        await _post(
+            api,
+            channel="court_delegated",
+            inviting_court_id=str(api.bodies["court"]),
+            external_reference=again,
+        ),
+        case,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reference", "code"),
+    [
+        ("12345\x072026", "external_reference_characters"),
+        ("12345\n2026", "external_reference_characters"),
+        ("12345\u200b2026", "external_reference_characters"),
+        ("12345\u202e2026", "external_reference_characters"),
+        ("12345;DROP", "external_reference_characters"),
+        ("工单<script>", "external_reference_characters"),
+        ("12345\x002026", "null_character"),
+        ("1" * 65, "string_too_long"),
+        ("㈱" * 30, "external_reference_too_long"),  # each is （株） once folded: 90 characters
+        ("   ", "external_reference_empty"),
+        ("\u3000", "external_reference_empty"),
+        ("12345\t2026", "external_reference_characters"),
+    ],
+)
+async def test_a_reference_that_is_no_number_is_refused_with_its_reason(api, reference, code):
+    response = await _post(api, channel="hotline", external_reference=reference)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["errors"][0]["field"] == "external_reference"
+    assert problem["errors"][0]["code"] == code

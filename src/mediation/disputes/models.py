@@ -67,6 +67,7 @@ class Dispute(Base):
     subject_matters: Mapped[list[str]] = mapped_column(JSONType)
     description: Mapped[str] = mapped_column(Text)
     channel: Mapped[str] = mapped_column(String(20), index=True)
+    # In its canonical form (disputes.references.canonical_reference).
     external_reference: Mapped[str | None] = mapped_column(String(64))
     # Whose numbering the reference belongs to, fixed at intake with it: the county the case was
     # registered in, or the delegating court's id (disputes.references.reference_scope).

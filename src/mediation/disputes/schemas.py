@@ -47,6 +47,8 @@ from mediation.disputes.identity import (
     normalise_phone,
     normalise_region_code,
 )
+from mediation.disputes.references import MAX_LENGTH as MAX_REFERENCE_LENGTH
+from mediation.disputes.references import canonical_reference
 
 # The moments a request may name: in the years the service keeps records for. Beyond them a time
 # is a typo, and near year 1 or 9999 converting it to UTC overflows.
@@ -257,11 +259,17 @@ class DisputeCreate(WriteModel):
     description: Annotated[str, Field(min_length=5, max_length=5000)]
     channel: Channel = Channel.window
     external_reference: Annotated[
-        str | None,
+        Annotated[str, AfterValidator(canonical_reference)] | None,
         Field(
-            max_length=64,
-            pattern=r"^[\w\-./:#]+$",
-            description="The sending platform's id, e.g. a 12345 work-order number; unique per channel.",
+            min_length=1,
+            max_length=MAX_REFERENCE_LENGTH,
+            description="The number the referring side gave the case: a 12345 work order "
+            "(12345-2026-00001), a court's case number ((2026)浙0681民诉前调123号), a petition "
+            "office's (浙信转〔2026〕12号), a police report's. Letters and digits of any script and "
+            "- _ . / : # ( ) 〔〕; stored in one form (full-width characters as half-width, [ ] and "
+            "【】 as 〔〕, dashes as -, no spaces), so the same number written another way is the same "
+            "number. One case per number and issuing side: per channel and county, or for "
+            "court_delegated per delegating court.",
         ),
     ] = None
     region_code: RegionCode
