@@ -21,10 +21,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from mediation.bodies.models import Body, BodyJurisdiction
 from mediation.disputes.identity import region_prefix
+from mediation.disputes.service import DisputeService
 from mediation.migrate import upgrade
-from tests.support import Api, intake_body
+from tests.support import Api, intake_body, pause_after, waits_on_a_lock
 from tests.test_migrations import empty_database  # noqa: F401  (the fixture)
+from tests.test_web import case_number_in, intake_form, signed_in
 
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 DUPLICATE = "/problems/duplicate-external-reference"
 
 
@@ -297,3 +300,75 @@ async def test_a_reference_that_is_no_number_is_refused_with_its_reason(api, ref
     problem = response.json()
     assert problem["errors"][0]["field"] == "external_reference"
     assert problem["errors"][0]["code"] == code
+
+
+# ---- 3. two intakes of one referral at once -------------------------------------------------------
+
+
+@ON_POSTGRESQL
+async def test_an_intake_that_loses_the_race_for_a_reference_is_answered_like_any_duplicate(api, monkeypatch):
+    """The first intake has looked for the reference and found none; the second then registers it
+    and commits. The first's insert meets the database's constraint, and its refusal names the
+    case the second registered, exactly as a refusal found by the look would."""
+    looked, go_on = pause_after(monkeypatch, DisputeService, "_refuse_duplicate_reference")
+    loser = asyncio.create_task(_post(api, channel="hotline", external_reference="12345-2026-00777"))
+    await asyncio.wait_for(looked.wait(), 10)
+    winner = await _post(api, channel="hotline", external_reference="12345-2026-00777")
+    assert winner.status_code == 201, winner.text
+    go_on.set()
+    _names_the_case(await loser, winner.json())
+    assert (await loser).json()["detail"] == (
+        await _post(api, channel="hotline", external_reference="12345-2026-00777")
+    ).json()["detail"]
+
+
+@ON_POSTGRESQL
+async def test_an_intake_waiting_on_the_winners_insert_is_answered_like_any_duplicate(api, monkeypatch):
+    """Both have looked and found nothing; the first inserts while the second still runs, so the
+    second's insert waits on the first's uncommitted row, and loses once the first commits."""
+    looked, go_on = pause_after(monkeypatch, DisputeService, "_refuse_duplicate_reference")
+    first = asyncio.create_task(_post(api, channel="hotline", external_reference="12345-2026-00778"))
+    await asyncio.wait_for(looked.wait(), 10)
+    # The second holds its insert open until the first has inserted behind it and waits.
+    numbered, commit = pause_after(monkeypatch, DisputeService, "_take_counters")
+    second = asyncio.create_task(_post(api, channel="hotline", external_reference="12345-2026-00778"))
+    await asyncio.wait_for(numbered.wait(), 10)
+    go_on.set()
+    assert await waits_on_a_lock(api, first)
+    commit.set()
+    won, lost = await second, await first
+    assert won.status_code == 201, won.text
+    _names_the_case(lost, won.json())
+
+
+@ON_POSTGRESQL
+async def test_many_intakes_of_one_referral_at_once_register_one_case_and_name_it_to_the_rest(api):
+    responses = await asyncio.gather(
+        *(_post(api, channel="hotline", external_reference="12345-2026-00999") for _ in range(12))
+    )
+    created = [r for r in responses if r.status_code == 201]
+    assert len(created) == 1, [r.text for r in responses if r.status_code != 409]
+    for response in responses:
+        if response is not created[0]:
+            _names_the_case(response, created[0].json())
+
+
+# ---- the window's page ----------------------------------------------------------------------------
+
+
+async def test_the_intake_page_shows_a_registered_work_order_with_a_link_to_its_case(api, web):
+    first = await api.intake(channel="hotline", external_reference="12345-2026-00055")
+    page = signed_in(web, api)
+    response = await page.post(
+        "/intake", intake_form(intake_body(channel="hotline", external_reference="１２３４５－2026－00055"))
+    )
+    assert response.status_code == 409, response.text[:2000]
+    assert f'href="/cases/{first["id"]}"' in response.text
+    assert first["case_number"] in response.text
+    assert "intake-form" in response.text or 'name="external_reference"' in response.text
+    # A new number registers as usual from the same page.
+    receipt = await page.post(
+        "/intake", intake_form(intake_body(channel="hotline", external_reference="12345-2026-00056"))
+    )
+    assert receipt.status_code == 200, receipt.text[:2000]
+    assert case_number_in(receipt.text) != first["case_number"]

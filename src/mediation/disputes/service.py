@@ -295,11 +295,17 @@ class DisputeService:
         self.session.add(dispute)
         try:
             await self.session.flush()
-        except IntegrityError as exc:
-            # Two pushes of the same work order raced past the check above.
-            raise DuplicateExternalReference(
-                Text("该工单已登记", "This work order is already registered")
-            ) from exc
+        except IntegrityError:
+            if data.external_reference is None:
+                raise
+            # Two intakes of the same referral raced past the look above: on PostgreSQL this insert
+            # waited for the other's and met the constraint once it committed. The loser is answered
+            # as the look would have answered it, naming the case the winner registered. This
+            # transaction is spoilt and the request fails anyway: nothing of it is kept, and the
+            # winner is read in a fresh one (its snapshot taken after the winner's commit).
+            await self.session.rollback()
+            await self._refuse_duplicate_reference(data.channel, data.external_reference, scope, principal)
+            raise  # no such case: another constraint failed, not this one
         self.session.add_all(clocks)
         self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
         found = await alerts.detect(dispute, hits, marked=data.is_risk)

@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 
 from mediation.bodies.models import Body, BodyKind
 from mediation.core.db import Database, session_of
-from mediation.core.errors import Forbidden, ValidationFailed
+from mediation.core.errors import DuplicateExternalReference, Forbidden, ValidationFailed
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal, Role
 from mediation.disputes import lifecycle
@@ -148,6 +148,7 @@ async def _form_page(
     courts: list[Body],
     status_code: int = 200,
     defaults: dict[str, Any] | None = None,
+    registered: dict[str, str] | None = None,
 ) -> HTMLResponse:
     values = values or {**(defaults or {})}
     # Rows left empty were not parties and are gone from what was submitted: an applicant's and a
@@ -168,6 +169,7 @@ async def _form_page(
             "errors": errors,
             "idempotency_key": secrets.token_urlsafe(18),
             "places": await _places(request),
+            "registered": registered,
         },
         status_code,
     )
@@ -327,7 +329,31 @@ async def intake_submit(request: Request, principal: Staff, svc: Service) -> HTM
         created, replayed = await _register(request, svc, principal, data, key)
     except (ValidationError, ValidationFailed) as exc:
         return await _refused(request, "intake.html", values, exc, WINDOW_SKIP)
+    except DuplicateExternalReference as exc:
+        return await _already_registered(request, values, exc)
     return await _receipt(request, created, principal, online=False, replayed=replayed)
+
+
+async def _already_registered(
+    request: Request, values: dict[str, Any], exc: DuplicateExternalReference
+) -> HTMLResponse:
+    """The form again, as it was filled in, saying the referral is already a case, with a link to it
+    when it is one the clerk may open (another center's is not named): the clerk goes on with that
+    case instead of registering it twice."""
+    await session_of(request).rollback()
+    message = exc.detail.get() if isinstance(exc.detail, Text) else str(exc.detail or exc.title.get())
+    case_id, number = exc.extensions.get("dispute_id"), exc.extensions.get("case_number")
+    registered = {"id": str(case_id), "case_number": str(number)} if case_id and number else None
+    return await _form_page(
+        request,
+        "intake.html",
+        values=values,
+        errors={"external_reference": message},
+        skip=WINDOW_SKIP,
+        courts=await _courts(request),
+        status_code=409,
+        registered=registered,
+    )
 
 
 @router.post("/intake/check", response_class=HTMLResponse)
