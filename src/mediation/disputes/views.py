@@ -94,10 +94,16 @@ class Viewer:
         return {**dispute.clock, "remaining_seconds": remaining}
 
     def timeline_entry(self, entry: TimelineEntry) -> TimelineEntryOut:
+        """An entry as this caller reads it. Unmasked, an entry whose text quotes an ID or phone
+        number is a read of the case's personal data, recorded as reading the case is
+        (个人信息保护法 Art. 55); masked, nothing was disclosed."""
         out = TimelineEntryOut.model_validate(entry)
-        if self.unmasked:
-            return out
-        return out.model_copy(update={"reason": _redact(out.reason), "payload": redact_value(out.payload)})
+        masked = out.model_copy(update={"reason": _redact(out.reason), "payload": redact_value(out.payload)})
+        if not self.unmasked:
+            return masked
+        if masked != out and str(entry.dispute_id) not in self.pii_reads:
+            self.pii_reads.append(str(entry.dispute_id))
+        return out
 
     def text(self, dispute_id: uuid.UUID, value: str | None) -> str | None:
         """Text typed about a case (a reason, an answer to an order) as this caller may read it: its
