@@ -397,7 +397,9 @@ async def get_dispute(dispute_id: uuid.UUID, principal: Reader, view: View, svc:
 async def get_timeline(
     dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service
 ) -> list[TimelineEntryOut]:
-    return [view.timeline_entry(e) for e in await svc.timeline(dispute_id, principal)]
+    entries = await svc.timeline(dispute_id, principal)
+    withheld = await svc.reasons_withheld(entries, principal)
+    return [view.timeline_entry(e, withheld=e.seq in withheld) for e in entries]
 
 
 class AvailableAction(BaseModel):

@@ -532,6 +532,14 @@ class TimelineEntryOut(BaseModel):
     reason: str | None
     payload: dict[str, Any]
     occurred_at: datetime
+    reason_withheld: bool = Field(
+        default=False,
+        description=(
+            "The entry's reason is another body's (its return, transfer, escalation or withdrawal): "
+            "`reason`, and the payload's `reason`, are null for this caller, as `GET "
+            "/v1/disputes/{id}/assignments` leaves that body's part out."
+        ),
+    )
 
     model_config = ConfigDict(from_attributes=True)
 

@@ -77,6 +77,7 @@ from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentSer
 from mediation.events.service import record_dispute_event
 from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger
 from mediation.handoffs.ledger import summary as handoff_summary
+from mediation.identity.models import ApiKey, User
 from mediation.triage.engine import Facts, required_tier
 from mediation.triage.service import TriageService, snapshot
 
@@ -124,6 +125,12 @@ ASSIGNMENT_ENDINGS = {
     Action.escalate: "escalated",
     Action.withdraw: "withdrawn",
 }
+
+
+# The actions that end a body's assignment with a reason (`Assignment.outcome_reason`): taken by
+# the body itself (`_BODY_ROLE_NAMES`), the reason is that body's.
+_BODY_ENDINGS = frozenset(a.value for a in ASSIGNMENT_ENDINGS)
+_BODY_ROLE_NAMES = frozenset(r.value for r in lifecycle.BODY)
 
 
 def hash_query_code(case_number: str, code: str) -> str:
@@ -559,6 +566,37 @@ class DisputeService:
             select(TimelineEntry).where(TimelineEntry.dispute_id == dispute_id).order_by(TimelineEntry.seq)
         )
         return list(rows.all())
+
+    async def reasons_withheld(self, entries: list[TimelineEntry], principal: Principal) -> set[int]:
+        """The entries (by `seq`) whose reason this caller does not read: to a body, the reasons
+        another body gave for ending its assignment (a return, a transfer, ...). The assignment
+        history keeps them from other bodies (`GET /assignments`); the timeline says the same
+        things, so it keeps them too. The entry itself stays: the case's course is no secret."""
+        if principal.role not in lifecycle.BODY:
+            return set()
+        ended = [e for e in entries if e.action in _BODY_ENDINGS and e.actor_role in _BODY_ROLE_NAMES]
+        if not ended:
+            return set()
+        actors: set[uuid.UUID] = set()
+        for entry in ended:
+            try:
+                actors.add(uuid.UUID(entry.actor_id))
+            except ValueError:
+                continue
+        # Who wrote it: a body's member of staff signed in, or its key.
+        homes: dict[str, uuid.UUID | None] = {}
+        if actors:
+            for model in (User, ApiKey):
+                rows = await self.session.execute(
+                    select(model.id, model.organisation_id).where(model.id.in_(actors))
+                )
+                homes.update({str(actor): home for actor, home in rows.all()})
+        # An actor that cannot be placed is not taken for the caller's own.
+        return {
+            e.seq
+            for e in ended
+            if homes.get(e.actor_id) is None or homes.get(e.actor_id) != principal.organisation_id
+        }
 
     async def lookup_status(self, case_number: str, query_code: str) -> Dispute:
         dispute = await self.session.scalar(select(Dispute).where(Dispute.case_number == case_number.strip()))

@@ -24,6 +24,8 @@ PARTY_TABLE = "parties"
 # Free-text and structured columns that may quote a number typed by a clerk or a mediator.
 _FREE_TEXT = ("description", "address", "mediator_name")
 _STRUCTURED = ("agreement", "handoff", "outcome", "owner")
+# What a withheld timeline entry leaves out of its payload: the reason, again.
+_WITHHELD_KEYS = ("reason", "note")
 _DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("status_label", "parties")]
 
 
@@ -93,11 +95,15 @@ class Viewer:
         remaining = int((dispute.clock_due_at - until).total_seconds())
         return {**dispute.clock, "remaining_seconds": remaining}
 
-    def timeline_entry(self, entry: TimelineEntry) -> TimelineEntryOut:
-        """An entry as this caller reads it. Unmasked, an entry whose text quotes an ID or phone
-        number is a read of the case's personal data, recorded as reading the case is
-        (个人信息保护法 Art. 55); masked, nothing was disclosed."""
+    def timeline_entry(self, entry: TimelineEntry, *, withheld: bool = False) -> TimelineEntryOut:
+        """An entry as this caller reads it. `withheld`: its reason is not this caller's to read
+        (`DisputeService.reasons_withheld`), and so is neither shown nor counted as disclosed.
+        Unmasked, an entry whose text quotes an ID or phone number is a read of the case's personal
+        data, recorded as reading the case is (个人信息保护法 Art. 55); masked, nothing was disclosed."""
         out = TimelineEntryOut.model_validate(entry)
+        if withheld:
+            payload = {k: None if k in _WITHHELD_KEYS else v for k, v in out.payload.items()}
+            out = out.model_copy(update={"reason": None, "payload": payload, "reason_withheld": True})
         masked = out.model_copy(update={"reason": _redact(out.reason), "payload": redact_value(out.payload)})
         if not self.unmasked:
             return masked

@@ -262,7 +262,9 @@ class CasePage:
         view = viewer_for(self.request, principal)
         case = view.dispute(dispute)
         now = svc.clock.now()
-        timeline = [view.timeline_entry(e) for e in await svc.timeline(dispute_id, principal)]
+        entries = await svc.timeline(dispute_id, principal)
+        withheld = await svc.reasons_withheld(entries, principal)
+        timeline = [view.timeline_entry(e, withheld=e.seq in withheld) for e in entries]
         clocks = [clock_out(c, now) for c in await svc.clocks.of_case(dispute_id)]
         available = await svc.available_actions(dispute, principal)
         allowed = [a for a in available if a["allowed_for_caller"]]
