@@ -58,7 +58,9 @@ from mediation.events.webhooks import (
     WebhookTransport,
     cancel_pending,
     check_form,
+    lapsed_keys,
     lock_subscriptions,
+    stop_subscriptions_of_lapsed_keys,
 )
 
 log = logging.getLogger(__name__)
@@ -463,11 +465,15 @@ class Relay:
                     select(OutboxEvent).where(OutboxEvent.id.in_({d.event_id for d in deliveries}))
                 )
             }
+            # A key revoked while the revocation stopped its subscriptions is caught there; one that
+            # expired since is caught here, before anything goes out under it (`stop_lapsed`).
+            lapsed = await lapsed_keys(session, {sub.created_by for sub in subs.values()}, now)
+            stopping = {sub.id for sub in subs.values() if sub.created_by in lapsed}
             signer = WebhookService(session, self.cipher, self.settings.webhook_allow_private_targets)
             jobs = []
             for d in deliveries:
                 sub, event = subs[d.subscription_id], events[d.event_id]
-                if sub.id in self.unreadable:
+                if sub.id in self.unreadable or sub.id in stopping:
                     continue
                 try:
                     signing = signer.secrets_of(sub, now)
@@ -496,7 +502,20 @@ class Relay:
                     )
                 )
         self.claimed.update((j.delivery_id, j.subscription_id) for j in jobs)
+        if stopping:
+            await self.stop_lapsed(stopping)
         return jobs
+
+    async def stop_lapsed(self, subscription_ids: set[uuid.UUID] | None = None) -> list[uuid.UUID]:
+        """Stops the subscriptions (these, or all) made by an API key that has expired or been
+        revoked, as the system, in a transaction of its own: the subscription's row is taken
+        before its deliveries', as every path takes them (`lock_subscriptions`)."""
+        async with self.db.writer() as session, session.begin():
+            now = await database_now(session)
+            stopped = await stop_subscriptions_of_lapsed_keys(session, SYSTEM, now, subscription_ids)
+        for sub_id in stopped:
+            log.warning("webhook subscription %s disabled: the API key that made it has lapsed", sub_id)
+        return stopped
 
     async def send(self, job: Job) -> Outcome:
         """One attempt, ended at the timeout whatever the receiver does. The answer's status is all
@@ -816,6 +835,11 @@ class Relay:
         except Exception:
             log.exception("relay %s: deleting old events failed", self.relay_id)
             events = 0
+        try:
+            # Those of keys that expired with nothing to send meanwhile: shown disabled, and why.
+            await self.stop_lapsed()
+        except Exception:
+            log.exception("relay %s: stopping subscriptions of lapsed keys failed", self.relay_id)
         if deleted < PURGE_BATCH and events < PURGE_BATCH:
             self._purge_at = time.monotonic() + PURGE_EVERY_SECONDS
 

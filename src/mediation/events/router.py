@@ -300,10 +300,18 @@ class SubscriptionOut(BaseModel):
     event_types: list[str]
     description: str | None
     active: bool
-    disabled_reason: str | None
+    disabled_reason: str | None = Field(
+        description=(
+            "Why it is disabled. `subscriber_key_lapsed: ...` when the API key that made it was revoked "
+            "or expired: it receives nothing until a signed-in administrator enables it again."
+        )
+    )
     previous_secret_expires_at: datetime | None
     created_by: str = Field(
-        description="Who subscribed: the id of the staff account or of the API key (`GET /v1/api-keys`)."
+        description=(
+            "Who subscribed, or took it on since: the id of the staff account or of the API key "
+            "(`GET /v1/api-keys`). A subscription made by a key stops when the key is revoked or expires."
+        )
     )
     created_at: datetime
     updated_at: datetime
@@ -483,7 +491,10 @@ async def disable_subscription(
     summary="启用订阅 Enable",
     description=(
         "Re-enables a subscription (after its endpoint answered 410, or after it was disabled for "
-        "failing for days); then `POST /v1/webhooks/{id}/redeliver` sends its backlog again."
+        "failing for days); then `POST /v1/webhooks/{id}/redeliver` sends its backlog again. One made "
+        "by an API key since revoked or expired (`disabled_reason` starting `subscriber_key_lapsed`) "
+        "is enabled only by a signed-in member of the organisation's staff, who takes it on: "
+        "`created_by` names them from then on. An API key is refused (403 `subscriber_key_lapsed`)."
     ),
     responses=problem_responses(Forbidden, NotFound),
 )
@@ -491,7 +502,11 @@ async def enable_subscription(
     request: Request, subscription_id: uuid.UUID, principal: WebhookAdmin
 ) -> SubscriptionOut:
     svc = _service(request)
-    sub = await svc.set_active(await svc.get(subscription_id, principal), True, None)
+    sub = await svc.get(subscription_id, principal)
+    was = sub.created_by
+    sub = await svc.set_active(sub, True, None, by=principal)
+    if sub.created_by != was:
+        request.state.audit_details = {"created_by": {"was": was, "now": sub.created_by}}
     return SubscriptionOut.model_validate(sub)
 
 

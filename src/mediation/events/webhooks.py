@@ -11,7 +11,7 @@ import ssl
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpcore
@@ -19,12 +19,14 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation.audit.chain import AuditEntry, append
 from mediation.core.db import utcnow
-from mediation.core.errors import Conflict, NotFound, ValidationFailed
+from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher
 from mediation.core.principal import Principal
 from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from mediation.identity.models import ApiKey
 
 SECRET_PREFIX = "whsec_"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -325,9 +327,13 @@ class WebhookService:
         return secret
 
     async def set_active(
-        self, sub: WebhookSubscription, active: bool, reason: str | None
+        self, sub: WebhookSubscription, active: bool, reason: str | None, by: Principal | None = None
     ) -> WebhookSubscription:
+        """Disables or enables `sub`. Enabled by `by`, a subscription whose key no longer holds
+        (`lapsed_keys`) is taken on by `by`, who must be signed in: see `take_on`."""
         await lock_subscriptions(self.session, [sub.id])
+        if active and by is not None:
+            await self.take_on(sub, by)
         if active and not sub.active:
             # Enabled again (its receiver fixed, say): the failures that disabled it no longer
             # count, and it fails for the whole period anew before the relay disables it again
@@ -340,6 +346,27 @@ class WebhookService:
         if not active:
             await cancel_pending(self.session, sub.id)
         return sub
+
+    async def take_on(self, sub: WebhookSubscription, by: Principal) -> str | None:
+        """A subscription whose key was revoked or has expired receives nothing (`lapsed_keys`):
+        the URL it sends a body's case events to was chosen by a credential no longer trusted. A
+        signed-in member of the organisation's staff who enables it again vouches for the URL, and
+        becomes who it was created by; another key is refused (403 `subscriber_key_lapsed`), as
+        it could not know who chose the URL. Returns who it was created by before, if it changed."""
+        lapsed = await lapsed_keys(self.session, [sub.created_by], utcnow())
+        if sub.created_by not in lapsed:
+            return None
+        if by.kind != "user":
+            raise Forbidden(
+                Text(
+                    "该订阅由已吊销或已过期的 API 密钥创建, 须由本机构管理员登录后核对推送地址并启用",
+                    "This subscription was made by an API key since revoked or expired: an "
+                    "administrator of the organisation signs in, checks its URL and enables it",
+                ),
+                code=SUBSCRIBER_KEY_LAPSED,
+            )
+        before, sub.created_by = sub.created_by, by.id
+        return before
 
     async def deliveries(
         self, sub: WebhookSubscription, status: str | None, limit: int
@@ -460,3 +487,94 @@ async def cancel_pending(session: AsyncSession, subscription_id: uuid.UUID) -> N
         .where(WebhookDelivery.subscription_id == subscription_id, WebhookDelivery.status == "pending")
         .values(status="cancelled")
     )
+
+
+# A subscription stopped because the key that made it no longer holds (403 `code` on enabling it
+# with another key, and the audit trail's reason).
+SUBSCRIBER_KEY_LAPSED = "subscriber_key_lapsed"
+
+
+async def lapsed_keys(session: AsyncSession, created_by: Iterable[str], now: datetime) -> dict[str, ApiKey]:
+    """Of these `created_by` values, those naming an API key that is revoked or has expired, with
+    the key. A staff account's id names no key: its subscriptions do not lapse with any key."""
+    ids = set()
+    for value in created_by:
+        try:
+            ids.add(uuid.UUID(value))
+        except ValueError:
+            continue
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(ApiKey).where(
+            ApiKey.id.in_(ids),
+            (ApiKey.revoked_at.is_not(None)) | (ApiKey.expires_at <= now),
+        )
+    )
+    return {str(key.id): key for key in rows}
+
+
+def lapsed_reason(key: ApiKey, now: datetime) -> str:
+    """Why a subscription of `key` stopped, as its API representation and the audit trail say."""
+    if key.revoked_at is not None:
+        what, at = "was revoked", key.revoked_at
+    else:
+        what, at = "expired", key.expires_at or now
+    return (
+        f"{SUBSCRIBER_KEY_LAPSED}: the API key that subscribed it ({key.prefix}) {what} "
+        f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC; a signed-in administrator of the organisation "
+        "enables it again to take it on"
+    )
+
+
+async def stop_subscriptions_of_lapsed_keys(
+    session: AsyncSession,
+    by: Principal,
+    now: datetime,
+    subscription_ids: Iterable[uuid.UUID] | None = None,
+    *,
+    by_key: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """Disables the active subscriptions made by an API key that is revoked or has expired (of
+    `subscription_ids`, or of the key `by_key`, or all), cancels what is pending for them, and
+    audits each as `by`'s doing; returns their ids. A revoked or expired key no longer reads the organisation's cases, so what
+    it set up no longer receives them either: the events may carry a case owner's name and a
+    mediator's notes, and the URL was chosen by a credential no longer trusted (个人信息保护法
+    Art. 9, 51: the handler keeps personal data from unauthorised access). Subscriptions made by
+    staff accounts are left alone."""
+    stmt = select(WebhookSubscription.id, WebhookSubscription.created_by).where(
+        WebhookSubscription.active.is_(True)
+    )
+    if subscription_ids is not None:
+        stmt = stmt.where(WebhookSubscription.id.in_(set(subscription_ids)))
+    if by_key is not None:
+        stmt = stmt.where(WebhookSubscription.created_by == str(by_key))
+    candidates = (await session.execute(stmt)).all()
+    lapsed = await lapsed_keys(session, {created_by for _, created_by in candidates}, now)
+    chosen = [sub_id for sub_id, created_by in candidates if created_by in lapsed]
+    if not chosen:
+        return []
+    stopped = []
+    entries = []
+    # Locked, and read again (`lock_subscriptions`): one enabled and taken on meanwhile is spared.
+    for sub in await lock_subscriptions(session, chosen):
+        key = lapsed.get(sub.created_by)
+        if not sub.active or key is None:
+            continue
+        reason = lapsed_reason(key, now)
+        sub.active, sub.disabled_reason, sub.updated_at = False, reason, now
+        await session.flush()
+        await cancel_pending(session, sub.id)
+        stopped.append(sub.id)
+        entries.append(
+            AuditEntry.by(
+                by,
+                "webhook.subscriber_key_lapsed",
+                object_type="webhook_subscription",
+                object_id=str(sub.id),
+                details={"reason": reason, "api_key": str(key.id), "organisation": str(sub.organisation_id)},
+            )
+        )
+    if entries:
+        await append(session, entries, now)
+    return stopped

@@ -205,8 +205,10 @@ async def _dispatch(
         print("error: no such key", file=sys.stderr)
         return 2, None
     if args.action == "revoke":
-        await svc.revoke(key)
+        stopped = await svc.revoke(key, OPERATOR)
         print(f"revoked {key.prefix}")
+        for sub_id in stopped:
+            print(f"stopped webhook subscription {sub_id} (made with this key)")
         return 0, AuditEntry.by(OPERATOR, "keys.revoke", object_type="api_key", object_id=str(key.id))
     created = await svc.rotate(key, OPERATOR.id)
     print(

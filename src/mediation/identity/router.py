@@ -606,14 +606,20 @@ async def list_keys(
     "/api-keys/{key_id}/revoke",
     response_model=ApiKeyOut,
     summary="吊销 API 密钥 Revoke an API key",
-    description="By a signed-in administrator (`admin`, or its own body's `body_admin`).",
+    description="By a signed-in administrator (`admin`, or its own body's `body_admin`). The webhook "
+    "subscriptions the key made stop with it: disabled (`disabled_reason` starting `subscriber_key_lapsed`), "
+    "their pending deliveries cancelled, until a signed-in administrator enables them again.",
     responses=problem_responses(Forbidden, NotFound),
     tags=["identity"],
 )
 async def revoke_key(request: Request, key_id: uuid.UUID, principal: CurrentPrincipal) -> ApiKeyOut:
     _key_manager(principal)
     svc = IdentityService(session_of(request))
-    return ApiKeyOut.model_validate(await svc.revoke(await svc.key(key_id, principal)))
+    key = await svc.key(key_id, principal, for_update=True)
+    stopped = await svc.revoke(key, principal)
+    if stopped:
+        request.state.audit_details = {"webhooks_stopped": sorted(str(s) for s in stopped)}
+    return ApiKeyOut.model_validate(key)
 
 
 @router.post(
@@ -622,7 +628,8 @@ async def revoke_key(request: Request, key_id: uuid.UUID, principal: CurrentPrin
     response_model=ApiKeyCreated,
     summary="轮换 API 密钥 Rotate an API key",
     description="Creates a successor (its `replaces_id` names the old key); both keys work until the old "
-    "one is revoked. The successor expires when the old key does, unless `expires_at` is given. By a "
+    "one is revoked. Webhook subscriptions the old key made stop when it is revoked (see revoke): make them "
+    "anew with the successor, or have a signed-in administrator enable them again. The successor expires when the old key does, unless `expires_at` is given. By a "
     "signed-in administrator (`admin`, or its own body's `body_admin`); never by an API key.",
     responses=problem_responses(Forbidden, NotFound, Conflict, IdempotencyKeyMismatch, IdempotencyInProgress),
     tags=["identity"],

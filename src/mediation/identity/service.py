@@ -593,11 +593,18 @@ class IdentityService:
             stmt = stmt.where(ApiKey.organisation_id == organisation_id)
         return list((await self.session.scalars(stmt)).all())
 
-    async def revoke(self, key: ApiKey) -> ApiKey:
+    async def revoke(self, key: ApiKey, by: Principal) -> list[uuid.UUID]:
+        """Revokes `key`; returns the webhook subscriptions it had made, stopped with it, in the
+        same transaction: their pending deliveries are cancelled before the revocation commits
+        (`stop_subscriptions_of_lapsed_keys`). A second revocation stops what the first did not
+        (one made with the key while the first was under way)."""
+        from mediation.events.webhooks import stop_subscriptions_of_lapsed_keys  # events builds on identity
+
+        now = utcnow()
         if key.revoked_at is None:
-            key.revoked_at = utcnow()
+            key.revoked_at = now
             await self.session.flush()
-        return key
+        return await stop_subscriptions_of_lapsed_keys(self.session, by, now, by_key=key.id)
 
     async def rotate(
         self, key: ApiKey, created_by: str, expires_at: datetime | _Inherit | None = INHERIT
