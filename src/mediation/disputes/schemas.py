@@ -535,9 +535,10 @@ class TimelineEntryOut(BaseModel):
     reason_withheld: bool = Field(
         default=False,
         description=(
-            "The entry's reason is another body's (its return, transfer, escalation or withdrawal): "
-            "`reason`, and the payload's `reason`, are null for this caller, as `GET "
-            "/v1/disputes/{id}/assignments` leaves that body's part out."
+            "The entry's reason is another body's (its return, transfer, escalation or withdrawal), "
+            "or the center's for sending the case to another body (an assignment's override reason "
+            "and note): `reason`, and the payload's `reason`, `note` and `override_reason`, are null "
+            "for this caller, as `GET /v1/disputes/{id}/assignments` leaves that body's part out."
         ),
     )
 

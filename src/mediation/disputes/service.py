@@ -571,12 +571,25 @@ class DisputeService:
         """The entries (by `seq`) whose reason this caller does not read: to a body, the reasons
         another body gave for ending its assignment (a return, a transfer, ...). The assignment
         history keeps them from other bodies (`GET /assignments`); the timeline says the same
-        things, so it keeps them too. The entry itself stays: the case's course is no secret."""
+        things, so it keeps them too. The entry itself stays: the case's course is no secret.
+
+        So, too, the center's reason for sending the case to another body than triage advised (an
+        assignment's `override_reason`, and the note sent with it): it may name a body or quote the
+        parties, and `/assignments` shows it only to the body the case was sent to."""
         if principal.role not in lifecycle.BODY:
             return set()
+        own_body = str(principal.organisation_id) if principal.organisation_id else None
+        # Only a sending with something to withhold is marked so: one without reads as it was.
+        sent_elsewhere = {
+            e.seq
+            for e in entries
+            if e.action == Action.assign.value
+            and (e.payload or {}).get("body_id") != own_body
+            and (e.reason or any((e.payload or {}).get(k) for k in ("override_reason", "note")))
+        }
         ended = [e for e in entries if e.action in _BODY_ENDINGS and e.actor_role in _BODY_ROLE_NAMES]
         if not ended:
-            return set()
+            return sent_elsewhere
         actors: set[uuid.UUID] = set()
         for entry in ended:
             try:
@@ -592,7 +605,7 @@ class DisputeService:
                 )
                 homes.update({str(actor): home for actor, home in rows.all()})
         # An actor that cannot be placed is not taken for the caller's own.
-        return {
+        return sent_elsewhere | {
             e.seq
             for e in ended
             if homes.get(e.actor_id) is None or homes.get(e.actor_id) != principal.organisation_id

@@ -24,8 +24,9 @@ PARTY_TABLE = "parties"
 # Free-text and structured columns that may quote a number typed by a clerk or a mediator.
 _FREE_TEXT = ("description", "address", "mediator_name")
 _STRUCTURED = ("agreement", "handoff", "outcome", "owner")
-# What a withheld timeline entry leaves out of its payload: the reason, again.
-_WITHHELD_KEYS = ("reason", "note")
+# What a withheld timeline entry leaves out of its payload: the reason, again, and an
+# assignment's reason for overriding triage.
+_WITHHELD_KEYS = ("reason", "note", "override_reason")
 _DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("status_label", "parties")]
 
 
