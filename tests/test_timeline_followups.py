@@ -1,13 +1,16 @@
 """Timeline follow-ups: a body reads the center's reason for sending a case elsewhere than triage
-advised only when the case was sent to it, as `/assignments` has it."""
+advised only when the case was sent to it, as `/assignments` has it; the registration's event and
+timeline entry carry the day the resident applied (申请日, 民法典 Art. 195)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+from mediation.events.service import TYPE_PREFIX
 from tests.support import Api
 from tests.test_audit import records
+from tests.test_event_feed import read_all
 from tests.test_web import Page
 from tests.test_web_forms import at_the_body
 
@@ -108,3 +111,24 @@ async def test_the_case_page_withholds_why_the_case_was_sent_to_another_body(web
     assert "申请人要求由其他村调委会调解" not in html and VILLAGE_NOTE not in html
     assert "指派其他调解组织的理由不予显示" in html
     assert TOWN_OVERRIDE in html  # the town reads why the case came to it
+
+
+# ---- the application date on the registration -----------------------------------------------------
+
+
+async def test_the_registration_event_and_entry_carry_the_application_date(api: Api) -> None:
+    applied = (api.today - timedelta(days=12)).isoformat()
+    referred = await api.intake(channel="hotline", applied_on=applied)
+    walked_in = await api.intake()
+    registered = {
+        e["data"]["dispute_id"]: e["data"]
+        for e in await read_all(api)
+        if e["type"] == TYPE_PREFIX + "registered"
+    }
+    # 民法典 Art. 195: applying interrupted the limitation period on the day the resident applied.
+    assert registered[referred["id"]]["applied_on"] == applied
+    # Not given, it is the registration day: the field is always there.
+    assert registered[walked_in["id"]]["applied_on"] == api.today.isoformat()
+    for dispute, day in ((referred, applied), (walked_in, api.today.isoformat())):
+        (entry,) = [e for e in await _timeline(api, dispute, api.auth("clerk")) if e["action"] == "register"]
+        assert entry["payload"] == {"applied_on": day}

@@ -314,7 +314,12 @@ class DisputeService:
             await self._refuse_duplicate_reference(data.channel, data.external_reference, scope, principal)
             raise  # no such case: another constraint failed, not this one
         self.session.add_all(clocks)
-        self._append_timeline(dispute, "register", None, Status.registered, principal, None, {}, now, seq=1)
+        # The day the resident applied (民法典 Art. 195: it interrupted the limitation period) goes
+        # with the registration, so a court or commission following the case by its events knows it.
+        registration = {"applied_on": applied_on.isoformat()}
+        self._append_timeline(
+            dispute, "register", None, Status.registered, principal, None, registration, now, seq=1
+        )
         found = await alerts.detect(dispute, hits, marked=data.is_risk)
         if related is not None:
             related.extend(await self.related(dispute, principal))
@@ -335,6 +340,7 @@ class DisputeService:
                 "version": 1,
                 "channel": dispute.channel,
                 "category": dispute.category,
+                **registration,
             },
             now,
         )

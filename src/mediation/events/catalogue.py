@@ -68,6 +68,12 @@ def catalogue() -> list[dict[str, Any]]:
                 "to": TRANSITION_FIELDS["to"],
                 "channel": {"type": "string"},
                 "category": {"type": "string"},
+                "applied_on": {
+                    "type": "string",
+                    "format": "date",
+                    "description": "申请日: the day the resident applied (for a referred case, at the "
+                    "hotline, petition office, court or police; 民法典 Art. 195), else the day registered",
+                },
             },
         },
         "consent_recorded": {
