@@ -304,3 +304,22 @@ async def test_a_webhook_stops_when_the_key_that_made_it_expires(
     enabled = await api.client.post(f"/v1/webhooks/{sub['id']}/enable", headers=admin)
     assert enabled.status_code == 200
     assert await relay.stop_lapsed() == []
+
+
+async def test_the_handoff_dossier_withholds_another_bodys_return_reason(api: Api) -> None:
+    """The dossier a failed case is handed on with carries the case's timeline: a body reading it
+    reads there what it reads on the timeline itself, without the reasons another body gave."""
+    dispute = await _returned_by_village_then_at_town(api)
+    for action in ("sign_for", "fail", "refer_litigation"):
+        _later(api)
+        dispute = await api.step(dispute, action)
+    town = api.auth("body_mediator", "town")
+    dossier = await api.client.get(f"/v1/handoffs/{dispute['handoff']['id']}", headers=town)
+    assert dossier.status_code == 200, dossier.text
+    (returned,) = [e for e in dossier.json()["timeline"] if e["action"] == "return"]
+    assert (returned["reason"], returned["reason_withheld"]) == (None, True)
+    assert "13800001234" not in dossier.text and "138****1234" not in dossier.text
+    # The court the case goes to reads the whole course of the case, masked as its role reads.
+    court = await api.handoff(dispute)
+    (for_court,) = [e for e in court["timeline"] if e["action"] == "return"]
+    assert for_court["reason_withheld"] is False and for_court["reason"]

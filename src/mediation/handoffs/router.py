@@ -192,12 +192,15 @@ async def get_handoff(
     request.state.audit_object = ("dispute", dispute.id)
     case_number, target_name = await svc.names(handoff)
     masked = not view.unmasked
+    # The dossier's timeline is the case's timeline: what a caller may not read there (another
+    # body's reasons) it does not read here either.
+    withheld = await svc.disputes.reasons_withheld(parts["timeline"], principal)
     out = DossierOut(
         handoff=handoff_out(handoff, case_number, target_name, svc, masked),
         case=view.dispute(dispute),
         agreement=agreement_out(parts["agreement"], dispute, masked) if parts["agreement"] else None,
         sessions=[session_out(s, masked) for s in parts["sessions"]],
-        timeline=[view.timeline_entry(e) for e in parts["timeline"]],
+        timeline=[view.timeline_entry(e, withheld=e.seq in withheld) for e in parts["timeline"]],
         manifest=parts["manifest"],
         late_documents=parts["late_documents"],
         materials=[MaterialCheck(**m) for m in parts["materials"]],
