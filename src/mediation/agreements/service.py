@@ -803,6 +803,29 @@ class AgreementService:
             dispute, principal, SET_ASIDE, SET_ASIDE_REASON, Obligation.agreement_id.in_(superseded)
         )
 
+    async def close_drafts(self, dispute: Dispute) -> list[uuid.UUID]:
+        """`agree` has just recorded the agreement in effect and ended mediation. A draft left then
+        (the written version of an oral agreement in effect, 人民调解法 Art. 28, 30) can never take
+        effect: drafts are signed only while the case is mediated, and the center's rule puts an
+        agreement in writing for judicial confirmation while mediating (民诉法解释 Art. 354;
+        `lifecycle._written_agreement`). It is superseded in the same transaction, as a newer draft
+        supersedes an older one (`draft`), with its signatures kept on record. The case is locked."""
+        now = self.clock.now()
+        rows = await self.session.scalars(
+            select(Agreement)
+            .where(Agreement.dispute_id == dispute.id, Agreement.status == "draft")
+            .with_for_update()
+        )
+        closed: list[uuid.UUID] = []
+        for agreement in rows.all():
+            agreement.status = "superseded"
+            agreement.updated_at = now
+            agreement.version += 1
+            closed.append(agreement.id)
+        if closed:
+            await self.session.flush()
+        return closed
+
     async def hand_over(self, dispute: Dispute, principal: Principal) -> list[FollowUp]:
         """The case has just left the center's hands with its agreement's performance still followed
         up: referred to arbitration (劳动争议调解仲裁法 Art. 15) or to court (人民调解法 Art. 32), or

@@ -884,6 +884,12 @@ class DisputeService:
             from mediation.agreements.service import AgreementService  # it builds on this service
 
             await AgreementService(self).set_aside(dispute, principal)
+        elif action == Action.agree:
+            # Mediation ends with the agreement recorded: a written draft of an oral agreement in
+            # effect can no longer be signed, and is closed with it: `AgreementService.close_drafts`.
+            from mediation.agreements.service import AgreementService  # it builds on this service
+
+            await AgreementService(self).close_drafts(dispute)
         elif action == Action.record_performance and dispute.agreement:
             await self._perform_all(uuid.UUID(str(dispute.agreement["id"])), payload, principal)
         if handoff is not None:
