@@ -6,6 +6,7 @@ agreement they replace (Art. 29, 30)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.support import Api, at_beijing
@@ -70,3 +71,47 @@ async def test_a_written_version_in_effect_is_recorded_and_the_oral_one_is_not_a
     agreed = await api.step(case, "agree", {"agreement_id": written["id"]})
     assert agreed["agreement"]["id"] == written["id"]
     assert await _versions(api, case) == [(1, "superseded"), (2, "effective")]
+
+
+# ---- the written version's signatures and the oral agreement's time ----------------------------------
+
+
+async def test_a_signature_on_the_written_version_cannot_predate_the_oral_agreement(api: Api) -> None:
+    """人民调解法 Art. 29, 30: the written version replaces the oral agreement as it takes effect, on
+    its last signature; a signature dated before the oral agreement took effect would have the
+    written one take effect before the agreement it puts in writing. Refused on `signed_at`."""
+    case, oral, written = await _oral_in_effect_and_written_draft(api)
+    effective_at = oral["effective_at"]
+    earlier = (api.app.state.clock.now() - timedelta(hours=1)).isoformat()
+    party = next(w for w in written["awaiting_signatures"] if w["signer"] == "party")
+
+    refused = await api.sign(
+        case, written, signer="party", party_id=party["party_id"], method="in_person", signed_at=earlier
+    )
+    problem = _problem(refused, 422, "/problems/validation-error")
+    assert [(e["field"], e["code"]) for e in problem["errors"]] == [("signed_at", "before_oral_agreement")]
+    assert await _versions(api, case) == [(1, "effective"), (2, "draft")]
+
+    # Signed at the moment the oral agreement took effect, or later, is recorded.
+    signed = await api.sign(
+        case, written, signer="party", party_id=party["party_id"], method="in_person", signed_at=effective_at
+    )
+    assert signed.status_code == 200, signed.text
+    at_beijing(api, api.today, 16)
+    written = await api.sign_all(case, signed.json())
+    assert await _versions(api, case) == [(1, "superseded"), (2, "effective")]
+    assert datetime.fromisoformat(written["effective_at"]) > datetime.fromisoformat(effective_at)
+
+
+async def test_an_agreement_put_in_writing_of_nothing_oral_keeps_its_signature_dates(api: Api) -> None:
+    """Only a written version of an oral agreement in effect is held to the oral agreement's time: a
+    first written agreement may record signatures made earlier that day on paper."""
+    case = await api.drive("mediating")
+    at_beijing(api, api.today, 15)
+    written = await api.draft_agreement(case)
+    party = next(w for w in written["awaiting_signatures"] if w["signer"] == "party")
+    earlier = (api.app.state.clock.now() - timedelta(hours=1)).isoformat()
+    signed = await api.sign(
+        case, written, signer="party", party_id=party["party_id"], method="in_person", signed_at=earlier
+    )
+    assert signed.status_code == 200, signed.text

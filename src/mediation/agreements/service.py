@@ -647,6 +647,7 @@ class AgreementService:
                     "signed_at cannot be in the future or before mediation began",
                 ),
             )
+        await self._refuse_before_oral(agreement, signed_at)
         latest = max([signed_at, *(s.signed_at for s in agreement.signatures)])
         self._refuse_due_before(agreement, latest.astimezone(self.clock.zone).date())
         agreement.signatures.append(
@@ -686,6 +687,32 @@ class AgreementService:
                 Text("该签署人已签署", "This signatory has already signed"), code="already_signed"
             ) from exc
         return dispute, agreement
+
+    async def _refuse_before_oral(self, agreement: Agreement, signed_at: datetime) -> None:
+        """A written version of the oral agreement in effect replaces it as it takes effect, on its
+        last signature (人民调解法 Art. 29), and the oral agreement bound the parties from when it was
+        reached and recorded (Art. 30): the writing follows the agreement it puts down. A signature
+        dated before that moment would let the written version take effect before the agreement it
+        replaces, so it is refused (each one, as the last signature is the latest of them)."""
+        if agreement.form != AgreementForm.written:
+            return
+        oral = await self._in_force(agreement.dispute_id)
+        if oral is None or oral.form != AgreementForm.oral or oral.effective_at is None:
+            return
+        if signed_at >= oral.effective_at:
+            return
+        when = oral.effective_at.astimezone(self.clock.zone).strftime("%Y-%m-%d %H:%M")
+        raise ValidationFailed.of_field(
+            "signed_at",
+            "before_oral_agreement",
+            Text(
+                "签署时间不能早于第{n}版口头调解协议生效之时 ({t}): 书面协议是对已生效口头协议的书面记载, "
+                "自其生效时取代口头协议 (人民调解法第二十九条、第三十条)",
+                "signed_at cannot be before oral agreement version {n} took effect ({t}): the written "
+                "version puts it in writing and replaces it only once it takes effect itself "
+                "(人民调解法 Art. 29, 30)",
+            ).format(n=oral.number, t=when),
+        )
 
     @staticmethod
     def _check_party_method(dispute: Dispute, data: SignatureIn) -> None:
