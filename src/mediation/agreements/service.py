@@ -813,19 +813,9 @@ class AgreementService:
         aside (`_end_follow_ups`), and the clock raises none for those obligations again
         (`raise_overdue`). The obligations stay on record as they stood; a new agreement gets
         follow-ups of its own. The case is locked."""
-        now = self.clock.now()
-        rows = await self.session.scalars(
-            select(Agreement).where(Agreement.dispute_id == dispute.id, Agreement.status == "effective")
-        )
-        superseded: list[uuid.UUID] = []
-        for agreement in rows.all():
-            agreement.status = "superseded"
-            agreement.updated_at = now
-            agreement.version += 1
-            superseded.append(agreement.id)
+        superseded = await self._supersede(dispute, "effective")
         if not superseded:
             return []
-        await self.session.flush()
         return await self._end_follow_ups(
             dispute, principal, SET_ASIDE, SET_ASIDE_REASON, Obligation.agreement_id.in_(superseded)
         )
@@ -837,21 +827,26 @@ class AgreementService:
         agreement in writing for judicial confirmation while mediating (民诉法解释 Art. 354;
         `lifecycle._written_agreement`). It is superseded in the same transaction, as a newer draft
         supersedes an older one (`draft`), with its signatures kept on record. The case is locked."""
+        return await self._supersede(dispute, "draft")
+
+    async def _supersede(self, dispute: Dispute, status: str) -> list[uuid.UUID]:
+        """Every version of the case in `status` superseded now (its version moves on, so a form
+        or an ETag read before refuses to change it); their ids. The rows are locked."""
         now = self.clock.now()
         rows = await self.session.scalars(
             select(Agreement)
-            .where(Agreement.dispute_id == dispute.id, Agreement.status == "draft")
+            .where(Agreement.dispute_id == dispute.id, Agreement.status == status)
             .with_for_update()
         )
-        closed: list[uuid.UUID] = []
+        superseded: list[uuid.UUID] = []
         for agreement in rows.all():
             agreement.status = "superseded"
             agreement.updated_at = now
             agreement.version += 1
-            closed.append(agreement.id)
-        if closed:
+            superseded.append(agreement.id)
+        if superseded:
             await self.session.flush()
-        return closed
+        return superseded
 
     async def hand_over(self, dispute: Dispute, principal: Principal) -> list[FollowUp]:
         """The case has just left the center's hands with its agreement's performance still followed
