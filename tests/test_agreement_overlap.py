@@ -56,6 +56,12 @@ async def test_recording_the_oral_agreement_closes_the_written_draft_of_it(api: 
     assert shown.json()["awaiting_signatures"] == []
     refused = await api.sign(case, shown.json(), signer="body_seal", method="seal")
     assert _problem(refused, 409, "/problems/conflict")["code"] == "agreement_superseded"
+    # Printed, it says it binds no one; no newer version replaced it, and it does not claim one did.
+    printed = await api.client.get(
+        f"/v1/disputes/{case['id']}/agreements/{written['id']}/document", headers=api.auth("clerk")
+    )
+    assert printed.status_code == 200 and "已被取代, 不具效力" in printed.text
+    assert "新版本" not in printed.text
 
 
 async def test_a_written_version_in_effect_is_recorded_and_the_oral_one_is_not_any_more(api: Api) -> None:

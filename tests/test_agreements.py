@@ -853,7 +853,7 @@ async def test_a_superseded_draft_is_not_edited_and_says_so(api):
         headers={**api.acting("body_mediator", dispute), "If-Match": f'"{old["version"]}"'},
     )
     problem = _problem(response, 409, "/problems/conflict")
-    assert problem["code"] == "agreement_superseded" and "已被新版本取代" in problem["detail"]
+    assert problem["code"] == "agreement_superseded" and "已被取代" in problem["detail"]
     assert (await _agreement(api, dispute, first))["responsibility"] == old["responsibility"]
 
 

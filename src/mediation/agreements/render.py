@@ -24,7 +24,7 @@ METHOD_LABELS = {
     "seal": "盖章",
     "recorded": "调解员记录",
 }
-STATUS_LABELS = {"draft": "草稿 (未生效)", "effective": "已生效", "superseded": "已被新版本取代"}
+STATUS_LABELS = {"draft": "草稿 (未生效)", "effective": "已生效", "superseded": "已被取代, 不具效力"}
 
 STYLE = """
 body { font-family: "Noto Serif CJK SC", "Songti SC", SimSun, serif; max-width: 46em; margin: 2em auto;

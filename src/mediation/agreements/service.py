@@ -365,8 +365,8 @@ class AgreementService:
         if agreement.status == "superseded":
             raise Conflict(
                 Text(
-                    "这一版本已被新版本取代, 不能再修改; 请修改最新版本",
-                    "This version was superseded by a newer one and cannot change; edit the newest version",
+                    "这一版本已被取代 (由新版本取代, 或调解结束时作废), 不能再修改",
+                    "This version was superseded (by a newer one, or void when mediation ended) and cannot change",
                 ),
                 code="agreement_superseded",
             )
