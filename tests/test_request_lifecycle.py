@@ -6,8 +6,10 @@ answer is a replay or a refusal. Over real HTTP through the ASGI app, on SQLite 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
@@ -19,11 +21,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from mediation.alerts.service import AlertService
+from mediation.app import create_app
+from mediation.core.clock import FrozenClock
 from mediation.core.settings import Settings
 from mediation.disputes.models import Dispute
 from mediation.documents.service import DocumentService
 from mediation.events.router import TIME_LIMIT_MARGIN_SECONDS
-from tests.conftest import TEST_SECRETS
+from tests.conftest import DEFAULT_NOW, TEST_SECRETS
 from tests.support import Api, at_beijing, intake_body, resident_id
 from tests.test_audit import by_request_id, records
 from tests.test_documents import PDF_HEAD, docs_url, pdf, problem, snapshot, staging_leftovers, uploaded
@@ -328,3 +332,22 @@ async def test_two_supervisors_handling_one_alert_at_once_one_is_told_it_changed
     # The refusal is on record as what the caller was told, not as a server error.
     [refusal] = await by_request_id(api.app, request_id)
     assert (refusal.outcome, refusal.status_code) == ("rejected", 412)
+
+
+async def test_an_app_shut_down_is_freed_with_everything_it_built(settings: Settings) -> None:
+    """A process may build app after app (an embedding program, this suite): the first one's startup
+    keeps what it built out of the collector's sight for good, but the later ones must be freed when
+    they shut down, or every app the process ever built stays in memory."""
+
+    async def run_one() -> weakref.ref[Any]:
+        application = create_app(settings, FrozenClock(DEFAULT_NOW))
+        async with application.router.lifespan_context(application):
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as c:
+                assert (await c.get("/healthz")).status_code == 200
+        return weakref.ref(application)
+
+    await run_one()  # the process's first app, if this test runs alone
+    later = await run_one()
+    gc.collect()
+    assert later() is None
