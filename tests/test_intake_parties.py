@@ -235,6 +235,19 @@ async def test_a_malformed_document_of_hong_kong_macao_or_taiwan_is_refused_sayi
     assert expected in error["message"]
 
 
+@pytest.mark.parametrize("region", ["810000", "820000", "830000"])
+async def test_a_residence_permit_given_as_a_resident_id_is_refused_naming_its_document_type(
+    api: Api, region: str
+) -> None:
+    """The numbers share their structure and check character; the address code tells them apart."""
+    before = (await api.client.get("/v1/disputes")).json()["items"]
+    problem = await _refused(api, parties=_applicant_holding("resident_id", residence_permit(region)))
+    [error] = problem["errors"]
+    assert (error["field"], error["code"]) == ("parties[0].id_number", "invalid_id_number")
+    assert "港澳台居民居住证" in error["message"]
+    assert (await api.client.get("/v1/disputes")).json()["items"] == before
+
+
 async def test_a_search_by_a_malformed_permit_number_is_refused(api: Api) -> None:
     response = await api.client.post(
         "/v1/disputes/search-by-party",

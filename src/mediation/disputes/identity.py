@@ -167,6 +167,17 @@ def _resident_id(number: str, today: date) -> str:
     at city level)."""
     if len(number) != 18 or not number[:17].isascii() or not number[:17].isdigit():
         raise DomainValueError("invalid_id_number", _INVALID_RESIDENT_ID)
+    if number[:6] in _RESIDENCE_PERMIT_REGIONS:
+        # Hong Kong, Macao and Taiwan issue no resident IDs; a number with their code as a whole is
+        # a 港澳台居民居住证 (2018), which the holder's own document type records.
+        raise DomainValueError(
+            "invalid_id_number",
+            Text(
+                "以 810000、820000 或 830000 开头的是港澳台居民居住证号码, 证件类型应选「港澳台居民居住证」",
+                "A number starting with 810000, 820000 or 830000 is a residence permit for Hong Kong, "
+                "Macao and Taiwan residents: choose that document type",
+            ),
+        )
     if number[:2] not in _PROVINCES:
         raise DomainValueError(
             "invalid_id_number",
