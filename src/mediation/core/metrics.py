@@ -13,7 +13,7 @@ Two kinds of figure:
 
 A route is labelled by its template (`/v1/disputes/{dispute_id}`), never by the path asked for, so
 that a scan of random addresses cannot grow the label set without bound; what matched no route is
-`unmatched`.
+`unmatched`; likewise a method the service does not serve is `other`.
 """
 
 from __future__ import annotations
@@ -73,8 +73,19 @@ def route_of(scope: Mapping[str, Any]) -> str:
     return template if isinstance(template, str) and template else "unmatched"
 
 
+# HTTP lets a client send any token as its method (RFC 9110 §9.1): each one a label value of its
+# own would let a client grow the series without bound, as a path would. The methods the service
+# serves are named; any other is `other`.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method(scope: Mapping[str, Any]) -> str:
+    method = scope["method"]
+    return method if method in _METHODS else "other"
+
+
 def observe_request(scope: Mapping[str, Any], status: int, seconds: float) -> None:
     route = route_of(scope)
-    method = scope["method"]
+    method = _method(scope)
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(seconds)
