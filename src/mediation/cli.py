@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from mediation.audit import cli as audit_cli
 from mediation.core import metrics
@@ -68,7 +70,9 @@ SERVICE_LOGGING: dict[str, Any] = {
         }
     },
     "root": {"handlers": ["service"], "level": "INFO"},
-    "loggers": {"transitions": {"level": "WARNING"}},
+    # Alembic announces each of its plugins at every load of the migrations (`migrate`, and the
+    # schema's check before every command on the database): nothing an operator acts on.
+    "loggers": {"transitions": {"level": "WARNING"}, "alembic.runtime.plugins": {"level": "WARNING"}},
 }
 
 
@@ -93,6 +97,73 @@ def _share_metrics() -> None:
     folder = tempfile.mkdtemp(prefix="mediation-metrics-")
     atexit.register(shutil.rmtree, folder, True)
     os.environ[metrics.MULTIPROCESS_DIR] = folder
+
+
+# The commands that work on the database. Each is refused (exit 2, with what to do) on a database
+# it cannot reach or one `mediation migrate` has not brought to this release's schema, rather than
+# failing on its first query with a traceback (and, on SQLite, leaving an empty file where none
+# was); so `audit verify` exits 1 for a broken chain only.
+_ON_THE_DATABASE = frozenset(
+    {
+        "serve",
+        "migrate",
+        "seed-demo",
+        "relay",
+        "clocks",
+        "scheduler",
+        "users",
+        "keys",
+        "audit",
+        "pii",
+        "documents",
+    }
+)
+
+
+class _Unreachable(Exception):
+    pass
+
+
+async def _connect_and_check(settings: Settings) -> str | None:
+    """The schema's problem for this release (migrate.schema_problem), or None; _Unreachable when
+    the database cannot be connected to."""
+    from mediation.core.db import Database
+    from mediation.migrate import schema_problem
+
+    db = Database(settings)
+    try:
+        async with db.engine.connect() as connection:
+            return await schema_problem(connection)
+    except (OSError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise _Unreachable(reason[0] if reason else type(exc).__name__) from exc
+    finally:
+        await db.dispose()
+
+
+def _database_refusal(settings: Settings, command: str) -> str | None:
+    """Why `command` cannot work on the configured database, as said to the operator; None if it
+    can. `migrate` needs the database reachable only (it makes the schema); `serve` needs its
+    schema, but starts while the database is unreachable (`/readyz` says so until it answers)."""
+    url = make_url(settings.database_url)
+    where = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # Told before connecting: SQLite would create the file, and a failed open leaves
+        # aiosqlite's thread to print a traceback of its own.
+        path = Path(url.database)
+        if not path.parent.is_dir():
+            return f"error: cannot create the database at {path}: there is no folder {path.parent}"
+        if command != "migrate" and not path.exists():
+            return f"error: there is no database at {path}: run `mediation migrate` first"
+    try:
+        problem = asyncio.run(_connect_and_check(settings))
+    except _Unreachable as exc:
+        if command == "serve":
+            return None
+        return f"error: cannot connect to the database at {where}: {exc}"
+    if problem is None or command == "migrate":
+        return None
+    return f"error: {problem} ({where}): run `mediation migrate` first"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(_configuration_errors(exc), file=sys.stderr)
         return 2
+    if args.command in _ON_THE_DATABASE:
+        refusal = _database_refusal(settings, args.command)
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            return 2
 
     if args.command == "serve":
         import uvicorn
