@@ -17,6 +17,7 @@ from mediation.core.errors import (
     problem_responses,
 )
 from mediation.core.i18n import Text
+from mediation.migrate import schema_problem
 from mediation.ops.metrics import exposition
 
 router = APIRouter(tags=["operations"])
@@ -28,17 +29,30 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get(
-    "/readyz", summary="Readiness: the database answers", responses=problem_responses(ServiceUnavailable)
+    "/readyz",
+    summary="Readiness: the database answers, migrated for this release",
+    responses=problem_responses(ServiceUnavailable),
 )
 async def readyz(request: Request) -> dict[str, str]:
     db: Database = request.app.state.db
     try:
         async with db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+            # A database this release's migrations have not reached answers, but every request
+            # that reads a table missing there fails: not ready until `mediation migrate` ran.
+            problem = await schema_problem(conn)
     except Exception as exc:
         raise ServiceUnavailable(
             Text("数据库不可用", "Database unreachable"), headers={"Retry-After": "1"}
         ) from exc
+    if problem is not None:
+        raise ServiceUnavailable(
+            Text(
+                "数据库结构未迁移到本版本, 请运行 `mediation migrate`",
+                "The database schema is not this release's: run `mediation migrate`",
+            ),
+            headers={"Retry-After": "30"},
+        )
     return {"status": "ready"}
 
 
