@@ -305,7 +305,10 @@ async def verify(session: AsyncSession, batch_size: int = 1000) -> Verification:
     """
     head = await _head(session)
     end_seq, end_hash = head if head else (0, GENESIS_HASH)
-    anchor_seq, anchor_hash = await _purge_anchor(session, end_seq if head else None)
+    anchor = await _purge_anchor(session, end_seq if head else None)
+    if isinstance(anchor, Verification):
+        return anchor
+    anchor_seq, anchor_hash = anchor
     expected_seq, expected_prev = anchor_seq + 1, anchor_hash
     checked, first, last = 0, None, None
     after = anchor_seq
@@ -361,10 +364,13 @@ async def _head(session: AsyncSession) -> tuple[int, str] | None:
     return (int(row.seq), str(row.hash)) if row else None
 
 
-async def _purge_anchor(session: AsyncSession, through: int | None = None) -> tuple[int, str]:
-    """Where the remaining chain starts: after the last purge's cut, or at the genesis.
+async def _purge_anchor(session: AsyncSession, through: int | None = None) -> tuple[int, str] | Verification:
+    """Where the remaining chain starts: after the last purge's cut, or at the genesis; or the
+    purge record itself reported broken.
 
     `through`: the last record the walk will look at; a purge recorded after it is not yet seen.
+    The walk starts from what the purge record says, so that record is checked before it is
+    believed: one edited, or rewritten without a cut it could name, fails there.
     """
     first_seq = await session.scalar(select(func.min(AuditRecord.seq)))
     if first_seq is None or first_seq == 1:
@@ -375,7 +381,15 @@ async def _purge_anchor(session: AsyncSession, through: int | None = None) -> tu
     purge = await session.scalar(stmt.order_by(AuditRecord.seq.desc()).limit(1))
     if purge is None:
         return 0, GENESIS_HASH  # nothing was ever purged: the missing start is reported
-    return int(purge.details["through_seq"]), str(purge.details["through_hash"])
+    if record_hash(purge) != purge.hash:
+        return Verification(False, 0, None, None, purge.seq, "content does not match its hash")
+    details = purge.details if isinstance(purge.details, dict) else {}
+    cut_seq, cut_hash = details.get("through_seq"), details.get("through_hash")
+    if type(cut_seq) is not int or not isinstance(cut_hash, str):
+        return Verification(
+            False, 0, None, None, purge.seq, f"purge record {purge.seq} does not say where it cut"
+        )
+    return cut_seq, cut_hash
 
 
 async def purge(session: AsyncSession, principal: Principal, retention_days: int, now: datetime) -> int:
