@@ -118,3 +118,31 @@ async def test_a_sqlite_database_in_a_folder_that_is_not_there_is_refused(tmp_pa
     refused(await mediation(url, "migrate"), f"there is no folder {tmp_path / 'missing'}")
     refused(await mediation(url, "keys", "list"), f"there is no folder {tmp_path / 'missing'}")
     assert not (tmp_path / "missing").exists()
+
+
+async def test_a_refusal_is_told_in_the_configured_language(api: Api) -> None:
+    """The account and key commands printed the service's refusals in Chinese whatever
+    `MEDIATION_DEFAULT_LANGUAGE` said: an operator who set `en` could not read why."""
+    url = api.app.state.settings.database_url  # type: ignore[attr-defined]
+    refused(
+        await mediation(url, "users", "activate", "nobody", MEDIATION_DEFAULT_LANGUAGE="en"), "No such user"
+    )
+    refused(
+        await mediation(url, "users", "activate", "nobody", MEDIATION_DEFAULT_LANGUAGE="zh"), "用户不存在"
+    )
+    code, _, err = await mediation(
+        url,
+        "users",
+        "create",
+        "--username",
+        "u1",
+        "--name",
+        "N",
+        "--role",
+        "clerk",
+        "--password-env",
+        "P",
+        MEDIATION_DEFAULT_LANGUAGE="en",
+        P="short",
+    )
+    assert code == 2 and "12" in err and "密码" not in err, err

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mediation.audit import cli as audit_cli
 from mediation.core import metrics
+from mediation.core.i18n import set_language
 from mediation.core.logging import install_pii_redaction
 from mediation.core.settings import Settings, get_settings
 from mediation.documents import cli as documents_cli
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(_configuration_errors(exc), file=sys.stderr)
         return 2
+    # The service's own messages a command prints (a refusal of `users create`, say) are in the
+    # language configured for requests that ask for none: a command asks for none either.
+    set_language(settings.default_language)
     if args.command in _ON_THE_DATABASE:
         refusal = _database_refusal(settings, args.command)
         if refusal is not None:
