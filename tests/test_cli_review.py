@@ -146,3 +146,24 @@ async def test_a_refusal_is_told_in_the_configured_language(api: Api) -> None:
         P="short",
     )
     assert code == 2 and "12" in err and "密码" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (("--port", "99999"), "argument --port: 99999 is not a port (1 to 65535)"),
+        (("--port", "0"), "argument --port: 0 is not a port (1 to 65535)"),
+        (("--port", "-1"), "argument --port: -1 is not a port (1 to 65535)"),
+        (("--workers", "0"), "argument --workers: 0 is not a number of workers (at least 1)"),
+    ],
+    ids=["port_too_high", "port_zero", "port_negative", "no_workers"],
+)
+async def test_serve_refuses_a_port_or_a_number_of_workers_it_cannot_use(
+    arguments: tuple[str, ...], said: str, tmp_path: Path
+) -> None:
+    """`serve --port 99999` said it listened on port 99999 while the socket took 34463 (the
+    number modulo 65536); `--workers 0` served with one worker."""
+    code, out, err = await mediation(f"sqlite+aiosqlite:///{tmp_path / 'none.db'}", "serve", *arguments)
+    assert code == 2, (out, err)
+    assert said in err, err
+    assert "Traceback" not in err

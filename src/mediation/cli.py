@@ -167,6 +167,29 @@ def _database_refusal(settings: Settings, command: str) -> str | None:
     return f"error: {problem} ({where}): run `mediation migrate` first"
 
 
+def _whole(given: str) -> int:
+    try:
+        return int(given)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{given!r} is not a whole number") from None
+
+
+def _port(given: str) -> int:
+    # Checked here: the socket takes a larger number modulo 65536 (99999 listens on 34463) while
+    # uvicorn announces the number given, and 0 is whichever port is free.
+    port = _whole(given)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{given} is not a port (1 to 65535)")
+    return port
+
+
+def _workers(given: str) -> int:
+    workers = _whole(given)
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"{given} is not a number of workers (at least 1)")
+    return workers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="mediation", description="One-stop dispute mediation center service"
@@ -174,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the API")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--workers", type=_workers, default=1)
     commands.add_parser("migrate", help="bring the database schema up to date")
     seed = commands.add_parser(
         "seed-demo", help="load demo data (skipped when the database already has cases)"
