@@ -34,8 +34,8 @@ async def mediation(database_url: str, *args: str, **env: str) -> tuple[int, str
         MEDIATION_JWT_SECRET=TEST_SECRETS["jwt_secret"],
         MEDIATION_PII_ENCRYPTION_KEYS=TEST_SECRETS["pii_encryption_keys"],
         MEDIATION_PII_INDEX_KEY=TEST_SECRETS["pii_index_key"],
-        **env,
     )
+    environment.update(env)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -167,3 +167,36 @@ async def test_serve_refuses_a_port_or_a_number_of_workers_it_cannot_use(
     assert code == 2, (out, err)
     assert said in err, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "MEDIATION_PII_ENCRYPTION_KEYS",
+            "k1:abc",
+            "MEDIATION_PII_ENCRYPTION_KEYS: PII encryption key 'k1' must decode",
+        ),
+        (
+            "MEDIATION_PII_ENCRYPTION_KEYS",
+            "no-id-here",
+            "MEDIATION_PII_ENCRYPTION_KEYS: PII encryption key #1 must look",
+        ),
+        ("MEDIATION_PII_INDEX_KEY", "short", "MEDIATION_PII_INDEX_KEY: PII index key"),
+    ],
+    ids=["encryption_key_short", "encryption_key_unnamed", "index_key_short"],
+)
+@pytest.mark.parametrize("command", [("pii", "status"), ("clocks",), ("serve", "--port", "1")])
+async def test_a_malformed_personal_data_key_is_a_configuration_error_naming_it(
+    command: tuple[str, ...], variable: str, value: str, said: str, tmp_path: Path
+) -> None:
+    """The personal-data keys were checked only when the cipher was first built: a malformed one
+    ended `pii status`, `clocks` and the rest in a traceback, and `serve` at start, where the JWT
+    secret, the seal keys and the metrics token are configuration errors naming the variable."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'none.db'}"
+    code, out, err = await mediation(url, *command, **{variable: value})
+    assert code == 2, (out, err)
+    assert "Traceback" not in err, err
+    assert err.startswith("configuration error:"), err
+    assert said in err, err
+    assert value not in err.replace(said, "")

@@ -94,34 +94,8 @@ class PiiCipher:
     @classmethod
     def from_secrets(cls, encryption_keys: str, index_key: str) -> PiiCipher:
         """Build from settings: `encryption_keys` is "k2:BASE64URL,k1:BASE64URL", the first one active."""
-        keys: dict[str, bytes] = {}
-        for position, entry in enumerate(encryption_keys.split(","), start=1):
-            key_id, sep, encoded = entry.strip().partition(":")
-            key_id = key_id.strip()
-            if not sep or not _KEY_ID.fullmatch(key_id):
-                # Never echo the entry: it may be key material.
-                raise ValueError(
-                    f'PII encryption key #{position} must look like "id:base64url", '
-                    "the id being 1-32 characters of A-Z, a-z, 0-9, _ or -"
-                )
-            if key_id in keys:
-                raise ValueError(f"PII encryption key id {key_id!r} appears twice")
-            try:
-                key = _b64decode(encoded)
-            except ValueError:
-                raise ValueError(f"PII encryption key {key_id!r} is not valid base64url") from None
-            if len(key) != KEY_BYTES:
-                raise ValueError(
-                    f"PII encryption key {key_id!r} must decode to {KEY_BYTES} bytes (AES-256), got {len(key)}"
-                )
-            keys[key_id] = key
-        try:
-            index = _b64decode(index_key)
-        except ValueError:
-            raise ValueError("PII index key is not valid base64url") from None
-        if len(index) != KEY_BYTES:
-            raise ValueError(f"PII index key must decode to {KEY_BYTES} bytes, got {len(index)}")
-        return cls(keys, next(iter(keys)), index)
+        keys = parse_encryption_keys(encryption_keys)
+        return cls(keys, next(iter(keys)), parse_index_key(index_key))
 
     @staticmethod
     def _associated_data(table: str, column: str, row_id: str) -> bytes:
@@ -255,3 +229,40 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(redact_value(item) for item in value)
     return value
+
+
+def parse_encryption_keys(encryption_keys: str) -> dict[str, bytes]:
+    """The keys of "k2:BASE64URL,k1:BASE64URL" by id, in order; ValueError naming what is wrong
+    (also when the settings are read, core.settings)."""
+    keys: dict[str, bytes] = {}
+    for position, entry in enumerate(encryption_keys.split(","), start=1):
+        key_id, sep, encoded = entry.strip().partition(":")
+        key_id = key_id.strip()
+        if not sep or not _KEY_ID.fullmatch(key_id):
+            # Never echo the entry: it may be key material.
+            raise ValueError(
+                f'PII encryption key #{position} must look like "id:base64url", '
+                "the id being 1-32 characters of A-Z, a-z, 0-9, _ or -"
+            )
+        if key_id in keys:
+            raise ValueError(f"PII encryption key id {key_id!r} appears twice")
+        try:
+            key = _b64decode(encoded)
+        except ValueError:
+            raise ValueError(f"PII encryption key {key_id!r} is not valid base64url") from None
+        if len(key) != KEY_BYTES:
+            raise ValueError(
+                f"PII encryption key {key_id!r} must decode to {KEY_BYTES} bytes (AES-256), got {len(key)}"
+            )
+        keys[key_id] = key
+    return keys
+
+
+def parse_index_key(index_key: str) -> bytes:
+    try:
+        index = _b64decode(index_key)
+    except ValueError:
+        raise ValueError("PII index key is not valid base64url") from None
+    if len(index) != KEY_BYTES:
+        raise ValueError(f"PII index key must decode to {KEY_BYTES} bytes, got {len(index)}")
+    return index

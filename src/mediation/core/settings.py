@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mediation.core.pii import parse_encryption_keys, parse_index_key
+
 # RFC 7518 §3.2: an HMAC-SHA256 key at least as long as the hash.
 MIN_JWT_SECRET_BYTES = 32
 
@@ -221,6 +223,22 @@ class Settings(BaseSettings):
     def _retention_zero_or_a_month(cls, value: int) -> int:
         if 0 < value < 30:
             raise ValueError("must be 0 (keep every event) or at least 30 days")
+        return value
+
+    @field_validator("pii_encryption_keys")
+    @classmethod
+    def _encryption_keys_usable(cls, value: str | None) -> str | None:
+        # Checked here, as the other keys are: a malformed one stops every command and the
+        # service at start with the variable named, not with a traceback where it is first used.
+        if value:  # empty is unset: generated for development (core.secrets)
+            parse_encryption_keys(value)
+        return value
+
+    @field_validator("pii_index_key")
+    @classmethod
+    def _index_key_usable(cls, value: str | None) -> str | None:
+        if value:
+            parse_index_key(value)
         return value
 
     @field_validator("audit_seal_keys")
