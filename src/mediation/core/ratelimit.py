@@ -7,6 +7,7 @@ own buckets, so the effective limit is per process; a shared limiter belongs at 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -55,3 +56,19 @@ class RateLimiter:
         full = [k for k, (t, u) in self.buckets.items() if t + (now - u) * self.rate >= self.capacity]
         for key in full:
             del self.buckets[key]
+
+
+def caller_network(address: str) -> str:
+    """The bucket of an anonymous caller at `address`: an IPv6 address by its /64, an IPv4 one as
+    it is. An IPv6 subscriber is handed a whole /64 (RFC 6177), and a phone picks new addresses in
+    it at will (RFC 8981): keyed on the full address, every new one would be a fresh bucket. An
+    IPv4 address a dual-stack listener reports as ::ffff:a.b.c.d is that IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address ("unknown", a test client's name): a bucket of its own
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -27,6 +27,7 @@ from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
+from mediation.core.ratelimit import caller_network
 from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.attention import Attention
@@ -464,8 +465,8 @@ async def record_consent(
     tags=["public"],
 )
 async def status_lookup(request: Request, data: StatusLookupIn, svc: Service) -> StatusLookupOut:
-    # Anonymous: the limit per address keeps query codes from being guessed.
-    identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
+    # Anonymous: the limit per address (an IPv6 one by its /64) keeps query codes from being guessed.
+    identity_of(request).anonymous_limiter.check(f"lookup:{caller_network(client_address(request))}")
     # What was typed may be an ID or mobile number, not a case number: masked as the logs mask it
     # (audit records are kept for years and never altered; 个人信息保护法 Art. 6, 51).
     request.state.audit_details = {"case_number": redact_text(data.case_number)}

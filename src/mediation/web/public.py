@@ -25,6 +25,7 @@ from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Role
+from mediation.core.ratelimit import caller_network
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
 from mediation.disputes.router import NEXT_STEP, service
 from mediation.disputes.schemas import StatusLookupIn, as_printed
@@ -310,7 +311,7 @@ async def lookup(
     answer as `POST /v1/status-lookup`)."""
     check_csrf(request, csrf)
     await visitor(request)
-    identity_of(request).anonymous_limiter.check(f"lookup:{client_address(request)}")
+    identity_of(request).anonymous_limiter.check(f"lookup:{caller_network(client_address(request))}")
     # A phone's Chinese input method types full-width digits, letters and dashes (３３０６８１－…,
     # ＡＢＣＤ) and the ideographic space: read as the receipt prints them, or the party holding
     # the right receipt is told the code is wrong.
