@@ -41,6 +41,45 @@ ALLOWED = frozenset(
         TEXT,
     }
 )
+# The extensions a file of each type is saved under, the first given when its name has none of
+# them. A name is the submitter's say, the type the content's: a script or a page handed in is
+# plain text by its content (accepted), and saved as 证据.bat or 聊天记录.html it runs when the
+# clerk opens it from the downloads folder; a PDF named scan.png opens in nothing.
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    PDF: (".pdf",),
+    "image/jpeg": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "image/png": (".png",),
+    "image/gif": (".gif",),
+    "image/webp": (".webp",),
+    "image/heic": (".heic", ".heif"),
+    "image/tiff": (".tif", ".tiff"),
+    "image/bmp": (".bmp",),
+    # Kingsoft's own names for its compound files; WPS Office opens them as what they are.
+    "application/msword": (".doc", ".dot", ".wps"),
+    "application/vnd.ms-excel": (".xls", ".xlt", ".et"),
+    "application/vnd.ms-powerpoint": (".ppt", ".pps", ".dps"),
+    DOCX: (".docx",),
+    XLSX: (".xlsx",),
+    PPTX: (".pptx",),
+    "application/vnd.oasis.opendocument.text": (".odt",),
+    "application/vnd.oasis.opendocument.spreadsheet": (".ods",),
+    "application/rtf": (".rtf",),
+    TEXT: (".txt", ".text", ".log", ".csv"),
+    GENERATED_PAGE: (".html", ".htm"),
+}
+
+
+def saved_name(name: str, media_type: str) -> str:
+    """The name a download of `media_type` is saved under: `name` when its extension is one of the
+    type's, else `name` with the type's extension added (证据.bat -> 证据.bat.txt), so what the
+    file is shows, and decides what opens it, on the machine that saved it."""
+    suffixes = SUFFIXES.get(media_type)
+    dot = name.rfind(".")
+    if suffixes is None or (dot >= 0 and name[dot:].lower() in suffixes):
+        return name
+    return name + suffixes[0]
+
+
 # Office Open XML files are zip archives; which one it is shows in the archive, often past the
 # first bytes. A zip is the office type its name claims only when it is built as one: the package's
 # content types and that type's main part (ECMA-376 Part 2), and nothing runnable packed beside

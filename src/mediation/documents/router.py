@@ -36,7 +36,7 @@ from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.service import DisputeService
-from mediation.documents.media import ALLOWED, GENERATED_PAGE
+from mediation.documents.media import ALLOWED, GENERATED_PAGE, saved_name
 from mediation.documents.service import DocumentKind, DocumentService
 from mediation.documents.storage import LocalBlobStore
 from mediation.identity.auth import identity_of, permission
@@ -261,7 +261,9 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
     summary="下载材料 Download a document",
     description=(
         "Streams the file with its original name (RFC 6266 / RFC 5987 `filename*`), its SHA-256 as "
-        "the ETag, and `Range` support. A page the service generated (the printable agreement, a "
+        "the ETag, and `Range` support. A name whose extension is not one of the detected media "
+        "type's is served with that type's added (`证据.bat` as `证据.bat.txt`); `original_name` keeps "
+        "the name as handed in. A page the service generated (the printable agreement, a "
         "handoff's letter or filing pack) is served to a role without `pii:read` with ID and phone "
         'numbers masked: whole (200, `Range` ignored), with the weak ETag `W/"<sha256>-masked"`; '
         "the stored page, whose hash the manifest holds, goes only to roles with `pii:read`. "
@@ -306,7 +308,7 @@ async def download_document(
         request.state.audit_reads = [("document.download", "document", str(document.id))]
     headers = {
         "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": content_disposition(document.original_name),
+        "Content-Disposition": content_disposition(saved_name(document.original_name, document.media_type)),
     }
     if document.generated and not principal.can(Permission.pii_read):
         # Pages the service printed quote the parties' free text (facts, claims) with any ID and
