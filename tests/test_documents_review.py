@@ -82,3 +82,47 @@ async def test_a_generated_page_keeps_its_name(api: Any) -> None:
         download = await api.client.get(page["href"])
         assert _saved_as(download.headers["content-disposition"])[1] == page["original_name"]
         assert page["original_name"].endswith(".html")
+
+
+MINUTES = "调解笔录\r\n申请人: 双方同意分期还款, 每月 3000 元。\r\n"
+
+
+@pytest.mark.parametrize(
+    ("encoded", "charset"),
+    [
+        (MINUTES.encode("gbk"), "gb18030"),
+        (MINUTES.encode("gb18030") + "𠮷".encode("gb18030"), "gb18030"),
+        (MINUTES.encode("utf-16"), "utf-16"),
+        (b"\xfe\xff" + MINUTES.encode("utf-16-be"), "utf-16"),
+        (MINUTES.encode("utf-8"), "utf-8"),
+        ("\ufeff".encode() + MINUTES.encode("utf-8"), "utf-8"),
+    ],
+    ids=["gbk", "gb18030", "utf-16le-bom", "utf-16be-bom", "utf-8", "utf-8-bom"],
+)
+async def test_plain_text_as_a_chinese_machine_writes_it_is_accepted_and_served_as_such(
+    api: Any, encoded: bytes, charset: str
+) -> None:
+    """Notepad on a Chinese Windows saves "ANSI" as GBK (the default before 2019) and "Unicode" as
+    UTF-16 with a byte order mark: a party's typed statement in either was refused as a file of
+    an unknown type (415 application/octet-stream). It is plain text, kept byte for byte and
+    served with the character set it is written in."""
+    dispute = await api.intake()
+    document = await uploaded(api, dispute, encoded, "笔录.txt", content_type="text/plain")
+    assert document["media_type"] == "text/plain"
+    download = await api.client.get(document["href"])
+    assert download.status_code == 200 and download.content == encoded
+    assert download.headers["content-type"] == f"text/plain; charset={charset}"
+    assert MINUTES in download.content.decode(charset).lstrip("\ufeff")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(range(0x80, 0x100)) * 8, b"\x81\x7f" * 100, b"\xff\xfe\x00\xd8" * 100],
+    ids=["high-bytes", "broken-gb18030", "broken-utf-16"],
+)
+async def test_bytes_that_are_no_text_in_any_of_these_stay_refused(api: Any, content: bytes) -> None:
+    dispute = await api.intake()
+    refused = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/documents", files={"file": ("x.txt", content, "text/plain")}
+    )
+    assert refused.status_code == 415, refused.text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import os
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -115,20 +117,40 @@ def detect(head: bytes, filename: str, path: Path | None = None) -> str:
                 return claimed
             return "application/zip"
         return mime
-    if head and _is_text(head):
+    if head and text_charset(head) is not None:
         return TEXT
     return "application/octet-stream"
 
 
-def _is_text(head: bytes) -> bool:
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# Control characters no typed text holds (tab, line and page breaks, and the end-of-file mark old
+# DOS tools wrote are text): bytes that decode as GB 18030 or UTF-16 but hold these are not text.
+_NOT_IN_TEXT = re.compile("[\x00-\x08\x0e-\x19\x1b-\x1f\x7f]")
+
+
+def text_charset(head: bytes) -> str | None:
+    """The character set the sample `head` is plain text in, or None when it is no text: UTF-8;
+    UTF-16 with its byte order mark (what Notepad saves as "Unicode"); GB 18030, of which GBK and
+    GB 2312 are parts (what Notepad on a Chinese Windows saves as "ANSI", its default before 2019)."""
+    if head.startswith(_UTF16_BOMS):
+        text = _decoded(head, "utf-16")
+        return "utf-16" if text is not None and not _NOT_IN_TEXT.search(text) else None
     if b"\x00" in head:
-        return False
+        return None
+    if _decoded(head, "utf-8") is not None:
+        return "utf-8"
+    text = _decoded(head, "gb18030")
+    return "gb18030" if text is not None and not _NOT_IN_TEXT.search(text) else None
+
+
+def _decoded(head: bytes, encoding: str) -> str | None:
     try:
-        head.decode("utf-8")
+        return head.decode(encoding)
     except UnicodeDecodeError as exc:
-        # The sample may end inside a multi-byte character.
-        return exc.start >= len(head) - 3
-    return True
+        # The sample may end inside a character (of up to four bytes in each of these).
+        if exc.start < len(head) - 3:
+            return None
+        return head[: exc.start].decode(encoding, errors="replace")
 
 
 # An office document has tens, a large workbook a few thousand parts. The archive's list is read

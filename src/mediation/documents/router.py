@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 
@@ -36,9 +37,9 @@ from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.service import DisputeService
-from mediation.documents.media import ALLOWED, GENERATED_PAGE, saved_name
+from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, saved_name, text_charset
 from mediation.documents.service import DocumentKind, DocumentService
-from mediation.documents.storage import LocalBlobStore
+from mediation.documents.storage import HEAD_BYTES, LocalBlobStore
 from mediation.identity.auth import identity_of, permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["documents"])
@@ -147,7 +148,8 @@ UPLOAD_BODY = {
     description=(
         "multipart/form-data with `file`, `kind`, and optionally `party_id` (the party who handed it "
         "in) and `note`. The media type is detected from the content; PDF, images, office documents "
-        "and plain text are accepted. Identical content is stored once."
+        "and plain text (UTF-8, GB 18030 or GBK, UTF-16 with its byte order mark) are accepted. "
+        "Identical content is stored once."
     ),
     responses=problem_responses(
         NotFound,
@@ -263,7 +265,7 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
         "Streams the file with its original name (RFC 6266 / RFC 5987 `filename*`), its SHA-256 as "
         "the ETag, and `Range` support. A name whose extension is not one of the detected media "
         "type's is served with that type's added (`证据.bat` as `证据.bat.txt`); `original_name` keeps "
-        "the name as handed in. A page the service generated (the printable agreement, a "
+        "the name as handed in; plain text is served with the `charset` it is written in. A page the service generated (the printable agreement, a "
         "handoff's letter or filing pack) is served to a role without `pii:read` with ID and phone "
         'numbers masked: whole (200, `Range` ignored), with the weak ETag `W/"<sha256>-masked"`; '
         "the stored page, whose hash the manifest holds, goes only to roles with `pii:read`. "
@@ -318,9 +320,17 @@ async def download_document(
         headers["ETag"] = f'W/"{document.sha256}-masked"'
         return Response(redact_text(page), media_type=document.media_type, headers=headers)
     _settle_range(request, path.stat().st_size)
-    return FileResponse(
-        path, media_type=document.media_type, headers={"ETag": f'"{document.sha256}"', **headers}
-    )
+    media_type = document.media_type
+    if media_type == TEXT:
+        # Text is kept as it was written (GBK, UTF-16, UTF-8) and said to be in that character set;
+        # left unsaid, it would be labelled UTF-8, and GBK shown as that is unreadable.
+        media_type = f"{TEXT}; charset={await asyncio.to_thread(_charset_of, path)}"
+    return FileResponse(path, media_type=media_type, headers={"ETag": f'"{document.sha256}"', **headers})
+
+
+def _charset_of(path: Path) -> str:
+    with path.open("rb") as file:
+        return text_charset(file.read(HEAD_BYTES)) or "utf-8"
 
 
 # 19 digits hold any file length (2^63 - 1); a longer number is unreadable, and the file is sent whole.

@@ -18,6 +18,9 @@ class TooLarge(Exception):
     pass
 
 
+HEAD_BYTES = 8192  # what media-type detection reads of a file
+
+
 @dataclass(frozen=True, slots=True)
 class Staged:
     """Content written to a temporary place, hashed, not yet committed to the store."""
@@ -65,8 +68,8 @@ class LocalBlobStore:
                     size += len(chunk)
                     if size > max_bytes:
                         raise TooLarge(size)
-                    if len(head) < 8192:
-                        head += chunk[: 8192 - len(head)]
+                    if len(head) < HEAD_BYTES:
+                        head += chunk[: HEAD_BYTES - len(head)]
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
