@@ -1,16 +1,23 @@
-"""The parties' status lookup against one guesser with many addresses, over real HTTP on SQLite
-and PostgreSQL."""
+"""The parties' status lookup, over real HTTP on SQLite and PostgreSQL: one guesser with many
+addresses, and what a party is told to do next."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from mediation.disputes.models import Dispute
+from mediation.disputes.service import hash_query_code
 from tests.support import CSRF, Api
+from tests.test_guards import _agreement_effective_on
+from tests.test_web import Page
 
 
 @asynccontextmanager
@@ -57,3 +64,49 @@ async def test_an_ipv4_address_written_as_ipv6_shares_the_limit_of_that_ipv4_add
         assert (await guesser.post("/v1/status-lookup", json=wrong)).status_code == 429
     async with _client_from(api.app, "198.51.100.8") as neighbour:
         assert (await neighbour.post("/v1/status-lookup", json=wrong)).status_code == 404
+
+
+async def _known_code(api: Api, dispute: dict[str, Any]) -> str:
+    """A query code for a case driven through its steps (the intake's answer, which prints it, is
+    not kept along the way): set as the intake sets it."""
+    code = "KNWN2345"
+    async with api.app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(Dispute)
+            .where(Dispute.id == uuid.UUID(dispute["id"]))
+            .values(query_code_hash=hash_query_code(dispute["case_number"], code))
+        )
+    return code
+
+
+async def _looked_up(api: Api, web: httpx.AsyncClient, dispute: dict[str, Any], code: str) -> tuple[str, str]:
+    """The next step the party is told, through the API and on the page."""
+    answer = await api.client.post(
+        "/v1/status-lookup",
+        json={"case_number": dispute["case_number"], "query_code": code},
+        headers={"Authorization": ""},
+    )
+    assert answer.status_code == 200, answer.text
+    page = await Page(web).post("/lookup", {"case_number": dispute["case_number"], "query_code": code})
+    assert page.status_code == 200, page.text[:2000]
+    return answer.json()["next_step"], page.text
+
+
+async def test_a_party_is_not_told_to_apply_for_confirmation_after_the_period_ended(
+    api: Api, web: httpx.AsyncClient, clock: Any
+) -> None:
+    """民事诉讼法 Art. 205: the joint application for judicial confirmation is made within 30 days of
+    the agreement taking effect; past that the court takes none (the service refuses it too). A
+    party looking up the case on day 31 was still told it may apply within thirty days. It is
+    told the last day while it may, and, after it, what is left (人民调解法 Art. 32: a dispute
+    over the agreement's performance goes to court)."""
+    dispute = await _agreement_effective_on(api, clock, date(2026, 3, 2))
+    code = await _known_code(api, dispute)
+    clock.at += timedelta(days=30)
+    step, page = await _looked_up(api, web, dispute, code)
+    assert "2026-04-01" in step and "司法确认" in step
+    assert step in page
+    clock.at += timedelta(days=1)
+    step, page = await _looked_up(api, web, dispute, code)
+    assert "期限已过" in step and "起诉" in step and "三十日内" not in step
+    assert step in page

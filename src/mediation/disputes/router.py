@@ -1,6 +1,7 @@
 """HTTP API for disputes under /v1."""
 
 import uuid
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
@@ -25,6 +26,7 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
+from mediation.core.legal_time import period_end
 from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.ratelimit import caller_network
@@ -34,6 +36,7 @@ from mediation.disputes.attention import Attention
 from mediation.disputes.enums import Category, Channel
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
+from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
     CaseLinkIn,
@@ -477,9 +480,35 @@ async def status_lookup(request: Request, data: StatusLookupIn, svc: Service) ->
         case_number=dispute.case_number,
         status=status.value,
         status_label=STATUS_LABELS[status].get(),
-        next_step=NEXT_STEP[status].get(),
+        next_step=next_step(dispute, svc.clock.today(), svc.settings.confirmation_window_days).get(),
         updated_at=dispute.updated_at,
     )
+
+
+def next_step(dispute: Dispute, today: date, confirmation_window_days: int) -> Text:
+    """What a party looking up the case is told to do next. An agreement in force may be taken to
+    the court for confirmation only within the period after it took effect (民事诉讼法 Art. 205,
+    its last day carried past holidays by Art. 85, as `request_confirmation` judges it): the party
+    is told that last day, and once it has passed, what is left instead (人民调解法 Art. 32)."""
+    status = Status(dispute.status)
+    effective = dispute.agreement_effective_on
+    if status == Status.agreement_signed and effective is not None:
+        last_day = period_end(effective, confirmation_window_days).last_day
+        if today > last_day:
+            return CONFIRMATION_PERIOD_OVER
+        return CONFIRMATION_OPEN_UNTIL.format(d=last_day.isoformat())
+    return NEXT_STEP[status]
+
+
+CONFIRMATION_OPEN_UNTIL = Text(
+    "协议已生效, 双方可共同申请司法确认, 最后一天为 {d}",
+    "Agreement in force; you may jointly apply for judicial confirmation, by {d} at the latest",
+)
+CONFIRMATION_PERIOD_OVER = Text(
+    "协议已生效; 申请司法确认的期限已过, 一方不履行的可向人民法院起诉",
+    "Agreement in force; the period to apply for confirmation has passed. If it is not performed, "
+    "you may go to court",
+)
 
 
 NEXT_STEP: dict[Status, Text] = {

@@ -27,7 +27,7 @@ from mediation.core.pii import redact_text
 from mediation.core.principal import Role
 from mediation.core.ratelimit import caller_network
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
-from mediation.disputes.router import NEXT_STEP, service
+from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import StatusLookupIn, as_printed
 from mediation.identity.auth import (
     ORGANISATION_SUSPENDED,
@@ -321,7 +321,8 @@ async def lookup(
     request.state.audit_details = {"case_number": redact_text(values["case_number"]), "via": "web"}
     try:
         data = StatusLookupIn.model_validate(values)
-        dispute = await (await service(request)).lookup_status(data.case_number, data.query_code)
+        svc = await service(request)
+        dispute = await svc.lookup_status(data.case_number, data.query_code)
     except ValidationError as exc:
         return render(
             request, "lookup.html", {"result": None, "errors": errors_of(exc), "values": values}, 422
@@ -334,7 +335,7 @@ async def lookup(
     result = {
         "case_number": dispute.case_number,
         "status_label": STATUS_LABELS[status].get(),
-        "next_step": NEXT_STEP[status].get(),
+        "next_step": next_step(dispute, svc.clock.today(), svc.settings.confirmation_window_days).get(),
         "updated_at": dispute.updated_at,
     }
     return render(request, "lookup.html", {"result": result, "errors": {}, "values": {}})
