@@ -121,6 +121,9 @@ _ON_THE_DATABASE = frozenset(
 )
 
 
+_LONG_RUNNING = frozenset({"serve", "relay", "scheduler"})
+
+
 class _Unreachable(Exception):
     pass
 
@@ -144,8 +147,9 @@ async def _connect_and_check(settings: Settings) -> str | None:
 
 def _database_refusal(settings: Settings, command: str) -> str | None:
     """Why `command` cannot work on the configured database, as said to the operator; None if it
-    can. `migrate` needs the database reachable only (it makes the schema); `serve` needs its
-    schema, but starts while the database is unreachable (`/readyz` says so until it answers)."""
+    can. `migrate` needs the database reachable only (it makes the schema); the long-running
+    commands need its schema, but start while the database is unreachable and carry on when it
+    answers (a host booting, PostgreSQL restarting), as `/readyz` tells for `serve`."""
     url = make_url(settings.database_url)
     where = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -159,7 +163,7 @@ def _database_refusal(settings: Settings, command: str) -> str | None:
     try:
         problem = asyncio.run(_connect_and_check(settings))
     except _Unreachable as exc:
-        if command == "serve":
+        if command in _LONG_RUNNING:
             return None
         return f"error: cannot connect to the database at {where}: {exc}"
     if problem is None or command == "migrate":
@@ -234,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     # language configured for requests that ask for none: a command asks for none either.
     set_language(settings.default_language)
     if args.command in _ON_THE_DATABASE:
-        refusal = _database_refusal(settings, args.command)
+        one_pass = args.command == "scheduler" and args.once
+        refusal = _database_refusal(settings, "clocks" if one_pass else args.command)
         if refusal is not None:
             print(refusal, file=sys.stderr)
             return 2
