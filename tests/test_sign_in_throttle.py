@@ -203,3 +203,31 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_what_is_locked(
         assert refused.status_code == 401 and _code(refused) == "account_locked"
         # The proxy is one address (127.0.0.1) for both: the clerk behind it is told apart.
         assert (await sign_in(PASSWORD, CENTER)).status_code == 200
+
+
+async def test_addresses_of_one_ipv6_network_count_as_one_place_for_wrong_passwords(
+    api: Api, app: Any
+) -> None:
+    """An IPv6 subscriber holds a whole /64 (RFC 6177) and may take a new address in it for every
+    try (RFC 8981): five wrong passwords from five addresses of it lock the account for the
+    network, as five from one address would. The center's window elsewhere is not locked."""
+    for n in range(5):
+        async with _from(app, f"2001:db8:66:1::{n + 1:x}") as stranger:
+            assert (await _sign_in(stranger, f"guess {n}")).status_code == 401
+    async with _from(app, "2001:db8:66:1:abcd::9") as stranger:
+        refused = await _sign_in(stranger, PASSWORD)
+        assert refused.status_code == 401 and _code(refused) == "account_locked", refused.text
+        page = await _web_login(stranger, PASSWORD)
+        assert page.status_code != 303, page.text[:500]
+    async with _from(app, "2001:db8:66:2::1") as window:
+        assert (await _sign_in(window, PASSWORD)).status_code == 200
+
+
+@pytest.mark.parametrize("overrides", [{"anonymous_rate_limit_per_minute": 3}], ids=["3-per-minute"])
+async def test_the_online_application_limit_counts_an_ipv6_network_once(api: Api, app: Any) -> None:
+    """The online application form's per-minute limit is the anonymous limit, counted per network."""
+    statuses = []
+    for n in range(4):
+        async with _from(app, f"2001:db8:77:1::{n + 1:x}") as applicant:
+            statuses.append((await applicant.post("/apply", data={"csrf": CSRF})).status_code)
+    assert statuses[:3] != [429] * 3 and statuses[3] == 429, statuses

@@ -27,6 +27,7 @@ from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import ROLE_PERMISSIONS, STAFF_ONLY, Permission, Principal, Role
+from mediation.core.ratelimit import caller_network
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.schemas import Instant
@@ -368,7 +369,7 @@ def check_sign_in_limits(request: Request, username: str) -> None:
     account's tries from every address together: a stranger's guesses elsewhere must not use up the
     clerk's at the center's own address (the account-wide bound is `count_failed_sign_in`'s)."""
     identity = identity_of(request)
-    address = client_address(request)
+    address = caller_network(client_address(request))
     identity.anonymous_limiter.check(f"signin:{address}")
     identity.anonymous_limiter.check(f"signin-user:{username}@{address}")
     identity.throttle.check_address(address)

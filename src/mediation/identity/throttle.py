@@ -7,8 +7,10 @@ address that keeps failing, whatever accounts it names, waits a growing delay be
 try. The account-wide count, in the database (`count_failed_sign_in`), bounds guessing spread over
 many addresses with a longer threshold; it spares the addresses the account signed in from before.
 
-Kept in the process, as the rate limiter's buckets are: with several worker processes each counts
-its own share, which the account-wide count in the database still bounds.
+An address is counted by its network (`caller_network`: an IPv6 caller by its /64, from which it
+may pick a new address for every try), and kept in the process, as the rate limiter's buckets are:
+with several worker processes each counts its own share, which the account-wide count in the
+database still bounds.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import datetime, timedelta
 from mediation.core.db import utcnow
 from mediation.core.errors import TooManyRequests
 from mediation.core.i18n import Text
+from mediation.core.ratelimit import caller_network
 
 # Wrong passwords an address may type in a row, over every account it names, before each further
 # try waits; then the wait doubles from one second, up to `LONGEST_WAIT`. A center's clerks share
@@ -57,6 +60,7 @@ class SignInThrottle:
 
     def locked_here(self, username: str, address: str) -> datetime | None:
         """Until when the account is locked at this address, if it is."""
+        address = caller_network(address)
         run = self.pairs.get((username, address))
         if run is None or run.locked_until is None:
             return None
@@ -68,6 +72,7 @@ class SignInThrottle:
 
     def check_address(self, address: str) -> None:
         """Refuse (429, with how long to wait) a try from an address that must wait still."""
+        address = caller_network(address)
         run = self.addresses.get(address)
         if run is None or run.last is None or run.failures <= self.address_free_failures:
             return
@@ -87,6 +92,7 @@ class SignInThrottle:
     def failed(self, username: str | None, address: str) -> datetime | None:
         """One more wrong password from `address` (for `username`, when it names an account).
         Returns when the lock ends, if this one locked the account at this address."""
+        address = caller_network(address)
         now = self.now()
         at_address = self.addresses.setdefault(address, _Run())
         at_address.failures += 1
@@ -109,6 +115,7 @@ class SignInThrottle:
 
     def succeeded(self, username: str, address: str) -> None:
         """A right password: the wrong ones before it, at this address, no longer count."""
+        address = caller_network(address)
         self.pairs.pop((username, address), None)
         self.addresses.pop(address, None)
 

@@ -24,6 +24,7 @@ from mediation.core.db import Database, session_of
 from mediation.core.errors import DuplicateExternalReference, Forbidden, ValidationFailed
 from mediation.core.i18n import Text
 from mediation.core.principal import Principal, Role
+from mediation.core.ratelimit import caller_network
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import IdType, PartyRole
 from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone, region_prefix
@@ -486,7 +487,7 @@ async def apply_form(request: Request) -> HTMLResponse:
 @router.post("/apply", response_class=HTMLResponse)
 async def apply_submit(request: Request, svc: Service) -> Response:
     # Anonymous: the limit per address keeps the form from being used to flood the window.
-    identity_of(request).anonymous_limiter.check(f"apply:{client_address(request)}")
+    identity_of(request).anonymous_limiter.check(f"apply:{caller_network(client_address(request))}")
     form, key = await _submitted(request)
     values: dict[str, Any] = {}
     try:
