@@ -17,7 +17,7 @@ from mediation.disputes.models import Dispute
 from mediation.disputes.service import hash_query_code
 from tests.support import CSRF, Api
 from tests.test_guards import _agreement_effective_on
-from tests.test_web import Page
+from tests.test_web import Page, signed_in
 
 
 @asynccontextmanager
@@ -110,3 +110,18 @@ async def test_a_party_is_not_told_to_apply_for_confirmation_after_the_period_en
     step, page = await _looked_up(api, web, dispute, code)
     assert "期限已过" in step and "起诉" in step and "三十日内" not in step
     assert step in page
+
+
+async def test_a_reprinted_receipt_tells_the_confirmation_period_as_the_lookup_does(
+    api: Api, web: httpx.AsyncClient, clock: Any
+) -> None:
+    """The receipt reprinted for a party at the window says the same as the lookup: the last day
+    to apply for confirmation while it may, and after it that the period has passed."""
+    dispute = await _agreement_effective_on(api, clock, date(2026, 3, 2))
+    clock.at += timedelta(days=30)
+    page = signed_in(web, api)
+    receipt = await page.get(f"/cases/{dispute['id']}/receipt")
+    assert receipt.status_code == 200 and "2026-04-01" in receipt.text, receipt.text[:2000]
+    clock.at += timedelta(days=1)
+    receipt = await page.get(f"/cases/{dispute['id']}/receipt")
+    assert "期限已过" in receipt.text and "三十日内" not in receipt.text

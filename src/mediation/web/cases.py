@@ -48,7 +48,7 @@ from mediation.disputes import lifecycle
 from mediation.disputes.attention import Attention
 from mediation.disputes.enums import AgreementForm, Category, Channel
 from mediation.disputes.lifecycle import Action, Status
-from mediation.disputes.router import NEXT_STEP, service
+from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import ACTION_PAYLOADS
 from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
@@ -785,7 +785,7 @@ async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, s
             "online": dispute.channel == "online",
             "replayed": False,
             "reprint": True,
-            "next_step": NEXT_STEP[Status(dispute.status)].get(),
+            "next_step": next_step(dispute, svc.clock.today(), svc.settings.confirmation_window_days).get(),
             "center": await _receiving_center(request, dispute.region_code),
         },
     )
