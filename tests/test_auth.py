@@ -181,6 +181,14 @@ async def test_users_are_created_by_admins_with_argon2id(api):
     response = await api.client.post("/v1/users", json=wrong_org, headers=api.auth("admin"))
     assert response.status_code == 422
     assert response.json()["errors"][0]["code"] == "organisation_mismatch"
+    # No organisation named for a role that needs one: said so, not "the wrong kind".
+    no_org = {key: value for key, value in body.items() if key != "organisation_id"}
+    response = await api.client.post(
+        "/v1/users", json={**no_org, "username": "window-5"}, headers=api.auth("admin")
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["code"] == "organisation_required", response.text
+    assert "须指定所属机构" in response.json()["errors"][0]["message"]
     async with api.app.state.db.reader() as session:
         stored = await session.scalar(select(User.password_hash).where(User.username == "window-2"))
     assert stored.startswith("$argon2id$")

@@ -161,6 +161,14 @@ class IdentityService:
         organisation = await self.session.get(Body, organisation_id) if organisation_id else None
         if organisation_id and organisation is None:
             raise _invalid("organisation_id", "unknown", Text("机构不存在", "No such organisation"))
+        if organisation is None and not organisation_fits(role, None):
+            raise _invalid(
+                "organisation_id",
+                "organisation_required",
+                Text("角色 {r} 须指定所属机构", "Role {r} needs the organisation it belongs to").format(
+                    r=role.value
+                ),
+            )
         if not organisation_fits(role, organisation):
             raise _invalid(
                 "organisation_id",
