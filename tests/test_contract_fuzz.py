@@ -106,6 +106,10 @@ UNSTATED_RULES = {
     # server's today, and a configured number of days before it.
     "applied_on_in_future",
     "applied_on_too_early",
+    # A referral's number holds letters and digits of any script and a few separators, as its
+    # description says: a pattern naming Unicode's letter and digit categories (\p{L}, \p{N})
+    # needs the regular expressions' Unicode mode, which JSON Schema's patterns do not promise.
+    "external_reference_characters",
     # One person is not two parties: a relation between the items of a list, by their numbers
     # as normalised.
     "party_repeated",
