@@ -9,7 +9,8 @@ so a case never drops off the supervisors' list while something still needs them
    is not resolved.
 2. `triage_exhausted`: every body that could take the case returned it, and none is left. The case
    goes nowhere until a supervisor decides, and until then an order to a body cannot be answered.
-3. `supervision_overdue`: a 督办 order went unanswered past its day (escalated).
+3. `supervision_overdue`: a 督办 order went unanswered past its day (escalated). Held while the case
+   is still being handled: a case closed, archived or declined is not supervised any more.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Attention(StrEnum):
 
 
 URGENCY = (Attention.risk, Attention.triage_exhausted, Attention.supervision_overdue)
+
+# A case no one handles any more: it is not supervised, and an order on it left unanswered no longer
+# keeps it before a supervisor (a risk does: the danger does not end with the case, Art. 25).
+FINISHED = (Status.closed.value, Status.archived.value, Status.declined.value)
 
 
 def flag(dispute: Dispute, reason: Attention) -> None:
@@ -68,6 +73,8 @@ async def _holds(service: DisputeService, dispute: Dispute, reason: Attention) -
         )
         return bool(await session.scalar(select(exists(open_risk))))
     if reason == Attention.supervision_overdue:
+        if dispute.status in FINISHED:
+            return False
         escalated = select(SupervisionOrder.id).where(
             SupervisionOrder.dispute_id == dispute.id, SupervisionOrder.status == "escalated"
         )

@@ -716,6 +716,10 @@ class DisputeService:
             # risk stays flagged until its alert is resolved (人民调解法 Art. 25), and an overdue
             # supervision order until it is answered.
             await attention.clear(self, dispute, Attention.triage_exhausted)
+        elif dispute.status in attention.FINISHED:
+            # Nothing is left to supervise (supervision.service): an order still unanswered, even
+            # escalated, no longer keeps the ended case on the supervisors' list.
+            await attention.clear(self, dispute, Attention.supervision_overdue)
         _milestones(dispute, action, from_status, now)
         dispute.updated_at = now
         dispute.version += 1

@@ -31,8 +31,7 @@ from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
 from mediation.disputes import attention
-from mediation.disputes.attention import Attention
-from mediation.disputes.lifecycle import Status
+from mediation.disputes.attention import FINISHED, Attention
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import visible_to
 from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
@@ -45,8 +44,7 @@ OPEN = ("issued", "escalated")
 UNANSWERED = SupervisionOrder.status.in_(OPEN)
 # An unanswered order is escalated only while its case is still being handled: a case closed,
 # archived or declined meanwhile needs no more supervision, and an archived case is not reopened
-# for a flag on it.
-FINISHED = (Status.closed.value, Status.archived.value, Status.declined.value)
+# for a flag on it (attention.FINISHED: one escalated before the case ended stops flagging it).
 CASE_OPEN = Dispute.status.not_in(FINISHED)
 
 
