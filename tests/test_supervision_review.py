@@ -4,6 +4,7 @@ while an order on it is open or overdue."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from tests.support import Api, at_beijing
 from tests.test_supervision_and_warning import _answer, _if_match, _order, _orders, _tick
@@ -56,3 +57,64 @@ async def test_a_closed_cases_resolved_risk_does_not_bring_back_its_overdue_orde
     )
     assert resolved.status_code == 200, resolved.text
     assert (await api.get(dispute))["attention"] is None
+
+
+async def _no_body_left(api: Api) -> dict[str, Any]:
+    """A case the only body it was sent to returned, with no other to take it: it waits for a
+    supervisor to decide (triage_exhausted)."""
+    dispute = await api.step(await api.intake(category="medical"), "accept")
+    town = {"body_id": str(api.bodies["town"]), "override_reason": "暂由镇调委会先行调处"}
+    dispute = await api.step(await api.step(dispute, "assign", town), "return")
+    assert (dispute["status"], dispute["attention"]) == ("accepted", "triage_exhausted")
+    return dispute
+
+
+async def _flagged(api: Api, reason: str) -> set[str]:
+    listed = await api.client.get(
+        "/v1/disputes", params={"attention": reason}, headers=api.auth("supervisor")
+    )
+    assert listed.status_code == 200, listed.text
+    return {d["id"] for d in listed.json()["items"]}
+
+
+async def test_a_case_withdrawn_while_no_body_was_left_no_longer_waits_for_one(api: Api) -> None:
+    # The party ends it (人民调解法 Art. 23) while the supervisor looks for a body: no body is
+    # needed any more, withdrawn or once closed.
+    dispute = await _no_body_left(api)
+    withdrawn = await api.step(dispute, "withdraw", role="clerk")
+    assert (withdrawn["status"], withdrawn["attention"]) == ("withdrawn", None)
+    assert dispute["id"] not in await _flagged(api, "triage_exhausted")
+    closed = await api.step(withdrawn, "close")
+    assert (closed["status"], closed["attention"]) == ("closed", None)
+
+
+async def test_a_case_a_party_refused_while_no_body_was_left_no_longer_waits_for_one(api: Api) -> None:
+    # A party refuses mediation (人民调解法 Art. 17): the center ends the case; no body is sought.
+    dispute = await _no_body_left(api)
+    respondent = next(p for p in dispute["parties"] if p["role"] == "respondent")
+    refused = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/parties/{respondent['id']}/consent",
+        json={"decision": "refused"},
+        headers=api.headers("clerk", **_if_match(dispute)),
+    )
+    assert refused.status_code == 200, refused.text
+    ended = await api.step(await api.get(dispute), "fail", {"reason_code": "party_refused"}, role="clerk")
+    assert (ended["status"], ended["attention"]) == ("mediation_failed", None)
+    assert dispute["id"] not in await _flagged(api, "triage_exhausted")
+
+
+async def test_a_case_withdrawn_with_no_body_left_and_an_overdue_order_shows_the_order(api: Api) -> None:
+    # Two reasons held; the search for a body ends with the withdrawal, the unanswered order does
+    # not until the case is closed.
+    at_beijing(api, date(2026, 6, 1))
+    dispute = await api.step(await api.intake(category="medical"), "accept")
+    town = str(api.bodies["town"])
+    dispute = await api.step(dispute, "assign", {"body_id": town, "override_reason": "暂由镇调委会先行调处"})
+    await _order(api, dispute, due_on="2026-06-03")
+    at_beijing(api, date(2026, 6, 4))
+    assert (await _tick(api)).orders_escalated == 1
+    dispute = await api.step(await api.get(dispute), "return")
+    assert dispute["attention"] == "triage_exhausted"
+    withdrawn = await api.step(dispute, "withdraw", role="clerk")
+    assert withdrawn["attention"] == "supervision_overdue"
+    assert (await api.step(withdrawn, "close"))["attention"] is None

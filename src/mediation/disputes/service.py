@@ -711,12 +711,13 @@ class DisputeService:
         lifecycle.fire(dispute, transition, ctx)
         now = self.clock.now()
         self._apply_effects(dispute, transition, payload, ctx, now)
-        if action == Action.assign:
-            # A body has the case: what no longer waits for a supervisor is the search for one. A
-            # risk stays flagged until its alert is resolved (人民调解法 Art. 25), and an overdue
-            # supervision order until it is answered.
+        if dispute.status != Status.accepted:
+            # The case no longer waits at the center for a body: one has it (assigned), or the case
+            # ended there, withdrawn (人民调解法 Art. 23) or refused (Art. 17). What no longer waits
+            # for a supervisor is the search for a body. A risk stays flagged until its alert is
+            # resolved (Art. 25), and an overdue supervision order until it is answered.
             await attention.clear(self, dispute, Attention.triage_exhausted)
-        elif dispute.status in attention.FINISHED:
+        if dispute.status in attention.FINISHED:
             # Nothing is left to supervise (supervision.service): an order still unanswered, even
             # escalated, no longer keeps the ended case on the supervisors' list.
             await attention.clear(self, dispute, Attention.supervision_overdue)
