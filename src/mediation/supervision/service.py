@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import exists, select, tuple_, update
+from sqlalchemy import and_, exists, select, tuple_, update
 
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction
 from mediation.clocks import counted
@@ -329,7 +329,7 @@ class SupervisionService:
         (clocks.counted: only ever later). An order escalated on the old date that is no longer
         late goes back to waiting for its answer, and is escalated again if the new date passes."""
         dispute, order = await self._locked(order_id)
-        if dispute is None or order is None or order.status not in OPEN:
+        if dispute is None or order is None or order.status not in OPEN or dispute.status in FINISHED:
             return False
         before = order.recount()
         if before is None:
@@ -360,8 +360,13 @@ class SupervisionService:
         return True
 
     async def provisional(self, recent_years: list[int]) -> list[uuid.UUID]:
-        """Open orders whose default answer date a count on today's calendar changes."""
-        return await counted.due_for_recount(self.session, SupervisionOrder, UNANSWERED, recent_years)
+        """Open orders whose default answer date a count on today's calendar changes, on cases still
+        being handled: an order on a case that ended is never escalated (CASE_OPEN), so its date
+        matters no more, and the ended case is not written to for it."""
+        still_supervised = and_(
+            UNANSWERED, SupervisionOrder.dispute_id.in_(select(Dispute.id).where(CASE_OPEN))
+        )
+        return await counted.due_for_recount(self.session, SupervisionOrder, still_supervised, recent_years)
 
     async def get(self, order_id: uuid.UUID, principal: Principal) -> tuple[SupervisionOrder, str]:
         row = (
