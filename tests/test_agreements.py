@@ -317,6 +317,32 @@ async def test_an_obligations_errors_name_its_field_as_request_validation_does(a
         assert [(e["field"], e["code"]) for e in problem["errors"]] == [expected]
 
 
+@pytest.mark.parametrize("action", ["withdraw", "transfer", "fail", "agree"])
+async def test_sittings_still_to_come_are_cancelled_when_mediation_at_the_body_ends(api, action):
+    """A case withdrawn (人民调解法 Art. 23), ended without agreement, agreed or sent to another
+    body: the body's sittings still to be held will not be, and are not left "scheduled" for a
+    mediator to summon the parties to. A sitting already held stays as it was."""
+    dispute = await api.drive("mediating")
+    held = (await _schedule(api, dispute)).json()
+    assert (await _record(api, dispute, held, _minutes(dispute, "continued"))).status_code == 200
+    coming = (await _schedule(api, dispute, scheduled_at="2026-06-08T09:00:00+08:00")).json()
+    dispute = await api.get(dispute)
+    before = await api.timeline_count(dispute["id"])
+
+    ended = await api.step(dispute, action)
+    assert ended["status"] != "mediating"
+    listed = await api.client.get(f"/v1/disputes/{dispute['id']}/sessions", headers=api.auth("supervisor"))
+    assert {s["id"]: s["status"] for s in listed.json()} == {held["id"]: "held", coming["id"]: "cancelled"}
+    assert await api.timeline_count(dispute["id"]) == before + 1  # the action's entry alone
+    refused = await _record(
+        api, dispute, {**coming, "version": coming["version"] + 1}, _minutes(dispute, "continued")
+    )
+    if action == "transfer":
+        assert refused.status_code == 404, refused.text  # the case is no longer the body's
+    else:
+        assert refused.status_code == 409 and refused.json()["code"] == "session_cancelled", refused.text
+
+
 async def test_recording_a_session_needs_if_match_and_a_body_role(api):
     dispute = await api.drive("mediating")
     session = (await _schedule(api, dispute, place=None, online=True)).json()

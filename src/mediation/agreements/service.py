@@ -195,6 +195,14 @@ class AgreementService:
         if row is None or row.dispute_id != dispute.id:
             raise NotFound(Text("本案没有这次调解", "No such session in this case"))
         check_if_match(if_match, row.version)
+        if row.status == "cancelled":
+            raise Conflict(
+                Text(
+                    "这次调解已取消: 案件已不在本组织调解中",
+                    "This session was cancelled: the case is no longer in mediation here",
+                ),
+                code="session_cancelled",
+            )
         if row.status != "scheduled":
             raise Conflict(
                 Text("这次调解已经记录过", "This session is already recorded"), code="session_recorded"

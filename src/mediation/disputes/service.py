@@ -755,6 +755,8 @@ class DisputeService:
         if action == Action.archive:
             await self._settle_visit(dispute, payload, principal, now)
         await self._flush_versioned()
+        if from_status == Status.mediating and dispute.status != Status.mediating:
+            await self._cancel_scheduled_sessions(dispute, now)
         await self._route(dispute, action, payload, principal, ctx, now)
         if dispute.body_id != holders_before[0]:
             # The case's open supervision orders follow it to the body that has it now.
@@ -765,6 +767,22 @@ class DisputeService:
         if self.documents is not None:
             await self._paperwork(dispute, action, principal, ctx, now)
         return dispute
+
+    async def _cancel_scheduled_sessions(self, dispute: Dispute, now: datetime) -> None:
+        """Mediation at the body ended (an agreement, a failure, a withdrawal) or the case left it
+        (returned, transferred, escalated): the sittings it had still to hold will not take place,
+        and a mediator's list of sittings must not summon the parties to them."""
+        from mediation.agreements.models import MediationSession  # agreements build on this service
+
+        rows = await self.session.scalars(
+            select(MediationSession).where(
+                MediationSession.dispute_id == dispute.id, MediationSession.status == "scheduled"
+            )
+        )
+        for row in rows:
+            row.status, row.updated_at = "cancelled", now
+            row.version += 1
+        await self._flush_versioned()
 
     async def _route(
         self,
