@@ -427,3 +427,41 @@ def test_hosts_migrating_at_once_take_turns_and_all_succeed(empty_database):
     head = ScriptDirectory.from_config(alembic_config(empty_database)).get_current_head()
     assert asyncio.run(versions()) == [head]
     assert {t.name for t in Base.metadata.sorted_tables} <= _tables(empty_database)
+
+
+async def test_sittings_left_scheduled_on_cases_no_longer_in_mediation_are_cancelled(api, settings):
+    """Migration 0031 cancels what the older release left `scheduled`: the sittings of a case no
+    longer in mediation at the body that scheduled them. Those of a case still there stay."""
+    from mediation.agreements.models import MediationSession
+
+    async def schedule(dispute: dict) -> str:
+        response = await api.client.post(
+            f"/v1/disputes/{dispute['id']}/sessions",
+            json={"scheduled_at": "2026-06-08T09:00:00+08:00", "place": "调解室"},
+            headers=api.acting("body_mediator", dispute),
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    ongoing = await api.drive("mediating")
+    kept = await schedule(ongoing)
+    withdrawn = await api.drive("mediating")
+    left = await schedule(withdrawn)
+    await api.step(await api.get(withdrawn), "withdraw")
+    async with api.app.state.db.engine.begin() as conn:  # as the older release left it
+        await conn.execute(
+            text("UPDATE mediation_sessions SET status = 'scheduled' WHERE id = :id").bindparams(
+                bindparam("id", type_=MediationSession.__table__.c.id.type)
+            ),
+            {"id": uuid.UUID(left)},
+        )
+    await api.app.state.db.engine.dispose()
+    await asyncio.to_thread(downgrade, settings.database_url, "0030")
+    await asyncio.to_thread(upgrade, settings.database_url)
+    statuses = {}
+    for dispute in (ongoing, withdrawn):
+        listed = await api.client.get(
+            f"/v1/disputes/{dispute['id']}/sessions", headers=api.auth("supervisor")
+        )
+        statuses |= {s["id"]: s["status"] for s in listed.json()}
+    assert statuses == {kept: "scheduled", left: "cancelled"}
