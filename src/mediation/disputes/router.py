@@ -42,6 +42,7 @@ from mediation.disputes.schemas import (
     CaseLinkIn,
     CaseLinkOut,
     ConsentIn,
+    DisputeCorrectionIn,
     DisputeCreate,
     DisputeCreated,
     DisputeOut,
@@ -335,6 +336,52 @@ async def choose_mediator(
 ) -> Response:
     dispute = await svc.choose_mediator(dispute_id, data, principal, if_match)
     return dispute_response(view.dispute(dispute), dispute.version)
+
+
+@router.post(
+    "/disputes/{dispute_id}/corrections",
+    response_model=DisputeOut,
+    summary="更正登记信息 Correct the case's registration",
+    description=(
+        "Corrects or completes what was registered (个人信息保护法 Art. 46): the facts, a party's name, "
+        "document, phone, address or domicile, each checked as at intake, and adds parties found later. "
+        "`reason` is required and lands on the timeline; the timeline entry, the `dispute.corrected` "
+        "event and the audit record name the fields and parties changed, never the values. Refused once "
+        "the case is closed, archived or declined (409 `case_closed`) or with a court or commission "
+        "(409 `case_handed_off`); once an agreement is signed or in effect the names and document "
+        "numbers of the parties it names stay (409 `party_on_agreement`) and no party is added (409 "
+        "`parties_fixed`). The center corrects a case at the center, the body a case it holds, a "
+        "supervisor any. A correction that changes nothing is 422 `nothing_to_correct`."
+    ),
+    responses=problem_responses(
+        NotFound,
+        InvalidTransition,
+        Conflict,
+        Forbidden,
+        StaleVersion,
+        PreconditionRequired,
+        IdempotencyKeyMismatch,
+        IdempotencyInProgress,
+    ),
+    tags=["disputes"],
+)
+async def correct_dispute(
+    request: Request,
+    dispute_id: uuid.UUID,
+    data: DisputeCorrectionIn,
+    principal: Writer,
+    view: View,
+    svc: Service,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> Response:
+        dispute, corrected = await svc.correct(dispute_id, data, principal, if_match)
+        # The audit record names what changed, as the timeline does; the values stay out of it.
+        request.state.audit_details = {"corrected": corrected}
+        return dispute_response(view.dispute(dispute), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.post(

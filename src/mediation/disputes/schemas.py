@@ -387,6 +387,80 @@ def _row(parties: list[PartyIn], position: int, language: str) -> str:
     return f"{_ROLE_NAMES[party.role].get(language)} {party.name} (parties[{position}])"
 
 
+# ---- corrections ---------------------------------------------------------------------------------
+
+
+class PartyCorrectionIn(WriteModel):
+    """The registered details of one party, corrected or completed (个人信息保护法 Art. 46): only
+    the fields given change, each checked and normalised as at intake. A document number is
+    given with its type, as at intake."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": given("id_number", NON_BLANK_TEXT),
+            "then": given("id_type", {"type": "string"}),
+        }
+    )
+
+    party_id: uuid.UUID
+    name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
+    id_type: IdType | None = None
+    id_number: Annotated[str | None, Field(max_length=40)] = None
+    phone: Annotated[str | None, Field(max_length=20)] = None
+    address: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    region_code: RegionCode | None = Field(
+        default=None, description="Where the party lives (GB/T 2260); names the court of its domicile."
+    )
+
+    _check_id_number = field_validator("id_number")(PartyIn._check_id_number.__func__)  # type: ignore[attr-defined]
+    _check_phone = field_validator("phone")(PartyIn._check_phone.__func__)  # type: ignore[attr-defined]
+
+
+class DisputeCorrectionIn(WriteModel):
+    """更正、补充登记信息: at least one of the registered facts, corrections to parties, or
+    parties found later. Parties are never removed here."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["description"], "properties": {"description": {"type": "string"}}},
+                {"required": ["parties"], "properties": {"parties": {"type": "array"}}},
+                {"required": ["add_parties"], "properties": {"add_parties": {"type": "array"}}},
+            ]
+        }
+    )
+
+    reason: Reason
+    description: Annotated[str | None, Field(min_length=5, max_length=5000)] = Field(
+        default=None, description="The dispute's facts as registered, corrected."
+    )
+    parties: Annotated[
+        list[PartyCorrectionIn] | None,
+        Field(min_length=1, max_length=200, description="Corrections to parties of the case, each once."),
+    ] = None
+    add_parties: Annotated[
+        list[PartyIn] | None,
+        Field(
+            min_length=1,
+            max_length=200,
+            description="Parties found later (another respondent, a third party), while mediation can "
+            "still involve them.",
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.description is None and not self.parties and not self.add_parties:
+            raise DomainValueError(
+                "nothing_to_correct",
+                Text(
+                    "请填写要更正的事实、当事人信息或新增的当事人",
+                    "Give the facts, party details or new parties to correct",
+                ),
+            )
+        return self
+
+
 class PartyOut(BaseModel):
     id: uuid.UUID
     role: PartyRole

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
-from mediation.agreements.models import Agreement, FollowUp, Obligation
+from mediation.agreements.models import Agreement, FollowUp, Obligation, Signature
 from mediation.agreements.render import agreement_html
 from mediation.agreements.rules import agreement_summary, past_its_day
 from mediation.alerts.detect import place_key
@@ -39,6 +39,7 @@ from mediation.core.errors import (
     InvalidTransition,
     NotFound,
     OutsideScope,
+    ProblemError,
     StaleVersion,
     ValidationFailed,
 )
@@ -50,7 +51,15 @@ from mediation.core.refusal import summary
 from mediation.core.settings import Settings
 from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
-from mediation.disputes.enums import Channel, Consent, PartyKind, PartyRole, TerminationReason, Tier
+from mediation.disputes.enums import (
+    Channel,
+    Consent,
+    IdType,
+    PartyKind,
+    PartyRole,
+    TerminationReason,
+    Tier,
+)
 from mediation.disputes.identity import organisation_key, region_prefix
 from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
 from mediation.disputes.models import (
@@ -66,6 +75,7 @@ from mediation.disputes.references import reference_scope
 from mediation.disputes.schemas import (
     CaseLinkIn,
     ConsentIn,
+    DisputeCorrectionIn,
     DisputeCreate,
     Instant,
     MediatorChoiceIn,
@@ -100,6 +110,32 @@ TARGET_FIELD = {
 
 # While a body holds the case it may name or change its mediator.
 MEDIATOR_STATES = frozenset({Status.mediating, Status.agreement_signed, Status.confirmation_rejected})
+
+
+# Corrections (更正登记信息): a case whose file is a record, or is with a court or commission as
+# handed over, is not corrected; while a body holds the case it corrects it, else the center.
+CORRECTION_CLOSED = lifecycle.TERMINAL | {Status.closed}
+CORRECTION_HANDED_OFF = frozenset(
+    {Status.confirmation_pending, Status.confirmed, Status.referred_arbitration, Status.referred_litigation}
+)
+CORRECTION_WITH_BODY = frozenset(
+    {
+        Status.assigned,
+        Status.mediating,
+        Status.agreement_signed,
+        Status.performed,
+        Status.confirmation_rejected,
+    }
+)
+CORRECTION_ENDED = frozenset({Status.mediation_failed, Status.withdrawn})
+# Parties join while mediation can still involve them: before an agreement and before the end.
+ADDING_PARTIES_STATES = frozenset({Status.registered, Status.accepted, Status.assigned, Status.mediating})
+_ROLE_LABELS = {
+    PartyRole.applicant.value: Text("申请人", "applicant"),
+    PartyRole.respondent.value: Text("被申请人", "respondent"),
+    PartyRole.third_party.value: Text("第三人", "third party"),
+    PartyRole.agent.value: Text("代理人", "agent"),
+}
 
 
 def _one_case(kind: str, for_update: bool) -> Select[Dispute]:
@@ -1267,6 +1303,273 @@ class DisputeService:
         )
         await self._flush_versioned()
         return dispute
+
+    # ---- corrections ----------------------------------------------------------------------------
+
+    async def correct(
+        self, dispute_id: uuid.UUID, data: DisputeCorrectionIn, principal: Principal, if_match: str | None
+    ) -> tuple[Dispute, dict[str, Any]]:
+        """更正、补充登记信息: the registered facts and parties' details corrected or completed
+        (个人信息保护法 Art. 46), and parties found later added, with the reason on the timeline.
+        Answers the case and what changed (field names and party ids only, never the values)."""
+        dispute = await self.get(dispute_id, principal, for_update=True)
+        check_if_match(if_match, dispute.version)
+        status = Status(dispute.status)
+        self._refuse_correcting(dispute, status, principal)
+        locked = await self._parties_on_agreement(dispute)
+        parties = {p.id: p for p in dispute.parties}
+        changes: list[tuple[Party, dict[str, Any]]] = []
+        seen: set[uuid.UUID] = set()
+        for i, fix in enumerate(data.parties or []):
+            party = parties.get(fix.party_id)
+            if party is None:
+                raise ValidationFailed.of_field(
+                    f"parties[{i}].party_id",
+                    "not_a_party",
+                    Text("不是本案当事人", "Not a party of this case"),
+                )
+            if party.id in seen:
+                raise ValidationFailed.of_field(
+                    f"parties[{i}].party_id",
+                    "duplicate_party",
+                    Text("同一当事人只能列一次", "Each party is corrected in one entry"),
+                )
+            seen.add(party.id)
+            changed = self._party_changes(party, fix.model_dump(exclude={"party_id"}, exclude_none=True), i)
+            if not changed:
+                continue
+            if party.id in locked and {"name", "id_type", "id_number"} & set(changed):
+                # 人民调解法 Art. 29: the agreement states the parties who signed it; another name
+                # or document number on the case would no longer be the person the agreement binds.
+                raise Conflict(
+                    Text(
+                        "调解协议已签署或生效, 协议所列当事人的姓名(名称)和证件号码不能更正; "
+                        "联系电话和地址仍可更正, 其他信息须重新调解后更正 (人民调解法第二十九条)",
+                        "An agreement names this party and is signed or in effect: its name and document "
+                        "number cannot change (phone and address still can); re-mediate to change them "
+                        "(人民调解法 Art. 29)",
+                    ),
+                    code="party_on_agreement",
+                    field=f"parties[{i}]",
+                    article=lifecycle.AGREEMENT_BINDS,
+                )
+            changes.append((party, changed))
+        added = data.add_parties or []
+        if added and (status not in ADDING_PARTIES_STATES or locked):
+            raise Conflict(
+                Text(
+                    "调解协议已签署或生效, 或调解已结束, 不能再追加当事人",
+                    "An agreement is signed or in effect, or mediation is over: no party can be added now",
+                ),
+                code="parties_fixed",
+                status_now=dispute.status,
+            )
+        self._refuse_repeated_parties(dispute, changes, added)
+        facts_changed = data.description is not None and data.description != dispute.description
+        if not changes and not added and not facts_changed:
+            raise ValidationFailed.of_field(
+                "reason",
+                "nothing_to_correct",
+                Text("所填内容与登记信息相同, 没有需要更正的内容", "Nothing differs from what is registered"),
+            )
+        if facts_changed:
+            assert data.description is not None
+            dispute.description = data.description
+        for party, changed in changes:
+            self._set_party(party, changed)
+        new_parties = [self._new_party(len(dispute.parties) + j, p) for j, p in enumerate(added)]
+        dispute.parties.extend(new_parties)
+        now = self.clock.now()
+        dispute.updated_at = now
+        dispute.version += 1
+        # What changed, by field name and party id: the values are personal data and stay in the
+        # parties' rows (个人信息保护法 Art. 51), never on the timeline, in events or the audit trail.
+        corrected: dict[str, Any] = {
+            "description": facts_changed,
+            "parties": [{"party_id": str(p.id), "fields": sorted(c)} for p, c in changes],
+            "added_parties": [{"party_id": str(p.id), "role": p.role} for p in new_parties],
+        }
+        self._append_timeline(
+            dispute,
+            "correct",
+            dispute.status,
+            dispute.status,
+            principal,
+            data.reason,
+            corrected,
+            now,
+            dispute.version,
+        )
+        record_dispute_event(
+            self.session,
+            dispute,
+            "corrected",
+            {"action": "correct", "version": dispute.version, **corrected},
+            now,
+        )
+        await self._flush_versioned()
+        return dispute, corrected
+
+    def may_correct(self, dispute: Dispute, principal: Principal) -> bool:
+        """Whether `principal` may correct the case's registration now (what `correct` enforces)."""
+        try:
+            self._refuse_correcting(dispute, Status(dispute.status), principal)
+        except ProblemError:
+            return False
+        return principal.can(Permission.cases_write)
+
+    @staticmethod
+    def _refuse_correcting(dispute: Dispute, status: Status, principal: Principal) -> None:
+        if status in CORRECTION_CLOSED:
+            raise InvalidTransition(
+                Text(
+                    "案件处于「{s}」, 卷宗已成为记录, 不能再更正登记信息",
+                    "The case is {se}; its file is a record and can no longer be corrected",
+                ).format(s=lifecycle.STATUS_LABELS[status].zh, se=status.value),
+                code="case_closed",
+                status_now=status.value,
+            )
+        if status in CORRECTION_HANDED_OFF:
+            raise InvalidTransition(
+                Text(
+                    "案件已移送法院或仲裁机构 (「{s}」), 卷宗以移送时为准, 不能更正登记信息",
+                    "The case is with a court or commission ({se}); its file stands as handed over",
+                ).format(s=lifecycle.STATUS_LABELS[status].zh, se=status.value),
+                code="case_handed_off",
+                status_now=status.value,
+            )
+        # The same principals who act on the case at its stage: the center while it is at the
+        # center, the body that holds it while it is with a body, a supervisor throughout.
+        role = principal.role
+        if role == Role.supervisor:
+            return
+        with_body = status in CORRECTION_WITH_BODY or (
+            status in CORRECTION_ENDED and dispute.body_id is not None
+        )
+        if role in lifecycle.BODY and with_body:
+            return
+        if role == Role.clerk and status not in CORRECTION_WITH_BODY:
+            return
+        raise Forbidden(
+            Text(
+                "该角色现在不能更正本案的登记信息 (案件在调解组织时由其更正, 在中心时由中心更正)",
+                "This role may not correct the case now: the body holding it, or the center while "
+                "it is at the center, corrects it",
+            ),
+        )
+
+    async def _parties_on_agreement(self, dispute: Dispute) -> set[uuid.UUID]:
+        """The parties an agreement names once it is signed or in effect: every principal of a
+        version in effect (Art. 29, 30: an oral one names them too), and every principal of a
+        draft someone has signed, whose text (its content hash) names them all."""
+        signed_or_effective = await self.session.scalar(
+            select(func.count(Agreement.id)).where(
+                Agreement.dispute_id == dispute.id,
+                or_(
+                    Agreement.status == "effective",
+                    and_(
+                        Agreement.status == "draft",
+                        exists().where(Signature.agreement_id == Agreement.id),
+                    ),
+                ),
+            )
+        )
+        if not signed_or_effective:
+            return set()
+        return {p.id for p in dispute.parties if p.role != PartyRole.agent}
+
+    def _party_changes(self, party: Party, given: dict[str, Any], i: int) -> dict[str, Any]:
+        """The given fields that differ from the party's row, as they would be stored."""
+        changed: dict[str, Any] = {}
+        for field_name in ("name", "address", "region_code"):
+            if field_name in given and given[field_name] != getattr(party, field_name):
+                changed[field_name] = given[field_name]
+        if "phone" in given and self.cipher.index(given["phone"], kind="phone") != party.phone_index:
+            changed["phone"] = given["phone"]
+        id_type = given.get("id_type")
+        if "id_number" in given:
+            assert id_type is not None  # the schema requires the type with the number
+            same = (
+                id_type == party.id_type
+                and self.cipher.index(given["id_number"], kind="id_number") == party.id_number_index
+            )
+            if not same:
+                changed["id_type"], changed["id_number"] = id_type, given["id_number"]
+        elif id_type is not None and id_type != party.id_type:
+            if party.id_number_enc is not None:
+                # The number was checked against its type: a new type goes with the number again.
+                raise ValidationFailed.of_field(
+                    f"parties[{i}].id_number",
+                    "id_number_missing",
+                    Text("更正证件类型时须同时填写证件号码", "Give id_number with a new id_type"),
+                )
+            changed["id_type"] = id_type
+        new_type = changed.get("id_type")
+        if party.kind == PartyKind.organisation and new_type not in (None, IdType.uscc, IdType.other):
+            raise ValidationFailed.of_field(
+                f"parties[{i}].id_type",
+                "invalid_id_type",
+                Text("单位当事人的证件应为统一社会信用代码", "An organisation is identified by its USCC"),
+            )
+        return changed
+
+    def _set_party(self, party: Party, changed: dict[str, Any]) -> None:
+        """Writes the corrected fields, the personal numbers encrypted, masked and indexed as at
+        intake (`_new_party`): search by party finds the new number and no longer the old one."""
+        row_id = str(party.id)
+        for field_name in ("name", "address", "region_code", "id_type"):
+            if field_name in changed:
+                setattr(party, field_name, changed[field_name])
+        if "name" in changed and party.kind == PartyKind.organisation:
+            party.name_key = organisation_key(changed["name"])
+        if "id_number" in changed:
+            number = changed["id_number"]
+            party.id_number_enc = self.cipher.encrypt(
+                number, table="parties", column="id_number", row_id=row_id
+            )
+            party.id_number_masked = mask_id_number(number)
+            party.id_number_index = self.cipher.index(number, kind="id_number")
+        if "phone" in changed:
+            phone = changed["phone"]
+            party.phone_enc = self.cipher.encrypt(phone, table="parties", column="phone", row_id=row_id)
+            party.phone_masked = mask_phone(phone)
+            party.phone_index = self.cipher.index(phone, kind="phone")
+
+    def _refuse_repeated_parties(
+        self, dispute: Dispute, changes: list[tuple[Party, dict[str, Any]]], added: list[PartyIn]
+    ) -> None:
+        """The intake rule (`DisputeCreate._each_party_once`) over the party list as corrected: one
+        person is one party, recognised by the document number. Told at the entry that makes the
+        repeat, naming the rows, never the number."""
+        fixes = {p.id: (c, i) for i, (p, c) in enumerate(changes)}
+        rows: list[tuple[str, str, str | None, str | None, str | None]] = []  # role, name, type, index, path
+        for party in dispute.parties:
+            change, i = fixes.get(party.id, ({}, -1))
+            id_type = change.get("id_type", party.id_type)
+            index = (
+                self.cipher.index(change["id_number"], kind="id_number")
+                if "id_number" in change
+                else party.id_number_index
+            )
+            path = f"parties[{i}].id_number" if "id_number" in change or "id_type" in change else None
+            rows.append((party.role, change.get("name", party.name), id_type, index, path))
+        for j, new in enumerate(added):
+            index = self.cipher.index(new.id_number, kind="id_number") if new.id_number else None
+            type_value = new.id_type.value if new.id_type else None
+            rows.append((new.role, new.name, type_value, index, f"add_parties[{j}].id_number"))
+        first: dict[tuple[str, str], int] = {}
+        for position, (role, _, id_type, index, path) in enumerate(rows):
+            if role == PartyRole.agent or id_type is None or index is None:
+                continue
+            seen = first.setdefault((str(id_type), index), position)
+            if seen == position or (path is None and rows[seen][4] is None):
+                continue  # not made by this correction
+            a, b = rows[seen], rows[position]
+            message = Text(
+                "同一人不能两次列为当事人: {ra} {na} 与 {rb} {nb} 证件号码相同",
+                "One person is listed as two parties: {ea} {na} and {eb} {nb} have the same document number",
+            ).format(ra=_ROLE_LABELS[a[0]].zh, rb=_ROLE_LABELS[b[0]].zh, ea=a[0], eb=b[0], na=a[1], nb=b[1])
+            raise ValidationFailed.of_field(path or a[4] or "parties", "party_repeated", message)
 
     # ---- related and linked cases ---------------------------------------------------------------
 

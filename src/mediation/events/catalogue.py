@@ -84,6 +84,39 @@ def catalogue() -> list[dict[str, Any]]:
                 "decision": {"type": "string"},
             },
         },
+        "corrected": {
+            "summary": "更正登记信息 The case's registration was corrected or completed (个人信息保护法 Art. 46): "
+            "which fields of which parties changed, never their values",
+            "fields": {
+                **COMMON_FIELDS,
+                "description": {"type": "boolean", "description": "the registered facts were corrected"},
+                "parties": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "party_id": {"type": "string", "format": "uuid"},
+                            "fields": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "name | id_type | id_number | phone | address | region_code",
+                            },
+                        },
+                    },
+                },
+                "added_parties": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "party_id": {"type": "string", "format": "uuid"},
+                            "role": {"type": "string"},
+                        },
+                    },
+                },
+            },
+            "actions": ["correct"],
+        },
         "document_added": {
             "summary": "A document was added to the case (uploaded or generated)",
             "fields": {
