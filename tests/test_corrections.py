@@ -5,6 +5,7 @@ values outside the parties' own rows."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from mediation.audit.models import AuditRecord
 from mediation.events.models import OutboxEvent
 from tests.support import Api, person, resident_id
+from tests.test_web import signed_in
 
 NEW_ID = resident_id(77)
 NEW_PHONE = "13900001234"
@@ -391,3 +393,64 @@ async def test_a_party_of_another_case_is_not_corrected(api: Api) -> None:
     }
     problem = await unchanged_after(api, dispute, await correct(api, dispute, body), 422)
     assert [(e["code"], e["field"]) for e in problem["errors"]] == [("not_a_party", "parties[0].party_id")]
+
+
+# ---- the case page ----------------------------------------------------------------------------------
+
+
+async def test_the_case_page_corrects_a_phone_with_its_reason_and_shows_the_result(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    dispute = await api.intake()
+    page = signed_in(web, api)
+    shown = await page.get(f"/cases/{dispute['id']}")
+    assert "更正登记信息" in shown.text and 'action="/cases/' + dispute["id"] + '/corrections"' in shown.text
+    # The form is filled with the case as registered.
+    applicant = party(dispute, "applicant")
+    assert f'value="{applicant["phone"]}"' in shown.text
+    form = correction_form(dispute, {"parties[0].phone": "139 0000 1234"}, reason="电话号码输错")
+    done = await page.post(f"/cases/{dispute['id']}/corrections", form, follow_redirects=True)
+    assert done.status_code == 200, done.text[:2000]
+    assert "已更正登记信息" in done.text
+    assert "更正了: 张三的联系电话" in done.text and NEW_PHONE in done.text
+    assert party(await api.get(dispute), "applicant")["phone"] == NEW_PHONE
+    entry = (await api.timeline(dispute))[-1]
+    assert (entry["action"], entry["reason"]) == ("correct", "电话号码输错")
+    assert entry["payload"]["parties"] == [{"party_id": applicant["id"], "fields": ["phone"]}]
+
+
+async def test_the_case_page_shows_a_refused_id_number_at_its_field(api: Api, web: httpx.AsyncClient) -> None:
+    dispute = await api.intake()
+    page = signed_in(web, api)
+    form = correction_form(dispute, {"parties[1].id_number": "330681199005170000"}, reason="证件号码输错")
+    refused = await page.post(f"/cases/{dispute['id']}/corrections", form)
+    assert refused.status_code == 422, refused.text[:2000]
+    # The error is at the field, the form open again with what was typed.
+    assert re.search(r'data-field="parties\[1\]\.id_number">.*?class="error"', refused.text, re.S)
+    assert 'value="330681199005170000"' in refused.text
+    assert re.search(r'<details class="task" id="correct"\s+open', refused.text)
+    assert await api.get(dispute) == {k: dispute[k] for k in await api.get(dispute)}
+    # Nothing changed is said, too.
+    same = await page.post(f"/cases/{dispute['id']}/corrections", correction_form(dispute, {}, reason="核对"))
+    assert same.status_code == 422 and "没有需要更正的内容" in same.text
+
+
+def correction_form(dispute: dict[str, Any], changes: dict[str, str], reason: str) -> list[tuple[str, str]]:
+    """The correction form as the page fills it for a clerk (who reads the numbers), with `changes`."""
+    fields: dict[str, str] = {"reason": reason, "description": dispute["description"]}
+    for i, p in enumerate(dispute["parties"]):
+        row = {
+            "party_id": p["id"],
+            "name": p["name"],
+            "id_type": p["id_type"] or "",
+            "id_number": p["id_number"] or "",
+            "phone": p["phone"] or "",
+            "address": p["address"] or "",
+            "region_code": p["region_code"] or "",
+        }
+        fields |= {f"parties[{i}].{k}": v for k, v in row.items()}
+    for k in ("role", "name", "id_type", "id_number", "phone", "address", "region_code"):
+        fields[f"add_parties[0].{k}"] = ""
+    fields["add_parties[0].kind"] = "person"
+    fields |= changes
+    return [*fields.items(), ("version", f'"{dispute["version"]}"'), ("idempotency_key", uuid.uuid4().hex)]

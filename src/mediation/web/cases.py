@@ -8,10 +8,12 @@ may take now), each action form is the action's payload schema and is applied by
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -49,7 +51,12 @@ from mediation.disputes.attention import Attention
 from mediation.disputes.enums import AgreementForm, Category, Channel
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.router import next_step, service
-from mediation.disputes.schemas import ACTION_PAYLOADS
+from mediation.disputes.schemas import (
+    ACTION_PAYLOADS,
+    DisputeCorrectionIn,
+    PartyCorrectionIn,
+    PartyIn,
+)
 from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
 from mediation.handoffs.ledger import warning_text
@@ -343,6 +350,11 @@ class CasePage:
             "message": message,
             "new_key": secrets.token_urlsafe(18),
             "body_name": await self._body_name(dispute.body_id),
+            # 更正登记信息 (个人信息保护法 Art. 46), offered to whom the service lets correct it now.
+            "can_correct": svc.may_correct(dispute, principal),
+            "correction_fields": correction_fields(len(case.parties)),
+            "correction_values": correction_prefill(case),
+            "party_names": {str(p.id): p.name for p in case.parties},
         }
 
     async def _body_name(self, body_id: uuid.UUID | None) -> str | None:
@@ -446,6 +458,7 @@ DONE_MESSAGES = {
     "alert_acknowledge": "已签收预警",
     "alert_resolve": "已记录预警处置",
     "signed": "已记录签署",
+    "corrected": "已更正登记信息",
 }
 
 
@@ -513,6 +526,8 @@ def _field_names(form: str) -> set[str]:
         fields = describe(OrderIn)
     elif form.startswith("answer:"):
         fields = describe(OrderResponseIn)
+    elif form == "correct":
+        fields = correction_fields(MAX_CORRECTED_PARTIES)
     elif form.startswith("alert:") and form.endswith(":resolve"):
         fields = describe(ResolveIn)  # acknowledging shows no field: its refusal is said above it
     else:
@@ -559,6 +574,72 @@ async def _once(
         return JSONResponse({"done": True})
 
     await run_once(request, principal, _text(form.get("idempotency_key")), work)
+
+
+# ---- corrections -----------------------------------------------------------------------------------
+
+MAX_CORRECTED_PARTIES = 200
+
+
+@functools.cache
+def correction_fields(parties: int) -> list[FormField]:
+    """The correction form: the reason, the facts, each party's details (its id hidden) and one
+    party found later."""
+    top = describe(DisputeCorrectionIn, skip=frozenset({"parties", "add_parties"}))
+    fields = [replace(f, label="更正理由") if f.name == "reason" else f for f in top]
+    for i in range(parties):
+        fields += describe(PartyCorrectionIn, prefix=f"parties[{i}].")
+    fields += describe(PartyIn, prefix="add_parties[0].")
+    return [replace(f, required=False) if f.name.startswith("add_parties") else f for f in fields]
+
+
+def correction_prefill(case: Any) -> dict[str, Any]:
+    """The form filled with the case as registered. A number this caller sees masked is left
+    blank: left so it stays; typed in, it replaces the one on record."""
+    parties = []
+    for p in case.parties:
+        row = {"party_id": str(p.id), "name": p.name, "id_type": p.id_type, "address": p.address}
+        row["region_code"] = p.region_code
+        if not p.masked:
+            row |= {"id_number": p.id_number, "phone": p.phone}
+        parties.append(row)
+    return {"description": case.description, "parties": parties, "add_parties": [{"kind": "person"}]}
+
+
+def correction_payload(values: dict[str, Any]) -> dict[str, Any]:
+    """The form as the API's body: a field left blank is not corrected, a party row of nothing but
+    its id corrects nothing, and the row for a new party counts only once it has a name."""
+
+    def filled(row: Any) -> dict[str, Any]:
+        return {k: v for k, v in row.items() if v not in ("", None)} if isinstance(row, dict) else {}
+
+    body: dict[str, Any] = {k: v for k, v in values.items() if k in ("reason", "description")}
+    parties = [filled(r) for r in values.get("parties") or []]
+    if any(set(r) - {"party_id"} for r in parties):
+        body["parties"] = parties
+    added = [filled(r) for r in values.get("add_parties") or []]
+    added = [r for r in added if r.get("name")]
+    if added:
+        body["add_parties"] = added
+    return body
+
+
+@router.post("/cases/{dispute_id}/corrections", response_class=HTMLResponse)
+async def correct_case(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """更正登记信息: the page's form, corrected through the service the API uses."""
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values: dict[str, Any] = {}
+    try:
+        values = form_data(form, correction_fields(MAX_CORRECTED_PARTIES))
+        require(principal, Permission.cases_write)
+        correction = DisputeCorrectionIn.model_validate(correction_payload(values))
+        version = _text(form.get("version"))
+        await _once(request, principal, form, lambda: svc.correct(case_id, correction, principal, version))
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, "correct", exc, values)
+    return see_other(f"/cases/{case_id}?done=corrected#parties")
 
 
 # ---- the agreement --------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ and what they mean is decided by the enums and schemas they label."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from mediation.bodies.models import BodyKind
 from mediation.clocks.rules import CLOCK_LABELS
 from mediation.core.principal import ROLE_NAMES
@@ -44,6 +46,7 @@ TIMELINE_LABELS = {
     "clock_overdue": "时限超期",
     "clock_window_closed": "申请期限届满",
     "assign_mediator": "指定承办调解员",
+    "correct": "更正登记信息",
     "link": "关联案件",
     "document_added": "提交材料",
     "document_withdrawn": "撤回材料",
@@ -242,6 +245,8 @@ FIELD_LABELS: dict[str, str] = {
     "inviting_court_id": "委派调解的法院(特邀调解)",
     "parties.region_code": "住所地行政区划代码",
     "parties.address": "住址",
+    "add_parties.region_code": "住所地行政区划代码",
+    "add_parties.address": "住址",
     "obligations.obligor_party_id": "义务人",
     "obligations.obligee_party_id": "权利人",
     "obligations.kind": "义务类型",
@@ -315,3 +320,18 @@ def visit_result(action: str, payload: dict[str, object] | None) -> str:
     if notes:
         parts.append(f"回访记录: {notes}")
     return " · ".join(parts)
+
+
+def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:
+    """What a correction changed, as the timeline shows it: field names and the parties' names as
+    the case now holds them; the entry itself records no value (个人信息保护法 Art. 51)."""
+    if action != "correct" or not payload:
+        return ""
+    parts = ["纠纷简要情况"] if payload.get("description") else []
+    for change in payload.get("parties") or []:  # type: ignore[attr-defined]
+        fields = "、".join(FIELD_LABELS.get(f, f) for f in change.get("fields", []))
+        parts.append(f"{names.get(change.get('party_id'), '当事人')}的{fields}")
+    for added in payload.get("added_parties") or []:  # type: ignore[attr-defined]
+        role = enum_label("role", added.get("role"))
+        parts.append(f"追加{role} {names.get(added.get('party_id'), '')}".rstrip())
+    return "更正了: " + "; ".join(parts) if parts else ""

@@ -23,7 +23,7 @@ from mediation.core.errors import ProblemError, StaleVersion, Unauthenticated, f
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.web.forms import PATH_PART
-from mediation.web.labels import ENUM_LABELS, entry_reason, enum_label, visit_result
+from mediation.web.labels import ENUM_LABELS, corrected_fields, entry_reason, enum_label, visit_result
 from mediation.web.session import csrf_token, keep_session
 from mediation.web.submissions import once_per_submission
 
@@ -93,6 +93,7 @@ templates.env.globals.update(
     label=enum_label,
     entry_reason=entry_reason,
     visit_result=visit_result,
+    corrected_fields=corrected_fields,
     LABELS=ENUM_LABELS,
     Role=Role,
     Permission=Permission,
