@@ -688,6 +688,17 @@ async def produce_every_event_type(api: Any) -> None:
         headers={**supervisor, "If-Match": f'"{risky["version"]}"'},
     )
     assert owned.status_code == 200, owned.text
+    risky = await api.get(risky)
+    respondent = next(p for p in risky["parties"] if p["role"] == "respondent")
+    corrected = await api.client.post(
+        f"/v1/disputes/{risky['id']}/corrections",
+        json={
+            "reason": "核实了被申请人住址",
+            "parties": [{"party_id": respondent["id"], "address": "枫桥镇新村1号"}],
+        },
+        headers={**owner, "If-Match": f'"{risky["version"]}"'},
+    )
+    assert corrected.status_code == 200, corrected.text
     flagged = await api.intake(description="被申请人扬言要拿刀砍人, 情绪激动。")
     (alert,) = [
         a
