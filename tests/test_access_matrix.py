@@ -185,6 +185,12 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"id_number": person("applicant", THEIR_NAMES[0], 71)["id_number"]}
     if path.endswith("/consent"):
         return {"decision": "given"}
+    if path.endswith("/corrections"):
+        applicant = theirs["parties"][0]["id"]
+        return {
+            "reason": "intruder",
+            "parties": [{"party_id": applicant, "name": "冒名", "phone": "13912345678"}],
+        }
     if "/actions/" in path:
         return api.payload(path.rsplit("/", 1)[1], theirs)
     if path == "/v1/status-lookup":
