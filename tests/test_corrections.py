@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from mediation.audit.models import AuditRecord
@@ -256,6 +257,42 @@ async def test_an_archived_case_is_not_corrected(api: Api) -> None:
     }
     problem = await unchanged_after(api, dispute, await correct(api, dispute, body), 409)
     assert problem["code"] == "case_closed"
+
+
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [
+        ("closed", "case_closed"),
+        ("declined", "case_closed"),
+        ("confirmation_pending", "case_handed_off"),
+        ("referred_litigation", "case_handed_off"),
+    ],
+)
+async def test_a_closed_case_or_one_with_a_court_is_not_corrected(api: Api, state: str, code: str) -> None:
+    dispute = await api.drive(state)
+    body = {
+        "reason": "发现电话有误",
+        "parties": [{"party_id": party(dispute, "applicant")["id"], "phone": NEW_PHONE}],
+    }
+    problem = await unchanged_after(api, dispute, await correct(api, dispute, body, "supervisor"), 409)
+    assert problem["code"] == code
+
+
+async def test_a_signed_draft_keeps_the_names_it_shows_but_not_the_phones(api: Api) -> None:
+    # One party has signed the draft: its text names every party, and a new name would change
+    # what was signed. A phone is no part of it.
+    dispute = await api.drive("mediating")
+    draft = await api.draft_agreement(dispute)
+    applicant = party(dispute, "applicant")
+    signed = await api.sign(dispute, draft, signer="party", party_id=applicant["id"], method="in_person")
+    assert signed.status_code == 200, signed.text
+    dispute = await api.get(dispute)
+    respondent = party(dispute, "respondent")
+    renamed = {"reason": "姓名有误", "parties": [{"party_id": respondent["id"], "name": "李思"}]}
+    problem = await unchanged_after(api, dispute, await correct(api, dispute, renamed, "body_mediator"), 409)
+    assert problem["code"] == "party_on_agreement"
+    phone = {"reason": "电话有误", "parties": [{"party_id": respondent["id"], "phone": NEW_PHONE}]}
+    assert (await correct(api, dispute, phone, "body_mediator")).status_code == 200
 
 
 async def test_names_and_id_numbers_on_an_agreement_in_effect_stay(api: Api) -> None:
