@@ -472,6 +472,30 @@ async def test_the_case_page_shows_a_refused_id_number_at_its_field(api: Api, we
     assert same.status_code == 422 and "没有需要更正的内容" in same.text
 
 
+async def test_a_supervisor_corrects_a_phone_on_the_page_once_an_agreement_binds_the_parties(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    dispute = await api.drive("agreement_signed")
+    page = signed_in(web, api, "supervisor")
+    shown = (await page.get(f"/cases/{dispute['id']}")).text
+    # No party can join now, and the numbers this supervisor sees masked are not in the form.
+    assert 'name="add_parties[0].name"' not in shown and "不能再追加当事人" in shown
+    applicant = party(await api.get(dispute), "applicant")
+    assert applicant["phone"] not in shown
+    form = [
+        ("reason", "申请人更换了手机号码"),
+        ("parties[0].party_id", applicant["id"]),
+        ("parties[0].id_type", "resident_id"),
+        ("parties[0].id_number", ""),
+        ("parties[0].phone", NEW_PHONE),
+        ("version", f'"{dispute["version"]}"'),
+        ("idempotency_key", uuid.uuid4().hex),
+    ]
+    done = await page.post(f"/cases/{dispute['id']}/corrections", form, follow_redirects=True)
+    assert done.status_code == 200 and "已更正登记信息" in done.text, done.text[:2000]
+    assert party(await api.get(dispute), "applicant")["phone"] == NEW_PHONE
+
+
 def correction_form(dispute: dict[str, Any], changes: dict[str, str], reason: str) -> list[tuple[str, str]]:
     """The correction form as the page fills it for a clerk (who reads the numbers), with `changes`."""
     fields: dict[str, str] = {"reason": reason, "description": dispute["description"]}

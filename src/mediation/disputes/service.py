@@ -1418,6 +1418,12 @@ class DisputeService:
             return False
         return principal.can(Permission.cases_write)
 
+    async def may_add_parties(self, dispute: Dispute) -> bool:
+        """Whether `correct` takes parties found later now (`parties_fixed` otherwise)."""
+        if Status(dispute.status) not in ADDING_PARTIES_STATES:
+            return False
+        return not await self._parties_on_agreement(dispute)
+
     @staticmethod
     def _refuse_correcting(dispute: Dispute, status: Status, principal: Principal) -> None:
         if status in CORRECTION_CLOSED:

@@ -351,7 +351,8 @@ class CasePage:
             "new_key": secrets.token_urlsafe(18),
             "body_name": await self._body_name(dispute.body_id),
             # 更正登记信息 (个人信息保护法 Art. 46), offered to whom the service lets correct it now.
-            "can_correct": svc.may_correct(dispute, principal),
+            "can_correct": (can_correct := svc.may_correct(dispute, principal)),
+            "can_add_parties": can_correct and await svc.may_add_parties(dispute),
             "correction_fields": correction_fields(len(case.parties)),
             "correction_values": correction_prefill(case),
             "party_names": {str(p.id): p.name for p in case.parties},
