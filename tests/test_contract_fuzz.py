@@ -113,6 +113,12 @@ UNSTATED_RULES = {
     # One person is not two parties: a relation between the items of a list, by their numbers
     # as normalised.
     "party_repeated",
+    # A correction names parties of this case, each once, and changes something on record; a new
+    # document type goes with its number when the party has one: relations to the stored case.
+    "not_a_party",
+    "duplicate_party",
+    "nothing_to_correct",
+    "id_number_missing",
     # An uploaded file with no bytes: the multipart body's shape cannot say "non-empty".
     "empty",
     # Passwords: the minimum length is the center's setting (MEDIATION_MIN_PASSWORD_LENGTH), not
