@@ -1377,7 +1377,8 @@ class DisputeService:
             dispute.description = data.description
         for party, changed in changes:
             self._set_party(party, changed)
-        new_parties = [self._new_party(len(dispute.parties) + j, p) for j, p in enumerate(added)]
+        after = max((p.position for p in dispute.parties), default=-1) + 1
+        new_parties = [self._new_party(after + j, p) for j, p in enumerate(added)]
         dispute.parties.extend(new_parties)
         now = self.clock.now()
         dispute.updated_at = now
