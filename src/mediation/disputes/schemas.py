@@ -164,7 +164,23 @@ def party_id_number(value: str | None, info: ValidationInfo) -> str | None:
     return normalise_id_number(id_type, value)
 
 
-class PartyIn(WriteModel):
+class _PartyNumbers(WriteModel):
+    """A party's document number and phone, checked and normalised as intake takes them: one rule
+    for a party registered and for a party's details corrected. (`id_type` comes before
+    `id_number` in the subclasses, so the number is checked against it.)"""
+
+    @field_validator("id_number", check_fields=False)
+    @classmethod
+    def _check_id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return party_id_number(value, info)
+
+    @field_validator("phone", check_fields=False)
+    @classmethod
+    def _check_phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value else None
+
+
+class PartyIn(_PartyNumbers):
     role: PartyRole
     kind: PartyKind = PartyKind.person
     name: Annotated[str, Field(min_length=1, max_length=100)]
@@ -188,16 +204,6 @@ class PartyIn(WriteModel):
             ]
         }
     )
-
-    @field_validator("id_number")
-    @classmethod
-    def _check_id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return party_id_number(value, info)
-
-    @field_validator("phone")
-    @classmethod
-    def _check_phone(cls, value: str | None) -> str | None:
-        return normalise_phone(value) if value else None
 
     @model_validator(mode="after")
     def _organisation_code(self) -> Self:
@@ -395,7 +401,7 @@ def _row(parties: list[PartyIn], position: int, language: str) -> str:
 # ---- corrections ---------------------------------------------------------------------------------
 
 
-class PartyCorrectionIn(WriteModel):
+class PartyCorrectionIn(_PartyNumbers):
     """The registered details of one party, corrected or completed (个人信息保护法 Art. 46): only
     the fields given change, each checked and normalised as at intake. A document number is
     given with its type, as at intake."""
@@ -416,16 +422,6 @@ class PartyCorrectionIn(WriteModel):
     region_code: RegionCode | None = Field(
         default=None, description="Where the party lives (GB/T 2260); names the court of its domicile."
     )
-
-    @field_validator("id_number")
-    @classmethod
-    def _check_id_number(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return party_id_number(value, info)
-
-    @field_validator("phone")
-    @classmethod
-    def _check_phone(cls, value: str | None) -> str | None:
-        return normalise_phone(value) if value else None
 
 
 class DisputeCorrectionIn(WriteModel):
