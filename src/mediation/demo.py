@@ -10,14 +10,14 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from stdnum.cn import ric
 
-from mediation.agreements.schemas import AgreementIn, SignatureIn
+from mediation.agreements.schemas import AgreementIn, SessionIn, SignatureIn
 from mediation.agreements.service import AgreementService
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind, Mediator
 from mediation.core.clock import FrozenClock
@@ -120,6 +120,21 @@ CASES: list[tuple[str, str, str, int, str]] = [
     ("traffic_accident", "摩托车与货车碰撞, 就误工费达成协议。", "performed", 1, "ordinary"),
     ("housing_homestead", "翻建房屋影响邻居通风采光。", "mediation_failed", 2, "ordinary"),
 ]
+
+# The demo mediator's own desk: cases of the village where the demo committee sits, which the clerk
+# gives to that committee (就地化解, 人民调解法 Art. 34: committees are set up in villages to settle
+# their residents' disputes there), so whoever signs in as `mediator` finds work in every column of
+# the queue: one to sign for, cases in mediation (one with a sitting arranged, one with its
+# agreement drafted and awaiting signatures) and one agreed.
+DESK: list[tuple[str, str, str, int, str]] = [
+    ("neighbour", "两户村民因共用排水沟堵塞互相指责, 雨天污水漫入院内。", "assigned", 2, "ordinary"),
+    ("housing_homestead", "邻居翻建房屋时占用通道约半米, 双方协商未果。", "mediating", 2, "ordinary"),
+    ("neighbour", "村民在自家田边焚烧秸秆, 烟尘影响邻居晾晒和养殖。", "mediating", 2, "ordinary"),
+    ("debt", "村民之间借款两万元逾期未还, 双方同意调解。", "agreement_signed", 1, "ordinary"),
+]
+DESK_REGION = "330681105201"  # 枫桥镇枫源村
+DESK_SITTING = "housing_homestead"  # the desk case with a sitting arranged
+DESK_DRAFT = "neighbour"  # the desk case in mediation with its agreement drafted
 
 # The path of actions that brings a new case to each state.
 PATHS: dict[str, list[str]] = {
@@ -322,9 +337,12 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                 for m in (await session.scalars(select(Mediator).order_by(Mediator.created_at))).all()
             }
         count = 0
-        for i, (category, description, target, people, severity) in enumerate(CASES):
-            # Spread intake over the last weeks; every step happens the same day, so legal windows hold.
-            at = now - timedelta(days=len(CASES) - i, hours=rng.randrange(0, 8))
+        for i, (category, description, target, people, severity) in enumerate([*CASES, *DESK]):
+            desk = i >= len(CASES)
+            # Spread intake over the last weeks; every step happens the same day, so legal windows
+            # hold. The desk's cases came in over the last few days.
+            days_ago = len(DESK) - (i - len(CASES)) if desk else len(CASES) - i
+            at = now - timedelta(days=days_ago, hours=rng.randrange(1, 8))
             if target == "assigned":
                 # Assigned today, so the bodies are still within their working days to sign for it
                 # (older ones would be returned by the sign-for clock as soon as the server starts).
@@ -349,11 +367,14 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                     {
                         "category": category,
                         "description": description,
-                        "channel": ["window", "hotline", "grid", "online", "petition", "window"][i % 6],
-                        "external_reference": f"12345-2026-{i:05d}" if i % 6 == 1 else None,
-                        "region_code": ["330681105201", "330681105202", "330681106203", "330681001000"][
-                            i % 4
-                        ],
+                        # The desk's cases came from the village's grid workers and the window.
+                        "channel": ("grid" if i % 2 else "window")
+                        if desk
+                        else ["window", "hotline", "grid", "online", "petition", "window"][i % 6],
+                        "external_reference": f"12345-2026-{i:05d}" if i % 6 == 1 and not desk else None,
+                        "region_code": DESK_REGION
+                        if desk
+                        else ["330681105201", "330681105202", "330681106203", "330681001000"][i % 4],
                         "amount_in_dispute": str(rng.randrange(1, 200) * 500)
                         if category != "neighbour"
                         else None,
@@ -372,9 +393,10 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                     if action in ("confirm", "reject"):
                         await _court_accepts(service, dispute)
                     if action == "assign":
-                        # The demo clerk takes the first recommendation, as a clerk usually would.
+                        # The demo clerk takes the first recommendation, as a clerk usually would,
+                        # but gives the desk's cases to the committee of the parties' village.
                         outcome = await service.triage.evaluate(dispute)
-                        recommended = outcome.candidates[0].body.id
+                        recommended = bodies[DEMO_BODY].id if desk else outcome.candidates[0].body.id
                     payload = ACTION_PAYLOADS[action].model_validate(
                         _payload(action, dispute, bodies, clock.today(), recommended, roster, agreement_id)
                     )
@@ -386,6 +408,8 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                         etag_for(dispute.version),
                     )
                 assert dispute.status == Status(target), (dispute.case_number, dispute.status, target)
+                if desk and target == "mediating":
+                    await _desk_work(service, dispute, clock, draft=category == DESK_DRAFT)
                 count += 1
                 if description.startswith(("患者家属", "楼上装修")):
                     await _supervise(service, dispute, bodies[CENTER].id)
@@ -412,6 +436,20 @@ async def _supervise(service: DisputeService, dispute: Dispute, center_id: uuid.
             supervisor,
             etag_for(dispute.version),
         )
+
+
+async def _desk_work(service: DisputeService, dispute: Dispute, clock: FrozenClock, *, draft: bool) -> None:
+    """A case in mediation at the demo committee: a sitting arranged for the day after tomorrow, or
+    its agreement drafted and awaiting the parties' signatures."""
+    agreements = AgreementService(service)
+    if draft:
+        await _signed_agreement(agreements, dispute, clock, sign=False)
+        return
+    mediator = Principal(Role.body_mediator, "demo-body_mediator", dispute.body_id)
+    at = datetime.combine(clock.today() + timedelta(days=2), time(9, 30), tzinfo=clock.zone)
+    await agreements.schedule(
+        dispute.id, SessionIn(scheduled_at=at, place="枫源村村民委员会调解室"), mediator
+    )
 
 
 async def _wage_wave(
@@ -449,8 +487,11 @@ async def _wage_wave(
     return len(workers)
 
 
-async def _signed_agreement(agreements: AgreementService, dispute: Dispute, clock: FrozenClock) -> uuid.UUID:
-    """Draft the agreement from the case and record every signature, the mediator's and the seal."""
+async def _signed_agreement(
+    agreements: AgreementService, dispute: Dispute, clock: FrozenClock, *, sign: bool = True
+) -> uuid.UUID:
+    """Draft the agreement from the case and record every signature, the mediator's and the seal
+    (or, with `sign` false, leave the draft unsigned)."""
     mediator = Principal(Role.body_mediator, "demo-body_mediator", dispute.body_id)
     applicant = next(p for p in dispute.parties if p.role == "applicant")
     respondent = next(p for p in dispute.parties if p.role == "respondent")
@@ -480,6 +521,8 @@ async def _signed_agreement(agreements: AgreementService, dispute: Dispute, cloc
         }
     )
     _, agreement = await agreements.draft(dispute.id, content, mediator)
+    if not sign:
+        return agreement.id
     signatures = [SignatureIn(signer="party", party_id=p.id, method="in_person") for p in dispute.parties]
     signatures += [
         SignatureIn(signer="mediator", method="in_person"),
