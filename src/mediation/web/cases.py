@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,14 +26,18 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from mediation.agreements.render import agreement_html
-from mediation.agreements.router import agreement_out, masks
+from mediation.agreements.router import agreement_out, masks, session_out
 from mediation.agreements.schemas import (
+    ENDING_OUTCOMES,
     MEDIATOR_SIGNING_METHODS,
     PARTY_SIGNING_METHODS,
     SIGNING_METHODS,
     AgreementDraftIn,
     AgreementIn,
+    Attendee,
     ObligationIn,
+    SessionIn,
+    SessionRecordIn,
     SignatureIn,
 )
 from mediation.agreements.service import AgreementService
@@ -42,7 +47,7 @@ from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.clocks.router import clock_out
 from mediation.core.db import session_of
-from mediation.core.errors import NotFound, ProblemError, StaleVersion
+from mediation.core.errors import NotFound, ProblemError, StaleVersion, ValidationFailed
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
@@ -72,13 +77,14 @@ from mediation.web.forms import (
     describe,
     errors_of,
     form_data,
+    local_times,
     name_fields,
     read_form,
     run_once,
     with_stray_on_top,
 )
 from mediation.web.intake import center_for
-from mediation.web.labels import ENUM_LABELS
+from mediation.web.labels import ENUM_LABELS, enum_label
 from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
 
@@ -313,6 +319,11 @@ class CasePage:
         oral_in_effect = (
             in_force.number if in_force is not None and in_force.form == AgreementForm.oral else None
         )
+        # 调解会: as the API lists them to this caller (free text masked without pii:read); the
+        # forms that schedule and record them go to whom the service lets hold them, while it would.
+        sittings = [
+            session_out(s, masks(principal)) for s in await agreements.sessions(dispute_id, principal)
+        ]
         return {
             "case": case,
             "timeline": list(reversed(timeline)),
@@ -356,6 +367,16 @@ class CasePage:
             "correction_fields": correction_fields(len(case.parties)),
             "correction_values": correction_prefill(case),
             "party_names": {str(p.id): p.name for p in case.parties},
+            "sittings": sittings,
+            "can_hold_sittings": can_draft and principal.can(Permission.cases_write),
+            "sitting_fields": describe(SessionIn),
+            "sitting_record_fields": sitting_record_fields([Option(str(p.id), p.name) for p in case.parties]),
+            "attendee_fields": [attendee_fields(len(case.parties) + i) for i in range(OTHER_ATTENDEE_ROWS)],
+            "sitting_attendees": [
+                {"party_id": str(p.id), "name": p.name, "capacity": enum_label("role", p.role)}
+                for p in case.parties
+            ],
+            "ending_outcomes": [enum_label("outcome", o) for o in ENDING_OUTCOMES],
         }
 
     async def _body_name(self, body_id: uuid.UUID | None) -> str | None:
@@ -460,6 +481,9 @@ DONE_MESSAGES = {
     "alert_resolve": "已记录预警处置",
     "signed": "已记录签署",
     "corrected": "已更正登记信息",
+    "sitting_scheduled": "已安排调解会",
+    "sitting_recorded": "已记录调解情况",
+    "sitting_recorded_ended": "已记录调解情况; 调解终止, 案件转为调解未成",
 }
 
 
@@ -499,6 +523,8 @@ async def _refused(
         if failed.startswith("answer:")
         else "调解协议"
         if failed == "draft_agreement" or failed.startswith("sign:")
+        else "调解会"
+        if failed.startswith("record_sitting:")
         else "案件"
     )
     if isinstance(exc, StaleVersion):
@@ -529,12 +555,22 @@ def _field_names(form: str) -> set[str]:
         fields = describe(OrderResponseIn)
     elif form == "correct":
         fields = correction_fields(MAX_CORRECTED_PARTIES)
+    elif form == "schedule_sitting":
+        fields = describe(SessionIn)
+    elif form.startswith("record_sitting:"):
+        fields = sitting_record_fields([]) + [f for i in range(MAX_ATTENDEE_ROWS) for f in attendee_fields(i)]
     elif form.startswith("alert:") and form.endswith(":resolve"):
         fields = describe(ResolveIn)  # acknowledging shows no field: its refusal is said above it
     else:
         fields = []
     names = {f.name for f in fields} | {c.name for f in fields for c in f.children}
-    return names | ({"terms"} if form == "draft_agreement" else set())
+    return names | (
+        {"terms"}
+        if form == "draft_agreement"
+        else {"attendees"}
+        if form.startswith("record_sitting:")
+        else set()
+    )
 
 
 @router.post("/cases/{dispute_id}/actions/{action}", response_class=HTMLResponse)
@@ -641,6 +677,118 @@ async def correct_case(request: Request, dispute_id: str, principal: Staff, svc:
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, "correct", exc, values)
     return see_other(f"/cases/{case_id}?done=corrected#parties")
+
+
+# ---- sittings (调解会) ---------------------------------------------------------------------------------
+
+# Rows the record form offers for people other than the parties (an agent, a witness, the mediator).
+OTHER_ATTENDEE_ROWS = 3
+ATTENDEE_ROW = re.compile(r"^attendees\[(\d{1,4})\](.*)$")
+# The most rows the record form shows: a row per party (a group case has up to 200), and the others.
+MAX_ATTENDEE_ROWS = MAX_CORRECTED_PARTIES + OTHER_ATTENDEE_ROWS
+
+
+def sitting_record_fields(parties: list[Option]) -> list[FormField]:
+    """The record form but its attendees (a row each, below): the party who refused mediation or
+    asked to end it is one of the case's."""
+    fields = describe(SessionRecordIn, {"party_id": parties}, skip=frozenset({"attendees"}))
+    labels = {"outcome": "调解结果", "party_id": "拒绝调解或要求终止调解的当事人"}
+    return [replace(f, label=labels[f.name]) if f.name in labels else f for f in fields]
+
+
+@functools.cache
+def attendee_fields(row: int) -> list[FormField]:
+    """Row `row` of the attendees typed in by hand: a name and in what capacity they came. A row
+    left empty is no one; one filled in needs both."""
+    fields = describe(Attendee, prefix=f"attendees[{row}].", skip=frozenset({"party_id"}))
+    return [replace(f, required=False) for f in fields]
+
+
+def sitting_record_payload(values: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+    """The record form as the API's body, and the form's row of each attendee in it. A party's row
+    counts when ticked as present; another row, once something is typed into it."""
+    body = {k: v for k, v in values.items() if k != "attendees"}
+    rows = values.get("attendees")
+    attendees, positions = [], []
+    for i, row in enumerate(rows if isinstance(rows, list) else []):
+        if not isinstance(row, dict):
+            continue
+        if "party_id" in row and not row.get("present"):
+            continue
+        person = {k: v for k, v in row.items() if k != "present"}
+        if "party_id" in person or set(person) & {"name", "capacity"}:
+            attendees.append(person)
+            positions.append(i)
+    body["attendees"] = attendees
+    return body, positions
+
+
+def _to_form_rows(exc: ValidationError, positions: list[int]) -> ValidationError | ValidationFailed:
+    """A refusal of the body's attendees, named by the form's rows: the body holds only the rows
+    of those who came, the form every row it showed."""
+    found = errors_of(exc)
+    moved: list[dict[str, str]] = []
+    for name, message in found.items():
+        row = ATTENDEE_ROW.match(name)
+        if row and int(row.group(1)) < len(positions):
+            name = f"attendees[{positions[int(row.group(1))]}]{row.group(2)}"
+        moved.append({"field": name, "location": "body", "code": "invalid", "message": message})
+    if not any(ATTENDEE_ROW.match(n) for n in found):
+        return exc
+    return ValidationFailed(errors=moved)
+
+
+@router.post("/cases/{dispute_id}/sittings", response_class=HTMLResponse)
+async def schedule_sitting(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """安排调解: a sitting's time, and its place or that it is held online."""
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values: dict[str, Any] = {}
+    try:
+        fields = describe(SessionIn)
+        values = form_data(form, fields)
+        require(principal, Permission.cases_write)
+        sitting = SessionIn.model_validate(local_times(values, fields, svc.clock.zone))
+        await _once(
+            request, principal, form, lambda: AgreementService(svc).schedule(case_id, sitting, principal)
+        )
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, "schedule_sitting", exc, values)
+    return see_other(f"/cases/{case_id}?done=sitting_scheduled#sittings")
+
+
+@router.post("/cases/{dispute_id}/sittings/{sitting_id}/record", response_class=HTMLResponse)
+async def record_sitting(
+    request: Request, dispute_id: str, sitting_id: str, principal: Staff, svc: Service
+) -> Response:
+    """记录调解: who came, the minutes (调解笔录) and how the sitting ended, on the sitting's version
+    the page showed. An outcome that ends mediation ends it (人民调解法 Art. 17, 23): the service's."""
+    case_id, row_id = parse_id(dispute_id), parse_id(sitting_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    failed = f"record_sitting:{row_id}"
+    values: dict[str, Any] = {}
+    try:
+        fields = sitting_record_fields([])
+        values = form_data(form, fields)
+        require(principal, Permission.cases_write)
+        body, positions = sitting_record_payload(local_times(values, fields, svc.clock.zone))
+        try:
+            record = SessionRecordIn.model_validate(body)
+        except ValidationError as exc:
+            raise _to_form_rows(exc, positions) from exc
+        version = _text(form.get("version"))
+        await _once(
+            request,
+            principal,
+            form,
+            lambda: AgreementService(svc).record(case_id, row_id, record, principal, version),
+        )
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, failed, exc, values)
+    done = "sitting_recorded_ended" if record.outcome in ENDING_OUTCOMES else "sitting_recorded"
+    return see_other(f"/cases/{case_id}?done={done}#sittings")
 
 
 # ---- the agreement --------------------------------------------------------------------------------

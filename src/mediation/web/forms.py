@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any
 
 from fastapi import Request, Response
@@ -39,7 +40,7 @@ class Option:
 class FormField:
     name: str
     label: str
-    widget: str  # text | textarea | select | checkbox | choice3 | checkboxes | date | number | fieldset
+    widget: str  # text | textarea | select | checkbox | choice3 | checkboxes | date | datetime | number | fieldset
     required: bool
     help: str | None = None
     options: list[Option] = field(default_factory=list)
@@ -144,6 +145,8 @@ def _fields(
             item.options = list(choices.get(name, ()))
         elif prop.get("format") == "date":
             item.widget = "date"
+        elif prop.get("format") == "date-time":
+            item.widget = "datetime"
         elif kind == "boolean" and nullable:
             # Yes, no or not known: one checkbox could only say yes or not known, never no.
             item.widget = "choice3"
@@ -291,6 +294,25 @@ def form_data(form: FormData, fields: Sequence[FormField]) -> dict[str, Any]:
     return data
 
 
+def local_times(data: dict[str, Any], fields: Sequence[FormField], zone: tzinfo) -> dict[str, Any]:
+    """The form's data with each moment typed into it (a `datetime` field, which a browser sends
+    as the wall-clock time, without an offset) taken as the center's own time, the hour the pages
+    show (`local`). A moment that names its offset, or is no moment, is left as it was, for the
+    schema to take or refuse."""
+    out = dict(data)
+    for f in fields:
+        value = out.get(f.name)
+        if f.widget != "datetime" or not isinstance(value, str):
+            continue
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            out[f.name] = moment.replace(tzinfo=zone).isoformat()
+    return out
+
+
 # ---- a form sent twice ---------------------------------------------------------------------------
 
 # How long a second submission of a form waits between looks at the first one's outcome, and
@@ -320,6 +342,11 @@ async def run_once(
         await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
 
+# A schema's check across its fields refuses the whole body (the API names no field): the page
+# shows it beside the field it asks to fill in.
+ACROSS_FIELDS = {"place_missing": "place", "party_missing": "party_id"}
+
+
 def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
     """Field path -> message, in the request's language, from either kind of refusal."""
     if isinstance(exc, ValidationError):
@@ -329,6 +356,8 @@ def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
             # A form sends a field left blank as empty text: it was not filled in, not too short.
             if detail["type"] == "string_too_short" and not str(detail.get("input") or "").strip():
                 shown["message"] = "此项为必填项"
+            if not detail["loc"] and shown["code"] in ACROSS_FIELDS:
+                shown["field"] = ACROSS_FIELDS[shown["code"]]
     else:
         found = list(exc.extensions.get("errors", []))
     out: dict[str, str] = {}

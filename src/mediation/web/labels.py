@@ -133,7 +133,16 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "settlement": "调解或和解",
         "withdrawal": "撤回",
         "dismissed": "驳回或不予受理",
+        # How a sitting (调解会) ended: another code list, named by the same field.
+        "continued": "继续调解",
+        "adjourned": "改期",
+        "agreement_reached": "达成协议",
+        "party_absent": "当事人未到场",
+        "party_refused": "当事人拒绝调解",
+        "termination_demanded": "当事人要求终止调解",
+        "no_agreement": "分歧较大, 未能达成协议",
     },
+    "session_status": {"scheduled": "待召开", "held": "已召开", "cancelled": "已取消"},
     "basis": {
         "inviting_court": "委派(邀请)调解的法院",
         "party_domicile": "当事人住所地法院",
@@ -263,6 +272,14 @@ FIELD_LABELS: dict[str, str] = {
     "method": "签署方式",
     "document_hash": "所签文本哈希",
     "signed_at": "签署时间",
+    "scheduled_at": "调解时间",
+    "place": "调解地点",
+    "online": "线上调解(视频、电话等, 可不填地点)",
+    "held_at": "实际召开时间",
+    "attendees": "到场人员",
+    "attendees.name": "姓名",
+    "attendees.capacity": "身份(代理人、见证人、调解员等)",
+    "minutes": "调解笔录",
 }
 
 
