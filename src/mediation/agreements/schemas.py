@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel, Yuan
 from mediation.disputes.enums import AgreementForm, ContactMethod, PartyKind
-from mediation.disputes.identity import DomainValueError
+from mediation.disputes.identity import at_field
 from mediation.disputes.schemas import (
     NON_BLANK_TEXT,
     NON_NULL_ID,
@@ -63,8 +63,8 @@ class SessionIn(WriteModel):
     @model_validator(mode="after")
     def _where(self) -> Self:
         if not self.online and not self.place:
-            raise DomainValueError(
-                "place_missing", Text("线下调解须写明地点", "An in-person session needs a place")
+            raise at_field(
+                "place", "place_missing", Text("线下调解须写明地点", "An in-person session needs a place")
             )
         return self
 
@@ -91,7 +91,8 @@ class SessionRecordIn(WriteModel):
             self.outcome in (SessionOutcome.party_refused, SessionOutcome.termination_demanded)
             and not self.party_id
         ):
-            raise DomainValueError(
+            raise at_field(
+                "party_id",
                 "party_missing",
                 Text("须写明拒绝调解或要求终止的当事人", "Name the party who refused or asked to stop"),
             )
@@ -217,17 +218,20 @@ class SignatureIn(WriteModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.method not in SIGNING_METHODS[self.signer]:
-            raise DomainValueError(
+            raise at_field(
+                "method",
                 "method_not_allowed",
                 Text("该签署人不能以此方式签署", "This signer cannot sign that way"),
             )
         if (self.signer == "party") != (self.party_id is not None):
-            raise DomainValueError(
+            raise at_field(
+                "party_id",
                 "party_id",
                 Text("当事人签名须且仅须写明 party_id", "party_id goes with a party's signature only"),
             )
         if (self.method == "electronic") != (self.document_hash is not None):
-            raise DomainValueError(
+            raise at_field(
+                "document_hash",
                 "document_hash",
                 Text(
                     "电子签名须且仅须附所签文本的哈希", "document_hash goes with electronic signatures only"
@@ -358,7 +362,8 @@ class VisitIn(WriteModel):
     @model_validator(mode="after")
     def _rating_when_reached(self) -> Self:
         if self.reached and self.satisfaction is None:
-            raise DomainValueError(
+            raise at_field(
+                "satisfaction",
                 "satisfaction_required",
                 Text(
                     "回访到当事人时须记录满意度 (1-5)",

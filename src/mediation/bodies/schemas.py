@@ -13,7 +13,7 @@ from mediation.bodies.models import BodyKind
 from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import Category, IdType, Tier
-from mediation.disputes.identity import DomainValueError, normalise_id_number, region_prefix
+from mediation.disputes.identity import DomainValueError, at_field, normalise_id_number, region_prefix
 from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, RegionCode, given, when
 
 Categories = Annotated[
@@ -124,7 +124,8 @@ class BodyPatch(_Write):
     @model_validator(mode="after")
     def _suspension_has_reason(self) -> Self:
         if self.active is False and not self.suspended_reason:
-            raise DomainValueError(
+            raise at_field(
+                "suspended_reason",
                 "suspended_reason_required",
                 Text("暂停工作须说明原因", "Give suspended_reason when suspending a body"),
             )

@@ -6,6 +6,8 @@ import re
 import unicodedata
 from datetime import date
 
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
@@ -20,6 +22,18 @@ class DomainValueError(ValueError):
     def __init__(self, code: str, message: Text) -> None:
         super().__init__(message)
         self.code = code
+
+
+def at_field(field: str, code: str, message: Text) -> ValidationError:
+    """A check across a model's fields, refused at the one field it asks to fill in or leave out.
+    A model's own check would otherwise refuse the whole body, and the problem would name `body`:
+    a client could not show it beside the field (an in-person sitting's `place`, a rejection's
+    `ground`). Raised from a model validator, the field is named where the model sits
+    (`parties[1].id_type`)."""
+    error = DomainValueError(code, message)
+    return ValidationError.from_exception_data(
+        "request", [InitErrorDetails(type="value_error", loc=(field,), input=None, ctx={"error": error})]
+    )
 
 
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")

@@ -43,6 +43,7 @@ from mediation.disputes.enums import (
 from mediation.disputes.identity import (
     REGION_CODE_PATTERN,
     DomainValueError,
+    at_field,
     normalise_id_number,
     normalise_phone,
     normalise_region_code,
@@ -208,7 +209,8 @@ class PartyIn(_PartyNumbers):
     @model_validator(mode="after")
     def _organisation_code(self) -> Self:
         if self.kind == PartyKind.organisation and self.id_type not in (None, IdType.uscc, IdType.other):
-            raise DomainValueError(
+            raise at_field(
+                "id_type",
                 "invalid_id_type",
                 Text("单位当事人的证件应为统一社会信用代码", "An organisation is identified by its USCC"),
             )
@@ -345,7 +347,8 @@ class DisputeCreate(WriteModel):
     def _both_sides(self) -> Self:
         roles = {p.role for p in self.parties}
         if PartyRole.applicant not in roles or PartyRole.respondent not in roles:
-            raise DomainValueError(
+            raise at_field(
+                "parties",
                 "parties_incomplete",
                 Text("至少须有一名申请人和一名被申请人", "At least one applicant and one respondent"),
             )
@@ -853,7 +856,8 @@ class ArchivePayload(WriteModel):
     @model_validator(mode="after")
     def _visit_or_reason(self) -> Self:
         if self.follow_up is not None and self.visit_impossible_reason is not None:
-            raise DomainValueError(
+            raise at_field(
+                "visit_impossible_reason",
                 "follow_up_conflict",
                 Text(
                     "回访结果与无法回访的原因只能二者选一",

@@ -10,7 +10,7 @@ from mediation.agreements.schemas import AgreementOut, SessionOut
 from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import NotAcceptedReason, ReferralOutcome, RejectionGround
-from mediation.disputes.identity import DomainValueError
+from mediation.disputes.identity import at_field
 from mediation.disputes.schemas import (
     NON_BLANK_TEXT,
     Day,
@@ -143,12 +143,16 @@ class AcceptanceIn(WriteModel):
     @model_validator(mode="after")
     def _complete(self) -> Self:
         if self.decision == "accepted" and not self.case_number:
-            raise DomainValueError(
-                "case_number_missing", Text("受理须登记本院(委)案号", "Acceptance needs your case number")
+            raise at_field(
+                "case_number",
+                "case_number_missing",
+                Text("受理须登记本院(委)案号", "Acceptance needs your case number"),
             )
         if self.decision == "not_accepted" and self.reason_code is None:
-            raise DomainValueError(
-                "reason_code_missing", Text("不予受理须写明理由代码", "Not accepting needs a reason_code")
+            raise at_field(
+                "reason_code",
+                "reason_code_missing",
+                Text("不予受理须写明理由代码", "Not accepting needs a reason_code"),
             )
         return self
 
@@ -176,8 +180,10 @@ class DecisionIn(WriteModel):
     @model_validator(mode="after")
     def _ground(self) -> Self:
         if (self.decision == "rejected") != (self.ground is not None):
-            raise DomainValueError(
-                "ground", Text("驳回须且仅须写明驳回理由 (ground)", "A ground goes with a rejection only")
+            raise at_field(
+                "ground",
+                "ground",
+                Text("驳回须且仅须写明驳回理由 (ground)", "A ground goes with a rejection only"),
             )
         return self
 

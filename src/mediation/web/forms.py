@@ -342,11 +342,6 @@ async def run_once(
         await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
 
-# A schema's check across its fields refuses the whole body (the API names no field): the page
-# shows it beside the field it asks to fill in.
-ACROSS_FIELDS = {"place_missing": "place", "party_missing": "party_id"}
-
-
 def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
     """Field path -> message, in the request's language, from either kind of refusal."""
     if isinstance(exc, ValidationError):
@@ -356,8 +351,6 @@ def errors_of(exc: ValidationError | ProblemError) -> dict[str, str]:
             # A form sends a field left blank as empty text: it was not filled in, not too short.
             if detail["type"] == "string_too_short" and not str(detail.get("input") or "").strip():
                 shown["message"] = "此项为必填项"
-            if not detail["loc"] and shown["code"] in ACROSS_FIELDS:
-                shown["field"] = ACROSS_FIELDS[shown["code"]]
     else:
         found = list(exc.extensions.get("errors", []))
     out: dict[str, str] = {}
