@@ -79,7 +79,7 @@ def test_the_mediator_schedules_a_sitting_and_records_it_and_the_supervisor_read
     assert "枫源村调委会调解室" in sitting.inner_text()
 
     sitting.locator("details.record-sitting summary").click()
-    form = sitting.locator("form")
+    form = sitting.locator("details.record-sitting form")
     for party in case["parties"]:
         form.locator(f"[data-party='{party['id']}'] input[type=checkbox]").check()
     form.locator("textarea[name=minutes]").fill("调解员释明相邻关系的法律规定, 双方同意下次继续协商。")

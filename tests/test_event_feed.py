@@ -607,6 +607,19 @@ async def produce_every_event_type(api: Any) -> None:
         headers={**api.acting("body_mediator", mediating), "If-Match": scheduled.headers["ETag"]},
     )
     assert recorded.status_code == 200, recorded.text
+    # Another scheduled, then called off.
+    again = await api.client.post(
+        f"/v1/disputes/{mediating['id']}/sessions",
+        json={"scheduled_at": "2026-06-09T09:00:00+08:00", "place": "枫源村调委会"},
+        headers=api.acting("body_mediator", mediating),
+    )
+    assert again.status_code == 201, again.text
+    called_off = await api.client.post(
+        f"/v1/disputes/{mediating['id']}/sessions/{again.json()['id']}/cancel",
+        json={"reason": "被申请人外出务工, 无法到场"},
+        headers={**api.acting("body_mediator", mediating), "If-Match": again.headers["ETag"]},
+    )
+    assert called_off.status_code == 200, called_off.text
     # An obligation performed; another overdue, followed up; a confirmation request withdrawn;
     # another accepted, extended, and late.
     performed = await api.drive("agreement_signed")

@@ -478,7 +478,8 @@ async def test_each_role_sees_the_sittings_as_the_api_shows_them_and_the_forms_i
     assert (MASKED_PHONE not in through_api[held["id"]]["minutes"]) is masked
     posts = [a for a in actions_of(shown.text) if "/sittings" in a]
     if forms:
-        assert sorted(posts) == sorted([schedule_path(case), record_path(case, coming)])
+        cancel = f"/cases/{case['id']}/sittings/{coming['id']}/cancel"
+        assert sorted(posts) == sorted([schedule_path(case), record_path(case, coming), cancel])
     else:
         assert posts == []
         # And the API refuses them these changes, as the page does not offer them.

@@ -32,6 +32,10 @@ class MediationSession(Base):
     # The party who refused mediation or demanded its end, when that is the outcome.
     party_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("parties.id"))
     mediator_name: Mapped[str | None] = mapped_column(String(100))
+    # Called off: by the body, with its reason (a party cannot come, the room is taken), or with
+    # the case when mediation at the body ended (no reason: the case's timeline says why).
+    cancelled_at: Mapped[datetime | None]
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

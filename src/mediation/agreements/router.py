@@ -21,6 +21,7 @@ from mediation.agreements.schemas import (
     MissingOut,
     ObligationOut,
     PerformanceIn,
+    SessionCancelIn,
     SessionIn,
     SessionOut,
     SessionRecordIn,
@@ -101,6 +102,7 @@ def session_out(row: MediationSession, masked: bool = False) -> SessionOut:
         update={
             "minutes": redact_text(out.minutes) if out.minutes else out.minutes,
             "place": redact_text(out.place) if out.place else out.place,
+            "cancel_reason": redact_text(out.cancel_reason) if out.cancel_reason else out.cancel_reason,
             "attendees": redact_value(out.attendees),
         }
     )
@@ -208,6 +210,35 @@ async def schedule_session(
     async def work() -> JSONResponse:
         row = await svc.schedule(dispute_id, data, principal)
         return _json(session_out(row, masks(principal)), row.version, 201)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/disputes/{dispute_id}/sessions/{session_id}/cancel",
+    response_model=SessionOut,
+    summary="取消调解 Call off a session still to be held",
+    description=(
+        "With the reason (a party cannot come, the place is not available): the sitting becomes "
+        "`cancelled` with `cancel_reason`, and the case's timeline says so. A new time is a new "
+        "session (POST /sessions). A session held (409 `session_recorded`) or already cancelled "
+        "(409 `session_cancelled`) is not. Needs the session's ETag."
+    ),
+    responses=CHANGES,
+)
+async def cancel_session(
+    request: Request,
+    dispute_id: uuid.UUID,
+    session_id: uuid.UUID,
+    data: SessionCancelIn,
+    principal: Writer,
+    svc: Agreements,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        row = await svc.cancel(dispute_id, session_id, data, principal, if_match)
+        return _json(session_out(row, masks(principal)), row.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 

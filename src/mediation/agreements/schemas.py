@@ -18,6 +18,7 @@ from mediation.disputes.schemas import (
     Day,
     Instant,
     Note,
+    Reason,
     given,
     omitted,
     when,
@@ -99,6 +100,13 @@ class SessionRecordIn(WriteModel):
         return self
 
 
+class SessionCancelIn(WriteModel):
+    """Why the sitting is called off (当事人请假, 另行安排 ...): kept on the sitting and on the
+    case's timeline. A new time is a new sitting."""
+
+    reason: Reason
+
+
 class SessionOut(BaseModel):
     id: uuid.UUID
     dispute_id: uuid.UUID
@@ -112,6 +120,11 @@ class SessionOut(BaseModel):
     outcome: SessionOutcome | None
     party_id: uuid.UUID | None
     mediator_name: str | None
+    cancelled_at: datetime | None = Field(description="When the sitting was called off.")
+    cancel_reason: str | None = Field(
+        description="The body's reason, when it called the sitting off; null when it was called off "
+        "with the case, as mediation at the body ended (the case's timeline says why)."
+    )
     created_at: datetime
     version: int
 

@@ -21,6 +21,7 @@ from mediation.agreements.schemas import (
     AgreementIn,
     FollowUpResultIn,
     PerformanceIn,
+    SessionCancelIn,
     SessionIn,
     SessionOutcome,
     SessionRecordIn,
@@ -180,6 +181,58 @@ class AgreementService:
         )
         return row
 
+    async def _sitting(
+        self, dispute: Dispute, session_id: uuid.UUID, if_match: str | None
+    ) -> MediationSession:
+        """The case's sitting, still to be held, as the caller last read it."""
+        row = await self.session.get(MediationSession, session_id)
+        if row is None or row.dispute_id != dispute.id:
+            raise NotFound(Text("本案没有这次调解", "No such session in this case"))
+        check_if_match(if_match, row.version)
+        if row.status == "cancelled":
+            raise Conflict(
+                Text("这次调解已取消", "This session was cancelled")
+                if row.cancel_reason
+                else Text(
+                    "这次调解已取消: 案件已不在本组织调解中",
+                    "This session was cancelled: the case is no longer in mediation here",
+                ),
+                code="session_cancelled",
+            )
+        if row.status != "scheduled":
+            raise Conflict(
+                Text("这次调解已经记录过", "This session is already recorded"), code="session_recorded"
+            )
+        return row
+
+    async def cancel(
+        self,
+        dispute_id: uuid.UUID,
+        session_id: uuid.UUID,
+        data: SessionCancelIn,
+        principal: Principal,
+        if_match: str | None,
+    ) -> MediationSession:
+        """Call off a sitting still to be held, with the reason: the parties were summoned to it,
+        and the body's list of sittings must not keep it (a new time is a new sitting)."""
+        dispute = await self._case(dispute_id, principal, write=True)
+        row = await self._sitting(dispute, session_id, if_match)
+        if dispute.status not in WORKING_STATES:
+            raise _not_now(dispute, Text("取消调解", "cancel a session"))
+        now = self.clock.now()
+        row.status, row.cancelled_at, row.cancel_reason = "cancelled", now, data.reason
+        row.updated_at = now
+        row.version += 1
+        await self.disputes.record_work(
+            dispute,
+            "cancel_session",
+            principal,
+            data.reason,
+            {"session_id": str(row.id), "scheduled_at": row.scheduled_at.isoformat()},
+            "session_cancelled",
+        )
+        return row
+
     async def record(
         self,
         dispute_id: uuid.UUID,
@@ -191,22 +244,7 @@ class AgreementService:
         """The minutes (调解笔录) and outcome of a session. A party's refusal (人民调解法 Art. 17), a
         demand to stop (Art. 23) or positions too far apart end mediation with that reason."""
         dispute = await self._case(dispute_id, principal, write=True)
-        row = await self.session.get(MediationSession, session_id)
-        if row is None or row.dispute_id != dispute.id:
-            raise NotFound(Text("本案没有这次调解", "No such session in this case"))
-        check_if_match(if_match, row.version)
-        if row.status == "cancelled":
-            raise Conflict(
-                Text(
-                    "这次调解已取消: 案件已不在本组织调解中",
-                    "This session was cancelled: the case is no longer in mediation here",
-                ),
-                code="session_cancelled",
-            )
-        if row.status != "scheduled":
-            raise Conflict(
-                Text("这次调解已经记录过", "This session is already recorded"), code="session_recorded"
-            )
+        row = await self._sitting(dispute, session_id, if_match)
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("记录调解", "record a session"))
         party_ids = {p.id for p in dispute.parties}

@@ -816,7 +816,7 @@ class DisputeService:
             )
         )
         for row in rows:
-            row.status, row.updated_at = "cancelled", now
+            row.status, row.updated_at, row.cancelled_at = "cancelled", now, now
             row.version += 1
         await self._flush_versioned()
 

@@ -159,6 +159,15 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["schedule_session"],
         },
+        "session_cancelled": {
+            "summary": "取消调解 The body called off a session still to be held, with its reason (on the timeline)",
+            "fields": {
+                **COMMON_FIELDS,
+                "session_id": {"type": "string", "format": "uuid"},
+                "scheduled_at": {"type": "string", "format": "date-time"},
+            },
+            "actions": ["cancel_session"],
+        },
         "session_recorded": {
             "summary": "调解笔录 A session's minutes and outcome were recorded",
             "fields": {

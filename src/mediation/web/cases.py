@@ -36,6 +36,7 @@ from mediation.agreements.schemas import (
     AgreementIn,
     Attendee,
     ObligationIn,
+    SessionCancelIn,
     SessionIn,
     SessionRecordIn,
     SignatureIn,
@@ -370,6 +371,7 @@ class CasePage:
             "sittings": sittings,
             "can_hold_sittings": can_draft and principal.can(Permission.cases_write),
             "sitting_fields": describe(SessionIn),
+            "sitting_cancel_fields": describe(SessionCancelIn),
             "sitting_record_fields": sitting_record_fields([Option(str(p.id), p.name) for p in case.parties]),
             "attendee_fields": [attendee_fields(len(case.parties) + i) for i in range(OTHER_ATTENDEE_ROWS)],
             "sitting_attendees": [
@@ -484,6 +486,7 @@ DONE_MESSAGES = {
     "sitting_scheduled": "已安排调解会",
     "sitting_recorded": "已记录调解情况",
     "sitting_recorded_ended": "已记录调解情况; 调解终止, 案件转为调解未成",
+    "sitting_cancelled": "已取消调解会",
 }
 
 
@@ -524,7 +527,7 @@ async def _refused(
         else "调解协议"
         if failed == "draft_agreement" or failed.startswith("sign:")
         else "调解会"
-        if failed.startswith("record_sitting:")
+        if failed.startswith(("record_sitting:", "cancel_sitting:"))
         else "案件"
     )
     if isinstance(exc, StaleVersion):
@@ -559,6 +562,8 @@ def _field_names(form: str) -> set[str]:
         fields = describe(SessionIn)
     elif form.startswith("record_sitting:"):
         fields = sitting_record_fields([]) + [f for i in range(MAX_ATTENDEE_ROWS) for f in attendee_fields(i)]
+    elif form.startswith("cancel_sitting:"):
+        fields = describe(SessionCancelIn)
     elif form.startswith("alert:") and form.endswith(":resolve"):
         fields = describe(ResolveIn)  # acknowledging shows no field: its refusal is said above it
     else:
@@ -789,6 +794,32 @@ async def record_sitting(
         return await _refused(request, svc, principal, case_id, failed, exc, values)
     done = "sitting_recorded_ended" if record.outcome in ENDING_OUTCOMES else "sitting_recorded"
     return see_other(f"/cases/{case_id}?done={done}#sittings")
+
+
+@router.post("/cases/{dispute_id}/sittings/{sitting_id}/cancel", response_class=HTMLResponse)
+async def cancel_sitting(
+    request: Request, dispute_id: str, sitting_id: str, principal: Staff, svc: Service
+) -> Response:
+    """取消调解会: a sitting still to be held called off, with the reason, on the sitting's version
+    the page showed (recorded or called off since, the service refuses it)."""
+    case_id, row_id = parse_id(dispute_id), parse_id(sitting_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values: dict[str, Any] = {}
+    try:
+        values = form_data(form, describe(SessionCancelIn))
+        require(principal, Permission.cases_write)
+        cancel = SessionCancelIn.model_validate(values)
+        version = _text(form.get("version"))
+        await _once(
+            request,
+            principal,
+            form,
+            lambda: AgreementService(svc).cancel(case_id, row_id, cancel, principal, version),
+        )
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, f"cancel_sitting:{row_id}", exc, values)
+    return see_other(f"/cases/{case_id}?done=sitting_cancelled#sittings")
 
 
 # ---- the agreement --------------------------------------------------------------------------------

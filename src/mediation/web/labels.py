@@ -18,6 +18,7 @@ TIMELINE_LABELS = {
     "record_consent": "记录调解意愿",
     "schedule_session": "安排调解",
     "record_session": "记录调解笔录",
+    "cancel_session": "取消调解",
     "draft_agreement": "起草调解协议",
     "sign_agreement": "签署调解协议",
     "record_obligation_performance": "登记义务履行",
