@@ -348,6 +348,24 @@ class AlertService:
         raising.current = True
         return raising
 
+    async def new_risk_hits(self, dispute: Dispute, text: str) -> list[RiskHit]:
+        """The risk words `text` says, all of them, when one is a word no risk alert of the case has
+        named yet (at intake, in a session's minutes, in an earlier correction; open or resolved);
+        none otherwise, so facts told again with the same words raise no second alert."""
+        hits = self.risk_hits(text)
+        if not hits:
+            return []
+        # Through the case's alerts (indexed by case): a risk alert is about its one case.
+        named = await self.session.scalars(
+            select(Alert.details)
+            .join(AlertCase, AlertCase.alert_id == Alert.id)
+            .where(
+                AlertCase.dispute_id == dispute.id, Alert.kind == "risk", Alert.key == f"risk:{dispute.id}"
+            )
+        )
+        known = {word for details in named.all() for word in (details or {}).get("words", [])}
+        return hits if any(hit.word not in known for hit in hits) else []
+
     async def flag_risk(self, dispute: Dispute, hits: list[RiskHit], source: str) -> Alert:
         finding = self._risk(dispute, hits, source)
         alert = await self._raise(dispute, finding, await self._open(finding.key))

@@ -345,6 +345,9 @@ async def choose_mediator(
     description=(
         "Corrects or completes what was registered (个人信息保护法 Art. 46): the facts, a party's name, "
         "document, phone, address or domicile, each checked as at intake, and adds parties found later. "
+        "Corrected facts are read for risk words as at intake: a word no risk alert of the case has named "
+        "yet flags the case and raises (or joins) its risk alert, `details.source` `correction`, in the "
+        "same transaction. "
         "`reason` is required and lands on the timeline; the timeline entry, the `dispute.corrected` "
         "event and the audit record name the fields and parties changed, never the values. Refused once "
         "the case is closed, archived or declined (409 `case_closed`) or with a court or commission "

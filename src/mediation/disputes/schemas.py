@@ -443,7 +443,13 @@ class DisputeCorrectionIn(WriteModel):
 
     reason: Reason
     description: Annotated[str | None, Field(min_length=5, max_length=5000)] = Field(
-        default=None, description="The dispute's facts as registered, corrected."
+        default=None,
+        description="The dispute's facts as registered, corrected. Read for words of violence, "
+        "self-harm or gathering as at intake (人民调解法 Art. 25): a word no risk alert of the case has "
+        "named yet flags the case (is_risk, attention `risk`) and raises its risk alert, or joins the "
+        "one open, with `details.source` `correction`, on the timeline and in the feed "
+        "(`alert_raised`) in the same transaction as the correction. Words the case's risk alerts "
+        "named already raise none again.",
     )
     parties: Annotated[
         list[PartyCorrectionIn] | None,

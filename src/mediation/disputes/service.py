@@ -22,7 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from mediation.agreements.models import Agreement, FollowUp, Obligation, Signature
 from mediation.agreements.render import agreement_html
 from mediation.agreements.rules import agreement_summary, past_its_day
-from mediation.alerts.detect import place_key
+from mediation.alerts.detect import RiskHit, place_key
 from mediation.bodies.models import Body, BodyKind, Mediator, MediatorConflict
 from mediation.clocks import rules as clock_rules
 from mediation.clocks.counted import recount_reason
@@ -1372,8 +1372,15 @@ class DisputeService:
                 "nothing_to_correct",
                 Text("所填内容与登记信息相同, 没有需要更正的内容", "Nothing differs from what is registered"),
             )
+        # Early warning reads the corrected facts as it reads them at intake (人民调解法 Art. 25):
+        # words no risk alert of the case has named yet raise one (or join the one open).
+        from mediation.alerts.service import AlertService  # it builds on this service
+
+        alerts = AlertService(self)
+        risk: list[RiskHit] = []
         if facts_changed:
             assert data.description is not None
+            risk = await alerts.new_risk_hits(dispute, data.description)
             dispute.description = data.description
         for party, changed in changes:
             self._set_party(party, changed)
@@ -1409,6 +1416,9 @@ class DisputeService:
             now,
         )
         await self._flush_versioned()
+        if risk:
+            # After the correction's own entry and event: the alert follows from what it wrote.
+            await alerts.flag_risk(dispute, risk, "correction")
         return dispute, corrected
 
     def may_correct(self, dispute: Dispute, principal: Principal) -> bool:
