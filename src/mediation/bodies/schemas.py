@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Self
 
@@ -14,7 +13,7 @@ from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import Category, IdType, Tier
 from mediation.disputes.identity import DomainValueError, at_field, normalise_id_number, region_prefix
-from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, RegionCode, given, when
+from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, RegionCode, given, when, without_null
 
 Categories = Annotated[
     list[Category], Field(max_length=len(Category), json_schema_extra={"uniqueItems": True})
@@ -55,26 +54,6 @@ def _not_null(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-def _without_null(
-    names: frozenset[str], extra: dict[str, Any] | None = None
-) -> Callable[[dict[str, Any]], None]:
-    """The contract of a patch whose `names` are optional but never null: each property is offered
-    as its own type alone (no null branch, no null default), as `_not_null` enforces."""
-
-    def adjust(schema: dict[str, Any]) -> None:
-        for name in names:
-            prop = schema["properties"][name]
-            kept = [branch for branch in prop.pop("anyOf", []) if branch != {"type": "null"}]
-            if len(kept) == 1:
-                prop.update({**kept[0], **prop})
-            elif kept:
-                prop["anyOf"] = kept
-            prop.pop("default", None)
-        schema.update(extra or {})
-
-    return adjust
-
-
 class BodyCreate(_Write):
     name: Annotated[str, Field(min_length=2, max_length=200)]
     kind: BodyKind
@@ -99,7 +78,7 @@ class BodyPatch(_Write):
     contact, description); kind, tier, region, jurisdiction and working status are the registry's."""
 
     model_config = ConfigDict(
-        json_schema_extra=_without_null(
+        json_schema_extra=without_null(
             BODY_NOT_NULL, when("active", [False], given("suspended_reason", NON_BLANK_TEXT))
         )
     )
@@ -173,7 +152,7 @@ MEDIATOR_NOT_NULL = frozenset({"name", "specialties", "active"})
 
 
 class MediatorPatch(_Write):
-    model_config = ConfigDict(json_schema_extra=_without_null(MEDIATOR_NOT_NULL))
+    model_config = ConfigDict(json_schema_extra=without_null(MEDIATOR_NOT_NULL))
 
     name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
     title: Annotated[str | None, Field(max_length=60)] = None

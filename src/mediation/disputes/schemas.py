@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -144,6 +145,26 @@ def when(
     if otherwise is not None:
         condition["else"] = otherwise
     return condition
+
+
+def without_null(
+    names: frozenset[str], extra: dict[str, Any] | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """The contract of a body whose `names` are optional but never null: each property is offered
+    as its own type alone (no null branch, no null default), as a validator refusing null enforces."""
+
+    def adjust(schema: dict[str, Any]) -> None:
+        for name in names:
+            prop = schema["properties"][name]
+            kept = [branch for branch in prop.pop("anyOf", []) if branch != {"type": "null"}]
+            if len(kept) == 1:
+                prop.update({**kept[0], **prop})
+            elif kept:
+                prop["anyOf"] = kept
+            prop.pop("default", None)
+        schema.update(extra or {})
+
+    return adjust
 
 
 # ---- intake -------------------------------------------------------------------------------------
@@ -404,27 +425,85 @@ def _row(parties: list[PartyIn], position: int, language: str) -> str:
 # ---- corrections ---------------------------------------------------------------------------------
 
 
+# What a party may lack at intake, and so what a correction may clear (null) when the detail on
+# record is wrong and the right one is not known: a wrong number finds another person's cases, a wrong
+# address sends papers to a stranger (个人信息保护法 Art. 46: inaccurate information is corrected or
+# deleted). A party's name, and the case's facts, are required at intake and are never cleared.
+CLEARABLE_PARTY_FIELDS = frozenset({"id_type", "id_number", "phone", "address", "region_code"})
+# Left out, or blank text for a number (as the case page sends a field it shows empty): unchanged.
+BLANK_AS_OMITTED = ("id_number", "phone")
+
+
+def _not_cleared(value: Any) -> Any:
+    """A correction leaves out what it keeps; null clears, and this must always hold a value."""
+    if value is None:
+        raise DomainValueError(
+            "null_not_allowed",
+            Text(
+                "此项为必填项, 不能清空; 不更正时请省略该项",
+                "Required: it cannot be cleared; leave it out to keep it as it is",
+            ),
+        )
+    return value
+
+
 class PartyCorrectionIn(_PartyNumbers):
     """The registered details of one party, corrected or completed (个人信息保护法 Art. 46): only
-    the fields given change, each checked and normalised as at intake. A document number is
-    given with its type, as at intake."""
+    the fields given change, each checked and normalised as at intake; a field left out stays as
+    it is. A document number is given with its type, as at intake. null clears a detail a party may
+    lack at intake (id_type, id_number, phone, address, region_code) when the one on record is
+    wrong; the name is never cleared (422 `null_not_allowed`). A number given as blank text is left
+    as it is, as if left out."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "if": given("id_number", NON_BLANK_TEXT),
-            "then": given("id_type", {"type": "string"}),
-        }
+        json_schema_extra=without_null(
+            frozenset({"name"}),
+            {
+                "if": given("id_number", NON_BLANK_TEXT),
+                "then": given("id_type", {"type": "string"}),
+            },
+        )
     )
 
     party_id: uuid.UUID
-    name: Annotated[str | None, Field(min_length=1, max_length=100)] = None
-    id_type: IdType | None = None
-    id_number: Annotated[str | None, Field(max_length=40)] = None
-    phone: Annotated[str | None, Field(max_length=20)] = None
-    address: Annotated[str | None, Field(min_length=1, max_length=200)] = None
-    region_code: RegionCode | None = Field(
-        default=None, description="Where the party lives (GB/T 2260); names the court of its domicile."
+    name: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
+        default=None, description="Never cleared: null is refused (422 `null_not_allowed`)."
     )
+    id_type: IdType | None = Field(
+        default=None,
+        description="null clears it; while the party has a document number on record, only with "
+        "id_number null in the same entry (422 `id_number_missing` at id_number otherwise).",
+    )
+    id_number: Annotated[str | None, Field(max_length=40)] = Field(
+        default=None,
+        description="Given with its id_type. null clears a wrong number: the case is no longer found "
+        "by it, nor related by it to other cases.",
+    )
+    phone: Annotated[str | None, Field(max_length=20)] = Field(
+        default=None, description="null clears a wrong number: the case is no longer found by it."
+    )
+    address: Annotated[str | None, Field(min_length=1, max_length=200)] = Field(
+        default=None, description="null clears it."
+    )
+    region_code: RegionCode | None = Field(
+        default=None,
+        description="Where the party lives (GB/T 2260); names the court of its domicile. null clears it.",
+    )
+
+    _name_kept = field_validator("name")(_not_cleared)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_number_left_out(cls, data: Any) -> Any:
+        # Blank text never meant "clear" here (it was read as no number given), and the case page
+        # sends a number it shows masked as empty text: only null clears.
+        if isinstance(data, dict):
+            return {
+                k: v
+                for k, v in data.items()
+                if not (k in BLANK_AS_OMITTED and isinstance(v, str) and not v.strip())
+            }
+        return data
 
 
 class DisputeCorrectionIn(WriteModel):
@@ -432,24 +511,27 @@ class DisputeCorrectionIn(WriteModel):
     parties found later. Parties are never removed here."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "anyOf": [
-                {"required": ["description"], "properties": {"description": {"type": "string"}}},
-                {"required": ["parties"], "properties": {"parties": {"type": "array"}}},
-                {"required": ["add_parties"], "properties": {"add_parties": {"type": "array"}}},
-            ]
-        }
+        json_schema_extra=without_null(
+            frozenset({"description"}),
+            {
+                "anyOf": [
+                    {"required": ["description"], "properties": {"description": {"type": "string"}}},
+                    {"required": ["parties"], "properties": {"parties": {"type": "array"}}},
+                    {"required": ["add_parties"], "properties": {"add_parties": {"type": "array"}}},
+                ]
+            },
+        )
     )
 
     reason: Reason
     description: Annotated[str | None, Field(min_length=5, max_length=5000)] = Field(
         default=None,
-        description="The dispute's facts as registered, corrected. Read for words of violence, "
-        "self-harm or gathering as at intake (人民调解法 Art. 25): a word no risk alert of the case has "
-        "named yet flags the case (is_risk, attention `risk`) and raises its risk alert, or joins the "
-        "one open, with `details.source` `correction`, on the timeline and in the feed "
-        "(`alert_raised`) in the same transaction as the correction. Words the case's risk alerts "
-        "named already raise none again.",
+        description="The dispute's facts as registered, corrected; never cleared (null is refused, "
+        "422 `null_not_allowed`). Read for words of violence, self-harm or gathering as at intake "
+        "(人民调解法 Art. 25): a word no risk alert of the case has named yet flags the case (is_risk, "
+        "attention `risk`) and raises its risk alert, or joins the one open, with `details.source` "
+        "`correction`, on the timeline and in the feed (`alert_raised`) in the same transaction as the "
+        "correction. Words the case's risk alerts named already raise none again.",
     )
     parties: Annotated[
         list[PartyCorrectionIn] | None,
@@ -464,6 +546,8 @@ class DisputeCorrectionIn(WriteModel):
             "still involve them.",
         ),
     ] = None
+
+    _facts_kept = field_validator("description")(_not_cleared)
 
     @model_validator(mode="after")
     def _something(self) -> Self:

@@ -1335,7 +1335,8 @@ class DisputeService:
                     Text("同一当事人只能列一次", "Each party is corrected in one entry"),
                 )
             seen.add(party.id)
-            changed = self._party_changes(party, fix.model_dump(exclude={"party_id"}, exclude_none=True), i)
+            # Left out stays; given as null (a detail the party may lack at intake) is cleared.
+            changed = self._party_changes(party, fix.model_dump(exclude={"party_id"}, exclude_unset=True), i)
             if not changed:
                 continue
             if party.id in locked and {"name", "id_type", "id_number"} & set(changed):
@@ -1501,26 +1502,39 @@ class DisputeService:
         for field_name in ("name", "address", "region_code"):
             if field_name in given and given[field_name] != getattr(party, field_name):
                 changed[field_name] = given[field_name]
-        if "phone" in given and self.cipher.index(given["phone"], kind="phone") != party.phone_index:
-            changed["phone"] = given["phone"]
+        # A number given null is cleared, if there is one; the schema never lets a name be null.
+        if "phone" in given:
+            phone = given["phone"]
+            index = self.cipher.index(phone, kind="phone") if phone is not None else None
+            if index != party.phone_index:
+                changed["phone"] = phone
         id_type = given.get("id_type")
-        if "id_number" in given:
+        number = given.get("id_number")
+        if number is not None:
             assert id_type is not None  # the schema requires the type with the number
             same = (
                 id_type == party.id_type
-                and self.cipher.index(given["id_number"], kind="id_number") == party.id_number_index
+                and self.cipher.index(number, kind="id_number") == party.id_number_index
             )
             if not same:
-                changed["id_type"], changed["id_number"] = id_type, given["id_number"]
-        elif id_type is not None and id_type != party.id_type:
-            if party.id_number_enc is not None:
-                # The number was checked against its type: a new type goes with the number again.
-                raise ValidationFailed.of_field(
-                    f"parties[{i}].id_number",
-                    "id_number_missing",
-                    Text("更正证件类型时须同时填写证件号码", "Give id_number with a new id_type"),
-                )
-            changed["id_type"] = id_type
+                changed["id_type"], changed["id_number"] = id_type, number
+        else:
+            if "id_number" in given and party.id_number_enc is not None:
+                changed["id_number"] = None
+            if "id_type" in given and id_type != party.id_type:
+                if party.id_number_enc is not None and "id_number" not in changed:
+                    # The number was checked against its type: a new type goes with the number
+                    # again, and the type is cleared only with the number it describes.
+                    message = (
+                        Text("更正证件类型时须同时填写证件号码", "Give id_number with a new id_type")
+                        if id_type is not None
+                        else Text(
+                            "清除证件类型时须同时清除证件号码",
+                            "Clear id_number too: it is checked against its id_type",
+                        )
+                    )
+                    raise ValidationFailed.of_field(f"parties[{i}].id_number", "id_number_missing", message)
+                changed["id_type"] = id_type
         new_type = changed.get("id_type")
         if party.kind == PartyKind.organisation and new_type not in (None, IdType.uscc, IdType.other):
             raise ValidationFailed.of_field(
@@ -1539,18 +1553,27 @@ class DisputeService:
                 setattr(party, field_name, changed[field_name])
         if "name" in changed and party.kind == PartyKind.organisation:
             party.name_key = organisation_key(changed["name"])
+        # A number cleared (None) goes with its mask and its keyed index: nothing finds it.
         if "id_number" in changed:
             number = changed["id_number"]
-            party.id_number_enc = self.cipher.encrypt(
-                number, table="parties", column="id_number", row_id=row_id
+            party.id_number_enc = (
+                self.cipher.encrypt(number, table="parties", column="id_number", row_id=row_id)
+                if number is not None
+                else None
             )
-            party.id_number_masked = mask_id_number(number)
-            party.id_number_index = self.cipher.index(number, kind="id_number")
+            party.id_number_masked = mask_id_number(number) if number is not None else None
+            party.id_number_index = (
+                self.cipher.index(number, kind="id_number") if number is not None else None
+            )
         if "phone" in changed:
             phone = changed["phone"]
-            party.phone_enc = self.cipher.encrypt(phone, table="parties", column="phone", row_id=row_id)
-            party.phone_masked = mask_phone(phone)
-            party.phone_index = self.cipher.index(phone, kind="phone")
+            party.phone_enc = (
+                self.cipher.encrypt(phone, table="parties", column="phone", row_id=row_id)
+                if phone is not None
+                else None
+            )
+            party.phone_masked = mask_phone(phone) if phone is not None else None
+            party.phone_index = self.cipher.index(phone, kind="phone") if phone is not None else None
 
     def _refuse_repeated_parties(
         self, dispute: Dispute, changes: list[tuple[Party, dict[str, Any]]], added: list[PartyIn]
@@ -1563,8 +1586,9 @@ class DisputeService:
         for party in dispute.parties:
             change, i = fixes.get(party.id, ({}, -1))
             id_type = change.get("id_type", party.id_type)
+            number = change.get("id_number")
             index = (
-                self.cipher.index(change["id_number"], kind="id_number")
+                (self.cipher.index(number, kind="id_number") if number is not None else None)
                 if "id_number" in change
                 else party.id_number_index
             )

@@ -99,7 +99,8 @@ def catalogue() -> list[dict[str, Any]]:
                             "fields": {
                                 "type": "array",
                                 "items": {"type": "string"},
-                                "description": "name | id_type | id_number | phone | address | region_code",
+                                "description": "the fields changed or cleared: name | id_type | id_number "
+                                "| phone | address | region_code",
                             },
                         },
                     },

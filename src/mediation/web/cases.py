@@ -59,6 +59,7 @@ from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
+    CLEARABLE_PARTY_FIELDS,
     DisputeCorrectionIn,
     PartyCorrectionIn,
     PartyIn,
@@ -621,6 +622,8 @@ async def _once(
 # ---- corrections -----------------------------------------------------------------------------------
 
 MAX_CORRECTED_PARTIES = 200
+# A party's fields a correction form may send back empty to clear (the name: to be told it cannot).
+EMPTIED = frozenset({"name"}) | CLEARABLE_PARTY_FIELDS
 
 
 @functools.cache
@@ -648,15 +651,30 @@ def correction_prefill(case: Any) -> dict[str, Any]:
     return {"description": case.description, "parties": parties, "add_parties": [{"kind": "person"}]}
 
 
-def correction_payload(values: dict[str, Any]) -> dict[str, Any]:
-    """The form as the API's body: a field left blank is not corrected, a party row of nothing but
-    its id corrects nothing, and the row for a new party counts only once it has a name."""
+def correction_payload(
+    values: dict[str, Any], shown: dict[str, Any] | None = None, emptied: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """The form as the API's body: a party's field the form showed filled (`shown`, its prefill)
+    and sent back empty (`emptied`, by the names the form sent blank) is cleared (null; the name,
+    which cannot be, is refused at its field); a field it showed empty (a number masked for this
+    caller) and left empty is not corrected; a party row of nothing but its id corrects nothing,
+    and the row for a new party counts only once it has a name. The form sent back as it was
+    shown corrects nothing."""
+    prefilled = {r["party_id"]: r for r in (shown or {}).get("parties") or []}
 
     def filled(row: Any) -> dict[str, Any]:
         return {k: v for k, v in row.items() if v not in ("", None)} if isinstance(row, dict) else {}
 
+    def corrected(i: int, row: Any) -> dict[str, Any]:
+        fields = filled(row)
+        was = prefilled.get(fields.get("party_id"), {})
+        for name in sorted(EMPTIED):
+            if f"parties[{i}].{name}" in emptied and was.get(name) not in ("", None):
+                fields[name] = None
+        return fields
+
     body: dict[str, Any] = {k: v for k, v in values.items() if k in ("reason", "description")}
-    parties = [filled(r) for r in values.get("parties") or []]
+    parties = [corrected(i, r) for i, r in enumerate(values.get("parties") or [])]
     if any(set(r) - {"party_id"} for r in parties):
         body["parties"] = parties
     added = [filled(r) for r in values.get("add_parties") or []]
@@ -676,9 +694,20 @@ async def correct_case(request: Request, dispute_id: str, principal: Staff, svc:
     try:
         values = form_data(form, correction_fields(MAX_CORRECTED_PARTIES))
         require(principal, Permission.cases_write)
-        correction = DisputeCorrectionIn.model_validate(correction_payload(values))
         version = _text(form.get("version"))
-        await _once(request, principal, form, lambda: svc.correct(case_id, correction, principal, version))
+        # The names sent blank: the form data leaves them out like names not sent at all.
+        emptied = frozenset(k for k, v in form.multi_items() if isinstance(v, str) and not v.strip())
+
+        async def change() -> None:
+            # What the form showed this caller, read in the correction's transaction (once the form's
+            # key is claimed) and held to the form's version by it: a field the form showed filled
+            # that comes back empty is one the clerk emptied.
+            case = viewer_for(request, principal).dispute(await svc.get(case_id, principal))
+            body = correction_payload(values, correction_prefill(case), emptied)
+            correction = DisputeCorrectionIn.model_validate(body)
+            await svc.correct(case_id, correction, principal, version)
+
+        await _once(request, principal, form, change)
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, "correct", exc, values)
     return see_other(f"/cases/{case_id}?done=corrected#parties")
