@@ -694,6 +694,15 @@ async def produce_every_event_type(api: Any) -> None:
         headers={**owner, "If-Match": order.headers["ETag"]},
     )
     assert answered.status_code == 200, answered.text
+    # An order closed with its case when the party withdraws.
+    lapsing = await api.drive("mediating")
+    issued = await api.client.post(
+        f"/v1/disputes/{lapsing['id']}/supervision-orders",
+        json={"instruction": "报告进展"},
+        headers={**supervisor, "If-Match": f'"{lapsing["version"]}"'},
+    )
+    assert issued.status_code == 201, issued.text
+    await api.step(await api.get(lapsing), "withdraw")
     risky = await api.get(risky)
     owned = await api.client.put(
         f"/v1/disputes/{risky['id']}/owner",

@@ -16,16 +16,15 @@ from tests.test_supervision_and_warning import _answer, _if_match, _order, _orde
 
 async def test_a_case_closed_with_an_overdue_order_no_longer_waits_for_a_supervisor(api: Api) -> None:
     # The order went unanswered past its day and was escalated; then the party withdrew and the
-    # case was closed. Nothing is left to supervise: the closed case leaves the supervisors' list
-    # (it is not escalated either, had the order still been waiting: CASE_OPEN).
+    # case was closed. Nothing is left to supervise once the party withdrew (人民调解法 Art. 23):
+    # the order lapses with the case, and the case leaves the supervisors' list.
     at_beijing(api, date(2026, 6, 1))
     dispute = await api.drive("mediating")
     order = await _order(api, dispute, due_on="2026-06-03")
     at_beijing(api, date(2026, 6, 4))
     assert (await _tick(api)).orders_escalated == 1
     withdrawn = await api.step(await api.get(dispute), "withdraw")
-    # Withdrawn, the case still waits for the body to close it: the flag holds until then.
-    assert withdrawn["attention"] == "supervision_overdue"
+    assert withdrawn["attention"] is None
     closed = await api.step(withdrawn, "close")
     assert (closed["status"], closed["attention"]) == ("closed", None)
     flagged = await api.client.get(
@@ -33,10 +32,11 @@ async def test_a_case_closed_with_an_overdue_order_no_longer_waits_for_a_supervi
     )
     assert flagged.status_code == 200, flagged.text
     assert dispute["id"] not in {d["id"] for d in flagged.json()["items"]}
-    # The late answer is still taken, for the record, and flags nothing.
+    # A late answer is not taken: the order closed with the case.
     current = (await _orders(api, api.auth("supervisor"), dispute))[order["id"]]
+    assert current["status"] == "lapsed"
     answered = await _answer(api, current, "village")
-    assert answered.status_code == 200, answered.text
+    assert answered.status_code == 409, answered.text
     assert (await api.get(dispute))["attention"] is None
 
 
@@ -107,9 +107,9 @@ async def test_a_case_a_party_refused_while_no_body_was_left_no_longer_waits_for
     assert dispute["id"] not in await _flagged(api, "triage_exhausted")
 
 
-async def test_a_case_withdrawn_with_no_body_left_and_an_overdue_order_shows_the_order(api: Api) -> None:
-    # Two reasons held; the search for a body ends with the withdrawal, the unanswered order does
-    # not until the case is closed.
+async def test_a_case_withdrawn_with_no_body_left_and_an_overdue_order_shows_neither(api: Api) -> None:
+    # Two reasons held; the withdrawal ends both: the search for a body, and the order, which
+    # lapses with the case.
     at_beijing(api, date(2026, 6, 1))
     dispute = await api.step(await api.intake(category="medical"), "accept")
     town = str(api.bodies["town"])
@@ -120,7 +120,7 @@ async def test_a_case_withdrawn_with_no_body_left_and_an_overdue_order_shows_the
     dispute = await api.step(await api.get(dispute), "return")
     assert dispute["attention"] == "triage_exhausted"
     withdrawn = await api.step(dispute, "withdraw", role="clerk")
-    assert withdrawn["attention"] == "supervision_overdue"
+    assert withdrawn["attention"] is None
     assert (await api.step(withdrawn, "close"))["attention"] is None
 
 
@@ -138,7 +138,7 @@ async def test_an_order_on_a_closed_case_is_not_counted_again_when_the_holidays_
     report = await _tick(api)
     assert (report.orders_recounted, report.failed) == (0, 0)
     kept = await api.client.get(f"/v1/supervision-orders/{order['id']}", headers=api.auth("supervisor"))
-    assert (kept.json()["version"], kept.json()["due_on"]) == (order["version"], "2027-01-01")
+    assert (kept.json()["status"], kept.json()["due_on"]) == ("lapsed", "2027-01-01")
     # The case's own follow-up visit is counted again (its visit is still to be made); the order not.
     assert "clock_recounted" not in {
         e["action"] for e in await api.timeline(dispute) if e["payload"].get("order_id") == order["id"]

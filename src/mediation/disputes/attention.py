@@ -10,7 +10,7 @@ so a case never drops off the supervisors' list while something still needs them
 2. `triage_exhausted`: every body that could take the case returned it, and none is left. The case
    goes nowhere until a supervisor decides, and until then an order to a body cannot be answered.
 3. `supervision_overdue`: a 督办 order went unanswered past its day (escalated). Held while the case
-   is still being handled: a case closed, archived or declined is not supervised any more.
+   is still followed by the center (FINISHED): its orders lapse when that ends.
 """
 
 from __future__ import annotations
@@ -39,9 +39,29 @@ class Attention(StrEnum):
 
 URGENCY = (Attention.risk, Attention.triage_exhausted, Attention.supervision_overdue)
 
-# A case no one handles any more: it is not supervised, and an order on it left unanswered no longer
-# keeps it before a supervisor (a risk does: the danger does not end with the case, Art. 25).
-FINISHED = (Status.closed.value, Status.archived.value, Status.declined.value)
+# A case whose follow-up by the center (跟踪督办) has ended: it is not supervised, its open orders
+# lapse with the transition that brings it here (supervision.service, 随案办结), and no order keeps it
+# before a supervisor (a risk does: the danger does not end with the case, Art. 25). These states lead
+# only to one another, so a case never leaves them.
+# - declined: never taken in; closed, archived: concluded.
+# - withdrawn: a party ended the mediation (人民调解法 Art. 23); the case only waits to be closed,
+#   and no body has anything left to do on it that an order could ask for.
+# - referred_arbitration, referred_litigation: handed on for good to a commission or a court, which
+#   decides it; the mediation body can no longer act on it, only the outcome comes back.
+# Not mediation_failed: the failure ends the mediation, not the follow-up. The parties are told the
+# other routes (Art. 26), and the center hands the case on to arbitration or litigation (domain §1:
+# it "hands it on when mediation ends"; the body or the center refers it): until it is handed on or
+# closed, an order on it (say, to refer it) still has a body to answer it, and is escalated unanswered.
+# Nor confirmation_pending: the court's ruling may send the case back to the body (a withdrawal, a
+# rejection and re-mediation), and the body follows the agreement's performance (Art. 31).
+FINISHED = (
+    Status.declined.value,
+    Status.withdrawn.value,
+    Status.referred_arbitration.value,
+    Status.referred_litigation.value,
+    Status.closed.value,
+    Status.archived.value,
+)
 
 
 def flag(dispute: Dispute, reason: Attention) -> None:

@@ -754,8 +754,8 @@ class DisputeService:
             # resolved (Art. 25), and an overdue supervision order until it is answered.
             await attention.clear(self, dispute, Attention.triage_exhausted)
         if dispute.status in attention.FINISHED:
-            # Nothing is left to supervise (supervision.service): an order still unanswered, even
-            # escalated, no longer keeps the ended case on the supervisors' list.
+            # Nothing is left to supervise (supervision.service): its orders lapse below, and an
+            # escalated one no longer keeps the ended case on the supervisors' list.
             await attention.clear(self, dispute, Attention.supervision_overdue)
         _milestones(dispute, action, from_status, now)
         dispute.updated_at = now
@@ -794,11 +794,15 @@ class DisputeService:
         if from_status == Status.mediating and dispute.status != Status.mediating:
             await self._cancel_scheduled_sessions(dispute, now)
         await self._route(dispute, action, payload, principal, ctx, now)
+        from mediation.supervision.service import SupervisionService  # it builds on this service
+
         if dispute.body_id != holders_before[0]:
             # The case's open supervision orders follow it to the body that has it now.
-            from mediation.supervision.service import SupervisionService  # it builds on this service
-
             await SupervisionService(self).follow_the_case(dispute, holders_before[0], principal)
+        if dispute.status in attention.FINISHED and from_status not in attention.FINISHED:
+            # The center's follow-up ends here: its open orders close with the case (随案办结), in
+            # this transaction, so no order outlives the transition that ended it.
+            await SupervisionService(self).lapse_with_the_case(dispute, principal)
         await self._handoffs(dispute, action, payload, principal, ctx, now)
         if self.documents is not None:
             await self._paperwork(dispute, action, principal, ctx, now)

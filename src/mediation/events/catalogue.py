@@ -346,6 +346,27 @@ def catalogue() -> list[dict[str, Any]]:
             "fields": {**COMMON_FIELDS, **ORDER_FIELDS},
             "actions": ["supervision_escalated"],
         },
+        "supervision_lapsed": {
+            "summary": (
+                "督办随案办结 An open supervision order closed with its case, unanswered: the case's "
+                "follow-up ended (withdrawn, handed on to arbitration or litigation, closed or declined)"
+            ),
+            "fields": {
+                **COMMON_FIELDS,
+                "order_id": ORDER_FIELDS["order_id"],
+                "body_id": {
+                    "type": ["string", "null"],
+                    "format": "uuid",
+                    "description": "the body it was addressed to; null if it was waiting for the case's next body",
+                },
+                "due_on": ORDER_FIELDS["due_on"],
+                "lapse_reason": {
+                    "type": "string",
+                    "description": "the case's state that ended its follow-up",
+                },
+            },
+            "actions": ["supervision_lapsed"],
+        },
         "owner_changed": {
             "summary": "包案 The case owner was set or cleared",
             "fields": {

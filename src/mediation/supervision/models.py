@@ -14,7 +14,9 @@ class SupervisionOrder(WorkingDaysDue, Base):
     """督办: a supervisor's instruction on a case to a body, with a deadline to respond.
 
     issued -> responded; issued past its deadline -> escalated (the scheduler, once), and an
-    escalated order can still be answered. Each step lands on the case's timeline. An open order
+    escalated order can still be answered. An open order (issued or escalated) lapses with its case
+    (随案办结) when the case's follow-up ends (attention.FINISHED): `lapsed`, for good, with when
+    and the case's state that ended it. Each step lands on the case's timeline. An open order
     follows its case from body to body, and is addressed to no body (`body_id` null) while the case
     waits at the center for its next one (supervision.service).
     """
@@ -36,13 +38,16 @@ class SupervisionOrder(WorkingDaysDue, Base):
     body_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"), index=True)
     instruction: Mapped[str] = mapped_column(Text)
     # due_on, and how it was counted when it is the default (WorkingDaysDue)
-    status: Mapped[str] = mapped_column(String(10), index=True)  # issued | responded | escalated
+    status: Mapped[str] = mapped_column(String(10), index=True)  # issued | responded | escalated | lapsed
     issued_by: Mapped[str] = mapped_column(String(120))
     issued_at: Mapped[datetime]
     response: Mapped[str | None] = mapped_column(Text)
     responded_by: Mapped[str | None] = mapped_column(String(120))
     responded_at: Mapped[datetime | None]
     escalated_at: Mapped[datetime | None]
+    lapsed_at: Mapped[datetime | None]
+    # The case's state whose reaching ended its follow-up (withdrawn, referred_litigation, ...).
+    lapse_reason: Mapped[str | None] = mapped_column(String(24))
     version: Mapped[int] = mapped_column(nullable=False)
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}

@@ -59,7 +59,9 @@ def order_out(order: SupervisionOrder, case_number: str, view: Viewer) -> OrderO
         "mediation body whose jurisdiction covers the case's region, else 422), with the last day to "
         "respond (by default the configured working days). Needs the case's ETag; lands on the "
         "timeline. Unanswered past its last day, the scheduler escalates it once and flags the case. "
-        "A case closed, archived or declined is not supervised (409 `case_finished`)."
+        "A case whose follow-up ended (declined, withdrawn, handed on to arbitration or litigation, closed, "
+        "archived) is not supervised (409 `case_finished`); the open orders on a case lapse with the "
+        "transition that ends it (status `lapsed`)."
     ),
     responses=CHANGES,
 )
@@ -92,7 +94,7 @@ async def list_orders(
     svc: Supervision,
     view: View,
     dispute_id: uuid.UUID | None = None,
-    status: Literal["issued", "responded", "escalated"] | None = None,
+    status: Literal["issued", "responded", "escalated", "lapsed"] | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> OrderPage:
@@ -117,7 +119,10 @@ async def get_order(order_id: uuid.UUID, principal: Reader, svc: Supervision, vi
     "/supervision-orders/{order_id}/response",
     response_model=OrderOut,
     summary="督办答复 The body answers a supervision order",
-    description="Only the body addressed. Needs the order's ETag. An escalated order can still be answered.",
+    description=(
+        "Only the body addressed. Needs the order's ETag. An escalated order can still be answered; one "
+        "lapsed with its case cannot (409 `order_lapsed`, with its `lapse_reason` and `lapsed_at`)."
+    ),
     responses=CHANGES,
 )
 async def respond_order(

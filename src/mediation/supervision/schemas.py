@@ -44,13 +44,22 @@ class OrderOut(BaseModel):
         description="The date was counted in working days across a year whose holiday schedule was not "
         "published yet (weekends only); it is counted again once the schedule is loaded, and only moves later."
     )
-    status: str = Field(description="issued | responded | escalated (unanswered past due_on)")
+    status: str = Field(
+        description="issued | responded | escalated (unanswered past due_on) | lapsed (closed with its "
+        "case, unanswered: the case's follow-up ended, withdrawn, handed on to arbitration or litigation, "
+        "closed or declined; it is not answered or escalated any more)"
+    )
     issued_by: str
     issued_at: datetime
     response: str | None
     responded_by: str | None
     responded_at: datetime | None
     escalated_at: datetime | None
+    lapsed_at: datetime | None = Field(description="When the order lapsed with its case, if it did.")
+    lapse_reason: str | None = Field(
+        description="The case's state that ended its follow-up and so the order's: declined | withdrawn | "
+        "referred_arbitration | referred_litigation | closed | archived."
+    )
     version: int
 
 

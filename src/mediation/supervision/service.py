@@ -15,6 +15,11 @@ the timeline and in the outbox. An order addressed on purpose to a body that is 
 case (the body_id given when it was issued) stays with that body. Only a body the case could be
 given to mediate is addressed so: an active mediation body whose jurisdiction covers the case's
 region, as triage judges it (`_refuse_unless_addressable`).
+
+An order closes with its case (随案办结): when the case's follow-up ends (attention.FINISHED says
+which states end it, and why a failed mediation is not one of them), its open orders lapse in the
+transition that ends it, each on the timeline and in the outbox. A lapsed order is not answered,
+escalated or counted again, and no open order is left in the lists on a case no one follows.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, SYSTEM, Principal
 from mediation.disputes import attention
 from mediation.disputes.attention import FINISHED, Attention
+from mediation.disputes.lifecycle import STATUS_LABELS, Status
 from mediation.disputes.models import Dispute
 from mediation.disputes.scope import visible_to
 from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
@@ -40,12 +46,18 @@ from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
 from mediation.triage.engine import region_prefixes
 
 OPEN = ("issued", "escalated")
+LAPSED = "lapsed"
 # The orders whose default answer date may still be counted again (clocks.counted).
 UNANSWERED = SupervisionOrder.status.in_(OPEN)
-# An unanswered order is escalated only while its case is still being handled: a case closed,
-# archived or declined meanwhile needs no more supervision, and an archived case is not reopened
-# for a flag on it (attention.FINISHED: one escalated before the case ended stops flagging it).
+# An unanswered order is escalated only while its case is still followed: its orders lapse when
+# that ends (`lapse_with_the_case`), and this keeps the scheduler off an ended case all the same.
 CASE_OPEN = Dispute.status.not_in(FINISHED)
+
+
+def _status_label(status: str | None) -> str:
+    """A case state as the center names it (已撤回), for the timeline and the refusal."""
+    known = {s.value: s for s in Status}
+    return STATUS_LABELS[known[status]].zh if status in known else str(status)
 
 
 class SupervisionService:
@@ -163,6 +175,19 @@ class SupervisionService:
         if order is None or principal.role not in BODY_ROLES or principal.organisation_id != order.body_id:
             raise NotFound(Text("没有这项督办", "No such supervision order"))
         assert dispute is not None
+        if order.status == LAPSED:
+            # Closed with its case: nothing is left for the body to report on, and the record keeps
+            # why it was not answered. Refused whatever version the body last read: it holds the
+            # order's ETag from before the lapse, and no version of it can be answered.
+            raise Conflict(
+                Text(
+                    "这项督办已随案办结 (案件{s}), 无需答复",
+                    "This order lapsed with its case ({se}); it is not answered",
+                ).format(s=_status_label(order.lapse_reason), se=order.lapse_reason),
+                code="order_lapsed",
+                lapse_reason=order.lapse_reason,
+                lapsed_at=order.lapsed_at.isoformat() if order.lapsed_at else None,
+            )
         check_if_match(if_match, order.version)
         if order.status not in OPEN:
             raise Conflict(Text("这项督办已经答复", "This order is already answered"), code="order_answered")
@@ -264,6 +289,33 @@ class SupervisionService:
                 # To the body taking the case, the order is one newly addressed to it: the event its
                 # systems already take for an order (the payload's `action` says how it came).
                 "supervision_issued",
+            )
+
+    async def lapse_with_the_case(self, dispute: Dispute, principal: Principal) -> None:
+        """The case's follow-up ended (`apply`, the case locked, in the transition's transaction):
+        its open orders lapse with it (随案办结), whichever body they are addressed to, or none."""
+        rows = await self.session.scalars(
+            select(SupervisionOrder)
+            .where(SupervisionOrder.dispute_id == dispute.id, UNANSWERED)
+            .order_by(SupervisionOrder.issued_at, SupervisionOrder.id)
+            .with_for_update()
+        )
+        now = self.clock.now()
+        for order in rows.all():
+            order.status, order.lapsed_at, order.lapse_reason = LAPSED, now, dispute.status
+            order.version += 1
+            await self.disputes.record_work(
+                dispute,
+                "supervision_lapsed",
+                principal,
+                f"案件{_status_label(dispute.status)}, 督办随案办结",
+                {
+                    "order_id": str(order.id),
+                    "body_id": str(order.body_id) if order.body_id else None,
+                    "due_on": order.due_on.isoformat(),
+                    "lapse_reason": dispute.status,
+                },
+                "supervision_lapsed",
             )
 
     async def _other_escalated(self, order: SupervisionOrder) -> bool:

@@ -53,7 +53,7 @@ from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
-from mediation.disputes.attention import Attention
+from mediation.disputes.attention import FINISHED, Attention
 from mediation.disputes.enums import AgreementForm, Category, Channel
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.router import next_step, service
@@ -339,6 +339,8 @@ class CasePage:
             # Whom each order is addressed to now: it follows the case from body to body.
             "order_bodies": await self._body_names({o.body_id for o, _ in orders if o.body_id}),
             "can_supervise": principal.can(Permission.supervise),
+            # A case whose follow-up ended is not supervised (attention.FINISHED).
+            "finished_states": FINISHED,
             "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
             "response_fields": describe(OrderResponseIn),
             "handoffs": [(h, name, [warning_text(w).zh for w in h.warnings]) for h, _, name in handoffs],

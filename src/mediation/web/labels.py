@@ -29,6 +29,7 @@ TIMELINE_LABELS = {
     "supervision_responded": "答复督办",
     "supervision_escalated": "督办升级",
     "supervision_readdressed": "督办随案转交",
+    "supervision_lapsed": "督办随案办结",
     "acknowledge_handoff": "接收移交",
     "extend_handoff": "延长审查期限",
     "handoff_overdue": "移交审查超期",
@@ -197,6 +198,12 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "concluded": "已审结",
     },
     "alert_status": {"open": "待处置", "acknowledged": "已知悉", "resolved": "已处置"},
+    "order_status": {
+        "issued": "待答复",
+        "responded": "已答复",
+        "escalated": "已升级",
+        "lapsed": "已随案办结",
+    },
 }
 
 FIELD_LABELS: dict[str, str] = {
