@@ -2,19 +2,23 @@
 follow-up ends (declined, withdrawn, handed on to arbitration or litigation, closed) lapse in the
 transition that ends it, and no longer wait in the supervisors' lists or for the scheduler. A case
 whose mediation failed is still followed until it is handed on or closed (人民调解法 Art. 26), so
-its orders stay open."""
+its orders stay open. Migration 0032 lapses the orders the older release left open on ended cases
+and works out again the reason each ended case waits for a supervisor."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 
+from mediation.disputes.models import Dispute
 from mediation.events.models import OutboxEvent
+from mediation.migrate import downgrade, upgrade
 from tests.support import Api, at_beijing
 from tests.test_supervision_and_warning import _if_match, _order, _tick
 
@@ -214,3 +218,95 @@ async def test_the_case_page_shows_a_lapsed_order_and_offers_no_answer(
         assert "已随案办结" in page.text and "已撤回" in page.text
         assert answer_form not in page.text
         assert 'id="issue-order"' not in page.text
+
+
+# ---- migration 0032 --------------------------------------------------------------------------------
+
+
+def _by_id(column: Any) -> Any:
+    return bindparam("id", type_=column.type)
+
+
+async def test_the_migration_lapses_orders_left_open_on_ended_cases_and_repairs_their_flags(
+    api: Api, settings: Any
+) -> None:
+    """Migration 0032: the orders the older release left open on cases that had ended lapse, as the
+    service lapses them now (when and why), and the reason each ended case waits for a supervisor
+    is worked out again by the service's rule. Orders on cases still followed stay open."""
+    at_beijing(api, date(2026, 6, 1))
+    withdrawn = await api.drive("mediating")
+    closed = await api.drive("mediating")
+    failed = await api.drive("mediating")
+    ongoing = await api.drive("mediating")
+    risky = await api.intake(is_risk=True, description="被申请人是公安移交的打架案当事人, 双方情绪激动。")
+    for action in ("accept", "assign", "sign_for"):
+        risky = await api.step(risky, action)
+    orders = {
+        "withdrawn": await _order(api, withdrawn, due_on="2026-06-03"),
+        "closed": await _order(api, closed),
+        "failed": await _order(api, failed, due_on="2026-06-03"),
+        "ongoing": await _order(api, ongoing, due_on="2026-06-03"),
+        "risky": await _order(api, risky, due_on="2026-06-03"),
+    }
+    at_beijing(api, date(2026, 6, 4))
+    assert (await _tick(api)).orders_escalated == 4
+    await api.step(await api.get(withdrawn), "withdraw")
+    await api.step(await api.step(await api.get(closed), "withdraw"), "close")
+    at_beijing(api, date(2026, 6, 5))
+    await api.step(await api.get(failed), "fail")
+    await api.step(await api.get(risky), "withdraw")
+    lapsed_now = {k: await _read(api, o) for k, o in orders.items()}
+    assert {k for k, o in lapsed_now.items() if o["status"] == "lapsed"} == {"withdrawn", "closed", "risky"}
+
+    # As the older release left them: open orders on ended cases, and the flags it kept on them.
+    await api.app.state.db.engine.dispose()
+    await asyncio.to_thread(downgrade, settings.database_url, "0031")
+    stale = {
+        withdrawn["id"]: "supervision_overdue",
+        closed["id"]: "triage_exhausted",
+        failed["id"]: "triage_exhausted",
+        risky["id"]: "supervision_overdue",
+    }
+    async with api.app.state.db.engine.begin() as conn:
+        statuses = {
+            str(r[0]): r[1]
+            for r in (await conn.execute(text("SELECT id, status FROM supervision_orders"))).all()
+        }
+        for dispute_id, reason in stale.items():
+            await conn.execute(
+                text("UPDATE disputes SET attention = :reason WHERE id = :id").bindparams(
+                    _by_id(Dispute.__table__.c.id)
+                ),
+                {"id": uuid.UUID(dispute_id), "reason": reason},
+            )
+    assert sorted(statuses.values()) == ["escalated", "escalated", "escalated", "escalated", "issued"]
+    await api.app.state.db.engine.dispose()
+    await asyncio.to_thread(upgrade, settings.database_url)
+
+    migrated = {k: await _read(api, o) for k, o in orders.items()}
+    for key in ("withdrawn", "closed", "risky"):
+        before, after = lapsed_now[key], migrated[key]
+        assert (after["status"], after["lapse_reason"]) == ("lapsed", before["lapse_reason"]), key
+        assert _at(after["lapsed_at"]) == _at(before["lapsed_at"]), key
+        assert after["escalated_at"] == before["escalated_at"], key
+    assert migrated["closed"]["lapse_reason"] == "withdrawn"  # it lapsed when the case was withdrawn
+    assert (migrated["failed"]["status"], migrated["ongoing"]["status"]) == ("escalated", "escalated")
+    flags = {
+        k: (await api.get(d))["attention"]
+        for k, d in (
+            ("withdrawn", withdrawn),
+            ("closed", closed),
+            ("failed", failed),
+            ("ongoing", ongoing),
+            ("risky", risky),
+        )
+    }
+    assert flags == {
+        "withdrawn": None,
+        "closed": None,
+        # Still followed, with an order overdue: that is why it waits, not the search for a body.
+        "failed": "supervision_overdue",
+        "ongoing": "supervision_overdue",
+        # Its risk alert is still open (人民调解法 Art. 25): the danger outlasts the case.
+        "risky": "risk",
+    }
