@@ -2,7 +2,7 @@
 follow-up ends (declined, withdrawn, handed on to arbitration or litigation, closed) lapse in the
 transition that ends it, and no longer wait in the supervisors' lists or for the scheduler. A case
 whose mediation failed is still followed until it is handed on or closed (人民调解法 Art. 26), so
-its orders stay open. Migration 0032 lapses the orders the older release left open on ended cases
+its orders stay open. Migration 0033 lapses the orders the older release left open on ended cases
 and works out again the reason each ended case waits for a supervisor."""
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ async def test_the_case_page_shows_a_lapsed_order_and_offers_no_answer(
         assert 'id="issue-order"' not in page.text
 
 
-# ---- migration 0032 --------------------------------------------------------------------------------
+# ---- migration 0033 --------------------------------------------------------------------------------
 
 
 def _by_id(column: Any) -> Any:
@@ -230,7 +230,7 @@ def _by_id(column: Any) -> Any:
 async def test_the_migration_lapses_orders_left_open_on_ended_cases_and_repairs_their_flags(
     api: Api, settings: Any
 ) -> None:
-    """Migration 0032: the orders the older release left open on cases that had ended lapse, as the
+    """Migration 0033: the orders the older release left open on cases that had ended lapse, as the
     service lapses them now (when and why), and the reason each ended case waits for a supervisor
     is worked out again by the service's rule. Orders on cases still followed stay open."""
     at_beijing(api, date(2026, 6, 1))
@@ -260,7 +260,7 @@ async def test_the_migration_lapses_orders_left_open_on_ended_cases_and_repairs_
 
     # As the older release left them: open orders on ended cases, and the flags it kept on them.
     await api.app.state.db.engine.dispose()
-    await asyncio.to_thread(downgrade, settings.database_url, "0031")
+    await asyncio.to_thread(downgrade, settings.database_url, "0032")
     stale = {
         withdrawn["id"]: "supervision_overdue",
         closed["id"]: "triage_exhausted",

@@ -22,8 +22,8 @@ case flagged. The service now lapses the open orders in the transition that ends
 A downgrade gives the lapsed orders back the state they lapsed in (escalated if they had been, else
 issued), as the older release has them, and drops the columns.
 
-Revision ID: 0032
-Revises: 0031
+Revision ID: 0033
+Revises: 0032
 Create Date: 2026-12-06 18:00:00
 """
 
@@ -32,8 +32,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0032"
-down_revision: str | None = "0031"
+revision: str = "0033"
+down_revision: str | None = "0032"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
