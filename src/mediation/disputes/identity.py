@@ -113,6 +113,10 @@ def normalise_id_number(id_type: IdType | None, value: str, today: date | None =
         return _permit(compact, _TAIWAN_PERMIT, _INVALID_TAIWAN_PERMIT)
     if id_type == IdType.hmt_residence_permit:
         return _residence_permit(compact, today or Clock().today())
+    if id_type == IdType.foreign_permanent_residence:
+        return _foreign_permanent_residence(compact, today or Clock().today())
+    if id_type == IdType.passport:
+        return _permit(compact, _PASSPORT, _INVALID_PASSPORT)
     if not re.fullmatch(r"[0-9A-Z()（）]{5,30}", compact):
         raise DomainValueError("invalid_id_number", Text("证件号码格式不正确", "Invalid document number"))
     return compact
@@ -142,6 +146,47 @@ _INVALID_RESIDENCE_PERMIT = Text(
     "810000 (Hong Kong), 820000 (Macao) or 830000 (Taiwan), then the birth date, a serial and "
     "the check character",
 )
+
+
+# 外国人永久居留身份证. The card of 2023 carries 18 characters built like the resident ID (GB 11643):
+# 9 (the card's own mark, which no resident ID's province code has), the code of the province that
+# took the application, the holder's nationality (3 digits, GB/T 2659), the birth date, a serial and
+# the ISO 7064 MOD 11-2 check character. The cards of 2004 and 2017, still held, carry 15: the
+# nationality in three letters (GB/T 2659, after ISO 3166-1 alpha-3) and 12 digits; their check
+# character is not published, so their form is all there is to check.
+_FOREIGN_PERMANENT_RESIDENCE_15 = re.compile(r"^[A-Z]{3}[0-9]{12}$")
+# Applications are taken by the mainland's provincial offices only.
+_MAINLAND_PROVINCES = _PROVINCES - {"71", "81", "82"}
+_INVALID_FOREIGN_PERMANENT_RESIDENCE = Text(
+    "外国人永久居留身份证号码应为 18 位 (2023 年版: 以 9 开头, 后接受理地省级代码、国籍代码、出生日期、"
+    "顺序码和校验位) 或 15 位 (2023 年前版: 3 位国籍字母代码加 12 位数字)",
+    "Foreign permanent resident ID card: 18 characters (2023 card: 9, then the province code, the "
+    "nationality code, the birth date, a serial and the check character) or 15 (earlier cards: a "
+    "three-letter nationality code and 12 digits)",
+)
+# Passports of other countries follow no one numbering: letters and digits, of a length any issuer uses.
+_PASSPORT = re.compile(r"^[0-9A-Z]{5,20}$")
+_INVALID_PASSPORT = Text("护照号码应为 5 至 20 位字母或数字", "Passport number: 5 to 20 letters or digits")
+
+
+def _foreign_permanent_residence(number: str, today: date) -> str:
+    if _FOREIGN_PERMANENT_RESIDENCE_15.match(number):
+        return number
+    if len(number) != 18 or number[0] != "9" or number[1:3] not in _MAINLAND_PROVINCES:
+        raise DomainValueError("invalid_id_number", _INVALID_FOREIGN_PERMANENT_RESIDENCE)
+    return _gb11643(
+        number,
+        today,
+        invalid=Text(
+            "外国人永久居留身份证号码无效 (出生日期或校验位不正确)",
+            "Invalid foreign permanent resident ID card number (birth date or check character)",
+        ),
+        impossible_birth=Text(
+            "外国人永久居留身份证号码中的出生日期不可能 (晚于今天或过早)",
+            "Foreign permanent resident ID card number: the birth date is impossible (after today or "
+            "too early)",
+        ),
+    )
 
 
 def _permit(number: str, form: re.Pattern[str], expected: Text) -> str:
@@ -190,6 +235,17 @@ def _resident_id(number: str, today: date) -> str:
                 "以 810000、820000 或 830000 开头的是港澳台居民居住证号码, 证件类型应选「港澳台居民居住证」",
                 "A number starting with 810000, 820000 or 830000 is a residence permit for Hong Kong, "
                 "Macao and Taiwan residents: choose that document type",
+            ),
+        )
+    if number[0] == "9":
+        # No province code starts with 9: an 18-digit number that does is a foreign permanent
+        # resident ID card of 2023, built the same way.
+        raise DomainValueError(
+            "invalid_id_number",
+            Text(
+                "以 9 开头的 18 位号码是外国人永久居留身份证号码, 证件类型应选「外国人永久居留身份证」",
+                "An 18-digit number starting with 9 is a foreign permanent resident ID card: choose "
+                "that document type",
             ),
         )
     if number[:2] not in _PROVINCES:
