@@ -1,13 +1,18 @@
-"""Foreign residents' documents at intake."""
+"""Foreign residents' documents at intake; a webhook whose key has expired reads as stopped."""
 
 from __future__ import annotations
 
-from datetime import date
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from stdnum.cn import ric
 
+from mediation.events.relay import Relay
+from mediation.identity.models import ApiKey
+from tests.receiver import Receiver
 from tests.support import Api, intake_body, person
 
 # ---- foreign permanent resident ID cards and passports -------------------------------------------
@@ -127,3 +132,72 @@ async def test_a_search_by_a_malformed_permanent_resident_card_is_refused(api: A
     )
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["code"] == "invalid_id_number"
+
+
+# ---- a webhook whose key has expired ---------------------------------------------------------------
+
+
+async def _expire(api: Api, key_id: str) -> None:
+    """The hour passes: the key expires, nothing revokes it, and the relay has not looked yet."""
+    async with api.app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == uuid.UUID(key_id))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+
+
+async def test_a_webhook_whose_key_has_expired_reads_as_stopped_before_the_relay_stops_it(
+    api: Api, relay: Relay, receiver: Receiver
+) -> None:
+    admin = await api.signed_in("body_admin", "village")
+    expiring = await api.client.post(
+        "/v1/api-keys",
+        json={
+            "organisation_id": str(api.bodies["village"]),
+            "role": "body_admin",
+            "name": "临时密钥",
+            "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        },
+        headers=admin,
+    )
+    assert expiring.status_code == 201, expiring.text
+    key_id = expiring.json()["id"]
+    made = await api.client.post(
+        "/v1/webhooks", json={"url": receiver.url}, headers={"X-API-Key": expiring.json()["secret"]}
+    )
+    assert made.status_code == 201, made.text
+    by_key = made.json()
+    by_staff = await api.client.post("/v1/webhooks", json={"url": receiver.url}, headers=admin)
+    assert by_staff.status_code == 201, by_staff.text
+    assert by_key["active"] is True  # the key holds for an hour yet
+
+    await _expire(api, key_id)
+    # Nothing goes out under the key any more (the relay stops it when it next sends or looks
+    # after its upkeep): an integrator reading the subscription meanwhile is told so, and why.
+    read = await api.client.get(f"/v1/webhooks/{by_key['id']}", headers=admin)
+    assert read.status_code == 200, read.text
+    assert read.json()["active"] is False
+    assert read.json()["disabled_reason"].startswith("subscriber_key_lapsed: ")
+    assert "expired" in read.json()["disabled_reason"]
+    listed = await api.client.get("/v1/webhooks", headers=admin)
+    assert listed.status_code == 200, listed.text
+    states = {s["id"]: (s["active"], s["disabled_reason"]) for s in listed.json()}
+    assert states == {
+        by_key["id"]: (False, read.json()["disabled_reason"]),
+        by_staff.json()["id"]: (True, None),
+    }
+    rotated = await api.client.post(f"/v1/webhooks/{by_key['id']}/rotate-secret", headers=admin)
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["active"] is False
+
+    # When the relay stops it, the reading does not change.
+    assert await relay.stop_lapsed() == [uuid.UUID(by_key["id"])]
+    stopped = await api.client.get(f"/v1/webhooks/{by_key['id']}", headers=admin)
+    assert stopped.json()["active"] is False
+    assert stopped.json()["disabled_reason"].startswith("subscriber_key_lapsed: ")
+    # Taken on by the signed-in administrator, it reads as active again.
+    enabled = await api.client.post(f"/v1/webhooks/{by_key['id']}/enable", headers=admin)
+    assert enabled.status_code == 200, enabled.text
+    assert (enabled.json()["active"], enabled.json()["disabled_reason"]) == (True, None)
+    assert (await api.client.get(f"/v1/webhooks/{by_key['id']}", headers=admin)).json()["active"] is True

@@ -299,7 +299,12 @@ class SubscriptionOut(BaseModel):
     url: str
     event_types: list[str]
     description: str | None
-    active: bool
+    active: bool = Field(
+        description=(
+            "Whether it is sent events. False as soon as the API key that made it is revoked or "
+            "expires, before the relay records it as disabled."
+        )
+    )
     disabled_reason: str | None = Field(
         description=(
             "Why it is disabled. `subscriber_key_lapsed: ...` when the API key that made it was revoked "
@@ -416,7 +421,8 @@ async def create_subscription(
     responses=problem_responses(),
 )
 async def list_subscriptions(request: Request, principal: Reader) -> list[SubscriptionOut]:
-    return [SubscriptionOut.model_validate(s) for s in await _service(request).subscriptions(principal)]
+    svc = _service(request)
+    return await svc.as_read(await svc.subscriptions(principal), SubscriptionOut)
 
 
 @router.get(
@@ -428,7 +434,9 @@ async def list_subscriptions(request: Request, principal: Reader) -> list[Subscr
 async def get_subscription(
     request: Request, subscription_id: uuid.UUID, principal: Reader
 ) -> SubscriptionOut:
-    return SubscriptionOut.model_validate(await _service(request).get(subscription_id, principal))
+    svc = _service(request)
+    [out] = await svc.as_read([await svc.get(subscription_id, principal)], SubscriptionOut)
+    return out
 
 
 @router.post(
@@ -456,7 +464,8 @@ async def rotate_subscription_secret(
         hours = request.app.state.settings.webhook_secret_overlap_hours if asked is None else asked
         overlap = timedelta(hours=hours)
         secret = await svc.rotate_secret(sub, overlap)
-        return _created(sub, secret, 200)
+        [out] = await svc.as_read([sub], SubscriptionOut)
+        return _created(out, secret, 200)
 
     # A rotation retried after a lost answer would rotate again: the secret the receiver still
     # holds would stop signing at once (only the latest previous one keeps signing), and the
@@ -464,7 +473,7 @@ async def rotate_subscription_secret(
     return await run_idempotent(request, principal, idempotency_key, work)
 
 
-def _created(sub: WebhookSubscription, secret: str, status_code: int) -> Response:
+def _created(sub: WebhookSubscription | SubscriptionOut, secret: str, status_code: int) -> Response:
     """The subscription with its secret, as the response model writes it; built here because an
     idempotent request stores and replays the response itself."""
     created = SubscriptionCreated(**SubscriptionOut.model_validate(sub).model_dump(), secret=secret)
@@ -507,7 +516,8 @@ async def enable_subscription(
     sub = await svc.set_active(sub, True, None, by=principal)
     if sub.created_by != was:
         request.state.audit_details = {"created_by": {"was": was, "now": sub.created_by}}
-    return SubscriptionOut.model_validate(sub)
+    [out] = await svc.as_read([sub], SubscriptionOut)
+    return out
 
 
 @router.post(

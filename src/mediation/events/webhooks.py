@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
+from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +33,7 @@ from mediation.identity.models import ApiKey
 SECRET_PREFIX = "whsec_"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _AAD_TABLE = "webhook_subscriptions"
+_Read = TypeVar("_Read", bound=BaseModel)
 
 
 def new_secret() -> str:
@@ -314,6 +317,23 @@ class WebhookService:
             .order_by(WebhookSubscription.created_at)
         )
         return list(rows.all())
+
+    async def as_read(self, subs: list[WebhookSubscription], model: type[_Read]) -> list[_Read]:
+        """The subscriptions as an API client reads them: one whose key has expired (or was
+        revoked) reads as disabled, saying why, although its row still says active. The relay sends
+        nothing under such a key (`Relay.claim`) and records the subscription as disabled when it
+        next sends to it or looks after its upkeep, up to ten minutes later (`PURGE_EVERY_SECONDS`); meanwhile a
+        client that read `active` would wait for events that never come."""
+        now = utcnow()
+        lapsed = await lapsed_keys(self.session, {sub.created_by for sub in subs if sub.active}, now)
+        out = []
+        for sub in subs:
+            read = model.model_validate(sub)
+            key = lapsed.get(sub.created_by) if sub.active else None
+            if key is not None:
+                read = read.model_copy(update={"active": False, "disabled_reason": lapsed_reason(key, now)})
+            out.append(read)
+        return out
 
     async def rotate_secret(self, sub: WebhookSubscription, overlap: timedelta) -> str:
         now = utcnow()
