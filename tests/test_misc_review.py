@@ -1,4 +1,5 @@
-"""Foreign residents' documents at intake; a webhook whose key has expired reads as stopped."""
+"""Foreign residents' documents at intake; a webhook whose key has expired reads as stopped; a
+text file's character set judged by the whole of it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mediation.events.relay import Relay
 from mediation.identity.models import ApiKey
 from tests.receiver import Receiver
 from tests.support import Api, intake_body, person
+from tests.test_documents import uploaded
 
 # ---- foreign permanent resident ID cards and passports -------------------------------------------
 
@@ -201,3 +203,30 @@ async def test_a_webhook_whose_key_has_expired_reads_as_stopped_before_the_relay
     assert enabled.status_code == 200, enabled.text
     assert (enabled.json()["active"], enabled.json()["disabled_reason"]) == (True, None)
     assert (await api.client.get(f"/v1/webhooks/{by_key['id']}", headers=admin)).json()["active"] is True
+
+
+# ---- a text file's character set ------------------------------------------------------------------
+
+# A log exported from a system, or a table saved as CSV: a long header of ASCII (more than the first
+# 8 KiB) before the first Chinese character.
+HEADER = "".join(f"line {n:05d}, case 330681-2026-{n:06d}, status ok\r\n" for n in range(300))
+MINUTES = "调解笔录\r\n申请人: 双方同意分期还款, 每月 3000 元。\r\n"
+
+
+@pytest.mark.parametrize("charset", ["gb18030", "utf-8"])
+async def test_a_text_file_whose_first_8_kib_are_ascii_is_served_in_the_character_set_of_the_whole(
+    api: Api, charset: str
+) -> None:
+    encoded = (HEADER + MINUTES).encode("gbk" if charset == "gb18030" else charset)
+    assert len(HEADER) > 8192 and HEADER.isascii()
+    dispute = await api.intake()
+    document = await uploaded(api, dispute, encoded, "导出记录.csv", content_type="text/csv")
+    assert document["media_type"] == "text/plain"
+    download = await api.client.get(document["href"])
+    assert download.status_code == 200 and download.content == encoded
+    assert download.headers["content-type"] == f"text/plain; charset={charset}"
+    assert download.content.decode(charset).endswith(MINUTES)
+    # A part of it is labelled as the whole is.
+    part = await api.client.get(document["href"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206, part.text
+    assert part.headers["content-type"] == f"text/plain; charset={charset}"

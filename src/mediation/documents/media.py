@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 import filetype
 
+from mediation.documents.storage import HEAD_BYTES
+
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -141,6 +143,49 @@ def text_charset(head: bytes) -> str | None:
         return "utf-8"
     text = _decoded(head, "gb18030")
     return "gb18030" if text is not None and not _NOT_IN_TEXT.search(text) else None
+
+
+# How much of a text file its character set is judged by: all of it, up to the largest a document
+# may be by default (`document_max_bytes`); beyond, the first this many bytes.
+CHARSET_SAMPLE_BYTES = 20 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+def file_charset(path: Path) -> str:
+    """The character set the text file at `path` is written in. The first 8 KiB (what `detect`
+    reads) may be all ASCII, which UTF-8 and GB 18030 write alike, in a GBK file whose first Chinese
+    character comes later (a log or a CSV export with a long header): judged by them, it was served
+    as UTF-8 and its Chinese was unreadable. When they are all ASCII the whole file is judged: UTF-8
+    if all of it decodes as UTF-8, GB 18030 if all of it decodes as that, else UTF-8. Otherwise the
+    first bytes tell (a byte order mark, or characters only one of them decodes), and the rest of
+    the file is not read."""
+    with path.open("rb") as file:
+        head = file.read(HEAD_BYTES)
+        if not head.isascii():
+            return text_charset(head) or "utf-8"
+        for encoding in ("utf-8", "gb18030"):
+            file.seek(0)
+            if _whole_decodes(file, encoding):
+                return encoding
+    return "utf-8"
+
+
+def _whole_decodes(file: BinaryIO, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    left = CHARSET_SAMPLE_BYTES
+    try:
+        while left > 0:
+            chunk = file.read(min(_CHUNK, left))
+            if not chunk:
+                decoder.decode(b"", final=True)
+                return True
+            left -= len(chunk)
+            text = decoder.decode(chunk)
+            if encoding != "utf-8" and _NOT_IN_TEXT.search(text):
+                return False
+    except UnicodeDecodeError:
+        return False
+    return True  # the sample ended, possibly inside a character: what was read is valid
 
 
 def _decoded(head: bytes, encoding: str) -> str | None:

@@ -1,6 +1,7 @@
 """Documents of a case and the dossier of its handoff, under /v1/disputes/{id}."""
 
 import asyncio
+import functools
 import hashlib
 import json
 import re
@@ -37,9 +38,9 @@ from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.service import DisputeService
-from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, saved_name, text_charset
+from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, file_charset, saved_name
 from mediation.documents.service import DocumentKind, DocumentService
-from mediation.documents.storage import HEAD_BYTES, LocalBlobStore
+from mediation.documents.storage import LocalBlobStore
 from mediation.identity.auth import identity_of, permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["documents"])
@@ -328,9 +329,11 @@ async def download_document(
     return FileResponse(path, media_type=media_type, headers={"ETag": f'"{document.sha256}"', **headers})
 
 
+@functools.lru_cache(maxsize=1024)
 def _charset_of(path: Path) -> str:
-    with path.open("rb") as file:
-        return text_charset(file.read(HEAD_BYTES)) or "utf-8"
+    # The store is addressed by content: the bytes at a path never change, nor does their charset.
+    # Cached, a text file read in parts (`Range`) is judged once, not once a part.
+    return file_charset(path)
 
 
 # 19 digits hold any file length (2^63 - 1); a longer number is unreadable, and the file is sent whole.
