@@ -539,6 +539,11 @@ class Api:
 
     async def handoff(self, dispute: dict[str, Any], role: str | None = None) -> dict[str, Any]:
         handoff_id = dispute["handoff"]["id"]
+        if dispute["handoff_target_id"] is None:
+            # A request withdrawn: the court no longer reads the case; the center does.
+            response = await self.client.get(f"/v1/handoffs/{handoff_id}", headers=self.auth(role or "clerk"))
+            assert response.status_code == 200, response.text
+            return dict(response.json())
         target = uuid.UUID(str(dispute["handoff_target_id"]))
         who = role or (
             "court"

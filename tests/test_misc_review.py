@@ -230,3 +230,81 @@ async def test_a_text_file_whose_first_8_kib_are_ascii_is_served_in_the_characte
     part = await api.client.get(document["href"], headers={"Range": "bytes=0-99"})
     assert part.status_code == 206, part.text
     assert part.headers["content-type"] == f"text/plain; charset={charset}"
+
+
+# ---- a withdrawn confirmation request ---------------------------------------------------------------
+
+
+async def _court_events(api: Api, dispute: dict[str, Any], court: dict[str, str]) -> list[str]:
+    types: list[str] = []
+    cursor = None
+    while True:
+        params = {"after": cursor} if cursor else {}
+        page = await api.client.get("/v1/events", params=params, headers=court)
+        assert page.status_code == 200, page.text
+        if not page.json()["items"]:
+            return types
+        types += [e["type"] for e in page.json()["items"] if e["data"]["dispute_id"] == dispute["id"]]
+        cursor = page.json()["next_cursor"]
+
+
+async def _withdraw(api: Api, handoff: dict[str, Any], headers: dict[str, str]) -> None:
+    response = await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/withdrawal",
+        json={"reason": "双方当事人撤回司法确认申请"},
+        headers={**headers, "If-Match": f'"{handoff["version"]}"'},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "withdrawn"
+
+
+async def test_a_court_no_longer_reads_a_case_whose_confirmation_request_was_withdrawn(api: Api) -> None:
+    """The request withdrawn, the case is back with the body that follows the agreement's performance
+    (人民调解法 Art. 31): the court keeps the request and the withdrawal on its list, but no longer
+    reads the case, its parties, or what happens to it next (个人信息保护法 Art. 6, 51)."""
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    court = api.auth("court", uuid.UUID(handoff["target_id"]))
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=court)).status_code == 200
+
+    await _withdraw(api, handoff, api.acting("body_mediator", dispute))
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff_target_id"]) == ("agreement_signed", None)
+    assert case["handoff"]["status"] == "withdrawn"  # the center and the body see what became of it
+
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=court)).status_code == 404
+    listed = await api.client.get("/v1/disputes", headers=court)
+    assert dispute["id"] not in [d["id"] for d in listed.json()["items"]]
+    dossier = await api.client.get(f"/v1/handoffs/{handoff['id']}", headers=court)
+    assert dossier.status_code == 403, dossier.text
+    assert dossier.json()["code"] == "case_left_target"
+    mine = await api.client.get("/v1/handoffs", headers=court)
+    assert {h["id"]: h["status"] for h in mine.json()["items"]} == {handoff["id"]: "withdrawn"}
+
+    # It learns of the withdrawal by its event; of the performance the body records next, nothing.
+    obligation = (await api.client.get(f"/v1/disputes/{dispute['id']}/agreements")).json()[0]["obligations"][
+        0
+    ]
+    done = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/obligations/{obligation['id']}/performance",
+        json={"performed_on": api.today.isoformat()},
+        headers=api.acting("body_mediator", dispute),
+    )
+    assert done.status_code == 200, done.text
+    seen = await _court_events(api, dispute, court)
+    assert seen[-1].endswith("confirmation_withdrawn"), seen
+    assert len(await _court_events(api, dispute, api.auth("clerk"))) > len(seen)
+
+
+async def test_the_court_that_treats_a_request_as_withdrawn_no_longer_reads_the_case(api: Api) -> None:
+    """Materials not supplied: the court treats the request as withdrawn (民诉法解释 Art. 357). If the
+    parties apply again, to it or another court, the new request is addressed to that court."""
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    court = api.auth("court", uuid.UUID(handoff["target_id"]))
+    await _withdraw(api, handoff, court)
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=court)).status_code == 404
+
+    again = await api.step(await api.get(dispute), "request_confirmation")
+    assert again["handoff_target_id"] == handoff["target_id"]
+    assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=court)).status_code == 200

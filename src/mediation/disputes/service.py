@@ -1193,6 +1193,14 @@ class DisputeService:
             Action.withdraw_confirmation,
         ):
             dispute.outcome = {**(dispute.outcome or {}), action.value: payload.model_dump(mode="json")}
+            if action == Action.withdraw_confirmation:
+                # The request withdrawn (or treated as withdrawn, 民诉法解释 Art. 357), nothing is
+                # before the court any more: the case is back with the body that follows the
+                # agreement's performance (人民调解法 Art. 31), and the court no longer reads it
+                # nor receives its events (个人信息保护法 Art. 6, 51: minimum necessary). It keeps
+                # the request and the withdrawal on its list, and learns of the withdrawal by its
+                # event; applied for again, the case is addressed to the court then chosen.
+                dispute.handoff_target_id = None
         elif action == Action.archive:
             dispute.outcome = {**(dispute.outcome or {}), "follow_up": payload.model_dump(mode="json")}
         if transition.target in (Status.closed, Status.declined) and dispute.closed_at is None:

@@ -178,7 +178,8 @@ async def list_handoffs(
         "The request, the case with the parties' full identity (audited), the agreement, the mediation "
         "record (sessions, minutes, timeline), the frozen document manifest and the checklist of the "
         "materials of 民诉法解释 Art. 353-354. A court or commission reads the dossier while the case is "
-        "addressed to it; once the case has left it (mediated again after a rejection, or handed elsewhere), 403 "
+        "addressed to it; once the case has left it (mediated again after a rejection, its confirmation request withdrawn, or "
+        "handed elsewhere), 403 "
         "`case_left_target`, and the handoff stays on its list."
     ),
     responses=problem_responses(NotFound, Forbidden),
@@ -277,7 +278,9 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
         "撤回司法确认申请 Withdraw a confirmation request",
         (
             "By the parties (recorded by the body or the center) before the ruling, or by the court when "
-            "materials were not supplied (民诉法解释 Art. 357). The case returns to `agreement_signed`."
+            "materials were not supplied (民诉法解释 Art. 357). The case returns to `agreement_signed`, "
+            "and the court no longer reads it (403 `case_left_target` on the dossier); the handoff "
+            "stays on its list."
         ),
     ),
 ]

@@ -173,10 +173,10 @@ class HandoffService:
         """The dossier: the case as it stands, with its parties' identity, its agreement, sessions
         and timeline. A court or commission keeps its handoffs on its list for good, but reads the
         case only while it is addressed to it, as for the case's own endpoints: once it is mediated
-        again after a rejected confirmation, or handed to another court or commission, what
-        happens to it next is none of the former target's business. (A request the parties
-        withdraw leaves the case addressed to the court, which learns of the withdrawal by its
-        event and may see whether they apply again.)"""
+        again after a rejected confirmation, its confirmation request is withdrawn, or it is handed
+        to another court or commission, what happens to it next is none of the former target's
+        business. (A court learns of a withdrawal by its event; applied for again, the case is
+        addressed to the court then chosen.)"""
         dispute = await self.session.scalar(
             select(Dispute).where(Dispute.id == handoff.dispute_id).options(selectinload(Dispute.parties))
         )
