@@ -39,7 +39,8 @@ from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
 from mediation.disputes.service import DisputeService
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, file_charset, saved_name
-from mediation.documents.service import DocumentKind, DocumentService
+from mediation.documents.models import Document
+from mediation.documents.service import DocumentKind, DocumentService, may_read_content
 from mediation.documents.storage import LocalBlobStore
 from mediation.identity.auth import identity_of, permission
 
@@ -166,13 +167,7 @@ async def upload_document(
     request: Request, dispute_id: uuid.UUID, principal: Writer, idempotency_key: IdempotencyKey = None
 ) -> Response:
     disputes, documents = _services(request)
-    # Who may add to which case is settled before the body is read, so a caller without rights
-    # never gets to push a file into the spool; in a short read of its own, so no write lock is
-    # held while a slow client uploads.
-    async with request.app.state.db.reader() as probe:
-        await DisputeService(probe, disputes.clock, disputes.settings, disputes.cipher).get(
-            dispute_id, principal
-        )
+    await check_scope(request, disputes, dispute_id, principal)
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")
         if not isinstance(upload, StarletteUploadFile):
@@ -186,18 +181,7 @@ async def upload_document(
             raise ValidationFailed(Text("表单字段有误", "Invalid form fields"), errors=errors) from exc
 
         async def work() -> Response:
-            dispute = await disputes.get(dispute_id, principal)
-            document = await documents.upload(
-                dispute,
-                principal,
-                upload.file,
-                upload.filename or "unnamed",
-                fields.kind,
-                fields.party_id,
-                fields.note,
-                request.app.state.clock.now(),
-            )
-            request.state.audit_object = ("document", document.id)
+            document = await add_document(request, principal, disputes, documents, dispute_id, upload, fields)
             location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
             body = _out(document).model_dump_json()
             return Response(
@@ -205,11 +189,52 @@ async def upload_document(
             )
 
         # A retried upload (the same key, file and fields) answers with the document it made.
-        content = None
-        if idempotency_key is not None:
-            digest = await asyncio.to_thread(_sha256_of, upload.file)
-            content = json.dumps({"file": digest, "name": upload.filename, **fields.model_dump(mode="json")})
+        content = await upload_content(upload, fields) if idempotency_key is not None else None
         return await run_idempotent(request, principal, idempotency_key, work, content=content)
+
+
+async def check_scope(
+    request: Request, disputes: DisputeService, dispute_id: uuid.UUID, principal: Principal
+) -> None:
+    """Who may add to which case is settled before the body is read, so a caller without rights
+    never gets to push a file into the spool; in a short read of its own, so no write lock is held
+    while a slow client uploads."""
+    async with request.app.state.db.reader() as probe:
+        await DisputeService(probe, disputes.clock, disputes.settings, disputes.cipher).get(
+            dispute_id, principal
+        )
+
+
+async def add_document(
+    request: Request,
+    principal: Principal,
+    disputes: DisputeService,
+    documents: DocumentService,
+    dispute_id: uuid.UUID,
+    upload: StarletteUploadFile,
+    fields: UploadFields,
+) -> Document:
+    """The upload itself, as the API and the case page make it."""
+    dispute = await disputes.get(dispute_id, principal)
+    document = await documents.upload(
+        dispute,
+        principal,
+        upload.file,
+        upload.filename or "unnamed",
+        fields.kind,
+        fields.party_id,
+        fields.note,
+        request.app.state.clock.now(),
+    )
+    request.state.audit_object = ("document", document.id)
+    return document
+
+
+async def upload_content(upload: StarletteUploadFile, fields: UploadFields) -> str:
+    """What an idempotency key stands for in an upload: the file's hash, its name and the fields
+    (the multipart body itself differs in its boundary each time it is sent)."""
+    digest = await asyncio.to_thread(_sha256_of, upload.file)
+    return json.dumps({"file": digest, "name": upload.filename, **fields.model_dump(mode="json")})
 
 
 def _sha256_of(file: BinaryIO) -> str:
@@ -290,13 +315,23 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
 async def download_document(
     request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader
 ) -> Response:
-    request.state.audit_refusals = True
     disputes, documents = _services(request)
+    return await document_content(request, principal, disputes, documents, dispute_id, document_id)
+
+
+async def document_content(
+    request: Request,
+    principal: Principal,
+    disputes: DisputeService,
+    documents: DocumentService,
+    dispute_id: uuid.UUID,
+    document_id: uuid.UUID,
+) -> Response:
+    """A document's content with its headers, as the API and the case page serve it."""
+    request.state.audit_refusals = True
     dispute = await disputes.get(dispute_id, principal)
     document = await documents.get(dispute, document_id, principal)
-    if document.kind == DocumentKind.identity_document and not principal.can(Permission.pii_read):
-        # A role that sees ID numbers masked (a supervisor) is not handed the scan of the ID card
-        # itself: it serves no supervision, and would undo the mask (个人信息保护法 Art. 6, 51).
+    if not may_read_content(document, principal):
         raise Forbidden(
             Text(
                 "查看身份证明材料需要查看完整身份信息的权限",
@@ -393,12 +428,25 @@ async def withdraw_document(
     request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, data: WithdrawIn, principal: Writer
 ) -> DocumentOut:
     disputes, documents = _services(request)
+    return _out(await withdraw(request, principal, disputes, documents, dispute_id, document_id, data.reason))
+
+
+async def withdraw(
+    request: Request,
+    principal: Principal,
+    disputes: DisputeService,
+    documents: DocumentService,
+    dispute_id: uuid.UUID,
+    document_id: uuid.UUID,
+    reason: str,
+) -> Document:
+    """A withdrawal, as the API and the case page make it."""
     # The case first, as uploads and handoffs lock it: a withdrawal is then either in a dossier's
     # freeze or after it, and the document's own lock is taken second.
     dispute = await disputes.get(dispute_id, principal, for_update=True)
     document = await documents.get(dispute, document_id, principal)
     now = request.app.state.clock.now()
-    return _out(await documents.withdraw(dispute, document, principal, data.reason, now))
+    return await documents.withdraw(dispute, document, principal, reason, now)
 
 
 @router.get(

@@ -26,7 +26,7 @@ from mediation.core.errors import (
     ValidationFailed,
 )
 from mediation.core.i18n import Text
-from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Principal, Role
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Permission, Principal, Role
 from mediation.core.settings import Settings
 from mediation.disputes.models import Dispute
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, detect
@@ -118,6 +118,12 @@ def page_of(title: str, lines: list[str]) -> str:
         '<!doctype html><html lang="zh-CN"><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><h1>{html.escape(title)}</h1>{body}</html>\n"
     )
+
+
+def may_read_content(document: Document, principal: Principal) -> bool:
+    """A role that sees ID numbers masked (a supervisor) is not handed the scan of the ID card
+    itself: it serves no supervision, and would undo the mask (个人信息保护法 Art. 6, 51)."""
+    return document.kind != DocumentKind.identity_document or principal.can(Permission.pii_read)
 
 
 class DocumentService:
@@ -339,14 +345,17 @@ class DocumentService:
         await self.session.flush()
         return document
 
-    async def _may_withdraw(self, document: Document, principal: Principal) -> None:
+    async def may_withdraw(self, document: Document, principal: Principal) -> bool:
         """A document is taken back by whoever handed it in: the organisation that submitted it, or
         the center's staff, who keep the case's file. A court or commission reads a body's evidence in
         its dossier, and a body what the center or a court filed; neither removes it."""
         if principal.role in CENTER_ROLES or principal.role == Role.system:
-            return
+            return True
         submitter = await self._submitting_organisation(document)
-        if principal.organisation_id is not None and principal.organisation_id == submitter:
+        return principal.organisation_id is not None and principal.organisation_id == submitter
+
+    async def _may_withdraw(self, document: Document, principal: Principal) -> None:
+        if await self.may_withdraw(document, principal):
             return
         raise Forbidden(
             Text(

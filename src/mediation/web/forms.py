@@ -322,20 +322,26 @@ MAX_WAIT_SECONDS = 10.0
 
 
 async def run_once(
-    request: Request, principal: Principal, key: str | None, work: Callable[[], Awaitable[Response]]
+    request: Request,
+    principal: Principal,
+    key: str | None,
+    work: Callable[[], Awaitable[Response]],
+    *,
+    content: str | None = None,
 ) -> Response:
     """`run_idempotent` for a form: a double click, or a browser sending the form again, while the
     first submission is still at work waits for its outcome (at most as long as the key stays
     locked) and replays it. The API answers such a request 409 and its client retries; a person at a
     browser would see only a refusal, and never the receipt with the case number and the query code
-    the first submission made, nor the case as the action left it."""
+    the first submission made, nor the case as the action left it. `content`: what the key stands
+    for when not the body (an upload's file and fields, see `run_idempotent`)."""
     loop = asyncio.get_running_loop()
     # The wait holds this process's turn to write: bounded well below the key's lock, which a
     # process that died holding it keeps for its whole length.
     give_up = loop.time() + min(request.app.state.settings.idempotency_lock_seconds, MAX_WAIT_SECONDS)
     while True:
         try:
-            return await run_idempotent(request, principal, key, work)
+            return await run_idempotent(request, principal, key, work, content=content)
         except IdempotencyInProgress:
             if loop.time() + RETRY_PAUSE_SECONDS > give_up:
                 raise
