@@ -30,7 +30,8 @@ K = TypeVar("K", date, datetime)
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("mediation.access")
-UPLOAD_PATH = re.compile(r"^/v1/disputes/[^/]+/documents$")
+# Document uploads: the API's, and the case page's form (the same upload, from a browser).
+UPLOAD_PATH = re.compile(r"^(?:/v1/disputes|/cases)/[^/]+/documents$")
 
 
 def etag_for(version: int) -> str:

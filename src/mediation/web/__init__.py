@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from mediation.core.errors import DATABASE_ERRORS
 from mediation.core.i18n import set_language
-from mediation.web import cases, dashboard, intake, public
+from mediation.web import cases, dashboard, documents, intake, public
 from mediation.web.rendering import (
     HERE,
     WebRoute,
@@ -27,12 +27,12 @@ from mediation.web.rendering import (
 
 # The addresses a case page's forms post to: after a refused form the address bar shows one.
 CASE_FORM = re.compile(
-    r"^/cases/(?P<case>[0-9a-fA-F-]{36})/(?:actions|agreements|supervision-orders|alerts)(?:/[^?]*)?$"
+    r"^/cases/(?P<case>[0-9a-fA-F-]{36})/(?:actions|agreements|supervision-orders|alerts|documents)(?:/[^?]*)?$"
 )
 
 
 def install(app: FastAPI) -> None:
-    for module in (public, intake, cases, dashboard):
+    for module in (public, intake, cases, documents, dashboard):
         app.include_router(module.router)
     # Vendored assets only (htmx, the stylesheets): the pages load nothing from another host.
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

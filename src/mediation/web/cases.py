@@ -73,6 +73,7 @@ from mediation.supervision.router import order_out
 from mediation.supervision.schemas import OrderIn, OrderResponseIn
 from mediation.supervision.service import SupervisionService
 from mediation.triage.router import triage_out
+from mediation.web import documents as case_documents
 from mediation.web.forms import (
     FormField,
     Option,
@@ -382,6 +383,8 @@ class CasePage:
                 for p in case.parties
             ],
             "ending_outcomes": [enum_label("outcome", o) for o in ENDING_OUTCOMES],
+            # 案件材料: the documents as the API lists them to this caller, their forms (web/documents.py).
+            **await case_documents.section(self.request, svc, principal, dispute),
         }
 
     async def _body_name(self, body_id: uuid.UUID | None) -> str | None:
@@ -490,6 +493,7 @@ DONE_MESSAGES = {
     "sitting_recorded": "已记录调解情况",
     "sitting_recorded_ended": "已记录调解情况; 调解终止, 案件转为调解未成",
     "sitting_cancelled": "已取消调解会",
+    **case_documents.DONE_MESSAGES,
 }
 
 

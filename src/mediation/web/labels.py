@@ -204,6 +204,27 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "escalated": "已升级",
         "lapsed": "已随案办结",
     },
+    # A case's documents (案件材料): what each is, who handed it in, whether it still counts.
+    "document_kind": {
+        "evidence": "证据材料",
+        "identity_document": "身份证明",
+        "power_of_attorney": "授权委托书",
+        "minutes": "调解笔录",
+        "agreement": "调解协议书",
+        "receipt": "受理回执",
+        "application": "司法确认申请书",
+        "filing_pack": "移送材料",
+        "court_ruling": "法院裁定书",
+        "other": "其他材料",
+    },
+    "submitted_by_kind": {
+        "party": "当事人",
+        "center": "调处化解中心",
+        "body": "调解组织",
+        "court": "法院或仲裁机构",
+        "system": "系统",
+    },
+    "document_status": {"active": "有效", "withdrawn": "已撤回"},
 }
 
 FIELD_LABELS: dict[str, str] = {
@@ -288,6 +309,7 @@ FIELD_LABELS: dict[str, str] = {
     "attendees.name": "姓名",
     "attendees.capacity": "身份(代理人、见证人、调解员等)",
     "minutes": "调解笔录",
+    "file": "文件",
 }
 
 
