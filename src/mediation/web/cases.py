@@ -86,7 +86,7 @@ from mediation.web.forms import (
     run_once,
     with_stray_on_top,
 )
-from mediation.web.intake import center_for
+from mediation.web.intake import center_for, place_name
 from mediation.web.labels import ENUM_LABELS, enum_label
 from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
@@ -366,6 +366,7 @@ class CasePage:
             "message": message,
             "new_key": secrets.token_urlsafe(18),
             "body_name": await self._body_name(dispute.body_id),
+            "place": await place_name(self.request, dispute.region_code),
             # 更正登记信息 (个人信息保护法 Art. 46), offered to whom the service lets correct it now.
             "can_correct": (can_correct := svc.may_correct(dispute, principal)),
             "can_add_parties": can_correct and await svc.may_add_parties(dispute),

@@ -132,6 +132,30 @@ async def _places(request: Request) -> list[Option]:
     return [Option(code, name) for code, name in places.items()]
 
 
+async def place_name(request: Request, code: str) -> str | None:
+    """The place a region code stands for, named as the registry knows it (after the committee or
+    center there, as the region fields' suggestions are): the village itself, else the town or the
+    county it lies in. A clerk reads "枫桥镇枫源村", not 330681105201."""
+    within = [code] if len(code) == 6 else [code, f"{code[:9]}000", f"{code[:6]}000000"]
+    db: Database = request.app.state.db
+    async with db.reader() as session:
+        rows = await session.execute(
+            select(Body.region_code, Body.name, Body.kind).where(
+                Body.region_code.in_(set(within) | {code[:6]}),
+                Body.kind.in_((BodyKind.people_mediation_committee, BodyKind.mediation_center)),
+            )
+        )
+        names: dict[str, str] = {}
+        for region, name, kind in rows.all():
+            # Only a name made of the place and the body's kind names the place ("暂停工作的调解
+            # 委员会" does not); the county's own center names it in full (诸暨市), where one of its
+            # committees may not (市人民调解委员会).
+            place = next((name.removesuffix(s) for s in PLACE_SUFFIXES if name.endswith(s)), "")
+            if len(place) > 1 and (region not in names or kind == BodyKind.mediation_center):
+                names[region] = place
+    return next((names[c] for c in [*within, code[:6]] if c in names), None)
+
+
 async def _courts(request: Request) -> list[Body]:
     rows = await session_of(request).scalars(
         select(Body).where(Body.kind == BodyKind.court, Body.active.is_(True)).order_by(Body.name)
