@@ -4,6 +4,7 @@ finds work of their role to do, the mediator included."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -49,6 +50,10 @@ async def test_the_demo_mediator_finds_a_case_in_every_column_of_the_queue(
             assert versions.status_code == 200, versions.text
             drafts[case["category"]] = [v["status"] for v in versions.json()]
         assert sittings == {"housing_homestead": ["scheduled"], "neighbour": []}
+        # The sitting is still to come, whenever the demo is loaded.
+        [housing] = [case for case in mediating if case["category"] == "housing_homestead"]
+        [sitting] = (await client.get(f"/v1/disputes/{housing['id']}/sessions", headers=mediator)).json()
+        assert datetime.fromisoformat(sitting["scheduled_at"]) > datetime.now(UTC)
         assert drafts == {"housing_homestead": [], "neighbour": ["draft"]}
 
         # The web queue shows the same desk: the case to sign for on the first tab, and the

@@ -446,7 +446,9 @@ async def _desk_work(service: DisputeService, dispute: Dispute, clock: FrozenClo
         await _signed_agreement(agreements, dispute, clock, sign=False)
         return
     mediator = Principal(Role.body_mediator, "demo-body_mediator", dispute.body_id)
-    at = datetime.combine(clock.today() + timedelta(days=2), time(9, 30), tzinfo=clock.zone)
+    # Two days after the demo is loaded, whenever the case came in: a sitting still to come.
+    today = datetime.now(clock.zone).date()
+    at = datetime.combine(today + timedelta(days=2), time(9, 30), tzinfo=clock.zone)
     await agreements.schedule(
         dispute.id, SessionIn(scheduled_at=at, place="枫源村村民委员会调解室"), mediator
     )
