@@ -88,8 +88,8 @@ from mediation.events.service import record_dispute_event
 from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger
 from mediation.handoffs.ledger import summary as handoff_summary
 from mediation.identity.models import ApiKey, User
-from mediation.triage.engine import Facts, required_tier
-from mediation.triage.service import TriageService, snapshot
+from mediation.triage.engine import Facts, higher_tier, required_tier
+from mediation.triage.service import TriageService, facts_of, snapshot
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
 
@@ -1432,6 +1432,11 @@ class DisputeService:
         if risk:
             # After the correction's own entry and event: the alert follows from what it wrote.
             await alerts.flag_risk(dispute, risk, "correction")
+            if dispute.status in (Status.registered, Status.accepted):
+                # Still at the center: the case takes the tier for risk cases, as it would have
+                # from intake with these facts (人民调解法 Art. 25), never a lower one than it has.
+                required, _ = required_tier(facts_of(dispute), (await self.triage.rules()).rules)
+                dispute.tier = higher_tier(Tier(dispute.tier), required)
         return dispute, corrected
 
     def may_correct(self, dispute: Dispute, principal: Principal) -> bool:
