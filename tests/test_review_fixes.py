@@ -14,6 +14,7 @@ from mediation.disputes.models import Dispute
 from mediation.migrate import downgrade, upgrade
 from tests.support import Api
 from tests.test_misc_review import _withdraw
+from tests.test_web import signed_in
 
 # ---- cases whose confirmation request was withdrawn under the older release -------------------------
 
@@ -47,3 +48,54 @@ async def test_a_court_stops_reading_cases_withdrawn_before_this_release(api: Ap
     assert (await api.get(withdrawn))["handoff_target_id"] is None
     assert (await api.client.get(f"/v1/disputes/{pending['id']}", headers=court)).status_code == 200
     assert (await api.get(pending))["handoff_target_id"] == handoff["target_id"]
+
+
+# ---- the service's own records are not withdrawn ---------------------------------------------------
+
+
+async def _documents(api: Api, dispute: dict[str, Any]) -> list[dict[str, Any]]:
+    response = await api.client.get(f"/v1/disputes/{dispute['id']}/documents")
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+async def test_the_signed_agreement_and_the_receipt_are_not_withdrawn(api: Api, web: Any) -> None:
+    dispute = await api.drive("agreement_signed")
+    generated = [d for d in await _documents(api, dispute) if d["generated"]]
+    assert {d["kind"] for d in generated} >= {"receipt", "agreement"}
+    for document in generated:
+        refused = await api.client.post(
+            f"/v1/disputes/{dispute['id']}/documents/{document['id']}/withdraw",
+            json={"reason": "误传"},
+            headers=api.auth("clerk"),
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "generated_document"
+    assert all(d["status"] == "active" for d in await _documents(api, dispute) if d["generated"])
+
+    # The case page offers no withdrawal of them either.
+    page = await signed_in(web, api, "clerk").get(f"/cases/{dispute['id']}")
+    assert page.status_code == 200
+    for document in generated:
+        assert f"/documents/{document['id']}/withdraw" not in page.text
+
+    # And the court's dossier holds the agreement the parties signed.
+    confirmation = await api.step(await api.get(dispute), "request_confirmation")
+    dossier = await api.handoff(confirmation)
+    assert {item["kind"] for item in dossier["manifest"]} >= {"receipt", "agreement"}
+
+
+async def test_evidence_a_clerk_uploaded_is_still_withdrawn(api: Api) -> None:
+    dispute = await api.intake()
+    uploaded = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/documents",
+        files={"file": ("证据.txt", "借条复印件".encode(), "text/plain")},
+        data={"kind": "evidence"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    withdrawn = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/documents/{uploaded.json()['id']}/withdraw",
+        json={"reason": "误传"},
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "withdrawn"

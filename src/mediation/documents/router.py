@@ -421,7 +421,9 @@ def content_disposition(name: str) -> str:
     summary="撤回材料 Withdraw a document",
     description="Documents are never deleted while the case is kept; a withdrawal keeps the file and the reason. "
     "Only the organisation that submitted the document, or the center's staff, may withdraw it "
-    "(403 `not_submitter`).",
+    "(403 `not_submitter`). A record the service generated (`generated`: the receipt, the agreement "
+    "as signed, the confirmation application) is not withdrawn (409 `generated_document`): the "
+    "court's dossier is made of them.",
     responses=problem_responses(Forbidden, NotFound, Conflict),
 )
 async def withdraw_document(

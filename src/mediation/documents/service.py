@@ -348,7 +348,11 @@ class DocumentService:
     async def may_withdraw(self, document: Document, principal: Principal) -> bool:
         """A document is taken back by whoever handed it in: the organisation that submitted it, or
         the center's staff, who keep the case's file. A court or commission reads a body's evidence in
-        its dossier, and a body what the center or a court filed; neither removes it."""
+        its dossier, and a body what the center or a court filed; neither removes it. The service's
+        own records (the receipt, the agreement as signed, the application) are nobody's to take
+        back: the court's dossier and its checklist are made of them (`_may_withdraw`)."""
+        if document.generated:
+            return principal.role == Role.system
         if principal.role in CENTER_ROLES or principal.role == Role.system:
             return True
         submitter = await self._submitting_organisation(document)
@@ -357,6 +361,17 @@ class DocumentService:
     async def _may_withdraw(self, document: Document, principal: Principal) -> None:
         if await self.may_withdraw(document, principal):
             return
+        if document.generated:
+            # What the service printed stands as printed: a wrong receipt is corrected by
+            # correcting the case (更正登记信息), a wrong agreement by a new version of it.
+            raise Conflict(
+                Text(
+                    "系统生成的文书不能撤回; 内容有误的, 请更正登记信息或起草新版本协议",
+                    "A record the service generated cannot be withdrawn; correct the case or draft a "
+                    "new version of the agreement instead",
+                ),
+                code="generated_document",
+            )
         raise Forbidden(
             Text(
                 "只有提交该材料的单位或中心工作人员可以撤回",
