@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -1410,6 +1411,16 @@ class DisputeService:
             "parties": [{"party_id": str(p.id), "fields": sorted(c)} for p, c in changes],
             "added_parties": [{"party_id": str(p.id), "role": p.role} for p in new_parties],
         }
+        if risk and dispute.status in (Status.registered, Status.accepted):
+            # Still at the center: the case takes the tier for risk cases, as it would have from
+            # intake with these facts (人民调解法 Art. 25), never a lower one than it has; the
+            # correction says so, as the routing level is what the center and the bodies go by.
+            facts = dataclasses.replace(facts_of(dispute), is_risk=True)
+            required, _ = required_tier(facts, (await self.triage.rules()).rules)
+            raised = higher_tier(Tier(dispute.tier), required)
+            if raised != dispute.tier:
+                corrected["tier"] = {"from": str(dispute.tier), "to": raised.value}
+                dispute.tier = raised
         self._append_timeline(
             dispute,
             "correct",
@@ -1432,11 +1443,6 @@ class DisputeService:
         if risk:
             # After the correction's own entry and event: the alert follows from what it wrote.
             await alerts.flag_risk(dispute, risk, "correction")
-            if dispute.status in (Status.registered, Status.accepted):
-                # Still at the center: the case takes the tier for risk cases, as it would have
-                # from intake with these facts (人民调解法 Art. 25), never a lower one than it has.
-                required, _ = required_tier(facts_of(dispute), (await self.triage.rules()).rules)
-                dispute.tier = higher_tier(Tier(dispute.tier), required)
         return dispute, corrected
 
     def may_correct(self, dispute: Dispute, principal: Principal) -> bool:

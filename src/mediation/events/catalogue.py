@@ -115,6 +115,12 @@ def catalogue() -> list[dict[str, Any]]:
                         },
                     },
                 },
+                "tier": {
+                    "type": "object",
+                    "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
+                    "description": "present when the corrected facts moved a case still at the center to "
+                    "a higher tier (words of violence: 人民调解法 Art. 25): village | town | county | city",
+                },
             },
             "actions": ["correct"],
         },

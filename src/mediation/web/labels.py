@@ -381,4 +381,10 @@ def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapp
     for added in payload.get("added_parties") or []:  # type: ignore[attr-defined]
         role = enum_label("role", added.get("role"))
         parts.append(f"追加{role} {names.get(added.get('party_id'), '')}".rstrip())
-    return "更正了: " + "; ".join(parts) if parts else ""
+    tier = payload.get("tier")
+    moved = (
+        f"; 处理层级由{enum_label('tier', tier.get('from'))}级调整为{enum_label('tier', tier.get('to'))}级"
+        if isinstance(tier, dict)
+        else ""
+    )
+    return "更正了: " + "; ".join(parts) + moved if parts else ""
