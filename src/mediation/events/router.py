@@ -528,7 +528,9 @@ async def enable_subscription(
         "Sends again, oldest first, the subscription's dead deliveries and those cancelled when it "
         "was disabled or its organisation suspended, made since `since` (unset: all that are still "
         "kept): at most `limit` per request, so a long backlog goes in several. The subscription must "
-        "be enabled first."
+        "be enabled first: a disabled one is refused (409), and so is one made by an API key since "
+        "revoked or expired (409 `subscriber_key_lapsed`) until a signed-in member of the "
+        "organisation's staff enables it, taking it on."
     ),
     responses=problem_responses(Forbidden, NotFound, Conflict),
 )

@@ -413,13 +413,32 @@ class WebhookService:
         )
         return list(rows.all())
 
+    async def _refuse_if_stopped(self, sub: WebhookSubscription) -> None:
+        """Refuses (409) to send again to a subscription that sends nothing: one disabled, or one
+        whose key has expired or was revoked, which reads as disabled (`as_read`) although its row
+        still says active until the relay records it. Its deliveries set pending would be
+        cancelled by the relay (`Relay.claim`), not sent, while the answer counted them as sent."""
+        if not sub.active:
+            raise Conflict(Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"))
+        key = (await lapsed_keys(self.session, [sub.created_by], utcnow())).get(sub.created_by)
+        if key is None:
+            return
+        why = Text("已被吊销", "was revoked") if key.revoked_at is not None else Text("已过期", "has expired")
+        raise Conflict(
+            Text(
+                f"订阅已停用: 创建它的 API 密钥 ({key.prefix}) {why.zh}, 须由本机构管理员登录后核对推送地址并启用",
+                f"The subscription is disabled: the API key that made it ({key.prefix}) {why.en}; an "
+                "administrator of the organisation signs in, checks its URL and enables it first",
+            ),
+            code=SUBSCRIBER_KEY_LAPSED,
+        )
+
     async def redeliver(self, delivery: WebhookDelivery) -> WebhookDelivery:
         """Send a dead (or cancelled) delivery again, with a fresh retry schedule."""
         # Locked, and read again: one disabled meanwhile is refused, not sent to.
         sub = (await lock_subscriptions(self.session, [delivery.subscription_id]))[0]
         await self.session.refresh(delivery)
-        if not sub.active:
-            raise Conflict(Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"))
+        await self._refuse_if_stopped(sub)
         if delivery.status in ("pending", "delivered"):
             raise Conflict(
                 Text("该投递无需重发", "This delivery is {s}; nothing to redeliver").format(s=delivery.status)
@@ -448,8 +467,7 @@ class WebhookService:
         down, once it is back and the subscription enabled. Returns how many, and whether more
         are left (the same request again sends the next ones)."""
         await lock_subscriptions(self.session, [sub.id])  # and read again: see `redeliver`
-        if not sub.active:
-            raise Conflict(Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"))
+        await self._refuse_if_stopped(sub)
         stmt = select(WebhookDelivery.id).where(
             WebhookDelivery.subscription_id == sub.id, WebhookDelivery.status.in_(("dead", "cancelled"))
         )
