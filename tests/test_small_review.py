@@ -1,16 +1,19 @@
-"""A webhook whose key has lapsed is not redelivered to."""
+"""A webhook whose key has lapsed is not redelivered to; a file that starts as text is text only
+if it is text throughout."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import update
 
+from mediation.documents.storage import HEAD_BYTES
 from mediation.identity.models import ApiKey
 from tests.receiver import Receiver
 from tests.support import Api
-from tests.test_documents import problem
+from tests.test_documents import problem, staging_leftovers, stored_files, upload, uploaded
 
 # ---- redelivering to a subscription whose key has lapsed ------------------------------------------
 
@@ -99,3 +102,71 @@ async def test_a_subscription_whose_key_has_expired_is_not_redelivered_to_until_
     assert again.status_code == 200, again.text
     assert again.json() == {"redelivered": 1, "more": False}
     assert await _statuses(api, sub_id, admin) == ["pending"]
+
+
+# ---- text throughout ------------------------------------------------------------------------------
+
+# A log or a CSV export: a header of ASCII longer than the first 8 KiB, which detection reads.
+HEADER = "".join(f"line {n:05d}, case 330681-2026-{n:06d}, status ok\r\n" for n in range(300))
+MINUTES = "调解笔录\r\n申请人: 双方同意分期还款, 每月 3000 元。\r\n"
+# What follows the text in a file that is not text: a program's code, an image's pixels.
+BINARY = bytes(range(256)) * 64
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        HEADER.encode() + BINARY,
+        (MINUTES * 200).encode("gbk") + BINARY,
+        (MINUTES * 200).encode("utf-8") + b"\x7fELF\x02\x01\x01" + b"\x00" * 4096,
+        (MINUTES * 200).encode("utf-16") + b"\x01\x00\x02\x00\x03\x00" * 1000,
+        # Far into the file, past the chunks it is read in.
+        (HEADER * 80).encode() + b"\x00",
+    ],
+    ids=["ascii", "gbk", "utf-8", "utf-16", "late"],
+)
+async def test_a_file_that_starts_as_text_and_turns_binary_is_refused(api: Api, content: bytes) -> None:
+    assert len(content) > HEAD_BYTES
+    dispute = await api.intake()
+    before = stored_files(api)
+    refused = await upload(api, dispute, content, "日志.txt", content_type="text/plain")
+    body = problem(refused, 415, "unsupported-media-type")
+    assert body["detected_media_type"] == "application/octet-stream"
+    assert "text/plain" in body["allowed_media_types"]
+    assert stored_files(api) == before and staging_leftovers(api) == []
+    listed = await api.client.get(f"/v1/disputes/{dispute['id']}/documents", headers=api.headers())
+    assert listed.status_code == 200, listed.text
+    assert "日志.txt" not in [d["original_name"] for d in listed.json()]
+
+
+@pytest.mark.parametrize(
+    ("encoded", "charset"),
+    [
+        ((MINUTES * 30000).encode("gbk"), "gb18030"),
+        ((HEADER + MINUTES * 30000).encode("gbk"), "gb18030"),
+        ((MINUTES * 30000 + "𠮷").encode("gb18030"), "gb18030"),
+        ((MINUTES * 30000).encode("utf-16"), "utf-16"),
+        (b"\xfe\xff" + (MINUTES * 30000).encode("utf-16-be"), "utf-16"),
+        ((MINUTES * 30000).encode("utf-8"), "utf-8"),
+        ("\ufeff".encode() + (HEADER + MINUTES * 30000).encode("utf-8"), "utf-8"),
+    ],
+    ids=["gbk", "gbk-after-ascii", "gb18030", "utf-16le-bom", "utf-16be-bom", "utf-8", "utf-8-bom"],
+)
+async def test_a_long_text_file_is_still_accepted_in_each_character_set(
+    api: Api, encoded: bytes, charset: str
+) -> None:
+    # More than a mebibyte: read in several chunks, characters split across them.
+    assert len(encoded) > 1024 * 1024
+    dispute = await api.intake()
+    document = await uploaded(api, dispute, encoded, "笔录.txt", content_type="text/plain")
+    assert document["media_type"] == "text/plain"
+    download = await api.client.get(document["href"])
+    assert download.status_code == 200 and download.content == encoded
+    assert download.headers["content-type"] == f"text/plain; charset={charset}"
+
+
+async def test_a_pdf_is_still_accepted_whatever_follows_its_first_bytes(api: Api) -> None:
+    content = b"%PDF-1.7\n" + HEADER.encode() + BINARY
+    dispute = await api.intake()
+    document = await uploaded(api, dispute, content, "扫描件.pdf")
+    assert document["media_type"] == "application/pdf"

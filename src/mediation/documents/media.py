@@ -119,7 +119,7 @@ def detect(head: bytes, filename: str, path: Path | None = None) -> str:
                 return claimed
             return "application/zip"
         return mime
-    if head and text_charset(head) is not None:
+    if head and text_charset(head) is not None and (path is None or text_throughout(path)):
         return TEXT
     return "application/octet-stream"
 
@@ -170,18 +170,37 @@ def file_charset(path: Path) -> str:
     return "utf-8"
 
 
-def _whole_decodes(file: BinaryIO, encoding: str) -> bool:
+def text_throughout(path: Path) -> bool:
+    """Whether the whole file at `path` is text, judged as `text_charset` judges a sample: UTF-16
+    when it starts with a byte order mark, else UTF-8 or GB 18030. What the first 8 KiB (all
+    `detect` reads) say is not enough: a program or an image behind a page of text would be kept,
+    and served, as plain text. Read in chunks, never whole; the upload's size limit bounds it, and
+    only a file whose first bytes are text is read (a PDF or an image is known by those)."""
+    with path.open("rb") as file:
+        encodings = ("utf-16",) if file.read(2) in _UTF16_BOMS else ("utf-8", "gb18030")
+        for encoding in encodings:
+            file.seek(0)
+            if _whole_decodes(file, encoding, limit=None):
+                return True
+    return False
+
+
+def _whole_decodes(file: BinaryIO, encoding: str, limit: int | None = CHARSET_SAMPLE_BYTES) -> bool:
+    """Whether what is left of `file` is text in `encoding`, up to `limit` bytes (None: to its end)."""
     decoder = codecs.getincrementaldecoder(encoding)()
-    left = CHARSET_SAMPLE_BYTES
+    left = limit
     try:
-        while left > 0:
-            chunk = file.read(min(_CHUNK, left))
+        while left is None or left > 0:
+            chunk = file.read(_CHUNK if left is None else min(_CHUNK, left))
             if not chunk:
                 decoder.decode(b"", final=True)
                 return True
-            left -= len(chunk)
+            if left is not None:
+                left -= len(chunk)
             text = decoder.decode(chunk)
-            if encoding != "utf-8" and _NOT_IN_TEXT.search(text):
+            # As in `text_charset`: a NUL is in no UTF-8 text typed; the other control characters
+            # tell GB 18030 and UTF-16, which decode most byte sequences, from what is no text.
+            if ("\x00" in text) if encoding == "utf-8" else _NOT_IN_TEXT.search(text):
                 return False
     except UnicodeDecodeError:
         return False

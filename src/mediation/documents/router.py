@@ -150,8 +150,9 @@ UPLOAD_BODY = {
     description=(
         "multipart/form-data with `file`, `kind`, and optionally `party_id` (the party who handed it "
         "in) and `note`. The media type is detected from the content; PDF, images, office documents "
-        "and plain text (UTF-8, GB 18030 or GBK, UTF-16 with its byte order mark) are accepted. "
-        "Identical content is stored once."
+        "and plain text (UTF-8, GB 18030 or GBK, UTF-16 with its byte order mark) are accepted; a "
+        "file is plain text only if all of it is, not just its first bytes. Identical content is "
+        "stored once."
     ),
     responses=problem_responses(
         NotFound,
