@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, text
 
 from mediation.disputes.models import Dispute
 from mediation.migrate import downgrade, upgrade
-from tests.support import Api
+from tests.support import Api, person
 from tests.test_misc_review import _withdraw
 from tests.test_web import signed_in
 
@@ -99,3 +99,17 @@ async def test_evidence_a_clerk_uploaded_is_still_withdrawn(api: Api) -> None:
     )
     assert withdrawn.status_code == 200, withdrawn.text
     assert withdrawn.json()["status"] == "withdrawn"
+
+
+# ---- a short document number masked -----------------------------------------------------------------
+
+
+async def test_a_passport_number_is_masked_to_its_first_and_last_two(api: Api) -> None:
+    foreigner = {**person("respondent", "JOHN SMITH", 2), "id_type": "passport", "id_number": "E12345678"}
+    dispute = await api.intake(parties=[person("applicant", "张三", 1), foreigner])
+    seen = await api.client.get(f"/v1/disputes/{dispute['id']}", headers=api.auth("supervisor"))
+    assert seen.status_code == 200, seen.text
+    [passport] = [p for p in seen.json()["parties"] if p["id_type"] == "passport"]
+    assert passport["id_number"] == "E******78"
+    [resident] = [p for p in seen.json()["parties"] if p["id_type"] == "resident_id"]
+    assert resident["id_number"].startswith("330") and resident["id_number"].count("*") == 11

@@ -161,7 +161,11 @@ def _mask(value: str, head: int, tail: int) -> str:
 
 
 def mask_id_number(value: str) -> str:
-    """`110105199001011234` -> `110***********1234`: region prefix and last four, as banks print them."""
+    """`110105199001011234` -> `110***********1234`: region prefix and last four, as banks print them.
+    A shorter number (a passport, a travel permit: `E12345678`) keeps its first and last two only,
+    `E******78`: three and four of nine characters would give most of it away."""
+    if len(value) < 15:
+        return _mask(value, 1, 2)
     return _mask(value, 3, 4)
 
 
