@@ -113,3 +113,24 @@ async def test_a_passport_number_is_masked_to_its_first_and_last_two(api: Api) -
     assert passport["id_number"] == "E******78"
     [resident] = [p for p in seen.json()["parties"] if p["id_type"] == "resident_id"]
     assert resident["id_number"].startswith("330") and resident["id_number"].count("*") == 11
+
+
+# ---- the addresses of the case page's newer forms, opened as pages --------------------------------
+
+
+async def test_the_newer_forms_addresses_opened_in_the_browser_lead_back_to_the_case(
+    api: Api, web: Any
+) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    case = await api.intake()
+    page = signed_in(web, api)
+    for path in (
+        f"/cases/{case['id']}/sittings",
+        f"/cases/{case['id']}/sittings/{uuid.uuid4()}/record",
+        f"/cases/{case['id']}/sittings/{uuid.uuid4()}/cancel",
+        f"/cases/{case['id']}/corrections",
+        f"/cases/{case['id']}/documents",
+    ):
+        back = await page.get(path, headers=html)
+        assert back.status_code == 303, (path, back.status_code)
+        assert back.headers["location"] == f"/cases/{case['id']}", path

@@ -27,7 +27,7 @@ from mediation.web.rendering import (
 
 # The addresses a case page's forms post to: after a refused form the address bar shows one.
 CASE_FORM = re.compile(
-    r"^/cases/(?P<case>[0-9a-fA-F-]{36})/(?:actions|agreements|supervision-orders|alerts|documents)(?:/[^?]*)?$"
+    r"^/cases/(?P<case>[0-9a-fA-F-]{36})/(?:actions|agreements|supervision-orders|alerts|documents|sittings|corrections)(?:/[^?]*)?$"
 )
 
 
