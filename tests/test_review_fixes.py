@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, text
 from mediation.disputes.models import Dispute
 from mediation.migrate import downgrade, upgrade
 from tests.support import Api, person
+from tests.test_corrections import correct
 from tests.test_misc_review import _withdraw
 from tests.test_web import signed_in
 
@@ -134,3 +135,28 @@ async def test_the_newer_forms_addresses_opened_in_the_browser_lead_back_to_the_
         back = await page.get(path, headers=html)
         assert back.status_code == 303, (path, back.status_code)
         assert back.headers["location"] == f"/cases/{case['id']}", path
+
+
+# ---- a number read masked is not cleared blind --------------------------------------------------------
+
+
+async def test_a_supervisor_who_reads_numbers_masked_cannot_clear_them(api: Api) -> None:
+    dispute = await api.intake()
+    respondent = next(p for p in dispute["parties"] if p["role"] == "respondent")
+    for field in ("phone", "id_number"):
+        body = {"reason": "号码有误", "parties": [{"party_id": respondent["id"], field: None}]}
+        if field == "id_number":
+            body["parties"][0]["id_type"] = None
+        refused = await correct(api, dispute, body, role="supervisor")
+        assert refused.status_code == 403, refused.text
+        assert (refused.json()["code"], refused.json()["field"]) == (
+            "pii_read_required",
+            f"parties[0].{field}",
+        )
+    assert (await api.get(dispute))["version"] == dispute["version"]
+    # Staff who read it in full clear it.
+    cleared = await correct(
+        api, dispute, {"reason": "号码有误", "parties": [{"party_id": respondent["id"], "phone": None}]}
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert next(p for p in cleared.json()["parties"] if p["id"] == respondent["id"])["phone"] is None

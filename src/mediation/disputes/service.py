@@ -1352,6 +1352,19 @@ class DisputeService:
             changed = self._party_changes(party, fix.model_dump(exclude={"party_id"}, exclude_unset=True), i)
             if not changed:
                 continue
+            blind = [f for f in ("id_number", "phone") if f in changed and changed[f] is None]
+            if blind and not principal.can(Permission.pii_read):
+                # Whoever reads a number masked cannot tell that it is wrong: clearing it is for
+                # staff who see it (个人信息保护法 Art. 51: access by need), as the page offers.
+                raise Forbidden(
+                    Text(
+                        "您只能看到脱敏后的号码, 不能清除它; 请由能查看完整号码的工作人员核实后更正",
+                        "You see this number masked and cannot clear it; staff who read it in full "
+                        "may check and correct it",
+                    ),
+                    code="pii_read_required",
+                    field=f"parties[{i}].{blind[0]}",
+                )
             if party.id in locked and {"name", "id_type", "id_number"} & set(changed):
                 # 人民调解法 Art. 29: the agreement states the parties who signed it; another name
                 # or document number on the case would no longer be the person the agreement binds.
