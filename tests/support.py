@@ -295,6 +295,22 @@ class Api:
             self.tokens[(role, org_id)] = identity.tokens.issue(user.id, role, org_id).token
         return {"Authorization": f"Bearer {self.tokens[(role, org_id)]}"}
 
+    async def expiring_key(self, org: str = "village", hours: int = 1) -> dict[str, Any]:
+        """An API key of the body `org`'s administrator that expires in `hours`, as created (its
+        `id` and `secret`): what a subscription made with it lapses with."""
+        created = await self.client.post(
+            "/v1/api-keys",
+            json={
+                "organisation_id": str(self.bodies[org]),
+                "role": "body_admin",
+                "name": "临时密钥",
+                "expires_at": (datetime.now(UTC) + timedelta(hours=hours)).isoformat(),
+            },
+            headers=await self.signed_in("body_admin", org),
+        )
+        assert created.status_code == 201, created.text
+        return dict(created.json())
+
     async def add_rural_land_commission(self) -> uuid.UUID:
         """The county's rural land contract arbitration commission, which answers its handoffs as
         `arbitration` with an API key of its own."""

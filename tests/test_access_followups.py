@@ -263,20 +263,10 @@ async def test_a_webhook_stops_when_the_key_that_made_it_expires(
     api: Api, relay: Relay, receiver: Receiver
 ) -> None:
     admin = await api.signed_in("body_admin", "village")
-    expiring = await api.client.post(
-        "/v1/api-keys",
-        json={
-            "organisation_id": str(api.bodies["village"]),
-            "role": "body_admin",
-            "name": "临时密钥",
-            "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-        },
-        headers=admin,
-    )
-    assert expiring.status_code == 201, expiring.text
-    key_id = expiring.json()["id"]
+    expiring_key = await api.expiring_key()
+    key_id = expiring_key["id"]
     made = await api.client.post(
-        "/v1/webhooks", json={"url": receiver.url}, headers={"X-API-Key": expiring.json()["secret"]}
+        "/v1/webhooks", json={"url": receiver.url}, headers={"X-API-Key": expiring_key["secret"]}
     )
     assert made.status_code == 201, made.text
     sub = made.json()

@@ -28,18 +28,8 @@ async def test_a_subscription_whose_key_has_expired_is_not_redelivered_to_until_
     api: Api, receiver: Receiver
 ) -> None:
     admin = await api.signed_in("body_admin", "village")
-    made_key = await api.client.post(
-        "/v1/api-keys",
-        json={
-            "organisation_id": str(api.bodies["village"]),
-            "role": "body_admin",
-            "name": "临时密钥",
-            "expires_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
-        },
-        headers=admin,
-    )
-    assert made_key.status_code == 201, made_key.text
-    key = {"X-API-Key": made_key.json()["secret"]}
+    lapsing_key = await api.expiring_key()
+    key = {"X-API-Key": lapsing_key["secret"]}
     made = await api.client.post("/v1/webhooks", json={"url": receiver.url}, headers=key)
     assert made.status_code == 201, made.text
     sub_id = made.json()["id"]
@@ -57,7 +47,7 @@ async def test_a_subscription_whose_key_has_expired_is_not_redelivered_to_until_
     async with api.app.state.db.writer() as session, session.begin():
         await session.execute(
             update(ApiKey)
-            .where(ApiKey.id == uuid.UUID(made_key.json()["id"]))
+            .where(ApiKey.id == uuid.UUID(lapsing_key["id"]))
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     assert (await api.client.get(f"/v1/webhooks/{sub_id}", headers=admin)).json()["active"] is False
@@ -91,7 +81,7 @@ async def test_a_subscription_whose_key_has_expired_is_not_redelivered_to_until_
     assert body["code"] == "subscriber_key_lapsed"
     assert "revoked or expired" in body["detail"]
     still = (await api.client.get(f"/v1/webhooks/{sub_id}", headers=admin)).json()
-    assert (still["active"], still["created_by"]) == (False, made_key.json()["id"])
+    assert (still["active"], still["created_by"]) == (False, lapsing_key["id"])
     assert await _statuses(api, sub_id, admin) == ["cancelled"]
 
     # Taken on by the signed-in administrator, its backlog is sent again.
