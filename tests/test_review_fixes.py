@@ -160,3 +160,37 @@ async def test_a_supervisor_who_reads_numbers_masked_cannot_clear_them(api: Api)
     )
     assert cleared.status_code == 200, cleared.text
     assert next(p for p in cleared.json()["parties"] if p["id"] == respondent["id"])["phone"] is None
+
+
+# ---- how a sitting ended, on the timeline -------------------------------------------------------------
+
+
+async def test_the_timeline_says_how_a_recorded_sitting_ended(api: Api, web: Any) -> None:
+    from mediation.web.labels import ENUM_LABELS
+
+    case = await api.drive("mediating")
+    scheduled = await api.client.post(
+        f"/v1/disputes/{case['id']}/sessions",
+        json={"scheduled_at": "2026-06-01T09:00:00+08:00", "place": "调解室"},
+        headers=api.acting("body_mediator", case),
+    )
+    assert scheduled.status_code == 201, scheduled.text
+    respondent = next(p for p in case["parties"] if p["role"] == "respondent")
+    recorded = await api.client.post(
+        f"/v1/disputes/{case['id']}/sessions/{scheduled.json()['id']}/record",
+        json={
+            "held_at": "2026-06-01T09:30:00+08:00",
+            "attendees": [{"name": respondent["name"], "capacity": "被申请人", "party_id": respondent["id"]}],
+            "minutes": "被申请人表示不同意调解。",
+            "outcome": "party_refused",
+            "party_id": respondent["id"],
+        },
+        headers={**api.acting("body_mediator", case), "If-Match": scheduled.headers["ETag"]},
+    )
+    assert recorded.status_code == 200, recorded.text
+    page = await signed_in(web, api, "clerk").get(f"/cases/{case['id']}")
+    assert page.status_code == 200
+    refused = ENUM_LABELS["outcome"]["party_refused"]
+    assert (
+        f'<div class="reason sitting-outcome">调解结果: {refused} ({respondent["name"]})</div>' in page.text
+    )

@@ -369,6 +369,14 @@ def visit_result(action: str, payload: dict[str, object] | None) -> str:
     return " · ".join(parts)
 
 
+def sitting_outcome(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:
+    """How a recorded sitting ended, as the timeline shows it: "调解结果: 当事人拒绝调解 (李四)"."""
+    if action != "record_session" or not payload or not payload.get("outcome"):
+        return ""
+    party = names.get(str(payload.get("party_id"))) if payload.get("party_id") else None
+    return f"调解结果: {enum_label('outcome', payload['outcome'])}" + (f" ({party})" if party else "")
+
+
 def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:
     """What a correction changed, as the timeline shows it: field names and the parties' names as
     the case now holds them; the entry itself records no value (个人信息保护法 Art. 51)."""

@@ -23,7 +23,14 @@ from mediation.core.errors import ProblemError, StaleVersion, Unauthenticated, f
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.web.forms import PATH_PART
-from mediation.web.labels import ENUM_LABELS, corrected_fields, entry_reason, enum_label, visit_result
+from mediation.web.labels import (
+    ENUM_LABELS,
+    corrected_fields,
+    entry_reason,
+    enum_label,
+    sitting_outcome,
+    visit_result,
+)
 from mediation.web.session import csrf_token, keep_session
 from mediation.web.submissions import once_per_submission
 
@@ -94,6 +101,7 @@ templates.env.globals.update(
     entry_reason=entry_reason,
     visit_result=visit_result,
     corrected_fields=corrected_fields,
+    sitting_outcome=sitting_outcome,
     LABELS=ENUM_LABELS,
     Role=Role,
     Permission=Permission,
