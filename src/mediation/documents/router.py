@@ -36,8 +36,9 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
-from mediation.disputes.router import IdempotencyKey
+from mediation.disputes.router import IdempotencyKey, View
 from mediation.disputes.service import DisputeService
+from mediation.disputes.views import Viewer
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, file_charset, saved_name
 from mediation.documents.models import Document
 from mediation.documents.service import DocumentKind, DocumentService, may_read_content
@@ -55,7 +56,10 @@ class DocumentOut(BaseModel):
     id: uuid.UUID
     dispute_id: uuid.UUID
     kind: DocumentKind
-    original_name: str
+    original_name: str = Field(
+        description="The file's name as handed in (without client folders); to a role without "
+        "`pii:read` with ID and phone numbers masked."
+    )
     size: int
     media_type: str = Field(description="Detected from the content, not the client's claim.")
     sha256: str
@@ -64,6 +68,10 @@ class DocumentOut(BaseModel):
     submitted_role: str
     stage: str = Field(description="The case's state when the document was added.")
     generated: bool
+    note: str | None = Field(
+        description="The note given at upload; to a role without `pii:read` with ID and phone numbers "
+        "masked, as other text typed about a case (and `withdrawn_reason`)."
+    )
     late: bool = Field(
         description="Added after the latest handoff froze its dossier: not in it (a later handoff takes it in)."
     )
@@ -101,8 +109,12 @@ def _services(request: Request) -> tuple[DisputeService, DocumentService]:
     return disputes, documents
 
 
-def _out(document: Any) -> DocumentOut:
+def _out(document: Any, view: Viewer) -> DocumentOut:
     values = {name: getattr(document, name) for name in DocumentOut.model_fields if name != "href"}
+    # Text typed or named by people (the file's name, the note, the reason for a withdrawal) reads
+    # as the case's timeline gives it to this caller: its ID and phone numbers masked without pii:read.
+    for name in ("original_name", "note", "withdrawn_reason"):
+        values[name] = view.text(document.dispute_id, values[name])
     values["href"] = f"/v1/disputes/{document.dispute_id}/documents/{document.id}/content"
     return DocumentOut.model_validate(values)
 
@@ -152,10 +164,14 @@ UPLOAD_BODY = {
         "in) and `note`. The media type is detected from the content; PDF, images, office documents "
         "and plain text (UTF-8, GB 18030 or GBK, UTF-16 with its byte order mark) are accepted; a "
         "file is plain text only if all of it is, not just its first bytes. Identical content is "
-        "stored once."
+        "stored once. The upload is work on the case: it moves the case's version on by one and adds "
+        "one timeline entry (`add_document`, with the kind, the file's name and the note) and one "
+        "`document_added` event (the document's id and kind, never its name or note). An archived "
+        "case's file is closed: 409 `case_archived`, nothing stored."
     ),
     responses=problem_responses(
         NotFound,
+        Conflict,
         PayloadTooLarge,
         UnsupportedMediaType,
         IdempotencyInProgress,
@@ -165,7 +181,11 @@ UPLOAD_BODY = {
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(
-    request: Request, dispute_id: uuid.UUID, principal: Writer, idempotency_key: IdempotencyKey = None
+    request: Request,
+    dispute_id: uuid.UUID,
+    principal: Writer,
+    view: View,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     disputes, documents = _services(request)
     await check_scope(request, disputes, dispute_id, principal)
@@ -184,7 +204,7 @@ async def upload_document(
         async def work() -> Response:
             document = await add_document(request, principal, disputes, documents, dispute_id, upload, fields)
             location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
-            body = _out(document).model_dump_json()
+            body = _out(document, view).model_dump_json()
             return Response(
                 body, status_code=201, media_type="application/json", headers={"Location": location}
             )
@@ -226,6 +246,7 @@ async def add_document(
         fields.party_id,
         fields.note,
         request.app.state.clock.now(),
+        disputes=disputes,
     )
     request.state.audit_object = ("document", document.id)
     return document
@@ -257,10 +278,12 @@ def _sha256_of(file: BinaryIO) -> str:
     ),
     responses=problem_responses(NotFound),
 )
-async def list_documents(request: Request, dispute_id: uuid.UUID, principal: Reader) -> list[DocumentOut]:
+async def list_documents(
+    request: Request, dispute_id: uuid.UUID, principal: Reader, view: View
+) -> list[DocumentOut]:
     disputes, documents = _services(request)
     dispute = await disputes.get(dispute_id, principal)
-    return [_out(d) for d in await documents.of_case(dispute, principal)]
+    return [_out(d, view) for d in await documents.of_case(dispute, principal)]
 
 
 @router.get(
@@ -270,11 +293,11 @@ async def list_documents(request: Request, dispute_id: uuid.UUID, principal: Rea
     responses=problem_responses(NotFound),
 )
 async def get_document(
-    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader
+    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader, view: View
 ) -> DocumentOut:
     disputes, documents = _services(request)
     dispute = await disputes.get(dispute_id, principal)
-    return _out(await documents.get(dispute, document_id, principal))
+    return _out(await documents.get(dispute, document_id, principal), view)
 
 
 # What a download can be: an uploaded file of an accepted type, or a page the service generated
@@ -424,14 +447,22 @@ def content_disposition(name: str) -> str:
     "Only the organisation that submitted the document, or the center's staff, may withdraw it "
     "(403 `not_submitter`). A record the service generated (`generated`: the receipt, the agreement "
     "as signed, the confirmation application) is not withdrawn (409 `generated_document`): the "
-    "court's dossier is made of them.",
+    "court's dossier is made of them. A withdrawal moves the case's version on by one and adds one "
+    "timeline entry (`withdraw_document`, the reason as its reason) and one `document_withdrawn` event. "
+    "An archived case's file is closed: 409 `case_archived`.",
     responses=problem_responses(Forbidden, NotFound, Conflict),
 )
 async def withdraw_document(
-    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, data: WithdrawIn, principal: Writer
+    request: Request,
+    dispute_id: uuid.UUID,
+    document_id: uuid.UUID,
+    data: WithdrawIn,
+    principal: Writer,
+    view: View,
 ) -> DocumentOut:
     disputes, documents = _services(request)
-    return _out(await withdraw(request, principal, disputes, documents, dispute_id, document_id, data.reason))
+    document = await withdraw(request, principal, disputes, documents, dispute_id, document_id, data.reason)
+    return _out(document, view)
 
 
 async def withdraw(
@@ -449,7 +480,7 @@ async def withdraw(
     dispute = await disputes.get(dispute_id, principal, for_update=True)
     document = await documents.get(dispute, document_id, principal)
     now = request.app.state.clock.now()
-    return await documents.withdraw(dispute, document, principal, reason, now)
+    return await documents.withdraw(dispute, document, principal, reason, now, disputes=disputes)
 
 
 @router.get(

@@ -9,12 +9,13 @@ import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from mediation.core.db import ordered_id
 from mediation.core.errors import (
@@ -32,8 +33,11 @@ from mediation.disputes.models import Dispute
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, detect
 from mediation.documents.models import Blob, Document, Dossier
 from mediation.documents.storage import BlobStore, Staged, TooLarge
-from mediation.events.service import record_dispute_event
 from mediation.identity.models import ApiKey, User
+
+if TYPE_CHECKING:
+    # The dispute service builds on this one (it prints the receipt, freezes the dossier).
+    from mediation.disputes.service import DisputeService
 
 
 class DocumentKind(StrEnum):
@@ -85,9 +89,40 @@ _ADD_BLOB = {
     for on_postgresql, insert in ((True, pg_insert), (False, sqlite_insert))
 }
 _DOSSIERS_OF = select(func.count()).select_from(Dossier).where(Dossier.dispute_id == bindparam("dispute_id"))
+# The case under its lock, read again: another upload, a withdrawal or an action may have committed
+# (and moved the version on) while this upload was being read, and its timeline entry is recorded
+# under the case's version check. The parties come with it, as with every read of the case.
+_LOCK_CASE = (
+    select(Dispute)
+    .where(Dispute.id == bindparam("dispute_id"))
+    .options(joinedload(Dispute.parties))
+    .with_for_update(of=Dispute)
+    .execution_options(populate_existing=True)
+)
 
 FILE_TOO_LARGE = Text("单个文件超过上限 {n} 字节", "The file exceeds {n} bytes")
 CASE_TOO_LARGE = Text("本案材料总量超过上限 {n} 字节", "The case's documents would exceed {n} bytes")
+
+
+# 人民调解法 Art. 27: the body keeps the case's file once the case is over. An archived case's file is
+# closed: nothing is added to it or taken out of it.
+CLOSED_FILE = "archived"
+
+
+def takes_documents(dispute: Dispute) -> bool:
+    """Whether the case's file is open: documents may be handed in or withdrawn."""
+    return dispute.status != CLOSED_FILE
+
+
+def _refuse_closed_file(dispute: Dispute) -> None:
+    if not takes_documents(dispute):
+        raise Conflict(
+            Text(
+                "案件已归档, 案卷已封存, 不能再提交或撤回材料",
+                "The case is archived: its file is closed, and documents can no longer be added or withdrawn",
+            ),
+            code="case_archived",
+        )
 
 
 def _base_name(filename: str) -> str:
@@ -144,7 +179,12 @@ class DocumentService:
         party_id: uuid.UUID | None,
         note: str | None,
         now: datetime,
+        *,
+        disputes: DisputeService,
     ) -> Document:
+        """A document handed in to the case: stored, and recorded on the case's timeline as work
+        on it (`add_document`), with one `document_added` event, under the case's version."""
+        _refuse_closed_file(dispute)
         if party_id is not None and party_id not in {p.id for p in dispute.parties}:
             message = Text("该案没有这个当事人", "No such party in this case")
             raise ValidationFailed.of_field("party_id", "unknown", message)
@@ -174,13 +214,29 @@ class DocumentService:
                     allowed_media_types=sorted(ALLOWED),
                 )
             # Concurrent uploads to the case (and a handoff freezing its dossier) wait here, so the
-            # case's total and the late flag are judged against what they committed.
-            await self.session.execute(select(Dispute.id).where(Dispute.id == dispute.id).with_for_update())
+            # case's total and the late flag are judged against what they committed, and the case
+            # is read again as they left it (its status, its version).
+            await self.session.scalars(_LOCK_CASE, {"dispute_id": dispute.id})
+            _refuse_closed_file(dispute)
             if await self._case_bytes(dispute.id) + staged.size > self.settings.case_document_max_bytes:
                 raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes))
-            return await self._attach(
+            document = await self._attach(
                 dispute, principal, staged, media_type, filename, kind, party_id, note, now, generated=False
             )
+            # The event carries no name or note: a file's name often names a party (欠条（张三）.pdf),
+            # and other systems learn only that a document of this kind was added. The timeline keeps
+            # them, read with the case's own rights.
+            added = {"name": document.original_name, "party_id": str(party_id) if party_id else None}
+            await disputes.record_work(
+                dispute,
+                "add_document",
+                principal,
+                None,
+                {"document_id": str(document.id), "kind": kind.value},
+                "document_added",
+                timeline_only={**added, "note": note} if note else added,
+            )
+            return document
         except BaseException:
             self.store.discard(staged)
             raise
@@ -251,23 +307,9 @@ class DocumentService:
             created_at=now,
         )
         self.session.add(document)
+        # Papers the service prints are part of the action that printed them, with its timeline entry
+        # and event; a document handed in is recorded as work on the case by `upload`.
         await self.session.flush()
-        if generated:
-            # Papers the service prints are part of the action that printed them, which has its own
-            # event; only documents handed in are news to other systems.
-            return document
-        record_dispute_event(
-            self.session,
-            dispute,
-            "document_added",
-            {
-                "action": "add_document",
-                "document_id": str(document.id),
-                "kind": kind.value,
-                "version": dispute.version,
-            },
-            now,
-        )
         return document
 
     async def _case_bytes(self, dispute_id: uuid.UUID) -> int:
@@ -318,11 +360,20 @@ class DocumentService:
     # ---- withdrawal -----------------------------------------------------------------------------
 
     async def withdraw(
-        self, dispute: Dispute, document: Document, principal: Principal, reason: str, now: datetime
+        self,
+        dispute: Dispute,
+        document: Document,
+        principal: Principal,
+        reason: str,
+        now: datetime,
+        *,
+        disputes: DisputeService,
     ) -> Document:
         """The caller holds the case's lock (taken before the document's, as uploads and handoffs
         take it); the document's row is locked and read again, so of two withdrawals at once the
-        second sees the first and is refused."""
+        second sees the first and is refused. Recorded on the case's timeline (`withdraw_document`,
+        with the reason) and as one `document_withdrawn` event, under the case's version."""
+        _refuse_closed_file(dispute)
         await self._may_withdraw(document, principal)
         await self.session.execute(
             select(Document)
@@ -335,14 +386,15 @@ class DocumentService:
         document.status = "withdrawn"
         document.withdrawn_reason = reason
         document.withdrawn_at = now
-        record_dispute_event(
-            self.session,
+        await disputes.record_work(
             dispute,
+            "withdraw_document",
+            principal,
+            reason,
+            {"document_id": str(document.id)},
             "document_withdrawn",
-            {"action": "withdraw_document", "document_id": str(document.id), "version": dispute.version},
-            now,
+            timeline_only={"kind": document.kind, "name": document.original_name},
         )
-        await self.session.flush()
         return document
 
     async def may_withdraw(self, document: Document, principal: Principal) -> bool:

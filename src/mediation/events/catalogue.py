@@ -125,11 +125,17 @@ def catalogue() -> list[dict[str, Any]]:
             "actions": ["correct"],
         },
         "document_added": {
-            "summary": "A document was added to the case (uploaded or generated)",
+            "summary": "提交材料 A document was handed in to the case (the papers the service prints "
+            "belong to the action that printed them): work on the case, one timeline entry, the version "
+            "moved on by one. The file's name and the note stay on the timeline",
             "fields": {
                 **COMMON_FIELDS,
                 "document_id": {"type": "string", "format": "uuid"},
-                "kind": {"type": "string"},
+                "kind": {
+                    "type": "string",
+                    "description": "evidence | identity_document | power_of_attorney | minutes | agreement "
+                    "| receipt | application | filing_pack | court_ruling | other",
+                },
             },
             "actions": ["add_document"],
         },
@@ -415,7 +421,8 @@ def catalogue() -> list[dict[str, Any]]:
             "actions": ["visit_impossible"],
         },
         "document_withdrawn": {
-            "summary": "A document was withdrawn (kept, with its reason)",
+            "summary": "撤回材料 A document was withdrawn (kept, with its reason, which stays on the timeline): "
+            "work on the case, one timeline entry, the version moved on by one",
             "fields": {**COMMON_FIELDS, "document_id": {"type": "string", "format": "uuid"}},
             "actions": ["withdraw_document"],
         },

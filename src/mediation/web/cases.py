@@ -385,7 +385,7 @@ class CasePage:
             ],
             "ending_outcomes": [enum_label("outcome", o) for o in ENDING_OUTCOMES],
             # 案件材料: the documents as the API lists them to this caller, their forms (web/documents.py).
-            **await case_documents.section(self.request, svc, principal, dispute),
+            **await case_documents.section(self.request, svc, principal, dispute, view),
         }
 
     async def _body_name(self, body_id: uuid.UUID | None) -> str | None:

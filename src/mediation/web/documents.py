@@ -26,6 +26,7 @@ from mediation.core.principal import Permission, Principal
 from mediation.disputes.models import Dispute
 from mediation.disputes.router import service
 from mediation.disputes.service import DisputeService
+from mediation.disputes.views import Viewer
 from mediation.documents.router import (
     UploadFields,
     WithdrawIn,
@@ -35,7 +36,7 @@ from mediation.documents.router import (
     upload_content,
     withdraw,
 )
-from mediation.documents.service import DocumentKind, DocumentService, may_read_content
+from mediation.documents.service import DocumentKind, DocumentService, may_read_content, takes_documents
 from mediation.identity.auth import require
 from mediation.web import cases
 from mediation.web.forms import (
@@ -96,12 +97,14 @@ def size_text(size: int) -> str:
 
 
 async def section(
-    request: Request, svc: DisputeService, principal: Principal, dispute: Dispute
+    request: Request, svc: DisputeService, principal: Principal, dispute: Dispute, view: Viewer
 ) -> dict[str, Any]:
-    """The case page's keys for its 案件材料 card."""
+    """The case page's keys for its 案件材料 card. `view`: the page's, so a note read unmasked is
+    counted with the page's other reads of the case's personal data."""
     documents = _documents(svc)
     parties = {p.id: p.name for p in dispute.parties}
-    may_change = principal.can(Permission.cases_write)
+    # An archived case's file is closed: the service takes no upload or withdrawal on it.
+    may_change = principal.can(Permission.cases_write) and takes_documents(dispute)
     rows = []
     for d in await documents.of_case(dispute, principal):
         submitter = ENUM_LABELS["staff_role"].get(d.submitted_role, d.submitted_role)
@@ -112,15 +115,16 @@ async def section(
             {
                 "id": d.id,
                 "kind": d.kind,
-                "name": d.original_name,
+                "name": view.text(dispute.id, d.original_name),
                 "size": size_text(d.size),
                 "submitter": submitter,
                 "created_at": d.created_at,
                 "status": d.status,
-                "withdrawn_reason": d.withdrawn_reason,
+                "withdrawn_reason": view.text(dispute.id, d.withdrawn_reason),
                 "withdrawn_at": d.withdrawn_at,
                 "late": d.late,
                 "generated": d.generated,
+                "note": view.text(dispute.id, d.note),
                 "href": f"/cases/{dispute.id}/documents/{d.id}/content"
                 if may_read_content(d, principal)
                 else None,
@@ -133,8 +137,10 @@ async def section(
         )
     return {
         "case_documents": rows,
-        # The API takes a document from any role that may change the case, at any stage of it.
+        # The API takes a document from any role that may change the case, at any stage of it but
+        # the last (archived).
         "can_upload": may_change,
+        "file_closed": not takes_documents(dispute),
         "upload_fields": upload_fields([Option(str(p.id), p.name) for p in dispute.parties])
         if may_change
         else [],

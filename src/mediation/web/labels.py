@@ -50,6 +50,8 @@ TIMELINE_LABELS = {
     "assign_mediator": "指定承办调解员",
     "correct": "更正登记信息",
     "link": "关联案件",
+    "add_document": "提交材料",
+    "withdraw_document": "撤回材料",
     "document_added": "提交材料",
     "document_withdrawn": "撤回材料",
     "visit_attempted": "回访未联系上",
@@ -396,3 +398,22 @@ def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapp
         else ""
     )
     return "更正了: " + "; ".join(parts) + moved if parts else ""
+
+
+DOCUMENT_ENTRIES = frozenset({"add_document", "withdraw_document"})
+
+
+def document_entry(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:
+    """Which document an entry handed in or withdrew, as the timeline shows it: "证据材料《欠条.pdf》,
+    当事人张三提交 · 备注: 原件已核对". The name and the note as the entry reads to this caller (its
+    ID and phone numbers masked without `pii:read`); a withdrawal's reason is the entry's own."""
+    if action not in DOCUMENT_ENTRIES or not payload:
+        return ""
+    text = enum_label("document_kind", payload.get("kind"))
+    if payload.get("name"):
+        text += f"《{payload['name']}》"
+    party = names.get(str(payload.get("party_id"))) if payload.get("party_id") else None
+    parts = [f"{text}, 当事人{party}提交" if party else text]
+    if payload.get("note"):
+        parts.append(f"备注: {payload['note']}")
+    return " · ".join(parts)

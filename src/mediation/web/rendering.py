@@ -26,6 +26,7 @@ from mediation.web.forms import PATH_PART
 from mediation.web.labels import (
     ENUM_LABELS,
     corrected_fields,
+    document_entry,
     entry_reason,
     enum_label,
     sitting_outcome,
@@ -102,6 +103,7 @@ templates.env.globals.update(
     visit_result=visit_result,
     corrected_fields=corrected_fields,
     sitting_outcome=sitting_outcome,
+    document_entry=document_entry,
     LABELS=ENUM_LABELS,
     Role=Role,
     Permission=Permission,
