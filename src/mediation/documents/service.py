@@ -104,8 +104,8 @@ FILE_TOO_LARGE = Text("单个文件超过上限 {n} 字节", "The file exceeds {
 CASE_TOO_LARGE = Text("本案材料总量超过上限 {n} 字节", "The case's documents would exceed {n} bytes")
 
 
-# 人民调解法 Art. 27: the body keeps the case's file once the case is over. An archived case's file is
-# closed: nothing is added to it or taken out of it.
+# 人民调解法 Art. 27: the case's materials are bound into its file and archived (立卷归档). Once the
+# case is archived its file is closed: nothing is added to it or taken out of it.
 CLOSED_FILE = "archived"
 
 
@@ -216,7 +216,7 @@ class DocumentService:
             # Concurrent uploads to the case (and a handoff freezing its dossier) wait here, so the
             # case's total and the late flag are judged against what they committed, and the case
             # is read again as they left it (its status, its version).
-            await self.session.scalars(_LOCK_CASE, {"dispute_id": dispute.id})
+            (await self.session.scalars(_LOCK_CASE, {"dispute_id": dispute.id})).unique().one()
             _refuse_closed_file(dispute)
             if await self._case_bytes(dispute.id) + staged.size > self.settings.case_document_max_bytes:
                 raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes))
