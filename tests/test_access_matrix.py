@@ -215,6 +215,8 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"scheduled_at": api.app.state.clock.now().isoformat(), "online": True}
     if path.endswith("/sessions/{session_id}/cancel"):
         return {"reason": "intruder cancellation"}
+    if path.endswith("/sessions/{session_id}/reschedule"):
+        return {"scheduled_at": api.app.state.clock.now().isoformat(), "reason": "intruder move"}
     if path.endswith("/sessions/{session_id}/record"):
         return {
             "held_at": api.app.state.clock.now().isoformat(),

@@ -620,6 +620,19 @@ async def produce_every_event_type(api: Any) -> None:
         headers={**api.acting("body_mediator", mediating), "If-Match": again.headers["ETag"]},
     )
     assert called_off.status_code == 200, called_off.text
+    # Another scheduled, then moved to another day.
+    moving = await api.client.post(
+        f"/v1/disputes/{mediating['id']}/sessions",
+        json={"scheduled_at": "2026-06-10T09:00:00+08:00", "place": "枫源村调委会"},
+        headers=api.acting("body_mediator", mediating),
+    )
+    assert moving.status_code == 201, moving.text
+    moved = await api.client.post(
+        f"/v1/disputes/{mediating['id']}/sessions/{moving.json()['id']}/reschedule",
+        json={"scheduled_at": "2026-06-12T14:00:00+08:00", "reason": "调解室被占用"},
+        headers={**api.acting("body_mediator", mediating), "If-Match": moving.headers["ETag"]},
+    )
+    assert moved.status_code == 200, moved.text
     # An obligation performed; another overdue, followed up; a confirmation request withdrawn;
     # another accepted, extended, and late.
     performed = await api.drive("agreement_signed")

@@ -479,7 +479,8 @@ async def test_each_role_sees_the_sittings_as_the_api_shows_them_and_the_forms_i
     posts = [a for a in actions_of(shown.text) if "/sittings" in a]
     if forms:
         cancel = f"/cases/{case['id']}/sittings/{coming['id']}/cancel"
-        assert sorted(posts) == sorted([schedule_path(case), record_path(case, coming), cancel])
+        move = f"/cases/{case['id']}/sittings/{coming['id']}/reschedule"
+        assert sorted(posts) == sorted([schedule_path(case), record_path(case, coming), cancel, move])
     else:
         assert posts == []
         # And the API refuses them these changes, as the page does not offer them.

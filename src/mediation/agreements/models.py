@@ -36,12 +36,20 @@ class MediationSession(Base):
     # the case when mediation at the body ended (no reason: the case's timeline says why).
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(Text)
+    # Moved (改期) while still to be held, oldest first: each move's earlier and new time and place,
+    # the body's reason, when and by whom. The sitting keeps its id; `scheduled_at`, `place` and
+    # `online` are where it stands now.
+    reschedules: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     version: Mapped[int] = mapped_column()
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+    @property
+    def rescheduled_count(self) -> int:
+        return len(self.reschedules or [])
 
 
 class Agreement(Base):

@@ -25,8 +25,10 @@ from mediation.agreements.schemas import (
     SessionIn,
     SessionOut,
     SessionRecordIn,
+    SessionRescheduleIn,
     SignatureIn,
     SignatureOut,
+    SittingPlan,
     VisitImpossibleIn,
     VisitIn,
 )
@@ -104,8 +106,23 @@ def session_out(row: MediationSession, masked: bool = False) -> SessionOut:
             "place": redact_text(out.place) if out.place else out.place,
             "cancel_reason": redact_text(out.cancel_reason) if out.cancel_reason else out.cancel_reason,
             "attendees": redact_value(out.attendees),
+            # Earlier places and the reasons for moving are free text as the place is.
+            "reschedules": [
+                r.model_copy(
+                    update={
+                        "from_": _plan_masked(r.from_),
+                        "to": _plan_masked(r.to),
+                        "reason": redact_text(r.reason),
+                    }
+                )
+                for r in out.reschedules
+            ],
         }
     )
+
+
+def _plan_masked(plan: SittingPlan) -> SittingPlan:
+    return plan.model_copy(update={"place": redact_text(plan.place)}) if plan.place else plan
 
 
 def obligation_out(row: Obligation, masked: bool = False) -> ObligationOut:
@@ -220,8 +237,8 @@ async def schedule_session(
     summary="取消调解 Call off a session still to be held",
     description=(
         "With the reason (a party cannot come, the place is not available): the sitting becomes "
-        "`cancelled` with `cancel_reason`, and the case's timeline says so. A new time is a new "
-        "session (POST /sessions). A session held (409 `session_recorded`) or already cancelled "
+        "`cancelled` with `cancel_reason`, and the case's timeline says so. To hold it another "
+        "day, move it instead (POST .../reschedule). A session held (409 `session_recorded`) or already cancelled "
         "(409 `session_cancelled`) is not. Needs the session's ETag."
     ),
     responses=CHANGES,
@@ -238,6 +255,38 @@ async def cancel_session(
 ) -> Response:
     async def work() -> JSONResponse:
         row = await svc.cancel(dispute_id, session_id, data, principal, if_match)
+        return _json(session_out(row, masks(principal)), row.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/disputes/{dispute_id}/sessions/{session_id}/reschedule",
+    response_model=SessionOut,
+    summary="调解改期 Move a session still to be held to another time",
+    description=(
+        "A new `scheduled_at`, with the reason (a party is ill, the room is taken); `place` and "
+        "`online` stay as they are unless given, and where the session then stands is checked as "
+        "a new one is (an in-person session needs a `place`: 422 at `place`). The session keeps its "
+        "id, its version goes up, and `reschedules` keeps the earlier time and place; the case's "
+        "timeline says so. The same time, place and online as now is refused (422 "
+        "`session_unchanged` at `scheduled_at`). A session held (409 `session_recorded`) or "
+        "cancelled (409 `session_cancelled`) is not moved. Needs the session's ETag."
+    ),
+    responses=CHANGES,
+)
+async def reschedule_session(
+    request: Request,
+    dispute_id: uuid.UUID,
+    session_id: uuid.UUID,
+    data: SessionRescheduleIn,
+    principal: Writer,
+    svc: Agreements,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> JSONResponse:
+        row = await svc.reschedule(dispute_id, session_id, data, principal, if_match)
         return _json(session_out(row, masks(principal)), row.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)

@@ -102,9 +102,56 @@ class SessionRecordIn(WriteModel):
 
 class SessionCancelIn(WriteModel):
     """Why the sitting is called off (当事人请假, 另行安排 ...): kept on the sitting and on the
-    case's timeline. A new time is a new sitting."""
+    case's timeline. A sitting to be held another day is moved instead (`SessionRescheduleIn`)."""
 
     reason: Reason
+
+
+class SessionRescheduleIn(WriteModel):
+    """A sitting still to be held moved (改期) to a new time, and perhaps another place, with the
+    reason (当事人生病, 调解室被占用 ...): the sitting keeps its id, and the earlier time stays in its
+    `reschedules`. Where it then stands is held to the rules of a new sitting (`SessionIn`)."""
+
+    scheduled_at: Instant = Field(description="The new time.")
+    place: Annotated[str | None, Field(max_length=200)] = Field(
+        default=None,
+        description="The new place. Omitted: the sitting's current place; null: none (online only).",
+    )
+    online: bool | None = Field(default=None, description="Whether held online. Omitted or null: as now.")
+    reason: Reason = Field(description="改期原因: kept on the sitting and on the case's timeline.")
+
+    def moved(self, place: str | None, online: bool) -> SessionIn:
+        """Where the sitting stands once moved from `place` and `online`, checked as a new sitting
+        is: an in-person sitting needs a place (refused at `place`). Raises pydantic's
+        ValidationError."""
+        return SessionIn.model_validate(
+            {
+                "scheduled_at": self.scheduled_at,
+                "place": self.place if "place" in self.model_fields_set else place,
+                "online": online if self.online is None else self.online,
+            }
+        )
+
+
+class SittingPlan(BaseModel):
+    """When and where a sitting was (or is) to be held."""
+
+    scheduled_at: datetime
+    place: str | None
+    online: bool
+
+
+class RescheduleOut(BaseModel):
+    """One move of a sitting (改期): from where it stood to where it was moved, why, when, by whom."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: SittingPlan = Field(alias="from", description="原定: the time and place before this move.")
+    to: SittingPlan = Field(description="The time and place it was moved to.")
+    reason: str = Field(description="改期原因.")
+    at: datetime = Field(description="When it was moved.")
+    by: str = Field(description="Who moved it (as a timeline entry's `actor_id`).")
+    by_role: str = Field(description="In what role (as a timeline entry's `actor_role`).")
 
 
 class SessionOut(BaseModel):
@@ -124,6 +171,10 @@ class SessionOut(BaseModel):
     cancel_reason: str | None = Field(
         description="The body's reason, when it called the sitting off; null when it was called off "
         "with the case, as mediation at the body ended (the case's timeline says why)."
+    )
+    rescheduled_count: int = Field(description="How many times the sitting was moved (改期).")
+    reschedules: list[RescheduleOut] = Field(
+        description="Each move, oldest first: `scheduled_at`, `place` and `online` above are the last one's `to`."
     )
     created_at: datetime
     version: int

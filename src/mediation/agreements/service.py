@@ -4,10 +4,10 @@ request's unit of work commits."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -25,6 +25,7 @@ from mediation.agreements.schemas import (
     SessionIn,
     SessionOutcome,
     SessionRecordIn,
+    SessionRescheduleIn,
     SignatureIn,
 )
 from mediation.bodies.models import Body
@@ -37,6 +38,7 @@ from mediation.core.errors import (
     NotFound,
     StaleVersion,
     ValidationFailed,
+    field_errors,
 )
 from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
@@ -214,7 +216,7 @@ class AgreementService:
         if_match: str | None,
     ) -> MediationSession:
         """Call off a sitting still to be held, with the reason: the parties were summoned to it,
-        and the body's list of sittings must not keep it (a new time is a new sitting)."""
+        and the body's list of sittings must not keep it (to hold it another day: `reschedule`)."""
         dispute = await self._case(dispute_id, principal, write=True)
         row = await self._sitting(dispute, session_id, if_match)
         if dispute.status not in WORKING_STATES:
@@ -230,6 +232,71 @@ class AgreementService:
             data.reason,
             {"session_id": str(row.id), "scheduled_at": row.scheduled_at.isoformat()},
             "session_cancelled",
+        )
+        return row
+
+    async def reschedule(
+        self,
+        dispute_id: uuid.UUID,
+        session_id: uuid.UUID,
+        data: SessionRescheduleIn,
+        principal: Principal,
+        if_match: str | None,
+    ) -> MediationSession:
+        """Move (改期) a sitting still to be held to a new time, and perhaps another place, with the
+        reason. The sitting keeps its id, so whoever follows it follows the move; its earlier time
+        and place stay in its `reschedules`, and the body's list does not fill with sittings called
+        off only to be held another day."""
+        dispute = await self._case(dispute_id, principal, write=True)
+        row = await self._sitting(dispute, session_id, if_match)
+        if dispute.status not in WORKING_STATES:
+            raise _not_now(dispute, Text("调解改期", "reschedule a session"))
+        try:
+            plan = data.moved(row.place, row.online)
+        except ValidationError as exc:  # an in-person sitting with no place, as scheduling refuses it
+            errors = field_errors([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+            names = ", ".join(e["field"] for e in errors)
+            raise ValidationFailed(
+                Text(f"以下字段有误: {names}", f"Invalid fields: {names}"), errors=errors
+            ) from exc
+        previous = row.scheduled_at
+        before = {"place": row.place, "online": row.online}
+        after = {"place": plan.place, "online": plan.online}
+        if (previous, before) == (plan.scheduled_at, after):
+            raise ValidationFailed.of_field(
+                "scheduled_at",
+                "session_unchanged",
+                Text("新的时间和地点与原定相同, 无需改期", "The new time and place are those already set"),
+            )
+        now = self.clock.now()
+        row.reschedules = [
+            *row.reschedules,
+            {
+                "from": {**before, "scheduled_at": previous.astimezone(UTC).isoformat()},
+                "to": {**after, "scheduled_at": plan.scheduled_at.astimezone(UTC).isoformat()},
+                "reason": data.reason,
+                "at": now.isoformat(),
+                "by": principal.id,
+                "by_role": principal.role.value,
+            },
+        ]
+        row.scheduled_at, row.place, row.online = plan.scheduled_at, plan.place, plan.online
+        row.updated_at = now
+        row.version += 1
+        # The place is free text and may be a party's home: it stays on the sitting, read with the
+        # case's own rights; neither it nor the reason goes into the event.
+        await self.disputes.record_work(
+            dispute,
+            "reschedule_session",
+            principal,
+            data.reason,
+            {
+                "session_id": str(row.id),
+                "scheduled_at": plan.scheduled_at.isoformat(),
+                "previous_scheduled_at": previous.isoformat(),
+                "online": plan.online,
+            },
+            "session_rescheduled",
         )
         return row
 

@@ -181,6 +181,17 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["cancel_session"],
         },
+        "session_rescheduled": {
+            "summary": "调解改期 The body moved a session still to be held to another time, with its reason (on the timeline)",
+            "fields": {
+                **COMMON_FIELDS,
+                "session_id": {"type": "string", "format": "uuid"},
+                "scheduled_at": {"type": "string", "format": "date-time", "description": "The new time."},
+                "previous_scheduled_at": {"type": "string", "format": "date-time"},
+                "online": {"type": "boolean"},
+            },
+            "actions": ["reschedule_session"],
+        },
         "session_recorded": {
             "summary": "调解笔录 A session's minutes and outcome were recorded",
             "fields": {

@@ -39,6 +39,7 @@ from mediation.agreements.schemas import (
     SessionCancelIn,
     SessionIn,
     SessionRecordIn,
+    SessionRescheduleIn,
     SignatureIn,
 )
 from mediation.agreements.service import AgreementService
@@ -377,6 +378,7 @@ class CasePage:
             "can_hold_sittings": can_draft and principal.can(Permission.cases_write),
             "sitting_fields": describe(SessionIn),
             "sitting_cancel_fields": describe(SessionCancelIn),
+            "sitting_reschedule_fields": sitting_reschedule_fields(),
             "sitting_record_fields": sitting_record_fields([Option(str(p.id), p.name) for p in case.parties]),
             "attendee_fields": [attendee_fields(len(case.parties) + i) for i in range(OTHER_ATTENDEE_ROWS)],
             "sitting_attendees": [
@@ -494,6 +496,7 @@ DONE_MESSAGES = {
     "sitting_recorded": "已记录调解情况",
     "sitting_recorded_ended": "已记录调解情况; 调解终止, 案件转为调解未成",
     "sitting_cancelled": "已取消调解会",
+    "sitting_rescheduled": "调解会已改期",
     **case_documents.DONE_MESSAGES,
 }
 
@@ -535,7 +538,7 @@ async def _refused(
         else "调解协议"
         if failed == "draft_agreement" or failed.startswith("sign:")
         else "调解会"
-        if failed.startswith(("record_sitting:", "cancel_sitting:"))
+        if failed.startswith(("record_sitting:", "cancel_sitting:", "reschedule_sitting:"))
         else "案件"
     )
     if isinstance(exc, StaleVersion):
@@ -572,6 +575,8 @@ def _field_names(form: str) -> set[str]:
         fields = sitting_record_fields([]) + [f for i in range(MAX_ATTENDEE_ROWS) for f in attendee_fields(i)]
     elif form.startswith("cancel_sitting:"):
         fields = describe(SessionCancelIn)
+    elif form.startswith("reschedule_sitting:"):
+        fields = sitting_reschedule_fields()
     elif form.startswith("alert:") and form.endswith(":resolve"):
         fields = describe(ResolveIn)  # acknowledging shows no field: its refusal is said above it
     else:
@@ -738,6 +743,14 @@ def sitting_record_fields(parties: list[Option]) -> list[FormField]:
 
 
 @functools.cache
+def sitting_reschedule_fields() -> list[FormField]:
+    """The move form (改期): the new time, place and whether online, as a new sitting's form has
+    them, and the reason."""
+    reason = [replace(f, label="改期原因") for f in describe(SessionCancelIn)]
+    return describe(SessionIn) + reason
+
+
+@functools.cache
 def attendee_fields(row: int) -> list[FormField]:
     """Row `row` of the attendees typed in by hand: a name and in what capacity they came. A row
     left empty is no one; one filled in needs both."""
@@ -856,6 +869,37 @@ async def cancel_sitting(
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"cancel_sitting:{row_id}", exc, values)
     return see_other(f"/cases/{case_id}?done=sitting_cancelled#sittings")
+
+
+@router.post("/cases/{dispute_id}/sittings/{sitting_id}/reschedule", response_class=HTMLResponse)
+async def reschedule_sitting(
+    request: Request, dispute_id: str, sitting_id: str, principal: Staff, svc: Service
+) -> Response:
+    """调解改期: a sitting still to be held moved to another time (and perhaps place), with the
+    reason, on the sitting's version the page showed (moved, recorded or called off since, the
+    service refuses it)."""
+    case_id, row_id = parse_id(dispute_id), parse_id(sitting_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values: dict[str, Any] = {}
+    try:
+        fields = sitting_reschedule_fields()
+        values = form_data(form, fields)
+        require(principal, Permission.cases_write)
+        # The form shows the place and "online" as they stand: a place emptied is none, the box
+        # unticked is in person (not "as now", which is what the API reads into an omission).
+        body = {"place": None, "online": False, **local_times(values, fields, svc.clock.zone)}
+        move = SessionRescheduleIn.model_validate(body)
+        version = _text(form.get("version"))
+        await _once(
+            request,
+            principal,
+            form,
+            lambda: AgreementService(svc).reschedule(case_id, row_id, move, principal, version),
+        )
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, f"reschedule_sitting:{row_id}", exc, values)
+    return see_other(f"/cases/{case_id}?done=sitting_rescheduled#sittings")
 
 
 # ---- the agreement --------------------------------------------------------------------------------

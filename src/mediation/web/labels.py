@@ -4,6 +4,7 @@ and what they mean is decided by the enums and schemas they label."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, tzinfo
 
 from mediation.bodies.models import BodyKind
 from mediation.clocks.rules import CLOCK_LABELS
@@ -19,6 +20,7 @@ TIMELINE_LABELS = {
     "schedule_session": "安排调解",
     "record_session": "记录调解笔录",
     "cancel_session": "取消调解",
+    "reschedule_session": "调解会改期",
     "draft_agreement": "起草调解协议",
     "sign_agreement": "签署调解协议",
     "record_obligation_performance": "登记义务履行",
@@ -377,6 +379,25 @@ def sitting_outcome(action: str, payload: dict[str, object] | None, names: Mappi
         return ""
     party = names.get(str(payload.get("party_id"))) if payload.get("party_id") else None
     return f"调解结果: {enum_label('outcome', payload['outcome'])}" + (f" ({party})" if party else "")
+
+
+def sitting_moved(action: str, payload: dict[str, object] | None, zone: tzinfo) -> str:
+    """From when to when a sitting was moved (改期), in the center's time, as the timeline shows it:
+    "12月8日 09:30 → 12月10日 14:00" (with the year when the two differ)."""
+    if action != "reschedule_session" or not payload:
+        return ""
+    try:
+        before, after = (
+            datetime.fromisoformat(str(payload[k])).astimezone(zone)
+            for k in ("previous_scheduled_at", "scheduled_at")
+        )
+    except (KeyError, ValueError):
+        return ""
+
+    def day(t: datetime) -> str:
+        return (f"{t.year}年" if before.year != after.year else "") + f"{t.month}月{t.day}日 {t:%H:%M}"
+
+    return f"{day(before)} → {day(after)}"
 
 
 def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:

@@ -29,6 +29,7 @@ from mediation.web.labels import (
     document_entry,
     entry_reason,
     enum_label,
+    sitting_moved,
     sitting_outcome,
     visit_result,
 )
@@ -52,6 +53,11 @@ def _local(context: Context, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M"
     if value is None:
         return ""
     return value.astimezone(_zone(context)).strftime(fmt)
+
+
+@pass_context
+def _sitting_moved(context: Context, action: str, payload: dict[str, object] | None) -> str:
+    return sitting_moved(action, payload, _zone(context))
 
 
 @pass_context
@@ -104,6 +110,7 @@ templates.env.globals.update(
     corrected_fields=corrected_fields,
     sitting_outcome=sitting_outcome,
     document_entry=document_entry,
+    sitting_moved=_sitting_moved,
     LABELS=ENUM_LABELS,
     Role=Role,
     Permission=Permission,
