@@ -19,7 +19,7 @@ from stdnum.cn import ric
 from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction, Mediator
 from mediation.disputes.identity import region_prefix
-from mediation.disputes.models import TimelineEntry
+from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.events.models import OutboxEvent
 from mediation.identity.credentials import new_api_key
 from mediation.identity.models import ApiKey, User
@@ -520,17 +520,32 @@ class Api:
             headers=self.acting("body_mediator", dispute),
         )
         assert response.status_code == 201, response.text
+        await self.keep_current(dispute)
         return response.json()
+
+    async def keep_current(self, dispute: dict[str, Any]) -> None:
+        """Drafting and signing the agreement land on the case's timeline and move the case's
+        version (its ETag) on: the caller's copy of the case takes the new one, as a client reads
+        the case again before acting on it. Read from the database: a read through the API would
+        add audit records of its own."""
+        async with self.app.state.db.reader() as session:
+            version = await session.scalar(
+                select(Dispute.version).where(Dispute.id == uuid.UUID(str(dispute["id"])))
+            )
+        dispute["version"] = version
 
     async def sign(
         self, dispute: dict[str, Any], agreement: dict[str, Any], **signature: Any
     ) -> httpx.Response:
-        """Record a signature on `agreement` as the caller last read it (its version in If-Match)."""
-        return await self.client.post(
+        """Record a signature on `agreement` as the caller last read it (its version in If-Match);
+        the caller's copy of the case follows it (`keep_current`)."""
+        response = await self.client.post(
             f"/v1/disputes/{dispute['id']}/agreements/{agreement['id']}/signatures",
             json=signature,
             headers={**self.acting("body_mediator", dispute), "If-Match": f'"{agreement["version"]}"'},
         )
+        await self.keep_current(dispute)
+        return response
 
     async def sign_all(self, dispute: dict[str, Any], agreement: dict[str, Any]) -> dict[str, Any]:
         for waiting in agreement["awaiting_signatures"]:

@@ -32,6 +32,7 @@ async def _oral_in_effect_and_written_draft(
         headers=api.acting("body_mediator", case),
     )
     assert written.status_code == 201, written.text
+    await api.keep_current(case)  # the draft is on the case's timeline: its version moved on
     assert await _versions(api, case) == [(1, "effective"), (2, "draft")]
     return case, oral, written.json()
 

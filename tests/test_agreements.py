@@ -326,6 +326,8 @@ async def test_sittings_still_to_come_are_cancelled_when_mediation_at_the_body_e
     held = (await _schedule(api, dispute)).json()
     assert (await _record(api, dispute, held, _minutes(dispute, "continued"))).status_code == 200
     coming = (await _schedule(api, dispute, scheduled_at="2026-06-08T09:00:00+08:00")).json()
+    if action == "agree":
+        await api.signed_agreement(dispute)  # drafting and each signature have entries of their own
     dispute = await api.get(dispute)
     before = await api.timeline_count(dispute["id"])
 

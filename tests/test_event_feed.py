@@ -79,6 +79,9 @@ async def test_feed_is_in_commit_order_and_pages_without_repeats_or_gaps(api):
     c = await api.intake()
     expected.append((c["case_number"], "registered"))
     a = await api.step(a, "agree")
+    # The agreement it records, drafted and signed by both parties, the mediator and the seal.
+    expected.append((a["case_number"], "agreement_drafted"))
+    expected += [(a["case_number"], "agreement_signature_recorded")] * 4
     expected.append((a["case_number"], "agreement_signed"))
 
     whole = await feed(api, limit=500)
@@ -542,6 +545,16 @@ async def produce_every_event_type(api: Any) -> None:
         if action == "court_accept":
             long = await api.target_accepts(long)
             continue
+        if action == "agree" and long["id"] not in api.agreements:
+            # A draft revised before the agreement `agree` records is drafted over it and signed.
+            draft = await api.draft_agreement(long)
+            revised = await api.client.put(
+                f"/v1/disputes/{long['id']}/agreements/{draft['id']}",
+                json=api.agreement_content(long, terms=["双方互相谅解。"]),
+                headers={**api.acting("body_mediator", long), "If-Match": f'"{draft["version"]}"'},
+            )
+            assert revised.status_code == 200, revised.text
+            long = await api.get(long)
         long = await api.step(long, action, payload, **({"role": role} if role else {}))
     assert long["status"] == "archived"
     await api.drive("archived")  # performed, closed

@@ -30,13 +30,16 @@ async def test_ends_performed_then_closed_and_archived(api):
         "accept",
         "assign",
         "sign_for",
+        # The agreement drafted and signed by both parties, the mediator and the body's seal.
+        "draft_agreement",
+        *["sign_agreement"] * 4,
         "agree",
         "record_performance",
         "close",
         "archive",
     ]
-    assert [e["seq"] for e in await api.timeline(dispute)] == list(range(1, 9))
-    assert await api.outbox_count(dispute["id"]) == 8
+    assert [e["seq"] for e in await api.timeline(dispute)] == list(range(1, 14))
+    assert await api.outbox_count(dispute["id"]) == 13
 
 
 async def test_ends_confirmed_by_court(api):

@@ -348,7 +348,9 @@ async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreeme
         "An oral agreement in effect (Art. 30) may be put in writing: it stays in effect until the written "
         "version takes effect, and a written draft abandoned before then leaves it in force. An obligation "
         "cannot fall due before the application, the case's acceptance or the start of mediation (422 "
-        "`before_application`, `before_acceptance`, `before_mediation` on `obligations[i].due_on`)."
+        "`before_application`, `before_acceptance`, `before_mediation` on `obligations[i].due_on`). "
+        "Lands on the case's timeline (`draft_agreement`) with the event `agreement_drafted`: the case's "
+        "version (its ETag) moves on."
     ),
     responses={**WRITES, **problem_responses(StaleVersion)},
 )
@@ -386,7 +388,9 @@ async def get_agreement(
     summary="修改协议草稿 Edit a draft (before any signature)",
     description=(
         "Refused (409 `agreement_signed`) once anyone has signed: a change is a new version with its own "
-        "signatures. A version superseded by a newer one is not edited (409 `agreement_superseded`)."
+        "signatures. A version superseded by a newer one is not edited (409 `agreement_superseded`). "
+        "Needs the version's ETag. Lands on the case's timeline (`revise_agreement`) with the event "
+        "`agreement_revised`: the case's version (its ETag) moves on."
     ),
     responses=CHANGES,
 )
@@ -417,7 +421,9 @@ async def replace_agreement(
         "A written version that takes effect supersedes the oral agreement it puts in writing. "
         "Needs the version's ETag in `If-Match`, the version the signer was shown (428 without): a signature "
         "is recorded only against that text (Art. 29), and a version edited or signed since is refused (412); "
-        "read it again, show it, and sign it."
+        "read it again, show it, and sign it. Each signature lands on the case's timeline (`sign_agreement`) "
+        "with the event `agreement_signature_recorded`, which says (`effective`) whether it made the version "
+        "effective. The case's version (its ETag) moves on: read the case again before acting on it (`agree`)."
     ),
     responses=CHANGES,
 )

@@ -403,7 +403,8 @@ class AgreementService:
         signatures on record; a version in effect is not (an oral one being written down stays in
         force until the written version takes effect: `sign`). `supersedes`: the number of the
         newest version the caller saw (0: none); another drafted since is refused as stale. None:
-        not checked."""
+        not checked. On the case's timeline, with its event (`agreement_drafted`): the case's
+        version moves."""
         dispute = await self._case(dispute_id, principal, write=True)
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("起草调解协议", "draft an agreement"))
@@ -459,6 +460,15 @@ class AgreementService:
             raise Conflict(
                 Text("另一份协议刚刚起草, 请刷新", "Another version was just drafted; reload")
             ) from exc
+        # The draft set aside by this one is part of this entry (`supersedes`), not one of its own.
+        await self.disputes.record_work(
+            dispute,
+            "draft_agreement",
+            principal,
+            None,
+            {**self._which(agreement), "form": agreement.form, "supersedes": newest or None},
+            "agreement_drafted",
+        )
         return dispute, agreement
 
     async def replace(
@@ -469,6 +479,8 @@ class AgreementService:
         principal: Principal,
         if_match: str | None,
     ) -> tuple[Dispute, Agreement]:
+        """A draft edited in place, before anyone signed it. `if_match`: the version's ETag. On the
+        case's timeline, with its event (`agreement_revised`): the case's version moves."""
         dispute, agreement = await self.get(dispute_id, agreement_id, principal, write=True)
         if principal.role not in BODY_ROLES:
             raise Forbidden(
@@ -505,7 +517,21 @@ class AgreementService:
         agreement.updated_at = self.clock.now()
         agreement.version += 1
         await self.session.flush()
+        await self.disputes.record_work(
+            dispute,
+            "revise_agreement",
+            principal,
+            None,
+            {**self._which(agreement), "form": agreement.form},
+            "agreement_revised",
+        )
         return dispute, agreement
+
+    @staticmethod
+    def _which(agreement: Agreement) -> dict[str, Any]:
+        """The version a timeline entry and its event speak of: ids and numbers only, as events go
+        to other systems and the agreement's text and the parties' names stay with the case."""
+        return {"agreement_id": str(agreement.id), "number": agreement.number}
 
     async def _in_force(self, dispute_id: uuid.UUID) -> Agreement | None:
         """The version of the case's agreement in effect, locked; None when none is."""
@@ -677,7 +703,9 @@ class AgreementService:
         last one makes the version effective (Art. 29), or for an oral agreement the mediator's record (Art. 30).
         `if_match`: the ETag of the version the signer was shown. Art. 29: a party is bound by the
         text it signed, so a signature is recorded only against the text as the signer saw it; a
-        draft edited since (or signed since: the signer may reread it) is refused as stale (412)."""
+        draft edited since (or signed since: the signer may reread it) is refused as stale (412).
+        On the case's timeline, with its event (`agreement_signature_recorded`), which say whether
+        this signature made the version effective: the case's version moves."""
         dispute, agreement = await self.get(dispute_id, agreement_id, principal, write=True)
         if principal.role not in BODY_ROLES:
             raise Forbidden(
@@ -778,6 +806,14 @@ class AgreementService:
                 recorded_at=now,
             )
         )
+        work: dict[str, Any] = {
+            **self._which(agreement),
+            "signer": data.signer,
+            "party_id": str(data.party_id) if data.party_id else None,
+            "method": data.method,
+            "signed_at": signed_at.isoformat(),
+            "effective": False,
+        }
         if not rules.awaiting(agreement, dispute):
             last = max(s.signed_at for s in agreement.signatures)
             # The oral agreement this version puts in writing bound the parties until now (人民调解法
@@ -788,9 +824,18 @@ class AgreementService:
                 replaced.status = "superseded"
                 replaced.updated_at = now
                 replaced.version += 1
+                work["supersedes"] = replaced.number
             agreement.status = "effective"
             agreement.effective_at = last
             agreement.effective_on = last.astimezone(self.clock.zone).date()
+            # The signature that completes Art. 29's list is the moment the agreement binds the
+            # parties (Art. 31) and the 30 days to apply for confirmation start (民诉法 Art. 205):
+            # said on this entry and its event, one of each for the one signature recorded.
+            work.update(
+                effective=True,
+                effective_at=last.isoformat(),
+                effective_on=agreement.effective_on.isoformat(),
+            )
         agreement.updated_at = now
         agreement.version += 1
         try:
@@ -799,6 +844,9 @@ class AgreementService:
             raise Conflict(
                 Text("该签署人已签署", "This signatory has already signed"), code="already_signed"
             ) from exc
+        await self.disputes.record_work(
+            dispute, "sign_agreement", principal, None, work, "agreement_signature_recorded"
+        )
         return dispute, agreement
 
     async def _refuse_before_oral(self, agreement: Agreement, signed_at: datetime) -> None:

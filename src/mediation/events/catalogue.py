@@ -49,6 +49,10 @@ ALERT_FIELDS: dict[str, dict[str, Any]] = {
     "kind": {"type": "string", "description": "risk | cluster | repeat"},
     "level": {"type": "string", "description": "immediate | high | normal"},
 }
+AGREEMENT_FIELDS: dict[str, dict[str, Any]] = {
+    "agreement_id": {"type": "string", "format": "uuid"},
+    "number": {"type": "integer", "description": "the agreement's version number in the case"},
+}
 VISIT_FIELDS: dict[str, dict[str, Any]] = {
     "follow_up_id": {"type": "string", "format": "uuid"},
     "attempt": {"type": "integer"},
@@ -204,6 +208,72 @@ def catalogue() -> list[dict[str, Any]]:
                 "party_id": {"type": ["string", "null"], "format": "uuid"},
             },
             "actions": ["record_session"],
+        },
+        "agreement_drafted": {
+            "summary": "起草调解协议 The body drafted a version of the case's agreement; the draft it "
+            "follows, if one was waiting for signatures, is superseded with it (人民调解法 Art. 29)",
+            "fields": {
+                **COMMON_FIELDS,
+                **AGREEMENT_FIELDS,
+                "form": {"type": "string", "description": "written | oral (人民调解法 Art. 28)"},
+                "supersedes": {
+                    "type": ["integer", "null"],
+                    "description": "the number of the version this one was drafted over; null for the first",
+                },
+            },
+            "actions": ["draft_agreement"],
+        },
+        "agreement_revised": {
+            "summary": "修改调解协议 A draft of the agreement was edited in place, before anyone signed it",
+            "fields": {
+                **COMMON_FIELDS,
+                **AGREEMENT_FIELDS,
+                "form": {"type": "string", "description": "written | oral"},
+            },
+            "actions": ["revise_agreement"],
+        },
+        "agreement_signature_recorded": {
+            "summary": "签署调解协议 A party's signature, seal or fingerprint, the mediator's signature (or "
+            "record of an oral agreement) or the body's seal was recorded on a draft; the last one makes "
+            "the version effective (人民调解法 Art. 29, 30), said by `effective`. The case records the "
+            "agreement afterwards (`agree`: agreement_signed)",
+            "fields": {
+                **COMMON_FIELDS,
+                **AGREEMENT_FIELDS,
+                "signer": {"type": "string", "description": "party | mediator | body_seal"},
+                "party_id": {
+                    "type": ["string", "null"],
+                    "format": "uuid",
+                    "description": "the party who signed; null for the mediator and the body's seal",
+                },
+                "method": {
+                    "type": "string",
+                    "description": "in_person | fingerprint | electronic | seal | recorded",
+                },
+                "signed_at": {"type": "string", "format": "date-time"},
+                "effective": {
+                    "type": "boolean",
+                    "description": "this signature made the version effective: it binds the parties from "
+                    "`effective_at` (Art. 31), and the 30 days to apply jointly for judicial confirmation "
+                    "run from `effective_on` (民事诉讼法 Art. 205)",
+                },
+                "effective_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "when effective: the time of the latest signature",
+                },
+                "effective_on": {
+                    "type": "string",
+                    "format": "date",
+                    "description": "when effective: its day",
+                },
+                "supersedes": {
+                    "type": "integer",
+                    "description": "when effective: the number of the oral agreement it put in writing, "
+                    "in force until now and superseded by it (Art. 28-30)",
+                },
+            },
+            "actions": ["sign_agreement"],
         },
         "obligation_performed": {
             "summary": "履行登记 An obligation of the agreement was performed",

@@ -22,6 +22,7 @@ TIMELINE_LABELS = {
     "cancel_session": "取消调解",
     "reschedule_session": "调解会改期",
     "draft_agreement": "起草调解协议",
+    "revise_agreement": "修改调解协议",
     "sign_agreement": "签署调解协议",
     "record_obligation_performance": "登记义务履行",
     "obligation_overdue": "义务逾期未履行",
@@ -438,3 +439,47 @@ def document_entry(action: str, payload: dict[str, object] | None, names: Mappin
     if payload.get("note"):
         parts.append(f"备注: {payload['note']}")
     return " · ".join(parts)
+
+
+# How a signature is named on the timeline: "张三 签名", "调解员 签名", "调解组织 盖章".
+SIGNED_BY = {
+    "in_person": "签名",
+    "fingerprint": "按指印",
+    "electronic": "电子签名",
+    "seal": "盖章",
+    "recorded": "记录口头协议",
+}
+SIGNERS = {"mediator": "调解员", "body_seal": "调解组织"}
+
+
+def agreement_work(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:
+    """What an entry on the agreement says after its label: "起草调解协议 (第2版, 书面)",
+    "修改调解协议 (第2版)", "签署调解协议: 张三 签名 (第2版)". The entry holds ids only; a party is
+    named as the case now holds it, as the other entries name parties."""
+    if not payload or action not in ("draft_agreement", "revise_agreement", "sign_agreement"):
+        return ""
+    number = f"第{payload.get('number')}版"
+    if action == "draft_agreement":
+        form = {"written": "书面", "oral": "口头"}.get(str(payload.get("form")), str(payload.get("form")))
+        return f" ({number}, {form})"
+    if action == "revise_agreement":
+        return f" ({number})"
+    signer = str(payload.get("signer"))
+    who = (
+        names.get(str(payload.get("party_id")), "当事人")
+        if signer == "party"
+        else SIGNERS.get(signer, signer)
+    )
+    method = str(payload.get("method"))
+    return f": {who} {SIGNED_BY.get(method, enum_label('method', method))} ({number})"
+
+
+def agreement_effective(action: str, payload: dict[str, object] | None) -> str:
+    """A signature that made its version effective (人民调解法 Art. 29, 30), as the timeline says it:
+    "协议生效 (第2版, 2026-03-02)", and the oral agreement it put in writing, which it replaced."""
+    if action != "sign_agreement" or not payload or payload.get("effective") is not True:
+        return ""
+    text = f"协议生效 (第{payload.get('number')}版, {payload.get('effective_on')})"
+    if payload.get("supersedes"):
+        text += f"; 取代第{payload['supersedes']}版口头协议"
+    return text

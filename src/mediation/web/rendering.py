@@ -25,6 +25,8 @@ from mediation.core.principal import Permission, Principal, Role
 from mediation.web.forms import PATH_PART
 from mediation.web.labels import (
     ENUM_LABELS,
+    agreement_effective,
+    agreement_work,
     corrected_fields,
     document_entry,
     entry_reason,
@@ -111,6 +113,8 @@ templates.env.globals.update(
     sitting_outcome=sitting_outcome,
     document_entry=document_entry,
     sitting_moved=_sitting_moved,
+    agreement_work=agreement_work,
+    agreement_effective=agreement_effective,
     LABELS=ENUM_LABELS,
     Role=Role,
     Permission=Permission,
