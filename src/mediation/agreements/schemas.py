@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel, Yuan
@@ -25,6 +25,16 @@ from mediation.disputes.schemas import (
 )
 
 LongText = Annotated[str, Field(max_length=5000)]
+
+
+def _blank_is_no_place(value: str | None) -> str | None:
+    return value or None
+
+
+# Where a sitting is held. Blank ("", or spaces trimmed to nothing) is no place, as null is: a
+# scheduling form or a move sends an online sitting's place emptied, and the sitting keeps none,
+# not an empty one a later move would take for a place changed.
+Place = Annotated[str | None, Field(max_length=200), AfterValidator(_blank_is_no_place)]
 
 
 class SessionOutcome(StrEnum):
@@ -58,7 +68,7 @@ class SessionIn(WriteModel):
     model_config = ConfigDict(json_schema_extra=when("online", [True], {}, given("place", NON_BLANK_TEXT)))
 
     scheduled_at: Instant
-    place: Annotated[str | None, Field(max_length=200)] = None
+    place: Place = None
     online: bool = False
 
     @model_validator(mode="after")
@@ -113,9 +123,9 @@ class SessionRescheduleIn(WriteModel):
     `reschedules`. Where it then stands is held to the rules of a new sitting (`SessionIn`)."""
 
     scheduled_at: Instant = Field(description="The new time.")
-    place: Annotated[str | None, Field(max_length=200)] = Field(
+    place: Place = Field(
         default=None,
-        description="The new place. Omitted: the sitting's current place; null: none (online only).",
+        description="The new place. Omitted: the sitting's current place; null or blank: none (online only).",
     )
     online: bool | None = Field(default=None, description="Whether held online. Omitted or null: as now.")
     reason: Reason = Field(description="改期原因: kept on the sitting and on the case's timeline.")

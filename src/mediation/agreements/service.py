@@ -260,7 +260,8 @@ class AgreementService:
                 Text(f"以下字段有误: {names}", f"Invalid fields: {names}"), errors=errors
             ) from exc
         previous = row.scheduled_at
-        before = {"place": row.place, "online": row.online}
+        # A sitting scheduled with a blank place before blank was read as none has none.
+        before = {"place": row.place or None, "online": row.online}
         after = {"place": plan.place, "online": plan.online}
         if (previous, before) == (plan.scheduled_at, after):
             raise ValidationFailed.of_field(

@@ -713,7 +713,11 @@ class TimelineEntryOut(BaseModel):
             "The entry's reason is another body's (its return, transfer, escalation or withdrawal), "
             "or the center's for sending the case to another body (an assignment's override reason "
             "and note): `reason`, and the payload's `reason`, `note` and `override_reason`, are null "
-            "for this caller, as `GET /v1/disputes/{id}/assignments` leaves that body's part out."
+            "for this caller, as `GET /v1/disputes/{id}/assignments` leaves that body's part out. "
+            "So, too, an `add_document` or `withdraw_document` entry of a document the caller is not "
+            "shown (a court or commission is shown what was handed to it: `GET .../documents`): it "
+            "keeps its place, kind and `document_id`, but `reason` and the payload's `name` and "
+            "`note` are null."
         ),
     )
 

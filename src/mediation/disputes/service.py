@@ -84,7 +84,14 @@ from mediation.disputes.schemas import (
 )
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
-from mediation.documents.service import HANDOFF_KINDS, DocumentKind, DocumentService, page_of
+from mediation.documents.service import (
+    DOCUMENT_ENTRIES,
+    HANDOFF_KINDS,
+    DocumentKind,
+    DocumentService,
+    documents_shown,
+    page_of,
+)
 from mediation.events.service import record_dispute_event
 from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger
 from mediation.handoffs.ledger import summary as handoff_summary
@@ -618,9 +625,29 @@ class DisputeService:
 
         So, too, the center's reason for sending the case to another body than triage advised (an
         assignment's `override_reason`, and the note sent with it): it may name a body or quote the
-        parties, and `/assignments` shows it only to the body the case was sent to."""
+        parties, and `/assignments` shows it only to the body the case was sent to.
+
+        And, to a caller shown only part of the case's file (a court or commission reads what was
+        handed to it: `DocumentService.of_case`), the hand-in or withdrawal of a document it is not
+        shown: the file's name, the note and the reason for withdrawing it (a document filed in the
+        wrong case names other people) are no more its to read on the timeline than in the list
+        (个人信息保护法 Art. 6: no more personal information than the purpose needs)."""
+        unshown = await self._documents_not_shown(entries, principal)
         if principal.role not in lifecycle.BODY:
+            return unshown
+        return unshown | await self._body_reasons_withheld(entries, principal)
+
+    async def _documents_not_shown(self, entries: list[TimelineEntry], principal: Principal) -> set[int]:
+        papers = [e for e in entries if e.action in DOCUMENT_ENTRIES]
+        if not papers:
             return set()
+        shown = await documents_shown(self.session, papers[0].dispute_id, principal)
+        if shown is None:
+            return set()
+        named = {str(i) for i in shown}
+        return {e.seq for e in papers if (e.payload or {}).get("document_id") not in named}
+
+    async def _body_reasons_withheld(self, entries: list[TimelineEntry], principal: Principal) -> set[int]:
         own_body = str(principal.organisation_id) if principal.organisation_id else None
         # Only a sending with something to withhold is marked so: one without reads as it was.
         sent_elsewhere = {

@@ -25,8 +25,10 @@ PARTY_TABLE = "parties"
 _FREE_TEXT = ("description", "address", "mediator_name")
 _STRUCTURED = ("agreement", "handoff", "outcome", "owner")
 # What a withheld timeline entry leaves out of its payload: the reason, again, and an
-# assignment's reason for overriding triage.
-_WITHHELD_KEYS = ("reason", "note", "override_reason")
+# assignment's reason for overriding triage; and the name of a document the caller is not shown
+# (with its note): a court reads no more of a case's file on its timeline than in its documents
+# (个人信息保护法 Art. 6, minimum necessary; `DisputeService.reasons_withheld`).
+_WITHHELD_KEYS = ("reason", "note", "override_reason", "name")
 _DISPUTE_FIELDS = [name for name in DisputeOut.model_fields if name not in ("status_label", "parties")]
 
 

@@ -36,7 +36,8 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
-from mediation.disputes.router import IdempotencyKey, View
+from mediation.disputes.models import Dispute
+from mediation.disputes.router import IdempotencyKey, View, dispute_response
 from mediation.disputes.service import DisputeService
 from mediation.disputes.views import Viewer
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, file_charset, saved_name
@@ -89,7 +90,10 @@ class DossierOut(BaseModel):
     target_id: uuid.UUID
     case_version: int
     frozen_at: datetime
-    manifest: list[dict[str, Any]] = Field(description="document_id, sha256, kind, size, media_type, name")
+    manifest: list[dict[str, Any]] = Field(
+        description="document_id, sha256, kind, size, media_type, name (to a role without `pii:read` "
+        "with ID and phone numbers masked, as `original_name` in the documents list)"
+    )
     late_documents: list[uuid.UUID] = Field(description="Added after the freeze; not part of this dossier.")
 
 
@@ -107,6 +111,16 @@ def _services(request: Request) -> tuple[DisputeService, DocumentService]:
     documents = DocumentService(session, store(request), settings)
     disputes = DisputeService(session, request.app.state.clock, settings, identity_of(request).cipher)
     return disputes, documents
+
+
+def manifest_out(dispute_id: uuid.UUID, manifest: list[dict[str, Any]], view: Viewer) -> list[dict[str, Any]]:
+    """A frozen dossier's manifest as this caller reads it: each file's name as the documents list
+    gives it (`_out`), its ID and phone numbers masked without pii:read. The manifest itself stays
+    as frozen: its hashes are what the court was handed."""
+    return [
+        {**item, "name": view.text(dispute_id, item.get("name"))} if "name" in item else item
+        for item in manifest
+    ]
 
 
 def _out(document: Any, view: Viewer) -> DocumentOut:
@@ -166,8 +180,10 @@ UPLOAD_BODY = {
         "file is plain text only if all of it is, not just its first bytes. Identical content is "
         "stored once. The upload is work on the case: it moves the case's version on by one and adds "
         "one timeline entry (`add_document`, with the kind, the file's name and the note) and one "
-        "`document_added` event (the document's id and kind, never its name or note). An archived "
-        "case's file is closed: 409 `case_archived`, nothing stored."
+        "`document_added` event (the document's id and kind, never its name or note). The response "
+        "carries the case's new ETag (a document has none of its own): an If-Match on the case "
+        "read before the upload is stale (412). An archived case's file is closed: 409 "
+        "`case_archived`, nothing stored."
     ),
     responses=problem_responses(
         NotFound,
@@ -202,12 +218,13 @@ async def upload_document(
             raise ValidationFailed(Text("表单字段有误", "Invalid form fields"), errors=errors) from exc
 
         async def work() -> Response:
-            document = await add_document(request, principal, disputes, documents, dispute_id, upload, fields)
-            location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
-            body = _out(document, view).model_dump_json()
-            return Response(
-                body, status_code=201, media_type="application/json", headers={"Location": location}
+            document, dispute = await add_document(
+                request, principal, disputes, documents, dispute_id, upload, fields
             )
+            location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
+            # The upload moved the case's version on: the case's new ETag, as a change to a clock
+            # or an obligation's performance answers with it (a document has no version of its own).
+            return dispute_response(_out(document, view), dispute.version, 201, Location=location)
 
         # A retried upload (the same key, file and fields) answers with the document it made.
         content = await upload_content(upload, fields) if idempotency_key is not None else None
@@ -234,8 +251,8 @@ async def add_document(
     dispute_id: uuid.UUID,
     upload: StarletteUploadFile,
     fields: UploadFields,
-) -> Document:
-    """The upload itself, as the API and the case page make it."""
+) -> tuple[Document, Dispute]:
+    """The upload itself, as the API and the case page make it; with the case, its version moved on."""
     dispute = await disputes.get(dispute_id, principal)
     document = await documents.upload(
         dispute,
@@ -249,7 +266,7 @@ async def add_document(
         disputes=disputes,
     )
     request.state.audit_object = ("document", document.id)
-    return document
+    return document, dispute
 
 
 async def upload_content(upload: StarletteUploadFile, fields: UploadFields) -> str:
@@ -368,6 +385,9 @@ async def document_content(
         raise NotFound(Text("文件内容缺失", "The document's content is missing"))
     if document.contains_personal_data:
         request.state.audit_reads = [("document.download", "document", str(document.id))]
+    # The name as handed in, unmasked even to a role without pii:read, which reads it masked in the
+    # documents list and the dossier's manifest: whoever is served the content reads the file
+    # itself, so a mask on its name would hide nothing.
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": content_disposition(saved_name(document.original_name, document.media_type)),
@@ -448,7 +468,8 @@ def content_disposition(name: str) -> str:
     "(403 `not_submitter`). A record the service generated (`generated`: the receipt, the agreement "
     "as signed, the confirmation application) is not withdrawn (409 `generated_document`): the "
     "court's dossier is made of them. A withdrawal moves the case's version on by one and adds one "
-    "timeline entry (`withdraw_document`, the reason as its reason) and one `document_withdrawn` event. "
+    "timeline entry (`withdraw_document`, the reason as its reason) and one `document_withdrawn` event; "
+    "the response carries the case's new ETag (an If-Match on the case read before it is stale, 412). "
     "An archived case's file is closed: 409 `case_archived`.",
     responses=problem_responses(Forbidden, NotFound, Conflict),
 )
@@ -459,10 +480,13 @@ async def withdraw_document(
     data: WithdrawIn,
     principal: Writer,
     view: View,
-) -> DocumentOut:
+) -> Response:
     disputes, documents = _services(request)
-    document = await withdraw(request, principal, disputes, documents, dispute_id, document_id, data.reason)
-    return _out(document, view)
+    document, dispute = await withdraw(
+        request, principal, disputes, documents, dispute_id, document_id, data.reason
+    )
+    # The case's new ETag, as the upload answers with it.
+    return dispute_response(_out(document, view), dispute.version)
 
 
 async def withdraw(
@@ -473,14 +497,14 @@ async def withdraw(
     dispute_id: uuid.UUID,
     document_id: uuid.UUID,
     reason: str,
-) -> Document:
-    """A withdrawal, as the API and the case page make it."""
+) -> tuple[Document, Dispute]:
+    """A withdrawal, as the API and the case page make it; with the case, its version moved on."""
     # The case first, as uploads and handoffs lock it: a withdrawal is then either in a dossier's
     # freeze or after it, and the document's own lock is taken second.
     dispute = await disputes.get(dispute_id, principal, for_update=True)
     document = await documents.get(dispute, document_id, principal)
     now = request.app.state.clock.now()
-    return await documents.withdraw(dispute, document, principal, reason, now, disputes=disputes)
+    return await documents.withdraw(dispute, document, principal, reason, now, disputes=disputes), dispute
 
 
 @router.get(
@@ -490,7 +514,7 @@ async def withdraw(
     description="The manifest (ids, hashes, kinds) frozen when the case was handed to the court or commission.",
     responses=problem_responses(NotFound),
 )
-async def get_dossier(request: Request, dispute_id: uuid.UUID, principal: Reader) -> DossierOut:
+async def get_dossier(request: Request, dispute_id: uuid.UUID, principal: Reader, view: View) -> DossierOut:
     disputes, documents = _services(request)
     dispute = await disputes.get(dispute_id, principal)
     dossier = await documents.latest_dossier(dispute.id)
@@ -509,6 +533,6 @@ async def get_dossier(request: Request, dispute_id: uuid.UUID, principal: Reader
         target_id=dossier.target_id,
         case_version=dossier.case_version,
         frozen_at=dossier.frozen_at,
-        manifest=dossier.manifest,
+        manifest=manifest_out(dossier.dispute_id, dossier.manifest, view),
         late_documents=late,
     )

@@ -125,6 +125,47 @@ def _refuse_closed_file(dispute: Dispute) -> None:
         )
 
 
+# The timeline entries of a document handed in or withdrawn (`upload`, `withdraw`), each naming it
+# by `document_id` in its payload.
+DOCUMENT_ENTRIES = frozenset({"add_document", "withdraw_document"})
+
+# Who is shown only part of a case's documents (`DocumentService.of_case`): a court or commission
+# gets what was handed to it, plus later additions marked late. A document withdrawn before its
+# handoff, or after it was added late, was not handed over. Every other role that reads the case
+# (its center, the body that has it) reads all of its file.
+SHOWN_WHAT_WAS_HANDED_OVER = frozenset({Role.court, Role.arbitration})
+
+
+def _handed_over(manifest: set[uuid.UUID], document_id: uuid.UUID, late: bool, status: str) -> bool:
+    return document_id in manifest or (late and status == "active")
+
+
+async def _latest_dossier(session: AsyncSession, dispute_id: uuid.UUID) -> Dossier | None:
+    return await session.scalar(
+        select(Dossier).where(Dossier.dispute_id == dispute_id).order_by(Dossier.frozen_at.desc()).limit(1)
+    )
+
+
+async def _manifest_ids(session: AsyncSession, dispute_id: uuid.UUID) -> set[uuid.UUID]:
+    dossier = await _latest_dossier(session, dispute_id)
+    return {uuid.UUID(item["document_id"]) for item in dossier.manifest} if dossier else set()
+
+
+async def documents_shown(
+    session: AsyncSession, dispute_id: uuid.UUID, principal: Principal
+) -> set[uuid.UUID] | None:
+    """The ids of the case's documents `principal` is shown (as `DocumentService.of_case` lists
+    them), or None when it is shown all of them. For the case's other reads that name documents:
+    its timeline says which document was handed in or withdrawn."""
+    if principal.role not in SHOWN_WHAT_WAS_HANDED_OVER:
+        return None
+    manifest = await _manifest_ids(session, dispute_id)
+    rows = await session.execute(
+        select(Document.id, Document.late, Document.status).where(Document.dispute_id == dispute_id)
+    )
+    return {i for i, late, status in rows.all() if _handed_over(manifest, i, late, status)}
+
+
 def _base_name(filename: str) -> str:
     """The name without any folder a browser or client sent along (C:\\扫描件\\欠条.pdf -> 欠条.pdf).
 
@@ -332,11 +373,9 @@ class DocumentService:
                 )
             ).all()
         )
-        if principal.role in (Role.court, Role.arbitration):
-            # A court or commission gets what was handed to it, plus later additions marked late;
-            # a document withdrawn before its handoff, or after it was added late, was not handed over.
+        if principal.role in SHOWN_WHAT_WAS_HANDED_OVER:
             manifest = await self.manifest_ids(dispute.id)
-            rows = [d for d in rows if d.id in manifest or (d.late and d.status == "active")]
+            rows = [d for d in rows if _handed_over(manifest, d.id, d.late, d.status)]
         return rows
 
     async def get(self, dispute: Dispute, document_id: uuid.UUID, principal: Principal) -> Document:
@@ -346,16 +385,10 @@ class DocumentService:
         raise NotFound(Text("文件不存在", "No such document"))
 
     async def latest_dossier(self, dispute_id: uuid.UUID) -> Dossier | None:
-        return await self.session.scalar(
-            select(Dossier)
-            .where(Dossier.dispute_id == dispute_id)
-            .order_by(Dossier.frozen_at.desc())
-            .limit(1)
-        )
+        return await _latest_dossier(self.session, dispute_id)
 
     async def manifest_ids(self, dispute_id: uuid.UUID) -> set[uuid.UUID]:
-        dossier = await self.latest_dossier(dispute_id)
-        return {uuid.UUID(item["document_id"]) for item in dossier.manifest} if dossier else set()
+        return await _manifest_ids(self.session, dispute_id)
 
     # ---- withdrawal -----------------------------------------------------------------------------
 

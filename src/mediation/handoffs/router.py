@@ -34,6 +34,7 @@ from mediation.core.pii import redact_value
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.router import IdempotencyKey, View, service
 from mediation.disputes.service import DisputeService
+from mediation.documents.router import manifest_out
 from mediation.handoffs.ledger import KIND_LABELS, overdue_step, warning_text
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import (
@@ -202,7 +203,7 @@ async def get_handoff(
         agreement=agreement_out(parts["agreement"], dispute, masked) if parts["agreement"] else None,
         sessions=[session_out(s, masked) for s in parts["sessions"]],
         timeline=[view.timeline_entry(e, withheld=e.seq in withheld) for e in parts["timeline"]],
-        manifest=parts["manifest"],
+        manifest=manifest_out(dispute.id, parts["manifest"], view),
         late_documents=parts["late_documents"],
         materials=[MaterialCheck(**m) for m in parts["materials"]],
         filing_pack=redact_value(parts["filing_pack"]) if masked else parts["filing_pack"],

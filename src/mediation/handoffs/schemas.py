@@ -113,7 +113,8 @@ class DossierOut(BaseModel):
     sessions: list[SessionOut] = Field(description="The mediation record: sessions and their minutes.")
     timeline: list[TimelineEntryOut]
     manifest: list[dict[str, Any]] = Field(
-        description="The documents frozen at handoff (ids, hashes, kinds)."
+        description="The documents frozen at handoff (ids, hashes, kinds, names: to a role without "
+        "`pii:read` with ID and phone numbers masked, as in the documents list)."
     )
     late_documents: list[uuid.UUID] = Field(description="Added after the handoff; not part of the dossier.")
     materials: list[MaterialCheck]

@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from mediation.agreements.models import MediationSession
 from mediation.agreements.render import agreement_html
 from mediation.agreements.router import agreement_out, masks, session_out
 from mediation.agreements.schemas import (
@@ -891,15 +892,36 @@ async def reschedule_sitting(
         body = {"place": None, "online": False, **local_times(values, fields, svc.clock.zone)}
         move = SessionRescheduleIn.model_validate(body)
         version = _text(form.get("version"))
-        await _once(
-            request,
-            principal,
-            form,
-            lambda: AgreementService(svc).reschedule(case_id, row_id, move, principal, version),
-        )
+
+        async def work() -> MediationSession:
+            # Read in the form's own unit of work, as the move is made.
+            meant = await _to_the_second(svc, case_id, row_id, move)
+            return await AgreementService(svc).reschedule(case_id, row_id, meant, principal, version)
+
+        await _once(request, principal, form, work)
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"reschedule_sitting:{row_id}", exc, values)
     return see_other(f"/cases/{case_id}?done=sitting_rescheduled#sittings")
+
+
+async def _to_the_second(
+    svc: DisputeService, case_id: uuid.UUID, row_id: uuid.UUID, move: SessionRescheduleIn
+) -> SessionRescheduleIn:
+    """The move as the form meant it: the form shows the sitting's time to the minute, so a time
+    sent as shown (only the place changed) is the sitting's own, seconds and all (09:30:45), not
+    the minute it reads as (09:30:00)."""
+    # Its time only: the sitting itself is read by the service, after the case it locks first.
+    current = await svc.session.scalar(
+        select(MediationSession.scheduled_at).where(
+            MediationSession.id == row_id, MediationSession.dispute_id == case_id
+        )
+    )
+    if current is None:
+        return move  # the service says what is wrong with it
+    shown = current.astimezone(svc.clock.zone).replace(second=0, microsecond=0)
+    if move.scheduled_at != shown:
+        return move
+    return move.model_copy(update={"scheduled_at": current})
 
 
 # ---- the agreement --------------------------------------------------------------------------------

@@ -216,7 +216,7 @@ async def upload_document(request: Request, dispute_id: str, principal: Staff, s
             chosen: UploadFile = upload
 
             async def work() -> JSONResponse:
-                document = await add_document(
+                document, _ = await add_document(
                     request, principal, svc, _documents(svc), case_id, chosen, fields
                 )
                 return JSONResponse({"document_id": str(document.id)})

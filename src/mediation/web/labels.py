@@ -11,6 +11,7 @@ from mediation.clocks.rules import CLOCK_LABELS
 from mediation.core.principal import ROLE_NAMES
 from mediation.disputes.enums import CATEGORY_LABELS
 from mediation.disputes.lifecycle import STATUS_LABELS, TRANSITIONS
+from mediation.documents.service import DOCUMENT_ENTRIES
 
 # What the timeline calls each entry: the lifecycle's own labels, then the work recorded beside it.
 TIMELINE_LABELS = {
@@ -420,9 +421,6 @@ def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapp
         else ""
     )
     return "更正了: " + "; ".join(parts) + moved if parts else ""
-
-
-DOCUMENT_ENTRIES = frozenset({"add_document", "withdraw_document"})
 
 
 def document_entry(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:

@@ -22,6 +22,7 @@ from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import ProblemError, StaleVersion, Unauthenticated, field_errors
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
+from mediation.documents.service import DOCUMENT_ENTRIES
 from mediation.web.forms import PATH_PART
 from mediation.web.labels import (
     ENUM_LABELS,
@@ -112,6 +113,7 @@ templates.env.globals.update(
     corrected_fields=corrected_fields,
     sitting_outcome=sitting_outcome,
     document_entry=document_entry,
+    DOCUMENT_ENTRIES=DOCUMENT_ENTRIES,
     sitting_moved=_sitting_moved,
     agreement_work=agreement_work,
     agreement_effective=agreement_effective,
