@@ -213,3 +213,39 @@ async def test_the_case_page_shows_the_agreements_drafting_signatures_and_effect
         f'<div class="reason agreement-effective">协议生效 (第2版, {agreement["effective_on"]})</div>' in text
     )
     assert text.count("协议生效") == 1
+
+
+async def test_a_written_draft_of_an_oral_agreement_in_effect_supersedes_nothing_yet(api: Api) -> None:
+    """人民调解法 Art. 30: the oral agreement stays in force while its written version is a draft.
+    The draft's entry and event do not say it superseded version 1; the signature that makes the
+    written version effective does (above)."""
+    case, oral, written = await _oral_in_effect_and_written_draft(api)
+    drafted = [e["payload"] for e in await api.timeline(case) if e["action"] == "draft_agreement"]
+    assert [(d["number"], d["form"], d["supersedes"]) for d in drafted] == [
+        (1, "oral", None),
+        (2, "written", None),
+    ]
+    events = [e for e in await _events(api, case) if e["type"] == TYPE_PREFIX + "agreement_drafted"]
+    assert [e["data"]["supersedes"] for e in events] == [None, None]
+    assert oral["status"] == "effective" and written["number"] == 2
+
+
+async def test_an_edit_that_changes_nothing_is_refused_and_records_nothing(api: Api) -> None:
+    case = await api.drive("mediating")
+    draft = await api.draft_agreement(case)
+    before = await _counts(api, case)
+    same = await _revise(api, case, draft)
+    assert same.status_code == 409, same.text
+    assert same.headers["content-type"].startswith("application/problem+json")
+    assert same.json()["code"] == "agreement_unchanged"
+    assert await _counts(api, case) == before
+    # The draft is as it was: its own version, its text and its obligations.
+    reread = await api.client.get(
+        f"/v1/disputes/{case['id']}/agreements/{draft['id']}", headers=api.acting("body_mediator", case)
+    )
+    assert reread.json()["version"] == draft["version"]
+    assert reread.json()["obligations"] == draft["obligations"]
+    # A real edit still goes through.
+    changed = await _revise(api, case, draft, terms=["双方互相谅解, 不再争执。"])
+    assert changed.status_code == 200, changed.text
+    _one_more(before, await _counts(api, case))

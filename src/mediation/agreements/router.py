@@ -390,7 +390,9 @@ async def get_agreement(
         "Refused (409 `agreement_signed`) once anyone has signed: a change is a new version with its own "
         "signatures. A version superseded by a newer one is not edited (409 `agreement_superseded`). "
         "Needs the version's ETag. Lands on the case's timeline (`revise_agreement`) with the event "
-        "`agreement_revised`: the case's version (its ETag) moves on."
+        "`agreement_revised`: the case's version (its ETag) moves on. An edit that changes nothing "
+        "(the same text, obligations, parties and mediator) is refused (409 `agreement_unchanged`) "
+        "and records nothing."
     ),
     responses=CHANGES,
 )

@@ -450,6 +450,7 @@ class AgreementService:
         agreement.obligations = self._obligations(dispute, agreement, data)
         agreement.signatures = []
         agreement.content_hash = rules.content_hash(agreement, dispute)
+        set_aside = previous.number if previous is not None and previous.status == "draft" else None
         if previous is not None and previous.status == "draft":
             previous.status = "superseded"
             previous.updated_at = now
@@ -462,12 +463,15 @@ class AgreementService:
                 Text("另一份协议刚刚起草, 请刷新", "Another version was just drafted; reload")
             ) from exc
         # The draft set aside by this one is part of this entry (`supersedes`), not one of its own.
+        # A version in effect, or one set aside by `remediate`, is not superseded by a draft: an oral
+        # agreement stays in force until the written version takes effect (人民调解法 Art. 30), and
+        # that signature's entry names it.
         await self.disputes.record_work(
             dispute,
             "draft_agreement",
             principal,
             None,
-            {**self._which(agreement), "form": agreement.form, "supersedes": newest or None},
+            {**self._which(agreement), "form": agreement.form, "supersedes": set_aside},
             "agreement_drafted",
         )
         return dispute, agreement
@@ -509,12 +513,23 @@ class AgreementService:
             raise _not_now(dispute, Text("修改调解协议", "edit the agreement"))
         self._refuse_replacing(await self._in_force(dispute.id), data)
         self._check_obligations(dispute, data)
+        before = agreement.content_hash
         for field, value in self._content(data).items():
             setattr(agreement, field, value)
         agreement.obligations = self._obligations(dispute, agreement, data)
         agreement.mediator_id = dispute.mediator_id
         agreement.mediator_name = dispute.mediator_name
         agreement.content_hash = rules.content_hash(agreement, dispute)
+        if agreement.content_hash == before:
+            # The hash covers every word of the text, the parties' names and the mediator's: an edit
+            # that changes none of it is no work on the case, and would only make every other
+            # client's ETag of the case stale. The request's unit of work rolls back the rewrite.
+            raise Conflict(
+                Text(
+                    "协议内容没有变化, 未作修改", "The agreement's content is unchanged; nothing was edited"
+                ),
+                code="agreement_unchanged",
+            )
         agreement.updated_at = self.clock.now()
         agreement.version += 1
         await self.session.flush()

@@ -218,7 +218,11 @@ def catalogue() -> list[dict[str, Any]]:
                 "form": {"type": "string", "description": "written | oral (人民调解法 Art. 28)"},
                 "supersedes": {
                     "type": ["integer", "null"],
-                    "description": "the number of the version this one was drafted over; null for the first",
+                    "description": "the number of the draft this one superseded (set aside unsigned); null "
+                    "when none was waiting for signatures: the first version, or one drafted while a "
+                    "version is in effect (an oral agreement being put in writing, which it replaces "
+                    "only when it takes effect: see `agreement_signature_recorded`) or after one was "
+                    "set aside",
                 },
             },
             "actions": ["draft_agreement"],
