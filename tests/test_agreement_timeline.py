@@ -210,7 +210,7 @@ async def test_the_case_page_shows_the_agreements_drafting_signatures_and_effect
     assert "<strong>签署调解协议: 调解员 签名 (第2版)</strong>" in text
     assert "<strong>签署调解协议: 调解组织 盖章 (第2版)</strong>" in text
     assert (
-        f'<div class="reason agreement-effective">协议生效 (第2版, {agreement["effective_on"]})</div>' in text
+        f'<div class="reason took-effect">协议生效 (第2版, {agreement["effective_on"]})</div>' in text
     )
     assert text.count("协议生效") == 1
 
