@@ -119,6 +119,11 @@ UNSTATED_RULES = {
     "duplicate_party",
     "nothing_to_correct",
     "id_number_missing",
+    # A case is not linked to itself: a relation between the path's id and the body's.
+    "self_link",
+    # A sitting moved to the time and place it already has: a relation to the stored sitting, as
+    # are a move's omitted place and online, kept from it.
+    "session_unchanged",
     # An uploaded file with no bytes: the multipart body's shape cannot say "non-empty".
     "empty",
     # Passwords: the minimum length is the center's setting (MEDIATION_MIN_PASSWORD_LENGTH), not
