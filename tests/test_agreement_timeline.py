@@ -146,7 +146,7 @@ async def test_the_events_carry_no_names_and_no_text_of_the_agreement(api: Api) 
     case (个人信息保护法 Art. 6: the minimum necessary)."""
     case = await api.drive("mediating")
     draft = await api.draft_agreement(case)
-    assert (await _revise(api, case, draft)).status_code == 200
+    assert (await _revise(api, case, draft, terms=["双方互相谅解, 不再争执。"])).status_code == 200
     await api.signed_agreement(case)
     agreement = (
         await api.client.get(f"/v1/disputes/{case['id']}/agreements/{api.agreements[case['id']]}")
@@ -195,7 +195,7 @@ async def test_the_case_page_shows_the_agreements_drafting_signatures_and_effect
     case = await api.drive("mediating")
     await api.draft_agreement(case)
     second = await api.draft_agreement(case, supersedes=1)
-    revised = await _revise(api, case, second)
+    revised = await _revise(api, case, second, terms=["双方互相谅解, 不再争执。"])
     assert revised.status_code == 200, revised.text
     applicant = _party(case, "applicant")
     agreement = await api.sign_all(case, revised.json())
@@ -209,9 +209,7 @@ async def test_the_case_page_shows_the_agreements_drafting_signatures_and_effect
     assert f"<strong>签署调解协议: {applicant['name']} 签名 (第2版)</strong>" in text
     assert "<strong>签署调解协议: 调解员 签名 (第2版)</strong>" in text
     assert "<strong>签署调解协议: 调解组织 盖章 (第2版)</strong>" in text
-    assert (
-        f'<div class="reason took-effect">协议生效 (第2版, {agreement["effective_on"]})</div>' in text
-    )
+    assert f'<div class="reason took-effect">协议生效 (第2版, {agreement["effective_on"]})</div>' in text
     assert text.count("协议生效") == 1
 
 
