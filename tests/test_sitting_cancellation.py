@@ -36,6 +36,20 @@ async def cancel(
     )
 
 
+async def record_continued(api: Api, case: dict[str, Any], held: dict[str, Any]) -> httpx.Response:
+    """The body records a sitting as held, the applicant there, mediation to go on."""
+    return await api.client.post(
+        f"/v1/disputes/{case['id']}/sessions/{held['id']}/record",
+        json={
+            "held_at": "2026-06-01T09:30:00+08:00",
+            "attendees": [{"name": "张三", "capacity": "申请人", "party_id": case["parties"][0]["id"]}],
+            "minutes": "双方陈述意见, 约定下次继续调解。",
+            "outcome": "continued",
+        },
+        headers={**api.acting("body_mediator", case), "If-Match": f'"{held["version"]}"'},
+    )
+
+
 async def test_the_body_calls_off_a_sitting_with_its_reason(api: Api) -> None:
     case = await api.drive("mediating")
     sitting = await scheduled(api, case)
@@ -77,16 +91,7 @@ async def test_a_sitting_held_or_called_off_is_not_called_off_again(api: Api) ->
     assert "不在本组织调解中" not in again.json()["detail"]  # it was the body's choice, not the case's end
 
     held = await scheduled(api, case)
-    recorded = await api.client.post(
-        f"/v1/disputes/{case['id']}/sessions/{held['id']}/record",
-        json={
-            "held_at": "2026-06-01T09:30:00+08:00",
-            "attendees": [{"name": "张三", "capacity": "申请人", "party_id": case["parties"][0]["id"]}],
-            "minutes": "双方陈述意见, 约定下次继续调解。",
-            "outcome": "continued",
-        },
-        headers={**api.acting("body_mediator", case), "If-Match": f'"{held["version"]}"'},
-    )
+    recorded = await record_continued(api, case, held)
     assert recorded.status_code == 200, recorded.text
     refused = await cancel(api, case, recorded.json())
     assert refused.status_code == 409, refused.text

@@ -13,7 +13,7 @@ import pytest
 
 from mediation.migrate import downgrade, upgrade
 from tests.support import Api
-from tests.test_sitting_cancellation import cancel
+from tests.test_sitting_cancellation import cancel, record_continued
 from tests.test_web_forms import at_the_body
 from tests.test_web_sittings import actions_of, form_on, listed, scheduled, section, text_of
 
@@ -212,16 +212,7 @@ async def test_a_sitting_held_or_called_off_is_not_moved(api: Api) -> None:
     assert called_off.json()["code"] == "session_cancelled"
 
     held = await scheduled(api, case)
-    recorded = await api.client.post(
-        f"/v1/disputes/{case['id']}/sessions/{held['id']}/record",
-        json={
-            "held_at": "2026-06-01T09:30:00+08:00",
-            "attendees": [{"name": "张三", "capacity": "申请人", "party_id": case["parties"][0]["id"]}],
-            "minutes": "双方陈述意见, 约定下次继续调解。",
-            "outcome": "continued",
-        },
-        headers={**api.acting("body_mediator", case), "If-Match": f'"{held["version"]}"'},
-    )
+    recorded = await record_continued(api, case, held)
     assert recorded.status_code == 200, recorded.text
     refused = await reschedule(api, case, recorded.json())
     assert refused.status_code == 409, refused.text
