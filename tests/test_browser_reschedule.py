@@ -21,7 +21,7 @@ from tests.test_browser import (  # noqa: F401  (the fixtures, shared with the o
     sign_in,
     submit,
 )
-from tests.test_browser_sittings import BEIJING, _case_at_the_demo_body
+from tests.test_browser_sittings import BEIJING, signed_for_by_the_demo_mediator
 
 REASON = "被申请人生病住院, 当天无法到场"
 
@@ -31,12 +31,7 @@ def test_the_mediator_moves_a_sitting_from_the_case_page_and_sees_the_new_time(
     live_server: str,  # noqa: F811
     request: pytest.FixtureRequest,
 ) -> None:
-    case = _case_at_the_demo_body(live_server)
-    sign_in(page, "mediator")
-    page.goto(f"/cases/{case['id']}")
-    sign_for = open_action(page, "sign_for")
-    sign_for.locator("select[name=mediator_id]").select_option(index=1)  # type: ignore[attr-defined]
-    submit(page, sign_for.locator("button[type=submit]"), "sign_for")  # type: ignore[attr-defined]
+    case = signed_for_by_the_demo_mediator(page, live_server)
 
     first = (datetime.now(BEIJING) + timedelta(days=2)).date()
     page.locator("#schedule-sitting summary").click()

@@ -55,17 +55,23 @@ def _case_at_the_demo_body(base: str) -> dict[str, Any]:
     return dict(case)
 
 
+def signed_for_by_the_demo_mediator(tab: Any, base: str) -> dict[str, Any]:
+    """A case at the demo committee, signed for by its mediator on the case page, left open there."""
+    case = _case_at_the_demo_body(base)
+    sign_in(tab, "mediator")
+    tab.goto(f"/cases/{case['id']}")
+    sign_for = open_action(tab, "sign_for")
+    sign_for.locator("select[name=mediator_id]").select_option(index=1)  # type: ignore[attr-defined]
+    submit(tab, sign_for.locator("button[type=submit]"), "sign_for")  # type: ignore[attr-defined]
+    return case
+
+
 def test_the_mediator_schedules_a_sitting_and_records_it_and_the_supervisor_reads_it(
     page: Any,  # noqa: F811  (the fixture imported above)
     live_server: str,  # noqa: F811
     request: pytest.FixtureRequest,
 ) -> None:
-    case = _case_at_the_demo_body(live_server)
-    sign_in(page, "mediator")
-    page.goto(f"/cases/{case['id']}")
-    sign_for = open_action(page, "sign_for")
-    sign_for.locator("select[name=mediator_id]").select_option(index=1)  # type: ignore[attr-defined]
-    submit(page, sign_for.locator("button[type=submit]"), "sign_for")  # type: ignore[attr-defined]
+    case = signed_for_by_the_demo_mediator(page, live_server)
     assert page.locator(".sitting").count() == 0
 
     # Scheduled for yesterday morning (the center's hour), so it may be recorded as held.
