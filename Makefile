@@ -28,8 +28,16 @@ run: seed
 	@echo "Serving the front-end on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/docs)"
 	$(BIN)/mediation serve --host $(HOST) --port $(PORT)
 
+# Two parts: most tests spread over the machine's cores (pytest-xdist, one database of its own
+# per worker), then the tests that measure time or run servers, relays and a browser of their own,
+# alone, so a busy machine does not make them miss their deadlines. Exit status 5 is pytest's
+# "nothing selected" (a PYTEST_ARGS that names tests of one part only).
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	$(BIN)/pytest -m serial $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
+	exit $$status
 
 # The model-based lifecycle test with ten times the sequences of `make test` (2,000 on both
 # databases), and contract fuzzing with 150 generated examples per operation and 150 stateful

@@ -94,11 +94,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # A pytest-xdist worker: what it found goes to the controller, which reports it.
+        workeroutput["pii_in_logs"] = PII_LOG_SCAN.found
+        return
     if PII_LOG_SCAN.found:
         print(f"\npersonal data found in {len(PII_LOG_SCAN.found)} log records, e.g.:")
         for line in PII_LOG_SCAN.found[:5]:
             print("  ", line)
         session.exitstatus = 1
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller of a pytest-xdist run gathers what each worker's scan found."""
+    PII_LOG_SCAN.found.extend(getattr(node, "workeroutput", {}).get("pii_in_logs", []))
 
 
 def _pg_reachable() -> str | None:

@@ -27,6 +27,9 @@ from stdnum.cn import ric
 
 from tests.conftest import IN_CI, PG_ADMIN_DSN, TEST_SECRETS, _pg_reachable
 
+# A browser of its own and a served app; its waits are measured in seconds.
+pytestmark = pytest.mark.serial
+
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -20,6 +20,9 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     sign_in,
 )
 
+# A browser of its own and a served app; its waits are measured in seconds.
+pytestmark = pytest.mark.serial
+
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + b"% scanned application form\n" * 200
 
 

@@ -23,6 +23,9 @@ from tests.test_browser import (  # noqa: F401  (the fixtures, shared with the o
 )
 from tests.test_browser_sittings import BEIJING, signed_for_by_the_demo_mediator
 
+# A browser of its own and a served app; its waits are measured in seconds.
+pytestmark = pytest.mark.serial
+
 REASON = "被申请人生病住院, 当天无法到场"
 
 

@@ -24,6 +24,9 @@ from tests.test_browser import (  # noqa: F401  (the fixtures, shared with the o
     submit,
 )
 
+# A browser of its own and a served app; its waits are measured in seconds.
+pytestmark = pytest.mark.serial
+
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 

@@ -243,6 +243,8 @@ async def test_an_event_that_commits_while_a_short_page_is_read_comes_on_the_nex
     assert seen == committed
 
 
+# Times the long poll's refusal: alone, after the parallel part.
+@pytest.mark.serial
 async def test_a_cursor_ahead_of_the_feed_is_refused_with_where_the_feed_stands(api):
     """A cursor past the newest event was never handed out by this feed: the database was restored
     to an earlier point. The events numbered next would take the positions it covers and be
@@ -342,6 +344,8 @@ async def test_a_body_or_court_keeps_the_events_of_a_case_taken_away_and_learns_
     assert all(e["data"]["version"] <= again["version"] for e in after if "version" in e["data"])
 
 
+# Times the long poll: alone, after the parallel part.
+@pytest.mark.serial
 async def test_long_poll_returns_as_soon_as_an_event_commits(api):
     await api.intake()
     cursor = (await feed(api))["next_cursor"]

@@ -49,7 +49,8 @@ from mediation.migrate import upgrade
 from tests.conftest import PG_ADMIN_DSN
 from tests.support import Api, at_beijing, intake_body, person
 
-pytestmark = pytest.mark.postgres_only
+# PostgreSQL only; servers of its own, timed against the clock, so alone (after the parallel part).
+pytestmark = [pytest.mark.postgres_only, pytest.mark.serial]
 
 PROBLEM = "application/problem+json"
 

@@ -35,6 +35,9 @@ from tests.conftest import TEST_SECRETS
 from tests.receiver import Receiver, attempts_of, deliveries_of
 from tests.support import PATHS, person
 
+# Relays in processes of their own, with leases and send timeouts measured in seconds.
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -429,8 +432,13 @@ async def test_sigterm_stops_the_relay_cleanly_and_leaves_nothing_claimed(api, t
         sub_id = await subscribe(api, receiver)
         await insert_events(api, dispute, 200)
         async with relays(api, tmp_path) as start:
-            # A long lease: a claim left behind would hold its delivery for the rest of the test.
-            relay = await start("graceful", relay_batch_size="10", relay_lease_seconds="600")
+            # A long lease: a claim left behind would hold its delivery for the rest of the test. A
+            # long send timeout: a send the receiver took but answered after the timeout (a busy
+            # machine) is a failed attempt, sent again by design (at least once), which is not
+            # what this test is about.
+            relay = await start(
+                "graceful", relay_batch_size="10", relay_lease_seconds="600", webhook_timeout_seconds="30"
+            )
             await receiver.wait_for(lambda r: len(r.ok()) >= 10 and r.holding > 0, seconds=30)
             assert relay.returncode is None, relay.output()
             assert await relay.terminate() == 0, relay.output()
@@ -447,7 +455,9 @@ async def test_sigterm_stops_the_relay_cleanly_and_leaves_nothing_claimed(api, t
 
             # Nothing waits for a lease: the next relay picks up the rest at once.
             receiver.delay = 0
-            relay = await start("next", relay_batch_size="50", relay_lease_seconds="600")
+            relay = await start(
+                "next", relay_batch_size="50", relay_lease_seconds="600", webhook_timeout_seconds="30"
+            )
             await eventually(lambda: all_delivered(api, sub_id, 200), 30, "all delivered", relay)
             await asyncio.sleep(0.3)
             assert await relay.terminate() == 0, relay.output()

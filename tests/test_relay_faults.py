@@ -31,6 +31,9 @@ from tests.receiver import Receiver, attempts_of, deliveries_of
 from tests.support import Api
 from tests.test_webhook_upkeep import age
 
+# Relays and receivers in processes of their own, timed against the clock.
+pytestmark = pytest.mark.serial
+
 TIMEOUT = 0.5  # the relay's webhook timeout in these tests
 LEASE = 1.5  # its claims' lease: longer than the timeout, as settings require
 
