@@ -32,7 +32,9 @@ run: seed
 # per worker), then the tests that measure time or run servers, relays and a browser of their own,
 # alone, so a busy machine does not make them miss their deadlines. Exit status 5 is pytest's
 # "nothing selected" (a PYTEST_ARGS that names tests of one part only).
-TEST_WORKERS ?= auto
+# Two workers at most by default: a concurrency test fills its app's pool (30 connections), and
+# PostgreSQL's default max_connections (100) holds two such pools with room to spare.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 2 ] && n=2; echo $$n)
 test: install
 	@status=0; \
 	$(BIN)/pytest -n $(TEST_WORKERS) -m "not serial" $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] || status=$$rc; }; \
