@@ -894,8 +894,9 @@ class ReferArbitrationPayload(WriteModel):
     ] = None
     rights_known_on: Day | None = Field(
         default=None,
-        description="Labour: the day the worker knew or should have known of the infringement; the "
-        "1-year arbitration limitation runs from it (劳动争议调解仲裁法 Art. 27).",
+        description="The day the party knew or should have known of the infringement; the "
+        "arbitration limitation runs from it: labour 1 year (劳动争议调解仲裁法 Art. 27), rural land "
+        "contracts 2 years (农村土地承包经营纠纷调解仲裁法 Art. 18).",
     )
     note: Note = None
 

@@ -73,8 +73,38 @@ KIND_LABELS = {
     "rural_land_arbitration": Text("移送农村土地承包仲裁", "Referral to rural land arbitration"),
     "litigation": Text("移送诉讼", "Referral to litigation"),
 }
-LABOUR_LIMITATION_WARNING_DAYS = 30
-LABOUR_LIMITATION_ARTICLE = "劳动争议调解仲裁法 第二十七条"
+LIMITATION_WARNING_DAYS = 30
+
+
+@dataclass(frozen=True)
+class ArbitrationLimitation:
+    """An arbitration's own limitation period, warned of when a case is referred to it."""
+
+    years: int
+    article: str
+    code: str  # the warnings' code prefix: `<code>_near`, `<code>_expired`
+    name: Text  # the period, as the warnings' messages name it
+
+    def said(self, zh: str, en: str, **values: object) -> Text:
+        """A message naming the period, each language with its own name for it."""
+        return Text(zh.format(name=self.name.zh, **values), en.format(name=self.name.en, **values))
+
+
+# 劳动争议调解仲裁法 Art. 27: one year. 农村土地承包经营纠纷调解仲裁法 Art. 18: two years. Both run from
+# when the party knew or should have known of the infringement.
+LABOUR_LIMITATION = ArbitrationLimitation(
+    1,
+    "劳动争议调解仲裁法 第二十七条",
+    "labour_limitation",
+    Text("一年仲裁时效", "one-year limitation for labour arbitration"),
+)
+LAND_LIMITATION = ArbitrationLimitation(
+    2,
+    "农村土地承包经营纠纷调解仲裁法 第十八条",
+    "land_limitation",
+    Text("二年仲裁时效", "two-year limitation for rural land-contract arbitration"),
+)
+LIMITATIONS = {limitation.code: limitation for limitation in (LABOUR_LIMITATION, LAND_LIMITATION)}
 
 
 class StepCount(WorkingDaysDue):
@@ -163,29 +193,36 @@ def overdue_step(handoff: Handoff, today: date) -> str | None:
     return None
 
 
-def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> list[dict[str, Any]]:
-    """劳动争议调解仲裁法 Art. 27: one year from when the worker knew of the infringement,
-    interrupted by a request for relief (the application for mediation) and counted afresh from
-    that interruption. Warn when little of it is left or when it had run out before the application.
+def arbitration_limitation(
+    limitation: ArbitrationLimitation, dispute: Dispute, known_on: date | None, today: date
+) -> list[dict[str, Any]]:
+    """The limitation for the arbitration the case goes to (劳动争议调解仲裁法 Art. 27: one year;
+    农村土地承包经营纠纷调解仲裁法 Art. 18: two), from when the party knew of the infringement,
+    interrupted by a request for relief (the application for mediation; for land contracts by
+    民法典 Art. 195, 198) and counted afresh from that interruption. Warn when little of it is left or
+    when it had run out before the application.
     A warning is kept with the handoff as its facts; its message is given in the reader's language
     (`warning_text`), and the Chinese one is kept with it for the event's readers.
-    The year's last day, falling on a rest day or holiday, moves to the next working day (民法典
+    The period's last day, falling on a rest day or holiday, moves to the next working day (民法典
     Art. 203; 民事诉讼法 Art. 85): the period has not run out on a day it could not be acted on."""
-    if known_on is not None and (ran_out := years_end(known_on, 1).last_day) < dispute.applied_on:
+    if (
+        known_on is not None
+        and (ran_out := years_end(known_on, limitation.years).last_day) < dispute.applied_on
+    ):
         warning: dict[str, Any] = {
-            "code": "labour_limitation_expired",
-            "article": LABOUR_LIMITATION_ARTICLE,
+            "code": f"{limitation.code}_expired",
+            "article": limitation.article,
             "runs_until": ran_out.isoformat(),
             "before_application": True,
         }
     else:
-        runs_until = years_end(dispute.applied_on, 1).last_day
+        runs_until = years_end(dispute.applied_on, limitation.years).last_day
         left = (runs_until - today).days
-        if left > LABOUR_LIMITATION_WARNING_DAYS:
+        if left > LIMITATION_WARNING_DAYS:
             return []
         warning = {
-            "code": "labour_limitation_near" if left >= 0 else "labour_limitation_expired",
-            "article": LABOUR_LIMITATION_ARTICLE,
+            "code": f"{limitation.code}_near" if left >= 0 else f"{limitation.code}_expired",
+            "article": limitation.article,
             "runs_until": runs_until.isoformat(),
             "days_left": left,
         }
@@ -196,25 +233,27 @@ def labour_limitation(dispute: Dispute, known_on: date | None, today: date) -> l
 def warning_text(warning: dict[str, Any]) -> Text:
     """A handoff warning's message, from the facts kept with it. A warning kept without them (an
     earlier version's, or a code this one does not know) keeps the message it was stored with."""
+    code = str(warning.get("code", ""))
+    limitation = LIMITATIONS.get(code.removesuffix("_near").removesuffix("_expired"))
     day, left = warning.get("runs_until"), warning.get("days_left")
-    if warning.get("before_application"):
-        return Text(
-            "申请调解时一年仲裁时效已届满, 仲裁委员会可能不予支持",
-            "The one-year limitation for labour arbitration had run out when mediation was "
-            "applied for; the commission may not uphold the claim",
+    if limitation is not None and warning.get("before_application"):
+        return limitation.said(
+            "申请调解时{name}已届满, 仲裁委员会可能不予支持",
+            "The {name} had run out when mediation was applied for; the commission may not uphold the claim",
         )
-    if isinstance(left, int) and day:
+    if limitation is not None and isinstance(left, int) and day:
         if left < 0:
-            return Text(
-                "一年仲裁时效已于 {day} 届满, 仲裁委员会可能不予支持",
-                "The one-year limitation for labour arbitration ran out on {day}; the commission may "
-                "not uphold the claim",
-            ).format(day=day)
-        return Text(
-            "一年仲裁时效将于 {day} 届满 (剩余 {left} 日), 请尽快申请仲裁",
-            "The one-year limitation for labour arbitration runs out on {day} ({left} days left); "
-            "apply for arbitration without delay",
-        ).format(day=day, left=left)
+            return limitation.said(
+                "{name}已于 {day} 届满, 仲裁委员会可能不予支持",
+                "The {name} ran out on {day}; the commission may not uphold the claim",
+                day=day,
+            )
+        return limitation.said(
+            "{name}将于 {day} 届满 (剩余 {left} 日), 请尽快申请仲裁",
+            "The {name} runs out on {day} ({left} days left); apply for arbitration without delay",
+            day=day,
+            left=left,
+        )
     message = str(warning.get("message", ""))
     return Text(message, message)
 
@@ -292,8 +331,12 @@ class Ledger:
     ) -> Handoff:
         clock = self.periods(kind)
         warnings: list[dict[str, Any]] = []
+        known_on = getattr(payload, "rights_known_on", None)
         if kind == "labour_arbitration" or (kind == "litigation" and dispute.category == Category.labour):
-            warnings = labour_limitation(dispute, getattr(payload, "rights_known_on", None), today)
+            warnings = arbitration_limitation(LABOUR_LIMITATION, dispute, known_on, today)
+        elif kind == "rural_land_arbitration":
+            # Only for the commission: a land-contract suit runs on the three-year limitation.
+            warnings = arbitration_limitation(LAND_LIMITATION, dispute, known_on, today)
         agreement_id = None
         if kind == "judicial_confirmation" and dispute.agreement:
             agreement_id = uuid.UUID(str(dispute.agreement["id"]))

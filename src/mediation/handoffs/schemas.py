@@ -39,7 +39,9 @@ HandoffStatus = Literal[
 class HandoffWarning(BaseModel):
     code: str = Field(
         description="`labour_limitation_near`: the one-year labour arbitration limitation runs out within "
-        "30 days; `labour_limitation_expired`: it had run out (劳动争议调解仲裁法 Art. 27)."
+        "30 days; `labour_limitation_expired`: it had run out (劳动争议调解仲裁法 Art. 27). "
+        "`land_limitation_near` and `land_limitation_expired`: the same for the two-year limitation of "
+        "rural land-contract arbitration (农村土地承包经营纠纷调解仲裁法 Art. 18)."
     )
     message: str = Field(description="In the request's language.")
     article: str | None = Field(default=None, description="The legal article the warning rests on.")
