@@ -23,7 +23,7 @@ from mediation.bodies.models import Body, BodyKind
 from mediation.core.db import Database, session_of
 from mediation.core.errors import DuplicateExternalReference, Forbidden, ValidationFailed
 from mediation.core.i18n import Text
-from mediation.core.principal import Principal, Role
+from mediation.core.principal import Permission, Principal, Role
 from mediation.core.ratelimit import caller_network
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import IdType, PartyRole
@@ -420,6 +420,12 @@ async def related_hint(request: Request, principal: Staff, svc: Service) -> HTML
     form = await read_form(request)
     token = form.get("csrf")
     check_csrf(request, token if isinstance(token, str) else None)
+    # A search by ID or phone number is the party search of POST /v1/disputes/search-by-party: the
+    # same least-privilege rule (pii:read) and the same processing record (个人信息保护法 Art. 51,
+    # 55-56). Without it, a role that sees these numbers masked could learn whose they are, and
+    # which cases they are in, by typing guesses into the form.
+    if not principal.can(Permission.pii_read):
+        return render(request, "_related.html", {"cases": []})
     # One search per number, read only from the party rows the form can have: a form of thousands
     # of phone fields would otherwise be thousands of searches.
     wanted: dict[tuple[str, str], None] = {}
@@ -445,6 +451,9 @@ async def related_hint(request: Request, principal: Staff, svc: Service) -> HTML
                 wanted[normalise_phone(raw), "phone"] = None
             except ValueError:
                 continue
+    if wanted:
+        request.state.audit_reads = [("search_by_party", None, None)]
+        request.state.audit_details = {"via": "intake_hint", "fields": sorted({kind for _, kind in wanted})}
     found: dict[uuid.UUID, tuple[Any, set[str]]] = {}
     for value, kind in wanted:
         rows, _ = await svc.search(ListFilters(party_index=svc.party_index(kind, value)), principal, 10, None)

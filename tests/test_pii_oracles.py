@@ -1,0 +1,77 @@
+"""A role that reads ID and phone numbers masked learns nothing more about them by other ways in:
+not by the intake page's related-case hint, not by a correction's answer, not by a mediator's
+declared conflicts (个人信息保护法 Art. 51, 55-56)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from mediation.audit.models import AuditRecord
+from tests.support import Api, intake_body, person
+from tests.test_web import signed_in
+
+
+async def audit_actions(api: Api, after: int) -> list[tuple[str, str, dict[str, Any]]]:
+    async with api.app.state.db.reader() as session:
+        rows = await session.execute(
+            select(AuditRecord.action, AuditRecord.outcome, AuditRecord.details)
+            .where(AuditRecord.seq > after)
+            .order_by(AuditRecord.seq)
+        )
+        return [(a, o, d or {}) for a, o, d in rows.all()]
+
+
+async def last_seq(api: Api) -> int:
+    async with api.app.state.db.reader() as session:
+        return (await session.scalar(select(AuditRecord.seq).order_by(AuditRecord.seq.desc()).limit(1))) or 0
+
+
+# ---- the intake page's related-case hint ------------------------------------------------------------
+
+
+async def test_the_intake_hint_searches_no_numbers_for_a_role_that_reads_them_masked(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    target = person("applicant", "王某", 31)
+    earlier = await api.intake(parties=[target, person("respondent", "赵某", 32)])
+    page = signed_in(web, api, "supervisor")
+    # The page does not ask for the hint, and asked directly it names no case.
+    assert "data-related-url" not in (await page.get("/intake")).text
+    before = await last_seq(api)
+    for field in ("id_number", "phone"):
+        form = {
+            "parties[0].role": "applicant",
+            "parties[0].id_type": "resident_id",
+            f"parties[0].{field}": target[field],
+        }
+        hint = await page.post("/intake/related", form)
+        assert hint.status_code == 200
+        assert earlier["case_number"] not in hint.text and "证件号码" not in hint.text
+    assert "search_by_party" not in [action for action, _, _ in await audit_actions(api, before)]
+
+
+async def test_the_intake_hint_is_recorded_as_a_search_by_party(api: Api, web: httpx.AsyncClient) -> None:
+    earlier = await api.intake()
+    page = signed_in(web, api)
+    assert 'data-related-url="/intake/related"' in (await page.get("/intake")).text
+    before = await last_seq(api)
+    first = intake_body()["parties"][0]
+    hint = await page.post(
+        "/intake/related",
+        {
+            "parties[0].id_type": "resident_id",
+            "parties[0].id_number": first["id_number"],
+            "parties[0].phone": first["phone"],
+        },
+    )
+    assert earlier["case_number"] in hint.text
+    searches = [(o, d) for a, o, d in await audit_actions(api, before) if a == "search_by_party"]
+    assert len(searches) == 1, searches
+    outcome, details = searches[0]
+    assert outcome == "success" and details["fields"] == ["id_number", "phone"]
+    assert details["path"] == "/intake/related"
+    # The record names the fields searched, never the numbers.
+    assert first["id_number"] not in str(details) and first["phone"] not in str(details)
