@@ -4,13 +4,15 @@ declared conflicts (个人信息保护法 Art. 51, 55-56)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from mediation.audit.models import AuditRecord
-from tests.support import Api, intake_body, person
+from tests.support import Api, intake_body, person, resident_id
+from tests.test_corrections import correct, party
 from tests.test_web import signed_in
 
 
@@ -75,3 +77,72 @@ async def test_the_intake_hint_is_recorded_as_a_search_by_party(api: Api, web: h
     assert details["path"] == "/intake/related"
     # The record names the fields searched, never the numbers.
     assert first["id_number"] not in str(details) and first["phone"] not in str(details)
+
+
+# ---- a correction's answer ----------------------------------------------------------------------------
+
+
+async def test_a_correction_does_not_confirm_a_masked_id_number(api: Api) -> None:
+    dispute = await api.drive("agreement_signed")
+    applicant = party(await api.get(dispute), "applicant")
+    real = resident_id(1)  # the applicant's number at intake
+    assert applicant["id_number"] == resident_id(1)  # the clerk reads it; a supervisor reads it masked
+    wrong = resident_id(1, born=date(1991, 5, 17))
+    answers = []
+    for guess in (wrong, real):
+        body = {
+            "reason": "核对证件号码",
+            "parties": [{"party_id": applicant["id"], "id_type": "resident_id", "id_number": guess}],
+        }
+        refused = await correct(api, dispute, body, "supervisor")
+        answers.append((refused.status_code, refused.json()["code"], refused.json().get("field")))
+    assert answers == [(403, "pii_read_required", "parties[0].id_number")] * 2
+    assert (await api.get(dispute))["version"] == dispute["version"]
+
+
+async def test_a_correction_does_not_confirm_a_masked_phone(api: Api) -> None:
+    dispute = await api.intake()
+    applicant = party(dispute, "applicant")
+    # The number on record, given by a supervisor who reads it masked, is taken as a correction
+    # like any other number: no "nothing to correct" singles it out.
+    body = {
+        "reason": "申请人确认电话",
+        "parties": [{"party_id": applicant["id"], "phone": applicant["phone"]}],
+    }
+    same = await correct(api, dispute, body, "supervisor")
+    assert same.status_code == 200, same.text
+    entry = (await api.timeline(dispute))[-1]
+    assert entry["payload"]["parties"] == [{"party_id": applicant["id"], "fields": ["phone"]}]
+    assert party(await api.get(dispute), "applicant")["phone"] == applicant["phone"]
+    # A clerk, who reads it, is still told the same number corrects nothing.
+    again = await correct(api, await api.get(dispute), body, "clerk")
+    assert again.status_code == 422 and again.json()["errors"][0]["code"] == "nothing_to_correct"
+
+
+async def test_the_correction_form_offers_no_masked_id_number(api: Api, web: httpx.AsyncClient) -> None:
+    dispute = await api.intake()
+    shown = (await signed_in(web, api, "supervisor").get(f"/cases/{dispute['id']}")).text
+    assert 'name="parties[0].id_number"' not in shown and 'name="parties[0].phone"' in shown
+    assert 'name="add_parties[0].id_number"' in shown  # a party found later brings their document
+    clerk = (await signed_in(web, api).get(f"/cases/{dispute['id']}")).text
+    assert 'name="parties[0].id_number"' in clerk
+
+
+async def test_the_correction_form_refuses_a_typed_id_number_at_its_field(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    dispute = await api.drive("agreement_signed")
+    applicant = party(dispute, "applicant")
+    page = signed_in(web, api, "supervisor")
+    form = [
+        ("reason", "核对证件号码"),
+        ("parties[0].party_id", applicant["id"]),
+        ("parties[0].id_type", "resident_id"),
+        ("parties[0].id_number", resident_id(1)),
+        ("version", f'"{dispute["version"]}"'),
+        ("idempotency_key", "typed-id-number"),
+    ]
+    refused = await page.post(f"/cases/{dispute['id']}/corrections", form)
+    assert refused.status_code == 403, refused.text[:2000]
+    assert "不能更正证件号码" in refused.text
+    assert (await api.get(dispute))["version"] == dispute["version"]

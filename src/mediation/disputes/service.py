@@ -1376,22 +1376,32 @@ class DisputeService:
                 )
             seen.add(party.id)
             # Left out stays; given as null (a detail the party may lack at intake) is cleared.
-            changed = self._party_changes(party, fix.model_dump(exclude={"party_id"}, exclude_unset=True), i)
-            if not changed:
-                continue
-            blind = [f for f in ("id_number", "phone") if f in changed and changed[f] is None]
-            if blind and not principal.can(Permission.pii_read):
-                # Whoever reads a number masked cannot tell that it is wrong: clearing it is for
-                # staff who see it (个人信息保护法 Art. 51: access by need), as the page offers.
+            given = fix.model_dump(exclude={"party_id"}, exclude_unset=True)
+            blind = not principal.can(Permission.pii_read)
+            if blind and (refused := self._refuse_blind_numbers(given)):
+                # Whoever reads a number masked cannot tell that it is wrong: clearing it, or
+                # replacing a document number, is for staff who see it (个人信息保护法 Art. 51:
+                # access by need), as the page offers. Refused before the number is compared with
+                # the one on record: "nothing to correct" for the stored number and another answer
+                # for any other would confirm a guess at a number this caller only sees masked.
                 raise Forbidden(
                     Text(
-                        "您只能看到脱敏后的号码, 不能清除它; 请由能查看完整号码的工作人员核实后更正",
-                        "You see this number masked and cannot clear it; staff who read it in full "
-                        "may check and correct it",
+                        "您只能看到脱敏后的证件号码和电话, 不能清除它们, 也不能更正证件号码; "
+                        "请由能查看完整号码的工作人员核实后更正",
+                        "You see the numbers masked: you cannot clear them or correct a document "
+                        "number; staff who read them in full may check and correct them",
                     ),
                     code="pii_read_required",
-                    field=f"parties[{i}].{blind[0]}",
+                    field=f"parties[{i}].{refused}",
                 )
+            changed = self._party_changes(party, given, i)
+            if blind and given.get("phone") is not None:
+                # A new phone (the party's own word that it changed) is for any corrector, and is
+                # stored as given even when it is the number on record: told "nothing to correct"
+                # only for the stored one, a caller who sees it masked could test guesses at it.
+                changed["phone"] = given["phone"]
+            if not changed:
+                continue
             if party.id in locked and {"name", "id_type", "id_number"} & set(changed):
                 # 人民调解法 Art. 29: the agreement states the parties who signed it; another name
                 # or document number on the case would no longer be the person the agreement binds.
@@ -1558,6 +1568,16 @@ class DisputeService:
         if not signed_or_effective:
             return set()
         return {p.id for p in dispute.parties if p.role != PartyRole.agent}
+
+    @staticmethod
+    def _refuse_blind_numbers(given: dict[str, Any]) -> str | None:
+        """The number a caller who reads numbers masked may not give in a correction: a document
+        number at all, a phone as null (cleared)."""
+        if "id_number" in given:
+            return "id_number"
+        if "phone" in given and given["phone"] is None:
+            return "phone"
+        return None
 
     def _party_changes(self, party: Party, given: dict[str, Any], i: int) -> dict[str, Any]:
         """The given fields that differ from the party's row, as they would be stored."""
