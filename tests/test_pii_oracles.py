@@ -146,3 +146,26 @@ async def test_the_correction_form_refuses_a_typed_id_number_at_its_field(
     assert refused.status_code == 403, refused.text[:2000]
     assert "不能更正证件号码" in refused.text
     assert (await api.get(dispute))["version"] == dispute["version"]
+
+
+# ---- a mediator's declared conflicts ------------------------------------------------------------------
+
+
+async def test_a_declared_relation_is_masked_for_a_role_that_reads_numbers_masked(api: Api) -> None:
+    village = api.bodies["village"]
+    url = f"/v1/bodies/{village}/mediators/{api.mediators[village]}/conflicts"
+    declared = {
+        "relation": "申请人的表兄, 电话13800000001, 身份证330681199005170016",
+        "id_number": "330681199005170016",
+        "person_name": "张三",
+    }
+    made = await api.client.post(url, json=declared, headers=api.auth("body_admin", "village"))
+    assert made.status_code == 201, made.text
+    assert made.json()["relation"] == declared["relation"]  # the body reads its own note in full
+    listed = await api.client.get(url, headers=api.auth("admin"))
+    assert listed.status_code == 200
+    (relation,) = [c["relation"] for c in listed.json()]
+    assert "13800000001" not in relation and "330681199005170016" not in relation
+    assert relation.startswith("申请人的表兄, 电话")
+    own = await api.client.get(url, headers=api.auth("body_admin", "village"))
+    assert [c["relation"] for c in own.json()] == [declared["relation"]]

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 from sqlalchemy import select
 
-from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
+from mediation.bodies.models import Body, BodyJurisdiction, BodyKind, MediatorConflict
 from mediation.bodies.schemas import (
     BodyCreate,
     BodyOut,
@@ -36,6 +36,7 @@ from mediation.core.errors import (
 )
 from mediation.core.http import etag_for
 from mediation.core.idempotency import run_idempotent
+from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.enums import Tier
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code, region_prefix
@@ -224,7 +225,17 @@ async def update_mediator(
 async def list_conflicts(
     body_id: uuid.UUID, mediator_id: uuid.UUID, principal: Caller, svc: Registry
 ) -> list[ConflictOut]:
-    return [ConflictOut.model_validate(c) for c in await svc.conflicts(body_id, mediator_id, principal)]
+    return [conflict_out(c, principal) for c in await svc.conflicts(body_id, mediator_id, principal)]
+
+
+def conflict_out(conflict: MediatorConflict, principal: Principal) -> ConflictOut:
+    """A declared conflict as this caller may read it: the relation is free text the body typed
+    and may hold the person's ID or phone number, masked for roles without pii:read as every
+    free text is (个人信息保护法 Art. 51: least-privilege access)."""
+    out = ConflictOut.model_validate(conflict)
+    if not principal.can(Permission.pii_read):
+        out.relation = redact_text(out.relation)
+    return out
 
 
 @router.post(
@@ -250,4 +261,4 @@ async def declare_conflict(
     conflict = await svc.declare_conflict(
         body_id, mediator_id, data, principal, identity_of(request).cipher, request.app.state.clock.now()
     )
-    return ConflictOut.model_validate(conflict)
+    return conflict_out(conflict, principal)
