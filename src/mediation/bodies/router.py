@@ -186,13 +186,22 @@ async def list_mediators(body_id: uuid.UUID, principal: Caller, svc: Registry) -
     status_code=201,
     response_model=MediatorOut,
     summary="登记调解员 Add a mediator",
-    responses=problem_responses(NotFound, Forbidden),
+    responses=problem_responses(NotFound, Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
 async def add_mediator(
-    request: Request, body_id: uuid.UUID, data: MediatorIn, principal: Caller, svc: Registry
+    request: Request,
+    body_id: uuid.UUID,
+    data: MediatorIn,
+    principal: Caller,
+    svc: Registry,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    mediator = await svc.add_mediator(body_id, data, principal, request.app.state.clock.now())
-    return _with_etag(MediatorOut.model_validate(mediator), mediator.version, 201)
+    async def work() -> Response:
+        mediator = await svc.add_mediator(body_id, data, principal, request.app.state.clock.now())
+        return _with_etag(MediatorOut.model_validate(mediator), mediator.version, 201)
+
+    # A retry after a lost answer gets the mediator added, not a second one on the roster.
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.patch(
@@ -220,6 +229,8 @@ async def update_mediator(
     "/bodies/{body_id}/mediators/{mediator_id}/conflicts",
     response_model=list[ConflictOut],
     summary="调解员申报的利害关系 A mediator's declared conflicts",
+    description="The relation is the body's own note: ID and phone numbers in it are masked for roles "
+    "without pii:read.",
     responses=problem_responses(NotFound),
 )
 async def list_conflicts(
@@ -248,7 +259,7 @@ def conflict_out(conflict: MediatorConflict, principal: Principal) -> ConflictOu
         "a keyed hash and a masked copy) or has an interest in one case. From then on the mediator "
         "cannot be named for a case with that person as a party (特邀调解规定 Art. 16)."
     ),
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound, IdempotencyKeyMismatch, IdempotencyInProgress),
 )
 async def declare_conflict(
     request: Request,
@@ -257,8 +268,14 @@ async def declare_conflict(
     data: ConflictIn,
     principal: Caller,
     svc: Registry,
-) -> ConflictOut:
-    conflict = await svc.declare_conflict(
-        body_id, mediator_id, data, principal, identity_of(request).cipher, request.app.state.clock.now()
-    )
-    return conflict_out(conflict, principal)
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> Response:
+        conflict = await svc.declare_conflict(
+            body_id, mediator_id, data, principal, identity_of(request).cipher, request.app.state.clock.now()
+        )
+        out = conflict_out(conflict, principal)
+        return JSONResponse(jsonable_encoder(out), status_code=201)
+
+    # A retry after a lost answer gets the conflict declared, not the same one twice.
+    return await run_idempotent(request, principal, idempotency_key, work)
