@@ -124,10 +124,12 @@ async def _agreed(api, **due_in_days: int) -> tuple[dict, dict]:
 
 
 async def _perform(api, dispute, obligation, performed_on=None, role="body_mediator"):
+    """The obligation recorded as performed against the case as it is now (its ETag)."""
+    current = await api.get(dispute)
     return await api.client.post(
         f"/v1/disputes/{dispute['id']}/obligations/{obligation['id']}/performance",
         json={"performed_on": (performed_on or api.today).isoformat(), "note": "申请人确认已收到"},
-        headers=api.acting(role, dispute),
+        headers={**api.acting(role, dispute), "If-Match": f'"{current["version"]}"'},
     )
 
 

@@ -659,7 +659,10 @@ async def produce_every_event_type(api: Any) -> None:
     done = await api.client.post(
         f"/v1/disputes/{performed['id']}/obligations/{obligation['id']}/performance",
         json={"performed_on": api.today.isoformat()},
-        headers=api.acting("body_mediator", performed),
+        headers={
+            **api.acting("body_mediator", performed),
+            "If-Match": f'"{(await api.get(performed))["version"]}"',
+        },
     )
     assert done.status_code == 200, done.text
     late = await api.drive("agreement_signed")

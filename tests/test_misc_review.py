@@ -278,7 +278,10 @@ async def test_a_court_no_longer_reads_a_case_whose_confirmation_request_was_wit
     done = await api.client.post(
         f"/v1/disputes/{dispute['id']}/obligations/{obligation['id']}/performance",
         json={"performed_on": api.today.isoformat()},
-        headers=api.acting("body_mediator", dispute),
+        headers={
+            **api.acting("body_mediator", dispute),
+            "If-Match": f'"{(await api.get(dispute))["version"]}"',
+        },
     )
     assert done.status_code == 200, done.text
     seen = await _court_events(api, dispute, court)

@@ -161,7 +161,10 @@ async def test_a_new_agreement_reached_after_remediation_gets_follow_ups_of_its_
     performed = await api.client.post(
         f"/v1/disputes/{dispute['id']}/obligations/{task['obligation_id']}/performance",
         json={"performed_on": api.today.isoformat()},
-        headers=api.acting("body_mediator", dispute),
+        headers={
+            **api.acting("body_mediator", dispute),
+            "If-Match": f'"{(await api.get(dispute))["version"]}"',
+        },
     )
     assert performed.status_code == 200, performed.text
     outcomes = {t["id"]: t["result"]["outcome"] for t in await _tasks(api, dispute, "done")}

@@ -472,8 +472,12 @@ async def agreement_document(
     "/disputes/{dispute_id}/obligations/{obligation_id}/performance",
     response_model=ObligationOut,
     summary="登记义务履行 Record an obligation as performed",
-    description="When the last obligation is performed, the case moves to `performed` (人民调解法 Art. 31).",
-    responses=WRITES,
+    description=(
+        "When the last obligation is performed, the case moves to `performed` (人民调解法 Art. 31). "
+        "The record lands on the case's timeline and moves the case's version on: it needs the case's "
+        "ETag in `If-Match` (428 without, 412 stale), and answers with the case's new ETag."
+    ),
+    responses=CHANGES,
 )
 async def perform_obligation(
     request: Request,
@@ -482,10 +486,13 @@ async def perform_obligation(
     data: PerformanceIn,
     principal: Writer,
     svc: Agreements,
+    if_match: Annotated[
+        str | None, Header(alias="If-Match", description="The case's current ETag (428 without, 412 stale).")
+    ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        obligation, dispute = await svc.perform(dispute_id, obligation_id, data, principal)
+        obligation, dispute = await svc.perform(dispute_id, obligation_id, data, principal, if_match)
         return _json(obligation_out(obligation, masks(principal)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)

@@ -922,9 +922,18 @@ class AgreementService:
     # ---- performance and follow-ups ---------------------------------------------------------------
 
     async def perform(
-        self, dispute_id: uuid.UUID, obligation_id: uuid.UUID, data: PerformanceIn, principal: Principal
+        self,
+        dispute_id: uuid.UUID,
+        obligation_id: uuid.UUID,
+        data: PerformanceIn,
+        principal: Principal,
+        if_match: str | None,
     ) -> tuple[Obligation, Dispute]:
+        """An obligation recorded as performed: on the case's timeline (its version moves on), and
+        the case `performed` once the last one is (人民调解法 Art. 31). Held to the case's ETag, as
+        every change of the case is."""
         dispute = await self._case(dispute_id, principal, write=True)
+        check_if_match(if_match, dispute.version)
         obligation = await self.session.get(Obligation, obligation_id, with_for_update=True)
         current = (dispute.agreement or {}).get("id")
         if obligation is None or obligation.dispute_id != dispute.id:
@@ -1206,6 +1215,7 @@ class AgreementService:
                     obligation.id,
                     PerformanceIn(performed_on=data.contacted_on, note=data.note),
                     principal,
+                    etag_for(dispute.version),  # the case as this follow-up just left it, locked
                 )
         return task, dispute.case_number
 
