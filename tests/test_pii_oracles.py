@@ -1,6 +1,7 @@
 """A role that reads ID and phone numbers masked learns nothing more about them by other ways in:
 not by the intake page's related-case hint, not by a correction's answer, not by a mediator's
-declared conflicts (个人信息保护法 Art. 51, 55-56)."""
+declared conflicts (个人信息保护法 Art. 51, 55-56). And a language the caller refuses is not the
+answer's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from mediation.audit.models import AuditRecord
+from mediation.core.i18n import negotiate
 from tests.support import Api, intake_body, person, resident_id
 from tests.test_corrections import correct, party
 from tests.test_web import signed_in
@@ -169,3 +171,22 @@ async def test_a_declared_relation_is_masked_for_a_role_that_reads_numbers_maske
     assert relation.startswith("申请人的表兄, 电话")
     own = await api.client.get(url, headers=api.auth("body_admin", "village"))
     assert [c["relation"] for c in own.json()] == [declared["relation"]]
+
+
+# ---- the language asked for ---------------------------------------------------------------------------
+
+
+def test_a_language_given_q_0_is_not_chosen() -> None:
+    # RFC 9110 §12.4.2: q=0 means "not acceptable".
+    assert negotiate("en;q=0") == "zh"
+    assert negotiate("en;q=0.0, fr") == "zh"
+    assert negotiate("zh;q=0, en;q=0.1") == "en"
+    assert negotiate("en-US, en;q=0.9") == "en"
+    assert negotiate("en; q=0.5") == "en"
+
+
+async def test_an_answer_is_not_in_a_language_refused_with_q_0(api: Api) -> None:
+    refused = await api.client.get("/v1/nope", headers={"Accept-Language": "en;q=0"})
+    assert refused.json()["title"] == "资源不存在"
+    asked = await api.client.get("/v1/nope", headers={"Accept-Language": "en"})
+    assert asked.json()["title"] != "资源不存在"

@@ -25,18 +25,23 @@ class Text:
 
 
 def negotiate(accept_language: str | None, default: str = "zh") -> str:
-    """Pick zh or en from an Accept-Language header, honouring q-values."""
+    """Pick zh or en from an Accept-Language header, honouring q-values.
+
+    A language given q=0 is "not acceptable" (RFC 9110 §12.4.2), never a choice, however low the
+    others are; with nothing acceptable left, the default."""
     if not accept_language:
         return default
-    best, best_q = default, -1.0
+    best, best_q = default, 0.0
     for item in accept_language.split(","):
-        tag, _, params = item.strip().partition(";")
+        tag, *params = item.split(";")
         q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0  # an unreadable weight accepts nothing
         primary = tag.strip().lower().split("-")[0]
         if primary in SUPPORTED and q > best_q:
             best, best_q = primary, q
