@@ -151,17 +151,22 @@ async def test_an_extension_used_before_a_transfer_stays_used(api: Api) -> None:
 
 
 async def test_a_pause_before_a_transfer_keeps_the_days_it_stood_still(api: Api) -> None:
-    _at(api, date(2026, 11, 2))
-    dispute = await _court_delegated_mediating(api)
-    # Paused from 5 to 9 November waiting on an appraisal: four days added, 6 December is a
-    # Sunday, so Monday 7 December.
-    _at(api, date(2026, 11, 5))
+    # The petition's sixty days, signed for on Tuesday 1 September 2026, end on Monday 2 November
+    # (above). The court's period is never paused (特邀调解规定 Art. 27: longer only by agreement).
+    _at(api, date(2026, 9, 1))
+    dispute = await api.drive("mediating", channel="petition")
+    # Paused from 3 to 7 September waiting on an appraisal: four days added, Wednesday 4 November.
+    _at(api, date(2026, 9, 3))
     assert (await _mediation_clock(api, dispute, "pause", {"reason": "appraisal"})).status_code == 200
-    _at(api, date(2026, 11, 9))
+    _at(api, date(2026, 9, 7))
     # Handed on while paused: the pause ends with the body's part in the case.
     dispute = await _to_town(api, dispute)
     clock = (await _clocks(api, dispute))["mediation"]
-    assert (clock["due_on"], clock["paused_at"]) == ("2026-12-07", None)
+    assert (clock["rule_id"], clock["due_on"], clock["paused_at"]) == (
+        "mediation.petition",
+        "2026-11-04",
+        None,
+    )
 
 
 async def test_a_peoples_mediation_period_still_starts_again_with_the_next_body(api: Api) -> None:
@@ -184,6 +189,8 @@ def test_only_a_period_a_transfer_stops_may_run_on_across_one() -> None:
     assert {i for i, r in rules.items() if r.on_transfer == "runs_on"} == {
         "mediation.labour",
         "mediation.court_delegated",
+        "mediation.court_entrusted.ordinary",
+        "mediation.court_entrusted.simple",
         "mediation.petition",
     }
     assert rules["mediation"].on_transfer == "restarts"

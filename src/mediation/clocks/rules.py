@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.bodies.models import BodyKind
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Role
-from mediation.disputes.enums import Category, Channel, Complexity
+from mediation.disputes.enums import Category, Channel, Complexity, CourtStage
 from mediation.disputes.lifecycle import Status
 
 
@@ -144,7 +144,30 @@ TRANSFER_STOPPED: frozenset[ClockName] = frozenset({ClockName.mediation})
 
 
 class Procedure(StrEnum):
-    court_delegated = "court_delegated"  # 委派/委托调解: an inviting court or the court channel
+    """The court procedure a case is mediated in (特邀调解规定 Art. 27). A case a court delegated
+    (Dispute.court_delegated) has `court_delegated` and the procedure of its stage (CourtStage), so a
+    rule may name every court-delegated case or one stage."""
+
+    court_delegated = "court_delegated"  # 委派或委托调解: any case a court delegated
+    court_pre_filing = "court_pre_filing"  # 立案前委派调解
+    court_after_filing_ordinary = "court_after_filing_ordinary"  # 立案后委托调解, 普通程序
+    court_after_filing_simple = "court_after_filing_simple"  # 立案后委托调解, 简易程序
+
+
+STAGE_PROCEDURES: dict[CourtStage, Procedure] = {
+    CourtStage.pre_filing: Procedure.court_pre_filing,
+    CourtStage.after_filing_ordinary: Procedure.court_after_filing_ordinary,
+    CourtStage.after_filing_simple: Procedure.court_after_filing_simple,
+}
+
+
+def procedures_of(court_delegated: bool, court_stage: str | None) -> frozenset[Procedure]:
+    """The procedures a case's rules may match on. A court-delegated case with no stage recorded was
+    delegated before filing (the default at intake)."""
+    if not court_delegated:
+        return frozenset()
+    stage = CourtStage(court_stage) if court_stage else CourtStage.pre_filing
+    return frozenset({Procedure.court_delegated, STAGE_PROCEDURES[stage]})
 
 
 class ExtensionConsent(StrEnum):
@@ -160,7 +183,12 @@ class When(_Strict):
     categories: list[Category] = []
     body_kinds: list[BodyKind] = []
     channels: list[Channel] = []
-    procedures: list[Procedure] = []
+    procedures: list[Procedure] = Field(
+        default=[],
+        description="Court-delegated mediation (特邀调解规定 Art. 27): court_delegated (any case a court "
+        "delegated), court_pre_filing (立案前委派), court_after_filing_ordinary or court_after_filing_simple "
+        "(立案后委托, ordinary or simple procedure). The case fits when it has any of them.",
+    )
     complexities: list[Complexity] = []
     handoffs: list[HandoffKind] = Field(default=[], description="Handoff clocks only: the kind of handoff.")
 
@@ -296,7 +324,7 @@ class CaseFacts:
     channel: str
     complexity: str | None
     body_kind: str | None
-    court_delegated: bool
+    procedures: frozenset[Procedure]
 
 
 def _fits(when: When, facts: CaseFacts) -> bool:
@@ -304,7 +332,7 @@ def _fits(when: When, facts: CaseFacts) -> bool:
         (not when.categories or facts.category in when.categories)
         and (not when.body_kinds or facts.body_kind in when.body_kinds)
         and (not when.channels or facts.channel in when.channels)
-        and (not when.procedures or (Procedure.court_delegated in when.procedures and facts.court_delegated))
+        and (not when.procedures or any(p in facts.procedures for p in when.procedures))
         and (not when.complexities or facts.complexity in when.complexities)
     )
 

@@ -33,13 +33,13 @@ from mediation.clocks.rules import (
     CountsFrom,
     OnTransfer,
     Unit,
+    procedures_of,
 )
 from mediation.core.clock import Clock
 from mediation.core.errors import Conflict, GuardFailed, NotFound
 from mediation.core.i18n import Text
 from mediation.core.legal_time import PeriodEnd
 from mediation.core.refusal import Refusal, summary
-from mediation.disputes.enums import Channel
 from mediation.disputes.models import Dispute
 
 # States that end a case's clocks without their stage being completed.
@@ -59,7 +59,7 @@ def facts_of(dispute: Dispute, body: Body | None) -> CaseFacts:
         channel=dispute.channel,
         complexity=dispute.complexity,
         body_kind=body.kind if body is not None else None,
-        court_delegated=dispute.inviting_court_id is not None or dispute.channel == Channel.court_delegated,
+        procedures=procedures_of(dispute.court_delegated, dispute.court_stage),
     )
 
 

@@ -70,6 +70,16 @@ class Channel(StrEnum):
     police = "police"  # 公安移交
 
 
+class CourtStage(StrEnum):
+    """When in its case the court delegated the mediation: 特邀调解规定 Art. 27 sets the period by it
+    (thirty days before filing; after filing fifteen under the ordinary procedure, seven under the
+    simple one; longer only by the parties' agreement)."""
+
+    pre_filing = "pre_filing"  # 立案前委派调解
+    after_filing_ordinary = "after_filing_ordinary"  # 立案后委托调解, 适用普通程序
+    after_filing_simple = "after_filing_simple"  # 立案后委托调解, 适用简易程序
+
+
 class Severity(StrEnum):
     ordinary = "ordinary"  # 一般
     major = "major"  # 较大

@@ -160,7 +160,8 @@ def _parties_refusing(ctx: GuardContext) -> list[Refusal]:
 
 
 def _court_delegated_consent(ctx: GuardContext) -> list[Refusal]:
-    if ctx.dispute.channel != "court_delegated":
+    # Every case a court delegated, whatever channel it was registered by (Dispute.court_delegated).
+    if not ctx.dispute.court_delegated:
         return []
     missing = [
         p.name
@@ -977,7 +978,7 @@ def _competent_court(ctx: GuardContext) -> list[Refusal]:
     if any(c.id == target.id for c in courts):
         return []
     inviting = ctx.competent_courts.get("inviting_court", [])
-    if ctx.dispute.inviting_court_id is not None and str(basis) != "inviting_court":
+    if ctx.dispute.court_delegated and str(basis) != "inviting_court":
         # Item 1: mediation a court invited is confirmed by that court, on no other basis.
         return [
             Refusal(

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mediation.core.db import Base, JSONType, new_id
+from mediation.disputes.court_delegation import is_court_delegated
 
 # GB/T 2260 and its town (乡镇/街道) extension: a case's 12-digit code begins with its town's 9.
 TOWN_DIGITS = 9
@@ -92,6 +93,10 @@ class Dispute(Base):
     # For court-delegated mediation (特邀调解): the inviting court, competent to confirm the
     # agreement (民事诉讼法 Art. 205).
     inviting_court_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"))
+    # A court-delegated case only: when in the court's case it was delegated (CourtStage; 特邀调解规定
+    # Art. 27 sets the period by it), and the court's number for its case, if given.
+    court_stage: Mapped[str | None] = mapped_column(String(24))
+    court_case_number: Mapped[str | None] = mapped_column(String(64))
     mediator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mediators.id"))
     mediator_name: Mapped[str | None] = mapped_column(String(100))
     # The assigned body must sign for the case by this day (working days; see triage).
@@ -134,6 +139,11 @@ class Dispute(Base):
     parties: Mapped[list[Party]] = relationship(
         back_populates="dispute", lazy="raise", order_by="Party.position", cascade="all, delete-orphan"
     )
+
+    @property
+    def court_delegated(self) -> bool:
+        """特邀调解: the one predicate the consent guard, the clocks and the choice of court read."""
+        return is_court_delegated(self.channel, self.inviting_court_id)
 
     # The service bumps the version on every change, even one that touches only child rows; the
     # UPDATE still carries `WHERE version = <old>`, so a concurrent writer fails instead of overwriting.

@@ -23,6 +23,7 @@ from pydantic import (
 
 from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel, Yuan
+from mediation.disputes.court_delegation import is_court_delegated
 from mediation.disputes.enums import (
     Category,
     Channel,
@@ -30,6 +31,7 @@ from mediation.disputes.enums import (
     ConfirmationCourtBasis,
     Consent,
     ContactMethod,
+    CourtStage,
     DeclineAdvice,
     IdType,
     NotAcceptedReason,
@@ -283,7 +285,21 @@ class DisputeCreate(WriteModel):
                 {
                     "if": {"not": given("channel", {"enum": [c.value for c in REFERRAL_CHANNELS]})},
                     "then": omitted("applied_on"),
-                }
+                },
+                # The court's stage and case number only for a case a court delegated.
+                {
+                    "if": {
+                        "not": {
+                            "anyOf": [
+                                given("channel", {"const": Channel.court_delegated.value}),
+                                given("inviting_court_id", {"type": "string"}),
+                            ]
+                        }
+                    },
+                    "then": {
+                        "properties": {"court_stage": {"type": "null"}, "court_case_number": {"type": "null"}}
+                    },
+                },
             ],
         }
     )
@@ -336,8 +352,29 @@ class DisputeCreate(WriteModel):
     ]
     inviting_court_id: uuid.UUID | None = Field(
         default=None,
-        description="Court-delegated mediation (特邀调解): the court that invited it; it is competent to confirm the agreement.",
+        description="Court-delegated mediation (特邀调解): the court that invited it; it is competent to "
+        "confirm the agreement. A case naming it is court-delegated whatever its channel: the parties' "
+        "consent is asked before mediation begins (特邀调解规定 Art. 11) and the court's period applies "
+        "(Art. 27).",
     )
+    court_stage: CourtStage | None = Field(
+        default=None,
+        description="Court-delegated cases only: when in its case the court delegated the mediation, "
+        "which sets the period (特邀调解规定 Art. 27): pre_filing (立案前委派调解, 30 days; the default "
+        "for a court-delegated case), after_filing_ordinary (立案后委托调解, ordinary procedure, 15 days) "
+        "or after_filing_simple (simple procedure, 7 days); longer only by every party's agreement. "
+        "Refused (422 `not_court_delegated`) on a case no court delegated.",
+    )
+    court_case_number: Annotated[
+        Annotated[str, AfterValidator(canonical_reference)] | None,
+        Field(
+            min_length=1,
+            max_length=MAX_REFERENCE_LENGTH,
+            description="Court-delegated cases only: the court's number for its case, e.g. the filed "
+            "case's ((2026)浙0681民初123号) for mediation entrusted after filing. Stored in the form "
+            "`external_reference` is. Refused (422 `not_court_delegated`) on a case no court delegated.",
+        ),
+    ] = None
     applied_on: Day | None = Field(
         default=None,
         description="申请日: for a case referred by the body the resident applied to (channel hotline, "
@@ -363,6 +400,28 @@ class DisputeCreate(WriteModel):
                 ),
             )
         return value
+
+    @property
+    def court_delegated(self) -> bool:
+        return is_court_delegated(self.channel, self.inviting_court_id)
+
+    @model_validator(mode="after")
+    def _court_details_for_a_court_case(self) -> Self:
+        # 特邀调解规定 Art. 27 times the mediation a court delegated by the stage of the court's
+        # case; a case no court delegated has neither stage nor court case.
+        if self.court_delegated:
+            return self
+        for name in ("court_stage", "court_case_number"):
+            if getattr(self, name) is not None:
+                raise at_field(
+                    name,
+                    "not_court_delegated",
+                    Text(
+                        "只有法院委派或委托调解的案件(注明委派的法院)可以填写法院的案件阶段和案号",
+                        "Only a case a court delegated (naming the court) has a court stage and case number",
+                    ),
+                )
+        return self
 
     @model_validator(mode="after")
     def _both_sides(self) -> Self:
@@ -614,6 +673,16 @@ class DisputeOut(BaseModel):
     body_id: uuid.UUID | None
     handoff_target_id: uuid.UUID | None
     inviting_court_id: uuid.UUID | None
+    court_delegated: bool = Field(
+        description="特邀调解: the case names the court that invited the mediation, or came by the court "
+        "channel. The parties' consent is asked before mediation (特邀调解规定 Art. 11), the court's period "
+        "applies (Art. 27) and the inviting court alone confirms the agreement (民事诉讼法 Art. 205)."
+    )
+    court_stage: CourtStage | None = Field(
+        description="Court-delegated cases: pre_filing, after_filing_ordinary or after_filing_simple "
+        "(特邀调解规定 Art. 27: 30, 15 or 7 days)."
+    )
+    court_case_number: str | None
     mediator_id: uuid.UUID | None
     mediator_name: str | None
     sign_for_due_on: date | None = Field(

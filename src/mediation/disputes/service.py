@@ -55,6 +55,7 @@ from mediation.disputes.attention import Attention
 from mediation.disputes.enums import (
     Channel,
     Consent,
+    CourtStage,
     IdType,
     PartyKind,
     PartyRole,
@@ -326,6 +327,10 @@ class DisputeService:
             address=data.address,
             place_key=place_key(data.address),
             inviting_court_id=data.inviting_court_id,
+            # 特邀调解规定 Art. 27: a court delegating a case it has not filed (委派) is the usual
+            # case; mediation it entrusts after filing (委托) is said so at intake.
+            court_stage=data.court_stage or (CourtStage.pre_filing if data.court_delegated else None),
+            court_case_number=data.court_case_number,
             amount_in_dispute=data.amount_in_dispute,
             people_involved=data.people_involved,
             severity=data.severity,

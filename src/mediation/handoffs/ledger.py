@@ -279,8 +279,10 @@ class Ledger:
         """民事诉讼法 Art. 205, by basis: for mediation a court invited, that court alone (item 1);
         otherwise the basic court covering where a party lives, where the subject matter is, or
         where the mediation body is (item 2)."""
-        if dispute.inviting_court_id is not None:
-            inviting = await self.session.get(Body, dispute.inviting_court_id)
+        if dispute.court_delegated:
+            inviting = (
+                await self.session.get(Body, dispute.inviting_court_id) if dispute.inviting_court_id else None
+            )
             return {
                 ConfirmationCourtBasis.inviting_court: [inviting] if inviting and inviting.active else [],
                 ConfirmationCourtBasis.party_domicile: [],

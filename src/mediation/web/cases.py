@@ -368,6 +368,8 @@ class CasePage:
             "message": message,
             "new_key": secrets.token_urlsafe(18),
             "body_name": await self._body_name(dispute.body_id),
+            # 特邀调解: the court that delegated the case, beside the channel it came by.
+            "inviting_court_name": await self._body_name(dispute.inviting_court_id),
             "place": await place_name(self.request, dispute.region_code),
             # 更正登记信息 (个人信息保护法 Art. 46), offered to whom the service lets correct it now.
             "can_correct": (can_correct := svc.may_correct(dispute, principal)),

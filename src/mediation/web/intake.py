@@ -62,6 +62,8 @@ ONLINE_SKIP = frozenset(
         "complexity",
         "is_risk",
         "inviting_court_id",
+        "court_stage",
+        "court_case_number",
         "parties",
         "applied_on",  # applied online, on the day the center registers it
     }

@@ -75,6 +75,12 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "court_delegated": "法院委派",
         "police": "公安移交",
     },
+    # 特邀调解规定 Art. 27: the period follows the stage of the court's case.
+    "court_stage": {
+        "pre_filing": "立案前委派调解",
+        "after_filing_ordinary": "立案后委托调解(普通程序)",
+        "after_filing_simple": "立案后委托调解(简易程序)",
+    },
     "severity": {"ordinary": "一般", "major": "较大", "serious": "重大"},
     "complexity": {"simple": "简易", "general": "一般", "complex": "疑难复杂"},
     "tier": {"village": "村(社区)", "town": "乡镇(街道)", "county": "县(区)", "city": "市"},
@@ -287,6 +293,8 @@ FIELD_LABELS: dict[str, str] = {
     "phone": "联系电话",
     "external_reference": "外部编号(如12345工单号)",
     "inviting_court_id": "委派调解的法院(特邀调解)",
+    "court_stage": "委派或委托阶段(特邀调解; 不填为立案前委派)",
+    "court_case_number": "法院案号(特邀调解)",
     "parties.region_code": "住所地行政区划代码",
     "parties.address": "住址",
     "add_parties.region_code": "住所地行政区划代码",
