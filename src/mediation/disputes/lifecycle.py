@@ -174,7 +174,7 @@ def _court_delegated_consent(ctx: GuardContext) -> list[Refusal]:
         Refusal(
             "consent_missing",
             Text(
-                "法院委派的诉前调解须经当事人同意, 尚未同意: {n}",
+                "法院委派或委托的调解须经当事人同意, 尚未同意: {n}",
                 "Court-delegated mediation needs consent from: {n}",
             ).format(n="、".join(missing)),
             "特邀调解规定 第十一条",
