@@ -416,7 +416,7 @@ class Api:
                 "ruling_number": "(2026)浙0681民特2号",
                 "ruled_on": today,
             },
-            "not_accept": {"reason_code": "materials_missing"},
+            "not_accept": {"reason_code": "outside_court_scope"},
             "remediate": {"reason": "当事人同意重新调解"},
             "refer_arbitration": {
                 "commission_id": str(self.bodies["commercial_commission"]),

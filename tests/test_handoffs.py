@@ -679,17 +679,22 @@ async def test_the_court_reads_the_full_dossier(api: Api) -> None:
 
 
 async def test_a_request_the_court_does_not_accept_ends_in_confirmation_rejected(api: Api) -> None:
+    # Outside the courts' scope (民诉法解释 Art. 355). Missing materials count as withdrawal instead
+    # (Art. 357): tests/test_outcome_routes.py.
     dispute = await api.drive("confirmation_pending")
     handoff = (await api.handoff(dispute))["handoff"]
     incomplete = await _post(api, handoff, "acceptance", {"decision": "not_accepted"})
     _problem(incomplete, 422, "validation-error")
 
     response = await _post(
-        api, handoff, "acceptance", {"decision": "not_accepted", "reason_code": "materials_missing"}
+        api, handoff, "acceptance", {"decision": "not_accepted", "reason_code": "outside_court_scope"}
     )
     assert response.status_code == 200, response.text
     answered = response.json()
-    assert (answered["status"], answered["decision"]["reason_code"]) == ("not_accepted", "materials_missing")
+    assert (answered["status"], answered["decision"]["reason_code"]) == (
+        "not_accepted",
+        "outside_court_scope",
+    )
     case = await api.get(dispute)
     assert (case["status"], case["handoff"]["status"]) == ("confirmation_rejected", "not_accepted")
     assert (await api.timeline(dispute))[-1]["action"] == "not_accept"

@@ -51,6 +51,7 @@ from mediation.core.db import Base
 from mediation.core.settings import Settings
 from mediation.disputes.lifecycle import Action, find_transition, transitions_from
 from mediation.disputes.models import Dispute, Party
+from mediation.disputes.schemas import ACTION_PAYLOADS
 from mediation.documents.models import Document
 from tests.conftest import DEFAULT_NOW
 from tests.support import Api, person
@@ -314,7 +315,8 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             _, after = harness.run(harness.seen(case))
             assert response.status_code < 500, response.text
             if response.status_code == 200:
-                transition = find_transition(before.status, Action(action))
+                posted = ACTION_PAYLOADS[action].model_validate(payload or {})
+                transition = find_transition(before.status, Action(action), posted)
                 assert transition is not None, (before.status, action)
                 assert after.status == transition.target.value, (before.status, action, after.status)
                 assert after.version == before.version + 1, (action, before, after)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
 
-from mediation.disputes.lifecycle import Action, Status, find_transition
+from mediation.disputes.lifecycle import (
+    NOT_ACCEPTED_AS_WITHDRAWN,
+    TRANSITIONS,
+    Action,
+    Status,
+    find_transition,
+)
 
 # Pairs whose guards need a particular case to pass: how to set that case up.
 SPECIAL = {
@@ -21,6 +28,12 @@ SPECIAL = {
     (Status.confirmation_pending, Action.reject): "target_accepted",
     (Status.referred_arbitration, Action.record_outcome): "target_accepted",
     (Status.referred_litigation, Action.record_outcome): "target_accepted",
+    # 劳动争议调解仲裁法 Art. 29: a labour commission's non-acceptance, or its period to accept
+    # passed undecided, opens the court to the applicant; another commission's outcome is awaited.
+    (Status.referred_arbitration, Action.not_accept): "labour_referral",
+    (Status.referred_arbitration, Action.refer_litigation): "labour_referral_lapsed",
+    # 人民调解法 Art. 27: a case whose confirmation was refused is closed with the reason.
+    (Status.confirmation_rejected, Action.close): "close_with_reason",
     # 人民调解法 Art. 17: before a body mediates, the center ends a case a party refused.
     (Status.accepted, Action.fail): "party_refused",
     (Status.assigned, Action.fail): "party_refused",
@@ -54,6 +67,18 @@ async def _fresh_case(api, state: Status, special: str | None) -> tuple[dict, di
         )
         assert refused.status_code == 200, refused.text
         return refused.json(), {"reason_code": "party_refused"}
+    if special in ("labour_referral", "labour_referral_lapsed"):
+        dispute = await api.drive("mediation_failed", category="labour")
+        labour = {"commission_id": str(api.bodies["labour_commission"])}
+        dispute = await api.step(dispute, "refer_arbitration", labour)
+        if special == "labour_referral":
+            return dispute, {"reason_code": "other"}
+        last_day = date.fromisoformat(dispute["handoff"]["accept_due_on"])
+        clock = api.app.state.clock
+        clock.at += timedelta(days=(last_day - clock.today()).days + 1)
+        return dispute, None
+    if special == "close_with_reason":
+        return await api.drive(state.value), {"reason": "当事人不再申请确认, 也不重新调解或起诉"}
     if special == "target_accepted":
         return await api.target_accepts(await api.drive(state.value)), None
     return await api.drive(state.value), None
@@ -98,6 +123,35 @@ async def test_every_action_from_state(api, state: Status):
     assert after["status"] == state.value
     assert await api.timeline_count(dispute["id"]) == before_timeline
     assert await api.outbox_count(dispute["id"]) == before_events
+
+
+# The rows an answer leads to instead of the action's usual one, with each answer they take.
+ANSWERS = {"as_withdrawn": [{"reason_code": str(r)} for r in NOT_ACCEPTED_AS_WITHDRAWN]}
+
+
+@pytest.mark.parametrize(
+    ("state", "action", "payload"),
+    [
+        (s, t.action, p)
+        for t in TRANSITIONS
+        if t.when is not None
+        for s in t.sources
+        for p in ANSWERS[t.when.name]
+    ],
+    ids=str,
+)
+async def test_every_answer_reaches_its_row_of_the_table(api, state: Status, action: Action, payload: dict):
+    transition = find_transition(state.value, action, SimpleNamespace(**payload))
+    assert transition is not None and transition.when is not None
+    dispute = await api.drive(state.value)
+    moved = await api.step(dispute, action.value, payload, role=api.role_for(transition.roles, dispute))
+    assert moved["status"] == transition.target.value != find_transition(state.value, action).target
+    entry = (await api.timeline(dispute))[-1]
+    assert (entry["action"], entry["from_status"], entry["to_status"]) == (
+        action.value,
+        state.value,
+        transition.target.value,
+    )
 
 
 async def test_wrong_role_is_forbidden_and_changes_nothing(api):

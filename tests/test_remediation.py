@@ -123,11 +123,12 @@ async def test_remediation_closes_the_set_aside_agreements_follow_ups_on_the_tim
 
 
 async def test_a_request_the_court_did_not_accept_sets_the_agreement_aside_as_well(api: Api) -> None:
-    # Not accepted (解释 Art. 357: materials missing) ends in confirmation_rejected too; mediated
-    # again from there, the agreement is set aside the same way. The follow-up was raised while the
-    # court had the request.
+    # Not accepted as outside the courts' scope (解释 Art. 355) ends in confirmation_rejected too;
+    # mediated again from there, the agreement is set aside the same way. (Missing materials count
+    # as withdrawal instead, Art. 357, and the agreement stays in force: test_outcome_routes.py.) The
+    # follow-up was raised while the court had the request.
     dispute, agreement, task = await follow_up_while_the_court_has_it(api)
-    dispute = await api.step(await api.get(dispute), "not_accept")
+    dispute = await api.step(await api.get(dispute), "not_accept", {"reason_code": "outside_court_scope"})
     assert dispute["status"] == "confirmation_rejected"
     dispute = await api.step(dispute, "remediate", role="clerk")
     assert await _tasks(api, dispute, "open") == []

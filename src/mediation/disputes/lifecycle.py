@@ -23,7 +23,15 @@ from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
 from mediation.core.principal import Principal, Role
 from mediation.core.refusal import Refusal, summary
-from mediation.disputes.enums import AgreementForm, Category, Consent, SubjectMatter, TerminationReason, Tier
+from mediation.disputes.enums import (
+    AgreementForm,
+    Category,
+    Consent,
+    NotAcceptedReason,
+    SubjectMatter,
+    TerminationReason,
+    Tier,
+)
 from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
 from mediation.triage.engine import TIER_LABELS, Outcome, tier_index
@@ -816,6 +824,8 @@ def _labour_arbitration_first(ctx: GuardContext) -> list[Refusal]:
     court for a payment order (Art. 16): from `agreement_signed`, `labour_payment_order` decides."""
     if ctx.dispute.category != Category.labour or ctx.dispute.status == Status.agreement_signed:
         return []
+    if ctx.dispute.status == Status.referred_arbitration or labour_route_to_court(ctx.dispute, ctx.today):
+        return []  # with the commission: `arbitration_unanswered` decides (Art. 29, 43)
     return [
         Refusal(
             "labour_arbitration_first",
@@ -844,6 +854,100 @@ def _labour_agreement_breached(ctx: GuardContext) -> list[Refusal]:
                 "A labour agreement goes to court (for a payment order) only once it was not performed within its period",
             ),
             "劳动争议调解仲裁法 第十六条",
+        )
+    ]
+
+
+# 劳动争议调解仲裁法 Art. 29: a commission that does not accept the application, or does not decide on
+# it within five days, leaves the applicant free to sue; Art. 43: so does a tribunal that makes no
+# award within its period (45 days, extended by at most 15).
+LABOUR_NOT_ACCEPTED = "劳动争议调解仲裁法 第二十九条"
+LABOUR_NO_AWARD = "劳动争议调解仲裁法 第四十三条"
+
+
+def labour_route_to_court(dispute: Dispute, today: date) -> str | None:
+    """The article that opens the court to a labour dispute the arbitration commission did not
+    take up (its referral, as the case holds it, not accepted, or past the day to accept it or to
+    award undecided), else None."""
+    handoff = dispute.handoff or {}
+    if handoff.get("kind") != "labour_arbitration":
+        return None
+    status = handoff.get("status")
+    if status == "not_accepted":
+        return LABOUR_NOT_ACCEPTED
+    due = handoff.get("accept_due_on") if status == "pending" else handoff.get("decide_due_on")
+    if status not in ("pending", "accepted") or not due or today <= date.fromisoformat(str(due)):
+        return None
+    return LABOUR_NOT_ACCEPTED if status == "pending" else LABOUR_NO_AWARD
+
+
+def _arbitration_unanswered(ctx: GuardContext) -> list[Refusal]:
+    """From a referral to arbitration, a case goes to court only as Art. 29 and 43 allow: a labour
+    commission that let its period to accept, or its tribunal's period to award, pass undecided.
+    Otherwise the commission's outcome is awaited (`record_outcome`)."""
+    dispute = ctx.dispute
+    if dispute.status != Status.referred_arbitration or labour_route_to_court(dispute, ctx.today):
+        return []
+    handoff = dispute.handoff or {}
+    if handoff.get("kind") != "labour_arbitration":
+        return [
+            Refusal(
+                "arbitration_under_way",
+                Text(
+                    "案件已导入仲裁, 由仲裁委员会依法处理, 登记其结果后结案",
+                    "The case is with the arbitration commission; its outcome closes the case",
+                ),
+            )
+        ]
+    pending = handoff.get("status") == "pending"
+    due = handoff.get("accept_due_on") if pending else handoff.get("decide_due_on")
+    return [
+        Refusal(
+            "arbitration_period_running",
+            Text(
+                "劳动争议仲裁委员会{s}的期限至 {d} 届满; 不予受理或逾期未作出决定的, 申请人方可向人民法院起诉",
+                "The labour arbitration commission has until {d} to {s_en}; only once it does not "
+                "accept, or lets that day pass undecided, may the applicant sue",
+            ).format(
+                s="决定是否受理" if pending else "作出仲裁裁决",
+                s_en="decide on acceptance" if pending else "make its award",
+                d=str(due),
+            ),
+            LABOUR_NOT_ACCEPTED if pending else LABOUR_NO_AWARD,
+        )
+    ]
+
+
+def _labour_referral(ctx: GuardContext) -> list[Refusal]:
+    """Art. 29 opens the court to a labour dispute the commission does not accept: the case goes
+    back to the center (`mediation_failed`) for `refer_litigation`. Another commission's refusal
+    to take a case is its outcome (`record_outcome`, dismissed), which closes it."""
+    if (ctx.dispute.handoff or {}).get("kind") == "labour_arbitration":
+        return []
+    return [
+        Refusal(
+            "not_a_labour_referral",
+            Text(
+                "只有劳动人事争议仲裁委员会的不予受理按此登记; 其他仲裁委员会不予受理的, 登记结果 (dismissed)",
+                "Only a labour arbitration commission's non-acceptance is posted so; another "
+                "commission posts it as its outcome (dismissed)",
+            ),
+            LABOUR_NOT_ACCEPTED,
+        )
+    ]
+
+
+def _reason_given(ctx: GuardContext) -> list[Refusal]:
+    if (getattr(ctx.payload, "reason", None) or "").strip():
+        return []
+    return [
+        Refusal(
+            "reason_required",
+            Text(
+                "确认被驳回或不予受理后当事人未再采取行动的, 结案须写明理由 (reason)",
+                "Closing a case whose confirmation was refused needs a reason",
+            ),
+            "人民调解法 第二十七条",
         )
     ]
 
@@ -883,6 +987,29 @@ G_LABOUR_WINDOW = Guard(
     "劳动争议调解仲裁法 第十四条",
     _labour_window_passed,
     needs_payload=False,
+)
+G_ARBITRATION_UNANSWERED = Guard(
+    "arbitration_unanswered",
+    Text(
+        "仲裁中的案件, 仅在劳动争议仲裁委员会逾期未决定受理或逾期未作出裁决时起诉",
+        "From arbitration, to court only once a labour commission let its period to accept or to award pass",
+    ),
+    "劳动争议调解仲裁法 第二十九条、第四十三条",
+    _arbitration_unanswered,
+    needs_payload=False,
+)
+G_LABOUR_REFERRAL = Guard(
+    "labour_referral",
+    Text("移送劳动人事争议仲裁", "A referral to labour arbitration"),
+    LABOUR_NOT_ACCEPTED,
+    _labour_referral,
+    needs_payload=False,
+)
+G_REASON = Guard(
+    "reason_given",
+    Text("写明结案理由", "A reason for closing is given"),
+    "人民调解法 第二十七条",
+    _reason_given,
 )
 G_CATEGORY = Guard(
     "target_takes_category",
@@ -1052,6 +1179,18 @@ def _accepted_by_target(ctx: GuardContext) -> list[Refusal]:
     if handoff is not None and handoff.status == "accepted":
         return []
     if handoff is not None and handoff.status == "pending" and str(outcome) == "dismissed":
+        if handoff.kind == "labour_arbitration":
+            # 劳动争议调解仲裁法 Art. 29: the applicant then goes to court; not the end of the case.
+            return [
+                Refusal(
+                    "labour_not_accepted",
+                    Text(
+                        "劳动人事争议仲裁委员会不予受理的, 请登记不予受理 (not_accept): 申请人可以向人民法院起诉",
+                        "A labour commission that does not accept posts not_accept: the applicant may then sue",
+                    ),
+                    LABOUR_NOT_ACCEPTED,
+                )
+            ]
         return []  # a commission or court may refuse to take the case at all (不予受理)
     return [
         Refusal(
@@ -1221,6 +1360,19 @@ BODY = frozenset({Role.body_mediator, Role.body_admin})
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """The answers that lead one action to another state than its usual one (a court's reason for
+    not accepting, say): the transition taking them is chosen by what is posted, before any guard.
+    `explain` is what the timeline says of it, with the rule."""
+
+    name: str
+    description: Text
+    article: str
+    takes: Callable[[Any], bool]
+    explain: Callable[[Any], str]
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     action: Action
     sources: tuple[Status, ...]
@@ -1231,6 +1383,54 @@ class Transition:
     guards: tuple[Guard, ...] = ()
     notes: Text | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    when: Answer | None = None  # taken for these answers only; the action's other row for the rest
+
+    @property
+    def trigger(self) -> str:
+        """The machine's name for it: the action's, or the action's with the answers it takes."""
+        return self.action.value if self.when is None else f"{self.action.value}__{self.when.name}"
+
+
+# 民诉法解释 Art. 357: an application whose materials are not supplied is treated as withdrawn; and
+# a court that is not the competent one (民事诉讼法 Art. 205) rules nothing on the agreement. Either
+# way the agreement binds as before (人民调解法 Art. 31), and the parties may apply again, to the
+# competent court, within the 30 days (Art. 33): the case is back where a withdrawal leaves it.
+NOT_ACCEPTED_AS_WITHDRAWN: Mapping[str, Text] = {
+    NotAcceptedReason.materials_missing: Text(
+        "人民法院不予受理: 未按要求补交材料, 按撤回申请处理 (民诉法解释 第三百五十七条); 调解协议仍然有效, "
+        "当事人可在期间内补齐材料再次申请 (人民调解法 第三十三条)",
+        "Not accepted: materials not supplied, treated as withdrawn (民诉法解释 Art. 357); the agreement "
+        "still binds and the parties may apply again within the period (人民调解法 Art. 33)",
+    ),
+    NotAcceptedReason.not_competent_court: Text(
+        "人民法院不予受理: 本院不是有管辖权的法院 (民事诉讼法 第二百零五条), 未对调解协议作出裁定; 调解协议仍然有效, "
+        "当事人可在期间内向有管辖权的法院申请 (人民调解法 第三十三条)",
+        "Not accepted: not the competent court (民事诉讼法 Art. 205), nothing ruled on the agreement; it "
+        "still binds and the parties may apply to the competent court within the period (人民调解法 Art. 33)",
+    ),
+}
+
+
+def _not_accepted_as_withdrawn(payload: Any) -> bool:
+    return getattr(payload, "reason_code", None) in NOT_ACCEPTED_AS_WITHDRAWN
+
+
+def _why_not_accepted_as_withdrawn(payload: Any) -> str:
+    why = NOT_ACCEPTED_AS_WITHDRAWN[payload.reason_code].zh
+    note = getattr(payload, "note", None)
+    return f"{why}。{note}" if note else why
+
+
+AS_WITHDRAWN = Answer(
+    "as_withdrawn",
+    Text(
+        "不予受理理由为未补交材料 (materials_missing) 或非管辖法院 (not_competent_court)",
+        "Not accepted for missing materials (materials_missing) or as not the competent court (not_competent_court)",
+    ),
+    "民诉法解释 第三百五十七条; 民事诉讼法 第二百零五条",
+    _not_accepted_as_withdrawn,
+    _why_not_accepted_as_withdrawn,
+)
 
 
 S = Status
@@ -1420,6 +1620,34 @@ TRANSITIONS: tuple[Transition, ...] = (
         (G_NOT_ACCEPTED_YET,),
     ),
     Transition(
+        A.not_accept,
+        (S.confirmation_pending,),
+        S.agreement_signed,
+        frozenset({Role.court}),
+        Text("不予受理确认申请", "Not accept"),
+        "confirmation_not_accepted",
+        (G_NOT_ACCEPTED_YET,),
+        notes=Text(
+            "未补交材料的按撤回申请处理, 非管辖法院未对协议作出裁定: 协议仍然有效, 当事人可在期间内再次申请",
+            "Missing materials count as withdrawal (民诉法解释 Art. 357), and a court not competent rules "
+            "nothing (民事诉讼法 Art. 205): the agreement binds, and the parties may apply again in time",
+        ),
+        when=AS_WITHDRAWN,
+    ),
+    Transition(
+        A.not_accept,
+        (S.referred_arbitration,),
+        S.mediation_failed,
+        frozenset({Role.arbitration}),
+        Text("劳动争议仲裁不予受理", "Labour arbitration not accepted"),
+        "referral_not_accepted",
+        (G_NOT_ACCEPTED_YET, G_LABOUR_REFERRAL),
+        notes=Text(
+            "劳动人事争议仲裁委员会不予受理的, 申请人可以就该劳动争议事项向人民法院提起诉讼",
+            "When the labour commission does not accept, the applicant may sue (劳动争议调解仲裁法 Art. 29)",
+        ),
+    ),
+    Transition(
         A.remediate,
         (S.confirmation_rejected,),
         S.mediating,
@@ -1451,15 +1679,16 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
     Transition(
         A.refer_litigation,
-        (S.mediation_failed, S.agreement_signed, S.confirmation_rejected),
+        (S.mediation_failed, S.agreement_signed, S.confirmation_rejected, S.referred_arbitration),
         S.referred_litigation,
         BODY | CENTER,
         Text("导入诉讼", "Refer to litigation"),
         "referred_litigation",
-        (G_LABOUR_ARBITRATION_FIRST, G_LABOUR_PAYMENT_ORDER, G_COURT),
+        (G_LABOUR_ARBITRATION_FIRST, G_LABOUR_PAYMENT_ORDER, G_ARBITRATION_UNANSWERED, G_COURT),
         notes=Text(
-            "调解不成、协议未履行或确认被驳回时, 当事人可以起诉",
-            "After failure, non-performance or rejection the parties may sue",
+            "调解不成、协议未履行或确认被驳回时, 当事人可以起诉; 劳动争议仲裁委员会不予受理或逾期未作出决定的, 亦可起诉",
+            "After failure, non-performance or rejection the parties may sue; so may the applicant whose "
+            "labour arbitration was not accepted or not decided in time (劳动争议调解仲裁法 Art. 29, 43)",
         ),
     ),
     Transition(
@@ -1489,6 +1718,20 @@ TRANSITIONS: tuple[Transition, ...] = (
         "closed",
     ),
     Transition(
+        A.close,
+        (S.confirmation_rejected,),
+        S.closed,
+        CENTER | BODY,
+        Text("结案", "Close"),
+        "closed",
+        (G_REASON,),
+        notes=Text(
+            "确认被驳回或不予受理后当事人不再重新调解、仲裁或起诉的, 写明理由结案, 回访后归档",
+            "When the parties take the refused agreement no further, the case is closed with the reason, "
+            "then followed up and archived (人民调解法 Art. 27)",
+        ),
+    ),
+    Transition(
         A.archive,
         (S.closed,),
         S.archived,
@@ -1508,11 +1751,15 @@ def transitions_from(status: str) -> list[Transition]:
     return [t for t in TRANSITIONS if status in t.sources]
 
 
-def find_transition(status: str, action: Action) -> Transition | None:
-    for t in TRANSITIONS:
-        if t.action == action and status in t.sources:
-            return t
-    return None
+def find_transition(status: str, action: Action, payload: Any = None) -> Transition | None:
+    """The transition the action takes from this state: the one for the answer posted (`payload`)
+    if a row takes it, else the action's usual row."""
+    rows = [t for t in TRANSITIONS if t.action == action and status in t.sources]
+    if payload is not None:
+        for t in rows:
+            if t.when is not None and t.when.takes(payload):
+                return t
+    return next((t for t in rows if t.when is None), None)
 
 
 def evaluate(transition: Transition, ctx: GuardContext, *, with_payload: bool = True) -> list[Refusal]:
@@ -1548,7 +1795,7 @@ def _machine_transitions() -> list[dict[str, Any]]:
     for t in TRANSITIONS:
         specs.append(
             {
-                "trigger": t.action.value,
+                "trigger": t.trigger,
                 "source": [s.value for s in t.sources],
                 "dest": t.target.value,
                 "conditions": [_GuardsPass(t)],
@@ -1586,7 +1833,7 @@ def fire(dispute: Dispute, transition: Transition, ctx: GuardContext) -> None:
     """Run one transition through the state machine; raise typed errors when it cannot happen."""
     subject = _CaseSubject(dispute)
     try:
-        moved = _MACHINE.events[transition.action.value].trigger(subject, ctx=ctx)
+        moved = _MACHINE.events[transition.trigger].trigger(subject, ctx=ctx)
     except MachineError as exc:
         raise InvalidTransition(str(exc)) from exc
     if not moved:
@@ -1622,6 +1869,15 @@ def describe(language: str | None = None) -> dict[str, Any]:
                     for g in t.guards
                 ],
                 "notes": t.notes.get(language) if t.notes else None,
+                "when": (
+                    {
+                        "name": t.when.name,
+                        "description": t.when.description.get(language),
+                        "article": t.when.article,
+                    }
+                    if t.when
+                    else None
+                ),
             }
             for t in TRANSITIONS
         ],

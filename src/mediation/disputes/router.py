@@ -605,6 +605,8 @@ def _describe_action(action: Action) -> str:
             f"**{t.label.zh} / {t.label.en}**: {', '.join(s.value for s in t.sources)} → {t.target.value}. "
             f"Roles: {', '.join(sorted(r.value for r in t.roles))}."
         )
+        if t.when is not None:
+            lines.append(f"- 仅限 / only: {t.when.description.zh} ({t.when.article})")
         lines += [f"- {g.description.zh} ({g.article or 'center rule'})" for g in t.guards]
         if t.notes:
             lines.append(f"- {t.notes.zh}")

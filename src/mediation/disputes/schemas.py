@@ -984,6 +984,11 @@ class RecordOutcomePayload(WriteModel):
 
 
 class ClosePayload(WriteModel):
+    reason: Reason | None = Field(
+        default=None,
+        description="Why the case is closed; required from confirmation_rejected, where the parties "
+        "took the refused agreement no further (guard `reason_given`).",
+    )
     note: Note = None
 
 

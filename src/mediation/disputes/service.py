@@ -719,7 +719,7 @@ class DisputeService:
     ) -> Dispute:
         dispute = await self.get(dispute_id, principal, for_update=True)
         check_if_match(if_match, dispute.version)
-        transition = lifecycle.find_transition(dispute.status, action)
+        transition = lifecycle.find_transition(dispute.status, action, payload)
         if transition is None:
             allowed = [t.action.value for t in lifecycle.transitions_from(dispute.status)]
             raise InvalidTransition(
@@ -760,7 +760,9 @@ class DisputeService:
         elif action == Action.request_confirmation:
             ctx.competent_courts = await self.ledger.competent_courts(dispute)
             ctx.document_kinds = await self._document_kinds(dispute.id)
-        elif action in HANDOFF_DECISIONS:
+        elif action in HANDOFF_DECISIONS or (
+            action == Action.refer_litigation and dispute.status == Status.referred_arbitration
+        ):
             ctx.handoff = await self.ledger.current(dispute.id)
         elif (
             action in (Action.refer_arbitration, Action.refer_litigation)
@@ -795,8 +797,9 @@ class DisputeService:
         dispute.version += 1
         seq = dispute.version
         data = payload.model_dump(mode="json")
+        reason = transition.when.explain(payload) if transition.when is not None else _reason_of(data)
         self._append_timeline(
-            dispute, action.value, from_status, dispute.status, principal, _reason_of(data), data, now, seq
+            dispute, action.value, from_status, dispute.status, principal, reason, data, now, seq
         )
         event: dict[str, Any] = {
             "action": action.value,
@@ -951,6 +954,14 @@ class DisputeService:
         handoff = None
         if action in HANDOFF_OPENINGS:
             assert ctx.target is not None
+            if ctx.handoff is not None:
+                # 劳动争议调解仲裁法 Art. 29, 43: the commission let its period pass undecided and the
+                # applicant sues instead; the referral ends there, and an answer posted to it late is
+                # refused as settled.
+                article = lifecycle.labour_route_to_court(dispute, today)
+                lapsed = {"reason": f"逾期未作出决定, 申请人向人民法院起诉 ({article})", "article": article}
+                await self.ledger.settle(ctx.handoff, "lapsed", lapsed, today, now)
+                await self.session.flush()
             kind = (
                 "judicial_confirmation"
                 if action == Action.request_confirmation
@@ -1210,6 +1221,12 @@ class DisputeService:
             dispute.handoff_target_id = payload.commission_id
         elif action == Action.refer_litigation:
             dispute.handoff_target_id = payload.court_id
+        elif action == Action.not_accept and transition.target != Status.confirmation_rejected:
+            # Not accepted and back with the center: treated as withdrawn (民诉法解释 Art. 357) or
+            # not the competent court, to apply again; a labour commission's, to sue (劳动争议调解
+            # 仲裁法 Art. 29). Nothing is before the court or commission any more: it no longer
+            # reads the case nor receives its events, as after a withdrawal (个人信息保护法 Art. 6).
+            dispute.handoff_target_id = None
         elif action == Action.remediate:
             # The rejected agreement stays on record; the next one is drafted as a new version.
             dispute.agreement = None

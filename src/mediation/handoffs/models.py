@@ -32,7 +32,7 @@ class Handoff(Base):
     # judicial_confirmation | labour_arbitration | commercial_arbitration | rural_land_arbitration | litigation
     kind: Mapped[str] = mapped_column(String(30))
     target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
-    # pending | accepted | not_accepted | confirmed | rejected | withdrawn | concluded
+    # pending | accepted | not_accepted | confirmed | rejected | withdrawn | concluded | lapsed
     status: Mapped[str] = mapped_column(String(14), index=True)
     agreement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agreements.id"))
     basis: Mapped[str | None] = mapped_column(String(30))  # which rule makes the court competent

@@ -32,7 +32,7 @@ HandoffKind = Literal[
     "litigation",
 ]
 HandoffStatus = Literal[
-    "pending", "accepted", "not_accepted", "confirmed", "rejected", "withdrawn", "concluded"
+    "pending", "accepted", "not_accepted", "confirmed", "rejected", "withdrawn", "concluded", "lapsed"
 ]
 
 

@@ -66,6 +66,7 @@ SETTLED_NAMES = {
     "rejected": "已裁定驳回申请",
     "withdrawn": "已撤回",
     "concluded": "已审结",
+    "lapsed": "逾期未作出决定, 已另行起诉",
 }
 
 
@@ -354,7 +355,10 @@ class HandoffService:
         etag = etag_for(dispute.version)
         if data.decision == "not_accepted":
             assert data.reason_code is not None
-            if handoff.kind == "judicial_confirmation":
+            # A court does not accept a confirmation request; a labour commission does not accept
+            # a referral, and the applicant may sue (劳动争议调解仲裁法 Art. 29). Another commission
+            # or a court refusing a referral answers with its outcome, which closes the case.
+            if handoff.kind in ("judicial_confirmation", "labour_arbitration"):
                 payload: Any = NotAcceptPayload(reason_code=data.reason_code, note=data.note)
                 await self.disputes.apply(handoff.dispute_id, Action.not_accept, payload, principal, etag)
             else:
