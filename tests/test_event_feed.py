@@ -574,6 +574,13 @@ async def produce_every_event_type(api: Any) -> None:
         {"outcome": "award", "reference_number": "绍仲裁字(2026)第1号", "decided_on": api.today.isoformat()},
         role="arbitration",
     )
+    # A labour commission does not accept: the applicant may sue (劳动争议调解仲裁法 Art. 29).
+    refused = await api.drive("mediation_failed", category="labour")
+    refused = await api.step(
+        refused, "refer_arbitration", {"commission_id": str(api.bodies["labour_commission"])}
+    )
+    refused = await api.step(refused, "not_accept", {"reason_code": "other"}, role="arbitration")
+    assert refused["status"] == "mediation_failed"
 
     # A document added and withdrawn.
     upload = await api.client.post(

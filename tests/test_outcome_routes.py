@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediation.disputes.models import Dispute
 from tests.support import Api
 
 
@@ -163,6 +164,11 @@ async def test_a_labour_commission_that_does_not_accept_leaves_the_road_to_court
         None,
     )
     assert (await api.timeline(case))[-1]["action"] == "not_accept"
+    async with api.app.state.db.reader() as session:
+        row = await session.get(Dispute, uuid.UUID(case["id"]))
+        assert row is not None
+        # No confirmation request was decided: the statistics count none.
+        assert (row.confirmation_result, row.confirmation_decided_at) == (None, None)
 
     sued = await api.step(case, "refer_litigation")
     assert (sued["status"], sued["handoff"]["kind"]) == ("referred_litigation", "litigation")

@@ -232,7 +232,7 @@ async def raw_cases(api: Any) -> list[Case]:
             if e.action == "request_confirmation":
                 requested, requested_seq = e.occurred_at, e.seq
                 decided, case.confirmation_result = None, None
-            if e.action in DECISIONS and e.seq > requested_seq:
+            if e.action in DECISIONS and e.seq > requested_seq and e.from_status == "confirmation_pending":
                 decided, case.confirmation_result = e.occurred_at, DECISIONS[e.action]
             if e.to_status in ("closed", "declined") and closed is None:
                 closed = e.occurred_at

@@ -2030,7 +2030,9 @@ def _milestones(dispute: Dispute, action: Action, from_status: str, now: datetim
         dispute.confirmation_requested_at = now
         dispute.confirmation_decided_at = None
         dispute.confirmation_result = None
-    elif action in CONFIRMATION_RESULTS:
+    elif action in CONFIRMATION_RESULTS and from_status == Status.confirmation_pending:
+        # A labour commission's non-acceptance (not_accept from referred_arbitration) decides no
+        # confirmation request.
         dispute.confirmation_decided_at = now
         dispute.confirmation_result = CONFIRMATION_RESULTS[action]
 

@@ -208,6 +208,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "rejected": "驳回申请",
         "withdrawn": "已撤回",
         "concluded": "已审结",
+        "lapsed": "逾期未决定, 已另行起诉",
     },
     "alert_status": {"open": "待处置", "acknowledged": "已知悉", "resolved": "已处置"},
     "order_status": {
