@@ -181,37 +181,87 @@ def mask_phone(value: str) -> str:
 # 13800001234.50 - are left alone, while numbers written next to Chinese text (电话13800001234) are
 # caught. An 18-digit run is masked even when its check digit is wrong: a mistyped ID number is
 # still personal data.
+#
+# Free text masks what the structured fields mask, in the forms people type them: a number split
+# into its groups (330681 19900517 0016, 138.0000.0001), a country code before it, a landline with
+# its area code, the documents a party may identify with (passport, travel permits). The groups are
+# the ones each number is written in, not any split, so a case number (330681-2026-000001), a date
+# (2026-06-01, 20260601), an amount, a region or postal code stays readable: none has a phone's or
+# an ID number's shape.
 _BEFORE = r"(?<![0-9A-Za-z])(?<![0-9][.])"
 _AFTER = r"(?![0-9A-Za-z])(?![.][0-9])"
+# Area codes: 010 and 02x (Beijing and the large cities) have three digits with their trunk 0, the
+# rest four (0575); a local number has 7 or 8 digits and never starts with 0 or 1.
+_AREA = r"10|2[0-9]|[3-9][0-9]{2}"
+_LOCAL = r"[2-9][0-9]{2,3}[ -]?[0-9]{4}"
 _PII = re.compile(
     _BEFORE
     + r"(?:"
-    + r"(?P<id18>[0-9]{17}[0-9Xx])"  # GB 11643-1999 citizen identity number
+    # A UUID whose groups happen to be all digits is an identifier, not a landline: kept as it is.
+    + r"(?P<uuid>[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12})"
+    + r"|(?P<id18>[0-9]{17}[0-9Xx])"  # GB 11643-1999 citizen identity number
     + r"|(?P<id15>[0-9]{15})"  # first-generation (pre-1999) identity card number
-    + r"|(?P<cc>\+?86[ -]?)?(?P<phone>1[3-9][0-9](?P<sep>[ -]?)[0-9]{4}(?P=sep)[0-9]{4})"  # mobile
+    # The same, in the groups they are read out in: address code, birth date, serial and check.
+    + r"|(?P<id18split>[0-9]{6}(?P<sep18>[ -])(?:[0-9]{8}|[0-9]{4}(?P=sep18)[0-9]{4})(?P=sep18)[0-9]{3}[0-9Xx])"
+    + r"|(?P<id15split>[0-9]{6}(?P<sep15>[ -])[0-9]{6}(?P=sep15)[0-9]{3})"
+    # A mobile, 3-4-4 with one separator throughout, after +86, 0086, 86 or (+86).
+    + r"|(?P<cc>(?:\+|00)?86[ -]?|\(\+?86\) ?)?(?P<phone>1[3-9][0-9](?P<sep>[ .-]?)[0-9]{4}(?P=sep)[0-9]{4})"
+    # A landline: (0575)87654321, 0575-8765 4321, 010-12345678-123, or +86 575 87654321 (dialled
+    # from abroad without the trunk 0); an extension after a hyphen or 转 as intake takes it.
+    + rf"|(?:(?P<lcc>(?:\+|00)86[ -]?)(?P<area_abroad>{_AREA})|\((?P<area_bracketed>0(?:{_AREA}))\)|(?P<area>0(?:{_AREA})))"
+    + rf"[ -]?(?P<local>{_LOCAL})(?:(?:-|转|分机)(?P<extension>[0-9]{{1,6}}))?"
+    # Passports of the PRC (E, and EA.. once E ran out, G of the older booklet, D, S, P and their
+    # electronic DE, SE, PE), 往来港澳通行证 C, 港澳居民来往内地通行证 H and M (10 digits on the
+    # booklets before 2013), 大陆居民往来台湾通行证 L, and the foreign permanent resident ID card
+    # before 2023 (three letters and 12 digits).
+    + r"|(?P<document>[CDEGHLMPScdeghlmps][0-9]{8}|[HMhm][0-9]{10}|(?:[Ee][A-Za-z]|[DPSdps][Ee])[0-9]{7}"
+    + r"|[A-Z]{3}[0-9]{12})"
+    # After the word for it, a passport of any country (5 to 20 letters or digits, as intake takes
+    # it) or a 台胞证 (8 digits, 10 on the older booklets).
+    # (The spaces are bounded: unbounded runs would make a long blank stretch slow to scan.)
+    + r"|(?P<passport_named>(?:护照|(?i:passport))(?:号码|号| {0,2}(?i:no\.?|number|#))? {0,2}[:：]? {0,2})"
+    + r"(?P<passport>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{5,20})"
+    + r"|(?P<taiwan_named>(?:台胞证|台湾居民来往大陆通行证)(?:号码|号)? {0,2}[:：]? {0,2})(?P<taiwan>[0-9]{8}(?:[0-9]{2})?)"
     + r")"
     + _AFTER,
     re.ASCII,
 )
-# Chinese input methods produce full-width digits (１３８…); matching runs on a copy where they are
-# ASCII. The mapping is one character to one, so match positions hold in the original text.
+# Chinese input methods produce full-width digits (１３８…) and punctuation; matching runs on a
+# copy where they are ASCII. The mapping is one character to one, so match positions hold in the
+# original text.
 _HALF_WIDTH = str.maketrans(
-    {0xFF10 + i: str(i) for i in range(10)} | {ord("＋"): "+", ord("Ｘ"): "X", ord("ｘ"): "x", 0x3000: " "}
+    {0xFF10 + i: str(i) for i in range(10)}
+    | {ord(wide): narrow for wide, narrow in zip("＋Ｘｘ（）－．", "+Xx()-.", strict=True)}
+    | {0x3000: " "}
 )
 
 
-def _replacement(match: re.Match[str]) -> str:
+def _replacement(match: re.Match[str], text: str) -> str:
+    """The mask of one number, as the structured field shows it (digits only, groups joined); the
+    country code or the word naming the document, if any, is kept as written."""
+    if match["uuid"] is not None:
+        return text[match.start() : match.end()]
     if match["phone"] is not None:
-        return (match["cc"] or "") + mask_phone(re.sub(r"[ -]", "", match["phone"]))
-    return mask_id_number(match[0])
+        return (match["cc"] or "") + mask_phone(re.sub(r"[ .-]", "", match["phone"]))
+    if match["local"] is not None:
+        local = re.sub(r"[ -]", "", match["local"])
+        extension = f"-{match['extension']}" if match["extension"] else ""
+        if match["lcc"] is not None:
+            return match["lcc"] + mask_phone(match["area_abroad"] + local + extension)
+        return mask_phone((match["area"] or match["area_bracketed"]) + local + extension)
+    for named, number in (("passport_named", "passport"), ("taiwan_named", "taiwan")):
+        if match[number] is not None:
+            return text[match.start(named) : match.end(named)] + mask_id_number(match[number])
+    return mask_id_number(re.sub(r"[ -]", "", match[0]))
 
 
 def redact_text(text: str) -> str:
-    """Mask every identity number and mobile number found in `text`; the rest is left as is."""
+    """Mask every identity, passport, travel permit and phone number found in `text`; the rest is
+    left as is."""
     parts: list[str] = []
     end = 0
     for match in _PII.finditer(text.translate(_HALF_WIDTH)):
-        parts += (text[end : match.start()], _replacement(match))
+        parts += (text[end : match.start()], _replacement(match, text))
         end = match.end()
     if not parts:
         return text
