@@ -44,8 +44,16 @@ DEFAULT_NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 
 
 # No personal data in logs (个人信息保护法 Art. 51): every log record the whole suite produces,
-# at INFO and above, is scanned; one ID or mobile number fails the run at the end.
-PII_IN_LOGS = (re.compile(r"\d{17}[\dXx]"), re.compile(r"1[3-9]\d{9}"))
+# at INFO and above, is scanned; one ID, phone, passport or travel permit number fails the run at
+# the end, whether written plainly or in its groups (330681 19900517 0016, 138.0000.0001).
+PII_IN_LOGS = (
+    re.compile(r"\d{17}[\dXx]"),
+    re.compile(r"1[3-9]\d{9}"),
+    re.compile(r"(?<![0-9])\d{6}([ -])\d{8}\1\d{3}[\dXx](?![0-9])"),
+    re.compile(r"(?<![0-9])1[3-9]\d([ .-])\d{4}\1\d{4}(?![0-9])"),
+    re.compile(r"(?<![0-9])0(?:10|2\d|[3-9]\d{2})[ -]?[2-9]\d{2,3}[ -]?\d{4}(?![0-9])"),
+    re.compile(r"(?<![0-9A-Za-z])(?:[CDEGHLMPS]\d{8}|E[A-Z]\d{7})(?![0-9A-Za-z])"),
+)
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 # A SHA-256 digest or HMAC in hex (the audit seal's line) can hold a run of eleven decimal digits.
 HEX_DIGEST = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
