@@ -159,3 +159,27 @@ async def test_supervisor_reads_description_and_note_masked(api) -> None:
     assert seen["description"] == described
     clerk_timeline = (await api.client.get(f"/v1/disputes/{dispute['id']}/timeline")).json()
     assert clerk_timeline[-1]["payload"]["note"] == note
+
+
+async def test_confirmation_application_lists_document_names_masked(api, web) -> None:
+    """The printable 司法确认申请书 lists the case's documents by name: a name holding a number
+    shows it masked to a supervisor, as the case page's document list does."""
+    case = await api.drive("agreement_signed")
+    added = await api.client.post(
+        f"/v1/disputes/{case['id']}/documents",
+        files={"file": ("护照E12345678 电话0575-87654321.txt", b"scan", "text/plain")},
+        data={"kind": "evidence"},
+        headers=api.acting("body_mediator", await api.get(case)),
+    )
+    assert added.status_code == 201, added.text
+    path = f"/cases/{case['id']}/confirmation-application"
+
+    web.cookies.set("mediation_session", api.tokens[("supervisor", api.bodies["center"])])
+    supervisor = await web.get(path)
+    assert supervisor.status_code == 200
+    assert "护照E******78 电话057*****4321.txt" in supervisor.text
+    assert "E12345678" not in supervisor.text and "87654321" not in supervisor.text
+
+    web.cookies.set("mediation_session", api.tokens[("clerk", api.bodies["center"])])
+    clerk = await web.get(path)
+    assert "护照E12345678 电话0575-87654321.txt" in clerk.text

@@ -1122,6 +1122,8 @@ async def print_confirmation_application(
         court = await svc.session.get(Body, dispute.inviting_court_id)
     body = await svc.session.get(Body, dispute.body_id) if dispute.body_id else None
     documents = await svc.documents.of_case(dispute, principal) if svc.documents else []
+    # A file's name is text typed about the case: masked as the case page's document list masks it.
+    document_names = [view.text(dispute.id, d.original_name) for d in documents]
     return render(
         request,
         "confirmation_application.html",
@@ -1131,7 +1133,7 @@ async def print_confirmation_application(
             "agreement": agreement_out(effective, dispute, masks(principal)) if effective else None,
             "court": court,
             "body": body,
-            "documents": documents,
+            "document_names": document_names,
             "materials": json.loads(json.dumps(dispute.handoff or {}, default=str)),
         },
     )
