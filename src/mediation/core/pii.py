@@ -219,9 +219,9 @@ _PII = re.compile(
     # After the word for it, a passport of any country (5 to 20 letters or digits, as intake takes
     # it) or a 台胞证 (8 digits, 10 on the older booklets).
     # (The spaces are bounded: unbounded runs would make a long blank stretch slow to scan.)
-    + r"|(?P<passport_named>(?:护照|(?i:passport))(?:号码|号| {0,2}(?i:no\.?|number|#))? {0,2}[:：]? {0,2})"
+    + r"|(?P<passport_named>(?:护照|(?i:passport))(?:号码|号| {0,2}(?i:no\.?|number|#))? {0,2}[:：为是]? {0,2})"
     + r"(?P<passport>(?=[A-Za-z]*[0-9])[0-9A-Za-z]{5,20})"
-    + r"|(?P<taiwan_named>(?:台胞证|台湾居民来往大陆通行证)(?:号码|号)? {0,2}[:：]? {0,2})(?P<taiwan>[0-9]{8}(?:[0-9]{2})?)"
+    + r"|(?P<taiwan_named>(?:台胞证|台湾居民来往大陆通行证)(?:号码|号)? {0,2}[:：为是]? {0,2})(?P<taiwan>[0-9]{8}(?:[0-9]{2})?)"
     + r")"
     + _AFTER,
     re.ASCII,
