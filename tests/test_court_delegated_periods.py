@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Uuid, bindparam, text
 
 from mediation.clocks.rules import CaseFacts, ClockName, parse, procedures_of
 from mediation.disputes.court_delegation import is_court_delegated
@@ -346,3 +347,40 @@ async def test_the_court_cases_before_this_release_were_delegated_before_filing(
     await asyncio.to_thread(upgrade, settings.database_url)
     stages = [(await api.get(d))["court_stage"] for d in (at_window, entrusted, plain)]
     assert stages == ["pre_filing", "pre_filing", None]
+
+
+async def test_the_courts_clocks_running_before_this_release_take_no_more_pauses(
+    api: Api, settings: Any
+) -> None:
+    """Migration 0036: a court's mediation clock started under the earlier rules (pausable) stops
+    taking pauses; one paused then is resumed as before. The people's month keeps its pauses."""
+    running, paused = await _mediating(api), await _mediating(api)
+    month = await api.drive("mediating")
+    await api.app.state.db.engine.dispose()
+    await asyncio.to_thread(downgrade, settings.database_url, "0035")
+    # As the earlier release started them: pausable; one of them paused.
+    async with api.app.state.db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE case_clocks SET pausable = true WHERE rule_id = 'mediation.court_delegated'")
+        )
+        await conn.execute(
+            text(
+                "UPDATE case_clocks SET paused_at = started_at, pause_reason = 'other' "
+                "WHERE rule_id = 'mediation.court_delegated' AND dispute_id = :id"
+            ).bindparams(bindparam("id", type_=Uuid)),
+            {"id": uuid.UUID(paused["id"])},
+        )
+    await api.app.state.db.engine.dispose()
+    await asyncio.to_thread(upgrade, settings.database_url)
+
+    refused = await _on_mediation_clock(api, running, "pause", {"reason": "other"})
+    assert refused.status_code == 422, refused.text
+    assert _reasons(refused) == ["clock_not_pausable"]
+    assert (await _clocks(api, running))["mediation"]["pausable"] is False
+    resumed = await _on_mediation_clock(api, paused, "resume", {})
+    assert resumed.status_code == 200, resumed.text
+    assert (await _clocks(api, paused))["mediation"]["paused_at"] is None
+    again = await _on_mediation_clock(api, paused, "pause", {"reason": "other"})
+    assert _reasons(again) == ["clock_not_pausable"]
+    kept = await _on_mediation_clock(api, month, "pause", {"reason": "waiting_party"})
+    assert kept.status_code == 200, kept.text

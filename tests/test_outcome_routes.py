@@ -94,10 +94,12 @@ async def test_an_agreement_whose_request_was_not_accepted_is_followed_up_and_pe
     items = listed.json()["items"] if isinstance(listed.json(), dict) else listed.json()
     effective = next(a for a in items if a["status"] == "effective")
     for obligation in effective["obligations"]:
+        # Each record moves the case's version on: the next one is made on the case as it now is.
+        current = await api.get(case)
         performed = await api.client.post(
             f"/v1/disputes/{case['id']}/obligations/{obligation['id']}/performance",
             json={"performed_on": api.today.isoformat()},
-            headers=api.acting("body_mediator", case),
+            headers={**api.acting("body_mediator", case), "If-Match": f'"{current["version"]}"'},
         )
         assert performed.status_code == 200, performed.text
     assert (await api.get(case))["status"] == "performed"

@@ -5,8 +5,9 @@ fifteen (ordinary procedure) or seven (simple procedure) after it is filed (委�
 records which (`court_stage`: pre_filing, after_filing_ordinary, after_filing_simple) and, if
 given, the court's number for its case (`court_case_number`). The court-delegated cases before
 this release were all timed as delegated before filing: they are `pre_filing`. A case is
-court-delegated when it names the inviting court or came by the court channel. A downgrade drops
-both columns; the older release times every court-delegated case as pre-filing again.
+court-delegated when it names the inviting court or came by the court channel. Their running
+mediation clocks stop being pausable, as the new rules make them. A downgrade drops both columns
+(the clocks stay unpausable); the older release times every court-delegated case as pre-filing again.
 
 Revision ID: 0036
 Revises: 0035
@@ -35,6 +36,18 @@ def upgrade() -> None:
             UPDATE disputes
                SET court_stage = 'pre_filing'
              WHERE inviting_court_id IS NOT NULL OR channel = 'court_delegated'
+            """
+        )
+    )
+    # A clock keeps what its rule said when it started: the court's periods started before this
+    # release stop taking pauses too (特邀调解规定 Art. 27: longer only by agreement). One paused now
+    # is resumed as before, and not paused again.
+    op.execute(
+        sa.text(
+            """
+            UPDATE case_clocks
+               SET pausable = false
+             WHERE rule_id = 'mediation.court_delegated' AND stopped_at IS NULL
             """
         )
     )
