@@ -143,6 +143,22 @@ async def test_the_lifecycle_names_the_answers_that_count_as_withdrawal(client: 
     assert "confirmation_pending --> agreement_signed: not_accept" in described["mermaid"]
 
 
+async def test_the_courts_actions_on_a_pending_request_say_which_answers_go_where(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    listed = await api.client.get(
+        f"/v1/disputes/{dispute['id']}/actions", headers=api.acting("court", dispute)
+    )
+    assert listed.status_code == 200, listed.text
+    rows = [a for a in listed.json() if a["action"] == "not_accept"]
+    assert {(a["to"], (a["when"] or {}).get("name")) for a in rows} == {
+        ("confirmation_rejected", None),
+        ("agreement_signed", "as_withdrawn"),
+    }
+    [withdrawn] = [a for a in rows if a["when"]]
+    assert "materials_missing" in withdrawn["when"]["description"]
+    assert withdrawn["when"]["article"] == "民诉法解释 第三百五十七条; 民事诉讼法 第二百零五条"
+
+
 # ---- labour arbitration not accepted or not decided in time ----------------------------------------
 
 

@@ -194,6 +194,7 @@ _AFTER = r"(?![0-9A-Za-z])(?![.][0-9])"
 # rest four (0575); a local number has 7 or 8 digits and never starts with 0 or 1.
 _AREA = r"10|2[0-9]|[3-9][0-9]{2}"
 _LOCAL = r"[2-9][0-9]{2,3}[ -]?[0-9]{4}"
+_DATE = r"(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
 _PII = re.compile(
     _BEFORE
     + r"(?:"
@@ -214,7 +215,11 @@ _PII = re.compile(
     # electronic DE, SE, PE), 往来港澳通行证 C, 港澳居民来往内地通行证 H and M (10 digits on the
     # booklets before 2013), 大陆居民往来台湾通行证 L, and the foreign permanent resident ID card
     # before 2023 (three letters and 12 digits).
-    + r"|(?P<document>[CDEGHLMPScdeghlmps][0-9]{8}|[HMhm][0-9]{10}|(?:[Ee][A-Za-z]|[DPSdps][Ee])[0-9]{7}"
+    # Standing alone, a letter before a date (合同编号C20260315, 订单号 S20260601, M2026060100) is
+    # a reference or an order number far more often than a document: it is left readable, and a
+    # passport named as one (护照 E20260315) is still masked below.
+    + rf"|(?P<document>[CDEGHLMPScdeghlmps](?!{_DATE})[0-9]{{8}}|[HMhm](?!{_DATE})[0-9]{{10}}"
+    + r"|(?:[Ee][A-Za-z]|[DPSdps][Ee])[0-9]{7}"
     + r"|[A-Z]{3}[0-9]{12})"
     # After the word for it, a passport of any country (5 to 20 letters or digits, as intake takes
     # it) or a 台胞证 (8 digits, 10 on the older booklets).

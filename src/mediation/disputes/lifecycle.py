@@ -1306,6 +1306,14 @@ G_NOT_ACCEPTED_YET = Guard(
     _not_yet_accepted,
     needs_payload=False,
 )
+# The labour commission's own rule: it decides on acceptance, once (劳动争议调解仲裁法 Art. 29).
+G_LABOUR_NOT_ACCEPTED_YET = Guard(
+    "not_yet_accepted",
+    Text("尚未受理", "Not yet accepted"),
+    LABOUR_NOT_ACCEPTED,
+    _not_yet_accepted,
+    needs_payload=False,
+)
 G_RULING_DATE = Guard(
     "decision_date_plausible",
     Text(
@@ -1641,7 +1649,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.arbitration}),
         Text("劳动争议仲裁不予受理", "Labour arbitration not accepted"),
         "referral_not_accepted",
-        (G_NOT_ACCEPTED_YET, G_LABOUR_REFERRAL),
+        (G_LABOUR_NOT_ACCEPTED_YET, G_LABOUR_REFERRAL),
         notes=Text(
             "劳动人事争议仲裁委员会不予受理的, 申请人可以就该劳动争议事项向人民法院提起诉讼",
             "When the labour commission does not accept, the applicant may sue (劳动争议调解仲裁法 Art. 29)",

@@ -473,6 +473,12 @@ class AvailableAction(BaseModel):
     )
     blocked_by: list[dict[str, Any]] = Field(description="Guards that already refuse, whatever the payload.")
     requires: list[dict[str, Any]]
+    when: dict[str, Any] | None = Field(
+        default=None,
+        description="For an action whose answer decides where the case goes (a court's `not_accept`): "
+        "the answers this row is taken for (`name`, `description`, `article`); the action's row with "
+        "`when` null takes the rest.",
+    )
     href: str
 
 

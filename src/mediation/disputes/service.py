@@ -1838,6 +1838,15 @@ class DisputeService:
                         {"name": g.name, "description": g.description.get(), "article": g.article}
                         for g in t.guards
                     ],
+                    "when": (
+                        {
+                            "name": t.when.name,
+                            "description": t.when.description.get(),
+                            "article": t.when.article,
+                        }
+                        if t.when
+                        else None
+                    ),
                     "href": f"/v1/disputes/{dispute.id}/actions/{t.action.value}",
                 }
             )

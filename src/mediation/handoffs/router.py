@@ -241,7 +241,12 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
         "答复是否受理 Acknowledge acceptance (with your case number) or not",
         (
             "Due within 3 days for a confirmation request (法释〔2011〕5号 Art. 4), 5 for arbitration, 7 for a "
-            "suit. `not_accepted` ends the request (confirmation: the case may re-mediate or sue)."
+            "suit. `not_accepted` ends the request. For confirmation, with reason `materials_missing` "
+            "(counted as withdrawn, 民诉法解释 Art. 357) or `not_competent_court` (民事诉讼法 Art. 205) "
+            "the case goes back to `agreement_signed`, where the parties may apply again within the 30 "
+            "days; with any other reason to `confirmation_rejected` (re-mediate or sue). A labour "
+            "commission's not accepting returns the case to `mediation_failed`, from which it may be "
+            "referred to court (劳动争议调解仲裁法 Art. 29); another commission's closes it."
         ),
     ),
     (
