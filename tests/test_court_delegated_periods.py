@@ -29,6 +29,7 @@ from mediation.disputes.court_delegation import is_court_delegated
 from mediation.migrate import downgrade, upgrade
 from tests.support import Api, intake_body
 from tests.test_clock_starts import shipped_rules
+from tests.test_clock_transfers import _consent
 from tests.test_deadlines import _at, _clocks
 from tests.test_web import case_number_in, intake_form, signed_in
 
@@ -46,19 +47,6 @@ def _reasons(response: httpx.Response) -> list[str]:
 def _field_errors(response: httpx.Response) -> list[tuple[str, str]]:
     assert response.status_code == 422, response.text
     return [(e["field"], e["code"]) for e in response.json()["errors"]]
-
-
-async def _consent(api: Api, dispute: dict[str, Any]) -> dict[str, Any]:
-    """Both parties agree to the court-delegated mediation (特邀调解规定 Art. 11)."""
-    for party in dispute["parties"]:
-        response = await api.client.post(
-            f"/v1/disputes/{dispute['id']}/parties/{party['id']}/consent",
-            json={"decision": "given"},
-            headers=api.headers("clerk", **{"If-Match": f'"{dispute["version"]}"'}),
-        )
-        assert response.status_code == 200, response.text
-        dispute = response.json()
-    return dispute
 
 
 async def _assigned(api: Api, **intake: Any) -> dict[str, Any]:

@@ -22,18 +22,7 @@ import pytest
 
 from mediation.disputes.models import Dispute
 from tests.support import Api
-
-
-def _problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["type"] == f"/problems/{slug}"
-    return problem
-
-
-def _reasons(response: httpx.Response) -> dict[str, dict[str, Any]]:
-    return {r["code"]: r for r in _problem(response, 422, "guard-failed")["reasons"]}
+from tests.test_handoffs import _problem, _reasons
 
 
 async def _answer(api: Api, handoff: dict[str, Any], step: str, body: dict[str, Any]) -> httpx.Response:
