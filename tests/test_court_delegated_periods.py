@@ -29,7 +29,7 @@ from mediation.disputes.court_delegation import is_court_delegated
 from mediation.migrate import downgrade, upgrade
 from tests.support import Api, intake_body
 from tests.test_clock_starts import shipped_rules
-from tests.test_clock_transfers import _consent
+from tests.test_clock_transfers import _consent, _mediation_clock
 from tests.test_deadlines import _at, _clocks
 from tests.test_web import case_number_in, intake_form, signed_in
 
@@ -56,17 +56,6 @@ async def _assigned(api: Api, **intake: Any) -> dict[str, Any]:
 
 async def _mediating(api: Api, **intake: Any) -> dict[str, Any]:
     return await api.step(await _consent(api, await _assigned(api, **intake)), "sign_for")
-
-
-async def _on_mediation_clock(
-    api: Api, dispute: dict[str, Any], path: str, body: dict[str, Any]
-) -> httpx.Response:
-    dispute = await api.get(dispute)
-    return await api.client.post(
-        f"/v1/disputes/{dispute['id']}/clocks/mediation/{path}",
-        json=body,
-        headers={**api.acting("body_mediator", dispute), "If-Match": f'"{dispute["version"]}"'},
-    )
 
 
 # ---- one predicate: consent, clocks and the court agree ---------------------------------------------
@@ -186,11 +175,11 @@ async def test_the_courts_period_follows_the_stage_it_delegated_the_case_at(
 async def test_the_period_entrusted_after_filing_is_longer_only_with_every_partys_consent(api: Api) -> None:
     _at(api, date(2026, 11, 2))
     dispute = await _mediating(api, channel="window", court_stage="after_filing_ordinary")
-    refused = await _on_mediation_clock(api, dispute, "extension", {"units": 10, "reason": "需要更多时间"})
+    refused = await _mediation_clock(api, dispute, "extension", {"units": 10, "reason": "需要更多时间"})
     assert refused.status_code == 422, refused.text
     assert _reasons(refused) == ["consent_of_all_parties"]
     everyone = [p["id"] for p in dispute["parties"]]
-    agreed = await _on_mediation_clock(
+    agreed = await _mediation_clock(
         api,
         dispute,
         "extension",
@@ -208,7 +197,7 @@ async def test_the_courts_period_is_not_stretched_by_a_pause(api: Api, stage: st
     dispute = await _mediating(api, channel="window", court_stage=stage)
     due_on = (await _clocks(api, dispute))["mediation"]["due_on"]
     for reason in ("other", "waiting_party", "appraisal"):
-        refused = await _on_mediation_clock(api, dispute, "pause", {"reason": reason})
+        refused = await _mediation_clock(api, dispute, "pause", {"reason": reason})
         assert refused.status_code == 422, refused.text
         assert _reasons(refused) == ["clock_not_pausable"]
     clock = (await _clocks(api, dispute))["mediation"]
@@ -217,7 +206,7 @@ async def test_the_courts_period_is_not_stretched_by_a_pause(api: Api, stage: st
 
 async def test_the_peoples_mediation_month_still_pauses(api: Api) -> None:
     dispute = await api.drive("mediating")
-    paused = await _on_mediation_clock(api, dispute, "pause", {"reason": "waiting_party"})
+    paused = await _mediation_clock(api, dispute, "pause", {"reason": "waiting_party"})
     assert paused.status_code == 200, paused.text
     assert (await _clocks(api, dispute))["mediation"]["paused_at"] is not None
 
@@ -361,14 +350,14 @@ async def test_the_courts_clocks_running_before_this_release_take_no_more_pauses
     await api.app.state.db.engine.dispose()
     await asyncio.to_thread(upgrade, settings.database_url)
 
-    refused = await _on_mediation_clock(api, running, "pause", {"reason": "other"})
+    refused = await _mediation_clock(api, running, "pause", {"reason": "other"})
     assert refused.status_code == 422, refused.text
     assert _reasons(refused) == ["clock_not_pausable"]
     assert (await _clocks(api, running))["mediation"]["pausable"] is False
-    resumed = await _on_mediation_clock(api, paused, "resume", {})
+    resumed = await _mediation_clock(api, paused, "resume", {})
     assert resumed.status_code == 200, resumed.text
     assert (await _clocks(api, paused))["mediation"]["paused_at"] is None
-    again = await _on_mediation_clock(api, paused, "pause", {"reason": "other"})
+    again = await _mediation_clock(api, paused, "pause", {"reason": "other"})
     assert _reasons(again) == ["clock_not_pausable"]
-    kept = await _on_mediation_clock(api, month, "pause", {"reason": "waiting_party"})
+    kept = await _mediation_clock(api, month, "pause", {"reason": "waiting_party"})
     assert kept.status_code == 200, kept.text
