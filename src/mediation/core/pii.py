@@ -205,8 +205,9 @@ _PII = re.compile(
     # The same, in the groups they are read out in: address code, birth date, serial and check.
     + r"|(?P<id18split>[0-9]{6}(?P<sep18>[ -])(?:[0-9]{8}|[0-9]{4}(?P=sep18)[0-9]{4})(?P=sep18)[0-9]{3}[0-9Xx])"
     + r"|(?P<id15split>[0-9]{6}(?P<sep15>[ -])[0-9]{6}(?P=sep15)[0-9]{3})"
-    # A mobile, 3-4-4 with one separator throughout, after +86, 0086, 86 or (+86).
-    + r"|(?P<cc>(?:\+|00)?86[ -]?|\(\+?86\) ?)?(?P<phone>1[3-9][0-9](?P<sep>[ .-]?)[0-9]{4}(?P=sep)[0-9]{4})"
+    # A mobile, 3-4-4, after +86, 0086, 86 or (+86). Its groups may be split by different marks
+    # (138-0000 0001): no other number people write starts with 1[3-9] and has these groups.
+    + r"|(?P<cc>(?:\+|00)?86[ -]?|\(\+?86\) ?)?(?P<phone>1[3-9][0-9][ .-]?[0-9]{4}[ .-]?[0-9]{4})"
     # A landline: (0575)87654321, 0575-8765 4321, 010-12345678-123, or +86 575 87654321 (dialled
     # from abroad without the trunk 0); an extension after a hyphen or 转 as intake takes it.
     + rf"|(?:(?P<lcc>(?:\+|00)86[ -]?)(?P<area_abroad>{_AREA})|\((?P<area_bracketed>0(?:{_AREA}))\)|(?P<area>0(?:{_AREA})))"
