@@ -102,6 +102,32 @@ async def test_a_correction_does_not_confirm_a_masked_id_number(api: Api) -> Non
     assert (await api.get(dispute))["version"] == dispute["version"]
 
 
+async def test_an_added_party_does_not_confirm_a_masked_id_number(api: Api) -> None:
+    dispute = await api.intake()
+    applicant = party(await api.get(dispute), "applicant")
+    real = resident_id(1)  # the applicant's number at intake, read masked by a supervisor
+    assert applicant["id_number"] == real
+    wrong = resident_id(1, born=date(1991, 5, 17))
+    answers = []
+    for guess in (wrong, real):
+        body = {
+            "reason": "追加第三人",
+            "add_parties": [{**person("third_party", "王五"), "id_number": guess}],
+        }
+        refused = await correct(api, dispute, body, "supervisor")
+        answers.append((refused.status_code, refused.json()["code"], refused.json().get("field")))
+    # Refused alike: the same person listed twice would be refused and anyone else taken.
+    assert answers == [(403, "pii_read_required", "add_parties[0].id_number")] * 2
+    after = await api.get(dispute)
+    assert after["version"] == dispute["version"] and len(after["parties"]) == len(dispute["parties"])
+    # Added by name and phone, the party is taken; a clerk, who reads the numbers, gives the document.
+    by_phone = {**person("third_party", "王五", 7), "id_number": None, "id_type": None}
+    added = await correct(api, after, {"reason": "追加第三人", "add_parties": [by_phone]}, "supervisor")
+    assert added.status_code == 200, added.text
+    [third] = [p for p in added.json()["parties"] if p["role"] == "third_party"]
+    assert third["id_number"] is None and third["phone"] == "138****0007"
+
+
 async def test_a_correction_does_not_confirm_a_masked_phone(api: Api) -> None:
     dispute = await api.intake()
     applicant = party(dispute, "applicant")
@@ -125,7 +151,9 @@ async def test_the_correction_form_offers_no_masked_id_number(api: Api, web: htt
     dispute = await api.intake()
     shown = (await signed_in(web, api, "supervisor").get(f"/cases/{dispute['id']}")).text
     assert 'name="parties[0].id_number"' not in shown and 'name="parties[0].phone"' in shown
-    assert 'name="add_parties[0].id_number"' in shown  # a party found later brings their document
+    # A party found later is added by name and phone; staff who read the numbers give its document.
+    assert 'name="add_parties[0].id_number"' not in shown and 'name="add_parties[0].phone"' in shown
+    assert "追加当事人的证件号码须由能查看完整号码的工作人员补充" in shown
     clerk = (await signed_in(web, api).get(f"/cases/{dispute['id']}")).text
     assert 'name="parties[0].id_number"' in clerk
 

@@ -1450,6 +1450,24 @@ class DisputeService:
                 code="parties_fixed",
                 status_now=dispute.status,
             )
+        if not principal.can(Permission.pii_read):
+            for j, new in enumerate(added):
+                if new.id_number is not None:
+                    # The same person cannot be listed twice, so a number equal to a party's would be
+                    # refused and any other taken: one answer per guess at a number this caller only
+                    # reads masked (个人信息保护法 Art. 51). A new party's document number, like a
+                    # corrected one, is for staff who read the numbers in full.
+                    raise Forbidden(
+                        Text(
+                            "您只能看到脱敏后的证件号码, 不能为追加的当事人填写证件号码; "
+                            "请先登记姓名和电话, 由能查看完整号码的工作人员补充",
+                            "You see document numbers masked: you cannot give an added party's document "
+                            "number; add the name and phone, and staff who read the numbers in full may "
+                            "complete it",
+                        ),
+                        code="pii_read_required",
+                        field=f"add_parties[{j}].id_number",
+                    )
         self._refuse_repeated_parties(dispute, changes, added)
         facts_changed = data.description is not None and data.description != dispute.description
         if not changes and not added and not facts_changed:

@@ -374,6 +374,9 @@ class CasePage:
             # 更正登记信息 (个人信息保护法 Art. 46), offered to whom the service lets correct it now.
             "can_correct": (can_correct := svc.may_correct(dispute, principal)),
             "can_add_parties": can_correct and await svc.may_add_parties(dispute),
+            # A party added by a caller who reads numbers masked brings no document number (the
+            # service refuses it, 个人信息保护法 Art. 51): staff who read them complete it.
+            "reads_masked": not principal.can(Permission.pii_read),
             "correction_fields": correction_fields(len(case.parties)),
             "correction_values": correction_prefill(case),
             "party_names": {str(p.id): p.name for p in case.parties},
