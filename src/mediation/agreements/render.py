@@ -12,11 +12,10 @@ from zoneinfo import ZoneInfo
 from mediation.agreements.models import Agreement
 from mediation.agreements.rules import awaiting, principals
 from mediation.core.pii import redact_text
-from mediation.disputes.enums import AgreementForm
+from mediation.disputes.enums import PARTY_ROLE_LABELS, AgreementForm
 from mediation.disputes.models import Dispute
 
 BEIJING = ZoneInfo("Asia/Shanghai")
-ROLE_LABELS = {"applicant": "申请人", "respondent": "被申请人", "third_party": "第三人", "agent": "代理人"}
 METHOD_LABELS = {
     "in_person": "本人签名",
     "fingerprint": "按指印",
@@ -56,7 +55,7 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
     rows = []
     for p in principals(dispute):
         rows.append(
-            f"<tr><td>{e(ROLE_LABELS.get(p.role, p.role))}</td><td>{e(p.name)}</td>"
+            f"<tr><td>{e(PARTY_ROLE_LABELS.get(p.role, p.role))}</td><td>{e(p.name)}</td>"
             f"<td>{e(p.id_number_masked or '')}</td><td>{e(p.address or '')}</td></tr>"
         )
     agents = [p for p in dispute.parties if p.role == "agent"]

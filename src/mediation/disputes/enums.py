@@ -113,6 +113,15 @@ class PartyRole(StrEnum):
     agent = "agent"  # 代理人
 
 
+# As the center's papers and pages name each role (domain.md §2).
+PARTY_ROLE_LABELS: dict[str, str] = {
+    PartyRole.applicant: "申请人",
+    PartyRole.respondent: "被申请人",
+    PartyRole.third_party: "第三人",
+    PartyRole.agent: "代理人",
+}
+
+
 class PartyKind(StrEnum):
     person = "person"
     organisation = "organisation"

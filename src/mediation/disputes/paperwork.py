@@ -10,11 +10,25 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from mediation.disputes.enums import CATEGORY_LABELS, PARTY_ROLE_LABELS, Category, PartyRole
 from mediation.disputes.models import Dispute
+from mediation.handoffs.ledger import KIND_LABELS
 
 
 def _parties(dispute: Dispute) -> list[str]:
-    return [f"{'申请人' if p.role == 'applicant' else '被申请人'}: {p.name}" for p in dispute.parties]
+    """Each party under its role in the case (a third party and an agent by their own names)."""
+    return [f"{PARTY_ROLE_LABELS.get(p.role, p.role)}: {p.name}" for p in dispute.parties]
+
+
+def _joint_applicants(dispute: Dispute) -> list[str]:
+    """A judicial confirmation is applied for by the parties together (民事诉讼法 Art. 205; 人民调解法
+    Art. 33): each party to the agreement is an applicant, whatever side it took in the dispute; an
+    agent applies for no one of its own and is listed as the agent."""
+    return [
+        f"{'代理人' if p.role == PartyRole.agent else '申请人'}: {p.name}"
+        + (f" (调解中为{PARTY_ROLE_LABELS[p.role]})" if p.role != PartyRole.agent else "")
+        for p in dispute.parties
+    ]
 
 
 RECEIPT_TITLE = "受理回执"
@@ -26,7 +40,7 @@ def receipt_lines(dispute: Dispute, registered_on: date) -> list[str]:
         # A referred case was applied for earlier, at the body that referred it (民法典 Art. 195).
         f"申请日期: {dispute.applied_on.isoformat()}",
         f"登记日期: {registered_on.isoformat()}",
-        f"纠纷类别: {dispute.category}",
+        f"纠纷类别: {CATEGORY_LABELS[Category(dispute.category)]}",
         *_parties(dispute),
         "查询码已另行告知申请人, 凭案件编号和查询码可查询办理进度。",
         "申请人民调解即中断诉讼时效 (民法典第一百九十五条)。",
@@ -44,8 +58,12 @@ PAPER_TITLES = {
 
 def handoff_lines(dispute: Dispute) -> list[str]:
     handoff: dict[str, Any] = dispute.handoff or {}
-    lines = [f"案件编号: {dispute.case_number}", *_parties(dispute), f"移交类型: {handoff.get('kind', '')}"]
-    if handoff.get("kind") == "judicial_confirmation":
+    kind = handoff.get("kind", "")
+    confirmation = kind == "judicial_confirmation"
+    parties = _joint_applicants(dispute) if confirmation else _parties(dispute)
+    matter = KIND_LABELS[kind].zh if kind in KIND_LABELS else kind
+    lines = [f"案件编号: {dispute.case_number}", *parties, f"移交事项: {matter}"]
+    if confirmation:
         lines.append(f"调解协议生效日期: {dispute.agreement_effective_on}")
         lines.append("双方当事人共同申请司法确认 (民事诉讼法第二百零五条)。")
     if handoff.get("claims"):

@@ -468,7 +468,7 @@ class DisputeCreate(WriteModel):
         return parties
 
 
-_ROLE_NAMES = {
+PARTY_ROLE_NAMES = {
     PartyRole.applicant: Text("申请人", "applicant"),
     PartyRole.respondent: Text("被申请人", "respondent"),
     PartyRole.third_party: Text("第三人", "third party"),
@@ -478,7 +478,7 @@ _ROLE_NAMES = {
 
 def _row(parties: list[PartyIn], position: int, language: str) -> str:
     party = parties[position]
-    return f"{_ROLE_NAMES[party.role].get(language)} {party.name} (parties[{position}])"
+    return f"{PARTY_ROLE_NAMES[party.role].get(language)} {party.name} (parties[{position}])"
 
 
 # ---- corrections ---------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ from mediation.disputes.models import (
 from mediation.disputes.paperwork import PAPER_TITLES, RECEIPT_TITLE, handoff_lines, receipt_lines
 from mediation.disputes.references import reference_scope
 from mediation.disputes.schemas import (
+    PARTY_ROLE_NAMES,
     CaseLinkIn,
     ConsentIn,
     DisputeCorrectionIn,
@@ -139,12 +140,6 @@ CORRECTION_WITH_BODY = frozenset(
 CORRECTION_ENDED = frozenset({Status.mediation_failed, Status.withdrawn})
 # Parties join while mediation can still involve them: before an agreement and before the end.
 ADDING_PARTIES_STATES = frozenset({Status.registered, Status.accepted, Status.assigned, Status.mediating})
-_ROLE_LABELS = {
-    PartyRole.applicant.value: Text("申请人", "applicant"),
-    PartyRole.respondent.value: Text("被申请人", "respondent"),
-    PartyRole.third_party.value: Text("第三人", "third party"),
-    PartyRole.agent.value: Text("代理人", "agent"),
-}
 
 
 def _one_case(kind: str, for_update: bool) -> Select[Dispute]:
@@ -1732,7 +1727,14 @@ class DisputeService:
             message = Text(
                 "同一人不能两次列为当事人: {ra} {na} 与 {rb} {nb} 证件号码相同",
                 "One person is listed as two parties: {ea} {na} and {eb} {nb} have the same document number",
-            ).format(ra=_ROLE_LABELS[a[0]].zh, rb=_ROLE_LABELS[b[0]].zh, ea=a[0], eb=b[0], na=a[1], nb=b[1])
+            ).format(
+                ra=PARTY_ROLE_NAMES[PartyRole(a[0])].zh,
+                rb=PARTY_ROLE_NAMES[PartyRole(b[0])].zh,
+                ea=a[0],
+                eb=b[0],
+                na=a[1],
+                nb=b[1],
+            )
             raise ValidationFailed.of_field(path or a[4] or "parties", "party_repeated", message)
 
     # ---- related and linked cases ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 from mediation.bodies.models import BodyKind
 from mediation.clocks.rules import CLOCK_LABELS
 from mediation.core.principal import ROLE_NAMES
-from mediation.disputes.enums import CATEGORY_LABELS
+from mediation.disputes.enums import CATEGORY_LABELS, PARTY_ROLE_LABELS
 from mediation.disputes.lifecycle import STATUS_LABELS, TRANSITIONS
 from mediation.documents.service import DOCUMENT_ENTRIES
 
@@ -84,7 +84,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
     "severity": {"ordinary": "一般", "major": "较大", "serious": "重大"},
     "complexity": {"simple": "简易", "general": "一般", "complex": "疑难复杂"},
     "tier": {"village": "村(社区)", "town": "乡镇(街道)", "county": "县(区)", "city": "市"},
-    "role": {"applicant": "申请人", "respondent": "被申请人", "third_party": "第三人", "agent": "代理人"},
+    "role": dict(PARTY_ROLE_LABELS),
     "kind": {"person": "自然人", "organisation": "单位", "payment": "给付金钱", "act": "履行行为"},
     "id_type": {
         "resident_id": "居民身份证",
