@@ -7,12 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from mediation.core.principal import Role
 from mediation.disputes.lifecycle import (
     NOT_ACCEPTED_AS_WITHDRAWN,
     TRANSITIONS,
     Action,
     Status,
     find_transition,
+    transitions_from,
 )
 
 # Pairs whose guards need a particular case to pass: how to set that case up.
@@ -118,6 +120,9 @@ async def test_every_action_from_state(api, state: Status):
         assert response.headers["content-type"].startswith("application/problem+json")
         assert problem["type"] == "/problems/invalid-transition"
         assert problem["status_now"] == state.value
+        # The actions offered instead are the supervisor's own from this state, each once.
+        offered = [t.action.value for t in transitions_from(state.value) if Role.supervisor in t.roles]
+        assert problem["allowed_actions"] == list(dict.fromkeys(offered))
     after = await api.get(dispute)
     assert after["version"] == dispute["version"]
     assert after["status"] == state.value

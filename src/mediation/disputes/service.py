@@ -716,7 +716,16 @@ class DisputeService:
         check_if_match(if_match, dispute.version)
         transition = lifecycle.find_transition(dispute.status, action, payload)
         if transition is None:
-            allowed = [t.action.value for t in lifecycle.transitions_from(dispute.status)]
+            # What this caller could do instead: its role's rows from this state, each action once
+            # (an action another role takes is no answer for it; `GET .../actions` says which of
+            # these pass their conditions now).
+            allowed = list(
+                dict.fromkeys(
+                    t.action.value
+                    for t in lifecycle.transitions_from(dispute.status)
+                    if principal.role in t.roles
+                )
+            )
             raise InvalidTransition(
                 Text("案件处于「{s}」, 不能「{n}」({a})", "The case is {se}; cannot {a}").format(
                     s=lifecycle.STATUS_LABELS[Status(dispute.status)].zh,
