@@ -382,6 +382,11 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()
 
+    async def case_if_match(self, dispute_id: str | uuid.UUID) -> dict[str, str]:
+        """`If-Match` with the case's ETag as it is now, for a change made through one of its parts
+        (a follow-up task, an obligation) by a caller who holds the part rather than the case."""
+        return {"If-Match": f'"{(await self.get({"id": str(dispute_id)}))["version"]}"'}
+
     def payload(self, action: str, dispute: dict[str, Any]) -> dict[str, Any] | None:
         party_ids = [p["id"] for p in dispute["parties"]]
         today = self.today.isoformat()

@@ -209,7 +209,7 @@ async def _visit(api: Api, case: dict, visited_on: date) -> Any:
             "reached": True,
             "satisfaction": 4,
         },
-        headers=api.acting("body_mediator", case),
+        headers={**api.acting("body_mediator", case), **await api.case_if_match(case["id"])},
     )
 
 
@@ -238,12 +238,12 @@ async def test_a_performance_follow_up_dated_before_the_agreement_took_effect_is
     early = await api.client.post(
         f"/v1/follow-ups/{task['id']}/result",
         json={**body, "contacted_on": (effective - timedelta(days=1)).isoformat()},
-        headers=api.auth("body_mediator", "village"),
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(task["dispute_id"])},
     )
     assert _field_codes(early) == {"before_effective"}
     done = await api.client.post(
         f"/v1/follow-ups/{task['id']}/result",
         json={**body, "contacted_on": effective.isoformat()},
-        headers=api.auth("body_mediator", "village"),
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(task["dispute_id"])},
     )
     assert done.status_code == 200, done.text

@@ -767,7 +767,7 @@ async def test_an_overdue_obligation_is_followed_up_by_the_body_now_holding_the_
     result = await api.client.post(
         f"/v1/follow-ups/{task['id']}/result",
         json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": "performing"},
-        headers=api.auth("body_mediator", "town"),
+        headers={**api.auth("body_mediator", "town"), **await api.case_if_match(dispute["id"])},
     )
     assert result.status_code == 200, result.text
 
@@ -1136,12 +1136,16 @@ async def test_an_overdue_obligation_raises_one_follow_up_in_the_bodys_inbox(api
         "note": "已电话督促",
     }
     other = await api.client.post(
-        f"/v1/follow-ups/{task['id']}/result", json=result, headers=api.auth("body_mediator", "other_village")
+        f"/v1/follow-ups/{task['id']}/result",
+        json=result,
+        headers={**api.auth("body_mediator", "other_village"), **await api.case_if_match(dispute["id"])},
     )
     _problem(other, 404, "/problems/not-found")
 
     response = await api.client.post(
-        f"/v1/follow-ups/{task['id']}/result", json=result, headers=api.auth("body_mediator", "village")
+        f"/v1/follow-ups/{task['id']}/result",
+        json=result,
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(dispute["id"])},
     )
     assert response.status_code == 200, response.text
     closed = response.json()
@@ -1154,7 +1158,9 @@ async def test_an_overdue_obligation_raises_one_follow_up_in_the_bodys_inbox(api
     assert [t["id"] for t in (await _follow_ups(api, status="done")).json()["items"]] == [task["id"]]
     assert (await api.timeline(dispute))[-1]["action"] == "complete_follow_up"
     again = await api.client.post(
-        f"/v1/follow-ups/{task['id']}/result", json=result, headers=api.auth("body_mediator", "village")
+        f"/v1/follow-ups/{task['id']}/result",
+        json=result,
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(dispute["id"])},
     )
     _problem(again, 409, "/problems/conflict")
 
@@ -1171,7 +1177,7 @@ async def test_a_follow_up_finding_the_obligation_performed_records_it_performed
     response = await api.client.post(
         f"/v1/follow-ups/{tasks[first['id']]['id']}/result",
         json=performing,
-        headers=api.auth("body_mediator"),
+        headers={**api.auth("body_mediator"), **await api.case_if_match(dispute["id"])},
     )
     assert response.status_code == 200, response.text
     stored = await _agreement(api, dispute, agreement)
@@ -1184,7 +1190,9 @@ async def test_a_follow_up_finding_the_obligation_performed_records_it_performed
         "note": "已付清",
     }
     response = await api.client.post(
-        f"/v1/follow-ups/{tasks[second['id']]['id']}/result", json=done, headers=api.auth("body_mediator")
+        f"/v1/follow-ups/{tasks[second['id']]['id']}/result",
+        json=done,
+        headers={**api.auth("body_mediator"), **await api.case_if_match(dispute["id"])},
     )
     assert response.status_code == 200, response.text
     stored = await _agreement(api, dispute, agreement)

@@ -787,6 +787,8 @@ async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_a
     body = {**api.acting("body_mediator", mediating), "If-Match": f'"{mediating["version"]}"'}
     supervisor = {**api.auth("supervisor"), "If-Match": f'"{mediating["version"]}"'}
     clerk = {**api.auth("clerk"), "If-Match": f'"{mediating["version"]}"'}
+    # A visit changes the closed case: it names the case's version (its checks come after that).
+    visiting = {**api.auth("clerk"), "If-Match": f'"{closed["version"]}"'}
     clocks = f"/v1/disputes/{mediating['id']}/clocks"
     missing = "6f1e0c4e-0000-4000-8000-000000000000"
     visit = (
@@ -840,25 +842,25 @@ async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_a
         (
             "post",
             f"/v1/follow-ups/{visit['id']}/visit",
-            api.auth("clerk"),
+            visiting,
             {"visited_on": "2026-06-01", "contact_method": "phone", "reached": True, "satisfaction": 6},
             422,
         ),
         (
             "post",
             f"/v1/follow-ups/{visit['id']}/visit",
-            api.auth("clerk"),
+            visiting,
             {"visited_on": "2026-06-01", "contact_method": "phone", "reached": True},
             422,
         ),
         (
             "post",
             f"/v1/follow-ups/{visit['id']}/visit",
-            api.auth("clerk"),
+            visiting,
             {"visited_on": "2026-12-01", "contact_method": "phone", "reached": False},
             422,
         ),
-        ("post", f"/v1/follow-ups/{visit['id']}/impossible", api.auth("clerk"), {"reason": ""}, 422),
+        ("post", f"/v1/follow-ups/{visit['id']}/impossible", visiting, {"reason": ""}, 422),
         ("get", "/v1/follow-ups?kind=gift", api.auth("clerk"), None, 422),
     ]
     for method, url, headers, payload, status in cases:
@@ -875,7 +877,7 @@ async def test_clock_supervision_alert_and_visit_endpoints_refuse_bad_requests_a
     response = await api.client.post(
         f"/v1/follow-ups/{visit['id']}/visit",
         json={"visited_on": "2026-06-01", "contact_method": "phone", "reached": True},
-        headers={**api.auth("clerk"), "Accept-Language": "en"},
+        headers={**visiting, "Accept-Language": "en"},
     )
     assert response.status_code == 422
     assert "satisfaction" in response.text

@@ -696,7 +696,7 @@ async def produce_every_event_type(api: Any) -> None:
     result = await api.client.post(
         f"/v1/follow-ups/{task['id']}/result",
         json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": "performing"},
-        headers=api.auth("body_mediator", "village"),
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(late["id"])},
     )
     assert result.status_code == 200, result.text
 
@@ -786,9 +786,10 @@ async def produce_every_event_type(api: Any) -> None:
                 "/v1/follow-ups", params={"kind": "visit", "dispute_id": closed["id"]}, headers=supervisor
             )
         ).json()["items"]
+        visiting = {**supervisor, "If-Match": f'"{closed["version"]}"'}
         if outcome == "impossible":
             response = await api.client.post(
-                f"/v1/follow-ups/{task['id']}/impossible", json={"reason": "当事人已迁居"}, headers=supervisor
+                f"/v1/follow-ups/{task['id']}/impossible", json={"reason": "当事人已迁居"}, headers=visiting
             )
         else:
             reached = outcome == "completed"
@@ -800,7 +801,7 @@ async def produce_every_event_type(api: Any) -> None:
                     "reached": reached,
                     **({"satisfaction": 5} if reached else {}),
                 },
-                headers=supervisor,
+                headers=visiting,
             )
         assert response.status_code == 200, response.text
     clock.at += timedelta(days=25)  # the extended mediation clock is at risk; the order is overdue

@@ -63,7 +63,7 @@ async def test_a_visits_notes_are_masked_for_a_reader_without_pii_read(api: Api)
             "reached": False,
             "notes": f"申请人新号码 {PHONE}, 未接通",
         },
-        headers=api.acting("body_mediator", dispute),
+        headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
     )
     assert tried.status_code == 200, tried.text
     # The body holds pii:read and reads its own note as typed.
@@ -80,7 +80,7 @@ async def test_a_visits_notes_are_masked_for_a_reader_without_pii_read(api: Api)
     impossible = await api.client.post(
         f"/v1/follow-ups/{task['id']}/impossible",
         json={"reason": f"当事人已迁居外省, 原号码 {PHONE} 停机"},
-        headers=api.auth("supervisor"),
+        headers={**api.auth("supervisor"), **await api.case_if_match(dispute["id"])},
     )
     assert impossible.status_code == 200, impossible.text
     assert PHONE not in impossible.text
@@ -110,7 +110,7 @@ async def test_a_performance_follow_ups_reason_and_result_are_masked_without_pii
     done = await api.client.post(
         f"/v1/follow-ups/{task['id']}/result",
         json=_result(api, outcome="performing", note=f"已拨打 {PHONE} 督促"),
-        headers=api.auth("body_mediator", "village"),
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(dispute["id"])},
     )
     assert done.status_code == 200, done.text
     for path, params in (
@@ -134,7 +134,7 @@ async def test_a_visit_is_not_closed_through_the_performance_result(api: Api) ->
     refused = await api.client.post(
         f"/v1/follow-ups/{task['id']}/result",
         json=_result(api, outcome="unreachable"),
-        headers=api.acting("body_mediator", dispute),
+        headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
     )
     _problem(refused, 404, "/problems/not-found")
     assert (await _visit_task(api, dispute))["status"] == "open"
@@ -142,11 +142,13 @@ async def test_a_visit_is_not_closed_through_the_performance_result(api: Api) ->
     impossible = await api.client.post(
         f"/v1/follow-ups/{task['id']}/impossible",
         json={"reason": "当事人已迁居外省"},
-        headers=api.acting("body_mediator", dispute),
+        headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
     )
     assert impossible.status_code == 200, impossible.text
     overwrite = await api.client.post(
-        f"/v1/follow-ups/{task['id']}/result", json=_result(api), headers=api.acting("body_mediator", dispute)
+        f"/v1/follow-ups/{task['id']}/result",
+        json=_result(api),
+        headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
     )
     _problem(overwrite, 404, "/problems/not-found")
     async with api.app.state.db.reader() as session:
@@ -163,7 +165,9 @@ async def test_a_closed_performance_follow_up_is_not_recorded_again(api: Api) ->
     performed = await _perform(api, dispute, agreement["obligations"][0])
     assert performed.status_code == 200, performed.text
     again = await api.client.post(
-        f"/v1/follow-ups/{task['id']}/result", json=_result(api), headers=api.auth("body_mediator", "village")
+        f"/v1/follow-ups/{task['id']}/result",
+        json=_result(api),
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(dispute["id"])},
     )
     assert _problem(again, 409, "/problems/conflict")["code"] == "follow_up_closed"
 
@@ -208,7 +212,11 @@ async def test_archiving_keeps_the_visit_already_recorded_and_its_satisfaction(
         )
     else:
         url, body = f"/v1/follow-ups/{task['id']}/impossible", {"reason": "当事人已迁居外地, 无法联系"}
-    response = await api.client.post(url, json=body, headers=api.acting("body_mediator", dispute))
+    response = await api.client.post(
+        url,
+        json=body,
+        headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
+    )
     assert response.status_code == 200, response.text
     before = response.json()
 
@@ -228,6 +236,7 @@ async def test_archiving_keeps_the_visit_already_recorded_and_its_satisfaction(
 async def test_a_visit_recorded_while_the_case_is_archived_waits_for_it(api: Api) -> None:
     dispute = await api.drive("closed")
     task = await _visit_task(api, dispute)
+    seen = await api.case_if_match(dispute["id"])  # the case as both callers read it
     archived, visited = await _case_held_while(
         api,
         dispute,
@@ -240,12 +249,13 @@ async def test_a_visit_recorded_while_the_case_is_archived_waits_for_it(api: Api
                 "reached": True,
                 "satisfaction": 4,
             },
-            headers=api.acting("body_mediator", dispute),
+            headers={**api.acting("body_mediator", dispute), **seen},
         ),
     )
     assert archived.status_code == 200, archived.text
-    # Archiving settled the visit with its own result first.
-    assert _problem(visited, 409, "/problems/conflict")["code"] == "visit_recorded"
+    # Archiving settled the visit with its own result first, and moved the case past the version
+    # the visit named: it is refused as stale, not a deadlock.
+    _problem(visited, 412, "/problems/stale-version")
     async with api.app.state.db.reader() as session:
         row = await session.get(FollowUp, uuid.UUID(task["id"]))
         assert row is not None and row.result is not None
@@ -255,6 +265,7 @@ async def test_a_visit_recorded_while_the_case_is_archived_waits_for_it(api: Api
 @pytest.mark.postgres_only
 async def test_a_follow_up_result_recorded_while_the_obligation_is_performed_waits_for_it(api: Api) -> None:
     dispute, agreement, task = await _overdue(api)
+    seen = await api.case_if_match(dispute["id"])  # the case as both callers read it
     performed, recorded = await _case_held_while(
         api,
         dispute,
@@ -262,12 +273,15 @@ async def test_a_follow_up_result_recorded_while_the_obligation_is_performed_wai
         api.client.post(
             f"/v1/follow-ups/{task['id']}/result",
             json=_result(api, outcome="performing"),
-            headers=api.auth("body_mediator", "village"),
+            headers={**api.auth("body_mediator", "village"), **seen},
         ),
     )
     assert performed.status_code == 200, performed.text
-    # Performing the obligation closed its follow-up first.
-    assert _problem(recorded, 409, "/problems/conflict")["code"] == "follow_up_closed"
+    # Performing the obligation closed its follow-up first and moved the case past the version the
+    # result named: it is refused as stale, not a deadlock.
+    _problem(recorded, 412, "/problems/stale-version")
+    (done,) = (await _follow_ups(api, status="done")).json()["items"]
+    assert (done["id"], done["result"]["outcome"]) == (task["id"], "performed")
 
 
 @pytest.mark.postgres_only

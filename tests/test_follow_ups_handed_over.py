@@ -162,7 +162,7 @@ async def test_closing_a_confirmed_case_ends_its_follow_ups_and_keeps_the_visit(
             "reached": True,
             "satisfaction": 4,
         },
-        headers=api.acting("body_mediator", dispute),
+        headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
     )
     assert recorded.status_code == 200, recorded.text
     archived = await api.step(await api.get(dispute), "archive", {})

@@ -56,7 +56,7 @@ async def refuses_a_result(api: Api, task: dict[str, Any], outcome: str) -> None
     refused = await api.client.post(
         f"/v1/follow-ups/{task['id']}/result",
         json={"contacted_on": api.today.isoformat(), "method": "phone", "outcome": outcome},
-        headers=api.auth("body_mediator", "village"),
+        headers={**api.auth("body_mediator", "village"), **await api.case_if_match(task["dispute_id"])},
     )
     assert _problem(refused, 409, "/problems/conflict")["code"] == "follow_up_closed"
 

@@ -367,7 +367,7 @@ async def test_closed_case_gets_a_visit_then_is_archived_with_its_satisfaction(a
             "agreement_performed": True,
             "notes": "双方表示协议已履行, 邻里关系缓和",
         },
-        headers=api.acting("body_mediator", dispute),
+        headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
     )
     assert visited.status_code == 200, visited.text
     assert visited.json()["status"] == "done"
@@ -387,7 +387,8 @@ async def test_parties_unreachable_after_three_tries_make_the_visit_impossible(a
         response = await api.client.post(
             f"/v1/follow-ups/{task['id']}/visit",
             json={"visited_on": api.today.isoformat(), "contact_method": "phone", "reached": False},
-            headers=api.acting("body_mediator", dispute),
+            # Each try moves the case's version on: the next names the one it left.
+            headers={**api.acting("body_mediator", dispute), **await api.case_if_match(dispute["id"])},
         )
         assert response.status_code == 200, response.text
         assert len(response.json()["attempts"]) == attempt
@@ -400,7 +401,7 @@ async def test_parties_unreachable_after_three_tries_make_the_visit_impossible(a
     bad = await api.client.post(
         f"/v1/follow-ups/{task['id']}/visit",
         json={"visited_on": api.today.isoformat(), "contact_method": "visit", "reached": True},
-        headers=api.acting("body_mediator", other),
+        headers={**api.acting("body_mediator", other), **await api.case_if_match(other["id"])},
     )
     assert bad.status_code == 422
 
@@ -411,7 +412,7 @@ async def test_a_visit_recorded_as_impossible_with_a_reason_allows_archiving(api
     response = await api.client.post(
         f"/v1/follow-ups/{task['id']}/impossible",
         json={"reason": "申请人已迁居外省, 无联系方式"},
-        headers=api.auth("clerk"),
+        headers={**api.auth("clerk"), **await api.case_if_match(dispute["id"])},
     )
     assert response.status_code == 200, response.text
     assert (await api.step(await api.get(dispute), "archive", {}))["status"] == "archived"

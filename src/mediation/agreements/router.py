@@ -76,6 +76,10 @@ WRITES = problem_responses(
 )
 # Changes that name the version they change (If-Match).
 CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
+# Changes of a case made from one of its parts (an obligation, a follow-up): the case's version.
+CaseIfMatch = Annotated[
+    str | None, Header(alias="If-Match", description="The case's current ETag (428 without, 412 stale).")
+]
 
 
 async def agreements(svc: Annotated[DisputeService, Depends(service)]) -> AgreementService:
@@ -486,9 +490,7 @@ async def perform_obligation(
     data: PerformanceIn,
     principal: Writer,
     svc: Agreements,
-    if_match: Annotated[
-        str | None, Header(alias="If-Match", description="The case's current ETag (428 without, 412 stale).")
-    ] = None,
+    if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
@@ -527,9 +529,12 @@ async def list_follow_ups(
         "The result of following up an overdue obligation (人民调解法 Art. 31). A follow-up visit after "
         "closing (回访) is recorded with `/follow-ups/{id}/visit` or `/impossible`: its id is not found here. "
         "A follow-up already closed (the obligation performed, say) is refused (409). `contacted_on` cannot "
-        "be after today (422 `in_future`) or before the agreement took effect (422 `before_effective`)."
+        "be after today (422 `in_future`) or before the agreement took effect (422 `before_effective`). "
+        "The result lands on the case's timeline and moves the case's version on (and the case to "
+        "`performed` when it records the last obligation performed): it needs the case's ETag in "
+        "`If-Match` (428 without, 412 stale), and answers with the case's new ETag."
     ),
-    responses=WRITES,
+    responses=CHANGES,
 )
 async def complete_follow_up(
     request: Request,
@@ -537,11 +542,12 @@ async def complete_follow_up(
     data: FollowUpResultIn,
     principal: Writer,
     svc: Agreements,
+    if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        task, case_number = await svc.complete(follow_up_id, data, principal)
-        return JSONResponse(jsonable_encoder(follow_up_out(task, case_number, masks(principal))))
+        task, dispute = await svc.complete(follow_up_id, data, principal, if_match)
+        return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -589,9 +595,10 @@ async def search_follow_ups(
         "done and the case may be archived. Not reached: the try is kept; after the configured number of tries "
         "the visit is recorded as impossible (parties unreachable). Lands on the case's timeline. `visited_on` "
         "cannot be after today (422 `in_future`), before the case was closed (422 `before_closing`) or before "
-        "the agreement took effect (422 `before_effective`)."
+        "the agreement took effect (422 `before_effective`). Each try moves the case's version on: it "
+        "needs the case's ETag in `If-Match` (428 without, 412 stale), and answers with the case's new ETag."
     ),
-    responses=WRITES,
+    responses=CHANGES,
 )
 async def record_visit(
     request: Request,
@@ -599,10 +606,11 @@ async def record_visit(
     data: VisitIn,
     principal: Writer,
     svc: Visits,
+    if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        task, dispute = await svc.visit(follow_up_id, data, principal)
+        task, dispute = await svc.visit(follow_up_id, data, principal, if_match)
         return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
@@ -612,8 +620,12 @@ async def record_visit(
     "/follow-ups/{follow_up_id}/impossible",
     response_model=FollowUpOut,
     summary="无法回访 Record that no visit is possible",
-    description="With the reason (e.g. a party moved away, died). The case may then be archived.",
-    responses=WRITES,
+    description=(
+        "With the reason (e.g. a party moved away, died). The case may then be archived. Lands on the "
+        "case's timeline and moves its version on: it needs the case's ETag in `If-Match` (428 without, "
+        "412 stale), and answers with the case's new ETag."
+    ),
+    responses=CHANGES,
 )
 async def visit_impossible(
     request: Request,
@@ -621,10 +633,11 @@ async def visit_impossible(
     data: VisitImpossibleIn,
     principal: Writer,
     svc: Visits,
+    if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        task, dispute = await svc.impossible(follow_up_id, data, principal)
+        task, dispute = await svc.impossible(follow_up_id, data, principal, if_match)
         return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)

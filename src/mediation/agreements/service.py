@@ -1142,8 +1142,11 @@ class AgreementService:
         return items, next_cursor
 
     async def complete(
-        self, follow_up_id: uuid.UUID, data: FollowUpResultIn, principal: Principal
-    ) -> tuple[FollowUp, str]:
+        self, follow_up_id: uuid.UUID, data: FollowUpResultIn, principal: Principal, if_match: str | None
+    ) -> tuple[FollowUp, Dispute]:
+        """The result of following up an overdue obligation (人民调解法 Art. 31), on the case's
+        timeline (its version moves on, and its state too when the obligation turns out performed):
+        held to the case's ETag, as every change of the case is. Answers the case as it left it."""
         # A visit (回访) has its own rules (a satisfaction rating, a number of tries: `VisitService`);
         # this records the follow-up of an overdue obligation only.
         missing = NotFound(Text("没有这项履行督促任务", "No such performance follow-up task"))
@@ -1161,6 +1164,8 @@ class AgreementService:
         # The case first, then the task: the order `perform` (which closes the obligation's tasks)
         # and every change to a case take them, so the two wait for each other and never deadlock.
         dispute = await self.disputes.get(dispute_id, principal, for_update=True)
+        # The version the caller saw, before anything of the case is looked at or changed.
+        check_if_match(if_match, dispute.version)
         task = await self.session.get(FollowUp, follow_up_id, with_for_update=True, populate_existing=True)
         assert task is not None  # tasks are never deleted
         if task.status != "open":
@@ -1210,14 +1215,14 @@ class AgreementService:
                 and str(obligation.agreement_id) == current
                 and dispute.status in PERFORMANCE_STATES
             ):
-                await self.perform(
+                _, dispute = await self.perform(
                     dispute.id,
                     obligation.id,
                     PerformanceIn(performed_on=data.contacted_on, note=data.note),
                     principal,
                     etag_for(dispute.version),  # the case as this follow-up just left it, locked
                 )
-        return task, dispute.case_number
+        return task, dispute
 
     async def raise_overdue(self, obligation_id: uuid.UUID, principal: Principal) -> bool:
         """The clock's step for one obligation past its due date: mark it overdue and put a

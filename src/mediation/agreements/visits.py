@@ -18,7 +18,7 @@ from sqlalchemy import select, tuple_
 from mediation.agreements.models import FollowUp
 from mediation.agreements.schemas import VisitImpossibleIn, VisitIn
 from mediation.core.errors import Conflict, NotFound, ValidationFailed
-from mediation.core.http import keyset_cursor, keyset_position
+from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.disputes.models import Dispute
@@ -40,10 +40,14 @@ class VisitService:
             return visible_to(principal)
         return FollowUp.id.is_(None)
 
-    async def _task(self, follow_up_id: uuid.UUID, principal: Principal) -> tuple[FollowUp, Dispute]:
+    async def _task(
+        self, follow_up_id: uuid.UUID, principal: Principal, if_match: str | None
+    ) -> tuple[FollowUp, Dispute]:
         """The open visit task and its case, both locked: the case first, then the task, the order
         in which archiving (which settles the visit) and every other change to a case take them,
-        so that a visit recorded while the case is archived waits instead of deadlocking."""
+        so that a visit recorded while the case is archived waits instead of deadlocking. A visit
+        lands on the case's timeline and may let it be archived: it is held to the case's ETag
+        (`if_match`), as every change of the case is."""
         scoped = (
             select(FollowUp)
             .join(Dispute, Dispute.id == FollowUp.dispute_id)
@@ -60,14 +64,15 @@ class VisitService:
         )
         if task is None:
             raise missing
+        check_if_match(if_match, dispute.version)
         if task.status != "open":
             raise Conflict(Text("这项回访已办结", "This visit is already recorded"), code="visit_recorded")
         return task, dispute
 
     async def visit(
-        self, follow_up_id: uuid.UUID, data: VisitIn, principal: Principal
+        self, follow_up_id: uuid.UUID, data: VisitIn, principal: Principal, if_match: str | None
     ) -> tuple[FollowUp, Dispute]:
-        task, dispute = await self._task(follow_up_id, principal)
+        task, dispute = await self._task(follow_up_id, principal, if_match)
         self._check_visited_on(data.visited_on, dispute)
         now = self.clock.now()
         attempt = {**data.model_dump(mode="json"), "recorded_at": now.isoformat(), "by": principal.id}
@@ -131,9 +136,9 @@ class VisitService:
             )
 
     async def impossible(
-        self, follow_up_id: uuid.UUID, data: VisitImpossibleIn, principal: Principal
+        self, follow_up_id: uuid.UUID, data: VisitImpossibleIn, principal: Principal, if_match: str | None
     ) -> tuple[FollowUp, Dispute]:
-        task, dispute = await self._task(follow_up_id, principal)
+        task, dispute = await self._task(follow_up_id, principal, if_match)
         now = self.clock.now()
         self._finish(task, "impossible", {"outcome": "impossible", "reason": data.reason}, principal, now)
         await self.disputes.record_work(
