@@ -53,7 +53,7 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.models import Dispute
-from mediation.disputes.router import IdempotencyKey, service
+from mediation.disputes.router import IdempotencyKey, OptionalIfMatch, service
 from mediation.disputes.service import DisputeService
 from mediation.identity.auth import permission
 
@@ -74,7 +74,7 @@ WRITES = problem_responses(
     IdempotencyKeyMismatch,
     IdempotencyInProgress,
 )
-# Changes that name the version they change (If-Match).
+# Changes that name the version they change (If-Match); and creations that may name the case's.
 CHANGES = {**WRITES, **problem_responses(StaleVersion, PreconditionRequired)}
 # Changes of a case made from one of its parts (an obligation, a follow-up): the case's version.
 CaseIfMatch = Annotated[
@@ -217,8 +217,13 @@ async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreement
     status_code=201,
     response_model=SessionOut,
     summary="安排调解 Schedule a session",
-    description="Time, and a place or online. Lands on the case's timeline.",
-    responses=WRITES,
+    description=(
+        "Time, and a place or online. Lands on the case's timeline with the event `session_scheduled`: "
+        "the case's version (its ETag) moves on. `If-Match` is not required (an Idempotency-Key makes "
+        "a retry safe); when given, it is checked against the case's current ETag (412 when stale, "
+        "before anything is scheduled)."
+    ),
+    responses=CHANGES,
 )
 async def schedule_session(
     request: Request,
@@ -226,10 +231,11 @@ async def schedule_session(
     data: SessionIn,
     principal: Writer,
     svc: Agreements,
+    if_match: OptionalIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        row = await svc.schedule(dispute_id, data, principal)
+        row = await svc.schedule(dispute_id, data, principal, if_match)
         return _json(session_out(row, masks(principal)), row.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
@@ -354,9 +360,11 @@ async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreeme
         "cannot fall due before the application, the case's acceptance or the start of mediation (422 "
         "`before_application`, `before_acceptance`, `before_mediation` on `obligations[i].due_on`). "
         "Lands on the case's timeline (`draft_agreement`) with the event `agreement_drafted`: the case's "
-        "version (its ETag) moves on."
+        "version (its ETag) moves on. `If-Match` is not required (an Idempotency-Key makes a retry "
+        "safe); when given, it is checked against the case's current ETag (412 when stale, before "
+        "anything is drafted)."
     ),
-    responses={**WRITES, **problem_responses(StaleVersion)},
+    responses=CHANGES,
 )
 async def draft_agreement(
     request: Request,
@@ -364,10 +372,13 @@ async def draft_agreement(
     data: AgreementDraftIn,
     principal: Writer,
     svc: Agreements,
+    if_match: OptionalIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        dispute, agreement = await svc.draft(dispute_id, data, principal, supersedes=data.supersedes)
+        dispute, agreement = await svc.draft(
+            dispute_id, data, principal, supersedes=data.supersedes, if_match=if_match
+        )
         return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
@@ -396,20 +407,26 @@ async def get_agreement(
         "Needs the version's ETag. Lands on the case's timeline (`revise_agreement`) with the event "
         "`agreement_revised`: the case's version (its ETag) moves on. An edit that changes nothing "
         "(the same text, obligations, parties and mediator) is refused (409 `agreement_unchanged`) "
-        "and records nothing."
+        "and records nothing. A retry under the same Idempotency-Key answers what the first request "
+        "answered (`Idempotent-Replayed: true`), not 412."
     ),
     responses=CHANGES,
 )
 async def replace_agreement(
+    request: Request,
     dispute_id: uuid.UUID,
     agreement_id: uuid.UUID,
     data: AgreementIn,
     principal: Writer,
     svc: Agreements,
     if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    dispute, agreement = await svc.replace(dispute_id, agreement_id, data, principal, if_match)
-    return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
+    async def work() -> JSONResponse:
+        dispute, agreement = await svc.replace(dispute_id, agreement_id, data, principal, if_match)
+        return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.post(

@@ -40,7 +40,7 @@ from mediation.core.errors import (
     ValidationFailed,
     field_errors,
 )
-from mediation.core.http import check_if_match, etag_for, keyset_cursor, keyset_position
+from mediation.core.http import check_if_match, check_if_match_given, etag_for, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
@@ -150,9 +150,12 @@ class AgreementService:
         return list(rows.all())
 
     async def schedule(
-        self, dispute_id: uuid.UUID, data: SessionIn, principal: Principal
+        self, dispute_id: uuid.UUID, data: SessionIn, principal: Principal, if_match: str | None = None
     ) -> MediationSession:
+        """A sitting to be held. `if_match`: the case's ETag, when the caller names the version it
+        scheduled against (not required: see `check_if_match_given`)."""
         dispute = await self._case(dispute_id, principal, write=True)
+        check_if_match_given(if_match, dispute.version)
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("安排调解", "schedule a session"))
         assert dispute.body_id is not None
@@ -399,14 +402,17 @@ class AgreementService:
         principal: Principal,
         *,
         supersedes: int | None = None,
+        if_match: str | None = None,
     ) -> tuple[Dispute, Agreement]:
         """A new version. The draft before it, never in effect, is superseded and keeps its
         signatures on record; a version in effect is not (an oral one being written down stays in
         force until the written version takes effect: `sign`). `supersedes`: the number of the
         newest version the caller saw (0: none); another drafted since is refused as stale. None:
-        not checked. On the case's timeline, with its event (`agreement_drafted`): the case's
-        version moves."""
+        not checked. `if_match`: the case's ETag, when the caller names the version it drafted
+        against (not required: see `check_if_match_given`). On the case's timeline, with its event
+        (`agreement_drafted`): the case's version moves."""
         dispute = await self._case(dispute_id, principal, write=True)
+        check_if_match_given(if_match, dispute.version)
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("起草调解协议", "draft an agreement"))
         self._check_obligations(dispute, data)

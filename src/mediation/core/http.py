@@ -60,6 +60,15 @@ def check_if_match(if_match: str | None, version: int) -> None:
         )
 
 
+def check_if_match_given(if_match: str | None, version: int) -> None:
+    """For a request that creates (a sitting, an agreement's draft, a link): it need not name the
+    case's version, its Idempotency-Key makes a retry safe; but one that names it asked to act only
+    on that version, and is refused (412) when the case has moved on since, as any change is."""
+    if if_match is None:
+        return
+    check_if_match(if_match, version)
+
+
 def keyset_cursor(key: date | datetime, row_id: uuid.UUID) -> str:
     """The cursor after a row of a list ordered by (key, id)."""
     return encode_cursor({"k": key.isoformat(), "id": str(row_id)})

@@ -71,6 +71,16 @@ IfMatch = Annotated[
         alias="If-Match", description="The case's current ETag (required; 428 without it, 412 when stale)."
     ),
 ]
+# A creating request (a sitting, an agreement's draft, a link) is made safe to retry by its
+# Idempotency-Key, so it need not name the case's version; one that does is held to it.
+OptionalIfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Optional: the case's ETag the request was made against; when given and stale, 412 and "
+        "nothing is made (428 for `*`, which names no version).",
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -321,21 +331,35 @@ async def related_disputes(
     description=(
         "The body handling the case names or changes its mediator. A mediator who declared a "
         "conflict with a party of the case (or with the case itself) is refused "
-        "(特邀调解规定 Art. 16)."
+        "(特邀调解规定 Art. 16). Needs the case's ETag. A retry under the same Idempotency-Key answers "
+        "what the first request answered (`Idempotent-Replayed: true`), not 412."
     ),
-    responses=problem_responses(NotFound, InvalidTransition, GuardFailed, StaleVersion, PreconditionRequired),
+    responses=problem_responses(
+        NotFound,
+        InvalidTransition,
+        GuardFailed,
+        StaleVersion,
+        PreconditionRequired,
+        IdempotencyKeyMismatch,
+        IdempotencyInProgress,
+    ),
     tags=["disputes"],
 )
 async def choose_mediator(
+    request: Request,
     dispute_id: uuid.UUID,
     data: MediatorChoiceIn,
     principal: Writer,
     view: View,
     svc: Service,
     if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    dispute = await svc.choose_mediator(dispute_id, data, principal, if_match)
-    return dispute_response(view.dispute(dispute), dispute.version)
+    async def work() -> Response:
+        dispute = await svc.choose_mediator(dispute_id, data, principal, if_match)
+        return dispute_response(view.dispute(dispute), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.post(
@@ -402,9 +426,19 @@ async def correct_dispute(
     description=(
         "Links the case to another the caller can see: the same dispute arriving by window, hotline "
         "and grid report (same_dispute), or disputes that belong together (related). Both timelines "
-        "record it. Linking an already linked pair is 409."
+        "record it and both cases' versions move on. Linking an already linked pair is 409. `If-Match` "
+        "is not required (an Idempotency-Key makes a retry safe); when given, it is checked against this "
+        "case's current ETag (412 when stale, before anything is linked)."
     ),
-    responses=problem_responses(NotFound, Conflict, Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
+    responses=problem_responses(
+        NotFound,
+        Conflict,
+        Forbidden,
+        StaleVersion,
+        PreconditionRequired,
+        IdempotencyKeyMismatch,
+        IdempotencyInProgress,
+    ),
     tags=["disputes"],
 )
 async def link_disputes(
@@ -414,10 +448,11 @@ async def link_disputes(
     principal: Writer,
     view: View,
     svc: Service,
+    if_match: OptionalIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
-        link, other = await svc.link(dispute_id, data, principal)
+        link, other = await svc.link(dispute_id, data, principal, if_match)
         return JSONResponse(jsonable_encoder(view.link(link, other)), status_code=201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
@@ -502,14 +537,24 @@ async def list_actions(dispute_id: uuid.UUID, principal: Reader, svc: Service) -
     description=(
         "人民调解法 Art. 17: mediation does not proceed when a party clearly refuses. Once an agreement version "
         "has taken effect it binds the parties (Art. 29-31): a refusal is no longer recorded (409 "
-        "`agreement_in_effect`); `agree` records the agreement."
+        "`agreement_in_effect`); `agree` records the agreement. Needs the case's ETag. A retry under the "
+        "same Idempotency-Key answers what the first request answered (`Idempotent-Replayed: true`), not "
+        "412: a party's decision is recorded once, and the caller learns that it was."
     ),
     responses=problem_responses(
-        NotFound, InvalidTransition, Conflict, Forbidden, StaleVersion, PreconditionRequired
+        NotFound,
+        InvalidTransition,
+        Conflict,
+        Forbidden,
+        StaleVersion,
+        PreconditionRequired,
+        IdempotencyKeyMismatch,
+        IdempotencyInProgress,
     ),
     tags=["disputes"],
 )
 async def record_consent(
+    request: Request,
     dispute_id: uuid.UUID,
     party_id: uuid.UUID,
     data: ConsentIn,
@@ -517,9 +562,13 @@ async def record_consent(
     view: View,
     svc: Service,
     if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    dispute = await svc.record_consent(dispute_id, party_id, data, principal, if_match)
-    return dispute_response(view.dispute(dispute), dispute.version)
+    async def work() -> Response:
+        dispute = await svc.record_consent(dispute_id, party_id, data, principal, if_match)
+        return dispute_response(view.dispute(dispute), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.post(

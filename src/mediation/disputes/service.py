@@ -44,7 +44,7 @@ from mediation.core.errors import (
     StaleVersion,
     ValidationFailed,
 )
-from mediation.core.http import check_if_match, decode_cursor, encode_cursor
+from mediation.core.http import check_if_match, check_if_match_given, decode_cursor, encode_cursor
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, Role
@@ -1768,8 +1768,11 @@ class DisputeService:
         return {a if b == dispute_id else b for a, b in rows.all()}
 
     async def link(
-        self, dispute_id: uuid.UUID, data: CaseLinkIn, principal: Principal
+        self, dispute_id: uuid.UUID, data: CaseLinkIn, principal: Principal, if_match: str | None = None
     ) -> tuple[CaseLink, Dispute]:
+        """Links the case to another; both timelines say so and both versions move. `if_match`: the
+        case's ETag, when the caller names the version it linked against (not required: see
+        `check_if_match_given`); the other case's version is not the caller's to name."""
         if principal.role not in lifecycle.CENTER:
             raise Forbidden(Text("只有中心可以关联案件", "Only the center links cases"))
         await self.get(dispute_id, principal)
@@ -1780,6 +1783,7 @@ class DisputeService:
         first, second = sorted([dispute_id, data.dispute_id])
         # Both cases locked in id order, so two clerks linking the same pair cannot deadlock.
         cases = {d: await self.get(d, principal, for_update=True) for d in (first, second)}
+        check_if_match_given(if_match, cases[dispute_id].version)
         if data.dispute_id in await self._linked_ids(dispute_id):
             raise Conflict(Text("两案已关联", "The cases are already linked"), code="already_linked")
         now = self.clock.now()
