@@ -76,6 +76,9 @@ UNSTATED_RULES = {
     "outside_region",
     # A cursor is a token the server issued as next_cursor; its content is not a client's to make.
     "invalid_cursor",
+    # The event feed's `cursor` and `after` are one parameter under two names: given both, they
+    # must be equal, a relation between two parameters.
+    "cursor_conflict",
     # Text is trimmed before its length is checked: a value of spaces is too short.
     "string_too_short",
     # No text may hold U+0000, which PostgreSQL cannot store; a pattern on every string would
@@ -168,6 +171,26 @@ def refusals_of_valid_requests_name_an_unstated_rule(
     unstated = {str(error.get("code")) for error in errors} - UNSTATED_RULES
     if unstated:
         raise AssertionError(f"A request the contract allows was refused for {sorted(unstated)}")
+
+
+# The headers a client acts on. The built-in checks hold an answer to the headers its response
+# declares as required; this one holds the service to declaring these wherever it sends them.
+WATCHED_HEADERS = ("etag", "location", "idempotent-replayed", "retry-after", "www-authenticate")
+
+
+@schemathesis.check
+def headers_sent_are_declared(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    definition = case.operation.responses.find_by_status_code(response.status_code)
+    if definition is None:
+        return  # an undeclared status, which status_code_conformance reports
+    declared = {name.lower() for name, _ in definition.headers.items()}
+    undeclared = [name for name in WATCHED_HEADERS if name in response.headers and name not in declared]
+    if undeclared:
+        raise AssertionError(
+            f"The answer {response.status_code} sends headers its contract omits: {undeclared}"
+        )
 
 
 # Besides the default statuses a valid request may get: 412 and 428, the answers of the

@@ -162,6 +162,39 @@ async def test_feed_refuses_unknown_types_and_bad_cursors(api):
         assert (await api.client.get("/v1/events", params=params)).status_code == 422, params
 
 
+async def test_the_feed_pages_by_cursor_as_every_list_does_and_still_by_after(api):
+    """`next_cursor` goes back as `cursor`, the name every other list takes; `after`, the feed's
+    first name for it, still works, and both may be sent when they agree."""
+    for _ in range(3):
+        await api.intake()
+    first = await feed(api, limit=1)
+    by_cursor = await feed(api, cursor=first["next_cursor"], limit=1)
+    assert by_cursor == await feed(api, after=first["next_cursor"], limit=1)
+    assert by_cursor == await feed(api, cursor=first["next_cursor"], after=first["next_cursor"], limit=1)
+    assert by_cursor["items"] and by_cursor["items"][0]["id"] != first["items"][0]["id"]
+    following = await feed(api, cursor=by_cursor["next_cursor"], limit=1)
+    assert [e["id"] for e in first["items"] + by_cursor["items"] + following["items"]] == [
+        e["id"] for e in (await feed(api))["items"]
+    ]
+
+
+async def test_the_feed_refuses_a_cursor_and_an_after_that_disagree(api):
+    await api.intake()
+    await api.intake()
+    first = await feed(api, limit=1)
+    response = await api.client.get(
+        "/v1/events", params={"cursor": first["next_cursor"], "after": encode_cursor({"p": 0})}
+    )
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["location"], e["code"]) for e in response.json()["errors"]] == [
+        ("cursor", "query", "cursor_conflict")
+    ]
+    # A bad cursor is refused under the name it came in.
+    bad = await api.client.get("/v1/events", params={"cursor": "!!!"})
+    assert bad.status_code == 422, bad.text
+    assert [(e["field"], e["code"]) for e in bad.json()["errors"]] == [("cursor", "invalid_cursor")]
+
+
 async def test_a_short_page_moves_the_cursor_to_the_newest_position_and_a_full_one_to_its_last_event(api):
     village = api.auth("body_mediator", "village")
     mine = await api.drive("assigned")

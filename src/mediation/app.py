@@ -33,8 +33,11 @@ from mediation.core.errors import (
     Unauthenticated,
     UnsupportedMediaType,
     install_handlers,
+    problem_header_components,
+    problem_response_doc,
 )
-from mediation.core.http import HttpConventionsMiddleware, TimeoutMiddleware
+from mediation.core.http import RESPONSE_HEADERS, HttpConventionsMiddleware, TimeoutMiddleware, header_ref
+from mediation.core.idempotency import IDEMPOTENT_REPLAYED
 from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import resolve_secrets
 from mediation.core.settings import Settings, get_settings
@@ -174,14 +177,31 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 def _declare(operation: dict[str, Any], *problems: type[ProblemError]) -> None:
     """Adds `problems` to an operation's responses (a status it declares already keeps its own)."""
     for problem in problems:
-        operation["responses"].setdefault(
-            str(problem.status),
-            {
-                "description": f"{problem.slug}: {problem.title.en}",
-                "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            },
-        )
+        operation["responses"].setdefault(str(problem.status), problem_response_doc([problem]))
     operation["responses"] = dict(sorted(operation["responses"].items(), key=lambda item: str(item[0])))
+
+
+def _declare_replays(operation: dict[str, Any]) -> None:
+    """An operation taking an Idempotency-Key answers a retry with the first answer, stored, and says
+    so in Idempotent-Replayed (core/idempotency.py)."""
+    if not any(
+        p.get("in") == "header" and p.get("name") == "Idempotency-Key"
+        for p in operation.get("parameters", [])
+    ):
+        return
+    for status, response in operation["responses"].items():
+        if status.startswith("2"):
+            response.setdefault("headers", {})["Idempotent-Replayed"] = header_ref("IdempotentReplayed")
+
+
+def _header_components() -> dict[str, dict[str, Any]]:
+    """components/headers: every response header the operations refer to."""
+    components = {
+        **RESPONSE_HEADERS,
+        **problem_header_components(),
+        "IdempotentReplayed": IDEMPOTENT_REPLAYED,
+    }
+    return dict(sorted(components.items()))
 
 
 def _contract(app: FastAPI) -> dict[str, Any]:
@@ -199,9 +219,11 @@ def _contract(app: FastAPI) -> dict[str, Any]:
                 if "application/json" in operation.get("requestBody", {}).get("content", {}):
                     # A body labelled as anything else is refused before it is read (core/db.py).
                     _declare(operation, UnsupportedMediaType)
+                _declare_replays(operation)
                 for status, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     if status[0] in "45" and PROBLEM_MEDIA_TYPE in content:
                         content.pop("application/json", None)
+        document.setdefault("components", {})["headers"] = _header_components()
         app.openapi_schema = document
     return app.openapi_schema

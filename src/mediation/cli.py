@@ -29,8 +29,9 @@ from mediation.identity import cli as identity_cli
 from mediation.ops import pii_keys
 
 
-def _openapi(output: Path) -> None:
+def _openapi(output: Path, errors_doc: Path) -> None:
     from mediation.app import create_app
+    from mediation.core.errors import problem_catalogue_markdown
     from mediation.events.catalogue import document as events_document
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,9 @@ def _openapi(output: Path) -> None:
     ):
         path.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {path}")
+    errors_doc.parent.mkdir(parents=True, exist_ok=True)
+    errors_doc.write_text(problem_catalogue_markdown(), encoding="utf-8")
+    print(f"wrote {errors_doc}")
 
 
 def _configuration_errors(exc: ValidationError) -> str:
@@ -210,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--force", action="store_true", help="add demo data even if cases exist")
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
+    openapi.add_argument(
+        "--errors-doc", type=Path, default=Path("docs/errors.md"), help="where the problem catalogue goes"
+    )
     commands.add_parser("lifecycle", help="print the lifecycle as a Mermaid diagram")
     commands.add_parser("relay", help="run the event relay (sequencing and webhook delivery) until stopped")
     commands.add_parser(
@@ -278,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         # no demo accounts are added to it; those already there (an earlier demo) are listed.
         print(asyncio.run(seed_accounts(settings, create=seeded.loaded)))
     elif args.command == "openapi":
-        _openapi(args.output)
+        _openapi(args.output, args.errors_doc)
     elif args.command == "lifecycle":
         from mediation.disputes.lifecycle import mermaid
 

@@ -48,7 +48,7 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from mediation.core.http import etag_for
+from mediation.core.http import etag_for, header_ref, sends
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Permission, Principal
@@ -223,7 +223,7 @@ async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreement
         "a retry safe); when given, it is checked against the case's current ETag (412 when stale, "
         "before anything is scheduled)."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(201, "ETag"),
 )
 async def schedule_session(
     request: Request,
@@ -251,7 +251,7 @@ async def schedule_session(
         "day, move it instead (POST .../reschedule). A session held (409 `session_recorded`) or already cancelled "
         "(409 `session_cancelled`) is not. Needs the session's ETag."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def cancel_session(
     request: Request,
@@ -283,7 +283,7 @@ async def cancel_session(
         "`session_unchanged` at `scheduled_at`). A session held (409 `session_recorded`) or "
         "cancelled (409 `session_cancelled`) is not moved. Needs the session's ETag."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def reschedule_session(
     request: Request,
@@ -311,7 +311,7 @@ async def reschedule_session(
         "`termination_demanded` (Art. 23) and `no_agreement` end mediation (the case moves to "
         "`mediation_failed` with that reason). Needs the session's ETag."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def record_session(
     request: Request,
@@ -364,7 +364,7 @@ async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreeme
         "safe); when given, it is checked against the case's current ETag (412 when stale, before "
         "anything is drafted)."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(201, "ETag"),
 )
 async def draft_agreement(
     request: Request,
@@ -388,7 +388,7 @@ async def draft_agreement(
     "/disputes/{dispute_id}/agreements/{agreement_id}",
     response_model=AgreementOut,
     summary="一份协议 One agreement version",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
 )
 async def get_agreement(
     dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements
@@ -410,7 +410,7 @@ async def get_agreement(
         "and records nothing. A retry under the same Idempotency-Key answers what the first request "
         "answered (`Idempotent-Replayed: true`), not 412."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def replace_agreement(
     request: Request,
@@ -448,7 +448,7 @@ async def replace_agreement(
         "with the event `agreement_signature_recorded`, which says (`effective`) whether it made the version "
         "effective. The case's version (its ETag) moves on: read the case again before acting on it (`agree`)."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def sign_agreement(
     request: Request,
@@ -472,7 +472,11 @@ async def sign_agreement(
     response_class=Response,
     summary="打印协议书 The printable agreement (HTML, print stylesheet)",
     responses={
-        200: {"content": {"text/html": {}}, "description": "The page."},
+        200: {
+            "content": {"text/html": {}},
+            "description": "The page.",
+            "headers": {"ETag": header_ref("ETag")},
+        },
         **problem_responses(NotFound),
     },
 )
@@ -498,7 +502,7 @@ async def agreement_document(
         "The record lands on the case's timeline and moves the case's version on: it needs the case's "
         "ETag in `If-Match` (428 without, 412 stale), and answers with the case's new ETag."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def perform_obligation(
     request: Request,
@@ -615,7 +619,7 @@ async def search_follow_ups(
         "the agreement took effect (422 `before_effective`). Each try moves the case's version on: it "
         "needs the case's ETag in `If-Match` (428 without, 412 stale), and answers with the case's new ETag."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def record_visit(
     request: Request,
@@ -642,7 +646,7 @@ async def record_visit(
         "case's timeline and moves its version on: it needs the case's ETag in `If-Match` (428 without, "
         "412 stale), and answers with the case's new ETag."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def visit_impossible(
     request: Request,

@@ -741,7 +741,7 @@ class AgreementService:
                 Text(
                     "这一版本已生效或已被取代, 不能再签署", "This version is already effective or superseded"
                 ),
-                code=f"agreement_{agreement.status}",
+                code="agreement_effective" if agreement.status == "effective" else "agreement_superseded",
             )
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("签署调解协议", "sign the agreement"))

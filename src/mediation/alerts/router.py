@@ -17,7 +17,7 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from mediation.core.http import etag_for
+from mediation.core.http import etag_for, sends
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Permission, Principal
@@ -93,7 +93,7 @@ async def list_alerts(
     "/alerts/{alert_id}",
     response_model=AlertOut,
     summary="一条预警 One alert, with its cases",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
 )
 async def get_alert(alert_id: uuid.UUID, principal: Reader, svc: Alerts) -> Response:
     return await _full(svc, await svc.get(alert_id, principal), principal)
@@ -114,7 +114,7 @@ async def case_alerts(dispute_id: uuid.UUID, principal: Reader, svc: Alerts) -> 
     response_model=AlertOut,
     summary="签收预警 Acknowledge an alert",
     description="A supervisor takes the alert in hand. Needs the alert's ETag; lands on each case's timeline.",
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def acknowledge_alert(
     request: Request,
@@ -140,7 +140,7 @@ async def acknowledge_alert(
         "Records what was done. A resolved cluster no longer collects cases: a later wave raises a new "
         "alert. Needs the alert's ETag; lands on each case's timeline."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def resolve_alert(
     request: Request,

@@ -34,7 +34,7 @@ from mediation.core.errors import (
     StaleVersion,
     problem_responses,
 )
-from mediation.core.http import etag_for
+from mediation.core.http import etag_for, sends
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
@@ -113,7 +113,8 @@ async def list_bodies(
     status_code=201,
     response_model=BodyOut,
     summary="登记调解组织 Register a body",
-    responses=problem_responses(Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
+    responses=problem_responses(Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress)
+    | sends(201, "ETag", "Location"),
 )
 async def create_body(
     request: Request,
@@ -134,7 +135,10 @@ async def create_body(
 
 
 @router.get(
-    "/bodies/{body_id}", response_model=BodyOut, summary="Body", responses=problem_responses(NotFound)
+    "/bodies/{body_id}",
+    response_model=BodyOut,
+    summary="Body",
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
 )
 async def get_body(body_id: uuid.UUID, svc: Registry) -> Response:
     body = await svc.get(body_id)
@@ -155,7 +159,8 @@ async def get_body(body_id: uuid.UUID, svc: Registry) -> Response:
         "categories, capacity and active are never null. Suspending the body of every administrator "
         "able to sign in is refused (409 `last_admin`)."
     ),
-    responses=problem_responses(NotFound, Forbidden, StaleVersion, PreconditionRequired, Conflict),
+    responses=problem_responses(NotFound, Forbidden, StaleVersion, PreconditionRequired, Conflict)
+    | sends(200, "ETag"),
 )
 async def update_body(
     request: Request,
@@ -186,7 +191,8 @@ async def list_mediators(body_id: uuid.UUID, principal: Caller, svc: Registry) -
     status_code=201,
     response_model=MediatorOut,
     summary="登记调解员 Add a mediator",
-    responses=problem_responses(NotFound, Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress),
+    responses=problem_responses(NotFound, Forbidden, IdempotencyKeyMismatch, IdempotencyInProgress)
+    | sends(201, "ETag"),
 )
 async def add_mediator(
     request: Request,
@@ -208,7 +214,7 @@ async def add_mediator(
     "/bodies/{body_id}/mediators/{mediator_id}",
     response_model=MediatorOut,
     summary="修改调解员 Update a mediator",
-    responses=problem_responses(NotFound, StaleVersion, PreconditionRequired),
+    responses=problem_responses(NotFound, StaleVersion, PreconditionRequired) | sends(200, "ETag"),
 )
 async def update_mediator(
     request: Request,

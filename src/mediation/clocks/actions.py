@@ -7,7 +7,7 @@ import uuid
 
 from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import CLOCK_KEEPERS, CLOCK_LABELS, ClockName, ExtensionConsent
-from mediation.clocks.schemas import ExtensionIn, PauseIn, ResumeIn
+from mediation.clocks.schemas import ClockExtensionIn, PauseIn, ResumeIn
 from mediation.core.errors import Forbidden, GuardFailed
 from mediation.core.http import check_if_match
 from mediation.core.i18n import Text
@@ -89,7 +89,7 @@ class ClockActions:
         self,
         dispute_id: uuid.UUID,
         name: ClockName,
-        data: ExtensionIn,
+        data: ClockExtensionIn,
         principal: Principal,
         if_match: str | None,
     ) -> tuple[Dispute, CaseClock]:

@@ -16,9 +16,9 @@ from mediation.clocks.rules import ClockName, ClockRule, Unit
 from mediation.clocks.schemas import (
     CalendarIn,
     CalendarOut,
+    ClockExtensionIn,
     ClockOut,
     DeadlineOut,
-    ExtensionIn,
     PauseIn,
     ResumeIn,
 )
@@ -30,6 +30,7 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
+from mediation.core.http import sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
@@ -119,7 +120,7 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
     (
         "extension",
         "extend",
-        ExtensionIn,
+        ClockExtensionIn,
         "延长期限 Extend a clock",
         "Within the rule's limit, and with every party's consent where the rule asks for it "
         "(人民调解工作若干规定 Art. 33; 特邀调解规定 Art. 27).",
@@ -137,7 +138,7 @@ for _step, _operation, _schema, _summary, _description in STEPS:
         "follow_up_visit); the body that has the case changes its mediation clock (and the confirmation "
         "window, which no rule lets change); any other caller is refused (403 `forbidden`, naming "
         "`allowed_roles`). Needs the case's ETag; the response carries the case's new ETag.",
-        responses=CHANGES,
+        responses=CHANGES | sends(200, "ETag"),
     )
 
 

@@ -27,7 +27,7 @@ class ResumeIn(WriteModel):
     note: Note = None
 
 
-class ExtensionIn(WriteModel):
+class ClockExtensionIn(WriteModel):
     units: Annotated[
         int, Field(ge=1, le=365, description="In the clock's own unit (days, working days, months).")
     ]

@@ -33,6 +33,9 @@ class ProblemError(Exception):
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[Text] = Text("服务内部错误", "Internal server error")
+    # The response headers every answer of this type carries besides Content-Language (all do),
+    # declared on the responses of the contract that may answer it (PROBLEM_HEADERS).
+    sends: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -177,6 +180,7 @@ class IdempotencyInProgress(ProblemError):
     status = 409
     slug = "idempotency-in-progress"
     title = Text("相同幂等键的请求正在处理", "A request with this Idempotency-Key is in progress")
+    sends = ("Retry-After",)
 
 
 class PayloadTooLarge(ProblemError):
@@ -189,6 +193,7 @@ class RangeNotSatisfiable(ProblemError):
     status = 416
     slug = "range-not-satisfiable"
     title = Text("请求的范围超出文件长度", "The requested range lies beyond the file")
+    sends = ("Content-Range",)
 
 
 class UnsupportedMediaType(ProblemError):
@@ -201,12 +206,14 @@ class MethodNotAllowed(ProblemError):
     status = 405
     slug = "method-not-allowed"
     title = Text("不支持该请求方法", "Method not allowed")
+    sends = ("Allow",)
 
 
 class ServiceUnavailable(ProblemError):
     status = 503
     slug = "service-unavailable"
     title = Text("服务暂时不可用, 请稍后重试", "Service temporarily unavailable; retry shortly")
+    sends = ("Retry-After",)
 
 
 class InternalError(ProblemError):
@@ -217,6 +224,7 @@ class Unauthenticated(ProblemError):
     status = 401
     slug = "unauthenticated"
     title = Text("未登录或凭证无效", "Missing or invalid credentials")
+    sends = ("WWW-Authenticate",)
 
     def __init__(self, detail: Text | str | None = None, **kwargs: Any) -> None:
         # RFC 9110 §11.6.1: a 401 names the schemes the caller can use.
@@ -241,12 +249,14 @@ class TooManyRequests(ProblemError):
     status = 429
     slug = "rate-limited"
     title = Text("请求过于频繁, 请稍后再试", "Too many requests; slow down")
+    sends = ("Retry-After",)
 
 
 class RequestTimeout(ProblemError):
     status = 503
     slug = "request-timeout"
     title = Text("请求处理超时, 请稍后重试", "The request took too long; retry shortly")
+    sends = ("Retry-After",)
 
 
 class RequestBodyTimeout(ProblemError):
@@ -288,6 +298,7 @@ ALL_PROBLEMS: tuple[type[ProblemError], ...] = (
     IdempotencyKeyMismatch,
     IdempotencyInProgress,
     PayloadTooLarge,
+    RangeNotSatisfiable,
     UnsupportedMediaType,
     MethodNotAllowed,
     ServiceUnavailable,
@@ -300,6 +311,132 @@ ALL_PROBLEMS: tuple[type[ProblemError], ...] = (
     FeedPositionExpired,
     DataIntegrityError,
 )
+
+
+# What `code` says within each type that carries one. Several problems share one `type` (a
+# conflict is a dozen different situations), so a client that must tell them apart branches on
+# `type` and then `code`, never on `title` or `detail`, which are prose in the request's language.
+# Every code the API answers is listed here (tests/test_contract.py reads the raise sites); the
+# contract publishes the list in Problem's `code`, and docs/errors.md is written from it.
+PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
+    Unauthenticated: {
+        "organisation_suspended": "The caller's organisation is suspended: its accounts and API keys "
+        "cannot be used until an administrator resumes it.",
+        "session_ended": "The access token's session was signed out or ended (a password change, "
+        "signing out everywhere): sign in again.",
+    },
+    Forbidden: {
+        "case_left_target": "A court or commission asked for the dossier of a case no longer with it; "
+        "the handoff and its answers stay on its list.",
+        "not_submitter": "Only the organisation that submitted a document, or the center's staff, "
+        "withdraw it.",
+        "password_change_required": "The account's password was set by an administrator: change it "
+        "(POST /v1/me/password) before anything else.",
+        "pii_read_required": "The caller reads ID and phone numbers masked, and the request would "
+        "clear, correct or show them in full; `field` names the field where there is one.",
+        "staff_only": "An API key cannot manage API keys: an administrator signs in to do it.",
+        "subscriber_key_lapsed": "The webhook subscription was made by an API key since revoked or "
+        "expired: a signed-in administrator, not an API key, checks its URL and enables it.",
+    },
+    InvalidTransition: {
+        "case_closed": "The case is closed or archived: its registration stands as a record and is "
+        "no longer corrected (`status_now`).",
+        "case_handed_off": "The case is with a court or arbitration commission: its file stands as "
+        "handed over (`status_now`).",
+    },
+    Conflict: {
+        "agreement_effective": "That agreement version has taken effect and binds the parties; it "
+        "is not replaced, edited or signed again (人民调解法 Art. 29, 31).",
+        "agreement_in_effect": "An agreement version has taken effect: a party's refusal of "
+        "mediation is no longer recorded (人民调解法 Art. 29, 31).",
+        "agreement_signed": "The draft has signatures and no longer changes: draft a new version.",
+        "agreement_superseded": "That agreement version was superseded (by a newer one, or void "
+        "when mediation ended) and no longer changes.",
+        "agreement_unchanged": "The agreement's content is unchanged; nothing was edited.",
+        "alert_not_open": "The early warning is already acknowledged or resolved.",
+        "alert_resolved": "The early warning is already resolved.",
+        "already_answered": "The handoff's acceptance was already answered.",
+        "already_extended": "The handoff's period was extended already; it is extended once.",
+        "already_linked": "The two cases are already linked.",
+        "already_rotated": "The API key was rotated already (the detail names its successor).",
+        "already_signed": "This signatory has already signed the agreement version.",
+        "calendar_published": "That year's public-holiday calendar ships with the service and is "
+        "not loaded over.",
+        "case_archived": "The case is archived: documents are no longer added or withdrawn.",
+        "case_finished": "The case is no longer being handled (`status_now`): it is not supervised.",
+        "clock_not_paused": "The clock is not paused, so it is not resumed.",
+        "clock_paused": "The clock is already paused.",
+        "expired": "An expired API key is not rotated.",
+        "follow_up_closed": "The follow-up is already closed.",
+        "generated_document": "A record the service generated is not withdrawn: correct the case or "
+        "draft a new agreement version instead.",
+        "handoff_settled": "The handoff is already settled; it takes no further answer.",
+        "last_admin": "The change would leave the organisation without an active administrator able "
+        "to sign in.",
+        "mediator_changed": "The case's mediator changed since the agreement version was drafted: "
+        "draft a new version.",
+        "mediator_conflict": "The mediator declared a conflict with a party of the case and steps "
+        "aside (特邀调解规定 Art. 16).",
+        "no_owner": "The case has no case owner (包案领导) to clear.",
+        "not_extendable": "Only an accepted handoff whose law allows an extension is extended.",
+        "order_answered": "The supervision order is already answered.",
+        "order_lapsed": "The supervision order lapsed with its case (`lapse_reason`, `lapsed_at`); "
+        "it is not answered.",
+        "own_account": "An administrator does not reset the password of, or deactivate, their own account.",
+        "parties_fixed": "An agreement is signed or in effect, or mediation is over (`status_now`): "
+        "no party is added now.",
+        "party_on_agreement": "A signed or effective agreement names the party: its name and "
+        "document number no longer change (`field`; 人民调解法 Art. 29).",
+        "period_expired": "The handoff's period to decide has run out (`due_on`) and is not extended.",
+        "session_cancelled": "The mediation session was cancelled.",
+        "session_recorded": "The mediation session is already recorded.",
+        "subscriber_key_lapsed": "The webhook subscription is disabled because the API key that made "
+        "it lapsed: an administrator enables it again.",
+        "visit_recorded": "The follow-up visit is already recorded.",
+        "wrong_kind": "The answer is for another kind of handoff: a confirmation's ruling goes to "
+        "/decision, a referral's result (or withdrawal) to /outcome.",
+    },
+}
+
+
+def problem_codes_text() -> str:
+    """PROBLEM_CODES as the contract's description of `code` says them."""
+    lines = [
+        "The stable machine-readable identifier of the problem within its `type`, where a type "
+        "covers several problems; branch on `type`, then `code` (never on `title` or `detail`, "
+        "which are prose in the request's language). Distinct from `errors[].code` (a field's "
+        "error) and `reasons[].code` (a failed guard). The codes by type:"
+    ]
+    for problem, codes in PROBLEM_CODES.items():
+        lines.append("")
+        lines.append(f"{problem.type_uri()} ({problem.status}):")
+        lines.extend(f"- `{code}`: {meaning}" for code, meaning in sorted(codes.items()))
+    return "\n".join(lines)
+
+
+def problem_catalogue_markdown() -> str:
+    """docs/errors.md: every problem type, and the codes within each."""
+    out = [
+        "# Problems the API answers",
+        "",
+        "Written by `mediation openapi` from `mediation.core.errors`; tests/test_contract.py fails when it",
+        "is stale. Every error is an RFC 9457 problem (`application/problem+json`) in the request's",
+        "language. A client branches on `type`, and within a type that covers several problems on",
+        "`code`; never on `title` or `detail`. Members besides the RFC's are listed in the contract's",
+        "`Problem` schema.",
+        "",
+        "| type | status | title |",
+        "|---|---|---|",
+    ]
+    out.extend(f"| `{p.type_uri()}` | {p.status} | {p.title.en} ({p.title.zh}) |" for p in ALL_PROBLEMS)
+    out.append("")
+    out.append("## Codes within a type")
+    for problem, codes in PROBLEM_CODES.items():
+        out.extend(
+            ["", f"### `{problem.type_uri()}` ({problem.status})", "", "| code | meaning |", "|---|---|"]
+        )
+        out.extend(f"| `{code}` | {meaning} |" for code, meaning in sorted(codes.items()))
+    return "\n".join(out) + "\n"
 
 
 # ---- the contract: problem schemas and per-endpoint `responses=` -----------------------------
@@ -321,17 +458,156 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details. `type` names the kind of problem and `code` (where present) the
+    problem within it; the other members below are sent with the problems that name them, and a
+    client ignores any member it does not know (RFC 9457 §3.2), as the service may add some."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = Field(examples=["/problems/guard-failed"])
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    reasons: list[Reason] | None = Field(default=None, description="Guard failures, for guard-failed.")
-    errors: list[FieldError] | None = Field(default=None, description="Field errors, for validation-error.")
+    type: str = Field(examples=["/problems/guard-failed"], description="The kind of problem; stable.")
+    title: str = Field(description="The type's title, in the request's language.")
+    status: int = Field(description="The HTTP status.")
+    detail: str | None = Field(default=None, description="This occurrence, in the request's language.")
+    instance: str | None = Field(default=None, description="The path that was requested.")
+    code: str | None = Field(default=None, description=problem_codes_text())
+    reasons: list[Reason] | None = Field(
+        default=None, description="guard-failed: each condition the action does not meet, with its rule."
+    )
+    errors: list[FieldError] | None = Field(
+        default=None, description="validation-error: each field refused, with its own `code`."
+    )
+    field: str | None = Field(
+        default=None,
+        description="The request field a problem other than a validation error is about "
+        "(pii_read_required, party_on_agreement), named as in `errors[].field`.",
+        examples=["parties[0].id_number"],
+    )
+    fields: list[str] | None = Field(
+        default=None, description="forbidden: the fields of its profile a body may not change."
+    )
+    current_etag: str | None = Field(
+        default=None,
+        description="stale-version, precondition-required: the resource's current ETag. Reread the "
+        "resource (it changed) before sending its ETag as If-Match.",
+        examples=['"7"'],
+    )
+    newest_number: int | None = Field(
+        default=None,
+        description="stale-version, drafting over an agreement version that is not the newest: the "
+        "newest version's number.",
+    )
+    status_now: str | None = Field(
+        default=None,
+        description="invalid-transition and some conflicts: the case's (or order's) state now.",
+        examples=["mediating"],
+    )
+    allowed_actions: list[str] | None = Field(
+        default=None, description="invalid-transition: the lifecycle actions the case's state allows."
+    )
+    allowed_roles: list[str] | None = Field(
+        default=None, description="forbidden: the roles that may take the action."
+    )
+    required_permission: str | None = Field(
+        default=None, description="forbidden: the permission the caller's role lacks."
+    )
+    kind: str | None = Field(
+        default=None, description="forbidden, a mediator added to a body that mediates nothing: its kind."
+    )
+    article: str | None = Field(
+        default=None, description="Some conflicts: the legal source of the rule that refused the request."
+    )
+    due_on: str | None = Field(
+        default=None, description="conflict `period_expired`: the day the period ended (ISO 8601 date)."
+    )
+    lapse_reason: str | None = Field(
+        default=None, description="conflict `order_lapsed`: the case's state that ended the order."
+    )
+    lapsed_at: str | None = Field(
+        default=None, description="conflict `order_lapsed`: when it lapsed (ISO 8601)."
+    )
+    missing_party_ids: list[str] | None = Field(
+        default=None, description="guard-failed, a clock extension: the parties whose consent is missing."
+    )
+    dispute_id: str | None = Field(
+        default=None,
+        description="duplicate-external-reference: the case already registered (also `Location`).",
+    )
+    case_number: str | None = Field(
+        default=None, description="duplicate-external-reference: that case's number."
+    )
+    oldest_cursor: str | None = Field(
+        default=None, description="feed-position-expired: the feed's oldest position kept, to go on from."
+    )
+    newest_cursor: str | None = Field(
+        default=None,
+        description="feed-position-expired, a cursor ahead of the feed: its newest position, to go on from.",
+    )
+    retry_after_seconds: int | None = Field(
+        default=None, description="rate-limited: the seconds to wait, as in `Retry-After`."
+    )
+    detected_media_type: str | None = Field(
+        default=None, description="unsupported-media-type: the type the body was sent as, or found to be."
+    )
+    allowed_media_types: list[str] | None = Field(
+        default=None, description="unsupported-media-type: the types taken."
+    )
+
+
+# The headers problems carry, as the contract declares them.
+PROBLEM_HEADERS: dict[str, dict[str, Any]] = {
+    "Content-Language": {
+        "description": "The language of `title` and `detail`: zh or en, as negotiated from Accept-Language.",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before sending the request again (RFC 9110 §10.2.3).",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "WWW-Authenticate": {
+        "description": "The authentication schemes the API takes (RFC 9110 §11.6.1).",
+        "schema": {"type": "string"},
+    },
+    "Allow": {"description": "The methods the path serves (RFC 9110 §10.2.1).", "schema": {"type": "string"}},
+    "Content-Range": {
+        "description": "`bytes */<length>`: the file's length (RFC 9110 §14.4).",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def problem_header_component(name: str, required: bool) -> str:
+    """The name under components/headers of a problem header, sent always or only sometimes."""
+    return name.replace("-", "") + ("" if required else "IfSent")
+
+
+def problem_header_components() -> dict[str, dict[str, Any]]:
+    return {
+        problem_header_component(name, required): {**definition, "required": required}
+        for name, definition in PROBLEM_HEADERS.items()
+        for required in (True, False)
+    }
+
+
+def _header_ref(name: str, required: bool) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{problem_header_component(name, required)}"}
+
+
+def problem_response_doc(problems: Sequence[type[ProblemError]]) -> dict[str, Any]:
+    """The contract's response for problems of one status: problem+json, each type (and whether
+    `code` tells apart the problems within it), and the headers they send. A header is required
+    when every type the response stands for sends it; Retry-After on a 409 comes with
+    idempotency-in-progress alone, so there it is optional."""
+    headers: dict[str, Any] = {"Content-Language": _header_ref("Content-Language", True)}
+    for name in dict.fromkeys(h for p in problems for h in p.sends):
+        headers[name] = _header_ref(name, all(name in p.sends for p in problems))
+    return {
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "description": " / ".join(
+            f"{p.slug}: {p.title.en}" + (" (`code` says which)" if p in PROBLEM_CODES else "")
+            for p in problems
+        ),
+        "headers": headers,
+    }
 
 
 def problem_responses(*problems: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
@@ -349,11 +625,7 @@ def problem_responses(*problems: type[ProblemError]) -> dict[int | str, dict[str
         if p not in by_status.setdefault(p.status, []):
             by_status[p.status].append(p)
     return {
-        status: {
-            "model": Problem,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            "description": " / ".join(f"{p.slug}: {p.title.en}" for p in items),
-        }
+        status: {"model": Problem, **problem_response_doc(items)}
         for status, items in sorted(by_status.items())
     }
 

@@ -38,6 +38,42 @@ def etag_for(version: int) -> str:
     return f'"{version}"'
 
 
+# The headers of successful answers, as the contract declares them (under components/headers, by
+# these names) on the operations that send them (`sends`); the problems' headers are declared the
+# same way (core/errors.py).
+RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": "The resource's current version (RFC 9110 §8.8.3): send it as If-Match to "
+        "change the resource (412 when it has changed since, 428 without).",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Location": {
+        "description": "The path of the resource created (RFC 9110 §10.2.2).",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    # A download's ETag is its content, not a version: it is no If-Match for anything.
+    "FileETag": {
+        "description": 'The file\'s SHA-256 (`"<sha256>"`; `W/"<sha256>-masked"` for a generated page '
+        "served masked).",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+
+
+def header_ref(component: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{component}"}
+
+
+def sends(status: int, *headers: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry: the answer `status` carries `headers` (RESPONSE_HEADERS' names; FastAPI
+    merges it into the response the route's model describes). Merge with `|` into the route's
+    problem responses."""
+    return {status: {"headers": {name: header_ref(name) for name in headers}}}
+
+
 def check_if_match(if_match: str | None, version: int) -> None:
     """Optimistic concurrency (RFC 9110 §13.1.1, strong comparison): the client must name the version it saw."""
     if if_match is None or not if_match.strip():

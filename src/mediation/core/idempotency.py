@@ -177,6 +177,13 @@ def _replay(request: Request, record: IdempotencyRecord) -> Response:
 
 
 REPLAYED_HEADERS = ("location", "etag", "content-language")
+# The contract's declaration of the header a replay carries (declared on the success responses of
+# every operation that takes an Idempotency-Key).
+IDEMPOTENT_REPLAYED: dict[str, Any] = {
+    "description": "`true` when this is the stored answer to an earlier request with the same "
+    "Idempotency-Key and body, replayed (its ETag and Location too), not a second run; absent on a first run.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 
 
 async def run_idempotent(

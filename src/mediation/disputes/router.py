@@ -23,7 +23,7 @@ from mediation.core.errors import (
     StaleVersion,
     problem_responses,
 )
-from mediation.core.http import etag_for
+from mediation.core.http import etag_for, sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.legal_time import period_end
@@ -164,7 +164,8 @@ def dispute_response(model: BaseModel, version: int, status_code: int = 200, **h
     status_code=201,
     response_model=DisputeCreated,
     summary="登记纠纷 Register a dispute (intake)",
-    responses=problem_responses(DuplicateExternalReference, IdempotencyKeyMismatch, IdempotencyInProgress),
+    responses=problem_responses(DuplicateExternalReference, IdempotencyKeyMismatch, IdempotencyInProgress)
+    | sends(201, "ETag", "Location"),
     tags=["disputes"],
 )
 async def register_dispute(
@@ -342,7 +343,8 @@ async def related_disputes(
         PreconditionRequired,
         IdempotencyKeyMismatch,
         IdempotencyInProgress,
-    ),
+    )
+    | sends(200, "ETag"),
     tags=["disputes"],
 )
 async def choose_mediator(
@@ -396,7 +398,8 @@ async def choose_mediator(
         PreconditionRequired,
         IdempotencyKeyMismatch,
         IdempotencyInProgress,
-    ),
+    )
+    | sends(200, "ETag"),
     tags=["disputes"],
 )
 async def correct_dispute(
@@ -475,7 +478,7 @@ async def list_links(dispute_id: uuid.UUID, principal: Reader, view: View, svc: 
     "/disputes/{dispute_id:uuid}",
     response_model=DisputeOut,
     summary="案件详情 Get one dispute",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
     tags=["disputes"],
 )
 async def get_dispute(dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service) -> Response:
@@ -521,7 +524,7 @@ class AvailableAction(BaseModel):
     "/disputes/{dispute_id}/actions",
     response_model=list[AvailableAction],
     summary="当前可执行的操作 Actions available now",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
     tags=["lifecycle"],
 )
 async def list_actions(dispute_id: uuid.UUID, principal: Reader, svc: Service) -> Response:
@@ -550,7 +553,8 @@ async def list_actions(dispute_id: uuid.UUID, principal: Reader, svc: Service) -
         PreconditionRequired,
         IdempotencyKeyMismatch,
         IdempotencyInProgress,
-    ),
+    )
+    | sends(200, "ETag"),
     tags=["disputes"],
 )
 async def record_consent(
@@ -754,7 +758,8 @@ for _action in Action:
             PreconditionRequired,
             IdempotencyKeyMismatch,
             IdempotencyInProgress,
-        ),
+        )
+        | sends(200, "ETag"),
         tags=["lifecycle"],
     )
 

@@ -31,6 +31,7 @@ from mediation.core.errors import (
     field_errors,
     problem_responses,
 )
+from mediation.core.http import header_ref, sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
@@ -83,7 +84,10 @@ class DocumentOut(BaseModel):
     href: str
 
 
-class DossierOut(BaseModel):
+class DossierManifestOut(BaseModel):
+    """The list of documents frozen when the case was handed off (the full dossier a court reads is
+    `DossierOut`, under /v1/handoffs)."""
+
     id: uuid.UUID
     dispute_id: uuid.UUID
     kind: str
@@ -193,7 +197,8 @@ UPLOAD_BODY = {
         IdempotencyInProgress,
         IdempotencyKeyMismatch,
         RequestBodyTimeout,
-    ),
+    )
+    | sends(201, "ETag", "Location"),
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(
@@ -348,8 +353,13 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
                 "The file, with the media type detected at upload; a generated page masked for "
                 "roles without `pii:read`."
             ),
+            "headers": {"ETag": header_ref("FileETag")},
         },
-        206: {"content": SERVED_MEDIA_TYPES, "description": "Partial content (Range)."},
+        206: {
+            "content": SERVED_MEDIA_TYPES,
+            "description": "Partial content (Range).",
+            "headers": {"ETag": header_ref("FileETag")},
+        },
         **problem_responses(NotFound, Forbidden, RangeNotSatisfiable),
     },
 )
@@ -471,7 +481,7 @@ def content_disposition(name: str) -> str:
     "timeline entry (`withdraw_document`, the reason as its reason) and one `document_withdrawn` event; "
     "the response carries the case's new ETag (an If-Match on the case read before it is stale, 412). "
     "An archived case's file is closed: 409 `case_archived`.",
-    responses=problem_responses(Forbidden, NotFound, Conflict),
+    responses=problem_responses(Forbidden, NotFound, Conflict) | sends(200, "ETag"),
 )
 async def withdraw_document(
     request: Request,
@@ -509,12 +519,14 @@ async def withdraw(
 
 @router.get(
     "/disputes/{dispute_id}/dossier",
-    response_model=DossierOut,
+    response_model=DossierManifestOut,
     summary="移交材料清单 The dossier frozen at handoff",
     description="The manifest (ids, hashes, kinds) frozen when the case was handed to the court or commission.",
     responses=problem_responses(NotFound),
 )
-async def get_dossier(request: Request, dispute_id: uuid.UUID, principal: Reader, view: View) -> DossierOut:
+async def get_dossier(
+    request: Request, dispute_id: uuid.UUID, principal: Reader, view: View
+) -> DossierManifestOut:
     disputes, documents = _services(request)
     dispute = await disputes.get(dispute_id, principal)
     dossier = await documents.latest_dossier(dispute.id)
@@ -526,7 +538,7 @@ async def get_dossier(request: Request, dispute_id: uuid.UUID, principal: Reader
         for d in await documents.of_case(dispute, principal)
         if d.late and d.status == "active" and str(d.id) not in listed
     ]
-    return DossierOut(
+    return DossierManifestOut(
         id=dossier.id,
         dispute_id=dossier.dispute_id,
         kind=dossier.kind,

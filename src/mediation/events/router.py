@@ -83,22 +83,43 @@ class EventPage(BaseModel):
     items: list[CloudEvent]
     next_cursor: str = Field(
         description=(
-            "Pass as `after` for the next page. After a page shorter than `limit` it stands at the "
-            "feed's newest position, past events the caller does not see; unchanged when nothing new came."
+            "Pass as `cursor` (or `after`, its older name) for the next page. After a page "
+            "shorter than `limit` it stands at the feed's newest position, past events the caller "
+            "does not see; unchanged when nothing new came."
         )
     )
 
 
-def _after(cursor: str | None) -> int | None:
-    """The position a cursor holds; None without one (the feed then starts at the oldest event kept)."""
+def _given_cursor(cursor: str | None, after: str | None) -> tuple[str | None, str]:
+    """The cursor the caller sent and the query parameter it came in. `cursor` is the name every
+    other list takes; `after` is the feed's first name for it, still taken so its readers keep
+    working. Both may be sent when they agree; two different positions are no one position."""
+    if cursor is not None and after is not None and cursor != after:
+        raise ValidationFailed.of_field(
+            "cursor",
+            "cursor_conflict",
+            Text(
+                "cursor 与 after 是同一个参数的两个名称, 给出了两个不同的值",
+                "`cursor` and `after` are two names of one parameter, given two different values",
+            ),
+            location="query",
+        )
+    if cursor is not None:
+        return cursor, "cursor"
+    return after, "after"
+
+
+def _after(cursor: str | None, name: str) -> int | None:
+    """The position a cursor holds; None without one (the feed then starts at the oldest event kept).
+    `name` is the query parameter it came in, which a refusal names."""
     if not cursor:
         return None
-    position = decode_cursor(cursor, "after").get("p")
+    position = decode_cursor(cursor, name).get("p")
     # A position is a signed 64-bit integer on both databases (as the audit trail's numbers): one
     # past it is no cursor this feed gave out, refused like any other (422), not a failed query.
     # Nor is JSON's true or false, which Python counts as an int and SQL will not compare.
     if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= MAX_SEQ:
-        decode_cursor("!", "after")  # raises the validation problem
+        decode_cursor("!", name)  # raises the validation problem
         raise AssertionError("unreachable")
     return position
 
@@ -175,13 +196,15 @@ _HORIZON = select(OutboxHorizon.purged_through).where(OutboxHorizon.id == 1)
     response_model=EventPage,
     summary="事件订阅拉取 Event feed",
     description=(
-        "The lifecycle events the caller may see, in commit order. Page with `after` = the previous "
-        "`next_cursor`; the cursor never skips an event, even one whose transaction committed late. "
+        "The lifecycle events the caller may see, in commit order. Page with `cursor` = the previous "
+        "`next_cursor`, as every list pages (`after` is the same parameter's older name, still "
+        "taken; sent together they must agree, else 422 `cursor_conflict`); the cursor never skips "
+        "an event, even one whose transaction committed late. "
         "After a page shorter than `limit` the cursor moves on to the newest event committed, past "
         "events the caller does not see. "
         "With `wait` (seconds), an empty page waits up to that long for new events (long poll). "
         "Events are kept for the deployment's retention period (MEDIATION_EVENT_RETENTION_DAYS, "
-        "365 days by default): without `after` the feed starts at the oldest event kept, and a "
+        "365 days by default): without a cursor the feed starts at the oldest event kept, and a "
         "cursor from before it answers 410 `feed-position-expired` with `oldest_cursor`, since "
         "some events after it are gone (the cases' timelines keep their history). So does a "
         "cursor ahead of the newest event (after the database was restored to an earlier point), "
@@ -192,7 +215,16 @@ _HORIZON = select(OutboxHorizon.purged_through).where(OutboxHorizon.id == 1)
 async def event_feed(
     request: Request,
     principal: Reader,
-    after: Annotated[str | None, Query(max_length=200, description="Cursor from the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` from the previous page.")
+    ] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="The older name of `cursor`, still taken; if both are sent they must be equal.",
+        ),
+    ] = None,
     types: Annotated[
         list[str] | None,
         Query(
@@ -208,7 +240,7 @@ async def event_feed(
     if unknown:
         message = Text("未知事件类型: {t}", "Unknown event types: {t}").format(t=", ".join(unknown))
         raise ValidationFailed.of_field("types", "enum", message, location="query")
-    position = _after(after)
+    position = _after(*_given_cursor(cursor, after))
     db: Database = request.app.state.db
     settings = request.app.state.settings
     longest = min(

@@ -28,7 +28,7 @@ from mediation.core.errors import (
     StaleVersion,
     problem_responses,
 )
-from mediation.core.http import etag_for
+from mediation.core.http import etag_for, sends
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_value
 from mediation.core.principal import Permission, Principal
@@ -42,7 +42,7 @@ from mediation.handoffs.schemas import (
     CompetentCourt,
     DecisionIn,
     DossierOut,
-    ExtensionIn,
+    HandoffExtensionIn,
     HandoffKind,
     HandoffOut,
     HandoffPage,
@@ -183,7 +183,7 @@ async def list_handoffs(
         "handed elsewhere), 403 "
         "`case_left_target`, and the handoff stays on its list."
     ),
-    responses=problem_responses(NotFound, Forbidden),
+    responses=problem_responses(NotFound, Forbidden) | sends(200, "ETag"),
 )
 async def get_handoff(
     request: Request, handoff_id: uuid.UUID, principal: Reader, view: View, svc: Handoffs
@@ -252,7 +252,7 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
     (
         "/handoffs/{handoff_id}/extension",
         "extend",
-        ExtensionIn,
+        HandoffExtensionIn,
         "延长审查期限 Extend the decision period (once)",
         (
             "Confirmation: by at most 10 days (法释〔2011〕5号 Art. 5); labour arbitration 15; rural land 30. "
@@ -298,7 +298,7 @@ for _path, _operation, _schema, _summary, _description in STEPS:
         response_model=HandoffOut,
         summary=_summary,
         description=_description,
-        responses=CHANGES,
+        responses=CHANGES | sends(200, "ETag"),
     )
 
 

@@ -160,7 +160,7 @@ class AcceptanceIn(WriteModel):
         return self
 
 
-class ExtensionIn(WriteModel):
+class HandoffExtensionIn(WriteModel):
     days: Annotated[int, Field(ge=1, le=30)] = Field(description="At most what the law allows for this kind.")
     reason: Reason
 

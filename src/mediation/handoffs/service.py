@@ -38,7 +38,7 @@ from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
 from mediation.handoffs.ledger import OPEN, StepCount, overdue_step, summary
 from mediation.handoffs.models import Handoff
-from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, ExtensionIn, OutcomeIn, WithdrawalIn
+from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, HandoffExtensionIn, OutcomeIn, WithdrawalIn
 
 TARGET_ROLES = frozenset({Role.court, Role.arbitration})
 NOT_FOUND = Text("没有这件移交", "No such handoff")
@@ -399,7 +399,7 @@ class HandoffService:
         return handoff
 
     async def extend(
-        self, handoff_id: uuid.UUID, data: ExtensionIn, principal: Principal, if_match: str | None
+        self, handoff_id: uuid.UUID, data: HandoffExtensionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
         handoff, _ = await self._for_target(handoff_id, principal, if_match)
         clock = self.ledger.periods(handoff.kind)

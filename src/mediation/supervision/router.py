@@ -12,6 +12,7 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
+from mediation.core.http import sends
 from mediation.core.idempotency import run_idempotent
 from mediation.disputes.router import (
     IdempotencyKey,
@@ -63,7 +64,7 @@ def order_out(order: SupervisionOrder, case_number: str, view: Viewer) -> OrderO
         "archived) is not supervised (409 `case_finished`); the open orders on a case lapse with the "
         "transition that ends it (status `lapsed`)."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(201, "ETag"),
 )
 async def issue_order(
     request: Request,
@@ -108,7 +109,7 @@ async def list_orders(
     "/supervision-orders/{order_id}",
     response_model=OrderOut,
     summary="一项督办 One supervision order",
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
 )
 async def get_order(order_id: uuid.UUID, principal: Reader, svc: Supervision, view: View) -> Response:
     order, case_number = await svc.get(order_id, principal)
@@ -123,7 +124,7 @@ async def get_order(order_id: uuid.UUID, principal: Reader, svc: Supervision, vi
         "Only the body addressed. Needs the order's ETag. An escalated order can still be answered; one "
         "lapsed with its case cannot (409 `order_lapsed`, with its `lapse_reason` and `lapsed_at`)."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def respond_order(
     request: Request,
@@ -151,7 +152,7 @@ async def respond_order(
         "Name the official who owns a hard case until it is resolved (包案领导), or send `null` to clear it. "
         "Needs the case's ETag; lands on the timeline."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def set_owner(
     request: Request,

@@ -19,7 +19,7 @@ from mediation.core.errors import (
     StaleVersion,
     problem_responses,
 )
-from mediation.core.http import etag_for
+from mediation.core.http import etag_for, sends
 from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
@@ -188,7 +188,7 @@ def triage_out(
         "that returned the case, let it lapse or passed it on are left out. A body at capacity is "
         "never first; a suspended body never appears. For the center's clerks and supervisors."
     ),
-    responses=problem_responses(NotFound),
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
 )
 async def triage_dispute(
     request: Request,
@@ -286,7 +286,7 @@ def _rules_response(current: RuleSetInForce) -> JSONResponse:
     "/triage/rules",
     response_model=RulesOut,
     summary="分流规则 The triage rules in force",
-    responses=problem_responses(),
+    responses=problem_responses() | sends(200, "ETag"),
     dependencies=[Depends(authenticate)],
 )
 async def get_rules(request: Request) -> Response:
@@ -298,7 +298,7 @@ async def get_rules(request: Request) -> Response:
     response_model=RulesOut,
     summary="替换分流规则 Replace the triage rules",
     description="Stores a new version; every later triage uses it. If-Match with the current ETag.",
-    responses=problem_responses(StaleVersion, PreconditionRequired),
+    responses=problem_responses(StaleVersion, PreconditionRequired) | sends(200, "ETag"),
 )
 async def put_rules(
     request: Request,
@@ -317,7 +317,7 @@ async def put_rules(
     response_model=RulesOut,
     summary="恢复默认分流规则 Back to the default rules",
     description="Stores a new version that points back to the rules shipped with the package.",
-    responses=problem_responses(StaleVersion, PreconditionRequired),
+    responses=problem_responses(StaleVersion, PreconditionRequired) | sends(200, "ETag"),
 )
 async def reset_rules(
     request: Request,
