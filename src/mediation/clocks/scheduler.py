@@ -166,7 +166,7 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         settings,
         cipher,
         "handoff deadlines on a day off",
-        lambda s: s.ledger.on_days_off(),
+        lambda s: s.ledger.on_days_off(clock.today()),
         lambda s, i: HandoffService(s).recount(i),
     )
     orders_recounted, failed_orders_recounted = await _each(

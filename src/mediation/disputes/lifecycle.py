@@ -108,6 +108,13 @@ class Action(StrEnum):
 # (clocks.rules.OnTransfer).
 HANDING_ON = frozenset({Action.transfer, Action.escalate})
 
+# Actions that hand the case on to a court or commission (opening a handoff), and the target's
+# decisions that settle it: their events name the handoff (events.catalogue: HANDOFF_FIELDS).
+HANDOFF_OPENINGS = frozenset({Action.request_confirmation, Action.refer_arbitration, Action.refer_litigation})
+HANDOFF_DECISIONS = frozenset(
+    {Action.confirm, Action.reject, Action.not_accept, Action.withdraw_confirmation, Action.record_outcome}
+)
+
 
 # ---- guards -------------------------------------------------------------------------------------
 

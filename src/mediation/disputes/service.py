@@ -63,7 +63,14 @@ from mediation.disputes.enums import (
     Tier,
 )
 from mediation.disputes.identity import organisation_key, region_prefix
-from mediation.disputes.lifecycle import Action, GuardContext, Status, Transition
+from mediation.disputes.lifecycle import (
+    HANDOFF_DECISIONS,
+    HANDOFF_OPENINGS,
+    Action,
+    GuardContext,
+    Status,
+    Transition,
+)
 from mediation.disputes.models import (
     Assignment,
     CaseLink,
@@ -102,12 +109,6 @@ from mediation.triage.engine import Facts, higher_tier, required_tier
 from mediation.triage.service import TriageService, facts_of, snapshot
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
-
-# Actions that hand the case on, and the target's decisions that settle the handoff.
-HANDOFF_OPENINGS = frozenset({Action.request_confirmation, Action.refer_arbitration, Action.refer_litigation})
-HANDOFF_DECISIONS = frozenset(
-    {Action.confirm, Action.reject, Action.not_accept, Action.withdraw_confirmation, Action.record_outcome}
-)
 
 # The body/court/commission an action names, by payload field.
 TARGET_FIELD = {
@@ -229,6 +230,39 @@ def counter_years(registered_on: date) -> tuple[int, ...]:
     if (registered_on.month, registered_on.day) == (1, 1):
         return (year - 1, year)
     return (year,)
+
+
+def handoff_kind(action: Action, target: Body) -> str:
+    """The kind of handoff an action opens to `target`."""
+    if action == Action.request_confirmation:
+        return "judicial_confirmation"
+    if action == Action.refer_litigation:
+        return "litigation"
+    return ARBITRATION_KIND[BodyKind(target.kind)]
+
+
+def _handoff_named(action: Action, ctx: GuardContext, new_handoff_id: uuid.UUID | None) -> dict[str, str]:
+    """What a transition's event says of the handoff it opens or settles: every court and
+    commission endpoint is keyed by the handoff, and a target the case has left (a request
+    withdrawn or not accepted) no longer reads the case's handoffs, only its own. Handing a labour
+    dispute to court after its referral lapsed (劳动争议调解仲裁法 Art. 29, 43) names that referral too."""
+    if action in HANDOFF_OPENINGS:
+        assert ctx.target is not None and new_handoff_id is not None
+        named = {
+            "handoff_id": str(new_handoff_id),
+            "handoff_kind": handoff_kind(action, ctx.target),
+            "target_id": str(ctx.target.id),
+        }
+        if ctx.handoff is not None:
+            named["lapsed_handoff_id"] = str(ctx.handoff.id)
+        return named
+    if action in HANDOFF_DECISIONS and ctx.handoff is not None:
+        return {
+            "handoff_id": str(ctx.handoff.id),
+            "handoff_kind": ctx.handoff.kind,
+            "target_id": str(ctx.handoff.target_id),
+        }
+    return {}
 
 
 class DisputeService:
@@ -817,6 +851,8 @@ class DisputeService:
             event["mediator_id"] = str(dispute.mediator_id)
         if dispute.handoff_target_id:
             event["handoff_target_id"] = str(dispute.handoff_target_id)
+        new_handoff_id = uuid.uuid4() if action in HANDOFF_OPENINGS else None
+        event.update(_handoff_named(action, ctx, new_handoff_id))
         record_dispute_event(
             self.session, dispute, transition.event, event, now, holders_before=holders_before
         )
@@ -843,7 +879,7 @@ class DisputeService:
             # The center's follow-up ends here: its open orders close with the case (随案办结), in
             # this transaction, so no order outlives the transition that ended it.
             await SupervisionService(self).lapse_with_the_case(dispute, principal)
-        await self._handoffs(dispute, action, payload, principal, ctx, now)
+        await self._handoffs(dispute, action, payload, principal, ctx, now, new_handoff_id)
         if self.documents is not None:
             await self._paperwork(dispute, action, principal, ctx, now)
         return dispute
@@ -951,9 +987,11 @@ class DisputeService:
         principal: Principal,
         ctx: GuardContext,
         now: datetime,
+        new_handoff_id: uuid.UUID | None,
     ) -> None:
-        """Open the handoff record when the case is handed on, and settle it with the target's
-        decision, so the court- and commission-facing API and the case always agree."""
+        """Open the handoff record when the case is handed on (as `new_handoff_id`, the id its
+        event already names), and settle it with the target's decision, so the court- and
+        commission-facing API and the case always agree."""
         today = ctx.today
         handoff = None
         if action in HANDOFF_OPENINGS:
@@ -966,14 +1004,17 @@ class DisputeService:
                 lapsed = {"reason": f"逾期未作出决定, 申请人向人民法院起诉 ({article})", "article": article}
                 await self.ledger.settle(ctx.handoff, "lapsed", lapsed, today, now)
                 await self.session.flush()
-            kind = (
-                "judicial_confirmation"
-                if action == Action.request_confirmation
-                else "litigation"
-                if action == Action.refer_litigation
-                else ARBITRATION_KIND[BodyKind(ctx.target.kind)]
+            assert new_handoff_id is not None
+            handoff = await self.ledger.open(
+                dispute,
+                handoff_kind(action, ctx.target),
+                ctx.target.id,
+                payload,
+                principal.id,
+                today,
+                now,
+                handoff_id=new_handoff_id,
             )
-            handoff = await self.ledger.open(dispute, kind, ctx.target.id, payload, principal.id, today, now)
         elif action in HANDOFF_DECISIONS and ctx.handoff is not None:
             handoff = ctx.handoff
             data = payload.model_dump(mode="json")

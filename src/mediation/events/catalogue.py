@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mediation.disputes.lifecycle import TRANSITIONS
+from mediation.disputes.lifecycle import HANDOFF_DECISIONS, HANDOFF_OPENINGS, TRANSITIONS, Action
 from mediation.events.service import SOURCE, TYPE_PREFIX
 
 # Fields every dispute event carries in `data`; none of them is personal data.
@@ -28,6 +28,32 @@ TRANSITION_FIELDS: dict[str, dict[str, Any]] = {
         "description": "the court or commission the case is handed to, if any",
     },
     "mediator_id": {"type": "string", "format": "uuid", "description": "the mediator, once named"},
+}
+# What the event of a transition that opens or settles a handoff says of it: a court or commission
+# acts on it by its id (/v1/handoffs/{id}), also once the case has left it.
+HANDOFF_FIELDS: dict[str, dict[str, Any]] = {
+    "handoff_id": {
+        "type": "string",
+        "format": "uuid",
+        "description": "the handoff this change opened or settled",
+    },
+    "handoff_kind": {
+        "type": "string",
+        "description": "judicial_confirmation | labour_arbitration | commercial_arbitration | "
+        "rural_land_arbitration | litigation",
+    },
+    "target_id": {
+        "type": "string",
+        "format": "uuid",
+        "description": "the court or commission the handoff is addressed to; unlike `handoff_target_id`, "
+        "also when the change took the case away from it (a request withdrawn or not accepted)",
+    },
+}
+LAPSED_HANDOFF_FIELD: dict[str, Any] = {
+    "type": "string",
+    "format": "uuid",
+    "description": "a labour dispute taken to court because its commission let the period to accept or "
+    "to award pass (劳动争议调解仲裁法 Art. 29, 43): the referral to arbitration that lapsed with it",
 }
 
 CLOCK_FIELDS: dict[str, dict[str, Any]] = {
@@ -364,7 +390,8 @@ def catalogue() -> list[dict[str, Any]]:
                 "clock": {
                     "type": "string",
                     "description": CLOCK_FIELDS["clock"]["description"]
-                    + " | handoff_accept | handoff_decide | supervision_response | performance_follow_up",
+                    + " | handoff_accept | handoff_decide | handoff_enforcement | supervision_response"
+                    + " | performance_follow_up",
                 },
                 "due_on": {"type": "string", "format": "date"},
                 "previous_due_on": {"type": "string", "format": "date"},
@@ -521,6 +548,10 @@ def catalogue() -> list[dict[str, Any]]:
             entry["summary"] = f"{entry['summary']} / {labels}".strip(" /")
         if t.action.value not in entry["actions"]:
             entry["actions"].append(t.action.value)
+        if t.action in HANDOFF_OPENINGS | HANDOFF_DECISIONS:
+            entry["fields"].update(HANDOFF_FIELDS)
+        if t.action == Action.refer_litigation:
+            entry["fields"]["lapsed_handoff_id"] = LAPSED_HANDOFF_FIELD
     return [
         {
             "type": TYPE_PREFIX + name,

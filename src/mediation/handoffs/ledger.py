@@ -3,7 +3,9 @@
 Each kind of handoff has the target's deadline to decide on acceptance and, for some, to decide
 the matter, with at most one extension. Periods count by 民事诉讼法 Art. 85 (`period_end`), or in
 working days where the step's rule says so; a step counted in working days keeps its count
-(`StepCount`), so a holiday schedule loaded later counts it again.
+(`StepCount`), so a holiday schedule loaded later counts it again. Either way, a last day reached
+across a year whose holiday schedule is not known yet (weekends only) is provisional until it is,
+as a case clock's is (clocks.engine), and is looked at again then (`Ledger.on_days_off`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
-from mediation.clocks import engine
+from mediation.clocks import calendar, engine
 from mediation.clocks.counted import WorkingDaysDue, recounted
 from mediation.clocks.models import CalendarDay, CalendarYear
 from mediation.clocks.rules import ClockName, ClockRules, HandoffKind, Unit
@@ -147,9 +149,18 @@ def count_step(handoff: Handoff, start: date, days: int, unit: Unit) -> date:
     with the handoff, one in days is not counted again (its last day moves off a day off only:
     `Ledger.on_days_off`)."""
     if unit != Unit.working_days:
-        no_step_count(handoff)
-        return period_end(start, days).last_day
+        return _in_days(handoff, period_end(start, days))
     return _keep_count(handoff, start, days, working_days_end(start, days))
+
+
+def _in_days(handoff: Handoff, end: PeriodEnd) -> date:
+    """Keep no count for a last day counted in days (民事诉讼法 Art. 85: moved off a rest day or
+    holiday to the next working day), but say whether it is sure: counted across a year whose
+    holiday schedule is not known yet, it was moved off weekends only, and a holiday there may move
+    it later (1 January is a holiday every year, 全国年节及纪念日放假办法 Art. 2). Returns it."""
+    no_step_count(handoff)
+    handoff.provisional = not end.calendar_known
+    return end.last_day
 
 
 def _keep_count(handoff: Handoff, start: date, days: int, end: PeriodEnd) -> date:
@@ -330,6 +341,8 @@ class Ledger:
         principal_id: str,
         today: date,
         now: datetime,
+        *,
+        handoff_id: uuid.UUID,
     ) -> Handoff:
         clock = self.periods(kind)
         warnings: list[dict[str, Any]] = []
@@ -343,7 +356,7 @@ class Ledger:
         if kind == "judicial_confirmation" and dispute.agreement:
             agreement_id = uuid.UUID(str(dispute.agreement["id"]))
         handoff = Handoff(
-            id=uuid.uuid4(),
+            id=handoff_id,
             dispute_id=dispute.id,
             kind=kind,
             target_id=target_id,
@@ -397,8 +410,7 @@ class Ledger:
         if clock.decide_unit == Unit.working_days:
             handoff.decide_due_on = _keep_count(handoff, last_day, days, end)
         else:
-            no_step_count(handoff)
-            handoff.decide_due_on = end.last_day
+            handoff.decide_due_on = _in_days(handoff, end)
         self.touch(handoff, now)
 
     async def settle(
@@ -407,13 +419,18 @@ class Ledger:
         handoff.status = status
         handoff.decision = decision
         handoff.decided_on = decided_on
+        # Settled, the handoff has no step open; a confirmation's period to apply for enforcement
+        # takes the place of one, and is provisional as a step would be.
         if status == "confirmed":
-            handoff.enforcement_deadline = await self._enforcement_deadline(handoff, decided_on)
+            handoff.enforcement_deadline = _in_days(handoff, await self.enforcement_end(handoff, decided_on))
+        else:
+            no_step_count(handoff)
         self.touch(handoff, now)
 
-    async def _enforcement_deadline(self, handoff: Handoff, ruled_on: date) -> date:
+    async def enforcement_end(self, handoff: Handoff, ruled_on: date) -> PeriodEnd:
         """民事诉讼法 Art. 250: two years, from the last day of the performance period the document
-        sets (the last instalment's), or from the day it took effect when it sets none."""
+        sets (the last instalment's), or from the day it took effect when it sets none. Not sure
+        (`calendar_known` False) while either last day lies in a year whose schedule is unknown."""
         last_due = None
         if handoff.agreement_id is not None:
             last_due = await self.session.scalar(
@@ -425,28 +442,43 @@ class Ledger:
         # The last day of performance is itself a period's last day: one falling on a rest day or
         # holiday is the next working day (民法典 Art. 203; 民事诉讼法 Art. 85), and the two
         # years count from that day.
-        last_day = period_end(last_due, 0).last_day if last_due else None
-        start = max(last_day, ruled_on) if last_day else ruled_on
+        performed_by = period_end(last_due, 0) if last_due else None
+        start = max(performed_by.last_day, ruled_on) if performed_by else ruled_on
         # A last day off moves to the next working day (民事诉讼法 Art. 85; 民法典 Art. 203).
-        return years_end(start, 2).last_day
+        end = years_end(start, 2)
+        if performed_by is not None and not performed_by.calendar_known:
+            return PeriodEnd(end.last_day, end.extended, calendar_known=False)
+        return end
 
     def touch(self, handoff: Handoff, now: datetime) -> None:
         handoff.updated_at = now
         handoff.version += 1
 
-    async def on_days_off(self) -> list[uuid.UUID]:
+    async def on_days_off(self, today: date) -> list[uuid.UUID]:
         """The handoffs whose deadline a loaded holiday schedule changes (HandoffService.recount):
         open ones whose step, counted in days, ends on a day the schedule takes off, confirmations
         whose enforcement period does (their last day was counted before the schedule was known),
-        and open ones whose step counted in working days counts differently now (`counted_again`)."""
+        those provisional ones whose last day now lies in a known year (`known_until`: settled, or
+        moved off a holiday), and open ones whose step counted in working days counts differently
+        now (`counted_again`)."""
         off = select(CalendarDay.day).where(CalendarDay.working.is_(False))
         in_days = Handoff.counted_from.is_(None)
+        known = calendar.known_until(today)
+        pending = (Handoff.status == "pending") & in_days
+        accepted = (Handoff.status == "accepted") & in_days
+        confirmed = Handoff.status == "confirmed"
         rows = await self.session.scalars(
             select(Handoff.id).where(
                 or_(
-                    (Handoff.status == "pending") & in_days & Handoff.accept_due_on.in_(off),
-                    (Handoff.status == "accepted") & in_days & Handoff.decide_due_on.in_(off),
-                    (Handoff.status == "confirmed") & Handoff.enforcement_deadline.in_(off),
+                    pending & Handoff.accept_due_on.in_(off),
+                    accepted & Handoff.decide_due_on.in_(off),
+                    confirmed & Handoff.enforcement_deadline.in_(off),
+                    Handoff.provisional
+                    & or_(
+                        pending & (Handoff.accept_due_on < known),
+                        accepted & (Handoff.decide_due_on < known),
+                        confirmed & (Handoff.enforcement_deadline < known),
+                    ),
                 )
             )
         )

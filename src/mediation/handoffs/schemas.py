@@ -70,9 +70,11 @@ class HandoffOut(BaseModel):
     target_case_number: str | None = Field(description="The court's or commission's own case number.")
     decide_due_on: date | None = Field(description="The decision is due by this day (after any extension).")
     provisional: bool = Field(
-        description="The open step's last day (`accept_due_on` while pending, `decide_due_on` once accepted) "
-        "was counted in working days across a year whose holiday schedule was not published yet (weekends "
-        "only); it is counted again once the schedule is loaded, and only moves later."
+        description="The open step's last day (`accept_due_on` while pending, `decide_due_on` once accepted, "
+        "`enforcement_deadline` once confirmed) was counted, in days or in working days, across a year whose "
+        "holiday schedule is not published yet (weekends only), so a holiday may still move it (民事诉讼法 "
+        "Art. 85); it is counted again once the schedule is loaded or known, and only moves later. False "
+        "once settled otherwise."
     )
     extended_days: int
     extension_reason: str | None

@@ -535,8 +535,11 @@ class HandoffService:
         working days is counted again on the calendar as it now stands (e.g. 农村土地承包经营纠纷调解
         仲裁法 Art. 23: 五个工作日), and stays provisional while it reaches a year whose schedule is
         still unknown; a step counted in days whose last day the schedule takes off ends on the next
-        working day instead (民事诉讼法 Art. 85). The target's deadline only moves later, never
-        earlier than it was told; a step flagged late on the old day may be again."""
+        working day instead (民事诉讼法 Art. 85), and one provisional (its last day lay in a year
+        whose schedule was unknown: weekends only) is settled once that year is known, moved or
+        not. A confirmation's period to apply for enforcement is counted again whole (民事诉讼法
+        Art. 250). The target's deadline only moves later, never earlier than it was told; a step
+        flagged late on the old day may be again."""
         locked = await self._locked_by_the_clock(handoff_id)
         if locked is None:
             return False
@@ -566,8 +569,14 @@ class HandoffService:
             }[step]
             if last_day is None:
                 return False
-            before, after = last_day, period_end(last_day, 0).last_day
-            if after == before:
+            if step == "enforcement":
+                # Counted again whole: the last day of performance it runs from may have moved too.
+                assert handoff.decided_on is not None  # a confirmation is ruled on a day
+                end = await self.ledger.enforcement_end(handoff, handoff.decided_on)
+            else:
+                end = period_end(last_day, 0)
+            before, after = last_day, max(end.last_day, last_day)
+            if (after, not end.calendar_known) == (before, handoff.provisional):
                 return False
             if step == "accept":
                 handoff.accept_due_on = after
@@ -575,8 +584,16 @@ class HandoffService:
                 handoff.decide_due_on = after
             else:
                 handoff.enforcement_deadline = after
-            source = await notice_of(self.session, after.year)
-            reason = f"节假日安排已公布{source}: {label}期限届满日 {before} 为休息日, 顺延至 {after}"
+            handoff.provisional = not end.calendar_known
+            if after != before and not period_end(before, 0).extended:
+                reason = await recount_reason(f"{label}期限", before, after, self.session)
+            else:
+                source = await notice_of(self.session, after.year)
+                reason = (
+                    f"节假日安排已公布{source}: {label}期限届满日 {before} 为休息日, 顺延至 {after}"
+                    if after != before
+                    else f"节假日安排已公布{source}: {label}期限届满日 {after} 确定"
+                )
         withdrawn = handoff.overdue_flagged == step and after >= self.clock.today()
         if handoff.overdue_flagged == step and after != before:
             handoff.overdue_flagged = None
@@ -591,7 +608,7 @@ class HandoffService:
                 "clock": f"handoff_{step}",
                 "due_on": after.isoformat(),
                 "previous_due_on": before.isoformat(),
-                "provisional": handoff.provisional if count is not None else False,
+                "provisional": handoff.provisional,
                 "source": article or "",
                 "handoff_id": str(handoff.id),
                 "overdue_withdrawn": withdrawn,
