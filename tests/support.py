@@ -431,11 +431,12 @@ class Api:
                 "court_id": str(self.bodies["court"]),
                 "claims": "请求判令被申请人赔偿损失。",
             },
-            "record_outcome": {
-                "outcome": "judgment",
-                "reference_number": "(2026)浙0681民初9号",
-                "decided_on": today,
-            },
+            # A commission awards, a court gives judgment (handoffs.answers.DECIDERS).
+            "record_outcome": (
+                {"outcome": "award", "reference_number": "绍仲裁字(2026)第9号", "decided_on": today}
+                if dispute["status"] == "referred_arbitration"
+                else {"outcome": "judgment", "reference_number": "(2026)浙0681民初9号", "decided_on": today}
+            ),
             "close": None,
             "archive": {
                 "follow_up": {"contact_method": "phone", "satisfaction": 5, "agreement_performed": True}

@@ -910,24 +910,31 @@ async def test_a_litigation_referral_carries_a_filing_pack_and_ends_with_the_cou
     assert case["closed_at"] is not None
 
 
-async def test_a_referral_not_taken_is_not_dated_before_it_was_requested(api: Api) -> None:
-    # While the referral is pending there is no acceptance to date from: the request is the floor,
-    # as for an acceptance.
+async def test_a_referral_not_taken_is_answered_on_acceptance_the_day_it_is_refused(api: Api) -> None:
+    # A suit the court does not take up has no outcome: it is not accepted (民事诉讼法 Art. 126),
+    # dated the day the court answers.
     dispute = await api.step(await api.drive("mediation_failed"), "refer_litigation")  # 1 June
     handoff = (await api.handoff(dispute))["handoff"]
     assert (handoff["status"], handoff["requested_on"]) == ("pending", "2026-06-01")
     _on(api, date(2026, 6, 3))
-    dismissed = {"outcome": "dismissed", "reference_number": "(2026)浙0681民初1号"}
-
-    early = await _post(api, handoff, "outcome", {**dismissed, "decided_on": "2026-05-31"})
-    assert "decision_date_implausible" in _reasons(early)
+    dismissed = {
+        "outcome": "dismissed",
+        "reference_number": "(2026)浙0681民初1号",
+        "decided_on": "2026-06-01",
+    }
+    assert "not_accepted_is_no_outcome" in _reasons(await _post(api, handoff, "outcome", dismissed))
     case = await api.get(dispute)
     assert (case["status"], case["handoff"]["status"]) == ("referred_litigation", "pending")
 
-    response = await _post(api, handoff, "outcome", {**dismissed, "decided_on": "2026-06-01"})
+    refusal = {
+        "decision": "not_accepted",
+        "reason_code": "conditions_not_met",
+        "notice_number": "(2026)浙0681民初1号",
+    }
+    response = await _post(api, handoff, "acceptance", refusal)
     assert response.status_code == 200, response.text
-    assert (response.json()["status"], response.json()["decided_on"]) == ("not_accepted", "2026-06-01")
-    assert (await api.get(dispute))["status"] == "closed"
+    assert (response.json()["status"], response.json()["decided_on"]) == ("not_accepted", "2026-06-03")
+    assert (await api.get(dispute))["status"] == "mediation_failed"
 
 
 async def test_an_acceptance_retried_with_its_idempotency_key_replays_the_first_answer(api: Api) -> None:

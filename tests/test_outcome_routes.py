@@ -222,15 +222,21 @@ async def test_a_labour_tribunal_past_its_period_to_award_leaves_the_road_to_cou
     assert sued["status"] == "referred_litigation"
 
 
-async def test_other_commissions_keep_their_outcomes(api: Api) -> None:
+async def test_another_commission_that_does_not_accept_sends_the_case_back_too(api: Api) -> None:
     dispute = await api.drive("referred_arbitration")  # the commercial commission
     handoff = (await api.handoff(dispute))["handoff"]
     assert _reasons(await api.act(dispute, "refer_litigation")).keys() >= {"arbitration_under_way"}
+    # A court's reason for refusing a confirmation is not the commission's (仲裁法 Art. 24).
     refused = _reasons(await api.act(dispute, "not_accept", role="arbitration"))
-    assert "not_a_labour_referral" in refused
-    response = await _answer(api, handoff, "acceptance", {"decision": "not_accepted", "reason_code": "other"})
+    assert "reason_not_of_this_body" in refused
+    response = await _answer(
+        api, handoff, "acceptance", {"decision": "not_accepted", "reason_code": "no_arbitration_agreement"}
+    )
     assert response.status_code == 200, response.text
-    assert (await api.get(dispute))["status"] == "closed"
+    # Without a valid arbitration agreement the parties may sue: the case is back with the center.
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["status"]) == ("mediation_failed", "not_accepted")
+    assert (await api.step(case, "refer_litigation"))["status"] == "referred_litigation"
 
 
 # ---- closing a case whose confirmation was refused ---------------------------------------------------

@@ -189,12 +189,32 @@ class NotAcceptedReason(StrEnum):
     other = "other"
 
 
+class ReferralNotAcceptedReason(StrEnum):
+    """Why an arbitration commission or a court does not accept a referral (不予受理). Which kind
+    of referral takes which is `handoffs.answers.DECIDERS`."""
+
+    outside_scope = "outside_scope"  # 不属于本委受理范围 (劳动争议: 非劳动争议)
+    time_limit_passed = "time_limit_passed"  # 超过仲裁时效
+    not_competent = "not_competent"  # 本委无管辖权
+    no_arbitration_agreement = "no_arbitration_agreement"  # 没有有效的仲裁协议
+    materials_incomplete = "materials_incomplete"  # 申请材料不齐
+    already_decided = "already_decided"  # 已有生效的裁决、判决、裁定或调解书
+    conditions_not_met = "conditions_not_met"  # 不符合起诉条件
+    outside_court_scope = "outside_court_scope"  # 不属于人民法院受理民事诉讼的范围
+    not_competent_court = "not_competent_court"  # 不属本院管辖
+    arbitration_agreement = "arbitration_agreement"  # 当事人有书面仲裁协议
+    other = "other"
+
+
 class ReferralOutcome(StrEnum):
+    """How an arbitration or a suit ended. Which kind of referral takes which is
+    `handoffs.answers.DECIDERS`."""
+
     award = "award"  # 仲裁裁决
     judgment = "judgment"  # 判决
     settlement = "settlement"  # 调解/和解
     withdrawal = "withdrawal"  # 撤回
-    dismissed = "dismissed"  # 驳回/不予受理
+    dismissed = "dismissed"  # 驳回
 
 
 class AgreementForm(StrEnum):

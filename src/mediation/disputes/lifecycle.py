@@ -33,6 +33,7 @@ from mediation.disputes.enums import (
     Tier,
 )
 from mediation.disputes.models import Dispute
+from mediation.handoffs.answers import ARBITRATION_HANDOFF_KINDS, DECIDERS, outcome_refused, reason_refused
 from mediation.handoffs.models import Handoff
 from mediation.triage.engine import TIER_LABELS, Outcome, tier_index
 
@@ -925,25 +926,6 @@ def _arbitration_unanswered(ctx: GuardContext) -> list[Refusal]:
     ]
 
 
-def _labour_referral(ctx: GuardContext) -> list[Refusal]:
-    """Art. 29 opens the court to a labour dispute the commission does not accept: the case goes
-    back to the center (`mediation_failed`) for `refer_litigation`. Another commission's refusal
-    to take a case is its outcome (`record_outcome`, dismissed), which closes it."""
-    if (ctx.dispute.handoff or {}).get("kind") == "labour_arbitration":
-        return []
-    return [
-        Refusal(
-            "not_a_labour_referral",
-            Text(
-                "只有劳动人事争议仲裁委员会的不予受理按此登记; 其他仲裁委员会不予受理的, 登记结果 (dismissed)",
-                "Only a labour arbitration commission's non-acceptance is posted so; another "
-                "commission posts it as its outcome (dismissed)",
-            ),
-            LABOUR_NOT_ACCEPTED,
-        )
-    ]
-
-
 def _reason_given(ctx: GuardContext) -> list[Refusal]:
     if (getattr(ctx.payload, "reason", None) or "").strip():
         return []
@@ -1003,13 +985,6 @@ G_ARBITRATION_UNANSWERED = Guard(
     ),
     "劳动争议调解仲裁法 第二十九条、第四十三条",
     _arbitration_unanswered,
-    needs_payload=False,
-)
-G_LABOUR_REFERRAL = Guard(
-    "labour_referral",
-    Text("移送劳动人事争议仲裁", "A referral to labour arbitration"),
-    LABOUR_NOT_ACCEPTED,
-    _labour_referral,
     needs_payload=False,
 )
 G_REASON = Guard(
@@ -1186,8 +1161,10 @@ def _accepted_by_target(ctx: GuardContext) -> list[Refusal]:
     if handoff is not None and handoff.status == "accepted":
         return []
     if handoff is not None and handoff.status == "pending" and str(outcome) == "dismissed":
+        # Refusing to take the referral at all is not accepting it (不予受理), not an outcome: it
+        # does not end the dispute, and the case goes back for the road the refusal leaves open.
         if handoff.kind == "labour_arbitration":
-            # 劳动争议调解仲裁法 Art. 29: the applicant then goes to court; not the end of the case.
+            # 劳动争议调解仲裁法 Art. 29: the applicant then goes to court.
             return [
                 Refusal(
                     "labour_not_accepted",
@@ -1198,7 +1175,18 @@ def _accepted_by_target(ctx: GuardContext) -> list[Refusal]:
                     LABOUR_NOT_ACCEPTED,
                 )
             ]
-        return []  # a commission or court may refuse to take the case at all (不予受理)
+        if handoff.kind in DECIDERS:
+            return [
+                Refusal(
+                    "not_accepted_is_no_outcome",
+                    Text(
+                        "尚未受理而不予受理的, 请登记不予受理 (not_accept, 或 acceptance 的 not_accepted), 写明理由代码和通知书(裁定书)编号",
+                        "A referral not accepted at all is posted as not_accept (acceptance: not_accepted) with "
+                        "its reason code and notice number, not as an outcome",
+                    ),
+                    DECIDERS[handoff.kind].not_accepted_article,
+                )
+            ]
     return [
         Refusal(
             "not_yet_accepted",
@@ -1220,6 +1208,18 @@ NOT_ACCEPTED_AFTER_ACCEPTANCE = "民诉法解释 第三百五十五条; 法释�
 def _not_yet_accepted(ctx: GuardContext) -> list[Refusal]:
     if ctx.handoff is None or ctx.handoff.status == "pending":
         return []
+    if ctx.handoff.kind != "judicial_confirmation":
+        # An arbitration or a suit once accepted ends with its outcome: a dismissal (驳回) then.
+        return [
+            Refusal(
+                "already_accepted",
+                Text(
+                    "已受理, 应登记结果 (outcome, 如驳回 dismissed), 不能再不予受理",
+                    "The referral was accepted; post its outcome (e.g. dismissed) instead",
+                ),
+                DECIDERS[ctx.handoff.kind].not_accepted_article if ctx.handoff.kind in DECIDERS else None,
+            )
+        ]
     return [
         Refusal(
             "already_accepted",
@@ -1233,9 +1233,8 @@ def _not_yet_accepted(ctx: GuardContext) -> list[Refusal]:
 
 
 def _ruling_date_plausible(ctx: GuardContext) -> list[Refusal]:
-    """A ruling or outcome is dated between the target's acceptance and today. One refusing to
-    take a referral at all (不予受理, while it is pending) answers the request: it is dated no
-    earlier than the request, as an acceptance is (HandoffService.acknowledge)."""
+    """A ruling or outcome is dated between the target's acceptance and today (no earlier than
+    the request while none is recorded, as an acceptance is: HandoffService.acknowledge)."""
     ruled_on = getattr(ctx.payload, "ruled_on", None) or getattr(ctx.payload, "decided_on", None)
     if ruled_on is None:
         return []
@@ -1254,6 +1253,31 @@ def _ruling_date_plausible(ctx: GuardContext) -> list[Refusal]:
             )
         ]
     return []
+
+
+def _outcome_of_this_body(ctx: GuardContext) -> list[Refusal]:
+    """A referral's outcome is one the body it went to gives: an arbitration commission awards,
+    a court gives judgment (`handoffs.answers.DECIDERS`, with the articles)."""
+    outcome = getattr(ctx.payload, "outcome", None)
+    if ctx.handoff is None or outcome is None:
+        return []
+    why = outcome_refused(ctx.handoff.kind, outcome)
+    if why is None:
+        return []
+    return [Refusal("outcome_not_of_this_body", why, DECIDERS[ctx.handoff.kind].outcomes_article)]
+
+
+def _reason_of_this_body(ctx: GuardContext) -> list[Refusal]:
+    """A court or commission does not accept for the reasons its own law gives: a labour
+    commission is not asked about a confirmation's personal-status matters, nor a court about a
+    time limit for arbitration (`handoffs.answers.DECIDERS`)."""
+    reason_code = getattr(ctx.payload, "reason_code", None)
+    if ctx.handoff is None or reason_code is None:
+        return []
+    why = reason_refused(ctx.handoff.kind, reason_code)
+    if why is None:
+        return []
+    return [Refusal("reason_not_of_this_body", why, DECIDERS[ctx.handoff.kind].not_accepted_article)]
 
 
 def _performance_date_plausible(ctx: GuardContext) -> list[Refusal]:
@@ -1313,11 +1337,20 @@ G_NOT_ACCEPTED_YET = Guard(
     _not_yet_accepted,
     needs_payload=False,
 )
-# The labour commission's own rule: it decides on acceptance, once (劳动争议调解仲裁法 Art. 29).
-G_LABOUR_NOT_ACCEPTED_YET = Guard(
+# A commission decides on acceptance, once (劳动争议调解仲裁法 Art. 29; 仲裁法 Art. 24; 农村土地
+# 承包经营纠纷调解仲裁法 Art. 23), as a court does on a suit (民事诉讼法 Art. 126): once it has
+# accepted, it ends the matter with its outcome.
+G_ARBITRATION_NOT_ACCEPTED_YET = Guard(
     "not_yet_accepted",
     Text("尚未受理", "Not yet accepted"),
-    LABOUR_NOT_ACCEPTED,
+    "劳动争议调解仲裁法 第二十九条; 仲裁法 第二十四条; 农村土地承包经营纠纷调解仲裁法 第二十三条",
+    _not_yet_accepted,
+    needs_payload=False,
+)
+G_SUIT_NOT_ACCEPTED_YET = Guard(
+    "not_yet_accepted",
+    Text("尚未受理", "Not yet accepted"),
+    "民事诉讼法 第一百二十六条",
     _not_yet_accepted,
     needs_payload=False,
 )
@@ -1329,6 +1362,55 @@ G_RULING_DATE = Guard(
     ),
     None,
     _ruling_date_plausible,
+)
+G_OUTCOME_OF_ARBITRATION = Guard(
+    "outcome_of_this_body",
+    Text(
+        "仲裁委员会的结果为仲裁裁决 (award)、仲裁调解书或和解 (settlement)、撤回 (withdrawal) 或驳回 (dismissed), 不作判决",
+        "An arbitration commission ends with an award, a settlement, a withdrawal or a dismissal, never a judgment",
+    ),
+    "; ".join(DECIDERS[k].outcomes_article or "" for k in ARBITRATION_HANDOFF_KINDS),
+    _outcome_of_this_body,
+)
+G_OUTCOME_OF_LITIGATION = Guard(
+    "outcome_of_this_body",
+    Text(
+        "人民法院的结果为判决 (judgment)、民事调解书 (settlement)、撤诉 (withdrawal) 或裁定驳回起诉 (dismissed), 不作仲裁裁决",
+        "A court ends a suit with a judgment, a settlement, a withdrawal or a ruling dismissing it, never an award",
+    ),
+    DECIDERS["litigation"].outcomes_article,
+    _outcome_of_this_body,
+)
+G_REASON_OF_CONFIRMATION = Guard(
+    "reason_of_this_body",
+    Text(
+        "不予受理的理由代码为司法确认的理由 ({r})",
+        "The reason code is one for a confirmation request ({r})",
+    ).format(r=", ".join(DECIDERS["judicial_confirmation"].not_accepted)),
+    DECIDERS["judicial_confirmation"].not_accepted_article,
+    _reason_of_this_body,
+)
+G_REASON_OF_ARBITRATION = Guard(
+    "reason_of_this_body",
+    Text(
+        "不予受理的理由代码为该仲裁委员会的理由 (劳动争议: {l}; 商事仲裁: {c}; 农村土地承包: {r})",
+        "The reason code is one of that commission's (labour: {l}; commercial: {c}; rural land: {r})",
+    ).format(
+        l=", ".join(DECIDERS["labour_arbitration"].not_accepted),
+        c=", ".join(DECIDERS["commercial_arbitration"].not_accepted),
+        r=", ".join(DECIDERS["rural_land_arbitration"].not_accepted),
+    ),
+    "; ".join(DECIDERS[k].not_accepted_article for k in ARBITRATION_HANDOFF_KINDS),
+    _reason_of_this_body,
+)
+G_REASON_OF_LITIGATION = Guard(
+    "reason_of_this_body",
+    Text(
+        "不予受理的理由代码为起诉的理由 ({r})",
+        "The reason code is one for a suit ({r})",
+    ).format(r=", ".join(DECIDERS["litigation"].not_accepted)),
+    DECIDERS["litigation"].not_accepted_article,
+    _reason_of_this_body,
 )
 G_PERFORMANCE_DATE = Guard(
     "performance_date_plausible",
@@ -1632,7 +1714,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("不予受理确认申请", "Not accept"),
         "confirmation_not_accepted",
-        (G_NOT_ACCEPTED_YET,),
+        (G_NOT_ACCEPTED_YET, G_REASON_OF_CONFIRMATION),
     ),
     Transition(
         A.not_accept,
@@ -1641,7 +1723,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("不予受理确认申请", "Not accept"),
         "confirmation_not_accepted",
-        (G_NOT_ACCEPTED_YET,),
+        (G_NOT_ACCEPTED_YET, G_REASON_OF_CONFIRMATION),
         notes=Text(
             "未补交材料的按撤回申请处理, 非管辖法院未对协议作出裁定: 协议仍然有效, 当事人可在期间内再次申请",
             "Missing materials count as withdrawal (民诉法解释 Art. 357), and a court not competent rules "
@@ -1654,12 +1736,29 @@ TRANSITIONS: tuple[Transition, ...] = (
         (S.referred_arbitration,),
         S.mediation_failed,
         frozenset({Role.arbitration}),
-        Text("劳动争议仲裁不予受理", "Labour arbitration not accepted"),
+        Text("仲裁不予受理", "Arbitration not accepted"),
         "referral_not_accepted",
-        (G_LABOUR_NOT_ACCEPTED_YET, G_LABOUR_REFERRAL),
+        (G_ARBITRATION_NOT_ACCEPTED_YET, G_REASON_OF_ARBITRATION),
         notes=Text(
-            "劳动人事争议仲裁委员会不予受理的, 申请人可以就该劳动争议事项向人民法院提起诉讼",
-            "When the labour commission does not accept, the applicant may sue (劳动争议调解仲裁法 Art. 29)",
+            "仲裁委员会不予受理的, 案件回到中心: 劳动争议的申请人可以向人民法院起诉 (劳动争议调解仲裁法 第二十九条); "
+            "没有有效仲裁协议的, 当事人可以起诉",
+            "When the commission does not accept, the case goes back to the center: the labour applicant "
+            "may sue (劳动争议调解仲裁法 Art. 29), as may parties without a valid arbitration agreement",
+        ),
+    ),
+    Transition(
+        A.not_accept,
+        (S.referred_litigation,),
+        S.mediation_failed,
+        frozenset({Role.court}),
+        Text("起诉不予受理", "Suit not accepted"),
+        "referral_not_accepted",
+        (G_SUIT_NOT_ACCEPTED_YET, G_REASON_OF_LITIGATION),
+        notes=Text(
+            "人民法院裁定不予受理的, 案件回到中心: 当事人可以上诉, 或依裁定所示途径申请仲裁、向有管辖权的法院起诉 "
+            "(民事诉讼法 第一百二十七条、第一百五十七条)",
+            "When the court does not accept the suit, the case goes back to the center: the plaintiff may "
+            "appeal, or go where the ruling points: arbitration, the competent court (民事诉讼法 Art. 127, 157)",
         ),
     ),
     Transition(
@@ -1713,7 +1812,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.arbitration}),
         Text("登记仲裁结果", "Record arbitration outcome"),
         "referral_concluded",
-        (G_ACCEPTED, G_RULING_DATE),
+        (G_ACCEPTED, G_RULING_DATE, G_OUTCOME_OF_ARBITRATION),
     ),
     Transition(
         A.record_outcome,
@@ -1722,7 +1821,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("登记诉讼结果", "Record litigation outcome"),
         "referral_concluded",
-        (G_ACCEPTED, G_RULING_DATE),
+        (G_ACCEPTED, G_RULING_DATE, G_OUTCOME_OF_LITIGATION),
     ),
     Transition(
         A.close,

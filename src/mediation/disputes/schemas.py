@@ -37,6 +37,7 @@ from mediation.disputes.enums import (
     NotAcceptedReason,
     PartyKind,
     PartyRole,
+    ReferralNotAcceptedReason,
     ReferralOutcome,
     RejectionGround,
     Severity,
@@ -53,6 +54,7 @@ from mediation.disputes.identity import (
 )
 from mediation.disputes.references import MAX_LENGTH as MAX_REFERENCE_LENGTH
 from mediation.disputes.references import canonical_reference
+from mediation.handoffs.answers import DECIDERS
 
 # The moments a request may name: in the years the service keeps records for. Beyond them a time
 # is a typo, and near year 1 or 9999 converting it to UTC overflows.
@@ -107,6 +109,38 @@ Day = Annotated[date, AfterValidator(_within_service_days)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(min_length=1, max_length=2000, description="Why; shown on the timeline.")]
 Note = Annotated[str | None, Field(default=None, max_length=2000)]
+NoticeNumber = Annotated[
+    str | None,
+    Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="The number of the notice or ruling not accepting (不予受理通知书 / 不予受理裁定书): "
+        "e.g. the labour commission's, with which the applicant sues (劳动争议调解仲裁法 Art. 29).",
+    ),
+]
+KIND_NAMES = {
+    "judicial_confirmation": "a confirmation request",
+    "labour_arbitration": "labour arbitration",
+    "commercial_arbitration": "commercial arbitration",
+    "rural_land_arbitration": "rural land arbitration",
+    "litigation": "litigation",
+}
+NOT_ACCEPTED_REASONS_DESCRIPTION = (
+    "Each kind of handoff takes its own (422 `reason_not_of_this_body` otherwise): "
+    + "; ".join(
+        f"{KIND_NAMES[kind]}: {', '.join(decider.not_accepted)} ({decider.not_accepted_article})"
+        for kind, decider in DECIDERS.items()
+    )
+)
+OUTCOMES_DESCRIPTION = (
+    "Each kind of referral takes the outcomes its body gives (422 `outcome_not_of_this_body` otherwise): "
+    + "; ".join(
+        f"{KIND_NAMES[kind]}: {', '.join(decider.outcomes)} ({decider.outcomes_article})"
+        for kind, decider in DECIDERS.items()
+        if decider.outcomes
+    )
+)
 RegionCode = Annotated[
     str,
     Field(
@@ -945,7 +979,10 @@ class RejectPayload(WriteModel):
 
 
 class NotAcceptPayload(WriteModel):
-    reason_code: NotAcceptedReason
+    reason_code: NotAcceptedReason | ReferralNotAcceptedReason = Field(
+        description=NOT_ACCEPTED_REASONS_DESCRIPTION
+    )
+    notice_number: NoticeNumber = None
     note: Note = None
 
 
@@ -977,7 +1014,7 @@ class ReferLitigationPayload(WriteModel):
 
 
 class RecordOutcomePayload(WriteModel):
-    outcome: ReferralOutcome
+    outcome: ReferralOutcome = Field(description=OUTCOMES_DESCRIPTION)
     reference_number: ShortText
     decided_on: Day
     note: Note = None

@@ -1027,9 +1027,8 @@ class DisputeService:
             elif action == Action.withdraw_confirmation:
                 await self.ledger.settle(handoff, "withdrawn", data, today, now)
             elif action == Action.record_outcome:
-                refused = handoff.status == "pending"
-                status = "not_accepted" if refused else "concluded"
-                await self.ledger.settle(handoff, status, data, payload.decided_on, now)
+                # Only an accepted referral has an outcome: one not accepted is `not_accept`.
+                await self.ledger.settle(handoff, "concluded", data, payload.decided_on, now)
         elif action == Action.remediate:
             # The agreement the court did not confirm is set aside, and the follow-ups of its
             # performance end with it (民事诉讼法 Art. 206): `AgreementService.set_aside`.
@@ -1268,9 +1267,11 @@ class DisputeService:
             dispute.handoff_target_id = payload.court_id
         elif action == Action.not_accept and transition.target != Status.confirmation_rejected:
             # Not accepted and back with the center: treated as withdrawn (民诉法解释 Art. 357) or
-            # not the competent court, to apply again; a labour commission's, to sue (劳动争议调解
-            # 仲裁法 Art. 29). Nothing is before the court or commission any more: it no longer
-            # reads the case nor receives its events, as after a withdrawal (个人信息保护法 Art. 6).
+            # not the competent court, to apply again; a referral a commission or court did not
+            # accept, for the road its notice leaves open (劳动争议调解仲裁法 Art. 29: to sue;
+            # 民事诉讼法 Art. 127: arbitration, the competent court). Nothing is before the court
+            # or commission any more: it no longer reads the case nor receives its events, as
+            # after a withdrawal (个人信息保护法 Art. 6).
             dispute.handoff_target_id = None
         elif action == Action.remediate:
             # The rejected agreement stays on record; the next one is drafted as a new version.

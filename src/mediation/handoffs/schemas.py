@@ -9,13 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mediation.agreements.schemas import AgreementOut, SessionOut
 from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel
-from mediation.disputes.enums import NotAcceptedReason, ReferralOutcome, RejectionGround
+from mediation.disputes.enums import (
+    NotAcceptedReason,
+    ReferralNotAcceptedReason,
+    ReferralOutcome,
+    RejectionGround,
+)
 from mediation.disputes.identity import at_field
 from mediation.disputes.schemas import (
     NON_BLANK_TEXT,
+    NOT_ACCEPTED_REASONS_DESCRIPTION,
+    OUTCOMES_DESCRIPTION,
     Day,
     DisputeOut,
     Note,
+    NoticeNumber,
     Reason,
     ShortText,
     TimelineEntryOut,
@@ -123,7 +131,10 @@ class DossierOut(BaseModel):
     late_documents: list[uuid.UUID] = Field(description="Added after the handoff; not part of the dossier.")
     materials: list[MaterialCheck]
     filing_pack: dict[str, Any] | None = Field(
-        description="Referrals: the filing pack pre-filled from intake."
+        description="Referrals: the filing pack pre-filled from intake. A suit's also lists the case's "
+        "earlier referrals to arbitration (`prior_arbitration`: commission, status, case number, "
+        "decision, e.g. a labour commission's non-acceptance with its `notice_number`, "
+        "劳动争议调解仲裁法 Art. 29)."
     )
 
 
@@ -133,6 +144,7 @@ class AcceptanceIn(WriteModel):
             "allOf": [
                 when("decision", ["accepted"], given("case_number", NON_BLANK_TEXT)),
                 when("decision", ["not_accepted"], given("reason_code", {"type": "string"})),
+                when("decision", ["accepted"], omitted("notice_number")),
             ]
         }
     )
@@ -142,11 +154,20 @@ class AcceptanceIn(WriteModel):
         default=None, description="Your own case number (required when accepted)."
     )
     accepted_on: Day | None = Field(default=None, description="Today if omitted.")
-    reason_code: NotAcceptedReason | None = Field(default=None, description="Required when not accepted.")
+    reason_code: NotAcceptedReason | ReferralNotAcceptedReason | None = Field(
+        default=None, description="Required when not accepted. " + NOT_ACCEPTED_REASONS_DESCRIPTION
+    )
+    notice_number: NoticeNumber = None
     note: Note = None
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
+        if self.decision == "accepted" and self.notice_number is not None:
+            raise at_field(
+                "notice_number",
+                "notice_number_without_refusal",
+                Text("不予受理通知书编号只随不予受理登记", "A notice number goes with not accepting only"),
+            )
         if self.decision == "accepted" and not self.case_number:
             raise at_field(
                 "case_number",
@@ -194,7 +215,7 @@ class DecisionIn(WriteModel):
 
 
 class OutcomeIn(WriteModel):
-    outcome: ReferralOutcome
+    outcome: ReferralOutcome = Field(description=OUTCOMES_DESCRIPTION)
     reference_number: ShortText = Field(description="The award, judgment or settlement number.")
     decided_on: Day
     note: Note = None

@@ -36,6 +36,7 @@ from mediation.disputes.schemas import (
 from mediation.disputes.scope import sees
 from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
+from mediation.handoffs.answers import ARBITRATION_HANDOFF_KINDS
 from mediation.handoffs.ledger import OPEN, StepCount, overdue_step, summary
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, HandoffExtensionIn, OutcomeIn, WithdrawalIn
@@ -278,6 +279,8 @@ class HandoffService:
                 "arbitration_agreement": handoff.arbitration_agreement,
                 "limitation_note": "申请人民调解中断诉讼时效 (民法典第一百九十五条)",
             }
+            if handoff.kind == "litigation":
+                filing_pack["prior_arbitration"] = await self._prior_arbitration(handoff)
         return {
             "dispute": dispute,
             "agreement": agreement,
@@ -288,6 +291,35 @@ class HandoffService:
             "materials": materials,
             "filing_pack": filing_pack,
         }
+
+    async def _prior_arbitration(self, handoff: Handoff) -> list[dict[str, Any]]:
+        """The case's referrals to arbitration before this suit, with how each ended: a labour
+        dispute comes to court with the commission's notice of non-acceptance (its number), or
+        once the commission let its period pass (劳动争议调解仲裁法 Art. 29, 43), or with the award
+        a party does not accept (Art. 48, 50)."""
+        rows = await self.session.execute(
+            select(Handoff, Body.name)
+            .join(Body, Body.id == Handoff.target_id)
+            .where(
+                Handoff.dispute_id == handoff.dispute_id,
+                Handoff.kind.in_(ARBITRATION_HANDOFF_KINDS),
+                Handoff.created_at <= handoff.created_at,
+                Handoff.id != handoff.id,
+            )
+            .order_by(Handoff.created_at, Handoff.id)
+        )
+        return [
+            {
+                "handoff_id": str(earlier.id),
+                "kind": earlier.kind,
+                "commission": name,
+                "status": earlier.status,
+                "target_case_number": earlier.target_case_number,
+                "decided_on": earlier.decided_on.isoformat() if earlier.decided_on else None,
+                "decision": earlier.decision,
+            }
+            for earlier, name in rows.all()
+        ]
 
     async def _for_target(
         self, handoff_id: uuid.UUID, principal: Principal, if_match: str | None
@@ -355,20 +387,14 @@ class HandoffService:
         etag = etag_for(dispute.version)
         if data.decision == "not_accepted":
             assert data.reason_code is not None
-            # A court does not accept a confirmation request; a labour commission does not accept
-            # a referral, and the applicant may sue (劳动争议调解仲裁法 Art. 29). Another commission
-            # or a court refusing a referral answers with its outcome, which closes the case.
-            if handoff.kind in ("judicial_confirmation", "labour_arbitration"):
-                payload: Any = NotAcceptPayload(reason_code=data.reason_code, note=data.note)
-                await self.disputes.apply(handoff.dispute_id, Action.not_accept, payload, principal, etag)
-            else:
-                payload = RecordOutcomePayload(
-                    outcome="dismissed",
-                    reference_number=data.case_number or "不予受理",
-                    decided_on=today,
-                    note=data.note or data.reason_code.value,
-                )
-                await self.disputes.apply(handoff.dispute_id, Action.record_outcome, payload, principal, etag)
+            # A court does not accept a confirmation request, a commission a referral to
+            # arbitration, a court a suit: each for a reason its own law gives (guard
+            # `reason_of_this_body`), by a notice or ruling whose number the parties go on with
+            # (劳动争议调解仲裁法 Art. 29: the applicant sues; 民事诉讼法 Art. 157: an appeal).
+            payload = NotAcceptPayload(
+                reason_code=data.reason_code, notice_number=data.notice_number, note=data.note
+            )
+            await self.disputes.apply(handoff.dispute_id, Action.not_accept, payload, principal, etag)
             return handoff
         accepted_on = data.accepted_on or today
         if accepted_on > today or accepted_on < handoff.requested_on:

@@ -124,6 +124,15 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "special_procedure": "适用特别程序",
         "ownership_confirmation": "涉及确权",
         "materials_missing": "材料不全",
+        # not accepting a referral (handoffs.answers.DECIDERS)
+        "outside_scope": "不属于本委受理范围",
+        "time_limit_passed": "超过仲裁时效",
+        "not_competent": "本委无管辖权",
+        "no_arbitration_agreement": "没有有效的仲裁协议",
+        "materials_incomplete": "申请材料不齐",
+        "already_decided": "已有生效的裁决、判决、裁定或调解书",
+        "conditions_not_met": "不符合起诉条件",
+        "arbitration_agreement": "当事人有书面仲裁协议",
     },
     "advice": {
         "court": "向人民法院起诉",
@@ -146,7 +155,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "judgment": "判决",
         "settlement": "调解或和解",
         "withdrawal": "撤回",
-        "dismissed": "驳回或不予受理",
+        "dismissed": "驳回",
         # How a sitting (调解会) ended: another code list, named by the same field.
         "continued": "继续调解",
         "adjourned": "改期",
