@@ -97,7 +97,7 @@ async def test_a_request_that_left_the_court_is_still_named_to_it(api: Api) -> N
 
 
 @pytest.mark.parametrize(
-    ("referral", "role", "org", "event", "kind"),
+    ("referral", "role", "org", "event", "kind", "decision"),
     [
         (
             "refer_arbitration",
@@ -105,19 +105,20 @@ async def test_a_request_that_left_the_court_is_still_named_to_it(api: Api) -> N
             "commercial_commission",
             "referred_arbitration",
             "commercial_arbitration",
+            "award",
         ),
-        ("refer_litigation", "court", "court", "referred_litigation", "litigation"),
+        ("refer_litigation", "court", "court", "referred_litigation", "litigation", "judgment"),
     ],
 )
 async def test_a_referral_and_its_outcome_name_the_handoff(
-    api: Api, referral: str, role: str, org: str, event: str, kind: str
+    api: Api, referral: str, role: str, org: str, event: str, kind: str, decision: str
 ) -> None:
     dispute = await api.step(await api.drive("mediation_failed"), referral)
     handoff = (await api.handoff(dispute))["handoff"]
     assert (handoff["kind"], handoff["target_id"]) == (kind, str(api.bodies[org]))
     dispute = await api.target_accepts(dispute)
     outcome = {
-        "outcome": "judgment",
+        "outcome": decision,  # each decides as its own law lets it: a commission an award
         "reference_number": "(2026)浙0681民初9号",
         "decided_on": api.today.isoformat(),
     }
