@@ -540,6 +540,13 @@ class Api:
             )
         dispute["version"] = version
 
+    async def if_match(self, dispute: dict[str, Any]) -> dict[str, str]:
+        """The case's current ETag as an If-Match header, as a client that read the case just
+        before acting sends it (read from the database, for the reason `keep_current` gives)."""
+        current = {"id": dispute["id"]}
+        await self.keep_current(current)
+        return {"If-Match": f'"{current["version"]}"'}
+
     async def sign(
         self, dispute: dict[str, Any], agreement: dict[str, Any], **signature: Any
     ) -> httpx.Response:

@@ -69,3 +69,19 @@ def test_a_clerk_uploads_a_scan_through_the_case_page_and_sees_it_listed(
     saved = download.value
     assert saved.suggested_filename == scan.name
     assert Path(saved.path()).read_bytes() == PDF
+
+    # Withdrawn through the row's form, which carries the case's version as the API's If-Match.
+    row.locator("details.withdraw summary").click()
+    form = row.locator("details.withdraw form")
+    form.locator("[name=reason]").fill("重复上传")
+    with page.expect_navigation():  # type: ignore[attr-defined]
+        form.locator("button[type=submit]").click()
+    assert "done=document_withdrawn" in page.url, page.locator(".error").all_inner_texts()  # type: ignore[attr-defined]
+    row = page.locator(f"#documents tr[data-document='{document['id']}']")  # type: ignore[attr-defined]
+    assert "已撤回" in row.inner_text() and "重复上传" in row.inner_text()
+    withdrawn = httpx.get(
+        f"{live_server}/v1/disputes/{case_id}/documents/{document['id']}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).json()
+    assert (withdrawn["status"], withdrawn["withdrawn_reason"]) == ("withdrawn", "重复上传")

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from mediation.documents.service import DocumentService
 from mediation.events.models import OutboxEvent
-from tests.support import CSRF, Api, pause_after, waits_on_a_lock
+from tests.support import Api, pause_after, waits_on_a_lock
 from tests.test_documents import (
     docs_url,
     pdf,
@@ -30,9 +30,10 @@ from tests.test_documents import (
     upload,
     uploaded,
     walk,
+    withdraw,
 )
 from tests.test_web import signed_in
-from tests.test_web_documents import document_rows, upload_form, upload_offered
+from tests.test_web_documents import document_rows, upload_form, upload_offered, withdraw_form
 
 KIB = 1024
 ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -80,10 +81,6 @@ def timeline_items(html: str) -> list[tuple[str, str]]:
     assert found, html[:3000]
     items = re.findall(r'<li data-action="([^"]+)">(.*?)</li>', found.group(1), re.S)
     return [(action, unescape(re.sub(r"<[^>]+>", " ", inner))) for action, inner in items]
-
-
-def withdraw_url(case: dict[str, Any], document: dict[str, Any]) -> str:
-    return docs_url(case, document, "/withdraw")
 
 
 # ---- an upload on the timeline ---------------------------------------------------------------------
@@ -146,9 +143,7 @@ async def test_a_withdrawal_is_one_timeline_entry_with_its_reason_and_one_event(
     document = await uploaded(api, case, pdf(2 * KIB, "wrong"), "错传.pdf", kind="minutes", headers=body)
     before = await every_version_has_its_entry_and_event(api, case)
 
-    response = await api.client.post(
-        withdraw_url(case, document), json={"reason": "上传错了文件"}, headers=body
-    )
+    response = await withdraw(api, case, document, "上传错了文件", body)
     assert response.status_code == 200, response.text
 
     assert await every_version_has_its_entry_and_event(api, case) == before + 1
@@ -168,7 +163,7 @@ async def test_a_withdrawal_is_one_timeline_entry_with_its_reason_and_one_event(
     )
 
     # Refused a second time: nothing more on the timeline, no event, the version as it was.
-    again = await api.client.post(withdraw_url(case, document), json={"reason": "再撤一次"}, headers=body)
+    again = await withdraw(api, case, document, "再撤一次", body)
     assert again.status_code == 409
     assert await every_version_has_its_entry_and_event(api, case) == before + 1
 
@@ -191,7 +186,7 @@ async def test_the_name_and_note_read_masked_without_pii_read_as_other_text_abou
     document = await uploaded(
         api, case, pdf(2 * KIB, "phone"), f"张三{PHONE}.pdf", note=f"身份证 {ID_NUMBER} 已核对"
     )
-    withdrawn = await api.client.post(withdraw_url(case, document), json={"reason": f"号码 {PHONE} 写错"})
+    withdrawn = await withdraw(api, case, document, f"号码 {PHONE} 写错")
     assert withdrawn.status_code == 200, withdrawn.text
 
     # The clerk (pii:read) reads them as handed in.
@@ -298,7 +293,7 @@ async def test_an_upload_and_a_withdrawal_at_once_both_succeed(
     staged, go_on = pause_after(monkeypatch, DocumentService, "_stage")
     adding = asyncio.create_task(upload(api, case, pdf(8 * KIB, "meanwhile")))
     await asyncio.wait_for(staged.wait(), 10)
-    withdrawn = await api.client.post(withdraw_url(case, mistaken), json={"reason": "误传"})
+    withdrawn = await withdraw(api, case, mistaken, "误传")
     assert withdrawn.status_code == 200, withdrawn.text
     go_on.set()
     assert (await adding).status_code == 201, (await adding).text
@@ -306,12 +301,22 @@ async def test_an_upload_and_a_withdrawal_at_once_both_succeed(
     actions = [e["action"] for e in await timeline_as(api, case)][-2:]
     assert actions == ["withdraw_document", "add_document"]
 
-    # And all at once, without a pause: every one succeeds, each with its own version.
+    # And all at once, without a pause: every one succeeds, each with its own version. A withdrawal
+    # names the version it read, which another's change may have moved on (412): its client reads
+    # the case again and sends it again, as any client of a changing case does.
     others = [await uploaded(api, case, pdf(2 * KIB, f"to withdraw {i}")) for i in range(2)]
     before = await version_of(api, case)
+
+    async def withdrawn_in_the_end(document: dict[str, Any]) -> httpx.Response:
+        for _ in range(10):
+            response = await withdraw(api, case, document, "重复提交")
+            if response.status_code != 412:
+                return response
+        return response
+
     responses = await asyncio.gather(
         *(upload(api, case, pdf(32 * KIB, f"with withdrawals {i}")) for i in range(2)),
-        *(api.client.post(withdraw_url(case, d), json={"reason": "重复提交"}) for d in others),
+        *(withdrawn_in_the_end(d) for d in others),
     )
     assert [r.status_code for r in responses] == [201, 201, 200, 200], [r.text for r in responses]
     assert await every_version_has_its_entry_and_event(api, case) == before + 4
@@ -336,7 +341,7 @@ async def test_an_archived_cases_file_takes_no_upload_and_keeps_nothing(api: Api
     assert "archived" in problem(english, 409, "conflict")["detail"]
     assert await snapshot(api) == stored and staging_leftovers(api) == []
 
-    taken_back = await api.client.post(withdraw_url(case, kept), json={"reason": "归档后撤回"})
+    taken_back = await withdraw(api, case, kept, "归档后撤回")
     assert problem(taken_back, 409, "conflict")["code"] == "case_archived"
     assert (await api.client.get(docs_url(case, kept))).json()["status"] == "active"
     assert await every_version_has_its_entry_and_event(api, case) == version
@@ -372,10 +377,7 @@ async def test_the_case_page_shows_uploads_and_withdrawals_on_its_timeline_in_ch
     # The note in the documents card too.
     assert "备注: 原件已核对" in document_rows(shown.text)[document["id"]]
 
-    done = await page.post(
-        f"/cases/{case['id']}/documents/{document['id']}/withdraw",
-        {"reason": "上传错了文件", "idempotency_key": uuid.uuid4().hex},
-    )
+    done = await withdraw_form(page, api, case, document, "上传错了文件")
     assert done.status_code == 303, done.text
     action, text = timeline_items((await page.get(f"/cases/{case['id']}")).text)[0]
     assert action == "withdraw_document"
@@ -414,9 +416,11 @@ async def test_the_page_of_an_archived_case_offers_no_upload_or_withdrawal(
     refused = await upload_form(page, case, pdf(4 * KIB, "stale page"), "补充.pdf")
     assert refused.status_code == 409 and "已归档" in refused.text
     assert await snapshot(api) == stored and staging_leftovers(api) == []
-    withdrawn = await page.client.post(
-        f"/cases/{case['id']}/documents/{kept['id']}/withdraw",
-        data={"csrf": CSRF, "reason": "归档后撤回", "idempotency_key": uuid.uuid4().hex},
-    )
+    # A withdraw form from a page opened before the archive names the version before it (412); one
+    # naming the archived case's version is refused as the file is closed (409).
+    before_archive = f'"{case["version"] - 1}"'
+    stale = await withdraw_form(page, api, case, kept, "归档后撤回", version=before_archive)
+    assert stale.status_code == 412
+    withdrawn = await withdraw_form(page, api, case, kept, "归档后撤回")
     assert withdrawn.status_code == 409 and "已归档" in withdrawn.text
     assert (await api.client.get(docs_url(case, kept))).json()["status"] == "active"

@@ -1,8 +1,8 @@
 """Who reads what of a case's documents where else than in its documents list, over real HTTP on
 SQLite and PostgreSQL: a court or commission is not told, on the timeline or in a handoff's dossier,
 the name, note or withdrawal reason of a document it was not handed (个人信息保护法 Art. 6); the
-manifest of a frozen dossier names its files as the documents list does (masked without pii:read);
-an upload and a withdrawal answer with the case's new ETag; a sitting's place left blank is no
+manifest of a frozen dossier and a download name its files as the documents list does (masked without
+pii:read); an upload and a withdrawal answer with the case's new ETag; a sitting's place left blank is no
 place, and the case page's move form keeps a sitting's time to the second when it is not changed."""
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from typing import Any
 
 import httpx
 
+from mediation.core.pii import redact_text
 from mediation.disputes.schemas import TimelineEntryOut
 from mediation.web.rendering import templates
 from tests.support import Api
-from tests.test_document_timeline import timeline_as, timeline_items, withdraw_url
-from tests.test_documents import docs_url, pdf, problem, uploaded, walk
+from tests.test_document_timeline import timeline_as, timeline_items
+from tests.test_documents import docs_url, pdf, problem, uploaded, walk, withdraw
+from tests.test_documents_review import saved_as
 from tests.test_sitting_reschedule import (
     REASON,
     field_error,
@@ -30,6 +32,7 @@ from tests.test_web_sittings import form_on, listed, scheduled
 
 KIB = 1024
 PHONE = "13912345678"
+ID_NUMBER = "110105194912310021"
 MISFILED_NAME = "王五诉李四案-病历.pdf"
 MISFILED_NOTE = "另案材料, 误传"
 MISFILED_REASON = "属另一案件(王五), 误传"
@@ -51,9 +54,7 @@ async def misfiled_then_handed_off(
     misfiled = await uploaded(
         api, case, pdf(8 * KIB, "wrong case"), MISFILED_NAME, headers=body, note=MISFILED_NOTE
     )
-    withdrawn = await api.client.post(
-        withdraw_url(case, misfiled), json={"reason": MISFILED_REASON}, headers=body
-    )
+    withdrawn = await withdraw(api, case, misfiled, MISFILED_REASON, body)
     assert withdrawn.status_code == 200, withdrawn.text
     case = await walk(api, case, *handoff)
     return case, kept, misfiled
@@ -127,7 +128,7 @@ async def test_a_late_document_is_named_to_the_court_until_it_is_withdrawn(api: 
 
     # Withdrawn after it was added late, it is no longer shown to the court (DocumentService.of_case),
     # and neither is what its entries say of it.
-    withdrawn = await api.client.post(withdraw_url(case, late), json={"reason": "重复提交"}, headers=body)
+    withdrawn = await withdraw(api, case, late, "重复提交", body)
     assert withdrawn.status_code == 200, withdrawn.text
     timeline = await timeline_as(api, case, "court")
     withheld_in_place(entries_of(timeline, late), late)
@@ -221,9 +222,47 @@ async def test_the_dossier_manifest_masks_file_names_for_a_reader_without_pii_re
     for role in ("court", "clerk"):
         got = (await api.client.get(f"/v1/disputes/{case['id']}/dossier", headers=api.auth(role))).json()
         assert f"欠条-{PHONE}.pdf" in [m["name"] for m in got["manifest"]], role
-    # The download names the file as handed in: who is served the content reads the file itself.
+    # The download names the file as the list does (the test below has the rest).
     content = await api.client.get(docs_url(case, named, "/content"), headers=supervisor)
+    assert content.status_code == 200 and PHONE not in content.headers["content-disposition"]
+    content = await api.client.get(docs_url(case, named, "/content"), headers=api.auth("clerk"))
     assert content.status_code == 200 and PHONE in content.headers["content-disposition"]
+
+
+async def test_a_download_names_the_file_as_the_documents_list_does(api: Api, web: httpx.AsyncClient) -> None:
+    """The file's name is data of its own: a photo of the evidence need not show the ID number its
+    name does. A role without pii:read is served it masked as the list, the timeline and the
+    manifest show it (个人信息保护法 Art. 6, 51), through the API and the case page alike; a role
+    with pii:read gets it as handed in."""
+    from tests.test_web import signed_in
+
+    case = await api.intake()
+    name = f"李四身份证{ID_NUMBER}.pdf"
+    document = await uploaded(api, case, pdf(4 * KIB, "photo"), name)
+    supervisor = api.auth("supervisor")
+    [listed] = [
+        d
+        for d in (await api.client.get(docs_url(case), headers=supervisor)).json()
+        if d["id"] == document["id"]
+    ]
+    assert listed["original_name"] == redact_text(name) == "李四身份证110***********0021.pdf"
+
+    for headers in (supervisor, {**supervisor, "Range": "bytes=0-9"}):
+        served = await api.client.get(document["href"], headers=headers)
+        assert served.status_code in (200, 206), served.text
+        fallback, real = saved_as(served.headers["content-disposition"])
+        assert real == listed["original_name"]
+        assert ID_NUMBER not in served.headers["content-disposition"] and "0021.pdf" in fallback
+    page = signed_in(web, api, "supervisor")
+    through_page = await page.get(f"/cases/{case['id']}/documents/{document['id']}/content")
+    assert through_page.status_code == 200
+    assert saved_as(through_page.headers["content-disposition"])[1] == listed["original_name"]
+
+    # The clerk (pii:read) saves it under the name it was handed in under.
+    assert saved_as((await api.client.get(document["href"])).headers["content-disposition"])[1] == name
+    page = signed_in(web, api)
+    through_page = await page.get(f"/cases/{case['id']}/documents/{document['id']}/content")
+    assert saved_as(through_page.headers["content-disposition"])[1] == name
 
 
 # ---- 3. a blank place is no place ----------------------------------------------------------------
@@ -332,7 +371,9 @@ async def test_an_upload_and_a_withdrawal_answer_with_the_cases_new_etag(api: Ap
     problem(stale, 412, "stale-version")
     document = response.json()
     withdrawn = await api.client.post(
-        withdraw_url(case, document), json={"reason": "误传"}, headers=api.auth()
+        docs_url(case, document, "/withdraw"),
+        json={"reason": "误传"},
+        headers={**api.auth(), "If-Match": response.headers["ETag"]},
     )
     assert withdrawn.status_code == 200, withdrawn.text
     now = await api.get(case)

@@ -77,6 +77,21 @@ async def uploaded(api: Any, dispute: dict[str, Any], content: bytes, *a: Any, *
     return response.json()
 
 
+async def withdraw(
+    api: Any,
+    dispute: dict[str, Any],
+    document: dict[str, Any],
+    reason: str,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """Withdraw `document` as a client that read the case just before: with its current ETag."""
+    return await api.client.post(
+        docs_url(dispute, document, "/withdraw"),
+        json={"reason": reason},
+        headers={**(headers or {}), **await api.if_match(dispute)},
+    )
+
+
 def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -385,9 +400,7 @@ async def test_the_court_gets_the_dossier_frozen_at_handoff_and_later_documents_
     assert evidence["submitted_by_kind"] == "party" and evidence["submitted_by_party_id"] == applicant
     assert evidence["stage"] == "mediating"
     mistaken = await uploaded(api, dispute, pdf(8 * KIB, "wrong case"), headers=body)
-    withdrawn = await api.client.post(
-        docs_url(dispute, mistaken, "/withdraw"), json={"reason": "误传"}, headers=body
-    )
+    withdrawn = await withdraw(api, dispute, mistaken, "误传", body)
     assert withdrawn.status_code == 200, withdrawn.text
     dispute = await walk(api, dispute, "agree", "request_confirmation")
     assert dispute["status"] == "confirmation_pending"
@@ -486,10 +499,7 @@ async def test_outsiders_cannot_see_documents_and_their_download_attempts_are_au
             assert refused.content.find(b"%PDF") == -1
         # Nor can they add to it, or withdraw from it.
         problem(await upload(api, dispute, pdf(KIB, role), headers=outsider), 404, "not-found")
-        withdraw = await api.client.post(
-            docs_url(dispute, evidence, "/withdraw"), json={"reason": "不是我的"}, headers=outsider
-        )
-        problem(withdraw, 404, "not-found")
+        problem(await withdraw(api, dispute, evidence, "不是我的", outsider), 404, "not-found")
     assert await snapshot(api) == before
 
     denied = await audit_rows(api, AuditRecord.action == "download_document", AuditRecord.outcome == "denied")
@@ -599,7 +609,7 @@ async def test_a_withdrawn_document_is_kept_with_its_reason_and_cannot_be_withdr
     content = pdf(3 * KIB, "withdraw me")
     document = await uploaded(api, dispute, content)
 
-    response = await api.client.post(docs_url(dispute, document, "/withdraw"), json={"reason": "传错了文件"})
+    response = await withdraw(api, dispute, document, "传错了文件")
     assert response.status_code == 200, response.text
     withdrawn = response.json()
     assert withdrawn["status"] == "withdrawn" and withdrawn["withdrawn_reason"] == "传错了文件"
@@ -613,7 +623,7 @@ async def test_a_withdrawn_document_is_kept_with_its_reason_and_cannot_be_withdr
     assert (await api.client.get(document["href"])).content == content
     assert await count(api, Document, Document.id == uuid.UUID(document["id"])) == 1
 
-    again = await api.client.post(docs_url(dispute, document, "/withdraw"), json={"reason": "再撤一次"})
+    again = await withdraw(api, dispute, document, "再撤一次")
     problem(again, 409, "conflict")
     assert (await api.client.get(docs_url(dispute, document))).json()["withdrawn_reason"] == "传错了文件"
 
@@ -637,10 +647,8 @@ async def test_only_the_submitting_organisation_or_the_center_withdraws_a_docume
         (evidence, court, "court-withdraws"),
         (filed, body, "body-withdraws"),
     ):
-        refused = await api.client.post(
-            docs_url(dispute, document, "/withdraw"),
-            json={"reason": "不是本单位提交的"},
-            headers={**headers, "X-Request-ID": request_id},
+        refused = await withdraw(
+            api, dispute, document, "不是本单位提交的", {**headers, "X-Request-ID": request_id}
         )
         assert problem(refused, 403, "forbidden")["code"] == "not_submitter"
         assert (await api.client.get(docs_url(dispute, document))).json()["status"] == "active"
@@ -648,15 +656,9 @@ async def test_only_the_submitting_organisation_or_the_center_withdraws_a_docume
         assert (denied.outcome, denied.status_code, denied.object_id) == ("denied", 403, document["id"])
 
     # The body's administrator takes back what its mediator handed in; the center takes back anything.
-    own = await api.client.post(
-        docs_url(dispute, spare, "/withdraw"),
-        json={"reason": "重复提交"},
-        headers=api.acting("body_admin", dispute),
-    )
+    own = await withdraw(api, dispute, spare, "重复提交", api.acting("body_admin", dispute))
     assert own.status_code == 200 and own.json()["status"] == "withdrawn"
-    by_center = await api.client.post(
-        docs_url(dispute, evidence, "/withdraw"), json={"reason": "当事人要求撤回"}, headers=api.auth("clerk")
-    )
+    by_center = await withdraw(api, dispute, evidence, "当事人要求撤回", api.auth("clerk"))
     assert by_center.status_code == 200 and by_center.json()["status"] == "withdrawn"
 
 

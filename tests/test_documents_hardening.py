@@ -34,6 +34,7 @@ from tests.test_documents import (
     upload,
     uploaded,
     walk,
+    withdraw,
 )
 
 PHONE = "13912345678"
@@ -115,9 +116,7 @@ async def test_a_second_handoff_carries_what_was_added_since_the_first_and_not_w
         kind="identity_document",
         headers=body,
     )
-    withdrawn = await api.client.post(
-        docs_url(dispute, wrong, "/withdraw"), json={"reason": "误传, 他案材料"}
-    )
+    withdrawn = await withdraw(api, dispute, wrong, "误传, 他案材料")
     assert withdrawn.status_code == 200, withdrawn.text
     clock.at += timedelta(days=1)
     dispute = await walk(api, dispute, "fail", "refer_arbitration")
@@ -141,7 +140,7 @@ async def test_a_second_handoff_carries_what_was_added_since_the_first_and_not_w
     later = await uploaded(api, dispute, pdf(4096, "payment receipt"), "付款凭证.pdf")
     assert later["late"] is True
     assert (await api.client.get(dossier_url, headers=commission)).json()["late_documents"] == [later["id"]]
-    withdrawn = await api.client.post(docs_url(dispute, later, "/withdraw"), json={"reason": "重复提交"})
+    withdrawn = await withdraw(api, dispute, later, "重复提交")
     assert withdrawn.status_code == 200, withdrawn.text
     assert (await api.client.get(dossier_url, headers=commission)).json()["late_documents"] == []
     assert (await api.client.get(dossier_url)).json()["late_documents"] == []
@@ -296,17 +295,26 @@ async def test_an_upload_cancelled_after_staging_leaves_nothing_staged(api, monk
 # ---- withdrawal ---------------------------------------------------------------------------------
 
 
-async def test_of_two_withdrawals_at_once_the_second_is_refused_with_409(api):
+async def test_of_two_withdrawals_at_once_the_second_is_refused(api):
+    """Two clerks who read the case at the same version withdraw the same document at once: the
+    first moves the case on, the second's If-Match is then stale (412). One sent again with the case
+    as it now is finds the document withdrawn (409). Either way it is withdrawn once."""
     dispute = await api.intake()
     for attempt in range(5):
         document = await uploaded(api, dispute, pdf(4096, f"twice {attempt}"))
+        read = await api.if_match(dispute)
         first, second = await asyncio.gather(
-            api.client.post(docs_url(dispute, document, "/withdraw"), json={"reason": "第一位办事员撤回"}),
-            api.client.post(docs_url(dispute, document, "/withdraw"), json={"reason": "第二位办事员撤回"}),
+            api.client.post(
+                docs_url(dispute, document, "/withdraw"), json={"reason": "第一位办事员撤回"}, headers=read
+            ),
+            api.client.post(
+                docs_url(dispute, document, "/withdraw"), json={"reason": "第二位办事员撤回"}, headers=read
+            ),
         )
-        assert sorted((first.status_code, second.status_code)) == [200, 409], (first.text, second.text)
+        assert sorted((first.status_code, second.status_code)) == [200, 412], (first.text, second.text)
         done, refused = (first, second) if first.status_code == 200 else (second, first)
-        problem(refused, 409, "conflict")
+        problem(refused, 412, "stale-version")
+        problem(await withdraw(api, dispute, document, "第二位办事员重新撤回"), 409, "conflict")
         kept = (await api.client.get(docs_url(dispute, document))).json()
         assert kept["withdrawn_reason"] == done.json()["withdrawn_reason"]
         async with api.app.state.db.reader() as session:

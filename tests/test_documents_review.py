@@ -12,7 +12,7 @@ import pytest
 from tests.test_documents import pdf, uploaded
 
 
-def _saved_as(disposition: str) -> tuple[str, str]:
+def saved_as(disposition: str) -> tuple[str, str]:
     """The (ASCII fallback, real) names a browser saves a download under."""
     fallback = re.search(r'filename="([^"]*)"', disposition)
     extended = re.search(r"filename\*=UTF-8''([^;]+)", disposition)
@@ -48,7 +48,7 @@ async def test_a_download_is_saved_under_a_name_that_fits_what_it_is(
     assert document["original_name"] == name
     download = await api.client.get(document["href"])
     assert download.status_code == 200 and download.content == content
-    fallback, real = _saved_as(download.headers["content-disposition"])
+    fallback, real = saved_as(download.headers["content-disposition"])
     assert real == saved
     assert fallback.endswith(saved[saved.rfind(".") :])
 
@@ -69,7 +69,7 @@ async def test_a_download_whose_name_fits_its_type_keeps_its_name(
     dispute = await api.intake()
     document = await uploaded(api, dispute, content, name)
     download = await api.client.get(document["href"])
-    assert _saved_as(download.headers["content-disposition"])[1] == name
+    assert saved_as(download.headers["content-disposition"])[1] == name
 
 
 async def test_a_generated_page_keeps_its_name(api: Any) -> None:
@@ -80,7 +80,7 @@ async def test_a_generated_page_keeps_its_name(api: Any) -> None:
     assert pages, listed
     for page in pages:
         download = await api.client.get(page["href"])
-        assert _saved_as(download.headers["content-disposition"])[1] == page["original_name"]
+        assert saved_as(download.headers["content-disposition"])[1] == page["original_name"]
         assert page["original_name"].endswith(".html")
 
 

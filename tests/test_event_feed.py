@@ -625,6 +625,7 @@ async def produce_every_event_type(api: Any) -> None:
     withdrawn = await api.client.post(
         f"/v1/disputes/{arbitration['id']}/documents/{upload.json()['id']}/withdraw",
         json={"reason": "上传错误"},
+        headers=await api.if_match(arbitration),
     )
     assert withdrawn.status_code == 200, withdrawn.text
 

@@ -533,7 +533,8 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
                 api.client.post(
                     f"/v1/disputes/{case}/documents/{document}/withdraw",
                     json={"reason": "提交有误, 撤回"},
-                    headers=headers,
+                    # A change to the case: its ETag as last read, else an older one (412) or none (428).
+                    headers={**headers, **self._if_match(data, before.version)},
                 )
             )
             after = self._worked("withdraw_document", who, case, before, response, 200)

@@ -68,7 +68,7 @@ async def test_the_signed_agreement_and_the_receipt_are_not_withdrawn(api: Api, 
         refused = await api.client.post(
             f"/v1/disputes/{dispute['id']}/documents/{document['id']}/withdraw",
             json={"reason": "误传"},
-            headers=api.auth("clerk"),
+            headers={**api.auth("clerk"), **await api.if_match(dispute)},
         )
         assert refused.status_code == 409, refused.text
         assert refused.json()["code"] == "generated_document"
@@ -97,6 +97,7 @@ async def test_evidence_a_clerk_uploaded_is_still_withdrawn(api: Api) -> None:
     withdrawn = await api.client.post(
         f"/v1/disputes/{dispute['id']}/documents/{uploaded.json()['id']}/withdraw",
         json={"reason": "误传"},
+        headers=await api.if_match(dispute),
     )
     assert withdrawn.status_code == 200, withdrawn.text
     assert withdrawn.json()["status"] == "withdrawn"

@@ -45,6 +45,26 @@ async def upload_form(
     return await page.client.post(f"/cases/{case['id']}/documents", data=data, files={"file": file})
 
 
+async def withdraw_form(
+    page: Page,
+    api: Api,
+    case: dict[str, Any],
+    document: dict[str, Any],
+    reason: str,
+    *,
+    key: str | None = None,
+    version: str | None = None,
+) -> httpx.Response:
+    """A row's withdraw form as a browser sends it: the reason, the one-time key and the case's
+    version the page showed (by default the case's current one)."""
+    if version is None:
+        version = (await api.if_match(case))["If-Match"]
+    return await page.post(
+        f"/cases/{case['id']}/documents/{document['id']}/withdraw",
+        {"reason": reason, "version": version, "idempotency_key": key or uuid.uuid4().hex},
+    )
+
+
 def document_rows(html: str) -> dict[str, str]:
     """The rows of the 案件材料 card by document id, as text."""
     card = re.search(r'<section class="card" id="documents">(.*?)</section>', html, re.S)
@@ -145,10 +165,7 @@ async def test_staff_outside_the_cases_scope_get_404_and_nothing_is_stored(
     assert (await page.get(f"/cases/{case['id']}/documents/{document['id']}/content")).status_code == 404
     upload = await upload_form(page, case, pdf(2 * KIB, "outsider"))
     assert upload.status_code == 404 and "借条.pdf" not in upload.text
-    withdraw = await page.post(
-        f"/cases/{case['id']}/documents/{document['id']}/withdraw",
-        {"reason": "不是本中心的案件", "idempotency_key": uuid.uuid4().hex},
-    )
+    withdraw = await withdraw_form(page, api, case, document, "不是本中心的案件")
     assert withdraw.status_code == 404
     assert await snapshot(api) == before
     assert [d["status"] for d in await listed(api, case) if d["id"] == document["id"]] == ["active"]
@@ -292,24 +309,36 @@ async def test_a_withdrawal_through_the_page_keeps_the_document_with_its_reason(
 ) -> None:
     case = await api.drive("mediating")
     document = await uploaded(api, case, pdf(2 * KIB, "withdrawn"), "错传.pdf")
-    url = f"/cases/{case['id']}/documents/{document['id']}/withdraw"
 
     # The body did not hand it in: refused at the form, as the API refuses it, nothing changed.
     mediator = await at_the_body(web, api, case)
-    refused = await mediator.post(url, {"reason": "不需要了", "idempotency_key": uuid.uuid4().hex})
+    refused = await withdraw_form(mediator, api, case, document, "不需要了")
     assert refused.status_code == 403 and "只有提交该材料的单位或中心工作人员可以撤回" in refused.text
 
     clerk = signed_in(web, api)
-    short = await clerk.post(url, {"reason": "错", "idempotency_key": uuid.uuid4().hex})
+    short = await withdraw_form(clerk, api, case, document, "错")
     assert short.status_code == 422 and field_error(short.text, "reason")
     assert (await listed(api, case))[-1]["status"] == "active"
 
+    # The form carries the case's version the page showed, as the API's If-Match: a page read before
+    # another change to the case is refused, and shown again as the case now is, nothing changed.
+    shown = await clerk.get(f"/cases/{case['id']}")
+    current = (await api.if_match(case))["If-Match"]
+    form = document_rows(shown.text)[document["id"]]
+    assert f'name="version" value="{current}"' in form
+    stale = f'"{int(current.strip(chr(34))) - 1}"'
+    refused = await withdraw_form(clerk, api, case, document, "上传错了文件", version=stale)
+    assert refused.status_code == 412 and "您看到的版本已过期" in refused.text
+    assert (await listed(api, case))[-1]["status"] == "active"
+    assert (await api.if_match(case))["If-Match"] == current
+
     key = uuid.uuid4().hex
-    done = await clerk.post(url, {"reason": "上传错了文件", "idempotency_key": key})
+    done = await withdraw_form(clerk, api, case, document, "上传错了文件", key=key, version=current)
     assert done.status_code == 303
     assert done.headers["location"] == f"/cases/{case['id']}?done=document_withdrawn#documents"
-    # The same form again: withdrawn once, not refused as withdrawn already.
-    assert (await clerk.post(url, {"reason": "上传错了文件", "idempotency_key": key})).status_code == 303
+    # The same form again: withdrawn once, not refused as withdrawn already (nor as stale).
+    again = await withdraw_form(clerk, api, case, document, "上传错了文件", key=key, version=current)
+    assert again.status_code == 303
     meta = (await listed(api, case))[-1]
     assert (meta["status"], meta["withdrawn_reason"]) == ("withdrawn", "上传错了文件")
     assert (

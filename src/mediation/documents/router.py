@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -24,8 +24,10 @@ from mediation.core.errors import (
     IdempotencyKeyMismatch,
     NotFound,
     PayloadTooLarge,
+    PreconditionRequired,
     RangeNotSatisfiable,
     RequestBodyTimeout,
+    StaleVersion,
     UnsupportedMediaType,
     ValidationFailed,
     field_errors,
@@ -38,7 +40,7 @@ from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.models import Dispute
-from mediation.disputes.router import IdempotencyKey, View, dispute_response
+from mediation.disputes.router import IdempotencyKey, IfMatch, View, dispute_response
 from mediation.disputes.service import DisputeService
 from mediation.disputes.views import Viewer
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, file_charset, saved_name
@@ -50,6 +52,15 @@ from mediation.identity.auth import identity_of, permission
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["documents"])
 Reader = Annotated[Principal, permission(Permission.cases_read)]
 Writer = Annotated[Principal, permission(Permission.cases_write)]
+# An upload creates a document rather than changing what a client read, so it does not require the
+# case's ETag (an Idempotency-Key makes it safe to retry); one the client sends is held to.
+OptionalIfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Optional: the case's current ETag; when sent, a stale one is 412 and nothing is stored.",
+    ),
+]
 
 
 class DocumentOut(BaseModel):
@@ -186,7 +197,10 @@ UPLOAD_BODY = {
         "one timeline entry (`add_document`, with the kind, the file's name and the note) and one "
         "`document_added` event (the document's id and kind, never its name or note). The response "
         "carries the case's new ETag (a document has none of its own): an If-Match on the case "
-        "read before the upload is stale (412). An archived case's file is closed: 409 "
+        "read before the upload is stale (412). The upload creates a document, so `If-Match` is "
+        "not required (retries are made safe by `Idempotency-Key`); when sent, it is checked "
+        "against the case's current ETag under the case's lock and a stale one is refused (412 "
+        "`stale-version`, nothing stored). An archived case's file is closed: 409 "
         "`case_archived`, nothing stored."
     ),
     responses=problem_responses(
@@ -194,6 +208,7 @@ UPLOAD_BODY = {
         Conflict,
         PayloadTooLarge,
         UnsupportedMediaType,
+        StaleVersion,
         IdempotencyInProgress,
         IdempotencyKeyMismatch,
         RequestBodyTimeout,
@@ -206,6 +221,7 @@ async def upload_document(
     dispute_id: uuid.UUID,
     principal: Writer,
     view: View,
+    if_match: OptionalIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     disputes, documents = _services(request)
@@ -224,14 +240,16 @@ async def upload_document(
 
         async def work() -> Response:
             document, dispute = await add_document(
-                request, principal, disputes, documents, dispute_id, upload, fields
+                request, principal, disputes, documents, dispute_id, upload, fields, if_match=if_match
             )
             location = f"/v1/disputes/{dispute_id}/documents/{document.id}"
             # The upload moved the case's version on: the case's new ETag, as a change to a clock
             # or an obligation's performance answers with it (a document has no version of its own).
             return dispute_response(_out(document, view), dispute.version, 201, Location=location)
 
-        # A retried upload (the same key, file and fields) answers with the document it made.
+        # A retried upload (the same key, file and fields) answers with the document it made, even
+        # with the If-Match it first carried (the version its own upload moved on): the key is
+        # judged first, the If-Match only when the upload is made.
         content = await upload_content(upload, fields) if idempotency_key is not None else None
         return await run_idempotent(request, principal, idempotency_key, work, content=content)
 
@@ -256,8 +274,11 @@ async def add_document(
     dispute_id: uuid.UUID,
     upload: StarletteUploadFile,
     fields: UploadFields,
+    *,
+    if_match: str | None = None,
 ) -> tuple[Document, Dispute]:
-    """The upload itself, as the API and the case page make it; with the case, its version moved on."""
+    """The upload itself, as the API and the case page make it; with the case, its version moved on.
+    `if_match`: the case's ETag, when the caller names one (checked under the case's lock)."""
     dispute = await disputes.get(dispute_id, principal)
     document = await documents.upload(
         dispute,
@@ -269,6 +290,7 @@ async def add_document(
         fields.note,
         request.app.state.clock.now(),
         disputes=disputes,
+        if_match=if_match,
     )
     request.state.audit_object = ("document", document.id)
     return document, dispute
@@ -335,7 +357,9 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
     summary="下载材料 Download a document",
     description=(
         "Streams the file with its original name (RFC 6266 / RFC 5987 `filename*`), its SHA-256 as "
-        "the ETag, and `Range` support. A name whose extension is not one of the detected media "
+        "the ETag, and `Range` support. The name in `Content-Disposition` is the name as this caller "
+        "reads it in `original_name`: to a role without `pii:read` with ID and phone numbers masked "
+        "(`李四身份证110***********0021.pdf`). A name whose extension is not one of the detected media "
         "type's is served with that type's added (`证据.bat` as `证据.bat.txt`); `original_name` keeps "
         "the name as handed in; plain text is served with the `charset` it is written in. A page the service generated (the printable agreement, a "
         "handoff's letter or filing pack) is served to a role without `pii:read` with ID and phone "
@@ -364,21 +388,23 @@ SERVED_MEDIA_TYPES: dict[str, dict[str, Any]] = {
     },
 )
 async def download_document(
-    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader
+    request: Request, dispute_id: uuid.UUID, document_id: uuid.UUID, principal: Reader, view: View
 ) -> Response:
     disputes, documents = _services(request)
-    return await document_content(request, principal, disputes, documents, dispute_id, document_id)
+    return await document_content(request, principal, view, disputes, documents, dispute_id, document_id)
 
 
 async def document_content(
     request: Request,
     principal: Principal,
+    view: Viewer,
     disputes: DisputeService,
     documents: DocumentService,
     dispute_id: uuid.UUID,
     document_id: uuid.UUID,
 ) -> Response:
-    """A document's content with its headers, as the API and the case page serve it."""
+    """A document's content with its headers, as the API and the case page serve it. `view`: how
+    the caller reads the case, for the file's name."""
     request.state.audit_refusals = True
     dispute = await disputes.get(dispute_id, principal)
     document = await documents.get(dispute, document_id, principal)
@@ -395,12 +421,15 @@ async def document_content(
         raise NotFound(Text("文件内容缺失", "The document's content is missing"))
     if document.contains_personal_data:
         request.state.audit_reads = [("document.download", "document", str(document.id))]
-    # The name as handed in, unmasked even to a role without pii:read, which reads it masked in the
-    # documents list and the dossier's manifest: whoever is served the content reads the file
-    # itself, so a mask on its name would hide nothing.
+    # The file's name is data of its own: a photo of the evidence need not show the ID number its
+    # name does, and what the file holds is judged by who may read it (an identity document only
+    # with pii:read). So the name is served as this caller reads it in the documents list, the
+    # timeline and the dossier's manifest: masked without pii:read, by the same redaction
+    # (个人信息保护法 Art. 6, 51: no more personal data than the task needs).
+    name = view.text(document.dispute_id, document.original_name) or document.original_name
     headers = {
         "X-Content-Type-Options": "nosniff",
-        "Content-Disposition": content_disposition(saved_name(document.original_name, document.media_type)),
+        "Content-Disposition": content_disposition(saved_name(name, document.media_type)),
     }
     if document.generated and not principal.can(Permission.pii_read):
         # Pages the service printed quote the parties' free text (facts, claims) with any ID and
@@ -478,10 +507,24 @@ def content_disposition(name: str) -> str:
     "(403 `not_submitter`). A record the service generated (`generated`: the receipt, the agreement "
     "as signed, the confirmation application) is not withdrawn (409 `generated_document`): the "
     "court's dossier is made of them. A withdrawal moves the case's version on by one and adds one "
-    "timeline entry (`withdraw_document`, the reason as its reason) and one `document_withdrawn` event; "
-    "the response carries the case's new ETag (an If-Match on the case read before it is stale, 412). "
+    "timeline entry (`withdraw_document`, the reason as its reason) and one `document_withdrawn` event. "
+    "It is a change to the case, so it takes the case's current ETag in `If-Match` (428 "
+    "`precondition-required` without it, 412 `stale-version` when stale; judged under the case's lock "
+    "before the withdrawal itself, and either refusal changes nothing); the response carries the case's "
+    "new ETag. An `Idempotency-Key` makes "
+    "it safe to retry: the same key with the same body replays the first answer "
+    "(`Idempotent-Replayed: true`), with another body it is 422. "
     "An archived case's file is closed: 409 `case_archived`.",
-    responses=problem_responses(Forbidden, NotFound, Conflict) | sends(200, "ETag"),
+    responses=problem_responses(
+        Forbidden,
+        NotFound,
+        Conflict,
+        StaleVersion,
+        PreconditionRequired,
+        IdempotencyKeyMismatch,
+        IdempotencyInProgress,
+    )
+    | sends(200, "ETag"),
 )
 async def withdraw_document(
     request: Request,
@@ -490,13 +533,19 @@ async def withdraw_document(
     data: WithdrawIn,
     principal: Writer,
     view: View,
+    if_match: IfMatch = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     disputes, documents = _services(request)
-    document, dispute = await withdraw(
-        request, principal, disputes, documents, dispute_id, document_id, data.reason
-    )
-    # The case's new ETag, as the upload answers with it.
-    return dispute_response(_out(document, view), dispute.version)
+
+    async def work() -> Response:
+        document, dispute = await withdraw(
+            request, principal, disputes, documents, dispute_id, document_id, data.reason, if_match
+        )
+        # The case's new ETag, as the upload answers with it.
+        return dispute_response(_out(document, view), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 async def withdraw(
@@ -507,14 +556,19 @@ async def withdraw(
     dispute_id: uuid.UUID,
     document_id: uuid.UUID,
     reason: str,
+    if_match: str | None,
 ) -> tuple[Document, Dispute]:
-    """A withdrawal, as the API and the case page make it; with the case, its version moved on."""
+    """A withdrawal, as the API and the case page make it, of the case at the version `if_match`
+    names; with the case, its version moved on."""
     # The case first, as uploads and handoffs lock it: a withdrawal is then either in a dossier's
     # freeze or after it, and the document's own lock is taken second.
     dispute = await disputes.get(dispute_id, principal, for_update=True)
     document = await documents.get(dispute, document_id, principal)
     now = request.app.state.clock.now()
-    return await documents.withdraw(dispute, document, principal, reason, now, disputes=disputes), dispute
+    withdrawn = await documents.withdraw(
+        dispute, document, principal, reason, now, disputes=disputes, if_match=if_match
+    )
+    return withdrawn, dispute
 
 
 @router.get(

@@ -26,6 +26,7 @@ from mediation.core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from mediation.core.http import check_if_match
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Permission, Principal, Role
 from mediation.core.settings import Settings
@@ -222,9 +223,11 @@ class DocumentService:
         now: datetime,
         *,
         disputes: DisputeService,
+        if_match: str | None = None,
     ) -> Document:
         """A document handed in to the case: stored, and recorded on the case's timeline as work
-        on it (`add_document`), with one `document_added` event, under the case's version."""
+        on it (`add_document`), with one `document_added` event, under the case's version.
+        `if_match`: the case's ETag the caller names, if it names one; judged under the case's lock."""
         _refuse_closed_file(dispute)
         if party_id is not None and party_id not in {p.id for p in dispute.parties}:
             message = Text("该案没有这个当事人", "No such party in this case")
@@ -258,6 +261,11 @@ class DocumentService:
             # case's total and the late flag are judged against what they committed, and the case
             # is read again as they left it (its status, its version).
             (await self.session.scalars(_LOCK_CASE, {"dispute_id": dispute.id})).unique().one()
+            if if_match is not None:
+                # Adding a document creates rather than changes, so the case's ETag is not required
+                # (an Idempotency-Key makes it safe to retry); but a caller who names the version it
+                # acts on is held to it, as on every other change to the case.
+                check_if_match(if_match, dispute.version)
             _refuse_closed_file(dispute)
             if await self._case_bytes(dispute.id) + staged.size > self.settings.case_document_max_bytes:
                 raise PayloadTooLarge(CASE_TOO_LARGE.format(n=self.settings.case_document_max_bytes))
@@ -401,11 +409,14 @@ class DocumentService:
         now: datetime,
         *,
         disputes: DisputeService,
+        if_match: str | None,
     ) -> Document:
         """The caller holds the case's lock (taken before the document's, as uploads and handoffs
         take it); the document's row is locked and read again, so of two withdrawals at once the
         second sees the first and is refused. Recorded on the case's timeline (`withdraw_document`,
-        with the reason) and as one `document_withdrawn` event, under the case's version."""
+        with the reason) and as one `document_withdrawn` event, under the case's version, which
+        `if_match` must name (428 without it, 412 when stale) before anything else is judged."""
+        check_if_match(if_match, dispute.version)
         _refuse_closed_file(dispute)
         await self._may_withdraw(document, principal)
         await self.session.execute(

@@ -243,7 +243,13 @@ async def download_document(
     """下载材料: the API's download (the same scope, audit, name, type, nosniff and Range), for a
     signed-in member of staff. Kept out of every cache, as the API's answers are."""
     response = await document_content(
-        request, principal, svc, _documents(svc), cases.parse_id(dispute_id), _document_id(document_id)
+        request,
+        principal,
+        cases.viewer_for(request, principal),
+        svc,
+        _documents(svc),
+        cases.parse_id(dispute_id),
+        _document_id(document_id),
     )
     secure_page(response)
     return response
@@ -253,7 +259,9 @@ async def download_document(
 async def withdraw_document(
     request: Request, dispute_id: str, document_id: str, principal: Staff, svc: Service
 ) -> Response:
-    """撤回材料: the document is kept with the reason; only who handed it in, or the center's staff."""
+    """撤回材料: the document is kept with the reason; only who handed it in, or the center's staff.
+    The form carries the case's version the page showed, as the API's If-Match: a page read before
+    another change to the case is refused (412) and shown again as the case is now."""
     case_id, doc_id = cases.parse_id(dispute_id), _document_id(document_id)
     form = await read_form(request)
     check_csrf(request, _text(form.get("csrf")))
@@ -263,9 +271,10 @@ async def withdraw_document(
         values = form_data(form, shown)
         require(principal, Permission.cases_write)
         reason = WithdrawIn.model_validate(values).reason
+        version = _text(form.get("version"))
 
         async def work() -> JSONResponse:
-            await withdraw(request, principal, svc, _documents(svc), case_id, doc_id, reason)
+            await withdraw(request, principal, svc, _documents(svc), case_id, doc_id, reason, version)
             return JSONResponse({"done": True})
 
         # A double click, or the browser sending the form again, withdraws once.
