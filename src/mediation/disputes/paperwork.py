@@ -13,6 +13,7 @@ from typing import Any
 from mediation.disputes.enums import CATEGORY_LABELS, PARTY_ROLE_LABELS, Category, PartyRole
 from mediation.disputes.models import Dispute
 from mediation.handoffs.ledger import KIND_LABELS
+from mediation.handoffs.materials import claims_label
 
 
 def _parties(dispute: Dispute) -> list[str]:
@@ -67,7 +68,7 @@ def handoff_lines(dispute: Dispute) -> list[str]:
         lines.append(f"调解协议生效日期: {dispute.agreement_effective_on}")
         lines.append("双方当事人共同申请司法确认 (民事诉讼法第二百零五条)。")
     if handoff.get("claims"):
-        lines.append(f"诉讼请求: {handoff['claims']}")
+        lines.append(f"{claims_label(kind)}: {handoff['claims']}")
     if handoff.get("arbitration_agreement"):
         lines.append(f"仲裁协议: {handoff['arbitration_agreement']}")
     lines.append("随附材料见材料清单 (以哈希值为准)。")

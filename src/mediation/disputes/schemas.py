@@ -998,6 +998,17 @@ class ReferArbitrationPayload(WriteModel):
             max_length=500, description="The written arbitration agreement (clause or document reference)."
         ),
     ] = None
+    claims: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=5000,
+            description="仲裁请求: what the applicant asks the commission to decide, with the facts and "
+            "reasons the referral letter states (劳动争议调解仲裁法 Art. 28; 仲裁法 Art. 21, 23; "
+            "农村土地承包经营纠纷调解仲裁法 Art. 20-21). Optional: the party's own application may "
+            "state them; the dossier's checklist shows whether the referral did.",
+        ),
+    ] = None
     rights_known_on: Day | None = Field(
         default=None,
         description="The day the party knew or should have known of the infringement; the "

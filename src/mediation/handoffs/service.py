@@ -38,6 +38,7 @@ from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
 from mediation.handoffs.answers import ARBITRATION_HANDOFF_KINDS
 from mediation.handoffs.ledger import OPEN, StepCount, overdue_step, summary
+from mediation.handoffs.materials import checklist, limitation_note
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, HandoffExtensionIn, OutcomeIn, WithdrawalIn
 
@@ -230,36 +231,7 @@ class HandoffService:
             )
         ).all()
         kinds = {item["kind"] for item in manifest}
-        materials = [
-            {
-                "item": "调解协议书",
-                "article": "民诉法解释 第三百五十四条",
-                "present": agreement is not None or "agreement" in kinds,
-            },
-            {
-                "item": "当事人身份证明",
-                "article": "民诉法解释 第三百五十四条",
-                "present": all(p.id_number_enc for p in dispute.parties if p.role != "agent"),
-            },
-            {
-                "item": "当事人住所、联系方式及送达地址",
-                "article": "民诉法解释 第三百五十四条",
-                "present": all(p.address and p.phone_enc for p in dispute.parties if p.role != "agent"),
-            },
-            {
-                "item": "调解组织主持调解的证明 (调解笔录/时间线)",
-                "article": "法释〔2011〕5号 第三条",
-                "present": True,
-            },
-        ]
-        if any(p.role == "agent" for p in dispute.parties):
-            materials.append(
-                {
-                    "item": "授权委托书",
-                    "article": "民诉法解释 第三百五十一条",
-                    "present": "power_of_attorney" in kinds,
-                }
-            )
+        materials = checklist(handoff, dispute, agreement is not None, kinds)
         filing_pack = None
         if handoff.kind != "judicial_confirmation":
             body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
@@ -277,7 +249,7 @@ class HandoffService:
                 ),
                 "termination": (dispute.outcome or {}).get("fail"),
                 "arbitration_agreement": handoff.arbitration_agreement,
-                "limitation_note": "申请人民调解中断诉讼时效 (民法典第一百九十五条)",
+                "limitation_note": limitation_note(handoff.kind),
             }
             if handoff.kind == "litigation":
                 filing_pack["prior_arbitration"] = await self._prior_arbitration(handoff)

@@ -1,0 +1,86 @@
+"""A referral's dossier tells the commission or court what its own application needs.
+
+An arbitration or a suit is a new claim: its application names the other side, states the claims
+with the facts and reasons, and brings the evidence (劳动争议调解仲裁法 Art. 28; 仲裁法 Art. 21-23;
+农村土地承包经营纠纷调解仲裁法 Art. 20-21; 民事诉讼法 Art. 122, 124); a commercial arbitration
+needs the arbitration agreement (仲裁法 Art. 4, 16). A judicial confirmation's checklist (the
+agreement, identity documents; 民诉法解释 Art. 354) is no condition there. The referral letter
+carries the claims (仲裁请求) when the center records them, and the filing pack reminds the body of
+the limitation that applies to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import Api
+from tests.test_documents import pdf, uploaded
+from tests.test_paperwork_labels import page_of
+
+CLAIMS = "请求裁决被申请人支付拖欠工资 12,000 元。"
+
+
+def items(dossier: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    return {m["item"]: (m["article"], m["present"]) for m in dossier["materials"]}
+
+
+async def labour_referral(api: Api, **payload: Any) -> dict[str, Any]:
+    dispute = await api.drive("mediation_failed", category="labour")
+    body = {"commission_id": str(api.bodies["labour_commission"]), **payload}
+    return await api.step(dispute, "refer_arbitration", body)
+
+
+async def test_a_labour_referral_lists_what_an_arbitration_application_needs(api: Api) -> None:
+    dispute = await api.drive("mediating", category="labour")
+    await uploaded(api, dispute, pdf(4096, "payslips"), "工资条.pdf", kind="evidence")
+    dispute = await api.step(await api.get(dispute), "fail")
+    body = {"commission_id": str(api.bodies["labour_commission"]), "claims": CLAIMS}
+    dispute = await api.step(dispute, "refer_arbitration", body)
+    dossier = await api.handoff(dispute)
+    listed = items(dossier)
+    assert listed["仲裁请求"] == ("劳动争议调解仲裁法 第二十八条", True)
+    assert listed["事实和理由"] == ("劳动争议调解仲裁法 第二十八条", True)
+    assert listed["证据材料"] == ("劳动争议调解仲裁法 第二十八条", True)
+    assert listed["对方当事人 (被申请人/被告)"][1] is True
+    # The court's confirmation checklist is not the commission's.
+    assert "调解协议书" not in listed and "当事人身份证明" not in listed and "仲裁协议" not in listed
+    pack = dossier["filing_pack"]
+    assert pack["claims"] == CLAIMS
+    assert "劳动争议调解仲裁法第二十七条" in pack["limitation_note"]
+    assert "民法典" not in pack["limitation_note"]
+    letter = await page_of(api, dispute, "filing_pack")
+    assert f"仲裁请求: {CLAIMS}" in letter and "诉讼请求" not in letter
+
+
+async def test_a_referral_without_claims_shows_them_missing(api: Api) -> None:
+    dossier = await api.handoff(await labour_referral(api))
+    listed = items(dossier)
+    assert listed["仲裁请求"] == ("劳动争议调解仲裁法 第二十八条", False)
+    assert listed["证据材料"][1] is False
+    assert dossier["filing_pack"]["claims"] is None
+
+
+async def test_a_commercial_referral_needs_the_arbitration_agreement(api: Api) -> None:
+    dispute = await api.step(await api.drive("mediation_failed"), "refer_arbitration")
+    listed = items(await api.handoff(dispute))
+    assert listed["仲裁协议"] == ("仲裁法 第四条、第十六条", True)
+    assert listed["仲裁请求"] == ("仲裁法 第二十一条、第二十三条", False)
+    assert "调解协议书" not in listed
+
+
+async def test_a_litigation_referral_lists_what_a_complaint_needs(api: Api) -> None:
+    dispute = await api.step(await api.drive("mediation_failed"), "refer_litigation")
+    dossier = await api.handoff(dispute)
+    listed = items(dossier)
+    assert listed["诉讼请求"] == ("民事诉讼法 第一百二十二条、第一百二十四条", True)
+    assert "调解协议书" not in listed and "仲裁协议" not in listed
+    assert "民法典第一百九十五条" in dossier["filing_pack"]["limitation_note"]
+    letter = await page_of(api, dispute, "filing_pack")
+    assert "诉讼请求: 请求判令被申请人赔偿损失。" in letter
+
+
+async def test_a_confirmation_keeps_the_courts_checklist(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    listed = items(await api.handoff(dispute))
+    assert listed["调解协议书"] == ("民诉法解释 第三百五十四条", True)
+    assert "当事人身份证明" in listed and "诉讼请求" not in listed and "仲裁请求" not in listed
