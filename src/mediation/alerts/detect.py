@@ -20,6 +20,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mediation.core.i18n import Text
+
 
 class ClusterBy(StrEnum):
     respondent = "respondent"  # the same respondent (ID/credit code, or an organisation's name)
@@ -45,7 +47,7 @@ class ClusterRule(_Strict):
 
 
 class AlertRules(_Strict):
-    risk_words: dict[str, WordList]
+    risk_words: dict[Danger, WordList]
     # A risk word said just after one of these is denied, not threatened ("双方均表示不会报复对方").
     negations: list[Annotated[str, Field(min_length=1, max_length=10)]] = []
     # Between a negation and a risk word, one of these makes the negation a condition and the risk
@@ -69,9 +71,28 @@ def normalise(text: str) -> str:
     return _SPACES.sub("", unicodedata.normalize("NFKC", text)).lower()
 
 
+class Danger(StrEnum):
+    """What danger a risk alert is about: the kinds of risk words (the keys of `risk_words`), and a
+    criminal or public-security matter, which staff report though no word names it (人民调解法
+    Art. 25: 可能激化为刑事案件或者治安案件)."""
+
+    violence = "violence"
+    self_harm = "self_harm"
+    gathering = "gathering"
+    criminal = "criminal"
+
+
+DANGER_LABELS: dict[Danger, Text] = {
+    Danger.violence: Text("暴力威胁", "threat of violence"),
+    Danger.self_harm: Text("自伤自杀", "self-harm or suicide"),
+    Danger.gathering: Text("聚集滋事、集体上访", "mass gathering or petition"),
+    Danger.criminal: Text("可能激化为刑事或治安案件", "may turn into a criminal or public-security case"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class RiskHit:
-    kind: str  # violence | self_harm | gathering
+    kind: str  # a Danger: violence | self_harm | gathering (criminal too, if a rules file lists words)
     label: str
     word: str
 
@@ -92,7 +113,7 @@ def risk_words(text: str, rules: AlertRules) -> list[RiskHit]:
         for word in words.words:
             needle = normalise(word)
             if any(not _denied(plain, at, negations, conditionals) for at in _places(plain, needle)):
-                hits.append(RiskHit(kind, words.label, word))
+                hits.append(RiskHit(kind.value, words.label, word))
     return hits
 
 

@@ -9,11 +9,17 @@ from fastapi.responses import JSONResponse
 
 from mediation.agreements.router import CHANGES, IfMatch
 from mediation.alerts.models import Alert
-from mediation.alerts.schemas import AcknowledgeIn, AlertCaseOut, AlertOut, AlertPage, ResolveIn
+from mediation.alerts.schemas import AcknowledgeIn, AlertCaseOut, AlertOut, AlertPage, ResolveIn, RiskFlagIn
 from mediation.alerts.service import AlertService
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
+    Forbidden,
+    IdempotencyInProgress,
+    IdempotencyKeyMismatch,
+    InvalidTransition,
     NotFound,
+    PreconditionRequired,
+    StaleVersion,
     ValidationFailed,
     problem_responses,
 )
@@ -21,7 +27,17 @@ from mediation.core.http import etag_for, sends
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Permission, Principal
-from mediation.disputes.router import IdempotencyKey, Reader, Supervisor, service
+from mediation.disputes.router import (
+    IdempotencyKey,
+    Reader,
+    Supervisor,
+    View,
+    Writer,
+    dispute_response,
+    service,
+)
+from mediation.disputes.router import IfMatch as CaseIfMatch
+from mediation.disputes.schemas import DisputeOut
 from mediation.disputes.service import DisputeService
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["early warning"])
@@ -107,6 +123,56 @@ async def get_alert(alert_id: uuid.UUID, principal: Reader, svc: Alerts) -> Resp
 )
 async def case_alerts(dispute_id: uuid.UUID, principal: Reader, svc: Alerts) -> list[AlertOut]:
     return [alert_out(a, principal) for a in await svc.of_case(dispute_id, principal)]
+
+
+@router.post(
+    "/disputes/{dispute_id}/risk-flags",
+    response_model=DisputeOut,
+    summary="报告风险 Flag the case at risk",
+    description=(
+        "Staff on the case flag a danger they saw that no risk word in the facts or minutes names "
+        "(人民调解法 Art. 25: a dispute that may turn into a criminal or public-security case is "
+        "reported to the police at once): `danger` (violence, self_harm, gathering, criminal), "
+        "`observation` (what was seen, required; on the timeline, masked like other notes without "
+        "pii:read) and the report made, if any (`reported_to` police or another department, "
+        "`reported_at`, the department's name, required for another department, and the "
+        "reference number). It does what risk words do: the case is marked at risk (`is_risk`) and "
+        "waits for a supervisor (`attention` risk), its open risk alert is raised or joined "
+        "(`details.source` staff, `flagged_by`, `report`; `alert_raised` on the timeline and in the "
+        "feed when the case joins an alert), and a case still at the center (registered, accepted) "
+        "takes the tier for risk cases (`tier` in the event names the move). The flag itself is one "
+        "timeline entry (`flag_risk`), one `risk_flagged` event and the audit record. The body "
+        "holding the case (its mediators and administrator) and the center's clerks and supervisors "
+        "flag it; a court, a commission and other roles are refused (403), a case the caller does "
+        "not see is 404, a declined or archived case is 409 `case_closed`. Needs the case's ETag."
+    ),
+    responses=problem_responses(
+        NotFound,
+        Forbidden,
+        InvalidTransition,
+        StaleVersion,
+        PreconditionRequired,
+        IdempotencyKeyMismatch,
+        IdempotencyInProgress,
+    ),
+)
+async def flag_risk(
+    request: Request,
+    dispute_id: uuid.UUID,
+    data: RiskFlagIn,
+    principal: Writer,
+    view: View,
+    svc: Alerts,
+    if_match: CaseIfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> Response:
+        dispute, alert, flagged = await svc.flag(dispute_id, data, principal, if_match)
+        # Codes and times only: what was seen and the report's department and number stay with the case.
+        request.state.audit_details = {"risk_flag": {**flagged, "alert_id": str(alert.id)}}
+        return dispute_response(view.dispute(dispute), dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.post(

@@ -40,14 +40,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from mediation.alerts import detect
-from mediation.alerts.detect import AlertRules, ClusterBy, ClusterRule, RiskHit
+from mediation.alerts.detect import DANGER_LABELS, AlertRules, ClusterBy, ClusterRule, Danger, RiskHit
 from mediation.alerts.models import Alert, AlertCase
+from mediation.alerts.schemas import RiskFlagIn
 from mediation.core.db import one_of
-from mediation.core.errors import Conflict, NotFound
+from mediation.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
-from mediation.core.principal import SYSTEM, Principal
-from mediation.disputes import attention
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, ROLE_NAMES, SYSTEM, Principal
+from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
 from mediation.disputes.enums import CATEGORY_LABELS, Category, PartyKind, PartyRole
 from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
@@ -70,6 +71,22 @@ POLICE_ADVICE = (
 
 # The reason a risk alert gives when the clerk registering the case marked it as dangerous.
 MARKED_AT_INTAKE = "受理员登记时标记为涉稳或有激化危险"
+
+# Who flags a case at risk by hand: the staff who work on it, the center's and the body's that
+# holds it (the case's scope decides which case each of them sees). A court or commission reads
+# what was handed to it, and auditors and administrators do not work on cases.
+FLAGGING_ROLES = CENTER_ROLES | BODY_ROLES
+# How far ahead of this host's clock a report's time may be (another device's clock).
+REPORT_CLOCK_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffFlag:
+    """A danger that staff on the case saw and flagged by hand, and their report of it."""
+
+    danger: Danger
+    by: Principal
+    report: dict[str, Any] | None
 
 
 class _Recognisable(Protocol):
@@ -372,12 +389,93 @@ class AlertService:
         assert alert is not None  # a risk finding always raises
         return alert
 
-    def _risk(self, dispute: Dispute, hits: list[RiskHit], source: str, *, marked: bool = False) -> Finding:
+    def may_flag(self, dispute: Dispute, principal: Principal) -> bool:
+        """Whether `principal` may flag this case (which it sees) at risk now, as `flag` enforces."""
+        return principal.role in FLAGGING_ROLES and dispute.status not in lifecycle.TERMINAL
+
+    async def flag(
+        self, dispute_id: uuid.UUID, data: RiskFlagIn, principal: Principal, if_match: str | None
+    ) -> tuple[Dispute, Alert, dict[str, Any]]:
+        """Staff on the case flag it at risk by hand: a danger they saw that no risk word names
+        (人民调解法 Art. 25: a dispute that may turn into a criminal or public-security case is reported
+        to the police at once). It does what risk words in the facts do: the case is marked at risk
+        and waits for a supervisor, its open risk alert is raised or joined (`source` staff), and a
+        case still at the center takes the tier for risk cases. The flag lands on the timeline (what
+        was seen as its reason) and in the feed (`risk_flagged`) before the alert, which follows
+        from it. Answers the case, its risk alert, and what the event says."""
+        if principal.role not in FLAGGING_ROLES:
+            raise Forbidden(
+                Text(
+                    "只有办理本案的调解组织和调解中心工作人员可以报告风险",
+                    "Only staff working on the case (the body holding it, the center) flag it at risk",
+                )
+            )
+        dispute = await self.disputes.get(dispute_id, principal, for_update=True)
+        check_if_match(if_match, dispute.version)
+        status = lifecycle.Status(dispute.status)
+        if status in lifecycle.TERMINAL:
+            raise InvalidTransition(
+                Text(
+                    "案件处于「{s}」, 已不再办理; 发现的危险请直接向公安机关报告",
+                    "The case is {se} and no longer worked on; report a danger to the police directly",
+                ).format(s=lifecycle.STATUS_LABELS[status].zh, se=status.value),
+                code="case_closed",
+                status_now=status.value,
+            )
+        if data.reported_at is not None and data.reported_at > self.clock.now() + REPORT_CLOCK_MARGIN:
+            raise ValidationFailed.of_field(
+                "reported_at",
+                "in_future",
+                Text("报告时间不能晚于现在", "reported_at cannot be in the future"),
+            )
+        report: dict[str, Any] | None = None
+        if data.reported_to is not None:
+            assert data.reported_at is not None  # RiskFlagIn asks for it with a report
+            report = {
+                "to": data.reported_to.value,
+                "at": data.reported_at.isoformat(),
+                "department": data.report_department or None,
+                "reference": data.report_reference or None,
+            }
+        finding = self._risk(dispute, [], "staff", flagged=StaffFlag(data.danger, principal, report))
+        # The event carries codes and times; the department's name and the reference number stay
+        # with the case, read with its rights (free text, masked like other notes).
+        payload: dict[str, Any] = {
+            "danger": data.danger.value,
+            "reported_to": report["to"] if report else None,
+            "reported_at": report["at"] if report else None,
+        }
+        moved = await self.disputes.raise_tier_for_risk(dispute)
+        if moved is not None:
+            payload["tier"] = moved
+        kept = {k: report[k] for k in ("department", "reference") if report and report[k]}
+        await self.disputes.record_work(
+            dispute,
+            "flag_risk",
+            principal,
+            data.observation,
+            payload,
+            "risk_flagged",
+            timeline_only={f"report_{k}": v for k, v in kept.items()},
+        )
+        alert = await self._raise(dispute, finding, await self._open(finding.key))
+        assert alert is not None  # a risk finding always raises
+        return dispute, alert, payload
+
+    def _risk(
+        self,
+        dispute: Dispute,
+        hits: list[RiskHit],
+        source: str,
+        *,
+        marked: bool = False,
+        flagged: StaffFlag | None = None,
+    ) -> Finding:
         """A risk alert on the case: for the words that signal danger (`hits`), or because the clerk
-        registering it marked it as dangerous (`marked`), or both. Either way the mediator is told to
-        report a danger of violence to the police (人民调解法 Art. 25), and the case waits for a
-        supervisor at once."""
-        kinds = sorted({h.kind for h in hits})
+        registering it marked it as dangerous (`marked`), or because staff on the case flagged it
+        (`flagged`). Either way the mediator is told to report a danger of violence to the police
+        (人民调解法 Art. 25), and the case waits for a supervisor at once."""
+        kinds = sorted({h.kind for h in hits} | ({flagged.danger.value} if flagged else set()))
         words = sorted({h.word for h in hits})
         dispute.is_risk = True
         attention.flag(dispute, Attention.risk)
@@ -386,6 +484,12 @@ class AlertService:
         if marked:
             details["marked_by"] = dispute.created_by
             reasons.append(MARKED_AT_INTAKE)
+        if flagged is not None:
+            details["flagged_by"] = flagged.by.id
+            if flagged.report is not None:
+                # Not reported yet, an earlier flag's report the alert holds stays.
+                details["report"] = flagged.report
+            reasons.append(f"{ROLE_NAMES[flagged.by.role]}报告{DANGER_LABELS[flagged.danger].zh}")
         if hits:
             reasons.append("含{}表述".format("、".join(sorted({h.label for h in hits}))))
         return Finding(

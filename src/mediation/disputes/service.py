@@ -1547,16 +1547,8 @@ class DisputeService:
             "parties": [{"party_id": str(p.id), "fields": sorted(c)} for p, c in changes],
             "added_parties": [{"party_id": str(p.id), "role": p.role} for p in new_parties],
         }
-        if risk and dispute.status in (Status.registered, Status.accepted):
-            # Still at the center: the case takes the tier for risk cases, as it would have from
-            # intake with these facts (人民调解法 Art. 25), never a lower one than it has; the
-            # correction says so, as the routing level is what the center and the bodies go by.
-            facts = dataclasses.replace(facts_of(dispute), is_risk=True)
-            required, _ = required_tier(facts, (await self.triage.rules()).rules)
-            raised = higher_tier(Tier(dispute.tier), required)
-            if raised != dispute.tier:
-                corrected["tier"] = {"from": str(dispute.tier), "to": raised.value}
-                dispute.tier = raised
+        if risk and (moved := await self.raise_tier_for_risk(dispute)) is not None:
+            corrected["tier"] = moved
         self._append_timeline(
             dispute,
             "correct",
@@ -1580,6 +1572,23 @@ class DisputeService:
             # After the correction's own entry and event: the alert follows from what it wrote.
             await alerts.flag_risk(dispute, risk, "correction")
         return dispute, corrected
+
+    async def raise_tier_for_risk(self, dispute: Dispute) -> dict[str, str] | None:
+        """A case still at the center found at risk takes the tier for risk cases, as it would have
+        from intake (人民调解法 Art. 25), never a lower one than it has. Answers the move (`from`,
+        `to`) for the change to say, as the routing level is what the center and the bodies go by;
+        None when the case is with a body (the risk alert calls a supervisor, who escalates it if
+        need be) or already at that tier."""
+        if dispute.status not in (Status.registered, Status.accepted):
+            return None
+        facts = dataclasses.replace(facts_of(dispute), is_risk=True)
+        required, _ = required_tier(facts, (await self.triage.rules()).rules)
+        raised = higher_tier(Tier(dispute.tier), required)
+        if raised == dispute.tier:
+            return None
+        moved = {"from": str(dispute.tier), "to": raised.value}
+        dispute.tier = raised
+        return moved
 
     def may_correct(self, dispute: Dispute, principal: Principal) -> bool:
         """Whether `principal` may correct the case's registration now (what `correct` enforces)."""

@@ -502,6 +502,34 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["owner_set", "owner_cleared"],
         },
+        "risk_flagged": {
+            "summary": "报告风险 Staff on the case flagged it at risk by hand (人民调解法 Art. 25): the danger, "
+            "and whether it was reported and to whom; what was seen stays on the timeline. The case's risk "
+            "alert is raised (alert_raised) or joined in the same transaction",
+            "fields": {
+                **COMMON_FIELDS,
+                "danger": {
+                    "type": "string",
+                    "description": "violence | self_harm | gathering | criminal",
+                },
+                "reported_to": {
+                    "type": ["string", "null"],
+                    "description": "police | other_department; null: not reported yet",
+                },
+                "reported_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "when it was reported, with a report",
+                },
+                "tier": {
+                    "type": "object",
+                    "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
+                    "description": "present when the flag moved a case still at the center to the tier for "
+                    "risk cases: village | town | county | city",
+                },
+            },
+            "actions": ["flag_risk"],
+        },
         "alert_raised": {
             "summary": "预警 The case is part of an early-warning alert (risk words, cluster, repeated dispute)",
             "fields": {**COMMON_FIELDS, **ALERT_FIELDS},

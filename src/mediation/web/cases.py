@@ -45,7 +45,7 @@ from mediation.agreements.schemas import (
 )
 from mediation.agreements.service import AgreementService
 from mediation.alerts.router import alert_out
-from mediation.alerts.schemas import AcknowledgeIn, ResolveIn
+from mediation.alerts.schemas import AcknowledgeIn, ResolveIn, RiskFlagIn
 from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.clocks.router import clock_out
@@ -342,6 +342,9 @@ class CasePage:
             # Whom each order is addressed to now: it follows the case from body to body.
             "order_bodies": await self._body_names({o.body_id for o, _ in orders if o.body_id}),
             "can_supervise": principal.can(Permission.supervise),
+            # 报告风险 (人民调解法 Art. 25), offered to whom the service lets flag the case now.
+            "can_flag_risk": AlertService(svc).may_flag(dispute, principal),
+            "risk_flag_fields": describe(RiskFlagIn),
             # A case whose follow-up ended is not supervised (attention.FINISHED).
             "finished_states": FINISHED,
             "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
@@ -496,6 +499,7 @@ DONE_MESSAGES = {
     "supervision_responded": "已答复督办",
     "alert_acknowledge": "已签收预警",
     "alert_resolve": "已记录预警处置",
+    "risk_flagged": "已报告风险, 督办人员已收到风险预警",
     "signed": "已记录签署",
     "corrected": "已更正登记信息",
     "sitting_scheduled": "已安排调解会",
@@ -583,6 +587,8 @@ def _field_names(form: str) -> set[str]:
         fields = describe(SessionCancelIn)
     elif form.startswith("reschedule_sitting:"):
         fields = sitting_reschedule_fields()
+    elif form == "flag_risk":
+        fields = describe(RiskFlagIn)
     elif form.startswith("alert:") and form.endswith(":resolve"):
         fields = describe(ResolveIn)  # acknowledging shows no field: its refusal is said above it
     else:
@@ -1081,6 +1087,28 @@ async def handle_alert(
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"alert:{alert}:{step}", exc, values)
     return see_other(f"/cases/{case_id}?done=alert_{step}#alerts")
+
+
+@router.post("/cases/{dispute_id}/risk-flags", response_class=HTMLResponse)
+async def flag_risk(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """报告风险: staff on the case flag a danger they saw (人民调解法 Art. 25), through the service
+    the API uses."""
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    fields = describe(RiskFlagIn)
+    values: dict[str, Any] = {}
+    try:
+        values = form_data(form, fields)
+        require(principal, Permission.cases_write)
+        data = RiskFlagIn.model_validate(local_times(values, fields, svc.clock.zone))
+        version = _text(form.get("version"))
+        await _once(
+            request, principal, form, lambda: AlertService(svc).flag(case_id, data, principal, version)
+        )
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, "flag_risk", exc, values)
+    return see_other(f"/cases/{case_id}?done=risk_flagged#alerts")
 
 
 # ---- printable pages ------------------------------------------------------------------------------

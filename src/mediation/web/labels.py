@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 
+from mediation.alerts.detect import DANGER_LABELS
 from mediation.bodies.models import BodyKind
 from mediation.clocks.rules import CLOCK_LABELS
 from mediation.core.principal import ROLE_NAMES
@@ -46,6 +47,7 @@ TIMELINE_LABELS = {
     "owner_cleared": "取消包案",
     "note": "备注",
     "alert_raised": "触发预警",
+    "flag_risk": "报告风险",
     "alert_acknowledged": "签收预警",
     "alert_resolved": "预警处置",
     "clock_at_risk": "时限临期",
@@ -247,10 +249,19 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "system": "系统",
     },
     "document_status": {"active": "有效", "withdrawn": "已撤回"},
+    # 报告风险 (人民调解法 Art. 25): the danger staff saw, and to whom they reported it.
+    "danger": {d.value: label.zh for d, label in DANGER_LABELS.items()},
+    "reported_to": {"police": "公安机关", "other_department": "其他有关部门"},
 }
 
 FIELD_LABELS: dict[str, str] = {
     "note": "备注",
+    "danger": "危险类型",
+    "observation": "发现的情况",
+    "reported_to": "已向何处报告 (尚未报告的不选)",
+    "reported_at": "报告时间",
+    "report_department": "报告的派出所或部门 (向其他部门报告的必填)",
+    "report_reference": "接报回执号 (选填)",
     "reason": "理由",
     "advice": "告知的其他途径",
     "body_id": "调解组织",
@@ -454,6 +465,39 @@ def document_entry(action: str, payload: dict[str, object] | None, names: Mappin
     parts = [f"{text}, 当事人{party}提交" if party else text]
     if payload.get("note"):
         parts.append(f"备注: {payload['note']}")
+    return " · ".join(parts)
+
+
+def risk_report(action: str, payload: dict[str, object] | None, zone: tzinfo) -> str:
+    """What a flag of risk says on the timeline: the danger and the report (人民调解法 Art. 25),
+    "危险类型: 暴力威胁 · 已于 3月2日 10:30 向公安机关 (城关派出所) 报告, 回执号 J2026-001"; what
+    was seen is the entry's reason."""
+    if action != "flag_risk" or not payload:
+        return ""
+    parts = [f"危险类型: {enum_label('danger', payload.get('danger'))}"]
+    to = payload.get("reported_to")
+    if not to:
+        parts.append("尚未报告 (发现可能激化为刑事或治安案件的, 应当及时向当地公安机关报告)")
+    else:
+        try:
+            at = datetime.fromisoformat(str(payload.get("reported_at"))).astimezone(zone)
+            when = f"于 {at.year}年{at.month}月{at.day}日 {at:%H:%M} "
+        except ValueError:
+            when = ""
+        department = payload.get("report_department")
+        report = (
+            f"已{when}向{enum_label('reported_to', to)}"
+            + (f" ({department})" if department else "")
+            + " 报告"
+        )
+        if payload.get("report_reference"):
+            report += f", 回执号 {payload['report_reference']}"
+        parts.append(report)
+    tier = payload.get("tier")
+    if isinstance(tier, dict):
+        parts.append(
+            f"处理层级由{enum_label('tier', tier.get('from'))}级调整为{enum_label('tier', tier.get('to'))}级"
+        )
     return " · ".join(parts)
 
 

@@ -32,6 +32,7 @@ from mediation.web.labels import (
     document_entry,
     entry_reason,
     enum_label,
+    risk_report,
     sitting_moved,
     sitting_outcome,
     visit_result,
@@ -61,6 +62,11 @@ def _local(context: Context, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M"
 @pass_context
 def _sitting_moved(context: Context, action: str, payload: dict[str, object] | None) -> str:
     return sitting_moved(action, payload, _zone(context))
+
+
+@pass_context
+def _risk_report(context: Context, action: str, payload: dict[str, object] | None) -> str:
+    return risk_report(action, payload, _zone(context))
 
 
 @pass_context
@@ -115,6 +121,7 @@ templates.env.globals.update(
     document_entry=document_entry,
     DOCUMENT_ENTRIES=DOCUMENT_ENTRIES,
     sitting_moved=_sitting_moved,
+    risk_report=_risk_report,
     agreement_work=agreement_work,
     agreement_effective=agreement_effective,
     LABELS=ENUM_LABELS,
