@@ -154,7 +154,8 @@ async def case_alerts(dispute_id: uuid.UUID, principal: Reader, svc: Alerts) -> 
         PreconditionRequired,
         IdempotencyKeyMismatch,
         IdempotencyInProgress,
-    ),
+    )
+    | sends(200, "ETag"),
 )
 async def flag_risk(
     request: Request,
