@@ -149,6 +149,20 @@ async def test_the_edit_of_a_draft_retried_under_its_key_answers_the_first(api: 
     assert await _counts(api, case) == after
 
 
+async def test_a_drafts_precondition_names_no_case_version(api: Api) -> None:
+    """A draft carries its own ETag: the refusals speak of what is changed, not of the case."""
+    case = await api.drive("mediating")
+    draft = await api.draft_agreement(case)
+    url = f"/v1/disputes/{case['id']}/agreements/{draft['id']}"
+    edit = api.agreement_content(case, facts="双方因院墙滴水及排水沟堵塞发生争执。")
+    english = {**api.acting("body_mediator", case), "Accept-Language": "en"}
+    missing = await api.client.put(url, json=edit, headers=english)
+    assert missing.status_code == 428 and "case" not in missing.json()["detail"]
+    assert missing.json()["current_etag"] == f'"{draft["version"]}"'
+    stale = await api.client.put(url, json=edit, headers={**english, "If-Match": '"99"'})
+    assert stale.status_code == 412 and "case" not in stale.json()["title"]
+
+
 # ---- sittings, drafts and links: an If-Match, when given, is held to ------------------------------
 
 

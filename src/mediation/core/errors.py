@@ -103,7 +103,7 @@ class GuardFailed(ProblemError):
 class StaleVersion(ProblemError):
     status = 412
     slug = "stale-version"
-    title = Text("案件已被他人修改, 请刷新后重试", "The case has changed; reload and retry")
+    title = Text("已被他人修改, 请刷新后重试", "It has changed since you read it; reload and retry")
 
 
 class PreconditionRequired(ProblemError):

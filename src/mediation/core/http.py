@@ -78,7 +78,12 @@ def check_if_match(if_match: str | None, version: int) -> None:
     """Optimistic concurrency (RFC 9110 §13.1.1, strong comparison): the client must name the version it saw."""
     if if_match is None or not if_match.strip():
         raise PreconditionRequired(
-            Text("修改案件须携带 If-Match: 当前 ETag", "Send If-Match with the case's current ETag"),
+            # Said of whatever carries the version: a case, a sitting, an agreement's draft, a
+            # handoff, a body; each answers with its own ETag.
+            Text(
+                "修改须携带 If-Match: 所修改对象的当前 ETag",
+                "Send If-Match with the current ETag of what you change",
+            ),
             current_etag=etag_for(version),
         )
     tags = [t.strip() for t in if_match.split(",")]
