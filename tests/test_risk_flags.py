@@ -295,9 +295,7 @@ async def test_a_retry_with_the_same_key_replays_and_flags_once(api: Api) -> Non
         ({"reported_to": None}, "reported_to", "report_target_missing"),
     ],
 )
-async def test_a_report_is_told_whole(
-    api: Api, change: dict[str, Any], field: str, code: str | None
-) -> None:
+async def test_a_report_is_told_whole(api: Api, change: dict[str, Any], field: str, code: str | None) -> None:
     dispute = await api.drive("mediating", description=CALM)
     response = await flag(api, dispute, reported(api, **change))
     await unchanged_after(api, dispute, response, 422)
