@@ -168,3 +168,5 @@ async def test_the_contract_asks_for_the_cases_etag(app: Any) -> None:
         assert "If-Match" in [p["name"] for p in operation["parameters"]], route
         assert {"412", "428"} <= set(operation["responses"]), route
         assert "ETag" in operation["description"], route
+        # ... and declares the case's new ETag it answers with.
+        assert "ETag" in operation["responses"]["200"].get("headers", {}), route

@@ -166,3 +166,28 @@ async def test_a_settled_handoff_is_not_provisional(api: Api) -> None:
     )
     assert response.status_code == 200, response.text
     assert response.json()["provisional"] is False
+
+
+async def test_an_archived_cases_enforcement_period_is_settled_without_reopening_its_file(api: Api) -> None:
+    """The schedule loaded, the last day stays where it was: an archived case's timeline and
+    version stay as the file was closed; the handoff shows the day as certain."""
+    _on(api, date(2025, 12, 15))
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+    response = await _post(api, handoff, "decision", _confirm(api))
+    assert response.status_code == 200, response.text
+    dispute = await api.get(dispute)
+    for action in ("close", "archive"):
+        dispute = await api.step(dispute, action)
+    assert dispute["status"] == "archived" and dispute["handoff"]["provisional"] is True
+    entries = await api.timeline_count(dispute["id"])
+
+    await _load_2027(api, NEW_YEAR_2027, NOTICE)
+    assert (await _tick(api)).handoff_deadlines_moved == 1
+
+    after = await api.get(dispute)
+    assert after["version"] == dispute["version"] and await api.timeline_count(dispute["id"]) == entries
+    assert (after["handoff"]["enforcement_deadline"], after["handoff"]["provisional"]) == (
+        "2027-12-30",
+        False,
+    )

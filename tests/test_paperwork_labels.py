@@ -9,8 +9,11 @@ what they say cannot be corrected afterwards.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from mediation.disputes.models import Dispute, Party
+from mediation.disputes.paperwork import handoff_lines
 from tests.support import Api, person
 from tests.test_documents import docs_url, walk
 
@@ -54,3 +57,26 @@ async def test_a_referral_letter_names_the_matter_in_words(api: Api) -> None:
     letter = await page_of(api, dispute, "filing_pack")
     assert "移交事项: 移送诉讼" in letter and "移交类型" not in letter
     assert "被申请人: 李四" in letter
+
+
+def test_a_party_who_did_not_apply_is_not_named_an_applicant() -> None:
+    """A third party bound by nothing it applied for stays a third party on the court's paper."""
+    parties = [
+        Party(id=uuid.uuid4(), role=role, name=name)
+        for role, name in (
+            ("applicant", "张三"),
+            ("respondent", "李四"),
+            ("third_party", "王五"),
+            ("agent", "赵律师"),
+        )
+    ]
+    dispute = Dispute(
+        case_number="330681-2026-000001", parties=parties, handoff={"kind": "judicial_confirmation"}
+    )
+    lines = handoff_lines(dispute, {str(parties[0].id), str(parties[1].id)})
+    assert lines[1:5] == [
+        "申请人: 张三 (调解中为申请人)",
+        "申请人: 李四 (调解中为被申请人)",
+        "第三人: 王五",
+        "代理人: 赵律师",
+    ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import Api
+from tests.support import Api, person
 from tests.test_documents import pdf, uploaded
 from tests.test_paperwork_labels import page_of
 
@@ -42,6 +42,8 @@ async def test_a_labour_referral_lists_what_an_arbitration_application_needs(api
     assert listed["事实和理由"] == ("劳动争议调解仲裁法 第二十八条", True)
     assert listed["证据材料"] == ("劳动争议调解仲裁法 第二十八条", True)
     assert listed["对方当事人 (被申请人/被告)"][1] is True
+    # No phone is asked of the parties to an arbitration.
+    assert "原告联系方式" not in listed and "当事人姓名或名称、住所及联系方式" not in listed
     # The court's confirmation checklist is not the commission's.
     assert "调解协议书" not in listed and "当事人身份证明" not in listed and "仲裁协议" not in listed
     pack = dossier["filing_pack"]
@@ -73,6 +75,8 @@ async def test_a_litigation_referral_lists_what_a_complaint_needs(api: Api) -> N
     dossier = await api.handoff(dispute)
     listed = items(dossier)
     assert listed["诉讼请求"] == ("民事诉讼法 第一百二十二条、第一百二十四条", True)
+    assert listed["原告联系方式"] == ("民事诉讼法 第一百二十四条", True)
+    assert listed["当事人姓名或名称、住所"][1] is True
     assert "调解协议书" not in listed and "仲裁协议" not in listed
     assert "民法典第一百九十五条" in dossier["filing_pack"]["limitation_note"]
     letter = await page_of(api, dispute, "filing_pack")
@@ -84,3 +88,11 @@ async def test_a_confirmation_keeps_the_courts_checklist(api: Api) -> None:
     listed = items(await api.handoff(dispute))
     assert listed["调解协议书"] == ("民诉法解释 第三百五十四条", True)
     assert "当事人身份证明" in listed and "诉讼请求" not in listed and "仲裁请求" not in listed
+
+
+async def test_a_respondent_without_a_phone_misses_nothing_a_referral_needs(api: Api) -> None:
+    respondent = {**person("respondent", "李四", 2), "phone": None}
+    dispute = await api.drive("mediation_failed", parties=[person("applicant", "张三", 1), respondent])
+    dispute = await api.step(dispute, "refer_litigation")
+    listed = items(await api.handoff(dispute))
+    assert listed["当事人姓名或名称、住所"][1] is True and listed["原告联系方式"][1] is True

@@ -555,7 +555,7 @@ async def list_follow_ups(
         "`performed` when it records the last obligation performed): it needs the case's ETag in "
         "`If-Match` (428 without, 412 stale), and answers with the case's new ETag."
     ),
-    responses=CHANGES,
+    responses=CHANGES | sends(200, "ETag"),
 )
 async def complete_follow_up(
     request: Request,

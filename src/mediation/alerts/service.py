@@ -65,9 +65,7 @@ CLOCK_MARGIN = timedelta(minutes=1)
 # near year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
 _CURSOR_TIME = TypeAdapter(Instant)
 
-POLICE_ADVICE = (
-    "发现有可能激化为刑事案件或治安案件的, 调解员应当及时向当地公安机关报告 (人民调解法 第二十五条)"
-)
+POLICE_ADVICE = "对有可能引起治安案件、刑事案件的纠纷, 调解员应当及时向当地公安机关或者其他有关部门报告 (人民调解法 第二十五条)"
 
 # The reason a risk alert gives when the clerk registering the case marked it as dangerous.
 MARKED_AT_INTAKE = "受理员登记时标记为涉稳或有激化危险"

@@ -502,7 +502,9 @@ class Problem(BaseModel):
         examples=["mediating"],
     )
     allowed_actions: list[str] | None = Field(
-        default=None, description="invalid-transition: the lifecycle actions the case's state allows."
+        default=None,
+        description="invalid-transition: the actions the caller's role may take from the case's state, "
+        "each once (`GET /v1/disputes/{id}/actions` says which pass their conditions now).",
     )
     allowed_roles: list[str] | None = Field(
         default=None, description="forbidden: the roles that may take the action."

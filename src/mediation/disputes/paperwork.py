@@ -21,13 +21,15 @@ def _parties(dispute: Dispute) -> list[str]:
     return [f"{PARTY_ROLE_LABELS.get(p.role, p.role)}: {p.name}" for p in dispute.parties]
 
 
-def _joint_applicants(dispute: Dispute) -> list[str]:
+def _joint_applicants(dispute: Dispute, applicant_ids: set[str]) -> list[str]:
     """A judicial confirmation is applied for by the parties together (民事诉讼法 Art. 205; 人民调解法
-    Art. 33): each party to the agreement is an applicant, whatever side it took in the dispute; an
-    agent applies for no one of its own and is listed as the agent."""
+    Art. 33): those who applied (the request names them) are each an applicant, whatever side they
+    took in the dispute; any other party, and an agent, is listed under its own role."""
+    applicant = PARTY_ROLE_LABELS[PartyRole.applicant]
     return [
-        f"{'代理人' if p.role == PartyRole.agent else '申请人'}: {p.name}"
-        + (f" (调解中为{PARTY_ROLE_LABELS[p.role]})" if p.role != PartyRole.agent else "")
+        f"{applicant}: {p.name} (调解中为{PARTY_ROLE_LABELS[p.role]})"
+        if str(p.id) in applicant_ids
+        else f"{PARTY_ROLE_LABELS[p.role]}: {p.name}"
         for p in dispute.parties
     ]
 
@@ -57,11 +59,11 @@ PAPER_TITLES = {
 }
 
 
-def handoff_lines(dispute: Dispute) -> list[str]:
+def handoff_lines(dispute: Dispute, applicant_ids: set[str] | None = None) -> list[str]:
     handoff: dict[str, Any] = dispute.handoff or {}
     kind = handoff.get("kind", "")
     confirmation = kind == "judicial_confirmation"
-    parties = _joint_applicants(dispute) if confirmation else _parties(dispute)
+    parties = _joint_applicants(dispute, applicant_ids or set()) if confirmation else _parties(dispute)
     matter = KIND_LABELS[kind].zh if kind in KIND_LABELS else kind
     lines = [f"案件编号: {dispute.case_number}", *parties, f"移交事项: {matter}"]
     if confirmation:

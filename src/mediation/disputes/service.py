@@ -1189,8 +1189,11 @@ class DisputeService:
         elif action in HANDOFF_OPENINGS:
             assert dispute.handoff is not None and dispute.handoff_target_id is not None
             kind = str(dispute.handoff["kind"])
+            # Who applied for the confirmation together (民事诉讼法 Art. 205): the request names them.
+            applicants = {str(i) for i in getattr(ctx.payload, "applicant_party_ids", None) or []}
+            lines = handoff_lines(dispute, applicants)
             await self.documents.generate(
-                dispute, principal, HANDOFF_KINDS[kind], PAPER_TITLES[kind], handoff_lines(dispute), now
+                dispute, principal, HANDOFF_KINDS[kind], PAPER_TITLES[kind], lines, now
             )
             await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now)
 

@@ -120,15 +120,21 @@ def checklist(
                 conditions.parties,
                 any(p.role == "respondent" for p in dispute.parties),
             ),
+            # Each application names every party with its address (劳动争议调解仲裁法 Art. 28; 仲裁法
+            # Art. 23; 农村土地承包经营纠纷调解仲裁法 Art. 21; 民事诉讼法 Art. 124); a phone is asked
+            # for only of a plaintiff (民事诉讼法 Art. 124(1)), so a respondent without one misses nothing.
             (
-                "当事人姓名或名称、住所及联系方式",
+                "当事人姓名或名称、住所",
                 conditions.parties,
-                all(p.address and p.phone_enc for p in _principals(dispute)),
+                all(p.address for p in _principals(dispute)),
             ),
             (label, conditions.claims, bool(handoff.claims)),
             ("事实和理由", conditions.claims, bool(dispute.description)),
             ("证据材料", conditions.evidence, "evidence" in kinds),
         ]
+        if handoff.kind == "litigation":
+            plaintiffs = [p for p in dispute.parties if p.role == "applicant"]
+            items.append(("原告联系方式", "民事诉讼法 第一百二十四条", all(p.phone_enc for p in plaintiffs)))
         if handoff.kind == "commercial_arbitration":
             items.append(("仲裁协议", "仲裁法 第四条、第十六条", bool(handoff.arbitration_agreement)))
         if has_agent:

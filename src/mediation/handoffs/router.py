@@ -244,9 +244,12 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
             "suit. `not_accepted` ends the request. For confirmation, with reason `materials_missing` "
             "(counted as withdrawn, 民诉法解释 Art. 357) or `not_competent_court` (民事诉讼法 Art. 205) "
             "the case goes back to `agreement_signed`, where the parties may apply again within the 30 "
-            "days; with any other reason to `confirmation_rejected` (re-mediate or sue). A labour "
-            "commission's not accepting returns the case to `mediation_failed`, from which it may be "
-            "referred to court (劳动争议调解仲裁法 Art. 29); another commission's closes it."
+            "days; with any other reason to `confirmation_rejected` (re-mediate or sue). A referral not "
+            "accepted, by a commission or by a court, returns the case to `mediation_failed`, from which "
+            "the parties take it where the refusal points: a labour case to court (劳动争议调解仲裁法 "
+            "Art. 29), another to the competent commission or court (民事诉讼法 Art. 127). Each kind of "
+            "handoff takes its own reason codes (422 `reason_not_of_this_body` otherwise) and an "
+            "optional `notice_number` of the notice or ruling not accepting it."
         ),
     ),
     (

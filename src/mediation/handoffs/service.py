@@ -24,7 +24,7 @@ from mediation.core.http import check_if_match, decode_cursor, encode_cursor, et
 from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
-from mediation.disputes.lifecycle import Action
+from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.disputes.schemas import (
     ConfirmPayload,
@@ -597,6 +597,27 @@ class HandoffService:
             handoff.overdue_flagged = None
         self.ledger.touch(handoff, self.clock.now())
         dispute.handoff = summary(handoff, self.clock.today())
+        if after == before and dispute.status == Status.archived:
+            # Only made certain, on a file already closed: the handoff says so, the archived case's
+            # timeline and version stay as they were closed (the audit trail keeps the change).
+            await append(
+                self.session,
+                [
+                    AuditEntry.by(
+                        SYSTEM,
+                        "scheduler.handoff_deadline_settled",
+                        object_type="dispute",
+                        object_id=str(dispute.id),
+                        details={
+                            "handoff_id": str(handoff.id),
+                            "clock": f"handoff_{step}",
+                            "due_on": after.isoformat(),
+                        },
+                    )
+                ],
+                utcnow(),
+            )
+            return True
         await self.disputes.record_work(
             dispute,
             "clock_recounted",

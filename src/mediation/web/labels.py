@@ -477,7 +477,7 @@ def risk_report(action: str, payload: dict[str, object] | None, zone: tzinfo) ->
     parts = [f"危险类型: {enum_label('danger', payload.get('danger'))}"]
     to = payload.get("reported_to")
     if not to:
-        parts.append("尚未报告 (发现可能激化为刑事或治安案件的, 应当及时向当地公安机关报告)")
+        parts.append("尚未报告 (有可能引起治安案件、刑事案件的, 应当及时向当地公安机关或者其他有关部门报告)")
     else:
         try:
             at = datetime.fromisoformat(str(payload.get("reported_at"))).astimezone(zone)
