@@ -28,6 +28,7 @@ from mediation.events.models import OutboxEvent
 from mediation.events.sequencer import sequence_pending
 from mediation.events.service import SOURCE, TYPE_PREFIX
 from tests.support import commit_elsewhere, intake_body
+from tests.test_risk_flags import flag
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -795,6 +796,9 @@ async def produce_every_event_type(api: Any) -> None:
         headers={**owner, "If-Match": f'"{risky["version"]}"'},
     )
     assert corrected.status_code == 200, corrected.text
+    # A danger seen and reported by hand (人民调解法 Art. 25).
+    hand_flagged = await flag(api, await api.get(risky), headers=api.auth("supervisor"))
+    assert hand_flagged.status_code == 200, hand_flagged.text
     flagged = await api.intake(description="被申请人扬言要拿刀砍人, 情绪激动。")
     (alert,) = [
         a
