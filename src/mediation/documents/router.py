@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUploadFile
@@ -40,7 +40,7 @@ from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import WriteModel
 from mediation.disputes.models import Dispute
-from mediation.disputes.router import IdempotencyKey, IfMatch, View, dispute_response
+from mediation.disputes.router import IdempotencyKey, IfMatch, OptionalIfMatch, View, dispute_response
 from mediation.disputes.service import DisputeService
 from mediation.disputes.views import Viewer
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, file_charset, saved_name
@@ -54,13 +54,6 @@ Reader = Annotated[Principal, permission(Permission.cases_read)]
 Writer = Annotated[Principal, permission(Permission.cases_write)]
 # An upload creates a document rather than changing what a client read, so it does not require the
 # case's ETag (an Idempotency-Key makes it safe to retry); one the client sends is held to.
-OptionalIfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Optional: the case's current ETag; when sent, a stale one is 412 and nothing is stored.",
-    ),
-]
 
 
 class DocumentOut(BaseModel):
