@@ -104,8 +104,10 @@ def check_if_match(if_match: str | None, version: int) -> None:
 def check_if_match_given(if_match: str | None, version: int) -> None:
     """For a request that creates (a sitting, an agreement's draft, a link): it need not name the
     case's version, its Idempotency-Key makes a retry safe; but one that names it asked to act only
-    on that version, and is refused (412) when the case has moved on since, as any change is."""
-    if if_match is None:
+    on that version, and is refused (412) when the case has moved on since, as any change is. An
+    empty header names no version (RFC 9110 §5.6.1: an empty list), so it is no condition, as if
+    it were not sent; where the header is required it stays a 428."""
+    if if_match is None or not if_match.strip(" \t,"):
         return
     check_if_match(if_match, version)
 
