@@ -339,8 +339,9 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "expired: a signed-in administrator, not an API key, checks its URL and enables it.",
     },
     InvalidTransition: {
-        "case_closed": "The case is closed or archived: its registration stands as a record and is "
-        "no longer corrected (`status_now`).",
+        "case_closed": "The case is closed, declined or archived (`status_now`): it is no longer "
+        "worked on and its file stands as a record, so its registration is not corrected and no "
+        "risk is flagged on it.",
         "case_handed_off": "The case is with a court or arbitration commission: its file stands as "
         "handed over (`status_now`).",
     },
