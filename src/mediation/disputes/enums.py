@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from mediation.core.i18n import Text
+
 
 class Category(StrEnum):
     marriage_family = "marriage_family"  # 婚姻家庭
@@ -113,13 +115,15 @@ class PartyRole(StrEnum):
     agent = "agent"  # 代理人
 
 
-# As the center's papers and pages name each role (domain.md §2).
-PARTY_ROLE_LABELS: dict[str, str] = {
-    PartyRole.applicant: "申请人",
-    PartyRole.respondent: "被申请人",
-    PartyRole.third_party: "第三人",
-    PartyRole.agent: "代理人",
+# As the center's papers, pages and messages name each role (domain.md §2).
+PARTY_ROLE_NAMES: dict[str, Text] = {
+    PartyRole.applicant: Text("申请人", "applicant"),
+    PartyRole.respondent: Text("被申请人", "respondent"),
+    PartyRole.third_party: Text("第三人", "third party"),
+    PartyRole.agent: Text("代理人", "agent"),
 }
+# The printed papers are in Chinese.
+PARTY_ROLE_LABELS: dict[str, str] = {role: name.zh for role, name in PARTY_ROLE_NAMES.items()}
 
 
 class PartyKind(StrEnum):

@@ -25,6 +25,7 @@ from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel, Yuan
 from mediation.disputes.court_delegation import is_court_delegated
 from mediation.disputes.enums import (
+    PARTY_ROLE_NAMES,
     Category,
     Channel,
     Complexity,
@@ -54,7 +55,7 @@ from mediation.disputes.identity import (
 )
 from mediation.disputes.references import MAX_LENGTH as MAX_REFERENCE_LENGTH
 from mediation.disputes.references import canonical_reference
-from mediation.handoffs.answers import DECIDERS
+from mediation.handoffs.answers import DECIDERS, KIND_LABELS
 
 # The moments a request may name: in the years the service keeps records for. Beyond them a time
 # is a typo, and near year 1 or 9999 converting it to UTC overflows.
@@ -119,24 +120,17 @@ NoticeNumber = Annotated[
         "e.g. the labour commission's, with which the applicant sues (劳动争议调解仲裁法 Art. 29).",
     ),
 ]
-KIND_NAMES = {
-    "judicial_confirmation": "a confirmation request",
-    "labour_arbitration": "labour arbitration",
-    "commercial_arbitration": "commercial arbitration",
-    "rural_land_arbitration": "rural land arbitration",
-    "litigation": "litigation",
-}
 NOT_ACCEPTED_REASONS_DESCRIPTION = (
     "Each kind of handoff takes its own (422 `reason_not_of_this_body` otherwise): "
     + "; ".join(
-        f"{KIND_NAMES[kind]}: {', '.join(decider.not_accepted)} ({decider.not_accepted_article})"
+        f"{KIND_LABELS[kind].en}: {', '.join(decider.not_accepted)} ({decider.not_accepted_article})"
         for kind, decider in DECIDERS.items()
     )
 )
 OUTCOMES_DESCRIPTION = (
     "Each kind of referral takes the outcomes its body gives (422 `outcome_not_of_this_body` otherwise): "
     + "; ".join(
-        f"{KIND_NAMES[kind]}: {', '.join(decider.outcomes)} ({decider.outcomes_article})"
+        f"{KIND_LABELS[kind].en}: {', '.join(decider.outcomes)} ({decider.outcomes_article})"
         for kind, decider in DECIDERS.items()
         if decider.outcomes
     )
@@ -500,14 +494,6 @@ class DisputeCreate(WriteModel):
                 ),
             )
         return parties
-
-
-PARTY_ROLE_NAMES = {
-    PartyRole.applicant: Text("申请人", "applicant"),
-    PartyRole.respondent: Text("被申请人", "respondent"),
-    PartyRole.third_party: Text("第三人", "third party"),
-    PartyRole.agent: Text("代理人", "agent"),
-}
 
 
 def _row(parties: list[PartyIn], position: int, language: str) -> str:

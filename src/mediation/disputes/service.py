@@ -53,6 +53,7 @@ from mediation.core.settings import Settings
 from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
 from mediation.disputes.enums import (
+    PARTY_ROLE_NAMES,
     Channel,
     Consent,
     CourtStage,
@@ -82,7 +83,6 @@ from mediation.disputes.models import (
 from mediation.disputes.paperwork import PAPER_TITLES, RECEIPT_TITLE, handoff_lines, receipt_lines
 from mediation.disputes.references import reference_scope
 from mediation.disputes.schemas import (
-    PARTY_ROLE_NAMES,
     CaseLinkIn,
     ConsentIn,
     DisputeCorrectionIn,

@@ -20,6 +20,15 @@ R = ReferralNotAcceptedReason
 ARBITRATION_OUTCOMES = (Out.award, Out.settlement, Out.withdrawal, Out.dismissed)
 ARBITRATION_HANDOFF_KINDS = ("labour_arbitration", "commercial_arbitration", "rural_land_arbitration")
 
+# What each kind of handoff is called on pages, papers and in the contract.
+KIND_LABELS = {
+    "judicial_confirmation": Text("司法确认申请", "Judicial confirmation request"),
+    "labour_arbitration": Text("移送劳动人事争议仲裁", "Referral to labour arbitration"),
+    "commercial_arbitration": Text("移送商事仲裁", "Referral to commercial arbitration"),
+    "rural_land_arbitration": Text("移送农村土地承包仲裁", "Referral to rural land arbitration"),
+    "litigation": Text("移送诉讼", "Referral to litigation"),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Decider:

@@ -28,6 +28,7 @@ from mediation.core.i18n import Text
 from mediation.core.legal_time import PeriodEnd, period_end, working_days_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
+from mediation.handoffs.answers import KIND_LABELS as KIND_LABELS
 from mediation.handoffs.models import Handoff
 
 
@@ -68,13 +69,6 @@ ARBITRATION_KIND = {
 }
 
 OPEN = ("pending", "accepted")
-KIND_LABELS = {
-    "judicial_confirmation": Text("司法确认申请", "Judicial confirmation request"),
-    "labour_arbitration": Text("移送劳动人事争议仲裁", "Referral to labour arbitration"),
-    "commercial_arbitration": Text("移送商事仲裁", "Referral to commercial arbitration"),
-    "rural_land_arbitration": Text("移送农村土地承包仲裁", "Referral to rural land arbitration"),
-    "litigation": Text("移送诉讼", "Referral to litigation"),
-}
 LIMITATION_WARNING_DAYS = 30
 
 
