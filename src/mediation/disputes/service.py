@@ -1192,10 +1192,10 @@ class DisputeService:
             # Who applied for the confirmation together (民事诉讼法 Art. 205): the request names them.
             applicants = {str(i) for i in getattr(ctx.payload, "applicant_party_ids", None) or []}
             lines = handoff_lines(dispute, applicants)
-            await self.documents.generate(
+            paper = await self.documents.generate(
                 dispute, principal, HANDOFF_KINDS[kind], PAPER_TITLES[kind], lines, now
             )
-            await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now)
+            await self.documents.freeze(dispute, kind, dispute.handoff_target_id, now, paper)
 
     async def mediator_conflicts(self, dispute: Dispute) -> list[str]:
         """The relations the case's own mediator declared with it or with one of its parties."""

@@ -45,6 +45,7 @@ from mediation.disputes.service import DisputeService
 from mediation.disputes.views import Viewer
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, TEXT, file_charset, saved_name
 from mediation.documents.models import Document
+from mediation.documents.schemas import ManifestEntryOut
 from mediation.documents.service import DocumentKind, DocumentService, may_read_content
 from mediation.documents.storage import LocalBlobStore
 from mediation.identity.auth import identity_of, permission
@@ -98,10 +99,7 @@ class DossierManifestOut(BaseModel):
     target_id: uuid.UUID
     case_version: int
     frozen_at: datetime
-    manifest: list[dict[str, Any]] = Field(
-        description="document_id, sha256, kind, size, media_type, name (to a role without `pii:read` "
-        "with ID and phone numbers masked, as `original_name` in the documents list)"
-    )
+    manifest: list[ManifestEntryOut]
     late_documents: list[uuid.UUID] = Field(description="Added after the freeze; not part of this dossier.")
 
 
@@ -121,12 +119,16 @@ def _services(request: Request) -> tuple[DisputeService, DocumentService]:
     return disputes, documents
 
 
-def manifest_out(dispute_id: uuid.UUID, manifest: list[dict[str, Any]], view: Viewer) -> list[dict[str, Any]]:
+def manifest_out(
+    dispute_id: uuid.UUID, manifest: list[dict[str, Any]], view: Viewer
+) -> list[ManifestEntryOut]:
     """A frozen dossier's manifest as this caller reads it: each file's name as the documents list
     gives it (`_out`), its ID and phone numbers masked without pii:read. The manifest itself stays
     as frozen: its hashes are what the court was handed."""
     return [
-        {**item, "name": view.text(dispute_id, item.get("name"))} if "name" in item else item
+        ManifestEntryOut.model_validate(
+            {**item, "name": view.text(dispute_id, item.get("name"))} if "name" in item else item
+        )
         for item in manifest
     ]
 

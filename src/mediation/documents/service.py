@@ -76,6 +76,17 @@ HANDOFF_KINDS = {
     "litigation": DocumentKind.filing_pack,
 }
 
+HANDOFF_PAPERS = frozenset(HANDOFF_KINDS.values())
+
+
+def _paper_of(document: Document, paper: Document) -> dict[str, str]:
+    """A manifest entry's mark for a handoff's own paper: this handoff's, or an earlier one's."""
+    if document.id == paper.id:
+        return {"paper_of": "this_handoff"}
+    if document.generated and document.kind in HANDOFF_PAPERS:
+        return {"paper_of": "earlier_handoff"}
+    return {}
+
 
 # Built once: these run for every document, the intake's receipt included.
 _ADD_BLOB = {
@@ -143,7 +154,10 @@ def _handed_over(manifest: set[uuid.UUID], document_id: uuid.UUID, late: bool, s
 
 async def _latest_dossier(session: AsyncSession, dispute_id: uuid.UUID) -> Dossier | None:
     return await session.scalar(
-        select(Dossier).where(Dossier.dispute_id == dispute_id).order_by(Dossier.frozen_at.desc()).limit(1)
+        select(Dossier)
+        .where(Dossier.dispute_id == dispute_id)
+        .order_by(Dossier.frozen_at.desc(), Dossier.id.desc())
+        .limit(1)
     )
 
 
@@ -557,7 +571,13 @@ class DocumentService:
             late=False if new_case else None,
         )
 
-    async def freeze(self, dispute: Dispute, kind: str, target_id: uuid.UUID, now: datetime) -> Dossier:
+    async def freeze(
+        self, dispute: Dispute, kind: str, target_id: uuid.UUID, now: datetime, paper: Document
+    ) -> Dossier:
+        """The dossier of a handoff: every active document of the case, as it is now. `paper` is
+        the application or referral letter just printed for this handoff; the papers of the case's
+        earlier handoffs (a confirmation applied for again, a referral after a refusal) stay in the
+        file as its history, marked so the court or commission reads the one addressed to it."""
         every = (
             await self.session.scalars(
                 select(Document)
@@ -572,7 +592,8 @@ class DocumentService:
             document.late = False
         documents = [d for d in every if d.status == "active"]
         dossier = Dossier(
-            id=uuid.uuid4(),
+            # Ordered: two handoffs' dossiers frozen at one reading of the clock keep their order.
+            id=ordered_id(),
             dispute_id=dispute.id,
             kind=kind,
             target_id=target_id,
@@ -586,6 +607,7 @@ class DocumentService:
                     "media_type": d.media_type,
                     "name": d.original_name,
                 }
+                | _paper_of(d, paper)
                 for d in documents
             ],
             frozen_at=now,

@@ -31,6 +31,7 @@ from mediation.disputes.schemas import (
     omitted,
     when,
 )
+from mediation.documents.schemas import ManifestEntryOut
 
 HandoffKind = Literal[
     "judicial_confirmation",
@@ -124,10 +125,7 @@ class DossierOut(BaseModel):
     agreement: AgreementOut | None
     sessions: list[SessionOut] = Field(description="The mediation record: sessions and their minutes.")
     timeline: list[TimelineEntryOut]
-    manifest: list[dict[str, Any]] = Field(
-        description="The documents frozen at handoff (ids, hashes, kinds, names: to a role without "
-        "`pii:read` with ID and phone numbers masked, as in the documents list)."
-    )
+    manifest: list[ManifestEntryOut] = Field(description="The documents frozen at handoff.")
     late_documents: list[uuid.UUID] = Field(description="Added after the handoff; not part of the dossier.")
     materials: list[MaterialCheck]
     filing_pack: dict[str, Any] | None = Field(

@@ -218,7 +218,7 @@ class HandoffService:
             select(Dossier)
             .where(Dossier.dispute_id == dispute.id, Dossier.target_id == handoff.target_id)
             .where(Dossier.frozen_at <= handoff.created_at)
-            .order_by(Dossier.frozen_at.desc())
+            .order_by(Dossier.frozen_at.desc(), Dossier.id.desc())
             .limit(1)
         )
         manifest = list(frozen.manifest) if frozen else []
