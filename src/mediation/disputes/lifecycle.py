@@ -20,7 +20,7 @@ from mediation.agreements.models import Agreement
 from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.core.errors import GuardFailed, InvalidTransition
 from mediation.core.i18n import Text
-from mediation.core.legal_time import period_end
+from mediation.core.legal_time import PeriodEnd, period_end
 from mediation.core.principal import Principal, Role
 from mediation.core.refusal import Refusal, summary
 from mediation.disputes.enums import (
@@ -288,17 +288,34 @@ def _joint_application(ctx: GuardContext) -> list[Refusal]:
     ]
 
 
-def confirmation_deadline(ctx: GuardContext) -> date | None:
-    effective = ctx.dispute.agreement_effective_on
+def confirmation_period(dispute: Dispute, window_days: int) -> PeriodEnd | None:
+    """The last day to apply for confirmation: `window_days` from the agreement's taking effect
+    (民事诉讼法 Art. 205), carried past rest days and holidays (Art. 85)."""
+    effective = dispute.agreement_effective_on
     if effective is None:
         return None
-    return period_end(effective, ctx.confirmation_window_days).last_day
+    return period_end(effective, window_days)
+
+
+def confirmation_uncertain(dispute: Dispute, window_days: int, today: date) -> PeriodEnd | None:
+    """The period, when today is past its last day as counted with weekends only, in a year whose
+    holidays are not published yet: a holiday may still carry the last day past today."""
+    end = confirmation_period(dispute, window_days)
+    if end is None or end.calendar_known or today <= end.last_day:
+        return None
+    return end
 
 
 def _within_confirmation_window(ctx: GuardContext) -> list[Refusal]:
-    deadline = confirmation_deadline(ctx)
-    if deadline is None or ctx.today <= deadline:
+    end = confirmation_period(ctx.dispute, ctx.confirmation_window_days)
+    if end is None or ctx.today <= end.last_day:
         return []
+    if not end.calendar_known:
+        # Past the last day as weekends alone would put it, in a year whose holidays are not known:
+        # not refused on a day the law may still allow. The court judges whether the request is in
+        # time; the handoff carries a warning saying so (handoffs.ledger).
+        return []
+    deadline = end.last_day
     return [
         Refusal(
             "confirmation_window_closed",

@@ -26,7 +26,6 @@ from mediation.core.errors import (
 from mediation.core.http import etag_for, sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
-from mediation.core.legal_time import period_end
 from mediation.core.pii import redact_text
 from mediation.core.principal import Permission, Principal
 from mediation.core.ratelimit import caller_network
@@ -607,18 +606,38 @@ def next_step(dispute: Dispute, today: date, confirmation_window_days: int) -> T
     its last day carried past holidays by Art. 85, as `request_confirmation` judges it): the party
     is told that last day, and once it has passed, what is left instead (人民调解法 Art. 32)."""
     status = Status(dispute.status)
-    effective = dispute.agreement_effective_on
-    if status == Status.agreement_signed and effective is not None:
-        last_day = period_end(effective, confirmation_window_days).last_day
-        if today > last_day:
-            return CONFIRMATION_PERIOD_OVER
-        return CONFIRMATION_OPEN_UNTIL.format(d=last_day.isoformat())
+    end = lifecycle.confirmation_period(dispute, confirmation_window_days)
+    if status == Status.agreement_signed and end is not None:
+        # A last day in a year whose holidays are not published yet is counted with weekends only:
+        # the party is told it may move later, and, once past, that it may not have ended yet.
+        day, year = end.last_day.isoformat(), end.last_day.year
+        if today > end.last_day:
+            return (
+                CONFIRMATION_PERIOD_OVER
+                if end.calendar_known
+                else CONFIRMATION_PERIOD_UNCERTAIN.format(d=day, y=year)
+            )
+        if not end.calendar_known:
+            return CONFIRMATION_OPEN_UNTIL_PROVISIONAL.format(d=day, y=year)
+        return CONFIRMATION_OPEN_UNTIL.format(d=day)
     return NEXT_STEP[status]
 
 
 CONFIRMATION_OPEN_UNTIL = Text(
     "协议已生效, 双方可共同申请司法确认, 最后一天为 {d}",
     "Agreement in force; you may jointly apply for judicial confirmation, by {d} at the latest",
+)
+CONFIRMATION_OPEN_UNTIL_PROVISIONAL = Text(
+    "协议已生效, 双方可共同申请司法确认, 最后一天暂计为 {d} ({y} 年节假日安排公布后, 如遇节假日将顺延)",
+    "Agreement in force; you may jointly apply for judicial confirmation, by {d} as counted now "
+    "(a {y} public holiday, once published, may move it later)",
+)
+CONFIRMATION_PERIOD_UNCERTAIN = Text(
+    "协议已生效; 申请司法确认的期限按周末推算已于 {d} 届满, 但 {y} 年节假日安排尚未公布, 期限可能顺延: "
+    "请尽快与调解组织联系, 由法院审查是否在期限内",
+    "Agreement in force; counted with weekends only, the period to apply for confirmation ended on "
+    "{d}, but the {y} public holidays are not published yet and may extend it: contact the mediation "
+    "body at once; the court judges whether a request is in time",
 )
 CONFIRMATION_PERIOD_OVER = Text(
     "协议已生效; 申请司法确认的期限已过, 一方不履行的可向人民法院起诉",

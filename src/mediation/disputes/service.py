@@ -102,7 +102,7 @@ from mediation.documents.service import (
     page_of,
 )
 from mediation.events.service import record_dispute_event
-from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger
+from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger, confirmation_window_warning
 from mediation.handoffs.ledger import summary as handoff_summary
 from mediation.identity.models import ApiKey, User
 from mediation.triage.engine import Facts, higher_tier, required_tier
@@ -1015,6 +1015,10 @@ class DisputeService:
                 now,
                 handoff_id=new_handoff_id,
             )
+            if action == Action.request_confirmation:
+                late = lifecycle.confirmation_uncertain(dispute, ctx.confirmation_window_days, today)
+                if late is not None:
+                    handoff.warnings = [*handoff.warnings, confirmation_window_warning(late.last_day)]
         elif action in HANDOFF_DECISIONS and ctx.handoff is not None:
             handoff = ctx.handoff
             data = payload.model_dump(mode="json")

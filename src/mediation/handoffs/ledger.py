@@ -235,10 +235,36 @@ def arbitration_limitation(
     return [warning]
 
 
+CONFIRMATION_WINDOW_UNCERTAIN = "confirmation_window_uncertain"
+
+
+def confirmation_window_warning(counted_last_day: date) -> dict[str, Any]:
+    """A confirmation applied for after the period's last day as counted with weekends alone, in a
+    year whose holidays are not published yet (民事诉讼法 Art. 205, 85): the service lets it go to
+    the court, which judges whether it is in time; the court is told why."""
+    warning: dict[str, Any] = {
+        "code": CONFIRMATION_WINDOW_UNCERTAIN,
+        "article": "民事诉讼法 第八十五条、第二百零五条",
+        "runs_until": counted_last_day.isoformat(),
+        "provisional": True,
+    }
+    warning["message"] = warning_text(warning).zh
+    return warning
+
+
 def warning_text(warning: dict[str, Any]) -> Text:
     """A handoff warning's message, from the facts kept with it. A warning kept without them (an
     earlier version's, or a code this one does not know) keeps the message it was stored with."""
     code = str(warning.get("code", ""))
+    if code == CONFIRMATION_WINDOW_UNCERTAIN and warning.get("runs_until"):
+        counted = str(warning["runs_until"])
+        return Text(
+            "申请晚于仅按周末推算的申请期限最后一日 {day}; {year} 年法定节假日安排尚未公布, 如该日为节假日, "
+            "期限顺延至节假日后的第一个工作日 (民事诉讼法 第八十五条): 请法院审查申请是否在期限内",
+            "Applied for after {day}, the period's last day counted with weekends only; the {year} public "
+            "holidays are not published yet, and a holiday on that day carries the period to the next "
+            "working day (民事诉讼法 Art. 85): the court judges whether the request is in time",
+        ).format(day=counted, year=counted[:4])
     limitation = LIMITATIONS.get(code.removesuffix("_near").removesuffix("_expired"))
     day, left = warning.get("runs_until"), warning.get("days_left")
     if limitation is not None and warning.get("before_application"):
