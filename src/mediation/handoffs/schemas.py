@@ -50,7 +50,10 @@ class HandoffWarning(BaseModel):
         description="`labour_limitation_near`: the one-year labour arbitration limitation runs out within "
         "30 days; `labour_limitation_expired`: it had run out (劳动争议调解仲裁法 Art. 27). "
         "`land_limitation_near` and `land_limitation_expired`: the same for the two-year limitation of "
-        "rural land-contract arbitration (农村土地承包经营纠纷调解仲裁法 Art. 18)."
+        "rural land-contract arbitration (农村土地承包经营纠纷调解仲裁法 Art. 18). "
+        "`confirmation_window_uncertain`: a confirmation applied for after `runs_until`, the last day "
+        "of the 30 days counted with weekends only, in a year whose public holidays were not published "
+        "yet; a holiday may carry the period past the request (民事诉讼法 Art. 85, 205): the court judges."
     )
     message: str = Field(description="In the request's language.")
     article: str | None = Field(default=None, description="The legal article the warning rests on.")
@@ -72,7 +75,9 @@ class HandoffOut(BaseModel):
     applicant_party_ids: list[uuid.UUID]
     claims: str | None
     arbitration_agreement: str | None
-    warnings: list[HandoffWarning] = Field(description="E.g. the labour arbitration limitation running out.")
+    warnings: list[HandoffWarning] = Field(
+        description="E.g. the labour arbitration limitation running out, or a confirmation's period uncertain."
+    )
     requested_on: date
     accept_due_on: date = Field(description="The target decides on acceptance by this day.")
     accepted_on: date | None
