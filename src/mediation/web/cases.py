@@ -68,7 +68,7 @@ from mediation.disputes.schemas import (
 )
 from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
-from mediation.handoffs.ledger import warning_text
+from mediation.handoffs.ledger import overdue_step, warning_text
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
 from mediation.supervision.router import order_out
@@ -349,7 +349,10 @@ class CasePage:
             "finished_states": FINISHED,
             "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
             "response_fields": describe(OrderResponseIn),
-            "handoffs": [(h, name, [warning_text(w).zh for w in h.warnings]) for h, _, name in handoffs],
+            "handoffs": [
+                (h, name, [warning_text(w).zh for w in h.warnings], overdue_step(h, svc.clock.today()))
+                for h, _, name in handoffs
+            ],
             "agreements": agreement_views,
             "can_draft": can_draft,
             "in_effect": in_effect,

@@ -15,6 +15,8 @@ from mediation.alerts.service import AlertService
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.router import service
 from mediation.disputes.service import DisputeService, ListFilters
+from mediation.handoffs.ledger import overdue_step
+from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import require
 from mediation.stats.router import service as stats_service
 from mediation.stats.schemas import CountOut, Interval, PeriodOut
@@ -144,6 +146,11 @@ async def dashboard(
     overdue, more_overdue = await svc.search(ListFilters(clock_level="overdue"), principal, 10, None)
     at_risk, more_at_risk = await svc.search(ListFilters(clock_level="at_risk"), principal, 10, None)
     latest, _ = await svc.search(ListFilters(), principal, 10, None)
+    # A court or commission past its day to accept or to decide (法释〔2011〕5号 Art. 4; 民事诉讼法
+    # Art. 126; 劳动争议调解仲裁法 Art. 29, 43): the case is not late at the center, but waits on it.
+    unanswered, more_unanswered = await HandoffService(svc).search(
+        principal, status=None, kind=None, overdue=True, cursor=None, limit=10
+    )
     warnings = AlertService(svc)
     alerts, _ = await warnings.search(principal, status="open", kind=None, cursor=None, limit=10)
     alert_cases = {a.id: [d for _, d in await warnings.cases(a, principal)][:5] for a in alerts}
@@ -172,5 +179,7 @@ async def dashboard(
             "more_at_risk": more_at_risk is not None,
             "alerts": [(alert_out(a, principal), alert_cases[a.id]) for a in alerts],
             "latest": [view.dispute(d) for d in latest],
+            "unanswered": [(h, number, target, overdue_step(h, today)) for h, number, target in unanswered],
+            "more_unanswered": more_unanswered is not None,
         },
     )
