@@ -59,6 +59,8 @@ def intake_form(body: dict[str, Any], key: str | None = None) -> list[tuple[str,
         else:
             pairs.append((name, str(value)))
     pairs.append(("idempotency_key", key or uuid.uuid4().hex))
+    # The online form's notice on personal information, ticked as read (the window's form ignores it).
+    pairs.append(("pi_notice_read", "yes"))
     return pairs
 
 

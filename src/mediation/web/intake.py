@@ -502,6 +502,28 @@ def _reachable(data: DisputeCreate) -> None:
         )
 
 
+# The notice the online form shows before anything is sent (个人信息保护法 Art. 17, 30, 35): which
+# version the applicant read is kept in the audit record of the application.
+PI_NOTICE_VERSION = "2026-12"
+
+
+def _notice_read(form: FormData) -> None:
+    """The applicant confirms having read how the personal data given will be handled: the
+    application carries the other side's identity and contacts too, and ID numbers are sensitive
+    personal information (Art. 28), whose necessity and effect are told before they are handled
+    (Art. 30). The center handles them to perform its duties in law (Art. 13 item 3, Art. 34), so
+    the box records that the notice was read, not a consent the application depends on."""
+    if form.get("pi_notice_read") != "yes":
+        raise ValidationFailed.of_field(
+            "pi_notice_read",
+            "notice_not_read",
+            Text(
+                "请阅读个人信息处理告知, 并勾选已阅读",
+                "Read the notice on how your personal information is handled and tick the box",
+            ),
+        )
+
+
 def online_principal(center: Body) -> Principal:
     """The resident applying online: recorded as a party, within the center that receives it."""
     return Principal(
@@ -530,6 +552,7 @@ async def apply_submit(request: Request, svc: Service) -> Response:
         refuse_unknown(values, ONLINE_SKIP)
         data = DisputeCreate.model_validate({**values, "channel": "online"})
         _reachable(data)
+        _notice_read(form)
         center = await center_for(request, data.region_code)
         if center is None:
             raise ValidationFailed.of_field(
@@ -541,6 +564,7 @@ async def apply_submit(request: Request, svc: Service) -> Response:
             )
         principal = online_principal(center)
         request.state.principal = principal
+        request.state.audit_details = {"pi_notice": PI_NOTICE_VERSION, "pi_notice_read": True}
         created, replayed = await _register(request, svc, principal, data, key, with_related=False)
     except (ValidationError, ValidationFailed) as exc:
         return await _refused(request, "apply.html", values, exc, ONLINE_SKIP)

@@ -255,6 +255,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
 }
 
 FIELD_LABELS: dict[str, str] = {
+    "pi_notice_read": "个人信息处理告知",
     "note": "备注",
     "danger": "危险类型",
     "observation": "发现的情况",
