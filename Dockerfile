@@ -40,13 +40,13 @@ USER mediation
 # and set MEDIATION_DATABASE_URL=sqlite+aiosqlite:////app/data/mediation.db; in production use
 # PostgreSQL (MEDIATION_DATABASE_URL=postgresql+asyncpg://...).
 # Secrets: set MEDIATION_JWT_SECRET, MEDIATION_PII_ENCRYPTION_KEYS and MEDIATION_PII_INDEX_KEY
-# (e.g. from a secret store). Without them the service generates development secrets into
-# MEDIATION_SECRETS_FILE, which must then live on the same volume as the data it protects.
+# (e.g. from a secret store). Without them, SQLite keeps generated ones in a file beside its
+# database (lost, or kept, with it); PostgreSQL refuses to start unless MEDIATION_SECRETS_FILE
+# names a file on a volume that lasts as long as the database.
 # MEDIATION_AUDIT_SEAL_KEYS seals the audit trail; keep it where the database's owners cannot read it.
 # Behind a reverse proxy in another container, set MEDIATION_FORWARDED_ALLOW_IPS to its address or
 # network: otherwise every caller counts as the proxy's one address against the per-address limits.
-ENV MEDIATION_SECRETS_FILE=/app/data/mediation.secrets.json \
-    MEDIATION_DOCUMENTS_DIR=/app/data/documents
+ENV MEDIATION_DOCUMENTS_DIR=/app/data/documents
 
 EXPOSE 8000
 

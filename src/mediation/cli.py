@@ -23,10 +23,12 @@ from mediation.audit import cli as audit_cli
 from mediation.core import metrics
 from mediation.core.i18n import set_language
 from mediation.core.logging import install_pii_redaction
-from mediation.core.settings import Settings, get_settings
+from mediation.core.settings import ConfigurationError, Settings, get_settings, unknown_variables
 from mediation.documents import cli as documents_cli
 from mediation.identity import cli as identity_cli
 from mediation.ops import pii_keys
+
+log = logging.getLogger("mediation")
 
 
 def _openapi(output: Path, errors_doc: Path) -> None:
@@ -236,10 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.config.dictConfig(SERVICE_LOGGING)
     install_pii_redaction()
+    # A misspelt variable is told first: the setting it meant has taken its default, which may be
+    # what the other errors are about (a database URL misspelt is a fresh SQLite file).
+    unknown = unknown_variables()
+    if unknown:
+        print("\n  ".join(["configuration error:", *unknown]), file=sys.stderr)
+        return 2
     try:
         settings = get_settings()
+        if args.command in _ON_THE_DATABASE:
+            from mediation.core.secrets import resolve_secrets
+
+            resolve_secrets(settings)
     except ValidationError as exc:
         print(_configuration_errors(exc), file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print("\n  ".join(["configuration error:", *exc.lines]), file=sys.stderr)
         return 2
     # The service's own messages a command prints (a refusal of `users create`, say) are in the
     # language configured for requests that ask for none: a command asks for none either.
@@ -250,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         if refusal is not None:
             print(refusal, file=sys.stderr)
             return 2
+    if args.command in _LONG_RUNNING:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        log.info("database: %s", where)
 
     if args.command == "serve":
         import uvicorn

@@ -1,9 +1,20 @@
 """The service's secrets: token signing key and personal-data keys.
 
-Production sets them in the environment (`MEDIATION_JWT_SECRET`, `MEDIATION_PII_ENCRYPTION_KEYS`,
-`MEDIATION_PII_INDEX_KEY`). A development machine that sets none gets them generated once into
-`secrets_file` (owner-only permissions), so `make run` works on a fresh checkout and data
-encrypted yesterday still decrypts today.
+They are all three given in the environment (`MEDIATION_JWT_SECRET`, `MEDIATION_PII_ENCRYPTION_KEYS`,
+`MEDIATION_PII_INDEX_KEY`), or none is and they are kept in a secrets file:
+
+- on the embedded SQLite database, `MEDIATION_SECRETS_FILE` or, unset, `mediation.secrets.json`
+  next to the database file, generated at the first start (owner-only permissions), so `make run`
+  works on a fresh checkout and data encrypted yesterday still decrypts today. File and database
+  share their fate: both are lost, or neither.
+- on PostgreSQL only when `MEDIATION_SECRETS_FILE` names it. The data outlives any one machine or
+  container, and keys generated anew beside it (a container re-created, its file lost) make every
+  case's personal data unreadable and every token invalid while the service says it is ready; so
+  without the secrets in the environment or a file explicitly named, the service does not start.
+
+Some given and others not is refused whatever the database: the missing ones would come from a
+file the operator may not know of, and an index key not the one the data was indexed under finds
+nobody. Secrets read from a file are announced at every start, the file named.
 """
 
 from __future__ import annotations
@@ -14,10 +25,23 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from mediation.core.pii import generate_key
-from mediation.core.settings import MIN_JWT_SECRET_BYTES, Settings
+from mediation.core.settings import MIN_JWT_SECRET_BYTES, ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
+
+VARIABLES = {
+    "jwt_secret": "MEDIATION_JWT_SECRET",
+    "pii_encryption_keys": "MEDIATION_PII_ENCRYPTION_KEYS",
+    "pii_index_key": "MEDIATION_PII_INDEX_KEY",
+}
+FILE_NAME = "mediation.secrets.json"
+
+# The files this process has announced it reads secrets from (once per process, however many
+# times the secrets are resolved in it).
+_announced: set[Path] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +49,19 @@ class Secrets:
     jwt_secret: str
     pii_encryption_keys: str
     pii_index_key: str
+
+
+def secrets_file(settings: Settings) -> Path | None:
+    """Where the secrets are kept when the environment gives none; None where no file may be used
+    (PostgreSQL without MEDIATION_SECRETS_FILE)."""
+    if settings.secrets_file is not None:
+        return settings.secrets_file
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    if url.database and url.database != ":memory:":
+        return Path(url.database).parent / FILE_NAME
+    return Path.cwd() / FILE_NAME
 
 
 def resolve_secrets(settings: Settings) -> Secrets:
@@ -35,33 +72,61 @@ def resolve_secrets(settings: Settings) -> Secrets:
     }
     if all(given.values()):
         return Secrets(**{k: str(v) for k, v in given.items()})
-    stored = _load_or_create(settings.secrets_file)
-    merged = {k: v or stored[k] for k, v in given.items()}
-    # The environment's secret is checked by the settings; one edited into the file by hand is not.
-    if len(merged["jwt_secret"].encode()) < MIN_JWT_SECRET_BYTES:
-        raise ValueError(
-            f"the jwt_secret in {settings.secrets_file} must be at least {MIN_JWT_SECRET_BYTES} bytes"
+    missing = [VARIABLES[k] for k, v in given.items() if not v]
+    if len(missing) < len(given):
+        raise ConfigurationError(
+            f"{', '.join(missing)} not set while the other secrets are: set all three in the "
+            "environment, or none (see MEDIATION_SECRETS_FILE)"
         )
-    return Secrets(**merged)
+    path = secrets_file(settings)
+    if path is None:
+        raise ConfigurationError(
+            f"{', '.join(missing)} not set: on PostgreSQL the secrets come from the environment, "
+            "or from a file named by MEDIATION_SECRETS_FILE (kept as long as the database)"
+        )
+    stored = _load_or_create(path)
+    if path not in _announced:
+        _announced.add(path)
+        log.warning(
+            "secrets read from %s, not the environment: it must be kept as long as the database "
+            "(with other keys the personal data cannot be read)",
+            path,
+        )
+    # The environment's secret is checked by the settings; one edited into the file by hand is not.
+    if len(stored["jwt_secret"].encode()) < MIN_JWT_SECRET_BYTES:
+        raise ConfigurationError(f"the jwt_secret in {path} must be at least {MIN_JWT_SECRET_BYTES} bytes")
+    return Secrets(**{k: stored[k] for k in given})
 
 
 def _load_or_create(path: Path) -> dict[str, str]:
     if path.exists():
-        data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        return data
+        return _read(path)
     data = {
         "jwt_secret": generate_key(),
         "pii_encryption_keys": f"k1:{generate_key()}",
         "pii_index_key": generate_key(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes starting at once must not each write their own keys.
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once must not each write their own keys.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        loaded: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-        return loaded
+        return _read(path)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot create the secrets file {path}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
-    log.warning("generated development secrets in %s; set MEDIATION_* secrets in production", path)
+    log.warning("generated secrets in %s; set MEDIATION_* secrets in production", path)
     return data
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the secrets file {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise ConfigurationError(f"the secrets file {path} is not JSON") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k] for k in VARIABLES):
+        raise ConfigurationError(f"the secrets file {path} does not hold {', '.join(VARIABLES)}")
+    return {k: str(data[k]) for k in VARIABLES}

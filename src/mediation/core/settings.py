@@ -1,17 +1,51 @@
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import json
+import os
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from mediation.core.pii import parse_encryption_keys, parse_index_key
 
 # RFC 7518 §3.2: an HMAC-SHA256 key at least as long as the hash.
 MIN_JWT_SECRET_BYTES = 32
+
+# The database drivers the service speaks.
+DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# What providers and `psql` hand out: the asyncpg driver is meant (the service has no other).
+_PLAIN_POSTGRES = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+
+# MEDIATION_* variables read outside these settings, by the tools that come with the service.
+OTHER_VARIABLES = frozenset(
+    {
+        "MEDIATION_MIGRATIONS_DIR",  # migrate.py: the Alembic scripts away from the source tree
+        "MEDIATION_API_KEY",  # examples/: a court's or body's client
+        "MEDIATION_BASE_URL",  # examples/: where the client finds the service
+        "MEDIATION_TEST_PG_DSN",  # tests: the PostgreSQL server they make databases on
+    }
+)
+OTHER_PREFIXES = ("MEDIATION_BENCH_",)  # bench/
+
+
+class ConfigurationError(Exception):
+    """A configuration the service cannot run with, told to the operator line by line (the
+    variables named, their values not repeated: they may be secrets)."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
 
 
 class Settings(BaseSettings):
@@ -21,7 +55,8 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default_factory=lambda: f"sqlite+aiosqlite:///{Path.cwd() / 'mediation.db'}",
-        description="SQLAlchemy URL; sqlite+aiosqlite (embedded default) or postgresql+asyncpg.",
+        description="SQLAlchemy URL; sqlite+aiosqlite (embedded default) or postgresql+asyncpg "
+        "(postgresql:// and postgres:// are read as postgresql+asyncpg://).",
     )
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
@@ -57,9 +92,12 @@ class Settings(BaseSettings):
     )
 
     # ---- identity and access
-    # Secrets come from the environment in production. When one is missing, a development secrets
-    # file is created next to the database (mode 0600) so a fresh checkout runs with nothing set.
-    secrets_file: Path = Field(default_factory=lambda: Path.cwd() / "mediation.secrets.json")
+    # Secrets come from the environment in production, all three. With none set, an embedded SQLite
+    # database keeps them in a file next to it (generated once, mode 0600) so a fresh checkout
+    # runs with nothing set; PostgreSQL only in a file named here (core.secrets).
+    secrets_file: Path | None = Field(
+        default=None, description="Where the secrets are kept when the environment sets none."
+    )
     jwt_secret: str | None = Field(default=None, description="HMAC key for staff access tokens.")
     jwt_issuer: str = "mediation"
     jwt_audience: str = "mediation-api"
@@ -152,7 +190,16 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     # Standard Webhooks' example schedule after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h,
     # 10 h, 10 h; each wait gets +-20 % jitter so endpoints that fail together don't retry together.
-    webhook_retry_schedule_seconds: list[float] = [5, 300, 1800, 7200, 18000, 36000, 36000]
+    # Given as JSON (`[5, 300]`) or comma-separated (`5,300`).
+    webhook_retry_schedule_seconds: Annotated[list[float], NoDecode] = [
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+        36000,
+    ]
     webhook_secret_overlap_hours: float = Field(default=24, ge=0)
     # Delivered, dead and cancelled deliveries, with their attempts, are deleted this long after
     # their last attempt (by the relay, a batch at a time); pending ones never.
@@ -185,6 +232,74 @@ class Settings(BaseSettings):
     # The languages the service speaks (core.i18n): any other would be announced in
     # Content-Language while the text stays Chinese.
     default_language: Literal["zh", "en"] = "zh"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        # Checked here: another driver fails at the first connection, after `/readyz` has said the
+        # process started. The URL is not repeated in the refusal: it may hold a password.
+        value = _PLAIN_POSTGRES.sub("postgresql+asyncpg://", value.strip(), count=1)
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            raise ValueError("is not a database URL") from None
+        if driver not in DRIVERS:
+            raise ValueError(
+                f"the driver {driver!r} is not one the service speaks: use "
+                "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:password@host/database"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # Every legal period and case number is counted in it: an unknown zone fails every request.
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (such as Asia/Shanghai)") from None
+        return value
+
+    @field_validator("clock_rules_file")
+    @classmethod
+    def _rules_readable(cls, value: Path | None) -> Path | None:
+        # Read at every intake: a file missing or malformed would fail each one while `/readyz`
+        # says ready.
+        if value is None:
+            return value
+        from mediation.clocks import rules
+
+        try:
+            rules.parse(value.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        except (ValidationError, ValueError) as exc:
+            first = str(exc).strip().splitlines()
+            raise ValueError(f"{value} is not a clock rule file: {' '.join(first[:3])}") from None
+        return value
+
+    @field_validator("webhook_retry_schedule_seconds", mode="before")
+    @classmethod
+    def _schedule_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("is neither a JSON list nor comma-separated seconds") from None
+            return [part.strip() for part in text.split(",")] if text else []
+        return value
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _schedule_usable(cls, value: list[float]) -> list[float]:
+        # Empty, a failed delivery would never be tried again; a negative wait is no wait.
+        if not value:
+            raise ValueError("must name at least one wait (seconds after a failed attempt)")
+        if any(wait < 0 for wait in value):
+            raise ValueError("a wait cannot be negative")
+        return value
 
     @field_validator("default_language", mode="before")
     @classmethod
@@ -284,3 +399,22 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None, env_file: Path = Path(".env")) -> list[str]:
+    """The MEDIATION_* variables set (in the environment or the `.env` file) that nothing reads,
+    each with the setting most likely meant: a misspelt one is otherwise ignored, and a misspelt
+    database URL runs the service on a fresh SQLite file."""
+    names = set(os.environ if environ is None else environ)
+    if env_file.is_file():
+        names.update(dotenv_values(env_file))
+    known = {f"MEDIATION_{name.upper()}" for name in Settings.model_fields} | OTHER_VARIABLES
+    lines = []
+    for name in sorted(n for n in names if n.upper().startswith("MEDIATION_")):
+        upper = name.upper()
+        if upper in known or upper.startswith(OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{name} is not a setting{hint}")
+    return lines
