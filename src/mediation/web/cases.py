@@ -62,7 +62,6 @@ from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
-    CLEARABLE_PARTY_FIELDS,
     DisputeCorrectionIn,
     PartyCorrectionIn,
     PartyIn,
@@ -90,7 +89,7 @@ from mediation.web.forms import (
     with_stray_on_top,
 )
 from mediation.web.intake import center_for, place_name
-from mediation.web.labels import ENUM_LABELS, enum_label
+from mediation.web.labels import ENUM_LABELS, FIELD_LABELS, enum_label
 from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
 
@@ -417,6 +416,8 @@ class CasePage:
             "reads_masked": not principal.can(Permission.pii_read),
             "correction_fields": correction_fields(len(case.parties)),
             "correction_values": correction_prefill(case),
+            "correction_shown": correction_shown(case),
+            "corrected_party_fields": CORRECTED_PARTY_FIELDS,
             "party_names": {str(p.id): p.name for p in case.parties},
             "sittings": sittings,
             "can_hold_sittings": can_draft and principal.can(Permission.cases_write),
@@ -558,8 +559,10 @@ async def _refused(
     failed: str,
     exc: ValidationError | ProblemError,
     values: dict[str, Any],
+    form: Any = None,
 ) -> HTMLResponse:
-    """The case page again, the refusal in plain Chinese next to the form that caused it."""
+    """The case page again, the refusal in plain Chinese next to the form that caused it (`form`:
+    the correction form as sent, refilled on the case as it stands now)."""
     await session_of(request).rollback()
     errors = with_stray_on_top(errors_of(exc), _field_names(failed))
     if isinstance(exc, ProblemError):
@@ -591,6 +594,8 @@ async def _refused(
     context = await CasePage(request, svc, principal).context(
         dispute_id, failed_action=failed, errors=errors, values=values
     )
+    if failed == "correct" and form is not None:
+        refill_correction(context, form)
     offered = {a["action"] for a in context["actions"]}
     if isinstance(exc, StaleVersion):
         # Someone else changed the case since this page was opened: what it shows now is the case
@@ -681,8 +686,14 @@ async def _once(
 # ---- corrections -----------------------------------------------------------------------------------
 
 MAX_CORRECTED_PARTIES = 200
-# A party's fields a correction form may send back empty to clear (the name: to be told it cannot).
-EMPTIED = frozenset({"name"}) | CLEARABLE_PARTY_FIELDS
+# A party's details the correction form shows, each compared with what the form showed when opened.
+CORRECTED_PARTY_FIELDS = ("name", "id_type", "id_number", "phone", "address", "region_code")
+# The form carries what it showed, hidden, under this prefix: `shown.description` and
+# `shown.<party id>.<field>`. Only what the clerk changed from it is corrected: a form opened before
+# someone else's correction still shows the details before it, and sent back whole it would undo
+# that correction without anyone having meant to.
+SHOWN = "shown."
+PARTY_ROW = re.compile(r"^parties\[(\d{1,4})\]\.([a-z_]+)$")
 
 
 @functools.cache
@@ -710,30 +721,72 @@ def correction_prefill(case: Any) -> dict[str, Any]:
     return {"description": case.description, "parties": parties, "add_parties": [{"kind": "person"}]}
 
 
-def correction_payload(
-    values: dict[str, Any], shown: dict[str, Any] | None = None, emptied: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """The form as the API's body: a party's field the form showed filled (`shown`, its prefill)
-    and sent back empty (`emptied`, by the names the form sent blank) is cleared (null; the name,
-    which cannot be, is refused at its field); a field it showed empty (a number masked for this
-    caller) and left empty is not corrected; a party row of nothing but its id corrects nothing,
-    and the row for a new party counts only once it has a name. The form sent back as it was
-    shown corrects nothing."""
-    prefilled = {r["party_id"]: r for r in (shown or {}).get("parties") or []}
+def _same_text(value: Any) -> str:
+    # A browser sends a textarea's line breaks as CRLF, whatever the page held.
+    return "" if value is None else str(value).replace("\r\n", "\n").strip()
+
+
+def correction_shown(case: Any) -> dict[str, str]:
+    """What the correction form shows of the case, by `description` and `<party id>.<field>`: the
+    prefill, a number masked for this caller empty (the form never holds more than it shows)."""
+    prefill = correction_prefill(case)
+    shown = {"description": _same_text(prefill["description"])}
+    for row in prefill["parties"]:
+        shown |= {f"{row['party_id']}.{name}": _same_text(row.get(name)) for name in CORRECTED_PARTY_FIELDS}
+    return shown
+
+
+def correction_sent(form: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """The correction form as sent: its fields by `description` and `<party id>.<field>` (a field
+    not sent is absent, one sent blank is ""), and what it says it showed (`shown.`), likewise."""
+    raw = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    rows = {m.group(1): raw[k] for k in raw if (m := PARTY_ROW.match(k)) and m.group(2) == "party_id"}
+    sent: dict[str, str] = {}
+    if "description" in raw:
+        sent["description"] = _same_text(raw["description"])
+    for key, value in raw.items():
+        if (m := PARTY_ROW.match(key)) and m.group(2) in CORRECTED_PARTY_FIELDS and rows.get(m.group(1)):
+            sent[f"{rows[m.group(1)].strip()}.{m.group(2)}"] = _same_text(value)
+    shown = {k.removeprefix(SHOWN): _same_text(v) for k, v in raw.items() if k.startswith(SHOWN)}
+    return sent, shown
+
+
+def correction_edits(sent: dict[str, str], shown: dict[str, str]) -> dict[str, str]:
+    """What the clerk changed: the fields sent that differ from what the form showed. A document
+    number goes with its type (it is checked against it): either changed, both are the edit."""
+    edits = {k: v for k, v in sent.items() if v != shown.get(k, "")}
+    for key in list(edits):
+        party, _, name = key.rpartition(".")
+        if name in ("id_type", "id_number"):
+            for other in (f"{party}.id_type", f"{party}.id_number"):
+                if other in sent:
+                    edits[other] = sent[other]
+    return edits
+
+
+def correction_payload(values: dict[str, Any], edits: dict[str, str]) -> dict[str, Any]:
+    """The form as the API's body: only the clerk's `edits` (`correction_edits`), a field emptied
+    cleared (null; the name and the facts, which cannot be, are refused at their field); a field
+    sent back as it was shown is left out, so a correction made since by someone else stands. The
+    party rows keep the form's order (a refusal names a row by it), a row of nothing but its id
+    corrects nothing, and the row for a new party counts only once it has a name. The form sent
+    back as it was shown corrects nothing."""
 
     def filled(row: Any) -> dict[str, Any]:
         return {k: v for k, v in row.items() if v not in ("", None)} if isinstance(row, dict) else {}
 
-    def corrected(i: int, row: Any) -> dict[str, Any]:
-        fields = filled(row)
-        was = prefilled.get(fields.get("party_id"), {})
-        for name in sorted(EMPTIED):
-            if f"parties[{i}].{name}" in emptied and was.get(name) not in ("", None):
-                fields[name] = None
+    def corrected(row: Any) -> dict[str, Any]:
+        party = str(row.get("party_id", "")) if isinstance(row, dict) else ""
+        fields: dict[str, Any] = {"party_id": party} if party else {}
+        for name in CORRECTED_PARTY_FIELDS:
+            if f"{party}.{name}" in edits:
+                fields[name] = edits[f"{party}.{name}"] or None
         return fields
 
-    body: dict[str, Any] = {k: v for k, v in values.items() if k in ("reason", "description")}
-    parties = [corrected(i, r) for i, r in enumerate(values.get("parties") or [])]
+    body: dict[str, Any] = {k: v for k, v in values.items() if k == "reason"}
+    if "description" in edits:
+        body["description"] = edits["description"] or None
+    parties = [corrected(r) for r in values.get("parties") or []]
     if any(set(r) - {"party_id"} for r in parties):
         body["parties"] = parties
     added = [filled(r) for r in values.get("add_parties") or []]
@@ -741,6 +794,108 @@ def correction_payload(
     if added:
         body["add_parties"] = added
     return body
+
+
+def _form_version(form: Any) -> int | None:
+    text = _text(form.get("version"))
+    digits = text.strip().strip('"') if text else ""
+    return int(digits) if digits.isdigit() and len(digits) < 12 else None
+
+
+def corrected_since(timeline: list[Any], version: int | None) -> set[str]:
+    """The fields corrected after the case's `version` (a timeline entry's `seq` is the version it
+    made), by `description` and `<party id>.<field>`: the entries name the fields, never the
+    values, so this finds a number corrected under a mask too."""
+    if version is None:
+        return set()
+    found: set[str] = set()
+    for entry in timeline:
+        if entry.seq <= version or entry.action != "correct":
+            continue
+        payload = entry.payload or {}
+        if payload.get("description"):
+            found.add("description")
+        for change in payload.get("parties") or []:
+            found |= {f"{change.get('party_id')}.{name}" for name in change.get("fields") or []}
+    return found
+
+
+def refill_correction(context: dict[str, Any], form: Any) -> None:
+    """The correction form shown again after a refusal: the case as it stands now, with only the
+    clerk's own edits on it, so that sending it again changes nothing the clerk did not change.
+    A field someone else corrected since the page was opened is pointed out, and where the
+    clerk changed it too, said plainly that sending it again replaces the other correction."""
+    case = context["case"]
+    current = correction_shown(case)
+    sent, shown = correction_sent(form)
+    # A form without what it showed (made by hand, or a page from before it carried it) is taken
+    # as showing the case as it is now: the version it names held it to that.
+    edits = correction_edits(sent, current | shown)
+    others = {k for k in shown if k in current and shown[k] != current[k]}
+    others |= corrected_since(context["timeline"], _form_version(form)) & set(current)
+    # An edit that is what the case holds now already is no edit any more.
+    edits = {k: v for k, v in edits.items() if not (k in others and v == current[k])}
+    refill = correction_prefill(case)
+    if "description" in edits:
+        refill["description"] = edits["description"]
+    for row in refill["parties"]:
+        row |= {
+            n: edits[f"{row['party_id']}.{n}"]
+            for n in CORRECTED_PARTY_FIELDS
+            if f"{row['party_id']}.{n}" in edits
+        }
+    values = context["values"]
+    refill |= {k: values[k] for k in ("reason", "add_parties") if k in values}
+    context["values"] = refill
+    if not others:
+        return
+    errors = context["errors"]
+    said: list[str] = []
+    clashes: list[str] = []
+    order = {k: n for n, k in enumerate(current)}
+    for key in sorted(others, key=order.__getitem__):
+        party_id, _, name = key.rpartition(".")
+        if key == "description":
+            at, what = "description", "纠纷简要情况"
+            masked = False
+        else:
+            i, p = next((i, p) for i, p in enumerate(case.parties) if str(p.id) == party_id)
+            at, what = f"parties[{i}].{name}", f"{p.name}的{FIELD_LABELS.get(name, name)}"
+            masked = p.masked and name in ("id_type", "id_number", "phone")
+            if p.masked and name in ("id_type", "id_number"):
+                at = "_form"  # not on this caller's form: said at its top only
+        said.append(what)
+        now = current[key]
+        shown_now = (
+            "最新内容见上方「基本情况」"
+            if key == "description"
+            else "号码已隐藏"
+            if masked
+            else f"现为「{enum_label('id_type', now) if name == 'id_type' else now}」"
+            if now
+            else "现已清除"
+        )
+        if key in edits:
+            clashes.append(what)
+            mine = "清除此项" if not edits[key] else "您填写的内容"
+            note = (
+                f"在您打开页面后, 此项已被他人更正 ({shown_now}); 与{mine}不同。再次提交将以您的修改"
+                "替换他人的更正; 如应保留他人的更正, 请改回后再提交。"
+            )
+        else:
+            note = f"在您打开页面后, 此项已被他人更正 ({shown_now}); 表单已显示最新内容, 提交时保持不变。"
+        if at != "_form":
+            errors[at] = f"{errors[at]}; {note}" if at in errors else note
+    summary = (
+        f"在您打开页面后, 以下登记信息已被他人更正: {'、'.join(said)}。"
+        "表单已按最新登记信息重新填写, 只保留了您本人修改的项目"
+    )
+    summary += (
+        f"; 其中{'、'.join(clashes)}您也作了修改, 与他人的更正冲突, 再次提交将以您的修改为准, 请逐项核对。"
+        if clashes
+        else "; 他人更正的项目提交时保持不变。"
+    )
+    errors["_form"] = f"{errors['_form']} {summary}" if errors.get("_form") else summary
 
 
 @router.post("/cases/{dispute_id}/corrections", response_class=HTMLResponse)
@@ -752,23 +907,34 @@ async def correct_case(request: Request, dispute_id: str, principal: Staff, svc:
     values: dict[str, Any] = {}
     try:
         values = form_data(form, correction_fields(MAX_CORRECTED_PARTIES))
+        values.pop(SHOWN.rstrip("."), None)  # what the form showed, read from the form itself
         require(principal, Permission.cases_write)
         version = _text(form.get("version"))
-        # The names sent blank: the form data leaves them out like names not sent at all.
-        emptied = frozenset(k for k, v in form.multi_items() if isinstance(v, str) and not v.strip())
+        sent, shown = correction_sent(form)
 
         async def change() -> None:
-            # What the form showed this caller, read in the correction's transaction (once the form's
-            # key is claimed) and held to the form's version by it: a field the form showed filled
-            # that comes back empty is one the clerk emptied.
+            # What the form says it showed decides what the clerk changed. A field it does not
+            # say it showed is taken as the case shows it now, read in the correction's transaction
+            # (once the form's key is claimed) and held to the form's version by it.
             case = viewer_for(request, principal).dispute(await svc.get(case_id, principal))
-            body = correction_payload(values, correction_prefill(case), emptied)
+            body = correction_payload(values, correction_edits(sent, correction_shown(case) | shown))
+            if body.keys() <= {"reason"}:
+                # The form sent back as it was shown, however old the page: said as the service
+                # says a correction that changes nothing.
+                raise ValidationFailed.of_field(
+                    "reason",
+                    "nothing_to_correct",
+                    Text(
+                        "未修改任何登记信息, 没有需要更正的内容",
+                        "Nothing was changed: there is nothing to correct",
+                    ),
+                )
             correction = DisputeCorrectionIn.model_validate(body)
             await svc.correct(case_id, correction, principal, version)
 
         await _once(request, principal, form, change)
     except (ValidationError, ProblemError) as exc:
-        return await _refused(request, svc, principal, case_id, "correct", exc, values)
+        return await _refused(request, svc, principal, case_id, "correct", exc, values, form)
     return see_other(f"/cases/{case_id}?done=corrected#parties")
 
 
