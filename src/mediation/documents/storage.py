@@ -39,6 +39,10 @@ class BlobStore(Protocol):
     def exists(self, sha256: str) -> bool: ...
 
 
+FILE_MODE = 0o640
+FOLDER_MODE = 0o750
+
+
 class LocalBlobStore:
     """`<root>/ab/cd/<sha256>`; writes go to `<root>/tmp` first and are renamed into place, so a
     reader never sees half a file and a failed upload leaves nothing behind."""
@@ -48,7 +52,9 @@ class LocalBlobStore:
         self.tmp = root / "tmp"
 
     def _ensure(self) -> None:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        # A root the operator made keeps its mode; one made here is private like its contents.
+        self.root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+        self.tmp.mkdir(mode=FOLDER_MODE, exist_ok=True)
 
     def path_of(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256[2:4] / sha256
@@ -63,7 +69,10 @@ class LocalBlobStore:
         size = 0
         head = b""
         try:
-            with path.open("wb") as out:
+            # Identity documents and evidence: readable by the service's user (and its group, for
+            # a backup account), never by others on the host (个人信息保护法 Art. 51).
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(descriptor, "wb") as out:
                 for chunk in _chunks(source):
                     size += len(chunk)
                     if size > max_bytes:
@@ -91,7 +100,8 @@ class LocalBlobStore:
             _sync_directory(target.parent)
             return False
         new = [folder for folder in (target.parent.parent, target.parent) if not folder.is_dir()]
-        target.parent.mkdir(parents=True, exist_ok=True)
+        for folder in new:  # the outer one first
+            folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
         os.replace(staged.path, target)
         _sync_directory(target.parent)
         for folder in reversed(new):
