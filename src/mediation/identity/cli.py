@@ -122,7 +122,18 @@ def _typed_password(args: argparse.Namespace) -> str | None:
         return _new_password()
     if args.action == "create":
         if args.password_env:
-            return os.environ.get(args.password_env, "")
+            password = os.environ.get(args.password_env)
+            if not password:
+                # Said as it is: "too short" would send the operator to the password, not the name.
+                raise ValidationFailed.of_field(
+                    "password_env",
+                    "unset",
+                    Text(
+                        "环境变量 {name} 未设置或为空",
+                        "The environment variable {name} is not set, or empty",
+                    ).format(name=args.password_env),
+                )
+            return password
         if sys.stdin.isatty():
             return getpass.getpass("password: ")
     return None

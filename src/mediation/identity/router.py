@@ -46,7 +46,11 @@ from mediation.identity.auth import (
 from mediation.identity.credentials import API_KEY_PREFIX
 from mediation.identity.models import User
 from mediation.identity.service import (
+    DISPLAY_NAME_MAX_LENGTH,
     INHERIT,
+    USERNAME_MAX_LENGTH,
+    USERNAME_MIN_LENGTH,
+    USERNAME_PATTERN,
     CreatedKey,
     IdentityService,
     SignInRefused,
@@ -93,8 +97,11 @@ class Me(BaseModel):
 
 
 class UserIn(WriteModel):
-    username: Annotated[str, Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    display_name: Annotated[str, Field(min_length=1, max_length=100)]
+    username: Annotated[
+        str,
+        Field(min_length=USERNAME_MIN_LENGTH, max_length=USERNAME_MAX_LENGTH, pattern=USERNAME_PATTERN),
+    ]
+    display_name: Annotated[str, Field(min_length=1, max_length=DISPLAY_NAME_MAX_LENGTH)]
     role: Role
     organisation_id: uuid.UUID | None = None
     password: Annotated[Password, Field(max_length=256)]

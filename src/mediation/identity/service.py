@@ -4,6 +4,7 @@ the caller commits."""
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,14 @@ def organisation_fits(role: Role, organisation: Body | None) -> bool:
     return False
 
 
+# What a username may be, wherever an account is made (the API's schema states the same limits):
+# plain characters only, so no two names look alike and every name can be typed at a sign-in.
+USERNAME_PATTERN: Final = r"^[A-Za-z0-9_.\-]+$"
+USERNAME_MIN_LENGTH: Final = 3
+USERNAME_MAX_LENGTH: Final = 64
+DISPLAY_NAME_MAX_LENGTH: Final = 100
+
+
 def normalised_username(typed: str) -> str:
     """The account a typed username names: surrounding spaces are not part of it. Every sign-in
     path, and its guessing limit, keys on this form, so padding cannot make a fresh name."""
@@ -74,6 +83,45 @@ def normalised_username(typed: str) -> str:
 
 def _invalid(field: str, code: str, text: Text) -> ValidationFailed:
     return ValidationFailed.of_field(field, code, text)
+
+
+def new_username(typed: str, field: str = "username") -> str:
+    """The username a new account gets, normalised as a sign-in normalises what is typed: an
+    account whose stored name kept its padding could never be signed in to, and a command naming it
+    would act on the account without the padding."""
+    username = normalised_username(typed)
+    if not USERNAME_MIN_LENGTH <= len(username) <= USERNAME_MAX_LENGTH:
+        raise _invalid(
+            field,
+            "length",
+            Text("用户名须为 {lo} 至 {hi} 个字符", "A username has {lo} to {hi} characters").format(
+                lo=USERNAME_MIN_LENGTH, hi=USERNAME_MAX_LENGTH
+            ),
+        )
+    if re.fullmatch(USERNAME_PATTERN, username) is None:
+        raise _invalid(
+            field,
+            "pattern",
+            Text(
+                "用户名只能包含英文字母、数字及 _ . -",
+                "A username holds only Latin letters, digits and _ . -",
+            ),
+        )
+    return username
+
+
+def new_display_name(typed: str, field: str = "display_name") -> str:
+    """The display name a new account gets: trimmed, as every request body's text is."""
+    name = typed.strip()
+    if not 1 <= len(name) <= DISPLAY_NAME_MAX_LENGTH:
+        raise _invalid(
+            field,
+            "length",
+            Text("显示名须为 1 至 {hi} 个字符", "A display name has 1 to {hi} characters").format(
+                hi=DISPLAY_NAME_MAX_LENGTH
+            ),
+        )
+    return name
 
 
 def check_new_password(password: str, min_length: int, field: str = "password") -> None:
@@ -207,6 +255,7 @@ class IdentityService:
                     "This role is the service's own and cannot have accounts",
                 ),
             )
+        username, display_name = new_username(username), new_display_name(display_name)
         check_new_password(password, min_length)
         await self._organisation(role, organisation_id)
         now = utcnow()
