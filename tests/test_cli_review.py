@@ -135,7 +135,7 @@ async def test_a_refusal_is_told_in_the_configured_language(api: Api) -> None:
         "users",
         "create",
         "--username",
-        "u1",
+        "user1",
         "--name",
         "N",
         "--role",
