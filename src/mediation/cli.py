@@ -211,9 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=_workers, default=1)
     commands.add_parser("migrate", help="bring the database schema up to date")
     seed = commands.add_parser(
-        "seed-demo", help="load demo data (skipped when the database already has cases)"
+        "seed-demo",
+        help="load demo data into an empty database (skipped when it already has cases, refused when "
+        "it has accounts, organisations or API keys of its own)",
     )
-    seed.add_argument("--force", action="store_true", help="add demo data even if cases exist")
+    seed.add_argument(
+        "--force", action="store_true", help="add demo data even if cases, accounts or organisations exist"
+    )
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract")
     openapi.add_argument("--output", type=Path, default=Path("openapi/openapi.json"))
     openapi.add_argument(
@@ -298,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         from mediation.demo import seed_accounts, seed_demo
 
         seeded = asyncio.run(seed_demo(settings, force=args.force))
+        if seeded.refused:
+            print(seeded.message, file=sys.stderr)
+            return 2
         print(seeded.message)
         # A database that already held cases may be a real one, without the demo county's bodies:
         # no demo accounts are added to it; those already there (an earlier demo) are listed.

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.cn import ric
 
 from mediation.agreements.schemas import AgreementIn, SessionIn, SignatureIn
@@ -289,8 +290,37 @@ def _payload(
 
 @dataclass(frozen=True, slots=True)
 class DemoSeeded:
-    loaded: bool  # False: skipped, the database already held cases
+    loaded: bool  # False: skipped, the database already held cases, or refused
     message: str
+    # The database holds accounts, organisations or keys of its own: a real one, where the demo's
+    # public passwords and keys would open the service to anyone (the command fails).
+    refused: bool = False
+
+
+async def foreign_records(session: AsyncSession, passwords: Passwords) -> dict[str, int]:
+    """What the database holds that the demo did not make, by kind (only kinds with some). A demo
+    username counts as the demo's only with the demo's password: a real `admin` is a real one."""
+    demo_names = [username for username, *_ in DEMO_USERS]
+    users = await session.scalar(
+        select(func.count()).select_from(User).where(User.username.not_in(demo_names))
+    )
+    for user in (await session.scalars(select(User).where(User.username.in_(demo_names)))).all():
+        if not passwords.verify(user.password_hash, demo_password(user.username)):
+            users = (users or 0) + 1
+    found = {
+        "accounts": users or 0,
+        "organisations": await session.scalar(
+            select(func.count()).select_from(Body).where(Body.name.not_in([name for name, *_ in BODIES]))
+        )
+        or 0,
+        "API keys": await session.scalar(
+            select(func.count())
+            .select_from(ApiKey)
+            .where(ApiKey.prefix.not_in([key_prefix(secret) for secret, *_ in DEMO_KEYS]))
+        )
+        or 0,
+    }
+    return {kind: n for kind, n in found.items() if n}
 
 
 async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
@@ -300,6 +330,18 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
             existing = await session.scalar(select(func.count()).select_from(Dispute))
             if existing and not force:
                 return DemoSeeded(False, f"demo data skipped: the database already holds {existing} cases")
+            # No cases is not an empty database: a freshly migrated production one has its first
+            # administrator (`users create`) before its first case.
+            foreign = await foreign_records(session, Passwords(settings))
+            if foreign and not force:
+                held = ", ".join(f"{n} {kind}" for kind, n in foreign.items())
+                return DemoSeeded(
+                    False,
+                    f"error: demo data refused: the database holds {held} the demo did not make. "
+                    "The demo's accounts and API keys are public and must never be in a real "
+                    "database; use an empty one (or --force to load it anyway)",
+                    refused=True,
+                )
         rng = random.Random(20261122)
         secrets = resolve_secrets(settings)
         cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
