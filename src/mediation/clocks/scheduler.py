@@ -52,6 +52,7 @@ from mediation.core.clock import Clock
 from mediation.core.db import Database, utcnow
 from mediation.core.errors import ProblemError, is_connection_problem
 from mediation.core.http import etag_for
+from mediation.core.outage import FailingTurns
 from mediation.core.pii import PiiCipher
 from mediation.core.principal import SYSTEM
 from mediation.core.settings import Settings
@@ -497,13 +498,19 @@ async def run(
     stop: asyncio.Event,
     seal_keys: SealKeys | None = None,
 ) -> None:
+    # While ticks fail (the database away), the pause grows from the interval to a minute at most
+    # (a tick per minute is the usual already), and each failure after the first is one line.
+    failing = FailingTurns(log, "clock tick", settings.clock_interval_seconds, 60.0)
     while not stop.is_set():
         try:
             await tick(db, clock, settings, cipher, seal_keys)
-        except Exception:
-            log.exception("clock tick failed; retrying at the next interval")
+        except Exception as exc:
+            pause = failing.failed(exc)
+        else:
+            failing.succeeded()
+            pause = settings.clock_interval_seconds
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.clock_interval_seconds)
+            await asyncio.wait_for(stop.wait(), timeout=pause)
     if seal_keys is not None:
         # A service stopped leaves its chain sealed to the last record: verified while it is down,
         # the records of its last minutes would otherwise go unsealed past the time verification

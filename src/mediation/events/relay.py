@@ -40,6 +40,7 @@ from mediation.audit.models import AuditChainHead
 from mediation.bodies.models import Body
 from mediation.core.db import Database, insert_of, utcnow
 from mediation.core.errors import is_connection_problem
+from mediation.core.outage import FailingTurns
 from mediation.core.pii import PiiCipher, PiiIntegrityError
 from mediation.core.principal import SYSTEM
 from mediation.core.settings import Settings
@@ -81,6 +82,9 @@ UNREADABLE_RETRY_SECONDS = 300.0
 # How many turns an outcome the database refuses (for any reason but being away) is tried again
 # before it is dropped: its delivery is sent again once its claim's lease lapses.
 RECORD_TRIES = 3
+# The longest pause between the loop's turns while they fail (the database away): it doubles from
+# the poll interval up to this, so the relay resumes within this long of the database's return.
+FAILING_PAUSE_CAP_SECONDS = 30.0
 
 
 async def database_now(session: AsyncSession) -> datetime:
@@ -256,6 +260,9 @@ class Relay:
         # MEDIATION_PII_ENCRYPTION_KEYS): left out of claims until then (monotonic), so one of them
         # cannot stop every other receiver's deliveries. Theirs wait, pending, for the key.
         self.unreadable: dict[uuid.UUID, float] = {}
+        self._failing = FailingTurns(
+            log, f"relay {self.relay_id}: cycle", settings.relay_poll_seconds, FAILING_PAUSE_CAP_SECONDS
+        )
 
     @property
     def in_flight(self) -> set[uuid.UUID]:
@@ -271,9 +278,13 @@ class Relay:
             while not stop.is_set():
                 try:
                     started = await self._turn(sending)
-                except Exception:
-                    log.exception("relay %s: cycle failed; retrying", self.relay_id)
-                    started = 0
+                except Exception as exc:
+                    # The database away, most likely: tried again after a growing pause, told of
+                    # in one line each time after the first.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self._failing.failed(exc))
+                    continue
+                self._failing.succeeded()
                 if started:
                     continue  # more may be due right away, and there is room to send them
                 # Until a send ends (its outcome is recorded, and its room taken by the next), a
@@ -347,8 +358,17 @@ class Relay:
         kept, self.unrecorded = self.unrecorded, []
         try:
             await self._record_or_keep(kept)
-        except Exception:
-            log.exception("relay %s: %d outcomes still not recorded", self.relay_id, len(self.unrecorded))
+        except Exception as exc:
+            if not is_connection_problem(exc):
+                log.exception("relay %s: %d outcomes still not recorded", self.relay_id, len(self.unrecorded))
+            else:
+                # The database is away: the turn's own failure tells of it (with its traceback once).
+                log.warning(
+                    "relay %s: %d outcomes still not recorded (%s)",
+                    self.relay_id,
+                    len(self.unrecorded),
+                    type(exc).__name__,
+                )
 
     async def _record_or_keep(self, outcomes: list[Outcome]) -> None:
         """Records `outcomes`, and keeps in `unrecorded` what cannot be recorded now. While the
