@@ -278,8 +278,12 @@ async def test_a_time_outside_1990_2099_is_refused_and_nothing_is_written(api, s
     assert _field_codes(await _schedule(api, dispute, scheduled_at="2026-06-01T09:00:00")) == {
         "timezone_missing"
     }
-    # The bounds themselves are inside, in any offset.
-    assert (await _schedule(api, dispute, scheduled_at="1990-01-01T08:00:00+08:00")).status_code == 201
+    # The bounds themselves are inside, in any offset (the first instant only to be refused as
+    # before mediation began, which is no longer a matter of range).
+    assert (await _schedule(api, dispute, scheduled_at="2100-01-01T07:59:59+08:00")).status_code == 201
+    assert _field_codes(await _schedule(api, dispute, scheduled_at="1990-01-01T08:00:00+08:00")) == {
+        "before_mediation"
+    }
     # A list filtered from such a time is refused the same way.
     listed = await api.client.get("/v1/disputes", params={"created_from": scheduled_at})
     assert _field_codes(listed) == {"date_out_of_range"}

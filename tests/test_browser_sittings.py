@@ -4,7 +4,7 @@ sitting and records how it went, and the supervisor reads it, without a form."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -77,14 +77,15 @@ def test_the_mediator_schedules_a_sitting_and_records_it_and_the_supervisor_read
     case = signed_for_by_the_demo_mediator(page, live_server)
     assert page.locator(".sitting").count() == 0
 
-    # Scheduled for yesterday morning (the center's hour), so it may be recorded as held.
-    day = (datetime.now(BEIJING) - timedelta(days=1)).date()
+    # Scheduled for this minute (the center's hour), so it may be recorded as held: not earlier
+    # than the day the committee signed for the case, which no sitting precedes.
+    at = datetime.now(BEIJING)
     page.locator("#schedule-sitting summary").click()
-    page.fill("#f-schedule-scheduled_at", f"{day}T09:30")
+    page.fill("#f-schedule-scheduled_at", f"{at:%Y-%m-%dT%H:%M}")
     page.fill("#f-schedule-place", "枫源村调委会调解室")
     submit(page, page.locator("#schedule-sitting button[type=submit]"), "sitting_scheduled")
     sitting = page.locator(".sitting[data-status=scheduled]")
-    assert f"{day} 09:30 · 待召开" in sitting.inner_text()
+    assert f"{at:%Y-%m-%d %H:%M} · 待召开" in sitting.inner_text()
     assert "枫源村调委会调解室" in sitting.inner_text()
 
     sitting.locator("details.record-sitting summary").click()

@@ -127,6 +127,9 @@ UNSTATED_RULES = {
     # A sitting moved to the time and place it already has: a relation to the stored sitting, as
     # are a move's omitted place and online, kept from it.
     "session_unchanged",
+    # A sitting is not scheduled, moved or held on a day before mediation at the body began: a
+    # relation to the stored case (its sign-for), which no schema of the sitting can know.
+    "before_mediation",
     # An uploaded file with no bytes: the multipart body's shape cannot say "non-empty".
     "empty",
     # Passwords: the minimum length is the center's setting (MEDIATION_MIN_PASSWORD_LENGTH), not

@@ -218,7 +218,11 @@ async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreement
     response_model=SessionOut,
     summary="安排调解 Schedule a session",
     description=(
-        "Time, and a place or online. Lands on the case's timeline with the event `session_scheduled`: "
+        "Time, and a place or online. A sitting held already (on paper, say) is scheduled with its "
+        "time and then recorded. No sitting falls on a day (in the center's time) before mediation "
+        "at the body began: the day it signed for the case, or the day the case came back to "
+        "mediation after a court did not confirm its agreement (422 `before_mediation` at "
+        "`scheduled_at`). Lands on the case's timeline with the event `session_scheduled`: "
         "the case's version (its ETag) moves on. `If-Match` is not required (an Idempotency-Key makes "
         "a retry safe); when given, it is checked against the case's current ETag (412 when stale, "
         "before anything is scheduled)."
@@ -280,7 +284,8 @@ async def cancel_session(
         "a new one is (an in-person session needs a `place`: 422 at `place`). The session keeps its "
         "id, its version goes up, and `reschedules` keeps the earlier time and place; the case's "
         "timeline says so. The same time, place and online as now is refused (422 "
-        "`session_unchanged` at `scheduled_at`). A session held (409 `session_recorded`) or "
+        "`session_unchanged` at `scheduled_at`), and so is a day before mediation at the body "
+        "began, as when scheduling (422 `before_mediation` at `scheduled_at`). A session held (409 `session_recorded`) or "
         "cancelled (409 `session_cancelled`) is not moved. Needs the session's ETag."
     ),
     responses=CHANGES | sends(200, "ETag"),
@@ -309,7 +314,9 @@ async def reschedule_session(
     description=(
         "Attendees, minutes (调解笔录) and outcome. `party_refused` (人民调解法 Art. 17), "
         "`termination_demanded` (Art. 23) and `no_agreement` end mediation (the case moves to "
-        "`mediation_failed` with that reason). Needs the session's ETag."
+        "`mediation_failed` with that reason). `held_at` is neither in the future (422 `in_future`) "
+        "nor on a day before mediation at the body began, as when scheduling (422 `before_mediation`). "
+        "Needs the session's ETag."
     ),
     responses=CHANGES | sends(200, "ETag"),
 )

@@ -149,16 +149,41 @@ class AgreementService:
         )
         return list(rows.all())
 
+    async def _refuse_before_mediation(self, dispute: Dispute, field: str, at: datetime) -> None:
+        """A sitting is the proof of mediation the court reads in the dossier (法释〔2011〕5号 Art. 3):
+        none falls before mediation at the body holding the case began, counted in the center's
+        days. That is the later of the day mediation began (`mediation_started_on`: the first
+        sign-for, or the day a case came back to mediation after the court did not confirm its
+        agreement, 民事诉讼法 Art. 206) and the day this body signed for the case (a body that took
+        it over from another held no sitting before it had it). From that day on, a day before
+        today stays open: a sitting held on paper is recorded afterwards, scheduled and then
+        recorded with the time it was held."""
+        began = dispute.mediation_started_on or dispute.applied_on
+        taken = await self.disputes.triage.open_assignment(dispute.id)
+        if taken is not None and taken.body_id == dispute.body_id and taken.signed_for_at is not None:
+            began = max(began, taken.signed_for_at.astimezone(self.clock.zone).date())
+        if at.astimezone(self.clock.zone).date() < began:
+            raise ValidationFailed.of_field(
+                field,
+                "before_mediation",
+                Text(
+                    "调解时间不能早于本组织开始调解之日 ({d})",
+                    "A session cannot be before mediation at the body began ({d})",
+                ).format(d=began.isoformat()),
+            )
+
     async def schedule(
         self, dispute_id: uuid.UUID, data: SessionIn, principal: Principal, if_match: str | None = None
     ) -> MediationSession:
-        """A sitting to be held. `if_match`: the case's ETag, when the caller names the version it
-        scheduled against (not required: see `check_if_match_given`)."""
+        """A sitting to be held, or held already and to be recorded (`record`). `if_match`: the
+        case's ETag, when the caller names the version it scheduled against (not required: see
+        `check_if_match_given`)."""
         dispute = await self._case(dispute_id, principal, write=True)
         check_if_match_given(if_match, dispute.version)
         if dispute.status not in WORKING_STATES:
             raise _not_now(dispute, Text("安排调解", "schedule a session"))
         assert dispute.body_id is not None
+        await self._refuse_before_mediation(dispute, "scheduled_at", data.scheduled_at)
         now = self.clock.now()
         row = MediationSession(
             id=uuid.uuid4(),
@@ -262,6 +287,7 @@ class AgreementService:
             raise ValidationFailed(
                 Text(f"以下字段有误: {names}", f"Invalid fields: {names}"), errors=errors
             ) from exc
+        await self._refuse_before_mediation(dispute, "scheduled_at", plan.scheduled_at)
         previous = row.scheduled_at
         # A sitting scheduled with a blank place before blank was read as none has none.
         before = {"place": row.place or None, "online": row.online}
@@ -328,6 +354,7 @@ class AgreementService:
             raise ValidationFailed.of_field(
                 "held_at", "in_future", Text("调解时间不能晚于现在", "held_at cannot be in the future")
             )
+        await self._refuse_before_mediation(dispute, "held_at", data.held_at)
         row.status = "held"
         row.held_at = data.held_at
         row.attendees = [a.model_dump(mode="json") for a in data.attendees]
