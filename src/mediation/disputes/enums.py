@@ -170,6 +170,49 @@ class DeclineAdvice(StrEnum):
     other_department = "other_department"
 
 
+# Each route as the party is told it (the notice of non-acceptance, the case page, the status
+# lookup): its name, and what it means for someone who is not a lawyer. Only what the route is;
+# whether a given claim is in time there is for the court, commission or authority to judge.
+DECLINE_ADVICE_NAMES: dict[DeclineAdvice, Text] = {
+    DeclineAdvice.court: Text("向人民法院起诉", "sue in a people's court"),
+    DeclineAdvice.police: Text("向公安机关报案", "report to the police"),
+    DeclineAdvice.administrative_review: Text("申请行政复议", "apply for administrative review"),
+    DeclineAdvice.arbitration: Text("申请仲裁", "apply for arbitration"),
+    DeclineAdvice.petition: Text("信访渠道", "petition (信访)"),
+    DeclineAdvice.other_department: Text("其他职能部门", "another competent department"),
+}
+DECLINE_ADVICE_MEANINGS: dict[DeclineAdvice, Text] = {
+    DeclineAdvice.court: Text(
+        "可以向有管辖权的人民法院提起诉讼, 由人民法院依法审理。",
+        "You may bring a suit in the people's court that has jurisdiction.",
+    ),
+    DeclineAdvice.police: Text(
+        "涉及治安案件或者刑事案件的, 可以向当地公安机关 (派出所) 报案, 由公安机关依法处理。",
+        "A public-security or criminal matter may be reported to the local police, who deal with it.",
+    ),
+    DeclineAdvice.administrative_review: Text(
+        "对行政机关作出的行政行为不服的, 可以依法向行政复议机关申请行政复议。",
+        "If you object to an act of an administrative authority, you may apply for administrative review.",
+    ),
+    # 仲裁法 Art. 4, 16: commercial arbitration needs a written arbitration agreement.
+    DeclineAdvice.arbitration: Text(
+        "劳动人事争议可以向劳动人事争议仲裁委员会申请仲裁; 农村土地承包经营纠纷可以向农村土地承包仲裁委员会"
+        "申请仲裁; 当事人订有书面仲裁协议的, 可以向协议选定的仲裁委员会申请仲裁 (仲裁法第四条、第十六条)。",
+        "A labour dispute goes to the labour dispute arbitration commission, a rural land-contract "
+        "dispute to the rural land-contract arbitration commission; with a written arbitration "
+        "agreement, to the commission it chose (仲裁法 Art. 4, 16).",
+    ),
+    DeclineAdvice.petition: Text(
+        "可以依照《信访工作条例》, 向有关机关的信访工作机构反映情况、提出意见或者投诉请求。",
+        "You may raise the matter with the petition office of the authority concerned (信访工作条例).",
+    ),
+    DeclineAdvice.other_department: Text(
+        "可以向依法负责处理该事项的行政机关或者其他职能部门申请处理。",
+        "You may ask the administrative authority or department responsible for the matter to deal with it.",
+    ),
+}
+
+
 class RejectionGround(StrEnum):
     """Grounds for dismissing a confirmation application (民诉法解释 Art. 358)."""
 

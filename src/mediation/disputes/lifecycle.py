@@ -1559,7 +1559,11 @@ TRANSITIONS: tuple[Transition, ...] = (
         CENTER,
         Text("不予受理", "Decline"),
         "declined",
-        notes=Text("须告知当事人可通过的其他途径", "The party is told which channel to use instead"),
+        notes=Text(
+            "须告知当事人可通过的其他途径; 不予受理告知书 (decline_notice) 载明理由和途径, 随案存档",
+            "The party is told which channel to use instead; a notice of non-acceptance (decline_notice) "
+            "stating the reason and the channel is stored with the case",
+        ),
     ),
     Transition(
         A.assign,

@@ -1,4 +1,5 @@
-"""The text of the papers the center prints: intake receipt, agreement, handoff letters.
+"""The text of the papers the center prints: intake receipt, notice of non-acceptance, agreement,
+handoff letters.
 
 Party names appear (these are the documents parties sign and courts file); ID and phone numbers
 do not: those stay encrypted in the case record. The query code is never printed into a stored
@@ -7,10 +8,19 @@ document; the window hands it over separately.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from mediation.disputes.enums import CATEGORY_LABELS, PARTY_ROLE_LABELS, Category, PartyRole
+from mediation.disputes.enums import (
+    CATEGORY_LABELS,
+    DECLINE_ADVICE_MEANINGS,
+    DECLINE_ADVICE_NAMES,
+    PARTY_ROLE_LABELS,
+    Category,
+    DeclineAdvice,
+    PartyRole,
+)
 from mediation.disputes.models import Dispute
 from mediation.handoffs.ledger import KIND_LABELS
 from mediation.handoffs.materials import claims_label
@@ -48,6 +58,62 @@ def receipt_lines(dispute: Dispute, registered_on: date) -> list[str]:
         "查询码已另行告知申请人, 凭案件编号和查询码可查询办理进度。",
         "申请人民调解即中断诉讼时效 (民法典第一百九十五条)。",
     ]
+
+
+DECLINE_NOTICE_TITLE = "不予受理告知书"
+
+# What is true of the limitation period once the center declined: the day the party applied is on
+# record, and what that application did to the period (民法典 Art. 195) is for the court or the
+# commission the party turns to; the center promises no interruption it cannot stand behind.
+DECLINED_LIMITATION = (
+    "您申请调解的日期 ({d}) 已记录在案; 该申请对诉讼时效的影响 (民法典第一百九十五条), "
+    "由受理您请求的人民法院或者仲裁机构依法认定。请尽快按告知的途径办理。"
+)
+
+
+def decline_of(outcome: Mapping[str, Any] | None) -> tuple[str | None, DeclineAdvice | None]:
+    """The reason a case was declined and the route the party was told to take instead, as the
+    decline recorded them with the case (`outcome.decline`)."""
+    recorded = (outcome or {}).get("decline")
+    if not isinstance(recorded, Mapping):
+        return None, None
+    reason = recorded.get("reason")
+    try:
+        advice = DeclineAdvice(str(recorded.get("advice")))
+    except ValueError:
+        advice = None
+    return (str(reason) if reason else None), advice
+
+
+def route_told(advice: DeclineAdvice) -> str:
+    """The route in words and what it means: "向人民法院起诉。可以向有管辖权的人民法院提起诉讼, …"."""
+    return f"{DECLINE_ADVICE_NAMES[advice].zh}。{DECLINE_ADVICE_MEANINGS[advice].zh}"
+
+
+def decline_notice_lines(dispute: Dispute, outcome: Mapping[str, Any] | None, declined_on: date) -> list[str]:
+    """不予受理告知书: the case, who applied, the reason, the route the party is told to take instead
+    and what it means, and the day. Addressed to the applicants (a case registered without one, to
+    its parties)."""
+    reason, advice = decline_of(outcome)
+    applicants = [
+        f"{PARTY_ROLE_LABELS[PartyRole.applicant]}: {p.name}"
+        for p in dispute.parties
+        if p.role == PartyRole.applicant
+    ]
+    lines = [
+        f"案件编号: {dispute.case_number}",
+        *(applicants or _parties(dispute)),
+        f"申请日期: {dispute.applied_on.isoformat()}",
+        f"纠纷类别: {CATEGORY_LABELS[Category(dispute.category)]}",
+        "经审查, 本中心对您的调解申请决定不予受理。",
+    ]
+    if reason:
+        lines.append(f"不予受理的理由: {reason}")
+    if advice is not None:
+        lines.append(f"告知的其他途径: {route_told(advice)}")
+    lines.append(DECLINED_LIMITATION.format(d=dispute.applied_on.isoformat()))
+    lines.append(f"告知日期: {declined_on.isoformat()}")
+    return lines
 
 
 PAPER_TITLES = {

@@ -32,10 +32,11 @@ from mediation.core.ratelimit import caller_network
 from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.attention import Attention
-from mediation.disputes.enums import Category, Channel
+from mediation.disputes.enums import DECLINE_ADVICE_MEANINGS, DECLINE_ADVICE_NAMES, Category, Channel
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.models import Dispute
+from mediation.disputes.paperwork import decline_of
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
     CaseLinkIn,
@@ -620,6 +621,16 @@ def next_step(dispute: Dispute, today: date, confirmation_window_days: int) -> T
         if not end.calendar_known:
             return CONFIRMATION_OPEN_UNTIL_PROVISIONAL.format(d=day, y=year)
         return CONFIRMATION_OPEN_UNTIL.format(d=day)
+    if status == Status.declined:
+        # The route the party was told to take instead, in words; never the reason, which is text
+        # a clerk typed about the parties and has no place on an anonymous lookup.
+        _, advice = decline_of(dispute.outcome)
+        if advice is not None:
+            name, meaning = DECLINE_ADVICE_NAMES[advice], DECLINE_ADVICE_MEANINGS[advice]
+            return Text(
+                f"不予受理; 请按告知的途径办理: {name.zh}。{meaning.zh}",
+                f"Declined; use the channel you were told of: {name.en}. {meaning.en}",
+            )
     return NEXT_STEP[status]
 
 

@@ -855,7 +855,10 @@ class StatusLookupOut(BaseModel):
     case_number: str
     status: str
     status_label: str
-    next_step: str
+    next_step: str = Field(
+        description="What the party does next, in words; for a declined case, the route it was told "
+        "to take instead and what that means (never the reason, which may name the parties)."
+    )
     updated_at: datetime
 
 

@@ -80,7 +80,14 @@ from mediation.disputes.models import (
     Party,
     TimelineEntry,
 )
-from mediation.disputes.paperwork import PAPER_TITLES, RECEIPT_TITLE, handoff_lines, receipt_lines
+from mediation.disputes.paperwork import (
+    DECLINE_NOTICE_TITLE,
+    PAPER_TITLES,
+    RECEIPT_TITLE,
+    decline_notice_lines,
+    handoff_lines,
+    receipt_lines,
+)
 from mediation.disputes.references import reference_scope
 from mediation.disputes.schemas import (
     CaseLinkIn,
@@ -1188,6 +1195,17 @@ class DisputeService:
                 DocumentKind.agreement,
                 f"人民调解协议书-第{ctx.agreement.number}版",
                 agreement_html(ctx.agreement, dispute),
+                now,
+            )
+        elif action == Action.decline:
+            # The party is told in writing why the center does not take the case in and which
+            # route to take instead (mediation never blocks those routes, 人民调解法 Art. 3).
+            await self.documents.generate(
+                dispute,
+                principal,
+                DocumentKind.decline_notice,
+                DECLINE_NOTICE_TITLE,
+                decline_notice_lines(dispute, dispute.outcome, ctx.today),
                 now,
             )
         elif action in HANDOFF_OPENINGS:

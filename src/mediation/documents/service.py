@@ -48,6 +48,7 @@ class DocumentKind(StrEnum):
     minutes = "minutes"  # 调解笔录
     agreement = "agreement"  # 调解协议书
     receipt = "receipt"  # 受理回执
+    decline_notice = "decline_notice"  # 不予受理告知书
     application = "application"  # 司法确认申请书
     filing_pack = "filing_pack"  # 移送材料
     court_ruling = "court_ruling"  # 法院裁定书
@@ -63,6 +64,7 @@ PERSONAL = frozenset(
         DocumentKind.minutes,
         DocumentKind.agreement,
         DocumentKind.receipt,
+        DocumentKind.decline_notice,
         DocumentKind.application,
         DocumentKind.filing_pack,
         DocumentKind.court_ruling,

@@ -164,7 +164,7 @@ def catalogue() -> list[dict[str, Any]]:
                 "kind": {
                     "type": "string",
                     "description": "evidence | identity_document | power_of_attorney | minutes | agreement "
-                    "| receipt | application | filing_pack | court_ruling | other",
+                    "| receipt | decline_notice | application | filing_pack | court_ruling | other",
                 },
             },
             "actions": ["add_document"],

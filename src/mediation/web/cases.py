@@ -56,9 +56,22 @@ from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
 from mediation.disputes import lifecycle
 from mediation.disputes.attention import FINISHED, Attention
-from mediation.disputes.enums import AgreementForm, Category, Channel, IdType
+from mediation.disputes.enums import (
+    DECLINE_ADVICE_MEANINGS,
+    DECLINE_ADVICE_NAMES,
+    AgreementForm,
+    Category,
+    Channel,
+    IdType,
+)
 from mediation.disputes.identity import normalise_id_number, normalise_phone
 from mediation.disputes.lifecycle import Action, Status
+from mediation.disputes.paperwork import (
+    DECLINE_NOTICE_TITLE,
+    DECLINED_LIMITATION,
+    decline_notice_lines,
+    decline_of,
+)
 from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
@@ -362,6 +375,7 @@ class CasePage:
         ]
         return {
             "case": case,
+            "decline": declined(case),
             "timeline": list(reversed(timeline)),
             "clocks": clocks,
             "actions": actions,
@@ -508,6 +522,21 @@ class CasePage:
             )
             choices["commission_id"] = [Option(str(b.id), b.name) for b in commissions]
         return choices
+
+
+def declined(case: Any) -> dict[str, Any] | None:
+    """What the center told the party when it declined the case (不予受理): the reason, the route to
+    take instead and what it means, as the decline recorded them (read as this caller reads the
+    case). None for a case that was not declined."""
+    if case.status != Status.declined.value:
+        return None
+    reason, advice = decline_of(case.outcome)
+    return {
+        "reason": reason,
+        "route": DECLINE_ADVICE_NAMES[advice].zh if advice is not None else None,
+        "meaning": DECLINE_ADVICE_MEANINGS[advice].zh if advice is not None else None,
+        "limitation": DECLINED_LIMITATION.format(d=case.applied_on.isoformat()),
+    }
 
 
 @router.get("/cases/{dispute_id}", response_class=HTMLResponse)
@@ -1371,6 +1400,33 @@ async def print_confirmation_application(
     )
 
 
+@router.get("/cases/{dispute_id}/decline-notice", response_class=HTMLResponse)
+async def print_decline_notice(
+    request: Request, dispute_id: str, principal: Staff, svc: Service
+) -> HTMLResponse:
+    """不予受理告知书: the party is told in writing why the center does not take the case in and
+    which route to take instead; the same text the decline stored with its hash."""
+    dispute = await svc.get(parse_id(dispute_id), principal)
+    case = viewer_for(request, principal).dispute(dispute)
+    if case.status != Status.declined.value:
+        detail = "案件未被不予受理, 没有不予受理告知书。"
+        return render(
+            request, "error.html", {"title": "没有不予受理告知书", "detail": detail, "status": 409}, 409
+        )
+    declined_at = dispute.closed_at or dispute.updated_at
+    lines = decline_notice_lines(dispute, case.outcome, declined_at.astimezone(svc.clock.zone).date())
+    return render(
+        request,
+        "decline_notice.html",
+        {
+            "case": case,
+            "title": DECLINE_NOTICE_TITLE,
+            "lines": lines,
+            "center": await _receiving_center(request, dispute.region_code),
+        },
+    )
+
+
 @router.get("/cases/{dispute_id}/receipt", response_class=HTMLResponse)
 async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, svc: Service) -> HTMLResponse:
     """The intake receipt again, without the query code: it was shown once, at the window."""
@@ -1381,6 +1437,7 @@ async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, s
         "receipt.html",
         {
             "case": case.model_dump(mode="json"),
+            "decline": declined(case),
             "online": dispute.channel == "online",
             "replayed": False,
             "reprint": True,

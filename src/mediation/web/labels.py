@@ -10,7 +10,7 @@ from mediation.alerts.detect import DANGER_LABELS
 from mediation.bodies.models import BodyKind
 from mediation.clocks.rules import CLOCK_LABELS
 from mediation.core.principal import ROLE_NAMES
-from mediation.disputes.enums import CATEGORY_LABELS, PARTY_ROLE_LABELS
+from mediation.disputes.enums import CATEGORY_LABELS, DECLINE_ADVICE_NAMES, PARTY_ROLE_LABELS
 from mediation.disputes.lifecycle import STATUS_LABELS, TRANSITIONS
 from mediation.documents.service import DOCUMENT_ENTRIES
 
@@ -136,14 +136,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "conditions_not_met": "不符合起诉条件",
         "arbitration_agreement": "当事人有书面仲裁协议",
     },
-    "advice": {
-        "court": "向人民法院起诉",
-        "police": "向公安机关报案",
-        "administrative_review": "申请行政复议",
-        "arbitration": "申请仲裁",
-        "petition": "信访渠道",
-        "other_department": "其他职能部门",
-    },
+    "advice": {advice.value: name.zh for advice, name in DECLINE_ADVICE_NAMES.items()},
     "ground": {
         "violates_mandatory_law": "违反法律强制性规定",
         "harms_public_or_others": "损害国家、社会公共利益或他人合法权益",
@@ -236,6 +229,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "minutes": "调解笔录",
         "agreement": "调解协议书",
         "receipt": "受理回执",
+        "decline_notice": "不予受理告知书",
         "application": "司法确认申请书",
         "filing_pack": "移送材料",
         "court_ruling": "法院裁定书",
@@ -370,6 +364,14 @@ def entry_reason(reason: str | None, payload: dict[str, object] | None) -> str:
         if (payload or {}).get(kind) == reason:
             return enum_label(kind, reason)
     return reason
+
+
+def decline_advice(action: str, payload: dict[str, object] | None) -> str:
+    """The route a decline told the party to take instead, as its timeline entry shows it beside
+    the reason: "告知的其他途径: 向人民法院起诉"."""
+    if action != "decline" or not payload or not payload.get("advice"):
+        return ""
+    return f"告知的其他途径: {enum_label('advice', payload['advice'])}"
 
 
 # Timeline entries that carry a follow-up visit's result (人民调解法 Art. 27: the body follows up
