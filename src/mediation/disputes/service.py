@@ -1339,14 +1339,7 @@ class DisputeService:
         check_if_match(if_match, dispute.version)
         if principal.role not in (lifecycle.CENTER | lifecycle.BODY):
             raise Forbidden(Text("该角色不能记录当事人意愿", "This role may not record consent"))
-        open_states = {
-            Status.registered,
-            Status.accepted,
-            Status.assigned,
-            Status.mediating,
-            Status.confirmation_rejected,
-        }
-        if dispute.status not in open_states:
+        if dispute.status not in CONSENT_STATES:
             raise InvalidTransition(
                 Text("调解已结束, 不能再记录意愿", "Mediation is over; consent can no longer be recorded"),
                 status_now=dispute.status,
@@ -1614,6 +1607,15 @@ class DisputeService:
         moved = {"from": str(dispute.tier), "to": raised.value}
         dispute.tier = raised
         return moved
+
+    def may_record_consent(self, dispute: Dispute, principal: Principal) -> bool:
+        """Whether `principal` may record a party's consent or refusal now (what `record_consent`
+        enforces, but for an agreement in effect, which refuses only a refusal)."""
+        return (
+            principal.role in (lifecycle.CENTER | lifecycle.BODY)
+            and Status(dispute.status) in CONSENT_STATES
+            and principal.can(Permission.cases_write)
+        )
 
     def may_correct(self, dispute: Dispute, principal: Principal) -> bool:
         """Whether `principal` may correct the case's registration now (what `correct` enforces)."""
@@ -2092,6 +2094,12 @@ WINDOW_REOPENED = "; 此前记录的期限届满不再成立"
 
 # How a mediation ended. A labour case that leaves mediation for arbitration once its fifteen days
 # passed without agreement ended without one (劳动争议调解仲裁法 Art. 14), as a failed mediation.
+# While mediation may still begin or go on, a party's consent or refusal (人民调解法 Art. 17;
+# 特邀调解规定 Art. 11 for a court's delegation, which waits for every party's consent) is recorded.
+CONSENT_STATES = frozenset(
+    {Status.registered, Status.accepted, Status.assigned, Status.mediating, Status.confirmation_rejected}
+)
+
 MEDIATION_ENDINGS = {
     Action.agree: "agreement",
     Action.fail: "failed",

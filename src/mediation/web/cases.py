@@ -75,6 +75,7 @@ from mediation.disputes.paperwork import (
 from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
+    ConsentIn,
     DisputeCorrectionIn,
     PartyCorrectionIn,
     PartyIn,
@@ -389,6 +390,8 @@ class CasePage:
             "can_supervise": principal.can(Permission.supervise),
             # 报告风险 (人民调解法 Art. 25), offered to whom the service lets flag the case now.
             "can_flag_risk": AlertService(svc).may_flag(dispute, principal),
+            "can_record_consent": svc.may_record_consent(dispute, principal),
+            "consent_fields": describe(ConsentIn),
             "risk_flag_fields": describe(RiskFlagIn),
             # A case whose follow-up ended is not supervised (attention.FINISHED).
             "finished_states": FINISHED,
@@ -565,6 +568,7 @@ DONE_MESSAGES = {
     "alert_acknowledge": "已签收预警",
     "alert_resolve": "已记录预警处置",
     "risk_flagged": "已报告风险, 督办人员已收到风险预警",
+    "consent_recorded": "已记录当事人的调解意愿",
     "signed": "已记录签署",
     "corrected": "已更正登记信息",
     "sitting_scheduled": "已安排调解会",
@@ -1317,6 +1321,37 @@ async def handle_alert(
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"alert:{alert}:{step}", exc, values)
     return see_other(f"/cases/{case_id}?done=alert_{step}#alerts")
+
+
+@router.post("/cases/{dispute_id}/consent", response_class=HTMLResponse)
+async def record_consent(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """调解意愿: a party's consent to mediation or refusal of it, as the party told the window or the
+    body (人民调解法 Art. 17; a court's delegation waits for every party's, 特邀调解规定 Art. 11),
+    through the service the API uses."""
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    fields = describe(ConsentIn)
+    values: dict[str, Any] = {}
+    try:
+        values = form_data(form, fields)
+        party = _text(form.get("party_id"))
+        values["party_id"] = party or ""
+        require(principal, Permission.cases_write)
+        data = ConsentIn.model_validate({k: v for k, v in values.items() if k != "party_id"})
+        try:
+            party_id = uuid.UUID(party or "")
+        except ValueError as exc:
+            raise ValidationFailed.of_field(
+                "party_id", "missing", Text("请选择当事人", "Choose the party")
+            ) from exc
+        version = _text(form.get("version"))
+        await _once(
+            request, principal, form, lambda: svc.record_consent(case_id, party_id, data, principal, version)
+        )
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, "record_consent", exc, values)
+    return see_other(f"/cases/{case_id}?done=consent_recorded#parties")
 
 
 @router.post("/cases/{dispute_id}/risk-flags", response_class=HTMLResponse)

@@ -99,6 +99,8 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "other": "其他证件",
     },
     "consent": {"unknown": "未表态", "given": "同意调解", "refused": "拒绝调解"},
+    # The consent form's choice (ConsentIn.decision): a decision, never "unknown".
+    "decision": {"given": "同意调解", "refused": "拒绝调解"},
     "subject_matters": {
         "marriage": "婚姻",
         "adoption": "收养",
@@ -250,6 +252,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
 
 FIELD_LABELS: dict[str, str] = {
     "pi_notice_read": "个人信息处理告知",
+    "decision": "当事人的意愿",
     "note": "备注",
     "danger": "危险类型",
     "observation": "发现的情况",
