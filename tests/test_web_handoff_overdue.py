@@ -51,3 +51,23 @@ async def test_a_referral_past_its_day_to_decide_is_shown_overdue(api: Api, web:
     assert dispute["case_number"] in listed and f"应于 {due} 前作出决定, 已逾期" in listed
     case_page = await signed_in(web, api).get(f"/cases/{dispute['id']}")
     assert "已逾期未作出决定" in case_page.text
+
+
+async def test_the_case_page_shows_the_ruling_and_the_period_to_apply_for_enforcement(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    """民事诉讼法 Art. 250: two years from the last day of performance to apply for enforcement of a
+    confirmed agreement; the clerk tells a party who comes back with it unperformed."""
+    confirmed = await api.drive("confirmed")
+    handoff = (await api.handoff(confirmed))["handoff"]
+    assert handoff["enforcement_deadline"]
+    page = await signed_in(web, api).get(f"/cases/{confirmed['id']}")
+    box = page.text.split('id="handoffs"')[1].split("</section>")[0]
+    assert "裁定书 (2026)浙0681民特1号" in box
+    assert f"于 {handoff['enforcement_deadline']} 前向人民法院申请强制执行" in box
+
+    rejected = await api.drive("confirmation_rejected")
+    page = await signed_in(web, api).get(f"/cases/{rejected['id']}")
+    box = page.text.split('id="handoffs"')[1].split("</section>")[0]
+    assert "裁定书 (2026)浙0681民特2号 · 驳回理由:" in box and "unclear_content" not in box
+    assert 'id="enforcement-deadline"' not in box
