@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,6 +42,20 @@ async def _order(api: Api, dispute: dict[str, Any], **extra: Any) -> dict[str, A
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+async def test_an_order_due_before_today_is_refused_naming_the_reply_deadline(api: Api) -> None:
+    """The field the page labels 答复期限 is named so in its message too."""
+    at_beijing(api, date(2026, 6, 1))
+    dispute = await api.drive("mediating")
+    refused = await api.client.post(
+        f"/v1/disputes/{dispute['id']}/supervision-orders",
+        json={"instruction": "请于三日内报告调解进展并约见双方", "due_on": "2026-05-31"},
+        headers={**api.auth("supervisor"), **_if_match(dispute)},
+    )
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert (error["field"], error["code"], error["message"]) == ("due_on", "in_past", "答复期限不能早于今天")
 
 
 async def test_a_supervision_order_is_issued_then_answered(api: Api) -> None:
@@ -982,7 +996,21 @@ async def test_repeated_disputes_between_the_same_parties_are_flagged(api: Api) 
     second = await api.intake(parties=parties, description="双方再次因排水问题发生争执。")
     alerts = (await api.client.get(f"/v1/disputes/{second['id']}/alerts")).json()
     assert [a["kind"] for a in alerts] == ["repeat"]
-    assert alerts[0]["case_count"] == 2
+    assert alerts[0]["case_count"] == 2 and "第 2 起" in alerts[0]["title"]
+
+
+async def test_a_repeat_alerts_title_counts_the_cases_it_lists(api: Api) -> None:
+    """The title and the list agree however the cases came to the alert: a case whose look-back
+    window sees fewer earlier disputes than the alert lists still reads the alert's own count."""
+    parties = [person("applicant", "郑一", 51), person("respondent", "王二", 52)]
+    start = api.app.state.clock.at
+    # Two hundred days apart: the third sees only the second within the year it looks back, but
+    # joins the alert the second raised, which lists the first too.
+    for n in range(3):
+        api.app.state.clock.at = start + timedelta(days=200 * n)
+        latest = await api.drive("closed", parties=parties)
+    [alert] = (await api.client.get(f"/v1/disputes/{latest['id']}/alerts")).json()
+    assert alert["case_count"] == 3 and "第 3 起" in alert["title"], alert["title"]
 
 
 # ---- keyset pages --------------------------------------------------------------------------------

@@ -250,6 +250,10 @@ _OPEN_ALERTS_LOCKED = {
 }
 
 
+def _repeat_title(cases: int) -> str:
+    return f"重复纠纷预警: 同一当事人之间第 {cases} 起纠纷"
+
+
 def _cluster_title(rule: ClusterRule, cases: int, about: str) -> str:
     return f"群体性风险预警: {rule.window_days} 日内 {cases} 起纠纷 ({rule.label}): {about}"
 
@@ -641,7 +645,7 @@ class AlertService:
         if not earlier:
             return None
         pair = sorted([f"{applicants[0][0]}:{applicants[0][1]}", f"{respondents[0][0]}:{respondents[0][1]}"])
-        title = f"重复纠纷预警: 同一当事人之间第 {len(earlier) + 1} 起纠纷"
+        title = _repeat_title(len(earlier) + 1)
         details = {"earlier_cases": len(earlier), "within_days": self.rules.repeat_within_days}
         return Finding(
             "repeat",
@@ -729,6 +733,10 @@ class AlertService:
         # The alert's every change before the note's flush, so it is written once (intake holds the
         # county's counter while it does this).
         alert.case_count += len(added)
+        if kind == "repeat":
+            # The count the supervisor reads is the alert's own: the disputes between these
+            # parties it lists, not those one intake's look-back window happened to see.
+            alert.title = _repeat_title(alert.case_count)
         alert.last_seen_at = now
         alert.version += 1
         for case_id in added:

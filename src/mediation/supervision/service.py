@@ -95,7 +95,7 @@ class SupervisionService:
         today = self.clock.today()
         if data.due_on is not None and data.due_on < today:
             raise ValidationFailed.of_field(
-                "due_on", "in_past", Text("办理期限不能早于今天", "due_on cannot be in the past")
+                "due_on", "in_past", Text("答复期限不能早于今天", "due_on cannot be in the past")
             )
         now = self.clock.now()
         order = SupervisionOrder(
