@@ -158,6 +158,12 @@ class Guard:
     article: str | None
     check: GuardCheck
     needs_payload: bool = True
+    # The categories of dispute the condition is about (None: any); a case of another category
+    # meets it by definition, and a case's own list of conditions leaves it out.
+    categories: frozenset[Category] | None = None
+
+    def concerns(self, dispute: Dispute) -> bool:
+        return self.categories is None or dispute.category in self.categories
 
 
 def _parties_refusing(ctx: GuardContext) -> list[Refusal]:
@@ -977,6 +983,7 @@ G_LABOUR_ARBITRATION_FIRST = Guard(
     "劳动争议调解仲裁法 第五条",
     _labour_arbitration_first,
     needs_payload=False,
+    categories=frozenset({Category.labour}),
 )
 G_LABOUR_PAYMENT_ORDER = Guard(
     "labour_payment_order",
@@ -986,6 +993,7 @@ G_LABOUR_PAYMENT_ORDER = Guard(
     ),
     "劳动争议调解仲裁法 第十六条",
     _labour_agreement_breached,
+    categories=frozenset({Category.labour}),
 )
 G_LABOUR_WINDOW = Guard(
     "labour_window_passed",

@@ -510,7 +510,11 @@ class AvailableAction(BaseModel):
         description="The caller's role may trigger it and no guard blocks it now."
     )
     blocked_by: list[dict[str, Any]] = Field(description="Guards that already refuse, whatever the payload.")
-    requires: list[dict[str, Any]]
+    requires: list[dict[str, Any]] = Field(
+        description="The conditions the action checks on this case (`name`, `description`, `article`): "
+        "those of another category of dispute (a labour dispute's arbitration first) are left out; "
+        "`GET /v1/lifecycle` lists every transition's conditions."
+    )
     when: dict[str, Any] | None = Field(
         default=None,
         description="For an action whose answer decides where the case goes (a court's `not_accept`): "

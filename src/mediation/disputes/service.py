@@ -1948,6 +1948,7 @@ class DisputeService:
                     "requires": [
                         {"name": g.name, "description": g.description.get(), "article": g.article}
                         for g in t.guards
+                        if g.concerns(dispute)
                     ],
                     "when": (
                         {
