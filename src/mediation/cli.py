@@ -23,6 +23,7 @@ from mediation.audit import cli as audit_cli
 from mediation.core import metrics
 from mediation.core.i18n import set_language
 from mediation.core.logging import install_pii_redaction
+from mediation.core.secrets import KeysProblem
 from mediation.core.settings import ConfigurationError, Settings, get_settings, unknown_variables
 from mediation.documents import cli as documents_cli
 from mediation.identity import cli as identity_cli
@@ -128,22 +129,30 @@ _ON_THE_DATABASE = frozenset(
 
 
 _LONG_RUNNING = frozenset({"serve", "relay", "scheduler"})
+# The commands that read and write personal data as the service runs: refused when the keys do not
+# open what is stored (keys generated anew beside old data). `pii` is left to diagnose and rekey.
+_USING_PERSONAL_DATA = frozenset({"serve", "relay", "scheduler", "clocks", "seed-demo"})
 
 
 class _Unreachable(Exception):
     pass
 
 
-async def _connect_and_check(settings: Settings) -> str | None:
-    """The schema's problem for this release (migrate.schema_problem), or None; _Unreachable when
-    the database cannot be connected to."""
+async def _connect_and_check(settings: Settings, *, check_keys: bool) -> str | None:
+    """The schema's problem for this release (migrate.schema_problem), then, with `check_keys`, the
+    secrets' (they must open the personal data stored), or None; _Unreachable when the database
+    cannot be connected to."""
     from mediation.core.db import Database
+    from mediation.core.secrets import keys_problem
     from mediation.migrate import schema_problem
 
     db = Database(settings)
     try:
         async with db.engine.connect() as connection:
-            return await schema_problem(connection)
+            problem = await schema_problem(connection)
+            if problem is None and check_keys:
+                problem = await keys_problem(connection, settings)
+            return problem
     except (OSError, SQLAlchemyError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise _Unreachable(reason[0] if reason else type(exc).__name__) from exc
@@ -167,13 +176,15 @@ def _database_refusal(settings: Settings, command: str) -> str | None:
         if command != "migrate" and not path.exists():
             return f"error: there is no database at {path}: run `mediation migrate` first"
     try:
-        problem = asyncio.run(_connect_and_check(settings))
+        problem = asyncio.run(_connect_and_check(settings, check_keys=command in _USING_PERSONAL_DATA))
     except _Unreachable as exc:
         if command in _LONG_RUNNING:
             return None
         return f"error: cannot connect to the database at {where}: {exc}"
     if problem is None or command == "migrate":
         return None
+    if isinstance(problem, KeysProblem):
+        return f"error: {problem} ({where})"
     return f"error: {problem} ({where}): run `mediation migrate` first"
 
 

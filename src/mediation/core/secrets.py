@@ -25,9 +25,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mediation.core.pii import generate_key
+from mediation.core.pii import PiiCipher, PiiIntegrityError, generate_key
 from mediation.core.settings import MIN_JWT_SECRET_BYTES, ConfigurationError, Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,13 @@ VARIABLES = {
     "pii_index_key": "MEDIATION_PII_INDEX_KEY",
 }
 FILE_NAME = "mediation.secrets.json"
+
+
+def former_locations() -> list[Path]:
+    """Where releases before this one generated the secrets file when none was named: the working
+    directory, and the container image's data volume."""
+    return [Path.cwd() / FILE_NAME, Path("/app/data") / FILE_NAME]
+
 
 # The files this process has announced it reads secrets from (once per process, however many
 # times the secrets are resolved in it).
@@ -60,7 +69,19 @@ def secrets_file(settings: Settings) -> Path | None:
     if url.get_backend_name() != "sqlite":
         return None
     if url.database and url.database != ":memory:":
-        return Path(url.database).parent / FILE_NAME
+        beside = Path(url.database).parent / FILE_NAME
+        former = Path.cwd() / FILE_NAME
+        if not beside.exists() and former.exists() and former.resolve() != beside.resolve():
+            # Releases before this one kept the file in the working directory: generating new keys
+            # beside the database would leave the data that file's keys wrote unreadable.
+            log.warning(
+                "secrets read from %s, where earlier releases kept them; move the file next to the "
+                "database (%s) or set MEDIATION_SECRETS_FILE",
+                former,
+                beside,
+            )
+            return former
+        return beside
     return Path.cwd() / FILE_NAME
 
 
@@ -80,9 +101,17 @@ def resolve_secrets(settings: Settings) -> Secrets:
         )
     path = secrets_file(settings)
     if path is None:
+        # An upgrade from a release that generated the file by default: name it, so the operator
+        # points to it rather than setting new keys that open none of the data.
+        found = [str(p) for p in former_locations() if p.is_file()]
+        hint = (
+            f"; a secrets file exists at {', '.join(found)}: if it holds this database's keys, set MEDIATION_SECRETS_FILE to it"
+            if found
+            else ""
+        )
         raise ConfigurationError(
             f"{', '.join(missing)} not set: on PostgreSQL the secrets come from the environment, "
-            "or from a file named by MEDIATION_SECRETS_FILE (kept as long as the database)"
+            f"or from a file named by MEDIATION_SECRETS_FILE (kept as long as the database){hint}"
         )
     stored = _load_or_create(path)
     if path not in _announced:
@@ -130,3 +159,43 @@ def _read(path: Path) -> dict[str, str]:
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k] for k in VARIABLES):
         raise ConfigurationError(f"the secrets file {path} does not hold {', '.join(VARIABLES)}")
     return {k: str(data[k]) for k in VARIABLES}
+
+
+class KeysProblem(str):
+    """Why the configured secrets cannot serve this database, as said to the operator."""
+
+
+async def keys_problem(connection: AsyncConnection, settings: Settings) -> KeysProblem | None:
+    """Whether the personal-data keys open what the database holds: one party's phone number is
+    decrypted, and its index computed again. Keys generated anew beside existing data (a secrets
+    file lost or moved, another secret store's values) would otherwise start a service that says
+    it is ready while every ID and phone number is unreadable and every search finds nobody, and
+    write new data under keys that clash with the old ones' id."""
+    from mediation.disputes.models import Party  # the schema, only when a database is checked
+
+    secrets = resolve_secrets(settings)
+    cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
+    row = (
+        await connection.execute(
+            select(Party.id, Party.phone_enc, Party.phone_index).where(Party.phone_enc.is_not(None)).limit(1)
+        )
+    ).first()
+    if row is None:
+        return None  # nothing stored yet: any keys will do
+    advice = (
+        "use the keys the data was written with (the earlier secrets file, or the secret store's "
+        "values); `mediation pii status --verify` counts what the configured keys open"
+    )
+    try:
+        phone = cipher.decrypt(row.phone_enc, table="parties", column="phone", row_id=str(row.id))
+    except PiiIntegrityError:
+        return KeysProblem(
+            "the personal-data keys configured (MEDIATION_PII_ENCRYPTION_KEYS or the secrets file) do "
+            f"not open the data this database holds: {advice}"
+        )
+    if row.phone_index is not None and cipher.index(phone, kind="phone") != row.phone_index:
+        return KeysProblem(
+            "the index key configured (MEDIATION_PII_INDEX_KEY or the secrets file) is not the one "
+            f"this database's parties were indexed with, so no search would find them: {advice}"
+        )
+    return None
