@@ -73,3 +73,21 @@ async def test_a_supervisor_is_told_a_number_search_needs_the_right(api: Api, we
     assert "search_by_party" not in [a for a, _, _ in await audit_actions(api, before)]
     by_name = await supervisor.get("/queue", params={"tab": "all", "q": "王某"})
     assert 'id="number-needs-pii"' not in by_name.text
+
+
+async def test_the_access_log_masks_a_number_typed_in_any_grouping(
+    api: Api, web: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The search travels in the query string; the service's access log masks it however it was
+    grouped, and keeps a case number and a date as they are."""
+    mine, _ = await _two_cases(api)
+    clerk = signed_in(web, api)
+    grouped = f"{resident_id(41)[:4]} {resident_id(41)[4:8]} {resident_id(41)[8:12]} {resident_id(41)[12:]}"
+    typed = [grouped, "1380 0000 041", "+86 (138) 0000-0041"]
+    with caplog.at_level("INFO", logger="mediation.access"):
+        for q in typed:
+            assert str(mine["case_number"]) in _listed(await clerk.get("/queue", params={"tab": "all", "q": q}))
+        await clerk.get("/queue", params={"tab": "all", "q": str(mine["case_number"])})
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "mediation.access")
+    assert "0000041" not in logged and resident_id(41)[12:] not in logged
+    assert str(mine["case_number"]) in logged
