@@ -95,3 +95,20 @@ async def test_the_party_is_told_the_last_day_may_move(api: Api, web: httpx.Asyn
     await _load_2027(api, NEW_YEAR_2027, "国办发明电〔2026〕7号")
     told, _ = await _looked_up(api, web, dispute, code)
     assert told == "协议已生效, 双方可共同申请司法确认, 最后一天为 2027-01-04"
+
+
+async def test_past_any_day_a_holiday_could_reach_the_request_is_refused(
+    api: Api, web: httpx.AsyncClient, clock: Any
+) -> None:
+    """No holiday run is longer than about nine days: eleven days after the last day as counted,
+    the period has ended whatever the unpublished schedule brings, and the request is refused."""
+    dispute = await _effective_on_2_december(api)
+    code = await _known_code(api, dispute)
+    _on(api, date(2027, 1, 11))  # ten days after 1 January: still possibly within
+    told, _ = await _looked_up(api, web, dispute, code)
+    assert "可能顺延" in told
+    _on(api, date(2027, 1, 12))
+    refused = _refusals(await api.act(await api.get(dispute), "request_confirmation"))
+    assert "2027-01-01" in refused["confirmation_window_closed"]["message"]
+    told, _ = await _looked_up(api, web, dispute, code)
+    assert told.startswith("协议已生效; 申请司法确认的期限已过")

@@ -28,6 +28,11 @@ class PeriodEnd:
     calendar_known: bool  # False: the holiday schedule for that year is not yet published
 
 
+# The longest run of days off a State Council schedule gives (the Spring Festival's and National
+# Day's holidays with the weekends joined to them: eight or nine days), with a day to spare. A last
+# day counted with weekends only, in a year whose schedule is not known, can move no further.
+LONGEST_HOLIDAY_RUN = timedelta(days=10)
+
 # Loaded schedules, by year: the days the notice lists (a day off: False; a make-up working day on
 # a weekend: True); any other day follows the weekday rule. Replaced whole, never mutated.
 _loaded: Mapping[int, Mapping[date, bool]] = {}

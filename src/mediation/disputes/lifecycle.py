@@ -20,7 +20,7 @@ from mediation.agreements.models import Agreement
 from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.core.errors import GuardFailed, InvalidTransition
 from mediation.core.i18n import Text
-from mediation.core.legal_time import PeriodEnd, period_end
+from mediation.core.legal_time import LONGEST_HOLIDAY_RUN, PeriodEnd, period_end
 from mediation.core.principal import Principal, Role
 from mediation.core.refusal import Refusal, summary
 from mediation.disputes.enums import (
@@ -305,10 +305,13 @@ def confirmation_period(dispute: Dispute, window_days: int) -> PeriodEnd | None:
 
 def confirmation_uncertain(dispute: Dispute, window_days: int, today: date) -> PeriodEnd | None:
     """The period, when today is past its last day as counted with weekends only, in a year whose
-    holidays are not published yet: a holiday may still carry the last day past today."""
+    holidays are not published yet, but not past any day a holiday could carry it to: a holiday may
+    still carry the last day past today."""
     end = confirmation_period(dispute, window_days)
     if end is None or end.calendar_known or today <= end.last_day:
         return None
+    if today > end.last_day + LONGEST_HOLIDAY_RUN:
+        return None  # ended, whatever holidays the schedule brings
     return end
 
 
@@ -316,10 +319,11 @@ def _within_confirmation_window(ctx: GuardContext) -> list[Refusal]:
     end = confirmation_period(ctx.dispute, ctx.confirmation_window_days)
     if end is None or ctx.today <= end.last_day:
         return []
-    if not end.calendar_known:
+    if not end.calendar_known and ctx.today <= end.last_day + LONGEST_HOLIDAY_RUN:
         # Past the last day as weekends alone would put it, in a year whose holidays are not known:
         # not refused on a day the law may still allow. The court judges whether the request is in
-        # time; the handoff carries a warning saying so (handoffs.ledger).
+        # time; the handoff carries a warning saying so (handoffs.ledger). Past any day a holiday
+        # could carry it to, the period has ended whatever the schedule.
         return []
     deadline = end.last_day
     return [

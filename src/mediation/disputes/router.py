@@ -617,11 +617,9 @@ def next_step(dispute: Dispute, today: date, confirmation_window_days: int) -> T
         # the party is told it may move later, and, once past, that it may not have ended yet.
         day, year = end.last_day.isoformat(), end.last_day.year
         if today > end.last_day:
-            return (
-                CONFIRMATION_PERIOD_OVER
-                if end.calendar_known
-                else CONFIRMATION_PERIOD_UNCERTAIN.format(d=day, y=year)
-            )
+            if lifecycle.confirmation_uncertain(dispute, confirmation_window_days, today) is None:
+                return CONFIRMATION_PERIOD_OVER  # ended, whatever holidays the schedule brings
+            return CONFIRMATION_PERIOD_UNCERTAIN.format(d=day, y=year)
         if not end.calendar_known:
             return CONFIRMATION_OPEN_UNTIL_PROVISIONAL.format(d=day, y=year)
         return CONFIRMATION_OPEN_UNTIL.format(d=day)
