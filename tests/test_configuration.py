@@ -156,6 +156,27 @@ async def test_a_misspelt_variable_is_refused_with_the_name_meant(tmp_path: Path
     assert left_in(tmp_path) == []
 
 
+def test_the_variables_kubernetes_sets_for_a_service_named_mediation_are_not_refused(elsewhere: Path) -> None:
+    """A Service named `mediation` (or `mediation-db`) puts these into every pod of the namespace;
+    refusing them would stop the pod from ever starting."""
+    environ = {
+        "MEDIATION_SERVICE_HOST": "10.0.0.7",
+        "MEDIATION_SERVICE_PORT": "8000",
+        "MEDIATION_SERVICE_PORT_HTTP": "8000",
+        "MEDIATION_PORT": "tcp://10.0.0.7:8000",
+        "MEDIATION_PORT_8000_TCP": "tcp://10.0.0.7:8000",
+        "MEDIATION_PORT_8000_TCP_PROTO": "tcp",
+        "MEDIATION_PORT_8000_TCP_PORT": "8000",
+        "MEDIATION_PORT_8000_TCP_ADDR": "10.0.0.7",
+        "MEDIATION_DB_SERVICE_HOST": "10.0.0.8",
+        "MEDIATION_DB_PORT_5432_TCP_ADDR": "10.0.0.8",
+    }
+    assert unknown_variables(environ) == []
+    assert unknown_variables({**environ, "MEDIATION_DATABASE_URI": "x"}) == [
+        "MEDIATION_DATABASE_URI is not a setting (did you mean MEDIATION_DATABASE_URL?)"
+    ]
+
+
 def test_variables_read_outside_the_settings_are_not_refused(elsewhere: Path) -> None:
     environ = {
         "MEDIATION_MIGRATIONS_DIR": "/app/migrations",

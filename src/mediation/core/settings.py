@@ -396,6 +396,14 @@ class Settings(BaseSettings):
         return self
 
 
+# What Kubernetes sets in every pod for each Service of the namespace (a Service named `mediation`
+# or `mediation-db` gives MEDIATION_SERVICE_HOST, MEDIATION_DB_PORT_5432_TCP_ADDR, ...): not the
+# operator's, so never taken for a misspelt setting.
+_SERVICE_LINK = re.compile(
+    r"^MEDIATION(_[A-Z0-9]+)*_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$"
+)
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
@@ -412,7 +420,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None, env_file: Path =
     lines = []
     for name in sorted(n for n in names if n.upper().startswith("MEDIATION_")):
         upper = name.upper()
-        if upper in known or upper.startswith(OTHER_PREFIXES):
+        if upper in known or upper.startswith(OTHER_PREFIXES) or _SERVICE_LINK.match(upper):
             continue
         close = difflib.get_close_matches(upper, sorted(known), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
