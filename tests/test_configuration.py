@@ -258,6 +258,28 @@ def test_a_plain_postgresql_url_means_asyncpg(elsewhere: Path, scheme: str) -> N
     assert settings.database_url == "postgresql+asyncpg://u:p@db.example:5432/mediation"
 
 
+@pytest.mark.parametrize("mode", ["require", "verify-full", "disable"])
+def test_a_providers_sslmode_is_read_as_asyncpgs_ssl(elsewhere: Path, mode: str) -> None:
+    """asyncpg takes no `sslmode`: left in the URL, it failed at the first connection."""
+    settings = Settings(database_url=f"postgres://u:p@db.example:5432/mediation?sslmode={mode}")
+    assert settings.database_url == f"postgresql+asyncpg://u:p@db.example:5432/mediation?ssl={mode}"
+
+
+def test_an_unknown_sslmode_is_refused(elsewhere: Path) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(database_url="postgresql://u:p@h/d?sslmode=always")
+    assert "sslmode must be one of" in str(refused.value)
+
+
+async def test_a_secrets_file_is_not_made_in_a_folder_that_does_not_exist(tmp_path: Path) -> None:
+    """A mistyped database path leaves no key material behind: the folder is not made for it."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'typo' / 'm.db'}"
+    configuration_error(
+        await mediation(tmp_path, "migrate", MEDIATION_DATABASE_URL=database), "there is no folder"
+    )
+    assert left_in(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     "url", ["postgresql+psycopg://u:p@h/d", "mysql://u:p@h/d", "sqlite:///m.db", "nonsense"]
 )

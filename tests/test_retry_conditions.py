@@ -206,6 +206,15 @@ async def test_a_sitting_needs_no_if_match(api: Api) -> None:
     assert (await api.get(case))["version"] == case["version"] + 1
 
 
+@pytest.mark.parametrize("blank", [",", " , "])
+async def test_an_if_match_of_commas_only_is_none_where_it_is_required(api: Api, blank: str) -> None:
+    """No entity tag in it: 428 as with no header, not 412 as if a version were named."""
+    case = await api.drive("mediating")
+    response = await api.act(case, "fail", headers={"If-Match": blank})
+    assert response.status_code == 428, response.text
+    assert (await api.get(case))["version"] == case["version"]
+
+
 @pytest.mark.parametrize("blank", ["", "  ", ","])
 async def test_an_empty_if_match_on_a_creating_post_is_no_condition(api: Api, blank: str) -> None:
     """An If-Match with no entity tag in it names no version; the header is optional here, so the

@@ -1,5 +1,5 @@
 """The printed 司法确认申请书 carries what the court needs of every applicant: identity, contact
-telephone, and the address for service (民诉法解释 Art. 353; 法释〔2011〕5号 Art. 3), and names an
+telephone, and the address for service (民诉法解释 Art. 354; 法释〔2011〕5号 Art. 3), and names an
 agent as such; to a reader without pii:read the numbers are masked as everywhere else."""
 
 from __future__ import annotations

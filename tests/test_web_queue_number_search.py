@@ -86,7 +86,9 @@ async def test_the_access_log_masks_a_number_typed_in_any_grouping(
     typed = [grouped, "1380 0000 041", "+86 (138) 0000-0041"]
     with caplog.at_level("INFO", logger="mediation.access"):
         for q in typed:
-            assert str(mine["case_number"]) in _listed(await clerk.get("/queue", params={"tab": "all", "q": q}))
+            assert str(mine["case_number"]) in _listed(
+                await clerk.get("/queue", params={"tab": "all", "q": q})
+            )
         await clerk.get("/queue", params={"tab": "all", "q": str(mine["case_number"])})
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "mediation.access")
     assert "0000041" not in logged and resident_id(41)[12:] not in logged

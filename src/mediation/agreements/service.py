@@ -150,7 +150,7 @@ class AgreementService:
         return list(rows.all())
 
     async def _refuse_before_mediation(self, dispute: Dispute, field: str, at: datetime) -> None:
-        """A sitting is the proof of mediation the court reads in the dossier (法释〔2011〕5号 Art. 3):
+        """A sitting is the proof of mediation the court reads in the dossier (民诉法解释 Art. 354):
         none falls before mediation at the body holding the case began, counted in the center's
         days. That is the later of the day mediation began (`mediation_started_on`: the first
         sign-for, or the day a case came back to mediation after the court did not confirm its

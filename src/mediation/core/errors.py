@@ -339,9 +339,9 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "expired: a signed-in administrator, not an API key, checks its URL and enables it.",
     },
     InvalidTransition: {
-        "case_closed": "The case is closed, declined or archived (`status_now`): it is no longer "
-        "worked on and its file stands as a record, so its registration is not corrected and no "
-        "risk is flagged on it.",
+        "case_closed": "The case's file stands as a record (`status_now`): its registration is "
+        "not corrected once it is closed, declined or archived, and no risk is flagged once it is "
+        "declined or archived.",
         "case_handed_off": "The case is with a court or arbitration commission: its file stands as "
         "handed over (`status_now`).",
     },

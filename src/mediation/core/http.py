@@ -98,7 +98,7 @@ def sends(status: int, *headers: str) -> dict[int | str, dict[str, Any]]:
 
 def check_if_match(if_match: str | None, version: int) -> None:
     """Optimistic concurrency (RFC 9110 §13.1.1, strong comparison): the client must name the version it saw."""
-    if if_match is None or not if_match.strip():
+    if if_match is None or not if_match.strip(" \t,"):  # no entity tag in it: none sent
         raise PreconditionRequired(
             # Said of whatever carries the version: a case, a sitting, an agreement's draft, a
             # handoff, a body; each answers with its own ETag.

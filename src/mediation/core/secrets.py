@@ -135,8 +135,10 @@ def _load_or_create(path: Path) -> dict[str, str]:
         "pii_encryption_keys": f"k1:{generate_key()}",
         "pii_index_key": generate_key(),
     }
+    if not path.parent.is_dir():
+        # Not made here: a mistyped database path must leave no key material behind.
+        raise ConfigurationError(f"cannot create the secrets file {path}: there is no folder {path.parent}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # O_EXCL: two processes starting at once must not each write their own keys.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -248,6 +248,16 @@ class Settings(BaseSettings):
                 f"the driver {driver!r} is not one the service speaks: use "
                 "sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user:password@host/database"
             )
+        url = make_url(value)
+        if driver == "postgresql+asyncpg" and "sslmode" in url.query:
+            # libpq's `sslmode=require`, as providers hand URLs out, is asyncpg's `ssl=require`
+            # (the same modes); asyncpg takes no `sslmode` and would fail at the first connection.
+            mode = url.query["sslmode"]
+            mode = mode[-1] if isinstance(mode, tuple) else mode
+            if mode not in SSL_MODES:
+                raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}")
+            url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+            return url.render_as_string(hide_password=False)
         return value
 
     @field_validator("timezone")
@@ -395,6 +405,8 @@ class Settings(BaseSettings):
             raise ValueError("relay_lease_seconds must be longer than webhook_timeout_seconds")
         return self
 
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 # What Kubernetes sets in every pod for each Service of the namespace (a Service named `mediation`
 # or `mediation-db` gives MEDIATION_SERVICE_HOST, MEDIATION_DB_PORT_5432_TCP_ADDR, ...): not the

@@ -108,7 +108,7 @@ def checklist(
                 "民诉法解释 第三百五十四条",
                 all(p.address and p.phone_enc for p in _principals(dispute)),
             ),
-            ("调解组织主持调解的证明 (调解笔录/时间线)", "法释〔2011〕5号 第三条", True),
+            ("调解组织主持调解的证明 (调解笔录/时间线)", "民诉法解释 第三百五十四条", True),
         ]
         if has_agent:
             items.append(("授权委托书", "民诉法解释 第三百五十一条", "power_of_attorney" in kinds))

@@ -567,5 +567,7 @@ async def apply_submit(request: Request, svc: Service) -> Response:
         request.state.audit_details = {"pi_notice": PI_NOTICE_VERSION, "pi_notice_read": True}
         created, replayed = await _register(request, svc, principal, data, key, with_related=False)
     except (ValidationError, ValidationFailed) as exc:
+        # The box ticked stays ticked: the resident corrects the field refused, not the notice.
+        values = {**values, "pi_notice_read": form.get("pi_notice_read")}
         return await _refused(request, "apply.html", values, exc, ONLINE_SKIP)
     return await _receipt(request, created, principal, online=True, replayed=replayed)
