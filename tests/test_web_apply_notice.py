@@ -56,7 +56,9 @@ async def test_an_application_records_the_notice_read(api: Api, web: httpx.Async
     assert (details["pi_notice"], details["pi_notice_read"]) == ("2026-12", True)
 
 
-async def test_a_ticked_box_stays_ticked_when_another_field_is_refused(api: Api, web: httpx.AsyncClient) -> None:
+async def test_a_ticked_box_stays_ticked_when_another_field_is_refused(
+    api: Api, web: httpx.AsyncClient
+) -> None:
     body = _online_body()
     body["description"] = "短"
     refused = await Page(web).post("/apply", intake_form(body))
