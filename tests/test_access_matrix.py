@@ -185,6 +185,8 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"id_number": person("applicant", THEIR_NAMES[0], 71)["id_number"]}
     if path.endswith("/consent"):
         return {"decision": "given"}
+    if path.endswith("/query-code"):
+        return {"cause": "lost"}
     if path.endswith("/risk-flags"):
         return {"danger": "violence", "observation": "intruder"}
     if path.endswith("/corrections"):

@@ -796,6 +796,14 @@ async def produce_every_event_type(api: Any) -> None:
         headers={**owner, "If-Match": f'"{risky["version"]}"'},
     )
     assert corrected.status_code == 200, corrected.text
+    # A party who lost the receipt is given a new query code at the window.
+    risky = await api.get(risky)
+    reissued = await api.client.post(
+        f"/v1/disputes/{risky['id']}/query-code",
+        json={"cause": "lost"},
+        headers={**api.auth("clerk"), "If-Match": f'"{risky["version"]}"'},
+    )
+    assert reissued.status_code == 200, reissued.text
     # A danger seen and reported by hand (人民调解法 Art. 25).
     hand_flagged = await flag(api, await api.get(risky), headers=api.auth("supervisor"))
     assert hand_flagged.status_code == 200, hand_flagged.text

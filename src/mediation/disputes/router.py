@@ -50,6 +50,8 @@ from mediation.disputes.schemas import (
     IsoDateTime,
     MediatorChoiceIn,
     PartySearchIn,
+    QueryCodeReissued,
+    QueryCodeReissueIn,
     RelatedCaseOut,
     StatusLookupIn,
     StatusLookupOut,
@@ -577,6 +579,47 @@ async def record_consent(
         return dispute_response(view.dispute(dispute), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
+
+
+@router.post(
+    "/disputes/{dispute_id}/query-code",
+    response_model=QueryCodeReissued,
+    summary="重新生成查询码 Give the party a new query code",
+    description=(
+        "For a party who lost the intake receipt with the query code, or whose code someone else may "
+        "know (`cause` lost or disclosed; `note`: who asked and how the window checked it). A new code "
+        "of the same kind as intake's replaces the old one, which stops working at once at "
+        "/v1/status-lookup; the new code is answered in this response only (it is kept as its hash, "
+        "as intake keeps it) and never shown again. The case's version moves on; one timeline entry "
+        "(`reissue_query_code`, with the cause and the note), one `query_code_reissued` event (the "
+        "cause) and the audit record say it was given, never the code. The center's window staff "
+        "(clerks and supervisors, who register cases and hand out the first code) give it, for a case "
+        "in any state: a declined, closed or archived case is still looked up. A body, a court, a "
+        "commission and other roles are refused (403: the code is the center's to give, at its "
+        "window); a case the caller does not see is 404. Needs the case's ETag (428 without it). "
+        "No Idempotency-Key is honoured: a stored answer to replay would keep the code. A retry of a "
+        "request that went through is refused as stale (412) and gives no code: give a new one "
+        "against the current ETag instead."
+    ),
+    responses=problem_responses(NotFound, Forbidden, StaleVersion, PreconditionRequired) | sends(200, "ETag"),
+    tags=["disputes"],
+)
+async def reissue_query_code(
+    request: Request,
+    dispute_id: uuid.UUID,
+    principal: Writer,
+    svc: Service,
+    data: Annotated[QueryCodeReissueIn | None, Body()] = None,
+    if_match: IfMatch = None,
+) -> Response:
+    given = data or QueryCodeReissueIn()
+    dispute, code = await svc.reissue_query_code(dispute_id, given, principal, if_match)
+    # The cause only: the code is in the response, nowhere else.
+    request.state.audit_details = {"query_code_reissue": {"cause": given.cause.value}}
+    body = QueryCodeReissued(
+        dispute_id=dispute.id, case_number=dispute.case_number, query_code=code, version=dispute.version
+    )
+    return dispute_response(body, dispute.version)
 
 
 @router.post(

@@ -828,6 +828,35 @@ class ConsentIn(WriteModel):
         return value
 
 
+class QueryCodeCause(StrEnum):
+    lost = "lost"  # 遗失: the receipt or the slip is lost
+    disclosed = "disclosed"  # 可能被他人知悉: someone else may know the code
+
+
+class QueryCodeReissueIn(WriteModel):
+    cause: QueryCodeCause = Field(
+        default=QueryCodeCause.lost,
+        description="Why a new code is given: lost (the receipt or slip is lost) or disclosed (someone "
+        "else may know the code). On the timeline and in the event.",
+    )
+    note: Note = Field(
+        default=None,
+        description="Who asked and how the window checked it (e.g. 申请人本人持身份证到窗口): on the "
+        "timeline, masked like other notes without pii:read; never in the event.",
+    )
+
+
+class QueryCodeReissued(BaseModel):
+    dispute_id: uuid.UUID
+    case_number: str
+    query_code: str = Field(
+        description="The new query code, answered this once and kept nowhere but as its hash: the old "
+        "code no longer works. Print it for the party (the case page's slip) or tell it; it is never "
+        "shown again."
+    )
+    version: int = Field(description="The case's version after the change (also the ETag).")
+
+
 class StatusLookupIn(WriteModel):
     case_number: Annotated[str, Field(min_length=1, max_length=32)]
     query_code: Annotated[str, Field(min_length=4, max_length=16)]

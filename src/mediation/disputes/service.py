@@ -97,6 +97,7 @@ from mediation.disputes.schemas import (
     Instant,
     MediatorChoiceIn,
     PartyIn,
+    QueryCodeReissueIn,
 )
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
@@ -116,6 +117,7 @@ from mediation.triage.engine import Facts, higher_tier, required_tier
 from mediation.triage.service import TriageService, facts_of, snapshot
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
+QUERY_CODE_LENGTH = 8  # 32^8, about 10^12: with the lookup's limit per address, not to be guessed
 
 # The body/court/commission an action names, by payload field.
 TARGET_FIELD = {
@@ -179,6 +181,12 @@ ASSIGNMENT_ENDINGS = {
 # the body itself (`_BODY_ROLE_NAMES`), the reason is that body's.
 _BODY_ENDINGS = frozenset(a.value for a in ASSIGNMENT_ENDINGS)
 _BODY_ROLE_NAMES = frozenset(r.value for r in lifecycle.BODY)
+
+
+def new_query_code() -> str:
+    """A party's query code for the status lookup: the one intake prints on the receipt and the one
+    the window gives again when it is lost (`reissue_query_code`), made alike."""
+    return "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(QUERY_CODE_LENGTH))
 
 
 def hash_query_code(case_number: str, code: str) -> str:
@@ -322,7 +330,7 @@ class DisputeService:
         # early warning reads (alerts.service, from `created_at`) agree.
         today = now.astimezone(self.clock.zone).date()
         applied_on = self._application_day(data, today)
-        query_code = "".join(secrets.choice(QUERY_CODE_ALPHABET) for _ in range(8))
+        query_code = new_query_code()
         # The tier comes from the triage rules (domain.md §4.4: small matters stay in the village,
         # big ones go up); group disputes count from the rules' threshold (劳动争议调解仲裁法 Art. 7:
         # ten or more workers for labour).
@@ -729,6 +737,37 @@ class DisputeService:
         if dispute is None or not hmac.compare_digest(expected, given):
             raise NotFound(Text("案件编号或查询码不正确", "Case number or query code is wrong"))
         return dispute
+
+    def may_reissue_query_code(self, principal: Principal) -> bool:
+        """Whether `principal` may give a case it sees a new query code, as `reissue_query_code` enforces."""
+        return principal.role in lifecycle.CENTER
+
+    async def reissue_query_code(
+        self, dispute_id: uuid.UUID, data: QueryCodeReissueIn, principal: Principal, if_match: str | None
+    ) -> tuple[Dispute, str]:
+        """A new query code for a party who lost the receipt, or whose code others may know: the
+        center's window gives it, as it gave the first at registration, after checking who asks.
+        Only its hash is kept, in place of the old one, which stops working with this change. In any
+        state: the lookup answers a declined, closed or archived case too (the route a declined
+        party was told to take, how the case ended). The code is answered here once; the timeline,
+        the event and the audit trail say that it was given again and why, never what it is."""
+        if not self.may_reissue_query_code(principal):
+            raise Forbidden(
+                Text("只有调解中心窗口可以重新生成查询码", "Only the center's window gives a new query code")
+            )
+        dispute = await self.get(dispute_id, principal, for_update=True)
+        check_if_match(if_match, dispute.version)
+        code = new_query_code()
+        dispute.query_code_hash = hash_query_code(dispute.case_number, code)
+        await self.record_work(
+            dispute,
+            "reissue_query_code",
+            principal,
+            data.note,
+            {"cause": data.cause.value},
+            "query_code_reissued",
+        )
+        return dispute, code
 
     # ---- the lifecycle --------------------------------------------------------------------------
 

@@ -502,6 +502,18 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["owner_set", "owner_cleared"],
         },
+        "query_code_reissued": {
+            "summary": "重新生成查询码 The center's window gave the party a new query code for the status "
+            "lookup; the old one no longer works. Never the code itself",
+            "fields": {
+                **COMMON_FIELDS,
+                "cause": {
+                    "type": "string",
+                    "description": "lost (the receipt or slip is lost) | disclosed (someone else may know it)",
+                },
+            },
+            "actions": ["reissue_query_code"],
+        },
         "risk_flagged": {
             "summary": "报告风险 Staff on the case flagged it at risk by hand (人民调解法 Art. 25): the danger, "
             "and whether it was reported and to whom; what was seen stays on the timeline. The case's risk "

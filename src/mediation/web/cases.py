@@ -79,6 +79,7 @@ from mediation.disputes.schemas import (
     DisputeCorrectionIn,
     PartyCorrectionIn,
     PartyIn,
+    QueryCodeReissueIn,
 )
 from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
@@ -393,6 +394,9 @@ class CasePage:
             "can_record_consent": svc.may_record_consent(dispute, principal),
             "consent_fields": describe(ConsentIn),
             "risk_flag_fields": describe(RiskFlagIn),
+            # 重新生成查询码, offered to the center's window, who gave the first one at registration.
+            "can_reissue_query_code": svc.may_reissue_query_code(principal),
+            "query_code_fields": describe(QueryCodeReissueIn),
             # A case whose follow-up ended is not supervised (attention.FINISHED).
             "finished_states": FINISHED,
             "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
@@ -662,6 +666,8 @@ def _field_names(form: str) -> set[str]:
         fields = sitting_reschedule_fields()
     elif form == "flag_risk":
         fields = describe(RiskFlagIn)
+    elif form == "reissue_query_code":
+        fields = describe(QueryCodeReissueIn)
     elif form.startswith("alert:") and form.endswith(":resolve"):
         fields = describe(ResolveIn)  # acknowledging shows no field: its refusal is said above it
     else:
@@ -1374,6 +1380,47 @@ async def flag_risk(request: Request, dispute_id: str, principal: Staff, svc: Se
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, "flag_risk", exc, values)
     return see_other(f"/cases/{case_id}?done=risk_flagged#alerts")
+
+
+@router.post("/cases/{dispute_id}/query-code", response_class=HTMLResponse)
+async def reissue_query_code(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """重新生成查询码: the window gives a party who lost the receipt's query code a new one, through
+    the service the API uses, and shows it this once on a slip to print. A second submission of the
+    same form replays without acting again, and without the code: the answer kept for the replay
+    holds no code, as the API keeps none."""
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    fields = describe(QueryCodeReissueIn)
+    values: dict[str, Any] = {}
+    issued: list[str] = []
+    try:
+        values = form_data(form, fields)
+        require(principal, Permission.cases_write)
+        data = QueryCodeReissueIn.model_validate(values)
+        version = _text(form.get("version"))
+
+        async def reissue() -> None:
+            _, code = await svc.reissue_query_code(case_id, data, principal, version)
+            issued.append(code)
+
+        await _once(request, principal, form, reissue)
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, "reissue_query_code", exc, values)
+    # The cause only: the code is on the slip, nowhere else.
+    request.state.audit_details = {"query_code_reissue": {"cause": data.cause.value}}
+    dispute = await svc.get(case_id, principal)
+    return render(
+        request,
+        "query_code_slip.html",
+        {
+            "case_id": dispute.id,
+            "case_number": dispute.case_number,
+            "query_code": issued[0] if issued else None,
+            "issued_on": svc.clock.today().isoformat(),
+            "center": await _receiving_center(request, dispute.region_code),
+        },
+    )
 
 
 # ---- printable pages ------------------------------------------------------------------------------

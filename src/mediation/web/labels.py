@@ -48,6 +48,7 @@ TIMELINE_LABELS = {
     "note": "备注",
     "alert_raised": "触发预警",
     "flag_risk": "报告风险",
+    "reissue_query_code": "重新生成查询码",
     "alert_acknowledged": "签收预警",
     "alert_resolved": "预警处置",
     "clock_at_risk": "时限临期",
@@ -246,6 +247,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
     },
     "document_status": {"active": "有效", "withdrawn": "已撤回"},
     # 报告风险 (人民调解法 Art. 25): the danger staff saw, and to whom they reported it.
+    "cause": {"lost": "查询码遗失", "disclosed": "查询码可能被他人知悉"},
     "danger": {d.value: label.zh for d, label in DANGER_LABELS.items()},
     "reported_to": {"police": "公安机关", "other_department": "其他有关部门"},
 }
@@ -255,6 +257,7 @@ FIELD_LABELS: dict[str, str] = {
     "decision": "当事人的意愿",
     "note": "备注",
     "danger": "危险类型",
+    "cause": "原因",
     "observation": "发现的情况",
     "reported_to": "已向何处报告 (尚未报告的不选)",
     "reported_at": "报告时间",
