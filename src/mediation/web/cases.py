@@ -337,6 +337,10 @@ class CasePage:
         agreements = AgreementService(svc)
         _, versions = await agreements.versions(dispute_id, principal)
         agreement_views = [agreement_out(a, dispute, masks(principal)) for a in versions]
+        # A new version starts from the newest one, so the one missing item is added, not all of it
+        # typed again; never from text masked for this reader, which would become the agreement.
+        draft_defaults = _draft_from(agreement_views[-1]) if agreement_views and not masks(principal) else {}
+        rows = max(2, len(draft_defaults.get("obligations", [])))
         choices = await self._choices(dispute, [a["action"] for a in allowed], agreement_views)
         actions = []
         for a in allowed:
@@ -409,9 +413,15 @@ class CasePage:
             "can_draft": can_draft,
             "in_effect": in_effect,
             "oral_in_effect": oral_in_effect,
-            "agreement_fields": agreement_fields([Option(str(p.id), p.name) for p in case.parties], 2)
+            # Every row a form may come back with (a refused draft keeps its rows); the page shows
+            # `obligation_rows`, or as many as the refused form had.
+            "agreement_fields": agreement_fields(
+                [Option(str(p.id), p.name) for p in case.parties], MAX_OBLIGATION_ROWS
+            )
             if can_draft
             else [],
+            "obligation_rows": rows,
+            "draft_defaults": draft_defaults,
             # Each signer is offered exactly the methods the service takes from them: a party, those
             # of its kind (a unit seals, a natural person fingerprints); the mediator, those of the
             # agreement's form (a written one is signed, an oral one may be recorded).
@@ -649,7 +659,7 @@ def _field_names(form: str) -> set[str]:
     if form in ACTION_PAYLOADS:
         fields = describe(ACTION_PAYLOADS[form])
     elif form == "draft_agreement":
-        fields = agreement_fields([], 2)
+        fields = agreement_fields([], MAX_OBLIGATION_ROWS)
     elif form == "supervise":
         fields = describe(OrderIn)
     elif form.startswith("answer:"):
@@ -666,6 +676,8 @@ def _field_names(form: str) -> set[str]:
         fields = sitting_reschedule_fields()
     elif form == "flag_risk":
         fields = describe(RiskFlagIn)
+    elif form == "record_consent":
+        return {f.name for f in describe(ConsentIn)} | {"party_id"}
     elif form == "reissue_query_code":
         fields = describe(QueryCodeReissueIn)
     elif form.startswith("alert:") and form.endswith(":resolve"):
@@ -1178,6 +1190,36 @@ async def _to_the_second(
 # ---- the agreement --------------------------------------------------------------------------------
 
 
+# The most obligation rows a draft form is read for (the schema takes up to 100; a page shows the
+# newest version's and two at least).
+MAX_OBLIGATION_ROWS = 30
+
+
+def _draft_from(version: Any) -> dict[str, Any]:
+    """The draft form filled with `version` (an AgreementOut): its content as the form names it."""
+    obligations = []
+    for o in version.obligations[:MAX_OBLIGATION_ROWS]:
+        row = {
+            "obligor_party_id": str(o.obligor_party_id),
+            "obligee_party_id": str(o.obligee_party_id) if o.obligee_party_id else "",
+            "kind": o.kind,
+            "amount": str(o.amount) if o.amount is not None else "",
+            "description": o.description,
+            "place": o.place or "",
+            "manner": o.manner,
+            "due_on": o.due_on.isoformat(),
+        }
+        obligations.append(row)
+    return {
+        "form": version.form,
+        "facts": version.facts,
+        "disputed_matters": version.disputed_matters,
+        "responsibility": version.responsibility,
+        "terms": "\n".join(version.terms),
+        "obligations": obligations,
+    }
+
+
 def agreement_fields(parties: list[Option], rows: int) -> list[FormField]:
     fields = describe(AgreementIn, skip=frozenset({"terms", "obligations"}))
     choices = {"obligor_party_id": parties, "obligee_party_id": parties}
@@ -1194,7 +1236,7 @@ async def draft_agreement(request: Request, dispute_id: str, principal: Staff, s
     terms = [line.strip() for line in str(form.get("terms") or "").splitlines() if line.strip()]
     values: dict[str, Any] = {}
     try:
-        values = form_data(form, agreement_fields([], 3))
+        values = form_data(form, agreement_fields([], MAX_OBLIGATION_ROWS))
         if terms:
             values["terms"] = terms
         if isinstance(values.get("obligations"), list):

@@ -1,0 +1,68 @@
+"""A new version of the agreement starts from the newest one on the case page: the facts, matters,
+responsibility, terms and every obligation are there to correct, not to type again; saved, the new
+version holds them. (A reader who sees numbers masked would get a blank form, masked text never
+becoming an agreement's content; no role that drafts reads them masked.)"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.support import Api
+from tests.test_web import Page
+
+
+async def _as_body(api: Api, web: httpx.AsyncClient, dispute: dict[str, Any], role: str) -> Page:
+    body = next(name for name, id_ in api.bodies.items() if str(id_) == dispute["body_id"])
+    await api.signed_in(role, body)
+    web.cookies.set("mediation_session", api.tokens[(role, uuid.UUID(dispute["body_id"]))])
+    return Page(web)
+
+
+def _form(page: httpx.Response) -> str:
+    return page.text.split('id="draft-agreement"')[1].split("</form>")[0]
+
+
+async def test_a_new_version_starts_from_the_newest(api: Api, web: httpx.AsyncClient) -> None:
+    dispute = await api.drive("mediating")
+    content = api.agreement_content(dispute)
+    second = {**content["obligations"][0], "kind": "act", "amount": None, "description": "拆除彩钢棚"}
+    third = {**content["obligations"][0], "description": "支付修缮费", "amount": "300.00"}
+    await api.draft_agreement(dispute, obligations=[*content["obligations"], second, third])
+
+    mediator = await _as_body(api, web, dispute, "body_mediator")
+    page = await mediator.get(f"/cases/{dispute['id']}")
+    form = _form(page)
+    assert 'id="draft-from-newest"' in page.text
+    for text in ("双方因院墙滴水发生争执。", "屋檐滴水造成的损失及修缮责任。", "双方今后互相谅解"):
+        assert text in form
+    for text in ("赔偿损失", "拆除彩钢棚", "支付修缮费"):
+        assert text in form
+    assert form.count("履行义务 ") == 3
+
+    # Sent as shown with one term added: the new version holds everything, and the addition.
+    fields: list[tuple[str, str]] = [
+        ("supersedes", "1"),
+        ("idempotency_key", "v2"),
+        ("facts", content["facts"]),
+        ("disputed_matters", content["disputed_matters"]),
+        ("responsibility", content["responsibility"]),
+        ("terms", "\n".join([*content["terms"], "费用当场结清。"])),
+    ]
+    for i, o in enumerate([content["obligations"][0], second, third]):
+        fields += [(f"obligations[{i}].{k}", str(v)) for k, v in o.items() if v is not None]
+    saved = await mediator.post(f"/cases/{dispute['id']}/agreements", fields)
+    assert saved.status_code == 303, saved.text[:2000]
+    versions = (await api.client.get(f"/v1/disputes/{dispute['id']}/agreements")).json()
+    newest = versions[-1]
+    assert newest["number"] == 2 and len(newest["obligations"]) == 3
+    assert newest["terms"][-1] == "费用当场结清。"
+
+
+async def test_a_first_draft_starts_blank(api: Api, web: httpx.AsyncClient) -> None:
+    dispute = await api.drive("mediating")
+    page = await (await _as_body(api, web, dispute, "body_mediator")).get(f"/cases/{dispute['id']}")
+    assert 'id="draft-from-newest"' not in page.text
+    assert "双方因院墙滴水发生争执。" not in _form(page)
