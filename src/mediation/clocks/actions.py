@@ -18,6 +18,13 @@ from mediation.disputes.models import Dispute
 from mediation.disputes.service import DisputeService
 
 
+def keeps(dispute: Dispute, name: ClockName, principal: Principal) -> bool:
+    """Whether `principal` may pause, resume or extend the case's clock `name`: the center's staff
+    the center's clocks, the body that has the case now its own (it sees no other case)."""
+    own = principal.role not in BODY_ROLES or principal.organisation_id == dispute.body_id
+    return principal.role in CLOCK_KEEPERS.get(name, frozenset()) and own
+
+
 class ClockActions:
     def __init__(self, disputes: DisputeService) -> None:
         self.disputes = disputes
@@ -29,9 +36,7 @@ class ClockActions:
         dispute = await self.disputes.get(dispute_id, principal, for_update=True)
         check_if_match(if_match, dispute.version)
         keepers = CLOCK_KEEPERS.get(name, frozenset())
-        # A body keeps a clock only of a case it has now (it sees no other, but says so here too).
-        own = principal.role not in BODY_ROLES or principal.organisation_id == dispute.body_id
-        if principal.role not in keepers or not own:
+        if not keeps(dispute, name, principal):
             raise Forbidden(
                 Text("「{rn}」不能变更{label}", "Role {r} may not change the {name} clock").format(
                     rn=ROLE_NAMES.get(principal.role, principal.role.value),

@@ -31,6 +31,7 @@ from mediation.clocks.rules import (
     ClockRule,
     ClockRules,
     CountsFrom,
+    ExtensionConsent,
     OnTransfer,
     Unit,
     procedures_of,
@@ -241,6 +242,21 @@ class ClockService:
 
     def _rule(self, rule_id: str) -> ClockRule | None:
         return next((r for r in self.rules.rules if r.id == rule_id), None)
+
+    def extension_left(self, clock: CaseClock) -> int:
+        """How many units the running `clock` may still be extended by under its rule (0: none)."""
+        rule = self._rule(clock.rule_id)
+        if clock.stopped_at is not None or rule is None or rule.extension is None:
+            return 0
+        return max(0, rule.extension.max - clock.extended_by)
+
+    def extension_needs_consent(self, clock: CaseClock) -> bool:
+        rule = self._rule(clock.rule_id)
+        return (
+            rule is not None
+            and rule.extension is not None
+            and rule.extension.consent == ExtensionConsent.all_parties
+        )
 
     def first_clocks(self, dispute: Dispute, now: datetime) -> list[CaseClock]:
         """The clocks of a case being registered, with its summary set; none runs yet and it has no

@@ -48,7 +48,10 @@ from mediation.alerts.router import alert_out
 from mediation.alerts.schemas import AcknowledgeIn, ResolveIn, RiskFlagIn
 from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind, Mediator
+from mediation.clocks.actions import ClockActions, keeps
 from mediation.clocks.router import clock_out
+from mediation.clocks.rules import UNIT_NAMES, ClockName, Unit
+from mediation.clocks.schemas import ClockExtensionIn
 from mediation.core.db import session_of
 from mediation.core.errors import NotFound, ProblemError, StaleVersion, ValidationFailed
 from mediation.core.http import etag_for
@@ -329,7 +332,21 @@ class CasePage:
         entries = await svc.timeline(dispute_id, principal)
         withheld = await svc.reasons_withheld(entries, principal)
         timeline = [view.timeline_entry(e, withheld=e.seq in withheld) for e in entries]
-        clocks = [clock_out(c, now) for c in await svc.clocks.of_case(dispute_id)]
+        case_clocks = await svc.clocks.of_case(dispute_id)
+        clocks = [clock_out(c, now) for c in case_clocks]
+        # The clocks this caller may extend now, with what is left of the rule's extension and
+        # whether every party must agree (人民调解工作若干规定 Art. 33; 特邀调解规定 Art. 27).
+        extensions = {
+            c.name: {
+                "left": left,
+                "unit": UNIT_NAMES[Unit(c.unit)],
+                "consent": svc.clocks.extension_needs_consent(c),
+            }
+            for c in case_clocks
+            if (left := svc.clocks.extension_left(c)) > 0
+            and keeps(dispute, ClockName(c.name), principal)
+            and principal.can(Permission.cases_write)
+        }
         available = await svc.available_actions(dispute, principal)
         allowed = [a for a in available if a["allowed_for_caller"]]
         # The caller's role could take these, but a guard refuses them now: shown as what is missing.
@@ -396,6 +413,17 @@ class CasePage:
             # 报告风险 (人民调解法 Art. 25), offered to whom the service lets flag the case now.
             "can_flag_risk": AlertService(svc).may_flag(dispute, principal),
             "can_record_consent": svc.may_record_consent(dispute, principal),
+            "clock_extensions": extensions,
+            "extension_fields": describe(
+                ClockExtensionIn,
+                {
+                    "consenting_party_ids": [
+                        Option(str(p.id), f"{ENUM_LABELS['role'].get(p.role, p.role)} {p.name}")
+                        for p in case.parties
+                        if p.role in ("applicant", "respondent")
+                    ]
+                },
+            ),
             "consent_fields": describe(ConsentIn),
             "risk_flag_fields": describe(RiskFlagIn),
             # 重新生成查询码, offered to the center's window, who gave the first one at registration.
@@ -583,6 +611,7 @@ DONE_MESSAGES = {
     "alert_resolve": "已记录预警处置",
     "risk_flagged": "已报告风险, 督办人员已收到风险预警",
     "consent_recorded": "已记录当事人的调解意愿",
+    "clock_extended": "期限已延长",
     "signed": "已记录签署",
     "corrected": "已更正登记信息",
     "sitting_scheduled": "已安排调解会",
@@ -676,6 +705,8 @@ def _field_names(form: str) -> set[str]:
         fields = sitting_reschedule_fields()
     elif form == "flag_risk":
         fields = describe(RiskFlagIn)
+    elif form.startswith("extend:"):
+        fields = describe(ClockExtensionIn)
     elif form == "record_consent":
         return {f.name for f in describe(ConsentIn)} | {"party_id"}
     elif form == "reissue_query_code":
@@ -1369,6 +1400,36 @@ async def handle_alert(
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"alert:{alert}:{step}", exc, values)
     return see_other(f"/cases/{case_id}?done=alert_{step}#alerts")
+
+
+@router.post("/cases/{dispute_id}/clocks/{name}/extension", response_class=HTMLResponse)
+async def extend_clock(
+    request: Request, dispute_id: str, name: str, principal: Staff, svc: Service
+) -> Response:
+    """延长期限: a clock extended within its rule, with the parties' consent where it asks for it,
+    through the service the API uses."""
+    case_id = parse_id(dispute_id)
+    try:
+        clock = ClockName(name)
+    except ValueError as exc:
+        raise NotFound(Text("没有这个时限", "No such clock")) from exc
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values: dict[str, Any] = {}
+    try:
+        values = form_data(form, describe(ClockExtensionIn))
+        require(principal, Permission.cases_write)
+        data = ClockExtensionIn.model_validate(values)
+        version = _text(form.get("version"))
+        await _once(
+            request,
+            principal,
+            form,
+            lambda: ClockActions(svc).extend(case_id, clock, data, principal, version),
+        )
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, f"extend:{clock.value}", exc, values)
+    return see_other(f"/cases/{case_id}?done=clock_extended#clocks")
 
 
 @router.post("/cases/{dispute_id}/consent", response_class=HTMLResponse)

@@ -255,6 +255,8 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
 FIELD_LABELS: dict[str, str] = {
     "pi_notice_read": "个人信息处理告知",
     "decision": "当事人的意愿",
+    "units": "延长",
+    "consenting_party_ids": "同意延长的当事人",
     "note": "备注",
     "danger": "危险类型",
     "cause": "原因",
