@@ -78,6 +78,7 @@ from mediation.disputes.paperwork import (
 from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
+    CaseLinkIn,
     ConsentIn,
     DisputeCorrectionIn,
     PartyCorrectionIn,
@@ -332,6 +333,7 @@ class CasePage:
         entries = await svc.timeline(dispute_id, principal)
         withheld = await svc.reasons_withheld(entries, principal)
         timeline = [view.timeline_entry(e, withheld=e.seq in withheld) for e in entries]
+        can_link = principal.role in lifecycle.CENTER and principal.can(Permission.cases_write)
         case_clocks = await svc.clocks.of_case(dispute_id)
         clocks = [clock_out(c, now) for c in case_clocks]
         # The clocks this caller may extend now, with what is left of the rule's extension and
@@ -413,6 +415,15 @@ class CasePage:
             # 报告风险 (人民调解法 Art. 25), offered to whom the service lets flag the case now.
             "can_flag_risk": AlertService(svc).may_flag(dispute, principal),
             "can_record_consent": svc.may_record_consent(dispute, principal),
+            "linked_cases": [(link, _brief(other)) for link, other in await svc.links(dispute_id, principal)],
+            # The cases sharing a party (the same ID or phone number, the same respondent unit) the
+            # center links as one dispute reported twice or as related ones.
+            "related_cases": [
+                (r, _brief(r.dispute))
+                for r in (await svc.related(dispute, principal, 10) if can_link else [])
+                if not r.linked
+            ],
+            "can_link": can_link,
             "clock_extensions": extensions,
             "extension_fields": describe(
                 ClockExtensionIn,
@@ -612,6 +623,7 @@ DONE_MESSAGES = {
     "risk_flagged": "已报告风险, 督办人员已收到风险预警",
     "consent_recorded": "已记录当事人的调解意愿",
     "clock_extended": "期限已延长",
+    "linked": "已关联案件, 两案时间线均已记录",
     "signed": "已记录签署",
     "corrected": "已更正登记信息",
     "sitting_scheduled": "已安排调解会",
@@ -705,6 +717,8 @@ def _field_names(form: str) -> set[str]:
         fields = sitting_reschedule_fields()
     elif form == "flag_risk":
         fields = describe(RiskFlagIn)
+    elif form == "link":
+        fields = describe(CaseLinkIn)
     elif form.startswith("extend:"):
         fields = describe(ClockExtensionIn)
     elif form == "record_consent":
@@ -1430,6 +1444,35 @@ async def extend_clock(
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, f"extend:{clock.value}", exc, values)
     return see_other(f"/cases/{case_id}?done=clock_extended#clocks")
+
+
+def _brief(dispute: Any) -> dict[str, Any]:
+    """Another case as a line of this one's page names it (no party, so nothing to mask)."""
+    return {
+        "id": dispute.id,
+        "case_number": dispute.case_number,
+        "category": dispute.category,
+        "status_label": lifecycle.STATUS_LABELS[Status(dispute.status)].get(),
+    }
+
+
+@router.post("/cases/{dispute_id}/links", response_class=HTMLResponse)
+async def link_case(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """关联案件: the center links the case to another sharing a party, through the service the API
+    uses; both timelines say so."""
+    case_id = parse_id(dispute_id)
+    form = await _form(request)
+    check_csrf(request, _text(form.get("csrf")))
+    values: dict[str, Any] = {}
+    try:
+        values = form_data(form, describe(CaseLinkIn))
+        require(principal, Permission.cases_write)
+        data = CaseLinkIn.model_validate(values)
+        version = _text(form.get("version"))
+        await _once(request, principal, form, lambda: svc.link(case_id, data, principal, version))
+    except (ValidationError, ProblemError) as exc:
+        return await _refused(request, svc, principal, case_id, "link", exc, values)
+    return see_other(f"/cases/{case_id}?done=linked#links")
 
 
 @router.post("/cases/{dispute_id}/consent", response_class=HTMLResponse)

@@ -100,6 +100,12 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "other": "其他证件",
     },
     "consent": {"unknown": "未表态", "given": "同意调解", "refused": "拒绝调解"},
+    "link_kind": {"same_dispute": "同一纠纷重复反映", "related": "关联纠纷"},
+    "matched_on": {
+        "id_number": "证件号码相同",
+        "phone": "电话相同",
+        "respondent_organisation": "被申请单位相同",
+    },
     # The consent form's choice (ConsentIn.decision): a decision, never "unknown".
     "decision": {"given": "同意调解", "refused": "拒绝调解"},
     "subject_matters": {
