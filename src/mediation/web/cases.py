@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from mediation.agreements.models import MediationSession
@@ -1416,34 +1416,38 @@ async def handle_alert(
     return see_other(f"/cases/{case_id}?done=alert_{step}#alerts")
 
 
-@router.post("/cases/{dispute_id}/clocks/{name}/extension", response_class=HTMLResponse)
-async def extend_clock(
-    request: Request, dispute_id: str, name: str, principal: Staff, svc: Service
+Form = TypeVar("Form", bound=BaseModel)
+
+
+async def _case_form(
+    request: Request,
+    svc: DisputeService,
+    principal: Principal,
+    case_id: uuid.UUID,
+    schema: type[Form],
+    work: Callable[[Form, str | None], Awaitable[object]],
+    *,
+    failed: str,
+    done: str,
+    local: bool = False,
 ) -> Response:
-    """延长期限: a clock extended within its rule, with the parties' consent where it asks for it,
-    through the service the API uses."""
-    case_id = parse_id(dispute_id)
-    try:
-        clock = ClockName(name)
-    except ValueError as exc:
-        raise NotFound(Text("没有这个时限", "No such clock")) from exc
+    """One of the case page's forms sent: from the page (CSRF), read as the API's schema (`local`:
+    its times as the page shows them, in the service's zone), done once under its idempotency key
+    through the service with the case's version the page showed, then the case page again: on
+    success at `done` (`?done=` message and anchor), on refusal with the form's values and messages."""
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
+    fields = describe(schema)
     values: dict[str, Any] = {}
     try:
-        values = form_data(form, describe(ClockExtensionIn))
+        values = form_data(form, fields)
         require(principal, Permission.cases_write)
-        data = ClockExtensionIn.model_validate(values)
+        data = schema.model_validate(local_times(values, fields, svc.clock.zone) if local else values)
         version = _text(form.get("version"))
-        await _once(
-            request,
-            principal,
-            form,
-            lambda: ClockActions(svc).extend(case_id, clock, data, principal, version),
-        )
+        await _once(request, principal, form, lambda: work(data, version))
     except (ValidationError, ProblemError) as exc:
-        return await _refused(request, svc, principal, case_id, f"extend:{clock.value}", exc, values)
-    return see_other(f"/cases/{case_id}?done=clock_extended#clocks")
+        return await _refused(request, svc, principal, case_id, failed, exc, values)
+    return see_other(f"/cases/{case_id}?done={done}")
 
 
 def _brief(dispute: Any) -> dict[str, Any]:
@@ -1456,23 +1460,45 @@ def _brief(dispute: Any) -> dict[str, Any]:
     }
 
 
+@router.post("/cases/{dispute_id}/clocks/{name}/extension", response_class=HTMLResponse)
+async def extend_clock(
+    request: Request, dispute_id: str, name: str, principal: Staff, svc: Service
+) -> Response:
+    """延长期限: a clock extended within its rule, with the parties' consent where it asks for it,
+    through the service the API uses."""
+    case_id = parse_id(dispute_id)
+    try:
+        clock = ClockName(name)
+    except ValueError as exc:
+        raise NotFound(Text("没有这个时限", "No such clock")) from exc
+
+    async def extend(data: ClockExtensionIn, version: str | None) -> object:
+        return await ClockActions(svc).extend(case_id, clock, data, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        ClockExtensionIn,
+        extend,
+        failed=f"extend:{clock.value}",
+        done="clock_extended#clocks",
+    )
+
+
 @router.post("/cases/{dispute_id}/links", response_class=HTMLResponse)
 async def link_case(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
     """关联案件: the center links the case to another sharing a party, through the service the API
     uses; both timelines say so."""
     case_id = parse_id(dispute_id)
-    form = await _form(request)
-    check_csrf(request, _text(form.get("csrf")))
-    values: dict[str, Any] = {}
-    try:
-        values = form_data(form, describe(CaseLinkIn))
-        require(principal, Permission.cases_write)
-        data = CaseLinkIn.model_validate(values)
-        version = _text(form.get("version"))
-        await _once(request, principal, form, lambda: svc.link(case_id, data, principal, version))
-    except (ValidationError, ProblemError) as exc:
-        return await _refused(request, svc, principal, case_id, "link", exc, values)
-    return see_other(f"/cases/{case_id}?done=linked#links")
+
+    async def link(data: CaseLinkIn, version: str | None) -> object:
+        return await svc.link(case_id, data, principal, version)
+
+    return await _case_form(
+        request, svc, principal, case_id, CaseLinkIn, link, failed="link", done="linked#links"
+    )
 
 
 @router.post("/cases/{dispute_id}/consent", response_class=HTMLResponse)
@@ -1511,21 +1537,21 @@ async def flag_risk(request: Request, dispute_id: str, principal: Staff, svc: Se
     """报告风险: staff on the case flag a danger they saw (人民调解法 Art. 25), through the service
     the API uses."""
     case_id = parse_id(dispute_id)
-    form = await _form(request)
-    check_csrf(request, _text(form.get("csrf")))
-    fields = describe(RiskFlagIn)
-    values: dict[str, Any] = {}
-    try:
-        values = form_data(form, fields)
-        require(principal, Permission.cases_write)
-        data = RiskFlagIn.model_validate(local_times(values, fields, svc.clock.zone))
-        version = _text(form.get("version"))
-        await _once(
-            request, principal, form, lambda: AlertService(svc).flag(case_id, data, principal, version)
-        )
-    except (ValidationError, ProblemError) as exc:
-        return await _refused(request, svc, principal, case_id, "flag_risk", exc, values)
-    return see_other(f"/cases/{case_id}?done=risk_flagged#alerts")
+
+    async def flag(data: RiskFlagIn, version: str | None) -> object:
+        return await AlertService(svc).flag(case_id, data, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        RiskFlagIn,
+        flag,
+        failed="flag_risk",
+        done="risk_flagged#alerts",
+        local=True,
+    )
 
 
 @router.post("/cases/{dispute_id}/query-code", response_class=HTMLResponse)
