@@ -112,3 +112,13 @@ async def test_past_any_day_a_holiday_could_reach_the_request_is_refused(
     assert "2027-01-01" in refused["confirmation_window_closed"]["message"]
     told, _ = await _looked_up(api, web, dispute, code)
     assert told.startswith("协议已生效; 申请司法确认的期限已过")
+
+
+async def test_the_refusal_past_a_provisional_day_says_how_it_was_counted(api: Api) -> None:
+    dispute = await _effective_on_2_december(api)
+    _on(api, date(2027, 1, 12))
+    refused = _refusals(await api.act(await api.get(dispute), "request_confirmation"))
+    assert (
+        "按周末推算于 2027-01-01 届满, 遇节假日顺延亦已届满"
+        in refused["confirmation_window_closed"]["message"]
+    )

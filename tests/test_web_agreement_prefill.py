@@ -66,3 +66,14 @@ async def test_a_first_draft_starts_blank(api: Api, web: httpx.AsyncClient) -> N
     page = await (await _as_body(api, web, dispute, "body_mediator")).get(f"/cases/{dispute['id']}")
     assert 'id="draft-from-newest"' not in page.text
     assert "双方因院墙滴水发生争执。" not in _form(page)
+
+
+async def test_an_oral_agreement_in_effect_is_put_in_writing(api: Api, web: httpx.AsyncClient) -> None:
+    """人民调解法 Art. 28: an oral agreement in effect may be put in writing; the form it fills is a
+    written version (another oral one could not replace it)."""
+    dispute = await api.drive("mediating")
+    await api.signed_agreement(dispute, form="oral")
+    page = await (await _as_body(api, web, dispute, "body_mediator")).get(f"/cases/{dispute['id']}")
+    form = _form(page)
+    assert 'id="oral-agreement-in-effect"' in page.text and "双方因院墙滴水发生争执。" in form
+    assert '<option value="written" selected' in form or '<option value="written"  selected' in form

@@ -326,13 +326,22 @@ def _within_confirmation_window(ctx: GuardContext) -> list[Refusal]:
         # could carry it to, the period has ended whatever the schedule.
         return []
     deadline = end.last_day
+    ended = (
+        Text(
+            "须自调解协议生效之日起 {n} 日内申请司法确认, 期限已于 {d} 届满",
+            "Confirmation must be applied for within {n} days of the agreement taking effect; the period ended on {d}",
+        )
+        if end.calendar_known
+        else Text(
+            "须自调解协议生效之日起 {n} 日内申请司法确认, 期限按周末推算于 {d} 届满, 遇节假日顺延亦已届满",
+            "Confirmation must be applied for within {n} days of the agreement taking effect; counted with "
+            "weekends only the period ended on {d}, and no holiday could carry it to today",
+        )
+    )
     return [
         Refusal(
             "confirmation_window_closed",
-            Text(
-                "须自调解协议生效之日起 {n} 日内申请司法确认, 期限已于 {d} 届满",
-                "Confirmation must be applied for within {n} days of the agreement taking effect; the period ended on {d}",
-            ).format(n=ctx.confirmation_window_days, d=deadline.isoformat()),
+            ended.format(n=ctx.confirmation_window_days, d=deadline.isoformat()),
             "民事诉讼法 第二百零五条; 人民调解法 第三十三条",
         )
     ]

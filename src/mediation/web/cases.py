@@ -393,6 +393,10 @@ class CasePage:
         oral_in_effect = (
             in_force.number if in_force is not None and in_force.form == AgreementForm.oral else None
         )
+        if draft_defaults and oral_in_effect:
+            # An oral agreement in effect is put in writing (Art. 28): the new version is written,
+            # never another oral one, which could not replace it.
+            draft_defaults["form"] = AgreementForm.written.value
         # 调解会: as the API lists them to this caller (free text masked without pii:read); the
         # forms that schedule and record them go to whom the service lets hold them, while it would.
         sittings = [
@@ -1237,7 +1241,7 @@ async def _to_the_second(
 
 # The most obligation rows a draft form is read for (the schema takes up to 100; a page shows the
 # newest version's and two at least).
-MAX_OBLIGATION_ROWS = 30
+MAX_OBLIGATION_ROWS = 100
 
 
 def _draft_from(version: Any) -> dict[str, Any]:
@@ -1580,7 +1584,8 @@ async def reissue_query_code(request: Request, dispute_id: str, principal: Staff
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, "reissue_query_code", exc, values)
     # The cause only: the code is on the slip, nowhere else.
-    request.state.audit_details = {"query_code_reissue": {"cause": data.cause.value}}
+    # A second press of the same form reissued nothing: the audit record says so.
+    request.state.audit_details = {"query_code_reissue": {"cause": data.cause.value, "replayed": not issued}}
     dispute = await svc.get(case_id, principal)
     return render(
         request,
