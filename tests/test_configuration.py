@@ -123,6 +123,7 @@ def test_sqlite_with_nothing_set_keeps_its_secrets_beside_the_database(
 ) -> None:
     """`make run` on a fresh checkout: no variable set, the secrets generated once, read after."""
     settings = Settings(database_url=f"sqlite+aiosqlite:///{elsewhere / 'data' / 'm.db'}")
+    (elsewhere / "data").mkdir()  # the database's folder: the command is refused without it
     caplog.set_level(logging.WARNING, logger="mediation.core.secrets")
     first = resolve_secrets(settings)
     secrets_module._announced.clear()

@@ -113,7 +113,9 @@ def resolve_secrets(settings: Settings) -> Secrets:
             f"{', '.join(missing)} not set: on PostgreSQL the secrets come from the environment, "
             f"or from a file named by MEDIATION_SECRETS_FILE (kept as long as the database){hint}"
         )
-    stored = _load_or_create(path)
+    # A file named explicitly may open a folder of its own (a volume's); the default one lies beside
+    # the database, whose folder exists or the command is refused: none is made for a mistyped path.
+    stored = _load_or_create(path, make_folder=settings.secrets_file is not None)
     if path not in _announced:
         _announced.add(path)
         log.warning(
@@ -127,7 +129,7 @@ def resolve_secrets(settings: Settings) -> Secrets:
     return Secrets(**{k: stored[k] for k in given})
 
 
-def _load_or_create(path: Path) -> dict[str, str]:
+def _load_or_create(path: Path, *, make_folder: bool) -> dict[str, str]:
     if path.exists():
         return _read(path)
     data = {
@@ -136,8 +138,17 @@ def _load_or_create(path: Path) -> dict[str, str]:
         "pii_index_key": generate_key(),
     }
     if not path.parent.is_dir():
-        # Not made here: a mistyped database path must leave no key material behind.
-        raise ConfigurationError(f"cannot create the secrets file {path}: there is no folder {path.parent}")
+        if not make_folder:
+            # A mistyped database path must leave no key material behind.
+            raise ConfigurationError(
+                f"cannot create the secrets file {path}: there is no folder {path.parent}"
+            )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the secrets file {path}: {exc.strerror or exc}"
+            ) from None
     try:
         # O_EXCL: two processes starting at once must not each write their own keys.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
