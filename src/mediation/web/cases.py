@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 
 from mediation.agreements.models import MediationSession
@@ -67,7 +67,7 @@ from mediation.disputes.enums import (
     Channel,
     IdType,
 )
-from mediation.disputes.identity import normalise_id_number, normalise_phone
+from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.paperwork import (
     DECLINE_NOTICE_TITLE,
@@ -726,7 +726,7 @@ def _field_names(form: str) -> set[str]:
     elif form.startswith("extend:"):
         fields = describe(ClockExtensionIn)
     elif form == "record_consent":
-        return {f.name for f in describe(ConsentIn)} | {"party_id"}
+        fields = describe(ConsentForm)
     elif form == "reissue_query_code":
         fields = describe(QueryCodeReissueIn)
     elif form.startswith("alert:") and form.endswith(":resolve"):
@@ -1423,6 +1423,21 @@ async def handle_alert(
 Form = TypeVar("Form", bound=BaseModel)
 
 
+class ConsentForm(ConsentIn):
+    """The page's consent form: the decision, for the party chosen (the API names it in the path)."""
+
+    # An empty choice is no field at all in the form's data: checked as a default, so the page says
+    # which party is wanted rather than that a field is required.
+    party_id: uuid.UUID = Field(default=None, validate_default=True)
+
+    @field_validator("party_id", mode="before")
+    @classmethod
+    def _chosen(cls, value: object) -> object:
+        if not value:
+            raise DomainValueError("missing", Text("请选择当事人", "Choose the party"))
+        return value
+
+
 async def _case_form(
     request: Request,
     svc: DisputeService,
@@ -1511,29 +1526,20 @@ async def record_consent(request: Request, dispute_id: str, principal: Staff, sv
     body (人民调解法 Art. 17; a court's delegation waits for every party's, 特邀调解规定 Art. 11),
     through the service the API uses."""
     case_id = parse_id(dispute_id)
-    form = await _form(request)
-    check_csrf(request, _text(form.get("csrf")))
-    fields = describe(ConsentIn)
-    values: dict[str, Any] = {}
-    try:
-        values = form_data(form, fields)
-        party = _text(form.get("party_id"))
-        values["party_id"] = party or ""
-        require(principal, Permission.cases_write)
-        data = ConsentIn.model_validate({k: v for k, v in values.items() if k != "party_id"})
-        try:
-            party_id = uuid.UUID(party or "")
-        except ValueError as exc:
-            raise ValidationFailed.of_field(
-                "party_id", "missing", Text("请选择当事人", "Choose the party")
-            ) from exc
-        version = _text(form.get("version"))
-        await _once(
-            request, principal, form, lambda: svc.record_consent(case_id, party_id, data, principal, version)
-        )
-    except (ValidationError, ProblemError) as exc:
-        return await _refused(request, svc, principal, case_id, "record_consent", exc, values)
-    return see_other(f"/cases/{case_id}?done=consent_recorded#parties")
+
+    async def record(data: ConsentForm, version: str | None) -> object:
+        return await svc.record_consent(case_id, data.party_id, data, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        ConsentForm,
+        record,
+        failed="record_consent",
+        done="consent_recorded#parties",
+    )
 
 
 @router.post("/cases/{dispute_id}/risk-flags", response_class=HTMLResponse)
