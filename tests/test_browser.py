@@ -527,3 +527,36 @@ def test_a_label_on_the_case_page_focuses_the_field_of_its_own_form(
             "() => document.activeElement.closest('details.action')?.dataset.action"
         )
         assert focused == action, (action, focused)
+
+
+def test_a_paste_longer_than_a_field_takes_says_how_much_was_left_out(
+    page: object, live_server: str, request: pytest.FixtureRequest
+) -> None:
+    """The browser cuts a paste at the field's limit without a word; the page says it happened."""
+    sign_in(page, "clerk")
+    page.goto("/intake")  # type: ignore[attr-defined]
+    field = page.locator("#f-description")  # type: ignore[attr-defined]
+    limit = int(field.get_attribute("maxlength"))
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])  # type: ignore[attr-defined]
+    page.evaluate("text => navigator.clipboard.writeText(text)", "借" * (limit + 37))  # type: ignore[attr-defined]
+    field.click()
+    page.keyboard.press("Control+V")  # type: ignore[attr-defined]
+    note = page.locator("#f-description-length")  # type: ignore[attr-defined]
+    note.wait_for()
+    assert len(field.input_value()) == limit
+    assert f"{limit} 字的上限" in note.inner_text() and "末尾 37 字没有粘贴进来" in note.inner_text()
+    assert "f-description-length" in (field.get_attribute("aria-describedby") or "")
+    shot(page, "intake-paste-cut", database_of(request))
+    # Shortened by hand, the field counts what it holds.
+    field.press("End")
+    for _ in range(5):
+        field.press("Backspace")
+    assert note.inner_text() == f"已输入 {limit - 5} / {limit} 字"
+    # A paste that fits says nothing of a cut.
+    page.evaluate("text => navigator.clipboard.writeText(text)", "款")  # type: ignore[attr-defined]
+    page.keyboard.press("Control+V")  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "n => document.getElementById('f-description-length').textContent.includes(n)",
+        arg=f"{limit - 4} / {limit}",
+    )
+    assert "没有粘贴进来" not in note.inner_text()

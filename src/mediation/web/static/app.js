@@ -1,5 +1,5 @@
-// Light interactivity for the intake form: numbers checked as typed (by the server's own rules),
-// earlier cases of the same people, and rows for more parties. The forms work without it.
+// Light interactivity for the forms: numbers checked as typed (by the server's own rules), earlier
+// cases of the same people, rows for more parties, and fields' length. The forms work without it.
 (function () {
   "use strict";
   var csrf = document.body.dataset.csrf;
@@ -55,6 +55,46 @@
       var number = el.closest("fieldset.party").querySelector('[data-check="id_number"]');
       if (number && number.value) checkField(number);
     }
+  });
+
+  // A text longer than a field takes is cut at its limit by the browser without a word: pasted
+  // notes or facts would lose their tail unseen. Near the limit the field counts its characters,
+  // and a paste that was cut says how much of it was left out.
+  function lengthNote(field) {
+    var id = field.id + "-length";
+    var note = document.getElementById(id);
+    if (!note) {
+      note = document.createElement("p");
+      note.id = id;
+      note.className = "hint length-note";
+      note.setAttribute("aria-live", "polite");
+      field.insertAdjacentElement("afterend", note);
+      var described = (field.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+      if (described.indexOf(id) < 0) field.setAttribute("aria-describedby", described.concat(id).join(" "));
+    }
+    return note;
+  }
+  function countLength(field, cut) {
+    var max = field.maxLength, used = field.value.length;
+    if (!field.id || max <= 0 || (!cut && used < max * 0.8 && !document.getElementById(field.id + "-length"))) return;
+    var note = lengthNote(field);
+    note.classList.toggle("error", cut > 0);
+    note.textContent = cut > 0
+      ? "粘贴的内容超出本栏 " + max + " 字的上限, 末尾 " + cut + " 字没有粘贴进来, 请删减后补上"
+      : "已输入 " + used + " / " + max + " 字";
+  }
+  var limited = "textarea[maxlength], input[maxlength]:not([type=password])";
+  document.addEventListener("paste", function (event) {
+    var field = event.target;
+    if (!(field.matches && field.matches(limited)) || !event.clipboardData) return;
+    var text = event.clipboardData.getData("text/plain").replace(/\r\n/g, "\n");
+    var replaced = Math.abs((field.selectionEnd || 0) - (field.selectionStart || 0));
+    var cut = field.value.length - replaced + text.length - field.maxLength;
+    setTimeout(function () { countLength(field, Math.max(cut, 0)); }, 0);  // once the paste is in
+  });
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    if (field.matches && field.matches(limited) && event.inputType !== "insertFromPaste") countLength(field, 0);
   });
 
   var add = document.getElementById("add-party");
