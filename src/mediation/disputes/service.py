@@ -14,7 +14,20 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import Select, and_, bindparam, case, exists, false, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, joinedload, selectinload
@@ -1270,15 +1283,30 @@ class DisputeService:
         mediator = await self.session.get(Mediator, mediator_id)
         if mediator is None or mediator.body_id != dispute.body_id:
             return mediator, []
-        indexes = [p.id_number_index for p in dispute.parties if p.id_number_index]
-        person = MediatorConflict.id_number_index.in_(indexes) if indexes else false()
         rows = await self.session.scalars(
             select(MediatorConflict.relation).where(
-                MediatorConflict.mediator_id == mediator_id,
-                or_(MediatorConflict.dispute_id == dispute.id, person),
+                MediatorConflict.mediator_id == mediator_id, _conflict_with(dispute)
             )
         )
         return mediator, list(rows.all())
+
+    async def eligible_mediators(self, dispute: Dispute) -> list[Mediator]:
+        """The mediators `choose_mediator` would take for the case now: the active ones of the body
+        holding it, but for those who declared a relation with the case or with one of its parties
+        (特邀调解规定 Art. 16)."""
+        if dispute.body_id is None:
+            return []
+        conflicted = select(MediatorConflict.mediator_id).where(_conflict_with(dispute))
+        rows = await self.session.scalars(
+            select(Mediator)
+            .where(
+                Mediator.body_id == dispute.body_id,
+                Mediator.active.is_(True),
+                Mediator.id.not_in(conflicted),
+            )
+            .order_by(Mediator.name, Mediator.id)
+        )
+        return list(rows.all())
 
     async def _target(self, action: Action, payload: BaseModel) -> Body | None:
         name = TARGET_FIELD.get(action)
@@ -1653,6 +1681,15 @@ class DisputeService:
         return (
             principal.role in (lifecycle.CENTER | lifecycle.BODY)
             and Status(dispute.status) in CONSENT_STATES
+            and principal.can(Permission.cases_write)
+        )
+
+    def may_choose_mediator(self, dispute: Dispute, principal: Principal) -> bool:
+        """Whether `principal` may name the case's mediator now (what `choose_mediator` enforces,
+        but for the mediator chosen): the body holding the case, while it mediates it."""
+        return (
+            principal.role in lifecycle.BODY
+            and Status(dispute.status) in MEDIATOR_STATES
             and principal.can(Permission.cases_write)
         )
 
@@ -2152,6 +2189,15 @@ CONFIRMATION_RESULTS = {
     Action.not_accept: "not_accepted",
     Action.withdraw_confirmation: "withdrawn",
 }
+
+
+def _conflict_with(dispute: Dispute) -> ColumnElement[bool]:
+    """A declared conflict (回避, 特邀调解规定 Art. 16) that bars a mediator from the case: one
+    declared with the case itself, or with a person who is one of its parties (by the keyed index
+    of the ID number, never the number)."""
+    indexes = [p.id_number_index for p in dispute.parties if p.id_number_index]
+    person = MediatorConflict.id_number_index.in_(indexes) if indexes else false()
+    return or_(MediatorConflict.dispute_id == dispute.id, person)
 
 
 def _refuse_parties_not_of_the_case(dispute: Dispute, payload: BaseModel) -> None:

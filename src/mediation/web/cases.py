@@ -57,6 +57,7 @@ from mediation.core.errors import NotFound, ProblemError, StaleVersion, Validati
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
+from mediation.core.schemas import WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.attention import FINISHED, Attention
 from mediation.disputes.enums import (
@@ -81,6 +82,7 @@ from mediation.disputes.schemas import (
     CaseLinkIn,
     ConsentIn,
     DisputeCorrectionIn,
+    MediatorChoiceIn,
     PartyCorrectionIn,
     PartyIn,
     QueryCodeReissueIn,
@@ -91,7 +93,7 @@ from mediation.handoffs.ledger import overdue_step, warning_text
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
 from mediation.supervision.router import order_out
-from mediation.supervision.schemas import OrderIn, OrderResponseIn
+from mediation.supervision.schemas import OrderIn, OrderResponseIn, OwnerIn
 from mediation.supervision.service import SupervisionService
 from mediation.triage.router import triage_out
 from mediation.web import documents as case_documents
@@ -402,6 +404,11 @@ class CasePage:
         sittings = [
             session_out(s, masks(principal)) for s in await agreements.sessions(dispute_id, principal)
         ]
+        # 指定调解员: offered to the body holding the case while it mediates, the choices those the
+        # service would take (its active mediators but for any who declared a conflict with the
+        # case or a party, 特邀调解规定 Art. 16), the one already named left out.
+        can_choose_mediator = svc.may_choose_mediator(dispute, principal)
+        mediators = await svc.eligible_mediators(dispute) if can_choose_mediator else []
         return {
             "case": case,
             "decline": declined(case),
@@ -416,6 +423,20 @@ class CasePage:
             # Whom each order is addressed to now: it follows the case from body to body.
             "order_bodies": await self._body_names({o.body_id for o, _ in orders if o.body_id}),
             "can_supervise": principal.can(Permission.supervise),
+            "can_choose_mediator": can_choose_mediator,
+            "mediator_fields": describe(
+                MediatorChoiceIn,
+                {
+                    "mediator_id": [
+                        Option(str(m.id), f"{m.name} {m.title or ''}".strip())
+                        for m in mediators
+                        if m.id != dispute.mediator_id
+                    ]
+                },
+            ),
+            # 包案领导: named, changed or cleared by a supervisor (the API's `supervise`), in any state
+            # the case is in, as the API takes it.
+            "owner_fields": OWNER_FIELDS,
             # 报告风险 (人民调解法 Art. 25), offered to whom the service lets flag the case now.
             "can_flag_risk": AlertService(svc).may_flag(dispute, principal),
             "can_record_consent": svc.may_record_consent(dispute, principal),
@@ -626,6 +647,9 @@ DONE_MESSAGES = {
     "alert_resolve": "已记录预警处置",
     "risk_flagged": "已报告风险, 督办人员已收到风险预警",
     "consent_recorded": "已记录当事人的调解意愿",
+    "mediator_chosen": "已指定承办调解员",
+    "owner_set": "已确定包案领导",
+    "owner_cleared": "已取消包案",
     "clock_extended": "期限已延长",
     "linked": "已关联案件, 两案时间线均已记录",
     "signed": "已记录签署",
@@ -727,6 +751,10 @@ def _field_names(form: str) -> set[str]:
         fields = describe(ClockExtensionIn)
     elif form == "record_consent":
         fields = describe(ConsentForm)
+    elif form == "choose_mediator":
+        fields = describe(MediatorChoiceIn)
+    elif form == "set_owner":
+        fields = OWNER_FIELDS
     elif form == "reissue_query_code":
         fields = describe(QueryCodeReissueIn)
     elif form.startswith("alert:") and form.endswith(":resolve"):
@@ -1449,18 +1477,20 @@ async def _case_form(
     failed: str,
     done: str,
     local: bool = False,
+    needs: Permission = Permission.cases_write,
 ) -> Response:
     """One of the case page's forms sent: from the page (CSRF), read as the API's schema (`local`:
-    its times as the page shows them, in the service's zone), done once under its idempotency key
-    through the service with the case's version the page showed, then the case page again: on
-    success at `done` (`?done=` message and anchor), on refusal with the form's values and messages."""
+    its times as the page shows them, in the service's zone), by a caller holding the permission its
+    endpoint needs (`needs`), done once under its idempotency key through the service with the case's
+    version the page showed, then the case page again: on success at `done` (`?done=` message and
+    anchor), on refusal with the form's values and messages."""
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
     fields = describe(schema)
     values: dict[str, Any] = {}
     try:
         values = form_data(form, fields)
-        require(principal, Permission.cases_write)
+        require(principal, needs)
         data = schema.model_validate(local_times(values, fields, svc.clock.zone) if local else values)
         version = _text(form.get("version"))
         await _once(request, principal, form, lambda: work(data, version))
@@ -1539,6 +1569,83 @@ async def record_consent(request: Request, dispute_id: str, principal: Staff, sv
         record,
         failed="record_consent",
         done="consent_recorded#parties",
+    )
+
+
+@router.post("/cases/{dispute_id}/mediator", response_class=HTMLResponse)
+async def choose_mediator(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """指定调解员: the body holding the case names or changes its mediator, through the service the
+    API uses, which refuses one who declared a conflict with the case (特邀调解规定 Art. 16)."""
+    case_id = parse_id(dispute_id)
+
+    async def choose(data: MediatorChoiceIn, version: str | None) -> object:
+        return await svc.choose_mediator(case_id, data, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        MediatorChoiceIn,
+        choose,
+        failed="choose_mediator",
+        done="mediator_chosen#assignment",
+    )
+
+
+# The owner form's fields as the page names them: an official's account (`user_id`) is the API's to
+# give, and no list of accounts is the page's to offer.
+OWNER_FIELDS = [
+    replace(f, label={"name": "包案领导姓名", "title": "职务"}.get(f.name, f.label))
+    for f in describe(OwnerIn, skip=frozenset({"user_id"}))
+]
+
+
+class OwnerClearForm(WriteModel):
+    """The page's form that clears the owner: nothing but the case's version (the API sends null)."""
+
+
+@router.post("/cases/{dispute_id}/owner", response_class=HTMLResponse)
+async def set_owner(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """包案: a supervisor names (or changes) the official who answers for the case until it is
+    resolved, through the service the API uses."""
+    case_id = parse_id(dispute_id)
+
+    async def name(data: OwnerIn, version: str | None) -> object:
+        return await SupervisionService(svc).set_owner(case_id, data, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        OwnerIn,
+        name,
+        failed="set_owner",
+        done="owner_set#assignment",
+        needs=Permission.supervise,
+    )
+
+
+# Audited under the API's name for the same change (its PUT with null clears the owner).
+@router.post("/cases/{dispute_id}/owner/clear", response_class=HTMLResponse, name="set_owner")
+async def clear_owner(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
+    """取消包案: a supervisor clears the case's owner, through the service the API uses."""
+    case_id = parse_id(dispute_id)
+
+    async def clear(data: OwnerClearForm, version: str | None) -> object:
+        return await SupervisionService(svc).set_owner(case_id, None, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        OwnerClearForm,
+        clear,
+        failed="clear_owner",
+        done="owner_cleared#assignment",
+        needs=Permission.supervise,
     )
 
 
