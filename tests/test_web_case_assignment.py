@@ -278,3 +278,15 @@ async def test_no_mediator_is_named_before_the_body_signs_for_the_case(
     assert "不能指定调解员" in refused.text.split('id="assignment-refused"')[1]
     after = await api.get(dispute)
     assert (after["mediator_id"], after["version"]) == (None, dispute["version"])
+
+
+async def test_the_sign_for_offers_only_the_mediators_it_would_take(api: Api, web: httpx.AsyncClient) -> None:
+    dispute = await api.drive("assigned")
+    body = dispute["body_id"]
+    wang = await _add_mediator(api, body, "王五")
+    li = await _add_mediator(api, body, "李四")
+    await _declare_conflict(api, li, body, relation="申请人的表兄", dispute_id=dispute["id"])
+    shown = await (await _as_body(api, web, dispute)).get(f"/cases/{dispute['id']}")
+    form = shown.text.split('data-action="sign_for"')[1].split("</details>")[0]
+    assert f'<option value="{wang}"' in form
+    assert li not in form and "李四" not in form

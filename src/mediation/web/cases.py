@@ -47,7 +47,7 @@ from mediation.agreements.service import AgreementService
 from mediation.alerts.router import alert_out
 from mediation.alerts.schemas import AcknowledgeIn, ResolveIn, RiskFlagIn
 from mediation.alerts.service import AlertService
-from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind, Mediator
+from mediation.bodies.models import MEDIATING_KINDS, Body, BodyKind
 from mediation.clocks.actions import ClockActions, keeps
 from mediation.clocks.router import clock_out
 from mediation.clocks.rules import UNIT_NAMES, ClockName, Unit
@@ -575,13 +575,10 @@ class CasePage:
             ]
             choices["body_id"] = recommended + others
         if "sign_for" in actions and dispute.body_id is not None:
-            rows = await self.session.scalars(
-                select(Mediator)
-                .where(Mediator.body_id == dispute.body_id, Mediator.active.is_(True))
-                .order_by(Mediator.name)
-            )
+            # Those the sign-for would take: no one who declared a relation with the case.
             choices["mediator_id"] = [
-                Option(str(m.id), f"{m.name} {m.title or ''}".strip()) for m in rows.all()
+                Option(str(m.id), f"{m.name} {m.title or ''}".strip())
+                for m in await self.svc.eligible_mediators(dispute)
             ]
         if "request_confirmation" in actions:
             courts = await HandoffService(self.svc).ledger.competent_courts(dispute)
