@@ -135,6 +135,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db
+    # Whether the personal-data keys open the data stored, found by the first `/readyz` (ops.router).
+    app.state.keys_checked = False
+    app.state.keys_problem = None
     # Writes take turns per process on PostgreSQL (see UnitOfWorkRoute). SQLite runs one writer at a
     # time by itself, and its waits are bounded by its busy timeout, not by a pool.
     app.state.write_gate = (

@@ -178,7 +178,22 @@ def _database_refusal(settings: Settings, command: str) -> str | None:
     try:
         problem = asyncio.run(_connect_and_check(settings, check_keys=command in _USING_PERSONAL_DATA))
     except _Unreachable as exc:
+        if command == "serve":
+            # Its schema and keys are checked by `/readyz` once the database answers.
+            log.warning(
+                "cannot connect to the database at %s yet (%s): serving, not ready until it answers "
+                "and the personal-data keys are found to open its data",
+                where,
+                exc,
+            )
+            return None
         if command in _LONG_RUNNING:
+            log.warning(
+                "cannot connect to the database at %s yet (%s): starting without checking its "
+                "schema and the personal-data keys",
+                where,
+                exc,
+            )
             return None
         return f"error: cannot connect to the database at {where}: {exc}"
     if problem is None or command == "migrate":

@@ -55,6 +55,11 @@ def _b64decode(text: str) -> bytes:
         raise ValueError("not base64url") from exc
 
 
+def is_key_id(text: str) -> bool:
+    """Whether `text` has the form of a key id (what a token's first part names)."""
+    return _KEY_ID.fullmatch(text) is not None
+
+
 def generate_key() -> str:
     """A fresh random 32-byte key, base64url without padding (for `MEDIATION_PII_*` settings)."""
     return _b64encode(os.urandom(KEY_BYTES))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,8 +18,11 @@ from mediation.core.errors import (
     problem_responses,
 )
 from mediation.core.i18n import Text
+from mediation.core.secrets import keys_problem
 from mediation.migrate import schema_problem
 from mediation.ops.metrics import exposition
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -30,17 +34,27 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers, migrated for this release",
+    summary="Readiness: the database answers, migrated for this release, and the keys open its data",
     responses=problem_responses(ServiceUnavailable),
 )
 async def readyz(request: Request) -> dict[str, str]:
     db: Database = request.app.state.db
+    state = request.app.state
     try:
         async with db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
             # A database this release's migrations have not reached answers, but every request
             # that reads a table missing there fails: not ready until `mediation migrate` ran.
             problem = await schema_problem(conn)
+            if problem is None and not state.keys_checked:
+                # `mediation serve` checks the keys before it starts, but not against a database
+                # that did not answer then: until they have been checked here, once the database
+                # answers, the process is not ready. The verdict holds for the process's life: the
+                # keys it holds do not change, and a restart with the right ones is the remedy.
+                state.keys_problem = await keys_problem(conn, state.settings)
+                state.keys_checked = True
+                if state.keys_problem is not None:
+                    log.error("not ready: %s", state.keys_problem)
     except Exception as exc:
         raise ServiceUnavailable(
             Text("数据库不可用", "Database unreachable"), headers={"Retry-After": "1"}
@@ -52,6 +66,15 @@ async def readyz(request: Request) -> dict[str, str]:
                 "The database schema is not this release's: run `mediation migrate`",
             ),
             headers={"Retry-After": "30"},
+        )
+    if state.keys_problem is not None:
+        raise ServiceUnavailable(
+            Text(
+                "配置的个人信息密钥打不开数据库中已存的数据, 须以正确的密钥重启 (原因见服务日志)",
+                "The personal-data keys configured do not open the data stored: restart with the right "
+                "keys (the service log says which)",
+            ),
+            headers={"Retry-After": "60"},
         )
     return {"status": "ready"}
 
