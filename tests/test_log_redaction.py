@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import subprocess
+import sys
 import time
 
 import httpx
@@ -12,6 +16,9 @@ from tests.support import person
 from tests.test_faults import serve
 
 ID_NUMBER = person("applicant", "张三", 1)["id_number"]
+# Every line the service writes starts with when, to the millisecond, with its UTC offset: an
+# operator reading a log file or `docker logs` relates it to a case's timeline.
+_STAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}[+-]\d{2}:\d{2} "
 
 
 async def test_access_log_masks_numbers_in_search_text(api, caplog):
@@ -64,10 +71,56 @@ async def test_every_worker_process_writes_the_service_log_redacted(settings, tm
         deadline = time.monotonic() + 10
         while True:
             text = served.log.read_text("utf-8", errors="replace")
-            lines = [line for line in text.splitlines() if line.startswith("INFO mediation.access: GET /v1/")]
+            lines = [
+                line
+                for line in text.splitlines()
+                if re.match(_STAMP + "INFO mediation.access: GET /v1/", line)
+            ]
             if len(lines) >= requests or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
     assert len(lines) == requests, text[-4000:]
     assert all("GET /v1/disputes?q=138****0001 401" in line for line in lines), lines
     assert "13800000001" not in text
+
+
+_LOGGED_AS_THE_SERVER_DOES = """
+import logging.config
+from mediation.cli import _uvicorn_logging
+
+# The handlers' filters alone (records made before the redacting factory is installed, or elsewhere).
+logging.config.dictConfig(_uvicorn_logging())
+logging.getLogger("mediation.access").info("GET /v1/disputes?q=%s 200", "13800000001")
+logging.getLogger("uvicorn.error").info("Application startup complete.")
+# As uvicorn's access log writes a request (uvicorn.protocols.http).
+logging.getLogger("uvicorn.access").info(
+    '%s - "%s %s HTTP/%s" %d', "127.0.0.1:50312", "GET", "/v1/disputes?q=13800000001", "1.1", 200
+)
+"""
+
+
+def test_every_log_line_starts_with_an_iso_8601_timestamp_and_stays_redacted(tmp_path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
+    # The process's own zone, written as its offset.
+    environment["TZ"] = "Asia/Shanghai"
+    done = subprocess.run(
+        [sys.executable, "-c", _LOGGED_AS_THE_SERVER_DOES],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    service, server = done.stderr.splitlines(), done.stdout.splitlines()
+    stamped = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+08:00 "  # in the process's zone
+    assert len(service) == 2 and len(server) == 1, (service, server)
+    assert re.fullmatch(
+        stamped + r"INFO mediation\.access: GET /v1/disputes\?q=138\*\*\*\*0001 200", service[0]
+    )
+    assert re.fullmatch(stamped + r"INFO uvicorn\.error: Application startup complete\.", service[1])
+    assert re.fullmatch(
+        stamped
+        + r'INFO uvicorn\.access: 127\.0\.0\.1:50312 - "GET /v1/disputes\?q=138\*\*\*\*0001 HTTP/1\.1" 200',
+        server[0],
+    )

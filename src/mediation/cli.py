@@ -62,13 +62,15 @@ def _configuration_errors(exc: ValidationError) -> str:
 
 
 # The service's own log lines (the access log `mediation.access`, the relay, the scheduler, the
-# audit seal), each record redacted by the handler too (core.logging), whichever process made it.
-_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# audit seal), each record redacted by the handler too (core.logging), whichever process made it,
+# and each line stamped with its time (ISO 8601, milliseconds, UTC offset).
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_FORMATTER = {"()": "mediation.core.logging.TimestampedFormatter", "fmt": _FORMAT}
 SERVICE_LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "mediation.core.logging.RedactingFilter"}},
-    "formatters": {"service": {"format": _FORMAT}},
+    "formatters": {"service": _FORMATTER},
     "handlers": {
         "service": {
             "class": "logging.StreamHandler",
@@ -85,12 +87,18 @@ SERVICE_LOGGING: dict[str, Any] = {
 
 
 def _uvicorn_logging() -> dict[str, Any]:
-    """uvicorn's own logging configuration with the service's added."""
+    """uvicorn's own logging configuration with the service's added, its lines (`uvicorn.error` on
+    stderr, `uvicorn.access` on stdout) written and redacted as the service's are. uvicorn's
+    formatters would not do: they print no time, and the access one reads the request from the
+    record's arguments, which the redaction has already merged into its message."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     for part in ("filters", "formatters", "handlers", "loggers"):
         config.setdefault(part, {}).update(copy.deepcopy(SERVICE_LOGGING.get(part, {})))
+    for name in ("default", "access"):
+        config["formatters"][name] = copy.deepcopy(_FORMATTER)
+        config["handlers"][name]["filters"] = ["redact"]
     config["root"] = copy.deepcopy(SERVICE_LOGGING["root"])
     return config
 
@@ -316,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             proxy_headers=True,
             forwarded_allow_ips=settings.forwarded_allow_ips,
-            # The service writes its own access log (mediation.access), with personal data masked;
-            # uvicorn's formatter needs the raw arguments that redaction removes.
+            # The service writes its own access log (mediation.access), with the time each request
+            # took and its request id; uvicorn's would say the same again, less.
             access_log=False,
         )
     elif args.command == "migrate":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from mediation.core.pii import redact_text
@@ -88,3 +89,12 @@ class RedactingFilter(logging.Filter):
         except Exception:
             record.msg, record.args = "<log message dropped: redaction failed>", ()
         return True
+
+
+class TimestampedFormatter(logging.Formatter):
+    """`%(asctime)s` in ISO 8601, to the millisecond, with the UTC offset of the process's zone
+    (2026-06-01T09:30:05.123+08:00): a line read from a file or `docker logs` is related to a case's
+    timeline, whichever zone the host runs in, without logging's comma before the milliseconds."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).astimezone().isoformat(timespec="milliseconds")
