@@ -41,7 +41,7 @@ class _Write(WriteModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-def _not_null(value: Any, info: ValidationInfo) -> Any:
+def not_null(value: Any, info: ValidationInfo) -> Any:
     """A patch leaves out what it does not change; null would clear a column that must hold a value."""
     if value is None:
         raise DomainValueError(
@@ -98,7 +98,7 @@ class BodyPatch(_Write):
     suspended_reason: Annotated[str | None, Field(max_length=2000)] = None
 
     _categories = field_validator("categories")(_unique)
-    _required = field_validator(*BODY_NOT_NULL)(_not_null)
+    _required = field_validator(*BODY_NOT_NULL)(not_null)
 
     @model_validator(mode="after")
     def _suspension_has_reason(self) -> Self:
@@ -160,7 +160,7 @@ class MediatorPatch(_Write):
     active: bool | None = None
 
     _specialties = field_validator("specialties")(_unique)
-    _required = field_validator(*MEDIATOR_NOT_NULL)(_not_null)
+    _required = field_validator(*MEDIATOR_NOT_NULL)(not_null)
 
 
 class MediatorOut(BaseModel):

@@ -20,7 +20,7 @@ from mediation.core.principal import Principal, Role
 from mediation.core.settings import Settings
 from mediation.identity.credentials import Passwords
 from mediation.identity.models import ApiKey
-from mediation.identity.service import IdentityService
+from mediation.identity.service import UNCHANGED, IdentityService, account_change_facts
 
 OPERATOR = Principal(Role.system, f"cli:{getpass.getuser()}", kind="system")
 
@@ -42,6 +42,23 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     deactivate.add_argument("user", help="username, or the id `users list` shows")
     activate = users.add_parser("activate", help="let a deactivated or locked account sign in again")
     activate.add_argument("username")
+    change = users.add_parser(
+        "update",
+        help="change an account's role, organisation or display name (a new role or organisation "
+        "ends every session of it)",
+    )
+    change.add_argument("user", help="username, or the id `users list` shows")
+    change.add_argument("--role", choices=[r.value for r in Role])
+    change.add_argument(
+        "--body",
+        "--organisation",
+        dest="body",
+        type=_organisation_ref,
+        default=UNCHANGED,
+        metavar="ID",
+        help="center or body id; `none` for no organisation (admin and auditor only)",
+    )
+    change.add_argument("--display-name")
     reset = users.add_parser(
         "reset-password",
         help="set a temporary password (prompted for, or read from the first line of stdin) and "
@@ -183,6 +200,26 @@ async def _dispatch(
         user = await svc.set_active((await svc.user_named(args.username)).id, True)
         print(f"activated {user.username}")
         return 0, AuditEntry.by(OPERATOR, "users.activate", object_type="user", object_id=str(user.id))
+    if args.command == "users" and args.action == "update":
+        user, changes = await svc.update_user(
+            await _user_id(svc, args.user),
+            role=Role(args.role) if args.role else None,
+            organisation_id=args.body,
+            display_name=args.display_name,
+        )
+        if not changes:
+            print(f"{user.username} unchanged")
+            return 0, None
+        print(
+            f"updated {user.username}: "
+            + ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in changes.items())
+        )
+        facts = account_change_facts(changes)
+        if "sessions_ended" in facts:
+            print(f"every session of {user.username} ended: it signs in again")
+        return 0, AuditEntry.by(
+            OPERATOR, "users.update", object_type="user", object_id=str(user.id), details=facts
+        )
     if args.command == "users" and args.action == "reset-password":
         assert typed is not None
         user = await svc.user_named(args.username)
@@ -233,6 +270,11 @@ async def _dispatch(
         object_id=str(created.key.id),
         details={"replaces": str(key.id)},
     )
+
+
+def _organisation_ref(typed: str) -> uuid.UUID | None:
+    """`--body`: an organisation's id, or `none` for no organisation (left out: unchanged)."""
+    return None if typed.strip().lower() == "none" else uuid.UUID(typed)
 
 
 async def _user_id(svc: IdentityService, named: str) -> uuid.UUID:

@@ -40,6 +40,9 @@ class User(Base):
     # `locked_until` (等保 level 3: 登录失败处理). In the database, so every process counts alike.
     failed_sign_ins: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[datetime | None]
+    # Moved on by every change an administrator makes to the account (its role, organisation or
+    # name, activation, a password reset), not by its own sign-ins: the ETag an edit names.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class RevokedSession(Base):

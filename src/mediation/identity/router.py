@@ -8,11 +8,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, Security
+from fastapi import APIRouter, Header, Query, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from mediation.bodies.models import Body
+from mediation.bodies.schemas import not_null
 from mediation.core.db import Database, UnitOfWorkRoute, release_on_rollback, session_of
 from mediation.core.errors import (
     Conflict,
@@ -20,9 +21,12 @@ from mediation.core.errors import (
     IdempotencyInProgress,
     IdempotencyKeyMismatch,
     NotFound,
+    PreconditionRequired,
+    StaleVersion,
     Unauthenticated,
     problem_responses,
 )
+from mediation.core.http import check_if_match, etag_for, sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
@@ -30,7 +34,7 @@ from mediation.core.principal import ROLE_PERMISSIONS, STAFF_ONLY, Permission, P
 from mediation.core.ratelimit import caller_network
 from mediation.core.schemas import WriteModel
 from mediation.disputes.router import IdempotencyKey
-from mediation.disputes.schemas import Instant
+from mediation.disputes.schemas import Instant, without_null
 from mediation.identity.auth import (
     AwaitingPasswordChange,
     CurrentPrincipal,
@@ -48,12 +52,14 @@ from mediation.identity.models import User
 from mediation.identity.service import (
     DISPLAY_NAME_MAX_LENGTH,
     INHERIT,
+    UNCHANGED,
     USERNAME_MAX_LENGTH,
     USERNAME_MIN_LENGTH,
     USERNAME_PATTERN,
     CreatedKey,
     IdentityService,
     SignInRefused,
+    account_change_facts,
     count_failed_sign_in,
     normalised_username,
 )
@@ -107,6 +113,28 @@ class UserIn(WriteModel):
     password: Annotated[Password, Field(max_length=256)]
 
 
+# What a change of an account may leave out but never clear.
+USER_NOT_NULL = frozenset({"role", "display_name"})
+
+
+class UserPatch(WriteModel):
+    """A member of staff moving post: any of their role, organisation and display name."""
+
+    model_config = ConfigDict(json_schema_extra=without_null(USER_NOT_NULL))
+
+    role: Role | None = Field(
+        default=None, description="A staff role; it must fit the organisation, as at creation."
+    )
+    organisation_id: uuid.UUID | None = Field(
+        default=None,
+        description="The center or body the account belongs to; null for none (an admin or an "
+        "auditor only). Left out: unchanged.",
+    )
+    display_name: Annotated[str | None, Field(min_length=1, max_length=DISPLAY_NAME_MAX_LENGTH)] = None
+
+    _required = field_validator(*USER_NOT_NULL)(not_null)
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -125,6 +153,10 @@ class UserOut(BaseModel):
     locked_until: datetime | None = Field(
         description="Locked by too many wrong passwords in a row until then (sign-in answers 401 "
         "`account_locked`); `POST /v1/users/{id}/activate` or a password reset unlocks it."
+    )
+    version: int = Field(
+        description="Moved on by every change an administrator makes to the account (also the ETag "
+        "`PATCH /v1/users/{id}` names in If-Match)."
     )
 
 
@@ -476,6 +508,62 @@ async def create_user(
 )
 async def list_users(request: Request, principal: UserAdmin) -> list[UserOut]:
     return [UserOut.model_validate(u) for u in await IdentityService(session_of(request)).users()]
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(alias="If-Match", description="The account's current ETag (required; 428 without it)."),
+]
+
+
+@router.get(
+    "/users/{user_id}",
+    response_model=UserOut,
+    summary="员工账号 A staff account",
+    responses=problem_responses(Forbidden, NotFound) | sends(200, "ETag"),
+    tags=["identity"],
+)
+async def get_user(request: Request, user_id: uuid.UUID, principal: UserAdmin) -> Response:
+    user = await IdentityService(session_of(request)).user(user_id)
+    return _with_etag(user)
+
+
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserOut,
+    summary="调整岗位 Change an account's role, organisation or name",
+    description="A member of staff moves post (a clerk becomes a supervisor, a mediator moves to "
+    "another committee): the account keeps its history. Fields left out are unchanged; "
+    "`organisation_id: null` leaves no organisation (admin and auditor only). Checked as at "
+    "creation (422). A new role or organisation ends every session of the account at once: the "
+    "tokens it holds are refused (401 `session_ended`) and its user signs in again. Refused (409 "
+    "`last_admin`) when no other active administrator would be left, and (409 "
+    "`mediator_has_cases`, with `active_cases` and `case_numbers`) while the account leaves a "
+    "mediation body whose cases in mediation still name its holder as mediator: the body names "
+    "another mediator for them first.",
+    responses=problem_responses(Forbidden, NotFound, Conflict, StaleVersion, PreconditionRequired)
+    | sends(200, "ETag"),
+    tags=["identity"],
+)
+async def update_user(
+    request: Request, user_id: uuid.UUID, data: UserPatch, principal: UserAdmin, if_match: IfMatch = None
+) -> Response:
+    given = data.model_fields_set
+    user, changes = await IdentityService(session_of(request)).update_user(
+        user_id,
+        role=data.role,
+        organisation_id=data.organisation_id if "organisation_id" in given else UNCHANGED,
+        display_name=data.display_name,
+        before_change=lambda user: check_if_match(if_match, user.version),
+    )
+    request.state.audit_details = account_change_facts(changes)
+    return _with_etag(user)
+
+
+def _with_etag(user: User) -> Response:
+    response = _json(UserOut.model_validate(user), 200)
+    response.headers["ETag"] = etag_for(user.version)
+    return response
 
 
 @router.post(

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.models import AuditRecord
-from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind
+from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.core.db import insert_of, utcnow
 from mediation.core.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from mediation.core.i18n import Text
@@ -29,6 +29,7 @@ from mediation.core.principal import (
     Principal,
     Role,
 )
+from mediation.disputes.models import Dispute
 from mediation.identity.auth import ORGANISATION_SUSPENDED, organisation_suspended, session_ended
 from mediation.identity.credentials import IssuedToken, Passwords, Tokens, new_api_key
 from mediation.identity.models import ApiKey, RevokedSession, User
@@ -42,6 +43,23 @@ FAMILIAR_FOR = timedelta(days=30)
 OWN_ACCOUNT = "own_account"
 ACCOUNT_LOCKED = "account_locked"
 LAST_ADMIN = "last_admin"
+# What the refusal says of a deactivation, and of a new role or organisation.
+LAST_ADMIN_DEACTIVATED = Text(
+    "这是最后一个在用的管理员账号 (所属机构已暂停工作的管理员不能登录), 停用后将无人能管理账号; "
+    "请先启用或创建另一个管理员",
+    "This is the last active administrator (one of a suspended organisation cannot sign in); "
+    "deactivating it would leave no one to manage accounts. Activate or create another "
+    "administrator first",
+)
+LAST_ADMIN_MOVED = Text(
+    "这是最后一个在用的管理员账号 (所属机构已暂停工作的管理员不能登录), 改变其角色或所属机构后将无人能管理账号; "
+    "请先启用或创建另一个管理员",
+    "This is the last active administrator (one of a suspended organisation cannot sign in); "
+    "with another role or organisation no one could manage accounts. Activate or create another "
+    "administrator first",
+)
+# A mediator moving to another organisation while cases still name them as mediator (409, `code`).
+MEDIATOR_HAS_CASES = "mediator_has_cases"
 
 
 class _Inherit:
@@ -49,6 +67,13 @@ class _Inherit:
 
 
 INHERIT: Final = _Inherit()
+
+
+class _Unchanged:
+    """An account's organisation not given in a change stays as it is (None would clear it)."""
+
+
+UNCHANGED: Final = _Unchanged()
 
 
 # Which kind of organisation each role belongs to (None: no organisation).
@@ -122,6 +147,23 @@ def new_display_name(typed: str, field: str = "display_name") -> str:
             ),
         )
     return name
+
+
+def check_staff_role(role: Role) -> None:
+    """A role an account may have, at creation or changed: a staff role, never a machine client's
+    or the service's own."""
+    if role in MACHINE_ROLES - STAFF_ROLES:
+        raise _invalid("role", "not_staff", Text("该角色使用 API 密钥", "This role uses API keys"))
+    if role not in STAFF_ROLES:
+        # `system` stands for the service's own jobs and the command line; nobody signs in as it.
+        raise _invalid(
+            "role",
+            "not_staff",
+            Text(
+                "该角色仅供系统内部使用, 不能创建账号",
+                "This role is the service's own and cannot have accounts",
+            ),
+        )
 
 
 def check_new_password(password: str, min_length: int, field: str = "password") -> None:
@@ -205,8 +247,15 @@ class IdentityService:
         self.session = session
         self.passwords = passwords
 
-    async def _organisation(self, role: Role, organisation_id: uuid.UUID | None) -> Body | None:
-        organisation = await self.session.get(Body, organisation_id) if organisation_id else None
+    async def _organisation(
+        self, role: Role, organisation_id: uuid.UUID | None, *, fresh: bool = False
+    ) -> Body | None:
+        """`fresh`: read again from the row (held by the caller), not as the session saw it before."""
+        organisation = (
+            await self.session.get(Body, organisation_id, populate_existing=fresh)
+            if organisation_id
+            else None
+        )
         if organisation_id and organisation is None:
             raise _invalid("organisation_id", "unknown", Text("机构不存在", "No such organisation"))
         if organisation is None and not organisation_fits(role, None):
@@ -243,18 +292,7 @@ class IdentityService:
         """`temporary_password`: the password is one an administrator chose or was shown, which
         the user must change at first use (see `User.password_change_required`)."""
         assert self.passwords is not None
-        if role in MACHINE_ROLES - STAFF_ROLES:
-            raise _invalid("role", "not_staff", Text("该角色使用 API 密钥", "This role uses API keys"))
-        if role not in STAFF_ROLES:
-            # `system` stands for the service's own jobs and the command line; nobody signs in as it.
-            raise _invalid(
-                "role",
-                "not_staff",
-                Text(
-                    "该角色仅供系统内部使用, 不能创建账号",
-                    "This role is the service's own and cannot have accounts",
-                ),
-            )
+        check_staff_role(role)
         username, display_name = new_username(username), new_display_name(display_name)
         check_new_password(password, min_length)
         await self._organisation(role, organisation_id)
@@ -498,6 +536,7 @@ class IdentityService:
         self._set_password(user, new)
         user.password_change_required = True
         user.failed_sign_ins, user.locked_until = 0, None  # its user signs in with the new one
+        user.version += 1
         self.end_sessions(user)
         await self.session.flush()
         return user
@@ -509,6 +548,9 @@ class IdentityService:
 
     async def users(self) -> list[User]:
         return list((await self.session.scalars(select(User).order_by(User.username))).all())
+
+    async def user(self, user_id: uuid.UUID) -> User:
+        return await self._user(user_id)
 
     async def user_named(self, username: str) -> User:
         """The account a typed username names (trimmed, as at sign-in)."""
@@ -523,6 +565,8 @@ class IdentityService:
         from before it stay refused if the account is activated again."""
         if active:
             user = await self._user(user_id, for_update=True)
+            if not user.active or user.locked_until is not None:
+                user.version += 1
             user.active = True
             # Also how an administrator unlocks an account locked by wrong passwords.
             user.failed_sign_ins, user.locked_until = 0, None
@@ -532,22 +576,37 @@ class IdentityService:
             raise Conflict(
                 Text("不能停用自己的账号", "You cannot deactivate your own account"), code=OWN_ACCOUNT
             )
+        locked = await self._lock_with_admins(user_id)
+        target = locked[user_id][0]
+        if not target.active:
+            return target
+        _keep_a_working_admin(locked, user_id, LAST_ADMIN_DEACTIVATED)
+        target.active = False
+        target.version += 1
+        self.end_sessions(target)
+        await self.session.flush()
+        return target
+
+    async def _lock_with_admins(
+        self, user_id: uuid.UUID, joining: uuid.UUID | None = None
+    ) -> dict[uuid.UUID, tuple[User, bool | None]]:
+        """The account and every active administrator, locked, each with its organisation's
+        standing (None: it has none), before a change that may leave no administrator able to
+        sign in. `joining`: an organisation the account is moving to, held as well."""
         admins = or_(User.id == user_id, (User.role == Role.admin.value) & User.active.is_(True))
+        held = select(User.organisation_id).where(admins)
+        bodies = or_(Body.id.in_(held), Body.id == joining) if joining is not None else Body.id.in_(held)
         # First the bodies they belong to, shared, in one order: suspending a body holds it before
-        # it locks the administrators (bodies.service), so a suspension and this deactivation take
+        # it locks the administrators (bodies.service), so a suspension and this change take
         # turns, and the second reads the body's standing as the first left it. (Read along with
         # the locked accounts alone, a body suspended meanwhile still looked at work, and both
         # could go through, leaving no administrator able to sign in.)
-        await self.session.execute(
-            select(Body.id)
-            .where(Body.id.in_(select(User.organisation_id).where(admins)))
-            .order_by(Body.id)
-            .with_for_update(read=True)
-        )
+        await self.session.execute(select(Body.id).where(bodies).order_by(Body.id).with_for_update(read=True))
         # The account and every active administrator, locked in one order: two administrators
-        # deactivating each other at once take turns, and the second finds itself the last one.
-        # Each comes with its organisation's standing: an administrator of a suspended center
-        # cannot sign in (401 organisation_suspended), so keeps no one able to manage accounts.
+        # deactivating (or demoting) each other at once take turns, and the second finds itself
+        # the last one. Each comes with its organisation's standing: an administrator of a
+        # suspended center cannot sign in (401 organisation_suspended), so keeps no one able to
+        # manage accounts.
         rows = await self.session.execute(
             select(User, Body.active)
             .outerjoin(Body, Body.id == User.organisation_id)
@@ -556,35 +615,111 @@ class IdentityService:
             .with_for_update(of=User)
             .execution_options(populate_existing=True)
         )
-        locked = {user.id: (user, organisation_active) for user, organisation_active in rows}
+        locked: dict[uuid.UUID, tuple[User, bool | None]] = {
+            user.id: (user, organisation_active) for user, organisation_active in rows
+        }
         if user_id not in locked:
             raise NotFound(Text("用户不存在", "No such user"))
-        target = locked[user_id][0]
-        if not target.active:
-            return target
+        return locked
 
-        def working_admin(user: User, organisation_active: bool | None) -> bool:
-            return user.role == Role.admin.value and user.active and organisation_active is not False
-
-        if working_admin(*locked[user_id]) and not any(
-            working_admin(u, organisation_active)
-            for u, organisation_active in locked.values()
-            if u.id != user_id
+    async def update_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        role: Role | None = None,
+        organisation_id: uuid.UUID | _Unchanged | None = UNCHANGED,
+        display_name: str | None = None,
+        before_change: Callable[[User], None] = lambda _user: None,
+    ) -> tuple[User, dict[str, dict[str, str | None]]]:
+        """A member of staff moves post: their account takes a new role, organisation or display
+        name, and keeps its history (what is not given stays). Checked as at creation. A new role
+        or organisation ends every session of the account at once: the tokens it holds were issued
+        for the old post. Refused when it would leave no administrator able to sign in, and when
+        the account leaves a mediation body that still has cases naming its holder as mediator
+        (`cases_named_to`). `before_change` runs on the locked account first (If-Match).
+        Returns the account and what changed (from, to); nothing changed, nothing is written."""
+        moves = role is not None or not isinstance(organisation_id, _Unchanged)
+        locked: dict[uuid.UUID, tuple[User, bool | None]] = {}
+        if moves:
+            joining = organisation_id if isinstance(organisation_id, uuid.UUID) else None
+            locked = await self._lock_with_admins(user_id, joining)
+            user = locked[user_id][0]
+        else:
+            # A new name alone changes nobody's access: only the account is held.
+            user = await self._user(user_id, for_update=True)
+        before_change(user)
+        new_role = role if role is not None else Role(user.role)
+        new_organisation_id = (
+            user.organisation_id if isinstance(organisation_id, _Unchanged) else organisation_id
+        )
+        new_name = new_display_name(display_name) if display_name is not None else user.display_name
+        changes: dict[str, dict[str, str | None]] = {}
+        for name, before, after in (
+            ("role", user.role, new_role.value),
+            ("organisation_id", _text(user.organisation_id), _text(new_organisation_id)),
+            ("display_name", user.display_name, new_name),
         ):
-            raise Conflict(
-                Text(
-                    "这是最后一个在用的管理员账号 (所属机构已暂停工作的管理员不能登录), 停用后将无人能管理账号; "
-                    "请先启用或创建另一个管理员",
-                    "This is the last active administrator (one of a suspended organisation cannot sign "
-                    "in); deactivating it would leave no one to manage accounts. Activate or create "
-                    "another administrator first",
-                ),
-                code=LAST_ADMIN,
+            if before != after:
+                changes[name] = {"from": before, "to": after}
+        if not changes:
+            return user, changes
+        if "role" in changes:
+            check_staff_role(new_role)
+        moved = "role" in changes or "organisation_id" in changes
+        if moved:
+            organisation = await self._organisation(new_role, new_organisation_id, fresh=True)
+            still_working = (
+                new_role == Role.admin and user.active and (organisation is None or organisation.active)
             )
-        target.active = False
-        self.end_sessions(target)
+            if not still_working:
+                _keep_a_working_admin(locked, user_id, LAST_ADMIN_MOVED)
+        if "organisation_id" in changes and user.organisation_id is not None:
+            await self._refuse_leaving_cases(user, user.organisation_id)
+        user.role, user.organisation_id, user.display_name = new_role.value, new_organisation_id, new_name
+        user.version += 1
+        if moved:
+            self.end_sessions(user)
         await self.session.flush()
-        return target
+        return user, changes
+
+    async def cases_named_to(self, user: User, body_id: uuid.UUID) -> list[str]:
+        """The case numbers of the body's cases still in mediation whose mediator is the account's
+        holder. A case names a mediator of the body's roster, not an account: the roster entry and
+        the account of one person at a body go by the person's name (the roster's `name`, the
+        account's display name)."""
+        from mediation.disputes.service import MEDIATOR_STATES  # disputes builds on identity
+
+        rows = await self.session.scalars(
+            select(Dispute.case_number)
+            .join(Mediator, Mediator.id == Dispute.mediator_id)
+            .where(
+                Dispute.body_id == body_id,
+                Dispute.status.in_([s.value for s in MEDIATOR_STATES]),
+                Mediator.body_id == body_id,
+                Mediator.name == user.display_name,
+            )
+            .order_by(Dispute.case_number)
+        )
+        return list(rows.all())
+
+    async def _refuse_leaving_cases(self, user: User, body_id: uuid.UUID) -> None:
+        """A mediator leaving a body hands on its cases first: moved with them, the account could
+        no longer act on the cases (they stay with the body), and the cases would name a mediator
+        who is gone. The body names another of its mediators for each, then the move goes ahead."""
+        cases = await self.cases_named_to(user, body_id)
+        if not cases:
+            return
+        raise Conflict(
+            Text(
+                "该调解员在原调解组织仍有 {n} 件调解中的案件 ({c}); 请先由该组织为这些案件另行指定调解员, "
+                "再调整其所属组织",
+                "This mediator still handles {n} case(s) in mediation at their present body ({c}); "
+                "have the body name another mediator for them first, then move the account",
+            ).format(n=len(cases), c=", ".join(cases)),
+            code=MEDIATOR_HAS_CASES,
+            active_cases=len(cases),
+            case_numbers=cases,
+        )
 
     # ---- API keys -------------------------------------------------------------------------------
 
@@ -699,3 +834,33 @@ class IdentityService:
 
 def _is_self(principal: Principal | None, user_id: uuid.UUID) -> bool:
     return principal is not None and principal.kind == "user" and principal.id == str(user_id)
+
+
+def account_change_facts(changes: dict[str, dict[str, str | None]]) -> dict[str, Any]:
+    """What the audit trail keeps of a change of an account (`IdentityService.update_user`)."""
+    facts: dict[str, Any] = {"changes": changes}
+    if "role" in changes or "organisation_id" in changes:
+        facts["sessions_ended"] = "all"
+    return facts
+
+
+def _text(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _working_admin(user: User, organisation_active: bool | None) -> bool:
+    return user.role == Role.admin.value and user.active and organisation_active is not False
+
+
+def _keep_a_working_admin(
+    locked: dict[uuid.UUID, tuple[User, bool | None]], user_id: uuid.UUID, refusal: Text
+) -> None:
+    """Refuses (409 last_admin, saying `refusal`) to take the account out of work as an
+    administrator when it is the last one able to sign in: no one could then manage accounts.
+    `locked`: what `_lock_with_admins` holds."""
+    if _working_admin(*locked[user_id]) and not any(
+        _working_admin(u, organisation_active)
+        for u, organisation_active in locked.values()
+        if u.id != user_id
+    ):
+        raise Conflict(refusal, code=LAST_ADMIN)
