@@ -184,6 +184,18 @@ def test_every_code_a_problem_carries_is_listed_with_its_meaning():
         assert all(f"`{c}`" in code["description"] for c in codes)
 
 
+def test_every_conflict_says_which_conflict_in_its_code():
+    """A conflict is a dozen different situations under one `type`: each carries the `code` a
+    client branches on (README, docs/errors.md), so none is raised without one."""
+    from mediation.core.errors import Conflict
+
+    raised = [
+        (keywords, where) for problem, keywords, where in _raised_problems() if issubclass(problem, Conflict)
+    ]
+    assert len(raised) > 40  # the scan sees the raises it checks
+    assert [where for keywords, where in raised if "code" not in keywords] == []
+
+
 def test_docs_list_every_problem_and_code_the_code_has():
     from mediation.core.errors import problem_catalogue_markdown
 

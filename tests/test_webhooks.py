@@ -396,6 +396,34 @@ async def test_always_failing_endpoint_goes_dead_and_can_be_redelivered(api, app
     assert again.status_code == 409
 
 
+async def test_each_refused_redelivery_says_why_in_its_code(api, relay, receiver):
+    """A delivery with nothing to send again and a subscription disabled are two situations: a
+    client tells them apart by `code`, not by the prose of `detail`."""
+    sub = await subscribe(api, receiver.url, receiver=receiver)
+    await api.intake()
+    (pending,) = await deliveries_of(api, sub)
+    redeliver = f"/v1/webhook-deliveries/{pending['id']}/redeliver"
+
+    refused = await api.client.post(redeliver, headers=sub["_headers"])
+    assert refused.status_code == 409, refused.text
+    problem = refused.json()
+    assert (problem["type"], problem["code"], problem["status_now"]) == (
+        "/problems/conflict",
+        "nothing_to_redeliver",
+        "pending",
+    )
+    assert await relay.run_once() == 1
+    refused = await api.client.post(redeliver, headers=sub["_headers"])
+    assert (refused.json()["code"], refused.json()["status_now"]) == ("nothing_to_redeliver", "delivered")
+
+    response = await api.client.post(f"/v1/webhooks/{sub['id']}/disable", json={}, headers=sub["_headers"])
+    assert response.status_code == 200, response.text
+    for path in (redeliver, f"/v1/webhooks/{sub['id']}/redeliver"):
+        refused = await api.client.post(path, headers=sub["_headers"])
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "subscription_disabled"
+
+
 async def test_a_delivery_redelivered_while_it_is_out_is_not_sent_twice_at_once(api, app, relay, receiver):
     """A relay is sending a delivery when its subscription is disabled (which cancels it), enabled
     again, and its backlog redelivered. The delivery keeps the claim it is being sent under, so

@@ -493,7 +493,8 @@ class AgreementService:
             await self.session.flush()
         except IntegrityError as exc:  # two drafts raced for the same number
             raise Conflict(
-                Text("另一份协议刚刚起草, 请刷新", "Another version was just drafted; reload")
+                Text("另一份协议刚刚起草, 请刷新", "Another version was just drafted; reload"),
+                code="concurrent_draft",
             ) from exc
         # The draft set aside by this one is part of this entry (`supersedes`), not one of its own.
         # A version in effect, or one set aside by `remediate`, is not superseded by a draft: an oral
@@ -974,7 +975,10 @@ class AgreementService:
         if str(obligation.agreement_id) != current or dispute.status not in PERFORMANCE_STATES:
             raise _not_now(dispute, Text("登记这项义务的履行", "record performance of this obligation"))
         if obligation.status == "performed":
-            raise Conflict(Text("这项义务已登记履行", "This obligation is already recorded as performed"))
+            raise Conflict(
+                Text("这项义务已登记履行", "This obligation is already recorded as performed"),
+                code="already_performed",
+            )
         today = self.clock.today()
         effective = dispute.agreement_effective_on
         if data.performed_on > today or (effective is not None and data.performed_on < effective):

@@ -359,14 +359,19 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "already_answered": "The handoff's acceptance was already answered.",
         "already_extended": "The handoff's period was extended already; it is extended once.",
         "already_linked": "The two cases are already linked.",
+        "already_performed": "The obligation is already recorded as performed.",
         "already_rotated": "The API key was rotated already (the detail names its successor).",
         "already_signed": "This signatory has already signed the agreement version.",
+        "already_withdrawn": "The document is already withdrawn: a withdrawal sent again finds it "
+        "withdrawn, not missing.",
         "calendar_published": "That year's public-holiday calendar ships with the service and is "
         "not loaded over.",
         "case_archived": "The case is archived: documents are no longer added or withdrawn.",
         "case_finished": "The case is no longer being handled (`status_now`): it is not supervised.",
         "clock_not_paused": "The clock is not paused, so it is not resumed.",
         "clock_paused": "The clock is already paused.",
+        "concurrent_draft": "Another agreement version was drafted for the case at the same moment: "
+        "reload the case and draft over the newest version.",
         "expired": "An expired API key is not rotated.",
         "follow_up_closed": "The follow-up is already closed.",
         "generated_document": "A record the service generated is not withdrawn: correct the case or "
@@ -379,10 +384,14 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "mediator_has_cases": "The account's holder is still the mediator of cases in mediation at "
         "the body they would leave (`active_cases`, `case_numbers`): the body names another "
         "mediator for them first.",
+        "nothing_to_redeliver": "The webhook delivery is pending or delivered (`status_now`): only a "
+        "dead or cancelled one is sent again.",
         "mediator_conflict": "The mediator declared a conflict with a party of the case and steps "
         "aside (特邀调解规定 Art. 16).",
         "no_owner": "The case has no case owner (包案领导) to clear.",
         "not_extendable": "Only an accepted handoff whose law allows an extension is extended.",
+        "organisation_required": "Only a caller that belongs to an organisation subscribes to events: "
+        "the subscription is the organisation's.",
         "order_answered": "The supervision order is already answered.",
         "order_lapsed": "The supervision order lapsed with its case (`lapse_reason`, `lapsed_at`); "
         "it is not answered.",
@@ -392,10 +401,14 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "party_on_agreement": "A signed or effective agreement names the party: its name and "
         "document number no longer change (`field`; 人民调解法 Art. 29).",
         "period_expired": "The handoff's period to decide has run out (`due_on`) and is not extended.",
+        "revoked": "A revoked API key is not rotated.",
         "session_cancelled": "The mediation session was cancelled.",
         "session_recorded": "The mediation session is already recorded.",
+        "subscription_disabled": "The webhook subscription is disabled: enable it before sending its "
+        "deliveries again.",
         "subscriber_key_lapsed": "The webhook subscription is disabled because the API key that made "
         "it lapsed: an administrator enables it again.",
+        "username_taken": "The username is already taken.",
         "visit_recorded": "The follow-up visit is already recorded.",
         "wrong_kind": "The answer is for another kind of handoff: a confirmation's ruling goes to "
         "/decision, a referral's result (or withdrawal) to /outcome.",
@@ -502,7 +515,8 @@ class Problem(BaseModel):
     )
     status_now: str | None = Field(
         default=None,
-        description="invalid-transition and some conflicts: the case's (or order's) state now.",
+        description="invalid-transition and some conflicts: the state now of the case (or supervision "
+        "order, or webhook delivery).",
         examples=["mediating"],
     )
     allowed_actions: list[str] | None = Field(

@@ -442,7 +442,7 @@ class DocumentService:
             .execution_options(populate_existing=True)
         )
         if document.status == "withdrawn":
-            raise Conflict(Text("文件已撤回", "The document is already withdrawn"))
+            raise Conflict(Text("文件已撤回", "The document is already withdrawn"), code="already_withdrawn")
         document.status = "withdrawn"
         document.withdrawn_reason = reason
         document.withdrawn_at = now

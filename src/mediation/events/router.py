@@ -413,7 +413,10 @@ def _service(request: Request) -> WebhookService:
 
 def _needs_organisation(principal: Principal) -> None:
     if principal.organisation_id is None:
-        raise Conflict(Text("只有机构可以订阅事件", "Only an organisation can subscribe to events"))
+        raise Conflict(
+            Text("只有机构可以订阅事件", "Only an organisation can subscribe to events"),
+            code="organisation_required",
+        )
 
 
 @router.post(
@@ -560,7 +563,7 @@ async def enable_subscription(
         "Sends again, oldest first, the subscription's dead deliveries and those cancelled when it "
         "was disabled or its organisation suspended, made since `since` (unset: all that are still "
         "kept): at most `limit` per request, so a long backlog goes in several. The subscription must "
-        "be enabled first: a disabled one is refused (409), and so is one made by an API key since "
+        "be enabled first: a disabled one is refused (409 `subscription_disabled`), and so is one made by an API key since "
         "revoked or expired (409 `subscriber_key_lapsed`) until a signed-in member of the "
         "organisation's staff enables it, taking it on."
     ),
@@ -612,6 +615,12 @@ async def list_attempts(request: Request, delivery_id: uuid.UUID, principal: Rea
     "/webhook-deliveries/{delivery_id}/redeliver",
     response_model=DeliveryOut,
     summary="手动重发 Redeliver a dead delivery",
+    description=(
+        "Sends a dead or cancelled delivery again, with a fresh retry schedule. One pending or "
+        "delivered is refused (409 `nothing_to_redeliver`, `status_now` saying which), and so is one "
+        "whose subscription is disabled (409 `subscription_disabled`, or `subscriber_key_lapsed` when "
+        "the API key that made it lapsed): enable the subscription first."
+    ),
     responses=problem_responses(Forbidden, NotFound, Conflict),
 )
 async def redeliver(request: Request, delivery_id: uuid.UUID, principal: WebhookAdmin) -> DeliveryOut:

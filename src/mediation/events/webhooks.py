@@ -226,6 +226,16 @@ def _invalid(field: str, code: str, message: Text) -> ValidationFailed:
     return ValidationFailed.of_field(field, code, message)
 
 
+def _nothing_to_redeliver(delivery: WebhookDelivery) -> Conflict:
+    """A delivery still on its way, or already received, is not sent again: only a dead or
+    cancelled one is. `status_now` says which it is."""
+    return Conflict(
+        Text("该投递无需重发", "This delivery is {s}; nothing to redeliver").format(s=delivery.status),
+        code="nothing_to_redeliver",
+        status_now=delivery.status,
+    )
+
+
 class WebhookService:
     def __init__(
         self,
@@ -419,7 +429,10 @@ class WebhookService:
         still says active until the relay records it. Its deliveries set pending would be
         cancelled by the relay (`Relay.claim`), not sent, while the answer counted them as sent."""
         if not sub.active:
-            raise Conflict(Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"))
+            raise Conflict(
+                Text("订阅已停用, 请先启用", "The subscription is disabled; enable it first"),
+                code="subscription_disabled",
+            )
         key = (await lapsed_keys(self.session, [sub.created_by], utcnow())).get(sub.created_by)
         if key is None:
             return
@@ -440,9 +453,7 @@ class WebhookService:
         await self.session.refresh(delivery)
         await self._refuse_if_stopped(sub)
         if delivery.status in ("pending", "delivered"):
-            raise Conflict(
-                Text("该投递无需重发", "This delivery is {s}; nothing to redeliver").format(s=delivery.status)
-            )
+            raise _nothing_to_redeliver(delivery)
         # A claim it still has is left in place (`cancel_pending`). Changed only while it is still
         # dead or cancelled: its row is not locked, and a send that was out when it was cancelled
         # may be recorded as delivered meanwhile (the relay holds the subscription only then).
@@ -454,9 +465,7 @@ class WebhookService:
         )
         await self.session.refresh(delivery)
         if not changed.rowcount:  # type: ignore[attr-defined]
-            raise Conflict(
-                Text("该投递无需重发", "This delivery is {s}; nothing to redeliver").format(s=delivery.status)
-            )
+            raise _nothing_to_redeliver(delivery)
         return delivery
 
     async def redeliver_since(

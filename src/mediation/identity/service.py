@@ -313,7 +313,7 @@ class IdentityService:
         try:
             await self.session.flush()
         except IntegrityError as exc:
-            raise Conflict(Text("用户名已存在", "Username already taken")) from exc
+            raise Conflict(Text("用户名已存在", "Username already taken"), code="username_taken") from exc
         return user
 
     async def sign_in(
@@ -805,7 +805,7 @@ class IdentityService:
         so the client can switch over without downtime. The successor expires when the old key does,
         unless `expires_at` says otherwise (None: never), checked as at creation."""
         if key.revoked_at is not None:
-            raise Conflict(Text("已吊销的密钥不能轮换", "A revoked key cannot be rotated"))
+            raise Conflict(Text("已吊销的密钥不能轮换", "A revoked key cannot be rotated"), code="revoked")
         now = utcnow()
         if key.expires_at is not None and key.expires_at <= now:
             raise Conflict(Text("已过期的密钥不能轮换", "An expired key cannot be rotated"), code="expired")
