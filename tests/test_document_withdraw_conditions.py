@@ -170,3 +170,103 @@ async def test_an_upload_holds_a_client_to_the_etag_it_sends_without_requiring_o
     unconditional = await upload(api, case, pdf(KIB, "later"), "再补充.pdf", headers=api.auth())
     assert unconditional.status_code == 201, unconditional.text
     assert unconditional.headers["ETag"] == f'"{before[0] + 2}"'
+
+
+# ---- a withdrawal sent again ------------------------------------------------------------------------
+
+
+async def a_ruling_the_court_filed(api: Api) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """A case handed to a court for confirmation, and a ruling the court filed in it: (case, ruling,
+    the court's credentials)."""
+    case = await api.drive("confirmation_pending")
+    court = api.acting("court", case)
+    ruling = await uploaded(
+        api, case, pdf(2 * KIB, "ruling"), "民事裁定书.pdf", kind="court_ruling", headers=court
+    )
+    return case, ruling, court
+
+
+async def withdrawn_by(
+    api: Api,
+    case: dict[str, Any],
+    document: dict[str, Any],
+    headers: dict[str, str],
+    etag: str,
+    key: str | None = None,
+) -> httpx.Response:
+    sent = {**headers, "If-Match": etag, **({"Idempotency-Key": key} if key else {})}
+    return await api.client.post(
+        docs_url(case, document, "/withdraw"), json={"reason": "裁定书有误, 重新制作"}, headers=sent
+    )
+
+
+async def test_a_court_withdrawing_its_ruling_again_is_told_it_is_withdrawn(api: Api) -> None:
+    """A court's system that lost the answer sends the withdrawal again, with the ETag it sent then
+    (stale now) or read afresh: 409 `already_withdrawn`, not 404 (which reads as "never existed")
+    nor 412 (reloading would only lead to the same refusal), and nothing changes."""
+    case, ruling, court = await a_ruling_the_court_filed(api)
+    etag = (await api.if_match(case))["If-Match"]
+    first = await withdrawn_by(api, case, ruling, court, etag)
+    assert first.status_code == 200, first.text
+    after = await case_as_it_is(api, case)
+
+    for sent_with in (etag, first.headers["ETag"]):
+        again = await withdrawn_by(api, case, ruling, court, sent_with)
+        assert problem(again, 409, "conflict")["code"] == "already_withdrawn"
+    assert await case_as_it_is(api, case) == after
+
+    # The court reads what it filed, withdrawn, as the clerk does: it wrote it, and may withdraw it.
+    read = await api.client.get(docs_url(case, ruling), headers=court)
+    assert read.status_code == 200, read.text
+    assert (read.json()["status"], read.json()["withdrawn_reason"]) == ("withdrawn", "裁定书有误, 重新制作")
+    assert ruling["id"] in {d["id"] for d in (await api.client.get(docs_url(case), headers=court)).json()}
+    entries = [
+        e
+        for e in (await api.client.get(f"/v1/disputes/{case['id']}/timeline", headers=court)).json()
+        if (e["payload"] or {}).get("document_id") == ruling["id"]
+    ]
+    assert [(e["action"], e["reason_withheld"]) for e in entries] == [
+        ("add_document", False),
+        ("withdraw_document", False),
+    ]
+    # Not a late addition to the dossier: what was withdrawn is not handed over.
+    dossier = (await api.client.get(f"/v1/disputes/{case['id']}/dossier", headers=court)).json()
+    assert ruling["id"] not in dossier["late_documents"]
+
+
+async def test_a_court_is_still_not_shown_what_others_withdrew_after_handing_it_in_late(api: Api) -> None:
+    """What the court is shown of withdrawn documents is only its own: a body's late evidence,
+    withdrawn, stays out of its sight, and its withdrawal is not the court's to send."""
+    case, _, court = await a_ruling_the_court_filed(api)
+    body = await api.client.post(
+        docs_url(case),
+        files={"file": ("补充证据.pdf", pdf(KIB, "late"), "application/pdf")},
+        data={"kind": "evidence"},
+        headers=api.auth(),
+    )
+    assert body.status_code == 201, body.text
+    late = body.json()
+    etag = (await api.if_match(case))["If-Match"]
+    assert (await withdrawn_by(api, case, late, api.auth(), etag)).status_code == 200
+
+    problem(await api.client.get(docs_url(case, late), headers=court), 404, "not-found")
+    refused = await withdrawn_by(api, case, late, court, (await api.if_match(case))["If-Match"])
+    problem(refused, 404, "not-found")
+
+
+async def test_a_courts_withdrawal_sent_again_with_its_key_replays_then_another_key_is_409(api: Api) -> None:
+    case, ruling, court = await a_ruling_the_court_filed(api)
+    etag = (await api.if_match(case))["If-Match"]
+    key = f"withdraw-{uuid.uuid4().hex}"
+    first = await withdrawn_by(api, case, ruling, court, etag, key)
+    assert first.status_code == 200, first.text
+    after = await case_as_it_is(api, case)
+
+    replayed = await withdrawn_by(api, case, ruling, court, etag, key)
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.headers["idempotent-replayed"] == "true" and replayed.json() == first.json()
+    other = await withdrawn_by(
+        api, case, ruling, court, first.headers["ETag"], f"withdraw-{uuid.uuid4().hex}"
+    )
+    assert problem(other, 409, "conflict")["code"] == "already_withdrawn"
+    assert await case_as_it_is(api, case) == after

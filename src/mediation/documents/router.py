@@ -312,8 +312,9 @@ def _sha256_of(file: BinaryIO) -> str:
     response_model=list[DocumentOut],
     summary="案件材料 Documents of a case",
     description=(
-        "A court or commission sees the documents of its dossier, and active later ones marked late; "
-        "a document withdrawn and not in its dossier is not shown to it."
+        "A court or commission sees the documents of its dossier, active later ones marked late, and "
+        "those its own organisation handed in, withdrawn or not; another's document withdrawn and not "
+        "in its dossier is not shown to it."
     ),
     responses=problem_responses(NotFound),
 )
@@ -499,8 +500,10 @@ def content_disposition(name: str) -> str:
     summary="撤回材料 Withdraw a document",
     description="Documents are never deleted while the case is kept; a withdrawal keeps the file and the reason. "
     "Only the organisation that submitted the document, or the center's staff, may withdraw it "
-    "(403 `not_submitter`). A record the service generated (`generated`: the receipt, the agreement "
-    "as signed, the confirmation application) is not withdrawn (409 `generated_document`): the "
+    "(403 `not_submitter`). One already withdrawn answers 409 `already_withdrawn` to them, whatever "
+    "`If-Match` says, so a withdrawal sent again after a lost answer learns it was done. A record "
+    "the service generated (`generated`: the receipt, the agreement as signed, the confirmation "
+    "application) is not withdrawn (409 `generated_document`): the "
     "court's dossier is made of them. A withdrawal moves the case's version on by one and adds one "
     "timeline entry (`withdraw_document`, the reason as its reason) and one `document_withdrawn` event. "
     "It is a change to the case, so it takes the case's current ETag in `If-Match` (428 "

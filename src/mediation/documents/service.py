@@ -7,6 +7,7 @@ import html
 import io
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, BinaryIO
@@ -154,6 +155,43 @@ def _handed_over(manifest: set[uuid.UUID], document_id: uuid.UUID, late: bool, s
     return document_id in manifest or (late and status == "active")
 
 
+async def _submitted_by_organisation(
+    session: AsyncSession, organisation_id: uuid.UUID | None, submitted_by: Iterable[str]
+) -> set[str]:
+    """Of the `submitted_by` values (the id of the account or API key that handed a document in),
+    those of `organisation_id`'s accounts and keys. The service's own documents name no account."""
+    ids: dict[str, uuid.UUID] = {}
+    for value in submitted_by:
+        try:
+            ids[value] = uuid.UUID(value)
+        except ValueError:
+            continue
+    if organisation_id is None or not ids:
+        return set()
+    wanted = set(ids.values())
+    users = select(User.id).where(User.id.in_(wanted), User.organisation_id == organisation_id)
+    keys = select(ApiKey.id).where(ApiKey.id.in_(wanted), ApiKey.organisation_id == organisation_id)
+    found = {*(await session.scalars(users)).all(), *(await session.scalars(keys)).all()}
+    return {value for value, id_ in ids.items() if id_ in found}
+
+
+async def _shown_of(
+    session: AsyncSession,
+    dispute_id: uuid.UUID,
+    principal: Principal,
+    documents: list[tuple[uuid.UUID, bool, str, str]],
+) -> set[uuid.UUID]:
+    """Of a case's documents (id, late, status, submitted_by), those a court or commission is shown:
+    what was handed over to it, and what its own organisation handed in, withdrawn or not. The
+    latter it wrote and may withdraw (`DocumentService.may_withdraw`), so it learns nothing from
+    it; and a withdrawal sent again (a retry after an answer that was lost) then finds the document
+    withdrawn, not missing."""
+    manifest = await _manifest_ids(session, dispute_id)
+    others = [by for i, late, status, by in documents if not _handed_over(manifest, i, late, status)]
+    own = await _submitted_by_organisation(session, principal.organisation_id, others)
+    return {i for i, late, status, by in documents if _handed_over(manifest, i, late, status) or by in own}
+
+
 async def _latest_dossier(session: AsyncSession, dispute_id: uuid.UUID) -> Dossier | None:
     return await session.scalar(
         select(Dossier)
@@ -176,11 +214,14 @@ async def documents_shown(
     its timeline says which document was handed in or withdrawn."""
     if principal.role not in SHOWN_WHAT_WAS_HANDED_OVER:
         return None
-    manifest = await _manifest_ids(session, dispute_id)
     rows = await session.execute(
-        select(Document.id, Document.late, Document.status).where(Document.dispute_id == dispute_id)
+        select(Document.id, Document.late, Document.status, Document.submitted_by).where(
+            Document.dispute_id == dispute_id
+        )
     )
-    return {i for i, late, status in rows.all() if _handed_over(manifest, i, late, status)}
+    return await _shown_of(
+        session, dispute_id, principal, [(i, late, status, by) for i, late, status, by in rows.all()]
+    )
 
 
 def _base_name(filename: str) -> str:
@@ -398,8 +439,10 @@ class DocumentService:
             ).all()
         )
         if principal.role in SHOWN_WHAT_WAS_HANDED_OVER:
-            manifest = await self.manifest_ids(dispute.id)
-            rows = [d for d in rows if _handed_over(manifest, d.id, d.late, d.status)]
+            shown = await _shown_of(
+                self.session, dispute.id, principal, [(d.id, d.late, d.status, d.submitted_by) for d in rows]
+            )
+            rows = [d for d in rows if d.id in shown]
         return rows
 
     async def get(self, dispute: Dispute, document_id: uuid.UUID, principal: Principal) -> Document:
@@ -431,10 +474,13 @@ class DocumentService:
         take it); the document's row is locked and read again, so of two withdrawals at once the
         second sees the first and is refused. Recorded on the case's timeline (`withdraw_document`,
         with the reason) and as one `document_withdrawn` event, under the case's version, which
-        `if_match` must name (428 without it, 412 when stale) before anything else is judged."""
-        check_if_match(if_match, dispute.version)
-        _refuse_closed_file(dispute)
-        await self._may_withdraw(document, principal)
+        `if_match` must name (428 without it, 412 when stale) before anything else is judged about
+        a document not yet withdrawn.
+
+        One already withdrawn is refused as such (409 `already_withdrawn`) to whoever may withdraw
+        it, whatever ETag comes with the request: a withdrawal sent again after its answer was lost
+        comes with the ETag it had, which the withdrawal itself moved on, and "reload and retry"
+        would only lead to the same refusal (RFC 9110 §13.1.1, a change already applied)."""
         await self.session.execute(
             select(Document)
             .where(Document.id == document.id)
@@ -442,7 +488,11 @@ class DocumentService:
             .execution_options(populate_existing=True)
         )
         if document.status == "withdrawn":
+            await self._may_withdraw(document, principal)
             raise Conflict(Text("文件已撤回", "The document is already withdrawn"), code="already_withdrawn")
+        check_if_match(if_match, dispute.version)
+        _refuse_closed_file(dispute)
+        await self._may_withdraw(document, principal)
         document.status = "withdrawn"
         document.withdrawn_reason = reason
         document.withdrawn_at = now
@@ -467,8 +517,9 @@ class DocumentService:
             return principal.role == Role.system
         if principal.role in CENTER_ROLES or principal.role == Role.system:
             return True
-        submitter = await self._submitting_organisation(document)
-        return principal.organisation_id is not None and principal.organisation_id == submitter
+        return bool(
+            await _submitted_by_organisation(self.session, principal.organisation_id, [document.submitted_by])
+        )
 
     async def _may_withdraw(self, document: Document, principal: Principal) -> None:
         if await self.may_withdraw(document, principal):
@@ -491,18 +542,6 @@ class DocumentService:
             ),
             code="not_submitter",
         )
-
-    async def _submitting_organisation(self, document: Document) -> uuid.UUID | None:
-        """The organisation of the account or API key that submitted `document` (`submitted_by`
-        holds its id); None for the service's own documents."""
-        try:
-            submitter = uuid.UUID(document.submitted_by)
-        except ValueError:
-            return None
-        user = await self.session.scalar(select(User.organisation_id).where(User.id == submitter))
-        if user is not None:
-            return user
-        return await self.session.scalar(select(ApiKey.organisation_id).where(ApiKey.id == submitter))
 
     # ---- generated documents and dossiers ---------------------------------------------------------
 
