@@ -12,12 +12,13 @@ not accepting it.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.support import Api
-from tests.test_handoffs import _post, _problem, _reasons
+from tests.test_handoffs import _confirm, _post, _problem, _reasons
 
 
 async def _labour_referral(api: Api) -> dict[str, Any]:
@@ -89,6 +90,52 @@ async def test_a_referral_ends_only_with_an_outcome_its_body_gives(
     assert answered.status_code == 200, answered.text
     assert (answered.json()["status"], answered.json()["decision"]["outcome"]) == ("concluded", right)
     assert (await api.get(dispute))["status"] == "closed"
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome", "says", "article", "dated"),
+    [
+        (
+            "labour_arbitration",
+            "award",
+            "仲裁委员会须先登记受理",
+            "劳动争议调解仲裁法 第二十九条",
+            "裁决日期",
+        ),
+        ("commercial_arbitration", "award", "仲裁委员会须先登记受理", "仲裁法 第二十四条", "裁决日期"),
+        ("litigation", "judgment", "人民法院须先登记受理 (立案)", "民事诉讼法 第一百二十六条", "裁判日期"),
+    ],
+)
+async def test_an_outcome_before_acceptance_is_refused_under_the_referrals_own_law(
+    api: Api, kind: str, outcome: str, says: str, article: str, dated: str
+) -> None:
+    """A referral's outcome waits for the body to record its acceptance, by the law of the referral:
+    the judicial-confirmation rule (法释〔2011〕5号) governs no suit and no arbitration. And the date
+    of what ends it is the date of an award (裁决) for a commission, of a judgment or ruling (裁判)
+    for a court."""
+    dispute = await _referral(api, kind)
+    handoff = await _pending(api, dispute)
+    early = _reasons(await _post(api, handoff, "outcome", _outcome(outcome, api)))["not_yet_accepted"]
+    assert says in early["message"] and early["article"] == article
+    assert "法释" not in early["article"] and "裁定" not in early["message"]
+    await _unchanged(api, dispute, handoff)
+
+    dispute, handoff = await _accepted(api, dispute)
+    tomorrow = {**_outcome(outcome, api), "decided_on": (api.today + timedelta(days=1)).isoformat()}
+    future = _reasons(await _post(api, handoff, "outcome", tomorrow))["decision_date_implausible"]
+    assert future["message"].startswith(dated)
+
+
+async def test_a_confirmation_ruled_before_acceptance_cites_the_confirmation_rule(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = await _pending(api, dispute)
+    early = _reasons(await _post(api, handoff, "decision", _confirm(api)))["not_yet_accepted"]
+    assert early["article"] == "法释〔2011〕5号 第四条" and "裁定" in early["message"]
+
+    _, handoff = await _accepted(api, dispute)
+    tomorrow = {**_confirm(api), "ruled_on": (api.today + timedelta(days=1)).isoformat()}
+    future = _reasons(await _post(api, handoff, "decision", tomorrow))["decision_date_implausible"]
+    assert future["message"].startswith("裁定日期")
 
 
 async def test_the_refusal_names_the_outcomes_in_english_too(api: Api) -> None:

@@ -1193,6 +1193,43 @@ def _confirmation_materials(ctx: GuardContext) -> list[Refusal]:
     return reasons
 
 
+# Each body decides on acceptance first, by its own law: a court on a confirmation request within 3
+# days (法释〔2011〕5号 Art. 4) and on a suit within 7 (民事诉讼法 Art. 126), a commission on an
+# arbitration within 5 (working) days. Only then does it rule or conclude the matter.
+ACCEPTANCE_ARTICLES: dict[str, str] = {
+    "judicial_confirmation": "法释〔2011〕5号 第四条",
+    "litigation": "民事诉讼法 第一百二十六条",
+    "labour_arbitration": "劳动争议调解仲裁法 第二十九条",
+    "commercial_arbitration": "仲裁法 第二十四条",
+    "rural_land_arbitration": "农村土地承包经营纠纷调解仲裁法 第二十三条",
+}
+ARBITRATION_ACCEPTANCE = "; ".join(ACCEPTANCE_ARTICLES[k] for k in ARBITRATION_HANDOFF_KINDS)
+
+
+def _accept_first(kind: str | None) -> Refusal:
+    """A ruling or outcome posted before the target recorded its acceptance, in the words of the
+    kind of handoff: a confirmation application is ruled on (裁定), a suit or an arbitration
+    concluded, each after acceptance under its own law."""
+    if kind in ARBITRATION_HANDOFF_KINDS:
+        message = Text(
+            "仲裁委员会须先登记受理并登记本委案号, 才能登记仲裁结果",
+            "The arbitration commission must first record its acceptance with its own case number "
+            "before posting the outcome",
+        )
+    elif kind == "litigation":
+        message = Text(
+            "人民法院须先登记受理 (立案) 并登记本院案号, 才能登记诉讼结果",
+            "The court must first record its acceptance of the suit (立案) with its own case number "
+            "before posting the outcome",
+        )
+    else:
+        message = Text(
+            "须先确认受理并登记本院案号, 才能作出裁定",
+            "Acknowledge acceptance with the court's own case number before ruling",
+        )
+    return Refusal("not_yet_accepted", message, ACCEPTANCE_ARTICLES.get(kind or "judicial_confirmation"))
+
+
 def _accepted_by_target(ctx: GuardContext) -> list[Refusal]:
     handoff = ctx.handoff
     outcome = getattr(ctx.payload, "outcome", None)
@@ -1225,16 +1262,7 @@ def _accepted_by_target(ctx: GuardContext) -> list[Refusal]:
                     DECIDERS[handoff.kind].not_accepted_article,
                 )
             ]
-    return [
-        Refusal(
-            "not_yet_accepted",
-            Text(
-                "须先确认受理并登记本院(委)案号, 才能作出决定",
-                "Acknowledge acceptance with your own case number before deciding",
-            ),
-            "法释〔2011〕5号 第四条",
-        )
-    ]
+    return [_accept_first(handoff.kind if handoff is not None else None)]
 
 
 # 民诉法解释 Art. 355: a request that should not have been accepted is not accepted (不予受理);
@@ -1280,17 +1308,34 @@ def _ruling_date_plausible(ctx: GuardContext) -> list[Refusal]:
     if ctx.handoff is not None:
         earliest = ctx.handoff.accepted_on or ctx.handoff.requested_on
     if ruled_on > ctx.today or (earliest is not None and ruled_on < earliest):
+        dated = _DECISION_NAMES.get(ctx.handoff.kind if ctx.handoff is not None else "", "裁定日期")
         return [
             Refusal(
                 "decision_date_implausible",
                 Text(
-                    "裁决日期不能晚于今天或早于受理日 (尚未受理的, 不能早于申请日)",
+                    f"{dated}不能晚于今天或早于受理日 (尚未受理的, 不能早于申请日)",
                     "The decision date cannot be in the future or before acceptance "
                     "(before the request, while not accepted)",
                 ),
             )
         ]
     return []
+
+
+# What the decision's date is called: a court rules on a confirmation (裁定) and decides a suit by
+# judgment or ruling (裁判); a commission's is an award (裁决).
+_DECISION_NAMES: dict[str, str] = {
+    "judicial_confirmation": "裁定日期",
+    "litigation": "裁判日期",
+    **dict.fromkeys(ARBITRATION_HANDOFF_KINDS, "裁决日期"),
+}
+
+
+def _date_guard(name: str) -> Text:
+    return Text(
+        f"{name}不早于受理日 (尚未受理的, 不早于申请日) 且不晚于今天",
+        "The decision date lies between acceptance (the request, while not accepted) and today",
+    )
 
 
 def _outcome_of_this_body(ctx: GuardContext) -> list[Refusal]:
@@ -1365,7 +1410,22 @@ G_MATERIALS = Guard(
 G_ACCEPTED = Guard(
     "accepted_by_target",
     Text("已确认受理并登记案号", "Acceptance acknowledged with the target's case number"),
-    "法释〔2011〕5号 第四条",
+    ACCEPTANCE_ARTICLES["judicial_confirmation"],
+    _accepted_by_target,
+)
+G_ARBITRATION_ACCEPTED = Guard(
+    "accepted_by_target",
+    Text("仲裁委员会已登记受理及本委案号", "The commission recorded its acceptance with its case number"),
+    ARBITRATION_ACCEPTANCE,
+    _accepted_by_target,
+)
+G_SUIT_ACCEPTED = Guard(
+    "accepted_by_target",
+    Text(
+        "人民法院已登记受理 (立案) 及本院案号",
+        "The court recorded its acceptance of the suit with its case number",
+    ),
+    ACCEPTANCE_ARTICLES["litigation"],
     _accepted_by_target,
 )
 G_NOT_ACCEPTED_YET = Guard(
@@ -1381,23 +1441,29 @@ G_NOT_ACCEPTED_YET = Guard(
 G_ARBITRATION_NOT_ACCEPTED_YET = Guard(
     "not_yet_accepted",
     Text("尚未受理", "Not yet accepted"),
-    "劳动争议调解仲裁法 第二十九条; 仲裁法 第二十四条; 农村土地承包经营纠纷调解仲裁法 第二十三条",
+    ARBITRATION_ACCEPTANCE,
     _not_yet_accepted,
     needs_payload=False,
 )
 G_SUIT_NOT_ACCEPTED_YET = Guard(
     "not_yet_accepted",
     Text("尚未受理", "Not yet accepted"),
-    "民事诉讼法 第一百二十六条",
+    ACCEPTANCE_ARTICLES["litigation"],
     _not_yet_accepted,
     needs_payload=False,
 )
 G_RULING_DATE = Guard(
     "decision_date_plausible",
-    Text(
-        "裁决日期不早于受理日 (尚未受理的, 不早于申请日) 且不晚于今天",
-        "The decision date lies between acceptance (the request, while not accepted) and today",
-    ),
+    _date_guard(_DECISION_NAMES["judicial_confirmation"]),
+    None,
+    _ruling_date_plausible,
+)
+G_JUDGMENT_DATE = Guard(
+    "decision_date_plausible", _date_guard(_DECISION_NAMES["litigation"]), None, _ruling_date_plausible
+)
+G_AWARD_DATE = Guard(
+    "decision_date_plausible",
+    _date_guard(_DECISION_NAMES["labour_arbitration"]),
     None,
     _ruling_date_plausible,
 )
@@ -1854,7 +1920,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.arbitration}),
         Text("登记仲裁结果", "Record arbitration outcome"),
         "referral_concluded",
-        (G_ACCEPTED, G_RULING_DATE, G_OUTCOME_OF_ARBITRATION),
+        (G_ARBITRATION_ACCEPTED, G_AWARD_DATE, G_OUTCOME_OF_ARBITRATION),
     ),
     Transition(
         A.record_outcome,
@@ -1863,7 +1929,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         frozenset({Role.court}),
         Text("登记诉讼结果", "Record litigation outcome"),
         "referral_concluded",
-        (G_ACCEPTED, G_RULING_DATE, G_OUTCOME_OF_LITIGATION),
+        (G_SUIT_ACCEPTED, G_JUDGMENT_DATE, G_OUTCOME_OF_LITIGATION),
     ),
     Transition(
         A.close,
