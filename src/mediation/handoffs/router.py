@@ -145,8 +145,9 @@ async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -
     summary="移交列表 Handoffs addressed to the caller (courts, commissions) or from its cases",
     description=(
         "Courts and commissions see exactly what is addressed to them; bodies what came from their cases; "
-        "center staff their region's. Ordered by request date; `overdue=true` lists those whose current "
-        "step is late."
+        "center staff their region's. A work queue: ordered by request date (`requested_on`), oldest "
+        "first, handoffs requested the same day by id, the same on every page; `overdue=true` lists "
+        "those whose current step is late."
     ),
     responses=problem_responses(),
 )
