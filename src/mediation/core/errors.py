@@ -384,12 +384,12 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "mediator_has_cases": "The account's holder is still the mediator of cases in mediation at "
         "the body they would leave (`active_cases`, `case_numbers`): the body names another "
         "mediator for them first.",
-        "nothing_to_redeliver": "The webhook delivery is pending or delivered (`status_now`): only a "
-        "dead or cancelled one is sent again.",
         "mediator_conflict": "The mediator declared a conflict with a party of the case and steps "
         "aside (特邀调解规定 Art. 16).",
         "no_owner": "The case has no case owner (包案领导) to clear.",
         "not_extendable": "Only an accepted handoff whose law allows an extension is extended.",
+        "nothing_to_redeliver": "The webhook delivery is pending or delivered (`status_now`): only a "
+        "dead or cancelled one is sent again.",
         "organisation_required": "Only a caller that belongs to an organisation subscribes to events: "
         "the subscription is the organisation's.",
         "order_answered": "The supervision order is already answered.",
