@@ -560,3 +560,14 @@ def test_a_paste_longer_than_a_field_takes_says_how_much_was_left_out(
         arg=f"{limit - 4} / {limit}",
     )
     assert "没有粘贴进来" not in note.inner_text()
+    # A cell copied from a spreadsheet ends with a line break, which a one-line box drops: filled to
+    # its limit by it, the box lost nothing.
+    name = page.locator("#f-parties-0--name")  # type: ignore[attr-defined]
+    name_limit = int(name.get_attribute("maxlength"))
+    page.evaluate("text => navigator.clipboard.writeText(text)", "名" * name_limit + "\r\n")  # type: ignore[attr-defined]
+    name.click()
+    page.keyboard.press("Control+V")  # type: ignore[attr-defined]
+    name_note = page.locator("#f-parties-0--name-length")  # type: ignore[attr-defined]
+    name_note.wait_for()
+    assert name.input_value() == "名" * name_limit
+    assert name_note.inner_text() == f"已输入 {name_limit} / {name_limit} 字"

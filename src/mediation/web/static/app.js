@@ -87,10 +87,16 @@
   document.addEventListener("paste", function (event) {
     var field = event.target;
     if (!(field.matches && field.matches(limited)) || !event.clipboardData) return;
-    var text = event.clipboardData.getData("text/plain").replace(/\r\n/g, "\n");
-    var replaced = Math.abs((field.selectionEnd || 0) - (field.selectionStart || 0));
-    var cut = field.value.length - replaced + text.length - field.maxLength;
-    setTimeout(function () { countLength(field, Math.max(cut, 0)); }, 0);  // once the paste is in
+    // What the field would take of the text: a text box keeps line breaks as one character each;
+    // a one-line box drops the trailing ones (a copied spreadsheet cell ends with one) and makes
+    // any inner one a space.
+    var text = event.clipboardData.getData("text/plain").replace(/\r\n?/g, "\n");
+    if (field.tagName !== "TEXTAREA") text = text.replace(/\n+$/, "");
+    var kept = field.value.length - Math.abs((field.selectionEnd || 0) - (field.selectionStart || 0));
+    setTimeout(function () {  // once the paste is in: what it added, against what was pasted
+      var cut = field.value.length < field.maxLength ? 0 : text.length - (field.value.length - kept);
+      countLength(field, Math.max(cut, 0));
+    }, 0);
   });
   document.addEventListener("input", function (event) {
     var field = event.target;
