@@ -381,9 +381,6 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "to sign in.",
         "mediator_changed": "The case's mediator changed since the agreement version was drafted: "
         "draft a new version.",
-        "mediator_has_cases": "The account's holder is still the mediator of cases in mediation at "
-        "the body they would leave (`active_cases`, `case_numbers`): the body names another "
-        "mediator for them first.",
         "mediator_conflict": "The mediator declared a conflict with a party of the case and steps "
         "aside (特邀调解规定 Art. 16).",
         "no_owner": "The case has no case owner (包案领导) to clear.",
@@ -554,14 +551,6 @@ class Problem(BaseModel):
     )
     case_number: str | None = Field(
         default=None, description="duplicate-external-reference: that case's number."
-    )
-    active_cases: int | None = Field(
-        default=None,
-        description="conflict `mediator_has_cases`: how many cases in mediation still name the "
-        "account's holder as mediator at the body they would leave.",
-    )
-    case_numbers: list[str] | None = Field(
-        default=None, description="conflict `mediator_has_cases`: those cases' numbers."
     )
     oldest_cursor: str | None = Field(
         default=None, description="feed-position-expired: the feed's oldest position kept, to go on from."

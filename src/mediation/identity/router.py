@@ -537,10 +537,9 @@ async def get_user(request: Request, user_id: uuid.UUID, principal: UserAdmin) -
     "`organisation_id: null` leaves no organisation (admin and auditor only). Checked as at "
     "creation (422). A new role or organisation ends every session of the account at once: the "
     "tokens it holds are refused (401 `session_ended`) and its user signs in again. Refused (409 "
-    "`last_admin`) when no other active administrator would be left, and (409 "
-    "`mediator_has_cases`, with `active_cases` and `case_numbers`) while the account leaves a "
-    "mediation body whose cases in mediation still name its holder as mediator: the body names "
-    "another mediator for them first.",
+    "`last_admin`) when no other active administrator would be left. A mediator's move leaves the "
+    "body's roster and cases as they are (a case names a roster entry, not an account): the body "
+    "names another mediator for the cases it still names (`PUT /v1/disputes/{id}/mediator`).",
     responses=problem_responses(Forbidden, NotFound, Conflict, StaleVersion, PreconditionRequired)
     | sends(200, "ETag"),
     tags=["identity"],

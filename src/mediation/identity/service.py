@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.models import AuditRecord
-from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind, Mediator
+from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind
 from mediation.core.db import insert_of, utcnow
 from mediation.core.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from mediation.core.i18n import Text
@@ -29,7 +29,6 @@ from mediation.core.principal import (
     Principal,
     Role,
 )
-from mediation.disputes.models import Dispute
 from mediation.identity.auth import ORGANISATION_SUSPENDED, organisation_suspended, session_ended
 from mediation.identity.credentials import IssuedToken, Passwords, Tokens, new_api_key
 from mediation.identity.models import ApiKey, RevokedSession, User
@@ -58,8 +57,6 @@ LAST_ADMIN_MOVED = Text(
     "with another role or organisation no one could manage accounts. Activate or create another "
     "administrator first",
 )
-# A mediator moving to another organisation while cases still name them as mediator (409, `code`).
-MEDIATOR_HAS_CASES = "mediator_has_cases"
 
 
 class _Inherit:
@@ -634,9 +631,10 @@ class IdentityService:
         """A member of staff moves post: their account takes a new role, organisation or display
         name, and keeps its history (what is not given stays). Checked as at creation. A new role
         or organisation ends every session of the account at once: the tokens it holds were issued
-        for the old post. Refused when it would leave no administrator able to sign in, and when
-        the account leaves a mediation body that still has cases naming its holder as mediator
-        (`cases_named_to`). `before_change` runs on the locked account first (If-Match).
+        for the old post. Refused when it would leave no administrator able to sign in. A mediator
+        who moves leaves the body's roster and cases as they are: a case names a roster entry, not
+        an account, and the body names another mediator for it (`choose_mediator`).
+        `before_change` runs on the locked account first (If-Match).
         Returns the account and what changed (from, to); nothing changed, nothing is written."""
         moves = role is not None or not isinstance(organisation_id, _Unchanged)
         locked: dict[uuid.UUID, tuple[User, bool | None]] = {}
@@ -673,53 +671,12 @@ class IdentityService:
             )
             if not still_working:
                 _keep_a_working_admin(locked, user_id, LAST_ADMIN_MOVED)
-        if "organisation_id" in changes and user.organisation_id is not None:
-            await self._refuse_leaving_cases(user, user.organisation_id)
         user.role, user.organisation_id, user.display_name = new_role.value, new_organisation_id, new_name
         user.version += 1
         if moved:
             self.end_sessions(user)
         await self.session.flush()
         return user, changes
-
-    async def cases_named_to(self, user: User, body_id: uuid.UUID) -> list[str]:
-        """The case numbers of the body's cases still in mediation whose mediator is the account's
-        holder. A case names a mediator of the body's roster, not an account: the roster entry and
-        the account of one person at a body go by the person's name (the roster's `name`, the
-        account's display name)."""
-        from mediation.disputes.service import MEDIATOR_STATES  # disputes builds on identity
-
-        rows = await self.session.scalars(
-            select(Dispute.case_number)
-            .join(Mediator, Mediator.id == Dispute.mediator_id)
-            .where(
-                Dispute.body_id == body_id,
-                Dispute.status.in_([s.value for s in MEDIATOR_STATES]),
-                Mediator.body_id == body_id,
-                Mediator.name == user.display_name,
-            )
-            .order_by(Dispute.case_number)
-        )
-        return list(rows.all())
-
-    async def _refuse_leaving_cases(self, user: User, body_id: uuid.UUID) -> None:
-        """A mediator leaving a body hands on its cases first: moved with them, the account could
-        no longer act on the cases (they stay with the body), and the cases would name a mediator
-        who is gone. The body names another of its mediators for each, then the move goes ahead."""
-        cases = await self.cases_named_to(user, body_id)
-        if not cases:
-            return
-        raise Conflict(
-            Text(
-                "该调解员在原调解组织仍有 {n} 件调解中的案件 ({c}); 请先由该组织为这些案件另行指定调解员, "
-                "再调整其所属组织",
-                "This mediator still handles {n} case(s) in mediation at their present body ({c}); "
-                "have the body name another mediator for them first, then move the account",
-            ).format(n=len(cases), c=", ".join(cases)),
-            code=MEDIATOR_HAS_CASES,
-            active_cases=len(cases),
-            case_numbers=cases,
-        )
 
     # ---- API keys -------------------------------------------------------------------------------
 
@@ -837,8 +794,15 @@ def _is_self(principal: Principal | None, user_id: uuid.UUID) -> bool:
 
 
 def account_change_facts(changes: dict[str, dict[str, str | None]]) -> dict[str, Any]:
-    """What the audit trail keeps of a change of an account (`IdentityService.update_user`)."""
-    facts: dict[str, Any] = {"changes": changes}
+    """What the audit trail keeps of a change of an account (`IdentityService.update_user`): the
+    role and organisation from and to; of a new name only that it changed. A name is personal data,
+    which the append-only journal keeps none of (audit.models): it could be neither corrected nor
+    erased there before the records' retention ends."""
+    facts: dict[str, Any] = {
+        "changes": {
+            field: ("changed" if field == "display_name" else values) for field, values in changes.items()
+        }
+    }
     if "role" in changes or "organisation_id" in changes:
         facts["sessions_ended"] = "all"
     return facts
