@@ -5,7 +5,9 @@ its last day is a statutory rest day (法定休假日, which in practice include
 first working day after it. Working days follow the State Council's holiday schedule, make-up
 working days (调休) included, as published in `chinese-calendar`. A year the package does not
 carry yet can be loaded from the State Council's notice (`install_schedules`, fed from the
-`calendar_years` table by clocks.calendar); a loaded year takes precedence.
+`calendar_years` table by clocks.calendar); a loaded year takes precedence. Until then, the
+statutory holidays themselves are known from the law (`statutory_holidays`); only the days the
+notice joins to them, and its make-up working days, are not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import chinese_calendar
+from lunardate import LunarDate
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,31 @@ def year_known(year: int) -> bool:
     return year in _loaded or bundled_year_known(year)
 
 
+@functools.lru_cache(maxsize=64)
+def statutory_holidays(year: int) -> frozenset[date]:
+    """The days every citizen has off by 全国年节及纪念日放假办法 Art. 2 (as revised in 2024, in
+    force from 2025): 元旦 (1 January), 春节 (the lunar New Year's Eve and the first three days of the
+    first lunar month), 清明节 (the day of the 清明 solar term), 劳动节 (1 and 2 May), 端午节 (the
+    fifth of the fifth lunar month), 中秋节 (the fifteenth of the eighth) and 国庆节 (1 to 3 October).
+    The State Council's yearly notice only adds to these (bridging days, weekends moved); it never
+    makes one of them a working day. So a last day falling on one of them in a year whose notice is
+    not out yet is still known to move (民事诉讼法 Art. 85)."""
+    days = {date(year, 1, 1), date(year, 5, 1), date(year, 5, 2)}
+    days |= {date(year, 10, day) for day in (1, 2, 3)}
+    days |= {
+        term_day
+        for term_day, name in chinese_calendar.get_solar_terms(date(year, 4, 1), date(year, 4, 10))
+        if name == "清明"
+    }
+    try:
+        new_year = LunarDate(year, 1, 1).to_solar_date()
+        days |= {new_year + timedelta(days=offset) for offset in (-1, 0, 1, 2)}
+        days |= {LunarDate(year, 5, 5).to_solar_date(), LunarDate(year, 8, 15).to_solar_date()}
+    except ValueError:
+        pass  # beyond the lunar tables' years (1900-2099): the fixed dates only
+    return frozenset(days)
+
+
 @functools.lru_cache(maxsize=8192)
 def is_working_day(day: date) -> tuple[bool, bool]:
     """(is it a working day, is the official schedule known for that year). Cached until the loaded
@@ -78,8 +106,9 @@ def is_working_day(day: date) -> tuple[bool, bool]:
         return bool(chinese_calendar.is_workday(day)), True
     except NotImplementedError:
         # The State Council publishes each year's schedule in the preceding autumn; until the
-        # library carries it or it is loaded, weekends are the only rest days we can know of.
-        return day.weekday() < 5, False
+        # library carries it or it is loaded, weekends and the statutory holidays are the only
+        # rest days we can know of.
+        return day.weekday() < 5 and day not in statutory_holidays(day.year), False
 
 
 @functools.cache
