@@ -12,6 +12,7 @@ notice joins to them, and its make-up working days, are not.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Mapping
@@ -33,7 +34,8 @@ class PeriodEnd:
 
 # The longest run of days off a State Council schedule gives (the Spring Festival's and National
 # Day's holidays with the weekends joined to them: eight or nine days), with a day to spare. A last
-# day counted with weekends only, in a year whose schedule is not known, can move no further.
+# day counted on weekends and the statutory holidays only, in a year whose schedule is not known,
+# can move no further.
 LONGEST_HOLIDAY_RUN = timedelta(days=10)
 
 # Loaded schedules, by year: the days the notice lists (a day off: False; a make-up working day on
@@ -81,11 +83,13 @@ def statutory_holidays(year: int) -> frozenset[date]:
     not out yet is still known to move (民事诉讼法 Art. 85)."""
     days = {date(year, 1, 1), date(year, 5, 1), date(year, 5, 2)}
     days |= {date(year, 10, day) for day in (1, 2, 3)}
-    days |= {
-        term_day
-        for term_day, name in chinese_calendar.get_solar_terms(date(year, 4, 1), date(year, 4, 10))
-        if name == "清明"
-    }
+    # Beyond the solar term tables' years (1900-2100), 清明 cannot be known: the other days still are.
+    with contextlib.suppress(NotImplementedError):
+        days |= {
+            term_day
+            for term_day, name in chinese_calendar.get_solar_terms(date(year, 4, 1), date(year, 4, 10))
+            if name == "清明"
+        }
     try:
         new_year = LunarDate(year, 1, 1).to_solar_date()
         days |= {new_year + timedelta(days=offset) for offset in (-1, 0, 1, 2)}
@@ -114,7 +118,10 @@ def is_working_day(day: date) -> tuple[bool, bool]:
 @functools.cache
 def _warn_unknown_year(year: int) -> None:
     """Once per year and process: each deadline concerned is marked provisional in its own right."""
-    log.warning("holiday schedule for %d not known yet; periods ending then count weekends only", year)
+    log.warning(
+        "holiday schedule for %d not known yet; periods ending then count weekends and statutory holidays only",
+        year,
+    )
 
 
 def period_end(start: date, days: int) -> PeriodEnd:
