@@ -118,12 +118,13 @@ async def test_a_period_into_an_unpublished_year_is_refused_by_the_calculator_an
     problem = response.json()
     assert problem["errors"][0]["code"] == "calendar_unknown"
     assert "not yet published" in problem["detail"]
-    # A case's clock is never refused: it counts weekends only and says so.
+    # A case's clock is never refused: it counts weekends and the statutory holidays only and says so.
     _at(api, date(2026, 12, 29))
     dispute = await api.step(await api.intake(), "accept")
     assigned = await api.step(dispute, "assign", {"body_id": str(api.bodies["village"])})
     assert assigned["clock"]["provisional"] is True
-    assert assigned["sign_for_due_on"] == "2027-01-01"  # 30, 31 December, 1 January (Friday)
+    # 30, 31 December, then past New Year's Day (a Friday) and the weekend: Monday 4 January.
+    assert assigned["sign_for_due_on"] == "2027-01-04"
 
 
 async def test_each_stage_runs_the_clock_its_rule_names(api: Api) -> None:

@@ -1,7 +1,8 @@
 """A court's or commission's deadline counted in days across a year whose holiday schedule is not
-known yet: it is moved off weekends only, so it is provisional (as a case clock's is), and once the
-schedule is loaded, or the calendar package carries the year, it is settled or moved off the holiday
-it lands on (民事诉讼法 Art. 85). 1 January is a holiday every year (全国年节及纪念日放假办法 Art. 2).
+known yet: it is moved off weekends and the statutory holidays only, so it is provisional (as a case
+clock's is), and once the schedule is loaded, or the calendar package carries the year, it is settled
+or moved off the holiday it lands on (民事诉讼法 Art. 85). 1 January is a holiday every year
+(全国年节及纪念日放假办法 Art. 2), so a period ending on it is moved off it even before the notice.
 The acceptance, the decision (with its extension) and the period to apply for enforcement alike."""
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ pytestmark = pytest.mark.usefixtures("calendar_package_until_2026")
 NOTICE = "国办发明电〔2026〕7号"
 
 
-async def test_an_extension_ending_on_new_years_day_of_an_unknown_year_is_provisional(api: Api) -> None:
+async def test_an_extension_ending_on_new_years_day_of_an_unknown_year_moves_past_it_and_is_provisional(
+    api: Api,
+) -> None:
     """Accepted on Monday 7 December 2026, the 15 days end on Tuesday 22 December; ten more end
-    on Friday 1 January 2027, a holiday whose schedule around it is not known yet."""
+    on Friday 1 January 2027, New Year's Day: the period runs past it and the weekend to Monday
+    4 January, provisionally, as the schedule around it is not known yet."""
     dispute = await _accepted_on(api, "judicial_confirmation", date(2026, 12, 7))
     handoff = (await api.handoff(dispute))["handoff"]
     assert (handoff["decide_due_on"], handoff["provisional"]) == ("2026-12-22", False)
@@ -31,7 +35,7 @@ async def test_an_extension_ending_on_new_years_day_of_an_unknown_year_is_provis
     response = await _post(api, handoff, "extension", {"days": 10, "reason": "案情复杂"})
     assert response.status_code == 200, response.text
     extended = response.json()
-    assert (extended["decide_due_on"], extended["provisional"]) == ("2027-01-01", True)
+    assert (extended["decide_due_on"], extended["provisional"]) == ("2027-01-04", True)
     assert (await api.get(dispute))["handoff"]["provisional"] is True
     # The service's own count of the same period says as much: it cannot be known yet.
     counted = await api.client.get("/v1/calendar/deadline", params={"start": "2026-12-22", "length": 10})
@@ -47,7 +51,7 @@ async def test_an_extension_ending_on_new_years_day_of_an_unknown_year_is_provis
     assert (await api.get(dispute))["handoff"]["provisional"] is False
     [entry] = _actions(await api.timeline(dispute), "clock_recounted")
     assert entry["payload"]["clock"] == "handoff_decide"
-    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-04", "2027-01-04")
     assert entry["payload"]["provisional"] is False
     assert NOTICE in entry["reason"]
 
@@ -72,9 +76,10 @@ async def test_an_extension_ending_on_new_years_day_of_an_unknown_year_is_provis
 async def test_a_decision_period_ending_in_an_unknown_year_is_provisional_until_the_schedule_is_loaded(
     api: Api, kind: str, accepted_on: date
 ) -> None:
+    # Each period's nominal last day is New Year's Day 2027: moved past it and the weekend, for now.
     dispute = await _accepted_on(api, kind, accepted_on)
     handoff = (await api.handoff(dispute))["handoff"]
-    assert (handoff["decide_due_on"], handoff["provisional"]) == ("2027-01-01", True)
+    assert (handoff["decide_due_on"], handoff["provisional"]) == ("2027-01-04", True)
 
     await _load_2027(api, NEW_YEAR_2027, NOTICE)
     assert (await _tick(api)).handoff_deadlines_moved == 1
@@ -95,13 +100,13 @@ async def test_a_decision_period_ending_in_a_known_year_moves_off_its_holiday_fo
 async def test_a_provisional_acceptance_period_is_settled_when_the_calendar_package_carries_the_year(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The court's 3 days from Tuesday 29 December end on 1 January 2027. No schedule is loaded:
-    the year becomes known with a release of the calendar package that carries it, and the last
-    day moves off the holiday then, as it would for a loaded one."""
+    """The court's 3 days from Tuesday 29 December end on 1 January 2027, New Year's Day: Monday
+    4 January for now. No schedule is loaded: the year becomes known with a release of the calendar
+    package that carries it, and the last day is settled then, as it would be for a loaded one."""
     _on(api, date(2026, 12, 29))
     dispute = await api.drive("confirmation_pending")
     handoff = (await api.handoff(dispute))["handoff"]
-    assert (handoff["accept_due_on"], handoff["provisional"]) == ("2027-01-01", True)
+    assert (handoff["accept_due_on"], handoff["provisional"]) == ("2027-01-04", True)
     [requested] = [
         h for h in (await api.client.get("/v1/handoffs", headers=api.auth("court"))).json()["items"]
     ]

@@ -25,6 +25,7 @@ from mediation.core.principal import Role
 from mediation.disputes.service import DisputeService
 from mediation.handoffs.service import HandoffService
 from tests.support import Api, pause_after, waits_on_a_lock
+from tests.test_handoff_deadlines import NEW_YEAR_2027, SPRING_FESTIVAL_2027
 
 ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -174,17 +175,18 @@ async def test_the_scheduler_and_a_clerk_on_the_same_request_at_once_take_turns(
     api: Api, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     if step == "recount":
-        # Three days from 29 December 2026 end on 1 January 2027, counted before that year's
-        # holidays were known: the loaded schedule takes the day off, and the scheduler moves it.
-        api.app.state.clock.at = datetime(2026, 12, 29, 2, tzinfo=UTC)
+        # Three days from 2 February 2027 end on New Year's Eve, moved past the Spring Festival's
+        # days off by law to Tuesday 9 February, counted before that year's holidays were known:
+        # the loaded schedule takes that day off too, and the scheduler moves it.
+        api.app.state.clock.at = datetime(2027, 2, 2, 2, tzinfo=UTC)
         dispute = await api.drive("confirmation_pending")
-        assert dispute["handoff"]["accept_due_on"] == "2027-01-01"
+        assert dispute["handoff"]["accept_due_on"] == "2027-02-09"
         loaded = await api.client.put(
             "/v1/calendar/years/2027",
             headers=api.auth("admin"),
             json={
                 "reference": "国办发明电〔2026〕7号",
-                "holidays": [{"date": f"2027-01-0{d}", "name": "元旦"} for d in (1, 2, 3)],
+                "holidays": [*NEW_YEAR_2027, *SPRING_FESTIVAL_2027],
                 "workdays": [],
             },
         )

@@ -842,10 +842,12 @@ async def test_a_confirmed_agreement_is_enforceable_for_2_years_after_its_last_d
     assert (confirmed["status"], confirmed["decided_on"]) == ("confirmed", "2026-06-01")
     assert confirmed["decision"]["ruling_number"] == "(2026)浙0681民特1号"
     # 民事诉讼法 Art. 250: two years from the last day of the last instalment, 30 September 2028; a
-    # Saturday, so the period ends on the next working day (Art. 85), as far as 2028 is known yet.
-    assert confirmed["enforcement_deadline"] == "2028-10-02"
+    # Saturday, and 1-3 October are National Day's days off by law (全国年节及纪念日放假办法 Art. 2),
+    # so the period ends on the next working day (Art. 85), Wednesday 4 October, as far as 2028 is
+    # known yet.
+    assert (confirmed["enforcement_deadline"], confirmed["provisional"]) == ("2028-10-04", True)
     case = await api.get(dispute)
-    assert (case["status"], case["handoff"]["enforcement_deadline"]) == ("confirmed", "2028-10-02")
+    assert (case["status"], case["handoff"]["enforcement_deadline"]) == ("confirmed", "2028-10-04")
 
 
 async def test_an_enforcement_period_counts_from_a_last_due_date_on_a_rest_day_moved_to_a_working_day(

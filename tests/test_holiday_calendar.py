@@ -1,5 +1,5 @@
 """Loading a year's holiday schedule before the calendar package carries it: the deadlines counted
-on weekends only are counted again on it and recorded on their cases; every process comes to count
+on weekends and the statutory holidays only are counted again on it and recorded on their cases; every process comes to count
 on it; bad schedules are refused whole."""
 
 from __future__ import annotations
@@ -26,12 +26,16 @@ from mediation.supervision.service import UNANSWERED
 from tests.support import Api
 from tests.test_agreements import _two_obligations
 from tests.test_deadlines import _at, _clocks, _events, _tick
+from tests.test_handoff_deadlines import SPRING_FESTIVAL_2027
 
 pytestmark = pytest.mark.usefixtures("calendar_package_until_2026")
 
 # A schedule for 2027 made up for these tests (`calendar_package_until_2026`: the package, as these
 # tests know it, carries none for 2027); it is not the State Council's. New Year's Day is a Friday,
-# taken with the weekend after it; 20 February is a Saturday.
+# taken with the weekend after it. The Spring Festival's days off by law (全国年节及纪念日放假办法
+# Art. 2) are New Year's Eve, Friday 5 February, to Monday 8 February, two of them on the weekend:
+# the notice adds days to them, to Thursday 11 February, and Saturday 20 February is worked. Until
+# it is loaded, a period is known to run past 5-8 February, not past 9-11 February.
 NEW_YEAR = [
     {"date": "2027-01-01", "name": "元旦"},
     {"date": "2027-01-02", "name": "元旦"},
@@ -39,9 +43,11 @@ NEW_YEAR = [
 ]
 SCHEDULE: dict[str, Any] = {
     "reference": "测试用节假日安排 (一)",
-    "holidays": NEW_YEAR,
+    "holidays": [*NEW_YEAR, *SPRING_FESTIVAL_2027],
     "workdays": [{"date": "2027-02-20", "name": "春节"}],
 }
+# The days off of SCHEDULE, as a process that has read it holds them.
+SCHEDULE_DAYS_OFF = {date.fromisoformat(d["date"]): False for d in SCHEDULE["holidays"]}
 
 
 async def _load(api: Api, body: dict[str, Any], year: int = 2027, language: str = "zh-CN") -> Any:
@@ -66,11 +72,15 @@ async def _assigned(api: Api) -> dict[str, Any]:
 
 
 async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case_records_it(api: Api) -> None:
-    # Assigned on Tuesday 29 December 2026: three working days to sign for it, counted on weekends
-    # only while 2027 is unknown (30, 31 December, Friday 1 January) and flagged provisional.
-    _at(api, date(2026, 12, 29))
-    assigned = await _assigned(api)
-    assert (assigned["sign_for_due_on"], assigned["clock"]["provisional"]) == ("2027-01-01", True)
+    # Accepted on Wednesday 30 December 2026 (its acceptance counted on the known year), assigned on
+    # Tuesday 2 February 2027: three working days to sign for it, counted on weekends and the
+    # statutory holidays only while 2027 is unknown (3, 4 and Tuesday 9 February) and flagged
+    # provisional.
+    _at(api, date(2026, 12, 30))
+    accepted = await api.step(await api.intake(), "accept")
+    _at(api, date(2027, 2, 2))
+    assigned = await api.step(accepted, "assign", {"body_id": str(api.bodies["village"])})
+    assert (assigned["sign_for_due_on"], assigned["clock"]["provisional"]) == ("2027-02-09", True)
     response = await api.client.get("/v1/calendar/years/2027")
     assert (response.status_code, response.json()["source"]) == (200, "unpublished")
     assert "(暂定)" in await _case_page(api, assigned)
@@ -79,7 +89,7 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     assert response.status_code == 200, response.text
     loaded = response.json()
     assert (loaded["source"], loaded["version"], loaded["reference"]) == ("loaded", 1, SCHEDULE["reference"])
-    assert [d["date"] for d in loaded["holidays"]] == ["2027-01-01", "2027-01-02", "2027-01-03"]
+    assert [d["date"] for d in loaded["holidays"]] == [d["date"] for d in SCHEDULE["holidays"]]
     assert loaded["workdays"] == [{"date": "2027-02-20", "name": "春节"}]
     async with api.app.state.db.reader() as session:
         audited = await session.scalar(
@@ -99,17 +109,17 @@ async def test_a_loaded_schedule_settles_the_provisional_deadlines_and_each_case
     case = await api.get(assigned)
     assert case["version"] == assigned["version"] + 1
     assert (case["sign_for_due_on"], case["clock"]["due_on"], case["clock"]["provisional"]) == (
-        "2027-01-04",
-        "2027-01-04",
+        "2027-02-12",
+        "2027-02-12",
         False,
     )
     entry = (await api.timeline(case))[-1]
     assert entry["action"] == "clock_recounted"
     assert (
         SCHEDULE["reference"] in entry["reason"]
-        and "签收期限届满日由 2027-01-01 改为 2027-01-04" in entry["reason"]
+        and "签收期限届满日由 2027-02-09 改为 2027-02-12" in entry["reason"]
     )
-    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-02-09", "2027-02-12")
     assert await _events(api, case["id"], "clock_recounted") == 1
     clock = (await _clocks(api, case))["sign_for"]
     assert clock["history"][-1]["what"] == "recounted"
@@ -124,39 +134,40 @@ async def test_a_process_that_counted_on_an_older_schedule_is_caught_up_by_the_n
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(calendar, "_SCAN_BATCH", 1)  # the scan pages through the clocks one by one
-    _at(api, date(2026, 12, 29))
+    _at(api, date(2027, 2, 2))
     assert (await _load(api, SCHEDULE)).status_code == 200
-    # Another process has not read the schedule yet: it counts on weekends only.
+    # Another process has not read the schedule yet: it counts on weekends and the statutory
+    # holidays only.
     legal_time.install_schedules({})
     first = await _assigned(api)
-    assert (first["sign_for_due_on"], first["clock"]["provisional"]) == ("2027-01-01", True)
+    assert (first["sign_for_due_on"], first["clock"]["provisional"]) == ("2027-02-09", True)
     report = await _tick(api)  # the pass reads the schedules first
     assert report.clocks_recounted == 1
-    assert (await api.get(first))["sign_for_due_on"] == "2027-01-04"
+    assert (await api.get(first))["sign_for_due_on"] == "2027-02-12"
 
-    # A correction: Monday 4 January becomes a day off too. A process still on the first load
+    # A correction: Friday 12 February becomes a day off too. A process still on the first load
     # counts a new case on it, and nothing marks that deadline provisional.
     old = legal_time.loaded_years()
     assert old == frozenset({2027})
     corrected = {
         **SCHEDULE,
         "reference": "测试用节假日安排 (二)",
-        "holidays": [*NEW_YEAR, {"date": "2027-01-04", "name": "元旦"}],
+        "holidays": [*NEW_YEAR, *SPRING_FESTIVAL_2027, {"date": "2027-02-12", "name": "春节"}],
     }
     response = await _load(api, corrected)
     assert (response.status_code, response.json()["version"]) == (200, 2)
-    legal_time.install_schedules({2027: {date(2027, 1, d): False for d in (1, 2, 3)}})
+    legal_time.install_schedules({2027: SCHEDULE_DAYS_OFF})
     second = await _assigned(api)
-    assert (second["sign_for_due_on"], second["clock"]["provisional"]) == ("2027-01-04", False)
+    assert (second["sign_for_due_on"], second["clock"]["provisional"]) == ("2027-02-12", False)
     # The pass after a load counts every running clock reaching the year again.
     report = await _tick(api)
     assert report.clocks_recounted == 2
     for case in (first, second):
         current = await api.get(case)
-        assert (current["sign_for_due_on"], current["clock"]["provisional"]) == ("2027-01-05", False)
+        assert (current["sign_for_due_on"], current["clock"]["provisional"]) == ("2027-02-15", False)
         assert "测试用节假日安排 (二)" in (await api.timeline(current))[-1]["reason"]
     # Once every process has had time to read it, only provisional clocks are looked at again.
-    _at(api, date(2026, 12, 30))
+    _at(api, date(2027, 2, 3))
     assert (await _tick(api)).clocks_recounted == 0
 
 
@@ -287,30 +298,31 @@ async def test_loading_the_same_schedule_again_changes_no_deadline(api: Api) -> 
 
 
 async def test_a_courts_step_ending_on_a_loaded_day_off_moves_to_the_next_working_day(api: Api) -> None:
-    # Requested on Tuesday 29 December 2026: the court decides on acceptance within 3 days, counted
-    # on weekends only to Friday 1 January, and is flagged late the day after.
-    _at(api, date(2026, 12, 29))
+    # Requested on Tuesday 2 February 2027: the court decides on acceptance within 3 days, to
+    # Friday 5 February, New Year's Eve, moved past the Spring Festival's days off by law to
+    # Tuesday 9 February, and is flagged late the day after.
+    _at(api, date(2027, 2, 2))
     dispute = await api.drive("confirmation_pending")
-    assert dispute["handoff"]["accept_due_on"] == "2027-01-01"
-    _at(api, date(2027, 1, 2))
+    assert dispute["handoff"]["accept_due_on"] == "2027-02-09"
+    _at(api, date(2027, 2, 10))
     assert (await _tick(api)).handoffs_overdue == 1
 
     assert (await _load(api, SCHEDULE)).status_code == 200
     report = await _tick(api)
     assert (report.handoff_deadlines_moved, report.handoffs_overdue, report.failed) == (1, 0, 0)
     case = await api.get(dispute)
-    assert case["handoff"]["accept_due_on"] == "2027-01-04"
+    assert case["handoff"]["accept_due_on"] == "2027-02-12"
     entry = next(
         e for e in reversed(await api.timeline(case)) if e["payload"].get("clock") == "handoff_accept"
     )
     assert entry["action"] == "clock_recounted"
-    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-02-09", "2027-02-12")
     assert entry["payload"]["overdue_withdrawn"] and entry["reason"].endswith("此前的超期提示不再成立")
     assert (await _tick(api)).handoff_deadlines_moved == 0
     # Late again only after the new last day, and flagged once more.
-    _at(api, date(2027, 1, 4))
+    _at(api, date(2027, 2, 12))
     assert (await _tick(api)).handoffs_overdue == 0
-    _at(api, date(2027, 1, 5))
+    _at(api, date(2027, 2, 13))
     assert (await _tick(api)).handoffs_overdue == 1
     assert (await _tick(api)).handoffs_overdue == 0
 
@@ -378,11 +390,12 @@ async def _overdue_rate(api: Api) -> tuple[int, int]:
 async def test_an_overdue_report_on_a_provisional_day_is_withdrawn_when_the_real_day_is_later(
     api: Api,
 ) -> None:
-    # Registered on Thursday 31 December 2026: one working day to decide on acceptance, counted on
-    # weekends only to Friday 1 January; on Saturday the 2nd it is reported overdue.
-    _at(api, date(2026, 12, 31))
+    # Registered on Thursday 4 February 2027: one working day to decide on acceptance, counted on
+    # weekends and the statutory holidays only (5-8 February) to Tuesday 9 February; on the 10th it
+    # is reported overdue.
+    _at(api, date(2027, 2, 4))
     case = await api.intake()
-    _at(api, date(2027, 1, 2))
+    _at(api, date(2027, 2, 10))
     before_overdue = await _overdue_rate(api)
     report = await _tick(api)
     assert report.overdue == 1 and await _ever_overdue(api, case)
@@ -390,19 +403,19 @@ async def test_an_overdue_report_on_a_provisional_day_is_withdrawn_when_the_real
     late = await _overdue_rate(api)
     assert late == (before_overdue[0] + 1, before_overdue[1])
 
-    # New Year's Day and the weekend off: the last day is Monday 4 January, and it was never late.
+    # The Spring Festival off to the 11th: the last day is Friday 12 February, and it was never late.
     assert (await _load(api, SCHEDULE)).status_code == 200
     assert (await _tick(api)).clocks_recounted == 1
     current = await api.get(case)
-    assert (current["clock"]["due_on"], current["clock"]["level"]) == ("2027-01-04", "normal")
+    assert (current["clock"]["due_on"], current["clock"]["level"]) == ("2027-02-12", "normal")
     entry = (await api.timeline(current))[-1]
     assert (entry["action"], entry["payload"]["overdue_withdrawn"]) == ("clock_recounted", True)
     assert entry["reason"].endswith("此前的超期提示不再成立")
     assert not await _ever_overdue(api, case)
     assert await _overdue_rate(api) == before_overdue
 
-    # Late for real after the 4th: reported again, and counted again.
-    _at(api, date(2027, 1, 5))
+    # Late for real after the 12th: reported again, and counted again.
+    _at(api, date(2027, 2, 13))
     assert (await _tick(api)).overdue == 1
     assert await _ever_overdue(api, case)
     assert await _overdue_rate(api) == late
@@ -424,31 +437,32 @@ async def _change_clock(
 async def test_a_withdrawn_overdue_report_leaves_the_case_overdue_when_an_extended_clocks_report_stands(
     api: Api,
 ) -> None:
-    # Mediating from Tuesday 10 November 2026, the center's handling deadline paused at once: the
-    # month of mediation runs out on Thursday 10 December and is reported overdue on the 11th.
-    _at(api, date(2026, 11, 10))
+    # Mediating from Tuesday 15 December 2026, the center's handling deadline paused at once: the
+    # month of mediation runs out on Friday 15 January 2027 and is reported overdue on the 16th.
+    _at(api, date(2026, 12, 15))
     case = await api.drive("mediating", complexity="general")
     await _change_clock(api, case, "handling", "pause", "clerk", {"reason": "waiting_party"})
-    _at(api, date(2026, 12, 11))
+    _at(api, date(2027, 1, 16))
     assert (await _tick(api)).overdue == 1 and await _ever_overdue(api, case)
     # The parties agree to a month more: the period is no longer over, but it was, and was reported.
     case = await api.get(case)
     everyone = [p["id"] for p in case["parties"]]
     extension = {"units": 1, "reason": "双方同意延长", "consenting_party_ids": everyone}
     extended = await _change_clock(api, case, "mediation", "extension", "body_mediator", extension)
-    assert (extended["due_on"], extended["level"]) == ("2027-01-11", "normal")
+    assert (extended["due_on"], extended["level"]) == ("2027-02-15", "normal")
 
-    # The handling deadline, resumed on 25 December, runs (on weekends only) to Friday 1 January
-    # 2027, and is reported overdue on the 2nd; the year's schedule then puts it on the 4th.
-    _at(api, date(2026, 12, 25))
+    # The handling deadline, resumed on 2 February, runs (on weekends and the statutory holidays
+    # only) to Tuesday 9 February, and is reported overdue on the 10th; the year's schedule then
+    # puts it on the 12th.
+    _at(api, date(2027, 2, 2))
     resumed = await _change_clock(api, case, "handling", "resume", "clerk", {})
-    assert (resumed["due_on"], resumed["provisional"]) == ("2027-01-01", True)
-    _at(api, date(2027, 1, 2))
+    assert (resumed["due_on"], resumed["provisional"]) == ("2027-02-09", True)
+    _at(api, date(2027, 2, 10))
     assert (await _tick(api)).overdue == 1
     assert (await _load(api, SCHEDULE)).status_code == 200
     await _tick(api)
     handling = (await _clocks(api, case))["handling"]
-    assert (handling["due_on"], handling["level"]) == ("2027-01-04", "at_risk")
+    assert (handling["due_on"], handling["level"]) == ("2027-02-12", "at_risk")
     recounted = {
         e["payload"]["clock"]: e for e in await api.timeline(case) if e["action"] == "clock_recounted"
     }
@@ -476,34 +490,35 @@ async def _order(api: Api, order: dict[str, Any]) -> dict[str, Any]:
 async def test_a_supervision_orders_default_date_is_counted_again_and_unescalated_while_not_late(
     api: Api,
 ) -> None:
-    # Issued on Tuesday 29 December 2026 with the default three working days: counted on weekends
-    # only to Friday 1 January. An order given its date by the supervisor keeps it.
-    _at(api, date(2026, 12, 29))
+    # Issued on Tuesday 2 February 2027 with the default three working days: counted on weekends
+    # and the statutory holidays only to Tuesday 9 February. An order given its date by the
+    # supervisor keeps it.
+    _at(api, date(2027, 2, 2))
     dispute = await api.drive("mediating")
     counted = await _issue(api, dispute)
-    assert (counted["due_on"], counted["provisional"]) == ("2027-01-01", True)
+    assert (counted["due_on"], counted["provisional"]) == ("2027-02-09", True)
     dispute = await api.get(dispute)
-    chosen = await _issue(api, dispute, due_on="2027-01-01")
-    assert (chosen["due_on"], chosen["provisional"]) == ("2027-01-01", False)
-    assert '2027-01-01 前答复<abbr class="provisional"' in await _case_page(api, dispute)
-    _at(api, date(2027, 1, 2))
+    chosen = await _issue(api, dispute, due_on="2027-02-09")
+    assert (chosen["due_on"], chosen["provisional"]) == ("2027-02-09", False)
+    assert '2027-02-09 前答复<abbr class="provisional"' in await _case_page(api, dispute)
+    _at(api, date(2027, 2, 10))
     assert (await _tick(api)).orders_escalated == 2
     assert (await api.get(dispute))["attention"] == "supervision_overdue"
 
     assert (await _load(api, SCHEDULE)).status_code == 200
     report = await _tick(api)
     assert (report.orders_recounted, report.orders_escalated, report.failed) == (1, 0, 0)
-    # 30, 31 December and Monday 4 January. No longer late: waiting for its answer again. The other
-    # order is still escalated, so the case still calls for attention.
+    # 3, 4 and Friday 12 February. No longer late: waiting for its answer again. The other order
+    # is still escalated, so the case still calls for attention.
     order = await _order(api, counted)
     assert (order["due_on"], order["provisional"], order["status"], order["escalated_at"]) == (
-        "2027-01-04",
+        "2027-02-12",
         False,
         "issued",
         None,
     )
     assert order["version"] == counted["version"] + 2  # escalated, then counted again
-    assert (await _order(api, chosen))["due_on"] == "2027-01-01"
+    assert (await _order(api, chosen))["due_on"] == "2027-02-09"
     case = await api.get(dispute)
     assert case["attention"] == "supervision_overdue"
     entry = (await api.timeline(case))[-1]
@@ -512,16 +527,16 @@ async def test_a_supervision_orders_default_date_is_counted_again_and_unescalate
         "supervision_response",
         counted["id"],
     )
-    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-01", "2027-01-04")
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-02-09", "2027-02-12")
     assert SCHEDULE["reference"] in entry["reason"] and entry["payload"]["overdue_withdrawn"]
-    # One event for the order, one for the case's own clock that ran into the new year.
+    # One event for the order, one for the case's own clock that runs into the unknown months.
     assert [e["payload"]["clock"] for e in await api.timeline(case) if e["action"] == "clock_recounted"] == [
         "mediation",
         "supervision_response",
     ]
     assert await _events(api, case["id"], "clock_recounted") == 2
     page = await _case_page(api, case)
-    assert "2027-01-04 前答复 · 待答复" in page
+    assert "2027-02-12 前答复 · 待答复" in page
     assert (await _tick(api)).orders_recounted == 0
 
     # The other order answered: nothing is late any more, and the flag goes.
@@ -536,26 +551,26 @@ async def test_a_supervision_orders_default_date_is_counted_again_and_unescalate
     assert answered.status_code == 200, answered.text
     assert (await api.get(case))["attention"] is None
     # Late again only after the new last day, and escalated once more.
-    _at(api, date(2027, 1, 4))
+    _at(api, date(2027, 2, 12))
     assert (await _tick(api)).orders_escalated == 0
-    _at(api, date(2027, 1, 5))
+    _at(api, date(2027, 2, 13))
     assert (await _tick(api)).orders_escalated == 1
     assert (await api.get(case))["attention"] == "supervision_overdue"
 
 
 async def test_an_overdue_obligations_follow_up_date_is_counted_again(api: Api) -> None:
-    _at(api, date(2026, 12, 18))
+    _at(api, date(2027, 1, 22))
     dispute = await api.drive("mediating")
     agreement = await api.signed_agreement(dispute, obligations=_two_obligations(api, dispute, 10, 30))
     dispute = await api.step(dispute, "agree")
-    # Due Monday 28 December and not performed: on the 29th the body is given three working days
-    # to follow it up, counted on weekends only to Friday 1 January.
-    _at(api, date(2026, 12, 29))
+    # Due Monday 1 February and not performed: on the 2nd the body is given three working days to
+    # follow it up, counted on weekends and the statutory holidays only to Tuesday 9 February.
+    _at(api, date(2027, 2, 2))
     assert (await _tick(api)).obligations_overdue == 1
     path = f"/v1/bodies/{api.bodies['village']}/follow-ups"
     (task,) = (await api.client.get(path, headers=api.auth("body_mediator", "village"))).json()["items"]
     assert (task["due_on"], task["provisional"], task["obligation_id"]) == (
-        "2027-01-01",
+        "2027-02-09",
         True,
         agreement["obligations"][0]["id"],
     )
@@ -564,7 +579,7 @@ async def test_an_overdue_obligations_follow_up_date_is_counted_again(api: Api) 
     report = await _tick(api)
     assert (report.follow_ups_recounted, report.failed) == (1, 0)
     (task,) = (await api.client.get(path, headers=api.auth("body_mediator", "village"))).json()["items"]
-    assert (task["due_on"], task["provisional"]) == ("2027-01-04", False)
+    assert (task["due_on"], task["provisional"]) == ("2027-02-12", False)
     entry = next(
         e
         for e in reversed(await api.timeline(dispute))
@@ -573,7 +588,7 @@ async def test_an_overdue_obligations_follow_up_date_is_counted_again(api: Api) 
     assert (entry["action"], entry["payload"]["follow_up_id"], entry["payload"]["previous_due_on"]) == (
         "clock_recounted",
         task["id"],
-        "2027-01-01",
+        "2027-02-09",
     )
     assert (await _tick(api)).follow_ups_recounted == 0
 
@@ -607,7 +622,7 @@ async def test_two_first_loads_at_once_both_land_one_after_the_other(api: Api) -
     kept = (await api.client.get("/v1/calendar/years/2027")).json()
     last = max((first_answer, second_answer), key=lambda r: r.json()["version"]).json()
     assert (kept["version"], kept["reference"]) == (2, last["reference"])
-    assert len(kept["holidays"]) == len(NEW_YEAR)
+    assert len(kept["holidays"]) == len(SCHEDULE["holidays"])
 
 
 @pytest.mark.parametrize("table", ["case_clocks", "supervision_orders", "follow_ups"])

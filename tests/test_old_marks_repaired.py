@@ -21,7 +21,13 @@ from mediation.disputes.models import Dispute
 from mediation.handoffs.models import Handoff
 from tests.support import Api, at_beijing
 from tests.test_clock_levels import _clocks, _overdue_count, _reasons, _tick
-from tests.test_handoff_deadlines import NEW_YEAR_2027, _load_2027, _referred_on_29_december
+from tests.test_handoff_deadlines import (
+    NEW_YEAR_2027,
+    SPRING_FESTIVAL_2027,
+    _accept_due,
+    _load_2027,
+    _referred_on,
+)
 
 REPORTED_AT_RISK = datetime(2026, 6, 24, 2, tzinfo=UTC)
 REPORTED_OVERDUE = datetime(2026, 7, 2, 2, tzinfo=UTC)
@@ -157,30 +163,26 @@ async def _as_before_0025(api: Api, dispute: dict[str, Any]) -> None:
         case.handoff = {k: v for k, v in case.handoff.items() if k != "provisional"}
 
 
-async def _accept_due(api: Api, dispute: dict[str, Any]) -> tuple[str, bool]:
-    handoff = (await api.handoff(dispute))["handoff"]
-    return handoff["accept_due_on"], handoff["provisional"]
-
-
 @pytest.mark.usefixtures("calendar_package_until_2026")
 async def test_a_handoff_opened_before_it_kept_its_count_is_counted_on_the_schedule(api: Api) -> None:
-    dispute = await _referred_on_29_december(api)
+    dispute = await _referred_on(api, date(2027, 2, 2))
     await _as_before_0025(api, dispute)
-    # Counted then on weekends only: 30, 31 December, 4 and 5 January.
-    assert await _accept_due(api, dispute) == ("2027-01-05", False)
-    await _load_2027(api, NEW_YEAR_2027, "国办发明电〔2026〕7号")
+    # Counted before the schedule: 3, 4, then past the Spring Festival's days off by law, 9, 10
+    # and 11 February.
+    assert await _accept_due(api, dispute) == ("2027-02-11", False)
+    await _load_2027(api, [*NEW_YEAR_2027, *SPRING_FESTIVAL_2027], "国办发明电〔2026〕7号")
 
     report = await _tick(api)
 
-    # 1 January is a holiday on a Friday: 30, 31 December, 4, 5 and 6 January.
-    assert await _accept_due(api, dispute) == ("2027-01-06", False)
-    assert (await api.get(dispute))["handoff"]["accept_due_on"] == "2027-01-06"
+    # The notice takes 9-11 February off as well: 3, 4, 12, 15 and 16 February.
+    assert await _accept_due(api, dispute) == ("2027-02-16", False)
+    assert (await api.get(dispute))["handoff"]["accept_due_on"] == "2027-02-16"
     assert (report.handoff_counts_restored, report.handoff_deadlines_moved, report.failed) == (1, 1, 0)
     restored = await _audited(api, "scheduler.handoff_count_restored", dispute)
-    assert [(d["counted_from"], d["working_days"]) for d in restored] == [("2026-12-29", 5)]
+    assert [(d["counted_from"], d["working_days"]) for d in restored] == [("2027-02-02", 5)]
     entry = (await api.timeline(dispute))[-1]
     assert entry["action"] == "clock_recounted"
-    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-01-05", "2027-01-06")
+    assert (entry["payload"]["previous_due_on"], entry["payload"]["due_on"]) == ("2027-02-11", "2027-02-16")
     assert "国办发明电〔2026〕7号" in entry["reason"]
     report = await _tick(api)
     assert (report.handoff_counts_restored, report.handoff_deadlines_moved) == (0, 0)
@@ -188,19 +190,19 @@ async def test_a_handoff_opened_before_it_kept_its_count_is_counted_on_the_sched
 
 @pytest.mark.usefixtures("calendar_package_until_2026")
 async def test_a_handoff_opened_before_it_kept_its_count_waits_for_the_schedule(api: Api) -> None:
-    dispute = await _referred_on_29_december(api)
+    dispute = await _referred_on(api, date(2027, 2, 2))
     await _as_before_0025(api, dispute)
 
     report = await _tick(api)
 
     # Its count reaches 2027, whose schedule nobody knows yet: shown provisional, day unchanged.
-    assert await _accept_due(api, dispute) == ("2027-01-05", True)
+    assert await _accept_due(api, dispute) == ("2027-02-11", True)
     assert (await api.get(dispute))["handoff"]["provisional"] is True
     assert (report.handoff_counts_restored, report.handoff_deadlines_moved, report.failed) == (1, 0, 0)
 
-    await _load_2027(api, NEW_YEAR_2027, "国办发明电〔2026〕7号")
+    await _load_2027(api, [*NEW_YEAR_2027, *SPRING_FESTIVAL_2027], "国办发明电〔2026〕7号")
     report = await _tick(api)
 
     assert (report.handoff_counts_restored, report.handoff_deadlines_moved) == (0, 1)
-    assert await _accept_due(api, dispute) == ("2027-01-06", False)
-    assert (await api.get(dispute))["handoff"]["accept_due_on"] == "2027-01-06"
+    assert await _accept_due(api, dispute) == ("2027-02-16", False)
+    assert (await api.get(dispute))["handoff"]["accept_due_on"] == "2027-02-16"

@@ -126,19 +126,20 @@ async def test_a_case_withdrawn_with_no_body_left_and_an_overdue_order_shows_nei
 
 @pytest.mark.usefixtures("calendar_package_until_2026")
 async def test_an_order_on_a_closed_case_is_not_counted_again_when_the_holidays_come(api: Api) -> None:
-    # Issued on Tuesday 29 December 2026 with the default three working days, counted on weekends
-    # only (2027's holidays not known yet). The case ends before the schedule is loaded: the order is
-    # no longer supervised, so it is not counted again, and nothing is written about it on the case.
-    _at(api, date(2026, 12, 29))
+    # Issued on Tuesday 2 February 2027 with the default three working days, counted on weekends
+    # and the statutory holidays only (2027's schedule not known yet): 3, 4 and 9 February; the
+    # schedule would take the 9th off. The case ends before the schedule is loaded: the order is no
+    # longer supervised, so it is not counted again, and nothing is written about it on the case.
+    _at(api, date(2027, 2, 2))
     dispute = await api.drive("mediating")
     order = await _order(api, dispute)
-    assert (order["due_on"], order["provisional"]) == ("2027-01-01", True)
+    assert (order["due_on"], order["provisional"]) == ("2027-02-09", True)
     await api.step(await api.step(await api.get(dispute), "withdraw"), "close")
     assert (await _load(api, SCHEDULE)).status_code == 200
     report = await _tick(api)
     assert (report.orders_recounted, report.failed) == (0, 0)
     kept = await api.client.get(f"/v1/supervision-orders/{order['id']}", headers=api.auth("supervisor"))
-    assert (kept.json()["status"], kept.json()["due_on"]) == ("lapsed", "2027-01-01")
+    assert (kept.json()["status"], kept.json()["due_on"]) == ("lapsed", "2027-02-09")
     # The case's own follow-up visit is counted again (its visit is still to be made); the order not.
     assert "clock_recounted" not in {
         e["action"] for e in await api.timeline(dispute) if e["payload"].get("order_id") == order["id"]

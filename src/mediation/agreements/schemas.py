@@ -408,7 +408,7 @@ class FollowUpOut(BaseModel):
     due_on: date
     provisional: bool = Field(
         description="A performance follow-up's date was counted in working days across a year whose holiday schedule was not "
-        "published yet (weekends only); it is counted again once the schedule is loaded, and only moves later."
+        "published yet (weekends and the statutory holidays only); it is counted again once the schedule is loaded, and only moves later."
     )
     status: Literal["open", "done", "impossible"]
     raised_at: datetime

@@ -3,11 +3,11 @@ does not carry yet, kept the same in every process, and the deadlines they settl
 
 The State Council publishes each year's schedule (国务院办公厅关于部分节假日安排的通知) in the
 autumn before it; the package carries it only from a later release. Until then, a period reaching
-that year counts weekends only and its deadline is flagged provisional (core.legal_time). Loading
-the notice's days here makes every process count them (at startup, then every
-`calendar_refresh_seconds`, and at each scheduler pass), and the scheduler recomputes the running
-clocks they concern (`due_for_recount`, DisputeService.recount_clock), and the other dates
-counted in working days (clocks.counted).
+that year counts weekends and the statutory holidays only, and its deadline is flagged
+provisional (core.legal_time). Loading the notice's days here makes every process count them (at
+startup, then every `calendar_refresh_seconds`, and at each scheduler pass), and the scheduler
+recomputes the running clocks they concern (`due_for_recount`, DisputeService.recount_clock), and
+the other dates counted in working days (clocks.counted).
 """
 
 from __future__ import annotations

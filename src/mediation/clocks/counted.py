@@ -4,9 +4,9 @@ from and its working days, so that when the holiday schedule of its year is load
 after it was set, the scheduler counts it again (clocks.calendar, the same as the running clocks).
 
 Counted again, such a date only moves later: the body was told a day, and it keeps at least that
-long. A count across a year whose schedule is unknown takes weekends only (core.legal_time), so a
-holiday loaded later is the usual case and moves it later; a make-up working day would move it
-earlier, and is not applied to a date already given.
+long. A count across a year whose schedule is unknown takes weekends and the statutory holidays
+only (core.legal_time), so a holiday loaded later is the usual case and moves it later; a make-up
+working day would move it earlier, and is not applied to a date already given.
 """
 
 from __future__ import annotations

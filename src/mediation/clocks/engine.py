@@ -3,8 +3,8 @@
 A clock started on day D with a period of N units ends at the close of its last day (the start of
 the following day, local time). Days and months end on a working day when the last one is a rest
 day (民事诉讼法 Art. 85); working days follow the official calendar, make-up working days
-included. A date beyond the years the calendar knows gives a provisional deadline (weekends only)
-that is flagged as such, never a silent guess.
+included. A date beyond the years the calendar knows gives a provisional deadline (weekends and
+the statutory holidays only) that is flagged as such, never a silent guess.
 """
 
 from __future__ import annotations

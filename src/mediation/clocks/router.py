@@ -197,7 +197,8 @@ Year = Annotated[int, Path(ge=2000, le=2100, description="The calendar year.")]
     description=(
         "The days off and the make-up working days the deadlines are counted on, and where they come from: "
         "shipped with the service, loaded by an administrator from the State Council's notice, or not "
-        "published yet (periods reaching the year then count weekends only and are provisional)."
+        "published yet (periods reaching the year then count weekends and the statutory holidays only and "
+        "are provisional)."
     ),
     responses=problem_responses(ValidationFailed),
     dependencies=[Depends(authenticate)],

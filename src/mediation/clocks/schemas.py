@@ -121,7 +121,8 @@ class CalendarOut(BaseModel):
     year: int
     source: str = Field(
         description="bundled: the schedule ships with the service; loaded: an administrator loaded it from "
-        "the notice; unpublished: not known yet, so periods reaching the year count weekends only and their "
+        "the notice; unpublished: not known yet, so periods reaching the year count weekends and the "
+        "statutory holidays only and their "
         "deadlines are provisional."
     )
     # Of a loaded schedule only.

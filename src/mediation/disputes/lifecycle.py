@@ -304,9 +304,9 @@ def confirmation_period(dispute: Dispute, window_days: int) -> PeriodEnd | None:
 
 
 def confirmation_uncertain(dispute: Dispute, window_days: int, today: date) -> PeriodEnd | None:
-    """The period, when today is past its last day as counted with weekends only, in a year whose
-    holidays are not published yet, but not past any day a holiday could carry it to: a holiday may
-    still carry the last day past today."""
+    """The period, when today is past its last day as counted on weekends and the statutory holidays
+    only, in a year whose holiday schedule is not published yet, but not past any day a holiday could
+    carry it to: a day the schedule adds may still carry the last day past today."""
     end = confirmation_period(dispute, window_days)
     if end is None or end.calendar_known or today <= end.last_day:
         return None
@@ -320,7 +320,8 @@ def _within_confirmation_window(ctx: GuardContext) -> list[Refusal]:
     if end is None or ctx.today <= end.last_day:
         return []
     if not end.calendar_known and ctx.today <= end.last_day + LONGEST_HOLIDAY_RUN:
-        # Past the last day as weekends alone would put it, in a year whose holidays are not known:
+        # Past the last day as weekends and the statutory holidays alone put it, in a year whose
+        # schedule is not known:
         # not refused on a day the law may still allow. The court judges whether the request is in
         # time; the handoff carries a warning saying so (handoffs.ledger). Past any day a holiday
         # could carry it to, the period has ended whatever the schedule.
@@ -333,9 +334,9 @@ def _within_confirmation_window(ctx: GuardContext) -> list[Refusal]:
         )
         if end.calendar_known
         else Text(
-            "须自调解协议生效之日起 {n} 日内申请司法确认, 期限按周末推算于 {d} 届满, 遇节假日顺延亦已届满",
+            "须自调解协议生效之日起 {n} 日内申请司法确认, 期限按周末及法定节假日推算于 {d} 届满, 遇节假日顺延亦已届满",
             "Confirmation must be applied for within {n} days of the agreement taking effect; counted with "
-            "weekends only the period ended on {d}, and no holiday could carry it to today",
+            "weekends and the statutory holidays only the period ended on {d}, and no holiday could carry it to today",
         )
     )
     return [

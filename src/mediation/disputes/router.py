@@ -656,7 +656,8 @@ def next_step(dispute: Dispute, today: date, confirmation_window_days: int) -> T
     status = Status(dispute.status)
     end = lifecycle.confirmation_period(dispute, confirmation_window_days)
     if status == Status.agreement_signed and end is not None:
-        # A last day in a year whose holidays are not published yet is counted with weekends only:
+        # A last day in a year whose holidays are not published yet is counted on weekends and the
+        # statutory holidays only:
         # the party is told it may move later, and, once past, that it may not have ended yet.
         day, year = end.last_day.isoformat(), end.last_day.year
         if today > end.last_day:
@@ -689,9 +690,9 @@ CONFIRMATION_OPEN_UNTIL_PROVISIONAL = Text(
     "(a {y} public holiday, once published, may move it later)",
 )
 CONFIRMATION_PERIOD_UNCERTAIN = Text(
-    "协议已生效; 申请司法确认的期限按周末推算已于 {d} 届满, 但 {y} 年节假日安排尚未公布, 期限可能顺延: "
+    "协议已生效; 申请司法确认的期限按周末及法定节假日推算已于 {d} 届满, 但 {y} 年节假日安排尚未公布, 期限可能顺延: "
     "请尽快与调解组织联系, 由法院审查是否在期限内",
-    "Agreement in force; counted with weekends only, the period to apply for confirmation ended on "
+    "Agreement in force; counted on weekends and the statutory holidays only, the period to apply for confirmation ended on "
     "{d}, but the {y} public holidays are not published yet and may extend it: contact the mediation "
     "body at once; the court judges whether a request is in time",
 )

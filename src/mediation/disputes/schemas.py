@@ -667,7 +667,8 @@ class CaseClockSummary(BaseModel):
     level: str = Field(description="normal | at_risk | overdue")
     paused: bool
     provisional: bool = Field(
-        description="The holiday calendar of a year in the period is not yet published; weekends only were counted."
+        description="The holiday calendar of a year in the period is not yet published; only weekends and the statutory "
+        "holidays were counted."
     )
 
 

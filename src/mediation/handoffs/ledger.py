@@ -4,7 +4,8 @@ Each kind of handoff has the target's deadline to decide on acceptance and, for 
 the matter, with at most one extension. Periods count by 民事诉讼法 Art. 85 (`period_end`), or in
 working days where the step's rule says so; a step counted in working days keeps its count
 (`StepCount`), so a holiday schedule loaded later counts it again. Either way, a last day reached
-across a year whose holiday schedule is not known yet (weekends only) is provisional until it is,
+across a year whose holiday schedule is not known yet (weekends and the statutory holidays only)
+is provisional until it is,
 as a case clock's is (clocks.engine), and is looked at again then (`Ledger.on_days_off`).
 """
 
@@ -150,8 +151,8 @@ def count_step(handoff: Handoff, start: date, days: int, unit: Unit) -> date:
 def _in_days(handoff: Handoff, end: PeriodEnd) -> date:
     """Keep no count for a last day counted in days (民事诉讼法 Art. 85: moved off a rest day or
     holiday to the next working day), but say whether it is sure: counted across a year whose
-    holiday schedule is not known yet, it was moved off weekends only, and a holiday there may move
-    it later (1 January is a holiday every year, 全国年节及纪念日放假办法 Art. 2). Returns it."""
+    holiday schedule is not known yet, it was moved off weekends and the statutory holidays only (1 January
+    among them, 全国年节及纪念日放假办法 Art. 2), and a day the notice adds there may move it later. Returns it."""
     no_step_count(handoff)
     handoff.provisional = not end.calendar_known
     return end.last_day
@@ -239,8 +240,8 @@ CONFIRMATION_WINDOW_UNCERTAIN = "confirmation_window_uncertain"
 
 
 def confirmation_window_warning(counted_last_day: date) -> dict[str, Any]:
-    """A confirmation applied for after the period's last day as counted with weekends alone, in a
-    year whose holidays are not published yet (民事诉讼法 Art. 205, 85): the service lets it go to
+    """A confirmation applied for after the period's last day as counted on the days off known (the
+    weekends and the statutory holidays), in a year whose holiday schedule is not published yet (民事诉讼法 Art. 205, 85): the service lets it go to
     the court, which judges whether it is in time; the court is told why."""
     warning: dict[str, Any] = {
         "code": CONFIRMATION_WINDOW_UNCERTAIN,
@@ -259,9 +260,9 @@ def warning_text(warning: dict[str, Any]) -> Text:
     if code == CONFIRMATION_WINDOW_UNCERTAIN and warning.get("runs_until"):
         counted = str(warning["runs_until"])
         return Text(
-            "申请晚于仅按周末推算的申请期限最后一日 {day}; {year} 年法定节假日安排尚未公布, 如该日为节假日, "
+            "申请晚于暂按已知休息日推算的申请期限最后一日 {day}; {year} 年法定节假日安排尚未公布, 如该日为节假日, "
             "期限顺延至节假日后的第一个工作日 (民事诉讼法 第八十五条): 请法院审查申请是否在期限内",
-            "Applied for after {day}, the period's last day counted with weekends only; the {year} public "
+            "Applied for after {day}, the period's last day counted on the days off known so far; the {year} public "
             "holidays are not published yet, and a holiday on that day carries the period to the next "
             "working day (民事诉讼法 Art. 85): the court judges whether the request is in time",
         ).format(day=counted, year=counted[:4])

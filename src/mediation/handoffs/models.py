@@ -53,8 +53,9 @@ class Handoff(Base):
     # How the open step's last day (accept_due_on while pending, decide_due_on once accepted) was
     # counted when its rule counts working days (e.g. 农村土地承包经营纠纷调解仲裁法 Art. 23: 五个工作日),
     # as clocks.counted keeps a supervision order's: from which day, how many working days, and
-    # whether it reached a year whose holiday schedule was not known (weekends only), so that it is
-    # counted again once the schedule is loaded. Null `counted_from`: a step counted in days.
+    # whether it reached a year whose holiday schedule was not known (weekends and the statutory
+    # holidays only), so that it is counted again once the schedule is loaded. Null
+    # `counted_from`: a step counted in days.
     counted_from: Mapped[date | None]
     working_days: Mapped[int | None]
     provisional: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -52,7 +52,7 @@ class HandoffWarning(BaseModel):
         "`land_limitation_near` and `land_limitation_expired`: the same for the two-year limitation of "
         "rural land-contract arbitration (农村土地承包经营纠纷调解仲裁法 Art. 18). "
         "`confirmation_window_uncertain`: a confirmation applied for after `runs_until`, the last day "
-        "of the 30 days counted with weekends only, in a year whose public holidays were not published "
+        "of the 30 days counted on weekends and the statutory holidays only, in a year whose public holidays were not published "
         "yet; a holiday may carry the period past the request (民事诉讼法 Art. 85, 205): the court judges."
     )
     message: str = Field(description="In the request's language.")
@@ -86,7 +86,7 @@ class HandoffOut(BaseModel):
     provisional: bool = Field(
         description="The open step's last day (`accept_due_on` while pending, `decide_due_on` once accepted, "
         "`enforcement_deadline` once confirmed) was counted, in days or in working days, across a year whose "
-        "holiday schedule is not published yet (weekends only), so a holiday may still move it (民事诉讼法 "
+        "holiday schedule is not published yet (weekends and the statutory holidays only), so a holiday may still move it (民事诉讼法 "
         "Art. 85); it is counted again once the schedule is loaded or known, and only moves later. False "
         "once settled otherwise."
     )

@@ -534,9 +534,9 @@ class HandoffService:
         仲裁法 Art. 23: 五个工作日), and stays provisional while it reaches a year whose schedule is
         still unknown; a step counted in days whose last day the schedule takes off ends on the next
         working day instead (民事诉讼法 Art. 85), and one provisional (its last day lay in a year
-        whose schedule was unknown: weekends only) is settled once that year is known, moved or
-        not. A confirmation's period to apply for enforcement is counted again whole (民事诉讼法
-        Art. 250). The target's deadline only moves later, never earlier than it was told; a step
+        whose schedule was unknown: weekends and the statutory holidays only) is settled once that
+        year is known, moved or not. A confirmation's period to apply for enforcement is counted
+        again whole (民事诉讼法 Art. 250). The target's deadline only moves later, never earlier than it was told; a step
         flagged late on the old day may be again."""
         locked = await self._locked_by_the_clock(handoff_id)
         if locked is None:

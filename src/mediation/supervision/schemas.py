@@ -42,7 +42,7 @@ class OrderOut(BaseModel):
     due_on: date
     provisional: bool = Field(
         description="The date was counted in working days across a year whose holiday schedule was not "
-        "published yet (weekends only); it is counted again once the schedule is loaded, and only moves later."
+        "published yet (weekends and the statutory holidays only); it is counted again once the schedule is loaded, and only moves later."
     )
     status: str = Field(
         description="issued | responded | escalated (unanswered past due_on) | lapsed (closed with its "
