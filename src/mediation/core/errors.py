@@ -189,6 +189,21 @@ class PayloadTooLarge(ProblemError):
     title = Text("请求体过大", "Request body too large")
 
 
+def payload_too_large(limit: int) -> PayloadTooLarge:
+    """A body over its `limit` of bytes: one answer whether it was refused by its Content-Length,
+    before a byte was read, or sent chunked and refused at the byte over."""
+    return PayloadTooLarge(Text("请求体超过 {n} 字节上限", "Request body exceeds {n} bytes").format(n=limit))
+
+
+class BodyOverLimit(StarletteHTTPException):
+    """Raised while a body without its length is read past `limit`: an HTTPException, since the
+    framework turns any other error out of reading a body (a form's) into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413)
+        self.limit = limit
+
+
 class RangeNotSatisfiable(ProblemError):
     status = 416
     slug = "range-not-satisfiable"
@@ -790,7 +805,7 @@ def install_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             mapped = MethodNotAllowed(headers={**(exc.headers or {}), "Allow": allowed_methods(request)})
         elif exc.status_code == 413:
-            mapped = PayloadTooLarge()
+            mapped = payload_too_large(exc.limit) if isinstance(exc, BodyOverLimit) else PayloadTooLarge()
         elif exc.status_code == 400:
             # A body the framework could not even parse (bytes that are not UTF-8, a broken
             # multipart form): refused like malformed JSON, at the body.

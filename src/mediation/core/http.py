@@ -18,12 +18,11 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediation.core import metrics
-from mediation.core.errors import PreconditionRequired, StaleVersion, ValidationFailed
+from mediation.core.errors import BodyOverLimit, PreconditionRequired, StaleVersion, ValidationFailed
 from mediation.core.i18n import Text, negotiate, set_language
 
 K = TypeVar("K", date, datetime)
@@ -263,7 +262,7 @@ class HttpConventionsMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     overflowed = True
-                    raise HTTPException(status_code=413)
+                    raise BodyOverLimit(limit)
             return message
 
         if not is_page(scope):
@@ -305,15 +304,15 @@ class HttpConventionsMiddleware:
         await problem_response(problem, Request(scope))(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        from mediation.core.errors import PayloadTooLarge, problem_response
+        from starlette.requests import Request
+
+        from mediation.core.errors import payload_too_large, problem_response
 
         if is_page(scope):
             await too_large_page(scope, limit)(scope, receive, send)
             return
-        response = problem_response(
-            PayloadTooLarge(Text("请求体超过 {n} 字节上限", "Request body exceeds {n} bytes").format(n=limit))
-        )
-        await response(scope, receive, send)
+        # As the same body sent chunked is answered, refused while it is read (BodyOverLimit).
+        await problem_response(payload_too_large(limit), Request(scope))(scope, receive, send)
 
 
 def is_page(scope: Scope) -> bool:
