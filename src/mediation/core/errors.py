@@ -360,6 +360,15 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "case_handed_off": "The case is with a court or arbitration commission: its file stands as "
         "handed over (`status_now`).",
     },
+    StaleVersion: {
+        "weak_etag": 'If-Match held only weak ETags (`W/"7"`), which never match (RFC 9110 '
+        "§13.1.1, strong comparison): send the ETag as the service sent it (`current_etag`). A "
+        "proxy compressing responses (nginx's gzip) weakens the ETags it passes.",
+    },
+    PreconditionRequired: {
+        "if_match_malformed": "If-Match is no list of entity tags: an ETag is sent with its double "
+        'quotes (`"7"`, as `current_etag` shows), not as the bare number.',
+    },
     Conflict: {
         "agreement_effective": "That agreement version has taken effect and binds the parties; it "
         "is not replaced, edited or signed again (人民调解法 Art. 29, 31).",
@@ -517,7 +526,8 @@ class Problem(BaseModel):
     current_etag: str | None = Field(
         default=None,
         description="stale-version, precondition-required: the resource's current ETag. Reread the "
-        "resource (it changed) before sending its ETag as If-Match.",
+        "resource when it changed before sending its ETag as If-Match; a weak (`weak_etag`) or "
+        "malformed (`if_match_malformed`) one is sent again as this one is written.",
         examples=['"7"'],
     )
     newest_number: int | None = Field(

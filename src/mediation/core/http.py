@@ -95,8 +95,42 @@ def sends(status: int, *headers: str) -> dict[int | str, dict[str, Any]]:
     return {status: {"headers": {name: header_ref(name) for name in headers}}}
 
 
+# RFC 9110 §8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE.
+_ENTITY_TAG = re.compile(r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"')
+
+
+def entity_tags(value: str) -> list[str] | None:
+    """The entity tags a list of them holds (If-Match, RFC 9110 §13.1.1: `#entity-tag`, empty
+    elements allowed, §5.6.1), or None when the value is not such a list: a tag without its
+    quotes (`7`), or anything else."""
+    tags: list[str] = []
+    at = 0
+    while True:
+        while at < len(value) and value[at] in " \t,":
+            at += 1
+        if at == len(value):
+            return tags
+        found = _ENTITY_TAG.match(value, at)
+        if found is None:
+            return None
+        tags.append(found.group())
+        at = found.end()
+        while at < len(value) and value[at] in " \t":
+            at += 1
+        if at < len(value) and value[at] != ",":
+            return None  # `"7"x`: the tag runs on
+
+
 def check_if_match(if_match: str | None, version: int) -> None:
-    """Optimistic concurrency (RFC 9110 §13.1.1, strong comparison): the client must name the version it saw."""
+    """Optimistic concurrency (RFC 9110 §13.1.1, strong comparison): the client must name the version it saw.
+
+    The ETag is the resource's version number, and a weak `W/"7"` would name the same version as
+    `"7"`. It is refused all the same, as the RFC has an origin server do for If-Match: a proxy
+    that compresses responses (nginx's gzip) weakens the ETags it passes, and a client would act
+    on a version through a proxy that changed what it read. Refused as weak, not as stale, so that
+    the client, told the current ETag is the one it sent, does not reread it in a loop; a tag
+    without its quotes is told apart the same way, as a header to fix (428), not a version."""
+    current = etag_for(version)
     if if_match is None or not if_match.strip(" \t,"):  # no entity tag in it: none sent
         raise PreconditionRequired(
             # Said of whatever carries the version: a case, a sitting, an agreement's draft, a
@@ -105,21 +139,43 @@ def check_if_match(if_match: str | None, version: int) -> None:
                 "修改须携带 If-Match: 所修改对象的当前 ETag",
                 "Send If-Match with the current ETag of what you change",
             ),
-            current_etag=etag_for(version),
+            current_etag=current,
         )
-    tags = [t.strip() for t in if_match.split(",")]
-    if "*" in tags:
+    if "*" in (t.strip() for t in if_match.split(",")):
         raise PreconditionRequired(
             Text("If-Match 须为具体的 ETag, 不能为 *", "If-Match must name a specific ETag, not *"),
-            current_etag=etag_for(version),
+            current_etag=current,
         )
-    if etag_for(version) not in tags:  # weak tags (W/"...") never match under strong comparison
+    tags = entity_tags(if_match)
+    if tags is None:
+        raise PreconditionRequired(
+            Text(
+                'If-Match 格式有误: 应为带双引号的 ETag, 形如 "<版本号>", 当前为 {v}',
+                'If-Match is malformed: send the ETag with its double quotes, as "<version>"; current is {v}',
+            ).format(v=current),
+            current_etag=current,
+            code="if_match_malformed",
+        )
+    if current in tags:
+        return
+    if all(t.startswith("W/") for t in tags):
         raise StaleVersion(
-            Text("您看到的版本已过期, 当前版本为 {v}", "Your version is out of date; current is {v}").format(
-                v=etag_for(version)
-            ),
-            current_etag=etag_for(version),
+            Text(
+                "If-Match 不能使用弱 ETag (W/...): 修改须按强比较核对版本 (RFC 9110 §13.1.1), "
+                "请发送服务返回的 ETag, 当前为 {v}; 压缩响应的代理 (如 nginx gzip) 可能把它改成了弱 ETag",
+                "A weak ETag (W/...) cannot be used in If-Match: a change is checked by strong comparison "
+                "(RFC 9110 §13.1.1). Send the ETag as the service sent it, current is {v}; a proxy "
+                "compressing responses (nginx gzip) may have weakened it",
+            ).format(v=current),
+            current_etag=current,
+            code="weak_etag",
         )
+    raise StaleVersion(
+        Text("您看到的版本已过期, 当前版本为 {v}", "Your version is out of date; current is {v}").format(
+            v=current
+        ),
+        current_etag=current,
+    )
 
 
 def check_if_match_given(if_match: str | None, version: int) -> None:
