@@ -394,16 +394,17 @@ async def test_a_time_without_its_zone_is_refused_everywhere_not_a_server_error(
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/v1/disputes", "GET, POST"),
-        ("OPTIONS", "/v1/bodies", "GET, POST"),
-        ("PATCH", "/v1/triage/rules", "DELETE, GET, PUT"),
+        ("DELETE", "/v1/disputes", "GET, HEAD, POST"),
+        ("OPTIONS", "/v1/bodies", "GET, HEAD, POST"),
+        ("PATCH", "/v1/triage/rules", "DELETE, GET, HEAD, PUT"),
         # A static path beside a case id: the path exists, for POST only.
         ("GET", "/v1/disputes/search-by-party", "POST"),
-        ("PUT", "/v1/disputes/6f1e0c4e-0000-4000-8000-000000000000/agreements", "GET, POST"),
+        ("PUT", "/v1/disputes/6f1e0c4e-0000-4000-8000-000000000000/agreements", "GET, HEAD, POST"),
     ],
 )
 async def test_a_wrong_method_is_405_naming_every_method_the_path_serves(api, method, path, allowed):
-    # RFC 9110 §15.5.6: Allow lists all of them, not only those of the first route that matched.
+    # RFC 9110 §15.5.6: Allow lists all of them, not only those of the first route that matched;
+    # HEAD wherever GET is served (§9.3.2).
     response = await api.client.request(method, path, headers=api.headers())
     _problem(response, 405, "/problems/method-not-allowed")
     assert response.headers["Allow"] == allowed

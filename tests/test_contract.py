@@ -46,6 +46,23 @@ def test_contract_is_openapi_3_1_with_versioned_paths():
     assert all(p.startswith("/v1/") for p in api_paths)
 
 
+def test_every_operation_has_its_own_id_and_head_is_left_to_its_get():
+    # Every GET also answers HEAD (core/http.py); listed, each would repeat its GET and its id.
+    document = _generated()
+    ids = [op["operationId"] for operations in document["paths"].values() for op in operations.values()]
+    assert len(ids) == len(set(ids))
+    # Named from GET alone, not from whichever of GET and HEAD a set lists first in this process.
+    gets = [
+        op["operationId"]
+        for operations in document["paths"].values()
+        for m, op in operations.items()
+        if m == "get"
+    ]
+    assert gets and all(i.endswith("_get") for i in gets)
+    assert not any("head" in operations for operations in document["paths"].values())
+    assert "Every GET also answers HEAD" in document["info"]["description"]
+
+
 def test_every_error_response_is_problem_json():
     document = _generated()
     for path, operations in document["paths"].items():

@@ -5,6 +5,8 @@ Endpoints describe what they did through `request.state`:
 - `principal`: set by authentication (or by sign-in once the password checked out);
 - `audit_object`: `(type, id)` when the path does not already name it;
 - `audit_details`: extra facts (never personal data);
+- `audit_reads`: `(action, type, id)` of reads recorded whatever they show (a download of a
+  document holding personal data), none for a HEAD, which shows no body;
 - `pii_reads`: ids of the cases whose personal data the response shows unmasked.
 """
 
@@ -185,7 +187,11 @@ class ChainedRequestAuditor:
 
     def _pii_entries(self, request: Request, response: Response) -> list[AuditEntry]:
         entries = []
-        for action, object_type, object_id in getattr(request.state, "audit_reads", None) or []:
+        # What a body showed (a file's content, a search's results): a HEAD's answer has none, so
+        # it is no download. Its headers can still name personal data (a file's name in
+        # Content-Disposition): `pii_reads` stay recorded.
+        shown = [] if request.method == "HEAD" else getattr(request.state, "audit_reads", None) or []
+        for action, object_type, object_id in shown:
             entry = _entry(request, response.status_code, response, action=action)
             entry.object_type, entry.object_id = object_type, object_id
             entries.append(entry)

@@ -21,7 +21,6 @@ from typing import Any, Protocol
 from fastapi import Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy import JSON, ColumnElement, DateTime, MetaData, any_, bindparam, event
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -48,7 +47,7 @@ from mediation.core.errors import (
     json_body_required,
     unknown_query_parameters,
 )
-from mediation.core.http import UPLOAD_PATH
+from mediation.core.http import UPLOAD_PATH, HeadServingRoute
 from mediation.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -351,7 +350,7 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-class UnitOfWorkRoute(APIRoute):
+class UnitOfWorkRoute(HeadServingRoute):
     """Opens one session per request and commits it once, before the response is sent.
 
     A change commits together with its audit record or not at all; a refused or failed change is

@@ -17,6 +17,7 @@ from html import escape
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +36,25 @@ UPLOAD_PATH = re.compile(r"^(?:/v1/disputes|/cases)/[^/]+/documents$")
 
 def etag_for(version: int) -> str:
     return f'"{version}"'
+
+
+class HeadServingRoute(APIRoute):
+    """A route that serves GET serves HEAD too, as a Starlette route does and FastAPI's does not
+    (RFC 9110 §9.3.2): the same status and headers, no body. Download managers and proxies ask a
+    file's length and ETag with it before a ranged download. The handler runs as for GET and sees
+    the method HEAD: a stored file is not read (Starlette's FileResponse sends its headers alone),
+    and the audit trail records no download (audit/recorder.py). Any other body is dropped on its way out
+    (HttpConventionsMiddleware).
+
+    The operation keeps the id FastAPI gave it for GET alone: named from both methods, it would
+    take whichever a set lists first, which varies from one process to the next. The contract
+    leaves the HEAD operations out (app.py): each would repeat its GET word for word."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.methods and "GET" in self.methods:
+            self.operation_id = self.operation_id or self.unique_id
+            self.methods.add("HEAD")
 
 
 # The headers of successful answers, as the contract declares them (under components/headers, by
@@ -296,6 +316,12 @@ class HttpConventionsMiddleware:
                     request_id,
                 )
                 metrics.observe_request(scope, message["status"], elapsed)
+            elif (
+                message["type"] == "http.response.body" and scope["method"] == "HEAD" and message.get("body")
+            ):
+                # RFC 9110 §9.3.2: HEAD is answered with GET's headers (Content-Length included),
+                # never its body; ASGI servers do not all drop it themselves.
+                message = {**message, "body": b""}
             await send(message)
 
         query = scope.get("query_string", b"")

@@ -17,6 +17,7 @@ from mediation.core.errors import (
     Unauthenticated,
     problem_responses,
 )
+from mediation.core.http import HeadServingRoute
 from mediation.core.i18n import Text
 from mediation.core.secrets import keys_problem
 from mediation.migrate import schema_problem
@@ -24,7 +25,7 @@ from mediation.ops.metrics import exposition
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=HeadServingRoute)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -43,7 +43,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, HTTPException) and wants_page(request):
             if exc.status_code == 404:
                 return page_not_found(request)
-            if exc.status_code == 405 and request.method == "GET":
+            if exc.status_code == 405 and request.method in ("GET", "HEAD"):
                 # A form's address opened as a page (Enter in the address bar after a refusal, a
                 # bookmark): a case's form leads back to its case, any other says what to do.
                 form = CASE_FORM.match(request.url.path)

@@ -191,7 +191,7 @@ class WebRoute(UnitOfWorkRoute):
                 # A form sent twice a moment apart is known before it queues for a turn to write.
                 response = await once_per_submission(request, handler, form_still_running)
             except Unauthenticated:
-                if request.method == "GET":
+                if request.method in ("GET", "HEAD"):
                     response = see_other(sign_in_url(request))
                 else:
                     # Back to the page the form was on, once signed in again.
@@ -208,7 +208,7 @@ class WebRoute(UnitOfWorkRoute):
                 # Only an address edited by hand, or a form altered past its own limits, gets here:
                 # the pages' links and forms send what the routes take.
                 wrong = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(exc.errors()))
-                title = "页面地址有误" if request.method == "GET" else "提交的内容有误"
+                title = "页面地址有误" if request.method in ("GET", "HEAD") else "提交的内容有误"
                 response = render(
                     request, "error.html", {"title": title, "detail": wrong, "status": 422}, 422
                 )
