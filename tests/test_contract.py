@@ -199,6 +199,7 @@ def test_every_code_a_problem_carries_is_listed_with_its_meaning():
     for problem, codes in PROBLEM_CODES.items():
         assert problem.type_uri() in code["description"]
         assert all(f"`{c}`" in code["description"] for c in codes)
+        assert list(codes) == sorted(codes), f"{problem.__name__}'s codes are kept in alphabetical order"
 
 
 def test_every_conflict_says_which_conflict_in_its_code():

@@ -411,11 +411,11 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "not_extendable": "Only an accepted handoff whose law allows an extension is extended.",
         "nothing_to_redeliver": "The webhook delivery is pending or delivered (`status_now`): only a "
         "dead or cancelled one is sent again.",
-        "organisation_required": "Only a caller that belongs to an organisation subscribes to events: "
-        "the subscription is the organisation's.",
         "order_answered": "The supervision order is already answered.",
         "order_lapsed": "The supervision order lapsed with its case (`lapse_reason`, `lapsed_at`); "
         "it is not answered.",
+        "organisation_required": "Only a caller that belongs to an organisation subscribes to events: "
+        "the subscription is the organisation's.",
         "own_account": "An administrator does not reset the password of, or deactivate, their own account.",
         "parties_fixed": "An agreement is signed or in effect, or mediation is over (`status_now`): "
         "no party is added now.",
@@ -425,10 +425,10 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "revoked": "A revoked API key is not rotated.",
         "session_cancelled": "The mediation session was cancelled.",
         "session_recorded": "The mediation session is already recorded.",
-        "subscription_disabled": "The webhook subscription is disabled: enable it before sending its "
-        "deliveries again.",
         "subscriber_key_lapsed": "The webhook subscription is disabled because the API key that made "
         "it lapsed: an administrator enables it again.",
+        "subscription_disabled": "The webhook subscription is disabled: enable it before sending its "
+        "deliveries again.",
         "username_taken": "The username is already taken.",
         "visit_recorded": "The follow-up visit is already recorded.",
         "wrong_kind": "The answer is for another kind of handoff: a confirmation's ruling goes to "
