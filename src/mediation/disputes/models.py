@@ -199,6 +199,9 @@ class TimelineEntry(Base):
     to_status: Mapped[str | None] = mapped_column(String(24))
     actor_role: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str] = mapped_column(String(120))
+    # The actor's organisation when it acted (None: the service, or an account of no organisation):
+    # whose entry it is, whatever organisation the account has moved to since.
+    actor_organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"))
     reason: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime]

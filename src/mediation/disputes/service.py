@@ -125,7 +125,6 @@ from mediation.documents.service import (
 from mediation.events.service import record_dispute_event
 from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger, confirmation_window_warning
 from mediation.handoffs.ledger import summary as handoff_summary
-from mediation.identity.models import ApiKey, User
 from mediation.triage.engine import Facts, higher_tier, required_tier
 from mediation.triage.service import TriageService, facts_of, snapshot
 
@@ -697,7 +696,7 @@ class DisputeService:
         unshown = await self._documents_not_shown(entries, principal)
         if principal.role not in lifecycle.BODY:
             return unshown
-        return unshown | await self._body_reasons_withheld(entries, principal)
+        return unshown | self._body_reasons_withheld(entries, principal)
 
     async def _documents_not_shown(self, entries: list[TimelineEntry], principal: Principal) -> set[int]:
         papers = [e for e in entries if e.action in DOCUMENT_ENTRIES]
@@ -709,7 +708,7 @@ class DisputeService:
         named = {str(i) for i in shown}
         return {e.seq for e in papers if (e.payload or {}).get("document_id") not in named}
 
-    async def _body_reasons_withheld(self, entries: list[TimelineEntry], principal: Principal) -> set[int]:
+    def _body_reasons_withheld(self, entries: list[TimelineEntry], principal: Principal) -> set[int]:
         own_body = str(principal.organisation_id) if principal.organisation_id else None
         # Only a sending with something to withhold is marked so: one without reads as it was.
         sent_elsewhere = {
@@ -719,28 +718,15 @@ class DisputeService:
             and (e.payload or {}).get("body_id") != own_body
             and (e.reason or any((e.payload or {}).get(k) for k in ("override_reason", "note")))
         }
-        ended = [e for e in entries if e.action in _BODY_ENDINGS and e.actor_role in _BODY_ROLE_NAMES]
-        if not ended:
-            return sent_elsewhere
-        actors: set[uuid.UUID] = set()
-        for entry in ended:
-            try:
-                actors.add(uuid.UUID(entry.actor_id))
-            except ValueError:
-                continue
-        # Who wrote it: a body's member of staff signed in, or its key.
-        homes: dict[str, uuid.UUID | None] = {}
-        if actors:
-            for model in (User, ApiKey):
-                rows = await self.session.execute(
-                    select(model.id, model.organisation_id).where(model.id.in_(actors))
-                )
-                homes.update({str(actor): home for actor, home in rows.all()})
-        # An actor that cannot be placed is not taken for the caller's own.
+        # Whose reason it is: the organisation the actor (a body's member of staff signed in, or its
+        # key) acted for, as the entry recorded it; not the one the account has moved to since. An
+        # actor of no organisation is not taken for the caller's own.
         return sent_elsewhere | {
             e.seq
-            for e in ended
-            if homes.get(e.actor_id) is None or homes.get(e.actor_id) != principal.organisation_id
+            for e in entries
+            if e.action in _BODY_ENDINGS
+            and e.actor_role in _BODY_ROLE_NAMES
+            and (e.actor_organisation_id is None or e.actor_organisation_id != principal.organisation_id)
         }
 
     async def lookup_status(self, case_number: str, query_code: str) -> Dispute:
@@ -2149,6 +2135,7 @@ class DisputeService:
                 to_status=to_status,
                 actor_role=principal.role.value,
                 actor_id=principal.id,
+                actor_organisation_id=principal.organisation_id,
                 reason=reason,
                 payload=payload,
                 occurred_at=at,

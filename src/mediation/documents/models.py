@@ -39,6 +39,10 @@ class Document(Base):
     submitted_by_kind: Mapped[str] = mapped_column(String(10))
     submitted_by_party_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("parties.id"))
     submitted_by: Mapped[str] = mapped_column(String(120))
+    # The organisation `submitted_by` belonged to when it handed the document in: the one that may
+    # take it back and, a court or commission, is shown it. Kept here, as an account may move to
+    # another organisation since (None: the service's own, or an account of no organisation).
+    submitted_by_organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bodies.id"))
     submitted_role: Mapped[str] = mapped_column(String(20))
     stage: Mapped[str] = mapped_column(String(24))  # the case's state at upload
     generated: Mapped[bool]

@@ -7,7 +7,6 @@ import html
 import io
 import unicodedata
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, BinaryIO
@@ -35,7 +34,6 @@ from mediation.disputes.models import Dispute
 from mediation.documents.media import ALLOWED, GENERATED_PAGE, detect
 from mediation.documents.models import Blob, Document, Dossier
 from mediation.documents.storage import BlobStore, Staged, TooLarge
-from mediation.identity.models import ApiKey, User
 
 if TYPE_CHECKING:
     # The dispute service builds on this one (it prints the receipt, freezes the dossier).
@@ -155,41 +153,30 @@ def _handed_over(manifest: set[uuid.UUID], document_id: uuid.UUID, late: bool, s
     return document_id in manifest or (late and status == "active")
 
 
-async def _submitted_by_organisation(
-    session: AsyncSession, organisation_id: uuid.UUID | None, submitted_by: Iterable[str]
-) -> set[str]:
-    """Of the `submitted_by` values (the id of the account or API key that handed a document in),
-    those of `organisation_id`'s accounts and keys. The service's own documents name no account."""
-    ids: dict[str, uuid.UUID] = {}
-    for value in submitted_by:
-        try:
-            ids[value] = uuid.UUID(value)
-        except ValueError:
-            continue
-    if organisation_id is None or not ids:
-        return set()
-    wanted = set(ids.values())
-    users = select(User.id).where(User.id.in_(wanted), User.organisation_id == organisation_id)
-    keys = select(ApiKey.id).where(ApiKey.id.in_(wanted), ApiKey.organisation_id == organisation_id)
-    found = {*(await session.scalars(users)).all(), *(await session.scalars(keys)).all()}
-    return {value for value, id_ in ids.items() if id_ in found}
-
-
 async def _shown_of(
     session: AsyncSession,
     dispute_id: uuid.UUID,
     principal: Principal,
-    documents: list[tuple[uuid.UUID, bool, str, str]],
+    documents: list[tuple[uuid.UUID, bool, str, uuid.UUID | None]],
 ) -> set[uuid.UUID]:
-    """Of a case's documents (id, late, status, submitted_by), those a court or commission is shown:
-    what was handed over to it, and what its own organisation handed in, withdrawn or not. The
-    latter it wrote and may withdraw (`DocumentService.may_withdraw`), so it learns nothing from
-    it; and a withdrawal sent again (a retry after an answer that was lost) then finds the document
-    withdrawn, not missing."""
+    """Of a case's documents (id, late, status, submitted_by_organisation_id), those a court or
+    commission is shown: what was handed over to it, and what its own organisation handed in,
+    withdrawn or not. The latter it wrote and may withdraw (`DocumentService.may_withdraw`), so it
+    learns nothing from it; and a withdrawal sent again (a retry after an answer that was lost) then
+    finds the document withdrawn, not missing."""
     manifest = await _manifest_ids(session, dispute_id)
-    others = [by for i, late, status, by in documents if not _handed_over(manifest, i, late, status)]
-    own = await _submitted_by_organisation(session, principal.organisation_id, others)
-    return {i for i, late, status, by in documents if _handed_over(manifest, i, late, status) or by in own}
+    return {
+        i
+        for i, late, status, by in documents
+        if _handed_over(manifest, i, late, status) or _own_filing(by, principal)
+    }
+
+
+def _own_filing(organisation_id: uuid.UUID | None, principal: Principal) -> bool:
+    """Whether `principal`'s organisation handed in a document that records `organisation_id` as
+    its submitter's: the organisation it was handed in for, not the one its submitter's account
+    has now (an account moves; what it filed stays with the organisation it filed for)."""
+    return organisation_id is not None and organisation_id == principal.organisation_id
 
 
 async def _latest_dossier(session: AsyncSession, dispute_id: uuid.UUID) -> Dossier | None:
@@ -215,7 +202,7 @@ async def documents_shown(
     if principal.role not in SHOWN_WHAT_WAS_HANDED_OVER:
         return None
     rows = await session.execute(
-        select(Document.id, Document.late, Document.status, Document.submitted_by).where(
+        select(Document.id, Document.late, Document.status, Document.submitted_by_organisation_id).where(
             Document.dispute_id == dispute_id
         )
     )
@@ -403,6 +390,7 @@ class DocumentService:
             submitted_by_kind="party" if party_id else _submitter_kind(principal),
             submitted_by_party_id=party_id,
             submitted_by=principal.id,
+            submitted_by_organisation_id=principal.organisation_id,
             submitted_role=principal.role.value,
             stage=dispute.status,
             generated=generated,
@@ -440,7 +428,10 @@ class DocumentService:
         )
         if principal.role in SHOWN_WHAT_WAS_HANDED_OVER:
             shown = await _shown_of(
-                self.session, dispute.id, principal, [(d.id, d.late, d.status, d.submitted_by) for d in rows]
+                self.session,
+                dispute.id,
+                principal,
+                [(d.id, d.late, d.status, d.submitted_by_organisation_id) for d in rows],
             )
             rows = [d for d in rows if d.id in shown]
         return rows
@@ -507,7 +498,7 @@ class DocumentService:
         )
         return document
 
-    async def may_withdraw(self, document: Document, principal: Principal) -> bool:
+    def may_withdraw(self, document: Document, principal: Principal) -> bool:
         """A document is taken back by whoever handed it in: the organisation that submitted it, or
         the center's staff, who keep the case's file. A court or commission reads a body's evidence in
         its dossier, and a body what the center or a court filed; neither removes it. The service's
@@ -517,12 +508,10 @@ class DocumentService:
             return principal.role == Role.system
         if principal.role in CENTER_ROLES or principal.role == Role.system:
             return True
-        return bool(
-            await _submitted_by_organisation(self.session, principal.organisation_id, [document.submitted_by])
-        )
+        return _own_filing(document.submitted_by_organisation_id, principal)
 
     async def _may_withdraw(self, document: Document, principal: Principal) -> None:
-        if await self.may_withdraw(document, principal):
+        if self.may_withdraw(document, principal):
             return
         if document.generated:
             # What the service printed stands as printed: a wrong receipt is corrected by

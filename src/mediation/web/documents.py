@@ -130,9 +130,7 @@ async def section(
                 else None,
                 # Offered where the service would take it: an active document, from whoever handed it
                 # in or the center's staff (the service's own rule, asked of it).
-                "can_withdraw": may_change
-                and d.status == "active"
-                and await documents.may_withdraw(d, principal),
+                "can_withdraw": may_change and d.status == "active" and documents.may_withdraw(d, principal),
             }
         )
     return {
