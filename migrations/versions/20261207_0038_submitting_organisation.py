@@ -39,16 +39,24 @@ APPEND_ONLY_SQLITE = {
 APPEND_ONLY_POSTGRESQL = "timeline_entries_append_only"
 
 
-def _organisation_of(actor: str, sqlite: bool) -> str:
-    """The organisation of the account or API key whose id is the text `actor` (as the service
-    writes it: `str(uuid)`); NULL for anything else (`system`)."""
-    # SQLite keeps a UUID as 32 hex digits, PostgreSQL as its own type.
-    matches = f"REPLACE({actor}, '-', '')" if sqlite else actor
-    id_ = "{t}.id" if sqlite else "CAST({t}.id AS TEXT)"
-    return (
-        f"COALESCE((SELECT u.organisation_id FROM users u WHERE {id_.format(t='u')} = {matches}),"
-        f" (SELECT k.organisation_id FROM api_keys k WHERE {id_.format(t='k')} = {matches}))"
-    )
+def _backfill(table: str, column: str, actor: str, sqlite: bool) -> None:
+    """Sets `column` to the organisation of the account or API key whose id is the text in `actor`
+    (as the service writes it: `str(uuid)`); rows of anything else (`system`) keep NULL."""
+    for owners in ("users", "api_keys"):
+        if sqlite:
+            # SQLite keeps a UUID as 32 hex digits; its tables here are a county's, not a province's.
+            op.execute(
+                f"UPDATE {table} SET {column} = (SELECT o.organisation_id FROM {owners} o"
+                f" WHERE o.id = REPLACE({table}.{actor}, '-', '')) WHERE {column} IS NULL"
+            )
+        else:
+            # One join, each row matched once and only matched rows written: a province's
+            # timeline holds tens of millions of entries.
+            op.execute(
+                f"UPDATE {table} SET {column} = o.organisation_id FROM {owners} o"
+                f" WHERE {table}.{actor} = CAST(o.id AS TEXT) AND o.organisation_id IS NOT NULL"
+                f" AND {table}.{column} IS NULL"
+            )
 
 
 def _add_column(table: str, name: str, sqlite: bool) -> None:
@@ -67,19 +75,13 @@ def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     _add_column("documents", "submitted_by_organisation_id", sqlite)
     _add_column("timeline_entries", "actor_organisation_id", sqlite)
-    op.execute(
-        "UPDATE documents SET submitted_by_organisation_id = "
-        f"{_organisation_of('documents.submitted_by', sqlite)}"
-    )
+    _backfill("documents", "submitted_by_organisation_id", "submitted_by", sqlite)
     # The timeline's guard is lifted for the backfill alone, in this transaction.
     if sqlite:
         op.execute("DROP TRIGGER timeline_entries_no_update")
     else:
         op.execute(f"ALTER TABLE timeline_entries DISABLE TRIGGER {APPEND_ONLY_POSTGRESQL}")
-    op.execute(
-        "UPDATE timeline_entries SET actor_organisation_id = "
-        f"{_organisation_of('timeline_entries.actor_id', sqlite)}"
-    )
+    _backfill("timeline_entries", "actor_organisation_id", "actor_id", sqlite)
     if sqlite:
         op.execute(APPEND_ONLY_SQLITE["timeline_entries_no_update"])
     else:
