@@ -9,9 +9,10 @@ from datetime import date
 import chinese_calendar
 import pytest
 
-from mediation.core.legal_time import is_working_day, period_end, statutory_holidays
+from mediation.core.legal_time import install_schedules, is_working_day, period_end, statutory_holidays
 from tests.support import Api
 from tests.test_handoffs import _on
+from tests.test_holiday_calendar import SCHEDULE, SCHEDULE_DAYS_OFF, _load
 
 
 def _fixed_dates(year: int) -> set[date]:
@@ -66,3 +67,20 @@ async def test_a_deadline_on_national_day_of_an_unknown_year_runs_past_it_provis
     handoff = (await api.handoff(dispute))["handoff"]
     assert (handoff["accept_due_on"], handoff["provisional"]) == ("2027-10-04", True)
     assert (await api.get(dispute))["handoff"]["accept_due_on"] == "2027-10-04"
+
+
+async def test_a_loaded_schedule_keeps_the_statutory_holidays_off_and_works_none_of_them(api: Api) -> None:
+    """A notice only adds to the statutory holidays: one typed in without National Day leaves those
+    days off, and one that would work a statutory holiday falling on a weekend is refused."""
+    worked = {**SCHEDULE, "workdays": [*SCHEDULE["workdays"], {"date": "2027-10-02", "name": "国庆节"}]}
+    refused = await _load(api, worked, language="en")
+    assert refused.status_code == 422, refused.text
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [
+        ("workdays.1.date", "statutory_holiday")
+    ]
+    assert (await _load(api, SCHEDULE)).status_code in (200, 201)
+    install_schedules({2027: SCHEDULE_DAYS_OFF | {date(2027, 2, 20): True}})
+    assert date(2027, 10, 1) not in SCHEDULE_DAYS_OFF
+    assert is_working_day(date(2027, 10, 1)) == (False, True)  # off, and the year's schedule known
+    assert is_working_day(date(2027, 9, 30)) == (True, True)
+    assert period_end(date(2027, 9, 1), 30).last_day == date(2027, 10, 4)

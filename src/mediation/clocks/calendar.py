@@ -212,7 +212,8 @@ def _name_of(day: date) -> str:
 
 
 def _check(year: int, data: CalendarIn) -> None:
-    """Every day in the year, listed once; a make-up working day is a weekend day."""
+    """Every day in the year, listed once; a make-up working day is a weekend day, and not one of
+    the statutory holidays."""
     errors: list[dict[str, str]] = []
 
     def refuse(field: str, code: str, message: Text) -> None:
@@ -232,6 +233,17 @@ def _check(year: int, data: CalendarIn) -> None:
                     field,
                     "not_a_weekend",
                     Text("调休上班日应为周六或周日", "A make-up working day is a Saturday or Sunday"),
+                )
+            if kind == "workdays" and listed.date in legal_time.statutory_holidays(year):
+                # 全国年节及纪念日放假办法 Art. 2: the statutory holidays are days off; a notice
+                # moves weekends around them, never onto them.
+                refuse(
+                    field,
+                    "statutory_holiday",
+                    Text(
+                        "该日为法定节假日, 不能调为上班日",
+                        "The date is a statutory holiday; it is not worked",
+                    ),
                 )
     if errors:
         raise ValidationFailed(Text("节假日安排有误", "The holiday schedule is not valid"), errors=errors)

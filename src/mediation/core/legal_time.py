@@ -105,7 +105,9 @@ def is_working_day(day: date) -> tuple[bool, bool]:
     schedules change: every deadline walks a few weeks of days."""
     loaded = _loaded.get(day.year)
     if loaded is not None:
-        return loaded.get(day, day.weekday() < 5), True
+        # A notice only adds to the statutory holidays: one it leaves out (a day missed when it was
+        # typed in) is still a day off.
+        return loaded.get(day, day.weekday() < 5 and day not in statutory_holidays(day.year)), True
     try:
         return bool(chinese_calendar.is_workday(day)), True
     except NotImplementedError:
