@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mediation.audit.models import AuditRecord
 from mediation.events.models import OutboxEvent
 from tests.support import Api
+from tests.test_lifecycle_rules import _declare_conflict
 from tests.test_web import Page, signed_in
 
 OWNER = {"name": "陈副镇长", "title": "枫桥镇副镇长", "reason": "医疗纠纷涉及多方, 由镇领导包案"}
@@ -38,15 +39,6 @@ async def _add_mediator(api: Api, body: str, name: str) -> str:
     )
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
-
-
-async def _declare_conflict(api: Api, mediator: str, body: str, **conflict: Any) -> None:
-    response = await api.client.post(
-        f"/v1/bodies/{body}/mediators/{mediator}/conflicts",
-        json=conflict,
-        headers=api.auth("body_admin", uuid.UUID(body)),
-    )
-    assert response.status_code == 201, response.text
 
 
 async def _choose(page: Page, dispute: dict[str, Any], mediator: str, key: str) -> httpx.Response:
