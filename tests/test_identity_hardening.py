@@ -397,11 +397,10 @@ async def test_keys_list_shows_an_expired_key_as_expired(
         headers=api.auth("admin"),
     )
     assert created.status_code == 201, created.text
+    expired_at = (utcnow() - timedelta(hours=1)).replace(microsecond=0)
     async with app.state.db.writer() as session, session.begin():
         await session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == uuid.UUID(created.json()["id"]))
-            .values(expires_at=utcnow() - timedelta(hours=1))
+            update(ApiKey).where(ApiKey.id == uuid.UUID(created.json()["id"])).values(expires_at=expired_at)
         )
     assert (
         await identity_cli.run(
@@ -411,6 +410,8 @@ async def test_keys_list_shows_an_expired_key_as_expired(
     )
     lines = [line for line in capsys.readouterr().out.splitlines() if created.json()["prefix"] in line]
     assert len(lines) == 1 and " expired " in lines[0] and " active " not in lines[0]
+    # The list says when each key stops working, so that a rotation can be planned from it.
+    assert f" expires={expired_at.isoformat(timespec='seconds')} " in lines[0]
 
 
 async def test_an_account_cannot_have_the_system_role(

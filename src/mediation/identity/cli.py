@@ -246,7 +246,12 @@ async def _dispatch(
         now = utcnow()
         for k in await svc.keys(OPERATOR, args.organisation):
             state = key_state(k, now)
-            print(f"{k.id}  {k.prefix}  {k.role:<14} {state:<8} org={k.organisation_id} name={k.name}")
+            # The expiry is what an operator plans a rotation by: shown before the key stops working.
+            expires = k.expires_at.isoformat(timespec="seconds") if k.expires_at is not None else "never"
+            print(
+                f"{k.id}  {k.prefix}  {k.role:<14} {state:<8} expires={expires} "
+                f"org={k.organisation_id} name={k.name}"
+            )
         return 0, None
     key = await _find_key(svc, args.key)
     if key is None:
