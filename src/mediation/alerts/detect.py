@@ -44,6 +44,8 @@ class ClusterRule(_Strict):
     min_cases: Annotated[int, Field(ge=2, le=1000)]
     window_days: Annotated[int, Field(ge=1, le=365)]
     label: str
+    # What an English reader's alert title calls the rule; without it, they read the Chinese title.
+    label_en: str | None = None
 
 
 class AlertRules(_Strict):

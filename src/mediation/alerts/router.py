@@ -8,6 +8,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from mediation.agreements.router import CHANGES, IfMatch
+from mediation.alerts import detect, titles
 from mediation.alerts.models import Alert
 from mediation.alerts.schemas import AcknowledgeIn, AlertCaseOut, AlertOut, AlertPage, ResolveIn, RiskFlagIn
 from mediation.alerts.service import AlertService
@@ -24,6 +25,7 @@ from mediation.core.errors import (
     problem_responses,
 )
 from mediation.core.http import etag_for, sends
+from mediation.core.i18n import current_language
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Permission, Principal
@@ -51,14 +53,17 @@ Alerts = Annotated[AlertService, Depends(alerts)]
 
 
 def alert_out(alert: Alert, principal: Principal, cases: list[AlertCaseOut] | None = None) -> AlertOut:
-    """The alert as `principal` may read it: its title, what matched and the resolution are free text
-    taken from cases (an address with a phone number, a respondent's name with an ID number), masked
-    as the cases are for a reader without pii:read."""
-    fields = AlertOut.model_fields.keys() - {"cases"}
+    """The alert as `principal` may read it, its title in the request's language (the pages set
+    Chinese): its title, what matched and the resolution are free text taken from cases (an address
+    with a phone number, a respondent's name with an ID number), masked as the cases are for a
+    reader without pii:read."""
+    fields = AlertOut.model_fields.keys() - {"cases", "title", "details"}
     out = {f: getattr(alert, f) for f in fields}
+    out["title"] = titles.of(alert, current_language(), detect.load())
+    out["details"] = {k: v for k, v in alert.details.items() if k != titles.TITLE_VALUES}
     if not principal.can(Permission.pii_read):
-        out["title"] = redact_text(alert.title)
-        out["details"] = redact_value(alert.details)
+        out["title"] = redact_text(out["title"])
+        out["details"] = redact_value(out["details"])
         out["resolution"] = redact_text(alert.resolution) if alert.resolution is not None else None
         if cases is not None:
             cases = [c.model_copy(update={"matched": redact_value(c.matched)}) for c in cases]

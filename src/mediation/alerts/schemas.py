@@ -32,7 +32,11 @@ class AlertOut(BaseModel):
     )
     level: str = Field(description="immediate | high | normal")
     region_code: str
-    title: str
+    title: str = Field(
+        description="In the request's language (Accept-Language: zh or en). The Chinese is the title "
+        "written when the alert was raised (the timeline's alert_raised entry quotes it); a risk or cluster "
+        "alert raised before English titles were kept reads it in English too."
+    )
     details: dict[str, Any] = Field(
         description="What matched: risk words and their `kinds`, `source` (description, intake, "
         "correction, session, or staff: flagged through `POST /v1/disputes/{id}/risk-flags`), "

@@ -39,18 +39,18 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from mediation.alerts import detect
-from mediation.alerts.detect import DANGER_LABELS, AlertRules, ClusterBy, ClusterRule, Danger, RiskHit
+from mediation.alerts import detect, titles
+from mediation.alerts.detect import AlertRules, ClusterBy, ClusterRule, Danger, RiskHit
 from mediation.alerts.models import Alert, AlertCase
 from mediation.alerts.schemas import RiskFlagIn
 from mediation.core.db import one_of
 from mediation.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
-from mediation.core.principal import BODY_ROLES, CENTER_ROLES, ROLE_NAMES, SYSTEM, Principal
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal
 from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
-from mediation.disputes.enums import CATEGORY_LABELS, Category, PartyKind, PartyRole
+from mediation.disputes.enums import PartyKind, PartyRole
 from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
 from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import visible_to
@@ -66,9 +66,6 @@ CLOCK_MARGIN = timedelta(minutes=1)
 _CURSOR_TIME = TypeAdapter(Instant)
 
 POLICE_ADVICE = "对有可能引起治安案件、刑事案件的纠纷, 调解员应当及时向当地公安机关或者其他有关部门报告 (人民调解法 第二十五条)"
-
-# The reason a risk alert gives when the clerk registering the case marked it as dangerous.
-MARKED_AT_INTAKE = "受理员登记时标记为涉稳或有激化危险"
 
 # Who flags a case at risk by hand: the staff who work on it, the center's and the body's that
 # holds it (the case's scope decides which case each of them sees). A court or commission reads
@@ -250,14 +247,6 @@ _OPEN_ALERTS_LOCKED = {
 }
 
 
-def _repeat_title(cases: int) -> str:
-    return f"重复纠纷预警: 同一当事人之间第 {cases} 起纠纷"
-
-
-def _cluster_title(rule: ClusterRule, cases: int, about: str) -> str:
-    return f"群体性风险预警: {rule.window_days} 日内 {cases} 起纠纷 ({rule.label}): {about}"
-
-
 # One open alert, locked and read afresh: a risk raised from a session note, or an intake's raising
 # that lost the race to insert the alert.
 _OPEN_ALERT_LOCKED = (
@@ -278,6 +267,9 @@ class Wave:
     about: str
     query: Select[uuid.UUID]
     params: dict[str, Any]
+    # A category wave's category and town (None for a county-level case), which its title names.
+    category: str | None = None
+    town: str | None = None
 
 
 @dataclass(slots=True)
@@ -289,7 +281,8 @@ class Finding:
     key: str
     level: str
     region: str
-    title: str
+    # What the title says (titles.TITLE_VALUES), without the case number, which intake may give last.
+    title_values: dict[str, Any]
     details: dict[str, Any]
     case_ids: list[uuid.UUID]
     matched: dict[str, Any]
@@ -485,22 +478,22 @@ class AlertService:
         reasons = []
         if marked:
             details["marked_by"] = dispute.created_by
-            reasons.append(MARKED_AT_INTAKE)
+            reasons.append(titles.marked())
         if flagged is not None:
             details["flagged_by"] = flagged.by.id
             if flagged.report is not None:
                 # Not reported yet, an earlier flag's report the alert holds stays.
                 details["report"] = flagged.report
-            reasons.append(f"{ROLE_NAMES[flagged.by.role]}报告{DANGER_LABELS[flagged.danger].zh}")
+            reasons.append(titles.flagged(flagged.by.role, flagged.danger))
         if hits:
-            reasons.append("含{}表述".format("、".join(sorted({h.label for h in hits}))))
+            reasons.append(titles.said(sorted({h.kind for h in hits})))
         return Finding(
             kind="risk",
             key=f"risk:{dispute.id}",
             level="immediate",
             region=dispute.region_code,
             # The title names the case when it is written (the case number may come last at intake).
-            title="; ".join(reasons),
+            title_values={"reasons": reasons},
             details=details,
             case_ids=[dispute.id],
             matched=details,
@@ -584,11 +577,11 @@ class AlertService:
         in_town = len(town) == TOWN_DIGITS
         query = _CATEGORY_WAVE_IN_TOWN if in_town else _CATEGORY_WAVE
         params = {**near, "town": town, "category": dispute.category}
-        # The supervisor reads the title: the category by its name, and where (a county-level
-        # case's "town" is its county, which the alert's region already says).
-        label = CATEGORY_LABELS.get(Category(dispute.category), dispute.category)
-        about = f"{label}类, 乡镇代码 {town}" if in_town else f"{label}类"
-        return [Wave(rule, f"category:{town}:{dispute.category}", about, query, params)]
+        # The supervisor reads the title: the category by its name, and where.
+        named = town if in_town else None
+        about = titles.category_about(dispute.category, named).zh
+        subject = f"category:{town}:{dispute.category}"
+        return [Wave(rule, subject, about, query, params, category=dispute.category, town=named)]
 
     async def _cases_of(self, wave: Wave) -> list[uuid.UUID]:
         """The wave's cases (the case itself included)."""
@@ -612,11 +605,16 @@ class AlertService:
             "window_days": rule.window_days,
             "min_cases": rule.min_cases,
         }
-        title = _cluster_title(rule, len(ids), wave.about)
+        said = {
+            "rule": rule.id,
+            "window_days": rule.window_days,
+            "cases": len(ids),
+            "about": wave.about,
+            "category": wave.category,
+            "town": wave.town,
+        }
         county = dispute.region_code[:6]
-        return Finding(
-            "cluster", key, "high", county, title, details, ids, {"rule": rule.id}, join_only, wave
-        )
+        return Finding("cluster", key, "high", county, said, details, ids, {"rule": rule.id}, join_only, wave)
 
     async def _claimants_reach(self, ids: list[uuid.UUID], enough: int) -> bool:
         """Whether the cases have at least `enough` distinct applicants: one resident filing five
@@ -645,14 +643,13 @@ class AlertService:
         if not earlier:
             return None
         pair = sorted([f"{applicants[0][0]}:{applicants[0][1]}", f"{respondents[0][0]}:{respondents[0][1]}"])
-        title = _repeat_title(len(earlier) + 1)
         details = {"earlier_cases": len(earlier), "within_days": self.rules.repeat_within_days}
         return Finding(
             "repeat",
             "repeat:" + "|".join(pair)[:180],
             "normal",
             dispute.region_code[:6],
-            title,
+            {"cases": len(earlier) + 1},
             details,
             [*earlier, dispute.id],
             {"earlier": len(earlier)},
@@ -669,7 +666,9 @@ class AlertService:
         being registered, so no alert lists it yet."""
         kind, key, level, region = finding.kind, finding.key, finding.level, finding.region
         details, case_ids, matched = finding.details, finding.case_ids, finding.matched
-        title = f"风险预警: {dispute.case_number} {finding.title}" if kind == "risk" else finding.title
+        said = finding.title_values
+        if kind == "risk":
+            said = {"case_number": dispute.case_number, **said}
         now = self.clock.now()
         if alert is None and finding.join_only:
             return None
@@ -680,7 +679,10 @@ class AlertService:
             # Raising a wave: its cases read again under the county's counter, so an intake of the
             # wave that committed since the finding was made is part of it from the start.
             case_ids = await self._cases_now(finding.wave)
-            title = _cluster_title(finding.wave.rule, len(case_ids), finding.wave.about)
+            said = {**said, "cases": len(case_ids)}
+        title = self._title(finding, said).zh
+        # A repeat's title counts the cases the alert lists, which it always holds: no values kept.
+        kept = {titles.TITLE_VALUES: said} if kind != "repeat" else {}
         if alert is None:
             try:
                 async with self.session.begin_nested():
@@ -692,7 +694,7 @@ class AlertService:
                         level=level,
                         region_code=region,
                         title=title,
-                        details=details,
+                        details={**details, **kept},
                         status="open",
                         case_count=0,
                         raised_at=now,
@@ -721,6 +723,7 @@ class AlertService:
                 # keeps the title it was raised with, which counts the cases that raised it, also
                 # when this case found it raised meanwhile by intakes that saw a different window.
                 alert.title = title
+                alert.details = {**alert.details, **kept}
         known: set[uuid.UUID] = set()
         if may_know:
             statement = _KNOWN_CASES[self.session.get_bind().dialect.name]
@@ -736,7 +739,7 @@ class AlertService:
         if kind == "repeat":
             # The count the supervisor reads is the alert's own: the disputes between these
             # parties it lists, not those one intake's look-back window happened to see.
-            alert.title = _repeat_title(alert.case_count)
+            alert.title = titles.repeat(alert.case_count).zh
         alert.last_seen_at = now
         alert.version += 1
         for case_id in added:
@@ -744,6 +747,13 @@ class AlertService:
             await self._note(case_id, dispute, "alert_raised", alert, alert.title)
         await self.session.flush()
         return alert
+
+    def _title(self, finding: Finding, said: dict[str, Any]) -> Text:
+        if finding.kind == "risk":
+            return titles.risk(said, self.rules)
+        if finding.wave is not None:
+            return titles.cluster(said, finding.wave.rule)
+        return titles.repeat(said["cases"])
 
     async def _open(self, key: str) -> Alert | None:
         """The open alert with this key, locked and read afresh."""

@@ -57,6 +57,20 @@ ROLE_NAMES: dict[Role, str] = {
     Role.party: "当事人",
 }
 
+# The roles as an English message names them.
+ROLE_NAMES_EN: dict[Role, str] = {
+    Role.clerk: "intake clerk",
+    Role.supervisor: "supervisor",
+    Role.body_mediator: "mediator",
+    Role.body_admin: "mediation body administrator",
+    Role.court: "people's court",
+    Role.arbitration: "arbitration commission",
+    Role.admin: "system administrator",
+    Role.auditor: "auditor",
+    Role.system: "system",
+    Role.party: "party",
+}
+
 # What a refusal names, in the reader's language (the code itself is in the problem's extension).
 PERMISSION_NAMES: dict[Permission, str] = {
     Permission.cases_read: "查看案件",
