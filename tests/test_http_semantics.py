@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from mediation.audit.models import AuditRecord
-from tests.support import Api
+from tests.support import Api, resident_id
 from tests.test_documents import KIB, audit_rows, pdf, uploaded
 
 # The headers a HEAD answers as its GET does; the others (request id, date) belong to each answer.
@@ -99,6 +99,25 @@ async def test_head_of_a_document_answers_its_downloads_headers_without_the_file
     assert status == 200 and b"".join(body) == pdf(3 * KIB, "id card")
     same_headers(head, get)
     assert len(await audit_rows(api, AuditRecord.action == "document.download")) == 1
+
+
+async def test_head_of_a_case_shown_unmasked_discloses_nothing_and_records_no_pii_read(api: Api) -> None:
+    dispute = await api.intake()
+    path = f"/v1/disputes/{dispute['id']}"
+    disclosed = (AuditRecord.action == "pii.read", AuditRecord.object_id == dispute["id"])
+    before = len(await audit_rows(api, *disclosed))
+
+    # The clerk holds pii:read: the GET's body would show the parties' ID and phone numbers.
+    status, head, body = await exchange(api, "HEAD", path)
+    assert status == 200 and b"".join(body) == b""
+    assert len(await audit_rows(api, *disclosed)) == before
+
+    get_status, get, get_body = await exchange(api, "GET", path)
+    assert get_status == 200 and resident_id(1).encode() in b"".join(get_body)
+    assert head["etag"] == get["etag"] == f'"{dispute["version"]}"'
+    same_headers(head, get)
+    [read] = (await audit_rows(api, *disclosed))[before:]
+    assert (read.outcome, read.details["via"]) == ("success", "get_dispute")
 
 
 async def test_head_of_a_list_and_of_a_handoff_answers_their_gets_headers_without_a_body(api: Api) -> None:

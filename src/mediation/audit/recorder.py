@@ -7,7 +7,8 @@ Endpoints describe what they did through `request.state`:
 - `audit_details`: extra facts (never personal data);
 - `audit_reads`: `(action, type, id)` of reads recorded whatever they show (a download of a
   document holding personal data), none for a HEAD, which shows no body;
-- `pii_reads`: ids of the cases whose personal data the response shows unmasked.
+- `pii_reads`: ids of the cases whose personal data the response shows unmasked; none for a HEAD
+  either: the handler lists what its body would have shown, and a HEAD's is dropped unsent.
 """
 
 from __future__ import annotations
@@ -188,8 +189,7 @@ class ChainedRequestAuditor:
     def _pii_entries(self, request: Request, response: Response) -> list[AuditEntry]:
         entries = []
         # What a body showed (a file's content, a search's results): a HEAD's answer has none, so
-        # it is no download. Its headers can still name personal data (a file's name in
-        # Content-Disposition): `pii_reads` stay recorded.
+        # it is no download.
         shown = [] if request.method == "HEAD" else getattr(request.state, "audit_reads", None) or []
         for action, object_type, object_id in shown:
             entry = _entry(request, response.status_code, response, action=action)
@@ -199,7 +199,10 @@ class ChainedRequestAuditor:
 
     def _disclosure(self, request: Request, response: Response) -> list[AuditEntry]:
         reads: list[str] = getattr(request.state, "pii_reads", None) or []
-        if not reads:
+        # ID and phone numbers are only ever shown in a body, never in a header: a HEAD ran the
+        # handler as its GET does, but its body is dropped unsent (core/http.py), so nothing was
+        # disclosed and there is no read to record (个人信息保护法 Art. 55).
+        if not reads or request.method == "HEAD":
             return []
         entry = _entry(request, response.status_code, response, action="pii.read")
         # The data was shown, whatever became of the request: a refusal's page shows it too.

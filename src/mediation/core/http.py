@@ -43,8 +43,8 @@ class HeadServingRoute(APIRoute):
     (RFC 9110 §9.3.2): the same status and headers, no body. Download managers and proxies ask a
     file's length and ETag with it before a ranged download. The handler runs as for GET and sees
     the method HEAD: a stored file is not read (Starlette's FileResponse sends its headers alone),
-    and the audit trail records no download (audit/recorder.py). Any other body is dropped on its way out
-    (HttpConventionsMiddleware).
+    and the audit trail records no download and no disclosure of personal data (audit/recorder.py).
+    Any other body is dropped on its way out (HttpConventionsMiddleware).
 
     The operation keeps the id FastAPI gave it for GET alone: named from both methods, it would
     take whichever a set lists first, which varies from one process to the next. The contract
