@@ -1,6 +1,7 @@
 """The personal-data keys are checked against every key id the stored values were encrypted under,
 and the ID-number index like the phone index, before a command that works with personal data starts
-and by `/readyz` (which also covers a database that did not answer when `serve` started).
+and by `/readyz` (which also covers a database that did not answer when `serve` started); the relay
+and the scheduler started so check them once it answers, and stop if they do not open the data.
 
 After a rotation the values are under several keys: a party's phone corrected since is under the
 new one, its ID number still under the old. Checking one phone number said the keys were right
@@ -9,6 +10,10 @@ while every case with an older ID number answered 500.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,15 +21,23 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
+from mediation import migrate
 from mediation.app import create_app
+from mediation.clocks import scheduler
 from mediation.core.db import Base
 from mediation.core.pii import PiiCipher, generate_key
+from mediation.core.secrets import KeysRefused
 from mediation.core.settings import Settings
 from mediation.disputes.models import Party
+from mediation.events import relay as relay_module
+from mediation.events.relay import Relay
 from tests.conftest import TEST_SECRETS
 from tests.support import Api, person
 from tests.test_configuration import mediation
+from tests.test_relay_faults import DatabaseLine
 
 OLD = f"old:{generate_key()}"
 NEW = f"new:{generate_key()}"
@@ -138,3 +151,152 @@ async def test_readyz_is_not_ready_until_the_keys_open_the_data(api: Api, settin
     assert refused.status_code == 503, refused.text
     assert "personal-data keys" in refused.json()["detail"], refused.text
     assert (await readiness(f"{NEW},{OLD}")).json() == {"status": "ready"}
+
+
+# ---- a worker started while its database did not answer ----------------------------------------
+
+
+def _away_for(monkeypatch: pytest.MonkeyPatch, tries: int) -> list[int]:
+    """The key check's first `tries` connections fail as with a database refusing them; counts the
+    tries made."""
+    real = migrate.schema_problem
+    made = [0]
+
+    async def flaky(connection: Any) -> str | None:
+        made[0] += 1
+        if made[0] <= tries:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "Connection refused"))
+        return await real(connection)
+
+    monkeypatch.setattr(migrate, "schema_problem", flaky)
+    return made
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
+    """`module.name`, counting its calls: the worker's work."""
+    real = getattr(module, name)
+    calls: list[int] = []
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
+WORKERS = {
+    # Each worker's loop, as its command runs it when the database did not answer at start.
+    "relay": lambda app, keyed, cipher, stop: Relay(app.state.db, keyed, cipher, relay_id="relay-keys").run(
+        stop, check_keys=True
+    ),
+    "scheduler": lambda app, keyed, cipher, stop: scheduler.run(
+        app.state.db, app.state.clock, keyed, cipher, stop, check_keys=True
+    ),
+}
+WORK = {"relay": (relay_module, "sequence_pending"), "scheduler": (scheduler, "tick")}
+
+
+@pytest.mark.parametrize("worker", ["relay", "scheduler"])
+async def test_a_worker_started_while_the_database_was_away_checks_the_keys_once_it_answers(
+    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch, worker: str
+) -> None:
+    await api.intake()
+    await _phones_corrected_after_the_rotation(api)
+    work = _counted(monkeypatch, *WORK[worker])
+
+    def started(keys: str) -> tuple[asyncio.Task[None], asyncio.Event, list[int]]:
+        tries = _away_for(monkeypatch, 2)
+        keyed = settings.model_copy(
+            update={"pii_encryption_keys": keys, "relay_poll_seconds": 0.01, "clock_interval_seconds": 0.01}
+        )
+        stop = asyncio.Event()
+        cipher = PiiCipher.from_secrets(keys, INDEX_KEY)
+        return asyncio.create_task(WORKERS[worker](api.app, keyed, cipher, stop)), stop, tries
+
+    # The old key missing: refused once the database answers, before any work.
+    task, stop, tries = started(NEW)
+    with pytest.raises(KeysRefused) as refused:
+        await asyncio.wait_for(task, 10)
+    assert tries[0] == 3 and work == []
+    assert "lack the key id(s) old (parties.id_number)" in refused.value.problem
+
+    # With it, the worker goes to work once the database answers.
+    task, stop, tries = started(f"{NEW},{OLD}")
+    try:
+        deadline = time.monotonic() + 10
+        while not work:
+            assert not task.done(), task
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert tries[0] == 3
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("command", ["relay", "scheduler"])
+async def test_the_relay_and_the_scheduler_started_before_postgresql_answers_exit_2_if_the_keys_do_not_open_its_data(
+    api: Api, settings: Settings, tmp_path: Path, command: str
+) -> None:
+    await api.intake()
+    await _phones_corrected_after_the_rotation(api)
+    target = make_url(settings.database_url)
+    line = DatabaseLine(target.host or "127.0.0.1", target.port or 5432)
+    await line.up()
+    await line.down()  # its port, refusing connections until the line is up again
+    through_line = settings.model_copy(
+        update={"database_url": target.set(host="127.0.0.1", port=line.listen_port).render_as_string(False)}
+    )
+
+    async def started(keys: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("MEDIATION_")}
+        environment.update(_environment(through_line, keys))
+        environment.update(
+            {"MEDIATION_RELAY_POLL_SECONDS": "0.05", "MEDIATION_CLOCK_INTERVAL_SECONDS": "0.05"}
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mediation",
+            command,
+            env=environment,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        said = [(await asyncio.wait_for(process.stderr.readline(), 60)).decode()]
+        # Started without the check (the database did not answer), and tried it once since.
+        while "personal-data key check failed" not in said[-1]:
+            assert said[-1], said
+            said.append((await asyncio.wait_for(process.stderr.readline(), 60)).decode())
+        await line.up()
+        return process, said
+
+    process, said = await started(NEW)
+    try:
+        rest = (await asyncio.wait_for(process.communicate(), 60))[1].decode()
+        assert process.returncode == 2, (said, rest)
+        assert any("cannot connect to the database" in line for line in said), said
+        refusal = rest.rstrip().splitlines()[-1]
+        assert refusal.startswith("error: the personal-data keys configured"), rest
+        assert "lack the key id(s) old (parties.id_number)" in refusal and "KeysRefused" not in rest, rest
+    finally:
+        await line.down()
+
+    process, said = await started(f"{NEW},{OLD}")
+    try:
+        assert process.stderr is not None
+        while "personal-data key check works again" not in said[-1]:
+            assert said[-1], said
+            said.append((await asyncio.wait_for(process.stderr.readline(), 60)).decode())
+        process.terminate()
+        rest = (await asyncio.wait_for(process.communicate(), 60))[1].decode()
+        assert process.returncode == 0, (said, rest)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await line.down()

@@ -168,11 +168,20 @@ async def _connect_and_check(settings: Settings, *, check_keys: bool) -> str | N
         await db.dispose()
 
 
-def _database_refusal(settings: Settings, command: str) -> str | None:
+class _Unchecked:
+    """The database did not answer a long-running command at start: it starts all the same, and
+    checks the schema and keys once the database answers."""
+
+
+_UNCHECKED = _Unchecked()
+
+
+def _database_refusal(settings: Settings, command: str) -> str | _Unchecked | None:
     """Why `command` cannot work on the configured database, as said to the operator; None if it
     can. `migrate` needs the database reachable only (it makes the schema); the long-running
-    commands need its schema, but start while the database is unreachable and carry on when it
-    answers (a host booting, PostgreSQL restarting), as `/readyz` tells for `serve`."""
+    commands need its schema, but start while the database is unreachable (_UNCHECKED) and carry
+    on when it answers (a host booting, PostgreSQL restarting), checking the keys then as they
+    would have at start: `/readyz` tells for `serve`, the relay and the scheduler stop (exit 2)."""
     url = make_url(settings.database_url)
     where = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -194,21 +203,25 @@ def _database_refusal(settings: Settings, command: str) -> str | None:
                 where,
                 exc,
             )
-            return None
+            return _UNCHECKED
         if command in _LONG_RUNNING:
             log.warning(
-                "cannot connect to the database at %s yet (%s): starting without checking its "
-                "schema and the personal-data keys",
+                "cannot connect to the database at %s yet (%s): starting, to work once it answers "
+                "and the personal-data keys are found to open its data",
                 where,
                 exc,
             )
-            return None
+            return _UNCHECKED
         return f"error: cannot connect to the database at {where}: {exc}"
     if problem is None or command == "migrate":
         return None
     if isinstance(problem, KeysProblem):
-        return f"error: {problem} ({where})"
+        return _keys_refusal(settings, problem)
     return f"error: {problem} ({where}): run `mediation migrate` first"
+
+
+def _keys_refusal(settings: Settings, problem: KeysProblem) -> str:
+    return f"error: {problem} ({make_url(settings.database_url).render_as_string(hide_password=True)})"
 
 
 def _whole(given: str) -> int:
@@ -297,10 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     # The service's own messages a command prints (a refusal of `users create`, say) are in the
     # language configured for requests that ask for none: a command asks for none either.
     set_language(settings.default_language)
+    unchecked = False
     if args.command in _ON_THE_DATABASE:
         one_pass = args.command == "scheduler" and args.once
         refusal = _database_refusal(settings, "clocks" if one_pass else args.command)
-        if refusal is not None:
+        unchecked = refusal is _UNCHECKED
+        if isinstance(refusal, str):
             print(refusal, file=sys.stderr)
             return 2
     if args.command in _LONG_RUNNING:
@@ -350,13 +365,18 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(mermaid())
     elif args.command == "relay":
+        from mediation.core.secrets import KeysRefused
         from mediation.events.relay import run_standalone
 
-        asyncio.run(run_standalone(settings))
+        try:
+            asyncio.run(run_standalone(settings, check_keys=unchecked))
+        except KeysRefused as refused:
+            print(_keys_refusal(settings, refused.problem), file=sys.stderr)
+            return 2
     elif args.command == "clocks" or (args.command == "scheduler" and args.once):
         return asyncio.run(_clocks_once(settings))
     elif args.command == "scheduler":
-        return asyncio.run(_scheduler(settings))
+        return asyncio.run(_scheduler(settings, check_keys=unchecked))
     elif args.command in ("users", "keys"):
         return asyncio.run(identity_cli.run(settings, args))
     elif args.command == "audit":
@@ -368,9 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-async def _scheduler(settings: Settings) -> int:
+async def _scheduler(settings: Settings, *, check_keys: bool = False) -> int:
     """The scheduler as its own process (set MEDIATION_CLOCK_IN_APP=false on the API then, or not:
-    several schedulers at once are safe). Stops cleanly on SIGTERM or SIGINT."""
+    several schedulers at once are safe). Stops cleanly on SIGTERM or SIGINT. `check_keys`: as
+    scheduler.run's; exit status 2 if the keys do not open the data."""
     import signal
 
     from mediation.audit.seal import seal_keys
@@ -378,7 +399,7 @@ async def _scheduler(settings: Settings) -> int:
     from mediation.core.clock import Clock
     from mediation.core.db import Database
     from mediation.core.pii import PiiCipher
-    from mediation.core.secrets import resolve_secrets
+    from mediation.core.secrets import KeysRefused, resolve_secrets
 
     db = Database(settings)
     secrets = resolve_secrets(settings)
@@ -389,7 +410,10 @@ async def _scheduler(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await run(db, Clock(settings.timezone), settings, cipher, stop, keys)
+        await run(db, Clock(settings.timezone), settings, cipher, stop, keys, check_keys=check_keys)
+    except KeysRefused as refused:
+        print(_keys_refusal(settings, refused.problem), file=sys.stderr)
+        return 2
     finally:
         await db.dispose()
     return 0

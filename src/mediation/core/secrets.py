@@ -19,12 +19,14 @@ nobody. Secrets read from a file are announced at every start, the file named.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import null, select
 from sqlalchemy.engine import make_url
@@ -38,6 +40,10 @@ from mediation.core.pii import (
     parse_encryption_keys,
 )
 from mediation.core.settings import MIN_JWT_SECRET_BYTES, ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from mediation.core.db import Database
+    from mediation.core.outage import FailingTurns
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +191,16 @@ class KeysProblem(str):
     """Why the configured secrets cannot serve this database, as said to the operator."""
 
 
+class KeysRefused(Exception):
+    """A worker started while its database did not answer found, once it answered, that the
+    personal-data keys do not open the data stored: it stops before doing any work, as it would
+    have refused to start (cli.py)."""
+
+    def __init__(self, problem: KeysProblem) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 # Key ids looked for in one column at most: a column under more holds something else than tokens,
 # and the ids met so far are enough to name.
 _KEY_IDS_LOOKED_FOR = 32
@@ -277,3 +293,34 @@ async def keys_problem(connection: AsyncConnection, settings: Settings) -> KeysP
             f"search would find them: {advice}"
         )
     return None
+
+
+async def check_keys_once_answered(
+    db: Database, settings: Settings, stop: asyncio.Event, failing: FailingTurns
+) -> None:
+    """For the relay and the scheduler started while their database did not answer, so unchecked
+    at start (cli.py): waits for the database to answer, migrated for this release (tried again
+    after `failing`'s growing pauses, as their work is), then checks the keys as at start, once.
+    Raises KeysRefused if they do not open the data: working on, the worker would fail on every
+    case with a value under a missing key and write new values under keys clashing with the old
+    ones' ids. Returns when they do, or when `stop` is set first. `/readyz` does the same for
+    `mediation serve` (ops/router.py)."""
+    from mediation.migrate import schema_problem
+
+    while not stop.is_set():
+        try:
+            async with db.engine.connect() as connection:
+                schema = await schema_problem(connection)
+                if schema is not None:
+                    # Its tables may not be there yet: waited for as the database is.
+                    raise RuntimeError(f"{schema}: waiting for `mediation migrate`")
+                problem = await keys_problem(connection, settings)
+        except Exception as exc:
+            pause = failing.failed(exc)
+        else:
+            failing.succeeded()
+            if problem is not None:
+                raise KeysRefused(problem)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=pause)
