@@ -13,7 +13,7 @@ from sqlalchemy import select
 from mediation.alerts.models import Alert
 from tests.support import Api, at_beijing, person
 from tests.test_corrections_more import CALM, THREAT
-from tests.test_risk_flags import flag
+from tests.test_risk_flags import flag, reported
 from tests.test_supervision_and_warning import _wage_claim
 from tests.test_web import signed_in
 
@@ -37,7 +37,9 @@ async def read_titles(
         for response in (one, listed, of_case):
             assert response.status_code == 200, response.text
         found = [one.json()] + listed.json()["items"] + of_case.json()
-        titles[language] = {a["title"] for a in found if a["id"] == alert_id}
+        matched = [a for a in found if a["id"] == alert_id]
+        assert len(matched) == 3, f"the alert is not in every read: {len(matched)} of 3"
+        titles[language] = {a["title"] for a in matched}
         assert all(TITLE_VALUES not in a["details"] for a in found)  # what the title says stays inside
     return titles
 
@@ -59,8 +61,8 @@ async def test_a_risk_alert_raised_at_intake_reads_in_the_readers_language(api: 
     in_both(
         await read_titles(api, alert["id"], dispute),
         f"风险预警: {number} 受理员登记时标记为涉稳或有激化危险; 含暴力威胁表述",
-        f"Risk alert: {number} marked by the intake clerk as a stability risk or likely to escalate; "
-        "words of threat of violence",
+        f"Risk alert: {number} marked at intake as affecting social stability or at risk of escalation; "
+        "words suggesting threat of violence",
     )
 
 
@@ -72,7 +74,20 @@ async def test_a_risk_alert_flagged_by_staff_reads_in_the_readers_language(api: 
     in_both(
         await read_titles(api, alert["id"], dispute),
         f"风险预警: {number} 调解员报告暴力威胁",
-        f"Risk alert: {number} mediator reported threat of violence",
+        f"Risk alert: {number} mediator reported: threat of violence",
+    )
+
+
+async def test_a_flag_of_a_criminal_turn_reads_as_a_sentence_in_english(api: Api) -> None:
+    """人民调解法 Art. 25's danger named as what was reported, not as a bare predicate."""
+    dispute = await api.drive("mediating", description=CALM)
+    assert (await flag(api, dispute, reported(api, danger="criminal"))).status_code == 200
+    alert = await only_alert(api, dispute, "risk")
+    number = dispute["case_number"]
+    in_both(
+        await read_titles(api, alert["id"], dispute),
+        f"风险预警: {number} 调解员报告可能激化为刑事或治安案件",
+        f"Risk alert: {number} mediator reported: risk of turning into a criminal or public-security case",
     )
 
 
@@ -89,7 +104,7 @@ async def test_a_cluster_alert_reads_in_the_readers_language_and_keeps_its_count
     in_both(
         await read_titles(api, alert["id"], cases[5]),
         "群体性风险预警: 7 日内 5 起纠纷 (同一被申请人短期内多起纠纷 (如欠薪、延期交房)): 诸暨市某建筑劳务有限公司",
-        "Possible group dispute: 5 disputes within 7 days (many disputes against one respondent in a "
+        "Group dispute risk alert: 5 disputes within 7 days (many disputes against one respondent in a "
         "short time (e.g. wage arrears, delayed housing delivery)): 诸暨市某建筑劳务有限公司",
     )
 
@@ -109,7 +124,7 @@ async def test_a_category_alert_names_the_category_in_the_readers_language(api: 
     in_both(
         await read_titles(api, alert["id"], town[-1]),
         "群体性风险预警: 3 日内 15 起纠纷 (同一乡镇同类纠纷短期内集中发生): 消费类, 乡镇代码 330681105",
-        "Possible group dispute: 15 disputes within 3 days (disputes of one category concentrated in "
+        "Group dispute risk alert: 15 disputes within 3 days (disputes of one category concentrated in "
         "one town in a short time): Consumer, town code 330681105",
     )
 
@@ -134,13 +149,13 @@ async def test_a_place_alerts_english_title_is_masked_as_its_chinese_one(api: Ap
     assert {len(t) for t in full.values()} == {1}
     assert all(phone in title for titles in full.values() for title in titles)
     assert next(iter(full["en"])).startswith(
-        "Possible group dispute: 5 disputes within 7 days (many disputes at one"
+        "Group dispute risk alert: 5 disputes within 7 days (many disputes at one"
     )
     masked = await read_titles(api, alert["id"], project[-1], role="supervisor")
     for language, titles in masked.items():
         [title] = titles
         assert phone not in title and "幸福小区" in title, (language, title)
-    assert next(iter(masked["en"])).startswith("Possible group dispute:")
+    assert next(iter(masked["en"])).startswith("Group dispute risk alert:")
 
 
 async def test_a_repeat_alert_reads_in_the_readers_language(api: Api) -> None:
@@ -151,7 +166,7 @@ async def test_a_repeat_alert_reads_in_the_readers_language(api: Api) -> None:
     in_both(
         await read_titles(api, alert["id"], second),
         "重复纠纷预警: 同一当事人之间第 2 起纠纷",
-        "Repeated dispute: dispute no. 2 between the same parties",
+        "Repeat dispute alert: 2nd dispute between the same parties",
     )
 
 
@@ -173,7 +188,7 @@ async def test_an_alert_written_without_what_its_title_says_reads_its_chinese_ti
     in_both(
         await read_titles(api, repeat["id"], again),
         "重复纠纷预警: 同一当事人之间第 2 起纠纷",
-        "Repeated dispute: dispute no. 2 between the same parties",
+        "Repeat dispute alert: 2nd dispute between the same parties",
     )
 
 

@@ -88,7 +88,9 @@ DANGER_LABELS: dict[Danger, Text] = {
     Danger.violence: Text("暴力威胁", "threat of violence"),
     Danger.self_harm: Text("自伤自杀", "self-harm or suicide"),
     Danger.gathering: Text("聚集滋事、集体上访", "mass gathering or petition"),
-    Danger.criminal: Text("可能激化为刑事或治安案件", "may turn into a criminal or public-security case"),
+    Danger.criminal: Text(
+        "可能激化为刑事或治安案件", "risk of turning into a criminal or public-security case"
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mediation.alerts.detect import DANGER_LABELS, AlertRules, ClusterRule, Danger
 from mediation.core.i18n import Text
-from mediation.core.principal import ROLE_NAMES, ROLE_NAMES_EN, Role
+from mediation.core.principal import ROLE_NAMES, Role
 from mediation.stats.labels import CATEGORY
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ TITLE_VALUES = "title_values"
 # The reason a risk alert gives when the clerk registering the case marked it as dangerous.
 MARKED_AT_INTAKE = Text(
     "受理员登记时标记为涉稳或有激化危险",
-    "marked by the intake clerk as a stability risk or likely to escalate",
+    "marked at intake as affecting social stability or at risk of escalation",
 )
 
 
@@ -49,7 +49,8 @@ def _reason(reason: Mapping[str, Any], rules: AlertRules) -> Text:
         return MARKED_AT_INTAKE
     if reason["reason"] == "flagged":
         role, danger = Role(reason["role"]), DANGER_LABELS[Danger(reason["danger"])]
-        return Text(f"{ROLE_NAMES[role]}报告{danger.zh}", f"{ROLE_NAMES_EN[role]} reported {danger.en}")
+        name = ROLE_NAMES[role]
+        return Text(f"{name.zh}报告{danger.zh}", f"{name.en} reported: {danger.en}")
     if reason["reason"] == "words":
         dangers = [Danger(kind) for kind in reason["kinds"]]
         # The Chinese names the word lists as the rules file labels them (as the hits did).
@@ -58,7 +59,8 @@ def _reason(reason: Mapping[str, Any], rules: AlertRules) -> Text:
         )
         return Text(
             "含{}表述".format("、".join(labels)),
-            "words of {}".format(", ".join(DANGER_LABELS[d].en for d in dangers)),
+            # Each label may hold an "or" of its own: the kinds are set apart by slashes.
+            "words suggesting {}".format(" / ".join(DANGER_LABELS[d].en for d in dangers)),
         )
     raise ValueError(f"unknown reason {reason['reason']!r}")
 
@@ -91,15 +93,21 @@ def cluster(values: Mapping[str, Any], rule: ClusterRule) -> Text:
     days, cases = values["window_days"], values["cases"]
     return Text(
         f"群体性风险预警: {days} 日内 {cases} 起纠纷 ({rule.label}): {about.zh}",
-        f"Possible group dispute: {cases} disputes within {days} days ({rule.label_en}): {about.en}",
+        f"Group dispute risk alert: {cases} disputes within {days} days ({rule.label_en}): {about.en}",
     )
 
 
 def repeat(cases: int) -> Text:
     return Text(
         f"重复纠纷预警: 同一当事人之间第 {cases} 起纠纷",
-        f"Repeated dispute: dispute no. {cases} between the same parties",
+        f"Repeat dispute alert: {_ordinal(cases)} dispute between the same parties",
     )
+
+
+def _ordinal(n: int) -> str:
+    """2nd, 3rd, 11th, 21st."""
+    suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def of(alert: Alert, language: str, rules: AlertRules) -> str:

@@ -39,7 +39,7 @@ class ClockActions:
         if not keeps(dispute, name, principal):
             raise Forbidden(
                 Text("「{rn}」不能变更{label}", "Role {r} may not change the {name} clock").format(
-                    rn=ROLE_NAMES.get(principal.role, principal.role.value),
+                    rn=ROLE_NAMES[principal.role].zh,
                     r=principal.role.value,
                     label=CLOCK_LABELS.get(name, name),
                     name=name.value,

@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mediation.core.i18n import Text
+
 
 class Role(StrEnum):
     clerk = "clerk"
@@ -43,32 +45,18 @@ class Permission(StrEnum):
     webhooks_manage = "webhooks:manage"
 
 
-# The roles as a Chinese message names them.
-ROLE_NAMES: dict[Role, str] = {
-    Role.clerk: "窗口受理员",
-    Role.supervisor: "督办人员",
-    Role.body_mediator: "调解员",
-    Role.body_admin: "调解组织管理员",
-    Role.court: "人民法院",
-    Role.arbitration: "仲裁委员会",
-    Role.admin: "系统管理员",
-    Role.auditor: "审计员",
-    Role.system: "系统",
-    Role.party: "当事人",
-}
-
-# The roles as an English message names them.
-ROLE_NAMES_EN: dict[Role, str] = {
-    Role.clerk: "intake clerk",
-    Role.supervisor: "supervisor",
-    Role.body_mediator: "mediator",
-    Role.body_admin: "mediation body administrator",
-    Role.court: "people's court",
-    Role.arbitration: "arbitration commission",
-    Role.admin: "system administrator",
-    Role.auditor: "auditor",
-    Role.system: "system",
-    Role.party: "party",
+# The roles as a message names them, in either language.
+ROLE_NAMES: dict[Role, Text] = {
+    Role.clerk: Text("窗口受理员", "intake clerk"),
+    Role.supervisor: Text("督办人员", "supervisor"),
+    Role.body_mediator: Text("调解员", "mediator"),
+    Role.body_admin: Text("调解组织管理员", "mediation body administrator"),
+    Role.court: Text("人民法院", "people's court"),
+    Role.arbitration: Text("仲裁委员会", "arbitration commission"),
+    Role.admin: Text("系统管理员", "system administrator"),
+    Role.auditor: Text("审计员", "auditor"),
+    Role.system: Text("系统", "system"),
+    Role.party: Text("当事人", "party"),
 }
 
 # What a refusal names, in the reader's language (the code itself is in the problem's extension).

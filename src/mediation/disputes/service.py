@@ -818,7 +818,7 @@ class DisputeService:
         if principal.role not in transition.roles:
             raise Forbidden(
                 Text("「{rn}」不能执行「{n}」({a})", "Role {r} may not {a}").format(
-                    rn=ROLE_NAMES.get(principal.role, principal.role.value),
+                    rn=ROLE_NAMES[principal.role].zh,
                     r=principal.role.value,
                     n=transition.label.zh,
                     a=action.value,

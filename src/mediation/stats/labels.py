@@ -8,9 +8,25 @@ from mediation.core.i18n import Text
 from mediation.disputes.enums import CATEGORY_LABELS, Category, Channel, Tier
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
 
-CATEGORY: Mapping[str, Text] = {
-    c.value: Text(CATEGORY_LABELS[c], c.value.replace("_", " ").capitalize()) for c in Category
+CATEGORY_EN: Mapping[Category, str] = {
+    Category.marriage_family: "Marriage and family",
+    Category.neighbour: "Neighbours",
+    Category.housing_homestead: "Housing and homesteads",
+    Category.contract: "Contracts",
+    Category.business_operation: "Business operations",
+    Category.damages: "Damages",
+    Category.land_forest: "Land and forests",
+    Category.expropriation_demolition: "Land expropriation and demolition",
+    Category.environment: "Environmental pollution",
+    Category.labour: "Labour",
+    Category.consumer: "Consumer",
+    Category.medical: "Medical",
+    Category.traffic_accident: "Road traffic accidents",
+    Category.property_management: "Property management",
+    Category.debt: "Debts",
+    Category.other: "Other",
 }
+CATEGORY: Mapping[str, Text] = {c.value: Text(CATEGORY_LABELS[c], CATEGORY_EN[c]) for c in Category}
 STATUS: Mapping[str, Text] = {s.value: STATUS_LABELS[s] for s in Status}
 CHANNEL: Mapping[str, Text] = {
     Channel.window: Text("窗口", "Window"),

@@ -197,7 +197,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         BodyKind.commercial_arbitration_commission.value: "仲裁委员会",
         BodyKind.rural_land_arbitration_commission.value: "农村土地承包仲裁委员会",
     },
-    "staff_role": {role.value: name for role, name in ROLE_NAMES.items()},
+    "staff_role": {role.value: name.zh for role, name in ROLE_NAMES.items()},
     "clock": {str(name): label for name, label in CLOCK_LABELS.items()},
     "level": {"normal": "正常", "at_risk": "临期", "overdue": "超期"},
     "alert_kind": {"risk": "风险预警", "cluster": "群体性苗头", "repeat": "重复纠纷"},
