@@ -75,10 +75,22 @@ async def test_an_action_naming_its_reason_twice_changes_nothing(api: Api) -> No
 
 async def test_a_body_that_is_not_json_is_refused_as_before(api: Api) -> None:
     refused = await api.client.post(
-        "/v1/disputes", content=b'{"category": ', headers={"Content-Type": "application/json"}
+        "/v1/disputes",
+        content=b'{"category": ',
+        headers={"Content-Type": "application/json", "Accept-Language": "en"},
     )
     assert refused.status_code == 422, refused.text
     assert refused.json()["errors"][0]["code"] == "json_invalid"
+    # The error names the body and where parsing stopped, not a "field" made of the offset.
+    [error] = refused.json()["errors"]
+    assert error["field"] == "body" and "character 13" in error["message"], error
+    assert refused.json()["detail"] == "Invalid fields: body"
+    in_chinese = await api.client.post(
+        "/v1/disputes",
+        content=b'{"category": ',
+        headers={"Content-Type": "application/json", "Accept-Language": "zh"},
+    )
+    assert "第 13 个字符处" in in_chinese.json()["errors"][0]["message"], in_chinese.text
 
 
 async def test_a_body_without_a_content_type_is_refused_with_415(api: Api) -> None:

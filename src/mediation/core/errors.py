@@ -725,7 +725,18 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         code = str(err.get("type", "invalid"))
         ctx = err.get("ctx") or {}
         message = str(err.get("msg", ""))
-        if code == "value_error" and "error" in ctx:
+        if code == "json_invalid":
+            # The body is not JSON at all: its "location" is the character where parsing stopped,
+            # not a field, so the field is the body and the message says where and why.
+            loc = tuple(err.get("loc", ()))
+            at = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+            why = str(ctx.get("error", message))
+            location, path = "body", "body"
+            message = Text(
+                f"JSON 格式错误 (第 {at} 个字符处: {why})" if at is not None else f"JSON 格式错误: {why}",
+                f"Not valid JSON at character {at}: {why}" if at is not None else f"Not valid JSON: {why}",
+            ).get(language)
+        elif code == "value_error" and "error" in ctx:
             # Our own validators raise ValueError(Text): keep the requested language.
             raw = ctx["error"]
             message = raw.args[0].get(language) if raw.args and isinstance(raw.args[0], Text) else str(raw)
