@@ -358,3 +358,23 @@ async def test_content_and_its_new_folders_are_synced_into_place(api, monkeypatc
         status = folder.stat()
         assert (status.st_dev, status.st_ino) in synced, folder
     assert (await api.client.get(meta["href"])).content == content
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/x-www-form-urlencoded", None],
+)
+async def test_an_upload_not_sent_as_a_form_is_told_the_media_type_and_stores_nothing(api, content_type):
+    """An integrator posting JSON that names the file learns what to send (415, the type taken),
+    not that a `file` field is missing from a form it never sent."""
+    dispute = await api.intake()
+    before = await snapshot(api)
+    headers = {"Accept-Language": "en"} | ({"Content-Type": content_type} if content_type else {})
+    response = await api.client.post(
+        docs_url(dispute), content='{"file": "欠条.pdf", "kind": "evidence"}'.encode(), headers=headers
+    )
+    body = problem(response, 415, "unsupported-media-type")
+    assert body["allowed_media_types"] == ["multipart/form-data"]
+    assert body["detected_media_type"] == content_type
+    assert "multipart/form-data" in body["detail"]
+    assert await snapshot(api) == before

@@ -31,6 +31,7 @@ from mediation.core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
     field_errors,
+    form_body_required,
     problem_responses,
 )
 from mediation.core.http import header_ref, sends
@@ -221,6 +222,9 @@ async def upload_document(
 ) -> Response:
     disputes, documents = _services(request)
     await check_scope(request, disputes, dispute_id, principal)
+    content_type = request.headers.get("content-type")
+    if content_type is None or content_type.split(";")[0].strip().lower() != "multipart/form-data":
+        raise form_body_required(content_type)
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")
         if not isinstance(upload, StarletteUploadFile):
