@@ -180,6 +180,9 @@ async def test_control_characters_are_dropped_from_file_names(api):
         ("欠条\u202e复印件.pdf", "欠条复印件.pdf"),
         ("欠条\u3000复印件.pdf", "欠条\u3000复印件.pdf"),
         ("\x00\x01", "unnamed"),
+        # Too long for the column: cut from the stem, the extension kept.
+        ("证" * 300 + ".pdf", "证" * 251 + ".pdf"),
+        ("x" * 300, "x" * 255),
     ):
         body, content_type = _named(sent.encode())
         response = await api.client.post(

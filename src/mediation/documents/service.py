@@ -211,6 +211,9 @@ async def documents_shown(
     )
 
 
+NAME_MAX = 255  # documents.original_name
+
+
 def _base_name(filename: str) -> str:
     """The name without any folder a browser or client sent along (C:\\扫描件\\欠条.pdf -> 欠条.pdf).
 
@@ -219,7 +222,14 @@ def _base_name(filename: str) -> str:
     space of Chinese names among them, are kept."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if c.isprintable() or unicodedata.category(c) == "Zs").strip()
-    return name[:255] or "unnamed"
+    if len(name) > NAME_MAX:
+        # Cut from the stem, so the name keeps the extension its reader opens it by.
+        stem, dot, extension = name.rpartition(".")
+        if dot and stem and len(extension) <= 16:
+            name = stem[: NAME_MAX - len(extension) - 1].rstrip() + "." + extension
+        else:
+            name = name[:NAME_MAX]
+    return name or "unnamed"
 
 
 def _submitter_kind(principal: Principal) -> str:
