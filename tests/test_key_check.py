@@ -27,9 +27,10 @@ from sqlalchemy.exc import OperationalError
 from mediation import migrate
 from mediation.app import create_app
 from mediation.clocks import scheduler
+from mediation.core import secrets
 from mediation.core.db import Base
 from mediation.core.pii import PiiCipher, generate_key
-from mediation.core.secrets import KeysRefused
+from mediation.core.secrets import KeysRefused, KeyVerdict
 from mediation.core.settings import Settings
 from mediation.disputes.models import Party
 from mediation.events import relay as relay_module
@@ -153,6 +154,55 @@ async def test_readyz_is_not_ready_until_the_keys_open_the_data(api: Api, settin
     assert (await readiness(f"{NEW},{OLD}")).json() == {"status": "ready"}
 
 
+async def test_the_servers_own_relay_and_scheduler_do_not_work_with_keys_that_do_not_open_the_data(
+    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay and scheduler running in the server check the keys before they touch the data
+    (`serve`'s own check ran in the process that started the server's, or not at all when the
+    database did not answer then), once per process with `/readyz`: refused, they do not start and
+    the server answers not ready; with the right keys they work."""
+    await api.intake()
+    await _phones_corrected_after_the_rotation(api)
+    checks = _counted(monkeypatch, secrets, "keys_problem")
+    work = _counted(monkeypatch, relay_module, "sequence_pending")
+    ticks = _counted(monkeypatch, scheduler, "tick")
+
+    async def serving(keys: str) -> int:
+        application: Any = create_app(
+            settings.model_copy(
+                update={
+                    "pii_encryption_keys": keys,
+                    "relay_in_app": True,
+                    "clock_in_app": True,
+                    "relay_poll_seconds": 0.01,
+                    "clock_interval_seconds": 0.01,
+                }
+            )
+        )
+        try:
+            async with application.router.lifespan_context(application):
+                transport = httpx.ASGITransport(app=application)
+                async with httpx.AsyncClient(transport=transport, base_url="http://mediation.test") as client:
+                    deadline = time.monotonic() + 10
+                    while not application.state.key_verdict.checked:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.01)
+                    if application.state.key_verdict.problem is None:
+                        while not (work and ticks):
+                            assert time.monotonic() < deadline
+                            await asyncio.sleep(0.01)
+                    else:
+                        await asyncio.sleep(0.3)  # time enough for a worker that went on to work
+                    return (await client.get("/readyz")).status_code
+        finally:
+            await application.state.db.dispose()
+
+    assert await serving(NEW) == 503
+    assert (checks, work, ticks) == ([1], [], [])
+    assert await serving(f"{NEW},{OLD}") == 200
+    assert len(checks) == 2 and work and ticks
+
+
 # ---- a worker started while its database did not answer ----------------------------------------
 
 
@@ -188,10 +238,10 @@ def _counted(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[in
 WORKERS = {
     # Each worker's loop, as its command runs it when the database did not answer at start.
     "relay": lambda app, keyed, cipher, stop: Relay(app.state.db, keyed, cipher, relay_id="relay-keys").run(
-        stop, check_keys=True
+        stop, keys=KeyVerdict(keyed)
     ),
     "scheduler": lambda app, keyed, cipher, stop: scheduler.run(
-        app.state.db, app.state.clock, keyed, cipher, stop, check_keys=True
+        app.state.db, app.state.clock, keyed, cipher, stop, keys=KeyVerdict(keyed)
     ),
 }
 WORK = {"relay": (relay_module, "sequence_pending"), "scheduler": (scheduler, "tick")}

@@ -7,7 +7,7 @@ import gc
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -40,7 +40,7 @@ from mediation.core.errors import (
 from mediation.core.http import RESPONSE_HEADERS, HttpConventionsMiddleware, TimeoutMiddleware, header_ref
 from mediation.core.idempotency import IDEMPOTENT_REPLAYED
 from mediation.core.logging import install_pii_redaction
-from mediation.core.secrets import resolve_secrets
+from mediation.core.secrets import KeysRefused, KeyVerdict, resolve_secrets
 from mediation.core.settings import Settings, get_settings
 from mediation.disputes.router import router as disputes_router
 from mediation.documents.router import router as documents_router
@@ -76,6 +76,13 @@ commission the cases handed to it. ID and phone numbers are masked for roles wit
 """
 
 
+async def _unless_refused(work: Coroutine[Any, Any, None]) -> None:
+    """A worker in the server whose keys do not open the data does not start (the verdict is
+    logged, and `/readyz` answers 503 saying so); the server goes on answering what it can."""
+    with suppress(KeysRefused):
+        await work
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
     install_pii_redaction()
@@ -94,13 +101,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         calendar_task = asyncio.create_task(
             calendar.watch(db, settings.calendar_refresh_seconds, stop), name="calendar"
         )
+        # The workers check the keys before touching the data: `mediation serve` checked them in the
+        # process that started this one, or not at all when the database did not answer then.
+        verdict: KeyVerdict = app.state.key_verdict
         if settings.relay_in_app:
             relay = Relay(db, settings, app.state.identity.cipher)
-            task = asyncio.create_task(relay.run(stop), name="event-relay")
+            task = asyncio.create_task(_unless_refused(relay.run(stop, keys=verdict)), name="event-relay")
         if settings.clock_in_app:
             clock_task = asyncio.create_task(
-                scheduler.run(
-                    db, app.state.clock, settings, app.state.identity.cipher, stop, app.state.seal_keys
+                _unless_refused(
+                    scheduler.run(
+                        db,
+                        app.state.clock,
+                        settings,
+                        app.state.identity.cipher,
+                        stop,
+                        app.state.seal_keys,
+                        keys=verdict,
+                    )
                 ),
                 name="clocks",
             )
@@ -137,9 +155,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = db
-    # Whether the personal-data keys open the data stored, found by the first `/readyz` (ops.router).
-    app.state.keys_checked = False
-    app.state.keys_problem = None
+    # Whether the personal-data keys open the data stored, found once in this process, by the first
+    # `/readyz` or the relay or scheduler running here, whichever asks first (ops.router).
+    app.state.key_verdict = KeyVerdict(settings)
     # Writes take turns per process on PostgreSQL (see UnitOfWorkRoute). SQLite runs one writer at a
     # time by itself, and its waits are bounded by its busy timeout, not by a pool.
     app.state.write_gate = (

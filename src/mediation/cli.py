@@ -399,18 +399,19 @@ async def _scheduler(settings: Settings, *, check_keys: bool = False) -> int:
     from mediation.core.clock import Clock
     from mediation.core.db import Database
     from mediation.core.pii import PiiCipher
-    from mediation.core.secrets import KeysRefused, resolve_secrets
+    from mediation.core.secrets import KeysRefused, KeyVerdict, resolve_secrets
 
     db = Database(settings)
     secrets = resolve_secrets(settings)
     cipher = PiiCipher.from_secrets(secrets.pii_encryption_keys, secrets.pii_index_key)
-    keys = seal_keys(settings, secrets)
+    seals = seal_keys(settings, secrets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await run(db, Clock(settings.timezone), settings, cipher, stop, keys, check_keys=check_keys)
+        verdict = KeyVerdict(settings) if check_keys else None
+        await run(db, Clock(settings.timezone), settings, cipher, stop, seals, keys=verdict)
     except KeysRefused as refused:
         print(_keys_refusal(settings, refused.problem), file=sys.stderr)
         return 2

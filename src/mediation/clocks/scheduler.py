@@ -55,7 +55,7 @@ from mediation.core.http import etag_for
 from mediation.core.outage import FailingTurns
 from mediation.core.pii import PiiCipher
 from mediation.core.principal import SYSTEM
-from mediation.core.secrets import check_keys_once_answered
+from mediation.core.secrets import KeyVerdict, check_keys_once_answered
 from mediation.core.settings import Settings
 from mediation.disputes.lifecycle import Action
 from mediation.disputes.models import Dispute
@@ -499,14 +499,14 @@ async def run(
     stop: asyncio.Event,
     seal_keys: SealKeys | None = None,
     *,
-    check_keys: bool = False,
+    keys: KeyVerdict | None = None,
 ) -> None:
-    """Ticks until `stop` is set. `check_keys`: the personal-data keys were not checked at start
-    (the database did not answer then): they are once it answers, before the first tick, and
-    KeysRefused is raised if they do not open the data (core/secrets.py)."""
-    if check_keys:
+    """Ticks until `stop` is set. `keys`: the personal-data keys are to be checked once the
+    database answers, before the first tick (the server's scheduler, or one whose database did not
+    answer at its start), and KeysRefused is raised if they do not open the data (core/secrets.py)."""
+    if keys is not None:
         checking = FailingTurns(log, "personal-data key check", settings.clock_interval_seconds, 60.0)
-        await check_keys_once_answered(db, settings, stop, checking)
+        await check_keys_once_answered(db, keys, stop, checking)
     # While ticks fail (the database away), the pause grows from the interval to a minute at most
     # (a tick per minute is the usual already), and each failure after the first is one line.
     failing = FailingTurns(log, "clock tick", settings.clock_interval_seconds, 60.0)

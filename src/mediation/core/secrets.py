@@ -295,16 +295,40 @@ async def keys_problem(connection: AsyncConnection, settings: Settings) -> KeysP
     return None
 
 
+class KeyVerdict:
+    """Whether the personal-data keys configured open the data stored, found once per process:
+    the first to ask checks against the database, whoever asks meanwhile waits for that answer,
+    and the answer holds for the process's life (its keys do not change; a restart with the right
+    ones is the remedy). In the server, `/readyz` and the relay and scheduler running in it share
+    one, so the data is read through once however many ask."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.checked = False
+        self.problem: KeysProblem | None = None
+        self._lock = asyncio.Lock()
+
+    async def of(self, connection: AsyncConnection) -> KeysProblem | None:
+        if not self.checked:
+            async with self._lock:
+                if not self.checked:
+                    self.problem = await keys_problem(connection, self.settings)
+                    self.checked = True
+                    if self.problem is not None:
+                        log.error("the personal-data keys do not open the data stored: %s", self.problem)
+        return self.problem
+
+
 async def check_keys_once_answered(
-    db: Database, settings: Settings, stop: asyncio.Event, failing: FailingTurns
+    db: Database, verdict: KeyVerdict, stop: asyncio.Event, failing: FailingTurns
 ) -> None:
-    """For the relay and the scheduler started while their database did not answer, so unchecked
-    at start (cli.py): waits for the database to answer, migrated for this release (tried again
-    after `failing`'s growing pauses, as their work is), then checks the keys as at start, once.
-    Raises KeysRefused if they do not open the data: working on, the worker would fail on every
-    case with a value under a missing key and write new values under keys clashing with the old
-    ones' ids. Returns when they do, or when `stop` is set first. `/readyz` does the same for
-    `mediation serve` (ops/router.py)."""
+    """For the relay and the scheduler, before any work, when the keys were not checked at their
+    start (the database did not answer then: cli.py) or in the server (whose own check ran in the
+    process that started the workers): waits for the database to answer, migrated for this
+    release (tried again after `failing`'s growing pauses, as their work is), then has the keys
+    checked as at start. Raises KeysRefused if they do not open the data: working on, the worker
+    would fail on every case with a value under a missing key and write new values under keys
+    clashing with the old ones' ids. Returns when they do, or when `stop` is set first."""
     from mediation.migrate import schema_problem
 
     while not stop.is_set():
@@ -314,7 +338,7 @@ async def check_keys_once_answered(
                 if schema is not None:
                     # Its tables may not be there yet: waited for as the database is.
                     raise RuntimeError(f"{schema}: waiting for `mediation migrate`")
-                problem = await keys_problem(connection, settings)
+                problem = await verdict.of(connection)
         except Exception as exc:
             pause = failing.failed(exc)
         else:

@@ -43,7 +43,7 @@ from mediation.core.errors import is_connection_problem
 from mediation.core.outage import FailingTurns
 from mediation.core.pii import PiiCipher, PiiIntegrityError
 from mediation.core.principal import SYSTEM
-from mediation.core.secrets import check_keys_once_answered
+from mediation.core.secrets import KeyVerdict, check_keys_once_answered
 from mediation.core.settings import Settings
 from mediation.events.models import (
     OutboxEvent,
@@ -272,21 +272,21 @@ class Relay:
 
     # ---- the loop -------------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event, *, check_keys: bool = False) -> None:
-        """Relays until `stop` is set. `check_keys`: the personal-data keys were not checked at
-        start (the database did not answer then): they are once it answers, before any work, and
-        KeysRefused is raised if they do not open the data (core/secrets.py)."""
+    async def run(self, stop: asyncio.Event, *, keys: KeyVerdict | None = None) -> None:
+        """Relays until `stop` is set. `keys`: the personal-data keys are to be checked once the
+        database answers, before any work (the server's relay, or one whose database did not answer
+        at its start), and KeysRefused is raised if they do not open the data (core/secrets.py)."""
         log.info("relay %s started", self.relay_id)
         sending: set[asyncio.Task[Outcome]] = set()
         try:
-            if check_keys:
+            if keys is not None:
                 checking = FailingTurns(
                     log,
                     f"relay {self.relay_id}: personal-data key check",
                     self.settings.relay_poll_seconds,
                     FAILING_PAUSE_CAP_SECONDS,
                 )
-                await check_keys_once_answered(self.db, self.settings, stop, checking)
+                await check_keys_once_answered(self.db, keys, stop, checking)
             while not stop.is_set():
                 try:
                     started = await self._turn(sending)
@@ -997,7 +997,7 @@ class Relay:
 
 async def run_standalone(settings: Settings, *, check_keys: bool = False) -> None:
     """`mediation relay`: run until SIGTERM or SIGINT, then hand back claimed work and exit.
-    `check_keys`: as Relay.run's."""
+    `check_keys`: the keys were not checked at start (the database did not answer then)."""
     from mediation.core.secrets import resolve_secrets
 
     secrets = resolve_secrets(settings)
@@ -1008,6 +1008,6 @@ async def run_standalone(settings: Settings, *, check_keys: bool = False) -> Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Relay(db, settings, cipher).run(stop, check_keys=check_keys)
+        await Relay(db, settings, cipher).run(stop, keys=KeyVerdict(settings) if check_keys else None)
     finally:
         await db.dispose()

@@ -19,7 +19,6 @@ from mediation.core.errors import (
 )
 from mediation.core.http import HeadServingRoute
 from mediation.core.i18n import Text
-from mediation.core.secrets import keys_problem
 from mediation.migrate import schema_problem
 from mediation.ops.metrics import exposition
 
@@ -47,15 +46,10 @@ async def readyz(request: Request) -> dict[str, str]:
             # A database this release's migrations have not reached answers, but every request
             # that reads a table missing there fails: not ready until `mediation migrate` ran.
             problem = await schema_problem(conn)
-            if problem is None and not state.keys_checked:
-                # `mediation serve` checks the keys before it starts, but not against a database
-                # that did not answer then: until they have been checked here, once the database
-                # answers, the process is not ready. The verdict holds for the process's life: the
-                # keys it holds do not change, and a restart with the right ones is the remedy.
-                state.keys_problem = await keys_problem(conn, state.settings)
-                state.keys_checked = True
-                if state.keys_problem is not None:
-                    log.error("not ready: %s", state.keys_problem)
+            # `mediation serve` checks the keys before it starts, but not against a database that
+            # did not answer then: until they have been checked in this process, once the database
+            # answers, it is not ready (the verdict is the process's: core.secrets.KeyVerdict).
+            keys = await state.key_verdict.of(conn) if problem is None else None
     except Exception as exc:
         raise ServiceUnavailable(
             Text("数据库不可用", "Database unreachable"), headers={"Retry-After": "1"}
@@ -68,7 +62,7 @@ async def readyz(request: Request) -> dict[str, str]:
             ),
             headers={"Retry-After": "30"},
         )
-    if state.keys_problem is not None:
+    if keys is not None:
         raise ServiceUnavailable(
             Text(
                 "配置的个人信息密钥打不开数据库中已存的数据, 须以正确的密钥重启 (原因见服务日志)",
