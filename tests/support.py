@@ -265,9 +265,11 @@ class Api:
     def _add_api_key(self, session: Any, name: str, role: str, org_id: uuid.UUID, now: datetime) -> None:
         """An API key for `role` at the organisation, its secret kept for `auth`."""
         issued = new_api_key()
+        key_id = uuid.uuid4()
         session.add(
             ApiKey(
-                id=uuid.uuid4(),
+                id=key_id,
+                lineage_id=key_id,
                 name=name,
                 prefix=issued.prefix,
                 secret_hash=issued.secret_hash,

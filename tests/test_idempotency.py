@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
+import pytest
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from mediation.core.db import UTCDateTime
+from mediation.migrate import downgrade, upgrade
 from tests.support import intake_body
+from tests.test_migrations import empty_database  # noqa: F401  (the fixture)
 
 
 async def test_intake_retried_with_the_same_key_makes_one_case(api):
@@ -93,3 +103,165 @@ async def test_concurrent_duplicates_make_one_case(api):
     created = {r.json()["id"] for r in responses if r.status_code == 201}
     assert len(created) == 1
     assert len((await api.client.get("/v1/disputes")).json()["items"]) == 1
+
+
+# ---- across an API key's rotation -----------------------------------------------------------------
+
+
+async def _key_of_the_cases_body(api, dispute, owner):
+    created = await api.client.post(
+        "/v1/api-keys",
+        json={"organisation_id": dispute["body_id"], "role": "body_mediator", "name": "调解系统对接"},
+        headers=owner,
+    )
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def _sitting_request(api, dispute, secret, key):
+    return api.client.post(
+        f"/v1/disputes/{dispute['id']}/sessions",
+        json={"scheduled_at": "2026-06-01T09:00:00+08:00", "place": "枫源村调委会调解室"},
+        headers={"X-API-Key": secret, "Authorization": "", "Idempotency-Key": key},
+    )
+
+
+async def _sittings(api, dispute):
+    listed = await api.client.get(f"/v1/disputes/{dispute['id']}/sessions")
+    assert listed.status_code == 200, listed.text
+    return listed.json()
+
+
+async def test_a_retry_with_the_rotated_key_replays_the_old_keys_answer(api):
+    """The old key works on beside its successor so that a client can switch at any moment: a
+    request sent with the old key and retried with the new one is one request."""
+    dispute = await api.drive("mediating")
+    body = next(name for name, id_ in api.bodies.items() if str(id_) == dispute["body_id"])
+    owner = await api.signed_in("body_admin", body)
+    old = await _key_of_the_cases_body(api, dispute, owner)
+    first = await _sitting_request(api, dispute, old["secret"], "k1")
+    assert first.status_code == 201, first.text
+    rotated = await api.client.post(f"/v1/api-keys/{old['id']}/rotate", headers=owner)
+    assert rotated.status_code == 201, rotated.text
+    new = rotated.json()
+    retry = await _sitting_request(api, dispute, new["secret"], "k1")
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == first.json()
+    # A second rotation (the first successor's own) keeps the chain: still the same request.
+    again = await api.client.post(f"/v1/api-keys/{new['id']}/rotate", headers=owner)
+    assert again.status_code == 201, again.text
+    retry = await _sitting_request(api, dispute, again.json()["secret"], "k1")
+    assert retry.headers["idempotent-replayed"] == "true" and retry.json() == first.json()
+    assert len(await _sittings(api, dispute)) == 1
+
+
+async def test_another_key_of_the_same_body_does_not_replay_its_answer(api):
+    """Keys of one organisation not rotated from one another are separate callers: each key's
+    Idempotency-Keys are its own."""
+    dispute = await api.drive("mediating")
+    body = next(name for name, id_ in api.bodies.items() if str(id_) == dispute["body_id"])
+    owner = await api.signed_in("body_admin", body)
+    one = await _key_of_the_cases_body(api, dispute, owner)
+    other = await _key_of_the_cases_body(api, dispute, owner)
+    first = await _sitting_request(api, dispute, one["secret"], "k1")
+    assert first.status_code == 201, first.text
+    second = await _sitting_request(api, dispute, other["secret"], "k1")
+    assert second.status_code == 201, second.text
+    assert "idempotent-replayed" not in second.headers
+    assert second.json()["id"] != first.json()["id"]
+    assert len(await _sittings(api, dispute)) == 2
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_existing_keys_get_their_chain_and_successors_answers_move_to_it(
+    empty_database: str,  # noqa: F811
+) -> None:
+    """Migration 0039: each key gets the first key of its chain of rotations; an answer a successor
+    had stored moves to the chain, unless the chain holds one under the same Idempotency-Key."""
+    upgrade(empty_database, "0038")
+    sqlite = empty_database.startswith("sqlite")
+    stored = (lambda u: u.hex) if sqlite else (lambda u: u)
+    body = uuid.UUID(int=1)
+    first, second, third, unrelated = (uuid.UUID(int=n) for n in (11, 12, 13, 14))
+    at = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+    async def run(*statements: tuple[str, dict[str, Any]]) -> list[tuple[Any, ...]]:
+        engine = create_async_engine(empty_database)
+        rows: list[tuple[Any, ...]] = []
+        async with engine.begin() as conn:
+            for sql, params in statements:
+                stmt = text(sql).bindparams(
+                    *(bindparam(name, type_=UTCDateTime()) for name in params if name.endswith("_at"))
+                )
+                result = await conn.execute(stmt, params)
+                rows += [tuple(r) for r in result.all()] if result.returns_rows else []
+        await engine.dispose()
+        return rows
+
+    seed: list[tuple[str, dict[str, Any]]] = [
+        (
+            "INSERT INTO bodies (id, name, kind, tier, region_code, active, created_at)"
+            " VALUES (:id, '枫源村人民调解委员会', 'people_mediation_committee', 'village',"
+            " '330681105201', true, :created_at)",
+            {"id": stored(body), "created_at": at},
+        )
+    ]
+    for key, replaces in ((first, None), (second, first), (third, second), (unrelated, None)):
+        seed.append(
+            (
+                "INSERT INTO api_keys (id, name, prefix, secret_hash, role, organisation_id,"
+                " replaces_id, created_by, created_at) VALUES (:id, '调解系统', :prefix, 'x',"
+                " 'body_mediator', :org, :replaces, 'admin', :created_at)",
+                {
+                    "id": stored(key),
+                    "prefix": f"mk_{key.int}",
+                    "org": stored(body),
+                    "replaces": stored(replaces) if replaces else None,
+                    "created_at": at,
+                },
+            )
+        )
+    answers = [(first, "both"), (second, "both"), (second, "moved"), (unrelated, "own")]
+    for n, (key, idempotency_key) in enumerate(answers):
+        seed.append(
+            (
+                "INSERT INTO idempotency_records (id, scope, key, fingerprint, state, locked_until,"
+                " expires_at, created_at) VALUES (:id, :scope, :key, :fp, 'completed', :locked_at,"
+                " :expires_at, :created_at)",
+                {
+                    "id": stored(uuid.UUID(int=100 + n)),
+                    "scope": f"api_key:{key}",
+                    "key": idempotency_key,
+                    "fp": str(n),
+                    "locked_at": at,
+                    "expires_at": at,
+                    "created_at": at,
+                },
+            )
+        )
+    asyncio.run(run(*seed))
+
+    upgrade(empty_database)
+
+    keys = asyncio.run(run(("SELECT id, lineage_id FROM api_keys", {})))
+    assert {uuid.UUID(str(k)): uuid.UUID(str(lineage)) for k, lineage in keys} == {
+        first: first,
+        second: first,
+        third: first,
+        unrelated: unrelated,
+    }
+    records = asyncio.run(run(("SELECT scope, key, fingerprint FROM idempotency_records", {})))
+    assert sorted(records) == sorted(
+        [
+            (f"api_key:{first}", "both", "0"),
+            (f"api_key:{second}", "both", "1"),  # the chain has one: the first key's is found
+            (f"api_key:{first}", "moved", "2"),
+            (f"api_key:{unrelated}", "own", "3"),
+        ]
+    )
+
+    downgrade(empty_database, "0038")
+    with pytest.raises(Exception, match="lineage_id"):
+        asyncio.run(run(("SELECT lineage_id FROM api_keys", {})))
+    assert len(asyncio.run(run(("SELECT id FROM api_keys", {})))) == 4

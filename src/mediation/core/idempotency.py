@@ -84,12 +84,12 @@ async def _claim(
         async with db.writer() as session, session.begin():
             existing = await session.scalar(
                 select(IdempotencyRecord).where(
-                    IdempotencyRecord.scope == principal.scope, IdempotencyRecord.key == key
+                    IdempotencyRecord.scope == principal.idempotency_scope, IdempotencyRecord.key == key
                 )
             )
             if existing is None:
                 record = IdempotencyRecord(
-                    scope=principal.scope,
+                    scope=principal.idempotency_scope,
                     key=key,
                     fingerprint=fp,
                     state="in_progress",

@@ -116,11 +116,22 @@ class Principal:
     region: str | None = None
     kind: str = "user"  # user | api_key | anonymous | system
     name: str | None = None
+    # An API key's lineage: the first key of its chain of rotations (ApiKey.lineage_id).
+    lineage_id: str | None = None
 
     @property
     def scope(self) -> str:
-        """The namespace for idempotency keys and rate limits: one caller's never collide with another's."""
+        """The namespace for rate limits: one caller's never collide with another's."""
         return f"{self.kind}:{self.id}"
+
+    @property
+    def idempotency_scope(self) -> str:
+        """The namespace for idempotency keys: the caller's, where an API key and the keys rotated
+        from it count as one caller. The old key works on beside its successor so that a client can
+        switch over at any moment, a retry of a request the old key sent among them."""
+        if self.kind == "api_key" and self.lineage_id is not None:
+            return f"api_key:{self.lineage_id}"
+        return self.scope
 
     @property
     def permissions(self) -> frozenset[Permission]:

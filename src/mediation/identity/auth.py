@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -309,7 +309,8 @@ async def principal_for_key(session: AsyncSession, secret: str) -> Principal:
         raise refused.naming(**naming("organisation_missing"))
     if not organisation.active:
         raise organisation_suspended().naming(**naming("organisation_suspended"))
-    return make_principal(Role(key.role), str(key.id), organisation, kind="api_key", name=key.name)
+    principal = make_principal(Role(key.role), str(key.id), organisation, kind="api_key", name=key.name)
+    return replace(principal, lineage_id=str(key.lineage_id))
 
 
 def make_principal(

@@ -76,6 +76,9 @@ class ApiKey(Base):
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
     # Rotation: the new key names the key it replaces; both work until the old one is revoked.
     replaces_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"))
+    # The first key of the chain of rotations this key belongs to (its own id when it replaces none):
+    # the keys of one chain are one caller, whose Idempotency-Keys a retry under a successor finds.
+    lineage_id: Mapped[uuid.UUID]
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]

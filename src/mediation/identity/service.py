@@ -707,8 +707,10 @@ class IdentityService:
             )
         await self._organisation(role, organisation_id)
         issued = new_api_key(secret)
+        key_id = uuid.uuid4()
         key = ApiKey(
-            id=uuid.uuid4(),
+            id=key_id,
+            lineage_id=replaces.lineage_id if replaces else key_id,
             name=name,
             prefix=issued.prefix,
             secret_hash=issued.secret_hash,
