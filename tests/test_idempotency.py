@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mediation.core.db import UTCDateTime
+from mediation.core.idempotency import IdempotencyRecord
 from mediation.migrate import downgrade, upgrade
 from tests.support import intake_body
 from tests.test_migrations import empty_database  # noqa: F401  (the fixture)
@@ -39,6 +40,37 @@ async def test_same_key_with_a_different_body_is_refused(api):
     )
     assert response.status_code == 422
     assert response.json()["type"] == "/problems/idempotency-key-mismatch"
+    assert response.json()["detail"] == "该幂等键已用于内容不同的请求"
+
+
+async def test_same_key_on_another_path_is_refused_naming_the_path(api):
+    """The same action on another case under the same key: the path differs, not the body, and the
+    refusal says so."""
+    one, other = await api.intake(), await api.intake()
+    key = {"Idempotency-Key": "accept-1", "Accept-Language": "en"}
+    assert (await api.act(one, "accept", headers=key)).status_code == 200
+    response = await api.act(other, "accept", headers=key)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"] == "/problems/idempotency-key-mismatch"
+    assert (
+        problem["detail"] == "This key was used with a request to a different path or with a different method"
+    )
+    assert (await api.get(other))["status"] != "accepted"
+
+
+async def test_a_key_stored_before_paths_were_told_apart_is_refused_as_a_different_request(api):
+    headers = api.headers(**{"Idempotency-Key": "k-1", "Accept-Language": "en"})
+    assert (await api.client.post("/v1/disputes", json=intake_body(), headers=headers)).status_code == 201
+    async with api.app.state.db.writer() as session, session.begin():
+        await session.execute(update(IdempotencyRecord).values(target_fingerprint=None))
+    response = await api.client.post(
+        "/v1/disputes", json=intake_body(description="完全不同的纠纷内容描述"), headers=headers
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "This key was used with a different request (its method, path or body differ)"
+    )
 
 
 async def test_keys_belong_to_their_caller(api):
@@ -264,4 +296,6 @@ def test_existing_keys_get_their_chain_and_successors_answers_move_to_it(
     downgrade(empty_database, "0038")
     with pytest.raises(Exception, match="lineage_id"):
         asyncio.run(run(("SELECT lineage_id FROM api_keys", {})))
+    with pytest.raises(Exception, match="target_fingerprint"):
+        asyncio.run(run(("SELECT target_fingerprint FROM idempotency_records", {})))
     assert len(asyncio.run(run(("SELECT id FROM api_keys", {})))) == 4

@@ -9,6 +9,10 @@ Existing keys get the first key of their chain. The stored answers of successors
 their chain, except where the chain holds an answer under the same Idempotency-Key already
 (two requests that ran both: the first key's is the one a retry finds).
 
+A stored answer also keeps a fingerprint of its request's method and path alone
+(`idempotency_records.target_fingerprint`), so that a key reused on another path is refused as
+such, not as a different body. Answers stored before have none.
+
 Revision ID: 0039
 Revises: 0038
 Create Date: 2026-12-07 15:00:00
@@ -55,6 +59,8 @@ def _lineages(conn: sa.Connection) -> dict[uuid.UUID, uuid.UUID]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("idempotency_records") as batch:
+        batch.add_column(sa.Column("target_fingerprint", sa.String(64), nullable=True))
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("lineage_id", sa.Uuid(), nullable=True))
     conn = op.get_bind()
@@ -82,3 +88,5 @@ def downgrade() -> None:
     # not kept, and after the downgrade a retry with the successor runs again, as it did before.
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_column("lineage_id")
+    with op.batch_alter_table("idempotency_records") as batch:
+        batch.drop_column("target_fingerprint")

@@ -41,6 +41,9 @@ class IdempotencyRecord(Base):
     scope: Mapped[str] = mapped_column(String(160))
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH))
     fingerprint: Mapped[str] = mapped_column(String(64))
+    # Of the method and path alone, so that a key reused elsewhere is told apart from one reused
+    # with another body. None on records stored before it was kept.
+    target_fingerprint: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # in_progress | completed
     response_status: Mapped[int | None]
     response_headers: Mapped[dict[str, Any] | None]
@@ -64,6 +67,30 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
 
 
+def target_fingerprint(method: str, path: str) -> str:
+    return hashlib.sha256(f"{method}\n{path}".encode()).hexdigest()
+
+
+def _mismatch(existing: IdempotencyRecord, target_fp: str) -> IdempotencyKeyMismatch:
+    if existing.target_fingerprint is None:
+        return IdempotencyKeyMismatch(
+            I18nText(
+                "该幂等键已用于另一个请求 (方法、路径或内容不同)",
+                "This key was used with a different request (its method, path or body differ)",
+            )
+        )
+    if existing.target_fingerprint != target_fp:
+        return IdempotencyKeyMismatch(
+            I18nText(
+                "该幂等键已用于另一路径或方法的请求",
+                "This key was used with a request to a different path or with a different method",
+            )
+        )
+    return IdempotencyKeyMismatch(
+        I18nText("该幂等键已用于内容不同的请求", "This key was used with a different request body")
+    )
+
+
 def _validate_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationFailed(
@@ -78,7 +105,14 @@ def _validate_key(key: str) -> None:
 
 
 async def _claim(
-    db: Database, principal: Principal, key: str, fp: str, now: datetime, ttl: timedelta, lock: timedelta
+    db: Database,
+    principal: Principal,
+    key: str,
+    fp: str,
+    target_fp: str,
+    now: datetime,
+    ttl: timedelta,
+    lock: timedelta,
 ) -> Claim | IdempotencyRecord:
     for _ in range(3):
         async with db.writer() as session, session.begin():
@@ -92,6 +126,7 @@ async def _claim(
                     scope=principal.idempotency_scope,
                     key=key,
                     fingerprint=fp,
+                    target_fingerprint=target_fp,
                     state="in_progress",
                     locked_until=now + lock,
                     expires_at=now + ttl,
@@ -108,11 +143,7 @@ async def _claim(
                 await session.delete(existing)
                 continue
             if existing.fingerprint != fp:
-                raise IdempotencyKeyMismatch(
-                    I18nText(
-                        "该幂等键已用于内容不同的请求", "This key was used with a different request body"
-                    )
-                )
+                raise _mismatch(existing, target_fp)
             if existing.state == "completed":
                 return existing
             if existing.locked_until > now:
@@ -210,6 +241,7 @@ async def run_idempotent(
         principal,
         key,
         fp,
+        target_fingerprint(request.method, request.url.path),
         now,
         timedelta(hours=settings.idempotency_ttl_hours),
         timedelta(seconds=settings.idempotency_lock_seconds),
