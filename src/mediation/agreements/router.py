@@ -212,6 +212,23 @@ async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreement
     return [session_out(s, masks(principal)) for s in await svc.sessions(dispute_id, principal)]
 
 
+@router.get(
+    "/disputes/{dispute_id}/sessions/{session_id}",
+    response_model=SessionOut,
+    summary="一次调解 One mediation session",
+    description=(
+        "As the list shows it, with the session's ETag: the If-Match to record, cancel or "
+        "reschedule it. A session of another case is 404, as is a case the caller cannot see."
+    ),
+    responses=problem_responses(NotFound) | sends(200, "ETag"),
+)
+async def get_session(
+    dispute_id: uuid.UUID, session_id: uuid.UUID, principal: Reader, svc: Agreements
+) -> Response:
+    row = await svc.sitting(dispute_id, session_id, principal)
+    return _json(session_out(row, masks(principal)), row.version)
+
+
 @router.post(
     "/disputes/{dispute_id}/sessions",
     status_code=201,

@@ -149,6 +149,16 @@ class AgreementService:
         )
         return list(rows.all())
 
+    async def sitting(
+        self, dispute_id: uuid.UUID, session_id: uuid.UUID, principal: Principal
+    ) -> MediationSession:
+        """One of the case's sittings, read with the case's own rights."""
+        await self._case(dispute_id, principal, write=False)
+        row = await self.session.get(MediationSession, session_id)
+        if row is None or row.dispute_id != dispute_id:
+            raise NotFound(Text("本案没有这次调解", "No such session in this case"))
+        return row
+
     async def _refuse_before_mediation(self, dispute: Dispute, field: str, at: datetime) -> None:
         """A sitting is the proof of mediation the court reads in the dossier (民诉法解释 Art. 354):
         none falls before mediation at the body holding the case began, counted in the center's
