@@ -1,4 +1,5 @@
-"""An API key knows the chain of rotations it belongs to, so a retry across a rotation replays
+"""An API key knows the chain of rotations it belongs to, so a retry across a rotation replays its
+first answer.
 
 A rotation leaves the old key working beside its successor so that a client can switch over at
 any moment; a request sent with the old key and retried with the new one is still one request.
