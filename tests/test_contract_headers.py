@@ -1,7 +1,7 @@
 """The response headers the committed contract declares are the ones the service sends: a header
 the contract requires on an answer is there, and the headers a client branches on (ETag,
-Location, Idempotent-Replayed, Retry-After, WWW-Authenticate) are never sent where the contract
-does not declare them. The contract fuzz (tests/test_contract_fuzz.py) checks both on every
+Location, Idempotent-Replayed, Retry-After, WWW-Authenticate, Link) are never sent where the
+contract does not declare them. The contract fuzz (tests/test_contract_fuzz.py) checks both on every
 answer it gets; these are the answers it seldom or never reaches, taken one by one."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CONTRACT = json.loads(
 )
 # What a client acts on: a header the service sends where the contract is silent is one a
 # generated client never reads.
-WATCHED = ("etag", "location", "idempotent-replayed", "retry-after", "www-authenticate")
+WATCHED = ("etag", "location", "idempotent-replayed", "retry-after", "www-authenticate", "link")
 
 
 def declared(method: str, path: str, status: int) -> dict[str, bool]:
@@ -136,3 +136,17 @@ async def test_a_refusal_for_too_many_requests_says_when_to_retry_as_declared(ap
     refused = as_declared(await api.client.get("/v1/disputes"), "GET", "/v1/disputes")
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) == refused.json()["retry_after_seconds"] >= 1
+
+
+async def test_a_webhooks_deliveries_name_their_next_page_in_the_link_the_contract_declares(api: Api):
+    made = await api.client.post("/v1/webhooks", json={"url": "https://hooks.example.org/contract"})
+    assert made.status_code == 201, made.text
+    await api.intake()
+    await api.intake()
+    path = "/v1/webhooks/{subscription_id}/deliveries"
+    url = f"/v1/webhooks/{made.json()['id']}/deliveries"
+    first = as_declared(await api.client.get(url, params={"limit": 1}), "GET", path)
+    assert first.status_code == 200 and len(first.json()) == 1
+    assert first.links["next"]["url"].startswith(url + "?")
+    whole = as_declared(await api.client.get(url), "GET", path)
+    assert "link" not in whole.headers

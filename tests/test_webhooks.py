@@ -18,11 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from mediation.app import create_app
+from mediation.core.http import encode_cursor
 from mediation.events import webhooks
 from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscribersVersion
 from mediation.events.relay import Outcome, Relay
@@ -775,6 +776,83 @@ async def test_only_the_bodys_administrator_manages_its_webhooks(api):
         f"/v1/webhooks/{sub['id']}/rotate-secret", json={"overlap_hours": 0}, headers=sub["_headers"]
     )
     assert rotated.status_code == 200 and rotated.json()["secret"] != sub["secret"]
+
+
+# ---- paging the deliveries -----------------------------------------------------------------------
+
+
+async def walk_deliveries(api: Any, sub: dict[str, Any], **params: Any) -> list[list[dict[str, Any]]]:
+    """Every page of the subscription's deliveries, following `Link: rel="next"` to the end."""
+    pages = []
+    url: str | None = f"/v1/webhooks/{sub['id']}/deliveries"
+    query: dict[str, Any] | None = params
+    while url is not None:
+        response = await api.client.get(url, params=query, headers=sub["_headers"])
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        link = response.links.get("next")
+        url, query = (link["url"], None) if link else (None, None)
+        assert len(pages) < 50, "the pages do not end"
+    return pages
+
+
+async def test_an_outage_of_dead_letters_is_walked_page_by_page(api, app):
+    """More dead letters than one page: the list answers a JSON array as before, and the `Link`
+    header's next page walks them all, newest first, none twice and none left out, even where
+    several were made at the same instant (ties go by id), and with the status filter kept."""
+    sub = await subscribe(api, "https://hooks.example.org/outage")
+    for _ in range(4):
+        await api.intake()
+    made = await deliveries_of(api, sub)
+    assert len(made) >= 4
+    ids = [uuid.UUID(d["id"]) for d in made]
+    # All but one dead, most of them at one instant: a cursor by time alone would skip or repeat.
+    same = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    async with app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id.in_(ids[1:])).values(status="dead")
+        )
+        await session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id.in_(ids[2:])).values(created_at=same)
+        )
+    dead = set(ids[1:])
+
+    pages = await walk_deliveries(api, sub, status="dead", limit=2)
+    assert len(pages) == -(-len(dead) // 2) and all(pages), [len(p) for p in pages]
+    walked = [uuid.UUID(d["id"]) for page in pages for d in page]
+    assert len(walked) == len(set(walked)) and set(walked) == dead
+    assert {d["status"] for page in pages for d in page} == {"dead"}
+    # One order on every page: newest first, ties by id, the same as one page holding them all.
+    keys = [(parse_time(d["created_at"]), uuid.UUID(d["id"])) for page in pages for d in page]
+    assert keys == sorted(keys, reverse=True)
+    assert walked == [uuid.UUID(d["id"]) for d in await deliveries_of(api, sub, "dead")]
+
+    # Without the filter, one a page: every delivery once; the last page names no next one.
+    every = await walk_deliveries(api, sub, limit=1)
+    assert [len(p) for p in every] == [1] * len(ids)
+    assert sorted(uuid.UUID(p[0]["id"]) for p in every) == sorted(ids)
+    last = await api.client.get(f"/v1/webhooks/{sub['id']}/deliveries", headers=sub["_headers"])
+    assert "link" not in last.headers
+
+
+async def test_a_deliveries_cursor_not_handed_out_is_refused(api):
+    sub = await subscribe(api, "https://hooks.example.org/cursor")
+    await api.intake()
+    path = f"/v1/webhooks/{sub['id']}/deliveries"
+    for cursor in (
+        "!",
+        "bm90IGpzb24",  # base64, not JSON
+        encode_cursor({"p": 7}),  # the event feed's
+        encode_cursor({"k": "yesterday", "id": str(uuid.uuid4())}),
+        encode_cursor({"k": "0001-01-01T00:00:00+14:00", "id": str(uuid.uuid4())}),
+        encode_cursor({"k": datetime.now(UTC).isoformat(), "id": "7"}),
+    ):
+        response = await api.client.get(
+            path, params={"cursor": cursor, "status": "dead"}, headers=sub["_headers"]
+        )
+        assert response.status_code == 422, (cursor, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("cursor", "invalid_cursor")]
 
 
 async def test_unknown_event_type_is_refused(api, receiver):

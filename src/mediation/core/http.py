@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -77,6 +78,12 @@ RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
         "description": 'The file\'s SHA-256 (`"<sha256>"`; `W/"<sha256>-masked"` for a generated page '
         "served masked).",
         "required": True,
+        "schema": {"type": "string"},
+    },
+    "Link": {
+        "description": 'The next page of a list answered as a bare array (RFC 8288): `<path?query>; rel="next"`, '
+        "the same request with the next page's `cursor`; absent on the last page.",
+        "required": False,
         "schema": {"type": "string"},
     },
 }
@@ -223,6 +230,14 @@ def keyset_position(cursor: str, parse: Callable[[str], K]) -> tuple[K, uuid.UUI
         raise ValidationFailed.of_field(
             "cursor", "invalid_cursor", Text("分页游标无效", "Invalid pagination cursor"), location="query"
         ) from exc
+
+
+def next_link(request: Request, cursor: str) -> str:
+    """The `Link` header value (RFC 8288) naming the next page: the same path and query with the
+    next `cursor`. A relative reference, resolved against the request's URL (§3.2), so it holds
+    behind a proxy that rewrites the host."""
+    url = request.url.include_query_params(cursor=cursor)
+    return f'<{url.path}?{url.query}>; rel="next"'
 
 
 def encode_cursor(values: dict[str, Any]) -> str:

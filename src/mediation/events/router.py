@@ -30,7 +30,7 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from mediation.core.http import decode_cursor, encode_cursor
+from mediation.core.http import decode_cursor, encode_cursor, next_link, sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
@@ -584,18 +584,31 @@ async def redeliver_since(
     "/webhooks/{subscription_id}/deliveries",
     response_model=list[DeliveryOut],
     summary="投递记录 Deliveries (dead letters with status=dead)",
-    responses=problem_responses(NotFound),
+    description=(
+        "Newest first (ties broken by id), `limit` a page. The answer stays a JSON array; when more "
+        'follow, it carries `Link: <...>; rel="next"` (RFC 8288), the same request with the '
+        "`cursor` of the next page, so every dead letter can be walked. A cursor not handed out "
+        "here is 422 `invalid_cursor`."
+    ),
+    responses=problem_responses(NotFound, ValidationFailed) | sends(200, "Link"),
 )
 async def list_deliveries(
     request: Request,
+    response: Response,
     subscription_id: uuid.UUID,
     principal: Reader,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|dead|cancelled)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> list[DeliveryOut]:
     svc = _service(request)
     sub = await svc.get(subscription_id, principal)
-    return [DeliveryOut.model_validate(d) for d in await svc.deliveries(sub, status, limit)]
+    rows, next_cursor = await svc.deliveries(sub, status, limit, cursor)
+    if next_cursor is not None:
+        # The list was a bare array before it paged: a body of `{items, next_cursor}` as other
+        # lists answer would break the clients that read it, so the next page goes in a header.
+        response.headers["Link"] = next_link(request, next_cursor)
+    return [DeliveryOut.model_validate(d) for d in rows]
 
 
 @router.get(

@@ -17,16 +17,18 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
-from pydantic import BaseModel
-from sqlalchemy import select, update
+from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.chain import AuditEntry, append
 from mediation.core.db import utcnow
 from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from mediation.core.http import keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher
 from mediation.core.principal import Principal
+from mediation.disputes.schemas import Instant
 from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.identity.models import ApiKey
 
@@ -34,6 +36,9 @@ SECRET_PREFIX = "whsec_"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _AAD_TABLE = "webhook_subscriptions"
 _Read = TypeVar("_Read", bound=BaseModel)
+# A page cursor's time is one the service wrote: in its years, with a zone. A crafted one near
+# year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
+_CURSOR_TIME = TypeAdapter(Instant)
 
 
 def new_secret() -> str:
@@ -399,13 +404,32 @@ class WebhookService:
         return before
 
     async def deliveries(
-        self, sub: WebhookSubscription, status: str | None, limit: int
-    ) -> list[WebhookDelivery]:
+        self, sub: WebhookSubscription, status: str | None, limit: int, cursor: str | None = None
+    ) -> tuple[list[WebhookDelivery], str | None]:
+        """A page of the subscription's deliveries, newest first (ties broken by id, so a page
+        never repeats or skips one that shares its time with the last of the page before), and the
+        cursor after it, None on the last page."""
         stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)
         if status:
             stmt = stmt.where(WebhookDelivery.status == status)
-        rows = await self.session.scalars(stmt.order_by(WebhookDelivery.created_at.desc()).limit(limit))
-        return list(rows.all())
+        if cursor is not None:
+            made, last = keyset_position(
+                cursor, lambda text: _CURSOR_TIME.validate_python(datetime.fromisoformat(text))
+            )
+            stmt = stmt.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(made, last))
+        rows = list(
+            (
+                await self.session.scalars(
+                    stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(
+                        limit + 1
+                    )
+                )
+            ).all()
+        )
+        items = rows[:limit]
+        if len(rows) > limit:
+            return items, keyset_cursor(items[-1].created_at, items[-1].id)
+        return items, None
 
     async def delivery(self, delivery_id: uuid.UUID, principal: Principal) -> WebhookDelivery:
         delivery = await self.session.get(WebhookDelivery, delivery_id)
