@@ -896,3 +896,26 @@ async def test_a_court_delegated_case_names_the_delegating_court(api):
     assert await _row_counts(api) == before
     named = await api.intake(channel="court_delegated", inviting_court_id=str(api.bodies["court"]))
     assert named["channel"] == "court_delegated"
+
+
+@pytest.mark.parametrize(
+    ("amount", "zh", "en"),
+    [
+        ("100.555", "小数不能超过 2 位", "decimal places"),
+        ("-1", "数值过小 (应不小于 0)", "greater than or equal to 0"),
+        ("NaN", "应为有限的数字 (不能是 NaN 或无穷大)", "finite number"),
+    ],
+)
+async def test_an_amount_refused_says_the_limit_in_the_readers_language(api, amount, zh, en):
+    """The clerk at the window reads why in Chinese, with the limit the check applied."""
+    for language, expected in (("zh", zh), ("en", en)):
+        refused = await api.client.post(
+            "/v1/disputes",
+            json=intake_body(amount_in_dispute=amount),
+            headers={**api.auth("clerk"), "Accept-Language": language},
+        )
+        assert refused.status_code == 422, refused.text
+        [error] = [e for e in refused.json()["errors"] if e["field"] == "amount_in_dispute"]
+        assert expected in error["message"], (language, error)
+    async with api.app.state.db.reader() as session:
+        assert await session.scalar(select(func.count()).select_from(Dispute)) == 0

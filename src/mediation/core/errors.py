@@ -691,8 +691,8 @@ def problem_responses(*problems: type[ProblemError]) -> dict[int | str, dict[str
 _PYDANTIC_ZH: dict[str, str] = {
     "missing": "必填项",
     "extra_forbidden": "不允许的字段 (客户端不能写入该字段)",
-    "string_too_short": "内容过短",
-    "string_too_long": "内容过长",
+    "string_too_short": "内容过短 (至少 {min_length} 个字符)",
+    "string_too_long": "内容过长 (最多 {max_length} 个字符)",
     "null_character": "不能含空字符 (U+0000)",
     "url_too_long": "网址过长",
     "string_pattern_mismatch": "格式不正确",
@@ -701,10 +701,16 @@ _PYDANTIC_ZH: dict[str, str] = {
     "int_type": "应为整数",
     "decimal_parsing": "应为数字",
     "decimal_type": "应为数字",
-    "greater_than": "数值过小",
-    "greater_than_equal": "数值过小",
-    "less_than": "数值过大",
-    "less_than_equal": "数值过大",
+    "greater_than": "数值过小 (应大于 {gt})",
+    "greater_than_equal": "数值过小 (应不小于 {ge})",
+    "less_than": "数值过大 (应小于 {lt})",
+    "less_than_equal": "数值过大 (应不大于 {le})",
+    "decimal_max_places": "小数不能超过 {decimal_places} 位",
+    "decimal_max_digits": "数字不能超过 {max_digits} 位",
+    "decimal_whole_digits": "整数部分不能超过 {whole_digits} 位",
+    "finite_number": "应为有限的数字 (不能是 NaN 或无穷大)",
+    "float_parsing": "应为数字",
+    "float_type": "应为数字",
     "literal_error": "取值不在允许范围内",
     "enum": "取值不在允许范围内",
     "json_invalid": "JSON 格式错误",
@@ -756,7 +762,12 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             message = raw.args[0].get(language) if raw.args and isinstance(raw.args[0], Text) else str(raw)
             code = getattr(raw, "code", "invalid_value")
         elif language == "zh" and code in _PYDANTIC_ZH:
-            message = _PYDANTIC_ZH[code]
+            # With the limit the check applied, as Pydantic's English names it.
+            template = _PYDANTIC_ZH[code]
+            try:
+                message = template.format(**ctx)
+            except (KeyError, IndexError):
+                message = template.split(" (")[0]
         out.append({"field": path, "location": location, "code": code, "message": message})
     return out
 
