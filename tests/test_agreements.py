@@ -13,6 +13,8 @@ from sqlalchemy import update
 from stdnum.cn import uscc
 
 from mediation.clocks.scheduler import tick
+from mediation.core.principal import Role
+from mediation.disputes.lifecycle import transitions_from
 from mediation.disputes.models import Dispute
 from tests.support import person
 
@@ -395,6 +397,19 @@ async def test_a_party_refusing_or_demanding_termination_ends_mediation(api, out
     # Mediation is over: no more sessions.
     refused = await _schedule(api, after)
     assert refused.status_code == 409, refused.text
+
+
+async def test_work_refused_in_the_cases_state_names_what_the_caller_could_do_instead(api):
+    """A 409 `invalid-transition` from case work says, as the lifecycle actions' does, which
+    lifecycle actions the caller's role may take from the case's state, each once."""
+    dispute = await api.drive("mediation_failed")
+    refused = await _schedule(api, dispute)
+    problem = _problem(refused, 409, "/problems/invalid-transition")
+    assert problem["status_now"] == "mediation_failed"
+    rows = transitions_from("mediation_failed")
+    offered = list(dict.fromkeys(t.action.value for t in rows if Role.body_mediator in t.roles))
+    assert offered and problem["allowed_actions"] == offered
+    assert (await api.get(dispute))["version"] == dispute["version"]
 
 
 # ---- the agreement as data (Art. 29) ------------------------------------------------------------

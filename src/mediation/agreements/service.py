@@ -45,7 +45,7 @@ from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
 from mediation.disputes.enums import AgreementForm, Consent
-from mediation.disputes.lifecycle import RECUSAL, STATUS_LABELS, Action, Status
+from mediation.disputes.lifecycle import RECUSAL, STATUS_LABELS, Action, Status, allowed_actions
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import FailPayload, Instant, RecordPerformancePayload
 from mediation.disputes.service import DisputeService
@@ -107,12 +107,13 @@ HANDED_OVER: dict[str, tuple[str, str]] = {
 _CURSOR_TIME = TypeAdapter(Instant)
 
 
-def _not_now(dispute: Dispute, what: Text) -> InvalidTransition:
+def _not_now(dispute: Dispute, principal: Principal, what: Text) -> InvalidTransition:
     return InvalidTransition(
         Text("案件处于「{s}」, 不能{w}", "The case is {se}; cannot {we} now").format(
             s=STATUS_LABELS[Status(dispute.status)].zh, se=dispute.status, w=what.zh, we=what.en
         ),
         status_now=dispute.status,
+        allowed_actions=allowed_actions(dispute.status, principal.role),
     )
 
 
@@ -191,7 +192,7 @@ class AgreementService:
         dispute = await self._case(dispute_id, principal, write=True)
         check_if_match_given(if_match, dispute.version)
         if dispute.status not in WORKING_STATES:
-            raise _not_now(dispute, Text("安排调解", "schedule a session"))
+            raise _not_now(dispute, principal, Text("安排调解", "schedule a session"))
         assert dispute.body_id is not None
         await self._refuse_before_mediation(dispute, "scheduled_at", data.scheduled_at)
         now = self.clock.now()
@@ -258,7 +259,7 @@ class AgreementService:
         dispute = await self._case(dispute_id, principal, write=True)
         row = await self._sitting(dispute, session_id, if_match)
         if dispute.status not in WORKING_STATES:
-            raise _not_now(dispute, Text("取消调解", "cancel a session"))
+            raise _not_now(dispute, principal, Text("取消调解", "cancel a session"))
         now = self.clock.now()
         row.status, row.cancelled_at, row.cancel_reason = "cancelled", now, data.reason
         row.updated_at = now
@@ -288,7 +289,7 @@ class AgreementService:
         dispute = await self._case(dispute_id, principal, write=True)
         row = await self._sitting(dispute, session_id, if_match)
         if dispute.status not in WORKING_STATES:
-            raise _not_now(dispute, Text("调解改期", "reschedule a session"))
+            raise _not_now(dispute, principal, Text("调解改期", "reschedule a session"))
         try:
             plan = data.moved(row.place, row.online)
         except ValidationError as exc:  # an in-person sitting with no place, as scheduling refuses it
@@ -353,7 +354,7 @@ class AgreementService:
         dispute = await self._case(dispute_id, principal, write=True)
         row = await self._sitting(dispute, session_id, if_match)
         if dispute.status not in WORKING_STATES:
-            raise _not_now(dispute, Text("记录调解", "record a session"))
+            raise _not_now(dispute, principal, Text("记录调解", "record a session"))
         party_ids = {p.id for p in dispute.parties}
         strangers = [a for a in data.attendees if a.party_id is not None and a.party_id not in party_ids]
         if strangers or (data.party_id is not None and data.party_id not in party_ids):
@@ -451,7 +452,7 @@ class AgreementService:
         dispute = await self._case(dispute_id, principal, write=True)
         check_if_match_given(if_match, dispute.version)
         if dispute.status not in WORKING_STATES:
-            raise _not_now(dispute, Text("起草调解协议", "draft an agreement"))
+            raise _not_now(dispute, principal, Text("起草调解协议", "draft an agreement"))
         self._check_obligations(dispute, data)
         previous = await self.session.scalar(
             select(Agreement)
@@ -554,7 +555,7 @@ class AgreementService:
                 article=rules.ART_29,
             )
         if dispute.status not in WORKING_STATES:
-            raise _not_now(dispute, Text("修改调解协议", "edit the agreement"))
+            raise _not_now(dispute, principal, Text("修改调解协议", "edit the agreement"))
         self._refuse_replacing(await self._in_force(dispute.id), data)
         self._check_obligations(dispute, data)
         before = agreement.content_hash
@@ -782,7 +783,7 @@ class AgreementService:
                 code="agreement_effective" if agreement.status == "effective" else "agreement_superseded",
             )
         if dispute.status not in WORKING_STATES:
-            raise _not_now(dispute, Text("签署调解协议", "sign the agreement"))
+            raise _not_now(dispute, principal, Text("签署调解协议", "sign the agreement"))
         if agreement.mediator_id != dispute.mediator_id:
             # Art. 29: the case's mediator signs. This version names the one the case has since
             # replaced (a withdrawal, 特邀调解规定 Art. 16, or the body's choice): it cannot take
@@ -983,7 +984,9 @@ class AgreementService:
         if obligation is None or obligation.dispute_id != dispute.id:
             raise NotFound(Text("本案没有这项义务", "No such obligation in this case"))
         if str(obligation.agreement_id) != current or dispute.status not in PERFORMANCE_STATES:
-            raise _not_now(dispute, Text("登记这项义务的履行", "record performance of this obligation"))
+            raise _not_now(
+                dispute, principal, Text("登记这项义务的履行", "record performance of this obligation")
+            )
         if obligation.status == "performed":
             raise Conflict(
                 Text("这项义务已登记履行", "This obligation is already recorded as performed"),

@@ -416,6 +416,7 @@ class AlertService:
                 ).format(s=lifecycle.STATUS_LABELS[status].zh, se=status.value),
                 code="case_closed",
                 status_now=status.value,
+                allowed_actions=lifecycle.allowed_actions(status, principal.role),
             )
         if data.reported_at is not None and data.reported_at > self.clock.now() + REPORT_CLOCK_MARGIN:
             raise ValidationFailed.of_field(

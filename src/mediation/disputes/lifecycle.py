@@ -1974,6 +1974,13 @@ def transitions_from(status: str) -> list[Transition]:
     return [t for t in TRANSITIONS if status in t.sources]
 
 
+def allowed_actions(status: str, role: Role) -> list[str]:
+    """The lifecycle actions `role` could take from `status`: its role's rows, each action once (an
+    action another role takes is no answer for it; `GET .../actions` says which of these pass their
+    conditions now). What a 409 `invalid-transition` offers the caller instead."""
+    return list(dict.fromkeys(t.action.value for t in transitions_from(status) if role in t.roles))
+
+
 def find_transition(status: str, action: Action, payload: Any = None) -> Transition | None:
     """The transition the action takes from this state: the one for the answer posted (`payload`)
     if a row takes it, else the action's usual row."""
@@ -2058,7 +2065,11 @@ def fire(dispute: Dispute, transition: Transition, ctx: GuardContext) -> None:
     try:
         moved = _MACHINE.events[transition.trigger].trigger(subject, ctx=ctx)
     except MachineError as exc:
-        raise InvalidTransition(str(exc)) from exc
+        raise InvalidTransition(
+            str(exc),
+            status_now=dispute.status,
+            allowed_actions=allowed_actions(dispute.status, ctx.principal.role),
+        ) from exc
     if not moved:
         raise GuardFailed(summary(subject.refusals), reasons=[r.as_dict() for r in subject.refusals])
 

@@ -795,16 +795,6 @@ class DisputeService:
         check_if_match(if_match, dispute.version)
         transition = lifecycle.find_transition(dispute.status, action, payload)
         if transition is None:
-            # What this caller could do instead: its role's rows from this state, each action once
-            # (an action another role takes is no answer for it; `GET .../actions` says which of
-            # these pass their conditions now).
-            allowed = list(
-                dict.fromkeys(
-                    t.action.value
-                    for t in lifecycle.transitions_from(dispute.status)
-                    if principal.role in t.roles
-                )
-            )
             raise InvalidTransition(
                 Text("案件处于「{s}」, 不能「{n}」({a})", "The case is {se}; cannot {a}").format(
                     s=lifecycle.STATUS_LABELS[Status(dispute.status)].zh,
@@ -813,7 +803,7 @@ class DisputeService:
                     a=action.value,
                 ),
                 status_now=dispute.status,
-                allowed_actions=allowed,
+                allowed_actions=lifecycle.allowed_actions(dispute.status, principal.role),
             )
         if principal.role not in transition.roles:
             raise Forbidden(
@@ -1396,6 +1386,7 @@ class DisputeService:
             raise InvalidTransition(
                 Text("调解已结束, 不能再记录意愿", "Mediation is over; consent can no longer be recorded"),
                 status_now=dispute.status,
+                allowed_actions=lifecycle.allowed_actions(dispute.status, principal.role),
             )
         party = next((p for p in dispute.parties if p.id == party_id), None)
         if party is None:
@@ -1449,6 +1440,7 @@ class DisputeService:
                     "案件处于「{s}」, 不能指定调解员", "The case is {se}; no mediator can be named now"
                 ).format(s=lifecycle.STATUS_LABELS[Status(dispute.status)].zh, se=dispute.status),
                 status_now=dispute.status,
+                allowed_actions=lifecycle.allowed_actions(dispute.status, principal.role),
             )
         ctx = self._context(dispute, principal, data, None)
         ctx.mediator, ctx.conflicts = await self._mediator(dispute, data.mediator_id)
@@ -1703,6 +1695,7 @@ class DisputeService:
                 ).format(s=lifecycle.STATUS_LABELS[status].zh, se=status.value),
                 code="case_closed",
                 status_now=status.value,
+                allowed_actions=lifecycle.allowed_actions(status, principal.role),
             )
         if status in CORRECTION_HANDED_OFF:
             raise InvalidTransition(
@@ -1712,6 +1705,7 @@ class DisputeService:
                 ).format(s=lifecycle.STATUS_LABELS[status].zh, se=status.value),
                 code="case_handed_off",
                 status_now=status.value,
+                allowed_actions=lifecycle.allowed_actions(status, principal.role),
             )
         # The same principals who act on the case at its stage: the center while it is at the
         # center, the body that holds it while it is with a body, a supervisor throughout.
