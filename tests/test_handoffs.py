@@ -571,6 +571,19 @@ async def test_confirmation_goes_to_a_competent_court(api: Api) -> None:
     assert await _listed(api, "other_court") == []
 
 
+async def test_a_court_not_competent_is_explained_in_english(api: Api) -> None:
+    """With no court known for the basis chosen, the English refusal says "none", not the Chinese."""
+    dispute = await api.drive("agreement_signed")
+    payload = api.payload("request_confirmation", dispute)
+    assert payload is not None
+    payload.update(court_id=str(api.bodies["other_court"]), basis="party_domicile")
+    response = await api.act(dispute, "request_confirmation", payload, headers={"Accept-Language": "en"})
+    refused = _reasons(response)["court_not_competent"]
+    assert refused["message"].endswith("competent on that basis: none"), refused["message"]
+    assert "无" not in refused["message"] and "、" not in refused["message"]
+    assert (await api.get(dispute))["status"] == "agreement_signed"
+
+
 async def test_mediation_a_court_delegated_is_confirmed_by_that_court_alone(api: Api) -> None:
     # 民事诉讼法 Art. 205 item 1: the court that invited the mediation, on no other basis, even when
     # another court covers where the body is.

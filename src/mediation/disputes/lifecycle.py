@@ -1133,8 +1133,11 @@ def _competent_court(ctx: GuardContext) -> list[Refusal]:
                 "court_not_competent",
                 Text(
                     "法院委派调解的案件, 须向委派调解的人民法院申请司法确认: {c}",
-                    "Mediation a court delegated is confirmed by that court: {c}",
-                ).format(c="、".join(c.name for c in inviting) or "无"),
+                    "Mediation a court delegated is confirmed by that court: {c_en}",
+                ).format(
+                    c="、".join(c.name for c in inviting) or "无",
+                    c_en=", ".join(c.name for c in inviting) or "none",
+                ),
                 "民事诉讼法 第二百零五条",
             )
         ]
@@ -1143,12 +1146,13 @@ def _competent_court(ctx: GuardContext) -> list[Refusal]:
             "court_not_competent",
             Text(
                 "「{n}」不是{b}, 依所选依据无权确认; 可选: {c}",
-                "{n} is not {b_en}; competent on that basis: {c}",
+                "{n} is not {b_en}; competent on that basis: {c_en}",
             ).format(
                 n=target.name,
                 b=COURT_BASIS_NAMES.get(str(basis), Text(str(basis), str(basis))).zh,
                 b_en=COURT_BASIS_NAMES.get(str(basis), Text(str(basis), str(basis))).en,
                 c="、".join(c.name for c in courts) or "无",
+                c_en=", ".join(c.name for c in courts) or "none",
             ),
             "民事诉讼法 第二百零五条",
         )
