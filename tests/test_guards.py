@@ -256,6 +256,11 @@ async def test_court_delegated_mediation_needs_consent_of_both_sides(api):
         "assigned", channel="court_delegated", inviting_court_id=str(api.bodies["court"])
     )
     assert "consent_missing" in _reasons(await api.act(dispute, "sign_for"))
+    # The parties still to consent are listed as each language lists names.
+    names = [p["name"] for p in dispute["parties"]]
+    for language, listed in (("zh", "、".join(names)), ("en", ", ".join(names))):
+        refused = await api.act(dispute, "sign_for", headers={"Accept-Language": language})
+        assert _reasons(refused)["consent_missing"]["message"].endswith(": " + listed), refused.text
     for party in dispute["parties"]:
         dispute = await _record_consent(api, dispute, party, "given")
     assert (await api.step(dispute, "sign_for"))["status"] == "mediating"

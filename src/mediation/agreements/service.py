@@ -41,7 +41,7 @@ from mediation.core.errors import (
     field_errors,
 )
 from mediation.core.http import check_if_match, check_if_match_given, etag_for, keyset_cursor, keyset_position
-from mediation.core.i18n import Text
+from mediation.core.i18n import Listing, Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
 from mediation.disputes.enums import AgreementForm, Consent
@@ -807,7 +807,7 @@ class AgreementService:
                         "调解员「{n}」已申报与本案当事人存在利害关系 ({r}), 应当回避, 不能签署协议",
                         "Mediator {n} declared a conflict with a party of this case ({r}), must step "
                         "aside and cannot sign the agreement",
-                    ).format(n=dispute.mediator_name or "-", r="、".join(conflicts)),
+                    ).format(n=dispute.mediator_name or "-", r=Listing(conflicts)),
                     code="mediator_conflict",
                     article=RECUSAL,
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -21,7 +22,29 @@ class Text:
         return self.get()
 
     def format(self, **values: object) -> Text:
-        return Text(self.zh.format(**values), self.en.format(**values))
+        """Each language filled in with the values as that language says them: a Text or a
+        Listing among the values is put in the message's own language."""
+        return Text(self.zh.format(**_said_in("zh", values)), self.en.format(**_said_in("en", values)))
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Names listed in a message, as each language lists them: 甲、乙 in Chinese, "A, B" in
+    English; with none, 无 or "none"."""
+
+    items: tuple[str, ...]
+
+    def __init__(self, items: Iterable[str]) -> None:
+        object.__setattr__(self, "items", tuple(items))
+
+    def get(self, language: str | None = None) -> str:
+        if (language or _language.get()) == "en":
+            return ", ".join(self.items) or "none"
+        return "、".join(self.items) or "无"
+
+
+def _said_in(language: str, values: dict[str, object]) -> dict[str, object]:
+    return {k: v.get(language) if isinstance(v, Text | Listing) else v for k, v in values.items()}
 
 
 def negotiate(accept_language: str | None, default: str = "zh") -> str:

@@ -19,7 +19,7 @@ from mediation.agreements import rules as agreement_rules
 from mediation.agreements.models import Agreement
 from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind, Mediator
 from mediation.core.errors import GuardFailed, InvalidTransition
-from mediation.core.i18n import Text
+from mediation.core.i18n import Listing, Text
 from mediation.core.legal_time import LONGEST_HOLIDAY_RUN, PeriodEnd, period_end
 from mediation.core.principal import Principal, Role
 from mediation.core.refusal import Refusal, summary
@@ -174,7 +174,7 @@ def _parties_refusing(ctx: GuardContext) -> list[Refusal]:
         Refusal(
             "party_refused_mediation",
             Text("当事人明确拒绝调解, 不得继续调解: {n}", "A party clearly refuses mediation: {n}").format(
-                n="、".join(refusing)
+                n=Listing(refusing)
             ),
             "人民调解法 第十七条",
         )
@@ -198,7 +198,7 @@ def _court_delegated_consent(ctx: GuardContext) -> list[Refusal]:
             Text(
                 "法院委派或委托的调解须经当事人同意, 尚未同意: {n}",
                 "Court-delegated mediation needs consent from: {n}",
-            ).format(n="、".join(missing)),
+            ).format(n=Listing(missing)),
             "特邀调解规定 第十一条",
         )
     ]
@@ -255,7 +255,7 @@ def _agreement_signed_by_all(ctx: GuardContext) -> list[Refusal]:
                 else Text(
                     "协议尚未经全部当事人签名、盖章或按指印, 调解员签名并加盖调解组织印章: {n}",
                     "Not yet signed by every party and the mediator, and sealed: {n}",
-                ).format(n="、".join(s.name for s in waiting)),
+                ).format(n=Listing(s.name for s in waiting)),
                 agreement_rules.ART_28 if oral else agreement_rules.ART_29,
             )
         )
@@ -288,7 +288,7 @@ def _joint_application(ctx: GuardContext) -> list[Refusal]:
             "not_joint_application",
             Text(
                 "司法确认须由双方当事人共同申请, 未申请: {n}", "Both sides must apply jointly; missing: {n}"
-            ).format(n="、".join(missing)),
+            ).format(n=Listing(missing)),
             "民事诉讼法 第二百零五条",
         )
     ]
@@ -621,7 +621,7 @@ def _declared_conflict(ctx: GuardContext) -> list[Refusal]:
             Text(
                 "调解员「{n}」已申报与本案当事人存在利害关系 ({r}), 应当回避",
                 "Mediator {n} declared a conflict with a party of this case ({r}) and must step aside",
-            ).format(n=mediator.name, r="、".join(ctx.conflicts)),
+            ).format(n=mediator.name, r=Listing(ctx.conflicts)),
             RECUSAL,
         )
     ]
@@ -1133,11 +1133,8 @@ def _competent_court(ctx: GuardContext) -> list[Refusal]:
                 "court_not_competent",
                 Text(
                     "法院委派调解的案件, 须向委派调解的人民法院申请司法确认: {c}",
-                    "Mediation a court delegated is confirmed by that court: {c_en}",
-                ).format(
-                    c="、".join(c.name for c in inviting) or "无",
-                    c_en=", ".join(c.name for c in inviting) or "none",
-                ),
+                    "Mediation a court delegated is confirmed by that court: {c}",
+                ).format(c=Listing(c.name for c in inviting)),
                 "民事诉讼法 第二百零五条",
             )
         ]
@@ -1146,13 +1143,11 @@ def _competent_court(ctx: GuardContext) -> list[Refusal]:
             "court_not_competent",
             Text(
                 "「{n}」不是{b}, 依所选依据无权确认; 可选: {c}",
-                "{n} is not {b_en}; competent on that basis: {c_en}",
+                "{n} is not {b}; competent on that basis: {c}",
             ).format(
                 n=target.name,
-                b=COURT_BASIS_NAMES.get(str(basis), Text(str(basis), str(basis))).zh,
-                b_en=COURT_BASIS_NAMES.get(str(basis), Text(str(basis), str(basis))).en,
-                c="、".join(c.name for c in courts) or "无",
-                c_en=", ".join(c.name for c in courts) or "none",
+                b=COURT_BASIS_NAMES.get(str(basis), Text(str(basis), str(basis))),
+                c=Listing(c.name for c in courts),
             ),
             "民事诉讼法 第二百零五条",
         )
