@@ -1,7 +1,8 @@
 """A new version of the agreement starts from the newest one on the case page: the facts, matters,
 responsibility, terms and every obligation are there to correct, not to type again; saved, the new
-version holds them. (A reader who sees numbers masked would get a blank form, masked text never
-becoming an agreement's content; no role that drafts reads them masked.)"""
+version holds them. Masked text never becomes an agreement's content: on the case page as it
+opens, the numbers masked, the form starts from the newest version only when masking hid nothing in
+it; otherwise the mediator is told to show the numbers first."""
 
 from __future__ import annotations
 
@@ -77,3 +78,20 @@ async def test_an_oral_agreement_in_effect_is_put_in_writing(api: Api, web: http
     form = _form(page)
     assert 'id="oral-agreement-in-effect"' in page.text and "双方因院墙滴水发生争执。" in form
     assert '<option value="written" selected' in form or '<option value="written"  selected' in form
+
+
+async def test_a_newest_version_holding_a_number_is_filled_in_only_once_the_numbers_are_shown(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    dispute = await api.drive("mediating")
+    term = "被申请人联系电话 13900001234, 付款后通知申请人。"
+    await api.draft_agreement(dispute, terms=[term])
+    mediator = await _as_body(api, web, dispute, "body_mediator")
+
+    opened = await mediator.get(f"/cases/{dispute['id']}")
+    assert 'id="draft-from-newest"' not in opened.text and 'id="draft-needs-numbers"' in opened.text
+    assert "13900001234" not in opened.text and "双方因院墙滴水发生争执。" not in _form(opened)
+
+    shown = await mediator.get(f"/cases/{dispute['id']}?show=numbers")
+    assert 'id="draft-from-newest"' in shown.text and 'id="draft-needs-numbers"' not in shown.text
+    assert term in _form(shown)

@@ -16,6 +16,7 @@ import pytest
 from tests.support import CSRF, Api, person, staff_user
 from tests.test_corrections import party
 from tests.test_web import Page, signed_in
+from tests.test_web_show_numbers import disclosures
 from tests.test_web_sittings import form_on, text_of
 
 OLD_PHONE = "13600000001"
@@ -53,7 +54,9 @@ async def a_case(api: Api) -> dict[str, Any]:
 
 
 async def correction_form_of(page: Page, dispute: dict[str, Any]) -> dict[str, str]:
-    shown = await page.get(f"/cases/{dispute['id']}")
+    """The correction form on the case page showing the full numbers (a reader without `pii:read`
+    still reads them masked); a refusal of it comes back showing them."""
+    shown = await page.get(f"/cases/{dispute['id']}?show=numbers")
     assert shown.status_code == 200, shown.text[:2000]
     return form_on(shown.text, corrections_url(dispute))
 
@@ -94,7 +97,7 @@ async def test_an_out_of_date_correction_sent_again_keeps_the_other_clerks_phone
     # The form shown again holds the case as it stands, the clerk's own edit on it, and says
     # which detail someone else corrected meanwhile.
     again = form_on(refused.text, corrections_url(dispute))
-    assert again["parties[0].phone"] == B_PHONE
+    assert again["parties[0].phone"] == B_PHONE and again["show"] == "numbers"
     assert again["description"] == facts and again["reason"] == "纠纷简要情况记录不全"
     assert again["version"] != opened["version"]
     assert "已被他人更正" in field_note(refused.text, "parties[0].phone")
@@ -194,6 +197,61 @@ async def test_a_supervisor_reading_numbers_masked_keeps_the_other_clerks_phone_
     assert "号码已隐藏" in field_note(refused.text, "parties[0].phone")
 
     done = await supervisor.post(corrections_url(dispute), again)
+    assert done.status_code == 303, done.text[:2000]
+    applicant = party(await api.get(dispute), "applicant")
+    assert (applicant["phone"], applicant["address"]) == (B_PHONE, "浙江省诸暨市枫桥镇新街1号")
+
+
+async def test_a_clerk_on_the_page_as_opened_corrects_the_phone_without_it_being_disclosed(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    """The page opens with the numbers masked (个人信息保护法 Art. 6): the form holds them empty,
+    the ID number to be corrected once shown, and a phone typed in still corrects the phone; no
+    disclosure is recorded, by the page or by the correction."""
+    dispute = await a_case(api)
+    disclosed = len(await disclosures(app, dispute["id"]))  # the intake's answer to its clerk
+    a = signed_in(web, api)
+    shown = await a.get(f"/cases/{dispute['id']}")
+    opened = form_on(shown.text, corrections_url(dispute))
+    assert opened["parties[0].phone"] == "" and OLD_PHONE not in shown.text
+    assert "parties[0].id_number" not in opened and "show" not in opened
+    assert "更正证件号码请先点击上方「显示完整号码」" in text_of(shown.text)
+
+    done = await a.post(
+        corrections_url(dispute), opened | {"parties[0].phone": A_PHONE, "reason": "号码有误"}
+    )
+    assert done.status_code == 303, done.text[:2000]
+    assert done.headers["location"] == f"/cases/{dispute['id']}?done=corrected#parties"
+    assert len(await disclosures(app, dispute["id"])) == disclosed
+    applicant = party(await api.get(dispute), "applicant")
+    assert (applicant["phone"], applicant["id_number"]) == (
+        A_PHONE,
+        person("applicant", "张三", 1)["id_number"],
+    )
+
+
+async def test_an_out_of_date_correction_from_the_page_as_opened_comes_back_masked(
+    api: Api, web: httpx.AsyncClient, other_browser: httpx.AsyncClient, app: Any
+) -> None:
+    """As for a reader without pii:read: told that the phone was corrected, never shown it, and
+    sending the form again leaves it as the other clerk corrected it."""
+    dispute = await a_case(api)
+    a = signed_in(web, api)
+    opened = form_on((await a.get(f"/cases/{dispute['id']}")).text, corrections_url(dispute))
+    await b_corrects_the_phone(other_browser, api, dispute)
+    # The other clerk's page asked for the numbers: those are the disclosures so far.
+    disclosed = len(await disclosures(app, dispute["id"]))
+
+    mine = opened | {"parties[0].address": "浙江省诸暨市枫桥镇新街1号", "reason": "地址有误"}
+    refused = await a.post(corrections_url(dispute), mine)
+    assert refused.status_code == 412, refused.text[:2000]
+    assert B_PHONE not in refused.text and OLD_PHONE not in refused.text
+    again = form_on(refused.text, corrections_url(dispute))
+    assert again["parties[0].phone"] == "" and "show" not in again
+    assert "号码已隐藏" in field_note(refused.text, "parties[0].phone")
+    assert len(await disclosures(app, dispute["id"])) == disclosed
+
+    done = await a.post(corrections_url(dispute), again)
     assert done.status_code == 303, done.text[:2000]
     applicant = party(await api.get(dispute), "applicant")
     assert (applicant["phone"], applicant["address"]) == (B_PHONE, "浙江省诸暨市枫桥镇新街1号")

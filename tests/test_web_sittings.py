@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mediation.core.pii import redact_text
 from tests.support import Api
 from tests.test_web import Page, signed_in
 from tests.test_web_forms import at_the_body
@@ -283,7 +284,9 @@ async def test_the_mediator_records_who_came_the_minutes_and_the_outcome(
     after = await page.get(done.headers["location"])
     shown_now = text_of(section(after.text))
     assert "已记录调解情况" in after.text
-    assert "2026-06-01 09:00 · 已召开" in shown_now and "继续调解" in shown_now and MINUTES in shown_now
+    # The page opens with the numbers masked, in the minutes too, until they are asked for.
+    assert "2026-06-01 09:00 · 已召开" in shown_now and "继续调解" in shown_now
+    assert redact_text(MINUTES) in shown_now and MINUTES not in shown_now
     assert "张三 (申请人)、李四 (被申请人)" in shown_now
     # Recorded once: no form to record it again; another sitting may still be scheduled.
     assert record_path(case, sitting) not in actions_of(after.text)
@@ -460,7 +463,8 @@ async def test_each_role_sees_the_sittings_as_the_api_shows_them_and_the_forms_i
 ) -> None:
     case, held, coming = await _held_and_coming(api)
     page = await _page_as(web, api, case, who)
-    shown = await page.get(f"/cases/{case['id']}")
+    # The numbers asked for: the page shows them as the API does to each role.
+    shown = await page.get(f"/cases/{case['id']}?show=numbers")
     assert shown.status_code == 200
     sittings = text_of(section(shown.text))
     if who in ("clerk", "supervisor"):

@@ -52,16 +52,18 @@ async def alerts(svc: Annotated[DisputeService, Depends(service)]) -> AlertServi
 Alerts = Annotated[AlertService, Depends(alerts)]
 
 
-def alert_out(alert: Alert, principal: Principal, cases: list[AlertCaseOut] | None = None) -> AlertOut:
+def alert_out(
+    alert: Alert, principal: Principal, cases: list[AlertCaseOut] | None = None, *, masked: bool = False
+) -> AlertOut:
     """The alert as `principal` may read it, its title in the request's language (the pages set
     Chinese): its title, what matched and the resolution are free text taken from cases (an address
     with a phone number, a respondent's name with an ID number), masked as the cases are for a
-    reader without pii:read."""
+    reader without pii:read, or (`masked`) for a page that shows them masked."""
     fields = AlertOut.model_fields.keys() - {"cases", "title", "details"}
     out = {f: getattr(alert, f) for f in fields}
     out["title"] = titles.of(alert, current_language(), detect.load())
     out["details"] = {k: v for k, v in alert.details.items() if k != titles.TITLE_VALUES}
-    if not principal.can(Permission.pii_read):
+    if masked or not principal.can(Permission.pii_read):
         out["title"] = redact_text(out["title"])
         out["details"] = redact_value(out["details"])
         out["resolution"] = redact_text(alert.resolution) if alert.resolution is not None else None

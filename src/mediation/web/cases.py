@@ -124,10 +124,24 @@ E = TypeVar("E", bound=StrEnum)
 QUEUE_BADGE_CAP = 99
 
 
-def viewer_for(request: Request, principal: Principal) -> Viewer:
-    view = Viewer(principal, identity_of(request).cipher, request.app.state.clock.now())
+def viewer_for(request: Request, principal: Principal, *, reveal: bool = True) -> Viewer:
+    """The case as this caller reads it; `reveal` False shows it masked even to a caller holding
+    `pii:read` (the case page until asked for the numbers), and then no disclosure is recorded."""
+    view = Viewer(principal, identity_of(request).cipher, request.app.state.clock.now(), reveal=reveal)
     request.state.pii_reads = view.pii_reads
     return view
+
+
+# The case page shows the parties' numbers masked until a member of staff who may read them asks
+# for them (个人信息保护法 Art. 6, minimum necessary; Art. 51): `?show=numbers`, each such view
+# audited as a disclosure. A form sent from a page showing them says so in a hidden `show`, so that a
+# refusal brings the page back as it was sent.
+SHOW_NUMBERS = "numbers"
+
+
+def shows_numbers(form: Any) -> bool:
+    """Whether a form came from a case page showing the full numbers (its hidden `show`)."""
+    return bool(form.get("show") == SHOW_NUMBERS)
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -222,7 +236,8 @@ async def queue(
         filters.text, filters.party_index = None, svc.party_index(*number)
         request.state.audit_reads = [("search_by_party", None, None)]
         request.state.audit_details = {"via": "queue", "fields": [number[0]]}
-    view = viewer_for(request, principal)
+    # The queue lists names, never a number: read masked, it discloses nothing and records nothing.
+    view = viewer_for(request, principal, reveal=False)
     if tab == "attention":
         rows, next_cursor = await _attention(svc, principal, filters, cursor)
     else:
@@ -312,11 +327,15 @@ async def _attention(
 class CasePage:
     """Everything the case page shows, gathered from the services."""
 
-    def __init__(self, request: Request, svc: DisputeService, principal: Principal) -> None:
+    def __init__(
+        self, request: Request, svc: DisputeService, principal: Principal, *, reveal: bool = False
+    ) -> None:
         self.request = request
         self.svc = svc
         self.principal = principal
         self.session = svc.session
+        # Masked unless the reader asked for the numbers (`SHOW_NUMBERS`).
+        self.reveal = reveal
 
     async def context(
         self,
@@ -329,7 +348,9 @@ class CasePage:
     ) -> dict[str, Any]:
         svc, principal = self.svc, self.principal
         dispute = await svc.get(dispute_id, principal)
-        view = viewer_for(self.request, principal)
+        view = viewer_for(self.request, principal, reveal=self.reveal)
+        # Whether this page shows the numbers masked: everything on it follows the parties' table.
+        masked = not view.unmasked
         case = view.dispute(dispute)
         now = svc.clock.now()
         entries = await svc.timeline(dispute_id, principal)
@@ -357,10 +378,14 @@ class CasePage:
         pending = [a for a in available if principal.role.value in a["roles"] and not a["allowed_for_caller"]]
         agreements = AgreementService(svc)
         _, versions = await agreements.versions(dispute_id, principal)
-        agreement_views = [agreement_out(a, dispute, masks(principal)) for a in versions]
+        agreement_views = [agreement_out(a, dispute, masked) for a in versions]
         # A new version starts from the newest one, so the one missing item is added, not all of it
         # typed again; never from text masked for this reader, which would become the agreement.
-        draft_defaults = _draft_from(agreement_views[-1]) if agreement_views and not masks(principal) else {}
+        # Read masked, it starts from the newest only when masking hid nothing in it.
+        newest = agreement_views[-1] if agreement_views else None
+        if newest is not None and masked and newest != agreement_out(versions[-1], dispute, False):
+            newest = None
+        draft_defaults = _draft_from(newest) if newest is not None else {}
         rows = max(2, len(draft_defaults.get("obligations", [])))
         choices = await self._choices(dispute, [a["action"] for a in allowed], agreement_views)
         actions = []
@@ -379,7 +404,10 @@ class CasePage:
             rules = await svc.triage.rules()
             outcome = await svc.triage.evaluate(dispute, rules)
             triage = triage_out(dispute.id, dispute.version, outcome, rules.version, 5, current_language())
-        alerts = [alert_out(a, principal) for a in await AlertService(svc).of_case(dispute_id, principal)]
+        alerts = [
+            alert_out(a, principal, masked=masked)
+            for a in await AlertService(svc).of_case(dispute_id, principal)
+        ]
         orders, _ = await SupervisionService(svc).search(
             principal, dispute_id=dispute_id, status=None, cursor=None, limit=50
         )
@@ -401,9 +429,7 @@ class CasePage:
             draft_defaults["form"] = AgreementForm.written.value
         # 调解会: as the API lists them to this caller (free text masked without pii:read); the
         # forms that schedule and record them go to whom the service lets hold them, while it would.
-        sittings = [
-            session_out(s, masks(principal)) for s in await agreements.sessions(dispute_id, principal)
-        ]
+        sittings = [session_out(s, masked) for s in await agreements.sessions(dispute_id, principal)]
         # 指定调解员: offered to the body holding the case while it mediates, the choices those the
         # service would take (its active mediators but for any who declared a conflict with the
         # case or a party, 特邀调解规定 Art. 16), the one already named left out.
@@ -486,6 +512,8 @@ class CasePage:
             else [],
             "obligation_rows": rows,
             "draft_defaults": draft_defaults,
+            # The newest version holds a number this page shows masked: not filled in from it.
+            "draft_needs_numbers": newest is None and bool(agreement_views),
             # Each signer is offered exactly the methods the service takes from them: a party, those
             # of its kind (a unit seals, a natural person fingerprints); the mediator, those of the
             # agreement's form (a written one is signed, an oral one may be recorded).
@@ -509,6 +537,10 @@ class CasePage:
             # A party added by a caller who reads numbers masked brings no document number (the
             # service refuses it, 个人信息保护法 Art. 51): staff who read them complete it.
             "reads_masked": not principal.can(Permission.pii_read),
+            # Shown masked to staff who may read the numbers: the page offers to show them; shown,
+            # to mask them again, and every form on it says it came from a page showing them.
+            "can_show_numbers": masked and principal.can(Permission.pii_read),
+            "numbers_shown": not masked,
             "correction_fields": correction_fields(len(case.parties)),
             "correction_values": correction_prefill(case),
             "correction_shown": correction_shown(case),
@@ -624,11 +656,17 @@ async def case_page(
     principal: Staff,
     svc: Service,
     done: Annotated[str | None, Query(max_length=40)] = None,
+    show: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:
+    """The case page, the parties' numbers masked; `show=numbers`, in full to staff holding
+    `pii:read`, and audited as a disclosure (个人信息保护法 Art. 51, 55)."""
     message = None
     if done:
         message = DONE_MESSAGES.get(done, "已保存")
-    context = await CasePage(request, svc, principal).context(parse_id(dispute_id), message=message)
+    reveal = show == SHOW_NUMBERS
+    context = await CasePage(request, svc, principal, reveal=reveal).context(
+        parse_id(dispute_id), message=message
+    )
     return render(request, "case.html", context)
 
 
@@ -704,7 +742,7 @@ async def _refused(
     )
     if isinstance(exc, StaleVersion):
         errors["_form"] = f"{changed}已被他人更新, 本次提交未执行; 请核对最新情况后重新提交。"
-    context = await CasePage(request, svc, principal).context(
+    context = await CasePage(request, svc, principal, reveal=shows_numbers(await request.form())).context(
         dispute_id, failed_action=failed, errors=errors, values=values
     )
     if failed == "correct" and form is not None:
@@ -1041,7 +1079,10 @@ async def correct_case(request: Request, dispute_id: str, principal: Staff, svc:
             # What the form says it showed decides what the clerk changed. A field it does not
             # say it showed is taken as the case shows it now, read in the correction's transaction
             # (once the form's key is claimed) and held to the form's version by it.
-            case = viewer_for(request, principal).dispute(await svc.get(case_id, principal))
+            # Read as the page the form came from read it: masked, no number is disclosed.
+            case = viewer_for(request, principal, reveal=shows_numbers(form)).dispute(
+                await svc.get(case_id, principal)
+            )
             body = correction_payload(values, correction_edits(sent, correction_shown(case) | shown))
             if body.keys() <= {"reason"}:
                 # The form sent back as it was shown, however old the page: said as the service

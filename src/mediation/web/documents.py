@@ -183,9 +183,9 @@ async def _refused(
         body = exc.body()
         errors = {at: name_fields(str(body.get("detail") or body["title"]))}
     errors = with_stray_on_top(errors, {f.name for f in shown} | {"file"})
-    context = await cases.CasePage(request, svc, principal).context(
-        case_id, failed_action=failed, errors=errors, values=values
-    )
+    context = await cases.CasePage(
+        request, svc, principal, reveal=cases.shows_numbers(await request.form())
+    ).context(case_id, failed_action=failed, errors=errors, values=values)
     status = exc.http_status if isinstance(exc, ProblemError) else 422
     return render(request, "case.html", context, status)
 

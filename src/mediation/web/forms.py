@@ -26,8 +26,9 @@ from mediation.core.principal import Principal
 from mediation.web.labels import ENUM_LABELS, FIELD_LABELS
 
 LONG_TEXT = frozenset({"reason", "claims", "note", "notes", "description", "visit_impossible_reason"})
-# Form fields that never reach a payload (the online form's notice box is checked apart, by the page).
-CONTROL_FIELDS = frozenset({"csrf", "idempotency_key", "version", "pi_notice_read"})
+# Form fields that never reach a payload (the online form's notice box is checked apart, by the page;
+# `show`, whether the case page a form came from showed the full numbers, is read by the page).
+CONTROL_FIELDS = frozenset({"csrf", "idempotency_key", "version", "pi_notice_read", "show"})
 
 
 @dataclass
