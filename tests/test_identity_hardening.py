@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -436,3 +436,25 @@ async def test_an_account_cannot_have_the_system_role(
     )
     assert await identity_cli.run(settings, court) == 2
     assert "API 密钥" in capsys.readouterr().err
+
+
+async def test_an_instant_given_with_an_offset_is_answered_as_every_read_gives_it(api: Api) -> None:
+    """The answer to the write that set an instant names it in UTC, as the database gives it back
+    to every later read: a client comparing the two sees the same string (one place for every
+    table: core.db holds each instant set on a row in UTC)."""
+    local = (utcnow() + timedelta(days=30)).astimezone(timezone(timedelta(hours=8))).replace(microsecond=0)
+    created = await api.client.post(
+        "/v1/api-keys",
+        json={
+            "organisation_id": str(api.bodies["court"]),
+            "role": "court",
+            "name": "时区",
+            "expires_at": local.isoformat(),
+        },
+        headers=api.auth("admin"),
+    )
+    assert created.status_code == 201, created.text
+    assert "+08:00" in local.isoformat() and created.json()["expires_at"].endswith("Z"), created.text
+    listed = (await api.client.get("/v1/api-keys", headers=api.auth("admin"))).json()
+    [read] = [k for k in listed if k["id"] == created.json()["id"]]
+    assert read["expires_at"] == created.json()["expires_at"]

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mediation.clocks.counted import PROVISIONAL, PROVISIONAL_SQLITE, WorkingDaysDue
 from mediation.core.db import Base, JSONType, new_id
@@ -50,12 +50,6 @@ class MediationSession(Base):
     @property
     def rescheduled_count(self) -> int:
         return len(self.reschedules or [])
-
-    @validates("scheduled_at", "held_at", "cancelled_at")
-    def _in_utc(self, _key: str, value: datetime | None) -> datetime | None:
-        # The database gives these back in UTC; held as sent (+08:00), the answer to a write would
-        # name the same instant in another form than every later read of the session.
-        return value.astimezone(UTC) if value is not None else None
 
 
 class Agreement(Base):

@@ -90,6 +90,23 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
 
 
+@event.listens_for(Base, "attribute_instrument", propagate=True)
+def _instants_held_in_utc(_cls: type, _key: str, attribute: Any) -> None:
+    """Every instant a row is given is held in UTC, as the database gives it back: an answer built
+    from the row just written (a sitting scheduled for 09:00+08:00) then names the instant as every
+    later read does (01:00Z), and a client comparing the two sees no change where there is none. A
+    naive value is left for UTCDateTime to refuse."""
+    columns = getattr(getattr(attribute, "property", None), "columns", None)
+    if columns and isinstance(columns[0].type, UTCDateTime):
+        event.listen(attribute, "set", _in_utc, retval=True)
+
+
+def _in_utc(_target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value
+
+
 def insert_of(session: AsyncSession) -> Callable[[Any], PgInsert | SqliteInsert]:
     """The session's database's own INSERT, for its ON CONFLICT clause (both spell it alike)."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
