@@ -230,7 +230,8 @@ async def list_disputes(
         Query(
             min_length=1,
             max_length=100,
-            description="Text in description, case number or party names. A caller without pii:read "
+            description="Text in description, case number or party names, or a case's whole "
+            "`external_reference` (as written at intake). A caller without pii:read "
             "(who sees ID and phone numbers masked) searches the description only with text holding no digit.",
         ),
     ] = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -101,7 +102,7 @@ from mediation.disputes.paperwork import (
     handoff_lines,
     receipt_lines,
 )
-from mediation.disputes.references import reference_scope
+from mediation.disputes.references import canonical_reference, reference_scope
 from mediation.disputes.schemas import (
     CaseLinkIn,
     ConsentIn,
@@ -665,6 +666,10 @@ class DisputeService:
             # masked; searching it for digits would tell them the masked ones a digit at a time.
             if principal.can(Permission.pii_read) or not any(c.isdigit() for c in filters.text):
                 matches.append(Dispute.description.contains(filters.text, autoescape=True))
+            # A caller quoting the number a referring system gave the case (a 12345 work order)
+            # finds it by that number, written as it is stored; a part of one finds nothing.
+            with contextlib.suppress(ValueError):
+                matches.append(Dispute.external_reference == canonical_reference(filters.text))
             stmt = stmt.where(or_(*matches))
         return stmt
 

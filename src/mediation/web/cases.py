@@ -205,12 +205,19 @@ async def queue(
     channel: str | None = None,
     q: str | None = None,
     cursor: str | None = None,
+    scope: str | None = None,
 ) -> HTMLResponse:
     """The filter form sends its "全部" choices as empty values, and the pager carries them on: an
-    empty or unknown choice is no filter. The search text is cut to what a search may hold."""
+    empty or unknown choice is no filter. The search text is cut to what a search may hold.
+
+    Text typed in the search box is looked for among all the caller's cases (the form sends
+    `scope=all`): a resident back at the window registered on another day, and the landing tab is
+    today's. A tab picked after the search (its link carries the text, not the scope) narrows it."""
     tabs = tabs_for(principal)
     known = {key for key, _ in tabs}
     tab = tab if tab in known else tabs[0][0]
+    if scope == "all" and q and q.strip():
+        tab = "all"
     status, category, channel = (
         _choice(Status, status),
         _choice(Category, category),
@@ -242,6 +249,14 @@ async def queue(
         rows, next_cursor = await _attention(svc, principal, filters, cursor)
     else:
         rows, next_cursor = await svc.search(filters, principal, PAGE_SIZE, cursor or None)
+    # The tabs' badges count each tab's cases, whatever is searched; a search says how many it found.
+    matches = None
+    if filters.text or filters.party_index:
+        if tab == "attention":
+            matches = str(len(rows))
+        else:
+            found = await svc.count(filters, principal, QUEUE_BADGE_CAP + 1)
+            matches = f"{QUEUE_BADGE_CAP}+" if found > QUEUE_BADGE_CAP else str(found)
     counts = {}
     for key, _ in tabs:
         if key in ("all", "attention"):
@@ -262,7 +277,12 @@ async def queue(
             "tabs": tabs,
             "links": links,
             "tab": tab,
+            "tab_name": dict(tabs)[tab],
             "counts": counts,
+            "matches": matches,
+            # The same search among all the caller's cases, offered when a tab narrowed it.
+            "search_all": "/queue?"
+            + urlencode({"tab": "all", **kept, "status": status.value if status else ""}),
             "cases": [view.dispute(d) for d in rows],
             "next_cursor": next_cursor,
             "first_page": cursor is not None,
