@@ -188,6 +188,29 @@ async def test_a_retry_with_the_rotated_key_replays_the_old_keys_answer(api):
     assert len(await _sittings(api, dispute)) == 1
 
 
+async def test_a_revoked_keys_answers_are_not_replayed_to_its_successor(api):
+    """A key revoked (it may be in other hands) leaves its successor nothing it sent: the same
+    Idempotency-Key runs anew, with another body too, instead of replaying or refusing."""
+    dispute = await api.drive("mediating")
+    body = next(name for name, id_ in api.bodies.items() if str(id_) == dispute["body_id"])
+    owner = await api.signed_in("body_admin", body)
+    old = await _key_of_the_cases_body(api, dispute, owner)
+    first = await _sitting_request(api, dispute, old["secret"], "k1")
+    assert first.status_code == 201, first.text
+    rotated = await api.client.post(f"/v1/api-keys/{old['id']}/rotate", headers=owner)
+    assert rotated.status_code == 201, rotated.text
+    new = rotated.json()
+    revoked = await api.client.post(f"/v1/api-keys/{old['id']}/revoke", headers=owner)
+    assert revoked.status_code in (200, 204), revoked.text
+    retry = await _sitting_request(api, dispute, new["secret"], "k1")
+    assert retry.status_code == 201, retry.text
+    assert "idempotent-replayed" not in retry.headers and retry.json()["id"] != first.json()["id"]
+    # The successor's own answer is its own from then on.
+    again = await _sitting_request(api, dispute, new["secret"], "k1")
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == retry.json()
+    assert len(await _sittings(api, dispute)) == 2
+
+
 async def test_another_key_of_the_same_body_does_not_replay_its_answer(api):
     """Keys of one organisation not rotated from one another are separate callers: each key's
     Idempotency-Keys are its own."""

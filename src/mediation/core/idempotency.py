@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
-from sqlalchemy import String, Text, UniqueConstraint, delete, select, update
+from sqlalchemy import String, Text, UniqueConstraint, column, delete, or_, select, table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -139,7 +139,9 @@ async def _claim(
                     await session.rollback()
                     continue  # someone claimed it at the same moment: look again
                 return Claim(record.id)
-            if existing.expires_at <= now:
+            if existing.expires_at <= now or await _written_by_a_key_let_go(
+                session, existing, principal, now
+            ):
                 await session.delete(existing)
                 continue
             if existing.fingerprint != fp:
@@ -182,11 +184,35 @@ _AAD = {"table": "idempotency_records", "column": "response_body"}
 # Kept with the stored headers, under a name no header can have, and never sent: the cases whose
 # personal data the stored response shows unmasked.
 _DISCLOSED = ":pii_reads"
+# Likewise: the API key that sent the request, where its chain of rotations shares the answers.
+_WRITTEN_BY = ":api_key"
+
+_api_keys = table("api_keys", column("id"), column("revoked_at"), column("expires_at"))
+
+
+async def _written_by_a_key_let_go(
+    session: Any, record: IdempotencyRecord, principal: Principal, now: datetime
+) -> bool:
+    """An answer another key of the caller's chain stored, that key since revoked or expired: not
+    the caller's to replay. A key is revoked when it may be in other hands, and what it sent is
+    trusted no longer (its subscriptions stop with it); a replay would hand its successor an answer
+    to a request the successor never made, and a 422 to a key it happens to reuse."""
+    writer = (record.response_headers or {}).get(_WRITTEN_BY)
+    if writer is None or writer == principal.id:
+        return False
+    let_go = await session.scalar(
+        select(_api_keys.c.id).where(
+            _api_keys.c.id == uuid.UUID(writer),
+            or_(_api_keys.c.revoked_at.is_not(None), _api_keys.c.expires_at <= now),
+        )
+    )
+    return let_go is not None
 
 
 def _replay(request: Request, record: IdempotencyRecord) -> Response:
     headers = dict(record.response_headers or {})
     disclosed: list[str] = headers.pop(_DISCLOSED, None) or []
+    headers.pop(_WRITTEN_BY, None)
     if disclosed:
         # The replay shows that personal data again, and is audited as the first answer was
         # (个人信息保护法 Art. 55): the recorder reads the request's `pii_reads`.
@@ -270,6 +296,8 @@ async def run_idempotent(
     }
     if disclosed := list(getattr(request.state, "pii_reads", None) or []):
         stored_headers[_DISCLOSED] = disclosed
+    if principal.kind == "api_key":
+        stored_headers[_WRITTEN_BY] = principal.id
     await session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.id == claim.record_id)
