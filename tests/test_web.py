@@ -486,7 +486,8 @@ async def test_supervisor_acknowledges_and_resolves_a_risk_alert(api: Api, web: 
     (alert,) = (await api.client.get(f"/v1/disputes/{case['id']}/alerts")).json()
     page = signed_in(web, api, "supervisor")
     dashboard = await page.get("/dashboard")
-    assert alert["title"] in dashboard.text
+    # The kind is said once, by its label; the title follows without its own "风险预警: ".
+    assert "风险预警 · " + alert["title"].removeprefix("风险预警: ") in dashboard.text
     assert f"/cases/{case['id']}#alerts" in dashboard.text
     acknowledged = await page.post(
         f"/cases/{case['id']}/alerts/{alert['id']}/acknowledge", {"version": f'"{alert["version"]}"'}

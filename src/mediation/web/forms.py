@@ -61,7 +61,50 @@ class FormField:
     def dom_id_in(self, form: str) -> str:
         """The field's element id. A page with several forms names each (`form`): the same field
         in two forms would otherwise share an id, and a label would focus the other form's field."""
-        return "f-" + re.sub(r"[^A-Za-z0-9_-]", "-", f"{form}-{self.name}" if form else self.name)
+        return field_dom_id(self.name, form)
+
+
+def field_dom_id(name: str, form: str = "") -> str:
+    """The element id of the field `name` in `form` (see Field.dom_id_in)."""
+    return "f-" + re.sub(r"[^A-Za-z0-9_-]", "-", f"{form}-{name}" if form else name)
+
+
+_PARTY_PATH = re.compile(r"parties\[(\d+)\](?:\.(.+))?")
+
+
+@dataclass(frozen=True)
+class ErrorLink:
+    """One line of a refused form's error summary: the field's name and message, and where it is."""
+
+    href: str
+    text: str
+
+
+def error_links(errors: Mapping[str, str], form: str = "") -> list[ErrorLink]:
+    """The field errors of a refused form, each with the field's label and a link to the field;
+    the form-wide message (`_form`) is shown on its own. A party row's error, or one about the
+    parties as a whole, leads to the list of parties."""
+    links = []
+    for name, message in errors.items():
+        if name == "_form" or not message:
+            continue
+        party = _PARTY_PATH.fullmatch(name)
+        if name == "parties" or (party and party.group(2) is None):
+            label = "当事人" if party is None else f"当事人 {int(party.group(1)) + 1}"
+            links.append(ErrorLink("#parties", f"{label}: {message}"))
+        elif party:
+            rest = party.group(2)
+            known = FIELD_LABELS.get(f"parties.{rest}", FIELD_LABELS.get(rest.split(".")[-1], rest))
+            links.append(
+                ErrorLink(
+                    "#" + field_dom_id(name, form), f"当事人 {int(party.group(1)) + 1} {known}: {message}"
+                )
+            )
+        else:
+            links.append(
+                ErrorLink("#" + field_dom_id(name, form), f"{FIELD_LABELS.get(name, name)}: {message}")
+            )
+    return links
 
 
 def _unwrap(prop: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -23,7 +23,7 @@ from mediation.core.errors import ProblemError, StaleVersion, Unauthenticated, f
 from mediation.core.i18n import set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.documents.service import DOCUMENT_ENTRIES
-from mediation.web.forms import PATH_PART
+from mediation.web.forms import PATH_PART, error_links
 from mediation.web.labels import (
     ENUM_LABELS,
     agreement_effective,
@@ -111,9 +111,18 @@ def value_at(values: Any, path: str) -> Any:
     return node
 
 
+def _alert_title(title: str) -> str:
+    """An alert's title without the kind it opens with ("风险预警: …"): the page names the kind
+    beside it, by the label the alert lists filter on."""
+    kind, said, rest = title.partition(": ")
+    return rest if said and kind.endswith("预警") and rest else title
+
+
 templates.env.filters.update(local=_local, day=_day, remaining=_remaining, money=_money)
 templates.env.globals.update(
     value_at=value_at,
+    error_links=error_links,
+    alert_title=_alert_title,
     label=enum_label,
     entry_reason=entry_reason,
     visit_result=visit_result,

@@ -136,6 +136,34 @@
     if (event.target.matches("[data-autosubmit]")) event.target.form.submit();
   });
 
+  // A step that cannot be undone (linking cases, a new query code, ...) is confirmed first, in
+  // words saying what cannot be undone. Registered before the session check below, so that a step
+  // not confirmed is not sent at all; without scripts the form is sent as it is.
+  document.addEventListener("submit", function (event) {
+    var form = event.target, button = event.submitter;
+    var text = (button && button.dataset.confirm) || form.dataset.confirm;
+    if (!text || form.dataset.confirmed) return;
+    if (window.confirm(text)) { form.dataset.confirmed = "1"; return; }
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  });
+
+  // A refused form comes back at the top of the page: its error summary takes the focus, so that it
+  // is read out and seen; each of its links moves the focus to its field, however far down.
+  var summary = document.querySelector(".error-summary");
+  if (summary) summary.focus();
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".error-summary a[href^='#']");
+    if (!link) return;
+    var target = document.getElementById(link.getAttribute("href").slice(1));
+    if (!target) return;
+    event.preventDefault();
+    if (!target.matches("input, select, textarea, button")) target = target.querySelector("input, select, textarea") || target;
+    var label = target.id ? document.querySelector('label[for="' + target.id + '"]') : null;
+    (label || target).scrollIntoView({ block: "center" });
+    target.focus({ preventScroll: true });
+  });
+
   // A signed-in clerk typing is working: the session is renewed as they type (at most every two
   // minutes), and a session that ended meanwhile is said before the form is sent, so nothing typed
   // is lost: they sign in again in another tab and send the form from this one.
