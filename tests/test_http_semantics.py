@@ -120,6 +120,24 @@ async def test_head_of_a_case_shown_unmasked_discloses_nothing_and_records_no_pi
     assert (read.outcome, read.details["via"]) == ("success", "get_dispute")
 
 
+async def test_head_of_a_document_whose_name_holds_a_number_records_the_read_its_header_shows(
+    api: Api,
+) -> None:
+    """The file's name goes out in Content-Disposition, to a HEAD as to a GET: a number in it is
+    disclosed by the header, and recorded, though no body is sent."""
+    dispute = await api.intake()
+    phone = "13812345678"
+    document = await uploaded(api, dispute, pdf(KIB, "scan"), f"张三{phone}.pdf")
+    disclosed = (AuditRecord.action == "pii.read", AuditRecord.object_id == dispute["id"])
+    before = len(await audit_rows(api, *disclosed))
+
+    status, head, body = await exchange(api, "HEAD", document["href"])
+    assert status == 200 and b"".join(body) == b""
+    assert phone in head["content-disposition"]
+    [read] = (await audit_rows(api, *disclosed))[before:]
+    assert read.outcome == "success"
+
+
 async def test_head_of_a_list_and_of_a_handoff_answers_their_gets_headers_without_a_body(api: Api) -> None:
     dispute = await api.drive("confirmation_pending")
     dossier = await api.handoff(dispute)

@@ -199,10 +199,10 @@ class ChainedRequestAuditor:
 
     def _disclosure(self, request: Request, response: Response) -> list[AuditEntry]:
         reads: list[str] = getattr(request.state, "pii_reads", None) or []
-        # ID and phone numbers are only ever shown in a body, never in a header: a HEAD ran the
-        # handler as its GET does, but its body is dropped unsent (core/http.py), so nothing was
-        # disclosed and there is no read to record (个人信息保护法 Art. 55).
-        if not reads or request.method == "HEAD":
+        # A HEAD ran the handler as its GET does, but its body is dropped unsent (core/http.py): what
+        # the body would have shown was not disclosed and there is no read to record (个人信息保护法
+        # Art. 55). A header showing a number (a file's name in Content-Disposition) was sent.
+        if not reads or (request.method == "HEAD" and not getattr(request.state, "pii_in_headers", False)):
             return []
         entry = _entry(request, response.status_code, response, action="pii.read")
         # The data was shown, whatever became of the request: a refusal's page shows it too.

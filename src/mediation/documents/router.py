@@ -427,6 +427,9 @@ async def document_content(
     # timeline and the dossier's manifest: masked without pii:read, by the same redaction
     # (个人信息保护法 Art. 6, 51: no more personal data than the task needs).
     name = view.text(document.dispute_id, document.original_name) or document.original_name
+    if name != redact_text(name):
+        # A number in the name is disclosed by the header itself, to a HEAD as to a GET.
+        request.state.pii_in_headers = True
     headers = {
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": content_disposition(saved_name(name, document.media_type)),
