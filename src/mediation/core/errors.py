@@ -425,6 +425,8 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "not_extendable": "Only an accepted handoff whose law allows an extension is extended.",
         "nothing_to_redeliver": "The webhook delivery is pending or delivered (`status_now`): only a "
         "dead or cancelled one is sent again.",
+        "order_already_open": "An order with the same instruction and last day to the same body is "
+        "already open and unanswered on the case (`order_id`): it is not sent twice.",
         "order_answered": "The supervision order is already answered.",
         "order_lapsed": "The supervision order lapsed with its case (`lapse_reason`, `lapsed_at`); "
         "it is not answered.",
@@ -580,6 +582,9 @@ class Problem(BaseModel):
     )
     lapsed_at: str | None = Field(
         default=None, description="conflict `order_lapsed`: when it lapsed (ISO 8601)."
+    )
+    order_id: str | None = Field(
+        default=None, description="conflict `order_already_open`: the open order it would repeat."
     )
     missing_party_ids: list[str] | None = Field(
         default=None, description="guard-failed, a clock extension: the parties whose consent is missing."

@@ -16,11 +16,14 @@ class OrderIn(WriteModel):
     ]
     body_id: uuid.UUID | None = Field(
         default=None,
-        description="The body the order is addressed to; by default the body handling the case. Another "
-        "body named must be an active mediation body whose jurisdiction covers the case's region.",
+        description="The body the order is addressed to; by default the body handling the case, and "
+        "required when no body handles it (the case waits at the center). Another body named must be an "
+        "active mediation body whose jurisdiction covers the case's region.",
     )
     due_on: Day | None = Field(
-        default=None, description="The last day to respond; by default the configured number of working days."
+        default=None,
+        description="The last day to respond, today at the earliest and 90 days away at the latest; by "
+        "default the configured number of working days.",
     )
 
 

@@ -25,9 +25,9 @@ escalated or counted again, and no open order is left in the lists on a case no 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
-from sqlalchemy import and_, exists, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, exists, select, tuple_, update
 
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction
 from mediation.clocks import counted
@@ -52,6 +52,25 @@ UNANSWERED = SupervisionOrder.status.in_(OPEN)
 # An unanswered order is escalated only while its case is still followed: its orders lapse when
 # that ends (`lapse_with_the_case`), and this keeps the scheduler off an ended case all the same.
 CASE_OPEN = Dispute.status.not_in(FINISHED)
+# The latest answer date an order may set. 督办 asks a body to report within days or weeks (the
+# default is MEDIATION_SUPERVISION_RESPONSE_DAYS working days); a mediation itself is to end within
+# a month, extended only by the parties' agreement (人民调解工作若干规定 Art. 33), so an answer due
+# further out than a quarter supervises nothing, and is taken for a mistyped year (2099-12-31).
+LONGEST_ANSWER = timedelta(days=90)
+
+
+def addressable(dispute: Dispute) -> ColumnElement[bool]:
+    """The bodies an order on `dispute` may be addressed to besides the one handling it: active
+    mediation bodies whose jurisdiction covers the case's region, the rule triage applies to its
+    candidates (`SupervisionService._refuse_unless_addressable` says why no other)."""
+    return and_(
+        Body.kind.in_(MEDIATING_KINDS),
+        Body.active.is_(True),
+        exists().where(
+            BodyJurisdiction.body_id == Body.id,
+            BodyJurisdiction.region_prefix.in_(region_prefixes(dispute.region_code)),
+        ),
+    )
 
 
 def _status_label(status: str | None) -> str:
@@ -97,6 +116,16 @@ class SupervisionService:
             raise ValidationFailed.of_field(
                 "due_on", "in_past", Text("答复期限不能早于今天", "due_on cannot be in the past")
             )
+        if data.due_on is not None and data.due_on > today + LONGEST_ANSWER:
+            latest = (today + LONGEST_ANSWER).isoformat()
+            raise ValidationFailed.of_field(
+                "due_on",
+                "due_too_far",
+                Text(
+                    f"答复期限最长为 {LONGEST_ANSWER.days} 日, 不能晚于 {latest}",
+                    f"due_on is at most {LONGEST_ANSWER.days} days away: {latest} at the latest",
+                ),
+            )
         now = self.clock.now()
         order = SupervisionOrder(
             id=uuid.uuid4(),
@@ -114,6 +143,7 @@ class SupervisionService:
         else:
             order.due_on = data.due_on
         due_on = order.due_on
+        await self._refuse_if_already_open(dispute, body, data.instruction, due_on)
         self.session.add(order)
         await self.disputes.record_work(
             dispute,
@@ -147,14 +177,7 @@ class SupervisionService:
                 "body_suspended",
                 Text(f"「{body.name}」已暂停工作", f"{body.name} is suspended"),
             )
-        elif not await self.session.scalar(
-            select(
-                exists().where(
-                    BodyJurisdiction.body_id == body.id,
-                    BodyJurisdiction.region_prefix.in_(region_prefixes(dispute.region_code)),
-                )
-            )
-        ):
+        elif not await self.session.scalar(select(exists().where(Body.id == body.id, addressable(dispute)))):
             code, reason = (
                 "body_outside_jurisdiction",
                 Text(
@@ -165,6 +188,42 @@ class SupervisionService:
         else:
             return
         raise ValidationFailed.of_field("body_id", code, reason)
+
+    async def addressable_bodies(self, dispute: Dispute) -> list[Body]:
+        """The bodies an order on `dispute` may be addressed to by name (`addressable`), as the
+        page offers them."""
+        rows = await self.session.scalars(
+            select(Body).where(addressable(dispute)).order_by(Body.tier, Body.name, Body.id)
+        )
+        return list(rows.all())
+
+    async def _refuse_if_already_open(
+        self, dispute: Dispute, body: Body, instruction: str, due_on: date
+    ) -> None:
+        """The same instruction to the same body by the same last day, while the first is not
+        answered, is one order sent twice (two supervisors, or a page sent again under a new key):
+        it would count twice in the lists and be answered twice. A new last day is a new order (how
+        a supervisor presses a body or gives it more time, `follow_the_case`), and so is one sent
+        after the first was escalated."""
+        open_id = await self.session.scalar(
+            select(SupervisionOrder.id).where(
+                SupervisionOrder.dispute_id == dispute.id,
+                SupervisionOrder.body_id == body.id,
+                SupervisionOrder.instruction == instruction,
+                SupervisionOrder.due_on == due_on,
+                SupervisionOrder.status == "issued",
+            )
+        )
+        if open_id is not None:
+            raise Conflict(
+                Text(
+                    f"已有一项相同的督办 (同一要求、同一答复期限 {due_on.isoformat()}) 发给「{body.name}」且尚未答复, 无需重复督办",
+                    f"An identical order (the same instruction, due {due_on.isoformat()}) to {body.name} "
+                    "is already open and unanswered",
+                ),
+                code="order_already_open",
+                order_id=str(open_id),
+            )
 
     async def respond(
         self, order_id: uuid.UUID, data: OrderResponseIn, principal: Principal, if_match: str | None

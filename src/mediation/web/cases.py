@@ -137,6 +137,8 @@ def viewer_for(request: Request, principal: Principal, *, reveal: bool = True) -
 # audited as a disclosure. A form sent from a page showing them says so in a hidden `show`, so that a
 # refusal brings the page back as it was sent.
 SHOW_NUMBERS = "numbers"
+# The 发出督办 form's body, named only on a case no body holds (`_order_form`).
+ORDER_BODY = frozenset({"body_id"})
 
 
 def shows_numbers(form: Any) -> bool:
@@ -454,6 +456,10 @@ class CasePage:
         # service would take (its active mediators but for any who declared a conflict with the
         # case or a party, 特邀调解规定 Art. 16), the one already named left out.
         can_choose_mediator = svc.may_choose_mediator(dispute, principal)
+        # 督办 on a case waiting at the center (no body yet) goes to a body the supervisor names:
+        # offered those the service would take (SupervisionService.addressable_bodies), and none is
+        # named for a case a body holds, whose order goes to that body.
+        order_fields, order_addressable = await _order_form(SupervisionService(svc), dispute, principal)
         mediators = await svc.eligible_mediators(dispute) if can_choose_mediator else []
         return {
             "case": case,
@@ -513,7 +519,8 @@ class CasePage:
             "query_code_fields": describe(QueryCodeReissueIn),
             # A case whose follow-up ended is not supervised (attention.FINISHED).
             "finished_states": FINISHED,
-            "order_fields": describe(OrderIn, skip=frozenset({"body_id"})),
+            "order_fields": order_fields,
+            "order_addressable": order_addressable,
             "response_fields": describe(OrderResponseIn),
             "handoffs": [
                 (h, name, [warning_text(w).zh for w in h.warnings], overdue_step(h, svc.clock.today()))
@@ -652,6 +659,25 @@ class CasePage:
             )
             choices["commission_id"] = [Option(str(b.id), b.name) for b in commissions]
         return choices
+
+
+async def _order_form(
+    supervision: SupervisionService, dispute: Any, principal: Principal
+) -> tuple[list[FormField], bool]:
+    """The 发出督办 form's fields, and whether any body may be addressed: on a case no body holds,
+    a required choice of the bodies the service would address the order to."""
+    if dispute.body_id is not None:
+        return describe(OrderIn, skip=ORDER_BODY), True
+    if not principal.can(Permission.supervise) or dispute.status in FINISHED:
+        return [], False
+    bodies = await supervision.addressable_bodies(dispute)
+    fields = describe(OrderIn, {"body_id": [Option(str(b.id), b.name) for b in bodies]})
+    for f in fields:
+        if f.name == "body_id":
+            f.required, f.label = True, "督办对象"
+    # The body first: it is what the rest of the order is written to.
+    fields.sort(key=lambda f: f.name != "body_id")
+    return fields, bool(bodies)
 
 
 def declined(case: Any) -> dict[str, Any] | None:
@@ -1436,7 +1462,9 @@ async def issue_order(request: Request, dispute_id: str, principal: Staff, svc: 
     check_csrf(request, _text(form.get("csrf")))
     values: dict[str, Any] = {}
     try:
-        values = form_data(form, describe(OrderIn, skip=frozenset({"body_id"})))
+        # The body is named on a case no body holds (the page offers it then); the service
+        # refuses one it may not address, and asks for one when the case has none.
+        values = form_data(form, describe(OrderIn))
         require(principal, Permission.supervise)
         order = OrderIn.model_validate(values)
         version = _text(form.get("version"))
