@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tests.support import Api
+from tests.test_corrections import events_of
 from tests.test_sitting_cancellation import cancel, record_continued
 from tests.test_sitting_reschedule import reschedule
 from tests.test_web_sittings import listed, scheduled
@@ -110,3 +111,17 @@ async def test_rescheduling_answers_the_time_as_reads_give_it(api: Api) -> None:
     assert moved.status_code == 200, moved.text
     assert moved.json()["scheduled_at"] == "2026-06-03T06:00:00Z"
     assert moved.json() == (await read(api, case, sitting["id"])).json()
+
+
+async def test_the_sittings_events_name_its_times_as_its_reads_do(api: Api) -> None:
+    """A subscriber comparing the event with the session reads the same string, the time it
+    replaced among them."""
+    case = await api.drive("mediating")
+    sitting = await scheduled(api, case)
+    moved = await reschedule(api, case, sitting)
+    assert moved.status_code == 200, moved.text
+    [planned] = await events_of(api, case, "session_scheduled")
+    [replanned] = await events_of(api, case, "session_rescheduled")
+    assert planned.data["scheduled_at"] == "2026-06-01T01:00:00+00:00"
+    assert replanned.data["previous_scheduled_at"] == planned.data["scheduled_at"]
+    assert replanned.data["scheduled_at"] == "2026-06-03T06:00:00+00:00"

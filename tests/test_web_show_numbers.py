@@ -99,3 +99,13 @@ async def test_the_queue_lists_cases_without_recording_a_disclosure(
     queue = await signed_in(web, api, "clerk").get("/queue?tab=all")
     assert queue.status_code == 200 and case["case_number"] in queue.text
     assert len(await disclosures(app, case["id"])) == before
+
+
+async def test_the_dashboard_lists_cases_without_recording_a_disclosure(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    """The dashboard's lists show case numbers and names, no ID or phone number: nothing to record."""
+    case, before = await registered(api, app)
+    dashboard = await signed_in(web, api, "clerk").get("/dashboard")
+    assert dashboard.status_code == 200 and case["case_number"] in dashboard.text
+    assert len(await disclosures(app, case["id"])) == before

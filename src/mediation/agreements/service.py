@@ -217,7 +217,8 @@ class AgreementService:
             "schedule_session",
             principal,
             None,
-            {"session_id": str(row.id), "scheduled_at": data.scheduled_at.isoformat(), "online": data.online},
+            # The row's instant (held in UTC, core.db), as the session's answers and reads give it.
+            {"session_id": str(row.id), "scheduled_at": row.scheduled_at.isoformat(), "online": data.online},
             "session_scheduled",
         )
         return row
@@ -333,7 +334,7 @@ class AgreementService:
             data.reason,
             {
                 "session_id": str(row.id),
-                "scheduled_at": plan.scheduled_at.isoformat(),
+                "scheduled_at": row.scheduled_at.isoformat(),
                 "previous_scheduled_at": previous.isoformat(),
                 "online": plan.online,
             },
@@ -872,7 +873,7 @@ class AgreementService:
             "signer": data.signer,
             "party_id": str(data.party_id) if data.party_id else None,
             "method": data.method,
-            "signed_at": signed_at.isoformat(),
+            "signed_at": signed_at.astimezone(UTC).isoformat(),
             "effective": False,
         }
         if not rules.awaiting(agreement, dispute):

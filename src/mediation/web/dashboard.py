@@ -142,7 +142,8 @@ async def dashboard(
     overview = await stats.overview(principal, first, today, None)
     interval = Interval.day if span <= 31 else Interval.week if span <= 120 else Interval.month
     trend = await stats.trend(principal, first, today, None, interval)
-    view = viewer_for(request, principal)
+    # The dashboard lists cases by number and name only: read masked, nothing disclosed or recorded.
+    view = viewer_for(request, principal, reveal=False)
     overdue, more_overdue = await svc.search(ListFilters(clock_level="overdue"), principal, 10, None)
     at_risk, more_at_risk = await svc.search(ListFilters(clock_level="at_risk"), principal, 10, None)
     latest, _ = await svc.search(ListFilters(), principal, 10, None)
