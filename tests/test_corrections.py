@@ -498,7 +498,8 @@ async def test_a_supervisor_corrects_a_phone_on_the_page_once_an_agreement_binds
 
 
 def correction_form(dispute: dict[str, Any], changes: dict[str, str], reason: str) -> list[tuple[str, str]]:
-    """The correction form as the page fills it for a clerk (who reads the numbers), with `changes`."""
+    """The correction form as the page showing the numbers fills it for a clerk, with `changes`
+    (sent from that page, the form says so: masked, an empty number would leave it as it is)."""
     fields: dict[str, str] = {"reason": reason, "description": dispute["description"]}
     for i, p in enumerate(dispute["parties"]):
         row = {
@@ -515,4 +516,9 @@ def correction_form(dispute: dict[str, Any], changes: dict[str, str], reason: st
         fields[f"add_parties[0].{k}"] = ""
     fields["add_parties[0].kind"] = "person"
     fields |= changes
-    return [*fields.items(), ("version", f'"{dispute["version"]}"'), ("idempotency_key", uuid.uuid4().hex)]
+    return [
+        *fields.items(),
+        ("version", f'"{dispute["version"]}"'),
+        ("idempotency_key", uuid.uuid4().hex),
+        ("show", "numbers"),
+    ]

@@ -498,7 +498,8 @@ async def test_a_supervision_orders_default_date_is_counted_again_and_unescalate
     counted = await _issue(api, dispute)
     assert (counted["due_on"], counted["provisional"]) == ("2027-02-09", True)
     dispute = await api.get(dispute)
-    chosen = await _issue(api, dispute, due_on="2027-02-09")
+    # Another order, not a repeat of the first (an order repeating an open one is refused).
+    chosen = await _issue(api, dispute, due_on="2027-02-09", instruction="请书面报告调解进展")
     assert (chosen["due_on"], chosen["provisional"]) == ("2027-02-09", False)
     assert '2027-02-09 前答复<abbr class="provisional"' in await _case_page(api, dispute)
     _at(api, date(2027, 2, 10))

@@ -266,7 +266,8 @@ async def test_a_refused_page_that_shows_the_case_records_the_disclosure(
     before = len(await records(api.app))
     refused = await page.post(
         f"/cases/{case['id']}/actions/accept",
-        {"version": '"0"', "idempotency_key": uuid.uuid4().hex},
+        # Sent from the page showing the numbers: the refusal shows the case again as it was.
+        {"version": '"0"', "idempotency_key": uuid.uuid4().hex, "show": "numbers"},
         headers={"X-Request-ID": "req-refused-page"},
     )
     assert refused.status_code == 412
@@ -279,6 +280,14 @@ async def test_a_refused_page_that_shows_the_case_records_the_disclosure(
         ("pii.read", "success", 412, case["id"]),
     ]
     assert written[1].details["disputes"] == [case["id"]]
+    # Sent from the page as it opens, masked: shown again masked, with nothing disclosed to record.
+    masked = await page.post(
+        f"/cases/{case['id']}/actions/accept",
+        {"version": '"0"', "idempotency_key": uuid.uuid4().hex},
+        headers={"X-Request-ID": "req-refused-masked"},
+    )
+    assert masked.status_code == 412 and resident_id(1) not in masked.text
+    assert [r.action for r in await by_request_id(api.app, "req-refused-masked")] == ["take_action"]
 
 
 # ---- a versioned row changed under the flush ----------------------------------------------------
