@@ -73,10 +73,14 @@ def test_a_clerk_uploads_a_scan_through_the_case_page_and_sees_it_listed(
     # Withdrawn through the row's form, which carries the case's version as the API's If-Match.
     row.locator("details.withdraw summary").click()
     form = row.locator("details.withdraw form")
+    # A withdrawal cannot be undone: the page asks first, and the clerk confirms.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))  # type: ignore[attr-defined]
     form.locator("[name=reason]").fill("重复上传")
     with page.expect_navigation():  # type: ignore[attr-defined]
         form.locator("button[type=submit]").click()
     assert "done=document_withdrawn" in page.url, page.locator(".error").all_inner_texts()  # type: ignore[attr-defined]
+    assert asked and "撤回无法取消" in asked[0]
     row = page.locator(f"#documents tr[data-document='{document['id']}']")  # type: ignore[attr-defined]
     assert "已撤回" in row.inner_text() and "重复上传" in row.inner_text()
     withdrawn = httpx.get(
