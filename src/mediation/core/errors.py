@@ -151,30 +151,37 @@ def duplicate_field(name: str) -> ValidationFailed:
     )
 
 
+def _media_type_required(content_type: str | None, taken: str, what: Text) -> UnsupportedMediaType:
+    """415 saying what to send (`what`, with {t} for the type the body came as) and the type taken."""
+    return UnsupportedMediaType(
+        what.format(t=content_type or "-"),
+        detected_media_type=content_type,
+        allowed_media_types=[taken],
+    )
+
+
 def form_body_required(content_type: str | None) -> UnsupportedMediaType:
     """A file was to be uploaded as multipart/form-data, and the body was sent as something else
     (JSON naming the file, say): told what to send, not that the file is missing."""
-    given = content_type or "-"
-    return UnsupportedMediaType(
+    return _media_type_required(
+        content_type,
+        "multipart/form-data",
         Text(
             "文件须以 multipart/form-data 上传 (字段 file)，收到的是 {t}",
             "Upload the file as multipart/form-data (field `file`); the body was sent as {t}",
-        ).format(t=given),
-        detected_media_type=content_type,
-        allowed_media_types=["multipart/form-data"],
+        ),
     )
 
 
 def json_body_required(content_type: str | None) -> UnsupportedMediaType:
     """A body was sent labelled as something other than JSON, or not labelled at all."""
-    given = content_type or "-"
-    return UnsupportedMediaType(
+    return _media_type_required(
+        content_type,
+        "application/json",
         Text(
             "请求体应为 JSON (Content-Type: application/json)，收到的是 {t}",
             "The request body must be JSON (Content-Type: application/json); it was sent as {t}",
-        ).format(t=given),
-        detected_media_type=content_type,
-        allowed_media_types=["application/json"],
+        ),
     )
 
 
