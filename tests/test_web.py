@@ -447,6 +447,30 @@ async def test_dashboard_shows_the_statistics_and_the_latest_cases(api: Api, web
     assert dashboard.text.count("<svg") >= 3
 
 
+@pytest.mark.parametrize(
+    ("days", "label", "title"),
+    [
+        ("30", r"\d{1,2}月\d{1,2}日", r"\d{4}年\d{1,2}月\d{1,2}日 登记"),
+        ("90", r"\d{1,2}月\d{1,2}日起", r"\d{4}年\d{1,2}月\d{1,2}日至(\d{4}年)?\d{1,2}月\d{1,2}日 登记"),
+        ("366", r"\d{4}年\d{1,2}月", r"\d{4}年\d{1,2}月\d{1,2}日至\d{1,2}月\d{1,2}日 登记"),
+    ],
+)
+async def test_dashboard_trend_names_its_periods_by_their_days(
+    api: Api, web: httpx.AsyncClient, days: str, label: str, title: str
+) -> None:
+    """The trend's axis reads as a clerk reads dates (not the API's ISO week, "2026-W37")."""
+    await api.intake()
+    dashboard = await signed_in(web, api, "supervisor").get(f"/dashboard?days={days}")
+    assert dashboard.status_code == 200
+    chart = dashboard.text[dashboard.text.index('aria-label="登记、结案与超期趋势"') :]
+    chart = chart[: chart.index("</svg>")]
+    axis = re.findall(r'<text[^>]*text-anchor="middle" class="axis">([^<]*)</text>', chart)
+    assert axis and all(re.fullmatch(label, text) for text in axis), axis
+    dots = re.findall(r"<title>([^<]*): \d+</title>", chart)
+    assert dots and all(re.fullmatch(title, t) for t in dots if t.endswith("登记")), dots
+    assert "-W" not in chart
+
+
 async def test_supervisor_issues_a_supervision_order_from_the_case_page(
     api: Api, web: httpx.AsyncClient
 ) -> None:

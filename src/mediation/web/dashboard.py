@@ -4,7 +4,7 @@ with charts drawn as inline SVG on the server (no script, prints as it shows).""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -63,11 +63,28 @@ def bar_chart(counts: list[CountOut], width: int = 520, bar_height: int = 22) ->
     return {"bars": bars, "width": width, "height": max(1, len(bars)) * (bar_height + gap)}
 
 
+def _md(day: date) -> str:
+    return f"{day.month}月{day.day}日"
+
+
+def period_names(period: PeriodOut, interval: Interval) -> tuple[str, str]:
+    """The axis label and the full name of a period as a clerk reads dates: "11月30日起" and
+    "2026年11月30日至12月6日" for a week, not the API's ISO week "2026-W49" (a week is named by
+    the first day inside the range, which may be after its Monday)."""
+    start, end = period.start, period.end
+    if interval == Interval.month:
+        return f"{start.year}年{start.month}月", f"{start.year}年{_md(start)}至{_md(end)}"
+    if interval == Interval.week:
+        last = _md(end) if end.year == start.year else f"{end.year}年{_md(end)}"
+        return f"{_md(start)}起", f"{start.year}年{_md(start)}至{last}"
+    return _md(start), f"{start.year}年{_md(start)}"
+
+
 def line_chart(
-    periods: list[PeriodOut], series: list[tuple[str, str, str]], width: int = 1200
+    periods: list[PeriodOut], series: list[tuple[str, str, str]], interval: Interval, width: int = 1200
 ) -> dict[str, Any]:
     """Lines over the periods for each (field, name, colour) in `series`, with a y axis from zero."""
-    # The right margin holds half of the last period's label ("2026-W49"), centred on its point.
+    # The right margin holds half of the last period's label ("11月30日起"), centred on its point.
     height, left, right, bottom, top_pad = 220, 40, 40, 30, 10
     values = [getattr(p, f) or 0 for p in periods for f, _, _ in series]
     top = max(values, default=0)
@@ -87,14 +104,18 @@ def line_chart(
                 "colour": colour,
                 "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in points),
                 "dots": [
-                    {"x": x, "y": y, "value": getattr(p, field) or 0, "period": p.period}
+                    {"x": x, "y": y, "value": getattr(p, field) or 0, "period": period_names(p, interval)[1]}
                     for (x, y), p in zip(points, periods, strict=True)
                 ],
             }
         )
     ticks = [{"y": point(0, v)[1], "value": v} for v in (0, top / 2, top)]
     every = max(1, -(-len(periods) // 10))
-    labels = [{"x": point(i, 0)[0], "text": p.period} for i, p in enumerate(periods) if i % every == 0]
+    labels = [
+        {"x": point(i, 0)[0], "text": period_names(p, interval)[0]}
+        for i, p in enumerate(periods)
+        if i % every == 0
+    ]
     return {
         "width": width,
         "height": height,
@@ -173,6 +194,7 @@ async def dashboard(
                     ("closed", "结案", "#2e8b57"),
                     ("overdue", "超期", "#c0392b"),
                 ],
+                interval,
             ),
             "overdue": [view.dispute(d) for d in overdue],
             "more_overdue": more_overdue is not None,
