@@ -281,6 +281,13 @@ def test_clerk_registers_assigns_mediator_signs_for_and_records_agreement_superv
     assert len(page.locator("#query-code").inner_text().strip()) == 8  # type: ignore[attr-defined]
     assert "受理回执" in page.locator("h1").inner_text()  # type: ignore[attr-defined]
     shot(page, "receipt", database)
+    # Printed, the receipt keeps who signs it for the center and drops the page's buttons.
+    page.emulate_media(media="print")  # type: ignore[attr-defined]
+    signoff = page.locator("#signoff")  # type: ignore[attr-defined]
+    assert signoff.is_visible() and "窗口受理员(演示)" in signoff.inner_text()
+    assert "受理单位（盖章）" in signoff.inner_text()
+    assert not page.locator("#receipt .actions-bar").is_visible()  # type: ignore[attr-defined]
+    page.emulate_media(media="screen")  # type: ignore[attr-defined]
 
     page.click("text=查看案件")  # type: ignore[attr-defined]
     case_url = page.url  # type: ignore[attr-defined]

@@ -45,9 +45,10 @@ def _party_name(dispute: Dispute, party_id: object) -> str:
     return "—"
 
 
-def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = False) -> str:
+def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = False, control: str = "") -> str:
     """The printable agreement. `masked`, for a reader without `pii:read`: any identity or mobile
-    number written into its text is masked, as in the case's own free text (个人信息保护法 Art. 51)."""
+    number written into its text is masked, as in the case's own free text (个人信息保护法 Art. 51).
+    `control`: markup the page puts above it and the print leaves out (class `noprint`)."""
 
     def e(text: str) -> str:
         return escape(redact_text(text) if masked else text)
@@ -109,7 +110,7 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{title} {e(dispute.case_number)}</title>
 <style>{STYLE}</style></head>
 <body>
-<h1>{title}</h1>
+{control}<h1>{title}</h1>
 <p class="meta">编号: {e(dispute.case_number)}-{agreement.number} · {STATUS_LABELS.get(agreement.status, agreement.status)}</p>
 <p>调解组织: {e(agreement.body_name)} · 调解员: {e(agreement.mediator_name or "")}</p>
 <h2>当事人</h2>

@@ -70,6 +70,7 @@ from mediation.disputes.enums import (
 )
 from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone
 from mediation.disputes.lifecycle import Action, Status
+from mediation.disputes.models import TimelineEntry
 from mediation.disputes.paperwork import (
     DECLINE_NOTICE_TITLE,
     DECLINED_LIMITATION,
@@ -109,7 +110,7 @@ from mediation.web.forms import (
     run_once,
     with_stray_on_top,
 )
-from mediation.web.intake import center_for, place_name
+from mediation.web.intake import center_for, issuer, place_name, staff_name
 from mediation.web.labels import ENUM_LABELS, FIELD_LABELS, enum_label
 from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
@@ -1794,7 +1795,7 @@ async def reissue_query_code(request: Request, dispute_id: str, principal: Staff
             "case_number": dispute.case_number,
             "query_code": issued[0] if issued else None,
             "issued_on": svc.clock.today().isoformat(),
-            "center": await _receiving_center(request, dispute.region_code),
+            **issuer(await _receiving_center(request, dispute.region_code)),
         },
     )
 
@@ -1804,13 +1805,44 @@ async def reissue_query_code(request: Request, dispute_id: str, principal: Staff
 
 @router.get("/cases/{dispute_id}/agreements/{agreement_id}/print", response_class=HTMLResponse)
 async def print_agreement(
-    request: Request, dispute_id: str, agreement_id: str, principal: Staff, svc: Service
+    request: Request,
+    dispute_id: str,
+    agreement_id: str,
+    principal: Staff,
+    svc: Service,
+    show: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:
-    """The agreement as the parties sign it: the same page the API serves as the agreement document."""
+    """The agreement as the parties sign it: the same page the API serves as the agreement document.
+    An ID or phone number the mediator wrote into its text is printed masked, to staff who may read
+    it too, until they ask for it as on the case page (`show=numbers`; 个人信息保护法 Art. 6, minimum
+    necessary): then it is printed as written and the print recorded as a disclosure (Art. 51, 55).
+    The parties' own ID numbers are printed masked either way."""
     dispute, agreement = await AgreementService(svc).get(
         parse_id(dispute_id), parse_id(agreement_id), principal
     )
-    response = HTMLResponse(agreement_html(agreement, dispute, masked=masks(principal)))
+    masked = agreement_html(agreement, dispute, masked=True)
+    written = (
+        agreement_html(agreement, dispute, masked=False) if principal.can(Permission.pii_read) else masked
+    )
+    here = f"/cases/{dispute.id}/agreements/{agreement.id}/print"
+    if written == masked:
+        # No number in its text, or none this caller may read: nothing to offer, nothing disclosed.
+        page = masked
+    elif show == SHOW_NUMBERS:
+        viewer_for(request, principal).pii_reads.append(str(dispute.id))
+        control = (
+            '<p class="noprint" id="numbers-control">已显示完整号码, 本次查看已记入审计日志。 '
+            f'<a id="hide-numbers" href="{here}">隐藏号码</a></p>'
+        )
+        page = agreement_html(agreement, dispute, masked=False, control=control)
+    else:
+        control = (
+            '<p class="noprint" id="numbers-control">协议中的证件号码和电话已隐藏。 '
+            f'<a id="show-numbers" href="{here}?show={SHOW_NUMBERS}">显示完整号码</a> '
+            "查看完整的证件号码和电话将记入审计日志; 交当事人签署的协议书, 请显示完整号码后打印。</p>"
+        )
+        page = agreement_html(agreement, dispute, masked=True, control=control)
+    response = HTMLResponse(page)
     secure_page(response)
     return response
 
@@ -1863,16 +1895,30 @@ async def print_decline_notice(
     request: Request, dispute_id: str, principal: Staff, svc: Service
 ) -> HTMLResponse:
     """不予受理告知书: the party is told in writing why the center does not take the case in and
-    which route to take instead; the same text the decline stored with its hash."""
+    which route to take instead; the same text the decline stored with its hash. Only its reason is
+    text a clerk typed: a number in it is printed as typed to staff who may read it, and that print
+    recorded as a disclosure (个人信息保护法 Art. 55); a notice that shows none records nothing."""
     dispute = await svc.get(parse_id(dispute_id), principal)
-    case = viewer_for(request, principal).dispute(dispute)
+    case = viewer_for(request, principal, reveal=False).dispute(dispute)
     if case.status != Status.declined.value:
         detail = "案件未被不予受理, 没有不予受理告知书。"
         return render(
             request, "error.html", {"title": "没有不予受理告知书", "detail": detail, "status": 409}, 409
         )
-    declined_at = dispute.closed_at or dispute.updated_at
-    lines = decline_notice_lines(dispute, case.outcome, declined_at.astimezone(svc.clock.zone).date())
+    declined_on = (dispute.closed_at or dispute.updated_at).astimezone(svc.clock.zone).date()
+    lines = decline_notice_lines(dispute, case.outcome, declined_on)
+    if principal.can(Permission.pii_read):
+        written = decline_notice_lines(dispute, dispute.outcome, declined_on)
+        if written != lines:
+            lines = written
+            request.state.pii_reads.append(str(dispute.id))
+    # Who declined it: the clerk who made the decision and signs the notice for the center.
+    decided_by = await svc.session.scalar(
+        select(TimelineEntry.actor_id)
+        .where(TimelineEntry.dispute_id == dispute.id, TimelineEntry.action == Action.decline.value)
+        .order_by(TimelineEntry.seq.desc())
+        .limit(1)
+    )
     return render(
         request,
         "decline_notice.html",
@@ -1880,34 +1926,40 @@ async def print_decline_notice(
             "case": case,
             "title": DECLINE_NOTICE_TITLE,
             "lines": lines,
-            "center": await _receiving_center(request, dispute.region_code),
+            "issued_on": declined_on.isoformat(),
+            "clerk": await staff_name(request, decided_by),
+            **issuer(await _receiving_center(request, dispute.region_code)),
         },
     )
 
 
 @router.get("/cases/{dispute_id}/receipt", response_class=HTMLResponse)
 async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, svc: Service) -> HTMLResponse:
-    """The intake receipt again, without the query code: it was shown once, at the window."""
+    """The intake receipt again, without the query code: it was shown once, at the window. It shows
+    no ID or phone number, so it is read masked and discloses nothing to record. Signed by the clerk
+    who registered the case, as the receipt given at the time was, and dated as reprinted."""
     dispute = await svc.get(parse_id(dispute_id), principal)
-    case = viewer_for(request, principal).dispute(dispute)
+    case = viewer_for(request, principal, reveal=False).dispute(dispute)
+    online = dispute.channel == "online"
     return render(
         request,
         "receipt.html",
         {
             "case": case.model_dump(mode="json"),
             "decline": declined(case),
-            "online": dispute.channel == "online",
+            "online": online,
             "replayed": False,
             "reprint": True,
+            "reprinted_on": svc.clock.today().isoformat(),
             "next_step": next_step(dispute, svc.clock.today(), svc.settings.confirmation_window_days).get(),
-            "center": await _receiving_center(request, dispute.region_code),
+            "clerk": None if online else await staff_name(request, dispute.created_by),
+            **issuer(await _receiving_center(request, dispute.region_code)),
         },
     )
 
 
-async def _receiving_center(request: Request, region_code: str) -> str | None:
+async def _receiving_center(request: Request, region_code: str) -> Body | None:
     """The center that received the case, as the receipt given at the time named it: the one whose
     region holds the place of the dispute (a window's clerk registers only there; an online
     application goes there)."""
-    center = await center_for(request, region_code)
-    return center.name if center else None
+    return await center_for(request, region_code)

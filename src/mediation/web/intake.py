@@ -34,6 +34,7 @@ from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
 from mediation.disputes.service import DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
 from mediation.identity.auth import client_address, identity_of
+from mediation.identity.models import User
 from mediation.web.forms import (
     FormField,
     Option,
@@ -288,9 +289,34 @@ async def _receipt(
             "online": online,
             "replayed": replayed,
             "next_step": NEXT_STEP[Status(created["status"])].get(),
-            "center": center.name if center else None,
+            **issuer(center),
+            # The clerk at the window registered it (a form sent twice is answered to the same
+            # account: its one-time key is the caller's); an online application has no clerk.
+            "clerk": None if online else principal.name,
         },
     )
+
+
+def issuer(center: Body | None) -> dict[str, Any]:
+    """What a printed paper says of the center that issues it: its name above the seal, and the
+    telephone a party calls it on (the organisation's own `contact_phone`; no line without one)."""
+    return {
+        "center": center.name if center else None,
+        "center_phone": center.contact_phone if center else None,
+    }
+
+
+async def staff_name(request: Request, actor_id: str | None) -> str | None:
+    """The 经办人 a printed paper names: the display name of the account `actor_id` is (a case's
+    `created_by`, a timeline entry's actor), as it is now. None for what no member of staff did: an
+    online application, a machine client's key. A read of its own, as `center_for`'s."""
+    try:
+        user_id = uuid.UUID(actor_id or "")
+    except ValueError:
+        return None
+    db: Database = request.app.state.db
+    async with db.reader() as session:
+        return await session.scalar(select(User.display_name).where(User.id == user_id))
 
 
 async def _register(
