@@ -9,14 +9,13 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from mediation.core.i18n import Text
-from mediation.core.schemas import WriteModel, Yuan
+from mediation.core.schemas import Instant, WriteModel, Yuan
 from mediation.disputes.enums import AgreementForm, ContactMethod, PartyKind
 from mediation.disputes.identity import at_field
 from mediation.disputes.schemas import (
     NON_BLANK_TEXT,
     NON_NULL_ID,
     Day,
-    Instant,
     Note,
     Reason,
     given,

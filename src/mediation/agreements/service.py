@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -44,10 +44,11 @@ from mediation.core.http import check_if_match, check_if_match_given, etag_for, 
 from mediation.core.i18n import Listing, Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
+from mediation.core.schemas import parse_instant
 from mediation.disputes.enums import AgreementForm, Consent
 from mediation.disputes.lifecycle import RECUSAL, STATUS_LABELS, Action, Status, allowed_actions
 from mediation.disputes.models import Dispute
-from mediation.disputes.schemas import FailPayload, Instant, RecordPerformancePayload
+from mediation.disputes.schemas import FailPayload, RecordPerformancePayload
 from mediation.disputes.service import DisputeService
 
 # Sessions are held and agreements drafted and signed while the case is being mediated.
@@ -102,9 +103,6 @@ HANDED_OVER: dict[str, tuple[str, str]] = {
         "一方拒绝履行时对方可申请人民法院强制执行, 民事诉讼法第二百零六条): " + _FOLLOW_UP_ENDS,
     ),
 }
-# A page cursor's time is one the service wrote: in its years, with a zone (Instant). A crafted one
-# near year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
-_CURSOR_TIME = TypeAdapter(Instant)
 
 
 def _not_now(dispute: Dispute, principal: Principal, what: Text) -> InvalidTransition:
@@ -1178,9 +1176,7 @@ class AgreementService:
         if status is not None:
             query = query.where(FollowUp.status == status)
         if cursor is not None:
-            raised, last_id = keyset_position(
-                cursor, lambda text: _CURSOR_TIME.validate_python(datetime.fromisoformat(text))
-            )
+            raised, last_id = keyset_position(cursor, parse_instant)
             query = query.where(tuple_(FollowUp.raised_at, FollowUp.id) > tuple_(raised, last_id))
         rows = (
             await self.session.execute(query.order_by(FollowUp.raised_at, FollowUp.id).limit(limit + 1))

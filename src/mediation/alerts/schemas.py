@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediation.alerts.detect import Danger
 from mediation.core.i18n import Text
-from mediation.core.schemas import WriteModel
+from mediation.core.schemas import Instant, WriteModel
 from mediation.disputes.identity import at_field
-from mediation.disputes.schemas import NON_BLANK_TEXT, Instant, Note, given, omitted, when
+from mediation.disputes.schemas import NON_BLANK_TEXT, Note, given, omitted, when
 
 
 class AlertCaseOut(BaseModel):

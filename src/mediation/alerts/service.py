@@ -13,10 +13,9 @@ import functools
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
-from pydantic import TypeAdapter
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -48,11 +47,11 @@ from mediation.core.errors import Conflict, Forbidden, InvalidTransition, NotFou
 from mediation.core.http import check_if_match, keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal
+from mediation.core.schemas import parse_instant
 from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
 from mediation.disputes.enums import PartyKind, PartyRole
 from mediation.disputes.models import TOWN_DIGITS, CaseNumberCounter, Dispute, Party, town_of_case
-from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import visible_to
 from mediation.disputes.service import DisputeService, counter_years
 
@@ -61,9 +60,6 @@ log = logging.getLogger(__name__)
 # How far another host's clock may run ahead of this one's: a wave read under the county's counter
 # takes in the cases registered until now and this much after.
 CLOCK_MARGIN = timedelta(minutes=1)
-# A page cursor's time is one the service wrote: in its years, with a zone (Instant). A crafted one
-# near year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
-_CURSOR_TIME = TypeAdapter(Instant)
 
 POLICE_ADVICE = "对有可能引起治安案件、刑事案件的纠纷, 调解员应当及时向当地公安机关或者其他有关部门报告 (人民调解法 第二十五条)"
 
@@ -823,9 +819,7 @@ class AlertService:
         if kind is not None:
             query = query.where(Alert.kind == kind)
         if cursor is not None:
-            raised, last = keyset_position(
-                cursor, lambda text: _CURSOR_TIME.validate_python(datetime.fromisoformat(text))
-            )
+            raised, last = keyset_position(cursor, parse_instant)
             query = query.where(tuple_(Alert.raised_at, Alert.id) < tuple_(raised, last))
         rows = list(
             (

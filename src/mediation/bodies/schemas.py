@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from mediation.bodies.models import BodyKind
 from mediation.core.i18n import Text
-from mediation.core.schemas import WriteModel
+from mediation.core.schemas import DomainValueError, WriteModel
 from mediation.disputes.enums import Category, IdType, Tier
-from mediation.disputes.identity import DomainValueError, at_field, normalise_id_number, region_prefix
+from mediation.disputes.identity import at_field, normalise_id_number, region_prefix
 from mediation.disputes.schemas import NON_BLANK_TEXT, NON_NULL_ID, RegionCode, given, when, without_null
 
 Categories = Annotated[

@@ -11,14 +11,34 @@ is refused with the field named, where it would otherwise fail the write.
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from annotated_types import MaxLen
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from mediation.core.i18n import Text
+
+
+class DomainValueError(ValueError):
+    """A ValueError whose message is a Text and whose `code` is a stable identifier: a field's
+    problem detail gives the code and the message in the request's language (core.errors)."""
+
+    def __init__(self, code: str, message: Text) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class WriteModel(BaseModel):
@@ -129,3 +149,37 @@ def _in_cents(value: Decimal | None) -> Decimal | None:
 # An amount of money in yuan, as every answer gives it: "1e5" and 100000 are sent back as
 # "100000.00", the same as the stored value reads, not as they came.
 Yuan = AfterValidator(_in_cents)
+
+
+# The moments a request may name: in the years the service keeps records for. Beyond them a time
+# is a typo, and near year 1 or 9999 converting it to UTC overflows.
+EARLIEST_INSTANT = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _within_service_years(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise DomainValueError(
+            "timezone_missing", Text("时间须带时区", "Give the time with its time zone offset")
+        )
+    try:
+        inside = EARLIEST_INSTANT <= value.astimezone(UTC) < LATEST_INSTANT
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise DomainValueError(
+            "date_out_of_range", Text("时间须在 1990 年至 2099 年之间", "The time must lie in 1990-2099")
+        )
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_within_service_years)]
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
+
+
+def parse_instant(text: str) -> datetime:
+    """The time an ISO 8601 text names, held to the service's years with a zone (Instant); a
+    ValueError otherwise. For the times a page cursor holds: the service wrote them, and a crafted
+    one near year 1 or 9999 converts to no UTC time the database takes, so it is refused as an
+    invalid cursor rather than failing the query."""
+    return _INSTANT.validate_python(datetime.fromisoformat(text))

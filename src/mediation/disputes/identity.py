@@ -13,15 +13,8 @@ from stdnum.exceptions import ValidationError as StdnumError
 
 from mediation.core.clock import Clock
 from mediation.core.i18n import Text
+from mediation.core.schemas import DomainValueError
 from mediation.disputes.enums import IdType
-
-
-class DomainValueError(ValueError):
-    """A ValueError whose message is a Text and whose `code` is a stable identifier."""
-
-    def __init__(self, code: str, message: Text) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def at_field(field: str, code: str, message: Text) -> ValidationError:

@@ -15,8 +15,8 @@ import unicodedata
 import uuid
 
 from mediation.core.i18n import Text
+from mediation.core.schemas import DomainValueError
 from mediation.disputes.enums import Channel
-from mediation.disputes.identity import DomainValueError
 
 # As long as the column (disputes.external_reference, String(64)). The longest references seen are
 # court case numbers, "（2026）浙0681民诉前调12345号", about twenty characters; a platform's id

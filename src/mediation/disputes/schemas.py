@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from mediation.core.i18n import Text
-from mediation.core.schemas import WriteModel, Yuan
+from mediation.core.schemas import DomainValueError, Instant, WriteModel, Yuan
 from mediation.disputes.court_delegation import is_court_delegated
 from mediation.disputes.enums import (
     PARTY_ROLE_NAMES,
@@ -47,7 +47,6 @@ from mediation.disputes.enums import (
 )
 from mediation.disputes.identity import (
     REGION_CODE_PATTERN,
-    DomainValueError,
     at_field,
     normalise_id_number,
     normalise_phone,
@@ -57,31 +56,9 @@ from mediation.disputes.references import MAX_LENGTH as MAX_REFERENCE_LENGTH
 from mediation.disputes.references import canonical_reference
 from mediation.handoffs.answers import DECIDERS, KIND_LABELS
 
-# The moments a request may name: in the years the service keeps records for. Beyond them a time
-# is a typo, and near year 1 or 9999 converting it to UTC overflows.
+# The days a request may name: in the years the service keeps records for (Instant, core.schemas).
 # The statistics' date range keeps to the same years (stats.service).
 EARLIEST_DAY, LATEST_DAY = date(1990, 1, 1), date(2099, 12, 31)
-EARLIEST_INSTANT = datetime(1990, 1, 1, tzinfo=UTC)
-LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
-
-
-def _within_service_years(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise DomainValueError(
-            "timezone_missing", Text("时间须带时区", "Give the time with its time zone offset")
-        )
-    try:
-        inside = EARLIEST_INSTANT <= value.astimezone(UTC) < LATEST_INSTANT
-    except OverflowError:
-        inside = False
-    if not inside:
-        raise DomainValueError(
-            "date_out_of_range", Text("时间须在 1990 年至 2099 年之间", "The time must lie in 1990-2099")
-        )
-    return value
-
-
-Instant = Annotated[datetime, AfterValidator(_within_service_years)]
 
 
 def _iso_8601(value: object) -> object:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -63,6 +63,7 @@ from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher, mask_id_number, mask_phone
 from mediation.core.principal import ROLE_NAMES, SYSTEM, Permission, Principal, Role
 from mediation.core.refusal import summary
+from mediation.core.schemas import parse_instant
 from mediation.core.settings import Settings
 from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
@@ -108,7 +109,6 @@ from mediation.disputes.schemas import (
     ConsentIn,
     DisputeCorrectionIn,
     DisputeCreate,
-    Instant,
     MediatorChoiceIn,
     PartyIn,
     QueryCodeReissueIn,
@@ -175,8 +175,6 @@ def _one_case(kind: str, for_update: bool) -> Select[Dispute]:
     )
     return stmt.with_for_update(of=Dispute) if for_update else stmt
 
-
-_CURSOR_TIME = TypeAdapter(Instant)
 
 # Built once: composing a statement costs more CPU than running it, and every request reads its case.
 _ONE_CASE = {(kind, lock): _one_case(kind, lock) for kind in RULE_KINDS for lock in (False, True)}
@@ -606,7 +604,7 @@ class DisputeService:
             try:
                 # A time the service wrote, in its years (Instant): a crafted one near year 1 or
                 # 9999 converts to no time the database takes.
-                at = _CURSOR_TIME.validate_python(datetime.fromisoformat(values["t"]))
+                at = parse_instant(values["t"])
                 last_id = uuid.UUID(values["i"])
             except (KeyError, ValueError, TypeError):
                 decode_cursor("!")  # raises the same validation problem

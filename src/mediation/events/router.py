@@ -34,10 +34,9 @@ from mediation.core.http import decode_cursor, encode_cursor, next_link, sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
-from mediation.core.schemas import WriteModel
+from mediation.core.schemas import Instant, WriteModel
 from mediation.disputes.models import Dispute
 from mediation.disputes.router import IdempotencyKey
-from mediation.disputes.schemas import Instant
 from mediation.disputes.scope import event_visible_to
 from mediation.events.catalogue import catalogue, event_types
 from mediation.events.models import OutboxEvent, OutboxHorizon, WebhookSubscription

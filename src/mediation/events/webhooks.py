@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,7 @@ from mediation.core.http import keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher
 from mediation.core.principal import Principal
-from mediation.disputes.schemas import Instant
+from mediation.core.schemas import parse_instant
 from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.identity.models import ApiKey
 
@@ -36,9 +36,6 @@ SECRET_PREFIX = "whsec_"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _AAD_TABLE = "webhook_subscriptions"
 _Read = TypeVar("_Read", bound=BaseModel)
-# A page cursor's time is one the service wrote: in its years, with a zone. A crafted one near
-# year 1 or 9999 converts to no UTC time the database takes; refused as an invalid cursor.
-_CURSOR_TIME = TypeAdapter(Instant)
 
 
 def new_secret() -> str:
@@ -413,9 +410,7 @@ class WebhookService:
         if status:
             stmt = stmt.where(WebhookDelivery.status == status)
         if cursor is not None:
-            made, last = keyset_position(
-                cursor, lambda text: _CURSOR_TIME.validate_python(datetime.fromisoformat(text))
-            )
+            made, last = keyset_position(cursor, parse_instant)
             stmt = stmt.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(made, last))
         rows = list(
             (

@@ -32,9 +32,9 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import ROLE_PERMISSIONS, STAFF_ONLY, Permission, Principal, Role
 from mediation.core.ratelimit import caller_network
-from mediation.core.schemas import WriteModel
+from mediation.core.schemas import Instant, WriteModel
 from mediation.disputes.router import IdempotencyKey
-from mediation.disputes.schemas import Instant, without_null
+from mediation.disputes.schemas import without_null
 from mediation.identity.auth import (
     AwaitingPasswordChange,
     CurrentPrincipal,

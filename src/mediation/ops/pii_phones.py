@@ -23,7 +23,8 @@ from mediation.audit.chain import AuditEntry, append
 from mediation.core.db import Database, utcnow
 from mediation.core.pii import PiiCipher, PiiIntegrityError, mask_phone
 from mediation.core.principal import Principal
-from mediation.disputes.identity import DomainValueError, normalise_phone
+from mediation.core.schemas import DomainValueError
+from mediation.disputes.identity import normalise_phone
 from mediation.disputes.models import Party
 
 BATCH = 500

@@ -57,7 +57,7 @@ from mediation.core.errors import NotFound, ProblemError, StaleVersion, Validati
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, current_language
 from mediation.core.principal import Permission, Principal
-from mediation.core.schemas import WriteModel
+from mediation.core.schemas import DomainValueError, WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.attention import FINISHED, Attention
 from mediation.disputes.enums import (
@@ -68,7 +68,7 @@ from mediation.disputes.enums import (
     Channel,
     IdType,
 )
-from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone
+from mediation.disputes.identity import normalise_id_number, normalise_phone
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.models import TimelineEntry
 from mediation.disputes.paperwork import (

@@ -25,9 +25,10 @@ from mediation.core.errors import DuplicateExternalReference, Forbidden, Validat
 from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal, Role
 from mediation.core.ratelimit import caller_network
+from mediation.core.schemas import DomainValueError
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import IdType, PartyRole
-from mediation.disputes.identity import DomainValueError, normalise_id_number, normalise_phone, region_prefix
+from mediation.disputes.identity import normalise_id_number, normalise_phone, region_prefix
 from mediation.disputes.lifecycle import Status
 from mediation.disputes.router import NEXT_STEP, related_out, service
 from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
