@@ -92,6 +92,41 @@ async def test_a_principal_over_its_rate_is_refused_with_429(api):
     assert signed_in.status_code == 200, signed_in.text
 
 
+@pytest.mark.parametrize("overrides", [{"rate_limit_per_minute": 4}], ids=["4-per-minute"])
+async def test_an_api_key_and_its_rotated_successor_share_one_allowance(api):
+    """During a rotation the old key works on beside the new one; a client sending with both has
+    the one allowance, not one per key. Another key of the same body keeps its own."""
+    owner = await api.signed_in("body_admin", "village")
+
+    async def new_key() -> dict[str, Any]:
+        created = await api.client.post(
+            "/v1/api-keys",
+            json={"organisation_id": str(api.bodies["village"]), "role": "body_mediator", "name": "对接"},
+            headers=owner,
+        )
+        assert created.status_code == 201, created.text
+        return dict(created.json())
+
+    old = await new_key()
+    rotated = await api.client.post(f"/v1/api-keys/{old['id']}/rotate", headers=owner)
+    assert rotated.status_code == 201, rotated.text
+    new = rotated.json()
+    other = await new_key()
+
+    def sent_with(key: dict[str, Any]) -> Any:
+        return api.client.get("/v1/disputes", headers={"X-API-Key": key["secret"], "Authorization": ""})
+
+    for key in (old, new, old, new):
+        assert (await sent_with(key)).status_code == 200
+    for key in (new, old):
+        refused = await sent_with(key)
+        _problem(refused, 429, "/problems/rate-limited")
+        _retry_after(refused, at_most=15)
+    for _ in range(4):
+        assert (await sent_with(other)).status_code == 200
+    _problem(await sent_with(other), 429, "/problems/rate-limited")
+
+
 @pytest.mark.parametrize("overrides", [{"anonymous_rate_limit_per_minute": 3}], ids=["3-per-minute"])
 async def test_status_lookup_is_limited_per_client_address(api):
     dispute = await api.intake()

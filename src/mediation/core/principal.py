@@ -121,16 +121,19 @@ class Principal:
 
     @property
     def scope(self) -> str:
-        """The namespace for rate limits: one caller's never collide with another's."""
+        """The caller, as its rate limit counts it: one caller's requests never count against
+        another's. An API key and the keys rotated from it are one caller: the old key works on
+        beside its successor so that a client can switch over at any moment, and a client sending
+        with both during the overlap has the one allowance, not one for each key. Another key of
+        the same organisation is another caller, with an allowance of its own."""
+        if self.kind == "api_key" and self.lineage_id is not None:
+            return f"api_key:{self.lineage_id}"
         return f"{self.kind}:{self.id}"
 
     @property
     def idempotency_scope(self) -> str:
-        """The namespace for idempotency keys: the caller's, where an API key and the keys rotated
-        from it count as one caller. The old key works on beside its successor so that a client can
-        switch over at any moment, a retry of a request the old key sent among them."""
-        if self.kind == "api_key" and self.lineage_id is not None:
-            return f"api_key:{self.lineage_id}"
+        """The namespace for idempotency keys: the caller's (`scope`), so that a retry with the
+        rotated key of a request the old key sent is the same request."""
         return self.scope
 
     @property
