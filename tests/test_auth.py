@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -283,6 +284,49 @@ async def test_a_body_admin_manages_only_its_own_keys(api):
         headers=api.auth("admin"),
     )
     assert response.status_code == 422
+
+
+async def test_the_keys_are_walked_page_by_page(api):
+    """Every rotation adds a key and revoked ones are kept: the list pages, a JSON array as before
+    with the next page in a `Link` header, oldest first, none twice; a body's administrator walks
+    its own keys only. A cursor not handed out is 422 `invalid_cursor`."""
+    admin = api.auth("admin")
+    made = [(await _create_key(api, admin)).json() for _ in range(3)]
+    rotated = await api.client.post(f"/v1/api-keys/{made[0]['id']}/rotate", headers=admin)
+    assert rotated.status_code == 201, rotated.text
+    made.append(rotated.json())
+    await api.client.post(f"/v1/api-keys/{made[1]['id']}/revoke", headers=admin)
+    await _create_key(api, admin, org="town")
+
+    async def walk(headers: dict[str, str], **params: Any) -> list[list[dict[str, Any]]]:
+        pages: list[list[dict[str, Any]]] = []
+        url: str | None = "/v1/api-keys"
+        query: dict[str, Any] | None = params
+        while url is not None:
+            response = await api.client.get(url, params=query, headers=headers)
+            assert response.status_code == 200, response.text
+            pages.append(response.json())
+            link = response.links.get("next")
+            url, query = (link["url"], None) if link else (None, None)
+            assert len(pages) < 50
+        return pages
+
+    whole = (await api.client.get("/v1/api-keys", headers=admin)).json()
+    assert len(whole) > 2 and "link" not in (await api.client.get("/v1/api-keys", headers=admin)).headers
+    pages = await walk(admin, limit=2)
+    assert all(0 < len(p) <= 2 for p in pages) and len(pages) == -(-len(whole) // 2)
+    assert [k["id"] for p in pages for k in p] == [k["id"] for k in whole]
+    village = str(api.bodies["village"])
+    own = await walk(await api.signed_in("body_admin", "village"), limit=1)
+    ids = [k[0]["id"] for k in own]
+    assert len(ids) == len(set(ids)) and {k["id"] for k in made} <= set(ids)
+    assert all(p[0]["organisation_id"] == village for p in own)
+    # The filter is kept from page to page.
+    filtered = await walk(admin, organisation_id=village, limit=2)
+    assert [k["id"] for p in filtered for k in p] == ids
+    refused = await api.client.get("/v1/api-keys", params={"cursor": "!"}, headers=admin)
+    assert refused.status_code == 422
+    assert [(e["field"], e["code"]) for e in refused.json()["errors"]] == [("cursor", "invalid_cursor")]
 
 
 async def test_an_api_key_cannot_make_rotate_revoke_or_list_keys(api):

@@ -25,7 +25,13 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from mediation.app import create_app
 from mediation.core.http import encode_cursor
 from mediation.events import webhooks
-from mediation.events.models import OutboxEvent, WebhookDelivery, WebhookSubscribersVersion
+from mediation.events.models import (
+    OutboxEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscribersVersion,
+    WebhookSubscription,
+)
 from mediation.events.relay import Outcome, Relay
 from tests.receiver import Receiver
 from tests.support import Api, person, resident_id
@@ -778,22 +784,27 @@ async def test_only_the_bodys_administrator_manages_its_webhooks(api):
     assert rotated.status_code == 200 and rotated.json()["secret"] != sub["secret"]
 
 
-# ---- paging the deliveries -----------------------------------------------------------------------
+# ---- paging the lists: deliveries, subscriptions, attempts ----------------------------------------
 
 
-async def walk_deliveries(api: Any, sub: dict[str, Any], **params: Any) -> list[list[dict[str, Any]]]:
-    """Every page of the subscription's deliveries, following `Link: rel="next"` to the end."""
+async def walk(api: Any, path: str, headers: dict[str, str], **params: Any) -> list[list[dict[str, Any]]]:
+    """Every page of a list answered as a JSON array, following `Link: rel="next"` to the end."""
     pages = []
-    url: str | None = f"/v1/webhooks/{sub['id']}/deliveries"
+    url: str | None = path
     query: dict[str, Any] | None = params
     while url is not None:
-        response = await api.client.get(url, params=query, headers=sub["_headers"])
+        response = await api.client.get(url, params=query, headers=headers)
         assert response.status_code == 200, response.text
         pages.append(response.json())
         link = response.links.get("next")
         url, query = (link["url"], None) if link else (None, None)
         assert len(pages) < 50, "the pages do not end"
     return pages
+
+
+async def walk_deliveries(api: Any, sub: dict[str, Any], **params: Any) -> list[list[dict[str, Any]]]:
+    """Every page of the subscription's deliveries."""
+    return await walk(api, f"/v1/webhooks/{sub['id']}/deliveries", sub["_headers"], **params)
 
 
 async def test_an_outage_of_dead_letters_is_walked_page_by_page(api, app):
@@ -835,24 +846,88 @@ async def test_an_outage_of_dead_letters_is_walked_page_by_page(api, app):
     assert "link" not in last.headers
 
 
-async def test_a_deliveries_cursor_not_handed_out_is_refused(api):
+async def test_the_subscriptions_are_walked_page_by_page(api, app):
+    """The organisation's subscriptions, more than a page: a JSON array as before, the `Link`
+    header's next page walking them all, oldest first, ties by id, none twice; another
+    organisation's are not among them."""
+    subs = [await subscribe(api, f"https://hooks.example.org/s{n}") for n in range(5)]
+    await subscribe(api, "https://hooks.example.org/elsewhere", org="other_center")
+    ids = [uuid.UUID(s["id"]) for s in subs]
+    same = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    async with app.state.db.writer() as session, session.begin():
+        await session.execute(
+            update(WebhookSubscription).where(WebhookSubscription.id.in_(ids[1:4])).values(created_at=same)
+        )
+    headers = subs[0]["_headers"]
+    pages = await walk(api, "/v1/webhooks", headers, limit=2)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    keys = [(parse_time(s["created_at"]), uuid.UUID(s["id"])) for page in pages for s in page]
+    assert keys == sorted(keys) and sorted(k[1] for k in keys) == sorted(ids)
+    assert [k[1] for k in keys] == [uuid.UUID(s["id"]) for s in (await walk(api, "/v1/webhooks", headers))[0]]
+    one = await api.client.get("/v1/webhooks", params={"limit": 5}, headers=headers)
+    assert len(one.json()) == 5 and "link" not in one.headers
+
+
+async def test_a_deliverys_attempts_are_walked_page_by_page(api, app):
+    """A delivery sent again and again has attempts without bound: they page as the deliveries
+    do, in the order they were made (a redelivery numbers them from 1 again), ties by id."""
+    sub = await subscribe(api, "https://hooks.example.org/attempts")
+    await api.intake()
+    [delivery] = await deliveries_of(api, sub)
+    start = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    made = [
+        (1, start),
+        (2, start + timedelta(minutes=5)),
+        (1, start + timedelta(hours=1)),  # redelivered
+        (2, start + timedelta(hours=2)),
+        (3, start + timedelta(hours=2)),  # the same instant: ties go by id
+    ]
+    async with app.state.db.writer() as session, session.begin():
+        for attempt, at in made:
+            session.add(
+                WebhookAttempt(
+                    id=uuid.uuid4(),
+                    delivery_id=uuid.UUID(delivery["id"]),
+                    attempt=attempt,
+                    relay_id="test",
+                    started_at=at,
+                    status_code=500,
+                    latency_ms=10,
+                )
+            )
+    path = f"/v1/webhook-deliveries/{delivery['id']}/attempts"
+    pages = await walk(api, path, sub["_headers"], limit=2)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    walked = [a for page in pages for a in page]
+    assert [a["attempt"] for a in walked][:3] == [1, 2, 1]
+    assert [parse_time(a["started_at"]) for a in walked] == [at for _, at in made]
+    assert walked == await attempts_of(api, sub, delivery["id"])
+
+
+async def test_a_cursor_not_handed_out_is_refused_on_every_webhook_list(api):
     sub = await subscribe(api, "https://hooks.example.org/cursor")
     await api.intake()
-    path = f"/v1/webhooks/{sub['id']}/deliveries"
-    for cursor in (
-        "!",
-        "bm90IGpzb24",  # base64, not JSON
-        encode_cursor({"p": 7}),  # the event feed's
-        encode_cursor({"k": "yesterday", "id": str(uuid.uuid4())}),
-        encode_cursor({"k": "0001-01-01T00:00:00+14:00", "id": str(uuid.uuid4())}),
-        encode_cursor({"k": datetime.now(UTC).isoformat(), "id": "7"}),
+    [delivery] = await deliveries_of(api, sub)
+    for path, params in (
+        (f"/v1/webhooks/{sub['id']}/deliveries", {"status": "dead"}),
+        ("/v1/webhooks", {}),
+        (f"/v1/webhook-deliveries/{delivery['id']}/attempts", {}),
     ):
-        response = await api.client.get(
-            path, params={"cursor": cursor, "status": "dead"}, headers=sub["_headers"]
-        )
-        assert response.status_code == 422, (cursor, response.text)
-        assert response.headers["content-type"].startswith("application/problem+json")
-        assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [("cursor", "invalid_cursor")]
+        for cursor in (
+            "!",
+            "bm90IGpzb24",  # base64, not JSON
+            encode_cursor({"p": 7}),  # the event feed's
+            encode_cursor({"k": "yesterday", "id": str(uuid.uuid4())}),
+            encode_cursor({"k": "0001-01-01T00:00:00+14:00", "id": str(uuid.uuid4())}),
+            encode_cursor({"k": datetime.now(UTC).isoformat(), "id": "7"}),
+        ):
+            response = await api.client.get(
+                path, params={**params, "cursor": cursor}, headers=sub["_headers"]
+            )
+            assert response.status_code == 422, (path, cursor, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            errors = response.json()["errors"]
+            assert [(e["field"], e["code"]) for e in errors] == [("cursor", "invalid_cursor")], path
 
 
 async def test_unknown_event_type_is_refused(api, receiver):

@@ -16,13 +16,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy import JSON, ColumnElement, DateTime, MetaData, any_, bindparam, event
+from sqlalchemy import JSON, ColumnElement, DateTime, MetaData, Select, any_, bindparam, event, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -47,7 +47,8 @@ from mediation.core.errors import (
     json_body_required,
     unknown_query_parameters,
 )
-from mediation.core.http import UPLOAD_PATH, HeadServingRoute
+from mediation.core.http import UPLOAD_PATH, HeadServingRoute, keyset_cursor, keyset_position
+from mediation.core.schemas import parse_instant
 from mediation.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,37 @@ def ordered_id() -> uuid.UUID:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_Row = TypeVar("_Row")
+
+
+async def keyset_page(
+    session: AsyncSession,
+    stmt: Select[_Row],
+    when: QueryableAttribute[datetime],
+    row_id: QueryableAttribute[uuid.UUID],
+    limit: int,
+    cursor: str | None,
+    *,
+    newest_first: bool = False,
+) -> tuple[list[_Row], str | None]:
+    """A page of the rows `stmt` selects, ordered by (`when`, `row_id`), oldest first unless
+    `newest_first`, from after the row `cursor` names (a `keyset_cursor`; anything else is 422
+    `invalid_cursor`); and the cursor after the page, None on the last page. Ties on the time are
+    broken by id, so a page never repeats or skips a row that shares its time with the last of the
+    page before. A row comparison, not `when < t OR (when = t AND id < i)`: PostgreSQL starts the
+    scan of a (when, id) index at the cursor with it."""
+    if cursor is not None:
+        at, last = keyset_position(cursor, parse_instant)
+        position, past = tuple_(when, row_id), tuple_(at, last)
+        stmt = stmt.where(position < past if newest_first else position > past)
+    order = (when.desc(), row_id.desc()) if newest_first else (when, row_id)
+    rows = list((await session.scalars(stmt.order_by(*order).limit(limit + 1))).all())
+    page = rows[:limit]
+    if len(rows) > limit:
+        return page, keyset_cursor(getattr(page[-1], when.key), getattr(page[-1], row_id.key))
+    return page, None
 
 
 def _refuse_closed_connection(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:

@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from html import escape
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
+from fastapi import Query
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mediation.core import metrics
@@ -238,6 +239,25 @@ def next_link(request: Request, cursor: str) -> str:
     behind a proxy that rewrites the host."""
     url = request.url.include_query_params(cursor=cursor)
     return f'<{url.path}?{url.query}>; rel="next"'
+
+
+# The lists answered as bare JSON arrays (they did before they paged) take these parameters, name
+# the next page in a `Link` header (`link_next_page`), and say so in their description.
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+PageCursor = Annotated[str | None, Query(max_length=500)]
+PAGED_ARRAY = (
+    ' The answer is a JSON array; when more follow, it carries `Link: <...>; rel="next"` (RFC 8288), '
+    "the same request with the `cursor` of the next page. A cursor not handed out here is 422 "
+    "`invalid_cursor`."
+)
+
+
+def link_next_page(request: Request, response: Response, cursor: str | None) -> None:
+    """Names the next page of a list answered as a bare JSON array in a `Link` header (`next_link`);
+    nothing on the last page. Such a list answered an array before it paged: a body of
+    `{items, next_cursor}`, as the other lists answer, would break the clients that read it."""
+    if cursor is not None:
+        response.headers["Link"] = next_link(request, cursor)
 
 
 def encode_cursor(values: dict[str, Any]) -> str:

@@ -30,7 +30,15 @@ from mediation.core.errors import (
     ValidationFailed,
     problem_responses,
 )
-from mediation.core.http import decode_cursor, encode_cursor, next_link, sends
+from mediation.core.http import (
+    PAGED_ARRAY,
+    PageCursor,
+    PageLimit,
+    decode_cursor,
+    encode_cursor,
+    link_next_page,
+    sends,
+)
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.principal import Permission, Principal
@@ -452,11 +460,17 @@ async def create_subscription(
     "/webhooks",
     response_model=list[SubscriptionOut],
     summary="事件推送订阅 Webhook subscriptions",
-    responses=problem_responses(),
+    description="The organisation's subscriptions, oldest first (ties broken by id), `limit` a page."
+    + PAGED_ARRAY,
+    responses=problem_responses(ValidationFailed) | sends(200, "Link"),
 )
-async def list_subscriptions(request: Request, principal: Reader) -> list[SubscriptionOut]:
+async def list_subscriptions(
+    request: Request, response: Response, principal: Reader, limit: PageLimit = 100, cursor: PageCursor = None
+) -> list[SubscriptionOut]:
     svc = _service(request)
-    return await svc.as_read(await svc.subscriptions(principal), SubscriptionOut)
+    rows, next_cursor = await svc.subscriptions(principal, limit, cursor)
+    link_next_page(request, response, next_cursor)
+    return await svc.as_read(rows, SubscriptionOut)
 
 
 @router.get(
@@ -597,16 +611,13 @@ async def list_deliveries(
     subscription_id: uuid.UUID,
     principal: Reader,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|dead|cancelled)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> list[DeliveryOut]:
     svc = _service(request)
     sub = await svc.get(subscription_id, principal)
     rows, next_cursor = await svc.deliveries(sub, status, limit, cursor)
-    if next_cursor is not None:
-        # The list was a bare array before it paged: a body of `{items, next_cursor}` as other
-        # lists answer would break the clients that read it, so the next page goes in a header.
-        response.headers["Link"] = next_link(request, next_cursor)
+    link_next_page(request, response, next_cursor)
     return [DeliveryOut.model_validate(d) for d in rows]
 
 
@@ -614,13 +625,24 @@ async def list_deliveries(
     "/webhook-deliveries/{delivery_id}/attempts",
     response_model=list[AttemptOut],
     summary="投递尝试 Delivery attempts (status and latency)",
-    responses=problem_responses(NotFound),
+    description=(
+        "In the order they were made (a redelivery numbers its attempts from 1 again), `limit` a "
+        "page." + PAGED_ARRAY
+    ),
+    responses=problem_responses(NotFound, ValidationFailed) | sends(200, "Link"),
 )
-async def list_attempts(request: Request, delivery_id: uuid.UUID, principal: Reader) -> list[AttemptOut]:
+async def list_attempts(
+    request: Request,
+    response: Response,
+    delivery_id: uuid.UUID,
+    principal: Reader,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
+) -> list[AttemptOut]:
     svc = _service(request)
-    return [
-        AttemptOut.model_validate(a) for a in await svc.attempts(await svc.delivery(delivery_id, principal))
-    ]
+    rows, next_cursor = await svc.attempts(await svc.delivery(delivery_id, principal), limit, cursor)
+    link_next_page(request, response, next_cursor)
+    return [AttemptOut.model_validate(a) for a in rows]
 
 
 @router.post(

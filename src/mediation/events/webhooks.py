@@ -18,17 +18,15 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.chain import AuditEntry, append
-from mediation.core.db import utcnow
+from mediation.core.db import keyset_page, utcnow
 from mediation.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from mediation.core.http import keyset_cursor, keyset_position
 from mediation.core.i18n import Text
 from mediation.core.pii import PiiCipher
 from mediation.core.principal import Principal
-from mediation.core.schemas import parse_instant
 from mediation.events.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from mediation.identity.models import ApiKey
 
@@ -322,13 +320,17 @@ class WebhookService:
             raise NotFound(Text("订阅不存在", "No such subscription"))
         return sub
 
-    async def subscriptions(self, principal: Principal) -> list[WebhookSubscription]:
-        rows = await self.session.scalars(
-            select(WebhookSubscription)
-            .where(WebhookSubscription.organisation_id == principal.organisation_id)
-            .order_by(WebhookSubscription.created_at)
+    async def subscriptions(
+        self, principal: Principal, limit: int, cursor: str | None = None
+    ) -> tuple[list[WebhookSubscription], str | None]:
+        """A page of the organisation's subscriptions, oldest first, and the cursor after it
+        (`keyset_page`)."""
+        stmt = select(WebhookSubscription).where(
+            WebhookSubscription.organisation_id == principal.organisation_id
         )
-        return list(rows.all())
+        return await keyset_page(
+            self.session, stmt, WebhookSubscription.created_at, WebhookSubscription.id, limit, cursor
+        )
 
     async def as_read(self, subs: list[WebhookSubscription], model: type[_Read]) -> list[_Read]:
         """The subscriptions as an API client reads them: one whose key has expired (or was
@@ -403,28 +405,20 @@ class WebhookService:
     async def deliveries(
         self, sub: WebhookSubscription, status: str | None, limit: int, cursor: str | None = None
     ) -> tuple[list[WebhookDelivery], str | None]:
-        """A page of the subscription's deliveries, newest first (ties broken by id, so a page
-        never repeats or skips one that shares its time with the last of the page before), and the
-        cursor after it, None on the last page."""
+        """A page of the subscription's deliveries, newest first, and the cursor after it
+        (`keyset_page`)."""
         stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == sub.id)
         if status:
             stmt = stmt.where(WebhookDelivery.status == status)
-        if cursor is not None:
-            made, last = keyset_position(cursor, parse_instant)
-            stmt = stmt.where(tuple_(WebhookDelivery.created_at, WebhookDelivery.id) < tuple_(made, last))
-        rows = list(
-            (
-                await self.session.scalars(
-                    stmt.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(
-                        limit + 1
-                    )
-                )
-            ).all()
+        return await keyset_page(
+            self.session,
+            stmt,
+            WebhookDelivery.created_at,
+            WebhookDelivery.id,
+            limit,
+            cursor,
+            newest_first=True,
         )
-        items = rows[:limit]
-        if len(rows) > limit:
-            return items, keyset_cursor(items[-1].created_at, items[-1].id)
-        return items, None
 
     async def delivery(self, delivery_id: uuid.UUID, principal: Principal) -> WebhookDelivery:
         delivery = await self.session.get(WebhookDelivery, delivery_id)
@@ -433,14 +427,16 @@ class WebhookService:
             return delivery
         raise NotFound(Text("投递记录不存在", "No such delivery"))
 
-    async def attempts(self, delivery: WebhookDelivery) -> list[WebhookAttempt]:
-        rows = await self.session.scalars(
-            select(WebhookAttempt)
-            .where(WebhookAttempt.delivery_id == delivery.id)
-            # In the order they happened: a redelivery numbers its attempts from 1 again.
-            .order_by(WebhookAttempt.started_at, WebhookAttempt.attempt)
+    async def attempts(
+        self, delivery: WebhookDelivery, limit: int, cursor: str | None = None
+    ) -> tuple[list[WebhookAttempt], str | None]:
+        """A page of the delivery's attempts in the order they happened (by when each started: a
+        redelivery numbers its attempts from 1 again, so the number is no order), and the cursor
+        after it (`keyset_page`). A delivery sent again and again has no bound on its attempts."""
+        stmt = select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery.id)
+        return await keyset_page(
+            self.session, stmt, WebhookAttempt.started_at, WebhookAttempt.id, limit, cursor
         )
-        return list(rows.all())
 
     async def _refuse_if_stopped(self, sub: WebhookSubscription) -> None:
         """Refuses (409) to send again to a subscription that sends nothing: one disabled, or one

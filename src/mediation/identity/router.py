@@ -24,9 +24,18 @@ from mediation.core.errors import (
     PreconditionRequired,
     StaleVersion,
     Unauthenticated,
+    ValidationFailed,
     problem_responses,
 )
-from mediation.core.http import check_if_match, etag_for, sends
+from mediation.core.http import (
+    PAGED_ARRAY,
+    PageCursor,
+    PageLimit,
+    check_if_match,
+    etag_for,
+    link_next_page,
+    sends,
+)
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
@@ -683,17 +692,26 @@ async def create_key(
     "/api-keys",
     response_model=list[ApiKeyOut],
     summary="API 密钥 API keys",
-    description="To a signed-in administrator: `admin` sees every organisation's keys, `body_admin` its own.",
-    responses=problem_responses(Forbidden),
+    description=(
+        "To a signed-in administrator: `admin` sees every organisation's keys, `body_admin` its own; "
+        "oldest first (ties broken by id), `limit` a page, revoked and expired keys among them." + PAGED_ARRAY
+    ),
+    responses=problem_responses(Forbidden, ValidationFailed) | sends(200, "Link"),
     tags=["identity"],
 )
 async def list_keys(
     request: Request,
+    response: Response,
     principal: CurrentPrincipal,
     organisation_id: Annotated[uuid.UUID | None, Query()] = None,
+    limit: PageLimit = 100,
+    cursor: PageCursor = None,
 ) -> list[ApiKeyOut]:
     _key_manager(principal)
-    keys = await IdentityService(session_of(request)).keys(principal, organisation_id)
+    keys, next_cursor = await IdentityService(session_of(request)).key_page(
+        principal, organisation_id, limit, cursor
+    )
+    link_next_page(request, response, next_cursor)
     return [ApiKeyOut.model_validate(k) for k in keys]
 
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.models import AuditRecord
 from mediation.bodies.models import ARBITRATION_KINDS, MEDIATING_KINDS, Body, BodyKind
-from mediation.core.db import insert_of, utcnow
+from mediation.core.db import insert_of, keyset_page, utcnow
 from mediation.core.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from mediation.core.i18n import Text
 from mediation.core.principal import (
@@ -737,12 +737,27 @@ class IdentityService:
         return key
 
     async def keys(self, principal: Principal, organisation_id: uuid.UUID | None = None) -> list[ApiKey]:
-        stmt = select(ApiKey).order_by(ApiKey.created_at, ApiKey.prefix)
+        """Every key the principal manages (of `organisation_id`, if given), oldest first."""
+        stmt = self._keys(principal, organisation_id).order_by(ApiKey.created_at, ApiKey.id)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def key_page(
+        self, principal: Principal, organisation_id: uuid.UUID | None, limit: int, cursor: str | None
+    ) -> tuple[list[ApiKey], str | None]:
+        """A page of `keys`, and the cursor after it (`keyset_page`). Revoked and expired keys are
+        kept, and every rotation adds one: an organisation's keys grow without bound."""
+        return await keyset_page(
+            self.session, self._keys(principal, organisation_id), ApiKey.created_at, ApiKey.id, limit, cursor
+        )
+
+    @staticmethod
+    def _keys(principal: Principal, organisation_id: uuid.UUID | None) -> Select[ApiKey]:
+        stmt = select(ApiKey)
         if not principal.can(Permission.keys_manage):
             stmt = stmt.where(ApiKey.organisation_id == principal.organisation_id)
         if organisation_id:
             stmt = stmt.where(ApiKey.organisation_id == organisation_id)
-        return list((await self.session.scalars(stmt)).all())
+        return stmt
 
     async def revoke(self, key: ApiKey, by: Principal) -> list[uuid.UUID]:
         """Revokes `key`; returns the webhook subscriptions it had made, stopped with it, in the
