@@ -179,6 +179,8 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"relation": "intruder", "dispute_id": theirs["id"]}
     if path.endswith("/links"):
         return {"dispute_id": theirs["id"]}
+    if path.endswith("/links/{other_id}/removal"):
+        return {"reason": "intruder unlink"}
     if path == "/v1/disputes":
         return intake_body(region_code="330604001000", description=THEIR_TEXT)
     if path == "/v1/disputes/search-by-party":
@@ -368,6 +370,8 @@ async def test_no_role_reaches_another_organisations_data(api, role: str | None)
     assert their_session is not None and their_obligation is not None
     ids = {
         "dispute_id": theirs["id"],
+        # The case linked to theirs, in a removal: theirs again, which no caller of ours sees.
+        "other_id": theirs["id"],
         "party_id": theirs["parties"][0]["id"],
         "key_id": str(their_key.id),
         "user_id": str(api.users[("clerk", api.bodies["other_center"])]),

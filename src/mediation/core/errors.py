@@ -361,6 +361,10 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "session_ended": "The access token's session was signed out or ended (a password change, "
         "signing out everywhere): sign in again.",
     },
+    NotFound: {
+        "link_not_found": "The two cases are not linked (never, or no longer: a removal sent again "
+        "finds the link gone), so there is no link to remove.",
+    },
     Forbidden: {
         "case_left_target": "A court or commission asked for the dossier of a case no longer with it; "
         "the handoff and its answers stay on its list.",

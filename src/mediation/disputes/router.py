@@ -41,6 +41,8 @@ from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
     CaseLinkIn,
     CaseLinkOut,
+    CaseUnlinkIn,
+    CaseUnlinkOut,
     ConsentIn,
     DisputeCorrectionIn,
     DisputeCreate,
@@ -48,6 +50,7 @@ from mediation.disputes.schemas import (
     DisputeOut,
     DisputePage,
     IsoDateTime,
+    LinkKind,
     MediatorChoiceIn,
     PartySearchIn,
     QueryCodeReissued,
@@ -56,6 +59,7 @@ from mediation.disputes.schemas import (
     StatusLookupIn,
     StatusLookupOut,
     TimelineEntryOut,
+    UnlinkedCase,
 )
 from mediation.disputes.service import DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
@@ -473,6 +477,58 @@ async def link_disputes(
 )
 async def list_links(dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service) -> list[CaseLinkOut]:
     return [view.link(link, other) for link, other in await svc.links(dispute_id, principal)]
+
+
+@router.post(
+    "/disputes/{dispute_id}/links/{other_id}/removal",
+    response_model=CaseUnlinkOut,
+    summary="解除关联 Unlink two cases linked by mistake",
+    description=(
+        "Removes the link between the case and the case `other_id`, with the reason (not the same "
+        "dispute after all, the wrong case picked), as a document is withdrawn or a sitting called "
+        "off: a POST naming what it removes, the reason in its body. By the center's staff, who link "
+        "cases (403 otherwise). The link itself is gone, so the two cases may be linked again later; "
+        "both timelines keep it and now its removal (`unlink`, with the reason, the other case's "
+        "number and the kind the link had), each case gets one `case_unlinked` event, and both "
+        "versions move on by one. The answer gives both cases' new versions; its `ETag` is the "
+        "path's case's. A pair not linked is 404 `link_not_found`, whatever `If-Match` says: a "
+        "removal sent again after a lost answer learns the link is gone (an `Idempotency-Key` "
+        "replays the first answer instead). A case is never linked to itself (422 `self_link` at "
+        "`other_id`). `If-Match` is not required, as when linking; when given, it is checked against "
+        "this case's current ETag (412 when stale, and nothing is removed)."
+    ),
+    responses=problem_responses(
+        NotFound,
+        Forbidden,
+        StaleVersion,
+        PreconditionRequired,
+        IdempotencyKeyMismatch,
+        IdempotencyInProgress,
+    )
+    | sends(200, "ETag"),
+    tags=["disputes"],
+)
+async def unlink_disputes(
+    request: Request,
+    dispute_id: uuid.UUID,
+    other_id: uuid.UUID,
+    data: CaseUnlinkIn,
+    principal: Writer,
+    svc: Service,
+    if_match: OptionalIfMatch = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work() -> Response:
+        link, dispute, other = await svc.unlink(dispute_id, other_id, data, principal, if_match)
+        body = CaseUnlinkOut(
+            dispute=UnlinkedCase(id=dispute.id, case_number=dispute.case_number, version=dispute.version),
+            other=UnlinkedCase(id=other.id, case_number=other.case_number, version=other.version),
+            kind=LinkKind(link.kind),
+            unlinked_at=dispute.updated_at,
+        )
+        return dispute_response(body, dispute.version)
+
+    return await run_idempotent(request, principal, idempotency_key, work)
 
 
 @router.get(

@@ -759,6 +759,28 @@ class CaseLinkOut(BaseModel):
     created_at: datetime
 
 
+class CaseUnlinkIn(WriteModel):
+    """Why two cases linked by mistake (not the same dispute, not related after all) are told apart
+    again: kept on both cases' timelines."""
+
+    reason: Reason
+
+
+class UnlinkedCase(BaseModel):
+    id: uuid.UUID
+    case_number: str
+    version: int = Field(description="The case's version after the link was removed (its ETag).")
+
+
+class CaseUnlinkOut(BaseModel):
+    """Both cases as the removal left them: each version moved on by one."""
+
+    dispute: UnlinkedCase = Field(description="The case named in the path; the response's ETag is its.")
+    other: UnlinkedCase = Field(description="The case it was linked to.")
+    kind: LinkKind = Field(description="What the link had said the two cases were.")
+    unlinked_at: datetime
+
+
 class DisputePage(BaseModel):
     items: list[DisputeOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

@@ -106,6 +106,7 @@ from mediation.disputes.paperwork import (
 from mediation.disputes.references import canonical_reference, reference_scope
 from mediation.disputes.schemas import (
     CaseLinkIn,
+    CaseUnlinkIn,
     ConsentIn,
     DisputeCorrectionIn,
     DisputeCreate,
@@ -1959,6 +1960,74 @@ class DisputeService:
             )
         await self._flush_versioned()
         return link, cases[data.dispute_id]
+
+    async def unlink(
+        self,
+        dispute_id: uuid.UUID,
+        other_id: uuid.UUID,
+        data: CaseUnlinkIn,
+        principal: Principal,
+        if_match: str | None = None,
+    ) -> tuple[CaseLink, Dispute, Dispute]:
+        """Removes the link between the case and `other_id`, made by mistake: the row goes, so the
+        pair may be linked again later; both timelines keep the link and now its removal, with the
+        reason, and both versions move. Answers the removed link, the case and the other case.
+
+        A pair not linked is 404 `link_not_found` whatever `if_match` says, judged under both locks:
+        a removal sent again after a lost answer learns the link is gone, not that the case moved
+        on (which its own removal did). `if_match`, when given, is then held to the case's version,
+        as linking holds it; the other case's version is not the caller's to name."""
+        if principal.role not in lifecycle.CENTER:
+            raise Forbidden(Text("只有中心可以解除案件关联", "Only the center unlinks cases"))
+        await self.get(dispute_id, principal)
+        if other_id == dispute_id:
+            raise ValidationFailed.of_field(
+                "other_id",
+                "self_link",
+                Text("案件不能与自身关联, 也就无从解除", "A case is never linked to itself"),
+                location="path",
+            )
+        first, second = sorted([dispute_id, other_id])
+        # Both cases locked in id order, as linking locks them: a link and its removal, or two
+        # removals, of the same pair wait for each other and cannot deadlock.
+        cases = {d: await self.get(d, principal, for_update=True) for d in (first, second)}
+        link = await self.session.scalar(
+            select(CaseLink).where(CaseLink.first_id == first, CaseLink.second_id == second)
+        )
+        if link is None:
+            raise NotFound(
+                Text("两案未关联 (或关联已解除)", "The cases are not linked (or were unlinked already)"),
+                code="link_not_found",
+            )
+        check_if_match_given(if_match, cases[dispute_id].version)
+        now = self.clock.now()
+        await self.session.delete(link)
+        for this, other in ((first, second), (second, first)):
+            case = cases[this]
+            case.updated_at = now
+            case.version += 1
+            payload = {
+                "linked_dispute_id": str(other),
+                "case_number": cases[other].case_number,
+                "kind": link.kind,
+            }
+            self._append_timeline(
+                case, "unlink", case.status, case.status, principal, data.reason, payload, now, case.version
+            )
+            record_dispute_event(
+                self.session,
+                case,
+                "case_unlinked",
+                {
+                    "action": "unlink",
+                    "version": case.version,
+                    "linked_dispute_id": str(other),
+                    "kind": link.kind,
+                },
+                now,
+            )
+        await self._flush_versioned()
+        return link, cases[dispute_id], cases[other_id]
 
     async def links(self, dispute_id: uuid.UUID, principal: Principal) -> list[tuple[CaseLink, Dispute]]:
         await self.get(dispute_id, principal)

@@ -192,6 +192,20 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["link"],
         },
+        "case_unlinked": {
+            "summary": "解除关联 The center removed a link made by mistake between the case and another "
+            "(the reason is on both timelines); the pair may be linked again",
+            "fields": {
+                **COMMON_FIELDS,
+                "linked_dispute_id": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "the case it was linked to",
+                },
+                "kind": {"type": "string", "description": "what the link had said: same_dispute | related"},
+            },
+            "actions": ["unlink"],
+        },
         "session_scheduled": {
             "summary": "安排调解 The body scheduled a mediation session",
             "fields": {
