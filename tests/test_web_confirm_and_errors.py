@@ -30,7 +30,8 @@ async def test_linking_cases_and_a_new_query_code_are_confirmed_first(
     await api.intake(parties=[person("applicant", "钱一", 71), person("respondent", "孙二", 72)])
     later = await api.intake(parties=[person("applicant", "钱一", 71), person("respondent", "李三", 73)])
     page = (await signed_in(web, api).get(f"/cases/{later['id']}")).text
-    assert "无法在系统中解除关联" in _confirm_of(page, "关联")
+    # A link made by mistake is removed, with its reason; the question says where it is recorded.
+    assert "关联将记入两案的时间线" in _confirm_of(page, "关联")
     assert "原查询码将立即作废" in _confirm_of(page, "重新生成查询码")
     # What can be taken back, or is sent again as it was, is not asked about.
     assert _confirm_of(page, "报告风险") == ""

@@ -81,6 +81,7 @@ from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
     CaseLinkIn,
+    CaseUnlinkIn,
     ConsentIn,
     DisputeCorrectionIn,
     MediatorChoiceIn,
@@ -140,6 +141,9 @@ def viewer_for(request: Request, principal: Principal, *, reveal: bool = True) -
 SHOW_NUMBERS = "numbers"
 # The 发出督办 form's body, named only on a case no body holds (`_order_form`).
 ORDER_BODY = frozenset({"body_id"})
+# 解除关联: one form per linked case, named by the other case's id (`failed_action`).
+UNLINK_FORM = "unlink:"
+UNLINK_FIELDS = [replace(f, label="解除理由") if f.name == "reason" else f for f in describe(CaseUnlinkIn)]
 
 
 def shows_numbers(form: Any) -> bool:
@@ -502,6 +506,7 @@ class CasePage:
                 if not r.linked
             ],
             "can_link": can_link,
+            "unlink_fields": UNLINK_FIELDS,
             "clock_extensions": extensions,
             "extension_fields": describe(
                 ClockExtensionIn,
@@ -734,6 +739,7 @@ DONE_MESSAGES = {
     "owner_cleared": "已取消包案",
     "clock_extended": "期限已延长",
     "linked": "已关联案件, 两案时间线均已记录",
+    "unlinked": "已解除关联, 两案时间线均已记录",
     "signed": "已记录签署",
     "corrected": "已更正登记信息",
     "sitting_scheduled": "已安排调解会",
@@ -829,6 +835,8 @@ def _field_names(form: str) -> set[str]:
         fields = describe(RiskFlagIn)
     elif form == "link":
         fields = describe(CaseLinkIn)
+    elif form.startswith(UNLINK_FORM):
+        fields = UNLINK_FIELDS
     elif form.startswith("extend:"):
         fields = describe(ClockExtensionIn)
     elif form == "record_consent":
@@ -1634,6 +1642,29 @@ async def link_case(request: Request, dispute_id: str, principal: Staff, svc: Se
 
     return await _case_form(
         request, svc, principal, case_id, CaseLinkIn, link, failed="link", done="linked#links"
+    )
+
+
+@router.post("/cases/{dispute_id}/links/{other_id}/removal", response_class=HTMLResponse)
+async def unlink_case(
+    request: Request, dispute_id: str, other_id: str, principal: Staff, svc: Service
+) -> Response:
+    """解除关联: the center removes a link made by mistake, with the reason, through the service the
+    API uses; both timelines say so, and the pair may be linked again."""
+    case_id, other = parse_id(dispute_id), parse_id(other_id)
+
+    async def unlink(data: CaseUnlinkIn, version: str | None) -> object:
+        return await svc.unlink(case_id, other, data, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        CaseUnlinkIn,
+        unlink,
+        failed=f"{UNLINK_FORM}{other}",
+        done="unlinked#links",
     )
 
 

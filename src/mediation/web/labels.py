@@ -57,6 +57,7 @@ TIMELINE_LABELS = {
     "assign_mediator": "指定承办调解员",
     "correct": "更正登记信息",
     "link": "关联案件",
+    "unlink": "解除关联",
     "add_document": "提交材料",
     "withdraw_document": "撤回材料",
     "document_added": "提交材料",
