@@ -104,3 +104,62 @@ def test_a_refused_intake_form_focuses_its_error_summary_whose_link_reaches_the_
     assert "居民身份证号码无效" in link.inner_text()
     link.click()
     assert page.evaluate("document.activeElement.id") == "f-parties-0--id_number"
+
+
+def test_a_link_is_removed_only_once_the_clerk_confirms_it(
+    page: Any,  # noqa: F811
+    live_server: str,  # noqa: F811
+    request: pytest.FixtureRequest,
+) -> None:
+    headers = {"Authorization": f"Bearer {api_token(live_server, 'clerk')}"}
+    cases = []
+    for text in ("窗口受理", "再次来访"):
+        created = httpx.post(
+            f"{live_server}/v1/disputes",
+            json=intake_body(description=f"解除关联测试 ({text}): 邻里因院墙滴水发生争执。"),
+            headers=headers,
+            timeout=10,
+        )
+        created.raise_for_status()
+        cases.append(created.json())
+    window, hotline = cases
+    linked = httpx.post(
+        f"{live_server}/v1/disputes/{hotline['id']}/links",
+        json={"dispute_id": window["id"]},
+        headers=headers,
+        timeout=10,
+    )
+    linked.raise_for_status()
+
+    def links() -> list[Any]:
+        listed = httpx.get(f"{live_server}/v1/disputes/{hotline['id']}/links", headers=headers, timeout=10)
+        listed.raise_for_status()
+        return list(listed.json())
+
+    sign_in(page, "clerk")
+    page.goto(f"/cases/{hotline['id']}")
+    form = page.locator("#linked-cases details.unlink-case")
+    form.locator("summary").click()
+    form.get_by_label("解除理由").fill("经核实并非同一纠纷, 误关联")
+    asked: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    form.locator("button[type=submit]").click()
+    page.wait_for_timeout(1_000)  # long enough for a form sent anyway to have left the page
+    assert asked and "确定解除关联吗" in asked[0]
+    assert len(links()) == 1
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert "done=unlinked" in page.url
+    shot(page, "case-unlinked", database_of(request))
+    assert links() == []
+    assert page.locator("#linked-cases").count() == 0
+    entry = page.locator('#timeline li[data-action="unlink"]')
+    assert window["case_number"] in entry.inner_text()
+    assert "经核实并非同一纠纷, 误关联" in entry.inner_text()
