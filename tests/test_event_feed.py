@@ -646,6 +646,11 @@ async def produce_every_event_type(api: Any) -> None:
     assert named.status_code == 200, named.text
     linked = await api.client.post(f"/v1/disputes/{labour['id']}/links", json={"dispute_id": mediating["id"]})
     assert linked.status_code == 201, linked.text
+    # The link made by mistake, removed.
+    unlinked = await api.client.post(
+        f"/v1/disputes/{labour['id']}/links/{mediating['id']}/removal", json={"reason": "并非关联纠纷"}
+    )
+    assert unlinked.status_code == 200, unlinked.text
 
     # A session scheduled and recorded.
     mediating = await api.get(mediating)
