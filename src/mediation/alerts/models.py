@@ -22,7 +22,7 @@ class Alert(Base):
     __table_args__ = (Index("ix_alerts_raised_at_id", "raised_at", "id"),)  # the keyset pages, newest first
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    kind: Mapped[str] = mapped_column(String(20), index=True)  # risk | cluster | repeat
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # risk | cluster | repeat | query_code
     key: Mapped[str] = mapped_column(String(200))
     open_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     level: Mapped[str] = mapped_column(String(10))  # immediate | high | normal

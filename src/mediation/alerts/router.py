@@ -104,7 +104,7 @@ async def list_alerts(
     principal: Reader,
     svc: Alerts,
     status: Literal["open", "acknowledged", "resolved"] | None = None,
-    kind: Literal["risk", "cluster", "repeat"] | None = None,
+    kind: Literal["risk", "cluster", "repeat", "query_code"] | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> AlertPage:

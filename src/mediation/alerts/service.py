@@ -748,6 +748,8 @@ class AlertService:
     def _title(self, finding: Finding, said: dict[str, Any]) -> Text:
         if finding.kind == "risk":
             return titles.risk(said, self.rules)
+        if finding.kind == titles.QUERY_CODE:
+            return titles.query_code(said)
         if finding.wave is not None:
             return titles.cluster(said, finding.wave.rule)
         return titles.repeat(said["cases"])
@@ -767,6 +769,39 @@ class AlertService:
             return
         payload = {"alert_id": str(alert.id), "kind": alert.kind, "level": alert.level}
         await self.disputes.record_work(current, action, SYSTEM, reason, payload, action)
+
+    # ---- a party's query code -------------------------------------------------------------------
+
+    async def query_code_locked(self, dispute: Dispute, failures: int, hours: int) -> Alert | None:
+        """Ask the center for a new query code: the case's status lookup is locked after `failures`
+        wrong codes within `hours` (disputes.lookup), and only a new code opens it again. One alert
+        per case while it is open; the new code resolves it (`query_code_reissued`)."""
+        key = f"{titles.QUERY_CODE}:{dispute.id}"
+        finding = Finding(
+            titles.QUERY_CODE,
+            key,
+            "high",
+            dispute.region_code,
+            {"case_number": dispute.case_number, "failures": failures, "hours": hours},
+            {"failures": failures, "within_hours": hours},
+            [dispute.id],
+            {"failures": failures},
+        )
+        return await self._raise(dispute, finding, await self._open(key))
+
+    async def query_code_reissued(self, dispute: Dispute, principal: Principal) -> None:
+        """The center gave the case a new query code: the alert asking for one is resolved."""
+        alert = await self._open(f"{titles.QUERY_CODE}:{dispute.id}")
+        if alert is None:
+            return
+        now = self.clock.now()
+        alert.status, alert.open_key = "resolved", None
+        alert.resolved_at, alert.resolved_by = now, principal.id
+        alert.resolution = "已重新生成查询码"
+        if alert.acknowledged_at is None:
+            alert.acknowledged_at, alert.acknowledged_by = now, principal.id
+        alert.version += 1
+        await self._note_all(alert, "alert_resolved", alert.resolution, principal)
 
     # ---- reading --------------------------------------------------------------------------------
 

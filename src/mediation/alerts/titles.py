@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 # The key in an alert's details that holds what its title says; internal, not part of the details
 # the API answers.
 TITLE_VALUES = "title_values"
+# The kind of alert that asks the center for a new query code (`AlertService.query_code_locked`).
+QUERY_CODE = "query_code"
 
 # The reason a risk alert gives when the clerk registering the case marked it as dangerous.
 MARKED_AT_INTAKE = Text(
@@ -104,6 +106,16 @@ def repeat(cases: int) -> Text:
     )
 
 
+def query_code(values: Mapping[str, Any]) -> Text:
+    """A case whose status lookup was locked by wrong query codes, and what the center does."""
+    number, failures, hours = values["case_number"], values["failures"], values["hours"]
+    return Text(
+        f"查询码锁定: {number} {hours} 小时内查询码输错 {failures} 次, 已暂停查询; 请核实当事人身份后重新生成查询码",
+        f"Query code locked: {number} had {failures} wrong query codes within {hours} hours and its "
+        "lookup is stopped; give the party a new code once you have checked who they are",
+    )
+
+
 def _ordinal(n: int) -> str:
     """2nd, 3rd, 11th, 21st."""
     suffix = "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
@@ -123,6 +135,8 @@ def of(alert: Alert, language: str, rules: AlertRules) -> str:
     try:
         if alert.kind == "risk":
             return risk(values, rules).en
+        if alert.kind == QUERY_CODE:
+            return query_code(values).en
         if alert.kind == "cluster":
             rule = next((r for r in rules.clusters if r.id == values["rule"]), None)
             if rule is not None and rule.label_en:

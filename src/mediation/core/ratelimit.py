@@ -29,8 +29,7 @@ class RateLimiter:
     def retry_after(self, key: str) -> float:
         """Take one token for `key`; 0 when allowed, else the seconds until one is available."""
         now = self.now()
-        tokens, updated = self.buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - updated) * self.rate)
+        tokens = self._tokens(key, now)
         if tokens >= 1:
             self.buckets[key] = (tokens - 1, now)
             self._bound()
@@ -38,8 +37,22 @@ class RateLimiter:
         self.buckets[key] = (tokens, now)
         return (1 - tokens) / self.rate
 
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, updated = self.buckets.get(key, (self.capacity, now))
+        return min(self.capacity, tokens + (now - updated) * self.rate)
+
     def check(self, key: str) -> None:
-        wait = self.retry_after(key)
+        self._refuse(self.retry_after(key))
+
+    def give_back(self, key: str) -> None:
+        """Return the token `check` took for `key`: for an endpoint whose failures alone count (a
+        right query code costs the party nothing). Taken first and given back after, not counted
+        after the fact: requests sent at once each hold their token while they run."""
+        now = self.now()
+        self.buckets[key] = (min(self.capacity, self._tokens(key, now) + 1), now)
+
+    @staticmethod
+    def _refuse(wait: float) -> None:
         if wait > 0:
             seconds = max(1, math.ceil(wait))
             raise TooManyRequests(

@@ -157,7 +157,21 @@ class Settings(BaseSettings):
     # ---- limits
     rate_limit_per_minute: int = Field(default=600, ge=1, description="Per signed-in principal.")
     anonymous_rate_limit_per_minute: int = Field(
-        default=20, ge=1, description="Per client address, for sign-in and the party status lookup."
+        default=20,
+        ge=1,
+        description="Per client address, for sign-in and the party status lookup (there, wrong answers only).",
+    )
+    # Per case, in the database, so that every process counts alike: a guesser spreading attempts
+    # over many addresses is stopped at the case, and the center is asked to give a new code.
+    lookup_max_failures: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Wrong query codes for one case, within `lookup_failure_window_hours` and since the "
+        "last right one or the last new code, that lock its lookup until the center gives a new code.",
+    )
+    lookup_failure_window_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="How far back wrong query codes count towards the lock."
     )
     # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
     # forwarded_allow_ips: addresses or networks, comma-separated, or "*"). The client address is

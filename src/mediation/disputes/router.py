@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
 
-from mediation.core.db import UnitOfWorkRoute, session_of
+from mediation.core.db import UnitOfWorkRoute, release_on_rollback, session_of
 from mediation.core.errors import (
     Conflict,
     DuplicateExternalReference,
@@ -35,6 +35,7 @@ from mediation.disputes.attention import Attention
 from mediation.disputes.enums import DECLINE_ADVICE_MEANINGS, DECLINE_ADVICE_NAMES, Category, Channel
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
+from mediation.disputes.lookup import WRONG_CODE, HandoffView, Lookup, handoff_of, handoff_step
 from mediation.disputes.models import Dispute
 from mediation.disputes.paperwork import decline_of
 from mediation.disputes.schemas import (
@@ -56,6 +57,7 @@ from mediation.disputes.schemas import (
     QueryCodeReissued,
     QueryCodeReissueIn,
     RelatedCaseOut,
+    StatusLookupHandoff,
     StatusLookupIn,
     StatusLookupOut,
     TimelineEntryOut,
@@ -65,6 +67,7 @@ from mediation.disputes.service import DisputeService, ListFilters, RelatedCase
 from mediation.disputes.views import Viewer
 from mediation.documents.service import DocumentService
 from mediation.documents.storage import LocalBlobStore
+from mediation.handoffs.answers import KIND_LABELS
 from mediation.identity.auth import authenticate, client_address, identity_of, permission, require
 
 MAX_PAGE_SIZE = 100
@@ -683,33 +686,111 @@ async def reissue_query_code(
     "/status-lookup",
     response_model=StatusLookupOut,
     summary="当事人查询案件进度 Party status lookup",
-    description="Case number and the query code from the intake receipt. Answers no personal data.",
+    description=(
+        "Case number and the query code from the intake receipt. Answers no personal data. Limited "
+        "per client address (wrong answers only) and per case: after `lookup_max_failures` wrong "
+        "codes within `lookup_failure_window_hours`, the case's lookup answers 404 whatever code is "
+        "given until the center gives a new one, and the center is alerted (kind `query_code`). A "
+        "number that names no case, a wrong code and a locked lookup answer alike."
+    ),
     responses=problem_responses(NotFound),
     tags=["public"],
 )
 async def status_lookup(request: Request, data: StatusLookupIn, svc: Service) -> StatusLookupOut:
-    # Anonymous: the limit per address (an IPv6 one by its /64) keeps query codes from being guessed.
-    identity_of(request).anonymous_limiter.check(f"lookup:{caller_network(client_address(request))}")
     # What was typed may be an ID or mobile number, not a case number: masked as the logs mask it
     # (audit records are kept for years and never altered; 个人信息保护法 Art. 6, 51).
     request.state.audit_details = {"case_number": redact_text(data.case_number)}
-    dispute = await svc.lookup_status(data.case_number, data.query_code)
-    request.state.audit_object = ("dispute", dispute.id)
+    found = await looked_up(request, svc, data)
+    if found.dispute is None:
+        raise NotFound(WRONG_CODE)
+    dispute = found.dispute
     status = Status(dispute.status)
+    today = svc.clock.today()
+    handoff = await handoff_of(svc.session, dispute)
     return StatusLookupOut(
         case_number=dispute.case_number,
         status=status.value,
         status_label=STATUS_LABELS[status].get(),
-        next_step=next_step(dispute, svc.clock.today(), svc.settings.confirmation_window_days).get(),
+        next_step=next_step(dispute, today, svc.settings.confirmation_window_days, handoff).get(),
+        handoff=lookup_handoff_out(handoff),
         updated_at=dispute.updated_at,
     )
 
 
-def next_step(dispute: Dispute, today: date, confirmation_window_days: int) -> Text:
+async def looked_up(request: Request, svc: DisputeService, data: StatusLookupIn) -> Lookup:
+    """The lookup, for the API and the page alike. Anonymous: the limit per address (an IPv6 one by
+    its /64) keeps query codes from being guessed; a right code gives its turn back, so that a
+    party checking often is not kept out. A refusal for a case that exists is recorded against it
+    (the count of wrong codes that locks its lookup, `DisputeService.lookup_status`); the one that
+    locks it asks the center for a new code, in a transaction of its own once the request has
+    rolled back, as the refusal's audit record is written."""
+    limiter, bucket = (
+        identity_of(request).anonymous_limiter,
+        f"lookup:{caller_network(client_address(request))}",
+    )
+    limiter.check(bucket)
+    found = await svc.lookup_status(data.case_number, data.query_code)
+    if found.dispute is not None:
+        limiter.give_back(bucket)
+        request.state.audit_object = ("dispute", found.dispute.id)
+        return found
+    if found.case_id is None:
+        return found
+    case_id, failures = found.case_id, found.failures
+    request.state.audit_object = ("dispute", case_id)
+    if found.locked:
+        request.state.audit_details = {**request.state.audit_details, "lookup_locked": True}
+    if found.locks_now:
+        request.state.audit_details = {**request.state.audit_details, "lookup_locked_now": True}
+        app = request.app
+
+        async def ask_for_new_code() -> None:
+            await alert_locked_lookup(app, case_id, failures)
+
+        release_on_rollback(request).append(ask_for_new_code)
+    return found
+
+
+async def alert_locked_lookup(app: Any, case_id: uuid.UUID, failures: int) -> None:
+    """The alert that asks the center for a new query code (`AlertService.query_code_locked`)."""
+    from mediation.alerts.service import AlertService  # it builds on the disputes service
+
+    settings = app.state.settings
+    async with app.state.db.writer() as session, session.begin():
+        svc = DisputeService(session, app.state.clock, settings, app.state.identity.cipher)
+        dispute = await session.get(Dispute, case_id, with_for_update=True)
+        if dispute is not None:
+            await AlertService(svc).query_code_locked(dispute, failures, settings.lookup_failure_window_hours)
+
+
+def lookup_handoff_out(handoff: HandoffView | None) -> StatusLookupHandoff | None:
+    if handoff is None:
+        return None
+    return StatusLookupHandoff(
+        kind=handoff.kind,
+        kind_label=KIND_LABELS[handoff.kind].get() if handoff.kind in KIND_LABELS else handoff.kind,
+        target_name=handoff.target_name,
+        status=handoff.status,
+        target_case_number=handoff.target_case_number,
+        due_on=handoff.due_on,
+        provisional=handoff.provisional,
+        ruling_number=handoff.ruling_number,
+        ruled_on=handoff.ruled_on,
+        enforcement_deadline=handoff.enforcement_deadline,
+    )
+
+
+def next_step(
+    dispute: Dispute, today: date, confirmation_window_days: int, handoff: HandoffView | None = None
+) -> Text:
     """What a party looking up the case is told to do next. An agreement in force may be taken to
     the court for confirmation only within the period after it took effect (民事诉讼法 Art. 205,
     its last day carried past holidays by Art. 85, as `request_confirmation` judges it): the party
-    is told that last day, and once it has passed, what is left instead (人民调解法 Art. 32)."""
+    is told that last day, and once it has passed, what is left instead (人民调解法 Art. 32). A case
+    with a court or commission (`handoff`): where, by when it decides, and what follows
+    (`lookup.handoff_step`)."""
+    if handoff is not None and (told := handoff_step(dispute, handoff, today)) is not None:
+        return told
     status = Status(dispute.status)
     end = lifecycle.confirmation_period(dispute, confirmation_window_days)
     if status == Status.agreement_signed and end is not None:

@@ -880,13 +880,52 @@ def as_printed(text: str) -> str:
     return text.translate(_FULL_WIDTH)
 
 
+class StatusLookupHandoff(BaseModel):
+    """The court or commission the case went to, as the party is told of it: no personal data."""
+
+    kind: str = Field(
+        description="judicial_confirmation | labour_arbitration | commercial_arbitration | "
+        "rural_land_arbitration | litigation"
+    )
+    kind_label: str
+    target_name: str = Field(description="The court or commission.")
+    status: str = Field(
+        description="pending (it decides whether to accept) | accepted | not_accepted | confirmed | "
+        "rejected | concluded"
+    )
+    target_case_number: str | None = Field(description="Its own case number, once it accepted the case.")
+    due_on: date | None = Field(
+        description="The last day it has to decide: on accepting while pending, on the matter once "
+        "accepted (e.g. 劳动争议调解仲裁法 Art. 29: 5 days; Art. 43: 45 days, extended by at most 15); "
+        "null when the law sets none or once it decided."
+    )
+    provisional: bool = Field(
+        description="`due_on` (or `enforcement_deadline`) reaches a year whose public holidays are not "
+        "published yet: counted on weekends and the statutory holidays only, it may move later."
+    )
+    ruling_number: str | None = Field(
+        description="Judicial confirmation: the number of the court's ruling (民事裁定书), once it ruled."
+    )
+    ruled_on: date | None = None
+    enforcement_deadline: date | None = Field(
+        description="Judicial confirmation granted: the last day to apply to the court for enforcement "
+        "if the agreement is not performed (民事诉讼法 Art. 250: two years from the last day of "
+        "performance the agreement sets, or from the ruling)."
+    )
+
+
 class StatusLookupOut(BaseModel):
     case_number: str
     status: str
     status_label: str
     next_step: str = Field(
         description="What the party does next, in words; for a declined case, the route it was told "
-        "to take instead and what that means (never the reason, which may name the parties)."
+        "to take instead and what that means (never the reason, which may name the parties); for a "
+        "case at a court or commission, where it is, by when it must decide, and what the party may "
+        "do if it does not (a labour dispute goes to court: 劳动争议调解仲裁法 Art. 29, 43)."
+    )
+    handoff: StatusLookupHandoff | None = Field(
+        default=None, description="The court or commission the case went to; null while it has gone to none."
     )
     updated_at: datetime
 

@@ -45,7 +45,7 @@ from mediation.clocks.models import CaseClock
 from mediation.clocks.rules import ClockName
 from mediation.clocks.service import ClockService
 from mediation.core.clock import Clock
-from mediation.core.db import insert_of
+from mediation.core.db import insert_of, utcnow
 from mediation.core.errors import (
     Conflict,
     DuplicateExternalReference,
@@ -87,6 +87,7 @@ from mediation.disputes.lifecycle import (
     Status,
     Transition,
 )
+from mediation.disputes.lookup import Lookup, recent_failures
 from mediation.disputes.models import (
     Assignment,
     CaseLink,
@@ -733,13 +734,31 @@ class DisputeService:
             and (e.actor_organisation_id is None or e.actor_organisation_id != principal.organisation_id)
         }
 
-    async def lookup_status(self, case_number: str, query_code: str) -> Dispute:
+    async def lookup_status(self, case_number: str, query_code: str) -> Lookup:
+        """The case a party looks up with its number and query code (`Lookup.dispute`), or the
+        refusal's facts. Wrong codes for one case are counted in the audit trail, from whatever
+        addresses they came: once `lookup_max_failures` of them were given within the window since
+        the last right one (or the last new code), the case's lookup is refused whatever code is
+        given, until the center gives a new one (`reissue_query_code`). A number that names no case,
+        a wrong code and a locked lookup are answered alike (`WRONG_CODE`), and take the same steps,
+        so that a guesser learns of no case number."""
         dispute = await self.session.scalar(select(Dispute).where(Dispute.case_number == case_number.strip()))
         expected = dispute.query_code_hash if dispute else "0" * 64
         given = hash_query_code(case_number, query_code)
-        if dispute is None or not hmac.compare_digest(expected, given):
-            raise NotFound(Text("案件编号或查询码不正确", "Case number or query code is wrong"))
-        return dispute
+        most = self.settings.lookup_max_failures
+        window = timedelta(hours=self.settings.lookup_failure_window_hours)
+        # The audit trail's own time, which its records are written in (not the service's clock).
+        failures = await recent_failures(
+            self.session, dispute.id if dispute else None, utcnow(), window, most
+        )
+        right = hmac.compare_digest(expected, given)
+        if dispute is None:
+            return Lookup(None)
+        if failures >= most:
+            return Lookup(None, dispute.id, locked=True, failures=failures)
+        if not right:
+            return Lookup(None, dispute.id, locks_now=failures + 1 >= most, failures=failures + 1)
+        return Lookup(dispute, dispute.id)
 
     def may_reissue_query_code(self, principal: Principal) -> bool:
         """Whether `principal` may give a case it sees a new query code, as `reissue_query_code` enforces."""
@@ -770,6 +789,10 @@ class DisputeService:
             {"cause": data.cause.value},
             "query_code_reissued",
         )
+        # A lookup locked by wrong codes opens with the new one: the alert asking for it is resolved.
+        from mediation.alerts.service import AlertService  # it builds on this service
+
+        await AlertService(self).query_code_reissued(dispute, principal)
         return dispute, code
 
     # ---- the lifecycle --------------------------------------------------------------------------

@@ -72,7 +72,7 @@ ORDER_FIELDS: dict[str, dict[str, Any]] = {
 }
 ALERT_FIELDS: dict[str, dict[str, Any]] = {
     "alert_id": {"type": "string", "format": "uuid"},
-    "kind": {"type": "string", "description": "risk | cluster | repeat"},
+    "kind": {"type": "string", "description": "risk | cluster | repeat | query_code"},
     "level": {"type": "string", "description": "immediate | high | normal"},
 }
 AGREEMENT_FIELDS: dict[str, dict[str, Any]] = {

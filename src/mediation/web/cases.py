@@ -1796,6 +1796,8 @@ async def reissue_query_code(request: Request, dispute_id: str, principal: Staff
     same form replays without acting again, and without the code: the answer kept for the replay
     holds no code, as the API keeps none."""
     case_id = parse_id(dispute_id)
+    # Named as the API names it: the new code is what resets the count of wrong codes (disputes.lookup).
+    request.state.audit_object = ("dispute", case_id)
     form = await _form(request)
     check_csrf(request, _text(form.get("csrf")))
     fields = describe(QueryCodeReissueIn)

@@ -101,9 +101,10 @@ def error_links(errors: Mapping[str, str], form: str = "") -> list[ErrorLink]:
                 )
             )
         else:
-            links.append(
-                ErrorLink("#" + field_dom_id(name, form), f"{FIELD_LABELS.get(name, name)}: {message}")
-            )
+            # A form may name its own fields (`<form>.<name>`): the lookup's case number is the
+            # center's, not a court's.
+            known = FIELD_LABELS.get(f"{form}.{name}") or FIELD_LABELS.get(name, name)
+            links.append(ErrorLink("#" + field_dom_id(name, form), f"{known}: {message}"))
     return links
 
 

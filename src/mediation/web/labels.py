@@ -201,7 +201,12 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
     "staff_role": {role.value: name.zh for role, name in ROLE_NAMES.items()},
     "clock": {str(name): label for name, label in CLOCK_LABELS.items()},
     "level": {"normal": "正常", "at_risk": "临期", "overdue": "超期"},
-    "alert_kind": {"risk": "风险预警", "cluster": "群体性苗头", "repeat": "重复纠纷"},
+    "alert_kind": {
+        "risk": "风险预警",
+        "cluster": "群体性苗头",
+        "repeat": "重复纠纷",
+        "query_code": "查询码锁定",
+    },
     "attention": {
         "triage_exhausted": "无合适调解组织承接, 待督办人员指定",
         "supervision_overdue": "督办逾期未答复",
@@ -260,6 +265,8 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
 }
 
 FIELD_LABELS: dict[str, str] = {
+    "lookup.case_number": "案件编号",
+    "lookup.query_code": "查询码",
     "pi_notice_read": "个人信息处理告知",
     "decision": "当事人的意愿",
     "units": "延长",

@@ -16,7 +16,6 @@ from mediation.bodies.models import Body
 from mediation.core.db import session_of
 from mediation.core.errors import (
     IdempotencyKeyMismatch,
-    NotFound,
     TooManyRequests,
     Unauthenticated,
     ValidationFailed,
@@ -25,9 +24,9 @@ from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Role
-from mediation.core.ratelimit import caller_network
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
-from mediation.disputes.router import next_step, service
+from mediation.disputes.lookup import WRONG_CODE, handoff_of
+from mediation.disputes.router import looked_up, lookup_handoff_out, next_step, service
 from mediation.disputes.schemas import StatusLookupIn, as_printed
 from mediation.identity.auth import (
     ORGANISATION_SUSPENDED,
@@ -308,10 +307,9 @@ async def lookup(
     csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse:
     """Case number and query code -> status and next step; never a name or a number (the same
-    answer as `POST /v1/status-lookup`)."""
+    answer as `POST /v1/status-lookup`, and the same limits)."""
     check_csrf(request, csrf)
     await visitor(request)
-    identity_of(request).anonymous_limiter.check(f"lookup:{caller_network(client_address(request))}")
     # A phone's Chinese input method types full-width digits, letters and dashes (３３０６８１－…,
     # ＡＢＣＤ) and the ideographic space: read as the receipt prints them, or the party holding
     # the right receipt is told the code is wrong.
@@ -321,21 +319,24 @@ async def lookup(
     request.state.audit_details = {"case_number": redact_text(values["case_number"]), "via": "web"}
     try:
         data = StatusLookupIn.model_validate(values)
-        svc = await service(request)
-        dispute = await svc.lookup_status(data.case_number, data.query_code)
     except ValidationError as exc:
         return render(
             request, "lookup.html", {"result": None, "errors": errors_of(exc), "values": values}, 422
         )
-    except NotFound:
-        errors = {"_form": "案件编号或查询码不正确, 请核对回执上的信息"}
+    svc = await service(request)
+    found = await looked_up(request, svc, data)
+    if found.dispute is None:
+        errors = {"_form": WRONG_CODE.zh}
         return render(request, "lookup.html", {"result": None, "errors": errors, "values": values}, 404)
-    request.state.audit_object = ("dispute", dispute.id)
+    dispute = found.dispute
     status = Status(dispute.status)
+    today = svc.clock.today()
+    handoff = await handoff_of(svc.session, dispute)
     result = {
         "case_number": dispute.case_number,
         "status_label": STATUS_LABELS[status].get(),
-        "next_step": next_step(dispute, svc.clock.today(), svc.settings.confirmation_window_days).get(),
+        "next_step": next_step(dispute, today, svc.settings.confirmation_window_days, handoff).get(),
+        "handoff": lookup_handoff_out(handoff),
         "updated_at": dispute.updated_at,
     }
     return render(request, "lookup.html", {"result": result, "errors": {}, "values": {}})

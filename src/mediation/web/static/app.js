@@ -149,8 +149,9 @@
   });
 
   // A refused form comes back at the top of the page: its error summary takes the focus, so that it
-  // is read out and seen; each of its links moves the focus to its field, however far down.
-  var summary = document.querySelector(".error-summary");
+  // is read out and seen; each of its links moves the focus to its field, however far down. A page
+  // without one may name what its answer is (`data-focus`: the lookup's refusal or result).
+  var summary = document.querySelector(".error-summary") || document.querySelector("[data-focus]");
   if (summary) summary.focus();
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest(".error-summary a[href^='#']");

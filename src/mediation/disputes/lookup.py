@@ -1,0 +1,291 @@
+"""What the parties' status lookup tells beyond the case's state, and what keeps its query codes
+from being guessed.
+
+Once the case has left for a court or a commission, the party is told where it went, its case
+number there, the day by which it must decide, and after a judicial confirmation the ruling and the
+last day to apply for enforcement: the handoff's facts, none of them personal data.
+
+Wrong query codes are counted per case in the audit trail, which every process writes (the refused
+lookup's record names the case its number names, through the index on `object_id`): enough of them
+lock the case's lookup until the center gives a new code, whichever addresses they came from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation.audit.models import AuditRecord
+from mediation.bodies.models import Body
+from mediation.core.i18n import Text
+from mediation.disputes import lifecycle
+from mediation.disputes.lifecycle import Status
+from mediation.disputes.models import Dispute
+from mediation.handoffs.ledger import open_step_due
+from mediation.handoffs.models import Handoff
+
+# The refusal, the same whether the number names no case, the code is wrong, or the case's lookup is
+# locked: which of them it was is not told (the number's existence would leak). It says what to do
+# in the one case a party holding the receipt meets it.
+WRONG_CODE = Text(
+    "案件编号或查询码不正确。请核对受理回执; 查询码遗失或多次输错无法查询的, 请携带身份证件到受理窗口重新获取查询码",
+    "Case number or query code is wrong. Check the intake receipt; if the code is lost or no longer "
+    "works after several wrong tries, bring your identity document to the intake window for a new code",
+)
+
+# The audit actions of a lookup: the API's route and the page's.
+LOOKUP_ACTIONS = ("status_lookup", "lookup")
+# The center giving a new code (the API's route and the case page's form): wrong codes before it
+# no longer count.
+REISSUE_ACTIONS = ("reissue_query_code",)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A lookup's answer: the case when the code was right; otherwise, the case the number names
+    (None when it names none), whether its lookup was locked already, and whether this wrong code
+    locked it."""
+
+    dispute: Dispute | None
+    case_id: uuid.UUID | None = None
+    locked: bool = False
+    locks_now: bool = False
+    failures: int = 0
+
+
+async def recent_failures(
+    session: AsyncSession, case_id: uuid.UUID | None, now: datetime, window: timedelta, limit: int
+) -> int:
+    """Wrong codes given for the case within `window`, since the last right one and the last new
+    code, counted up to `limit`. Through the audit records of the case (the index on `object_id`),
+    not through every lookup: a case has few records. Run for a number that names no case too (with
+    no id), so that the answer takes as long either way."""
+    object_id = str(case_id or uuid.UUID(int=0))
+    of_case = AuditRecord.object_id == object_id
+    reset = (
+        select(func.max(AuditRecord.occurred_at))
+        .where(
+            of_case,
+            AuditRecord.outcome == "success",
+            or_(AuditRecord.action.in_(LOOKUP_ACTIONS), AuditRecord.action.in_(REISSUE_ACTIONS)),
+        )
+        .scalar_subquery()
+    )
+    since = now - window
+    failed = (
+        select(AuditRecord.seq)
+        .where(
+            of_case,
+            AuditRecord.action.in_(LOOKUP_ACTIONS),
+            AuditRecord.outcome == "denied",
+            AuditRecord.occurred_at > since,
+            AuditRecord.occurred_at > func.coalesce(reset, since),
+        )
+        .limit(limit)
+        .subquery()
+    )
+    return int(await session.scalar(select(func.count()).select_from(failed)) or 0)
+
+
+# ---- the case at a court or commission --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffView:
+    """What the lookup tells of the court or commission the case went to."""
+
+    kind: str
+    target_name: str
+    status: str
+    target_case_number: str | None
+    due_on: date | None
+    provisional: bool
+    ruling_number: str | None
+    ruled_on: date | None
+    enforcement_deadline: date | None
+
+
+# A handoff the party is told of; one withdrawn or lapsed is followed by the case's next step.
+SHOWN = ("pending", "accepted", "not_accepted", "confirmed", "rejected", "concluded")
+
+
+async def handoff_of(session: AsyncSession, dispute: Dispute) -> HandoffView | None:
+    """The case's handoff as the case holds it (`Dispute.handoff`, which the service keeps in step),
+    read from its record, with the target's name. None when there is none, when it ended without a
+    decision (withdrawn, lapsed), or when the case is back with its mediation body for a new request
+    (the request withdrawn or not accepted: the case's own next step applies)."""
+    summary = dispute.handoff or {}
+    if not summary.get("id") or dispute.status in (Status.agreement_signed, Status.mediating):
+        return None
+    row = (
+        await session.execute(
+            select(Handoff, Body.name)
+            .join(Body, Body.id == Handoff.target_id)
+            .where(Handoff.id == uuid.UUID(str(summary["id"])), Handoff.dispute_id == dispute.id)
+        )
+    ).first()
+    if row is None:
+        return None
+    handoff, name = row
+    if handoff.status not in SHOWN:
+        return None
+    decision = handoff.decision or {}
+    ruled = handoff.kind == "judicial_confirmation" and handoff.status in ("confirmed", "rejected")
+    return HandoffView(
+        kind=handoff.kind,
+        target_name=name,
+        status=handoff.status,
+        target_case_number=handoff.target_case_number,
+        due_on=open_step_due(handoff),
+        provisional=handoff.provisional,
+        ruling_number=str(decision.get("ruling_number") or "") or None if ruled else None,
+        ruled_on=handoff.decided_on if ruled else None,
+        enforcement_deadline=handoff.enforcement_deadline if handoff.status == "confirmed" else None,
+    )
+
+
+COURT_KINDS = ("judicial_confirmation", "litigation")
+
+PROVISIONAL = Text(
+    " (暂计; {y} 年节假日安排公布后, 如遇节假日将顺延)",
+    " (as counted now; a {y} public holiday, once published, may move it later)",
+)
+# 劳动争议调解仲裁法 Art. 29 (not accepted, or no decision on it within five days) and Art. 43 (no
+# award within 45 days, extended by at most 15): the applicant may take the dispute to court.
+LABOUR_MAY_SUE = Text(
+    "您可以就该劳动争议事项向人民法院提起诉讼 ({a})",
+    "you may take the labour dispute to the people's court ({a})",
+)
+
+
+def _day(day: date, provisional: bool) -> Text:
+    said = Text(day.isoformat(), day.isoformat())
+    if not provisional:
+        return said
+    later = PROVISIONAL.format(y=day.year)
+    return Text(said.zh + later.zh, said.en + later.en)
+
+
+def handoff_step(dispute: Dispute, view: HandoffView, today: date) -> Text | None:
+    """What a party is told to do or wait for while the case is with a court or commission, or
+    after it decided; None where the case's own next step says it (`next_step`)."""
+    name = view.target_name
+    number = view.target_case_number or ""
+    if view.kind == "labour_arbitration":
+        told = _labour_step(dispute, view, today)
+        if told is not None:
+            return told
+    if view.status == "pending" and view.due_on is not None:
+        if view.kind == "judicial_confirmation":
+            text = Text(
+                "司法确认申请已送{n}, 法院应于 {d} 前决定是否受理",
+                "The request for judicial confirmation is with {n}, which decides whether to accept it by {d}",
+            )
+        elif view.kind == "litigation":
+            text = Text(
+                "已移送{n}, 法院应于 {d} 前决定是否立案",
+                "Sent to {n}, which decides whether to register the case by {d}",
+            )
+        else:
+            text = Text(
+                "已移送{n}, 仲裁委员会应于 {d} 前决定是否受理",
+                "Sent to {n}, which decides whether to accept the case by {d}",
+            )
+        return text.format(n=name, d=_day(view.due_on, view.provisional))
+    if view.status == "accepted":
+        if view.kind == "judicial_confirmation" and view.due_on is not None:
+            text = Text(
+                "{n}已受理司法确认申请 (案号 {c}), 应于 {d} 前作出裁定",
+                "{n} accepted the request for judicial confirmation (case {c}) and rules on it by {d}",
+            )
+        elif view.kind in COURT_KINDS:
+            return Text(
+                "{n}已立案 (案号 {c}), 请留意法院的通知",
+                "{n} registered the case (case {c}); watch for the court's notices",
+            ).format(n=name, c=number)
+        elif view.due_on is not None:
+            text = Text(
+                "{n}已受理 (案号 {c}), 应于 {d} 前作出仲裁裁决",
+                "{n} accepted the case (case {c}) and makes its award by {d}",
+            )
+        else:
+            return Text(
+                "{n}已受理 (案号 {c}), 请留意仲裁委员会的通知",
+                "{n} accepted the case (case {c}); watch for the commission's notices",
+            ).format(n=name, c=number)
+        return text.format(n=name, c=number, d=_day(view.due_on, view.provisional))
+    if view.status == "confirmed" and view.enforcement_deadline is not None:
+        return _enforcement_step(view, today)
+    return None
+
+
+def _labour_step(dispute: Dispute, view: HandoffView, today: date) -> Text | None:
+    """A labour arbitration commission that did not accept the case, or let its period to accept or
+    to award pass undecided, leaves the applicant free to sue (Art. 29, 43), as the service lets the
+    case be referred to court then (`lifecycle.labour_route_to_court`); while its period runs, the
+    party is told its last day and what follows if it passes."""
+    name, number = view.target_name, view.target_case_number or ""
+    article = lifecycle.labour_route_to_court(dispute, today)
+    if article is not None:
+        may_sue = LABOUR_MAY_SUE.format(a=article)
+        if view.status == "not_accepted":
+            said = Text("{n}不予受理", "{n} did not accept the case").format(n=name)
+        elif view.status == "pending" and view.due_on is not None:
+            said = Text(
+                "{n}未在 {d} 前决定是否受理", "{n} did not decide whether to accept the case by {d}"
+            ).format(n=name, d=view.due_on.isoformat())
+        elif view.due_on is not None:
+            said = Text(
+                "{n}未在 {d} 前作出仲裁裁决 (案号 {c})", "{n} made no award by {d} (case {c})"
+            ).format(n=name, d=view.due_on.isoformat(), c=number)
+        else:
+            return None
+        return Text(f"{said.zh}; {may_sue.zh}", f"{said.en}; {may_sue.en}")
+    if view.status not in ("pending", "accepted") or view.due_on is None:
+        return None
+    if view.status == "pending":
+        text = Text(
+            "已移送{n}, 仲裁委员会应于 {d} 前决定是否受理; 不予受理或逾期未作出决定的, ",
+            "Sent to {n}, which decides whether to accept the case by {d}; if it does not accept it, or "
+            "lets that day pass undecided, ",
+        )
+        article = lifecycle.LABOUR_NOT_ACCEPTED
+    else:
+        text = Text(
+            "{n}已受理 (案号 {c}), 应于 {d} 前作出仲裁裁决; 逾期未作出裁决的, ",
+            "{n} accepted the case (case {c}) and makes its award by {d}; if it makes none by then, ",
+        )
+        article = lifecycle.LABOUR_NO_AWARD
+    said = text.format(n=name, c=number, d=_day(view.due_on, view.provisional))
+    may_sue = LABOUR_MAY_SUE.format(a=article)
+    return Text(said.zh + may_sue.zh, said.en + may_sue.en)
+
+
+def _enforcement_step(view: HandoffView, today: date) -> Text:
+    """After the ruling: a party the agreement is not performed for may apply to the court for
+    enforcement within two years (民事诉讼法 Art. 250), to the last day the handoff counted
+    (`Ledger.enforcement_end`: from the last day of performance, or from the ruling)."""
+    assert view.enforcement_deadline is not None
+    ruling = Text(
+        "{n}已裁定调解协议有效 (民事裁定书 {r}, {o})",
+        "{n} confirmed the agreement (ruling {r} of {o})",
+    ).format(
+        n=view.target_name, r=view.ruling_number or "", o=view.ruled_on.isoformat() if view.ruled_on else ""
+    )
+    if today > view.enforcement_deadline:
+        then = Text(
+            "; 申请强制执行的二年期间按计算已于 {d} 届满 (期间有中止、中断情形的, 由人民法院审查; 民事诉讼法 第二百五十条)",
+            "; the two years to apply for enforcement, as counted, ended on {d} (whether they were "
+            "suspended or interrupted is for the court; 民事诉讼法 Art. 250)",
+        ).format(d=view.enforcement_deadline.isoformat())
+    else:
+        then = Text(
+            "; 一方拒绝履行或未全部履行的, 对方可向该法院申请强制执行, 最后一天为 {d} (民事诉讼法 第二百五十条)",
+            "; if a party does not perform it in full, the other may apply to that court for "
+            "enforcement, by {d} at the latest (民事诉讼法 Art. 250)",
+        ).format(d=_day(view.enforcement_deadline, view.provisional))
+    return Text(ruling.zh + then.zh, ruling.en + then.en)
