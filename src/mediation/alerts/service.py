@@ -774,8 +774,11 @@ class AlertService:
 
     async def query_code_locked(self, dispute: Dispute, failures: int, hours: int) -> Alert | None:
         """Ask the center for a new query code: the case's status lookup is locked after `failures`
-        wrong codes within `hours` (disputes.lookup), and only a new code opens it again. One alert
-        per case while it is open; the new code resolves it (`query_code_reissued`)."""
+        wrong codes within `hours` (disputes.lookup), and only a new code opens it again, given at
+        the window to a party who shows who they are. One alert per case while it is open; it lands
+        on the case's timeline as every alert does, and the new code resolves it
+        (`query_code_reissued`). Nothing of the codes tried, nor of the addresses they came from,
+        which the audit trail keeps."""
         key = f"{titles.QUERY_CODE}:{dispute.id}"
         finding = Finding(
             titles.QUERY_CODE,

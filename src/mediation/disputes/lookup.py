@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.audit.models import AuditRecord
@@ -71,7 +71,7 @@ async def recent_failures(
         .where(
             of_case,
             AuditRecord.outcome == "success",
-            or_(AuditRecord.action.in_(LOOKUP_ACTIONS), AuditRecord.action.in_(REISSUE_ACTIONS)),
+            AuditRecord.action.in_(LOOKUP_ACTIONS + REISSUE_ACTIONS),
         )
         .scalar_subquery()
     )

@@ -771,8 +771,10 @@ class DisputeService:
         center's window gives it, as it gave the first at registration, after checking who asks.
         Only its hash is kept, in place of the old one, which stops working with this change. In any
         state: the lookup answers a declined, closed or archived case too (the route a declined
-        party was told to take, how the case ended). The code is answered here once; the timeline,
-        the event and the audit trail say that it was given again and why, never what it is."""
+        party was told to take, how the case ended). A lookup locked by wrong codes opens with the
+        new code (`lookup_status`), and the alert that asked for it is resolved. The code is
+        answered here once; the timeline, the event and the audit trail say that it was given again
+        and why, never what it is."""
         if not self.may_reissue_query_code(principal):
             raise Forbidden(
                 Text("只有调解中心窗口可以重新生成查询码", "Only the center's window gives a new query code")
