@@ -122,7 +122,6 @@ def intake_body(**overrides: Any) -> dict[str, Any]:
         "channel": "window",
         "region_code": "330681105201",
         "amount_in_dispute": "1200.00",
-        "people_involved": 2,
         "parties": [person("applicant", "张三", 1), person("respondent", "李四", 2)],
     }
     body.update(overrides)

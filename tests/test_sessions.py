@@ -503,8 +503,8 @@ async def test_the_password_page_says_what_is_wrong_at_the_field(
         await _page_sign_in(web)
         refused = await web.post("/account/password", data=form)
         assert refused.status_code == 422, refused.text
-        assert f'<p class="error" id="{field}-error" role="alert">{message}</p>' in refused.text
-        assert f'id="{field}" name="{field}"' in refused.text
+        assert f'<p class="error" id="f-{field}-error" role="alert">{message}</p>' in refused.text
+        assert f'id="f-{field}" name="{field}"' in refused.text
         assert (await web.get("/queue")).status_code == 200
     assert (await _sign_in(api)).status_code == 200
 

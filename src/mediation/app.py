@@ -21,6 +21,7 @@ from mediation.alerts.router import router as alerts_router
 from mediation.audit.recorder import ChainedRequestAuditor
 from mediation.audit.router import router as audit_router
 from mediation.audit.seal import seal_keys
+from mediation.bodies.places import region_name_hint
 from mediation.bodies.router import router as bodies_router
 from mediation.clocks import calendar, scheduler
 from mediation.clocks.router import router as clocks_router
@@ -42,6 +43,7 @@ from mediation.core.idempotency import IDEMPOTENT_REPLAYED
 from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import KeysRefused, KeyVerdict, resolve_secrets
 from mediation.core.settings import Settings, get_settings
+from mediation.disputes.identity import REGION_NAME_GIVEN
 from mediation.disputes.router import router as disputes_router
 from mediation.documents.router import router as documents_router
 from mediation.events.relay import Relay
@@ -170,7 +172,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.request_auditor = ChainedRequestAuditor()
     # Last before every commit: number the request's events under the journal lock (commit order).
     app.state.before_commit = [lambda session: number_before_commit(session, utcnow())]
-    install_handlers(app)
+    install_handlers(app, hints={REGION_NAME_GIVEN: region_name_hint})
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(
         HttpConventionsMiddleware,

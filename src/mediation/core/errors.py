@@ -7,7 +7,7 @@ each, so they dereference on any deployment while comparing equal everywhere.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import asyncpg
@@ -788,6 +788,24 @@ def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     return out
 
 
+# A better message for a refused field, from what only the database knows (the code a place's name
+# stands for): by error code, given the value sent. Each app names its own (`install_handlers`).
+Hint = Callable[[Request, Any], Awaitable[Text | None]]
+
+
+async def hinted_messages(request: Request, errors: Sequence[Any]) -> dict[int, str]:
+    """For each of the Pydantic `errors` (as `field_errors` takes them) that a hint of the app's
+    words better, by its position: the better message, in the request's language."""
+    hints: Mapping[str, Hint] = getattr(request.app.state, "validation_hints", None) or {}
+    out: dict[int, str] = {}
+    for position, (err, shown) in enumerate(zip(errors, field_errors(errors), strict=True)):
+        hint = hints.get(shown["code"])
+        better = await hint(request, err.get("input")) if hint is not None else None
+        if better is not None:
+            out[position] = better.get()
+    return out
+
+
 def problem_response(exc: ProblemError, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
     headers = {"Content-Language": current_language(), **exc.headers}
@@ -847,7 +865,9 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def install_handlers(app: FastAPI) -> None:
+def install_handlers(app: FastAPI, hints: Mapping[str, Hint] | None = None) -> None:
+    app.state.validation_hints = dict(hints or {})
+
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
         return problem_response(exc, request)
@@ -855,6 +875,8 @@ def install_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = field_errors(exc.errors())
+        for position, message in (await hinted_messages(request, exc.errors())).items():
+            errors[position]["message"] = message
         names = ", ".join(e["field"] for e in errors[:5])
         detail = Text(f"以下字段有误: {names}", f"Invalid fields: {names}")
         return problem_response(ValidationFailed(detail, errors=errors), request)

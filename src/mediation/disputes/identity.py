@@ -336,6 +336,30 @@ def normalise_region_code(value: str) -> str:
     return value.ljust(12, "0")
 
 
+# Han characters (CJK Unified Ideographs and Extension A): a place's name, where digits were meant.
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+REGION_NAME_GIVEN = "region_name_given"
+
+
+def names_a_place(text: str) -> bool:
+    return bool(_HAN.search(text))
+
+
+def no_place_name(value: object) -> object:
+    """A place's name typed where its code goes ("枫桥镇") is said to be one, not refused as a code
+    of the wrong form. Which code the name stands for only the registry knows: the API's answer and
+    the pages add it (bodies.places)."""
+    if isinstance(value, str) and names_a_place(value):
+        raise DomainValueError(
+            REGION_NAME_GIVEN,
+            Text(
+                "请填写行政区划代码 (6 位或 12 位数字), 不是地名",
+                "Give the region's code (6 or 12 digits, GB/T 2260), not its name",
+            ),
+        )
+    return value
+
+
 def region_prefix(code: str) -> str:
     """The prefix every code inside a region starts with: 330600 -> 3306, 330681105000 -> 330681105."""
     full = normalise_region_code(code)

@@ -48,6 +48,7 @@ from mediation.disputes.enums import (
 from mediation.disputes.identity import (
     REGION_CODE_PATTERN,
     at_field,
+    no_place_name,
     normalise_id_number,
     normalise_phone,
     normalise_region_code,
@@ -117,9 +118,15 @@ RegionCode = Annotated[
     Field(
         pattern=REGION_CODE_PATTERN,
         examples=["330681", "330681105000"],
-        description="GB/T 2260 code, 6 or 12 digits, starting with a province code.",
+        description="GB/T 2260 code, 6 or 12 digits, starting with a province code. A place's name "
+        "given instead (枫桥镇) is refused, 422 `region_name_given`, with the code of the place of that "
+        "name the registry knows (the places named after the committees and centers there), or the "
+        "places the name may mean.",
     ),
     AfterValidator(normalise_region_code),
+    # Before the pattern: a name typed for the code is told as such (and which code it is, where
+    # the registry knows the place: bodies.places).
+    BeforeValidator(no_place_name),
 ]
 
 
@@ -179,6 +186,13 @@ def without_null(
 # The channels by which a case comes from a body the resident applied to first: the day they
 # applied there is the application date (民法典 Art. 195).
 REFERRAL_CHANNELS = (Channel.hotline, Channel.petition, Channel.court_delegated, Channel.police)
+# The other channels, as a refused application date names them: the resident applies to the center
+# itself, on the day it registers the case (a grid worker's report is no application at all).
+APPLIED_AT_REGISTRATION: dict[Channel, Text] = {
+    Channel.window: Text("窗口受理", "registered at the window"),
+    Channel.online: Text("网上申请", "applied for online"),
+    Channel.grid: Text("网格员上报", "reported by a grid worker"),
+}
 
 
 def party_id_number(value: str | None, info: ValidationInfo) -> str | None:
@@ -332,7 +346,13 @@ class DisputeCreate(WriteModel):
     amount_in_dispute: Annotated[
         Decimal | None, Field(ge=0, le=Decimal("99999999999999.99"), decimal_places=2), Yuan
     ] = None
-    people_involved: Annotated[int, Field(ge=1, le=100_000)] = 1
+    people_involved: Annotated[int | None, Field(ge=1, le=100_000)] = Field(
+        default=None,
+        description="涉及人数: how many people the dispute involves, counting each party (agents are "
+        "not parties of the dispute) and the people the parties stand for in a group dispute; it "
+        "decides whether the case is a group dispute. Omitted, the number of parties given; never "
+        "fewer than that (422 `people_involved_below_parties`).",
+    )
     severity: Severity = Severity.ordinary
     is_risk: bool = Field(
         default=False, description="涉稳/危险: danger of violence or a public-security matter."
@@ -396,19 +416,49 @@ class DisputeCreate(WriteModel):
         # registers the case; a grid worker's report is no application by the resident.
         channel = info.data.get("channel")  # None when the channel itself was refused
         if value is not None and channel is not None and channel not in REFERRAL_CHANNELS:
+            # Said as what to do: the clerk leaves the date empty, or, when the case did come from
+            # a referring body, chooses that channel first.
             raise DomainValueError(
                 "applied_on_not_referred",
                 Text(
-                    "只有 12345 热线、信访、法院委派和公安移交的案件可以填写早于登记日的申请日",
-                    "An application date is given only for a case referred by the hotline, a "
-                    "petition office, a court or the police",
-                ),
+                    "{channel}的案件以登记之日为申请日, 请将申请日期留空。只有 12345 热线、信访、法院、"
+                    "公安转来的案件才填写当事人向该处申请之日: 如本案是这样转来的, 请先将来源渠道改为"
+                    "相应渠道",
+                    "A case {channel} was applied for on the day it is registered: leave applied_on "
+                    "out. Only a case referred by the hotline, a petition office, a court or the "
+                    "police gives the day the resident applied there: if this case was, give that "
+                    "channel",
+                ).format(channel=APPLIED_AT_REGISTRATION.get(channel, Text("本渠道", "from this channel"))),
             )
         return value
 
     @property
     def court_delegated(self) -> bool:
         return is_court_delegated(self.channel, self.inviting_court_id)
+
+    @property
+    def people(self) -> int:
+        """涉及人数 as registered: as given, else one for each party (`_at_least_the_parties`)."""
+        return self.people_involved or involved_parties(self.parties)
+
+    @model_validator(mode="after")
+    def _at_least_the_parties(self) -> Self:
+        # Each party is someone the dispute involves: a count below the parties listed is a slip,
+        # and would keep a group dispute from counting as one (the group threshold reads it). An
+        # agent acts for a party and is no party of the dispute.
+        parties = involved_parties(self.parties)
+        if self.people_involved is not None and self.people_involved < parties:
+            raise at_field(
+                "people_involved",
+                "people_involved_below_parties",
+                Text(
+                    "涉及人数填写为 {count} 人, 少于所列当事人 {n} 人 (代理人不计): "
+                    "请填写不少于 {n} 的人数, 或留空按当事人人数计",
+                    "people_involved is {count}, fewer than the {n} parties given (agents not "
+                    "counted): give at least {n}, or omit it to count the parties",
+                ).format(count=self.people_involved, n=parties),
+            )
+        return self
 
     @model_validator(mode="after")
     def _court_details_for_a_court_case(self) -> Self:
@@ -471,6 +521,11 @@ class DisputeCreate(WriteModel):
                 ),
             )
         return parties
+
+
+def involved_parties(parties: list[PartyIn]) -> int:
+    """The parties a dispute involves: every one but the agents, who act for them."""
+    return sum(1 for party in parties if party.role != PartyRole.agent)
 
 
 def _row(parties: list[PartyIn], position: int, language: str) -> str:

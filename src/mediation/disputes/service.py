@@ -348,7 +348,7 @@ class DisputeService:
         # big ones go up); group disputes count from the rules' threshold (劳动争议调解仲裁法 Art. 7:
         # ten or more workers for labour).
         rules = (await self.triage.rules()).rules
-        is_group = data.people_involved >= rules.group_threshold_for(data.category)
+        is_group = data.people >= rules.group_threshold_for(data.category)
         # Early warning reads the description before triage, so words of violence, self-harm or
         # gathering put the case at the tier for risk cases from the start (人民调解法 Art. 25), as
         # does the clerk's marking it dangerous; either raises its risk alert (below).
@@ -389,7 +389,7 @@ class DisputeService:
             court_stage=data.court_stage or (CourtStage.pre_filing if data.court_delegated else None),
             court_case_number=data.court_case_number,
             amount_in_dispute=data.amount_in_dispute,
-            people_involved=data.people_involved,
+            people_involved=data.people,
             severity=data.severity,
             is_group=is_group,
             is_risk=is_risk,

@@ -20,15 +20,22 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from mediation.bodies.models import Body, BodyKind
+from mediation.bodies.places import code_named, named_places, place_of
 from mediation.core.db import Database, session_of
-from mediation.core.errors import DuplicateExternalReference, Forbidden, ValidationFailed
+from mediation.core.errors import (
+    DuplicateExternalReference,
+    Forbidden,
+    ValidationFailed,
+    field_errors,
+    hinted_messages,
+)
 from mediation.core.i18n import Text
 from mediation.core.principal import Permission, Principal, Role
 from mediation.core.ratelimit import caller_network
 from mediation.core.schemas import DomainValueError
 from mediation.disputes import lifecycle
 from mediation.disputes.enums import IdType, PartyRole
-from mediation.disputes.identity import normalise_id_number, normalise_phone, region_prefix
+from mediation.disputes.identity import names_a_place, normalise_id_number, normalise_phone, region_prefix
 from mediation.disputes.lifecycle import Status
 from mediation.disputes.router import NEXT_STEP, related_out, service
 from mediation.disputes.schemas import DisputeCreate, DisputeCreated, PartyIn
@@ -115,25 +122,41 @@ def party_count(values: dict[str, Any] | None) -> int:
     return max(len(party_rows(values)), len(DEFAULT_PARTY_ROLES))
 
 
-PLACE_SUFFIXES = ("人民调解委员会", "矛盾纠纷调处化解中心", "调处化解中心")
-
-
 async def _places(request: Request) -> list[Option]:
     """Region codes the registry knows, named after the bodies there, for the region fields'
     suggestions: a resident does not know the 12-digit code of their village."""
     db: Database = request.app.state.db
     async with db.reader() as session:
-        rows = await session.execute(
-            select(Body.region_code, Body.name)
-            .where(Body.kind.in_((BodyKind.people_mediation_committee, BodyKind.mediation_center)))
-            .order_by(Body.region_code)
-        )
-        places: dict[str, str] = {}
-        for code, name in rows.all():
-            for suffix in PLACE_SUFFIXES:
-                name = name.removesuffix(suffix)
-            places.setdefault(code, name)
-    return [Option(code, name) for code, name in places.items()]
+        places = await named_places(session)
+    named: dict[str, str] = {}
+    for code, place in places:
+        named.setdefault(code, place)
+    return [Option(code, name) for code, name in named.items()]
+
+
+def _region_fields(values: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """The region fields of a form's values, as (where it is, its name): the case's and each party's."""
+    found = [(values, "region_code")]
+    found += [(party, "region_code") for party in party_rows(values)]
+    return [(where, name) for where, name in found if isinstance(where.get(name), str)]
+
+
+async def _with_codes(request: Request, values: dict[str, Any]) -> dict[str, Any]:
+    """The form's values with a place's name typed in a region field ("枫桥镇") taken as the code of
+    the one place of exactly that name the registry knows. A name several places bear, or one that
+    only resembles a place's, is left for the schema to refuse, and the message then lists the
+    places it may mean (`_refused`): the clerk chooses, the page does not guess."""
+    typed = [(where, name) for where, name in _region_fields(values) if names_a_place(where[name])]
+    if not typed:
+        return values
+    db: Database = request.app.state.db
+    async with db.reader() as session:
+        places = await named_places(session)
+    for where, name in typed:
+        code = code_named(places, where[name])
+        if code is not None:
+            where[name] = code
+    return values
 
 
 async def place_name(request: Request, code: str) -> str | None:
@@ -154,8 +177,8 @@ async def place_name(request: Request, code: str) -> str | None:
             # Only a name made of the place and the body's kind names the place ("暂停工作的调解
             # 委员会" does not); the county's own center names it in full (诸暨市), where one of its
             # committees may not (市人民调解委员会).
-            place = next((name.removesuffix(s) for s in PLACE_SUFFIXES if name.endswith(s)), "")
-            if len(place) > 1 and (region not in names or kind == BodyKind.mediation_center):
+            place = place_of(name)
+            if place and (region not in names or kind == BodyKind.mediation_center):
                 names[region] = place
     return next((names[c] for c in [*within, code[:6]] if c in names), None)
 
@@ -218,7 +241,14 @@ async def _refused(
     rows = range(party_count(values))
     shown = {f.name for f in case_fields(skip, [])} | {"parties"}
     shown |= {f"parties[{i}]" for i in rows} | {f.name for i in rows for f in party_fields(i)}
-    errors = with_stray_on_top(errors_of(exc), shown)
+    errors = errors_of(exc)
+    if isinstance(exc, ValidationError):
+        # A place's name typed for a region's code: which code, or which places it may mean.
+        raw = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        found = field_errors(raw)
+        for position, message in (await hinted_messages(request, raw)).items():
+            errors[found[position]["field"]] = message
+    errors = with_stray_on_top(errors, shown)
     if isinstance(exc, ValidationError) and any(
         e["loc"] == ("parties",) and e["type"] == "too_short" for e in exc.errors()
     ):
@@ -377,7 +407,7 @@ async def intake_submit(request: Request, principal: Staff, svc: Service) -> HTM
     form, key = await _submitted(request)
     values: dict[str, Any] = {}
     try:
-        values = _values(form, WINDOW_SKIP)
+        values = await _with_codes(request, _values(form, WINDOW_SKIP))
         refuse_unknown(values, WINDOW_SKIP)
         data = DisputeCreate.model_validate(values)
         created, replayed = await _register(request, svc, principal, data, key)
@@ -575,7 +605,7 @@ async def apply_submit(request: Request, svc: Service) -> Response:
     form, key = await _submitted(request)
     values: dict[str, Any] = {}
     try:
-        values = _values(form, ONLINE_SKIP)
+        values = await _with_codes(request, _values(form, ONLINE_SKIP))
         refuse_unknown(values, ONLINE_SKIP)
         data = DisputeCreate.model_validate({**values, "channel": "online"})
         _reachable(data)
