@@ -3,6 +3,8 @@ see, the refusals that name their article, the dossier, and every answer a targe
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any
@@ -522,6 +524,68 @@ async def test_a_court_never_sees_or_acts_on_another_courts_requests(api: Api) -
     assert [h["id"] for h in await _listed(api, "court")] == [ours["handoff"]["id"]]
 
 
+async def _walk(api: Api, court: dict[str, str], cursor: str | None, limit: int = 2) -> list[str]:
+    """The ids listed from `cursor` (the start if None) to the end of the list, page by page."""
+    seen: list[str] = []
+    while True:
+        params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        page = await api.client.get("/v1/handoffs", params=params, headers=court)
+        assert page.status_code == 200, page.text
+        seen += [h["id"] for h in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+async def test_a_walk_of_the_list_resumed_later_finds_the_handoffs_made_meanwhile(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list is in the order the handoffs were made: one made the same day after a page was
+    read comes after that page, whatever its id (ids are random)."""
+    court = api.auth("court", "court")
+    made = [(await api.drive("confirmation_pending"))["handoff"]["id"] for _ in range(3)]
+    first = await api.client.get("/v1/handoffs", params={"limit": 2}, headers=court)
+    assert first.status_code == 200, first.text
+    page = [h["id"] for h in first.json()["items"]]
+    cursor = first.json()["next_cursor"]
+    assert page == made[:2] and cursor
+
+    # Made after the page was read, with an id below every id on it (below any random one).
+    signed = await api.drive("agreement_signed")
+    low = iter(range(1, 10_000))
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(low)))
+    late = (await api.step(signed, "request_confirmation"))["handoff"]["id"]
+    monkeypatch.undo()
+    assert uuid.UUID(late) < min(uuid.UUID(i) for i in page)
+
+    assert await _walk(api, court, cursor) == [made[2], late]
+    assert await _walk(api, court, None) == [*made, late]
+    assert await _walk(api, court, None, limit=1) == [*made, late]
+
+
+async def test_a_cursor_of_the_lists_former_order_is_refused_not_misread(api: Api) -> None:
+    """A cursor handed out when the list was ordered by request date and id names a day and an
+    id, which place nothing in the order of making: refused, so the walk starts again."""
+    handoff = (await api.drive("confirmation_pending"))["handoff"]
+    court = api.auth("court", "court")
+
+    def cursor(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    for position in (
+        {"d": handoff["requested_on"], "id": handoff["id"]},
+        {"seq": "1"},
+        {"seq": -1},
+        {"seq": True},
+        {"seq": 1, "id": handoff["id"]},
+    ):
+        response = await api.client.get("/v1/handoffs", params={"cursor": cursor(position)}, headers=court)
+        problem = _problem(response, 422, "validation-error")
+        assert [(e["field"], e["code"]) for e in problem["errors"]] == [("cursor", "invalid_cursor")], (
+            position
+        )
+
+
 # ---- refusals that name their article -------------------------------------------------------------
 
 
@@ -967,9 +1031,11 @@ async def test_an_acceptance_retried_with_its_idempotency_key_replays_the_first_
     assert len(_actions(await api.timeline(dispute), "acknowledge_handoff")) == 1
     assert (await api.handoff(dispute))["handoff"]["version"] == handoff["version"] + 1
 
-    # Without the key, the old ETag is stale.
-    stale = _problem(await _post(api, handoff, "acceptance", accept), 412, "stale-version")
-    assert stale["current_etag"] == first.headers["etag"]
+    # Without the key, the same answer with the old ETag is told apart by what it answers: it is
+    # the answer recorded, so it succeeds without being made again (tests/test_handoff_repeats.py).
+    again = await _post(api, handoff, "acceptance", accept)
+    assert (again.status_code, again.headers["etag"]) == (200, first.headers["etag"])
+    assert len(_actions(await api.timeline(dispute), "acknowledge_handoff")) == 1
     no_etag = await api.client.post(
         f"/v1/handoffs/{handoff['id']}/acceptance", json=accept, headers=api.auth("court")
     )
@@ -977,19 +1043,46 @@ async def test_an_acceptance_retried_with_its_idempotency_key_replays_the_first_
 
 
 async def test_a_court_reads_the_dossier_only_while_the_case_is_addressed_to_it(api: Api) -> None:
-    """Rejected, then mediated again: the court keeps the handoff and its own answer on its list,
-    but no longer reads the case, its parties, or the sessions held after it left."""
+    """Rejected, then mediated again: the court keeps the handoff and its own answer, and reads
+    its handoff's record for good, but no longer the case, its parties, or the sessions held
+    after it left."""
     dispute = await api.drive("confirmation_rejected")
     handoff = (await api.handoff(dispute))["handoff"]
     court = api.auth("court", uuid.UUID(handoff["target_id"]))
     again = await api.step(await api.get(dispute), "remediate")
     assert again["status"] == "mediating" and again["handoff_target_id"] is None
 
-    dossier = await api.client.get(f"/v1/handoffs/{handoff['id']}", headers=court)
-    problem = _problem(dossier, 403, "forbidden")
-    assert problem["code"] == "case_left_target"
-    assert "证" not in dossier.text.replace("不再提供卷宗", "")  # no party's number in the refusal
+    response = await api.client.get(f"/v1/handoffs/{handoff['id']}", headers=court)
+    assert response.status_code == 200, response.text
+    dossier = response.json()
+    assert dossier["withheld"] == "case_left_target"
+    record = dossier["handoff"]
+    assert (record["id"], record["status"], record["decision"]["ground"]) == (
+        handoff["id"],
+        "rejected",
+        "unclear_content",
+    )
+    assert (record["target_case_number"], record["decided_on"]) == (
+        "(2026)浙0681民特1号",
+        api.today.isoformat(),
+    )
+    assert response.headers["etag"] == f'"{record["version"]}"'
+    withheld = (
+        "case",
+        "agreement",
+        "sessions",
+        "timeline",
+        "manifest",
+        "late_documents",
+        "materials",
+        "filing_pack",
+    )
+    assert {name: dossier[name] for name in withheld} == dict.fromkeys(withheld)
+    assert "证" not in response.text and "张三" not in response.text  # no party named or numbered
     listed = {h["id"]: h for h in await _listed(api, uuid.UUID(handoff["target_id"]))}
     assert listed[handoff["id"]]["status"] == "rejected" and listed[handoff["id"]]["decision"]
     # The case's own pages were closed to it already; they stay closed.
     assert (await api.client.get(f"/v1/disputes/{dispute['id']}", headers=court)).status_code == 404
+    # The center still reads the whole dossier, and says nothing is withheld.
+    whole = (await api.client.get(f"/v1/handoffs/{handoff['id']}", headers=api.auth("clerk"))).json()
+    assert whole["withheld"] is None and whole["case"]["id"] == dispute["id"]

@@ -35,6 +35,17 @@ def _tables(url: str) -> set[str]:
     return asyncio.run(read())
 
 
+def _columns(url: str, table: str) -> set[str]:
+    async def read() -> set[str]:
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns(table)})
+        await engine.dispose()
+        return names
+
+    return asyncio.run(read())
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request, tmp_path):
     if request.param == "sqlite":
@@ -465,3 +476,76 @@ async def test_sittings_left_scheduled_on_cases_no_longer_in_mediation_are_cance
         )
         statuses |= {s["id"]: s["status"] for s in listed.json()}
     assert statuses == {kept: "scheduled", left: "cancelled"}
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_handoffs_made_before_the_list_order_are_numbered_in_the_order_they_were_made(empty_database):
+    """Migration 0040 numbers the handoffs there are by when they were made (then id), whatever
+    their ids; handoffs made after it come after them; down and up again it numbers them alike."""
+    upgrade(empty_database, "0039")
+    sqlite = empty_database.startswith("sqlite")
+    hexed = (lambda u: u.replace("-", "")) if sqlite else (lambda u: u)
+    court = "5b0c9a8e-1f0e-4d7c-9a51-0000000000c1"
+    case = "5b0c9a8e-1f0e-4d7c-9a51-0000000000d1"
+    # Made in this order; the ids deliberately sort otherwise.
+    made = {
+        "ffffffff-0000-4000-8000-000000000001": "2026-06-01 02:00:00.000001",
+        "00000000-0000-4000-8000-000000000002": "2026-06-01 02:00:00.000002",
+        "88888888-0000-4000-8000-000000000003": "2026-06-01 02:00:00.000002",
+        "11111111-0000-4000-8000-000000000004": "2026-06-02 01:00:00",
+    }
+
+    async def run(statements: list[tuple[str, dict[str, object]]]) -> list[tuple]:
+        engine = create_async_engine(empty_database)
+        rows: list[tuple] = []
+        async with engine.begin() as conn:
+            for sql, params in statements:
+                result = await conn.execute(text(sql), params)
+                rows += [tuple(r) for r in result.all()] if result.returns_rows else []
+        await engine.dispose()
+        return rows
+
+    asyncio.run(
+        run(
+            [
+                (
+                    "INSERT INTO bodies (id, name, kind, tier, region_code, active, categories, capacity,"
+                    " version, created_at) VALUES (:id, '诸暨市人民法院', 'court', 'county', '330681', true,"
+                    " '[]', 10, 1, '2026-06-01 00:00:00')",
+                    {"id": hexed(court)},
+                ),
+                (
+                    "INSERT INTO disputes (id, case_number, query_code_hash, category, subject_matters,"
+                    " description, channel, region_code, people_involved, severity, is_group,"
+                    " is_risk, tier, status, version, applied_on, created_by, created_at, updated_at)"
+                    " VALUES (:id, '330681-2026-000001', 'x', 'property_management', '[]', '旧数据', 'window',"
+                    " '330681105201', 2, 'ordinary', false, false, 'village', 'registered', 1,"
+                    " '2026-06-01', 'clerk', '2026-06-01 02:00:00', '2026-06-01 02:00:00')",
+                    {"id": hexed(case)},
+                ),
+                *(
+                    (
+                        "INSERT INTO handoffs (id, dispute_id, kind, target_id, status, applicant_party_ids,"
+                        " warnings, requested_on, accept_due_on, extended_days, created_by, created_at,"
+                        " updated_at, version) VALUES (:id, :case, 'judicial_confirmation', :court, 'pending',"
+                        f" '[]', '[]', '2026-06-01', '2026-06-04', 0, 'clerk', '{at}', '{at}', 1)",
+                        {"id": hexed(handoff), "case": hexed(case), "court": hexed(court)},
+                    )
+                    for handoff, at in made.items()
+                ),
+            ]
+        )
+    )
+    order = "SELECT id, seq FROM handoffs ORDER BY seq"
+    numbered = [(h.replace("-", ""), n) for n, h in enumerate(made, start=1)]
+    for _ in range(2):
+        upgrade(empty_database)
+        rows = asyncio.run(run([(order, {})]))
+        assert [(str(i).replace("-", ""), n) for i, n in rows] == numbered
+        if not sqlite:  # the sequence goes on after them
+            assert asyncio.run(run([("SELECT nextval('handoff_list_seq')", {})])) == [(5,)]
+        downgrade(empty_database, "0039")
+        assert "seq" not in _columns(empty_database, "handoffs")
+        if not sqlite:
+            sequences = "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relname = 'handoff_list_seq'"
+            assert asyncio.run(run([(sequences, {})])) == [(0,)]

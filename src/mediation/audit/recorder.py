@@ -7,6 +7,8 @@ Endpoints describe what they did through `request.state`:
 - `audit_details`: extra facts (never personal data);
 - `audit_reads`: `(action, type, id)` of reads recorded whatever they show (a download of a
   document holding personal data), none for a HEAD, which shows no body;
+- `changed_nothing`: a change that found itself made already and wrote nothing, recorded as a
+  read is (its disclosures only);
 - `pii_reads`: ids of the cases whose personal data the response shows unmasked; none for a HEAD
   either: the handler lists what its body would have shown, and a HEAD's is dropped unsent.
 """

@@ -461,6 +461,9 @@ class UnitOfWorkRoute(HeadServingRoute):
             request.state.session = session
             try:
                 response = await handler(request)
+                # A change found made already, as asked (a retry whose first answer was lost),
+                # that wrote nothing: audited as a read is, not as a second change.
+                reading = reading or getattr(request.state, "changed_nothing", False)
                 if response.status_code < 400:
                     # Both take the journal head, which every writer waits for: the hooks
                     # (event numbering) first, and the audit record's flush writes all rows.

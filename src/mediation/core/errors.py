@@ -366,8 +366,6 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "finds the link gone), so there is no link to remove.",
     },
     Forbidden: {
-        "case_left_target": "A court or commission asked for the dossier of a case no longer with it; "
-        "the handoff and its answers stay on its list.",
         "not_submitter": "Only the organisation that submitted a document, or the center's staff, "
         "withdraw it.",
         "password_change_required": "The account's password was set by an administrator: change it "
@@ -405,7 +403,10 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "agreement_unchanged": "The agreement's content is unchanged; nothing was edited.",
         "alert_not_open": "The early warning is already acknowledged or resolved.",
         "alert_resolved": "The early warning is already resolved.",
-        "already_answered": "The handoff's acceptance was already answered.",
+        "already_answered": "The handoff's acceptance was already answered, otherwise than this request "
+        "answers it: the answer recorded comes with it (`status_now`, `accepted_on`, "
+        "`target_case_number`, `decided_on`, `decision`, `current_etag`). The same answer sent again "
+        "(a retry) is no conflict: it answers 200 with the handoff as it stands, whatever ETag it names.",
         "already_extended": "The handoff's period was extended already; it is extended once.",
         "already_linked": "The two cases are already linked.",
         "already_performed": "The obligation is already recorded as performed.",
@@ -425,7 +426,11 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "follow_up_closed": "The follow-up is already closed.",
         "generated_document": "A record the service generated is not withdrawn: correct the case or "
         "draft a new agreement version instead.",
-        "handoff_settled": "The handoff is already settled; it takes no further answer.",
+        "handoff_settled": "The handoff is already settled, otherwise than this request would settle "
+        "it; it takes no further answer. The answer recorded comes with it (`status_now`, "
+        "`accepted_on`, `target_case_number`, `decided_on`, `decision`, `current_etag`). The "
+        "decision or outcome recorded, sent again the same (a retry), is no conflict: it answers 200 "
+        "with the handoff as it stands, whatever ETag it names.",
         "last_admin": "The change would leave the organisation without an active administrator able "
         "to sign in.",
         "mediator_changed": "The case's mediator changed since the agreement version was drafted: "
@@ -552,7 +557,8 @@ class Problem(BaseModel):
     )
     current_etag: str | None = Field(
         default=None,
-        description="stale-version, precondition-required: the resource's current ETag. Reread the "
+        description="stale-version, precondition-required, and a handoff's `already_answered` and "
+        "`handoff_settled`: the resource's current ETag. Reread the "
         "resource when it changed before sending its ETag as If-Match; a weak (`weak_etag`) or "
         "malformed (`if_match_malformed`) one is sent again as this one is written.",
         examples=['"7"'],
@@ -565,7 +571,7 @@ class Problem(BaseModel):
     status_now: str | None = Field(
         default=None,
         description="invalid-transition and some conflicts: the state now of the case (or supervision "
-        "order, or webhook delivery).",
+        "order, webhook delivery, or handoff: `already_answered`, `handoff_settled`).",
         examples=["mediating"],
     )
     allowed_actions: list[str] | None = Field(
@@ -587,6 +593,26 @@ class Problem(BaseModel):
     )
     due_on: str | None = Field(
         default=None, description="conflict `period_expired`: the day the period ended (ISO 8601 date)."
+    )
+    accepted_on: str | None = Field(
+        default=None,
+        description="conflict `already_answered`, `handoff_settled`: the day the handoff was recorded "
+        "accepted (ISO 8601 date); null if it never was.",
+    )
+    target_case_number: str | None = Field(
+        default=None,
+        description="conflict `already_answered`, `handoff_settled`: the court's or commission's case "
+        "number recorded with its acceptance.",
+    )
+    decided_on: str | None = Field(
+        default=None,
+        description="conflict `already_answered`, `handoff_settled`: the day the handoff was settled "
+        "(ruling, outcome, non-acceptance, withdrawal; ISO 8601 date).",
+    )
+    decision: dict[str, Any] | None = Field(
+        default=None,
+        description="conflict `already_answered`, `handoff_settled`: what settled the handoff, as its "
+        "`decision` reads (e.g. `ruling_number`, `ruled_on`, `ground`; `reason_code`, `notice_number`).",
     )
     lapse_reason: str | None = Field(
         default=None, description="conflict `order_lapsed`: the case's state that ended the order."

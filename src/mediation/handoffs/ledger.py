@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
@@ -30,7 +30,7 @@ from mediation.core.legal_time import PeriodEnd, period_end, working_days_end, y
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.answers import KIND_LABELS as KIND_LABELS
-from mediation.handoffs.models import Handoff
+from mediation.handoffs.models import SEQUENCE, Handoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +378,7 @@ class Ledger:
             agreement_id = uuid.UUID(str(dispute.agreement["id"]))
         handoff = Handoff(
             id=handoff_id,
+            seq=await self._next_seq(),
             dispute_id=dispute.id,
             kind=kind,
             target_id=target_id,
@@ -398,6 +399,18 @@ class Ledger:
         handoff.accept_due_on = count_step(handoff, today, clock.accept_days, clock.accept_unit)
         self.session.add(handoff)
         return handoff
+
+    async def _next_seq(self) -> int:
+        """The handoff's place in the lists: after every handoff made before it. PostgreSQL's
+        sequence hands numbers out to concurrent transactions without waiting; SQLite's writers
+        take turns (BEGIN IMMEDIATE), so the highest number plus one is this transaction's alone."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            value = await self.session.scalar(text(f"SELECT nextval('{SEQUENCE}')"))
+        else:
+            value = (await self.session.scalar(select(func.max(Handoff.seq)))) or 0
+            value += 1
+        assert value is not None
+        return int(value)
 
     def accept(self, handoff: Handoff, case_number: str, accepted_on: date, now: datetime) -> None:
         clock = self.periods(handoff.kind)

@@ -4,11 +4,16 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, false, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediation.clocks.counted import PROVISIONAL, PROVISIONAL_SQLITE
 from mediation.core.db import Base, JSONType, new_id
+
+BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+# PostgreSQL's sequence handing out `Handoff.seq` (migration 0040); SQLite takes the next number
+# under its write lock, which every writer holds from its first statement (core/db.py).
+SEQUENCE = "handoff_list_seq"
 
 
 class Handoff(Base):
@@ -25,9 +30,15 @@ class Handoff(Base):
             postgresql_where=text(PROVISIONAL),
             sqlite_where=text(PROVISIONAL_SQLITE),
         ),
+        # A court's or commission's list, in the order the handoffs were made.
+        Index("ix_handoffs_target_id_seq", "target_id", "seq"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    # The order handoffs were made in, which GET /v1/handoffs pages by: a number given at insert
+    # that only grows, so a handoff made after a page was read comes after it. Neither the day
+    # requested (shared by a day's handoffs) nor the random id could say which came later.
+    seq: Mapped[int] = mapped_column(BIGINT, unique=True)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
     # judicial_confirmation | labour_arbitration | commercial_arbitration | rural_land_arbitration | litigation
     kind: Mapped[str] = mapped_column(String(30))

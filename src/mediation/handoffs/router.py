@@ -180,9 +180,10 @@ async def list_handoffs(
         "The request, the case with the parties' full identity (audited), the agreement, the mediation "
         "record (sessions, minutes, timeline), the frozen document manifest and the checklist of the "
         "materials of 民诉法解释 Art. 353-354. A court or commission reads the dossier while the case is "
-        "addressed to it; once the case has left it (mediated again after a rejection, its confirmation request withdrawn, or "
-        "handed elsewhere), 403 "
-        "`case_left_target`, and the handoff stays on its list."
+        "addressed to it; once the case has left it (mediated again after a rejection, its confirmation "
+        "request withdrawn, or handed elsewhere) it still reads its own handoff's record (`handoff`: "
+        "status, answers, dates, and its ETag), with `withheld: case_left_target` and the case's "
+        "contents null; the handoff stays on its list."
     ),
     responses=problem_responses(NotFound, Forbidden) | sends(200, "ETag"),
 )
@@ -192,14 +193,31 @@ async def get_handoff(
     handoff = await svc.get(handoff_id, principal)
     parts = await svc.dossier_parts(handoff, principal)
     dispute = parts["dispute"]
-    request.state.audit_object = ("dispute", dispute.id)
     case_number, target_name = await svc.names(handoff)
     masked = not view.unmasked
+    record = handoff_out(handoff, case_number, target_name, svc, masked)
+    if parts["withheld"]:
+        # The case has left the caller: its own handoff's record only, none of the case.
+        out = DossierOut(
+            handoff=record,
+            withheld=parts["withheld"],
+            case=None,
+            agreement=None,
+            sessions=None,
+            timeline=None,
+            manifest=None,
+            late_documents=None,
+            materials=None,
+            filing_pack=None,
+        )
+        return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
+    request.state.audit_object = ("dispute", dispute.id)
     # The dossier's timeline is the case's timeline: what a caller may not read there (another
     # body's reasons) it does not read here either.
     withheld = await svc.disputes.reasons_withheld(parts["timeline"], principal)
     out = DossierOut(
-        handoff=handoff_out(handoff, case_number, target_name, svc, masked),
+        handoff=record,
+        withheld=None,
         case=view.dispute(dispute),
         agreement=agreement_out(parts["agreement"], dispute, masked) if parts["agreement"] else None,
         sessions=[session_out(s, masked) for s in parts["sessions"]],
@@ -226,7 +244,11 @@ def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
     ) -> Response:
         async def work() -> JSONResponse:
             step = getattr(svc, operation)
-            return await _answer(svc, await step(handoff_id, data, principal, if_match), principal)
+            handoff = await step(handoff_id, data, principal, if_match)
+            if svc.unchanged:
+                # The answer was recorded already, as sent: nothing written, no change to audit.
+                request.state.changed_nothing = True
+            return await _answer(svc, handoff, principal)
 
         return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -289,8 +311,8 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
         (
             "By the parties (recorded by the body or the center) before the ruling, or by the court when "
             "materials were not supplied (民诉法解释 Art. 357). The case returns to `agreement_signed`, "
-            "and the court no longer reads it (403 `case_left_target` on the dossier); the handoff "
-            "stays on its list."
+            "and the court no longer reads the case (the dossier answers its handoff's record only, "
+            "`withheld: case_left_target`); the handoff stays on its list."
         ),
     ),
 ]

@@ -122,22 +122,44 @@ class MaterialCheck(BaseModel):
     present: bool
 
 
+WITHHELD = " Null when the case's contents are `withheld`."
+
+
 class DossierOut(BaseModel):
-    """What the court or commission receives (民诉法解释 Art. 353-354; 法释〔2011〕5号 Art. 3)."""
+    """What the court or commission receives (民诉法解释 Art. 353-354; 法释〔2011〕5号 Art. 3).
+
+    A court or commission reads the case only while it is addressed to it. Once the case has
+    left it (mediated again after a rejected confirmation, its confirmation request withdrawn,
+    or handed to another court or commission), `withheld` says so and every member about the
+    case (`case`, `agreement`, `sessions`, `timeline`, `manifest`, `late_documents`,
+    `materials`, `filing_pack`) is null, while `handoff`, its own handoff's record (status,
+    answers, dates; the response's ETag is its version), stays readable for good."""
 
     handoff: HandoffOut
-    case: DisputeOut = Field(description="The case with its parties' full identity and contacts.")
-    agreement: AgreementOut | None
-    sessions: list[SessionOut] = Field(description="The mediation record: sessions and their minutes.")
-    timeline: list[TimelineEntryOut]
-    manifest: list[ManifestEntryOut] = Field(description="The documents frozen at handoff.")
-    late_documents: list[uuid.UUID] = Field(description="Added after the handoff; not part of the dossier.")
-    materials: list[MaterialCheck]
+    withheld: Literal["case_left_target"] | None = Field(
+        description="Why the case's contents are not shown: `case_left_target`, the case is no longer "
+        "with the caller. Null when the dossier is shown whole."
+    )
+    case: DisputeOut | None = Field(
+        description="The case with its parties' full identity and contacts." + WITHHELD
+    )
+    agreement: AgreementOut | None = Field(description="The agreement to confirm, if any." + WITHHELD)
+    sessions: list[SessionOut] | None = Field(
+        description="The mediation record: sessions and their minutes." + WITHHELD
+    )
+    timeline: list[TimelineEntryOut] | None = Field(description="The case's timeline." + WITHHELD)
+    manifest: list[ManifestEntryOut] | None = Field(description="The documents frozen at handoff." + WITHHELD)
+    late_documents: list[uuid.UUID] | None = Field(
+        description="Added after the handoff; not part of the dossier." + WITHHELD
+    )
+    materials: list[MaterialCheck] | None = Field(
+        description="The checklist of the materials the law asks for." + WITHHELD
+    )
     filing_pack: dict[str, Any] | None = Field(
         description="Referrals: the filing pack pre-filled from intake. A suit's also lists the case's "
         "earlier referrals to arbitration (`prior_arbitration`: commission, status, case number, "
         "decision, e.g. a labour commission's non-acceptance with its `notice_number`, "
-        "劳动争议调解仲裁法 Art. 29)."
+        "劳动争议调解仲裁法 Art. 29). Null for a confirmation request, and when `withheld`."
     )
 
 

@@ -8,9 +8,9 @@ the handoff's version for If-Match.
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import selectinload
 
@@ -19,11 +19,19 @@ from mediation.audit.chain import AuditEntry, append
 from mediation.bodies.models import Body
 from mediation.clocks.counted import notice_of, recount_reason
 from mediation.core.db import utcnow
-from mediation.core.errors import Conflict, Forbidden, NotFound, OutsideScope, ValidationFailed
+from mediation.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    OutsideScope,
+    StaleVersion,
+    ValidationFailed,
+)
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
 from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
-from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
+from mediation.core.pii import redact_value
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Permission, Principal, Role
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.disputes.schemas import (
@@ -44,6 +52,8 @@ from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, HandoffExtensio
 
 TARGET_ROLES = frozenset({Role.court, Role.arbitration})
 NOT_FOUND = Text("没有这件移交", "No such handoff")
+# The dossier's contents withheld from a court or commission the case has left (dossier_parts).
+CASE_LEFT_TARGET = "case_left_target"
 
 
 def visible_handoffs(principal: Principal) -> ColumnElement[bool]:
@@ -72,12 +82,41 @@ SETTLED_NAMES = {
 }
 
 
+def recorded_answer(handoff: Handoff, principal: Principal) -> dict[str, Any]:
+    """What the handoff holds as answered, for a refusal of another answer (problem extension
+    members): a client whose earlier attempt's answer was lost sees whether its answer, or
+    someone else's, was recorded. Free text masked for a caller without `pii:read`, as the
+    handoff itself is."""
+    decision = handoff.decision
+    if decision is not None and not principal.can(Permission.pii_read):
+        decision = redact_value(decision)
+    return {
+        "status_now": handoff.status,
+        "accepted_on": handoff.accepted_on.isoformat() if handoff.accepted_on else None,
+        "target_case_number": handoff.target_case_number,
+        "decided_on": handoff.decided_on.isoformat() if handoff.decided_on else None,
+        "decision": decision,
+        "current_etag": etag_for(handoff.version),
+    }
+
+
+def same_record(recorded: dict[str, Any] | None, payload: BaseModel) -> bool:
+    """Whether the answer recorded (`Handoff.decision`, the payload of the action that settled
+    it, as JSON) says what `payload` says, field by field: equal after the request's own
+    normalisation (text trimmed, dates as days), a field left out equal to one recorded empty."""
+    if recorded is None:
+        return False
+    return all(recorded.get(name) == value for name, value in payload.model_dump(mode="json").items())
+
+
 class HandoffService:
     def __init__(self, disputes: DisputeService) -> None:
         self.disputes = disputes
         self.session = disputes.session
         self.clock = disputes.clock
         self.ledger = disputes.ledger
+        # Set when a step found its answer recorded already, identical: nothing was written.
+        self.unchanged = False
 
     async def search(
         self,
@@ -114,31 +153,33 @@ class HandoffService:
             )
             query = query.where(late if overdue else ~late)
         if cursor is not None:
-            position = decode_cursor(cursor)
-            try:
-                last_on, last_id = date.fromisoformat(str(position["d"])), uuid.UUID(str(position["id"]))
-            except (KeyError, ValueError) as exc:
-                raise ValidationFailed.of_field(
-                    "cursor",
-                    "invalid_cursor",
-                    Text("分页游标无效", "Invalid pagination cursor"),
-                    location="query",
-                ) from exc
-            query = query.where(
-                or_(
-                    Handoff.requested_on > last_on,
-                    and_(Handoff.requested_on == last_on, Handoff.id > last_id),
-                )
-            )
-        rows = (
-            await self.session.execute(query.order_by(Handoff.requested_on, Handoff.id).limit(limit + 1))
-        ).all()
+            query = query.where(Handoff.seq > self._after(cursor))
+        rows = (await self.session.execute(query.order_by(Handoff.seq).limit(limit + 1))).all()
         items = [(h, n, t) for h, n, t in rows[:limit]]
         next_cursor = None
         if len(rows) > limit and items:
-            last = items[-1][0]
-            next_cursor = encode_cursor({"d": last.requested_on.isoformat(), "id": str(last.id)})
+            next_cursor = encode_cursor({"seq": items[-1][0].seq})
         return items, next_cursor
+
+    @staticmethod
+    def _after(cursor: str) -> int:
+        """The place in the list a cursor names: the number of the last handoff of its page. A
+        cursor of the list as it was ordered before (by the day requested, then id: `d` and `id`)
+        is refused like any other it did not hand out, not read as a place in this order, where
+        it would skip or repeat handoffs: the walk starts again from the first page."""
+        position = decode_cursor(cursor)
+        seq = position.get("seq")
+        if set(position) != {"seq"} or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise ValidationFailed.of_field(
+                "cursor",
+                "invalid_cursor",
+                Text(
+                    "分页游标无效 (或为旧版排序的游标), 请从第一页重新读取",
+                    "Invalid pagination cursor (or one of the list's former order): start again from the first page",
+                ),
+                location="query",
+            )
+        return seq
 
     async def of_case(self, dispute_id: uuid.UUID, principal: Principal) -> list[tuple[Handoff, str, str]]:
         dispute = await self.disputes.get(dispute_id, principal)
@@ -174,25 +215,20 @@ class HandoffService:
 
     async def dossier_parts(self, handoff: Handoff, principal: Principal) -> dict[str, Any]:
         """The dossier: the case as it stands, with its parties' identity, its agreement, sessions
-        and timeline. A court or commission keeps its handoffs on its list for good, but reads the
-        case only while it is addressed to it, as for the case's own endpoints: once it is mediated
-        again after a rejected confirmation, its confirmation request is withdrawn, or it is handed
-        to another court or commission, what happens to it next is none of the former target's
-        business. (A court learns of a withdrawal by its event; applied for again, the case is
-        addressed to the court then chosen.)"""
+        and timeline. A court or commission keeps its handoffs for good, and reads the case only
+        while it is addressed to it, as for the case's own endpoints: once it is mediated again
+        after a rejected confirmation, its confirmation request is withdrawn, or it is handed to
+        another court or commission, what happens to it next is none of the former target's
+        business. Its own handoff's record (status, answers, dates, version) it still reads, so it
+        learns how the request ended; the case's contents are withheld (`withheld`). (A court
+        learns of a withdrawal by its event too; applied for again, the case is addressed to the
+        court then chosen.)"""
         dispute = await self.session.scalar(
             select(Dispute).where(Dispute.id == handoff.dispute_id).options(selectinload(Dispute.parties))
         )
         assert dispute is not None
         if principal.role in TARGET_ROLES and not sees(principal, dispute):
-            raise Forbidden(
-                Text(
-                    "该案件已不在贵单位办理范围内, 不再提供卷宗; 移交记录及贵单位的答复仍见移交列表",
-                    "The case is no longer with your organisation: its dossier is not shown; the "
-                    "handoff and your answers remain on your list",
-                ),
-                code="case_left_target",
-            )
+            return {"dispute": dispute, "withheld": CASE_LEFT_TARGET}
         agreement = None
         if handoff.agreement_id is not None:
             agreement = await self.session.scalar(
@@ -255,6 +291,7 @@ class HandoffService:
                 filing_pack["prior_arbitration"] = await self._prior_arbitration(handoff)
         return {
             "dispute": dispute,
+            "withheld": None,
             "agreement": agreement,
             "sessions": list(sessions),
             "timeline": list(timeline),
@@ -303,6 +340,16 @@ class HandoffService:
         check_if_match(if_match, handoff.version)
         return handoff, dispute
 
+    async def _answerable(
+        self, handoff_id: uuid.UUID, principal: Principal, if_match: str | None
+    ) -> tuple[Handoff, Dispute]:
+        """As `_for_target`, for a step that settles the handoff, whose If-Match is only checked
+        against the current version once the handoff is found not to hold that answer already."""
+        handoff, dispute = await self._locked(handoff_id, principal)
+        self._as_target(handoff, principal)
+        self._names_current(if_match, handoff.version)
+        return handoff, dispute
+
     async def _locked(self, handoff_id: uuid.UUID, principal: Principal) -> tuple[Handoff, Dispute]:
         """The handoff the caller may see and its case, both locked: the case first, then the
         handoff, the order every action on the case takes them in (DisputeService.apply locks the
@@ -330,7 +377,7 @@ class HandoffService:
             )
 
     @staticmethod
-    def _still_open(handoff: Handoff) -> None:
+    def _still_open(handoff: Handoff, principal: Principal) -> None:
         """A ruling, an outcome or a withdrawal answers this handoff and no other. A case has at
         most one open handoff, and the case's action settles that one: posted to a handoff already
         settled (a request not accepted and then made again), it would settle the new one."""
@@ -341,20 +388,80 @@ class HandoffService:
                     "This handoff is already settled ({status_en}); it takes no further answer",
                 ).format(status=SETTLED_NAMES.get(handoff.status, handoff.status), status_en=handoff.status),
                 code="handoff_settled",
+                **recorded_answer(handoff, principal),
             )
+
+    @staticmethod
+    def _names_current(if_match: str | None, version: int) -> bool:
+        """If-Match as every change needs it (428 when missing or malformed, 412 when weak), and
+        whether it names the handoff's current version. A stale one is refused only once the
+        handoff is found to take the answer: an answer it holds already is told apart by what
+        was answered, not by the version the client had read before sending it."""
+        try:
+            check_if_match(if_match, version)
+        except StaleVersion as stale:
+            if stale.extensions.get("code") == "weak_etag":
+                raise
+            return False
+        return True
+
+    def _repeated(self, handoff: Handoff) -> Handoff:
+        """The answer sent is the one recorded (a retry whose first attempt's answer was lost):
+        the handoff as it stands, nothing written again."""
+        self.unchanged = True
+        return handoff
+
+    async def _acceptance_note(self, handoff: Handoff) -> str | None:
+        """The note the target's acceptance was recorded with, on the case's timeline."""
+        entries = await self.session.scalars(
+            select(TimelineEntry)
+            .where(
+                TimelineEntry.dispute_id == handoff.dispute_id, TimelineEntry.action == "acknowledge_handoff"
+            )
+            .order_by(TimelineEntry.seq)
+        )
+        for entry in entries.all():
+            if entry.payload.get("handoff_id") == str(handoff.id):
+                return entry.reason
+        return None
+
+    async def _same_acceptance(self, handoff: Handoff, data: AcceptanceIn) -> bool:
+        """Whether `data` is the acceptance answer recorded: the same decision, and every field it
+        sends equal to the one recorded, its note too. `accepted_on` left out means the day the
+        answer was first recorded (it defaulted to that day), whichever day it is sent again."""
+        if data.decision == "not_accepted":
+            payload = NotAcceptPayload(
+                reason_code=data.reason_code, notice_number=data.notice_number, note=data.note
+            )
+            return handoff.status == "not_accepted" and same_record(handoff.decision, payload)
+        return (
+            handoff.accepted_on is not None
+            and handoff.target_case_number == data.case_number
+            and data.accepted_on in (None, handoff.accepted_on)
+            and await self._acceptance_note(handoff) == data.note
+        )
 
     async def acknowledge(
         self, handoff_id: uuid.UUID, data: AcceptanceIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff, dispute = await self._for_target(handoff_id, principal, if_match)
+        handoff, dispute = await self._locked(handoff_id, principal)
+        self._as_target(handoff, principal)
+        current = self._names_current(if_match, handoff.version)
         if handoff.status != "pending":
             # A request withdrawn before the target answered was not answered by it: refused as
-            # settled, naming how it ended. Otherwise the target did answer (and may have ruled since).
+            # settled, naming how it ended. Otherwise the target did answer (and may have ruled
+            # since): the same answer again is its retry, whatever version it was sent at.
             if handoff.accepted_on is None and handoff.status != "not_accepted":
-                self._still_open(handoff)
+                self._still_open(handoff, principal)
+            if await self._same_acceptance(handoff, data):
+                return self._repeated(handoff)
             raise Conflict(
-                Text("已经答复过是否受理", "Acceptance was already answered"), code="already_answered"
+                Text("已经答复过是否受理", "Acceptance was already answered"),
+                code="already_answered",
+                **recorded_answer(handoff, principal),
             )
+        if not current:
+            check_if_match(if_match, handoff.version)
         today = self.clock.today()
         etag = etag_for(dispute.version)
         if data.decision == "not_accepted":
@@ -460,40 +567,45 @@ class HandoffService:
     async def decide(
         self, handoff_id: uuid.UUID, data: DecisionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff, dispute = await self._for_target(handoff_id, principal, if_match)
-        self._still_open(handoff)
-        if handoff.kind != "judicial_confirmation":
-            raise Conflict(
-                Text("移送仲裁或诉讼的结果请登记在 outcome", "Post a referral's result to /outcome"),
-                code="wrong_kind",
-            )
-        etag = etag_for(dispute.version)
+        handoff, dispute = await self._answerable(handoff_id, principal, if_match)
+        payload: Any
         if data.decision == "confirmed":
-            payload: Any = ConfirmPayload(
-                ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note
-            )
-            await self.disputes.apply(handoff.dispute_id, Action.confirm, payload, principal, etag)
+            payload = ConfirmPayload(ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note)
         else:
             assert data.ground is not None
             payload = RejectPayload(
                 ground=data.ground, ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note
             )
-            await self.disputes.apply(handoff.dispute_id, Action.reject, payload, principal, etag)
+        if handoff.status == data.decision and same_record(handoff.decision, payload):
+            return self._repeated(handoff)
+        self._still_open(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        if handoff.kind != "judicial_confirmation":
+            raise Conflict(
+                Text("移送仲裁或诉讼的结果请登记在 outcome", "Post a referral's result to /outcome"),
+                code="wrong_kind",
+            )
+        action = Action.confirm if data.decision == "confirmed" else Action.reject
+        await self.disputes.apply(handoff.dispute_id, action, payload, principal, etag_for(dispute.version))
         return handoff
 
     async def conclude(
         self, handoff_id: uuid.UUID, data: OutcomeIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff, dispute = await self._for_target(handoff_id, principal, if_match)
-        self._still_open(handoff)
+        handoff, dispute = await self._answerable(handoff_id, principal, if_match)
+        payload = RecordOutcomePayload.model_validate(data.model_dump())
+        if handoff.status == "concluded" and same_record(handoff.decision, payload):
+            return self._repeated(handoff)
+        self._still_open(handoff, principal)
+        check_if_match(if_match, handoff.version)
         if handoff.kind == "judicial_confirmation":
             raise Conflict(
                 Text("司法确认的裁定请登记在 decision", "Post a confirmation ruling to /decision"),
                 code="wrong_kind",
             )
-        etag = etag_for(dispute.version)
-        payload = RecordOutcomePayload.model_validate(data.model_dump())
-        await self.disputes.apply(handoff.dispute_id, Action.record_outcome, payload, principal, etag)
+        await self.disputes.apply(
+            handoff.dispute_id, Action.record_outcome, payload, principal, etag_for(dispute.version)
+        )
         return handoff
 
     async def withdraw(
@@ -511,7 +623,7 @@ class HandoffService:
             )
         if principal.role in TARGET_ROLES:
             self._as_target(handoff, principal)
-        self._still_open(handoff)
+        self._still_open(handoff, principal)
         payload = WithdrawConfirmationPayload.model_validate(data.model_dump())
         await self.disputes.apply(
             handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag_for(dispute.version)

@@ -1,0 +1,220 @@
+"""A court's or commission's answer sent again without an Idempotency-Key (a retry whose first
+answer was lost on the network): the same answer as the one recorded succeeds, whatever ETag it
+carries, and writes nothing; another answer is refused with the one recorded, so the caller can
+tell its own answer that landed from someone else's."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mediation.audit.models import AuditRecord
+from mediation.events.models import OutboxEvent
+from tests.support import Api
+from tests.test_handoffs import _actions, _confirm, _post, _problem
+
+ACCEPT = {"decision": "accepted", "case_number": "(2026)浙0681民特5号", "note": "立案庭审查"}
+
+
+async def _written(api: Api, dispute: dict[str, Any]) -> tuple[int, int, int, int]:
+    """What a change leaves behind: the case's version, its timeline, its events, the audit trail."""
+    async with api.app.state.db.reader() as session:
+        events = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.dispute_id == uuid.UUID(dispute["id"]))
+        )
+        # Reads showing personal data are audited (pii.read), these checks' own reads among them.
+        audit = await session.scalar(
+            select(func.count()).select_from(AuditRecord).where(AuditRecord.action != "pii.read")
+        )
+    case = await api.get(dispute)
+    return case["version"], len(await api.timeline(dispute)), int(events or 0), int(audit or 0)
+
+
+def _recorded(problem: dict[str, Any]) -> dict[str, Any]:
+    names = ("status_now", "accepted_on", "target_case_number", "decided_on", "decision", "current_etag")
+    return {name: problem[name] for name in names}
+
+
+async def test_an_acceptance_sent_again_as_recorded_answers_the_handoff_and_writes_nothing(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    first = await _post(api, handoff, "acceptance", ACCEPT)
+    assert first.status_code == 200, first.text
+    before = await _written(api, dispute)
+
+    # The retry carries the ETag the first attempt was sent with, stale by now.
+    again = await _post(api, handoff, "acceptance", ACCEPT)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers["etag"] == first.headers["etag"] == f'"{handoff["version"] + 1}"'
+    assert "idempotent-replayed" not in again.headers
+    # Text is compared as the request is read (trimmed), and a day left out is the day recorded.
+    padded = {**ACCEPT, "case_number": f"  {ACCEPT['case_number']} ", "accepted_on": api.today.isoformat()}
+    assert (await _post(api, handoff, "acceptance", padded)).status_code == 200
+    # With the current ETag too.
+    assert (await _post(api, first.json(), "acceptance", ACCEPT)).status_code == 200
+    assert await _written(api, dispute) == before
+    assert len(_actions(await api.timeline(dispute), "acknowledge_handoff")) == 1
+
+    # Any other answer is someone else's (or a changed mind): refused with the answer recorded,
+    # whatever version it names.
+    others = [
+        {**ACCEPT, "case_number": "(2026)浙0681民特6号"},
+        {**ACCEPT, "note": "另一条备注"},
+        {"decision": "accepted", "case_number": ACCEPT["case_number"]},  # the note left out
+        {**ACCEPT, "accepted_on": "2026-05-31"},
+        {"decision": "not_accepted", "reason_code": "outside_court_scope"},
+    ]
+    for body in others:
+        for sent_at in (handoff, first.json()):
+            refused = _problem(await _post(api, sent_at, "acceptance", body), 409, "conflict")
+            assert refused["code"] == "already_answered", body
+            assert _recorded(refused) == {
+                "status_now": "accepted",
+                "accepted_on": api.today.isoformat(),
+                "target_case_number": ACCEPT["case_number"],
+                "decided_on": None,
+                "decision": None,
+                "current_etag": first.headers["etag"],
+            }
+    assert await _written(api, dispute) == (before[0], before[1], before[2], before[3] + 2 * len(others))
+
+    # If-Match is still needed, and a weak one still refused: a retry sends what the first did.
+    bare = await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/acceptance",
+        json=ACCEPT,
+        headers=api.auth("court", uuid.UUID(handoff["target_id"])),
+    )
+    _problem(bare, 428, "precondition-required")
+    weak = await _post(api, handoff, "acceptance", ACCEPT, headers={"If-Match": f'W/"{handoff["version"]}"'})
+    assert _problem(weak, 412, "stale-version")["code"] == "weak_etag"
+
+    # Ruled on since, the acceptance sent again is still the one recorded: the handoff as it stands.
+    ruled = await _post(api, first.json(), "decision", _confirm(api))
+    assert ruled.status_code == 200, ruled.text
+    late = await _post(api, handoff, "acceptance", ACCEPT)
+    assert late.status_code == 200, late.text
+    assert (late.json()["status"], late.headers["etag"]) == ("confirmed", ruled.headers["etag"])
+
+
+async def test_a_refusal_to_accept_sent_again_as_recorded_succeeds(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    refusal = {
+        "decision": "not_accepted",
+        "reason_code": "outside_court_scope",
+        "notice_number": "(2026)浙0681民特7号",
+    }
+    first = await _post(api, handoff, "acceptance", refusal)
+    assert first.status_code == 200, first.text
+    before = await _written(api, dispute)
+
+    again = await _post(api, handoff, "acceptance", refusal)
+    assert again.status_code == 200, again.text
+    assert (again.json(), again.headers["etag"]) == (first.json(), first.headers["etag"])
+    assert await _written(api, dispute) == before
+
+    other = await _post(api, handoff, "acceptance", {**refusal, "notice_number": None})
+    problem = _problem(other, 409, "conflict")
+    assert problem["code"] == "already_answered"
+    assert (problem["status_now"], problem["decision"]["notice_number"]) == (
+        "not_accepted",
+        "(2026)浙0681民特7号",
+    )
+
+
+@pytest.mark.parametrize(
+    ("ruling", "status"),
+    [
+        ({"decision": "confirmed", "note": "当庭确认"}, "confirmed"),
+        ({"decision": "rejected", "ground": "unclear_content"}, "rejected"),
+    ],
+)
+async def test_a_ruling_sent_again_as_recorded_answers_the_handoff_and_writes_nothing(
+    api: Api, ruling: dict[str, Any], status: str
+) -> None:
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+    body = {**_confirm(api), **ruling}
+    first = await _post(api, handoff, "decision", body)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == status
+    before = await _written(api, dispute)
+
+    again = await _post(api, handoff, "decision", body)  # the ETag before the ruling
+    assert again.status_code == 200, again.text
+    assert (again.json(), again.headers["etag"]) == (first.json(), first.headers["etag"])
+    assert await _written(api, dispute) == before
+
+    others = [
+        {**body, "ruling_number": "(2026)浙0681民特99号"},
+        {**body, "ruled_on": "2026-05-31"},
+        {**body, "note": "另一条备注"},
+        {**_confirm(api), "decision": "rejected", "ground": "not_voluntary"},
+        _confirm(api),
+    ]
+    for other in others:
+        if other == body:
+            continue
+        problem = _problem(await _post(api, handoff, "decision", other), 409, "conflict")
+        assert problem["code"] == "handoff_settled", other
+        recorded = _recorded(problem)
+        assert recorded["decision"] == first.json()["decision"]
+        assert {
+            k: recorded[k] for k in ("status_now", "target_case_number", "decided_on", "current_etag")
+        } == {
+            "status_now": status,
+            "target_case_number": "(2026)浙0681民特1号",
+            "decided_on": api.today.isoformat(),
+            "current_etag": first.headers["etag"],
+        }
+    assert (await _written(api, dispute))[:3] == before[:3]
+
+
+async def test_a_referrals_outcome_sent_again_as_recorded_succeeds(api: Api) -> None:
+    dispute = await api.step(await api.drive("mediation_failed"), "refer_litigation")
+    dispute = await api.target_accepts(dispute, case_number="(2026)浙0681民初123号")
+    handoff = (await api.handoff(dispute))["handoff"]
+    judgment = {
+        "outcome": "judgment",
+        "reference_number": "(2026)浙0681民初123号",
+        "decided_on": "2026-06-01",
+    }
+    first = await _post(api, handoff, "outcome", judgment)
+    assert first.status_code == 200, first.text
+    before = await _written(api, dispute)
+
+    again = await _post(api, handoff, "outcome", judgment)
+    assert again.status_code == 200, again.text
+    assert (again.json(), again.headers["etag"]) == (first.json(), first.headers["etag"])
+    assert await _written(api, dispute) == before
+
+    settlement = {**judgment, "outcome": "settlement"}
+    problem = _problem(await _post(api, handoff, "outcome", settlement), 409, "conflict")
+    assert (problem["code"], problem["status_now"]) == ("handoff_settled", "concluded")
+    assert problem["decision"]["outcome"] == "judgment"
+
+
+async def test_an_answer_to_a_request_withdrawn_before_it_was_answered_names_how_it_ended(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    body = api.acting("body_mediator", dispute)
+    withdrawn = await _post(api, handoff, "withdrawal", {"reason": "双方当事人撤回申请"}, as_=body)
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    problem = _problem(await _post(api, handoff, "acceptance", ACCEPT), 409, "conflict")
+    assert problem["code"] == "handoff_settled"
+    recorded = _recorded(problem)
+    assert recorded["decision"]["reason"] == "双方当事人撤回申请"
+    assert {k: v for k, v in recorded.items() if k != "decision"} == {
+        "status_now": "withdrawn",
+        "accepted_on": None,
+        "target_case_number": None,
+        "decided_on": api.today.isoformat(),
+        "current_etag": withdrawn.headers["etag"],
+    }
