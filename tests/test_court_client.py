@@ -154,9 +154,17 @@ async def test_a_stale_etag_is_reported_and_a_fresh_read_recovers(api: Api, base
     with _court(api, base_url) as court:
         [pending] = await _off_loop(court.list_pending)
         await api.target_accepts(dispute)  # another clerk of the court answered meanwhile
-        with pytest.raises(court_client.ApiProblem) as stale:
+        # Another answer than the one recorded is refused with that answer, whatever ETag it sent.
+        with pytest.raises(court_client.ApiProblem) as answered:
             await _off_loop(court.accept, pending["id"], "(2026)浙0681民特41号")
+        assert (answered.value.status, answered.value.code) == (409, "already_answered")
+        recorded = answered.value.problem
+        assert (recorded["status_now"], recorded["target_case_number"]) == ("accepted", "(2026)浙0681民特1号")
+        # A ruling sent at the version read before that acceptance is stale.
+        with pytest.raises(court_client.ApiProblem) as stale:
+            await _off_loop(court.decide, pending["id"], "confirmed", "(2026)浙0681民特1号", api.today)
         assert (stale.value.status, stale.value.type) == (412, "/problems/stale-version")
+        assert stale.value.problem["current_etag"] == recorded["current_etag"]
         await _off_loop(court.dossier, pending["id"])
         confirmed = await _off_loop(
             court.decide, pending["id"], "confirmed", "(2026)浙0681民特1号", api.today

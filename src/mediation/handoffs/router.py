@@ -145,9 +145,12 @@ async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -
     summary="移交列表 Handoffs addressed to the caller (courts, commissions) or from its cases",
     description=(
         "Courts and commissions see exactly what is addressed to them; bodies what came from their cases; "
-        "center staff their region's. A work queue: ordered by request date (`requested_on`), oldest "
-        "first, handoffs requested the same day by id, the same on every page; `overdue=true` lists "
-        "those whose current step is late."
+        "center staff their region's. A work queue, in the order the handoffs were made, oldest first, "
+        "the same on every page: a walk resumed from a cursor finds the handoffs made since (a cursor "
+        "of the former order, by request date and id, is 422 `invalid_cursor`: start again). On "
+        "PostgreSQL a handoff whose transaction commits a moment after a later one's can fall behind "
+        "a cursor already handed out: to stay in sync, follow the event feed (`GET /v1/events`), in "
+        "commit order. `overdue=true` lists those whose current step is late."
     ),
     responses=problem_responses(),
 )
