@@ -189,13 +189,19 @@ def _read_page(html: str) -> dict:
     }
 
 
+def _cn_date(iso: str) -> str:
+    """A day as the printed agreement dates it (GB/T 9704): 2026年6月11日."""
+    year, month, day = iso.split("-")
+    return f"{year}年{int(month)}月{int(day)}日"
+
+
 def _assert_page_shows(html: str, dispute: dict, agreement: dict) -> dict:
     page = _read_page(html)
     assert page["parties"] == {("申请人", "张三"), ("被申请人", "李四")}
     assert len(page["obligations"]) >= len(agreement["obligations"])
     for obligation in agreement["obligations"]:
         item = next(i for i in page["obligations"] if obligation["description"] in i)
-        assert obligation["due_on"] in item
+        assert f"于{_cn_date(obligation['due_on'])}前" in item
         assert "李四" in item and "向张三" in item
         assert obligation["manner"] in item
         if obligation["amount"] is not None:
@@ -975,7 +981,7 @@ async def test_the_printable_agreement_and_the_stored_document_show_everything(a
     page = _assert_page_shows(html, dispute, agreement)
     assert {label for _, _, label in page["signatures"]} == {"按指印", "电子签名", "本人签名", "盖章"}
     assert "支付人民币 800.00 元" in html and "加装屋檐排水槽" in html
-    assert "已生效" in html and f"本协议于 {agreement['effective_on']} 生效" in html
+    assert "已生效" in html and f"本协议于{_cn_date(agreement['effective_on'])}生效" in html
     assert "待签署" not in html
 
     api.agreements[dispute["id"]] = agreement["id"]

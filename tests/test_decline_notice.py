@@ -109,7 +109,7 @@ async def test_the_notice_of_non_acceptance_names_case_applicant_reason_route_an
         REASON,
         "向人民法院起诉",
         "提起诉讼",
-        "告知日期: 2026-06-01",
+        "告知日期: 2026年6月1日",
         "诸暨市矛盾纠纷调处化解中心",
     ):
         assert said in notice, said

@@ -54,8 +54,8 @@ async def test_the_window_form_records_the_application_date_and_the_receipt_show
     receipt = await page.post("/intake", intake_form(intake_body(channel="hotline", applied_on="2026-05-20")))
     assert receipt.status_code == 200, receipt.text[:3000]
     # When the resident applied (the limitation was interrupted then), and when the center registered it.
-    assert re.search(r"申请日期</th><td>2026-05-20<", receipt.text)
-    assert re.search(r"登记日期</th><td>2026-06-01<", receipt.text)
+    assert re.search(r"申请日期</th><td>2026年5月20日<", receipt.text)
+    assert re.search(r"登记日期</th><td>2026年6月1日<", receipt.text)
     # The online application is made to the center itself: it has no such field.
     assert 'name="applied_on"' not in (await Page(web).get("/apply")).text
 

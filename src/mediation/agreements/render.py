@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from mediation.agreements.models import Agreement
 from mediation.agreements.rules import awaiting, principals
+from mediation.core.i18n import cn_date
 from mediation.core.pii import redact_text
 from mediation.disputes.enums import PARTY_ROLE_LABELS, AgreementForm
 from mediation.disputes.models import Dispute
@@ -70,15 +71,16 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
         obligee = f"向{e(_party_name(dispute, o.obligee_party_id))}" if o.obligee_party_id else ""
         place = f", 履行地点: {e(o.place)}" if o.place else ""
         obligations.append(
-            f"<li data-obligation='{o.id}'>{e(_party_name(dispute, o.obligor_party_id))}于 "
-            f"{o.due_on.isoformat()} 前{obligee}{e(what)} {e(o.description)}"
+            f"<li data-obligation='{o.id}'>{e(_party_name(dispute, o.obligor_party_id))}于"
+            f"{cn_date(o.due_on)}前{obligee}{e(what)} {e(o.description)}"
             f" (履行方式: {e(o.manner)}{place})</li>"
         )
     terms = "".join(f"<li>{e(t)}</li>" for t in agreement.terms if t.strip())
     signatures = []
     for s in agreement.signatures:
         who = {"party": "当事人", "mediator": "调解员", "body_seal": "调解组织印章"}.get(s.signer, s.signer)
-        signed = s.signed_at.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+        at = s.signed_at.astimezone(BEIJING)
+        signed = f"{cn_date(at.date())} {at:%H:%M}"
         digest = f"<span class='hash'>{escape(s.document_hash)}</span>" if s.document_hash else ""
         signatures.append(
             f"<tr><td>{who}</td><td>{e(s.name)}</td><td>{METHOD_LABELS.get(s.method, s.method)}</td>"
@@ -89,9 +91,7 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
     oral = agreement.form == AgreementForm.oral
     title = "口头调解协议记录" if oral else "人民调解协议书"
     effective = (
-        f"本协议于 {agreement.effective_on.isoformat()} 生效。"
-        if agreement.effective_on
-        else "本协议尚未生效。"
+        f"本协议于{cn_date(agreement.effective_on)}生效。" if agreement.effective_on else "本协议尚未生效。"
     )
     # What binds the parties and when: a written agreement on the last signature and the body's seal
     # (人民调解法 Art. 29), and it may be confirmed by a court (Art. 33); an oral one when reached, as the

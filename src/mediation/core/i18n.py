@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date
 
 SUPPORTED = ("zh", "en")
 _language: ContextVar[str] = ContextVar("language", default="zh")
+
+
+def cn_date(day: date) -> str:
+    """A day as a formal paper writes it: 2026年12月3日, in Arabic numerals with 年月日 and no
+    leading zeros, as Chinese official documents date themselves (GB/T 9704-2012 公文格式, 成文日期).
+    The screens keep ISO 8601, which sorts and is typed back into forms."""
+    return f"{day.year}年{day.month}月{day.day}日"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
+from mediation.core.i18n import cn_date
 from mediation.disputes.enums import (
     CATEGORY_LABELS,
     DECLINE_ADVICE_MEANINGS,
@@ -51,8 +52,8 @@ def receipt_lines(dispute: Dispute, registered_on: date) -> list[str]:
     return [
         f"案件编号: {dispute.case_number}",
         # A referred case was applied for earlier, at the body that referred it (民法典 Art. 195).
-        f"申请日期: {dispute.applied_on.isoformat()}",
-        f"登记日期: {registered_on.isoformat()}",
+        f"申请日期: {cn_date(dispute.applied_on)}",
+        f"登记日期: {cn_date(registered_on)}",
         f"纠纷类别: {CATEGORY_LABELS[Category(dispute.category)]}",
         *_parties(dispute),
         "查询码已另行告知申请人, 凭案件编号和查询码可查询办理进度。",
@@ -103,7 +104,7 @@ def decline_notice_lines(dispute: Dispute, outcome: Mapping[str, Any] | None, de
     lines = [
         f"案件编号: {dispute.case_number}",
         *(applicants or _parties(dispute)),
-        f"申请日期: {dispute.applied_on.isoformat()}",
+        f"申请日期: {cn_date(dispute.applied_on)}",
         f"纠纷类别: {CATEGORY_LABELS[Category(dispute.category)]}",
         "经审查, 本中心对您的调解申请决定不予受理。",
     ]
@@ -111,8 +112,8 @@ def decline_notice_lines(dispute: Dispute, outcome: Mapping[str, Any] | None, de
         lines.append(f"不予受理的理由: {reason}")
     if advice is not None:
         lines.append(f"告知的其他途径: {route_told(advice)}")
-    lines.append(DECLINED_LIMITATION.format(d=dispute.applied_on.isoformat()))
-    lines.append(f"告知日期: {declined_on.isoformat()}")
+    lines.append(DECLINED_LIMITATION.format(d=cn_date(dispute.applied_on)))
+    lines.append(f"告知日期: {cn_date(declined_on)}")
     return lines
 
 

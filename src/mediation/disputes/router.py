@@ -1,6 +1,7 @@
 """HTTP API for disputes under /v1."""
 
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -781,14 +782,19 @@ def lookup_handoff_out(handoff: HandoffView | None) -> StatusLookupHandoff | Non
 
 
 def next_step(
-    dispute: Dispute, today: date, confirmation_window_days: int, handoff: HandoffView | None = None
+    dispute: Dispute,
+    today: date,
+    confirmation_window_days: int,
+    handoff: HandoffView | None = None,
+    say_day: Callable[[date], str] = date.isoformat,
 ) -> Text:
     """What a party looking up the case is told to do next. An agreement in force may be taken to
     the court for confirmation only within the period after it took effect (民事诉讼法 Art. 205,
     its last day carried past holidays by Art. 85, as `request_confirmation` judges it): the party
     is told that last day, and once it has passed, what is left instead (人民调解法 Art. 32). A case
     with a court or commission (`handoff`): where, by when it decides, and what follows
-    (`lookup.handoff_step`)."""
+    (`lookup.handoff_step`). `say_day`: how the day is written, ISO on a screen, `cn_date` on a
+    printed receipt."""
     if handoff is not None and (told := handoff_step(dispute, handoff, today)) is not None:
         return told
     status = Status(dispute.status)
@@ -797,7 +803,7 @@ def next_step(
         # A last day in a year whose holidays are not published yet is counted on weekends and the
         # statutory holidays only:
         # the party is told it may move later, and, once past, that it may not have ended yet.
-        day, year = end.last_day.isoformat(), end.last_day.year
+        day, year = say_day(end.last_day), end.last_day.year
         if today > end.last_day:
             if lifecycle.confirmation_uncertain(dispute, confirmation_window_days, today) is None:
                 return CONFIRMATION_PERIOD_OVER  # ended, whatever holidays the schedule brings

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mediation.core.errors import DataIntegrityError
 from mediation.core.i18n import Text
@@ -19,6 +20,7 @@ from mediation.disputes.models import CaseLink, Dispute, Party, TimelineEntry
 from mediation.disputes.schemas import CaseLinkOut, DisputeOut, LinkKind, PartyOut, TimelineEntryOut
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PARTY_TABLE = "parties"
 # Free-text and structured columns that may quote a number typed by a clerk or a mediator.
@@ -83,7 +85,8 @@ class Viewer:
         values["parties"] = [self.party(p) for p in dispute.parties]
         values["clock"] = self.clock(dispute)
         if self.unmasked:
-            if any(p.id_number_enc or p.phone_enc for p in dispute.parties):
+            shows = any(p.id_number_enc or p.phone_enc for p in dispute.parties)
+            if shows and str(dispute.id) not in self.pii_reads:
                 self.pii_reads.append(str(dispute.id))
         else:
             for name in _FREE_TEXT:
@@ -123,12 +126,19 @@ class Viewer:
         case's personal data when the text holds such a number."""
         if not value:
             return value
-        masked = redact_text(value)
+        return self.shown(dispute_id, redact_text(value), lambda: value)
+
+    def shown(self, dispute_id: uuid.UUID, masked: T, written: Callable[[], T]) -> T:
+        """What this caller reads of something a mediator or a clerk wrote about a case (minutes,
+        an agreement), given it `masked` and as `written`: masked without `pii:read` (or until the
+        numbers are asked for); as written with it, and then a read of the case's personal data
+        (个人信息保护法 Art. 55) only when the two differ, that is when a number is shown."""
         if not self.unmasked:
             return masked
-        if masked != value and str(dispute_id) not in self.pii_reads:
+        out = written()
+        if out != masked and str(dispute_id) not in self.pii_reads:
             self.pii_reads.append(str(dispute_id))
-        return value
+        return out
 
     def link(self, link: CaseLink, other: Dispute) -> CaseLinkOut:
         """A link to `other`; its note is free text a clerk may have put a number in, as the

@@ -9,7 +9,6 @@ may take now), each action form is the action's payload schema and is applied by
 from __future__ import annotations
 
 import functools
-import json
 import re
 import secrets
 import uuid
@@ -27,7 +26,7 @@ from sqlalchemy import select
 
 from mediation.agreements.models import MediationSession
 from mediation.agreements.render import agreement_html
-from mediation.agreements.router import agreement_out, masks, session_out
+from mediation.agreements.router import agreement_out, session_out
 from mediation.agreements.schemas import (
     ENDING_OUTCOMES,
     MEDIATOR_SIGNING_METHODS,
@@ -55,7 +54,7 @@ from mediation.clocks.schemas import ClockExtensionIn
 from mediation.core.db import session_of
 from mediation.core.errors import NotFound, ProblemError, StaleVersion, ValidationFailed
 from mediation.core.http import etag_for
-from mediation.core.i18n import Text, current_language
+from mediation.core.i18n import Text, cn_date, current_language
 from mediation.core.principal import Permission, Principal
 from mediation.core.schemas import DomainValueError, WriteModel
 from mediation.disputes import lifecycle
@@ -1882,13 +1881,23 @@ async def print_agreement(
 
 @router.get("/cases/{dispute_id}/confirmation-application", response_class=HTMLResponse)
 async def print_confirmation_application(
-    request: Request, dispute_id: str, principal: Staff, svc: Service
+    request: Request,
+    dispute_id: str,
+    principal: Staff,
+    svc: Service,
+    show: Annotated[str | None, Query(max_length=20)] = None,
 ) -> HTMLResponse:
     """司法确认申请书 (民事诉讼法 Art. 205; 法释〔2011〕5号 Art. 3): the joint application with the
-    parties, the agreement and the materials, laid out for print."""
+    parties, the agreement and the materials, laid out for print.
+
+    The court is told who applies: each party's identity document, telephone and address, in full
+    on the copy filed with it. Printed, like the agreement, with the numbers masked until a member
+    of staff who may read them asks for them (`show=numbers`; 个人信息保护法 Art. 6, minimum
+    necessary); then they and the agreement's text are printed as written and the print recorded as
+    a disclosure (Art. 55). An application that would show no number offers nothing and records
+    nothing."""
     case_id = parse_id(dispute_id)
     dispute = await svc.get(case_id, principal)
-    view = viewer_for(request, principal)
     handoffs = [h for h, _, _ in await HandoffService(svc).of_case(case_id, principal)]
     confirmation = next((h for h in reversed(handoffs) if h.kind == "judicial_confirmation"), None)
     _, versions = await AgreementService(svc).versions(case_id, principal)
@@ -1906,19 +1915,52 @@ async def print_confirmation_application(
         court = await svc.session.get(Body, dispute.inviting_court_id)
     body = await svc.session.get(Body, dispute.body_id) if dispute.body_id else None
     documents = await svc.documents.of_case(dispute, principal) if svc.documents else []
-    # A file's name is text typed about the case: masked as the case page's document list masks it.
-    document_names = [view.text(dispute.id, d.original_name) for d in documents]
+
+    def read_by(view: Viewer) -> dict[str, Any]:
+        """What the application prints, as `view` reads it; `view.pii_reads` names the case when
+        that shows a number unmasked."""
+        agreement = (
+            view.shown(
+                dispute.id,
+                agreement_out(effective, dispute, masked=True),
+                lambda: agreement_out(effective, dispute, masked=False),
+            )
+            if effective
+            else None
+        )
+        return {
+            "case": view.dispute(dispute),
+            "agreement": agreement,
+            # Without an agreement's facts, the case's description stands for them.
+            "facts": agreement.facts
+            if agreement and agreement.facts
+            else view.text(dispute.id, dispute.description),
+            # A file's name is text typed about the case: masked as the case page's document list masks it.
+            "document_names": [view.text(dispute.id, d.original_name) for d in documents],
+        }
+
+    masked = read_by(viewer_for(request, principal, reveal=False))
+    full = (
+        Viewer(principal, identity_of(request).cipher, svc.clock.now())
+        if principal.can(Permission.pii_read)
+        else None
+    )
+    written = read_by(full) if full is not None else masked
+    # Offered only when it would show a number; shown, the read is recorded (viewer_for's is none).
+    offered = bool(full and full.pii_reads)
+    shown = offered and show == SHOW_NUMBERS
+    if shown and full is not None:
+        request.state.pii_reads = full.pii_reads
+    here = f"/cases/{dispute.id}/confirmation-application"
     return render(
         request,
         "confirmation_application.html",
         {
-            "case": view.dispute(dispute),
+            **(written if shown else masked),
             "handoff": confirmation,
-            "agreement": agreement_out(effective, dispute, masks(principal)) if effective else None,
             "court": court,
             "body": body,
-            "document_names": document_names,
-            "materials": json.loads(json.dumps(dispute.handoff or {}, default=str)),
+            "numbers": {"offered": offered, "shown": shown, "here": here, "show": SHOW_NUMBERS},
         },
     )
 
@@ -1984,7 +2026,9 @@ async def reprint_receipt(request: Request, dispute_id: str, principal: Staff, s
             "replayed": False,
             "reprint": True,
             "reprinted_on": svc.clock.today().isoformat(),
-            "next_step": next_step(dispute, svc.clock.today(), svc.settings.confirmation_window_days).get(),
+            "next_step": next_step(
+                dispute, svc.clock.today(), svc.settings.confirmation_window_days, say_day=cn_date
+            ).get(),
             "clerk": None if online else await staff_name(request, dispute.created_by),
             **issuer(await _receiving_center(request, dispute.region_code)),
         },

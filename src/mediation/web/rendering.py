@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import ProblemError, StaleVersion, Unauthenticated, field_errors
-from mediation.core.i18n import set_language
+from mediation.core.i18n import cn_date, set_language
 from mediation.core.principal import Permission, Principal, Role
 from mediation.documents.service import DOCUMENT_ENTRIES
 from mediation.web.forms import PATH_PART, error_links
@@ -70,15 +70,26 @@ def _risk_report(context: Context, action: str, payload: dict[str, object] | Non
     return risk_report(action, payload, _zone(context))
 
 
-@pass_context
-def _day(context: Context, value: date | datetime | str | None) -> str:
-    if value is None:
-        return ""
+def _the_day(context: Context, value: date | datetime | str) -> date:
+    """The day `value` falls on at the center: a time in its time zone, a day as it is."""
     if isinstance(value, str):  # a response model dumped as JSON, as a receipt's case is
         value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
     if isinstance(value, datetime):
-        return value.astimezone(_zone(context)).strftime("%Y-%m-%d")
-    return value.isoformat()
+        return value.astimezone(_zone(context)).date()
+    return value
+
+
+@pass_context
+def _day(context: Context, value: date | datetime | str | None) -> str:
+    """A day on a screen: ISO 8601 (2026-12-03)."""
+    return "" if value is None or value == "" else _the_day(context, value).isoformat()
+
+
+@pass_context
+def _cn_date(context: Context, value: date | datetime | str | None) -> str:
+    """A day on a printed paper, as formal papers write it (2026年12月3日, GB/T 9704); a time is
+    dated by the center's day, as `day` dates it on a screen."""
+    return "" if value is None or value == "" else cn_date(_the_day(context, value))
 
 
 def _remaining(seconds: int | None) -> str:
@@ -118,7 +129,7 @@ def _alert_title(title: str) -> str:
     return rest if said and kind.endswith("预警") and rest else title
 
 
-templates.env.filters.update(local=_local, day=_day, remaining=_remaining, money=_money)
+templates.env.filters.update(local=_local, day=_day, cn_date=_cn_date, remaining=_remaining, money=_money)
 templates.env.globals.update(
     value_at=value_at,
     error_links=error_links,
