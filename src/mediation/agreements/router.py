@@ -53,8 +53,9 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import Permission, Principal
 from mediation.disputes.models import Dispute
-from mediation.disputes.router import IdempotencyKey, OptionalIfMatch, service
+from mediation.disputes.router import IdempotencyKey, OptionalIfMatch, View, service
 from mediation.disputes.service import DisputeService
+from mediation.disputes.views import Viewer
 from mediation.identity.auth import permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["agreements"])
@@ -195,6 +196,31 @@ def follow_up_out(task: FollowUp, case_number: str, masked: bool = False) -> Fol
     )
 
 
+# What a caller reads of what a mediator wrote (minutes, an agreement, an obligation, a follow-up's
+# notes): masked without `pii:read`; as written with it, a read of the case's personal data recorded
+# only when the text shows a number (个人信息保护法 Art. 55), as the case's own free text is.
+def _session(view: Viewer, row: MediationSession) -> SessionOut:
+    return view.shown(row.dispute_id, session_out(row, True), lambda: session_out(row, False))
+
+
+def _agreement(view: Viewer, agreement: Agreement, dispute: Dispute) -> AgreementOut:
+    return view.shown(
+        dispute.id, agreement_out(agreement, dispute, True), lambda: agreement_out(agreement, dispute, False)
+    )
+
+
+def _obligation(view: Viewer, row: Obligation) -> ObligationOut:
+    return view.shown(row.dispute_id, obligation_out(row, True), lambda: obligation_out(row, False))
+
+
+def _follow_up(view: Viewer, task: FollowUp, case_number: str) -> FollowUpOut:
+    return view.shown(
+        task.dispute_id,
+        follow_up_out(task, case_number, True),
+        lambda: follow_up_out(task, case_number, False),
+    )
+
+
 def _json(model: object, version: int, status_code: int = 200) -> JSONResponse:
     return JSONResponse(jsonable_encoder(model), status_code=status_code, headers={"ETag": etag_for(version)})
 
@@ -208,8 +234,10 @@ def _json(model: object, version: int, status_code: int = 200) -> JSONResponse:
     summary="调解记录 The case's mediation sessions",
     responses=problem_responses(NotFound),
 )
-async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreements) -> list[SessionOut]:
-    return [session_out(s, masks(principal)) for s in await svc.sessions(dispute_id, principal)]
+async def list_sessions(
+    dispute_id: uuid.UUID, principal: Reader, svc: Agreements, view: View
+) -> list[SessionOut]:
+    return [_session(view, s) for s in await svc.sessions(dispute_id, principal)]
 
 
 @router.get(
@@ -223,10 +251,10 @@ async def list_sessions(dispute_id: uuid.UUID, principal: Reader, svc: Agreement
     responses=problem_responses(NotFound) | sends(200, "ETag"),
 )
 async def get_session(
-    dispute_id: uuid.UUID, session_id: uuid.UUID, principal: Reader, svc: Agreements
+    dispute_id: uuid.UUID, session_id: uuid.UUID, principal: Reader, svc: Agreements, view: View
 ) -> Response:
     row = await svc.sitting(dispute_id, session_id, principal)
-    return _json(session_out(row, masks(principal)), row.version)
+    return _json(_session(view, row), row.version)
 
 
 @router.post(
@@ -252,12 +280,13 @@ async def schedule_session(
     data: SessionIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: OptionalIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         row = await svc.schedule(dispute_id, data, principal, if_match)
-        return _json(session_out(row, masks(principal)), row.version, 201)
+        return _json(_session(view, row), row.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -281,12 +310,13 @@ async def cancel_session(
     data: SessionCancelIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         row = await svc.cancel(dispute_id, session_id, data, principal, if_match)
-        return _json(session_out(row, masks(principal)), row.version)
+        return _json(_session(view, row), row.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -314,12 +344,13 @@ async def reschedule_session(
     data: SessionRescheduleIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         row = await svc.reschedule(dispute_id, session_id, data, principal, if_match)
-        return _json(session_out(row, masks(principal)), row.version)
+        return _json(_session(view, row), row.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -344,12 +375,13 @@ async def record_session(
     data: SessionRecordIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         row, _ = await svc.record(dispute_id, session_id, data, principal, if_match)
-        return _json(session_out(row, masks(principal)), row.version)
+        return _json(_session(view, row), row.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -363,9 +395,11 @@ async def record_session(
     summary="调解协议 The case's agreement versions",
     responses=problem_responses(NotFound),
 )
-async def list_agreements(dispute_id: uuid.UUID, principal: Reader, svc: Agreements) -> list[AgreementOut]:
+async def list_agreements(
+    dispute_id: uuid.UUID, principal: Reader, svc: Agreements, view: View
+) -> list[AgreementOut]:
     dispute, rows = await svc.versions(dispute_id, principal)
-    return [agreement_out(a, dispute, masks(principal)) for a in rows]
+    return [_agreement(view, a, dispute) for a in rows]
 
 
 @router.post(
@@ -396,6 +430,7 @@ async def draft_agreement(
     data: AgreementDraftIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: OptionalIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -403,7 +438,7 @@ async def draft_agreement(
         dispute, agreement = await svc.draft(
             dispute_id, data, principal, supersedes=data.supersedes, if_match=if_match
         )
-        return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version, 201)
+        return _json(_agreement(view, agreement, dispute), agreement.version, 201)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -415,10 +450,10 @@ async def draft_agreement(
     responses=problem_responses(NotFound) | sends(200, "ETag"),
 )
 async def get_agreement(
-    dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements
+    dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements, view: View
 ) -> Response:
     dispute, agreement = await svc.get(dispute_id, agreement_id, principal)
-    return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
+    return _json(_agreement(view, agreement, dispute), agreement.version)
 
 
 @router.put(
@@ -443,12 +478,13 @@ async def replace_agreement(
     data: AgreementIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         dispute, agreement = await svc.replace(dispute_id, agreement_id, data, principal, if_match)
-        return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
+        return _json(_agreement(view, agreement, dispute), agreement.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -481,12 +517,13 @@ async def sign_agreement(
     data: SignatureIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         dispute, agreement = await svc.sign(dispute_id, agreement_id, data, principal, if_match)
-        return _json(agreement_out(agreement, dispute, masks(principal)), agreement.version)
+        return _json(_agreement(view, agreement, dispute), agreement.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -505,11 +542,16 @@ async def sign_agreement(
     },
 )
 async def agreement_document(
-    dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements
+    dispute_id: uuid.UUID, agreement_id: uuid.UUID, principal: Reader, svc: Agreements, view: View
 ) -> HTMLResponse:
     dispute, agreement = await svc.get(dispute_id, agreement_id, principal)
+    page = view.shown(
+        dispute.id,
+        agreement_html(agreement, dispute, masked=True),
+        lambda: agreement_html(agreement, dispute, masked=False),
+    )
     return HTMLResponse(
-        agreement_html(agreement, dispute, masked=masks(principal)),
+        page,
         headers={"ETag": etag_for(agreement.version), "X-Content-Type-Options": "nosniff"},
     )
 
@@ -535,12 +577,13 @@ async def perform_obligation(
     data: PerformanceIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         obligation, dispute = await svc.perform(dispute_id, obligation_id, data, principal, if_match)
-        return _json(obligation_out(obligation, masks(principal)), dispute.version)
+        return _json(_obligation(view, obligation), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -556,14 +599,13 @@ async def list_follow_ups(
     body_id: uuid.UUID,
     principal: Reader,
     svc: Agreements,
+    view: View,
     status: Annotated[str | None, Query(pattern="^(open|done)$")] = "open",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> FollowUpPage:
     rows, next_cursor = await svc.follow_ups(body_id, principal, status, cursor, limit)
-    return FollowUpPage(
-        items=[follow_up_out(f, n, masks(principal)) for f, n in rows], next_cursor=next_cursor
-    )
+    return FollowUpPage(items=[_follow_up(view, f, n) for f, n in rows], next_cursor=next_cursor)
 
 
 @router.post(
@@ -587,12 +629,13 @@ async def complete_follow_up(
     data: FollowUpResultIn,
     principal: Writer,
     svc: Agreements,
+    view: View,
     if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         task, dispute = await svc.complete(follow_up_id, data, principal, if_match)
-        return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
+        return _json(_follow_up(view, task, dispute.case_number), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -617,6 +660,7 @@ Visits = Annotated[VisitService, Depends(visits)]
 async def search_follow_ups(
     principal: Reader,
     svc: Visits,
+    view: View,
     kind: Literal["performance", "visit"] | None = None,
     status: Literal["open", "done", "impossible"] | None = "open",
     dispute_id: uuid.UUID | None = None,
@@ -626,9 +670,7 @@ async def search_follow_ups(
     rows, next_cursor = await svc.search(
         principal, kind=kind, status=status, dispute_id=dispute_id, cursor=cursor, limit=limit
     )
-    return FollowUpPage(
-        items=[follow_up_out(f, n, masks(principal)) for f, n in rows], next_cursor=next_cursor
-    )
+    return FollowUpPage(items=[_follow_up(view, f, n) for f, n in rows], next_cursor=next_cursor)
 
 
 @router.post(
@@ -651,12 +693,13 @@ async def record_visit(
     data: VisitIn,
     principal: Writer,
     svc: Visits,
+    view: View,
     if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         task, dispute = await svc.visit(follow_up_id, data, principal, if_match)
-        return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
+        return _json(_follow_up(view, task, dispute.case_number), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -678,11 +721,12 @@ async def visit_impossible(
     data: VisitImpossibleIn,
     principal: Writer,
     svc: Visits,
+    view: View,
     if_match: CaseIfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     async def work() -> JSONResponse:
         task, dispute = await svc.impossible(follow_up_id, data, principal, if_match)
-        return _json(follow_up_out(task, dispute.case_number, masks(principal)), dispute.version)
+        return _json(_follow_up(view, task, dispute.case_number), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
