@@ -68,3 +68,30 @@ async def test_the_demo_mediator_finds_a_case_in_every_column_of_the_queue(
         assert queue.status_code == 200
         [to_sign_for] = [case for case in cases if case["status"] == "assigned"]
         assert to_sign_for["case_number"] in queue.text
+
+
+async def test_the_demo_windows_receipts_name_the_demo_clerk_and_the_centers_telephone(
+    app: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's cases are registered by the demo clerk's own account, so that a receipt printed
+    from them names a 经办人, and the demo center has a (made-up) telephone for it to give."""
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    assert await asyncio.to_thread(cli.main, ["seed-demo"]) == 0
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://mediation.test"
+    ) as client:
+        clerk = await _signed_in(client, "clerk")
+        listed = await client.get("/v1/disputes", params={"limit": 100}, headers=clerk)
+        assert listed.status_code == 200, listed.text
+        window = [case for case in listed.json()["items"] if case["channel"] == "window"]
+        assert window
+        client.cookies.set("mediation_csrf", CSRF)
+        signed_in = await client.post(
+            "/login", data={"username": "clerk", "password": "clerk-demo-2026", "next": "", "csrf": CSRF}
+        )
+        assert signed_in.status_code == 303, signed_in.text
+        for case in window:
+            receipt = await client.get(f"/cases/{case['id']}/receipt")
+            assert receipt.status_code == 200
+            assert '经办人: <span id="clerk">窗口受理员(演示)</span>' in receipt.text, case["case_number"]
+            assert '<td id="center-phone">0575-00000000</td>' in receipt.text

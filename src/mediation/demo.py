@@ -45,6 +45,8 @@ from mediation.supervision.service import SupervisionService
 
 COUNTY = "330681"
 CENTER = "诸暨市矛盾纠纷调处化解中心"
+# Made up, as the demo's names and numbers are: no local number begins with 0.
+CENTER_PHONE = "0575-00000000"
 BODIES: list[tuple[str, BodyKind, str, str]] = [
     (CENTER, BodyKind.mediation_center, "county", "330681000000"),
     ("枫桥镇枫源村人民调解委员会", BodyKind.people_mediation_committee, "village", "330681105201"),
@@ -358,6 +360,8 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                         tier=tier,
                         region_code=region,
                         categories=BODY_CATEGORIES.get(name, []),
+                        # The receipts and notices the center prints give its telephone.
+                        contact_phone=CENTER_PHONE if name == CENTER else None,
                         created_at=now,
                     )
                     session.add(body)
@@ -374,6 +378,9 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                         )
                 bodies[name] = body
             await session.flush()
+            # The window's clerk is a demo account, made before the cases it registers, so that
+            # their receipts and notices name it as 经办人 (`seed_accounts` then finds it there).
+            clerk = await _demo_clerk(session, settings, bodies[CENTER])
             roster = {
                 m.body_id: m.id
                 for m in (await session.scalars(select(Mediator).order_by(Mediator.created_at))).all()
@@ -425,7 +432,6 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                         "parties": parties,
                     }
                 )
-                clerk = Principal(Role.clerk, "demo-clerk", bodies[CENTER].id, region=COUNTY)
                 dispute, _code = await service.register(data, clerk)
                 agreement_id = None
                 for action in PATHS[target]:
@@ -455,7 +461,7 @@ async def seed_demo(settings: Settings, *, force: bool = False) -> DemoSeeded:
                 count += 1
                 if description.startswith(("患者家属", "楼上装修")):
                     await _supervise(service, dispute, bodies[CENTER].id)
-        count += await _wage_wave(db, settings, cipher, rng, now, bodies[CENTER].id)
+        count += await _wage_wave(db, settings, cipher, rng, now, clerk)
         return DemoSeeded(True, f"demo data loaded: {len(BODIES)} bodies, {count} cases")
     finally:
         await db.dispose()
@@ -502,11 +508,10 @@ async def _wage_wave(
     cipher: PiiCipher,
     rng: random.Random,
     now: datetime,
-    center_id: uuid.UUID,
+    clerk: Principal,
 ) -> int:
     """Five workers of one subcontractor claim unpaid wages within four days: the cluster rule
     (the same respondent, distinct claimants, within a week) raises one early-warning alert."""
-    clerk = Principal(Role.clerk, "demo-clerk", center_id, region=COUNTY)
     workers = ["冯一", "陈二", "褚三", "卫四", "蒋五"]
     for n, worker in enumerate(workers):
         clock = FrozenClock(now - timedelta(days=4 - n, hours=2), settings.timezone)
@@ -618,6 +623,24 @@ DEMO_KEYS: list[tuple[str, Role, str]] = [
     ),
     ("mk_demo0003_mediation-body-demo-key-not-for-production-3", Role.body_mediator, DEMO_BODY),
 ]
+
+
+async def _demo_clerk(session: AsyncSession, settings: Settings, center: Body) -> Principal:
+    """The demo's window clerk (DEMO_USERS' `clerk`), made now if missing, as the principal who
+    registers the demo's cases and takes the clerk's steps in them."""
+    username, display, role, _ = next(u for u in DEMO_USERS if u[2] == Role.clerk)
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        user = await IdentityService(session, Passwords(settings)).create_user(
+            username, display, role, center.id, demo_password(username), settings.min_password_length
+        )
+    return Principal(
+        Role(user.role),
+        str(user.id),
+        user.organisation_id,
+        region=region_prefix(center.region_code),
+        name=user.display_name,
+    )
 
 
 def demo_password(username: str) -> str:
