@@ -176,7 +176,8 @@ async def test_supervisor_reads_description_and_note_masked(api) -> None:
 
 async def test_confirmation_application_lists_document_names_masked(api, web) -> None:
     """The printable 司法确认申请书 lists the case's documents by name: a name holding a number
-    shows it masked to a supervisor, as the case page's document list does."""
+    shows it masked to a supervisor, as the case page's document list does, and to a clerk until
+    the numbers are asked for."""
     case = await api.drive("agreement_signed")
     added = await api.client.post(
         f"/v1/disputes/{case['id']}/documents",
@@ -193,6 +194,9 @@ async def test_confirmation_application_lists_document_names_masked(api, web) ->
     assert "护照E******78 电话057*****4321.txt" in supervisor.text
     assert "E12345678" not in supervisor.text and "87654321" not in supervisor.text
 
+    # The clerk, who may read them, reads them masked too until asking for them, as on the case page.
     web.cookies.set("mediation_session", api.tokens[("clerk", api.bodies["center"])])
     clerk = await web.get(path)
+    assert "护照E******78 电话057*****4321.txt" in clerk.text
+    clerk = await web.get(f"{path}?show=numbers")
     assert "护照E12345678 电话0575-87654321.txt" in clerk.text
