@@ -723,6 +723,9 @@ async def produce_every_event_type(api: Any) -> None:
         headers={**api.auth("court", "court"), "If-Match": f'"{handoff["version"]}"'},
     )
     assert response.status_code == 200, response.text
+    # Accepted, the parties' withdrawal is a request for the court's ruling.
+    asked = await api.act(await api.get(extended), "withdraw_confirmation")
+    assert asked.status_code == 200 and asked.json()["status"] == "confirmation_pending", asked.text
     clock = api.app.state.clock
     clock.at += timedelta(days=40)
     app = api.app

@@ -463,8 +463,11 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "deliveries again.",
         "username_taken": "The username is already taken.",
         "visit_recorded": "The follow-up visit is already recorded.",
+        "withdrawal_already_requested": "The parties' withdrawal was already asked for once the target "
+        "accepted (`article`): it awaits the court's ruling or the commission's decision.",
         "wrong_kind": "The answer is for another kind of handoff: a confirmation's ruling goes to "
-        "/decision, a referral's result (or withdrawal) to /outcome.",
+        "/decision, a referral's result (or withdrawal) to /outcome; the body or center asks for a "
+        "referral's withdrawal only once the target accepted it.",
     },
 }
 

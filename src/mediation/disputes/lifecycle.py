@@ -1322,6 +1322,47 @@ def _ruling_date_plausible(ctx: GuardContext) -> list[Refusal]:
     return []
 
 
+WITHDRAWAL_RULING = "民诉法解释 第三百五十七条"
+
+
+def _withdrawal_ruled(ctx: GuardContext) -> list[Refusal]:
+    """民诉法解释 Art. 357: before the ruling on the application, the parties may withdraw it, and
+    the court 可以裁定准许; it may also treat as withdrawn an application whose materials are not
+    supplied. Before the court accepted there is no case and nothing to rule: the application is
+    taken back as it was made. Once it has accepted (its case number registered), the withdrawal is
+    the court's ruling, posted with the ruling's number and date (the mediation side's withdrawal
+    is then a request, kept on the handoff for the court: `HandoffService.request_withdrawal`)."""
+    handoff = ctx.handoff
+    number, ruled_on = getattr(ctx.payload, "ruling_number", None), getattr(ctx.payload, "ruled_on", None)
+    if handoff is None:
+        return []
+    if handoff.status == "pending" and (number or ruled_on):
+        return [
+            Refusal(
+                "not_yet_accepted",
+                Text(
+                    "申请尚未受理, 没有可作出的准许撤回裁定: 撤回不写裁定书编号和日期",
+                    "The application is not accepted yet, so there is no ruling on its withdrawal: "
+                    "leave out the ruling's number and date",
+                ),
+                ACCEPTANCE_ARTICLES["judicial_confirmation"],
+            )
+        ]
+    if handoff.status == "accepted" and not (number and ruled_on):
+        return [
+            Refusal(
+                "withdrawal_ruling_missing",
+                Text(
+                    "申请已受理, 撤回须由人民法院裁定准许: 请写明裁定书编号 (ruling_number) 和裁定日期 (ruled_on)",
+                    "The application was accepted: its withdrawal is the court's ruling; give the ruling's "
+                    "number (ruling_number) and date (ruled_on)",
+                ),
+                WITHDRAWAL_RULING,
+            )
+        ]
+    return []
+
+
 # What the decision's date is called: a court rules on a confirmation (裁定) and decides a suit by
 # judgment or ruling (裁判); a commission's is an award (裁决).
 _DECISION_NAMES: dict[str, str] = {
@@ -1457,6 +1498,15 @@ G_RULING_DATE = Guard(
     _date_guard(_DECISION_NAMES["judicial_confirmation"]),
     None,
     _ruling_date_plausible,
+)
+G_WITHDRAWAL_RULED = Guard(
+    "withdrawal_ruled",
+    Text(
+        "受理后的撤回由人民法院裁定准许 (写明裁定书编号和日期); 受理前撤回不作裁定",
+        "Once accepted, the withdrawal is the court's ruling (its number and date); before, none is made",
+    ),
+    WITHDRAWAL_RULING,
+    _withdrawal_ruled,
 )
 G_JUDGMENT_DATE = Guard(
     "decision_date_plausible", _date_guard(_DECISION_NAMES["litigation"]), None, _ruling_date_plausible
@@ -1775,9 +1825,14 @@ TRANSITIONS: tuple[Transition, ...] = (
         BODY | CENTER | {Role.court},
         Text("撤回司法确认申请", "Withdraw the confirmation application"),
         "confirmation_withdrawn",
+        (G_WITHDRAWAL_RULED, G_RULING_DATE),
         notes=Text(
-            "裁定作出前当事人可撤回申请; 无正当理由未补交材料的, 法院按撤回处理",
-            "The parties may withdraw before the ruling; missing materials count as withdrawal (民诉法解释 Art. 357)",
+            "法院受理前当事人可撤回申请; 受理后撤回须由法院裁定准许, 调解组织或中心代为提出的撤回只登记为撤回申请, "
+            "案件仍在司法确认中, 由法院裁定; 无正当理由未补交材料的, 法院按撤回处理",
+            "Before the court accepts, the parties may take the application back; once it has accepted, the "
+            "withdrawal is the court's ruling: the body's or center's withdrawal is recorded as a request "
+            "for the court, the case stays pending, and the court rules (its ruling's number and date); "
+            "missing materials count as withdrawal (民诉法解释 Art. 357)",
         ),
     ),
     Transition(

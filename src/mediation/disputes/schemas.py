@@ -1070,6 +1070,13 @@ class WithdrawConfirmationPayload(WriteModel):
         description="The court treats the application as withdrawn because materials were not supplied "
         "(民诉法解释 Art. 357).",
     )
+    ruling_number: ShortText | None = Field(
+        default=None,
+        description="Once the court has accepted the application, the withdrawal is its ruling (裁定准许撤回, "
+        "民诉法解释 Art. 357): the court gives the ruling's number and date, and only the court closes "
+        "the request so; before acceptance there is no ruling.",
+    )
+    ruled_on: Day | None = Field(default=None, description="The ruling's date, with `ruling_number`.")
 
 
 class RecordPerformancePayload(WriteModel):

@@ -114,6 +114,7 @@ from mediation.disputes.schemas import (
     MediatorChoiceIn,
     PartyIn,
     QueryCodeReissueIn,
+    WithdrawConfirmationPayload,
 )
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
@@ -876,6 +877,21 @@ class DisputeService:
         elif action == Action.archive:
             visit = await self._visit(dispute.id)
             ctx.visit_status = visit.status if visit is not None else None
+        if (
+            action == Action.withdraw_confirmation
+            and principal.role != Role.court
+            and ctx.handoff is not None
+            and ctx.handoff.status == "accepted"
+        ):
+            # 民诉法解释 Art. 357: once the court has accepted the application, the parties'
+            # withdrawal is theirs to ask and the court's to allow by a ruling. Withdrawn here, the
+            # court would be left with a registered case it could no longer answer nor read: the
+            # body's or center's withdrawal is recorded as the parties' request, before the court.
+            from mediation.handoffs.service import HandoffService  # it builds on this service
+
+            assert isinstance(payload, WithdrawConfirmationPayload)
+            await HandoffService(self).request_withdrawal(dispute, ctx.handoff, payload, principal)
+            return dispute
         mediator_id = getattr(payload, "mediator_id", None)
         if mediator_id is not None:
             ctx.mediator, ctx.conflicts = await self._mediator(dispute, mediator_id)

@@ -370,6 +370,20 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["extend_handoff"],
         },
+        "handoff_withdrawal_requested": {
+            "summary": "申请撤回 After the court or commission accepted, the parties asked, through the body or "
+            "center, to withdraw: the target rules or decides (民诉法解释 Art. 357; 民事诉讼法 Art. 148), the case "
+            "stays before it",
+            "fields": {
+                **COMMON_FIELDS,
+                "handoff_id": {"type": "string", "format": "uuid"},
+                "handoff_kind": {"type": "string"},
+                "target_id": {"type": "string", "format": "uuid"},
+                "requested_on": {"type": "string", "format": "date"},
+                "party_id": {"type": ["string", "null"], "format": "uuid"},
+            },
+            "actions": ["request_withdrawal"],
+        },
         "handoff_overdue": {
             "summary": "超期 The court or commission is past its deadline to accept or decide (flagged once per step)",
             "fields": {

@@ -253,10 +253,51 @@ def confirmation_window_warning(counted_last_day: date) -> dict[str, Any]:
     return warning
 
 
+WITHDRAWAL_REQUESTED = "withdrawal_requested"
+
+# What a withdrawal after acceptance is, by the kind of handoff: the court or commission rules on it
+# (a confirmation: 民诉法解释 Art. 357, 裁定准许撤回; a suit: 民事诉讼法 Art. 148, 是否准许由人民法院
+# 裁定; an arbitration: the commission decides on the applicant's withdrawal, after the parties
+# settled, 劳动争议调解仲裁法 Art. 41, 仲裁法 Art. 49).
+WITHDRAWAL_ARTICLES = {
+    "judicial_confirmation": "民诉法解释 第三百五十七条",
+    "litigation": "民事诉讼法 第一百四十八条",
+    "labour_arbitration": "劳动争议调解仲裁法 第四十一条",
+    "commercial_arbitration": "仲裁法 第四十九条",
+    "rural_land_arbitration": "农村土地承包经营纠纷调解仲裁法 第三章第四节",
+}
+
+
+def withdrawal_request(handoff: Handoff, requested_on: date, party_id: uuid.UUID | None) -> dict[str, Any]:
+    """The parties' withdrawal, asked through the mediation side once the target has accepted: kept
+    on the handoff for the court or commission to rule on, until it closes the handoff."""
+    request: dict[str, Any] = {
+        "code": WITHDRAWAL_REQUESTED,
+        "article": WITHDRAWAL_ARTICLES[handoff.kind],
+        "requested_on": requested_on.isoformat(),
+        "party_id": str(party_id) if party_id else None,
+        "kind": handoff.kind,
+    }
+    request["message"] = warning_text(request).zh
+    return request
+
+
 def warning_text(warning: dict[str, Any]) -> Text:
     """A handoff warning's message, from the facts kept with it. A warning kept without them (an
     earlier version's, or a code this one does not know) keeps the message it was stored with."""
     code = str(warning.get("code", ""))
+    if code == WITHDRAWAL_REQUESTED and warning.get("requested_on"):
+        if warning.get("kind") == "judicial_confirmation":
+            return Text(
+                "当事人于 {day} 申请撤回司法确认申请, 请人民法院裁定是否准许 ({article}); 裁定前案件仍由贵院审查",
+                "On {day} the parties asked to withdraw the application: the court rules whether to allow "
+                "it ({article}); until then the application stays before the court",
+            ).format(day=warning["requested_on"], article=warning.get("article", ""))
+        return Text(
+            "当事人于 {day} 申请撤回, 请受理机构决定并登记结果 ({article}); 在此之前案件仍由贵单位办理",
+            "On {day} the parties asked to withdraw: you decide and post the outcome ({article}); until "
+            "then the matter stays with you",
+        ).format(day=warning["requested_on"], article=warning.get("article", ""))
     if code == CONFIRMATION_WINDOW_UNCERTAIN and warning.get("runs_until"):
         counted = str(warning["runs_until"])
         return Text(
@@ -453,6 +494,9 @@ class Ledger:
         handoff.status = status
         handoff.decision = decision
         handoff.decided_on = decided_on
+        # Answered with the decision, a withdrawal request no longer waits for the target's ruling:
+        # the case's timeline keeps it.
+        handoff.warnings = [w for w in handoff.warnings if w.get("code") != WITHDRAWAL_REQUESTED]
         # Settled, the handoff has no step open; a confirmation's period to apply for enforcement
         # takes the place of one, and is provisional as a step would be.
         if status == "confirmed":
@@ -653,6 +697,8 @@ def summary(handoff: Handoff, today: date) -> dict[str, Any]:
                 "message": warning_text(w).zh,
                 "article": w.get("article"),
                 "runs_until": w.get("runs_until"),
+                "requested_on": w.get("requested_on"),
+                "party_id": w.get("party_id"),
             }
             for w in handoff.warnings
         ],

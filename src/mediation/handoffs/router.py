@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from mediation.agreements.router import agreement_out, masks, session_out
+from mediation.agreements.schemas import SessionOut
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     Conflict,
@@ -32,6 +33,7 @@ from mediation.core.http import etag_for, sends
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_value
 from mediation.core.principal import Permission, Principal
+from mediation.disputes.models import TimelineEntry
 from mediation.disputes.router import IdempotencyKey, View, service
 from mediation.disputes.service import DisputeService
 from mediation.documents.router import manifest_out
@@ -52,7 +54,7 @@ from mediation.handoffs.schemas import (
     OutcomeIn,
     WithdrawalIn,
 )
-from mediation.handoffs.service import HandoffService
+from mediation.handoffs.service import FREE_TEXT_KEYS, HandoffService
 from mediation.identity.auth import permission
 
 router = APIRouter(prefix="/v1", route_class=UnitOfWorkRoute, tags=["handoffs"])
@@ -110,6 +112,8 @@ def handoff_out(
                 message=warning_text(w).get(),
                 article=w.get("article"),
                 runs_until=w.get("runs_until"),
+                requested_on=w.get("requested_on"),
+                party_id=w.get("party_id"),
             )
             for w in handoff.warnings
         ],
@@ -186,7 +190,13 @@ async def list_handoffs(
         "addressed to it; once the case has left it (mediated again after a rejection, its confirmation "
         "request withdrawn, or handed elsewhere) it still reads its own handoff's record (`handoff`: "
         "status, answers, dates, and its ETag), with `withheld: case_left_target` and the case's "
-        "contents null; the handoff stays on its list."
+        "contents null; the handoff stays on its list. "
+        "A court that accepted a confirmation "
+        "request reads it until it rules, a withdrawal the parties asked for included. A referral to "
+        "arbitration or litigation comes without the mediation's minutes and free-text notes "
+        "(`mediation_record_withheld`: what a party conceded in mediation may not be used against it, "
+        "最高人民法院关于人民法院特邀调解的规定 Art. 22; the parties' consent to its use, the rule's "
+        "exception, is not recorded here, so it is always left out)."
     ),
     responses=problem_responses(NotFound, Forbidden) | sends(200, "ETag"),
 )
@@ -208,6 +218,7 @@ async def get_handoff(
             agreement=None,
             sessions=None,
             timeline=None,
+            mediation_record_withheld=None,
             manifest=None,
             late_documents=None,
             materials=None,
@@ -218,19 +229,63 @@ async def get_handoff(
     # The dossier's timeline is the case's timeline: what a caller may not read there (another
     # body's reasons) it does not read here either.
     withheld = await svc.disputes.reasons_withheld(parts["timeline"], principal)
+    case = view.dispute(dispute)
+    sessions = [session_out(s, masked) for s in parts["sessions"]]
+    entries: list[TimelineEntry] = parts["timeline"]
+    record_withheld = parts["record_withheld"]
+    noted: set[int] = set()
+    if record_withheld:
+        # A referral's dossier leaves out what was said in mediation (特邀调解规定 Art. 22): read
+        # from copies without it, the text left out is neither shown nor counted as disclosed.
+        noted = {e.seq for e in entries if _has_free_text(e.reason, e.payload)}
+        entries = [_entry_without_free_text(e) if e.seq in noted else e for e in entries]
+        case = case.model_copy(update={"outcome": _without_free_text(case.outcome)})
+        sessions = [_sitting_without_record(s) for s in sessions]
+    timeline = [view.timeline_entry(e, withheld=e.seq in withheld) for e in entries]
     out = DossierOut(
         handoff=record,
         withheld=None,
-        case=view.dispute(dispute),
+        case=case,
         agreement=agreement_out(parts["agreement"], dispute, masked) if parts["agreement"] else None,
-        sessions=[session_out(s, masked) for s in parts["sessions"]],
-        timeline=[view.timeline_entry(e, withheld=e.seq in withheld) for e in parts["timeline"]],
+        sessions=sessions,
+        timeline=[t.model_copy(update={"reason_withheld": True}) if t.seq in noted else t for t in timeline],
+        mediation_record_withheld=record_withheld,
         manifest=manifest_out(dispute.id, parts["manifest"], view),
         late_documents=parts["late_documents"],
         materials=[MaterialCheck(**m) for m in parts["materials"]],
         filing_pack=redact_value(parts["filing_pack"]) if masked else parts["filing_pack"],
     )
     return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
+
+
+def _has_free_text(reason: str | None, payload: dict[str, Any] | None) -> bool:
+    return bool(reason) or any((payload or {}).get(k) for k in FREE_TEXT_KEYS)
+
+
+def _without_free_text(value: Any) -> Any:
+    """The case's outcome (or a payload) with its free text left out, its codes and dates kept."""
+    if isinstance(value, dict):
+        return {k: None if k in FREE_TEXT_KEYS else _without_free_text(v) for k, v in value.items()}
+    return value
+
+
+def _entry_without_free_text(entry: TimelineEntry) -> TimelineEntry:
+    """A copy of a timeline entry for a referral's dossier, its reason and the free text of its
+    payload left out. Never added to the session: the timeline is append-only."""
+    copy = {c.key: getattr(entry, c.key) for c in TimelineEntry.__table__.columns}
+    return TimelineEntry(**{**copy, "reason": None, "payload": _without_free_text(entry.payload)})
+
+
+def _sitting_without_record(sitting: SessionOut) -> SessionOut:
+    """A sitting in a referral's dossier: when and where it was held, who attended and how it
+    ended, without its minutes nor the free text of its calling off or moving."""
+    return sitting.model_copy(
+        update={
+            "minutes": None,
+            "cancel_reason": None,
+            "reschedules": [r.model_copy(update={"reason": None}) for r in sitting.reschedules],
+        }
+    )
 
 
 def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
@@ -295,8 +350,11 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
         DecisionIn,
         "作出司法确认裁定 Post the confirmation ruling",
         (
-            "`confirmed` (裁定调解协议有效: enforceable, enforcement within 2 years) or `rejected` with the "
-            "ground of 民诉法解释 Art. 358. Only after acceptance."
+            "`confirmed` (裁定调解协议有效: enforceable, enforcement within 2 years), `rejected` with the "
+            "ground of 民诉法解释 Art. 358, or `withdrawn`: the ruling allowing the parties' withdrawal of the "
+            "application, or treating it as withdrawn (民诉法解释 Art. 357), which returns the case to "
+            "`agreement_signed` and answers a withdrawal request the body or center recorded "
+            "(`warnings`: `withdrawal_requested`). Only after acceptance, each with the ruling's number and date."
         ),
     ),
     (
@@ -310,12 +368,22 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
         "/handoffs/{handoff_id}/withdrawal",
         "withdraw",
         WithdrawalIn,
-        "撤回司法确认申请 Withdraw a confirmation request",
+        "撤回司法确认申请 Withdraw a confirmation request (or ask to)",
         (
-            "By the parties (recorded by the body or the center) before the ruling, or by the court when "
-            "materials were not supplied (民诉法解释 Art. 357). The case returns to `agreement_signed`, "
-            "and the court no longer reads the case (the dossier answers its handoff's record only, "
-            "`withheld: case_left_target`); the handoff stays on its list."
+            "Before the court accepts, the parties' withdrawal (recorded by the body or the center) takes "
+            "the request back: the case returns to `agreement_signed`, and the court no longer reads it "
+            "(the dossier answers its handoff's record only, `withheld: case_left_target`); the handoff stays on its list. Once the court has "
+            "accepted (its case number registered), the withdrawal is the court's to allow by a ruling "
+            "(民诉法解释 Art. 357): the body's or center's withdrawal is recorded as the parties' request "
+            "(200, the handoff still `accepted`, with the warning `withdrawal_requested`, the timeline entry "
+            "`request_withdrawal` and the event `handoff_withdrawal_requested`), the case stays "
+            "`confirmation_pending` before the court, which reads it until it rules and closes it with "
+            "`/decision` `withdrawn` (or here, with `ruling_number` and `ruled_on`); a second request "
+            "while one waits is 409 `withdrawal_already_requested`. The court posts here, too, an application "
+            "treated as withdrawn for missing materials (`materials_missing`; with its ruling once accepted). "
+            "A referral accepted by a commission or court: the body's or center's withdrawal here is "
+            "likewise a request, and the target posts the outcome `withdrawal`; before acceptance, 409 "
+            "`wrong_kind`."
         ),
     ),
 ]

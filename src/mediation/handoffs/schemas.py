@@ -47,7 +47,12 @@ HandoffStatus = Literal[
 
 class HandoffWarning(BaseModel):
     code: str = Field(
-        description="`labour_limitation_near`: the one-year labour arbitration limitation runs out within "
+        description="`withdrawal_requested`: after the target accepted, the parties asked, through the "
+        "mediation body or center, to withdraw the application or the referral (`requested_on`, "
+        "`party_id`); only the court or commission closes it, by its ruling or decision (a confirmation: "
+        "`/decision` `withdrawn`, 民诉法解释 Art. 357; a referral: `/outcome` `withdrawal`), and the "
+        "request is kept on the handoff until then. "
+        "`labour_limitation_near`: the one-year labour arbitration limitation runs out within "
         "30 days; `labour_limitation_expired`: it had run out (劳动争议调解仲裁法 Art. 27). "
         "`land_limitation_near` and `land_limitation_expired`: the same for the two-year limitation of "
         "rural land-contract arbitration (农村土地承包经营纠纷调解仲裁法 Art. 18). "
@@ -58,6 +63,10 @@ class HandoffWarning(BaseModel):
     message: str = Field(description="In the request's language.")
     article: str | None = Field(default=None, description="The legal article the warning rests on.")
     runs_until: date | None = Field(default=None, description="The last day of the period warned of.")
+    requested_on: date | None = Field(default=None, description="`withdrawal_requested`: when it was asked.")
+    party_id: uuid.UUID | None = Field(
+        default=None, description="`withdrawal_requested`: the party who withdraws, if one was named."
+    )
 
 
 class HandoffOut(BaseModel):
@@ -145,9 +154,20 @@ class DossierOut(BaseModel):
     )
     agreement: AgreementOut | None = Field(description="The agreement to confirm, if any." + WITHHELD)
     sessions: list[SessionOut] | None = Field(
-        description="The mediation record: sessions and their minutes." + WITHHELD
+        description="The mediation record: sessions and their minutes (a referral's: without minutes, "
+        "see `mediation_record_withheld`)." + WITHHELD
     )
     timeline: list[TimelineEntryOut] | None = Field(description="The case's timeline." + WITHHELD)
+    mediation_record_withheld: bool | None = Field(
+        description="True for a referral to arbitration or litigation: what the parties conceded in a "
+        "mediation that failed may not be used against them (最高人民法院关于人民法院特邀调解的规定 Art. 22), "
+        "so the sittings' minutes (and the free text of their calling off or moving), the timeline "
+        "entries' reasons and notes (each such entry `reason_withheld`) and the free text of the case's "
+        "`outcome` are left out; the filing pack keeps the parties, claims, the mediation's dates and "
+        "the termination's reason code. The exception of Art. 22, every party's consent, is not recorded "
+        "by this service, so they are always left out. False for a judicial confirmation: the court "
+        "reviews the agreement and how it was reached, and reads the whole record." + WITHHELD
+    )
     manifest: list[ManifestEntryOut] | None = Field(description="The documents frozen at handoff." + WITHHELD)
     late_documents: list[uuid.UUID] | None = Field(
         description="Added after the handoff; not part of the dossier." + WITHHELD
@@ -220,7 +240,10 @@ class DecisionIn(WriteModel):
         )
     )
 
-    decision: Literal["confirmed", "rejected"]
+    decision: Literal["confirmed", "rejected", "withdrawn"] = Field(
+        description="`withdrawn`: the court allows the parties' withdrawal of the application by its ruling "
+        "(裁定准许撤回, 民诉法解释 Art. 357), or treats it as withdrawn; the case returns to `agreement_signed`."
+    )
     ruling_number: ShortText
     ruled_on: Day
     ground: RejectionGround | None = Field(
@@ -250,3 +273,9 @@ class WithdrawalIn(WriteModel):
     reason: Reason
     party_id: uuid.UUID | None = None
     materials_missing: bool = False
+    ruling_number: ShortText | None = Field(
+        default=None,
+        description="The court, once it has accepted: the number of its ruling allowing the withdrawal "
+        "or treating the application as withdrawn (民诉法解释 Art. 357).",
+    )
+    ruled_on: Day | None = Field(default=None, description="The ruling's date, with `ruling_number`.")

@@ -45,7 +45,14 @@ from mediation.disputes.scope import sees
 from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
 from mediation.handoffs.answers import ARBITRATION_HANDOFF_KINDS
-from mediation.handoffs.ledger import OPEN, StepCount, overdue_step, summary
+from mediation.handoffs.ledger import (
+    OPEN,
+    WITHDRAWAL_REQUESTED,
+    StepCount,
+    overdue_step,
+    summary,
+    withdrawal_request,
+)
 from mediation.handoffs.materials import checklist, limitation_note
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, HandoffExtensionIn, OutcomeIn, WithdrawalIn
@@ -107,6 +114,23 @@ def same_record(recorded: dict[str, Any] | None, payload: BaseModel) -> bool:
     if recorded is None:
         return False
     return all(recorded.get(name) == value for name, value in payload.model_dump(mode="json").items())
+
+
+# 最高人民法院关于人民法院特邀调解的规定 Art. 22: 调解过程中当事人为达成调解协议作出妥协而认可的事实,
+# 不得在诉讼中作为对其不利的根据, 但是当事人均同意的除外. A mediation that failed and is referred to
+# litigation or arbitration goes there without the sittings' minutes (and the sittings' other free
+# text) nor the free-text reasons and notes of the case's timeline and outcome, which record what a
+# party conceded to reach an agreement; the filing pack keeps the parties, the claims, the
+# mediation's dates and how it ended (the termination's reason code). The exception, every party's
+# consent to their use, has no record here (the consent a party gives is to being mediated, 人民调解法
+# Art. 17, or to a clock's extension), so the record is always left out of a referral's dossier.
+MEDIATION_RECORD_WITHHELD = "最高人民法院关于人民法院特邀调解的规定 第二十二条"
+# The free text of a timeline entry's payload and of the case's outcome.
+FREE_TEXT_KEYS = ("reason", "note", "notes", "override_reason", "visit_impossible_reason", "minutes")
+
+
+def _termination_code(fail: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {"reason_code": fail.get("reason_code")} if fail else None
 
 
 class HandoffService:
@@ -268,7 +292,7 @@ class HandoffService:
         ).all()
         kinds = {item["kind"] for item in manifest}
         materials = checklist(handoff, dispute, agreement is not None, kinds)
-        filing_pack = None
+        filing_pack: dict[str, Any] | None = None
         if handoff.kind != "judicial_confirmation":
             body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
             filing_pack = {
@@ -283,7 +307,9 @@ class HandoffService:
                 "mediation_started_on": (
                     dispute.mediation_started_on.isoformat() if dispute.mediation_started_on else None
                 ),
-                "termination": (dispute.outcome or {}).get("fail"),
+                # The reason code only: the mediator's note on why mediation ended may record what
+                # a party conceded (特邀调解规定 Art. 22: `MEDIATION_RECORD_WITHHELD`).
+                "termination": _termination_code((dispute.outcome or {}).get("fail")),
                 "arbitration_agreement": handoff.arbitration_agreement,
                 "limitation_note": limitation_note(handoff.kind),
             }
@@ -295,6 +321,10 @@ class HandoffService:
             "agreement": agreement,
             "sessions": list(sessions),
             "timeline": list(timeline),
+            # What the parties said and conceded in mediation stays out of a referral's dossier:
+            # `MEDIATION_RECORD_WITHHELD`. A confirmation is of the agreement they reached, and the
+            # court reviews how it was reached (民诉法解释 Art. 356-358): its dossier keeps it.
+            "record_withheld": handoff.kind != "judicial_confirmation",
             "manifest": manifest,
             "late_documents": [d for d in late if str(d) not in listed],
             "materials": materials,
@@ -571,12 +601,14 @@ class HandoffService:
         payload: Any
         if data.decision == "confirmed":
             payload = ConfirmPayload(ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note)
+        elif data.decision == "withdrawn":
+            payload = None  # the court's ruling on a withdrawal: the case's own step records it
         else:
             assert data.ground is not None
             payload = RejectPayload(
                 ground=data.ground, ruling_number=data.ruling_number, ruled_on=data.ruled_on, note=data.note
             )
-        if handoff.status == data.decision and same_record(handoff.decision, payload):
+        if payload is not None and handoff.status == data.decision and same_record(handoff.decision, payload):
             return self._repeated(handoff)
         self._still_open(handoff, principal)
         check_if_match(if_match, handoff.version)
@@ -585,8 +617,12 @@ class HandoffService:
                 Text("移送仲裁或诉讼的结果请登记在 outcome", "Post a referral's result to /outcome"),
                 code="wrong_kind",
             )
-        action = Action.confirm if data.decision == "confirmed" else Action.reject
-        await self.disputes.apply(handoff.dispute_id, action, payload, principal, etag_for(dispute.version))
+        etag = etag_for(dispute.version)
+        if payload is None:
+            await self._withdrawal_allowed(handoff, data, principal, etag)
+        else:
+            action = Action.confirm if data.decision == "confirmed" else Action.reject
+            await self.disputes.apply(handoff.dispute_id, action, payload, principal, etag)
         return handoff
 
     async def conclude(
@@ -614,10 +650,26 @@ class HandoffService:
         handoff, dispute = await self._locked(handoff_id, principal)
         check_if_match(if_match, handoff.version)
         if handoff.kind != "judicial_confirmation":
+            if handoff.status == "accepted" and principal.role not in TARGET_ROLES:
+                # An arbitration or a suit once accepted is the commission's or the court's: the
+                # applicant's withdrawal is for it to decide (民事诉讼法 Art. 148: 是否准许, 由人民法院
+                # 裁定; 劳动争议调解仲裁法 Art. 41, 仲裁法 Art. 49), and it posts the outcome
+                # `withdrawal`. The mediation side records the request, as for a confirmation.
+                if principal.role not in BODY_ROLES | CENTER_ROLES:
+                    raise Forbidden(
+                        Text("该角色不能提出撤回", "This role may not ask for a withdrawal"),
+                        allowed_roles=sorted(r.value for r in BODY_ROLES | CENTER_ROLES),
+                    )
+                self._still_open(handoff, principal)
+                await self.request_withdrawal(
+                    dispute, handoff, WithdrawConfirmationPayload.model_validate(data.model_dump()), principal
+                )
+                return handoff
             raise Conflict(
                 Text(
-                    "移送仲裁或诉讼的撤回由受理机构登记为结果 (withdrawal)",
-                    "A referral's withdrawal is posted as its outcome",
+                    "移送仲裁或诉讼的撤回由受理机构登记为结果 (withdrawal); 受理后调解组织或中心可代当事人提出撤回申请",
+                    "A referral's withdrawal is posted as its outcome by the commission or court; once it "
+                    "has accepted, the body or center may record the parties' request for it",
                 ),
                 code="wrong_kind",
             )
@@ -629,6 +681,69 @@ class HandoffService:
             handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag_for(dispute.version)
         )
         return handoff
+
+    async def request_withdrawal(
+        self, dispute: Dispute, handoff: Handoff, payload: WithdrawConfirmationPayload, principal: Principal
+    ) -> None:
+        """The parties' withdrawal, brought by the body or the center once the court or commission
+        has accepted: theirs to ask, the target's to allow (民诉法解释 Art. 357: 人民法院可以裁定准许;
+        民事诉讼法 Art. 148). Kept on the handoff (`withdrawal_requested`, with the day and the party)
+        and on the case's timeline, with its event to the target; the case stays where it is, before
+        the target, which keeps reading it and closes it by its ruling or decision
+        (`/decision` `withdrawn`, `/outcome` `withdrawal`). The case is locked by the caller."""
+        asked = next((w for w in handoff.warnings if w.get("code") == WITHDRAWAL_REQUESTED), None)
+        if asked is not None:
+            raise Conflict(
+                Text(
+                    "当事人已于 {day} 申请撤回, 正待受理机构裁定或决定",
+                    "A withdrawal was already asked for on {day}; it awaits the target's ruling or decision",
+                ).format(day=asked.get("requested_on")),
+                code="withdrawal_already_requested",
+                article=asked.get("article"),
+            )
+        if payload.ruling_number is not None or payload.ruled_on is not None:
+            raise ValidationFailed.of_field(
+                "ruling_number",
+                "ruling_by_target_only",
+                Text(
+                    "准许撤回的裁定由受理的法院作出, 调解组织或中心只提出撤回申请",
+                    "The ruling allowing a withdrawal is the court's; the body or center only asks for it",
+                ),
+            )
+        today = self.clock.today()
+        handoff.warnings = [*handoff.warnings, withdrawal_request(handoff, today, payload.party_id)]
+        self.ledger.touch(handoff, self.clock.now())
+        dispute.handoff = summary(handoff, today)
+        await self.disputes.record_work(
+            dispute,
+            "request_withdrawal",
+            principal,
+            payload.reason,
+            {
+                "handoff_id": str(handoff.id),
+                "handoff_kind": handoff.kind,
+                "target_id": str(handoff.target_id),
+                "requested_on": today.isoformat(),
+                "party_id": str(payload.party_id) if payload.party_id else None,
+            },
+            "handoff_withdrawal_requested",
+        )
+
+    async def _withdrawal_allowed(
+        self, handoff: Handoff, data: DecisionIn, principal: Principal, etag: str
+    ) -> None:
+        """The court's ruling allowing the withdrawal of the application it accepted, or treating it
+        as withdrawn (民诉法解释 Art. 357): the request ends as a withdrawal does, with the ruling's
+        number and date (guard `withdrawal_ruled`), on the party who asked, if one was named."""
+        asked = next((w for w in handoff.warnings if w.get("code") == WITHDRAWAL_REQUESTED), None)
+        party = asked.get("party_id") if asked else None
+        payload = WithdrawConfirmationPayload(
+            reason=data.note or "人民法院裁定准许撤回司法确认申请",
+            party_id=uuid.UUID(party) if party else None,
+            ruling_number=data.ruling_number,
+            ruled_on=data.ruled_on,
+        )
+        await self.disputes.apply(handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag)
 
     async def _locked_by_the_clock(self, handoff_id: uuid.UUID) -> tuple[Handoff, Dispute] | None:
         """The handoff and its case, locked in the order `_locked` takes them, for the scheduler."""

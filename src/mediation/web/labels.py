@@ -37,6 +37,7 @@ TIMELINE_LABELS = {
     "supervision_lapsed": "督办随案办结",
     "acknowledge_handoff": "接收移交",
     "extend_handoff": "延长审查期限",
+    "request_withdrawal": "申请撤回(待裁定)",
     "handoff_overdue": "移交审查超期",
     "clock_paused": "时限暂停",
     "clock_resumed": "时限恢复",
