@@ -22,8 +22,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from mediation.audit.chain import AuditEntry, append
 from mediation.bodies.models import Body
 from mediation.core.db import utcnow
+from mediation.core.principal import Principal, Role
 from tests.support import Api
 from tests.test_decline_notice import section
 from tests.test_lookup_review import _known_code
@@ -228,6 +230,46 @@ async def test_wrong_codes_from_many_addresses_lock_the_case_until_the_center_gi
     assert (await _lookup(api, dispute, new, address="203.0.113.9")).status_code == 200
     after = await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))
     assert after.json()["status"] == "resolved", after.text
+
+
+@pytest.mark.parametrize("overrides", [{"lookup_max_failures": 3}], ids=["3-wrong"])
+async def test_a_lookup_found_locked_asks_for_a_new_code_when_the_wrong_codes_passed_the_limit_unseen(
+    api: Api,
+) -> None:
+    """Wrong codes given at the same moment each read the count before the others' refusals were
+    recorded, and may carry it past the limit with none of them the one that reached it: the next
+    refusal, finding the lookup locked, asks for a new code."""
+    dispute = await api.intake()
+    case_id = (await api.get(dispute))["id"]
+    # Four refusals recorded as the lookup records them, none of which raised the alert.
+    wrong = AuditEntry.by(
+        Principal(role=Role.party, id="anonymous@198.51.100.1", kind="anonymous"),
+        "status_lookup",
+        "denied",
+        object_type="dispute",
+        object_id=case_id,
+        status_code=404,
+        client_address="198.51.100.1",
+        details={"case_number": dispute["case_number"], "method": "POST", "path": "/v1/status-lookup"},
+    )
+    async with api.app.state.db.writer() as session, session.begin():
+        await append(session, [wrong] * 4, utcnow())
+
+    async def alerts() -> list[dict[str, Any]]:
+        listed = await api.client.get(
+            "/v1/alerts", params={"kind": "query_code"}, headers=api.auth("supervisor")
+        )
+        assert listed.status_code == 200, listed.text
+        return [a for a in listed.json()["items"] if dispute["case_number"] in a["title"]]
+
+    assert await alerts() == []
+    assert (await _lookup(api, dispute, "WRONGCD2", address="198.51.100.2")).status_code == 404
+    [alert] = await alerts()
+    assert alert["status"] == "open"
+    # Asked once: the refusals after it leave the alert as it is.
+    assert (await _lookup(api, dispute, dispute["query_code"], address="198.51.100.3")).status_code == 404
+    [again] = await alerts()
+    assert again["id"] == alert["id"] and again["version"] == alert["version"]
 
 
 @pytest.mark.parametrize("overrides", [{"lookup_max_failures": 3}], ids=["3-wrong"])

@@ -774,12 +774,20 @@ class AlertService:
 
     async def query_code_locked(self, dispute: Dispute, failures: int, hours: int) -> Alert | None:
         """Ask the center for a new query code: the case's status lookup is locked after `failures`
-        wrong codes within `hours` (disputes.lookup), and only a new code opens it again, given at
-        the window to a party who shows who they are. One alert per case while it is open; it lands
-        on the case's timeline as every alert does, and the new code resolves it
-        (`query_code_reissued`). Nothing of the codes tried, nor of the addresses they came from,
-        which the audit trail keeps."""
+        wrong codes within `hours` (disputes.lookup). The lock lifts by itself once those codes are
+        older than the window (a stranger guessing can lock anyone's lookup, so it must), or at once
+        when the center gives a new code at the window to a party who shows who they are. One alert
+        per case while it is open, raised by the refusal that locked the lookup or by any refused
+        while it is locked, and left as it is by those after; it lands on the case's timeline as
+        every alert does. Only the new code resolves it (`query_code_reissued`): it may stay open
+        after the window has let the lookup open again, for the party may still need a new code.
+        Nothing of the codes tried, nor of the addresses they came from, which the audit trail
+        keeps."""
         key = f"{titles.QUERY_CODE}:{dispute.id}"
+        alert = await self._open(key)
+        if alert is not None:
+            # Asked already: every refusal of a locked lookup asks, and changes nothing here.
+            return alert
         finding = Finding(
             titles.QUERY_CODE,
             key,
@@ -790,7 +798,7 @@ class AlertService:
             [dispute.id],
             {"failures": failures},
         )
-        return await self._raise(dispute, finding, await self._open(key))
+        return await self._raise(dispute, finding, None)
 
     async def query_code_reissued(self, dispute: Dispute, principal: Principal) -> None:
         """The center gave the case a new query code: the alert asking for one is resolved."""

@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
 
-from mediation.core.db import UnitOfWorkRoute, release_on_rollback, session_of
+from mediation.core.db import UnitOfWorkRoute, after_rollback, session_of
 from mediation.core.errors import (
     Conflict,
     DuplicateExternalReference,
@@ -722,9 +722,9 @@ async def looked_up(request: Request, svc: DisputeService, data: StatusLookupIn)
     """The lookup, for the API and the page alike. Anonymous: the limit per address (an IPv6 one by
     its /64) keeps query codes from being guessed; a right code gives its turn back, so that a
     party checking often is not kept out. A refusal for a case that exists is recorded against it
-    (the count of wrong codes that locks its lookup, `DisputeService.lookup_status`); the one that
-    locks it asks the center for a new code, in a transaction of its own once the request has
-    rolled back, as the refusal's audit record is written."""
+    (the count of wrong codes that locks its lookup, `DisputeService.lookup_status`); one that
+    locks it, or finds it locked, asks the center for a new code, in a transaction of its own once
+    the request has rolled back and its refusal is recorded."""
     limiter, bucket = (
         identity_of(request).anonymous_limiter,
         f"lookup:{caller_network(client_address(request))}",
@@ -743,12 +743,17 @@ async def looked_up(request: Request, svc: DisputeService, data: StatusLookupIn)
         request.state.audit_details = {**request.state.audit_details, "lookup_locked": True}
     if found.locks_now:
         request.state.audit_details = {**request.state.audit_details, "lookup_locked_now": True}
+    if found.locked or found.locks_now:
+        # Every refusal of a locked lookup asks, not only the one that counted up to the limit:
+        # wrong codes given at the same moment each read the count before the others' refusals were
+        # recorded, and may all pass the limit unseen. The alert is one per case while open (its
+        # key, taken under the case's lock), so asking again changes nothing.
         app = request.app
 
         async def ask_for_new_code() -> None:
             await alert_locked_lookup(app, case_id, failures)
 
-        release_on_rollback(request).append(ask_for_new_code)
+        after_rollback(request).append(ask_for_new_code)
     return found
 
 
