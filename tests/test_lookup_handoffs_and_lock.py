@@ -5,7 +5,8 @@ A party whose case went to a court or a commission is told which, its case numbe
 by which it must decide, and after judicial confirmation the ruling and the last day to apply for
 enforcement (民事诉讼法 Art. 250); an applicant whose labour arbitration commission let its period
 pass is told it may sue (劳动争议调解仲裁法 Art. 29, 43). Wrong query codes for one case, from any
-address, lock its lookup until the center gives a new code, and the center is alerted; a number
+address, lock its lookup until they are older than the window or the center gives a new code,
+and the center is alerted; a number
 that names no case is answered exactly alike. The page says how to get a new code, and marks its
 fields for a phone's screen reader.
 """

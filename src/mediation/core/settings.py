@@ -168,10 +168,16 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description="Wrong query codes for one case, within `lookup_failure_window_hours` and since the "
-        "last right one or the last new code, that lock its lookup until the center gives a new code.",
+        "last right one or the last new code, that lock its lookup: until enough of them are older "
+        "than the window (a stranger guessing can lock anyone's lookup, so the lock lifts by itself), or "
+        "until the center gives a new code.",
     )
     lookup_failure_window_hours: int = Field(
-        default=24, ge=1, le=24 * 30, description="How far back wrong query codes count towards the lock."
+        default=24,
+        ge=1,
+        le=24 * 30,
+        description="How far back wrong query codes count towards the lock: a lock lifts by itself "
+        "once its wrong codes are older than this.",
     )
     # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
     # forwarded_allow_ips: addresses or networks, comma-separated, or "*"). The client address is

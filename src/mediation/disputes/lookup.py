@@ -7,7 +7,10 @@ last day to apply for enforcement: the handoff's facts, none of them personal da
 
 Wrong query codes are counted per case in the audit trail, which every process writes (the refused
 lookup's record names the case its number names, through the index on `object_id`): enough of them
-lock the case's lookup until the center gives a new code, whichever addresses they came from.
+within a sliding window lock the case's lookup, whichever addresses they came from, until they are
+older than the window or the center gives a new code. The lock lifts by itself because a stranger
+guessing can lock anyone's lookup; the alert that asks the center for a new code stays open until
+the new code is given, also after the window has let the lookup open again.
 """
 
 from __future__ import annotations

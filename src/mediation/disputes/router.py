@@ -691,8 +691,10 @@ async def reissue_query_code(
         "Case number and the query code from the intake receipt. Answers no personal data. Limited "
         "per client address (wrong answers only) and per case: after `lookup_max_failures` wrong "
         "codes within `lookup_failure_window_hours`, the case's lookup answers 404 whatever code is "
-        "given until the center gives a new one, and the center is alerted (kind `query_code`). A "
-        "number that names no case, a wrong code and a locked lookup answer alike."
+        "given, until those wrong codes are older than the window (the lock lifts by itself) or the "
+        "center gives a new code; the center is alerted (kind `query_code`), and the alert stays open "
+        "until the new code is given. A number that names no case, a wrong code and a locked lookup "
+        "answer alike."
     ),
     responses=problem_responses(NotFound),
     tags=["public"],

@@ -740,7 +740,8 @@ class DisputeService:
         refusal's facts. Wrong codes for one case are counted in the audit trail, from whatever
         addresses they came: once `lookup_max_failures` of them were given within the window since
         the last right one (or the last new code), the case's lookup is refused whatever code is
-        given, until the center gives a new one (`reissue_query_code`). A number that names no case,
+        given, until enough of them are older than the window (the lock lifts by itself: a stranger
+        guessing can lock anyone's lookup) or the center gives a new code (`reissue_query_code`). A number that names no case,
         a wrong code and a locked lookup are answered alike (`WRONG_CODE`), and take the same steps,
         so that a guesser learns of no case number."""
         dispute = await self.session.scalar(select(Dispute).where(Dispute.case_number == case_number.strip()))
