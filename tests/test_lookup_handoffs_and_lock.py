@@ -122,6 +122,11 @@ async def test_a_party_follows_a_confirmation_request_to_the_ruling_and_the_last
     assert confirmed["handoff"]["due_on"] is None
     assert "强制执行" in confirmed["next_step"] and enforcement_by in confirmed["next_step"]
     assert "第二百五十条" in confirmed["next_step"]
+    # To the court that confirmed it: 法释〔2011〕5号 Art. 9, with 民事诉讼法 Art. 206.
+    assert (
+        "该法院申请强制执行 (最高人民法院关于人民调解协议司法确认程序的若干规定 第九条"
+        in confirmed["next_step"]
+    )
     english = await _answer_of(api, dispute, code, "en")
     assert "enforcement" in english["next_step"] and enforcement_by in english["next_step"]
     assert english["handoff"]["kind_label"] == "Judicial confirmation request"

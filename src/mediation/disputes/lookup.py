@@ -269,8 +269,9 @@ def _labour_step(dispute: Dispute, view: HandoffView, today: date) -> Text | Non
 
 
 def _enforcement_step(view: HandoffView, today: date) -> Text:
-    """After the ruling: a party the agreement is not performed for may apply to the court for
-    enforcement within two years (民事诉讼法 Art. 250), to the last day the handoff counted
+    """After the ruling: a party the agreement is not performed for may apply for enforcement to the
+    court that confirmed it (法释〔2011〕5号 Art. 9, with 民事诉讼法 Art. 206), within two years
+    (民事诉讼法 Art. 250), to the last day the handoff counted
     (`Ledger.enforcement_end`: from the last day of performance, or from the ruling)."""
     assert view.enforcement_deadline is not None
     ruling = Text(
@@ -287,8 +288,9 @@ def _enforcement_step(view: HandoffView, today: date) -> Text:
         ).format(d=view.enforcement_deadline.isoformat())
     else:
         then = Text(
-            "; 一方拒绝履行或未全部履行的, 对方可向该法院申请强制执行, 最后一天为 {d} (民事诉讼法 第二百五十条)",
+            "; 一方拒绝履行或未全部履行的, 对方可向该法院申请强制执行 (最高人民法院关于人民调解协议司法确认程序的若干规定 第九条, 民事诉讼法 第二百零六条), 最后一天为 {d} (民事诉讼法 第二百五十条)",
             "; if a party does not perform it in full, the other may apply to that court for "
-            "enforcement, by {d} at the latest (民事诉讼法 Art. 250)",
+            "enforcement (法释〔2011〕5号 Art. 9, 民事诉讼法 Art. 206), by {d} at the latest "
+            "(民事诉讼法 Art. 250)",
         ).format(d=_day(view.enforcement_deadline, view.provisional))
     return Text(ruling.zh + then.zh, ruling.en + then.en)
