@@ -27,6 +27,7 @@ from mediation.audit.chain import AuditEntry, append
 from mediation.bodies.models import Body
 from mediation.core.db import utcnow
 from mediation.core.principal import Principal, Role
+from mediation.disputes.lookup import LOOKUP_ACTIONS, REISSUE_ACTIONS
 from tests.support import Api
 from tests.test_decline_notice import section
 from tests.test_lookup_review import _known_code
@@ -350,3 +351,14 @@ async def test_the_page_marks_a_wrong_code_for_screen_readers_and_says_how_to_ge
     )
     assert answered.status_code == 200
     assert "data-focus" in section(answered.text, 'id="lookup-result"')
+
+
+def test_the_lookup_routes_are_named_as_the_count_of_wrong_codes_reads_them(api: Api) -> None:
+    """The audit record names a request by its route's name, which the count of wrong codes reads:
+    the lookups and the new code, on the API and the pages, keep those names."""
+    case = "00000000-0000-0000-0000-000000000000"
+    app = api.app
+    assert [app.url_path_for(name) for name in LOOKUP_ACTIONS] == ["/v1/status-lookup", "/lookup"]
+    assert {app.url_path_for(name, dispute_id=case) for name in REISSUE_ACTIONS} == {
+        f"/v1/disputes/{case}/query-code"
+    }

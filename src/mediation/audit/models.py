@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediation.core.db import Base
@@ -22,6 +22,12 @@ class AuditRecord(Base):
     """
 
     __tablename__ = "audit_records"
+    # A case's wrong query codes and the right one or new code before them, within the lock's window
+    # (disputes/lookup.py `recent_failures`): read from the index alone, whatever the case's history
+    # (migration 0041).
+    __table_args__ = (
+        Index("ix_audit_records_object_id_action_occurred_at", "object_id", "action", "occurred_at"),
+    )
 
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False

@@ -6,9 +6,9 @@ number there, the day by which it must decide, and after a judicial confirmation
 last day to apply for enforcement: the handoff's facts, none of them personal data.
 
 Wrong query codes are counted per case in the audit trail, which every process writes (the refused
-lookup's record names the case its number names, through the index on `object_id`): enough of them
-within a sliding window lock the case's lookup, whichever addresses they came from, until they are
-older than the window or the center gives a new code. The lock lifts by itself because a stranger
+lookup's record names the case its number names, through the index on `object_id`, `action`,
+`occurred_at`): enough of them within a sliding window lock the case's lookup, whichever addresses
+they came from, until they are older than the window or the center gives a new code. The lock lifts by itself because a stranger
 guessing can lock anyone's lookup; the alert that asks the center for a new code stays open until
 the new code is given, also after the window has let the lookup open again.
 """
@@ -40,11 +40,16 @@ WRONG_CODE = Text(
     "works after several wrong tries, bring your identity document to the intake window for a new code",
 )
 
-# The audit actions of a lookup: the API's route and the page's.
-LOOKUP_ACTIONS = ("status_lookup", "lookup")
-# The center giving a new code (the API's route and the case page's form): wrong codes before it
-# no longer count.
-REISSUE_ACTIONS = ("reissue_query_code",)
+# The audit actions of a lookup, the API's route and the page's: the audit record names a request by
+# its route's name, so the routes take these names explicitly (`name=`), and renaming a route's
+# function cannot silently stop the count of wrong codes.
+API_LOOKUP = "status_lookup"
+PAGE_LOOKUP = "lookup"
+LOOKUP_ACTIONS = (API_LOOKUP, PAGE_LOOKUP)
+# The center giving a new code (the API's route and the case page's form, both named so): wrong
+# codes before it no longer count.
+REISSUE = "reissue_query_code"
+REISSUE_ACTIONS = (REISSUE,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +69,24 @@ async def recent_failures(
     session: AsyncSession, case_id: uuid.UUID | None, now: datetime, window: timedelta, limit: int
 ) -> int:
     """Wrong codes given for the case within `window`, since the last right one and the last new
-    code, counted up to `limit`. Through the audit records of the case (the index on `object_id`),
-    not through every lookup: a case has few records. Run for a number that names no case too (with
-    no id), so that the answer takes as long either way."""
+    code within it, counted up to `limit`. Both read only the window's records of the case's
+    lookups and new codes (the index on `object_id`, `action`, `occurred_at`), not the case's whole
+    history nor every lookup. Run for a number that names no case too, as the all-zero id, so that
+    the refusal takes the same steps; not in the same time: that id has no records, and a case
+    guessed at has some, so the two may differ by the reading of those few index entries."""
     object_id = str(case_id or uuid.UUID(int=0))
     of_case = AuditRecord.object_id == object_id
+    since = now - window
     reset = (
         select(func.max(AuditRecord.occurred_at))
         .where(
             of_case,
             AuditRecord.outcome == "success",
             AuditRecord.action.in_(LOOKUP_ACTIONS + REISSUE_ACTIONS),
+            AuditRecord.occurred_at > since,
         )
         .scalar_subquery()
     )
-    since = now - window
     failed = (
         select(AuditRecord.seq)
         .where(

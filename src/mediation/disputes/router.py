@@ -36,7 +36,15 @@ from mediation.disputes.attention import Attention
 from mediation.disputes.enums import DECLINE_ADVICE_MEANINGS, DECLINE_ADVICE_NAMES, Category, Channel
 from mediation.disputes.identity import REGION_CODE_PATTERN, normalise_region_code
 from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
-from mediation.disputes.lookup import WRONG_CODE, HandoffView, Lookup, handoff_of, handoff_step
+from mediation.disputes.lookup import (
+    API_LOOKUP,
+    REISSUE,
+    WRONG_CODE,
+    HandoffView,
+    Lookup,
+    handoff_of,
+    handoff_step,
+)
 from mediation.disputes.models import Dispute
 from mediation.disputes.paperwork import decline_of
 from mediation.disputes.schemas import (
@@ -644,6 +652,7 @@ async def record_consent(
 
 @router.post(
     "/disputes/{dispute_id}/query-code",
+    name=REISSUE,
     response_model=QueryCodeReissued,
     summary="重新生成查询码 Give the party a new query code",
     description=(
@@ -685,6 +694,7 @@ async def reissue_query_code(
 
 @router.post(
     "/status-lookup",
+    name=API_LOOKUP,
     response_model=StatusLookupOut,
     summary="当事人查询案件进度 Party status lookup",
     description=(

@@ -69,6 +69,7 @@ from mediation.disputes.enums import (
 )
 from mediation.disputes.identity import normalise_id_number, normalise_phone
 from mediation.disputes.lifecycle import Action, Status
+from mediation.disputes.lookup import REISSUE
 from mediation.disputes.models import TimelineEntry
 from mediation.disputes.paperwork import (
     DECLINE_NOTICE_TITLE,
@@ -1788,7 +1789,7 @@ async def flag_risk(request: Request, dispute_id: str, principal: Staff, svc: Se
     )
 
 
-@router.post("/cases/{dispute_id}/query-code", response_class=HTMLResponse)
+@router.post("/cases/{dispute_id}/query-code", response_class=HTMLResponse, name=REISSUE)
 async def reissue_query_code(request: Request, dispute_id: str, principal: Staff, svc: Service) -> Response:
     """重新生成查询码: the window gives a party who lost the receipt's query code a new one, through
     the service the API uses, and shows it this once on a slip to print. A second submission of the

@@ -25,7 +25,7 @@ from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
 from mediation.core.principal import Role
 from mediation.disputes.lifecycle import STATUS_LABELS, Status
-from mediation.disputes.lookup import WRONG_CODE, handoff_of
+from mediation.disputes.lookup import PAGE_LOOKUP, WRONG_CODE, handoff_of
 from mediation.disputes.router import looked_up, lookup_handoff_out, next_step, service
 from mediation.disputes.schemas import StatusLookupIn, as_printed
 from mediation.identity.auth import (
@@ -299,7 +299,7 @@ async def lookup_form(request: Request) -> HTMLResponse:
     return render(request, "lookup.html", {"result": None, "errors": {}, "values": {}})
 
 
-@router.post("/lookup", response_class=HTMLResponse)
+@router.post("/lookup", response_class=HTMLResponse, name=PAGE_LOOKUP)
 async def lookup(
     request: Request,
     case_number: Annotated[str, Form(max_length=64)] = "",
