@@ -5,6 +5,7 @@ stands for, or with the places it may mean."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import Request
@@ -29,14 +30,15 @@ def place_of(name: str) -> str:
     return place if len(place) > 1 else ""
 
 
-async def named_places(session: AsyncSession) -> list[tuple[str, str]]:
-    """(region code, place name) of every place the registry names, by code; the county's own
-    center first among the names of its code (it names the county in full)."""
-    rows = await session.execute(
-        select(Body.region_code, Body.name, Body.kind)
-        .where(Body.kind.in_(PLACE_KINDS))
-        .order_by(Body.region_code, Body.name)
-    )
+async def named_places(session: AsyncSession, codes: Collection[str] | None = None) -> list[tuple[str, str]]:
+    """(region code, place name) of every place the registry names (of `codes` only, when given),
+    by code; the county's own center first among the names of its code (it names the county in
+    full, where one of its committees may not: 市人民调解委员会), then by name."""
+    query = select(Body.region_code, Body.name, Body.kind).where(Body.kind.in_(PLACE_KINDS))
+    if codes is not None:
+        query = query.where(Body.region_code.in_(set(codes)))
+    # Ordered below, where the center is put first.
+    rows = await session.execute(query)
     found = sorted(
         {(code, place_of(name), kind != BodyKind.mediation_center) for code, name, kind in rows.all()},
         key=lambda row: (row[0], row[2], row[1]),
@@ -46,6 +48,17 @@ async def named_places(session: AsyncSession) -> list[tuple[str, str]]:
         if place and (code, place) not in out:
             out.append((code, place))
     return out
+
+
+async def place_named(session: AsyncSession, code: str) -> str | None:
+    """The place a region code stands for, named as the registry knows it (`named_places`): the
+    village itself, else the town or the county it lies in. A clerk reads "枫桥镇枫源村", not
+    330681105201."""
+    within = [code] if len(code) == 6 else [code, f"{code[:9]}000", f"{code[:6]}000000", code[:6]]
+    names: dict[str, str] = {}
+    for region, place in await named_places(session, within):
+        names.setdefault(region, place)
+    return next((names[c] for c in within if c in names), None)
 
 
 def _typed(text: str) -> str:

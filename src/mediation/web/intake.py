@@ -20,7 +20,7 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from mediation.bodies.models import Body, BodyKind
-from mediation.bodies.places import code_named, named_places, place_of
+from mediation.bodies.places import code_named, named_places, place_named
 from mediation.core.db import Database, session_of
 from mediation.core.errors import (
     DuplicateExternalReference,
@@ -160,27 +160,10 @@ async def _with_codes(request: Request, values: dict[str, Any]) -> dict[str, Any
 
 
 async def place_name(request: Request, code: str) -> str | None:
-    """The place a region code stands for, named as the registry knows it (after the committee or
-    center there, as the region fields' suggestions are): the village itself, else the town or the
-    county it lies in. A clerk reads "枫桥镇枫源村", not 330681105201."""
-    within = [code] if len(code) == 6 else [code, f"{code[:9]}000", f"{code[:6]}000000"]
+    """The place a region code stands for (`bodies.places.place_named`)."""
     db: Database = request.app.state.db
     async with db.reader() as session:
-        rows = await session.execute(
-            select(Body.region_code, Body.name, Body.kind).where(
-                Body.region_code.in_(set(within) | {code[:6]}),
-                Body.kind.in_((BodyKind.people_mediation_committee, BodyKind.mediation_center)),
-            )
-        )
-        names: dict[str, str] = {}
-        for region, name, kind in rows.all():
-            # Only a name made of the place and the body's kind names the place ("暂停工作的调解
-            # 委员会" does not); the county's own center names it in full (诸暨市), where one of its
-            # committees may not (市人民调解委员会).
-            place = place_of(name)
-            if place and (region not in names or kind == BodyKind.mediation_center):
-                names[region] = place
-    return next((names[c] for c in [*within, code[:6]] if c in names), None)
+        return await place_named(session, code)
 
 
 async def _courts(request: Request) -> list[Body]:
