@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -30,6 +30,7 @@ from mediation.agreements.schemas import (
 )
 from mediation.bodies.models import Body
 from mediation.clocks import counted
+from mediation.core.db import keyset_rows
 from mediation.core.errors import (
     Conflict,
     Forbidden,
@@ -40,11 +41,10 @@ from mediation.core.errors import (
     ValidationFailed,
     field_errors,
 )
-from mediation.core.http import check_if_match, check_if_match_given, etag_for, keyset_cursor, keyset_position
+from mediation.core.http import check_if_match, check_if_match_given, etag_for
 from mediation.core.i18n import Listing, Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal, Role
 from mediation.core.refusal import summary
-from mediation.core.schemas import parse_instant
 from mediation.disputes.enums import AgreementForm, Consent
 from mediation.disputes.lifecycle import RECUSAL, STATUS_LABELS, Action, Status, allowed_actions
 from mediation.disputes.models import Dispute
@@ -1175,18 +1175,10 @@ class AgreementService:
             query = query.where(Dispute.region_code.startswith(principal.region))
         if status is not None:
             query = query.where(FollowUp.status == status)
-        if cursor is not None:
-            raised, last_id = keyset_position(cursor, parse_instant)
-            query = query.where(tuple_(FollowUp.raised_at, FollowUp.id) > tuple_(raised, last_id))
-        rows = (
-            await self.session.execute(query.order_by(FollowUp.raised_at, FollowUp.id).limit(limit + 1))
-        ).all()
-        items = [(f, n) for f, n in rows[:limit]]
-        last = items[-1][0] if items else None
-        next_cursor = (
-            keyset_cursor(last.raised_at, last.id) if last is not None and len(rows) > limit else None
+        rows, next_cursor = await keyset_rows(
+            self.session, query, FollowUp.raised_at, FollowUp.id, limit, cursor
         )
-        return items, next_cursor
+        return [(f, n) for f, n in rows], next_cursor
 
     async def complete(
         self, follow_up_id: uuid.UUID, data: FollowUpResultIn, principal: Principal, if_match: str | None

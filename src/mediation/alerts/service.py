@@ -32,7 +32,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    tuple_,
     union_all,
 )
 from sqlalchemy.exc import IntegrityError
@@ -42,12 +41,11 @@ from mediation.alerts import detect, titles
 from mediation.alerts.detect import AlertRules, ClusterBy, ClusterRule, Danger, RiskHit
 from mediation.alerts.models import Alert, AlertCase
 from mediation.alerts.schemas import RiskFlagIn
-from mediation.core.db import one_of
+from mediation.core.db import keyset_page, one_of
 from mediation.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
-from mediation.core.http import check_if_match, keyset_cursor, keyset_position
+from mediation.core.http import check_if_match
 from mediation.core.i18n import Text
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Principal
-from mediation.core.schemas import parse_instant
 from mediation.disputes import attention, lifecycle
 from mediation.disputes.attention import Attention
 from mediation.disputes.enums import PartyKind, PartyRole
@@ -864,21 +862,9 @@ class AlertService:
             query = query.where(Alert.status == status)
         if kind is not None:
             query = query.where(Alert.kind == kind)
-        if cursor is not None:
-            raised, last = keyset_position(cursor, parse_instant)
-            query = query.where(tuple_(Alert.raised_at, Alert.id) < tuple_(raised, last))
-        rows = list(
-            (
-                await self.session.scalars(
-                    query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit + 1)
-                )
-            ).all()
+        return await keyset_page(
+            self.session, query, Alert.raised_at, Alert.id, limit, cursor, newest_first=True
         )
-        items = rows[:limit]
-        next_cursor = (
-            keyset_cursor(items[-1].raised_at, items[-1].id) if len(rows) > limit and items else None
-        )
-        return items, next_cursor
 
     # ---- handling -------------------------------------------------------------------------------
 

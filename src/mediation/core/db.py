@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 from fastapi import Request, Response, params
 from fastapi.dependencies.models import Dependant
@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -159,6 +159,8 @@ def utcnow() -> datetime:
 
 
 _Row = TypeVar("_Row")
+_Columns = TypeVarTuple("_Columns")
+_Select = TypeVar("_Select", bound=Select[*tuple[Any, ...]])
 
 
 async def keyset_page(
@@ -177,16 +179,47 @@ async def keyset_page(
     broken by id, so a page never repeats or skips a row that shares its time with the last of the
     page before. A row comparison, not `when < t OR (when = t AND id < i)`: PostgreSQL starts the
     scan of a (when, id) index at the cursor with it."""
+    rows = list((await session.scalars(_keyset(stmt, when, row_id, limit, cursor, newest_first))).all())
+    page = rows[:limit]
+    if len(rows) > limit:
+        return page, keyset_cursor(getattr(page[-1], when.key), getattr(page[-1], row_id.key))
+    return page, None
+
+
+async def keyset_rows(
+    session: AsyncSession,
+    stmt: Select[*_Columns],
+    when: QueryableAttribute[datetime],
+    row_id: QueryableAttribute[uuid.UUID],
+    limit: int,
+    cursor: str | None,
+    *,
+    newest_first: bool = False,
+) -> tuple[list[Row[*_Columns]], str | None]:
+    """`keyset_page` for a select of several columns (an entity and what it is listed with): the
+    page's rows whole, paged by `when` and `row_id` of the entity each row begins with."""
+    rows = list((await session.execute(_keyset(stmt, when, row_id, limit, cursor, newest_first))).all())
+    page = rows[:limit]
+    if len(rows) > limit:
+        first = next(iter(page[-1]))
+        return page, keyset_cursor(getattr(first, when.key), getattr(first, row_id.key))
+    return page, None
+
+
+def _keyset(
+    stmt: _Select,
+    when: QueryableAttribute[datetime],
+    row_id: QueryableAttribute[uuid.UUID],
+    limit: int,
+    cursor: str | None,
+    newest_first: bool,
+) -> _Select:
     if cursor is not None:
         at, last = keyset_position(cursor, parse_instant)
         position, past = tuple_(when, row_id), tuple_(at, last)
         stmt = stmt.where(position < past if newest_first else position > past)
     order = (when.desc(), row_id.desc()) if newest_first else (when, row_id)
-    rows = list((await session.scalars(stmt.order_by(*order).limit(limit + 1))).all())
-    page = rows[:limit]
-    if len(rows) > limit:
-        return page, keyset_cursor(getattr(page[-1], when.key), getattr(page[-1], row_id.key))
-    return page, None
+    return stmt.order_by(*order).limit(limit + 1)
 
 
 def _refuse_closed_connection(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
