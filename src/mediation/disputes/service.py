@@ -1976,30 +1976,7 @@ class DisputeService:
             created_at=now,
         )
         self.session.add(link)
-        for this, other in ((first, second), (second, first)):
-            case = cases[this]
-            case.updated_at = now
-            case.version += 1
-            payload = {
-                "linked_dispute_id": str(other),
-                "case_number": cases[other].case_number,
-                "kind": data.kind,
-            }
-            self._append_timeline(
-                case, "link", case.status, case.status, principal, data.note, payload, now, case.version
-            )
-            record_dispute_event(
-                self.session,
-                case,
-                "case_linked",
-                {
-                    "action": "link",
-                    "version": case.version,
-                    "linked_dispute_id": str(other),
-                    "kind": data.kind,
-                },
-                now,
-            )
+        self._on_both_timelines(cases, "link", "case_linked", data.kind, data.note, principal, now)
         await self._flush_versioned()
         return link, cases[data.dispute_id]
 
@@ -2044,32 +2021,38 @@ class DisputeService:
         check_if_match_given(if_match, cases[dispute_id].version)
         now = self.clock.now()
         await self.session.delete(link)
+        self._on_both_timelines(cases, "unlink", "case_unlinked", link.kind, data.reason, principal, now)
+        await self._flush_versioned()
+        return link, cases[dispute_id], cases[other_id]
+
+    def _on_both_timelines(
+        self,
+        cases: dict[uuid.UUID, Dispute],
+        action: str,
+        event: str,
+        kind: str,
+        text: str | None,
+        principal: Principal,
+        now: datetime,
+    ) -> None:
+        """A link made or removed, on both cases (locked by the caller): each one's version moves,
+        its timeline names the other case, and its event says which."""
+        (first, second) = cases
         for this, other in ((first, second), (second, first)):
             case = cases[this]
             case.updated_at = now
             case.version += 1
-            payload = {
-                "linked_dispute_id": str(other),
-                "case_number": cases[other].case_number,
-                "kind": link.kind,
-            }
+            payload = {"linked_dispute_id": str(other), "case_number": cases[other].case_number, "kind": kind}
             self._append_timeline(
-                case, "unlink", case.status, case.status, principal, data.reason, payload, now, case.version
+                case, action, case.status, case.status, principal, text, payload, now, case.version
             )
             record_dispute_event(
                 self.session,
                 case,
-                "case_unlinked",
-                {
-                    "action": "unlink",
-                    "version": case.version,
-                    "linked_dispute_id": str(other),
-                    "kind": link.kind,
-                },
+                event,
+                {"action": action, "version": case.version, "linked_dispute_id": str(other), "kind": kind},
                 now,
             )
-        await self._flush_versioned()
-        return link, cases[dispute_id], cases[other_id]
 
     async def links(self, dispute_id: uuid.UUID, principal: Principal) -> list[tuple[CaseLink, Dispute]]:
         await self.get(dispute_id, principal)
