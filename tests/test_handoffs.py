@@ -3,6 +3,7 @@ see, the refusals that name their article, the dossier, and every answer a targe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -14,8 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from mediation.clocks.scheduler import TickReport, tick
+from mediation.core.http import encode_cursor
 from mediation.core.legal_time import period_end
 from mediation.events.models import OutboxEvent
+from mediation.handoffs.models import Handoff
 from tests.support import Api, person, resident_id
 
 COURT_NAME = "诸暨市人民法院"
@@ -561,6 +564,41 @@ async def test_a_walk_of_the_list_resumed_later_finds_the_handoffs_made_meanwhil
     assert await _walk(api, court, cursor) == [made[2], late]
     assert await _walk(api, court, None) == [*made, late]
     assert await _walk(api, court, None, limit=1) == [*made, late]
+
+
+@pytest.mark.postgres_only
+async def test_handoffs_are_numbered_in_the_order_they_commit(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handoff made first but committed last comes after the one committed before it: a court
+    that read the list between the two commits finds it when resuming. (SQLite's writers take turns
+    from their first statement, so there the first made is always the first committed.)"""
+    court = api.auth("court", "court")
+    slow_case, quick_case = await api.drive("agreement_signed"), await api.drive("agreement_signed")
+    held, released = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_slow_one(session: Any) -> None:
+        made = select(Handoff.id).where(Handoff.dispute_id == uuid.UUID(slow_case["id"]))
+        if await session.scalar(made) is not None:  # its own row, not yet committed
+            held.set()
+            await released.wait()
+
+    monkeypatch.setattr(api.app.state, "before_commit", [hold_the_slow_one, *api.app.state.before_commit])
+    slow = asyncio.create_task(api.step(slow_case, "request_confirmation"))
+    await asyncio.wait_for(held.wait(), 10)  # written, not yet committed
+    quick = (await asyncio.wait_for(api.step(quick_case, "request_confirmation"), 10))["handoff"]["id"]
+    first = await api.client.get("/v1/handoffs", headers=court)
+    assert [h["id"] for h in first.json()["items"]] == [quick]
+    # The cursor a page ending with it would carry (this one is the last page: it carries none).
+    async with api.app.state.db.reader() as session:
+        cursor = encode_cursor(
+            {"seq": await session.scalar(select(Handoff.seq).where(Handoff.id == uuid.UUID(quick)))}
+        )
+    released.set()
+    late = (await asyncio.wait_for(slow, 10))["handoff"]["id"]
+
+    assert await _walk(api, court, None) == [quick, late]
+    assert await _walk(api, court, cursor) == [late]
 
 
 async def test_a_cursor_of_the_lists_former_order_is_refused_not_misread(api: Api) -> None:

@@ -3,8 +3,11 @@
 `GET /v1/handoffs` paged by (requested_on, id): the day a handoff was requested, then its random
 id. A handoff requested today after a court read a page could sort before that page's cursor (its
 id lower than the last one listed) and the court, resuming its walk, never saw it. A handoff now
-has a number given when it is made, `handoffs.seq`, which only grows (PostgreSQL: the sequence
-`handoff_list_seq`; SQLite: the highest plus one, under the write lock), and the list pages by it.
+has a number, `handoffs.seq`, which only grows and the list pages by: the highest plus one, given
+just before the transaction making it commits, under the journal lock every writer holds until its
+commit, so numbers become visible in the order they were given (a sequence numbers at insert, and a
+handoff committed late could still fall behind a cursor). It is empty only inside that transaction.
+The index of `target_id` alone gives way to the list's (`target_id`, `seq`), which starts with it.
 
 Handoffs that exist are numbered in the order they were made (created_at, then id). A cursor
 handed out before names a day and an id, and is refused as invalid (422 `invalid_cursor`): the
@@ -25,7 +28,6 @@ down_revision: str | None = "0039"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SEQUENCE = "handoff_list_seq"
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # As migration 0025 made it: SQLite's batch copy of the table is made without it, and it is made again.
 PROVISIONAL = "provisional"
@@ -33,9 +35,6 @@ PROVISIONAL_SQLITE = "provisional = 1"
 
 
 def upgrade() -> None:
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    if postgresql:
-        op.execute(f"CREATE SEQUENCE {SEQUENCE} AS bigint")
     op.drop_index("ix_handoffs_provisional", table_name="handoffs")
     with op.batch_alter_table("handoffs") as batch:
         batch.add_column(sa.Column("seq", BIGINT, nullable=True))
@@ -44,13 +43,10 @@ def upgrade() -> None:
         " SELECT id, row_number() OVER (ORDER BY created_at, id) AS n FROM handoffs"
         ") AS numbered WHERE numbered.id = handoffs.id"
     )
-    if postgresql:
-        op.execute(f"SELECT setval('{SEQUENCE}', coalesce(max(seq), 0) + 1, false) FROM handoffs")
-        op.execute(f"ALTER SEQUENCE {SEQUENCE} OWNED BY handoffs.seq")
     with op.batch_alter_table("handoffs") as batch:
-        batch.alter_column("seq", existing_type=BIGINT, nullable=False)
         batch.create_unique_constraint("uq_handoffs_seq", ["seq"])
         batch.create_index("ix_handoffs_target_id_seq", ["target_id", "seq"])
+        batch.drop_index("ix_handoffs_target_id")
     op.create_index(
         "ix_handoffs_provisional",
         "handoffs",
@@ -63,11 +59,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_handoffs_provisional", table_name="handoffs")
     with op.batch_alter_table("handoffs") as batch:
+        batch.create_index("ix_handoffs_target_id", ["target_id"])
         batch.drop_index("ix_handoffs_target_id_seq")
         batch.drop_constraint("uq_handoffs_seq", type_="unique")
         batch.drop_column("seq")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
     op.create_index(
         "ix_handoffs_provisional",
         "handoffs",

@@ -49,6 +49,7 @@ from mediation.documents.router import router as documents_router
 from mediation.events.relay import Relay
 from mediation.events.router import router as events_router
 from mediation.events.sequencer import number_before_commit
+from mediation.handoffs.ledger import number_handoffs
 from mediation.handoffs.router import router as handoffs_router
 from mediation.identity.auth import Identity
 from mediation.identity.router import router as identity_router
@@ -170,8 +171,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.identity = Identity.build(settings, secrets)
     app.state.seal_keys = seal_keys(settings, secrets)
     app.state.request_auditor = ChainedRequestAuditor()
-    # Last before every commit: number the request's events under the journal lock (commit order).
-    app.state.before_commit = [lambda session: number_before_commit(session, utcnow())]
+    # Last before every commit: number the request's events and new handoffs under the journal
+    # lock (commit order).
+    app.state.before_commit = [
+        lambda session: number_before_commit(session, utcnow()),
+        number_handoffs,
+    ]
     install_handlers(app, hints={REGION_NAME_GIVEN: region_name_hint})
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(

@@ -16,21 +16,43 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.agreements.models import Obligation
+from mediation.audit.chain import lock_head as lock_journal
 from mediation.bodies.models import Body, BodyJurisdiction, BodyKind
 from mediation.clocks import calendar, engine
 from mediation.clocks.counted import WorkingDaysDue, recounted
 from mediation.clocks.models import CalendarDay, CalendarYear
 from mediation.clocks.rules import ClockName, ClockRules, HandoffKind, Unit
+from mediation.core.db import HOOKS_BEFORE_COMMIT
 from mediation.core.i18n import Text
 from mediation.core.legal_time import PeriodEnd, period_end, working_days_end, years_end
 from mediation.disputes.enums import Category, ConfirmationCourtBasis
 from mediation.disputes.models import Dispute
 from mediation.handoffs.answers import KIND_LABELS as KIND_LABELS
-from mediation.handoffs.models import SEQUENCE, Handoff
+from mediation.handoffs.models import Handoff
+
+# The handoffs a request made, numbered just before it commits (number_handoffs).
+NEW_HANDOFFS = "mediation.handoffs.new"
+
+
+async def number_handoffs(session: AsyncSession) -> int:
+    """Give the handoffs this transaction made their places in the list (`Handoff.seq`); call last,
+    just before commit. Under the journal head, which every writer holds from here (or its audit
+    record) until its commit, the highest number plus one is this transaction's alone and numbers
+    become visible in the order they were given: a court walking the list by number never steps
+    over a handoff that commits later (a sequence would number at insert, not at commit)."""
+    made = [h for h in session.info.pop(NEW_HANDOFFS, []) if h in session]
+    if not made:
+        return 0
+    await lock_journal(session)
+    last = (await session.scalar(select(func.max(Handoff.seq)))) or 0
+    for handoff in made:
+        last += 1
+        handoff.seq = last
+    return len(made)
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +441,7 @@ class Ledger:
             agreement_id = uuid.UUID(str(dispute.agreement["id"]))
         handoff = Handoff(
             id=handoff_id,
-            seq=await self._next_seq(),
+            seq=None,
             dispute_id=dispute.id,
             kind=kind,
             target_id=target_id,
@@ -439,19 +461,18 @@ class Ledger:
         )
         handoff.accept_due_on = count_step(handoff, today, clock.accept_days, clock.accept_unit)
         self.session.add(handoff)
+        if self.session.info.get(HOOKS_BEFORE_COMMIT):
+            # Numbered last, under the journal lock, in commit order (number_handoffs).
+            self.session.info.setdefault(NEW_HANDOFFS, []).append(handoff)
+        else:
+            await self._number_now(handoff)
         return handoff
 
-    async def _next_seq(self) -> int:
-        """The handoff's place in the lists: after every handoff made before it. PostgreSQL's
-        sequence hands numbers out to concurrent transactions without waiting; SQLite's writers
-        take turns (BEGIN IMMEDIATE), so the highest number plus one is this transaction's alone."""
-        if self.session.get_bind().dialect.name == "postgresql":
-            value = await self.session.scalar(text(f"SELECT nextval('{SEQUENCE}')"))
-        else:
-            value = (await self.session.scalar(select(func.max(Handoff.seq)))) or 0
-            value += 1
-        assert value is not None
-        return int(value)
+    async def _number_now(self, handoff: Handoff) -> None:
+        """Outside a request (demo data, maintenance commands) nothing numbers the handoff before
+        the commit: it takes the highest number plus one now (on SQLite under the write lock; on
+        PostgreSQL a concurrent one would be refused by the unique constraint, not skipped)."""
+        handoff.seq = ((await self.session.scalar(select(func.max(Handoff.seq)))) or 0) + 1
 
     def accept(self, handoff: Handoff, case_number: str, accepted_on: date, now: datetime) -> None:
         clock = self.periods(handoff.kind)

@@ -11,9 +11,6 @@ from mediation.clocks.counted import PROVISIONAL, PROVISIONAL_SQLITE
 from mediation.core.db import Base, JSONType, new_id
 
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
-# PostgreSQL's sequence handing out `Handoff.seq` (migration 0040); SQLite takes the next number
-# under its write lock, which every writer holds from its first statement (core/db.py).
-SEQUENCE = "handoff_list_seq"
 
 
 class Handoff(Base):
@@ -30,19 +27,22 @@ class Handoff(Base):
             postgresql_where=text(PROVISIONAL),
             sqlite_where=text(PROVISIONAL_SQLITE),
         ),
-        # A court's or commission's list, in the order the handoffs were made.
+        # A court's or commission's list, in the order the handoffs were made (and, by its first
+        # column, every lookup by target: no index of target_id alone).
         Index("ix_handoffs_target_id_seq", "target_id", "seq"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    # The order handoffs were made in, which GET /v1/handoffs pages by: a number given at insert
-    # that only grows, so a handoff made after a page was read comes after it. Neither the day
-    # requested (shared by a day's handoffs) nor the random id could say which came later.
-    seq: Mapped[int] = mapped_column(BIGINT, unique=True)
+    # The order handoffs were made in, which GET /v1/handoffs pages by: a number given just before
+    # the making transaction commits, under the journal lock (ledger.number_handoffs), so numbers
+    # become visible in the order they were given and a handoff committed after a page was read
+    # comes after it. Neither the day requested (shared by a day's handoffs) nor the random id
+    # could say which came later. Empty only inside the transaction that makes the handoff.
+    seq: Mapped[int | None] = mapped_column(BIGINT, unique=True)
     dispute_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("disputes.id"), index=True)
     # judicial_confirmation | labour_arbitration | commercial_arbitration | rural_land_arbitration | litigation
     kind: Mapped[str] = mapped_column(String(30))
-    target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"), index=True)
+    target_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bodies.id"))
     # pending | accepted | not_accepted | confirmed | rejected | withdrawn | concluded | lapsed
     status: Mapped[str] = mapped_column(String(14), index=True)
     agreement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agreements.id"))

@@ -151,10 +151,9 @@ async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -
         "Courts and commissions see exactly what is addressed to them; bodies what came from their cases; "
         "center staff their region's. A work queue, in the order the handoffs were made, oldest first, "
         "the same on every page: a walk resumed from a cursor finds the handoffs made since (a cursor "
-        "of the former order, by request date and id, is 422 `invalid_cursor`: start again). On "
-        "PostgreSQL a handoff whose transaction commits a moment after a later one's can fall behind "
-        "a cursor already handed out: to stay in sync, follow the event feed (`GET /v1/events`), in "
-        "commit order. `overdue=true` lists those whose current step is late."
+        "of the former order, by request date and id, is 422 `invalid_cursor`: start again). Ordered "
+        "by making, not by change: to follow what changes on handoffs already listed, follow the "
+        "event feed (`GET /v1/events`). `overdue=true` lists those whose current step is late."
     ),
     responses=problem_responses(),
 )
