@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from mediation.audit.models import AuditRecord
 from mediation.events.models import OutboxEvent
+from mediation.handoffs.service import HandoffService
 from tests.support import Api
 from tests.test_handoffs import _actions, _confirm, _post, _problem
 
@@ -218,3 +219,26 @@ async def test_an_answer_to_a_request_withdrawn_before_it_was_answered_names_how
         "decided_on": api.today.isoformat(),
         "current_etag": withdrawn.headers["etag"],
     }
+
+
+async def test_a_repeated_answer_that_changed_something_after_all_is_audited_as_a_change(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`changed_nothing` spares a change's audit record only while the session holds no change:
+    an answer found recorded whose handling still altered a row commits with its audit record."""
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    assert (await _post(api, handoff, "acceptance", ACCEPT)).status_code == 200
+    before = await _written(api, dispute)
+    acknowledge = HandoffService.acknowledge
+
+    async def acknowledge_and_touch(self: HandoffService, *args: Any, **kwargs: Any) -> Any:
+        found = await acknowledge(self, *args, **kwargs)
+        assert self.unchanged
+        found.target_case_number = "(2026)浙0681民特99号"  # a write left behind by mistake
+        return found
+
+    monkeypatch.setattr(HandoffService, "acknowledge", acknowledge_and_touch)
+    assert (await _post(api, handoff, "acceptance", ACCEPT)).status_code == 200
+    after = await _written(api, dispute)
+    assert after[3] == before[3] + 1  # the change's audit record

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -511,12 +511,17 @@ class UnitOfWorkRoute(HeadServingRoute):
         factory = db.reader if reading else db.writer
         async with factory() as session:
             session.info[HOOKS_BEFORE_COMMIT] = True
+            event.listen(session.sync_session, "before_flush", _note_writes)
             request.state.session = session
             try:
                 response = await handler(request)
                 # A change found made already, as asked (a retry whose first answer was lost),
                 # that wrote nothing: audited as a read is, not as a second change.
-                reading = reading or getattr(request.state, "changed_nothing", False)
+                # Only if the session holds no unwritten change: one left there by mistake would
+                # commit unaudited, so it is audited as the change it is.
+                reading = reading or (
+                    getattr(request.state, "changed_nothing", False) and not _pending_changes(session)
+                )
                 if response.status_code < 400:
                     # Both take the journal head, which every writer waits for: the hooks
                     # (event numbering) first, and the audit record's flush writes all rows.
@@ -552,3 +557,26 @@ class UnitOfWorkRoute(HeadServingRoute):
             if reading and auditor:
                 await auditor.read(request, response)
             return response
+
+
+# session.info: set when a flush wrote a row of the request's own (the idempotency record kept for
+# a retry is bookkeeping, not a change to audit).
+_WROTE = "mediation.wrote"
+_BOOKKEEPING = frozenset({"idempotency_records"})
+
+
+def _changes(session: Session) -> list[object]:
+    """The objects a flush of the session would write: added, deleted, or loaded and really
+    changed (`dirty` also lists objects set to the values they had)."""
+    touched = [*session.new, *session.deleted, *(o for o in session.dirty if session.is_modified(o))]
+    return [o for o in touched if getattr(o, "__tablename__", None) not in _BOOKKEEPING]
+
+
+def _note_writes(session: Session, _context: object, _instances: object) -> None:
+    if _changes(session):
+        session.info[_WROTE] = True
+
+
+def _pending_changes(session: AsyncSession) -> bool:
+    """Whether the request wrote anything: flushed already, or left for the commit to write."""
+    return bool(session.info.get(_WROTE)) or bool(_changes(session.sync_session))
