@@ -1124,3 +1124,28 @@ async def test_a_court_reads_the_dossier_only_while_the_case_is_addressed_to_it(
     # The center still reads the whole dossier, and says nothing is withheld.
     whole = (await api.client.get(f"/v1/handoffs/{handoff['id']}", headers=api.auth("clerk"))).json()
     assert whole["withheld"] is None and whole["case"]["id"] == dispute["id"]
+
+
+async def test_a_withheld_dossier_shows_its_handoffs_text_as_the_case_is_shown(api: Api) -> None:
+    """Once the case has left the court, the handoff's own record still carries text typed about
+    the case: a number in it is shown to a reader with `pii:read` as a recorded read of the case's
+    personal data, audited on the case."""
+    from tests.test_audit import by_request_id
+
+    dispute = await api.drive("confirmation_rejected")
+    handoff = (await api.handoff(dispute))["handoff"]
+    async with api.app.state.db.writer() as session, session.begin():
+        row = await session.get(Handoff, uuid.UUID(handoff["id"]))
+        assert row is not None
+        row.claims = "请求确认协议, 申请人电话13812345678"
+    await api.step(await api.get(dispute), "remediate")
+    court = api.auth("court", uuid.UUID(handoff["target_id"])) | {"X-Request-ID": "req-withheld-0001"}
+
+    response = await api.client.get(f"/v1/handoffs/{handoff['id']}", headers=court)
+    assert response.status_code == 200, response.text
+    assert response.json()["withheld"] == "case_left_target"
+    assert "13812345678" in response.json()["handoff"]["claims"]
+    recorded = await by_request_id(api.app, "req-withheld-0001")
+    assert {(r.action, r.object_type, r.object_id) for r in recorded} >= {
+        ("pii.read", "dispute", dispute["id"])
+    }

@@ -36,6 +36,7 @@ from mediation.core.principal import Permission, Principal
 from mediation.disputes.models import TimelineEntry
 from mediation.disputes.router import IdempotencyKey, View, service
 from mediation.disputes.service import DisputeService
+from mediation.disputes.views import Viewer
 from mediation.documents.router import manifest_out
 from mediation.handoffs.ledger import KIND_LABELS, overdue_step, warning_text
 from mediation.handoffs.models import Handoff
@@ -86,11 +87,20 @@ Handoffs = Annotated[HandoffService, Depends(handoffs)]
 
 
 def handoff_out(
-    handoff: Handoff, case_number: str, target_name: str, svc: HandoffService, masked: bool = False
+    handoff: Handoff,
+    case_number: str,
+    target_name: str,
+    svc: HandoffService,
+    masked: bool = False,
+    view: Viewer | None = None,
 ) -> HandoffOut:
-    """One handoff; `masked` for a reader without `pii:read` (numbers in its free text masked)."""
+    """One handoff; `masked` for a reader without `pii:read` (numbers in its free text masked).
+    Given the caller's `view`, its free text is shown as the case's own (Viewer.text): masked
+    without `pii:read`, and a read of the case's personal data recorded when a number is shown."""
 
     def text(value: Any) -> Any:
+        if view is not None and value:
+            return view.shown(handoff.dispute_id, redact_value(value), lambda: value)
         return redact_value(value) if masked else value
 
     return HandoffOut(
@@ -206,8 +216,11 @@ async def get_handoff(
     parts = await svc.dossier_parts(handoff, principal)
     dispute = parts["dispute"]
     case_number, target_name = await svc.names(handoff)
+    record = handoff_out(handoff, case_number, target_name, svc, view=view)
+    # The handoff's record is the case's too (its claims, answers): audited as a read of the case,
+    # contents withheld or not.
+    request.state.audit_object = ("dispute", dispute.id)
     masked = not view.unmasked
-    record = handoff_out(handoff, case_number, target_name, svc, masked)
     if parts["withheld"]:
         # The case has left the caller: its own handoff's record only, none of the case.
         out = DossierOut(
@@ -224,7 +237,6 @@ async def get_handoff(
             filing_pack=None,
         )
         return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
-    request.state.audit_object = ("dispute", dispute.id)
     # The dossier's timeline is the case's timeline: what a caller may not read there (another
     # body's reasons) it does not read here either.
     withheld = await svc.disputes.reasons_withheld(parts["timeline"], principal)
