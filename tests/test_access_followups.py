@@ -309,7 +309,9 @@ async def test_the_handoff_dossier_withholds_another_bodys_return_reason(api: Ap
     (returned,) = [e for e in dossier.json()["timeline"] if e["action"] == "return"]
     assert (returned["reason"], returned["reason_withheld"]) == (None, True)
     assert "13800001234" not in dossier.text and "138****1234" not in dossier.text
-    # The court the case goes to reads the whole course of the case, masked as its role reads.
+    # The court a failed mediation is referred to reads the course of the case, not what was said
+    # in it (特邀调解规定 Art. 22): the entry is there, its reason is not.
     court = await api.handoff(dispute)
+    assert court["mediation_record_withheld"] is True
     (for_court,) = [e for e in court["timeline"] if e["action"] == "return"]
-    assert for_court["reason_withheld"] is False and for_court["reason"]
+    assert (for_court["reason"], for_court["reason_withheld"]) == (None, True)

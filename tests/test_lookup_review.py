@@ -121,7 +121,8 @@ async def test_a_reprinted_receipt_tells_the_confirmation_period_as_the_lookup_d
     clock.at += timedelta(days=30)
     page = signed_in(web, api)
     receipt = await page.get(f"/cases/{dispute['id']}/receipt")
-    assert receipt.status_code == 200 and "2026-04-01" in receipt.text, receipt.text[:2000]
+    # A paper, dated as papers are (the lookup's screen says 2026-04-01).
+    assert receipt.status_code == 200 and "2026年4月1日" in receipt.text, receipt.text[:2000]
     clock.at += timedelta(days=1)
     receipt = await page.get(f"/cases/{dispute['id']}/receipt")
     assert "期限已过" in receipt.text and "三十日内" not in receipt.text
