@@ -26,6 +26,7 @@ import pytest
 from stdnum.cn import ric
 
 from tests.conftest import IN_CI, PG_ADMIN_DSN, TEST_SECRETS, _pg_reachable
+from tests.support import intake_body
 
 # A browser of its own and a served app; its waits are measured in seconds.
 pytestmark = pytest.mark.serial
@@ -212,6 +213,18 @@ def api_token(base: str, username: str) -> str:
     )
     response.raise_for_status()
     return str(response.json()["access_token"])
+
+
+def api_register(base: str, token: str, description: str) -> dict[str, Any]:
+    """A case registered through the API, as a clerk's client would."""
+    response = httpx.post(
+        f"{base}/v1/disputes",
+        json=intake_body(description=description),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return dict(response.json())
 
 
 def api_cases(base: str, token: str, text: str) -> list[dict[str, object]]:

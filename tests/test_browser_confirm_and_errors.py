@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import intake_body
 from tests.test_browser import (  # noqa: F401  (the fixtures, shared with the other browser tests)
+    api_register,
     api_token,
     browser,
     database_of,
@@ -41,14 +41,9 @@ def test_a_new_query_code_is_made_only_once_the_clerk_confirms_it(
     live_server: str,  # noqa: F811
     request: pytest.FixtureRequest,
 ) -> None:
-    created = httpx.post(
-        f"{live_server}/v1/disputes",
-        json=intake_body(description="查询码测试: 相邻双方因院墙滴水发生争执, 申请调解。"),
-        headers={"Authorization": f"Bearer {api_token(live_server, 'clerk')}"},
-        timeout=10,
+    case = api_register(
+        live_server, api_token(live_server, "clerk"), "查询码测试: 相邻双方因院墙滴水发生争执, 申请调解。"
     )
-    created.raise_for_status()
-    case = created.json()
     old = case["query_code"]
     assert _code_opens_the_lookup(live_server, case, old)
 
@@ -111,18 +106,12 @@ def test_a_link_is_removed_only_once_the_clerk_confirms_it(
     live_server: str,  # noqa: F811
     request: pytest.FixtureRequest,
 ) -> None:
-    headers = {"Authorization": f"Bearer {api_token(live_server, 'clerk')}"}
-    cases = []
-    for text in ("窗口受理", "再次来访"):
-        created = httpx.post(
-            f"{live_server}/v1/disputes",
-            json=intake_body(description=f"解除关联测试 ({text}): 邻里因院墙滴水发生争执。"),
-            headers=headers,
-            timeout=10,
-        )
-        created.raise_for_status()
-        cases.append(created.json())
-    window, hotline = cases
+    token = api_token(live_server, "clerk")
+    headers = {"Authorization": f"Bearer {token}"}
+    window, hotline = (
+        api_register(live_server, token, f"解除关联测试 ({text}): 邻里因院墙滴水发生争执。")
+        for text in ("窗口受理", "再次来访")
+    )
     linked = httpx.post(
         f"{live_server}/v1/disputes/{hotline['id']}/links",
         json={"dispute_id": window["id"]},

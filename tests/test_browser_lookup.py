@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support import intake_body
 from tests.test_browser import (  # noqa: F401  (the fixtures, shared with the other browser tests)
+    api_register,
     api_token,
     browser,
     database_of,
@@ -33,14 +32,9 @@ def test_a_lookup_on_a_phone_moves_the_focus_to_its_answer(
     live_server: str,  # noqa: F811
     request: pytest.FixtureRequest,
 ) -> None:
-    created = httpx.post(
-        f"{live_server}/v1/disputes",
-        json=intake_body(description="进度查询测试: 相邻双方因院墙滴水发生争执, 申请调解。"),
-        headers={"Authorization": f"Bearer {api_token(live_server, 'clerk')}"},
-        timeout=10,
+    case = api_register(
+        live_server, api_token(live_server, "clerk"), "进度查询测试: 相邻双方因院墙滴水发生争执, 申请调解。"
     )
-    created.raise_for_status()
-    case = created.json()
     page.set_viewport_size({"width": 375, "height": 740})
     page.goto("/lookup")
 
