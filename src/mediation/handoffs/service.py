@@ -377,7 +377,7 @@ class HandoffService:
         against the current version once the handoff is found not to hold that answer already."""
         handoff, dispute = await self._locked(handoff_id, principal)
         self._as_target(handoff, principal)
-        self._names_current(if_match, handoff.version)
+        self._if_match_formed(if_match, handoff.version)
         return handoff, dispute
 
     async def _locked(self, handoff_id: uuid.UUID, principal: Principal) -> tuple[Handoff, Dispute]:
@@ -422,18 +422,16 @@ class HandoffService:
             )
 
     @staticmethod
-    def _names_current(if_match: str | None, version: int) -> bool:
-        """If-Match as every change needs it (428 when missing or malformed, 412 when weak), and
-        whether it names the handoff's current version. A stale one is refused only once the
-        handoff is found to take the answer: an answer it holds already is told apart by what
-        was answered, not by the version the client had read before sending it."""
+    def _if_match_formed(if_match: str | None, version: int) -> None:
+        """If-Match as every change needs it (428 when missing or malformed, 412 when weak), a
+        stale version let through: it is refused (`check_if_match`) only once the handoff is
+        found to take the answer, since an answer it holds already is told apart by what was
+        answered, not by the version the client had read before sending it."""
         try:
             check_if_match(if_match, version)
         except StaleVersion as stale:
             if stale.extensions.get("code") == "weak_etag":
                 raise
-            return False
-        return True
 
     def _repeated(self, handoff: Handoff) -> Handoff:
         """The answer sent is the one recorded (a retry whose first attempt's answer was lost):
@@ -474,9 +472,7 @@ class HandoffService:
     async def acknowledge(
         self, handoff_id: uuid.UUID, data: AcceptanceIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff, dispute = await self._locked(handoff_id, principal)
-        self._as_target(handoff, principal)
-        current = self._names_current(if_match, handoff.version)
+        handoff, dispute = await self._answerable(handoff_id, principal, if_match)
         if handoff.status != "pending":
             # A request withdrawn before the target answered was not answered by it: refused as
             # settled, naming how it ended. Otherwise the target did answer (and may have ruled
@@ -490,8 +486,7 @@ class HandoffService:
                 code="already_answered",
                 **recorded_answer(handoff, principal),
             )
-        if not current:
-            check_if_match(if_match, handoff.version)
+        check_if_match(if_match, handoff.version)
         today = self.clock.today()
         etag = etag_for(dispute.version)
         if data.decision == "not_accepted":
