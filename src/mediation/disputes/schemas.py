@@ -623,12 +623,16 @@ class DisputeCorrectionIn(WriteModel):
 
     model_config = ConfigDict(
         json_schema_extra=without_null(
-            frozenset({"description"}),
+            frozenset({"description", "people_involved"}),
             {
                 "anyOf": [
                     {"required": ["description"], "properties": {"description": {"type": "string"}}},
                     {"required": ["parties"], "properties": {"parties": {"type": "array"}}},
                     {"required": ["add_parties"], "properties": {"add_parties": {"type": "array"}}},
+                    {
+                        "required": ["people_involved"],
+                        "properties": {"people_involved": {"type": "integer"}},
+                    },
                 ]
             },
         )
@@ -657,17 +661,32 @@ class DisputeCorrectionIn(WriteModel):
             "still involve them.",
         ),
     ] = None
+    people_involved: Annotated[int | None, Field(ge=1, le=100_000)] = Field(
+        default=None,
+        description="涉及人数 as registered, corrected: never fewer than the case's parties after this "
+        "correction, agents not counted (422 `people_involved_below_parties`). Parties added beyond the "
+        "number registered raise it to the number of parties without it being given. Crossing the "
+        "category's group threshold makes the case a group dispute (劳动争议调解仲裁法 Art. 7 for "
+        "labour) and, while it is still at the center, gives it the tier intake would have; a lower "
+        "number clears the group flag but never lowers a tier. The change says `people_involved` "
+        "`{from, to}` and, when it moved, `tier`.",
+    )
 
-    _facts_kept = field_validator("description")(_not_cleared)
+    _facts_kept = field_validator("description", "people_involved")(_not_cleared)
 
     @model_validator(mode="after")
     def _something(self) -> Self:
-        if self.description is None and not self.parties and not self.add_parties:
+        if (
+            self.description is None
+            and not self.parties
+            and not self.add_parties
+            and self.people_involved is None
+        ):
             raise DomainValueError(
                 "nothing_to_correct",
                 Text(
-                    "请填写要更正的事实、当事人信息或新增的当事人",
-                    "Give the facts, party details or new parties to correct",
+                    "请填写要更正的事实、涉及人数、当事人信息或新增的当事人",
+                    "Give the facts, the number of people involved, party details or new parties to correct",
                 ),
             )
         return self

@@ -115,6 +115,7 @@ from mediation.disputes.schemas import (
     PartyIn,
     QueryCodeReissueIn,
     WithdrawConfirmationPayload,
+    involved_parties,
 )
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
@@ -1625,7 +1626,8 @@ class DisputeService:
                     )
         self._refuse_repeated_parties(dispute, changes, added)
         facts_changed = data.description is not None and data.description != dispute.description
-        if not changes and not added and not facts_changed:
+        people = self._people_corrected(dispute, data, added)
+        if not changes and not added and not facts_changed and people is None:
             raise ValidationFailed.of_field(
                 "reason",
                 "nothing_to_correct",
@@ -1656,7 +1658,16 @@ class DisputeService:
             "parties": [{"party_id": str(p.id), "fields": sorted(c)} for p, c in changes],
             "added_parties": [{"party_id": str(p.id), "role": p.role} for p in new_parties],
         }
-        if risk and (moved := await self.raise_tier_for_risk(dispute)) is not None:
+        became_group = False
+        if people is not None:
+            corrected["people_involved"] = {"from": dispute.people_involved, "to": people}
+            dispute.people_involved = people
+            # A group dispute counts from the rules' threshold, as at intake (劳动争议调解仲裁法
+            # Art. 7: ten or more workers for labour); a count corrected down clears the flag.
+            group = people >= (await self.triage.rules()).rules.group_threshold_for(dispute.category)
+            became_group = group and not dispute.is_group
+            dispute.is_group = group
+        if (risk or became_group) and (moved := await self.raise_tier_for_risk(dispute, risk=bool(risk))):
             corrected["tier"] = moved
         self._append_timeline(
             dispute,
@@ -1682,15 +1693,35 @@ class DisputeService:
             await alerts.flag_risk(dispute, risk, "correction")
         return dispute, corrected
 
-    async def raise_tier_for_risk(self, dispute: Dispute) -> dict[str, str] | None:
-        """A case still at the center found at risk takes the tier for risk cases, as it would have
-        from intake (人民调解法 Art. 25), never a lower one than it has. Answers the move (`from`,
-        `to`) for the change to say, as the routing level is what the center and the bodies go by;
-        None when the case is with a body (the risk alert calls a supervisor, who escalates it if
-        need be) or already at that tier."""
+    @staticmethod
+    def _people_corrected(dispute: Dispute, data: DisputeCorrectionIn, added: list[PartyIn]) -> int | None:
+        """涉及人数 after the correction, or None when it stays: the number given, never below the
+        parties the case will list (agents act for parties and are not counted, as at intake); parties
+        added beyond the number registered raise it to theirs."""
+        parties = sum(1 for p in dispute.parties if p.role != PartyRole.agent) + involved_parties(added)
+        if data.people_involved is not None and data.people_involved < parties:
+            raise ValidationFailed.of_field(
+                "people_involved",
+                "people_involved_below_parties",
+                Text(
+                    "涉及人数填写为 {count} 人, 少于更正后的当事人 {n} 人 (代理人不计): 请填写不少于 {n} 的人数",
+                    "people_involved is {count}, fewer than the case's {n} parties after this correction "
+                    "(agents not counted): give at least {n}",
+                ).format(count=data.people_involved, n=parties),
+            )
+        people = data.people_involved or max(dispute.people_involved, parties)
+        return None if people == dispute.people_involved else people
+
+    async def raise_tier_for_risk(self, dispute: Dispute, risk: bool = True) -> dict[str, str] | None:
+        """A case still at the center found at risk (or, `risk` False, found a group dispute by a
+        corrected count) takes the tier intake would have given it, as for risk cases (人民调解法
+        Art. 25), never a lower one than it has. Answers the move (`from`, `to`) for the change to
+        say, as the routing level is what the center and the bodies go by; None when the case is with
+        a body (the risk alert, or the supervisor reading the flag, escalates it if need be) or
+        already at that tier."""
         if dispute.status not in (Status.registered, Status.accepted):
             return None
-        facts = dataclasses.replace(facts_of(dispute), is_risk=True)
+        facts = dataclasses.replace(facts_of(dispute), is_risk=risk or dispute.is_risk)
         required, _ = required_tier(facts, (await self.triage.rules()).rules)
         raised = higher_tier(Tier(dispute.tier), required)
         if raised == dispute.tier:

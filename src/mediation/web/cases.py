@@ -906,6 +906,8 @@ async def _once(
 MAX_CORRECTED_PARTIES = 200
 # A party's details the correction form shows, each compared with what the form showed when opened.
 CORRECTED_PARTY_FIELDS = ("name", "id_type", "id_number", "phone", "address", "region_code")
+# The case's own registered facts the form corrects, each compared likewise.
+CORRECTED_CASE_FIELDS = ("description", "people_involved")
 # The form carries what it showed, hidden, under this prefix: `shown.description` and
 # `shown.<party id>.<field>`. Only what the clerk changed from it is corrected: a form opened before
 # someone else's correction still shows the details before it, and sent back whole it would undo
@@ -936,7 +938,12 @@ def correction_prefill(case: Any) -> dict[str, Any]:
         if not p.masked:
             row |= {"id_number": p.id_number, "phone": p.phone}
         parties.append(row)
-    return {"description": case.description, "parties": parties, "add_parties": [{"kind": "person"}]}
+    return {
+        "description": case.description,
+        "people_involved": case.people_involved,
+        "parties": parties,
+        "add_parties": [{"kind": "person"}],
+    }
 
 
 def _same_text(value: Any) -> str:
@@ -948,7 +955,7 @@ def correction_shown(case: Any) -> dict[str, str]:
     """What the correction form shows of the case, by `description` and `<party id>.<field>`: the
     prefill, a number masked for this caller empty (the form never holds more than it shows)."""
     prefill = correction_prefill(case)
-    shown = {"description": _same_text(prefill["description"])}
+    shown = {name: _same_text(prefill[name]) for name in CORRECTED_CASE_FIELDS}
     for row in prefill["parties"]:
         shown |= {f"{row['party_id']}.{name}": _same_text(row.get(name)) for name in CORRECTED_PARTY_FIELDS}
     return shown
@@ -960,8 +967,7 @@ def correction_sent(form: Any) -> tuple[dict[str, str], dict[str, str]]:
     raw = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     rows = {m.group(1): raw[k] for k in raw if (m := PARTY_ROW.match(k)) and m.group(2) == "party_id"}
     sent: dict[str, str] = {}
-    if "description" in raw:
-        sent["description"] = _same_text(raw["description"])
+    sent |= {name: _same_text(raw[name]) for name in CORRECTED_CASE_FIELDS if name in raw}
     for key, value in raw.items():
         if (m := PARTY_ROW.match(key)) and m.group(2) in CORRECTED_PARTY_FIELDS and rows.get(m.group(1)):
             sent[f"{rows[m.group(1)].strip()}.{m.group(2)}"] = _same_text(value)
@@ -1002,8 +1008,7 @@ def correction_payload(values: dict[str, Any], edits: dict[str, str]) -> dict[st
         return fields
 
     body: dict[str, Any] = {k: v for k, v in values.items() if k == "reason"}
-    if "description" in edits:
-        body["description"] = edits["description"] or None
+    body |= {name: edits[name] or None for name in CORRECTED_CASE_FIELDS if name in edits}
     parties = [corrected(r) for r in values.get("parties") or []]
     if any(set(r) - {"party_id"} for r in parties):
         body["parties"] = parties
@@ -1031,8 +1036,7 @@ def corrected_since(timeline: list[Any], version: int | None) -> set[str]:
         if entry.seq <= version or entry.action != "correct":
             continue
         payload = entry.payload or {}
-        if payload.get("description"):
-            found.add("description")
+        found |= {name for name in CORRECTED_CASE_FIELDS if payload.get(name)}
         for change in payload.get("parties") or []:
             found |= {f"{change.get('party_id')}.{name}" for name in change.get("fields") or []}
     return found
@@ -1054,8 +1058,7 @@ def refill_correction(context: dict[str, Any], form: Any) -> None:
     # An edit that is what the case holds now already is no edit any more.
     edits = {k: v for k, v in edits.items() if not (k in others and v == current[k])}
     refill = correction_prefill(case)
-    if "description" in edits:
-        refill["description"] = edits["description"]
+    refill |= {name: edits[name] for name in CORRECTED_CASE_FIELDS if name in edits}
     for row in refill["parties"]:
         row |= {
             n: edits[f"{row['party_id']}.{n}"]
@@ -1073,8 +1076,8 @@ def refill_correction(context: dict[str, Any], form: Any) -> None:
     order = {k: n for n, k in enumerate(current)}
     for key in sorted(others, key=order.__getitem__):
         party_id, _, name = key.rpartition(".")
-        if key == "description":
-            at, what = "description", "纠纷简要情况"
+        if key in CORRECTED_CASE_FIELDS:
+            at, what = key, "纠纷简要情况" if key == "description" else "涉及人数"
             masked = False
         else:
             i, p = next((i, p) for i, p in enumerate(case.parties) if str(p.id) == party_id)
@@ -1087,6 +1090,8 @@ def refill_correction(context: dict[str, Any], form: Any) -> None:
         shown_now = (
             "最新内容见上方「基本情况」"
             if key == "description"
+            else f"现为「{now}」人"
+            if key == "people_involved"
             else "号码已隐藏"
             if masked
             else f"现为「{enum_label('id_type', now) if name == 'id_type' else now}」"

@@ -469,6 +469,9 @@ def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapp
     if action != "correct" or not payload:
         return ""
     parts = ["纠纷简要情况"] if payload.get("description") else []
+    people = payload.get("people_involved")
+    if isinstance(people, dict):  # a count, not personal data: shown with its values
+        parts.append(f"涉及人数由{people.get('from')}人改为{people.get('to')}人")
     for change in payload.get("parties") or []:  # type: ignore[attr-defined]
         fields = "、".join(FIELD_LABELS.get(f, f) for f in change.get("fields", []))
         parts.append(f"{names.get(change.get('party_id'), '当事人')}的{fields}")
