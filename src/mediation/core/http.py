@@ -65,7 +65,21 @@ class HeadServingRoute(APIRoute):
 RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
     "ETag": {
         "description": "The resource's current version (RFC 9110 §8.8.3): send it as If-Match to "
-        "change the resource (412 when it has changed since, 428 without).",
+        "change the resource (412 when it has changed since, 428 without). A read that declares a 304 "
+        "takes it as If-None-Match too, answering 304 without a body while it is current.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    # A handoff's dossier embeds its case: its validator names both versions, and who reads it.
+    "DossierETag": {
+        "description": 'The dossier\'s validator, `"h<handoff version>-c<case version>-<digest>"`: it '
+        "changes with the handoff, with its case (the case's version moves with every change to its "
+        "parties, timeline, sittings, documents and agreement) and with what this caller is shown of "
+        "them (who reads, whether the numbers are shown, the language; the digest). Send it as "
+        "If-None-Match to be answered 304 while none of that changed. As If-Match on the handoff's "
+        'steps it stands for the handoff\'s own ETag `"<handoff version>"` its answers carry, compared '
+        "strongly by that part: a weak one is refused (412 `weak_etag`), a stale one is 412, and a "
+        "change to the case alone does not make it stale.",
         "required": True,
         "schema": {"type": "string"},
     },
@@ -215,6 +229,61 @@ def check_if_match_given(if_match: str | None, version: int) -> None:
     if if_match is None or not if_match.strip(" \t,"):
         return
     check_if_match(if_match, version)
+
+
+def weakly_equal(one: str, other: str) -> bool:
+    """RFC 9110 §8.8.3.2, weak comparison: the same opaque tag, whether either is marked weak."""
+    return one.removeprefix("W/") == other.removeprefix("W/")
+
+
+def not_modified(request: Request, etag: str, headers: Mapping[str, str] | None = None) -> Response | None:
+    """A conditional read (RFC 9110 §13.1.2): 304 Not Modified when the request's If-None-Match
+    names the representation it would be answered, else None and the handler answers in full.
+
+    `etag` is the validator of the representation this request would get, `headers` what else the
+    200 would carry that a 304 must repeat (§15.4.5: Cache-Control, Vary; the middleware adds its
+    own Cache-Control and `Vary: Accept-Language`). The tags are compared weakly (§13.1.2), so the
+    `W/"7"` a compressing proxy passes on still validates `"7"`; `*` matches, since the handler
+    only asks once it found the resource. GET and HEAD only: other methods are no reads, and
+    their preconditions are If-Match's (`check_if_match`). A field that is no list of entity tags
+    (`7` without its quotes, `*` beside tags) is ignored, as if absent: the full answer is always
+    a correct one, while refusing the read for a validator nobody can use would only stop a
+    poller. Several If-None-Match lines are one list (§5.3).
+
+    A 304 shows nothing: the handler asks before it builds its answer, and so notes no disclosure
+    of personal data for the audit trail (个人信息保护法 Art. 55 records what is shown)."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    fields = request.headers.getlist("if-none-match")
+    if not fields:
+        return None
+    value = ", ".join(fields)
+    if value.strip(" \t") == "*":
+        matched = True
+    else:
+        tags = entity_tags(value)
+        matched = tags is not None and any(weakly_equal(tag, etag) for tag in tags)
+    if not matched:
+        return None
+    return Response(status_code=304, headers={"ETag": etag, **(headers or {})})
+
+
+# The `Vary` of a read whose body depends on who asks (numbers masked or shown, parts withheld):
+# a cache keeps one per credential (RFC 9110 §12.5.5), besides the middleware's Accept-Language.
+BY_CREDENTIAL = "Authorization, X-API-Key"
+
+# The 304 a conditional read answers, as the contract declares it beside the 200 (`sends`).
+NOT_MODIFIED_DESCRIPTION = (
+    "Not Modified (RFC 9110 §15.4.5): the request's If-None-Match names the representation this "
+    "read would answer (weak comparison; `*` matches). No body; the ETag, Cache-Control and Vary "
+    "the 200 would carry. Nothing shown, so no `pii.read` is recorded."
+)
+
+
+def not_modified_response(etag_header: str = "ETag") -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry of a read that answers conditional requests: its 304, with the ETag
+    (declared under `etag_header`, a RESPONSE_HEADERS name) the 200 carries."""
+    return {304: {"description": NOT_MODIFIED_DESCRIPTION, "headers": {"ETag": header_ref(etag_header)}}}
 
 
 def keyset_cursor(key: date | datetime, row_id: uuid.UUID) -> str:

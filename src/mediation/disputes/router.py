@@ -24,7 +24,7 @@ from mediation.core.errors import (
     StaleVersion,
     problem_responses,
 )
-from mediation.core.http import etag_for, sends
+from mediation.core.http import BY_CREDENTIAL, etag_for, not_modified, not_modified_response, sends
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
@@ -549,12 +549,36 @@ async def unlink_disputes(
     "/disputes/{dispute_id:uuid}",
     response_model=DisputeOut,
     summary="案件详情 Get one dispute",
-    responses=problem_responses(NotFound) | sends(200, "ETag"),
+    description=(
+        "The case as this caller may read it, with its `ETag`, the case's version: the If-Match of "
+        "every change to the case, and the validator of a conditional read. Every change to what "
+        "this answer shows (the facts, parties, status, body and mediator, clock, agreement, handoff, "
+        "outcome, owner, attention) moves the version on, as do the changes it does not show (the "
+        "timeline, sittings, documents, links), but for two corrections the scheduler makes without a "
+        "timeline entry (README, Conditional reads). Sent as If-None-Match, a current ETag is answered 304 "
+        "without a body (weak comparison, a list of tags or `*` taken; a malformed field is ignored), "
+        "and records no `pii.read`: nothing is shown. What is shown depends on the credential (the "
+        "numbers in full to a role holding `pii:read`; `Vary: Authorization, X-API-Key`): a copy is "
+        "revalidated with the credential it was read with. `clock.remaining_seconds` is counted when "
+        "the answer is made: a copy kept through 304s counts it from `clock.due_at`."
+    ),
+    responses=problem_responses(NotFound) | sends(200, "ETag") | not_modified_response(),
     tags=["disputes"],
 )
-async def get_dispute(dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service) -> Response:
+async def get_dispute(
+    request: Request, dispute_id: uuid.UUID, principal: Reader, view: View, svc: Service
+) -> Response:
     dispute = await svc.get(dispute_id, principal)
-    return dispute_response(view.dispute(dispute), dispute.version)
+    # The version validates the case as the credential reads it (Vary): what the answer shows
+    # changes with it (DisputeService.record_work and every action move it), save the seconds left
+    # on its clock, counted at each answer from the due time it shows, and two scheduler
+    # corrections that leave it as it was: HandoffService.recount settling an archived case's
+    # handoff deadline (`handoff.provisional`; the closed file keeps its version) and the one-off
+    # repair of party windows older releases marked (clocks.scheduler._unmark_windows, when none
+    # closed). A 304 misses those until the case's next change.
+    if (unchanged := not_modified(request, etag_for(dispute.version), {"Vary": BY_CREDENTIAL})) is not None:
+        return unchanged
+    return dispute_response(view.dispute(dispute), dispute.version, Vary=BY_CREDENTIAL)
 
 
 @router.get(

@@ -6,6 +6,9 @@ Commissions and courts receiving referrals do the same and post the outcome. Eve
 the handoff's ETag in If-Match and may carry an Idempotency-Key, so a retried request is safe.
 """
 
+import hashlib
+import json
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -16,6 +19,7 @@ from pydantic import BaseModel
 
 from mediation.agreements.router import agreement_out, masks, session_out
 from mediation.agreements.schemas import SessionOut
+from mediation.bodies.models import Body as Organisation
 from mediation.core.db import UnitOfWorkRoute
 from mediation.core.errors import (
     Conflict,
@@ -29,11 +33,20 @@ from mediation.core.errors import (
     StaleVersion,
     problem_responses,
 )
-from mediation.core.http import etag_for, sends
+from mediation.core.http import (
+    BY_CREDENTIAL,
+    entity_tags,
+    etag_for,
+    header_ref,
+    not_modified,
+    not_modified_response,
+    sends,
+)
+from mediation.core.i18n import current_language
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_value
 from mediation.core.principal import Permission, Principal
-from mediation.disputes.models import TimelineEntry
+from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.disputes.router import IdempotencyKey, View, service
 from mediation.disputes.service import DisputeService
 from mediation.disputes.views import Viewer
@@ -64,7 +77,12 @@ Reader = Annotated[Principal, permission(Permission.cases_read)]
 Writer = Annotated[Principal, permission(Permission.cases_write)]
 HandoffIfMatch = Annotated[
     str | None,
-    Header(alias="If-Match", description="The handoff's current ETag (428 without it, 412 when stale)."),
+    Header(
+        alias="If-Match",
+        description='The handoff\'s current ETag, as its answers carry it (`"<version>"`) or as its dossier '
+        'does (`"h<version>-c<case version>-<digest>"`, compared by its handoff part); 428 without it, '
+        "412 when stale.",
+    ),
 ]
 CHANGES = problem_responses(
     NotFound,
@@ -145,6 +163,55 @@ def handoff_out(
     )
 
 
+# The dossier's ETag: the handoff's version, its case's, and a digest of the rest it depends on.
+_DOSSIER_TAG = re.compile(r'^(W/)?"h(\d+)-c\d+-[0-9a-f]{12}"$')
+
+
+async def dossier_etag(svc: HandoffService, handoff: Handoff, principal: Principal, view: Viewer) -> str:
+    """The validator of the dossier this caller reads (RFC 9110 §8.8.3), made before the dossier is:
+    a conditional read that finds it current shows nothing and builds nothing.
+
+    The dossier embeds the case, whose contents change with the case's version, not the handoff's
+    (its timeline, sittings, documents, agreement, parties): the tag names both versions. What
+    else the dossier depends on goes into the digest: who reads it (role, organisation, region:
+    whether the case is still theirs to read, `withheld`, and which timeline reasons and documents
+    are withheld from them), whether they read the numbers in full (`pii:read`), the language of
+    its labels, the step overdue today, and the names of the target and of the body, which change
+    with neither version. So one caller's copy never validates another's with other disclosures.
+
+    Strong, so that a client sending it back as If-Match (as the handoff's steps take it, by its
+    handoff part: `handoff_if_match`) is not refused as weak."""
+    dispute = await svc.session.get(Dispute, handoff.dispute_id)
+    assert dispute is not None  # a handoff's case is never deleted
+    _, target_name = await svc.names(handoff)
+    body = await svc.session.get(Organisation, dispute.body_id) if dispute.body_id else None
+    rest = [
+        principal.role.value,
+        str(principal.organisation_id),
+        principal.region,
+        view.unmasked,
+        current_language(),
+        overdue_step(handoff, svc.clock.today()),
+        target_name,
+        body.name if body is not None else None,
+    ]
+    digest = hashlib.sha256(json.dumps(rest, ensure_ascii=False).encode()).hexdigest()[:12]
+    return f'"h{handoff.version}-c{dispute.version}-{digest}"'
+
+
+def handoff_if_match(if_match: str | None) -> str | None:
+    """If-Match as the handoff's steps check it: a dossier's ETag names the handoff's version in its
+    first part, and stands for the handoff's own ETag (`"h5-c12-…"` for `"5"`), weak or strong as
+    it came. A step changes the handoff, and is held to the handoff's version, as before the
+    dossier's ETag named its case too: the case moves for reasons the court has no part in (a clock
+    reaching a level, a document added), and a court's answer is not refused for them. Anything
+    else (another tag, `*`, a malformed field) is left as sent, for `check_if_match` to judge."""
+    tags = entity_tags(if_match) if if_match is not None else None
+    if not tags:
+        return if_match
+    return ", ".join(_DOSSIER_TAG.sub(r'\1"\2"', tag) for tag in tags)
+
+
 async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -> JSONResponse:
     await svc.session.flush()
     await svc.session.refresh(handoff)
@@ -205,14 +272,30 @@ async def list_handoffs(
         "arbitration or litigation comes without the mediation's minutes and free-text notes "
         "(`mediation_record_withheld`: what a party conceded in mediation may not be used against it, "
         "最高人民法院关于人民法院特邀调解的规定 Art. 22; the parties' consent to its use, the rule's "
-        "exception, is not recorded here, so it is always left out)."
+        "exception, is not recorded here, so it is always left out). "
+        'Its ETag (`"h<handoff version>-c<case version>-<digest>"`) changes with the handoff, with the '
+        "case (every change to what the dossier shows of it moves the case's version) and with what "
+        "the caller is shown (the digest: who reads, whether the numbers are shown, the language, the "
+        "step overdue today, the names of the target and the body). Sent as If-None-Match, a current "
+        "one is answered 304 without a body (weak comparison, a list of tags or `*` taken; a malformed "
+        "field is ignored), and records no `pii.read`: nothing is shown. `Vary: Authorization, "
+        "X-API-Key`. The handoff's steps take it as If-Match by its handoff part, as they take the "
+        'handoff\'s own `"<version>"`: a change to the case alone does not make it stale. '
+        "`case.clock.remaining_seconds` is counted when the answer is made: a copy kept through 304s "
+        "counts it from `case.clock.due_at`."
     ),
-    responses=problem_responses(NotFound, Forbidden) | sends(200, "ETag"),
+    responses=problem_responses(NotFound, Forbidden)
+    | {200: {"headers": {"ETag": header_ref("DossierETag")}}}
+    | not_modified_response("DossierETag"),
 )
 async def get_handoff(
     request: Request, handoff_id: uuid.UUID, principal: Reader, view: View, svc: Handoffs
 ) -> Response:
     handoff = await svc.get(handoff_id, principal)
+    etag = await dossier_etag(svc, handoff, principal, view)
+    headers = {"ETag": etag, "Vary": BY_CREDENTIAL}
+    if (unchanged := not_modified(request, etag, {"Vary": BY_CREDENTIAL})) is not None:
+        return unchanged
     parts = await svc.dossier_parts(handoff, principal)
     dispute = parts["dispute"]
     case_number, target_name = await svc.names(handoff)
@@ -236,7 +319,7 @@ async def get_handoff(
             materials=None,
             filing_pack=None,
         )
-        return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
+        return JSONResponse(jsonable_encoder(out), headers=headers)
     # The dossier's timeline is the case's timeline: what a caller may not read there (another
     # body's reasons) it does not read here either.
     withheld = await svc.disputes.reasons_withheld(parts["timeline"], principal)
@@ -266,7 +349,7 @@ async def get_handoff(
         materials=[MaterialCheck(**m) for m in parts["materials"]],
         filing_pack=redact_value(parts["filing_pack"]) if masked else parts["filing_pack"],
     )
-    return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
+    return JSONResponse(jsonable_encoder(out), headers=headers)
 
 
 def _has_free_text(reason: str | None, payload: dict[str, Any] | None) -> bool:
@@ -313,7 +396,7 @@ def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
     ) -> Response:
         async def work() -> JSONResponse:
             step = getattr(svc, operation)
-            handoff = await step(handoff_id, data, principal, if_match)
+            handoff = await step(handoff_id, data, principal, handoff_if_match(if_match))
             if svc.unchanged:
                 # The answer was recorded already, as sent: nothing written, no change to audit.
                 request.state.changed_nothing = True
