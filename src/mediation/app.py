@@ -38,7 +38,13 @@ from mediation.core.errors import (
     problem_header_components,
     problem_response_doc,
 )
-from mediation.core.http import RESPONSE_HEADERS, HttpConventionsMiddleware, TimeoutMiddleware, header_ref
+from mediation.core.http import (
+    RESPONSE_HEADERS,
+    AfterResponseMiddleware,
+    HttpConventionsMiddleware,
+    TimeoutMiddleware,
+    header_ref,
+)
 from mediation.core.idempotency import IDEMPOTENT_REPLAYED
 from mediation.core.logging import install_pii_redaction
 from mediation.core.secrets import KeysRefused, KeyVerdict, resolve_secrets
@@ -178,6 +184,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         number_handoffs,
     ]
     install_handlers(app, hints={REGION_NAME_GIVEN: region_name_hint})
+    # Innermost: its steps run once the answer is sent, past the time limit of the handler's own
+    # work (which stops at the answer), with one of their own.
+    app.add_middleware(AfterResponseMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(TimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(
         HttpConventionsMiddleware,

@@ -4,6 +4,8 @@ read, every sign-in, and every read that disclosed personal data unmasked (ä¸ªäº
 Endpoints describe what they did through `request.state`:
 - `principal`: set by authentication (or by sign-in once the password checked out);
 - `audit_object`: `(type, id)` when the path does not already name it;
+- `audit_action`: the action's name when it is not the route's (a status lookup refused during its
+  case's wait, which the count of wrong codes must not read: disputes.lookup);
 - `audit_details`: extra facts (never personal data);
 - `audit_reads`: `(action, type, id)` of reads recorded whatever they show (a download of a
   document holding personal data), none for a HEAD, which shows no body;
@@ -60,6 +62,9 @@ def _outcome(status: int) -> str:
 
 
 def _action(request: Request) -> str:
+    given = getattr(request.state, "audit_action", None)
+    if given:
+        return str(given)
     route = request.scope.get("route")
     name = getattr(route, "name", None)
     return str(name) if name else f"{request.method} {request.url.path}"

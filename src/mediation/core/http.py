@@ -11,7 +11,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from html import escape
 from typing import Annotated, Any, TypeVar
@@ -667,3 +667,48 @@ class TimeoutMiddleware:
                 )
             )
             await response(scope, receive, send)
+
+
+# request.state: what the request does once its answer is sent (`after_response`).
+_AFTER_RESPONSE = "after_response"
+
+
+def after_response(request: Request) -> list[Callable[[], Awaitable[None]]]:
+    """What the request does in transactions of its own once its answer has been sent, so that the
+    answer's time does not tell whether it had anything to do: the alert a refused status lookup
+    asks for, which only a case guessed at asks for (disputes.lookup). Each runs once, in order,
+    within the request timeout; one that fails is logged and the rest still run."""
+    steps: list[Callable[[], Awaitable[None]]] | None = getattr(request.state, _AFTER_RESPONSE, None)
+    if steps is None:
+        steps = []
+        setattr(request.state, _AFTER_RESPONSE, steps)
+    return steps
+
+
+class AfterResponseMiddleware:
+    """Pure ASGI: runs the request's `after_response` steps once the application has sent its
+    answer (the server has it; the client may be reading it already), or given up with an error."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            await self._steps(scope)
+            raise
+        await self._steps(scope)  # not when cancelled: the server is going, or the request timed out
+
+    async def _steps(self, scope: Scope) -> None:
+        steps = scope.get("state", {}).pop(_AFTER_RESPONSE, None) or []
+        for step in steps:
+            try:
+                async with asyncio.timeout(self.seconds):
+                    await step()
+            except Exception:
+                log.warning("a step after the response failed", exc_info=True)
