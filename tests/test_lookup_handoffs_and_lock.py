@@ -5,10 +5,10 @@ A party whose case went to a court or a commission is told which, its case numbe
 by which it must decide, and after judicial confirmation the ruling and the last day to apply for
 enforcement (民事诉讼法 Art. 250); an applicant whose labour arbitration commission let its period
 pass is told it may sue (劳动争议调解仲裁法 Art. 29, 43). Wrong query codes for one case, from any
-address, lock its lookup until they are older than the window or the center gives a new code,
-and the center is alerted; a number
-that names no case is answered exactly alike. The page says how to get a new code, and marks its
-fields for a phone's screen reader.
+address, bring on waits between the codes examined, doubling up to a few minutes, that a stranger
+cannot stretch into a lock on the party, and the center is alerted; a number that names no case, a
+wrong code and a wait answer exactly alike, after the same work. The page says how to get a new
+code, and marks its fields for a phone's screen reader.
 """
 
 from __future__ import annotations
@@ -16,17 +16,20 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from mediation.audit.chain import AuditEntry, append
+from mediation.audit.models import AuditRecord
 from mediation.bodies.models import Body
 from mediation.core.db import utcnow
 from mediation.core.principal import Principal, Role
+from mediation.core.settings import Settings
+from mediation.disputes import lookup, service
 from mediation.disputes.lookup import LOOKUP_ACTIONS, REISSUE_ACTIONS
 from tests.support import Api
 from tests.test_decline_notice import section
@@ -203,29 +206,150 @@ async def test_an_applicant_whose_labour_commission_did_not_accept_is_told_it_ma
 # ---- wrong query codes, per case ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("overrides", [{"lookup_max_failures": 3}], ids=["3-wrong"])
-async def test_wrong_codes_from_many_addresses_lock_the_case_until_the_center_gives_a_new_code(
-    api: Api,
+# A lookup refused during a wait, as the audit trail names it (disputes.lookup.WAITED).
+WAITED = ("status_lookup_waited", "lookup_waited")
+
+
+class _AuditTime:
+    """The audit trail's time, as the refusals are recorded in it and as the lookup reads it against
+    them (not the service's clock), set by the test."""
+
+    def __init__(self) -> None:
+        self.at = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def passes(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def audit_time(monkeypatch: pytest.MonkeyPatch) -> _AuditTime:
+    time = _AuditTime()
+    monkeypatch.setattr("mediation.audit.recorder.utcnow", time)
+    monkeypatch.setattr("mediation.disputes.service.utcnow", time)
+    return time
+
+
+async def _query_code_alerts(api: Api, dispute: dict[str, Any]) -> list[dict[str, Any]]:
+    listed = await api.client.get("/v1/alerts", params={"kind": "query_code"}, headers=api.auth("supervisor"))
+    assert listed.status_code == 200, listed.text
+    return [a for a in listed.json()["items"] if dispute["case_number"] in a["title"]]
+
+
+async def _lookups_recorded(api: Api, dispute: dict[str, Any]) -> dict[str, int]:
+    """The case's lookups in the audit trail, by action and outcome."""
+    case_id = (await api.get(dispute))["id"]
+    async with api.app.state.db.reader() as session:
+        rows = await session.execute(
+            select(AuditRecord.action, AuditRecord.outcome).where(AuditRecord.object_id == case_id)
+        )
+        counted: dict[str, int] = {}
+        for action, outcome in rows:
+            if action in (*LOOKUP_ACTIONS, *WAITED):
+                counted[f"{action}:{outcome}"] = counted.get(f"{action}:{outcome}", 0) + 1
+        return counted
+
+
+def _wrong_codes(case_id: str, case_number: str, n: int) -> list[AuditEntry]:
+    """`n` refusals of wrong codes for the case, recorded as the lookup records them."""
+    return [
+        AuditEntry.by(
+            Principal(role=Role.party, id=f"anonymous@198.51.100.{i % 250 + 1}", kind="anonymous"),
+            "status_lookup",
+            "denied",
+            object_type="dispute",
+            object_id=case_id,
+            status_code=404,
+            client_address=f"198.51.100.{i % 250 + 1}",
+            details={"case_number": case_number, "method": "POST", "path": "/v1/status-lookup"},
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"lookup_max_failures": 3, "lookup_max_wait_seconds": 300}], ids=["3-wrong-300s"]
+)
+async def test_a_strangers_burst_keeps_the_right_code_out_no_longer_than_the_longest_wait(
+    api: Api, audit_time: _AuditTime
+) -> None:
+    """Anyone who knows a case number could once lock its lookup for a day with ten wrong codes,
+    and again the next day: now the party who holds the code is kept out at most the longest wait
+    after the stranger's last wrong code, and trying during it does not lengthen it."""
+    dispute = await api.intake()
+    case_id = (await api.get(dispute))["id"]
+    burst_at = audit_time.at
+    async with api.app.state.db.writer() as session, session.begin():
+        await append(session, _wrong_codes(case_id, dispute["case_number"], 40), burst_at)
+
+    audit_time.passes(299)
+    waiting = await _lookup(api, dispute, dispute["query_code"], address="203.0.113.9")
+    assert waiting.status_code == 404, waiting.text
+    audit_time.passes(1)
+    assert (await _lookup(api, dispute, dispute["query_code"], address="203.0.113.9")).status_code == 200
+    recorded = await _lookups_recorded(api, dispute)
+    assert recorded == {
+        "status_lookup:denied": 40,
+        "status_lookup_waited:denied": 1,
+        "status_lookup:success": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"lookup_max_failures": 3, "lookup_max_wait_seconds": 300}], ids=["3-wrong-300s"]
+)
+async def test_guessing_waits_longer_after_each_wrong_code_and_codes_given_meanwhile_go_unexamined(
+    api: Api, web: httpx.AsyncClient, audit_time: _AuditTime
 ) -> None:
     dispute = await api.intake()
     right = dispute["query_code"]
+    for n in range(3):  # the free ones, from anywhere
+        assert (await _lookup(api, dispute, "WRONGCD2", address=f"198.51.100.{n + 1}")).status_code == 404
+    # The center is asked for a new code once the waits begin, once.
+    [alert] = await _query_code_alerts(api, dispute)
+    assert alert["status"] == "open" and "3" in alert["title"]
+
+    # The first wait, 1 s: the right code given during it, from an address that never guessed, is
+    # refused unexamined, on the page as on the API.
+    assert (await _lookup(api, dispute, right, address="203.0.113.9")).status_code == 404
+    page = await Page(web).post("/lookup", {"case_number": dispute["case_number"], "query_code": right})
+    assert page.status_code == 404
+    audit_time.passes(1)
+    assert (await _lookup(api, dispute, "WRONGCD3", address="198.51.100.4")).status_code == 404
+    # The second, 2 s, from that wrong code; the codes refused during the first did not lengthen it.
+    audit_time.passes(1.9)
+    assert (await _lookup(api, dispute, "WRONGCD4", address="198.51.100.5")).status_code == 404
+    audit_time.passes(0.1)
+    assert (await _lookup(api, dispute, "WRONGCD5", address="198.51.100.6")).status_code == 404
+    # The third, 4 s.
+    audit_time.passes(3.9)
+    assert (await _lookup(api, dispute, right, address="203.0.113.9")).status_code == 404
+    audit_time.passes(0.1)
+    assert (await _lookup(api, dispute, right, address="203.0.113.9")).status_code == 200
+
+    assert await _lookups_recorded(api, dispute) == {
+        "status_lookup:denied": 5,
+        "status_lookup_waited:denied": 3,
+        "lookup_waited:denied": 1,
+        "status_lookup:success": 1,
+    }
+    [again] = await _query_code_alerts(api, dispute)
+    assert again["id"] == alert["id"] and again["version"] == alert["version"]
+
+
+@pytest.mark.parametrize("overrides", [{"lookup_max_failures": 3}], ids=["3-wrong"])
+async def test_a_new_code_from_the_center_ends_the_wait_and_resolves_its_alert(
+    api: Api, audit_time: _AuditTime
+) -> None:
+    dispute = await api.intake()
     for n in range(3):
-        refused = await _lookup(api, dispute, "WRONGCD2", address=f"198.51.100.{n + 1}")
-        assert refused.status_code == 404, refused.text
-    # Locked: the right code is refused too, from an address that never guessed, and exactly as a
-    # number that names no case is.
-    locked = await _lookup(api, dispute, right, address="203.0.113.9")
-    unknown = await _lookup(api, {"case_number": "330681-2026-999999"}, right, address="203.0.113.9")
-    assert locked.status_code == unknown.status_code == 404
-    assert locked.json() == unknown.json()
-    assert "受理窗口重新获取查询码" in locked.json()["detail"]
+        assert (await _lookup(api, dispute, "WRONGCD2", address=f"198.51.100.{n + 1}")).status_code == 404
+    assert (await _lookup(api, dispute, dispute["query_code"], address="203.0.113.9")).status_code == 404
+    [alert] = await _query_code_alerts(api, dispute)
 
-    # The center is asked for a new code, once.
-    listed = await api.client.get("/v1/alerts", params={"kind": "query_code"}, headers=api.auth("supervisor"))
-    assert listed.status_code == 200, listed.text
-    [alert] = [a for a in listed.json()["items"] if a["case_count"] == 1]
-    assert dispute["case_number"] in alert["title"] and alert["status"] == "open"
-
+    audit_time.passes(0.5)  # still within the first wait
     dispute = await api.get(dispute)
     reissued = await api.client.post(
         f"/v1/disputes/{dispute['id']}/query-code",
@@ -233,6 +357,7 @@ async def test_wrong_codes_from_many_addresses_lock_the_case_until_the_center_gi
         headers={**api.auth("clerk"), "If-Match": f'"{dispute["version"]}"'},
     )
     assert reissued.status_code == 200, reissued.text
+    audit_time.passes(0.1)
     new = reissued.json()["query_code"]
     assert (await _lookup(api, dispute, new, address="203.0.113.9")).status_code == 200
     after = await api.client.get(f"/v1/alerts/{alert['id']}", headers=api.auth("supervisor"))
@@ -240,43 +365,125 @@ async def test_wrong_codes_from_many_addresses_lock_the_case_until_the_center_gi
 
 
 @pytest.mark.parametrize("overrides", [{"lookup_max_failures": 3}], ids=["3-wrong"])
-async def test_a_lookup_found_locked_asks_for_a_new_code_when_the_wrong_codes_passed_the_limit_unseen(
-    api: Api,
+async def test_a_wait_asks_for_a_new_code_when_the_wrong_codes_passed_the_free_ones_unseen(
+    api: Api, audit_time: _AuditTime
 ) -> None:
     """Wrong codes given at the same moment each read the count before the others' refusals were
-    recorded, and may carry it past the limit with none of them the one that reached it: the next
-    refusal, finding the lookup locked, asks for a new code."""
+    recorded, and may carry it past the free ones with none of them the one that used up the last:
+    the next refusal, finding the case waiting, asks for a new code."""
     dispute = await api.intake()
     case_id = (await api.get(dispute))["id"]
-    # Four refusals recorded as the lookup records them, none of which raised the alert.
-    wrong = AuditEntry.by(
-        Principal(role=Role.party, id="anonymous@198.51.100.1", kind="anonymous"),
-        "status_lookup",
-        "denied",
-        object_type="dispute",
-        object_id=case_id,
-        status_code=404,
-        client_address="198.51.100.1",
-        details={"case_number": dispute["case_number"], "method": "POST", "path": "/v1/status-lookup"},
-    )
     async with api.app.state.db.writer() as session, session.begin():
-        await append(session, [wrong] * 4, utcnow())
-
-    async def alerts() -> list[dict[str, Any]]:
-        listed = await api.client.get(
-            "/v1/alerts", params={"kind": "query_code"}, headers=api.auth("supervisor")
-        )
-        assert listed.status_code == 200, listed.text
-        return [a for a in listed.json()["items"] if dispute["case_number"] in a["title"]]
-
-    assert await alerts() == []
+        await append(session, _wrong_codes(case_id, dispute["case_number"], 4), audit_time.at)
+    assert await _query_code_alerts(api, dispute) == []
     assert (await _lookup(api, dispute, "WRONGCD2", address="198.51.100.2")).status_code == 404
-    [alert] = await alerts()
+    [alert] = await _query_code_alerts(api, dispute)
     assert alert["status"] == "open"
     # Asked once: the refusals after it leave the alert as it is.
     assert (await _lookup(api, dispute, dispute["query_code"], address="198.51.100.3")).status_code == 404
-    [again] = await alerts()
+    [again] = await _query_code_alerts(api, dispute)
     assert again["id"] == alert["id"] and again["version"] == alert["version"]
+
+
+def test_the_waits_keep_the_query_codes_out_of_reach() -> None:
+    """The arithmetic of disputes/lookup.py: with the defaults, under 120,000 codes of one case are
+    examined in a year, of 32^8 codes."""
+    defaults = Settings.model_fields
+    free = defaults["lookup_max_failures"].default
+    longest = timedelta(seconds=defaults["lookup_max_wait_seconds"].default)
+    counted = lookup.counted_failures(free, longest)
+    waits = [lookup.wait_after(n, free, longest) for n in range(counted + 5)]
+    assert waits[:free] == [timedelta(0)] * free
+    assert waits[free : free + 3] == [timedelta(seconds=1), timedelta(seconds=2), timedelta(seconds=4)]
+    # The count reads as many wrong codes as it takes to reach the longest wait, no more.
+    assert waits[counted - 1] < longest
+    assert waits[counted:] == [longest] * 5
+    ramp = len([w for w in waits if timedelta(0) < w < longest])
+    year = timedelta(days=365)
+    examined = year / longest + 365 * (free + ramp)
+    space = len(service.QUERY_CODE_ALPHABET) ** service.QUERY_CODE_LENGTH
+    assert examined < 120_000 and examined / space < 1.1e-7
+
+
+# ---- a refusal tells nothing ----------------------------------------------------------------------
+
+
+async def _answered(
+    api: Api, case_number: str, code: str, address: str
+) -> tuple[httpx.Response, list[str], list[str]]:
+    """The answer, the statements run before it was sent, and those run after."""
+    before: list[str] = []
+    after: list[str] = []
+    answered = False
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        (after if answered else before).append(statement)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        async def noting(message: Any) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+            await send(message)
+
+        await api.app(scope, receive, noting)
+
+    db = api.app.state.db
+    engines = {db.engine.sync_engine, db.write_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", note)
+    try:
+        async with _from(app, address) as party:
+            response = await party.post(
+                "/v1/status-lookup", json={"case_number": case_number, "query_code": code}
+            )
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", note)
+    return response, before, after
+
+
+@pytest.mark.parametrize("overrides", [{"lookup_max_failures": 2}], ids=["2-wrong"])
+async def test_an_unknown_number_a_wrong_code_and_a_wait_answer_alike_after_the_same_work(
+    api: Api, audit_time: _AuditTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same answer, and before it the same statements and one check of the code each: how long
+    it takes does not tell which numbers name cases, nor which are being guessed at. The alert a
+    wait asks for is asked after the answer is sent."""
+    guessed, other = await api.intake(), await api.intake()
+    for n in range(2):
+        assert (await _lookup(api, guessed, "WRONGCD2", address=f"198.51.100.{n + 1}")).status_code == 404
+    checks: list[str] = []
+    verify = getattr(service, "verify_query_code", None)
+
+    def counted(case_number: str, code: str, expected: str) -> bool:
+        checks.append(case_number)
+        assert verify is not None
+        return verify(case_number, code, expected)
+
+    monkeypatch.setattr(service, "verify_query_code", counted, raising=False)
+    unknown = await _answered(api, "330681-2026-999999", guessed["query_code"], "203.0.113.7")
+    wrong = await _answered(api, other["case_number"], "WRONGCD2", "203.0.113.8")
+    waiting = await _answered(api, guessed["case_number"], guessed["query_code"], "203.0.113.9")
+
+    answers = [response for response, _, _ in (unknown, wrong, waiting)]
+    assert {r.status_code for r in answers} == {404}
+    assert answers[0].json() == answers[1].json() == answers[2].json()
+    for response in answers:
+        assert "retry-after" not in response.headers
+    shown = [{k: v for k, v in r.headers.items() if k not in ("x-request-id", "date")} for r in answers]
+    assert shown[0] == shown[1] == shown[2]
+
+    statements = [before for _, before, _ in (unknown, wrong, waiting)]
+    assert statements[0] and statements[0] == statements[1] == statements[2]
+    # The code is checked once on each path, against a hash no code has where there is no case or
+    # the wait has not passed.
+    assert checks == ["330681-2026-999999", other["case_number"], guessed["case_number"]]
+    # Which tells a party sure of the code to try again in a while.
+    assert "几分钟后再试" in answers[0].json()["detail"]
+    # The wait's refusal asked for the alert, once its answer was out.
+    assert waiting[2] and not unknown[2]
+    assert len(await _query_code_alerts(api, guessed)) == 1
 
 
 @pytest.mark.parametrize("overrides", [{"lookup_max_failures": 3}], ids=["3-wrong"])

@@ -28,7 +28,7 @@ class AlertOut(BaseModel):
     id: uuid.UUID
     kind: str = Field(
         description="risk (words of violence, self-harm, gathering, marked dangerous at intake, or flagged "
-        "by staff on the case) | cluster | repeat | query_code (a case's status lookup locked by wrong "
+        "by staff on the case) | cluster | repeat | query_code (a case's status lookup slowed by wrong "
         "query codes: give the party a new code, which resolves it)"
     )
     level: str = Field(description="immediate | high | normal")

@@ -770,21 +770,21 @@ class AlertService:
 
     # ---- a party's query code -------------------------------------------------------------------
 
-    async def query_code_locked(self, dispute: Dispute, failures: int, hours: int) -> Alert | None:
-        """Ask the center for a new query code: the case's status lookup is locked after `failures`
-        wrong codes within `hours` (disputes.lookup). The lock lifts by itself once those codes are
-        older than the window (a stranger guessing can lock anyone's lookup, so it must), or at once
-        when the center gives a new code at the window to a party who shows who they are. One alert
-        per case while it is open, raised by the refusal that locked the lookup or by any refused
-        while it is locked, and left as it is by those after; it lands on the case's timeline as
-        every alert does. Only the new code resolves it (`query_code_reissued`): it may stay open
-        after the window has let the lookup open again, for the party may still need a new code.
-        Nothing of the codes tried, nor of the addresses they came from, which the audit trail
-        keeps."""
+    async def query_codes_guessed(self, dispute: Dispute, failures: int, hours: int) -> Alert | None:
+        """Ask the center for a new query code: `failures` wrong codes within `hours` were given for
+        the case, and its status lookup now examines a code only after a wait (disputes.lookup), which
+        keeps a party trying meanwhile out as well as a stranger guessing. The waits end by themselves
+        (a stranger guessing can slow anyone's lookup, so they must), or at once when the center
+        gives a new code at the window to a party who shows who they are. One alert per case while
+        it is open, raised by the wrong code that began the waits or by any refusal after it, and
+        left as it is by those after; it lands on the case's timeline as every alert does. Only the
+        new code resolves it (`query_code_reissued`): it may stay open after the party has got in,
+        for the code may be known to the guesser. Nothing of the codes tried, nor of the addresses
+        they came from, which the audit trail keeps."""
         key = f"{titles.QUERY_CODE}:{dispute.id}"
         alert = await self._open(key)
         if alert is not None:
-            # Asked already: every refusal of a locked lookup asks, and changes nothing here.
+            # Asked already: every refusal once the waits have begun asks, and changes nothing here.
             return alert
         finding = Finding(
             titles.QUERY_CODE,

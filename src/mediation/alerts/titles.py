@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # The key in an alert's details that holds what its title says; internal, not part of the details
 # the API answers.
 TITLE_VALUES = "title_values"
-# The kind of alert that asks the center for a new query code (`AlertService.query_code_locked`).
+# The kind of alert that asks the center for a new query code (`AlertService.query_codes_guessed`).
 QUERY_CODE = "query_code"
 
 # The reason a risk alert gives when the clerk registering the case marked it as dangerous.
@@ -107,12 +107,14 @@ def repeat(cases: int) -> Text:
 
 
 def query_code(values: Mapping[str, Any]) -> Text:
-    """A case whose status lookup was locked by wrong query codes, and what the center does."""
+    """A case whose status lookup was slowed by wrong query codes, and what the center does."""
     number, failures, hours = values["case_number"], values["failures"], values["hours"]
     return Text(
-        f"查询码锁定: {number} {hours} 小时内查询码输错 {failures} 次, 已暂停查询; 请核实当事人身份后重新生成查询码",
-        f"Query code locked: {number} had {failures} wrong query codes within {hours} hours and its "
-        "lookup is stopped; give the party a new code once you have checked who they are",
+        f"查询码多次输错: {number} {hours} 小时内查询码输错 {failures} 次, 查询已放慢 (每次须等待); "
+        "当事人前来的, 请核实身份后重新生成查询码",
+        f"Query code guessed at: {number} had {failures} wrong query codes within {hours} hours and its "
+        "lookup is slowed down (a wait before each code); when the party comes, give a new code once "
+        "you have checked who they are",
     )
 
 

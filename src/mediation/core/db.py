@@ -341,26 +341,6 @@ def release_on_rollback(request: Request) -> list[Callable[[], Awaitable[None]]]
     return releases
 
 
-def after_rollback(request: Request) -> list[Callable[[], Awaitable[None]]]:
-    """What the request does in transactions of its own once its unit of work rolled back and the
-    refusal was audited (an alert a refused request raises): not a claim to give back. Each runs
-    once, in order; one that fails is logged and the rest still run."""
-    steps: list[Callable[[], Awaitable[None]]] | None = getattr(request.state, "after_rollback", None)
-    if steps is None:
-        steps = request.state.after_rollback = []
-    return steps
-
-
-async def _run_after_rollback(request: Request) -> None:
-    steps = after_rollback(request)
-    while steps:
-        step = steps.pop(0)
-        try:
-            await step()
-        except Exception:
-            log.warning("a step after a rolled-back request failed", exc_info=True)
-
-
 async def _give_back_claims(request: Request) -> None:
     releases = release_on_rollback(request)
     while releases:
@@ -544,15 +524,12 @@ class UnitOfWorkRoute(HeadServingRoute):
                     }
                 if auditor and isinstance(exc, Exception):
                     await auditor.failed(request, _status_of(exc))
-                if isinstance(exc, Exception):
-                    await _run_after_rollback(request)
                 raise
             if response.status_code >= 400:
                 await session.rollback()
                 await _give_back_claims(request)
                 if auditor:
                     await auditor.failed(request, response.status_code, response)
-                await _run_after_rollback(request)
                 return response
             if reading and auditor:
                 await auditor.read(request, response)

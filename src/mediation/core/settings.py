@@ -162,22 +162,32 @@ class Settings(BaseSettings):
         description="Per client address, for sign-in and the party status lookup (there, wrong answers only).",
     )
     # Per case, in the database, so that every process counts alike: a guesser spreading attempts
-    # over many addresses is stopped at the case, and the center is asked to give a new code.
+    # over many addresses is slowed down at the case, and the center is asked to give a new code.
     lookup_max_failures: int = Field(
         default=10,
         ge=1,
         le=1000,
         description="Wrong query codes for one case, within `lookup_failure_window_hours` and since the "
-        "last right one or the last new code, that lock its lookup: until enough of them are older "
-        "than the window (a stranger guessing can lock anyone's lookup, so the lock lifts by itself), or "
-        "until the center gives a new code.",
+        "last right one or the last new code, after which each further code is examined only once a "
+        "wait has passed since the last wrong one: 1 s, doubling with every further wrong code, up to "
+        "`lookup_max_wait_seconds` (a stranger guessing can slow anyone's lookup, so the wait is short "
+        "and the right code gets in once it has passed). A code given during the wait is refused "
+        "unexamined and lengthens nothing.",
     )
     lookup_failure_window_hours: int = Field(
         default=24,
         ge=1,
         le=24 * 30,
-        description="How far back wrong query codes count towards the lock: a lock lifts by itself "
-        "once its wrong codes are older than this.",
+        description="How far back wrong query codes count towards the waits: once they are older than "
+        "this, a case's lookup answers without a wait again.",
+    )
+    lookup_max_wait_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="The longest wait between two examined query codes of one case once "
+        "`lookup_max_failures` wrong ones were given (disputes/lookup.py: with 8 characters of 32, "
+        "one code a wait keeps guessing out of reach).",
     )
     # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's
     # forwarded_allow_ips: addresses or networks, comma-separated, or "*"). The client address is

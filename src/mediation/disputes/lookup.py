@@ -7,10 +7,43 @@ last day to apply for enforcement: the handoff's facts, none of them personal da
 
 Wrong query codes are counted per case in the audit trail, which every process writes (the refused
 lookup's record names the case its number names, through the index on `object_id`, `action`,
-`occurred_at`): enough of them within a sliding window lock the case's lookup, whichever addresses
-they came from, until they are older than the window or the center gives a new code. The lock lifts by itself because a stranger
-guessing can lock anyone's lookup; the alert that asks the center for a new code stays open until
-the new code is given, also after the window has let the lookup open again.
+`occurred_at`), whichever addresses they came from. The first `lookup_max_failures` of them within
+the window cost nothing; after them, each further code is examined only once a wait has passed
+since the last wrong one: 1 s, doubling with every further wrong code, up to
+`lookup_max_wait_seconds` (`wait_after`). A code given during the wait is refused unexamined, right
+or wrong, and is recorded as such (`WAITED`): it does not count, so it lengthens no wait, and a
+party who tries again during one is not kept out by trying. A right code once the wait has passed
+starts the count again, as does a new code from the center.
+
+No lock, then, that a stranger could set: anyone who knows a case number (they are sequential and
+printed on papers) could lock the real party out for as long as a lock lasts, again and again. A
+burst of wrong codes now keeps the right one out for at most the longest wait after the burst ends.
+One who keeps guessing without end still takes each wait's turn, and the party with it, while they
+go on: the party and the stranger cannot be told apart, and the alert to the center (kind
+`query_code`, raised once the waits begin and left open until a new code is given) is what answers
+that.
+
+Why guessing stays hopeless: a code is 8 characters of 32 (`service.QUERY_CODE_ALPHABET`), 32^8 =
+2^40, about 1.1 * 10^12 codes. With the defaults (10 free, waits of 1 s doubling up to 300 s) one
+case's codes are examined at most once every 300 s once the waits reached their longest:
+365 * 86,400 / 300 = 105,120 a year, plus the free ones and the shorter waits (19) after each window
+(24 h) without a wrong code, at most 6,935 more: under 120,000 a year, a chance of about 1 in 9 million
+(1.1 * 10^-7) a year to find one case's code. Codes sent at the very moment a wait ends are each
+examined (each reads the count before the others' refusals are recorded): a guesser holding 1,000
+addresses, each within the per-address limit, would come to about 1 in 10,000 a year; at the
+shortest setting (a wait of 1 s), 3.2 * 10^7 a year, about 1 in 35,000.
+
+What a refusal tells: nothing of why. A number that names no case, a wrong code and a code refused
+during a wait answer the same 404 with the same words (`WRONG_CODE`, which tells a party sure of
+the code to try again in a few minutes), and no Retry-After: a wait told only where the case exists
+would tell a guesser which numbers name cases, and telling it for numbers naming none as well (a
+wait keyed by the number asked) would keep a count for every number anyone types, to hide what the
+same 404 hides already. The per-address limit (`anonymous_rate_limit_per_minute`, wrong answers
+only) bounds what one address may ask, whatever it asks. The three refusals take the same steps before
+answering (`DisputeService.lookup_status`): the case read by its number, the same count of its
+wrong codes (for a number naming no case, of the all-zero id, which has none), the given code
+hashed and compared once (against a dummy hash where there is no case, or where the wait has not
+passed); the alert, which only some of them ask for, is asked after the answer is sent.
 """
 
 from __future__ import annotations
@@ -31,13 +64,16 @@ from mediation.disputes.models import Dispute
 from mediation.handoffs.ledger import open_step_due
 from mediation.handoffs.models import Handoff
 
-# The refusal, the same whether the number names no case, the code is wrong, or the case's lookup is
-# locked: which of them it was is not told (the number's existence would leak). It says what to do
-# in the one case a party holding the receipt meets it.
+# The refusal, the same whether the number names no case, the code is wrong, or the case's wait has
+# not passed: which of them it was is not told (the number's existence would leak). It says what to
+# do in the cases a party holding the receipt meets it: try again in a few minutes (after someone
+# else's wrong codes), or get a new code.
 WRONG_CODE = Text(
-    "案件编号或查询码不正确。请核对受理回执; 查询码遗失或多次输错无法查询的, 请携带身份证件到受理窗口重新获取查询码",
-    "Case number or query code is wrong. Check the intake receipt; if the code is lost or no longer "
-    "works after several wrong tries, bring your identity document to the intake window for a new code",
+    "案件编号或查询码不正确, 或该案件近期查询码输错次数较多。请核对受理回执, 确认无误的请几分钟后再试; "
+    "查询码遗失或一直无法查询的, 请携带身份证件到受理窗口重新获取查询码",
+    "Case number or query code is wrong, or the case had many wrong codes lately. Check the intake "
+    "receipt; if both are right, try again in a few minutes. If the code is lost or still does not "
+    "work, bring your identity document to the intake window for a new code",
 )
 
 # The audit actions of a lookup, the API's route and the page's: the audit record names a request by
@@ -46,34 +82,67 @@ WRONG_CODE = Text(
 API_LOOKUP = "status_lookup"
 PAGE_LOOKUP = "lookup"
 LOOKUP_ACTIONS = (API_LOOKUP, PAGE_LOOKUP)
+# A lookup refused during its case's wait, its code unexamined, is recorded under a name of its own
+# (`request.state.audit_action`): not counted among the wrong codes, it lengthens no wait.
+WAITED = {API_LOOKUP: "status_lookup_waited", PAGE_LOOKUP: "lookup_waited"}
 # The center giving a new code (the API's route and the case page's form, both named so): wrong
 # codes before it no longer count.
 REISSUE = "reissue_query_code"
 REISSUE_ACTIONS = (REISSUE,)
+# The first wait once the free wrong codes are used up; each further wrong code doubles it.
+FIRST_WAIT = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """A lookup's answer: the case when the code was right; otherwise, the case the number names
-    (None when it names none), whether its lookup was locked already, and whether this wrong code
-    locked it."""
+    (None when it names none), whether the code was refused unexamined because the case's wait had
+    not passed (`waiting`), whether with this wrong code the free ones are used up and the next
+    code waits (`slowed`), and the wrong codes counted, this one included."""
 
     dispute: Dispute | None
     case_id: uuid.UUID | None = None
-    locked: bool = False
-    locks_now: bool = False
+    waiting: bool = False
+    slowed: bool = False
     failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failures:
+    """A case's wrong codes within the window since the last right one or new code: how many
+    (counted up to a limit) and when the last was given."""
+
+    count: int
+    last_at: datetime | None
+
+
+def counted_failures(free: int, longest: timedelta) -> int:
+    """How many wrong codes the count reads at most: enough to know the wait reached its longest."""
+    return free + int(longest / FIRST_WAIT).bit_length()
+
+
+def wait_after(failures: int, free: int, longest: timedelta) -> timedelta:
+    """How long after the last wrong code the next code is examined: none while free wrong codes
+    remain, then `FIRST_WAIT` doubling with each further one, up to `longest`."""
+    if failures < free:
+        return timedelta(0)
+    beyond = failures - free
+    if beyond >= int(longest / FIRST_WAIT).bit_length():
+        return longest
+    return min(longest, FIRST_WAIT * (1 << beyond))
 
 
 async def recent_failures(
     session: AsyncSession, case_id: uuid.UUID | None, now: datetime, window: timedelta, limit: int
-) -> int:
+) -> Failures:
     """Wrong codes given for the case within `window`, since the last right one and the last new
-    code within it, counted up to `limit`. Both read only the window's records of the case's
-    lookups and new codes (the index on `object_id`, `action`, `occurred_at`), not the case's whole
-    history nor every lookup. Run for a number that names no case too, as the all-zero id, so that
-    the refusal takes the same steps; not in the same time: that id has no records, and a case
-    guessed at has some, so the two may differ by the reading of those few index entries."""
+    code within it, counted up to `limit`, and the time of the last. Both read only the window's
+    records of the case's lookups and new codes (the index on `object_id`, `action`, `occurred_at`),
+    not the case's whole history nor every lookup; codes refused unexamined during a wait are
+    recorded under other actions (`WAITED`) and not read. Run for a number that names no case too,
+    as the all-zero id, so that every refusal runs the same statement; not in the same time: that id
+    has no records, and a case guessed at has some, so the two may differ by the reading of those
+    few index entries."""
     object_id = str(case_id or uuid.UUID(int=0))
     of_case = AuditRecord.object_id == object_id
     since = now - window
@@ -88,7 +157,7 @@ async def recent_failures(
         .scalar_subquery()
     )
     failed = (
-        select(AuditRecord.seq)
+        select(AuditRecord.occurred_at)
         .where(
             of_case,
             AuditRecord.action.in_(LOOKUP_ACTIONS),
@@ -96,10 +165,14 @@ async def recent_failures(
             AuditRecord.occurred_at > since,
             AuditRecord.occurred_at > func.coalesce(reset, since),
         )
+        .order_by(AuditRecord.occurred_at.desc())
         .limit(limit)
         .subquery()
     )
-    return int(await session.scalar(select(func.count()).select_from(failed)) or 0)
+    row = (
+        await session.execute(select(func.count(), func.max(failed.c.occurred_at)).select_from(failed))
+    ).one()
+    return Failures(int(row[0] or 0), row[1])
 
 
 # ---- the case at a court or commission --------------------------------------------------------------

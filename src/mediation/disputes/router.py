@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field
 
-from mediation.core.db import UnitOfWorkRoute, after_rollback, session_of
+from mediation.core.db import UnitOfWorkRoute, session_of
 from mediation.core.errors import (
     Conflict,
     DuplicateExternalReference,
@@ -24,7 +24,14 @@ from mediation.core.errors import (
     StaleVersion,
     problem_responses,
 )
-from mediation.core.http import BY_CREDENTIAL, etag_for, not_modified, not_modified_response, sends
+from mediation.core.http import (
+    BY_CREDENTIAL,
+    after_response,
+    etag_for,
+    not_modified,
+    not_modified_response,
+    sends,
+)
 from mediation.core.i18n import Text
 from mediation.core.idempotency import run_idempotent
 from mediation.core.pii import redact_text
@@ -39,6 +46,7 @@ from mediation.disputes.lifecycle import STATUS_LABELS, Action, Status
 from mediation.disputes.lookup import (
     API_LOOKUP,
     REISSUE,
+    WAITED,
     WRONG_CODE,
     HandoffView,
     Lookup,
@@ -724,11 +732,13 @@ async def reissue_query_code(
     description=(
         "Case number and the query code from the intake receipt. Answers no personal data. Limited "
         "per client address (wrong answers only) and per case: after `lookup_max_failures` wrong "
-        "codes within `lookup_failure_window_hours`, the case's lookup answers 404 whatever code is "
-        "given, until those wrong codes are older than the window (the lock lifts by itself) or the "
-        "center gives a new code; the center is alerted (kind `query_code`), and the alert stays open "
-        "until the new code is given. A number that names no case, a wrong code and a locked lookup "
-        "answer alike."
+        "codes within `lookup_failure_window_hours`, a further code for the case is examined only "
+        "once a wait has passed since the last wrong one (1 s, doubling with each further wrong code, "
+        "up to `lookup_max_wait_seconds`); one given before is refused unexamined, right or wrong, "
+        "and lengthens no wait. The center is alerted (kind `query_code`), and the alert stays open "
+        "until a new code is given, which, as a right code does, starts the count again. A number "
+        "that names no case, a wrong code and a code refused during a wait answer alike (the same "
+        "404, no Retry-After)."
     ),
     responses=problem_responses(NotFound),
     tags=["public"],
@@ -756,11 +766,12 @@ async def status_lookup(request: Request, data: StatusLookupIn, svc: Service) ->
 
 async def looked_up(request: Request, svc: DisputeService, data: StatusLookupIn) -> Lookup:
     """The lookup, for the API and the page alike. Anonymous: the limit per address (an IPv6 one by
-    its /64) keeps query codes from being guessed; a right code gives its turn back, so that a
-    party checking often is not kept out. A refusal for a case that exists is recorded against it
-    (the count of wrong codes that locks its lookup, `DisputeService.lookup_status`); one that
-    locks it, or finds it locked, asks the center for a new code, in a transaction of its own once
-    the request has rolled back and its refusal is recorded."""
+    its /64) bounds what one guesser asks; a right code gives its turn back, so that a party checking
+    often is not kept out. A refusal for a case that exists is recorded against it: a wrong code
+    among the count that brings on the case's waits (`DisputeService.lookup_status`), a code refused
+    unexamined during one under an action of its own (`WAITED`), which the count does not read.
+    Either, once the waits have begun, asks the center for a new code, in a transaction of its own
+    once the answer is sent: the refusals that ask and those that do not answer in the same time."""
     limiter, bucket = (
         identity_of(request).anonymous_limiter,
         f"lookup:{caller_network(client_address(request))}",
@@ -775,26 +786,27 @@ async def looked_up(request: Request, svc: DisputeService, data: StatusLookupIn)
         return found
     case_id, failures = found.case_id, found.failures
     request.state.audit_object = ("dispute", case_id)
-    if found.locked:
-        request.state.audit_details = {**request.state.audit_details, "lookup_locked": True}
-    if found.locks_now:
-        request.state.audit_details = {**request.state.audit_details, "lookup_locked_now": True}
-    if found.locked or found.locks_now:
-        # Every refusal of a locked lookup asks, not only the one that counted up to the limit:
+    if found.waiting:
+        route = getattr(request.scope.get("route"), "name", API_LOOKUP)
+        request.state.audit_action = WAITED.get(route, WAITED[API_LOOKUP])
+    if found.slowed:
+        request.state.audit_details = {**request.state.audit_details, "lookup_slowed": True}
+    if found.waiting or found.slowed:
+        # Every refusal once the waits have begun asks, not only the wrong code that began them:
         # wrong codes given at the same moment each read the count before the others' refusals were
-        # recorded, and may all pass the limit unseen. The alert is one per case while open (its
-        # key, taken under the case's lock), so asking again changes nothing.
+        # recorded, and may all pass it unseen. The alert is one per case while open (its key, taken
+        # under the case's lock), so asking again changes nothing.
         app = request.app
 
         async def ask_for_new_code() -> None:
-            await alert_locked_lookup(app, case_id, failures)
+            await alert_guessed_lookup(app, case_id, failures)
 
-        after_rollback(request).append(ask_for_new_code)
+        after_response(request).append(ask_for_new_code)
     return found
 
 
-async def alert_locked_lookup(app: Any, case_id: uuid.UUID, failures: int) -> None:
-    """The alert that asks the center for a new query code (`AlertService.query_code_locked`)."""
+async def alert_guessed_lookup(app: Any, case_id: uuid.UUID, failures: int) -> None:
+    """The alert that asks the center for a new query code (`AlertService.query_codes_guessed`)."""
     from mediation.alerts.service import AlertService  # it builds on the disputes service
 
     settings = app.state.settings
@@ -802,7 +814,9 @@ async def alert_locked_lookup(app: Any, case_id: uuid.UUID, failures: int) -> No
         svc = DisputeService(session, app.state.clock, settings, app.state.identity.cipher)
         dispute = await session.get(Dispute, case_id, with_for_update=True)
         if dispute is not None:
-            await AlertService(svc).query_code_locked(dispute, failures, settings.lookup_failure_window_hours)
+            await AlertService(svc).query_codes_guessed(
+                dispute, failures, settings.lookup_failure_window_hours
+            )
 
 
 def lookup_handoff_out(handoff: HandoffView | None) -> StatusLookupHandoff | None:

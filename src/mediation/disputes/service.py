@@ -87,7 +87,7 @@ from mediation.disputes.lifecycle import (
     Status,
     Transition,
 )
-from mediation.disputes.lookup import Lookup, recent_failures
+from mediation.disputes.lookup import Lookup, counted_failures, recent_failures, wait_after
 from mediation.disputes.models import (
     Assignment,
     CaseLink,
@@ -134,7 +134,9 @@ from mediation.triage.engine import Facts, higher_tier, required_tier
 from mediation.triage.service import TriageService, facts_of, snapshot
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
-QUERY_CODE_LENGTH = 8  # 32^8, about 10^12: with the lookup's limit per address, not to be guessed
+QUERY_CODE_LENGTH = (
+    8  # 32^8, about 10^12: with the lookup's waits per case, not to be guessed (disputes.lookup)
+)
 
 # The body/court/commission an action names, by payload field.
 TARGET_FIELD = {
@@ -206,6 +208,16 @@ def new_query_code() -> str:
 
 def hash_query_code(case_number: str, code: str) -> str:
     return hashlib.sha256(f"{case_number}:{code.strip().upper()}".encode()).hexdigest()
+
+
+# The hash the lookup compares a code with where it examines none (no case, or a wait): no code has it.
+NO_CODE = "0" * 64
+
+
+def verify_query_code(case_number: str, code: str, expected: str) -> bool:
+    """Whether `code` is the one whose hash is `expected`: the one check of a code the lookup makes,
+    on every path alike (disputes.lookup)."""
+    return hmac.compare_digest(expected, hash_query_code(case_number, code))
 
 
 @dataclass(slots=True)
@@ -740,27 +752,40 @@ class DisputeService:
         """The case a party looks up with its number and query code (`Lookup.dispute`), or the
         refusal's facts. Wrong codes for one case are counted in the audit trail, from whatever
         addresses they came: once `lookup_max_failures` of them were given within the window since
-        the last right one (or the last new code), the case's lookup is refused whatever code is
-        given, until enough of them are older than the window (the lock lifts by itself: a stranger
-        guessing can lock anyone's lookup) or the center gives a new code (`reissue_query_code`). A number that names no case,
-        a wrong code and a locked lookup are answered alike (`WRONG_CODE`), and take the same steps,
-        so that a guesser learns of no case number."""
+        the last right one (or the last new code), a further code is examined only when a wait has
+        passed since the last wrong one (`lookup.wait_after`, at most `lookup_max_wait_seconds`), and
+        one given before is refused unexamined (`Lookup.waiting`): no lock a stranger guessing could
+        set on the party. A number that names no case, a wrong code and a code refused during a wait
+        are answered alike (`WRONG_CODE`), and take the same steps (the case read, the count read,
+        the code hashed and compared once), so that a guesser learns of no case number
+        (disputes/lookup.py)."""
         dispute = await self.session.scalar(select(Dispute).where(Dispute.case_number == case_number.strip()))
-        expected = dispute.query_code_hash if dispute else "0" * 64
-        given = hash_query_code(case_number, query_code)
-        most = self.settings.lookup_max_failures
+        free = self.settings.lookup_max_failures
+        longest = timedelta(seconds=self.settings.lookup_max_wait_seconds)
         window = timedelta(hours=self.settings.lookup_failure_window_hours)
         # The audit trail's own time, which its records are written in (not the service's clock).
+        now = utcnow()
         failures = await recent_failures(
-            self.session, dispute.id if dispute else None, utcnow(), window, most
+            self.session, dispute.id if dispute else None, now, window, counted_failures(free, longest)
         )
-        right = hmac.compare_digest(expected, given)
+        last = failures.last_at
+        # No wait while free wrong codes remain, even after a record stamped a little ahead of this
+        # process's clock (by another process's).
+        waiting = (
+            failures.count >= free
+            and last is not None
+            and now < last + wait_after(failures.count, free, longest)
+        )
+        # Hashed and compared once whatever follows: against a hash no code has where there is no
+        # case, or where the wait has not passed and the code goes unexamined.
+        expected = dispute.query_code_hash if dispute is not None and not waiting else NO_CODE
+        right = verify_query_code(case_number, query_code, expected)
         if dispute is None:
             return Lookup(None)
-        if failures >= most:
-            return Lookup(None, dispute.id, locked=True, failures=failures)
+        if waiting:
+            return Lookup(None, dispute.id, waiting=True, failures=failures.count)
         if not right:
-            return Lookup(None, dispute.id, locks_now=failures + 1 >= most, failures=failures + 1)
+            return Lookup(None, dispute.id, slowed=failures.count + 1 >= free, failures=failures.count + 1)
         return Lookup(dispute, dispute.id)
 
     def may_reissue_query_code(self, principal: Principal) -> bool:
@@ -774,8 +799,8 @@ class DisputeService:
         center's window gives it, as it gave the first at registration, after checking who asks.
         Only its hash is kept, in place of the old one, which stops working with this change. In any
         state: the lookup answers a declined, closed or archived case too (the route a declined
-        party was told to take, how the case ended). A lookup locked by wrong codes opens with the
-        new code (`lookup_status`), and the alert that asked for it is resolved. The code is
+        party was told to take, how the case ended). Wrong codes given before it no longer count
+        (`lookup_status`: no wait), and the alert that asked for it is resolved. The code is
         answered here once; the timeline, the event and the audit trail say that it was given again
         and why, never what it is."""
         if not self.may_reissue_query_code(principal):
@@ -794,7 +819,7 @@ class DisputeService:
             {"cause": data.cause.value},
             "query_code_reissued",
         )
-        # A lookup locked by wrong codes opens with the new one: the alert asking for it is resolved.
+        # Wrong codes before the new one no longer count: the alert asking for it is resolved.
         from mediation.alerts.service import AlertService  # it builds on this service
 
         await AlertService(self).query_code_reissued(dispute, principal)

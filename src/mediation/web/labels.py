@@ -206,7 +206,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "risk": "风险预警",
         "cluster": "群体性苗头",
         "repeat": "重复纠纷",
-        "query_code": "查询码锁定",
+        "query_code": "查询码多次输错",
     },
     "attention": {
         "triage_exhausted": "无合适调解组织承接, 待督办人员指定",
