@@ -16,13 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from mediation.clocks.scheduler import TickReport, tick
-from mediation.core.principal import Role
+from mediation.core.clock import FrozenClock
+from mediation.core.principal import Principal, Role
+from mediation.disputes.lifecycle import Action
+from mediation.disputes.schemas import ACTION_PAYLOADS
 from mediation.disputes.service import DisputeService
+from mediation.handoffs.models import Handoff
 from mediation.handoffs.service import HandoffService
 from tests.support import Api, pause_after, waits_on_a_lock
 from tests.test_handoff_deadlines import NEW_YEAR_2027, SPRING_FESTIVAL_2027
@@ -295,3 +299,43 @@ async def test_an_acceptance_posted_again_after_accepting_is_already_answered(ap
 
     assert again.status_code == 409, again.text
     assert again.json()["code"] == "already_answered"
+
+
+@ON_POSTGRESQL
+async def test_handoffs_made_outside_a_request_at_once_take_consecutive_numbers(api: Api) -> None:
+    """Two handoffs made at once outside a request (as `mediation demo` makes them: the service in a
+    writer session of its own, with no request's hooks to number them before commit) are numbered
+    one after the other under the journal head: the second waits for the first to commit, then
+    takes the next number. Neither is refused for a number the other took."""
+    cases = [await api.drive("agreement_signed") for _ in range(2)]
+    state = api.app.state
+    clock = FrozenClock(state.clock.now())
+
+    async def request_confirmation(session: Any, case: dict[str, Any]) -> Any:
+        service = DisputeService(session, clock, state.settings, state.identity.cipher)
+        mediator = Principal(Role.body_mediator, "maintenance", uuid.UUID(case["body_id"]))
+        payload = ACTION_PAYLOADS["request_confirmation"].model_validate(
+            api.payload("request_confirmation", case)
+        )
+        dispute = await service.apply(
+            uuid.UUID(case["id"]), Action.request_confirmation, payload, mediator, f'"{case["version"]}"'
+        )
+        return uuid.UUID(str(dispute.handoff["id"]))
+
+    async def second() -> uuid.UUID:
+        async with state.db.writer() as session, session.begin():
+            return await request_confirmation(session, cases[1])
+
+    async with state.db.writer() as session:
+        async with session.begin():
+            first = await request_confirmation(session, cases[0])
+            behind = asyncio.ensure_future(second())
+            assert await waits_on_a_lock(api, behind), "the second was numbered beside the first"
+        later = await asyncio.wait_for(behind, 10)
+
+    async with state.db.reader() as session:
+        numbers = {row.id: row.seq for row in await session.execute(select(Handoff.id, Handoff.seq))}
+    assert numbers[later] == numbers[first] + 1
+    court = api.auth("court", "court")
+    listed = await api.client.get("/v1/handoffs", headers=court)
+    assert [h["id"] for h in listed.json()["items"]] == [str(first), str(later)]

@@ -470,8 +470,13 @@ class Ledger:
 
     async def _number_now(self, handoff: Handoff) -> None:
         """Outside a request (demo data, maintenance commands) nothing numbers the handoff before
-        the commit: it takes the highest number plus one now (on SQLite under the write lock; on
-        PostgreSQL a concurrent one would be refused by the unique constraint, not skipped)."""
+        the commit: it takes the highest number plus one now, under the journal head as a request
+        does (`number_handoffs`), held from here until this transaction ends, so numbers are given
+        one transaction at a time on both paths and become visible in the order given. Without it,
+        on PostgreSQL, two such transactions at once, or one and a request committing meanwhile,
+        would read the same highest number and take the same next one: one of them refused by the
+        unique constraint, its work lost."""
+        await lock_journal(self.session)
         handoff.seq = ((await self.session.scalar(select(func.max(Handoff.seq)))) or 0) + 1
 
     def accept(self, handoff: Handoff, case_number: str, accepted_on: date, now: datetime) -> None:
