@@ -15,7 +15,7 @@ from mediation.audit.models import AuditRecord
 from mediation.events.models import OutboxEvent
 from mediation.handoffs.service import HandoffService
 from tests.support import Api
-from tests.test_handoffs import _actions, _confirm, _post, _problem
+from tests.test_handoffs import _actions, _confirm, _post, _problem, _reasons
 
 ACCEPT = {"decision": "accepted", "case_number": "(2026)浙0681民特5号", "note": "立案庭审查"}
 
@@ -242,3 +242,115 @@ async def test_a_repeated_answer_that_changed_something_after_all_is_audited_as_
     assert (await _post(api, handoff, "acceptance", ACCEPT)).status_code == 200
     after = await _written(api, dispute)
     assert after[3] == before[3] + 1  # the change's audit record
+
+
+async def test_an_extension_sent_again_as_recorded_answers_the_handoff_and_writes_nothing(api: Api) -> None:
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+    extension = {"days": 10, "reason": "案情复杂, 需进一步核实"}
+    first = await _post(api, handoff, "extension", extension)
+    assert first.status_code == 200, first.text
+    before = await _written(api, dispute)
+
+    again = await _post(api, handoff, "extension", extension)  # the ETag before the extension
+    assert again.status_code == 200, again.text
+    assert (again.json(), again.headers["etag"]) == (first.json(), first.headers["etag"])
+    assert (await _post(api, first.json(), "extension", extension)).status_code == 200
+    assert await _written(api, dispute) == before
+    assert len(_actions(await api.timeline(dispute), "extend_handoff")) == 1
+
+    # Another extension, the budget used: refused with the one recorded, whatever version it names.
+    others = [{**extension, "days": 5}, {**extension, "reason": "另一理由"}]
+    for other in others:
+        for sent_at in (handoff, first.json()):
+            problem = _problem(await _post(api, sent_at, "extension", other), 409, "conflict")
+            assert problem["code"] == "already_extended", other
+            assert (
+                problem["extended_days"],
+                problem["extension_reason"],
+                problem["status_now"],
+                problem["current_etag"],
+            ) == (10, extension["reason"], "accepted", first.headers["etag"])
+    assert await _written(api, dispute) == (before[0], before[1], before[2], before[3] + 2 * len(others))
+
+    # Ruled on since, the extension sent again is still the one recorded: the handoff as it stands.
+    ruled = await _post(api, first.json(), "decision", _confirm(api))
+    assert ruled.status_code == 200, ruled.text
+    late = await _post(api, handoff, "extension", extension)
+    assert late.status_code == 200, late.text
+    assert (late.json()["status"], late.headers["etag"]) == ("confirmed", ruled.headers["etag"])
+
+
+async def test_a_withdrawal_sent_again_after_the_request_was_withdrawn_writes_nothing(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    body = api.acting("body_mediator", dispute)
+    withdrawal = {"reason": "双方当事人撤回申请"}
+    first = await _post(api, handoff, "withdrawal", withdrawal, as_=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "withdrawn"
+    before = await _written(api, dispute)
+
+    again = await _post(api, handoff, "withdrawal", withdrawal, as_=body)  # the ETag before it
+    assert again.status_code == 200, again.text
+    assert (again.json(), again.headers["etag"]) == (first.json(), first.headers["etag"])
+    assert (await _post(api, first.json(), "withdrawal", withdrawal, as_=body)).status_code == 200
+    assert await _written(api, dispute) == before
+    assert len(_actions(await api.timeline(dispute), "withdraw_confirmation")) == 1
+
+    # Another withdrawal is refused with the one recorded, whatever version it names.
+    for sent_at in (handoff, first.json()):
+        refused = await _post(api, sent_at, "withdrawal", {"reason": "另一理由"}, as_=body)
+        problem = _problem(refused, 409, "conflict")
+        assert (problem["code"], problem["status_now"], problem["current_etag"]) == (
+            "handoff_settled",
+            "withdrawn",
+            first.headers["etag"],
+        )
+        assert problem["decision"]["reason"] == withdrawal["reason"]
+    assert await _written(api, dispute) == (before[0], before[1], before[2], before[3] + 2)
+
+
+@pytest.mark.parametrize("kind", ["judicial_confirmation", "litigation"])
+async def test_a_withdrawal_request_sent_again_while_it_waits_writes_nothing(api: Api, kind: str) -> None:
+    """Once the target accepted, the body's withdrawal is the parties' request for the target's
+    ruling (民诉法解释 Art. 357; 民事诉讼法 Art. 148): sent again the same, it is that request."""
+    if kind == "litigation":
+        dispute = await api.step(await api.drive("mediation_failed"), "refer_litigation")
+        body = api.acting("body_admin", dispute)
+    else:
+        dispute = await api.drive("confirmation_pending")
+        body = api.acting("body_mediator", dispute)
+    dispute = await api.target_accepts(dispute)
+    handoff = (await api.handoff(dispute))["handoff"]
+    applicant = next(p["id"] for p in dispute["parties"] if p["role"] == "applicant")
+    request = {"reason": "申请人与被申请人自行和解", "party_id": applicant}
+    first = await _post(api, handoff, "withdrawal", request, as_=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "accepted"
+    before = await _written(api, dispute)
+
+    again = await _post(api, handoff, "withdrawal", request, as_=body)  # the ETag before it
+    assert again.status_code == 200, again.text
+    assert (again.json(), again.headers["etag"]) == (first.json(), first.headers["etag"])
+    assert (await _post(api, first.json(), "withdrawal", request, as_=body)).status_code == 200
+    assert await _written(api, dispute) == before
+    assert len(_actions(await api.timeline(dispute), "request_withdrawal")) == 1
+
+    # Another reason, or no party named: another request, refused with the one waiting.
+    others = [{**request, "reason": "再次申请撤回"}, {"reason": request["reason"]}]
+    for other in others:
+        for sent_at in (handoff, first.json()):
+            problem = _problem(await _post(api, sent_at, "withdrawal", other, as_=body), 409, "conflict")
+            assert problem["code"] == "withdrawal_already_requested", other
+            assert (problem["status_now"], problem["requested_on"], problem["current_etag"]) == (
+                "accepted",
+                api.today.isoformat(),
+                first.headers["etag"],
+            )
+    assert await _written(api, dispute) == (before[0], before[1], before[2], before[3] + 2 * len(others))
+
+    if kind == "judicial_confirmation":
+        # The court's own withdrawal is its ruling, never the parties' request sent again.
+        ruling_missing = await _post(api, first.json(), "withdrawal", request)
+        assert "withdrawal_ruling_missing" in _reasons(ruling_missing)

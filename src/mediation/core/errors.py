@@ -407,7 +407,10 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "answers it: the answer recorded comes with it (`status_now`, `accepted_on`, "
         "`target_case_number`, `decided_on`, `decision`, `current_etag`). The same answer sent again "
         "(a retry) is no conflict: it answers 200 with the handoff as it stands, whatever ETag it names.",
-        "already_extended": "The handoff's period was extended already; it is extended once.",
+        "already_extended": "The handoff's period was extended already, otherwise than this request "
+        "extends it; it is extended once. The extension recorded comes with it (`extended_days`, "
+        "`extension_reason`, with `status_now` and `current_etag`). The same extension sent again (a "
+        "retry) is no conflict: it answers 200 with the handoff as it stands, whatever ETag it names.",
         "already_linked": "The two cases are already linked.",
         "already_performed": "The obligation is already recorded as performed.",
         "already_rotated": "The API key was rotated already (the detail names its successor).",
@@ -429,8 +432,8 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "handoff_settled": "The handoff is already settled, otherwise than this request would settle "
         "it; it takes no further answer. The answer recorded comes with it (`status_now`, "
         "`accepted_on`, `target_case_number`, `decided_on`, `decision`, `current_etag`). The "
-        "decision or outcome recorded, sent again the same (a retry), is no conflict: it answers 200 "
-        "with the handoff as it stands, whatever ETag it names.",
+        "decision, outcome or withdrawal recorded, sent again the same (a retry), is no conflict: it "
+        "answers 200 with the handoff as it stands, whatever ETag it names.",
         "last_admin": "The change would leave the organisation without an active administrator able "
         "to sign in.",
         "mediator_changed": "The case's mediator changed since the agreement version was drafted: "
@@ -464,7 +467,10 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "username_taken": "The username is already taken.",
         "visit_recorded": "The follow-up visit is already recorded.",
         "withdrawal_already_requested": "The parties' withdrawal was already asked for once the target "
-        "accepted (`article`): it awaits the court's ruling or the commission's decision.",
+        "accepted (`article`, `requested_on`, with `status_now` and `current_etag`), for another reason or "
+        "party than this request names: it awaits the court's ruling or the commission's decision. The "
+        "same request sent again (a retry) is no conflict: it answers 200 with the handoff as it stands, "
+        "whatever ETag it names.",
         "wrong_kind": "The answer is for another kind of handoff: a confirmation's ruling goes to "
         "/decision, a referral's result (or withdrawal) to /outcome; the body or center asks for a "
         "referral's withdrawal only once the target accepted it.",
@@ -560,8 +566,9 @@ class Problem(BaseModel):
     )
     current_etag: str | None = Field(
         default=None,
-        description="stale-version, precondition-required, and a handoff's `already_answered` and "
-        "`handoff_settled`: the resource's current ETag. Reread the "
+        description="stale-version, precondition-required, and a handoff's `already_answered`, "
+        "`handoff_settled`, `already_extended` and `withdrawal_already_requested`: the resource's "
+        "current ETag. Reread the "
         "resource when it changed before sending its ETag as If-Match; a weak (`weak_etag`) or "
         "malformed (`if_match_malformed`) one is sent again as this one is written.",
         examples=['"7"'],
@@ -574,7 +581,8 @@ class Problem(BaseModel):
     status_now: str | None = Field(
         default=None,
         description="invalid-transition and some conflicts: the state now of the case (or supervision "
-        "order, webhook delivery, or handoff: `already_answered`, `handoff_settled`).",
+        "order, webhook delivery, or handoff: `already_answered`, `handoff_settled`, `already_extended`, "
+        "`withdrawal_already_requested`).",
         examples=["mediating"],
     )
     allowed_actions: list[str] | None = Field(
@@ -599,23 +607,40 @@ class Problem(BaseModel):
     )
     accepted_on: str | None = Field(
         default=None,
-        description="conflict `already_answered`, `handoff_settled`: the day the handoff was recorded "
+        description="a handoff's conflicts (`already_answered`, `handoff_settled`, `already_extended`, "
+        "`withdrawal_already_requested`): the day the handoff was recorded "
         "accepted (ISO 8601 date); null if it never was.",
     )
     target_case_number: str | None = Field(
         default=None,
-        description="conflict `already_answered`, `handoff_settled`: the court's or commission's case "
+        description="a handoff's conflicts (`already_answered`, `handoff_settled`, `already_extended`, "
+        "`withdrawal_already_requested`): the court's or commission's case "
         "number recorded with its acceptance.",
     )
     decided_on: str | None = Field(
         default=None,
-        description="conflict `already_answered`, `handoff_settled`: the day the handoff was settled "
+        description="a handoff's conflicts (`already_answered`, `handoff_settled`, `already_extended`, "
+        "`withdrawal_already_requested`): the day the handoff was settled "
         "(ruling, outcome, non-acceptance, withdrawal; ISO 8601 date).",
     )
     decision: dict[str, Any] | None = Field(
         default=None,
-        description="conflict `already_answered`, `handoff_settled`: what settled the handoff, as its "
+        description="a handoff's conflicts (`already_answered`, `handoff_settled`, `already_extended`, "
+        "`withdrawal_already_requested`): what settled the handoff, as its "
         "`decision` reads (e.g. `ruling_number`, `ruled_on`, `ground`; `reason_code`, `notice_number`).",
+    )
+    extended_days: int | None = Field(
+        default=None, description="conflict `already_extended`: the days the period was extended by."
+    )
+    extension_reason: str | None = Field(
+        default=None,
+        description="conflict `already_extended`: the reason the extension was recorded with (ID and "
+        "phone numbers masked without `pii:read`).",
+    )
+    requested_on: str | None = Field(
+        default=None,
+        description="conflict `withdrawal_already_requested`: the day the waiting request was made "
+        "(ISO 8601 date).",
     )
     lapse_reason: str | None = Field(
         default=None, description="conflict `order_lapsed`: the case's state that ended the order."

@@ -435,7 +435,10 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
         (
             "Confirmation: by at most 10 days (法释〔2011〕5号 Art. 5); labour arbitration 15; rural land 30. "
             "The days count from the period's current last day (moved off a rest day, 民事诉讼法 Art. 85). "
-            "Only while the period runs: once it has run out, 409 `period_expired`."
+            "Only while the period runs: once it has run out, 409 `period_expired`. Extended once: the "
+            "same days and reason sent again (a retry whose answer was lost) answer 200 with the handoff "
+            "as it stands, whatever ETag they name, and write nothing; another extension is 409 "
+            "`already_extended`, with the one recorded (`extended_days`, `extension_reason`)."
         ),
     ),
     (
@@ -473,7 +476,11 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
             "`request_withdrawal` and the event `handoff_withdrawal_requested`), the case stays "
             "`confirmation_pending` before the court, which reads it until it rules and closes it with "
             "`/decision` `withdrawn` (or here, with `ruling_number` and `ruled_on`); a second request "
-            "while one waits is 409 `withdrawal_already_requested`. The court posts here, too, an application "
+            "while one waits is 409 `withdrawal_already_requested`, with the day of the one waiting. Sent "
+            "again as recorded (a retry whose answer was lost: the same reason and party as the request "
+            "waiting, or the same withdrawal as the one that ended the request), a withdrawal answers 200 "
+            "with the handoff as it stands, whatever ETag it names, and writes nothing; another after the "
+            "request was withdrawn is 409 `handoff_settled`. The court posts here, too, an application "
             "treated as withdrawn for missing materials (`materials_missing`; with its ruling once accepted). "
             "A referral accepted by a commission or court: the body's or center's withdrawal here is "
             "likewise a request, and the target posts the outcome `withdrawal`; before acceptance, 409 "

@@ -30,7 +30,7 @@ from mediation.core.errors import (
 from mediation.core.http import check_if_match, decode_cursor, encode_cursor, etag_for
 from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
-from mediation.core.pii import redact_value
+from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Permission, Principal, Role
 from mediation.disputes.lifecycle import Action, Status
 from mediation.disputes.models import Dispute, TimelineEntry
@@ -105,6 +105,24 @@ def recorded_answer(handoff: Handoff, principal: Principal) -> dict[str, Any]:
         "decision": decision,
         "current_etag": etag_for(handoff.version),
     }
+
+
+def recorded_extension(handoff: Handoff, principal: Principal) -> dict[str, Any]:
+    """`recorded_answer`, with the extension recorded (its days and reason), for the refusal of
+    another extension."""
+    reason = handoff.extension_reason
+    if reason and not principal.can(Permission.pii_read):
+        reason = redact_text(reason)
+    return {
+        **recorded_answer(handoff, principal),
+        "extended_days": handoff.extended_days,
+        "extension_reason": reason,
+    }
+
+
+def withdrawal_asked(handoff: Handoff) -> dict[str, Any] | None:
+    """The parties' withdrawal request waiting on the handoff for the target's ruling, if any."""
+    return next((w for w in handoff.warnings if w.get("code") == WITHDRAWAL_REQUESTED), None)
 
 
 def same_record(recorded: dict[str, Any] | None, payload: BaseModel) -> bool:
@@ -439,14 +457,13 @@ class HandoffService:
         self.unchanged = True
         return handoff
 
-    async def _acceptance_note(self, handoff: Handoff) -> str | None:
-        """The note the target's acceptance was recorded with, on the case's timeline."""
+    async def _noted(self, handoff: Handoff, action: str) -> str | None:
+        """The reason or note this handoff's step `action` (the target's acceptance, the parties'
+        withdrawal request) was recorded with, on the case's timeline: the handoff keeps no copy."""
         entries = await self.session.scalars(
             select(TimelineEntry)
-            .where(
-                TimelineEntry.dispute_id == handoff.dispute_id, TimelineEntry.action == "acknowledge_handoff"
-            )
-            .order_by(TimelineEntry.seq)
+            .where(TimelineEntry.dispute_id == handoff.dispute_id, TimelineEntry.action == action)
+            .order_by(TimelineEntry.seq.desc())
         )
         for entry in entries.all():
             if entry.payload.get("handoff_id") == str(handoff.id):
@@ -466,7 +483,7 @@ class HandoffService:
             handoff.accepted_on is not None
             and handoff.target_case_number == data.case_number
             and data.accepted_on in (None, handoff.accepted_on)
-            and await self._acceptance_note(handoff) == data.note
+            and await self._noted(handoff, "acknowledge_handoff") == data.note
         )
 
     async def acknowledge(
@@ -531,17 +548,14 @@ class HandoffService:
     async def extend(
         self, handoff_id: uuid.UUID, data: HandoffExtensionIn, principal: Principal, if_match: str | None
     ) -> Handoff:
-        handoff, _ = await self._for_target(handoff_id, principal, if_match)
+        handoff, _ = await self._answerable(handoff_id, principal, if_match)
         clock = self.ledger.periods(handoff.kind)
-        if handoff.status != "accepted" or clock.extension_days is None:
-            raise Conflict(
-                Text(
-                    "只有已受理且法定可延长的审查期限才能延长",
-                    "Only an accepted handoff with a legal extension can be extended",
-                ),
-                code="not_extendable",
-            )
         if handoff.extended_days:
+            # Extended once (法释〔2011〕5号 Art. 5; 劳动争议调解仲裁法 Art. 43): the same extension
+            # again is its retry, whatever version it was sent at; another is refused with the one
+            # recorded, whatever version it names.
+            if (handoff.extended_days, handoff.extension_reason) == (data.days, data.reason):
+                return self._repeated(handoff)
             raise Conflict(
                 Text(
                     "审查期限只能延长一次, 已于此前延长 {n} 日",
@@ -549,6 +563,16 @@ class HandoffService:
                 ).format(n=handoff.extended_days),
                 code="already_extended",
                 article=clock.decide_article,
+                **recorded_extension(handoff, principal),
+            )
+        check_if_match(if_match, handoff.version)
+        if handoff.status != "accepted" or clock.extension_days is None:
+            raise Conflict(
+                Text(
+                    "只有已受理且法定可延长的审查期限才能延长",
+                    "Only an accepted handoff with a legal extension can be extended",
+                ),
+                code="not_extendable",
             )
         today = self.clock.today()
         if handoff.decide_due_on is not None and today > handoff.decide_due_on:
@@ -643,6 +667,11 @@ class HandoffService:
         self, handoff_id: uuid.UUID, data: WithdrawalIn, principal: Principal, if_match: str | None
     ) -> Handoff:
         handoff, dispute = await self._locked(handoff_id, principal)
+        self._if_match_formed(if_match, handoff.version)
+        payload = WithdrawConfirmationPayload.model_validate(data.model_dump())
+        if await self._same_withdrawal(handoff, payload, principal):
+            return self._repeated(handoff)
+        self._withdrawal_answered(handoff, principal)
         check_if_match(if_match, handoff.version)
         if handoff.kind != "judicial_confirmation":
             if handoff.status == "accepted" and principal.role not in TARGET_ROLES:
@@ -656,9 +685,7 @@ class HandoffService:
                         allowed_roles=sorted(r.value for r in BODY_ROLES | CENTER_ROLES),
                     )
                 self._still_open(handoff, principal)
-                await self.request_withdrawal(
-                    dispute, handoff, WithdrawConfirmationPayload.model_validate(data.model_dump()), principal
-                )
+                await self.request_withdrawal(dispute, handoff, payload, principal)
                 return handoff
             raise Conflict(
                 Text(
@@ -671,7 +698,6 @@ class HandoffService:
         if principal.role in TARGET_ROLES:
             self._as_target(handoff, principal)
         self._still_open(handoff, principal)
-        payload = WithdrawConfirmationPayload.model_validate(data.model_dump())
         await self.disputes.apply(
             handoff.dispute_id, Action.withdraw_confirmation, payload, principal, etag_for(dispute.version)
         )
@@ -686,16 +712,7 @@ class HandoffService:
         and on the case's timeline, with its event to the target; the case stays where it is, before
         the target, which keeps reading it and closes it by its ruling or decision
         (`/decision` `withdrawn`, `/outcome` `withdrawal`). The case is locked by the caller."""
-        asked = next((w for w in handoff.warnings if w.get("code") == WITHDRAWAL_REQUESTED), None)
-        if asked is not None:
-            raise Conflict(
-                Text(
-                    "当事人已于 {day} 申请撤回, 正待受理机构裁定或决定",
-                    "A withdrawal was already asked for on {day}; it awaits the target's ruling or decision",
-                ).format(day=asked.get("requested_on")),
-                code="withdrawal_already_requested",
-                article=asked.get("article"),
-            )
+        self._not_yet_requested(handoff, principal)
         if payload.ruling_number is not None or payload.ruled_on is not None:
             raise ValidationFailed.of_field(
                 "ruling_number",
@@ -724,13 +741,62 @@ class HandoffService:
             "handoff_withdrawal_requested",
         )
 
+    async def _same_withdrawal(
+        self, handoff: Handoff, payload: WithdrawConfirmationPayload, principal: Principal
+    ) -> bool:
+        """Whether `payload` is the withdrawal this handoff holds already (a retry whose first
+        answer was lost): the withdrawal that settled it, as recorded (`same_record`); or, while
+        the parties' request waits for the target's ruling, that request sent again by the body or
+        center (who alone ask for it): the same party, and the same reason as the case's timeline
+        keeps for it. A ruling number is the target's own answer, never such a request."""
+        if handoff.status == "withdrawn":
+            return same_record(handoff.decision, payload)
+        asked = withdrawal_asked(handoff)
+        if asked is None or principal.role not in BODY_ROLES | CENTER_ROLES:
+            return False
+        party = str(payload.party_id) if payload.party_id else None
+        return (
+            payload.ruling_number is None
+            and payload.ruled_on is None
+            and asked.get("party_id") == party
+            and await self._noted(handoff, "request_withdrawal") == payload.reason
+        )
+
+    def _withdrawal_answered(self, handoff: Handoff, principal: Principal) -> None:
+        """Another withdrawal than the one this handoff holds is refused with what it holds,
+        whatever version it names (as another answer is): a confirmation request already settled
+        (`handoff_settled`), or the parties' request already waiting, asked again by the body or
+        center (`withdrawal_already_requested`)."""
+        if handoff.kind == "judicial_confirmation" and handoff.status not in OPEN:
+            if principal.role in TARGET_ROLES:
+                self._as_target(handoff, principal)
+            self._still_open(handoff, principal)
+        if handoff.status == "accepted" and principal.role in BODY_ROLES | CENTER_ROLES:
+            self._not_yet_requested(handoff, principal)
+
+    @staticmethod
+    def _not_yet_requested(handoff: Handoff, principal: Principal) -> None:
+        """One request for a withdrawal waits for the target at a time."""
+        asked = withdrawal_asked(handoff)
+        if asked is not None:
+            raise Conflict(
+                Text(
+                    "当事人已于 {day} 申请撤回, 正待受理机构裁定或决定",
+                    "A withdrawal was already asked for on {day}; it awaits the target's ruling or decision",
+                ).format(day=asked.get("requested_on")),
+                code="withdrawal_already_requested",
+                article=asked.get("article"),
+                requested_on=asked.get("requested_on"),
+                **recorded_answer(handoff, principal),
+            )
+
     async def _withdrawal_allowed(
         self, handoff: Handoff, data: DecisionIn, principal: Principal, etag: str
     ) -> None:
         """The court's ruling allowing the withdrawal of the application it accepted, or treating it
         as withdrawn (民诉法解释 Art. 357): the request ends as a withdrawal does, with the ruling's
         number and date (guard `withdrawal_ruled`), on the party who asked, if one was named."""
-        asked = next((w for w in handoff.warnings if w.get("code") == WITHDRAWAL_REQUESTED), None)
+        asked = withdrawal_asked(handoff)
         party = asked.get("party_id") if asked else None
         payload = WithdrawConfirmationPayload(
             reason=data.note or "人民法院裁定准许撤回司法确认申请",
