@@ -20,6 +20,14 @@ Conventions this client follows:
   again, until the first attempt's answer comes back or ``retry_for`` seconds have passed.
 * The client waits for an answer longer than the service works on a request (30 s by default,
   then it answers 503 itself), so it does not give up on a change the service is still making.
+* An answer whose response was lost for good (the process stopped, the key's first answer
+  expired) may be sent again without it. The service answers an answer sent again exactly as
+  recorded 200; one that differs, 409 with the answer it holds (``status_now``,
+  ``target_case_number``, ``decision``, ``extended_days``, ``current_etag``, ...). The client
+  compares that answer with the one it meant: the same decision (case number, ruling, reason code,
+  days; a note or reason worded otherwise does not count) is its own answer that landed, and it
+  returns the handoff as it stands; another is someone else's (or an earlier mind's), raised as
+  ``AnswerConflict`` with ``recorded``, for a person to look at.
 * Errors are RFC 9457 problem details (``application/problem+json``); they are raised as
   ``ApiProblem`` with the problem's type, code, and the legal reasons for a refusal.
 
@@ -37,6 +45,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date
 from types import TracebackType
 from typing import Any
@@ -46,6 +55,18 @@ import httpx
 PROBLEM_JSON = "application/problem+json"
 IN_PROGRESS = "/problems/idempotency-in-progress"
 MAX_RETRY_AFTER = 10.0  # seconds: never wait longer than this on one Retry-After
+# The refusals of an answer because the handoff holds one already; they carry the one it holds.
+ANSWERED = frozenset({"already_answered", "handoff_settled", "already_extended"})
+RECORDED = (
+    "status_now",
+    "accepted_on",
+    "target_case_number",
+    "decided_on",
+    "decision",
+    "extended_days",
+    "extension_reason",
+    "current_etag",
+)
 
 
 class ApiProblem(Exception):
@@ -72,6 +93,15 @@ class ApiProblem(Exception):
         for error in self.errors:
             text += f"\n  - {error.get('field')}: {error.get('message')}"
         return text
+
+
+class AnswerConflict(ApiProblem):
+    """The handoff holds another answer than the one sent: `recorded` is the one it holds (its
+    status now, `target_case_number`, `decision`, `extended_days`, `current_etag`, ...)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(status, problem)
+        self.recorded: dict[str, Any] = {name: problem.get(name) for name in RECORDED}
 
 
 class CourtClient:
@@ -144,13 +174,37 @@ class CourtClient:
         body: dict[str, Any] = {"decision": "accepted", "case_number": case_number}
         if accepted_on is not None:
             body["accepted_on"] = accepted_on.isoformat()
-        return self._change(handoff_id, "acceptance", body)
+
+        def meant(recorded: dict[str, Any]) -> bool:
+            return (
+                recorded["accepted_on"] is not None
+                and recorded["target_case_number"] == case_number
+                and (accepted_on is None or recorded["accepted_on"] == accepted_on.isoformat())
+            )
+
+        return self._change(handoff_id, "acceptance", body, meant)
 
     def not_accept(self, handoff_id: str, reason_code: str, note: str | None = None) -> dict[str, Any]:
         """Decline to accept (e.g. reason_code "materials_missing" or "not_competent_court")."""
+
+        def meant(recorded: dict[str, Any]) -> bool:
+            decision = recorded["decision"] or {}
+            return recorded["status_now"] == "not_accepted" and decision.get("reason_code") == reason_code
+
         return self._change(
-            handoff_id, "acceptance", {"decision": "not_accepted", "reason_code": reason_code, "note": note}
+            handoff_id,
+            "acceptance",
+            {"decision": "not_accepted", "reason_code": reason_code, "note": note},
+            meant,
         )
+
+    def extend(self, handoff_id: str, days: int, reason: str) -> dict[str, Any]:
+        """Extend the period to decide, once, while it runs (法释〔2011〕5号 Art. 5: by at most 10 days)."""
+
+        def meant(recorded: dict[str, Any]) -> bool:
+            return recorded["extended_days"] == days
+
+        return self._change(handoff_id, "extension", {"days": days, "reason": reason}, meant)
 
     def decide(
         self,
@@ -169,11 +223,24 @@ class CourtClient:
         }
         if ground is not None:
             body["ground"] = ground
-        return self._change(handoff_id, "decision", body)
+
+        def meant(recorded: dict[str, Any]) -> bool:
+            ruling = recorded["decision"] or {}
+            return (
+                recorded["status_now"] == decision
+                and ruling.get("ruling_number") == ruling_number
+                and ruling.get("ruled_on") == ruled_on.isoformat()
+                and ruling.get("ground") == ground
+            )
+
+        return self._change(handoff_id, "decision", body, meant)
 
     # ---- plumbing ---------------------------------------------------------------------------------
 
-    def _change(self, handoff_id: str, step: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _change(
+        self, handoff_id: str, step: str, body: dict[str, Any], meant: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """Send one answer; `meant` tells whether an answer the handoff holds already is this one."""
         handoff_id = str(handoff_id)
         if handoff_id not in self._etags:
             self.dossier(handoff_id)
@@ -193,7 +260,16 @@ class CourtClient:
             if wait is None or time.monotonic() + wait > give_up_at:
                 break
             time.sleep(wait)
-        answer = self._json(response)
+        try:
+            answer = self._json(response)
+        except AnswerConflict as conflict:
+            if not meant(conflict.recorded):
+                # Someone else's answer: the ETag stays the one read, so that the next change is
+                # refused (412) until the caller has read the handoff as it now stands.
+                raise
+            # Recorded as this client meant it: its own answer, whose response it never got (or
+            # another clerk's, the same). Done; the handoff as it stands, read again.
+            return self.dossier(handoff_id)["handoff"]
         self._etags[handoff_id] = response.headers["ETag"]
         return answer
 
@@ -221,7 +297,10 @@ class CourtClient:
             data: dict[str, Any] = response.json()
             return data
         if response.headers.get("content-type", "").startswith(PROBLEM_JSON):
-            raise ApiProblem(response.status_code, response.json())
+            problem = response.json()
+            if response.status_code == 409 and problem.get("code") in ANSWERED and "status_now" in problem:
+                raise AnswerConflict(response.status_code, problem)
+            raise ApiProblem(response.status_code, problem)
         raise ApiProblem(
             response.status_code,
             {"title": response.reason_phrase, "detail": response.text[:500] or None},

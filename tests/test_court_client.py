@@ -263,3 +263,93 @@ async def test_a_busy_service_is_asked_again_after_the_time_it_gives(
         accepted = await _off_loop(court.accept, pending["id"], "(2026)浙0681民特52号")
     assert accepted["status"] == "accepted"
     assert waited == [1.0]
+
+
+async def _court_answers(api: Api, handoff_id: str, step: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Another clerk of the court answers through the API, at the handoff's current version."""
+    court = api.auth("court", "court")
+    current = await api.client.get(f"/v1/handoffs/{handoff_id}", headers=court)
+    response = await api.client.post(
+        f"/v1/handoffs/{handoff_id}/{step}",
+        json=body,
+        headers={**court, "If-Match": current.headers["ETag"]},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_an_answer_recorded_as_the_client_meant_it_is_taken_as_done(api: Api, base_url: str) -> None:
+    """The client sends an answer the handoff holds already, worded otherwise (a note, a reason):
+    refused 409 with the answer recorded, which is what the client meant, so it takes it as done and
+    returns the handoff as it stands, with its ETag for the next answer."""
+    dispute = await api.drive("confirmation_pending")
+    with _court(api, base_url) as court:
+        [pending] = await _off_loop(court.list_pending)
+        accepted = await _court_answers(
+            api,
+            pending["id"],
+            "acceptance",
+            {"decision": "accepted", "case_number": "(2026)浙0681民特61号", "note": "立案庭审查"},
+        )
+        # Listed before that acceptance, the client accepts with the same case number, no note.
+        done = await _off_loop(court.accept, pending["id"], "(2026)浙0681民特61号")
+        assert (done["status"], done["target_case_number"]) == ("accepted", "(2026)浙0681民特61号")
+        assert done["version"] == accepted["version"]
+
+        await _court_answers(api, pending["id"], "extension", {"days": 10, "reason": "案情复杂"})
+        extended = await _off_loop(court.extend, pending["id"], 10, "需要进一步核实")
+        assert extended["extended_days"] == 10
+
+        ruling = "(2026)浙0681民特61号"
+        await _court_answers(
+            api,
+            pending["id"],
+            "decision",
+            {
+                "decision": "confirmed",
+                "ruling_number": ruling,
+                "ruled_on": api.today.isoformat(),
+                "note": "当庭确认",
+            },
+        )
+        confirmed = await _off_loop(court.decide, pending["id"], "confirmed", ruling, api.today)
+        assert (confirmed["status"], confirmed["decision"]["note"]) == ("confirmed", "当庭确认")
+    timeline = await api.timeline(dispute)
+    assert [e["action"] for e in timeline].count("acknowledge_handoff") == 1
+    assert [e["action"] for e in timeline].count("extend_handoff") == 1
+    assert [e["action"] for e in timeline].count("confirm") == 1
+
+
+async def test_an_answer_recorded_otherwise_is_surfaced_with_the_answer_recorded(
+    api: Api, base_url: str
+) -> None:
+    dispute = await api.drive("confirmation_pending")
+    with _court(api, base_url) as court:
+        [pending] = await _off_loop(court.list_pending)
+        await _off_loop(court.accept, pending["id"], "(2026)浙0681民特71号")
+        await _off_loop(court.extend, pending["id"], 5, "需要进一步核实")
+
+        with pytest.raises(court_client.AnswerConflict) as accepted_otherwise:
+            await _off_loop(court.accept, pending["id"], "(2026)浙0681民特72号")
+        assert accepted_otherwise.value.code == "already_answered"
+        assert accepted_otherwise.value.recorded["target_case_number"] == "(2026)浙0681民特71号"
+
+        with pytest.raises(court_client.AnswerConflict) as extended_otherwise:
+            await _off_loop(court.extend, pending["id"], 10, "需要进一步核实")
+        assert extended_otherwise.value.code == "already_extended"
+        assert extended_otherwise.value.recorded["extended_days"] == 5
+
+        await _off_loop(court.decide, pending["id"], "confirmed", "(2026)浙0681民特71号", api.today)
+        with pytest.raises(court_client.AnswerConflict) as ruled_otherwise:
+            await _off_loop(
+                court.decide, pending["id"], "rejected", "(2026)浙0681民特71号", api.today, "unclear_content"
+            )
+        conflict = ruled_otherwise.value
+        assert isinstance(conflict, court_client.ApiProblem)  # a client catching refusals still does
+        assert (conflict.status, conflict.code) == (409, "handoff_settled")
+        assert (conflict.recorded["status_now"], conflict.recorded["decision"]["ruling_number"]) == (
+            "confirmed",
+            "(2026)浙0681民特71号",
+        )
+    case = await api.get(dispute)
+    assert (case["status"], case["handoff"]["extended_days"]) == ("confirmed", 5)
