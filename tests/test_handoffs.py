@@ -1150,3 +1150,52 @@ async def test_a_withheld_dossier_shows_its_handoffs_text_as_the_case_is_shown(a
     assert {(r.action, r.object_type, r.object_id) for r in recorded} >= {
         ("pii.read", "dispute", dispute["id"])
     }
+
+
+async def test_the_lists_of_handoffs_show_their_text_as_the_dossier_does(api: Api) -> None:
+    """Both lists show a handoff's text as its dossier shows it (as the case's own text is shown): a
+    number in it masked for a role without `pii:read`, with nothing recorded; in full for a role
+    with it, and then a recorded read of that case's personal data, of that case alone (个人信息保护法
+    Art. 55): a list whose text holds no number records nothing."""
+    from tests.test_audit import by_request_id
+
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+    extended = await _post(api, handoff, "extension", {"days": 5, "reason": "需核实申请人电话13812345678"})
+    assert extended.status_code == 200, extended.text
+    quiet = await api.drive("confirmation_pending")
+    court = api.auth("court", uuid.UUID(handoff["target_id"]))
+    lists = {
+        "all": ("/v1/handoffs", {}),
+        "pending": ("/v1/handoffs", {"status": "pending"}),  # the quiet case's alone
+        "case": (f"/v1/disputes/{dispute['id']}/handoffs", {}),
+    }
+
+    async def read(
+        name: str, role: str, credentials: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], list[Any]]:
+        path, params = lists[name]
+        request_id = f"req-list-{name}-{role}"
+        response = await api.client.get(
+            path, params=params, headers=credentials | {"X-Request-ID": request_id}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        items = body["items"] if isinstance(body, dict) else body
+        reads = [r for r in await by_request_id(api.app, request_id) if r.action == "pii.read"]
+        return items, reads
+
+    for name in ("all", "case"):
+        items, reads = await read(name, "court", court)
+        [shown] = [h for h in items if h["id"] == handoff["id"]]
+        assert shown["extension_reason"] == "需核实申请人电话13812345678"
+        assert [(r.object_type, r.details["disputes"]) for r in reads] == [("dispute", [dispute["id"]])]
+
+        items, reads = await read(name, "supervisor", api.auth("supervisor"))
+        [masked] = [h for h in items if h["id"] == handoff["id"]]
+        assert masked["extension_reason"] == "需核实申请人电话138****5678"
+        assert reads == []
+
+    items, reads = await read("pending", "court", court)
+    assert [h["id"] for h in items] == [quiet["handoff"]["id"]]
+    assert reads == []

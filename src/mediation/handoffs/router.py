@@ -230,12 +230,16 @@ async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -
         "the same on every page: a walk resumed from a cursor finds the handoffs made since (a cursor "
         "of the former order, by request date and id, is 422 `invalid_cursor`: start again). Ordered "
         "by making, not by change: to follow what changes on handoffs already listed, follow the "
-        "event feed (`GET /v1/events`). `overdue=true` lists those whose current step is late."
+        "event feed (`GET /v1/events`). `overdue=true` lists those whose current step is late. "
+        "The text typed about each case (claims, arbitration agreement, reason for an extension, "
+        "decision) shows ID and phone numbers masked to a caller without `pii:read`; shown in full, "
+        "it is audited as a read of that case's personal data, as the dossier is."
     ),
     responses=problem_responses(),
 )
 async def list_handoffs(
     principal: Reader,
+    view: View,
     svc: Handoffs,
     status: Annotated[list[HandoffStatus] | None, Query()] = None,
     kind: HandoffKind | None = None,
@@ -251,8 +255,11 @@ async def list_handoffs(
         cursor=cursor,
         limit=limit,
     )
-    masked = masks(principal)
-    return HandoffPage(items=[handoff_out(h, n, t, svc, masked) for h, n, t in rows], next_cursor=next_cursor)
+    # Each handoff's text as the case's own is shown (the dossier's too): a number in it masked
+    # without `pii:read`, and shown, a read of that case's personal data (个人信息保护法 Art. 55).
+    return HandoffPage(
+        items=[handoff_out(h, n, t, svc, view=view) for h, n, t in rows], next_cursor=next_cursor
+    )
 
 
 @router.get(
@@ -504,11 +511,18 @@ for _path, _operation, _schema, _summary, _description in STEPS:
     "/disputes/{dispute_id}/handoffs",
     response_model=list[HandoffOut],
     summary="案件的移交记录 A case's confirmation requests and referrals",
+    description=(
+        "Their text (claims, arbitration agreement, reason for an extension, decision) shows ID and "
+        "phone numbers masked to a caller without `pii:read`; shown in full, it is audited as a read "
+        "of the case's personal data."
+    ),
     responses=problem_responses(NotFound),
 )
-async def case_handoffs(dispute_id: uuid.UUID, principal: Reader, svc: Handoffs) -> list[HandoffOut]:
+async def case_handoffs(
+    dispute_id: uuid.UUID, principal: Reader, view: View, svc: Handoffs
+) -> list[HandoffOut]:
     rows = await svc.of_case(dispute_id, principal)
-    return [handoff_out(h, n, t, svc, masks(principal)) for h, n, t in rows]
+    return [handoff_out(h, n, t, svc, view=view) for h, n, t in rows]
 
 
 @router.get(
