@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -264,6 +265,10 @@ def _body(api: Any, method: str, path: str, theirs: dict[str, Any], ids: dict[st
         return {"outcome": "judgment", "reference_number": "(2026)intruder", "decided_on": today}
     if path.endswith("/withdrawal"):
         return {"reason": "intruder withdrawal"}
+    if path.endswith("/materials-request"):
+        return {"items": ["intruder items"], "due_on": (api.today + timedelta(days=7)).isoformat()}
+    if path.endswith("/materials-supplied"):
+        return {"document_ids": [str(uuid.uuid4())]}
     if path.endswith(
         (
             "/revoke",

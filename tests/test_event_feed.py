@@ -726,6 +726,30 @@ async def produce_every_event_type(api: Any) -> None:
     # Accepted, the parties' withdrawal is a request for the court's ruling.
     asked = await api.act(await api.get(extended), "withdraw_confirmation")
     assert asked.status_code == 200 and asked.json()["status"] == "confirmation_pending", asked.text
+    # The court asks two applications for more materials: one is supplied, the other left late.
+    for supplied in (True, False):
+        short = await api.drive("confirmation_pending")
+        handoff = (await api.handoff(short))["handoff"]
+        due = (api.today + timedelta(days=3)).isoformat()
+        response = await api.client.post(
+            f"/v1/handoffs/{handoff['id']}/materials-request",
+            json={"items": ["身份证复印件"], "due_on": due},
+            headers={**api.auth("court", "court"), "If-Match": f'"{handoff["version"]}"'},
+        )
+        assert response.status_code == 200, response.text
+        if supplied:
+            copy = await api.client.post(
+                f"/v1/disputes/{short['id']}/documents",
+                files={"file": ("身份证.pdf", b"%PDF-1.4 copy", "application/pdf")},
+                data={"kind": "identity_document"},
+            )
+            assert copy.status_code == 201, copy.text
+            response = await api.client.post(
+                f"/v1/handoffs/{handoff['id']}/materials-supplied",
+                json={"document_ids": [copy.json()["id"]]},
+                headers={**api.acting("body_mediator", short), "If-Match": response.headers["etag"]},
+            )
+            assert response.status_code == 200, response.text
     clock = api.app.state.clock
     clock.at += timedelta(days=40)
     app = api.app

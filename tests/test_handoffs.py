@@ -788,9 +788,11 @@ async def test_the_court_reads_the_full_dossier(api: Api) -> None:
     assert [m["kind"] for m in dossier["manifest"]] == ["receipt", "agreement", "application"]
     assert all(m["sha256"] for m in dossier["manifest"])
     assert dossier["late_documents"] == []
-    assert dossier["materials"] and all(m["present"] for m in dossier["materials"])
-    # The agreement and each party's identity, address and contact (民诉法解释 Art. 354).
-    assert {m["article"] for m in dossier["materials"]} >= {"民诉法解释 第三百五十四条"}
+    # The agreement, each party's address and contact, the mediation's record (民诉法解释 Art. 354);
+    # no proof of identity was handed in, and an ID number typed in at intake is none.
+    present = {m["code"]: m["present"] for m in dossier["materials"]}
+    assert present == {"agreement": True, "identity": False, "contact_address": True, "mediation_proof": True}
+    assert {m["article"] for m in dossier["materials"]} == {"民诉法解释 第三百五十四条"}
     assert dossier["filing_pack"] is None
 
 

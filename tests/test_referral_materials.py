@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mediation.handoffs.materials import mediation_on_record
 from tests.support import Api, person
 from tests.test_documents import pdf, uploaded
 from tests.test_paperwork_labels import page_of
@@ -96,3 +97,51 @@ async def test_a_respondent_without_a_phone_misses_nothing_a_referral_needs(api:
     dispute = await api.step(dispute, "refer_litigation")
     listed = items(await api.handoff(dispute))
     assert listed["当事人姓名或名称、住所"][1] is True and listed["原告联系方式"][1] is True
+
+
+def codes(dossier: dict[str, Any]) -> dict[str, bool]:
+    return {m["code"]: m["present"] for m in dossier["materials"]}
+
+
+async def test_a_proof_of_identity_is_a_document_not_a_number_typed_at_intake(api: Api) -> None:
+    # Both cases were registered with every party's ID number (民诉法解释 Art. 354: 当事人身份证明).
+    typed = await api.drive("confirmation_pending")
+    assert codes(await api.handoff(typed))["identity"] is False
+
+    proven = await api.drive("agreement_signed")
+    await uploaded(api, proven, pdf(2048, "ids"), "身份证复印件.pdf", kind="identity_document")
+    proven = await api.step(await api.get(proven), "request_confirmation")
+    listed = await api.handoff(proven)
+    assert codes(listed)["identity"] is True
+    identity = next(m for m in listed["materials"] if m["code"] == "identity")
+    assert (identity["item"], identity["article"]) == ("当事人身份证明", "民诉法解释 第三百五十四条")
+
+
+async def test_the_mediation_is_proven_by_the_record_of_it(api: Api) -> None:
+    # The agreement the mediator signed and the body sealed (人民调解法 Art. 29) proves it.
+    dossier = await api.handoff(await api.drive("confirmation_pending"))
+    proof = next(m for m in dossier["materials"] if m["code"] == "mediation_proof")
+    assert (proof["present"], proof["article"]) == (True, "民诉法解释 第三百五十四条")
+
+
+class _Sitting:
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+class _Signature:
+    def __init__(self, signer: str) -> None:
+        self.signer = signer
+
+
+class _Agreement:
+    def __init__(self, *signers: str) -> None:
+        self.signatures = [_Signature(s) for s in signers]
+
+
+def test_a_case_without_a_record_of_mediation_has_no_proof_of_it() -> None:
+    assert not mediation_on_record([], None, {"receipt", "application"})
+    assert not mediation_on_record([_Sitting("scheduled"), _Sitting("cancelled")], _Agreement("party"), set())
+    assert mediation_on_record([_Sitting("held")], None, set())
+    assert mediation_on_record([], None, {"minutes"})
+    assert mediation_on_record([], _Agreement("party", "mediator", "body_seal"), set())

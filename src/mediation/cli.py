@@ -443,7 +443,9 @@ async def _clocks_once(settings: Settings) -> int:
         f"{report.stats_days} day(s) of statistics recounted; "
         f"returned {report.lapsed} case(s) not signed for in time; "
         f"{report.obligations_overdue} obligation(s) overdue sent to follow-up; "
-        f"{report.handoffs_overdue} late court/commission step(s) flagged; {report.failed} changed meanwhile or deferred"
+        f"{report.handoffs_overdue} late court/commission step(s) flagged; "
+        f"{report.materials_overdue} court request(s) for materials past their day; "
+        f"{report.failed} changed meanwhile or deferred"
     )
     return 0
 

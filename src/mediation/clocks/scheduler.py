@@ -6,7 +6,8 @@ ends on a day off the schedule names moves to the next working day (clocks.calen
 supervision order's or follow-up's date counted in working days (clocks.counted); a case not
 signed for in time goes back to triage; an obligation past its due date raises a follow-up for the
 body (人民调解法 Art. 31); a court or commission late with acceptance or decision is flagged on the
-case, once per step; an unanswered supervision order past its deadline is escalated; the
+case, once per step, and so is a court's request for materials left unanswered past its day
+(民诉法解释 Art. 357); an unanswered supervision order past its deadline is escalated; the
 statistics rollup takes in the cases changed since the last pass.
 
 It runs inside the API process by default and as `mediation scheduler`; several may run at once
@@ -85,6 +86,7 @@ class TickReport:
     failed: int
     obligations_overdue: int = 0
     handoffs_overdue: int = 0
+    materials_overdue: int = 0  # courts' requests for materials past their day, unanswered
     at_risk: int = 0
     overdue: int = 0
     windows_closed: int = 0  # party windows that ran out (the parties', not counted as overdue)
@@ -249,6 +251,19 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         late,
     )
     async with db.reader() as session:
+        ledger = DisputeService(session, clock, settings, cipher).ledger
+        unsupplied = await ledger.materials_overdue(clock.today())
+    materials_overdue, failed_materials = await _each(
+        db,
+        clock,
+        settings,
+        cipher,
+        "materials not supplied",
+        None,
+        lambda s, i: HandoffService(s).flag_materials_overdue(i, SYSTEM),
+        unsupplied,
+    )
+    async with db.reader() as session:
         orders = await SupervisionService(DisputeService(session, clock, settings, cipher)).overdue_orders()
     escalated, failed_orders = await _each(
         db,
@@ -268,6 +283,7 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         failed=failed
         + failed_obligations
         + failed_handoffs
+        + failed_materials
         + failed_levels
         + failed_orders
         + failed_recounts
@@ -281,6 +297,7 @@ async def _clock_pass(db: Database, clock: Clock, settings: Settings, cipher: Pi
         follow_ups_recounted=follow_ups_recounted,
         obligations_overdue=overdue_obligations,
         handoffs_overdue=overdue_handoffs,
+        materials_overdue=materials_overdue,
         at_risk=at_risk,
         overdue=overdue_clocks,
         windows_closed=windows_closed,

@@ -436,10 +436,14 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "answers 200 with the handoff as it stands, whatever ETag it names.",
         "last_admin": "The change would leave the organisation without an active administrator able "
         "to sign in.",
+        "materials_already_requested": "The court's earlier request for materials is still open "
+        "(`request_id`, `due_on`): one is answered before another is made (民诉法解释 Art. 354, 356).",
         "mediator_changed": "The case's mediator changed since the agreement version was drafted: "
         "draft a new version.",
         "mediator_conflict": "The mediator declared a conflict with a party of the case and steps "
         "aside (特邀调解规定 Art. 16).",
+        "no_materials_request": "No request of the court's for materials waits for an answer: there is "
+        "nothing to supply.",
         "no_owner": "The case has no case owner (包案领导) to clear.",
         "not_extendable": "Only an accepted handoff whose law allows an extension is extended.",
         "nothing_to_redeliver": "The webhook delivery is pending or delivered (`status_now`): only a "
@@ -473,7 +477,8 @@ PROBLEM_CODES: dict[type[ProblemError], dict[str, str]] = {
         "whatever ETag it names.",
         "wrong_kind": "The answer is for another kind of handoff: a confirmation's ruling goes to "
         "/decision, a referral's result (or withdrawal) to /outcome; the body or center asks for a "
-        "referral's withdrawal only once the target accepted it.",
+        "referral's withdrawal only once the target accepted it; a request for more materials is a "
+        "court's, on a judicial confirmation.",
     },
 }
 
@@ -603,7 +608,9 @@ class Problem(BaseModel):
         default=None, description="Some conflicts: the legal source of the rule that refused the request."
     )
     due_on: str | None = Field(
-        default=None, description="conflict `period_expired`: the day the period ended (ISO 8601 date)."
+        default=None,
+        description="conflict `period_expired`: the day the period ended; `materials_already_requested`: "
+        "the open request's last day (ISO 8601 date).",
     )
     accepted_on: str | None = Field(
         default=None,
@@ -650,6 +657,11 @@ class Problem(BaseModel):
     )
     order_id: str | None = Field(
         default=None, description="conflict `order_already_open`: the open order it would repeat."
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="conflict `materials_already_requested`: the court's open request for materials "
+        "(the handoff's `materials_requests[].id`).",
     )
     missing_party_ids: list[str] | None = Field(
         default=None, description="guard-failed, a clock extension: the parties whose consent is missing."

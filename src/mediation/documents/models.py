@@ -68,3 +68,7 @@ class Dossier(Base):
     case_version: Mapped[int]
     manifest: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     frozen_at: Mapped[datetime]
+    # Set on a dossier frozen again while its handoff is open, with the materials the court asked
+    # for (民诉法解释 Art. 354, 356): the handoff it belongs to. Null on a dossier frozen when the
+    # case was handed off, which is its handoff's by time (the latest frozen by then).
+    handoff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("handoffs.id"))

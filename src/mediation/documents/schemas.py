@@ -28,3 +28,9 @@ class ManifestEntryOut(BaseModel):
         "handoff of the case (a confirmation applied for before, a referral refused), kept as its "
         "history. Absent on other documents, and on dossiers frozen before the mark existed.",
     )
+    supplied_for: uuid.UUID | None = Field(
+        default=None,
+        description="On a document supplied at the court's request for more materials (民诉法解释 Art. 354, "
+        "356): the request it answers (the handoff's `materials_requests[].id`), frozen into the dossier "
+        "when supplied. Absent on the documents handed over with the case.",
+    )

@@ -655,3 +655,50 @@ class DocumentService:
         self.session.add(dossier)
         await self.session.flush()
         return dossier
+
+    async def freeze_supplement(
+        self,
+        dossier: Dossier | None,
+        dispute_id: uuid.UUID,
+        handoff_id: uuid.UUID,
+        kind: str,
+        target_id: uuid.UUID,
+        case_version: int,
+        supplied: list[Document],
+        request_id: str,
+        now: datetime,
+    ) -> Dossier:
+        """The handoff's dossier frozen again with the materials the court asked for (民诉法解释
+        Art. 354, 356): what it carried, and the documents supplied, each marked with the request it
+        answers. Frozen like the first, by hash: the court reads what was handed to it, and the
+        documents are no longer late additions."""
+        carried = list(dossier.manifest) if dossier is not None else []
+        listed = {item["document_id"] for item in carried}
+        for document in supplied:
+            document.late = False
+        again = Dossier(
+            id=ordered_id(),
+            dispute_id=dispute_id,
+            kind=kind,
+            target_id=target_id,
+            case_version=case_version,
+            manifest=carried
+            + [
+                {
+                    "document_id": str(d.id),
+                    "sha256": d.sha256,
+                    "kind": d.kind,
+                    "size": d.size,
+                    "media_type": d.media_type,
+                    "name": d.original_name,
+                    "supplied_for": request_id,
+                }
+                for d in supplied
+                if str(d.id) not in listed
+            ],
+            frozen_at=now,
+            handoff_id=handoff_id,
+        )
+        self.session.add(again)
+        await self.session.flush()
+        return again

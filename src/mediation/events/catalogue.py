@@ -384,6 +384,54 @@ def catalogue() -> list[dict[str, Any]]:
             },
             "actions": ["request_withdrawal"],
         },
+        "handoff_materials_requested": {
+            "summary": "要求补充材料 The court asks for more materials by a set day: before acceptance those the "
+            "application lacks (民诉法解释 Art. 354), after it proofs insufficient or doubtful (Art. 356); the "
+            "items, in the court's words, are on the handoff and the case's timeline",
+            "fields": {
+                **COMMON_FIELDS,
+                "handoff_id": {"type": "string", "format": "uuid"},
+                "target_id": {"type": "string", "format": "uuid"},
+                "request_id": {"type": "string", "format": "uuid"},
+                "article": {"type": "string"},
+                "codes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "the dossier checklist's items asked for, if the request names any",
+                },
+                "due_on": {"type": "string", "format": "date"},
+            },
+            "actions": ["request_materials"],
+        },
+        "handoff_materials_supplied": {
+            "summary": "补充材料 The body or center supplied the materials the court asked for; they are frozen into "
+            "the dossier",
+            "fields": {
+                **COMMON_FIELDS,
+                "handoff_id": {"type": "string", "format": "uuid"},
+                "target_id": {"type": "string", "format": "uuid"},
+                "request_id": {"type": "string", "format": "uuid"},
+                "document_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}},
+                "due_on": {"type": "string", "format": "date"},
+                "late": {
+                    "type": "boolean",
+                    "description": "supplied after `due_on` (the court judges, Art. 357)",
+                },
+            },
+            "actions": ["supply_materials"],
+        },
+        "handoff_materials_overdue": {
+            "summary": "逾期未补交 The day the court set for more materials passed with nothing supplied (flagged "
+            "once); the court may treat the application as withdrawn (民诉法解释 Art. 357)",
+            "fields": {
+                **COMMON_FIELDS,
+                "handoff_id": {"type": "string", "format": "uuid"},
+                "target_id": {"type": "string", "format": "uuid"},
+                "request_id": {"type": "string", "format": "uuid"},
+                "due_on": {"type": "string", "format": "date"},
+            },
+            "actions": ["materials_overdue"],
+        },
         "handoff_overdue": {
             "summary": "超期 The court or commission is past its deadline to accept or decide (flagged once per step)",
             "fields": {

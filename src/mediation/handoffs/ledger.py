@@ -304,6 +304,32 @@ def withdrawal_request(handoff: Handoff, requested_on: date, party_id: uuid.UUID
     return request
 
 
+# A court's request for more materials, by the step it is made at: before acceptance the application
+# is incomplete and the court has it completed within a period (民诉法解释 Art. 354: 限期补交); after it
+# the court may have statements or proofs that are insufficient, incomplete or doubtful supplemented
+# within a period (Art. 356: 限期补充). Not supplied in time without good reason, the application may be
+# treated as withdrawn (Art. 357): the court rules so (`/decision` `withdrawn`, or `not_accepted` with
+# `materials_missing`), this service does not.
+MATERIALS_ARTICLES = {"pending": "民诉法解释 第三百五十四条", "accepted": "民诉法解释 第三百五十六条"}
+MATERIALS_LATE_ARTICLE = "民诉法解释 第三百五十七条"
+# The law leaves the period to the court; a day further off than this is taken for a typing error (a
+# year wrong), not a period a court sets. The center's bound, not law.
+MATERIALS_LONGEST_DAYS = 90
+
+
+def open_materials_request(handoff: Handoff) -> dict[str, Any] | None:
+    """The court's request still waiting for the materials (at most one)."""
+    return next((r for r in handoff.materials_requests if r.get("status") == "open"), None)
+
+
+def materials_overdue(handoff: Handoff, today: date) -> bool:
+    """Whether the open request's day has passed with nothing supplied. The materials are still taken
+    late: whether the delay had good reason is the court's to judge (民诉法解释 Art. 357)."""
+    return (
+        handoff.status in OPEN and handoff.materials_due_on is not None and today > handoff.materials_due_on
+    )
+
+
 def warning_text(warning: dict[str, Any]) -> Text:
     """A handoff warning's message, from the facts kept with it. A warning kept without them (an
     earlier version's, or a code this one does not know) keeps the message it was stored with."""
@@ -523,6 +549,7 @@ class Ledger:
         # Answered with the decision, a withdrawal request no longer waits for the target's ruling:
         # the case's timeline keeps it.
         handoff.warnings = [w for w in handoff.warnings if w.get("code") != WITHDRAWAL_REQUESTED]
+        self.close_materials_request(handoff)
         # Settled, the handoff has no step open; a confirmation's period to apply for enforcement
         # takes the place of one, and is provisional as a step would be.
         if status == "confirmed":
@@ -553,6 +580,91 @@ class Ledger:
         if performed_by is not None and not performed_by.calendar_known:
             return PeriodEnd(end.last_day, end.extended, calendar_known=False)
         return end
+
+    def request_materials(
+        self,
+        handoff: Handoff,
+        items: list[str],
+        codes: list[str],
+        due_on: date,
+        note: str | None,
+        principal_id: str,
+        today: date,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Record the court's request for more materials (`MATERIALS_ARTICLES`), open until the
+        mediation side supplies them or the court closes the handoff."""
+        request: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "number": len(handoff.materials_requests) + 1,
+            "article": MATERIALS_ARTICLES[handoff.status],
+            "items": items,
+            "codes": codes,
+            "due_on": due_on.isoformat(),
+            "note": note,
+            "requested_on": today.isoformat(),
+            "requested_by": principal_id,
+            "status": "open",
+            "supplied_on": None,
+            "supplied_by": None,
+            "document_ids": [],
+            "supplied_note": None,
+        }
+        # A new list: the column is JSON, and only an assignment is seen as a change.
+        handoff.materials_requests = [*handoff.materials_requests, request]
+        handoff.materials_due_on = due_on
+        handoff.materials_overdue_flagged = False
+        self.touch(handoff, now)
+        return request
+
+    def supply_materials(
+        self,
+        handoff: Handoff,
+        document_ids: list[uuid.UUID],
+        note: str | None,
+        principal_id: str,
+        today: date,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """The open request answered with the documents supplied; late or not, as the court judges."""
+        requests = [dict(r) for r in handoff.materials_requests]
+        answered = next(r for r in requests if r.get("status") == "open")
+        answered.update(
+            status="supplied",
+            supplied_on=today.isoformat(),
+            supplied_by=principal_id,
+            document_ids=[str(i) for i in document_ids],
+            supplied_note=note,
+        )
+        handoff.materials_requests = requests
+        handoff.materials_due_on = None
+        handoff.materials_overdue_flagged = False
+        self.touch(handoff, now)
+        return answered
+
+    @staticmethod
+    def close_materials_request(handoff: Handoff) -> None:
+        """A handoff settled (a ruling, a withdrawal) while a request was open: the request waits for
+        nothing more; it stays in the record as not supplied."""
+        if open_materials_request(handoff) is None:
+            return
+        handoff.materials_requests = [
+            {**r, "status": "closed"} if r.get("status") == "open" else r for r in handoff.materials_requests
+        ]
+        handoff.materials_due_on = None
+        handoff.materials_overdue_flagged = False
+
+    async def materials_overdue(self, today: date) -> list[uuid.UUID]:
+        """Open handoffs whose request for materials passed its day unanswered and that the clock has
+        not flagged yet."""
+        rows = await self.session.scalars(
+            select(Handoff.id).where(
+                Handoff.status.in_(OPEN),
+                Handoff.materials_due_on < today,
+                Handoff.materials_overdue_flagged.is_(False),
+            )
+        )
+        return list(rows.all())
 
     def touch(self, handoff: Handoff, now: datetime) -> None:
         handoff.updated_at = now

@@ -13,6 +13,7 @@ identity document is no condition there, and listing them as missing would misle
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,34 +89,60 @@ def _principals(dispute: Dispute) -> list[Any]:
     return [p for p in dispute.parties if p.role != "agent"]
 
 
+# The codes of a judicial confirmation's checklist, which a court's request for more materials may
+# name (民诉法解释 Art. 354, 356); the contract lists them (schemas.MaterialCode).
+CONFIRMATION_CODES = ("agreement", "identity", "contact_address", "mediation_proof", "power_of_attorney")
+
+
+def mediation_on_record(sittings: Sequence[Any], agreement: Any | None, kinds: set[str]) -> bool:
+    """Whether the dossier proves that a mediation organisation mediated the agreement (民诉法解释
+    Art. 354: 由调解组织主持调解的证明): a sitting held before it, its minutes handed in, or an
+    agreement the mediator signed (人民调解法 Art. 29: signed by the mediator, sealed by the body;
+    an oral one recorded by the mediator, Art. 30). A case that merely reached the court has none."""
+    return (
+        any(s.status == "held" for s in sittings)
+        or "minutes" in kinds
+        or (agreement is not None and any(sig.signer == "mediator" for sig in agreement.signatures))
+    )
+
+
 def checklist(
-    handoff: Handoff, dispute: Dispute, has_agreement: bool, kinds: set[str]
+    handoff: Handoff, dispute: Dispute, kinds: set[str], *, has_agreement: bool, mediated: bool
 ) -> list[dict[str, Any]]:
     """The materials the receiving body looks for, each with the article asking for it and whether
-    the dossier holds it (`kinds`: the kinds of the documents frozen into it)."""
+    the dossier holds it (`kinds`: the kinds of the documents frozen into it; `mediated`:
+    `mediation_on_record`)."""
     conditions = REFERRALS.get(handoff.kind)
     has_agent = any(p.role == "agent" for p in dispute.parties)
+    items: list[tuple[str, str, str, bool]]
     if conditions is None:  # a judicial confirmation
         items = [
-            ("调解协议书", "民诉法解释 第三百五十四条", has_agreement or "agreement" in kinds),
+            ("agreement", "调解协议书", "民诉法解释 第三百五十四条", has_agreement or "agreement" in kinds),
+            # A proof of identity is a document (a copy of the ID card, a business licence): an ID
+            # number typed in at intake proves nothing to the court.
+            ("identity", "当事人身份证明", "民诉法解释 第三百五十四条", "identity_document" in kinds),
             (
-                "当事人身份证明",
-                "民诉法解释 第三百五十四条",
-                all(p.id_number_enc for p in _principals(dispute)),
-            ),
-            (
+                "contact_address",
                 "当事人住所、联系方式及送达地址",
                 "民诉法解释 第三百五十四条",
                 all(p.address and p.phone_enc for p in _principals(dispute)),
             ),
-            ("调解组织主持调解的证明 (调解笔录/时间线)", "民诉法解释 第三百五十四条", True),
+            (
+                "mediation_proof",
+                "调解组织主持调解的证明 (调解笔录/调解协议)",
+                "民诉法解释 第三百五十四条",
+                mediated,
+            ),
         ]
         if has_agent:
-            items.append(("授权委托书", "民诉法解释 第三百五十一条", "power_of_attorney" in kinds))
+            items.append(
+                ("power_of_attorney", "授权委托书", "民诉法解释 第三百五十一条", "power_of_attorney" in kinds)
+            )
     else:
         label = conditions.claims_label
         items = [
             (
+                "respondent",
                 "对方当事人 (被申请人/被告)",
                 conditions.parties,
                 any(p.role == "respondent" for p in dispute.parties),
@@ -124,19 +151,37 @@ def checklist(
             # Art. 23; 农村土地承包经营纠纷调解仲裁法 Art. 21; 民事诉讼法 Art. 124); a phone is asked
             # for only of a plaintiff (民事诉讼法 Art. 124(1)), so a respondent without one misses nothing.
             (
+                "party_addresses",
                 "当事人姓名或名称、住所",
                 conditions.parties,
                 all(p.address for p in _principals(dispute)),
             ),
-            (label, conditions.claims, bool(handoff.claims)),
-            ("事实和理由", conditions.claims, bool(dispute.description)),
-            ("证据材料", conditions.evidence, "evidence" in kinds),
+            ("claims", label, conditions.claims, bool(handoff.claims)),
+            ("facts", "事实和理由", conditions.claims, bool(dispute.description)),
+            ("evidence", "证据材料", conditions.evidence, "evidence" in kinds),
         ]
         if handoff.kind == "litigation":
             plaintiffs = [p for p in dispute.parties if p.role == "applicant"]
-            items.append(("原告联系方式", "民事诉讼法 第一百二十四条", all(p.phone_enc for p in plaintiffs)))
+            items.append(
+                (
+                    "plaintiff_contact",
+                    "原告联系方式",
+                    "民事诉讼法 第一百二十四条",
+                    all(p.phone_enc for p in plaintiffs),
+                )
+            )
         if handoff.kind == "commercial_arbitration":
-            items.append(("仲裁协议", "仲裁法 第四条、第十六条", bool(handoff.arbitration_agreement)))
+            items.append(
+                (
+                    "arbitration_agreement",
+                    "仲裁协议",
+                    "仲裁法 第四条、第十六条",
+                    bool(handoff.arbitration_agreement),
+                )
+            )
         if has_agent:
-            items.append(("授权委托书", conditions.agent, "power_of_attorney" in kinds))
-    return [{"item": item, "article": article, "present": present} for item, article, present in items]
+            items.append(("power_of_attorney", "授权委托书", conditions.agent, "power_of_attorney" in kinds))
+    return [
+        {"code": code, "item": item, "article": article, "present": present}
+        for code, item, article, present in items
+    ]

@@ -72,6 +72,16 @@ class Handoff(Base):
     provisional: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The step whose deadline passed, once the clock flagged it (accept | decide): flagged once.
     overdue_flagged: Mapped[str | None] = mapped_column(String(10))
+    # The court's requests for more materials, in the order made, each with its answer
+    # (ledger.request_materials): before acceptance 限期补交 (民诉法解释 Art. 354), after it 限期补充
+    # (Art. 356). At most one is open at a time.
+    materials_requests: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'")
+    )
+    # The open request's last day (null when none is open), for the clock and the lists; and whether
+    # the clock flagged it as passed, once.
+    materials_due_on: Mapped[date | None]
+    materials_overdue_flagged: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_by: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

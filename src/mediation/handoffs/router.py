@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import uuid
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
@@ -51,7 +52,7 @@ from mediation.disputes.router import IdempotencyKey, View, service
 from mediation.disputes.service import DisputeService
 from mediation.disputes.views import Viewer
 from mediation.documents.router import manifest_out
-from mediation.handoffs.ledger import KIND_LABELS, overdue_step, warning_text
+from mediation.handoffs.ledger import KIND_LABELS, materials_overdue, overdue_step, warning_text
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import (
     AcceptanceIn,
@@ -65,6 +66,9 @@ from mediation.handoffs.schemas import (
     HandoffStatus,
     HandoffWarning,
     MaterialCheck,
+    MaterialsRequestIn,
+    MaterialsRequestOut,
+    MaterialsSuppliedIn,
     OutcomeIn,
     WithdrawalIn,
 )
@@ -157,6 +161,7 @@ def handoff_out(
         decision=text(handoff.decision),
         enforcement_deadline=handoff.enforcement_deadline,
         overdue=overdue_step(handoff, svc.clock.today()),
+        materials_requests=[materials_request_out(r, handoff, svc, text) for r in handoff.materials_requests],
         version=handoff.version,
         created_at=handoff.created_at,
         updated_at=handoff.updated_at,
@@ -211,6 +216,30 @@ def handoff_if_match(if_match: str | None) -> str | None:
         return if_match
     return ", ".join(_DOSSIER_TAG.sub(r'\1"\2"', tag) for tag in tags)
 
+def materials_request_out(
+    request: dict[str, Any], handoff: Handoff, svc: HandoffService, text: Any
+) -> MaterialsRequestOut:
+    """One of the court's requests for more materials; its free text shown as the handoff's is."""
+    due_on = date.fromisoformat(request["due_on"])
+    supplied_on = date.fromisoformat(request["supplied_on"]) if request.get("supplied_on") else None
+    is_open = request.get("status") == "open"
+    return MaterialsRequestOut(
+        id=uuid.UUID(request["id"]),
+        number=request["number"],
+        article=request["article"],
+        items=[text(item) for item in request["items"]],
+        codes=request["codes"],
+        due_on=due_on,
+        note=text(request.get("note")),
+        requested_on=date.fromisoformat(request["requested_on"]),
+        status=request["status"],
+        overdue=is_open and materials_overdue(handoff, svc.clock.today()),
+        supplied_on=supplied_on,
+        supplied_late=supplied_on > due_on if supplied_on else None,
+        document_ids=[uuid.UUID(i) for i in request.get("document_ids", [])],
+        supplied_note=text(request.get("supplied_note")),
+    )
+
 
 async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -> JSONResponse:
     await svc.session.flush()
@@ -230,7 +259,8 @@ async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -
         "the same on every page: a walk resumed from a cursor finds the handoffs made since (a cursor "
         "of the former order, by request date and id, is 422 `invalid_cursor`: start again). Ordered "
         "by making, not by change: to follow what changes on handoffs already listed, follow the "
-        "event feed (`GET /v1/events`). `overdue=true` lists those whose current step is late. "
+        "event feed (`GET /v1/events`). `overdue=true` lists those whose current step is late; "
+        "`materials_overdue=true` those whose request for more materials passed its day unanswered. "
         "The text typed about each case (claims, arbitration agreement, reason for an extension, "
         "decision) shows ID and phone numbers masked to a caller without `pii:read`; shown in full, "
         "it is audited as a read of that case's personal data, as the dossier is."
@@ -244,6 +274,7 @@ async def list_handoffs(
     status: Annotated[list[HandoffStatus] | None, Query()] = None,
     kind: HandoffKind | None = None,
     overdue: bool | None = None,
+    materials_overdue: bool | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> HandoffPage:
@@ -254,6 +285,7 @@ async def list_handoffs(
         overdue=overdue,
         cursor=cursor,
         limit=limit,
+        materials_overdue=materials_overdue,
     )
     # Each handoff's text as the case's own is shown (the dossier's too): a number in it masked
     # without `pii:read`, and shown, a read of that case's personal data (个人信息保护法 Art. 55).
@@ -492,6 +524,46 @@ STEPS: list[tuple[str, str, type[BaseModel], str, str]] = [
             "A referral accepted by a commission or court: the body's or center's withdrawal here is "
             "likewise a request, and the target posts the outcome `withdrawal`; before acceptance, 409 "
             "`wrong_kind`."
+        ),
+    ),
+]
+STEPS += [
+    (
+        "/handoffs/{handoff_id}/materials-request",
+        "request_materials",
+        MaterialsRequestIn,
+        "要求限期补充材料 Ask for more materials by a set day",
+        (
+            "The court addressed asks the parties, through the mediation side, for materials by a day it "
+            "sets: while the request is pending, those the application lacks (民诉法解释 Art. 354: 限期补交); "
+            "once accepted, statements or proofs insufficient, incomplete or doubtful (Art. 356: 限期补充). "
+            "`items` says what in the court's words, `codes` may name the dossier checklist's items "
+            "(`materials[].code`), `due_on` is after today and at most 90 days ahead (422 `implausible`). "
+            "Recorded on the handoff (`materials_requests`, `open`), on the case's timeline "
+            "(`request_materials`) and as the event `handoff_materials_requested`; the court's own periods "
+            "are left as they are. Judicial confirmation only (409 `wrong_kind`); not once the handoff is "
+            "settled (409 `handoff_settled`); one open request at a time (409 "
+            "`materials_already_requested`). The same request sent again is answered 200 as it stands, "
+            "nothing written. Not supplied in time without good reason, the court may treat the "
+            "application as withdrawn (Art. 357): `/decision` `withdrawn`, or before acceptance "
+            "`/acceptance` `not_accepted` with `materials_missing`."
+        ),
+    ),
+    (
+        "/handoffs/{handoff_id}/materials-supplied",
+        "supply_materials",
+        MaterialsSuppliedIn,
+        "补充材料 Supply the materials the court asked for",
+        (
+            "The body holding the case or the center answers the open request with documents of the case, "
+            "uploaded first (`POST /v1/disputes/{id}/documents`): they are frozen into the handoff's dossier "
+            "as the first ones were (its `manifest`, each marked `supplied_for` the request, no longer "
+            "`late_documents`), the request is `supplied`, the case's timeline says `supply_materials` and "
+            "the court is sent `handoff_materials_supplied`. A document of another case, or withdrawn, is "
+            "422 (`document_ids[n]`: `not_of_this_case`, `withdrawn`); no open request, 409 "
+            "`no_materials_request`. A request past its `due_on` still takes them (`supplied_late`): "
+            "whether the delay had good reason is the court's to judge (民诉法解释 Art. 357). The same answer "
+            "sent again is answered 200 as it stands, nothing written."
         ),
     ),
 ]

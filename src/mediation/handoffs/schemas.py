@@ -69,6 +69,37 @@ class HandoffWarning(BaseModel):
     )
 
 
+# The items of a judicial confirmation's checklist a court's request may name (materials.checklist).
+MaterialCode = Literal["agreement", "identity", "contact_address", "mediation_proof", "power_of_attorney"]
+
+
+class MaterialsRequestOut(BaseModel):
+    """A court's request for more materials and its answer."""
+
+    id: uuid.UUID
+    number: int = Field(description="1 for the handoff's first request, and so on.")
+    article: str = Field(
+        description="民诉法解释 Art. 354 (before acceptance, 限期补交) or Art. 356 (after it, 限期补充)."
+    )
+    items: list[str] = Field(description="What the court asks for, in its words.")
+    codes: list[MaterialCode] = Field(description="The checklist items the request names, if any.")
+    due_on: date = Field(description="The last day the court set.")
+    note: str | None
+    requested_on: date
+    status: Literal["open", "supplied", "closed"] = Field(
+        description="`open`: waiting for the materials; `supplied`: answered (`supplied_on`, "
+        "`document_ids`); `closed`: the handoff was settled while it was open."
+    )
+    overdue: bool = Field(
+        description="Open and past `due_on`: the materials are still taken, and the court judges whether "
+        "the delay had good reason (民诉法解释 Art. 357)."
+    )
+    supplied_on: date | None
+    supplied_late: bool | None = Field(description="Supplied after `due_on`.")
+    document_ids: list[uuid.UUID] = Field(description="The documents supplied, frozen into the dossier.")
+    supplied_note: str | None
+
+
 class HandoffOut(BaseModel):
     id: uuid.UUID
     dispute_id: uuid.UUID
@@ -109,6 +140,10 @@ class HandoffOut(BaseModel):
     overdue: Literal["accept", "decide"] | None = Field(
         description="The step whose deadline has passed, if any."
     )
+    materials_requests: list[MaterialsRequestOut] = Field(
+        description="The court's requests for more materials (民诉法解释 Art. 354, 356), oldest first; at "
+        "most one `open`."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -126,6 +161,10 @@ class CompetentCourt(BaseModel):
 
 
 class MaterialCheck(BaseModel):
+    code: str = Field(
+        description="The item's code; a judicial confirmation's (`agreement`, `identity`, `contact_address`, "
+        "`mediation_proof`, `power_of_attorney`) are those a request for more materials may name."
+    )
     item: str
     article: str
     present: bool
@@ -279,3 +318,37 @@ class WithdrawalIn(WriteModel):
         "or treating the application as withdrawn (民诉法解释 Art. 357).",
     )
     ruled_on: Day | None = Field(default=None, description="The ruling's date, with `ruling_number`.")
+
+
+class MaterialsRequestIn(WriteModel):
+    items: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=500)]], Field(min_length=1, max_length=30)
+    ] = Field(description="What the parties are to supply, one item a line.")
+    codes: Annotated[list[MaterialCode], Field(max_length=5)] = Field(
+        default=[], description="The checklist items asked for, if the request names any."
+    )
+    due_on: Day = Field(
+        description="The last day to supply them: after today, at most "
+        "90 days ahead (a later day is taken for a typing error)."
+    )
+    note: Note = None
+
+    @model_validator(mode="after")
+    def _codes_once(self) -> Self:
+        if len(set(self.codes)) != len(self.codes):
+            raise at_field("codes", "duplicate", Text("材料代码重复", "A code is named twice"))
+        return self
+
+
+class MaterialsSuppliedIn(WriteModel):
+    document_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=50)] = Field(
+        description="The case's documents that answer the request, uploaded first "
+        "(`POST /v1/disputes/{id}/documents`)."
+    )
+    note: Note = None
+
+    @model_validator(mode="after")
+    def _documents_once(self) -> Self:
+        if len(set(self.document_ids)) != len(self.document_ids):
+            raise at_field("document_ids", "duplicate", Text("材料重复", "A document is named twice"))
+        return self

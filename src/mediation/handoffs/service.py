@@ -8,6 +8,7 @@ the handoff's version for If-Match.
 from __future__ import annotations
 
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -46,16 +47,28 @@ from mediation.disputes.service import OVERDUE_WITHDRAWN, DisputeService
 from mediation.documents.models import Document, Dossier
 from mediation.handoffs.answers import ARBITRATION_HANDOFF_KINDS
 from mediation.handoffs.ledger import (
+    MATERIALS_LATE_ARTICLE,
+    MATERIALS_LONGEST_DAYS,
     OPEN,
     WITHDRAWAL_REQUESTED,
     StepCount,
+    materials_overdue,
+    open_materials_request,
     overdue_step,
     summary,
     withdrawal_request,
 )
-from mediation.handoffs.materials import checklist, limitation_note
+from mediation.handoffs.materials import checklist, limitation_note, mediation_on_record
 from mediation.handoffs.models import Handoff
-from mediation.handoffs.schemas import AcceptanceIn, DecisionIn, HandoffExtensionIn, OutcomeIn, WithdrawalIn
+from mediation.handoffs.schemas import (
+    AcceptanceIn,
+    DecisionIn,
+    HandoffExtensionIn,
+    MaterialsRequestIn,
+    MaterialsSuppliedIn,
+    OutcomeIn,
+    WithdrawalIn,
+)
 
 TARGET_ROLES = frozenset({Role.court, Role.arbitration})
 NOT_FOUND = Text("没有这件移交", "No such handoff")
@@ -169,6 +182,7 @@ class HandoffService:
         overdue: bool | None,
         cursor: str | None,
         limit: int,
+        materials_overdue: bool | None = None,
     ) -> tuple[list[tuple[Handoff, str, str]], str | None]:
         today = self.clock.today()
         query = (
@@ -194,6 +208,14 @@ class HandoffService:
                 ),
             )
             query = query.where(late if overdue else ~late)
+        if materials_overdue is not None:
+            # The parties' lateness, not the target's: a request for materials past its day.
+            unsupplied = and_(
+                Handoff.status.in_(OPEN),
+                Handoff.materials_due_on.is_not(None),
+                Handoff.materials_due_on < today,
+            )
+            query = query.where(unsupplied if materials_overdue else ~unsupplied)
         if cursor is not None:
             query = query.where(Handoff.seq > self._after(cursor))
         rows = (await self.session.execute(query.order_by(Handoff.seq).limit(limit + 1))).all()
@@ -292,13 +314,7 @@ class HandoffService:
                 .order_by(TimelineEntry.seq)
             )
         ).all()
-        frozen = await self.session.scalar(
-            select(Dossier)
-            .where(Dossier.dispute_id == dispute.id, Dossier.target_id == handoff.target_id)
-            .where(Dossier.frozen_at <= handoff.created_at)
-            .order_by(Dossier.frozen_at.desc(), Dossier.id.desc())
-            .limit(1)
-        )
+        frozen = await self.frozen_dossier(handoff)
         manifest = list(frozen.manifest) if frozen else []
         listed = {item["document_id"] for item in manifest}
         late = (
@@ -309,7 +325,13 @@ class HandoffService:
             )
         ).all()
         kinds = {item["kind"] for item in manifest}
-        materials = checklist(handoff, dispute, agreement is not None, kinds)
+        materials = checklist(
+            handoff,
+            dispute,
+            kinds,
+            has_agreement=agreement is not None,
+            mediated=mediation_on_record(sessions, agreement, kinds),
+        )
         filing_pack: dict[str, Any] | None = None
         if handoff.kind != "judicial_confirmation":
             body = await self.session.get(Body, dispute.body_id) if dispute.body_id else None
@@ -348,6 +370,23 @@ class HandoffService:
             "materials": materials,
             "filing_pack": filing_pack,
         }
+
+    async def frozen_dossier(self, handoff: Handoff) -> Dossier | None:
+        """The dossier this handoff carries: the one frozen again with the materials the court asked
+        for, if any (`supply_materials`), else the latest frozen by the time the handoff was made
+        (its own; a later handoff of the case freezes its own after it)."""
+        return await self.session.scalar(
+            select(Dossier)
+            .where(Dossier.dispute_id == handoff.dispute_id, Dossier.target_id == handoff.target_id)
+            .where(
+                or_(
+                    Dossier.handoff_id == handoff.id,
+                    and_(Dossier.handoff_id.is_(None), Dossier.frozen_at <= handoff.created_at),
+                )
+            )
+            .order_by(Dossier.frozen_at.desc(), Dossier.id.desc())
+            .limit(1)
+        )
 
     async def _prior_arbitration(self, handoff: Handoff) -> list[dict[str, Any]]:
         """The case's referrals to arbitration before this suit, with how each ended: a labour
@@ -790,6 +829,210 @@ class HandoffService:
                 **recorded_answer(handoff, principal),
             )
 
+    # ---- the court's requests for more materials (民诉法解释 Art. 354, 356) ----------------------
+
+    async def request_materials(
+        self, handoff_id: uuid.UUID, data: MaterialsRequestIn, principal: Principal, if_match: str | None
+    ) -> Handoff:
+        """The court asks for more materials by a day it sets: before acceptance those the
+        application lacks (民诉法解释 Art. 354: 限期补交), after it statements or proofs insufficient,
+        incomplete or doubtful (Art. 356: 限期补充). Kept on the handoff and on the case's timeline,
+        with its event to the mediation side; the court's own periods are left as they are. The same
+        request sent again (its first answer lost) is answered as it stands, nothing written."""
+        handoff, dispute = await self._answerable(handoff_id, principal, if_match)
+        latest = handoff.materials_requests[-1] if handoff.materials_requests else None
+        if latest is not None and _same_request(latest, data):
+            return self._repeated(handoff)
+        self._still_open(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        if handoff.kind != "judicial_confirmation":
+            raise Conflict(
+                Text(
+                    "补充材料的要求只适用于司法确认申请 (民诉法解释 第三百五十四条、第三百五十六条)",
+                    "Requests for more materials are for judicial confirmation requests "
+                    "(民诉法解释 Art. 354, 356)",
+                ),
+                code="wrong_kind",
+            )
+        asked = open_materials_request(handoff)
+        if asked is not None:
+            raise Conflict(
+                Text(
+                    "已于 {day} 要求补充材料, 期限至 {due}, 尚未补交; 补交后可再提出要求",
+                    "More materials were asked for on {day}, due on {due}, and not supplied yet; ask again "
+                    "once they are",
+                ).format(day=asked["requested_on"], due=asked["due_on"]),
+                code="materials_already_requested",
+                request_id=asked["id"],
+                due_on=asked["due_on"],
+            )
+        today = self.clock.today()
+        latest_day = today + timedelta(days=MATERIALS_LONGEST_DAYS)
+        if not today < data.due_on <= latest_day:
+            raise ValidationFailed.of_field(
+                "due_on",
+                "implausible",
+                Text(
+                    "补交期限须晚于今天, 且不晚于 {last} ({n} 日内)",
+                    "due_on must lie after today and no later than {last} (within {n} days)",
+                ).format(last=latest_day.isoformat(), n=MATERIALS_LONGEST_DAYS),
+            )
+        request = self.ledger.request_materials(
+            handoff,
+            list(data.items),
+            list(data.codes),
+            data.due_on,
+            data.note,
+            principal.id,
+            today,
+            self.clock.now(),
+        )
+        dispute.handoff = summary(handoff, today)
+        # The items are the court's own words, which may name people: the timeline keeps them, read
+        # with the case's rights; the event says which checklist items and by when.
+        await self.disputes.record_work(
+            dispute,
+            "request_materials",
+            principal,
+            data.note,
+            {
+                "handoff_id": str(handoff.id),
+                "target_id": str(handoff.target_id),
+                "request_id": request["id"],
+                "article": request["article"],
+                "codes": request["codes"],
+                "due_on": request["due_on"],
+            },
+            "handoff_materials_requested",
+            timeline_only={"items": request["items"]},
+        )
+        return handoff
+
+    async def supply_materials(
+        self, handoff_id: uuid.UUID, data: MaterialsSuppliedIn, principal: Principal, if_match: str | None
+    ) -> Handoff:
+        """The mediation side answers the open request with documents of the case (uploaded first):
+        they are frozen into the handoff's dossier as the first ones were, and the court is told. A
+        request past its day still takes them: whether the delay had good reason is the court's to
+        judge (民诉法解释 Art. 357)."""
+        handoff, dispute = await self._locked(handoff_id, principal)
+        if principal.role not in BODY_ROLES | CENTER_ROLES:
+            raise Forbidden(
+                Text(
+                    "补充材料由调解组织或调解中心提交",
+                    "The materials are supplied by the mediation body or the center",
+                ),
+                allowed_roles=sorted(r.value for r in BODY_ROLES | CENTER_ROLES),
+            )
+        self._if_match_formed(if_match, handoff.version)
+        latest = handoff.materials_requests[-1] if handoff.materials_requests else None
+        if (
+            latest is not None
+            and latest.get("status") == "supplied"
+            and latest.get("document_ids") == [str(i) for i in data.document_ids]
+            and latest.get("supplied_note") == data.note
+        ):
+            return self._repeated(handoff)
+        self._still_open(handoff, principal)
+        check_if_match(if_match, handoff.version)
+        asked = open_materials_request(handoff)
+        if asked is None:
+            raise Conflict(
+                Text("法院没有待补交的材料要求", "The court has no request for materials waiting"),
+                code="no_materials_request",
+            )
+        documents = await self._supplied_documents(dispute, data.document_ids)
+        assert self.disputes.documents is not None  # a request's service has its documents
+        today, now = self.clock.today(), self.clock.now()
+        carried = await self.frozen_dossier(handoff)
+        due_on = date.fromisoformat(asked["due_on"])
+        self.ledger.supply_materials(handoff, data.document_ids, data.note, principal.id, today, now)
+        dispute.handoff = summary(handoff, today)
+        await self.disputes.record_work(
+            dispute,
+            "supply_materials",
+            principal,
+            data.note,
+            {
+                "handoff_id": str(handoff.id),
+                "target_id": str(handoff.target_id),
+                "request_id": asked["id"],
+                "document_ids": [str(d.id) for d in documents],
+                "due_on": asked["due_on"],
+                "late": today > due_on,
+            },
+            "handoff_materials_supplied",
+        )
+        await self.disputes.documents.freeze_supplement(
+            carried,
+            dispute.id,
+            handoff.id,
+            handoff.kind,
+            handoff.target_id,
+            dispute.version,
+            documents,
+            asked["id"],
+            now,
+        )
+        return handoff
+
+    async def _supplied_documents(self, dispute: Dispute, ids: list[uuid.UUID]) -> list[Document]:
+        """The documents named, each the case's own and not withdrawn, in the order named."""
+        found = {
+            d.id: d for d in (await self.session.scalars(select(Document).where(Document.id.in_(ids)))).all()
+        }
+        for n, document_id in enumerate(ids):
+            document = found.get(document_id)
+            if document is None or document.dispute_id != dispute.id:
+                raise ValidationFailed.of_field(
+                    f"document_ids[{n}]",
+                    "not_of_this_case",
+                    Text(
+                        "该案没有这份材料, 请先上传到本案", "No such document in this case: upload it first"
+                    ),
+                )
+            if document.status != "active":
+                raise ValidationFailed.of_field(
+                    f"document_ids[{n}]",
+                    "withdrawn",
+                    Text(
+                        "这份材料已撤回, 不能作为补充材料",
+                        "This document was withdrawn and cannot be supplied",
+                    ),
+                )
+        return [found[i] for i in ids]
+
+    async def flag_materials_overdue(self, handoff_id: uuid.UUID, principal: Principal) -> bool:
+        """The clock marks, once, a request for materials whose day passed with nothing supplied, on
+        the case's timeline with its event: the court may treat the application as withdrawn
+        (民诉法解释 Art. 357), and the body and the center see it late."""
+        locked = await self._locked_by_the_clock(handoff_id)
+        if locked is None:
+            return False
+        handoff, dispute = locked
+        asked = open_materials_request(handoff)
+        if (
+            asked is None
+            or handoff.materials_overdue_flagged
+            or not materials_overdue(handoff, self.clock.today())
+        ):
+            return False
+        handoff.materials_overdue_flagged = True
+        await self.disputes.record_work(
+            dispute,
+            "materials_overdue",
+            principal,
+            f"法院要求补交的材料逾期未补交, 期限 {asked['due_on']} 已过 ({MATERIALS_LATE_ARTICLE})",
+            {
+                "handoff_id": str(handoff.id),
+                "target_id": str(handoff.target_id),
+                "request_id": asked["id"],
+                "due_on": asked["due_on"],
+            },
+            "handoff_materials_overdue",
+        )
+        return True
+
     async def _withdrawal_allowed(
         self, handoff: Handoff, data: DecisionIn, principal: Principal, etag: str
     ) -> None:
@@ -983,3 +1226,13 @@ class HandoffService:
             "handoff_overdue",
         )
         return True
+
+
+def _same_request(recorded: dict[str, Any], data: MaterialsRequestIn) -> bool:
+    """Whether the request recorded asks what `data` asks: the same items, codes, day and note."""
+    return (
+        recorded.get("items") == list(data.items)
+        and recorded.get("codes") == list(data.codes)
+        and recorded.get("due_on") == data.due_on.isoformat()
+        and recorded.get("note") == data.note
+    )
