@@ -14,7 +14,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
@@ -55,7 +55,7 @@ from mediation.core.db import session_of
 from mediation.core.errors import NotFound, ProblemError, StaleVersion, ValidationFailed
 from mediation.core.http import etag_for
 from mediation.core.i18n import Text, cn_date, current_language
-from mediation.core.principal import Permission, Principal
+from mediation.core.principal import BODY_ROLES, CENTER_ROLES, Permission, Principal
 from mediation.core.schemas import DomainValueError, WriteModel
 from mediation.disputes import lifecycle
 from mediation.disputes.attention import FINISHED, Attention
@@ -91,7 +91,8 @@ from mediation.disputes.schemas import (
 )
 from mediation.disputes.service import DisputeService, ListFilters
 from mediation.disputes.views import Viewer
-from mediation.handoffs.ledger import overdue_step, warning_text
+from mediation.handoffs.ledger import materials_overdue, open_materials_request, overdue_step, warning_text
+from mediation.handoffs.schemas import MaterialsSuppliedIn
 from mediation.handoffs.service import HandoffService
 from mediation.identity.auth import identity_of, require
 from mediation.supervision.router import order_out
@@ -117,6 +118,9 @@ from mediation.web.rendering import WebRoute, render, secure_page, see_other
 from mediation.web.session import check_csrf, staff
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+# The case page's form answering a court's request for more materials.
+MATERIALS_FORM = "supply_materials"
 
 Staff = Annotated[Principal, Depends(staff)]
 Service = Annotated[DisputeService, Depends(service)]
@@ -529,9 +533,20 @@ class CasePage:
             "order_addressable": order_addressable,
             "response_fields": describe(OrderResponseIn),
             "handoffs": [
-                (h, name, [warning_text(w).zh for w in h.warnings], overdue_step(h, svc.clock.today()))
+                (
+                    h,
+                    name,
+                    [warning_text(w).zh for w in h.warnings],
+                    overdue_step(h, svc.clock.today()),
+                    _materials_asked(h, view, svc.clock.today()),
+                )
                 for h, _, name in handoffs
             ],
+            # 补充材料: offered to the mediation side that may change the case while a court's request
+            # waits, the choices the case's documents as this caller is shown them.
+            "materials_fields": await _materials_fields(svc, dispute, principal)
+            if any(open_materials_request(h) for h, _, _ in handoffs)
+            else None,
             "agreements": agreement_views,
             "can_draft": can_draft,
             "in_effect": in_effect,
@@ -686,6 +701,40 @@ async def _order_form(
     return fields, bool(bodies)
 
 
+def _materials_asked(handoff: Any, view: Viewer, today: date) -> dict[str, Any] | None:
+    """The court's request for materials still waiting (民诉法解释 Art. 354, 356), its text read as
+    the case's: ID and phone numbers masked unless shown."""
+    asked = open_materials_request(handoff)
+    if asked is None:
+        return None
+    return {
+        "items": [view.text(handoff.dispute_id, item) for item in asked["items"]],
+        "note": view.text(handoff.dispute_id, asked.get("note")),
+        "due_on": asked["due_on"],
+        "requested_on": asked["requested_on"],
+        "article": asked["article"],
+        "overdue": materials_overdue(handoff, today),
+        "version": etag_for(handoff.version),
+    }
+
+
+async def _materials_fields(
+    svc: DisputeService, dispute: Any, principal: Principal
+) -> list[FormField] | None:
+    """The supply form's fields, to whom the service takes the materials from: the body holding the
+    case or the center, with `cases:write`."""
+    if principal.role not in BODY_ROLES | CENTER_ROLES or not principal.can(Permission.cases_write):
+        return None
+    documents = await svc.documents.of_case(dispute, principal) if svc.documents else []
+    kinds = ENUM_LABELS["document_kind"]
+    options = [
+        Option(str(d.id), f"{kinds.get(d.kind, d.kind)} · {d.original_name}")
+        for d in documents
+        if d.status == "active"
+    ]
+    return describe(MaterialsSuppliedIn, {"document_ids": options})
+
+
 def declined(case: Any) -> dict[str, Any] | None:
     """What the center told the party when it declined the case (不予受理): the reason, the route to
     take instead and what it means, as the decline recorded them (read as this caller reads the
@@ -738,6 +787,7 @@ DONE_MESSAGES = {
     "owner_set": "已确定包案领导",
     "owner_cleared": "已取消包案",
     "clock_extended": "期限已延长",
+    "materials_supplied": "已补充材料, 材料已送交法院",
     "linked": "已关联案件, 两案时间线均已记录",
     "unlinked": "已解除关联, 两案时间线均已记录",
     "signed": "已记录签署",
@@ -791,6 +841,8 @@ async def _refused(
         if failed == "draft_agreement" or failed.startswith("sign:")
         else "调解会"
         if failed.startswith(("record_sitting:", "cancel_sitting:", "reschedule_sitting:"))
+        else "移交"
+        if failed == MATERIALS_FORM
         else "案件"
     )
     if isinstance(exc, StaleVersion):
@@ -845,6 +897,8 @@ def _field_names(form: str) -> set[str]:
         fields = describe(MediatorChoiceIn)
     elif form == "set_owner":
         fields = OWNER_FIELDS
+    elif form == MATERIALS_FORM:
+        fields = describe(MaterialsSuppliedIn)
     elif form == "reissue_query_code":
         fields = describe(QueryCodeReissueIn)
     elif form.startswith("alert:") and form.endswith(":resolve"):
@@ -1633,6 +1687,29 @@ async def extend_clock(
         extend,
         failed=f"extend:{clock.value}",
         done="clock_extended#clocks",
+    )
+
+
+@router.post("/cases/{dispute_id}/handoffs/{handoff_id}/materials-supplied", response_class=HTMLResponse)
+async def supply_materials(
+    request: Request, dispute_id: str, handoff_id: str, principal: Staff, svc: Service
+) -> Response:
+    """补充材料: the documents chosen answer the court's request, through the service the API uses,
+    at the handoff's version the page showed."""
+    case_id, handoff = parse_id(dispute_id), parse_id(handoff_id)
+
+    async def supply(data: MaterialsSuppliedIn, version: str | None) -> object:
+        return await HandoffService(svc).supply_materials(handoff, data, principal, version)
+
+    return await _case_form(
+        request,
+        svc,
+        principal,
+        case_id,
+        MaterialsSuppliedIn,
+        supply,
+        failed=MATERIALS_FORM,
+        done="materials_supplied#handoffs",
     )
 
 

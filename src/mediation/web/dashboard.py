@@ -173,6 +173,11 @@ async def dashboard(
     unanswered, more_unanswered = await HandoffService(svc).search(
         principal, status=None, kind=None, overdue=True, cursor=None, limit=10
     )
+    # The parties past the day a court set for more materials (民诉法解释 Art. 354, 356): the court
+    # may treat the application as withdrawn (Art. 357), and the body and the center see to it.
+    unsupplied, more_unsupplied = await HandoffService(svc).search(
+        principal, status=None, kind=None, overdue=None, cursor=None, limit=10, materials_overdue=True
+    )
     warnings = AlertService(svc)
     alerts, _ = await warnings.search(principal, status="open", kind=None, cursor=None, limit=10)
     alert_cases = {a.id: [d for _, d in await warnings.cases(a, principal)][:5] for a in alerts}
@@ -204,5 +209,7 @@ async def dashboard(
             "latest": [view.dispute(d) for d in latest],
             "unanswered": [(h, number, target, overdue_step(h, today)) for h, number, target in unanswered],
             "more_unanswered": more_unanswered is not None,
+            "unsupplied": [(h, number, target, h.materials_due_on) for h, number, target in unsupplied],
+            "more_unsupplied": more_unsupplied is not None,
         },
     )
