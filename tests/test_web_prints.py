@@ -340,3 +340,31 @@ async def test_an_application_showing_no_number_offers_nothing_and_records_nothi
         assert printed.status_code == 200 and "司法确认申请书" in printed.text
         assert 'id="numbers-control"' not in printed.text
     assert len(await disclosures(app, case["id"])) == before
+
+
+# ---- one disclosure per print showing the numbers ---------------------------------------------------
+
+
+async def test_each_print_showing_the_numbers_is_recorded_once_and_no_other_print_is(
+    api: Api, web: httpx.AsyncClient, app: Any
+) -> None:
+    """The agreement and the application, each printed masked, asked for the numbers by a HEAD
+    (nothing is sent, so nothing is shown) and printed with them, twice over: every print showing
+    the numbers is one disclosure naming the case once; the others record nothing."""
+    case, application = await agreed_with_a_number(api)
+    agreements = (await api.client.get(f"/v1/disputes/{case['id']}/agreements")).json()
+    agreement = f"/cases/{case['id']}/agreements/{agreements[-1]['id']}/print"
+    page = signed_in(web, api)
+    before = len(await disclosures(app, case["id"]))
+    for _ in range(2):
+        for path in (agreement, application):
+            masked = await page.get(path)
+            assert masked.status_code == 200 and PHONE not in masked.text and "show-numbers" in masked.text
+            assert (await page.client.head(f"{path}?show=numbers")).status_code == 200
+            assert len(await disclosures(app, case["id"])) == before
+
+            shown = await page.get(f"{path}?show=numbers")
+            assert shown.status_code == 200 and PHONE in shown.text and "hide-numbers" in shown.text
+            [record] = (await disclosures(app, case["id"]))[before:]
+            assert record.details["disputes"] == [case["id"]] and record.object_id == case["id"]
+            before += 1

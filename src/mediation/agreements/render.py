@@ -6,6 +6,8 @@ The page carries every party, every obligation and every signature; ID numbers a
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -46,13 +48,53 @@ def _party_name(dispute: Dispute, party_id: object) -> str:
     return "—"
 
 
+# Where the page holds a text typed about the case (`AgreementPage`), and where its control goes.
+_SLOT = re.compile("\x00(\\d+|c)\x00")
+_CONTROL = "\x00c\x00"
+
+
+@dataclass(frozen=True)
+class AgreementPage:
+    """The printable agreement laid out once, the text typed about the case (names, facts, terms,
+    addresses) kept apart from it: whether masking would hide a number in that text is known
+    before the page is filled in, masked or as written, once."""
+
+    layout: str
+    texts: tuple[str, ...]
+
+    @property
+    def hides_numbers(self) -> bool:
+        """Whether an ID or phone number is written into its text, which masking hides."""
+        return any(redact_text(t) != t for t in self.texts)
+
+    def html(self, *, masked: bool, control: str = "") -> str:
+        """The page: `masked`, for a reader without `pii:read` (or until the numbers are asked
+        for), any identity or mobile number in its text masked, as in the case's own free text
+        (个人信息保护法 Art. 51). `control`: markup the page puts above it and the print leaves out
+        (class `noprint`)."""
+
+        def fill(slot: re.Match[str]) -> str:
+            if slot.group(1) == "c":
+                return control
+            text = self.texts[int(slot.group(1))]
+            return escape(redact_text(text) if masked else text)
+
+        # One pass: a text filled in is not read again, whatever it holds.
+        return _SLOT.sub(fill, self.layout)
+
+
 def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = False, control: str = "") -> str:
-    """The printable agreement. `masked`, for a reader without `pii:read`: any identity or mobile
-    number written into its text is masked, as in the case's own free text (个人信息保护法 Art. 51).
-    `control`: markup the page puts above it and the print leaves out (class `noprint`)."""
+    """The printable agreement (`AgreementPage.html`)."""
+    return agreement_page(agreement, dispute).html(masked=masked, control=control)
+
+
+def agreement_page(agreement: Agreement, dispute: Dispute) -> AgreementPage:
+    """The printable agreement, to be filled in masked or as written (`AgreementPage`)."""
+    texts: list[str] = []
 
     def e(text: str) -> str:
-        return escape(redact_text(text) if masked else text)
+        texts.append(text)
+        return f"\x00{len(texts) - 1}\x00"
 
     rows = []
     for p in principals(dispute):
@@ -106,11 +148,11 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
         "\n当事人应当按照约定履行 (人民调解法第二十九条、第三十一条)。双方当事人可以自协议生效之日起三十日内共同向"
         "\n人民法院申请司法确认 (人民调解法第三十三条)。"
     )
-    return f"""<!doctype html>
+    layout = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{title} {e(dispute.case_number)}</title>
 <style>{STYLE}</style></head>
 <body>
-{control}<h1>{title}</h1>
+{_CONTROL}<h1>{title}</h1>
 <p class="meta">编号: {e(dispute.case_number)}-{agreement.number} · {STATUS_LABELS.get(agreement.status, agreement.status)}</p>
 <p>调解组织: {e(agreement.body_name)} · 调解员: {e(agreement.mediator_name or "")}</p>
 <h2>当事人</h2>
@@ -127,3 +169,4 @@ def agreement_html(agreement: Agreement, dispute: Dispute, *, masked: bool = Fal
 <p class="hash">内容哈希 (SHA-256): {agreement.content_hash}</p>
 </body></html>
 """
+    return AgreementPage(layout, tuple(texts))

@@ -13,7 +13,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 
 from mediation.agreements.models import MediationSession
-from mediation.agreements.render import agreement_html
+from mediation.agreements.render import agreement_page
 from mediation.agreements.router import agreement_out, session_out
 from mediation.agreements.schemas import (
     ENDING_OUTCOMES,
@@ -114,7 +114,7 @@ from mediation.web.forms import (
 )
 from mediation.web.intake import center_for, issuer, place_name, staff_name
 from mediation.web.labels import ENUM_LABELS, FIELD_LABELS, enum_label
-from mediation.web.rendering import WebRoute, render, secure_page, see_other
+from mediation.web.rendering import WebRoute, render, secure_page, see_other, templates
 from mediation.web.session import check_csrf, staff
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -1918,6 +1918,44 @@ async def reissue_query_code(request: Request, dispute_id: str, principal: Staff
 # ---- printable pages ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PrintNumbers:
+    """Whether a print offers its ID and phone numbers in full and whether it shows them
+    (`print_numbers`), and its own address, for the control above it (`print_numbers_control`)."""
+
+    offered: bool
+    shown: bool
+    here: str
+    show: str = SHOW_NUMBERS
+
+
+def print_numbers(
+    request: Request,
+    principal: Principal,
+    dispute_id: uuid.UUID,
+    *,
+    hides_numbers: bool,
+    show: str | None,
+    here: str,
+) -> PrintNumbers:
+    """The numbers on a print (the agreement, the 司法确认申请书) as on the case page: masked, to
+    staff who may read them too, until they ask for them (`show=numbers`; 个人信息保护法 Art. 6,
+    minimum necessary); then printed as written and the print recorded as a disclosure of the
+    case's personal data, once however many numbers it shows (Art. 51, 55). A print whose masking
+    hides nothing (`hides_numbers` False), or a caller who may not read them, is offered nothing
+    and records nothing, whatever it asks for."""
+    offered = hides_numbers and principal.can(Permission.pii_read)
+    shown = offered and show == SHOW_NUMBERS
+    # What the audit recorder reads (audit/recorder.py): this case, once, or nothing.
+    request.state.pii_reads = [str(dispute_id)] if shown else []
+    return PrintNumbers(offered, shown, here)
+
+
+def _macros() -> Any:
+    """The pages' macros, for a print laid out outside a template (the agreement's)."""
+    return templates.env.get_template("_macros.html").module
+
+
 @router.get("/cases/{dispute_id}/agreements/{agreement_id}/print", response_class=HTMLResponse)
 async def print_agreement(
     request: Request,
@@ -1935,29 +1973,18 @@ async def print_agreement(
     dispute, agreement = await AgreementService(svc).get(
         parse_id(dispute_id), parse_id(agreement_id), principal
     )
-    masked = agreement_html(agreement, dispute, masked=True)
-    written = (
-        agreement_html(agreement, dispute, masked=False) if principal.can(Permission.pii_read) else masked
+    # Laid out once: what it would show is known before it is filled in, masked or as written.
+    paper = agreement_page(agreement, dispute)
+    numbers = print_numbers(
+        request,
+        principal,
+        dispute.id,
+        hides_numbers=paper.hides_numbers,
+        show=show,
+        here=f"/cases/{dispute.id}/agreements/{agreement.id}/print",
     )
-    here = f"/cases/{dispute.id}/agreements/{agreement.id}/print"
-    if written == masked:
-        # No number in its text, or none this caller may read: nothing to offer, nothing disclosed.
-        page = masked
-    elif show == SHOW_NUMBERS:
-        viewer_for(request, principal).pii_reads.append(str(dispute.id))
-        control = (
-            '<p class="noprint" id="numbers-control">已显示完整号码, 本次查看已记入审计日志。 '
-            f'<a id="hide-numbers" href="{here}">隐藏号码</a></p>'
-        )
-        page = agreement_html(agreement, dispute, masked=False, control=control)
-    else:
-        control = (
-            '<p class="noprint" id="numbers-control">协议中的证件号码和电话已隐藏。 '
-            f'<a id="show-numbers" href="{here}?show={SHOW_NUMBERS}">显示完整号码</a> '
-            "查看完整的证件号码和电话将记入审计日志; 交当事人签署的协议书, 请显示完整号码后打印。</p>"
-        )
-        page = agreement_html(agreement, dispute, masked=True, control=control)
-    response = HTMLResponse(page)
+    control = str(_macros().print_numbers_control(numbers, "agreement")) if numbers.offered else ""
+    response = HTMLResponse(paper.html(masked=not numbers.shown, control=control))
     secure_page(response)
     return response
 
@@ -2029,21 +2056,24 @@ async def print_confirmation_application(
         else None
     )
     written = read_by(full) if full is not None else masked
-    # Offered only when it would show a number; shown, the read is recorded (viewer_for's is none).
-    offered = bool(full and full.pii_reads)
-    shown = offered and show == SHOW_NUMBERS
-    if shown and full is not None:
-        request.state.pii_reads = full.pii_reads
-    here = f"/cases/{dispute.id}/confirmation-application"
+    # Read in full, the application names the case among its reads when it shows a number.
+    numbers = print_numbers(
+        request,
+        principal,
+        dispute.id,
+        hides_numbers=bool(full and full.pii_reads),
+        show=show,
+        here=f"/cases/{dispute.id}/confirmation-application",
+    )
     return render(
         request,
         "confirmation_application.html",
         {
-            **(written if shown else masked),
+            **(written if numbers.shown else masked),
             "handoff": confirmation,
             "court": court,
             "body": body,
-            "numbers": {"offered": offered, "shown": shown, "here": here, "show": SHOW_NUMBERS},
+            "numbers": numbers,
         },
     )
 
