@@ -1,7 +1,8 @@
 """Steps that cannot be undone, and refused forms, in a real browser (Debian's Chromium driven by
 Playwright) against the service run as a user runs it, on SQLite and on PostgreSQL: a new query
-code is made only once the clerk confirms it (the old one is voided at once), and a refused intake
-form takes the focus to its error summary, whose links lead to the fields."""
+code is made only once the clerk confirms it (the old one is voided at once), and a refused form
+(the intake form, one of the case page's) takes the focus to its error summary, whose links lead
+to the fields."""
 
 from __future__ import annotations
 
@@ -99,6 +100,37 @@ def test_a_refused_intake_form_focuses_its_error_summary_whose_link_reaches_the_
     assert "居民身份证号码无效" in link.inner_text()
     link.click()
     assert page.evaluate("document.activeElement.id") == "f-parties-0--id_number"
+
+
+def test_a_refused_case_page_form_focuses_its_error_summary_whose_link_reaches_the_field(
+    page: Any,  # noqa: F811
+    live_server: str,  # noqa: F811
+    request: pytest.FixtureRequest,
+) -> None:
+    """The correction form sent without its reason, far down the case page: the page comes back
+    with the form open and its summary focused; its link puts the cursor in the reason, and the
+    facts typed are still there."""
+    case = api_register(
+        live_server, api_token(live_server, "clerk"), "更正摘要测试: 相邻双方因院墙滴水发生争执, 申请调解。"
+    )
+    sign_in(page, "clerk")
+    page.goto(f"/cases/{case['id']}")
+    page.locator("#correct > summary").click()
+    facts = "更正摘要测试: 相邻双方因院墙滴水及排水沟堵塞发生争执, 申请调解。"
+    page.fill("#f-correct-description", facts)
+    with page.expect_navigation():
+        page.click("#correct button[type=submit]")
+
+    summary = page.locator("#correct .error-summary")
+    assert summary.get_attribute("role") == "alert"
+    assert page.evaluate("document.activeElement.classList.contains('error-summary')")
+    assert page.evaluate("document.activeElement.closest('form').getAttribute('action')").endswith(
+        "/corrections"
+    )
+    shot(page, "case-form-error-summary", database_of(request))
+    summary.get_by_role("link", name="更正理由", exact=False).click()
+    assert page.evaluate("document.activeElement.id") == "f-correct-reason"
+    assert page.input_value("#f-correct-description") == facts
 
 
 def test_a_link_is_removed_only_once_the_clerk_confirms_it(

@@ -75,7 +75,8 @@ async def test_the_clerk_unlinks_a_case_linked_by_mistake(api: Api, web: httpx.A
     form = {"version": f'"{later["version"]}"', "idempotency_key": "u1", "reason": ""}
     refused = await clerk.post(url, form)
     assert refused.status_code == 422, refused.text[:2000]
-    shown = refused.text.split('id="linked-cases"')[1].split("</ul>")[0]
+    # The form's own list of errors is a list too: the row ends with its form.
+    shown = refused.text.split('id="linked-cases"')[1].split("</details>")[0]
     assert '<details class="task unlink-case" open>' in shown
     assert 'id="f-unlink-1-reason-error"' in shown
     assert (await api.get(later))["version"] == later["version"]

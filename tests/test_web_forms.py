@@ -342,8 +342,8 @@ async def test_the_case_page_names_whom_an_order_is_addressed_to_as_it_follows_t
 
 def banner_of(html: str) -> str:
     found = re.search(
-        r'<details class="action" data-action="request_confirmation" open>.*?<p class="error banner" role="alert">'
-        r"([^<]*)</p>",
+        r'<details class="action" data-action="request_confirmation" open>.*?<p class="error banner" role="alert"'
+        r"[^>]*>([^<]*)</p>",
         html,
         re.S,
     )

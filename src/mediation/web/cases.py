@@ -886,7 +886,8 @@ def _field_names(form: str) -> set[str]:
     elif form == "flag_risk":
         fields = describe(RiskFlagIn)
     elif form == "link":
-        fields = describe(CaseLinkIn)
+        # The inline form shows only the kind, chosen from a list: a refusal is said above it.
+        fields = []
     elif form.startswith(UNLINK_FORM):
         fields = UNLINK_FIELDS
     elif form.startswith("extend:"):

@@ -69,7 +69,15 @@ def field_dom_id(name: str, form: str = "") -> str:
     return "f-" + re.sub(r"[^A-Za-z0-9_-]", "-", f"{form}-{name}" if form else name)
 
 
-_PARTY_PATH = re.compile(r"parties\[(\d+)\](?:\.(.+))?")
+# A row of a repeated part of a form (`parties[0].name`, `obligations[1].amount`), and how the
+# summary names the row.
+_ROW_PATH = re.compile(r"([a-z_]+)\[(\d+)\](?:\.(.+))?")
+ROW_NAMES = {
+    "parties": "当事人",
+    "add_parties": "追加当事人",
+    "obligations": "履行义务",
+    "attendees": "到场人员",
+}
 
 
 @dataclass(frozen=True)
@@ -80,30 +88,37 @@ class ErrorLink:
     text: str
 
 
-def error_links(errors: Mapping[str, str], form: str = "") -> list[ErrorLink]:
+def error_links(
+    errors: Mapping[str, str], form: str = "", fields: Sequence[FormField] = ()
+) -> list[ErrorLink]:
     """The field errors of a refused form, each with the field's label and a link to the field;
     the form-wide message (`_form`) is shown on its own. A party row's error, or one about the
-    parties as a whole, leads to the list of parties."""
+    parties as a whole, leads to the list of parties. `fields`: the form's own fields, whose
+    labels (a page may name a field as its form means it: 更正理由) are the summary's."""
+    labels = {f.name: f.label for f in fields} | {c.name: c.label for f in fields for c in f.children}
     links = []
     for name, message in errors.items():
         if name == "_form" or not message:
             continue
-        party = _PARTY_PATH.fullmatch(name)
-        if name == "parties" or (party and party.group(2) is None):
-            label = "当事人" if party is None else f"当事人 {int(party.group(1)) + 1}"
+        row = _ROW_PATH.fullmatch(name)
+        if name == "parties" or (row and row.group(1) == "parties" and row.group(3) is None):
+            label = "当事人" if row is None else f"当事人 {int(row.group(2)) + 1}"
             links.append(ErrorLink("#parties", f"{label}: {message}"))
-        elif party:
-            rest = party.group(2)
-            known = FIELD_LABELS.get(f"parties.{rest}", FIELD_LABELS.get(rest.split(".")[-1], rest))
-            links.append(
-                ErrorLink(
-                    "#" + field_dom_id(name, form), f"当事人 {int(party.group(1)) + 1} {known}: {message}"
-                )
+        elif row:
+            kind, index, rest = row.groups()
+            head = f"{ROW_NAMES.get(kind, FIELD_LABELS.get(kind, kind))} {int(index) + 1}"
+            known = (
+                labels.get(name)
+                or FIELD_LABELS.get(f"{kind}.{rest}", FIELD_LABELS.get(rest.split(".")[-1], rest))
+                if rest
+                else None
             )
+            text = f"{head} {known}: {message}" if known else f"{head}: {message}"
+            links.append(ErrorLink("#" + field_dom_id(name, form), text))
         else:
             # A form may name its own fields (`<form>.<name>`): the lookup's case number is the
             # center's, not a court's.
-            known = FIELD_LABELS.get(f"{form}.{name}") or FIELD_LABELS.get(name, name)
+            known = labels.get(name) or FIELD_LABELS.get(f"{form}.{name}") or FIELD_LABELS.get(name, name)
             links.append(ErrorLink("#" + field_dom_id(name, form), f"{known}: {message}"))
     return links
 
