@@ -216,6 +216,7 @@ def handoff_if_match(if_match: str | None) -> str | None:
         return if_match
     return ", ".join(_DOSSIER_TAG.sub(r'\1"\2"', tag) for tag in tags)
 
+
 def materials_request_out(
     request: dict[str, Any], handoff: Handoff, svc: HandoffService, text: Any
 ) -> MaterialsRequestOut:
