@@ -269,3 +269,45 @@ async def test_the_ruling_closes_an_open_request(api: Api) -> None:
     assert (closed["status"], closed["overdue"]) == ("closed", False)
     late = await _supply(api, ruled.json(), [str(uuid.uuid4())], dispute)
     assert _problem(late, 409, "conflict")["code"] == "handoff_settled"
+
+
+async def test_the_same_items_asked_again_after_an_answer_are_a_new_request(api: Api) -> None:
+    # Only the request still waiting is a retry: the court unsatisfied with what came asks again.
+    dispute, handoff = await _pending(api)
+    handoff = (await _post(api, handoff, "materials-request", _asking(api))).json()
+    copy = await uploaded(
+        api,
+        dispute,
+        pdf(2048, "again"),
+        "身份证复印件.pdf",
+        kind="identity_document",
+        headers=api.acting("body_mediator", dispute),
+    )
+    supplied = await _supply(api, handoff, [copy["id"]], dispute)
+    assert supplied.status_code == 200, supplied.text
+    again = await _post(api, supplied.json(), "materials-request", _asking(api))
+    assert again.status_code == 200, again.text
+    assert [r["status"] for r in again.json()["materials_requests"]] == ["supplied", "open"]
+    assert again.json()["version"] == supplied.json()["version"] + 1
+    entries = [e for e in await api.timeline(dispute) if e["action"] == "request_materials"]
+    assert len(entries) == 2
+
+
+async def test_the_dossier_is_not_answered_304_once_its_request_turns_overdue(api: Api) -> None:
+    # Accepted, the court's own step (15 days to rule) is not late when the request is.
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+    handoff = (await _post(api, handoff, "materials-request", _asking(api, 3))).json()
+    court = api.auth("court", uuid.UUID(handoff["target_id"]))
+    url = f"/v1/handoffs/{handoff['id']}"
+    due = date.fromisoformat(handoff["materials_requests"][0]["due_on"])
+    _on(api, due)
+    first = await api.client.get(url, headers=court)
+    assert first.status_code == 200, first.text
+    same_day = await api.client.get(url, headers={**court, "If-None-Match": first.headers["etag"]})
+    assert same_day.status_code == 304
+    # At midnight the request is late, before anything writes it down (the scheduler's flag).
+    _on(api, due + timedelta(days=1))
+    late = await api.client.get(url, headers={**court, "If-None-Match": first.headers["etag"]})
+    assert late.status_code == 200, late.text
+    assert late.json()["handoff"]["materials_requests"][0]["overdue"] is True

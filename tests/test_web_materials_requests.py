@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import httpx
 
-from tests.support import Api
+from tests.support import Api, resident_id
 from tests.test_documents import pdf, uploaded
 from tests.test_handoffs import _on, _post
 from tests.test_web import signed_in
@@ -74,3 +74,35 @@ async def test_the_court_sees_no_supply_form_and_the_center_sees_no_request_with
     assert sent.status_code == 200, sent.text
     page = await signed_in(web, api).get(f"/cases/{dispute['id']}")
     assert 'id="materials-request"' in page.text and 'id="supply-materials"' in page.text
+
+
+async def test_a_files_name_is_offered_masked_and_a_supply_after_the_ruling_is_told(
+    api: Api, web: httpx.AsyncClient
+) -> None:
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+    due = (api.today + timedelta(days=5)).isoformat()
+    handoff = (await _post(api, handoff, "materials-request", {"items": ["身份证明"], "due_on": due})).json()
+    number = resident_id(41)
+    copy = await uploaded(api, dispute, pdf(2048, "name"), f"张三身份证{number}.pdf")
+    clerk = signed_in(web, api)
+    page = await clerk.get(f"/cases/{dispute['id']}")
+    form = page.text.split('id="supply-materials"')[1].split("</details>")[0]
+    # The file's name is text typed about the case: its number masked, as the documents list shows it.
+    assert copy["id"] in form and number not in form and number[-4:] in form
+
+    ruling = {
+        "decision": "withdrawn",
+        "ruling_number": "(2026)浙0681民特8号",
+        "ruled_on": api.today.isoformat(),
+    }
+    assert (await _post(api, handoff, "decision", ruling)).status_code == 200
+    fields = [
+        ("version", f'"{handoff["version"]}"'),
+        ("idempotency_key", "supply-after-ruling"),
+        ("document_ids", copy["id"]),
+    ]
+    sent = await clerk.post(f"/cases/{dispute['id']}/handoffs/{handoff['id']}/materials-supplied", fields)
+    # No request is open any more, so no form to show the refusal at: it is said above the list.
+    banner = sent.text.split('id="handoffs"')[1].split("</section>")[0]
+    assert 'class="error banner"' in banner and "data-focus" in banner

@@ -9,7 +9,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -78,6 +78,18 @@ HANDOFF_KINDS = {
 }
 
 HANDOFF_PAPERS = frozenset(HANDOFF_KINDS.values())
+
+
+def _manifest_entry(document: Document) -> dict[str, Any]:
+    """A document as a dossier lists it: by its hash, which the court checks the content against."""
+    return {
+        "document_id": str(document.id),
+        "sha256": document.sha256,
+        "kind": document.kind,
+        "size": document.size,
+        "media_type": document.media_type,
+        "name": document.original_name,
+    }
 
 
 def _paper_of(document: Document, paper: Document) -> dict[str, str]:
@@ -638,18 +650,7 @@ class DocumentService:
             kind=kind,
             target_id=target_id,
             case_version=dispute.version,
-            manifest=[
-                {
-                    "document_id": str(d.id),
-                    "sha256": d.sha256,
-                    "kind": d.kind,
-                    "size": d.size,
-                    "media_type": d.media_type,
-                    "name": d.original_name,
-                }
-                | _paper_of(d, paper)
-                for d in documents
-            ],
+            manifest=[_manifest_entry(d) | _paper_of(d, paper) for d in documents],
             frozen_at=now,
         )
         self.session.add(dossier)
@@ -684,17 +685,7 @@ class DocumentService:
             case_version=case_version,
             manifest=carried
             + [
-                {
-                    "document_id": str(d.id),
-                    "sha256": d.sha256,
-                    "kind": d.kind,
-                    "size": d.size,
-                    "media_type": d.media_type,
-                    "name": d.original_name,
-                    "supplied_for": request_id,
-                }
-                for d in supplied
-                if str(d.id) not in listed
+                _manifest_entry(d) | {"supplied_for": request_id} for d in supplied if str(d.id) not in listed
             ],
             frozen_at=now,
             handoff_id=handoff_id,

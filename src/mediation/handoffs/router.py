@@ -197,6 +197,8 @@ async def dossier_etag(svc: HandoffService, handoff: Handoff, principal: Princip
         view.unmasked,
         current_language(),
         overdue_step(handoff, svc.clock.today()),
+        # A request for materials turns overdue at midnight, before anything writes it down.
+        materials_overdue(handoff, svc.clock.today()),
         target_name,
         body.name if body is not None else None,
     ]
@@ -332,6 +334,9 @@ async def get_handoff(
     request: Request, handoff_id: uuid.UUID, principal: Reader, view: View, svc: Handoffs
 ) -> Response:
     handoff = await svc.get(handoff_id, principal)
+    # The handoff's record is the case's too (its claims, answers): audited as a read of the case,
+    # contents withheld or not, and answered 304 or not.
+    request.state.audit_object = ("dispute", handoff.dispute_id)
     etag = await dossier_etag(svc, handoff, principal, view)
     headers = {"ETag": etag, "Vary": BY_CREDENTIAL}
     if (unchanged := not_modified(request, etag, {"Vary": BY_CREDENTIAL})) is not None:
@@ -340,9 +345,6 @@ async def get_handoff(
     dispute = parts["dispute"]
     case_number, target_name = await svc.names(handoff)
     record = handoff_out(handoff, case_number, target_name, svc, view=view)
-    # The handoff's record is the case's too (its claims, answers): audited as a read of the case,
-    # contents withheld or not.
-    request.state.audit_object = ("dispute", dispute.id)
     masked = not view.unmasked
     if parts["withheld"]:
         # The case has left the caller: its own handoff's record only, none of the case.

@@ -841,7 +841,9 @@ class HandoffService:
         request sent again (its first answer lost) is answered as it stands, nothing written."""
         handoff, dispute = await self._answerable(handoff_id, principal, if_match)
         latest = handoff.materials_requests[-1] if handoff.materials_requests else None
-        if latest is not None and _same_request(latest, data):
+        # Only the request still waiting is retried: the same items asked again after an answer
+        # that did not satisfy the court is a new request.
+        if latest is not None and latest.get("status") == "open" and _same_request(latest, data):
             return self._repeated(handoff)
         self._still_open(handoff, principal)
         check_if_match(if_match, handoff.version)

@@ -544,7 +544,7 @@ class CasePage:
             ],
             # 补充材料: offered to the mediation side that may change the case while a court's request
             # waits, the choices the case's documents as this caller is shown them.
-            "materials_fields": await _materials_fields(svc, dispute, principal)
+            "materials_fields": await _materials_fields(svc, dispute, principal, view)
             if any(open_materials_request(h) for h, _, _ in handoffs)
             else None,
             "agreements": agreement_views,
@@ -719,16 +719,17 @@ def _materials_asked(handoff: Any, view: Viewer, today: date) -> dict[str, Any] 
 
 
 async def _materials_fields(
-    svc: DisputeService, dispute: Any, principal: Principal
+    svc: DisputeService, dispute: Any, principal: Principal, view: Viewer
 ) -> list[FormField] | None:
     """The supply form's fields, to whom the service takes the materials from: the body holding the
-    case or the center, with `cases:write`."""
+    case or the center, with `cases:write`. A file's name is text typed about the case and is shown
+    as the documents list shows it (numbers masked unless shown, a shown one recorded)."""
     if principal.role not in BODY_ROLES | CENTER_ROLES or not principal.can(Permission.cases_write):
         return None
     documents = await svc.documents.of_case(dispute, principal) if svc.documents else []
     kinds = ENUM_LABELS["document_kind"]
     options = [
-        Option(str(d.id), f"{kinds.get(d.kind, d.kind)} · {d.original_name}")
+        Option(str(d.id), f"{kinds.get(d.kind, d.kind)} · {view.text(dispute.id, d.original_name)}")
         for d in documents
         if d.status == "active"
     ]
