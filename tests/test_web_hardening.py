@@ -50,6 +50,7 @@ async def _login_meanwhile(web: httpx.AsyncClient, start: float) -> tuple[int, f
 # ---- a party row numbered past the limit ----------------------------------------------------------
 
 
+@pytest.mark.serial  # timed against a hang: alone, so that a busy machine does not miss SOON
 @pytest.mark.parametrize("path", ["/apply", "/intake"])
 @pytest.mark.parametrize("row", ROW_NUMBERS)
 async def test_a_party_row_numbered_past_the_limit_is_refused_at_once_and_others_are_served(
@@ -71,6 +72,7 @@ async def test_a_party_row_numbered_past_the_limit_is_refused_at_once_and_others
     assert await case_count(app) == before
 
 
+@pytest.mark.serial  # timed against a hang: alone, so that a busy machine does not miss SOON
 @pytest.mark.parametrize("path", ["/apply", "/intake"])
 @pytest.mark.parametrize("row", ROW_NUMBERS)
 async def test_a_form_without_its_csrf_token_is_refused_before_its_parties_are_read(
@@ -248,6 +250,7 @@ async def test_a_form_of_more_fields_than_any_page_sends_is_refused_on_a_page(
     assert await case_count(app) == before
 
 
+@pytest.mark.serial  # timed against a hang: alone, so that a busy machine does not miss SOON
 @pytest.mark.parametrize("path", ["/apply", "/intake"])
 async def test_a_party_list_sent_as_one_value_is_refused_without_a_row_per_character(
     api: Api, web: httpx.AsyncClient, app: Any, path: str
