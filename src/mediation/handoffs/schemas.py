@@ -324,8 +324,8 @@ class MaterialsRequestIn(WriteModel):
     items: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=500)]], Field(min_length=1, max_length=30)
     ] = Field(description="What the parties are to supply, one item a line.")
-    codes: Annotated[list[MaterialCode], Field(max_length=5)] = Field(
-        default=[], description="The checklist items asked for, if the request names any."
+    codes: Annotated[list[MaterialCode], Field(max_length=5, json_schema_extra={"uniqueItems": True})] = (
+        Field(default=[], description="The checklist items asked for, if the request names any.")
     )
     due_on: Day = Field(
         description="The last day to supply them: after today, at most "
