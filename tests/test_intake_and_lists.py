@@ -27,9 +27,10 @@ async def test_intake_answers_201_with_location_etag_case_number_and_query_code(
 
 
 async def test_group_flag_follows_the_labour_threshold(api):
-    labour = await api.intake(category="labour", people_involved=10)
-    assert labour["is_group"] is True  # 劳动争议调解仲裁法 Art. 7: ten or more workers
-    small = await api.intake(category="labour", people_involved=9)
+    # 劳动争议调解仲裁法 Art. 7: ten or more workers; the respondent employer is not one of them.
+    labour = await api.intake(category="labour", people_involved=11)
+    assert labour["is_group"] is True
+    small = await api.intake(category="labour", people_involved=10)
     assert small["is_group"] is False
 
 

@@ -131,4 +131,5 @@ async def test_the_registration_event_and_entry_carry_the_application_date(api: 
     assert registered[walked_in["id"]]["applied_on"] == api.today.isoformat()
     for dispute, day in ((referred, applied), (walked_in, api.today.isoformat())):
         (entry,) = [e for e in await _timeline(api, dispute, api.auth("clerk")) if e["action"] == "register"]
-        assert entry["payload"] == {"applied_on": day}
+        group = {"counts": "everyone", "counted": 2, "threshold": 5, "is_group": False}
+        assert entry["payload"] == {"applied_on": day, "group": group}

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Protocol, Self
 
 from pydantic import (
     AfterValidator,
@@ -350,8 +350,12 @@ class DisputeCreate(WriteModel):
         default=None,
         description="涉及人数: how many people the dispute involves, counting each party (agents are "
         "not parties of the dispute) and the people the parties stand for in a group dispute; it "
-        "decides whether the case is a group dispute. Omitted, the number of parties given; never "
-        "fewer than that (422 `people_involved_below_parties`).",
+        "decides whether the case is a group dispute (群体性), counted as the category's triage rule "
+        "says (`group_counts`): for labour the workers' side only (劳动争议调解仲裁法 Art. 7: ten or "
+        "more workers), that is the people involved but the parties on the employer's side and any "
+        "other organisation. Omitted, the number of parties given; never fewer than that (422 "
+        "`people_involved_below_parties`). The registration's timeline entry and event say what was "
+        "counted (`group`).",
     )
     severity: Severity = Severity.ordinary
     is_risk: bool = Field(
@@ -451,12 +455,7 @@ class DisputeCreate(WriteModel):
             raise at_field(
                 "people_involved",
                 "people_involved_below_parties",
-                Text(
-                    "涉及人数填写为 {count} 人, 少于所列当事人 {n} 人 (代理人不计): "
-                    "请填写不少于 {n} 的人数, 或留空按当事人人数计",
-                    "people_involved is {count}, fewer than the {n} parties given (agents not "
-                    "counted): give at least {n}, or omit it to count the parties",
-                ).format(count=self.people_involved, n=parties),
+                people_below_parties(self.people_involved, parties),
             )
         return self
 
@@ -523,9 +522,66 @@ class DisputeCreate(WriteModel):
         return parties
 
 
-def involved_parties(parties: list[PartyIn]) -> int:
+class CountedParty(Protocol):
+    """A party as the counts of people read it: one given at intake or in a correction (PartyIn),
+    or one on record (Party)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+def involved_parties(parties: Iterable[CountedParty]) -> int:
     """The parties a dispute involves: every one but the agents, who act for them."""
     return sum(1 for party in parties if party.role != PartyRole.agent)
+
+
+def people_below_parties(count: int, parties: int, corrected: bool = False) -> Text:
+    """Why a 涉及人数 below the parties is refused (422 `people_involved_below_parties`), at intake
+    or in a correction (`corrected`, counting the parties the case will list after it)."""
+    if corrected:
+        listed = Text("更正后的当事人", "the case's {n} parties after this correction")
+        advice = Text("", "")
+    else:
+        listed = Text("所列当事人", "the {n} parties given")
+        advice = Text(", 或留空按当事人人数计", ", or omit it to count the parties")
+    return Text(
+        "涉及人数填写为 {count} 人, 少于{listed} {n} 人 (代理人不计): 请填写不少于 {n} 的人数{advice}",
+        "people_involved is {count}, fewer than {listed} (agents not counted): give at least {n}{advice}",
+    ).format(count=count, n=parties, listed=listed.format(n=parties), advice=advice)
+
+
+def employer_side(parties: Iterable[CountedParty]) -> PartyRole:
+    """The side of a labour dispute the employer (用人单位) stands on: the one of applicant and
+    respondent that holds the organisation party or parties. When neither side holds one (workers
+    against a natural-person employer, an individual business registered as a person) or both do
+    (a trade union beside the workers), the respondent side: 劳动争议调解仲裁法 Art. 7 counts the
+    workers who share a claim (有共同请求), and the side bringing the claim is theirs."""
+    holding = {
+        party.role
+        for party in parties
+        if party.kind == PartyKind.organisation and party.role in (PartyRole.applicant, PartyRole.respondent)
+    }
+    return PartyRole.applicant if holding == {PartyRole.applicant} else PartyRole.respondent
+
+
+def workers_side(people: int, parties: Sequence[CountedParty]) -> int:
+    """劳动者一方: the workers among the `people` a labour dispute involves (劳动争议调解仲裁法 Art. 7,
+    "发生劳动争议的劳动者一方在十人以上, 并有共同请求的"). Intake says how many people the dispute
+    involves and who its parties are, not who is a worker, so the workers are the people involved
+    but the parties on the employer's side (`employer_side`) and any other organisation (a labour
+    dispatch agency as third party: an organisation is never a worker). The people a group's
+    representatives stand for beyond the parties listed are counted as workers. Agents are in
+    neither: they act for a party and are not counted among the people involved."""
+    employer = employer_side(parties)
+    not_workers = sum(
+        1
+        for party in parties
+        if party.role != PartyRole.agent and (party.role == employer or party.kind == PartyKind.organisation)
+    )
+    return max(people - not_workers, 0)
 
 
 def _row(parties: list[PartyIn], position: int, language: str) -> str:
@@ -665,11 +721,13 @@ class DisputeCorrectionIn(WriteModel):
         default=None,
         description="涉及人数 as registered, corrected: never fewer than the case's parties after this "
         "correction, agents not counted (422 `people_involved_below_parties`). Parties added beyond the "
-        "number registered raise it to the number of parties without it being given. Crossing the "
-        "category's group threshold makes the case a group dispute (劳动争议调解仲裁法 Art. 7 for "
-        "labour) and, while it is still at the center, gives it the tier intake would have; a lower "
-        "number clears the group flag but never lowers a tier. The change says `people_involved` "
-        "`{from, to}` and, when it moved, `tier`.",
+        "number registered raise it to the number of parties without it being given. The group "
+        "dispute is decided again as at intake (for labour, the workers' side: 劳动争议调解仲裁法 "
+        "Art. 7), also when parties are added to a labour case: crossing the threshold makes the case "
+        "a group dispute and, while it is still at the center, gives it the tier intake would have; "
+        "falling below it clears the group flag but never lowers a tier. The change says "
+        "`people_involved` `{from, to}`, `group` (what was counted, the threshold, the decision) and, "
+        "when it moved, `tier`.",
     )
 
     _facts_kept = field_validator("description", "people_involved")(_not_cleared)

@@ -116,6 +116,7 @@ from mediation.disputes.schemas import (
     QueryCodeReissueIn,
     WithdrawConfirmationPayload,
     involved_parties,
+    people_below_parties,
 )
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
@@ -131,6 +132,7 @@ from mediation.events.service import record_dispute_event
 from mediation.handoffs.ledger import ARBITRATION_KIND, Ledger, confirmation_window_warning
 from mediation.handoffs.ledger import summary as handoff_summary
 from mediation.triage.engine import Facts, higher_tier, required_tier
+from mediation.triage.rules import GroupCount, GroupDecision
 from mediation.triage.service import TriageService, facts_of, snapshot
 
 QUERY_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at the window
@@ -359,10 +361,11 @@ class DisputeService:
         applied_on = self._application_day(data, today)
         query_code = new_query_code()
         # The tier comes from the triage rules (domain.md §4.4: small matters stay in the village,
-        # big ones go up); group disputes count from the rules' threshold (劳动争议调解仲裁法 Art. 7:
-        # ten or more workers for labour).
+        # big ones go up); group disputes count from the rules' threshold, and what it counts
+        # (劳动争议调解仲裁法 Art. 7: ten or more on the workers' side for labour).
         rules = (await self.triage.rules()).rules
-        is_group = data.people >= rules.group_threshold_for(data.category)
+        group = rules.group_decision(data.category, data.people, data.parties)
+        is_group = group.is_group
         # Early warning reads the description before triage, so words of violence, self-harm or
         # gathering put the case at the tier for risk cases from the start (人民调解法 Art. 25), as
         # does the clerk's marking it dangerous; either raises its risk alert (below).
@@ -379,6 +382,7 @@ class DisputeService:
             subject_matters=tuple(m.value for m in data.subject_matters),
             region_code=data.region_code,
             tier=Tier.village,
+            group=group,
         )
         tier, _ = required_tier(facts, rules)
         dispute_id = uuid.uuid4()
@@ -436,7 +440,8 @@ class DisputeService:
         self.session.add_all(clocks)
         # The day the resident applied (民法典 Art. 195: it interrupted the limitation period) goes
         # with the registration, so a court or commission following the case by its events knows it.
-        registration = {"applied_on": applied_on.isoformat()}
+        # What the group threshold counted goes with it, so the flag can be read with its reason.
+        registration = {"applied_on": applied_on.isoformat(), "group": group.record()}
         self._append_timeline(
             dispute, "register", None, Status.registered, principal, None, registration, now, seq=1
         )
@@ -1687,11 +1692,15 @@ class DisputeService:
         if people is not None:
             corrected["people_involved"] = {"from": dispute.people_involved, "to": people}
             dispute.people_involved = people
-            # A group dispute counts from the rules' threshold, as at intake (劳动争议调解仲裁法
-            # Art. 7: ten or more workers for labour); a count corrected down clears the flag.
-            group = people >= (await self.triage.rules()).rules.group_threshold_for(dispute.category)
-            became_group = group and not dispute.is_group
-            dispute.is_group = group
+        # Decided again as at intake, from the count and the parties the case now lists, when either
+        # may move what the threshold counts: a new count, or parties found later where it counts the
+        # workers' side (劳动争议调解仲裁法 Art. 7: an employer found later is not one of them). A
+        # count corrected down clears the flag.
+        group = await self._group_after_correction(dispute, people is not None, bool(new_parties))
+        if group is not None:
+            corrected["group"] = group.record()
+            became_group = group.is_group and not dispute.is_group
+            dispute.is_group = group.is_group
         if (risk or became_group) and (moved := await self.raise_tier_for_risk(dispute, risk=bool(risk))):
             corrected["tier"] = moved
         self._append_timeline(
@@ -1718,21 +1727,27 @@ class DisputeService:
             await alerts.flag_risk(dispute, risk, "correction")
         return dispute, corrected
 
+    async def _group_after_correction(
+        self, dispute: Dispute, counted_again: bool, parties_added: bool
+    ) -> GroupDecision | None:
+        if not counted_again and not parties_added:
+            return None
+        rules = (await self.triage.rules()).rules
+        if not counted_again and rules.group_count_for(dispute.category) != GroupCount.workers:
+            return None  # the same people counted: nothing to decide again
+        return rules.group_decision(dispute.category, dispute.people_involved, dispute.parties)
+
     @staticmethod
     def _people_corrected(dispute: Dispute, data: DisputeCorrectionIn, added: list[PartyIn]) -> int | None:
         """涉及人数 after the correction, or None when it stays: the number given, never below the
         parties the case will list (agents act for parties and are not counted, as at intake); parties
         added beyond the number registered raise it to theirs."""
-        parties = sum(1 for p in dispute.parties if p.role != PartyRole.agent) + involved_parties(added)
+        parties = involved_parties([*dispute.parties, *added])
         if data.people_involved is not None and data.people_involved < parties:
             raise ValidationFailed.of_field(
                 "people_involved",
                 "people_involved_below_parties",
-                Text(
-                    "涉及人数填写为 {count} 人, 少于更正后的当事人 {n} 人 (代理人不计): 请填写不少于 {n} 的人数",
-                    "people_involved is {count}, fewer than the case's {n} parties after this correction "
-                    "(agents not counted): give at least {n}",
-                ).format(count=data.people_involved, n=parties),
+                people_below_parties(data.people_involved, parties, corrected=True),
             )
         people = data.people_involved or max(dispute.people_involved, parties)
         return None if people == dispute.people_involved else people

@@ -79,6 +79,17 @@ AGREEMENT_FIELDS: dict[str, dict[str, Any]] = {
     "agreement_id": {"type": "string", "format": "uuid"},
     "number": {"type": "integer", "description": "the agreement's version number in the case"},
 }
+# 群体性: what the category's group threshold counted (劳动争议调解仲裁法 Art. 7: the workers' side
+# of a labour dispute) and what it decided.
+GROUP_FIELD: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "counts": {"type": "string", "description": "everyone | workers (劳动者一方)"},
+        "counted": {"type": "integer"},
+        "threshold": {"type": "integer"},
+        "is_group": {"type": "boolean"},
+    },
+}
 VISIT_FIELDS: dict[str, dict[str, Any]] = {
     "follow_up_id": {"type": "string", "format": "uuid"},
     "attempt": {"type": "integer"},
@@ -103,6 +114,10 @@ def catalogue() -> list[dict[str, Any]]:
                     "format": "date",
                     "description": "申请日: the day the resident applied (for a referred case, at the "
                     "hotline, petition office, court or police; 民法典 Art. 195), else the day registered",
+                },
+                "group": {
+                    **GROUP_FIELD,
+                    "description": "whether the case is a group dispute (群体性), with what was counted",
                 },
             },
         },
@@ -145,11 +160,22 @@ def catalogue() -> list[dict[str, Any]]:
                         },
                     },
                 },
+                "people_involved": {
+                    "type": "object",
+                    "properties": {"from": {"type": "integer"}, "to": {"type": "integer"}},
+                    "description": "present when 涉及人数 was corrected, or raised by parties added",
+                },
+                "group": {
+                    **GROUP_FIELD,
+                    "description": "present when the group dispute was decided again: on a new count, or "
+                    "on parties added to a case whose threshold counts the workers' side",
+                },
                 "tier": {
                     "type": "object",
                     "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
                     "description": "present when the corrected facts moved a case still at the center to "
-                    "a higher tier (words of violence: 人民调解法 Art. 25): village | town | county | city",
+                    "a higher tier (words of violence: 人民调解法 Art. 25; or a count making it a group "
+                    "dispute): village | town | county | city",
                 },
             },
             "actions": ["correct"],

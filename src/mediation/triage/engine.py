@@ -23,7 +23,7 @@ from typing import Any
 from mediation.bodies.models import BodyKind
 from mediation.core.i18n import Text
 from mediation.disputes.enums import CATEGORY_LABELS, Category, Severity, Tier
-from mediation.triage.rules import TriageRules
+from mediation.triage.rules import GroupDecision, TriageRules
 
 TIER_ORDER = list(Tier)
 TIER_LABELS = {Tier.village: "村(社区)", Tier.town: "乡镇(街道)", Tier.county: "县(区)", Tier.city: "市"}
@@ -59,6 +59,8 @@ class Facts:
     subject_matters: tuple[str, ...]
     region_code: str
     tier: str  # the tier escalation raised the case to (village when never escalated)
+    # What the group threshold counted, for the reason to say (劳动者一方 12 人); None when not known.
+    group: GroupDecision | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,19 +260,18 @@ def required_tier(facts: Facts, rules: TriageRules) -> tuple[Tier, list[Reason]]
     )
     if facts.is_group:
         group_tier = rule.group_min_tier or rules.tiers.group
-        steps.append(
-            (
-                group_tier,
-                Reason(
-                    "tier_by_group",
-                    Text(
-                        f"群体性纠纷至少由{TIER_LABELS[group_tier]}一级调处",
-                        f"Group disputes are handled at {group_tier.value} level or above",
-                    ),
-                    data={"flag": "group", "tier": group_tier.value},
-                ),
-            )
+        text = Text(
+            f"群体性纠纷至少由{TIER_LABELS[group_tier]}一级调处",
+            f"Group disputes are handled at {group_tier.value} level or above",
         )
+        data: dict[str, Any] = {"flag": "group", "tier": group_tier.value}
+        if facts.group is not None:
+            # What was counted, so the clerk can say why it is a group dispute (劳动争议调解仲裁法
+            # Art. 7 counts the workers' side of a labour dispute, not its employer).
+            counted = facts.group.text
+            text = Text(f"{text.zh} ({counted.zh})", f"{text.en} ({counted.en})")
+            data |= facts.group.record()
+        steps.append((group_tier, Reason("tier_by_group", text, data=data)))
     if facts.is_risk:
         steps.append(
             (

@@ -8,17 +8,86 @@ a rule set that names an unknown category, body type or tier never reaches the e
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
 from mediation.bodies.models import MEDIATING_KINDS, BodyKind
+from mediation.core.i18n import Text
+from mediation.core.schemas import DomainValueError
 from mediation.disputes.enums import Category, DeclineAdvice, Severity, SubjectMatter, Tier
+from mediation.disputes.schemas import CountedParty, workers_side
 
 Flag = Annotated[str, Field(pattern=r"^(group|risk)$")]
 Message = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class GroupCount(StrEnum):
+    """What a category's group threshold counts."""
+
+    everyone = "everyone"  # every person the dispute involves (涉及人数)
+    workers = "workers"  # 劳动者一方 (劳动争议调解仲裁法 Art. 7): labour only
+
+
+# 劳动争议调解仲裁法 Art. 7 counts the workers' side of a labour dispute ("劳动者一方在十人以上"),
+# whatever a center's rules say of the threshold; a category whose rule leaves `group_counts` out
+# counts as this says, so rules stored before the setting existed count labour disputes that way too.
+DEFAULT_GROUP_COUNT: Mapping[Category, GroupCount] = {Category.labour: GroupCount.workers}
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDecision:
+    """Whether a dispute is a group dispute (群体性), with what was counted: the timeline and the
+    triage explanation say it (劳动者一方 10 人, 达到群体性纠纷标准 10 人)."""
+
+    counts: GroupCount
+    counted: int
+    threshold: int
+
+    @property
+    def is_group(self) -> bool:
+        return self.counted >= self.threshold
+
+    @property
+    def counted_text(self) -> Text:
+        if self.counts == GroupCount.workers:
+            return Text(f"劳动者一方{self.counted}人", f"{self.counted} on the workers' side")
+        return Text(f"涉及{self.counted}人", f"{self.counted} people involved")
+
+    @property
+    def text(self) -> Text:
+        counted, threshold = self.counted_text, self.threshold
+        if self.is_group:
+            return Text(
+                f"{counted.zh}, 达到群体性纠纷标准{threshold}人",
+                f"{counted.en}, at or above the group threshold of {threshold}",
+            )
+        return Text(
+            f"{counted.zh}, 未达群体性纠纷标准{threshold}人",
+            f"{counted.en}, below the group threshold of {threshold}",
+        )
+
+    def record(self) -> dict[str, Any]:
+        """As the timeline and the events keep it."""
+        return {
+            "counts": self.counts.value,
+            "counted": self.counted,
+            "threshold": self.threshold,
+            "is_group": self.is_group,
+        }
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> GroupDecision | None:
+        try:
+            return cls(GroupCount(record["counts"]), int(record["counted"]), int(record["threshold"]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 class _Strict(BaseModel):
@@ -49,6 +118,15 @@ class CategoryRule(_Strict):
     )
     group_threshold: Annotated[int | None, Field(ge=2, le=10_000)] = Field(
         default=None, description="People on one side from which the dispute counts as a group dispute."
+    )
+    group_counts: GroupCount | None = Field(
+        default=None,
+        description="What the group threshold counts: `everyone` the dispute involves (涉及人数), or "
+        "the `workers` of a labour dispute (劳动者一方, 劳动争议调解仲裁法 Art. 7): the people involved "
+        "but the parties on the employer's side (the side, applicant or respondent, holding the "
+        "organisation party; the respondent side when neither or both do) and any other organisation; "
+        "agents are never counted. `workers` is for the labour category only (422 "
+        "`group_counts_labour_only`). Omitted: `workers` for labour, `everyone` otherwise.",
     )
     alternatives: Annotated[list[BodyKind], Field(max_length=3)] = Field(
         default=[], description="Handoff routes open besides mediation (e.g. labour arbitration)."
@@ -127,6 +205,34 @@ class TriageRules(_Strict):
             raise ValueError("categories needs an entry for 'other' (the fallback)")
         return self
 
+    @model_validator(mode="after")
+    def _workers_in_labour_only(self) -> TriageRules:
+        # Only a labour dispute has a workers' side (劳动争议调解仲裁法 Art. 7); another category
+        # counting it would count the people involved but the respondents, which is no rule.
+        wrong = [
+            InitErrorDetails(
+                type="value_error",
+                loc=("categories", category.value, "group_counts"),
+                input=rule.group_counts,
+                ctx={
+                    "error": DomainValueError(
+                        "group_counts_labour_only",
+                        Text(
+                            "只有劳动争议按劳动者一方人数认定群体性纠纷 (劳动争议调解仲裁法第七条); "
+                            "其他类型请填 everyone (按涉及人数) 或不填",
+                            "Only labour disputes count the workers' side (劳动争议调解仲裁法 Art. 7); "
+                            "give everyone (the people involved) or leave it out for other categories",
+                        ),
+                    )
+                },
+            )
+            for category, rule in self.categories.items()
+            if rule.group_counts == GroupCount.workers and category != Category.labour
+        ]
+        if wrong:
+            raise ValidationError.from_exception_data("rules", wrong)
+        return self
+
     def category(self, category: str) -> CategoryRule:
         try:
             return self.categories[Category(category)]
@@ -136,6 +242,22 @@ class TriageRules(_Strict):
     def group_threshold_for(self, category: str) -> int:
         rule = self.category(category)
         return rule.group_threshold or self.group_threshold
+
+    def group_count_for(self, category: str) -> GroupCount:
+        rule = self.category(category)
+        if rule.group_counts is not None:
+            return rule.group_counts
+        try:
+            return DEFAULT_GROUP_COUNT.get(Category(category), GroupCount.everyone)
+        except ValueError:  # a category no longer on the list falls back to `other`'s rule
+            return GroupCount.everyone
+
+    def group_decision(self, category: str, people: int, parties: Sequence[CountedParty]) -> GroupDecision:
+        """Whether a dispute of `category` involving `people`, with these parties (agents among them
+        or not), is a group dispute: the one decision intake and corrections make."""
+        counts = self.group_count_for(category)
+        counted = workers_side(people, parties) if counts == GroupCount.workers else people
+        return GroupDecision(counts, counted, self.group_threshold_for(category))
 
 
 def parse_rules(data: Any) -> TriageRules:

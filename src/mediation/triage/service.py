@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, and_, case, cast, func, or_, select, text
+from sqlalchemy import Select, String, and_, case, cast, func, inspect, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,7 +58,15 @@ def _stepping_aside(dispute_id: uuid.UUID) -> Select[uuid.UUID]:
     )
 
 
-def facts_of(dispute: Dispute) -> Facts:
+def facts_of(dispute: Dispute, rules: TriageRules | None = None) -> Facts:
+    """The case's facts for triage; with `rules`, and the case's parties loaded, what the group
+    threshold counts for a group dispute, as those rules count it."""
+    group = None
+    if dispute.is_group and rules is not None and "parties" not in inspect(dispute).unloaded:
+        decision = rules.group_decision(dispute.category, dispute.people_involved, dispute.parties)
+        # A flag decided under earlier rules stands as decided; it is not explained by a count the
+        # rules in force would not make a group.
+        group = decision if decision.is_group else None
     return Facts(
         category=dispute.category,
         severity=dispute.severity,
@@ -67,6 +75,7 @@ def facts_of(dispute: Dispute) -> Facts:
         subject_matters=tuple(dispute.subject_matters),
         region_code=dispute.region_code,
         tier=dispute.escalated_tier or Tier.village,
+        group=group,
     )
 
 
@@ -119,7 +128,7 @@ class TriageService:
 
     async def evaluate(self, dispute: Dispute, rules: RuleSetInForce | None = None) -> Outcome:
         rules = rules or await self.rules()
-        facts = facts_of(dispute)
+        facts = facts_of(dispute, rules.rules)
         rule = rules.rules.category(facts.category)
         kinds = [k.value for k in rule.body_kinds]
         alternative_kinds = [k.value for k in rule.alternatives]

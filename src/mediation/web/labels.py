@@ -13,6 +13,7 @@ from mediation.core.principal import ROLE_NAMES
 from mediation.disputes.enums import CATEGORY_LABELS, DECLINE_ADVICE_NAMES, PARTY_ROLE_LABELS
 from mediation.disputes.lifecycle import STATUS_LABELS, TRANSITIONS
 from mediation.documents.service import DOCUMENT_ENTRIES
+from mediation.triage.rules import GroupCount, GroupDecision
 
 # What the timeline calls each entry: the lifecycle's own labels, then the work recorded beside it.
 TIMELINE_LABELS = {
@@ -488,7 +489,22 @@ def corrected_fields(action: str, payload: dict[str, object] | None, names: Mapp
         if isinstance(tier, dict)
         else ""
     )
-    return "更正了: " + "; ".join(parts) + moved if parts else ""
+    group = payload.get("group")
+    decided = GroupDecision.of_record(group) if isinstance(group, dict) else None
+    counted = f"; {decided.text.zh}" if decided is not None else ""
+    return "更正了: " + "; ".join(parts) + counted + moved if parts else ""
+
+
+def group_counted(action: str, payload: dict[str, object] | None) -> str:
+    """What the group threshold counted at registration, as the timeline shows it for a group
+    dispute and for any case counting the workers' side (劳动争议调解仲裁法 Art. 7): "劳动者一方
+    10人, 达到群体性纠纷标准10人". A correction that decided again says it with what it corrected."""
+    if action != "register" or not payload or not isinstance(payload.get("group"), dict):
+        return ""
+    decided = GroupDecision.of_record(payload["group"])  # type: ignore[arg-type]
+    if decided is None or not (decided.is_group or decided.counts == GroupCount.workers):
+        return ""
+    return decided.text.zh
 
 
 def document_entry(action: str, payload: dict[str, object] | None, names: Mapping[str, str]) -> str:
