@@ -443,6 +443,43 @@ def test_parties_added_and_removed_are_all_registered(
     assert [p["name"] for p in case["parties"]] == ["甲一", "乙二", "丁四", "戊五"]  # type: ignore[index,union-attr]
 
 
+def test_an_agents_party_is_chosen_among_the_rows_and_an_organisations_representative_is_asked_for(
+    page: object, live_server: str, request: pytest.FixtureRequest
+) -> None:
+    """法释〔2011〕5号 Art. 3; 民事诉讼法 Art. 51: the legal representative shows for an organisation, the
+    party an agent acts for for an agent, chosen among the rows as numbered; a row removed is no
+    longer a choice, and a choice after it follows its row."""
+    marker = start_intake(page, "委托代理", "买卖合同货款未付, 申请调解。")
+    fill_party(page, 0, role="applicant", name="甲一")
+    fill_party(page, 1, role="respondent", name="乙公司")
+    legal = page.locator("[data-field='parties[1].legal_representative']")  # type: ignore[attr-defined]
+    assert legal.is_hidden()
+    page.select_option("#f-parties-1--kind", "organisation")  # type: ignore[attr-defined]
+    assert legal.is_visible()
+    page.fill("#f-parties-1--legal_representative", "王五")  # type: ignore[attr-defined]
+    for _ in range(3):
+        page.click("#add-party")  # type: ignore[attr-defined]
+    fill_party(page, 2, role="third_party", name="丙三")
+    fill_party(page, 3, role="third_party", name="丁四")
+    assert page.locator("[data-field='parties[4].represents']").is_hidden()  # type: ignore[attr-defined]
+    fill_party(page, 4, role="agent", name="代理人周某")
+    assert page.locator("[data-field='parties[4].represents']").is_visible()  # type: ignore[attr-defined]
+    assert page.locator("[data-field='parties[3].represents']").is_hidden()  # type: ignore[attr-defined]
+    page.select_option("#f-parties-4--represents", "3")  # type: ignore[attr-defined]  # 当事人 4, 丁四
+    page.locator("fieldset.party[data-party='2'] .remove-party").click()  # type: ignore[attr-defined]
+    choice = page.locator("#f-parties-4--represents")  # type: ignore[attr-defined]
+    assert choice.locator("option").all_inner_texts() == ["—", "当事人 1", "当事人 2", "当事人 3", "当事人 4"]
+    assert choice.input_value() == "2"  # still 丁四, now 当事人 3
+    shot(page, "intake-agent", database_of(request))
+    page.click("form#intake-form button[type=submit]")  # type: ignore[attr-defined]
+    assert CASE_NUMBER.match(page.locator("#case-number").inner_text().strip())  # type: ignore[attr-defined]
+    [case] = api_cases(live_server, api_token(live_server, "clerk"), marker)
+    parties: list[dict[str, object]] = case["parties"]  # type: ignore[assignment]
+    assert [p["name"] for p in parties] == ["甲一", "乙公司", "丁四", "代理人周某"]
+    assert parties[1]["legal_representative"] == "王五"
+    assert parties[3]["represents_party_id"] == parties[2]["id"]
+
+
 # ---- 5. a phone's screen ---------------------------------------------------------------------------
 
 

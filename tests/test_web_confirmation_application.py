@@ -21,7 +21,7 @@ async def test_the_application_lists_each_partys_phone_and_address_for_service(
     page = await signed_in(web, api).get(f"/cases/{case['id']}/confirmation-application?show=numbers")
     assert page.status_code == 200
     table = page.text.split("<table>")[1].split("</table>")[0]
-    assert "联系电话" in table and "住所及送达地址" in table
+    assert "联系电话" in table and "<th>住所</th>" in table and "<th>送达地址</th>" in table
     for party in case["parties"]:
         assert party["name"] in table and party["phone"] in table
     assert "委托代理人" in table and "浙江省诸暨市暨阳街道律师事务所" in table

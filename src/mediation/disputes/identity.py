@@ -17,15 +17,17 @@ from mediation.core.schemas import DomainValueError
 from mediation.disputes.enums import IdType
 
 
-def at_field(field: str, code: str, message: Text) -> ValidationError:
+def at_field(field: str | tuple[str | int, ...], code: str, message: Text) -> ValidationError:
     """A check across a model's fields, refused at the one field it asks to fill in or leave out.
     A model's own check would otherwise refuse the whole body, and the problem would name `body`:
     a client could not show it beside the field (an in-person sitting's `place`, a rejection's
     `ground`). Raised from a model validator, the field is named where the model sits
-    (`parties[1].id_type`)."""
+    (`parties[1].id_type`); a path (`("parties", 1, "represents")`) names a field of a list's item
+    from the model holding the list."""
     error = DomainValueError(code, message)
+    loc = field if isinstance(field, tuple) else (field,)
     return ValidationError.from_exception_data(
-        "request", [InitErrorDetails(type="value_error", loc=(field,), input=None, ctx={"error": error})]
+        "request", [InitErrorDetails(type="value_error", loc=loc, input=None, ctx={"error": error})]
     )
 
 

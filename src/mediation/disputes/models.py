@@ -176,6 +176,12 @@ class Party(Base):
     address: Mapped[str | None] = mapped_column(String(200))
     # Where the party lives (GB/T 2260), for the court of the party's domicile (民事诉讼法 Art. 205).
     region_code: Mapped[str | None] = mapped_column(String(12))
+    # 送达地址, where the court serves its papers when not at `address` (法释〔2011〕5号 Art. 3).
+    service_address: Mapped[str | None] = mapped_column(String(200))
+    # Organisations only: the 法定代表人 or 主要负责人 it acts through (民事诉讼法 Art. 51).
+    legal_representative: Mapped[str | None] = mapped_column(String(100))
+    # Agents only: the `position` of the party of the same case the agent acts for.
+    represents_position: Mapped[int | None]
     consent: Mapped[str] = mapped_column(String(10))
     # Organisations only: the name normalised (width, spaces, brackets), to find other cases
     # against the same company when it has no credit code on file. Never set for persons: a

@@ -195,6 +195,46 @@ APPLIED_AT_REGISTRATION: dict[Channel, Text] = {
 }
 
 
+# The highest place in a case's list of parties (`PartyIn.represents`): intake takes 200 parties,
+# and corrections add at most as many at a time.
+MAX_PARTY_POSITION = 9_999
+NOT_AN_ORGANISATION = (
+    "legal_representative_not_organisation",
+    Text(
+        "只有单位当事人填写法定代表人或主要负责人",
+        "Only an organisation has a legal representative or principal",
+    ),
+)
+NOT_AN_AGENT = (
+    "represents_not_agent",
+    Text("只有委托代理人填写所代理的当事人", "Only an agent names the party it acts for"),
+)
+
+
+def represents_refusal(roles: list[str], agent: int, target: int) -> tuple[str, Text] | None:
+    """Why the agent at place `agent` of a case's parties (`roles`, in order) cannot act for the party
+    at `target`, if it cannot: the same rule at intake and in a correction (`PartyIn.represents`)."""
+    if target >= len(roles):
+        return (
+            "represents_unknown_party",
+            Text(
+                "所代理的当事人不在本案当事人之列: 当事人从 0 起编号, 共 {n} 名",
+                "Names no party of the case: the parties are numbered from 0, {n} in all",
+            ).format(n=len(roles)),
+        )
+    if target == agent:
+        return "represents_self", Text("代理人不能代理自己", "An agent cannot act for itself")
+    if roles[target] == PartyRole.agent:
+        return (
+            "represents_agent",
+            Text(
+                "代理人只能代理当事人, 不能代理另一名代理人",
+                "An agent acts for a party, not for another agent",
+            ),
+        )
+    return None
+
+
 def party_id_number(value: str | None, info: ValidationInfo) -> str | None:
     """A party's document number, normalised for its type (given before it), as intake takes it."""
     if value is None or not value:
@@ -223,6 +263,36 @@ class _PartyNumbers(WriteModel):
         return normalise_phone(value) if value else None
 
 
+# The particulars a court confirming an agreement is given of each party beyond its identity and
+# contact (民诉法解释 Art. 353-354; 法释〔2011〕5号 Art. 3), described once for intake and correction.
+SERVICE_ADDRESS_DESCRIPTION = (
+    "送达地址: where the court serves its papers on the party (法释〔2011〕5号 Art. 3), when not at "
+    "`address`. Omitted, the court's dossier and the 司法确认申请书 give the address as the service "
+    "address, and say so."
+)
+LEGAL_REPRESENTATIVE_DESCRIPTION = (
+    "法定代表人 (a legal person's) or 主要负责人 (another organisation's): the person an organisation "
+    "acts through (民事诉讼法 Art. 51). Organisations only (422 `legal_representative_not_organisation`)."
+)
+
+
+def _represents_description(counting: str) -> str:
+    return (
+        "Agents only (role `agent`; 422 `represents_not_agent`): the party this agent (委托代理人) acts "
+        f"for, by its place in the case's list of parties, counted from 0. {counting} It names a party "
+        "of the case (422 `represents_unknown_party`) that is no agent (`represents_agent`), and not "
+        "the agent itself (`represents_self`). The court is given the agent's power of attorney from "
+        "that party (法释〔2011〕5号 Art. 3)."
+    )
+
+
+REPRESENTS_DESCRIPTION = _represents_description(
+    "At intake that is its index in this request's `parties` (the party at `parties[0]` is 0); for a "
+    "party added by a correction (`add_parties`), the case's parties come first, in the order the "
+    "case read lists them, and the parties added follow in theirs."
+)
+
+
 class PartyIn(_PartyNumbers):
     role: PartyRole
     kind: PartyKind = PartyKind.person
@@ -234,6 +304,15 @@ class PartyIn(_PartyNumbers):
     region_code: RegionCode | None = Field(
         default=None, description="Where the party lives (GB/T 2260); names the court of its domicile."
     )
+    service_address: Annotated[str | None, Field(max_length=200)] = Field(
+        default=None, description=SERVICE_ADDRESS_DESCRIPTION
+    )
+    legal_representative: Annotated[str | None, Field(max_length=100)] = Field(
+        default=None, description=LEGAL_REPRESENTATIVE_DESCRIPTION
+    )
+    represents: Annotated[int | None, Field(ge=0, le=MAX_PARTY_POSITION)] = Field(
+        default=None, description=REPRESENTS_DESCRIPTION
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -243,7 +322,9 @@ class PartyIn(_PartyNumbers):
                     "kind",
                     [PartyKind.organisation.value],
                     {"properties": {"id_type": {"enum": [IdType.uscc.value, IdType.other.value, None]}}},
+                    omitted("legal_representative"),
                 ),
+                when("role", [PartyRole.agent.value], {}, omitted("represents")),
             ]
         }
     )
@@ -256,6 +337,21 @@ class PartyIn(_PartyNumbers):
                 "invalid_id_type",
                 Text("单位当事人的证件应为统一社会信用代码", "An organisation is identified by its USCC"),
             )
+        return self
+
+    @field_validator("service_address", "legal_representative")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _particulars_of_its_kind(self) -> Self:
+        # 民事诉讼法 Art. 51: a legal person acts through its 法定代表人, another organisation
+        # through its 主要负责人; a person has neither. Only an agent acts for another party.
+        if self.legal_representative is not None and self.kind != PartyKind.organisation:
+            raise at_field("legal_representative", *NOT_AN_ORGANISATION)
+        if self.represents is not None and self.role != PartyRole.agent:
+            raise at_field("represents", *NOT_AN_AGENT)
         return self
 
 
@@ -488,6 +584,19 @@ class DisputeCreate(WriteModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _agents_act_for_parties(self) -> Self:
+        # 法释〔2011〕5号 Art. 3: the court is given each agent's power of attorney from the party it
+        # acts for, a party of this case.
+        roles = [p.role.value for p in self.parties]
+        for position, party in enumerate(self.parties):
+            if party.represents is None:
+                continue
+            refused = represents_refusal(roles, position, party.represents)
+            if refused is not None:
+                raise at_field(("parties", position, "represents"), *refused)
+        return self
+
     @field_validator("parties")
     @classmethod
     def _each_party_once(cls, parties: list[PartyIn]) -> list[PartyIn]:
@@ -596,7 +705,18 @@ def _row(parties: list[PartyIn], position: int, language: str) -> str:
 # record is wrong and the right one is not known: a wrong number finds another person's cases, a wrong
 # address sends papers to a stranger (个人信息保护法 Art. 46: inaccurate information is corrected or
 # deleted). A party's name, and the case's facts, are required at intake and are never cleared.
-CLEARABLE_PARTY_FIELDS = frozenset({"id_type", "id_number", "phone", "address", "region_code"})
+CLEARABLE_PARTY_FIELDS = frozenset(
+    {
+        "id_type",
+        "id_number",
+        "phone",
+        "address",
+        "region_code",
+        "service_address",
+        "legal_representative",
+        "represents",
+    }
+)
 # Left out, or blank text for a number (as the case page sends a field it shows empty): unchanged.
 BLANK_AS_OMITTED = ("id_number", "phone")
 
@@ -618,9 +738,9 @@ class PartyCorrectionIn(_PartyNumbers):
     """The registered details of one party, corrected or completed (个人信息保护法 Art. 46): only
     the fields given change, each checked and normalised as at intake; a field left out stays as
     it is. A document number is given with its type, as at intake. null clears a detail a party may
-    lack at intake (id_type, id_number, phone, address, region_code) when the one on record is
-    wrong; the name is never cleared (422 `null_not_allowed`). A number given as blank text is left
-    as it is, as if left out."""
+    lack at intake (id_type, id_number, phone, address, region_code, service_address,
+    legal_representative, represents) when the one on record is wrong; the name is never cleared
+    (422 `null_not_allowed`). A number given as blank text is left as it is, as if left out."""
 
     model_config = ConfigDict(
         json_schema_extra=without_null(
@@ -655,6 +775,20 @@ class PartyCorrectionIn(_PartyNumbers):
     region_code: RegionCode | None = Field(
         default=None,
         description="Where the party lives (GB/T 2260); names the court of its domicile. null clears it.",
+    )
+    service_address: Annotated[str | None, Field(min_length=1, max_length=200)] = Field(
+        default=None, description=SERVICE_ADDRESS_DESCRIPTION + " null clears it."
+    )
+    legal_representative: Annotated[str | None, Field(min_length=1, max_length=100)] = Field(
+        default=None, description=LEGAL_REPRESENTATIVE_DESCRIPTION + " null clears it."
+    )
+    represents: Annotated[int | None, Field(ge=0, le=MAX_PARTY_POSITION)] = Field(
+        default=None,
+        description=_represents_description(
+            "The case's parties are counted in the order the case read lists them, the parties this "
+            "correction adds (`add_parties`) following in theirs."
+        )
+        + " null clears it.",
     )
 
     _name_kept = field_validator("name")(_not_cleared)
@@ -760,6 +894,20 @@ class PartyOut(BaseModel):
     phone: str | None = Field(description="Masked (138****0000) unless the caller holds pii:read.")
     address: str | None
     region_code: str | None
+    service_address: str | None = Field(
+        description="送达地址 as registered; null: none given, and the court serves at `address` "
+        "(the dossier's `particulars` say which). ID and phone numbers in it are masked as in `address`."
+    )
+    legal_representative: str | None = Field(
+        description="An organisation's 法定代表人 or 主要负责人 (民事诉讼法 Art. 51); null for a person."
+    )
+    represents: int | None = Field(
+        description="An agent's: the place, counted from 0 in this list, of the party it acts for, "
+        "as given at intake or corrected. Null when not stated, and for every other role."
+    )
+    represents_party_id: uuid.UUID | None = Field(
+        description="An agent's: the id of the party it acts for (`represents`)."
+    )
     consent: Consent
     masked: bool = Field(description="Whether id_number and phone are masked for this caller.")
 

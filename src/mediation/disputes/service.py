@@ -106,6 +106,8 @@ from mediation.disputes.paperwork import (
 )
 from mediation.disputes.references import canonical_reference, reference_scope
 from mediation.disputes.schemas import (
+    NOT_AN_AGENT,
+    NOT_AN_ORGANISATION,
     CaseLinkIn,
     CaseUnlinkIn,
     ConsentIn,
@@ -117,6 +119,7 @@ from mediation.disputes.schemas import (
     WithdrawConfirmationPayload,
     involved_parties,
     people_below_parties,
+    represents_refusal,
 )
 from mediation.disputes.scope import RULE_KINDS, scope_clause, scope_params, sees, visible_to
 from mediation.documents.models import Document
@@ -514,7 +517,8 @@ class DisputeService:
             id=uuid.uuid4(),
             position=position,
             consent=Consent.unknown,
-            **data.model_dump(exclude={"id_number", "phone"}),
+            represents_position=data.represents,
+            **data.model_dump(exclude={"id_number", "phone", "represents"}),
         )
         if data.kind == PartyKind.organisation:
             party.name_key = organisation_key(data.name)
@@ -1566,6 +1570,14 @@ class DisputeService:
         self._refuse_correcting(dispute, status, principal)
         locked = await self._parties_on_agreement(dispute)
         parties = {p.id: p for p in dispute.parties}
+        places = {p.id: place for place, p in enumerate(dispute.parties)}
+        added = data.add_parties or []
+        # The case's parties as corrected, in the order the case read lists them, those added after:
+        # the list an agent's `represents` counts in.
+        roles = [p.role for p in dispute.parties] + [p.role.value for p in added]
+        after = max((p.position for p in dispute.parties), default=-1) + 1
+        # Each place in that list as the position its party has, or will have once added.
+        positions = [p.position for p in dispute.parties] + [after + j for j in range(len(added))]
         changes: list[tuple[Party, dict[str, Any]]] = []
         seen: set[uuid.UUID] = set()
         for i, fix in enumerate(data.parties or []):
@@ -1602,7 +1614,8 @@ class DisputeService:
                     code="pii_read_required",
                     field=f"parties[{i}].{refused}",
                 )
-            changed = self._party_changes(party, given, i)
+            self._refuse_particulars(party, places[party.id], given, roles, f"parties[{i}]")
+            changed = self._party_changes(party, given, i, positions)
             if blind and given.get("phone") is not None:
                 # A new phone (the party's own word that it changed) is for any corrector, and is
                 # stored as given even when it is the number on record: told "nothing to correct"
@@ -1626,7 +1639,6 @@ class DisputeService:
                     article=lifecycle.AGREEMENT_BINDS,
                 )
             changes.append((party, changed))
-        added = data.add_parties or []
         if added and (status not in ADDING_PARTIES_STATES or locked):
             raise Conflict(
                 Text(
@@ -1654,6 +1666,12 @@ class DisputeService:
                         code="pii_read_required",
                         field=f"add_parties[{j}].id_number",
                     )
+        for j, new in enumerate(added):
+            # Its kind and role were checked with it (PartyIn); whom it acts for needs the case.
+            if new.represents is not None and (
+                wrong := represents_refusal(roles, len(dispute.parties) + j, new.represents)
+            ):
+                raise ValidationFailed.of_field(f"add_parties[{j}].represents", *wrong)
         self._refuse_repeated_parties(dispute, changes, added)
         facts_changed = data.description is not None and data.description != dispute.description
         people = self._people_corrected(dispute, data, added)
@@ -1674,9 +1692,11 @@ class DisputeService:
             risk = await alerts.new_risk_hits(dispute, data.description)
             dispute.description = data.description
         for party, changed in changes:
-            self._set_party(party, changed)
-        after = max((p.position for p in dispute.parties), default=-1) + 1
+            self._set_party(party, changed, positions)
         new_parties = [self._new_party(after + j, p) for j, p in enumerate(added)]
+        for party, new in zip(new_parties, added, strict=True):
+            # Counted in the case's list (`represents`), stored as the party's own position.
+            party.represents_position = positions[new.represents] if new.represents is not None else None
         dispute.parties.extend(new_parties)
         now = self.clock.now()
         dispute.updated_at = now
@@ -1874,12 +1894,35 @@ class DisputeService:
             return "phone"
         return None
 
-    def _party_changes(self, party: Party, given: dict[str, Any], i: int) -> dict[str, Any]:
-        """The given fields that differ from the party's row, as they would be stored."""
+    @staticmethod
+    def _refuse_particulars(
+        party: Party, place: int, given: dict[str, Any], roles: list[str], at: str
+    ) -> None:
+        """The intake rules on a party's particulars (`PartyIn._particulars_of_its_kind`,
+        `DisputeCreate._agents_act_for_parties`) for a correction of the party on record."""
+        if given.get("legal_representative") is not None and party.kind != PartyKind.organisation:
+            raise ValidationFailed.of_field(f"{at}.legal_representative", *NOT_AN_ORGANISATION)
+        target = given.get("represents")
+        if target is None:
+            return
+        if party.role != PartyRole.agent:
+            raise ValidationFailed.of_field(f"{at}.represents", *NOT_AN_AGENT)
+        if (refused := represents_refusal(roles, place, target)) is not None:
+            raise ValidationFailed.of_field(f"{at}.represents", *refused)
+
+    def _party_changes(
+        self, party: Party, given: dict[str, Any], i: int, positions: list[int]
+    ) -> dict[str, Any]:
+        """The given fields that differ from the party's row, as they would be stored (`represents`
+        as the place in the case's list it is given as: `positions` maps it)."""
         changed: dict[str, Any] = {}
-        for field_name in ("name", "address", "region_code"):
+        for field_name in ("name", "address", "region_code", "service_address", "legal_representative"):
             if field_name in given and given[field_name] != getattr(party, field_name):
                 changed[field_name] = given[field_name]
+        if "represents" in given:
+            target = given["represents"]
+            if (positions[target] if target is not None else None) != party.represents_position:
+                changed["represents"] = target
         # A number given null is cleared, if there is one; the schema never lets a name be null.
         if "phone" in given:
             phone = given["phone"]
@@ -1922,13 +1965,23 @@ class DisputeService:
             )
         return changed
 
-    def _set_party(self, party: Party, changed: dict[str, Any]) -> None:
+    def _set_party(self, party: Party, changed: dict[str, Any], positions: list[int]) -> None:
         """Writes the corrected fields, the personal numbers encrypted, masked and indexed as at
         intake (`_new_party`): search by party finds the new number and no longer the old one."""
         row_id = str(party.id)
-        for field_name in ("name", "address", "region_code", "id_type"):
+        for field_name in (
+            "name",
+            "address",
+            "region_code",
+            "id_type",
+            "service_address",
+            "legal_representative",
+        ):
             if field_name in changed:
                 setattr(party, field_name, changed[field_name])
+        if "represents" in changed:
+            target = changed["represents"]
+            party.represents_position = positions[target] if target is not None else None
         if "name" in changed and party.kind == PartyKind.organisation:
             party.name_key = organisation_key(changed["name"])
         # A number cleared (None) goes with its mask and its keyed index: nothing finds it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -60,11 +60,21 @@ class Viewer:
                 Text("当事人数据完整性校验失败, 已记录", "A party's stored data failed its integrity check")
             ) from exc
 
-    def party(self, party: Party) -> PartyOut:
+    def party(self, party: Party, parties: Sequence[Party] = ()) -> PartyOut:
+        """One party as this caller reads it; `parties`, the case's in order, name the party an
+        agent acts for by its place among them (`PartyOut.represents`)."""
         if self.unmasked:
             id_number, phone = self._decrypt(party, "id_number"), self._decrypt(party, "phone")
         else:
             id_number, phone = party.id_number_masked, party.phone_masked
+        represented = (
+            next(
+                ((place, other.id) for place, other in enumerate(parties) if other.position == acts_for),
+                None,
+            )
+            if (acts_for := party.represents_position) is not None
+            else None
+        )
         return PartyOut(
             id=party.id,
             role=party.role,
@@ -75,6 +85,10 @@ class Viewer:
             phone=phone,
             address=party.address if self.unmasked else _redact(party.address),
             region_code=party.region_code,
+            service_address=party.service_address if self.unmasked else _redact(party.service_address),
+            legal_representative=party.legal_representative,
+            represents=represented[0] if represented else None,
+            represents_party_id=represented[1] if represented else None,
             consent=party.consent,
             masked=not self.unmasked,
         )
@@ -82,7 +96,7 @@ class Viewer:
     def dispute(self, dispute: Dispute) -> DisputeOut:
         values: dict[str, Any] = {name: getattr(dispute, name) for name in _DISPUTE_FIELDS}
         values["status_label"] = STATUS_LABELS[Status(dispute.status)].get()
-        values["parties"] = [self.party(p) for p in dispute.parties]
+        values["parties"] = [self.party(p, dispute.parties) for p in dispute.parties]
         values["clock"] = self.clock(dispute)
         if self.unmasked:
             shows = any(p.id_number_enc or p.phone_enc for p in dispute.parties)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mediation.disputes.models import Dispute
+from mediation.disputes.schemas import PartyOut
 from mediation.handoffs.models import Handoff
 
 
@@ -89,6 +90,40 @@ def _principals(dispute: Dispute) -> list[Any]:
     return [p for p in dispute.parties if p.role != "agent"]
 
 
+# The court is given the power of attorney of anyone who applies for a party (法释〔2011〕5号 Art. 3),
+# an agent as 民事诉讼法 Art. 61 allows (民诉法解释 Art. 351).
+CONFIRMATION_POWER_OF_ATTORNEY = "法释〔2011〕5号 第三条; 民诉法解释 第三百五十一条"
+
+
+def particulars(parties: Sequence[PartyOut]) -> list[dict[str, Any]]:
+    """Each party as the court's materials state it (`PartyParticulars`), from the parties as the
+    caller reads them: a service address not given is the address, said so (法释〔2011〕5号 Art. 3
+    asks for the 送达地址; a party's papers otherwise go to where it lives)."""
+    names = {p.id: p.name for p in parties}
+    out = []
+    for p in parties:
+        serve_at, source = (
+            (p.service_address, "service_address")
+            if p.service_address
+            else (p.address, "address")
+            if p.address
+            else (None, None)
+        )
+        out.append(
+            {
+                "party_id": p.id,
+                "role": p.role,
+                "name": p.name,
+                "service_address": serve_at,
+                "service_address_source": source,
+                "legal_representative": p.legal_representative,
+                "acts_for_party_id": p.represents_party_id,
+                "acts_for_name": names.get(p.represents_party_id) if p.represents_party_id else None,
+            }
+        )
+    return out
+
+
 # The codes of a judicial confirmation's checklist, which a court's request for more materials may
 # name (民诉法解释 Art. 354, 356); the contract lists them (schemas.MaterialCode).
 CONFIRMATION_CODES = ("agreement", "identity", "contact_address", "mediation_proof", "power_of_attorney")
@@ -136,7 +171,12 @@ def checklist(
         ]
         if has_agent:
             items.append(
-                ("power_of_attorney", "授权委托书", "民诉法解释 第三百五十一条", "power_of_attorney" in kinds)
+                (
+                    "power_of_attorney",
+                    "授权委托书",
+                    CONFIRMATION_POWER_OF_ATTORNEY,
+                    "power_of_attorney" in kinds,
+                )
             )
     else:
         label = conditions.claims_label

@@ -53,6 +53,7 @@ from mediation.disputes.service import DisputeService
 from mediation.disputes.views import Viewer
 from mediation.documents.router import manifest_out
 from mediation.handoffs.ledger import KIND_LABELS, materials_overdue, overdue_step, warning_text
+from mediation.handoffs.materials import particulars
 from mediation.handoffs.models import Handoff
 from mediation.handoffs.schemas import (
     AcceptanceIn,
@@ -70,6 +71,7 @@ from mediation.handoffs.schemas import (
     MaterialsRequestOut,
     MaterialsSuppliedIn,
     OutcomeIn,
+    PartyParticulars,
     WithdrawalIn,
 )
 from mediation.handoffs.service import FREE_TEXT_KEYS, HandoffService
@@ -352,6 +354,7 @@ async def get_handoff(
             handoff=record,
             withheld=parts["withheld"],
             case=None,
+            particulars=None,
             agreement=None,
             sessions=None,
             timeline=None,
@@ -382,6 +385,7 @@ async def get_handoff(
         handoff=record,
         withheld=None,
         case=case,
+        particulars=[PartyParticulars(**p) for p in particulars(case.parties)],
         agreement=agreement_out(parts["agreement"], dispute, masked) if parts["agreement"] else None,
         sessions=sessions,
         timeline=[t.model_copy(update={"reason_withheld": True}) if t.seq in noted else t for t in timeline],

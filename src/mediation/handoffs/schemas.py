@@ -11,6 +11,7 @@ from mediation.core.i18n import Text
 from mediation.core.schemas import WriteModel
 from mediation.disputes.enums import (
     NotAcceptedReason,
+    PartyRole,
     ReferralNotAcceptedReason,
     ReferralOutcome,
     RejectionGround,
@@ -173,6 +174,33 @@ class MaterialCheck(BaseModel):
 WITHHELD = " Null when the case's contents are `withheld`."
 
 
+class PartyParticulars(BaseModel):
+    """One party of the case as the court's materials state it (民诉法解释 Art. 353-354; 法释〔2011〕5号
+    Art. 3): where papers are served on it, who acts for an organisation, whom an agent acts for.
+    Its identity and contacts are the case's (`case.parties`, by `party_id`)."""
+
+    party_id: uuid.UUID
+    role: PartyRole
+    name: str
+    service_address: str | None = Field(
+        description="Where the court serves its papers on the party: its 送达地址, or, none given, its "
+        "address (住所), as `service_address_source` says. Null when neither is on record. ID and phone "
+        "numbers in it are masked as in the case."
+    )
+    service_address_source: Literal["service_address", "address"] | None = Field(
+        description="`service_address`: the party gave a service address; `address`: it gave none, "
+        "and its address stands for it; null: neither is on record."
+    )
+    legal_representative: str | None = Field(
+        description="An organisation's 法定代表人 or 主要负责人 (民事诉讼法 Art. 51), as registered."
+    )
+    acts_for_party_id: uuid.UUID | None = Field(
+        description="An agent's: the party it acts for, whose power of attorney it holds (法释〔2011〕5号 "
+        "Art. 3). Null for an agent that did not say, and for every other role."
+    )
+    acts_for_name: str | None = Field(description="The name of that party.")
+
+
 class DossierOut(BaseModel):
     """What the court or commission receives (民诉法解释 Art. 353-354; 法释〔2011〕5号 Art. 3).
 
@@ -190,6 +218,11 @@ class DossierOut(BaseModel):
     )
     case: DisputeOut | None = Field(
         description="The case with its parties' full identity and contacts." + WITHHELD
+    )
+    particulars: list[PartyParticulars] | None = Field(
+        description="Each party, in the case's order, as the application's materials state it: its "
+        "service address (the address standing for one not given, said so), an organisation's legal "
+        "representative, whom an agent acts for." + WITHHELD
     )
     agreement: AgreementOut | None = Field(description="The agreement to confirm, if any." + WITHHELD)
     sessions: list[SessionOut] | None = Field(

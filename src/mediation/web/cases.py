@@ -12,7 +12,7 @@ import functools
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
@@ -66,6 +66,7 @@ from mediation.disputes.enums import (
     Category,
     Channel,
     IdType,
+    PartyRole,
 )
 from mediation.disputes.identity import normalise_id_number, normalise_phone
 from mediation.disputes.lifecycle import Action, Status
@@ -589,7 +590,7 @@ class CasePage:
             # to mask them again, and every form on it says it came from a page showing them.
             "can_show_numbers": masked and principal.can(Permission.pii_read),
             "numbers_shown": not masked,
-            "correction_fields": correction_fields(len(case.parties)),
+            "correction_fields": choosing_parties(correction_fields(len(case.parties)), case.parties),
             "correction_values": correction_prefill(case),
             "correction_shown": correction_shown(case),
             "corrected_party_fields": CORRECTED_PARTY_FIELDS,
@@ -961,7 +962,17 @@ async def _once(
 
 MAX_CORRECTED_PARTIES = 200
 # A party's details the correction form shows, each compared with what the form showed when opened.
-CORRECTED_PARTY_FIELDS = ("name", "id_type", "id_number", "phone", "address", "region_code")
+CORRECTED_PARTY_FIELDS = (
+    "name",
+    "id_type",
+    "id_number",
+    "phone",
+    "address",
+    "region_code",
+    "service_address",
+    "legal_representative",
+    "represents",
+)
 # The case's own registered facts the form corrects, each compared likewise.
 CORRECTED_CASE_FIELDS = ("description", "people_involved")
 # The form carries what it showed, hidden, under this prefix: `shown.description` and
@@ -984,6 +995,19 @@ def correction_fields(parties: int) -> list[FormField]:
     return [replace(f, required=False) if f.name.startswith("add_parties") else f for f in fields]
 
 
+def choosing_parties(fields: list[FormField], parties: Sequence[Any]) -> list[FormField]:
+    """The correction form's fields with whom an agent acts for chosen among the case's parties
+    that are no agents, by their place in its list (`PartyCorrectionIn.represents`)."""
+    options = [
+        Option(str(place), f"{enum_label('role', p.role)} {p.name}")
+        for place, p in enumerate(parties)
+        if p.role != PartyRole.agent
+    ]
+    return [
+        replace(f, widget="select", options=options) if f.name.endswith(".represents") else f for f in fields
+    ]
+
+
 def correction_prefill(case: Any) -> dict[str, Any]:
     """The form filled with the case as registered. A number this caller sees masked is left
     blank: left so it stays; typed in, it replaces the one on record."""
@@ -991,6 +1015,11 @@ def correction_prefill(case: Any) -> dict[str, Any]:
     for p in case.parties:
         row = {"party_id": str(p.id), "name": p.name, "id_type": p.id_type, "address": p.address}
         row["region_code"] = p.region_code
+        row |= {
+            "service_address": p.service_address,
+            "legal_representative": p.legal_representative,
+            "represents": p.represents,
+        }
         if not p.masked:
             row |= {"id_number": p.id_number, "phone": p.phone}
         parties.append(row)

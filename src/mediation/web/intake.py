@@ -100,8 +100,17 @@ def _numbered(field: FormField, prefix: str) -> FormField:
     )
 
 
-def party_fields(index: int) -> list[FormField]:
-    return [_numbered(f, f"parties[{index}].") for f in _first_party_row()]
+def party_fields(index: int, rows: int = 0) -> list[FormField]:
+    """The fields of the party row `index` of a form of `rows` rows: whom an agent acts for is
+    chosen among the rows, by their place as the form numbers them (当事人 1 is place 0, as
+    `PartyIn.represents` counts; app.js keeps the choices to the rows there are)."""
+    return [_choosing_among(_numbered(f, f"parties[{index}]."), rows) for f in _first_party_row()]
+
+
+def _choosing_among(field: FormField, rows: int) -> FormField:
+    if not field.name.endswith(".represents"):
+        return field
+    return replace(field, widget="select", options=[Option(str(n), f"当事人 {n + 1}") for n in range(rows)])
 
 
 def case_fields(skip: frozenset[str], courts: list[Body]) -> list[FormField]:
@@ -198,8 +207,8 @@ async def _form_page(
         template,
         {
             "fields": case_fields(skip, courts),
-            "parties": [party_fields(i) for i in range(count)],
-            "party_template": party_fields(999),
+            "parties": [party_fields(i, count) for i in range(count)],
+            "party_template": party_fields(999, count),
             "values": values,
             "errors": errors,
             "idempotency_key": secrets.token_urlsafe(18),
@@ -268,10 +277,30 @@ def _values(form: FormData, skip: frozenset[str]) -> dict[str, Any]:
     data = form_data(form, fields)
     if isinstance(data.get("parties"), list):
         # Rows the clerk added and left empty are not parties.
-        data["parties"] = [
-            p for p in data["parties"] if not isinstance(p, dict) or set(p) - {"role", "kind", "id_type"}
-        ]
+        kept = [not isinstance(p, dict) or bool(set(p) - ROW_DEFAULTS) for p in data["parties"]]
+        data["parties"] = [p for p, keep in zip(data["parties"], kept, strict=True) if keep]
+        _count_among_parties(data["parties"], kept)
     return data
+
+
+# What a row the clerk added and left empty still sends: its choices' defaults.
+ROW_DEFAULTS = frozenset({"role", "kind", "id_type"})
+
+
+def _count_among_parties(parties: list[Any], kept: list[bool]) -> None:
+    """An agent's party chosen among the rows as the page numbers them (`party_fields`), counted
+    among the parties once the empty rows are left out (`PartyIn.represents`). A row left empty is
+    no party: choosing it names none (the schema refuses a place past the last party)."""
+    places: list[int | None] = []
+    for keep in kept:
+        places.append(sum(1 for k in places if k is not None) if keep else None)
+    for party in parties:
+        chosen = party.get("represents") if isinstance(party, dict) else None
+        if not isinstance(chosen, str) or not (chosen.isascii() and chosen.isdigit()) or len(chosen) > 6:
+            continue  # none, or not a row: the schema says what is wrong with it
+        row = int(chosen)
+        place = places[row] if row < len(places) else None
+        party["represents"] = str(place if place is not None else len(parties))
 
 
 def refuse_unknown(data: dict[str, Any], skip: frozenset[str]) -> None:

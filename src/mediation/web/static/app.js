@@ -103,6 +103,37 @@
     if (field.matches && field.matches(limited) && event.inputType !== "insertFromPaste") countLength(field, 0);
   });
 
+  // A party row shows what its kind and role take: an organisation's legal representative, the
+  // party an agent acts for. A field with something in it, or refused, stays shown: hidden, it
+  // would be sent unseen.
+  function showIf(input, wanted) {
+    if (!input) return;
+    var box = input.closest(".field");
+    box.hidden = !wanted && !input.value && !box.classList.contains("invalid");
+  }
+  function fitParty(row) {
+    var kind = row.querySelector('[name$=".kind"]'), role = row.querySelector('[name$=".role"]');
+    showIf(row.querySelector('[name$=".legal_representative"]'), kind && kind.value === "organisation");
+    showIf(row.querySelector('[name$=".represents"]'), role && role.value === "agent");
+  }
+  document.querySelectorAll("#parties fieldset.party").forEach(fitParty);
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches('#parties [name$=".kind"], #parties [name$=".role"]')) fitParty(el.closest("fieldset.party"));
+  });
+  // The party an agent acts for is chosen among the rows as they are numbered (当事人 1 is "0");
+  // a row removed is no longer a choice, and the rows after it move up one.
+  function partyChoices(removed) {
+    var rows = document.querySelectorAll("#parties fieldset.party");
+    document.querySelectorAll('#parties select[name$=".represents"]').forEach(function (select) {
+      var value = select.value === "" ? null : Number(select.value);
+      if (removed !== undefined && value !== null) value = value === removed ? null : value > removed ? value - 1 : value;
+      while (select.options.length > 1) select.remove(1);
+      rows.forEach(function (_, i) { select.add(new Option("当事人 " + (i + 1), String(i))); });
+      select.value = value === null || value >= rows.length ? "" : String(value);
+    });
+  }
+
   var add = document.getElementById("add-party");
   if (add) {
     add.addEventListener("click", function () {
@@ -119,12 +150,17 @@
       var row = list.lastElementChild;
       var role = row.querySelector('[name$=".role"]');
       if (role) role.value = "third_party";
+      partyChoices();
+      fitParty(row);
       row.querySelector("input, select").focus();
     });
   }
   document.addEventListener("click", function (event) {
     if (event.target.matches(".remove-party")) {
-      event.target.closest("fieldset.party").remove();
+      var gone = event.target.closest("fieldset.party");
+      var place = Array.prototype.indexOf.call(document.querySelectorAll("#parties fieldset.party"), gone);
+      gone.remove();
+      partyChoices(place);
       // The rows are numbered as the clerk sees them; their field names keep their own indices.
       document.querySelectorAll("#parties fieldset.party > legend").forEach(function (legend, i) {
         legend.textContent = "当事人 " + (i + 1);
