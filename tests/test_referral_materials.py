@@ -11,6 +11,8 @@ the limitation that applies to it.
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Any
 
 from mediation.handoffs.materials import mediation_on_record
@@ -145,3 +147,58 @@ def test_a_case_without_a_record_of_mediation_has_no_proof_of_it() -> None:
     assert mediation_on_record([_Sitting("held")], None, set())
     assert mediation_on_record([], None, {"minutes"})
     assert mediation_on_record([], _Agreement("party", "mediator", "body_seal"), set())
+
+
+async def _confirmation(api: Api, category: str, *, proof: bool) -> dict[str, Any]:
+    dispute = await api.drive("agreement_signed", category=category)
+    if proof:
+        await uploaded(api, dispute, pdf(2048, "deed"), "不动产权证书.pdf", kind="property_proof")
+    return await api.handoff(await api.step(await api.get(dispute), "request_confirmation"))
+
+
+async def test_an_agreement_on_land_or_buildings_goes_with_the_proofs_of_those_rights(api: Api) -> None:
+    # 民诉法解释 Art. 354: 与调解协议相关的财产权利证明, a homestead's or a house's certificate.
+    without = await _confirmation(api, "housing_homestead", proof=False)
+    item = next(m for m in without["materials"] if m["code"] == "property_proof")
+    assert (item["item"], item["article"], item["present"]) == (
+        "与调解协议相关的财产权利证明",
+        "民诉法解释 第三百五十四条",
+        False,
+    )
+    assert codes(await _confirmation(api, "land_forest", proof=True))["property_proof"] is True
+    # A neighbours' quarrel settles no right in property: the checklist does not ask for one.
+    assert "property_proof" not in codes(await _confirmation(api, "neighbour", proof=False))
+
+
+async def test_a_court_may_ask_for_property_proofs_by_their_code(api: Api) -> None:
+    dispute = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(dispute))["handoff"]
+    asked = await api.client.post(
+        f"/v1/handoffs/{handoff['id']}/materials-request",
+        json={
+            "items": ["房屋所有权证复印件"],
+            "codes": ["property_proof", "agreement", "identity", "contact_address", "mediation_proof"],
+            "due_on": (api.today + timedelta(days=7)).isoformat(),
+        },
+        headers={
+            **api.auth("court", uuid.UUID(handoff["target_id"])),
+            "If-Match": f'"{handoff["version"]}"',
+        },
+    )
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["materials_requests"][0]["codes"][0] == "property_proof"
+
+
+async def test_confirmation_without_the_agents_power_of_attorney_is_refused_citing_its_rule(api: Api) -> None:
+    agent = {"role": "agent", "kind": "person", "name": "赵律师", "phone": "13900000003"}
+    dispute = await api.drive(
+        "agreement_signed", parties=[person("applicant", "张三", 1), person("respondent", "李四", 2), agent]
+    )
+    refused = await api.act(await api.get(dispute), "request_confirmation")
+    assert refused.status_code == 422, refused.text
+    reasons = {r["code"]: r for r in refused.json()["reasons"]}
+    # Who applies, and with what authority: 民诉法解释 Art. 351; 法释〔2011〕5号 Art. 3.
+    assert (
+        reasons["power_of_attorney_missing"]["article"] == "法释〔2011〕5号 第三条; 民诉法解释 第三百五十一条"
+    )
+    assert (await api.get(dispute))["status"] == "agreement_signed"

@@ -1187,7 +1187,7 @@ def _confirmation_materials(ctx: GuardContext) -> list[Refusal]:
             Refusal(
                 "power_of_attorney_missing",
                 Text("有委托代理人的, 须提交授权委托书", "An agent needs a power of attorney on file"),
-                "民诉法解释 第三百五十四条",
+                "法释〔2011〕5号 第三条; 民诉法解释 第三百五十一条",
             )
         )
     return reasons

@@ -44,6 +44,7 @@ class DocumentKind(StrEnum):
     evidence = "evidence"  # 证据
     identity_document = "identity_document"  # 身份证明
     power_of_attorney = "power_of_attorney"  # 授权委托书
+    property_proof = "property_proof"  # 财产权利证明 (房产证、土地承包经营权证等)
     minutes = "minutes"  # 调解笔录
     agreement = "agreement"  # 调解协议书
     receipt = "receipt"  # 受理回执
@@ -60,6 +61,7 @@ PERSONAL = frozenset(
         DocumentKind.evidence,
         DocumentKind.identity_document,
         DocumentKind.power_of_attorney,
+        DocumentKind.property_proof,
         DocumentKind.minutes,
         DocumentKind.agreement,
         DocumentKind.receipt,

@@ -189,7 +189,7 @@ def catalogue() -> list[dict[str, Any]]:
                 "document_id": {"type": "string", "format": "uuid"},
                 "kind": {
                     "type": "string",
-                    "description": "evidence | identity_document | power_of_attorney | minutes | agreement "
+                    "description": "evidence | identity_document | power_of_attorney | property_proof | minutes | agreement "
                     "| receipt | decline_notice | application | filing_pack | court_ruling | other",
                 },
             },

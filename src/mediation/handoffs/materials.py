@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mediation.disputes.enums import Category
 from mediation.disputes.models import Dispute
 from mediation.disputes.schemas import PartyOut
 from mediation.handoffs.models import Handoff
@@ -124,9 +125,13 @@ def particulars(parties: Sequence[PartyOut]) -> list[dict[str, Any]]:
     return out
 
 
-# The codes of a judicial confirmation's checklist, which a court's request for more materials may
-# name (民诉法解释 Art. 354, 356); the contract lists them (schemas.MaterialCode).
-CONFIRMATION_CODES = ("agreement", "identity", "contact_address", "mediation_proof", "power_of_attorney")
+# Disputes whose agreements settle rights in land or buildings (a house or homestead, forest or
+# farmland, land taken or buildings pulled down): the court is given the proofs of those rights with
+# the agreement (民诉法解释 Art. 354: 与调解协议相关的财产权利证明). Other agreements may touch property
+# too; a court asks for them by the code `property_proof` (Art. 356).
+PROPERTY_CATEGORIES = frozenset(
+    {Category.housing_homestead, Category.land_forest, Category.expropriation_demolition}
+)
 
 
 def mediation_on_record(sittings: Sequence[Any], agreement: Any | None, kinds: set[str]) -> bool:
@@ -169,6 +174,15 @@ def checklist(
                 mediated,
             ),
         ]
+        if dispute.category in PROPERTY_CATEGORIES:
+            items.append(
+                (
+                    "property_proof",
+                    "与调解协议相关的财产权利证明",
+                    "民诉法解释 第三百五十四条",
+                    "property_proof" in kinds,
+                )
+            )
         if has_agent:
             items.append(
                 (

@@ -70,8 +70,11 @@ class HandoffWarning(BaseModel):
     )
 
 
-# The items of a judicial confirmation's checklist a court's request may name (materials.checklist).
-MaterialCode = Literal["agreement", "identity", "contact_address", "mediation_proof", "power_of_attorney"]
+# The items of a judicial confirmation's checklist a court's request may name (materials.checklist,
+# 民诉法解释 Art. 354, 356).
+MaterialCode = Literal[
+    "agreement", "identity", "contact_address", "mediation_proof", "property_proof", "power_of_attorney"
+]
 
 
 class MaterialsRequestOut(BaseModel):
@@ -357,7 +360,7 @@ class MaterialsRequestIn(WriteModel):
     items: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=500)]], Field(min_length=1, max_length=30)
     ] = Field(description="What the parties are to supply, one item a line.")
-    codes: Annotated[list[MaterialCode], Field(max_length=5, json_schema_extra={"uniqueItems": True})] = (
+    codes: Annotated[list[MaterialCode], Field(max_length=6, json_schema_extra={"uniqueItems": True})] = (
         Field(default=[], description="The checklist items asked for, if the request names any.")
     )
     due_on: Day = Field(

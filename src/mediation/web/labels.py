@@ -246,6 +246,7 @@ ENUM_LABELS: dict[str, dict[str, str]] = {
         "evidence": "证据材料",
         "identity_document": "身份证明",
         "power_of_attorney": "授权委托书",
+        "property_proof": "财产权利证明",
         "minutes": "调解笔录",
         "agreement": "调解协议书",
         "receipt": "受理回执",
