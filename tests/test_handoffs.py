@@ -1201,3 +1201,55 @@ async def test_the_lists_of_handoffs_show_their_text_as_the_dossier_does(api: Ap
     items, reads = await read("pending", "court", court)
     assert [h["id"] for h in items] == [quiet["handoff"]["id"]]
     assert reads == []
+
+
+async def test_a_steps_answer_shows_the_handoffs_text_as_the_lists_do(api: Api) -> None:
+    """A step's answer is the handoff as it stands, its text shown as the lists and the dossier show
+    it: a number in it in full to a caller with `pii:read`, and that answer recorded as a read of the
+    case's personal data (个人信息保护法 Art. 55), a retry and a replay too; masked to one without it,
+    with nothing recorded; an answer with no number in its text records nothing."""
+    from tests.test_audit import by_request_id
+
+    reason = "需核实申请人电话13812345678"
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    handoff = (await api.handoff(dispute))["handoff"]
+
+    async def answered(
+        step: str, body: dict[str, Any], request_id: str, **kw: Any
+    ) -> tuple[dict[str, Any], list[Any]]:
+        headers = {"X-Request-ID": request_id, **kw.pop("headers", {})}
+        response = await _post(api, handoff, step, body, headers=headers, **kw)
+        assert response.status_code == 200, response.text
+        reads = [r for r in await by_request_id(api.app, request_id) if r.action == "pii.read"]
+        return response.json(), [(r.object_type, r.object_id, r.details["disputes"]) for r in reads]
+
+    case = [("dispute", dispute["id"], [dispute["id"]])]
+    extension = {"days": 5, "reason": reason}
+    key = {"Idempotency-Key": "extend-with-a-number-0001"}
+    # The court holds pii:read: shown in full, and recorded; the answer replayed, recorded again.
+    shown, reads = await answered("extension", extension, "req-step-extend", headers=key)
+    assert (shown["extension_reason"], reads) == (reason, case)
+    replayed, reads = await answered("extension", extension, "req-step-replay", headers=key)
+    assert (replayed["extension_reason"], reads) == (reason, case)
+    # Sent again without the key, the extension recorded: nothing written, the number shown all the same.
+    again, reads = await answered("extension", extension, "req-step-again")
+    assert (again["extension_reason"], reads) == (reason, case)
+
+    # A supervisor lacks pii:read: the same text masked in its answer, and nothing recorded.
+    handoff, supervisor = again, api.auth("supervisor")
+    asked, reads = await answered(
+        "withdrawal", {"reason": "当事人申请撤回"}, "req-step-withdraw-masked", as_=supervisor
+    )
+    assert (asked["status"], asked["extension_reason"], reads) == (
+        "accepted",
+        "需核实申请人电话138****5678",
+        [],
+    )
+
+    # The court's answer on a handoff whose text holds no number shows none, and records none.
+    quiet = await api.drive("confirmation_pending")
+    handoff = (await api.handoff(quiet))["handoff"]
+    accepted, reads = await answered(
+        "acceptance", {"decision": "accepted", "case_number": "(2026)浙0681民特9号"}, "req-step-quiet"
+    )
+    assert (accepted["status"], reads) == ("accepted", [])

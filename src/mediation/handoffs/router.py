@@ -18,7 +18,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from mediation.agreements.router import agreement_out, masks, session_out
+from mediation.agreements.router import agreement_out, session_out
 from mediation.agreements.schemas import SessionOut
 from mediation.bodies.models import Body as Organisation
 from mediation.core.db import UnitOfWorkRoute
@@ -246,11 +246,15 @@ def materials_request_out(
     )
 
 
-async def _answer(svc: HandoffService, handoff: Handoff, principal: Principal) -> JSONResponse:
+async def _answer(svc: HandoffService, handoff: Handoff, view: Viewer) -> JSONResponse:
+    """A step's answer: the handoff as it now stands, its text shown as the lists and the dossier
+    show it (`view`): a number in it masked without `pii:read`; in full with it, and then a read of
+    the case's personal data recorded (个人信息保护法 Art. 55), a replay under the same
+    Idempotency-Key recorded again (core.idempotency)."""
     await svc.session.flush()
     await svc.session.refresh(handoff)
     case_number, target_name = await svc.names(handoff)
-    out = handoff_out(handoff, case_number, target_name, svc, masks(principal))
+    out = handoff_out(handoff, case_number, target_name, svc, view=view)
     return JSONResponse(jsonable_encoder(out), headers={"ETag": etag_for(handoff.version)})
 
 
@@ -436,6 +440,7 @@ def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
         handoff_id: uuid.UUID,
         data: Annotated[schema, Body()],  # type: ignore[valid-type]
         principal: Writer,
+        view: View,
         svc: Handoffs,
         if_match: HandoffIfMatch = None,
         idempotency_key: IdempotencyKey = None,
@@ -446,7 +451,7 @@ def _change_endpoint(operation: str, schema: type[BaseModel]) -> Any:
             if svc.unchanged:
                 # The answer was recorded already, as sent: nothing written, no change to audit.
                 request.state.changed_nothing = True
-            return await _answer(svc, handoff, principal)
+            return await _answer(svc, handoff, view)
 
         return await run_idempotent(request, principal, idempotency_key, work)
 
@@ -574,6 +579,13 @@ STEPS += [
         ),
     ),
 ]
+# Every step answers with the handoff as it stands, its text shown as the lists show it.
+ANSWER_SHOWN = (
+    " The answer is the handoff as it now stands: its text (claims, arbitration agreement, reason for "
+    "an extension, decision, the materials requests' items and notes) shows ID and phone numbers "
+    "masked to a caller without `pii:read`; shown in full, it is audited as a read of the case's "
+    "personal data, as the lists and the dossier are."
+)
 for _path, _operation, _schema, _summary, _description in STEPS:
     router.add_api_route(
         _path,
@@ -581,7 +593,7 @@ for _path, _operation, _schema, _summary, _description in STEPS:
         methods=["POST"],
         response_model=HandoffOut,
         summary=_summary,
-        description=_description,
+        description=_description + ANSWER_SHOWN,
         responses=CHANGES | sends(200, "ETag"),
     )
 
