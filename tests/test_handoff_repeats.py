@@ -354,3 +354,72 @@ async def test_a_withdrawal_request_sent_again_while_it_waits_writes_nothing(api
         # The court's own withdrawal is its ruling, never the parties' request sent again.
         ruling_missing = await _post(api, first.json(), "withdrawal", request)
         assert "withdrawal_ruling_missing" in _reasons(ruling_missing)
+
+
+async def test_the_case_actions_withdrawal_request_sent_again_while_it_waits_writes_nothing(api: Api) -> None:
+    """The case's own action takes a withdrawal sent again as `/withdrawal` does: once the court
+    accepted, the body's withdrawal is the parties' request for its ruling (民诉法解释 Art. 357), and
+    the same request sent again is that request, whatever ETag it names: the case as it stands,
+    nothing written. Another is refused with the one waiting, whatever version it names."""
+    dispute = await api.target_accepts(await api.drive("confirmation_pending"))
+    applicant = next(p["id"] for p in dispute["parties"] if p["role"] == "applicant")
+    request = {"reason": "申请人与被申请人自行和解", "party_id": applicant}
+    first = await api.act(dispute, "withdraw_confirmation", request)
+    assert first.status_code == 200, first.text
+    case = first.json()
+    assert (case["status"], case["version"]) == ("confirmation_pending", dispute["version"] + 1)
+    before = await _written(api, dispute)
+
+    for sent_at in (dispute, case):  # the ETag the first attempt was sent with, and the current one
+        again = await api.act(sent_at, "withdraw_confirmation", request)
+        assert again.status_code == 200, again.text
+        assert (again.json(), again.headers["etag"]) == (case, first.headers["etag"])
+        assert "idempotent-replayed" not in again.headers
+    assert await _written(api, dispute) == before
+    assert len(_actions(await api.timeline(dispute), "request_withdrawal")) == 1
+
+    handoff = (await api.handoff(case))["handoff"]
+    others = [{**request, "reason": "再次申请撤回"}, {"reason": request["reason"]}]
+    for other in others:
+        for sent_at in (dispute, case):
+            refused = _problem(await api.act(sent_at, "withdraw_confirmation", other), 409, "conflict")
+            assert refused["code"] == "withdrawal_already_requested", other
+            assert (refused["status_now"], refused["requested_on"], refused["current_etag"]) == (
+                "accepted",
+                api.today.isoformat(),
+                f'"{handoff["version"]}"',
+            )
+    assert await _written(api, dispute) == (before[0], before[1], before[2], before[3] + 2 * len(others))
+
+    # If-Match is still needed, and a weak one still refused: a retry sends what the first did.
+    path = f"/v1/disputes/{dispute['id']}/actions/withdraw_confirmation"
+    body = api.acting("body_mediator", dispute)
+    _problem(await api.client.post(path, json=request, headers=body), 428, "precondition-required")
+    weak = await api.act(
+        dispute, "withdraw_confirmation", request, headers={"If-Match": f'W/"{case["version"]}"'}
+    )
+    assert _problem(weak, 412, "stale-version")["code"] == "weak_etag"
+
+
+async def test_the_case_actions_withdrawal_sent_again_after_the_request_was_withdrawn_writes_nothing(
+    api: Api,
+) -> None:
+    dispute = await api.drive("confirmation_pending")
+    withdrawal = {"reason": "双方当事人撤回申请"}
+    first = await api.act(dispute, "withdraw_confirmation", withdrawal)
+    assert first.status_code == 200, first.text
+    case = first.json()
+    assert case["status"] == "agreement_signed"
+    before = await _written(api, dispute)
+
+    for sent_at in (dispute, case):
+        again = await api.act(sent_at, "withdraw_confirmation", withdrawal)
+        assert again.status_code == 200, again.text
+        assert (again.json(), again.headers["etag"]) == (case, first.headers["etag"])
+    assert await _written(api, dispute) == before
+    assert len(_actions(await api.timeline(dispute), "withdraw_confirmation")) == 1
+    assert (await api.handoff(case))["handoff"]["status"] == "withdrawn"
+
+    # Another withdrawal is the case's to refuse, as before: nothing is pending any more.
+    other = await api.act(case, "withdraw_confirmation", {"reason": "另一理由"})
+    assert _problem(other, 409, "invalid-transition")

@@ -1006,12 +1006,26 @@ async def _run_action(
     idempotency_key: str | None,
 ) -> Response:
     async def work() -> Response:
-        dispute = await svc.apply(dispute_id, action, payload, principal, if_match)
+        dispute = await svc.act(dispute_id, action, payload, principal, if_match)
+        if svc.unchanged:
+            # Found made already, as sent: nothing written, no change to audit.
+            request.state.changed_nothing = True
         return dispute_response(view.dispute(dispute), dispute.version)
 
     return await run_idempotent(request, principal, idempotency_key, work)
 
 
+# What an action's route says beyond its transitions.
+ACTION_NOTES = {
+    Action.withdraw_confirmation: (
+        "\n\nSent again as recorded (a retry whose answer was lost: the same reason and party as the "
+        "parties' request waiting for the court's ruling, or the same withdrawal as the one that ended "
+        "the request), it answers 200 with the case as it stands, whatever ETag it names, and writes "
+        "nothing, as `POST /v1/handoffs/{id}/withdrawal` does; another request while one waits is 409 "
+        "`withdrawal_already_requested`, with the day of the one waiting and the handoff's answer "
+        "recorded, whatever ETag it names."
+    ),
+}
 for _action in Action:
     _schema = ACTION_PAYLOADS[_action.value]
     _labels = list(dict.fromkeys(t.label for t in lifecycle.TRANSITIONS if t.action == _action))
@@ -1022,7 +1036,7 @@ for _action in Action:
         methods=["POST"],
         response_model=DisputeOut,
         summary=f"{_label.zh} {_label.en}",
-        description=_describe_action(_action),
+        description=_describe_action(_action) + ACTION_NOTES.get(_action, ""),
         operation_id=f"dispute_action_{_action.value}",
         responses=problem_responses(
             NotFound,
@@ -1033,6 +1047,8 @@ for _action in Action:
             PreconditionRequired,
             IdempotencyKeyMismatch,
             IdempotencyInProgress,
+            # The parties' withdrawal request already waiting (HandoffService.withdrawal_sent_again).
+            *([Conflict] if _action == Action.withdraw_confirmation else []),
         )
         | sends(200, "ETag"),
         tags=["lifecycle"],

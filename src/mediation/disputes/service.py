@@ -331,6 +331,8 @@ class DisputeService:
         rules = clock_rules.load(settings.clock_rules_file)
         self.ledger = Ledger(session, rules)
         self.clocks = ClockService(session, clock, rules)
+        # Set by a change found made already, as sent (`act`): nothing was written.
+        self.unchanged = False
 
     # ---- intake ---------------------------------------------------------------------------------
 
@@ -848,6 +850,29 @@ class DisputeService:
             labour_mediation_days=self.settings.labour_mediation_days,
             target=target,
         )
+
+    async def act(
+        self,
+        dispute_id: uuid.UUID,
+        action: Action,
+        payload: BaseModel,
+        principal: Principal,
+        if_match: str | None,
+    ) -> Dispute:
+        """A lifecycle action as a client sends it (the action endpoints, the case page): `apply`,
+        but a confirmation request's withdrawal sent again as recorded (a retry whose first answer
+        was lost) is answered with the case as it stands, whatever version it names, and writes
+        nothing (`unchanged`), as `/v1/handoffs/{id}/withdrawal` answers it
+        (HandoffService.withdrawal_sent_again)."""
+        if action == Action.withdraw_confirmation:
+            from mediation.handoffs.service import HandoffService  # it builds on this service
+
+            assert isinstance(payload, WithdrawConfirmationPayload)
+            dispute = await self.get(dispute_id, principal, for_update=True)
+            if await HandoffService(self).withdrawal_sent_again(dispute, payload, principal, if_match):
+                self.unchanged = True
+                return dispute
+        return await self.apply(dispute_id, action, payload, principal, if_match)
 
     async def apply(
         self,

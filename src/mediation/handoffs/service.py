@@ -33,7 +33,7 @@ from mediation.core.i18n import Text
 from mediation.core.legal_time import period_end
 from mediation.core.pii import redact_text, redact_value
 from mediation.core.principal import BODY_ROLES, CENTER_ROLES, SYSTEM, Permission, Principal, Role
-from mediation.disputes.lifecycle import Action, Status
+from mediation.disputes.lifecycle import TRANSITIONS, Action, Status
 from mediation.disputes.models import Dispute, TimelineEntry
 from mediation.disputes.schemas import (
     ConfirmPayload,
@@ -71,6 +71,10 @@ from mediation.handoffs.schemas import (
 )
 
 TARGET_ROLES = frozenset({Role.court, Role.arbitration})
+# Who may withdraw a confirmation request on the case (lifecycle: withdraw_confirmation).
+WITHDRAWING_ROLES = frozenset(
+    role for t in TRANSITIONS if t.action == Action.withdraw_confirmation for role in t.roles
+)
 NOT_FOUND = Text("没有这件移交", "No such handoff")
 # The dossier's contents withheld from a court or commission the case has left (dossier_parts).
 CASE_LEFT_TARGET = "case_left_target"
@@ -750,8 +754,9 @@ class HandoffService:
         民事诉讼法 Art. 148). Kept on the handoff (`withdrawal_requested`, with the day and the party)
         and on the case's timeline, with its event to the target; the case stays where it is, before
         the target, which keeps reading it and closes it by its ruling or decision
-        (`/decision` `withdrawn`, `/outcome` `withdrawal`). The case is locked by the caller."""
-        self._not_yet_requested(handoff, principal)
+        (`/decision` `withdrawn`, `/outcome` `withdrawal`). The case is locked by the caller, which
+        has refused a second request while one waits already (`_withdrawal_answered`, or for the
+        case's own action `withdrawal_sent_again`), before it looked at the version sent."""
         if payload.ruling_number is not None or payload.ruled_on is not None:
             raise ValidationFailed.of_field(
                 "ruling_number",
@@ -800,6 +805,36 @@ class HandoffService:
             and asked.get("party_id") == party
             and await self._noted(handoff, "request_withdrawal") == payload.reason
         )
+
+    async def withdrawal_sent_again(
+        self,
+        dispute: Dispute,
+        payload: WithdrawConfirmationPayload,
+        principal: Principal,
+        if_match: str | None,
+    ) -> bool:
+        """The case's own action `withdraw_confirmation` taken as `/withdrawal` takes it: sent again
+        as the case's confirmation request holds it (a retry whose first answer was lost: the
+        parties' request waiting for the court's ruling, or the withdrawal that ended the request),
+        it is that one, whatever version it names: True, and nothing is to be written. Another
+        request while one waits is refused with the one waiting (`_withdrawal_answered`), whatever
+        version it names too. If-Match is still needed, and a weak one refused. The case is locked
+        by the caller (`DisputeService.act`)."""
+        self._if_match_formed(if_match, dispute.version)
+        if principal.role not in WITHDRAWING_ROLES or dispute.handoff is None:
+            return False
+        # The case's last confirmation request or referral, as the case shows it: open, or how it ended.
+        handoff = await self.session.get(Handoff, uuid.UUID(str(dispute.handoff["id"])))
+        if handoff is None or handoff.kind != "judicial_confirmation":
+            return False
+        if await self._same_withdrawal(handoff, payload, principal):
+            self.unchanged = True
+            return True
+        if handoff.status in OPEN:
+            # Settled otherwise, another withdrawal is the case's to refuse (its state no longer
+            # takes one); open, one waiting answers it.
+            self._withdrawal_answered(handoff, principal)
+        return False
 
     def _withdrawal_answered(self, handoff: Handoff, principal: Principal) -> None:
         """Another withdrawal than the one this handoff holds is refused with what it holds,

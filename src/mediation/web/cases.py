@@ -935,7 +935,9 @@ async def take_action(
         values = form_data(form, describe(schema))
         payload = schema.model_validate(values)
         version = _text(form.get("version"))
-        await _once(request, principal, form, lambda: svc.apply(case_id, chosen, payload, principal, version))
+        await _once(request, principal, form, lambda: svc.act(case_id, chosen, payload, principal, version))
+        if svc.unchanged:
+            request.state.changed_nothing = True  # found made already, as sent: nothing written
     except (ValidationError, ProblemError) as exc:
         return await _refused(request, svc, principal, case_id, chosen.value, exc, values)
     return see_other(f"/cases/{case_id}?done={chosen.value}")
