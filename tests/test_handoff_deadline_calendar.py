@@ -174,8 +174,9 @@ async def test_a_settled_handoff_is_not_provisional(api: Api) -> None:
 
 
 async def test_an_archived_cases_enforcement_period_is_settled_without_reopening_its_file(api: Api) -> None:
-    """The schedule loaded, the last day stays where it was: an archived case's timeline and
-    version stay as the file was closed; the handoff shows the day as certain."""
+    """The schedule loaded, the last day stays where it was: an archived case's timeline stays as
+    the file was closed; the handoff shows the day as certain, and the case's version moves with
+    what it shows of it, so a copy held is read in full again, not answered 304."""
     _on(api, date(2025, 12, 15))
     dispute = await api.target_accepts(await api.drive("confirmation_pending"))
     handoff = (await api.handoff(dispute))["handoff"]
@@ -186,13 +187,22 @@ async def test_an_archived_cases_enforcement_period_is_settled_without_reopening
         dispute = await api.step(dispute, action)
     assert dispute["status"] == "archived" and dispute["handoff"]["provisional"] is True
     entries = await api.timeline_count(dispute["id"])
+    path = f"/v1/disputes/{dispute['id']}"
+    held = await api.client.get(path, headers=api.auth())
+    assert held.status_code == 200 and held.json()["handoff"]["provisional"] is True
+    unchanged = await api.client.get(path, headers={**api.auth(), "If-None-Match": held.headers["etag"]})
+    assert unchanged.status_code == 304
 
     await _load_2027(api, NEW_YEAR_2027, NOTICE)
     assert (await _tick(api)).handoff_deadlines_moved == 1
 
-    after = await api.get(dispute)
-    assert after["version"] == dispute["version"] and await api.timeline_count(dispute["id"]) == entries
-    assert (after["handoff"]["enforcement_deadline"], after["handoff"]["provisional"]) == (
+    reread = await api.client.get(path, headers={**api.auth(), "If-None-Match": held.headers["etag"]})
+    assert reread.status_code == 200, reread.text
+    after = reread.json()
+    assert reread.headers["etag"] == f'"{dispute["version"] + 1}"' == f'"{after["version"]}"'
+    assert await api.timeline_count(dispute["id"]) == entries
+    assert (after["status"], after["handoff"]["enforcement_deadline"], after["handoff"]["provisional"]) == (
+        "archived",
         "2027-12-30",
         False,
     )

@@ -149,6 +149,37 @@ async def test_party_windows_reported_overdue_before_are_put_right(api: Api) -> 
     assert await _overdue_count(api, "2026-06-15") == 0
 
 
+async def test_a_party_window_only_warned_of_is_put_right_in_a_new_version_of_the_case(api: Api) -> None:
+    """A window reported at risk before windows were told apart, still open: put right, it closes
+    nothing and adds nothing to the timeline, but the case's colour changes, and with it the case's
+    version, so a copy held of the case (If-None-Match) is read in full again, not answered 304."""
+    at_beijing(api, date(2026, 6, 15))
+    warned = await api.drive("mediating")
+    # Nothing to perform: the pass below has nothing else to record on the case.
+    await api.signed_agreement(warned, obligations=[])
+    warned = await api.step(await api.get(warned), "agree")
+    at_beijing(api, date(2026, 7, 10))
+    await _reported_as_before(api, warned, "confirmation_window", "at_risk")
+    path = f"/v1/disputes/{warned['id']}"
+    held = await api.client.get(path, headers=api.auth())
+    assert held.json()["clock"]["level"] == "at_risk"
+    entries = len(await api.timeline(warned))
+
+    assert (await _tick(api)).windows_unmarked == 1
+
+    reread = await api.client.get(path, headers={**api.auth(), "If-None-Match": held.headers["etag"]})
+    assert reread.status_code == 200, reread.text
+    assert (reread.json()["clock"]["level"], reread.json()["version"]) == (
+        "normal",
+        held.json()["version"] + 1,
+    )
+    assert reread.headers["etag"] == f'"{held.json()["version"] + 1}"'
+    assert len(await api.timeline(warned)) == entries
+    assert [d["job"] for d in await _audited(api, "scheduler.clock_level_corrected", warned)] == [
+        "party windows unmarked"
+    ]
+
+
 async def _as_before_0025(api: Api, dispute: dict[str, Any]) -> None:
     """The handoff as it was opened before it kept its count: no count, never provisional."""
     handoff_id = uuid.UUID(dispute["handoff"]["id"])
@@ -193,11 +224,22 @@ async def test_a_handoff_opened_before_it_kept_its_count_waits_for_the_schedule(
     dispute = await _referred_on(api, date(2027, 2, 2))
     await _as_before_0025(api, dispute)
 
+    held = await api.client.get(f"/v1/disputes/{dispute['id']}", headers=api.auth())
+    assert held.json()["handoff"].get("provisional") is None  # kept on the case before it was told
+
     report = await _tick(api)
 
     # Its count reaches 2027, whose schedule nobody knows yet: shown provisional, day unchanged.
     assert await _accept_due(api, dispute) == ("2027-02-11", True)
-    assert (await api.get(dispute))["handoff"]["provisional"] is True
+    # On the case too, its version moved: the copy held is read in full again.
+    reread = await api.client.get(
+        f"/v1/disputes/{dispute['id']}", headers={**api.auth(), "If-None-Match": held.headers["etag"]}
+    )
+    assert reread.status_code == 200, reread.text
+    assert (reread.json()["handoff"]["provisional"], reread.json()["version"]) == (
+        True,
+        held.json()["version"] + 1,
+    )
     assert (report.handoff_counts_restored, report.handoff_deadlines_moved, report.failed) == (1, 0, 0)
 
     await _load_2027(api, [*NEW_YEAR_2027, *SPRING_FESTIVAL_2027], "国办发明电〔2026〕7号")

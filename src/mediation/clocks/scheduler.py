@@ -417,6 +417,10 @@ async def _unmark_windows(service: DisputeService, dispute_id: uuid.UUID) -> boo
     if len(closed) < len(windows):
         # A window only warned of (still open, or closing at the next level pass) was reported to
         # nobody but the case's colour: no event for it, but the change is audited all the same.
+        if not closed:
+            # No window closed, no timeline entry moved the version: the case's colour changed all
+            # the same, and a copy held of it is stale.
+            await service.record_correction(dispute)
         await append(
             service.session,
             [

@@ -2293,6 +2293,17 @@ class DisputeService:
         )
         await self._flush_versioned()
 
+    async def record_correction(self, dispute: Dispute) -> None:
+        """A correction by the system to what the case shows that is no work on the case and leaves
+        its timeline as it is (a deadline made certain on an archived file, a level shown by mistake
+        taken back): the case's version moves all the same, as its ETag names what it shows, so a
+        copy held by a reader (If-None-Match, RFC 9110 §13.1.2) is answered in full again, not 304
+        with the old body. Under the version check, as any change. The audit trail records it (the
+        caller's `AuditEntry`)."""
+        dispute.updated_at = self.clock.now()
+        dispute.version += 1
+        await self._flush_versioned()
+
     async def follow_clock_end(self, dispute: Dispute, case_clock: CaseClock, before: date) -> None:
         """The dates kept apart from a clock follow its end wherever it moves (a resumption, an
         extension, a recount): the sign-for date, and the open follow-up visit's due date in the

@@ -1166,8 +1166,10 @@ class HandoffService:
         self.ledger.touch(handoff, self.clock.now())
         dispute.handoff = summary(handoff, self.clock.today())
         if after == before and dispute.status == Status.archived:
-            # Only made certain, on a file already closed: the handoff says so, the archived case's
-            # timeline and version stay as they were closed (the audit trail keeps the change).
+            # Only made certain, on a file already closed: the handoff says so (its version moved),
+            # the archived case's timeline stays as it was closed (the audit trail keeps the
+            # change); its version moves, as the handoff it shows is no longer provisional.
+            await self.disputes.record_correction(dispute)
             await append(
                 self.session,
                 [
@@ -1217,9 +1219,11 @@ class HandoffService:
         if not self.ledger.restore_count(handoff):
             return False
         if handoff.provisional:
-            # Shown to the target and on the case: its last day may still move.
+            # Shown to the target and on the case: its last day may still move. Both versions
+            # move, so that neither's copy held is taken as current.
             self.ledger.touch(handoff, self.clock.now())
             dispute.handoff = summary(handoff, self.clock.today())
+            await self.disputes.record_correction(dispute)
         await append(
             self.session,
             [
