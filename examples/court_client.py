@@ -9,6 +9,9 @@ Conventions this client follows:
 
 * Authentication: the court's API key in the ``X-API-Key`` header. A key belongs to one court,
   and the service shows that court only what is addressed to it.
+* A dossier read again sends ``If-None-Match`` with the ETag of the copy the client holds: while
+  nothing it shows has changed, the service answers 304 without a body (and records no read of
+  the parties' data), and the client returns the copy it holds. Polling a request costs little.
 * Every change sends ``If-Match`` with the handoff's current ETag. The client remembers the ETag
   of every handoff it has listed, read or changed; a change made meanwhile by someone else makes
   the service answer 412, and the caller reads the dossier again before retrying.
@@ -41,6 +44,7 @@ Only ``httpx`` is needed besides the standard library.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -126,6 +130,7 @@ class CourtClient:
         self._retries = retries  # after a failure on the network
         self._retry_for = retry_for  # seconds of asking again while the service says to
         self._etags: dict[str, str] = {}  # handoff id -> the last ETag seen
+        self._dossiers: dict[str, tuple[str, dict[str, Any]]] = {}  # handoff id -> (ETag, dossier) held
 
     def close(self) -> None:
         self._http.close()
@@ -161,10 +166,23 @@ class CourtClient:
 
     def dossier(self, handoff_id: str) -> dict[str, Any]:
         """The request with its dossier: the parties' full identity, the agreement, the mediation
-        record, the document manifest and the materials checklist. Each read is audited."""
-        response = self._http.get(f"/v1/handoffs/{handoff_id}")
+        record, the document manifest and the materials checklist. Each read is audited.
+
+        Read again, it asks with the ETag of the copy held (If-None-Match): unchanged (304), the
+        copy held is returned as it was read, `case.clock.remaining_seconds` included (count it
+        from `case.clock.due_at`); changed, the new one is read in full and held instead."""
+        handoff_id = str(handoff_id)
+        held = self._dossiers.get(handoff_id)
+        headers = {"If-None-Match": held[0]} if held is not None else {}
+        response = self._http.get(f"/v1/handoffs/{handoff_id}", headers=headers)
+        if response.status_code == 304 and held is not None:
+            # Its ETag is still the handoff's current one, by its handoff part, for the next change.
+            self._etags[handoff_id] = response.headers.get("ETag", held[0])
+            return copy.deepcopy(held[1])
         dossier = self._json(response)
-        self._etags[str(handoff_id)] = response.headers["ETag"]
+        etag = response.headers["ETag"]
+        self._etags[handoff_id] = etag
+        self._dossiers[handoff_id] = (etag, copy.deepcopy(dossier))
         return dossier
 
     # ---- answering --------------------------------------------------------------------------------

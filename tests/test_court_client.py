@@ -21,9 +21,11 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 
+from mediation.audit.models import AuditRecord
 from mediation.core.errors import ServiceUnavailable
 from mediation.handoffs.service import HandoffService
 from tests.support import Api
+from tests.test_documents import audit_rows
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "court_client.py"
 T = TypeVar("T")
@@ -168,6 +170,52 @@ async def test_a_stale_etag_is_reported_and_a_fresh_read_recovers(api: Api, base
         await _off_loop(court.dossier, pending["id"])
         confirmed = await _off_loop(
             court.decide, pending["id"], "confirmed", "(2026)浙0681民特1号", api.today
+        )
+        assert confirmed["status"] == "confirmed"
+
+
+async def test_a_dossier_read_again_unchanged_is_the_copy_held_and_a_change_is_read_in_full(
+    api: Api, base_url: str
+) -> None:
+    """The client polls a dossier with the ETag of the copy it holds: unchanged, the service answers
+    304 without a body and records no read of the parties' data, and the client returns its copy;
+    changed (another clerk of the court answered), it reads the new one in full, and the next change
+    is sent at the version it read."""
+    dispute = await api.drive("confirmation_pending")
+
+    async def pii_reads() -> int:
+        rows = await audit_rows(api, AuditRecord.action == "pii.read", AuditRecord.object_id == dispute["id"])
+        return len(rows)
+
+    with _court(api, base_url) as court:
+        statuses: list[int] = []
+        court._http.event_hooks["response"].append(lambda response: statuses.append(response.status_code))
+        [pending] = await _off_loop(court.list_pending)
+        first = await _off_loop(court.dossier, pending["id"])
+        read = await pii_reads()
+
+        again = await _off_loop(court.dossier, pending["id"])
+        assert again == first
+        assert statuses[-1] == 304
+        assert await pii_reads() == read  # nothing shown, nothing recorded
+
+        accepted = await _court_answers(
+            api, pending["id"], "acceptance", {"decision": "accepted", "case_number": "(2026)浙0681民特81号"}
+        )
+        read = await pii_reads()  # the other clerk's read among them
+        changed = await _off_loop(court.dossier, pending["id"])
+        assert statuses[-1] == 200
+        assert (changed["handoff"]["status"], changed["handoff"]["version"]) == (
+            "accepted",
+            accepted["version"],
+        )
+        assert await pii_reads() == read + 1
+        assert await _off_loop(court.dossier, pending["id"]) == changed
+        assert statuses[-1] == 304
+
+        # The ETag held through the 304 is the handoff's current one, by its handoff part.
+        confirmed = await _off_loop(
+            court.decide, pending["id"], "confirmed", "(2026)浙0681民特81号", api.today
         )
         assert confirmed["status"] == "confirmed"
 
