@@ -705,17 +705,15 @@ def _row(parties: list[PartyIn], position: int, language: str) -> str:
 # record is wrong and the right one is not known: a wrong number finds another person's cases, a wrong
 # address sends papers to a stranger (个人信息保护法 Art. 46: inaccurate information is corrected or
 # deleted). A party's name, and the case's facts, are required at intake and are never cleared.
-CLEARABLE_PARTY_FIELDS = frozenset(
-    {
-        "id_type",
-        "id_number",
-        "phone",
-        "address",
-        "region_code",
-        "service_address",
-        "legal_representative",
-        "represents",
-    }
+CLEARABLE_PARTY_FIELDS = (
+    "id_type",
+    "id_number",
+    "phone",
+    "address",
+    "region_code",
+    "service_address",
+    "legal_representative",
+    "represents",
 )
 # Left out, or blank text for a number (as the case page sends a field it shows empty): unchanged.
 BLANK_AS_OMITTED = ("id_number", "phone")

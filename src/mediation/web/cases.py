@@ -81,6 +81,7 @@ from mediation.disputes.paperwork import (
 from mediation.disputes.router import next_step, service
 from mediation.disputes.schemas import (
     ACTION_PAYLOADS,
+    CLEARABLE_PARTY_FIELDS,
     CaseLinkIn,
     CaseUnlinkIn,
     ConsentIn,
@@ -964,17 +965,7 @@ async def _once(
 
 MAX_CORRECTED_PARTIES = 200
 # A party's details the correction form shows, each compared with what the form showed when opened.
-CORRECTED_PARTY_FIELDS = (
-    "name",
-    "id_type",
-    "id_number",
-    "phone",
-    "address",
-    "region_code",
-    "service_address",
-    "legal_representative",
-    "represents",
-)
+CORRECTED_PARTY_FIELDS = ("name", *CLEARABLE_PARTY_FIELDS)
 # The case's own registered facts the form corrects, each compared likewise.
 CORRECTED_CASE_FIELDS = ("description", "people_involved")
 # The form carries what it showed, hidden, under this prefix: `shown.description` and
