@@ -299,3 +299,22 @@ async def test_rules_that_leave_the_setting_out_count_the_workers_side_for_labou
     assert response.json()["rules"]["categories"]["labour"].get("group_counts") is None
     dispute = await _labour(api, [*_workers(9), _company("某建筑劳务有限公司", "respondent")])
     assert (dispute["is_group"], await _registered_group(api, dispute)) == (False, _counted("workers", 9, 10))
+
+
+async def test_a_third_party_is_on_neither_side_and_no_worker(api: Api) -> None:
+    # A subcontractor who hired the workers (包工头), named as third party, is no worker (Art. 7
+    # counts 劳动者一方): nine workers, their company and him are 11 people and 9 workers.
+    parties = [*_workers(9), _company("某建筑有限公司", "respondent", 1), person("third_party", "包工头", 30)]
+    dispute = await _labour(api, parties)
+    assert (dispute["people_involved"], dispute["is_group"]) == (11, False)
+    assert await _registered_group(api, dispute) == _counted("workers", 9, 10)
+
+
+async def test_an_agent_added_later_decides_nothing_again(api: Api) -> None:
+    dispute = await _labour(api, [*_workers(10), _company("某用工单位", "respondent", 1)])
+    assert dispute["is_group"] is True
+    response = await correct(api, dispute, {"reason": "工人委托代理人", "add_parties": [_agent()]})
+    assert response.status_code == 200, response.text
+    assert response.json()["is_group"] is True
+    [entry] = [e for e in await api.timeline(dispute) if e["action"] == "correct"]
+    assert "group" not in entry["payload"]

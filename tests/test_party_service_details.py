@@ -104,6 +104,20 @@ async def test_a_service_address_is_masked_like_the_address_for_a_reader_without
     assert "13800001111" not in shown and "暨阳街道 8 号" in shown
 
 
+async def test_a_legal_representative_is_masked_like_the_address_for_a_reader_without_pii_read(
+    api: Api,
+) -> None:
+    representative = "王五 (电话 13800002222)"
+    created = await api.intake(
+        parties=[person("applicant", "张三", 1), company("respondent", legal_representative=representative)]
+    )
+    masked = await api.client.get(f"/v1/disputes/{created['id']}", headers=api.auth("supervisor"))
+    assert masked.status_code == 200, masked.text
+    shown = masked.json()["parties"][1]["legal_representative"]
+    assert "13800002222" not in shown and shown.startswith("王五")
+    assert (await api.get(created))["parties"][1]["legal_representative"] == representative
+
+
 @pytest.mark.parametrize(
     ("parties", "field", "code"),
     [

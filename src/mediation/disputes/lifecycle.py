@@ -1176,8 +1176,8 @@ def _confirmation_materials(ctx: GuardContext) -> list[Refusal]:
                 Refusal(
                     "party_service_address_missing",
                     Text(
-                        "当事人「{n}」缺少住所、联系方式或送达地址",
-                        "Party {n} lacks an address or contact for service",
+                        "当事人「{n}」缺少住所或联系方式",
+                        "Party {n} lacks an address or a contact number",
                     ).format(n=party.name),
                     "民诉法解释 第三百五十四条",
                 )

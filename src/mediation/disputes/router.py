@@ -562,8 +562,8 @@ async def unlink_disputes(
         "every change to the case, and the validator of a conditional read. Every change to what "
         "this answer shows (the facts, parties, status, body and mediator, clock, agreement, handoff, "
         "outcome, owner, attention) moves the version on, as do the changes it does not show (the "
-        "timeline, sittings, documents, links), but for two corrections the scheduler makes without a "
-        "timeline entry (README, Conditional reads). Sent as If-None-Match, a current ETag is answered 304 "
+        "timeline, sittings, documents, links), the scheduler's corrections too, which write no timeline "
+        "entry (README, Conditional reads). Sent as If-None-Match, a current ETag is answered 304 "
         "without a body (weak comparison, a list of tags or `*` taken; a malformed field is ignored), "
         "and records no `pii.read`: nothing is shown. What is shown depends on the credential (the "
         "numbers in full to a role holding `pii:read`; `Vary: Authorization, X-API-Key`): a copy is "
@@ -578,12 +578,8 @@ async def get_dispute(
 ) -> Response:
     dispute = await svc.get(dispute_id, principal)
     # The version validates the case as the credential reads it (Vary): what the answer shows
-    # changes with it (DisputeService.record_work and every action move it), save the seconds left
-    # on its clock, counted at each answer from the due time it shows, and two scheduler
-    # corrections that leave it as it was: HandoffService.recount settling an archived case's
-    # handoff deadline (`handoff.provisional`; the closed file keeps its version) and the one-off
-    # repair of party windows older releases marked (clocks.scheduler._unmark_windows, when none
-    # closed). A 304 misses those until the case's next change.
+    # changes with it (DisputeService.record_work, record_correction and every action move it),
+    # save the seconds left on its clock, counted at each answer from the due time it shows.
     if (unchanged := not_modified(request, etag_for(dispute.version), {"Vary": BY_CREDENTIAL})) is not None:
         return unchanged
     return dispute_response(view.dispute(dispute), dispute.version, Vary=BY_CREDENTIAL)

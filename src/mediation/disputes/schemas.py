@@ -680,15 +680,17 @@ def workers_side(people: int, parties: Sequence[CountedParty]) -> int:
     """劳动者一方: the workers among the `people` a labour dispute involves (劳动争议调解仲裁法 Art. 7,
     "发生劳动争议的劳动者一方在十人以上, 并有共同请求的"). Intake says how many people the dispute
     involves and who its parties are, not who is a worker, so the workers are the people involved
-    but the parties on the employer's side (`employer_side`) and any other organisation (a labour
-    dispatch agency as third party: an organisation is never a worker). The people a group's
+    but the parties on the employer's side (`employer_side`), any other organisation (a labour
+    dispatch agency as third party: an organisation is never a worker) and any third party (a
+    subcontractor who hired the workers, 包工头, is on neither side). The people a group's
     representatives stand for beyond the parties listed are counted as workers. Agents are in
     neither: they act for a party and are not counted among the people involved."""
     employer = employer_side(parties)
     not_workers = sum(
         1
         for party in parties
-        if party.role != PartyRole.agent and (party.role == employer or party.kind == PartyKind.organisation)
+        if party.role != PartyRole.agent
+        and (party.role in (employer, PartyRole.third_party) or party.kind == PartyKind.organisation)
     )
     return max(people - not_workers, 0)
 

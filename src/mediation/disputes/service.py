@@ -1741,7 +1741,9 @@ class DisputeService:
         # may move what the threshold counts: a new count, or parties found later where it counts the
         # workers' side (劳动争议调解仲裁法 Art. 7: an employer found later is not one of them). A
         # count corrected down clears the flag.
-        group = await self._group_after_correction(dispute, people is not None, bool(new_parties))
+        # Agents added are counted nowhere: they decide nothing again.
+        counted_added = involved_parties(new_parties) > 0
+        group = await self._group_after_correction(dispute, people is not None, counted_added)
         if group is not None:
             corrected["group"] = group.record()
             became_group = group.is_group and not dispute.is_group

@@ -86,7 +86,9 @@ class Viewer:
             address=party.address if self.unmasked else _redact(party.address),
             region_code=party.region_code,
             service_address=party.service_address if self.unmasked else _redact(party.service_address),
-            legal_representative=party.legal_representative,
+            legal_representative=party.legal_representative
+            if self.unmasked
+            else _redact(party.legal_representative),
             represents=represented[0] if represented else None,
             represents_party_id=represented[1] if represented else None,
             consent=party.consent,

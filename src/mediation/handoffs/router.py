@@ -115,17 +115,13 @@ def handoff_out(
     case_number: str,
     target_name: str,
     svc: HandoffService,
-    masked: bool = False,
-    view: Viewer | None = None,
+    view: Viewer,
 ) -> HandoffOut:
-    """One handoff; `masked` for a reader without `pii:read` (numbers in its free text masked).
-    Given the caller's `view`, its free text is shown as the case's own (Viewer.text): masked
-    without `pii:read`, and a read of the case's personal data recorded when a number is shown."""
+    """One handoff, its free text shown as the case's own (Viewer.text): masked without
+    `pii:read`, and a read of the case's personal data recorded when a number is shown."""
 
     def text(value: Any) -> Any:
-        if view is not None and value:
-            return view.shown(handoff.dispute_id, redact_value(value), lambda: value)
-        return redact_value(value) if masked else value
+        return view.shown(handoff.dispute_id, redact_value(value), lambda: value) if value else value
 
     return HandoffOut(
         id=handoff.id,

@@ -124,8 +124,8 @@ class CategoryRule(_Strict):
         description="What the group threshold counts: `everyone` the dispute involves (涉及人数), or "
         "the `workers` of a labour dispute (劳动者一方, 劳动争议调解仲裁法 Art. 7): the people involved "
         "but the parties on the employer's side (the side, applicant or respondent, holding the "
-        "organisation party; the respondent side when neither or both do) and any other organisation; "
-        "agents are never counted. `workers` is for the labour category only (422 "
+        "organisation party; the respondent side when neither or both do), any other organisation and "
+        "any third party; agents are never counted. `workers` is for the labour category only (422 "
         "`group_counts_labour_only`). Omitted: `workers` for labour, `everyone` otherwise.",
     )
     alternatives: Annotated[list[BodyKind], Field(max_length=3)] = Field(
