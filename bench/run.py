@@ -14,7 +14,10 @@ One run, on a scratch PostgreSQL database that is dropped at the end:
    PostgreSQL's own limit for the same two transactions with pgbench;
 4. read paths at each size: get one case, list (first page, filtered first page, a page 10,000
    rows deep by the cursor), statistics overview, triage, event feed page;
-5. the peak RSS of every worker, and a report (Markdown and JSON) with the machine's description:
+5. the reads compared across sizes again, side by side: a service on a copy of the smallest size's
+   database and one on the largest, run at once and read in turn (`side_by_side`), for the
+   targets that compare them;
+6. the peak RSS of every worker, and a report (Markdown and JSON) with the machine's description:
    docs/benchmarks.md and docs/benchmarks.json unless --out says otherwise.
 
 Exits 1 when a target of the issue is missed; the report says which.
@@ -59,7 +62,7 @@ from mediation.stats.service import refresh
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WRK_DIR = HERE / "wrk"
-PRODUCT_PORT, FLOOR_PORT = 18701, 18702
+PRODUCT_PORT, FLOOR_PORT, SMALL_PORT = 18701, 18702, 18703
 # The local server the benchmarks make their scratch databases on (`make bench` passes PG_ADMIN_DSN).
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -745,9 +748,9 @@ def product_env(settings: Settings, pool: int) -> dict[str, str]:
     }
 
 
-def sign_in(username: str) -> tuple[str, str]:
+def sign_in(username: str, port: int = PRODUCT_PORT) -> tuple[str, str]:
     response = httpx.post(
-        f"http://127.0.0.1:{PRODUCT_PORT}/v1/auth/token",
+        f"http://127.0.0.1:{port}/v1/auth/token",
         json={"username": username, "password": f"{username}-demo-2026"},
         timeout=30,
     )
@@ -756,11 +759,16 @@ def sign_in(username: str) -> tuple[str, str]:
 
 
 def pages(
-    path: str, auth: tuple[str, str], count: int, key: str = "next_cursor", param: str = "cursor"
+    path: str,
+    auth: tuple[str, str],
+    count: int,
+    key: str = "next_cursor",
+    param: str = "cursor",
+    port: int = PRODUCT_PORT,
 ) -> Iterator[str]:
     """`count` consecutive pages' URLs, following the cursor from `path`."""
     url = path
-    with httpx.Client(base_url=f"http://127.0.0.1:{PRODUCT_PORT}", headers=[auth], timeout=60) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=[auth], timeout=60) as client:
         for _ in range(count):
             yield url
             body = client.get(url).raise_for_status().json()
@@ -791,11 +799,6 @@ def reads(
     triage_paths = write_lines(
         workdir / "triage.txt", [f"/v1/disputes/{i}/triage" for i in sample["accepted"]]
     )
-    # The page 10,000 rows deep: follow the cursor through 100 pages of 100, then ask for that page.
-    deep = list(pages("/v1/disputes?limit=100", clerk, 101))
-    if len(deep) < 101:
-        raise RuntimeError("fewer than 10,000 cases visible to the clerk")
-    deep_path = str(httpx.URL(deep[-1]).copy_set_param("limit", "20"))
     feed = list(pages("/v1/events?limit=100", clerk, 50))
     scenarios: dict[str, tuple[str, tuple[str, str]]] = {
         "get one case": (get_paths, clerk),
@@ -810,7 +813,7 @@ def reads(
             ),
             clerk,
         ),
-        "list, page 10,000 rows deep": (write_lines(workdir / "deep.txt", [deep_path]), clerk),
+        "list, page 10,000 rows deep": (deep_page(workdir / "deep.txt", clerk), clerk),
         "statistics overview": (write_lines(workdir / "overview.txt", ["/v1/stats/overview"]), supervisor),
         "triage": (triage_paths, clerk),
         "event feed page (100 events)": (write_lines(workdir / "feed.txt", feed), clerk),
@@ -832,6 +835,80 @@ def reads(
         )
         print(f"    {label:32s} {_line(results[label])}", flush=True)
     return results
+
+
+def deep_page(path: Path, clerk: tuple[str, str], port: int = PRODUCT_PORT) -> str:
+    """The page 10,000 rows deep: follow the cursor through 100 pages of 100, then ask for that page."""
+    deep = list(pages("/v1/disputes?limit=100", clerk, 101, port=port))
+    if len(deep) < 101:
+        raise RuntimeError("fewer than 10,000 cases visible to the clerk")
+    return write_lines(path, [str(httpx.URL(deep[-1]).copy_set_param("limit", "20"))])
+
+
+# The reads whose cost at the largest size is compared with their cost at the smallest (targets).
+SCALED = ("get one case", "list, first page", "list, page 10,000 rows deep")
+
+
+def side_by_side(
+    small: Settings, large: Settings, workdir: Path, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """The reads compared across sizes, measured side by side: a service on a copy of the smallest
+    size's database and one on the largest run at once, and each read runs on the one then on the
+    other, twice over (small, large, large, small), so a change in the machine's speed meets both.
+    Measured apart, the smallest size's reads come first and the largest's some twenty minutes
+    later, after the writes and the bulk load: a shared machine changes speed more than that in
+    twenty minutes (the reads' figures at a million moved from 0.95x to 1.79x of those at 10,000
+    over runs with no change to their code), and the comparison measured the hour, not the data."""
+    servers = [
+        start("product-small", _serve(args, SMALL_PORT), product_env(small, args.pool), SMALL_PORT, workdir),
+        start(
+            "product-large", _serve(args, PRODUCT_PORT), product_env(large, args.pool), PRODUCT_PORT, workdir
+        ),
+    ]
+    try:
+        ports = {"small": SMALL_PORT, "large": PRODUCT_PORT}
+        clerks = {side: sign_in("clerk", port) for side, port in ports.items()}
+        paths: dict[tuple[str, str], str] = {}
+        for side, port in ports.items():
+            url = str((small if side == "small" else large).database_url)
+            sample = asyncio.run(_sample(url.replace("postgresql+asyncpg://", "postgresql://")))
+            paths[side, "get one case"] = write_lines(
+                workdir / f"get-{side}.txt", [f"/v1/disputes/{i}" for i in sample["cases"]]
+            )
+            paths[side, "list, first page"] = write_lines(workdir / "list.txt", ["/v1/disputes?limit=20"])
+            paths[side, "list, page 10,000 rows deep"] = deep_page(
+                workdir / f"deep-{side}.txt", clerks[side], port
+            )
+        runs: dict[tuple[str, str], list[Result]] = {}
+        for label in SCALED:
+            for side in ("small", "large", "large", "small"):
+                env = {"BENCH_PATHS": paths[side, label]}
+                wrk(
+                    "get.lua",
+                    ports[side],
+                    seconds=1,
+                    connections=args.read_connections,
+                    auth=clerks[side],
+                    env=env,
+                )
+                run = wrk(
+                    "get.lua",
+                    ports[side],
+                    seconds=args.read_duration,
+                    connections=args.read_connections,
+                    auth=clerks[side],
+                    env=env,
+                )
+                runs.setdefault((side, label), []).append(run)
+            for side in ("small", "large"):
+                print(f"    {label:32s} {side:5s} {_line(combined(runs[side, label]))}", flush=True)
+        return {
+            side: {label: vars(combined(runs[side, label])) for label in SCALED}
+            for side in ("small", "large")
+        }
+    finally:
+        for server in servers:
+            server.stop()
 
 
 async def _sample(dsn: str) -> dict[str, list[str]]:
@@ -1086,6 +1163,8 @@ def main() -> int:
         servers.append(start_product(settings, args, workdir))
         measure_reads(sizes[0])
         stop(servers[0])
+        # Kept as it was read, to read it again beside the largest size at the end.
+        small_dsn = asyncio.run(_copy_database(args.admin_dsn, name, name + "_small"))
 
         files = pools(dsn, cipher, workdir, args)
         # The floor and pgbench write to their own copy of the data: their rows are not the
@@ -1104,6 +1183,12 @@ def main() -> int:
         for size in sizes[1:]:
             measure_reads(size)
         stop(product)
+        if len(sizes) > 1:
+            print(f"side by side: {sizes[0]:,} and {sizes[-1]:,} cases", flush=True)
+            small = settings.model_copy(
+                update={"database_url": small_dsn.replace("postgresql://", "postgresql+asyncpg://")}
+            )
+            report["side_by_side"] = side_by_side(small, settings, workdir, args)
         report["peak_rss_mib"] = {k: [round(m, 1) for m in v if m] for k, v in rss.items()}
     finally:
         for server in servers:
@@ -1111,6 +1196,7 @@ def main() -> int:
         if not args.keep:
             asyncio.run(_drop(args.admin_dsn, name))
             asyncio.run(_drop(args.admin_dsn, name + "_floor"))
+            asyncio.run(_drop(args.admin_dsn, name + "_small"))
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["targets"] = targets(report, sizes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -1124,18 +1210,14 @@ def main() -> int:
     return 1 if missed else 0
 
 
+def _serve(args: argparse.Namespace, port: int) -> list[str]:
+    return [sys.executable, "-m", "mediation", "serve", "--port", str(port), "--workers", str(args.workers)]
+
+
 def start_product(settings: Settings, args: argparse.Namespace, workdir: Path) -> Server:
-    command = [
-        sys.executable,
-        "-m",
-        "mediation",
-        "serve",
-        "--port",
-        str(PRODUCT_PORT),
-        "--workers",
-        str(args.workers),
-    ]
-    return start("product", command, product_env(settings, args.pool), PRODUCT_PORT, workdir)
+    return start(
+        "product", _serve(args, PRODUCT_PORT), product_env(settings, args.pool), PRODUCT_PORT, workdir
+    )
 
 
 def start_floor(floor_dsn: str, args: argparse.Namespace, workdir: Path) -> Server:
@@ -1211,16 +1293,18 @@ def targets(report: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
                 f"p99 {half['p99_ms']:.1f} ms at {half['rps']:.0f} req/s",
             )
     small, large = str(min(sizes)), str(max(sizes))
+    paired = report.get("side_by_side")
     if small != large and small in report["sizes"] and large in report["sizes"]:
-        for label in ("get one case", "list, first page", "list, page 10,000 rows deep"):
-            a = report["sizes"][small]["reads"][label]
-            b = report["sizes"][large]["reads"][label]
+        for label in SCALED:
+            # Side by side where measured (side_by_side); else each size's own reads.
+            a = paired["small"][label] if paired else report["sizes"][small]["reads"][label]
+            b = paired["large"][label] if paired else report["sizes"][large]["reads"][label]
             ratio = b["p50_ms"] / a["p50_ms"]
             add(
                 f"{label}: latency at {int(large):,} within 1.5x of {int(small):,}",
                 ratio <= 1.5,
                 f"p50 {a['p50_ms']:.2f} -> {b['p50_ms']:.2f} ms ({ratio:.2f}x); "
-                f"p99 {a['p99_ms']:.2f} -> {b['p99_ms']:.2f} ms",
+                f"p99 {a['p99_ms']:.2f} -> {b['p99_ms']:.2f} ms{', side by side' if paired else ''}",
             )
     if large in report["sizes"]:
         overview = report["sizes"][large]["reads"]["statistics overview"]
@@ -1331,6 +1415,28 @@ def markdown(report: dict[str, Any], sizes: list[int]) -> str:
             for k, v in report["sizes"].items()
         ),
         "",
+    ]
+    if paired := report.get("side_by_side"):
+        small, large = (f"{int(k):,}" for k in (min(sizes), max(sizes)))
+        lines += [
+            f"### {small} and {large} cases side by side",
+            "",
+            f"The targets compare these: at the end of the run a service on a copy of the {small} cases' "
+            f"database (as it was read above, before the writes) and one on the {large} ran at once, and "
+            "each read ran on the one, then the other, twice over (small, large, large, small; "
+            f"{s['read_duration']} s each), so that both met the machine at the same speed.",
+            "",
+            f"| scenario | {small} cases: req/s, p50 / p99 ms | {large} cases: req/s, p50 / p99 ms | p50 ratio |",
+            "|---|---|---|---|",
+        ]
+        for label in SCALED:
+            a, b = paired["small"][label], paired["large"][label]
+            lines.append(
+                f"| {label} | {a['rps']:.0f}, {a['p50_ms']:.1f} / {a['p99_ms']:.1f} | "
+                f"{b['rps']:.0f}, {b['p50_ms']:.1f} / {b['p99_ms']:.1f} | {b['p50_ms'] / a['p50_ms']:.2f}x |"
+            )
+        lines.append("")
+    lines += [
         "## Memory",
         "",
     ]
