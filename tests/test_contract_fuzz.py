@@ -103,6 +103,16 @@ UNSTATED_RULES = {
     "not_a_court",
     "unknown",
     "unknown_party",
+    # The party an agent acts for is named by its place in the request's own list of parties (or the
+    # case's): it must be there, be another party than the agent, and be no agent itself, relations
+    # between the list's items that JSON Schema cannot state.
+    "represents_unknown_party",
+    "represents_self",
+    "represents_agent",
+    # A correction of a party on record does not carry its role or kind, which decide whether it
+    # may act for another or have a legal representative (intake's schema states both).
+    "represents_not_agent",
+    "legal_representative_not_organisation",
     # Dates between 1990 and 2099: JSON Schema has no bounds for a `date` string.
     "date_out_of_range",
     # A referred case's application date lies between the registration day, which is the
