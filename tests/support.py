@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlalchemy import func, select, text
-from stdnum.cn import ric
+from stdnum.cn import ric, uscc
 
 from mediation.alerts.service import AlertService
 from mediation.bodies.models import MEDIATING_KINDS, Body, BodyJurisdiction, Mediator
@@ -112,6 +112,19 @@ def person(role: str, name: str, serial: int = 1) -> dict[str, Any]:
         "id_number": resident_id(serial),
         "phone": f"1380000{serial:04d}",
         "address": "浙江省诸暨市枫桥镇",
+    }
+
+
+def organisation(role: str, name: str, serial: int = 1, **more: Any) -> dict[str, Any]:
+    """A company identified by a valid USCC (GB 32100), `serial` telling companies apart."""
+    first17 = f"91330681MA2C{serial:05d}"
+    return {
+        "role": role,
+        "kind": "organisation",
+        "name": name,
+        "id_type": "uscc",
+        "id_number": first17 + uscc.calc_check_digit(first17),
+        **more,
     }
 
 

@@ -10,24 +10,12 @@ import copy
 from typing import Any
 
 import httpx
-from stdnum.cn import uscc
 
-from tests.support import Api, person
+from tests.support import Api, organisation, person
 from tests.test_corrections import correct
 from tests.test_web import signed_in
 
 EN = {"Accept-Language": "en"}
-
-
-def _company(name: str, role: str, serial: int = 1) -> dict[str, Any]:
-    first17 = f"91330681MA2C{serial:05d}"
-    return {
-        "role": role,
-        "kind": "organisation",
-        "name": name,
-        "id_type": "uscc",
-        "id_number": first17 + uscc.calc_check_digit(first17),
-    }
 
 
 def _workers(n: int, role: str = "applicant") -> list[dict[str, Any]]:
@@ -77,7 +65,7 @@ def _counted(counts: str, counted: int, threshold: int) -> dict[str, Any]:
 async def test_nine_workers_and_their_employer_are_no_group_labour_dispute(
     api: Api, web: httpx.AsyncClient
 ) -> None:
-    dispute = await _labour(api, [*_workers(9), _company("某建筑劳务有限公司", "respondent")])
+    dispute = await _labour(api, [*_workers(9), organisation("respondent", "某建筑劳务有限公司")])
     assert (dispute["people_involved"], dispute["is_group"], dispute["tier"]) == (10, False, "town")
     assert await _registered_group(api, dispute) == _counted("workers", 9, 10)
     assert "劳动者一方9人, 未达群体性纠纷标准10人" in await _case_page(api, web, dispute)
@@ -86,7 +74,7 @@ async def test_nine_workers_and_their_employer_are_no_group_labour_dispute(
 async def test_ten_workers_and_their_employer_are_a_group_labour_dispute(
     api: Api, web: httpx.AsyncClient
 ) -> None:
-    dispute = await _labour(api, [*_workers(10), _company("某建筑劳务有限公司", "respondent")])
+    dispute = await _labour(api, [*_workers(10), organisation("respondent", "某建筑劳务有限公司")])
     assert (dispute["people_involved"], dispute["is_group"], dispute["tier"]) == (11, True, "county")
     assert await _registered_group(api, dispute) == _counted("workers", 10, 10)
     assert "劳动者一方10人, 达到群体性纠纷标准10人" in await _case_page(api, web, dispute)
@@ -105,8 +93,8 @@ async def test_ten_workers_and_their_employer_are_a_group_labour_dispute(
 async def test_ten_workers_against_two_employer_entities_count_ten(api: Api) -> None:
     parties = [
         *_workers(10),
-        _company("某建设集团有限公司", "respondent", 1),
-        _company("某劳务分包有限公司", "respondent", 2),
+        organisation("respondent", "某建设集团有限公司", 1),
+        organisation("respondent", "某劳务分包有限公司", 2),
     ]
     dispute = await _labour(api, parties)
     assert (dispute["people_involved"], dispute["is_group"]) == (12, True)
@@ -116,8 +104,8 @@ async def test_ten_workers_against_two_employer_entities_count_ten(api: Api) -> 
 async def test_nine_workers_against_two_employer_entities_are_no_group(api: Api) -> None:
     parties = [
         *_workers(9),
-        _company("某建设集团有限公司", "respondent", 1),
-        _company("某劳务分包有限公司", "respondent", 2),
+        organisation("respondent", "某建设集团有限公司", 1),
+        organisation("respondent", "某劳务分包有限公司", 2),
     ]
     dispute = await _labour(api, parties)
     assert (dispute["people_involved"], dispute["is_group"]) == (11, False)
@@ -125,7 +113,7 @@ async def test_nine_workers_against_two_employer_entities_are_no_group(api: Api)
 
 async def test_the_employer_side_is_the_one_holding_the_organisation_even_when_it_applies(api: Api) -> None:
     # The employer may bring the claim (damages for breach): the workers are then the respondents.
-    dispute = await _labour(api, [_company("某电子厂", "applicant"), *_workers(9, "respondent")])
+    dispute = await _labour(api, [organisation("applicant", "某电子厂"), *_workers(9, "respondent")])
     assert await _registered_group(api, dispute) == _counted("workers", 9, 10)
     assert dispute["is_group"] is False
 
@@ -134,8 +122,8 @@ async def test_agents_and_a_dispatch_agency_are_no_workers(api: Api) -> None:
     parties = [
         *_workers(9),
         _agent(),
-        _company("某用工单位", "respondent", 1),
-        _company("某劳务派遣有限公司", "third_party", 2),
+        organisation("respondent", "某用工单位", 1),
+        organisation("third_party", "某劳务派遣有限公司", 2),
     ]
     dispute = await _labour(api, parties)
     # The agent is not among the people involved; the agency, a third party, is no worker.
@@ -157,14 +145,14 @@ async def test_workers_against_a_natural_person_employer_count_all_but_the_respo
 
 
 async def test_a_representative_count_beyond_the_parties_listed_counts_as_workers(api: Api) -> None:
-    parties = [*_workers(3), _company("某建筑劳务有限公司", "respondent")]
+    parties = [*_workers(3), organisation("respondent", "某建筑劳务有限公司")]
     dispute = await _labour(api, parties, people_involved=11)
     assert (dispute["is_group"], await _registered_group(api, dispute)) == (True, _counted("workers", 10, 10))
 
 
 async def test_another_category_still_counts_everyone_involved(api: Api, web: httpx.AsyncClient) -> None:
     # Property management: the default threshold of 5 counts every person, the company too.
-    parties = [*_workers(4), _company("某物业服务有限公司", "respondent")]
+    parties = [*_workers(4), organisation("respondent", "某物业服务有限公司")]
     dispute = await api.intake(category="property_management", parties=parties)
     assert (dispute["people_involved"], dispute["is_group"]) == (5, True)
     assert await _registered_group(api, dispute) == _counted("everyone", 5, 5)
@@ -182,7 +170,7 @@ async def test_another_category_still_counts_everyone_involved(api: Api, web: ht
 
 
 async def test_a_corrected_count_decides_again_on_the_workers_side(api: Api, web: httpx.AsyncClient) -> None:
-    dispute = await _labour(api, [*_workers(3), _company("某建筑劳务有限公司", "respondent")])
+    dispute = await _labour(api, [*_workers(3), organisation("respondent", "某建筑劳务有限公司")])
     assert dispute["is_group"] is False
     # Ten people with the employer are nine workers: still no group dispute.
     response = await correct(api, dispute, {"reason": "另有六名工人", "people_involved": 10})
@@ -203,10 +191,10 @@ async def test_a_corrected_count_decides_again_on_the_workers_side(api: Api, web
 
 async def test_an_employer_found_later_is_not_counted_among_the_workers(api: Api) -> None:
     dispute = await _labour(
-        api, [*_workers(3), _company("某建设集团有限公司", "respondent", 1)], people_involved=11
+        api, [*_workers(3), organisation("respondent", "某建设集团有限公司", 1)], people_involved=11
     )
     assert dispute["is_group"] is True
-    added = _company("某劳务分包有限公司", "respondent", 2)
+    added = organisation("respondent", "某劳务分包有限公司", 2)
     response = await correct(api, dispute, {"reason": "查明实际用工单位", "add_parties": [added]})
     assert response.status_code == 200, response.text
     after = response.json()
@@ -283,7 +271,7 @@ async def test_a_center_may_count_everyone_in_labour_too(api: Api) -> None:
     rules["categories"]["labour"]["group_counts"] = "everyone"
     response = await _put_rules(api, rules)
     assert response.status_code == 200, response.text
-    dispute = await _labour(api, [*_workers(9), _company("某建筑劳务有限公司", "respondent")])
+    dispute = await _labour(api, [*_workers(9), organisation("respondent", "某建筑劳务有限公司")])
     assert (dispute["is_group"], await _registered_group(api, dispute)) == (
         True,
         _counted("everyone", 10, 10),
@@ -297,21 +285,25 @@ async def test_rules_that_leave_the_setting_out_count_the_workers_side_for_labou
     response = await _put_rules(api, rules)
     assert response.status_code == 200, response.text
     assert response.json()["rules"]["categories"]["labour"].get("group_counts") is None
-    dispute = await _labour(api, [*_workers(9), _company("某建筑劳务有限公司", "respondent")])
+    dispute = await _labour(api, [*_workers(9), organisation("respondent", "某建筑劳务有限公司")])
     assert (dispute["is_group"], await _registered_group(api, dispute)) == (False, _counted("workers", 9, 10))
 
 
 async def test_a_third_party_is_on_neither_side_and_no_worker(api: Api) -> None:
     # A subcontractor who hired the workers (包工头), named as third party, is no worker (Art. 7
     # counts 劳动者一方): nine workers, their company and him are 11 people and 9 workers.
-    parties = [*_workers(9), _company("某建筑有限公司", "respondent", 1), person("third_party", "包工头", 30)]
+    parties = [
+        *_workers(9),
+        organisation("respondent", "某建筑有限公司", 1),
+        person("third_party", "包工头", 30),
+    ]
     dispute = await _labour(api, parties)
     assert (dispute["people_involved"], dispute["is_group"]) == (11, False)
     assert await _registered_group(api, dispute) == _counted("workers", 9, 10)
 
 
 async def test_an_agent_added_later_decides_nothing_again(api: Api) -> None:
-    dispute = await _labour(api, [*_workers(10), _company("某用工单位", "respondent", 1)])
+    dispute = await _labour(api, [*_workers(10), organisation("respondent", "某用工单位", 1)])
     assert dispute["is_group"] is True
     response = await correct(api, dispute, {"reason": "工人委托代理人", "add_parties": [_agent()]})
     assert response.status_code == 200, response.text

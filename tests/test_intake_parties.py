@@ -9,21 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from stdnum.cn import ric, uscc
+from stdnum.cn import ric
 
-from tests.support import Api, at_beijing, intake_body, person, resident_id
+from tests.support import Api, at_beijing, intake_body, organisation, person, resident_id
 from tests.test_web import Page, intake_form, signed_in
-
-
-def _company(name: str, role: str, serial: int = 1) -> dict[str, Any]:
-    first17 = f"91330681MA2C{serial:05d}"
-    return {
-        "role": role,
-        "kind": "organisation",
-        "name": name,
-        "id_type": "uscc",
-        "id_number": first17 + uscc.calc_check_digit(first17),
-    }
 
 
 async def _refused(api: Api, **overrides: Any) -> dict[str, Any]:
@@ -145,7 +134,7 @@ async def test_one_person_cannot_be_both_applicant_and_respondent(api: Api) -> N
 
 async def test_one_company_cannot_be_both_applicant_and_respondent(api: Api) -> None:
     problem = await _refused(
-        api, parties=[_company("某建筑公司", "applicant"), _company("某建筑有限公司", "respondent")]
+        api, parties=[organisation("applicant", "某建筑公司"), organisation("respondent", "某建筑有限公司")]
     )
     [error] = problem["errors"]
     assert error["code"] == "party_repeated"
@@ -268,7 +257,7 @@ async def test_a_wage_arrears_wave_counts_the_employer_wherever_it_stands_among_
     # foreman who hired them first and the company second: each claim is against the company all
     # the same (domain.md §4.4: clusters against one respondent, e.g. wage arrears). The fifth
     # names the foreman first and raises the alert; a sixth naming him first joins it.
-    employer = _company("诸暨市某建筑劳务有限公司", "respondent")
+    employer = organisation("respondent", "诸暨市某建筑劳务有限公司")
 
     async def wage_claim(n: int) -> None:
         at_beijing(api, date(2026, 6, 1 + n))

@@ -12,11 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from stdnum.cn import uscc
 
 from mediation.disputes.models import Dispute, Party, TimelineEntry
 from mediation.events.models import OutboxEvent
-from tests.support import Api, intake_body, person
+from tests.support import Api, intake_body, organisation, person
 from tests.test_corrections import correct
 from tests.test_documents import pdf, uploaded
 from tests.test_web import Page, intake_form, signed_in
@@ -26,17 +25,7 @@ SERVICE_ADDRESS = "浙江省诸暨市暨阳街道艮塔路 8 号 (收件人 张�
 
 
 def company(role: str, name: str = "诸暨市枫桥建材有限公司", **more: Any) -> dict[str, Any]:
-    first17 = "91330681MA2C00001"
-    return {
-        "role": role,
-        "kind": "organisation",
-        "name": name,
-        "id_type": "uscc",
-        "id_number": first17 + uscc.calc_check_digit(first17),
-        "phone": "057587000001",
-        "address": "浙江省诸暨市枫桥镇工业园区",
-        **more,
-    }
+    return organisation(role, name, phone="057587000001", address="浙江省诸暨市枫桥镇工业园区", **more)
 
 
 def lawyer(represents: int | None = 0, serial: int = 7) -> dict[str, Any]:
